@@ -1,0 +1,5 @@
+"""``python -m omnisync`` runs the command-line interface."""
+
+from omnisync.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,236 @@
+"""The frozen configuration model.
+
+The JSON Schema in ``schemas/omnisync.schema.json`` is the single source of
+truth for the *structure* of a config; these dataclasses are what the rest of
+omnisync consumes once a config has passed the schema and the semantic rules.
+Every instance is immutable and holds no secret values, only references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+DEFAULT_BASE_URL = "https://api.omnisend.com/api"
+
+Role = Literal["admin", "contributor"]
+SourceKind = Literal["sqlite", "csv", "jsonl", "postgres"]
+SecretKind = Literal["env", "file", "credential"]
+OnLeave = Literal["untag", "keep"]
+LogFormat = Literal["json", "text"]
+
+#: Mapping fields in the order they are fingerprinted and documented.
+CONTACT_FIELDS: tuple[str, ...] = (
+    "email",
+    "first_name",
+    "last_name",
+    "address",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "country_code",
+)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a value was written: file, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A reference to a secret, never the secret itself.
+
+    ``env``: an environment variable name; ``file``: a path; ``credential``:
+    a name under ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential``).
+    """
+
+    kind: SecretKind
+    name: str
+
+    def describe(self) -> str:
+        """A human-readable, secret-free description, e.g. ``env:OMNISEND_KEY``."""
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    encoding: str = "utf-8"
+    delimiter: str = ","
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where customer profiles come from. ``path`` for files and SQLite, ``dsn`` for PostgreSQL."""
+
+    name: str
+    kind: SourceKind
+    path: str | None = None
+    dsn: SecretRef | None = None
+    csv: CsvOptions = field(default_factory=CsvOptions)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A set of profiles: a SQL ``query`` run inside a database source, or a whole file source."""
+
+    name: str
+    source: str
+    query: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests_per_minute: int = 400
+    tags_per_minute: int = 60
+
+
+@dataclass(frozen=True)
+class Connection:
+    """An Omnisend brand reached with one API key."""
+
+    name: str
+    display_name: str
+    api_key: SecretRef
+    allowed_users: tuple[str, ...] = ()
+    data_transfer_accepted: bool = False
+    base_url: str = DEFAULT_BASE_URL
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    kind: Literal["omnisend"] = "omnisend"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When an export runs: a cron expression in a time zone, or a fixed interval.
+
+    ``name`` is the schedule's key under ``schedules``, or ``None`` when the
+    export inlines its own.
+    """
+
+    name: str | None
+    cron: str | None = None
+    timezone: str = "UTC"
+    every_seconds: int | None = None
+
+    def describe(self) -> str:
+        if self.cron is not None:
+            return f"cron '{self.cron}' ({self.timezone})"
+        return f"every {self.every_seconds}s"
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    """Which source column feeds which contact field. ``email`` is required."""
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    country_code: str | None = None
+    custom_properties: Mapping[str, str] = field(default_factory=dict)
+
+    def columns(self) -> tuple[str, ...]:
+        """Every source column the mapping reads, in a stable order, without repeats."""
+        ordered = [getattr(self, name) for name in CONTACT_FIELDS]
+        ordered.extend(self.custom_properties[key] for key in sorted(self.custom_properties))
+        seen: dict[str, None] = {}
+        for column in ordered:
+            if column is not None:
+                seen.setdefault(column, None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Where a profile's e-mail consent comes from in the source.
+
+    A status is sent only for contacts this export has not delivered before,
+    and always with the time recorded in ``changed_at_column``, never "now".
+    """
+
+    status_column: str
+    changed_at_column: str
+    ip_column: str | None = None
+    user_agent_column: str | None = None
+    source: str = "omnisync"
+
+
+@dataclass(frozen=True)
+class Export:
+    """One segment delivered to one connection."""
+
+    name: str
+    segment: str
+    connection: str
+    owner: str
+    mapping: FieldMapping
+    tag: str
+    on_leave: OnLeave = "untag"
+    consent: Consent | None = None
+    send_welcome_message: bool = False
+    max_profiles: int | None = None
+    schedule: Schedule | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """How the daemon runs. ``state_dir`` is already resolved to a concrete path."""
+
+    state_dir: str
+    control_listen: str = "127.0.0.1:9187"
+    control_token: SecretRef | None = None
+    log_format: LogFormat = "text"
+    reload_debounce_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated configuration.
+
+    ``revision`` identifies the config content (the git commit when the
+    config lives in a clean git work tree, else a content digest).
+    ``positions`` maps dotted paths (``exports.vip.mapping.email``) to where
+    they were written, for errors raised after validation.
+    """
+
+    version: int
+    users: Mapping[str, User]
+    sources: Mapping[str, Source]
+    segments: Mapping[str, Segment]
+    connections: Mapping[str, Connection]
+    schedules: Mapping[str, Schedule]
+    exports: Mapping[str, Export]
+    daemon: DaemonSettings
+    revision: str = ""
+    files: tuple[str, ...] = ()
+    positions: Mapping[str, Position] = field(default_factory=dict, compare=False, repr=False)
+
+    def position(self, path: str) -> Position | None:
+        """Where ``path`` (dotted) was written, or its nearest written ancestor."""
+        while path:
+            found = self.positions.get(path)
+            if found is not None:
+                return found
+            path = path.rpartition(".")[0]
+        return None
