@@ -1,0 +1,28 @@
+"""The state store: ledger, in-flight batches and run history (see ``store.LedgerStore``)."""
+
+from omnisync.state.sqlite import STATE_FILENAME, SqliteLedgerStore, open_state_store, state_path
+from omnisync.state.store import (
+    InflightBatch,
+    InflightItem,
+    LedgerEntry,
+    LedgerStore,
+    RunRecord,
+    RunStatus,
+    StateError,
+    StateSchemaTooNew,
+)
+
+__all__ = [
+    "STATE_FILENAME",
+    "InflightBatch",
+    "InflightItem",
+    "LedgerEntry",
+    "LedgerStore",
+    "RunRecord",
+    "RunStatus",
+    "SqliteLedgerStore",
+    "StateError",
+    "StateSchemaTooNew",
+    "open_state_store",
+    "state_path",
+]

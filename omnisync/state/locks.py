@@ -1,0 +1,68 @@
+"""One run of an export at a time, across threads and processes.
+
+An advisory ``flock`` on ``<state_dir>/locks/<export>.lock``: the kernel
+releases it when the holder dies (SIGKILL included), so a crashed run never
+leaves a stale lock behind, and whoever holds it may treat any run still
+marked ``running`` in history as interrupted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+
+class ExportBusy(Exception):
+    """Another run of the export holds its lock; the message names the holder's pid."""
+
+
+class ExportLock:
+    """Exclusive, non-blocking lock on one export's runs. A context manager."""
+
+    def __init__(self, state_dir: str | os.PathLike[str], export: str) -> None:
+        self.export = export
+        self.path = Path(state_dir) / "locks" / f"{export}.lock"
+        self._descriptor: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise :class:`ExportBusy` at once (never waits)."""
+        if self._descriptor is not None:
+            raise RuntimeError("lock already held by this object")
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(descriptor)
+            raise ExportBusy(
+                f"export {self.export!r} is already running (process {holder}); "
+                "wait for it to finish"
+            ) from None
+        except BaseException:
+            os.close(descriptor)
+            raise
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, str(os.getpid()).encode("ascii"))
+        self._descriptor = descriptor
+
+    def release(self) -> None:
+        """Let go of the lock. Idempotent."""
+        if self._descriptor is not None:
+            descriptor, self._descriptor = self._descriptor, None
+            os.close(descriptor)  # closing drops the flock
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()

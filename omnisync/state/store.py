@@ -1,0 +1,244 @@
+"""The state store's contract: the ledger, in-flight batches and run history.
+
+One interface, :class:`LedgerStore`, so a PostgreSQL store can follow the
+SQLite one and pass the same contract tests (``tests/state/contract.py``).
+
+What a store holds, per export:
+
+- **ledger entries** — one per contact the export has delivered (Omnisend
+  acknowledged the upsert): the fingerprint of what was delivered and the tag
+  this export has on that contact in Omnisend (``None`` when none);
+- **in-flight batches** — batches Omnisend returned an id for but whose outcome
+  is not yet recorded; a run killed mid-way leaves them for the next run to
+  settle;
+- **runs** — the history of export runs.
+
+Every write is one transaction: a process killed in the middle of a write
+leaves the state as it was before that write. Every method is safe to call
+from several threads at once. Full e-mail addresses are stored only as ledger
+and in-flight keys; never in run records (``error`` is masked on the way in).
+Timestamps are passed in (``now``) so callers decide what time it is.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Literal, Self
+
+from omnisync.masking import mask_email
+
+RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "partial", "failed", "interrupted"})
+
+#: Anything that looks like an e-mail address, for masking free text.
+_EMAIL_PATTERN = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+")
+
+
+class StateError(Exception):
+    """The state store cannot be used; the message says which file and why."""
+
+
+class StateSchemaTooNew(StateError):
+    """The database was written by a newer omnisync; it is refused and left untouched."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One contact an export has delivered."""
+
+    export: str
+    email: str
+    fingerprint: int
+    tag: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class InflightItem:
+    """One contact in a batch sent but not settled: what was sent and whether to tag it after."""
+
+    email: str
+    fingerprint: int
+    then_tag: bool
+
+
+@dataclass(frozen=True)
+class InflightBatch:
+    """A batch Omnisend accepted for processing whose outcome is not yet recorded."""
+
+    batch_id: str
+    created_at: str
+    items: tuple[InflightItem, ...]
+
+    @property
+    def emails(self) -> tuple[str, ...]:
+        return tuple(item.email for item in self.items)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One export run as history shows it. ``counts`` maps outcome names to numbers."""
+
+    id: int
+    export: str
+    trigger: str
+    config_revision: str
+    started_at: str
+    ended_at: str | None
+    status: RunStatus
+    counts: Mapping[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-01-01T00:00:00.000Z``; sorts as text."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def mask_free_text(text: str) -> str:
+    """``text`` with every e-mail-looking substring masked (for errors kept in history)."""
+    return _EMAIL_PATTERN.sub(lambda match: mask_email(match.group(0)), text)
+
+
+class LedgerStore(ABC):
+    """The state store. Implementations: :class:`omnisync.state.sqlite.SqliteLedgerStore`.
+
+    Usable as a context manager (closes on exit). Methods raise
+    :class:`StateError` for a store that cannot be read or written.
+    """
+
+    #: Where the store lives, for messages (a file path, or a secret-free DSN description).
+    location: str
+
+    # -- ledger ---------------------------------------------------------------
+
+    @abstractmethod
+    def entry(self, export: str, email: str) -> LedgerEntry | None:
+        """The ledger entry of ``email`` for ``export``, or ``None``."""
+
+    @abstractmethod
+    def entries(self, export: str) -> list[LedgerEntry]:
+        """Every ledger entry of ``export``, ordered by e-mail (for inspection and tests)."""
+
+    @abstractmethod
+    def count_entries(self, export: str, *, tagged: bool | None = None) -> int:
+        """How many contacts ``export`` has delivered; ``tagged`` filters on a tag being on."""
+
+    @abstractmethod
+    def record_delivered(
+        self, export: str, entries: Iterable[tuple[str, int, str | None]], *, now: datetime
+    ) -> int:
+        """Write ``(email, fingerprint, tag)`` entries, replacing existing ones, in ONE transaction.
+
+        For imports and repairs; runs use :meth:`acknowledge`. Returns how many were written.
+        """
+
+    @abstractmethod
+    def forget_export(self, export: str) -> int:
+        """Delete the export's ledger entries and in-flight batches; returns entries deleted."""
+
+    # -- in-flight batches ------------------------------------------------------
+
+    @abstractmethod
+    def record_inflight(
+        self, export: str, batch_id: str, items: Sequence[InflightItem], *, now: datetime
+    ) -> None:
+        """Remember that ``batch_id`` carries ``items`` (as soon as Omnisend returns the id)."""
+
+    @abstractmethod
+    def inflight_batches(self, export: str) -> list[InflightBatch]:
+        """The export's unsettled batches, oldest first."""
+
+    @abstractmethod
+    def acknowledge(
+        self, export: str, batch_id: str, emails: Collection[str], *, now: datetime
+    ) -> int:
+        """Omnisend accepted these items of ``batch_id``: move them into the ledger.
+
+        In one transaction, each in-flight item of ``batch_id`` whose e-mail is in
+        ``emails`` becomes (or updates) a ledger entry with the in-flight
+        fingerprint; an existing entry keeps its ``tag`` (tags are recorded only
+        by :meth:`mark_tagged`), a new one has none. Those in-flight items are
+        removed. E-mails not in flight for that batch are ignored. Returns how
+        many entries were written.
+        """
+
+    @abstractmethod
+    def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
+        """Forget in-flight items without recording them (failed, or never processed).
+
+        ``emails=None`` releases the whole batch. The contacts stay pending: the
+        next run's diff sends them again. Returns how many items were removed.
+        """
+
+    @abstractmethod
+    def mark_tagged(self, export: str, tag: str, emails: Collection[str], *, now: datetime) -> int:
+        """Omnisend accepted adding ``tag`` to these delivered contacts; returns entries updated."""
+
+    @abstractmethod
+    def mark_untagged(
+        self, export: str, tag: str, emails: Collection[str], *, now: datetime
+    ) -> int:
+        """Omnisend accepted removing ``tag``: entries whose tag is ``tag`` now have none.
+
+        Entries carrying another tag (already re-tagged) are left alone. The
+        entries themselves stay, so a contact who comes back costs only a tag
+        call and is still known as delivered (no consent status is sent twice).
+        """
+
+    # -- run history --------------------------------------------------------------
+
+    @abstractmethod
+    def start_run(
+        self, export: str, *, trigger: str, config_revision: str, now: datetime
+    ) -> RunRecord:
+        """Record a run of ``export`` as ``running`` and return it.
+
+        Earlier runs of the same export still ``running`` belong to a process
+        that died (callers hold the export's run lock), so they become
+        ``interrupted`` first, in the same transaction.
+        """
+
+    @abstractmethod
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        counts: Mapping[str, int],
+        error: str | None,
+        now: datetime,
+    ) -> RunRecord:
+        """Close a run with its final status, counts and error (masked before it is stored)."""
+
+    @abstractmethod
+    def run(self, run_id: int) -> RunRecord | None:
+        """One run by id."""
+
+    @abstractmethod
+    def runs(self, export: str | None = None, *, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs, newest first, of one export or of all."""
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's resources. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
