@@ -1,0 +1,91 @@
+"""The systemd notify protocol (``sd_notify``), spoken directly.
+
+A service of ``Type=notify`` tells systemd its state by sending datagrams of
+``KEY=VALUE`` lines to the ``AF_UNIX`` socket named in ``$NOTIFY_SOCKET``
+(a leading ``@`` means the abstract namespace). Without that variable every
+call is a no-op, so the daemon calls the notifier unconditionally. Failures
+to send are logged once and otherwise ignored: a lost status line must never
+stop the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+
+_log = logging.getLogger("omnisync.daemon.notify")
+
+
+class Notifier:
+    """Sends notify messages to one socket address, or nowhere when ``address`` is ``None``."""
+
+    def __init__(self, address: str | None, *, watchdog_seconds: float | None = None) -> None:
+        self.address = address
+        #: How often to send ``WATCHDOG=1`` (half of ``WATCHDOG_USEC``), or ``None``.
+        self.watchdog_interval = watchdog_seconds / 2 if watchdog_seconds else None
+        self._socket: socket.socket | None = None
+        self._failed = False
+        if address:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Notifier:
+        """Read ``NOTIFY_SOCKET``, and ``WATCHDOG_USEC`` when ``WATCHDOG_PID`` is this process."""
+        address = environ.get("NOTIFY_SOCKET") or None
+        watchdog: float | None = None
+        watchdog_pid = environ.get("WATCHDOG_PID")
+        usec = environ.get("WATCHDOG_USEC")
+        if usec and (not watchdog_pid or watchdog_pid == str(os.getpid())):
+            try:
+                watchdog = int(usec) / 1_000_000 or None
+            except ValueError:
+                _log.warning(
+                    "ignoring WATCHDOG_USEC that is not a number",
+                    extra={"event": "notify_watchdog_invalid"},
+                )
+        return cls(address, watchdog_seconds=watchdog)
+
+    @property
+    def enabled(self) -> bool:
+        return self._socket is not None
+
+    def send(self, *lines: str) -> None:
+        """Send ``lines`` as one datagram (e.g. ``"READY=1", "STATUS=running"``)."""
+        if self._socket is None or self.address is None:
+            return
+        target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        try:
+            self._socket.sendto("\n".join(lines).encode(), target)
+        except OSError as error:
+            if not self._failed:
+                _log.warning(
+                    "cannot send to NOTIFY_SOCKET: %s",
+                    error.strerror or error,
+                    extra={"event": "notify_failed"},
+                )
+            self._failed = True
+
+    def ready(self, status: str) -> None:
+        self.send("READY=1", f"STATUS={status}")
+
+    def reloading(self) -> None:
+        """``RELOADING=1`` with the monotonic timestamp systemd ≥253 asks for."""
+        microseconds = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={microseconds}", "STATUS=reloading config")
+
+    def stopping(self) -> None:
+        self.send("STOPPING=1", "STATUS=stopping")
+
+    def status(self, text: str) -> None:
+        self.send(f"STATUS={text}")
+
+    def watchdog(self) -> None:
+        self.send("WATCHDOG=1")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,397 @@
+"""The daemon: a main loop that reloads, reconciles, and answers signals.
+
+:class:`Daemon` composes the shells — scheduler, run coordinator, watcher,
+control server, notifier — around the last good config. Everything that
+touches the outside (loading and validating a config, running an export,
+reading run history) is injected, so the command line wires the real engine
+and tests can wire anything.
+
+The main loop (the thread that called :meth:`Daemon.serve`) is the only one
+that reloads or reconciles: signal handlers and the watcher only leave a
+note and wake it through a pipe. Each pass it
+
+1. stops when asked (SIGTERM/SIGINT): stop scheduling, ask runs to stop at a
+   batch boundary, wait for them (bounded), exit;
+2. reloads on SIGHUP at once, and after file events once the config has
+   been quiet for ``daemon.reload_debounce``;
+3. reconciles the scheduler with the current config (every tick);
+4. pets the systemd watchdog.
+
+A reload validates first; a config that fails to load, validate or resolve
+its secrets is logged line by line (``file:line:col: path: message``), shown
+in ``/status`` and in ``omnisync_config_reload_success 0`` — and the last
+good config keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from omnisync import __version__
+from omnisync.clock import Clock
+from omnisync.config.model import Config
+from omnisync.daemon.control import ControlServer, TriggerAnswer
+from omnisync.daemon.discovery import DaemonInfo, ensure_token, remove_info, write_info
+from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
+from omnisync.daemon.notify import Notifier
+from omnisync.daemon.retrying import RetryPolicy
+from omnisync.daemon.runs import RunFunction
+from omnisync.daemon.status import DaemonView, ReloadResult, build_status
+from omnisync.daemon.supervisor import Supervisor
+from omnisync.daemon.watcher import ConfigWatcher
+from omnisync.logs import Redactor
+
+_log = logging.getLogger("omnisync.daemon")
+
+#: /healthz turns unhealthy when the main loop has not come round for this long.
+_STALL_SECONDS = 60.0
+
+
+class LoadFailed(Exception):
+    """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines."""
+
+    def __init__(self, problems: tuple[str, ...]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A config that loaded, validated and whose secrets resolved.
+
+    ``secret_values`` are for the log redactor only (never shown: no repr);
+    ``control_token`` is the configured token, if any.
+    """
+
+    config: Config
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
+    control_token: str | None = field(default=None, repr=False)
+
+
+class ConfigLoader(Protocol):
+    """Loads, validates and resolves the secrets of the config at ``path``; raises LoadFailed."""
+
+    def __call__(self, path: Path) -> LoadedConfig: ...
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    """How this daemon runs, beyond what the config says."""
+
+    config_path: Path
+    state_dir: Path
+    control_listen: str
+    shutdown_timeout: float = 30.0
+    tick_seconds: float = 1.0
+    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class Daemon:
+    """One daemon process's worth of state. Build, :meth:`serve`, and it returns an exit code."""
+
+    def __init__(
+        self,
+        initial: LoadedConfig,
+        *,
+        options: DaemonOptions,
+        loader: ConfigLoader,
+        run_function: RunFunction,
+        clock: Clock,
+        notifier: Notifier,
+        metrics: DaemonMetrics | None = None,
+        last_run: Callable[[str], Mapping[str, Any] | None] | None = None,
+        on_applied: Callable[[LoadedConfig, LoadedConfig | None], None] | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.options = options
+        self.metrics = metrics or DaemonMetrics()
+        self._loader = loader
+        self._clock = clock
+        self._notifier = notifier
+        self._last_run = last_run
+        self._on_applied = on_applied
+        self._redactor = redactor
+        self._loaded = initial
+        self._loaded_at = clock.wall()
+        self._config_lock = threading.Lock()
+        self._started_at = clock.wall()
+        self._last_reload = ReloadResult(
+            ok=True, at=self._started_at, source="start", revision=initial.config.revision
+        )
+        self.supervisor = Supervisor(
+            run_function,
+            config=self.config,
+            clock=clock,
+            metrics=self.metrics,
+            retry_policy=options.retry_policy,
+            last_run=last_run,
+        )
+        self._watcher = ConfigWatcher(options.config_path, self._files_changed)
+        self._control: ControlServer | None = None
+        self._token = ""
+        # Notes left for the main loop by signal handlers and the watcher.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._stop_requested = False
+        self._hangups = 0
+        self._hangups_seen = 0
+        self._files_lock = threading.Lock()
+        self._files_changed_at: float | None = None
+        self._heartbeat = time.monotonic()
+
+    # -- what others read ---------------------------------------------------------
+
+    def config(self) -> Config:
+        """The last good config."""
+        with self._config_lock:
+            return self._loaded.config
+
+    @property
+    def control_address(self) -> str:
+        return self._control.address if self._control is not None else ""
+
+    # -- notes for the main loop (signal-handler safe) ------------------------------
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+        self._wake()
+
+    def request_reload(self) -> None:
+        self._hangups += 1
+        self._wake()
+
+    def _files_changed(self, paths: tuple[str, ...]) -> None:
+        _log.debug(
+            "config files changed: %s",
+            ", ".join(paths),
+            extra={"event": "config_files_changed", "paths": list(paths)},
+        )
+        with self._files_lock:
+            self._files_changed_at = time.monotonic()
+        self._wake()
+
+    def _wake(self) -> None:
+        # A full pipe means the loop is awake already.
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"!")
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind the control endpoint, schedule the exports, watch the config, tell systemd."""
+        state_dir = self.options.state_dir
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._secrets_loaded(self._loaded)
+        self._token = self._loaded.control_token or ensure_token(state_dir)
+        self._control = ControlServer(self.options.control_listen, self, token=self._token)
+        self._control.start()
+        write_info(
+            state_dir,
+            DaemonInfo(
+                pid=os.getpid(),
+                address=self._control.address,
+                config_path=str(self.options.config_path),
+                started_at=self._started_at.isoformat(),
+            ),
+        )
+        self.supervisor.start()
+        self._apply(self._loaded, previous=None)
+        self.metrics.reloaded(ok=True, at=self._started_at)
+        self.supervisor.catch_up()
+        self._watcher.start()
+        config = self.config()
+        _log.info(
+            "daemon started: %d exports, revision %s, control on %s",
+            len(config.exports),
+            config.revision,
+            self._control.address,
+            extra={
+                "event": "daemon_started",
+                "revision": config.revision,
+                "control_address": self._control.address,
+                "pid": os.getpid(),
+            },
+        )
+        self._notifier.ready(self._status_line())
+
+    def serve(self) -> int:
+        """Run the main loop until asked to stop; then shut down and return the exit code."""
+        next_watchdog = time.monotonic()
+        while not self._stop_requested:
+            self._heartbeat = time.monotonic()
+            if self._hangups != self._hangups_seen:
+                self._hangups_seen = self._hangups
+                self.reload(source="sighup")
+            due = self._debounced_reload_due()
+            if due is not None and due <= 0:
+                self.reload(source="watch")
+            self.supervisor.tick()
+            now = time.monotonic()
+            interval = self._notifier.watchdog_interval
+            if interval is not None and now >= next_watchdog:
+                self._notifier.watchdog()
+                next_watchdog = now + interval
+            timeout = self.options.tick_seconds
+            if due is not None:
+                timeout = min(timeout, max(due, 0.0))
+            if interval is not None:
+                timeout = min(timeout, max(next_watchdog - now, 0.0))
+            self._sleep(timeout)
+        return self.shutdown()
+
+    def _sleep(self, timeout: float) -> None:
+        readable, _, _ = select.select([self._wake_read], [], [], timeout)
+        if readable:
+            os.read(self._wake_read, 4096)
+
+    def _debounced_reload_due(self) -> float | None:
+        """Seconds until a pending file change should reload (≤ 0: now), ``None`` if none."""
+        with self._files_lock:
+            changed_at = self._files_changed_at
+            if changed_at is None:
+                return None
+            debounce = self.config().daemon.reload_debounce_seconds
+            remaining = changed_at + debounce - time.monotonic()
+            if remaining <= 0:
+                self._files_changed_at = None
+            return remaining
+
+    def shutdown(self) -> int:
+        """Stop scheduling, stop runs at a batch boundary (bounded wait), release everything."""
+        _log.info("daemon stopping", extra={"event": "daemon_stopping"})
+        self._notifier.stopping()
+        self._watcher.stop()
+        in_flight = sorted(self.supervisor.coordinator.running())
+        if in_flight:
+            _log.info(
+                "waiting up to %ss for runs to reach a batch boundary: %s",
+                self.options.shutdown_timeout,
+                ", ".join(in_flight),
+                extra={"event": "daemon_draining", "exports": in_flight},
+            )
+        drained = self.supervisor.shutdown(timeout=self.options.shutdown_timeout)
+        if not drained:
+            # The ledger is still consistent: whatever was in flight is recorded as
+            # in-flight batches, which the next run settles.
+            _log.error(
+                "runs still going after %ss: %s; exiting anyway",
+                self.options.shutdown_timeout,
+                ", ".join(sorted(self.supervisor.coordinator.running())),
+                extra={"event": "daemon_drain_timeout"},
+            )
+        if self._control is not None:
+            self._control.stop()
+        remove_info(self.options.state_dir, pid=os.getpid())
+        _log.info("daemon stopped", extra={"event": "daemon_stopped", "drained": drained})
+        self._notifier.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+        return 0
+
+    # -- reload and reconcile -----------------------------------------------------
+
+    def reload(self, *, source: str) -> bool:
+        """Load the config again; apply it when good, keep the old one when not."""
+        self._notifier.reloading()
+        at = self._clock.wall()
+        try:
+            loaded = self._loader(self.options.config_path)
+        except LoadFailed as failure:
+            current = self.config().revision
+            for problem in failure.problems:
+                _log.error(
+                    "config reload failed, still running revision %s: %s",
+                    current,
+                    problem,
+                    extra={"event": "config_reload_failed", "source": source},
+                )
+            self._last_reload = ReloadResult(
+                ok=False, at=at, source=source, problems=failure.problems
+            )
+            self.metrics.reloaded(ok=False, at=at)
+            self._notifier.ready(self._status_line())
+            return False
+        previous = self._loaded
+        self._secrets_loaded(loaded)
+        self._apply(loaded, previous=previous)
+        self._last_reload = ReloadResult(
+            ok=True, at=at, source=source, revision=loaded.config.revision
+        )
+        self.metrics.reloaded(ok=True, at=at)
+        self._notifier.ready(self._status_line())
+        return True
+
+    def _secrets_loaded(self, loaded: LoadedConfig) -> None:
+        if self._redactor is not None:
+            self._redactor.register(loaded.secret_values)
+            if loaded.control_token:
+                self._redactor.register((loaded.control_token,))
+
+    def _apply(self, loaded: LoadedConfig, *, previous: LoadedConfig | None) -> None:
+        with self._config_lock:
+            self._loaded = loaded
+            self._loaded_at = self._clock.wall()
+        if self._on_applied is not None:
+            self._on_applied(loaded, previous)
+        changes = self.supervisor.apply(loaded.config)
+        if previous is not None:
+            _log.info(
+                "config reloaded: revision %s (was %s)",
+                loaded.config.revision,
+                previous.config.revision,
+                extra={
+                    "event": "config_reloaded",
+                    "revision": loaded.config.revision,
+                    "previous_revision": previous.config.revision,
+                    **{name: list(names) for name, names in changes.items()},
+                },
+            )
+
+    # -- ControlApi ---------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self._heartbeat < _STALL_SECONDS
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        return self.metrics.render(), CONTENT_TYPE
+
+    def trigger(self, export: str) -> TriggerAnswer:
+        return self.supervisor.trigger(export)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        record = self.supervisor.coordinator.get(run_id)
+        return record.to_json() if record is not None else None
+
+    def status(self) -> dict[str, Any]:
+        with self._config_lock:
+            config, loaded_at = self._loaded.config, self._loaded_at
+        return build_status(
+            daemon=DaemonView(
+                pid=os.getpid(),
+                version=__version__,
+                started_at=self._started_at,
+                config_path=str(self.options.config_path),
+                control_address=self.control_address,
+                state_dir=str(self.options.state_dir),
+            ),
+            config=config,
+            loaded_at=loaded_at,
+            last_reload=self._last_reload,
+            view=self.supervisor.view,
+        )
+
+    def _status_line(self) -> str:
+        config = self.config()
+        line = f"{len(config.exports)} exports, revision {config.revision}"
+        if not self._last_reload.ok:
+            line += f"; LAST RELOAD FAILED: {self._last_reload.error}"
+        return line

@@ -1,0 +1,133 @@
+"""The ``/status`` document, built from snapshots.
+
+Pure: takes what the daemon knows at one moment and returns JSON-ready data.
+An export's ``state`` is ``running`` (a run in flight), ``retrying`` (its
+last scheduled run failed and a retry is pending), ``disabled``
+(``enabled: false``), ``on-demand`` (no schedule: runs only when triggered)
+or ``idle`` (waiting for its next tick).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from omnisync.config.model import Config
+from omnisync.daemon.runs import RunRecord
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """The outcome of the last (re)load: ``problems`` are ``file:line:col: path: message`` lines."""
+
+    ok: bool
+    at: datetime
+    source: str
+    revision: str | None = None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def error(self) -> str | None:
+        if self.ok:
+            return None
+        shown = "; ".join(self.problems[:5])
+        more = len(self.problems) - 5
+        return f"{shown}; and {more} more" if more > 0 else shown
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "at": self.at.isoformat(),
+            "source": self.source,
+            "revision": self.revision,
+            "error": self.error,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True)
+class ExportView:
+    """What the daemon knows about one export right now."""
+
+    running: RunRecord | None
+    next_run: datetime | None
+    retry_at: datetime | None
+    retry_attempt: int
+    last_run: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class DaemonView:
+    pid: int
+    version: str
+    started_at: datetime
+    config_path: str
+    control_address: str
+    state_dir: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def export_state(*, enabled: bool, scheduled: bool, running: bool, retrying: bool) -> str:
+    if running:
+        return "running"
+    if not enabled:
+        return "disabled"
+    if retrying:
+        return "retrying"
+    return "idle" if scheduled else "on-demand"
+
+
+def build_status(
+    *,
+    daemon: DaemonView,
+    config: Config,
+    loaded_at: datetime,
+    last_reload: ReloadResult,
+    view: Callable[[str], ExportView],
+) -> dict[str, Any]:
+    """The ``/status`` JSON document."""
+    exports: dict[str, Any] = {}
+    for name in sorted(config.exports):
+        export = config.exports[name]
+        seen = view(name)
+        scheduled = export.enabled and export.schedule is not None
+        exports[name] = {
+            "state": export_state(
+                enabled=export.enabled,
+                scheduled=scheduled,
+                running=seen.running is not None,
+                retrying=seen.retry_at is not None,
+            ),
+            "enabled": export.enabled,
+            "segment": export.segment,
+            "connection": export.connection,
+            "schedule": export.schedule.describe() if export.schedule is not None else None,
+            "next_run": seen.next_run.isoformat() if seen.next_run else None,
+            "retry": (
+                {"attempt": seen.retry_attempt, "at": seen.retry_at.isoformat()}
+                if seen.retry_at is not None
+                else None
+            ),
+            "running": seen.running.to_json() if seen.running is not None else None,
+            "last_run": dict(seen.last_run) if seen.last_run is not None else None,
+        }
+    return {
+        "daemon": {
+            "pid": daemon.pid,
+            "version": daemon.version,
+            "started_at": daemon.started_at.isoformat(),
+            "config_path": daemon.config_path,
+            "control_address": daemon.control_address,
+            "state_dir": daemon.state_dir,
+            **daemon.extra,
+        },
+        "config": {
+            "revision": config.revision,
+            "files": list(config.files),
+            "loaded_at": loaded_at.isoformat(),
+        },
+        "last_reload": last_reload.to_json(),
+        "exports": exports,
+    }

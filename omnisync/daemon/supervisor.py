@@ -1,0 +1,288 @@
+"""The supervisor: keeps the scheduler and the running exports in step with the config.
+
+It owns the :class:`~omnisync.daemon.scheduler.ExportScheduler` and the
+:class:`~omnisync.daemon.runs.RunCoordinator` and applies what
+:func:`~omnisync.daemon.reconcile.reconcile` decides — on each reload and on
+each tick of the main loop. It also decides what follows a run: metrics, a
+log line, and, for a failed scheduled run, a retry with capped backoff
+before the next regular tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from omnisync.clock import Clock
+from omnisync.config.model import Config
+from omnisync.daemon.control import TriggerAnswer
+from omnisync.daemon.metrics import DaemonMetrics
+from omnisync.daemon.reconcile import (
+    Action,
+    ExportSpec,
+    ScheduleJob,
+    StopRun,
+    changed_exports,
+    desired_exports,
+    reconcile,
+)
+from omnisync.daemon.retrying import RetryPolicy
+from omnisync.daemon.runs import RunCoordinator, RunFunction, RunRecord
+from omnisync.daemon.scheduler import ExportScheduler, missed_since
+from omnisync.daemon.status import ExportView
+
+_log = logging.getLogger("omnisync.daemon")
+
+#: Triggers whose failure is retried with backoff (a person who triggered a run sees its result).
+RETRIED_TRIGGERS = frozenset({"schedule", "retry", "catch-up", "reload"})
+
+#: The trigger name of runs started through the control endpoint.
+DAEMON_TRIGGER = "daemon-trigger"
+
+LastRun = Callable[[str], Mapping[str, Any] | None]
+
+
+class Supervisor:
+    """Schedules, starts, stops and retries export runs for the current config.
+
+    ``config`` returns the config runs must use (the last good one);
+    ``last_run`` reads an export's most recent run from the state store's
+    history (for ``/status`` and for catching up after downtime).
+    """
+
+    def __init__(
+        self,
+        run_function: RunFunction,
+        *,
+        config: Callable[[], Config],
+        clock: Clock,
+        metrics: DaemonMetrics,
+        retry_policy: RetryPolicy,
+        last_run: LastRun | None = None,
+    ) -> None:
+        self._clock = clock
+        self._metrics = metrics
+        self._retry_policy = retry_policy
+        self._last_run = last_run
+        self._config = config
+        self._applied: dict[str, ExportSpec] = {}
+        self.coordinator = RunCoordinator(
+            run_function,
+            config=config,
+            clock=clock,
+            on_started=lambda record: metrics.run_started(record.export),
+            on_finished=self._run_finished,
+        )
+        self.scheduler = ExportScheduler(self._fire)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def shutdown(self, *, timeout: float) -> bool:
+        """Stop scheduling, stop runs at a batch boundary; ``True`` when all stopped in time."""
+        self.scheduler.shutdown()
+        return self.coordinator.shutdown(timeout=timeout)
+
+    # -- reconciling --------------------------------------------------------------
+
+    def apply(self, config: Config) -> dict[str, tuple[str, ...]]:
+        """Make jobs and runs match ``config``; returns added/removed/changed export names."""
+        desired = desired_exports(config)
+        changes = changed_exports(desired, self._applied)
+        self._execute(reconcile(desired, self._applied, self.scheduler.scheduled()))
+        for name in self._applied.keys() - desired.keys():
+            self._metrics.export_removed(name)
+        for name, spec in desired.items():
+            if not spec.wants_job:
+                self.scheduler.cancel_retry(name)
+        self._applied = desired
+        return changes
+
+    def tick(self) -> None:
+        """Repair any drift between the scheduler and the applied config."""
+        actions = reconcile(self._applied, self._applied, self.scheduler.scheduled())
+        if actions:
+            _log.warning(
+                "scheduler drifted from the config; repairing %d jobs",
+                len(actions),
+                extra={"event": "reconcile_repair"},
+            )
+            self._execute(actions)
+
+    def _execute(self, actions: tuple[Action, ...]) -> None:
+        for action in actions:
+            if isinstance(action, StopRun):
+                self.coordinator.stop(action.export, reason=action.reason, rerun=action.rerun)
+            elif isinstance(action, ScheduleJob):
+                self.scheduler.schedule(action.export, action.timing)
+                next_run = self.scheduler.next_regular(action.export)
+                _log.info(
+                    "%s export %s: %s, next run %s",
+                    "re-timed" if action.existing else "scheduled",
+                    action.export,
+                    action.timing.describe(),
+                    next_run.isoformat() if next_run else "never",
+                    extra={
+                        "event": "export_retimed" if action.existing else "export_scheduled",
+                        "export": action.export,
+                        "next_run": next_run.isoformat() if next_run else None,
+                    },
+                )
+            else:
+                self.scheduler.unschedule(action.export)
+                _log.info(
+                    "unscheduled export %s",
+                    action.export,
+                    extra={"event": "export_unscheduled", "export": action.export},
+                )
+
+    def catch_up(self) -> None:
+        """Ticks missed while the daemon was down coalesce into one run now.
+
+        Also resumes a run the previous daemon left unfinished (killed, or
+        stopped by a shutdown): its in-flight batches get settled at once.
+        """
+        if self._last_run is None:
+            return
+        now = self._clock.wall()
+        for name, spec in sorted(self._applied.items()):
+            last = self._last_run(name)
+            if not spec.wants_job or spec.timing is None or not last:
+                continue
+            started = parse_time(last.get("started_at"))
+            unfinished = last.get("status") in {"running", "interrupted"}
+            if unfinished or (
+                started is not None and missed_since(spec.timing, last_started=started, now=now)
+            ):
+                _log.info(
+                    "export %s missed its schedule while the daemon was down; running it now",
+                    name,
+                    extra={"event": "run_catch_up", "export": name},
+                )
+                self.coordinator.request(name, trigger="catch-up")
+
+    # -- runs ---------------------------------------------------------------------
+
+    def _fire(self, export: str, trigger: str) -> None:
+        self.coordinator.request(export, trigger=trigger)
+
+    def trigger(self, export: str) -> TriggerAnswer:
+        """Start ``export`` now for the control endpoint: 202, or 404/409 with the reason."""
+        definition = self._config().exports.get(export)
+        if definition is None:
+            return TriggerAnswer(404, {"error": f"no export named {export!r} in the config"})
+        if not definition.enabled:
+            return TriggerAnswer(409, {"error": f"export {export!r} is disabled"})
+        record = self.coordinator.start(export, trigger=DAEMON_TRIGGER)
+        if record is None:
+            running = self.coordinator.running().get(export)
+            if running is None:
+                return TriggerAnswer(409, {"error": "the daemon is stopping"})
+            return TriggerAnswer(
+                409, {"error": f"export {export!r} is already running", "run": running.to_json()}
+            )
+        _log.info(
+            "run of export %s triggered through the control endpoint",
+            export,
+            extra={"event": "run_triggered", "export": export, "run_id": record.id},
+        )
+        return TriggerAnswer(202, record.to_json())
+
+    def view(self, export: str) -> ExportView:
+        """What ``/status`` shows for ``export``."""
+        last: Mapping[str, Any] | None = None
+        if self._last_run is not None:
+            last = self._last_run(export)
+        if last is None:
+            own = self.coordinator.last(export)
+            last = own.to_json() if own is not None else None
+        return ExportView(
+            running=self.coordinator.running().get(export),
+            next_run=self.scheduler.next_run(export),
+            retry_at=self.scheduler.retry_pending(export),
+            retry_attempt=self.scheduler.retry_attempt(export),
+            last_run=last,
+        )
+
+    def _run_finished(self, record: RunRecord) -> None:
+        outcome = record.outcome
+        assert outcome is not None and record.ended_at is not None
+        self._metrics.run_finished(
+            record.export,
+            outcome=outcome.status,
+            counts=outcome.counts,
+            duration_seconds=record.duration_seconds or 0.0,
+            ended_at=record.ended_at,
+        )
+        level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
+        _log.log(
+            level,
+            "run of export %s %s%s",
+            record.export,
+            outcome.status,
+            f": {outcome.error}" if outcome.error else "",
+            extra={
+                "event": "run_finished",
+                "export": record.export,
+                "run_id": record.id,
+                "trigger": record.trigger,
+                "status": outcome.status,
+                "counts": dict(outcome.counts),
+                "stop_reason": record.stop_reason,
+            },
+        )
+        self._plan_retry(record)
+
+    def _plan_retry(self, record: RunRecord) -> None:
+        assert record.outcome is not None
+        export = record.export
+        if record.outcome.status != "failed":
+            self.scheduler.reset_retries(export)
+            return
+        spec = self._applied.get(export)
+        if (
+            record.stop_reason is not None
+            or record.trigger not in RETRIED_TRIGGERS
+            or spec is None
+            or not spec.wants_job
+        ):
+            return
+        attempt = self.scheduler.retry_attempt(export) + 1
+        at = self._retry_policy.retry_at(
+            attempt=attempt,
+            now=self._clock.wall(),
+            next_regular=self.scheduler.next_regular(export),
+        )
+        if at is None:
+            self.scheduler.reset_retries(export)
+            _log.warning(
+                "export %s failed; next try at its regular time",
+                export,
+                extra={"event": "run_retry_skipped", "export": export, "attempt": attempt},
+            )
+            return
+        self.scheduler.schedule_retry(export, at=at, attempt=attempt)
+        _log.warning(
+            "export %s failed; retry %d at %s",
+            export,
+            attempt,
+            at.isoformat(),
+            extra={
+                "event": "run_retry_scheduled",
+                "export": export,
+                "attempt": attempt,
+                "retry_at": at.isoformat(),
+            },
+        )
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 / RFC 3339 timestamp (``Z`` accepted), or ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

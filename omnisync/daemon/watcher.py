@@ -1,0 +1,182 @@
+"""Watching the config for changes, the way people and tools really change it.
+
+The watcher watches *directories*, never a file: an editor that saves by
+writing a temporary file and renaming it over the old one, a Kubernetes
+ConfigMap that swaps its ``..data`` symlink to a new timestamped directory,
+and ``git checkout``/``git pull`` that rewrite several files all replace
+directory entries, which a watch on the old file would miss.
+
+- A config directory: its ``*.yaml``/``*.yml`` entries and ``..*`` entries
+  (ConfigMap data) count; a single config file: its own name in its parent
+  directory and ``..*`` entries.
+- Editor droppings never count: ``*.swp``-style swap files, ``*~``, ``.#*``,
+  vim's ``4913`` probe, ``*.tmp``, hidden files.
+- Symlinks are resolved again after every batch of events: when the config
+  path (or its directory) is a symlink, the directory holding the link is
+  watched too, and the watch moves when the link is pointed elsewhere.
+
+The watcher only reports; debouncing (one reload for the many events of a
+``git checkout``) is the daemon's, so that SIGHUP and file events share one
+reload queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchfiles import Change, watch
+
+_log = logging.getLogger("omnisync.daemon.watcher")
+
+_CONFIG_SUFFIXES = (".yaml", ".yml")
+_TEMPORARY = re.compile(r"(\.sw[a-p]$)|(~$)|(^\.#)|(^4913$)|(\.tmp$)|(^\.?#.*#$)")
+
+#: How often the watch loop wakes without events to re-resolve symlinks and notice a stop.
+_WAKE_MILLISECONDS = 1000
+
+
+@dataclass(frozen=True)
+class WatchTarget:
+    """A directory to watch and which of its entries matter.
+
+    ``names``: exactly these entry names; ``None``: any config file
+    (``*.yaml``/``*.yml``). ``configmap``: ``..*`` entries matter too.
+    """
+
+    directory: Path
+    names: frozenset[str] | None
+    configmap: bool
+
+    def matches(self, path: Path) -> bool:
+        """Whether an event on ``path`` can change the config."""
+        try:
+            relative = path.relative_to(self.directory)
+        except ValueError:
+            return False
+        if not relative.parts:
+            return False
+        entry = relative.parts[0]
+        if self.configmap and entry.startswith(".."):
+            return True
+        name = relative.parts[-1]
+        if len(relative.parts) > 1 or is_temporary(name):
+            return False
+        if self.names is not None:
+            return entry in self.names
+        return not entry.startswith(".") and entry.endswith(_CONFIG_SUFFIXES)
+
+
+def is_temporary(name: str) -> bool:
+    """An editor's temporary, swap or backup file name."""
+    return bool(_TEMPORARY.search(name))
+
+
+def watch_targets(config_path: Path) -> tuple[WatchTarget, ...]:
+    """What to watch for ``config_path`` as the file system is now (symlinks resolved)."""
+    absolute = Path(os.path.abspath(config_path))
+    targets: list[WatchTarget] = []
+    if absolute.is_dir():
+        targets.append(WatchTarget(absolute.resolve(), names=None, configmap=True))
+        link = absolute
+    else:
+        parent = absolute.parent
+        targets.append(
+            WatchTarget(parent.resolve(), names=frozenset({absolute.name}), configmap=True)
+        )
+        link = parent
+    # A symlinked config directory (a release switch, a mounted volume) changes when the
+    # link itself is re-pointed: watch the directory that holds the link for its name.
+    if link.is_symlink():
+        targets.append(
+            WatchTarget(link.parent.resolve(), names=frozenset({link.name}), configmap=False)
+        )
+    return tuple(targets)
+
+
+def relevant_changes(
+    targets: Iterable[WatchTarget], changes: Iterable[tuple[Change, str]]
+) -> tuple[str, ...]:
+    """The changed paths, among ``changes``, that can change the config, sorted."""
+    targets = tuple(targets)
+    return tuple(
+        sorted({path for _, path in changes if any(t.matches(Path(path)) for t in targets)})
+    )
+
+
+class ConfigWatcher:
+    """A thread that calls ``on_change(paths)`` whenever the config may have changed.
+
+    ``force_polling`` is passed to watchfiles (for file systems without
+    inotify, e.g. some network mounts).
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        on_change: Callable[[tuple[str, ...]], None],
+        *,
+        force_polling: bool | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self._on_change = on_change
+        self._force_polling = force_polling
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="config-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            targets = watch_targets(self.config_path)
+            directories = sorted({str(target.directory) for target in targets})
+            _log.debug(
+                "watching %s",
+                ", ".join(directories),
+                extra={"event": "watch_started", "directories": directories},
+            )
+            try:
+                self._watch(targets, directories)
+            except (FileNotFoundError, OSError) as error:
+                # The directory vanished mid-swap: wait a little and resolve again.
+                _log.warning(
+                    "cannot watch the config directory: %s",
+                    error,
+                    extra={"event": "watch_failed"},
+                )
+                self._stop.wait(1.0)
+
+    def _watch(self, targets: tuple[WatchTarget, ...], directories: list[str]) -> None:
+        for changes in watch(
+            *directories,
+            watch_filter=None,
+            debounce=200,
+            step=50,
+            stop_event=self._stop,
+            rust_timeout=_WAKE_MILLISECONDS,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+            recursive=False,
+            force_polling=self._force_polling,
+        ):
+            relevant = relevant_changes(targets, changes)
+            if relevant:
+                self._on_change(relevant)
+            if watch_targets(self.config_path) != targets:
+                _log.info(
+                    "the config path now resolves elsewhere; moving the watch",
+                    extra={"event": "watch_moved"},
+                )
+                return
