@@ -19,6 +19,7 @@ from omnisync import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "omnisync.cli.validate",
     "omnisync.cli.schema",
+    "omnisync.cli.emulator",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,365 @@
+"""The Omnisend API operations, independent of HTTP parsing.
+
+Each operation takes the state, the authenticated brand and an
+:class:`ApiRequest`, and returns an :class:`ApiResponse` or raises
+:class:`~omnisync.emulator.problems.ApiProblem`. :func:`route` maps a method
+and path (relative to ``/api``) to an operation, or says 404/405.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from omnisync.emulator.brand import Brand, email_of
+from omnisync.emulator.contacts import ContactRecord
+from omnisync.emulator.problems import ApiProblem, FieldError, validation_problem
+from omnisync.emulator.state import EmulatorState
+from omnisync.emulator.validation import STATUSES, validate_batch, validate_tags
+
+BATCH_STATUSES = ("pending", "inProgress", "finished", "stopped")
+TAGS_PATH = "/contacts/tags"
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One parsed API request; ``body`` is the decoded JSON (``None`` when empty)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    raw: bytes
+    base_url: str
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """``body`` ``None`` means an empty body; ``emails`` go to the request log."""
+
+    status: int
+    body: Any = None
+    emails: tuple[str, ...] = ()
+
+
+Operation = Callable[[EmulatorState, Brand, ApiRequest, str], ApiResponse]
+
+
+def _int_parameter(
+    query: dict[str, str], name: str, *, default: int, low: int, high: int | None
+) -> int:
+    text = query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise validation_problem(
+            [FieldError(name, "invalid_format", "Must be an integer")]
+        ) from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise validation_problem([FieldError(name, "invalid_format", f"Must be {bounds}")])
+    return value
+
+
+# -- contacts -----------------------------------------------------------------
+
+
+def post_contact(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+    email = email_of(request.body)
+    emails = brand.canonical_emails([request.body]) if email is not None else ()
+    status, body = brand.upsert_contact(
+        request.body, at=state.wall_seconds(), failing_emails=state.injector.faults.failing_emails
+    )
+    return ApiResponse(status, body, emails)
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, name: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        offset = json.loads(base64.urlsafe_b64decode(padded))["offset"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise validation_problem([FieldError(name, "invalid_format", "Unknown cursor")]) from None
+    if not isinstance(offset, int) or offset < 0:
+        raise validation_problem([FieldError(name, "invalid_format", "Unknown cursor")])
+    return offset
+
+
+def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+    query = request.query
+    limit = _int_parameter(query, "limit", default=100, low=1, high=250)
+    errors: list[FieldError] = []
+    if "status" in query and query["status"] not in STATUSES:
+        errors.append(FieldError("status", "invalid_format", "Unknown status"))
+    if "status" in query and "tag" in query:
+        errors.append(FieldError("tag", "invalid_format", "Cannot be combined with status"))
+    for name in ("sort", "direction"):
+        allowed = ("createdAt", "updatedAt") if name == "sort" else ("asc", "desc")
+        if name in query and query[name] not in allowed:
+            errors.append(
+                FieldError(name, "invalid_format", f"Must be one of {', '.join(allowed)}")
+            )
+    if errors:
+        raise validation_problem(errors)
+    if "email" in query:
+        found = brand.find(email=query["email"])
+        records = [found] if found is not None else []
+    else:
+        records = brand.contacts()
+    if "phone" in query:
+        records = [r for r in records if r.phones and query["phone"] in r.phones]
+    if "tag" in query:
+        records = [r for r in records if query["tag"] in r.tags]
+    if "status" in query:
+        records = [r for r in records if r.status == query["status"]]
+    sort_key: Callable[[ContactRecord], float] = (
+        (lambda r: r.updated) if query.get("sort") == "updatedAt" else (lambda r: r.created)
+    )
+    records.sort(key=sort_key, reverse=query.get("direction", "desc") == "desc")
+    if "after" in query:
+        start = _decode_cursor(query["after"], "after")
+    elif "before" in query:
+        start = max(0, _decode_cursor(query["before"], "before") - limit)
+    else:
+        start = 0
+    page = records[start : start + limit]
+    has_more = start + limit < len(records)
+    paging = {
+        "cursors": {
+            "after": _encode_cursor(start + limit) if has_more else None,
+            "before": _encode_cursor(start) if start > 0 else None,
+        },
+        "hasMore": has_more,
+        "limit": limit,
+    }
+    return ApiResponse(200, {"contacts": [brand.render(r) for r in page], "paging": paging})
+
+
+def get_contact(
+    state: EmulatorState, brand: Brand, request: ApiRequest, contact_id: str
+) -> ApiResponse:
+    record = brand.find(contact_id=contact_id)
+    if record is None:
+        raise ApiProblem(404, f"Contact {contact_id} not found")
+    return ApiResponse(200, brand.render(record))
+
+
+def _patch(
+    state: EmulatorState, brand: Brand, request: ApiRequest, record: ContactRecord
+) -> ApiResponse:
+    try:
+        body = brand.patch_contact(
+            record,
+            request.body,
+            at=state.wall_seconds(),
+            failing_emails=state.injector.faults.failing_emails,
+        )
+    except ValueError as error:
+        raise ApiProblem(409, str(error)) from None
+    return ApiResponse(200, body, (record.email,))
+
+
+def patch_contact_by_email(
+    state: EmulatorState, brand: Brand, request: ApiRequest, _: str
+) -> ApiResponse:
+    email = request.query.get("email")
+    if not email:
+        raise validation_problem(
+            [FieldError("email", "required", "The email query parameter is required")]
+        )
+    record = brand.find(email=email)
+    if record is None:
+        raise ApiProblem(404, "No contact has this email")
+    return _patch(state, brand, request, record)
+
+
+def patch_contact_by_id(
+    state: EmulatorState, brand: Brand, request: ApiRequest, contact_id: str
+) -> ApiResponse:
+    record = brand.find(contact_id=contact_id)
+    if record is None:
+        raise ApiProblem(404, f"Contact {contact_id} not found")
+    return _patch(state, brand, request, record)
+
+
+def _tags(state: EmulatorState, brand: Brand, request: ApiRequest, *, remove: bool) -> ApiResponse:
+    errors = validate_tags(request.body)
+    if errors:
+        raise validation_problem(errors)
+    body = request.body
+    state.schedule_tags(brand, body, remove=remove)
+    emails = tuple(body.get("emails") or ())
+    with brand.lock:
+        known = brand.book.by_email
+        emails = tuple(known[e].email if e in known else e for e in emails)
+    return ApiResponse(202, None, emails)
+
+
+def add_tags(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+    return _tags(state, brand, request, remove=False)
+
+
+def remove_tags(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+    return _tags(state, brand, request, remove=True)
+
+
+# -- batches ------------------------------------------------------------------
+
+
+def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+    errors = validate_batch(request.body)
+    if errors:
+        raise validation_problem(errors)
+    batch = brand.new_batch(request.body, raw=request.raw, at=state.wall_seconds())
+    emails = brand.canonical_emails(request.body["items"])
+    state.schedule_batch(brand, batch)
+    return ApiResponse(201, {"batchID": batch.id, "totalCount": batch.total}, emails)
+
+
+def _date_parameter(query: dict[str, str], name: str) -> date | None:
+    text = query.get(name)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise validation_problem(
+            [FieldError(name, "invalid_format", "Must be a date as yyyy-mm-dd")]
+        ) from None
+
+
+def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+    query = request.query
+    errors: list[FieldError] = []
+    endpoint = query.get("endpoint")
+    if endpoint is None:
+        errors.append(
+            FieldError("endpoint", "required", "The endpoint query parameter is required")
+        )
+    elif endpoint not in ("products", "contacts", "events"):
+        errors.append(
+            FieldError("endpoint", "invalid_format", "Must be products, contacts or events")
+        )
+    status = query.get("status")
+    if status is not None and status not in BATCH_STATUSES:
+        errors.append(
+            FieldError("status", "invalid_format", f"Must be one of {', '.join(BATCH_STATUSES)}")
+        )
+    if errors:
+        raise validation_problem(errors)
+    offset = _int_parameter(query, "offset", default=0, low=0, high=None)
+    limit = _int_parameter(query, "limit", default=100, low=1, high=250)
+    date_from, date_to = _date_parameter(query, "dateFrom"), _date_parameter(query, "dateTo")
+    with brand.lock:
+        selected = [
+            batch
+            for batch in reversed(brand.batches.values())
+            if batch.endpoint == endpoint
+            and (status is None or batch.status == status)
+            and (
+                date_from is None or datetime.fromtimestamp(batch.created, UTC).date() >= date_from
+            )
+            and (date_to is None or datetime.fromtimestamp(batch.created, UTC).date() <= date_to)
+        ]
+        from omnisync.emulator.batches import render_batch
+
+        page = [render_batch(batch) for batch in selected[offset : offset + limit]]
+    kept = {k: v for k, v in query.items() if k not in ("offset", "limit")}
+
+    def link(new_offset: int) -> str:
+        return f"{request.base_url}/batches?" + urlencode(
+            {**kept, "limit": limit, "offset": new_offset}
+        )
+
+    paging: dict[str, Any] = {"offset": offset, "limit": limit}
+    if offset + limit < len(selected):
+        paging["next"] = link(offset + limit)
+    if offset > 0:
+        paging["previous"] = link(max(0, offset - limit))
+    return ApiResponse(200, {"batches": page, "paging": paging})
+
+
+def get_batch(
+    state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
+) -> ApiResponse:
+    from omnisync.emulator.batches import render_batch
+
+    batch = brand.get_batch(batch_id)
+    if batch is None:
+        raise ApiProblem(404, f"Batch {batch_id} not found")
+    with brand.lock:
+        return ApiResponse(200, render_batch(batch))
+
+
+def get_batch_items(
+    state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
+) -> ApiResponse:
+    from omnisync.emulator.batches import render_batch_items
+    from omnisync.emulator.contacts import render_contact
+
+    batch = brand.get_batch(batch_id)
+    if batch is None:
+        raise ApiProblem(404, f"Batch {batch_id} not found")
+    with brand.lock:
+        known = brand.book.by_email
+
+        def contact_for(item: Any) -> ContactRecord | None:
+            email = email_of(item)
+            return None if email is None else known.get(email)
+
+        body = render_batch_items(batch, contact_for=contact_for, render_contact=render_contact)
+    return ApiResponse(200, body)
+
+
+# -- routing --------------------------------------------------------------------
+
+_ROUTES: tuple[tuple[re.Pattern[str], str, dict[str, Operation]], ...] = (
+    (
+        re.compile(r"/contacts"),
+        "/contacts",
+        {"POST": post_contact, "GET": list_contacts, "PATCH": patch_contact_by_email},
+    ),
+    (re.compile(r"/contacts/tags"), TAGS_PATH, {"POST": add_tags, "DELETE": remove_tags}),
+    (
+        re.compile(r"/contacts/([^/]+)"),
+        "/contacts/{id}",
+        {"GET": get_contact, "PATCH": patch_contact_by_id},
+    ),
+    (re.compile(r"/batches"), "/batches", {"POST": post_batch, "GET": list_batches}),
+    (re.compile(r"/batches/([^/]+)"), "/batches/{batchID}", {"GET": get_batch}),
+    (re.compile(r"/batches/([^/]+)/items"), "/batches/{batchID}/items", {"GET": get_batch_items}),
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request is: its endpoint name, operation (``None``: 405) and path parameter."""
+
+    endpoint: str
+    operation: Operation | None
+    parameter: str
+    allowed: tuple[str, ...]
+
+
+def route(method: str, path: str) -> Route | None:
+    """The route for ``method`` on ``path`` (relative to ``/api``); ``None`` for an unknown path."""
+    for pattern, template, operations in _ROUTES:
+        match = pattern.fullmatch(path)
+        if match is None:
+            continue
+        operation = operations.get(method)
+        parameter = match.group(1) if match.groups() else ""
+        return Route(f"{method} {template}", operation, parameter, tuple(operations))
+    return None

@@ -1,0 +1,208 @@
+"""One brand's state and the operations on it (pure: time and faults are passed in).
+
+All keys of a brand share its contacts, batches and rate limits. Every
+method takes the brand's lock itself; callers never hold it across I/O.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch
+from omnisync.emulator.contacts import ContactBook, ContactRecord, render_contact
+from omnisync.emulator.problems import FieldError, problem_document, validation_problem
+from omnisync.emulator.ratelimit import BrandLimits
+from omnisync.emulator.validation import validate_contact
+
+FAILING_EMAIL_MESSAGE = "This email address was refused (emulator fault: failing_emails)"
+
+
+def email_of(body: Any) -> str | None:
+    """The e-mail identifier of a contact body, if it has one."""
+    if isinstance(body, dict):
+        for identifier in body.get("identifiers") or ():
+            if isinstance(identifier, dict) and identifier.get("type") == "email":
+                value = identifier.get("id")
+                return value if isinstance(value, str) else None
+    return None
+
+
+def contact_problems(
+    body: Any, *, creating: bool, failing_emails: frozenset[str]
+) -> list[FieldError]:
+    """Validation errors of a contact body, plus the injected ``failing_emails`` refusal."""
+    errors = validate_contact(body, creating=creating)
+    if failing_emails and isinstance(body, dict):
+        for index, identifier in enumerate(body.get("identifiers") or ()):
+            if isinstance(identifier, dict) and identifier.get("id") in failing_emails:
+                errors.append(
+                    FieldError(f"identifiers[{index}].id", "invalid_format", FAILING_EMAIL_MESSAGE)
+                )
+    return errors
+
+
+class Brand:
+    """Contacts, batches and rate-limit windows of one brand."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        index: int,
+        requests_per_minute: int,
+        tags_per_minute: int,
+    ) -> None:
+        self.name = name
+        self.lock = threading.Lock()
+        self._prefix = f"{index:08x}"
+        self.book = ContactBook(id_prefix=self._prefix)
+        self.limits = BrandLimits(requests_per_minute, tags_per_minute)
+        self.batches: dict[str, Batch] = {}
+        self._batch_ids = itertools.count(1)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.book = ContactBook(id_prefix=self._prefix)
+            self.limits = BrandLimits(self.limits.requests_per_minute, self.limits.tags_per_minute)
+            self.batches = {}
+
+    # -- contacts ------------------------------------------------------------
+
+    def upsert_contact(
+        self, body: Any, *, at: float, failing_emails: frozenset[str]
+    ) -> tuple[int, dict[str, Any]]:
+        """POST /contacts: 201/200 and the ContactResponse; raises a 400 ApiProblem."""
+        errors = contact_problems(body, creating=True, failing_emails=failing_emails)
+        if errors:
+            raise validation_problem(errors)
+        with self.lock:
+            status, record = self.book.upsert(body, at=at)
+            return status, render_contact(record)
+
+    def find(
+        self, *, email: str | None = None, contact_id: str | None = None
+    ) -> ContactRecord | None:
+        with self.lock:
+            if email is not None:
+                return self.book.by_email.get(email)
+            return self.book.by_id.get(contact_id or "")
+
+    def patch_contact(
+        self, record: ContactRecord, body: Any, *, at: float, failing_emails: frozenset[str]
+    ) -> dict[str, Any]:
+        """PATCH a known contact; raises a 400 ApiProblem, or ``ValueError`` on an e-mail clash."""
+        errors = contact_problems(body, creating=False, failing_emails=failing_emails)
+        if not errors and failing_emails and record.email in failing_emails:
+            errors.append(FieldError("email", "invalid_format", FAILING_EMAIL_MESSAGE))
+        if errors:
+            raise validation_problem(errors)
+        email = email_of(body)
+        with self.lock:
+            if email is not None and email != record.email:
+                raise ValueError("the email identifier of a contact cannot be changed here")
+            self.book.patch(record, body, at=at)
+            return render_contact(record)
+
+    def render(self, record: ContactRecord) -> dict[str, Any]:
+        with self.lock:
+            return render_contact(record)
+
+    def contacts(self) -> list[ContactRecord]:
+        """A snapshot of all records, oldest first."""
+        with self.lock:
+            return list(self.book.by_email.values())
+
+    def change_tags(self, body: Mapping[str, Any], *, remove: bool, at: float) -> int:
+        with self.lock:
+            return self.book.change_tags(
+                body["tags"],
+                emails=body.get("emails") or (),
+                contact_ids=body.get("contactIDs") or (),
+                phones=body.get("phones") or (),
+                remove=remove,
+                at=at,
+            )
+
+    def seed(self, email: str, *, at: float, **details: Any) -> dict[str, Any]:
+        with self.lock:
+            return render_contact(self.book.seed(email, at=at, **details))
+
+    # -- batches -------------------------------------------------------------
+
+    def new_batch(self, body: dict[str, Any], *, raw: bytes, at: float) -> Batch:
+        with self.lock:
+            batch_id = f"{self._prefix}b{next(self._batch_ids):015x}"
+            batch = Batch(batch_id, body, raw=raw, created=at)
+            self.batches[batch_id] = batch
+            return batch
+
+    def canonical_emails(self, items: Iterable[Any]) -> tuple[str, ...]:
+        """The items' e-mails, as the string objects the store already holds when it can.
+
+        The request log keeps these; sharing the stored strings keeps a
+        million-contact log small.
+        """
+        known = self.book.by_email
+        emails = []
+        for item in items:
+            email = email_of(item)
+            if email is not None:
+                record = known.get(email)
+                emails.append(record.email if record is not None else email)
+        return tuple(emails)
+
+    def start_batch(
+        self, batch: Batch, *, at: float, failing_emails: frozenset[str], stop_after: int | None
+    ) -> None:
+        """Process every item of a pending batch, as POST /contacts would."""
+        items = batch.items or []
+        with self.lock:
+            if batch.status != "pending":
+                return
+            batch.status = "inProgress"
+            batch.started = at
+        for index, item in enumerate(items):
+            if stop_after is not None and batch.errors_count >= stop_after:
+                with self.lock:
+                    batch.status = "stopped"
+                    batch.ended = at
+                break
+            errors = contact_problems(item, creating=True, failing_emails=failing_emails)
+            with self.lock:
+                if errors:
+                    problem = validation_problem(errors)
+                    batch.errors[index] = problem_document(400, problem.detail, errors=errors)
+                    batch.results[index] = FAILED
+                    batch.errors_count += 1
+                else:
+                    try:
+                        status, _ = self.book.upsert(item, at=at)
+                    except Exception:  # a bug must fail one item, not the whole worker
+                        batch.errors[index] = problem_document(500, "Item processing failed")
+                        batch.results[index] = FAILED
+                        batch.errors_count += 1
+                    else:
+                        batch.results[index] = CREATED if status == 201 else UPDATED
+                batch.finished_count += 1
+        with self.lock:
+            if batch.status == "stopped":
+                batch.pack()
+
+    def finish_batch(self, batch: Batch, *, at: float) -> None:
+        with self.lock:
+            if batch.status == "inProgress":
+                batch.status = "finished"
+                batch.ended = at
+                batch.pack()
+
+    def get_batch(self, batch_id: str) -> Batch | None:
+        with self.lock:
+            return self.batches.get(batch_id)
+
+    def list_batches(self) -> list[Batch]:
+        """All batches, newest first."""
+        with self.lock:
+            return list(reversed(self.batches.values()))

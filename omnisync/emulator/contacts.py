@@ -1,0 +1,357 @@
+"""One brand's contacts and what Omnisend does to them, traps included (pure: no I/O).
+
+The rules, as ``/work/shared/omnisend/API.md`` states them:
+
+- the e-mail identifier is case-sensitive: ``Ann@x.io`` and ``ann@x.io`` are two contacts;
+- fields merge: a field absent from a body is left as it is;
+- ``tags`` in a body *replace* every tag of the contact;
+- ``sendWelcomeMessage`` defaults to true for a new identifier; every welcome
+  message "sent" is recorded in :attr:`ContactBook.welcome_messages`;
+- a channel status with a newer ``statusChangedAt`` than the stored one wins,
+  and a status sent without ``statusChangedAt`` counts as "now" (so it nearly
+  always wins); every change of value is recorded in
+  :attr:`ContactBook.status_changes`. A new contact given a status records a
+  change from ``None``; a new contact without one gets ``nonSubscribed``
+  silently (that is a default, not a change).
+
+A :class:`ContactBook` is not thread-safe; its owner holds the brand's lock.
+Time is passed in: ``at`` is the modelled wall time as seconds since the
+epoch. Records are mutable ``__slots__`` classes rather than frozen
+dataclasses because a brand holds a million of them and updates them in place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from omnisync.emulator.validation import STRING_FIELDS, parse_timestamp
+
+#: Fields copied from a body to the record as they are.
+_PLAIN_FIELDS = (*STRING_FIELDS, "birthdate", "gender")
+
+
+@dataclass(frozen=True)
+class WelcomeMessage:
+    """A welcome message Omnisend would have sent (``identifier`` is the e-mail or phone)."""
+
+    email: str
+    at: str
+    channel: str = "email"
+    identifier: str = ""
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A channel status that changed value: ``from_status`` is ``None`` for a new contact."""
+
+    email: str
+    from_status: str | None
+    to_status: str
+    at: str
+    channel: str = "email"
+
+
+def format_time(seconds: float) -> str:
+    """RFC 3339 in UTC with milliseconds and ``Z``, as Omnisend writes times."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@lru_cache(maxsize=512)
+def country_name(code: str) -> str | None:
+    """The English short name of an ISO 3166-1 alpha-2 code, if it is one."""
+    import pycountry
+
+    country = pycountry.countries.get(alpha_2=code)
+    return None if country is None else str(country.name)
+
+
+@lru_cache(maxsize=512)
+def country_code(name: str) -> str | None:
+    """The alpha-2 code for a country name, if pycountry recognises it."""
+    import pycountry
+
+    try:
+        return str(pycountry.countries.lookup(name).alpha_2)
+    except LookupError:
+        return None
+
+
+class ContactRecord:
+    """One stored contact; strings are shared with the request that set them."""
+
+    __slots__ = (
+        "consents",
+        "created",
+        "custom_properties",
+        "email",
+        "fields",
+        "id",
+        "opt_ins",
+        "phones",
+        "status",
+        "status_changed",
+        "status_changed_text",
+        "tags",
+        "updated",
+    )
+
+    def __init__(self, contact_id: str, email: str, at: float) -> None:
+        self.id = contact_id
+        self.email = email
+        self.fields: dict[str, str] = {}
+        self.custom_properties: dict[str, Any] | None = None
+        self.tags: list[str] = []
+        self.status = "nonSubscribed"
+        self.status_changed = at
+        self.status_changed_text: str | None = None
+        self.created = at
+        self.updated = at
+        self.phones: dict[str, tuple[str, float]] | None = None
+        self.consents: list[dict[str, str]] | None = None
+        self.opt_ins: list[dict[str, str]] | None = None
+
+
+class ContactBook:
+    """The contacts of one brand, indexed by e-mail, id and phone."""
+
+    def __init__(self, *, id_prefix: str = "00") -> None:
+        self.by_email: dict[str, ContactRecord] = {}
+        self.by_id: dict[str, ContactRecord] = {}
+        self.by_phone: dict[str, ContactRecord] = {}
+        self.welcome_messages: list[WelcomeMessage] = []
+        self.status_changes: list[StatusChange] = []
+        self._id_prefix = id_prefix[:8].rjust(8, "0")
+        self._ids = itertools.count(1)
+
+    def _new(self, email: str, at: float) -> ContactRecord:
+        record = ContactRecord(f"{self._id_prefix}{next(self._ids):016x}", email, at)
+        self.by_email[email] = record
+        self.by_id[record.id] = record
+        return record
+
+    def upsert(self, body: Mapping[str, Any], *, at: float) -> tuple[int, ContactRecord]:
+        """POST /contacts on a validated body: 201 and the new record, or 200 and the updated."""
+        email = next(
+            identifier["id"]
+            for identifier in body["identifiers"]
+            if identifier.get("type") == "email"
+        )
+        record = self.by_email.get(email)
+        created = record is None
+        if record is None:
+            record = self._new(email, at)
+        self._apply(record, body, at=at, created=created)
+        return (201 if created else 200), record
+
+    def patch(self, record: ContactRecord, body: Mapping[str, Any], *, at: float) -> None:
+        """PATCH a known contact with a validated body (merge semantics, like POST)."""
+        self._apply(record, body, at=at, created=False)
+
+    def _apply(
+        self, record: ContactRecord, body: Mapping[str, Any], *, at: float, created: bool
+    ) -> None:
+        fields = record.fields
+        for name in _PLAIN_FIELDS:
+            value = body.get(name)
+            if value is not None:
+                fields[name] = value
+        code = body.get("countryCode")
+        if code is not None:
+            # countryCode wins over country: the name follows the code.
+            fields["countryCode"] = code
+            official = country_name(code)
+            if official is not None:
+                fields["country"] = official
+        elif "country" in body:
+            derived = country_code(body["country"])
+            if derived is not None:
+                fields["countryCode"] = derived
+        if "tags" in body:
+            # The trap: tags in a contact body replace all the contact's tags.
+            record.tags = list(dict.fromkeys(body["tags"]))
+        properties = body.get("customProperties")
+        if properties or "createdAt" in body:
+            merged = record.custom_properties or {}
+            if properties:
+                merged.update(properties)
+            if "createdAt" in body:
+                merged["externalCreated"] = body["createdAt"]
+            record.custom_properties = merged
+        for identifier in body.get("identifiers") or ():
+            if identifier.get("type") == "email":
+                self._apply_email_identifier(record, identifier, at=at, created=created)
+            else:
+                self._apply_phone_identifier(record, identifier, at=at)
+        record.updated = at
+
+    def _apply_email_identifier(
+        self, record: ContactRecord, identifier: Mapping[str, Any], *, at: float, created: bool
+    ) -> None:
+        if created and identifier.get("sendWelcomeMessage", True):
+            # The trap: absent means true, so a new contact is welcomed.
+            self.welcome_messages.append(WelcomeMessage(record.email, format_time(at)))
+        channel = (identifier.get("channels") or {}).get("email")
+        if channel is not None:
+            text = channel.get("statusChangedAt")
+            parsed = None if text is None else parse_timestamp(text)
+            changed = at if parsed is None else parsed
+            self._set_status(record, channel["status"], changed, text, created=created)
+        consent = identifier.get("consent")
+        if consent:
+            entry = {"channel": "email", "createdAt": consent.get("createdAt") or format_time(at)}
+            entry.update({k: consent[k] for k in ("ip", "source", "userAgent") if k in consent})
+            record.consents = [*(record.consents or []), entry]
+
+    def _set_status(
+        self, record: ContactRecord, status: str, changed: float, text: str | None, *, created: bool
+    ) -> None:
+        if not created and changed <= record.status_changed:
+            return  # an older (or equally old) status loses to the stored one
+        previous = None if created else record.status
+        if status != previous:
+            self.status_changes.append(
+                StatusChange(record.email, previous, status, text or format_time(changed))
+            )
+            if status == "subscribed":
+                opt_in = {"channel": "email", "optInAt": text or format_time(changed)}
+                record.opt_ins = [*(record.opt_ins or []), opt_in]
+        record.status = status
+        record.status_changed = changed
+        record.status_changed_text = text
+
+    def _apply_phone_identifier(
+        self, record: ContactRecord, identifier: Mapping[str, Any], *, at: float
+    ) -> None:
+        phone = identifier["id"]
+        phones = record.phones if record.phones is not None else {}
+        is_new = phone not in phones
+        status, changed = phones.get(phone, ("nonSubscribed", at))
+        channel = (identifier.get("channels") or {}).get("sms")
+        if channel is not None:
+            text = channel.get("statusChangedAt")
+            incoming = at if text is None else (parse_timestamp(text) or at)
+            if is_new or incoming > changed:
+                if channel["status"] != status or is_new:
+                    self.status_changes.append(
+                        StatusChange(
+                            record.email,
+                            None if is_new else status,
+                            channel["status"],
+                            format_time(incoming),
+                            channel="sms",
+                        )
+                    )
+                status, changed = channel["status"], incoming
+        if is_new and identifier.get("sendWelcomeMessage", True):
+            self.welcome_messages.append(
+                WelcomeMessage(record.email, format_time(at), channel="sms", identifier=phone)
+            )
+        phones[phone] = (status, changed)
+        record.phones = phones
+        self.by_phone[phone] = record
+
+    def change_tags(
+        self,
+        tags: Iterable[str],
+        *,
+        emails: Iterable[str] = (),
+        contact_ids: Iterable[str] = (),
+        phones: Iterable[str] = (),
+        remove: bool,
+        at: float,
+    ) -> int:
+        """Add or remove ``tags`` on the named contacts; unknown ones are ignored.
+
+        Returns how many contacts changed. Adding a tag a contact has is a no-op.
+        """
+        wanted = list(dict.fromkeys(tags))
+        records: dict[int, ContactRecord] = {}
+        for index, lookup in ((self.by_email, emails), (self.by_id, contact_ids)):
+            for key in lookup:
+                found = index.get(key)
+                if found is not None:
+                    records[id(found)] = found
+        for phone in phones:
+            found = self.by_phone.get(phone)
+            if found is not None:
+                records[id(found)] = found
+        changed = 0
+        for record in records.values():
+            before = len(record.tags)
+            if remove:
+                record.tags = [tag for tag in record.tags if tag not in wanted]
+            else:
+                record.tags.extend(tag for tag in wanted if tag not in record.tags)
+            if len(record.tags) != before:
+                record.updated = at
+                changed += 1
+        return changed
+
+    def seed(
+        self,
+        email: str,
+        *,
+        at: float,
+        fields: Mapping[str, str] | None = None,
+        custom_properties: Mapping[str, Any] | None = None,
+        tags: Iterable[str] = (),
+        status: str = "nonSubscribed",
+        status_changed_at: str | None = None,
+    ) -> ContactRecord:
+        """Create or overwrite a pre-existing contact without welcome messages or change records."""
+        record = self.by_email.get(email) or self._new(email, at)
+        record.fields.update(fields or {})
+        if custom_properties:
+            record.custom_properties = {**(record.custom_properties or {}), **custom_properties}
+        record.tags = list(dict.fromkeys(tags))
+        record.status = status
+        changed = parse_timestamp(status_changed_at) if status_changed_at else None
+        record.status_changed = at if changed is None else changed
+        record.status_changed_text = status_changed_at
+        return record
+
+
+def render_contact(record: ContactRecord) -> dict[str, Any]:
+    """The ContactResponse body for one record."""
+    changed = record.status_changed_text or format_time(record.status_changed)
+    identifiers: list[dict[str, Any]] = [
+        {
+            "type": "email",
+            "id": record.email,
+            "channels": {"email": {"status": record.status, "statusChangedAt": changed}},
+        }
+    ]
+    statuses = [{"channel": "email", "status": record.status, "statusChangedAt": changed}]
+    body: dict[str, Any] = {"id": record.id, "email": record.email}
+    if record.phones:
+        for phone, (status, at) in record.phones.items():
+            identifiers.append(
+                {
+                    "type": "phone",
+                    "id": phone,
+                    "channels": {"sms": {"status": status, "statusChangedAt": format_time(at)}},
+                }
+            )
+            statuses.append(
+                {"channel": "sms", "status": status, "statusChangedAt": format_time(at)}
+            )
+        body["phone"] = list(record.phones)
+    body["identifiers"] = identifiers
+    body["status"] = record.status
+    body["statuses"] = statuses
+    body.update(record.fields)
+    body["tags"] = list(record.tags)
+    body["customProperties"] = dict(record.custom_properties or {})
+    if record.consents:
+        body["consents"] = list(record.consents)
+    if record.opt_ins:
+        body["optIns"] = list(record.opt_ins)
+    body["createdAt"] = format_time(record.created)
+    body["updatedAt"] = format_time(record.updated)
+    return body

@@ -1,0 +1,156 @@
+"""Fault injection: configured as a frozen :class:`Faults`, drawn by a :class:`FaultInjector`.
+
+Faults apply to API requests only (never to ``/_emulator/`` inspection), in
+this order, after authentication, the version check and rate limiting:
+
+1. ``force_429_count``: the next N requests answer 429 with
+   ``retryAfter = force_429_retry_after`` (not processed, not counted in the
+   rate-limit windows);
+2. ``error_rate_500`` / ``error_rate_503``: that fraction of requests answer
+   500 / 503 without being processed;
+3. ``drop_rate``: that fraction of requests is read and then the connection is
+   closed without an answer. With ``drop_after_processing=False`` (the
+   default) the dropped request was *not* processed; with ``True`` it was, and
+   only the answer is lost (the harder case for a client that retries);
+4. ``latency``: modelled seconds added before every answer;
+5. ``failing_emails``: a contact (POST/PATCH /contacts or a batch item) with
+   one of these e-mails fails with a 400 ValidationProblem naming
+   ``identifiers[0].id``;
+6. ``stop_after_errors``: a batch stops (status ``stopped``) once this many of
+   its items failed; the rest are not processed.
+
+``only_endpoints`` (e.g. ``{"POST /batches"}``) limits 1-4 to those
+endpoints. Random draws come from ``random.Random(seed)``, reseeded whenever
+faults are set, so a run is reproducible for the same request order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Draw = Literal["ok", "force_429", "error_500", "error_503", "drop"]
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The faults to inject; the default injects none."""
+
+    error_rate_500: float = 0.0
+    error_rate_503: float = 0.0
+    latency: float = 0.0
+    drop_rate: float = 0.0
+    drop_after_processing: bool = False
+    failing_emails: frozenset[str] = frozenset()
+    stop_after_errors: int | None = None
+    force_429_count: int = 0
+    force_429_retry_after: int = 1
+    only_endpoints: frozenset[str] = frozenset()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate_500", "error_rate_503", "drop_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a fraction between 0 and 1, got {value!r}")
+        if self.error_rate_500 + self.error_rate_503 + self.drop_rate > 1.0:
+            raise ValueError("error_rate_500 + error_rate_503 + drop_rate must not exceed 1")
+        if not isinstance(self.latency, int | float) or self.latency < 0:
+            raise ValueError(
+                f"latency must be a non-negative number of seconds, got {self.latency!r}"
+            )
+        if self.stop_after_errors is not None and (
+            not isinstance(self.stop_after_errors, int) or self.stop_after_errors < 1
+        ):
+            raise ValueError("stop_after_errors must be a positive integer or null")
+        if not isinstance(self.force_429_count, int) or self.force_429_count < 0:
+            raise ValueError("force_429_count must be a non-negative integer")
+        if not isinstance(self.force_429_retry_after, int) or self.force_429_retry_after < 1:
+            raise ValueError("force_429_retry_after must be a positive integer of seconds")
+        for name in ("failing_emails", "only_endpoints"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+                raise ValueError(f"{name} must be a list of strings")
+            object.__setattr__(self, name, frozenset(value))
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the inspection API (sets become sorted lists)."""
+        data = dataclasses.asdict(self)
+        data["failing_emails"] = sorted(self.failing_emails)
+        data["only_endpoints"] = sorted(self.only_endpoints)
+        return data
+
+    def changed(self, changes: Mapping[str, Any]) -> Faults:
+        """A copy with ``changes`` applied; unknown names raise ``ValueError``."""
+        known = {item.name for item in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown fault setting(s): {', '.join(unknown)}; known: {sorted(known)}"
+            )
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class FaultInjector:
+    """Thread-safe draws from the current :class:`Faults`."""
+
+    faults: Faults = field(default_factory=Faults)
+    _rng: random.Random = field(init=False)
+    _forced_429s: int = field(init=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.set(self.faults)
+
+    def set(self, faults: Faults) -> None:
+        """Replace the faults; the 429 burst counter restarts at ``force_429_count``."""
+        with self._lock:
+            self.faults = faults
+            self._rng = random.Random(faults.seed)
+            self._forced_429s = faults.force_429_count
+
+    def draw(self, endpoint: str) -> Draw:
+        """What happens to one API request to ``endpoint`` (e.g. ``"POST /batches"``)."""
+        faults = self.faults
+        if faults.only_endpoints and endpoint not in faults.only_endpoints:
+            return "ok"
+        with self._lock:
+            if self._forced_429s > 0:
+                self._forced_429s -= 1
+                return "force_429"
+            if not (faults.error_rate_500 or faults.error_rate_503 or faults.drop_rate):
+                return "ok"
+            roll = self._rng.random()
+        if roll < faults.error_rate_500:
+            return "error_500"
+        roll -= faults.error_rate_500
+        if roll < faults.error_rate_503:
+            return "error_503"
+        roll -= faults.error_rate_503
+        if roll < faults.drop_rate:
+            return "drop"
+        return "ok"
+
+    def remaining_forced_429s(self) -> int:
+        with self._lock:
+            return self._forced_429s
+
+
+def faults_from_json(data: Mapping[str, Any], *, base: Faults) -> Faults:
+    """Apply an inspection-API payload to ``base``; lists become frozensets."""
+    changes: dict[str, Any] = dict(data)
+    for name in ("failing_emails", "only_endpoints"):
+        if name in changes and isinstance(changes[name], list | tuple | set | frozenset):
+            changes[name] = _strings(changes[name], name)
+    return base.changed(changes)
+
+
+def _strings(values: Iterable[Any], name: str) -> frozenset[str]:
+    if not all(isinstance(value, str) for value in values):
+        raise ValueError(f"{name} must be a list of strings")
+    return frozenset(values)

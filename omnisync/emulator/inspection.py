@@ -1,0 +1,228 @@
+"""The inspection API for tests: ``/_emulator/...`` over HTTP, and the shared helpers.
+
+No API key; loopback clients only. Paths (relative to ``/_emulator``), all
+JSON; ``brand`` may be left out when there is one brand:
+
+=======  =====================  =============================================
+GET      /brands                ``{"brands": [name, ...]}``
+GET      /contacts              ``?brand=&email=`` -> ``{"contacts": [ContactResponse]}``
+POST     /contacts              seed one pre-existing contact: ``{brand?, email,
+                                fields?, customProperties?, tags?, status?,
+                                statusChangedAt?}`` -> 201 ContactResponse
+GET      /welcome-messages      ``{"welcomeMessages": [{email, at, channel, identifier}]}``
+GET      /status-changes        ``{"statusChanges": [{email, from, to, at, channel}]}``
+GET      /requests              ``?brand=&since=N`` -> ``{"requests": [RequestRecord]}``
+GET      /counts                ``{total, rate_limited, by_endpoint: {endpoint: {status: n}}}``
+GET      /batches               ``?brand=`` -> ``{"batches": [Batch summary]}``, newest first
+GET/PUT  /faults                read / change (PUT merges the given settings)
+GET/PUT  /settings              ``rate_limits``, ``batch_delay``, ``tag_delay``, ``max_batch_bytes``
+POST     /drain                 ``{timeout?}`` -> ``{"idle": bool}`` once queued work is applied
+POST     /reset                 forget contacts, batches, windows, logs and counts
+=======  =====================  =============================================
+
+Bad input answers 400 ``{"error": "..."}``; an unknown path 404.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from omnisync.emulator.batches import render_batch
+from omnisync.emulator.contacts import render_contact
+from omnisync.emulator.state import EmulatorState, Settings
+from omnisync.emulator.validation import (
+    CONTACT_FIELDS,
+    STATUSES,
+    is_valid_email,
+    parse_timestamp,
+)
+
+
+class InspectionError(ValueError):
+    """Bad input to the inspection API (answered 400)."""
+
+
+def seed_contact(
+    state: EmulatorState,
+    email: str,
+    *,
+    brand: str | None = None,
+    fields: Mapping[str, str] | None = None,
+    custom_properties: Mapping[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    status: str = "nonSubscribed",
+    status_changed_at: str | None = None,
+) -> dict[str, Any]:
+    """Create (or overwrite) a contact as if it existed before the test: no welcome, no change."""
+    if not is_valid_email(email):
+        raise InspectionError("email must be a valid e-mail address")
+    if status not in STATUSES:
+        raise InspectionError(f"status must be one of {sorted(STATUSES)}")
+    if status_changed_at is not None and parse_timestamp(status_changed_at) is None:
+        raise InspectionError("statusChangedAt must be an RFC 3339 timestamp with an offset")
+    fields = dict(fields or {})
+    unknown = sorted(set(fields) - set(CONTACT_FIELDS))
+    if unknown:
+        raise InspectionError(
+            f"unknown contact field(s) {unknown}; known: {sorted(CONTACT_FIELDS)}"
+        )
+    if not all(isinstance(value, str) for value in fields.values()):
+        raise InspectionError("contact field values must be strings")
+    tag_list = list(tags)
+    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tag_list):
+        raise InspectionError("tags must be a list of strings")
+    if custom_properties is not None and not isinstance(custom_properties, Mapping):
+        raise InspectionError("customProperties must be an object")
+    target = _brand(state, brand)
+    contact: dict[str, Any] = target.seed(
+        email,
+        at=state.wall_seconds(),
+        fields=fields,
+        custom_properties=custom_properties,
+        tags=tag_list,
+        status=status,
+        status_changed_at=status_changed_at,
+    )
+    return contact
+
+
+def _brand(state: EmulatorState, name: str | None) -> Any:
+    try:
+        return state.brand(name)
+    except ValueError as error:
+        raise InspectionError(str(error)) from None
+
+
+def contacts_json(
+    state: EmulatorState, *, brand: str | None, email: str | None
+) -> list[dict[str, Any]]:
+    target = _brand(state, brand)
+    if email is not None:
+        record = target.find(email=email)
+        return [] if record is None else [target.render(record)]
+    with target.lock:
+        return [render_contact(record) for record in target.book.by_email.values()]
+
+
+def settings_changed(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """A copy of ``settings`` with ``changes``, checked (``InspectionError`` when bad)."""
+    known = {item.name for item in dataclasses.fields(settings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise InspectionError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+    if "rate_limits" in changes and not isinstance(changes["rate_limits"], bool):
+        raise InspectionError("rate_limits must be true or false")
+    for name in ("batch_delay", "tag_delay"):
+        value = changes.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise InspectionError(f"{name} must be a non-negative number of seconds")
+    size = changes.get("max_batch_bytes", 1)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InspectionError("max_batch_bytes must be a positive integer")
+    return dataclasses.replace(settings, **changes)
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InspectionError("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InspectionError("the body must be a JSON object")
+    return body
+
+
+def handle_inspection(
+    state: EmulatorState, method: str, path: str, query: dict[str, str], raw: bytes
+) -> tuple[int, Any]:
+    """Answer one inspection request: ``(status, JSON body)``."""
+    try:
+        return _handle(state, method, path.rstrip("/") or "/", query, raw)
+    except InspectionError as error:
+        return 400, {"error": str(error)}
+
+
+def _handle(
+    state: EmulatorState, method: str, path: str, query: dict[str, str], raw: bytes
+) -> tuple[int, Any]:
+    brand = query.get("brand")
+    key = (method, path)
+    if key == ("GET", "/brands"):
+        return 200, {"brands": sorted(state.brands)}
+    if key == ("GET", "/contacts"):
+        return 200, {"contacts": contacts_json(state, brand=brand, email=query.get("email"))}
+    if key == ("POST", "/contacts"):
+        body = _json_body(raw)
+        if not isinstance(body.get("email"), str):
+            raise InspectionError("email is required")
+        contact = seed_contact(
+            state,
+            body["email"],
+            brand=body.get("brand", brand),
+            fields=body.get("fields"),
+            custom_properties=body.get("customProperties"),
+            tags=body.get("tags") or (),
+            status=body.get("status", "nonSubscribed"),
+            status_changed_at=body.get("statusChangedAt"),
+        )
+        return 201, contact
+    if key == ("GET", "/welcome-messages"):
+        target = _brand(state, brand)
+        with target.lock:
+            messages = list(target.book.welcome_messages)
+        return 200, {"welcomeMessages": [dataclasses.asdict(m) for m in messages]}
+    if key == ("GET", "/status-changes"):
+        target = _brand(state, brand)
+        with target.lock:
+            changes = list(target.book.status_changes)
+        return 200, {
+            "statusChanges": [
+                {
+                    "email": c.email,
+                    "from": c.from_status,
+                    "to": c.to_status,
+                    "at": c.at,
+                    "channel": c.channel,
+                }
+                for c in changes
+            ]
+        }
+    if key == ("GET", "/requests"):
+        try:
+            since = int(query.get("since", "0"))
+        except ValueError:
+            raise InspectionError("since must be an integer sequence number") from None
+        records = state.request_log(brand)
+        return 200, {"requests": [r.to_json() for r in records if r.sequence > since]}
+    if key == ("GET", "/counts"):
+        return 200, state.counts()
+    if key == ("GET", "/batches"):
+        target = _brand(state, brand)
+        with target.lock:
+            return 200, {"batches": [render_batch(b) for b in reversed(target.batches.values())]}
+    if path == "/faults" and method in ("GET", "PUT", "PATCH"):
+        if method != "GET":
+            try:
+                faults = state.injector.faults.changed(_json_body(raw))
+            except (TypeError, ValueError) as error:
+                raise InspectionError(str(error)) from None
+            state.injector.set(faults)
+        return 200, state.injector.faults.to_json()
+    if path == "/settings" and method in ("GET", "PUT", "PATCH"):
+        if method != "GET":
+            state.settings = settings_changed(state.settings, _json_body(raw))
+        return 200, dataclasses.asdict(state.settings)
+    if key == ("POST", "/drain"):
+        timeout = _json_body(raw).get("timeout", 10.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise InspectionError("timeout must be a non-negative number of seconds")
+        return 200, {"idle": state.worker.wait_idle(float(timeout))}
+    if key == ("POST", "/reset"):
+        state.reset()
+        return 200, {"reset": True}
+    return 404, {"error": f"no inspection endpoint {method} /_emulator{path}"}

@@ -1,0 +1,382 @@
+"""Request validation as Omnisend does it: every failing field at once (pure).
+
+Each function returns a list of :class:`FieldError` (empty when the request is
+valid); the caller turns a non-empty list into one 400 ValidationProblem.
+Codes are Omnisend's: ``required``, ``invalid_format``, ``too_long``. Field
+paths are dotted with list indexes in brackets: ``identifiers[0].id``,
+``customProperties.shoe_size``, ``items``.
+
+Unknown top-level properties are ignored, as a lenient API does; the contract
+tests (``tests/openapi_contract.py``) are where a misspelt property is caught.
+These functions run once per contact of every batch, so they test the common
+case first and allocate nothing when a body is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+from omnisync.emulator.problems import FieldError
+
+#: Maximum lengths of the plain string fields of a contact.
+STRING_FIELDS: dict[str, int] = {
+    "firstName": 128,
+    "lastName": 128,
+    "address": 256,
+    "city": 128,
+    "state": 128,
+    "postalCode": 32,
+    "country": 128,
+}
+#: Every plain contact field a seeded contact may carry.
+CONTACT_FIELDS: tuple[str, ...] = (*STRING_FIELDS, "countryCode", "birthdate", "gender")
+MAX_EMAIL_LENGTH = 254
+MAX_TAGS_PER_CONTACT = 100
+MAX_TAG_LENGTH = 100
+MAX_CUSTOM_PROPERTIES = 200
+MAX_CUSTOM_STRING_LENGTH = 2048
+MAX_BATCH_ITEMS = 100
+MAX_TAG_SELECTORS = 250
+MAX_TAGS_PER_CALL = 100
+
+STATUSES = frozenset({"subscribed", "unsubscribed", "nonSubscribed"})
+BATCH_ENDPOINTS = frozenset({"products", "contacts", "events", "categories"})
+BATCH_METHODS = frozenset({"POST", "PUT"})
+
+EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(\.[^\s@.]+)+")
+PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
+COUNTRY_CODE_PATTERN = re.compile(r"[A-Z]{2}")
+PROPERTY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,128}")
+
+
+def parse_timestamp(text: object) -> float | None:
+    """Seconds since the epoch for an RFC 3339 timestamp with an offset, else ``None``."""
+    if not isinstance(text, str) or len(text) < 20:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp()
+
+
+def is_valid_email(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_EMAIL_LENGTH
+        and EMAIL_PATTERN.fullmatch(value) is not None
+    )
+
+
+def validate_contact(body: Any, *, creating: bool) -> list[FieldError]:
+    """Check a contact body (POST /contacts, a batch item, or a PATCH).
+
+    ``creating`` requires an e-mail identifier (POST and batch items); a PATCH
+    may leave identifiers out.
+    """
+    if not isinstance(body, dict):
+        return [FieldError("", "invalid_format", "The body must be a JSON object")]
+    errors: list[FieldError] = []
+    identifiers = body.get("identifiers")
+    if identifiers is None:
+        if creating:
+            errors.append(FieldError("identifiers", "required", "An email identifier is required"))
+    elif not isinstance(identifiers, list):
+        errors.append(FieldError("identifiers", "invalid_format", "Must be an array"))
+    else:
+        _check_identifiers(identifiers, errors, creating=creating)
+    for name, limit in STRING_FIELDS.items():
+        value = body.get(name)
+        if value is not None or name in body:
+            _check_string(name, value, limit, errors)
+    if "countryCode" in body:
+        code = body["countryCode"]
+        if not isinstance(code, str) or COUNTRY_CODE_PATTERN.fullmatch(code) is None:
+            errors.append(
+                FieldError(
+                    "countryCode",
+                    "invalid_format",
+                    "Must be an ISO 3166-1 alpha-2 code (two uppercase letters)",
+                )
+            )
+    if "birthdate" in body:
+        _check_birthdate(body["birthdate"], errors)
+    if "gender" in body and body["gender"] not in ("m", "f"):
+        errors.append(FieldError("gender", "invalid_format", "Must be 'm' or 'f'"))
+    if "createdAt" in body and parse_timestamp(body["createdAt"]) is None:
+        errors.append(FieldError("createdAt", "invalid_format", "Must be an RFC 3339 timestamp"))
+    if "tags" in body:
+        _check_tags(body["tags"], errors)
+    if "customProperties" in body:
+        _check_custom_properties(body["customProperties"], errors)
+    return errors
+
+
+def _check_string(name: str, value: object, limit: int, errors: list[FieldError]) -> None:
+    if not isinstance(value, str):
+        errors.append(FieldError(name, "invalid_format", "Must be a string"))
+    elif len(value) > limit:
+        errors.append(FieldError(name, "too_long", f"Must be at most {limit} characters"))
+
+
+def _check_birthdate(value: object, errors: list[FieldError]) -> None:
+    valid = isinstance(value, str) and len(value) == 10
+    if valid:
+        try:
+            date.fromisoformat(str(value))
+        except ValueError:
+            valid = False
+    if not valid:
+        errors.append(FieldError("birthdate", "invalid_format", "Must be a date as YYYY-MM-DD"))
+
+
+def _check_identifiers(identifiers: list[Any], errors: list[FieldError], *, creating: bool) -> None:
+    emails: set[str] = set()
+    for index, identifier in enumerate(identifiers):
+        path = f"identifiers[{index}]"
+        if not isinstance(identifier, dict):
+            errors.append(FieldError(path, "invalid_format", "Must be an object"))
+            continue
+        kind = identifier.get("type")
+        value = identifier.get("id")
+        if kind is None:
+            errors.append(FieldError(f"{path}.type", "required", "Identifier type is required"))
+        elif kind not in ("email", "phone"):
+            errors.append(FieldError(f"{path}.type", "invalid_format", "Must be email or phone"))
+        if value is None or value == "":
+            errors.append(FieldError(f"{path}.id", "required", "Identifier value is required"))
+        elif kind == "email":
+            if isinstance(value, str) and len(value) > MAX_EMAIL_LENGTH:
+                errors.append(
+                    FieldError(
+                        f"{path}.id", "too_long", f"Must be at most {MAX_EMAIL_LENGTH} characters"
+                    )
+                )
+            elif not is_valid_email(value):
+                errors.append(
+                    FieldError(f"{path}.id", "invalid_format", "Must be a valid email address")
+                )
+            else:
+                emails.add(value)
+        elif kind == "phone" and (
+            not isinstance(value, str) or PHONE_PATTERN.fullmatch(value) is None
+        ):
+            errors.append(
+                FieldError(f"{path}.id", "invalid_format", "Must be a phone number in E.164 format")
+            )
+        channels = identifier.get("channels")
+        if channels is not None:
+            _check_channels(channels, f"{path}.channels", kind, errors)
+        if "sendWelcomeMessage" in identifier and not isinstance(
+            identifier["sendWelcomeMessage"], bool
+        ):
+            errors.append(
+                FieldError(f"{path}.sendWelcomeMessage", "invalid_format", "Must be a boolean")
+            )
+        consent = identifier.get("consent")
+        if consent is not None:
+            _check_consent(consent, f"{path}.consent", errors)
+    if len(emails) > 1:
+        errors.append(
+            FieldError("identifiers", "invalid_format", "At most one email identifier is allowed")
+        )
+    if creating and not emails and not any(e.field.startswith("identifiers") for e in errors):
+        errors.append(FieldError("identifiers", "required", "An email identifier is required"))
+
+
+def _check_channels(channels: object, path: str, kind: object, errors: list[FieldError]) -> None:
+    if not isinstance(channels, dict):
+        errors.append(FieldError(path, "invalid_format", "Must be an object keyed by channel"))
+        return
+    expected = "email" if kind == "email" else "sms"
+    for channel, details in channels.items():
+        channel_path = f"{path}.{channel}"
+        if channel != expected:
+            errors.append(
+                FieldError(
+                    channel_path,
+                    "invalid_format",
+                    f"A {kind} identifier has only the {expected} channel",
+                )
+            )
+            continue
+        if not isinstance(details, dict):
+            errors.append(FieldError(channel_path, "invalid_format", "Must be an object"))
+            continue
+        status = details.get("status")
+        if status is None:
+            errors.append(FieldError(f"{channel_path}.status", "required", "Status is required"))
+        elif status not in STATUSES:
+            errors.append(
+                FieldError(
+                    f"{channel_path}.status",
+                    "invalid_format",
+                    "Must be one of subscribed, unsubscribed, nonSubscribed",
+                )
+            )
+        if "statusChangedAt" in details and parse_timestamp(details["statusChangedAt"]) is None:
+            errors.append(
+                FieldError(
+                    f"{channel_path}.statusChangedAt",
+                    "invalid_format",
+                    "Must be an RFC 3339 timestamp with an offset",
+                )
+            )
+
+
+def _check_consent(consent: object, path: str, errors: list[FieldError]) -> None:
+    if not isinstance(consent, dict):
+        errors.append(FieldError(path, "invalid_format", "Must be an object"))
+        return
+    for name in ("ip", "source", "userAgent"):
+        if name in consent:
+            _check_string(f"{path}.{name}", consent[name], 512, errors)
+    if "createdAt" in consent and parse_timestamp(consent["createdAt"]) is None:
+        errors.append(
+            FieldError(f"{path}.createdAt", "invalid_format", "Must be an RFC 3339 timestamp")
+        )
+
+
+def _check_tags(tags: object, errors: list[FieldError], *, path: str = "tags") -> None:
+    if not isinstance(tags, list):
+        errors.append(FieldError(path, "invalid_format", "Must be an array of strings"))
+        return
+    if len(tags) > MAX_TAGS_PER_CONTACT:
+        errors.append(
+            FieldError(path, "too_long", f"At most {MAX_TAGS_PER_CONTACT} tags are allowed")
+        )
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not tag.strip():
+            errors.append(FieldError(f"{path}[{index}]", "invalid_format", "Must be a string"))
+        elif len(tag) > MAX_TAG_LENGTH:
+            errors.append(
+                FieldError(
+                    f"{path}[{index}]", "too_long", f"Must be at most {MAX_TAG_LENGTH} characters"
+                )
+            )
+
+
+def _check_custom_properties(properties: object, errors: list[FieldError]) -> None:
+    if not isinstance(properties, dict):
+        errors.append(FieldError("customProperties", "invalid_format", "Must be an object"))
+        return
+    if len(properties) > MAX_CUSTOM_PROPERTIES:
+        errors.append(
+            FieldError(
+                "customProperties",
+                "too_long",
+                f"At most {MAX_CUSTOM_PROPERTIES} custom properties are allowed",
+            )
+        )
+    for name, value in properties.items():
+        path = f"customProperties.{name}"
+        if PROPERTY_NAME_PATTERN.fullmatch(name) is None:
+            errors.append(
+                FieldError(
+                    path,
+                    "invalid_format",
+                    "Property names must be 1-128 characters of A-Z, a-z, 0-9 and _",
+                )
+            )
+        if isinstance(value, str):
+            if len(value) > MAX_CUSTOM_STRING_LENGTH:
+                errors.append(
+                    FieldError(
+                        path, "too_long", f"Must be at most {MAX_CUSTOM_STRING_LENGTH} characters"
+                    )
+                )
+        elif isinstance(value, list):
+            if not all(isinstance(item, str | int | float) for item in value):
+                errors.append(
+                    FieldError(path, "invalid_format", "Lists may hold strings and numbers only")
+                )
+        elif value is not None and not isinstance(value, bool | int | float):
+            errors.append(
+                FieldError(path, "invalid_format", "Must be a string, number, boolean or list")
+            )
+
+
+def validate_batch(body: Any) -> list[FieldError]:
+    """Check a POST /batches envelope (its items are checked one by one when processed)."""
+    if not isinstance(body, dict):
+        return [FieldError("", "invalid_format", "The body must be a JSON object")]
+    errors: list[FieldError] = []
+    endpoint = body.get("endpoint")
+    if endpoint is None:
+        errors.append(FieldError("endpoint", "required", "Endpoint is required"))
+    elif endpoint not in BATCH_ENDPOINTS:
+        errors.append(
+            FieldError(
+                "endpoint",
+                "invalid_format",
+                "Must be one of products, contacts, events, categories",
+            )
+        )
+    elif endpoint != "contacts":
+        errors.append(
+            FieldError("endpoint", "invalid_format", "The emulator supports contacts batches only")
+        )
+    method = body.get("method")
+    if method is None:
+        errors.append(FieldError("method", "required", "Method is required"))
+    elif method not in BATCH_METHODS:
+        errors.append(FieldError("method", "invalid_format", "Must be POST or PUT"))
+    elif method != "POST" and endpoint == "contacts":
+        errors.append(
+            FieldError("method", "invalid_format", "Contacts batches support method POST only")
+        )
+    items = body.get("items")
+    if items is None or items == []:
+        errors.append(FieldError("items", "required", "At least one item is required"))
+    elif not isinstance(items, list):
+        errors.append(FieldError("items", "invalid_format", "Must be an array"))
+    elif len(items) > MAX_BATCH_ITEMS:
+        errors.append(
+            FieldError("items", "too_long", f"At most {MAX_BATCH_ITEMS} items are allowed")
+        )
+    if "origin" in body and not isinstance(body["origin"], str):
+        errors.append(FieldError("origin", "invalid_format", "Must be a string"))
+    return errors
+
+
+def validate_tags(body: Any) -> list[FieldError]:
+    """Check a POST or DELETE /contacts/tags body."""
+    if not isinstance(body, dict):
+        return [FieldError("", "invalid_format", "The body must be a JSON object")]
+    errors: list[FieldError] = []
+    tags = body.get("tags")
+    if tags is None or tags == []:
+        errors.append(FieldError("tags", "required", "At least one tag is required"))
+    else:
+        _check_tags(tags, errors)
+    selectors = 0
+    for name in ("emails", "contactIDs", "phones"):
+        if name not in body:
+            continue
+        values = body[name]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            errors.append(FieldError(name, "invalid_format", "Must be an array of strings"))
+            continue
+        if len(values) > MAX_TAG_SELECTORS:
+            errors.append(
+                FieldError(name, "too_long", f"At most {MAX_TAG_SELECTORS} values are allowed")
+            )
+        selectors += len(values)
+    if "segmentID" in body:
+        if isinstance(body["segmentID"], str):
+            selectors += 1
+        else:
+            errors.append(FieldError("segmentID", "invalid_format", "Must be a string"))
+    if selectors == 0 and not any(
+        error.field in ("emails", "contactIDs", "phones", "segmentID") for error in errors
+    ):
+        errors.append(
+            FieldError(
+                "emails", "required", "Name contacts by emails, contactIDs, phones or segmentID"
+            )
+        )
+    return errors

@@ -1,0 +1,106 @@
+"""The background thread that applies asynchronous work when its modelled time comes.
+
+Batches and tag calls are answered at once and applied later, as Omnisend
+does. Each piece of work is scheduled at a modelled time (``clock.now()``
+seconds); the worker runs them in time order. It never calls
+``clock.sleep`` (a :class:`~omnisync.clock.FakeClock` would jump forward); it
+waits on a condition for at most a few real milliseconds and looks again, so
+a scaled clock, the system clock and a fake clock all work.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from omnisync.clock import Clock
+
+logger = logging.getLogger("omnisync.emulator")
+
+#: The longest real pause between two looks at the clock.
+_MAX_REAL_WAIT = 0.01
+
+
+class Worker:
+    """Runs scheduled callables in modelled-time order on one daemon thread."""
+
+    def __init__(self, clock: Clock, *, name: str = "omnisend-emulator-worker") -> None:
+        self._clock = clock
+        self._scale = float(getattr(clock, "scale", 1.0))
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._sequence = itertools.count()
+        self._condition = threading.Condition()
+        self._busy = False
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._name = name
+
+    def start(self) -> None:
+        with self._condition:
+            if self._running:
+                return
+            self._running = True
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the callable in progress; work not yet due is dropped."""
+        with self._condition:
+            self._running = False
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def schedule(self, due: float, work: Callable[[], None]) -> None:
+        """Run ``work`` once ``clock.now() >= due``."""
+        with self._condition:
+            heapq.heappush(self._queue, (due, next(self._sequence), work))
+            self._condition.notify_all()
+
+    def clear(self) -> None:
+        with self._condition:
+            self._queue.clear()
+
+    def pending(self) -> int:
+        with self._condition:
+            return len(self._queue) + (1 if self._busy else 0)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block (real seconds) until nothing is queued or running; ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._queue or self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(min(remaining, _MAX_REAL_WAIT))
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if not self._running:
+                    return
+                if not self._queue:
+                    self._condition.wait(_MAX_REAL_WAIT * 10)
+                    continue
+                lateness = self._clock.now() - self._queue[0][0]
+                if lateness < 0:
+                    self._condition.wait(min(-lateness / self._scale, _MAX_REAL_WAIT))
+                    continue
+                _, _, work = heapq.heappop(self._queue)
+                self._busy = True
+            try:
+                work()
+            except Exception:
+                # The worker must survive a bug in one piece of work.
+                logger.exception("emulator work failed", extra={"event": "emulator_work_failed"})
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()

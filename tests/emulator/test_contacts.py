@@ -1,0 +1,145 @@
+"""POST/GET/PATCH /contacts: Omnisend's behaviour, traps included."""
+
+from __future__ import annotations
+
+import httpx
+
+from omnisync.emulator import Emulator
+from tests.emulator.conftest import contact_body
+
+
+def test_create_then_update_answers_201_then_200_with_contact_response(
+    client: httpx.Client,
+) -> None:
+    created = client.post("/contacts", json=contact_body("ann@example.com", firstName="Ann"))
+    assert created.status_code == 201
+    body = created.json()
+    assert body["email"] == "ann@example.com"
+    assert body["firstName"] == "Ann"
+    assert body["status"] == "nonSubscribed"
+    assert body["identifiers"][0]["channels"]["email"]["status"] == "nonSubscribed"
+    updated = client.post("/contacts", json=contact_body("ann@example.com", lastName="Lee"))
+    assert updated.status_code == 200
+    assert updated.json()["id"] == body["id"]
+
+
+def test_email_identifier_is_case_sensitive(client: httpx.Client, emulator: Emulator) -> None:
+    assert client.post("/contacts", json=contact_body("Ann@Example.com")).status_code == 201
+    assert client.post("/contacts", json=contact_body("ann@example.com")).status_code == 201
+    assert emulator.contact_count() == 2
+    assert emulator.contact("ANN@EXAMPLE.COM") is None
+
+
+def test_fields_merge_and_absent_fields_stay(client: httpx.Client, emulator: Emulator) -> None:
+    client.post(
+        "/contacts",
+        json=contact_body(
+            "bo@example.com", firstName="Bo", city="Vilnius", customProperties={"a": "1", "b": 2}
+        ),
+    )
+    client.post(
+        "/contacts",
+        json=contact_body("bo@example.com", lastName="Ek", customProperties={"b": 3}),
+    )
+    stored = emulator.contact("bo@example.com")
+    assert stored is not None
+    assert (stored["firstName"], stored["lastName"], stored["city"]) == ("Bo", "Ek", "Vilnius")
+    assert stored["customProperties"] == {"a": "1", "b": 3}
+
+
+def test_tags_in_a_body_replace_all_tags(client: httpx.Client, emulator: Emulator) -> None:
+    emulator.seed_contact("cy@example.com", tags=["owner-tag", "vip"])
+    client.post("/contacts", json=contact_body("cy@example.com", tags=["other"]))
+    stored = emulator.contact("cy@example.com")
+    assert stored is not None and stored["tags"] == ["other"]
+    client.post("/contacts", json=contact_body("cy@example.com", firstName="Cy"))
+    stored = emulator.contact("cy@example.com")
+    assert stored is not None and stored["tags"] == ["other"]
+
+
+def test_welcome_message_defaults_to_true_for_new_identifiers_only(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    client.post("/contacts", json={"identifiers": [{"type": "email", "id": "new@example.com"}]})
+    client.post("/contacts", json={"identifiers": [{"type": "email", "id": "new@example.com"}]})
+    client.post("/contacts", json=contact_body("quiet@example.com"))
+    client.post(
+        "/contacts", json=contact_body("asked@example.com", identifier={"sendWelcomeMessage": True})
+    )
+    assert [message.email for message in emulator.welcome_messages()] == [
+        "new@example.com",
+        "asked@example.com",
+    ]
+
+
+def test_newer_status_wins_and_every_change_is_recorded(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    emulator.seed_contact(
+        "dee@example.com", status="unsubscribed", status_changed_at="2025-06-01T00:00:00Z"
+    )
+    older = {
+        "channels": {"email": {"status": "subscribed", "statusChangedAt": "2025-01-01T00:00:00Z"}}
+    }
+    client.post("/contacts", json=contact_body("dee@example.com", identifier=older))
+    stored = emulator.contact("dee@example.com")
+    assert stored is not None and stored["status"] == "unsubscribed"
+    assert emulator.status_changes() == []
+    newer = {
+        "channels": {"email": {"status": "subscribed", "statusChangedAt": "2025-07-01T00:00:00Z"}}
+    }
+    response = client.post("/contacts", json=contact_body("dee@example.com", identifier=newer))
+    assert response.json()["status"] == "subscribed"
+    [change] = emulator.status_changes()
+    assert (change.email, change.from_status, change.to_status) == (
+        "dee@example.com",
+        "unsubscribed",
+        "subscribed",
+    )
+    assert change.at == "2025-07-01T00:00:00Z"
+
+
+def test_status_without_timestamp_counts_as_now(client: httpx.Client, emulator: Emulator) -> None:
+    emulator.seed_contact(
+        "eve@example.com", status="unsubscribed", status_changed_at="2030-01-01T00:00:00Z"
+    )
+    no_time = {"channels": {"email": {"status": "subscribed"}}}
+    client.post("/contacts", json=contact_body("eve@example.com", identifier=no_time))
+    # Stored in the (modelled) future: "now" is older, the unsubscribe stays.
+    assert emulator.contact("eve@example.com")["status"] == "unsubscribed"  # type: ignore[index]
+    emulator.seed_contact(
+        "fay@example.com", status="unsubscribed", status_changed_at="2020-01-01T00:00:00Z"
+    )
+    client.post("/contacts", json=contact_body("fay@example.com", identifier=no_time))
+    assert emulator.contact("fay@example.com")["status"] == "subscribed"  # type: ignore[index]
+    assert [c.email for c in emulator.status_changes()] == ["fay@example.com"]
+
+
+def test_new_contact_with_status_records_a_change_from_none(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    given = {
+        "channels": {"email": {"status": "subscribed", "statusChangedAt": "2025-01-01T10:00:00Z"}}
+    }
+    response = client.post("/contacts", json=contact_body("gus@example.com", identifier=given))
+    assert response.json()["statuses"][0]["statusChangedAt"] == "2025-01-01T10:00:00Z"
+    [change] = emulator.status_changes()
+    assert (change.from_status, change.to_status) == (None, "subscribed")
+    client.post("/contacts", json=contact_body("hal@example.com"))
+    assert len(emulator.status_changes()) == 1
+
+
+def test_get_and_patch_contacts(client: httpx.Client, emulator: Emulator) -> None:
+    contact_id = client.post("/contacts", json=contact_body("ida@example.com")).json()["id"]
+    assert client.get(f"/contacts/{contact_id}").json()["email"] == "ida@example.com"
+    listed = client.get("/contacts", params={"email": "ida@example.com"}).json()
+    assert [c["id"] for c in listed["contacts"]] == [contact_id]
+    assert client.get("/contacts", params={"email": "IDA@example.com"}).json()["contacts"] == []
+    patched = client.patch("/contacts", params={"email": "ida@example.com"}, json={"city": "Riga"})
+    assert patched.status_code == 200 and patched.json()["city"] == "Riga"
+    by_id = client.patch(f"/contacts/{contact_id}", json={"firstName": "Ida"})
+    assert by_id.json()["city"] == "Riga" and by_id.json()["firstName"] == "Ida"
+    assert client.patch("/contacts", params={"email": "no@example.com"}, json={}).status_code == 404
+    assert client.patch("/contacts/nope", json={"city": "X"}).status_code == 404
+    assert client.get("/contacts/nope").status_code == 404
+    assert emulator.welcome_messages() == []
