@@ -1,0 +1,221 @@
+"""What an export run has to do: plan types and the pure reference planner.
+
+Pure. The engine diffs a segment against the ledger in SQL
+(:mod:`omnisync.engine.staging`) so that a million unchanged rows never
+become Python objects; :func:`reference_plan` is the same diff written
+plainly over Python values. The SQL must agree with it (a property-based test
+holds them together), and so it defines the semantics:
+
+- Rows without an e-mail are counted as ``missing_email``; among rows with
+  the same (normalised) e-mail the first occurrence wins and the rest are
+  ``duplicates``. The distinct e-mails are the segment's ``members``.
+- A member not in the ledger is ``new``; one whose fingerprint differs from
+  the ledger's is ``changed``; both need an upsert.
+- A member whose ledger tag is not the export's tag (none yet, or an old tag
+  after the export's tag was renamed) needs the tag; when its fingerprint is
+  unchanged it is ``tag_only``. A member whose ledger tag is another tag is
+  also counted in ``retag``: that old tag is to be removed.
+- A member in the ledger with the same fingerprint and the export's tag is
+  ``unchanged``: nothing is sent.
+- A ledger entry with a tag whose e-mail is no longer a member has left: with
+  ``on_leave: untag`` it is a leaver (``leaving``; its tag, whatever it is, is
+  to be removed), with ``on_leave: keep`` it is only counted (``kept``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from omnisync.config.model import OnLeave
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """Counts of one staged export; see the module docstring for each meaning.
+
+    ``new + changed + tag_only + unchanged == members`` and
+    ``members + duplicates + missing_email == rows``.
+    """
+
+    rows: int = 0
+    members: int = 0
+    missing_email: int = 0
+    duplicates: int = 0
+    new: int = 0
+    changed: int = 0
+    tag_only: int = 0
+    unchanged: int = 0
+    leaving: int = 0
+    retag: int = 0
+    kept: int = 0
+
+    @property
+    def work(self) -> int:
+        """Members that need an upsert and/or a tag."""
+        return self.new + self.changed + self.tag_only
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One member that needs an upsert and/or the export's tag.
+
+    ``tag_on`` is the tag the ledger says this export has on the contact
+    (``None`` when none; another tag than the export's after a rename).
+    ``row`` maps each staged source column to its raw value.
+    """
+
+    email: str
+    fingerprint: int
+    in_ledger: bool
+    tag_on: str | None
+    needs_upsert: bool
+    needs_tag: bool
+    row: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def old_tag(self) -> str | None:
+        """The other tag to remove once the export's tag is on, if any."""
+        return self.tag_on if self.needs_tag else None
+
+
+class Leaver(NamedTuple):
+    """A ledger member no longer in the segment, and the tag to remove from it."""
+
+    email: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the ledger says this export delivered to one e-mail."""
+
+    fingerprint: int
+    tag: str | None
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """A staged row: its normalised e-mail (``None`` when missing) and fingerprint."""
+
+    email: str | None
+    fingerprint: int
+    row: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReferencePlan:
+    """The result of :func:`reference_plan`: counts, work items in segment order, leavers."""
+
+    counts: StageCounts
+    work: tuple[WorkItem, ...]
+    leavers: tuple[Leaver, ...]
+    duplicates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ItemActions:
+    """What to send for one work item once its mapping outcome is known."""
+
+    upsert: bool
+    tag: bool
+    remove_old_tag: str | None
+
+
+def item_actions(item: WorkItem, *, valid: bool) -> ItemActions:
+    """The actions for ``item``; ``valid`` says whether its row mapped to a contact.
+
+    A row that needs an upsert but is invalid is not sent at all (neither the
+    upsert nor the tag): invalid rows are never sent. A tag-only item needs
+    no mapping (its fingerprint is what was delivered), so it is always
+    valid. The old tag is removed only together with adding the new one.
+    """
+    if item.needs_upsert and not valid:
+        return ItemActions(upsert=False, tag=False, remove_old_tag=None)
+    return ItemActions(
+        upsert=item.needs_upsert,
+        tag=item.needs_tag,
+        remove_old_tag=item.old_tag,
+    )
+
+
+def reference_plan(
+    rows: Iterable[SegmentRow],
+    ledger: Mapping[str, LedgerEntry],
+    *,
+    tag: str,
+    on_leave: OnLeave,
+) -> ReferencePlan:
+    """Diff staged ``rows`` (in segment order) against one export's ``ledger``.
+
+    ``ledger`` maps e-mail → entry for this export only. Leavers are ordered
+    by e-mail; work items and duplicate e-mails by first appearance.
+    """
+    total = 0
+    missing = 0
+    duplicates = 0
+    firsts: dict[str, SegmentRow] = {}
+    duplicated: dict[str, None] = {}
+    for row in rows:
+        total += 1
+        if row.email is None:
+            missing += 1
+        elif row.email in firsts:
+            duplicates += 1
+            duplicated.setdefault(row.email, None)
+        else:
+            firsts[row.email] = row
+
+    new = changed = tag_only = unchanged = retag = 0
+    work: list[WorkItem] = []
+    for email, row in firsts.items():
+        entry = ledger.get(email)
+        needs_upsert = entry is None or entry.fingerprint != row.fingerprint
+        tag_on = None if entry is None else entry.tag
+        needs_tag = tag_on != tag
+        if entry is None:
+            new += 1
+        elif needs_upsert:
+            changed += 1
+        elif needs_tag:
+            tag_only += 1
+        else:
+            unchanged += 1
+            continue
+        if needs_tag and tag_on is not None:
+            retag += 1
+        work.append(
+            WorkItem(
+                email=email,
+                fingerprint=row.fingerprint,
+                in_ledger=entry is not None,
+                tag_on=tag_on,
+                needs_upsert=needs_upsert,
+                needs_tag=needs_tag,
+                row=row.row,
+            )
+        )
+
+    gone = sorted(
+        Leaver(email, entry.tag)
+        for email, entry in ledger.items()
+        if entry.tag is not None and email not in firsts
+    )
+    leavers = tuple(gone) if on_leave == "untag" else ()
+    counts = StageCounts(
+        rows=total,
+        members=len(firsts),
+        missing_email=missing,
+        duplicates=duplicates,
+        new=new,
+        changed=changed,
+        tag_only=tag_only,
+        unchanged=unchanged,
+        leaving=len(leavers),
+        retag=retag,
+        kept=0 if on_leave == "untag" else len(gone),
+    )
+    return ReferencePlan(
+        counts=counts, work=tuple(work), leavers=leavers, duplicates=tuple(duplicated)
+    )

@@ -1,0 +1,89 @@
+"""Segment sources: reading the rows of a segment, streaming, with bounded memory.
+
+Shells, one per kind: :mod:`~omnisync.sources.sqlite` (a query run inside
+the database), :mod:`~omnisync.sources.csvfile` and
+:mod:`~omnisync.sources.jsonl` (whole files). :func:`open_segment` picks the
+reader for a configured segment. Every failure is a :class:`SourceError`
+naming the segment, the source and the cause, raised before anything is sent.
+
+The export engine stages SQLite segments without this module's Python-side
+row path (see :mod:`omnisync.engine.staging`); it uses the readers here for
+file sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from omnisync.config.model import Config, Segment, Source
+from omnisync.sources.csvfile import CsvReader
+from omnisync.sources.errors import SourceError
+from omnisync.sources.jsonl import JsonlReader
+from omnisync.sources.sqlite import SqliteReader
+
+__all__ = [
+    "CsvReader",
+    "JsonlReader",
+    "SegmentReader",
+    "SourceError",
+    "SqliteReader",
+    "open_segment",
+    "segment_source",
+]
+
+
+class SegmentReader(Protocol):
+    """Reads one segment's rows."""
+
+    segment: str
+    source: str
+
+    def columns(self) -> tuple[str, ...] | None:
+        """The segment's column names, or ``None`` when only reading tells (JSONL)."""
+        ...
+
+    def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
+        """Yield each row's values of ``columns``, in order; raise :class:`SourceError`."""
+        ...
+
+
+def segment_source(config: Config, segment_name: str) -> tuple[Segment, Source]:
+    """The segment called ``segment_name`` and its source, or :class:`SourceError`."""
+    segment = config.segments.get(segment_name)
+    if segment is None:
+        raise SourceError("no such segment in the config", segment=segment_name, source="?")
+    source = config.sources.get(segment.source)
+    if source is None:
+        raise SourceError(
+            "the segment's source is not in the config", segment=segment_name, source=segment.source
+        )
+    return segment, source
+
+
+def open_segment(config: Config, segment_name: str) -> SegmentReader:
+    """A reader for the configured segment ``segment_name``.
+
+    Raises :class:`SourceError` for a source kind that cannot be read yet
+    (PostgreSQL), a database source without a query, or a query on a file
+    source. Opening the file happens when rows are read.
+    """
+    segment, source = segment_source(config, segment_name)
+    names = {"segment": segment.name, "source": source.name}
+    if source.kind == "postgres":
+        raise SourceError("PostgreSQL sources cannot be read yet", **names)
+    if source.path is None:
+        raise SourceError("the source has no path", **names)
+    path = Path(source.path)
+    if source.kind == "sqlite":
+        if not segment.query:
+            raise SourceError("a segment on a SQLite source needs a query", **names)
+        return SqliteReader(path, segment.query, **names)
+    if segment.query:
+        raise SourceError(f"a {source.kind.upper()} source takes no query", **names)
+    if source.kind == "csv":
+        return CsvReader(
+            path, encoding=source.csv.encoding, delimiter=source.csv.delimiter, **names
+        )
+    return JsonlReader(path, **names)

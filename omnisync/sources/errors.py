@@ -1,0 +1,20 @@
+"""The one error a segment source raises."""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """A segment could not be read; nothing has been sent.
+
+    ``segment`` and ``source`` name the config entries; ``cause`` says what is
+    wrong in words a config author can act on (a missing file, table or
+    column, a bad query, an undecodable line, a malformed JSON line with its
+    number). The message never holds row values, so no personal data leaks
+    into logs.
+    """
+
+    def __init__(self, cause: str, *, segment: str, source: str) -> None:
+        super().__init__(f"segment '{segment}' (source '{source}'): {cause}")
+        self.cause = cause
+        self.segment = segment
+        self.source = source
