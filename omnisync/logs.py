@@ -188,7 +188,6 @@ def configure_logging(
             if existing.get_name() == _HANDLER_NAME:
                 logger.removeHandler(existing)
         logger.addHandler(handler)
-        logger.propagate = False
     logging.getLogger("omnisync").setLevel(_level(level))
     # APScheduler's own chatter ("Added job ...") is noise at INFO; our events say it better.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -35,7 +35,7 @@ from watchfiles import Change, watch
 _log = logging.getLogger("omnisync.daemon.watcher")
 
 _CONFIG_SUFFIXES = (".yaml", ".yml")
-_TEMPORARY = re.compile(r"(\.sw[a-p]$)|(~$)|(^\.#)|(^4913$)|(\.tmp$)|(^\.?#.*#$)")
+_TEMPORARY = re.compile(r"(\.sw[a-z]$)|(~$)|(^\.#)|(^4913$)|(\.tmp$)|(^\.?#.*#$)")
 
 #: How often the watch loop wakes without events to re-resolve symlinks and notice a stop.
 _WAKE_MILLISECONDS = 1000

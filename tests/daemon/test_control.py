@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from omnisync.daemon.control import ControlServer, TriggerAnswer, parse_listen
+from omnisync.daemon.discovery import (
+    DaemonClient,
+    DaemonInfo,
+    DaemonUnavailable,
+    TriggerRefused,
+    ensure_token,
+    read_info,
+    remove_info,
+    write_info,
+)
+
+
+class Api:
+    def __init__(self):
+        self.triggered: list[str] = []
+        self.runs = {"r-1": {"id": "r-1", "state": "finished", "status": "succeeded"}}
+
+    def healthy(self):
+        return True
+
+    def metrics_text(self):
+        return b"omnisync_up 1\n", "text/plain; version=0.0.4"
+
+    def status(self):
+        return {"exports": {"vip": {"state": "idle"}}}
+
+    def trigger(self, export):
+        if export == "missing":
+            return TriggerAnswer(404, {"error": "no export named 'missing'"})
+        if export == "busy":
+            return TriggerAnswer(409, {"error": "export 'busy' is already running"})
+        self.triggered.append(export)
+        return TriggerAnswer(202, {"id": "r-1", "export": export, "state": "running"})
+
+    def run(self, run_id):
+        return self.runs.get(run_id)
+
+
+@pytest.fixture
+def server():
+    api = Api()
+    control = ControlServer("127.0.0.1:0", api, token="s3cret-token-value")
+    control.start()
+    yield control, api
+    control.stop()
+
+
+def test_read_only_endpoints(server):
+    control, _ = server
+    base = f"http://{control.address}"
+    assert httpx.get(f"{base}/healthz").text == "ok\n"
+    metrics = httpx.get(f"{base}/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert metrics.text == "omnisync_up 1\n"
+    assert httpx.get(f"{base}/status").json() == {"exports": {"vip": {"state": "idle"}}}
+    assert httpx.get(f"{base}/runs/r-1").json()["status"] == "succeeded"
+    assert httpx.get(f"{base}/runs/r-404").status_code == 404
+    assert httpx.get(f"{base}/nope").status_code == 404
+
+
+def test_trigger_needs_the_bearer_token(server):
+    control, api = server
+    url = f"http://{control.address}/exports/vip/run"
+    assert httpx.post(url).status_code == 401
+    assert httpx.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.post(url, headers={"Authorization": "Basic s3cret-token-value"}).status_code == 401
+    assert api.triggered == []
+    answer = httpx.post(url, headers={"Authorization": "Bearer s3cret-token-value"})
+    assert answer.status_code == 202
+    assert answer.json()["id"] == "r-1"
+    assert api.triggered == ["vip"]
+    assert "s3cret" not in repr(control)
+
+
+def test_client_finds_the_daemon_and_maps_refusals(server, tmp_path):
+    control, api = server
+    ensure_token(tmp_path)  # a different token: the configured one wins when given
+    info = DaemonInfo(
+        pid=__import__("os").getpid(),
+        address=control.address,
+        config_path="/etc/omnisync",
+        started_at="now",
+    )
+    write_info(tmp_path, info)
+    assert read_info(tmp_path) == info
+    with DaemonClient.find(tmp_path, token="s3cret-token-value") as client:
+        assert client.trigger("vip")["export"] == "vip"
+        assert client.wait("r-1")["status"] == "succeeded"
+        with pytest.raises(TriggerRefused) as missing:
+            client.trigger("missing")
+        assert missing.value.status == 404
+        with pytest.raises(TriggerRefused) as busy:
+            client.trigger("busy")
+        assert busy.value.status == 409 and "already running" in str(busy.value)
+    with DaemonClient.find(tmp_path) as wrong_token, pytest.raises(TriggerRefused) as refused:
+        wrong_token.trigger("vip")
+    assert refused.value.status == 401
+    remove_info(tmp_path, pid=info.pid)
+    with pytest.raises(DaemonUnavailable):
+        DaemonClient.find(tmp_path)
+
+
+def test_a_dead_daemon_is_recognised(tmp_path):
+    write_info(
+        tmp_path,
+        DaemonInfo(pid=2**22 + 12345, address="127.0.0.1:9", config_path="", started_at=""),
+    )
+    with pytest.raises(DaemonUnavailable, match="is gone"):
+        DaemonClient.find(tmp_path)
+    (tmp_path / "daemon.json").write_text("{not json")
+    with pytest.raises(DaemonUnavailable, match="no daemon recorded"):
+        DaemonClient.find(tmp_path)
+
+
+def test_token_file_is_private(tmp_path):
+    token = ensure_token(tmp_path)
+    path = tmp_path / "control.token"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.read_text().strip() == token
+    assert len(token) >= 32
+    assert ensure_token(tmp_path) != token
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9187", ("127.0.0.1", 9187)),
+        ("[::1]:0", ("::1", 0)),
+        ("localhost:80", ("localhost", 80)),
+    ],
+)
+def test_parse_listen(text, expected):
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9187", ":9187", "host:port", "host:70000"])
+def test_parse_listen_rejects(text):
+    with pytest.raises(ValueError):
+        parse_listen(text)
+
+
+def test_body_is_json_with_trailing_newline(server):
+    control, _ = server
+    raw = httpx.get(f"http://{control.address}/status").content
+    assert raw.endswith(b"\n")
+    json.loads(raw)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import threading
+
+from omnisync.clock import SystemClock
+from omnisync.daemon.runs import RunCoordinator, RunOutcome
+from tests.daemon.builders import config, every, export
+from tests.daemon.runfunctions import GatedRuns, wait_until
+
+
+def make(runs: GatedRuns, current=None, finished=None):
+    holder = {"config": current or config(export("a", schedule=every(10)), export("b"))}
+    coordinator = RunCoordinator(
+        runs,
+        config=lambda: holder["config"],
+        clock=SystemClock(),
+        on_finished=(finished.append if finished is not None else None),
+    )
+    return coordinator, holder
+
+
+def test_a_second_start_of_a_running_export_is_refused_but_others_run():
+    runs = GatedRuns()
+    coordinator, _ = make(runs)
+    first = coordinator.start("a", trigger="daemon-trigger")
+    assert first is not None and first.state == "running"
+    assert coordinator.start("a", trigger="daemon-trigger") is None
+    other = coordinator.start("b", trigger="daemon-trigger")
+    assert other is not None
+    runs.release.set()
+    wait_until(lambda: not coordinator.running(), message="runs to end")
+    assert runs.max_active == {"a": 1, "b": 1}
+    finished = coordinator.get(first.id)
+    assert finished.state == "finished" and finished.outcome.status == "succeeded"
+    assert finished.to_json()["counts"] == {"upserted": 30, "invalid": 1}
+
+
+def test_ticks_during_a_run_coalesce_into_one_follow_up():
+    runs = GatedRuns()
+    coordinator, _ = make(runs)
+    assert coordinator.request("a", trigger="schedule") is not None
+    for _ in range(5):
+        assert coordinator.request("a", trigger="schedule") is None
+    runs.release.set()
+    wait_until(
+        lambda: len(runs.finished) == 2 and not coordinator.running(), message="follow-up run"
+    )
+    assert [trigger for _, trigger, _ in runs.started] == ["schedule", "schedule"]
+    assert runs.max_active == {"a": 1}
+
+
+def test_stop_ends_the_run_at_a_batch_boundary_and_rerun_uses_the_new_config():
+    runs = GatedRuns(batches=1000, batch_seconds=0.005)
+    coordinator, holder = make(runs)
+    runs.release.set()
+    record = coordinator.start("a", trigger="schedule")
+    wait_until(lambda: runs.started, message="run start")
+    holder["config"] = config(export("a", schedule=every(10)), revision="r2")
+    assert coordinator.stop("a", reason="changed", rerun=True)
+    wait_until(lambda: len(runs.started) == 2, message="rerun")
+    assert coordinator.shutdown(timeout=10)
+    first = coordinator.get(record.id)
+    assert first.stop_reason == "changed"
+    assert runs.finished[0][2] < 1000  # stopped early
+    assert runs.started[1][1:] == ("reload", "r2")
+
+
+def test_stopping_a_removed_export_does_not_rerun_it():
+    runs = GatedRuns(batches=1000, batch_seconds=0.005)
+    coordinator, holder = make(runs)
+    runs.release.set()
+    coordinator.start("a", trigger="schedule")
+    coordinator.request("a", trigger="schedule")  # a coalesced tick must not resurrect it either
+    wait_until(lambda: runs.started, message="run start")
+    holder["config"] = config(export("b"), revision="r2")
+    coordinator.stop("a", reason="removed")
+    wait_until(lambda: not coordinator.running(), message="stop")
+    assert len(runs.started) == 1
+
+
+def test_a_crashing_run_function_is_a_failed_run():
+    def crash(config, export, *, trigger, stop):
+        raise RuntimeError("disk on fire")
+
+    finished = []
+    coordinator = RunCoordinator(
+        crash, config=lambda: config(export("a")), clock=SystemClock(), on_finished=finished.append
+    )
+    record = coordinator.run_now("a", trigger="schedule")
+    assert record.outcome == RunOutcome(status="failed", error="RuntimeError: disk on fire")
+    assert finished == [record]
+    assert not coordinator.running()
+
+
+def test_shutdown_stops_runs_and_refuses_new_ones():
+    runs = GatedRuns(batches=10_000, batch_seconds=0.005)
+    coordinator, _ = make(runs)
+    runs.release.set()
+    coordinator.start("a", trigger="schedule")
+    wait_until(lambda: runs.started, message="run start")
+    assert coordinator.shutdown(timeout=10)
+    assert coordinator.start("b", trigger="daemon-trigger") is None
+    assert runs.finished[0][2] < 10_000
+
+
+def test_shutdown_gives_up_after_the_timeout():
+    blocker = threading.Event()
+
+    def stubborn(config, export, *, trigger, stop):
+        blocker.wait(30)
+        return RunOutcome(status="succeeded")
+
+    coordinator = RunCoordinator(stubborn, config=lambda: config(export("a")), clock=SystemClock())
+    coordinator.start("a", trigger="schedule")
+    assert coordinator.shutdown(timeout=0.2) is False
+    blocker.set()

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from omnisync.clock import SystemClock
+from omnisync.daemon.metrics import DaemonMetrics
+from omnisync.daemon.reconcile import Timing
+from omnisync.daemon.retrying import RetryPolicy
+from omnisync.daemon.scheduler import ExportScheduler, missed_since
+from omnisync.daemon.supervisor import Supervisor
+from tests.daemon.builders import config, cron, every, export
+from tests.daemon.runfunctions import GatedRuns, wait_until
+
+
+def test_interval_job_fires_and_can_be_retimed_and_removed():
+    fired: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def fire(export, trigger):
+        with lock:
+            fired.append((export, trigger))
+
+    scheduler = ExportScheduler(fire)
+    scheduler.start()
+    try:
+        scheduler.schedule("a", Timing(None, "UTC", 1))
+        assert scheduler.scheduled() == {"a": Timing(None, "UTC", 1)}
+        wait_until(lambda: len(fired) >= 2, message="two ticks")
+        assert set(fired) == {("a", "schedule")}
+        scheduler.schedule("a", Timing("0 0 1 1 *", "Europe/Kyiv", None))
+        next_run = scheduler.next_regular("a")
+        assert next_run is not None
+        assert (next_run.month, next_run.day, next_run.hour, next_run.minute) == (1, 1, 0, 0)
+        assert next_run.utcoffset() == timedelta(hours=2)
+        scheduler.unschedule("a")
+        assert scheduler.scheduled() == {}
+        assert scheduler.next_run("a") is None
+    finally:
+        scheduler.shutdown()
+
+
+def test_retry_job_fires_once():
+    fired: list[tuple[str, str]] = []
+    scheduler = ExportScheduler(lambda export, trigger: fired.append((export, trigger)))
+    scheduler.start()
+    try:
+        at = datetime.now(UTC) + timedelta(milliseconds=200)
+        scheduler.schedule_retry("a", at=at, attempt=1)
+        assert scheduler.retry_pending("a") == at
+        assert scheduler.next_run("a") == at
+        wait_until(lambda: fired, message="retry")
+        assert fired == [("a", "retry")]
+        assert scheduler.retry_pending("a") is None
+        assert scheduler.retry_attempt("a") == 1
+    finally:
+        scheduler.shutdown()
+
+
+def test_missed_since():
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert missed_since(
+        Timing(None, "UTC", 60), last_started=start, now=start + timedelta(seconds=61)
+    )
+    assert not missed_since(
+        Timing(None, "UTC", 60), last_started=start, now=start + timedelta(seconds=59)
+    )
+    hourly = Timing("0 * * * *", "UTC", None)
+    assert not missed_since(hourly, last_started=start, now=start + timedelta(minutes=59))
+    assert missed_since(hourly, last_started=start, now=start + timedelta(minutes=61))
+
+
+def test_failed_scheduled_run_is_retried_with_backoff_then_succeeds():
+    runs = GatedRuns(batches=1, statuses=["failed", "failed", "succeeded"])
+    runs.release.set()
+    metrics = DaemonMetrics()
+    current = config(export("a", schedule=cron("0 0 1 1 *")))
+    supervisor = Supervisor(
+        runs,
+        config=lambda: current,
+        clock=SystemClock(),
+        metrics=metrics,
+        retry_policy=RetryPolicy(base_seconds=0.1, cap_seconds=0.2, max_attempts=5),
+    )
+    supervisor.start()
+    try:
+        supervisor.apply(current)
+        supervisor.coordinator.request("a", trigger="schedule")
+        wait_until(lambda: len(runs.finished) == 3, message="two retries")
+        wait_until(lambda: supervisor.scheduler.retry_attempt("a") == 0, message="retries reset")
+        assert [trigger for _, trigger, _ in runs.started] == ["schedule", "retry", "retry"]
+        text = metrics.render().decode()
+        assert 'omnisync_runs_total{export="a",outcome="failed"} 2.0' in text
+        assert 'omnisync_runs_total{export="a",outcome="succeeded"} 1.0' in text
+        assert 'omnisync_contacts_sent_total{export="a"} 30.0' in text
+        assert 'omnisync_invalid_rows_total{export="a"} 3.0' in text
+        assert 'omnisync_last_success_timestamp_seconds{export="a"}' in text
+        assert supervisor.view("a").last_run["status"] == "succeeded"
+    finally:
+        supervisor.shutdown(timeout=5)
+
+
+def test_triggered_failures_are_not_retried_and_trigger_answers():
+    runs = GatedRuns(batches=1, statuses=["failed"])
+    current = config(export("a", schedule=every(3600)), export("off", enabled=False))
+    supervisor = Supervisor(
+        runs,
+        config=lambda: current,
+        clock=SystemClock(),
+        metrics=DaemonMetrics(),
+        retry_policy=RetryPolicy(base_seconds=0.1, cap_seconds=0.1),
+    )
+    supervisor.start()
+    try:
+        supervisor.apply(current)
+        assert supervisor.trigger("nope").status == 404
+        assert supervisor.trigger("off").status == 409
+        first = supervisor.trigger("a")
+        assert first.status == 202
+        second = supervisor.trigger("a")
+        assert second.status == 409 and second.body["run"]["id"] == first.body["id"]
+        runs.release.set()
+        wait_until(lambda: runs.finished, message="run end")
+        wait_until(lambda: not supervisor.coordinator.running(), message="idle")
+        assert supervisor.scheduler.retry_pending("a") is None
+        assert supervisor.view("a").last_run["trigger"] == "daemon-trigger"
+    finally:
+        supervisor.shutdown(timeout=5)
