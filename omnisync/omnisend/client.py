@@ -1,0 +1,493 @@
+"""The HTTP client for Omnisend (API version 2026-03-15): the only code that sends requests.
+
+A shell: it owns one pooled ``httpx.Client`` and gets everything else
+injected (the brand's :class:`~omnisync.omnisend.pacing.BrandLimiter`, a
+clock, an optional transport, a retry policy, an observer, a random source).
+One private choke point, :meth:`OmnisendClient._send`, does pacing, sending,
+retries, error mapping, logging and observer callbacks for every request.
+
+Thread-safe: one client per connection is shared by every export and thread.
+The API key is sent in the ``Authorization`` header only; it never appears in
+``repr``, log lines or exception messages (server-supplied text is scrubbed
+of it before it is logged or raised).
+"""
+
+from __future__ import annotations
+
+import logging
+import random as random_module
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from omnisync import __version__
+from omnisync.clock import Clock
+from omnisync.masking import mask_email
+from omnisync.omnisend.batches import BatchSummary, outcome_from_items, parse_listing
+from omnisync.omnisend.errors import (
+    ApiError,
+    NotFound,
+    OmnisendError,
+    RateLimited,
+    TransportError,
+    UnexpectedResponse,
+    api_error,
+)
+from omnisync.omnisend.model import API_VERSION, BatchOutcome, ContactWrite
+from omnisync.omnisend.pacing import BrandLimiter, Kind
+from omnisync.omnisend.payloads import check_batch, contact_body, encode_json, tags_body
+from omnisync.omnisend.retry import RATE_LIMITED, RetryPolicy, is_transient, retry_after_seconds
+
+logger = logging.getLogger("omnisync.omnisend")
+
+#: Omnisend's limit of e-mails per tags call.
+MAX_TAG_EMAILS = 250
+#: Batches listed per ``GET /batches`` call (Omnisend's maximum).
+LIST_PAGE_SIZE = 250
+#: Listing pages read per polling round before asking batch by batch instead.
+MAX_LIST_PAGES = 4
+
+_REDACTED = "[redacted]"
+
+
+class ClientObserver(Protocol):
+    """What the client reports for metrics. Called from the requesting thread; must not block."""
+
+    def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
+        """One attempt ended: ``endpoint`` is a template such as ``"GET /batches/{batchID}"``,
+        ``status`` is ``None`` for a transport error, ``seconds`` the clock time it took."""
+
+    def rate_limited(self, endpoint: str, retry_after: float) -> None:
+        """Omnisend answered 429; the whole brand now waits ``retry_after`` seconds."""
+
+    def limiter_waited(self, kind: Kind, seconds: float) -> None:
+        """A request waited ``seconds`` for a slot of the brand's ``kind`` limit."""
+
+
+class NullObserver:
+    """The default observer: ignores everything."""
+
+    def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
+        pass
+
+    def rate_limited(self, endpoint: str, retry_after: float) -> None:
+        pass
+
+    def limiter_waited(self, kind: Kind, seconds: float) -> None:
+        pass
+
+
+class OmnisendClient:
+    """Omnisend's contacts, batches and tags endpoints, paced, retried and typed.
+
+    ``base_url`` is the API root (``https://api.omnisend.com/api`` or the
+    emulator's). ``limiter`` is the brand's shared limiter. ``transport`` is
+    an httpx transport (tests wrap the real one to check the contract);
+    ``timeout`` is per request, in real seconds. Errors are the
+    :mod:`omnisync.omnisend.errors` tree.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        limiter: BrandLimiter,
+        clock: Clock,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        retry_policy: RetryPolicy | None = None,
+        observer: ClientObserver | None = None,
+        random: random_module.Random | None = None,
+    ) -> None:
+        if not api_key or not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+            # Checked here so that httpx never echoes a malformed key in its own error.
+            raise ValueError(
+                "the Omnisend API key is empty or contains spaces or non-ASCII characters; "
+                "check the secret the connection's api_key refers to"
+            )
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._limiter = limiter
+        self._clock = clock
+        self._policy = retry_policy or RetryPolicy()
+        self._observer: ClientObserver = observer or NullObserver()
+        self._random = random or random_module.Random()
+        self._http = httpx.Client(
+            base_url=self.base_url + "/",
+            transport=transport,
+            timeout=timeout,
+            headers={
+                "Authorization": f"Omnisend-API-Key {api_key}",
+                "Omnisend-Version": API_VERSION,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": f"omnisync/{__version__}",
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"OmnisendClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the connection pool. The client is unusable afterwards."""
+        self._http.close()
+
+    def __enter__(self) -> OmnisendClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- operations -------------------------------------------------------
+
+    def create_batch(self, writes: Sequence[ContactWrite]) -> str:
+        """Create one contacts batch (upserts) and return its id.
+
+        Refuses (:class:`BatchTooLarge`) more than 100 writes or a body over
+        1 MB: split with :func:`~omnisync.omnisend.payloads.split_batches`
+        first. Omnisend processes the batch asynchronously; follow it with
+        :meth:`poll_batches` or :meth:`wait_for_batches`.
+        """
+        operation = f"create a batch of {len(writes)} contact(s)"
+        body = check_batch(
+            [encode_json(contact_body(write)) for write in writes], operation=operation
+        )
+        response = self._send(
+            "POST", "batches", endpoint="POST /batches", operation=operation, content=body
+        )
+        data = self._json_object(response, operation)
+        batch_id = data.get("batchID")
+        if not isinstance(batch_id, str) or not batch_id:
+            raise UnexpectedResponse(operation, "no batchID in the answer")
+        logger.debug(
+            "created batch %s with %d contacts",
+            batch_id,
+            len(writes),
+            extra={"event": "omnisend.batch_created", "batch_id": batch_id, "items": len(writes)},
+        )
+        return batch_id
+
+    def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
+        """One polling round: the outcomes of those ``pending`` batches that are now done.
+
+        ``pending`` maps a batch id to the e-mails sent in it. Lists the
+        brand's contacts batches (250 a call, paging only until every pending
+        id is seen), so one call usually covers every batch in flight; only a
+        batch that stopped or reports errors costs one more call for its
+        items. A batch Omnisend no longer knows (404) is reported ``stopped``
+        with nothing accepted. Batches still processing are left out.
+        """
+        if not pending:
+            return []
+        summaries = self._find_batches(set(pending))
+        outcomes: list[BatchOutcome] = []
+        for batch_id, emails in pending.items():
+            summary = summaries.get(batch_id)
+            if summary is None or not summary.done:
+                continue
+            if summary.missing:
+                outcomes.append(
+                    BatchOutcome(batch_id=batch_id, status="stopped", accepted=frozenset())
+                )
+                continue
+            if summary.clean:
+                outcomes.append(
+                    BatchOutcome(batch_id=batch_id, status="finished", accepted=frozenset(emails))
+                )
+                continue
+            items = self._get_json(
+                f"batches/{quote(batch_id, safe='')}/items",
+                endpoint="GET /batches/{batchID}/items",
+                operation=f"read the items of batch {batch_id}",
+            )
+            outcomes.append(outcome_from_items(summary, items, emails))
+        return outcomes
+
+    def wait_for_batches(
+        self, pending: Mapping[str, Collection[str]], *, poll_interval: float = 2.0
+    ) -> Iterator[BatchOutcome]:
+        """Yield each pending batch's outcome as it is done, polling every ``poll_interval``
+        clock seconds until none is left."""
+        remaining = dict(pending)
+        while remaining:
+            for outcome in self.poll_batches(remaining):
+                del remaining[outcome.batch_id]
+                yield outcome
+            if remaining:
+                self._clock.sleep(poll_interval)
+
+    def add_tag(self, tag: str, emails: Sequence[str]) -> None:
+        """Add ``tag`` to the contacts with these e-mails (1 to 250). Omnisend applies it
+        asynchronously and silently ignores e-mails it does not know."""
+        self._tags_call("POST", tag, emails, verb="add")
+
+    def remove_tag(self, tag: str, emails: Sequence[str]) -> None:
+        """Remove ``tag`` from the contacts with these e-mails (1 to 250); asynchronous."""
+        self._tags_call("DELETE", tag, emails, verb="remove")
+
+    def get_contact(self, email: str) -> dict[str, Any] | None:
+        """The contact whose e-mail identifier is exactly ``email``, or ``None``."""
+        operation = f"get the contact {mask_email(email)}"
+        data = self._get_json(
+            "contacts",
+            endpoint="GET /contacts",
+            operation=operation,
+            params={"email": email, "limit": "1"},
+        )
+        contacts = data.get("contacts")
+        if not isinstance(contacts, list):
+            raise UnexpectedResponse(operation, "no contacts list in the answer")
+        for contact in contacts:
+            if isinstance(contact, dict) and contact.get("email") == email:
+                return contact
+        return None
+
+    # -- helpers ----------------------------------------------------------
+
+    def _tags_call(self, method: str, tag: str, emails: Sequence[str], *, verb: str) -> None:
+        operation = f"{verb} the tag {tag!r} for {len(emails)} contact(s)"
+        if not tag:
+            raise ValueError(f"{operation}: the tag is empty")
+        if not 1 <= len(emails) <= MAX_TAG_EMAILS:
+            raise ValueError(
+                f"{operation}: a tags call takes 1 to {MAX_TAG_EMAILS} e-mails, got {len(emails)}"
+            )
+        self._send(
+            method,
+            "contacts/tags",
+            endpoint=f"{method} /contacts/tags",
+            operation=operation,
+            kind="tags",
+            content=encode_json(tags_body(tag, emails)),
+        )
+
+    def _find_batches(self, wanted: set[str]) -> dict[str, BatchSummary]:
+        """Summaries of the ``wanted`` batch ids: from the listing, else one by one."""
+        found: dict[str, BatchSummary] = {}
+        offset = 0
+        for _ in range(MAX_LIST_PAGES):
+            data = self._get_json(
+                "batches",
+                endpoint="GET /batches",
+                operation="list batches",
+                params={
+                    "endpoint": "contacts",
+                    "limit": str(LIST_PAGE_SIZE),
+                    "offset": str(offset),
+                },
+            )
+            page = parse_listing(data)
+            for summary in page:
+                if summary.batch_id in wanted:
+                    found[summary.batch_id] = summary
+            if len(found) == len(wanted) or len(page) < LIST_PAGE_SIZE:
+                break
+            offset += len(page)
+        for batch_id in sorted(wanted - set(found)):
+            # Older than the pages read, or unknown: ask for it by id.
+            try:
+                data = self._get_json(
+                    f"batches/{quote(batch_id, safe='')}",
+                    endpoint="GET /batches/{batchID}",
+                    operation=f"read batch {batch_id}",
+                )
+            except NotFound:
+                logger.warning(
+                    "batch %s is unknown to Omnisend (expired?); its contacts stay pending",
+                    batch_id,
+                    extra={"event": "omnisend.batch_missing", "batch_id": batch_id},
+                )
+                found[batch_id] = BatchSummary.missing_batch(batch_id)
+                continue
+            found.update(
+                (summary.batch_id, summary) for summary in parse_listing({"batches": [data]})
+            )
+        return found
+
+    def _get_json(
+        self,
+        path: str,
+        *,
+        endpoint: str,
+        operation: str,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        response = self._send("GET", path, endpoint=endpoint, operation=operation, params=params)
+        return self._json_object(response, operation)
+
+    def _json_object(self, response: httpx.Response, operation: str) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            raise UnexpectedResponse(operation, "the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise UnexpectedResponse(operation, "the body is not a JSON object")
+        return data
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        operation: str,
+        kind: Kind = "general",
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        """The choke point: pace, send, retry, map errors, log and observe one request.
+
+        Returns the 2xx response; raises the typed error once the retry
+        policy gives up (or at once for a status that is never retried).
+        """
+        failures = 0  # transient failures (408, 5xx, transport) of this request
+        rate_limited = 0
+        rate_limit_waited = 0.0
+        while True:
+            waited = self._limiter.acquire(kind)
+            if waited > 0:
+                self._observer.limiter_waited(kind, waited)
+            started = self._clock.now()
+            try:
+                response = self._http.request(method, path, params=params, content=content)
+            except httpx.TransportError as transport_error:
+                self._observer.request_finished(endpoint, None, self._clock.now() - started)
+                failures += 1
+                reason = self._scrub(
+                    f"{type(transport_error).__name__}: {transport_error}".rstrip(": ")
+                )
+                delay = self._policy.transient_delay(failures, random=self._random)
+                if delay is None:
+                    raise TransportError(operation, reason, attempts=failures) from None
+                self._log_retry(endpoint, reason, delay=delay, attempt=failures)
+                self._clock.sleep(delay)
+                continue
+            status = response.status_code
+            self._observer.request_finished(endpoint, status, self._clock.now() - started)
+            if 200 <= status < 300:
+                return response
+            problem = self._problem(response)
+            raw_instance = problem.get("instance")
+            instance = raw_instance if isinstance(raw_instance, str) else ""
+            if status == RATE_LIMITED:
+                rate_limited += 1
+                retry_after = retry_after_seconds(
+                    problem.get("retryAfter"),
+                    response.headers.get("Retry-After"),
+                    wall_now=self._clock.wall(),
+                )
+                delay = self._policy.rate_limit_delay(
+                    retry_after=retry_after,
+                    rate_limited=rate_limited,
+                    waited=rate_limit_waited,
+                    random=self._random,
+                )
+                if delay is None:
+                    raise self._error(operation, status, problem)
+                rate_limit_waited += delay
+                # Pausing the limiter (not just sleeping here) keeps every other
+                # thread of the brand from sending before the pause ends too.
+                self._limiter.penalise(delay)
+                self._observer.rate_limited(endpoint, delay)
+                logger.info(
+                    "%s answered 429; the brand waits %.1f s (trace %s)",
+                    endpoint,
+                    delay,
+                    instance or "none",
+                    extra={
+                        "event": "omnisend.rate_limited",
+                        "endpoint": endpoint,
+                        "retry_after": delay,
+                        "instance": instance,
+                    },
+                )
+                continue
+            if is_transient(status):
+                failures += 1
+                delay = self._policy.transient_delay(failures, random=self._random)
+                if delay is not None:
+                    self._log_retry(
+                        endpoint,
+                        f"status {status}",
+                        delay=delay,
+                        attempt=failures,
+                        instance=instance,
+                    )
+                    self._clock.sleep(delay)
+                    continue
+            error = self._error(operation, status, problem)
+            logger.warning(
+                "%s failed: %s",
+                endpoint,
+                error,
+                extra={
+                    "event": "omnisend.request_failed",
+                    "endpoint": endpoint,
+                    "status": status,
+                    "instance": instance,
+                },
+            )
+            raise error
+
+    def _error(self, operation: str, status: int, problem: Mapping[str, Any]) -> ApiError:
+        error = api_error(operation, status, problem)
+        if isinstance(error, RateLimited):
+            logger.warning(
+                "%s: still rate limited after waiting %.0f s; giving up",
+                operation,
+                self._policy.rate_limit_budget,
+                extra={"event": "omnisend.rate_limit_budget_exhausted"},
+            )
+        return error
+
+    def _problem(self, response: httpx.Response) -> dict[str, Any]:
+        """The response's problem document, scrubbed of the API key; ``{}`` if not JSON."""
+        try:
+            data = response.json()
+        except ValueError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        scrubbed = self._scrub_value(data)
+        return scrubbed if isinstance(scrubbed, dict) else {}
+
+    def _scrub_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, dict):
+            return {key: self._scrub_value(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._scrub_value(item) for item in value]
+        return value
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, _REDACTED) if self._api_key in text else text
+
+    def _log_retry(
+        self, endpoint: str, reason: str, *, delay: float, attempt: int, instance: str = ""
+    ) -> None:
+        logger.warning(
+            "%s failed (%s%s); attempt %d of %d, retrying in %.1f s",
+            endpoint,
+            reason,
+            f", trace {instance}" if instance else "",
+            attempt,
+            self._policy.max_attempts,
+            delay,
+            extra={
+                "event": "omnisend.retry",
+                "endpoint": endpoint,
+                "reason": reason,
+                "instance": instance,
+                "delay": delay,
+                "attempt": attempt,
+            },
+        )
+
+
+__all__ = ["ClientObserver", "NullObserver", "OmnisendClient", "OmnisendError"]

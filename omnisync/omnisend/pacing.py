@@ -1,0 +1,270 @@
+"""Pacing under Omnisend's per-brand sliding-window rate limits.
+
+Omnisend counts, per brand, the requests of the last 60 seconds: at most 400
+of anything and at most 60 to the tags endpoint (a tags call counts in both).
+omnisync paces itself so that it rarely meets a 429:
+
+- :class:`SlidingWindow` is the pure bookkeeping of one limit: it *books* the
+  time slot at which a request may go, so concurrent callers never overshoot,
+  and keeps the invariant "no ``limit + 1`` bookings within less than
+  ``window_seconds``" — exactly what a server counting the requests in
+  ``(t - window, t]`` checks. Slots may be booked out of order: a tags call
+  waiting for its tags slot does not hold up general calls that fit before it.
+- :class:`BrandLimiter` is the thread-safe limiter of one brand, shared by
+  every export and thread that uses it. It waits on an injected clock.
+- :class:`LimiterRegistry` hands out one limiter per brand.
+
+The windows are ``window_seconds + safety_margin`` long: the margin absorbs
+the time between the slot and the request reaching Omnisend, and the jitter
+of that time from one request to the next.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+import threading
+from typing import Literal
+
+from omnisync.clock import Clock
+
+Kind = Literal["general", "tags"]
+
+#: Omnisend's documented defaults (API.md, "Limits").
+DEFAULT_REQUESTS_PER_MINUTE = 400
+DEFAULT_TAGS_PER_MINUTE = 60
+DEFAULT_SAFETY_MARGIN = 1.0
+
+
+class SlidingWindow:
+    """At most ``limit`` slots in any interval shorter than ``window_seconds``.
+
+    Pure and not thread-safe (:class:`BrandLimiter` guards it). Times are the
+    caller's ``now`` values, in seconds; ``now`` must not go backwards.
+    """
+
+    def __init__(self, limit: int, window_seconds: float) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._slots: list[float] = []  # sorted
+        self._paused_until = float("-inf")
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def booked(self) -> tuple[float, ...]:
+        """The booked slots still within reach of a window, in time order."""
+        return tuple(self._slots)
+
+    def earliest(self, now: float, *, not_before: float | None = None) -> float:
+        """The earliest time ``>= now`` (and ``>= not_before``) a new slot fits. Books nothing."""
+        self._forget(now)
+        candidate = max(now, self._paused_until)
+        if not_before is not None:
+            candidate = max(candidate, not_before)
+        while True:
+            blocking = self._conflict(candidate)
+            if blocking is None:
+                return candidate
+            candidate = blocking
+
+    def book(self, at: float) -> None:
+        """Book the slot ``at`` (which :meth:`earliest` returned)."""
+        bisect.insort(self._slots, at)
+
+    def cancel(self, at: float) -> None:
+        """Give back a booked slot that will not be used."""
+        index = bisect.bisect_left(self._slots, at)
+        if index < len(self._slots) and self._slots[index] == at:
+            del self._slots[index]
+
+    def reserve(self, now: float) -> float:
+        """Book the earliest slot; return how long to wait for it (``>= 0``)."""
+        slot = self.earliest(now)
+        self.book(slot)
+        return slot - now
+
+    def penalise(self, until: float) -> None:
+        """Book nothing before ``until`` (a server-imposed pause, e.g. a 429's ``retryAfter``)."""
+        self._paused_until = max(self._paused_until, until)
+
+    def _forget(self, now: float) -> None:
+        # A slot at or before now - window is outside every window that a
+        # slot at or after now can share, so it constrains nothing any more.
+        cut = bisect.bisect_right(self._slots, now - self.window_seconds)
+        if cut:
+            del self._slots[:cut]
+
+    def _conflict(self, candidate: float) -> float | None:
+        """``None`` if a slot at ``candidate`` keeps the invariant, else a later time to try.
+
+        With the slot inserted, every run of ``limit + 1`` consecutive slots
+        that contains it must span at least ``window_seconds``.
+        """
+        slots, limit, window = self._slots, self.limit, self.window_seconds
+        position = bisect.bisect_right(slots, candidate)
+        count = len(slots)
+        # Runs start at new index j (position - limit <= j <= position) and end
+        # at new index j + limit; new index i > position is old index i - 1.
+        for start in range(max(0, position - limit), min(position, count - limit) + 1):
+            end = start + limit
+            first = candidate if start == position else slots[start]
+            last = candidate if end == position else slots[end - 1]
+            # Written as the server computes it ("is first at or before
+            # last - window?") so that float rounding cannot disagree.
+            if last - window >= first:
+                continue
+            if end == position:
+                # The candidate closes the run: it must wait for the run's
+                # first slot to leave the window.
+                return _after_window(first, window)
+            # The candidate sits inside (or opens) a run of ``limit`` other
+            # slots already closer than a window: it has to move past them.
+            return last
+        return None
+
+
+def _after_window(first: float, window: float) -> float:
+    """The earliest float ``t`` with ``t - window >= first``."""
+    candidate = first + window
+    while candidate - window < first:
+        candidate = math.nextafter(candidate, math.inf)
+    return candidate
+
+
+class BrandLimiter:
+    """The pacing of one Omnisend brand: thread-safe, shared by every user of a connection.
+
+    ``acquire("general")`` waits for a slot in the overall window;
+    ``acquire("tags")`` for one slot at the same time in both windows. A 429
+    calls :meth:`penalise`, and then no thread of the brand sends anything
+    before ``retry_after`` has passed — including threads already sleeping
+    towards a slot booked before the 429 arrived.
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
+        tags_per_minute: int = DEFAULT_TAGS_PER_MINUTE,
+        *,
+        clock: Clock,
+        window_seconds: float = 60.0,
+        safety_margin: float = DEFAULT_SAFETY_MARGIN,
+    ) -> None:
+        if safety_margin < 0:
+            raise ValueError("safety_margin must not be negative")
+        self.requests_per_minute = requests_per_minute
+        self.tags_per_minute = tags_per_minute
+        self._clock = clock
+        span = window_seconds + safety_margin
+        self._general = SlidingWindow(requests_per_minute, span)
+        self._tags = SlidingWindow(tags_per_minute, span)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"BrandLimiter(requests_per_minute={self.requests_per_minute}, "
+            f"tags_per_minute={self.tags_per_minute})"
+        )
+
+    def acquire(self, kind: Kind) -> float:
+        """Block until a request of ``kind`` may be sent; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock.now()
+                slot = self._slot(kind, now)
+            if slot <= now:
+                return waited
+            self._clock.sleep(slot - now)
+            waited += slot - now
+            with self._lock:
+                # A 429 that arrived while we slept pauses everyone, us included.
+                if self._general.paused_until <= slot:
+                    return waited
+                self._general.cancel(slot)
+                if kind == "tags":
+                    self._tags.cancel(slot)
+
+    def penalise(self, retry_after: float) -> float:
+        """Pause the whole brand for ``retry_after`` seconds from now; return the pause's end."""
+        until = self._clock.now() + max(retry_after, 0.0)
+        self.pause_until(until)
+        return until
+
+    def pause_until(self, until: float) -> None:
+        """Send nothing for this brand before ``until`` (clock seconds)."""
+        with self._lock:
+            self._general.penalise(until)
+            self._tags.penalise(until)
+
+    def _slot(self, kind: Kind, now: float) -> float:
+        """Book and return the earliest slot for ``kind`` (called with the lock held)."""
+        if kind == "general":
+            slot = self._general.earliest(now)
+            self._general.book(slot)
+            return slot
+        # A tags call needs the same instant free in both windows; alternate
+        # until both agree (each step only moves later, and bookings are finite).
+        slot = now
+        while True:
+            tags_slot = self._tags.earliest(now, not_before=slot)
+            general_slot = self._general.earliest(now, not_before=tags_slot)
+            if general_slot == tags_slot:
+                break
+            slot = general_slot
+        self._general.book(general_slot)
+        self._tags.book(general_slot)
+        return general_slot
+
+
+class LimiterRegistry:
+    """One :class:`BrandLimiter` per brand, shared by every client of that brand.
+
+    A brand is identified by the base URL and a digest of the API key (the
+    key itself is never kept). The limits of the first request for a brand
+    win: one brand has one set of limits.
+    """
+
+    def __init__(self, *, clock: Clock, safety_margin: float = DEFAULT_SAFETY_MARGIN) -> None:
+        self._clock = clock
+        self._safety_margin = safety_margin
+        self._limiters: dict[tuple[str, str], BrandLimiter] = {}
+        self._lock = threading.Lock()
+
+    def limiter(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
+        tags_per_minute: int = DEFAULT_TAGS_PER_MINUTE,
+    ) -> BrandLimiter:
+        """The limiter of the brand behind ``base_url`` and ``api_key``, created on first use."""
+        key = (base_url.rstrip("/"), brand_digest(api_key))
+        with self._lock:
+            found = self._limiters.get(key)
+            if found is None:
+                found = BrandLimiter(
+                    requests_per_minute,
+                    tags_per_minute,
+                    clock=self._clock,
+                    safety_margin=self._safety_margin,
+                )
+                self._limiters[key] = found
+            return found
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._limiters)
+
+
+def brand_digest(api_key: str) -> str:
+    """A short, non-reversible identifier of an API key, safe to keep and compare."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]

@@ -1,0 +1,236 @@
+"""SlidingWindow, BrandLimiter and LimiterRegistry: never over the limit, never idle for nothing."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omnisync.clock import FakeClock
+from omnisync.omnisend.pacing import BrandLimiter, LimiterRegistry, SlidingWindow, brand_digest
+from tests.omnisend.virtual_clock import VirtualClock
+
+
+def max_in_any_window(times: list[float], window: float) -> int:
+    """The most events in any interval (s - window, s], as a server counting them sees it."""
+    ordered = sorted(times)
+    return max(
+        (sum(1 for other in ordered if end - window < other <= end) for end in ordered),
+        default=0,
+    )
+
+
+def fits(slots: list[float], candidate: float, limit: int, window: float) -> bool:
+    """Reference check: no limit + 1 slots within less than ``window``."""
+    merged = sorted([*slots, candidate])
+    return all(
+        merged[index + limit] - window >= merged[index] for index in range(len(merged) - limit)
+    )
+
+
+def test_window_books_up_to_the_limit_then_waits_for_the_oldest_to_leave() -> None:
+    window = SlidingWindow(3, 10.0)
+    assert [window.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert window.reserve(0.0) == 10.0  # booked at 10, so callers never overshoot
+    assert window.reserve(4.0) == 6.0  # also at 10: the 3 at 0 all leave by then
+    assert window.reserve(4.0) == 6.0
+    assert window.reserve(4.0) == 16.0  # 3 booked at 10: next at 20
+
+
+def test_window_penalty_pushes_every_slot_past_it() -> None:
+    window = SlidingWindow(100, 60.0)
+    window.penalise(30.0)
+    assert window.reserve(5.0) == 25.0
+    window.penalise(10.0)  # an earlier pause never shortens a later one
+    assert window.reserve(6.0) == 24.0
+
+
+def test_window_fills_a_gap_before_a_future_booking_when_it_is_safe() -> None:
+    window = SlidingWindow(2, 10.0)
+    window.book(20.0)  # someone waits for 20
+    assert window.earliest(0.0) == 0.0  # two slots in [0, 20) keep every window at <= 2
+    window.book(0.0)
+    window.book(0.0)
+    # Now a slot at 0..10 would put 3 in a window with the two at 0; after 10
+    # the window (t-10, t] holds at most one of {0, 0} and 20 is 10 away.
+    assert window.earliest(0.0) == 10.0
+    assert fits([20.0, 0.0, 0.0], 10.0, 2, 10.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=5),
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=8.0, allow_nan=False),
+            st.integers(min_value=1, max_value=4),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+)
+def test_window_matches_a_brute_force_reference(
+    limit: int, steps: list[tuple[float, int, bool]]
+) -> None:
+    """Every slot keeps the invariant and is the earliest that does (out-of-order included)."""
+    window_seconds = 10.0
+    window = SlidingWindow(limit, window_seconds)
+    now = 0.0
+    booked: list[float] = []
+    for advance, count, far_booking in steps:
+        now += advance
+        if far_booking:
+            # A caller that books a slot in the future (like a tags call).
+            later = window.earliest(now, not_before=now + 7.5)
+            window.book(later)
+            booked.append(later)
+        for _ in range(count):
+            live = [slot for slot in booked if slot > now - window_seconds]
+            candidates = sorted(
+                {now, *(slot for slot in live if slot >= now)}
+                | {after(slot, window_seconds) for slot in live if slot + window_seconds >= now}
+            )
+            expected = next(c for c in candidates if fits(live, c, limit, window_seconds))
+            slot = window.earliest(now)
+            assert slot == expected
+            window.book(slot)
+            booked.append(slot)
+    assert max_in_any_window(booked, window_seconds) <= limit
+
+
+def after(slot: float, window: float) -> float:
+    candidate = slot + window
+    while candidate - window < slot:
+        candidate = math.nextafter(candidate, math.inf)
+    return candidate
+
+
+def run_threads(
+    clock: VirtualClock, workers: list[Callable[[], None]], *, timeout: float = 20.0
+) -> None:
+    def wrap(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            finally:
+                clock.done()
+
+        return run
+
+    threads = [threading.Thread(target=wrap(work)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+        assert not thread.is_alive(), "a worker thread hung"
+
+
+def test_concurrent_threads_never_overshoot_either_limit_and_keep_it_busy() -> None:
+    clock = VirtualClock(participants=6)
+    limiter = BrandLimiter(10, 3, clock=clock, window_seconds=60.0, safety_margin=0.0)
+    sent: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    def worker(kinds: list[str]) -> Callable[[], None]:
+        def run() -> None:
+            for kind in kinds:
+                limiter.acquire(kind)  # type: ignore[arg-type]
+                with lock:
+                    sent.append((clock.now(), kind))
+
+        return run
+
+    run_threads(
+        clock,
+        [worker(["general"] * 12) for _ in range(4)] + [worker(["tags"] * 5) for _ in range(2)],
+    )
+    general_times = [when for when, _ in sent]
+    tag_times = [when for when, kind in sent if kind == "tags"]
+    assert len(general_times) == 58
+    assert max_in_any_window(general_times, 60.0) <= 10
+    assert max_in_any_window(tag_times, 60.0) <= 3
+    # Work-conserving: 58 requests at 10 per window need windows 0..5, so the
+    # last one goes at 5 * 60 = 300 and not a second later.
+    assert max(general_times) == 300.0
+
+
+def test_a_tags_call_waiting_for_its_slot_does_not_hold_up_general_calls() -> None:
+    clock = VirtualClock(participants=2)
+    limiter = BrandLimiter(100, 1, clock=clock, window_seconds=60.0, safety_margin=0.0)
+    general_sent: list[float] = []
+    tags_sent: list[float] = []
+
+    def tags() -> None:
+        for _ in range(2):
+            limiter.acquire("tags")
+            tags_sent.append(clock.now())
+
+    def general() -> None:
+        while clock.sleeping() == 0:  # let the second tags call book 60 and sleep
+            time.sleep(0.001)
+        for _ in range(50):
+            limiter.acquire("general")
+            general_sent.append(clock.now())
+
+    run_threads(clock, [tags, general])
+    assert tags_sent == [0.0, 60.0]
+    assert general_sent == [0.0] * 50
+
+
+def test_a_429_pauses_threads_already_waiting_for_a_slot() -> None:
+    clock = VirtualClock(participants=2)
+    limiter = BrandLimiter(1, 1, clock=clock, window_seconds=10.0, safety_margin=0.0)
+    sent: list[float] = []
+
+    def waiter() -> None:
+        limiter.acquire("general")
+        sent.append(clock.now())
+        limiter.acquire("general")  # books 10, sleeps towards it
+        sent.append(clock.now())
+
+    def rate_limited() -> None:
+        while clock.sleeping() == 0:
+            time.sleep(0.001)
+        limiter.penalise(25.0)  # a 429 arrives at 0 asking for 25 s
+
+    run_threads(clock, [waiter, rate_limited])
+    assert sent == [0.0, 25.0]
+
+
+def test_acquire_reports_the_seconds_waited() -> None:
+    clock = FakeClock()
+    limiter = BrandLimiter(2, 1, clock=clock, window_seconds=60.0, safety_margin=0.5)
+    assert limiter.acquire("general") == 0.0
+    assert limiter.acquire("tags") == 0.0
+    assert limiter.acquire("general") == 60.5
+    assert clock.sleeps == [60.5]
+    assert limiter.acquire("tags") == 0.0  # at 60.5 the first tags call has left both windows
+    assert limiter.acquire("tags") == 60.5  # the tags window is full until 121
+    assert clock.now() == 121.0
+
+
+def test_registry_shares_one_limiter_per_brand_and_keeps_no_key() -> None:
+    registry = LimiterRegistry(clock=FakeClock())
+    first = registry.limiter("http://127.0.0.1:1/api", "key-one-SECRET")
+    assert registry.limiter("http://127.0.0.1:1/api/", "key-one-SECRET") is first
+    assert registry.limiter("http://127.0.0.1:1/api", "key-two-SECRET") is not first
+    assert registry.limiter("http://127.0.0.1:2/api", "key-one-SECRET") is not first
+    assert len(registry) == 3
+    assert "SECRET" not in repr(first)
+    assert "SECRET" not in repr(vars(registry))
+    assert brand_digest("key-one-SECRET") != brand_digest("key-two-SECRET")
+
+
+def test_invalid_limits_are_refused() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        SlidingWindow(0, 60.0)
+    with pytest.raises(ValueError, match="window_seconds"):
+        SlidingWindow(1, 0.0)
+    with pytest.raises(ValueError, match="safety_margin"):
+        BrandLimiter(clock=FakeClock(), safety_margin=-1.0)

@@ -1,0 +1,150 @@
+"""RetryPolicy (retry matrix, jitter bounds, retryAfter precedence) and the exception tree."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from omnisync.omnisend.errors import (
+    ApiError,
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    UnexpectedStatus,
+    Unprocessable,
+    VersionRetired,
+    api_error,
+)
+from omnisync.omnisend.model import FieldProblem
+from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
+
+NOW = datetime(2026, 3, 20, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, None])
+def test_transient_failures_and_429_are_retried(status: int | None) -> None:
+    assert RetryPolicy().retries(status)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 409, 410, 413, 422, 302])
+def test_client_errors_are_never_retried(status: int) -> None:
+    assert not RetryPolicy().retries(status)
+    assert not is_transient(status)
+
+
+def test_transient_retries_stop_after_max_attempts() -> None:
+    policy = RetryPolicy(max_attempts=4)
+    rng = random.Random(1)
+    delays = [policy.transient_delay(failures, random=rng) for failures in range(1, 5)]
+    assert all(delay is not None for delay in delays[:3])
+    assert delays[3] is None  # the 4th failure was the 4th attempt: give up
+
+
+@given(failures=st.integers(min_value=1, max_value=40), seed=st.integers(0, 2**32))
+def test_backoff_is_full_jitter_within_the_capped_exponential(failures: int, seed: int) -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=30.0, max_attempts=100)
+    delay = policy.transient_delay(failures, random=random.Random(seed))
+    assert delay is not None
+    assert 0.0 <= delay <= min(30.0, 0.5 * 2 ** (failures - 1))
+
+
+def test_backoff_jitter_comes_from_the_injected_random() -> None:
+    policy = RetryPolicy()
+    first = [policy.backoff(n, random=random.Random(7)) for n in range(1, 8)]
+    again = [policy.backoff(n, random=random.Random(7)) for n in range(1, 8)]
+    other = [policy.backoff(n, random=random.Random(8)) for n in range(1, 8)]
+    assert first == again != other
+    # Spread over the whole range, not clustered at the top (full jitter).
+    samples = [policy.backoff(10, random=random.Random(seed)) for seed in range(400)]
+    assert min(samples) < 3.0 and max(samples) > 27.0
+
+
+def test_retry_after_precedence_body_then_header_then_none() -> None:
+    assert retry_after_seconds(12, "30", wall_now=NOW) == 12.0
+    assert retry_after_seconds(None, "30", wall_now=NOW) == 30.0
+    assert retry_after_seconds("oops", " 4 ", wall_now=NOW) == 4.0
+    assert retry_after_seconds(None, "Fri, 20 Mar 2026 12:00:45 GMT", wall_now=NOW) == 45.0
+    assert retry_after_seconds(None, "Fri, 20 Mar 2026 11:00:00 GMT", wall_now=NOW) == 0.0
+    assert retry_after_seconds(None, "soon", wall_now=NOW) is None
+    assert retry_after_seconds(-3, None, wall_now=NOW) is None
+    assert retry_after_seconds(True, None, wall_now=NOW) is None
+    assert retry_after_seconds(None, None, wall_now=NOW) is None
+
+
+def test_429_waits_what_the_server_asks_then_backs_off_without_it() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=30.0)
+    rng = random.Random(3)
+    assert policy.rate_limit_delay(retry_after=17.0, rate_limited=1, waited=0.0, random=rng) == 17
+    fallback = policy.rate_limit_delay(retry_after=None, rate_limited=3, waited=0.0, random=rng)
+    assert fallback is not None and 0.0 <= fallback <= 4.0
+
+
+def test_a_429_storm_is_ridden_out_for_the_whole_budget_then_given_up() -> None:
+    policy = RetryPolicy(rate_limit_budget=900.0, max_attempts=2)
+    waited, rounds = 0.0, 0
+    while True:
+        delay = policy.rate_limit_delay(
+            retry_after=60.0, rate_limited=rounds + 1, waited=waited, random=random.Random(0)
+        )
+        if delay is None:
+            break
+        waited += delay
+        rounds += 1
+    # 15 minutes of 60-second waits, far beyond max_attempts (429s don't use it up).
+    assert rounds == 15 and waited == 900.0
+
+
+def test_policy_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError, match="negative"):
+        RetryPolicy(base_delay=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "advice", "aborts"),
+    [
+        (400, InvalidRequest, "fix the data", False),
+        (401, Unauthorized, "the API key is wrong or revoked", True),
+        (403, Forbidden, "lacks a scope, e.g. contacts.write", True),
+        (404, NotFound, "does not know", False),
+        (409, Conflict, "run again", False),
+        (410, VersionRetired, "API version 2026-03-15 is retired; upgrade omnisync", True),
+        (422, Unprocessable, "check the data", False),
+        (429, RateLimited, "lower rate_limit", False),
+        (500, ServerError, "run again later", False),
+        (503, ServerError, "run again later", False),
+        (418, UnexpectedStatus, "does not expect", False),
+    ],
+)
+def test_each_status_maps_to_a_typed_error_that_says_what_to_fix(
+    status: int, kind: type[ApiError], advice: str, aborts: bool
+) -> None:
+    problem = {
+        "title": "Problem",
+        "detail": "something happened",
+        "instance": "urn:omnisend:request:1234",
+        "errors": [{"field": "identifiers[0].id", "code": "invalid_format", "message": "bad"}],
+    }
+    error = api_error("create a batch", status, problem)
+    assert type(error) is kind
+    assert error.status == status and error.aborts_run is aborts
+    assert advice in str(error)
+    assert "urn:omnisend:request:1234" in str(error)
+    assert "create a batch" in str(error)
+    assert error.problems == (FieldProblem("identifiers[0].id", "invalid_format", "bad"),)
+
+
+def test_a_problem_without_json_still_makes_a_clear_error() -> None:
+    error = api_error("list batches", 502, {})
+    assert isinstance(error, ServerError)
+    assert str(error).startswith("list batches: Omnisend answered 502")
+    assert "trace" not in str(error)
