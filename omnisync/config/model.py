@@ -34,9 +34,9 @@ CONTACT_FIELDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Position:
-    """Where a value was written: file, 1-based line and column."""
+    """Where a value was written: file, 1-based line and column. Orders by place."""
 
     file: str
     line: int

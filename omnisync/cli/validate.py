@@ -1,0 +1,98 @@
+"""``omnisync validate [PATH]``: is this config good enough to run?
+
+Exit status 0 when it is, 1 when it is not (every problem is listed, sorted
+by place), 2 for a usage error or a path that does not exist or cannot be
+read. ``--format github`` prints GitHub Actions annotations; ``json`` one
+JSON document. Secrets are resolved only with ``--check-secrets``, since CI
+has no production secrets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from omnisync.config.diagnostics import (
+    Diagnostic,
+    render_github,
+    render_json,
+    render_text,
+    summarize,
+)
+from omnisync.config.loader import try_load_config
+from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.config.secrets import check_secrets
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "validate",
+        help="check a config: YAML, schema and rules",
+        description=(
+            "Check a config file or directory and list every problem as file:line:col."
+            " Exit status: 0 valid, 1 invalid, 2 usage error or unreadable path."
+        ),
+    )
+    parser.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="config file or directory (same as --config)",
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="text (default), json, or github (GitHub Actions annotations)",
+    )
+    parser.add_argument(
+        "--check-secrets",
+        action="store_true",
+        help="also resolve every secret reference (values are never printed)",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.path and args.config and args.path != args.config:
+        print(
+            "omnisync validate: give the config path once, as PATH or as --config",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    path = args.path or config_path_from(args, os.environ)
+    result = try_load_config(path, environ=os.environ)
+    diagnostics: tuple[Diagnostic, ...] = result.diagnostics
+    if result.config is not None and args.check_secrets:
+        diagnostics = check_secrets(result.config, environ=os.environ)
+    valid = result.config is not None and not diagnostics
+    exports = len(result.config.exports) if result.config is not None else 0
+    revision = result.config.revision if result.config is not None else ""
+
+    if args.format == "json":
+        sys.stdout.write(
+            render_json(
+                diagnostics, valid=valid, files=result.files, revision=revision, exports=exports
+            )
+        )
+    elif args.format == "github":
+        sys.stdout.write(render_github(diagnostics))
+    else:
+        sys.stdout.write(render_text(diagnostics))
+    if valid:
+        if args.format != "json":
+            checked = ", secrets resolved" if args.check_secrets else ""
+            print(
+                f"config OK: {exports} export{'' if exports == 1 else 's'},"
+                f" revision {revision}{checked}"
+            )
+        return EXIT_OK
+    print(summarize(diagnostics), file=sys.stderr)
+    return EXIT_USAGE if result.unreadable else EXIT_INVALID

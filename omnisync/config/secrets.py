@@ -1,0 +1,133 @@
+"""Resolving secret references: the one place a secret value is read.
+
+A config holds only references (:class:`~omnisync.config.model.SecretRef`):
+``{env: NAME}``, ``{file: PATH}`` or ``{credential: NAME}``, the last read
+from ``$CREDENTIALS_DIRECTORY/NAME`` as systemd's ``LoadCredential=``
+provides. ``validate`` resolves nothing unless asked (``--check-secrets``);
+the daemon resolves at start and on every reload.
+
+A :class:`SecretUnavailable` names the reference and the reason, never a
+value, so it is safe to log and to show.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator, Mapping
+
+from omnisync.config.diagnostics import Diagnostic
+from omnisync.config.model import Config, Position, SecretRef
+
+#: Secrets are keys and passwords; a larger file is a wrong path.
+MAX_SECRET_BYTES = 64 * 1024
+
+
+class SecretUnavailable(Exception):
+    """A secret reference that cannot be resolved. The message never contains a value."""
+
+    def __init__(self, reference: SecretRef, reason: str) -> None:
+        self.reference = reference
+        self.reason = reason
+        super().__init__(f"secret {reference.describe()} is unavailable: {reason}")
+
+
+def resolve_secret(
+    ref: SecretRef,
+    *,
+    environ: Mapping[str, str] | None = None,
+    credentials_directory: str | None = None,
+) -> str:
+    """The secret ``ref`` refers to, without one trailing newline.
+
+    ``environ`` defaults to ``os.environ``; ``credentials_directory`` to
+    ``$CREDENTIALS_DIRECTORY`` from it. Raises :class:`SecretUnavailable` when
+    the variable is unset, the file cannot be read, or the value is empty,
+    not UTF-8, larger than 64 KiB or spans several lines.
+    """
+    environment = os.environ if environ is None else environ
+    if ref.kind == "env":
+        value = environment.get(ref.name)
+        if value is None:
+            raise SecretUnavailable(ref, f"environment variable {ref.name} is not set")
+        return _clean(ref, value)
+    if ref.kind == "file":
+        return _clean(ref, _read_file(ref, ref.name))
+    directory = credentials_directory or environment.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise SecretUnavailable(
+            ref,
+            "$CREDENTIALS_DIRECTORY is not set (run under systemd with"
+            f" LoadCredential={ref.name}:..., or use env or file instead)",
+        )
+    if "/" in ref.name or ref.name in ("", ".", ".."):
+        raise SecretUnavailable(ref, "a credential name must not contain '/'")
+    return _clean(ref, _read_file(ref, os.path.join(directory, ref.name)))
+
+
+def check_secrets(
+    config: Config,
+    *,
+    environ: Mapping[str, str] | None = None,
+    credentials_directory: str | None = None,
+) -> tuple[Diagnostic, ...]:
+    """Resolve every secret ``config`` refers to; a diagnostic for each that fails.
+
+    For ``validate --check-secrets``. Each diagnostic is positioned at the
+    reference (``connections.main.api_key``). Values are discarded.
+    """
+    diagnostics = []
+    for path, ref in secret_references(config):
+        try:
+            resolve_secret(ref, environ=environ, credentials_directory=credentials_directory)
+        except SecretUnavailable as error:
+            position = config.position(path) or Position(
+                config.files[0] if config.files else "<config>", 1, 1
+            )
+            diagnostics.append(Diagnostic.at(position, path, str(error)))
+    return tuple(diagnostics)
+
+
+def secret_references(config: Config) -> Iterator[tuple[str, SecretRef]]:
+    """Every secret reference in ``config`` with its dotted path."""
+    for name, connection in config.connections.items():
+        yield f"connections.{name}.api_key", connection.api_key
+    for name, source in config.sources.items():
+        if source.dsn is not None:
+            yield f"sources.{name}.dsn", source.dsn
+    if config.daemon.control_token is not None:
+        yield "daemon.control.token", config.daemon.control_token
+
+
+def _read_file(ref: SecretRef, path: str) -> str:
+    try:
+        # Non-blocking, so that a FIFO at that path cannot hang the daemon; only
+        # regular files hold secrets.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise SecretUnavailable(ref, f"{path} is not a regular file")
+            content = handle.read(MAX_SECRET_BYTES + 1)
+    except SecretUnavailable:
+        raise
+    except OSError as error:
+        raise SecretUnavailable(ref, f"cannot read {path}: {error.strerror}") from None
+    if len(content) > MAX_SECRET_BYTES:
+        raise SecretUnavailable(ref, f"{path} is larger than 64 KiB")
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretUnavailable(ref, f"{path} is not UTF-8 text") from None
+
+
+def _clean(ref: SecretRef, value: str) -> str:
+    # Files written with `echo` end in a newline that is not part of the key.
+    if value.endswith("\r\n"):
+        value = value[:-2]
+    elif value.endswith("\n"):
+        value = value[:-1]
+    if not value.strip():
+        raise SecretUnavailable(ref, "the value is empty")
+    if "\n" in value or "\r" in value:
+        raise SecretUnavailable(ref, "the value spans more than one line")
+    return value

@@ -1,0 +1,386 @@
+"""YAML to plain data, keeping where every value was written.
+
+:func:`parse_document` turns one file's bytes into JSON-like data (dicts,
+lists, strings, numbers, booleans, ``None``) plus a map from each path to the
+position of its key (or, for a list item, of the item), so that every later
+error can say ``file:line:col``. It takes bytes, not a path: reading files is
+the loader's job.
+
+It uses PyYAML's safe loader to compose nodes and then builds the data itself,
+because the things YAML lets through silently must be errors here: duplicate
+keys, input that is not UTF-8, tags other than the standard scalar and
+collection ones (``!!python/object``), keys that are not scalars, and aliases
+that expand into huge or recursive documents (every value is counted during
+composition and again while aliases are expanded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.error import Mark, MarkedYAMLError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
+
+from omnisync.config.diagnostics import Diagnostic, PathParts, dotted
+from omnisync.config.model import Position
+
+MAX_FILE_BYTES = 1024 * 1024
+#: Values in one document, counted again for every alias expansion.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+_MAP = _TAG_PREFIX + "map"
+_SEQ = _TAG_PREFIX + "seq"
+_MERGE = _TAG_PREFIX + "merge"
+_SCALAR_CONSTRUCTORS: Mapping[str, Callable[[yaml.SafeLoader, ScalarNode], Any]] = {
+    _TAG_PREFIX + "null": yaml.SafeLoader.construct_yaml_null,
+    _TAG_PREFIX + "bool": yaml.SafeLoader.construct_yaml_bool,
+    _TAG_PREFIX + "int": yaml.SafeLoader.construct_yaml_int,
+    _TAG_PREFIX + "float": yaml.SafeLoader.construct_yaml_float,
+}
+# Kept as the text written: a config has no use for datetime objects, and a
+# date-like value in a string field should stay the string it looks like.
+_TEXT_TAGS = frozenset({_TAG_PREFIX + "str", _TAG_PREFIX + "timestamp", _TAG_PREFIX + "value", "!"})
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """One YAML file as data. ``data`` is ``None`` unless the top level is a mapping."""
+
+    file: str
+    data: dict[str, Any] | None
+    positions: Mapping[PathParts, Position]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, message: str, mark: Mark | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+class _AliasNode(Node):
+    """An alias occurrence, kept (PyYAML returns the anchored node itself) for its position."""
+
+    id = "alias"
+
+    def __init__(self, target: Node, anchor: str, start_mark: Mark, end_mark: Mark) -> None:
+        super().__init__(target.tag, target, start_mark, end_mark)
+        self.target = target
+        self.anchor = anchor
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, with alias positions, a node budget and a depth limit."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.node_count = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        self.node_count += 1
+        if self.node_count > MAX_NODES:
+            raise _LimitExceeded(f"more than {MAX_NODES} values in one file", event.start_mark)
+        is_alias = isinstance(event, yaml.AliasEvent)  # a bool: `event` stays Any for mypy
+        if is_alias:
+            target = super().compose_node(parent, index)
+            if target is None:  # pragma: no cover - PyYAML raises for an undefined alias
+                raise _LimitExceeded("undefined alias", event.start_mark)
+            return _AliasNode(target, str(event.anchor), event.start_mark, event.end_mark)
+        if self.depth >= MAX_DEPTH:
+            raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self.depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if node is None:  # pragma: no cover - only at the end of a stream
+            raise _LimitExceeded("unexpected end of the document", event.start_mark)
+        return node
+
+
+def parse_document(content: bytes, *, file: str) -> ParsedDocument:
+    """Parse one YAML file's bytes; ``file`` is the name diagnostics carry.
+
+    Never raises for bad input: every problem becomes a diagnostic. A file
+    that cannot be read as YAML at all yields one diagnostic and no data.
+    """
+    start = Position(file, 1, 1)
+
+    def failed(position: Position, message: str) -> ParsedDocument:
+        return ParsedDocument(file, None, {}, (Diagnostic.at(position, "", message),))
+
+    if len(content) > MAX_FILE_BYTES:
+        return failed(start, "file is larger than 1 MiB; refusing to read it")
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return failed(start, "file is UTF-16 (byte-order mark); save it as UTF-8")
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return failed(
+            _byte_position(content, error.start, file=file),
+            f"not valid UTF-8: byte 0x{content[error.start]:02x} at offset {error.start}",
+        )
+    # A UTF-8 byte-order mark is legal, if pointless; PyYAML would keep it.
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        return failed(start, "file is empty")
+
+    loader: _Loader | None = None
+    try:
+        loader = _Loader(text)
+        root = loader.get_single_node()
+    except ReaderError as error:
+        return failed(_text_position(text, error.position, file=file), _reader_message(error))
+    except MarkedYAMLError as error:
+        return failed(_mark_position(error.problem_mark, file=file), _yaml_message(error))
+    except _LimitExceeded as error:
+        return failed(_mark_position(error.mark, file=file), error.message)
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if root is None:
+        return failed(start, "file has no YAML document, only comments")
+
+    walker = _Walker(file)
+    try:
+        data = walker.value(root, (), depth=0)
+    except _LimitExceeded as error:
+        return failed(_mark_position(error.mark, file=file), error.message)
+    diagnostics = list(walker.diagnostics)
+    if not isinstance(data, dict):
+        diagnostics.append(
+            Diagnostic.at(
+                _mark_position(root.start_mark, file=file),
+                "",
+                "the top level must be a mapping of sections (version, users, sources, ...),"
+                f" not {describe_type(data)}",
+            )
+        )
+        return ParsedDocument(file, None, walker.positions, tuple(diagnostics))
+    walker.positions[()] = start
+    return ParsedDocument(file, data, walker.positions, tuple(diagnostics))
+
+
+def describe_type(value: object) -> str:
+    """The JSON name of ``value``'s type with an article: ``a string``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+class _Walker:
+    """Builds plain data from composed nodes, recording positions and problems."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.positions: dict[PathParts, Position] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self._count = 0
+        self._active: set[int] = set()
+        self._outer_alias: _AliasNode | None = None
+        # Only the stateless scalar constructors of this loader are used.
+        self._constructor = yaml.SafeLoader("")
+
+    def value(self, node: Node, path: PathParts, *, depth: int) -> Any:
+        self._count += 1
+        if self._count > MAX_NODES:
+            where = self._outer_alias.start_mark if self._outer_alias else node.start_mark
+            name = f" *{self._outer_alias.anchor}" if self._outer_alias else ""
+            raise _LimitExceeded(
+                f"alias{name} expands the document past {MAX_NODES} values"
+                " (an alias bomb?); refusing to expand it",
+                where,
+            )
+        if depth > 2 * MAX_DEPTH:
+            raise _LimitExceeded(
+                f"aliases nest deeper than {2 * MAX_DEPTH} levels", node.start_mark
+            )
+        if isinstance(node, _AliasNode):
+            return self._alias(node, path, depth=depth)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self._active:
+            raise _LimitExceeded("an alias refers to a node that contains it", node.start_mark)
+        self._active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return self._sequence(node, path, depth=depth)
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path, depth=depth)
+        finally:
+            self._active.discard(id(node))
+        raise AssertionError(f"unexpected YAML node {node!r}")  # pragma: no cover
+
+    def _alias(self, node: _AliasNode, path: PathParts, *, depth: int) -> Any:
+        if id(node.target) in self._active:
+            raise _LimitExceeded(
+                f"alias *{node.anchor} refers to a node that contains it", node.start_mark
+            )
+        outer = self._outer_alias is None
+        if outer:
+            self._outer_alias = node
+        try:
+            return self.value(node.target, path, depth=depth + 1)
+        finally:
+            if outer:
+                self._outer_alias = None
+
+    def _scalar(self, node: ScalarNode, path: PathParts) -> Any:
+        if node.tag in _TEXT_TAGS:
+            return str(node.value)
+        constructor = _SCALAR_CONSTRUCTORS.get(node.tag)
+        if constructor is None:
+            self._problem(node.start_mark, path, _unsupported_tag(node.tag))
+            return None
+        try:
+            return constructor(self._constructor, node)
+        except (ValueError, yaml.YAMLError):
+            self._problem(
+                node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}"
+            )
+            return None
+
+    def _sequence(self, node: SequenceNode, path: PathParts, *, depth: int) -> list[Any]:
+        if node.tag != _SEQ:
+            self._problem(node.start_mark, path, _unsupported_tag(node.tag))
+        items = []
+        for index, item in enumerate(node.value):
+            self.positions[(*path, index)] = self._position(item.start_mark)
+            items.append(self.value(item, (*path, index), depth=depth + 1))
+        return items
+
+    def _mapping(self, node: MappingNode, path: PathParts, *, depth: int) -> dict[str, Any]:
+        if node.tag != _MAP:
+            self._problem(node.start_mark, path, _unsupported_tag(node.tag))
+        result: dict[str, Any] = {}
+        # Merge keys (<<: *defaults) give values that explicit keys override,
+        # wherever in the mapping the explicit keys are written.
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                for source in self._merge_sources(value_node, path):
+                    merged = self.value(source, path, depth=depth + 1)
+                    for key, value in merged.items():
+                        result.setdefault(key, value)
+        explicit: dict[str, Mark] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                continue
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            if key in explicit:
+                first = self._position(explicit[key])
+                again = self._position(key_node.start_mark)
+                self._problem(
+                    key_node.start_mark,
+                    (*path, key),
+                    f"duplicate key '{key}': first at {first}, again at {again}",
+                )
+                continue
+            explicit[key] = key_node.start_mark
+            self.positions[(*path, key)] = self._position(key_node.start_mark)
+            result[key] = self.value(value_node, (*path, key), depth=depth + 1)
+        return result
+
+    def _merge_sources(self, node: Node, path: PathParts) -> Iterator[Node]:
+        target = node.target if isinstance(node, _AliasNode) else node
+        if isinstance(target, MappingNode):
+            yield node
+            return
+        if isinstance(target, SequenceNode):
+            for item in target.value:
+                item_target = item.target if isinstance(item, _AliasNode) else item
+                if isinstance(item_target, MappingNode):
+                    yield item
+                else:
+                    self._problem(item.start_mark, path, "'<<' merges only mappings")
+            return
+        self._problem(node.start_mark, path, "'<<' needs a mapping or a list of mappings")
+
+    def _key(self, node: Node, path: PathParts) -> str | None:
+        target = node.target if isinstance(node, _AliasNode) else node
+        if not isinstance(target, ScalarNode):
+            self._problem(
+                node.start_mark, path, "a key must be a plain name, not a list or mapping"
+            )
+            return None
+        if target.tag not in _TEXT_TAGS and target.tag not in _SCALAR_CONSTRUCTORS:
+            self._problem(node.start_mark, path, _unsupported_tag(target.tag))
+            return None
+        # The key as written: `1:` or `yes:` names something called "1" or "yes".
+        return str(target.value)
+
+    def _problem(self, mark: Mark, path: PathParts, message: str) -> None:
+        self.diagnostics.append(Diagnostic.at(self._position(mark), dotted(path), message))
+
+    def _position(self, mark: Mark) -> Position:
+        return _mark_position(mark, file=self.file)
+
+
+def _mark_position(mark: Mark | None, *, file: str) -> Position:
+    if mark is None:
+        return Position(file, 1, 1)
+    return Position(file, mark.line + 1, mark.column + 1)
+
+
+def _text_position(text: str, index: int, *, file: str) -> Position:
+    line_start = text.rfind("\n", 0, index) + 1
+    return Position(file, text.count("\n", 0, index) + 1, index - line_start + 1)
+
+
+def _byte_position(content: bytes, offset: int, *, file: str) -> Position:
+    line_start = content.rfind(b"\n", 0, offset) + 1
+    column = len(content[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return Position(file, content.count(b"\n", 0, offset) + 1, column)
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_TAG_PREFIX) if tag.startswith(_TAG_PREFIX) else tag
+
+
+def _unsupported_tag(tag: str) -> str:
+    return (
+        f"YAML tag '{_short_tag(tag)}' is not allowed;"
+        " use plain strings, numbers, booleans, lists and mappings"
+    )
+
+
+def _reader_message(error: ReaderError) -> str:
+    if isinstance(error.character, int):
+        return f"character U+{error.character:04X} is not allowed in YAML"
+    return "the file cannot be read as text"
+
+
+def _yaml_message(error: MarkedYAMLError) -> str:
+    if error.context == "expected a single document in the stream":
+        return "a config file holds one YAML document, but a second one starts here"
+    problem = error.problem or "invalid YAML"
+    if error.context and error.context_mark is not None:
+        return (
+            f"invalid YAML: {problem} ({error.context} that starts at line"
+            f" {error.context_mark.line + 1}, column {error.context_mark.column + 1})"
+        )
+    if error.context:
+        return f"invalid YAML: {problem} ({error.context})"
+    return f"invalid YAML: {problem}"
