@@ -57,11 +57,15 @@ _STALL_SECONDS = 60.0
 
 
 class LoadFailed(Exception):
-    """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines."""
+    """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines.
 
-    def __init__(self, problems: tuple[str, ...]) -> None:
+    ``unreadable``: the path (or a file in it) could not be read at all.
+    """
+
+    def __init__(self, problems: tuple[str, ...], *, unreadable: bool = False) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.unreadable = unreadable
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ class Daemon:
         self._files_lock = threading.Lock()
         self._files_changed_at: float | None = None
         self._heartbeat = time.monotonic()
+        #: After :meth:`shutdown`: whether every run stopped within the timeout.
+        self.drained = True
 
     # -- what others read ---------------------------------------------------------
 
@@ -278,7 +284,7 @@ class Daemon:
                 ", ".join(in_flight),
                 extra={"event": "daemon_draining", "exports": in_flight},
             )
-        drained = self.supervisor.shutdown(timeout=self.options.shutdown_timeout)
+        drained = self.drained = self.supervisor.shutdown(timeout=self.options.shutdown_timeout)
         if not drained:
             # The ledger is still consistent: whatever was in flight is recorded as
             # in-flight batches, which the next run settles.

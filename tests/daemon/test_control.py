@@ -81,7 +81,7 @@ def test_trigger_needs_the_bearer_token(server):
 
 
 def test_client_finds_the_daemon_and_maps_refusals(server, tmp_path):
-    control, api = server
+    control, _ = server
     ensure_token(tmp_path)  # a different token: the configured one wins when given
     info = DaemonInfo(
         pid=__import__("os").getpid(),

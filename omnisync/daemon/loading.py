@@ -1,0 +1,56 @@
+"""Loading a config the way the daemon needs it: validated, with its secrets resolved.
+
+The same loader as ``omnisync validate`` (so a reload fails with exactly the
+diagnostics ``validate`` prints), followed by resolving every secret the
+config refers to — the daemon must never accept a config it cannot run. Any
+failure becomes :class:`~omnisync.daemon.service.LoadFailed` carrying one
+``file:line:col: path: message`` line per problem; secret values never
+appear in them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from omnisync.config.diagnostics import Diagnostic
+from omnisync.config.loader import try_load_config
+from omnisync.config.model import Position
+from omnisync.config.secrets import SecretUnavailable, resolve_secret, secret_references
+from omnisync.daemon.service import LoadedConfig, LoadFailed
+
+
+class DaemonConfigLoader:
+    """Loads ``path`` with ``environ`` (read once, at construction: a daemon's
+    environment does not change) and resolves its secrets."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = dict(os.environ if environ is None else environ)
+
+    def __call__(self, path: Path) -> LoadedConfig:
+        result = try_load_config(path, environ=self._environ)
+        if result.config is None:
+            raise LoadFailed(
+                tuple(str(diagnostic) for diagnostic in result.diagnostics),
+                unreadable=result.unreadable,
+            )
+        config = result.config
+        values: list[str] = []
+        problems: list[Diagnostic] = []
+        token: str | None = None
+        for dotted, reference in secret_references(config):
+            try:
+                value = resolve_secret(reference, environ=self._environ)
+            except SecretUnavailable as error:
+                position = config.position(dotted) or Position(
+                    config.files[0] if config.files else str(path), 1, 1
+                )
+                problems.append(Diagnostic.at(position, dotted, str(error)))
+                continue
+            values.append(value)
+            if dotted == "daemon.control.token":
+                token = value
+        if problems:
+            raise LoadFailed(tuple(str(problem) for problem in sorted(problems)))
+        return LoadedConfig(config=config, secret_values=tuple(values), control_token=token)

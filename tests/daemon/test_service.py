@@ -1,0 +1,114 @@
+"""The daemon's main loop in-process, with the real loader and an observable run function.
+
+The real-process acceptance tests (``test_acceptance_*``) drive the same code
+through ``python -m omnisync daemon``; these cover the same paths faster and
+look inside (the run function sees every config snapshot).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from omnisync.clock import SystemClock
+from omnisync.daemon.loading import DaemonConfigLoader
+from omnisync.daemon.notify import Notifier
+from omnisync.daemon.service import Daemon, DaemonOptions
+from tests.daemon.runfunctions import GatedRuns, wait_until
+from tests.daemon.yamlconfig import API_KEY_VARIABLE, ConfigYaml, ExportYaml
+
+
+def replace_file(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+@pytest.fixture
+def running(tmp_path):
+    config_dir = tmp_path / "conf"
+    config_dir.mkdir()
+    base = ConfigYaml(state_dir=tmp_path / "state", source_path=tmp_path / "cdp.sqlite")
+    config_file = config_dir / "omnisync.yaml"
+    config_file.write_text(
+        ConfigYaml(
+            **{**base.__dict__, "exports": (ExportYaml("a", schedule="every: 1h"),)}
+        ).render()
+    )
+    loader = DaemonConfigLoader({API_KEY_VARIABLE: "test-key-123"})
+    runs = GatedRuns(batches=2)
+    runs.release.set()
+    daemon = Daemon(
+        loader(config_dir),
+        options=DaemonOptions(
+            config_path=config_dir, state_dir=tmp_path / "state", control_listen="127.0.0.1:0"
+        ),
+        loader=loader,
+        run_function=runs,
+        clock=SystemClock(),
+        notifier=Notifier(None),
+    )
+    daemon.start()
+    thread = threading.Thread(target=daemon.serve, daemon=True)
+    thread.start()
+    client = httpx.Client(base_url=f"http://{daemon.control_address}", timeout=5)
+    yield daemon, client, config_file, base, runs
+    daemon.request_stop()
+    thread.join(timeout=30)
+    client.close()
+
+
+def status(client):
+    return client.get("/status").json()
+
+
+def test_reload_add_remove_break_fix(running):
+    daemon, client, config_file, base, runs = running
+    first = status(client)
+    assert set(first["exports"]) == {"a"}
+    assert first["exports"]["a"]["state"] == "idle"
+    assert first["exports"]["a"]["next_run"] is not None
+
+    def write(*exports):
+        replace_file(config_file, ConfigYaml(**{**base.__dict__, "exports": exports}).render())
+
+    write(ExportYaml("a", schedule="every: 1h"), ExportYaml("b", schedule="cron: '0 0 1 1 *'"))
+    wait_until(lambda: "b" in status(client)["exports"], message="b added")
+    assert status(client)["exports"]["b"]["next_run"][4:] == "-01-01T00:00:00+00:00"
+
+    config_file.write_text("version: 1\nexports: [\n")  # broken YAML, written in place
+    wait_until(lambda: status(client)["last_reload"]["ok"] is False, message="failed reload")
+    broken = status(client)
+    assert set(broken["exports"]) == {"a", "b"}  # still the last good config
+    assert broken["last_reload"]["problems"][0].startswith(f"{config_file}:")
+    assert "omnisync_config_reload_success 0.0" in client.get("/metrics").text
+
+    write(ExportYaml("b", schedule="cron: '0 0 1 1 *'"))
+    wait_until(lambda: set(status(client)["exports"]) == {"b"}, message="a removed")
+    assert status(client)["last_reload"]["ok"] is True
+    assert "omnisync_config_reload_success 1.0" in client.get("/metrics").text
+    assert daemon.supervisor.scheduler.scheduled().keys() == {"b"}
+
+
+def test_trigger_runs_with_the_current_config_and_needs_the_token(running, tmp_path):
+    daemon, client, _, _, runs = running
+    token = (tmp_path / "state" / "control.token").read_text().strip()
+    assert client.post("/exports/a/run").status_code == 401
+    answer = client.post("/exports/a/run", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 202
+    run_id = answer.json()["id"]
+    done = wait_until(
+        lambda: (run := client.get(f"/runs/{run_id}").json())["state"] == "finished" and run,
+        message="run end",
+    )
+    assert done["status"] == "succeeded"
+    assert runs.started == [("a", "daemon-trigger", daemon.config().revision)]
+    assert (
+        client.post("/exports/zzz/run", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 404
+    )
+    assert 'omnisync_runs_total{export="a",outcome="succeeded"} 1.0' in client.get("/metrics").text
