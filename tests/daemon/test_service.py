@@ -67,7 +67,7 @@ def status(client):
 
 
 def test_reload_add_remove_break_fix(running):
-    daemon, client, config_file, base, runs = running
+    daemon, client, config_file, base, _runs = running
     first = status(client)
     assert set(first["exports"]) == {"a"}
     assert first["exports"]["a"]["state"] == "idle"
