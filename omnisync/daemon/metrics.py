@@ -63,6 +63,12 @@ class DaemonMetrics:
             ["connection"],
             registry=registry,
         )
+        self.requests = Counter(
+            "omnisync_omnisend_requests_total",
+            "Requests sent to Omnisend, by connection, endpoint and status (error: no answer).",
+            ["connection", "endpoint", "status"],
+            registry=registry,
+        )
         self.last_success = Gauge(
             "omnisync_last_success_timestamp_seconds",
             "Unix time at which the last successful run of each export ended.",
@@ -149,13 +155,19 @@ class ConnectionObserver:
     """
 
     def __init__(self, metrics: DaemonMetrics, connection: str) -> None:
+        self._requests = metrics.requests
+        self._connection = connection
         self._rate_limited = metrics.rate_limited.labels(connection=connection)
         self._waited = metrics.rate_limit_wait.labels(connection=connection)
 
     def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
-        return None
+        self._requests.labels(
+            connection=self._connection,
+            endpoint=endpoint,
+            status=str(status) if status is not None else "error",
+        ).inc()
 
-    def rate_limited(self, retry_after: float) -> None:
+    def rate_limited(self, endpoint: str, retry_after: float) -> None:
         self._rate_limited.inc()
 
     def limiter_waited(self, kind: str, seconds: float) -> None:

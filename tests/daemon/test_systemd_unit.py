@@ -1,0 +1,79 @@
+"""The systemd unit: the settings the daemon relies on, verified and rated by systemd itself."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).resolve().parents[2] / "systemd" / "omnisync.service"
+
+needs_systemd_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
+
+
+def settings() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def test_unit_has_what_the_daemon_relies_on():
+    unit = settings()
+    assert unit["Type"] == ["notify"]
+    assert unit["ExecStart"] == ["/usr/bin/omnisync daemon --config /etc/omnisync"]
+    assert unit["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["DynamicUser"] == ["yes"]
+    assert unit["StateDirectory"] == ["omnisync"]
+    assert unit["ConfigurationDirectory"] == ["omnisync"]
+    assert unit["LoadCredential"] == ["omnisend-api-key:/etc/omnisync/credentials/omnisend-api-key"]
+    assert unit["WatchdogSec"]
+    # The stop timeout must leave room for the daemon's own 30 s drain.
+    assert int(unit["TimeoutStopSec"][0].removesuffix("s")) > 30
+
+
+def installable_copy(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at an executable that exists here."""
+    script = Path(sys.executable).parent / "omnisync"
+    command = str(script) if script.exists() else f"{sys.executable} -m omnisync"
+    copy = tmp_path / "omnisync.service"
+    copy.write_text(UNIT.read_text().replace("/usr/bin/omnisync", command))
+    return copy
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_verify_passes(tmp_path):
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(installable_copy(tmp_path))],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "omnisync.service" not in result.stderr, result.stderr
+
+
+@needs_systemd_analyze
+def test_systemd_analyze_security_rates_it_at_most_2(tmp_path):
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(installable_copy(tmp_path))],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
+    assert match is not None, result.stdout + result.stderr
+    exposure = float(match.group(1))
+    print(f"systemd-analyze security exposure: {exposure}")
+    assert exposure <= 2.0
