@@ -1,0 +1,252 @@
+"""The client's choke point with scripted answers (httpx.MockTransport): headers, retries,
+error mapping, 429 pauses, observer callbacks and secrecy of the API key."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from omnisync import __version__
+from omnisync.clock import FakeClock
+from omnisync.omnisend.client import OmnisendClient
+from omnisync.omnisend.errors import (
+    BatchTooLarge,
+    InvalidRequest,
+    ServerError,
+    TransportError,
+    Unauthorized,
+    UnexpectedResponse,
+)
+from omnisync.omnisend.model import ContactWrite
+from omnisync.omnisend.pacing import BrandLimiter, Kind
+from omnisync.omnisend.retry import RetryPolicy
+
+API_KEY = "sk-live-7f3c-SECRET-9d21"
+
+
+class Recorder:
+    """A ClientObserver that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, int | None]] = []
+        self.limited: list[tuple[str, float]] = []
+        self.waits: list[tuple[Kind, float]] = []
+
+    def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
+        assert seconds >= 0
+        self.finished.append((endpoint, status))
+
+    def rate_limited(self, endpoint: str, retry_after: float) -> None:
+        self.limited.append((endpoint, retry_after))
+
+    def limiter_waited(self, kind: Kind, seconds: float) -> None:
+        self.waits.append((kind, seconds))
+
+
+def problem(status: int, **extra: object) -> httpx.Response:
+    body = {
+        "type": "https://problems.omnisend.com/x",
+        "title": "Problem",
+        "status": status,
+        "detail": f"status {status}",
+        "instance": f"urn:omnisend:request:trace-{status}",
+        **extra,
+    }
+    return httpx.Response(status, json=body)
+
+
+def scripted(answers: list[httpx.Response | Exception]) -> tuple[list[httpx.Request], Callable]:
+    requests: list[httpx.Request] = []
+    queue: Iterator[httpx.Response | Exception] = iter(answers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        answer = next(queue)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return requests, handle
+
+
+def make_client(
+    answers: list[httpx.Response | Exception],
+    *,
+    clock: FakeClock | None = None,
+    policy: RetryPolicy | None = None,
+) -> tuple[OmnisendClient, list[httpx.Request], Recorder, FakeClock]:
+    clock = clock or FakeClock()
+    requests, handle = scripted(answers)
+    recorder = Recorder()
+    client = OmnisendClient(
+        "https://omnisend.test/api",
+        API_KEY,
+        limiter=BrandLimiter(clock=clock),
+        clock=clock,
+        transport=httpx.MockTransport(handle),
+        retry_policy=policy,
+        observer=recorder,
+        random=random.Random(5),
+    )
+    return client, requests, recorder, clock
+
+
+WRITES = [ContactWrite(email=f"p{index}@example.com") for index in range(3)]
+
+
+def test_every_request_carries_the_documented_headers() -> None:
+    client, requests, recorder, _ = make_client(
+        [httpx.Response(201, json={"batchID": "b-1", "totalCount": 3})]
+    )
+    assert client.create_batch(WRITES) == "b-1"
+    request = requests[0]
+    assert request.url == "https://omnisend.test/api/batches"
+    assert request.headers["Authorization"] == f"Omnisend-API-Key {API_KEY}"
+    assert request.headers["Omnisend-Version"] == "2026-03-15"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == f"omnisync/{__version__}"
+    body = json.loads(request.content)
+    assert body["endpoint"] == "contacts" and body["method"] == "POST"
+    assert [item["identifiers"][0]["id"] for item in body["items"]] == [w.email for w in WRITES]
+    assert recorder.finished == [("POST /batches", 201)]
+
+
+def test_transient_failures_are_retried_with_backoff_then_succeed() -> None:
+    client, requests, recorder, clock = make_client(
+        [
+            problem(503),
+            httpx.ConnectError("connection refused"),
+            problem(408),
+            httpx.Response(201, json={"batchID": "b-2"}),
+        ]
+    )
+    assert client.create_batch(WRITES) == "b-2"
+    assert len(requests) == 4
+    assert len(clock.sleeps) == 3  # one backoff before each retry
+    assert all(0 <= delay <= 30 for delay in clock.sleeps)
+    assert [status for _, status in recorder.finished] == [503, None, 408, 201]
+
+
+def test_transient_failures_give_up_after_max_attempts_with_a_typed_error() -> None:
+    client, requests, _, _ = make_client([problem(500)] * 3, policy=RetryPolicy(max_attempts=3))
+    with pytest.raises(ServerError, match=r"run again later.*trace urn:omnisend:request:trace-500"):
+        client.add_tag("vip", ["a@example.com"])
+    assert len(requests) == 3
+    client, requests, _, _ = make_client(
+        [httpx.ReadTimeout("timed out")] * 2, policy=RetryPolicy(max_attempts=2)
+    )
+    with pytest.raises(TransportError, match="after 2 attempt"):
+        client.get_contact("a@example.com")
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422])
+def test_final_statuses_are_raised_at_once(status: int) -> None:
+    client, requests, _, clock = make_client([problem(status)])
+    with pytest.raises(Exception) as caught:
+        client.remove_tag("vip", ["a@example.com"])
+    assert len(requests) == 1 and clock.sleeps == []
+    assert getattr(caught.value, "status", None) == status
+    assert f"trace-{status}" in str(caught.value)
+
+
+def test_a_429_pauses_the_brand_for_retry_after_from_the_body_first() -> None:
+    clock = FakeClock()
+    client, requests, recorder, _ = make_client(
+        [
+            httpx.Response(
+                429,
+                json={"title": "Too many requests", "retryAfter": 7},
+                headers={"Retry-After": "99"},
+            ),
+            httpx.Response(429, json={"title": "Too many requests"}, headers={"Retry-After": "3"}),
+            httpx.Response(202),
+        ],
+        clock=clock,
+    )
+    client.add_tag("vip", ["a@example.com"])
+    assert len(requests) == 3
+    assert recorder.limited == [("POST /contacts/tags", 7.0), ("POST /contacts/tags", 3.0)]
+    assert clock.sleeps == [7.0, 3.0]  # the limiter's pause, not a private sleep
+    assert recorder.waits == [("tags", 7.0), ("tags", 3.0)]
+
+
+def test_a_429_storm_longer_than_the_budget_ends_in_rate_limited() -> None:
+    answers: list[httpx.Response | Exception] = [
+        httpx.Response(429, json={"retryAfter": 60}) for _ in range(4)
+    ]
+    client, requests, _, _ = make_client(answers, policy=RetryPolicy(rate_limit_budget=180.0))
+    with pytest.raises(Exception, match="too many requests") as caught:
+        client.create_batch(WRITES)
+    assert getattr(caught.value, "status", None) == 429
+    assert len(requests) == 4  # three waits of 60 s fit the 180 s budget, the 4th does not
+
+
+def test_a_400_carries_every_field_problem() -> None:
+    client, _, _, _ = make_client(
+        [
+            problem(
+                400,
+                errors=[
+                    {
+                        "field": "identifiers[0].id",
+                        "code": "invalid_format",
+                        "message": "bad e-mail",
+                    },
+                    {"field": "countryCode", "code": "invalid_format", "message": "not ISO"},
+                ],
+            )
+        ]
+    )
+    with pytest.raises(InvalidRequest) as caught:
+        client.create_batch(WRITES)
+    assert [p.field for p in caught.value.problems] == ["identifiers[0].id", "countryCode"]
+    assert "countryCode: not ISO [invalid_format]" in str(caught.value)
+
+
+def test_the_api_key_never_leaks_into_repr_logs_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client, _, _, _ = make_client(
+        [
+            problem(503, detail=f"upstream said {API_KEY}"),
+            problem(401, detail=f"key {API_KEY} is revoked"),
+        ]
+    )
+    assert API_KEY not in repr(client) and "omnisend.test" in repr(client)
+    with pytest.raises(Unauthorized) as caught:
+        client.create_batch(WRITES)
+    assert API_KEY not in str(caught.value) and "[redacted]" in str(caught.value)
+    assert "wrong or revoked" in str(caught.value)
+    assert caplog.records, "the retry and the failure were logged"
+    assert all(API_KEY not in record.getMessage() for record in caplog.records)
+    assert all(API_KEY not in str(vars(record)) for record in caplog.records)
+
+
+def test_a_malformed_key_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="API key") as caught:
+        OmnisendClient(
+            "https://omnisend.test/api",
+            "bad key\n",
+            limiter=BrandLimiter(clock=FakeClock()),
+            clock=FakeClock(),
+        )
+    assert "bad key" not in str(caught.value)
+
+
+def test_batches_over_the_limits_are_refused_before_sending() -> None:
+    client, requests, _, _ = make_client([])
+    with pytest.raises(BatchTooLarge, match="101 contacts"):
+        client.create_batch([ContactWrite(email=f"x{i}@example.com") for i in range(101)])
+    with pytest.raises(ValueError, match="1 to 250"):
+        client.add_tag("vip", [f"x{i}@example.com" for i in range(251)])
+    assert requests == []
+
+
+def test_a_success_without_a_batch_id_is_an_unexpected_response() -> None:
+    client, _, _, _ = make_client([httpx.Response(201, json={"totalCount": 3})])
+    with pytest.raises(UnexpectedResponse, match="no batchID"):
+        client.create_batch(WRITES)
