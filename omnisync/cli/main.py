@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "omnisync.cli.validate",
     "omnisync.cli.schema",
     "omnisync.cli.emulator",
+    "omnisync.cli.daemon",
+    "omnisync.cli.status",
 )
 
 EXIT_OK = 0

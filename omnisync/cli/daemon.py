@@ -1,0 +1,139 @@
+"""``omnisync daemon``: run the exports of a config on their schedules, until stopped.
+
+Refuses to start (exit 1) on a config that ``omnisync validate`` would
+reject — with the same ``file:line:col`` lines — or whose secrets cannot be
+resolved; exit 2 for a path that cannot be read. Once running, a bad edit
+never stops it: see :mod:`omnisync.daemon.service`. SIGHUP reloads;
+SIGTERM/SIGINT stop it cleanly (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from omnisync.clock import SystemClock
+from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.daemon.loading import DaemonConfigLoader
+from omnisync.daemon.metrics import DaemonMetrics
+from omnisync.daemon.notify import Notifier
+from omnisync.daemon.service import Daemon, DaemonOptions, LoadFailed
+from omnisync.logs import configure_logging
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_log = logging.getLogger("omnisync.daemon")
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "daemon",
+        help="run the exports on their schedules; hot-reload the config",
+        description=(
+            "Run every enabled export on its schedule, reload the config when it changes"
+            " (or on SIGHUP) and serve /healthz, /metrics, /status and on-demand runs on"
+            " the control address. Stops cleanly on SIGTERM/SIGINT."
+        ),
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default=None,
+        help="log line format (default: daemon.log_format from the config)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="lowest level logged (default: info)",
+    )
+    parser.add_argument(
+        "--control-listen",
+        metavar="HOST:PORT",
+        default=None,
+        help="control endpoint address (default: daemon.control.listen; port 0 picks one)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="how long to wait for runs to reach a batch boundary on SIGTERM (default: 30)",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    redactor = configure_logging(log_format=args.log_format or "text", level=args.log_level)
+    config_path = Path(config_path_from(args, os.environ)).absolute()
+    loader = DaemonConfigLoader(os.environ)
+    try:
+        initial = loader(config_path)
+    except LoadFailed as failure:
+        for problem in failure.problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"omnisync daemon: not starting: the config at {config_path} "
+            + ("cannot be read" if failure.unreadable else "is invalid"),
+            file=sys.stderr,
+        )
+        return EXIT_USAGE if failure.unreadable else EXIT_FAILED
+    redactor.register(initial.secret_values)
+    settings = initial.config.daemon
+    if args.log_format is None and settings.log_format != "text":
+        configure_logging(log_format=settings.log_format, level=args.log_level, redactor=redactor)
+
+    from omnisync.daemon.engine import EngineRuns, EngineUnavailable
+
+    clock = SystemClock()
+    metrics = DaemonMetrics()
+    try:
+        engine = EngineRuns.open(Path(settings.state_dir), clock=clock, metrics=metrics)
+    except EngineUnavailable as error:
+        print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    daemon = Daemon(
+        initial,
+        options=DaemonOptions(
+            config_path=config_path,
+            state_dir=Path(settings.state_dir),
+            control_listen=args.control_listen or settings.control_listen,
+            shutdown_timeout=args.shutdown_timeout,
+        ),
+        loader=loader,
+        run_function=engine,
+        clock=clock,
+        notifier=Notifier.from_environment(os.environ),
+        metrics=metrics,
+        last_run=engine.last_run,
+        on_applied=engine.config_applied,
+        redactor=redactor,
+    )
+    # Handlers first: a SIGHUP's default action would kill a daemon still starting.
+    signal.signal(signal.SIGTERM, lambda number, frame: daemon.request_stop())
+    signal.signal(signal.SIGINT, lambda number, frame: daemon.request_stop())
+    signal.signal(signal.SIGHUP, lambda number, frame: daemon.request_reload())
+    try:
+        daemon.start()
+    except (OSError, ValueError) as error:
+        # A control address in use or not resolvable, a state directory we may not write.
+        print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
+        daemon.shutdown()
+        engine.close()
+        return EXIT_FAILED
+    code = daemon.serve()
+    engine.close()
+    if not daemon.drained:
+        # Runs that would not stop in time hold threads the interpreter would wait
+        # for; their in-flight batches are in the ledger for the next run to settle.
+        logging.shutdown()
+        os._exit(code)
+    return code
