@@ -31,6 +31,14 @@ def did_you_mean(word: str, candidates: Collection[str]) -> str:
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
+def describe_position(position: Position, *, seen_from: Position) -> str:
+    """``position`` for a message about ``seen_from``: ``line 3, column 5`` in the same
+    file, else ``file:3:5``."""
+    if position.file == seen_from.file:
+        return f"line {position.line}, column {position.column}"
+    return str(position)
+
+
 @dataclass(frozen=True, order=True)
 class Diagnostic:
     """One problem in a config. Orders by (file, line, column, path, message).

@@ -103,7 +103,7 @@ def try_load_config(
             report = validate_document(
                 document.data, positions=document.positions, file=loaded_file.name
             )
-            diagnostics.extend(report.diagnostics)
+            diagnostics.extend(_not_already_reported(report.diagnostics, document.diagnostics))
             broken.update(report.broken)
         source_files.append(SourceFile(document, os.path.dirname(loaded_file.path)))
 
@@ -125,6 +125,22 @@ def try_load_config(
         return LoadResult(None, sort_diagnostics(diagnostics), tuple(names))
     config = dataclasses.replace(built.config, revision=config_revision(loaded, root=root))
     return LoadResult(config, (), tuple(names))
+
+
+def _not_already_reported(
+    diagnostics: tuple[Diagnostic, ...], reported: tuple[Diagnostic, ...]
+) -> list[Diagnostic]:
+    """``diagnostics`` except those at or under a path YAML parsing already complained
+    about: a rejected ``!!python/object`` need not also be "not a string"."""
+    prefixes = {diagnostic.path for diagnostic in reported if diagnostic.path}
+    return [
+        diagnostic
+        for diagnostic in diagnostics
+        if not any(
+            diagnostic.path == prefix or diagnostic.path.startswith(prefix + ".")
+            for prefix in prefixes
+        )
+    ]
 
 
 def config_file_names(directory: str) -> list[str]:

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from omnisync.config.cron import cron_problem, timezone_problem
-from omnisync.config.diagnostics import Diagnostic, PathParts, did_you_mean, dotted
+from omnisync.config.diagnostics import (
+    Diagnostic,
+    PathParts,
+    describe_position,
+    did_you_mean,
+    dotted,
+)
 from omnisync.config.model import Config, Export, Position, Schedule
 
 _DATABASE_KINDS = frozenset({"sqlite", "postgres"})
@@ -197,7 +203,10 @@ class _Checker:
             key = (export.connection, export.tag.casefold())
             first = tag_owners.setdefault(key, export.name)
             if first != export.name:
-                where = self.position(("exports", first, "tag"))
+                where = describe_position(
+                    self.position(("exports", first, "tag")),
+                    seen_from=self.position((*path, "tag")),
+                )
                 yield self.at(
                     (*path, "tag"),
                     f"tag '{export.tag}' on connection '{export.connection}' is already managed"

@@ -295,7 +295,8 @@ class _Walker:
                 self._problem(
                     key_node.start_mark,
                     (*path, key),
-                    f"duplicate key '{key}': first at {first}, again at {again}",
+                    f"duplicate key '{key}': first at line {first.line}, column {first.column},"
+                    f" again at line {again.line}, column {again.column}",
                 )
                 continue
             explicit[key] = key_node.start_mark
