@@ -41,6 +41,8 @@ _MARSHAL_FORMAT = 2
 
 #: Value types a fingerprint accepts: what SQLite, CSV and JSONL sources yield.
 FingerprintValue = None | bool | int | float | str | bytes
+_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
+_SCALAR_NAMES = frozenset(kind.__name__ for kind in _SCALARS)
 
 
 def fingerprint_columns(export: Export) -> tuple[str, ...]:
@@ -97,7 +99,8 @@ class Fingerprinter:
     """Computes fingerprints for one export's spec.
 
     ``fingerprinter(*values)`` takes the values of :func:`fingerprint_columns`
-    in order and returns a signed 64-bit integer. Its signature suits
+    in order (each ``None``, ``bool``, ``int``, ``float``, ``str`` or ``bytes``;
+    anything else is a :class:`TypeError`) and returns a signed 64-bit integer. Its signature suits
     ``sqlite3.Connection.create_function(name, -1, fingerprinter)``.
     Thread-safe (no mutable state beyond a prepared hash prefix).
     """
@@ -114,26 +117,20 @@ class Fingerprinter:
     def for_export(cls, export: Export) -> Fingerprinter:
         return cls(spec_digest(export))
 
-    def __call__(self, *values: FingerprintValue) -> int:
+    def __call__(self, *values: object) -> int:
         state = self._prefix.copy()
-        try:
-            state.update(marshal.dumps(values, _MARSHAL_FORMAT))
-        except ValueError as error:
-            kinds = sorted({type(value).__name__ for value in values})
-            raise TypeError(f"cannot fingerprint values of types {kinds}") from error
+        if not _SCALARS.issuperset(map(type, values)):
+            odd = sorted({type(value).__name__ for value in values} - _SCALAR_NAMES)
+            raise TypeError(f"cannot fingerprint values of type {', '.join(odd)}")
+        state.update(marshal.dumps(values, _MARSHAL_FORMAT))
         return int.from_bytes(state.digest(), "little", signed=True)
 
     def of_row(self, row: Mapping[str, object], columns: Sequence[str]) -> int:
         """The fingerprint of ``row``'s ``columns`` (absent keys count as ``None``)."""
-        return self(*(_checked(row.get(column)) for column in columns))
+        return self(*(row.get(column) for column in columns))
 
 
 def fingerprint_row(export: Export, row: Mapping[str, object]) -> int:
     """Convenience: the fingerprint of one source ``row`` for ``export``."""
     return Fingerprinter.for_export(export).of_row(row, fingerprint_columns(export))
 
-
-def _checked(value: object) -> FingerprintValue:
-    if value is None or isinstance(value, bool | int | float | str | bytes):
-        return value
-    raise TypeError(f"cannot fingerprint a value of type {type(value).__name__}")

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "omnisync.cli.emulator",
     "omnisync.cli.daemon",
     "omnisync.cli.status",
+    "omnisync.cli.plan",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,96 @@
+"""``omnisync plan [EXPORT...]``: what the exports would send now, changing nothing.
+
+Per export: counts per action (create, update, tag, untag, unchanged),
+masked samples, invalid rows by reason, duplicates and the ``max_profiles``
+check, as text, JSON or Markdown. The segment is read and diffed against the
+ledger read-only; nothing is sent and the API key is never resolved.
+
+Exit status: 0 every export planned; 1 the config is invalid or a source
+(or the ledger) could not be read; 2 usage errors, an unreadable config path
+or an unknown export name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from omnisync.config.diagnostics import render_text as render_diagnostics
+from omnisync.config.diagnostics import summarize
+from omnisync.config.loader import try_load_config
+from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.engine.plan_render import PlanFailure, render_json, render_markdown, render_text
+from omnisync.engine.report import PlanReport, plan_export
+from omnisync.engine.staging import LedgerUnreadable
+from omnisync.sources.errors import SourceError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "plan",
+        help="show what exports would send now (changes nothing, sends nothing)",
+        description=(
+            "Read each export's segment, diff it against what was delivered and print"
+            " what a run would do: contacts to create, update, tag and untag, invalid rows"
+            " with reasons, masked samples. Changes nothing and sends nothing."
+            " Exit status: 0 planned, 1 invalid config or unreadable source,"
+            " 2 usage error or unknown export."
+        ),
+    )
+    parser.add_argument(
+        "exports", nargs="*", metavar="EXPORT", help="exports to plan (default: all)"
+    )
+    add_config_argument(parser)
+    parser.add_argument(
+        "--format",
+        choices=tuple(RENDERERS),
+        default="text",
+        help="text (default), json, or markdown",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    result = try_load_config(config_path_from(args, os.environ), environ=os.environ)
+    if result.config is None:
+        sys.stderr.write(render_diagnostics(result.diagnostics))
+        print(summarize(result.diagnostics), file=sys.stderr)
+        return EXIT_USAGE if result.unreadable else EXIT_FAILED
+    config = result.config
+
+    names = list(dict.fromkeys(args.exports)) or list(config.exports)
+    unknown = [name for name in names if name not in config.exports]
+    if unknown:
+        known = ", ".join(sorted(config.exports)) or "none"
+        listed = ", ".join(f"'{name}'" for name in unknown)
+        print(
+            f"omnisync plan: no export {listed} in the config (exports: {known})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    now = datetime.now(UTC)
+    reports: list[PlanReport] = []
+    failures: list[PlanFailure] = []
+    for name in names:
+        try:
+            reports.append(plan_export(config, name, now=now))
+        except (SourceError, LedgerUnreadable) as error:
+            failures.append(PlanFailure(name, str(error)))
+        except (sqlite3.Error, OSError) as error:
+            # Scratch space for the staging tables (a full disk, say).
+            failures.append(PlanFailure(name, f"staging failed: {error}"))
+    sys.stdout.write(RENDERERS[args.format](reports, failures))
+    for failure in failures:
+        print(f"omnisync plan: export '{failure.export}': {failure.message}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK

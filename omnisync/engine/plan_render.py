@@ -1,0 +1,190 @@
+"""Rendering plan reports: text for terminals, JSON for machines, Markdown for reviews.
+
+Pure. Each renderer takes the reports of the exports that could be planned
+and the failures of those that could not (a source error, an unreadable
+ledger), and returns the whole output as one string. Reports hold masked
+e-mails only and no secret, so nothing here needs masking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from omnisync.engine.report import PlanReport, ReasonCount
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """An export that could not be planned, and why (a message safe to print)."""
+
+    export: str
+    message: str
+
+
+def _number(value: int) -> str:
+    return f"{value:,}"
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{_number(count)} {word if count == 1 else (plural or word + 's')}"
+
+
+def _examples(examples: Sequence[str]) -> str:
+    return ", ".join(examples)
+
+
+def _action_lines(report: PlanReport) -> list[tuple[str, int, str]]:
+    """(label, count, note) per action, in the order a run performs them."""
+    samples = report.samples
+    tag_note = (
+        f"{_plural(report.retag, 'also loses', 'also lose')} an old tag" if report.retag else ""
+    )
+    lines = [
+        ("create", report.upsert_new, _examples(samples.get("new", ()))),
+        ("update", report.upsert_changed, _examples(samples.get("changed", ()))),
+        ("tag", report.tag, tag_note or _examples(samples.get("tag", ()))),
+        ("untag", report.untag, _examples(samples.get("untag", ()))),
+        ("unchanged", report.unchanged, ""),
+    ]
+    return lines
+
+
+def _segment_line(report: PlanReport) -> str:
+    counts = report.counts
+    parts = [_plural(counts.rows, "row"), _plural(counts.members, "member")]
+    if counts.duplicates:
+        parts.append(_plural(counts.duplicates, "duplicate"))
+    if counts.missing_email:
+        parts.append(f"{_number(counts.missing_email)} without e-mail")
+    return f"segment '{report.segment}' (source '{report.source}'): " + ", ".join(parts)
+
+
+def _reason_lines(reasons: Sequence[ReasonCount], indent: str) -> list[str]:
+    lines = []
+    width = max(len(_number(reason.count)) for reason in reasons)
+    for reason in reasons:
+        example = f"  (e.g. {_examples(reason.examples)})" if reason.examples else ""
+        lines.append(f"{indent}{_number(reason.count):>{width}}  {reason.reason}{example}")
+    return lines
+
+
+def _limit_line(report: PlanReport) -> str | None:
+    if report.max_profiles is None:
+        return None
+    members = _number(report.counts.members)
+    limit = _number(report.max_profiles)
+    if report.exceeds_max_profiles:
+        return (
+            f"max_profiles EXCEEDED: {members} members > {limit}; "
+            "the run would stop before sending anything"
+        )
+    return f"max_profiles: {members} members of at most {limit}"
+
+
+def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] = ()) -> str:
+    """A human-readable plan, one block per export, failures last."""
+    blocks: list[str] = []
+    for report in reports:
+        lines = [
+            f"export '{report.export}' -> connection '{report.connection}', "
+            f"tag '{report.tag_name}' (on leave: {report.on_leave})",
+            "  " + _segment_line(report),
+        ]
+        if report.changes_nothing:
+            lines.append("  nothing to send")
+        width = max(len(_number(count)) for _, count, _ in _action_lines(report))
+        for label, count, note in _action_lines(report):
+            suffix = f"  {note}" if note and count else ""
+            lines.append(f"  {label:<10}{_number(count):>{width}}{suffix}")
+        if report.counts.kept:
+            lines.append(f"  {_plural(report.counts.kept, 'leaver')} keep the tag (on leave: keep)")
+        if report.invalid:
+            lines.append(f"  not sent: {_plural(report.invalid, 'invalid row')}")
+            lines.extend(_reason_lines(report.invalid_reasons, "    "))
+        if report.warnings:
+            lines.append("  warnings:")
+            lines.extend(_reason_lines(report.warnings, "    "))
+        if report.counts.duplicates:
+            lines.append(
+                f"  duplicates: {_plural(report.counts.duplicates, 'row repeats', 'rows repeat')}"
+                " an e-mail (the first occurrence is used), "
+                f"e.g. {_examples(report.duplicates_sample)}"
+            )
+        if report.with_consent:
+            lines.append(
+                f"  consent: {_plural(report.with_consent, 'new contact')} "
+                "sent with the e-mail status recorded in the source"
+            )
+        limit = _limit_line(report)
+        if limit is not None:
+            lines.append("  " + limit)
+        blocks.append("\n".join(lines))
+    for failure in failures:
+        blocks.append(f"export '{failure.export}': cannot plan: {failure.message}")
+    return "\n\n".join(blocks) + ("\n" if blocks else "")
+
+
+def render_json(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] = ()) -> str:
+    """One JSON document: ``{"plans": [...], "failures": [...]}``."""
+    document = {
+        "plans": [report.to_dict() for report in reports],
+        "failures": [{"export": f.export, "message": f.message} for f in failures],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] = ()) -> str:
+    """GitHub-flavoured Markdown, e.g. for a pull-request comment."""
+    sections: list[str] = []
+    for report in reports:
+        lines = [
+            f"### Export `{report.export}`",
+            "",
+            f"Connection `{report.connection}`, tag `{report.tag_name}` "
+            f"(on leave: {report.on_leave}); {_cell(_segment_line(report))}.",
+            "",
+            "| action | count | examples |",
+            "|---|---:|---|",
+        ]
+        for label, count, note in _action_lines(report):
+            lines.append(f"| {label} | {_number(count)} | {_cell(note) if count else ''} |")
+        if report.invalid:
+            lines.append(f"| **not sent (invalid)** | {_number(report.invalid)} | |")
+            for reason in report.invalid_reasons:
+                lines.append(
+                    f"| &nbsp;&nbsp;{_cell(reason.reason)} | {_number(reason.count)} "
+                    f"| {_cell(_examples(reason.examples))} |"
+                )
+        for reason in report.warnings:
+            lines.append(
+                f"| warning: {_cell(reason.reason)} | {_number(reason.count)} "
+                f"| {_cell(_examples(reason.examples))} |"
+            )
+        if report.counts.duplicates:
+            lines.append(
+                f"| duplicates (first occurrence used) | {_number(report.counts.duplicates)} "
+                f"| {_cell(_examples(report.duplicates_sample))} |"
+            )
+        if report.counts.kept:
+            lines.append(f"| leavers keeping the tag | {_number(report.counts.kept)} | |")
+        limit = _limit_line(report)
+        if limit is not None:
+            lines.extend(
+                [
+                    "",
+                    f"{'**' if report.exceeds_max_profiles else ''}{limit}"
+                    f"{'**' if report.exceeds_max_profiles else ''}",
+                ]
+            )
+        sections.append("\n".join(lines))
+    for failure in failures:
+        sections.append(
+            f"### Export `{failure.export}`\n\n**Cannot plan:** {_cell(failure.message)}"
+        )
+    return "\n\n".join(sections) + ("\n" if sections else "")

@@ -1,0 +1,287 @@
+"""The plan of an export run: what it would send, counted, with masked samples.
+
+:class:`PlanTally` turns a staged export's counts plus the mapping outcome of
+each work item into a :class:`PlanReport`. ``omnisync plan`` uses it through
+:func:`build_plan_report`; the runner feeds the same tally as it maps items
+for sending, and takes each item's actions from :meth:`PlanTally.add`, so a
+plan and the run that follows agree count for count.
+
+Reports hold masked e-mails only, and never a secret. Rendering lives in
+:mod:`omnisync.engine.plan_render`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from omnisync.config.model import Config, Export, OnLeave
+from omnisync.engine.staging import stage_export
+from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, map_row_with_warnings
+from omnisync.masking import mask_email
+from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
+
+#: Actions sampled in a report, in display order.
+SAMPLED_ACTIONS: tuple[str, ...] = ("new", "changed", "tag", "untag")
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """How many rows share one reason, with a few masked examples (or row numbers)."""
+
+    reason: str
+    count: int
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """What one export run would do.
+
+    ``upsert_new``/``upsert_changed`` are the contacts to create/update
+    (valid rows only); ``tag`` the contacts to get the export's tag, of which
+    ``retag`` also lose an old tag (the export's tag was renamed); ``untag``
+    the leavers whose tag is removed; ``invalid`` the rows never sent (rows
+    without an e-mail and members whose row does not map), by reason;
+    ``warnings`` what is sent with less than the source had (a consent status
+    left out); ``with_consent`` the new contacts that carry a channel status.
+    ``counts`` are the staging counts these were derived from.
+    """
+
+    export: str
+    segment: str
+    source: str
+    connection: str
+    tag_name: str
+    on_leave: OnLeave
+    counts: StageCounts
+    upsert_new: int = 0
+    upsert_changed: int = 0
+    tag: int = 0
+    retag: int = 0
+    untag: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    invalid_reasons: tuple[ReasonCount, ...] = ()
+    warnings: tuple[ReasonCount, ...] = ()
+    with_consent: int = 0
+    duplicates_sample: tuple[str, ...] = ()
+    samples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    max_profiles: int | None = None
+
+    @property
+    def upserts(self) -> int:
+        return self.upsert_new + self.upsert_changed
+
+    @property
+    def exceeds_max_profiles(self) -> bool:
+        """Whether the run would stop before sending: more members than ``max_profiles``."""
+        return self.max_profiles is not None and self.counts.members > self.max_profiles
+
+    @property
+    def changes_nothing(self) -> bool:
+        return not (self.upserts or self.tag or self.untag)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for JSON: every field, plus the derived totals."""
+        data = asdict(self)
+        data["samples"] = {action: list(emails) for action, emails in self.samples.items()}
+        data["upserts"] = self.upserts
+        data["exceeds_max_profiles"] = self.exceeds_max_profiles
+        return data
+
+
+class StagedLike(Protocol):
+    """What a tally needs of a staged export (:class:`~omnisync.engine.staging.StagedExport`)."""
+
+    @property
+    def export(self) -> Export: ...
+
+    @property
+    def counts(self) -> StageCounts: ...
+
+    @property
+    def duplicates_sample(self) -> tuple[str, ...]: ...
+
+    @property
+    def missing_email_rows(self) -> tuple[int, ...]: ...
+
+    @property
+    def source_name(self) -> str: ...
+
+
+class StagedWork(StagedLike, Protocol):
+    """A staged export with its work streams (what :func:`build_plan_report` reads)."""
+
+    def work(self) -> Iterator[WorkItem]: ...
+
+    def leavers(self) -> Iterator[Leaver]: ...
+
+
+class _Reasons:
+    """Counts and a few examples per reason, in first-seen order."""
+
+    def __init__(self, sample_size: int) -> None:
+        self._sample_size = sample_size
+        self._counts: dict[str, int] = {}
+        self._examples: dict[str, list[str]] = {}
+
+    def note(self, reason: str, example: str) -> None:
+        self._counts[reason] = self._counts.get(reason, 0) + 1
+        examples = self._examples.setdefault(reason, [])
+        if len(examples) < self._sample_size:
+            examples.append(example)
+
+    def put(self, reason: str, count: int, examples: Iterable[str]) -> None:
+        """Record ``count`` rows for ``reason`` at once."""
+        self._counts[reason] = count
+        self._examples[reason] = list(examples)[: self._sample_size]
+
+    def summaries(self) -> tuple[ReasonCount, ...]:
+        """Most frequent first; ties by reason."""
+        ordered = sorted(self._counts.items(), key=lambda pair: (-pair[1], pair[0]))
+        return tuple(
+            ReasonCount(reason, count, tuple(self._examples[reason])) for reason, count in ordered
+        )
+
+
+class PlanTally:
+    """Accumulates the mapping outcomes of one staged export's work items.
+
+    Call :meth:`add` once per work item (in any order), :meth:`add_leavers`
+    with (at least the first few) leavers for samples, then :meth:`report`.
+    Not thread-safe.
+    """
+
+    def __init__(self, staged: StagedLike, *, sample_size: int = 5) -> None:
+        self._export = staged.export
+        self._counts = staged.counts
+        self._duplicates_sample = staged.duplicates_sample
+        self._source = staged.source_name
+        self._sample_size = sample_size
+        self._upsert_new = 0
+        self._upsert_changed = 0
+        self._tag = 0
+        self._retag = 0
+        self._with_consent = 0
+        self._invalid_members = 0
+        self._invalid = _Reasons(sample_size)
+        self._warnings = _Reasons(sample_size)
+        self._samples: dict[str, list[str]] = {action: [] for action in SAMPLED_ACTIONS}
+        if staged.counts.missing_email:
+            # No e-mail to mask: the examples are row numbers in the segment.
+            rows = (f"row {row}" for row in staged.missing_email_rows)
+            self._invalid.put(MISSING_EMAIL, staged.counts.missing_email, rows)
+
+    def add(self, item: WorkItem, outcome: MappingOutcome | None) -> ItemActions:
+        """Count ``item``; ``outcome`` is its mapping, ``None`` when it needs none.
+
+        Returns what to send for it (:func:`omnisync.planning.item_actions`).
+        """
+        invalid = outcome is not None and isinstance(outcome.result, InvalidRow)
+        actions = item_actions(item, valid=not invalid)
+        if outcome is not None:
+            masked = mask_email(item.email)
+            if isinstance(outcome.result, InvalidRow):
+                self._invalid_members += 1
+                for reason in outcome.result.reasons:
+                    self._invalid.note(reason, masked)
+            elif outcome.result.consent is not None:
+                self._with_consent += 1
+            for warning in outcome.warnings:
+                self._warnings.note(warning, masked)
+        if actions.upsert:
+            if item.in_ledger:
+                self._upsert_changed += 1
+                self._sample("changed", item.email)
+            else:
+                self._upsert_new += 1
+                self._sample("new", item.email)
+        if actions.tag:
+            self._tag += 1
+            self._sample("tag", item.email)
+            if actions.remove_old_tag is not None:
+                self._retag += 1
+        return actions
+
+    def add_leavers(self, leavers: Iterable[Leaver]) -> None:
+        """Take samples of leavers (their count comes from the staging counts)."""
+        for leaver in leavers:
+            if len(self._samples["untag"]) >= self._sample_size:
+                return
+            self._sample("untag", leaver.email)
+
+    def report(self) -> PlanReport:
+        counts = self._counts
+        export = self._export
+        return PlanReport(
+            export=export.name,
+            segment=export.segment,
+            source=self._source,
+            connection=export.connection,
+            tag_name=export.tag,
+            on_leave=export.on_leave,
+            counts=counts,
+            upsert_new=self._upsert_new,
+            upsert_changed=self._upsert_changed,
+            tag=self._tag,
+            retag=self._retag,
+            untag=counts.leaving,
+            unchanged=counts.unchanged,
+            invalid=counts.missing_email + self._invalid_members,
+            invalid_reasons=self._invalid.summaries(),
+            warnings=self._warnings.summaries(),
+            with_consent=self._with_consent,
+            duplicates_sample=self._duplicates_sample,
+            samples={action: tuple(emails) for action, emails in self._samples.items()},
+            max_profiles=export.max_profiles,
+        )
+
+    def _sample(self, action: str, email: str) -> None:
+        sample = self._samples[action]
+        if len(sample) < self._sample_size:
+            sample.append(mask_email(email))
+
+
+def build_plan_report(
+    staged: StagedWork,
+    *,
+    now: datetime | None = None,
+    sample_size: int = 5,
+) -> PlanReport:
+    """Map every work item that needs an upsert and count what the run would do.
+
+    ``now`` (aware) is passed to the mapping, so consent times in the future
+    are reported as the run would treat them.
+    """
+    tally = PlanTally(staged, sample_size=sample_size)
+    export = staged.export
+    for item in staged.work():
+        outcome = (
+            map_row_with_warnings(item.row, export, in_ledger=item.in_ledger, now=now)
+            if item.needs_upsert
+            else None
+        )
+        tally.add(item, outcome)
+    tally.add_leavers(staged.leavers())
+    return tally.report()
+
+
+def plan_export(
+    config: Config,
+    export_name: str,
+    *,
+    ledger_path: Path | None = None,
+    now: datetime | None = None,
+) -> PlanReport:
+    """Stage, diff and map export ``export_name``: what a run would do now.
+
+    Changes nothing and sends nothing (the ledger is only read; the API key is
+    never resolved). Raises what :func:`~omnisync.engine.staging.stage_export`
+    raises.
+    """
+    with stage_export(config, export_name, ledger_path=ledger_path) as staged:
+        return build_plan_report(staged, now=now)

@@ -1,0 +1,310 @@
+"""Staging a segment and diffing it against the ledger, inside SQLite.
+
+:func:`stage_export` reads an export's segment once, streaming, into a
+SQLite temp table (``stage``): per row its normalised e-mail, its
+fingerprint and the raw values of the columns the export reads. For a SQLite
+source this is one ``INSERT INTO temp.stage SELECT ... FROM (<segment
+query>)`` run by SQLite over the source database (opened read-only as
+``main``), with :func:`omnisync.mapping.normalise_email` and
+:class:`omnisync.fingerprint.Fingerprinter` registered as SQL functions; no
+row becomes a Python object. File sources are streamed into the same table
+with ``executemany`` on a scratch connection.
+
+The ledger (the state store's ``ledger_entries``, :mod:`omnisync.state`) is
+ATTACHed read-only as schema ``ledger``; a missing file or table is an empty
+ledger. The diff runs in SQL, in one read transaction, and is materialised
+in temp tables (``work``, ``leavers``) before :func:`stage_export` yields, so
+ledger writes made while the caller sends never disturb what it iterates.
+Its semantics are those of :func:`omnisync.planning.reference_plan`.
+
+Temp tables live in a temporary file with a bounded page cache, so memory
+stays flat however large the segment.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnisync.config.model import Config, Export
+from omnisync.engine.diff import run_diff
+from omnisync.fingerprint import Fingerprinter, fingerprint_columns
+from omnisync.mapping import normalise_email
+from omnisync.planning import Leaver, StageCounts, WorkItem
+from omnisync.sources import open_segment, segment_source
+from omnisync.sources.columns import require_columns
+from omnisync.sources.errors import SourceError
+from omnisync.sources.sqlite import (
+    open_readonly,
+    quote_identifier,
+    readonly_uri,
+    result_columns,
+    subquery,
+    translate_error,
+)
+from omnisync.state.sqlite import state_path
+
+#: The ledger table's shape (docs/ARCHITECTURE.md, "Export engine"); used to
+#: stand in an empty ledger when there is no state database yet.
+LEDGER_TABLE_DDL = (
+    "CREATE TABLE ledger.ledger_entries (export TEXT NOT NULL, email TEXT NOT NULL, "
+    "fingerprint INTEGER NOT NULL, tag TEXT, updated_at TEXT NOT NULL, "
+    "PRIMARY KEY (export, email)) WITHOUT ROWID"
+)
+_LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
+
+
+class LedgerUnreadable(Exception):
+    """The state database exists but its ledger cannot be read."""
+
+
+@dataclass(frozen=True)
+class StagingSettings:
+    """Knobs of the staging database; the defaults suit a million-row segment.
+
+    ``cache_kib`` bounds the temp tables' page cache (memory); ``sample_size``
+    is how many masked examples are kept; ``fetch_size`` how many rows
+    :meth:`StagedExport.work` fetches at a time.
+    """
+
+    cache_kib: int = 65_536
+    sample_size: int = 5
+    fetch_size: int = 2_000
+
+
+def ledger_path_for(config: Config) -> Path:
+    """Where the ledger of ``config`` lives: the state store under ``daemon.state_dir``."""
+    return state_path(config.daemon.state_dir)
+
+
+class StagedExport:
+    """A staged, diffed export: counts, samples, and streams of the work to do.
+
+    Valid only inside :func:`stage_export`'s ``with`` block. Not thread-safe:
+    use it from one thread at a time (any thread).
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        export: Export,
+        source_name: str,
+        columns: tuple[str, ...],
+        counts: StageCounts,
+        duplicates_sample: tuple[str, ...],
+        missing_email_rows: tuple[int, ...],
+        fetch_size: int,
+        timings: Mapping[str, float],
+    ) -> None:
+        self._connection = connection
+        self.export = export
+        self.source_name = source_name
+        self.columns = columns
+        self.counts = counts
+        self.duplicates_sample = duplicates_sample
+        self.missing_email_rows = missing_email_rows
+        self._fetch_size = fetch_size
+        #: seconds spent per phase (stage, index, duplicates, work, ...)
+        self.timings = timings
+
+    def work(self) -> Iterator[WorkItem]:
+        """Members that need an upsert and/or the tag, in segment order.
+
+        ``item.row`` maps each of :attr:`columns` to the row's raw value. May
+        be iterated more than once; each pass reads the materialised work.
+        """
+        values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
+        cursor = self._connection.execute(
+            "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
+            f"w.needs_tag, {values} FROM temp.work AS w "
+            "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
+        )
+        columns = self.columns
+        try:
+            while batch := cursor.fetchmany(self._fetch_size):
+                for record in batch:
+                    yield WorkItem(
+                        email=record[0],
+                        fingerprint=record[1],
+                        in_ledger=bool(record[2]),
+                        tag_on=record[3],
+                        needs_upsert=bool(record[4]),
+                        needs_tag=bool(record[5]),
+                        row=dict(zip(columns, record[6:], strict=True)),
+                    )
+        finally:
+            cursor.close()
+
+    def leavers(self) -> Iterator[Leaver]:
+        """Ledger members who left the segment and carry a tag to remove, by e-mail.
+
+        Empty when the export's ``on_leave`` is ``keep``.
+        """
+        cursor = self._connection.execute("SELECT email, tag FROM temp.leavers ORDER BY email")
+        try:
+            while batch := cursor.fetchmany(self._fetch_size):
+                for email, tag in batch:
+                    yield Leaver(email, tag)
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def stage_export(
+    config: Config,
+    export_name: str,
+    *,
+    ledger_path: Path | None = None,
+    settings: StagingSettings | None = None,
+) -> Iterator[StagedExport]:
+    """Stage export ``export_name``'s segment and diff it against its ledger.
+
+    ``ledger_path`` defaults to :func:`ledger_path_for` ``(config)``; a file
+    or ``ledger_entries`` table that does not exist yet is an empty ledger.
+    Reads the segment once. Raises :class:`~omnisync.sources.errors.SourceError`
+    (nothing sent, nothing written) when the segment cannot be read,
+    :class:`LedgerUnreadable` when the ledger cannot, and :class:`KeyError`
+    for an export name not in ``config``. Nothing is written anywhere but
+    temporary tables, which vanish when the block ends.
+    """
+    export = config.exports.get(export_name)
+    if export is None:
+        raise KeyError(f"no export named '{export_name}' in the config")
+    settings = settings or StagingSettings()
+    ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
+    segment, source = segment_source(config, export.segment)
+    columns = fingerprint_columns(export)
+    fingerprinter = Fingerprinter.for_export(export)
+    names = {"segment": segment.name, "source": source.name}
+
+    if source.kind == "sqlite":
+        if source.path is None or not segment.query:
+            # open_segment words these configuration mistakes.
+            open_segment(config, export.segment)
+            raise SourceError("the segment cannot be read", **names)
+        connection = open_readonly(Path(source.path), **names)
+    else:
+        reader = open_segment(config, export.segment)
+        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    try:
+        _prepare(connection, fingerprinter, settings)
+        _attach_ledger(connection, ledger)
+        width = len(columns)
+        connection.execute(
+            "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
+            "fingerprint INTEGER NOT NULL, " + ", ".join(f"c{i}" for i in range(width)) + ")"
+        )
+        connection.execute("BEGIN")
+        started = time.perf_counter()
+        if source.kind == "sqlite":
+            assert segment.query is not None
+            _fill_from_sqlite(connection, segment.query, columns, export, **names)
+        else:
+            _fill_from_rows(connection, reader.rows(columns), columns, export, fingerprinter)
+        filled = time.perf_counter() - started
+        outcome = run_diff(
+            connection,
+            export=export.name,
+            tag=export.tag,
+            on_leave=export.on_leave,
+            sample_size=settings.sample_size,
+        )
+        connection.execute("COMMIT")
+        yield StagedExport(
+            connection,
+            export=export,
+            source_name=source.name,
+            columns=columns,
+            counts=outcome.counts,
+            duplicates_sample=outcome.duplicates_sample,
+            missing_email_rows=outcome.missing_email_rows,
+            fetch_size=settings.fetch_size,
+            timings={"stage": filled, **outcome.timings},
+        )
+    finally:
+        connection.close()
+
+
+def _prepare(
+    connection: sqlite3.Connection, fingerprinter: Fingerprinter, settings: StagingSettings
+) -> None:
+    # Temp tables in a file, not in memory: with a bounded page cache a
+    # million-row stage costs disk, not RSS.
+    connection.execute("PRAGMA temp_store = FILE")
+    connection.execute(f"PRAGMA temp.cache_size = -{int(settings.cache_kib)}")
+    connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
+    connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
+
+
+def _attach_ledger(connection: sqlite3.Connection, path: Path) -> None:
+    if path.is_file():
+        try:
+            connection.execute("ATTACH DATABASE ? AS ledger", (readonly_uri(path),))
+            present = {
+                row[1] for row in connection.execute("PRAGMA ledger.table_info('ledger_entries')")
+            }
+        except sqlite3.Error as error:
+            raise LedgerUnreadable(f"cannot read the ledger in {path}: {error}") from error
+        if present:
+            if not present >= _LEDGER_COLUMNS:
+                missing = ", ".join(sorted(_LEDGER_COLUMNS - present))
+                raise LedgerUnreadable(
+                    f"the ledger in {path} lacks the column(s) {missing}; "
+                    "is it an omnisync state database?"
+                )
+            return
+        connection.execute("DETACH DATABASE ledger")
+    # No state database yet (plan before the first run): an empty ledger.
+    connection.execute("ATTACH DATABASE ':memory:' AS ledger")
+    connection.execute(LEDGER_TABLE_DDL)
+
+
+def _fill_from_sqlite(
+    connection: sqlite3.Connection,
+    query: str,
+    columns: tuple[str, ...],
+    export: Export,
+    *,
+    segment: str,
+    source: str,
+) -> None:
+    available = result_columns(connection, query, segment=segment, source=source)
+    require_columns(available, columns, case_sensitive=False, segment=segment, source=source)
+    quoted = [quote_identifier(column) for column in columns]
+    email = quote_identifier(export.mapping.email)
+    targets = ", ".join(f"c{index}" for index in range(len(columns)))
+    values = ", ".join(quoted)
+    try:
+        connection.execute(
+            f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
+            f"SELECT omnisync_email({email}), omnisync_fingerprint({values}), {values} "
+            f"FROM ({subquery(query)})"
+        )
+    except sqlite3.Error as error:
+        raise translate_error(error, segment=segment, source=source) from error
+
+
+def _fill_from_rows(
+    connection: sqlite3.Connection,
+    rows: Iterator[tuple[object, ...]],
+    columns: tuple[str, ...],
+    export: Export,
+    fingerprinter: Fingerprinter,
+) -> None:
+    email_index = columns.index(export.mapping.email)
+    targets = ", ".join(f"c{index}" for index in range(len(columns)))
+    placeholders = ", ".join("?" for _ in range(len(columns) + 2))
+
+    def staged() -> Iterator[tuple[object, ...]]:
+        for values in rows:
+            yield (normalise_email(values[email_index]), fingerprinter(*values), *values)
+
+    connection.executemany(
+        f"INSERT INTO temp.stage (email, fingerprint, {targets}) VALUES ({placeholders})",
+        staged(),
+    )
