@@ -65,6 +65,7 @@ class SqliteLedgerStore(LedgerStore):
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.location = str(self.path)
+        self.ledger_file = self.path
         self._lock = threading.Lock()
         self._closed = False
         try:

@@ -27,6 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
@@ -116,6 +117,10 @@ class LedgerStore(ABC):
 
     #: Where the store lives, for messages (a file path, or a secret-free DSN description).
     location: str
+
+    #: The SQLite file holding ``ledger_entries`` that the export engine's diff
+    #: ATTACHes read-only; ``None`` for a store that is not a SQLite file.
+    ledger_file: Path | None = None
 
     # -- ledger ---------------------------------------------------------------
 

@@ -1,0 +1,125 @@
+"""What an export run reports: counts, result, and the progress protocol.
+
+Plain data, no I/O. :class:`RunCounts` is also what history stores (as a
+JSON object, :meth:`RunCounts.as_dict`) and what the daemon turns into
+metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Literal, Protocol
+
+from omnisync.engine.apply import FailureSample
+
+RunOutcome = Literal["succeeded", "partial", "failed"]
+Phase = Literal["checking", "settling", "staging", "applying", "finished"]
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """The numbers of one run.
+
+    From staging (see :class:`omnisync.planning.StageCounts`): ``rows``,
+    ``members``, ``missing_email``, ``duplicates``, ``new``, ``changed``,
+    ``tag_only``, ``unchanged``, ``leaving``, ``retag``, ``kept``.
+    From mapping: ``invalid`` (rows that needed an upsert but cannot be sent).
+    From delivery: ``upserted`` (acknowledged by Omnisend), ``upsert_failed``
+    (refused), ``tagged``, ``untagged`` (tags calls accepted, in contacts),
+    ``tag_failed``; ``settled`` — upserts of an earlier, killed run found
+    acknowledged and recorded at the start of this one; ``batches`` created;
+    ``requests`` sent on the connection during the run (all exports sharing
+    it), ``rate_limited`` 429s met. ``pending`` counts the operations
+    (upserts, tag changes) left for the next run, failures included.
+    ``upserts_planned`` and ``tag_changes_planned`` grow while the work is
+    read; they are final once the run has finished.
+    """
+
+    rows: int = 0
+    members: int = 0
+    missing_email: int = 0
+    duplicates: int = 0
+    new: int = 0
+    changed: int = 0
+    tag_only: int = 0
+    unchanged: int = 0
+    leaving: int = 0
+    retag: int = 0
+    kept: int = 0
+    invalid: int = 0
+    upserts_planned: int = 0
+    tag_changes_planned: int = 0
+    upserted: int = 0
+    upsert_failed: int = 0
+    tagged: int = 0
+    untagged: int = 0
+    tag_failed: int = 0
+    settled: int = 0
+    pending: int = 0
+    batches: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, int]) -> RunCounts:
+        """Counts read back from history; unknown names are ignored, missing ones are 0."""
+        known = {item.name for item in fields(cls)}
+        return cls(**{name: int(value) for name, value in values.items() if name in known})
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How one run ended.
+
+    ``status``: ``succeeded`` — everything planned was acknowledged;
+    ``partial`` — some operations failed or were not done (a stop, a refused
+    item, a failed tags call): they stay pending and the next run retries
+    them; ``failed`` — the run could not proceed (permissions, secret, source
+    error, 401/403/410, ``max_profiles``, state store); ``error`` says why.
+    ``run_id`` is the history record's id (``None`` only when even history
+    could not be written).
+    """
+
+    export: str
+    status: RunOutcome
+    counts: RunCounts
+    run_id: int | None = None
+    trigger: str = ""
+    config_revision: str = ""
+    started_at: str = ""
+    ended_at: str = ""
+    error: str | None = None
+    stopped: bool = False
+    invalid_reasons: Mapping[str, int] = field(default_factory=dict)
+    invalid_samples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    warnings: Mapping[str, int] = field(default_factory=dict)
+    duplicates_sample: tuple[str, ...] = ()
+    failure_samples: tuple[FailureSample, ...] = ()
+
+
+class RunProgress(Protocol):
+    """Receives a run's progress (the CLI's progress bar, the daemon's metrics).
+
+    Called from several threads (the delivery pipeline's), never at the same
+    time for one run; implementations must be cheap.
+    """
+
+    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+        """The run entered ``phase``; ``counts`` are the numbers so far."""
+
+    def counts_updated(self, counts: RunCounts) -> None:
+        """Some count changed (at most once a batch or tags call)."""
+
+
+class NullProgress:
+    """A :class:`RunProgress` that ignores everything."""
+
+    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+        pass
+
+    def counts_updated(self, counts: RunCounts) -> None:
+        pass

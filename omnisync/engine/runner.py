@@ -1,0 +1,537 @@
+"""Running one export end to end: check, settle, stage, apply, record.
+
+:class:`ExportRunner` is what ``omnisync export run``, the daemon and the
+demo call. One run, in order (docs/ARCHITECTURE.md, "Export engine"):
+
+1. take the export's run lock (one run of an export at a time) and record
+   the run as ``running`` in history;
+2. permissions (``export_permission_problems``) and ``enabled``;
+3. resolve the connection's API key (through the client pool);
+4. settle the in-flight batches a killed earlier run left behind;
+5. stage the segment and diff it against the ledger (nothing sent yet);
+6. refuse a segment over ``max_profiles``;
+7. apply through a :class:`~omnisync.omnisend.pipeline.DeliveryPipeline`:
+   upserts, tags after acknowledgement, untags — the ledger records only what
+   Omnisend acknowledged, batch by batch (:class:`LedgerRecorder`);
+8. record the result in history.
+
+A failure at any step before 7 sends nothing; every run that got its lock
+is in history, failures included, with the reason (masked).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from omnisync.clock import Clock
+from omnisync.config.model import Config, Connection, Export
+from omnisync.config.rules import export_permission_problems
+from omnisync.config.secrets import SecretUnavailable
+from omnisync.engine.apply import LedgerRecorder
+from omnisync.engine.clients import ClientPool, RequestCounter
+from omnisync.engine.report import PlanReport, PlanTally, build_plan_report
+from omnisync.engine.results import (
+    NullProgress,
+    Phase,
+    RunCounts,
+    RunOutcome,
+    RunProgress,
+    RunResult,
+)
+from omnisync.engine.settle import settle_inflight
+from omnisync.engine.staging import LedgerUnreadable, StagedExport, stage_export
+from omnisync.mapping import map_row_with_warnings
+from omnisync.omnisend.client import OmnisendClient
+from omnisync.omnisend.errors import OmnisendError
+from omnisync.omnisend.model import ContactWrite
+from omnisync.omnisend.pipeline import DeliveryPipeline
+from omnisync.planning import Leaver, StageCounts
+from omnisync.sources.errors import SourceError
+from omnisync.state import LedgerStore, StateError
+from omnisync.state.locks import ExportBusy, ExportLock
+
+__all__ = [
+    "ExportBusy",
+    "ExportRunner",
+    "RunCounts",
+    "RunProgress",
+    "RunResult",
+    "RunnerSettings",
+    "UnknownExport",
+]
+
+logger = logging.getLogger("omnisync.engine")
+
+
+class UnknownExport(KeyError):
+    """The config has no export of that name."""
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}"
+
+
+class RunFailed(Exception):
+    """A run cannot proceed; the message says why (and never holds a secret or an e-mail)."""
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Knobs of a run; the defaults suit Omnisend.
+
+    ``poll_interval`` (clock seconds between batch-status rounds) and
+    ``max_batches_in_flight`` default to values derived from the connection's
+    ``requests_per_minute``: polling spends about a tenth of the request
+    budget, and enough batches are in flight to keep creating at full rate.
+    ``settle_timeout`` bounds the wait for a killed run's batches;
+    ``stop_grace`` how long a stopped run follows batches already created.
+    ``lock_dir`` holds the run locks (default: the config's state directory).
+    """
+
+    poll_interval: float | None = None
+    max_batches_in_flight: int | None = None
+    settle_timeout: float = 300.0
+    stop_grace: float = 120.0
+    lock_dir: str | None = None
+
+
+class ExportRunner:
+    """Runs the exports of one config against one state store (see the module docstring).
+
+    Thread-safe: different exports may run at the same time from different
+    threads; the same export twice at once raises :class:`ExportBusy`.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: LedgerStore,
+        clients: ClientPool,
+        clock: Clock,
+        settings: RunnerSettings | None = None,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._clients = clients
+        self._clock = clock
+        self._settings = settings or RunnerSettings()
+
+    # -- plan -------------------------------------------------------------------------
+
+    def plan(self, name: str) -> PlanReport:
+        """What a run of ``name`` would do now; sends nothing, writes nothing.
+
+        Batches a killed run left in flight are not asked about (that needs the
+        API key and the network): their contacts count as still to send.
+        Raises ``SourceError`` / ``LedgerUnreadable`` like a run would fail.
+        """
+        self._export(name)
+        with stage_export(self.config, name, ledger_path=self._ledger_file()) as staged:
+            return build_plan_report(staged, now=self._clock.wall())
+
+    # -- run --------------------------------------------------------------------------
+
+    def run(
+        self,
+        name: str,
+        *,
+        trigger: str,
+        stop: threading.Event | None = None,
+        progress: RunProgress | None = None,
+    ) -> RunResult:
+        """Run export ``name`` once and return how it ended (also recorded in history).
+
+        ``trigger`` says who asked (``cli``, ``schedule``, ``daemon-trigger``,
+        ``demo``...). ``stop`` is honoured at batch boundaries: no new batch is
+        created, batches already created are followed (up to ``stop_grace``)
+        and recorded, and the run ends ``partial``. Raises
+        :class:`UnknownExport`, :class:`ExportBusy` (another run of the export
+        holds its lock) and :class:`StateError` (history itself cannot be
+        written); every other failure is a ``failed`` result.
+        """
+        export = self._export(name)
+        lock_dir = self._settings.lock_dir or self.config.daemon.state_dir
+        lock = ExportLock(lock_dir, name)
+        try:
+            lock.acquire()
+        except OSError as error:
+            raise StateError(
+                f"cannot create the run lock {lock.path}: {error.strerror or error}"
+            ) from None
+        try:
+            return self._run_locked(
+                export,
+                trigger=trigger,
+                stop=stop or threading.Event(),
+                progress=progress or NullProgress(),
+            )
+        finally:
+            lock.release()
+
+    def _run_locked(
+        self, export: Export, *, trigger: str, stop: threading.Event, progress: RunProgress
+    ) -> RunResult:
+        record = self._store.start_run(
+            export.name,
+            trigger=trigger,
+            config_revision=self.config.revision,
+            now=self._clock.wall(),
+        )
+        logger.info(
+            "run %d of export %s started (%s)",
+            record.id,
+            export.name,
+            trigger,
+            extra={"event": "engine.run_started", "export": export.name, "run_id": record.id},
+        )
+        attempt = _Attempt(export, progress=progress, stop=stop)
+        error: str | None = None
+        try:
+            try:
+                self._execute(attempt)
+            except (
+                RunFailed,
+                SecretUnavailable,
+                SourceError,
+                LedgerUnreadable,
+                OmnisendError,
+                StateError,
+            ) as failure:
+                error = str(failure)
+            except ValueError as failure:  # a malformed API key, from the client
+                error = str(failure)
+            counts = attempt.counts()
+            status: RunOutcome
+            if error is not None:
+                status = "failed"
+            elif counts.pending:
+                status = "partial"
+                error = attempt.partial_reason(counts)
+            else:
+                status = "succeeded"
+            finished = self._store.finish_run(
+                record.id,
+                status=status,
+                counts=counts.as_dict(),
+                error=error,
+                now=self._clock.wall(),
+            )
+        except BaseException as unexpected:
+            # A bug or an interrupt: still close the record, then let it surface.
+            self._close_after_crash(record.id, attempt, unexpected)
+            raise
+        attempt.phase("finished")
+        log = logger.warning if status != "succeeded" else logger.info
+        log(
+            "run %d of export %s %s: %d upserted, %d tagged, %d untagged, %d pending%s",
+            record.id,
+            export.name,
+            status,
+            counts.upserted,
+            counts.tagged,
+            counts.untagged,
+            counts.pending,
+            f" — {finished.error}" if finished.error else "",
+            extra={
+                "event": "engine.run_finished",
+                "export": export.name,
+                "run_id": record.id,
+                "status": status,
+                **{f"count_{key}": value for key, value in counts.as_dict().items()},
+            },
+        )
+        return attempt.result(
+            RunResult(
+                export=export.name,
+                status=status,
+                counts=counts,
+                run_id=record.id,
+                trigger=trigger,
+                config_revision=self.config.revision,
+                started_at=record.started_at,
+                ended_at=finished.ended_at or "",
+                error=finished.error,
+            )
+        )
+
+    def _execute(self, attempt: _Attempt) -> None:
+        export = attempt.export
+        attempt.phase("checking")
+        if not export.enabled:
+            raise RunFailed(
+                f"export '{export.name}' is disabled (enabled: false); enable it to run it"
+            )
+        problems = export_permission_problems(self.config, export.name)
+        if problems:
+            raise RunFailed(f"export '{export.name}' may not run: " + "; ".join(problems))
+        connection = self.config.connections[export.connection]
+        client = self._clients.client_for(connection)
+        with self._clients.counting(connection) as counter:
+            attempt.counter = counter
+            poll_interval, in_flight = self._pacing(connection)
+            if self._store.inflight_batches(export.name):
+                attempt.phase("settling")
+                settled = settle_inflight(
+                    self._store,
+                    client,
+                    export.name,
+                    clock=self._clock,
+                    poll_interval=poll_interval,
+                    timeout=self._settings.settle_timeout,
+                )
+                attempt.settled = settled.acknowledged
+            attempt.phase("staging")
+            ledger = self._ledger_file()
+            with stage_export(self.config, export.name, ledger_path=ledger) as staged:
+                attempt.stage_counts = staged.counts
+                attempt.duplicates_sample = staged.duplicates_sample
+                members = staged.counts.members
+                if export.max_profiles is not None and members > export.max_profiles:
+                    raise RunFailed(
+                        f"segment '{export.segment}' selects {members:,} contacts, more than "
+                        f"the export's max_profiles ({export.max_profiles:,}); nothing was sent. "
+                        "Check the segment's query, or raise max_profiles."
+                    )
+                attempt.phase("applying")
+                self._apply(
+                    attempt, staged, client, poll_interval=poll_interval, in_flight=in_flight
+                )
+
+    def _apply(
+        self,
+        attempt: _Attempt,
+        staged: StagedExport,
+        client: OmnisendClient,
+        *,
+        poll_interval: float,
+        in_flight: int,
+    ) -> None:
+        export = attempt.export
+        recorder = LedgerRecorder(
+            self._store, export.name, clock=self._clock, on_change=attempt.changed
+        )
+        attempt.recorder = recorder
+        tally = PlanTally(staged)
+        attempt.tally = tally
+        with ExitStack() as pipelines:
+
+            def pipeline_for(tag: str) -> DeliveryPipeline:
+                found = attempt.pipelines.get(tag)
+                if found is None:
+                    found = pipelines.enter_context(
+                        DeliveryPipeline(
+                            client,
+                            tag,
+                            listener=recorder,
+                            stop=attempt.stop,
+                            clock=self._clock,
+                            max_batches_in_flight=in_flight,
+                            poll_interval=poll_interval,
+                            stop_grace=self._settings.stop_grace,
+                        )
+                    )
+                    attempt.pipelines[tag] = found
+                return found
+
+            main = pipeline_for(export.tag)
+            now = self._clock.wall()
+            for item in staged.work():
+                if attempt.stop.is_set():
+                    break
+                outcome = (
+                    map_row_with_warnings(item.row, export, in_ledger=item.in_ledger, now=now)
+                    if item.needs_upsert
+                    else None
+                )
+                actions = tally.add(item, outcome)
+                attempt.items_seen += 1
+                if actions.upsert:
+                    assert outcome is not None and isinstance(outcome.result, ContactWrite)
+                    recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
+                    if not main.upsert(outcome.result, then_tag=actions.tag):
+                        break
+                    attempt.upserts_queued += 1
+                    attempt.then_tag_queued += actions.tag
+                elif actions.tag:
+                    if not main.add_tag(item.email):
+                        break
+                    attempt.tag_adds_queued += 1
+                else:
+                    attempt.invalid += 1
+                    continue
+                if actions.remove_old_tag is not None:
+                    if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
+                        break
+                    attempt.removes_queued += 1
+            samples: list[Leaver] = []
+            if not attempt.stop.is_set():
+                for leaver in staged.leavers():
+                    if attempt.stop.is_set():
+                        break
+                    if len(samples) < 5:
+                        samples.append(leaver)
+                    if not pipeline_for(leaver.tag).remove_tag(leaver.email):
+                        break
+                    attempt.leavers_seen += 1
+                    attempt.removes_queued += 1
+            tally.add_leavers(samples)
+            attempt.changed()
+            # The export's own pipeline last: old tags are removed while it drains.
+            for tag, pipeline in list(attempt.pipelines.items()):
+                if tag != export.tag:
+                    pipeline.finish()
+            main.finish()
+            attempt.stopped = attempt.stop.is_set()
+
+    def _pacing(self, connection: Connection) -> tuple[float, int]:
+        settings = self._settings
+        per_second = connection.rate_limit.requests_per_minute / 60.0
+        # Polling spends about a tenth of the request budget...
+        poll = settings.poll_interval
+        if poll is None:
+            poll = min(2.0, max(0.02, 10.0 / per_second))
+        # ... and enough batches are in flight to create at full rate meanwhile.
+        in_flight = settings.max_batches_in_flight
+        if in_flight is None:
+            in_flight = min(500, max(20, math.ceil(per_second * (poll + 2.0))))
+        return poll, in_flight
+
+    def _export(self, name: str) -> Export:
+        export = self.config.exports.get(name)
+        if export is None:
+            known = ", ".join(sorted(self.config.exports)) or "none"
+            raise UnknownExport(f"no export named '{name}' in the config (exports: {known})")
+        return export
+
+    def _ledger_file(self) -> Path:
+        ledger = self._store.ledger_file
+        if ledger is None:
+            raise StateError(
+                f"the state store {self._store.location} cannot be diffed against "
+                "(only SQLite state stores are supported for now)"
+            )
+        return ledger
+
+    def _close_after_crash(self, run_id: int, attempt: _Attempt, error: BaseException) -> None:
+        description = "interrupted" if isinstance(error, KeyboardInterrupt) else "internal error"
+        try:
+            self._store.finish_run(
+                run_id,
+                status="interrupted" if isinstance(error, KeyboardInterrupt) else "failed",
+                counts=attempt.counts().as_dict(),
+                error=f"{description}: {type(error).__name__}: {error}",
+                now=self._clock.wall(),
+            )
+        except StateError:
+            logger.exception("could not record the end of run %d", run_id)
+
+
+class _Attempt:
+    """The mutable bookkeeping of one run, read by progress and the final result."""
+
+    def __init__(self, export: Export, *, progress: RunProgress, stop: threading.Event) -> None:
+        self.export = export
+        self.progress = progress
+        self.stop = stop
+        self.counter: RequestCounter | None = None
+        self.recorder: LedgerRecorder | None = None
+        self.tally: PlanTally | None = None
+        self.pipelines: dict[str, DeliveryPipeline] = {}
+        self.stage_counts = StageCounts()
+        self.duplicates_sample: tuple[str, ...] = ()
+        self.settled = 0
+        self.items_seen = 0
+        self.leavers_seen = 0
+        self.invalid = 0
+        self.upserts_queued = 0
+        self.then_tag_queued = 0
+        self.tag_adds_queued = 0
+        self.removes_queued = 0
+        self.stopped = False
+        self._progress_lock = threading.Lock()
+
+    def phase(self, phase: Phase) -> None:
+        self.progress.phase_started(phase, self.counts())
+
+    def changed(self) -> None:
+        with self._progress_lock:
+            self.progress.counts_updated(self.counts())
+
+    def counts(self) -> RunCounts:
+        stage = self.stage_counts
+        recorder = self.recorder
+        upserted = recorder.upserted if recorder else 0
+        upsert_failed = recorder.upsert_failed if recorder else 0
+        tagged = recorder.tagged if recorder else 0
+        untagged = recorder.untagged if recorder else 0
+        tag_failed = recorder.tag_failed if recorder else 0
+        tags_after_upsert = recorder.tags_after_upsert if recorder else 0
+        unreached = 0
+        if recorder is not None:
+            unreached = max(0, stage.work - self.items_seen) + max(
+                0, stage.leaving - self.leavers_seen
+            )
+        pending_upserts = max(0, self.upserts_queued - upserted - upsert_failed)
+        tag_changes = self.tag_adds_queued + tags_after_upsert + self.removes_queued
+        pending_tags = max(0, tag_changes - tagged - untagged - tag_failed)
+        counter = self.counter
+        return RunCounts(
+            rows=stage.rows,
+            members=stage.members,
+            missing_email=stage.missing_email,
+            duplicates=stage.duplicates,
+            new=stage.new,
+            changed=stage.changed,
+            tag_only=stage.tag_only,
+            unchanged=stage.unchanged,
+            leaving=stage.leaving,
+            retag=stage.retag,
+            kept=stage.kept,
+            invalid=self.invalid + stage.missing_email,
+            upserts_planned=self.upserts_queued,
+            tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
+            upserted=upserted,
+            upsert_failed=upsert_failed,
+            tagged=tagged,
+            untagged=untagged,
+            tag_failed=tag_failed,
+            settled=self.settled,
+            pending=unreached + pending_upserts + upsert_failed + pending_tags + tag_failed,
+            batches=recorder.batches if recorder else 0,
+            requests=counter.requests if counter else 0,
+            rate_limited=counter.rate_limited if counter else 0,
+        )
+
+    def partial_reason(self, counts: RunCounts) -> str:
+        parts = []
+        if self.stopped:
+            parts.append("stopped before finishing")
+        if counts.upsert_failed:
+            parts.append(f"Omnisend refused {counts.upsert_failed:,} contact(s)")
+        if counts.tag_failed:
+            parts.append(f"{counts.tag_failed:,} tag change(s) failed")
+        if self.recorder is not None:
+            for sample in self.recorder.failure_samples:
+                parts.append(f"{sample.subject}: {sample.reason}")
+        parts.append(f"{counts.pending:,} operation(s) left for the next run")
+        return "; ".join(parts)
+
+    def result(self, base: RunResult) -> RunResult:
+        """``base`` completed with what this attempt learnt (samples, reasons)."""
+        report = self.tally.report() if self.tally is not None else None
+        if report is None:
+            return replace(base, stopped=self.stopped)
+        return replace(
+            base,
+            stopped=self.stopped,
+            invalid_reasons={reason.reason: reason.count for reason in report.invalid_reasons},
+            invalid_samples={reason.reason: reason.examples for reason in report.invalid_reasons},
+            warnings={reason.reason: reason.count for reason in report.warnings},
+            duplicates_sample=self.duplicates_sample,
+            failure_samples=tuple(self.recorder.failure_samples) if self.recorder else (),
+        )

@@ -1,0 +1,95 @@
+"""Settling the batches a killed run left in flight, before anything new is planned.
+
+A run records a batch as in flight as soon as Omnisend returns its id, and
+moves its items into the ledger when Omnisend reports them accepted. A run
+killed in between (SIGKILL, power loss) leaves in-flight items behind; the
+next run asks Omnisend what became of each such batch first, so that work
+Omnisend did accept is recorded, and not sent again by the diff that
+follows. Items Omnisend refused or never processed are released: the diff
+sends them again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from omnisync.clock import Clock
+from omnisync.omnisend.client import OmnisendClient
+from omnisync.state import InflightBatch, LedgerStore
+
+logger = logging.getLogger("omnisync.engine")
+
+#: Omnisend keeps batches for about 7 days; older in-flight records are unanswerable.
+BATCH_RETENTION = timedelta(days=6)
+
+
+@dataclass(frozen=True)
+class SettleOutcome:
+    """What settling found: items recorded, released, and still unknown (batches)."""
+
+    acknowledged: int = 0
+    released: int = 0
+    unresolved_batches: int = 0
+
+
+def settle_inflight(
+    store: LedgerStore,
+    client: OmnisendClient,
+    export: str,
+    *,
+    clock: Clock,
+    poll_interval: float,
+    timeout: float,
+) -> SettleOutcome:
+    """Ask Omnisend about ``export``'s in-flight batches and record the answers.
+
+    Polls until every batch is done or ``timeout`` clock seconds have passed.
+    Batches still unknown then stay in flight (their items are not in the
+    ledger, so the diff sends them again; a later settle records whichever
+    answer comes), unless they are older than Omnisend keeps batches, in which
+    case they are released. Raises the client's errors (e.g. ``Unauthorized``).
+    """
+    batches = store.inflight_batches(export)
+    if not batches:
+        return SettleOutcome()
+    pending: dict[str, InflightBatch] = {batch.batch_id: batch for batch in batches}
+    acknowledged = released = 0
+    deadline = clock.now() + timeout
+    while pending:
+        outcomes = client.poll_batches({key: batch.emails for key, batch in pending.items()})
+        for outcome in outcomes:
+            batch = pending.pop(outcome.batch_id)
+            accepted = [email for email in batch.emails if email in outcome.accepted]
+            acknowledged += store.acknowledge(export, batch.batch_id, accepted, now=clock.wall())
+            # Refused or never processed (a stopped batch): the diff sends them again.
+            released += store.release(export, batch.batch_id)
+        if not pending or clock.now() >= deadline:
+            break
+        clock.sleep(poll_interval)
+    cutoff = clock.wall() - BATCH_RETENTION
+    for batch in pending.values():
+        if _parse(batch.created_at) < cutoff:
+            released += store.release(export, batch.batch_id)
+    unresolved = sum(1 for batch in pending.values() if _parse(batch.created_at) >= cutoff)
+    logger.info(
+        "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved",
+        len(batches),
+        export,
+        acknowledged,
+        released,
+        unresolved,
+        extra={
+            "event": "engine.settled",
+            "export": export,
+            "acknowledged": acknowledged,
+            "released": released,
+            "unresolved": unresolved,
+        },
+    )
+    return SettleOutcome(acknowledged, released, unresolved)
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
