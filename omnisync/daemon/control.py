@@ -190,6 +190,10 @@ class ControlServer:
         host_text = str(host)
         return f"[{host_text}]:{port}" if ":" in host_text else f"{host_text}:{port}"
 
+    def set_token(self, token: str) -> None:
+        """Use ``token`` from now on (a reload changed the configured one)."""
+        self._server.token = token
+
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -328,6 +328,10 @@ class Daemon:
             return False
         previous = self._loaded
         self._secrets_loaded(loaded)
+        if loaded.control_token and loaded.control_token != self._token:
+            self._token = loaded.control_token
+            if self._control is not None:
+                self._control.set_token(loaded.control_token)
         self._apply(loaded, previous=previous)
         self._last_reload = ReloadResult(
             ok=True, at=at, source=source, revision=loaded.config.revision
