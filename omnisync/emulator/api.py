@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from omnisync.emulator.batches import render_batch, render_batch_items
 from omnisync.emulator.brand import Brand, email_of
 from omnisync.emulator.contacts import ContactRecord
 from omnisync.emulator.problems import ApiProblem, FieldError, validation_problem
@@ -273,8 +274,6 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
             )
             and (date_to is None or datetime.fromtimestamp(batch.created, UTC).date() <= date_to)
         ]
-        from omnisync.emulator.batches import render_batch
-
         page = [render_batch(batch) for batch in selected[offset : offset + limit]]
     kept = {k: v for k, v in query.items() if k not in ("offset", "limit")}
 
@@ -294,8 +293,6 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
 def get_batch(
     state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
 ) -> ApiResponse:
-    from omnisync.emulator.batches import render_batch
-
     batch = brand.get_batch(batch_id)
     if batch is None:
         raise ApiProblem(404, f"Batch {batch_id} not found")
@@ -306,9 +303,6 @@ def get_batch(
 def get_batch_items(
     state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
 ) -> ApiResponse:
-    from omnisync.emulator.batches import render_batch_items
-    from omnisync.emulator.contacts import render_contact
-
     batch = brand.get_batch(batch_id)
     if batch is None:
         raise ApiProblem(404, f"Batch {batch_id} not found")
@@ -319,7 +313,7 @@ def get_batch_items(
             email = email_of(item)
             return None if email is None else known.get(email)
 
-        body = render_batch_items(batch, contact_for=contact_for, render_contact=render_contact)
+        body = render_batch_items(batch, contact_for=contact_for, render_contact=brand.book.render)
     return ApiResponse(200, body)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch
-from omnisync.emulator.contacts import ContactBook, ContactRecord, render_contact
+from omnisync.emulator.contacts import ContactBook, ContactRecord
 from omnisync.emulator.problems import FieldError, problem_document, validation_problem
 from omnisync.emulator.ratelimit import BrandLimits
 from omnisync.emulator.validation import validate_contact
@@ -22,6 +22,13 @@ FAILING_EMAIL_MESSAGE = "This email address was refused (emulator fault: failing
 
 def email_of(body: Any) -> str | None:
     """The e-mail identifier of a contact body, if it has one."""
+    try:  # the common shape first: one e-mail identifier
+        identifier = body["identifiers"][0]
+        if identifier["type"] == "email" and identifier["id"].__class__ is str:
+            email: str = identifier["id"]
+            return email
+    except (KeyError, IndexError, TypeError):
+        pass
     if isinstance(body, dict):
         for identifier in body.get("identifiers") or ():
             if isinstance(identifier, dict) and identifier.get("type") == "email":
@@ -80,7 +87,7 @@ class Brand:
             raise validation_problem(errors)
         with self.lock:
             status, record = self.book.upsert(body, at=at)
-            return status, render_contact(record)
+            return status, self.book.render(record)
 
     def find(
         self, *, email: str | None = None, contact_id: str | None = None
@@ -88,7 +95,7 @@ class Brand:
         with self.lock:
             if email is not None:
                 return self.book.by_email.get(email)
-            return self.book.by_id.get(contact_id or "")
+            return self.book.by_id(contact_id or "")
 
     def patch_contact(
         self, record: ContactRecord, body: Any, *, at: float, failing_emails: frozenset[str]
@@ -104,16 +111,16 @@ class Brand:
             if email is not None and email != record.email:
                 raise ValueError("the email identifier of a contact cannot be changed here")
             self.book.patch(record, body, at=at)
-            return render_contact(record)
+            return self.book.render(record)
 
     def render(self, record: ContactRecord) -> dict[str, Any]:
         with self.lock:
-            return render_contact(record)
+            return self.book.render(record)
 
     def contacts(self) -> list[ContactRecord]:
         """A snapshot of all records, oldest first."""
         with self.lock:
-            return list(self.book.by_email.values())
+            return list(self.book.records)
 
     def change_tags(self, body: Mapping[str, Any], *, remove: bool, at: float) -> int:
         with self.lock:
@@ -128,7 +135,7 @@ class Brand:
 
     def seed(self, email: str, *, at: float, **details: Any) -> dict[str, Any]:
         with self.lock:
-            return render_contact(self.book.seed(email, at=at, **details))
+            return self.book.render(self.book.seed(email, at=at, **details))
 
     # -- batches -------------------------------------------------------------
 
@@ -151,11 +158,17 @@ class Brand:
             email = email_of(item)
             if email is not None:
                 record = known.get(email)
-                emails.append(record.email if record is not None else email)
+                # A new contact's key will be this very string; an existing one has its own.
+                emails.append(email if record is None else record.email)
         return tuple(emails)
 
     def start_batch(
-        self, batch: Batch, *, at: float, failing_emails: frozenset[str], stop_after: int | None
+        self,
+        batch: Batch,
+        *,
+        at: float,
+        failing_emails: frozenset[str],
+        stop_after: int | None,
     ) -> None:
         """Process every item of a pending batch, as POST /contacts would."""
         items = batch.items or []

@@ -22,20 +22,20 @@ dataclasses because a brand holds a million of them and updates them in place.
 
 from __future__ import annotations
 
-import itertools
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from omnisync.emulator.validation import STRING_FIELDS, parse_timestamp
+from omnisync.emulator.validation import CONTACT_FIELDS, STRING_FIELDS, parse_timestamp
 
-#: Fields copied from a body to the record as they are.
+#: Fields copied from a body to the record as they are (countryCode has its own rule).
 _PLAIN_FIELDS = (*STRING_FIELDS, "birthdate", "gender")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WelcomeMessage:
     """A welcome message Omnisend would have sent (``identifier`` is the e-mail or phone)."""
 
@@ -45,7 +45,7 @@ class WelcomeMessage:
     identifier: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatusChange:
     """A channel status that changed value: ``from_status`` is ``None`` for a new contact."""
 
@@ -82,18 +82,35 @@ def country_code(name: str) -> str | None:
         return None
 
 
+#: Low-cardinality values worth sharing between a million records.
+_SHARED_FIELDS = frozenset({"city", "state", "country", "countryCode", "postalCode", "gender"})
+_STATUSES = {status: status for status in ("subscribed", "unsubscribed", "nonSubscribed")}
+
+
 class ContactRecord:
-    """One stored contact; strings are shared with the request that set them."""
+    """One stored contact; field values are slots, strings shared with the request that set them.
+
+    ``number`` is the record's place in its book (from 1); the public id is
+    derived from it, so a million records need no id strings or id index.
+    """
 
     __slots__ = (
+        "address",
+        "birthdate",
+        "city",
         "consents",
+        "country",
+        "countryCode",
         "created",
         "custom_properties",
         "email",
-        "fields",
-        "id",
-        "opt_ins",
+        "firstName",
+        "gender",
+        "lastName",
+        "number",
         "phones",
+        "postalCode",
+        "state",
         "status",
         "status_changed",
         "status_changed_text",
@@ -101,12 +118,21 @@ class ContactRecord:
         "updated",
     )
 
-    def __init__(self, contact_id: str, email: str, at: float) -> None:
-        self.id = contact_id
+    def __init__(self, number: int, email: str, at: float) -> None:
+        self.number = number
         self.email = email
-        self.fields: dict[str, str] = {}
+        self.firstName: str | None = None
+        self.lastName: str | None = None
+        self.address: str | None = None
+        self.city: str | None = None
+        self.state: str | None = None
+        self.postalCode: str | None = None
+        self.country: str | None = None
+        self.countryCode: str | None = None
+        self.birthdate: str | None = None
+        self.gender: str | None = None
         self.custom_properties: dict[str, Any] | None = None
-        self.tags: list[str] = []
+        self.tags: tuple[str, ...] = ()
         self.status = "nonSubscribed"
         self.status_changed = at
         self.status_changed_text: str | None = None
@@ -114,7 +140,6 @@ class ContactRecord:
         self.updated = at
         self.phones: dict[str, tuple[str, float]] | None = None
         self.consents: list[dict[str, str]] | None = None
-        self.opt_ins: list[dict[str, str]] | None = None
 
 
 class ContactBook:
@@ -122,18 +147,36 @@ class ContactBook:
 
     def __init__(self, *, id_prefix: str = "00") -> None:
         self.by_email: dict[str, ContactRecord] = {}
-        self.by_id: dict[str, ContactRecord] = {}
+        self.records: list[ContactRecord] = []
         self.by_phone: dict[str, ContactRecord] = {}
         self.welcome_messages: list[WelcomeMessage] = []
         self.status_changes: list[StatusChange] = []
         self._id_prefix = id_prefix[:8].rjust(8, "0")
-        self._ids = itertools.count(1)
 
     def _new(self, email: str, at: float) -> ContactRecord:
-        record = ContactRecord(f"{self._id_prefix}{next(self._ids):016x}", email, at)
+        record = ContactRecord(len(self.records) + 1, email, at)
         self.by_email[email] = record
-        self.by_id[record.id] = record
+        self.records.append(record)
         return record
+
+    def contact_id(self, record: ContactRecord) -> str:
+        """The public id: 24 hex digits, the brand's prefix and the record number."""
+        return f"{self._id_prefix}{record.number:016x}"
+
+    def by_id(self, contact_id: str) -> ContactRecord | None:
+        """The record with this public id, or ``None``."""
+        if len(contact_id) != 24 or not contact_id.startswith(self._id_prefix):
+            return None
+        try:
+            number = int(contact_id[8:], 16)
+        except ValueError:
+            return None
+        if (
+            1 <= number <= len(self.records)
+            and self.contact_id(self.records[number - 1]) == contact_id
+        ):
+            return self.records[number - 1]
+        return None
 
     def upsert(self, body: Mapping[str, Any], *, at: float) -> tuple[int, ContactRecord]:
         """POST /contacts on a validated body: 201 and the new record, or 200 and the updated."""
@@ -156,25 +199,22 @@ class ContactBook:
     def _apply(
         self, record: ContactRecord, body: Mapping[str, Any], *, at: float, created: bool
     ) -> None:
-        fields = record.fields
         for name in _PLAIN_FIELDS:
             value = body.get(name)
             if value is not None:
-                fields[name] = value
+                setattr(record, name, sys.intern(value) if name in _SHARED_FIELDS else value)
         code = body.get("countryCode")
         if code is not None:
             # countryCode wins over country: the name follows the code.
-            fields["countryCode"] = code
+            record.countryCode = sys.intern(code)
             official = country_name(code)
             if official is not None:
-                fields["country"] = official
+                record.country = official
         elif "country" in body:
-            derived = country_code(body["country"])
-            if derived is not None:
-                fields["countryCode"] = derived
+            record.countryCode = country_code(body["country"]) or record.countryCode
         if "tags" in body:
             # The trap: tags in a contact body replace all the contact's tags.
-            record.tags = list(dict.fromkeys(body["tags"]))
+            record.tags = tuple(dict.fromkeys(sys.intern(tag) for tag in body["tags"]))
         properties = body.get("customProperties")
         if properties or "createdAt" in body:
             merged = record.custom_properties or {}
@@ -214,13 +254,11 @@ class ContactBook:
         if not created and changed <= record.status_changed:
             return  # an older (or equally old) status loses to the stored one
         previous = None if created else record.status
+        status = _STATUSES[status]
         if status != previous:
             self.status_changes.append(
                 StatusChange(record.email, previous, status, text or format_time(changed))
             )
-            if status == "subscribed":
-                opt_in = {"channel": "email", "optInAt": text or format_time(changed)}
-                record.opt_ins = [*(record.opt_ins or []), opt_in]
         record.status = status
         record.status_changed = changed
         record.status_changed_text = text
@@ -270,13 +308,16 @@ class ContactBook:
 
         Returns how many contacts changed. Adding a tag a contact has is a no-op.
         """
-        wanted = list(dict.fromkeys(tags))
+        wanted = tuple(dict.fromkeys(sys.intern(tag) for tag in tags))
         records: dict[int, ContactRecord] = {}
-        for index, lookup in ((self.by_email, emails), (self.by_id, contact_ids)):
-            for key in lookup:
-                found = index.get(key)
-                if found is not None:
-                    records[id(found)] = found
+        for email in emails:
+            found = self.by_email.get(email)
+            if found is not None:
+                records[id(found)] = found
+        for contact_id in contact_ids:
+            found = self.by_id(contact_id)
+            if found is not None:
+                records[id(found)] = found
         for phone in phones:
             found = self.by_phone.get(phone)
             if found is not None:
@@ -285,9 +326,9 @@ class ContactBook:
         for record in records.values():
             before = len(record.tags)
             if remove:
-                record.tags = [tag for tag in record.tags if tag not in wanted]
+                record.tags = tuple(tag for tag in record.tags if tag not in wanted)
             else:
-                record.tags.extend(tag for tag in wanted if tag not in record.tags)
+                record.tags += tuple(tag for tag in wanted if tag not in record.tags)
             if len(record.tags) != before:
                 record.updated = at
                 changed += 1
@@ -306,52 +347,57 @@ class ContactBook:
     ) -> ContactRecord:
         """Create or overwrite a pre-existing contact without welcome messages or change records."""
         record = self.by_email.get(email) or self._new(email, at)
-        record.fields.update(fields or {})
+        for name, value in (fields or {}).items():
+            setattr(record, name, value)
         if custom_properties:
             record.custom_properties = {**(record.custom_properties or {}), **custom_properties}
-        record.tags = list(dict.fromkeys(tags))
-        record.status = status
+        record.tags = tuple(dict.fromkeys(tags))
+        record.status = _STATUSES[status]
         changed = parse_timestamp(status_changed_at) if status_changed_at else None
         record.status_changed = at if changed is None else changed
         record.status_changed_text = status_changed_at
         return record
 
-
-def render_contact(record: ContactRecord) -> dict[str, Any]:
-    """The ContactResponse body for one record."""
-    changed = record.status_changed_text or format_time(record.status_changed)
-    identifiers: list[dict[str, Any]] = [
-        {
-            "type": "email",
-            "id": record.email,
-            "channels": {"email": {"status": record.status, "statusChangedAt": changed}},
-        }
-    ]
-    statuses = [{"channel": "email", "status": record.status, "statusChangedAt": changed}]
-    body: dict[str, Any] = {"id": record.id, "email": record.email}
-    if record.phones:
-        for phone, (status, at) in record.phones.items():
-            identifiers.append(
-                {
-                    "type": "phone",
-                    "id": phone,
-                    "channels": {"sms": {"status": status, "statusChangedAt": format_time(at)}},
-                }
-            )
-            statuses.append(
-                {"channel": "sms", "status": status, "statusChangedAt": format_time(at)}
-            )
-        body["phone"] = list(record.phones)
-    body["identifiers"] = identifiers
-    body["status"] = record.status
-    body["statuses"] = statuses
-    body.update(record.fields)
-    body["tags"] = list(record.tags)
-    body["customProperties"] = dict(record.custom_properties or {})
-    if record.consents:
-        body["consents"] = list(record.consents)
-    if record.opt_ins:
-        body["optIns"] = list(record.opt_ins)
-    body["createdAt"] = format_time(record.created)
-    body["updatedAt"] = format_time(record.updated)
-    return body
+    def render(self, record: ContactRecord) -> dict[str, Any]:
+        """The ContactResponse body for one record."""
+        changed = record.status_changed_text or format_time(record.status_changed)
+        identifiers: list[dict[str, Any]] = [
+            {
+                "type": "email",
+                "id": record.email,
+                "channels": {"email": {"status": record.status, "statusChangedAt": changed}},
+            }
+        ]
+        statuses = [{"channel": "email", "status": record.status, "statusChangedAt": changed}]
+        body: dict[str, Any] = {"id": self.contact_id(record), "email": record.email}
+        if record.phones:
+            for phone, (status, at) in record.phones.items():
+                phone_changed = format_time(at)
+                identifiers.append(
+                    {
+                        "type": "phone",
+                        "id": phone,
+                        "channels": {"sms": {"status": status, "statusChangedAt": phone_changed}},
+                    }
+                )
+                statuses.append(
+                    {"channel": "sms", "status": status, "statusChangedAt": phone_changed}
+                )
+            body["phone"] = list(record.phones)
+        body["identifiers"] = identifiers
+        body["status"] = record.status
+        body["statuses"] = statuses
+        for name in CONTACT_FIELDS:
+            value = getattr(record, name)
+            if value is not None:
+                body[name] = value
+        body["tags"] = list(record.tags)
+        body["customProperties"] = dict(record.custom_properties or {})
+        if record.consents:
+            body["consents"] = list(record.consents)
+        if record.status == "subscribed":
+            # Opt-in history is not kept (memory); the current opt-in is the status change.
+            body["optIns"] = [{"channel": "email", "optInAt": changed}]
+        body["createdAt"] = format_time(record.created)
+        body["updatedAt"] = format_time(record.updated)
+        return body

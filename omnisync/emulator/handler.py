@@ -21,6 +21,7 @@ import json
 import logging
 import socket
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -33,6 +34,7 @@ from omnisync.emulator.state import API_VERSION, EmulatorState
 logger = logging.getLogger("omnisync.emulator")
 
 MAX_BODY_BYTES = 4_000_000
+_KNOWN_STATUSES = frozenset(status.value for status in HTTPStatus)
 _BATCHES_PATH = "/batches"
 
 
@@ -130,17 +132,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             if body is None
             else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         )
-        self.send_response(status)
+        reason = HTTPStatus(status).phrase if status in _KNOWN_STATUSES else "Unknown"
+        lines = [
+            f"HTTP/1.1 {status} {reason}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Length: {len(payload)}",
+        ]
         if payload:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in headers:
-            self.send_header(name, value)
+            lines.append("Content-Type: application/json")
+        lines.extend(f"{name}: {value}" for name, value in headers)
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if payload and self.command != "HEAD":
-            self.wfile.write(payload)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # Status, headers and body in one write: one TCP segment for a small answer.
+        self.wfile.write(head + payload if self.command != "HEAD" else head)
 
     def _drop(self) -> None:
         """Close the connection without a word, as a network fault would."""

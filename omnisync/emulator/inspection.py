@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from omnisync.emulator.batches import render_batch
-from omnisync.emulator.contacts import render_contact
 from omnisync.emulator.state import EmulatorState, Settings
 from omnisync.emulator.validation import (
     CONTACT_FIELDS,
@@ -104,7 +103,7 @@ def contacts_json(
         record = target.find(email=email)
         return [] if record is None else [target.render(record)]
     with target.lock:
-        return [render_contact(record) for record in target.book.by_email.values()]
+        return [target.book.render(record) for record in target.book.records]
 
 
 def settings_changed(settings: Settings, changes: Mapping[str, Any]) -> Settings:

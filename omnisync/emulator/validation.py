@@ -89,30 +89,34 @@ def validate_contact(body: Any, *, creating: bool) -> list[FieldError]:
         errors.append(FieldError("identifiers", "invalid_format", "Must be an array"))
     else:
         _check_identifiers(identifiers, errors, creating=creating)
-    for name, limit in STRING_FIELDS.items():
-        value = body.get(name)
-        if value is not None or name in body:
-            _check_string(name, value, limit, errors)
-    if "countryCode" in body:
-        code = body["countryCode"]
-        if not isinstance(code, str) or COUNTRY_CODE_PATTERN.fullmatch(code) is None:
-            errors.append(
-                FieldError(
-                    "countryCode",
-                    "invalid_format",
-                    "Must be an ISO 3166-1 alpha-2 code (two uppercase letters)",
+    # One pass over what the body holds (usually a handful of keys), not over every rule.
+    for name, value in body.items():
+        limit = STRING_FIELDS.get(name)
+        if limit is not None:
+            if value.__class__ is not str or len(value) > limit:
+                _check_string(name, value, limit, errors)
+        elif name == "countryCode":
+            if not isinstance(value, str) or COUNTRY_CODE_PATTERN.fullmatch(value) is None:
+                errors.append(
+                    FieldError(
+                        "countryCode",
+                        "invalid_format",
+                        "Must be an ISO 3166-1 alpha-2 code (two uppercase letters)",
+                    )
                 )
+        elif name == "customProperties":
+            _check_custom_properties(value, errors)
+        elif name == "tags":
+            _check_tags(value, errors)
+        elif name == "birthdate":
+            _check_birthdate(value, errors)
+        elif name == "gender":
+            if value not in ("m", "f"):
+                errors.append(FieldError("gender", "invalid_format", "Must be 'm' or 'f'"))
+        elif name == "createdAt" and parse_timestamp(value) is None:
+            errors.append(
+                FieldError("createdAt", "invalid_format", "Must be an RFC 3339 timestamp")
             )
-    if "birthdate" in body:
-        _check_birthdate(body["birthdate"], errors)
-    if "gender" in body and body["gender"] not in ("m", "f"):
-        errors.append(FieldError("gender", "invalid_format", "Must be 'm' or 'f'"))
-    if "createdAt" in body and parse_timestamp(body["createdAt"]) is None:
-        errors.append(FieldError("createdAt", "invalid_format", "Must be an RFC 3339 timestamp"))
-    if "tags" in body:
-        _check_tags(body["tags"], errors)
-    if "customProperties" in body:
-        _check_custom_properties(body["customProperties"], errors)
     return errors
 
 
