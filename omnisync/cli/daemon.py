@@ -19,6 +19,7 @@ from typing import Any
 
 from omnisync.clock import SystemClock
 from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.daemon.engine import EngineRuns, EngineUnavailable
 from omnisync.daemon.loading import DaemonConfigLoader
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.notify import Notifier
@@ -91,12 +92,16 @@ def handle(args: argparse.Namespace) -> int:
     if args.log_format is None and settings.log_format != "text":
         configure_logging(log_format=settings.log_format, level=args.log_level, redactor=redactor)
 
-    from omnisync.daemon.engine import EngineRuns, EngineUnavailable
-
     clock = SystemClock()
     metrics = DaemonMetrics()
     try:
-        engine = EngineRuns.open(Path(settings.state_dir), clock=clock, metrics=metrics)
+        engine = EngineRuns.open(
+            Path(settings.state_dir),
+            clock=clock,
+            metrics=metrics,
+            # Leave a third of the shutdown timeout for recording and exiting.
+            stop_grace=max(1.0, args.shutdown_timeout * 2 / 3),
+        )
     except EngineUnavailable as error:
         print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -20,9 +20,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from omnisync.config.build import default_state_dir
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
-from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable
+from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
 
 EXIT_OK = 0
 EXIT_NO_DAEMON = 1
@@ -62,19 +63,34 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
+#: Where a daemon's state usually is, when the config cannot say: systemd's StateDirectory.
+_SYSTEM_STATE_DIR = "/var/lib/omnisync"
+
+
 def state_dir_for(args: argparse.Namespace) -> Path | str:
-    """The state directory to look in, or an error message."""
+    """The state directory to look in, or an error message.
+
+    A config that does not load right now (the daemon keeps running its last
+    good one) cannot name its state directory; then the default ones are
+    searched for a daemon that was started with this config path.
+    """
     if args.state_dir:
         return Path(args.state_dir)
     path = config_path_from(args, os.environ)
     result = try_load_config(path, environ=os.environ)
-    if result.config is None:
-        first = result.diagnostics[0] if result.diagnostics else path
-        return (
-            f"cannot read the config at {path} to find the daemon's state directory"
-            f" ({first}); pass --state-dir"
-        )
-    return Path(result.config.daemon.state_dir)
+    if result.config is not None:
+        return Path(result.config.daemon.state_dir)
+    wanted = os.path.abspath(path)
+    home = os.environ.get("HOME") or os.path.expanduser("~")
+    for candidate in (default_state_dir(os.environ, home=home), _SYSTEM_STATE_DIR):
+        info = read_info(Path(candidate))
+        if info is not None and os.path.abspath(info.config_path) == wanted:
+            return Path(candidate)
+    first = result.diagnostics[0] if result.diagnostics else path
+    return (
+        f"the config at {path} does not load ({first}), so it cannot say where the"
+        " daemon's state directory is; pass --state-dir"
+    )
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.runs import RunOutcome
 from omnisync.daemon.service import LoadedConfig
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.runner import ExportBusy, ExportRunner, RunnerSettings
 from omnisync.state import LedgerStore, StateError, open_state_store
 
 _log = logging.getLogger("omnisync.daemon")
@@ -37,29 +38,46 @@ class EngineRuns:
     """A :class:`~omnisync.daemon.runs.RunFunction` that runs exports for real."""
 
     def __init__(
-        self, store: LedgerStore, pool: ClientPool, *, clock: Clock, state_dir: Path
+        self,
+        store: LedgerStore,
+        pool: ClientPool,
+        *,
+        clock: Clock,
+        settings: RunnerSettings | None = None,
     ) -> None:
         self._store = store
         self._pool = pool
         self._clock = clock
-        self._state_dir = state_dir
+        self._settings = settings or RunnerSettings()
 
     @classmethod
-    def open(cls, state_dir: Path, *, clock: Clock, metrics: DaemonMetrics) -> EngineRuns:
+    def open(
+        cls, state_dir: Path, *, clock: Clock, metrics: DaemonMetrics, stop_grace: float
+    ) -> EngineRuns:
+        """Open the state store in ``state_dir``; a stopped run follows its batches
+        for at most ``stop_grace`` seconds (keep it under the shutdown timeout)."""
         try:
             store = open_state_store(state_dir)
         except StateError as error:
             raise EngineUnavailable(str(error)) from None
         pool = ClientPool(clock=clock, observer_for=metrics.client_observer)
-        return cls(store, pool, clock=clock, state_dir=state_dir)
+        return cls(store, pool, clock=clock, settings=RunnerSettings(stop_grace=stop_grace))
 
     def __call__(
         self, config: Config, export: str, *, trigger: str, stop: threading.Event
     ) -> RunOutcome:
-        from omnisync.engine.runner import ExportRunner
-
-        runner = ExportRunner(config, store=self._store, clients=self._pool, clock=self._clock)
-        result = runner.run(export, trigger=trigger, stop=stop, progress=None)
+        runner = ExportRunner(
+            config,
+            store=self._store,
+            clients=self._pool,
+            clock=self._clock,
+            settings=self._settings,
+        )
+        try:
+            result = runner.run(export, trigger=trigger, stop=stop, progress=None)
+        except ExportBusy as busy:
+            # Another process (a direct `omnisync export run`) holds the export's lock.
+            return RunOutcome(status="skipped", error=str(busy))
         counts = result.counts
         plain = dataclasses.asdict(counts) if dataclasses.is_dataclass(counts) else dict(counts)
         return RunOutcome(

@@ -142,7 +142,8 @@ class Supervisor:
         """Ticks missed while the daemon was down coalesce into one run now.
 
         Also resumes a run the previous daemon left unfinished (killed, or
-        stopped by a shutdown): its in-flight batches get settled at once.
+        stopped by a shutdown: ``running``, ``interrupted`` or ``partial`` in
+        history): its in-flight batches and pending work get done at once.
         """
         if self._last_run is None:
             return
@@ -152,7 +153,7 @@ class Supervisor:
             if not spec.wants_job or spec.timing is None or not last:
                 continue
             started = parse_time(last.get("started_at"))
-            unfinished = last.get("status") in {"running", "interrupted"}
+            unfinished = last.get("status") in {"running", "interrupted", "partial"}
             if unfinished or (
                 started is not None and missed_since(spec.timing, last_started=started, now=now)
             ):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -57,6 +59,17 @@ def test_add_retime_remove_by_rename_saves(setup):
         assert (moment.hour, moment.minute) == (4, 30)
         assert retimed["exports"]["a"]["next_run"] == added["exports"]["a"]["next_run"]  # untouched
 
+        shown = run_status(config_dir, "--format", "json")
+        assert shown.returncode == 0, shown.stderr
+        assert (
+            json.loads(shown.stdout)["exports"]["b"]["next_run"]
+            == retimed["exports"]["b"]["next_run"]
+        )
+        table = run_status(config_dir)
+        assert table.returncode == 0, table.stderr
+        assert "cron '30 4 * * *' (Europe/Kyiv)" in table.stdout
+        assert "last reload: ok" in table.stdout
+
         replace_file(config_file, setup.render(ExportYaml("b", schedule=retimed_cron)))
         removed = daemon.wait_status(lambda s: "a" not in s["exports"], message="a unscheduled")
         assert set(removed["exports"]) == {"b"}
@@ -68,6 +81,20 @@ def test_add_retime_remove_by_rename_saves(setup):
     finally:
         assert daemon.stop() == 0
     assert not (setup.state_dir / "daemon.json").exists()
+    gone = run_status(config_dir)
+    assert gone.returncode == 1
+    assert "no daemon is running" in gone.stderr
+
+
+def run_status(config_dir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "omnisync", "status", "--config", str(config_dir), *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=60,
+        check=False,
+    )
 
 
 def test_configmap_symlink_swap_reloads(setup):
@@ -168,6 +195,11 @@ def test_broken_edits_keep_the_old_config_until_fixed(setup):
             e["message"] for e in daemon.log_events() if e.get("event") == "config_reload_failed"
         ]
         assert any(f"{config_file}:{line}:" in message for message in logged)
+        unfound = run_status(config_dir)  # the broken config cannot name the state dir...
+        assert unfound.returncode == 2 and "--state-dir" in unfound.stderr
+        shown = run_status(config_dir, "--state-dir", str(setup.state_dir))
+        assert "last reload: FAILED" in shown.stdout
+        assert problem in shown.stdout.replace("\n  ", "")
 
         # Valid YAML, valid schema, but an owner nobody defined: a rule, not a parse error.
         config_file.write_text(good.replace("owner: olena", "owner: nobody"))
