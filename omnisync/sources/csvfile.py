@@ -69,9 +69,12 @@ class CsvReader:
             except StopIteration:
                 return
             except UnicodeDecodeError as error:
+                # The text layer decodes ahead in blocks, so the reader's line
+                # number is not where the bad byte is; find it in the bytes.
+                line = _line_of_decode_error(self.path, handle.encoding)
+                where = f"line {line}: " if line is not None else ""
                 raise self._error(
-                    f"line {reader.line_num + 1}: cannot decode as {self.encoding} "
-                    f"({error.reason} at byte {error.start}); "
+                    f"{where}cannot decode as {self.encoding} ({error.reason}); "
                     "set the source's csv.encoding"
                 ) from None
             except csv.Error as error:
@@ -105,3 +108,21 @@ class CsvReader:
                 yield tuple(
                     record[position] if position < width else None for position in positions
                 )
+
+
+def _line_of_decode_error(path: Path, encoding: str) -> int | None:
+    """The 1-based line holding the first byte ``encoding`` cannot decode, if any."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    line = 1
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 16):
+                try:
+                    line += decoder.decode(chunk).count("\n")
+                except UnicodeDecodeError as error:
+                    # ``error.object`` is what the decoder held: pending bytes and this chunk.
+                    valid = error.object[: error.start]
+                    return line + codecs.decode(valid, encoding, errors="replace").count("\n")
+    except OSError:
+        return None
+    return None

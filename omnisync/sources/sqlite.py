@@ -56,10 +56,41 @@ def open_readonly(path: Path, *, segment: str, source: str) -> sqlite3.Connectio
 def subquery(query: str) -> str:
     """The segment query ready to sit inside ``FROM ( ... )``.
 
-    Trailing semicolons are dropped; the newlines keep a trailing ``--``
-    comment from swallowing the closing parenthesis.
+    Statement terminators at the end (``;``, even followed by comments) are
+    dropped; the newlines keep a trailing ``--`` comment from swallowing the
+    closing parenthesis. A second statement is left in place, so that SQLite
+    refuses it as a syntax error.
     """
-    return "\n" + query.strip().rstrip(";").rstrip() + "\n"
+    return "\n" + query[: _end_of_statement(query)] + "\n"
+
+
+def _end_of_statement(query: str) -> int:
+    """Where ``query`` ends once trailing semicolons and comments are ignored."""
+    end = 0  # just past the last significant character
+    index = 0
+    length = len(query)
+    while index < length:
+        char = query[index]
+        if char in "'\"`[":
+            closing = "]" if char == "[" else char
+            found = query.find(closing, index + 1)
+            # Doubled quotes inside a literal are two adjacent literals to
+            # this scanner, which ends up in the same place.
+            index = length if found < 0 else found + 1
+            end = index
+        elif query.startswith("--", index):
+            found = query.find("\n", index)
+            index = length if found < 0 else found + 1
+        elif query.startswith("/*", index):
+            found = query.find("*/", index + 2)
+            index = length if found < 0 else found + 2
+        else:
+            # Whitespace and semicolons are insignificant; one between two
+            # statements stays in anyway, since the second one extends ``end``.
+            if not char.isspace() and char != ";":
+                end = index + 1
+            index += 1
+    return end
 
 
 def translate_error(error: sqlite3.Error, *, segment: str, source: str) -> SourceError:

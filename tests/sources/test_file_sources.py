@@ -1,0 +1,179 @@
+"""CSV and JSONL segment sources: options, Unicode, and every way they fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omnisync.config.model import CsvOptions
+from omnisync.sources import CsvReader, JsonlReader, open_segment
+from omnisync.sources.errors import SourceError
+from tests.staging.configs import make_config
+
+
+def csv_reader(path: Path, *, encoding: str = "utf-8", delimiter: str = ",") -> CsvReader:
+    return CsvReader(path, encoding=encoding, delimiter=delimiter, segment="vip", source="cdp")
+
+
+def jsonl_reader(path: Path) -> JsonlReader:
+    return JsonlReader(path, segment="vip", source="cdp")
+
+
+# -- CSV ---------------------------------------------------------------------------------
+
+
+def test_csv_rows_follow_the_header_and_keep_unicode(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "email,first_name,city\n"
+        "olena@example.com,Олена,Київ\n"
+        '"zoe@example.com","Zoë ""Z"" 🎉","Bordeaux, France"\n'
+        "\n"
+        "short@example.com\n",
+        encoding="utf-8",
+    )
+    assert csv_reader(path).columns() == ("email", "first_name", "city")
+    assert list(csv_reader(path).rows(["city", "email"])) == [
+        ("Київ", "olena@example.com"),
+        ("Bordeaux, France", "zoe@example.com"),
+        (None, "short@example.com"),
+    ]
+
+
+def test_csv_delimiter_and_encoding_options(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.csv"
+    path.write_bytes("email;first_name\njose@example.es;José\n".encode("cp1252"))
+    rows = list(csv_reader(path, encoding="cp1252", delimiter=";").rows(["email", "first_name"]))
+    assert rows == [("jose@example.es", "José")]
+
+
+def test_csv_wrong_encoding_names_the_line_and_the_option(tmp_path: Path) -> None:
+    path = tmp_path / "legacy.csv"
+    path.write_bytes(b"email,first_name\nok@example.com,Ok\njose@example.es,Jos\xe9\n")
+    with pytest.raises(SourceError) as caught:
+        list(csv_reader(path).rows(["email"]))
+    assert "cannot decode as utf-8" in caught.value.cause
+    assert "csv.encoding" in caught.value.cause
+    assert "line 3" in caught.value.cause
+
+
+def test_csv_unknown_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("email\n")
+    with pytest.raises(SourceError, match="unknown encoding 'klingon'"):
+        list(csv_reader(path, encoding="klingon").rows(["email"]))
+
+
+def test_csv_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffemail,first_name\r\nolena@example.com,Олена\r\n".encode())
+    assert list(csv_reader(path).rows(["email"])) == [("olena@example.com",)]
+
+
+def test_csv_missing_column_lists_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("Email,name\nx@example.com,X\n")
+    with pytest.raises(SourceError) as caught:
+        list(csv_reader(path).rows(["email", "name"]))
+    assert caught.value.cause == "missing column 'email' (the segment has: Email, name)"
+
+
+def test_csv_malformed_quoting_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text('email,name\nx@example.com,"X\ny@example.com,"Y"Z\n')
+    with pytest.raises(SourceError, match=r"line \d+: malformed CSV"):
+        list(csv_reader(path).rows(["email"]))
+
+
+def test_csv_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"file not found: .*gone\.csv"):
+        list(csv_reader(tmp_path / "gone.csv").rows(["email"]))
+    with pytest.raises(SourceError, match="is a directory"):
+        list(csv_reader(tmp_path).rows(["email"]))
+
+
+def test_csv_empty_file_is_an_error_but_a_header_alone_is_an_empty_segment(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(SourceError, match="the file is empty: no header line"):
+        list(csv_reader(empty).rows(["email"]))
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("email,name\n")
+    assert list(csv_reader(header_only).rows(["email"])) == []
+
+
+# -- JSONL -------------------------------------------------------------------------------
+
+
+def test_jsonl_objects_become_storable_values(tmp_path: Path) -> None:
+    path = tmp_path / "people.jsonl"
+    path.write_text(
+        '{"email": "olena@example.com", "first_name": "Олена", "vip": true, "ltv": 10.5}\n'
+        "\n"
+        '{"email": "zoe@example.com", "tags": ["a", "é"], "vip": false, '
+        '"ltv": 12345678901234567890123}\n'
+        '{"first_name": "No Mail 🎉"}\n',
+        encoding="utf-8",
+    )
+    rows = list(jsonl_reader(path).rows(["email", "first_name", "vip", "ltv", "tags"]))
+    assert rows == [
+        ("olena@example.com", "Олена", "true", 10.5, None),
+        ("zoe@example.com", None, "false", "12345678901234567890123", '["a","é"]'),
+        (None, "No Mail 🎉", None, None, None),
+    ]
+
+
+def test_jsonl_malformed_line_is_named_by_number(tmp_path: Path) -> None:
+    path = tmp_path / "people.jsonl"
+    path.write_text('{"email": "a@example.com"}\n\n{"email": "b@example.com",\n')
+    with pytest.raises(SourceError) as caught:
+        list(jsonl_reader(path).rows(["email"]))
+    assert caught.value.cause.startswith("line 3: malformed JSON")
+
+
+def test_jsonl_line_that_is_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "people.jsonl"
+    path.write_text('{"email": "a@example.com"}\n["b@example.com"]\n')
+    with pytest.raises(SourceError, match="line 2: expected a JSON object, got an array"):
+        list(jsonl_reader(path).rows(["email"]))
+
+
+def test_jsonl_undecodable_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "people.jsonl"
+    path.write_bytes(b'{"email": "a@example.com"}\n{"email": "b\xff@example.com"}\n')
+    with pytest.raises(SourceError, match="line 2: not UTF-8"):
+        list(jsonl_reader(path).rows(["email"]))
+
+
+def test_jsonl_empty_file_is_an_empty_segment_and_bom_is_allowed(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert list(jsonl_reader(empty).rows(["email"])) == []
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b'\xef\xbb\xbf{"email": "a@example.com"}\n')
+    assert list(jsonl_reader(bom).rows(["email"])) == [("a@example.com",)]
+
+
+def test_jsonl_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="file not found"):
+        list(jsonl_reader(tmp_path / "gone.jsonl").rows(["email"]))
+
+
+def test_open_segment_for_files_passes_csv_options_and_refuses_a_query(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    config = make_config(
+        source_path=path,
+        kind="csv",
+        state_dir=tmp_path,
+        csv=CsvOptions(encoding="latin-1", delimiter="|"),
+    )
+    opened = open_segment(config, "vip")
+    assert isinstance(opened, CsvReader)
+    assert (opened.encoding, opened.delimiter) == ("latin-1", "|")
+    assert isinstance(
+        open_segment(make_config(source_path=path, kind="jsonl", state_dir=tmp_path), "vip"),
+        JsonlReader,
+    )

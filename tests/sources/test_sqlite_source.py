@@ -1,0 +1,137 @@
+"""SQLite segment sources: reading, and every way a segment can fail to read."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from omnisync.sources import SqliteReader, open_segment
+from omnisync.sources.errors import SourceError
+from omnisync.sources.sqlite import subquery
+from tests.staging.configs import make_config, write_customers
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    path = tmp_path / "cdp.sqlite"
+    write_customers(
+        path,
+        [
+            {"id": 1, "email": "olena@example.com", "first_name": "Олена", "lifetime_value": 10.5},
+            {"id": 2, "email": "jonas@example.lt", "first_name": "Jonas", "lifetime_value": None},
+            {"id": 3, "email": "zoe@example.com", "first_name": "Zoë 🎉", "lifetime_value": 7},
+        ],
+    )
+    return path
+
+
+def reader(path: Path, query: str) -> SqliteReader:
+    return SqliteReader(path, query, segment="vip", source="cdp")
+
+
+def test_rows_stream_the_requested_columns_in_query_order(database: Path) -> None:
+    rows = list(
+        reader(database, "SELECT * FROM customers ORDER BY id DESC").rows(
+            ["email", "first_name", "lifetime_value"]
+        )
+    )
+    assert rows == [
+        ("zoe@example.com", "Zoë 🎉", 7),
+        ("jonas@example.lt", "Jonas", None),
+        ("olena@example.com", "Олена", 10.5),
+    ]
+
+
+def test_columns_are_matched_without_regard_to_case_and_a_trailing_semicolon_is_fine(
+    database: Path,
+) -> None:
+    query = "SELECT id, email AS Email FROM customers WHERE id = 1; -- one row"
+    assert reader(database, query).columns() == ("id", "Email")
+    assert list(reader(database, query).rows(["email"])) == [("olena@example.com",)]
+
+
+def test_an_empty_result_is_an_empty_segment(database: Path) -> None:
+    assert list(reader(database, "SELECT * FROM customers WHERE id > 99").rows(["email"])) == []
+
+
+def test_a_missing_file_names_segment_source_and_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.sqlite"
+    with pytest.raises(SourceError) as caught:
+        list(reader(missing, "SELECT 1").rows(["email"]))
+    message = str(caught.value)
+    assert message.startswith("segment 'vip' (source 'cdp'): database file not found")
+    assert str(missing) in message
+    assert not missing.exists(), "a read-only open must not create the file"
+
+
+def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.sqlite"
+    bogus.write_text("these are not the pages you are looking for\n" * 100)
+    with pytest.raises(SourceError, match=r"cannot open .* as a SQLite database"):
+        list(reader(bogus, "SELECT 1").rows(["email"]))
+
+
+def test_a_directory_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="is a directory"):
+        list(reader(tmp_path, "SELECT 1").rows(["email"]))
+
+
+def test_a_missing_table_is_reported(database: Path) -> None:
+    with pytest.raises(SourceError, match=r"missing table: .*no such table: clients"):
+        list(reader(database, "SELECT * FROM clients").rows(["email"]))
+
+
+def test_a_column_the_query_itself_names_but_the_table_lacks(database: Path) -> None:
+    with pytest.raises(SourceError, match=r"missing column: .*no such column: phone"):
+        reader(database, "SELECT email, phone FROM customers").columns()
+
+
+def test_a_mapped_column_the_query_does_not_return_lists_what_it_does(database: Path) -> None:
+    with pytest.raises(SourceError) as caught:
+        list(reader(database, "SELECT id, email FROM customers").rows(["email", "city"]))
+    assert caught.value.cause == "missing column 'city' (the segment has: id, email)"
+
+
+def test_a_bad_query_says_it_must_be_one_select(database: Path) -> None:
+    for query in ("SELEC * FROM customers", "DELETE FROM customers", "SELECT 1; SELECT 2"):
+        with pytest.raises(SourceError, match=r"bad query: .*exactly one SELECT"):
+            reader(database, query).columns()
+    # The read-only source still holds every row.
+    connection = sqlite3.connect(database)
+    assert connection.execute("SELECT count(*) FROM customers").fetchone() == (3,)
+    connection.close()
+
+
+def test_open_segment_picks_the_reader_and_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    config = make_config(source_path=tmp_path / "cdp.sqlite", state_dir=tmp_path)
+    assert isinstance(open_segment(config, "vip"), SqliteReader)
+    no_query = make_config(source_path=tmp_path / "cdp.sqlite", state_dir=tmp_path, query=None)
+    with pytest.raises(SourceError, match="needs a query"):
+        open_segment(no_query, "vip")
+    postgres = make_config(
+        source_path=tmp_path / "x", kind="postgres", state_dir=tmp_path, query="SELECT 1"
+    )
+    with pytest.raises(SourceError, match="PostgreSQL sources cannot be read yet"):
+        open_segment(postgres, "vip")
+    with pytest.raises(SourceError, match="no such segment"):
+        open_segment(config, "gold")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("SELECT 1;", "SELECT 1"),
+        ("SELECT 1 ; -- the end", "SELECT 1"),
+        ("SELECT 1 /* ; */ ;;\n", "SELECT 1"),
+        ("SELECT ';' AS x;", "SELECT ';' AS x"),
+        ("SELECT 'it''s' -- note;", "SELECT 'it''s'"),
+        ('SELECT "a;b" FROM t', 'SELECT "a;b" FROM t'),
+        ("SELECT 1; SELECT 2", "SELECT 1; SELECT 2"),
+    ],
+)
+def test_trailing_terminators_and_comments_are_dropped_but_a_second_statement_is_not(
+    query: str, expected: str
+) -> None:
+    assert subquery(query) == f"\n{expected}\n"
