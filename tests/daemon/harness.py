@@ -54,16 +54,11 @@ class DaemonProcess:
     _client: httpx.Client | None = None
 
     def start(self, *, wait: bool = True) -> DaemonProcess:
-        environment = {
-            **os.environ,
-            API_KEY_VARIABLE: API_KEY,
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
-        if "NOTIFY_SOCKET" not in self.extra_env:
-            # The test runner itself may run under systemd; never talk to the real manager.
-            for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-                environment.pop(name, None)
+        environment = {**os.environ, API_KEY_VARIABLE: API_KEY, "PYTHONUNBUFFERED": "1"}
+        # The test runner itself may run under systemd: never talk to the real manager.
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            environment.pop(name, None)
+        environment.update(self.extra_env)
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [

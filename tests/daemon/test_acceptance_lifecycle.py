@@ -23,14 +23,21 @@ def test_sighup_reloads_and_notify_messages_come_in_order(setup):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind("\0" + name)
         listener.settimeout(60)
-        daemon = setup.daemon(config_dir, NOTIFY_SOCKET="@" + name).start()
+        # A 1 s watchdog: the main loop must pet it every half second.
+        daemon = setup.daemon(config_dir, NOTIFY_SOCKET="@" + name, WATCHDOG_USEC="1000000")
+        daemon.start()
+        watchdog: list[list[str]] = []
         try:
             messages: list[list[str]] = []
 
             def receive() -> list[str]:
-                message = listener.recv(4096).decode().split("\n")
-                messages.append(message)
-                return message
+                while True:
+                    message = listener.recv(4096).decode().split("\n")
+                    if message == ["WATCHDOG=1"]:
+                        watchdog.append(message)
+                        continue
+                    messages.append(message)
+                    return message
 
             ready = receive()
             assert ready[0] == "READY=1"
