@@ -1,13 +1,13 @@
 """Fault injection: configured as a frozen :class:`Faults`, drawn by a :class:`FaultInjector`.
 
 Faults apply to API requests only (never to ``/_emulator/`` inspection), in
-this order, after authentication, the version check and rate limiting:
+this order, after authentication and the version check:
 
 1. ``force_429_count``: the next N requests answer 429 with
-   ``retryAfter = force_429_retry_after`` (not processed, not counted in the
-   rate-limit windows);
-2. ``error_rate_500`` / ``error_rate_503``: that fraction of requests answer
-   500 / 503 without being processed;
+   ``retryAfter = force_429_retry_after`` (checked before the rate limits:
+   not processed, not counted in the windows);
+2. the real rate limits apply; then ``error_rate_500`` / ``error_rate_503``:
+   that fraction of the admitted requests answer 500 / 503 unprocessed;
 3. ``drop_rate``: that fraction of requests is read and then the connection is
    closed without an answer. With ``drop_after_processing=False`` (the
    default) the dropped request was *not* processed; with ``True`` it was, and
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Draw = Literal["ok", "force_429", "error_500", "error_503", "drop"]
+Draw = Literal["ok", "error_500", "error_503", "drop"]
 
 
 @dataclass(frozen=True)
@@ -114,17 +114,25 @@ class FaultInjector:
             self._rng = random.Random(faults.seed)
             self._forced_429s = faults.force_429_count
 
+    def take_forced_429(self, endpoint: str) -> int | None:
+        """``retryAfter`` when this request to ``endpoint`` is one of the forced 429s."""
+        faults = self.faults
+        if faults.only_endpoints and endpoint not in faults.only_endpoints:
+            return None
+        with self._lock:
+            if self._forced_429s <= 0:
+                return None
+            self._forced_429s -= 1
+        return faults.force_429_retry_after
+
     def draw(self, endpoint: str) -> Draw:
-        """What happens to one API request to ``endpoint`` (e.g. ``"POST /batches"``)."""
+        """What happens to one admitted API request to ``endpoint`` (``"POST /batches"``)."""
         faults = self.faults
         if faults.only_endpoints and endpoint not in faults.only_endpoints:
             return "ok"
+        if not (faults.error_rate_500 or faults.error_rate_503 or faults.drop_rate):
+            return "ok"
         with self._lock:
-            if self._forced_429s > 0:
-                self._forced_429s -= 1
-                return "force_429"
-            if not (faults.error_rate_500 or faults.error_rate_503 or faults.drop_rate):
-                return "ok"
             roll = self._rng.random()
         if roll < faults.error_rate_500:
             return "error_500"

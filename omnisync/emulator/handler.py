@@ -2,8 +2,9 @@
 
 Order of checks for ``/api/...`` (each step answers and stops when it fails):
 read the body -> ``Authorization`` (401) -> ``Omnisend-Version`` (400 when
-missing, 410 when not 2026-03-15) -> rate limits (429, not processed, not
-counted) -> injected faults (429 burst, 500, 503, dropped connection) ->
+missing, 410 when not 2026-03-15) -> a forced 429 burst, then the rate
+limits (429, not processed, not counted) -> injected faults (500, 503,
+dropped connection) ->
 unknown path 404 / wrong method 405 -> body size (413 for a batch over
 ``max_batch_bytes``, or any body over 4 MB) -> JSON (400) -> the operation ->
 injected latency -> answer. Every API request lands in the request log.
@@ -188,7 +189,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         brand = state.brand_for_authorization(self.headers.get("Authorization"))
 
         def answer(response: ApiResponse, headers: tuple[tuple[str, str], ...] = ()) -> None:
-            self._send(response.status, response.body, headers=headers)
+            # Logged before answering, so a client that got its answer finds the record.
             state.record(
                 method=method,
                 path=path,
@@ -197,6 +198,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 brand=brand,
                 emails=response.emails,
             )
+            self._send(response.status, response.body, headers=headers)
 
         def problem(error: ApiProblem, headers: tuple[tuple[str, str], ...] = ()) -> None:
             answer(ApiResponse(error.status, error.document()), headers)
@@ -217,15 +219,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if version != API_VERSION:
             problem(ApiProblem(410, f"API version {version[:40]!r} is retired or unknown"))
             return
-        retry_after = state.admit(brand, is_tags=api_path == TAGS_PATH)
+        retry_after = state.injector.take_forced_429(endpoint)
+        if retry_after is None:
+            retry_after = state.admit(brand, is_tags=api_path == TAGS_PATH)
         if retry_after is not None:
             problem(ApiProblem(429, "Rate limit exceeded", retry_after=retry_after))
             return
         draw = state.injector.draw(endpoint)
-        if draw == "force_429":
-            retry = state.injector.faults.force_429_retry_after
-            problem(ApiProblem(429, "Rate limit exceeded", retry_after=retry))
-            return
         if draw == "error_500":
             problem(ApiProblem(500, "Internal server error (injected fault)"))
             return
@@ -234,8 +234,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return
         processed_drop = draw == "drop" and state.injector.faults.drop_after_processing
         if draw == "drop" and not processed_drop:
-            self._drop()
             state.record(method=method, path=path, endpoint=endpoint, status=None, brand=brand)
+            self._drop()
             return
         if found is None:
             problem(ApiProblem(404, f"No such endpoint: {method} {api_path}"))
@@ -271,7 +271,6 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             logger.exception("emulator operation failed", extra={"event": "emulator_error"})
             response = ApiResponse(500, problem_document(500, "Internal server error"))
         if processed_drop:
-            self._drop()
             state.record(
                 method=method,
                 path=path,
@@ -280,6 +279,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 brand=brand,
                 emails=response.emails,
             )
+            self._drop()
             return
         answer(response)
 

@@ -16,7 +16,8 @@ GET      /counts                ``{total, rate_limited, by_endpoint: {endpoint: 
 GET      /batches               ``?brand=`` -> ``{"batches": [Batch summary]}``, newest first
 GET/PUT  /faults                read / change (PUT merges the given settings)
 GET/PUT  /settings              ``rate_limits``, ``batch_delay``, ``tag_delay``, ``max_batch_bytes``
-POST     /drain                 ``{timeout?}`` -> ``{"idle": bool}`` once queued work is applied
+POST     /drain                 ``{timeout?, dueOnly?}`` -> ``{"idle": bool}`` once queued
+                                work (or only the work due by now) is applied
 POST     /reset                 forget contacts, batches, windows, logs and counts
 =======  =====================  =============================================
 
@@ -217,10 +218,14 @@ def _handle(
             state.settings = settings_changed(state.settings, _json_body(raw))
         return 200, dataclasses.asdict(state.settings)
     if key == ("POST", "/drain"):
-        timeout = _json_body(raw).get("timeout", 10.0)
+        body = _json_body(raw)
+        timeout = body.get("timeout", 10.0)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
             raise InspectionError("timeout must be a non-negative number of seconds")
-        return 200, {"idle": state.worker.wait_idle(float(timeout))}
+        due_only = body.get("dueOnly", False)
+        if not isinstance(due_only, bool):
+            raise InspectionError("dueOnly must be true or false")
+        return 200, {"idle": state.worker.wait_idle(float(timeout), due_only=due_only)}
     if key == ("POST", "/reset"):
         state.reset()
         return 200, {"reset": True}

@@ -233,8 +233,16 @@ class Emulator:
         self._state.reset()
 
     def drain(self, timeout: float = 10.0) -> bool:
-        """Wait (real seconds) until every queued batch and tag call is applied."""
+        """Wait (real seconds) until every queued batch and tag call is applied.
+
+        Returns ``False`` on timeout. Under a clock that does not move by
+        itself (``FakeClock``) use :meth:`settle` instead.
+        """
         return self._state.worker.wait_idle(timeout)
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait (real seconds) until the work due by the clock's *now* is applied."""
+        return self._state.worker.wait_idle(timeout, due_only=True)
 
     # -- faults and settings ------------------------------------------------------
 

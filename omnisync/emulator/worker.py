@@ -70,11 +70,17 @@ class Worker:
         with self._condition:
             return len(self._queue) + (1 if self._busy else 0)
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Block (real seconds) until nothing is queued or running; ``False`` on timeout."""
+    def wait_idle(self, timeout: float, *, due_only: bool = False) -> bool:
+        """Block (real seconds) until nothing is queued or running; ``False`` on timeout.
+
+        With ``due_only``, wait only for the work due by now (the way to settle
+        after advancing a :class:`~omnisync.clock.FakeClock`).
+        """
         deadline = time.monotonic() + timeout
         with self._condition:
-            while self._queue or self._busy:
+            while self._busy or (
+                self._queue and (not due_only or self._queue[0][0] <= self._clock.now())
+            ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
