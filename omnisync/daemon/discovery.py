@@ -33,11 +33,15 @@ class DaemonUnavailable(Exception):
 
 
 class TriggerRefused(Exception):
-    """The daemon refused to start the run; ``status`` is the HTTP status (404, 409, 401)."""
+    """The daemon refused to start the run; ``status`` is the HTTP status (404, 409, 401).
 
-    def __init__(self, status: int, message: str) -> None:
+    ``body`` is the answer's JSON (a 409 for a running export carries the ``run``).
+    """
+
+    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.body = body or {}
 
 
 @dataclass(frozen=True)
@@ -180,10 +184,12 @@ class DaemonClient:
         response = self._http.post(f"/exports/{export}/run", headers=headers)
         if response.status_code != 202:
             try:
-                message = str(response.json().get("error", response.text))
+                body = response.json()
             except ValueError:
-                message = response.text.strip()
-            raise TriggerRefused(response.status_code, message)
+                body = {"error": response.text.strip()}
+            if not isinstance(body, dict):
+                body = {"error": str(body)}
+            raise TriggerRefused(response.status_code, str(body.get("error", "")), body)
         result: dict[str, Any] = response.json()
         return result
 
