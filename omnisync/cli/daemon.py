@@ -23,7 +23,7 @@ from omnisync.daemon.engine import EngineRuns, EngineUnavailable
 from omnisync.daemon.loading import DaemonConfigLoader
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.notify import Notifier
-from omnisync.daemon.service import Daemon, DaemonOptions, LoadFailed
+from omnisync.daemon.service import Daemon, DaemonOptions, LoadFailed, StartupFailed
 from omnisync.logs import configure_logging
 
 EXIT_OK = 0
@@ -128,8 +128,8 @@ def handle(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, lambda number, frame: daemon.request_reload())
     try:
         daemon.start()
-    except (OSError, ValueError) as error:
-        # A control address in use or not resolvable, a state directory we may not write.
+    except (StartupFailed, OSError) as error:
+        # A control address in use, a state directory we may not write.
         print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
         daemon.shutdown()
         engine.close()

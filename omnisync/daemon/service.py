@@ -68,6 +68,10 @@ class LoadFailed(Exception):
         self.unreadable = unreadable
 
 
+class StartupFailed(Exception):
+    """The daemon cannot start (e.g. its control address is taken); the message says why."""
+
+
 @dataclass(frozen=True)
 class LoadedConfig:
     """A config that loaded, validated and whose secrets resolved.
@@ -153,6 +157,7 @@ class Daemon:
         self._heartbeat = time.monotonic()
         #: After :meth:`shutdown`: whether every run stopped within the timeout.
         self.drained = True
+        self._started = False
 
     # -- what others read ---------------------------------------------------------
 
@@ -195,10 +200,21 @@ class Daemon:
     def start(self) -> None:
         """Bind the control endpoint, schedule the exports, watch the config, tell systemd."""
         state_dir = self.options.state_dir
-        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
+            raise StartupFailed(
+                f"cannot create the state directory {state_dir}: {error.strerror or error}"
+            ) from None
         self._secrets_loaded(self._loaded)
         self._token = self._loaded.control_token or ensure_token(state_dir)
-        self._control = ControlServer(self.options.control_listen, self, token=self._token)
+        try:
+            self._control = ControlServer(self.options.control_listen, self, token=self._token)
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise StartupFailed(
+                f"cannot serve the control endpoint on {self.options.control_listen}: {reason}"
+            ) from None
         self._control.start()
         write_info(
             state_dir,
@@ -227,6 +243,7 @@ class Daemon:
                 "pid": os.getpid(),
             },
         )
+        self._started = True
         self._notifier.ready(self._status_line())
 
     def serve(self) -> int:
@@ -273,8 +290,9 @@ class Daemon:
 
     def shutdown(self) -> int:
         """Stop scheduling, stop runs at a batch boundary (bounded wait), release everything."""
-        _log.info("daemon stopping", extra={"event": "daemon_stopping"})
-        self._notifier.stopping()
+        if self._started:
+            _log.info("daemon stopping", extra={"event": "daemon_stopping"})
+            self._notifier.stopping()
         self._watcher.stop()
         in_flight = sorted(self.supervisor.coordinator.running())
         if in_flight:
@@ -297,7 +315,8 @@ class Daemon:
         if self._control is not None:
             self._control.stop()
         remove_info(self.options.state_dir, pid=os.getpid())
-        _log.info("daemon stopped", extra={"event": "daemon_stopped", "drained": drained})
+        if self._started:
+            _log.info("daemon stopped", extra={"event": "daemon_stopped", "drained": drained})
         self._notifier.close()
         os.close(self._wake_read)
         os.close(self._wake_write)

@@ -106,6 +106,18 @@ def test_refuses_to_start_on_an_invalid_config_or_a_missing_secret(setup, tmp_pa
     assert "Traceback" not in missing.stderr
     assert not (setup.state_dir / "daemon.json").exists()
 
+    environment[API_KEY_VARIABLE] = API_KEY
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = "{}:{}".format(*taken.getsockname())
+        busy = run_cli(
+            "daemon", "--config", str(config_file), "--control-listen", address, env=environment
+        )
+    assert busy.returncode == 1
+    assert f"cannot serve the control endpoint on {address}" in busy.stderr
+    assert "Traceback" not in busy.stderr and "daemon stopped" not in busy.stderr
+
 
 def ledger(state_dir):
     with sqlite3.connect(state_dir / "omnisync.sqlite3") as database:

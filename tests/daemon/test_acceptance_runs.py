@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import sqlite3
+import subprocess
+import sys
+
 from omnisync.emulator.faults import Faults
-from tests.daemon.harness import make_source, replace_file
+from tests.daemon.harness import API_KEY, make_source, replace_file
 from tests.daemon.runfunctions import wait_until
-from tests.daemon.yamlconfig import ExportYaml
+from tests.daemon.yamlconfig import API_KEY_VARIABLE, ExportYaml
 
 
 def trigger(daemon, export: str) -> str:
@@ -69,3 +75,65 @@ def test_a_reload_never_interrupts_an_unchanged_export_and_stops_a_removed_one(s
         assert setup.emulator.contact_count() == 1200
     finally:
         assert daemon.stop() == 0
+
+
+def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "omnisync", *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, API_KEY_VARIABLE: API_KEY},
+        timeout=180,
+        check=False,
+    )
+
+
+def history(state_dir) -> list[tuple[str, str, str, str]]:
+    with sqlite3.connect(state_dir / "omnisync.sqlite3") as database:
+        rows = database.execute(
+            "SELECT trigger, status, started_at, ended_at FROM runs ORDER BY started_at"
+        ).fetchall()
+    database.close()
+    return rows
+
+
+def test_export_run_goes_through_the_daemon_and_never_overlaps_a_scheduled_run(setup):
+    make_source(setup.base.source_path, 300)
+    setup.emulator.set_faults(Faults(force_429_count=2, force_429_retry_after=1))
+    config_dir = setup.root / "conf"
+    config_dir.mkdir()
+    (config_dir / "omnisync.yaml").write_text(setup.render(ExportYaml("vip", schedule="every: 2s")))
+    daemon = setup.daemon(config_dir).start()
+    try:
+        for _ in range(2):
+            done = run_cli("export", "run", "vip", "--config", str(config_dir))
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "started run" in done.stderr  # the daemon's run, not a direct one
+        # A contact Omnisend refuses: every run from now on is partial (exit 3).
+        setup.emulator.set_faults(Faults(failing_emails=frozenset({"refused@example.com"})))
+        with sqlite3.connect(setup.base.source_path) as database:
+            database.execute(
+                "INSERT INTO customers (id, email, city)"
+                " VALUES (999999, 'refused@example.com', 'Lviv')"
+            )
+        database.close()
+        partial = run_cli("export", "run", "vip", "--config", str(config_dir))
+        assert partial.returncode == 3, partial.stdout + partial.stderr
+        wait_until(
+            lambda: any(trigger == "schedule" for trigger, *_ in history(setup.state_dir)),
+            message="a scheduled run",
+        )
+        assert (daemon.metric('omnisync_rate_limited_total{connection="main"}') or 0) >= 1
+    finally:
+        assert daemon.stop() == 0
+    runs = history(setup.state_dir)
+    triggers = [trigger for trigger, *_ in runs]
+    assert triggers.count("daemon-trigger") == 3
+    assert "cli" not in triggers
+    for (_, _, _, ended), (_, _, started, _) in itertools.pairwise(runs):
+        assert ended is not None and ended <= started, runs  # one at a time, never overlapping
+
+    # Without a daemon the same command runs the export itself.
+    direct = run_cli("export", "run", "vip", "--config", str(config_dir))
+    assert direct.returncode == 3, direct.stdout + direct.stderr
+    assert history(setup.state_dir)[-1][0] == "cli"
