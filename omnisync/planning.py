@@ -150,20 +150,20 @@ def reference_plan(
     """Diff staged ``rows`` (in segment order) against one export's ``ledger``.
 
     ``ledger`` maps e-mail → entry for this export only. Leavers are ordered
-    by e-mail; work items and duplicate e-mails by first appearance.
+    by e-mail; work items and duplicated e-mails by their first occurrence.
     """
     total = 0
     missing = 0
     duplicates = 0
     firsts: dict[str, SegmentRow] = {}
-    duplicated: dict[str, None] = {}
+    duplicated: set[str] = set()
     for row in rows:
         total += 1
         if row.email is None:
             missing += 1
         elif row.email in firsts:
             duplicates += 1
-            duplicated.setdefault(row.email, None)
+            duplicated.add(row.email)
         else:
             firsts[row.email] = row
 
@@ -217,5 +217,8 @@ def reference_plan(
         kept=0 if on_leave == "untag" else len(gone),
     )
     return ReferencePlan(
-        counts=counts, work=tuple(work), leavers=leavers, duplicates=tuple(duplicated)
+        counts=counts,
+        work=tuple(work),
+        leavers=leavers,
+        duplicates=tuple(email for email in firsts if email in duplicated),
     )
