@@ -59,7 +59,7 @@ def test_every_kind_of_member_and_leaver() -> None:
         Leaver("left-old@example.com", "vip-old"),
         Leaver("left@example.com", "vip"),
     )
-    assert plan.duplicates == ("new@example.com", "same@example.com")
+    assert plan.duplicates == ("same@example.com", "new@example.com")  # by first occurrence
 
 
 def test_on_leave_keep_counts_leavers_but_removes_nothing() -> None:
