@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "omnisync.cli.daemon",
     "omnisync.cli.status",
     "omnisync.cli.plan",
+    "omnisync.cli.export",
+    "omnisync.cli.history",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,239 @@
+"""``omnisync export run EXPORT``: run one export now and say how it went.
+
+Exit status: 0 succeeded, 3 partial (some operations left for the next run),
+1 failed (or the config is invalid), 2 usage errors (unknown export, an
+unreadable config path). On a terminal a progress bar shows the run; the
+summary follows, as text or JSON (``--format json``, no progress bar).
+
+SIGINT or SIGTERM stops the run at a batch boundary: batches already sent are
+followed and recorded, and the run ends ``partial``; a second SIGINT aborts.
+
+:func:`run_export_directly` is the direct path (no daemon); the daemon's
+trigger may be tried first by callers that know one is running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from omnisync.clock import Clock, SystemClock
+from omnisync.config.diagnostics import render_text as render_diagnostics
+from omnisync.config.diagnostics import summarize
+from omnisync.config.loader import try_load_config
+from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.config.model import Config
+from omnisync.engine.clients import ClientPool
+from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
+from omnisync.engine.run_render import render_json, render_text
+from omnisync.engine.runner import ExportBusy, ExportRunner, UnknownExport
+from omnisync.logs import configure_logging
+from omnisync.state import StateError, open_state_store
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+EXIT_CODES = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
+
+__all__ = [
+    "EXIT_CODES",
+    "add_config_argument",
+    "cli_config",
+    "register",
+    "run_export_directly",
+]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "export",
+        help="run an export now",
+        description="Operate on exports. `omnisync export run EXPORT` runs one now.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    run = actions.add_parser(
+        "run",
+        help="run one export now (exit 0 succeeded, 3 partial, 1 failed, 2 usage)",
+        description=(
+            "Run one export now: read its segment, send Omnisend what changed since the"
+            " last run, record what Omnisend acknowledged. Exit status: 0 succeeded,"
+            " 3 partial (the rest is retried next run), 1 failed, 2 usage error."
+        ),
+    )
+    run.add_argument("export", metavar="EXPORT", help="the export to run")
+    add_config_argument(run)
+    run.add_argument(
+        "--format", choices=("text", "json"), default="text", help="summary format (text)"
+    )
+    run.set_defaults(handler=handle_run)
+    parser.set_defaults(handler=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def cli_config(path: str | None) -> Config | int:
+    """Load the config for a command: the Config, or the exit status after printing why not."""
+    result = try_load_config(
+        config_path_from(argparse.Namespace(config=path), os.environ), environ=os.environ
+    )
+    if result.config is None:
+        sys.stderr.write(render_diagnostics(result.diagnostics))
+        print(summarize(result.diagnostics), file=sys.stderr)
+        return EXIT_USAGE if result.unreadable else EXIT_FAILED
+    return result.config
+
+
+def handle_run(args: argparse.Namespace) -> int:
+    # Warnings (refused contacts, retries) go to stderr, masked; the summary to stdout.
+    configure_logging(log_format="text", level="WARNING")
+    loaded = cli_config(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    if args.export not in loaded.exports:
+        known = ", ".join(sorted(loaded.exports)) or "none"
+        print(
+            f"omnisync export run: no export '{args.export}' in the config (exports: {known})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    stop = threading.Event()
+    interactive = args.format == "text" and sys.stdout.isatty()
+    try:
+        with _stop_on_signals(stop), _progress_display(interactive) as progress:
+            result = run_export_directly(loaded, args.export, stop=stop, progress=progress)
+    except (ExportBusy, StateError) as error:
+        print(f"omnisync export run: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    output = render_json(result) if args.format == "json" else render_text(result)
+    sys.stdout.write(output)
+    if result.status == "failed" and args.format == "json":
+        print(f"omnisync export run: {result.error}", file=sys.stderr)
+    return EXIT_CODES[result.status]
+
+
+def run_export_directly(
+    config: Config,
+    name: str,
+    *,
+    trigger: str = "cli",
+    stop: threading.Event | None = None,
+    progress: RunProgress | None = None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+) -> RunResult:
+    """Run export ``name`` in this process, against the config's state directory.
+
+    Opens the state store and a client pool for the run and closes them after.
+    Raises :class:`UnknownExport`, :class:`ExportBusy` (the export is running
+    elsewhere) and :class:`StateError` (the state store is unusable).
+    """
+    if name not in config.exports:
+        raise UnknownExport(f"no export named '{name}' in the config")
+    clock = clock or SystemClock()
+    with (
+        open_state_store(config.daemon.state_dir) as store,
+        ClientPool(clock=clock, environ=environ) as clients,
+    ):
+        runner = ExportRunner(config, store=store, clients=clients, clock=clock)
+        return runner.run(name, trigger=trigger, stop=stop, progress=progress)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` (finish the batch, record, end partial); a 2nd SIGINT aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        if stop.is_set() and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        print(
+            "stopping: finishing the batches already sent (Ctrl-C again to abort)",
+            file=sys.stderr,
+        )
+
+    previous = {
+        number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class BarProgress:
+    """A :class:`RunProgress` drawn with rich: the phase, then upserts and tag changes."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._phase = progress.add_task("starting", total=None)
+        self._upserts: Any = None
+        self._tags: Any = None
+
+    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+        self._progress.update(self._phase, description=_PHASES[phase])
+        if phase == "applying" and self._upserts is None:
+            self._upserts = self._progress.add_task("contacts upserted", total=None)
+            self._tags = self._progress.add_task("tag changes", total=None)
+        if phase == "finished":
+            self._progress.update(self._phase, total=1, completed=1)
+        self.counts_updated(counts)
+
+    def counts_updated(self, counts: RunCounts) -> None:
+        if self._upserts is None:
+            return
+        upserts_total = max(counts.new + counts.changed - counts.invalid, counts.upserts_planned)
+        self._progress.update(
+            self._upserts,
+            total=max(upserts_total, 0),
+            completed=counts.upserted + counts.upsert_failed,
+        )
+        self._progress.update(
+            self._tags,
+            total=counts.tag_changes_planned,
+            completed=counts.tagged + counts.untagged + counts.tag_failed,
+        )
+
+
+_PHASES: dict[Phase, str] = {
+    "checking": "checking permissions and the API key",
+    "settling": "settling batches an interrupted run left",
+    "staging": "reading the segment and diffing it",
+    "applying": "sending to Omnisend",
+    "finished": "done",
+}
+
+
+@contextmanager
+def _progress_display(enabled: bool) -> Iterator[RunProgress | None]:
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with progress:
+        yield BarProgress(progress)

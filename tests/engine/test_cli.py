@@ -1,0 +1,165 @@
+"""``omnisync export run`` and ``omnisync history`` as real processes, and plan == run."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from tests.engine.conftest import Setup
+from tests.engine.helpers import (
+    TAG_ADDS,
+    TAG_REMOVALS,
+    UPSERTS,
+    emails_of,
+    execute,
+    last_sequence,
+    log_since,
+    omnisync,
+    people,
+    person,
+    write_segment,
+)
+
+
+def export_run(
+    setup: Setup, *extra: str, api_key: str | None = "test-key"
+) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+    done = omnisync(
+        "export",
+        "run",
+        "members",
+        "--config",
+        str(setup.config_path),
+        "--format",
+        "json",
+        *extra,
+        api_key=api_key,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout), done.stderr
+
+
+def test_plan_matches_what_the_following_run_does_count_for_count(setup: Setup) -> None:
+    rows = [*people(400), person(990, email="no-at-sign"), person(991, email=None)]
+    write_segment(setup.database, rows)
+    code, _, _ = export_run(setup)
+    assert code == 0
+    # A day of changes: some edited, some new, some gone, one now invalid.
+    picker = random.Random(11)
+    chosen = picker.sample(range(400), 16)
+    for number in chosen[:6]:
+        execute(setup.database, "UPDATE people SET last_name = 'Шевченко' WHERE id = ?", (number,))
+    for number in chosen[6:12]:
+        execute(setup.database, "UPDATE people SET tier = 'silver' WHERE id = ?", (number,))
+    execute(setup.database, "UPDATE people SET city = ? WHERE id = ?", ("x" * 300, chosen[12]))
+    for number in range(2000, 2005):
+        p = person(number)
+        execute(
+            setup.database,
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, 'gold', NULL, NULL)",
+            (p.id, p.email, p.first_name, p.last_name, p.city, p.country),
+        )
+
+    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    assert planned.returncode == 0, planned.stderr
+    [plan] = json.loads(planned.stdout)["plans"]
+    before = last_sequence(setup.emulator)
+    code, run, _ = export_run(setup)
+    assert code == 0, run
+    log = log_since(setup.emulator, before)
+
+    counts = run["counts"]
+    assert plan["upsert_new"] + plan["upsert_changed"] == counts["upserted"] == 11
+    assert sum(emails_of(log, UPSERTS).values()) == counts["upserted"]
+    assert plan["tag"] == counts["tagged"] == sum(emails_of(log, TAG_ADDS).values()) == 5
+    assert plan["untag"] == counts["untagged"] == sum(emails_of(log, TAG_REMOVALS).values()) == 6
+    assert plan["unchanged"] == counts["unchanged"]
+    assert plan["invalid"] == counts["invalid"] == 3
+    for name, value in plan["counts"].items():
+        assert counts[name] == value, name
+    assert {r["reason"]: r["count"] for r in plan["invalid_reasons"]} == {
+        r["reason"]: r["count"] for r in run["invalid_reasons"]
+    }
+
+
+def test_exit_status_tells_success_partial_and_failure(setup: Setup) -> None:
+    write_segment(setup.database, people(30))
+    setup.emulator.set_faults(failing_emails=frozenset({"person5@example.com"}))
+    code, partial, _ = export_run(setup)
+    assert (code, partial["status"], partial["counts"]["upsert_failed"]) == (3, "partial", 1)
+    setup.emulator.set_faults(failing_emails=frozenset())
+    code, succeeded, _ = export_run(setup)
+    assert (code, succeeded["status"], succeeded["counts"]["upserted"]) == (0, "succeeded", 1)
+    setup.rewrite(max_profiles=10)
+    code, failed, stderr = export_run(setup)
+    assert (code, failed["status"]) == (1, "failed")
+    assert "max_profiles" in failed["error"] and "max_profiles" in stderr
+
+
+def test_a_missing_api_key_is_a_clear_failure_without_traceback(setup: Setup) -> None:
+    code, failed, _ = export_run(setup, api_key=None)
+    assert code == 1
+    assert "OMNISYNC_TEST_API_KEY" in failed["error"]
+
+
+def test_usage_errors_exit_2(setup: Setup) -> None:
+    unknown = omnisync("export", "run", "vip", "--config", str(setup.config_path))
+    assert unknown.returncode == 2
+    assert "no export 'vip'" in unknown.stderr and "members" in unknown.stderr
+    missing = omnisync("export", "run", "members", "--config", str(setup.directory / "nope.yaml"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    bare = omnisync("export")
+    assert bare.returncode == 2
+
+
+def test_an_invalid_config_exits_1_with_its_diagnostics(setup: Setup) -> None:
+    setup.config_path.write_text("version: 1\nexports: [\n", encoding="utf-8")
+    broken = omnisync("export", "run", "members", "--config", str(setup.config_path))
+    assert broken.returncode == 1
+    assert f"{setup.config_path}:" in broken.stderr and "Traceback" not in broken.stderr
+
+
+def test_the_text_summary(setup: Setup) -> None:
+    write_segment(setup.database, [*people(20), person(99, email="bad@")])
+    done = omnisync("export", "run", "members", "--config", str(setup.config_path))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("export members: succeeded (run 1, ")
+    assert "  contacts: 20 upserted of 20 to send (20 new, 0 changed in the segment)" in done.stdout
+    assert "tags: 20 added, 0 removed, 0 failed" in done.stdout
+    assert "1: e-mail has nothing after the @ (e.g. b***@*)" in done.stdout
+    assert "bad@" not in done.stdout.replace("b***@*", "")
+
+
+def test_history_lists_runs_newest_first(setup: Setup) -> None:
+    write_segment(setup.database, people(10))
+    assert export_run(setup)[0] == 0
+    setup.rewrite(max_profiles=5)
+    assert export_run(setup)[0] == 1
+    listed = omnisync("history", "--config", str(setup.config_path), "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)["runs"]
+    assert [(run["id"], run["status"], run["trigger"]) for run in runs] == [
+        (2, "failed", "cli"),
+        (1, "succeeded", "cli"),
+    ]
+    assert runs[1]["counts"]["upserted"] == 10 and "max_profiles" in runs[0]["error"]
+    table = omnisync("history", "members", "--config", str(setup.config_path), "--limit", "1")
+    assert table.returncode == 0
+    assert "failed" in table.stdout and "succeeded" not in table.stdout
+    assert "max_profiles" in table.stdout
+    # Without a config at all, straight from the state directory.
+    direct = omnisync("history", "--state-dir", str(setup.state_dir), "--format", "json")
+    assert json.loads(direct.stdout) == json.loads(listed.stdout)
+
+
+def test_history_before_any_run_and_for_bad_input(setup: Setup) -> None:
+    empty = omnisync("history", "--config", str(setup.config_path))
+    assert empty.returncode == 0 and "no runs recorded" in empty.stdout
+    bad_limit = omnisync("history", "--config", str(setup.config_path), "--limit", "0")
+    assert bad_limit.returncode == 2 and "Traceback" not in bad_limit.stderr
+    setup.state_dir.mkdir(parents=True, exist_ok=True)
+    (setup.state_dir / "omnisync.sqlite3").write_bytes(b"garbage" * 100)
+    garbage = omnisync("history", "--config", str(setup.config_path))
+    assert garbage.returncode == 1
+    assert "not a database" in garbage.stderr and "Traceback" not in garbage.stderr

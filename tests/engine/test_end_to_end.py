@@ -1,0 +1,236 @@
+"""An export run end to end against the emulator on loopback, in this process."""
+
+from __future__ import annotations
+
+import random
+
+from omnisync.engine.results import RunResult
+from omnisync.engine.runner import ExportRunner, RunnerSettings
+from tests.engine.conftest import Setup
+from tests.engine.helpers import (
+    TAG_ADDS,
+    TAG_REMOVALS,
+    UPSERTS,
+    WRITES,
+    emails_of,
+    execute,
+    last_sequence,
+    log_since,
+    people,
+    person,
+    write_segment,
+)
+
+
+def run(setup: Setup, settings: RunnerSettings | None = None, **options: object) -> RunResult:
+    with setup.store() as store, setup.pool() as pool:
+        runner = ExportRunner(
+            setup.config(), store=store, clients=pool, clock=setup.clock, settings=settings
+        )
+        return runner.run("members", trigger="test", **options)  # type: ignore[arg-type]
+
+
+def test_the_first_run_creates_and_tags_every_valid_member(setup: Setup) -> None:
+    rows = [
+        *people(150),
+        person(900, email=None),
+        person(901, email="broken@"),
+        person(902, email="  PERSON7@Example.COM "),  # a duplicate of person7
+        person(903, tier="silver"),  # not in the segment
+    ]
+    write_segment(setup.database, rows)
+    result = run(setup)
+    assert result.status == "succeeded", result.error
+    members = {f"person{number}@example.com" for number in range(150)}
+    contacts = {contact["email"]: contact for contact in setup.emulator.contacts()}
+    assert set(contacts) == members
+    assert all(contact["tags"] == ["members"] for contact in contacts.values())
+    assert setup.emulator.welcome_messages() == []
+    counts = result.counts
+    assert (counts.rows, counts.members, counts.duplicates) == (153, 151, 1)
+    assert (counts.upserted, counts.tagged, counts.invalid, counts.pending) == (150, 150, 2, 0)
+    assert counts.requests > 0 and counts.batches == 2
+    assert set(result.invalid_reasons) == {"missing e-mail", "e-mail has nothing after the @"}
+    # Unicode arrives intact.
+    assert contacts["person0@example.com"]["firstName"] == "Олена"
+    assert contacts["person4@example.com"]["city"] == "A Coruña"
+    assert contacts["person6@example.com"]["firstName"] == "Sunny ☀️"
+    assert contacts["person1@example.com"]["countryCode"] == "PL"
+    with setup.store() as store:
+        assert store.count_entries("members", tagged=True) == 150
+        [record] = store.runs("members")
+    assert record.status == "succeeded" and record.trigger == "test"
+    assert record.counts["upserted"] == 150
+    assert record.config_revision == setup.config().revision
+
+
+def test_a_second_run_without_changes_sends_nothing(setup: Setup) -> None:
+    assert run(setup).status == "succeeded"
+    before = last_sequence(setup.emulator)
+    second = run(setup)
+    assert second.status == "succeeded"
+    assert log_since(setup.emulator, before) == []  # not even a poll
+    assert (second.counts.unchanged, second.counts.upserted, second.counts.requests) == (200, 0, 0)
+
+
+def test_a_third_run_sends_exactly_the_changes(setup: Setup) -> None:
+    write_segment(setup.database, people(1000))
+    assert run(setup).status == "succeeded"
+    assert run(setup).counts.unchanged == 1000
+    picker = random.Random(4)
+    chosen = picker.sample(range(1000), 20)
+    changed, removed = chosen[:10], chosen[10:]
+    for number in changed:
+        execute(setup.database, "UPDATE people SET city = 'Odesa' WHERE id = ?", (number,))
+    for number in removed:
+        execute(setup.database, "DELETE FROM people WHERE id = ?", (number,))
+    new = list(range(5000, 5010))
+    for number in new:
+        p = person(number)
+        execute(
+            setup.database,
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, 'gold', 'subscribed', ?)",
+            (p.id, p.email, p.first_name, p.last_name, p.city, p.country, p.status_at),
+        )
+    before = last_sequence(setup.emulator)
+    third = run(setup)
+    assert third.status == "succeeded", third.error
+    log = log_since(setup.emulator, before)
+    address = "person{}@example.com".format
+    assert emails_of(log, UPSERTS) == {address(n): 1 for n in changed + new}
+    assert emails_of(log, TAG_ADDS) == {address(n): 1 for n in new}
+    assert emails_of(log, TAG_REMOVALS) == {address(n): 1 for n in removed}
+    assert {record.endpoint for record in log} & WRITES == {UPSERTS, TAG_ADDS, TAG_REMOVALS}
+    counts = third.counts
+    assert (counts.new, counts.changed, counts.leaving, counts.unchanged) == (10, 10, 10, 980)
+    assert (counts.upserted, counts.tagged, counts.untagged) == (20, 10, 10)
+    setup.emulator.drain()
+    for number in changed:
+        contact = setup.emulator.contact(address(number))
+        assert contact is not None and contact["city"] == "Odesa"
+    for number in removed:
+        contact = setup.emulator.contact(address(number))
+        assert contact is not None and "members" not in contact["tags"]
+    assert setup.emulator.welcome_messages() == []
+
+
+def test_omnisend_tags_and_unsubscribes_survive(setup: Setup) -> None:
+    emulator = setup.emulator
+    # A customer tagged by someone else, and one who unsubscribed in Omnisend
+    # after the CDP recorded their consent.
+    emulator.seed_contact("person1@example.com", tags=["wholesale", "Spring-2025"])
+    emulator.seed_contact(
+        "person2@example.com",
+        tags=["complained"],
+        status="unsubscribed",
+        status_changed_at="2025-09-01T08:00:00Z",
+    )
+    write_segment(setup.database, people(10))
+    assert run(setup).status == "succeeded"
+    emulator.drain()
+    tagged = emulator.contact("person1@example.com")
+    unsubscribed = emulator.contact("person2@example.com")
+    assert tagged is not None and unsubscribed is not None
+    assert sorted(tagged["tags"]) == ["Spring-2025", "members", "wholesale"]
+    assert unsubscribed["status"] == "unsubscribed"
+    assert sorted(unsubscribed["tags"]) == ["complained", "members"]
+    assert unsubscribed["firstName"] == "Rūta"  # the fields did arrive
+    # Leaving the segment removes only the export's tag.
+    execute(setup.database, "UPDATE people SET tier = 'silver' WHERE id IN (1, 2)")
+    assert run(setup).counts.untagged == 2
+    emulator.drain()
+    tagged = emulator.contact("person1@example.com")
+    unsubscribed = emulator.contact("person2@example.com")
+    assert tagged is not None and unsubscribed is not None
+    assert sorted(tagged["tags"]) == ["Spring-2025", "wholesale"]
+    assert unsubscribed["tags"] == ["complained"] and unsubscribed["status"] == "unsubscribed"
+    assert [change.email for change in emulator.status_changes()].count("person2@example.com") == 0
+    assert emulator.welcome_messages() == []
+
+
+def test_consent_is_sent_only_to_new_contacts_with_the_recorded_time(setup: Setup) -> None:
+    write_segment(setup.database, people(3))
+    assert run(setup).status == "succeeded"
+    before = last_sequence(setup.emulator)
+    execute(setup.database, "UPDATE people SET status = 'unsubscribed', city = 'Kyiv'")
+    assert run(setup).counts.upserted == 3
+    setup.emulator.drain()
+    # The change went out, but no status for contacts this export delivered before.
+    contact = setup.emulator.contact("person0@example.com")
+    assert contact is not None
+    assert contact["city"] == "Kyiv" and contact["status"] == "subscribed"
+    assert contact["statuses"][0]["statusChangedAt"].startswith("2024-05-01T10:00:00")
+    assert log_since(setup.emulator, before)
+
+
+def test_a_renamed_tag_moves_from_the_old_tag_to_the_new(setup: Setup) -> None:
+    write_segment(setup.database, people(30))
+    assert run(setup).status == "succeeded"
+    setup.rewrite(tag="loyal")
+    before = last_sequence(setup.emulator)
+    result = run(setup)
+    assert result.status == "succeeded", result.error
+    assert (result.counts.retag, result.counts.upserted) == (30, 0)
+    log = log_since(setup.emulator, before)
+    assert len(emails_of(log, TAG_ADDS)) == 30 and len(emails_of(log, TAG_REMOVALS)) == 30
+    setup.emulator.drain()
+    assert {tuple(c["tags"]) for c in setup.emulator.contacts()} == {("loyal",)}
+    with setup.store() as store:
+        assert {entry.tag for entry in store.entries("members")} == {"loyal"}
+    assert run(setup).counts.unchanged == 30
+
+
+def test_refused_contacts_stay_pending_and_are_retried(setup: Setup) -> None:
+    write_segment(setup.database, people(50))
+    refused = frozenset({"person3@example.com", "person40@example.com"})
+    setup.emulator.set_faults(failing_emails=refused)
+    first = run(setup)
+    assert first.status == "partial"
+    assert (first.counts.upserted, first.counts.upsert_failed, first.counts.pending) == (48, 2, 2)
+    assert first.error is not None and "refused 2 contact" in first.error
+    assert "person3@example.com" not in first.error  # masked
+    assert [sample.subject for sample in first.failure_samples] == [
+        "p***3@e***e.com",
+        "p***0@e***e.com",
+    ]
+    with setup.store() as store:
+        assert store.count_entries("members") == 48
+        assert store.entry("members", "person3@example.com") is None
+        assert store.inflight_batches("members") == []
+    setup.emulator.set_faults(failing_emails=frozenset())
+    before = last_sequence(setup.emulator)
+    second = run(setup)
+    assert second.status == "succeeded"
+    assert emails_of(log_since(setup.emulator, before), UPSERTS) == dict.fromkeys(refused, 1)
+
+
+def test_a_stop_finishes_the_batches_already_sent(setup: Setup) -> None:
+    import threading
+
+    write_segment(setup.database, people(1000))
+    stop = threading.Event()
+    # Two batches in flight at most, so a stop after the first leaves most unsent.
+    settings = RunnerSettings(max_batches_in_flight=2)
+
+    class StopAfterFirstBatch:
+        def phase_started(self, phase: str, counts: object) -> None:
+            pass
+
+        def counts_updated(self, counts: object) -> None:
+            if getattr(counts, "upserted", 0) >= 100:
+                stop.set()
+
+    first = run(setup, settings, stop=stop, progress=StopAfterFirstBatch())
+    assert first.status == "partial" and first.stopped
+    assert 100 <= first.counts.upserted <= 400
+    # Each contact has its upsert or its tag left: one operation each.
+    assert first.counts.pending == 1000 - first.counts.tagged
+    with setup.store() as store:
+        recorded = {entry.email for entry in store.entries("members")}
+        assert len(recorded) == first.counts.upserted
+    before = last_sequence(setup.emulator)
+    second = run(setup)
+    assert second.status == "succeeded"
+    sent_again = set(emails_of(log_since(setup.emulator, before), UPSERTS))
+    assert sent_again == {f"person{number}@example.com" for number in range(1000)} - recorded
+    assert setup.emulator.contact_count() == 1000

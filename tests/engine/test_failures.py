@@ -1,0 +1,140 @@
+"""A run that cannot proceed fails before sending anything, says why, and is in history."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from omnisync.config.model import Config
+from omnisync.engine.results import RunResult
+from omnisync.engine.runner import ExportBusy, ExportRunner, UnknownExport
+from omnisync.state.locks import ExportLock
+from tests.engine.conftest import Setup
+from tests.engine.helpers import WRITES, people, write_segment
+
+
+def run(setup: Setup, *, config: Config | None = None, api_key: str = "test-key") -> RunResult:
+    with setup.store() as store, setup.pool(api_key) as pool:
+        runner = ExportRunner(
+            config or setup.config(), store=store, clients=pool, clock=setup.clock
+        )
+        return runner.run("members", trigger="test")
+
+
+def assert_failed_and_recorded(setup: Setup, result: RunResult, *fragments: str) -> None:
+    assert result.status == "failed"
+    assert result.error is not None
+    for fragment in fragments:
+        assert fragment in result.error, result.error
+    assert result.counts.upserted == result.counts.tagged == 0
+    writes = [r for r in setup.emulator.request_log() if r.endpoint in WRITES and r.status == 202]
+    assert writes == []
+    assert setup.emulator.contact_count() == 0
+    with setup.store() as store:
+        [record] = store.runs("members")
+        assert store.count_entries("members") == 0
+    assert record.status == "failed"
+    assert record.error == result.error
+    assert record.id == result.run_id
+
+
+def test_a_source_error_fails_the_run_naming_segment_source_and_cause(setup: Setup) -> None:
+    setup.rewrite(query="SELECT * FROM customers_typo WHERE tier = 'gold'")
+    result = run(setup)
+    assert_failed_and_recorded(setup, result, "members", "crm", "customers_typo")
+    assert setup.emulator.request_log() == []
+
+
+def test_a_missing_source_file_fails_the_run(setup: Setup) -> None:
+    setup.database.unlink()
+    result = run(setup)
+    assert_failed_and_recorded(setup, result, "crm")
+    assert setup.emulator.request_log() == []
+
+
+def test_a_wrong_api_key_fails_the_run_with_a_401(setup: Setup) -> None:
+    result = run(setup, api_key="revoked-key")
+    assert_failed_and_recorded(setup, result, "401", "API key")
+    assert "revoked-key" not in result.error  # type: ignore[operator]
+    # Omnisend refused the first request; nothing else was tried.
+    assert {record.status for record in setup.emulator.request_log()} == {401}
+    assert len(setup.emulator.request_log()) <= 2
+
+
+def test_an_unresolvable_secret_fails_before_any_request(setup: Setup) -> None:
+    with setup.store() as store, setup.pool() as pool:
+        pool_without_key = type(pool)(clock=setup.clock, environ={})
+        runner = ExportRunner(
+            setup.config(), store=store, clients=pool_without_key, clock=setup.clock
+        )
+        result = runner.run("members", trigger="test")
+    assert_failed_and_recorded(setup, result, "env:OMNISYNC_TEST_API_KEY", "not set")
+    assert setup.emulator.request_log() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("owner", "not in allowed_users"),
+        ("acceptance", "data-transfer terms"),
+    ],
+)
+def test_a_lost_permission_fails_before_any_request(
+    setup: Setup, change: str, expected: str
+) -> None:
+    config = setup.config()
+    if change == "owner":
+        # marko is a contributor; the connection no longer lists him.
+        shop = dataclasses.replace(config.connections["shop"], allowed_users=())
+    else:
+        shop = dataclasses.replace(config.connections["shop"], data_transfer_accepted=False)
+    changed = dataclasses.replace(config, connections={"shop": shop})
+    result = run(setup, config=changed)
+    assert_failed_and_recorded(setup, result, "may not run", expected)
+    assert setup.emulator.request_log() == []
+
+
+def test_max_profiles_stops_the_run_before_anything_is_sent(setup: Setup) -> None:
+    write_segment(setup.database, people(50))
+    setup.rewrite(max_profiles=49)
+    result = run(setup)
+    assert_failed_and_recorded(
+        setup, result, "50 contacts", "max_profiles (49)", "nothing was sent"
+    )
+    assert setup.emulator.request_log() == []
+    assert result.counts.members == 50
+    setup.rewrite(max_profiles=50)
+    assert run(setup).status == "succeeded"
+
+
+def test_a_disabled_export_does_not_run(setup: Setup) -> None:
+    config = setup.config()
+    export = dataclasses.replace(config.exports["members"], enabled=False)
+    result = run(setup, config=dataclasses.replace(config, exports={"members": export}))
+    assert_failed_and_recorded(setup, result, "disabled")
+
+
+def test_an_export_already_running_elsewhere_is_refused_without_a_record(setup: Setup) -> None:
+    with ExportLock(setup.state_dir, "members"), pytest.raises(ExportBusy, match="already running"):
+        run(setup)
+    with setup.store() as store:
+        assert store.runs() == []
+
+
+def test_an_unknown_export_is_refused(setup: Setup) -> None:
+    with setup.store() as store, setup.pool() as pool:
+        runner = ExportRunner(setup.config(), store=store, clients=pool, clock=setup.clock)
+        with pytest.raises(UnknownExport, match=r"no export named 'vip'.*members"):
+            runner.run("vip", trigger="test")
+
+
+def test_a_killed_runs_record_is_marked_interrupted_by_the_next_run(setup: Setup) -> None:
+    with setup.store() as store:
+        dead = store.start_run(
+            "members", trigger="schedule", config_revision="", now=setup.clock.wall()
+        )
+    assert run(setup).status == "succeeded"
+    with setup.store() as store:
+        record = store.run(dead.id)
+    assert record is not None and record.status == "interrupted"
