@@ -505,11 +505,13 @@ class DeliveryPipeline:
             target.get_nowait()
 
     def _get(self, source: queue.Queue[_T | None]) -> _T | None:
-        while True:
+        """The next item, or ``None`` (shut down) once the pipeline is aborted."""
+        while not self._aborted.is_set():
             try:
                 return source.get(timeout=_TICK)
             except queue.Empty:
                 continue
+        return None
 
     def _notify(self, method: Callable[..., Any], *args: object) -> None:
         with self._notify_lock:
