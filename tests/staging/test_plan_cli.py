@@ -1,0 +1,187 @@
+"""``omnisync plan``: the real command on real files, exit codes and outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from omnisync.cli.main import main
+from omnisync.config.loader import load_config
+from omnisync.engine.report import plan_export
+from omnisync.engine.staging import stage_export
+from tests.staging.configs import write_customers, write_ledger
+
+CONFIG = """\
+version: 1
+users:
+  olena: {{role: admin}}
+sources:
+  cdp: {{kind: sqlite, path: {source}}}
+segments:
+  gold:
+    source: cdp
+    query: |
+      SELECT id, email, first_name, country FROM customers
+      WHERE id <= 5  -- the first five
+  broken:
+    source: cdp
+    query: SELECT email FROM clients
+connections:
+  main:
+    kind: omnisend
+    display_name: Main store
+    api_key: {{env: OMNISYNC_TEST_KEY_THAT_IS_NEVER_SET}}
+    data_transfer_accepted: true
+exports:
+  vip:
+    segment: gold
+    connection: main
+    owner: olena
+    mapping: {{email: email, first_name: first_name, country: country}}
+  news:
+    segment: broken
+    connection: main
+    owner: olena
+    mapping: {{email: email}}
+daemon:
+  state_dir: {state}
+"""
+
+PEOPLE = [
+    {"id": 1, "email": "olena.kovalenko@example.com", "first_name": "Олена", "country": "Україна"},
+    {"id": 2, "email": "jonas@example.lt", "first_name": "Jonas", "country": "Lithuania"},
+    {"id": 3, "email": "not-an-email", "first_name": "Nobody", "country": None},
+    {"id": 4, "email": "Jonas@Example.LT", "first_name": "Copy", "country": None},
+    {"id": 5, "email": None, "first_name": "No mail", "country": None},
+]
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    source = tmp_path / "cdp.sqlite"
+    write_customers(source, PEOPLE, columns=("id", "email", "first_name", "country"))
+    path = tmp_path / "omnisync.yaml"
+    path.write_text(CONFIG.format(source=source, state=tmp_path / "state"), encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "OMNISYNC_TEST_KEY_THAT_IS_NEVER_SET"
+    }
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "omnisync", "plan", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_plan_one_export_as_a_real_process(config_path: Path, tmp_path: Path) -> None:
+    result = run_cli("vip", "--config", str(config_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert "export 'vip' -> connection 'main', tag 'gold' (on leave: untag)" in out
+    assert "5 rows, 3 members, 1 duplicate, 1 without e-mail" in out
+    assert re.search(r"create\s+2\s", out)
+    assert re.search(r"tag\s+2\s", out)
+    assert "e-mail must contain exactly one @" in out
+    assert "olena.kovalenko@example.com" not in out
+    assert "Traceback" not in out + result.stderr
+    # It changed nothing: no state directory was made.
+    assert not (tmp_path / "state").exists()
+
+
+def test_plan_json_counts_match_the_segment(config_path: Path) -> None:
+    result = run_cli("vip", "--config", str(config_path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (plan,) = json.loads(result.stdout)["plans"]
+    assert (plan["upsert_new"], plan["tag"], plan["invalid"]) == (2, 2, 2)
+    assert plan["counts"]["duplicates"] == 1
+    assert plan["tag_name"] == "gold"
+
+
+def test_config_from_the_environment_and_a_failing_source(config_path: Path) -> None:
+    result = run_cli("--format", "markdown", env={"OMNISYNC_CONFIG": str(config_path)})
+    assert result.returncode == 1
+    assert "### Export `vip`" in result.stdout
+    assert "### Export `news`\n\n**Cannot plan:**" in result.stdout
+    assert (
+        "omnisync plan: export 'news': segment 'broken' (source 'cdp'): missing table"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unknown_exports_are_a_usage_error(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "vip", "gold", "--config", str(config_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no export 'gold' in the config (exports: news, vip)" in captured.err
+
+
+def test_an_invalid_config_prints_diagnostics_like_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nexports:\n  vip:\n    segmnt: gold\n", encoding="utf-8")
+    assert main(["plan", "--config", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{path}:4:5: exports.vip" in captured.err
+
+
+def test_a_config_path_that_does_not_exist_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_a_bad_format_is_a_usage_error(config_path: Path) -> None:
+    result = run_cli("--format", "xml", "--config", str(config_path))
+    assert result.returncode == 2
+    assert "invalid choice: 'xml'" in result.stderr
+
+
+def test_plan_reads_the_ledger_the_runner_writes(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load_config(config_path, environ={})
+    assert plan_export(config, "vip").upsert_new == 2
+    with stage_export(config, "vip") as staged:
+        delivered = {item.email: item.fingerprint for item in staged.work()}
+    state = tmp_path / "state"
+    state.mkdir()
+    # As a run leaves it: both valid members delivered, the tag on one of them.
+    write_ledger(
+        state / "omnisync.sqlite3",
+        [
+            (
+                "vip",
+                "olena.kovalenko@example.com",
+                delivered["olena.kovalenko@example.com"],
+                "gold",
+            ),
+            ("vip", "jonas@example.lt", delivered["jonas@example.lt"], None),
+            ("vip", "left@example.com", 1, "gold"),
+        ],
+    )
+    assert main(["plan", "vip", "--config", str(config_path), "--format", "json"]) == 0
+    (plan,) = json.loads(capsys.readouterr().out)["plans"]
+    assert (plan["upsert_new"], plan["unchanged"], plan["tag"], plan["untag"]) == (0, 1, 1, 1)
+    assert plan["invalid"] == 2  # the malformed address and the row without one, again
