@@ -398,12 +398,12 @@ class Daemon:
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         record = self.supervisor.coordinator.get(run_id)
-        return record.to_json() if record is not None else None
+        return self._scrubbed(record.to_json()) if record is not None else None
 
     def status(self) -> dict[str, Any]:
         with self._config_lock:
             config, loaded_at = self._loaded.config, self._loaded_at
-        return build_status(
+        document = build_status(
             daemon=DaemonView(
                 pid=os.getpid(),
                 version=__version__,
@@ -417,6 +417,14 @@ class Daemon:
             last_reload=self._last_reload,
             view=self.supervisor.view,
         )
+        return self._scrubbed(document)
+
+    def _scrubbed(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Belt and braces: errors from the engine are masked already; secrets never pass."""
+        if self._redactor is None:
+            return document
+        scrubbed: dict[str, Any] = self._redactor.scrub_value(document)
+        return scrubbed
 
     def _status_line(self) -> str:
         config = self.config()
