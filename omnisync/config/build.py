@@ -6,20 +6,23 @@ Defaults are applied here (``Export.tag`` is the segment's name,
 per :func:`default_state_dir`), relative paths are resolved against the
 directory of the file that names them, and durations become seconds.
 
-The data must have passed the schema; entries that did not are named in
-``skip`` and left out, so that the semantic rules can still run on the rest.
+The data must have been checked by the schema. Values the schema found wrong
+are dropped and the entry built from the rest, so that the semantic rules can
+still check it; an entry whose required field was wrong is left out.
 """
 
 from __future__ import annotations
 
+import copy
 import os.path
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from omnisync.config.diagnostics import Diagnostic, PathParts, dotted
 from omnisync.config.durations import parse_duration
 from omnisync.config.model import (
+    CONTACT_FIELDS,
     DEFAULT_BASE_URL,
     Config,
     Connection,
@@ -44,11 +47,18 @@ MAX_DEBOUNCE_SECONDS = 3600.0
 
 @dataclass(frozen=True)
 class BuildResult:
-    """The built config, problems found while converting, and every entry left out."""
+    """The built config and what could not be built.
+
+    ``skipped`` names the entries (``("exports", "vip")``) and sections
+    (``("users",)``) left out; ``flawed`` every path with a problem, from
+    the schema or from building, so that rules about those values are not run
+    on the defaults that stand in for them.
+    """
 
     config: Config
     diagnostics: tuple[Diagnostic, ...]
     skipped: frozenset[PathParts]
+    flawed: frozenset[PathParts]
 
 
 def default_state_dir(environ: Mapping[str, str], *, home: str) -> str:
@@ -80,52 +90,50 @@ def build_config(
     environ: Mapping[str, str],
     home: str,
     files: tuple[str, ...] = (),
-    skip: frozenset[PathParts] = frozenset(),
+    problems: frozenset[PathParts] = frozenset(),
 ) -> BuildResult:
-    """Build a :class:`Config` from merged, schema-checked ``data``.
+    """Build a :class:`Config` from merged data that the schema has checked.
 
     ``base_dirs`` maps each entry (``("sources", "cdp")``, ``("daemon",)``)
-    to the absolute directory of the file it came from. Entries in ``skip``,
-    or in a section in ``skip``, are left out.
+    to the absolute directory of the file it came from. ``problems`` are the
+    paths the schema found wrong: the values at those paths are dropped and
+    the entry is built from the rest (so that the rules still check it), or
+    left out when what remains lacks a required field.
     """
-    builder = _Builder(positions, base_dirs, home=home, files=files, skip=skip)
-    schedules = {
-        name: schedule
-        for name, body in builder.entries(data, "schedules")
-        if (schedule := builder.schedule(name, body, ("schedules", name))) is not None
-    }
-    exports = {}
-    for name, body in builder.entries(data, "exports"):
-        export = builder.export(name, body, schedules)
-        if export is not None:
-            exports[name] = export
-    daemon_body = data.get("daemon") if not builder.is_skipped(("daemon",)) else None
+    builder = _Builder(positions, base_dirs, home=home, files=files, problems=problems)
+    schedules = builder.section(
+        data, "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
+    )
+    daemon = builder.lenient(("daemon",), data.get("daemon", {}))
     config = Config(
         version=int(data.get("version", 1)) if isinstance(data.get("version"), int) else 1,
-        users={
-            name: User(name=name, role=body["role"])
-            for name, body in builder.entries(data, "users")
-        },
-        sources={
-            name: builder.source(name, body) for name, body in builder.entries(data, "sources")
-        },
-        segments={
-            name: Segment(
+        users=builder.section(data, "users", lambda name, body: User(name=name, role=body["role"])),
+        sources=builder.section(data, "sources", builder.source),
+        segments=builder.section(
+            data,
+            "segments",
+            lambda name, body: Segment(
                 name=name, source=body["source"], query=body.get("query"), key=body.get("key")
-            )
-            for name, body in builder.entries(data, "segments")
-        },
-        connections={
-            name: builder.connection(name, body)
-            for name, body in builder.entries(data, "connections")
-        },
+            ),
+        ),
+        connections=builder.section(data, "connections", builder.connection),
         schedules=schedules,
-        exports=exports,
-        daemon=builder.daemon(daemon_body if isinstance(daemon_body, dict) else {}, environ),
+        exports=builder.section(
+            data, "exports", lambda name, body: builder.export(name, body, schedules)
+        ),
+        daemon=builder.daemon(daemon if daemon is not None else {}, environ),
         files=files,
         positions={dotted(path): position for path, position in positions.items()},
     )
-    return BuildResult(config, tuple(builder.diagnostics), frozenset(builder.skip))
+    return BuildResult(
+        config,
+        tuple(builder.diagnostics),
+        frozenset(builder.skipped),
+        frozenset(builder.problems),
+    )
+
+
+_Entry = TypeVar("_Entry")
 
 
 class _Builder:
@@ -136,27 +144,73 @@ class _Builder:
         *,
         home: str,
         files: tuple[str, ...],
-        skip: frozenset[PathParts],
+        problems: frozenset[PathParts],
     ) -> None:
         self.positions = positions
         self.base_dirs = base_dirs
         self.home = home
         self.files = files
-        self.skip = set(skip)
+        self.problems = set(problems)
+        self.skipped: set[PathParts] = set()
         self.diagnostics: list[Diagnostic] = []
 
-    def is_skipped(self, path: PathParts) -> bool:
-        return any(path[: len(skipped)] == skipped for skipped in self.skip if skipped)
-
     def entries(self, data: Mapping[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
+        """The entries of ``section`` with wrong values dropped; unusable ones are skipped."""
         body = data.get(section)
-        if not isinstance(body, dict) or self.is_skipped((section,)):
+        if body is None:
             return []
-        return [
-            (name, entry)
-            for name, entry in body.items()
-            if isinstance(entry, dict) and not self.is_skipped((section, name))
-        ]
+        if not isinstance(body, dict) or (section,) in self.problems:
+            self.skipped.add((section,))
+            return []
+        usable = []
+        for name, entry in body.items():
+            lenient = self.lenient((section, name), entry)
+            if lenient is None:
+                self.skipped.add((section, name))
+            else:
+                usable.append((name, lenient))
+        return usable
+
+    def section(
+        self,
+        data: Mapping[str, Any],
+        section: str,
+        build: Callable[[str, dict[str, Any]], _Entry | None],
+    ) -> dict[str, _Entry]:
+        built = {}
+        for name, body in self.entries(data, section):
+            try:
+                entry = build(name, body)
+            except KeyError:
+                # A required field was dropped for being wrong (and reported).
+                entry = None
+            if entry is None:
+                self.skipped.add((section, name))
+            else:
+                built[name] = entry
+        return built
+
+    def lenient(self, entry_path: PathParts, entry: object) -> dict[str, Any] | None:
+        """A copy of ``entry`` without the values at problem paths, or ``None`` when the
+        problem is the entry itself."""
+        if not isinstance(entry, dict):
+            return None
+        size = len(entry_path)
+        inside = [path for path in self.problems if path[:size] == entry_path]
+        if any(len(path) == size for path in inside):
+            return None
+        result = copy.deepcopy(entry)
+        for path in inside:
+            # Drop the innermost mapping key on the path: for "allowed_users.1" the list.
+            keys = list(path[size:])
+            while keys and not isinstance(keys[-1], str):
+                keys.pop()
+            parent: Any = result
+            for key in keys[:-1]:
+                parent = parent.get(key) if isinstance(parent, dict) else None
+            if isinstance(parent, dict) and keys:
+                parent.pop(keys[-1], None)
+        return result
 
     def problem(self, path: PathParts, message: str) -> None:
         position = None
@@ -167,7 +221,7 @@ class _Builder:
         if position is None:
             position = Position(self.files[0] if self.files else "<config>", 1, 1)
         self.diagnostics.append(Diagnostic.at(position, path, message))
-        self.skip.add(path[:2])
+        self.problems.add(path)
 
     def path(self, value: str, entry: PathParts) -> str:
         return resolve_path(value, base_dir=self.base_dirs.get(entry, "/"), home=self.home)
@@ -231,7 +285,7 @@ class _Builder:
 
     def export(
         self, name: str, body: Mapping[str, Any], schedules: Mapping[str, Schedule]
-    ) -> Export | None:
+    ) -> Export:
         path: PathParts = ("exports", name)
         written = body.get("schedule")
         schedule: Schedule | None = None
@@ -239,9 +293,8 @@ class _Builder:
             # An unknown name stays a bare reference; the rules report it.
             schedule = schedules.get(written, Schedule(name=written))
         elif isinstance(written, dict):
+            # A wrong inline schedule is reported; the rest of the export is still checked.
             schedule = self.schedule(None, written, (*path, "schedule"))
-            if schedule is None:
-                return None
         mapping = body["mapping"]
         consent = body.get("consent")
         return Export(
@@ -250,16 +303,26 @@ class _Builder:
             connection=body["connection"],
             owner=body["owner"],
             mapping=FieldMapping(
-                **{key: value for key, value in mapping.items() if key != "custom_properties"},
+                email=mapping["email"],
+                **{field: mapping.get(field) for field in CONTACT_FIELDS if field != "email"},
                 custom_properties=dict(mapping.get("custom_properties", {})),
             ),
             tag=body.get("tag", body["segment"]),
             on_leave=body.get("on_leave", "untag"),
-            consent=Consent(**consent) if consent is not None else None,
+            consent=self.consent(consent) if consent is not None else None,
             send_welcome_message=body.get("send_welcome_message", False),
             max_profiles=body.get("max_profiles"),
             schedule=schedule,
             enabled=body.get("enabled", True),
+        )
+
+    def consent(self, body: Mapping[str, Any]) -> Consent:
+        return Consent(
+            status_column=body["status_column"],
+            changed_at_column=body["changed_at_column"],
+            ip_column=body.get("ip_column"),
+            user_agent_column=body.get("user_agent_column"),
+            source=body.get("source", "omnisync"),
         )
 
     def daemon(self, body: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:

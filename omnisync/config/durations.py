@@ -43,6 +43,6 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and (seconds / size).is_integer():
             return f"{int(seconds / size)}{unit}"
     milliseconds = seconds * 1000
-    if milliseconds.is_integer():
+    if seconds < 1 and milliseconds.is_integer():
         return f"{int(milliseconds)}ms"
-    return f"{seconds}s"
+    return f"{seconds:g}s"

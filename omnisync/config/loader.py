@@ -95,7 +95,7 @@ def try_load_config(
 
     diagnostics: list[Diagnostic] = []
     source_files = []
-    broken: set[PathParts] = set()
+    problem_paths: set[PathParts] = set()
     for loaded_file in loaded:
         document = parse_document(loaded_file.content, file=loaded_file.name)
         diagnostics.extend(document.diagnostics)
@@ -104,7 +104,7 @@ def try_load_config(
                 document.data, positions=document.positions, file=loaded_file.name
             )
             diagnostics.extend(_not_already_reported(report.diagnostics, document.diagnostics))
-            broken.update(report.broken)
+            problem_paths.update(report.problem_paths)
         source_files.append(SourceFile(document, os.path.dirname(loaded_file.path)))
 
     merged = merge_documents(source_files)
@@ -117,10 +117,10 @@ def try_load_config(
         environ=environment,
         home=home,
         files=tuple(names),
-        skip=frozenset(broken),
+        problems=frozenset(problem_paths),
     )
     diagnostics.extend(built.diagnostics)
-    diagnostics.extend(check_config(built.config, skipped=built.skipped))
+    diagnostics.extend(check_config(built.config, skipped=built.skipped, flawed=built.flawed))
     if diagnostics:
         return LoadResult(None, sort_diagnostics(diagnostics), tuple(names))
     config = dataclasses.replace(built.config, revision=config_revision(loaded, root=root))

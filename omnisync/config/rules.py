@@ -78,21 +78,34 @@ def tag_problem(tag: str) -> str | None:
 
 
 def check_config(
-    config: Config, *, skipped: frozenset[PathParts] = frozenset()
+    config: Config,
+    *,
+    skipped: frozenset[PathParts] = frozenset(),
+    flawed: frozenset[PathParts] = frozenset(),
 ) -> tuple[Diagnostic, ...]:
     """Every semantic problem of ``config``, each at the position it concerns.
 
     ``skipped`` names entries (``("exports", "vip")``) or sections
-    (``("users",)``) that exist but failed the schema: references to them are
-    not reported as unknown, since the author did define them.
+    (``("users",)``) that exist but could not be built: references to them are
+    not reported as unknown, since the author did define them. ``flawed``
+    names paths already reported (by the schema) whose values were replaced by
+    defaults: rules about them would judge the defaults, so they are not run.
     """
-    return tuple(_Checker(config, skipped).run())
+    return tuple(_Checker(config, skipped, flawed).run())
 
 
 class _Checker:
-    def __init__(self, config: Config, skipped: frozenset[PathParts]) -> None:
+    def __init__(
+        self, config: Config, skipped: frozenset[PathParts], flawed: frozenset[PathParts]
+    ) -> None:
         self.config = config
         self.skipped = skipped
+        self.flawed_paths = flawed
+
+    def flawed(self, path: PathParts) -> bool:
+        """Whether a problem was already reported at or under ``path``."""
+        size = len(path)
+        return any(flawed[:size] == path for flawed in self.flawed_paths)
 
     def run(self) -> Iterator[Diagnostic]:
         yield from self._segments()
@@ -139,6 +152,8 @@ class _Checker:
                 continue
             source = self.config.sources.get(segment.source)
             if source is None:
+                continue
+            if self.flawed((*path, "query")):
                 continue
             if source.kind in _DATABASE_KINDS and segment.query is None:
                 yield self.at(
@@ -188,14 +203,21 @@ class _Checker:
             if not self.exists("users", export.owner):
                 yield self.at((*path, "owner"), self.unknown("users", export.owner))
             schedule = export.schedule
-            if schedule is not None and schedule.name is not None:
+            if self.flawed((*path, "schedule")):
+                pass
+            elif schedule is not None and schedule.name is not None:
                 if not self.exists("schedules", schedule.name):
                     yield self.at((*path, "schedule"), self.unknown("schedules", schedule.name))
             elif schedule is not None:
                 yield from self._schedule(schedule, (*path, "schedule"))
-            for finding in _permission_findings(self.config, export):
-                if not finding.missing_reference:
-                    yield self.at((*path, finding.field), finding.message)
+            # A connection with a reported problem may have lost its allowed_users or
+            # data_transfer_accepted to defaults: judging permissions on those would mislead.
+            if not self.flawed(("connections", export.connection)):
+                for finding in _permission_findings(self.config, export):
+                    if not finding.missing_reference:
+                        yield self.at((*path, finding.field), finding.message)
+            if self.flawed((*path, "tag")):
+                continue
             problem = tag_problem(export.tag)
             if problem is not None:
                 yield self.at((*path, "tag"), problem)
@@ -214,6 +236,8 @@ class _Checker:
                 )
 
     def _daemon(self) -> Iterator[Diagnostic]:
+        if self.flawed(("daemon", "control")):
+            return
         daemon = self.config.daemon
         problem = _listen_problem(daemon.control_listen, has_token=daemon.control_token is not None)
         if problem is not None:

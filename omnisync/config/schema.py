@@ -81,13 +81,12 @@ def _validator() -> Draft202012Validator:
 class SchemaReport:
     """The schema's verdict on one document.
 
-    ``broken`` holds the top-level entries (``("exports", "vip")``) and
-    sections (``("users",)``) that have a problem, so that later stages can
-    leave them out instead of tripping over them.
+    ``problem_paths`` holds the path of every problem, so that later stages
+    can drop those values instead of tripping over them.
     """
 
     diagnostics: tuple[Diagnostic, ...]
-    broken: frozenset[PathParts]
+    problem_paths: frozenset[PathParts]
 
 
 def validate_document(
@@ -95,13 +94,12 @@ def validate_document(
 ) -> SchemaReport:
     """Every schema problem of one document, each at the position of its key."""
     diagnostics = []
-    broken: set[PathParts] = set()
+    problem_paths: set[PathParts] = set()
     for error in _validator().iter_errors(data):
         for path, message in _explain(error):
             diagnostics.append(Diagnostic.at(_nearest(positions, path, file=file), path, message))
-            if path:
-                broken.add(path[:2])
-    return SchemaReport(tuple(diagnostics), frozenset(broken))
+            problem_paths.add(path)
+    return SchemaReport(tuple(diagnostics), frozenset(problem_paths))
 
 
 def _nearest(positions: Mapping[PathParts, Position], path: PathParts, *, file: str) -> Position:

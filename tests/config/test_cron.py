@@ -1,0 +1,88 @@
+"""Crontab semantics on top of APScheduler 3, and time zones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+
+from omnisync.config.cron import cron_problem, crontab_trigger_fields, timezone_problem
+
+
+@pytest.mark.parametrize(
+    ("day_of_week", "names"),
+    [
+        ("*", "*"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("1", "mon"),
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("5-7", "sun,fri,sat"),
+        ("*/2", "sun,tue,thu,sat"),
+        ("1-5/2", "mon,wed,fri"),
+        ("mon-fri", "mon,tue,wed,thu,fri"),
+        ("SAT,sun", "sun,sat"),
+        ("0,3", "sun,wed"),
+        ("2/3", "tue,fri"),
+    ],
+)
+def test_weekday_numbers_mean_what_crontab_means(day_of_week: str, names: str) -> None:
+    assert crontab_trigger_fields(f"0 9 * * {day_of_week}")["day_of_week"] == names
+
+
+def test_the_fields_make_apscheduler_fire_on_the_crontab_day() -> None:
+    thursday = datetime(2026, 1, 1, tzinfo=UTC)
+    fields = crontab_trigger_fields("0 9 * * 1")
+
+    fire = CronTrigger(**fields, timezone=UTC).get_next_fire_time(None, thursday)
+
+    assert fire == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    assert fire.strftime("%A") == "Monday"
+    # What from_crontab would have done: Tuesday.
+    naive = CronTrigger.from_crontab("0 9 * * 1", timezone=UTC).get_next_fire_time(None, thursday)
+    assert naive.strftime("%A") == "Tuesday"
+
+
+def test_shorthands() -> None:
+    assert crontab_trigger_fields("@daily") == crontab_trigger_fields("0 0 * * *")
+    assert crontab_trigger_fields("@hourly")["minute"] == "0"
+    assert crontab_trigger_fields("@weekly")["day_of_week"] == "sun"
+    assert cron_problem("@reboot") == "unknown shorthand '@reboot'; use five fields instead"
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("*/15 * * * *", None),
+        ("0 0 1 jan *", None),
+        ("0 9 * * 8", "invalid day of week '8': use 0-7 (0 and 7 are Sunday) or sun-sat"),
+        ("0 9 * * 5-1", "day-of-week range '5-1' runs backwards"),
+        ("0 9 * * */0", "invalid step in day of week '*/0'"),
+        ("0 9 * * 1#2", "invalid day of week '1#2': use 0-7 (0 and 7 are Sunday) or sun-sat"),
+        ("0 9 * *", "a cron expression has five fields (minute hour day month weekday), not 4"),
+        (
+            "60 * * * *",
+            "Error validating expression '60':"
+            " the last value (60) is higher than the maximum value (59)",
+        ),
+        (
+            "0 0 15 * fri",
+            "restrict either the day of month or the day of week, not both"
+            " (crontab runs when either matches, which omnisync does not reproduce)",
+        ),
+    ],
+)
+def test_cron_problems(expression: str, problem: str | None) -> None:
+    assert cron_problem(expression) == problem
+
+
+def test_timezones() -> None:
+    assert timezone_problem("Europe/Kyiv") is None
+    assert timezone_problem("UTC") is None
+    assert timezone_problem("Europe/Kiev") is None  # the old name is still an alias
+    assert (
+        timezone_problem("europe/kyiv")
+        == "unknown time zone 'europe/kyiv' (did you mean 'Europe/Kyiv'?)"
+    )
+    assert timezone_problem("../../etc/passwd") == "unknown time zone '../../etc/passwd'"

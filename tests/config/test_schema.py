@@ -1,0 +1,181 @@
+"""The JSON Schema itself, and how its errors are explained."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from omnisync.config.schema import load_schema, schema_text, validate_document
+from omnisync.config.yamlload import parse_document
+from tests.config.helpers import BASE, REPOSITORY, replaced
+
+
+def schema_objects(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            yield from schema_objects(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from schema_objects(item, f"{where}/{index}")
+
+
+def check(text: str) -> list[str]:
+    document = parse_document(text.encode(), file="c.yaml")
+    assert document.data is not None, document.diagnostics
+    report = validate_document(document.data, positions=document.positions, file="c.yaml")
+    return [str(diagnostic) for diagnostic in sorted(report.diagnostics)]
+
+
+def test_the_schema_is_valid_draft_2020_12_and_is_the_repository_file() -> None:
+    schema = load_schema()
+
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert json.loads(schema_text()) == json.loads(
+        (REPOSITORY / "schemas" / "omnisync.schema.json").read_text(encoding="utf-8")
+    )
+
+
+def test_every_object_forbids_unknown_properties_and_every_map_checks_its_names() -> None:
+    for where, node in schema_objects(load_schema()):
+        if "properties" in node and where != "#/$defs":
+            assert node.get("additionalProperties") is False, where
+        if isinstance(node.get("additionalProperties"), dict):
+            assert "propertyNames" in node, where
+
+
+def test_every_property_has_a_description() -> None:
+    schema = load_schema()
+    for where, node in schema_objects(schema):
+        if where.endswith("/$defs"):
+            continue
+        for key, subschema in node.get("properties", {}).items():
+            if where.endswith("/properties"):
+                continue  # a property literally called "properties" is not a schema here
+            described = subschema
+            reference = subschema.get("$ref", "")
+            if "description" not in subschema and reference.startswith("#/$defs/"):
+                described = schema["$defs"][reference.removeprefix("#/$defs/")]
+            assert described.get("description"), f"{where}/properties/{key}"
+
+
+def test_the_example_config_passes_the_schema() -> None:
+    text = (REPOSITORY / "config.example.yaml").read_text(encoding="utf-8")
+    assert check(text) == []
+
+
+def test_unknown_properties_are_reported_at_the_key_with_the_closest_name() -> None:
+    text = replaced("    owner: marko\n", "    ownr: marko\n    sement: x\n    colour: red\n")
+    text = replaced("version: 1\n", "version: 1\nuser: {}\n", text=text)
+
+    assert check(text) == [
+        "c.yaml:2:1: user: unknown property 'user' (did you mean 'users'?)",
+        "c.yaml:22:3: exports.vip: missing required property 'owner'",
+        "c.yaml:25:5: exports.vip.ownr: unknown property 'ownr' (did you mean 'owner'?)",
+        "c.yaml:26:5: exports.vip.sement: unknown property 'sement' (did you mean 'segment'?)",
+        "c.yaml:27:5: exports.vip.colour: unknown property 'colour'",
+    ]
+
+
+def test_a_source_is_explained_by_its_kind_not_by_every_alternative() -> None:
+    text = replaced("    path: cdp.sqlite\n", "    path: cdp.sqlite\n    delimiter: ';'\n")
+    assert check(text) == [
+        "c.yaml:11:5: sources.cdp.delimiter: unknown property 'delimiter' for kind sqlite"
+    ]
+
+    text = replaced("    kind: sqlite\n", "    kind: sqllite\n")
+    assert check(text) == [
+        "c.yaml:9:5: sources.cdp.kind: unknown kind 'sqllite'; expected one of:"
+        " sqlite, csv, jsonl, postgres (did you mean 'sqlite'?)"
+    ]
+
+    text = replaced("    kind: sqlite\n", "")
+    assert check(text) == [
+        "c.yaml:8:3: sources.cdp: missing required property 'kind'"
+        " (one of: sqlite, csv, jsonl, postgres)"
+    ]
+
+    text = replaced("    kind: sqlite\n    path: cdp.sqlite\n", "    kind: postgres\n")
+    assert check(text) == ["c.yaml:8:3: sources.cdp: missing required property 'dsn'"]
+
+
+def test_an_export_schedule_is_explained_by_the_type_written() -> None:
+    assert check(BASE + "    schedule: 15\n") == [
+        "c.yaml:27:5: exports.vip.schedule: expected a string or a mapping, got an integer"
+    ]
+    assert check(BASE + "    schedule: Every Hour\n") == [
+        "c.yaml:27:5: exports.vip.schedule: names are 1 to 63 lowercase letters, digits,"
+        " '-' and '_', starting with a letter or digit"
+    ]
+    assert check(BASE + "    schedule: {every: 1h, jitter: 5m}\n") == [
+        "c.yaml:27:27: exports.vip.schedule.jitter: unknown property 'jitter'"
+    ]
+
+
+def test_types_enums_and_limits_have_plain_messages() -> None:
+    text = replaced("    role: admin\n", "    role: root\n")
+    text = replaced(
+        "    data_transfer_accepted: true\n", "    data_transfer_accepted: 'yes'\n", text=text
+    )
+    text = replaced(
+        "    allowed_users: [marko]\n", "    allowed_users: [marko, marko]\n", text=text
+    )
+
+    assert check(text) == [
+        "c.yaml:4:5: users.olena.role: 'root' is not one of: admin, contributor",
+        "c.yaml:18:5: connections.main.allowed_users: lists 'marko' more than once",
+        "c.yaml:19:5: connections.main.data_transfer_accepted:"
+        " expected true or false, got a string",
+    ]
+
+
+SECRET_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_/+=.:@"
+SECRET_PLACES = (
+    ("    api_key: {env: OMNISEND_API_KEY}\n", "    api_key: {secret}\n"),
+    ("    api_key: {env: OMNISEND_API_KEY}\n", "    api_key: {{env: {secret}}}\n"),
+    ("    api_key: {env: OMNISEND_API_KEY}\n", "    api_key: {{credential: {secret}}}\n"),
+    ("    api_key: {env: OMNISEND_API_KEY}\n", "    api_key: [{secret}]\n"),
+    ("    api_key: {env: OMNISEND_API_KEY}\n", "    api_key: {{env: X, value: {secret}}}\n"),
+    ("    path: cdp.sqlite\n", "    path: cdp.sqlite\n    dsn: {secret}\n"),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    # Always with a "+" or "/": characters no reference name may hold, so it is never valid.
+    secret=st.text(alphabet=SECRET_ALPHABET, min_size=12, max_size=40).map(
+        lambda text: text + "+/"
+    ),
+    place=st.sampled_from(SECRET_PLACES),
+)
+def test_a_secret_written_where_a_reference_belongs_is_never_echoed(
+    secret: str, place: tuple[str, str]
+) -> None:
+    old, new = place
+    text = replaced(old, new.format(secret=json.dumps(secret)))
+    problems = check(text)
+
+    assert problems
+    assert not any(secret in problem for problem in problems)
+
+
+def test_the_plaintext_hint_names_a_fitting_variable() -> None:
+    text = replaced("    api_key: {env: OMNISEND_API_KEY}\n", "    api_key: hunter2hunter2\n")
+
+    assert check(text) == [
+        "c.yaml:17:5: connections.main.api_key: must be a secret reference, never the secret"
+        " itself: use {env: OMNISEND_API_KEY}, {file: /path} or {credential: NAME}"
+    ]
+
+
+def test_schema_file_is_shipped_in_the_wheel_by_pyproject() -> None:
+    pyproject = (REPOSITORY / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"schemas/omnisync.schema.json" = "omnisync/schemas/omnisync.schema.json"' in pyproject
+    assert Path(REPOSITORY / "schemas" / "omnisync.schema.json").is_file()
