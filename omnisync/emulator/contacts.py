@@ -246,7 +246,10 @@ class ContactBook:
         if consent:
             entry = {"channel": "email", "createdAt": consent.get("createdAt") or format_time(at)}
             entry.update({k: consent[k] for k in ("ip", "source", "userAgent") if k in consent})
-            record.consents = [*(record.consents or []), entry]
+            known = record.consents or []
+            # The same consent sent again (a retried write) is one record, not two.
+            if entry not in known:
+                record.consents = sorted([*known, entry], key=lambda item: item["createdAt"])
 
     def _set_status(
         self, record: ContactRecord, status: str, changed: float, text: str | None, *, created: bool

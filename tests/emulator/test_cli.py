@@ -73,7 +73,9 @@ def test_rate_limits_can_be_switched_off() -> None:
         base_url,
     ):
         headers = {"Authorization": "Omnisend-API-Key k", "Omnisend-Version": "2026-03-15"}
-        with httpx.Client(base_url=base_url, headers=headers) as client:
+        with httpx.Client(
+            base_url=base_url, headers=headers, transport=ValidatingTransport()
+        ) as client:
             codes = {
                 client.get("/batches", params={"endpoint": "contacts"}).status_code
                 for _ in range(5)

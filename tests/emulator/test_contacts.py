@@ -143,3 +143,45 @@ def test_get_and_patch_contacts(client: httpx.Client, emulator: Emulator) -> Non
     assert client.patch("/contacts/nope", json={"city": "X"}).status_code == 404
     assert client.get("/contacts/nope").status_code == 404
     assert emulator.welcome_messages() == []
+
+
+def test_consent_is_recorded_once_even_when_a_write_is_retried(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    consent = {"consent": {"createdAt": "2024-05-01T10:00:00Z", "source": "shop"}}
+    for _ in range(2):
+        client.post("/contacts", json=contact_body("con@example.com", identifier=consent))
+    later = {"consent": {"createdAt": "2024-04-01T10:00:00Z", "source": "form"}}
+    response = client.post("/contacts", json=contact_body("con@example.com", identifier=later))
+    assert [(c["createdAt"], c["source"]) for c in response.json()["consents"]] == [
+        ("2024-04-01T10:00:00Z", "form"),
+        ("2024-05-01T10:00:00Z", "shop"),
+    ]
+
+
+def test_phone_identifiers_are_kept_beside_the_email(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    body = contact_body("ph@example.com")
+    body["identifiers"].append(
+        {
+            "type": "phone",
+            "id": "+37060000001",
+            "sendWelcomeMessage": False,
+            "channels": {
+                "sms": {"status": "subscribed", "statusChangedAt": "2024-01-01T00:00:00Z"}
+            },
+        }
+    )
+    contact = client.post("/contacts", json=body).json()
+    assert contact["phone"] == ["+37060000001"]
+    assert {(s["channel"], s["status"]) for s in contact["statuses"]} == {
+        ("email", "nonSubscribed"),
+        ("sms", "subscribed"),
+    }
+    assert [(c.channel, c.to_status) for c in emulator.status_changes()] == [("sms", "subscribed")]
+    assert emulator.welcome_messages() == []
+    tagged = client.post("/contacts/tags", json={"phones": ["+37060000001"], "tags": ["sms"]})
+    assert tagged.status_code == 202
+    assert emulator.drain()
+    assert emulator.contact("ph@example.com")["tags"] == ["sms"]  # type: ignore[index]
