@@ -33,6 +33,7 @@ from omnisync.config.diagnostics import summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config
+from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
 from omnisync.engine.run_render import render_json, render_text
@@ -111,6 +112,16 @@ def handle_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    # With a daemon up for this state directory, the daemon runs it: never two runs at once.
+    try:
+        remote = run_through_daemon(
+            loaded, args.export, notice=lambda line: print(line, file=sys.stderr)
+        )
+    except RemoteRunFailed as error:
+        print(f"omnisync export run: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if remote is not None:
+        return _summarise(as_run_result(remote, args.export), args.format)
     stop = threading.Event()
     interactive = args.format == "text" and sys.stdout.isatty()
     try:
@@ -119,9 +130,13 @@ def handle_run(args: argparse.Namespace) -> int:
     except (ExportBusy, StateError) as error:
         print(f"omnisync export run: {error}", file=sys.stderr)
         return EXIT_FAILED
-    output = render_json(result) if args.format == "json" else render_text(result)
+    return _summarise(result, args.format)
+
+
+def _summarise(result: RunResult, output_format: str) -> int:
+    output = render_json(result) if output_format == "json" else render_text(result)
     sys.stdout.write(output)
-    if result.status == "failed" and args.format == "json":
+    if result.status == "failed" and output_format == "json":
         print(f"omnisync export run: {result.error}", file=sys.stderr)
     return EXIT_CODES[result.status]
 
