@@ -132,7 +132,7 @@ def test_sigterm_during_a_run_exits_0_with_the_ledger_consistent_and_restart_res
     members = 2500
     make_source(setup.base.source_path, members)
     # Slow enough that a run is surely in progress when SIGTERM arrives.
-    setup.emulator.set_faults(Faults(latency=0.02))
+    setup.emulator.set_faults(Faults(latency=0.05))
     setup.emulator.configure(batch_delay=0.3)
     config_dir = setup.root / "conf"
     config_dir.mkdir()

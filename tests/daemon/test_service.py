@@ -18,6 +18,7 @@ from omnisync.clock import SystemClock
 from omnisync.daemon.loading import DaemonConfigLoader
 from omnisync.daemon.notify import Notifier
 from omnisync.daemon.service import Daemon, DaemonOptions
+from omnisync.logs import Redactor
 from tests.daemon.runfunctions import GatedRuns, wait_until
 from tests.daemon.yamlconfig import API_KEY_VARIABLE, ConfigYaml, ExportYaml
 
@@ -112,3 +113,44 @@ def test_trigger_runs_with_the_current_config_and_needs_the_token(running, tmp_p
         == 404
     )
     assert 'omnisync_runs_total{export="a",outcome="succeeded"} 1.0' in client.get("/metrics").text
+
+
+def test_secrets_are_resolved_again_on_every_reload(tmp_path):
+    key_file = tmp_path / "omnisend-api-key"
+    key_file.write_text("first-key-value-123\n")
+    config_dir = tmp_path / "conf"
+    config_dir.mkdir()
+    config = ConfigYaml(
+        state_dir=tmp_path / "state",
+        source_path=tmp_path / "cdp.sqlite",
+        api_key=f"{{file: {key_file}}}",
+        exports=(ExportYaml("a"),),
+    )
+    config_file = config_dir / "omnisync.yaml"
+    config_file.write_text(config.render())
+    loader = DaemonConfigLoader({})
+    redactor = Redactor()
+    daemon = Daemon(
+        loader(config_dir),
+        options=DaemonOptions(
+            config_path=config_dir, state_dir=tmp_path / "state", control_listen="127.0.0.1:0"
+        ),
+        loader=loader,
+        run_function=GatedRuns(),
+        clock=SystemClock(),
+        notifier=Notifier(None),
+        redactor=redactor,
+    )
+    daemon.start()
+    try:
+        assert redactor.scrub("key first-key-value-123") == "key [REDACTED]"
+        key_file.unlink()
+        assert daemon.reload(source="test") is False
+        (problem,) = daemon.status()["last_reload"]["problems"]
+        assert problem.startswith(f"{config_file}:")
+        assert "connections.main.api_key" in problem and str(key_file) in problem
+        key_file.write_text("second-key-value-456\n")
+        assert daemon.reload(source="test") is True
+        assert redactor.scrub("key second-key-value-456") == "key [REDACTED]"
+    finally:
+        daemon.shutdown()

@@ -26,6 +26,7 @@ class ConfigYaml:
     base_url: str = "http://127.0.0.1:9/api"
     exports: tuple[ExportYaml, ...] = ()
     debounce: str = "200ms"
+    api_key: str = f"{{env: {API_KEY_VARIABLE}}}"
     extra_daemon: dict[str, str] = field(default_factory=dict)
 
     def render(self) -> str:
@@ -42,7 +43,7 @@ class ConfigYaml:
             "  main:",
             "    kind: omnisend",
             "    display_name: Main store",
-            f"    api_key: {{env: {API_KEY_VARIABLE}}}",
+            f"    api_key: {self.api_key}",
             "    data_transfer_accepted: true",
             f"    base_url: {self.base_url}",
             "daemon:",
