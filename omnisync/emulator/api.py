@@ -125,8 +125,11 @@ def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: st
         records = [r for r in records if query["tag"] in r.tags]
     if "status" in query:
         records = [r for r in records if r.status == query["status"]]
-    sort_key: Callable[[ContactRecord], float] = (
-        (lambda r: r.updated) if query.get("sort") == "updatedAt" else (lambda r: r.created)
+    # The record number breaks ties, so equal times still give one stable order.
+    sort_key: Callable[[ContactRecord], tuple[float, int]] = (
+        (lambda r: (r.updated, r.number))
+        if query.get("sort") == "updatedAt"
+        else (lambda r: (r.created, r.number))
     )
     records.sort(key=sort_key, reverse=query.get("direction", "desc") == "desc")
     if "after" in query:

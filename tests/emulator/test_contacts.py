@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from omnisync.emulator import Emulator
-from tests.emulator.conftest import contact_body
+from tests.emulator.conftest import api_client, contact_body
 
 
 def test_create_then_update_answers_201_then_200_with_contact_response(
@@ -185,3 +185,75 @@ def test_phone_identifiers_are_kept_beside_the_email(
     assert tagged.status_code == 202
     assert emulator.drain()
     assert emulator.contact("ph@example.com")["tags"] == ["sms"]  # type: ignore[index]
+
+
+def test_contact_list_pages_by_cursor_newest_first(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    for index in range(5):
+        emulator.seed_contact(f"page{index}@example.com", tags=["even"] if index % 2 == 0 else [])
+    first = client.get("/contacts", params={"limit": 2}).json()
+    assert [c["email"] for c in first["contacts"]] == ["page4@example.com", "page3@example.com"]
+    assert first["paging"]["hasMore"] is True and first["paging"]["limit"] == 2
+    assert first["paging"]["cursors"]["before"] is None
+    second = client.get(
+        "/contacts", params={"limit": 2, "after": first["paging"]["cursors"]["after"]}
+    )
+    assert [c["email"] for c in second.json()["contacts"]] == [
+        "page2@example.com",
+        "page1@example.com",
+    ]
+    back = client.get(
+        "/contacts", params={"limit": 2, "before": second.json()["paging"]["cursors"]["before"]}
+    )
+    assert [c["email"] for c in back.json()["contacts"]] == [
+        "page4@example.com",
+        "page3@example.com",
+    ]
+    last = client.get(
+        "/contacts", params={"limit": 2, "after": second.json()["paging"]["cursors"]["after"]}
+    )
+    assert [c["email"] for c in last.json()["contacts"]] == ["page0@example.com"]
+    assert (
+        last.json()["paging"]["hasMore"] is False
+        and last.json()["paging"]["cursors"]["after"] is None
+    )
+    oldest_first = client.get("/contacts", params={"direction": "asc", "limit": 1}).json()
+    assert oldest_first["contacts"][0]["email"] == "page0@example.com"
+    tagged = client.get("/contacts", params={"tag": "even"}).json()["contacts"]
+    assert sorted(c["email"] for c in tagged) == [
+        "page0@example.com",
+        "page2@example.com",
+        "page4@example.com",
+    ]
+    assert client.get("/contacts", params={"status": "subscribed"}).json()["contacts"] == []
+
+
+def test_contact_list_parameters_are_validated(emulator: Emulator) -> None:
+    with api_client(emulator, validate_requests=False) as raw:
+        for params, field in (
+            ({"limit": 251}, "limit"),
+            ({"limit": 0}, "limit"),
+            ({"after": "not-a-cursor"}, "after"),
+            ({"status": "maybe"}, "status"),
+            ({"sort": "email"}, "sort"),
+        ):
+            response = raw.get("/contacts", params=params)
+            assert response.status_code == 400, params
+            assert response.json()["errors"][0]["field"] == field
+
+
+def test_patch_cannot_move_a_contact_to_another_email(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    emulator.seed_contact("one@example.com")
+    moved = client.patch(
+        "/contacts",
+        params={"email": "one@example.com"},
+        json={"identifiers": [{"type": "email", "id": "two@example.com"}]},
+    )
+    assert moved.status_code == 409 and moved.json()["status"] == 409
+    emulator.set_faults(failing_emails=["one@example.com"])
+    refused = client.patch("/contacts", params={"email": "one@example.com"}, json={"city": "Oslo"})
+    assert refused.status_code == 400
+    assert emulator.contact("one@example.com").get("city") is None  # type: ignore[union-attr]
