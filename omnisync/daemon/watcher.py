@@ -149,8 +149,9 @@ class ConfigWatcher:
             )
             try:
                 self._watch(targets, directories)
-            except (FileNotFoundError, OSError) as error:
-                # The directory vanished mid-swap: wait a little and resolve again.
+            except Exception as error:
+                # The directory vanished mid-swap, or inotify ran out of watches: a dead
+                # watcher would silently end hot reload, so wait a little and start again.
                 _log.warning(
                     "cannot watch the config directory: %s",
                     error,
