@@ -249,6 +249,7 @@ class Daemon:
     def serve(self) -> int:
         """Run the main loop until asked to stop; then shut down and return the exit code."""
         next_watchdog = time.monotonic()
+        shown_status = self._status_line()
         while not self._stop_requested:
             self._heartbeat = time.monotonic()
             if self._hangups != self._hangups_seen:
@@ -258,6 +259,11 @@ class Daemon:
             if due is not None and due <= 0:
                 self.reload(source="watch")
             self.supervisor.tick()
+            status_line = self._status_line()
+            if status_line != shown_status:
+                # `systemctl status` shows the latest STATUS= line.
+                self._notifier.status(status_line)
+                shown_status = status_line
             now = time.monotonic()
             interval = self._notifier.watchdog_interval
             if interval is not None and now >= next_watchdog:
@@ -429,6 +435,9 @@ class Daemon:
     def _status_line(self) -> str:
         config = self.config()
         line = f"{len(config.exports)} exports, revision {config.revision}"
+        running = sorted(self.supervisor.coordinator.running())
+        if running:
+            line += f"; running: {', '.join(running)}"
         if not self._last_reload.ok:
             line += f"; LAST RELOAD FAILED: {self._last_reload.error}"
         return line
