@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,11 +55,20 @@ class Faults:
     def __post_init__(self) -> None:
         for name in ("error_rate_500", "error_rate_503", "drop_rate"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a fraction between 0 and 1, got {value!r}")
         if self.error_rate_500 + self.error_rate_503 + self.drop_rate > 1.0:
             raise ValueError("error_rate_500 + error_rate_503 + drop_rate must not exceed 1")
-        if not isinstance(self.latency, int | float) or self.latency < 0:
+        for name in ("drop_after_processing",):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if (
+            isinstance(self.latency, bool)
+            or not isinstance(self.latency, int | float)
+            or self.latency < 0
+        ):
             raise ValueError(
                 f"latency must be a non-negative number of seconds, got {self.latency!r}"
             )
@@ -67,7 +76,11 @@ class Faults:
             not isinstance(self.stop_after_errors, int) or self.stop_after_errors < 1
         ):
             raise ValueError("stop_after_errors must be a positive integer or null")
-        if not isinstance(self.force_429_count, int) or self.force_429_count < 0:
+        if (
+            isinstance(self.force_429_count, bool)
+            or not isinstance(self.force_429_count, int)
+            or self.force_429_count < 0
+        ):
             raise ValueError("force_429_count must be a non-negative integer")
         if not isinstance(self.force_429_retry_after, int) or self.force_429_retry_after < 1:
             raise ValueError("force_429_retry_after must be a positive integer of seconds")
@@ -147,18 +160,3 @@ class FaultInjector:
     def remaining_forced_429s(self) -> int:
         with self._lock:
             return self._forced_429s
-
-
-def faults_from_json(data: Mapping[str, Any], *, base: Faults) -> Faults:
-    """Apply an inspection-API payload to ``base``; lists become frozensets."""
-    changes: dict[str, Any] = dict(data)
-    for name in ("failing_emails", "only_endpoints"):
-        if name in changes and isinstance(changes[name], list | tuple | set | frozenset):
-            changes[name] = _strings(changes[name], name)
-    return base.changed(changes)
-
-
-def _strings(values: Iterable[Any], name: str) -> frozenset[str]:
-    if not all(isinstance(value, str) for value in values):
-        raise ValueError(f"{name} must be a list of strings")
-    return frozenset(values)

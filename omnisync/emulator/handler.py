@@ -107,8 +107,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if length < 0:
             self._answer_and_close(400, "Content-Length is not a number")
             return None
-        if length > MAX_BODY_BYTES:
-            self._answer_and_close(413, f"The body is larger than {MAX_BODY_BYTES} bytes")
+        limit = max(MAX_BODY_BYTES, self.server.state.settings.max_batch_bytes)
+        if length > limit:
+            # Not read at all: answer and close rather than swallow megabytes.
+            self._answer_and_close(413, f"The body is larger than {limit} bytes")
             return None
         return self.rfile.read(length) if length else b""
 
@@ -155,6 +157,16 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _dispatch(self) -> None:
+        try:
+            self._route()
+        except Exception:
+            # A bug answers 500 and is logged; the caller never sees a traceback.
+            logger.exception("emulator request failed", extra={"event": "emulator_error"})
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._send(500, problem_document(500, "Internal server error"), latency=False)
+
+    def _route(self) -> None:
         raw = self._read_body()
         if raw is None:
             return
