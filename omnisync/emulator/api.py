@@ -75,11 +75,16 @@ def _int_parameter(
 
 
 def post_contact(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
-    email = email_of(request.body)
-    emails = brand.canonical_emails([request.body]) if email is not None else ()
-    status, body = brand.upsert_contact(
-        request.body, at=state.wall_seconds(), failing_emails=state.injector.faults.failing_emails
-    )
+    emails = brand.canonical_emails([request.body])
+    try:
+        status, body = brand.upsert_contact(
+            request.body,
+            at=state.wall_seconds(),
+            failing_emails=state.injector.faults.failing_emails,
+        )
+    except ApiProblem as problem:
+        problem.emails = emails
+        raise
     return ApiResponse(status, body, emails)
 
 
@@ -226,8 +231,8 @@ def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) 
     errors = validate_batch(request.body)
     if errors:
         raise validation_problem(errors)
-    batch = brand.new_batch(request.body, raw=request.raw, at=state.wall_seconds())
     emails = brand.canonical_emails(request.body["items"])
+    batch = brand.new_batch(request.body, raw=request.raw, at=state.wall_seconds())
     state.schedule_batch(brand, batch)
     return ApiResponse(201, {"batchID": batch.id, "totalCount": batch.total}, emails)
 

@@ -152,8 +152,10 @@ class Brand:
         The request log keeps these; sharing the stored strings keeps a
         million-contact log small.
         """
+        # Read without the lock: a dict lookup is atomic, and losing a race
+        # only costs one duplicate string.
         known = self.book.by_email
-        emails = []
+        emails: list[str] = []
         for item in items:
             email = email_of(item)
             if email is not None:

@@ -278,7 +278,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         try:
             response = found.operation(state, brand, request, found.parameter)
         except ApiProblem as error:
-            response = ApiResponse(error.status, error.document())
+            response = ApiResponse(error.status, error.document(), error.emails)
         except Exception:
             logger.exception("emulator operation failed", extra={"event": "emulator_error"})
             response = ApiResponse(500, problem_document(500, "Internal server error"))

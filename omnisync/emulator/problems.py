@@ -60,6 +60,8 @@ class ApiProblem(Exception):
         self.detail = detail
         self.errors = errors
         self.retry_after = retry_after
+        #: E-mails the refused request named, for the request log.
+        self.emails: tuple[str, ...] = ()
 
     def document(self) -> dict[str, Any]:
         """The JSON body, with a fresh trace id."""

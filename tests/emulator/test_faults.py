@@ -75,6 +75,7 @@ def test_failing_emails_fail_contacts_and_batch_items_naming_the_field(emulator:
         refused = client.post("/contacts", json=contact_body("bad@example.com"))
         assert refused.status_code == 400
         assert refused.json()["errors"][0]["field"] == "identifiers[0].id"
+        assert emulator.request_log()[-1].emails == ("bad@example.com",)
         items = [contact_body("good@example.com"), contact_body("bad@example.com")]
         batch_id = client.post(
             "/batches", json={"endpoint": "contacts", "method": "POST", "items": items}
