@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import struct
 from collections.abc import Mapping, Sequence
 
 from omnisync.config.model import CONTACT_FIELDS, Export
@@ -41,8 +42,8 @@ _MARSHAL_FORMAT = 2
 
 #: Value types a fingerprint accepts: what SQLite, CSV and JSONL sources yield.
 FingerprintValue = None | bool | int | float | str | bytes
-_SCALARS = frozenset({type(None), bool, int, float, str, bytes})
-_SCALAR_NAMES = frozenset(kind.__name__ for kind in _SCALARS)
+_SCALAR_NAMES = frozenset({"NoneType", "bool", "int", "float", "str", "bytes"})
+_SIGNED_64 = struct.Struct("<q")
 
 
 def fingerprint_columns(export: Export) -> tuple[str, ...]:
@@ -99,8 +100,9 @@ class Fingerprinter:
     """Computes fingerprints for one export's spec.
 
     ``fingerprinter(*values)`` takes the values of :func:`fingerprint_columns`
-    in order (each ``None``, ``bool``, ``int``, ``float``, ``str`` or ``bytes``;
-    anything else is a :class:`TypeError`) and returns a signed 64-bit integer. Its signature suits
+    in order (each ``None``, ``bool``, ``int``, ``float``, ``str`` or ``bytes``,
+    what sources yield; a value marshal cannot write is a :class:`TypeError`)
+    and returns a signed 64-bit integer. Its signature suits
     ``sqlite3.Connection.create_function(name, -1, fingerprinter)``.
     Thread-safe (no mutable state beyond a prepared hash prefix).
     """
@@ -118,12 +120,16 @@ class Fingerprinter:
         return cls(spec_digest(export))
 
     def __call__(self, *values: object) -> int:
+        # The hot path of staging (once per row, inside SQLite): no checks
+        # beyond what marshal does itself.
         state = self._prefix.copy()
-        if not _SCALARS.issuperset(map(type, values)):
+        try:
+            state.update(marshal.dumps(values, _MARSHAL_FORMAT))  # type: ignore[arg-type]
+        except ValueError:
             odd = sorted({type(value).__name__ for value in values} - _SCALAR_NAMES)
-            raise TypeError(f"cannot fingerprint values of type {', '.join(odd)}")
-        state.update(marshal.dumps(values, _MARSHAL_FORMAT))
-        return int.from_bytes(state.digest(), "little", signed=True)
+            raise TypeError(f"cannot fingerprint values of type {', '.join(odd)}") from None
+        signed: int = _SIGNED_64.unpack(state.digest())[0]
+        return signed
 
     def of_row(self, row: Mapping[str, object], columns: Sequence[str]) -> int:
         """The fingerprint of ``row``'s ``columns`` (absent keys count as ``None``)."""

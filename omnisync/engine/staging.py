@@ -237,6 +237,9 @@ def _prepare(
     # million-row stage costs disk, not RSS.
     connection.execute("PRAGMA temp_store = FILE")
     connection.execute(f"PRAGMA temp.cache_size = -{int(settings.cache_kib)}")
+    # The temp tables are scratch, dropped with the connection: nothing to
+    # roll back to, so no journal to write.
+    connection.execute("PRAGMA temp.journal_mode = OFF")
     connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
     connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
 
