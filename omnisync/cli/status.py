@@ -134,7 +134,8 @@ def render(document: dict[str, Any], console: Console) -> None:
             f" {_when(reload.get('at'))}) — still running revision {config.get('revision')}"
         )
         for problem in reload.get("problems", []):
-            console.print(Text(f"  {problem}", style="red"))
+            # Never wrapped: a file:line:col line is for copying into an editor.
+            console.print(Text(f"  {problem}", style="red"), soft_wrap=True)
     table = Table(show_lines=False)
     for column in ("export", "state", "schedule", "next run", "last run", "result", "counts"):
         table.add_column(column)

@@ -199,7 +199,7 @@ def test_broken_edits_keep_the_old_config_until_fixed(setup):
         assert unfound.returncode == 2 and "--state-dir" in unfound.stderr
         shown = run_status(config_dir, "--state-dir", str(setup.state_dir))
         assert "last reload: FAILED" in shown.stdout
-        assert problem in shown.stdout.replace("\n  ", "")
+        assert f"  {problem}\n" in shown.stdout
 
         # Valid YAML, valid schema, but an owner nobody defined: a rule, not a parse error.
         config_file.write_text(good.replace("owner: olena", "owner: nobody"))
