@@ -58,6 +58,10 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         shown = f"[{host_text}]" if ":" in host_text else host_text
         self.base_url = f"http://{shown}:{port}/api"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed outside a request (reset, timeout): no traceback on stderr."""
+        logger.debug("emulator connection closed abruptly", exc_info=True)
+
     def close_connections(self) -> None:
         with self.connections_lock:
             open_connections = list(self.connections)
@@ -159,6 +163,9 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         try:
             self._route()
+        except OSError:
+            # The client went away mid-answer (a timeout, a reset): nothing to tell it.
+            self.close_connection = True
         except Exception:
             # A bug answers 500 and is logged; the caller never sees a traceback.
             logger.exception("emulator request failed", extra={"event": "emulator_error"})

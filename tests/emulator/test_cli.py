@@ -122,3 +122,26 @@ def test_a_port_in_use_is_a_clear_error() -> None:
         process.wait(timeout=15)
     assert result.returncode == 2
     assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_clients_that_give_up_leave_no_traceback() -> None:
+    with emulator_process("--api-key", "k", "--time-scale", "10") as (process, base_url):
+        root = base_url.removesuffix("/api")
+        assert httpx.put(root + "/_emulator/faults", json={"latency": 3.0}).status_code == 200
+        headers = {"Authorization": "Omnisend-API-Key k", "Omnisend-Version": "2026-03-15"}
+        with pytest.raises(httpx.TimeoutException):
+            httpx.get(
+                base_url + "/batches",
+                params={"endpoint": "contacts"},
+                headers=headers,
+                timeout=0.05,
+            )
+        httpx.put(root + "/_emulator/faults", json={"latency": 0.0})
+        assert httpx.post(root + "/_emulator/drain", json={"timeout": 5}).status_code == 200
+        # The abandoned answer is written after the client left.
+        requests = httpx.get(root + "/_emulator/requests").json()["requests"]
+        assert [r["status"] for r in requests] == [200]
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=15)
+    assert process.returncode == 0
+    assert "Traceback" not in errors
