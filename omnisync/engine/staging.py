@@ -35,10 +35,11 @@ from omnisync.engine.diff import run_diff
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.mapping import normalise_email
 from omnisync.planning import Leaver, StageCounts, WorkItem
-from omnisync.sources import open_segment, segment_source
+from omnisync.sources import SegmentReader, open_segment
 from omnisync.sources.columns import require_columns
 from omnisync.sources.errors import SourceError
 from omnisync.sources.sqlite import (
+    SqliteReader,
     open_readonly,
     quote_identifier,
     readonly_uri,
@@ -60,6 +61,26 @@ _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
 
 class LedgerUnreadable(Exception):
     """The state database exists but its ledger cannot be read."""
+
+
+class StagingFailed(SourceError):
+    """The segment could not be staged for a reason outside it: scratch space.
+
+    A :class:`SourceError`, so callers that handle unreadable segments handle
+    this too; the message says where SQLite keeps its temporary tables.
+    """
+
+    def __init__(self, cause: str, *, segment: str, source: str) -> None:
+        super().__init__(f"{cause} ({_SCRATCH_HINT})", segment=segment, source=source)
+
+
+_SCRATCH_HINT = (
+    "staging tables live in a temporary file: check free space and that "
+    "$SQLITE_TMPDIR, /var/tmp or /tmp is writable"
+)
+_SCRATCH_ERROR_CODES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR}
+)
 
 
 @dataclass(frozen=True)
@@ -177,36 +198,52 @@ def stage_export(
         raise KeyError(f"no export named '{export_name}' in the config")
     settings = settings or StagingSettings()
     ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
-    segment, source = segment_source(config, export.segment)
-    columns = fingerprint_columns(export)
-    fingerprinter = Fingerprinter.for_export(export)
-    names = {"segment": segment.name, "source": source.name}
-
-    if source.kind == "sqlite":
-        if source.path is None or not segment.query:
-            # open_segment words these configuration mistakes.
-            open_segment(config, export.segment)
-            raise SourceError("the segment cannot be read", **names)
-        connection = open_readonly(Path(source.path), **names)
+    # Also refuses what the config cannot mean (a query on a file, no query
+    # on a database, a source kind that cannot be read yet).
+    reader = open_segment(config, export.segment)
+    if isinstance(reader, SqliteReader):
+        connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
     else:
-        reader = open_segment(config, export.segment)
         connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
+        yield _stage(connection, reader, export, ledger=ledger, settings=settings)
+    finally:
+        connection.close()
+
+
+def _stage(
+    connection: sqlite3.Connection,
+    reader: SegmentReader,
+    export: Export,
+    *,
+    ledger: Path,
+    settings: StagingSettings,
+) -> StagedExport:
+    names = {"segment": reader.segment, "source": reader.source}
+    columns = fingerprint_columns(export)
+    fingerprinter = Fingerprinter.for_export(export)
+    try:
         _prepare(connection, fingerprinter, settings)
-        _attach_ledger(connection, ledger)
-        width = len(columns)
         connection.execute(
             "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
-            "fingerprint INTEGER NOT NULL, " + ", ".join(f"c{i}" for i in range(width)) + ")"
+            "fingerprint INTEGER NOT NULL, "
+            + ", ".join(f"c{index}" for index in range(len(columns)))
+            + ")"
         )
-        connection.execute("BEGIN")
-        started = time.perf_counter()
-        if source.kind == "sqlite":
-            assert segment.query is not None
-            _fill_from_sqlite(connection, segment.query, columns, export, **names)
+    except sqlite3.Error as error:
+        raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
+    _attach_ledger(connection, ledger)
+    connection.execute("BEGIN")
+    started = time.perf_counter()
+    try:
+        if isinstance(reader, SqliteReader):
+            _fill_from_sqlite(connection, reader.query, columns, export, **names)
         else:
             _fill_from_rows(connection, reader.rows(columns), columns, export, fingerprinter)
-        filled = time.perf_counter() - started
+    except sqlite3.Error as error:
+        raise StagingFailed(f"cannot stage the segment: {error}", **names) from error
+    filled = time.perf_counter() - started
+    try:
         outcome = run_diff(
             connection,
             export=export.name,
@@ -215,19 +252,27 @@ def stage_export(
             sample_size=settings.sample_size,
         )
         connection.execute("COMMIT")
-        yield StagedExport(
-            connection,
-            export=export,
-            source_name=source.name,
-            columns=columns,
-            counts=outcome.counts,
-            duplicates_sample=outcome.duplicates_sample,
-            missing_email_rows=outcome.missing_email_rows,
-            fetch_size=settings.fetch_size,
-            timings={"stage": filled, **outcome.timings},
-        )
-    finally:
-        connection.close()
+    except sqlite3.Error as error:
+        if _is_scratch_failure(error):
+            raise StagingFailed(f"cannot diff the segment: {error}", **names) from error
+        raise LedgerUnreadable(f"cannot read the ledger in {ledger}: {error}") from error
+    return StagedExport(
+        connection,
+        export=export,
+        source_name=reader.source,
+        columns=columns,
+        counts=outcome.counts,
+        duplicates_sample=outcome.duplicates_sample,
+        missing_email_rows=outcome.missing_email_rows,
+        fetch_size=settings.fetch_size,
+        timings={"stage": filled, **outcome.timings},
+    )
+
+
+def _is_scratch_failure(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is about writing the temporary file (full, unwritable)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return code in _SCRATCH_ERROR_CODES
 
 
 def _prepare(
@@ -289,6 +334,8 @@ def _fill_from_sqlite(
             f"FROM ({subquery(query)})"
         )
     except sqlite3.Error as error:
+        if _is_scratch_failure(error):
+            raise
         raise translate_error(error, segment=segment, source=source) from error
 
 

@@ -291,3 +291,27 @@ def test_the_ledger_seam_matches_the_state_store(source: Path, tmp_path: Path) -
         shapes.append(list(connection.execute("PRAGMA table_xinfo(ledger_entries)")))
         connection.close()
     assert shapes[0] == shapes[1] == shapes[2]
+
+
+def test_a_ledger_corrupted_past_its_schema_is_reported_not_raised_raw(
+    source: Path, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "omnisync.sqlite3"
+    write_ledger(
+        ledger, [("vip", f"member{index:05d}@example.com", index, "vip") for index in range(5000)]
+    )
+    checkpoint = sqlite3.connect(ledger)
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint.close()
+    data = bytearray(ledger.read_bytes())
+    page = 4096
+    assert len(data) > 8 * page
+    for offset in range(3 * page, len(data) - page, page):  # schema page intact, the rest not
+        data[offset : offset + 64] = b"\xff" * 64
+    ledger.write_bytes(bytes(data))
+    config = make_config(source_path=source, state_dir=tmp_path, exports=[EXPORT])
+    with (
+        pytest.raises(LedgerUnreadable, match=r"cannot read the ledger in .*malformed"),
+        stage_export(config, "vip"),
+    ):
+        pytest.fail("yielded despite a corrupt ledger")
