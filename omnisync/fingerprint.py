@@ -139,4 +139,3 @@ class Fingerprinter:
 def fingerprint_row(export: Export, row: Mapping[str, object]) -> int:
     """Convenience: the fingerprint of one source ``row`` for ``export``."""
     return Fingerprinter.for_export(export).of_row(row, fingerprint_columns(export))
-

@@ -14,7 +14,7 @@ import codecs
 import csv
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import TextIO
 
 from omnisync.sources.columns import require_columns
 from omnisync.sources.errors import SourceError
@@ -41,7 +41,7 @@ class CsvReader:
     def _error(self, cause: str) -> SourceError:
         return SourceError(cause, segment=self.segment, source=self.source)
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> TextIO:
         try:
             codec = codecs.lookup(self.encoding)
         except LookupError:
@@ -58,7 +58,7 @@ class CsvReader:
         except OSError as error:
             raise self._error(f"cannot open {self.path}: {error.strerror}") from None
 
-    def _reader(self, handle: IO[str]) -> Iterator[list[str]]:
+    def _reader(self, handle: TextIO) -> Iterator[list[str]]:
         try:
             reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
         except TypeError as error:
