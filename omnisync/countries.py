@@ -56,22 +56,23 @@ _index: dict[str, str] | None = None
 _index_lock = threading.Lock()
 
 
+@lru_cache(maxsize=4096)
 def country_code(name: str) -> str | None:
     """The ISO 3166-1 alpha-2 code for ``name``, or ``None`` when unknown."""
-    return _lookup(_key(name))
+    key = _key(name)
+    return _country_index().get(key) if key else None
 
 
+@lru_cache(maxsize=1024)
 def is_alpha_2(code: str) -> bool:
-    """Whether ``code`` (any case, surrounding spaces ignored) is an assigned alpha-2 code."""
-    stripped = code.strip()
-    return len(stripped) == 2 and stripped.isascii() and _lookup(stripped.casefold()) is not None
+    """Whether ``code`` (any case, surrounding spaces ignored) is an assigned alpha-2 code.
 
-
-@lru_cache(maxsize=4096)
-def _lookup(key: str) -> str | None:
-    if not key:
-        return None
-    return _country_index().get(key)
+    Only codes count: "UK", an everyday alias of GB, is not one.
+    """
+    stripped = code.strip().upper()
+    if len(stripped) != 2 or not stripped.isascii():
+        return False
+    return pycountry.countries.get(alpha_2=stripped) is not None
 
 
 def _key(text: str) -> str:

@@ -42,4 +42,5 @@ def test_alpha_2_check_accepts_only_assigned_two_letter_codes() -> None:
     assert is_alpha_2(" GB ")
     assert not is_alpha_2("UKR")
     assert not is_alpha_2("XX")
+    assert not is_alpha_2("UK")  # an alias of GB, not a code
     assert not is_alpha_2("Уа")  # noqa: RUF001 - Cyrillic look-alikes on purpose

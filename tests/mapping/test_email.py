@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from omnisync.mapping import email_problem, normalise_email
+from omnisync.mapping import _email_problem_in_detail, email_problem, normalise_email
 
 
 @pytest.mark.parametrize(
@@ -81,3 +83,22 @@ def test_the_longest_address_allowed_is_254_octets() -> None:
 )
 def test_invalid_addresses_say_why(email: str, reason: str) -> None:
     assert email_problem(email) == reason
+
+
+ALPHABET = 'ab.@-_+9 Z\t"é(ж' + "a" * 10
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet=ALPHABET, max_size=30),
+        st.builds(
+            lambda local, domain, tld: f"{local}@{domain}.{tld}",
+            st.text(alphabet=ALPHABET, min_size=1, max_size=70),
+            st.text(alphabet=ALPHABET, min_size=1, max_size=70),
+            st.text(alphabet="ab9-", min_size=1, max_size=66),
+        ),
+    )
+)
+def test_the_fast_path_agrees_with_the_detailed_check(email: str) -> None:
+    assert email_problem(email) == _email_problem_in_detail(email)
