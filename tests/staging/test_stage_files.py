@@ -193,3 +193,30 @@ def test_text_values_fingerprint_alike_from_sqlite_csv_and_jsonl(tmp_path: Path)
             (item,) = staged.work()
             fingerprints.append(item.fingerprint)
     assert fingerprints[0] == fingerprints[1] == fingerprints[2]
+
+
+def test_column_names_with_spaces_quotes_and_other_case(tmp_path: Path) -> None:
+    export = make_export(mapping=FieldMapping(email="E-mail Address", first_name='Given "Name"'))
+    source = tmp_path / "odd.sqlite"
+    connection = sqlite3.connect(source)
+    connection.execute('CREATE TABLE "my customers" ("e-mail address" TEXT, "Given ""Name""" TEXT)')
+    connection.execute("INSERT INTO \"my customers\" VALUES ('Ana@Example.com', 'Ana')")
+    connection.commit()
+    connection.close()
+    csv_path = tmp_path / "odd.csv"
+    write_csv(csv_path, [{"E-mail Address": "Ana@Example.com", 'Given "Name"': "Ana"}])
+    for kind, path, query in (
+        ("sqlite", source, 'SELECT * FROM "my customers"'),
+        ("csv", csv_path, None),
+    ):
+        config = make_config(
+            source_path=path,
+            kind=kind,
+            query=query,
+            state_dir=tmp_path,
+            exports=[export],  # type: ignore[arg-type]
+        )
+        with stage_export(config, "vip") as staged:
+            (item,) = staged.work()
+        assert item.email == "ana@example.com"
+        assert item.row == {"E-mail Address": "Ana@Example.com", 'Given "Name"': "Ana"}
