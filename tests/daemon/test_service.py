@@ -17,6 +17,7 @@ import pytest
 from omnisync.clock import SystemClock
 from omnisync.daemon.loading import DaemonConfigLoader
 from omnisync.daemon.notify import Notifier
+from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
 from omnisync.daemon.service import Daemon, DaemonOptions
 from omnisync.logs import Redactor
 from tests.daemon.runfunctions import GatedRuns, wait_until
@@ -154,3 +155,39 @@ def test_secrets_are_resolved_again_on_every_reload(tmp_path):
         assert redactor.scrub("key second-key-value-456") == "key [REDACTED]"
     finally:
         daemon.shutdown()
+
+
+def test_run_through_daemon_waits_behind_a_running_run_then_starts_its_own(running, tmp_path):
+    daemon, client, _, _, runs = running
+    runs.release.clear()
+    token = (tmp_path / "state" / "control.token").read_text().strip()
+    first = client.post("/exports/a/run", headers={"Authorization": f"Bearer {token}"}).json()
+    notices: list[str] = []
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        outcome["remote"] = run_through_daemon(
+            daemon.config(), "a", notice=notices.append, poll_seconds=0.05
+        )
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_until(lambda: notices, message="the caller to notice the running run")
+    assert notices[0].startswith(f"export a is already running in the daemon (run {first['id']}")
+    runs.release.set()
+    caller.join(timeout=30)
+    remote = outcome["remote"]
+    assert remote.record["id"] != first["id"]
+    assert [trigger for _, trigger, _ in runs.started] == ["daemon-trigger", "daemon-trigger"]
+    result = as_run_result(remote, "a")
+    assert (result.status, result.counts.upserted, result.counts.invalid) == ("succeeded", 20, 1)
+    with pytest.raises(RemoteRunFailed, match="no export named 'zzz'"):
+        run_through_daemon(daemon.config(), "zzz")
+
+
+def test_run_through_daemon_without_a_daemon_is_none(tmp_path):
+    lonely = ConfigYaml(state_dir=tmp_path / "nowhere", source_path=tmp_path / "x.sqlite")
+    config_file = tmp_path / "omnisync.yaml"
+    config_file.write_text(lonely.render())
+    loaded = DaemonConfigLoader({API_KEY_VARIABLE: "k" * 12})(config_file)
+    assert run_through_daemon(loaded.config, "a") is None
