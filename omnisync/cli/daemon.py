@@ -20,10 +20,10 @@ from typing import Any
 from omnisync.clock import SystemClock
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.daemon.engine import EngineRuns, EngineUnavailable
-from omnisync.daemon.loading import DaemonConfigLoader
+from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.notify import Notifier
-from omnisync.daemon.service import Daemon, DaemonOptions, LoadFailed, StartupFailed
+from omnisync.daemon.service import Daemon, DaemonOptions
 from omnisync.logs import configure_logging
 
 EXIT_OK = 0

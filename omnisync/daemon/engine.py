@@ -20,9 +20,9 @@ from typing import Any
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config
+from omnisync.daemon.loading import LoadedConfig
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.runs import RunOutcome
-from omnisync.daemon.service import LoadedConfig
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.runner import ExportBusy, ExportRunner, RunnerSettings
 from omnisync.state import LedgerStore, StateError, open_state_store

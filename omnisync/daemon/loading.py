@@ -3,7 +3,7 @@
 The same loader as ``omnisync validate`` (so a reload fails with exactly the
 diagnostics ``validate`` prints), followed by resolving every secret the
 config refers to — the daemon must never accept a config it cannot run. Any
-failure becomes :class:`~omnisync.daemon.service.LoadFailed` carrying one
+failure becomes :class:`LoadFailed` carrying one
 ``file:line:col: path: message`` line per problem; secret values never
 appear in them.
 """
@@ -12,13 +12,49 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from omnisync.config.diagnostics import Diagnostic
 from omnisync.config.loader import try_load_config
-from omnisync.config.model import Position
+from omnisync.config.model import Config, Position
 from omnisync.config.secrets import SecretUnavailable, resolve_secret, secret_references
-from omnisync.daemon.service import LoadedConfig, LoadFailed
+
+
+class LoadFailed(Exception):
+    """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines.
+
+    ``unreadable``: the path (or a file in it) could not be read at all.
+    """
+
+    def __init__(self, problems: tuple[str, ...], *, unreadable: bool = False) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.unreadable = unreadable
+
+
+class StartupFailed(Exception):
+    """The daemon cannot start (e.g. its control address is taken); the message says why."""
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A config that loaded, validated and whose secrets resolved.
+
+    ``secret_values`` are for the log redactor only (never shown: no repr);
+    ``control_token`` is the configured token, if any.
+    """
+
+    config: Config
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
+    control_token: str | None = field(default=None, repr=False)
+
+
+class ConfigLoader(Protocol):
+    """Loads, validates and resolves the secrets of the config at ``path``; raises LoadFailed."""
+
+    def __call__(self, path: Path) -> LoadedConfig: ...
 
 
 class DaemonConfigLoader:

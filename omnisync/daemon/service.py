@@ -34,13 +34,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from omnisync import __version__
 from omnisync.clock import Clock
 from omnisync.config.model import Config
 from omnisync.daemon.control import ControlServer, TriggerAnswer
 from omnisync.daemon.discovery import DaemonInfo, ensure_token, remove_info, write_info
+from omnisync.daemon.loading import ConfigLoader, LoadedConfig, LoadFailed, StartupFailed
 from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
 from omnisync.daemon.retrying import RetryPolicy
@@ -54,41 +55,6 @@ _log = logging.getLogger("omnisync.daemon")
 
 #: /healthz turns unhealthy when the main loop has not come round for this long.
 _STALL_SECONDS = 60.0
-
-
-class LoadFailed(Exception):
-    """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines.
-
-    ``unreadable``: the path (or a file in it) could not be read at all.
-    """
-
-    def __init__(self, problems: tuple[str, ...], *, unreadable: bool = False) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-        self.unreadable = unreadable
-
-
-class StartupFailed(Exception):
-    """The daemon cannot start (e.g. its control address is taken); the message says why."""
-
-
-@dataclass(frozen=True)
-class LoadedConfig:
-    """A config that loaded, validated and whose secrets resolved.
-
-    ``secret_values`` are for the log redactor only (never shown: no repr);
-    ``control_token`` is the configured token, if any.
-    """
-
-    config: Config
-    secret_values: tuple[str, ...] = field(default=(), repr=False)
-    control_token: str | None = field(default=None, repr=False)
-
-
-class ConfigLoader(Protocol):
-    """Loads, validates and resolves the secrets of the config at ``path``; raises LoadFailed."""
-
-    def __call__(self, path: Path) -> LoadedConfig: ...
 
 
 @dataclass(frozen=True)
