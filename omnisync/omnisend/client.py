@@ -158,7 +158,12 @@ class OmnisendClient:
             [encode_json(contact_body(write)) for write in writes], operation=operation
         )
         response = self._send(
-            "POST", "batches", endpoint="POST /batches", operation=operation, content=body
+            "POST",
+            "batches",
+            endpoint="POST /batches",
+            operation=operation,
+            kind="batches",
+            content=body,
         )
         data = self._json_object(response, operation)
         batch_id = data.get("batchID")

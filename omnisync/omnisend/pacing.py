@@ -29,7 +29,7 @@ from typing import Literal
 
 from omnisync.clock import Clock
 
-Kind = Literal["general", "tags"]
+Kind = Literal["general", "tags", "batches"]
 
 #: Omnisend's documented defaults (API.md, "Limits").
 DEFAULT_REQUESTS_PER_MINUTE = 400
@@ -141,11 +141,21 @@ def _after_window(first: float, window: float) -> float:
 class BrandLimiter:
     """The pacing of one Omnisend brand: thread-safe, shared by every user of a connection.
 
-    ``acquire("general")`` waits for a slot in the overall window;
-    ``acquire("tags")`` for one slot at the same time in both windows. A 429
-    calls :meth:`penalise`, and then no thread of the brand sends anything
-    before ``retry_after`` has passed — including threads already sleeping
-    towards a slot booked before the 429 arrived.
+    Three kinds of request:
+
+    - ``"general"`` (reads, polls): one slot in the overall window;
+    - ``"tags"``: one slot at the same instant in the overall and tags windows;
+    - ``"batches"`` (batch creation, the bulk of the traffic): one slot in the
+      overall window and in a *batches* window whose limit leaves headroom in
+      the overall one — ``headroom`` requests for polls and reads, plus
+      ``tags_per_minute`` while tags calls are being made (one in the last
+      window). Without it, batch creation would take a whole window in one
+      burst and tags calls and polls, which need overall slots too, would
+      starve until it passed: both limits must stay busy at once.
+
+    A 429 calls :meth:`penalise`, and then no thread of the brand sends
+    anything before ``retry_after`` has passed — including threads already
+    sleeping towards a slot booked before the 429 arrived.
     """
 
     def __init__(
@@ -156,15 +166,23 @@ class BrandLimiter:
         clock: Clock,
         window_seconds: float = 60.0,
         safety_margin: float = DEFAULT_SAFETY_MARGIN,
+        headroom: int | None = None,
     ) -> None:
         if safety_margin < 0:
             raise ValueError("safety_margin must not be negative")
+        if headroom is not None and headroom < 0:
+            raise ValueError("headroom must not be negative")
         self.requests_per_minute = requests_per_minute
         self.tags_per_minute = tags_per_minute
+        self.headroom = (
+            headroom if headroom is not None else max(1, math.ceil(requests_per_minute / 20))
+        )
         self._clock = clock
-        span = window_seconds + safety_margin
-        self._general = SlidingWindow(requests_per_minute, span)
-        self._tags = SlidingWindow(tags_per_minute, span)
+        self._span = window_seconds + safety_margin
+        self._general = SlidingWindow(requests_per_minute, self._span)
+        self._tags = SlidingWindow(tags_per_minute, self._span)
+        self._batches = SlidingWindow(self._batch_limit(tags_active=False), self._span)
+        self._tags_active_until = float("-inf")
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -176,21 +194,22 @@ class BrandLimiter:
     def acquire(self, kind: Kind) -> float:
         """Block until a request of ``kind`` may be sent; return the seconds waited."""
         waited = 0.0
+        booked: float | None = None
         while True:
             with self._lock:
                 now = self._clock.now()
-                slot = self._slot(kind, now)
-            if slot <= now:
+                if booked is not None:
+                    # Re-book at the time we really woke up: a thread that woke
+                    # late must not leave an earlier slot on the books than the
+                    # one it uses, and a 429 that arrived while we slept moves
+                    # us past its pause.
+                    for window in self._windows(kind):
+                        window.cancel(booked)
+                booked = self._slot(kind, now)
+            if booked <= now:
                 return waited
-            self._clock.sleep(slot - now)
-            waited += slot - now
-            with self._lock:
-                # A 429 that arrived while we slept pauses everyone, us included.
-                if self._general.paused_until <= slot:
-                    return waited
-                self._general.cancel(slot)
-                if kind == "tags":
-                    self._tags.cancel(slot)
+            self._clock.sleep(booked - now)
+            waited += booked - now
 
     def penalise(self, retry_after: float) -> float:
         """Pause the whole brand for ``retry_after`` seconds from now; return the pause's end."""
@@ -201,27 +220,38 @@ class BrandLimiter:
     def pause_until(self, until: float) -> None:
         """Send nothing for this brand before ``until`` (clock seconds)."""
         with self._lock:
-            self._general.penalise(until)
-            self._tags.penalise(until)
+            for window in (self._general, self._tags, self._batches):
+                window.penalise(until)
+
+    def _batch_limit(self, *, tags_active: bool) -> int:
+        reserved = self.headroom + (self.tags_per_minute if tags_active else 0)
+        return max(1, self.requests_per_minute - reserved)
+
+    def _windows(self, kind: Kind) -> tuple[SlidingWindow, ...]:
+        if kind == "tags":
+            return (self._general, self._tags)
+        if kind == "batches":
+            return (self._general, self._batches)
+        return (self._general,)
 
     def _slot(self, kind: Kind, now: float) -> float:
         """Book and return the earliest slot for ``kind`` (called with the lock held)."""
-        if kind == "general":
-            slot = self._general.earliest(now)
-            self._general.book(slot)
-            return slot
-        # A tags call needs the same instant free in both windows; alternate
-        # until both agree (each step only moves later, and bookings are finite).
+        if kind == "tags":
+            self._tags_active_until = now + self._span
+        self._batches.limit = self._batch_limit(tags_active=now < self._tags_active_until)
+        windows = self._windows(kind)
+        # The slot must be free in every window at once; move to the latest
+        # earliest until all agree (each step only moves later, and the
+        # candidate times are finite).
         slot = now
         while True:
-            tags_slot = self._tags.earliest(now, not_before=slot)
-            general_slot = self._general.earliest(now, not_before=tags_slot)
-            if general_slot == tags_slot:
+            latest = max(window.earliest(now, not_before=slot) for window in windows)
+            if latest == slot:
                 break
-            slot = general_slot
-        self._general.book(general_slot)
-        self._tags.book(general_slot)
-        return general_slot
+            slot = latest
+        for window in windows:
+            window.book(slot)
+        return slot
 
 
 class LimiterRegistry:

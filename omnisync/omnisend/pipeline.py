@@ -313,9 +313,9 @@ class DeliveryPipeline:
         stop_deadline: float | None = None
         while not self._aborted.is_set():
             with self._in_flight_lock:
-                pending = {batch_id: item.emails for batch_id, item in self._in_flight.items()}
+                idle = not self._in_flight
                 self._in_flight_changed.clear()
-            if not pending:
+            if idle:
                 if self._creating_done.is_set():
                     return
                 self._in_flight_changed.wait(_TICK)
@@ -327,6 +327,12 @@ class DeliveryPipeline:
                     self._abandon_in_flight()
                     continue
             self._clock.sleep(self._poll_interval)
+            # Taken after the sleep, so that batches created meanwhile are
+            # asked about too instead of waiting a whole extra round.
+            with self._in_flight_lock:
+                pending = {batch_id: item.emails for batch_id, item in self._in_flight.items()}
+            if not pending:
+                continue
             try:
                 outcomes = self._client.poll_batches(pending)
             except OmnisendError as error:

@@ -234,3 +234,27 @@ def test_invalid_limits_are_refused() -> None:
         SlidingWindow(1, 0.0)
     with pytest.raises(ValueError, match="safety_margin"):
         BrandLimiter(clock=FakeClock(), safety_margin=-1.0)
+
+
+def test_batch_creation_leaves_headroom_for_polls_and_tags_calls() -> None:
+    clock = FakeClock()
+    limiter = BrandLimiter(10, 3, clock=clock, window_seconds=60.0, safety_margin=0.0, headroom=1)
+    # No tags calls yet: batches may use all but the 1-request headroom.
+    assert [limiter.acquire("batches") for _ in range(9)] == [0.0] * 9
+    assert limiter.acquire("general") == 0.0  # a poll still finds its slot at once
+    assert clock.now() == 0.0
+    assert limiter.acquire("batches") == 60.0  # the window is full now: 10 of 10
+    assert clock.now() == 60.0  # the slots at 0 have just left the window
+    assert limiter.acquire("tags") == 0.0
+    # While tags calls are being made, batches leave them their 3 slots too:
+    # 10 - 1 - 3 = 6 per window, of which the one at 60 is already used.
+    assert [limiter.acquire("batches") for _ in range(5)] == [0.0] * 5
+    assert limiter.acquire("tags") == 0.0
+    assert limiter.acquire("general") == 0.0
+    assert limiter.acquire("batches") == 60.0  # the 7th must wait, though 1 overall slot is free
+
+
+def test_batch_headroom_is_checked() -> None:
+    with pytest.raises(ValueError, match="headroom"):
+        BrandLimiter(clock=FakeClock(), headroom=-1)
+    assert BrandLimiter(clock=FakeClock()).headroom == 20  # 5% of 400
