@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from omnisync.config.diagnostics import (
     Diagnostic,
@@ -61,11 +61,21 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.path and args.config and args.path != args.config:
-        print(
-            "omnisync validate: give the config path once, as PATH or as --config",
-            file=sys.stderr,
+    try:
+        return _validate(args)
+    except Exception as error:
+        # The promise is: never a traceback for bad input. Only the type is shown,
+        # since an unforeseen error's text might quote config values.
+        _write(
+            sys.stderr,
+            f"omnisync validate: internal error ({type(error).__name__}); please report it\n",
         )
+        return EXIT_USAGE
+
+
+def _validate(args: argparse.Namespace) -> int:
+    if args.path and args.config and args.path != args.config:
+        _write(sys.stderr, "omnisync validate: give the config path once, as PATH or as --config\n")
         return EXIT_USAGE
     path = args.path or config_path_from(args, os.environ)
     result = try_load_config(path, environ=os.environ)
@@ -77,22 +87,36 @@ def handle(args: argparse.Namespace) -> int:
     revision = result.config.revision if result.config is not None else ""
 
     if args.format == "json":
-        sys.stdout.write(
+        _write(
+            sys.stdout,
             render_json(
                 diagnostics, valid=valid, files=result.files, revision=revision, exports=exports
-            )
+            ),
         )
     elif args.format == "github":
-        sys.stdout.write(render_github(diagnostics))
+        _write(sys.stdout, render_github(diagnostics))
     else:
-        sys.stdout.write(render_text(diagnostics))
+        _write(sys.stdout, render_text(diagnostics))
     if valid:
         if args.format != "json":
             checked = ", secrets resolved" if args.check_secrets else ""
-            print(
-                f"config OK: {exports} export{'' if exports == 1 else 's'},"
-                f" revision {revision}{checked}"
+            plural = "" if exports == 1 else "s"
+            _write(
+                sys.stdout, f"config OK: {exports} export{plural}, revision {revision}{checked}\n"
             )
         return EXIT_OK
-    print(summarize(diagnostics), file=sys.stderr)
+    _write(sys.stderr, summarize(diagnostics) + "\n")
     return EXIT_USAGE if result.unreadable else EXIT_INVALID
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """Write ``text`` even if the terminal cannot show every character of it (a file
+    name that is not UTF-8, a non-UTF-8 locale): those become backslash escapes."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        stream.flush()
+    except BrokenPipeError:
+        # `omnisync validate | head`: the reader has what it wanted; the exit
+        # status still tells whether the config is valid.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())

@@ -180,3 +180,17 @@ def test_the_base_config_is_valid_through_the_cli(tmp_path: Path) -> None:
     completed = run("validate", str(path))
     assert completed.returncode == 0
     assert "config OK: 1 export, revision sha256:" in completed.stdout
+
+
+def test_undecodable_file_names_and_ascii_terminals_get_escapes_not_tracebacks(
+    tmp_path: Path,
+) -> None:
+    name = os.fsdecode(b"caf\xe9.yaml")  # not UTF-8: a surrogate-escaped str
+    (tmp_path / name).write_text(BASE + "schedules:\n  s: {cron: '0 3 * * *', timezone: Kyív}\n")
+    completed = run("validate", str(tmp_path), environ={"PYTHONIOENCODING": "ascii", "LC_ALL": "C"})
+
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stdout + completed.stderr
+    assert "caf\\udce9.yaml:28:26: schedules.s.timezone: unknown time zone 'Ky\\xedv'" in (
+        completed.stdout
+    )
