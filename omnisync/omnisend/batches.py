@@ -1,19 +1,37 @@
-"""Reading Omnisend's batch documents into outcomes (pure: parsed JSON in, model out).
+"""Following batches: one polling round, and reading batch documents into outcomes.
+
+No I/O of its own: :func:`poll_round` gets the client's fetch function
+injected; the rest turns parsed JSON into the model.
 
 ``GET /batches`` and ``GET /batches/{id}`` give a batch's summary (status and
 counts); ``GET /batches/{id}/items`` gives per-item ``responses[]`` and
 ``errors[]``. Each item's ``request`` is the contact body that was sent, whose
 e-mail identifier says whom the item is about.
+
+The listing is read *unfiltered* (``endpoint=contacts`` only): one call shows
+pending and done batches alike, newest first, so one call a round usually
+covers every batch in flight — where listing ``status=finished`` and
+``status=stopped`` would take two calls and could not tell a batch still
+processing from one beyond the pages read.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote
 
-from omnisync.omnisend.errors import field_problems
+from omnisync.omnisend.errors import NotFound, field_problems
 from omnisync.omnisend.model import BatchOutcome, ItemFailure
+
+logger = logging.getLogger("omnisync.omnisend")
+
+#: Batches listed per ``GET /batches`` call (Omnisend's maximum).
+LIST_PAGE_SIZE = 250
+#: Listing pages read per polling round before asking batch by batch instead.
+MAX_LIST_PAGES = 4
 
 #: Statuses after which a batch changes no more.
 DONE_STATUSES = frozenset({"finished", "stopped"})
@@ -47,6 +65,92 @@ class BatchSummary:
             and self.errors_count == 0
             and (self.total_count is None or self.finished_count in (None, self.total_count))
         )
+
+
+class Fetch(Protocol):
+    """The client's GET: a JSON object, or a typed error (``NotFound`` for a 404)."""
+
+    def __call__(
+        self,
+        path: str,
+        *,
+        endpoint: str,
+        operation: str,
+        params: Mapping[str, str] | None = None,
+    ) -> Mapping[str, Any]: ...
+
+
+def poll_round(fetch: Fetch, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
+    """The outcomes of those ``pending`` batches (id -> e-mails sent) that are now done.
+
+    Lists batches (paging only while a pending id is unseen), reads the items
+    only of a batch that stopped or reports errors, and reports a batch
+    Omnisend answers 404 for as ``stopped`` with nothing accepted (its
+    contacts stay pending). Batches still processing are left out.
+    """
+    if not pending:
+        return []
+    summaries = find_batches(fetch, set(pending))
+    outcomes: list[BatchOutcome] = []
+    for batch_id, emails in pending.items():
+        summary = summaries.get(batch_id)
+        if summary is None or not summary.done:
+            continue
+        if summary.missing:
+            outcomes.append(BatchOutcome(batch_id=batch_id, status="stopped", accepted=frozenset()))
+        elif summary.clean:
+            outcomes.append(
+                BatchOutcome(batch_id=batch_id, status="finished", accepted=frozenset(emails))
+            )
+        else:
+            items = fetch(
+                f"batches/{quote(batch_id, safe='')}/items",
+                endpoint="GET /batches/{batchID}/items",
+                operation=f"read the items of batch {batch_id}",
+            )
+            outcomes.append(outcome_from_items(summary, items, emails))
+    return outcomes
+
+
+def find_batches(fetch: Fetch, wanted: set[str]) -> dict[str, BatchSummary]:
+    """Summaries of the ``wanted`` batch ids: from the listing, else one by one."""
+    found: dict[str, BatchSummary] = {}
+    offset = 0
+    for _ in range(MAX_LIST_PAGES):
+        page = parse_listing(
+            fetch(
+                "batches",
+                endpoint="GET /batches",
+                operation="list batches",
+                params={
+                    "endpoint": "contacts",
+                    "limit": str(LIST_PAGE_SIZE),
+                    "offset": str(offset),
+                },
+            )
+        )
+        found.update((summary.batch_id, summary) for summary in page if summary.batch_id in wanted)
+        if len(found) == len(wanted) or len(page) < LIST_PAGE_SIZE:
+            break
+        offset += len(page)
+    for batch_id in sorted(wanted - set(found)):
+        # Older than the pages read, or unknown: ask for it by id.
+        try:
+            data = fetch(
+                f"batches/{quote(batch_id, safe='')}",
+                endpoint="GET /batches/{batchID}",
+                operation=f"read batch {batch_id}",
+            )
+        except NotFound:
+            logger.warning(
+                "batch %s is unknown to Omnisend (expired?); its contacts stay pending",
+                batch_id,
+                extra={"event": "omnisend.batch_missing", "batch_id": batch_id},
+            )
+            found[batch_id] = BatchSummary.missing_batch(batch_id)
+            continue
+        found.update((summary.batch_id, summary) for summary in parse_listing({"batches": [data]}))
+    return found
 
 
 def parse_listing(data: Mapping[str, Any]) -> list[BatchSummary]:

@@ -17,18 +17,16 @@ from __future__ import annotations
 import logging
 import random as random_module
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any
 
 import httpx
 
 from omnisync import __version__
 from omnisync.clock import Clock
 from omnisync.masking import mask_email
-from omnisync.omnisend.batches import BatchSummary, outcome_from_items, parse_listing
+from omnisync.omnisend.batches import poll_round
 from omnisync.omnisend.errors import (
     ApiError,
-    NotFound,
     OmnisendError,
     RateLimited,
     TransportError,
@@ -36,47 +34,20 @@ from omnisync.omnisend.errors import (
     api_error,
 )
 from omnisync.omnisend.model import API_VERSION, BatchOutcome, ContactWrite
+from omnisync.omnisend.observer import ClientObserver, NullObserver, mask_emails_in_httpx_logs
 from omnisync.omnisend.pacing import BrandLimiter, Kind
-from omnisync.omnisend.payloads import check_batch, contact_body, encode_json, tags_body
+from omnisync.omnisend.payloads import (
+    MAX_TAG_EMAILS,
+    check_batch,
+    contact_body,
+    encode_json,
+    tags_body,
+)
 from omnisync.omnisend.retry import RATE_LIMITED, RetryPolicy, is_transient, retry_after_seconds
 
 logger = logging.getLogger("omnisync.omnisend")
 
-#: Omnisend's limit of e-mails per tags call.
-MAX_TAG_EMAILS = 250
-#: Batches listed per ``GET /batches`` call (Omnisend's maximum).
-LIST_PAGE_SIZE = 250
-#: Listing pages read per polling round before asking batch by batch instead.
-MAX_LIST_PAGES = 4
-
 _REDACTED = "[redacted]"
-
-
-class ClientObserver(Protocol):
-    """What the client reports for metrics. Called from the requesting thread; must not block."""
-
-    def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
-        """One attempt ended: ``endpoint`` is a template such as ``"GET /batches/{batchID}"``,
-        ``status`` is ``None`` for a transport error, ``seconds`` the clock time it took."""
-
-    def rate_limited(self, endpoint: str, retry_after: float) -> None:
-        """Omnisend answered 429; the whole brand now waits ``retry_after`` seconds."""
-
-    def limiter_waited(self, kind: Kind, seconds: float) -> None:
-        """A request waited ``seconds`` for a slot of the brand's ``kind`` limit."""
-
-
-class NullObserver:
-    """The default observer: ignores everything."""
-
-    def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
-        pass
-
-    def rate_limited(self, endpoint: str, retry_after: float) -> None:
-        pass
-
-    def limiter_waited(self, kind: Kind, seconds: float) -> None:
-        pass
 
 
 class OmnisendClient:
@@ -110,6 +81,7 @@ class OmnisendClient:
             )
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        mask_emails_in_httpx_logs()
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._limiter = limiter
@@ -180,38 +152,13 @@ class OmnisendClient:
     def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
         """One polling round: the outcomes of those ``pending`` batches that are now done.
 
-        ``pending`` maps a batch id to the e-mails sent in it. Lists the
-        brand's contacts batches (250 a call, paging only until every pending
-        id is seen), so one call usually covers every batch in flight; only a
-        batch that stopped or reports errors costs one more call for its
-        items. A batch Omnisend no longer knows (404) is reported ``stopped``
-        with nothing accepted. Batches still processing are left out.
+        ``pending`` maps a batch id to the e-mails sent in it. See
+        :func:`omnisync.omnisend.batches.poll_round`: usually one listing call
+        covers every batch in flight; a batch that stopped or reports errors
+        costs one more call for its items; a batch Omnisend no longer knows
+        (404) is reported ``stopped`` with nothing accepted.
         """
-        if not pending:
-            return []
-        summaries = self._find_batches(set(pending))
-        outcomes: list[BatchOutcome] = []
-        for batch_id, emails in pending.items():
-            summary = summaries.get(batch_id)
-            if summary is None or not summary.done:
-                continue
-            if summary.missing:
-                outcomes.append(
-                    BatchOutcome(batch_id=batch_id, status="stopped", accepted=frozenset())
-                )
-                continue
-            if summary.clean:
-                outcomes.append(
-                    BatchOutcome(batch_id=batch_id, status="finished", accepted=frozenset(emails))
-                )
-                continue
-            items = self._get_json(
-                f"batches/{quote(batch_id, safe='')}/items",
-                endpoint="GET /batches/{batchID}/items",
-                operation=f"read the items of batch {batch_id}",
-            )
-            outcomes.append(outcome_from_items(summary, items, emails))
-        return outcomes
+        return poll_round(self._get_json, pending)
 
     def wait_for_batches(
         self, pending: Mapping[str, Collection[str]], *, poll_interval: float = 2.0
@@ -270,49 +217,6 @@ class OmnisendClient:
             kind="tags",
             content=encode_json(tags_body(tag, emails)),
         )
-
-    def _find_batches(self, wanted: set[str]) -> dict[str, BatchSummary]:
-        """Summaries of the ``wanted`` batch ids: from the listing, else one by one."""
-        found: dict[str, BatchSummary] = {}
-        offset = 0
-        for _ in range(MAX_LIST_PAGES):
-            data = self._get_json(
-                "batches",
-                endpoint="GET /batches",
-                operation="list batches",
-                params={
-                    "endpoint": "contacts",
-                    "limit": str(LIST_PAGE_SIZE),
-                    "offset": str(offset),
-                },
-            )
-            page = parse_listing(data)
-            for summary in page:
-                if summary.batch_id in wanted:
-                    found[summary.batch_id] = summary
-            if len(found) == len(wanted) or len(page) < LIST_PAGE_SIZE:
-                break
-            offset += len(page)
-        for batch_id in sorted(wanted - set(found)):
-            # Older than the pages read, or unknown: ask for it by id.
-            try:
-                data = self._get_json(
-                    f"batches/{quote(batch_id, safe='')}",
-                    endpoint="GET /batches/{batchID}",
-                    operation=f"read batch {batch_id}",
-                )
-            except NotFound:
-                logger.warning(
-                    "batch %s is unknown to Omnisend (expired?); its contacts stay pending",
-                    batch_id,
-                    extra={"event": "omnisend.batch_missing", "batch_id": batch_id},
-                )
-                found[batch_id] = BatchSummary.missing_batch(batch_id)
-                continue
-            found.update(
-                (summary.batch_id, summary) for summary in parse_listing({"batches": [data]})
-            )
-        return found
 
     def _get_json(
         self,
@@ -495,4 +399,4 @@ class OmnisendClient:
         )
 
 
-__all__ = ["ClientObserver", "NullObserver", "OmnisendClient", "OmnisendError"]
+__all__ = ["MAX_TAG_EMAILS", "ClientObserver", "NullObserver", "OmnisendClient", "OmnisendError"]

@@ -28,6 +28,8 @@ from omnisync.omnisend.model import ContactWrite
 #: Omnisend's limits for one ``POST /batches`` (API.md, "Batches").
 MAX_BATCH_ITEMS = 100
 MAX_BATCH_BYTES = 1_000_000
+#: Omnisend's limit of e-mails per tags call (API.md, "Tags").
+MAX_TAG_EMAILS = 250
 
 #: Top-level contact fields a :class:`ContactWrite` may set. Anything else —
 #: above all ``tags`` and ``identifiers`` — is refused.

@@ -37,73 +37,30 @@ is reported through ``tag_call_failed``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 
 from omnisync.clock import Clock
 from omnisync.masking import mask_email
-from omnisync.omnisend.client import MAX_TAG_EMAILS, OmnisendClient
+from omnisync.omnisend.crew import TICK, Crew
+from omnisync.omnisend.delivery import (
+    DeliveryClient,
+    DeliveryListener,
+    DeliverySummary,
+    TagAction,
+    TagGroup,
+    TagGrouper,
+)
 from omnisync.omnisend.errors import ApiError, OmnisendError
-from omnisync.omnisend.model import BatchOutcome, ContactWrite, ItemFailure
+from omnisync.omnisend.model import BatchOutcome, ContactWrite
 from omnisync.omnisend.payloads import BatchPacker
 
+__all__ = ["DeliveryClient", "DeliveryListener", "DeliveryPipeline", "DeliverySummary"]
+
 logger = logging.getLogger("omnisync.omnisend")
-
-#: How long (real seconds) a blocked pipeline thread waits before re-checking
-#: for an abort or a stop. Responsiveness only; no timing depends on it.
-_TICK = 0.05
-
-_T = TypeVar("_T")
-
-
-class DeliveryListener(Protocol):
-    """Receives what Omnisend confirmed, failed or never processed.
-
-    Calls come from pipeline threads, one at a time. E-mails are the
-    normalised addresses the engine passed in.
-    """
-
-    def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        """Omnisend returned the id of a batch holding these upserts: record it as in flight."""
-
-    def upserts_acknowledged(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        """Omnisend accepted these upserts."""
-
-    def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
-        """Omnisend refused these upserts (per-item 4xx, with its field problems)."""
-
-    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        """These upserts were never processed (a stopped batch's leftovers, or a batch still
-        in flight when a stop's grace ran out): they stay pending."""
-
-    def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Omnisend accepted adding ``tag`` to these contacts."""
-
-    def tags_removed(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Omnisend accepted removing ``tag`` from these contacts."""
-
-    def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
-        """A tags call for these e-mails failed after retries; nothing changed for them."""
-
-
-@dataclass(frozen=True)
-class DeliverySummary:
-    """Counts of one pipeline's work, in contacts (e-mails) unless named otherwise."""
-
-    batches_created: int
-    acknowledged: int
-    failed: int
-    abandoned: int
-    tags_added: int
-    tags_removed: int
-    tag_failures: int
-    tag_calls: int
-    stopped: bool
 
 
 @dataclass(frozen=True)
@@ -118,12 +75,6 @@ class _InFlight:
     then_tag: frozenset[str]
 
 
-@dataclass(frozen=True)
-class _TagGroup:
-    action: Literal["add", "remove"]
-    emails: tuple[str, ...]
-
-
 class DeliveryPipeline:
     """Delivers one export's upserts and tag changes (see the module docstring).
 
@@ -133,7 +84,7 @@ class DeliveryPipeline:
 
     def __init__(
         self,
-        client: OmnisendClient,
+        client: DeliveryClient,
         tag: str,
         *,
         listener: DeliveryListener,
@@ -168,37 +119,27 @@ class DeliveryPipeline:
         self._in_flight: dict[str, _InFlight] = {}
         self._in_flight_lock = threading.Lock()
         self._in_flight_changed = threading.Event()
-        self._tag_groups: queue.Queue[_TagGroup | None] = queue.Queue(
-            maxsize=max(1, max_tag_backlog // MAX_TAG_EMAILS)
+        self._grouper = TagGrouper()
+        self._tag_groups: queue.Queue[TagGroup | None] = queue.Queue(
+            maxsize=max(1, max_tag_backlog // self._grouper.size)
         )
-        self._pending_adds: list[str] = []
-        self._pending_removes: list[str] = []
-        self._group_lock = threading.Lock()
-        self._notify_lock = threading.Lock()
-        self._counts: dict[str, int] = dict.fromkeys(
-            (
-                "batches_created",
-                "acknowledged",
-                "failed",
-                "abandoned",
-                "tags_added",
-                "tags_removed",
-                "tag_failures",
-                "tag_calls",
+        self._crew = Crew(
+            name=f"delivery for tag {tag!r}",
+            counters=tuple(
+                field.name for field in fields(DeliverySummary) if field.name != "stopped"
             ),
-            0,
         )
-        self._fatal: BaseException | None = None
-        self._aborted = threading.Event()
+        self._crew.on_abort = self._in_flight_changed.set
         self._creating_done = threading.Event()
         self._finished = False
         self._creators = [
-            self._start(self._create_loop, f"omnisync-batches-{index}")
+            self._crew.start(self._create_loop, f"omnisync-batches-{index}")
             for index in range(creator_threads)
         ]
-        self._poller = self._start(self._poll_loop, "omnisync-poller")
+        self._poller = self._crew.start(self._poll_loop, "omnisync-poller")
         self._taggers = [
-            self._start(self._tag_loop, f"omnisync-tags-{index}") for index in range(tagger_threads)
+            self._crew.start(self._tag_loop, f"omnisync-tags-{index}")
+            for index in range(tagger_threads)
         ]
 
     # -- the engine's side -------------------------------------------------
@@ -212,7 +153,7 @@ class DeliveryPipeline:
         :class:`~omnisync.omnisend.errors.ItemTooLarge` for a write that can
         never be sent.
         """
-        self._raise_if_aborted()
+        self._crew.raise_if_aborted()
         if self._stop.is_set():
             return False
         with self._pack_lock:
@@ -221,7 +162,7 @@ class DeliveryPipeline:
             if then_tag:
                 self._packing_then_tag.add(write.email)
         if batch is not None:
-            self._put(self._batches, batch)
+            self._crew.put(self._batches, batch)
         return True
 
     def add_tag(self, email: str) -> bool:
@@ -234,10 +175,10 @@ class DeliveryPipeline:
 
     def resume_batch(self, batch_id: str, emails: Iterable[str], *, then_tag: bool = False) -> None:
         """Follow a batch an earlier, killed run created, as if this pipeline had created it."""
-        self._raise_if_aborted()
+        self._crew.raise_if_aborted()
         members = tuple(emails)
-        if not self._acquire_slot():
-            self._raise_if_aborted()
+        if not self._crew.acquire(self._slots):
+            self._crew.raise_if_aborted()
             return
         self._track(batch_id, members, frozenset(members) if then_tag else frozenset())
 
@@ -249,35 +190,32 @@ class DeliveryPipeline:
         if self._finished:
             raise RuntimeError("finish() was already called")
         self._finished = True
-        if not self._aborted.is_set():
+        if not self._crew.aborted.is_set():
             with self._pack_lock:
                 last = self._packer.flush()
                 batch = self._take_batch(last) if last is not None else None
             if batch is not None:
-                self._put(self._batches, batch)
+                self._crew.put(self._batches, batch)
         for _ in self._creators:
-            self._put(self._batches, None, force=True)
+            self._crew.put(self._batches, None, force=True)
         for thread in self._creators:
             thread.join()
         self._creating_done.set()
         self._in_flight_changed.set()
         self._poller.join()
-        with self._group_lock:
-            groups = self._drain_groups(final=True)
-        for group in groups:
-            self._put(self._tag_groups, group)
+        for group in self._grouper.drain():
+            self._crew.put(self._tag_groups, group)
         for _ in self._taggers:
-            self._put(self._tag_groups, None, force=True)
+            self._crew.put(self._tag_groups, None, force=True)
         for thread in self._taggers:
             thread.join()
-        if self._fatal is not None:
-            raise self._fatal
-        return DeliverySummary(stopped=self._stop.is_set(), **self._counts)
+        if self._crew.fatal is not None:
+            raise self._crew.fatal
+        return DeliverySummary(stopped=self._stop.is_set(), **self._crew.counts())
 
     def abort(self) -> None:
         """Stop at once without waiting for outcomes (for an engine that failed itself)."""
-        self._aborted.set()
-        self._in_flight_changed.set()
+        self._crew.abort()
 
     def __enter__(self) -> DeliveryPipeline:
         return self
@@ -292,33 +230,37 @@ class DeliveryPipeline:
 
     def _create_loop(self) -> None:
         while True:
-            batch = self._get(self._batches)
+            batch = self._crew.get(self._batches)
             if batch is None:
                 return
-            if self._aborted.is_set() or self._stop.is_set() or not self._acquire_slot():
+            if (
+                self._crew.aborted.is_set()
+                or self._stop.is_set()
+                or not self._crew.acquire(self._slots)
+            ):
                 continue  # not sent: the engine keeps these contacts pending
             emails = tuple(write.email for write in batch.writes)
             try:
                 batch_id = self._client.create_batch(batch.writes)
             except OmnisendError as error:
                 self._slots.release()
-                self._fail(error)
+                self._crew.fail(error)
                 continue
-            self._count("batches_created", 1)
-            self._notify(self._listener.batch_created, batch_id, emails)
+            self._crew.count("batches_created", 1)
+            self._crew.notify(self._listener.batch_created, batch_id, emails)
             self._track(batch_id, emails, batch.then_tag)
 
     def _poll_loop(self) -> None:
         failed_polls = 0
         stop_deadline: float | None = None
-        while not self._aborted.is_set():
+        while not self._crew.aborted.is_set():
             with self._in_flight_lock:
                 idle = not self._in_flight
                 self._in_flight_changed.clear()
             if idle:
                 if self._creating_done.is_set():
                     return
-                self._in_flight_changed.wait(_TICK)
+                self._in_flight_changed.wait(TICK)
                 continue
             if self._stop.is_set():
                 now = self._clock.now()
@@ -340,7 +282,7 @@ class DeliveryPipeline:
                 if (isinstance(error, ApiError) and error.aborts_run) or (
                     failed_polls >= self._max_failed_polls
                 ):
-                    self._fail(error)
+                    self._crew.fail(error)
                     return
                 logger.warning("polling batches failed, will retry: %s", error)
                 continue
@@ -350,19 +292,19 @@ class DeliveryPipeline:
 
     def _tag_loop(self) -> None:
         while True:
-            group = self._get(self._tag_groups)
+            group = self._crew.get(self._tag_groups)
             if group is None:
                 return
-            if self._aborted.is_set() or self._stop.is_set():
+            if self._crew.aborted.is_set() or self._stop.is_set():
                 continue  # not started: the engine keeps these changes pending
             call = self._client.add_tag if group.action == "add" else self._client.remove_tag
             try:
                 call(self.tag, group.emails)
             except OmnisendError as error:
                 if isinstance(error, ApiError) and error.aborts_run:
-                    self._fail(error)
+                    self._crew.fail(error)
                     continue
-                self._count("tag_failures", len(group.emails))
+                self._crew.count("tag_failures", len(group.emails))
                 logger.warning(
                     "tags call (%s %r, %d contacts) failed: %s",
                     group.action,
@@ -371,15 +313,15 @@ class DeliveryPipeline:
                     error,
                     extra={"event": "omnisend.tag_call_failed", "tag": self.tag},
                 )
-                self._notify(self._listener.tag_call_failed, self.tag, group.emails, error)
+                self._crew.notify(self._listener.tag_call_failed, self.tag, group.emails, error)
                 continue
-            self._count("tag_calls", 1)
+            self._crew.count("tag_calls", 1)
             if group.action == "add":
-                self._count("tags_added", len(group.emails))
-                self._notify(self._listener.tags_added, self.tag, group.emails)
+                self._crew.count("tags_added", len(group.emails))
+                self._crew.notify(self._listener.tags_added, self.tag, group.emails)
             else:
-                self._count("tags_removed", len(group.emails))
-                self._notify(self._listener.tags_removed, self.tag, group.emails)
+                self._crew.count("tags_removed", len(group.emails))
+                self._crew.notify(self._listener.tags_removed, self.tag, group.emails)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -397,10 +339,10 @@ class DeliveryPipeline:
             if email not in outcome.accepted and email not in failed_emails
         )
         if accepted:
-            self._count("acknowledged", len(accepted))
-            self._notify(self._listener.upserts_acknowledged, outcome.batch_id, accepted)
+            self._crew.count("acknowledged", len(accepted))
+            self._crew.notify(self._listener.upserts_acknowledged, outcome.batch_id, accepted)
         if outcome.failed:
-            self._count("failed", len(outcome.failed))
+            self._crew.count("failed", len(outcome.failed))
             for failure in outcome.failed:
                 logger.warning(
                     "Omnisend refused the contact %s in batch %s (%d %s)%s",
@@ -413,9 +355,9 @@ class DeliveryPipeline:
                     ),
                     extra={"event": "omnisend.item_failed", "batch_id": outcome.batch_id},
                 )
-            self._notify(self._listener.upserts_failed, outcome.batch_id, outcome.failed)
+            self._crew.notify(self._listener.upserts_failed, outcome.batch_id, outcome.failed)
         if leftovers:
-            self._count("abandoned", len(leftovers))
+            self._crew.count("abandoned", len(leftovers))
             logger.warning(
                 "batch %s %s with %d contact(s) unprocessed; they stay pending",
                 outcome.batch_id,
@@ -423,7 +365,7 @@ class DeliveryPipeline:
                 len(leftovers),
                 extra={"event": "omnisend.batch_leftovers", "batch_id": outcome.batch_id},
             )
-            self._notify(self._listener.batch_abandoned, outcome.batch_id, leftovers)
+            self._crew.notify(self._listener.batch_abandoned, outcome.batch_id, leftovers)
         to_tag = tuple(email for email in accepted if email in item.then_tag)
         if to_tag and not self._stop.is_set():
             self._queue_tag("add", to_tag, internal=True)
@@ -433,7 +375,7 @@ class DeliveryPipeline:
             items, self._in_flight = self._in_flight, {}
         for batch_id, item in items.items():
             self._slots.release()
-            self._count("abandoned", len(item.emails))
+            self._crew.count("abandoned", len(item.emails))
             logger.warning(
                 "stopping: batch %s still not done after %.0f s; its %d contact(s) stay pending",
                 batch_id,
@@ -441,7 +383,7 @@ class DeliveryPipeline:
                 len(item.emails),
                 extra={"event": "omnisend.batch_abandoned", "batch_id": batch_id},
             )
-            self._notify(self._listener.batch_abandoned, batch_id, item.emails)
+            self._crew.notify(self._listener.batch_abandoned, batch_id, item.emails)
 
     def _track(self, batch_id: str, emails: tuple[str, ...], then_tag: frozenset[str]) -> None:
         with self._in_flight_lock:
@@ -456,105 +398,12 @@ class DeliveryPipeline:
         return _Batch(writes=tuple(writes), then_tag=then_tag)
 
     def _queue_tag(
-        self, action: Literal["add", "remove"], emails: tuple[str, ...], *, internal: bool = False
+        self, action: TagAction, emails: tuple[str, ...], *, internal: bool = False
     ) -> bool:
         if not internal:
-            self._raise_if_aborted()
+            self._crew.raise_if_aborted()
             if self._stop.is_set():
                 return False
-        with self._group_lock:
-            (self._pending_adds if action == "add" else self._pending_removes).extend(emails)
-            groups = self._drain_groups(final=False)
-        for group in groups:
-            self._put(self._tag_groups, group)
+        for group in self._grouper.add(action, emails):
+            self._crew.put(self._tag_groups, group)
         return True
-
-    def _drain_groups(self, *, final: bool) -> list[_TagGroup]:
-        """Cut the pending tag changes into calls (called under the group lock)."""
-        groups = []
-        for action, pending in (("add", self._pending_adds), ("remove", self._pending_removes)):
-            while len(pending) >= MAX_TAG_EMAILS or (final and pending):
-                chunk = tuple(pending[:MAX_TAG_EMAILS])
-                del pending[:MAX_TAG_EMAILS]
-                groups.append(
-                    _TagGroup(action="add" if action == "add" else "remove", emails=chunk)
-                )
-        return groups
-
-    def _acquire_slot(self) -> bool:
-        """Wait for room among the batches in flight; ``False`` if aborted meanwhile."""
-        while not self._slots.acquire(timeout=_TICK):
-            if self._aborted.is_set():
-                return False
-        if self._aborted.is_set():
-            self._slots.release()
-            return False
-        return True
-
-    def _put(self, target: queue.Queue[_T | None], item: _T | None, *, force: bool = False) -> None:
-        """Put, blocking while full, but give up once aborted (unless ``force``)."""
-        while True:
-            try:
-                target.put(item, timeout=_TICK)
-                return
-            except queue.Full:
-                if self._aborted.is_set() and not force:
-                    return
-                if force and self._aborted.is_set():
-                    self._discard_one(target)
-
-    @staticmethod
-    def _discard_one(target: queue.Queue[_T | None]) -> None:
-        # After an abort nothing queued will be sent; making room lets the
-        # shutdown sentinels in.
-        with contextlib.suppress(queue.Empty):
-            target.get_nowait()
-
-    def _get(self, source: queue.Queue[_T | None]) -> _T | None:
-        """The next item, or ``None`` (shut down) once the pipeline is aborted."""
-        while not self._aborted.is_set():
-            try:
-                return source.get(timeout=_TICK)
-            except queue.Empty:
-                continue
-        return None
-
-    def _notify(self, method: Callable[..., Any], *args: object) -> None:
-        with self._notify_lock:
-            method(*args)
-
-    def _count(self, name: str, amount: int) -> None:
-        with self._notify_lock:
-            self._counts[name] += amount
-
-    def _fail(self, error: BaseException) -> None:
-        with self._notify_lock:
-            if self._fatal is None:
-                self._fatal = error
-                logger.error(
-                    "delivery for tag %r aborted: %s",
-                    self.tag,
-                    error,
-                    extra={"event": "omnisend.pipeline_aborted", "tag": self.tag},
-                )
-        self._aborted.set()
-        self._in_flight_changed.set()
-
-    def _raise_if_aborted(self) -> None:
-        if self._fatal is not None:
-            raise self._fatal
-        if self._aborted.is_set():
-            raise RuntimeError("the delivery pipeline was aborted")
-
-    def _start(self, target: Callable[[], None], name: str) -> threading.Thread:
-        def guarded() -> None:
-            # Anything unexpected (a listener that raised, a bug) aborts the
-            # pipeline and surfaces from finish() instead of hanging it.
-            try:
-                target()
-            except BaseException as error:
-                self._fail(error)
-
-        thread = threading.Thread(target=guarded, name=name, daemon=True)
-        thread.start()
-        return thread

@@ -188,3 +188,14 @@ def test_a_wrong_key_stops_at_once_with_a_clear_error(
     assert wrong_key not in message and API_KEY not in message
     assert [record.status for record in settled_log(connection.emulator, count=1)] == [401]
     assert all(wrong_key not in record.getMessage() for record in caplog.records)
+
+
+def test_a_contact_lookup_leaves_no_full_email_in_any_log_line(
+    connect: Callable[..., Connection], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    connection = connect()
+    connection.client.get_contact("olena.kovalenko@example.com")
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("HTTP Request: GET" in line for line in lines), "httpx logged the request"
+    assert all("kovalenko" not in line for line in lines)

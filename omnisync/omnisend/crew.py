@@ -1,0 +1,119 @@
+"""The shared state of the delivery pipeline's threads (see :mod:`omnisync.omnisend.pipeline`).
+
+One :class:`Crew` per pipeline owns: the abort flag and the first fatal
+error, the lock that serialises listener calls (so a listener never sees two
+at once), the counters of the summary, and waits on queues and semaphores
+that give up once the pipeline is aborted, so no thread hangs at shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+logger = logging.getLogger("omnisync.omnisend")
+
+#: How long (real seconds) a blocked thread waits before re-checking for an
+#: abort. Responsiveness only: no timing depends on it.
+TICK = 0.05
+
+T = TypeVar("T")
+
+
+class Crew:
+    """Abort, fatal error, serialised notifications and counters of one pipeline's threads."""
+
+    def __init__(self, *, name: str, counters: tuple[str, ...]) -> None:
+        self.name = name
+        self.aborted = threading.Event()
+        self.fatal: BaseException | None = None
+        self.on_abort: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(counters, 0)
+
+    def notify(self, method: Callable[..., Any], *args: object) -> None:
+        """Call a listener method, never two at a time."""
+        with self._lock:
+            method(*args)
+
+    def count(self, name: str, amount: int) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def fail(self, error: BaseException) -> None:
+        """Abort with ``error`` (the first error wins); every waiting thread lets go."""
+        with self._lock:
+            if self.fatal is None:
+                self.fatal = error
+                logger.error(
+                    "%s aborted: %s",
+                    self.name,
+                    error,
+                    extra={"event": "omnisend.pipeline_aborted"},
+                )
+        self.abort()
+
+    def abort(self) -> None:
+        self.aborted.set()
+        self.on_abort()
+
+    def raise_if_aborted(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+        if self.aborted.is_set():
+            raise RuntimeError(f"{self.name} was aborted")
+
+    def start(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """Start a daemon thread; anything it raises aborts the crew with that error
+        (a listener that raised, a bug) instead of leaving the others waiting."""
+
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException as error:
+                self.fail(error)
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def acquire(self, semaphore: threading.BoundedSemaphore) -> bool:
+        """Wait for the semaphore; ``False`` (not held) if aborted meanwhile."""
+        while not semaphore.acquire(timeout=TICK):
+            if self.aborted.is_set():
+                return False
+        if self.aborted.is_set():
+            semaphore.release()
+            return False
+        return True
+
+    def put(self, target: queue.Queue[T | None], item: T | None, *, force: bool = False) -> None:
+        """Put, blocking while full; once aborted give up — or, with ``force`` (shutdown
+        sentinels), drop queued work to make room: after an abort none of it is sent."""
+        while True:
+            try:
+                target.put(item, timeout=TICK)
+                return
+            except queue.Full:
+                if self.aborted.is_set():
+                    if not force:
+                        return
+                    with contextlib.suppress(queue.Empty):
+                        target.get_nowait()
+
+    def get(self, source: queue.Queue[T | None]) -> T | None:
+        """The next item, or ``None`` (shut down) once aborted."""
+        while not self.aborted.is_set():
+            try:
+                return source.get(timeout=TICK)
+            except queue.Empty:
+                continue
+        return None

@@ -1,0 +1,119 @@
+"""What the delivery pipeline needs and reports: its client, listener and summary,
+and the grouping of tag changes into calls.
+
+Split from :mod:`omnisync.omnisend.pipeline` (which re-exports the public names)
+so that the engine can code against these contracts alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from omnisync.omnisend.errors import OmnisendError
+from omnisync.omnisend.model import BatchOutcome, ContactWrite, ItemFailure
+from omnisync.omnisend.payloads import MAX_TAG_EMAILS
+
+TagAction = Literal["add", "remove"]
+
+
+class DeliveryClient(Protocol):
+    """The part of :class:`~omnisync.omnisend.client.OmnisendClient` the pipeline uses.
+
+    A wrapper (e.g. one that records intent around batch creation) may stand
+    in for the client if it has these methods with the client's contracts.
+    """
+
+    def create_batch(self, writes: Sequence[ContactWrite]) -> str: ...
+
+    def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]: ...
+
+    def add_tag(self, tag: str, emails: Sequence[str]) -> None: ...
+
+    def remove_tag(self, tag: str, emails: Sequence[str]) -> None: ...
+
+
+class DeliveryListener(Protocol):
+    """Receives what Omnisend confirmed, failed or never processed.
+
+    Calls come from pipeline threads, one at a time (the pipeline serialises
+    them). E-mails are the normalised addresses the engine passed in. A
+    listener that raises aborts the pipeline with that exception.
+    """
+
+    def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
+        """Omnisend returned the id of a batch holding these upserts: record it as in flight."""
+
+    def upserts_acknowledged(self, batch_id: str, emails: tuple[str, ...]) -> None:
+        """Omnisend accepted these upserts."""
+
+    def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
+        """Omnisend refused these upserts (per-item 4xx, with its field problems)."""
+
+    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
+        """These upserts were not processed (a stopped batch's leftovers), or their batch
+        was still not done when a stop's grace ran out: they stay pending."""
+
+    def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
+        """Omnisend accepted adding ``tag`` to these contacts."""
+
+    def tags_removed(self, tag: str, emails: tuple[str, ...]) -> None:
+        """Omnisend accepted removing ``tag`` from these contacts."""
+
+    def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
+        """A tags call for these e-mails failed after retries; nothing changed for them."""
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    """Counts of one pipeline's work, in contacts (e-mails) unless named otherwise."""
+
+    batches_created: int
+    acknowledged: int
+    failed: int
+    abandoned: int
+    tags_added: int
+    tags_removed: int
+    tag_failures: int
+    tag_calls: int
+    stopped: bool
+
+
+@dataclass(frozen=True)
+class TagGroup:
+    """One tags call's worth of work: add or remove the pipeline's tag for these e-mails."""
+
+    action: TagAction
+    emails: tuple[str, ...]
+
+
+class TagGrouper:
+    """Collects tag changes and cuts them into calls of up to ``size`` e-mails. Thread-safe."""
+
+    def __init__(self, size: int = MAX_TAG_EMAILS) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self.size = size
+        self._pending: dict[TagAction, list[str]] = {"add": [], "remove": []}
+        self._lock = threading.Lock()
+
+    def add(self, action: TagAction, emails: Sequence[str]) -> list[TagGroup]:
+        """Queue ``emails`` for ``action``; return the groups that are now full."""
+        with self._lock:
+            self._pending[action].extend(emails)
+            return self._cut(final=False)
+
+    def drain(self) -> list[TagGroup]:
+        """Every remaining change, the last group of each action possibly partial."""
+        with self._lock:
+            return self._cut(final=True)
+
+    def _cut(self, *, final: bool) -> list[TagGroup]:
+        groups = []
+        for action, pending in self._pending.items():
+            while len(pending) >= self.size or (final and pending):
+                groups.append(TagGroup(action=action, emails=tuple(pending[: self.size])))
+                del pending[: self.size]
+        return groups

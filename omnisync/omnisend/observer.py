@@ -1,0 +1,81 @@
+"""What the client tells the outside about its requests: metrics callbacks and log hygiene.
+
+:class:`ClientObserver` is how the daemon turns requests, 429s and limiter
+waits into Prometheus metrics (the client calls it from the requesting
+thread). :func:`mask_emails_in_httpx_logs` keeps httpx's own ``HTTP Request:``
+log lines, which print the URL, from carrying the ``email=`` of a contact
+lookup: logs never print a full e-mail address (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Protocol
+from urllib.parse import quote, unquote
+
+from omnisync.masking import mask_email
+from omnisync.omnisend.pacing import Kind
+
+
+class ClientObserver(Protocol):
+    """What the client reports for metrics. Called from the requesting thread; must not block."""
+
+    def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
+        """One attempt ended: ``endpoint`` is a template such as ``"GET /batches/{batchID}"``,
+        ``status`` is ``None`` for a transport error, ``seconds`` the clock time it took."""
+
+    def rate_limited(self, endpoint: str, retry_after: float) -> None:
+        """Omnisend answered 429; the whole brand now waits ``retry_after`` seconds."""
+
+    def limiter_waited(self, kind: Kind, seconds: float) -> None:
+        """A request waited ``seconds`` for a slot of the brand's limiter (``kind`` is
+        ``"general"``, ``"tags"`` or ``"batches"``)."""
+
+
+class NullObserver:
+    """The default observer: ignores everything."""
+
+    def request_finished(self, endpoint: str, status: int | None, seconds: float) -> None:
+        pass
+
+    def rate_limited(self, endpoint: str, retry_after: float) -> None:
+        pass
+
+    def limiter_waited(self, kind: Kind, seconds: float) -> None:
+        pass
+
+
+_EMAIL_QUERY = re.compile(r"(?<=[?&]email=)[^&#\s\"]+")
+
+
+class _MaskEmailQueries(logging.Filter):
+    """Masks the value of ``email=`` query parameters in a record's arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            "email=" in str(argument) for argument in record.args
+        ):
+            record.args = tuple(
+                _mask_query(str(argument)) if "email=" in str(argument) else argument
+                for argument in record.args
+            )
+        return True
+
+
+def _mask_query(text: str) -> str:
+    return _EMAIL_QUERY.sub(lambda match: quote(mask_email(unquote(match.group(0)))), text)
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def mask_emails_in_httpx_logs() -> None:
+    """Install (once per process) the filter that masks ``email=`` in httpx's log lines."""
+    global _installed  # noqa: PLW0603 - one filter per process, however many clients
+    with _install_lock:
+        if not _installed:
+            logging.getLogger("httpx").addFilter(_MaskEmailQueries())
+            _installed = True
