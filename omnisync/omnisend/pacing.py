@@ -2,7 +2,8 @@
 
 Omnisend counts, per brand, the requests of the last 60 seconds: at most 400
 of anything and at most 60 to the tags endpoint (a tags call counts in both).
-omnisync paces itself so that it rarely meets a 429:
+omnisync paces itself so that it rarely meets a 429, and so that batch
+creation and tags calls keep both limits busy at once:
 
 - :class:`SlidingWindow` is the pure bookkeeping of one limit: it *books* the
   time slot at which a request may go, so concurrent callers never overshoot,
@@ -11,7 +12,9 @@ omnisync paces itself so that it rarely meets a 429:
   ``(t - window, t]`` checks. Slots may be booked out of order: a tags call
   waiting for its tags slot does not hold up general calls that fit before it.
 - :class:`BrandLimiter` is the thread-safe limiter of one brand, shared by
-  every export and thread that uses it. It waits on an injected clock.
+  every export and thread that uses it. It waits on an injected clock, and
+  gives batch creation its own share of the overall window so that tags calls
+  and polls always find room.
 - :class:`LimiterRegistry` hands out one limiter per brand.
 
 The windows are ``window_seconds + safety_margin`` long: the margin absorbs
