@@ -27,6 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from omnisync.config.cron import crontab_trigger_fields
 from omnisync.daemon.reconcile import Timing
 
 _log = logging.getLogger("omnisync.daemon.scheduler")
@@ -42,7 +43,11 @@ Fire = Callable[[str, str], object]
 def build_trigger(timing: Timing) -> BaseTrigger:
     """The APScheduler trigger for ``timing``."""
     if timing.cron is not None:
-        return CronTrigger.from_crontab(timing.cron, timezone=ZoneInfo(timing.timezone))
+        # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0,
+        # so "1" would mean Tuesday. The config's translation keeps crontab's meaning.
+        return CronTrigger(
+            **crontab_trigger_fields(timing.cron), timezone=ZoneInfo(timing.timezone)
+        )
     assert timing.every_seconds is not None
     return IntervalTrigger(seconds=timing.every_seconds, timezone=UTC)
 

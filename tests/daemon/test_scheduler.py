@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from omnisync.clock import SystemClock
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.reconcile import Timing
 from omnisync.daemon.retrying import RetryPolicy
-from omnisync.daemon.scheduler import ExportScheduler, missed_since
+from omnisync.daemon.scheduler import ExportScheduler, build_trigger, missed_since
 from omnisync.daemon.supervisor import Supervisor
 from tests.daemon.builders import config, cron, every, export
 from tests.daemon.runfunctions import GatedRuns, wait_until
@@ -126,3 +127,13 @@ def test_triggered_failures_are_not_retried_and_trigger_answers():
         assert supervisor.view("a").last_run["trigger"] == "daemon-trigger"
     finally:
         supervisor.shutdown(timeout=5)
+
+
+def test_a_cron_weekday_means_what_crontab_means() -> None:
+    """``0 9 * * 1`` is Monday 09:00 in crontab; APScheduler's own numbering would say Tuesday."""
+    trigger = build_trigger(Timing(cron="0 9 * * 1", timezone="Europe/Kyiv", every_seconds=None))
+    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=ZoneInfo("Europe/Kyiv"))
+    following = trigger.get_next_fire_time(None, saturday)
+    assert following is not None
+    assert following.weekday() == 0  # Monday
+    assert (following.hour, following.minute) == (9, 0)
