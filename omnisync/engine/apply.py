@@ -4,8 +4,12 @@
 one store transaction, so the ledger holds exactly what Omnisend
 acknowledged, batch by batch:
 
-- ``batch_created`` → the batch's items become in-flight, with the
+- just before a batch is created (:class:`IntentRecordingClient`), its items
+  become in flight under a provisional id (``intent:...``), with the
   fingerprints the runner announced through :meth:`LedgerRecorder.expect`;
+  once Omnisend returned the batch's id they are moved under it. A process
+  killed between the two leaves the provisional rows: the next run knows
+  those contacts *may* have been sent (see :mod:`omnisync.engine.settle`);
 - ``upserts_acknowledged`` → those in-flight items move into the ledger;
 - ``upserts_failed`` → those in-flight items are released: pending, the next
   run's diff sends them again;
@@ -20,17 +24,24 @@ raises it from ``finish()``: a run that cannot record must not keep sending.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 from omnisync.clock import Clock
 from omnisync.masking import mask_email
-from omnisync.omnisend.errors import OmnisendError
-from omnisync.omnisend.model import ItemFailure
+from omnisync.omnisend.client import OmnisendClient
+from omnisync.omnisend.errors import ApiError, OmnisendError
+from omnisync.omnisend.model import BatchOutcome, ContactWrite, ItemFailure
 from omnisync.state import InflightItem, LedgerStore
 
 #: How many refused items a run keeps as examples (masked) for its summary.
 FAILURE_SAMPLES = 5
+
+#: Prefix of the provisional id items are recorded under while their batch is created.
+INTENT_PREFIX = "intent:"
 
 
 @dataclass(frozen=True)
@@ -79,16 +90,43 @@ class LedgerRecorder:
         with self._lock:
             self._expected[email] = (fingerprint, then_tag)
 
+    # -- around each batch creation (IntentRecordingClient) -------------------------
+
+    def intend(self, emails: Sequence[str]) -> str:
+        """Record these contacts as in flight under a new provisional id, before sending."""
+        token = f"{INTENT_PREFIX}{uuid.uuid4().hex}"
+        with self._lock:
+            items = [InflightItem(email, *self._expected.pop(email)) for email in emails]
+        self._store.record_inflight(self._export, token, items, now=self._clock.wall())
+        with self._lock:
+            then_tag = {item.email for item in items if item.then_tag}
+            if then_tag:
+                self._then_tag[token] = then_tag
+        return token
+
+    def created(self, token: str, batch_id: str) -> None:
+        """Omnisend returned the batch's id: move the provisional rows under it."""
+        self._store.rename_batch(self._export, token, batch_id)
+        with self._lock:
+            waiting = self._then_tag.pop(token, None)
+            if waiting is not None:
+                self._then_tag[batch_id] = waiting
+
+    def not_created(self, token: str, error: BaseException) -> None:
+        """Creating the batch failed. Omnisend answering an error means nothing was
+        processed: release. Anything else (the network) may hide a batch that was
+        created: keep the provisional rows for the next run to resolve."""
+        with self._lock:
+            self._then_tag.pop(token, None)
+        if isinstance(error, ApiError):
+            self._store.release(self._export, token)
+
     # -- DeliveryListener ---------------------------------------------------------
 
     def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
+        # The items are already in flight under this id (see ``created``).
         with self._lock:
-            items = [InflightItem(email, *self._expected.pop(email)) for email in emails]
-            then_tag = {item.email for item in items if item.then_tag}
-            if then_tag:
-                self._then_tag[batch_id] = then_tag
             self.batches += 1
-        self._store.record_inflight(self._export, batch_id, items, now=self._clock.wall())
 
     def upserts_acknowledged(self, batch_id: str, emails: tuple[str, ...]) -> None:
         self._store.acknowledge(self._export, batch_id, emails, now=self._clock.wall())
@@ -157,3 +195,85 @@ def _failure_reason(failure: ItemFailure) -> str:
     if failure.problems:
         return "; ".join(f"{problem.field}: {problem.message}" for problem in failure.problems)
     return f"{failure.response_code} {failure.title}".strip()
+
+
+class IntentRecordingClient:
+    """The client as the delivery pipeline sees it, recording intent around batch creation.
+
+    ``create_batch`` records the batch's items as in flight under a
+    provisional id *before* the request and moves them under Omnisend's id
+    after it, so no batch can exist at Omnisend without a trace in the
+    ledger. Everything else is the wrapped client's.
+
+    The pipeline only reports a batch once it exists (``batch_created``),
+    so the record before the request is made here, as a
+    :class:`~omnisync.omnisend.delivery.DeliveryClient` wrapper.
+    """
+
+    def __init__(self, client: OmnisendClient, recorder: LedgerRecorder) -> None:
+        self._client = client
+        self._recorder = recorder
+
+    def create_batch(self, writes: Sequence[ContactWrite]) -> str:
+        token = self._recorder.intend([write.email for write in writes])
+        try:
+            batch_id = self._client.create_batch(writes)
+        except BaseException as error:
+            self._recorder.not_created(token, error)
+            raise
+        self._recorder.created(token, batch_id)
+        return batch_id
+
+    def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
+        return self._client.poll_batches(pending)
+
+    def wait_for_batches(
+        self, pending: Mapping[str, Collection[str]], *, poll_interval: float = 2.0
+    ) -> Iterator[BatchOutcome]:
+        return self._client.wait_for_batches(pending, poll_interval=poll_interval)
+
+    def add_tag(self, tag: str, emails: Sequence[str]) -> None:
+        self._client.add_tag(tag, emails)
+
+    def remove_tag(self, tag: str, emails: Sequence[str]) -> None:
+        self._client.remove_tag(tag, emails)
+
+    def get_contact(self, email: str) -> dict[str, Any] | None:
+        return self._client.get_contact(email)
+
+
+def without_repeated_consent(
+    write: ContactWrite, contact: Mapping[str, Any] | None
+) -> ContactWrite:
+    """``write`` without its consent when ``contact`` (Omnisend's) already holds that record.
+
+    For a contact a killed run may already have sent: Omnisend keeps every
+    consent record it receives, so sending the same one again would leave a
+    duplicate. The status goes with it (it was set together, with the same
+    time). Without such a record, ``write`` is returned unchanged.
+    """
+    consent = write.consent
+    if consent is None or contact is None:
+        return write
+    records = contact.get("consents")
+    if not isinstance(records, list):
+        return write
+    wanted = _instant(consent.changed_at)
+    for record in records:
+        if (
+            isinstance(record, Mapping)
+            and record.get("channel", "email") == "email"
+            and _instant(record.get("createdAt")) == wanted
+            and record.get("source") == consent.source
+        ):
+            return replace(write, consent=None)
+    return write
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -59,16 +59,17 @@ def render_text(result: RunResult) -> str:
         return "\n".join(lines) + "\n"
     lines.append(
         f"  segment: {counts.rows:,} rows, {counts.members:,} members "
-        f"({counts.duplicates:,} duplicates, {counts.missing_email:,} without an e-mail)"
+        f"({counts.duplicates:,} duplicates, {counts.missing_email:,} without an e-mail): "
+        f"{counts.new:,} new, {counts.changed:,} changed, {counts.tag_only:,} to tag, "
+        f"{counts.unchanged:,} unchanged, {counts.leaving:,} leaving"
     )
     if counts.settled:
         lines.append(
             f"  recorded {counts.settled:,} upserts an interrupted run had sent (not sent again)"
         )
     lines.append(
-        f"  contacts: {counts.upserted:,} upserted of {counts.upserts_planned:,} to send "
-        f"({counts.new:,} new, {counts.changed:,} changed in the segment), "
-        f"{counts.upsert_failed:,} refused, {counts.unchanged:,} unchanged"
+        f"  upserts: {counts.upserted:,} of {counts.upserts_planned:,} acknowledged, "
+        f"{counts.upsert_failed:,} refused"
     )
     lines.append(
         f"  tags: {counts.tagged:,} added, {counts.untagged:,} removed, "
@@ -86,7 +87,8 @@ def render_text(result: RunResult) -> str:
     for sample in result.failure_samples:
         lines.append(f"  refused: {sample.subject}: {sample.reason}")
     lines.append(
-        f"  Omnisend requests: {counts.requests:,} ({counts.batches:,} batches"
+        f"  Omnisend requests: {counts.requests:,} ({counts.batches:,} "
+        f"batch{'' if counts.batches == 1 else 'es'}"
         + (f", {counts.rate_limited:,} rate-limited" if counts.rate_limited else "")
         + ")"
     )

@@ -25,19 +25,19 @@ import logging
 import math
 import threading
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config, Connection, Export
 from omnisync.config.rules import export_permission_problems
 from omnisync.config.secrets import SecretUnavailable
-from omnisync.engine.apply import LedgerRecorder
-from omnisync.engine.clients import ClientPool, RequestCounter
+from omnisync.engine.apply import IntentRecordingClient, LedgerRecorder, without_repeated_consent
+from omnisync.engine.attempt import RunAttempt
+from omnisync.engine.clients import ClientPool
 from omnisync.engine.report import PlanReport, PlanTally, build_plan_report
 from omnisync.engine.results import (
     NullProgress,
-    Phase,
     RunCounts,
     RunOutcome,
     RunProgress,
@@ -50,7 +50,7 @@ from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import OmnisendError
 from omnisync.omnisend.model import ContactWrite
 from omnisync.omnisend.pipeline import DeliveryPipeline
-from omnisync.planning import Leaver, StageCounts
+from omnisync.planning import Leaver
 from omnisync.sources.errors import SourceError
 from omnisync.state import LedgerStore, StateError
 from omnisync.state.locks import ExportBusy, ExportLock
@@ -189,7 +189,7 @@ class ExportRunner:
             trigger,
             extra={"event": "engine.run_started", "export": export.name, "run_id": record.id},
         )
-        attempt = _Attempt(export, progress=progress, stop=stop)
+        attempt = RunAttempt(export, progress=progress, stop=stop)
         error: str | None = None
         try:
             try:
@@ -259,7 +259,7 @@ class ExportRunner:
             )
         )
 
-    def _execute(self, attempt: _Attempt) -> None:
+    def _execute(self, attempt: RunAttempt) -> None:
         export = attempt.export
         attempt.phase("checking")
         if not export.enabled:
@@ -285,6 +285,7 @@ class ExportRunner:
                     timeout=self._settings.settle_timeout,
                 )
                 attempt.settled = settled.acknowledged
+                attempt.maybe_sent = settled.maybe_sent
             attempt.phase("staging")
             ledger = self._ledger_file()
             with stage_export(self.config, export.name, ledger_path=ledger) as staged:
@@ -304,7 +305,7 @@ class ExportRunner:
 
     def _apply(
         self,
-        attempt: _Attempt,
+        attempt: RunAttempt,
         staged: StagedExport,
         client: OmnisendClient,
         *,
@@ -316,6 +317,7 @@ class ExportRunner:
             self._store, export.name, clock=self._clock, on_change=attempt.changed
         )
         attempt.recorder = recorder
+        sender = IntentRecordingClient(client, recorder)
         tally = PlanTally(staged)
         attempt.tally = tally
         with ExitStack() as pipelines:
@@ -325,7 +327,7 @@ class ExportRunner:
                 if found is None:
                     found = pipelines.enter_context(
                         DeliveryPipeline(
-                            client,
+                            sender,
                             tag,
                             listener=recorder,
                             stop=attempt.stop,
@@ -352,8 +354,12 @@ class ExportRunner:
                 attempt.items_seen += 1
                 if actions.upsert:
                     assert outcome is not None and isinstance(outcome.result, ContactWrite)
+                    write = outcome.result
+                    if write.email in attempt.maybe_sent and write.consent is not None:
+                        # A killed run may have sent this very write: don't repeat its consent.
+                        write = without_repeated_consent(write, client.get_contact(write.email))
                     recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
-                    if not main.upsert(outcome.result, then_tag=actions.tag):
+                    if not main.upsert(write, then_tag=actions.tag):
                         break
                     attempt.upserts_queued += 1
                     attempt.then_tag_queued += actions.tag
@@ -417,7 +423,7 @@ class ExportRunner:
             )
         return ledger
 
-    def _close_after_crash(self, run_id: int, attempt: _Attempt, error: BaseException) -> None:
+    def _close_after_crash(self, run_id: int, attempt: RunAttempt, error: BaseException) -> None:
         description = "interrupted" if isinstance(error, KeyboardInterrupt) else "internal error"
         try:
             self._store.finish_run(
@@ -429,109 +435,3 @@ class ExportRunner:
             )
         except StateError:
             logger.exception("could not record the end of run %d", run_id)
-
-
-class _Attempt:
-    """The mutable bookkeeping of one run, read by progress and the final result."""
-
-    def __init__(self, export: Export, *, progress: RunProgress, stop: threading.Event) -> None:
-        self.export = export
-        self.progress = progress
-        self.stop = stop
-        self.counter: RequestCounter | None = None
-        self.recorder: LedgerRecorder | None = None
-        self.tally: PlanTally | None = None
-        self.pipelines: dict[str, DeliveryPipeline] = {}
-        self.stage_counts = StageCounts()
-        self.duplicates_sample: tuple[str, ...] = ()
-        self.settled = 0
-        self.items_seen = 0
-        self.leavers_seen = 0
-        self.invalid = 0
-        self.upserts_queued = 0
-        self.then_tag_queued = 0
-        self.tag_adds_queued = 0
-        self.removes_queued = 0
-        self.stopped = False
-        self._progress_lock = threading.Lock()
-
-    def phase(self, phase: Phase) -> None:
-        self.progress.phase_started(phase, self.counts())
-
-    def changed(self) -> None:
-        with self._progress_lock:
-            self.progress.counts_updated(self.counts())
-
-    def counts(self) -> RunCounts:
-        stage = self.stage_counts
-        recorder = self.recorder
-        upserted = recorder.upserted if recorder else 0
-        upsert_failed = recorder.upsert_failed if recorder else 0
-        tagged = recorder.tagged if recorder else 0
-        untagged = recorder.untagged if recorder else 0
-        tag_failed = recorder.tag_failed if recorder else 0
-        tags_after_upsert = recorder.tags_after_upsert if recorder else 0
-        unreached = 0
-        if recorder is not None:
-            unreached = max(0, stage.work - self.items_seen) + max(
-                0, stage.leaving - self.leavers_seen
-            )
-        pending_upserts = max(0, self.upserts_queued - upserted - upsert_failed)
-        tag_changes = self.tag_adds_queued + tags_after_upsert + self.removes_queued
-        pending_tags = max(0, tag_changes - tagged - untagged - tag_failed)
-        counter = self.counter
-        return RunCounts(
-            rows=stage.rows,
-            members=stage.members,
-            missing_email=stage.missing_email,
-            duplicates=stage.duplicates,
-            new=stage.new,
-            changed=stage.changed,
-            tag_only=stage.tag_only,
-            unchanged=stage.unchanged,
-            leaving=stage.leaving,
-            retag=stage.retag,
-            kept=stage.kept,
-            invalid=self.invalid + stage.missing_email,
-            upserts_planned=self.upserts_queued,
-            tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
-            upserted=upserted,
-            upsert_failed=upsert_failed,
-            tagged=tagged,
-            untagged=untagged,
-            tag_failed=tag_failed,
-            settled=self.settled,
-            pending=unreached + pending_upserts + upsert_failed + pending_tags + tag_failed,
-            batches=recorder.batches if recorder else 0,
-            requests=counter.requests if counter else 0,
-            rate_limited=counter.rate_limited if counter else 0,
-        )
-
-    def partial_reason(self, counts: RunCounts) -> str:
-        parts = []
-        if self.stopped:
-            parts.append("stopped before finishing")
-        if counts.upsert_failed:
-            parts.append(f"Omnisend refused {counts.upsert_failed:,} contact(s)")
-        if counts.tag_failed:
-            parts.append(f"{counts.tag_failed:,} tag change(s) failed")
-        if self.recorder is not None:
-            for sample in self.recorder.failure_samples:
-                parts.append(f"{sample.subject}: {sample.reason}")
-        parts.append(f"{counts.pending:,} operation(s) left for the next run")
-        return "; ".join(parts)
-
-    def result(self, base: RunResult) -> RunResult:
-        """``base`` completed with what this attempt learnt (samples, reasons)."""
-        report = self.tally.report() if self.tally is not None else None
-        if report is None:
-            return replace(base, stopped=self.stopped)
-        return replace(
-            base,
-            stopped=self.stopped,
-            invalid_reasons={reason.reason: reason.count for reason in report.invalid_reasons},
-            invalid_samples={reason.reason: reason.examples for reason in report.invalid_reasons},
-            warnings={reason.reason: reason.count for reason in report.warnings},
-            duplicates_sample=self.duplicates_sample,
-            failure_samples=tuple(self.recorder.failure_samples) if self.recorder else (),
-        )

@@ -7,6 +7,13 @@ next run asks Omnisend what became of each such batch first, so that work
 Omnisend did accept is recorded, and not sent again by the diff that
 follows. Items Omnisend refused or never processed are released: the diff
 sends them again.
+
+Items recorded under a provisional id (``intent:...``) belong to a batch
+whose creation was under way when the process died: Omnisend may or may not
+have it, and it has no id to ask about. They are released, and their
+e-mails returned as *maybe sent*: the runner checks those contacts before
+sending a consent record again (the one part of a contact write that is not
+idempotent: Omnisend keeps every consent record it is sent).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from omnisync.clock import Clock
+from omnisync.engine.apply import INTENT_PREFIX
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.state import InflightBatch, LedgerStore
 
@@ -27,11 +35,12 @@ BATCH_RETENTION = timedelta(days=6)
 
 @dataclass(frozen=True)
 class SettleOutcome:
-    """What settling found: items recorded, released, and still unknown (batches)."""
+    """What settling found: items recorded, released, still unknown (batches), maybe sent."""
 
     acknowledged: int = 0
     released: int = 0
     unresolved_batches: int = 0
+    maybe_sent: frozenset[str] = frozenset()
 
 
 def settle_inflight(
@@ -54,8 +63,15 @@ def settle_inflight(
     batches = store.inflight_batches(export)
     if not batches:
         return SettleOutcome()
-    pending: dict[str, InflightBatch] = {batch.batch_id: batch for batch in batches}
     acknowledged = released = 0
+    maybe_sent: set[str] = set()
+    for batch in batches:
+        if batch.batch_id.startswith(INTENT_PREFIX):
+            maybe_sent.update(batch.emails)
+            released += store.release(export, batch.batch_id)
+    pending: dict[str, InflightBatch] = {
+        batch.batch_id: batch for batch in batches if not batch.batch_id.startswith(INTENT_PREFIX)
+    }
     deadline = clock.now() + timeout
     while pending:
         outcomes = client.poll_batches({key: batch.emails for key, batch in pending.items()})
@@ -74,21 +90,24 @@ def settle_inflight(
             released += store.release(export, batch.batch_id)
     unresolved = sum(1 for batch in pending.values() if _parse(batch.created_at) >= cutoff)
     logger.info(
-        "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved",
+        "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved,"
+        " %d maybe sent",
         len(batches),
         export,
         acknowledged,
         released,
         unresolved,
+        len(maybe_sent),
         extra={
             "event": "engine.settled",
             "export": export,
             "acknowledged": acknowledged,
             "released": released,
             "unresolved": unresolved,
+            "maybe_sent": len(maybe_sent),
         },
     )
-    return SettleOutcome(acknowledged, released, unresolved)
+    return SettleOutcome(acknowledged, released, unresolved, frozenset(maybe_sent))
 
 
 def _parse(stamp: str) -> datetime:

@@ -226,6 +226,16 @@ class SqliteLedgerStore(LedgerStore):
                 ],
             )
 
+    def rename_batch(self, export: str, batch_id: str, new_batch_id: str) -> int:
+        with self._transaction("record a created batch") as connection:
+            return int(
+                connection.execute(
+                    "UPDATE OR REPLACE inflight_batches SET batch_id = ? "
+                    "WHERE export = ? AND batch_id = ?",
+                    (new_batch_id, export, batch_id),
+                ).rowcount
+            )
+
     def inflight_batches(self, export: str) -> list[InflightBatch]:
         with self._reading("read in-flight batches") as connection:
             rows = connection.execute(

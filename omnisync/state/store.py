@@ -158,6 +158,15 @@ class LedgerStore(ABC):
         """Remember that ``batch_id`` carries ``items`` (as soon as Omnisend returns the id)."""
 
     @abstractmethod
+    def rename_batch(self, export: str, batch_id: str, new_batch_id: str) -> int:
+        """Move ``batch_id``'s in-flight items to ``new_batch_id``; returns how many moved.
+
+        Items are recorded under a provisional id just before a batch is
+        created and renamed once Omnisend returned its id, so a process killed
+        in between leaves a trace of what it may have sent.
+        """
+
+    @abstractmethod
     def inflight_batches(self, export: str) -> list[InflightBatch]:
         """The export's unsettled batches, oldest first."""
 

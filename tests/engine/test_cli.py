@@ -125,7 +125,10 @@ def test_the_text_summary(setup: Setup) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("export members: succeeded (run 1, ")
-    assert "  contacts: 20 upserted of 20 to send (20 new, 0 changed in the segment)" in done.stdout
+    assert (
+        "  segment: 21 rows, 21 members (0 duplicates, 0 without an e-mail): 21 new," in done.stdout
+    )
+    assert "  upserts: 20 of 20 acknowledged, 0 refused" in done.stdout
     assert "tags: 20 added, 0 removed, 0 failed" in done.stdout
     assert "1: e-mail has nothing after the @ (e.g. b***@*)" in done.stdout
     assert "bad@" not in done.stdout.replace("b***@*", "")

@@ -162,6 +162,17 @@ class LedgerStoreContract:
         assert [batch.batch_id for batch in store.inflight_batches("vip")] == ["batch-2"]
         assert store.count_entries("vip") == 0
 
+    def test_a_provisional_batch_is_renamed_once_created(self, store: LedgerStore) -> None:
+        store.record_inflight("vip", "intent:1", items("a@x.io", "b@x.io"), now=NOW)
+        store.record_inflight("vip", "intent:2", items("c@x.io"), now=NOW)
+        store.record_inflight("news", "intent:1", items("z@x.io"), now=NOW)
+        assert store.rename_batch("vip", "intent:1", "batch-77") == 2
+        assert [b.batch_id for b in store.inflight_batches("vip")] == ["batch-77", "intent:2"]
+        assert store.inflight_batches("vip")[0].emails == ("a@x.io", "b@x.io")
+        assert [b.batch_id for b in store.inflight_batches("news")] == ["intent:1"]
+        assert store.rename_batch("vip", "intent:404", "batch-78") == 0
+        assert store.acknowledge("vip", "batch-77", ["a@x.io"], now=NOW) == 1
+
     def test_recording_the_same_batch_twice_keeps_one_item_each(self, store: LedgerStore) -> None:
         store.record_inflight("vip", "batch-1", items("a@x.io", fingerprint=1), now=NOW)
         store.record_inflight("vip", "batch-1", items("a@x.io", fingerprint=5), now=NOW)

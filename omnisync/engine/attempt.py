@@ -1,0 +1,126 @@
+"""The bookkeeping of one export run: counts as they grow, and the final result.
+
+:class:`RunAttempt` is mutable and private to one run; the runner fills it,
+progress listeners read :meth:`RunAttempt.counts` snapshots, and
+:meth:`RunAttempt.result` completes the :class:`RunResult`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from omnisync.config.model import Export
+from omnisync.engine.apply import LedgerRecorder
+from omnisync.engine.clients import RequestCounter
+from omnisync.engine.report import PlanTally
+from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
+from omnisync.omnisend.pipeline import DeliveryPipeline
+from omnisync.planning import StageCounts
+
+
+class RunAttempt:
+    """The mutable bookkeeping of one run, read by progress and the final result."""
+
+    def __init__(self, export: Export, *, progress: RunProgress, stop: threading.Event) -> None:
+        self.export = export
+        self.progress = progress
+        self.stop = stop
+        self.counter: RequestCounter | None = None
+        self.recorder: LedgerRecorder | None = None
+        self.tally: PlanTally | None = None
+        self.pipelines: dict[str, DeliveryPipeline] = {}
+        self.stage_counts = StageCounts()
+        self.duplicates_sample: tuple[str, ...] = ()
+        self.settled = 0
+        self.maybe_sent: frozenset[str] = frozenset()
+        self.items_seen = 0
+        self.leavers_seen = 0
+        self.invalid = 0
+        self.upserts_queued = 0
+        self.then_tag_queued = 0
+        self.tag_adds_queued = 0
+        self.removes_queued = 0
+        self.stopped = False
+        self._progress_lock = threading.Lock()
+
+    def phase(self, phase: Phase) -> None:
+        self.progress.phase_started(phase, self.counts())
+
+    def changed(self) -> None:
+        with self._progress_lock:
+            self.progress.counts_updated(self.counts())
+
+    def counts(self) -> RunCounts:
+        stage = self.stage_counts
+        recorder = self.recorder
+        upserted = recorder.upserted if recorder else 0
+        upsert_failed = recorder.upsert_failed if recorder else 0
+        tagged = recorder.tagged if recorder else 0
+        untagged = recorder.untagged if recorder else 0
+        tag_failed = recorder.tag_failed if recorder else 0
+        tags_after_upsert = recorder.tags_after_upsert if recorder else 0
+        unreached = 0
+        if recorder is not None:
+            unreached = max(0, stage.work - self.items_seen) + max(
+                0, stage.leaving - self.leavers_seen
+            )
+        pending_upserts = max(0, self.upserts_queued - upserted - upsert_failed)
+        tag_changes = self.tag_adds_queued + tags_after_upsert + self.removes_queued
+        pending_tags = max(0, tag_changes - tagged - untagged - tag_failed)
+        counter = self.counter
+        return RunCounts(
+            rows=stage.rows,
+            members=stage.members,
+            missing_email=stage.missing_email,
+            duplicates=stage.duplicates,
+            new=stage.new,
+            changed=stage.changed,
+            tag_only=stage.tag_only,
+            unchanged=stage.unchanged,
+            leaving=stage.leaving,
+            retag=stage.retag,
+            kept=stage.kept,
+            invalid=self.invalid + stage.missing_email,
+            upserts_planned=self.upserts_queued,
+            tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
+            upserted=upserted,
+            upsert_failed=upsert_failed,
+            tagged=tagged,
+            untagged=untagged,
+            tag_failed=tag_failed,
+            settled=self.settled,
+            pending=unreached + pending_upserts + upsert_failed + pending_tags + tag_failed,
+            batches=recorder.batches if recorder else 0,
+            requests=counter.requests if counter else 0,
+            rate_limited=counter.rate_limited if counter else 0,
+        )
+
+    def partial_reason(self, counts: RunCounts) -> str:
+        parts = []
+        if self.stopped:
+            parts.append("stopped before finishing")
+        if counts.upsert_failed:
+            parts.append(f"Omnisend refused {counts.upsert_failed:,} contact(s)")
+        if counts.tag_failed:
+            parts.append(f"{counts.tag_failed:,} tag change(s) failed")
+        if self.recorder is not None:
+            for sample in self.recorder.failure_samples:
+                parts.append(f"{sample.subject}: {sample.reason}")
+        parts.append(f"{counts.pending:,} operation(s) left for the next run")
+        return "; ".join(parts)
+
+    def result(self, base: RunResult) -> RunResult:
+        """``base`` completed with what this attempt learnt (samples, reasons)."""
+        report = self.tally.report() if self.tally is not None else None
+        if report is None:
+            return replace(base, stopped=self.stopped)
+        return replace(
+            base,
+            stopped=self.stopped,
+            invalid_reasons={reason.reason: reason.count for reason in report.invalid_reasons},
+            invalid_samples={reason.reason: reason.examples for reason in report.invalid_reasons},
+            warnings={reason.reason: reason.count for reason in report.warnings},
+            duplicates_sample=self.duplicates_sample,
+            failure_samples=tuple(self.recorder.failure_samples) if self.recorder else (),
+        )

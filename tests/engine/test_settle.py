@@ -1,0 +1,118 @@
+"""What a killed run leaves in flight is settled before the next run plans anything."""
+
+from __future__ import annotations
+
+from omnisync.engine.results import RunResult
+from omnisync.engine.runner import ExportRunner
+from omnisync.mapping import map_row
+from omnisync.omnisend.model import ContactWrite
+from omnisync.state import InflightItem
+from tests.engine.conftest import Setup
+from tests.engine.helpers import (
+    UPSERTS,
+    emails_of,
+    last_sequence,
+    log_since,
+    people,
+    person,
+    write_segment,
+)
+
+
+def run(setup: Setup) -> RunResult:
+    with setup.store() as store, setup.pool() as pool:
+        runner = ExportRunner(setup.config(), store=store, clients=pool, clock=setup.clock)
+        return runner.run("members", trigger="test")
+
+
+def writes_for(setup: Setup, numbers: range) -> list[ContactWrite]:
+    export = setup.config().exports["members"]
+    found = []
+    for number in numbers:
+        p = person(number)
+        row = {
+            "email": p.email, "first_name": p.first_name, "last_name": p.last_name,
+            "city": p.city, "country": p.country, "status": p.status, "status_at": p.status_at,
+        }  # fmt: skip
+        write = map_row(row, export, in_ledger=False)
+        assert isinstance(write, ContactWrite)
+        found.append(write)
+    return found
+
+
+def fingerprints(setup: Setup) -> dict[str, int]:
+    """What the diff computes for each member, read from a plan-free staging."""
+    from omnisync.engine.staging import stage_export
+
+    with stage_export(setup.config(), "members", ledger_path=setup.state_dir / "x") as staged:
+        return {item.email: item.fingerprint for item in staged.work()}
+
+
+def test_batches_a_killed_run_created_are_recorded_not_sent_again(setup: Setup) -> None:
+    write_segment(setup.database, people(30))
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        batch_id = client.create_batch(writes_for(setup, range(10)))
+        items = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
+                 for n in range(10)]  # fmt: skip
+        store.record_inflight("members", batch_id, items, now=setup.clock.wall())
+    before = last_sequence(setup.emulator)
+    result = run(setup)
+    assert result.status == "succeeded", result.error
+    assert result.counts.settled == 10
+    sent = emails_of(log_since(setup.emulator, before), UPSERTS)
+    assert set(sent) == {f"person{n}@example.com" for n in range(10, 30)}
+    assert result.counts.tagged == 30  # the settled ones still needed their tag
+    with setup.store() as store:
+        assert store.inflight_batches("members") == []
+        assert store.count_entries("members", tagged=True) == 30
+
+
+def test_refused_items_of_a_killed_runs_batch_are_sent_again(setup: Setup) -> None:
+    write_segment(setup.database, people(5))
+    prints = fingerprints(setup)
+    setup.emulator.set_faults(failing_emails=frozenset({"person1@example.com"}))
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        batch_id = client.create_batch(writes_for(setup, range(5)))
+        items = [InflightItem(e, prints[e], True) for e in sorted(prints)]
+        store.record_inflight("members", batch_id, items, now=setup.clock.wall())
+    assert setup.emulator.drain()  # processed while the fault was on
+    setup.emulator.set_faults(failing_emails=frozenset())
+    before = last_sequence(setup.emulator)
+    result = run(setup)
+    assert (result.status, result.counts.settled) == ("succeeded", 4)
+    assert emails_of(log_since(setup.emulator, before), UPSERTS) == {"person1@example.com": 1}
+
+
+def test_a_batch_being_created_when_the_run_died_does_not_repeat_consent(setup: Setup) -> None:
+    write_segment(setup.database, people(20))
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        # Sent, but the process died before it could record the batch's id ...
+        client.create_batch(writes_for(setup, range(10)))
+        sent = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
+                for n in range(10)]  # fmt: skip
+        store.record_inflight("members", "intent:aaaa", sent, now=setup.clock.wall())
+        # ... and another batch it never got to send.
+        unsent = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
+                  for n in range(10, 20)]  # fmt: skip
+        store.record_inflight("members", "intent:bbbb", unsent, now=setup.clock.wall())
+    assert setup.emulator.drain()
+    before = last_sequence(setup.emulator)
+    result = run(setup)
+    assert result.status == "succeeded", result.error
+    log = log_since(setup.emulator, before)
+    # Nobody knows what became of them: all are sent (again), after a look.
+    assert set(emails_of(log, UPSERTS)) == {f"person{n}@example.com" for n in range(20)}
+    assert sum(1 for record in log if record.endpoint == "GET /contacts") == 20
+    setup.emulator.drain()
+    for number in range(20):
+        contact = setup.emulator.contact(f"person{number}@example.com")
+        assert contact is not None
+        assert len(contact["consents"]) == 1, contact
+        assert contact["status"] == "subscribed" and contact["tags"] == ["members"]
+    with setup.store() as store:
+        assert store.inflight_batches("members") == []
