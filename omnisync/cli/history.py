@@ -97,7 +97,10 @@ def run_as_dict(run: RunRecord) -> dict[str, Any]:
 
 
 def render_runs(runs: list[RunRecord], console: Console) -> None:
-    """The runs as a table: one line each, the error (masked in the store) last."""
+    """The runs as a table: one line each, the error (masked in the store) last.
+
+    The config revision of each run is in the JSON form (``--format json``).
+    """
     table = Table(show_edge=False, header_style="bold")
     for column, justify in (
         ("run", "right"),
@@ -112,10 +115,10 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
         ("untagged", "right"),
         ("failed", "right"),
         ("pending", "right"),
-        ("revision", "left"),
         ("error", "left"),
     ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        # Everything but the error stays on one line; the error takes what is left.
+        table.add_column(column, justify=justify, no_wrap=column != "error")  # type: ignore[arg-type]
     for run in runs:
         counts = run.counts
         failed = counts.get("upsert_failed", 0) + counts.get("tag_failed", 0)
@@ -133,7 +136,6 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
             _count(counts, "untagged"),
             str(failed) if counts else "",
             _count(counts, "pending"),
-            run.config_revision,
             (run.error or "").splitlines()[0][:120] if run.error else "",
         )
     console.print(table)

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "omnisync.cli.plan",
     "omnisync.cli.export",
     "omnisync.cli.history",
+    "omnisync.cli.demo",
 )
 
 EXIT_OK = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections.abc import Collection
 from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,13 +128,16 @@ def write_cdp(path: Path, customers: list[Customer]) -> None:
         connection.close()
 
 
-def change_profiles(path: Path, *, fraction: float = 0.02, seed: int = 7) -> ChangeSummary:
+def change_profiles(
+    path: Path, *, fraction: float = 0.02, seed: int = 7, keep: Collection[int] = ()
+) -> ChangeSummary:
     """Edit the CDP the way a day of business would: some edits, sign-ups, deletions.
 
     ``fraction`` of the valid profiles change a mapped field (city, last
     name, postal code), ``fraction / 2`` new profiles arrive, ``fraction / 2``
     are deleted, and a few gold customers drop to silver (they leave the VIP
-    segment, so their VIP tag is removed).
+    segment, so their VIP tag is removed). Customers whose id is in ``keep``
+    are left as they are.
     """
     randomizer = random.Random(seed)
     connection = sqlite3.connect(path)
@@ -141,7 +145,8 @@ def change_profiles(path: Path, *, fraction: float = 0.02, seed: int = 7) -> Cha
         rows = connection.execute(
             "SELECT * FROM customers WHERE email LIKE '%_@_%._%' ORDER BY id"
         ).fetchall()
-        existing = [Customer(*row) for row in rows]
+        everyone = [Customer(*row) for row in rows]
+        existing = [customer for customer in everyone if customer.id not in keep]
         stamp = _stamp(REFERENCE_TIME + timedelta(days=1))
         size = max(1, int(len(existing) * fraction))
         picked = randomizer.sample(existing, size + size // 2 + size // 2)
@@ -165,7 +170,7 @@ def change_profiles(path: Path, *, fraction: float = 0.02, seed: int = 7) -> Cha
             [(stamp, customer.id) for customer in demoted],
         )
         next_id = int(connection.execute("SELECT max(id) FROM customers").fetchone()[0]) + 1
-        used = {customer.email for customer in existing if customer.email}
+        used = {customer.email for customer in everyone if customer.email}
         added = [
             replace(_person(randomizer, next_id + offset, used), updated_at=stamp)
             for offset in range(size // 2)
