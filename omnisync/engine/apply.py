@@ -5,10 +5,10 @@ one store transaction, so the ledger holds exactly what Omnisend
 acknowledged, batch by batch:
 
 - just before a batch is created (:class:`IntentRecordingClient`), its items
-  become in flight under a provisional id (``intent:...``), with the
+  are recorded as an *intent* under a provisional token, with the
   fingerprints the runner announced through :meth:`LedgerRecorder.expect`;
-  once Omnisend returned the batch's id they are moved under it. A process
-  killed between the two leaves the provisional rows: the next run knows
+  once Omnisend returned the batch's id they become in flight under it. A
+  process killed between the two leaves the intent: the next run knows
   those contacts *may* have been sent (see :mod:`omnisync.engine.settle`);
 - ``upserts_acknowledged`` → those in-flight items move into the ledger;
 - ``upserts_failed`` → those in-flight items are released: pending, the next
@@ -39,9 +39,6 @@ from omnisync.state import InflightItem, LedgerStore
 
 #: How many refused items a run keeps as examples (masked) for its summary.
 FAILURE_SAMPLES = 5
-
-#: Prefix of the provisional id items are recorded under while their batch is created.
-INTENT_PREFIX = "intent:"
 
 
 @dataclass(frozen=True)
@@ -93,11 +90,11 @@ class LedgerRecorder:
     # -- around each batch creation (IntentRecordingClient) -------------------------
 
     def intend(self, emails: Sequence[str]) -> str:
-        """Record these contacts as in flight under a new provisional id, before sending."""
-        token = f"{INTENT_PREFIX}{uuid.uuid4().hex}"
+        """Record these contacts as a batch intent under a new token, before sending."""
+        token = uuid.uuid4().hex
         with self._lock:
             items = [InflightItem(email, *self._expected.pop(email)) for email in emails]
-        self._store.record_inflight(self._export, token, items, now=self._clock.wall())
+        self._store.record_intent(self._export, token, items, now=self._clock.wall())
         with self._lock:
             then_tag = {item.email for item in items if item.then_tag}
             if then_tag:
@@ -105,8 +102,8 @@ class LedgerRecorder:
         return token
 
     def created(self, token: str, batch_id: str) -> None:
-        """Omnisend returned the batch's id: move the provisional rows under it."""
-        self._store.rename_batch(self._export, token, batch_id)
+        """Omnisend returned the batch's id: the intent's items are now in flight under it."""
+        self._store.record_created(self._export, token, batch_id, now=self._clock.wall())
         with self._lock:
             waiting = self._then_tag.pop(token, None)
             if waiting is not None:
@@ -114,12 +111,12 @@ class LedgerRecorder:
 
     def not_created(self, token: str, error: BaseException) -> None:
         """Creating the batch failed. Omnisend answering an error means nothing was
-        processed: release. Anything else (the network) may hide a batch that was
-        created: keep the provisional rows for the next run to resolve."""
+        processed: forget the intent. Anything else (the network) may hide a batch
+        that was created: keep the intent for the next run to resolve."""
         with self._lock:
             self._then_tag.pop(token, None)
         if isinstance(error, ApiError):
-            self._store.release(self._export, token)
+            self._store.release_intent(self._export, token)
 
     # -- DeliveryListener ---------------------------------------------------------
 

@@ -274,7 +274,7 @@ class ExportRunner:
         with self._clients.counting(connection) as counter:
             attempt.counter = counter
             poll_interval, in_flight = self._pacing(connection)
-            if self._store.inflight_batches(export.name):
+            if self._store.inflight_batches(export.name) or self._store.intents(export.name):
                 attempt.phase("settling")
                 settled = settle_inflight(
                     self._store,
@@ -400,7 +400,7 @@ class ExportRunner:
         # Polling spends about a tenth of the request budget...
         poll = settings.poll_interval
         if poll is None:
-            poll = min(2.0, max(0.02, 10.0 / per_second))
+            poll = min(2.0, max(0.25, 10.0 / per_second))
         # ... and enough batches are in flight to create at full rate meanwhile.
         in_flight = settings.max_batches_in_flight
         if in_flight is None:

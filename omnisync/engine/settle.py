@@ -8,12 +8,12 @@ Omnisend did accept is recorded, and not sent again by the diff that
 follows. Items Omnisend refused or never processed are released: the diff
 sends them again.
 
-Items recorded under a provisional id (``intent:...``) belong to a batch
-whose creation was under way when the process died: Omnisend may or may not
-have it, and it has no id to ask about. They are released, and their
-e-mails returned as *maybe sent*: the runner checks those contacts before
-sending a consent record again (the one part of a contact write that is not
-idempotent: Omnisend keeps every consent record it is sent).
+A batch *intent* left behind belongs to a batch whose creation was under
+way when the process died: Omnisend may or may not have it, and there is no
+id to ask about. The intent is dropped, and its e-mails returned as *maybe
+sent*: the runner looks those contacts up before sending a consent record
+again (the one part of a contact write that is not idempotent: Omnisend
+keeps every consent record it is sent).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from omnisync.clock import Clock
-from omnisync.engine.apply import INTENT_PREFIX
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.state import InflightBatch, LedgerStore
 
@@ -60,18 +59,13 @@ def settle_inflight(
     answer comes), unless they are older than Omnisend keeps batches, in which
     case they are released. Raises the client's errors (e.g. ``Unauthorized``).
     """
-    batches = store.inflight_batches(export)
-    if not batches:
-        return SettleOutcome()
-    acknowledged = released = 0
     maybe_sent: set[str] = set()
-    for batch in batches:
-        if batch.batch_id.startswith(INTENT_PREFIX):
-            maybe_sent.update(batch.emails)
-            released += store.release(export, batch.batch_id)
-    pending: dict[str, InflightBatch] = {
-        batch.batch_id: batch for batch in batches if not batch.batch_id.startswith(INTENT_PREFIX)
-    }
+    for intent in store.intents(export):
+        maybe_sent.update(intent.emails)
+        store.release_intent(export, intent.batch_id)
+    batches = store.inflight_batches(export)
+    acknowledged = released = 0
+    pending: dict[str, InflightBatch] = {batch.batch_id: batch for batch in batches}
     deadline = clock.now() + timeout
     while pending:
         outcomes = client.poll_batches({key: batch.emails for key, batch in pending.items()})

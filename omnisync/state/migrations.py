@@ -50,6 +50,17 @@ MIGRATIONS: tuple[str, ...] = (
 
     CREATE INDEX IF NOT EXISTS runs_by_export ON runs (export, id);
     """,
+    # 2: batch intents: a batch's items, recorded (as one JSON array of
+    # [email, fingerprint, then_tag]) just before the batch is created.
+    """
+    CREATE TABLE IF NOT EXISTS batch_intents (
+        export TEXT NOT NULL,
+        token TEXT NOT NULL,
+        items TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (export, token)
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

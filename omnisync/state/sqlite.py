@@ -205,6 +205,7 @@ class SqliteLedgerStore(LedgerStore):
     def forget_export(self, export: str) -> int:
         with self._transaction("forget an export") as connection:
             connection.execute("DELETE FROM inflight_batches WHERE export = ?", (export,))
+            connection.execute("DELETE FROM batch_intents WHERE export = ?", (export,))
             return connection.execute(
                 "DELETE FROM ledger_entries WHERE export = ?", (export,)
             ).rowcount
@@ -226,13 +227,58 @@ class SqliteLedgerStore(LedgerStore):
                 ],
             )
 
-    def rename_batch(self, export: str, batch_id: str, new_batch_id: str) -> int:
+    def record_intent(
+        self, export: str, token: str, items: Sequence[InflightItem], *, now: datetime
+    ) -> None:
+        listed = json.dumps([[item.email, item.fingerprint, int(item.then_tag)] for item in items])
+        with self._transaction("record a batch about to be sent") as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO batch_intents (export, token, items, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (export, token, listed, format_timestamp(now)),
+            )
+
+    def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
         with self._transaction("record a created batch") as connection:
+            # The intent's items are unpacked inside SQLite: no row becomes a Python object.
+            moved = connection.execute(
+                "INSERT OR REPLACE INTO inflight_batches "
+                "(export, batch_id, email, fingerprint, then_tag, created_at) "
+                "SELECT i.export, ?, json_extract(j.value, '$[0]'), "
+                "json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'), ? "
+                "FROM batch_intents AS i, json_each(i.items) AS j "
+                "WHERE i.export = ? AND i.token = ?",
+                (batch_id, format_timestamp(now), export, token),
+            ).rowcount
+            connection.execute(
+                "DELETE FROM batch_intents WHERE export = ? AND token = ?", (export, token)
+            )
+            return int(moved)
+
+    def intents(self, export: str) -> list[InflightBatch]:
+        with self._reading("read batch intents") as connection:
+            rows = connection.execute(
+                "SELECT token, created_at, items FROM batch_intents WHERE export = ? "
+                "ORDER BY created_at, token",
+                (export,),
+            ).fetchall()
+        return [
+            InflightBatch(
+                token,
+                created_at,
+                tuple(
+                    InflightItem(email, int(fingerprint), bool(then_tag))
+                    for email, fingerprint, then_tag in json.loads(items)
+                ),
+            )
+            for token, created_at, items in rows
+        ]
+
+    def release_intent(self, export: str, token: str) -> int:
+        with self._transaction("forget a batch intent") as connection:
             return int(
                 connection.execute(
-                    "UPDATE OR REPLACE inflight_batches SET batch_id = ? "
-                    "WHERE export = ? AND batch_id = ?",
-                    (new_batch_id, export, batch_id),
+                    "DELETE FROM batch_intents WHERE export = ? AND token = ?", (export, token)
                 ).rowcount
             )
 

@@ -8,9 +8,11 @@ What a store holds, per export:
 - **ledger entries** — one per contact the export has delivered (Omnisend
   acknowledged the upsert): the fingerprint of what was delivered and the tag
   this export has on that contact in Omnisend (``None`` when none);
+- **batch intents** — a batch's items, recorded just before the batch is
+  created (Omnisend has not answered yet, so there is no id);
 - **in-flight batches** — batches Omnisend returned an id for but whose outcome
-  is not yet recorded; a run killed mid-way leaves them for the next run to
-  settle;
+  is not yet recorded; a run killed mid-way leaves them (and intents) for the
+  next run to settle;
 - **runs** — the history of export runs.
 
 Every write is one transaction: a process killed in the middle of a write
@@ -147,7 +149,7 @@ class LedgerStore(ABC):
 
     @abstractmethod
     def forget_export(self, export: str) -> int:
-        """Delete the export's ledger entries and in-flight batches; returns entries deleted."""
+        """Delete the export's ledger entries, intents and in-flight batches; returns entries."""
 
     # -- in-flight batches ------------------------------------------------------
 
@@ -158,13 +160,30 @@ class LedgerStore(ABC):
         """Remember that ``batch_id`` carries ``items`` (as soon as Omnisend returns the id)."""
 
     @abstractmethod
-    def rename_batch(self, export: str, batch_id: str, new_batch_id: str) -> int:
-        """Move ``batch_id``'s in-flight items to ``new_batch_id``; returns how many moved.
+    def record_intent(
+        self, export: str, token: str, items: Sequence[InflightItem], *, now: datetime
+    ) -> None:
+        """Just before a batch is created: remember its items under the provisional ``token``.
 
-        Items are recorded under a provisional id just before a batch is
-        created and renamed once Omnisend returned its id, so a process killed
-        in between leaves a trace of what it may have sent.
+        A process killed before :meth:`record_created` leaves the intent behind,
+        so the next run knows these contacts *may* have been sent.
         """
+
+    @abstractmethod
+    def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
+        """Omnisend returned ``batch_id`` for intent ``token``: its items become in flight.
+
+        One transaction: the intent's items are recorded in flight under
+        ``batch_id`` and the intent is removed. Returns how many items moved.
+        """
+
+    @abstractmethod
+    def intents(self, export: str) -> list[InflightBatch]:
+        """The export's intents left behind (``batch_id`` is the token), oldest first."""
+
+    @abstractmethod
+    def release_intent(self, export: str, token: str) -> int:
+        """Forget an intent (the batch was refused, or its fate was dealt with)."""
 
     @abstractmethod
     def inflight_batches(self, export: str) -> list[InflightBatch]:

@@ -114,17 +114,14 @@ def ledger(state_dir: Path) -> dict[str, str | None]:
         connection.close()
 
 
-def inflight(state_dir: Path, *, created: bool = False) -> set[str]:
-    """E-mails in flight; ``created``: only in batches Omnisend returned an id for."""
+def inflight(state_dir: Path) -> set[str]:
+    """E-mails in batches Omnisend returned an id for, not yet settled."""
     path = state_dir / "omnisync.sqlite3"
     if not path.exists():
         return set()
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    condition = " WHERE batch_id NOT LIKE 'intent:%'" if created else ""
     try:
-        return {
-            row[0] for row in connection.execute(f"SELECT email FROM inflight_batches{condition}")
-        }
+        return {row[0] for row in connection.execute("SELECT email FROM inflight_batches")}
     except sqlite3.OperationalError:
         return set()
     finally:
@@ -200,7 +197,7 @@ def test_killed_mid_batch(workspace: Path, emulator: Emulator, clean_state: dict
     # Batches take 3 s to process: the kill lands while they are in flight.
     emulator.configure(batch_delay=3.0)
     kill_when(emulator, where, lambda: len(inflight(where.state_dir)) >= 500)
-    in_flight = inflight(where.state_dir, created=True)
+    in_flight = inflight(where.state_dir)
     assert ledger(where.state_dir) == {}
     emulator.configure(batch_delay=0.05)
     result = restart_and_check(emulator, where, clean_state)

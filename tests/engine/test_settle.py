@@ -95,11 +95,11 @@ def test_a_batch_being_created_when_the_run_died_does_not_repeat_consent(setup: 
         client.create_batch(writes_for(setup, range(10)))
         sent = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
                 for n in range(10)]  # fmt: skip
-        store.record_inflight("members", "intent:aaaa", sent, now=setup.clock.wall())
+        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
         # ... and another batch it never got to send.
         unsent = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
                   for n in range(10, 20)]  # fmt: skip
-        store.record_inflight("members", "intent:bbbb", unsent, now=setup.clock.wall())
+        store.record_intent("members", "token-b", unsent, now=setup.clock.wall())
     assert setup.emulator.drain()
     before = last_sequence(setup.emulator)
     result = run(setup)
@@ -115,4 +115,4 @@ def test_a_batch_being_created_when_the_run_died_does_not_repeat_consent(setup: 
         assert len(contact["consents"]) == 1, contact
         assert contact["status"] == "subscribed" and contact["tags"] == ["members"]
     with setup.store() as store:
-        assert store.inflight_batches("members") == []
+        assert store.inflight_batches("members") == [] and store.intents("members") == []

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from omnisync.state import LedgerStore, SqliteLedgerStore
+from omnisync.state.migrations import MIGRATIONS
 
 
 class StoreBackend(Protocol):
@@ -31,6 +32,10 @@ class StoreBackend(Protocol):
 
     def create_legacy_ledger(self) -> None:
         """Storage at schema version 0 holding a ledger table made with the seam's DDL."""
+
+    def create_at_version(self, version: int) -> None:
+        """Storage at schema ``version`` (its migrations only), with a ledger entry
+        ``old@example.com`` and an in-flight ``flying@example.com`` for export ``vip``."""
 
 
 class SqliteBackend:
@@ -75,6 +80,23 @@ class SqliteBackend:
             "'2025-01-01T00:00:00.000Z')"
         )
         connection.commit()
+        connection.close()
+
+    def create_at_version(self, version: int) -> None:
+        connection = sqlite3.connect(self.path, isolation_level=None)
+        for script in MIGRATIONS[:version]:
+            for statement in script.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {version}")
+        connection.execute(
+            "INSERT INTO ledger_entries VALUES ('vip', 'old@example.com', 7, 'vip', "
+            "'2025-01-01T00:00:00.000Z')"
+        )
+        connection.execute(
+            "INSERT INTO inflight_batches VALUES ('vip', 'batch-1', 'flying@example.com', 8, 1, "
+            "'2025-01-01T00:00:00.000Z')"
+        )
         connection.close()
 
 

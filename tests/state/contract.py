@@ -162,16 +162,42 @@ class LedgerStoreContract:
         assert [batch.batch_id for batch in store.inflight_batches("vip")] == ["batch-2"]
         assert store.count_entries("vip") == 0
 
-    def test_a_provisional_batch_is_renamed_once_created(self, store: LedgerStore) -> None:
-        store.record_inflight("vip", "intent:1", items("a@x.io", "b@x.io"), now=NOW)
-        store.record_inflight("vip", "intent:2", items("c@x.io"), now=NOW)
-        store.record_inflight("news", "intent:1", items("z@x.io"), now=NOW)
-        assert store.rename_batch("vip", "intent:1", "batch-77") == 2
-        assert [b.batch_id for b in store.inflight_batches("vip")] == ["batch-77", "intent:2"]
-        assert store.inflight_batches("vip")[0].emails == ("a@x.io", "b@x.io")
-        assert [b.batch_id for b in store.inflight_batches("news")] == ["intent:1"]
-        assert store.rename_batch("vip", "intent:404", "batch-78") == 0
+    def test_an_intent_becomes_in_flight_once_the_batch_is_created(
+        self, store: LedgerStore
+    ) -> None:
+        extremes = [
+            InflightItem("a@x.io", -(2**63), True),
+            InflightItem("b@x.io", 2**63 - 1, False),
+        ]
+        store.record_intent("vip", "token-1", extremes, now=NOW)
+        store.record_intent("vip", "token-2", items("c@x.io"), now=LATER)
+        store.record_intent("news", "token-1", items("z@x.io"), now=NOW)
+        intents = store.intents("vip")
+        assert [(i.batch_id, i.items) for i in intents] == [
+            ("token-1", tuple(extremes)),
+            ("token-2", (InflightItem("c@x.io", 1, True),)),
+        ]
+        assert intents[0].created_at == "2026-03-01T12:00:00.000Z"
+        assert store.inflight_batches("vip") == []
+        assert store.record_created("vip", "token-1", "batch-77", now=LATER) == 2
+        [batch] = store.inflight_batches("vip")
+        assert (batch.batch_id, batch.items) == ("batch-77", tuple(extremes))
+        assert batch.created_at == "2026-03-01T12:05:00.000Z"
+        assert [i.batch_id for i in store.intents("vip")] == ["token-2"]
+        assert [i.batch_id for i in store.intents("news")] == ["token-1"]
+        assert store.record_created("vip", "token-404", "batch-78", now=LATER) == 0
         assert store.acknowledge("vip", "batch-77", ["a@x.io"], now=NOW) == 1
+        entry = store.entry("vip", "a@x.io")
+        assert entry is not None and entry.fingerprint == -(2**63)
+
+    def test_an_intent_can_be_released(self, store: LedgerStore) -> None:
+        store.record_intent("vip", "token-1", items("a@x.io"), now=NOW)
+        assert store.release_intent("vip", "token-1") == 1
+        assert store.release_intent("vip", "token-1") == 0
+        assert store.intents("vip") == []
+        store.record_intent("vip", "token-2", items("a@x.io"), now=NOW)
+        store.forget_export("vip")
+        assert store.intents("vip") == []
 
     def test_recording_the_same_batch_twice_keeps_one_item_each(self, store: LedgerStore) -> None:
         store.record_inflight("vip", "batch-1", items("a@x.io", fingerprint=1), now=NOW)
@@ -372,6 +398,16 @@ class LedgerStoreContract:
             )
             opened.record_inflight("vip", "batch-1", items("new@example.com"), now=NOW)
             assert opened.start_run("vip", trigger="cli", config_revision="", now=NOW).id == 1
+
+    def test_a_version_1_store_is_migrated_keeping_its_state(self, backend: StoreBackend) -> None:
+        backend.create_at_version(1)
+        with backend.open() as opened:
+            assert [entry.email for entry in opened.entries("vip")] == ["old@example.com"]
+            [batch] = opened.inflight_batches("vip")
+            assert batch.emails == ("flying@example.com",)
+            opened.record_intent("vip", "token", items("new@example.com"), now=NOW)
+            assert len(opened.intents("vip")) == 1
+            assert getattr(opened, "schema_version", SCHEMA_VERSION) == SCHEMA_VERSION
 
     def test_a_newer_schema_is_refused_and_left_untouched(self, backend: StoreBackend) -> None:
         with backend.open() as opened:
