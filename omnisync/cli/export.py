@@ -22,24 +22,22 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from omnisync.clock import Clock, SystemClock
 from omnisync.config.diagnostics import render_text as render_diagnostics
 from omnisync.config.diagnostics import summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config
-from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
-from omnisync.engine.clients import ClientPool
-from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
-from omnisync.engine.run_render import render_json, render_text
-from omnisync.engine.runner import ExportBusy, ExportRunner, UnknownExport
-from omnisync.logs import configure_logging
-from omnisync.state import StateError, open_state_store
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from omnisync.clock import Clock
+    from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
+
+# The engine, the daemon client and rich are imported where a run needs them:
+# every command module is imported to build ``--help``, and they are not light.
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -100,6 +98,11 @@ def cli_config(path: str | None) -> Config | int:
 
 
 def handle_run(args: argparse.Namespace) -> int:
+    from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
+    from omnisync.engine.runner import ExportBusy
+    from omnisync.logs import configure_logging
+    from omnisync.state import StateError
+
     # Warnings (refused contacts, retries) go to stderr, masked; the summary to stdout.
     configure_logging(log_format="text", level="WARNING")
     loaded = cli_config(args.config)
@@ -134,6 +137,8 @@ def handle_run(args: argparse.Namespace) -> int:
 
 
 def _summarise(result: RunResult, output_format: str) -> int:
+    from omnisync.engine.run_render import render_json, render_text
+
     output = render_json(result) if output_format == "json" else render_text(result)
     sys.stdout.write(output)
     if result.status == "failed" and output_format == "json":
@@ -157,6 +162,11 @@ def run_export_directly(
     Raises :class:`UnknownExport`, :class:`ExportBusy` (the export is running
     elsewhere) and :class:`StateError` (the state store is unusable).
     """
+    from omnisync.clock import SystemClock
+    from omnisync.engine.clients import ClientPool
+    from omnisync.engine.runner import ExportRunner, UnknownExport
+    from omnisync.state import open_state_store
+
     if name not in config.exports:
         raise UnknownExport(f"no export named '{name}' in the config")
     clock = clock or SystemClock()
@@ -242,6 +252,9 @@ def _progress_display(enabled: bool) -> Iterator[RunProgress | None]:
     if not enabled:
         yield None
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -12,14 +12,14 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from omnisync.cli.export import EXIT_FAILED, EXIT_OK, cli_config
 from omnisync.config.location import add_config_argument
 from omnisync.state import RunRecord, SqliteLedgerStore, StateError, state_path
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STATUS_STYLES = {
     "succeeded": "green",
@@ -77,6 +77,8 @@ def handler(args: argparse.Namespace) -> int:
         scope = f" for export {args.export!r}" if args.export else ""
         print(f"no runs recorded{scope} (state: {path})")
         return EXIT_OK
+    from rich.console import Console
+
     render_runs(runs, Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
     return EXIT_OK
 
@@ -101,6 +103,8 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
 
     The config revision of each run is in the JSON form (``--format json``).
     """
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     for column, justify in (
         ("run", "right"),
