@@ -37,7 +37,7 @@ from tests.engine.helpers import (
 
 MEMBERS = 3000  # 30 batches, 12 tags calls
 BRANDS = {"clean-key": "clean", "mid-batch-key": "mid-batch", "between-key": "between",
-          "tagging-key": "tagging"}  # fmt: skip
+          "tagging-key": "tagging", "sigterm-key": "sigterm"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,11 @@ def first_difference(found: dict[str, Any], expected: dict[str, Any]) -> str:
 
 
 def restart_and_check(
-    emulator: Emulator, where: Scenario, clean_state: dict[str, Any]
+    emulator: Emulator,
+    where: Scenario,
+    clean_state: dict[str, Any],
+    *,
+    before_status: str = "interrupted",
 ) -> dict[str, Any]:
     recorded = ledger(where.state_dir)
     upserted_before = set(recorded)
@@ -184,7 +188,7 @@ def restart_and_check(
     assert inflight(where.state_dir) == set()
     history = omnisync("history", "--state-dir", str(where.state_dir), "--format", "json")
     statuses = [run["status"] for run in json.loads(history.stdout)["runs"]]
-    assert statuses == ["succeeded", "interrupted"]
+    assert statuses == ["succeeded", before_status]
     # A further run has nothing left to do.
     again = omnisync("export", "run", "members", "--config", str(where.config), "--format", "json",
                      api_key=where.api_key)  # fmt: skip
@@ -242,3 +246,29 @@ def test_killed_during_tagging(
     emulator.set_faults(latency=0.0, only_endpoints=frozenset())
     result = restart_and_check(emulator, where, clean_state)
     assert result["counts"]["tagged"] == MEMBERS - tagged
+
+
+def test_sigterm_stops_at_a_batch_boundary_and_records_it(
+    workspace: Path, emulator: Emulator, clean_state: dict[str, Any]
+) -> None:
+    where = scenario(workspace, emulator, "sigterm")
+    emulator.configure(batch_delay=1.0)
+    child = omnisync_process("export", "run", "members", "--config", str(where.config),
+                             "--format", "json", api_key=where.api_key)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(inflight(where.state_dir)) < 300:
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    child.send_signal(signal.SIGTERM)
+    output, errors = child.communicate(timeout=60)
+    assert child.returncode == 3, errors
+    result = json.loads(output)
+    assert (result["status"], result["stopped"]) == ("partial", True)
+    assert "stopped before finishing" in result["error"]
+    # The batches already created were followed to their end and recorded.
+    assert inflight(where.state_dir) == set()
+    recorded = ledger(where.state_dir)
+    assert len(recorded) == result["counts"]["upserted"] >= 300
+    assert "Traceback" not in errors
+    emulator.configure(batch_delay=0.05)
+    restart_and_check(emulator, where, clean_state, before_status="partial")
