@@ -283,6 +283,7 @@ class ExportRunner:
                     clock=self._clock,
                     poll_interval=poll_interval,
                     timeout=self._settings.settle_timeout,
+                    stop=attempt.stop,
                 )
                 attempt.settled = settled.acknowledged
                 attempt.maybe_sent = settled.maybe_sent

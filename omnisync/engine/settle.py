@@ -19,6 +19,7 @@ keeps every consent record it is sent).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,10 +51,12 @@ def settle_inflight(
     clock: Clock,
     poll_interval: float,
     timeout: float,
+    stop: threading.Event | None = None,
 ) -> SettleOutcome:
     """Ask Omnisend about ``export``'s in-flight batches and record the answers.
 
-    Polls until every batch is done or ``timeout`` clock seconds have passed.
+    Polls until every batch is done, ``timeout`` clock seconds have passed or
+    ``stop`` is set.
     Batches still unknown then stay in flight (their items are not in the
     ledger, so the diff sends them again; a later settle records whichever
     answer comes), unless they are older than Omnisend keeps batches, in which
@@ -75,7 +78,7 @@ def settle_inflight(
             acknowledged += store.acknowledge(export, batch.batch_id, accepted, now=clock.wall())
             # Refused or never processed (a stopped batch): the diff sends them again.
             released += store.release(export, batch.batch_id)
-        if not pending or clock.now() >= deadline:
+        if not pending or clock.now() >= deadline or (stop is not None and stop.is_set()):
             break
         clock.sleep(poll_interval)
     cutoff = clock.wall() - BATCH_RETENTION
