@@ -19,23 +19,36 @@ acknowledged, batch by batch:
 
 A store error raised here propagates into the pipeline, which aborts and
 raises it from ``finish()``: a run that cannot record must not keep sending.
+
+:func:`apply_work` is the apply phase itself: it maps each work item, feeds
+the plan tally (so plan and run agree), and hands upserts, tags and untags
+to one pipeline per tag.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from omnisync.clock import Clock
+from omnisync.engine.intents import IntentRecordingClient, without_repeated_consent
+from omnisync.engine.report import PlanTally
+from omnisync.engine.staging import StagedExport
+from omnisync.mapping import map_row_with_warnings
 from omnisync.masking import mask_email
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import ApiError, OmnisendError
-from omnisync.omnisend.model import BatchOutcome, ContactWrite, ItemFailure
+from omnisync.omnisend.model import ContactWrite, ItemFailure
+from omnisync.omnisend.pipeline import DeliveryPipeline
+from omnisync.planning import Leaver
 from omnisync.state import InflightItem, LedgerStore
+
+if TYPE_CHECKING:
+    from omnisync.engine.attempt import RunAttempt
 
 #: How many refused items a run keeps as examples (masked) for its summary.
 FAILURE_SAMPLES = 5
@@ -194,83 +207,109 @@ def _failure_reason(failure: ItemFailure) -> str:
     return f"{failure.response_code} {failure.title}".strip()
 
 
-class IntentRecordingClient:
-    """The client as the delivery pipeline sees it, recording intent around batch creation.
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How the apply phase paces its pipelines (see ``RunnerSettings``)."""
 
-    ``create_batch`` records the batch's items as in flight under a
-    provisional id *before* the request and moves them under Omnisend's id
-    after it, so no batch can exist at Omnisend without a trace in the
-    ledger. Everything else is the wrapped client's.
+    poll_interval: float
+    max_batches_in_flight: int
+    stop_grace: float
 
-    The pipeline only reports a batch once it exists (``batch_created``),
-    so the record before the request is made here, as a
-    :class:`~omnisync.omnisend.delivery.DeliveryClient` wrapper.
+
+def apply_work(
+    attempt: RunAttempt,
+    staged: StagedExport,
+    *,
+    store: LedgerStore,
+    client: OmnisendClient,
+    clock: Clock,
+    settings: PipelineSettings,
+) -> None:
+    """Send what ``staged`` needs and record what Omnisend acknowledged.
+
+    Upserts (then the tag, once acknowledged), tag-only items, old tags after
+    a rename and leavers' tags go through a :class:`DeliveryPipeline` per tag;
+    the ledger is written by a :class:`LedgerRecorder`. ``attempt.stop`` is
+    honoured between items: nothing new is handed over, what was sent is
+    followed and recorded. Raises what the pipelines raise (an aborting
+    ``ApiError``, a ``StateError``).
     """
+    export = attempt.export
+    recorder = LedgerRecorder(store, export.name, clock=clock, on_change=attempt.changed)
+    attempt.recorder = recorder
+    sender = IntentRecordingClient(client, recorder)
+    tally = PlanTally(staged)
+    attempt.tally = tally
+    with ExitStack() as pipelines:
 
-    def __init__(self, client: OmnisendClient, recorder: LedgerRecorder) -> None:
-        self._client = client
-        self._recorder = recorder
+        def pipeline_for(tag: str) -> DeliveryPipeline:
+            found = attempt.pipelines.get(tag)
+            if found is None:
+                found = pipelines.enter_context(
+                    DeliveryPipeline(
+                        sender,
+                        tag,
+                        listener=recorder,
+                        stop=attempt.stop,
+                        clock=clock,
+                        max_batches_in_flight=settings.max_batches_in_flight,
+                        poll_interval=settings.poll_interval,
+                        stop_grace=settings.stop_grace,
+                    )
+                )
+                attempt.pipelines[tag] = found
+            return found
 
-    def create_batch(self, writes: Sequence[ContactWrite]) -> str:
-        token = self._recorder.intend([write.email for write in writes])
-        try:
-            batch_id = self._client.create_batch(writes)
-        except BaseException as error:
-            self._recorder.not_created(token, error)
-            raise
-        self._recorder.created(token, batch_id)
-        return batch_id
-
-    def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
-        return self._client.poll_batches(pending)
-
-    def wait_for_batches(
-        self, pending: Mapping[str, Collection[str]], *, poll_interval: float = 2.0
-    ) -> Iterator[BatchOutcome]:
-        return self._client.wait_for_batches(pending, poll_interval=poll_interval)
-
-    def add_tag(self, tag: str, emails: Sequence[str]) -> None:
-        self._client.add_tag(tag, emails)
-
-    def remove_tag(self, tag: str, emails: Sequence[str]) -> None:
-        self._client.remove_tag(tag, emails)
-
-    def get_contact(self, email: str) -> dict[str, Any] | None:
-        return self._client.get_contact(email)
-
-
-def without_repeated_consent(
-    write: ContactWrite, contact: Mapping[str, Any] | None
-) -> ContactWrite:
-    """``write`` without its consent when ``contact`` (Omnisend's) already holds that record.
-
-    For a contact a killed run may already have sent: Omnisend keeps every
-    consent record it receives, so sending the same one again would leave a
-    duplicate. The status goes with it (it was set together, with the same
-    time). Without such a record, ``write`` is returned unchanged.
-    """
-    consent = write.consent
-    if consent is None or contact is None:
-        return write
-    records = contact.get("consents")
-    if not isinstance(records, list):
-        return write
-    wanted = _instant(consent.changed_at)
-    for record in records:
-        if (
-            isinstance(record, Mapping)
-            and record.get("channel", "email") == "email"
-            and _instant(record.get("createdAt")) == wanted
-            and record.get("source") == consent.source
-        ):
-            return replace(write, consent=None)
-    return write
-
-
-def _instant(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+        main = pipeline_for(export.tag)
+        now = clock.wall()
+        for item in staged.work():
+            if attempt.stop.is_set():
+                break
+            outcome = (
+                map_row_with_warnings(item.row, export, in_ledger=item.in_ledger, now=now)
+                if item.needs_upsert
+                else None
+            )
+            actions = tally.add(item, outcome)
+            attempt.items_seen += 1
+            if actions.upsert:
+                assert outcome is not None and isinstance(outcome.result, ContactWrite)
+                write = outcome.result
+                if write.email in attempt.maybe_sent and write.consent is not None:
+                    # A killed run may have sent this very write: don't repeat its consent.
+                    write = without_repeated_consent(write, client.get_contact(write.email))
+                recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
+                if not main.upsert(write, then_tag=actions.tag):
+                    break
+                attempt.upserts_queued += 1
+                attempt.then_tag_queued += actions.tag
+            elif actions.tag:
+                if not main.add_tag(item.email):
+                    break
+                attempt.tag_adds_queued += 1
+            else:
+                attempt.invalid += 1
+                continue
+            if actions.remove_old_tag is not None:
+                if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
+                    break
+                attempt.removes_queued += 1
+        samples: list[Leaver] = []
+        if not attempt.stop.is_set():
+            for leaver in staged.leavers():
+                if attempt.stop.is_set():
+                    break
+                if len(samples) < FAILURE_SAMPLES:
+                    samples.append(leaver)
+                if not pipeline_for(leaver.tag).remove_tag(leaver.email):
+                    break
+                attempt.leavers_seen += 1
+                attempt.removes_queued += 1
+        tally.add_leavers(samples)
+        attempt.changed()
+        # The export's own pipeline last: old tags are removed while it drains.
+        for tag, pipeline in list(attempt.pipelines.items()):
+            if tag != export.tag:
+                pipeline.finish()
+        main.finish()
+        attempt.stopped = attempt.stop.is_set()

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from omnisync.config.model import Export
-from omnisync.engine.apply import LedgerRecorder
 from omnisync.engine.clients import RequestCounter
 from omnisync.engine.report import PlanTally
 from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import StageCounts
+
+if TYPE_CHECKING:
+    from omnisync.engine.apply import LedgerRecorder
 
 
 class RunAttempt:

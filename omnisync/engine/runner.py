@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +31,10 @@ from omnisync.clock import Clock
 from omnisync.config.model import Config, Connection, Export
 from omnisync.config.rules import export_permission_problems
 from omnisync.config.secrets import SecretUnavailable
-from omnisync.engine.apply import IntentRecordingClient, LedgerRecorder, without_repeated_consent
+from omnisync.engine.apply import PipelineSettings, apply_work
 from omnisync.engine.attempt import RunAttempt
 from omnisync.engine.clients import ClientPool
-from omnisync.engine.report import PlanReport, PlanTally, build_plan_report
+from omnisync.engine.report import PlanReport, build_plan_report
 from omnisync.engine.results import (
     NullProgress,
     RunCounts,
@@ -44,13 +43,8 @@ from omnisync.engine.results import (
     RunResult,
 )
 from omnisync.engine.settle import settle_inflight
-from omnisync.engine.staging import LedgerUnreadable, StagedExport, stage_export
-from omnisync.mapping import map_row_with_warnings
-from omnisync.omnisend.client import OmnisendClient
+from omnisync.engine.staging import LedgerUnreadable, stage_export
 from omnisync.omnisend.errors import OmnisendError
-from omnisync.omnisend.model import ContactWrite
-from omnisync.omnisend.pipeline import DeliveryPipeline
-from omnisync.planning import Leaver
 from omnisync.sources.errors import SourceError
 from omnisync.state import LedgerStore, StateError
 from omnisync.state.locks import ExportBusy, ExportLock
@@ -300,100 +294,14 @@ class ExportRunner:
                         "Check the segment's query, or raise max_profiles."
                     )
                 attempt.phase("applying")
-                self._apply(
-                    attempt, staged, client, poll_interval=poll_interval, in_flight=in_flight
+                apply_work(
+                    attempt,
+                    staged,
+                    store=self._store,
+                    client=client,
+                    clock=self._clock,
+                    settings=PipelineSettings(poll_interval, in_flight, self._settings.stop_grace),
                 )
-
-    def _apply(
-        self,
-        attempt: RunAttempt,
-        staged: StagedExport,
-        client: OmnisendClient,
-        *,
-        poll_interval: float,
-        in_flight: int,
-    ) -> None:
-        export = attempt.export
-        recorder = LedgerRecorder(
-            self._store, export.name, clock=self._clock, on_change=attempt.changed
-        )
-        attempt.recorder = recorder
-        sender = IntentRecordingClient(client, recorder)
-        tally = PlanTally(staged)
-        attempt.tally = tally
-        with ExitStack() as pipelines:
-
-            def pipeline_for(tag: str) -> DeliveryPipeline:
-                found = attempt.pipelines.get(tag)
-                if found is None:
-                    found = pipelines.enter_context(
-                        DeliveryPipeline(
-                            sender,
-                            tag,
-                            listener=recorder,
-                            stop=attempt.stop,
-                            clock=self._clock,
-                            max_batches_in_flight=in_flight,
-                            poll_interval=poll_interval,
-                            stop_grace=self._settings.stop_grace,
-                        )
-                    )
-                    attempt.pipelines[tag] = found
-                return found
-
-            main = pipeline_for(export.tag)
-            now = self._clock.wall()
-            for item in staged.work():
-                if attempt.stop.is_set():
-                    break
-                outcome = (
-                    map_row_with_warnings(item.row, export, in_ledger=item.in_ledger, now=now)
-                    if item.needs_upsert
-                    else None
-                )
-                actions = tally.add(item, outcome)
-                attempt.items_seen += 1
-                if actions.upsert:
-                    assert outcome is not None and isinstance(outcome.result, ContactWrite)
-                    write = outcome.result
-                    if write.email in attempt.maybe_sent and write.consent is not None:
-                        # A killed run may have sent this very write: don't repeat its consent.
-                        write = without_repeated_consent(write, client.get_contact(write.email))
-                    recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
-                    if not main.upsert(write, then_tag=actions.tag):
-                        break
-                    attempt.upserts_queued += 1
-                    attempt.then_tag_queued += actions.tag
-                elif actions.tag:
-                    if not main.add_tag(item.email):
-                        break
-                    attempt.tag_adds_queued += 1
-                else:
-                    attempt.invalid += 1
-                    continue
-                if actions.remove_old_tag is not None:
-                    if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
-                        break
-                    attempt.removes_queued += 1
-            samples: list[Leaver] = []
-            if not attempt.stop.is_set():
-                for leaver in staged.leavers():
-                    if attempt.stop.is_set():
-                        break
-                    if len(samples) < 5:
-                        samples.append(leaver)
-                    if not pipeline_for(leaver.tag).remove_tag(leaver.email):
-                        break
-                    attempt.leavers_seen += 1
-                    attempt.removes_queued += 1
-            tally.add_leavers(samples)
-            attempt.changed()
-            # The export's own pipeline last: old tags are removed while it drains.
-            for tag, pipeline in list(attempt.pipelines.items()):
-                if tag != export.tag:
-                    pipeline.finish()
-            main.finish()
-            attempt.stopped = attempt.stop.is_set()
 
     def _pacing(self, connection: Connection) -> tuple[float, int]:
         settings = self._settings

@@ -1,26 +1,21 @@
-"""The SQLite state store: one file, WAL mode, one connection guarded by a lock.
+"""The SQLite state store: the :class:`LedgerStore` contract in SQL.
 
-``<daemon.state_dir>/omnisync.sqlite3`` by default. WAL lets the export
-engine's diff read the ledger (its own read-only connection) while a run
-writes to it; ``synchronous=NORMAL`` keeps each batch's commit cheap while a
-crash still loses at most the last commits, never consistency (WAL is
-atomic). The pipeline calls back from several threads, so every use of the
-single connection holds one lock; other processes wait up to the busy timeout.
+``<daemon.state_dir>/omnisync.sqlite3`` by default; the file itself (WAL,
+locking, migrations, transactions) is :class:`~omnisync.state.database.SqliteDatabase`.
+Sets of e-mails travel as one JSON parameter and are unpacked by SQLite
+(``json_each``), so a batch's worth of work is one statement.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import cast
 
-from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION
+from omnisync.state.database import SqliteDatabase
 from omnisync.state.store import (
     FINAL_STATUSES,
     InflightBatch,
@@ -30,7 +25,6 @@ from omnisync.state.store import (
     RunRecord,
     RunStatus,
     StateError,
-    StateSchemaTooNew,
     format_timestamp,
     mask_free_text,
 )
@@ -66,100 +60,19 @@ class SqliteLedgerStore(LedgerStore):
         self.path = Path(path)
         self.location = str(self.path)
         self.ledger_file = self.path
-        self._lock = threading.Lock()
-        self._closed = False
-        try:
-            self._connection = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as error:
-            raise StateError(f"cannot open state database {self.path}: {error}") from None
-        try:
-            self._prepare(busy_timeout)
-        except BaseException:
-            self._connection.close()
-            raise
-
-    # -- opening ----------------------------------------------------------------
-
-    def _prepare(self, busy_timeout: float) -> None:
-        # Read the version before anything that writes (even journal_mode writes
-        # the header), so a newer database is refused byte-for-byte untouched.
-        version = self._read_version()
-        self._refuse_if_newer(version)
-        with self._translate("configure"):
-            self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            mode = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StateError(
-                    f"state database {self.path}: cannot switch to WAL mode (got {mode!r}); "
-                    "is it on a network file system?"
-                )
-            self._connection.execute("PRAGMA synchronous = NORMAL")
-        if version < SCHEMA_VERSION:
-            self._migrate()
-
-    def _read_version(self) -> int:
-        with self._translate("read"):
-            return int(self._connection.execute("PRAGMA user_version").fetchone()[0])
-
-    def _refuse_if_newer(self, version: int) -> None:
-        if version > SCHEMA_VERSION:
-            raise StateSchemaTooNew(
-                f"state database {self.path} has schema version {version}, newer than this "
-                f"omnisync understands ({SCHEMA_VERSION}); it was left untouched. Upgrade "
-                "omnisync, or point daemon.state_dir at another directory."
-            )
-
-    def _migrate(self) -> None:
-        with self._transaction("migrate") as connection:
-            # Re-read inside the write lock: another process may have migrated meanwhile.
-            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-            self._refuse_if_newer(version)
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _statements(MIGRATIONS[number - 1]):
-                    connection.execute(statement)
-                connection.execute(f"PRAGMA user_version = {number}")
+        self._database = SqliteDatabase(self.path, busy_timeout=busy_timeout)
+        self._transaction = self._database.transaction
+        self._reading = self._database.reading
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
-            return self._read_version()
+        return self._database.schema_version
 
-    # -- plumbing -----------------------------------------------------------------
+    def close(self) -> None:
+        self._database.close()
 
-    @contextmanager
-    def _translate(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as error:
-            raise StateError(f"state database {self.path}: cannot {action}: {error}") from None
-
-    @contextmanager
-    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction; the lock is held throughout, rollback on any error."""
-        with self._lock:
-            self._check_open()
-            connection = self._connection
-            with self._translate(action):
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    yield connection
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-                connection.execute("COMMIT")
-
-    @contextmanager
-    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._check_open()
-            with self._translate(action):
-                yield self._connection
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StateError(f"state database {self.path} is closed")
+    def __repr__(self) -> str:
+        return f"SqliteLedgerStore({self.location!r})"
 
     # -- ledger ---------------------------------------------------------------------
 
@@ -434,17 +347,6 @@ class SqliteLedgerStore(LedgerStore):
                 ).fetchall()
         return [_run_record(row) for row in rows]
 
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._connection.close()
-
-    def __repr__(self) -> str:
-        return f"SqliteLedgerStore({self.location!r})"
-
 
 _RUN_COLUMNS = (
     "SELECT id, export, trigger, config_revision, started_at, ended_at, status, counts, error "
@@ -465,10 +367,3 @@ def _run_record(row: tuple[object, ...]) -> RunRecord:
         counts=json.loads(cast(str, counts)),
         error=cast("str | None", error),
     )
-
-
-def _statements(script: str) -> Iterator[str]:
-    # executescript() would COMMIT our transaction; run the statements one by one.
-    for statement in script.split(";"):
-        if statement.strip():
-            yield statement
