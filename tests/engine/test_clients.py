@@ -1,0 +1,70 @@
+"""The client pool: one client per connection, shared limiter per brand, keys re-resolved."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from omnisync.config.secrets import SecretUnavailable
+from omnisync.engine.clients import ClientPool
+from omnisync.omnisend.pacing import LimiterRegistry
+from tests.engine.conftest import Setup
+from tests.engine.helpers import API_KEY_VARIABLE
+
+
+def test_a_connection_gets_one_shared_client(setup: Setup) -> None:
+    shop = setup.config().connections["shop"]
+    registry = LimiterRegistry(clock=setup.clock)
+    environ = {API_KEY_VARIABLE: "test-key", "OTHER_KEY": "other-key"}
+    with ClientPool(clock=setup.clock, environ=environ, registry=registry) as pool:
+        client = pool.client_for(shop)
+        assert pool.client_for(shop) is client
+        # Another connection of the same brand has its own client but the brand's limiter.
+        twin = dataclasses.replace(shop, name="shop-twin")
+        assert pool.client_for(twin) is not client
+        assert len(registry) == 1
+        other_brand = dataclasses.replace(
+            shop, name="outlet", api_key=dataclasses.replace(shop.api_key, name="OTHER_KEY")
+        )
+        pool.client_for(other_brand)
+        assert len(registry) == 2
+
+
+def test_a_rotated_key_gets_a_fresh_client(setup: Setup) -> None:
+    shop = setup.config().connections["shop"]
+    environ = {API_KEY_VARIABLE: "test-key"}
+    with ClientPool(clock=setup.clock, environ=environ) as pool:
+        first = pool.client_for(shop)
+        environ[API_KEY_VARIABLE] = "wrong-key"
+        second = pool.client_for(shop)
+        assert second is not first
+        assert "wrong-key" not in repr(second)
+        # The old client still works for a run that was using it.
+        assert first.get_contact("nobody@example.com") is None
+
+
+def test_secret_problems_are_named_without_the_value(setup: Setup) -> None:
+    shop = setup.config().connections["shop"]
+    with (
+        ClientPool(clock=setup.clock, environ={}) as pool,
+        pytest.raises(SecretUnavailable) as missing,
+    ):
+        pool.client_for(shop)
+    assert API_KEY_VARIABLE in str(missing.value)
+    with ClientPool(clock=setup.clock, environ={API_KEY_VARIABLE: "has spaces"}) as pool:
+        with pytest.raises(ValueError) as malformed:
+            pool.client_for(shop)
+    assert "has spaces" not in str(malformed.value)
+
+
+def test_requests_are_counted_while_a_run_counts(setup: Setup) -> None:
+    shop = setup.config().connections["shop"]
+    with ClientPool(clock=setup.clock, environ={API_KEY_VARIABLE: "test-key"}) as pool:
+        client = pool.client_for(shop)
+        client.get_contact("before@example.com")
+        with pool.counting(shop) as counter:
+            client.get_contact("a@example.com")
+            client.get_contact("b@example.com")
+        client.get_contact("after@example.com")
+    assert counter.requests == 2
