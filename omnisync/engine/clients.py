@@ -97,7 +97,8 @@ class ClientPool:
         timeout: float = 10.0,
     ) -> None:
         self._clock = clock
-        self._registry = registry or LimiterRegistry(clock=clock)
+        # Not `registry or ...`: an empty registry is falsy (it has a length).
+        self._registry = registry if registry is not None else LimiterRegistry(clock=clock)
         self._environ = os.environ if environ is None else environ
         self._credentials_directory = credentials_directory
         self._observer_for = observer_for
