@@ -60,6 +60,10 @@ def test_a_wrong_api_key_fails_the_run_with_a_401(setup: Setup) -> None:
     # Omnisend refused the first request; nothing else was tried.
     assert {record.status for record in setup.emulator.request_log()} == {401}
     assert len(setup.emulator.request_log()) <= 2
+    # The key is nowhere in the state directory (database, WAL, locks).
+    for path in setup.state_dir.rglob("*"):
+        if path.is_file():
+            assert b"revoked-key" not in path.read_bytes(), path
 
 
 def test_an_unresolvable_secret_fails_before_any_request(setup: Setup) -> None:
