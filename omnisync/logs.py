@@ -30,9 +30,10 @@ LogFormat = Literal["json", "text"]
 
 REDACTED = "[REDACTED]"
 
-#: Looks like an address: something@something.tld, without whitespace or quoting characters.
-_ADDRESS_PART = r"[^\s@\"'<>()\[\]{},;:=/\\]+"
-_EMAIL = re.compile(rf"{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}")
+#: Looks like an address: something@something.tld, without whitespace or quoting characters;
+#: also percent-encoded (``%40``), as it appears in a URL's query (``?email=...``).
+_ADDRESS_PART = r"[^\s@\"'<>()\[\]{},;:=/\\&?#]+"
+_EMAIL = re.compile(rf"{_ADDRESS_PART}(?:@|%40){_ADDRESS_PART}\.{_ADDRESS_PART}", re.IGNORECASE)
 
 #: Secrets shorter than this are not redacted as substrings: masking "a" everywhere helps no one.
 _MINIMUM_SECRET_LENGTH = 4
@@ -47,6 +48,11 @@ _STANDARD_ATTRIBUTES = frozenset(
         "taskName",
     }
 )
+
+
+def _decode_at(address: str) -> str:
+    """``olena%40example.com`` as ``olena@example.com``, so it masks like any address."""
+    return re.sub("%40", "@", address, count=1, flags=re.IGNORECASE)
 
 
 class Redactor:
@@ -78,8 +84,8 @@ class Redactor:
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        if "@" in text:
-            text = _EMAIL.sub(lambda match: mask_email(match.group(0)), text)
+        if "@" in text or "%40" in text:
+            text = _EMAIL.sub(lambda match: mask_email(_decode_at(match.group(0))), text)
         return text
 
     def scrub_value(self, value: Any) -> Any:

@@ -54,6 +54,18 @@ def test_emails_are_masked_everywhere(capture):
     assert "o***o@e***e.com" in text
 
 
+def test_percent_encoded_emails_in_urls_are_masked(capture):
+    stream, _ = capture
+    logging.getLogger("omnisync.test").info(
+        "GET https://api.omnisend.com/api/contacts?email=olena.kovalenko%40example.com&limit=1",
+        extra={"event": "http"},
+    )
+    text = stream.getvalue()
+    assert "olena.kovalenko" not in text
+    assert "o***o@e***e.com" in text
+    assert "&limit=1" in text
+
+
 def test_registered_secrets_are_redacted_in_message_fields_and_tracebacks(capture):
     stream, redactor = capture
     secret = 'sk-live-"quoted"-1234567890'
