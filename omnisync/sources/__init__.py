@@ -1,31 +1,35 @@
 """Segment sources: reading the rows of a segment, streaming, with bounded memory.
 
-Shells, one per kind: :mod:`~omnisync.sources.sqlite` (a query run inside
-the database), :mod:`~omnisync.sources.csvfile` and
-:mod:`~omnisync.sources.jsonl` (whole files). :func:`open_segment` picks the
-reader for a configured segment. Every failure is a :class:`SourceError`
-naming the segment, the source and the cause, raised before anything is sent.
+Shells, one per kind: :mod:`~omnisync.sources.sqlite` and
+:mod:`~omnisync.sources.postgres` (a query run inside the database),
+:mod:`~omnisync.sources.csvfile` and :mod:`~omnisync.sources.jsonl` (whole
+files). :func:`open_segment` picks the reader for a configured segment.
+Every failure is a :class:`SourceError` naming the segment, the source and
+the cause, raised before anything is sent.
 
 The export engine stages SQLite segments without this module's Python-side
 row path (see :mod:`omnisync.engine.staging`); it uses the readers here for
-file sources.
+file and PostgreSQL sources.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from omnisync.config.model import Config, Segment, Source
+from omnisync.config.secrets import SecretUnavailable, resolve_secret
 from omnisync.sources.csvfile import CsvReader
 from omnisync.sources.errors import SourceError
 from omnisync.sources.jsonl import JsonlReader
+from omnisync.sources.postgres import PostgresReader
 from omnisync.sources.sqlite import SqliteReader
 
 __all__ = [
     "CsvReader",
     "JsonlReader",
+    "PostgresReader",
     "SegmentReader",
     "SourceError",
     "SqliteReader",
@@ -62,17 +66,29 @@ def segment_source(config: Config, segment_name: str) -> tuple[Segment, Source]:
     return segment, source
 
 
-def open_segment(config: Config, segment_name: str) -> SegmentReader:
+def open_segment(
+    config: Config, segment_name: str, *, environ: Mapping[str, str] | None = None
+) -> SegmentReader:
     """A reader for the configured segment ``segment_name``.
 
-    Raises :class:`SourceError` for a source kind that cannot be read yet
-    (PostgreSQL), a database source without a query, or a query on a file
-    source. Opening the file happens when rows are read.
+    Raises :class:`SourceError` for a database source without a query, a
+    query on a file source, or a PostgreSQL DSN secret that cannot be
+    resolved (from ``environ``, default ``os.environ``; the error names the
+    reference, never a value). Opening the file or connecting happens when
+    rows are read.
     """
     segment, source = segment_source(config, segment_name)
     names = {"segment": segment.name, "source": source.name}
     if source.kind == "postgres":
-        raise SourceError("PostgreSQL sources cannot be read yet", **names)
+        if not segment.query:
+            raise SourceError("a segment on a PostgreSQL source needs a query", **names)
+        if source.dsn is None:
+            raise SourceError("the source has no dsn", **names)
+        try:
+            dsn = resolve_secret(source.dsn, environ=environ)
+        except SecretUnavailable as error:
+            raise SourceError(f"cannot connect: the dsn {error}", **names) from None
+        return PostgresReader(dsn, segment.query, segment=segment.name, source=source.name)
     if source.path is None:
         raise SourceError("the source has no path", **names)
     path = Path(source.path)

@@ -1,0 +1,263 @@
+"""PostgreSQL segment sources: the segment query runs inside PostgreSQL, streamed.
+
+The query is wrapped as ``SELECT "col", ... FROM (<query>) AS segment`` so
+that only the columns an export reads leave the server, and is read through a
+server-side (named) cursor, :attr:`PostgresReader.itersize` rows at a time,
+so memory stays flat however large the segment. The transaction is READ
+ONLY: PostgreSQL itself refuses a segment query that would write (a function
+that inserts, ``nextval()``, ``SELECT ... FOR UPDATE``), and each statement
+is bounded by a statement timeout.
+
+Values are made what the other sources yield (``None``, ``str``, ``int``,
+``float``, ``bytes``), so mapping and fingerprints treat them alike:
+booleans become ``"true"``/``"false"`` (as JSONL's do; staging in SQLite
+would otherwise turn them into 1/0), ``numeric`` its exact decimal text,
+timestamps ISO 8601 (``timestamptz`` in UTC, ``+00:00``), dates and times
+ISO 8601, JSON and arrays their compact JSON text, anything else (uuid,
+inet, interval) its text.
+
+psycopg is an optional dependency (``omnisync[postgres]``), imported only
+when a PostgreSQL source is read. Errors are :class:`SourceError` s naming the
+segment, the source and the cause; the DSN and any password in it never
+appear in them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from omnisync.config.rules import select_problem
+from omnisync.sources.columns import require_columns
+from omnisync.sources.errors import SourceError
+from omnisync.sources.sqlite import quote_identifier, subquery
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
+
+INSTALL_HINT = (
+    "reading a PostgreSQL source needs psycopg, which the plain install lacks: "
+    "install omnisync[postgres] (pip install 'omnisync[postgres]')"
+)
+
+#: Added to the connection unless the DSN sets them: a dead host fails in
+#: seconds, and DBAs can tell omnisync's sessions apart.
+_CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "omnisync"}
+
+#: Types psycopg returns as ``str``, ``int`` or ``float``: rows of only these
+#: pass through untouched (the common case, and the fast one).
+_PLAIN_TYPE_OIDS = frozenset({18, 19, 20, 21, 23, 25, 26, 700, 701, 1042, 1043})
+_PLAIN_VALUE_TYPES = (type(None), str, int, float, bytes)
+
+_PASSWORD_PAIR = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+
+
+def canonical(value: object) -> object:
+    """``value`` as a scalar like the other sources yield (see the module docstring)."""
+    if type(value) in _PLAIN_VALUE_TYPES:
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")  # exact, never exponent notation
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if isinstance(value, memoryview):
+        return bytes(value)
+    return str(value)
+
+
+def redact(message: str, dsn: str) -> str:
+    """``message`` on one line, without the DSN or any password from it."""
+    text = " ".join(message.split())
+    secrets = {dsn, *(match.group(2).strip("'") for match in _PASSWORD_PAIR.finditer(dsn))}
+    for match in _URI_PASSWORD.finditer(dsn):
+        password = match.group(0)[len(match.group(1)) : -1]
+        secrets |= {password, unquote(password)}  # libpq quotes it decoded
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _PASSWORD_PAIR.sub(r"\1[redacted]", text)
+    return _URI_PASSWORD.sub(r"\1[redacted]@", text)
+
+
+class PostgresReader:
+    """Streams a PostgreSQL segment's rows as tuples, read-only.
+
+    ``dsn`` is the resolved connection string (a secret: it is never shown,
+    not even in ``repr``); ``query`` the segment's SELECT. Each call of
+    :meth:`columns` or :meth:`rows` opens its own connection and closes it
+    when done (for :meth:`rows`, when the iterator is exhausted or closed).
+    ``statement_timeout`` (seconds) bounds each statement, including each
+    fetch of ``itersize`` rows.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        query: str,
+        *,
+        segment: str,
+        source: str,
+        statement_timeout: float = 900.0,
+        itersize: int = 5_000,
+    ) -> None:
+        self._dsn = dsn
+        self.query = query
+        self.segment = segment
+        self.source = source
+        self.statement_timeout = statement_timeout
+        self.itersize = itersize
+
+    def __repr__(self) -> str:
+        return f"PostgresReader(segment={self.segment!r}, source={self.source!r})"
+
+    def _error(self, cause: str) -> SourceError:
+        return SourceError(redact(cause, self._dsn), segment=self.segment, source=self.source)
+
+    def columns(self) -> tuple[str, ...]:
+        """The names of the columns the segment query returns, in order."""
+        connection = self._connect()
+        try:
+            return self._result_columns(connection)
+        finally:
+            connection.close()
+
+    def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
+        """Yield each row's values of ``columns`` (matched regardless of case), in order."""
+        connection = self._connect()
+        try:
+            names = self._resolve(self._result_columns(connection), columns)
+            selected = ", ".join(quote_identifier(name) for name in names)
+            import psycopg  # present: _connect imported it
+
+            try:
+                with connection.cursor(name="omnisync_segment") as cursor:
+                    cursor.itersize = self.itersize
+                    cursor.execute(f"SELECT {selected} FROM ({subquery(self.query)}) AS segment")
+                    description = cursor.description or ()
+                    if all(column.type_code in _PLAIN_TYPE_OIDS for column in description):
+                        yield from cursor
+                    else:
+                        for row in cursor:
+                            yield tuple(map(canonical, row))
+            except psycopg.Error as error:
+                raise self._query_error(error) from error
+        finally:
+            connection.close()
+
+    def _connect(self) -> psycopg.Connection[TupleRow]:
+        """A connection in a READ ONLY transaction with the statement timeout set."""
+        problem = select_problem(self.query)
+        if problem is not None:
+            raise self._error(f"bad query: {problem}")
+        try:
+            import psycopg
+        except ImportError:
+            raise self._error(INSTALL_HINT) from None
+        try:
+            given = psycopg.conninfo.conninfo_to_dict(self._dsn)
+            defaults = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in given}
+            conninfo = psycopg.conninfo.make_conninfo(self._dsn, **defaults)
+        except psycopg.Error as error:
+            # libpq quotes the offending part, which may hold the password.
+            raise self._error(f"the connection string (DSN) is malformed: {error}") from None
+        try:
+            connection: psycopg.Connection[TupleRow] = psycopg.connect(conninfo)
+        except psycopg.Error as error:
+            # ``from None``: the original error may quote the DSN.
+            raise self._error(f"cannot connect to PostgreSQL: {error}") from None
+        try:
+            connection.read_only = True
+            milliseconds = f"{max(1, round(self.statement_timeout * 1000))}ms"
+            # Local to the (read-only) transaction the first statement opens.
+            connection.execute("SELECT set_config('statement_timeout', %s, true)", (milliseconds,))
+        except psycopg.Error as error:
+            connection.close()
+            raise self._error(f"cannot start a read-only transaction: {error}") from None
+        return connection
+
+    def _result_columns(self, connection: psycopg.Connection[TupleRow]) -> tuple[str, ...]:
+        import psycopg
+
+        prefix = "SELECT * FROM ("
+        try:
+            cursor = connection.execute(f"{prefix}{subquery(self.query)}) AS segment LIMIT 0")
+        except psycopg.Error as error:
+            raise self._query_error(error, prefix=prefix) from error
+        return tuple(column.name for column in cursor.description or ())
+
+    def _resolve(self, available: Sequence[str], wanted: Sequence[str]) -> list[str]:
+        """The result column each of ``wanted`` reads: the same name, else the one differing
+        only in case (PostgreSQL folds unquoted names to lower case; configs need not)."""
+        require_columns(
+            available, wanted, case_sensitive=False, segment=self.segment, source=self.source
+        )
+        exact = set(available)
+        resolved = []
+        for column in wanted:
+            if column in exact:
+                resolved.append(column)
+                continue
+            candidates = [name for name in available if name.casefold() == column.casefold()]
+            if len(candidates) > 1:
+                listed = ", ".join(f"'{name}'" for name in candidates)
+                raise self._error(f"column '{column}' is ambiguous: the segment has {listed}")
+            resolved.append(candidates[0])
+        return resolved
+
+    def _query_error(self, error: psycopg.Error, *, prefix: str = "") -> SourceError:
+        """A :class:`SourceError` naming what went wrong in the segment query.
+
+        ``prefix`` is what precedes the query's text in the statement sent,
+        to turn PostgreSQL's error position into one in the query.
+        """
+        from psycopg import errors
+
+        quoted = f"'{error.diag.message_primary or error}'{self._location(error, prefix)}"
+        if error.diag.message_hint:
+            quoted += f" (hint: {error.diag.message_hint})"
+        if isinstance(error, errors.UndefinedTable):
+            cause = f"missing table: the query failed with {quoted}"
+        elif isinstance(error, errors.UndefinedColumn):
+            cause = f"missing column: the query failed with {quoted}"
+        elif isinstance(error, errors.SyntaxError | errors.FeatureNotSupported):
+            cause = f"bad query: {quoted}; a segment query must be exactly one SELECT statement"
+        elif isinstance(error, errors.ReadOnlySqlTransaction):
+            cause = (
+                f"the query tries to write ({quoted}): segments are read in a read-only "
+                "transaction, so a segment query may only read"
+            )
+        elif isinstance(error, errors.QueryCanceled):
+            cause = f"the query was cancelled ({quoted}; the limit is {self.statement_timeout:g} s)"
+        elif isinstance(error, errors.InsufficientPrivilege):
+            cause = f"permission denied: {quoted} (grant the DSN's user SELECT on it)"
+        elif isinstance(error, errors.OperationalError):
+            cause = f"lost the connection to PostgreSQL: {quoted}"
+        else:
+            cause = f"the query failed: {quoted}"
+        return self._error(cause)
+
+    def _location(self, error: psycopg.Error, prefix: str) -> str:
+        """Where in the segment query ``error`` points, as words, or ``""``."""
+        position = error.diag.statement_position
+        if not prefix or not position or not position.isdigit():
+            return ""
+        text = subquery(self.query)[1:-1]  # without the newlines around it
+        index = int(position) - 1 - len(prefix) - 1  # from 1-based, past the newline
+        if not 0 <= index < len(text):
+            return " at the end of the query"  # e.g. at the closing parenthesis around it
+        line = text.count("\n", 0, index) + 1
+        column = index - text.rfind("\n", 0, index)
+        return f" at line {line}, column {column} of the query"
