@@ -79,14 +79,19 @@ def canonical(value: object) -> object:
 
 
 def redact(message: str, dsn: str) -> str:
-    """``message`` on one line, without the DSN or any password from it."""
+    """``message`` on one line, without the DSN or any password from it.
+
+    Passwords are removed wherever they stand after ``password=`` or in a
+    URI's ``user:password@``; the DSN's own password (4 characters or more:
+    shorter ones would blot out ordinary words) and the DSN itself anywhere.
+    """
     text = " ".join(message.split())
     secrets = {dsn, *(match.group(2).strip("'") for match in _PASSWORD_PAIR.finditer(dsn))}
     for match in _URI_PASSWORD.finditer(dsn):
         password = match.group(0)[len(match.group(1)) : -1]
         secrets |= {password, unquote(password)}  # libpq quotes it decoded
     for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
+        if len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     text = _PASSWORD_PAIR.sub(r"\1[redacted]", text)
     return _URI_PASSWORD.sub(r"\1[redacted]@", text)

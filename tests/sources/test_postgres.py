@@ -147,12 +147,13 @@ def test_text_and_integer_rows_come_through_as_they_are(dsn: str) -> None:
     assert rows == [(1, "Олена"), (2, "Jonas"), (3, "Zoë 🎉"), (4, None)]
 
 
-def test_rows_come_from_a_read_only_server_side_cursor_fetched_in_pieces(dsn: str) -> None:
+def test_rows_come_from_a_server_side_cursor_in_pieces_closed_when_abandoned(dsn: str) -> None:
     rows = reader(dsn, "SELECT * FROM customers ORDER BY id", itersize=2).rows(["email"])
     assert next(rows) == ("olena@example.com",)
     with psycopg.connect(dsn) as observer:
         [(query, state)] = observer.execute(
-            "SELECT query, state FROM pg_stat_activity WHERE application_name = 'omnisync'"
+            "SELECT query, state FROM pg_stat_activity "
+            "WHERE application_name = 'omnisync' AND datname = current_database()"
         ).fetchall()
     assert query == 'FETCH FORWARD 2 FROM "omnisync_segment"'
     assert state == "idle in transaction"
@@ -160,7 +161,8 @@ def test_rows_come_from_a_read_only_server_side_cursor_fetched_in_pieces(dsn: st
     with psycopg.connect(dsn) as observer:
         for _ in range(100):
             sessions = observer.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'omnisync'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = 'omnisync' AND datname = current_database()"
             ).fetchone()
             if sessions == (0,):
                 break
@@ -485,6 +487,7 @@ def test_an_export_from_postgresql_end_to_end(dsn: str, tmp_path: Path) -> None:
 
         counts = run().counts
         assert (counts.upserted, counts.tagged, counts.invalid) == (60, 60, 2)
+        emulator.drain()  # tags calls are applied asynchronously, as Omnisend does
         contacts = {contact["email"]: contact for contact in emulator.contacts()}
         assert set(contacts) == {f"person{number}@example.com" for number in range(60)}
         assert all(contact["tags"] == ["members"] for contact in contacts.values())
@@ -512,3 +515,42 @@ def test_an_export_from_postgresql_end_to_end(dsn: str, tmp_path: Path) -> None:
             "unchanged": 55,
             "invalid": 2,
         }
+
+
+def test_plan_through_the_cli_says_why_a_source_cannot_be_read_without_the_password(
+    tmp_path: Path,
+) -> None:
+    config_path = write_export_config(
+        tmp_path, dsn="host=127.0.0.1", base_url="http://127.0.0.1:9/api"
+    )
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8").replace(
+            "{file: dsn.secret}", f"{{env: {DSN_VARIABLE}}}"
+        ),
+        encoding="utf-8",
+    )
+    environment = {**os.environ, API_KEY_VARIABLE: "test-key"}
+    environment.pop(DSN_VARIABLE, None)
+    for dsn_value, expected in (
+        (None, f"cannot connect: the dsn secret env:{DSN_VARIABLE} is unavailable"),
+        (
+            f"postgresql://omnisync:{PASSWORD}@127.0.0.1:{free_port()}/crm",
+            "cannot connect to PostgreSQL: connection failed",
+        ),
+    ):
+        if dsn_value is not None:
+            environment[DSN_VARIABLE] = dsn_value
+        planned = subprocess.run(
+            [sys.executable, "-m", "omnisync", "plan", "--config", str(config_path)],
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=120,
+            check=False,
+        )
+        assert planned.returncode == 1
+        assert (
+            "omnisync plan: export 'members': segment 'members' (source 'crm'): " + expected
+        ) in planned.stderr
+        assert PASSWORD not in planned.stdout + planned.stderr
+        assert "Traceback" not in planned.stderr
