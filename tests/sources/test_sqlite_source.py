@@ -113,7 +113,7 @@ def test_open_segment_picks_the_reader_and_refuses_what_it_cannot_read(tmp_path:
     postgres = make_config(
         source_path=tmp_path / "x", kind="postgres", state_dir=tmp_path, query="SELECT 1"
     )
-    with pytest.raises(SourceError, match="PostgreSQL sources cannot be read yet"):
+    with pytest.raises(SourceError, match="a segment on a PostgreSQL source needs a query"):
         open_segment(postgres, "vip")
     with pytest.raises(SourceError, match="no such segment"):
         open_segment(config, "gold")
