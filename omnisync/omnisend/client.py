@@ -1,6 +1,7 @@
 """The HTTP client for Omnisend (API version 2026-03-15): the only code that sends requests.
 
-A shell: it owns one pooled ``httpx.Client`` and gets everything else
+A shell: it owns one pooled ``httpx.Client`` (in an
+:class:`~omnisync.omnisend.session.HttpSession`) and gets everything else
 injected (the brand's :class:`~omnisync.omnisend.pacing.BrandLimiter`, a
 clock, an optional transport, a retry policy, an observer, a random source).
 One private choke point, :meth:`OmnisendClient._send`, does pacing, sending,
@@ -32,22 +33,28 @@ from omnisync.omnisend.errors import (
     TransportError,
     UnexpectedResponse,
     api_error,
+    scrub_secret,
 )
 from omnisync.omnisend.model import API_VERSION, BatchOutcome, ContactWrite
-from omnisync.omnisend.observer import ClientObserver, NullObserver, mask_emails_in_httpx_logs
+from omnisync.omnisend.observer import (
+    ClientObserver,
+    NullObserver,
+    log_retry,
+    mask_emails_in_httpx_logs,
+)
 from omnisync.omnisend.pacing import BrandLimiter, Kind
 from omnisync.omnisend.payloads import (
     MAX_TAG_EMAILS,
+    EncodedBatch,
     check_batch,
     contact_body,
     encode_json,
     tags_body,
 )
 from omnisync.omnisend.retry import RATE_LIMITED, RetryPolicy, is_transient, retry_after_seconds
+from omnisync.omnisend.session import HttpSession, json_object, problem_document
 
 logger = logging.getLogger("omnisync.omnisend")
-
-_REDACTED = "[redacted]"
 
 
 class OmnisendClient:
@@ -89,10 +96,8 @@ class OmnisendClient:
         self._policy = retry_policy or RetryPolicy()
         self._observer: ClientObserver = observer or NullObserver()
         self._random = random or random_module.Random()
-        self._http = httpx.Client(
-            base_url=self.base_url + "/",
-            transport=transport,
-            timeout=timeout,
+        self._http = HttpSession(
+            self.base_url,
             headers={
                 "Authorization": f"Omnisend-API-Key {api_key}",
                 "Omnisend-Version": API_VERSION,
@@ -100,6 +105,8 @@ class OmnisendClient:
                 "Accept": "application/json",
                 "User-Agent": f"omnisync/{__version__}",
             },
+            transport=transport,
+            timeout=timeout,
         )
 
     def __repr__(self) -> str:
@@ -122,13 +129,19 @@ class OmnisendClient:
 
         Refuses (:class:`BatchTooLarge`) more than 100 writes or a body over
         1 MB: split with :func:`~omnisync.omnisend.payloads.split_batches`
-        first. Omnisend processes the batch asynchronously; follow it with
-        :meth:`poll_batches` or :meth:`wait_for_batches`.
+        first. An :class:`~omnisync.omnisend.payloads.EncodedBatch` (what the
+        ``BatchPacker`` packs) is sent as the bytes it was measured with,
+        without encoding it again. Omnisend processes the batch
+        asynchronously; follow it with :meth:`poll_batches` or
+        :meth:`wait_for_batches`.
         """
         operation = f"create a batch of {len(writes)} contact(s)"
-        body = check_batch(
-            [encode_json(contact_body(write)) for write in writes], operation=operation
+        items = (
+            writes.items
+            if isinstance(writes, EncodedBatch)
+            else [encode_json(contact_body(write)) for write in writes]
         )
+        body = check_batch(items, operation=operation)
         response = self._send(
             "POST",
             "batches",
@@ -137,7 +150,7 @@ class OmnisendClient:
             kind="batches",
             content=body,
         )
-        data = self._json_object(response, operation)
+        data = json_object(response, operation)
         batch_id = data.get("batchID")
         if not isinstance(batch_id, str) or not batch_id:
             raise UnexpectedResponse(operation, "no batchID in the answer")
@@ -227,16 +240,7 @@ class OmnisendClient:
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         response = self._send("GET", path, endpoint=endpoint, operation=operation, params=params)
-        return self._json_object(response, operation)
-
-    def _json_object(self, response: httpx.Response, operation: str) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError:
-            raise UnexpectedResponse(operation, "the body is not JSON") from None
-        if not isinstance(data, dict):
-            raise UnexpectedResponse(operation, "the body is not a JSON object")
-        return data
+        return json_object(response, operation)
 
     def _send(
         self,
@@ -263,7 +267,7 @@ class OmnisendClient:
                 self._observer.limiter_waited(kind, waited)
             started = self._clock.now()
             try:
-                response = self._http.request(method, path, params=params, content=content)
+                response = self._http.send(method, path, params=params, content=content)
             except httpx.TransportError as transport_error:
                 self._observer.request_finished(endpoint, None, self._clock.now() - started)
                 failures += 1
@@ -280,7 +284,7 @@ class OmnisendClient:
             self._observer.request_finished(endpoint, status, self._clock.now() - started)
             if 200 <= status < 300:
                 return response
-            problem = self._problem(response)
+            problem = problem_document(response, self._api_key)
             raw_instance = problem.get("instance")
             instance = raw_instance if isinstance(raw_instance, str) else ""
             if status == RATE_LIMITED:
@@ -354,48 +358,20 @@ class OmnisendClient:
             )
         return error
 
-    def _problem(self, response: httpx.Response) -> dict[str, Any]:
-        """The response's problem document, scrubbed of the API key; ``{}`` if not JSON."""
-        try:
-            data = response.json()
-        except ValueError:
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        scrubbed = self._scrub_value(data)
-        return scrubbed if isinstance(scrubbed, dict) else {}
-
-    def _scrub_value(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self._scrub(value)
-        if isinstance(value, dict):
-            return {key: self._scrub_value(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self._scrub_value(item) for item in value]
-        return value
-
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, _REDACTED) if self._api_key in text else text
+        return str(scrub_secret(text, self._api_key))
 
     def _log_retry(
         self, endpoint: str, reason: str, *, delay: float, attempt: int, instance: str = ""
     ) -> None:
-        logger.warning(
-            "%s failed (%s%s); attempt %d of %d, retrying in %.1f s",
+        log_retry(
+            logger,
             endpoint,
             reason,
-            f", trace {instance}" if instance else "",
-            attempt,
-            self._policy.max_attempts,
-            delay,
-            extra={
-                "event": "omnisend.retry",
-                "endpoint": endpoint,
-                "reason": reason,
-                "instance": instance,
-                "delay": delay,
-                "attempt": attempt,
-            },
+            delay=delay,
+            attempt=attempt,
+            attempts=self._policy.max_attempts,
+            instance=instance,
         )
 
 

@@ -33,6 +33,9 @@ class Crew:
         self.fatal: BaseException | None = None
         self.on_abort: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
+        # Counting never waits for a listener call in progress (those write the
+        # ledger): counts have a lock of their own.
+        self._counts_lock = threading.Lock()
         self._counts = dict.fromkeys(counters, 0)
 
     def notify(self, method: Callable[..., Any], *args: object) -> None:
@@ -41,11 +44,11 @@ class Crew:
             method(*args)
 
     def count(self, name: str, amount: int) -> None:
-        with self._lock:
+        with self._counts_lock:
             self._counts[name] += amount
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
+        with self._counts_lock:
             return dict(self._counts)
 
     def fail(self, error: BaseException) -> None:

@@ -256,3 +256,22 @@ def api_error(operation: str, status: int, problem: Mapping[str, Any]) -> ApiErr
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+#: What stands in for the API key in text a server sent back.
+REDACTED = "[redacted]"
+
+
+def scrub_secret(value: Any, secret: str) -> Any:
+    """``value`` (text, or JSON-like data) with every occurrence of ``secret`` redacted.
+
+    For server-supplied text (problem documents, transport errors) before it
+    is logged or raised: a server may echo a malformed key back.
+    """
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED) if secret in value else value
+    if isinstance(value, dict):
+        return {key: scrub_secret(item, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scrub_secret(item, secret) for item in value]
+    return value

@@ -47,6 +47,36 @@ class NullObserver:
         pass
 
 
+def log_retry(
+    logger: logging.Logger,
+    endpoint: str,
+    reason: str,
+    *,
+    delay: float,
+    attempt: int,
+    attempts: int,
+    instance: str = "",
+) -> None:
+    """Log (warning) that a request to ``endpoint`` failed and is retried after ``delay``."""
+    logger.warning(
+        "%s failed (%s%s); attempt %d of %d, retrying in %.1f s",
+        endpoint,
+        reason,
+        f", trace {instance}" if instance else "",
+        attempt,
+        attempts,
+        delay,
+        extra={
+            "event": "omnisend.retry",
+            "endpoint": endpoint,
+            "reason": reason,
+            "instance": instance,
+            "delay": delay,
+            "attempt": attempt,
+        },
+    )
+
+
 _EMAIL_QUERY = re.compile(r"(?<=[?&]email=)[^&#\s\"]+")
 
 

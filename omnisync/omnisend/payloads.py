@@ -10,16 +10,20 @@ DESIGN.md become a request body:
   the consent's recorded ``changed_at`` — never "now", so a later unsubscribe
   in Omnisend stays newer and wins.
 
-Bodies are serialised by :func:`encode_json` (compact, UTF-8) and batch bodies
-are assembled from the already-encoded items, so the byte count the splitter
-measures is exactly the byte count the client sends.
+Bodies are serialised by :func:`encode_json` (compact, UTF-8) once: the
+:class:`BatchPacker` keeps each write's encoded item beside it
+(:class:`EncodedBatch`) and the client sends a batch body assembled from
+those very bytes, so the byte count the packer measures is exactly the byte
+count the client sends, and no contact is encoded twice.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, overload
+
+import orjson
 
 from omnisync.masking import mask_email
 from omnisync.omnisend.errors import BatchTooLarge, InvalidContactWrite, ItemTooLarge
@@ -54,8 +58,33 @@ _ENVELOPE_TAIL = b"]}"
 ENVELOPE_BYTES = len(_ENVELOPE_HEAD) + len(_ENVELOPE_TAIL)
 
 
+#: orjson hands these to ``default`` (none given: an error) instead of rendering
+#: them its own way, so they meet the standard encoder's refusal below.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
 def encode_json(value: Any) -> bytes:
-    """Serialise ``value`` the way every request body is sent: compact UTF-8 JSON."""
+    """Serialise ``value`` the way every request body is sent: compact UTF-8 JSON.
+
+    The output is that of ``json.dumps(value, ensure_ascii=False,
+    separators=(",", ":"), allow_nan=False)`` in UTF-8, errors included.
+    orjson does the work (once per contact: the hot path of a run, about 20
+    times faster); whatever it refuses, and any output holding ``null`` (orjson
+    writes NaN and infinities as ``null`` where the strict encoder refuses
+    them), is encoded again by the standard library, which then answers.
+    """
+    try:
+        encoded = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return _encode_strictly(value)
+    return _encode_strictly(value) if b"null" in encoded else encoded
+
+
+def _encode_strictly(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -66,8 +95,9 @@ def contact_body(write: ContactWrite) -> dict[str, Any]:
     but a plain contact field (``tags`` in particular): that is the caller's
     bug, and sending it could wipe a contact's tags.
     """
-    unknown = sorted(set(write.fields) - CONTACT_FIELDS)
-    if unknown:
+    fields = write.fields
+    if not CONTACT_FIELDS.issuperset(fields):
+        unknown = sorted(set(fields) - CONTACT_FIELDS)
         raise InvalidContactWrite(
             f"the write for {mask_email(write.email)} sets {', '.join(unknown)}, which a "
             f"contact write may not carry; allowed fields: {', '.join(sorted(CONTACT_FIELDS))}"
@@ -95,8 +125,8 @@ def contact_body(write: ContactWrite) -> dict[str, Any]:
                     record[key] = value
             identifier["consent"] = record
     body: dict[str, Any] = {"identifiers": [identifier]}
-    for name in sorted(write.fields):
-        body[name] = write.fields[name]
+    for name in sorted(fields):
+        body[name] = fields[name]
     if write.custom_properties:
         body["customProperties"] = dict(write.custom_properties)
     return body
@@ -113,13 +143,56 @@ def batch_bytes(item_sizes: Iterable[int]) -> int:
     return ENVELOPE_BYTES + sum(sizes) + max(len(sizes) - 1, 0)
 
 
+class EncodedBatch(Sequence[ContactWrite]):
+    """One packed batch: its writes, in order, each with its encoded item.
+
+    A sequence of the writes (so it goes wherever a batch of writes does);
+    ``items[i]`` is ``encode_json(contact_body(self[i]))``, made by
+    :class:`BatchPacker` while it measured the batch, and
+    :meth:`~omnisync.omnisend.client.OmnisendClient.create_batch` sends those
+    bytes as they are. Only :class:`BatchPacker` builds one, so every item
+    went through :func:`contact_body` and its safety rules.
+    """
+
+    __slots__ = ("_writes", "items")
+
+    def __init__(self, writes: Sequence[ContactWrite], items: Sequence[bytes]) -> None:
+        if len(writes) != len(items):
+            raise ValueError("an encoded batch needs one item per write")
+        self._writes = tuple(writes)
+        self.items = tuple(items)
+
+    @overload
+    def __getitem__(self, index: int) -> ContactWrite: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ContactWrite]: ...
+
+    def __getitem__(self, index: int | slice) -> ContactWrite | Sequence[ContactWrite]:
+        return self._writes[index]
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def __iter__(self) -> Iterator[ContactWrite]:
+        return iter(self._writes)
+
+    def __repr__(self) -> str:
+        return (
+            f"EncodedBatch({len(self._writes)} writes, {batch_bytes(map(len, self.items))} bytes)"
+        )
+
+
 class BatchPacker:
     """Packs writes one at a time into batches within the item and byte limits.
 
     The streaming core of :func:`split_batches`, for callers that receive
-    writes one by one (the delivery pipeline): :meth:`add` returns the
-    previous batch when ``write`` does not fit in it, :meth:`flush` returns
-    the last, partial one. Holds one batch at a time.
+    writes one by one (the delivery pipeline): :meth:`pack` returns the
+    previous batch when ``write`` does not fit in it, :meth:`flush_packed`
+    returns the last, partial one; :meth:`add` and :meth:`flush` do the same
+    with plain lists of writes. Each write is encoded once, here; an
+    :class:`EncodedBatch` carries the bytes on to the client. Holds one batch
+    at a time.
     """
 
     def __init__(
@@ -132,38 +205,52 @@ class BatchPacker:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self._writes: list[ContactWrite] = []
+        self._items: list[bytes] = []
         self._bytes = ENVELOPE_BYTES
 
     def __len__(self) -> int:
         return len(self._writes)
 
-    def add(self, write: ContactWrite) -> list[ContactWrite] | None:
+    def pack(self, write: ContactWrite) -> EncodedBatch | None:
         """Add ``write``; return the full batch it did not fit in, if any.
 
         Raises :class:`ItemTooLarge` (naming the masked e-mail) when the
         write alone cannot fit in a batch, and :class:`InvalidContactWrite`
         from :func:`contact_body`.
         """
-        size = len(encode_json(contact_body(write)))
+        item = encode_json(contact_body(write))
+        size = len(item)
         if ENVELOPE_BYTES + size > self.max_bytes:
             raise ItemTooLarge(
                 mask_email(write.email), size=ENVELOPE_BYTES + size, limit=self.max_bytes
             )
         added_bytes = size + (1 if self._writes else 0)
-        full: list[ContactWrite] | None = None
+        full: EncodedBatch | None = None
         if len(self._writes) >= self.max_items or self._bytes + added_bytes > self.max_bytes:
-            full = self.flush()
+            full = self.flush_packed()
             added_bytes = size
         self._writes.append(write)
+        self._items.append(item)
         self._bytes += added_bytes
         return full
 
-    def flush(self) -> list[ContactWrite] | None:
+    def flush_packed(self) -> EncodedBatch | None:
         """Return the batch being packed (``None`` when empty) and start a new one."""
         if not self._writes:
             return None
-        batch, self._writes, self._bytes = self._writes, [], ENVELOPE_BYTES
+        batch = EncodedBatch(self._writes, self._items)
+        self._writes, self._items, self._bytes = [], [], ENVELOPE_BYTES
         return batch
+
+    def add(self, write: ContactWrite) -> list[ContactWrite] | None:
+        """:meth:`pack`, returning the full batch as a list of writes."""
+        full = self.pack(write)
+        return None if full is None else list(full)
+
+    def flush(self) -> list[ContactWrite] | None:
+        """:meth:`flush_packed`, as a list of writes."""
+        last = self.flush_packed()
+        return None if last is None else list(last)
 
 
 def split_batches(

@@ -56,7 +56,7 @@ from omnisync.omnisend.delivery import (
 )
 from omnisync.omnisend.errors import ApiError, OmnisendError
 from omnisync.omnisend.model import BatchOutcome, ContactWrite
-from omnisync.omnisend.payloads import BatchPacker
+from omnisync.omnisend.payloads import BatchPacker, EncodedBatch
 
 __all__ = ["DeliveryClient", "DeliveryListener", "DeliveryPipeline", "DeliverySummary"]
 
@@ -65,7 +65,7 @@ logger = logging.getLogger("omnisync.omnisend")
 
 @dataclass(frozen=True)
 class _Batch:
-    writes: tuple[ContactWrite, ...]
+    writes: EncodedBatch
     then_tag: frozenset[str]
 
 
@@ -157,7 +157,7 @@ class DeliveryPipeline:
         if self._stop.is_set():
             return False
         with self._pack_lock:
-            full = self._packer.add(write)
+            full = self._packer.pack(write)
             batch = self._take_batch(full) if full is not None else None
             if then_tag:
                 self._packing_then_tag.add(write.email)
@@ -192,7 +192,7 @@ class DeliveryPipeline:
         self._finished = True
         if not self._crew.aborted.is_set():
             with self._pack_lock:
-                last = self._packer.flush()
+                last = self._packer.flush_packed()
                 batch = self._take_batch(last) if last is not None else None
             if batch is not None:
                 self._crew.put(self._batches, batch)
@@ -390,12 +390,12 @@ class DeliveryPipeline:
             self._in_flight[batch_id] = _InFlight(emails=emails, then_tag=then_tag)
         self._in_flight_changed.set()
 
-    def _take_batch(self, writes: list[ContactWrite]) -> _Batch:
+    def _take_batch(self, writes: EncodedBatch) -> _Batch:
         """Wrap a packed batch with its e-mails to tag (called under the pack lock)."""
         emails = {write.email for write in writes}
         then_tag = frozenset(emails & self._packing_then_tag)
         self._packing_then_tag -= then_tag
-        return _Batch(writes=tuple(writes), then_tag=then_tag)
+        return _Batch(writes=writes, then_tag=then_tag)
 
     def _queue_tag(
         self, action: TagAction, emails: tuple[str, ...], *, internal: bool = False
