@@ -61,6 +61,32 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (export, token)
     ) WITHOUT ROWID;
     """,
+    # 3: in-flight batches packed like intents, one row per batch (a batch's
+    # items are recorded, created and settled together: a few row writes per
+    # batch instead of hundreds). Rows of a killed run are carried over;
+    # inflight_batches becomes a view of the old one-row-per-item shape.
+    """
+    CREATE TABLE IF NOT EXISTS inflight_packed (
+        export TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        items TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (export, batch_id)
+    ) WITHOUT ROWID;
+
+    INSERT INTO inflight_packed (export, batch_id, items, created_at)
+    SELECT export, batch_id, json_group_array(json_array(email, fingerprint, then_tag)),
+        min(created_at)
+    FROM (SELECT * FROM inflight_batches ORDER BY export, batch_id, email)
+    GROUP BY export, batch_id;
+
+    DROP TABLE inflight_batches;
+
+    CREATE VIEW inflight_batches (export, batch_id, email, fingerprint, then_tag, created_at) AS
+    SELECT p.export, p.batch_id, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),
+        json_extract(j.value, '$[2]'), p.created_at
+    FROM inflight_packed AS p, json_each(p.items) AS j;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -3,7 +3,8 @@
 ``<daemon.state_dir>/omnisync.sqlite3`` by default; the file itself (WAL,
 locking, migrations, transactions) is :class:`~omnisync.state.database.SqliteDatabase`.
 Sets of e-mails travel as one JSON parameter and are unpacked by SQLite
-(``json_each``), so a batch's worth of work is one statement.
+(``json_each``), so a batch's worth of work is one statement; a batch's
+intent and in-flight items are one row each (:mod:`omnisync.state.packed`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import cast
 
+from omnisync.state import packed
 from omnisync.state.database import SqliteDatabase
 from omnisync.state.store import (
     FINAL_STATUSES,
@@ -117,7 +119,7 @@ class SqliteLedgerStore(LedgerStore):
 
     def forget_export(self, export: str) -> int:
         with self._transaction("forget an export") as connection:
-            connection.execute("DELETE FROM inflight_batches WHERE export = ?", (export,))
+            connection.execute("DELETE FROM inflight_packed WHERE export = ?", (export,))
             connection.execute("DELETE FROM batch_intents WHERE export = ?", (export,))
             return connection.execute(
                 "DELETE FROM ledger_entries WHERE export = ?", (export,)
@@ -128,64 +130,28 @@ class SqliteLedgerStore(LedgerStore):
     def record_inflight(
         self, export: str, batch_id: str, items: Sequence[InflightItem], *, now: datetime
     ) -> None:
-        stamp = format_timestamp(now)
+        text = packed.pack(items)
         with self._transaction("record an in-flight batch") as connection:
-            connection.executemany(
-                "INSERT OR REPLACE INTO inflight_batches "
-                "(export, batch_id, email, fingerprint, then_tag, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (export, batch_id, item.email, item.fingerprint, int(item.then_tag), stamp)
-                    for item in items
-                ],
-            )
+            packed.put_inflight(connection, export, batch_id, text, format_timestamp(now))
 
     def record_intent(
         self, export: str, token: str, items: Sequence[InflightItem], *, now: datetime
     ) -> None:
-        listed = json.dumps([[item.email, item.fingerprint, int(item.then_tag)] for item in items])
+        text = packed.pack(items)
         with self._transaction("record a batch about to be sent") as connection:
             connection.execute(
                 "INSERT OR REPLACE INTO batch_intents (export, token, items, created_at) "
                 "VALUES (?, ?, ?, ?)",
-                (export, token, listed, format_timestamp(now)),
+                (export, token, text, format_timestamp(now)),
             )
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
         with self._transaction("record a created batch") as connection:
-            # The intent's items are unpacked inside SQLite: no row becomes a Python object.
-            moved = connection.execute(
-                "INSERT OR REPLACE INTO inflight_batches "
-                "(export, batch_id, email, fingerprint, then_tag, created_at) "
-                "SELECT i.export, ?, json_extract(j.value, '$[0]'), "
-                "json_extract(j.value, '$[1]'), json_extract(j.value, '$[2]'), ? "
-                "FROM batch_intents AS i, json_each(i.items) AS j "
-                "WHERE i.export = ? AND i.token = ?",
-                (batch_id, format_timestamp(now), export, token),
-            ).rowcount
-            connection.execute(
-                "DELETE FROM batch_intents WHERE export = ? AND token = ?", (export, token)
-            )
-            return int(moved)
+            return packed.create(connection, export, token, batch_id, format_timestamp(now))
 
     def intents(self, export: str) -> list[InflightBatch]:
         with self._reading("read batch intents") as connection:
-            rows = connection.execute(
-                "SELECT token, created_at, items FROM batch_intents WHERE export = ? "
-                "ORDER BY created_at, token",
-                (export,),
-            ).fetchall()
-        return [
-            InflightBatch(
-                token,
-                created_at,
-                tuple(
-                    InflightItem(email, int(fingerprint), bool(then_tag))
-                    for email, fingerprint, then_tag in json.loads(items)
-                ),
-            )
-            for token, created_at, items in rows
-        ]
+            return packed.intents(connection, export)
 
     def release_intent(self, export: str, token: str) -> int:
         with self._transaction("forget a batch intent") as connection:
@@ -197,19 +163,7 @@ class SqliteLedgerStore(LedgerStore):
 
     def inflight_batches(self, export: str) -> list[InflightBatch]:
         with self._reading("read in-flight batches") as connection:
-            rows = connection.execute(
-                "SELECT batch_id, created_at, email, fingerprint, then_tag FROM inflight_batches "
-                "WHERE export = ? ORDER BY created_at, batch_id, email",
-                (export,),
-            ).fetchall()
-        grouped: dict[str, tuple[str, list[InflightItem]]] = {}
-        for batch_id, created_at, email, fingerprint, then_tag in rows:
-            _, items = grouped.setdefault(batch_id, (created_at, []))
-            items.append(InflightItem(email, fingerprint, bool(then_tag)))
-        return [
-            InflightBatch(batch_id, created_at, tuple(items))
-            for batch_id, (created_at, items) in grouped.items()
-        ]
+            return packed.inflight_batches(connection, export)
 
     def acknowledge(
         self, export: str, batch_id: str, emails: Collection[str], *, now: datetime
@@ -217,37 +171,12 @@ class SqliteLedgerStore(LedgerStore):
         if not emails:
             return 0
         stamp = format_timestamp(now)
-        listed = json.dumps(list(emails))
         with self._transaction("record acknowledged contacts") as connection:
-            written = connection.execute(
-                "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
-                "SELECT export, email, fingerprint, NULL, ? FROM inflight_batches "
-                f"WHERE export = ? AND batch_id = ? AND email IN {_EMAILS} "
-                "ON CONFLICT (export, email) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
-                (stamp, export, batch_id, listed),
-            ).rowcount
-            connection.execute(
-                "DELETE FROM inflight_batches "
-                f"WHERE export = ? AND batch_id = ? AND email IN {_EMAILS}",
-                (export, batch_id, listed),
-            )
-            return int(written)
+            return packed.acknowledge(connection, export, batch_id, emails, stamp)
 
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
         with self._transaction("release in-flight contacts") as connection:
-            if emails is None:
-                cursor = connection.execute(
-                    "DELETE FROM inflight_batches WHERE export = ? AND batch_id = ?",
-                    (export, batch_id),
-                )
-            else:
-                cursor = connection.execute(
-                    "DELETE FROM inflight_batches "
-                    f"WHERE export = ? AND batch_id = ? AND email IN {_EMAILS}",
-                    (export, batch_id, json.dumps(list(emails))),
-                )
-            return int(cursor.rowcount)
+            return packed.release(connection, export, batch_id, emails)
 
     def mark_tagged(self, export: str, tag: str, emails: Collection[str], *, now: datetime) -> int:
         if not emails:

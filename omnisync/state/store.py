@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Literal, NamedTuple, Self
 
 from omnisync.masking import mask_email
 
@@ -61,9 +61,11 @@ class LedgerEntry:
     updated_at: str
 
 
-@dataclass(frozen=True)
-class InflightItem:
-    """One contact in a batch sent but not settled: what was sent and whether to tag it after."""
+class InflightItem(NamedTuple):
+    """One contact in a batch sent but not settled: what was sent and whether to tag it after.
+
+    A named tuple: a run records one per contact it sends.
+    """
 
     email: str
     fingerprint: int

@@ -42,7 +42,7 @@ def test_the_database_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
         connection = sqlite3.connect(tmp_path / "state.sqlite3")
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         connection.close()
-        assert store.schema_version == 2
+        assert store.schema_version == 3
 
 
 def test_the_ledger_table_has_the_seams_exact_shape(tmp_path: Path) -> None:
