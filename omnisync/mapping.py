@@ -8,6 +8,11 @@ and reported, never sent. :func:`map_row_with_warnings` also returns the
 warnings (a consent status that is not sent, for instance), which never make
 a row invalid.
 
+A :class:`MappingPlan` is the same mapping prepared once per export (which
+value feeds which field, custom property names checked, reasons worded), so
+that a run mapping a million rows does only the per-row work; the functions
+above are built on it, so there is one implementation of the rules.
+
 Reasons and warnings are fixed phrases without personal data, so that a
 report can group rows by them; the row is identified by its masked e-mail.
 """
@@ -15,15 +20,47 @@ report can group rows by them; the row is identified by its masked e-mail.
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from omnisync.config.model import Export
 from omnisync.countries import country_code, is_alpha_2
+from omnisync.emails import (
+    MAX_EMAIL_LOCAL_OCTETS,
+    MAX_EMAIL_OCTETS,
+    _email_problem_in_detail,
+    email_problem,
+    normalise_email,
+)
+from omnisync.fingerprint import fingerprint_columns
 from omnisync.masking import mask_email
-from omnisync.omnisend.model import ChannelStatus, ContactWrite, EmailConsent
+from omnisync.omnisend.model import ContactWrite, EmailConsent
+from omnisync.planning import SourceRow
+from omnisync.sourcevalues import consent_status, consent_time, rfc3339, text_value
+
+__all__ = [
+    "CUSTOM_PROPERTY_NAME",
+    "MAX_CUSTOM_PROPERTIES",
+    "MAX_CUSTOM_PROPERTY_LENGTH",
+    "MAX_EMAIL_LOCAL_OCTETS",
+    "MAX_EMAIL_OCTETS",
+    "MAX_FIELD_LENGTH",
+    "MISSING_EMAIL",
+    "OMNISEND_FIELDS",
+    "InvalidRow",
+    "MappingOutcome",
+    "MappingPlan",
+    "_email_problem_in_detail",
+    "consent_status",
+    "consent_time",
+    "email_problem",
+    "map_row",
+    "map_row_with_warnings",
+    "normalise_email",
+    "rfc3339",
+    "text_value",
+]
 
 #: Longest value, in characters, of a standard contact field. Omnisend does not
 #: publish one; this is a conservative common database column size, and a
@@ -33,9 +70,6 @@ MAX_FIELD_LENGTH = 255
 MAX_CUSTOM_PROPERTY_LENGTH = 2048
 MAX_CUSTOM_PROPERTIES = 200
 CUSTOM_PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
-#: RFC 5321 limits, in octets of the UTF-8 form (RFC 6531 for non-ASCII).
-MAX_EMAIL_LOCAL_OCTETS = 64
-MAX_EMAIL_OCTETS = 254
 
 #: Mapping field name → Omnisend contact field name.
 OMNISEND_FIELDS: dict[str, str] = {
@@ -48,33 +82,6 @@ OMNISEND_FIELDS: dict[str, str] = {
 }
 
 MISSING_EMAIL = "missing e-mail"
-
-# Characters RFC 5322 allows unquoted in a local part ("atext" and the dot).
-_LOCAL_ASCII = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-."
-)
-_DOMAIN_ASCII = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp"})
-_ATOM = r"[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_PLAIN_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
-
-_STATUS_SPELLINGS: dict[str, ChannelStatus] = {
-    "subscribed": "subscribed",
-    "yes": "subscribed",
-    "y": "subscribed",
-    "true": "subscribed",
-    "1": "subscribed",
-    # "No" is read as an opt-out, the conservative choice: nobody is ever
-    # made mailable by a mapping guess.
-    "unsubscribed": "unsubscribed",
-    "no": "unsubscribed",
-    "n": "unsubscribed",
-    "false": "unsubscribed",
-    "0": "unsubscribed",
-    "nonsubscribed": "nonSubscribed",
-    "notsubscribed": "nonSubscribed",
-}
 
 
 @dataclass(frozen=True)
@@ -93,78 +100,7 @@ class MappingOutcome:
     warnings: tuple[str, ...] = ()
 
 
-def normalise_email(value: object) -> str | None:
-    """The e-mail key of a raw value: trimmed and lower-cased; ``None`` when empty.
-
-    The staging SQL registers this very function, so the key a row is staged,
-    diffed and recorded under is always the e-mail that is sent.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        text = value.decode("utf-8", errors="replace")
-    elif isinstance(value, str):
-        text = value
-    else:
-        text = str(value)
-    normalised = text.strip().lower()
-    return normalised or None
-
-
-def email_problem(email: str) -> str | None:
-    """Why ``email`` (already normalised) is not a usable address, or ``None``.
-
-    A practical RFC 5321/5322 check: exactly one ``@``; an unquoted local part
-    of permitted characters without misplaced dots; a domain of at least two
-    labels of letters, digits and hyphens (any non-ASCII letter is allowed, for
-    internationalised domains and local parts); no spaces or control
-    characters; at most 64 octets before the ``@`` and 254 in all.
-    """
-    # Nearly every address is plain ASCII and valid: one regular expression
-    # accepts those (a strict subset of what the detailed check accepts);
-    # everything else gets the detailed check, which also says why.
-    if (
-        len(email) <= MAX_EMAIL_OCTETS
-        and email.isascii()
-        and _PLAIN_EMAIL.fullmatch(email) is not None
-        and email.index("@") <= MAX_EMAIL_LOCAL_OCTETS
-        and not email.rpartition(".")[2].isdigit()
-    ):
-        return None
-    return _email_problem_in_detail(email)
-
-
-def _email_problem_in_detail(email: str) -> str | None:
-    if any(unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in email):
-        return "e-mail contains spaces or control characters"
-    if email.count("@") != 1:
-        return "e-mail must contain exactly one @"
-    local, _, domain = email.partition("@")
-    if not local:
-        return "e-mail has nothing before the @"
-    if not domain:
-        return "e-mail has nothing after the @"
-    if len(local.encode("utf-8")) > MAX_EMAIL_LOCAL_OCTETS:
-        return "e-mail part before the @ is longer than 64 octets"
-    if len(email.encode("utf-8")) > MAX_EMAIL_OCTETS:
-        return "e-mail is longer than 254 octets"
-    if any(char.isascii() and char not in _LOCAL_ASCII for char in local):
-        return "e-mail has characters not allowed before the @"
-    if local.startswith(".") or local.endswith(".") or ".." in local:
-        return "e-mail has a misplaced dot before the @"
-    if "." not in domain:
-        return "e-mail domain has no dot"
-    labels = domain.split(".")
-    for label in labels:
-        if not label or label.startswith("-") or label.endswith("-"):
-            return "e-mail domain is malformed"
-        if any(char.isascii() and char not in _DOMAIN_ASCII for char in label):
-            return "e-mail domain has characters that are not allowed"
-        if len(label.encode("utf-8")) > 63:
-            return "e-mail domain is malformed"
-    if labels[-1].isdigit():
-        return "e-mail domain is malformed"
-    return None
+_MISSING = MappingOutcome(InvalidRow("", (MISSING_EMAIL,)))
 
 
 def map_row(
@@ -203,65 +139,210 @@ def map_row_with_warnings(
       when ``now`` is given) sends no status at all and adds a warning.
     - ``send_welcome_message`` comes from the export (false unless it opts in).
 
-    Unicode text is passed through untouched.
+    Unicode text is passed through untouched. Prepares the export's mapping
+    for this one row: to map many, use a :class:`MappingPlan`.
     """
-    mapping = export.mapping
-    raw_email = row.get(mapping.email)
-    email = normalise_email(raw_email)
-    if email is None:
-        return MappingOutcome(InvalidRow("", (MISSING_EMAIL,)))
-    reasons: list[str] = []
-    warnings: list[str] = []
-    problem = email_problem(email)
-    if problem is not None:
-        reasons.append(problem)
-
-    fields: dict[str, str] = {}
-    for name, omnisend_name in OMNISEND_FIELDS.items():
-        column = getattr(mapping, name)
-        if column is not None:
-            _put_field(fields, omnisend_name, name, row.get(column), reasons)
-    _map_country(row, export, fields, reasons)
-    custom_properties = _map_custom_properties(row, export, reasons)
-    consent = None
-    if export.consent is not None and not in_ledger:
-        consent = _map_consent(row, export, now=now, warnings=warnings)
-
-    if reasons:
-        return MappingOutcome(InvalidRow(mask_email(email), tuple(reasons)), tuple(warnings))
-    write = ContactWrite(
-        email=email,
-        fields=fields,
-        custom_properties=custom_properties,
-        consent=consent,
-        send_welcome_message=export.send_welcome_message,
-    )
-    return MappingOutcome(write, tuple(warnings))
+    return MappingPlan(export).map_row(row, in_ledger=in_ledger, now=now)
 
 
-def text_value(value: object) -> str | None:
-    """A raw source value as contact text: stripped, ``None`` when empty.
+@dataclass(frozen=True)
+class _Property:
+    """A custom property as a plan reads it, its reasons worded once."""
 
-    Numbers are written plainly (``120.0`` becomes ``"120"``), booleans as
-    ``true``/``false``. Raises :class:`ValueError` for bytes that are not
-    UTF-8.
+    name: str
+    position: int | None  # None: the name breaks Omnisend's rule
+    bad_name: str
+    binary: str
+    too_long: str
+
+
+class MappingPlan:
+    """One export's mapping, prepared once to map many rows (see :func:`map_row_with_warnings`).
+
+    ``columns`` is the order of the values :meth:`map_values` is given
+    (default: ``fingerprint_columns(export)``, the order a staging keeps);
+    it must hold every column the mapping reads (``ValueError`` otherwise).
+    Immutable and thread-safe.
     """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, float):
-        text = str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
-    elif isinstance(value, bytes):
-        text = value.decode("utf-8")
-    else:
-        text = str(value)
-    stripped = text.strip()
-    return stripped or None
+
+    def __init__(self, export: Export, columns: Sequence[str] | None = None) -> None:
+        read = fingerprint_columns(export)
+        self.export = export
+        self.columns = tuple(read if columns is None else columns)
+        position: dict[str, int] = {}
+        for index, column in enumerate(self.columns):
+            position.setdefault(column, index)
+        missing = [column for column in read if column not in position]
+        if missing:
+            raise ValueError(f"the row lacks the mapped column(s) {', '.join(missing)}")
+        mapping = export.mapping
+        self._email = position[mapping.email]
+        self._fields = tuple(
+            (omnisend_name, label, position[column], _too_long(label))
+            for label, omnisend_name in OMNISEND_FIELDS.items()
+            if (column := getattr(mapping, label)) is not None
+        )
+        self._country_code = _position_of(position, mapping.country_code)
+        self._country = _position_of(position, mapping.country)
+        properties = mapping.custom_properties
+        self._too_many_properties = len(properties) > MAX_CUSTOM_PROPERTIES
+        self._properties = tuple(
+            _Property(
+                name,
+                position[properties[name]] if CUSTOM_PROPERTY_NAME.fullmatch(name) else None,
+                f"custom property name '{name}' is not accepted by Omnisend "
+                "(1-128 letters, digits or _)",
+                f"custom property '{name}' is binary data, not UTF-8 text",
+                f"custom property '{name}' is longer than {MAX_CUSTOM_PROPERTY_LENGTH} characters",
+            )
+            for name in sorted(properties)
+        )
+        consent = export.consent
+        self._consent = (
+            None
+            if consent is None
+            else (
+                position[consent.status_column],
+                position[consent.changed_at_column],
+                _position_of(position, consent.ip_column),
+                _position_of(position, consent.user_agent_column),
+                consent.source,
+            )
+        )
+        self._welcome = export.send_welcome_message
+
+    def map_row(
+        self, row: Mapping[str, object], *, in_ledger: bool, now: datetime | None = None
+    ) -> MappingOutcome:
+        """Map ``row`` (column -> raw value; an absent column is ``None``)."""
+        if isinstance(row, SourceRow) and row.columns == self.columns:
+            values: Sequence[object] = row.raw  # a staged row: its values, as they are
+        else:
+            values = tuple(row.get(column) for column in self.columns)
+        return self.map_values(values, in_ledger=in_ledger, now=now)
+
+    def map_values(
+        self, values: Sequence[object], *, in_ledger: bool, now: datetime | None = None
+    ) -> MappingOutcome:
+        """Map one row given as its values in :attr:`columns` order."""
+        email = normalise_email(values[self._email])
+        if email is None:
+            return _MISSING
+        reasons: list[str] = []
+        problem = email_problem(email)
+        if problem is not None:
+            reasons.append(problem)
+        fields: dict[str, str] = {}
+        for omnisend_name, label, index, too_long in self._fields:
+            value = values[index]
+            if value.__class__ is str:
+                # text_value() for the common case, inline: a run does this a
+                # few million times.
+                text = value.strip()
+                if text:
+                    if len(text) > MAX_FIELD_LENGTH:
+                        reasons.append(too_long)
+                    else:
+                        fields[omnisend_name] = text
+            else:
+                _put_field(fields, omnisend_name, label, value, reasons)
+        if self._country_code is not None or self._country is not None:
+            self._map_country(values, fields, reasons)
+        properties: dict[str, str] = {}
+        if self._properties:
+            self._map_custom_properties(values, properties, reasons)
+        warnings: list[str] = []
+        consent = None
+        if self._consent is not None and not in_ledger:
+            consent = self._map_consent(values, now=now, warnings=warnings)
+        if reasons:
+            return MappingOutcome(InvalidRow(mask_email(email), tuple(reasons)), tuple(warnings))
+        # Positional: ContactWrite(email, fields, custom_properties, consent,
+        # send_welcome_message), measurably cheaper a million times over.
+        write = ContactWrite(email, fields, properties, consent, self._welcome)
+        return MappingOutcome(write, tuple(warnings)) if warnings else MappingOutcome(write)
+
+    def _map_country(
+        self, values: Sequence[object], fields: dict[str, str], reasons: list[str]
+    ) -> None:
+        if self._country_code is not None:
+            try:
+                code = text_value(values[self._country_code])
+            except ValueError:
+                code = None
+                reasons.append("country_code is binary data, not UTF-8 text")
+            if code is not None:
+                if is_alpha_2(code):
+                    fields["countryCode"] = code.upper()
+                else:
+                    reasons.append("country_code is not an ISO 3166-1 alpha-2 code")
+        if self._country is not None:
+            _put_field(fields, "country", "country", values[self._country], reasons)
+            name = fields.get("country")
+            if name is not None and "countryCode" not in fields:
+                found = country_code(name)
+                if found is not None:
+                    fields["countryCode"] = found
+
+    def _map_custom_properties(
+        self, values: Sequence[object], mapped: dict[str, str], reasons: list[str]
+    ) -> None:
+        if self._too_many_properties:
+            reasons.append(f"more than {MAX_CUSTOM_PROPERTIES} custom properties")
+        for prop in self._properties:
+            if prop.position is None:
+                reasons.append(prop.bad_name)
+                continue
+            value = values[prop.position]
+            try:
+                text = text_value(value)
+            except ValueError:
+                reasons.append(prop.binary)
+                continue
+            if text is None:
+                continue
+            if len(text) > MAX_CUSTOM_PROPERTY_LENGTH:
+                reasons.append(prop.too_long)
+                continue
+            mapped[prop.name] = text
+
+    def _map_consent(
+        self, values: Sequence[object], *, now: datetime | None, warnings: list[str]
+    ) -> EmailConsent | None:
+        assert self._consent is not None
+        status_at, changed_at_at, ip_at, user_agent_at, source = self._consent
+        raw_status = values[status_at]
+        status = consent_status(raw_status)
+        if status is None:
+            try:
+                blank = text_value(raw_status) is None
+            except ValueError:
+                blank = False
+            if not blank:
+                warnings.append("consent status not recognised; no status sent")
+            return None
+        changed_at = consent_time(values[changed_at_at])
+        if changed_at is None:
+            warnings.append("consent status without a parsable time; no status sent")
+            return None
+        if now is not None and changed_at > now:
+            warnings.append("consent time is in the future; no status sent")
+            return None
+        return EmailConsent(
+            status=status,
+            changed_at=rfc3339(changed_at),
+            ip=None if ip_at is None else _optional_text(values[ip_at]),
+            user_agent=None if user_agent_at is None else _optional_text(values[user_agent_at]),
+            source=source,
+        )
+
+
+def _position_of(position: Mapping[str, int], column: str | None) -> int | None:
+    return None if column is None else position[column]
+
+
+def _too_long(label: str) -> str:
+    return f"{label} is longer than {MAX_FIELD_LENGTH} characters"
 
 
 def _put_field(
@@ -284,151 +365,9 @@ def _put_field(
     fields[omnisend_name] = text
 
 
-def _map_country(
-    row: Mapping[str, object], export: Export, fields: dict[str, str], reasons: list[str]
-) -> None:
-    mapping = export.mapping
-    if mapping.country_code is not None:
-        try:
-            code = text_value(row.get(mapping.country_code))
-        except ValueError:
-            code = None
-            reasons.append("country_code is binary data, not UTF-8 text")
-        if code is not None:
-            if is_alpha_2(code):
-                fields["countryCode"] = code.upper()
-            else:
-                reasons.append("country_code is not an ISO 3166-1 alpha-2 code")
-    if mapping.country is not None:
-        _put_field(fields, "country", "country", row.get(mapping.country), reasons)
-        name = fields.get("country")
-        if name is not None and "countryCode" not in fields:
-            found = country_code(name)
-            if found is not None:
-                fields["countryCode"] = found
-
-
-def _map_custom_properties(
-    row: Mapping[str, object], export: Export, reasons: list[str]
-) -> dict[str, str]:
-    properties = export.mapping.custom_properties
-    if len(properties) > MAX_CUSTOM_PROPERTIES:
-        reasons.append(f"more than {MAX_CUSTOM_PROPERTIES} custom properties")
-    mapped: dict[str, str] = {}
-    for name in sorted(properties):
-        if CUSTOM_PROPERTY_NAME.fullmatch(name) is None:
-            reasons.append(
-                f"custom property name '{name}' is not accepted by Omnisend "
-                "(1-128 letters, digits or _)"
-            )
-            continue
-        try:
-            text = text_value(row.get(properties[name]))
-        except ValueError:
-            reasons.append(f"custom property '{name}' is binary data, not UTF-8 text")
-            continue
-        if text is None:
-            continue
-        if len(text) > MAX_CUSTOM_PROPERTY_LENGTH:
-            reasons.append(
-                f"custom property '{name}' is longer than {MAX_CUSTOM_PROPERTY_LENGTH} characters"
-            )
-            continue
-        mapped[name] = text
-    return mapped
-
-
-def consent_status(value: object) -> ChannelStatus | None:
-    """A channel status from a common spelling, or ``None`` when not recognised.
-
-    subscribed / yes / true / 1 → ``subscribed``; unsubscribed / no / false /
-    0 → ``unsubscribed``; nonSubscribed (also non_subscribed, not subscribed)
-    → ``nonSubscribed``. Case, spaces, ``_`` and ``-`` are ignored.
-    """
+def _optional_text(value: object) -> str | None:
     try:
         text = text_value(value)
-    except ValueError:
-        return None
-    if text is None:
-        return None
-    key = "".join(char for char in text.casefold() if char not in " _-")
-    return _STATUS_SPELLINGS.get(key)
-
-
-def consent_time(value: object) -> datetime | None:
-    """The time a source recorded, as an aware UTC datetime, or ``None``.
-
-    ISO 8601 / RFC 3339 text (``Z`` or an offset; a naive time is taken as
-    UTC, as SQLite's ``CURRENT_TIMESTAMP`` writes it; a date alone is its
-    midnight) or Unix epoch seconds as a number.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(value, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    try:
-        text = text_value(value)
-    except ValueError:
-        return None
-    if text is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    """``moment`` (aware) as RFC 3339 UTC with whole seconds: ``2024-05-01T09:30:00Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _map_consent(
-    row: Mapping[str, object],
-    export: Export,
-    *,
-    now: datetime | None,
-    warnings: list[str],
-) -> EmailConsent | None:
-    consent = export.consent
-    assert consent is not None
-    raw_status = row.get(consent.status_column)
-    status = consent_status(raw_status)
-    if status is None:
-        try:
-            blank = text_value(raw_status) is None
-        except ValueError:
-            blank = False
-        if not blank:
-            warnings.append("consent status not recognised; no status sent")
-        return None
-    changed_at = consent_time(row.get(consent.changed_at_column))
-    if changed_at is None:
-        warnings.append("consent status without a parsable time; no status sent")
-        return None
-    if now is not None and changed_at > now:
-        warnings.append("consent time is in the future; no status sent")
-        return None
-    return EmailConsent(
-        status=status,
-        changed_at=rfc3339(changed_at),
-        ip=_optional_text(row, consent.ip_column),
-        user_agent=_optional_text(row, consent.user_agent_column),
-        source=consent.source,
-    )
-
-
-def _optional_text(row: Mapping[str, object], column: str | None) -> str | None:
-    if column is None:
-        return None
-    try:
-        text = text_value(row.get(column))
     except ValueError:
         return None
     if text is None or len(text) > MAX_FIELD_LENGTH:

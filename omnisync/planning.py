@@ -24,8 +24,9 @@ holds them together), and so it defines the semantics:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NamedTuple
 
 from omnisync.config.model import OnLeave
@@ -57,13 +58,49 @@ class StageCounts:
         return self.new + self.changed + self.tag_only
 
 
-@dataclass(frozen=True, slots=True)
-class WorkItem:
+#: The ``row`` of a work item built without one.
+_NO_ROW: Mapping[str, object] = MappingProxyType({})
+
+
+class SourceRow(Mapping[str, object]):
+    """A staged row's raw values as a read-only mapping: column name -> value.
+
+    Built once per work item, so it is as light as can be: the staging's
+    ``columns`` (one tuple shared by every row) and the row's values in
+    that order, as fetched (``raw``). ``raw`` lets a prepared mapping
+    (:class:`omnisync.mapping.MappingPlan`) read the row without a lookup per
+    column. Compares equal to a ``dict`` with the same items.
+    """
+
+    __slots__ = ("columns", "raw")
+
+    def __init__(self, columns: tuple[str, ...], raw: tuple[object, ...]) -> None:
+        self.columns = columns
+        self.raw = raw
+
+    def __getitem__(self, column: str) -> object:
+        try:
+            return self.raw[self.columns.index(column)]
+        except ValueError:
+            raise KeyError(column) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __repr__(self) -> str:
+        return f"SourceRow({dict(self)!r})"
+
+
+class WorkItem(NamedTuple):
     """One member that needs an upsert and/or the export's tag.
 
     ``tag_on`` is the tag the ledger says this export has on the contact
     (``None`` when none; another tag than the export's after a rename).
-    ``row`` maps each staged source column to its raw value.
+    ``row`` maps each staged source column to its raw value. A named tuple:
+    a run builds one per member to send, a million of them for a first run.
     """
 
     email: str
@@ -72,7 +109,7 @@ class WorkItem:
     tag_on: str | None
     needs_upsert: bool
     needs_tag: bool
-    row: Mapping[str, object] = field(default_factory=dict)
+    row: Mapping[str, object] = _NO_ROW
 
     @property
     def old_tag(self) -> str | None:
@@ -132,12 +169,20 @@ def item_actions(item: WorkItem, *, valid: bool) -> ItemActions:
     valid. The old tag is removed only together with adding the new one.
     """
     if item.needs_upsert and not valid:
-        return ItemActions(upsert=False, tag=False, remove_old_tag=None)
-    return ItemActions(
-        upsert=item.needs_upsert,
-        tag=item.needs_tag,
-        remove_old_tag=item.old_tag,
-    )
+        return _NOTHING
+    old_tag = item.old_tag
+    if old_tag is None:
+        # The common case, one per member: shared (frozen) instances.
+        return _ACTIONS[item.needs_upsert, item.needs_tag]
+    return ItemActions(upsert=item.needs_upsert, tag=item.needs_tag, remove_old_tag=old_tag)
+
+
+_NOTHING = ItemActions(upsert=False, tag=False, remove_old_tag=None)
+_ACTIONS = {
+    (upsert, tag): ItemActions(upsert=upsert, tag=tag, remove_old_tag=None)
+    for upsert in (False, True)
+    for tag in (False, True)
+}
 
 
 def reference_plan(

@@ -38,7 +38,7 @@ from omnisync.clock import Clock
 from omnisync.engine.intents import IntentRecordingClient, without_repeated_consent
 from omnisync.engine.report import PlanTally
 from omnisync.engine.staging import StagedExport
-from omnisync.mapping import map_row_with_warnings
+from omnisync.mapping import MappingPlan
 from omnisync.masking import mask_email
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import ApiError, OmnisendError
@@ -262,11 +262,13 @@ def apply_work(
 
         main = pipeline_for(export.tag)
         now = clock.wall()
+        plan = MappingPlan(export, staged.columns)
+        stop = attempt.stop
         for item in staged.work():
-            if attempt.stop.is_set():
+            if stop.is_set():
                 break
             outcome = (
-                map_row_with_warnings(item.row, export, in_ledger=item.in_ledger, now=now)
+                plan.map_row(item.row, in_ledger=item.in_ledger, now=now)
                 if item.needs_upsert
                 else None
             )

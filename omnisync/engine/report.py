@@ -20,7 +20,7 @@ from typing import Protocol
 
 from omnisync.config.model import Config, Export, OnLeave
 from omnisync.engine.staging import stage_export
-from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, map_row_with_warnings
+from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
 
@@ -114,7 +114,13 @@ class StagedLike(Protocol):
 
 
 class StagedWork(StagedLike, Protocol):
-    """A staged export with its work streams (what :func:`build_plan_report` reads)."""
+    """A staged export with its work streams (what :func:`build_plan_report` reads).
+
+    ``columns`` is the order of each work item's row (a prepared mapping reads it).
+    """
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
 
     def work(self) -> Iterator[WorkItem]: ...
 
@@ -129,14 +135,15 @@ class _Reasons:
         self._counts: dict[str, int] = {}
         self._examples: dict[str, list[str]] = {}
 
-    def note(self, reason: str, example: str) -> None:
+    def note(self, reason: str, email: str) -> None:
+        """Count one row for ``reason``; ``email`` is masked if kept as an example."""
         self._counts[reason] = self._counts.get(reason, 0) + 1
         examples = self._examples.setdefault(reason, [])
         if len(examples) < self._sample_size:
-            examples.append(example)
+            examples.append(mask_email(email))
 
     def put(self, reason: str, count: int, examples: Iterable[str]) -> None:
-        """Record ``count`` rows for ``reason`` at once."""
+        """Record ``count`` rows for ``reason`` at once (``examples`` already safe to show)."""
         self._counts[reason] = count
         self._examples[reason] = list(examples)[: self._sample_size]
 
@@ -181,18 +188,19 @@ class PlanTally:
 
         Returns what to send for it (:func:`omnisync.planning.item_actions`).
         """
-        invalid = outcome is not None and isinstance(outcome.result, InvalidRow)
-        actions = item_actions(item, valid=not invalid)
+        invalid = False
         if outcome is not None:
-            masked = mask_email(item.email)
-            if isinstance(outcome.result, InvalidRow):
+            result = outcome.result
+            if isinstance(result, InvalidRow):
+                invalid = True
                 self._invalid_members += 1
-                for reason in outcome.result.reasons:
-                    self._invalid.note(reason, masked)
-            elif outcome.result.consent is not None:
+                for reason in result.reasons:
+                    self._invalid.note(reason, item.email)
+            elif result.consent is not None:
                 self._with_consent += 1
             for warning in outcome.warnings:
-                self._warnings.note(warning, masked)
+                self._warnings.note(warning, item.email)
+        actions = item_actions(item, valid=not invalid)
         if actions.upsert:
             if item.in_ledger:
                 self._upsert_changed += 1
@@ -258,12 +266,10 @@ def build_plan_report(
     are reported as the run would treat them.
     """
     tally = PlanTally(staged, sample_size=sample_size)
-    export = staged.export
+    plan = MappingPlan(staged.export, staged.columns)
     for item in staged.work():
         outcome = (
-            map_row_with_warnings(item.row, export, in_ledger=item.in_ledger, now=now)
-            if item.needs_upsert
-            else None
+            plan.map_row(item.row, in_ledger=item.in_ledger, now=now) if item.needs_upsert else None
         )
         tally.add(item, outcome)
     tally.add_leavers(staged.leavers())

@@ -34,7 +34,7 @@ from omnisync.config.model import Config, Export
 from omnisync.engine.diff import run_diff
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.mapping import normalise_email
-from omnisync.planning import Leaver, StageCounts, WorkItem
+from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem
 from omnisync.sources import SegmentReader, open_segment
 from omnisync.sources.columns import require_columns
 from omnisync.sources.errors import SourceError
@@ -121,8 +121,10 @@ class StagedExport:
         missing_email_rows: tuple[int, ...],
         fetch_size: int,
         timings: Mapping[str, float],
+        fingerprinter: Fingerprinter,
     ) -> None:
         self._connection = connection
+        self._fingerprinter = fingerprinter
         self.export = export
         self.source_name = source_name
         self.columns = columns
@@ -146,17 +148,20 @@ class StagedExport:
             "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
         )
         columns = self.columns
+        fingerprinter = self._fingerprinter
         try:
             while batch := cursor.fetchmany(self._fetch_size):
                 for record in batch:
+                    # Not computed while staging when nothing needed it (see the module).
+                    fingerprint = record[1]
                     yield WorkItem(
-                        email=record[0],
-                        fingerprint=record[1],
-                        in_ledger=bool(record[2]),
-                        tag_on=record[3],
-                        needs_upsert=bool(record[4]),
-                        needs_tag=bool(record[5]),
-                        row=dict(zip(columns, record[6:], strict=True)),
+                        record[0],
+                        fingerprinter(*record[6:]) if fingerprint is None else fingerprint,
+                        bool(record[2]),
+                        record[3],
+                        bool(record[4]),
+                        bool(record[5]),
+                        SourceRow(columns, record[6:]),
                     )
         finally:
             cursor.close()
@@ -226,9 +231,7 @@ def _stage(
         _prepare(connection, fingerprinter, settings)
         connection.execute(
             "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
-            "fingerprint INTEGER NOT NULL, "
-            + ", ".join(f"c{index}" for index in range(len(columns)))
-            + ")"
+            "fingerprint INTEGER, " + ", ".join(f"c{index}" for index in range(len(columns))) + ")"
         )
     except sqlite3.Error as error:
         raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
@@ -236,8 +239,14 @@ def _stage(
     connection.execute("BEGIN")
     started = time.perf_counter()
     try:
+        delivered = _ledger_has_entries(connection, export.name)
+    except sqlite3.Error as error:
+        raise LedgerUnreadable(f"cannot read the ledger in {ledger}: {error}") from error
+    try:
         if isinstance(reader, SqliteReader):
-            _fill_from_sqlite(connection, reader.query, columns, export, **names)
+            _fill_from_sqlite(
+                connection, reader.query, columns, export, fingerprints=delivered, **names
+            )
         else:
             _fill_from_rows(connection, reader.rows(columns), columns, export, fingerprinter)
     except sqlite3.Error as error:
@@ -266,6 +275,7 @@ def _stage(
         missing_email_rows=outcome.missing_email_rows,
         fetch_size=settings.fetch_size,
         timings={"stage": filled, **outcome.timings},
+        fingerprinter=fingerprinter,
     )
 
 
@@ -312,25 +322,53 @@ def _attach_ledger(connection: sqlite3.Connection, path: Path) -> None:
     connection.execute(LEDGER_TABLE_DDL)
 
 
+def _ledger_has_entries(connection: sqlite3.Connection, export: str) -> bool:
+    """Whether the export has delivered anything yet (read in the diff's transaction)."""
+    row = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM ledger.ledger_entries WHERE export = ?)", (export,)
+    ).fetchone()
+    return bool(row[0])
+
+
+def _email_sql(column: str) -> str:
+    """SQL for ``omnisync_email(column)`` that leaves the common case to SQLite.
+
+    Text of printable ASCII (one byte per character, no NUL, all within
+    space..tilde) has no whitespace but spaces and only ASCII letters, so
+    SQLite's ``lower(trim(x))`` (empty becomes NULL) is exactly
+    :func:`normalise_email`; anything else calls it.
+    """
+    return (
+        f"CASE WHEN typeof({column}) = 'text' "
+        f"AND length({column}) = length(CAST({column} AS BLOB)) "
+        f"AND {column} NOT GLOB '*[^ -~]*' "
+        f"THEN nullif(lower(trim({column})), '') ELSE omnisync_email({column}) END"
+    )
+
+
 def _fill_from_sqlite(
     connection: sqlite3.Connection,
     query: str,
     columns: tuple[str, ...],
     export: Export,
     *,
+    fingerprints: bool,
     segment: str,
     source: str,
 ) -> None:
+    """Stage the segment with one ``INSERT ... SELECT``; ``fingerprints=False`` leaves
+    them NULL (an empty ledger: :meth:`StagedExport.work` computes those it yields)."""
     available = result_columns(connection, query, segment=segment, source=source)
     require_columns(available, columns, case_sensitive=False, segment=segment, source=source)
     quoted = [quote_identifier(column) for column in columns]
     email = quote_identifier(export.mapping.email)
     targets = ", ".join(f"c{index}" for index in range(len(columns)))
     values = ", ".join(quoted)
+    fingerprint = f"omnisync_fingerprint({values})" if fingerprints else "NULL"
     try:
         connection.execute(
             f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
-            f"SELECT omnisync_email({email}), omnisync_fingerprint({values}), {values} "
+            f"SELECT {_email_sql(email)}, {fingerprint}, {values} "
             f"FROM ({subquery(query)})"
         )
     except sqlite3.Error as error:

@@ -1,0 +1,104 @@
+"""Raw source values as contact data: text, consent statuses, consent times.
+
+Pure. What a source yields (``None``, numbers, booleans, text, bytes) becomes
+what a contact write carries; :mod:`omnisync.mapping` re-exports these.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from omnisync.omnisend.model import ChannelStatus
+
+_STATUS_SPELLINGS: dict[str, ChannelStatus] = {
+    "subscribed": "subscribed",
+    "yes": "subscribed",
+    "y": "subscribed",
+    "true": "subscribed",
+    "1": "subscribed",
+    # "No" is read as an opt-out, the conservative choice: nobody is ever
+    # made mailable by a mapping guess.
+    "unsubscribed": "unsubscribed",
+    "no": "unsubscribed",
+    "n": "unsubscribed",
+    "false": "unsubscribed",
+    "0": "unsubscribed",
+    "nonsubscribed": "nonSubscribed",
+    "notsubscribed": "nonSubscribed",
+}
+
+
+def text_value(value: object) -> str | None:
+    """A raw source value as contact text: stripped, ``None`` when empty.
+
+    Numbers are written plainly (``120.0`` becomes ``"120"``), booleans as
+    ``true``/``false``. Raises :class:`ValueError` for bytes that are not
+    UTF-8.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        text = str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    elif isinstance(value, bytes):
+        text = value.decode("utf-8")
+    else:
+        text = str(value)
+    stripped = text.strip()
+    return stripped or None
+
+
+def consent_status(value: object) -> ChannelStatus | None:
+    """A channel status from a common spelling, or ``None`` when not recognised.
+
+    subscribed / yes / true / 1 → ``subscribed``; unsubscribed / no / false /
+    0 → ``unsubscribed``; nonSubscribed (also non_subscribed, not subscribed)
+    → ``nonSubscribed``. Case, spaces, ``_`` and ``-`` are ignored.
+    """
+    try:
+        text = text_value(value)
+    except ValueError:
+        return None
+    if text is None:
+        return None
+    key = "".join(char for char in text.casefold() if char not in " _-")
+    return _STATUS_SPELLINGS.get(key)
+
+
+def consent_time(value: object) -> datetime | None:
+    """The time a source recorded, as an aware UTC datetime, or ``None``.
+
+    ISO 8601 / RFC 3339 text (``Z`` or an offset; a naive time is taken as
+    UTC, as SQLite's ``CURRENT_TIMESTAMP`` writes it; a date alone is its
+    midnight) or Unix epoch seconds as a number.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    try:
+        text = text_value(value)
+    except ValueError:
+        return None
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` (aware) as RFC 3339 UTC with whole seconds: ``2024-05-01T09:30:00Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
