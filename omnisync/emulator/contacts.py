@@ -85,6 +85,8 @@ def country_code(name: str) -> str | None:
 #: Low-cardinality values worth sharing between a million records.
 _SHARED_FIELDS = frozenset({"city", "state", "country", "countryCode", "postalCode", "gender"})
 _STATUSES = {status: status for status in ("subscribed", "unsubscribed", "nonSubscribed")}
+#: Each plain field -> whether its value is interned.
+_PLAIN_FIELD_SHARED = {name: name in _SHARED_FIELDS for name in _PLAIN_FIELDS}
 
 
 class ContactRecord:
@@ -180,11 +182,12 @@ class ContactBook:
 
     def upsert(self, body: Mapping[str, Any], *, at: float) -> tuple[int, ContactRecord]:
         """POST /contacts on a validated body: 201 and the new record, or 200 and the updated."""
-        email = next(
-            identifier["id"]
-            for identifier in body["identifiers"]
-            if identifier.get("type") == "email"
-        )
+        for identifier in body["identifiers"]:
+            if identifier.get("type") == "email":
+                email: str = identifier["id"]
+                break
+        else:
+            raise ValueError("a validated contact body has an email identifier")
         record = self.by_email.get(email)
         created = record is None
         if record is None:
@@ -199,10 +202,11 @@ class ContactBook:
     def _apply(
         self, record: ContactRecord, body: Mapping[str, Any], *, at: float, created: bool
     ) -> None:
-        for name in _PLAIN_FIELDS:
-            value = body.get(name)
-            if value is not None:
-                setattr(record, name, sys.intern(value) if name in _SHARED_FIELDS else value)
+        # Over what the body holds (a handful of keys), not over every field.
+        for name, value in body.items():
+            shared = _PLAIN_FIELD_SHARED.get(name)
+            if shared is not None and value is not None:
+                setattr(record, name, sys.intern(value) if shared else value)
         code = body.get("countryCode")
         if code is not None:
             # countryCode wins over country: the name follows the code.
@@ -236,7 +240,8 @@ class ContactBook:
         if created and identifier.get("sendWelcomeMessage", True):
             # The trap: absent means true, so a new contact is welcomed.
             self.welcome_messages.append(WelcomeMessage(record.email, format_time(at)))
-        channel = (identifier.get("channels") or {}).get("email")
+        channels = identifier.get("channels")
+        channel = channels.get("email") if channels else None
         if channel is not None:
             text = channel.get("statusChangedAt")
             parsed = None if text is None else parse_timestamp(text)

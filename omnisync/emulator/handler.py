@@ -17,17 +17,23 @@ and the emulator must stay fast.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import ipaddress
 import json
 import logging
 import socket
 import threading
+import time
+from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, route
+from omnisync.emulator.httpparse import read_headers
 from omnisync.emulator.inspection import handle_inspection
 from omnisync.emulator.problems import ApiProblem, FieldError, problem_document
 from omnisync.emulator.state import API_VERSION, EmulatorState
@@ -35,7 +41,7 @@ from omnisync.emulator.state import API_VERSION, EmulatorState
 logger = logging.getLogger("omnisync.emulator")
 
 MAX_BODY_BYTES = 4_000_000
-_KNOWN_STATUSES = frozenset(status.value for status in HTTPStatus)
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 _BATCHES_PATH = "/batches"
 
 
@@ -73,6 +79,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 class EmulatorHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EmulatorHTTPServer
+    raw_requestline: bytes
     #: Idle keep-alive connections are closed after this many real seconds.
     timeout = 120
 
@@ -87,6 +94,38 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self.server.connections.discard(self.connection)
         with contextlib.suppress(OSError):  # the peer went away; nothing to flush to
             super().finish()
+
+    def parse_request(self) -> bool:
+        """The standard library's, with the header block read by :func:`read_headers`.
+
+        Only a plain ``METHOD TARGET HTTP/1.1`` request line takes this path;
+        any other goes to ``BaseHTTPRequestHandler.parse_request`` as it is.
+        """
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if len(words) != 3 or words[2] != "HTTP/1.1":
+            return super().parse_request()
+        self.requestline = requestline
+        self.request_version = "HTTP/1.1"
+        self.close_connection = False  # HTTP/1.1 both ways: keep-alive unless asked
+        self.command, self.path = words[0], words[1]
+        if self.path.startswith("//"):
+            self.path = "/" + self.path.lstrip("/")
+        try:
+            self.headers = read_headers(self.rfile)  # type: ignore[arg-type]
+        except http.client.LineTooLong as error:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long", str(error))
+            return False
+        except http.client.HTTPException as error:
+            self.send_error(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers", str(error)
+            )
+            return False
+        if self.headers.get("Connection", "").lower() == "close":
+            self.close_connection = True
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            return self.handle_expect_100()
+        return True
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines can carry e-mails in query strings: never log them.
@@ -134,15 +173,11 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             delay = self.server.state.injector.faults.latency
             if delay > 0:
                 self.server.state.clock.sleep(delay)
-        payload = (
-            b""
-            if body is None
-            else json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        )
-        reason = HTTPStatus(status).phrase if status in _KNOWN_STATUSES else "Unknown"
+        payload = b"" if body is None else _encode(body)
+        reason = _REASONS.get(status, "Unknown")
         lines = [
             f"HTTP/1.1 {status} {reason}",
-            f"Date: {self.date_time_string()}",
+            f"Date: {_http_date()}",
             f"Content-Length: {len(payload)}",
         ]
         if payload:
@@ -271,8 +306,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             problem(ApiProblem(413, f"A batch body must be at most {limit} bytes"))
             return
         try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
+            body = orjson.loads(raw) if raw else None
+        except ValueError:  # orjson.JSONDecodeError (RFC 8259: no NaN, valid UTF-8) is one
             problem(
                 ApiProblem(
                     400,
@@ -301,6 +336,28 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._drop()
             return
         answer(response)
+
+
+def _encode(body: Any) -> bytes:
+    """An answer's JSON (orjson; the standard encoder for what orjson refuses)."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_date_lock = threading.Lock()
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The ``Date`` header's value for now (RFC 9110 IMF-fixdate), made once a second."""
+    global _date_cache  # noqa: PLW0603 - a per-second memo shared by handler threads
+    second = int(time.time())
+    with _date_lock:
+        if _date_cache[0] != second:
+            _date_cache = (second, formatdate(second, usegmt=True))
+        return _date_cache[1]
 
 
 def _is_loopback(host: str) -> bool:
