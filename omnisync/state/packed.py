@@ -80,14 +80,22 @@ def create(
     connection: sqlite3.Connection, export: str, token: str, batch_id: str, stamp: str
 ) -> int:
     """Move intent ``token`` in flight under ``batch_id``; returns the items moved (0: none)."""
-    row = connection.execute(
-        "SELECT items FROM batch_intents WHERE export = ? AND token = ?", (export, token)
+    # The common case in one statement, the items staying inside SQLite.
+    moved = connection.execute(
+        "INSERT INTO inflight_packed (export, batch_id, items, created_at) "
+        "SELECT export, ?, items, ? FROM batch_intents WHERE export = ? AND token = ? "
+        "ON CONFLICT (export, batch_id) DO NOTHING RETURNING json_array_length(items)",
+        (batch_id, stamp, export, token),
     ).fetchone()
-    if row is None:
-        return 0
-    moved = put_inflight(connection, export, batch_id, str(row[0]), stamp)
+    if moved is None:
+        row = connection.execute(
+            "SELECT items FROM batch_intents WHERE export = ? AND token = ?", (export, token)
+        ).fetchone()
+        if row is None:
+            return 0
+        moved = (put_inflight(connection, export, batch_id, str(row[0]), stamp),)
     connection.execute("DELETE FROM batch_intents WHERE export = ? AND token = ?", (export, token))
-    return moved
+    return int(moved[0])
 
 
 def acknowledge(
