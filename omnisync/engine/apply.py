@@ -41,7 +41,7 @@ from omnisync.engine.staging import StagedExport
 from omnisync.mapping import MappingPlan
 from omnisync.masking import mask_email
 from omnisync.omnisend.client import OmnisendClient
-from omnisync.omnisend.errors import ApiError, OmnisendError
+from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.model import ContactWrite, ItemFailure
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import Leaver
@@ -83,7 +83,7 @@ class LedgerRecorder:
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
-        self._expected: dict[str, tuple[int, bool]] = {}
+        self._expected: dict[str, InflightItem] = {}
         self._then_tag: dict[str, set[str]] = {}
         self.batches = 0
         self.upserted = 0
@@ -98,7 +98,7 @@ class LedgerRecorder:
     def expect(self, email: str, fingerprint: int, *, then_tag: bool) -> None:
         """Announce an upsert about to be queued: its fingerprint, and whether to tag after."""
         with self._lock:
-            self._expected[email] = (fingerprint, then_tag)
+            self._expected[email] = InflightItem(email, fingerprint, then_tag)
 
     # -- around each batch creation (IntentRecordingClient) -------------------------
 
@@ -106,7 +106,8 @@ class LedgerRecorder:
         """Record these contacts as a batch intent under a new token, before sending."""
         token = uuid.uuid4().hex
         with self._lock:
-            items = [InflightItem(email, *self._expected.pop(email)) for email in emails]
+            expected = self._expected
+            items = [expected.pop(email) for email in emails]
         self._store.record_intent(self._export, token, items, now=self._clock.wall())
         with self._lock:
             then_tag = {item.email for item in items if item.then_tag}
@@ -123,12 +124,13 @@ class LedgerRecorder:
                 self._then_tag[batch_id] = waiting
 
     def not_created(self, token: str, error: BaseException) -> None:
-        """Creating the batch failed. Omnisend answering an error means nothing was
-        processed: forget the intent. Anything else (the network) may hide a batch
-        that was created: keep the intent for the next run to resolve."""
+        """Creating the batch failed. Omnisend answering an error, or the request
+        cancelled before it was sent (a stop), means nothing was processed: forget
+        the intent. Anything else (the network) may hide a batch that was created:
+        keep the intent for the next run to resolve."""
         with self._lock:
             self._then_tag.pop(token, None)
-        if isinstance(error, ApiError):
+        if isinstance(error, ApiError | RequestCancelled):
             self._store.release_intent(self._export, token)
 
     # -- DeliveryListener ---------------------------------------------------------

@@ -13,7 +13,7 @@ not idempotent, since Omnisend keeps every consent record it is sent.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -49,10 +49,12 @@ class IntentRecordingClient:
         self._client = client
         self._recorder = recorder
 
-    def create_batch(self, writes: Sequence[ContactWrite]) -> str:
+    def create_batch(
+        self, writes: Sequence[ContactWrite], *, cancelled: Callable[[], bool] | None = None
+    ) -> str:
         token = self._recorder.intend([write.email for write in writes])
         try:
-            batch_id = self._client.create_batch(writes)
+            batch_id = self._client.create_batch(writes, cancelled=cancelled)
         except BaseException as error:
             self._recorder.not_created(token, error)
             raise

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import random as random_module
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -30,6 +30,7 @@ from omnisync.omnisend.errors import (
     ApiError,
     OmnisendError,
     RateLimited,
+    RequestCancelled,
     TransportError,
     UnexpectedResponse,
     api_error,
@@ -124,8 +125,15 @@ class OmnisendClient:
 
     # -- operations -------------------------------------------------------
 
-    def create_batch(self, writes: Sequence[ContactWrite]) -> str:
+    def create_batch(
+        self, writes: Sequence[ContactWrite], *, cancelled: Callable[[], bool] | None = None
+    ) -> str:
         """Create one contacts batch (upserts) and return its id.
+
+        ``cancelled`` is asked once the request has its rate-limit slot, before
+        anything is sent: true raises :class:`RequestCancelled` (nothing was
+        sent). Once an attempt may have reached Omnisend (a retry after a
+        dropped answer or a 5xx), the request is finished, not cancelled.
 
         Refuses (:class:`BatchTooLarge`) more than 100 writes or a body over
         1 MB: split with :func:`~omnisync.omnisend.payloads.split_batches`
@@ -149,6 +157,7 @@ class OmnisendClient:
             operation=operation,
             kind="batches",
             content=body,
+            cancelled=cancelled,
         )
         data = json_object(response, operation)
         batch_id = data.get("batchID")
@@ -252,11 +261,14 @@ class OmnisendClient:
         kind: Kind = "general",
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> httpx.Response:
         """The choke point: pace, send, retry, map errors, log and observe one request.
 
         Returns the 2xx response; raises the typed error once the retry
         policy gives up (or at once for a status that is never retried).
+        ``cancelled`` (see :meth:`create_batch`) is asked after each wait for
+        a slot while no attempt can have been processed (none yet, or 429s).
         """
         failures = 0  # transient failures (408, 5xx, transport) of this request
         rate_limited = 0
@@ -265,6 +277,9 @@ class OmnisendClient:
             waited = self._limiter.acquire(kind)
             if waited > 0:
                 self._observer.limiter_waited(kind, waited)
+            if cancelled is not None and not failures and cancelled():
+                # Checked after the wait: a run stopped meanwhile sends nothing more.
+                raise RequestCancelled(operation)
             started = self._clock.now()
             try:
                 response = self._http.send(method, path, params=params, content=content)

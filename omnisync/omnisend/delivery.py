@@ -8,7 +8,7 @@ so that the engine can code against these contracts alone.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -26,7 +26,9 @@ class DeliveryClient(Protocol):
     in for the client if it has these methods with the client's contracts.
     """
 
-    def create_batch(self, writes: Sequence[ContactWrite]) -> str: ...
+    def create_batch(
+        self, writes: Sequence[ContactWrite], *, cancelled: Callable[[], bool] | None = None
+    ) -> str: ...
 
     def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]: ...
 

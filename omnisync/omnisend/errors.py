@@ -7,6 +7,7 @@ gets here) nor a full e-mail address::
 
     OmnisendError                       anything from omnisync.omnisend
     ├── TransportError                  the network failed (after retries)
+    ├── RequestCancelled                not sent: the caller cancelled it while it waited
     ├── UnexpectedResponse              a 2xx whose body is not what the contract says
     ├── InvalidContactWrite             a ContactWrite that breaks a safety rule (caller's bug)
     ├── BatchTooLarge                   more than 100 items or 1 MB in one batch
@@ -54,6 +55,15 @@ class TransportError(OmnisendError):
             f"{operation}: could not reach Omnisend ({reason}) after {attempts} attempt(s); "
             "check the connection's base_url and the network, then run again"
         )
+
+
+class RequestCancelled(OmnisendError):
+    """The request was never sent: the caller's ``cancelled`` check said so once the
+    request had its rate-limit slot (a run stopped while it waited)."""
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+        super().__init__(f"{operation}: cancelled before it was sent")
 
 
 class UnexpectedResponse(OmnisendError):

@@ -151,9 +151,10 @@ class BrandLimiter:
     - ``"batches"`` (batch creation, the bulk of the traffic): one slot in the
       overall window and in a *batches* window whose limit leaves headroom in
       the overall one — ``headroom`` requests for polls and reads, plus
-      ``tags_per_minute`` while tags calls are being made (one in the last
-      window). Without it, batch creation would take a whole window in one
-      burst and tags calls and polls, which need overall slots too, would
+      ``tags_per_minute`` (at most half of the rest, so that batch creation
+      always keeps a fair share) while tags calls are being made (one in the
+      last window). Without it, batch creation would take a whole window in
+      one burst and tags calls and polls, which need overall slots too, would
       starve until it passed: both limits must stay busy at once.
 
     A 429 calls :meth:`penalise`, and then no thread of the brand sends
@@ -227,8 +228,12 @@ class BrandLimiter:
                 window.penalise(until)
 
     def _batch_limit(self, *, tags_active: bool) -> int:
-        reserved = self.headroom + (self.tags_per_minute if tags_active else 0)
-        return max(1, self.requests_per_minute - reserved)
+        shared = self.requests_per_minute - self.headroom
+        # Tags calls are kept room for, but never more than half of what polls
+        # leave: with tags_per_minute near requests_per_minute, reserving it all
+        # would leave batch creation one slot a window.
+        reserved = min(self.tags_per_minute, shared // 2) if tags_active else 0
+        return max(1, shared - reserved)
 
     def _windows(self, kind: Kind) -> tuple[SlidingWindow, ...]:
         if kind == "tags":

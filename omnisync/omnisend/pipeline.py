@@ -54,7 +54,7 @@ from omnisync.omnisend.delivery import (
     TagGroup,
     TagGrouper,
 )
-from omnisync.omnisend.errors import ApiError, OmnisendError
+from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.model import BatchOutcome, ContactWrite
 from omnisync.omnisend.payloads import BatchPacker, EncodedBatch
 
@@ -241,7 +241,12 @@ class DeliveryPipeline:
                 continue  # not sent: the engine keeps these contacts pending
             emails = tuple(write.email for write in batch.writes)
             try:
-                batch_id = self._client.create_batch(batch.writes)
+                # Stop is asked again once the request has its rate-limit slot:
+                # the wait can be long, and a stopped run creates no new batch.
+                batch_id = self._client.create_batch(batch.writes, cancelled=self._stopping)
+            except RequestCancelled:
+                self._slots.release()
+                continue  # not sent: the engine keeps these contacts pending
             except OmnisendError as error:
                 self._slots.release()
                 self._crew.fail(error)
@@ -324,6 +329,9 @@ class DeliveryPipeline:
                 self._crew.notify(self._listener.tags_removed, self.tag, group.emails)
 
     # -- helpers ----------------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or self._crew.aborted.is_set()
 
     def _settle(self, outcome: BatchOutcome) -> None:
         with self._in_flight_lock:

@@ -254,6 +254,23 @@ def test_batch_creation_leaves_headroom_for_polls_and_tags_calls() -> None:
     assert limiter.acquire("batches") == 60.0  # the 7th must wait, though 1 overall slot is free
 
 
+def test_batch_creation_keeps_a_fair_share_when_tags_may_use_the_whole_limit() -> None:
+    # 3000/3000 once left batch creation 1 slot a window while tags calls were
+    # being made (3000 - 150 - 3000 < 1): a run crawled at one batch a minute.
+    clock = FakeClock()
+    limiter = BrandLimiter(3000, 3000, clock=clock, window_seconds=60.0, safety_margin=0.0)
+    assert limiter.headroom == 150
+    assert limiter.acquire("tags") == 0.0
+    # Half of what the polls' headroom leaves: (3000 - 150) // 2 = 1425 at once ...
+    assert all(limiter.acquire("batches") == 0.0 for _ in range(1425))
+    assert clock.now() == 0.0
+    # ... and tags calls and polls still find the rest of the window.
+    assert all(limiter.acquire("tags") == 0.0 for _ in range(1424))
+    assert limiter.acquire("general") == 0.0
+    assert clock.now() == 0.0
+    assert limiter.acquire("batches") == 60.0  # the 1426th waits for the window to pass
+
+
 def test_batch_headroom_is_checked() -> None:
     with pytest.raises(ValueError, match="headroom"):
         BrandLimiter(clock=FakeClock(), headroom=-1)

@@ -234,6 +234,25 @@ def test_stop_sends_no_new_batch_and_reports_the_created_ones(
     assert successes(connection, "POST /contacts/tags") == 0  # no new tags call after a stop
 
 
+def test_a_creator_waiting_for_a_slot_when_stop_comes_sends_nothing(
+    connect: Callable[..., Connection],
+) -> None:
+    # 4 requests a minute leave batch creation 3 (one is headroom): both creator
+    # threads are waiting for the next window when the third batch stops the run.
+    connection = connect(requests_per_minute=4)
+    listener = StoppingListener(after=3)
+    pipeline = pipeline_for(connection, listener, stop=listener.stop)
+    for write in people(1_000):
+        if not pipeline.upsert(write):
+            break
+    summary = pipeline.finish()
+    assert summary.stopped
+    assert summary.batches_created == 3
+    assert successes(connection, "POST /batches") == 3
+    assert len(listener.acknowledged) == 300
+    listener.assert_each_sent_contact_reported_once()
+
+
 def test_batches_still_processing_when_the_grace_ends_are_abandoned(
     connect: Callable[..., Connection],
 ) -> None:
