@@ -294,11 +294,14 @@ class MappingPlan:
                 reasons.append(prop.bad_name)
                 continue
             value = values[prop.position]
-            try:
-                text = text_value(value)
-            except ValueError:
-                reasons.append(prop.binary)
-                continue
+            if value.__class__ is str:
+                text = value.strip() or None  # text_value() of text, inline
+            else:
+                try:
+                    text = text_value(value)
+                except ValueError:
+                    reasons.append(prop.binary)
+                    continue
             if text is None:
                 continue
             if len(text) > MAX_CUSTOM_PROPERTY_LENGTH:
@@ -352,11 +355,14 @@ def _put_field(
     value: object,
     reasons: list[str],
 ) -> None:
-    try:
-        text = text_value(value)
-    except ValueError:
-        reasons.append(f"{label} is binary data, not UTF-8 text")
-        return
+    if value.__class__ is str:
+        text = value.strip() or None  # text_value() of text, inline
+    else:
+        try:
+            text = text_value(value)
+        except ValueError:
+            reasons.append(f"{label} is binary data, not UTF-8 text")
+            return
     if text is None:
         return
     if len(text) > MAX_FIELD_LENGTH:

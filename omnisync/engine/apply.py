@@ -97,8 +97,8 @@ class LedgerRecorder:
 
     def expect(self, email: str, fingerprint: int, *, then_tag: bool) -> None:
         """Announce an upsert about to be queued: its fingerprint, and whether to tag after."""
-        with self._lock:
-            self._expected[email] = InflightItem(email, fingerprint, then_tag)
+        # One dict assignment, atomic: no lock for the hottest call of a run.
+        self._expected[email] = InflightItem(email, fingerprint, then_tag)
 
     # -- around each batch creation (IntentRecordingClient) -------------------------
 
@@ -146,7 +146,7 @@ class LedgerRecorder:
             self.upserted += len(emails)
             waiting = self._then_tag.pop(batch_id, set())
             # The pipeline tags exactly the accepted e-mails it was told to tag.
-            self.tags_after_upsert += sum(1 for email in emails if email in waiting)
+            self.tags_after_upsert += len(waiting.intersection(emails))
         self._changed()
 
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:

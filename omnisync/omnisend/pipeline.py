@@ -239,7 +239,7 @@ class DeliveryPipeline:
                 or not self._crew.acquire(self._slots)
             ):
                 continue  # not sent: the engine keeps these contacts pending
-            emails = tuple(write.email for write in batch.writes)
+            emails = tuple([write.email for write in batch.writes])
             try:
                 # Stop is asked again once the request has its rate-limit slot:
                 # the wait can be long, and a stopped run creates no new batch.
@@ -339,13 +339,17 @@ class DeliveryPipeline:
         if item is None:
             return
         self._slots.release()
-        accepted = tuple(email for email in item.emails if email in outcome.accepted)
-        failed_emails = {failure.email for failure in outcome.failed}
-        leftovers = tuple(
-            email
-            for email in item.emails
-            if email not in outcome.accepted and email not in failed_emails
-        )
+        accepted: tuple[str, ...] = item.emails
+        leftovers: tuple[str, ...] = ()
+        if outcome.failed or not outcome.accepted.issuperset(item.emails):
+            # Not every item accepted (the common case needs no sorting out).
+            accepted = tuple(email for email in item.emails if email in outcome.accepted)
+            failed_emails = {failure.email for failure in outcome.failed}
+            leftovers = tuple(
+                email
+                for email in item.emails
+                if email not in outcome.accepted and email not in failed_emails
+            )
         if accepted:
             self._crew.count("acknowledged", len(accepted))
             self._crew.notify(self._listener.upserts_acknowledged, outcome.batch_id, accepted)
@@ -374,7 +378,12 @@ class DeliveryPipeline:
                 extra={"event": "omnisend.batch_leftovers", "batch_id": outcome.batch_id},
             )
             self._crew.notify(self._listener.batch_abandoned, outcome.batch_id, leftovers)
-        to_tag = tuple(email for email in accepted if email in item.then_tag)
+        then_tag = item.then_tag
+        to_tag = (
+            accepted
+            if len(then_tag) == len(accepted) and then_tag.issuperset(accepted)
+            else tuple(email for email in accepted if email in then_tag)
+        )
         if to_tag and not self._stop.is_set():
             self._queue_tag("add", to_tag, internal=True)
 

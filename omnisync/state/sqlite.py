@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import cast
 
+import orjson
+
 from omnisync.state import packed
 from omnisync.state.database import SqliteDatabase
 from omnisync.state.store import (
@@ -36,6 +38,11 @@ STATE_FILENAME = "omnisync.sqlite3"
 
 #: In-list of e-mails passed as one JSON parameter (one statement, any length).
 _EMAILS = "(SELECT value FROM json_each(?))"
+
+
+def _emails_json(emails: Collection[str]) -> str:
+    """E-mails as one JSON array parameter (for ``json_each``)."""
+    return orjson.dumps(list(emails)).decode()
 
 
 def state_path(state_dir: str | os.PathLike[str]) -> Path:
@@ -186,7 +193,7 @@ class SqliteLedgerStore(LedgerStore):
                 connection.execute(
                     "UPDATE ledger_entries SET tag = ?, updated_at = ? "
                     f"WHERE export = ? AND email IN {_EMAILS}",
-                    (tag, format_timestamp(now), export, json.dumps(list(emails))),
+                    (tag, format_timestamp(now), export, _emails_json(emails)),
                 ).rowcount
             )
 
@@ -200,7 +207,7 @@ class SqliteLedgerStore(LedgerStore):
                 connection.execute(
                     "UPDATE ledger_entries SET tag = NULL, updated_at = ? "
                     f"WHERE export = ? AND tag = ? AND email IN {_EMAILS}",
-                    (format_timestamp(now), export, tag, json.dumps(list(emails))),
+                    (format_timestamp(now), export, tag, _emails_json(emails)),
                 ).rowcount
             )
 
