@@ -331,10 +331,15 @@ class ContactBook:
             if found is not None:
                 records[id(found)] = found
         changed = 0
+        only = wanted[0] if len(wanted) == 1 else None
         for record in records.values():
             before = len(record.tags)
             if remove:
                 record.tags = tuple(tag for tag in record.tags if tag not in wanted)
+            elif only is not None:
+                # One tag added (what a tags call nearly always does): no generator.
+                if only not in record.tags:
+                    record.tags += (only,)
             else:
                 record.tags += tuple(tag for tag in wanted if tag not in record.tags)
             if len(record.tags) != before:

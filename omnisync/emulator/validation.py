@@ -46,7 +46,7 @@ STATUSES = frozenset({"subscribed", "unsubscribed", "nonSubscribed"})
 BATCH_ENDPOINTS = frozenset({"products", "contacts", "events", "categories"})
 BATCH_METHODS = frozenset({"POST", "PUT"})
 
-EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(\.[^\s@.]+)+")
+EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+")
 PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
 COUNTRY_CODE_PATTERN = re.compile(r"[A-Z]{2}")
 PROPERTY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,128}")

@@ -125,8 +125,7 @@ def contact_body(write: ContactWrite) -> dict[str, Any]:
                     record[key] = value
             identifier["consent"] = record
     body: dict[str, Any] = {"identifiers": [identifier]}
-    for name in sorted(fields):
-        body[name] = fields[name]
+    body.update(sorted(fields.items()))
     if write.custom_properties:
         body["customProperties"] = dict(write.custom_properties)
     return body
