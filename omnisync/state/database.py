@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -106,6 +106,18 @@ class SqliteDatabase:
                     connection.execute("ROLLBACK")
                     raise
                 connection.execute("COMMIT")
+
+    def write(self, action: str, sql: str, parameters: Sequence[object] = ()) -> int:
+        """Run one writing statement as its own transaction; return the rows it changed.
+
+        SQLite makes a lone statement atomic by itself: no BEGIN and COMMIT
+        round trips, each of which would give the GIL away and wait to get it
+        back while this connection's lock is held.
+        """
+        with self._lock:
+            self._check_open()
+            with self._translate(action):
+                return int(self._connection.execute(sql, parameters).rowcount)
 
     @contextmanager
     def reading(self, action: str) -> Iterator[sqlite3.Connection]:

@@ -144,13 +144,12 @@ class SqliteLedgerStore(LedgerStore):
     def record_intent(
         self, export: str, token: str, items: Sequence[InflightItem], *, now: datetime
     ) -> None:
-        text = packed.pack(items)
-        with self._transaction("record a batch about to be sent") as connection:
-            connection.execute(
-                "INSERT OR REPLACE INTO batch_intents (export, token, items, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                (export, token, text, format_timestamp(now)),
-            )
+        self._database.write(
+            "record a batch about to be sent",
+            "INSERT OR REPLACE INTO batch_intents (export, token, items, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (export, token, packed.pack(items), format_timestamp(now)),
+        )
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
         with self._transaction("record a created batch") as connection:
@@ -188,28 +187,24 @@ class SqliteLedgerStore(LedgerStore):
     def mark_tagged(self, export: str, tag: str, emails: Collection[str], *, now: datetime) -> int:
         if not emails:
             return 0
-        with self._transaction("record added tags") as connection:
-            return int(
-                connection.execute(
-                    "UPDATE ledger_entries SET tag = ?, updated_at = ? "
-                    f"WHERE export = ? AND email IN {_EMAILS}",
-                    (tag, format_timestamp(now), export, _emails_json(emails)),
-                ).rowcount
-            )
+        return self._database.write(
+            "record added tags",
+            "UPDATE ledger_entries SET tag = ?, updated_at = ? "
+            f"WHERE export = ? AND email IN {_EMAILS}",
+            (tag, format_timestamp(now), export, _emails_json(emails)),
+        )
 
     def mark_untagged(
         self, export: str, tag: str, emails: Collection[str], *, now: datetime
     ) -> int:
         if not emails:
             return 0
-        with self._transaction("record removed tags") as connection:
-            return int(
-                connection.execute(
-                    "UPDATE ledger_entries SET tag = NULL, updated_at = ? "
-                    f"WHERE export = ? AND tag = ? AND email IN {_EMAILS}",
-                    (format_timestamp(now), export, tag, _emails_json(emails)),
-                ).rowcount
-            )
+        return self._database.write(
+            "record removed tags",
+            "UPDATE ledger_entries SET tag = NULL, updated_at = ? "
+            f"WHERE export = ? AND tag = ? AND email IN {_EMAILS}",
+            (format_timestamp(now), export, tag, _emails_json(emails)),
+        )
 
     # -- run history --------------------------------------------------------------------
 
