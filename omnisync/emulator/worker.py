@@ -110,3 +110,7 @@ class Worker:
                 with self._condition:
                     self._busy = False
                     self._condition.notify_all()
+            # Give the GIL away between two pieces of work: with a backlog the
+            # loop would otherwise keep it for a whole switch interval (5 ms)
+            # while requests wait to be answered.
+            time.sleep(0)
