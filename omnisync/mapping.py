@@ -277,7 +277,12 @@ class MappingPlan:
                 else:
                     reasons.append("country_code is not an ISO 3166-1 alpha-2 code")
         if self._country is not None:
-            _put_field(fields, "country", "country", values[self._country], reasons)
+            value = values[self._country]
+            text = value.strip() if value.__class__ is str else None
+            if text and len(text) <= MAX_FIELD_LENGTH:
+                fields["country"] = text  # the common case, as _put_field would
+            else:
+                _put_field(fields, "country", "country", value, reasons)
             name = fields.get("country")
             if name is not None and "countryCode" not in fields:
                 found = country_code(name)

@@ -207,10 +207,12 @@ class PlanTally:
                 self._sample("changed", item.email)
             else:
                 self._upsert_new += 1
-                self._sample("new", item.email)
+                if self._upsert_new <= self._sample_size:
+                    self._sample("new", item.email)
         if actions.tag:
             self._tag += 1
-            self._sample("tag", item.email)
+            if self._tag <= self._sample_size:
+                self._sample("tag", item.email)
             if actions.remove_old_tag is not None:
                 self._retag += 1
         return actions

@@ -149,19 +149,26 @@ class StagedExport:
         )
         columns = self.columns
         fingerprinter = self._fingerprinter
+        new = tuple.__new__  # WorkItem(...) without its Python-level __new__: once per member
         try:
             while batch := cursor.fetchmany(self._fetch_size):
                 for record in batch:
+                    values = record[6:]
                     # Not computed while staging when nothing needed it (see the module).
                     fingerprint = record[1]
-                    yield WorkItem(
-                        record[0],
-                        fingerprinter(*record[6:]) if fingerprint is None else fingerprint,
-                        bool(record[2]),
-                        record[3],
-                        bool(record[4]),
-                        bool(record[5]),
-                        SourceRow(columns, record[6:]),
+                    if fingerprint is None:
+                        fingerprint = fingerprinter(*values)
+                    yield new(
+                        WorkItem,
+                        (
+                            record[0],
+                            fingerprint,
+                            bool(record[2]),
+                            record[3],
+                            bool(record[4]),
+                            bool(record[5]),
+                            SourceRow(columns, values),
+                        ),
                     )
         finally:
             cursor.close()
