@@ -18,7 +18,11 @@ ledger writes made while the caller sends never disturb what it iterates.
 Its semantics are those of :func:`omnisync.planning.reference_plan`.
 
 Temp tables live in a temporary file with a bounded page cache, so memory
-stays flat however large the segment.
+stays flat however large the segment. A first run is cheaper still: while
+the export's ledger is empty no fingerprint UDF runs (every member is new;
+:meth:`StagedExport.work` fingerprints what it yields), and e-mails of
+printable ASCII are normalised by SQLite itself
+(:mod:`omnisync.engine.stagesql`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 
 from omnisync.config.model import Config, Export
 from omnisync.engine.diff import run_diff
+from omnisync.engine.stagesql import email_sql, ledger_has_entries
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.mapping import normalise_email
 from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem
@@ -246,7 +251,7 @@ def _stage(
     connection.execute("BEGIN")
     started = time.perf_counter()
     try:
-        delivered = _ledger_has_entries(connection, export.name)
+        delivered = ledger_has_entries(connection, export.name)
     except sqlite3.Error as error:
         raise LedgerUnreadable(f"cannot read the ledger in {ledger}: {error}") from error
     try:
@@ -329,30 +334,6 @@ def _attach_ledger(connection: sqlite3.Connection, path: Path) -> None:
     connection.execute(LEDGER_TABLE_DDL)
 
 
-def _ledger_has_entries(connection: sqlite3.Connection, export: str) -> bool:
-    """Whether the export has delivered anything yet (read in the diff's transaction)."""
-    row = connection.execute(
-        "SELECT EXISTS (SELECT 1 FROM ledger.ledger_entries WHERE export = ?)", (export,)
-    ).fetchone()
-    return bool(row[0])
-
-
-def _email_sql(column: str) -> str:
-    """SQL for ``omnisync_email(column)`` that leaves the common case to SQLite.
-
-    Text of printable ASCII (one byte per character, no NUL, all within
-    space..tilde) has no whitespace but spaces and only ASCII letters, so
-    SQLite's ``lower(trim(x))`` (empty becomes NULL) is exactly
-    :func:`normalise_email`; anything else calls it.
-    """
-    return (
-        f"CASE WHEN typeof({column}) = 'text' "
-        f"AND length({column}) = length(CAST({column} AS BLOB)) "
-        f"AND {column} NOT GLOB '*[^ -~]*' "
-        f"THEN nullif(lower(trim({column})), '') ELSE omnisync_email({column}) END"
-    )
-
-
 def _fill_from_sqlite(
     connection: sqlite3.Connection,
     query: str,
@@ -375,7 +356,7 @@ def _fill_from_sqlite(
     try:
         connection.execute(
             f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
-            f"SELECT {_email_sql(email)}, {fingerprint}, {values} "
+            f"SELECT {email_sql(email)}, {fingerprint}, {values} "
             f"FROM ({subquery(query)})"
         )
     except sqlite3.Error as error:

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omnisync.config.model import FieldMapping
-from omnisync.engine.staging import _email_sql, stage_export
+from omnisync.engine.stagesql import email_sql
+from omnisync.engine.staging import stage_export
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.mapping import normalise_email
 from tests.staging.configs import make_config, make_export, write_customers, write_ledger
@@ -60,7 +61,7 @@ def test_sqlite_normalises_an_email_exactly_as_python_does(value: object) -> Non
     connection = sqlite3.connect(":memory:")
     try:
         connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
-        (found,) = connection.execute(f"SELECT {_email_sql('?1')}", (value,)).fetchone()
+        (found,) = connection.execute(f"SELECT {email_sql('?1')}", (value,)).fetchone()
     finally:
         connection.close()
     assert found == normalise_email(value)
