@@ -62,6 +62,27 @@ class Worker:
             heapq.heappush(self._queue, (due, next(self._sequence), work))
             self._condition.notify_all()
 
+    def run_due(self) -> None:
+        """Run the work due by now on the calling thread, unless the worker is busy.
+
+        One piece of work runs at a time whichever thread runs it, so work is
+        still applied in modelled-time order. A connection thread that has
+        just answered calls this: applying a batch due at once there saves a
+        wake-up of the worker thread.
+        """
+        while True:
+            with self._condition:
+                if (
+                    self._busy
+                    or not self._running
+                    or not self._queue
+                    or self._queue[0][0] > self._clock.now()
+                ):
+                    return
+                _, _, work = heapq.heappop(self._queue)
+                self._busy = True
+            self._apply(work)
+
     def clear(self) -> None:
         with self._condition:
             self._queue.clear()
@@ -92,7 +113,8 @@ class Worker:
             with self._condition:
                 if not self._running:
                     return
-                if not self._queue:
+                if not self._queue or self._busy:
+                    # Nothing to do, or a connection thread is applying work (run_due).
                     self._condition.wait(_MAX_REAL_WAIT * 10)
                     continue
                 lateness = self._clock.now() - self._queue[0][0]
@@ -101,16 +123,20 @@ class Worker:
                     continue
                 _, _, work = heapq.heappop(self._queue)
                 self._busy = True
-            try:
-                work()
-            except Exception:
-                # The worker must survive a bug in one piece of work.
-                logger.exception("emulator work failed", extra={"event": "emulator_work_failed"})
-            finally:
-                with self._condition:
-                    self._busy = False
-                    self._condition.notify_all()
+            self._apply(work)
             # Give the GIL away between two pieces of work: with a backlog the
             # loop would otherwise keep it for a whole switch interval (5 ms)
             # while requests wait to be answered.
             time.sleep(0)
+
+    def _apply(self, work: Callable[[], None]) -> None:
+        """Run one piece of work popped with ``_busy`` set; clear it after."""
+        try:
+            work()
+        except Exception:
+            # The worker must survive a bug in one piece of work.
+            logger.exception("emulator work failed", extra={"event": "emulator_work_failed"})
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
