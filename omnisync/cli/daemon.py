@@ -17,14 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omnisync.clock import SystemClock
 from omnisync.config.location import add_config_argument, config_path_from
-from omnisync.daemon.engine import EngineRuns, EngineUnavailable
-from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
-from omnisync.daemon.metrics import DaemonMetrics
-from omnisync.daemon.notify import Notifier
-from omnisync.daemon.service import Daemon, DaemonOptions
-from omnisync.logs import configure_logging
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -73,6 +66,16 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every other command (and --help) would
+    # pay for the daemon's imports (APScheduler, prometheus-client, the engine).
+    from omnisync.clock import SystemClock
+    from omnisync.daemon.engine import EngineRuns, EngineUnavailable
+    from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
+    from omnisync.daemon.metrics import DaemonMetrics
+    from omnisync.daemon.notify import Notifier
+    from omnisync.daemon.service import Daemon, DaemonOptions
+    from omnisync.logs import configure_logging
+
     redactor = configure_logging(log_format=args.log_format or "text", level=args.log_level)
     config_path = Path(config_path_from(args, os.environ)).absolute()
     loader = DaemonConfigLoader(os.environ)

@@ -14,16 +14,15 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from omnisync.config.build import default_state_dir
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_NO_DAEMON = 1
@@ -107,12 +106,17 @@ def handle(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
+        from rich.console import Console  # here: rich is only needed to draw the table
+
         render(document, Console(highlight=False))
     return EXIT_OK
 
 
 def render(document: dict[str, Any], console: Console) -> None:
     """``/status`` as a header, a reload line and one table row per export."""
+    from rich.table import Table
+    from rich.text import Text
+
     daemon = document.get("daemon", {})
     config = document.get("config", {})
     reload = document.get("last_reload", {})
