@@ -209,10 +209,12 @@ def _tags(state: EmulatorState, brand: Brand, request: ApiRequest, *, remove: bo
         raise validation_problem(errors)
     body = request.body
     state.schedule_tags(brand, body, remove=remove)
-    emails = tuple(body.get("emails") or ())
     with brand.lock:
-        known = brand.book.by_email
-        emails = tuple(known[e].email if e in known else e for e in emails)
+        # The store's own string for a known e-mail (a small log), one lookup each.
+        find = brand.book.by_email.get
+        emails = tuple(
+            [e if (record := find(e)) is None else record.email for e in body.get("emails") or ()]
+        )
     return ApiResponse(202, None, emails)
 
 

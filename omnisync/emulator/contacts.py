@@ -83,10 +83,10 @@ def country_code(name: str) -> str | None:
 
 
 #: Low-cardinality values worth sharing between a million records.
-_SHARED_FIELDS = frozenset({"city", "state", "country", "countryCode", "postalCode", "gender"})
+SHARED_FIELDS = frozenset({"city", "state", "country", "countryCode", "postalCode", "gender"})
 _STATUSES = {status: status for status in ("subscribed", "unsubscribed", "nonSubscribed")}
 #: Each plain field -> whether its value is interned.
-_PLAIN_FIELD_SHARED = {name: name in _SHARED_FIELDS for name in _PLAIN_FIELDS}
+_PLAIN_FIELD_SHARED = {name: name in SHARED_FIELDS for name in _PLAIN_FIELDS}
 
 
 class ContactRecord:
@@ -155,7 +155,8 @@ class ContactBook:
         self.status_changes: list[StatusChange] = []
         self._id_prefix = id_prefix[:8].rjust(8, "0")
 
-    def _new(self, email: str, at: float) -> ContactRecord:
+    def new_record(self, email: str, at: float) -> ContactRecord:
+        """A new record for ``email`` (not yet known), indexed and numbered."""
         record = ContactRecord(len(self.records) + 1, email, at)
         self.by_email[email] = record
         self.records.append(record)
@@ -191,7 +192,7 @@ class ContactBook:
         record = self.by_email.get(email)
         created = record is None
         if record is None:
-            record = self._new(email, at)
+            record = self.new_record(email, at)
         self._apply(record, body, at=at, created=created)
         return (201 if created else 200), record
 
@@ -317,29 +318,25 @@ class ContactBook:
         Returns how many contacts changed. Adding a tag a contact has is a no-op.
         """
         wanted = tuple(dict.fromkeys(sys.intern(tag) for tag in tags))
-        records: dict[int, ContactRecord] = {}
-        for email in emails:
-            found = self.by_email.get(email)
-            if found is not None:
-                records[id(found)] = found
-        for contact_id in contact_ids:
-            found = self.by_id(contact_id)
-            if found is not None:
-                records[id(found)] = found
-        for phone in phones:
-            found = self.by_phone.get(phone)
-            if found is not None:
-                records[id(found)] = found
+        # Records are hashed by identity: one entry per contact, in the order named.
+        records = dict.fromkeys(filter(None, map(self.by_email.get, emails)))
+        records.update(dict.fromkeys(filter(None, map(self.by_id, contact_ids))))
+        records.update(dict.fromkeys(filter(None, map(self.by_phone.get, phones))))
         changed = 0
-        only = wanted[0] if len(wanted) == 1 else None
-        for record in records.values():
+        if not remove and len(wanted) == 1:
+            # One tag added (what a tags call nearly always does): one concatenation.
+            only, added = wanted[0], wanted
+            for record in records:
+                tags = record.tags
+                if only not in tags:
+                    record.tags = tags + added
+                    record.updated = at
+                    changed += 1
+            return changed
+        for record in records:
             before = len(record.tags)
             if remove:
                 record.tags = tuple(tag for tag in record.tags if tag not in wanted)
-            elif only is not None:
-                # One tag added (what a tags call nearly always does): no generator.
-                if only not in record.tags:
-                    record.tags += (only,)
             else:
                 record.tags += tuple(tag for tag in wanted if tag not in record.tags)
             if len(record.tags) != before:
@@ -359,7 +356,7 @@ class ContactBook:
         status_changed_at: str | None = None,
     ) -> ContactRecord:
         """Create or overwrite a pre-existing contact without welcome messages or change records."""
-        record = self.by_email.get(email) or self._new(email, at)
+        record = self.by_email.get(email) or self.new_record(email, at)
         for name, value in (fields or {}).items():
             setattr(record, name, value)
         if custom_properties:

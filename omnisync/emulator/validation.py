@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 from omnisync.emulator.problems import FieldError
@@ -372,7 +373,8 @@ def validate_tags(body: Any) -> list[FieldError]:
         if name not in body:
             continue
         values = body[name]
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        # map() runs isinstance without a Python frame per value (250 e-mails a call).
+        if not isinstance(values, list) or not all(map(isinstance, values, repeat(str))):
             errors.append(FieldError(name, "invalid_format", "Must be an array of strings"))
             continue
         if len(values) > MAX_TAG_SELECTORS:
