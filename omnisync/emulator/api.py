@@ -208,13 +208,17 @@ def _tags(state: EmulatorState, brand: Brand, request: ApiRequest, *, remove: bo
     if errors:
         raise validation_problem(errors)
     body = request.body
-    state.schedule_tags(brand, body, remove=remove)
     with brand.lock:
         # The store's own string for a known e-mail (a small log), one lookup each.
         find = brand.book.by_email.get
         emails = tuple(
             [e if (record := find(e)) is None else record.email for e in body.get("emails") or ()]
         )
+    if "emails" in body:
+        # The same e-mails, as the store's own strings where it has them: the
+        # lookups that apply the call then match keys by identity.
+        body = {**body, "emails": emails}
+    state.schedule_tags(brand, body, remove=remove)
     return ApiResponse(202, None, emails)
 
 

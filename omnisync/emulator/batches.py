@@ -25,6 +25,8 @@ from omnisync.emulator.contacts import ContactRecord, format_time
 #: Per-item result codes kept in :attr:`Batch.results`.
 NOT_PROCESSED, UPDATED, CREATED, FAILED = 0, 1, 2, 3
 _RESPONSE_CODES = {UPDATED: 200, CREATED: 201}
+#: Statuses after which a batch never changes.
+_DONE = frozenset({"finished", "stopped"})
 #: zlib's ``wbits`` for a raw deflate stream with a 32 KiB window.
 _RAW_DEFLATE = -15
 
@@ -49,6 +51,7 @@ class Batch:
         "results",
         "started",
         "status",
+        "summary",
         "total",
     )
 
@@ -77,6 +80,8 @@ class Batch:
         self.errors: dict[int, dict[str, Any]] = {}
         self.raw: bytes | None = raw
         self.packed: bytes | None = None
+        #: The rendered summary, kept once the batch is finished or stopped (it cannot change).
+        self.summary: dict[str, Any] | None = None
 
     def pack(self) -> None:
         """Drop the parsed items, keeping the request compressed for GET .../items."""
@@ -101,7 +106,13 @@ class Batch:
 
 
 def render_batch(batch: Batch) -> dict[str, Any]:
-    """The Batch summary (GET /batches/{id} and the list)."""
+    """The Batch summary (GET /batches/{id} and the list); a new dict each call.
+
+    A listing renders up to 250 summaries, each with three formatted times;
+    a batch that is done is rendered once.
+    """
+    if batch.summary is not None:
+        return dict(batch.summary)
     body: dict[str, Any] = {
         "batchID": batch.id,
         "createdAt": format_time(batch.created),
@@ -117,6 +128,8 @@ def render_batch(batch: Batch) -> dict[str, Any]:
         body["startedAt"] = format_time(batch.started)
     if batch.ended is not None:
         body["endedAt"] = format_time(batch.ended)
+    if batch.status in _DONE:
+        batch.summary = dict(body)
     return body
 
 

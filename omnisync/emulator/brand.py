@@ -13,7 +13,7 @@ from typing import Any
 
 from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch
 from omnisync.emulator.contacts import ContactBook, ContactRecord
-from omnisync.emulator.plain import plain_email, upsert_plain
+from omnisync.emulator.plain import upsert_plain
 from omnisync.emulator.problems import FieldError, problem_document, validation_problem
 from omnisync.emulator.ratelimit import BrandLimits
 from omnisync.emulator.validation import validate_contact
@@ -199,34 +199,36 @@ class Brand:
                     batch.status = "stopped"
                     batch.ended = at
                     break
-                # The plain shape skips the general rules (an injected failing
-                # e-mail needs them); plain.py's contract keeps the outcome equal.
-                email = None if failing_emails else plain_email(item)
-                errors = (
-                    contact_problems(item, creating=True, failing_emails=failing_emails)
-                    if email is None
-                    else None
-                )
-                if errors:
-                    problem = validation_problem(errors)
-                    batch.errors[index] = problem_document(400, problem.detail, errors=errors)
+                outcome = self._apply_item(book, item, failing_emails, at=at)
+                if isinstance(outcome, bool):
+                    results[index] = CREATED if outcome else UPDATED
+                else:
+                    batch.errors[index] = outcome
                     results[index] = FAILED
                     batch.errors_count += 1
-                else:
-                    try:
-                        if email is not None:
-                            created = upsert_plain(book, email, item, at=at)
-                        else:
-                            created = book.upsert(item, at=at)[0] == 201
-                    except Exception:  # a bug must fail one item, not the whole worker
-                        batch.errors[index] = problem_document(500, "Item processing failed")
-                        results[index] = FAILED
-                        batch.errors_count += 1
-                    else:
-                        results[index] = CREATED if created else UPDATED
                 batch.finished_count += 1
             if batch.status == "stopped":
                 batch.pack()
+
+    @staticmethod
+    def _apply_item(
+        book: ContactBook, item: Any, failing_emails: frozenset[str], *, at: float
+    ) -> bool | dict[str, Any]:
+        """One batch item as POST /contacts: whether it created the contact, or its problem."""
+        if not failing_emails:  # an injected failing e-mail needs the general rules
+            try:
+                created = upsert_plain(book, item, at=at)
+            except Exception:  # a bug must fail one item, not the whole worker
+                return problem_document(500, "Item processing failed")
+            if created is not None:
+                return created
+        errors = contact_problems(item, creating=True, failing_emails=failing_emails)
+        if errors:
+            return problem_document(400, validation_problem(errors).detail, errors=errors)
+        try:
+            return book.upsert(item, at=at)[0] == 201
+        except Exception:  # a bug must fail one item, not the whole worker
+            return problem_document(500, "Item processing failed")
 
     def finish_batch(self, batch: Batch, *, at: float) -> None:
         with self.lock:

@@ -158,9 +158,13 @@ class ContactBook:
     def new_record(self, email: str, at: float) -> ContactRecord:
         """A new record for ``email`` (not yet known), indexed and numbered."""
         record = ContactRecord(len(self.records) + 1, email, at)
-        self.by_email[email] = record
-        self.records.append(record)
+        self.add(record)
         return record
+
+    def add(self, record: ContactRecord) -> None:
+        """Index a new record its maker numbered ``len(records) + 1``, its e-mail unknown."""
+        self.by_email[record.email] = record
+        self.records.append(record)
 
     def contact_id(self, record: ContactRecord) -> str:
         """The public id: 24 hex digits, the brand's prefix and the record number."""
@@ -324,12 +328,17 @@ class ContactBook:
         records.update(dict.fromkeys(filter(None, map(self.by_phone.get, phones))))
         changed = 0
         if not remove and len(wanted) == 1:
-            # One tag added (what a tags call nearly always does): one concatenation.
-            only, added = wanted[0], wanted
+            # One tag added (what a tags call nearly always does). Contacts that
+            # had the same tags share the new tuple: less memory, fewer objects.
+            only = wanted[0]
+            joined: dict[tuple[str, ...], tuple[str, ...]] = {(): wanted}
             for record in records:
                 tags = record.tags
                 if only not in tags:
-                    record.tags = tags + added
+                    new_tags = joined.get(tags)
+                    if new_tags is None:
+                        new_tags = joined[tags] = tags + wanted
+                    record.tags = new_tags
                     record.updated = at
                     changed += 1
             return changed

@@ -8,17 +8,16 @@ a million of them through the emulator, and the general rules
 :meth:`~omnisync.emulator.contacts.ContactBook.upsert`) spend most of their
 time on branches such a body never takes.
 
-Contract (``tests/emulator/test_plain.py`` holds both sides to it):
+Contract of :func:`upsert_plain` (``tests/emulator/test_plain.py`` holds it):
 
-- :func:`plain_email` returns the body's e-mail only when
-  ``validate_contact(body, creating=True)`` returns no errors *and* the body
-  is of the plain shape; for anything else (``tags``, ``birthdate``,
-  ``gender``, ``createdAt``, channels, consent, phones, lists in custom
-  properties, any invalid value) it returns ``None`` and the caller takes the
+- it returns ``None`` and changes nothing unless the body is of the plain
+  shape *and* ``validate_contact(body, creating=True)`` would find no error;
+  ``tags``, ``birthdate``, ``gender``, ``createdAt``, channels, consent,
+  phones, lists in custom properties and every invalid value are left to the
   general path, which stays the definition of the rules;
-- :func:`upsert_plain` leaves the book exactly as ``ContactBook.upsert``
-  leaves it for that body (fields, interning, the country rule, merged custom
-  properties, the welcome message, ``updated``).
+- otherwise it leaves the book exactly as ``ContactBook.upsert`` would
+  (fields, interning, the country rule, merged custom properties, the
+  welcome message, ``updated``) and returns whether it created the contact.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from typing import Any
 from omnisync.emulator.contacts import (
     SHARED_FIELDS,
     ContactBook,
+    ContactRecord,
     WelcomeMessage,
     country_code,
     country_name,
@@ -44,18 +44,16 @@ from omnisync.emulator.validation import (
     STRING_FIELDS,
 )
 
+#: Each plain string field -> (its maximum length, whether its value is interned).
+_STRING_RULES = {name: (limit, name in SHARED_FIELDS) for name, limit in STRING_FIELDS.items()}
 #: Every string ``[A-Z]{2}``: a set lookup instead of a regular expression per contact.
 _COUNTRY_CODES = frozenset(
     first + second for first in ascii_uppercase for second in ascii_uppercase
 )
 #: Body properties with rules the plain pass does not repeat: such a body takes the general path.
 _GENERAL_ONLY = frozenset({"tags", "birthdate", "gender", "createdAt"})
-#: Identifier properties that need the general rules (their own validation and effects).
-_GENERAL_IDENTIFIER = ("channels", "consent")
 #: Scalar custom property values that are always valid (strings are checked for length).
 _SCALARS = frozenset({int, float, bool, type(None)})
-#: Each plain string field -> whether its value is interned (as ContactBook._apply does).
-_STRING_SHARED = {name: name in SHARED_FIELDS for name in STRING_FIELDS}
 #: Custom property names seen to be valid; bounded, as a client could send endless names.
 _GOOD_NAMES: set[str] = set()
 _GOOD_NAMES_LIMIT = 4096
@@ -65,8 +63,11 @@ _match_name = PROPERTY_NAME_PATTERN.fullmatch
 _intern = sys.intern
 
 
-def plain_email(body: Any) -> str | None:
-    """The e-mail of a valid body of the plain shape, else ``None`` (use the general path)."""
+def upsert_plain(book: ContactBook, body: Any, *, at: float) -> bool | None:
+    """POST /contacts for a plain body: ``True`` created, ``False`` updated, ``None`` not plain.
+
+    The caller holds the brand's lock, as for ``ContactBook.upsert``.
+    """
     if body.__class__ is not dict:
         return None
     identifiers = body.get("identifiers")
@@ -76,31 +77,78 @@ def plain_email(body: Any) -> str | None:
     if identifier.__class__ is not dict or identifier.get("type") != "email":
         return None
     email = identifier.get("id")
+    welcome = identifier.get("sendWelcomeMessage", True)  # absent means true
     if (
         email.__class__ is not str
         or len(email) > MAX_EMAIL_LENGTH
+        or welcome.__class__ is not bool
+        or "channels" in identifier
+        or "consent" in identifier
         or _match_email(email) is None
-        or identifier.get("sendWelcomeMessage", False).__class__ is not bool
     ):
         return None
-    for name in _GENERAL_IDENTIFIER:
-        if name in identifier:
+    record = book.by_email.get(email)
+    created = record is None
+    if record is None:
+        # A new record takes the string fields while they are checked; it is
+        # indexed only once the whole body passed, so a refusal leaves no trace.
+        record = ContactRecord(len(book.records) + 1, email, at)
+        extras = _checked(body, record)
+        if extras is None:
             return None
+        book.add(record)
+    else:
+        extras = _checked(body, None)
+        if extras is None:
+            return None
+        for name, value in body.items():
+            rule = _STRING_RULES.get(name)
+            if rule is not None:
+                setattr(record, name, _intern(value) if rule[1] else value)
+    code, properties = extras
+    if code is not None:
+        # countryCode wins over country: the name follows the code.
+        record.countryCode = _intern(code)
+        official = country_name(code)
+        if official is not None:
+            record.country = official
+    elif "country" in body:
+        record.countryCode = country_code(body["country"]) or record.countryCode
+    if properties:
+        merged = record.custom_properties or {}
+        merged.update(properties)
+        record.custom_properties = merged
+    if created and welcome:
+        book.welcome_messages.append(WelcomeMessage(record.email, format_time(at)))
+    record.updated = at
+    return created
+
+
+def _checked(body: dict[str, Any], record: ContactRecord | None) -> tuple[Any, Any] | None:
+    """``(countryCode, customProperties)`` of a body whose properties are all plain, else ``None``.
+
+    With ``record``, each string field is set on it as it passes.
+    """
+    code = properties = None
     for name, value in body.items():
-        limit = STRING_FIELDS.get(name)
-        if limit is not None:
-            if value.__class__ is not str or len(value) > limit:
+        rule = _STRING_RULES.get(name)
+        if rule is not None:
+            if value.__class__ is not str or len(value) > rule[0]:
                 return None
+            if record is not None:
+                setattr(record, name, _intern(value) if rule[1] else value)
         elif name == "countryCode":
             if value.__class__ is not str or value not in _COUNTRY_CODES:
                 return None
+            code = value
         elif name == "customProperties":
             if not _plain_properties(value):
                 return None
+            properties = value
         elif name in _GENERAL_ONLY:
             return None
-        # "identifiers" was checked above; unknown properties are ignored, as the rules do.
-    return email
+        # "identifiers" was checked by the caller; unknown properties are ignored, as the rules do.
+    return code, properties
 
 
 def _plain_properties(properties: Any) -> bool:
@@ -118,37 +166,3 @@ def _plain_properties(properties: Any) -> bool:
         elif value.__class__ not in _SCALARS:
             return False  # lists (and anything invalid) go through the general rules
     return True
-
-
-def upsert_plain(book: ContactBook, email: str, body: dict[str, Any], *, at: float) -> bool:
-    """POST /contacts for a body :func:`plain_email` accepted; ``True`` when it created the contact.
-
-    The caller holds the brand's lock, as for ``ContactBook.upsert``.
-    """
-    record = book.by_email.get(email)
-    created = record is None
-    if record is None:
-        record = book.new_record(email, at)
-    for name, value in body.items():
-        shared = _STRING_SHARED.get(name)
-        if shared is not None:
-            setattr(record, name, _intern(value) if shared else value)
-    code = body.get("countryCode")
-    if code is not None:
-        # countryCode wins over country: the name follows the code.
-        record.countryCode = _intern(code)
-        official = country_name(code)
-        if official is not None:
-            record.country = official
-    elif "country" in body:
-        record.countryCode = country_code(body["country"]) or record.countryCode
-    properties = body.get("customProperties")
-    if properties:
-        merged = record.custom_properties or {}
-        merged.update(properties)
-        record.custom_properties = merged
-    if created and body["identifiers"][0].get("sendWelcomeMessage", True):
-        # Absent means true, so a new contact is welcomed.
-        book.welcome_messages.append(WelcomeMessage(record.email, format_time(at)))
-    record.updated = at
-    return created

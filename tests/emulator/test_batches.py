@@ -10,6 +10,7 @@ import pytest
 
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator
+from omnisync.emulator.batches import Batch, render_batch
 from tests.emulator.conftest import API_KEY, api_client, contact_body
 
 
@@ -199,3 +200,14 @@ def test_dates_filter_the_list(emulator: Emulator, client: httpx.Client) -> None
         ]
         == []
     )
+
+
+def test_a_done_batch_summary_is_rendered_once_and_handed_out_as_copies() -> None:
+    done = Batch("00000001b1", batch([contact_body("a@x.io")]), raw=b"{}", created=1.0)
+    pending = render_batch(done)
+    done.status, done.started, done.ended, done.finished_count = "finished", 2.0, 3.0, 1
+    first = render_batch(done)
+    assert first != pending and first["status"] == "finished" and first["finishedCount"] == 1
+    first["status"] = "changed by a caller"
+    assert render_batch(done) == {**first, "status": "finished"}
+    assert render_batch(done) is not render_batch(done)

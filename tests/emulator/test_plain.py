@@ -9,7 +9,7 @@ import pytest
 
 from omnisync.emulator.brand import Brand
 from omnisync.emulator.contacts import ContactBook, ContactRecord
-from omnisync.emulator.plain import plain_email, upsert_plain
+from omnisync.emulator.plain import upsert_plain
 from omnisync.emulator.validation import validate_contact
 
 AT = 1_750_000_000.0
@@ -87,18 +87,22 @@ def _state(book: ContactBook) -> dict[str, Any]:
 
 @pytest.mark.parametrize("body", PLAIN + GENERAL)
 def test_a_body_taken_as_plain_is_valid(body: Any) -> None:
-    if plain_email(body) is not None:
+    if upsert_plain(ContactBook(), copy.deepcopy(body), at=AT) is not None:
         assert validate_contact(body, creating=True) == []
 
 
 @pytest.mark.parametrize("body", PLAIN)
 def test_plain_bodies_are_recognised(body: dict[str, Any]) -> None:
-    assert plain_email(body) == body["identifiers"][0]["id"]
+    assert upsert_plain(ContactBook(), copy.deepcopy(body), at=AT) is True
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing"])
 @pytest.mark.parametrize("body", GENERAL)
-def test_other_bodies_take_the_general_path(body: Any) -> None:
-    assert plain_email(body) is None
+def test_other_bodies_take_the_general_path_untouched(body: Any, existing: bool) -> None:
+    book = _seeded() if existing else ContactBook()
+    before = _state(book)
+    assert upsert_plain(book, copy.deepcopy(body), at=LATER) is None
+    assert _state(book) == before
 
 
 def _seeded() -> ContactBook:
@@ -120,10 +124,7 @@ def _seeded() -> ContactBook:
 def test_upsert_plain_leaves_the_book_as_upsert_does(body: dict[str, Any], existing: bool) -> None:
     general, quick = (_seeded(), _seeded()) if existing else (ContactBook(), ContactBook())
     status, _ = general.upsert(copy.deepcopy(body), at=LATER)
-    email = plain_email(body)
-    assert email is not None
-    created = upsert_plain(quick, email, copy.deepcopy(body), at=LATER)
-    assert created == (status == 201)
+    assert upsert_plain(quick, copy.deepcopy(body), at=LATER) is (status == 201)
     assert _state(quick) == _state(general)
 
 
