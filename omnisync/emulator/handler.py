@@ -67,16 +67,16 @@ class EmulatorHTTPServer(LeanHTTPServer):
         except OSError:
             # The client went away mid-answer (a timeout, a reset): nothing to tell it.
             connection.closing = True
-            return
         except Exception:
             # A bug answers 500 and is logged; the caller never sees a traceback.
             logger.exception("emulator request failed", extra={"event": "emulator_error"})
             connection.closing = True
             _send(connection, 500, problem_document(500, "Internal server error"))
-            return
-        # Work due by now (typically the batch just created) runs here, rather
-        # than waking the worker thread for it.
-        self.state.worker.run_due()
+        finally:
+            # Work due by now (typically the batch just created) runs here, rather
+            # than waking the worker thread for it: scheduling counts on this
+            # (EmulatorState.schedule_batch), whatever became of the answer.
+            self.state.worker.run_due()
 
     # -- routing ------------------------------------------------------------------
 

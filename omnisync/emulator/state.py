@@ -165,7 +165,11 @@ class EmulatorState:
     # -- asynchronous work -------------------------------------------------------
 
     def schedule_batch(self, brand: Brand, batch: Any) -> None:
-        """Queue a batch: ``inProgress`` after half of ``batch_delay``, ``finished`` after all."""
+        """Queue a batch: ``inProgress`` after half of ``batch_delay``, ``finished`` after all.
+
+        For API operations only (as :meth:`schedule_tags`): the HTTP handler
+        runs the work that is due once it has answered (``Worker.run_due``).
+        """
         delay = self.settings.batch_delay
         created = self.clock.now()
 
@@ -181,14 +185,16 @@ class EmulatorState:
         def finish() -> None:
             brand.finish_batch(batch, at=self.wall_seconds())
 
-        self.worker.schedule(created + delay / 2, start)
-        self.worker.schedule(created + delay, finish)
+        # Only API operations schedule, and the handler runs due work after
+        # each answer: no need to wake the worker for work due at once.
+        self.worker.schedule(created + delay / 2, start, wake=False)
+        self.worker.schedule(created + delay, finish, wake=False)
 
     def schedule_tags(self, brand: Brand, body: Mapping[str, Any], *, remove: bool) -> None:
         def apply() -> None:
             brand.change_tags(body, remove=remove, at=self.wall_seconds())
 
-        self.worker.schedule(self.clock.now() + self.settings.tag_delay, apply)
+        self.worker.schedule(self.clock.now() + self.settings.tag_delay, apply, wake=False)
 
     # -- request log and counts --------------------------------------------------
 

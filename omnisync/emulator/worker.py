@@ -56,11 +56,20 @@ class Worker:
             self._thread.join(timeout=5.0)
             self._thread = None
 
-    def schedule(self, due: float, work: Callable[[], None]) -> None:
-        """Run ``work`` once ``clock.now() >= due``."""
+    def schedule(self, due: float, work: Callable[[], None], *, wake: bool = True) -> None:
+        """Run ``work`` once ``clock.now() >= due``.
+
+        The worker thread is woken only when ``work`` is the next to come due
+        (otherwise it already waits for earlier work). ``wake=False`` promises
+        that the caller calls :meth:`run_due` once it is done (the HTTP handler
+        does after every answer): work already due is then left to that call,
+        which spares a thread wake-up and a race for the GIL.
+        """
+        entry = (due, next(self._sequence), work)
         with self._condition:
-            heapq.heappush(self._queue, (due, next(self._sequence), work))
-            self._condition.notify_all()
+            heapq.heappush(self._queue, entry)
+            if self._queue[0] is entry and (wake or due > self._clock.now()):
+                self._condition.notify_all()
 
     def run_due(self) -> None:
         """Run the work due by now on the calling thread, unless the worker is busy.
