@@ -115,9 +115,11 @@ def upsert_plain(book: ContactBook, body: Any, *, at: float) -> bool | None:
     elif "country" in body:
         record.countryCode = country_code(body["country"]) or record.countryCode
     if properties:
-        merged = record.custom_properties or {}
-        merged.update(properties)
-        record.custom_properties = merged
+        merged = record.custom_properties
+        if merged is None:
+            record.custom_properties = dict(properties)  # a copy: the request keeps its own
+        else:
+            merged.update(properties)
     if created and welcome:
         book.welcome_messages.append(WelcomeMessage(record.email, format_time(at)))
     record.updated = at
