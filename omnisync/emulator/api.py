@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -361,8 +362,13 @@ class Route:
     allowed: tuple[str, ...]
 
 
+@lru_cache(maxsize=1024)
 def route(method: str, path: str) -> Route | None:
-    """The route for ``method`` on ``path`` (relative to ``/api``); ``None`` for an unknown path."""
+    """The route for ``method`` on ``path`` (relative to ``/api``); ``None`` for an unknown path.
+
+    Remembered: a Route is immutable, and a client sends the same few paths
+    (POST /batches, POST /contacts/tags) thousands of times.
+    """
     for pattern, template, operations in _ROUTES:
         match = pattern.fullmatch(path)
         if match is None:

@@ -35,6 +35,8 @@ class Worker:
         self._sequence = itertools.count()
         self._condition = threading.Condition()
         self._busy = False
+        #: Threads in wait_idle: the only ones told at once that a piece of work ended.
+        self._idle_waiters = 0
         self._running = False
         self._thread: threading.Thread | None = None
         self._name = name
@@ -108,13 +110,17 @@ class Worker:
         """
         deadline = time.monotonic() + timeout
         with self._condition:
-            while self._busy or (
-                self._queue and (not due_only or self._queue[0][0] <= self._clock.now())
-            ):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._condition.wait(min(remaining, _MAX_REAL_WAIT))
+            self._idle_waiters += 1
+            try:
+                while self._busy or (
+                    self._queue and (not due_only or self._queue[0][0] <= self._clock.now())
+                ):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._condition.wait(min(remaining, _MAX_REAL_WAIT))
+            finally:
+                self._idle_waiters -= 1
         return True
 
     def _run(self) -> None:
@@ -122,9 +128,14 @@ class Worker:
             with self._condition:
                 if not self._running:
                     return
-                if not self._queue or self._busy:
-                    # Nothing to do, or a connection thread is applying work (run_due).
+                if not self._queue:
+                    # Nothing to do: schedule() wakes the worker for the next work to come.
                     self._condition.wait(_MAX_REAL_WAIT * 10)
+                    continue
+                if self._busy:
+                    # A connection thread is applying work (run_due): look again
+                    # shortly rather than be woken after each piece it applies.
+                    self._condition.wait(_MAX_REAL_WAIT)
                     continue
                 lateness = self._clock.now() - self._queue[0][0]
                 if lateness < 0:
@@ -148,4 +159,8 @@ class Worker:
         finally:
             with self._condition:
                 self._busy = False
-                self._condition.notify_all()
+                if self._idle_waiters:
+                    # Only wait_idle needs to hear it at once (the worker looks
+                    # again by itself): waking threads for nothing costs a
+                    # system call and a race for the GIL per piece of work.
+                    self._condition.notify_all()
