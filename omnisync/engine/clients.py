@@ -108,6 +108,16 @@ class ClientPool:
         self._clients: dict[str, tuple[str, OmnisendClient, _FanOutObserver]] = {}
         self._retired: list[OmnisendClient] = []
 
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """Where this pool resolves secrets: the environment..."""
+        return self._environ
+
+    @property
+    def credentials_directory(self) -> str | None:
+        """... and the credentials directory (``None``: ``$CREDENTIALS_DIRECTORY``)."""
+        return self._credentials_directory
+
     def client_for(self, connection: Connection) -> OmnisendClient:
         """The shared client of ``connection``.
 

@@ -125,7 +125,14 @@ class ExportRunner:
         Raises ``SourceError`` / ``LedgerUnreadable`` like a run would fail.
         """
         self._export(name)
-        with stage_export(self.config, name, ledger_path=self._ledger_file()) as staged:
+        # A source's secrets (a PostgreSQL DSN) come from where the API keys do.
+        with stage_export(
+            self.config,
+            name,
+            ledger_path=self._ledger_file(),
+            environ=self._clients.environ,
+            credentials_directory=self._clients.credentials_directory,
+        ) as staged:
             return build_plan_report(staged, now=self._clock.wall())
 
     # -- run --------------------------------------------------------------------------
@@ -283,7 +290,13 @@ class ExportRunner:
                 attempt.maybe_sent = settled.maybe_sent
             attempt.phase("staging")
             ledger = self._ledger_file()
-            with stage_export(self.config, export.name, ledger_path=ledger) as staged:
+            with stage_export(
+                self.config,
+                export.name,
+                ledger_path=ledger,
+                environ=self._clients.environ,
+                credentials_directory=self._clients.credentials_directory,
+            ) as staged:
                 attempt.stage_counts = staged.counts
                 attempt.duplicates_sample = staged.duplicates_sample
                 members = staged.counts.members

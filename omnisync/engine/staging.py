@@ -199,6 +199,8 @@ def stage_export(
     *,
     ledger_path: Path | None = None,
     settings: StagingSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+    credentials_directory: str | None = None,
 ) -> Iterator[StagedExport]:
     """Stage export ``export_name``'s segment and diff it against its ledger.
 
@@ -208,7 +210,9 @@ def stage_export(
     (nothing sent, nothing written) when the segment cannot be read,
     :class:`LedgerUnreadable` when the ledger cannot, and :class:`KeyError`
     for an export name not in ``config``. Nothing is written anywhere but
-    temporary tables, which vanish when the block ends.
+    temporary tables, which vanish when the block ends. A PostgreSQL DSN is
+    resolved from ``environ`` and ``credentials_directory`` (see
+    :func:`~omnisync.sources.open_segment`).
     """
     export = config.exports.get(export_name)
     if export is None:
@@ -217,7 +221,9 @@ def stage_export(
     ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
     # Also refuses what the config cannot mean (a query on a file, no query
     # on a database, a source kind that cannot be read yet).
-    reader = open_segment(config, export.segment)
+    reader = open_segment(
+        config, export.segment, environ=environ, credentials_directory=credentials_directory
+    )
     if isinstance(reader, SqliteReader):
         connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
     else:

@@ -67,15 +67,20 @@ def segment_source(config: Config, segment_name: str) -> tuple[Segment, Source]:
 
 
 def open_segment(
-    config: Config, segment_name: str, *, environ: Mapping[str, str] | None = None
+    config: Config,
+    segment_name: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    credentials_directory: str | None = None,
 ) -> SegmentReader:
     """A reader for the configured segment ``segment_name``.
 
     Raises :class:`SourceError` for a database source without a query, a
     query on a file source, or a PostgreSQL DSN secret that cannot be
-    resolved (from ``environ``, default ``os.environ``; the error names the
-    reference, never a value). Opening the file or connecting happens when
-    rows are read.
+    resolved (from ``environ``, default ``os.environ``, and
+    ``credentials_directory``, as :func:`~omnisync.config.secrets.resolve_secret`
+    does; the error names the reference, never a value). Opening the file or
+    connecting happens when rows are read.
     """
     segment, source = segment_source(config, segment_name)
     names = {"segment": segment.name, "source": source.name}
@@ -85,7 +90,9 @@ def open_segment(
         if source.dsn is None:
             raise SourceError("the source has no dsn", **names)
         try:
-            dsn = resolve_secret(source.dsn, environ=environ)
+            dsn = resolve_secret(
+                source.dsn, environ=environ, credentials_directory=credentials_directory
+            )
         except SecretUnavailable as error:
             raise SourceError(f"cannot connect: the dsn {error}", **names) from None
         return PostgresReader(dsn, segment.query, segment=segment.name, source=source.name)

@@ -365,6 +365,36 @@ def test_open_segment_resolves_the_dsn_from_the_given_environment(dsn: str, tmp_
     ]
 
 
+def test_a_runner_resolves_the_dsn_where_it_resolves_api_keys(dsn: str, tmp_path: Path) -> None:
+    """The environment given to the client pool serves the source's DSN too, and a
+    DSN in a credentials directory (systemd LoadCredential) is found there."""
+    assert DSN_VARIABLE not in os.environ
+    config = postgres_config(tmp_path, query="SELECT * FROM customers WHERE tier = 'gold'")
+    clock = ScaledClock(60.0)
+    with (
+        open_state_store(config.daemon.state_dir) as store,
+        ClientPool(clock=clock, environ={DSN_VARIABLE: with_password(dsn)}) as pool,
+    ):
+        plan = ExportRunner(config, store=store, clients=pool, clock=clock).plan("vip")
+    assert plan.counts.members == 2  # Olena and Jonas; the gold row without an e-mail is invalid
+
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "segment-dsn").write_text(with_password(dsn) + "\n", encoding="utf-8")
+    from_credential = replace(
+        config,
+        sources={
+            "cdp": Source(name="cdp", kind="postgres", dsn=SecretRef("credential", "segment-dsn"))
+        },
+    )
+    with (
+        open_state_store(config.daemon.state_dir) as store,
+        ClientPool(clock=clock, environ={}, credentials_directory=str(credentials)) as pool,
+    ):
+        runner = ExportRunner(from_credential, store=store, clients=pool, clock=clock)
+        assert runner.plan("vip").counts.members == 2
+
+
 def test_open_segment_names_an_unavailable_dsn_secret(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as caught:
         open_segment(postgres_config(tmp_path), "vip", environ={})
