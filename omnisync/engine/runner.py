@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from omnisync.engine.results import (
     RunResult,
 )
 from omnisync.engine.settle import settle_inflight
-from omnisync.engine.staging import LedgerUnreadable, stage_export
+from omnisync.engine.staging import LedgerUnreadable, StagedExport, stage_export
 from omnisync.omnisend.errors import OmnisendError
 from omnisync.sources.errors import SourceError
 from omnisync.state import LedgerStore, StateError
@@ -125,14 +126,7 @@ class ExportRunner:
         Raises ``SourceError`` / ``LedgerUnreadable`` like a run would fail.
         """
         self._export(name)
-        # A source's secrets (a PostgreSQL DSN) come from where the API keys do.
-        with stage_export(
-            self.config,
-            name,
-            ledger_path=self._ledger_file(),
-            environ=self._clients.environ,
-            credentials_directory=self._clients.credentials_directory,
-        ) as staged:
+        with self._stage(name) as staged:
             return build_plan_report(staged, now=self._clock.wall())
 
     # -- run --------------------------------------------------------------------------
@@ -289,14 +283,7 @@ class ExportRunner:
                 attempt.settled = settled.acknowledged
                 attempt.maybe_sent = settled.maybe_sent
             attempt.phase("staging")
-            ledger = self._ledger_file()
-            with stage_export(
-                self.config,
-                export.name,
-                ledger_path=ledger,
-                environ=self._clients.environ,
-                credentials_directory=self._clients.credentials_directory,
-            ) as staged:
+            with self._stage(export.name) as staged:
                 attempt.stage_counts = staged.counts
                 attempt.duplicates_sample = staged.duplicates_sample
                 members = staged.counts.members
@@ -328,6 +315,20 @@ class ExportRunner:
         if in_flight is None:
             in_flight = min(500, max(20, math.ceil(per_second * (poll + 2.0))))
         return poll, in_flight
+
+    def _stage(self, name: str) -> AbstractContextManager[StagedExport]:
+        """:func:`stage_export` of ``name`` against this runner's ledger.
+
+        A source's secrets (a PostgreSQL DSN) are resolved where the run's API
+        keys are: the client pool's environment and credentials directory.
+        """
+        return stage_export(
+            self.config,
+            name,
+            ledger_path=self._ledger_file(),
+            environ=self._clients.environ,
+            credentials_directory=self._clients.credentials_directory,
+        )
 
     def _export(self, name: str) -> Export:
         export = self.config.exports.get(name)
