@@ -37,7 +37,13 @@ from omnisync.fingerprint import fingerprint_columns
 from omnisync.masking import mask_email
 from omnisync.omnisend.model import ContactWrite, EmailConsent
 from omnisync.planning import SourceRow
-from omnisync.sourcevalues import consent_status, consent_time, rfc3339, text_value
+from omnisync.sourcevalues import (
+    consent_status,
+    consent_time,
+    readable_text,
+    rfc3339,
+    text_value,
+)
 
 __all__ = [
     "CUSTOM_PROPERTY_NAME",
@@ -377,10 +383,7 @@ def _put_field(
 
 
 def _optional_text(value: object) -> str | None:
-    try:
-        text = text_value(value)
-    except ValueError:
-        return None
+    text = readable_text(value)
     if text is None or len(text) > MAX_FIELD_LENGTH:
         return None
     return text

@@ -53,6 +53,14 @@ def text_value(value: object) -> str | None:
     return stripped or None
 
 
+def readable_text(value: object) -> str | None:
+    """:func:`text_value`, with bytes that are not UTF-8 read as no text (``None``)."""
+    try:
+        return text_value(value)
+    except ValueError:
+        return None
+
+
 def consent_status(value: object) -> ChannelStatus | None:
     """A channel status from a common spelling, or ``None`` when not recognised.
 
@@ -60,10 +68,7 @@ def consent_status(value: object) -> ChannelStatus | None:
     0 → ``unsubscribed``; nonSubscribed (also non_subscribed, not subscribed)
     → ``nonSubscribed``. Case, spaces, ``_`` and ``-`` are ignored.
     """
-    try:
-        text = text_value(value)
-    except ValueError:
-        return None
+    text = readable_text(value)
     if text is None:
         return None
     key = "".join(char for char in text.casefold() if char not in " _-")
@@ -84,10 +89,7 @@ def consent_time(value: object) -> datetime | None:
             return datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
-    try:
-        text = text_value(value)
-    except ValueError:
-        return None
+    text = readable_text(value)
     if text is None:
         return None
     try:
