@@ -57,8 +57,10 @@ _index_lock = threading.Lock()
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)
 def country_code(name: str) -> str | None:
     """The ISO 3166-1 alpha-2 code for ``name``, or ``None`` when unknown."""
+    # Cached: a run asks for the same few names once per member.
     key = _key(name)
     return _country_index().get(key) if key else None
 

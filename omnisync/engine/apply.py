@@ -44,11 +44,14 @@ from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.model import ContactWrite, ItemFailure
 from omnisync.omnisend.pipeline import DeliveryPipeline
+from omnisync.plainwrite import PlainEncoder
 from omnisync.planning import Leaver
 from omnisync.state import InflightItem, LedgerStore
 
 if TYPE_CHECKING:
     from omnisync.engine.attempt import RunAttempt
+
+_new_tuple = tuple.__new__
 
 #: How many refused items a run keeps as examples (masked) for its summary.
 FAILURE_SAMPLES = 5
@@ -97,8 +100,9 @@ class LedgerRecorder:
 
     def expect(self, email: str, fingerprint: int, *, then_tag: bool) -> None:
         """Announce an upsert about to be queued: its fingerprint, and whether to tag after."""
-        # One dict assignment, atomic: no lock for the hottest call of a run.
-        self._expected[email] = InflightItem(email, fingerprint, then_tag)
+        # One dict assignment, atomic: no lock for the hottest call of a run;
+        # the named tuple built without its Python-level __new__.
+        self._expected[email] = _new_tuple(InflightItem, (email, fingerprint, then_tag))
 
     # -- around each batch creation (IntentRecordingClient) -------------------------
 
@@ -265,39 +269,65 @@ def apply_work(
         main = pipeline_for(export.tag)
         now = clock.wall()
         plan = MappingPlan(export, staged.columns)
+        plain = PlainEncoder(export, staged.columns)
         stop = attempt.stop
-        for item in staged.work():
+        for records in staged.work_records():
             if stop.is_set():
                 break
-            outcome = (
-                plan.map_row(item.row, in_ledger=item.in_ledger, now=now)
-                if item.needs_upsert
-                else None
-            )
-            actions = tally.add(item, outcome)
-            attempt.items_seen += 1
-            if actions.upsert:
-                assert outcome is not None and isinstance(outcome.result, ContactWrite)
-                write = outcome.result
-                if write.email in attempt.maybe_sent and write.consent is not None:
-                    # A killed run may have sent this very write: don't repeat its consent.
-                    write = without_repeated_consent(write, client.get_contact(write.email))
-                recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
-                if not main.upsert(write, then_tag=actions.tag):
+            for record in records:
+                if stop.is_set():
                     break
-                attempt.upserts_queued += 1
-                attempt.then_tag_queued += actions.tag
-            elif actions.tag:
-                if not main.add_tag(item.email):
-                    break
-                attempt.tag_adds_queued += 1
+                needs_upsert, needs_tag = record[4], record[5]
+                if needs_upsert and (not needs_tag or record[3] is None):
+                    # The hot path (every member of a first run): a plain row
+                    # goes straight to its encoded item, no objects on the way.
+                    email = record[0]
+                    assert isinstance(email, str)
+                    in_ledger = bool(record[2])
+                    encoded = plain.encode(record[6:], email, in_ledger=in_ledger)
+                    if encoded is not None:
+                        then_tag = bool(needs_tag)
+                        tally.add_plain_upsert(email, in_ledger=in_ledger, tag=then_tag)
+                        attempt.items_seen += 1
+                        recorder.expect(email, staged.fingerprint(record), then_tag=then_tag)
+                        if not main.upsert_encoded(email, encoded, then_tag=then_tag):
+                            break
+                        attempt.upserts_queued += 1
+                        attempt.then_tag_queued += then_tag
+                        continue
+                item = staged.work_item(record)
+                outcome = (
+                    plan.map_row(item.row, in_ledger=item.in_ledger, now=now)
+                    if item.needs_upsert
+                    else None
+                )
+                actions = tally.add(item, outcome)
+                attempt.items_seen += 1
+                if actions.upsert:
+                    assert outcome is not None and isinstance(outcome.result, ContactWrite)
+                    write = outcome.result
+                    if write.email in attempt.maybe_sent and write.consent is not None:
+                        # A killed run may have sent this very write: don't repeat its consent.
+                        write = without_repeated_consent(write, client.get_contact(write.email))
+                    recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
+                    if not main.upsert(write, then_tag=actions.tag):
+                        break
+                    attempt.upserts_queued += 1
+                    attempt.then_tag_queued += actions.tag
+                elif actions.tag:
+                    if not main.add_tag(item.email):
+                        break
+                    attempt.tag_adds_queued += 1
+                else:
+                    attempt.invalid += 1
+                    continue
+                if actions.remove_old_tag is not None:
+                    if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
+                        break
+                    attempt.removes_queued += 1
             else:
-                attempt.invalid += 1
                 continue
-            if actions.remove_old_tag is not None:
-                if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
-                    break
-                attempt.removes_queued += 1
+            break  # an inner break: stopped, or a pipeline refused more work
         samples: list[Leaver] = []
         if not attempt.stop.is_set():
             for leaver in staged.leavers():

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.model import BatchOutcome, ContactWrite
+from omnisync.omnisend.payloads import EncodedBatch, batch_emails
 
 
 class IntentRecorder(Protocol):
@@ -50,9 +51,12 @@ class IntentRecordingClient:
         self._recorder = recorder
 
     def create_batch(
-        self, writes: Sequence[ContactWrite], *, cancelled: Callable[[], bool] | None = None
+        self,
+        writes: Sequence[ContactWrite] | EncodedBatch,
+        *,
+        cancelled: Callable[[], bool] | None = None,
     ) -> str:
-        token = self._recorder.intend([write.email for write in writes])
+        token = self._recorder.intend(batch_emails(writes))
         try:
             batch_id = self._client.create_batch(writes, cancelled=cancelled)
         except BaseException as error:

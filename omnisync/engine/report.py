@@ -217,6 +217,24 @@ class PlanTally:
                 self._retag += 1
         return actions
 
+    def add_plain_upsert(self, email: str, *, in_ledger: bool, tag: bool) -> None:
+        """Count an upsert whose row mapped plainly (no consent, no warning, no old tag).
+
+        The same counts and samples as :meth:`add` of such an item with its
+        contact write, without building either (the first run's hot path).
+        """
+        if in_ledger:
+            self._upsert_changed += 1
+            self._sample("changed", email)
+        else:
+            self._upsert_new += 1
+            if self._upsert_new <= self._sample_size:
+                self._sample("new", email)
+        if tag:
+            self._tag += 1
+            if self._tag <= self._sample_size:
+                self._sample("tag", email)
+
     def add_leavers(self, leavers: Iterable[Leaver]) -> None:
         """Take samples of leavers (their count comes from the staging counts)."""
         for leaver in leavers:

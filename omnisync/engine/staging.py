@@ -63,6 +63,10 @@ LEDGER_TABLE_DDL = (
 )
 _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
 
+#: A raw work record (see :meth:`StagedExport.work_records`).
+WorkRecord = tuple[object, ...]
+_new_tuple = tuple.__new__
+
 
 class LedgerUnreadable(Exception):
     """The state database exists but its ledger cannot be read."""
@@ -146,37 +150,61 @@ class StagedExport:
         ``item.row`` maps each of :attr:`columns` to the row's raw value. May
         be iterated more than once; each pass reads the materialised work.
         """
+        work_item = self.work_item
+        for records in self.work_records():
+            for record in records:
+                yield work_item(record)
+
+    def work_records(self) -> Iterator[list[WorkRecord]]:
+        """:meth:`work` as lists of raw records, for a loop that wants no object per member.
+
+        A record is ``(email, fingerprint, in_ledger, tag_on, needs_upsert,
+        needs_tag, *values)`` with the values in :attr:`columns` order;
+        ``fingerprint`` is ``None`` when staging did not compute it (see the
+        module): :meth:`fingerprint` gives it. :meth:`work_item` turns a
+        record into the :class:`~omnisync.planning.WorkItem` :meth:`work`
+        yields.
+        """
         values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
         cursor = self._connection.execute(
             "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
             f"w.needs_tag, {values} FROM temp.work AS w "
             "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
         )
-        columns = self.columns
-        fingerprinter = self._fingerprinter
-        new = tuple.__new__  # WorkItem(...) without its Python-level __new__: once per member
         try:
-            while batch := cursor.fetchmany(self._fetch_size):
-                for record in batch:
-                    values = record[6:]
-                    # Not computed while staging when nothing needed it (see the module).
-                    fingerprint = record[1]
-                    if fingerprint is None:
-                        fingerprint = fingerprinter(*values)
-                    yield new(
-                        WorkItem,
-                        (
-                            record[0],
-                            fingerprint,
-                            bool(record[2]),
-                            record[3],
-                            bool(record[4]),
-                            bool(record[5]),
-                            SourceRow(columns, values),
-                        ),
-                    )
+            while records := cursor.fetchmany(self._fetch_size):
+                yield records
         finally:
             cursor.close()
+
+    def fingerprint(self, record: WorkRecord) -> int:
+        """The fingerprint of a :meth:`work_records` record's values."""
+        fingerprint = record[1]
+        if fingerprint is None:
+            # Not computed while staging when nothing needed it (see the module).
+            return self._fingerprinter(*record[6:])
+        assert isinstance(fingerprint, int)
+        return fingerprint
+
+    def work_item(self, record: WorkRecord) -> WorkItem:
+        """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
+        fingerprint = record[1]
+        values = record[6:]
+        if fingerprint is None:
+            fingerprint = self._fingerprinter(*values)
+        # WorkItem(...) without its Python-level __new__: once per member.
+        return _new_tuple(
+            WorkItem,
+            (
+                record[0],
+                fingerprint,
+                bool(record[2]),
+                record[3],
+                bool(record[4]),
+                bool(record[5]),
+                SourceRow(self.columns, values),
+            ),
+        )
 
     def leavers(self) -> Iterator[Leaver]:
         """Ledger members who left the segment and carry a tag to remove, by e-mail.

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from omnisync.omnisend.errors import OmnisendError
 from omnisync.omnisend.model import BatchOutcome, ContactWrite, ItemFailure
-from omnisync.omnisend.payloads import MAX_TAG_EMAILS
+from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
 
 TagAction = Literal["add", "remove"]
 
@@ -27,7 +27,10 @@ class DeliveryClient(Protocol):
     """
 
     def create_batch(
-        self, writes: Sequence[ContactWrite], *, cancelled: Callable[[], bool] | None = None
+        self,
+        writes: Sequence[ContactWrite] | EncodedBatch,
+        *,
+        cancelled: Callable[[], bool] | None = None,
     ) -> str: ...
 
     def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]: ...

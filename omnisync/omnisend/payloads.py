@@ -11,7 +11,7 @@ DESIGN.md become a request body:
   in Omnisend stays newer and wins.
 
 Bodies are serialised by :func:`encode_json` (compact, UTF-8) once: the
-:class:`BatchPacker` keeps each write's encoded item beside it
+:class:`BatchPacker` keeps each contact's encoded item beside its e-mail
 (:class:`EncodedBatch`) and the client sends a batch body assembled from
 those very bytes, so the byte count the packer measures is exactly the byte
 count the client sends, and no contact is encoded twice.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, overload
+from typing import Any
 
 import orjson
 
@@ -142,56 +142,50 @@ def batch_bytes(item_sizes: Iterable[int]) -> int:
     return ENVELOPE_BYTES + sum(sizes) + max(len(sizes) - 1, 0)
 
 
-class EncodedBatch(Sequence[ContactWrite]):
-    """One packed batch: its writes, in order, each with its encoded item.
+class EncodedBatch:
+    """One packed batch: its contacts' e-mails and their encoded items, in order.
 
-    A sequence of the writes (so it goes wherever a batch of writes does);
-    ``items[i]`` is ``encode_json(contact_body(self[i]))``, made by
-    :class:`BatchPacker` while it measured the batch, and
-    :meth:`~omnisync.omnisend.client.OmnisendClient.create_batch` sends those
-    bytes as they are. Only :class:`BatchPacker` builds one, so every item
-    went through :func:`contact_body` and its safety rules.
+    ``items[i]`` is the ``POST /batches`` item for ``emails[i]``: either
+    ``encode_json(contact_body(write))`` made by :meth:`BatchPacker.pack`, or
+    the bytes a :class:`~omnisync.plainwrite.PlainEncoder` made, which are
+    held to be exactly those (``tests/mapping/test_plainwrite.py``).
+    :meth:`~omnisync.omnisend.client.OmnisendClient.create_batch` sends them
+    as they are.
     """
 
-    __slots__ = ("_writes", "items")
+    __slots__ = ("emails", "items")
 
-    def __init__(self, writes: Sequence[ContactWrite], items: Sequence[bytes]) -> None:
-        if len(writes) != len(items):
-            raise ValueError("an encoded batch needs one item per write")
-        self._writes = tuple(writes)
+    def __init__(self, emails: Sequence[str], items: Sequence[bytes]) -> None:
+        if len(emails) != len(items):
+            raise ValueError("an encoded batch needs one item per e-mail")
+        self.emails = tuple(emails)
         self.items = tuple(items)
 
-    @overload
-    def __getitem__(self, index: int) -> ContactWrite: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[ContactWrite]: ...
-
-    def __getitem__(self, index: int | slice) -> ContactWrite | Sequence[ContactWrite]:
-        return self._writes[index]
-
     def __len__(self) -> int:
-        return len(self._writes)
-
-    def __iter__(self) -> Iterator[ContactWrite]:
-        return iter(self._writes)
+        return len(self.emails)
 
     def __repr__(self) -> str:
-        return (
-            f"EncodedBatch({len(self._writes)} writes, {batch_bytes(map(len, self.items))} bytes)"
-        )
+        size = batch_bytes(map(len, self.items))
+        return f"EncodedBatch({len(self.emails)} contacts, {size} bytes)"
+
+
+def batch_emails(writes: Sequence[ContactWrite] | EncodedBatch) -> list[str]:
+    """The e-mails of a batch, whether given as writes or already packed."""
+    if isinstance(writes, EncodedBatch):
+        return list(writes.emails)
+    return [write.email for write in writes]
 
 
 class BatchPacker:
-    """Packs writes one at a time into batches within the item and byte limits.
+    """Packs contacts one at a time into batches within the item and byte limits.
 
     The streaming core of :func:`split_batches`, for callers that receive
-    writes one by one (the delivery pipeline): :meth:`pack` returns the
-    previous batch when ``write`` does not fit in it, :meth:`flush_packed`
-    returns the last, partial one; :meth:`add` and :meth:`flush` do the same
-    with plain lists of writes. Each write is encoded once, here; an
-    :class:`EncodedBatch` carries the bytes on to the client. Holds one batch
-    at a time.
+    contacts one by one (the delivery pipeline): :meth:`pack` (a write, encoded
+    here through :func:`contact_body`) and :meth:`pack_encoded` (an item
+    already encoded) return the previous batch when the new item does not fit
+    in it; :meth:`flush_packed` returns the last, partial one. Each contact is
+    encoded once; an :class:`EncodedBatch` carries the bytes on to the client.
+    Holds one batch at a time.
     """
 
     def __init__(
@@ -203,12 +197,12 @@ class BatchPacker:
             raise ValueError(f"max_bytes must be more than the {ENVELOPE_BYTES}-byte envelope")
         self.max_items = max_items
         self.max_bytes = max_bytes
-        self._writes: list[ContactWrite] = []
+        self._emails: list[str] = []
         self._items: list[bytes] = []
         self._bytes = ENVELOPE_BYTES
 
     def __len__(self) -> int:
-        return len(self._writes)
+        return len(self._emails)
 
     def pack(self, write: ContactWrite) -> EncodedBatch | None:
         """Add ``write``; return the full batch it did not fit in, if any.
@@ -217,39 +211,30 @@ class BatchPacker:
         write alone cannot fit in a batch, and :class:`InvalidContactWrite`
         from :func:`contact_body`.
         """
-        item = encode_json(contact_body(write))
+        return self.pack_encoded(write.email, encode_json(contact_body(write)))
+
+    def pack_encoded(self, email: str, item: bytes) -> EncodedBatch | None:
+        """Add an item encoded elsewhere (see :class:`EncodedBatch`); as :meth:`pack`."""
         size = len(item)
         if ENVELOPE_BYTES + size > self.max_bytes:
-            raise ItemTooLarge(
-                mask_email(write.email), size=ENVELOPE_BYTES + size, limit=self.max_bytes
-            )
-        added_bytes = size + (1 if self._writes else 0)
+            raise ItemTooLarge(mask_email(email), size=ENVELOPE_BYTES + size, limit=self.max_bytes)
+        added_bytes = size + (1 if self._emails else 0)
         full: EncodedBatch | None = None
-        if len(self._writes) >= self.max_items or self._bytes + added_bytes > self.max_bytes:
+        if len(self._emails) >= self.max_items or self._bytes + added_bytes > self.max_bytes:
             full = self.flush_packed()
             added_bytes = size
-        self._writes.append(write)
+        self._emails.append(email)
         self._items.append(item)
         self._bytes += added_bytes
         return full
 
     def flush_packed(self) -> EncodedBatch | None:
         """Return the batch being packed (``None`` when empty) and start a new one."""
-        if not self._writes:
+        if not self._emails:
             return None
-        batch = EncodedBatch(self._writes, self._items)
-        self._writes, self._items, self._bytes = [], [], ENVELOPE_BYTES
+        batch = EncodedBatch(self._emails, self._items)
+        self._emails, self._items, self._bytes = [], [], ENVELOPE_BYTES
         return batch
-
-    def add(self, write: ContactWrite) -> list[ContactWrite] | None:
-        """:meth:`pack`, returning the full batch as a list of writes."""
-        full = self.pack(write)
-        return None if full is None else list(full)
-
-    def flush(self) -> list[ContactWrite] | None:
-        """:meth:`flush_packed`, as a list of writes."""
-        last = self.flush_packed()
-        return None if last is None else list(last)
 
 
 def split_batches(
@@ -265,13 +250,15 @@ def split_batches(
     Raises :class:`ItemTooLarge` for a write that alone exceeds ``max_bytes``.
     """
     packer = BatchPacker(max_items=max_items, max_bytes=max_bytes)
+    packed: list[ContactWrite] = []  # the writes of the batch being packed, and the new one
     for write in writes:
-        full = packer.add(write)
+        packed.append(write)
+        full = packer.pack(write)
         if full is not None:
-            yield full
-    last = packer.flush()
-    if last is not None:
-        yield last
+            yield packed[: len(full)]
+            packed = packed[len(full) :]
+    if packed:
+        yield packed
 
 
 def check_batch(items: Sequence[bytes], *, operation: str) -> bytes:

@@ -165,6 +165,25 @@ class DeliveryPipeline:
             self._crew.put(self._batches, batch)
         return True
 
+    def upsert_encoded(self, email: str, item: bytes, *, then_tag: bool = False) -> bool:
+        """:meth:`upsert` for an item already encoded (see ``payloads.EncodedBatch``).
+
+        The first run's hot path: the stop and the pipeline's fatal error are
+        looked at once per batch handed over, not once per contact (a
+        contact packed after a stop is simply never sent: it stays pending).
+        """
+        with self._pack_lock:
+            full = self._packer.pack_encoded(email, item)
+            batch = self._take_batch(full) if full is not None else None
+            if then_tag:
+                self._packing_then_tag.add(email)
+        if batch is not None:
+            self._crew.raise_if_aborted()
+            if self._stop.is_set():
+                return False
+            self._crew.put(self._batches, batch)
+        return True
+
     def add_tag(self, email: str) -> bool:
         """Queue adding the tag to an existing contact. ``False`` once stopped."""
         return self._queue_tag("add", (email,))
@@ -239,7 +258,7 @@ class DeliveryPipeline:
                 or not self._crew.acquire(self._slots)
             ):
                 continue  # not sent: the engine keeps these contacts pending
-            emails = tuple([write.email for write in batch.writes])
+            emails = batch.writes.emails
             try:
                 # Stop is asked again once the request has its rate-limit slot:
                 # the wait can be long, and a stopped run creates no new batch.
@@ -409,8 +428,7 @@ class DeliveryPipeline:
 
     def _take_batch(self, writes: EncodedBatch) -> _Batch:
         """Wrap a packed batch with its e-mails to tag (called under the pack lock)."""
-        emails = {write.email for write in writes}
-        then_tag = frozenset(emails & self._packing_then_tag)
+        then_tag = frozenset(self._packing_then_tag.intersection(writes.emails))
         self._packing_then_tag -= then_tag
         return _Batch(writes=writes, then_tag=then_tag)
 
