@@ -1,7 +1,9 @@
 """The HTTP client for Omnisend (API version 2026-03-15): the only code that sends requests.
 
-A shell: it owns one pooled ``httpx.Client`` (in an
-:class:`~omnisync.omnisend.session.HttpSession`) and gets everything else
+A shell: it owns one HTTP session (an
+:class:`~omnisync.omnisend.session.HttpSession`: kept-alive ``http.client``
+connections, or httpx when a transport is injected or a proxy applies; see
+:func:`~omnisync.omnisend.session.open_session`) and gets everything else
 injected (the brand's :class:`~omnisync.omnisend.pacing.BrandLimiter`, a
 clock, an optional transport, a retry policy, an observer, a random source).
 One private choke point, :meth:`OmnisendClient._send`, does pacing, sending,
@@ -53,7 +55,14 @@ from omnisync.omnisend.payloads import (
     tags_body,
 )
 from omnisync.omnisend.retry import RATE_LIMITED, RetryPolicy, is_transient, retry_after_seconds
-from omnisync.omnisend.session import HttpSession, json_object, problem_document
+from omnisync.omnisend.session import (
+    HttpAnswer,
+    HttpSession,
+    SessionTransportError,
+    json_object,
+    open_session,
+    problem_document,
+)
 
 logger = logging.getLogger("omnisync.omnisend")
 
@@ -63,7 +72,8 @@ class OmnisendClient:
 
     ``base_url`` is the API root (``https://api.omnisend.com/api`` or the
     emulator's). ``limiter`` is the brand's shared limiter. ``transport`` is
-    an httpx transport (tests wrap the real one to check the contract);
+    an httpx transport (tests wrap the real one to check the contract; without
+    one, requests go through ``http.client`` unless a proxy applies);
     ``timeout`` is per request, in real seconds. Errors are the
     :mod:`omnisync.omnisend.errors` tree.
     """
@@ -97,7 +107,7 @@ class OmnisendClient:
         self._policy = retry_policy or RetryPolicy()
         self._observer: ClientObserver = observer or NullObserver()
         self._random = random or random_module.Random()
-        self._http = HttpSession(
+        self._http: HttpSession = open_session(
             self.base_url,
             headers={
                 "Authorization": f"Omnisend-API-Key {api_key}",
@@ -126,7 +136,10 @@ class OmnisendClient:
     # -- operations -------------------------------------------------------
 
     def create_batch(
-        self, writes: Sequence[ContactWrite], *, cancelled: Callable[[], bool] | None = None
+        self,
+        writes: Sequence[ContactWrite] | EncodedBatch,
+        *,
+        cancelled: Callable[[], bool] | None = None,
     ) -> str:
         """Create one contacts batch (upserts) and return its id.
 
@@ -262,7 +275,7 @@ class OmnisendClient:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         cancelled: Callable[[], bool] | None = None,
-    ) -> httpx.Response:
+    ) -> HttpAnswer:
         """The choke point: pace, send, retry, map errors, log and observe one request.
 
         Returns the 2xx response; raises the typed error once the retry
@@ -283,12 +296,10 @@ class OmnisendClient:
             started = self._clock.now()
             try:
                 response = self._http.send(method, path, params=params, content=content)
-            except httpx.TransportError as transport_error:
+            except SessionTransportError as transport_error:
                 self._observer.request_finished(endpoint, None, self._clock.now() - started)
                 failures += 1
-                reason = self._scrub(
-                    f"{type(transport_error).__name__}: {transport_error}".rstrip(": ")
-                )
+                reason = self._scrub(transport_error.reason)
                 delay = self._policy.transient_delay(failures, random=self._random)
                 if delay is None:
                     raise TransportError(operation, reason, attempts=failures) from None

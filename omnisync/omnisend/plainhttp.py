@@ -1,0 +1,244 @@
+"""The default HTTP session: the standard library's ``http.client``, kept-alive, pooled.
+
+An export run sends thousands of requests from threads that share the GIL;
+through ``http.client`` a request costs a fraction of the CPU it costs
+through httpx. :class:`PlainHttpSession` keeps that lean path honest:
+
+- A lock-protected free list of kept-alive connections: a thread takes one
+  (or opens a new one), uses it alone, and puts it back once the whole
+  answer is read. No upper bound: there are as many as threads send at once.
+- An idle connection the server has closed is noticed before it is used
+  (its socket reads as ready: end of stream) and dropped. If the server
+  closes it just as a request goes out (the send fails with a broken pipe
+  or a reset, or the server hangs up without a byte of answer), the request
+  is sent once more on a fresh connection: that only ever happens on a
+  reused connection, and is the one retry made here. Every other failure is
+  raised as :class:`~omnisync.omnisend.session.SessionTransportError` for
+  the client's retry policy to judge.
+- A connection that failed, or whose answer said ``Connection: close``, is
+  closed and never reused.
+- Headers are the client's (plus ``Host``, ``Accept-Encoding: identity``
+  and ``Content-Length`` that ``http.client`` adds); no cookies, no proxy
+  (:func:`~omnisync.omnisend.session.open_session` picks httpx when one
+  applies).
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Mapping
+from urllib.parse import quote, urlencode, urlsplit
+
+from omnisync.omnisend.session import (
+    FIXED_PATHS,
+    AnswerHeaders,
+    HttpAnswer,
+    SessionTransportError,
+    failure_reason,
+)
+
+#: Characters left as they are in a path: those of RFC 3986's ``pchar`` and ``/``,
+#: plus ``%`` so that a path already quoted (a batch id) is not quoted twice.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+#: Failures sending a request that mean the peer has closed the connection.
+_PEER_CLOSED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+#: Methods whose request may be sent again when a reused connection was found
+#: closed after it went out (RFC 9110, 9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+
+
+class _NothingAnswered(Exception):
+    """The connection was found closed before a byte of the answer arrived."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PlainHttpSession:
+    """Requests to ``base_url`` (the API root, ``http://`` or ``https://``) over
+    ``http.client``. Thread-safe.
+
+    ``headers`` go with every request; ``timeout`` (seconds) bounds the
+    connect and each wait for the network; ``ssl_context`` checks an
+    ``https://`` server (default: ``ssl.create_default_context()``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        self._host = parts.hostname
+        self._port = parts.port
+        self._ssl_context = (
+            (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
+        )
+        self._timeout = timeout
+        self._headers = dict(headers)
+        self._prefix = parts.path.rstrip("/") + "/"
+        self._targets = {path: self._prefix + path for path in FIXED_PATHS}
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        port = f":{self._port}" if self._port else ""
+        return f"PlainHttpSession({scheme}://{self._host}{port}{self._prefix})"
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> HttpAnswer:
+        """Send one request (``path`` relative to the base URL) and read its whole answer.
+
+        ``params`` are URL-encoded into the query. Raises
+        :class:`~omnisync.omnisend.session.SessionTransportError` when no
+        complete answer came, ``RuntimeError`` once the session is closed.
+        """
+        target = self._targets.get(path)
+        if target is None:
+            target = self._prefix + quote(path, safe=_PATH_SAFE)
+        if params:
+            target = f"{target}?{urlencode(params)}"
+        connection, reused = self._take()
+        try:
+            answer, keep = self._exchange(connection, method, target, content)
+        except _NothingAnswered as failure:
+            if not reused:
+                raise SessionTransportError(failure.reason) from None
+            # The server closed this kept-alive connection while it sat idle and
+            # has seen nothing of the request: a fresh connection is safe.
+            connection = self._open()
+            try:
+                answer, keep = self._exchange(connection, method, target, content)
+            except _NothingAnswered as second:
+                raise SessionTransportError(second.reason) from None
+        if keep:
+            self._give_back(connection)
+        else:
+            connection.close()
+        return answer
+
+    def close(self) -> None:
+        """Close the idle connections (those in use close as they come back)."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    # -- helpers ----------------------------------------------------------
+
+    def _exchange(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        content: bytes | None,
+    ) -> tuple[HttpAnswer, bool]:
+        """One request and its whole answer on ``connection`` -> (answer, keep the connection).
+
+        Closes ``connection`` on any failure. Raises :class:`_NothingAnswered`
+        when the peer turned out to have closed it before answering anything,
+        :class:`SessionTransportError` for every other transport failure.
+        """
+        try:
+            try:
+                connection.request(method, target, body=content, headers=self._headers)
+            except _PEER_CLOSED as error:
+                raise _NothingAnswered(failure_reason(error)) from None
+            try:
+                response = connection.getresponse()
+            except http.client.RemoteDisconnected as error:
+                # Raised only when the status line is empty: not a byte came back.
+                # But the whole request went out, and the server may have acted
+                # on it before closing: only a request that is safe to repeat is
+                # sent again at once; any other goes to the client's retry policy,
+                # which treats it as maybe processed.
+                if method in _IDEMPOTENT:
+                    raise _NothingAnswered(failure_reason(error)) from None
+                raise
+            body = response.read()
+        except _NothingAnswered:
+            connection.close()
+            raise
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            raise SessionTransportError(failure_reason(error)) from None
+        except BaseException:
+            connection.close()
+            raise
+        answer = HttpAnswer(
+            status_code=response.status,
+            headers=AnswerHeaders(response.msg.items()),
+            content=body,
+        )
+        return answer, not response.will_close
+
+    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection still open (-> reused), else a new one."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the HTTP session is closed")
+                if not self._idle:
+                    break
+                connection = self._idle.pop()  # the most recently used: the likeliest alive
+            if _still_open(connection.sock):
+                return connection, True
+            connection.close()
+        return self._open(), False
+
+    def _give_back(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def _open(self) -> http.client.HTTPConnection:
+        """A new connection; it connects with its first request (failures surface there)."""
+        if self._ssl_context is not None:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout, context=self._ssl_context
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+
+
+def _still_open(sock: socket.socket | None) -> bool:
+    """Whether an idle connection's socket can carry a request.
+
+    Between answers nothing should arrive: a socket ready to read has hit the
+    end of the stream (the server closed it) or holds bytes nobody asked for.
+    Either way it is not used.
+    """
+    if sock is None:
+        return False
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
+        readable, _, _ = select.select([sock], [], [], 0)
+        return not readable
+    except (OSError, ValueError):
+        return False
