@@ -110,6 +110,9 @@ def handle(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"omnisync emulator: {error}", file=sys.stderr)
         return EXIT_USAGE
+    # What start-up made (modules, the emulator's own objects) lives as long as
+    # the process: out of the collector's sight, a collection never walks it again.
+    gc.freeze()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -194,26 +194,36 @@ class Brand:
             batch.started = at
             book = self.book
             results = batch.results
-            for index, item in enumerate(items):
-                if stop_after is not None and batch.errors_count >= stop_after:
-                    batch.status = "stopped"
-                    batch.ended = at
-                    break
-                outcome: bool | dict[str, Any] | None = None
-                if not failing_emails:  # an injected failing e-mail needs the general rules
-                    try:
-                        outcome = upsert_plain(book, item, at=at)
-                    except Exception:  # a bug must fail one item, not the whole worker
-                        outcome = problem_document(500, "Item processing failed")
-                if outcome is None:
-                    outcome = self._apply_item(book, item, failing_emails, at=at)
-                if isinstance(outcome, bool):
-                    results[index] = CREATED if outcome else UPDATED
-                else:
-                    batch.errors[index] = outcome
-                    results[index] = FAILED
-                    batch.errors_count += 1
-                batch.finished_count += 1
+            # An injected failing e-mail needs the general rules for every item.
+            plain = None if failing_emails else upsert_plain
+            # Counted in locals (the lock hides the batch meanwhile), stored once at the end.
+            finished, errors_count = batch.finished_count, batch.errors_count
+            try:
+                for index, item in enumerate(items):
+                    if stop_after is not None and errors_count >= stop_after:
+                        batch.status = "stopped"
+                        batch.ended = at
+                        break
+                    outcome: bool | dict[str, Any] | None = None
+                    if plain is not None:
+                        try:
+                            outcome = plain(book, item, at=at)
+                        except Exception:  # a bug must fail one item, not the whole worker
+                            outcome = problem_document(500, "Item processing failed")
+                    if outcome is None:
+                        outcome = self._apply_item(book, item, failing_emails, at=at)
+                    if outcome is True:
+                        results[index] = CREATED
+                    elif outcome is False:
+                        results[index] = UPDATED
+                    else:
+                        batch.errors[index] = outcome
+                        results[index] = FAILED
+                        errors_count += 1
+                    finished += 1
+            finally:
+                batch.finished_count = finished
+                batch.errors_count = errors_count
             if batch.status == "stopped":
                 batch.pack()
 

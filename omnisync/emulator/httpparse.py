@@ -77,6 +77,9 @@ def parse_head(head: bytes) -> RequestHead:
 
 def _version(text: str) -> tuple[int, int]:
     """``HTTP/1.1`` -> (1, 1), checked as ``http.server`` checks it."""
+    known = _VERSIONS.get(text)
+    if known is not None:
+        return known
     numbers = text[5:].split(".") if text.startswith("HTTP/") else []
     if (
         len(numbers) != 2
@@ -90,21 +93,38 @@ def _version(text: str) -> tuple[int, int]:
     return version
 
 
+#: The versions a request line names nearly always, read once.
+_VERSIONS = {"HTTP/1.1": (1, 1), "HTTP/1.0": (1, 0)}
+
+
+#: Plain header line -> (lower-case name, value). A client repeats the same few
+#: lines (host, key, version, content type) on every request; bounded, as the
+#: lines that vary (a content length) are endless.
+_LINES: dict[bytes, tuple[str, str]] = {}
+_LINES_LIMIT = 4096
+
+
 def _headers(block: bytes) -> dict[str, str]:
     """The header block (ending with its empty line) as lower-case name -> first value."""
     lines = block.split(b"\n")[:-2]  # the empty line, and nothing after its line feed
     if len(lines) + 1 > MAX_HEADERS:
         raise BadRequest(431, f"More than {MAX_HEADERS} header lines")
     headers: dict[str, str] = {}
+    known = _LINES.get
     for line in lines:
-        if len(line) >= MAX_LINE:
-            raise BadRequest(431, "A header line is too long")
-        plain = _PLAIN_BYTES.fullmatch(line)
-        if plain is None:
-            return _unusual_headers(block)
-        name = plain.group(1).decode("ascii").lower()
+        parsed = known(line)
+        if parsed is None:
+            if len(line) >= MAX_LINE:
+                raise BadRequest(431, "A header line is too long")
+            plain = _PLAIN_BYTES.fullmatch(line)
+            if plain is None:
+                return _unusual_headers(block)
+            parsed = (plain.group(1).decode("ascii").lower(), plain.group(2).decode("iso-8859-1"))
+            if len(_LINES) < _LINES_LIMIT:
+                _LINES[line] = parsed
+        name, value = parsed
         if name not in headers:
-            headers[name] = plain.group(2).decode("iso-8859-1")
+            headers[name] = value
     return headers
 
 
