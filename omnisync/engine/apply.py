@@ -30,12 +30,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from omnisync.clock import Clock
 from omnisync.engine.intents import IntentRecordingClient, without_repeated_consent
+from omnisync.engine.plainbatches import PlainBatch, WorkRecord
+from omnisync.engine.producer import PROCESS_MIN_WORK, produce_work
 from omnisync.engine.report import PlanTally
 from omnisync.engine.staging import StagedExport
 from omnisync.mapping import MappingPlan
@@ -44,7 +46,6 @@ from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.model import ContactWrite, ItemFailure
 from omnisync.omnisend.pipeline import DeliveryPipeline
-from omnisync.plainwrite import PlainEncoder
 from omnisync.planning import Leaver
 from omnisync.state import InflightItem, LedgerStore
 
@@ -103,6 +104,19 @@ class LedgerRecorder:
         # One dict assignment, atomic: no lock for the hottest call of a run;
         # the named tuple built without its Python-level __new__.
         self._expected[email] = _new_tuple(InflightItem, (email, fingerprint, then_tag))
+
+    def expect_many(
+        self,
+        emails: Sequence[str],
+        fingerprints: Sequence[int],
+        then_tag: Sequence[bool],
+    ) -> None:
+        """:meth:`expect` for a batch of upserts at once (same order in all three)."""
+        new = _new_tuple
+        self._expected.update(
+            (item[0], new(InflightItem, item))
+            for item in zip(emails, fingerprints, then_tag, strict=True)
+        )
 
     # -- around each batch creation (IntentRecordingClient) -------------------------
 
@@ -220,6 +234,7 @@ class PipelineSettings:
     poll_interval: float
     max_batches_in_flight: int
     stop_grace: float
+    producer_min_work: int = PROCESS_MIN_WORK
 
 
 def apply_work(
@@ -269,65 +284,71 @@ def apply_work(
         main = pipeline_for(export.tag)
         now = clock.wall()
         plan = MappingPlan(export, staged.columns)
-        plain = PlainEncoder(export, staged.columns)
         stop = attempt.stop
-        for records in staged.work_records():
-            if stop.is_set():
-                break
-            for record in records:
+
+        def apply_other(record: WorkRecord) -> bool:
+            """The general way for one record; ``False`` once the pipeline takes no more."""
+            item = staged.work_item(record)
+            outcome = (
+                plan.map_row(item.row, in_ledger=item.in_ledger, now=now)
+                if item.needs_upsert
+                else None
+            )
+            actions = tally.add(item, outcome)
+            attempt.items_seen += 1
+            if actions.upsert:
+                assert outcome is not None and isinstance(outcome.result, ContactWrite)
+                write = outcome.result
+                if write.email in attempt.maybe_sent and write.consent is not None:
+                    # A killed run may have sent this very write: don't repeat its consent.
+                    write = without_repeated_consent(write, client.get_contact(write.email))
+                recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
+                if not main.upsert(write, then_tag=actions.tag):
+                    return False
+                attempt.upserts_queued += 1
+                attempt.then_tag_queued += actions.tag
+            elif actions.tag:
+                if not main.add_tag(item.email):
+                    return False
+                attempt.tag_adds_queued += 1
+            else:
+                attempt.invalid += 1
+                return True
+            if actions.remove_old_tag is not None:
+                if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
+                    return False
+                attempt.removes_queued += 1
+            return True
+
+        def apply_plain(produced: PlainBatch) -> bool:
+            """A batch of plain upserts; ``False`` once the pipeline takes no more."""
+            emails = produced.batch.emails
+            tally.add_plain_batch(emails, in_ledger=produced.in_ledger, tag=produced.then_tag)
+            attempt.items_seen += len(emails)
+            recorder.expect_many(emails, produced.fingerprints, produced.then_tag)
+            tagged = frozenset(
+                email for email, then_tag in zip(emails, produced.then_tag, strict=True) if then_tag
+            )
+            if not main.upsert_batch(produced.batch, then_tag=tagged):
+                return False
+            attempt.upserts_queued += len(emails)
+            attempt.then_tag_queued += len(tagged)
+            return True
+
+        produced_work = produce_work(
+            staged, export=export, process_min_work=settings.producer_min_work
+        )
+        with closing(produced_work) as work:
+            for produced in work:
                 if stop.is_set():
                     break
-                needs_upsert, needs_tag = record[4], record[5]
-                if needs_upsert and (not needs_tag or record[3] is None):
-                    # The hot path (every member of a first run): a plain row
-                    # goes straight to its encoded item, no objects on the way.
-                    email = record[0]
-                    assert isinstance(email, str)
-                    in_ledger = bool(record[2])
-                    encoded = plain.encode(record[6:], email, in_ledger=in_ledger)
-                    if encoded is not None:
-                        then_tag = bool(needs_tag)
-                        tally.add_plain_upsert(email, in_ledger=in_ledger, tag=then_tag)
-                        attempt.items_seen += 1
-                        recorder.expect(email, staged.fingerprint(record), then_tag=then_tag)
-                        if not main.upsert_encoded(email, encoded, then_tag=then_tag):
-                            break
-                        attempt.upserts_queued += 1
-                        attempt.then_tag_queued += then_tag
-                        continue
-                item = staged.work_item(record)
-                outcome = (
-                    plan.map_row(item.row, in_ledger=item.in_ledger, now=now)
-                    if item.needs_upsert
-                    else None
-                )
-                actions = tally.add(item, outcome)
-                attempt.items_seen += 1
-                if actions.upsert:
-                    assert outcome is not None and isinstance(outcome.result, ContactWrite)
-                    write = outcome.result
-                    if write.email in attempt.maybe_sent and write.consent is not None:
-                        # A killed run may have sent this very write: don't repeat its consent.
-                        write = without_repeated_consent(write, client.get_contact(write.email))
-                    recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
-                    if not main.upsert(write, then_tag=actions.tag):
+                if isinstance(produced, PlainBatch):
+                    if not apply_plain(produced):
                         break
-                    attempt.upserts_queued += 1
-                    attempt.then_tag_queued += actions.tag
-                elif actions.tag:
-                    if not main.add_tag(item.email):
-                        break
-                    attempt.tag_adds_queued += 1
-                else:
-                    attempt.invalid += 1
-                    continue
-                if actions.remove_old_tag is not None:
-                    if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
-                        break
-                    attempt.removes_queued += 1
-            else:
-                continue
-            break  # an inner break: stopped, or a pipeline refused more work
+                elif not all(
+                    not stop.is_set() and apply_other(record) for record in produced.records
+                ):
+                    break
         samples: list[Leaver] = []
         if not attempt.stop.is_set():
             for leaver in staged.leavers():

@@ -1,8 +1,8 @@
 """The diff of a staged segment against the ledger, in set-based SQL.
 
-Runs on a connection holding ``temp.stage`` (filled by
+Runs on a connection holding ``scratch.stage`` (filled by
 :mod:`omnisync.engine.staging`) and the ledger ATTACHed as ``ledger``.
-Materialises ``temp.work`` (members that need an upsert and/or the tag) and
+Materialises ``scratch.work`` (members that need an upsert and/or the tag) and
 ``temp.leavers``, and returns the counts. The semantics are
 :func:`omnisync.planning.reference_plan`'s; the SQL is shaped for a
 million unchanged rows:
@@ -48,26 +48,26 @@ def run_diff(
     on_leave: OnLeave,
     sample_size: int = 5,
 ) -> DiffOutcome:
-    """Diff ``temp.stage`` against ``ledger.ledger_entries`` for ``export``.
+    """Diff ``scratch.stage`` against ``ledger.ledger_entries`` for ``export``.
 
     Must run inside the caller's transaction so that every read of the
     ledger sees one snapshot.
     """
     clock = _PhaseClock()
-    connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
+    connection.execute("CREATE INDEX scratch.stage_by_email ON stage (email, fingerprint)")
     clock.lap("index")
-    rows = _scalar(connection, "SELECT count(*) FROM temp.stage")
-    missing = _scalar(connection, "SELECT count(*) FROM temp.stage WHERE email IS NULL")
+    rows = _scalar(connection, "SELECT count(*) FROM scratch.stage")
+    missing = _scalar(connection, "SELECT count(*) FROM scratch.stage WHERE email IS NULL")
     missing_rows = tuple(
         int(seq)
         for (seq,) in connection.execute(
-            "SELECT seq FROM temp.stage WHERE email IS NULL ORDER BY seq LIMIT ?", (sample_size,)
+            "SELECT seq FROM scratch.stage WHERE email IS NULL ORDER BY seq LIMIT ?", (sample_size,)
         )
     )
 
     connection.execute(
         "CREATE TEMP TABLE duplicate_groups AS "
-        "SELECT email, min(seq) AS first_seq, count(*) AS copies FROM temp.stage "
+        "SELECT email, min(seq) AS first_seq, count(*) AS copies FROM scratch.stage "
         "WHERE email IS NOT NULL GROUP BY email HAVING count(*) > 1"
     )
     duplicates = _scalar(connection, "SELECT coalesce(sum(copies - 1), 0) FROM duplicate_groups")
@@ -82,21 +82,21 @@ def run_diff(
     if duplicates:
         connection.execute(
             "CREATE TEMP TABLE later_copies AS SELECT s.seq AS seq "
-            "FROM temp.duplicate_groups AS d JOIN temp.stage AS s "
+            "FROM temp.duplicate_groups AS d JOIN scratch.stage AS s "
             "ON s.email = d.email AND s.seq > d.first_seq"
         )
         connection.execute("CREATE UNIQUE INDEX temp.later_copies_seq ON later_copies (seq)")
         exclude_copies = "AND s.seq NOT IN (SELECT seq FROM temp.later_copies)"
 
     connection.execute(
-        "CREATE TEMP TABLE work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
+        "CREATE TABLE scratch.work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
         "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
     )
     connection.execute(
-        "INSERT INTO temp.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
+        "INSERT INTO scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
         "SELECT s.seq, l.email IS NOT NULL, l.tag, "
         "l.email IS NULL OR l.fingerprint <> s.fingerprint, l.tag IS NOT :tag "
-        "FROM temp.stage AS s INDEXED BY stage_by_email "
+        "FROM scratch.stage AS s INDEXED BY stage_by_email "
         "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
         "WHERE s.email IS NOT NULL "
         "AND (l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag) "
@@ -118,7 +118,7 @@ def run_diff(
         "coalesce(sum(in_ledger AND NOT needs_upsert), 0), "
         "coalesce(sum(needs_tag AND tag_on IS NOT NULL), 0), "
         "coalesce(sum(tag_on IS NOT NULL), 0) "
-        "FROM temp.work"
+        "FROM scratch.work"
     ).fetchone()
     members = rows - missing - duplicates
     unchanged = members - work
@@ -137,7 +137,7 @@ def run_diff(
             "INSERT INTO temp.leavers (email, tag) "
             "SELECT l.email, l.tag FROM ledger.ledger_entries AS l "
             "WHERE l.export = ? AND l.tag IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM temp.stage AS s WHERE s.email = l.email)",
+            "(SELECT 1 FROM scratch.stage AS s WHERE s.email = l.email)",
             (export,),
         )
     clock.lap("counts and leavers")

@@ -35,6 +35,7 @@ from omnisync.config.secrets import SecretUnavailable
 from omnisync.engine.apply import PipelineSettings, apply_work
 from omnisync.engine.attempt import RunAttempt
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.producer import PROCESS_MIN_WORK, ProducerFailed
 from omnisync.engine.report import PlanReport, build_plan_report
 from omnisync.engine.results import (
     NullProgress,
@@ -85,6 +86,8 @@ class RunnerSettings:
     ``settle_timeout`` bounds the wait for a killed run's batches;
     ``stop_grace`` how long a stopped run follows batches already created.
     ``lock_dir`` holds the run locks (default: the config's state directory).
+    ``producer_min_work``: from how many work items a run's records are mapped
+    and encoded in a helper process (:mod:`omnisync.engine.producer`).
     """
 
     poll_interval: float | None = None
@@ -92,6 +95,7 @@ class RunnerSettings:
     settle_timeout: float = 300.0
     stop_grace: float = 120.0
     lock_dir: str | None = None
+    producer_min_work: int = PROCESS_MIN_WORK
 
 
 class ExportRunner:
@@ -196,6 +200,7 @@ class ExportRunner:
                 LedgerUnreadable,
                 OmnisendError,
                 StateError,
+                ProducerFailed,
             ) as failure:
                 error = str(failure)
             except ValueError as failure:  # a malformed API key, from the client
@@ -300,7 +305,12 @@ class ExportRunner:
                     store=self._store,
                     client=client,
                     clock=self._clock,
-                    settings=PipelineSettings(poll_interval, in_flight, self._settings.stop_grace),
+                    settings=PipelineSettings(
+                        poll_interval,
+                        in_flight,
+                        self._settings.stop_grace,
+                        producer_min_work=self._settings.producer_min_work,
+                    ),
                 )
 
     def _pacing(self, connection: Connection) -> tuple[float, int]:

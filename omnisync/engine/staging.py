@@ -1,9 +1,9 @@
 """Staging a segment and diffing it against the ledger, inside SQLite.
 
 :func:`stage_export` reads an export's segment once, streaming, into a
-SQLite temp table (``stage``): per row its normalised e-mail, its
+SQLite table (``stage``): per row its normalised e-mail, its
 fingerprint and the raw values of the columns the export reads. For a SQLite
-source this is one ``INSERT INTO temp.stage SELECT ... FROM (<segment
+source this is one ``INSERT INTO scratch.stage SELECT ... FROM (<segment
 query>)`` run by SQLite over the source database (opened read-only as
 ``main``), with :func:`omnisync.mapping.normalise_email` and
 :class:`omnisync.fingerprint.Fingerprinter` registered as SQL functions; no
@@ -13,12 +13,16 @@ with ``executemany`` on a scratch connection.
 The ledger (the state store's ``ledger_entries``, :mod:`omnisync.state`) is
 ATTACHed read-only as schema ``ledger``; a missing file or table is an empty
 ledger. The diff runs in SQL, in one read transaction, and is materialised
-in temp tables (``work``, ``leavers``) before :func:`stage_export` yields, so
+(tables ``work`` and ``leavers``) before :func:`stage_export` yields, so
 ledger writes made while the caller sends never disturb what it iterates.
 Its semantics are those of :func:`omnisync.planning.reference_plan`.
 
-Temp tables live in a temporary file with a bounded page cache, so memory
-stays flat however large the segment. A first run is cheaper still: while
+``stage`` and ``work`` live in a scratch database file in a private
+temporary directory (ATTACHed as ``scratch``; another process may read the
+work from it, see :mod:`omnisync.engine.producer`), the other tables in
+SQLite's temp file; both with a bounded page cache, so memory stays flat
+however large the segment. The directory is removed when the block ends.
+A first run is cheaper still: while
 the export's ledger is empty no fingerprint UDF runs (every member is new;
 :meth:`StagedExport.work` fingerprints what it yields), and e-mails of
 printable ASCII are normalised by SQLite itself
@@ -28,6 +32,7 @@ printable ASCII are normalised by SQLite itself
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -106,6 +111,26 @@ class StagingSettings:
     fetch_size: int = 2_000
 
 
+def work_records_sql(column_count: int, *, schema: str) -> str:
+    """The query of :meth:`StagedExport.work_records` over the scratch database as ``schema``."""
+    values = ", ".join(f"s.c{index}" for index in range(column_count))
+    return (
+        "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
+        f"w.needs_tag, {values} FROM {schema}.work AS w "
+        f"JOIN {schema}.stage AS s ON s.seq = w.seq ORDER BY w.seq"
+    )
+
+
+def record_fingerprint(record: WorkRecord, fingerprinter: Fingerprinter) -> int:
+    """The fingerprint of a work record (see :meth:`StagedExport.work_records`)."""
+    fingerprint = record[1]
+    if fingerprint is None:
+        # Not computed while staging when nothing needed it (see the module).
+        return fingerprinter(*record[6:])
+    assert isinstance(fingerprint, int)
+    return fingerprint
+
+
 def ledger_path_for(config: Config) -> Path:
     """Where the ledger of ``config`` lives: the state store under ``daemon.state_dir``."""
     return state_path(config.daemon.state_dir)
@@ -131,8 +156,12 @@ class StagedExport:
         fetch_size: int,
         timings: Mapping[str, float],
         fingerprinter: Fingerprinter,
+        scratch: Path,
     ) -> None:
         self._connection = connection
+        #: The scratch database holding the ``stage`` and ``work`` tables (see
+        #: :data:`WORK_RECORDS_SQL`); it does not change while the staging lives.
+        self.scratch = scratch
         self._fingerprinter = fingerprinter
         self.export = export
         self.source_name = source_name
@@ -140,7 +169,7 @@ class StagedExport:
         self.counts = counts
         self.duplicates_sample = duplicates_sample
         self.missing_email_rows = missing_email_rows
-        self._fetch_size = fetch_size
+        self.fetch_size = fetch_size
         #: seconds spent per phase (stage, index, duplicates, work, ...)
         self.timings = timings
 
@@ -165,26 +194,16 @@ class StagedExport:
         record into the :class:`~omnisync.planning.WorkItem` :meth:`work`
         yields.
         """
-        values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
-        cursor = self._connection.execute(
-            "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
-            f"w.needs_tag, {values} FROM temp.work AS w "
-            "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
-        )
+        cursor = self._connection.execute(work_records_sql(len(self.columns), schema="scratch"))
         try:
-            while records := cursor.fetchmany(self._fetch_size):
+            while records := cursor.fetchmany(self.fetch_size):
                 yield records
         finally:
             cursor.close()
 
     def fingerprint(self, record: WorkRecord) -> int:
         """The fingerprint of a :meth:`work_records` record's values."""
-        fingerprint = record[1]
-        if fingerprint is None:
-            # Not computed while staging when nothing needed it (see the module).
-            return self._fingerprinter(*record[6:])
-        assert isinstance(fingerprint, int)
-        return fingerprint
+        return record_fingerprint(record, self._fingerprinter)
 
     def work_item(self, record: WorkRecord) -> WorkItem:
         """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
@@ -213,7 +232,7 @@ class StagedExport:
         """
         cursor = self._connection.execute("SELECT email, tag FROM temp.leavers ORDER BY email")
         try:
-            while batch := cursor.fetchmany(self._fetch_size):
+            while batch := cursor.fetchmany(self.fetch_size):
                 for email, tag in batch:
                     yield Leaver(email, tag)
         finally:
@@ -252,14 +271,22 @@ def stage_export(
     reader = open_segment(
         config, export.segment, environ=environ, credentials_directory=credentials_directory
     )
-    if isinstance(reader, SqliteReader):
-        connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
-    else:
-        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    try:
-        yield _stage(connection, reader, export, ledger=ledger, settings=settings)
-    finally:
-        connection.close()
+    with tempfile.TemporaryDirectory(prefix="omnisync-stage-") as directory:
+        if isinstance(reader, SqliteReader):
+            connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
+        else:
+            connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            yield _stage(
+                connection,
+                reader,
+                export,
+                ledger=ledger,
+                settings=settings,
+                scratch=Path(directory) / "stage.sqlite3",
+            )
+        finally:
+            connection.close()
 
 
 def _stage(
@@ -269,14 +296,15 @@ def _stage(
     *,
     ledger: Path,
     settings: StagingSettings,
+    scratch: Path,
 ) -> StagedExport:
     names = {"segment": reader.segment, "source": reader.source}
     columns = fingerprint_columns(export)
     fingerprinter = Fingerprinter.for_export(export)
     try:
-        _prepare(connection, fingerprinter, settings)
+        _prepare(connection, fingerprinter, settings, scratch=scratch)
         connection.execute(
-            "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
+            "CREATE TABLE scratch.stage (seq INTEGER PRIMARY KEY, email TEXT, "
             "fingerprint INTEGER, " + ", ".join(f"c{index}" for index in range(len(columns))) + ")"
         )
     except sqlite3.Error as error:
@@ -322,6 +350,7 @@ def _stage(
         fetch_size=settings.fetch_size,
         timings={"stage": filled, **outcome.timings},
         fingerprinter=fingerprinter,
+        scratch=scratch,
     )
 
 
@@ -332,15 +361,24 @@ def _is_scratch_failure(error: sqlite3.Error) -> bool:
 
 
 def _prepare(
-    connection: sqlite3.Connection, fingerprinter: Fingerprinter, settings: StagingSettings
+    connection: sqlite3.Connection,
+    fingerprinter: Fingerprinter,
+    settings: StagingSettings,
+    *,
+    scratch: Path,
 ) -> None:
-    # Temp tables in a file, not in memory: with a bounded page cache a
-    # million-row stage costs disk, not RSS.
+    # The stage and the work live in a scratch database file of their own, so
+    # that another process may read the work (see omnisync.engine.producer);
+    # the other temp tables in a temp file. Files, not memory: with a bounded
+    # page cache a million-row stage costs disk, not RSS.
+    connection.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
     connection.execute("PRAGMA temp_store = FILE")
-    connection.execute(f"PRAGMA temp.cache_size = -{int(settings.cache_kib)}")
-    # The temp tables are scratch, dropped with the connection: nothing to
-    # roll back to, so no journal to write.
-    connection.execute("PRAGMA temp.journal_mode = OFF")
+    for schema in ("scratch", "temp"):
+        connection.execute(f"PRAGMA {schema}.cache_size = -{int(settings.cache_kib)}")
+        # Scratch, deleted with the staging: nothing to roll back to or to
+        # recover after a crash, so no journal and no syncing.
+        connection.execute(f"PRAGMA {schema}.journal_mode = OFF")
+    connection.execute("PRAGMA scratch.synchronous = OFF")
     connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
     connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
 
@@ -389,7 +427,7 @@ def _fill_from_sqlite(
     fingerprint = f"omnisync_fingerprint({values})" if fingerprints else "NULL"
     try:
         connection.execute(
-            f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
+            f"INSERT INTO scratch.stage (email, fingerprint, {targets}) "
             f"SELECT {email_sql(email)}, {fingerprint}, {values} "
             f"FROM ({subquery(query)})"
         )
@@ -415,6 +453,6 @@ def _fill_from_rows(
             yield (normalise_email(values[email_index]), fingerprinter(*values), *values)
 
     connection.executemany(
-        f"INSERT INTO temp.stage (email, fingerprint, {targets}) VALUES ({placeholders})",
+        f"INSERT INTO scratch.stage (email, fingerprint, {targets}) VALUES ({placeholders})",
         staged(),
     )

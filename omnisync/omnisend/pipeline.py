@@ -165,23 +165,17 @@ class DeliveryPipeline:
             self._crew.put(self._batches, batch)
         return True
 
-    def upsert_encoded(self, email: str, item: bytes, *, then_tag: bool = False) -> bool:
-        """:meth:`upsert` for an item already encoded (see ``payloads.EncodedBatch``).
+    def upsert_batch(self, batch: EncodedBatch, *, then_tag: frozenset[str] = frozenset()) -> bool:
+        """Queue a whole batch packed elsewhere (within Omnisend's limits), tagging
+        ``then_tag`` of its e-mails once Omnisend accepts them.
 
-        The first run's hot path: the stop and the pipeline's fatal error are
-        looked at once per batch handed over, not once per contact (a
-        contact packed after a stop is simply never sent: it stays pending).
+        Blocks while the batch queue is full; ``False`` without queueing once
+        ``stop`` is set. Raises the pipeline's fatal error.
         """
-        with self._pack_lock:
-            full = self._packer.pack_encoded(email, item)
-            batch = self._take_batch(full) if full is not None else None
-            if then_tag:
-                self._packing_then_tag.add(email)
-        if batch is not None:
-            self._crew.raise_if_aborted()
-            if self._stop.is_set():
-                return False
-            self._crew.put(self._batches, batch)
+        self._crew.raise_if_aborted()
+        if self._stop.is_set():
+            return False
+        self._crew.put(self._batches, _Batch(writes=batch, then_tag=then_tag))
         return True
 
     def add_tag(self, email: str) -> bool:

@@ -34,7 +34,7 @@ EXPORTS = {
 TEXT = st.one_of(
     st.none(),
     st.sampled_from(["", "  ", " Олена ", "Коваленко", "José 🎉", "Ukraine", " ukraine "]),
-    st.sampled_from(["Atlantis", "ukraine", "UA", "Côte d’Ivoire"]),
+    st.sampled_from(["Atlantis", "ukraine", "UA", "Côte d\u2019Ivoire"]),
     st.sampled_from(["Україна", "Deutschland", "null", "x" * 255, "x" * 256, " \t"]),
     st.text(max_size=12),
     st.text(min_size=2040, max_size=2060, alphabet="ab "),

@@ -1,0 +1,188 @@
+"""Where a run's work comes from: the staged records, as plain batches and other work.
+
+:func:`produce_work` runs :func:`~omnisync.engine.plainbatches.plain_batches`
+over a staged export's work records. Mapping, fingerprinting and encoding
+every member of a first run is most of a large run's Python work, and the
+GIL lets one process use one core at a time, while the run's own threads
+(creating batches, polling, tagging, writing the ledger) want it too. So for
+an export with at least ``process_min_work`` work items the records are read
+and turned into batches by a helper process, ``python -m
+omnisync.engine.producer``, and the run's process only hands the batches on:
+the two work on two cores.
+
+The helper gets its job (the scratch database's path, the columns, the
+export) as one pickle on its standard input, reads the work records from the
+staging's scratch database (read-only and immutable: the staging writes no
+more to it), and writes one pickle per :data:`~omnisync.engine.plainbatches.Produced`
+to its standard output, then an end mark. The pipe is the backpressure: the
+helper blocks while the run has not taken what it wrote. Both sides are ours
+and the pipe is private, so pickle is safe here.
+
+- The helper fails (an unreadable scratch file, a bug): its message comes
+  back and :class:`ProducerFailed` is raised from the iterator; the run fails
+  and nothing more is queued.
+- The run stops early (a stop, a pipeline that takes no more, an error):
+  closing the iterator kills the helper.
+- The run is killed (SIGKILL included): the helper's next write finds the
+  pipe closed and it exits.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import IO
+from urllib.parse import quote
+
+from omnisync.config.model import Export
+from omnisync.engine.plainbatches import OtherWork, PlainBatch, Produced, plain_batches
+from omnisync.engine.staging import StagedExport, record_fingerprint, work_records_sql
+from omnisync.fingerprint import Fingerprinter
+from omnisync.plainwrite import PlainEncoder
+
+#: From how many work items on a run's records are produced by a helper process
+#: (below it, starting one costs more than it saves).
+PROCESS_MIN_WORK = 10_000
+
+
+class ProducerFailed(Exception):
+    """The helper process that produces a run's work failed; the message says how."""
+
+
+@dataclass(frozen=True)
+class ProducerJob:
+    """What the helper process is asked to do (pickled to its standard input)."""
+
+    scratch: str
+    columns: tuple[str, ...]
+    export: Export
+    fetch_size: int
+
+
+@dataclass(frozen=True)
+class _End:
+    """Every record was produced."""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """The helper could not go on: why (no personal data: error types and SQLite's words)."""
+
+    reason: str
+
+
+def produce_work(
+    staged: StagedExport,
+    *,
+    export: Export,
+    process_min_work: int = PROCESS_MIN_WORK,
+) -> Generator[Produced, None, None]:
+    """The work of ``staged``: batches of plain upserts and the records to go the general way.
+
+    In a helper process from ``process_min_work`` work items on (see the
+    module), in this one below. Raises :class:`ProducerFailed` when the
+    helper fails. Close the iterator (or exhaust it) to end the helper.
+    """
+    if staged.counts.work < process_min_work:
+        return plain_batches(
+            staged.work_records(),
+            encoder=PlainEncoder(export, staged.columns),
+            fingerprint=staged.fingerprint,
+        )
+    job = ProducerJob(
+        scratch=str(staged.scratch),
+        columns=staged.columns,
+        export=export,
+        fetch_size=staged.fetch_size,
+    )
+    return _from_helper(job)
+
+
+def _from_helper(job: ProducerJob) -> Generator[Produced, None, None]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omnisync.engine.producer"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            with process.stdin:
+                pickle.dump(job, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        except BrokenPipeError:
+            pass  # it ended at once: reading says so
+        while True:
+            try:
+                message = pickle.load(process.stdout)  # noqa: S301 - our own helper's pipe
+            except EOFError:
+                code = process.wait()
+                raise ProducerFailed(
+                    f"the process producing the run's work ended early (exit code {code})"
+                ) from None
+            if isinstance(message, PlainBatch | OtherWork):
+                yield message
+            elif isinstance(message, _End):
+                return
+            elif isinstance(message, _Failure):
+                raise ProducerFailed(message.reason)
+            else:
+                raise ProducerFailed(f"unexpected message {type(message).__name__}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def run_job(job: ProducerJob, output: IO[bytes]) -> None:
+    """The helper's work: produce ``job``'s work records as pickles on ``output``."""
+    connection = sqlite3.connect(
+        f"file:{quote(job.scratch)}?mode=ro&immutable=1", uri=True, isolation_level=None
+    )
+    try:
+        fingerprinter = Fingerprinter.for_export(job.export)
+        cursor = connection.execute(work_records_sql(len(job.columns), schema="main"))
+        chunks = iter(lambda: cursor.fetchmany(job.fetch_size), [])
+        for produced in plain_batches(
+            chunks,
+            encoder=PlainEncoder(job.export, job.columns),
+            fingerprint=lambda record: record_fingerprint(record, fingerprinter),
+        ):
+            pickle.dump(produced, output, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(_End(), output, protocol=pickle.HIGHEST_PROTOCOL)
+    finally:
+        connection.close()
+
+
+def main() -> int:
+    """``python -m omnisync.engine.producer``: one job from stdin, its work to stdout."""
+    output = sys.stdout.buffer
+    try:
+        job = pickle.load(sys.stdin.buffer)  # noqa: S301 - the run's own pipe
+        if not isinstance(job, ProducerJob):
+            raise TypeError(f"expected a ProducerJob, got {type(job).__name__}")
+        run_job(job, output)
+        output.flush()
+    except BrokenPipeError:
+        return 0  # the run is gone (stopped or killed): nothing to tell anyone
+    except Exception as error:  # every failure goes back to the run
+        try:
+            pickle.dump(_Failure(f"{type(error).__name__}: {error}"), output)
+            output.flush()
+        except BrokenPipeError:
+            return 0
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as the module's importable self, not as ``__main__``: what it pickles
+    # must name classes the run's process can find (omnisync.engine.producer._End).
+    from omnisync.engine.producer import main as importable_main
+
+    sys.exit(importable_main())
