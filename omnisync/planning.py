@@ -117,6 +117,13 @@ class WorkItem(NamedTuple):
         return self.tag_on if self.needs_tag else None
 
 
+#: A raw work record, what ``StagedExport.work_records`` yields instead of a
+#: :class:`WorkItem`: ``(email, fingerprint, in_ledger, tag_on, needs_upsert,
+#: needs_tag, *values)`` (``fingerprint`` ``None`` when staging left it to be
+#: computed).
+WorkRecord = tuple[object, ...]
+
+
 class Leaver(NamedTuple):
     """A ledger member no longer in the segment, and the tag to remove from it."""
 

@@ -36,17 +36,17 @@ from typing import TYPE_CHECKING
 
 from omnisync.clock import Clock
 from omnisync.engine.intents import IntentRecordingClient, without_repeated_consent
-from omnisync.engine.plainbatches import PlainBatch, WorkRecord
+from omnisync.engine.plainbatches import PlainBatch
 from omnisync.engine.producer import PROCESS_MIN_WORK, produce_work
 from omnisync.engine.report import PlanTally
-from omnisync.engine.staging import StagedExport
+from omnisync.engine.staged import StagedExport
 from omnisync.mapping import MappingPlan
 from omnisync.masking import mask_email
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.model import ContactWrite, ItemFailure
 from omnisync.omnisend.pipeline import DeliveryPipeline
-from omnisync.planning import Leaver
+from omnisync.planning import Leaver, WorkRecord
 from omnisync.state import InflightItem, LedgerStore
 
 if TYPE_CHECKING:

@@ -24,10 +24,7 @@ from omnisync.omnisend.payloads import (
     EncodedBatch,
 )
 from omnisync.plainwrite import PlainEncoder
-
-#: A raw work record (``StagedExport.work_records``): email, fingerprint,
-#: in_ledger, tag_on, needs_upsert, needs_tag, then the values.
-WorkRecord = tuple[object, ...]
+from omnisync.planning import WorkRecord
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ The helper gets its job (the scratch database's path, the columns, the
 export) as one pickle on its standard input, reads the work records from the
 staging's scratch database (read-only and immutable: the staging writes no
 more to it), and writes one pickle per :data:`~omnisync.engine.plainbatches.Produced`
-to its standard output, then an end mark. The pipe is the backpressure: the
+(as plain tuples) to its standard output, then an end mark. The pipe is the backpressure: the
 helper blocks while the run has not taken what it wrote. Both sides are ours
 and the pipe is private, so pickle is safe here.
 
@@ -40,8 +40,9 @@ from urllib.parse import quote
 
 from omnisync.config.model import Export
 from omnisync.engine.plainbatches import OtherWork, PlainBatch, Produced, plain_batches
-from omnisync.engine.staging import StagedExport, record_fingerprint, work_records_sql
+from omnisync.engine.staged import StagedExport, record_fingerprint, work_records_sql
 from omnisync.fingerprint import Fingerprinter
+from omnisync.omnisend.payloads import EncodedBatch
 from omnisync.plainwrite import PlainEncoder
 
 #: From how many work items on a run's records are produced by a helper process
@@ -123,8 +124,8 @@ def _from_helper(job: ProducerJob) -> Generator[Produced, None, None]:
                 raise ProducerFailed(
                     f"the process producing the run's work ended early (exit code {code})"
                 ) from None
-            if isinstance(message, PlainBatch | OtherWork):
-                yield message
+            if isinstance(message, tuple):
+                yield _from_wire(message)
             elif isinstance(message, _End):
                 return
             elif isinstance(message, _Failure):
@@ -137,6 +138,34 @@ def _from_helper(job: ProducerJob) -> Generator[Produced, None, None]:
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+#: What goes over the pipe per produced item: plain tuples of strings, bytes,
+#: numbers and booleans, the cheapest for pickle to write and read (the run's
+#: process reads a million contacts' worth).
+_Wire = tuple[object, ...]
+
+
+def _to_wire(produced: Produced) -> _Wire:
+    if isinstance(produced, PlainBatch):
+        batch = produced.batch
+        return (batch.emails, batch.items, produced.fingerprints, produced.then_tag,
+                produced.in_ledger)  # fmt: skip
+    return (produced.records,)
+
+
+def _from_wire(message: _Wire) -> Produced:
+    if len(message) == 1:
+        records = message[0]
+        assert isinstance(records, tuple)
+        return OtherWork(records)
+    emails, items, fingerprints, then_tag, in_ledger = message
+    return PlainBatch(
+        EncodedBatch(emails, items),  # type: ignore[arg-type]
+        fingerprints,  # type: ignore[arg-type]
+        then_tag,  # type: ignore[arg-type]
+        in_ledger,  # type: ignore[arg-type]
+    )
 
 
 def run_job(job: ProducerJob, output: IO[bytes]) -> None:
@@ -153,7 +182,7 @@ def run_job(job: ProducerJob, output: IO[bytes]) -> None:
             encoder=PlainEncoder(job.export, job.columns),
             fingerprint=lambda record: record_fingerprint(record, fingerprinter),
         ):
-            pickle.dump(produced, output, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(_to_wire(produced), output, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.dump(_End(), output, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         connection.close()

@@ -45,7 +45,8 @@ from omnisync.engine.results import (
     RunResult,
 )
 from omnisync.engine.settle import settle_inflight
-from omnisync.engine.staging import LedgerUnreadable, StagedExport, stage_export
+from omnisync.engine.staged import StagedExport
+from omnisync.engine.staging import LedgerUnreadable, stage_export
 from omnisync.omnisend.errors import OmnisendError
 from omnisync.sources.errors import SourceError
 from omnisync.state import LedgerStore, StateError

@@ -41,10 +41,10 @@ from pathlib import Path
 
 from omnisync.config.model import Config, Export
 from omnisync.engine.diff import run_diff
+from omnisync.engine.staged import StagedExport
 from omnisync.engine.stagesql import email_sql, ledger_has_entries
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.mapping import normalise_email
-from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem
 from omnisync.sources import SegmentReader, open_segment
 from omnisync.sources.columns import require_columns
 from omnisync.sources.errors import SourceError
@@ -59,6 +59,16 @@ from omnisync.sources.sqlite import (
 )
 from omnisync.state.sqlite import state_path
 
+__all__ = [
+    "LEDGER_TABLE_DDL",
+    "LedgerUnreadable",
+    "StagedExport",
+    "StagingFailed",
+    "StagingSettings",
+    "ledger_path_for",
+    "stage_export",
+]
+
 #: The ledger table's shape (docs/ARCHITECTURE.md, "Export engine"); used to
 #: stand in an empty ledger when there is no state database yet.
 LEDGER_TABLE_DDL = (
@@ -67,10 +77,6 @@ LEDGER_TABLE_DDL = (
     "PRIMARY KEY (export, email)) WITHOUT ROWID"
 )
 _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
-
-#: A raw work record (see :meth:`StagedExport.work_records`).
-WorkRecord = tuple[object, ...]
-_new_tuple = tuple.__new__
 
 
 class LedgerUnreadable(Exception):
@@ -111,132 +117,9 @@ class StagingSettings:
     fetch_size: int = 2_000
 
 
-def work_records_sql(column_count: int, *, schema: str) -> str:
-    """The query of :meth:`StagedExport.work_records` over the scratch database as ``schema``."""
-    values = ", ".join(f"s.c{index}" for index in range(column_count))
-    return (
-        "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
-        f"w.needs_tag, {values} FROM {schema}.work AS w "
-        f"JOIN {schema}.stage AS s ON s.seq = w.seq ORDER BY w.seq"
-    )
-
-
-def record_fingerprint(record: WorkRecord, fingerprinter: Fingerprinter) -> int:
-    """The fingerprint of a work record (see :meth:`StagedExport.work_records`)."""
-    fingerprint = record[1]
-    if fingerprint is None:
-        # Not computed while staging when nothing needed it (see the module).
-        return fingerprinter(*record[6:])
-    assert isinstance(fingerprint, int)
-    return fingerprint
-
-
 def ledger_path_for(config: Config) -> Path:
     """Where the ledger of ``config`` lives: the state store under ``daemon.state_dir``."""
     return state_path(config.daemon.state_dir)
-
-
-class StagedExport:
-    """A staged, diffed export: counts, samples, and streams of the work to do.
-
-    Valid only inside :func:`stage_export`'s ``with`` block. Not thread-safe:
-    use it from one thread at a time (any thread).
-    """
-
-    def __init__(
-        self,
-        connection: sqlite3.Connection,
-        *,
-        export: Export,
-        source_name: str,
-        columns: tuple[str, ...],
-        counts: StageCounts,
-        duplicates_sample: tuple[str, ...],
-        missing_email_rows: tuple[int, ...],
-        fetch_size: int,
-        timings: Mapping[str, float],
-        fingerprinter: Fingerprinter,
-        scratch: Path,
-    ) -> None:
-        self._connection = connection
-        #: The scratch database holding the ``stage`` and ``work`` tables (see
-        #: :data:`WORK_RECORDS_SQL`); it does not change while the staging lives.
-        self.scratch = scratch
-        self._fingerprinter = fingerprinter
-        self.export = export
-        self.source_name = source_name
-        self.columns = columns
-        self.counts = counts
-        self.duplicates_sample = duplicates_sample
-        self.missing_email_rows = missing_email_rows
-        self.fetch_size = fetch_size
-        #: seconds spent per phase (stage, index, duplicates, work, ...)
-        self.timings = timings
-
-    def work(self) -> Iterator[WorkItem]:
-        """Members that need an upsert and/or the tag, in segment order.
-
-        ``item.row`` maps each of :attr:`columns` to the row's raw value. May
-        be iterated more than once; each pass reads the materialised work.
-        """
-        work_item = self.work_item
-        for records in self.work_records():
-            for record in records:
-                yield work_item(record)
-
-    def work_records(self) -> Iterator[list[WorkRecord]]:
-        """:meth:`work` as lists of raw records, for a loop that wants no object per member.
-
-        A record is ``(email, fingerprint, in_ledger, tag_on, needs_upsert,
-        needs_tag, *values)`` with the values in :attr:`columns` order;
-        ``fingerprint`` is ``None`` when staging did not compute it (see the
-        module): :meth:`fingerprint` gives it. :meth:`work_item` turns a
-        record into the :class:`~omnisync.planning.WorkItem` :meth:`work`
-        yields.
-        """
-        cursor = self._connection.execute(work_records_sql(len(self.columns), schema="scratch"))
-        try:
-            while records := cursor.fetchmany(self.fetch_size):
-                yield records
-        finally:
-            cursor.close()
-
-    def fingerprint(self, record: WorkRecord) -> int:
-        """The fingerprint of a :meth:`work_records` record's values."""
-        return record_fingerprint(record, self._fingerprinter)
-
-    def work_item(self, record: WorkRecord) -> WorkItem:
-        """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
-        fingerprint = record[1]
-        values = record[6:]
-        if fingerprint is None:
-            fingerprint = self._fingerprinter(*values)
-        # WorkItem(...) without its Python-level __new__: once per member.
-        return _new_tuple(
-            WorkItem,
-            (
-                record[0],
-                fingerprint,
-                bool(record[2]),
-                record[3],
-                bool(record[4]),
-                bool(record[5]),
-                SourceRow(self.columns, values),
-            ),
-        )
-
-    def leavers(self) -> Iterator[Leaver]:
-        """Ledger members who left the segment and carry a tag to remove, by e-mail.
-
-        Empty when the export's ``on_leave`` is ``keep``.
-        """
-        cursor = self._connection.execute("SELECT email, tag FROM temp.leavers ORDER BY email")
-        try:
-            while batch := cursor.fetchmany(self.fetch_size):
-                for email, tag in batch:
-                    yield Leaver(email, tag)
-        finally:
-            cursor.close()
 
 
 @contextmanager

@@ -1,0 +1,144 @@
+"""A staged, diffed export, as :func:`~omnisync.engine.staging.stage_export` yields it.
+
+:class:`StagedExport` reads what the staging materialised: the counts and
+samples, the work (as :class:`~omnisync.planning.WorkItem`s, or as raw
+:data:`~omnisync.planning.WorkRecord`s for a loop that wants no object per
+member) and the leavers. ``stage`` and ``work`` are in the scratch database
+(:attr:`StagedExport.scratch`), which :func:`work_records_sql` also lets
+another connection read (see :mod:`omnisync.engine.producer`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from omnisync.config.model import Export
+from omnisync.fingerprint import Fingerprinter
+from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem, WorkRecord
+
+_new_tuple = tuple.__new__
+
+
+def work_records_sql(column_count: int, *, schema: str) -> str:
+    """The query of :meth:`StagedExport.work_records` over the scratch database as ``schema``."""
+    values = ", ".join(f"s.c{index}" for index in range(column_count))
+    return (
+        "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
+        f"w.needs_tag, {values} FROM {schema}.work AS w "
+        f"JOIN {schema}.stage AS s ON s.seq = w.seq ORDER BY w.seq"
+    )
+
+
+def record_fingerprint(record: WorkRecord, fingerprinter: Fingerprinter) -> int:
+    """The fingerprint of a work record (see :meth:`StagedExport.work_records`)."""
+    fingerprint = record[1]
+    if fingerprint is None:
+        # Not computed while staging when nothing needed it (see the module).
+        return fingerprinter(*record[6:])
+    assert isinstance(fingerprint, int)
+    return fingerprint
+
+
+class StagedExport:
+    """A staged, diffed export: counts, samples, and streams of the work to do.
+
+    Valid only inside :func:`~omnisync.engine.staging.stage_export`'s ``with``
+    block. Not thread-safe: use it from one thread at a time (any thread).
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        *,
+        export: Export,
+        source_name: str,
+        columns: tuple[str, ...],
+        counts: StageCounts,
+        duplicates_sample: tuple[str, ...],
+        missing_email_rows: tuple[int, ...],
+        fetch_size: int,
+        timings: Mapping[str, float],
+        fingerprinter: Fingerprinter,
+        scratch: Path,
+    ) -> None:
+        self._connection = connection
+        #: The scratch database holding the ``stage`` and ``work`` tables (see
+        #: :data:`WORK_RECORDS_SQL`); it does not change while the staging lives.
+        self.scratch = scratch
+        self._fingerprinter = fingerprinter
+        self.export = export
+        self.source_name = source_name
+        self.columns = columns
+        self.counts = counts
+        self.duplicates_sample = duplicates_sample
+        self.missing_email_rows = missing_email_rows
+        self.fetch_size = fetch_size
+        #: seconds spent per phase (stage, index, duplicates, work, ...)
+        self.timings = timings
+
+    def work(self) -> Iterator[WorkItem]:
+        """Members that need an upsert and/or the tag, in segment order.
+
+        ``item.row`` maps each of :attr:`columns` to the row's raw value. May
+        be iterated more than once; each pass reads the materialised work.
+        """
+        work_item = self.work_item
+        for records in self.work_records():
+            for record in records:
+                yield work_item(record)
+
+    def work_records(self) -> Iterator[list[WorkRecord]]:
+        """:meth:`work` as lists of raw records, for a loop that wants no object per member.
+
+        A record is ``(email, fingerprint, in_ledger, tag_on, needs_upsert,
+        needs_tag, *values)`` with the values in :attr:`columns` order;
+        ``fingerprint`` is ``None`` when staging did not compute it (see the
+        module): :meth:`fingerprint` gives it. :meth:`work_item` turns a
+        record into the :class:`~omnisync.planning.WorkItem` :meth:`work`
+        yields.
+        """
+        cursor = self._connection.execute(work_records_sql(len(self.columns), schema="scratch"))
+        try:
+            while records := cursor.fetchmany(self.fetch_size):
+                yield records
+        finally:
+            cursor.close()
+
+    def fingerprint(self, record: WorkRecord) -> int:
+        """The fingerprint of a :meth:`work_records` record's values."""
+        return record_fingerprint(record, self._fingerprinter)
+
+    def work_item(self, record: WorkRecord) -> WorkItem:
+        """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
+        fingerprint = record[1]
+        values = record[6:]
+        if fingerprint is None:
+            fingerprint = self._fingerprinter(*values)
+        # WorkItem(...) without its Python-level __new__: once per member.
+        return _new_tuple(
+            WorkItem,
+            (
+                record[0],
+                fingerprint,
+                bool(record[2]),
+                record[3],
+                bool(record[4]),
+                bool(record[5]),
+                SourceRow(self.columns, values),
+            ),
+        )
+
+    def leavers(self) -> Iterator[Leaver]:
+        """Ledger members who left the segment and carry a tag to remove, by e-mail.
+
+        Empty when the export's ``on_leave`` is ``keep``.
+        """
+        cursor = self._connection.execute("SELECT email, tag FROM temp.leavers ORDER BY email")
+        try:
+            while batch := cursor.fetchmany(self.fetch_size):
+                for email, tag in batch:
+                    yield Leaver(email, tag)
+        finally:
+            cursor.close()
