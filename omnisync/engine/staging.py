@@ -31,6 +31,7 @@ printable ASCII are normalised by SQLite itself
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -95,8 +96,8 @@ class StagingFailed(SourceError):
 
 
 _SCRATCH_HINT = (
-    "staging tables live in a temporary file: check free space and that "
-    "$SQLITE_TMPDIR, /var/tmp or /tmp is writable"
+    "staging tables live in temporary files: check free space and that "
+    "$TMPDIR (or /tmp) and $SQLITE_TMPDIR (or /var/tmp, /tmp) are writable"
 )
 _SCRATCH_ERROR_CODES = frozenset(
     {sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR}
@@ -109,12 +110,15 @@ class StagingSettings:
 
     ``cache_kib`` bounds the temp tables' page cache (memory); ``sample_size``
     is how many masked examples are kept; ``fetch_size`` how many rows
-    :meth:`StagedExport.work` fetches at a time.
+    :meth:`StagedExport.work` fetches at a time; ``scratch_parent`` is where
+    the private scratch directory is made (``None``: Python's temporary
+    directory, ``$TMPDIR`` or ``/tmp``).
     """
 
     cache_kib: int = 65_536
     sample_size: int = 5
     fetch_size: int = 2_000
+    scratch_parent: Path | None = None
 
 
 def ledger_path_for(config: Config) -> Path:
@@ -154,7 +158,7 @@ def stage_export(
     reader = open_segment(
         config, export.segment, environ=environ, credentials_directory=credentials_directory
     )
-    with tempfile.TemporaryDirectory(prefix="omnisync-stage-") as directory:
+    with _scratch_directory(settings, segment=reader.segment, source=reader.source) as directory:
         if isinstance(reader, SqliteReader):
             connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
         else:
@@ -166,10 +170,28 @@ def stage_export(
                 export,
                 ledger=ledger,
                 settings=settings,
-                scratch=Path(directory) / "stage.sqlite3",
+                scratch=directory / "stage.sqlite3",
             )
         finally:
             connection.close()
+
+
+@contextmanager
+def _scratch_directory(settings: StagingSettings, *, segment: str, source: str) -> Iterator[Path]:
+    """A private (0700) directory for the scratch database, removed with what is in it."""
+    try:
+        directory = tempfile.mkdtemp(prefix="omnisync-stage-", dir=settings.scratch_parent)
+    except OSError as error:
+        where = settings.scratch_parent or tempfile.gettempdir()
+        raise StagingFailed(
+            f"cannot make a scratch directory in {where}: {error.strerror or error}",
+            segment=segment,
+            source=source,
+        ) from error
+    try:
+        yield Path(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _stage(

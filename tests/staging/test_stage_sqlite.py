@@ -12,6 +12,8 @@ from omnisync.config.model import FieldMapping
 from omnisync.engine.staging import (
     LEDGER_TABLE_DDL,
     LedgerUnreadable,
+    StagingFailed,
+    StagingSettings,
     ledger_path_for,
     stage_export,
 )
@@ -255,6 +257,36 @@ def test_a_missing_source_file(tmp_path: Path) -> None:
     config = make_config(source_path=tmp_path / "gone.sqlite", state_dir=tmp_path)
     with pytest.raises(SourceError, match="database file not found"), stage_export(config, "vip"):
         pass
+
+
+def test_no_room_for_the_scratch_database_is_a_staging_failure_naming_where(
+    source: Path, ledger: Path, tmp_path: Path
+) -> None:
+    config = make_config(source_path=source, state_dir=ledger.parent, exports=[EXPORT])
+    nowhere = tmp_path / "not-a-directory"
+    nowhere.write_text("a file, not a directory")
+    settings = StagingSettings(scratch_parent=nowhere)
+    with (
+        pytest.raises(StagingFailed) as caught,
+        stage_export(config, "vip", settings=settings),
+    ):
+        pytest.fail("stage_export yielded without a scratch directory")
+    assert f"cannot make a scratch directory in {nowhere}" in str(caught.value)
+    assert "$TMPDIR" in str(caught.value)
+    assert (caught.value.segment, caught.value.source) == ("vip", "cdp")
+
+
+def test_the_scratch_directory_is_private_and_removed_afterwards(
+    source: Path, ledger: Path, tmp_path: Path
+) -> None:
+    config = make_config(source_path=source, state_dir=ledger.parent, exports=[EXPORT])
+    parent = tmp_path / "scratch"
+    parent.mkdir()
+    with stage_export(config, "vip", settings=StagingSettings(scratch_parent=parent)) as staged:
+        assert staged.scratch.parent.parent == parent
+        assert staged.scratch.is_file()
+        assert staged.scratch.parent.stat().st_mode & 0o777 == 0o700
+    assert list(parent.iterdir()) == []
 
 
 def test_an_unknown_export_name(source: Path, tmp_path: Path) -> None:
