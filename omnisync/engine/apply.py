@@ -295,7 +295,8 @@ def apply_work(
                 else None
             )
             actions = tally.add(item, outcome)
-            attempt.items_seen += 1
+            # An item counts as seen once its work is queued: one the pipeline
+            # refused (a stop) stays unreached, so the run reports it pending.
             if actions.upsert:
                 assert outcome is not None and isinstance(outcome.result, ContactWrite)
                 write = outcome.result
@@ -305,13 +306,16 @@ def apply_work(
                 recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
                 if not main.upsert(write, then_tag=actions.tag):
                     return False
+                attempt.items_seen += 1
                 attempt.upserts_queued += 1
                 attempt.then_tag_queued += actions.tag
             elif actions.tag:
                 if not main.add_tag(item.email):
                     return False
+                attempt.items_seen += 1
                 attempt.tag_adds_queued += 1
             else:
+                attempt.items_seen += 1
                 attempt.invalid += 1
                 return True
             if actions.remove_old_tag is not None:
@@ -324,13 +328,13 @@ def apply_work(
             """A batch of plain upserts; ``False`` once the pipeline takes no more."""
             emails = produced.batch.emails
             tally.add_plain_batch(emails, in_ledger=produced.in_ledger, tag=produced.then_tag)
-            attempt.items_seen += len(emails)
             recorder.expect_many(emails, produced.fingerprints, produced.then_tag)
             tagged = frozenset(
                 email for email, then_tag in zip(emails, produced.then_tag, strict=True) if then_tag
             )
             if not main.upsert_batch(produced.batch, then_tag=tagged):
-                return False
+                return False  # stopped: the batch stays unreached, pending
+            attempt.items_seen += len(emails)
             attempt.upserts_queued += len(emails)
             attempt.then_tag_queued += len(tagged)
             return True

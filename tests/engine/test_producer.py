@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,6 +19,7 @@ import pytest
 from omnisync.emulator import Emulator
 from omnisync.engine.plainbatches import OtherWork, PlainBatch, Produced
 from omnisync.engine.producer import ProducerFailed, produce_work
+from omnisync.engine.results import Phase, RunCounts
 from omnisync.engine.runner import ExportRunner, RunnerSettings
 from omnisync.engine.staging import stage_export
 from tests.engine.conftest import Setup
@@ -103,6 +105,46 @@ def test_a_run_whose_work_a_helper_produced_delivers_it_all(plain_setup: Setup) 
     assert contacts["person0@example.com"]["firstName"] == "Олена"
     assert contacts["person1@example.com"]["countryCode"] == "PL"
     assert plain_setup.emulator.welcome_messages() == []
+    assert producer_processes() == []
+
+
+class StopAtFirstAcknowledgement:
+    """A progress listener that asks the run to stop once Omnisend acknowledged something."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+        pass
+
+    def counts_updated(self, counts: RunCounts) -> None:
+        if counts.upserted:
+            self.stop.set()
+
+
+@pytest.mark.parametrize("producer_min_work", [IN_PROCESS, HELPER])
+def test_a_run_stopped_while_handing_batches_on_leaves_the_rest_pending(
+    setup: Setup, producer_min_work: int
+) -> None:
+    setup.rewrite(consent=False)
+    write_segment(setup.database, people(3000))
+    settings = RunnerSettings(producer_min_work=producer_min_work, max_batches_in_flight=2)
+    with setup.store() as store, setup.pool() as pool:
+        runner = ExportRunner(
+            setup.config(), store=store, clients=pool, clock=setup.clock, settings=settings
+        )
+        stop = threading.Event()
+        first = runner.run(
+            "members", trigger="test", stop=stop, progress=StopAtFirstAcknowledgement(stop)
+        )
+        assert first.status == "partial", first.error
+        assert 0 < first.counts.upserted < 3000
+        # Nothing handed on is lost from the count: what was not upserted is pending.
+        assert first.counts.upserted + first.counts.pending >= 3000
+        second = runner.run("members", trigger="test")
+    assert second.status == "succeeded", second.error
+    assert first.counts.upserted + second.counts.upserted == 3000
+    assert len(setup.emulator.contacts()) == 3000
     assert producer_processes() == []
 
 
