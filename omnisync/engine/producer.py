@@ -33,7 +33,7 @@ import pickle
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import IO
 from urllib.parse import quote
@@ -48,6 +48,9 @@ from omnisync.plainwrite import PlainEncoder
 #: From how many work items on a run's records are produced by a helper process
 #: (below it, starting one costs more than it saves).
 PROCESS_MIN_WORK = 10_000
+
+#: How the helper process is started: this interpreter, this package.
+HELPER_COMMAND = (sys.executable, "-m", "omnisync.engine.producer")
 
 
 class ProducerFailed(Exception):
@@ -81,12 +84,14 @@ def produce_work(
     *,
     export: Export,
     process_min_work: int = PROCESS_MIN_WORK,
+    helper_command: Sequence[str] = HELPER_COMMAND,
 ) -> Generator[Produced, None, None]:
     """The work of ``staged``: batches of plain upserts and the records to go the general way.
 
-    In a helper process from ``process_min_work`` work items on (see the
-    module), in this one below. Raises :class:`ProducerFailed` when the
-    helper fails. Close the iterator (or exhaust it) to end the helper.
+    In a helper process (started with ``helper_command``) from
+    ``process_min_work`` work items on (see the module), in this one below.
+    Raises :class:`ProducerFailed` when the helper cannot start or fails.
+    Close the iterator (or exhaust it) to end the helper.
     """
     if staged.counts.work < process_min_work:
         return plain_batches(
@@ -100,15 +105,21 @@ def produce_work(
         export=export,
         fetch_size=staged.fetch_size,
     )
-    return _from_helper(job)
+    return _from_helper(job, helper_command)
 
 
-def _from_helper(job: ProducerJob) -> Generator[Produced, None, None]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "omnisync.engine.producer"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
+def _from_helper(job: ProducerJob, command: Sequence[str]) -> Generator[Produced, None, None]:
+    try:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+    except OSError as error:
+        raise ProducerFailed(
+            f"cannot start the process producing the run's work ({command[0]}): "
+            f"{error.strerror or error}"
+        ) from error
     try:
         assert process.stdin is not None and process.stdout is not None
         try:

@@ -158,6 +158,18 @@ def test_a_helper_that_cannot_read_the_work_fails_the_iteration_and_says_why(
     assert producer_processes() == []
 
 
+def test_a_helper_that_cannot_start_fails_the_iteration_and_says_why(
+    plain_setup: Setup, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-python"
+    with stage_export(plain_setup.config(), "members") as staged:
+        work = produce_work(
+            staged, export=staged.export, process_min_work=HELPER, helper_command=[str(missing)]
+        )
+        with pytest.raises(ProducerFailed, match=f"cannot start .*{missing}.*No such file"):
+            next(work)
+
+
 def test_closing_the_work_early_ends_the_helper(plain_setup: Setup) -> None:
     with (
         stage_export(plain_setup.config(), "members") as staged,
