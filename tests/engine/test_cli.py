@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from tests.engine.conftest import Setup
 from tests.engine.helpers import (
     TAG_ADDS,
@@ -39,7 +41,13 @@ def export_run(
     return done.returncode, json.loads(done.stdout), done.stderr
 
 
-def test_plan_matches_what_the_following_run_does_count_for_count(setup: Setup) -> None:
+@pytest.mark.parametrize("consent", [True, False], ids=["consent mapped", "no consent"])
+def test_plan_matches_what_the_following_run_does_count_for_count(
+    setup: Setup, consent: bool
+) -> None:
+    # Without consent every valid row is plain (omnisync.plainwrite), with it
+    # only rows already in the ledger: the plan maps every row the general way.
+    setup.rewrite(consent=consent)
     rows = [*people(400), person(990, email="no-at-sign"), person(991, email=None)]
     write_segment(setup.database, rows)
     code, _, _ = export_run(setup)
