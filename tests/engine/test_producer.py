@@ -170,6 +170,23 @@ def test_a_helper_that_cannot_start_fails_the_iteration_and_says_why(
             next(work)
 
 
+def test_the_helper_lets_the_run_decide_on_interrupts_and_stop_signals(
+    plain_setup: Setup,
+) -> None:
+    with stage_export(plain_setup.config(), "members") as staged:
+        export = staged.export
+        here = [
+            comparable(p) for p in produce_work(staged, export=export, process_min_work=IN_PROCESS)
+        ]
+        with closing(produce_work(staged, export=export, process_min_work=HELPER)) as work:
+            there = [comparable(next(work))]
+            [helper] = producer_processes()
+            os.kill(helper, signal.SIGINT)  # a Ctrl-C reaches the whole process group
+            os.kill(helper, signal.SIGTERM)  # systemd stops the whole cgroup
+            there.extend(comparable(p) for p in work)
+    assert there == here
+
+
 def test_closing_the_work_early_ends_the_helper(plain_setup: Setup) -> None:
     with (
         stage_export(plain_setup.config(), "members") as staged,
