@@ -24,7 +24,7 @@ and the pipe is private, so pickle is safe here.
 - The run stops early (a stop, a pipeline that takes no more, an error):
   closing the iterator kills the helper.
 - The run is killed (SIGKILL included): the helper's next write finds the
-  pipe closed and it exits. SIGINT and SIGTERM are ignored by the helper: a
+  pipe closed and it exits. SIGINT, SIGTERM and SIGHUP are ignored by the helper: a
   Ctrl-C or a service stop signals the run's whole process group or cgroup,
   and the run, not its helper, decides how to stop.
 """
@@ -205,11 +205,11 @@ def run_job(job: ProducerJob, output: IO[bytes]) -> None:
 def main() -> int:
     """``python -m omnisync.engine.producer``: one job from stdin, its work to stdout."""
     # The run decides when its helper ends (it kills it, or it goes and the
-    # pipe closes). A Ctrl-C reaches the terminal's whole process group, and
-    # systemd's stop signals the service's whole cgroup: the run then stops at
-    # a batch boundary, and its helper must not die under it meanwhile.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # pipe closes). A Ctrl-C (or a closed terminal's hang-up) reaches the whole
+    # process group, and systemd's stop signals the service's whole cgroup: the
+    # run then stops at a batch boundary, and its helper must not die under it.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     output = sys.stdout.buffer
     try:
         job = pickle.load(sys.stdin.buffer)  # noqa: S301 - the run's own pipe

@@ -183,6 +183,7 @@ def test_the_helper_lets_the_run_decide_on_interrupts_and_stop_signals(
             [helper] = producer_processes()
             os.kill(helper, signal.SIGINT)  # a Ctrl-C reaches the whole process group
             os.kill(helper, signal.SIGTERM)  # systemd stops the whole cgroup
+            os.kill(helper, signal.SIGHUP)  # a terminal closed under a foreground daemon
             there.extend(comparable(p) for p in work)
     assert there == here
 
