@@ -10,9 +10,11 @@ through httpx. :class:`PlainHttpSession` keeps that lean path honest:
 - An idle connection the server has closed is noticed before it is used
   (its socket reads as ready: end of stream) and dropped. If the server
   closes it just as a request goes out (the send fails with a broken pipe
-  or a reset, or the server hangs up without a byte of answer), the request
-  is sent once more on a fresh connection: that only ever happens on a
-  reused connection, and is the one retry made here. Every other failure is
+  or a reset; or the server hangs up without a byte of answer, for a GET,
+  HEAD, PUT or DELETE only: a POST it may have acted on is not repeated
+  here), the request is sent once more on a fresh connection: that only
+  ever happens on a reused connection, and is the one retry made here.
+  Every other failure is
   raised as :class:`~omnisync.omnisend.session.SessionTransportError` for
   the client's retry policy to judge.
 - A connection that failed, or whose answer said ``Connection: close``, is
