@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
@@ -279,7 +280,7 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
     limit = _int_parameter(query, "limit", default=100, low=1, high=250)
     date_from, date_to = _date_parameter(query, "dateFrom"), _date_parameter(query, "dateTo")
     with brand.lock:
-        selected = [
+        matching = (
             batch
             for batch in reversed(brand.batches.values())
             if batch.endpoint == endpoint
@@ -288,7 +289,11 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
                 date_from is None or datetime.fromtimestamp(batch.created, UTC).date() >= date_from
             )
             and (date_to is None or datetime.fromtimestamp(batch.created, UTC).date() <= date_to)
-        ]
+        )
+        # Newest first, and no further than the page and one more (to know of a
+        # next page): a client polling the first page of ten thousand batches
+        # costs a page, not ten thousand.
+        selected = list(islice(matching, offset + limit + 1))
         page = [render_batch(batch) for batch in selected[offset : offset + limit]]
     kept = {k: v for k, v in query.items() if k not in ("offset", "limit")}
 
