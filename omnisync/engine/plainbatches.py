@@ -78,12 +78,15 @@ def plain_batches(
                 others.append(record)
                 continue
             email = record[0]
+            if not isinstance(email, str):
+                others.append(record)
+                continue
             known = bool(record[2])
-            item = encode(record[6:], email, in_ledger=known) if email.__class__ is str else None
+            item = encode(record[6:], email, in_ledger=known)
             if item is None or ENVELOPE_BYTES + len(item) > max_bytes:
                 others.append(record)  # the general path words it (or refuses it)
                 continue
-            full = packer.pack_encoded(email, item)  # type: ignore[arg-type]
+            full = packer.pack_encoded(email, item)
             if full is not None:
                 count = len(full)
                 yield PlainBatch(

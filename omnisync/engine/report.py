@@ -201,20 +201,9 @@ class PlanTally:
             for warning in outcome.warnings:
                 self._warnings.note(warning, item.email)
         actions = item_actions(item, valid=not invalid)
-        if actions.upsert:
-            if item.in_ledger:
-                self._upsert_changed += 1
-                self._sample("changed", item.email)
-            else:
-                self._upsert_new += 1
-                if self._upsert_new <= self._sample_size:
-                    self._sample("new", item.email)
-        if actions.tag:
-            self._tag += 1
-            if self._tag <= self._sample_size:
-                self._sample("tag", item.email)
-            if actions.remove_old_tag is not None:
-                self._retag += 1
+        self._count(item.email, upsert=actions.upsert, in_ledger=item.in_ledger, tag=actions.tag)
+        if actions.tag and actions.remove_old_tag is not None:
+            self._retag += 1
         return actions
 
     def add_plain_upsert(self, email: str, *, in_ledger: bool, tag: bool) -> None:
@@ -223,17 +212,7 @@ class PlanTally:
         The same counts and samples as :meth:`add` of such an item with its
         contact write, without building either (the first run's hot path).
         """
-        if in_ledger:
-            self._upsert_changed += 1
-            self._sample("changed", email)
-        else:
-            self._upsert_new += 1
-            if self._upsert_new <= self._sample_size:
-                self._sample("new", email)
-        if tag:
-            self._tag += 1
-            if self._tag <= self._sample_size:
-                self._sample("tag", email)
+        self._count(email, upsert=True, in_ledger=in_ledger, tag=tag)
 
     def add_plain_batch(
         self, emails: Sequence[str], *, in_ledger: Sequence[bool], tag: Sequence[bool]
@@ -286,6 +265,21 @@ class PlanTally:
             samples={action: tuple(emails) for action, emails in self._samples.items()},
             max_profiles=export.max_profiles,
         )
+
+    def _count(self, email: str, *, upsert: bool, in_ledger: bool, tag: bool) -> None:
+        """Count (and sample) one member's upsert and tag actions."""
+        if upsert:
+            if in_ledger:
+                self._upsert_changed += 1
+                self._sample("changed", email)
+            else:
+                self._upsert_new += 1
+                if self._upsert_new <= self._sample_size:
+                    self._sample("new", email)
+        if tag:
+            self._tag += 1
+            if self._tag <= self._sample_size:
+                self._sample("tag", email)
 
     def _sample(self, action: str, email: str) -> None:
         sample = self._samples[action]

@@ -112,21 +112,17 @@ class StagedExport:
 
     def work_item(self, record: WorkRecord) -> WorkItem:
         """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
-        fingerprint = record[1]
-        values = record[6:]
-        if fingerprint is None:
-            fingerprint = self._fingerprinter(*values)
         # WorkItem(...) without its Python-level __new__: once per member.
         return _new_tuple(
             WorkItem,
             (
                 record[0],
-                fingerprint,
+                record_fingerprint(record, self._fingerprinter),
                 bool(record[2]),
                 record[3],
                 bool(record[4]),
                 bool(record[5]),
-                SourceRow(self.columns, values),
+                SourceRow(self.columns, record[6:]),
             ),
         )
 
