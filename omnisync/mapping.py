@@ -58,6 +58,7 @@ __all__ = [
     "MappingOutcome",
     "MappingPlan",
     "_email_problem_in_detail",
+    "column_positions",
     "consent_status",
     "consent_time",
     "email_problem",
@@ -172,15 +173,9 @@ class MappingPlan:
     """
 
     def __init__(self, export: Export, columns: Sequence[str] | None = None) -> None:
-        read = fingerprint_columns(export)
         self.export = export
-        self.columns = tuple(read if columns is None else columns)
-        position: dict[str, int] = {}
-        for index, column in enumerate(self.columns):
-            position.setdefault(column, index)
-        missing = [column for column in read if column not in position]
-        if missing:
-            raise ValueError(f"the row lacks the mapped column(s) {', '.join(missing)}")
+        self.columns = tuple(fingerprint_columns(export) if columns is None else columns)
+        position = column_positions(export, self.columns)
         mapping = export.mapping
         self._email = position[mapping.email]
         self._fields = tuple(
@@ -349,6 +344,18 @@ class MappingPlan:
             user_agent=None if user_agent_at is None else _optional_text(values[user_agent_at]),
             source=source,
         )
+
+
+def column_positions(export: Export, columns: Sequence[str]) -> dict[str, int]:
+    """Column -> its (first) index in ``columns``; ``ValueError`` when a column the
+    export's mapping reads is not among them."""
+    position: dict[str, int] = {}
+    for index, column in enumerate(columns):
+        position.setdefault(column, index)
+    missing = [column for column in fingerprint_columns(export) if column not in position]
+    if missing:
+        raise ValueError(f"the row lacks the mapped column(s) {', '.join(missing)}")
+    return position
 
 
 def _position_of(position: Mapping[str, int], column: str | None) -> int | None:

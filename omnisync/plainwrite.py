@@ -29,13 +29,13 @@ import orjson
 from omnisync.config.model import Export
 from omnisync.countries import country_code
 from omnisync.emails import email_problem
-from omnisync.fingerprint import fingerprint_columns
 from omnisync.mapping import (
     CUSTOM_PROPERTY_NAME,
     MAX_CUSTOM_PROPERTIES,
     MAX_CUSTOM_PROPERTY_LENGTH,
     MAX_FIELD_LENGTH,
     OMNISEND_FIELDS,
+    column_positions,
 )
 from omnisync.sourcevalues import text_value
 
@@ -54,12 +54,7 @@ class PlainEncoder:
     """
 
     def __init__(self, export: Export, columns: Sequence[str]) -> None:
-        position: dict[str, int] = {}
-        for index, column in enumerate(columns):
-            position.setdefault(column, index)
-        missing = [column for column in fingerprint_columns(export) if column not in position]
-        if missing:
-            raise ValueError(f"the row lacks the mapped column(s) {', '.join(missing)}")
+        position = column_positions(export, columns)
         mapping = export.mapping
         # The body's fields in the order contact_body writes them (sorted by
         # Omnisend name); "countryCode" sorts right after "country".

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from omnisync.clock import Clock
 from omnisync.engine.intents import IntentRecordingClient, without_repeated_consent
 from omnisync.engine.plainbatches import PlainBatch
-from omnisync.engine.producer import PROCESS_MIN_WORK, produce_work
+from omnisync.engine.producer import produce_work
 from omnisync.engine.report import PlanTally
 from omnisync.engine.staged import StagedExport
 from omnisync.mapping import MappingPlan
@@ -234,7 +234,7 @@ class PipelineSettings:
     poll_interval: float
     max_batches_in_flight: int
     stop_grace: float
-    producer_min_work: int = PROCESS_MIN_WORK
+    producer_min_work: int
 
 
 def apply_work(
