@@ -57,7 +57,7 @@ class SessionTransportError(Exception):
 
 def failure_reason(error: BaseException) -> str:
     """``"<type>: <message>"`` for a transport failure (just the type when it has no message)."""
-    return f"{type(error).__name__}: {error}".rstrip(": ")[:MAX_REASON_CHARS]
+    return f"{type(error).__name__}: {error}".rstrip(": ")
 
 
 class AnswerHeaders:
