@@ -16,14 +16,22 @@ def ledger_has_entries(connection: sqlite3.Connection, export: str) -> bool:
 def email_sql(column: str) -> str:
     """SQL for ``omnisync_email(column)`` that leaves the common case to SQLite.
 
-    Text of printable ASCII (one byte per character, no NUL, all within
-    space..tilde) has no whitespace but spaces and only ASCII letters, so
-    SQLite's ``lower(trim(x))`` (empty becomes NULL) is exactly
-    :func:`omnisync.mapping.normalise_email`; anything else calls it.
+    For ASCII text (one byte per character and no NUL, which ``length``
+    stops at), :func:`omnisync.mapping.normalise_email` is ``lower(trim(x,
+    <the ASCII characters str.strip removes>))``, empty becoming NULL:
+    Python's ``lower`` changes only ``A``-``Z`` there, as SQLite's does.
+    Anything else calls the function. (A ``GLOB`` for printable ASCII cost
+    more than the rest of the expression together: ~0.7 s a million rows.)
     """
     return (
         f"CASE WHEN typeof({column}) = 'text' "
         f"AND length({column}) = length(CAST({column} AS BLOB)) "
-        f"AND {column} NOT GLOB '*[^ -~]*' "
-        f"THEN nullif(lower(trim({column})), '') ELSE omnisync_email({column}) END"
+        f"THEN nullif(lower(trim({column}, {_ASCII_WHITESPACE})), '') "
+        f"ELSE omnisync_email({column}) END"
     )
+
+
+#: The ASCII characters ``str.strip()`` removes (``str.isspace``), as SQL.
+_ASCII_WHITESPACE = "char({})".format(
+    ", ".join(str(code) for code in range(128) if chr(code).isspace())
+)
