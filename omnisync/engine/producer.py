@@ -11,10 +11,13 @@ omnisync.engine.producer``, and the run's process only hands the batches on:
 the two work on two cores.
 
 The helper gets its job (the scratch database's path, the columns, the
-export) as one pickle on its standard input, reads the work records from the
-staging's scratch database (read-only and immutable: the staging writes no
-more to it), and writes one pickle per :data:`~omnisync.engine.plainbatches.Produced`
-(as plain tuples) to its standard output, then an end mark. The pipe is the backpressure: the
+export) as one pickled message on its standard input, reads the work records
+from the staging's scratch database (read-only and immutable: the staging
+writes no more to it), and writes one pickled message per
+:data:`~omnisync.engine.plainbatches.Produced` (as plain tuples) to its
+standard output, then an end mark. Messages are length-prefixed
+(:class:`multiprocessing.connection.Connection`), so a write cut short by a
+stop and continue never shifts the stream. The pipe is the backpressure: the
 helper blocks while the run has not taken what it wrote. Both sides are ours
 and the pipe is private, so pickle is safe here.
 
@@ -31,6 +34,7 @@ and the pipe is private, so pickle is safe here.
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import sqlite3
@@ -38,7 +42,7 @@ import subprocess
 import sys
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import IO
+from multiprocessing.connection import Connection
 from urllib.parse import quote
 
 from omnisync.config.model import Export
@@ -123,17 +127,25 @@ def _from_helper(job: ProducerJob, command: Sequence[str]) -> Generator[Produced
             f"cannot start the process producing the run's work ({command[0]}): "
             f"{error.strerror or error}"
         ) from error
+    assert process.stdin is not None and process.stdout is not None
+    # Length-prefixed messages (multiprocessing's Connection loops over short
+    # reads and writes): pickle streamed straight to and from the pipes lost
+    # its place when a stop and continue (Ctrl-Z, a cgroup freeze) cut a
+    # write short while the run was behind.
+    job_pipe = Connection(os.dup(process.stdin.fileno()), readable=False)
+    work_pipe = Connection(os.dup(process.stdout.fileno()), writable=False)
+    process.stdin.close()
+    process.stdout.close()
     try:
-        assert process.stdin is not None and process.stdout is not None
         try:
-            with process.stdin:
-                pickle.dump(job, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            with job_pipe:
+                job_pipe.send_bytes(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
         except BrokenPipeError:
             pass  # it ended at once: reading says so
         while True:
             try:
-                message = pickle.load(process.stdout)  # noqa: S301 - our own helper's pipe
-            except EOFError:
+                message = pickle.loads(work_pipe.recv_bytes())  # noqa: S301 - our own helper
+            except (EOFError, OSError):
                 code = process.wait()
                 raise ProducerFailed(
                     f"the process producing the run's work ended early (exit code {code})"
@@ -150,8 +162,7 @@ def _from_helper(job: ProducerJob, command: Sequence[str]) -> Generator[Produced
         if process.poll() is None:
             process.kill()
         process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        work_pipe.close()
 
 
 #: What goes over the pipe per produced item: plain tuples of strings, bytes,
@@ -182,8 +193,8 @@ def _from_wire(message: _Wire) -> Produced:
     )
 
 
-def run_job(job: ProducerJob, output: IO[bytes]) -> None:
-    """The helper's work: produce ``job``'s work records as pickles on ``output``."""
+def run_job(job: ProducerJob, output: Connection) -> None:
+    """The helper's work: produce ``job``'s work records as pickled messages on ``output``."""
     connection = sqlite3.connect(
         f"file:{quote(job.scratch)}?mode=ro&immutable=1", uri=True, isolation_level=None
     )
@@ -196,8 +207,8 @@ def run_job(job: ProducerJob, output: IO[bytes]) -> None:
             encoder=PlainEncoder(job.export, job.columns),
             fingerprint=lambda record: record_fingerprint(record, fingerprinter),
         ):
-            pickle.dump(_to_wire(produced), output, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.dump(_End(), output, protocol=pickle.HIGHEST_PROTOCOL)
+            _send(output, _to_wire(produced))
+        _send(output, _End())
     finally:
         connection.close()
 
@@ -210,23 +221,29 @@ def main() -> int:
     # run then stops at a batch boundary, and its helper must not die under it.
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, signal.SIG_IGN)
-    output = sys.stdout.buffer
+    jobs = Connection(os.dup(sys.stdin.fileno()), writable=False)
+    output = Connection(os.dup(sys.stdout.fileno()), readable=False)
     try:
-        job = pickle.load(sys.stdin.buffer)  # noqa: S301 - the run's own pipe
+        job = pickle.loads(jobs.recv_bytes())  # noqa: S301 - the run's own pipe
         if not isinstance(job, ProducerJob):
             raise TypeError(f"expected a ProducerJob, got {type(job).__name__}")
         run_job(job, output)
-        output.flush()
     except BrokenPipeError:
         return 0  # the run is gone (stopped or killed): nothing to tell anyone
     except Exception as error:  # every failure goes back to the run
         try:
-            pickle.dump(_Failure(f"{type(error).__name__}: {error}"), output)
-            output.flush()
+            _send(output, _Failure(f"{type(error).__name__}: {error}"))
         except BrokenPipeError:
             return 0
         return 1
+    finally:
+        jobs.close()
+        output.close()
     return 0
+
+
+def _send(output: Connection, message: object) -> None:
+    output.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 if __name__ == "__main__":

@@ -188,6 +188,32 @@ def test_the_helper_lets_the_run_decide_on_interrupts_and_stop_signals(
     assert there == here
 
 
+def test_a_helper_stopped_and_continued_while_the_pipe_is_full_loses_nothing(
+    plain_setup: Setup,
+) -> None:
+    # Ctrl-Z then fg, or a cgroup freeze: a stop arriving while the helper is
+    # blocked writing into a full pipe cuts that write short. Streamed pickle
+    # lost its place then; every message must still arrive whole, in order.
+    write_segment(plain_setup.database, people(3_000))
+    with stage_export(plain_setup.config(), "members") as staged:
+        export = staged.export
+        here = [
+            comparable(p) for p in produce_work(staged, export=export, process_min_work=IN_PROCESS)
+        ]
+        there = []
+        with closing(produce_work(staged, export=export, process_min_work=HELPER)) as work:
+            there.append(comparable(next(work)))
+            [helper] = producer_processes()
+            for produced in work:
+                there.append(comparable(produced))
+                time.sleep(0.02)  # the helper fills the pipe and blocks in a write
+                os.kill(helper, signal.SIGSTOP)
+                time.sleep(0.005)
+                os.kill(helper, signal.SIGCONT)
+    assert len(here) == 30
+    assert there == here
+
+
 def test_closing_the_work_early_ends_the_helper(plain_setup: Setup) -> None:
     with (
         stage_export(plain_setup.config(), "members") as staged,
