@@ -31,10 +31,15 @@ def demo(directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def numbers(output: str) -> list[str]:
-    """The lines that say what happened, without ports, times and revisions."""
+    """The lines that say what happened, without ports, times, revisions and request
+    counts (how often batches are polled depends on when the emulator finishes them)."""
     wanted = ("   first run:", "   second run:", "   contacts in Omnisend:", "     upserts:",
               "     tags:", "     segment:")  # fmt: skip
-    return [line for line in output.splitlines() if line.startswith(wanted)]
+    return [
+        re.sub(r"[\d,]+ requests;", "N requests;", line)
+        for line in output.splitlines()
+        if line.startswith(wanted)
+    ]
 
 
 def test_the_demo_tells_the_whole_story_and_can_be_run_again(tmp_path: Path) -> None:
