@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from omnisync.config.model import OnLeave
+from omnisync.engine.stagesql import ledger_has_entries
 from omnisync.masking import mask_email
 from omnisync.planning import StageCounts
 
@@ -100,41 +101,31 @@ def run_diff(
         "CREATE TABLE scratch.work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
         "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
     )
-    connection.execute(
-        "INSERT INTO scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
-        "SELECT s.seq, l.email IS NOT NULL, l.tag, "
-        "l.email IS NULL OR l.fingerprint <> s.fingerprint, l.tag IS NOT :tag "
-        "FROM scratch.stage AS s INDEXED BY stage_by_email "
-        "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
-        "WHERE s.email IS NOT NULL "
-        "AND (l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag) "
-        f"{exclude_copies}",
-        {"export": export, "tag": tag},
-    )
-    clock.lap("work")
-    (
-        work,
-        new,
-        changed,
-        tag_only,
-        retag,
-        tagged_in_work,
-    ) = connection.execute(
-        "SELECT count(*), "
-        "coalesce(sum(NOT in_ledger), 0), "
-        "coalesce(sum(in_ledger AND needs_upsert), 0), "
-        "coalesce(sum(in_ledger AND NOT needs_upsert), 0), "
-        "coalesce(sum(needs_tag AND tag_on IS NOT NULL), 0), "
-        "coalesce(sum(tag_on IS NOT NULL), 0) "
-        "FROM scratch.work"
-    ).fetchone()
     members = rows - missing - duplicates
+    if ledger_has_entries(connection, export):
+        work, new, changed, tag_only, retag, tagged_in_work = _diff_against_ledger(
+            connection, export=export, tag=tag, exclude_copies=exclude_copies
+        )
+        clock.lap("work")
+        ledger_tagged = _scalar(
+            connection,
+            "SELECT count(*) FROM ledger.ledger_entries WHERE export = ? AND tag IS NOT NULL",
+            (export,),
+        )
+    else:
+        # Nothing delivered yet (a first run): every member is new work, so the
+        # work is written in the stage's own order with no join, and its counts
+        # need no scan (~0.6 s less of a million-row first run, all of it serial).
+        connection.execute(
+            "INSERT INTO scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
+            "SELECT s.seq, 0, NULL, 1, NULL IS NOT :tag FROM scratch.stage AS s "
+            f"WHERE s.email IS NOT NULL {exclude_copies}",
+            {"tag": tag},
+        )
+        clock.lap("work")
+        work = new = members
+        changed = tag_only = retag = tagged_in_work = ledger_tagged = 0
     unchanged = members - work
-    ledger_tagged = _scalar(
-        connection,
-        "SELECT count(*) FROM ledger.ledger_entries WHERE export = ? AND tag IS NOT NULL",
-        (export,),
-    )
     # Every tagged ledger entry whose e-mail is a member is either unchanged
     # (its tag is the export's) or a work item with a tag on; the rest left.
     gone = ledger_tagged - unchanged - tagged_in_work
@@ -168,6 +159,35 @@ def run_diff(
         missing_email_rows=missing_rows,
         timings=clock.laps,
     )
+
+
+def _diff_against_ledger(
+    connection: sqlite3.Connection, *, export: str, tag: str, exclude_copies: str
+) -> tuple[int, int, int, int, int, int]:
+    """Fill ``scratch.work`` from the stage and the ledger; return its counts:
+    work, new, changed, tag only, retag, and work items with a tag on."""
+    connection.execute(
+        "INSERT INTO scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
+        "SELECT s.seq, l.email IS NOT NULL, l.tag, "
+        "l.email IS NULL OR l.fingerprint <> s.fingerprint, l.tag IS NOT :tag "
+        "FROM scratch.stage AS s INDEXED BY stage_by_email "
+        "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
+        "WHERE s.email IS NOT NULL "
+        "AND (l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag) "
+        f"{exclude_copies}",
+        {"export": export, "tag": tag},
+    )
+    counts = connection.execute(
+        "SELECT count(*), "
+        "coalesce(sum(NOT in_ledger), 0), "
+        "coalesce(sum(in_ledger AND needs_upsert), 0), "
+        "coalesce(sum(in_ledger AND NOT needs_upsert), 0), "
+        "coalesce(sum(needs_tag AND tag_on IS NOT NULL), 0), "
+        "coalesce(sum(tag_on IS NOT NULL), 0) "
+        "FROM scratch.work"
+    ).fetchone()
+    work, new, changed, tag_only, retag, tagged_in_work = (int(count) for count in counts)
+    return work, new, changed, tag_only, retag, tagged_in_work
 
 
 def _scalar(connection: sqlite3.Connection, sql: str, parameters: tuple[object, ...] = ()) -> int:

@@ -24,9 +24,9 @@ SQLite's temp file; both with a bounded page cache, so memory stays flat
 however large the segment. The directory is removed when the block ends.
 A first run is cheaper still: while
 the export's ledger is empty no fingerprint UDF runs (every member is new;
-:meth:`StagedExport.work` fingerprints what it yields), and e-mails of
-printable ASCII are normalised by SQLite itself
-(:mod:`omnisync.engine.stagesql`).
+:meth:`StagedExport.work` fingerprints what it yields; the diff writes the
+work in the stage's order with no join and derives its counts), and ASCII
+e-mails are normalised by SQLite itself (:mod:`omnisync.engine.stagesql`).
 """
 
 from __future__ import annotations
