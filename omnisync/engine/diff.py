@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 
 from omnisync.config.model import OnLeave
-from omnisync.engine.stagesql import ledger_has_entries
 from omnisync.masking import mask_email
 from omnisync.planning import StageCounts
 
@@ -47,12 +46,15 @@ def run_diff(
     export: str,
     tag: str,
     on_leave: OnLeave,
+    delivered: bool,
     sample_size: int = 5,
 ) -> DiffOutcome:
     """Diff ``scratch.stage`` against ``ledger.ledger_entries`` for ``export``.
 
-    Must run inside the caller's transaction so that every read of the
-    ledger sees one snapshot.
+    ``delivered``: whether the ledger holds any entry of ``export``
+    (:func:`~omnisync.engine.stagesql.ledger_has_entries`, read in the same
+    transaction). Must run inside the caller's transaction so that every read
+    of the ledger sees one snapshot.
     """
     clock = _PhaseClock()
     connection.execute("CREATE INDEX scratch.stage_by_email ON stage (email, fingerprint)")
@@ -102,7 +104,7 @@ def run_diff(
         "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
     )
     members = rows - missing - duplicates
-    if ledger_has_entries(connection, export):
+    if delivered:
         work, new, changed, tag_only, retag, tagged_in_work = _diff_against_ledger(
             connection, export=export, tag=tag, exclude_copies=exclude_copies
         )

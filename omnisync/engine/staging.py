@@ -237,6 +237,7 @@ def _stage(
             export=export.name,
             tag=export.tag,
             on_leave=export.on_leave,
+            delivered=delivered,
             sample_size=settings.sample_size,
         )
         connection.execute("COMMIT")
