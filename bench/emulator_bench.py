@@ -41,6 +41,8 @@ from pathlib import Path
 import httpx
 import orjson
 
+from omnisync.cli.emulator import announced_base_url
+
 API_KEY = "emulator-bench-key"
 HEADERS = {
     "Authorization": f"Omnisend-API-Key {API_KEY}",
@@ -89,9 +91,10 @@ class EmulatorProcess:
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        if "listening on " not in line:
+        base_url = announced_base_url(line)
+        if base_url is None:
             raise SystemExit(f"the emulator did not start: {line!r}")
-        self.base_url = line.rsplit("listening on ", 1)[1].strip()
+        self.base_url = base_url
         self.root = self.base_url.removesuffix("/api")
         self.profiler: subprocess.Popen[bytes] | None = None
         pid = str(self.process.pid)

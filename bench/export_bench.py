@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omnisync.cli.emulator import announced_base_url
+
 API_KEY = "bench-key"
 KEY_VARIABLE = "OMNISYNC_BENCH_API_KEY"
 
@@ -142,9 +144,10 @@ class EmulatorProcess:
         )  # fmt: skip
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        if "listening on " not in line:
+        base_url = announced_base_url(line)
+        if base_url is None:
             raise SystemExit(f"the emulator did not start: {line!r}")
-        self.base_url = line.rsplit("listening on ", 1)[1].strip()
+        self.base_url = base_url
         self.root = self.base_url.removesuffix("/api")
 
     def counts(self) -> dict[str, Any]:

@@ -19,6 +19,17 @@ from typing import Any
 EXIT_OK = 0
 EXIT_USAGE = 2
 
+#: What the command's first line says before the API root's URL.
+LISTENING = "emulator listening on "
+
+
+def announced_base_url(line: str) -> str | None:
+    """The API root that the command's first output ``line`` announces; ``None`` if it is
+    not that line (the emulator did not start)."""
+    if not line.startswith(LISTENING):
+        return None
+    return line.removeprefix(LISTENING).strip()
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -120,7 +131,7 @@ def handle(args: argparse.Namespace) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        print(f"emulator listening on {emulator.base_url}", flush=True)
+        print(f"{LISTENING}{emulator.base_url}", flush=True)
         while not stop.wait(0.5):
             pass
     finally:
