@@ -1,7 +1,7 @@
 """The HTTP client for Omnisend (API version 2026-03-15): the only code that sends requests.
 
 A shell: it owns one HTTP session (an
-:class:`~omnisync.omnisend.session.HttpSession`: kept-alive ``http.client``
+:class:`~omnisync.omnisend.session.HttpSession`: kept-alive plain HTTP/1.1
 connections, or httpx when a transport is injected or a proxy applies; see
 :func:`~omnisync.omnisend.session.open_session`) and gets everything else
 injected (the brand's :class:`~omnisync.omnisend.pacing.BrandLimiter`, a
@@ -73,7 +73,7 @@ class OmnisendClient:
     ``base_url`` is the API root (``https://api.omnisend.com/api`` or the
     emulator's). ``limiter`` is the brand's shared limiter. ``transport`` is
     an httpx transport (tests wrap the real one to check the contract; without
-    one, requests go through ``http.client`` unless a proxy applies);
+    one, requests go through the plain session unless a proxy applies);
     ``timeout`` is per request, in real seconds. Errors are the
     :mod:`omnisync.omnisend.errors` tree.
     """

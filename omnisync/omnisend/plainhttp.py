@@ -1,8 +1,13 @@
-"""The default HTTP session: the standard library's ``http.client``, kept-alive, pooled.
+"""The default HTTP session: lean HTTP/1.1 of our own over ``socket``, kept-alive, pooled.
 
-An export run sends thousands of requests from threads that share the GIL;
-through ``http.client`` a request costs a fraction of the CPU it costs
-through httpx. :class:`PlainHttpSession` keeps that lean path honest:
+An export run sends thousands of requests from threads that share the GIL.
+``http.client`` spends most of a request's CPU on what this API never needs
+(an ``email`` parser for the answer's headers, a new buffered file per
+answer, the head and the body in separate writes); httpx costs several
+times more. :class:`PlainHttpSession` speaks HTTP/1.1 through
+:mod:`omnisync.omnisend.http11` (one connection: connect, send one request
+in one write, read its whole answer through the connection's one buffer)
+and keeps the pooling and retry rules here:
 
 - A lock-protected free list of kept-alive connections: a thread takes one
   (or opens a new one), uses it alone, and puts it back once the whole
@@ -14,30 +19,36 @@ through httpx. :class:`PlainHttpSession` keeps that lean path honest:
   HEAD, PUT or DELETE only: a POST it may have acted on is not repeated
   here), the request is sent once more on a fresh connection: that only
   ever happens on a reused connection, and is the one retry made here.
-  Every other failure is
-  raised as :class:`~omnisync.omnisend.session.SessionTransportError` for
-  the client's retry policy to judge.
-- A connection that failed, or whose answer said ``Connection: close``, is
+  Every other failure (a refused connect, a timeout, a reset, an answer cut
+  short or not HTTP/1.1) is raised as
+  :class:`~omnisync.omnisend.session.SessionTransportError` for the
+  client's retry policy to judge; its reason never quotes the request.
+- A connection that failed, or whose answer said ``Connection: close`` (or
+  was HTTP/1.0 without ``keep-alive``, or ran until the server closed), is
   closed and never reused.
-- Headers are the client's (plus ``Host``, ``Accept-Encoding: identity``
-  and ``Content-Length`` that ``http.client`` adds); no cookies, no proxy
-  (:func:`~omnisync.omnisend.session.open_session` picks httpx when one
-  applies).
+- Headers are the client's plus ``Host``, ``Accept-Encoding: identity`` and
+  ``Content-Length`` (as ``http.client`` adds them; a header value with CR
+  or LF is refused with ``ValueError`` when the session is made); no
+  cookies, no proxy (:func:`~omnisync.omnisend.session.open_session` picks
+  httpx when one applies).
 """
 
 from __future__ import annotations
 
-import http.client
-import select
-import socket
 import ssl
 import threading
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
+from omnisync.omnisend.http11 import (
+    Connection,
+    ProtocolError,
+    RemoteDisconnected,
+    RequestEncoder,
+    connect,
+)
 from omnisync.omnisend.session import (
     FIXED_PATHS,
-    AnswerHeaders,
     HttpAnswer,
     SessionTransportError,
     failure_reason,
@@ -66,11 +77,13 @@ class _NothingAnswered(Exception):
 
 class PlainHttpSession:
     """Requests to ``base_url`` (the API root, ``http://`` or ``https://``) over
-    ``http.client``. Thread-safe.
+    kept-alive HTTP/1.1 connections of our own. Thread-safe.
 
-    ``headers`` go with every request; ``timeout`` (seconds) bounds the
-    connect and each wait for the network; ``ssl_context`` checks an
-    ``https://`` server (default: ``ssl.create_default_context()``).
+    ``headers`` go with every request (``ValueError`` for a name that is not
+    a token or a value holding CR, LF or NUL; the message never quotes the
+    value); ``timeout`` (seconds) bounds the connect and each wait for the
+    network; ``ssl_context`` checks an ``https://`` server (default:
+    ``ssl.create_default_context()``).
     """
 
     def __init__(
@@ -84,17 +97,19 @@ class PlainHttpSession:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        secure = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port
-        self._ssl_context = (
-            (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
-        )
+        self._ssl_context = (ssl_context or ssl.create_default_context()) if secure else None
         self._timeout = timeout
-        self._headers = dict(headers)
-        self._prefix = parts.path.rstrip("/") + "/"
+        default_port = 443 if secure else 80
+        self._address = (self._host, self._port or default_port)
+        self._encoder = RequestEncoder(*self._address, default_port=default_port, headers=headers)
+        # Quoted like the paths: a space in the base URL must not split the request line.
+        self._prefix = quote(parts.path.rstrip("/"), safe=_PATH_SAFE) + "/"
         self._targets = {path: self._prefix + path for path in FIXED_PATHS}
         self._lock = threading.Lock()
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[Connection] = []
         self._closed = False
 
     def __repr__(self) -> str:
@@ -121,9 +136,10 @@ class PlainHttpSession:
             target = self._prefix + quote(path, safe=_PATH_SAFE)
         if params:
             target = f"{target}?{urlencode(params)}"
+        request = self._encoder.encode(method, target, body=content)
         connection, reused = self._take()
         try:
-            answer, keep = self._exchange(connection, method, target, content)
+            answer, keep = self._exchange(connection, method, request=request)
         except _NothingAnswered as failure:
             if not reused:
                 raise SessionTransportError(failure.reason) from None
@@ -131,7 +147,7 @@ class PlainHttpSession:
             # has seen nothing of the request: a fresh connection is safe.
             connection = self._open()
             try:
-                answer, keep = self._exchange(connection, method, target, content)
+                answer, keep = self._exchange(connection, method, request=request)
             except _NothingAnswered as second:
                 raise SessionTransportError(second.reason) from None
         if keep:
@@ -151,13 +167,10 @@ class PlainHttpSession:
     # -- helpers ----------------------------------------------------------
 
     def _exchange(
-        self,
-        connection: http.client.HTTPConnection,
-        method: str,
-        target: str,
-        content: bytes | None,
+        self, connection: Connection, method: str, *, request: bytes
     ) -> tuple[HttpAnswer, bool]:
-        """One request and its whole answer on ``connection`` -> (answer, keep the connection).
+        """Send ``request`` on ``connection`` and read its whole answer -> (answer, keep
+        the connection).
 
         Closes ``connection`` on any failure. Raises :class:`_NothingAnswered`
         when the peer turned out to have closed it before answering anything,
@@ -165,38 +178,31 @@ class PlainHttpSession:
         """
         try:
             try:
-                connection.request(method, target, body=content, headers=self._headers)
+                connection.send(request)
             except _PEER_CLOSED as error:
                 raise _NothingAnswered(failure_reason(error)) from None
             try:
-                response = connection.getresponse()
-            except http.client.RemoteDisconnected as error:
-                # Raised only when the status line is empty: not a byte came back.
-                # But the whole request went out, and the server may have acted
-                # on it before closing: only a request that is safe to repeat is
-                # sent again at once; any other goes to the client's retry policy,
-                # which treats it as maybe processed.
+                answer, keep_alive = connection.read_answer(head_only=method == "HEAD")
+            except RemoteDisconnected as error:
+                # Not a byte came back. But the whole request went out, and the
+                # server may have acted on it before closing: only a request that
+                # is safe to repeat is sent again at once; any other goes to the
+                # client's retry policy, which treats it as maybe processed.
                 if method in _IDEMPOTENT:
                     raise _NothingAnswered(failure_reason(error)) from None
                 raise
-            body = response.read()
         except _NothingAnswered:
             connection.close()
             raise
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, ProtocolError) as error:
             connection.close()
             raise SessionTransportError(failure_reason(error)) from None
         except BaseException:
             connection.close()
             raise
-        answer = HttpAnswer(
-            status_code=response.status,
-            headers=AnswerHeaders(response.msg.items()),
-            content=body,
-        )
-        return answer, not response.will_close
+        return answer, keep_alive
 
-    def _take(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _take(self) -> tuple[Connection, bool]:
         """An idle connection still open (-> reused), else a new one."""
         while True:
             with self._lock:
@@ -205,42 +211,25 @@ class PlainHttpSession:
                 if not self._idle:
                     break
                 connection = self._idle.pop()  # the most recently used: the likeliest alive
-            if _still_open(connection.sock):
+            if connection.reusable():
                 return connection, True
             connection.close()
         return self._open(), False
 
-    def _give_back(self, connection: http.client.HTTPConnection) -> None:
+    def _give_back(self, connection: Connection) -> None:
         with self._lock:
             if not self._closed:
                 self._idle.append(connection)
                 return
         connection.close()
 
-    def _open(self) -> http.client.HTTPConnection:
-        """A new connection; it connects with its first request (failures surface there)."""
-        if self._ssl_context is not None:
-            return http.client.HTTPSConnection(
-                self._host, self._port, timeout=self._timeout, context=self._ssl_context
-            )
-        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+    def _open(self) -> Connection:
+        """A new connection, connected (and through the TLS handshake).
 
-
-def _still_open(sock: socket.socket | None) -> bool:
-    """Whether an idle connection's socket can carry a request.
-
-    Between answers nothing should arrive: a socket ready to read has hit the
-    end of the stream (the server closed it) or holds bytes nobody asked for.
-    Either way it is not used.
-    """
-    if sock is None:
-        return False
-    try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return not poller.poll(0)
-        readable, _, _ = select.select([sock], [], [], 0)
-        return not readable
-    except (OSError, ValueError):
-        return False
+        Raises :class:`SessionTransportError`.
+        """
+        host, port = self._address
+        try:
+            return connect(host, port, timeout=self._timeout, ssl_context=self._ssl_context)
+        except OSError as error:
+            raise SessionTransportError(failure_reason(error)) from None

@@ -9,14 +9,15 @@ secret. No cookies are kept or sent: Omnisend's API sets none.
 
 Two implementations, chosen by :func:`open_session`:
 
-- :class:`~omnisync.omnisend.plainhttp.PlainHttpSession` (the default): the
-  standard library's ``http.client`` over a small pool of kept-alive
-  connections. An export run sends thousands of requests from threads that
-  share the GIL, and httpx costs several times the CPU per request.
+- :class:`~omnisync.omnisend.plainhttp.PlainHttpSession` (the default): our
+  own lean HTTP/1.1 exchange (:mod:`omnisync.omnisend.http11`) over a small
+  pool of kept-alive connections. An export run sends thousands of requests
+  from threads that share the GIL: httpx costs several times the CPU per
+  request, and the standard library's ``http.client`` more than twice it.
 - :class:`HttpxSession`: one pooled ``httpx.Client``, used when a transport
   is injected (tests wrap httpx's to check the OpenAPI contract) or when a
   proxy applies to the base URL: httpx honours ``HTTP(S)_PROXY``,
-  ``ALL_PROXY`` and ``NO_PROXY``; ``http.client`` does not.
+  ``ALL_PROXY`` and ``NO_PROXY``; the plain session does not.
 
 Both trust the same certificate authorities (httpx's defaults: its
 ``create_ssl_context``).
@@ -205,7 +206,7 @@ def open_session(
     bypass: Callable[[str], bool] | None = None,
 ) -> HttpSession:
     """The session for ``base_url``: httpx with an injected ``transport`` or when a
-    proxy applies (see :func:`proxy_applies`), ``http.client`` otherwise.
+    proxy applies (see :func:`proxy_applies`), the plain session otherwise.
 
     ``proxies`` and ``bypass`` default to the environment's
     (``urllib.request.getproxies`` and ``proxy_bypass``, what httpx reads too).
