@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
+from itertools import compress
 from typing import TYPE_CHECKING
 
 from omnisync.clock import Clock
@@ -40,11 +41,13 @@ from omnisync.engine.plainbatches import PlainBatch
 from omnisync.engine.producer import produce_work
 from omnisync.engine.report import PlanTally
 from omnisync.engine.staged import StagedExport
+from omnisync.inflight import PackedItems, pack_items
 from omnisync.mapping import MappingPlan
 from omnisync.masking import mask_email
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.model import ContactWrite, ItemFailure
+from omnisync.omnisend.payloads import EncodedBatch, batch_emails
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import Leaver, WorkRecord
 from omnisync.state import InflightItem, LedgerStore
@@ -88,6 +91,9 @@ class LedgerRecorder:
         self._on_change = on_change
         self._lock = threading.Lock()
         self._expected: dict[str, InflightItem] = {}
+        self._expected_batches: dict[int, tuple[EncodedBatch, PackedItems, frozenset[str]]] = {}
+        #: Items recorded per intent token, then per batch id: tells a whole batch acknowledged.
+        self._sizes: dict[str, int] = {}
         self._then_tag: dict[str, set[str]] = {}
         self.batches = 0
         self.upserted = 0
@@ -105,38 +111,45 @@ class LedgerRecorder:
         # the named tuple built without its Python-level __new__.
         self._expected[email] = _new_tuple(InflightItem, (email, fingerprint, then_tag))
 
-    def expect_many(
-        self,
-        emails: Sequence[str],
-        fingerprints: Sequence[int],
-        then_tag: Sequence[bool],
+    def expect_batch(
+        self, batch: EncodedBatch, items: PackedItems, *, then_tag: frozenset[str]
     ) -> None:
-        """:meth:`expect` for a batch of upserts at once (same order in all three)."""
-        new = _new_tuple
-        self._expected.update(
-            (item[0], new(InflightItem, item))
-            for item in zip(emails, fingerprints, then_tag, strict=True)
-        )
+        """Announce a whole batch about to be queued, its items packed where it was made.
+
+        ``items`` holds one item per e-mail of ``batch``; ``then_tag`` names those
+        to tag after. The batch's intent then records the text as it is.
+        """
+        # Keyed by identity, the batch kept alive beside it (so the id is not reused).
+        self._expected_batches[id(batch)] = (batch, items, then_tag)
 
     # -- around each batch creation (IntentRecordingClient) -------------------------
 
-    def intend(self, emails: Sequence[str]) -> str:
-        """Record these contacts as a batch intent under a new token, before sending."""
+    def intend(self, writes: Sequence[ContactWrite] | EncodedBatch) -> str:
+        """Record the batch's contacts as an intent under a new token, before sending."""
         token = uuid.uuid4().hex
         with self._lock:
-            expected = self._expected
-            items = [expected.pop(email) for email in emails]
+            announced = self._expected_batches.pop(id(writes), None)
+            if announced is not None and announced[0] is writes:
+                _, items, then_tag = announced
+            else:
+                expected = self._expected
+                listed = [expected.pop(email) for email in batch_emails(writes)]
+                items = pack_items(listed)
+                then_tag = frozenset(item.email for item in listed if item.then_tag)
         self._store.record_intent(self._export, token, items, now=self._clock.wall())
         with self._lock:
-            then_tag = {item.email for item in items if item.then_tag}
+            self._sizes[token] = items.count
             if then_tag:
-                self._then_tag[token] = then_tag
+                self._then_tag[token] = set(then_tag)
         return token
 
     def created(self, token: str, batch_id: str) -> None:
         """Omnisend returned the batch's id: the intent's items are now in flight under it."""
         self._store.record_created(self._export, token, batch_id, now=self._clock.wall())
         with self._lock:
+            size = self._sizes.pop(token, None)
+            if size is not None:
+                self._sizes[batch_id] = size
             waiting = self._then_tag.pop(token, None)
             if waiting is not None:
                 self._then_tag[batch_id] = waiting
@@ -148,6 +161,7 @@ class LedgerRecorder:
         keep the intent for the next run to resolve."""
         with self._lock:
             self._then_tag.pop(token, None)
+            self._sizes.pop(token, None)
         if isinstance(error, ApiError | RequestCancelled):
             self._store.release_intent(self._export, token)
 
@@ -159,7 +173,15 @@ class LedgerRecorder:
             self.batches += 1
 
     def upserts_acknowledged(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        self._store.acknowledge(self._export, batch_id, emails, now=self._clock.wall())
+        with self._lock:
+            size = self._sizes.pop(batch_id, None)
+        # The pipeline names only the batch's own e-mails: as many distinct ones as
+        # the intent recorded are the whole batch, which the store then moves
+        # without matching e-mails.
+        whole = size is not None and len(emails) == size and len(set(emails)) == size
+        self._store.acknowledge(
+            self._export, batch_id, None if whole else emails, now=self._clock.wall()
+        )
         with self._lock:
             self.upserted += len(emails)
             waiting = self._then_tag.pop(batch_id, set())
@@ -171,6 +193,7 @@ class LedgerRecorder:
         emails = [failure.email for failure in failures]
         self._store.release(self._export, batch_id, emails)
         with self._lock:
+            self._sizes.pop(batch_id, None)
             self.upsert_failed += len(failures)
             self._forget_then_tag(batch_id, emails)
             for failure in failures:
@@ -181,6 +204,7 @@ class LedgerRecorder:
         # Left in flight on purpose: Omnisend may still process the batch, and the
         # next run asks it before deciding what to send again.
         with self._lock:
+            self._sizes.pop(batch_id, None)
             self.abandoned += len(emails)
             self._forget_then_tag(batch_id, emails)
         self._changed()
@@ -328,10 +352,8 @@ def apply_work(
             """A batch of plain upserts; ``False`` once the pipeline takes no more."""
             emails = produced.batch.emails
             tally.add_plain_batch(emails, in_ledger=produced.in_ledger, tag=produced.then_tag)
-            recorder.expect_many(emails, produced.fingerprints, produced.then_tag)
-            tagged = frozenset(
-                email for email, then_tag in zip(emails, produced.then_tag, strict=True) if then_tag
-            )
+            tagged = frozenset(compress(emails, produced.then_tag))
+            recorder.expect_batch(produced.batch, produced.intent, then_tag=tagged)
             if not main.upsert_batch(produced.batch, then_tag=tagged):
                 return False  # stopped: the batch stays unreached, pending
             attempt.items_seen += len(emails)

@@ -20,13 +20,13 @@ from typing import Any, Protocol
 
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.model import BatchOutcome, ContactWrite
-from omnisync.omnisend.payloads import EncodedBatch, batch_emails
+from omnisync.omnisend.payloads import EncodedBatch
 
 
 class IntentRecorder(Protocol):
     """Where intents go (:class:`~omnisync.engine.apply.LedgerRecorder`)."""
 
-    def intend(self, emails: Sequence[str]) -> str: ...
+    def intend(self, writes: Sequence[ContactWrite] | EncodedBatch) -> str: ...
 
     def created(self, token: str, batch_id: str) -> None: ...
 
@@ -56,7 +56,7 @@ class IntentRecordingClient:
         *,
         cancelled: Callable[[], bool] | None = None,
     ) -> str:
-        token = self._recorder.intend(batch_emails(writes))
+        token = self._recorder.intend(writes)
         try:
             batch_id = self._client.create_batch(writes, cancelled=cancelled)
         except BaseException as error:

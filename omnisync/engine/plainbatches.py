@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 
+from omnisync.inflight import PackedItems, pack_columns
 from omnisync.omnisend.payloads import (
     ENVELOPE_BYTES,
     MAX_BATCH_BYTES,
@@ -29,13 +30,25 @@ from omnisync.planning import WorkRecord
 
 @dataclass(frozen=True)
 class PlainBatch:
-    """Plain upserts packed into one batch: ``batch`` (e-mails and encoded items)
-    and, per item in the same order, what the ledger and the plan tally need."""
+    """Plain upserts packed into one batch: ``batch`` (e-mails and encoded items);
+    per item in the same order, what the ledger and the plan tally need; and
+    ``intent``, those items packed for the ledger's in-flight record."""
 
     batch: EncodedBatch
     fingerprints: tuple[int, ...]
     then_tag: tuple[bool, ...]
     in_ledger: tuple[bool, ...]
+    intent: PackedItems
+
+
+def _plain_batch(
+    batch: EncodedBatch,
+    fingerprints: tuple[int, ...],
+    then_tag: tuple[bool, ...],
+    in_ledger: tuple[bool, ...],
+) -> PlainBatch:
+    intent = pack_columns(batch.emails, fingerprints, then_tag)
+    return PlainBatch(batch, fingerprints, then_tag, in_ledger, intent)
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ def plain_batches(
             full = packer.pack_encoded(email, item)
             if full is not None:
                 count = len(full)
-                yield PlainBatch(
+                yield _plain_batch(
                     full,
                     tuple(fingerprints[:count]),
                     tuple(then_tag[:count]),
@@ -103,4 +116,4 @@ def plain_batches(
             yield OtherWork(tuple(others))
     last = packer.flush_packed()
     if last is not None:
-        yield PlainBatch(last, tuple(fingerprints), tuple(then_tag), tuple(in_ledger))
+        yield _plain_batch(last, tuple(fingerprints), tuple(then_tag), tuple(in_ledger))

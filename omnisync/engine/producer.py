@@ -49,6 +49,7 @@ from omnisync.config.model import Export
 from omnisync.engine.plainbatches import OtherWork, PlainBatch, Produced, plain_batches
 from omnisync.engine.staged import StagedExport, record_fingerprint, work_records_sql
 from omnisync.fingerprint import Fingerprinter
+from omnisync.inflight import PackedItems
 from omnisync.omnisend.payloads import EncodedBatch
 from omnisync.plainwrite import PlainEncoder
 
@@ -175,7 +176,7 @@ def _to_wire(produced: Produced) -> _Wire:
     if isinstance(produced, PlainBatch):
         batch = produced.batch
         return (batch.emails, batch.items, produced.fingerprints, produced.then_tag,
-                produced.in_ledger)  # fmt: skip
+                produced.in_ledger, produced.intent.text, produced.intent.count)  # fmt: skip
     return (produced.records,)
 
 
@@ -184,12 +185,13 @@ def _from_wire(message: _Wire) -> Produced:
         records = message[0]
         assert isinstance(records, tuple)
         return OtherWork(records)
-    emails, items, fingerprints, then_tag, in_ledger = message
+    emails, items, fingerprints, then_tag, in_ledger, intent_text, intent_count = message
     return PlainBatch(
         EncodedBatch(emails, items),  # type: ignore[arg-type]
         fingerprints,  # type: ignore[arg-type]
         then_tag,  # type: ignore[arg-type]
         in_ledger,  # type: ignore[arg-type]
+        PackedItems(intent_text, intent_count),  # type: ignore[arg-type]
     )
 
 

@@ -1,9 +1,9 @@
 """The state store: ledger, in-flight batches and run history (see ``store.LedgerStore``)."""
 
+from omnisync.inflight import InflightItem, PackedItems
 from omnisync.state.sqlite import STATE_FILENAME, SqliteLedgerStore, open_state_store, state_path
 from omnisync.state.store import (
     InflightBatch,
-    InflightItem,
     LedgerEntry,
     LedgerStore,
     RunRecord,
@@ -18,6 +18,7 @@ __all__ = [
     "InflightItem",
     "LedgerEntry",
     "LedgerStore",
+    "PackedItems",
     "RunRecord",
     "RunStatus",
     "SqliteLedgerStore",

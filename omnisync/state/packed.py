@@ -20,7 +20,8 @@ from collections.abc import Collection, Iterable, Sequence
 
 import orjson
 
-from omnisync.state.store import InflightBatch, InflightItem
+from omnisync.inflight import InflightItem, PackedItems, pack_items
+from omnisync.state.store import InflightBatch
 
 #: One packed item: e-mail, fingerprint, then_tag (0/1).
 PackedItem = tuple[str, int, int]
@@ -29,10 +30,11 @@ PackedItem = tuple[str, int, int]
 _LISTED = "(SELECT value FROM json_each(?))"
 
 
-def pack(items: Iterable[InflightItem]) -> str:
+def pack(items: Iterable[InflightItem] | PackedItems) -> str:
     """The JSON text of ``items``, one item per e-mail (a later item for an e-mail wins)."""
-    unique = {item.email: (item.email, item.fingerprint, int(item.then_tag)) for item in items}
-    return orjson.dumps(list(unique.values())).decode()
+    if isinstance(items, PackedItems):
+        return items.text  # packed by whoever made the batch, by the same rules
+    return pack_items(items).text
 
 
 def unpack(text: str) -> list[PackedItem]:
@@ -105,10 +107,10 @@ def acknowledge(
     connection: sqlite3.Connection,
     export: str,
     batch_id: str,
-    emails: Collection[str],
+    emails: Collection[str] | None,
     stamp: str,
 ) -> int:
-    """Move the in-flight items of ``batch_id`` named in ``emails`` into the ledger.
+    """Move the in-flight items of ``batch_id`` named in ``emails`` (all: ``None``) into the ledger.
 
     New ledger entries have no tag; existing ones keep theirs and take the
     in-flight fingerprint. Returns how many entries were written. Each
@@ -121,8 +123,7 @@ def acknowledge(
     if row is None:
         return 0
     text = str(row[0])
-    wanted = emails if isinstance(emails, set | frozenset) else set(emails)
-    if all(item[0] in wanted for item in unpack(text)):
+    if emails is None or _names_every_item(emails, text):
         # The common case, a batch accepted whole: its items go into the ledger
         # as they are and the batch is done, with no e-mail list to match.
         written = connection.execute(
@@ -151,6 +152,11 @@ def acknowledge(
     if written:
         _drop_items(connection, export, batch_id, listed)
     return int(written)
+
+
+def _names_every_item(emails: Collection[str], text: str) -> bool:
+    wanted = emails if isinstance(emails, set | frozenset) else set(emails)
+    return all(item[0] in wanted for item in unpack(text))
 
 
 def release(

@@ -18,12 +18,12 @@ from typing import cast
 
 import orjson
 
+from omnisync.inflight import InflightItem, PackedItems
 from omnisync.state import packed
 from omnisync.state.database import SqliteDatabase
 from omnisync.state.store import (
     FINAL_STATUSES,
     InflightBatch,
-    InflightItem,
     LedgerEntry,
     LedgerStore,
     RunRecord,
@@ -142,7 +142,12 @@ class SqliteLedgerStore(LedgerStore):
             packed.put_inflight(connection, export, batch_id, text, format_timestamp(now))
 
     def record_intent(
-        self, export: str, token: str, items: Sequence[InflightItem], *, now: datetime
+        self,
+        export: str,
+        token: str,
+        items: Sequence[InflightItem] | PackedItems,
+        *,
+        now: datetime,
     ) -> None:
         self._database.write(
             "record a batch about to be sent",
@@ -172,9 +177,9 @@ class SqliteLedgerStore(LedgerStore):
             return packed.inflight_batches(connection, export)
 
     def acknowledge(
-        self, export: str, batch_id: str, emails: Collection[str], *, now: datetime
+        self, export: str, batch_id: str, emails: Collection[str] | None, *, now: datetime
     ) -> int:
-        if not emails:
+        if emails is not None and not emails:
             return 0
         stamp = format_timestamp(now)
         with self._transaction("record acknowledged contacts") as connection:

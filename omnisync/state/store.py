@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, NamedTuple, Self
+from typing import Literal, Self
 
+from omnisync.inflight import InflightItem, PackedItems
 from omnisync.masking import mask_email
 
 RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted"]
@@ -59,17 +60,6 @@ class LedgerEntry:
     fingerprint: int
     tag: str | None
     updated_at: str
-
-
-class InflightItem(NamedTuple):
-    """One contact in a batch sent but not settled: what was sent and whether to tag it after.
-
-    A named tuple: a run records one per contact it sends.
-    """
-
-    email: str
-    fingerprint: int
-    then_tag: bool
 
 
 @dataclass(frozen=True)
@@ -163,9 +153,17 @@ class LedgerStore(ABC):
 
     @abstractmethod
     def record_intent(
-        self, export: str, token: str, items: Sequence[InflightItem], *, now: datetime
+        self,
+        export: str,
+        token: str,
+        items: Sequence[InflightItem] | PackedItems,
+        *,
+        now: datetime,
     ) -> None:
         """Just before a batch is created: remember its items under the provisional ``token``.
+
+        ``items`` may come packed (:class:`PackedItems`); either way one item
+        per e-mail is kept, a later item for an e-mail winning.
 
         A process killed before :meth:`record_created` leaves the intent behind,
         so the next run knows these contacts *may* have been sent.
@@ -193,16 +191,16 @@ class LedgerStore(ABC):
 
     @abstractmethod
     def acknowledge(
-        self, export: str, batch_id: str, emails: Collection[str], *, now: datetime
+        self, export: str, batch_id: str, emails: Collection[str] | None, *, now: datetime
     ) -> int:
         """Omnisend accepted these items of ``batch_id``: move them into the ledger.
 
         In one transaction, each in-flight item of ``batch_id`` whose e-mail is in
-        ``emails`` becomes (or updates) a ledger entry with the in-flight
-        fingerprint; an existing entry keeps its ``tag`` (tags are recorded only
-        by :meth:`mark_tagged`), a new one has none. Those in-flight items are
-        removed. E-mails not in flight for that batch are ignored. Returns how
-        many entries were written.
+        ``emails`` (every item of it when ``emails`` is ``None``) becomes (or
+        updates) a ledger entry with the in-flight fingerprint; an existing
+        entry keeps its ``tag`` (tags are recorded only by :meth:`mark_tagged`),
+        a new one has none. Those in-flight items are removed. E-mails not in
+        flight for that batch are ignored. Returns how many entries were written.
         """
 
     @abstractmethod

@@ -8,12 +8,14 @@ import pytest
 
 from omnisync.clock import FakeClock
 from omnisync.engine.apply import LedgerRecorder
+from omnisync.inflight import pack_columns
 from omnisync.omnisend.errors import (
     OmnisendError,
     RequestCancelled,
     ServerError,
     TransportError,
 )
+from omnisync.omnisend.payloads import EncodedBatch
 from omnisync.state import InflightItem, SqliteLedgerStore
 
 
@@ -35,9 +37,44 @@ def test_a_failed_creation_keeps_the_intent_only_when_the_batch_may_exist(
         recorder = LedgerRecorder(store, "vip", clock=FakeClock())
         recorder.expect("a@x.io", 1, then_tag=True)
         recorder.expect("b@x.io", 2, then_tag=False)
-        token = recorder.intend(["a@x.io", "b@x.io"])
+        token = recorder.intend(EncodedBatch(["a@x.io", "b@x.io"], [b"{}", b"{}"]))
         [intent] = store.intents("vip")
         assert intent.items == (InflightItem("a@x.io", 1, True), InflightItem("b@x.io", 2, False))
         recorder.not_created(token, error)
         assert [i.batch_id for i in store.intents("vip")] == ([token] if kept else [])
         assert store.inflight_batches("vip") == []
+
+
+def test_a_batch_announced_packed_is_recorded_and_acknowledged_as_omnisend_answered(
+    tmp_path: Path,
+) -> None:
+    with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
+        recorder = LedgerRecorder(store, "vip", clock=FakeClock())
+        first = EncodedBatch(["a@x.io", "b@x.io"], [b"{}", b"{}"])
+        second = EncodedBatch(["c@x.io", "d@x.io"], [b"{}", b"{}"])
+        for batch, fingerprints in ((first, [1, 2]), (second, [3, 4])):
+            recorder.expect_batch(
+                batch,
+                pack_columns(batch.emails, fingerprints, [True, False]),
+                then_tag=frozenset(batch.emails[:1]),
+            )
+        first_token = recorder.intend(first)
+        second_token = recorder.intend(second)
+        assert [intent.items for intent in store.intents("vip")] == [
+            (InflightItem("a@x.io", 1, True), InflightItem("b@x.io", 2, False)),
+            (InflightItem("c@x.io", 3, True), InflightItem("d@x.io", 4, False)),
+        ]
+        recorder.created(first_token, "batch-1")
+        recorder.created(second_token, "batch-2")
+        # Part of a batch accepted: only that part enters the ledger.
+        recorder.upserts_acknowledged("batch-1", ("b@x.io",))
+        # A whole batch accepted.
+        recorder.upserts_acknowledged("batch-2", ("d@x.io", "c@x.io"))
+        assert [(entry.email, entry.fingerprint) for entry in store.entries("vip")] == [
+            ("b@x.io", 2),
+            ("c@x.io", 3),
+            ("d@x.io", 4),
+        ]
+        [left] = store.inflight_batches("vip")
+        assert (left.batch_id, left.emails) == ("batch-1", ("a@x.io",))
+        assert (recorder.upserted, recorder.tags_after_upsert) == (3, 1)

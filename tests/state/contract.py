@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from omnisync.inflight import pack_items
 from omnisync.masking import mask_email
 from omnisync.state import (
     InflightItem,
@@ -189,6 +190,41 @@ class LedgerStoreContract:
         assert store.acknowledge("vip", "batch-77", ["a@x.io"], now=NOW) == 1
         entry = store.entry("vip", "a@x.io")
         assert entry is not None and entry.fingerprint == -(2**63)
+
+    def test_a_packed_intent_is_recorded_as_its_items(self, store: LedgerStore) -> None:
+        sent = [
+            InflightItem("a@x.io", -(2**63), True),
+            InflightItem("b@x.io", 2**63 - 1, False),
+            InflightItem("a@x.io", 5, False),  # a later item for an e-mail wins
+        ]
+        store.record_intent("vip", "token-1", pack_items(sent), now=NOW)
+        store.record_intent("vip", "token-2", sent, now=NOW)
+        packed, listed = store.intents("vip")
+        assert (
+            packed.items
+            == listed.items
+            == (
+                InflightItem("a@x.io", 5, False),
+                InflightItem("b@x.io", 2**63 - 1, False),
+            )
+        )
+        assert store.record_created("vip", "token-1", "batch-1", now=LATER) == 2
+        assert store.acknowledge("vip", "batch-1", None, now=LATER) == 2
+        entry = store.entry("vip", "b@x.io")
+        assert entry is not None and entry.fingerprint == 2**63 - 1
+
+    def test_acknowledging_without_emails_moves_the_whole_batch(self, store: LedgerStore) -> None:
+        store.record_inflight("vip", "batch-1", items("a@x.io", "b@x.io", fingerprint=7), now=NOW)
+        store.record_inflight("vip", "batch-2", items("c@x.io"), now=NOW)
+        store.record_delivered("vip", [("b@x.io", 1, "vip")], now=NOW)
+        assert store.acknowledge("vip", "batch-1", None, now=LATER) == 2
+        assert [(e.email, e.fingerprint, e.tag) for e in store.entries("vip")] == [
+            ("a@x.io", 7, None),
+            ("b@x.io", 7, "vip"),  # an existing entry keeps its tag
+        ]
+        assert [batch.batch_id for batch in store.inflight_batches("vip")] == ["batch-2"]
+        assert store.acknowledge("vip", "batch-1", None, now=LATER) == 0
+        assert store.acknowledge("vip", "batch-404", None, now=LATER) == 0
 
     def test_an_intent_can_be_released(self, store: LedgerStore) -> None:
         store.record_intent("vip", "token-1", items("a@x.io"), now=NOW)
