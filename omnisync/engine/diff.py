@@ -2,8 +2,9 @@
 
 Runs on a connection holding ``scratch.stage`` (filled by
 :mod:`omnisync.engine.staging`) and the ledger ATTACHed as ``ledger``.
-Materialises ``scratch.work`` (members that need an upsert and/or the tag) and
-``temp.leavers``, and returns the counts. The semantics are
+Materialises ``scratch.work`` (members that need an upsert and/or the tag;
+on a first run a view of the stage) and ``temp.leavers``, and returns the
+counts. The semantics are
 :func:`omnisync.planning.reference_plan`'s; the SQL is shaped for a
 million unchanged rows:
 
@@ -90,21 +91,22 @@ def run_diff(
                 (sample_size,),
             )
         )
+        # In the scratch schema, beside the stage: the first run's work view reads it.
         connection.execute(
-            "CREATE TEMP TABLE later_copies AS SELECT s.seq AS seq "
+            "CREATE TABLE scratch.later_copies AS SELECT s.seq AS seq "
             "FROM temp.duplicate_groups AS d JOIN scratch.stage AS s "
             "ON s.email = d.email AND s.seq > d.first_seq"
         )
-        connection.execute("CREATE UNIQUE INDEX temp.later_copies_seq ON later_copies (seq)")
-        exclude_copies = "AND s.seq NOT IN (SELECT seq FROM temp.later_copies)"
+        connection.execute("CREATE UNIQUE INDEX scratch.later_copies_seq ON later_copies (seq)")
+        exclude_copies = "AND s.seq NOT IN (SELECT seq FROM later_copies)"
     clock.lap("duplicates")
 
-    connection.execute(
-        "CREATE TABLE scratch.work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
-        "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
-    )
     members = rows - missing - duplicates
     if delivered:
+        connection.execute(
+            "CREATE TABLE scratch.work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
+            "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
+        )
         work, new, changed, tag_only, retag, tagged_in_work = _diff_against_ledger(
             connection, export=export, tag=tag, exclude_copies=exclude_copies
         )
@@ -115,14 +117,15 @@ def run_diff(
             (export,),
         )
     else:
-        # Nothing delivered yet (a first run): every member is new work, so the
-        # work is written in the stage's own order with no join, and its counts
-        # need no scan (~0.6 s less of a million-row first run, all of it serial).
+        # Nothing delivered yet (a first run): every member is new work and
+        # needs the tag (the export's tag is never empty). The work is then a
+        # view of the stage in its own order: nothing is written or joined,
+        # and its counts need no scan (~0.9 s less of a million-row first
+        # run, all of it serial).
         connection.execute(
-            "INSERT INTO scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
-            "SELECT s.seq, 0, NULL, 1, NULL IS NOT :tag FROM scratch.stage AS s "
-            f"WHERE s.email IS NOT NULL {exclude_copies}",
-            {"tag": tag},
+            "CREATE VIEW scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) AS "
+            "SELECT s.seq, 0, NULL, 1, 1 FROM stage AS s "
+            f"WHERE s.email IS NOT NULL {exclude_copies}"
         )
         clock.lap("work")
         work = new = members

@@ -6,8 +6,10 @@ from the engine and delivers them through one :class:`OmnisendClient`:
 - the caller's thread packs writes into batches (≤ 100 items, ≤ 1 MB) and
   hands full batches to a bounded queue — when it is full, :meth:`upsert`
   blocks (backpressure);
-- *creator* threads create batches, at most ``max_batches_in_flight`` not yet
-  done at a time;
+- *creator* threads (three by default: each waits on its request's answer for
+  much of its time, and a third kept a million-contact run's creation from
+  being the stage the others wait on) create batches, at most
+  ``max_batches_in_flight`` not yet done at a time;
 - one *poller* thread follows the batches in flight (one listing call a round
   for all of them) and reports each outcome;
 - *tagger* threads send tags calls of up to 250 e-mails. A contact upserted
@@ -95,7 +97,7 @@ class DeliveryPipeline:
         stop_grace: float = 120.0,
         batch_queue_size: int = 4,
         max_tag_backlog: int = 100_000,
-        creator_threads: int = 2,
+        creator_threads: int = 3,
         tagger_threads: int = 2,
         max_failed_polls: int = 3,
     ) -> None:

@@ -65,9 +65,15 @@ def producer_processes() -> list[int]:
 
 @pytest.fixture
 def plain_setup(setup: Setup) -> Setup:
-    """The setup's export without consent (so first-run rows are plain), 420 members + oddities."""
+    """The setup's export without consent (so first-run rows are plain), 420 members + oddities:
+    a malformed e-mail, an over-long name and a later copy of a member's e-mail."""
     setup.rewrite(consent=False)
-    rows = [*people(420), person(900, email="broken@"), person(901, first_name="x" * 300)]
+    rows = [
+        *people(420),
+        person(900, email="broken@"),
+        person(901, first_name="x" * 300),
+        person(902, email=" PERSON7@Example.com", first_name="Copy"),
+    ]
     write_segment(setup.database, rows)
     return setup
 

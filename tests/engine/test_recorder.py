@@ -60,10 +60,11 @@ def test_a_batch_announced_packed_is_recorded_and_acknowledged_as_omnisend_answe
             )
         first_token = recorder.intend(first)
         second_token = recorder.intend(second)
-        assert [intent.items for intent in store.intents("vip")] == [
-            (InflightItem("a@x.io", 1, True), InflightItem("b@x.io", 2, False)),
-            (InflightItem("c@x.io", 3, True), InflightItem("d@x.io", 4, False)),
-        ]
+        # Both recorded at one (fake) time: keyed by token, not in list order.
+        assert {intent.batch_id: intent.items for intent in store.intents("vip")} == {
+            first_token: (InflightItem("a@x.io", 1, True), InflightItem("b@x.io", 2, False)),
+            second_token: (InflightItem("c@x.io", 3, True), InflightItem("d@x.io", 4, False)),
+        }
         recorder.created(first_token, "batch-1")
         recorder.created(second_token, "batch-2")
         # Part of a batch accepted: only that part enters the ledger.
