@@ -10,7 +10,8 @@ acknowledged, batch by batch:
   once Omnisend returned the batch's id they become in flight under it. A
   process killed between the two leaves the intent: the next run knows
   those contacts *may* have been sent (see :mod:`omnisync.engine.settle`);
-- ``upserts_acknowledged`` → those in-flight items move into the ledger;
+- ``upserts_acknowledged`` → those in-flight items move into the ledger (a
+  poll round's batches in one transaction);
 - ``upserts_failed`` → those in-flight items are released: pending, the next
   run's diff sends them again;
 - ``batch_abandoned`` → nothing: the items stay in flight and the next run
@@ -172,21 +173,23 @@ class LedgerRecorder:
         with self._lock:
             self.batches += 1
 
-    def upserts_acknowledged(self, batch_id: str, emails: tuple[str, ...]) -> None:
+    def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
         with self._lock:
-            size = self._sizes.pop(batch_id, None)
-        # The pipeline names only the batch's own e-mails: as many distinct ones as
+            sizes = [self._sizes.pop(batch_id, None) for batch_id, _ in acknowledged]
+        # The pipeline names only a batch's own e-mails: as many distinct ones as
         # the intent recorded are the whole batch, which the store then moves
         # without matching e-mails.
-        whole = size is not None and len(emails) == size and len(set(emails)) == size
-        self._store.acknowledge(
-            self._export, batch_id, None if whole else emails, now=self._clock.wall()
-        )
+        moves = [
+            (batch_id, None if _whole(emails, size) else emails)
+            for (batch_id, emails), size in zip(acknowledged, sizes, strict=True)
+        ]
+        self._store.acknowledge_batches(self._export, moves, now=self._clock.wall())
         with self._lock:
-            self.upserted += len(emails)
-            waiting = self._then_tag.pop(batch_id, set())
-            # The pipeline tags exactly the accepted e-mails it was told to tag.
-            self.tags_after_upsert += len(waiting.intersection(emails))
+            for batch_id, emails in acknowledged:
+                self.upserted += len(emails)
+                waiting = self._then_tag.pop(batch_id, set())
+                # The pipeline tags exactly the accepted e-mails it was told to tag.
+                self.tags_after_upsert += len(waiting.intersection(emails))
         self._changed()
 
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
@@ -243,6 +246,10 @@ class LedgerRecorder:
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change()
+
+
+def _whole(emails: tuple[str, ...], size: int | None) -> bool:
+    return size is not None and len(emails) == size and len(set(emails)) == size
 
 
 def _failure_reason(failure: ItemFailure) -> str:

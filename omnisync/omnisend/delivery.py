@@ -43,16 +43,20 @@ class DeliveryClient(Protocol):
 class DeliveryListener(Protocol):
     """Receives what Omnisend confirmed, failed or never processed.
 
-    Calls come from pipeline threads, one at a time (the pipeline serialises
-    them). E-mails are the normalised addresses the engine passed in. A
-    listener that raises aborts the pipeline with that exception.
+    Calls come from the pipeline's threads, possibly several at once: a
+    listener must be thread-safe. For one batch they come in order
+    (``batch_created``, then its outcome), and the tag of an upserted contact
+    is reported only after its upsert was acknowledged. E-mails are the
+    normalised addresses the engine passed in. A listener that raises aborts
+    the pipeline with that exception.
     """
 
     def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
         """Omnisend returned the id of a batch holding these upserts: record it as in flight."""
 
-    def upserts_acknowledged(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        """Omnisend accepted these upserts."""
+    def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        """Omnisend accepted these upserts: ``(batch_id, emails)`` per batch, all those of
+        one poll round at once (a batch's failures and leftovers are reported after)."""
 
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
         """Omnisend refused these upserts (per-item 4xx, with its field problems)."""

@@ -83,3 +83,15 @@ class BatchOutcome:
     status: Literal["finished", "stopped"]
     accepted: frozenset[str]
     failed: tuple[ItemFailure, ...] = ()
+
+    def sort_out(self, sent: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Of the e-mails ``sent`` in the batch, in order: those accepted, and the
+        leftovers (neither accepted nor failed: not processed)."""
+        if not self.failed and self.accepted.issuperset(sent):
+            return sent, ()  # the common case needs no sorting out
+        failed = {failure.email for failure in self.failed}
+        accepted = tuple(email for email in sent if email in self.accepted)
+        leftovers = tuple(
+            email for email in sent if email not in self.accepted and email not in failed
+        )
+        return accepted, leftovers

@@ -20,8 +20,9 @@ from the engine and delivers them through one :class:`OmnisendClient`:
 So batch creation (general limit, 400/min) and tag calls (tags limit, 60/min)
 flow at the same time, each paced by the brand's shared limiter.
 
-Events reach the :class:`DeliveryListener` one at a time (calls are
-serialised by the pipeline), from the pipeline's threads.
+Events reach the :class:`DeliveryListener` from the pipeline's threads, possibly
+several at once (a listener is thread-safe); the events of one batch come in
+order, and a contact's tag is reported only after its upsert was.
 
 Stopping (``stop`` set): no new batch is created and no new tags call is
 started (calls already under way finish); batches already created are
@@ -42,7 +43,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from omnisync.clock import Clock
@@ -307,8 +308,7 @@ class DeliveryPipeline:
                 logger.warning("polling batches failed, will retry: %s", error)
                 continue
             failed_polls = 0
-            for outcome in outcomes:
-                self._settle(outcome)
+            self._settle(outcomes)
 
     def _tag_loop(self) -> None:
         while True:
@@ -348,26 +348,31 @@ class DeliveryPipeline:
     def _stopping(self) -> bool:
         return self._stop.is_set() or self._crew.aborted.is_set()
 
-    def _settle(self, outcome: BatchOutcome) -> None:
-        with self._in_flight_lock:
-            item = self._in_flight.pop(outcome.batch_id, None)
-        if item is None:
-            return
-        self._slots.release()
-        accepted: tuple[str, ...] = item.emails
-        leftovers: tuple[str, ...] = ()
-        if outcome.failed or not outcome.accepted.issuperset(item.emails):
-            # Not every item accepted (the common case needs no sorting out).
-            accepted = tuple(email for email in item.emails if email in outcome.accepted)
-            failed_emails = {failure.email for failure in outcome.failed}
-            leftovers = tuple(
-                email
-                for email in item.emails
-                if email not in outcome.accepted and email not in failed_emails
-            )
-        if accepted:
-            self._crew.count("acknowledged", len(accepted))
-            self._crew.notify(self._listener.upserts_acknowledged, outcome.batch_id, accepted)
+    def _settle(self, outcomes: Sequence[BatchOutcome]) -> None:
+        """Report a poll round: every acknowledgement first, in one listener call
+        (the ledger records them in one transaction), then per batch its
+        failures, its leftovers and the tags of what was accepted."""
+        settled: list[tuple[BatchOutcome, _InFlight, tuple[str, ...], tuple[str, ...]]] = []
+        for outcome in outcomes:
+            with self._in_flight_lock:
+                item = self._in_flight.pop(outcome.batch_id, None)
+            if item is not None:
+                self._slots.release()
+                settled.append((outcome, item, *outcome.sort_out(item.emails)))
+        acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
+        if acknowledged:
+            self._crew.count("acknowledged", sum(len(emails) for _, emails in acknowledged))
+            self._crew.notify(self._listener.upserts_acknowledged, acknowledged)
+        for outcome, item, accepted, leftovers in settled:
+            self._report_rest(outcome, item, accepted, leftovers)
+
+    def _report_rest(
+        self,
+        outcome: BatchOutcome,
+        item: _InFlight,
+        accepted: tuple[str, ...],
+        leftovers: tuple[str, ...],
+    ) -> None:
         if outcome.failed:
             self._crew.count("failed", len(outcome.failed))
             for failure in outcome.failed:

@@ -185,6 +185,24 @@ class SqliteLedgerStore(LedgerStore):
         with self._transaction("record acknowledged contacts") as connection:
             return packed.acknowledge(connection, export, batch_id, emails, stamp)
 
+    def acknowledge_batches(
+        self,
+        export: str,
+        batches: Sequence[tuple[str, Collection[str] | None]],
+        *,
+        now: datetime,
+    ) -> int:
+        wanted = [(batch_id, emails) for batch_id, emails in batches if emails is None or emails]
+        if not wanted:
+            return 0
+        stamp = format_timestamp(now)
+        # One commit for the round, and the ledger pages the batches share written once.
+        with self._transaction("record acknowledged contacts") as connection:
+            return sum(
+                packed.acknowledge(connection, export, batch_id, emails, stamp)
+                for batch_id, emails in wanted
+            )
+
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
         with self._transaction("release in-flight contacts") as connection:
             return packed.release(connection, export, batch_id, emails)

@@ -203,6 +203,22 @@ class LedgerStore(ABC):
         flight for that batch are ignored. Returns how many entries were written.
         """
 
+    def acknowledge_batches(
+        self,
+        export: str,
+        batches: Sequence[tuple[str, Collection[str] | None]],
+        *,
+        now: datetime,
+    ) -> int:
+        """:meth:`acknowledge` for several batches — ``(batch_id, emails)`` each — in ONE
+        transaction (a poll round's acknowledgements). Returns the entries written.
+
+        This default makes one transaction per batch; stores that can, override it.
+        """
+        return sum(
+            self.acknowledge(export, batch_id, emails, now=now) for batch_id, emails in batches
+        )
+
     @abstractmethod
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
         """Forget in-flight items without recording them (failed, or never processed).

@@ -67,10 +67,9 @@ def test_a_batch_announced_packed_is_recorded_and_acknowledged_as_omnisend_answe
         }
         recorder.created(first_token, "batch-1")
         recorder.created(second_token, "batch-2")
-        # Part of a batch accepted: only that part enters the ledger.
-        recorder.upserts_acknowledged("batch-1", ("b@x.io",))
-        # A whole batch accepted.
-        recorder.upserts_acknowledged("batch-2", ("d@x.io", "c@x.io"))
+        # One poll round: part of a batch accepted (only that part enters the
+        # ledger) and a whole batch accepted.
+        recorder.upserts_acknowledged((("batch-1", ("b@x.io",)), ("batch-2", ("d@x.io", "c@x.io"))))
         assert [(entry.email, entry.fingerprint) for entry in store.entries("vip")] == [
             ("b@x.io", 2),
             ("c@x.io", 3),

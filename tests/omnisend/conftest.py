@@ -6,7 +6,8 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,8 @@ def connect() -> Iterator[Callable[..., Connection]]:
 
 @dataclass
 class RecordingListener:
-    """A DeliveryListener that keeps every event, and checks nothing is reported twice."""
+    """A thread-safe DeliveryListener that keeps every event, and checks nothing is
+    reported twice."""
 
     created: dict[str, tuple[str, ...]] = field(default_factory=dict)
     acknowledged: list[str] = field(default_factory=list)
@@ -126,46 +128,44 @@ class RecordingListener:
     events: list[str] = field(default_factory=list)
     _busy: threading.Lock = field(default_factory=threading.Lock)
 
-    def _enter(self, name: str) -> None:
-        # The pipeline promises one call at a time: a second concurrent call fails here.
-        assert self._busy.acquire(blocking=False), f"{name} called concurrently"
-        self.events.append(name)
+    @contextmanager
+    def _event(self, name: str) -> Iterator[None]:
+        # Calls may come from several pipeline threads at once: one at a time here.
+        with self._busy:
+            self.events.append(name)
+            yield
 
     def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        self._enter("batch_created")
-        assert batch_id not in self.created
-        self.created[batch_id] = emails
-        self._busy.release()
+        with self._event("batch_created"):
+            assert batch_id not in self.created
+            self.created[batch_id] = emails
 
-    def upserts_acknowledged(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        self._enter("upserts_acknowledged")
-        self.acknowledged.extend(emails)
-        self._busy.release()
+    def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        with self._event("upserts_acknowledged"):
+            for batch_id, emails in acknowledged:
+                # A batch resumed from a killed run was never reported created.
+                assert set(emails) <= set(self.created.get(batch_id, emails))
+                self.acknowledged.extend(emails)
 
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
-        self._enter("upserts_failed")
-        self.failures.extend(failures)
-        self._busy.release()
+        with self._event("upserts_failed"):
+            self.failures.extend(failures)
 
     def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        self._enter("batch_abandoned")
-        self.abandoned.extend(emails)
-        self._busy.release()
+        with self._event("batch_abandoned"):
+            self.abandoned.extend(emails)
 
     def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
-        self._enter("tags_added")
-        self.added.extend(emails)
-        self._busy.release()
+        with self._event("tags_added"):
+            self.added.extend(emails)
 
     def tags_removed(self, tag: str, emails: tuple[str, ...]) -> None:
-        self._enter("tags_removed")
-        self.removed.extend(emails)
-        self._busy.release()
+        with self._event("tags_removed"):
+            self.removed.extend(emails)
 
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
-        self._enter("tag_call_failed")
-        self.tag_failures.append((emails, error))
-        self._busy.release()
+        with self._event("tag_call_failed"):
+            self.tag_failures.append((emails, error))
 
     def sent(self) -> list[str]:
         return [email for emails in self.created.values() for email in emails]

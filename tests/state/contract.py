@@ -226,6 +226,31 @@ class LedgerStoreContract:
         assert store.acknowledge("vip", "batch-1", None, now=LATER) == 0
         assert store.acknowledge("vip", "batch-404", None, now=LATER) == 0
 
+    def test_acknowledging_several_batches_at_once_is_each_acknowledged(
+        self, store: LedgerStore
+    ) -> None:
+        store.record_inflight("vip", "batch-1", items("a@x.io", "b@x.io", fingerprint=1), now=NOW)
+        store.record_inflight("vip", "batch-2", items("c@x.io", "d@x.io", fingerprint=2), now=NOW)
+        store.record_inflight("vip", "batch-3", items("e@x.io", fingerprint=3), now=NOW)
+        store.record_inflight("news", "batch-1", items("a@x.io", fingerprint=4), now=NOW)
+        written = store.acknowledge_batches(
+            "vip",
+            [("batch-1", None), ("batch-2", ["d@x.io"]), ("batch-404", None), ("batch-3", [])],
+            now=LATER,
+        )
+        assert written == 3
+        assert [(e.email, e.fingerprint) for e in store.entries("vip")] == [
+            ("a@x.io", 1),
+            ("b@x.io", 1),
+            ("d@x.io", 2),
+        ]
+        assert [(b.batch_id, b.emails) for b in store.inflight_batches("vip")] == [
+            ("batch-2", ("c@x.io",)),
+            ("batch-3", ("e@x.io",)),
+        ]
+        assert store.entries("news") == []
+        assert store.acknowledge_batches("vip", [], now=LATER) == 0
+
     def test_an_intent_can_be_released(self, store: LedgerStore) -> None:
         store.record_intent("vip", "token-1", items("a@x.io"), now=NOW)
         assert store.release_intent("vip", "token-1") == 1
