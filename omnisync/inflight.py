@@ -45,10 +45,15 @@ class PackedItems:
 
     def items(self) -> tuple[InflightItem, ...]:
         """The items, in the order they were packed."""
-        return tuple(
-            InflightItem(email, fingerprint, bool(then_tag))
-            for email, fingerprint, then_tag in orjson.loads(self.text)
-        )
+        return unpack_items(self.text)
+
+
+def unpack_items(text: str) -> tuple[InflightItem, ...]:
+    """The items of a packed text (:attr:`PackedItems.text`), in their order."""
+    return tuple(
+        InflightItem(email, fingerprint, bool(then_tag))
+        for email, fingerprint, then_tag in orjson.loads(text)
+    )
 
 
 def pack_items(items: Iterable[InflightItem]) -> PackedItems:

@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 import orjson
 
-from omnisync.inflight import InflightItem, PackedItems, pack_items
+from omnisync.inflight import InflightItem, PackedItems, pack_items, unpack_items
 from omnisync.state.store import InflightBatch
 
 #: One packed item: e-mail, fingerprint, then_tag (0/1).
@@ -52,10 +52,7 @@ def as_batch(key: str, created_at: str, text: str) -> InflightBatch:
     return InflightBatch(
         key,
         created_at,
-        tuple(
-            InflightItem(email, fingerprint, bool(then_tag))
-            for email, fingerprint, then_tag in sorted(unpack(text))
-        ),
+        tuple(sorted(unpack_items(text))),
     )
 
 
@@ -215,10 +212,7 @@ def intents(connection: sqlite3.Connection, export: str) -> list[InflightBatch]:
         InflightBatch(
             token,
             created_at,
-            tuple(
-                InflightItem(email, fingerprint, bool(then_tag))
-                for email, fingerprint, then_tag in unpack(items)
-            ),
+            unpack_items(items),
         )
         for token, created_at, items in rows
     ]

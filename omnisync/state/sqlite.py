@@ -176,15 +176,6 @@ class SqliteLedgerStore(LedgerStore):
         with self._reading("read in-flight batches") as connection:
             return packed.inflight_batches(connection, export)
 
-    def acknowledge(
-        self, export: str, batch_id: str, emails: Collection[str] | None, *, now: datetime
-    ) -> int:
-        if emails is not None and not emails:
-            return 0
-        stamp = format_timestamp(now)
-        with self._transaction("record acknowledged contacts") as connection:
-            return packed.acknowledge(connection, export, batch_id, emails, stamp)
-
     def acknowledge_batches(
         self,
         export: str,

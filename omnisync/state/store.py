@@ -189,7 +189,6 @@ class LedgerStore(ABC):
     def inflight_batches(self, export: str) -> list[InflightBatch]:
         """The export's unsettled batches, oldest first."""
 
-    @abstractmethod
     def acknowledge(
         self, export: str, batch_id: str, emails: Collection[str] | None, *, now: datetime
     ) -> int:
@@ -202,7 +201,9 @@ class LedgerStore(ABC):
         a new one has none. Those in-flight items are removed. E-mails not in
         flight for that batch are ignored. Returns how many entries were written.
         """
+        return self.acknowledge_batches(export, [(batch_id, emails)], now=now)
 
+    @abstractmethod
     def acknowledge_batches(
         self,
         export: str,
@@ -211,13 +212,7 @@ class LedgerStore(ABC):
         now: datetime,
     ) -> int:
         """:meth:`acknowledge` for several batches — ``(batch_id, emails)`` each — in ONE
-        transaction (a poll round's acknowledgements). Returns the entries written.
-
-        This default makes one transaction per batch; stores that can, override it.
-        """
-        return sum(
-            self.acknowledge(export, batch_id, emails, now=now) for batch_id, emails in batches
-        )
+        transaction (a poll round's acknowledgements). Returns the entries written."""
 
     @abstractmethod
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
