@@ -257,6 +257,7 @@ def test_a_malformed_status_line_is_a_transport_error(
 @pytest.mark.parametrize(
     "header_lines",
     [
+        # Malformed header lines.
         b"no colon here\r\n",
         b"Bad Name: x\r\n",
         b"Name : x\r\n",
@@ -264,20 +265,7 @@ def test_a_malformed_status_line_is_a_transport_error(
         b"X-Ok: 1\r\n\x00: nul\r\n",
         b"X-Long: " + b"y" * 70000 + b"\r\n",
         b"".join(b"X-Many-%d: 1\r\n" % index for index in range(101)),
-    ],
-)
-def test_a_malformed_header_is_a_transport_error(
-    raw_server: ServerFactory,
-    sessions: Callable[[RawServer], PlainHttpSession],
-    header_lines: bytes,
-) -> None:
-    server = raw_server(scripted(reply(b"HTTP/1.1 200 OK\r\n" + header_lines + b"\r\n{}")))
-    assert_transport_error(server, sessions(server), "MalformedAnswer")
-
-
-@pytest.mark.parametrize(
-    "framing",
-    [
+        # A body length that is invalid or conflicting, or a coding that cannot be read.
         b"Content-Length: abc\r\n",
         b"Content-Length: -2\r\n",
         b"Content-Length: 2\r\nContent-Length: 3\r\n",
@@ -285,12 +273,12 @@ def test_a_malformed_header_is_a_transport_error(
         b"Transfer-Encoding: gzip, chunked\r\n",
     ],
 )
-def test_an_invalid_or_conflicting_length_is_a_transport_error(
+def test_a_malformed_header_or_body_length_is_a_transport_error(
     raw_server: ServerFactory,
     sessions: Callable[[RawServer], PlainHttpSession],
-    framing: bytes,
+    header_lines: bytes,
 ) -> None:
-    server = raw_server(scripted(reply(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n{}")))
+    server = raw_server(scripted(reply(b"HTTP/1.1 200 OK\r\n" + header_lines + b"\r\n{}")))
     assert_transport_error(server, sessions(server), "MalformedAnswer")
 
 
