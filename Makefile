@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check install bench clean
+.PHONY: demo test check install install-test bench clean
 
-$(BIN)/omnisync: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+
+# What omnisync needs to run (the demo, the benchmark): its own dependencies only.
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+# The test tools on top (pytest, ruff, mypy, psycopg…): only `make test` pays for them.
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
-install: $(BIN)/omnisync
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
 
 demo: install ## run the main job on the embedded defaults against the local emulator
 	$(BIN)/omnisync demo
 
-test: install ## lint, type-check and run the whole test suite
+test: install-test ## lint, type-check and run the whole test suite
 	scripts/services
 	PATH="$(abspath $(BIN)):$$PATH" scripts/check
 

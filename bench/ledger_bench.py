@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from omnisync.inflight import pack_columns
+from omnisync.inflight import InflightItem
 from omnisync.state import open_state_store
 
 BATCH_ITEMS = 100
@@ -42,9 +42,10 @@ def main() -> None:
         for batch in range(args.batches):
             numbers = range(batch * BATCH_ITEMS, (batch + 1) * BATCH_ITEMS)
             emails = [f"customer{number}@bench.example.com" for number in numbers]
-            items = pack_columns(
-                emails, [number * 2654435761 % 2**62 for number in numbers], [True] * BATCH_ITEMS
-            )
+            items = [
+                InflightItem(email, number * 2654435761 % 2**62, True)
+                for email, number in zip(emails, numbers, strict=True)
+            ]
             token, batch_id = f"token-{batch}", f"batch-{batch}"
             timed("intent", store.record_intent, token, items)
             timed("created", store.record_created, token, batch_id)

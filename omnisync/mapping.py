@@ -2,7 +2,7 @@
 
 Pure: no I/O, no clock (the caller passes ``now`` when it wants consent times
 in the future refused). :func:`map_row` turns a row (column → raw value) into
-a :class:`~omnisync.omnisend.model.ContactWrite`, or into an
+a :class:`~omnisync.contact.ContactWrite`, or into an
 :class:`InvalidRow` that lists every reason at once; invalid rows are counted
 and reported, never sent. :func:`map_row_with_warnings` also returns the
 warnings (a consent status that is not sent, for instance), which never make
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from omnisync.config.model import Export
+from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.countries import country_code, is_alpha_2
 from omnisync.emails import (
     MAX_EMAIL_LOCAL_OCTETS,
@@ -35,9 +36,9 @@ from omnisync.emails import (
 )
 from omnisync.fingerprint import fingerprint_columns
 from omnisync.masking import mask_email
-from omnisync.omnisend.model import ContactWrite, EmailConsent
 from omnisync.planning import SourceRow
 from omnisync.sourcevalues import (
+    cleaned_text,
     consent_status,
     consent_time,
     readable_text,
@@ -159,8 +160,6 @@ class _Property:
     name: str
     position: int | None  # None: the name breaks Omnisend's rule
     bad_name: str
-    binary: str
-    too_long: str
 
 
 class MappingPlan:
@@ -179,7 +178,7 @@ class MappingPlan:
         mapping = export.mapping
         self._email = position[mapping.email]
         self._fields = tuple(
-            (omnisend_name, label, position[column], _too_long(label))
+            (omnisend_name, label, position[column])
             for label, omnisend_name in OMNISEND_FIELDS.items()
             if (column := getattr(mapping, label)) is not None
         )
@@ -193,8 +192,6 @@ class MappingPlan:
                 position[properties[name]] if CUSTOM_PROPERTY_NAME.fullmatch(name) else None,
                 f"custom property name '{name}' is not accepted by Omnisend "
                 "(1-128 letters, digits or _)",
-                f"custom property '{name}' is binary data, not UTF-8 text",
-                f"custom property '{name}' is longer than {MAX_CUSTOM_PROPERTY_LENGTH} characters",
             )
             for name in sorted(properties)
         )
@@ -233,26 +230,22 @@ class MappingPlan:
         problem = email_problem(email)
         if problem is not None:
             reasons.append(problem)
+        warnings: list[str] = []
         fields: dict[str, str] = {}
-        for omnisend_name, label, index, too_long in self._fields:
-            value = values[index]
-            if value.__class__ is str:
-                # text_value() for the common case, inline: a run does this a
-                # few million times.
-                text = value.strip()
-                if text:
-                    if len(text) > MAX_FIELD_LENGTH:
-                        reasons.append(too_long)
-                    else:
-                        fields[omnisend_name] = text
-            else:
-                _put_field(fields, omnisend_name, label, value, reasons)
+        for omnisend_name, label, index in self._fields:
+            _put_text(
+                fields,
+                omnisend_name,
+                values[index],
+                label=label,
+                reasons=reasons,
+                warnings=warnings,
+            )
         if self._country_code is not None or self._country is not None:
-            self._map_country(values, fields, reasons)
+            self._map_country(values, fields, reasons, warnings)
         properties: dict[str, str] = {}
         if self._properties:
-            self._map_custom_properties(values, properties, reasons)
-        warnings: list[str] = []
+            self._map_custom_properties(values, properties, reasons, warnings)
         consent = None
         if self._consent is not None and not in_ledger:
             consent = self._map_consent(values, now=now, warnings=warnings)
@@ -264,7 +257,11 @@ class MappingPlan:
         return MappingOutcome(write, tuple(warnings)) if warnings else MappingOutcome(write)
 
     def _map_country(
-        self, values: Sequence[object], fields: dict[str, str], reasons: list[str]
+        self,
+        values: Sequence[object],
+        fields: dict[str, str],
+        reasons: list[str],
+        warnings: list[str],
     ) -> None:
         if self._country_code is not None:
             try:
@@ -278,12 +275,14 @@ class MappingPlan:
                 else:
                     reasons.append("country_code is not an ISO 3166-1 alpha-2 code")
         if self._country is not None:
-            value = values[self._country]
-            text = value.strip() if value.__class__ is str else None
-            if text and len(text) <= MAX_FIELD_LENGTH:
-                fields["country"] = text  # the common case, as _put_field would
-            else:
-                _put_field(fields, "country", "country", value, reasons)
+            _put_text(
+                fields,
+                "country",
+                values[self._country],
+                label="country",
+                reasons=reasons,
+                warnings=warnings,
+            )
             name = fields.get("country")
             if name is not None and "countryCode" not in fields:
                 found = country_code(name)
@@ -291,7 +290,11 @@ class MappingPlan:
                     fields["countryCode"] = found
 
     def _map_custom_properties(
-        self, values: Sequence[object], mapped: dict[str, str], reasons: list[str]
+        self,
+        values: Sequence[object],
+        mapped: dict[str, str],
+        reasons: list[str],
+        warnings: list[str],
     ) -> None:
         if self._too_many_properties:
             reasons.append(f"more than {MAX_CUSTOM_PROPERTIES} custom properties")
@@ -299,21 +302,15 @@ class MappingPlan:
             if prop.position is None:
                 reasons.append(prop.bad_name)
                 continue
-            value = values[prop.position]
-            if value.__class__ is str:
-                text = value.strip() or None  # text_value() of text, inline
-            else:
-                try:
-                    text = text_value(value)
-                except ValueError:
-                    reasons.append(prop.binary)
-                    continue
-            if text is None:
-                continue
-            if len(text) > MAX_CUSTOM_PROPERTY_LENGTH:
-                reasons.append(prop.too_long)
-                continue
-            mapped[prop.name] = text
+            _put_text(
+                mapped,
+                prop.name,
+                values[prop.position],
+                label=f"custom property '{prop.name}'",
+                reasons=reasons,
+                warnings=warnings,
+                max_length=MAX_CUSTOM_PROPERTY_LENGTH,
+            )
 
     def _map_consent(
         self, values: Sequence[object], *, now: datetime | None, warnings: list[str]
@@ -362,31 +359,30 @@ def _position_of(position: Mapping[str, int], column: str | None) -> int | None:
     return None if column is None else position[column]
 
 
-def _too_long(label: str) -> str:
-    return f"{label} is longer than {MAX_FIELD_LENGTH} characters"
-
-
-def _put_field(
-    fields: dict[str, str],
-    omnisend_name: str,
-    label: str,
+def _put_text(
+    mapped: dict[str, str],
+    name: str,
     value: object,
+    *,
+    label: str,
     reasons: list[str],
+    warnings: list[str],
+    max_length: int = MAX_FIELD_LENGTH,
 ) -> None:
-    if value.__class__ is str:
-        text = value.strip() or None  # text_value() of text, inline
-    else:
-        try:
-            text = text_value(value)
-        except ValueError:
-            reasons.append(f"{label} is binary data, not UTF-8 text")
-            return
+    """Put ``value`` as text under ``name`` (:func:`cleaned_text`); what stops it is a reason."""
+    try:
+        text, cleaned = cleaned_text(value)
+    except ValueError:
+        reasons.append(f"{label} is binary data, not UTF-8 text")
+        return
+    if cleaned:
+        warnings.append(f"{label}: control characters removed")
     if text is None:
         return
-    if len(text) > MAX_FIELD_LENGTH:
-        reasons.append(f"{label} is longer than {MAX_FIELD_LENGTH} characters")
+    if len(text) > max_length:
+        reasons.append(f"{label} is longer than {max_length} characters")
         return
-    fields[omnisend_name] = text
+    mapped[name] = text
 
 
 def _optional_text(value: object) -> str | None:

@@ -1,7 +1,8 @@
 """Masking of personal data for logs, errors and ``plan`` output.
 
-Logs never print a full e-mail address (DESIGN.md, "Safety rules"). A masked
-address keeps enough to recognise it in a support conversation and no more.
+Logs never print a full e-mail address (docs/design.md, "Safety rules never
+traded for speed"). A masked address keeps enough to recognise it in a
+support conversation and no more.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ what a contact write carries; :mod:`omnisync.mapping` re-exports these.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
-from omnisync.omnisend.model import ChannelStatus
+from omnisync.contact import ChannelStatus
 
 _STATUS_SPELLINGS: dict[str, ChannelStatus] = {
     "subscribed": "subscribed",
@@ -28,15 +29,20 @@ _STATUS_SPELLINGS: dict[str, ChannelStatus] = {
 }
 
 
-def text_value(value: object) -> str | None:
-    """A raw source value as contact text: stripped, ``None`` when empty.
+#: C0 control characters and DEL. Omnisend shows contact text in e-mails and
+#: its app, where they have no meaning (a NUL from a CSV export, a stray
+#: escape): tab, line feed and carriage return become a space, the rest go.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
-    Numbers are written plainly (``120.0`` becomes ``"120"``), booleans as
-    ``true``/``false``. Raises :class:`ValueError` for bytes that are not
-    UTF-8.
-    """
+
+def _without_control(match: re.Match[str]) -> str:
+    return " " if match.group() in "\t\n\r" else ""
+
+
+def cleaned_text(value: object) -> tuple[str | None, bool]:
+    """:func:`text_value`, and whether control characters were taken out of it."""
     if value is None:
-        return None
+        return None, False
     if isinstance(value, str):
         text = value
     elif isinstance(value, bool):
@@ -49,8 +55,19 @@ def text_value(value: object) -> str | None:
         text = value.decode("utf-8")
     else:
         text = str(value)
-    stripped = text.strip()
-    return stripped or None
+    cleaned = _CONTROL_CHARACTERS.sub(_without_control, text)
+    return cleaned.strip() or None, cleaned != text
+
+
+def text_value(value: object) -> str | None:
+    """A raw source value as contact text: stripped, ``None`` when empty.
+
+    Numbers are written plainly (``120.0`` becomes ``"120"``), booleans as
+    ``true``/``false``. C0 control characters and DEL are removed (tab, line
+    feed and carriage return become a space). Raises :class:`ValueError` for
+    bytes that are not UTF-8.
+    """
+    return cleaned_text(value)[0]
 
 
 def readable_text(value: object) -> str | None:

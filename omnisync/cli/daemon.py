@@ -69,13 +69,18 @@ def handle(args: argparse.Namespace) -> int:
     # Imported here, not at the top: every other command (and --help) would
     # pay for the daemon's imports (APScheduler, prometheus-client, the engine).
     from omnisync.clock import SystemClock
+    from omnisync.config.rules import listen_problem
+    from omnisync.daemon.discovery import forget_token, make_state_dir_private
     from omnisync.daemon.engine import EngineRuns, EngineUnavailable
     from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
     from omnisync.daemon.metrics import DaemonMetrics
     from omnisync.daemon.notify import Notifier
     from omnisync.daemon.service import Daemon, DaemonOptions
+    from omnisync.daemon.serving import raise_file_limit
     from omnisync.logs import configure_logging
 
+    # First: the connection budget of the control endpoint is a share of this limit.
+    raise_file_limit()
     redactor = configure_logging(log_format=args.log_format or "text", level=args.log_level)
     config_path = Path(config_path_from(args, os.environ)).absolute()
     loader = DaemonConfigLoader(os.environ)
@@ -92,6 +97,28 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_USAGE if failure.unreadable else EXIT_FAILED
     redactor.register(initial.secret_values)
     settings = initial.config.daemon
+    if args.control_listen is not None:
+        # The rule `validate` applies to daemon.control.listen, for the flag too.
+        refusal = listen_problem(args.control_listen, has_token=settings.control_token is not None)
+        if refusal is not None:
+            print(
+                f"omnisync daemon: not starting: --control-listen {args.control_listen}: {refusal}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    state_dir = Path(settings.state_dir)
+    try:
+        make_state_dir_private(state_dir)
+    except OSError as error:
+        print(
+            f"omnisync daemon: not starting: cannot make the state directory {state_dir}"
+            f" private: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if initial.control_token:
+        # A configured token replaces the generated one: no stale file to mislead anyone.
+        forget_token(state_dir)
     if args.log_format is None and settings.log_format != "text":
         configure_logging(log_format=settings.log_format, level=args.log_level, redactor=redactor)
 
@@ -99,7 +126,7 @@ def handle(args: argparse.Namespace) -> int:
     metrics = DaemonMetrics()
     try:
         engine = EngineRuns.open(
-            Path(settings.state_dir),
+            state_dir,
             clock=clock,
             metrics=metrics,
             # Leave a third of the shutdown timeout for recording and exiting.
@@ -112,7 +139,7 @@ def handle(args: argparse.Namespace) -> int:
         initial,
         options=DaemonOptions(
             config_path=config_path,
-            state_dir=Path(settings.state_dir),
+            state_dir=state_dir,
             control_listen=args.control_listen or settings.control_listen,
             shutdown_timeout=args.shutdown_timeout,
         ),

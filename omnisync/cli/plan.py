@@ -27,6 +27,7 @@ from omnisync.engine.plan_render import PlanFailure, render_json, render_markdow
 from omnisync.engine.report import PlanReport, plan_export
 from omnisync.engine.staging import LedgerUnreadable
 from omnisync.sources.errors import SourceError
+from omnisync.state import StateError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -85,7 +86,7 @@ def handle(args: argparse.Namespace) -> int:
     for name in names:
         try:
             reports.append(plan_export(config, name, now=now))
-        except (SourceError, LedgerUnreadable) as error:
+        except (SourceError, LedgerUnreadable, StateError) as error:
             failures.append(PlanFailure(name, str(error)))
         except (sqlite3.Error, OSError) as error:
             # Scratch space for the staging tables (a full disk, say).

@@ -1,18 +1,18 @@
 """``omnisync schema``: print the config's JSON Schema (draft 2020-12).
 
-For editors and other tools; the same file is ``schemas/omnisync.schema.json``
-in the repository and ``omnisync/schemas/omnisync.schema.json`` in the wheel.
+For editors and other tools: exactly the bytes of ``schemas/omnisync.schema.json``
+in the repository (``omnisync/schemas/omnisync.schema.json`` in the wheel), so
+``omnisync schema > schema.json`` and a checked-in copy compare equal.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
-from omnisync.config.schema import load_schema
+from omnisync.config.schema import schema_text
 
 
 def register(subparsers: Any) -> None:
@@ -25,10 +25,11 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    text = json.dumps(load_schema(), indent=2, ensure_ascii=False) + "\n"
+    data = schema_text().encode("utf-8")
     try:
-        sys.stdout.write(text)
         sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     except BrokenPipeError:
         # `omnisync schema | head`: the reader has what it wanted.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,9 +1,19 @@
 """``omnisync status``: what the running daemon is doing, as a table or JSON.
 
-Finds the daemon through ``<state_dir>/daemon.json`` (the state directory
-comes from the config, or ``--state-dir``) and renders its ``/status``.
+Finds the daemon through ``<state_dir>/daemon.json``. The state directory is
+``--state-dir`` when given, else the config's ``daemon.state_dir`` (from
+``--config``, else ``$OMNISYNC_CONFIG``, else ``/etc/omnisync``). A config
+that does not load right now (the daemon keeps running its last good one) is
+still read for just that value, as YAML; when even that is impossible, the
+default state directory is used, as the daemon would. When no daemon answers,
+the message names the config and the state directory that were looked at.
+
 Exit 0 when a daemon answered, 1 when none is running for that state
-directory, 2 for a usage error or a config that cannot be read.
+directory, 2 for a usage error or a config path that cannot be read.
+
+The text form fits an 80-column terminal: export names are never cut (the
+other columns wrap), times are relative (``in 14m``, ``3m ago``; the JSON
+has them in full) and schedules read as the config writes them.
 """
 
 from __future__ import annotations
@@ -11,18 +21,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omnisync.config.build import default_state_dir
-from omnisync.config.loader import try_load_config
+import yaml
+
+from omnisync.config.build import default_state_dir, resolve_path
+from omnisync.config.loader import config_file_names, try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.config.yamlload import parse_document
 from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 EXIT_OK = 0
 EXIT_NO_DAEMON = 1
@@ -47,7 +63,10 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "status",
         help="show the running daemon's exports, schedules and last reload",
-        description="Show what the daemon running for this config's state directory is doing.",
+        description=(
+            "Show what the daemon running for this config is doing. The daemon is found"
+            " through daemon.state_dir of the config, even while the config does not load."
+        ),
     )
     add_config_argument(parser)
     parser.add_argument(
@@ -66,43 +85,122 @@ def register(subparsers: Any) -> None:
 _SYSTEM_STATE_DIR = "/var/lib/omnisync"
 
 
-def state_dir_for(args: argparse.Namespace) -> Path | str:
-    """The state directory to look in, or an error message.
+@dataclass(frozen=True)
+class Lookup:
+    """Where to look for the daemon, and how that place was found (for messages)."""
 
-    A config that does not load right now (the daemon keeps running its last
-    good one) cannot name its state directory; then the default ones are
-    searched for a daemon that was started with this config path.
-    """
+    state_dir: Path
+    #: e.g. "daemon.state_dir of /etc/omnisync"; "--state-dir"
+    reason: str
+    #: Why the config does not load, when it does not (the daemon may run an older one).
+    config_problem: str | None = None
+
+
+def find_state_dir(args: argparse.Namespace) -> Lookup | str:
+    """Where the daemon of ``--config`` keeps its state, or why that cannot be known."""
     if args.state_dir:
-        return Path(args.state_dir)
+        return Lookup(Path(args.state_dir), "given with --state-dir")
     path = config_path_from(args, os.environ)
     result = try_load_config(path, environ=os.environ)
-    if result.config is not None:
-        return Path(result.config.daemon.state_dir)
-    wanted = os.path.abspath(path)
     home = os.environ.get("HOME") or os.path.expanduser("~")
-    for candidate in (default_state_dir(os.environ, home=home), _SYSTEM_STATE_DIR):
-        info = read_info(Path(candidate))
-        if info is not None and os.path.abspath(info.config_path) == wanted:
-            return Path(candidate)
-    first = result.diagnostics[0] if result.diagnostics else path
-    return (
-        f"the config at {path} does not load ({first}), so it cannot say where the"
-        " daemon's state directory is; pass --state-dir"
+    if result.config is not None:
+        return Lookup(Path(result.config.daemon.state_dir), "the config's state directory")
+    first = str(result.diagnostics[0]) if result.diagnostics else "it does not load"
+    if result.unreadable:
+        return f"cannot read the config at {path}: {first}"
+    problem = f"the config at {path} does not load right now ({first})"
+    written = written_state_dir(path, home=home)
+    if written is not None:
+        directory, file = written
+        return Lookup(Path(directory), f"daemon.state_dir as written in {file}", problem)
+    # No state_dir written anywhere: the daemon used the default, or, as a service,
+    # systemd's StateDirectory= (which a shell's missing $STATE_DIRECTORY cannot tell).
+    default = default_state_dir(os.environ, home=home)
+    system = read_info(Path(_SYSTEM_STATE_DIR))
+    if system is not None and os.path.abspath(system.config_path) == os.path.abspath(path):
+        return Lookup(Path(_SYSTEM_STATE_DIR), "systemd's StateDirectory=", problem)
+    return Lookup(
+        Path(default), "the default state directory: the config sets no daemon.state_dir", problem
     )
 
 
+def written_state_dir(path: str, *, home: str) -> tuple[str, str] | None:
+    """``daemon.state_dir`` as a config that does not load still writes it, and its file.
+
+    Each file is read as YAML on its own; a file that is not YAML at all is
+    searched line by line for the key in a block ``daemon:`` mapping. Relative
+    paths are resolved against the file's directory, as the loader does.
+    """
+    try:
+        files = config_file_names(path) if os.path.isdir(path) else [path]
+    except OSError:
+        return None
+    for file in files:
+        try:
+            with open(file, "rb") as handle:
+                content = handle.read()
+        except OSError:
+            continue
+        document = parse_document(content, file=file)
+        if document.data is not None:
+            daemon = document.data.get("daemon")
+            value = daemon.get("state_dir") if isinstance(daemon, dict) else None
+        else:
+            value = _state_dir_line(content.decode("utf-8", "replace"))
+        if isinstance(value, str) and value.strip():
+            base = os.path.dirname(os.path.abspath(file))
+            return resolve_path(value, base_dir=base, home=home), file
+    return None
+
+
+_TOP_LEVEL = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:")
+_STATE_DIR = re.compile(r"^\s+state_dir\s*:\s*(?P<value>.+?)\s*$")
+
+
+def _state_dir_line(text: str) -> object:
+    """``state_dir`` under a top-level ``daemon:`` block, from a file YAML cannot parse."""
+    in_daemon = False
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        top = _TOP_LEVEL.match(line)
+        if top is not None:
+            in_daemon = top.group("key") == "daemon"
+            continue
+        found = _STATE_DIR.match(line) if in_daemon else None
+        if found is not None:
+            try:
+                # The value alone is YAML: quotes, escapes and a trailing comment.
+                value: object = yaml.safe_load(found.group("value"))
+            except yaml.YAMLError:
+                return None
+            return value
+    return None
+
+
 def handle(args: argparse.Namespace) -> int:
-    state_dir = state_dir_for(args)
-    if isinstance(state_dir, str):
-        print(f"omnisync status: {state_dir}", file=sys.stderr)
+    lookup = find_state_dir(args)
+    if isinstance(lookup, str):
+        print(f"omnisync status: {lookup}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        with DaemonClient.find(state_dir) as client:
+        with DaemonClient.find(lookup.state_dir) as client:
             document = client.status()
     except DaemonUnavailable as error:
-        print(f"omnisync status: no daemon is running: {error}", file=sys.stderr)
+        if args.state_dir:
+            looked = f"in the state directory {lookup.state_dir} (--state-dir)"
+        else:
+            looked = (
+                f"for the config {config_path_from(args, os.environ)}; looked in"
+                f" {lookup.state_dir}, {lookup.reason}"
+            )
+        print(f"omnisync status: no daemon is running {looked}: {error}", file=sys.stderr)
+        if lookup.config_problem:
+            print(f"omnisync status: note: {lookup.config_problem}", file=sys.stderr)
         return EXIT_NO_DAEMON
+    if lookup.config_problem:
+        # The daemon keeps running its last good config; say why this one is not it.
+        print(f"omnisync status: warning: {lookup.config_problem}", file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -112,11 +210,17 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render(document: dict[str, Any], console: Console) -> None:
-    """``/status`` as a header, a reload line and one table row per export."""
+def render(document: dict[str, Any], console: Console, *, now: datetime | None = None) -> None:
+    """``/status`` as a header, a reload line and one table row per export.
+
+    Fits the console's width (80 columns is the aim): the export column is as
+    wide as the longest name and never cut; the other columns wrap.
+    """
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    now = now or datetime.now(UTC)
     daemon = document.get("daemon", {})
     config = document.get("config", {})
     reload = document.get("last_reload", {})
@@ -124,9 +228,9 @@ def render(document: dict[str, Any], console: Console) -> None:
         f"omnisync daemon pid {daemon.get('pid')} on {daemon.get('control_address')},"
         f" up since {_when(daemon.get('started_at'))}"
     )
+    console.print(Text(f"config {config.get('config_path', daemon.get('config_path'))}"))
     console.print(
-        f"config {config.get('config_path', daemon.get('config_path'))}"
-        f" revision [bold]{config.get('revision')}[/bold], loaded {_when(config.get('loaded_at'))}"
+        f"revision [bold]{config.get('revision')}[/bold], loaded {_when(config.get('loaded_at'))}"
     )
     if reload.get("ok", True):
         console.print(
@@ -140,39 +244,121 @@ def render(document: dict[str, Any], console: Console) -> None:
         for problem in reload.get("problems", []):
             # Never wrapped: a file:line:col line is for copying into an editor.
             console.print(Text(f"  {problem}", style="red"), soft_wrap=True)
-    table = Table(show_lines=False)
-    for column in ("export", "state", "schedule", "next run", "last run", "result", "counts"):
-        table.add_column(column)
+    rows: list[tuple[str, Text, str, str, Text]] = []
+    counted: list[tuple[str, str]] = []
     for name, export in sorted(document.get("exports", {}).items()):
         last = export.get("last_run") or {}
         status = last.get("status") or ""
-        counts = last.get("counts") or {}
-        shown_counts = ", ".join(
-            f"{key} {value}" for key, value in counts.items() if value and key != "requests"
-        )
         state = export.get("state", "")
         if export.get("retry"):
             state = f"{state} (retry {export['retry']['attempt']})"
-        table.add_row(
-            name,
-            Text(state, style=_STATE_STYLES.get(export.get("state", ""), "")),
-            export.get("schedule") or "on demand",
-            _when(export.get("next_run")),
-            _when(last.get("ended_at") or last.get("started_at")),
-            Text(status, style=_STATUS_STYLES.get(status, "")),
-            shown_counts,
+        last_run = Text(status, style=_STATUS_STYLES.get(status, ""))
+        when = _relative(last.get("ended_at") or last.get("started_at"), now)
+        last_run.append(f" {when}" if status else when)
+        rows.append(
+            (
+                name,
+                Text(state, style=_STATE_STYLES.get(export.get("state", ""), "")),
+                export.get("schedule") or "on demand",
+                _relative(export.get("next_run"), now),
+                last_run,
+            )
         )
-    console.print(table)
+        counts = _counts(last.get("counts") or {})
+        if counts:
+            counted.append((name, counts))
+    if _table_fits(rows, console.width):
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+        table.add_column("export", no_wrap=True)
+        for column in ("state", "schedule", "next run", "last run"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        # Names too long for a table in this width: one block per export, names whole.
+        for name, state, schedule, next_run, last_run in rows:
+            console.print(Text(name, style="bold"), no_wrap=True, overflow="ignore", crop=False)
+            line = Text("  ")
+            line.append_text(state)
+            line.append(f" · {schedule} · next {next_run} · last ")
+            line.append_text(last_run)
+            console.print(line)
+    if counted:
+        # Counts under the table, not in it: they would squeeze every column.
+        console.print(Text("last run counts:", style="bold"))
+        for name, counts in counted:
+            console.print(Text(f"  {name}: {counts}"))
+
+
+#: The space between two columns of the table.
+_GAP = 3
+
+
+def _table_fits(rows: list[tuple[str, Text, str, str, Text]], width: int) -> bool:
+    """Whether a table of ``rows`` fits ``width`` with each cell's longest word whole."""
+    headers = ("export", "state", "schedule", "next run", "last run")
+    needed = 0
+    for index, header in enumerate(headers):
+        cells = [str(row[index]) for row in rows]
+        if index == 0:
+            needed += max([len(header), *(len(cell) for cell in cells)])
+        else:
+            words = [word for cell in [*cells, header] for word in cell.split()]
+            needed += _GAP + max(len(word) for word in words)
+    return needed <= width
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    """The non-zero counts of a run, ``members 1,234, upserted 1,234``."""
+    return ", ".join(
+        f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}"
+        for key, value in counts.items()
+        if value and key != "requests"
+    )
+
+
+def _relative(value: object, now: datetime) -> str:
+    """A moment as people say it: ``in 14m``, ``3m ago``, ``now``; ``-`` when absent."""
+    moment = _parse(value)
+    if moment is None:
+        return "-" if not value else str(value)
+    seconds = int((moment - now).total_seconds())
+    if abs(seconds) < 1:
+        return "now"
+    span = _span(abs(seconds))
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+def _span(seconds: int) -> str:
+    """``42s``, ``14m``, ``3h 05m``, ``2d 4h``: two units at most."""
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def _parse(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _when(value: object) -> str:
     """A timestamp shortened for people: ``2026-01-01 12:00:00Z``; ``-`` when absent."""
-    if not isinstance(value, str) or not value:
-        return "-"
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
+    moment = _parse(value)
+    if moment is None:
+        return "-" if not value else str(value)
     offset = moment.strftime("%z")
     suffix = "Z" if offset in ("+0000", "") else f" {offset[:3]}:{offset[3:]}"
     return moment.strftime("%Y-%m-%d %H:%M:%S") + suffix

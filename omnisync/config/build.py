@@ -281,7 +281,10 @@ class _Builder:
         if seconds > MAX_INTERVAL_SECONDS:
             self.problem((*path, "every"), "must be at most 366 days")
             return None
-        return Schedule(name=name, every_seconds=int(seconds))
+        written = body["every"]
+        # A bare number is seconds: shown as "90s", a string as written ("15m").
+        text = written.strip() if isinstance(written, str) else f"{written}s"
+        return Schedule(name=name, every_seconds=int(seconds), every_text=text)
 
     def export(
         self, name: str, body: Mapping[str, Any], schedules: Mapping[str, Schedule]

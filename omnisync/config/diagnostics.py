@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from omnisync.config.model import Position
+from omnisync.errors import OmnisyncError
 
 #: A path into a document: mapping keys and sequence indices.
 PathParts = tuple[str | int, ...]
@@ -84,7 +85,7 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...
     return tuple(sorted(set(diagnostics)))
 
 
-class ConfigInvalid(Exception):
+class ConfigInvalid(OmnisyncError):
     """A config that cannot be used; ``diagnostics`` says why, sorted by place."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:

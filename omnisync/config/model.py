@@ -127,11 +127,13 @@ class Schedule:
     cron: str | None = None
     timezone: str = "UTC"
     every_seconds: int | None = None
+    #: ``every`` as the config writes it (``15m``), for people; not part of equality.
+    every_text: str | None = field(default=None, compare=False)
 
     def describe(self) -> str:
         if self.cron is not None:
             return f"cron '{self.cron}' ({self.timezone})"
-        return f"every {self.every_seconds}s"
+        return f"every {self.every_text or f'{self.every_seconds}s'}"
 
 
 @dataclass(frozen=True)

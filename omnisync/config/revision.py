@@ -1,10 +1,16 @@
 """Which revision of the config was loaded.
 
-``git:<short commit>`` when the config lives in a git work tree, with
-``+dirty`` when any loaded file differs from that commit (modified, untracked
-or ignored); otherwise ``sha256:<12 hex>`` over the files' names and bytes.
-git runs as a subprocess with a short timeout; without git, or outside a work
-tree, the digest is used.
+``git:<short commit>`` when the config is kept in a git repository: at least
+one loaded file is tracked by the work tree that holds it. ``+dirty`` is
+added when the loaded files are not exactly that commit's: a tracked file is
+modified (staged or not), or an untracked or ignored file is loaded beside
+tracked ones.
+
+Otherwise ``sha256:<12 hex>`` over the files' names and bytes: outside any
+work tree, without git, and also for a config none of whose files git tracks
+(an ignored ``demo-data/`` or a scratch file inside some checkout is not
+a revision of that checkout, dirty or not). git runs as a subprocess with a
+short timeout.
 """
 
 from __future__ import annotations
@@ -19,7 +25,12 @@ GIT_TIMEOUT_SECONDS = 3.0
 
 # Keep git from prompting, and from taking index.lock for a read-only status
 # (the config's repository may be in use by people committing to it).
-_GIT_ENVIRONMENT = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+# Paths are passed as literal pathspecs (a file called "*.yaml" matches only itself).
+_GIT_ENVIRONMENT = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_LITERAL_PATHSPECS": "1",
+}
 
 
 @dataclass(frozen=True)
@@ -50,15 +61,13 @@ def config_revision(files: Sequence[LoadedFile], *, root: str) -> str:
     commit = _git(["rev-parse", "--short", "HEAD"], cwd=root)
     if commit is None:
         return content_digest(files, root=root)
+    paths = [loaded.path for loaded in files]
+    tracked = _git(["ls-files", "-z", "--", *paths], cwd=root) if paths else None
+    if not tracked:
+        # None of the files is in the repository (or git failed): not a revision of it.
+        return content_digest(files, root=root)
     status = _git(
-        [
-            "status",
-            "--porcelain",
-            "--ignored",
-            "--untracked-files=all",
-            "--",
-            *(loaded.path for loaded in files),
-        ],
+        ["status", "--porcelain", "--ignored", "--untracked-files=all", "--", *paths],
         cwd=root,
     )
     if status is None:

@@ -239,7 +239,7 @@ class _Checker:
         if self.flawed(("daemon", "control")):
             return
         daemon = self.config.daemon
-        problem = _listen_problem(daemon.control_listen, has_token=daemon.control_token is not None)
+        problem = listen_problem(daemon.control_listen, has_token=daemon.control_token is not None)
         if problem is not None:
             yield self.at(("daemon", "control", "listen"), problem)
 
@@ -332,7 +332,14 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def _listen_problem(listen: str, *, has_token: bool) -> str | None:
+def listen_problem(listen: str, *, has_token: bool) -> str | None:
+    """Why the control endpoint may not listen on ``listen`` (``host:port``), or ``None``.
+
+    The one rule for every way an address is given (``daemon.control.listen``,
+    ``omnisync daemon --control-listen``): an address beyond loopback
+    (``0.0.0.0``, ``[::]``, a LAN address, a host name other than
+    ``localhost``) needs a configured ``daemon.control.token``.
+    """
     host, _, port_text = listen.rpartition(":")
     if not port_text.isdigit() or int(port_text) > 65535:
         return f"port must be a number from 0 to 65535, not '{port_text}'"

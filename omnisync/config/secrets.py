@@ -18,12 +18,13 @@ from collections.abc import Iterator, Mapping
 
 from omnisync.config.diagnostics import Diagnostic
 from omnisync.config.model import Config, Position, SecretRef
+from omnisync.errors import OmnisyncError
 
 #: Secrets are keys and passwords; a larger file is a wrong path.
 MAX_SECRET_BYTES = 64 * 1024
 
 
-class SecretUnavailable(Exception):
+class SecretUnavailable(OmnisyncError):
     """A secret reference that cannot be resolved. The message never contains a value."""
 
     def __init__(self, reference: SecretRef, reason: str) -> None:

@@ -1,4 +1,4 @@
-"""The control endpoint: a small HTTP server on loopback.
+"""The control endpoint: a small HTTP server, on loopback by default.
 
 - ``GET /healthz`` — ``200 ok`` while the daemon's main loop is alive;
 - ``GET /metrics`` — Prometheus text;
@@ -12,27 +12,66 @@
 - ``GET /runs/<id>`` — one run as the daemon saw it.
 
 Read-only endpoints need no token: they carry no secret and no personal
-data, and Prometheus must scrape ``/metrics``. The server owns only HTTP; what
-each endpoint answers comes from the injected :class:`ControlApi`.
+data, and Prometheus must scrape ``/metrics``. Every endpoint refuses a
+``Host`` header that is not one of the listen address's own names (``421``),
+so that a web page in a browser on this machine cannot read it through DNS
+rebinding.
+
+HTTP itself is waitress's (a production WSGI server: one asynchronous I/O
+loop holds every connection, a fixed pool of threads runs requests, its
+parser answers malformed requests ``400``). On top of it,
+:class:`~omnisync.daemon.serving.BudgetServer` adds one policy of ours, the
+*connection budget*:
+
+- at most :func:`connection_limit` connections at once, a quarter of the
+  file-descriptor limit (so that connections can never take the descriptors
+  a run needs for its lock, ledger and HTTP client), at most 100;
+- a connection must deliver a complete request within
+  :data:`REQUEST_DEADLINE` seconds of opening, or of its previous answer;
+  idle and slow ("slowloris") connections are closed when it passes;
+- when the budget is full, a new connection is still accepted: the one that
+  has been waiting longest without a complete request is closed to make
+  room. A probe is never stuck behind hundreds of queued idle connections,
+  and a connection whose request is being answered is never closed.
+
+The server owns only HTTP; what each endpoint answers comes from the
+injected :class:`ControlApi`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import socket
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+
+from waitress import wasyncore  # type: ignore[import-untyped]
+from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
+
+from omnisync.daemon.serving import (
+    REQUEST_DEADLINE,
+    WORKER_THREADS,
+    BudgetServer,
+    bind,
+    connection_limit,
+    ip_or_none,
+)
 
 _log = logging.getLogger("omnisync.daemon.control")
 
-#: Request bodies are never needed; anything larger than this is refused unread.
+
+#: Request bodies are never needed; anything larger is answered 413 unread.
 _MAX_BODY = 64 * 1024
+#: Request line and headers; a larger head is answered 431.
+_MAX_HEAD = 16 * 1024
+StartResponse = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -68,143 +107,273 @@ def parse_listen(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    api: ControlApi
-    token: str
+# -- Host names ---------------------------------------------------------------------
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+def _normal_host(host: str) -> str:
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "omnisync-control"
-    protocol_version = "HTTP/1.1"
+def _host_of(header: str) -> str:
+    """The host part of a ``Host`` header (``name``, ``name:port``, ``[v6]:port``)."""
+    header = header.strip()
+    if header.startswith("["):
+        return _normal_host(header[: header.find("]") + 1] if "]" in header else header)
+    name, colon, port = header.rpartition(":")
+    if colon and name and ":" not in name and (port.isdigit() or not port):
+        return _normal_host(name)
+    return _normal_host(header)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        _log.debug(format, *args, extra={"event": "control_request"})
 
-    def do_GET(self) -> None:
-        path = self._path()
-        api = self.server.api
+class HostNames:
+    """The names a request's ``Host`` header may carry for a listen host.
+
+    Always the loopback ones (``localhost``, ``127.0.0.1``, ``[::1]``) and the
+    listen host itself. Beyond loopback also this machine's host name, and —
+    on a wildcard address (``0.0.0.0``, ``[::]``) — any IP address literal. An
+    address literal cannot be rebound by DNS; a name can, so other names are
+    refused. The port is not compared (an SSH tunnel forwards another one).
+    """
+
+    def __init__(self, listen_host: str, *, extra: Iterable[str] = ()) -> None:
+        own = _normal_host(listen_host)
+        address = ip_or_none(own)
+        self._names = {"localhost", own, *(_normal_host(name) for name in extra)}
+        self._any_address = address is not None and address.is_unspecified
+        if address is None or not address.is_loopback:
+            self._names.add(_normal_host(socket.gethostname()))
+
+    def allows(self, header: str | None) -> bool:
+        if header is None:
+            return True  # HTTP/1.0 without Host: never a browser
+        host = _host_of(header)
+        if host in self._names:
+            return True
+        address = ip_or_none(host)
+        if address is None:
+            return False
+        return address.is_loopback or self._any_address or str(address) in self._names
+
+
+# -- the WSGI application -------------------------------------------------------------
+
+
+class _App:
+    """The endpoints as a WSGI application."""
+
+    def __init__(self, api: ControlApi, token: str, hosts: HostNames) -> None:
+        self.api = api
+        self.token = token
+        self.hosts = hosts
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        if not self.hosts.allows(environ.get("HTTP_HOST")):
+            _log.warning(
+                "control request refused: foreign Host header %r",
+                environ.get("HTTP_HOST"),
+                extra={"event": "control_host_refused"},
+            )
+            return self._json(
+                start_response,
+                HTTPStatus.MISDIRECTED_REQUEST,
+                {"error": "this Host is not one of the control endpoint's names"},
+            )
+        # WSGI carries the path as latin-1 text of the decoded bytes.
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        method = environ.get("REQUEST_METHOD", "GET")
+        _log.debug("%s %s", method, path, extra={"event": "control_request"})
+        if method == "GET":
+            return self._get(path, start_response)
+        if method == "HEAD":
+            self._get(path, start_response)
+            return []  # the headers of a GET, no body
+        if method == "POST":
+            return self._post(path, environ, start_response)
+        return self._json(
+            start_response,
+            HTTPStatus.METHOD_NOT_ALLOWED,
+            {"error": f"method {method} not allowed"},
+            headers=[("Allow", "GET, HEAD, POST")],
+        )
+
+    def _get(self, path: str, start_response: StartResponse) -> list[bytes]:
+        api = self.api
         if path == "/healthz":
             healthy = api.healthy()
-            self._send_text(
+            return self._send(
+                start_response,
                 HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE,
-                "ok\n" if healthy else "main loop stalled\n",
+                b"ok\n" if healthy else b"main loop stalled\n",
+                "text/plain; charset=utf-8",
             )
-        elif path == "/metrics":
+        if path == "/metrics":
             body, content_type = api.metrics_text()
-            self._send(HTTPStatus.OK, body, content_type)
-        elif path == "/status":
-            self._send_json(HTTPStatus.OK, api.status())
-        elif path.startswith("/runs/") and path.count("/") == 2:
+            return self._send(start_response, HTTPStatus.OK, body, content_type)
+        if path == "/status":
+            return self._json(start_response, HTTPStatus.OK, api.status())
+        if path.startswith("/runs/") and path.count("/") == 2:
             run = api.run(path.removeprefix("/runs/"))
             if run is None:
-                self._send_json(HTTPStatus.NOT_FOUND, {"error": "no such run"})
-            else:
-                self._send_json(HTTPStatus.OK, run)
-        else:
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {path}"})
+                return self._json(start_response, HTTPStatus.NOT_FOUND, {"error": "no such run"})
+            return self._json(start_response, HTTPStatus.OK, run)
+        return self._json(start_response, HTTPStatus.NOT_FOUND, {"error": f"no endpoint {path}"})
 
-    def do_POST(self) -> None:
-        path = self._path()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY:
-            self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
-            return
-        if length:
-            self.rfile.read(length)
+    def _post(
+        self, path: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
         parts = path.strip("/").split("/")
         if len(parts) != 3 or parts[0] != "exports" or parts[2] != "run":
-            self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no endpoint {path}"})
-            return
-        if not self._authorised():
-            self._send_json(
-                HTTPStatus.UNAUTHORIZED,
-                {"error": "missing or wrong bearer token (see <state_dir>/control.token)"},
-                extra_headers={"WWW-Authenticate": "Bearer"},
+            return self._json(
+                start_response, HTTPStatus.NOT_FOUND, {"error": f"no endpoint {path}"}
             )
-            return
-        answer = self.server.api.trigger(parts[1])
-        self._send_json(answer.status, answer.body)
+        if not self._authorised(environ.get("HTTP_AUTHORIZATION") or ""):
+            return self._json(
+                start_response,
+                HTTPStatus.UNAUTHORIZED,
+                {"error": f"missing or wrong bearer token ({self._token_hint()})"},
+                headers=[("WWW-Authenticate", "Bearer")],
+            )
+        answer = self.api.trigger(parts[1])
+        return self._json(start_response, answer.status, answer.body)
 
-    def _authorised(self) -> bool:
-        header = self.headers.get("Authorization") or ""
+    def _authorised(self, header: str) -> bool:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer":
             return False
         # Constant-time comparison: the token is the only thing guarding on-demand runs.
-        return hmac.compare_digest(presented.strip().encode(), self.server.token.encode())
+        return hmac.compare_digest(presented.strip().encode(), self.token.encode())
 
-    def _path(self) -> str:
-        return unquote(urlsplit(self.path).path)
+    def _token_hint(self) -> str:
+        """Where the caller finds the token: the configured reference, or the generated file."""
+        source: Any = getattr(self.api, "config", None)
+        config = source() if callable(source) else None
+        daemon = getattr(config, "daemon", None)
+        reference = getattr(daemon, "control_token", None)
+        if reference is not None:
+            return f"the daemon uses daemon.control.token, {reference.describe()}"
+        state_dir = getattr(daemon, "state_dir", None)
+        where = Path(state_dir) / "control.token" if state_dir else "<state_dir>/control.token"
+        return f"see {where}"
 
-    def _send_json(
-        self, status: int, body: dict[str, Any], *, extra_headers: dict[str, str] | None = None
-    ) -> None:
-        payload = json.dumps(body, ensure_ascii=False, indent=2, default=str).encode() + b"\n"
-        self._send(status, payload, "application/json", extra_headers=extra_headers)
-
-    def _send_text(self, status: int, text: str) -> None:
-        self._send(status, text.encode(), "text/plain; charset=utf-8")
-
-    def _send(
+    def _json(
         self,
+        start_response: StartResponse,
+        status: int,
+        body: dict[str, Any],
+        *,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> list[bytes]:
+        payload = json.dumps(body, ensure_ascii=False, indent=2, default=str).encode() + b"\n"
+        return self._send(start_response, status, payload, "application/json", headers=headers)
+
+    @staticmethod
+    def _send(
+        start_response: StartResponse,
         status: int,
         payload: bytes,
         content_type: str,
         *,
-        extra_headers: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (extra_headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        headers: list[tuple[str, str]] | None = None,
+    ) -> list[bytes]:
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(payload))),
+                ("Cache-Control", "no-store"),
+                *(headers or []),
+            ],
+        )
+        return [payload]
 
 
 class ControlServer:
     """Serves :class:`ControlApi` on ``listen`` (``host:port``; port 0 picks a free one)."""
 
-    def __init__(self, listen: str, api: ControlApi, *, token: str) -> None:
+    def __init__(
+        self,
+        listen: str,
+        api: ControlApi,
+        *,
+        token: str,
+        connections: int | None = None,
+        deadline: float = REQUEST_DEADLINE,
+    ) -> None:
         host, port = parse_listen(listen)
-        server_class = _Server6 if ":" in host else _Server
-        self._server = server_class((host, port), _Handler)
-        self._server.api = api
-        self._server.token = token
+        self._hosts = HostNames(host)
+        self._app = _App(api, token, self._hosts)
+        sock = bind(host, port)
+        self.connections = connections or connection_limit()
+        adjustments = Adjustments(
+            sockets=[sock],
+            threads=WORKER_THREADS,
+            ident="omnisync-control",
+            backlog=1024,
+            channel_timeout=max(1, int(deadline)),
+            cleanup_interval=1,
+            max_request_header_size=_MAX_HEAD,
+            max_request_body_size=_MAX_BODY,
+            asyncore_use_poll=True,
+            expose_tracebacks=False,
+            log_socket_errors=False,
+        )
+        self._map: dict[int, Any] = {}
+        try:
+            self._server = BudgetServer(
+                self._app,
+                map=self._map,
+                _sock=sock,
+                adj=adjustments,
+                bind_socket=False,
+                sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
+                limit=self.connections,
+                deadline=deadline,
+            )
+        except BaseException:
+            sock.close()
+            raise
+        self._address = self._format(sock.getsockname())
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"ControlServer({self.address})"
 
+    @staticmethod
+    def _format(address: tuple[Any, ...]) -> str:
+        host, port = str(address[0]), int(address[1])
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
     @property
     def address(self) -> str:
         """The bound address as ``host:port`` (the real port when 0 was asked for)."""
-        host, port = self._server.server_address[:2]
-        host_text = str(host)
-        return f"[{host_text}]:{port}" if ":" in host_text else f"{host_text}:{port}"
+        return self._address
 
     def set_token(self, token: str) -> None:
         """Use ``token`` from now on (a reload changed the configured one)."""
-        self._server.token = token
+        self._app.token = token
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="control-server",
-            daemon=True,
-        )
+        self._thread = threading.Thread(target=self._serve, name="control-server", daemon=True)
         self._thread.start()
 
+    def _serve(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                wasyncore.poll2(1.0, self._map)
+        finally:
+            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+            wasyncore.close_all(self._map)
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._stopping.set()
+        if self._thread is None:
+            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+            wasyncore.close_all(self._map)
+            return
+        with contextlib.suppress(OSError):
+            self._server.pull_trigger()
+        self._thread.join(timeout=10)

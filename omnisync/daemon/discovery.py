@@ -5,7 +5,16 @@ address, config path, start time) and, unless ``daemon.control.token`` is
 configured, a fresh random token to ``<state_dir>/control.token`` (mode
 0600): whoever can read the state directory may trigger runs, nobody else.
 It removes ``daemon.json`` on a clean exit; a file left by a killed daemon is
-recognised by its dead pid and by an endpoint that does not answer.
+recognised by its dead pid and by an endpoint that does not answer. With a
+configured token there is no ``control.token``: an old one is removed.
+
+Both files are created 0600 (and the state directory made 0700) whatever the
+umask. The CLI sends its bearer token to the address ``daemon.json`` names,
+so it trusts that file and ``control.token`` only when they are regular
+files that nobody else may write: owned by the current user (or, for root,
+by the owner of the private directory they are in — the service's user under
+systemd's ``DynamicUser=``) and not writable by group or others. Anything
+else is refused with :class:`UntrustedStateFile`, naming the file.
 
 :class:`DaemonClient` is what ``omnisync export run`` and ``omnisync
 status`` use to reach it.
@@ -13,9 +22,11 @@ status`` use to reach it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,15 +35,22 @@ from typing import Any
 
 import httpx
 
+from omnisync.errors import OmnisyncError
+from omnisync.state.locks import PRIVATE_FILE_MODE, make_private_directory
+
 INFO_FILENAME = "daemon.json"
 TOKEN_FILENAME = "control.token"  # noqa: S105 - a file name, not a secret
 
 
-class DaemonUnavailable(Exception):
+class DaemonUnavailable(OmnisyncError):
     """No daemon answers for this state directory; the message says why."""
 
 
-class TriggerRefused(Exception):
+class UntrustedStateFile(DaemonUnavailable):
+    """``daemon.json`` or ``control.token`` could have been written by someone else."""
+
+
+class TriggerRefused(OmnisyncError):
     """The daemon refused to start the run; ``status`` is the HTTP status (404, 409, 401).
 
     ``body`` is the answer's JSON (a 409 for a running export carries the ``run``).
@@ -58,25 +76,46 @@ class DaemonInfo:
         return f"http://{self.address}"
 
 
-def write_info(state_dir: Path, info: DaemonInfo) -> Path:
-    """Write ``daemon.json`` atomically (a reader never sees half a file)."""
-    path = state_dir / INFO_FILENAME
-    temporary = path.with_name(f".{INFO_FILENAME}.{os.getpid()}.tmp")
-    temporary.write_text(
-        json.dumps(
-            {
-                "pid": info.pid,
-                "address": info.address,
-                "config_path": info.config_path,
-                "started_at": info.started_at,
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
+def make_state_dir_private(state_dir: Path) -> Path:
+    """Create the state directory 0700, or make an existing one of ours 0700."""
+    return make_private_directory(state_dir)
+
+
+def _write_private(path: Path, data: bytes) -> Path:
+    """Write ``path`` atomically with mode 0600 (a reader never sees half a file)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(
+        temporary,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+        PRIVATE_FILE_MODE,
     )
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE_MODE)  # the umask may have taken bits away; never adds
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+    except BaseException:
+        os.close(descriptor)
+        temporary.unlink(missing_ok=True)
+        raise
+    os.close(descriptor)
     os.replace(temporary, path)
     return path
+
+
+def write_info(state_dir: Path, info: DaemonInfo) -> Path:
+    """Write ``daemon.json`` atomically, mode 0600."""
+    text = json.dumps(
+        {
+            "pid": info.pid,
+            "address": info.address,
+            "config_path": info.config_path,
+            "started_at": info.started_at,
+        },
+        indent=2,
+    )
+    return _write_private(state_dir / INFO_FILENAME, (text + "\n").encode("utf-8"))
 
 
 def remove_info(state_dir: Path, *, pid: int) -> None:
@@ -86,39 +125,104 @@ def remove_info(state_dir: Path, *, pid: int) -> None:
         (state_dir / INFO_FILENAME).unlink(missing_ok=True)
 
 
-def read_info(state_dir: Path) -> DaemonInfo | None:
-    """The recorded daemon of ``state_dir``, or ``None`` when there is no readable record."""
+def _trust_problem(path: Path, status: os.stat_result) -> str | None:
+    """Why ``path`` (whose ``fstat`` is ``status``) may not be trusted, or ``None``."""
+    if not stat.S_ISREG(status.st_mode):
+        return f"{path} is not a regular file"
+    writable = [who for who, bit in (("group", 0o020), ("others", 0o002)) if status.st_mode & bit]
+    if writable:
+        return (
+            f"{path} is writable by {' and '.join(writable)}"
+            f" (mode {stat.S_IMODE(status.st_mode):04o}), so anyone could have written it;"
+            " not trusting it (the daemon writes it 0600: remove it and restart the daemon)"
+        )
+    me = os.geteuid()
+    if status.st_uid == me:
+        return None
+    if me == 0:
+        # root reads a service's files: trusted when they belong to the owner of the
+        # private directory they are in (systemd's DynamicUser owns its StateDirectory).
+        directory = os.stat(path.parent)
+        if directory.st_uid == status.st_uid and not directory.st_mode & 0o022:
+            return None
+    return (
+        f"{path} belongs to user id {status.st_uid}, not to you (user id {me});"
+        " not trusting it (run the command as the daemon's user)"
+    )
+
+
+def _read_trusted(path: Path) -> str | None:
+    """The text of ``path`` when it exists and may be trusted; ``None`` when it cannot be read.
+
+    Raises :class:`UntrustedStateFile` for a file someone else could have written.
+    """
     try:
-        data = json.loads((state_dir / INFO_FILENAME).read_text(encoding="utf-8"))
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UntrustedStateFile(
+                f"{path} is a symbolic link; not trusting it (remove it and restart the daemon)"
+            ) from None
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        problem = _trust_problem(path, os.fstat(file.fileno()))
+        if problem is not None:
+            raise UntrustedStateFile(problem)
+        try:
+            return file.read(64 * 1024).decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+
+def read_info(state_dir: Path) -> DaemonInfo | None:
+    """The recorded daemon of ``state_dir``, or ``None`` when there is no readable,
+    trustworthy record (see :func:`find_info` for one that says why not)."""
+    try:
+        return find_info(state_dir)
+    except UntrustedStateFile:
+        return None
+
+
+def find_info(state_dir: Path) -> DaemonInfo | None:
+    """The recorded daemon of ``state_dir``; ``None`` without a readable record.
+
+    Raises :class:`UntrustedStateFile` when ``daemon.json`` could have been written
+    by someone else.
+    """
+    text = _read_trusted(state_dir / INFO_FILENAME)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
         return DaemonInfo(
             pid=int(data["pid"]),
             address=str(data["address"]),
             config_path=str(data.get("config_path", "")),
             started_at=str(data.get("started_at", "")),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
 def ensure_token(state_dir: Path) -> str:
     """A fresh random control token, written to ``control.token`` with mode 0600."""
     token = secrets.token_urlsafe(32)
-    path = state_dir / TOKEN_FILENAME
-    temporary = path.with_name(f".{TOKEN_FILENAME}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(descriptor, token.encode("ascii") + b"\n")
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, path)
+    _write_private(state_dir / TOKEN_FILENAME, token.encode("ascii") + b"\n")
     return token
 
 
+def forget_token(state_dir: Path) -> None:
+    """Remove a generated ``control.token`` (a token is configured now)."""
+    (state_dir / TOKEN_FILENAME).unlink(missing_ok=True)
+
+
 def read_token(state_dir: Path) -> str | None:
-    try:
-        return (state_dir / TOKEN_FILENAME).read_text(encoding="ascii").strip() or None
-    except OSError:
-        return None
+    """The generated token of ``state_dir``'s daemon, ``None`` without one.
+
+    Raises :class:`UntrustedStateFile` for a token file someone else could have written.
+    """
+    text = _read_trusted(state_dir / TOKEN_FILENAME)
+    return text.strip() or None if text is not None else None
 
 
 def _alive(pid: int) -> bool:
@@ -134,9 +238,17 @@ def _alive(pid: int) -> bool:
 class DaemonClient:
     """HTTP client for one daemon's control endpoint."""
 
-    def __init__(self, info: DaemonInfo, *, token: str | None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        info: DaemonInfo,
+        *,
+        token: str | None,
+        state_dir: Path | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         self.info = info
         self._token = token
+        self._state_dir = state_dir
         self._http = httpx.Client(base_url=info.base_url, timeout=timeout, trust_env=False)
 
     def __repr__(self) -> str:
@@ -152,14 +264,17 @@ class DaemonClient:
     def find(cls, state_dir: Path, *, token: str | None = None) -> DaemonClient:
         """The daemon of ``state_dir`` if one is up and answering, else :class:`DaemonUnavailable`.
 
-        ``token``: the configured control token, if any; else ``control.token`` is read.
+        ``token``: the configured control token, if any; else ``control.token`` is
+        read when a run is triggered. :class:`UntrustedStateFile` (a kind of
+        :class:`DaemonUnavailable`) when ``daemon.json`` could have been written by
+        someone else: the client never sends anything to an address it names.
         """
-        info = read_info(state_dir)
+        info = find_info(state_dir)
         if info is None:
             raise DaemonUnavailable(f"no daemon recorded in {state_dir / INFO_FILENAME}")
         if not _alive(info.pid):
             raise DaemonUnavailable(f"the daemon recorded in {state_dir} (pid {info.pid}) is gone")
-        client = cls(info, token=token or read_token(state_dir))
+        client = cls(info, token=token, state_dir=state_dir)
         try:
             response = client._http.get("/healthz", timeout=3.0)
         except httpx.HTTPError as error:
@@ -178,8 +293,18 @@ class DaemonClient:
         result: dict[str, Any] = response.json()
         return result
 
+    def use_token(self, token: str) -> None:
+        """Authenticate with ``token`` (the configured one) from now on."""
+        self._token = token
+
     def trigger(self, export: str) -> dict[str, Any]:
-        """Start a run of ``export``; the run's JSON, or :class:`TriggerRefused`."""
+        """Start a run of ``export``; the run's JSON, or :class:`TriggerRefused`.
+
+        Without a configured token, the daemon's ``control.token`` is read now
+        (:class:`UntrustedStateFile` when someone else could have written it).
+        """
+        if self._token is None and self._state_dir is not None:
+            self._token = read_token(self._state_dir)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         response = self._http.post(f"/exports/{export}/run", headers=headers)
         if response.status_code != 202:

@@ -25,12 +25,13 @@ from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.runs import RunOutcome
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.runner import ExportBusy, ExportRunner, RunnerSettings
+from omnisync.errors import OmnisyncError
 from omnisync.state import LedgerStore, StateError, open_state_store
 
 _log = logging.getLogger("omnisync.daemon")
 
 
-class EngineUnavailable(Exception):
+class EngineUnavailable(OmnisyncError):
     """The state store cannot be opened; the message says which and why."""
 
 

@@ -20,9 +20,10 @@ from omnisync.config.diagnostics import Diagnostic
 from omnisync.config.loader import try_load_config
 from omnisync.config.model import Config, Position
 from omnisync.config.secrets import SecretUnavailable, resolve_secret, secret_references
+from omnisync.errors import OmnisyncError
 
 
-class LoadFailed(Exception):
+class LoadFailed(OmnisyncError):
     """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines.
 
     ``unreadable``: the path (or a file in it) could not be read at all.
@@ -34,7 +35,7 @@ class LoadFailed(Exception):
         self.unreadable = unreadable
 
 
-class StartupFailed(Exception):
+class StartupFailed(OmnisyncError):
     """The daemon cannot start (e.g. its control address is taken); the message says why."""
 
 

@@ -6,16 +6,37 @@ collide. :class:`DaemonMetrics` is fed by the run coordinator (runs, counts,
 durations), by reloads, and by the Omnisend clients through
 :meth:`DaemonMetrics.client_observer` (429s met, time spent waiting for the
 rate limiter).
+
+Made to be alerted on (``examples/prometheus/alerts.yml``):
+
+- every configured export has all its series from the moment it is
+  configured: ``omnisync_runs_total`` at 0 for each outcome and
+  ``omnisync_last_success_timestamp_seconds`` at 0 until a success is known
+  (seeded from the history's latest run at start), so "never succeeded" and
+  "failing" need no ``absent()``; an export that leaves the config loses them;
+- ``omnisync_build_info{version}`` and ``omnisync_config_info{revision}``
+  (the revision running, which a failed reload does not change);
+- no ``_created`` series: they would double every counter for nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from omnisync import __version__
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -25,14 +46,37 @@ _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, fl
 #: Counts a run reports, and which metric each one feeds.
 _SENT_COUNTS = ("upserted",)
 _INVALID_COUNTS = ("invalid",)
+_FAILED_COUNTS = ("upsert_failed", "tag_failed")
+_PENDING_COUNTS = ("pending",)
+
+#: The outcomes every configured export has a ``omnisync_runs_total`` series for.
+OUTCOMES = ("succeeded", "partial", "failed")
 
 
 class DaemonMetrics:
     """Every metric the daemon exposes on ``/metrics``."""
 
     def __init__(self) -> None:
+        # Process-wide in prometheus_client; this process serves only these metrics.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        self._lock = threading.Lock()
+        self._exports: set[str] = set()
+        self._revision: str | None = None
+        self.build_info = Gauge(
+            "omnisync_build_info",
+            "Always 1; the version label is omnisync's version.",
+            ["version"],
+            registry=registry,
+        )
+        self.build_info.labels(version=__version__).set(1)
+        self.config_info = Gauge(
+            "omnisync_config_info",
+            "Always 1; the revision label is the config revision the daemon runs.",
+            ["revision"],
+            registry=registry,
+        )
         self.runs = Counter(
             "omnisync_runs_total",
             "Export runs finished, by export and outcome (succeeded, partial, failed).",
@@ -48,6 +92,19 @@ class DaemonMetrics:
         self.invalid_rows = Counter(
             "omnisync_invalid_rows_total",
             "Segment rows that could not be mapped to a contact, by export.",
+            ["export"],
+            registry=registry,
+        )
+        self.contacts_failed = Counter(
+            "omnisync_contacts_failed_total",
+            "Contacts (or tag changes) Omnisend refused in runs of the export.",
+            ["export"],
+            registry=registry,
+        )
+        self.contacts_pending = Counter(
+            "omnisync_contacts_pending_total",
+            "Contacts runs of the export ended with still pending (the next run retries them),"
+            " summed over runs.",
             ["export"],
             registry=registry,
         )
@@ -71,7 +128,8 @@ class DaemonMetrics:
         )
         self.last_success = Gauge(
             "omnisync_last_success_timestamp_seconds",
-            "Unix time at which the last successful run of each export ended.",
+            "Unix time at which the last successful run of each export ended;"
+            " 0 while none is known.",
             ["export"],
             registry=registry,
         )
@@ -124,13 +182,75 @@ class DaemonMetrics:
         self.running.labels(export=export).set(0)
         self.runs.labels(export=export, outcome=outcome).inc()
         self.run_duration.labels(export=export).observe(duration_seconds)
-        sent = sum(int(counts.get(name, 0)) for name in _SENT_COUNTS)
-        invalid = sum(int(counts.get(name, 0)) for name in _INVALID_COUNTS)
-        # Touch the labels even at zero so that a dashboard sees the export exists.
-        self.contacts_sent.labels(export=export).inc(max(0, sent))
-        self.invalid_rows.labels(export=export).inc(max(0, invalid))
+        for counter, names in (
+            (self.contacts_sent, _SENT_COUNTS),
+            (self.invalid_rows, _INVALID_COUNTS),
+            (self.contacts_failed, _FAILED_COUNTS),
+            (self.contacts_pending, _PENDING_COUNTS),
+        ):
+            counter.labels(export=export).inc(max(0, sum(int(counts.get(n, 0)) for n in names)))
         if outcome == "succeeded":
             self.last_success.labels(export=export).set(ended_at.timestamp())
+
+    def config_applied(
+        self,
+        revision: str,
+        exports: Iterable[str],
+        *,
+        connections: Iterable[str] = (),
+        last_success: Callable[[str], datetime | None] = lambda export: None,
+    ) -> None:
+        """The daemon runs ``revision`` with these exports: each gets every series now.
+
+        ``last_success`` seeds the last-success gauge of an export seen for the
+        first time (from the run history); ``None``: none known, 0. Exports no
+        longer configured lose their series. Each connection gets its 429 and
+        waiting counters (at 0 until a client meets either).
+        """
+        names = set(exports)
+        with self._lock:
+            for connection in connections:
+                self.rate_limited.labels(connection=connection)
+                self.rate_limit_wait.labels(connection=connection)
+            if revision != self._revision:
+                self.config_info.clear()
+                self.config_info.labels(revision=revision).set(1)
+                self._revision = revision
+            for name in sorted(names - self._exports):
+                for outcome in OUTCOMES:
+                    self.runs.labels(export=name, outcome=outcome)
+                for counter in (
+                    self.contacts_sent,
+                    self.invalid_rows,
+                    self.contacts_failed,
+                    self.contacts_pending,
+                ):
+                    counter.labels(export=name)
+                self.run_duration.labels(export=name)
+                self.running.labels(export=name)
+                succeeded = last_success(name)
+                self.last_success.labels(export=name).set(
+                    succeeded.timestamp() if succeeded is not None else 0
+                )
+            for name in sorted(self._exports - names):
+                self._forget(name)
+            self._exports = names
+
+    def _forget(self, export: str) -> None:
+        for metric in (
+            self.contacts_sent,
+            self.invalid_rows,
+            self.contacts_failed,
+            self.contacts_pending,
+            self.run_duration,
+            self.running,
+            self.last_success,
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(export)
+        for outcome in {*OUTCOMES, "skipped", "interrupted"}:
+            with contextlib.suppress(KeyError):
+                self.runs.remove(export, outcome)
 
     def export_removed(self, export: str) -> None:
         """Forget the ``running`` gauge of an export that left the config."""

@@ -8,7 +8,8 @@ comes from the run's record in the shared history. When the export is
 already running in the daemon, the command waits for that run to end and
 then starts its own (the user asked for a run that starts now, not for one
 that may have read the segment an hour ago). ``None`` means no daemon is up:
-the caller runs the export directly.
+the caller runs the export directly — even when the configured control token
+cannot be read, since no token is needed then.
 """
 
 from __future__ import annotations
@@ -22,14 +23,20 @@ import httpx
 
 from omnisync.config.model import Config
 from omnisync.config.secrets import SecretUnavailable, resolve_secret
-from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, TriggerRefused
+from omnisync.daemon.discovery import (
+    DaemonClient,
+    DaemonUnavailable,
+    TriggerRefused,
+    UntrustedStateFile,
+)
 from omnisync.engine.results import RunCounts, RunOutcome, RunResult
+from omnisync.errors import OmnisyncError
 
 #: How often a waiting command looks at the run it waits for.
 POLL_SECONDS = 0.5
 
 
-class RemoteRunFailed(Exception):
+class RemoteRunFailed(OmnisyncError):
     """The daemon is up but would not run the export; the message says why."""
 
 
@@ -68,19 +75,27 @@ def run_through_daemon(
     """
     tell = notice or (lambda message: None)
     state_dir = Path(config.daemon.state_dir)
-    token: str | None = None
-    if config.daemon.control_token is not None:
-        try:
-            token = resolve_secret(config.daemon.control_token, environ=environ)
-        except SecretUnavailable as error:
-            raise RemoteRunFailed(f"cannot authenticate to the daemon: {error}") from None
     try:
-        client = DaemonClient.find(state_dir, token=token)
+        client = DaemonClient.find(state_dir)
+    except UntrustedStateFile as error:
+        raise RemoteRunFailed(str(error)) from None
     except DaemonUnavailable:
-        return None
+        return None  # no daemon: the caller runs directly, token or no token
+    reference = config.daemon.control_token
+    if reference is not None:
+        try:
+            client.use_token(resolve_secret(reference, environ=environ))
+        except SecretUnavailable as error:
+            client.close()
+            raise RemoteRunFailed(
+                f"the daemon (pid {client.info.pid}) runs this config's exports, but the"
+                f" control token daemon.control.token cannot be read: {error}"
+            ) from None
     with client:
         try:
             return _trigger_and_wait(client, export, tell=tell, poll_seconds=poll_seconds)
+        except UntrustedStateFile as error:
+            raise RemoteRunFailed(str(error)) from None
         except httpx.HTTPError as error:
             raise RemoteRunFailed(
                 f"lost the daemon (pid {client.info.pid}) while waiting for the run: {error}"

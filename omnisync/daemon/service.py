@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,13 @@ from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
 from omnisync.daemon.retrying import RetryPolicy
 from omnisync.daemon.runs import RunFunction
-from omnisync.daemon.status import DaemonView, ReloadResult, build_status
+from omnisync.daemon.status import (
+    DaemonView,
+    ReloadResult,
+    build_status,
+    last_success,
+    status_line,
+)
 from omnisync.daemon.supervisor import Supervisor
 from omnisync.daemon.watcher import ConfigWatcher
 from omnisync.logs import Redactor
@@ -344,6 +351,12 @@ class Daemon:
         if self._on_applied is not None:
             self._on_applied(loaded, previous)
         changes = self.supervisor.apply(loaded.config)
+        self.metrics.config_applied(
+            loaded.config.revision,
+            loaded.config.exports,
+            connections=loaded.config.connections,
+            last_success=self._last_success,
+        )
         if previous is not None:
             _log.info(
                 "config reloaded: revision %s (was %s)",
@@ -356,6 +369,10 @@ class Daemon:
                     **{name: list(names) for name, names in changes.items()},
                 },
             )
+
+    def _last_success(self, export: str) -> datetime | None:
+        """When the history's latest run of ``export`` ended, if it succeeded."""
+        return last_success(self._last_run(export) if self._last_run is not None else None)
 
     # -- ControlApi ---------------------------------------------------------------
 
@@ -399,11 +416,8 @@ class Daemon:
         return scrubbed
 
     def _status_line(self) -> str:
-        config = self.config()
-        line = f"{len(config.exports)} exports, revision {config.revision}"
-        running = sorted(self.supervisor.coordinator.running())
-        if running:
-            line += f"; running: {', '.join(running)}"
-        if not self._last_reload.ok:
-            line += f"; LAST RELOAD FAILED: {self._last_reload.error}"
-        return line
+        return status_line(
+            self.config(),
+            running=self.supervisor.coordinator.running(),
+            last_reload=self._last_reload,
+        )

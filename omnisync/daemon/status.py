@@ -9,9 +9,9 @@ or ``idle`` (waiting for its next tick).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from omnisync.config.model import Config
@@ -131,3 +131,25 @@ def build_status(
         "last_reload": last_reload.to_json(),
         "exports": exports,
     }
+
+
+def status_line(config: Config, *, running: Iterable[str], last_reload: ReloadResult) -> str:
+    """systemd's one-line ``STATUS=``: exports, revision, runs in flight, a failed reload."""
+    line = f"{len(config.exports)} exports, revision {config.revision}"
+    names = sorted(running)
+    if names:
+        line += f"; running: {', '.join(names)}"
+    if not last_reload.ok:
+        line += f"; LAST RELOAD FAILED: {last_reload.error}"
+    return line
+
+
+def last_success(last_run: Mapping[str, Any] | None) -> datetime | None:
+    """When ``last_run`` (history's latest run of an export, as JSON) ended, if it succeeded."""
+    if not last_run or last_run.get("status") != "succeeded":
+        return None
+    try:
+        ended = datetime.fromisoformat(str(last_run.get("ended_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ended if ended.tzinfo is not None else ended.replace(tzinfo=UTC)

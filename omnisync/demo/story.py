@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from omnisync.cli.history import render_runs
 from omnisync.clock import SystemClock
 from omnisync.config.diagnostics import ConfigInvalid
 from omnisync.config.loader import load_config
@@ -26,6 +25,7 @@ from omnisync.demo.world import (
 )
 from omnisync.emulator import Emulator
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.history_render import render_runs
 from omnisync.engine.plan_render import render_text as render_plan
 from omnisync.engine.results import RunResult
 from omnisync.engine.run_render import render_text as render_run

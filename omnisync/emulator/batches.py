@@ -2,9 +2,12 @@
 
 A batch is answered at once (201) and processed later by the worker:
 ``pending`` -> ``inProgress`` (items applied one by one, exactly like
-POST /contacts) -> ``finished``, or ``stopped`` once ``stop_after_errors``
-items failed (the rest are never processed). ``finishedCount`` counts the
-items processed, failed ones included; ``errorsCount`` the failed ones.
+POST /contacts; an item that fails is counted and the next one goes on) ->
+``finished``, or ``stopped`` for too many errors (``docs/omnisend.md``): once
+more than half of its items have failed (:func:`stop_limit`), or once
+``stop_after_errors`` have when that fault is injected, and the rest are
+never processed. ``finishedCount`` counts the items processed, failed ones
+included; ``errorsCount`` the failed ones.
 
 Memory for a million contacts stays small: once processed, a batch keeps its
 request body zlib-compressed and one result byte per item; ``GET
@@ -20,7 +23,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from omnisync.emulator.contacts import ContactRecord, format_time
+from omnisync.emulator.contacts import ContactRecord
+from omnisync.emulator.values import format_time
 
 #: Per-item result codes kept in :attr:`Batch.results`.
 NOT_PROCESSED, UPDATED, CREATED, FAILED = 0, 1, 2, 3
@@ -29,6 +33,14 @@ _RESPONSE_CODES = {UPDATED: 200, CREATED: 201}
 _DONE = frozenset({"finished", "stopped"})
 #: zlib's ``wbits`` for a raw deflate stream with a 32 KiB window.
 _RAW_DEFLATE = -15
+
+
+def stop_limit(total: int, stop_after_errors: int | None) -> int:
+    """How many failed items stop a batch of ``total``: more than half, or the injected fault's."""
+    more_than_half = total // 2 + 1
+    if stop_after_errors is None:
+        return more_than_half
+    return min(more_than_half, stop_after_errors)
 
 
 class Batch:

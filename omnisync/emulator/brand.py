@@ -7,16 +7,18 @@ method takes the brand's lock itself; callers never hold it across I/O.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch
+from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch, stop_limit
 from omnisync.emulator.contacts import ContactBook, ContactRecord
-from omnisync.emulator.plain import upsert_plain
 from omnisync.emulator.problems import FieldError, problem_document, validation_problem
 from omnisync.emulator.ratelimit import BrandLimits
 from omnisync.emulator.validation import validate_contact
+
+logger = logging.getLogger("omnisync.emulator")
 
 FAILING_EMAIL_MESSAGE = "This email address was refused (emulator fault: failing_emails)"
 
@@ -45,7 +47,8 @@ def contact_problems(
     errors = validate_contact(body, creating=creating)
     if failing_emails and isinstance(body, dict):
         for index, identifier in enumerate(body.get("identifiers") or ()):
-            if isinstance(identifier, dict) and identifier.get("id") in failing_emails:
+            email = identifier.get("id") if isinstance(identifier, dict) else None
+            if isinstance(email, str) and email in failing_emails:
                 errors.append(
                     FieldError(f"identifiers[{index}].id", "invalid_format", FAILING_EMAIL_MESSAGE)
                 )
@@ -180,64 +183,50 @@ class Brand:
         failing_emails: frozenset[str],
         stop_after: int | None,
     ) -> None:
-        """Process every item of a pending batch, as POST /contacts would.
+        """Process the items of a pending batch one by one, as POST /contacts would.
 
-        The brand's lock is held for the whole batch (no I/O happens in it):
-        a reader sees the batch before or after, and the loop does not pay
-        for a lock per item.
+        Every item is processed and counted, a failed one included, until the
+        batch stops (:func:`~omnisync.emulator.batches.stop_limit`: more than
+        half of its items failed, or ``stop_after`` did). The brand's lock is
+        held for the whole batch (no I/O happens in it): a reader sees the
+        batch before or after.
         """
         items = batch.items or []
+        limit = stop_limit(batch.total, stop_after)
         with self.lock:
             if batch.status != "pending":
                 return
             batch.status = "inProgress"
             batch.started = at
-            book = self.book
-            results = batch.results
-            # An injected failing e-mail needs the general rules for every item.
-            plain = None if failing_emails else upsert_plain
-            # Counted in locals (the lock hides the batch meanwhile), stored once at the end.
-            finished, errors_count = batch.finished_count, batch.errors_count
-            try:
-                for index, item in enumerate(items):
-                    if stop_after is not None and errors_count >= stop_after:
-                        batch.status = "stopped"
-                        batch.ended = at
-                        break
-                    outcome: bool | dict[str, Any] | None = None
-                    if plain is not None:
-                        try:
-                            outcome = plain(book, item, at=at)
-                        except Exception:  # a bug must fail one item, not the whole worker
-                            outcome = problem_document(500, "Item processing failed")
-                    if outcome is None:
-                        outcome = self._apply_item(book, item, failing_emails, at=at)
-                    if outcome is True:
-                        results[index] = CREATED
-                    elif outcome is False:
-                        results[index] = UPDATED
-                    else:
-                        batch.errors[index] = outcome
-                        results[index] = FAILED
-                        errors_count += 1
-                    finished += 1
-            finally:
-                batch.finished_count = finished
-                batch.errors_count = errors_count
-            if batch.status == "stopped":
-                batch.pack()
+            for index, item in enumerate(items):
+                outcome = self._apply_item(self.book, item, failing_emails, at=at)
+                if outcome is True:
+                    batch.results[index] = CREATED
+                elif outcome is False:
+                    batch.results[index] = UPDATED
+                else:
+                    batch.errors[index] = outcome
+                    batch.results[index] = FAILED
+                    batch.errors_count += 1
+                batch.finished_count += 1
+                if batch.errors_count >= limit:
+                    batch.status = "stopped"
+                    batch.ended = at
+                    batch.pack()
+                    return
 
     @staticmethod
     def _apply_item(
         book: ContactBook, item: Any, failing_emails: frozenset[str], *, at: float
     ) -> bool | dict[str, Any]:
-        """A batch item by the general rules: whether it created the contact, or its problem."""
-        errors = contact_problems(item, creating=True, failing_emails=failing_emails)
-        if errors:
-            return problem_document(400, validation_problem(errors).detail, errors=errors)
+        """One batch item: whether it created the contact, or the problem it failed with."""
         try:
+            errors = contact_problems(item, creating=True, failing_emails=failing_emails)
+            if errors:
+                return problem_document(400, validation_problem(errors).detail, errors=errors)
             return book.upsert(item, at=at)[0] == 201
-        except Exception:  # a bug must fail one item, not the whole worker
+        except Exception:  # a bug must fail one item, not the batch or the worker
+            logger.exception("emulator batch item failed", extra={"event": "emulator_error"})
             return problem_document(500, "Item processing failed")
 
     def finish_batch(self, batch: Batch, *, at: float) -> None:

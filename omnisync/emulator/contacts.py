@@ -1,6 +1,6 @@
 """One brand's contacts and what Omnisend does to them, traps included (pure: no I/O).
 
-The rules, as ``/work/shared/omnisend/API.md`` states them:
+The rules, as ``docs/omnisend.md`` states them:
 
 - the e-mail identifier is case-sensitive: ``Ann@x.io`` and ``ann@x.io`` are two contacts;
 - fields merge: a field absent from a body is left as it is;
@@ -25,11 +25,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
-from omnisync.emulator.validation import CONTACT_FIELDS, STRING_FIELDS, parse_timestamp
+from omnisync.emulator.validation import CONTACT_FIELDS, STRING_FIELDS
+from omnisync.emulator.values import country_code, country_name, format_time, parse_timestamp
 
 #: Fields copied from a body to the record as they are (countryCode has its own rule).
 _PLAIN_FIELDS = (*STRING_FIELDS, "birthdate", "gender")
@@ -54,32 +53,6 @@ class StatusChange:
     to_status: str
     at: str
     channel: str = "email"
-
-
-def format_time(seconds: float) -> str:
-    """RFC 3339 in UTC with milliseconds and ``Z``, as Omnisend writes times."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-@lru_cache(maxsize=512)
-def country_name(code: str) -> str | None:
-    """The English short name of an ISO 3166-1 alpha-2 code, if it is one."""
-    import pycountry
-
-    country = pycountry.countries.get(alpha_2=code)
-    return None if country is None else str(country.name)
-
-
-@lru_cache(maxsize=512)
-def country_code(name: str) -> str | None:
-    """The alpha-2 code for a country name, if pycountry recognises it."""
-    import pycountry
-
-    try:
-        return str(pycountry.countries.lookup(name).alpha_2)
-    except LookupError:
-        return None
 
 
 #: Low-cardinality values worth sharing between a million records.
@@ -158,13 +131,9 @@ class ContactBook:
     def new_record(self, email: str, at: float) -> ContactRecord:
         """A new record for ``email`` (not yet known), indexed and numbered."""
         record = ContactRecord(len(self.records) + 1, email, at)
-        self.add(record)
-        return record
-
-    def add(self, record: ContactRecord) -> None:
-        """Index a new record its maker numbered ``len(records) + 1``, its e-mail unknown."""
-        self.by_email[record.email] = record
+        self.by_email[email] = record
         self.records.append(record)
+        return record
 
     def contact_id(self, record: ContactRecord) -> str:
         """The public id: 24 hex digits, the brand's prefix and the record number."""

@@ -17,7 +17,8 @@ this order, after authentication and the version check:
    one of these e-mails fails with a 400 ValidationProblem naming
    ``identifiers[0].id``;
 6. ``stop_after_errors``: a batch stops (status ``stopped``) once this many of
-   its items failed; the rest are not processed.
+   its items failed, if that comes before more than half of them have (which
+   stops a batch without any fault); the rest are not processed.
 
 ``only_endpoints`` (e.g. ``{"POST /batches"}``) limits 1-4 to those
 endpoints. Random draws come from ``random.Random(seed)``, reseeded whenever

@@ -1,144 +1,240 @@
-"""The emulator's HTTP shell: requests to the API and the inspection API, on the lean server.
+"""The emulator's HTTP shell, on the standard library's ``http.server``.
+
+:class:`EmulatorHTTPServer` is a ``ThreadingHTTPServer`` (a daemon thread per
+connection); :class:`EmulatorRequestHandler` is a ``BaseHTTPRequestHandler``
+speaking HTTP/1.1 with keep-alive: the standard library reads and parses each
+request head (and answers what it cannot parse), and every answer carries a
+``Content-Length``. A request the handler will not read further (a chunked
+body: 411; a ``Content-Length`` that is not a number: 400; a body over the
+limit: 413) is answered and its connection closed.
 
 Order of checks for ``/api/...`` (each step answers and stops when it fails):
 read the body -> ``Authorization`` (401) -> ``Omnisend-Version`` (400 when
 missing, 410 when not 2026-03-15) -> a forced 429 burst, then the rate
 limits (429, not processed, not counted) -> injected faults (500, 503,
-dropped connection) ->
-unknown path 404 / wrong method 405 -> body size (413 for a batch over
-``max_batch_bytes``, or any body over 4 MB) -> JSON (400) -> the operation ->
+dropped connection) -> unknown path 404 / wrong method 405 -> body size (413
+for a batch over ``max_batch_bytes``) -> JSON (400) -> the operation ->
 injected latency -> answer. Every API request lands in the request log
-before its answer is written.
+before its answer is written. A dropped connection is closed without a word.
 
 ``/_emulator/...`` is the inspection API (no key; loopback clients only).
-Nothing here validates against OpenAPI at run time: that is the tests' job,
-and the emulator must stay fast. After each answer, work that has come due
-(a batch created with ``batch_delay`` 0) runs on the connection's thread,
-which saves waking the worker thread for it (see :meth:`Worker.run_due`).
+Every problem is a JSON problem document; a bug answers 500 and is logged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
+import socket
+import socketserver
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
 from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, route
-from omnisync.emulator.httpserver import HttpConnection, HttpRequest, LeanHTTPServer
 from omnisync.emulator.inspection import handle_inspection
 from omnisync.emulator.problems import ApiProblem, FieldError, problem_document
 from omnisync.emulator.state import API_VERSION, EmulatorState
 
 logger = logging.getLogger("omnisync.emulator")
 
+#: Any body over this many bytes (or ``max_batch_bytes`` if larger) answers 413 unread.
 MAX_BODY_BYTES = 4_000_000
+#: Idle keep-alive connections (and stalled reads or writes) give up after this many seconds.
+IDLE_SECONDS = 120
 _BATCHES_PATH = "/batches"
+Headers = tuple[tuple[str, str], ...]
 
 
-class EmulatorHTTPServer(LeanHTTPServer):
-    """The emulator's server: its own responder, over the shared :class:`EmulatorState`."""
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    """The emulator's server over the shared :class:`EmulatorState`; tracks its connections."""
+
+    request_queue_size = 64
 
     def __init__(
         self, address: tuple[str, int], state: EmulatorState, *, allow_remote: bool
     ) -> None:
-        super().__init__(address, self)
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         self.state = state
         self.allow_remote = allow_remote
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, EmulatorRequestHandler)
         host, port = self.server_address[:2]
         host_text = host.decode() if isinstance(host, bytes) else str(host)
         shown = f"[{host_text}]" if ":" in host_text else host_text
         self.base_url = f"http://{shown}:{port}/api"
 
-    # -- the Responder protocol ---------------------------------------------------
+    def server_bind(self) -> None:
+        """Bind, without ``HTTPServer``'s reverse DNS look-up of the host (nothing reads it)."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
 
-    def body_limit(self) -> int:
-        return max(MAX_BODY_BYTES, self.state.settings.max_batch_bytes)
-
-    def refuse(self, connection: HttpConnection, status: int, detail: str) -> None:
-        _send(connection, status, problem_document(status, detail))
-
-    def respond(self, connection: HttpConnection, request: HttpRequest) -> None:
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection on its own thread, known to :meth:`close_connections`."""
+        with self._connections_lock:
+            self._connections.add(request)
         try:
-            self._route(connection, request)
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed outside a request (a reset): no traceback on stderr."""
+        logger.debug("emulator connection closed abruptly", exc_info=True)
+
+    def close_connections(self) -> None:
+        """Shut every open connection down (their threads then end)."""
+        with self._connections_lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            with contextlib.suppress(OSError):  # already closed by the peer
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class EmulatorRequestHandler(BaseHTTPRequestHandler):
+    """One connection: the standard library reads each request, :meth:`_serve` answers it."""
+
+    server: EmulatorHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "omnisend-emulator"
+    sys_version = ""
+    timeout = IDLE_SECONDS
+    # A head and its body leave in two writes: without Nagle, the second does not
+    # wait for the client to acknowledge the first.
+    disable_nagle_algorithm = True
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    # -- answers ----------------------------------------------------------------
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What the standard library refuses (a bad head, 501) answers a problem document.
+
+        With a status line even when the request line was not understood (the
+        standard library would write the bare body, as HTTP/0.9 did).
+        """
+        self.close_connection = True
+        self.request_version = self.protocol_version
+        detail = message or HTTPStatus(code).phrase
+        with contextlib.suppress(OSError):
+            self._send(code, problem_document(code, detail))
+
+    def _send(self, status: int, body: Any, headers: Headers = ()) -> None:
+        """Write one answer (raises ``OSError`` if the client left)."""
+        payload = b"" if body is None else _encode(body)
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        if payload:
+            self.send_header("Content-Type", "application/json")
+        for name, value in headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if payload and self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer a request whose body is not read, and close the connection."""
+        self.close_connection = True
+        self._send(status, problem_document(status, detail))
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Requests are in the emulator's request log; nothing is printed for them."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("emulator http: " + format, *args)
+
+    # -- one request --------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            raw = self._read_body()
+            if raw is not None:
+                self._route(raw)
         except OSError:
-            # The client went away mid-answer (a timeout, a reset): nothing to tell it.
-            connection.closing = True
+            # The client went away (a timeout, a reset): nothing to tell it.
+            self.close_connection = True
         except Exception:
             # A bug answers 500 and is logged; the caller never sees a traceback.
             logger.exception("emulator request failed", extra={"event": "emulator_error"})
-            connection.closing = True
-            _send(connection, 500, problem_document(500, "Internal server error"))
-        finally:
-            # Work due by now (typically the batch just created) runs here, rather
-            # than waking the worker thread for it: scheduling counts on this
-            # (EmulatorState.schedule_batch), whatever became of the answer.
-            self.state.worker.run_due()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._send(500, problem_document(500, "Internal server error"))
 
-    # -- routing ------------------------------------------------------------------
+    def _read_body(self) -> bytes | None:
+        """The request's body, or ``None`` when it was refused or the client left mid-body."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self._refuse(411, "Send the body with a Content-Length header")
+            return None
+        length_text = (self.headers.get("Content-Length") or "").strip()
+        if length_text and not (length_text.isascii() and length_text.isdigit()):
+            self._refuse(400, "Content-Length is not a number")
+            return None
+        length = int(length_text or 0)
+        limit = max(MAX_BODY_BYTES, self.server.state.settings.max_batch_bytes)
+        if length > limit:
+            # Not read at all: answer and close rather than swallow megabytes.
+            self._refuse(413, f"The body is larger than {limit} bytes")
+            return None
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True
+            return None
+        return body
 
-    def _route(self, connection: HttpConnection, request: HttpRequest) -> None:
-        target = request.target
+    def _route(self, raw: bytes) -> None:
+        target = self.path
         if target.startswith("//"):
             target = "/" + target.lstrip("/")
-        if "?" in target or "#" in target:
-            split = urlsplit(target)
-            path = split.path
-            query = dict(parse_qsl(split.query, keep_blank_values=True))
-        else:
-            path, query = target, {}
+        split = urlsplit(target)
+        path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
         if path == "/_emulator" or path.startswith("/_emulator/"):
-            self._inspect(connection, request, path, query)
-        elif path == "/api" or path.startswith("/api/"):
-            self._api(connection, request, path, query)
-        else:
-            self._answer(
-                connection, 404, problem_document(404, "Unknown path; the API lives under /api")
+            # Even with --allow-remote, only this machine may inspect and steer the emulator.
+            if not _is_loopback(str(self.client_address[0])):
+                self._send(403, {"error": "the inspection API answers loopback clients only"})
+                return
+            status, body = handle_inspection(
+                self.server.state, self.command, path[len("/_emulator") :] or "/", query, raw
             )
+            self._send(status, body)
+        elif path == "/api" or path.startswith("/api/"):
+            self._api(path, query, raw)
+        else:
+            self._answer(404, problem_document(404, "Unknown path; the API lives under /api"))
 
-    def _inspect(
-        self, connection: HttpConnection, request: HttpRequest, path: str, query: dict[str, str]
-    ) -> None:
-        # Even with --allow-remote, only this machine may inspect and steer the emulator.
-        if not _is_loopback(connection.client_host):
-            _send(connection, 403, {"error": "the inspection API answers loopback clients only"})
-            return
-        status, body = handle_inspection(
-            self.state, request.method, path[len("/_emulator") :] or "/", query, request.body
-        )
-        _send(connection, status, body)
-
-    def _answer(
-        self,
-        connection: HttpConnection,
-        status: int,
-        body: Any,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
+    def _answer(self, status: int, body: Any, headers: Headers = ()) -> None:
         """An API answer, after the injected latency (modelled seconds)."""
-        delay = self.state.injector.faults.latency
+        delay = self.server.state.injector.faults.latency
         if delay > 0:
-            self.state.clock.sleep(delay)
-        _send(connection, status, body, headers)
+            self.server.state.clock.sleep(delay)
+        self._send(status, body, headers)
 
     # -- the API ----------------------------------------------------------------
 
-    def _api(
-        self, connection: HttpConnection, request: HttpRequest, path: str, query: dict[str, str]
-    ) -> None:
-        state = self.state
-        method = request.method
-        headers = request.headers
-        raw = request.body
+    def _api(self, path: str, query: dict[str, str], raw: bytes) -> None:
+        state = self.server.state
+        method = self.command
         api_path = path[len("/api") :] or "/"
         found = route(method, api_path)
         endpoint = found.endpoint if found is not None else "unknown"
-        brand = state.brand_for_authorization(headers.get("authorization"))
+        brand = state.brand_for_authorization(self.headers.get("Authorization"))
 
-        def answer(response: ApiResponse, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        def answer(response: ApiResponse, extra: Headers = ()) -> None:
             # Logged before answering, so a client that got its answer finds the record.
             state.record(
                 method=method,
@@ -148,21 +244,21 @@ class EmulatorHTTPServer(LeanHTTPServer):
                 brand=brand,
                 emails=response.emails,
             )
-            self._answer(connection, response.status, response.body, extra)
+            self._answer(response.status, response.body, extra)
 
-        def problem(error: ApiProblem, extra: tuple[tuple[str, str], ...] = ()) -> None:
+        def problem(error: ApiProblem, extra: Headers = ()) -> None:
             answer(ApiResponse(error.status, error.document()), extra)
 
         def drop(emails: tuple[str, ...] = ()) -> None:
             state.record(
                 method=method, path=path, endpoint=endpoint, status=None, brand=brand, emails=emails
             )
-            connection.drop()
+            self.close_connection = True  # and nothing written: the client hears nothing
 
         if brand is None:
             problem(ApiProblem(401, "The API key is missing or not valid"))
             return
-        version = headers.get("omnisend-version")
+        version = self.headers.get("Omnisend-Version")
         if version is None:
             problem(
                 ApiProblem(
@@ -217,7 +313,7 @@ class EmulatorHTTPServer(LeanHTTPServer):
                 )
             )
             return
-        api_request = ApiRequest(method, api_path, query, body, raw, self.base_url)
+        api_request = ApiRequest(method, api_path, query, body, raw, self.server.base_url)
         try:
             response = found.operation(state, brand, api_request, found.parameter)
         except ApiProblem as error:
@@ -229,15 +325,6 @@ class EmulatorHTTPServer(LeanHTTPServer):
             drop(response.emails)
             return
         answer(response)
-
-
-def _send(
-    connection: HttpConnection,
-    status: int,
-    body: Any,
-    headers: tuple[tuple[str, str], ...] = (),
-) -> None:
-    connection.send(status, b"" if body is None else _encode(body), headers=headers)
 
 
 def _encode(body: Any) -> bytes:

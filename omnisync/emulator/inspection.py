@@ -33,12 +33,8 @@ from typing import Any
 
 from omnisync.emulator.batches import render_batch
 from omnisync.emulator.state import EmulatorState, Settings
-from omnisync.emulator.validation import (
-    CONTACT_FIELDS,
-    STATUSES,
-    is_valid_email,
-    parse_timestamp,
-)
+from omnisync.emulator.validation import CONTACT_FIELDS, STATUSES, is_one_of, is_valid_email
+from omnisync.emulator.values import parse_timestamp
 
 
 class InspectionError(ValueError):
@@ -59,7 +55,7 @@ def seed_contact(
     """Create (or overwrite) a contact as if it existed before the test: no welcome, no change."""
     if not is_valid_email(email):
         raise InspectionError("email must be a valid e-mail address")
-    if status not in STATUSES:
+    if not is_one_of(status, STATUSES):
         raise InspectionError(f"status must be one of {sorted(STATUSES)}")
     if status_changed_at is not None and parse_timestamp(status_changed_at) is None:
         raise InspectionError("statusChangedAt must be an RFC 3339 timestamp with an offset")

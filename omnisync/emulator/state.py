@@ -165,11 +165,7 @@ class EmulatorState:
     # -- asynchronous work -------------------------------------------------------
 
     def schedule_batch(self, brand: Brand, batch: Any) -> None:
-        """Queue a batch: ``inProgress`` after half of ``batch_delay``, ``finished`` after all.
-
-        For API operations only (as :meth:`schedule_tags`): the HTTP handler
-        runs the work that is due once it has answered (``Worker.run_due``).
-        """
+        """Queue a batch: ``inProgress`` after half of ``batch_delay``, ``finished`` after all."""
         delay = self.settings.batch_delay
         created = self.clock.now()
 
@@ -185,16 +181,14 @@ class EmulatorState:
         def finish() -> None:
             brand.finish_batch(batch, at=self.wall_seconds())
 
-        # Only API operations schedule, and the handler runs due work after
-        # each answer: no need to wake the worker for work due at once.
-        self.worker.schedule(created + delay / 2, start, wake=False)
-        self.worker.schedule(created + delay, finish, wake=False)
+        self.worker.schedule(created + delay / 2, start)
+        self.worker.schedule(created + delay, finish)
 
     def schedule_tags(self, brand: Brand, body: Mapping[str, Any], *, remove: bool) -> None:
         def apply() -> None:
             brand.change_tags(body, remove=remove, at=self.wall_seconds())
 
-        self.worker.schedule(self.clock.now() + self.settings.tag_delay, apply, wake=False)
+        self.worker.schedule(self.clock.now() + self.settings.tag_delay, apply)
 
     # -- request log and counts --------------------------------------------------
 

@@ -8,19 +8,22 @@ paths are dotted with list indexes in brackets: ``identifiers[0].id``,
 
 Unknown top-level properties are ignored, as a lenient API does; the contract
 tests (``tests/openapi_contract.py``) are where a misspelt property is caught.
-These functions run once per contact of every batch, so they test the common
-case first and allocate nothing when a body is valid.
+A value of the wrong JSON type (an object where a string belongs) is an
+``invalid_format`` error like any other, never an exception: malformed input
+answers 400, not 500. The batch and tag call envelopes are checked in
+:mod:`omnisync.emulator.envelopes`.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from collections.abc import Collection
+from datetime import date
 from functools import lru_cache
-from itertools import repeat
 from typing import Any
 
 from omnisync.emulator.problems import FieldError
+from omnisync.emulator.values import country_name, parse_timestamp
 
 #: Maximum lengths of the plain string fields of a contact.
 STRING_FIELDS: dict[str, int] = {
@@ -39,31 +42,17 @@ MAX_TAGS_PER_CONTACT = 100
 MAX_TAG_LENGTH = 100
 MAX_CUSTOM_PROPERTIES = 200
 MAX_CUSTOM_STRING_LENGTH = 2048
-MAX_BATCH_ITEMS = 100
-MAX_TAG_SELECTORS = 250
-MAX_TAGS_PER_CALL = 100
 
 STATUSES = frozenset({"subscribed", "unsubscribed", "nonSubscribed"})
-BATCH_ENDPOINTS = frozenset({"products", "contacts", "events", "categories"})
-BATCH_METHODS = frozenset({"POST", "PUT"})
 
 EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+")
 PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
-COUNTRY_CODE_PATTERN = re.compile(r"[A-Z]{2}")
 PROPERTY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,128}")
 
 
-def parse_timestamp(text: object) -> float | None:
-    """Seconds since the epoch for an RFC 3339 timestamp with an offset, else ``None``."""
-    if not isinstance(text, str) or len(text) < 20:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.timestamp()
+def is_one_of(value: object, choices: Collection[str]) -> bool:
+    """Whether ``value`` is one of the strings ``choices`` (an object or a list is not)."""
+    return isinstance(value, str) and value in choices
 
 
 def is_valid_email(value: object) -> bool:
@@ -98,22 +87,22 @@ def validate_contact(body: Any, *, creating: bool) -> list[FieldError]:
             if value.__class__ is not str or len(value) > limit:
                 _check_string(name, value, limit, errors)
         elif name == "countryCode":
-            if not isinstance(value, str) or COUNTRY_CODE_PATTERN.fullmatch(value) is None:
+            if country_name(value) is None:
                 errors.append(
                     FieldError(
                         "countryCode",
                         "invalid_format",
-                        "Must be an ISO 3166-1 alpha-2 code (two uppercase letters)",
+                        "Must be an existing ISO 3166-1 alpha-2 code (two uppercase letters)",
                     )
                 )
         elif name == "customProperties":
             _check_custom_properties(value, errors)
         elif name == "tags":
-            _check_tags(value, errors)
+            check_tags(value, errors)
         elif name == "birthdate":
             _check_birthdate(value, errors)
         elif name == "gender":
-            if value not in ("m", "f"):
+            if not is_one_of(value, ("m", "f")):
                 errors.append(FieldError("gender", "invalid_format", "Must be 'm' or 'f'"))
         elif name == "createdAt" and parse_timestamp(value) is None:
             errors.append(
@@ -152,7 +141,7 @@ def _check_identifiers(identifiers: list[Any], errors: list[FieldError], *, crea
         value = identifier.get("id")
         if kind is None:
             errors.append(FieldError(f"{path}.type", "required", "Identifier type is required"))
-        elif kind not in ("email", "phone"):
+        elif not is_one_of(kind, ("email", "phone")):
             errors.append(FieldError(f"{path}.type", "invalid_format", "Must be email or phone"))
         if value is None or value == "":
             errors.append(FieldError(f"{path}.id", "required", "Identifier value is required"))
@@ -217,7 +206,7 @@ def _check_channels(channels: object, path: str, kind: object, errors: list[Fiel
         status = details.get("status")
         if status is None:
             errors.append(FieldError(f"{channel_path}.status", "required", "Status is required"))
-        elif status not in STATUSES:
+        elif not is_one_of(status, STATUSES):
             errors.append(
                 FieldError(
                     f"{channel_path}.status",
@@ -248,7 +237,7 @@ def _check_consent(consent: object, path: str, errors: list[FieldError]) -> None
         )
 
 
-def _check_tags(tags: object, errors: list[FieldError], *, path: str = "tags") -> None:
+def check_tags(tags: object, errors: list[FieldError], *, path: str = "tags") -> None:
     if not isinstance(tags, list):
         errors.append(FieldError(path, "invalid_format", "Must be an array of strings"))
         return
@@ -313,86 +302,3 @@ def _check_custom_properties(properties: object, errors: list[FieldError]) -> No
 def _name_ok(name: str) -> bool:
     # A few names, met once per contact: remembered rather than matched again.
     return PROPERTY_NAME_PATTERN.fullmatch(name) is not None
-
-
-def validate_batch(body: Any) -> list[FieldError]:
-    """Check a POST /batches envelope (its items are checked one by one when processed)."""
-    if not isinstance(body, dict):
-        return [FieldError("", "invalid_format", "The body must be a JSON object")]
-    errors: list[FieldError] = []
-    endpoint = body.get("endpoint")
-    if endpoint is None:
-        errors.append(FieldError("endpoint", "required", "Endpoint is required"))
-    elif endpoint not in BATCH_ENDPOINTS:
-        errors.append(
-            FieldError(
-                "endpoint",
-                "invalid_format",
-                "Must be one of products, contacts, events, categories",
-            )
-        )
-    elif endpoint != "contacts":
-        errors.append(
-            FieldError("endpoint", "invalid_format", "The emulator supports contacts batches only")
-        )
-    method = body.get("method")
-    if method is None:
-        errors.append(FieldError("method", "required", "Method is required"))
-    elif method not in BATCH_METHODS:
-        errors.append(FieldError("method", "invalid_format", "Must be POST or PUT"))
-    elif method != "POST" and endpoint == "contacts":
-        errors.append(
-            FieldError("method", "invalid_format", "Contacts batches support method POST only")
-        )
-    items = body.get("items")
-    if items is None or items == []:
-        errors.append(FieldError("items", "required", "At least one item is required"))
-    elif not isinstance(items, list):
-        errors.append(FieldError("items", "invalid_format", "Must be an array"))
-    elif len(items) > MAX_BATCH_ITEMS:
-        errors.append(
-            FieldError("items", "too_long", f"At most {MAX_BATCH_ITEMS} items are allowed")
-        )
-    if "origin" in body and not isinstance(body["origin"], str):
-        errors.append(FieldError("origin", "invalid_format", "Must be a string"))
-    return errors
-
-
-def validate_tags(body: Any) -> list[FieldError]:
-    """Check a POST or DELETE /contacts/tags body."""
-    if not isinstance(body, dict):
-        return [FieldError("", "invalid_format", "The body must be a JSON object")]
-    errors: list[FieldError] = []
-    tags = body.get("tags")
-    if tags is None or tags == []:
-        errors.append(FieldError("tags", "required", "At least one tag is required"))
-    else:
-        _check_tags(tags, errors)
-    selectors = 0
-    for name in ("emails", "contactIDs", "phones"):
-        if name not in body:
-            continue
-        values = body[name]
-        # map() runs isinstance without a Python frame per value (250 e-mails a call).
-        if not isinstance(values, list) or not all(map(isinstance, values, repeat(str))):
-            errors.append(FieldError(name, "invalid_format", "Must be an array of strings"))
-            continue
-        if len(values) > MAX_TAG_SELECTORS:
-            errors.append(
-                FieldError(name, "too_long", f"At most {MAX_TAG_SELECTORS} values are allowed")
-            )
-        selectors += len(values)
-    if "segmentID" in body:
-        if isinstance(body["segmentID"], str):
-            selectors += 1
-        else:
-            errors.append(FieldError("segmentID", "invalid_format", "Must be a string"))
-    if selectors == 0 and not any(
-        error.field in ("emails", "contactIDs", "phones", "segmentID") for error in errors
-    ):
-        errors.append(
-            FieldError(
-                "emails", "required", "Name contacts by emails, contactIDs, phones or segmentID"
-            )
-        )
-    return errors

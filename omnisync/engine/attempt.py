@@ -19,7 +19,7 @@ from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import StageCounts
 
 if TYPE_CHECKING:
-    from omnisync.engine.apply import LedgerRecorder
+    from omnisync.engine.recorder import LedgerRecorder
 
 
 class RunAttempt:

@@ -1,10 +1,9 @@
 """The diff of a staged segment against the ledger, in set-based SQL.
 
-Runs on a connection holding ``scratch.stage`` (filled by
+Runs on a connection holding ``temp.stage`` (filled by
 :mod:`omnisync.engine.staging`) and the ledger ATTACHed as ``ledger``.
-Materialises ``scratch.work`` (members that need an upsert and/or the tag;
-on a first run a view of the stage) and ``temp.leavers``, and returns the
-counts. The semantics are
+Materialises ``temp.work`` (members that need an upsert and/or the tag)
+and ``temp.leavers``, and returns the counts. The semantics are
 :func:`omnisync.planning.reference_plan`'s; the SQL is shaped for a
 million unchanged rows:
 
@@ -47,25 +46,22 @@ def run_diff(
     export: str,
     tag: str,
     on_leave: OnLeave,
-    delivered: bool,
     sample_size: int = 5,
 ) -> DiffOutcome:
-    """Diff ``scratch.stage`` against ``ledger.ledger_entries`` for ``export``.
+    """Diff ``temp.stage`` against ``ledger.ledger_entries`` for ``export``.
 
-    ``delivered``: whether the ledger holds any entry of ``export``
-    (:func:`~omnisync.engine.stagesql.ledger_has_entries`, read in the same
-    transaction). Must run inside the caller's transaction so that every read
-    of the ledger sees one snapshot.
+    Must run inside the caller's transaction so that every read of the
+    ledger sees one snapshot.
     """
     clock = _PhaseClock()
-    connection.execute("CREATE INDEX scratch.stage_by_email ON stage (email, fingerprint)")
+    connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
     clock.lap("index")
-    rows = _scalar(connection, "SELECT count(*) FROM scratch.stage")
-    missing = _scalar(connection, "SELECT count(*) FROM scratch.stage WHERE email IS NULL")
+    rows = _scalar(connection, "SELECT count(*) FROM temp.stage")
+    missing = _scalar(connection, "SELECT count(*) FROM temp.stage WHERE email IS NULL")
     missing_rows = tuple(
         int(seq)
         for (seq,) in connection.execute(
-            "SELECT seq FROM scratch.stage WHERE email IS NULL ORDER BY seq LIMIT ?", (sample_size,)
+            "SELECT seq FROM temp.stage WHERE email IS NULL ORDER BY seq LIMIT ?", (sample_size,)
         )
     )
 
@@ -73,7 +69,7 @@ def run_diff(
     # first row and copies; the grouping runs only when there are copies.
     distinct = _scalar(
         connection,
-        "SELECT count(*) FROM (SELECT DISTINCT email FROM scratch.stage WHERE email IS NOT NULL)",
+        "SELECT count(*) FROM (SELECT DISTINCT email FROM temp.stage WHERE email IS NOT NULL)",
     )
     duplicates = rows - missing - distinct
     duplicates_sample: tuple[str, ...] = ()
@@ -81,7 +77,7 @@ def run_diff(
     if duplicates:
         connection.execute(
             "CREATE TEMP TABLE duplicate_groups AS "
-            "SELECT email, min(seq) AS first_seq, count(*) AS copies FROM scratch.stage "
+            "SELECT email, min(seq) AS first_seq, count(*) AS copies FROM temp.stage "
             "WHERE email IS NOT NULL GROUP BY email HAVING count(*) > 1"
         )
         duplicates_sample = tuple(
@@ -91,45 +87,29 @@ def run_diff(
                 (sample_size,),
             )
         )
-        # In the scratch schema, beside the stage: the first run's work view reads it.
         connection.execute(
-            "CREATE TABLE scratch.later_copies AS SELECT s.seq AS seq "
-            "FROM temp.duplicate_groups AS d JOIN scratch.stage AS s "
+            "CREATE TEMP TABLE later_copies AS SELECT s.seq AS seq "
+            "FROM temp.duplicate_groups AS d JOIN temp.stage AS s "
             "ON s.email = d.email AND s.seq > d.first_seq"
         )
-        connection.execute("CREATE UNIQUE INDEX scratch.later_copies_seq ON later_copies (seq)")
+        connection.execute("CREATE UNIQUE INDEX temp.later_copies_seq ON later_copies (seq)")
         exclude_copies = "AND s.seq NOT IN (SELECT seq FROM later_copies)"
     clock.lap("duplicates")
 
     members = rows - missing - duplicates
-    if delivered:
-        connection.execute(
-            "CREATE TABLE scratch.work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
-            "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
-        )
-        work, new, changed, tag_only, retag, tagged_in_work = _diff_against_ledger(
-            connection, export=export, tag=tag, exclude_copies=exclude_copies
-        )
-        clock.lap("work")
-        ledger_tagged = _scalar(
-            connection,
-            "SELECT count(*) FROM ledger.ledger_entries WHERE export = ? AND tag IS NOT NULL",
-            (export,),
-        )
-    else:
-        # Nothing delivered yet (a first run): every member is new work and
-        # needs the tag (the export's tag is never empty). The work is then a
-        # view of the stage in its own order: nothing is written or joined,
-        # and its counts need no scan (~0.9 s less of a million-row first
-        # run, all of it serial).
-        connection.execute(
-            "CREATE VIEW scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) AS "
-            "SELECT s.seq, 0, NULL, 1, 1 FROM stage AS s "
-            f"WHERE s.email IS NOT NULL {exclude_copies}"
-        )
-        clock.lap("work")
-        work = new = members
-        changed = tag_only = retag = tagged_in_work = ledger_tagged = 0
+    connection.execute(
+        "CREATE TEMP TABLE work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
+        "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
+    )
+    work, new, changed, tag_only, retag, tagged_in_work = _diff_against_ledger(
+        connection, export=export, tag=tag, exclude_copies=exclude_copies
+    )
+    clock.lap("work")
+    ledger_tagged = _scalar(
+        connection,
+        "SELECT count(*) FROM ledger.ledger_entries WHERE export = ? AND tag IS NOT NULL",
+        (export,),
+    )
     unchanged = members - work
     # Every tagged ledger entry whose e-mail is a member is either unchanged
     # (its tag is the export's) or a work item with a tag on; the rest left.
@@ -141,7 +121,7 @@ def run_diff(
             "INSERT INTO temp.leavers (email, tag) "
             "SELECT l.email, l.tag FROM ledger.ledger_entries AS l "
             "WHERE l.export = ? AND l.tag IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM scratch.stage AS s WHERE s.email = l.email)",
+            "(SELECT 1 FROM temp.stage AS s WHERE s.email = l.email)",
             (export,),
         )
     clock.lap("counts and leavers")
@@ -169,13 +149,13 @@ def run_diff(
 def _diff_against_ledger(
     connection: sqlite3.Connection, *, export: str, tag: str, exclude_copies: str
 ) -> tuple[int, int, int, int, int, int]:
-    """Fill ``scratch.work`` from the stage and the ledger; return its counts:
+    """Fill ``temp.work`` from the stage and the ledger; return its counts:
     work, new, changed, tag only, retag, and work items with a tag on."""
     connection.execute(
-        "INSERT INTO scratch.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
+        "INSERT INTO temp.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
         "SELECT s.seq, l.email IS NOT NULL, l.tag, "
         "l.email IS NULL OR l.fingerprint <> s.fingerprint, l.tag IS NOT :tag "
-        "FROM scratch.stage AS s INDEXED BY stage_by_email "
+        "FROM temp.stage AS s INDEXED BY stage_by_email "
         "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
         "WHERE s.email IS NOT NULL "
         "AND (l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag) "
@@ -189,7 +169,7 @@ def _diff_against_ledger(
         "coalesce(sum(in_ledger AND NOT needs_upsert), 0), "
         "coalesce(sum(needs_tag AND tag_on IS NOT NULL), 0), "
         "coalesce(sum(tag_on IS NOT NULL), 0) "
-        "FROM scratch.work"
+        "FROM temp.work"
     ).fetchone()
     work, new, changed, tag_only, retag, tagged_in_work = (int(count) for count in counts)
     return work, new, changed, tag_only, retag, tagged_in_work

@@ -18,8 +18,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from omnisync.contact import ContactWrite
 from omnisync.omnisend.client import OmnisendClient
-from omnisync.omnisend.model import BatchOutcome, ContactWrite
+from omnisync.omnisend.model import BatchOutcome
 from omnisync.omnisend.payloads import EncodedBatch
 
 

@@ -12,7 +12,7 @@ Reports hold masked e-mails only, and never a secret. Rendering lives in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -205,33 +205,6 @@ class PlanTally:
         if actions.tag and actions.remove_old_tag is not None:
             self._retag += 1
         return actions
-
-    def add_plain_upsert(self, email: str, *, in_ledger: bool, tag: bool) -> None:
-        """Count an upsert whose row mapped plainly (no consent, no warning, no old tag).
-
-        The same counts and samples as :meth:`add` of such an item with its
-        contact write, without building either (the first run's hot path).
-        """
-        self._count(email, upsert=True, in_ledger=in_ledger, tag=tag)
-
-    def add_plain_batch(
-        self, emails: Sequence[str], *, in_ledger: Sequence[bool], tag: Sequence[bool]
-    ) -> None:
-        """:meth:`add_plain_upsert` for a batch of them (same order in all three)."""
-        changed = sum(in_ledger)
-        samples_taken = (
-            self._upsert_new >= self._sample_size
-            and self._tag >= self._sample_size
-            and (not changed or len(self._samples["changed"]) >= self._sample_size)
-        )
-        if not samples_taken:
-            for email, known, then_tag in zip(emails, in_ledger, tag, strict=True):
-                self.add_plain_upsert(email, in_ledger=known, tag=then_tag)
-            return
-        # Every sample is taken already: the batch only adds to the counts.
-        self._upsert_new += len(emails) - changed
-        self._upsert_changed += changed
-        self._tag += sum(tag)
 
     def add_leavers(self, leavers: Iterable[Leaver]) -> None:
         """Take samples of leavers (their count comes from the staging counts)."""

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Literal, Protocol
 
-from omnisync.engine.apply import FailureSample
+
+@dataclass(frozen=True)
+class FailureSample:
+    """One refused item or call, for the run summary: what (masked) and Omnisend's reason."""
+
+    subject: str
+    reason: str
+
 
 RunOutcome = Literal["succeeded", "partial", "failed"]
 Phase = Literal["checking", "settling", "staging", "applying", "finished"]

@@ -35,7 +35,6 @@ from omnisync.config.secrets import SecretUnavailable
 from omnisync.engine.apply import PipelineSettings, apply_work
 from omnisync.engine.attempt import RunAttempt
 from omnisync.engine.clients import ClientPool
-from omnisync.engine.producer import PROCESS_MIN_WORK, ProducerFailed
 from omnisync.engine.report import PlanReport, build_plan_report
 from omnisync.engine.results import (
     NullProgress,
@@ -47,6 +46,7 @@ from omnisync.engine.results import (
 from omnisync.engine.settle import settle_inflight
 from omnisync.engine.staged import StagedExport
 from omnisync.engine.staging import LedgerUnreadable, stage_export
+from omnisync.errors import OmnisyncError
 from omnisync.omnisend.errors import OmnisendError
 from omnisync.sources.errors import SourceError
 from omnisync.state import LedgerStore, StateError
@@ -65,14 +65,14 @@ __all__ = [
 logger = logging.getLogger("omnisync.engine")
 
 
-class UnknownExport(KeyError):
+class UnknownExport(OmnisyncError, KeyError):
     """The config has no export of that name."""
 
     def __str__(self) -> str:
         return f"{self.args[0]}"
 
 
-class RunFailed(Exception):
+class RunFailed(OmnisyncError):
     """A run cannot proceed; the message says why (and never holds a secret or an e-mail)."""
 
 
@@ -87,8 +87,6 @@ class RunnerSettings:
     ``settle_timeout`` bounds the wait for a killed run's batches;
     ``stop_grace`` how long a stopped run follows batches already created.
     ``lock_dir`` holds the run locks (default: the config's state directory).
-    ``producer_min_work``: from how many work items a run's records are mapped
-    and encoded in a helper process (:mod:`omnisync.engine.producer`).
     """
 
     poll_interval: float | None = None
@@ -96,7 +94,6 @@ class RunnerSettings:
     settle_timeout: float = 300.0
     stop_grace: float = 120.0
     lock_dir: str | None = None
-    producer_min_work: int = PROCESS_MIN_WORK
 
 
 class ExportRunner:
@@ -201,7 +198,6 @@ class ExportRunner:
                 LedgerUnreadable,
                 OmnisendError,
                 StateError,
-                ProducerFailed,
             ) as failure:
                 error = str(failure)
             except ValueError as failure:  # a malformed API key, from the client
@@ -306,12 +302,7 @@ class ExportRunner:
                     store=self._store,
                     client=client,
                     clock=self._clock,
-                    settings=PipelineSettings(
-                        poll_interval,
-                        in_flight,
-                        self._settings.stop_grace,
-                        producer_min_work=self._settings.producer_min_work,
-                    ),
+                    settings=PipelineSettings(poll_interval, in_flight, self._settings.stop_grace),
                 )
 
     def _pacing(self, connection: Connection) -> tuple[float, int]:

@@ -3,42 +3,28 @@
 :class:`StagedExport` reads what the staging materialised: the counts and
 samples, the work (as :class:`~omnisync.planning.WorkItem`s, or as raw
 :data:`~omnisync.planning.WorkRecord`s for a loop that wants no object per
-member) and the leavers. ``stage`` and ``work`` are in the scratch database
-(:attr:`StagedExport.scratch`), which :func:`work_records_sql` also lets
-another connection read (see :mod:`omnisync.engine.producer`).
+member) and the leavers, from the temporary tables of the staging connection.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 from omnisync.config.model import Export
-from omnisync.fingerprint import Fingerprinter
 from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem, WorkRecord
 
 _new_tuple = tuple.__new__
 
 
-def work_records_sql(column_count: int, *, schema: str) -> str:
-    """The query of :meth:`StagedExport.work_records` over the scratch database as ``schema``."""
+def work_records_sql(column_count: int) -> str:
+    """The query of :meth:`StagedExport.work_records`."""
     values = ", ".join(f"s.c{index}" for index in range(column_count))
     return (
         "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
-        f"w.needs_tag, {values} FROM {schema}.work AS w "
-        f"JOIN {schema}.stage AS s ON s.seq = w.seq ORDER BY w.seq"
+        f"w.needs_tag, {values} FROM temp.work AS w "
+        "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
     )
-
-
-def record_fingerprint(record: WorkRecord, fingerprinter: Fingerprinter) -> int:
-    """The fingerprint of a work record (see :meth:`StagedExport.work_records`)."""
-    fingerprint = record[1]
-    if fingerprint is None:
-        # Not computed while staging when nothing needed it (see the module).
-        return fingerprinter(*record[6:])
-    assert isinstance(fingerprint, int)
-    return fingerprint
 
 
 class StagedExport:
@@ -60,14 +46,8 @@ class StagedExport:
         missing_email_rows: tuple[int, ...],
         fetch_size: int,
         timings: Mapping[str, float],
-        fingerprinter: Fingerprinter,
-        scratch: Path,
     ) -> None:
         self._connection = connection
-        #: The scratch database holding the ``stage`` and ``work`` tables (see
-        #: :data:`WORK_RECORDS_SQL`); it does not change while the staging lives.
-        self.scratch = scratch
-        self._fingerprinter = fingerprinter
         self.export = export
         self.source_name = source_name
         self.columns = columns
@@ -93,22 +73,16 @@ class StagedExport:
         """:meth:`work` as lists of raw records, for a loop that wants no object per member.
 
         A record is ``(email, fingerprint, in_ledger, tag_on, needs_upsert,
-        needs_tag, *values)`` with the values in :attr:`columns` order;
-        ``fingerprint`` is ``None`` when staging did not compute it (see the
-        module): :meth:`fingerprint` gives it. :meth:`work_item` turns a
-        record into the :class:`~omnisync.planning.WorkItem` :meth:`work`
+        needs_tag, *values)`` with the values in :attr:`columns` order.
+        :meth:`work_item` turns a record into the :class:`~omnisync.planning.WorkItem` :meth:`work`
         yields.
         """
-        cursor = self._connection.execute(work_records_sql(len(self.columns), schema="scratch"))
+        cursor = self._connection.execute(work_records_sql(len(self.columns)))
         try:
             while records := cursor.fetchmany(self.fetch_size):
                 yield records
         finally:
             cursor.close()
-
-    def fingerprint(self, record: WorkRecord) -> int:
-        """The fingerprint of a :meth:`work_records` record's values."""
-        return record_fingerprint(record, self._fingerprinter)
 
     def work_item(self, record: WorkRecord) -> WorkItem:
         """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
@@ -117,7 +91,7 @@ class StagedExport:
             WorkItem,
             (
                 record[0],
-                record_fingerprint(record, self._fingerprinter),
+                record[1],
                 bool(record[2]),
                 record[3],
                 bool(record[4]),

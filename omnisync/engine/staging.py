@@ -1,14 +1,15 @@
 """Staging a segment and diffing it against the ledger, inside SQLite.
 
 :func:`stage_export` reads an export's segment once, streaming, into a
-SQLite table (``stage``): per row its normalised e-mail, its
+temporary SQLite table (``stage``): per row its normalised e-mail, its
 fingerprint and the raw values of the columns the export reads. For a SQLite
-source this is one ``INSERT INTO scratch.stage SELECT ... FROM (<segment
+source this is one ``INSERT INTO temp.stage SELECT ... FROM (<segment
 query>)`` run by SQLite over the source database (opened read-only as
 ``main``), with :func:`omnisync.mapping.normalise_email` and
-:class:`omnisync.fingerprint.Fingerprinter` registered as SQL functions; no
-row becomes a Python object. File sources are streamed into the same table
-with ``executemany`` on a scratch connection.
+:class:`omnisync.fingerprint.Fingerprinter` registered as SQL functions (the
+same Python functions every other path uses: one rule, one implementation);
+no row becomes a Python object. File and PostgreSQL sources are streamed into
+the same table with ``executemany``.
 
 The ledger (the state store's ``ledger_entries``, :mod:`omnisync.state`) is
 ATTACHed read-only as schema ``ledger``; a missing file or table is an empty
@@ -17,23 +18,14 @@ ledger. The diff runs in SQL, in one read transaction, and is materialised
 ledger writes made while the caller sends never disturb what it iterates.
 Its semantics are those of :func:`omnisync.planning.reference_plan`.
 
-``stage`` and ``work`` live in a scratch database file in a private
-temporary directory (ATTACHed as ``scratch``; another process may read the
-work from it, see :mod:`omnisync.engine.producer`), the other tables in
-SQLite's temp file; both with a bounded page cache, so memory stays flat
-however large the segment. The directory is removed when the block ends.
-A first run is cheaper still: while
-the export's ledger is empty no fingerprint UDF runs (every member is new;
-:meth:`StagedExport.work` fingerprints what it yields; the diff writes the
-work in the stage's order with no join and derives its counts), and ASCII
-e-mails are normalised by SQLite itself (:mod:`omnisync.engine.stagesql`).
+Temporary tables live in SQLite's temporary files (``temp_store = FILE``)
+with a bounded page cache, so memory stays flat however large the segment;
+SQLite removes them when the connection closes.
 """
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -43,7 +35,7 @@ from pathlib import Path
 from omnisync.config.model import Config, Export
 from omnisync.engine.diff import run_diff
 from omnisync.engine.staged import StagedExport
-from omnisync.engine.stagesql import email_sql, ledger_has_entries
+from omnisync.errors import OmnisyncError
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.mapping import normalise_email
 from omnisync.sources import SegmentReader, open_segment
@@ -58,6 +50,7 @@ from omnisync.sources.sqlite import (
     subquery,
     translate_error,
 )
+from omnisync.state.database import check_state_database
 from omnisync.state.sqlite import state_path
 
 __all__ = [
@@ -80,7 +73,7 @@ LEDGER_TABLE_DDL = (
 _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
 
 
-class LedgerUnreadable(Exception):
+class LedgerUnreadable(OmnisyncError):
     """The state database exists but its ledger cannot be read."""
 
 
@@ -110,15 +103,12 @@ class StagingSettings:
 
     ``cache_kib`` bounds the temp tables' page cache (memory); ``sample_size``
     is how many masked examples are kept; ``fetch_size`` how many rows
-    :meth:`StagedExport.work` fetches at a time; ``scratch_parent`` is where
-    the private scratch directory is made (``None``: Python's temporary
-    directory, ``$TMPDIR`` or ``/tmp``).
+    :meth:`StagedExport.work` fetches at a time.
     """
 
     cache_kib: int = 65_536
     sample_size: int = 5
     fetch_size: int = 2_000
-    scratch_parent: Path | None = None
 
 
 def ledger_path_for(config: Config) -> Path:
@@ -143,7 +133,9 @@ def stage_export(
     Reads the segment once. Raises :class:`~omnisync.sources.errors.SourceError`
     (nothing sent, nothing written) when the segment cannot be read,
     :class:`LedgerUnreadable` when the ledger cannot, and :class:`KeyError`
-    for an export name not in ``config``. Nothing is written anywhere but
+    for an export name not in ``config``; :class:`~omnisync.state.StateError`
+    (or :class:`~omnisync.state.StateSchemaTooNew`) for a state database a run
+    would refuse. Nothing is written anywhere but
     temporary tables, which vanish when the block ends. A PostgreSQL DSN is
     resolved from ``environ`` and ``credentials_directory`` (see
     :func:`~omnisync.sources.open_segment`).
@@ -153,45 +145,22 @@ def stage_export(
         raise KeyError(f"no export named '{export_name}' in the config")
     settings = settings or StagingSettings()
     ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
+    # Refuse what a run refuses (a ledger that is a directory, a newer schema),
+    # with its words, before reading anything.
+    check_state_database(ledger)
     # Also refuses what the config cannot mean (a query on a file, no query
     # on a database, a source kind that cannot be read yet).
     reader = open_segment(
         config, export.segment, environ=environ, credentials_directory=credentials_directory
     )
-    with _scratch_directory(settings, segment=reader.segment, source=reader.source) as directory:
-        if isinstance(reader, SqliteReader):
-            connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
-        else:
-            connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        try:
-            yield _stage(
-                connection,
-                reader,
-                export,
-                ledger=ledger,
-                settings=settings,
-                scratch=directory / "stage.sqlite3",
-            )
-        finally:
-            connection.close()
-
-
-@contextmanager
-def _scratch_directory(settings: StagingSettings, *, segment: str, source: str) -> Iterator[Path]:
-    """A private (0700) directory for the scratch database, removed with what is in it."""
+    if isinstance(reader, SqliteReader):
+        connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
+    else:
+        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
-        directory = tempfile.mkdtemp(prefix="omnisync-stage-", dir=settings.scratch_parent)
-    except OSError as error:
-        where = settings.scratch_parent or tempfile.gettempdir()
-        raise StagingFailed(
-            f"cannot make a scratch directory in {where}: {error.strerror or error}",
-            segment=segment,
-            source=source,
-        ) from error
-    try:
-        yield Path(directory)
+        yield _stage(connection, reader, export, ledger=ledger, settings=settings)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        connection.close()
 
 
 def _stage(
@@ -201,15 +170,14 @@ def _stage(
     *,
     ledger: Path,
     settings: StagingSettings,
-    scratch: Path,
 ) -> StagedExport:
     names = {"segment": reader.segment, "source": reader.source}
     columns = fingerprint_columns(export)
     fingerprinter = Fingerprinter.for_export(export)
     try:
-        _prepare(connection, fingerprinter, settings, scratch=scratch)
+        _prepare(connection, fingerprinter, settings)
         connection.execute(
-            "CREATE TABLE scratch.stage (seq INTEGER PRIMARY KEY, email TEXT, "
+            "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
             "fingerprint INTEGER, " + ", ".join(f"c{index}" for index in range(len(columns))) + ")"
         )
     except sqlite3.Error as error:
@@ -218,14 +186,8 @@ def _stage(
     connection.execute("BEGIN")
     started = time.perf_counter()
     try:
-        delivered = ledger_has_entries(connection, export.name)
-    except sqlite3.Error as error:
-        raise LedgerUnreadable(f"cannot read the ledger in {ledger}: {error}") from error
-    try:
         if isinstance(reader, SqliteReader):
-            _fill_from_sqlite(
-                connection, reader.query, columns, export, fingerprints=delivered, **names
-            )
+            _fill_from_sqlite(connection, reader.query, columns, export, **names)
         else:
             _fill_from_rows(connection, reader.rows(columns), columns, export, fingerprinter)
     except sqlite3.Error as error:
@@ -237,7 +199,6 @@ def _stage(
             export=export.name,
             tag=export.tag,
             on_leave=export.on_leave,
-            delivered=delivered,
             sample_size=settings.sample_size,
         )
         connection.execute("COMMIT")
@@ -255,36 +216,25 @@ def _stage(
         missing_email_rows=outcome.missing_email_rows,
         fetch_size=settings.fetch_size,
         timings={"stage": filled, **outcome.timings},
-        fingerprinter=fingerprinter,
-        scratch=scratch,
     )
 
 
 def _is_scratch_failure(error: sqlite3.Error) -> bool:
     """Whether ``error`` is about writing the temporary file (full, unwritable)."""
     code = getattr(error, "sqlite_errorcode", None)
-    return code in _SCRATCH_ERROR_CODES
+    # Extended codes (SQLITE_IOERR_WRITE, ...) carry the primary code in their low byte.
+    return code is not None and code & 0xFF in _SCRATCH_ERROR_CODES
 
 
 def _prepare(
-    connection: sqlite3.Connection,
-    fingerprinter: Fingerprinter,
-    settings: StagingSettings,
-    *,
-    scratch: Path,
+    connection: sqlite3.Connection, fingerprinter: Fingerprinter, settings: StagingSettings
 ) -> None:
-    # The stage and the work live in a scratch database file of their own, so
-    # that another process may read the work (see omnisync.engine.producer);
-    # the other temp tables in a temp file. Files, not memory: with a bounded
-    # page cache a million-row stage costs disk, not RSS.
-    connection.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
+    # Files, not memory: with a bounded page cache a million-row stage costs
+    # disk, not RSS. Scratch, gone with the connection: nothing to roll back
+    # to or to recover after a crash, so no journal.
     connection.execute("PRAGMA temp_store = FILE")
-    for schema in ("scratch", "temp"):
-        connection.execute(f"PRAGMA {schema}.cache_size = -{int(settings.cache_kib)}")
-        # Scratch, deleted with the staging: nothing to roll back to or to
-        # recover after a crash, so no journal and no syncing.
-        connection.execute(f"PRAGMA {schema}.journal_mode = OFF")
-    connection.execute("PRAGMA scratch.synchronous = OFF")
+    connection.execute(f"PRAGMA temp.cache_size = -{int(settings.cache_kib)}")
+    connection.execute("PRAGMA temp.journal_mode = OFF")
     connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
     connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
 
@@ -318,23 +268,20 @@ def _fill_from_sqlite(
     columns: tuple[str, ...],
     export: Export,
     *,
-    fingerprints: bool,
     segment: str,
     source: str,
 ) -> None:
-    """Stage the segment with one ``INSERT ... SELECT``; ``fingerprints=False`` leaves
-    them NULL (an empty ledger: :meth:`StagedExport.work` computes those it yields)."""
+    """Stage the segment with one ``INSERT ... SELECT`` run inside SQLite."""
     available = result_columns(connection, query, segment=segment, source=source)
     require_columns(available, columns, case_sensitive=False, segment=segment, source=source)
     quoted = [quote_identifier(column) for column in columns]
     email = quote_identifier(export.mapping.email)
     targets = ", ".join(f"c{index}" for index in range(len(columns)))
     values = ", ".join(quoted)
-    fingerprint = f"omnisync_fingerprint({values})" if fingerprints else "NULL"
     try:
         connection.execute(
-            f"INSERT INTO scratch.stage (email, fingerprint, {targets}) "
-            f"SELECT {email_sql(email)}, {fingerprint}, {values} "
+            f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
+            f"SELECT omnisync_email({email}), omnisync_fingerprint({values}), {values} "
             f"FROM ({subquery(query)})"
         )
     except sqlite3.Error as error:
@@ -359,6 +306,6 @@ def _fill_from_rows(
             yield (normalise_email(values[email_index]), fingerprinter(*values), *values)
 
     connection.executemany(
-        f"INSERT INTO scratch.stage (email, fingerprint, {targets}) VALUES ({placeholders})",
+        f"INSERT INTO temp.stage (email, fingerprint, {targets}) VALUES ({placeholders})",
         staged(),
     )

@@ -1,13 +1,13 @@
 """The HTTP client for Omnisend (API version 2026-03-15): the only code that sends requests.
 
-A shell: it owns one HTTP session (an
-:class:`~omnisync.omnisend.session.HttpSession`: kept-alive plain HTTP/1.1
-connections, or httpx when a transport is injected or a proxy applies; see
-:func:`~omnisync.omnisend.session.open_session`) and gets everything else
-injected (the brand's :class:`~omnisync.omnisend.pacing.BrandLimiter`, a
-clock, an optional transport, a retry policy, an observer, a random source).
-One private choke point, :meth:`OmnisendClient._send`, does pacing, sending,
-retries, error mapping, logging and observer callbacks for every request.
+A shell: it owns one pooled ``httpx.Client`` (see
+:func:`~omnisync.omnisend.session.open_http`: kept-alive connections, the
+~10 s timeouts Omnisend advises, proxies and certificate authorities from the
+environment) and gets everything else injected (the brand's
+:class:`~omnisync.omnisend.pacing.BrandLimiter`, a clock, an optional httpx
+transport, a retry policy, an observer, a random source). One private choke
+point, :meth:`OmnisendClient._send`, does pacing, sending, retries, error
+mapping, logging and observer callbacks for every request.
 
 Thread-safe: one client per connection is shared by every export and thread.
 The API key is sent in the ``Authorization`` header only; it never appears in
@@ -26,6 +26,7 @@ import httpx
 
 from omnisync import __version__
 from omnisync.clock import Clock
+from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
 from omnisync.omnisend.batches import poll_round
 from omnisync.omnisend.errors import (
@@ -38,10 +39,12 @@ from omnisync.omnisend.errors import (
     api_error,
     scrub_secret,
 )
-from omnisync.omnisend.model import API_VERSION, BatchOutcome, ContactWrite
+from omnisync.omnisend.model import API_VERSION, BatchOutcome
 from omnisync.omnisend.observer import (
     ClientObserver,
     NullObserver,
+    log_failed,
+    log_rate_limited,
     log_retry,
     mask_emails_in_httpx_logs,
 )
@@ -55,14 +58,7 @@ from omnisync.omnisend.payloads import (
     tags_body,
 )
 from omnisync.omnisend.retry import RATE_LIMITED, RetryPolicy, is_transient, retry_after_seconds
-from omnisync.omnisend.session import (
-    HttpAnswer,
-    HttpSession,
-    SessionTransportError,
-    json_object,
-    open_session,
-    problem_document,
-)
+from omnisync.omnisend.session import failure_reason, json_object, open_http, problem_document
 
 logger = logging.getLogger("omnisync.omnisend")
 
@@ -73,8 +69,8 @@ class OmnisendClient:
     ``base_url`` is the API root (``https://api.omnisend.com/api`` or the
     emulator's). ``limiter`` is the brand's shared limiter. ``transport`` is
     an httpx transport (tests wrap the real one to check the contract; without
-    one, requests go through the plain session unless a proxy applies);
-    ``timeout`` is per request, in real seconds. Errors are the
+    one, httpx's own, with the environment's proxies); ``timeout`` bounds each
+    phase of a request (connect, read, write, pool), in real seconds. Errors are the
     :mod:`omnisync.omnisend.errors` tree.
     """
 
@@ -107,7 +103,7 @@ class OmnisendClient:
         self._policy = retry_policy or RetryPolicy()
         self._observer: ClientObserver = observer or NullObserver()
         self._random = random or random_module.Random()
-        self._http: HttpSession = open_session(
+        self._http = open_http(
             self.base_url,
             headers={
                 "Authorization": f"Omnisend-API-Key {api_key}",
@@ -275,7 +271,7 @@ class OmnisendClient:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         cancelled: Callable[[], bool] | None = None,
-    ) -> HttpAnswer:
+    ) -> httpx.Response:
         """The choke point: pace, send, retry, map errors, log and observe one request.
 
         Returns the 2xx response; raises the typed error once the retry
@@ -287,25 +283,29 @@ class OmnisendClient:
         rate_limited = 0
         rate_limit_waited = 0.0
         while True:
-            waited = self._limiter.acquire(kind)
-            if waited > 0:
-                self._observer.limiter_waited(kind, waited)
+            slot = self._limiter.acquire(kind)
+            if slot.waited > 0:
+                self._observer.limiter_waited(kind, slot.waited)
             if cancelled is not None and not failures and cancelled():
                 # Checked after the wait: a run stopped meanwhile sends nothing more.
+                self._limiter.done(slot, sent=False)
                 raise RequestCancelled(operation)
             started = self._clock.now()
             try:
-                response = self._http.send(method, path, params=params, content=content)
-            except SessionTransportError as transport_error:
+                response = self._http.request(method, path, params=params, content=content)
+            except httpx.RequestError as transport_error:
+                reason = self._scrub(failure_reason(transport_error))
+                self._limiter.done(slot)  # it may have reached Omnisend before it failed
                 self._observer.request_finished(endpoint, None, self._clock.now() - started)
                 failures += 1
-                reason = self._scrub(transport_error.reason)
                 delay = self._policy.transient_delay(failures, random=self._random)
                 if delay is None:
                     raise TransportError(operation, reason, attempts=failures) from None
                 self._log_retry(endpoint, reason, delay=delay, attempt=failures)
                 self._clock.sleep(delay)
                 continue
+            # Counted from now on: the latest moment Omnisend can have received it.
+            self._limiter.done(slot)
             status = response.status_code
             self._observer.request_finished(endpoint, status, self._clock.now() - started)
             if 200 <= status < 300:
@@ -333,44 +333,20 @@ class OmnisendClient:
                 # thread of the brand from sending before the pause ends too.
                 self._limiter.penalise(delay)
                 self._observer.rate_limited(endpoint, delay)
-                logger.info(
-                    "%s answered 429; the brand waits %.1f s (trace %s)",
-                    endpoint,
-                    delay,
-                    instance or "none",
-                    extra={
-                        "event": "omnisend.rate_limited",
-                        "endpoint": endpoint,
-                        "retry_after": delay,
-                        "instance": instance,
-                    },
-                )
+                log_rate_limited(logger, endpoint, delay=delay, instance=instance)
                 continue
             if is_transient(status):
                 failures += 1
                 delay = self._policy.transient_delay(failures, random=self._random)
                 if delay is not None:
+                    reason = f"status {status}"
                     self._log_retry(
-                        endpoint,
-                        f"status {status}",
-                        delay=delay,
-                        attempt=failures,
-                        instance=instance,
+                        endpoint, reason, delay=delay, attempt=failures, instance=instance
                     )
                     self._clock.sleep(delay)
                     continue
             error = self._error(operation, status, problem)
-            logger.warning(
-                "%s failed: %s",
-                endpoint,
-                error,
-                extra={
-                    "event": "omnisend.request_failed",
-                    "endpoint": endpoint,
-                    "status": status,
-                    "instance": instance,
-                },
-            )
+            log_failed(logger, endpoint, error, status=status, instance=instance)
             raise error
 
     def _error(self, operation: str, status: int, problem: Mapping[str, Any]) -> ApiError:

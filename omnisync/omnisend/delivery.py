@@ -12,8 +12,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from omnisync.contact import ContactWrite
 from omnisync.omnisend.errors import OmnisendError
-from omnisync.omnisend.model import BatchOutcome, ContactWrite, ItemFailure
+from omnisync.omnisend.model import BatchOutcome, ItemFailure
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
 
 TagAction = Literal["add", "remove"]

@@ -34,10 +34,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from omnisync.errors import OmnisyncError
 from omnisync.omnisend.model import API_VERSION, FieldProblem
 
 
-class OmnisendError(Exception):
+class OmnisendError(OmnisyncError):
     """Base of every error raised by ``omnisync.omnisend``."""
 
 

@@ -4,7 +4,7 @@
 waits into Prometheus metrics (the client calls it from the requesting
 thread). :func:`mask_emails_in_httpx_logs` keeps httpx's own ``HTTP Request:``
 log lines, which print the URL, from carrying the ``email=`` of a contact
-lookup: logs never print a full e-mail address (DESIGN.md).
+lookup: logs never print a full e-mail address (docs/design.md).
 """
 
 from __future__ import annotations
@@ -73,6 +73,41 @@ def log_retry(
             "instance": instance,
             "delay": delay,
             "attempt": attempt,
+        },
+    )
+
+
+def log_rate_limited(
+    logger: logging.Logger, endpoint: str, *, delay: float, instance: str = ""
+) -> None:
+    """Log (info) that ``endpoint`` answered 429 and the brand now waits ``delay`` seconds."""
+    logger.info(
+        "%s answered 429; the brand waits %.1f s (trace %s)",
+        endpoint,
+        delay,
+        instance or "none",
+        extra={
+            "event": "omnisend.rate_limited",
+            "endpoint": endpoint,
+            "retry_after": delay,
+            "instance": instance,
+        },
+    )
+
+
+def log_failed(
+    logger: logging.Logger, endpoint: str, error: Exception, *, status: int, instance: str = ""
+) -> None:
+    """Log (warning) that a request to ``endpoint`` failed for good with ``error``."""
+    logger.warning(
+        "%s failed: %s",
+        endpoint,
+        error,
+        extra={
+            "event": "omnisend.request_failed",
+            "endpoint": endpoint,
+            "status": status,
+            "instance": instance,
         },
     )
 

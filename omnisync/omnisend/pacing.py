@@ -17,9 +17,18 @@ creation and tags calls keep both limits busy at once:
   and polls always find room.
 - :class:`LimiterRegistry` hands out one limiter per brand.
 
-The windows are ``window_seconds + safety_margin`` long: the margin absorbs
-the time between the slot and the request reaching Omnisend, and the jitter
-of that time from one request to the next.
+**When a request counts.** Omnisend counts a request when it *receives* it,
+somewhere between the moment the client sends it and the moment the answer
+comes back. A slot booked at the send time may therefore count later at the
+server than the client thinks (a thread descheduled after its slot, a slow
+connection), and a request booked a window later may then meet a full window
+and a 429. So a request's booking is moved, once its answer is in (or the
+attempt failed), to that moment (:meth:`BrandLimiter.done`): the latest time
+Omnisend can have received it. A request booked a window after it then
+reaches Omnisend at least a window after it, however long either was in
+flight. Threads waiting for a slot look again when they wake, so they see the
+moved bookings. The windows are ``window_seconds + safety_margin`` long; the
+margin only absorbs the difference between the client's and Omnisend's clocks.
 """
 
 from __future__ import annotations
@@ -28,16 +37,27 @@ import bisect
 import hashlib
 import math
 import threading
+from dataclasses import dataclass
 from typing import Literal
 
 from omnisync.clock import Clock
 
 Kind = Literal["general", "tags", "batches"]
 
-#: Omnisend's documented defaults (API.md, "Limits").
+#: Omnisend's documented defaults (docs/omnisend.md, "Rate limits").
 DEFAULT_REQUESTS_PER_MINUTE = 400
 DEFAULT_TAGS_PER_MINUTE = 60
-DEFAULT_SAFETY_MARGIN = 1.0
+DEFAULT_SAFETY_MARGIN = 0.5
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A request's place in its brand's windows: booked ``at`` (clock seconds) after
+    waiting ``waited`` seconds for it. Hand it back with :meth:`BrandLimiter.done`."""
+
+    kind: Kind
+    at: float
+    waited: float
 
 
 class SlidingWindow:
@@ -86,6 +106,11 @@ class SlidingWindow:
         index = bisect.bisect_left(self._slots, at)
         if index < len(self._slots) and self._slots[index] == at:
             del self._slots[index]
+
+    def move(self, booked: float, to: float) -> None:
+        """Move a booked slot (still booked or already forgotten) to ``to``."""
+        self.cancel(booked)
+        self.book(to)
 
     def reserve(self, now: float) -> float:
         """Book the earliest slot; return how long to wait for it (``>= 0``)."""
@@ -195,8 +220,11 @@ class BrandLimiter:
             f"tags_per_minute={self.tags_per_minute})"
         )
 
-    def acquire(self, kind: Kind) -> float:
-        """Block until a request of ``kind`` may be sent; return the seconds waited."""
+    def acquire(self, kind: Kind) -> Slot:
+        """Block until a request of ``kind`` may be sent; return its booked slot.
+
+        Call :meth:`done` with the slot once the attempt is over.
+        """
         waited = 0.0
         booked: float | None = None
         while True:
@@ -211,9 +239,20 @@ class BrandLimiter:
                         window.cancel(booked)
                 booked = self._slot(kind, now)
             if booked <= now:
-                return waited
+                return Slot(kind, booked, waited)
             self._clock.sleep(booked - now)
             waited += booked - now
+
+    def done(self, slot: Slot, *, sent: bool = True) -> None:
+        """The attempt of ``slot`` is over: if it was ``sent``, it now counts at this moment,
+        the latest time Omnisend can have received it; if not, the slot is given back."""
+        with self._lock:
+            now = self._clock.now()
+            for window in self._windows(slot.kind):
+                if sent:
+                    window.move(slot.at, max(now, slot.at))
+                else:
+                    window.cancel(slot.at)
 
     def penalise(self, retry_after: float) -> float:
         """Pause the whole brand for ``retry_after`` seconds from now; return the pause's end."""

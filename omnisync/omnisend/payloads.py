@@ -1,7 +1,7 @@
 """Request bodies for Omnisend, and splitting contacts into batches.
 
 Pure: no I/O. :func:`contact_body` is the single place the safety rules of
-DESIGN.md become a request body:
+docs/design.md become a request body:
 
 - never a ``tags`` key (tags in a contact body *replace* the contact's tags);
 - ``sendWelcomeMessage`` always sent explicitly, ``false`` unless the write
@@ -23,16 +23,14 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import orjson
-
+from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
 from omnisync.omnisend.errors import BatchTooLarge, InvalidContactWrite, ItemTooLarge
-from omnisync.omnisend.model import ContactWrite
 
-#: Omnisend's limits for one ``POST /batches`` (API.md, "Batches").
+#: Omnisend's limits for one ``POST /batches`` (docs/omnisend.md, "Batches").
 MAX_BATCH_ITEMS = 100
 MAX_BATCH_BYTES = 1_000_000
-#: Omnisend's limit of e-mails per tags call (API.md, "Tags").
+#: Omnisend's limit of e-mails per tags call (docs/omnisend.md, "Tags").
 MAX_TAG_EMAILS = 250
 
 #: Top-level contact fields a :class:`ContactWrite` may set. Anything else —
@@ -58,33 +56,12 @@ _ENVELOPE_TAIL = b"]}"
 ENVELOPE_BYTES = len(_ENVELOPE_HEAD) + len(_ENVELOPE_TAIL)
 
 
-#: orjson hands these to ``default`` (none given: an error) instead of rendering
-#: them its own way, so they meet the standard encoder's refusal below.
-_ORJSON_OPTIONS = (
-    orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
-
-
 def encode_json(value: Any) -> bytes:
     """Serialise ``value`` the way every request body is sent: compact UTF-8 JSON.
 
-    The output is that of ``json.dumps(value, ensure_ascii=False,
-    separators=(",", ":"), allow_nan=False)`` in UTF-8, errors included.
-    orjson does the work (once per contact: the hot path of a run, about 20
-    times faster); whatever it refuses, and any output holding ``null`` (orjson
-    writes NaN and infinities as ``null`` where the strict encoder refuses
-    them), is encoded again by the standard library, which then answers.
+    Strict: NaN and infinities are refused (``ValueError``), as JSON has no
+    spelling for them.
     """
-    try:
-        encoded = orjson.dumps(value, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
-        return _encode_strictly(value)
-    return _encode_strictly(value) if b"null" in encoded else encoded
-
-
-def _encode_strictly(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -145,10 +122,8 @@ def batch_bytes(item_sizes: Iterable[int]) -> int:
 class EncodedBatch:
     """One packed batch: its contacts' e-mails and their encoded items, in order.
 
-    ``items[i]`` is the ``POST /batches`` item for ``emails[i]``: either
-    ``encode_json(contact_body(write))`` made by :meth:`BatchPacker.pack`, or
-    the bytes a :class:`~omnisync.plainwrite.PlainEncoder` made, which are
-    held to be exactly those (``tests/mapping/test_plainwrite.py``).
+    ``items[i]`` is the ``POST /batches`` item for ``emails[i]``,
+    ``encode_json(contact_body(write))`` as :meth:`BatchPacker.pack` made it;
     :meth:`~omnisync.omnisend.client.OmnisendClient.create_batch` sends them
     as they are.
     """
@@ -181,9 +156,8 @@ class BatchPacker:
 
     The streaming core of :func:`split_batches`, for callers that receive
     contacts one by one (the delivery pipeline): :meth:`pack` (a write, encoded
-    here through :func:`contact_body`) and :meth:`pack_encoded` (an item
-    already encoded) return the previous batch when the new item does not fit
-    in it; :meth:`flush_packed` returns the last, partial one. Each contact is
+    here through :func:`contact_body`) returns the previous batch when the new
+    item does not fit in it; :meth:`flush_packed` returns the last, partial one. Each contact is
     encoded once; an :class:`EncodedBatch` carries the bytes on to the client.
     Holds one batch at a time.
     """
@@ -211,10 +185,8 @@ class BatchPacker:
         write alone cannot fit in a batch, and :class:`InvalidContactWrite`
         from :func:`contact_body`.
         """
-        return self.pack_encoded(write.email, encode_json(contact_body(write)))
-
-    def pack_encoded(self, email: str, item: bytes) -> EncodedBatch | None:
-        """Add an item encoded elsewhere (see :class:`EncodedBatch`); as :meth:`pack`."""
+        email = write.email
+        item = encode_json(contact_body(write))
         size = len(item)
         if ENVELOPE_BYTES + size > self.max_bytes:
             raise ItemTooLarge(mask_email(email), size=ENVELOPE_BYTES + size, limit=self.max_bytes)

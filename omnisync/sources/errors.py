@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from omnisync.errors import OmnisyncError
 
-class SourceError(Exception):
+
+class SourceError(OmnisyncError):
     """A segment could not be read; nothing has been sent.
 
     ``segment`` and ``source`` name the config entries; ``cause`` says what is

@@ -1,6 +1,6 @@
 """The state store: ledger, in-flight batches and run history (see ``store.LedgerStore``)."""
 
-from omnisync.inflight import InflightItem, PackedItems
+from omnisync.inflight import InflightItem
 from omnisync.state.sqlite import STATE_FILENAME, SqliteLedgerStore, open_state_store, state_path
 from omnisync.state.store import (
     InflightBatch,
@@ -18,7 +18,6 @@ __all__ = [
     "InflightItem",
     "LedgerEntry",
     "LedgerStore",
-    "PackedItems",
     "RunRecord",
     "RunStatus",
     "SqliteLedgerStore",

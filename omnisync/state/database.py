@@ -21,14 +21,87 @@ from pathlib import Path
 from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from omnisync.state.store import StateError, StateSchemaTooNew
 
+#: The state database and its WAL files hold customer e-mails: owner only.
+PRIVATE_FILE_MODE = 0o600
+
+
+def check_state_database(path: str | os.PathLike[str]) -> None:
+    """Refuse, as opening the store would, a state database that cannot be used.
+
+    For readers that never write (``plan``): an existing ``path`` that is not
+    a database SQLite can open raises :class:`StateError`, one written by a
+    newer omnisync :class:`StateSchemaTooNew`, with the messages
+    :class:`SqliteDatabase` gives. A path that does not exist is fine (no
+    state yet). Opens read-only; writes nothing.
+    """
+    database = Path(path)
+    if not os.path.lexists(database):
+        return
+    _refuse_if_not_a_file(database)
+    try:
+        connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise StateError(f"cannot open state database {database}: {error}") from None
+    try:
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error as error:
+        # The words of SqliteDatabase._translate("read").
+        raise StateError(f"state database {database}: cannot read: {error}") from None
+    finally:
+        connection.close()
+    _refuse_if_newer(database, version)
+
+
+def _refuse_if_not_a_file(path: Path) -> None:
+    if os.path.lexists(path) and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise StateError(f"cannot open state database {path}: it is {kind}")
+
+
+def _refuse_if_newer(path: Path, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise StateSchemaTooNew(
+            f"state database {path} has schema version {version}, newer than this "
+            f"omnisync understands ({SCHEMA_VERSION}); it was left untouched. Upgrade "
+            "omnisync, or point daemon.state_dir at another directory."
+        )
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file owner-only, and make it and its WAL files so if
+    they exist with wider modes (SQLite gives the -wal and -shm files the
+    database file's mode, whatever the directory or the umask)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    except OSError:
+        return  # sqlite3.connect reports what is wrong with the path
+    try:
+        if os.fstat(descriptor).st_uid == os.geteuid():
+            os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    finally:
+        os.close(descriptor)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = path.with_name(path.name + suffix)
+        try:
+            if companion.stat().st_uid == os.geteuid():
+                companion.chmod(PRIVATE_FILE_MODE)
+        except FileNotFoundError:
+            pass
+
 
 class SqliteDatabase:
-    """The state database file, opened (and migrated) at construction. Thread-safe."""
+    """The state database file, opened (and migrated) at construction. Thread-safe.
+
+    The file and its WAL files are made owner-only (0600) whatever the
+    directory's mode or the umask.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._closed = False
+        _refuse_if_not_a_file(self.path)
+        _make_private(self.path)
         try:
             self._connection = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -45,7 +118,7 @@ class SqliteDatabase:
         # Read the version before anything that writes (even journal_mode writes
         # the header), so a newer database is refused byte-for-byte untouched.
         version = self._read_version()
-        self._refuse_if_newer(version)
+        _refuse_if_newer(self.path, version)
         with self._translate("configure"):
             self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             mode = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -62,19 +135,11 @@ class SqliteDatabase:
         with self._translate("read"):
             return int(self._connection.execute("PRAGMA user_version").fetchone()[0])
 
-    def _refuse_if_newer(self, version: int) -> None:
-        if version > SCHEMA_VERSION:
-            raise StateSchemaTooNew(
-                f"state database {self.path} has schema version {version}, newer than this "
-                f"omnisync understands ({SCHEMA_VERSION}); it was left untouched. Upgrade "
-                "omnisync, or point daemon.state_dir at another directory."
-            )
-
     def _migrate(self) -> None:
         with self.transaction("migrate") as connection:
             # Re-read inside the write lock: another process may have migrated meanwhile.
             version = int(connection.execute("PRAGMA user_version").fetchone()[0])
-            self._refuse_if_newer(version)
+            _refuse_if_newer(self.path, version)
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _statements(MIGRATIONS[number - 1]):
                     connection.execute(statement)

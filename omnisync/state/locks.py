@@ -4,6 +4,10 @@ An advisory ``flock`` on ``<state_dir>/locks/<export>.lock``: the kernel
 releases it when the holder dies (SIGKILL included), so a crashed run never
 leaves a stale lock behind, and whoever holds it may treat any run still
 marked ``running`` in history as interrupted.
+
+The ``locks`` directory is made 0700 and each lock file 0600 explicitly,
+whatever the umask and however the directory was left
+(:func:`make_private_directory`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,44 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from omnisync.errors import OmnisyncError
 
-class ExportBusy(Exception):
+#: Modes of what omnisync creates under the state directory.
+PRIVATE_DIRECTORY_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_directory(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and missing parents) with mode 0700; make an existing one of ours 0700.
+
+    ``mkdir``'s mode is filtered by the umask and ignored for parents and for a
+    directory that exists already, so the mode is set explicitly. A directory
+    owned by another user (root reading a service's state) is left as it is.
+    """
+    directory = Path(path)
+    missing: list[Path] = []
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    for candidate in reversed(missing):
+        try:
+            candidate.mkdir(mode=PRIVATE_DIRECTORY_MODE)
+        except FileExistsError:
+            pass  # made by another process meanwhile
+        else:
+            _chmod_if_ours(candidate, PRIVATE_DIRECTORY_MODE)
+    _chmod_if_ours(directory, PRIVATE_DIRECTORY_MODE)
+    return directory
+
+
+def _chmod_if_ours(path: Path, mode: int) -> None:
+    status = path.stat()
+    if status.st_uid == os.geteuid() and status.st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
+
+
+class ExportBusy(OmnisyncError):
     """Another run of the export holds its lock; the message names the holder's pid."""
 
 
@@ -31,9 +71,16 @@ class ExportLock:
         """Take the lock or raise :class:`ExportBusy` at once (never waits)."""
         if self._descriptor is not None:
             raise RuntimeError("lock already held by this object")
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        make_private_directory(self.path.parent)
+        descriptor = os.open(
+            self.path,
+            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+            PRIVATE_FILE_MODE,
+        )
         try:
+            status = os.fstat(descriptor)
+            if status.st_uid == os.geteuid() and status.st_mode & 0o7777 != PRIVATE_FILE_MODE:
+                os.fchmod(descriptor, PRIVATE_FILE_MODE)
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "unknown"

@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Sequence
 
 import orjson
 
-from omnisync.inflight import InflightItem, PackedItems, pack_items, unpack_items
+from omnisync.inflight import InflightItem
 from omnisync.state.store import InflightBatch
 
 #: One packed item: e-mail, fingerprint, then_tag (0/1).
@@ -30,11 +30,18 @@ PackedItem = tuple[str, int, int]
 _LISTED = "(SELECT value FROM json_each(?))"
 
 
-def pack(items: Iterable[InflightItem] | PackedItems) -> str:
+def pack(items: Iterable[InflightItem]) -> str:
     """The JSON text of ``items``, one item per e-mail (a later item for an e-mail wins)."""
-    if isinstance(items, PackedItems):
-        return items.text  # packed by whoever made the batch, by the same rules
-    return pack_items(items).text
+    unique = {item.email: (item.email, item.fingerprint, int(item.then_tag)) for item in items}
+    return orjson.dumps(list(unique.values())).decode()
+
+
+def unpack_items(text: str) -> tuple[InflightItem, ...]:
+    """The items of a packed text, as :class:`InflightItem`, in their order."""
+    return tuple(
+        InflightItem(email, fingerprint, bool(then_tag))
+        for email, fingerprint, then_tag in orjson.loads(text)
+    )
 
 
 def unpack(text: str) -> list[PackedItem]:

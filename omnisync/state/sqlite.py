@@ -18,9 +18,10 @@ from typing import cast
 
 import orjson
 
-from omnisync.inflight import InflightItem, PackedItems
+from omnisync.inflight import InflightItem
 from omnisync.state import packed
 from omnisync.state.database import SqliteDatabase
+from omnisync.state.locks import make_private_directory
 from omnisync.state.store import (
     FINAL_STATUSES,
     InflightBatch,
@@ -54,7 +55,7 @@ def open_state_store(state_dir: str | os.PathLike[str]) -> SqliteLedgerStore:
     """Open (creating as needed, mode 0700) the state store under ``state_dir``."""
     directory = Path(state_dir)
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_directory(directory)
     except OSError as error:
         raise StateError(
             f"cannot create state directory {directory}: {error.strerror or error}"
@@ -145,7 +146,7 @@ class SqliteLedgerStore(LedgerStore):
         self,
         export: str,
         token: str,
-        items: Sequence[InflightItem] | PackedItems,
+        items: Sequence[InflightItem],
         *,
         now: datetime,
     ) -> None:

@@ -33,7 +33,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-from omnisync.inflight import InflightItem, PackedItems
+from omnisync.errors import OmnisyncError
+from omnisync.inflight import InflightItem
 from omnisync.masking import mask_email
 
 RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted"]
@@ -43,7 +44,7 @@ FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "partial", "failed", "i
 _EMAIL_PATTERN = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+")
 
 
-class StateError(Exception):
+class StateError(OmnisyncError):
     """The state store cannot be used; the message says which file and why."""
 
 
@@ -156,14 +157,13 @@ class LedgerStore(ABC):
         self,
         export: str,
         token: str,
-        items: Sequence[InflightItem] | PackedItems,
+        items: Sequence[InflightItem],
         *,
         now: datetime,
     ) -> None:
         """Just before a batch is created: remember its items under the provisional ``token``.
 
-        ``items`` may come packed (:class:`PackedItems`); either way one item
-        per e-mail is kept, a later item for an e-mail winning.
+        One item per e-mail is kept, a later item for an e-mail winning.
 
         A process killed before :meth:`record_created` leaves the intent behind,
         so the next run knows these contacts *may* have been sent.

@@ -5,11 +5,10 @@ from __future__ import annotations
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import uuid
 
 from omnisync.emulator.faults import Faults
+from tests.cli import run_cli
 from tests.daemon.harness import API_KEY, make_source
 from tests.daemon.runfunctions import wait_until
 from tests.daemon.yamlconfig import API_KEY_VARIABLE, ExportYaml
@@ -69,17 +68,6 @@ def test_sighup_reloads_and_notify_messages_come_in_order(setup):
             "READY=1",
             "STOPPING=1",
         ]
-
-
-def run_cli(*arguments: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "omnisync", *arguments],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_refuses_to_start_on_an_invalid_config_or_a_missing_secret(setup, tmp_path):

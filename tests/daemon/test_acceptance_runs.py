@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 import subprocess
-import sys
 
 from omnisync.emulator.faults import Faults
+from tests import cli
 from tests.daemon.harness import API_KEY, make_source, replace_file
 from tests.daemon.runfunctions import wait_until
 from tests.daemon.yamlconfig import API_KEY_VARIABLE, ExportYaml
@@ -61,7 +60,7 @@ def test_a_reload_never_interrupts_an_unchanged_export_and_stops_a_removed_one(s
         changed_other = ExportYaml("other", schedule="every: 2h", segment="some", tag="renamed")
         replace_file(config_file, setup.render(steady, changed_other))
         reloaded = daemon.wait_status(lambda s: "doomed" not in s["exports"], message="the reload")
-        assert reloaded["exports"]["other"]["schedule"] == "every 7200s"
+        assert reloaded["exports"]["other"]["schedule"] == "every 2h"
 
         stopped = finished(daemon, doomed_run)
         assert stopped["stop_reason"] == "removed"
@@ -78,14 +77,7 @@ def test_a_reload_never_interrupts_an_unchanged_export_and_stops_a_removed_one(s
 
 
 def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "omnisync", *arguments],
-        capture_output=True,
-        text=True,
-        env={**os.environ, API_KEY_VARIABLE: API_KEY},
-        timeout=180,
-        check=False,
-    )
+    return cli.run_cli(*arguments, extra_env={API_KEY_VARIABLE: API_KEY})
 
 
 def history(state_dir) -> list[tuple[str, str, str, str]]:

@@ -1,21 +1,27 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import httpx
 import pytest
 
-from omnisync.daemon.control import ControlServer, TriggerAnswer, parse_listen
+from omnisync.daemon.control import ControlServer, HostNames, TriggerAnswer, parse_listen
 from omnisync.daemon.discovery import (
     DaemonClient,
     DaemonInfo,
     DaemonUnavailable,
     TriggerRefused,
+    UntrustedStateFile,
     ensure_token,
+    find_info,
     read_info,
+    read_token,
     remove_info,
     write_info,
 )
+from omnisync.daemon.serving import connection_limit
 
 
 class Api:
@@ -84,7 +90,7 @@ def test_client_finds_the_daemon_and_maps_refusals(server, tmp_path):
     control, _ = server
     ensure_token(tmp_path)  # a different token: the configured one wins when given
     info = DaemonInfo(
-        pid=__import__("os").getpid(),
+        pid=os.getpid(),
         address=control.address,
         config_path="/etc/omnisync",
         started_at="now",
@@ -152,3 +158,60 @@ def test_body_is_json_with_trailing_newline(server):
     raw = httpx.get(f"http://{control.address}/status").content
     assert raw.endswith(b"\n")
     json.loads(raw)
+
+
+def test_state_files_are_written_0600_whatever_the_umask(tmp_path):
+    previous = os.umask(0)
+    try:
+        token = ensure_token(tmp_path)
+        write_info(
+            tmp_path, DaemonInfo(pid=1, address="127.0.0.1:9", config_path="", started_at="")
+        )
+    finally:
+        os.umask(previous)
+    for name in ("control.token", "daemon.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    assert read_token(tmp_path) == token
+
+
+@pytest.mark.parametrize("name", ["daemon.json", "control.token"])
+def test_a_state_file_others_can_write_is_not_trusted(tmp_path, name):
+    ensure_token(tmp_path)
+    write_info(
+        tmp_path, DaemonInfo(pid=os.getpid(), address="127.0.0.1:9", config_path="", started_at="")
+    )
+    path = tmp_path / name
+    path.chmod(0o620)
+    reader = find_info if name == "daemon.json" else read_token
+    with pytest.raises(UntrustedStateFile, match=f"{path} is writable by group"):
+        reader(tmp_path)
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UntrustedStateFile, match="symbolic link"):
+        reader(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("listen", "host", "allowed"),
+    [
+        ("127.0.0.1", "127.0.0.1:9187", True),
+        ("127.0.0.1", "localhost", True),
+        ("127.0.0.1", "[::1]:9187", True),
+        ("127.0.0.1", "LOCALHOST.:1", True),
+        ("127.0.0.1", "attacker.example:9187", False),
+        ("127.0.0.1", "192.168.1.9", False),
+        ("::1", "[::1]", True),
+        ("0.0.0.0", "192.168.1.9:9187", True),
+        ("0.0.0.0", "attacker.example", False),
+        ("ops.example", "ops.example:9187", True),
+        ("ops.example", "ops.example.attacker.example", False),
+    ],
+)
+def test_host_names(listen, host, allowed):
+    assert HostNames(listen).allows(host) is allowed
+
+
+def test_the_connection_budget_is_a_share_of_the_file_limit():
+    assert connection_limit(256) == 64
+    assert connection_limit(1024) == 100
+    assert connection_limit(20) == 5

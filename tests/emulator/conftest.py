@@ -1,13 +1,15 @@
-"""Fixtures: a running emulator and an httpx client that checks every exchange against OpenAPI."""
+"""Fixtures: a running emulator, a fake clock, and an httpx client that checks every exchange
+against OpenAPI."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator
 from tests.openapi_contract import ValidatingTransport
 
@@ -37,12 +39,16 @@ def contact_body(email: str, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_keys=(API_KEY,), batch_delay=0.0, tag_delay=0.0) as running:
-        yield running
+def emulator(start_emulator: Callable[..., Emulator]) -> Emulator:
+    return start_emulator(api_keys=(API_KEY,), batch_delay=0.0, tag_delay=0.0)
 
 
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[httpx.Client]:
     with api_client(emulator) as validating_client:
         yield validating_client
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()

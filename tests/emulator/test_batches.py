@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,7 +11,7 @@ import pytest
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator
 from omnisync.emulator.batches import Batch, render_batch
-from tests.emulator.conftest import API_KEY, api_client, contact_body
+from tests.emulator.conftest import api_client, contact_body
 
 
 def batch(items: list[Any], **extra: Any) -> dict[str, Any]:
@@ -19,14 +19,8 @@ def batch(items: list[Any], **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fake_clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def slow_emulator(fake_clock: FakeClock) -> Iterator[Emulator]:
-    with Emulator(api_keys=(API_KEY,), clock=fake_clock, batch_delay=10.0) as running:
-        yield running
+def slow_emulator(start_emulator: Callable[..., Emulator], fake_clock: FakeClock) -> Emulator:
+    return start_emulator(clock=fake_clock, batch_delay=10.0)
 
 
 def test_batch_goes_pending_in_progress_finished(
@@ -178,7 +172,7 @@ def test_list_parameters_are_validated(emulator: Emulator) -> None:
             ({"endpoint": "contacts", "status": "done"}, "status"),
             ({"endpoint": "contacts", "dateFrom": "yesterday"}, "dateFrom"),
         ):
-            response = raw_client.get("/batches", params=params)
+            response = raw_client.get("/batches", params={k: str(v) for k, v in params.items()})
             assert response.status_code == 400, params
             assert response.json()["errors"][0]["field"] == field
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -10,18 +10,12 @@ import pytest
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator
 from omnisync.emulator.contacts import ContactBook
-from tests.emulator.conftest import API_KEY, api_client
+from tests.emulator.conftest import api_client
 
 
 @pytest.fixture
-def fake_clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def tag_emulator(fake_clock: FakeClock) -> Iterator[Emulator]:
-    with Emulator(api_keys=(API_KEY,), clock=fake_clock, tag_delay=2.0) as running:
-        yield running
+def tag_emulator(start_emulator: Callable[..., Emulator], fake_clock: FakeClock) -> Emulator:
+    return start_emulator(clock=fake_clock, tag_delay=2.0)
 
 
 def test_tags_are_accepted_then_applied_after_a_modelled_delay(

@@ -1,63 +1,73 @@
-"""The worker: modelled-time order, and who runs work that is due (Worker.run_due)."""
+"""The worker: work runs once the (fake) clock reaches its time, in modelled-time order."""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Iterator
 
-from omnisync.clock import FakeClock, SystemClock
+import pytest
+
+from omnisync.clock import FakeClock
 from omnisync.emulator.worker import Worker
 
 
-def test_due_work_scheduled_without_waking_is_run_by_run_due_in_order() -> None:
-    clock = FakeClock()
-    worker = Worker(clock)
-    worker.start()
-    try:
-        ran: list[str] = []
-        worker.schedule(0.0, lambda: ran.append("first"), wake=False)
-        worker.schedule(0.0, lambda: ran.append("second"), wake=False)
-        worker.schedule(5.0, lambda: ran.append("later"), wake=False)
-        worker.run_due()
-        assert worker.wait_idle(5.0, due_only=True)
-        assert ran[:2] == ["first", "second"]
-        clock.advance(5.0)
-        assert worker.wait_idle(5.0)
-        assert ran == ["first", "second", "later"]
-    finally:
-        worker.stop()
+@pytest.fixture
+def worker(fake_clock: FakeClock) -> Iterator[Worker]:
+    running = Worker(fake_clock)
+    running.start()
+    yield running
+    running.stop()
 
 
-def test_the_worker_is_woken_only_for_the_next_work_to_come() -> None:
-    clock = FakeClock()
-    worker = Worker(clock)  # not started: only its wake-ups are watched
-    wake_ups: list[float] = []
-    notify_all = worker._condition.notify_all
-
-    def counted() -> None:
-        wake_ups.append(clock.now())
-        notify_all()
-
-    worker._condition.notify_all = counted  # type: ignore[method-assign]
-    worker.schedule(0.0, lambda: None, wake=False)  # due: left to run_due
-    assert wake_ups == []
-    worker.schedule(0.0, lambda: None)  # due, but the caller does not promise run_due
-    assert len(wake_ups) == 0  # not the next: the first one is
-    worker.clear()
-    worker.schedule(0.0, lambda: None)
-    worker.schedule(3.0, lambda: None, wake=False)  # after work already waited for
-    assert len(wake_ups) == 1
-    worker.clear()
-    worker.schedule(3.0, lambda: None, wake=False)  # the next to come: wake
-    worker.schedule(2.0, lambda: None, wake=False)  # sooner still: wake again
-    assert len(wake_ups) == 3
+def test_work_runs_when_the_clock_reaches_it_in_modelled_time_order(
+    worker: Worker, fake_clock: FakeClock
+) -> None:
+    ran: list[str] = []
+    worker.schedule(10.0, lambda: ran.append("last"))
+    worker.schedule(0.0, lambda: ran.append("first"))
+    worker.schedule(5.0, lambda: ran.append("third"))
+    worker.schedule(0.0, lambda: ran.append("second"))  # same time: in the order scheduled
+    assert worker.wait_idle(5.0, due_only=True)
+    assert ran == ["first", "second"]
+    assert worker.pending() == 2
+    fake_clock.advance(4.9)
+    assert worker.wait_idle(5.0, due_only=True)
+    assert ran == ["first", "second"]
+    fake_clock.advance(0.1)
+    assert worker.wait_idle(5.0, due_only=True)
+    assert ran == ["first", "second", "third"]
+    fake_clock.advance(5.0)
+    assert worker.wait_idle(5.0)
+    assert ran == ["first", "second", "third", "last"]
+    assert worker.pending() == 0
 
 
-def test_work_to_come_runs_on_time_without_run_due() -> None:
-    worker = Worker(SystemClock())
-    worker.start()
-    try:
-        done = threading.Event()
-        worker.schedule(SystemClock().now() + 0.02, done.set, wake=False)
-        assert done.wait(5.0)
-    finally:
-        worker.stop()
+def test_a_failing_piece_of_work_does_not_stop_the_others(worker: Worker) -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a bug in one piece of work")
+
+    worker.schedule(0.0, broken)
+    worker.schedule(0.0, lambda: ran.append("after"))
+    assert worker.wait_idle(5.0)
+    assert ran == ["after"]
+
+
+def test_work_waits_for_a_started_worker_and_clear_drops_it(fake_clock: FakeClock) -> None:
+    idle = Worker(fake_clock)  # never started
+    ran: list[str] = []
+    idle.schedule(0.0, lambda: ran.append("never"))
+    assert idle.pending() == 1
+    assert idle.wait_idle(0.0) is False
+    idle.clear()
+    assert idle.pending() == 0 and idle.wait_idle(0.0)
+    assert ran == []
+
+
+def test_stop_drops_the_work_not_yet_due(worker: Worker, fake_clock: FakeClock) -> None:
+    ran: list[str] = []
+    worker.schedule(1.0, lambda: ran.append("later"))
+    worker.stop()
+    fake_clock.advance(1.0)
+    assert worker.wait_idle(0.0, due_only=True) is False  # due, but nobody runs it
+    assert ran == []

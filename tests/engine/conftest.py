@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +26,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def emulator(clock: Clock) -> Iterator[Emulator]:
-    with Emulator(api_keys=("test-key",), clock=clock) as running:
-        yield running
+def emulator(clock: Clock, start_emulator: Callable[..., Emulator]) -> Emulator:
+    return start_emulator(api_keys=("test-key",), clock=clock)
 
 
 @dataclass

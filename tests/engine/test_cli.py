@@ -45,8 +45,8 @@ def export_run(
 def test_plan_matches_what_the_following_run_does_count_for_count(
     setup: Setup, consent: bool
 ) -> None:
-    # Without consent every valid row is plain (omnisync.plainwrite), with it
-    # only rows already in the ledger: the plan maps every row the general way.
+    # With consent mapped, rows new to the ledger carry a status and known
+    # ones do not: plan and run map every row through the same MappingPlan.
     setup.rewrite(consent=consent)
     rows = [*people(400), person(990, email="no-at-sign"), person(991, email=None)]
     write_segment(setup.database, rows)
@@ -174,3 +174,24 @@ def test_history_before_any_run_and_for_bad_input(setup: Setup) -> None:
     garbage = omnisync("history", "--config", str(setup.config_path))
     assert garbage.returncode == 1
     assert "not a database" in garbage.stderr and "Traceback" not in garbage.stderr
+
+
+def test_control_characters_in_source_text_are_removed_and_counted(setup: Setup) -> None:
+    write_segment(
+        setup.database,
+        [
+            person(1, first_name="Ma\x00ria", city="Kyiv\x1b[31m"),
+            person(2, last_name="Line\nbreak\tand tab"),
+            person(3),
+        ],
+    )
+    code, summary, _ = export_run(setup)
+    assert code == 0
+    assert setup.emulator.contact("person1@example.com")["firstName"] == "Maria"
+    assert setup.emulator.contact("person1@example.com")["city"] == "Kyiv[31m"
+    assert setup.emulator.contact("person2@example.com")["lastName"] == "Line break and tab"
+    assert {item["warning"]: item["count"] for item in summary["warnings"]} == {
+        "first_name: control characters removed": 1,
+        "city: control characters removed": 1,
+        "last_name: control characters removed": 1,
+    }

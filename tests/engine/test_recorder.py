@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from omnisync.clock import FakeClock
-from omnisync.engine.apply import LedgerRecorder
-from omnisync.inflight import pack_columns
+from omnisync.engine.recorder import LedgerRecorder
 from omnisync.omnisend.errors import (
     OmnisendError,
     RequestCancelled,
@@ -45,7 +44,7 @@ def test_a_failed_creation_keeps_the_intent_only_when_the_batch_may_exist(
         assert store.inflight_batches("vip") == []
 
 
-def test_a_batch_announced_packed_is_recorded_and_acknowledged_as_omnisend_answered(
+def test_batches_are_recorded_and_acknowledged_as_omnisend_answered(
     tmp_path: Path,
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
@@ -53,11 +52,10 @@ def test_a_batch_announced_packed_is_recorded_and_acknowledged_as_omnisend_answe
         first = EncodedBatch(["a@x.io", "b@x.io"], [b"{}", b"{}"])
         second = EncodedBatch(["c@x.io", "d@x.io"], [b"{}", b"{}"])
         for batch, fingerprints in ((first, [1, 2]), (second, [3, 4])):
-            recorder.expect_batch(
-                batch,
-                pack_columns(batch.emails, fingerprints, [True, False]),
-                then_tag=frozenset(batch.emails[:1]),
-            )
+            for email, fingerprint, then_tag in zip(
+                batch.emails, fingerprints, [True, False], strict=True
+            ):
+                recorder.expect(email, fingerprint, then_tag=then_tag)
         first_token = recorder.intend(first)
         second_token = recorder.intend(second)
         # Both recorded at one (fake) time: keyed by token, not in list order.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from omnisync.contact import ContactWrite
 from omnisync.engine.results import RunResult
 from omnisync.engine.runner import ExportRunner
 from omnisync.mapping import map_row
-from omnisync.omnisend.model import ContactWrite
 from omnisync.state import InflightItem
 from tests.engine.conftest import Setup
 from tests.engine.helpers import (

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from omnisync.config.model import Consent, FieldMapping
+from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.mapping import consent_status, consent_time, map_row_with_warnings
-from omnisync.omnisend.model import ContactWrite, EmailConsent
 from tests.staging.configs import make_export
 
 EXPORT = make_export(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from omnisync.config.model import FieldMapping
+from omnisync.contact import ContactWrite
 from omnisync.mapping import (
     InvalidRow,
     map_row,
     map_row_with_warnings,
     text_value,
 )
-from omnisync.omnisend.model import ContactWrite
 from tests.staging.configs import full_mapping, make_export
 
 EXPORT = make_export(mapping=full_mapping())

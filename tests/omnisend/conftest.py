@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from omnisync.clock import Clock, ScaledClock
+from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.emulator import Emulator, RequestRecord
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import OmnisendError
-from omnisync.omnisend.model import ContactWrite, EmailConsent, ItemFailure
+from omnisync.omnisend.model import ItemFailure
 from omnisync.omnisend.pacing import BrandLimiter
 from omnisync.omnisend.retry import RetryPolicy
 from tests.openapi_contract import ValidatingTransport, validate_request

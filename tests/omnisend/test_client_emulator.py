@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.omnisend.errors import Unauthorized
-from omnisync.omnisend.model import ContactWrite, EmailConsent
 from omnisync.omnisend.retry import RetryPolicy
 from tests.omnisend.conftest import API_KEY, Connection, people, settled_log
 

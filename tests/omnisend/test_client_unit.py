@@ -13,16 +13,17 @@ import pytest
 
 from omnisync import __version__
 from omnisync.clock import FakeClock
+from omnisync.contact import ContactWrite
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import (
     BatchTooLarge,
     InvalidRequest,
+    RequestCancelled,
     ServerError,
     TransportError,
     Unauthorized,
     UnexpectedResponse,
 )
-from omnisync.omnisend.model import ContactWrite
 from omnisync.omnisend.pacing import BrandLimiter, Kind
 from omnisync.omnisend.retry import RetryPolicy
 
@@ -60,7 +61,9 @@ def problem(status: int, **extra: object) -> httpx.Response:
     return httpx.Response(status, json=body)
 
 
-def scripted(answers: list[httpx.Response | Exception]) -> tuple[list[httpx.Request], Callable]:
+def scripted(
+    answers: list[httpx.Response | Exception],
+) -> tuple[list[httpx.Request], Callable[[httpx.Request], httpx.Response]]:
     requests: list[httpx.Request] = []
     queue: Iterator[httpx.Response | Exception] = iter(answers)
 
@@ -114,6 +117,45 @@ def test_every_request_carries_the_documented_headers() -> None:
     assert body["endpoint"] == "contacts" and body["method"] == "POST"
     assert [item["identifiers"][0]["id"] for item in body["items"]] == [w.email for w in WRITES]
     assert recorder.finished == [("POST /batches", 201)]
+
+
+def test_the_limiter_counts_each_request_from_when_its_answer_came_back() -> None:
+    clock = FakeClock()
+    sent_at: list[float] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        sent_at.append(clock.now())
+        clock.advance(5.0)  # the answer takes 5 s
+        return httpx.Response(202, json={})
+
+    client = OmnisendClient(
+        "https://omnisend.test/api",
+        API_KEY,
+        limiter=BrandLimiter(10, 1, clock=clock, safety_margin=0.0),
+        clock=clock,
+        transport=httpx.MockTransport(slow),
+    )
+    client.add_tag("vip", ["a@example.com"])
+    client.add_tag("vip", ["b@example.com"])
+    assert sent_at == [0.0, 65.0]  # a window after the first answer, not after its sending
+
+
+def test_a_cancelled_request_sends_nothing_and_gives_its_slot_back() -> None:
+    clock = FakeClock()
+    requests, handle = scripted([httpx.Response(201, json={"batchID": "b-1"})])
+    client = OmnisendClient(
+        "https://omnisend.test/api",
+        API_KEY,
+        # One request a window: a slot kept by the cancelled request would cost 60 s.
+        limiter=BrandLimiter(1, 1, clock=clock, safety_margin=0.0, headroom=0),
+        clock=clock,
+        transport=httpx.MockTransport(handle),
+    )
+    with pytest.raises(RequestCancelled):
+        client.create_batch(WRITES, cancelled=lambda: True)
+    assert requests == []
+    assert client.create_batch(WRITES, cancelled=lambda: False) == "b-1"
+    assert clock.sleeps == []
 
 
 def test_transient_failures_are_retried_with_backoff_then_succeed() -> None:

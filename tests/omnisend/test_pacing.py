@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -172,8 +171,7 @@ def test_a_tags_call_waiting_for_its_slot_does_not_hold_up_general_calls() -> No
             tags_sent.append(clock.now())
 
     def general() -> None:
-        while clock.sleeping() == 0:  # let the second tags call book 60 and sleep
-            time.sleep(0.001)
+        clock.wait_for_sleepers()  # let the second tags call book 60 and sleep
         for _ in range(50):
             limiter.acquire("general")
             general_sent.append(clock.now())
@@ -195,8 +193,7 @@ def test_a_429_pauses_threads_already_waiting_for_a_slot() -> None:
         sent.append(clock.now())
 
     def rate_limited() -> None:
-        while clock.sleeping() == 0:
-            time.sleep(0.001)
+        clock.wait_for_sleepers()
         limiter.penalise(25.0)  # a 429 arrives at 0 asking for 25 s
 
     run_threads(clock, [waiter, rate_limited])
@@ -206,13 +203,53 @@ def test_a_429_pauses_threads_already_waiting_for_a_slot() -> None:
 def test_acquire_reports_the_seconds_waited() -> None:
     clock = FakeClock()
     limiter = BrandLimiter(2, 1, clock=clock, window_seconds=60.0, safety_margin=0.5)
-    assert limiter.acquire("general") == 0.0
-    assert limiter.acquire("tags") == 0.0
-    assert limiter.acquire("general") == 60.5
+    assert limiter.acquire("general").waited == 0.0
+    assert limiter.acquire("tags").waited == 0.0
+    assert limiter.acquire("general").waited == 60.5
     assert clock.sleeps == [60.5]
-    assert limiter.acquire("tags") == 0.0  # at 60.5 the first tags call has left both windows
-    assert limiter.acquire("tags") == 60.5  # the tags window is full until 121
+    assert (
+        limiter.acquire("tags").waited == 0.0
+    )  # at 60.5 the first tags call has left both windows
+    assert limiter.acquire("tags").waited == 60.5  # the tags window is full until 121
     assert clock.now() == 121.0
+
+
+def test_a_request_counts_from_when_its_answer_came_back() -> None:
+    clock = FakeClock()
+    limiter = BrandLimiter(1, 1, clock=clock, window_seconds=10.0, safety_margin=0.0)
+    slot = limiter.acquire("tags")
+    assert (slot.kind, slot.at, slot.waited) == ("tags", 0.0, 0.0)
+    clock.advance(3.0)  # in flight: Omnisend may have counted it as late as 3
+    limiter.done(slot)
+    assert limiter.acquire("tags").waited == 10.0  # at 13, not 10: a window after 3
+    assert clock.now() == 13.0
+
+
+def test_a_slot_not_used_is_given_back() -> None:
+    clock = FakeClock()
+    limiter = BrandLimiter(1, 1, clock=clock, window_seconds=10.0, safety_margin=0.0)
+    limiter.done(limiter.acquire("tags"), sent=False)
+    assert limiter.acquire("tags").waited == 0.0
+    assert clock.sleeps == []
+
+
+def test_a_thread_waiting_for_a_slot_sees_a_booking_moved_meanwhile() -> None:
+    clock = VirtualClock(participants=2)
+    limiter = BrandLimiter(1, 1, clock=clock, window_seconds=10.0, safety_margin=0.0)
+    sent: list[float] = []
+
+    def slow_request() -> None:
+        slot = limiter.acquire("general")
+        clock.sleep(4.0)  # the answer takes 4 s
+        limiter.done(slot)
+
+    def next_request() -> None:
+        clock.wait_for_sleepers()  # the first request is in flight
+        limiter.acquire("general")  # books 10 against the send time 0, sleeps towards it
+        sent.append(clock.now())
+
+    run_threads(clock, [slow_request, next_request])
+    assert sent == [14.0]
 
 
 def test_registry_shares_one_limiter_per_brand_and_keeps_no_key() -> None:
@@ -240,18 +277,20 @@ def test_batch_creation_leaves_headroom_for_polls_and_tags_calls() -> None:
     clock = FakeClock()
     limiter = BrandLimiter(10, 3, clock=clock, window_seconds=60.0, safety_margin=0.0, headroom=1)
     # No tags calls yet: batches may use all but the 1-request headroom.
-    assert [limiter.acquire("batches") for _ in range(9)] == [0.0] * 9
-    assert limiter.acquire("general") == 0.0  # a poll still finds its slot at once
+    assert [limiter.acquire("batches").waited for _ in range(9)] == [0.0] * 9
+    assert limiter.acquire("general").waited == 0.0  # a poll still finds its slot at once
     assert clock.now() == 0.0
-    assert limiter.acquire("batches") == 60.0  # the window is full now: 10 of 10
+    assert limiter.acquire("batches").waited == 60.0  # the window is full now: 10 of 10
     assert clock.now() == 60.0  # the slots at 0 have just left the window
-    assert limiter.acquire("tags") == 0.0
+    assert limiter.acquire("tags").waited == 0.0
     # While tags calls are being made, batches leave them their 3 slots too:
     # 10 - 1 - 3 = 6 per window, of which the one at 60 is already used.
-    assert [limiter.acquire("batches") for _ in range(5)] == [0.0] * 5
-    assert limiter.acquire("tags") == 0.0
-    assert limiter.acquire("general") == 0.0
-    assert limiter.acquire("batches") == 60.0  # the 7th must wait, though 1 overall slot is free
+    assert [limiter.acquire("batches").waited for _ in range(5)] == [0.0] * 5
+    assert limiter.acquire("tags").waited == 0.0
+    assert limiter.acquire("general").waited == 0.0
+    assert (
+        limiter.acquire("batches").waited == 60.0
+    )  # the 7th must wait, though 1 overall slot is free
 
 
 def test_batch_creation_keeps_a_fair_share_when_tags_may_use_the_whole_limit() -> None:
@@ -260,15 +299,15 @@ def test_batch_creation_keeps_a_fair_share_when_tags_may_use_the_whole_limit() -
     clock = FakeClock()
     limiter = BrandLimiter(3000, 3000, clock=clock, window_seconds=60.0, safety_margin=0.0)
     assert limiter.headroom == 150
-    assert limiter.acquire("tags") == 0.0
+    assert limiter.acquire("tags").waited == 0.0
     # Half of what the polls' headroom leaves: (3000 - 150) // 2 = 1425 at once ...
-    assert all(limiter.acquire("batches") == 0.0 for _ in range(1425))
+    assert all(limiter.acquire("batches").waited == 0.0 for _ in range(1425))
     assert clock.now() == 0.0
     # ... and tags calls and polls still find the rest of the window.
-    assert all(limiter.acquire("tags") == 0.0 for _ in range(1424))
-    assert limiter.acquire("general") == 0.0
+    assert all(limiter.acquire("tags").waited == 0.0 for _ in range(1424))
+    assert limiter.acquire("general").waited == 0.0
     assert clock.now() == 0.0
-    assert limiter.acquire("batches") == 60.0  # the 1426th waits for the window to pass
+    assert limiter.acquire("batches").waited == 60.0  # the 1426th waits for the window to pass
 
 
 def test_batch_headroom_is_checked() -> None:

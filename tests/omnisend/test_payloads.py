@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.masking import mask_email
 from omnisync.omnisend.errors import BatchTooLarge, InvalidContactWrite, ItemTooLarge
-from omnisync.omnisend.model import ContactWrite, EmailConsent
 from omnisync.omnisend.payloads import (
     CONTACT_FIELDS,
     ENVELOPE_BYTES,

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
 from omnisync.omnisend.errors import Unauthorized
-from omnisync.omnisend.model import ContactWrite
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.omnisend.retry import RetryPolicy
 from tests.omnisend.conftest import API_KEY, Connection, RecordingListener, people, settled_log

@@ -36,14 +36,16 @@ class VirtualClock:
         with self._condition:
             wake = self._now + seconds
             heapq.heappush(self._sleepers, wake)
+            self._condition.notify_all()  # for wait_for_sleepers
             self._active -= 1
             self._advance_if_idle()
             while self._now < wake:
                 self._condition.wait()
 
-    def sleeping(self) -> int:
+    def wait_for_sleepers(self, count: int = 1) -> None:
+        """Block the calling thread (still counted as running) until ``count`` threads sleep."""
         with self._condition:
-            return len(self._sleepers)
+            self._condition.wait_for(lambda: len(self._sleepers) >= count, timeout=10.0)
 
     def done(self) -> None:
         with self._condition:

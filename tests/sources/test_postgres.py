@@ -39,9 +39,6 @@ from tests.engine.helpers import people as sample_people
 from tests.engine.helpers import person as sample_person
 from tests.staging.configs import make_config
 
-ADMIN_DSN = os.environ.get(
-    "OMNISYNC_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-)
 PASSWORD = "hunter2-Sekret"
 DSN_VARIABLE = "OMNISYNC_TEST_SEGMENT_DSN"
 
@@ -55,26 +52,12 @@ CUSTOMERS = [
 
 
 @pytest.fixture(scope="module")
-def dsn() -> Iterator[str]:
+def dsn(postgres_admin_dsn: str) -> Iterator[str]:
     """The DSN of a fresh database holding ``customers``, dropped afterwards."""
-    if os.environ.get("OMNISYNC_SKIP_POSTGRES") == "1":
-        pytest.skip("OMNISYNC_SKIP_POSTGRES=1")
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.Error as error:
-        unreachable = str(error)
-    else:
-        unreachable = None
-    if unreachable is not None:
-        pytest.fail(
-            f"PostgreSQL is not reachable ({ADMIN_DSN}): {unreachable}\n"
-            "Start it with scripts/services (or point $OMNISYNC_TEST_POSTGRES_DSN at a "
-            "server), or set OMNISYNC_SKIP_POSTGRES=1 to skip these tests.",
-            pytrace=False,
-        )
+    admin = psycopg.connect(postgres_admin_dsn, autocommit=True, connect_timeout=5)
     name = f"omnisync_test_{secrets.token_hex(6)}"
     admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    database = psycopg.conninfo.make_conninfo(ADMIN_DSN, dbname=name)
+    database = psycopg.conninfo.make_conninfo(postgres_admin_dsn, dbname=name)
     try:
         with psycopg.connect(database, autocommit=True) as connection:
             connection.execute(

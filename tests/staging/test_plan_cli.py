@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
+import sqlite3
 import subprocess
-import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from omnisync.cli.main import main
 from omnisync.config.loader import load_config
 from omnisync.engine.report import plan_export
 from omnisync.engine.staging import stage_export
+from tests.cli import run_cli
 from tests.staging.configs import write_customers, write_ledger
 
 CONFIG = """\
@@ -71,25 +72,12 @@ def config_path(tmp_path: Path) -> Path:
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key != "OMNISYNC_TEST_KEY_THAT_IS_NEVER_SET"
-    }
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "omnisync", "plan", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=60,
-        check=False,
-    )
+def run_plan(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_cli("plan", *args, extra_env=env, timeout=60)
 
 
 def test_plan_one_export_as_a_real_process(config_path: Path, tmp_path: Path) -> None:
-    result = run_cli("vip", "--config", str(config_path))
+    result = run_plan("vip", "--config", str(config_path))
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     out = result.stdout
@@ -105,7 +93,7 @@ def test_plan_one_export_as_a_real_process(config_path: Path, tmp_path: Path) ->
 
 
 def test_plan_json_counts_match_the_segment(config_path: Path) -> None:
-    result = run_cli("vip", "--config", str(config_path), "--format", "json")
+    result = run_plan("vip", "--config", str(config_path), "--format", "json")
     assert result.returncode == 0, result.stderr
     (plan,) = json.loads(result.stdout)["plans"]
     assert (plan["upsert_new"], plan["tag"], plan["invalid"]) == (2, 2, 2)
@@ -114,7 +102,7 @@ def test_plan_json_counts_match_the_segment(config_path: Path) -> None:
 
 
 def test_config_from_the_environment_and_a_failing_source(config_path: Path) -> None:
-    result = run_cli("--format", "markdown", env={"OMNISYNC_CONFIG": str(config_path)})
+    result = run_plan("--format", "markdown", env={"OMNISYNC_CONFIG": str(config_path)})
     assert result.returncode == 1
     assert "### Export `vip`" in result.stdout
     assert "### Export `news`\n\n**Cannot plan:**" in result.stdout
@@ -153,7 +141,7 @@ def test_a_config_path_that_does_not_exist_is_a_usage_error(
 
 
 def test_a_bad_format_is_a_usage_error(config_path: Path) -> None:
-    result = run_cli("--format", "xml", "--config", str(config_path))
+    result = run_plan("--format", "xml", "--config", str(config_path))
     assert result.returncode == 2
     assert "invalid choice: 'xml'" in result.stderr
 
@@ -185,3 +173,30 @@ def test_plan_reads_the_ledger_the_runner_writes(
     (plan,) = json.loads(capsys.readouterr().out)["plans"]
     assert (plan["upsert_new"], plan["unchanged"], plan["tag"], plan["untag"]) == (0, 1, 1, 1)
     assert plan["invalid"] == 2  # the malformed address and the row without one, again
+
+
+def _unusable_state(state: Path, kind: str) -> None:
+    state.mkdir(exist_ok=True)
+    database = state / "omnisync.sqlite3"
+    if kind == "a directory":
+        database.mkdir()
+    else:
+        with closing(sqlite3.connect(database)) as connection:
+            connection.execute("PRAGMA user_version = 999")
+            connection.commit()
+
+
+@pytest.mark.parametrize("kind", ["a directory", "a newer schema"])
+def test_plan_refuses_a_state_database_that_a_run_refuses_with_its_words(
+    config_path: Path, tmp_path: Path, kind: str
+) -> None:
+    _unusable_state(tmp_path / "state", kind)
+    plan = run_plan("vip", "--config", str(config_path), "--format", "json")
+    run = run_cli("export", "run", "vip", "--config", str(config_path))
+    assert plan.returncode == run.returncode == 1, (plan.stderr, run.stderr)
+    refusal = run.stderr.strip().removeprefix("omnisync export run: ")
+    assert ("state database" in refusal) and (str(tmp_path / "state") in refusal)
+    assert refusal in plan.stderr
+    assert json.loads(plan.stdout)["failures"] == [{"export": "vip", "message": refusal}]
+    # Nothing counted as if the ledger were empty or complete.
+    assert json.loads(plan.stdout)["plans"] == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,14 +14,13 @@ from omnisync.config.model import FieldMapping
 from omnisync.engine.staging import (
     LEDGER_TABLE_DDL,
     LedgerUnreadable,
-    StagingFailed,
-    StagingSettings,
     ledger_path_for,
     stage_export,
 )
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.planning import Leaver, StageCounts
 from omnisync.sources.errors import SourceError
+from omnisync.state import StateError
 from omnisync.state.migrations import MIGRATIONS
 from omnisync.state.sqlite import open_state_store
 from tests.staging.configs import (
@@ -162,15 +163,16 @@ def test_a_state_database_without_the_ledger_table_is_an_empty_ledger(
         assert staged.counts.new == 5
 
 
-def test_an_unreadable_ledger_is_reported(source: Path, tmp_path: Path) -> None:
+def test_an_unreadable_ledger_is_refused_as_a_run_refuses_it(source: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "omnisync.sqlite3"
     garbage.write_bytes(b"not a database at all" * 500)
     config = make_config(source_path=source, state_dir=tmp_path, exports=[EXPORT])
-    with (
-        pytest.raises(LedgerUnreadable, match="cannot read the ledger"),
-        stage_export(config, "vip"),
-    ):
+    with pytest.raises(StateError) as refused, stage_export(config, "vip"):
         pass
+    with pytest.raises(StateError) as run_refused:
+        open_state_store(tmp_path)
+    assert str(refused.value) == str(run_refused.value)
+    assert "file is not a database" in str(refused.value)
 
 
 def test_a_ledger_of_another_shape_is_refused(source: Path, tmp_path: Path) -> None:
@@ -259,34 +261,45 @@ def test_a_missing_source_file(tmp_path: Path) -> None:
         pass
 
 
-def test_no_room_for_the_scratch_database_is_a_staging_failure_naming_where(
-    source: Path, ledger: Path, tmp_path: Path
-) -> None:
-    config = make_config(source_path=source, state_dir=ledger.parent, exports=[EXPORT])
-    nowhere = tmp_path / "not-a-directory"
-    nowhere.write_text("a file, not a directory")
-    settings = StagingSettings(scratch_parent=nowhere)
-    with (
-        pytest.raises(StagingFailed) as caught,
-        stage_export(config, "vip", settings=settings),
-    ):
-        pytest.fail("stage_export yielded without a scratch directory")
-    assert f"cannot make a scratch directory in {nowhere}" in str(caught.value)
-    assert "$TMPDIR" in str(caught.value)
-    assert (caught.value.segment, caught.value.source) == ("vip", "cdp")
+_FULL_DISK = """
+import resource, sys
+from pathlib import Path
+from omnisync.engine.staging import StagingFailed, StagingSettings, stage_export
+from tests.staging.configs import make_config, make_export, write_customers
+from omnisync.config.model import FieldMapping
+
+directory = Path(sys.argv[1])
+source = directory / "crm.sqlite"
+write_customers(source, [{"id": n, "email": f"p{n}@x.io", "first_name": "x" * 200}
+                         for n in range(20_000)])
+export = make_export(mapping=FieldMapping(email="email", first_name="first_name"))
+config = make_config(source_path=source, state_dir=directory, exports=[export])
+# A disk with no room: no file may grow past 64 KiB (Python ignores SIGXFSZ).
+resource.setrlimit(resource.RLIMIT_FSIZE, (65_536, resource.RLIM_INFINITY))
+try:
+    with stage_export(config, "vip", settings=StagingSettings(cache_kib=64)):
+        print("staged")
+except StagingFailed as failure:
+    print(f"{failure.segment}|{failure.source}|{failure}")
+"""
 
 
-def test_the_scratch_directory_is_private_and_removed_afterwards(
-    source: Path, ledger: Path, tmp_path: Path
+def test_no_room_for_the_staging_tables_is_a_staging_failure_saying_where(
+    tmp_path: Path,
 ) -> None:
-    config = make_config(source_path=source, state_dir=ledger.parent, exports=[EXPORT])
-    parent = tmp_path / "scratch"
-    parent.mkdir()
-    with stage_export(config, "vip", settings=StagingSettings(scratch_parent=parent)) as staged:
-        assert staged.scratch.parent.parent == parent
-        assert staged.scratch.is_file()
-        assert staged.scratch.parent.stat().st_mode & 0o777 == 0o700
-    assert list(parent.iterdir()) == []
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    segment, source, message = done.stdout.strip().split("|", 2)
+    assert (segment, source) == ("vip", "cdp")
+    assert "cannot stage the segment" in message
+    assert "$TMPDIR" in message
 
 
 def test_an_unknown_export_name(source: Path, tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ class SqliteBackend:
         return digest.hexdigest()
 
     def create_legacy_ledger(self) -> None:
-        # Exactly the DDL of docs/ARCHITECTURE.md's seam 1, as other parts' tests write it.
+        # Exactly the DDL of docs/ARCHITECTURE.md's "The ledger seam", as other tests write it.
         connection = sqlite3.connect(self.path)
         connection.execute(
             "CREATE TABLE ledger_entries(export TEXT NOT NULL, email TEXT NOT NULL, "

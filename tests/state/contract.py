@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from omnisync.inflight import pack_items
 from omnisync.masking import mask_email
 from omnisync.state import (
     InflightItem,
@@ -191,18 +190,18 @@ class LedgerStoreContract:
         entry = store.entry("vip", "a@x.io")
         assert entry is not None and entry.fingerprint == -(2**63)
 
-    def test_a_packed_intent_is_recorded_as_its_items(self, store: LedgerStore) -> None:
+    def test_an_intent_keeps_one_item_per_email_the_later_winning(self, store: LedgerStore) -> None:
         sent = [
             InflightItem("a@x.io", -(2**63), True),
             InflightItem("b@x.io", 2**63 - 1, False),
             InflightItem("a@x.io", 5, False),  # a later item for an e-mail wins
         ]
-        store.record_intent("vip", "token-1", pack_items(sent), now=NOW)
-        store.record_intent("vip", "token-2", sent, now=NOW)
-        packed, listed = store.intents("vip")
+        store.record_intent("vip", "token-1", sent, now=NOW)
+        store.record_intent("vip", "token-2", tuple(sent), now=NOW)
+        listed, as_tuple = store.intents("vip")
         assert (
-            packed.items
-            == listed.items
+            listed.items
+            == as_tuple.items
             == (
                 InflightItem("a@x.io", 5, False),
                 InflightItem("b@x.io", 2**63 - 1, False),

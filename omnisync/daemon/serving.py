@@ -1,0 +1,188 @@
+"""The HTTP server under the control endpoint: waitress, with a connection budget.
+
+waitress is a production WSGI server: one asynchronous I/O loop holds every
+connection (``poll()``, so past 1,024 descriptors), a fixed pool of threads
+runs requests, and its parser answers malformed requests ``400``. An idle or
+slow connection costs a file descriptor, never a thread. :class:`BudgetServer`
+adds one policy of ours on top (see :mod:`omnisync.daemon.control` for why):
+
+- at most :func:`connection_limit` connections at once;
+- a complete request within :data:`REQUEST_DEADLINE` seconds of a
+  connection's opening or of its previous answer, or it is closed;
+- at the budget, the connection waiting longest without a complete request
+  is closed to make room for a new one;
+- out of file descriptors, accepting pauses a moment instead of spinning.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import resource
+import socket
+import time
+from typing import Any
+
+from waitress.channel import HTTPChannel  # type: ignore[import-untyped]
+from waitress.parser import HTTPRequestParser, ParsingError  # type: ignore[import-untyped]
+from waitress.server import TcpWSGIServer  # type: ignore[import-untyped]
+
+_log = logging.getLogger("omnisync.daemon.control")
+
+#: Seconds a connection has to deliver a complete request, from its opening
+#: or from its previous answer. Idle and slow connections are closed after it.
+REQUEST_DEADLINE = 5.0
+#: Threads that run requests (every answer is quick; the I/O loop is one more thread).
+WORKER_THREADS = 4
+#: At most this many connections, whatever the file limit.
+MAX_CONNECTIONS = 100
+#: How long accepting pauses when the process is out of file descriptors.
+_ACCEPT_PAUSE = 0.5
+
+
+def raise_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one; the soft limit in force.
+
+    The connection budget is a share of it, so a higher limit means more room
+    for runs and for connections alike. A refusal (a seccomp filter, a
+    container) leaves the limit as it was.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if resource.RLIM_INFINITY not in (hard, soft) and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError) as error:
+            _log.debug("cannot raise the open-file limit: %s", error)
+    return int(soft)
+
+
+def connection_limit(file_limit: int | None = None) -> int:
+    """How many control connections may be open at once: a quarter of the file limit, ≤ 100."""
+    if file_limit is None:
+        file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if file_limit == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(4, min(MAX_CONNECTIONS, int(file_limit) // 4))
+
+
+def ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address, or ``None`` for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+class _Parser(HTTPRequestParser):  # type: ignore[misc]
+    """waitress's parser; a header value too long for ``int()`` is a 400 like any other.
+
+    (waitress checks that Content-Length is digits, then ``int()`` raises
+    ValueError for more than 4,300 of them: an unanswered connection and a
+    traceback, without this.)
+    """
+
+    def parse_header(self, header_plus: bytes) -> None:
+        try:
+            super().parse_header(header_plus)
+        except ValueError as error:
+            raise ParsingError(f"invalid header value: {str(error)[:60]}") from None
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    """One connection. ``waiting_since``: when it began waiting for a request (monotonic),
+    ``None`` while a request of it is being answered."""
+
+    parser_class = _Parser
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting_since: float | None = time.monotonic()
+
+
+class BudgetServer(TcpWSGIServer):  # type: ignore[misc]
+    """waitress's TCP server with the connection budget (see the module's doc)."""
+
+    channel_class = _Channel
+
+    def __init__(self, *args: Any, limit: int, deadline: float, **kwargs: Any) -> None:
+        self.limit = limit
+        self.deadline = deadline
+        self._next_sweep = 0.0
+        self._paused_until = 0.0
+        self._paused_logged = 0.0
+        super().__init__(*args, **kwargs)
+
+    def readable(self) -> bool:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + min(1.0, self.deadline / 4)
+            self._sweep(now)
+        if not self.accepting or now < self._paused_until:
+            return False
+        # At the budget: accept only when a waiting connection can make room.
+        return len(self.active_channels) < self.limit or self._longest_waiting() is not None
+
+    def _sweep(self, now: float) -> None:
+        """Note who waits since when; close those past the deadline."""
+        for channel in list(self.active_channels.values()):
+            if channel.requests:
+                channel.waiting_since = None
+            elif channel.waiting_since is None:
+                channel.waiting_since = now
+            elif now - channel.waiting_since > self.deadline and not channel.will_close:
+                channel.will_close = True  # closed by the loop on its next pass
+
+    def _longest_waiting(self) -> _Channel | None:
+        candidates = [
+            channel
+            for channel in self.active_channels.values()
+            if channel.waiting_since is not None and not channel.requests
+        ]
+        return min(candidates, key=lambda channel: channel.waiting_since, default=None)
+
+    def handle_accept(self) -> None:
+        if len(self.active_channels) >= self.limit:
+            victim = self._longest_waiting()
+            if victim is None:
+                return
+            victim.handle_close()
+        try:
+            pair = self.accept()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of descriptors: stop accepting a moment rather than spin on a
+                # listening socket that stays readable.
+                now = time.monotonic()
+                self._paused_until = now + _ACCEPT_PAUSE
+                if now - self._paused_logged > 60:
+                    self._paused_logged = now
+                    _log.warning(
+                        "control endpoint cannot accept a connection: %s",
+                        error.strerror,
+                        extra={"event": "control_accept_failed"},
+                    )
+            return
+        if pair is None:
+            return
+        connection, address = pair
+        self.channel_class(self, connection, address, self.adj, map=self._map)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if ip_or_none(host) is None:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        if not infos:
+            raise OSError(f"cannot resolve {host}")
+        family, _, _, _, address = infos[0]
+        host = str(address[0])
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock

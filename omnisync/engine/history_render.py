@@ -1,0 +1,122 @@
+"""Recorded runs for people (a table) and tools (JSON). No I/O beyond the console given.
+
+What ``omnisync history`` and the demo show. Everything shown is already safe
+to print: errors are masked on their way into the store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from omnisync.state import RunRecord
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STATUS_STYLES = {
+    "succeeded": "green",
+    "partial": "yellow",
+    "failed": "red",
+    "interrupted": "magenta",
+    "running": "cyan",
+}
+
+
+def run_as_dict(run: RunRecord) -> dict[str, Any]:
+    """A run as plain JSON-able data (the ``--format json`` shape)."""
+    return {
+        "id": run.id,
+        "export": run.export,
+        "trigger": run.trigger,
+        "config_revision": run.config_revision,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "status": run.status,
+        "counts": dict(run.counts),
+        "error": run.error,
+    }
+
+
+def render_runs(runs: list[RunRecord], console: Console) -> None:
+    """The runs as a table, one line each; then each error's first line, one line each.
+
+    Errors (masked in the store) are listed under the table by run number,
+    cut to the console's width: a long error never stretches the table or
+    wraps over many lines. ``--format json`` has the whole text.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_edge=False, header_style="bold")
+    for column, justify in (
+        ("run", "right"),
+        ("export", "left"),
+        ("trigger", "left"),
+        ("started (UTC)", "left"),
+        ("took", "right"),
+        ("status", "left"),
+        ("revision", "left"),
+        ("members", "right"),
+        ("upserted", "right"),
+        ("tagged", "right"),
+        ("untagged", "right"),
+        ("failed", "right"),
+        ("pending", "right"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    errors: list[Text] = []
+    for run in runs:
+        counts = run.counts
+        failed = counts.get("upsert_failed", 0) + counts.get("tag_failed", 0)
+        style = STATUS_STYLES.get(run.status, "")
+        table.add_row(
+            str(run.id),
+            run.export,
+            run.trigger,
+            run.started_at.replace("T", " ").removesuffix("Z")[:19],
+            _duration(run),
+            f"[{style}]{run.status}[/{style}]" if style else run.status,
+            run.config_revision or "",
+            _count(counts, "members"),
+            _count(counts, "upserted"),
+            _count(counts, "tagged"),
+            _count(counts, "untagged"),
+            str(failed) if counts else "",
+            _count(counts, "pending"),
+        )
+        if run.error:
+            line = Text(f"  run {run.id}: ", style=style or "")
+            line.append(_first_line(run.error))
+            errors.append(line)
+    console.print(table)
+    if errors:
+        console.print(Text("errors (first line; --format json has the full text):", style="bold"))
+        for line in errors:
+            console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
+
+
+def _first_line(error: str) -> str:
+    """The error's first non-empty line."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _count(counts: dict[str, int] | Any, name: str) -> str:
+    value = counts.get(name)
+    return "" if value is None else f"{value:,}"
+
+
+def _duration(run: RunRecord) -> str:
+    if run.ended_at is None:
+        return ""
+    seconds = (_parse(run.ended_at) - _parse(run.started_at)).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

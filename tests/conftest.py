@@ -1,0 +1,71 @@
+"""Fixtures shared by every area of the suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from omnisync.emulator import Emulator
+
+#: The server the PostgreSQL tests use: ``$OMNISYNC_TEST_POSTGRES_DSN``, else the
+#: local cluster that ``scripts/services`` starts.
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "OMNISYNC_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
+
+
+def postgres_installed() -> bool:
+    """Whether a PostgreSQL server is installed here (or one is named explicitly)."""
+    if "OMNISYNC_TEST_POSTGRES_DSN" in os.environ:
+        return True
+    return any(shutil.which(tool) for tool in ("pg_ctlcluster", "pg_ctl", "postgres")) or (
+        os.path.isdir("/usr/lib/postgresql")
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn() -> str:
+    """An admin DSN of a reachable PostgreSQL server.
+
+    Skips, saying why, where PostgreSQL is not installed (or
+    ``OMNISYNC_SKIP_POSTGRES=1``); fails where it is installed but not
+    reachable, since ``scripts/services`` starts it before the suite.
+    """
+    if os.environ.get("OMNISYNC_SKIP_POSTGRES") == "1":
+        pytest.skip("OMNISYNC_SKIP_POSTGRES=1")
+    if not postgres_installed():
+        pytest.skip(
+            "PostgreSQL is not installed on this machine (no pg_ctlcluster, pg_ctl or "
+            "postgres, and no $OMNISYNC_TEST_POSTGRES_DSN): the PostgreSQL tests need a server"
+        )
+    try:
+        import psycopg
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install 'omnisync[postgres]'")
+    try:
+        psycopg.connect(POSTGRES_ADMIN_DSN, connect_timeout=5).close()
+    except psycopg.Error as error:
+        pytest.fail(
+            f"PostgreSQL is installed but not reachable ({POSTGRES_ADMIN_DSN}): {error}\n"
+            "Start it with scripts/services (or point $OMNISYNC_TEST_POSTGRES_DSN at a "
+            "server), or set OMNISYNC_SKIP_POSTGRES=1 to skip these tests.",
+            pytrace=False,
+        )
+    return POSTGRES_ADMIN_DSN
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[..., Emulator]]:
+    """Start an emulator (a real HTTP server on loopback) with these arguments;
+    every emulator started is stopped when the test ends."""
+    with ExitStack() as stack:
+
+        def start(**arguments: Any) -> Emulator:
+            return stack.enter_context(Emulator(**arguments))
+
+        yield start

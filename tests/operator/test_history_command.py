@@ -1,0 +1,100 @@
+"""`omnisync history` as an operator reads it: typos refused, revisions shown, errors kept short."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from omnisync.state import SqliteLedgerStore, state_path
+from tests.cli import run_cli
+from tests.daemon.yamlconfig import ExportYaml
+from tests.operator.configs import write_config
+
+STARTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LONG_ERROR = (
+    "Omnisend answered 500 Internal Server Error on POST /api/contacts/batch " * 6
+    + "\nsecond line of the error\nthird line"
+)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """A config with exports ``weekly`` and ``daily``; runs of weekly and of a removed export."""
+    path = write_config(
+        tmp_path / "conf", ExportYaml("weekly", schedule="every: 15m"), ExportYaml("daily")
+    )
+    state_dir = tmp_path / "conf" / "state"
+    state_dir.mkdir()
+    with SqliteLedgerStore(state_path(state_dir)) as store:
+        first = store.start_run(
+            "weekly", trigger="schedule", config_revision="git:1a2b3c4", now=STARTED
+        )
+        store.finish_run(
+            first.id,
+            status="succeeded",
+            counts={"members": 40, "upserted": 40, "tagged": 40},
+            error=None,
+            now=STARTED + timedelta(seconds=9),
+        )
+        second = store.start_run(
+            "weekly", trigger="manual", config_revision="sha256:0123456789ab", now=STARTED
+        )
+        store.finish_run(
+            second.id,
+            status="failed",
+            counts={},
+            error=LONG_ERROR,
+            now=STARTED + timedelta(hours=1),
+        )
+        removed = store.start_run(
+            "retired", trigger="schedule", config_revision="git:0000000", now=STARTED
+        )
+        store.finish_run(removed.id, status="succeeded", counts={}, error=None, now=STARTED)
+    return path
+
+
+def test_an_unknown_export_lists_the_valid_ones_and_exits_2(config):
+    result = run_cli("history", "vpi", "--config", str(config))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "no export 'vpi' in the config (exports: daily, weekly)" in result.stderr
+
+
+def test_a_known_export_without_runs_and_a_removed_one_with_runs_are_not_errors(config):
+    never = run_cli("history", "daily", "--config", str(config))
+    assert never.returncode == 0, never.stderr
+    assert "no runs recorded for export 'daily'" in never.stdout
+    removed = run_cli("history", "retired", "--config", str(config))
+    assert removed.returncode == 0, removed.stderr
+    assert "retired" in removed.stdout and "git:0000000" in removed.stdout
+
+
+def test_the_text_history_has_a_revision_column_and_one_line_per_error(config):
+    result = run_cli("history", "weekly", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = lines[0]
+    assert "revision" in header.split()
+    rows = {line.split()[0]: line for line in lines[2:] if line.split()[0:1] in (["1"], ["2"])}
+    assert "git:1a2b3c4" in rows["1"]
+    assert "sha256:0123456789ab" in rows["2"]
+    # The error: its first line only, cut to the width, on one line of its own.
+    error_lines = [line for line in lines if "Internal Server Error" in line]
+    assert len(error_lines) == 1, result.stdout
+    assert error_lines[0].lstrip().startswith("run 2: Omnisend answered 500")
+    assert error_lines[0].rstrip().endswith("…")
+    assert len(error_lines[0]) <= 160
+    assert "second line" not in result.stdout
+    assert len(lines) <= 8, result.stdout
+
+
+def test_the_json_history_keeps_the_whole_error(config):
+    result = run_cli("history", "weekly", "--config", str(config), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    failed = next(run for run in runs if run["status"] == "failed")
+    assert failed["error"] == LONG_ERROR
+    assert failed["config_revision"] == "sha256:0123456789ab"
