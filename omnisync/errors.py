@@ -22,7 +22,10 @@ address. The tree (each class lives beside the code that raises it)::
     │       RateLimited 429, ServerError 5xx, UnexpectedStatus
     ├── LedgerUnreadable              engine.staging: the ledger cannot be read for a diff
     ├── RunFailed                     engine.runner: a run cannot proceed
+    ├── RunHeld                       engine.runner: a change guard held the run (nothing sent)
+    ├── ApiKeyUnavailable             engine.runner: no readable API key; refused, never recorded
     ├── UnknownExport                 engine.runner: no export of that name (also a KeyError)
+    ├── RevisionUnavailable           review.revisions: a git revision of the config cannot be read
     ├── LoadFailed, StartupFailed     daemon.loading: the daemon's config or start
     ├── EngineUnavailable             daemon.engine: the state store cannot be opened
     ├── DaemonUnavailable             daemon.discovery: no daemon answers

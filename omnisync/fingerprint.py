@@ -45,6 +45,12 @@ FingerprintValue = None | bool | int | float | str | bytes
 _SCALAR_NAMES = frozenset({"NoneType", "bool", "int", "float", "str", "bytes"})
 _SIGNED_64 = struct.Struct("<q")
 
+#: A value no :class:`Fingerprinter` returns (it maps this one digest to its
+#: neighbour), so a ledger entry holding it never matches a staged row: the
+#: state store writes it to make the next run re-send a contact
+#: (``LedgerStore.mark_for_resend``).
+NEVER_A_FINGERPRINT = -(2**63)
+
 
 def fingerprint_columns(export: Export) -> tuple[str, ...]:
     """The source columns a fingerprint covers, in order, without repeats.
@@ -129,7 +135,7 @@ class Fingerprinter:
             odd = sorted({type(value).__name__ for value in values} - _SCALAR_NAMES)
             raise TypeError(f"cannot fingerprint values of type {', '.join(odd)}") from None
         signed: int = _SIGNED_64.unpack(state.digest())[0]
-        return signed
+        return signed if signed != NEVER_A_FINGERPRINT else NEVER_A_FINGERPRINT + 1
 
     def of_row(self, row: Mapping[str, object], columns: Sequence[str]) -> int:
         """The fingerprint of ``row``'s ``columns`` (absent keys count as ``None``)."""

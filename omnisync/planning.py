@@ -37,7 +37,11 @@ class StageCounts:
     """Counts of one staged export; see the module docstring for each meaning.
 
     ``new + changed + tag_only + unchanged == members`` and
-    ``members + duplicates + missing_email == rows``.
+    ``members + duplicates + missing_email == rows``. ``needs_tag`` counts the
+    work items that need the export's tag (``tag_only`` and the new or changed
+    members without it). ``delivered`` and ``tagged`` describe the ledger
+    before the run: the export's entries, and those that carry a tag (the
+    change guards measure a run against them).
     """
 
     rows: int = 0
@@ -51,6 +55,9 @@ class StageCounts:
     leaving: int = 0
     retag: int = 0
     kept: int = 0
+    needs_tag: int = 0
+    delivered: int = 0
+    tagged: int = 0
 
     @property
     def work(self) -> int:
@@ -219,7 +226,7 @@ def reference_plan(
         else:
             firsts[row.email] = row
 
-    new = changed = tag_only = unchanged = retag = 0
+    new = changed = tag_only = unchanged = retag = tagging = 0
     work: list[WorkItem] = []
     for email, row in firsts.items():
         entry = ledger.get(email)
@@ -235,6 +242,7 @@ def reference_plan(
         else:
             unchanged += 1
             continue
+        tagging += needs_tag
         if needs_tag and tag_on is not None:
             retag += 1
         work.append(
@@ -267,6 +275,9 @@ def reference_plan(
         leaving=len(leavers),
         retag=retag,
         kept=0 if on_leave == "untag" else len(gone),
+        needs_tag=tagging,
+        delivered=len(ledger),
+        tagged=sum(entry.tag is not None for entry in ledger.values()),
     )
     return ReferencePlan(
         counts=counts,

@@ -41,9 +41,11 @@ def _without_control(match: re.Match[str]) -> str:
 
 def cleaned_text(value: object) -> tuple[str | None, bool]:
     """:func:`text_value`, and whether control characters were taken out of it."""
-    if value is None:
+    if value.__class__ is str:
+        text = value  # the common case first: a run maps millions of fields
+    elif value is None:
         return None, False
-    if isinstance(value, str):
+    elif isinstance(value, str):
         text = value
     elif isinstance(value, bool):
         text = "true" if value else "false"
@@ -55,8 +57,9 @@ def cleaned_text(value: object) -> tuple[str | None, bool]:
         text = value.decode("utf-8")
     else:
         text = str(value)
-    cleaned = _CONTROL_CHARACTERS.sub(_without_control, text)
-    return cleaned.strip() or None, cleaned != text
+    if _CONTROL_CHARACTERS.search(text) is None:
+        return text.strip() or None, False
+    return _CONTROL_CHARACTERS.sub(_without_control, text).strip() or None, True
 
 
 def text_value(value: object) -> str | None:

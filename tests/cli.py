@@ -29,3 +29,56 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def run_cli_in_terminal(
+    *arguments: str,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 180,
+) -> tuple[int, str]:
+    """``python -m omnisync ARGUMENTS`` on a pseudo-terminal, as a person at a terminal runs it.
+
+    stdout and stderr both go to the terminal (so progress bars are drawn);
+    returns the exit code and everything written, escape sequences included.
+    """
+    import pty  # POSIX only, like the daemon
+    import select
+    import time
+
+    environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    for name in ("NO_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE", "FORCE_COLOR"):
+        environment.pop(name, None)
+    environment.update(extra_env or {})
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omnisync", *arguments],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=environment,
+        close_fds=True,
+    )
+    os.close(follower)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's last writer has gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        else:
+            process.kill()
+            raise AssertionError(f"omnisync {' '.join(arguments)} did not end in {timeout} s")
+        code = process.wait(timeout=30)
+    finally:
+        os.close(leader)
+    return code, output.decode("utf-8", "replace")

@@ -151,6 +151,7 @@ def handle(args: argparse.Namespace) -> int:
         last_run=engine.last_run,
         on_applied=engine.config_applied,
         redactor=redactor,
+        preflight=engine.refusal,
     )
     # Handlers first: a SIGHUP's default action would kill a daemon still starting.
     signal.signal(signal.SIGTERM, lambda number, frame: daemon.request_stop())

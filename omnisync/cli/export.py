@@ -1,9 +1,11 @@
 """``omnisync export run EXPORT``: run one export now and say how it went.
 
 Exit status: 0 succeeded, 3 partial (some operations left for the next run),
-1 failed (or the config is invalid), 2 usage errors (unknown export, an
-unreadable config path). On a terminal a progress bar shows the run; the
-summary follows, as text or JSON (``--format json``, no progress bar).
+1 failed (or the config is invalid, or its API key cannot be read: then
+nothing is run or recorded), 2 usage errors (unknown export, an unreadable
+config path). On a terminal a progress bar shows the run, also one the
+daemon runs for us; the summary follows, as text or JSON (``--format json``,
+no progress bar).
 
 SIGINT or SIGTERM stops the run at a batch boundary: batches already sent are
 followed and recorded, and the run ends ``partial``; a second SIGINT aborts.
@@ -43,8 +45,14 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_HELD = 4
 
-EXIT_CODES = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
+EXIT_CODES = {
+    "succeeded": EXIT_OK,
+    "partial": EXIT_PARTIAL,
+    "held": EXIT_HELD,
+    "failed": EXIT_FAILED,
+}
 
 __all__ = [
     "EXIT_CODES",
@@ -64,17 +72,30 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     run = actions.add_parser(
         "run",
-        help="run one export now (exit 0 succeeded, 3 partial, 1 failed, 2 usage)",
+        help="run one export now (exit 0 succeeded, 3 partial, 4 held, 1 failed, 2 usage)",
         description=(
             "Run one export now: read its segment, send Omnisend what changed since the"
             " last run, record what Omnisend acknowledged. Exit status: 0 succeeded,"
-            " 3 partial (the rest is retried next run), 1 failed, 2 usage error."
+            " 3 partial (the rest is retried next run), 4 held by a change guard"
+            " (nothing sent), 1 failed, 2 usage error."
         ),
     )
     run.add_argument("export", metavar="EXPORT", help="the export to run")
     add_config_argument(run)
     run.add_argument(
         "--format", choices=("text", "json"), default="text", help="summary format (text)"
+    )
+    run.add_argument(
+        "--full",
+        action="store_true",
+        help="resync the whole segment as if first: re-send and re-tag every member"
+        " (no consent status for contacts delivered before); guarded like any run",
+    )
+    run.add_argument(
+        "--allow-large-change",
+        action="store_true",
+        help="release this one run past the export's change guards (an empty segment, most"
+        " members leaving or re-sent); history records who released it",
     )
     run.set_defaults(handler=handle_run)
     parser.set_defaults(handler=lambda args: _usage(parser))
@@ -99,7 +120,8 @@ def cli_config(path: str | None) -> Config | int:
 
 def handle_run(args: argparse.Namespace) -> int:
     from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
-    from omnisync.engine.runner import ExportBusy
+    from omnisync.daemon.runs import manual_trigger
+    from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy
     from omnisync.logs import configure_logging
     from omnisync.state import StateError
 
@@ -115,24 +137,39 @@ def handle_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    # With a daemon up for this state directory, the daemon runs it: never two runs at once.
-    try:
-        remote = run_through_daemon(
-            loaded, args.export, notice=lambda line: print(line, file=sys.stderr)
-        )
-    except RemoteRunFailed as error:
-        print(f"omnisync export run: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    if remote is not None:
-        return _summarise(as_run_result(remote, args.export), args.format)
     stop = threading.Event()
     interactive = args.format == "text" and sys.stdout.isatty()
     try:
-        with _stop_on_signals(stop), _progress_display(interactive) as progress:
-            result = run_export_directly(loaded, args.export, stop=stop, progress=progress)
-    except (ExportBusy, StateError) as error:
+        with _progress_display(interactive) as progress:
+            # With a daemon up for this state directory, the daemon runs it: never two
+            # runs at once. Ctrl-C then stops the waiting, not the daemon's run.
+            releaser = _who() if args.allow_large_change else None
+            remote = run_through_daemon(
+                loaded,
+                args.export,
+                notice=lambda line: print(line, file=sys.stderr),
+                progress=progress,
+                release_by=releaser,
+                full=args.full,
+            )
+            if remote is None:
+                with _stop_on_signals(stop):
+                    result = run_export_directly(
+                        loaded,
+                        args.export,
+                        stop=stop,
+                        progress=progress,
+                        trigger=manual_trigger("cli", full=args.full, release_by=releaser),
+                    )
+    except ApiKeyUnavailable as error:
+        # A config problem, not a failed run: nothing was run, recorded or logged.
+        print(f"omnisync export run: not running export {args.export}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except (RemoteRunFailed, ExportBusy, StateError) as error:
         print(f"omnisync export run: {error}", file=sys.stderr)
         return EXIT_FAILED
+    if remote is not None:
+        result = as_run_result(remote, args.export)
     return _summarise(result, args.format)
 
 
@@ -163,6 +200,7 @@ def run_export_directly(
     elsewhere) and :class:`StateError` (the state store is unusable).
     """
     from omnisync.clock import SystemClock
+    from omnisync.daemon.runs import is_full, is_release
     from omnisync.engine.clients import ClientPool
     from omnisync.engine.runner import ExportRunner, UnknownExport
     from omnisync.state import open_state_store
@@ -175,7 +213,14 @@ def run_export_directly(
         ClientPool(clock=clock, environ=environ) as clients,
     ):
         runner = ExportRunner(config, store=store, clients=clients, clock=clock)
-        return runner.run(name, trigger=trigger, stop=stop, progress=progress)
+        return runner.run(
+            name,
+            trigger=trigger,
+            stop=stop,
+            progress=progress,
+            allow_large_change=is_release(trigger),
+            full=is_full(trigger),
+        )
 
 
 @contextmanager
@@ -205,15 +250,27 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 class BarProgress:
-    """A :class:`RunProgress` drawn with rich: the phase, then upserts and tag changes."""
+    """A :class:`RunProgress` drawn with rich: the phase, then upserts and tag changes.
+
+    A run that starts after one finished (``export run`` waited for the daemon's
+    run of the export, then follows its own) starts with fresh bars.
+    """
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._phase = progress.add_task("starting", total=None)
         self._upserts: Any = None
         self._tags: Any = None
+        self._finished = False
 
     def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+        if self._finished and phase != "finished":
+            for task in (self._phase, self._upserts, self._tags):
+                if task is not None:
+                    self._progress.remove_task(task)
+            self._phase = self._progress.add_task("starting", total=None)
+            self._upserts = self._tags = None
+        self._finished = phase == "finished"
         self._progress.update(self._phase, description=_PHASES[phase])
         if phase == "applying" and self._upserts is None:
             self._upserts = self._progress.add_task("contacts upserted", total=None)
@@ -225,7 +282,7 @@ class BarProgress:
     def counts_updated(self, counts: RunCounts) -> None:
         if self._upserts is None:
             return
-        upserts_total = max(counts.new + counts.changed - counts.invalid, counts.upserts_planned)
+        upserts_total = max(counts.to_create + counts.to_update, counts.upserts_planned)
         self._progress.update(
             self._upserts,
             total=max(upserts_total, 0),
@@ -265,3 +322,16 @@ def _progress_display(enabled: bool) -> Iterator[RunProgress | None]:
     )
     with progress:
         yield BarProgress(progress)
+
+
+def _who() -> str:
+    """Who runs this command, for history: the login name (``SUDO_USER`` first)."""
+    import getpass
+
+    name = os.environ.get("SUDO_USER")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"

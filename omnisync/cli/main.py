@@ -23,7 +23,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "omnisync.cli.daemon",
     "omnisync.cli.status",
     "omnisync.cli.plan",
+    "omnisync.cli.diff",
     "omnisync.cli.export",
+    "omnisync.cli.drift",
+    "omnisync.cli.explain",
     "omnisync.cli.history",
     "omnisync.cli.demo",
 )

@@ -27,7 +27,7 @@ from omnisync.engine.plan_render import PlanFailure, render_json, render_markdow
 from omnisync.engine.report import PlanReport, plan_export
 from omnisync.engine.staging import LedgerUnreadable
 from omnisync.sources.errors import SourceError
-from omnisync.state import StateError
+from omnisync.state import StateError, state_path
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -44,8 +44,10 @@ def register(subparsers: Any) -> None:
             "Read each export's segment, diff it against what was delivered and print"
             " what a run would do: contacts to create, update, tag and untag, invalid rows"
             " with reasons, masked samples. Changes nothing and sends nothing."
-            " Exit status: 0 planned, 1 invalid config or unreadable source,"
-            " 2 usage error or unknown export."
+            " Without the state store (what was delivered before) every member counts"
+            " as to create, an upper bound, and the output says so."
+            " Exit status: 0 planned, 1 invalid config, unreadable source or state"
+            " (or no state with --require-state), 2 usage error or unknown export."
         ),
     )
     parser.add_argument(
@@ -57,6 +59,12 @@ def register(subparsers: Any) -> None:
         choices=tuple(RENDERERS),
         default="text",
         help="text (default), json, or markdown",
+    )
+    parser.add_argument(
+        "--require-state",
+        action="store_true",
+        help="fail (exit 1) when an export's state store is not found, instead of"
+        " counting every member as to create",
     )
     parser.set_defaults(handler=handle)
 
@@ -91,6 +99,17 @@ def handle(args: argparse.Namespace) -> int:
         except (sqlite3.Error, OSError) as error:
             # Scratch space for the staging tables (a full disk, say).
             failures.append(PlanFailure(name, f"staging failed: {error}"))
+    if args.require_state:
+        state = state_path(config.daemon.state_dir)
+        for report in [report for report in reports if not report.state_found]:
+            reports.remove(report)
+            failures.append(
+                PlanFailure(
+                    report.export,
+                    f"no state store at {state} (--require-state): what was delivered "
+                    "before is unknown; run plan where daemon.state_dir is reachable",
+                )
+            )
     sys.stdout.write(RENDERERS[args.format](reports, failures))
     for failure in failures:
         print(f"omnisync plan: export '{failure.export}': {failure.message}", file=sys.stderr)

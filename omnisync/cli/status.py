@@ -47,6 +47,7 @@ EXIT_USAGE = 2
 _STATE_STYLES = {
     "running": "bold cyan",
     "retrying": "bold yellow",
+    "held": "bold red",
     "disabled": "dim",
     "idle": "green",
     "on-demand": "blue",
@@ -237,8 +238,9 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
             f"last reload: [green]ok[/green] ({reload.get('source')}, {_when(reload.get('at'))})"
         )
     else:
+        rejected = f" of revision {reload['revision']}" if reload.get("revision") else ""
         console.print(
-            f"last reload: [bold red]FAILED[/bold red] ({reload.get('source')},"
+            f"last reload{rejected}: [bold red]FAILED[/bold red] ({reload.get('source')},"
             f" {_when(reload.get('at'))}) — still running revision {config.get('revision')}"
         )
         for problem in reload.get("problems", []):
@@ -246,6 +248,7 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
             console.print(Text(f"  {problem}", style="red"), soft_wrap=True)
     rows: list[tuple[str, Text, str, str, Text]] = []
     counted: list[tuple[str, str]] = []
+    held: list[tuple[str, str]] = []
     for name, export in sorted(document.get("exports", {}).items()):
         last = export.get("last_run") or {}
         status = last.get("status") or ""
@@ -267,6 +270,8 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
         counts = _counts(last.get("counts") or {})
         if counts:
             counted.append((name, counts))
+        if export.get("held"):
+            held.append((name, str(export["held"])))
     if _table_fits(rows, console.width):
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
         table.add_column("export", no_wrap=True)
@@ -284,6 +289,8 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
             line.append(f" · {schedule} · next {next_run} · last ")
             line.append_text(last_run)
             console.print(line)
+    for name, reason in held:
+        console.print(Text(f"{name} is HELD (nothing sent): {reason}", style="bold red"))
     if counted:
         # Counts under the table, not in it: they would squeeze every column.
         console.print(Text("last run counts:", style="bold"))

@@ -3,8 +3,9 @@
 Exit status 0 when it is, 1 when it is not (every problem is listed, sorted
 by place), 2 for a usage error or a path that does not exist or cannot be
 read. ``--format github`` prints GitHub Actions annotations; ``json`` one
-JSON document. Secrets are resolved only with ``--check-secrets``, since CI
-has no production secrets.
+JSON document. Secrets are resolved only with ``--check-secrets``, and the
+files the config names (sources, ``{file: …}`` secrets) are checked only with
+``--check-references``, since CI has neither.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from omnisync.config.diagnostics import (
     render_github,
     render_json,
     render_text,
+    sort_diagnostics,
     summarize,
 )
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.config.references import check_references
 from omnisync.config.secrets import check_secrets
 
 EXIT_OK = 0
@@ -57,6 +60,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also resolve every secret reference (values are never printed)",
     )
+    parser.add_argument(
+        "--check-references",
+        action="store_true",
+        help="also check that the files the config names (sources, {file: ...} secrets)"
+        " exist and are readable",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -82,6 +91,8 @@ def _validate(args: argparse.Namespace) -> int:
     diagnostics: tuple[Diagnostic, ...] = result.diagnostics
     if result.config is not None and args.check_secrets:
         diagnostics = check_secrets(result.config, environ=os.environ)
+    if result.config is not None and args.check_references:
+        diagnostics = sort_diagnostics((*diagnostics, *check_references(result.config)))
     valid = result.config is not None and not diagnostics
     exports = len(result.config.exports) if result.config is not None else 0
     revision = result.config.revision if result.config is not None else ""
@@ -100,6 +111,7 @@ def _validate(args: argparse.Namespace) -> int:
     if valid:
         if args.format != "json":
             checked = ", secrets resolved" if args.check_secrets else ""
+            checked += ", referenced files readable" if args.check_references else ""
             plural = "" if exports == 1 else "s"
             _write(
                 sys.stdout, f"config OK: {exports} export{plural}, revision {revision}{checked}\n"

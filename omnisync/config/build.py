@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import os.path
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from omnisync.config.diagnostics import Diagnostic, PathParts, dotted
@@ -31,6 +31,7 @@ from omnisync.config.model import (
     DaemonSettings,
     Export,
     FieldMapping,
+    Guards,
     Position,
     RateLimit,
     Schedule,
@@ -105,6 +106,7 @@ def build_config(
         data, "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
     )
     daemon = builder.lenient(("daemon",), data.get("daemon", {}))
+    default_guards = guards_from((daemon or {}).get("guards"), Guards())
     config = Config(
         version=int(data.get("version", 1)) if isinstance(data.get("version"), int) else 1,
         users=builder.section(data, "users", lambda name, body: User(name=name, role=body["role"])),
@@ -119,9 +121,13 @@ def build_config(
         connections=builder.section(data, "connections", builder.connection),
         schedules=schedules,
         exports=builder.section(
-            data, "exports", lambda name, body: builder.export(name, body, schedules)
+            data,
+            "exports",
+            lambda name, body: builder.export(name, body, schedules, guards=default_guards),
         ),
-        daemon=builder.daemon(daemon if daemon is not None else {}, environ),
+        daemon=replace(
+            builder.daemon(daemon if daemon is not None else {}, environ), guards=default_guards
+        ),
         files=files,
         positions={dotted(path): position for path, position in positions.items()},
     )
@@ -287,7 +293,12 @@ class _Builder:
         return Schedule(name=name, every_seconds=int(seconds), every_text=text)
 
     def export(
-        self, name: str, body: Mapping[str, Any], schedules: Mapping[str, Schedule]
+        self,
+        name: str,
+        body: Mapping[str, Any],
+        schedules: Mapping[str, Schedule],
+        *,
+        guards: Guards,
     ) -> Export:
         path: PathParts = ("exports", name)
         written = body.get("schedule")
@@ -317,6 +328,7 @@ class _Builder:
             max_profiles=body.get("max_profiles"),
             schedule=schedule,
             enabled=body.get("enabled", True),
+            guards=guards_from(body.get("guards"), guards),
         )
 
     def consent(self, body: Mapping[str, Any]) -> Consent:
@@ -352,3 +364,29 @@ class _Builder:
             log_format=body.get("log_format", "text"),
             reload_debounce_seconds=debounce,
         )
+
+
+def guards_from(body: object, defaults: Guards) -> Guards:
+    """``defaults`` with what ``body`` (a ``guards`` object) sets. A value the
+    schema refused keeps its default here; the schema's diagnostic says why."""
+    if not isinstance(body, Mapping):
+        return defaults
+    minimum = body.get("min_members", defaults.min_members)
+    allow_empty = body.get("allow_empty", defaults.allow_empty)
+    return Guards(
+        max_removed=_share(body.get("max_removed"), defaults.max_removed),
+        max_changed=_share(body.get("max_changed"), defaults.max_changed),
+        allow_empty=allow_empty if isinstance(allow_empty, bool) else defaults.allow_empty,
+        min_members=minimum if isinstance(minimum, int) else defaults.min_members,
+    )
+
+
+def _share(text: object, default: float | None) -> float | None:
+    """``"20%"`` as ``0.2``; ``"100%"`` turns a guard off (``None``)."""
+    if not isinstance(text, str) or not text.endswith("%"):
+        return default
+    try:
+        share = float(text[:-1]) / 100
+    except ValueError:
+        return default
+    return None if share >= 1 else share

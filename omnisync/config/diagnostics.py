@@ -143,21 +143,21 @@ def render_github(diagnostics: Sequence[Diagnostic]) -> str:
     for diagnostic in diagnostics:
         properties = ",".join(
             (
-                f"file={_escape_property(diagnostic.file)}",
+                f"file={escape_property(diagnostic.file)}",
                 f"line={diagnostic.line}",
                 f"col={diagnostic.column}",
-                f"title={_escape_property('omnisync validate')}",
+                f"title={escape_property('omnisync validate')}",
             )
         )
         text = f"{diagnostic.path}: {diagnostic.message}" if diagnostic.path else diagnostic.message
-        lines.append(f"::error {properties}::{_escape_data(text)}\n")
+        lines.append(f"::error {properties}::{escape_data(text)}\n")
     return "".join(lines)
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
     # The escapes the Actions runner decodes in a command's message.
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")

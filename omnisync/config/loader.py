@@ -50,6 +50,9 @@ class LoadResult:
     diagnostics: tuple[Diagnostic, ...]
     files: tuple[str, ...] = ()
     unreadable: bool = False
+    #: The revision of the files read, valid or not (``""`` when they could not be read):
+    #: a rejected config is named by it too.
+    revision: str = ""
 
     @property
     def ok(self) -> bool:
@@ -121,10 +124,11 @@ def try_load_config(
     )
     diagnostics.extend(built.diagnostics)
     diagnostics.extend(check_config(built.config, skipped=built.skipped, flawed=built.flawed))
+    revision = config_revision(loaded, root=root)
     if diagnostics:
-        return LoadResult(None, sort_diagnostics(diagnostics), tuple(names))
-    config = dataclasses.replace(built.config, revision=config_revision(loaded, root=root))
-    return LoadResult(config, (), tuple(names))
+        return LoadResult(None, sort_diagnostics(diagnostics), tuple(names), revision=revision)
+    config = dataclasses.replace(built.config, revision=revision)
+    return LoadResult(config, (), tuple(names), revision=revision)
 
 
 def _not_already_reported(

@@ -114,6 +114,13 @@ class Connection:
     rate_limit: RateLimit = field(default_factory=RateLimit)
     kind: Literal["omnisend"] = "omnisend"
 
+    @property
+    def brand(self) -> str:
+        """Which Omnisend brand this reaches, as far as the config can tell: the API's
+        base URL and the key's reference (never the key). Another brand means
+        another set of contacts: an export moved to it delivers everyone anew."""
+        return f"{self.base_url.rstrip('/')} {self.api_key.describe()}"
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -178,6 +185,19 @@ class Consent:
 
 
 @dataclass(frozen=True)
+class Guards:
+    """When a run is held instead of applied (see the schema's ``guards``).
+
+    Shares are fractions (``0.2`` for ``20%``); ``None`` turns that guard off.
+    """
+
+    max_removed: float | None = 0.2
+    max_changed: float | None = None
+    allow_empty: bool = False
+    min_members: int = 0
+
+
+@dataclass(frozen=True)
 class Export:
     """One segment delivered to one connection."""
 
@@ -193,6 +213,7 @@ class Export:
     max_profiles: int | None = None
     schedule: Schedule | None = None
     enabled: bool = True
+    guards: Guards = field(default_factory=Guards)
 
 
 @dataclass(frozen=True)
@@ -204,6 +225,7 @@ class DaemonSettings:
     control_token: SecretRef | None = None
     log_format: LogFormat = "text"
     reload_debounce_seconds: float = 1.0
+    guards: Guards = field(default_factory=Guards)
 
 
 @dataclass(frozen=True)

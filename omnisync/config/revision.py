@@ -1,16 +1,26 @@
-"""Which revision of the config was loaded.
+"""Which revision of the config was loaded, and reading git the same way everywhere.
 
 ``git:<short commit>`` when the config is kept in a git repository: at least
-one loaded file is tracked by the work tree that holds it. ``+dirty`` is
-added when the loaded files are not exactly that commit's: a tracked file is
-modified (staged or not), or an untracked or ignored file is loaded beside
-tracked ones.
+one loaded file is in the commit checked out (``HEAD``). ``+dirty`` is added
+when the loaded files are not exactly that commit's: a file's bytes differ
+from the commit's (modified, staged or not), or a file outside the commit
+(untracked, ignored or only staged) is loaded beside committed ones.
 
 Otherwise ``sha256:<12 hex>`` over the files' names and bytes: outside any
-work tree, without git, and also for a config none of whose files git tracks
-(an ignored ``demo-data/`` or a scratch file inside some checkout is not
-a revision of that checkout, dirty or not). git runs as a subprocess with a
-short timeout.
+work tree, without git, and also for a config none of whose files the commit
+holds (an ignored ``demo-data/`` or a scratch file inside some checkout is not
+a revision of that checkout, dirty or not).
+
+**A repository owned by someone else.** git refuses to work in a repository
+whose owner is not the current user ("dubious ownership"), which is the rule
+under systemd's ``DynamicUser=`` for a config cloned by root. omnisync only
+*reads* objects (``rev-parse``, ``ls-tree``, ``cat-file``: plumbing that runs
+no hook, filter, fsmonitor or pager, and takes no lock), so it names the
+repository as safe for those commands alone (``-c safe.directory=<work
+tree>``), and compares the files' bytes with the commit's blobs itself
+instead of asking ``git status`` (which would refresh the index, and may run
+the programs a repository's configuration names). git runs as a subprocess
+with a short timeout.
 """
 
 from __future__ import annotations
@@ -23,14 +33,17 @@ from dataclasses import dataclass
 
 GIT_TIMEOUT_SECONDS = 3.0
 
-# Keep git from prompting, and from taking index.lock for a read-only status
-# (the config's repository may be in use by people committing to it).
-# Paths are passed as literal pathspecs (a file called "*.yaml" matches only itself).
+# Keep git from prompting or taking locks (the config's repository may be in use by
+# people committing to it). Paths are literal pathspecs (a file "*.yaml" matches itself).
 _GIT_ENVIRONMENT = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_OPTIONAL_LOCKS": "0",
     "GIT_LITERAL_PATHSPECS": "1",
 }
+
+#: Object ids by length: SHA-1 repositories, and SHA-256 ones.
+_OBJECT_HASHES = {40: "sha1", 64: "sha256"}
+_SYMLINK_MODE = b"120000"
 
 
 @dataclass(frozen=True)
@@ -57,26 +70,83 @@ def content_digest(files: Sequence[LoadedFile], *, root: str) -> str:
 
 
 def config_revision(files: Sequence[LoadedFile], *, root: str) -> str:
-    """The revision of ``files``; ``root`` is the config's directory (git runs there)."""
-    commit = _git(["rev-parse", "--short", "HEAD"], cwd=root)
-    if commit is None:
+    """The revision of ``files``; ``root`` is the config's directory."""
+    top = work_tree(root)
+    commit = git(["rev-parse", "HEAD", "--short", "HEAD"], top=top) if top else None
+    if top is None or not commit:
         return content_digest(files, root=root)
-    paths = [loaded.path for loaded in files]
-    tracked = _git(["ls-files", "-z", "--", *paths], cwd=root) if paths else None
-    if not tracked:
-        # None of the files is in the repository (or git failed): not a revision of it.
+    head, short = commit.decode("ascii", "replace").split()
+    relative = {loaded.path: _relative(loaded.path, top) for loaded in files}
+    listing = git(["ls-tree", "-r", "-z", "--full-tree", head, "--", *relative.values()], top=top)
+    if listing is None:
         return content_digest(files, root=root)
-    status = _git(
-        ["status", "--porcelain", "--ignored", "--untracked-files=all", "--", *paths],
-        cwd=root,
-    )
-    if status is None:
+    committed = tree_entries(listing)
+    if not any(path in committed for path in relative.values()):
+        # None of the files is in the commit: this is not a revision of that repository.
         return content_digest(files, root=root)
-    return f"git:{commit}{'+dirty' if status else ''}"
+    dirty = any(not _same_blob(loaded, committed.get(relative[loaded.path])) for loaded in files)
+    return f"git:{short}{'+dirty' if dirty else ''}"
 
 
-def _git(arguments: list[str], *, cwd: str) -> str | None:
-    """git's stdout, stripped, or ``None`` if git is missing, fails or takes too long."""
+def tree_entries(listing: bytes) -> dict[str, tuple[bytes, str]]:
+    """``git ls-tree -r -z`` output as ``{path: (mode, object id)}`` for its blobs."""
+    entries: dict[str, tuple[bytes, str]] = {}
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        mode, kind, object_id = meta.split(b" ")
+        if kind == b"blob":
+            entries[os.fsdecode(path)] = (mode, object_id.decode("ascii"))
+    return entries
+
+
+def blob_id(content: bytes, *, length: int = 40) -> str:
+    """The id git gives a blob of ``content`` (``length`` 40: SHA-1, 64: SHA-256)."""
+    digest = hashlib.new(_OBJECT_HASHES[length])
+    digest.update(b"blob %d\0" % len(content))
+    digest.update(content)
+    return digest.hexdigest()
+
+
+def _same_blob(loaded: LoadedFile, entry: tuple[bytes, str] | None) -> bool:
+    if entry is None or len(entry[1]) not in _OBJECT_HASHES:
+        return False
+    mode, object_id = entry
+    content = loaded.content
+    if mode == _SYMLINK_MODE:
+        try:
+            content = os.fsencode(os.readlink(loaded.path))
+        except OSError:
+            return False
+    return blob_id(content, length=len(object_id)) == object_id
+
+
+def _relative(path: str, top: str) -> str:
+    """``path`` relative to the work tree ``top`` (a real path), for git pathspecs."""
+    directory = os.path.realpath(os.path.dirname(path))
+    return os.path.relpath(os.path.join(directory, os.path.basename(path)), top)
+
+
+def work_tree(directory: str) -> str | None:
+    """The top of the git work tree holding ``directory``, whoever owns it; ``None`` if none.
+
+    Only this discovery trusts any repository (``rev-parse`` reads no object
+    and runs nothing); every later command trusts the work tree found.
+    """
+    found = _run(["-c", "safe.directory=*", "rev-parse", "--show-toplevel"], cwd=directory)
+    if not found:
+        return None
+    top = os.fsdecode(found.rstrip(b"\n"))
+    return top or None
+
+
+def git(arguments: list[str], *, top: str) -> bytes | None:
+    """git's stdout for a read-only command in the work tree ``top``, or ``None`` on failure."""
+    return _run(["-c", f"safe.directory={top}", "-c", "core.fsmonitor=false", *arguments], cwd=top)
+
+
+def _run(arguments: list[str], *, cwd: str) -> bytes | None:
     try:
         completed = subprocess.run(
             ["git", *arguments],
@@ -91,4 +161,4 @@ def _git(arguments: list[str], *, cwd: str) -> str | None:
         return None
     if completed.returncode != 0:
         return None
-    return completed.stdout.decode("utf-8", "replace").strip()
+    return completed.stdout

@@ -4,12 +4,18 @@
 - ``GET /metrics`` — Prometheus text;
 - ``GET /status`` — JSON: exports (state, last run, next run), config
   revision and files, last reload result;
-- ``POST /exports/<name>/run`` — start a run now. Needs
+- ``POST /exports/<name>/run[?release_by=WHO][&full=1]`` — start a run now
+  (``release_by``: a person releases it past the change guards, once;
+  ``full``: re-send and re-tag every member). Needs
   ``Authorization: Bearer <token>``. ``202`` with the run (``id``,
   ``export``, ...), ``404`` for an unknown export, ``409`` when the export is
   already running or disabled — the caller decides whether to wait and retry
-  (the CLI does), so that no run is ever queued behind one nobody watches;
-- ``GET /runs/<id>`` — one run as the daemon saw it.
+  (the CLI does), so that no run is ever queued behind one nobody watches —
+  and ``422`` when it cannot run as configured (its API key cannot be read:
+  nothing is started or recorded);
+- ``GET /runs/<id>`` — one run as the daemon saw it: while it runs, its
+  ``phase``, live ``counts`` and, once recorded, its ``history_id``; when
+  finished, its ``status`` and the summary document (``result``).
 
 Read-only endpoints need no token: they carry no secret and no personal
 data, and Prometheus must scrape ``/metrics``. Every endpoint refuses a
@@ -51,6 +57,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
@@ -91,7 +98,9 @@ class ControlApi(Protocol):
 
     def status(self) -> dict[str, Any]: ...
 
-    def trigger(self, export: str) -> TriggerAnswer: ...
+    def trigger(
+        self, export: str, *, release_by: str | None = None, full: bool = False
+    ) -> TriggerAnswer: ...
 
     def run(self, run_id: str) -> dict[str, Any] | None: ...
 
@@ -236,7 +245,13 @@ class _App:
                 {"error": f"missing or wrong bearer token ({self._token_hint()})"},
                 headers=[("WWW-Authenticate", "Bearer")],
             )
-        answer = self.api.trigger(parts[1])
+        # ?release_by=WHO: a person releases this one run past the change guards.
+        query = dict(parse_qsl(environ.get("QUERY_STRING") or ""))
+        answer = self.api.trigger(
+            parts[1],
+            release_by=query.get("release_by") or None,
+            full=query.get("full") in {"1", "true"},
+        )
         return self._json(start_response, answer.status, answer.body)
 
     def _authorised(self, header: str) -> bool:

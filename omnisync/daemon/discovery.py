@@ -297,8 +297,13 @@ class DaemonClient:
         """Authenticate with ``token`` (the configured one) from now on."""
         self._token = token
 
-    def trigger(self, export: str) -> dict[str, Any]:
+    def trigger(
+        self, export: str, *, release_by: str | None = None, full: bool = False
+    ) -> dict[str, Any]:
         """Start a run of ``export``; the run's JSON, or :class:`TriggerRefused`.
+
+        ``release_by`` (who) releases the run past the change guards, once;
+        ``full`` re-sends and re-tags every member.
 
         Without a configured token, the daemon's ``control.token`` is read now
         (:class:`UntrustedStateFile` when someone else could have written it).
@@ -306,7 +311,10 @@ class DaemonClient:
         if self._token is None and self._state_dir is not None:
             self._token = read_token(self._state_dir)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        response = self._http.post(f"/exports/{export}/run", headers=headers)
+        params = {"release_by": release_by} if release_by is not None else {}
+        if full:
+            params["full"] = "1"
+        response = self._http.post(f"/exports/{export}/run", headers=headers, params=params)
         if response.status_code != 202:
             try:
                 body = response.json()

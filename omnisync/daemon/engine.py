@@ -6,12 +6,16 @@ that setting takes effect at the next restart); the
 connection the same client and rate limiter, and builds a new client when a
 reload changes a connection's settings or its key resolves to a new value.
 Each run gets an :class:`~omnisync.engine.runner.ExportRunner` for the config
-snapshot it started with.
+snapshot it started with, and reports its phase, counts and history id into
+the daemon's :class:`~omnisync.daemon.runs.LiveProgress` as it goes.
+
+A run whose API key cannot be read (a key file removed since the config
+loaded) is *refused*: nothing is recorded in history, and the trigger
+endpoint refuses it up front (:meth:`EngineRuns.refusal`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections.abc import Mapping
@@ -22,9 +26,11 @@ from omnisync.clock import Clock
 from omnisync.config.model import Config
 from omnisync.daemon.loading import LoadedConfig
 from omnisync.daemon.metrics import DaemonMetrics
-from omnisync.daemon.runs import RunOutcome
+from omnisync.daemon.runs import LiveProgress, RunOutcome, is_full, is_release
 from omnisync.engine.clients import ClientPool
-from omnisync.engine.runner import ExportBusy, ExportRunner, RunnerSettings
+from omnisync.engine.results import Phase, RunCounts
+from omnisync.engine.run_render import result_as_dict
+from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, RunnerSettings
 from omnisync.errors import OmnisyncError
 from omnisync.state import LedgerStore, StateError, open_state_store
 
@@ -65,27 +71,53 @@ class EngineRuns:
         return cls(store, pool, clock=clock, settings=RunnerSettings(stop_grace=stop_grace))
 
     def __call__(
-        self, config: Config, export: str, *, trigger: str, stop: threading.Event
+        self,
+        config: Config,
+        export: str,
+        *,
+        trigger: str,
+        stop: threading.Event,
+        progress: LiveProgress,
     ) -> RunOutcome:
-        runner = ExportRunner(
+        try:
+            result = self._runner(config).run(
+                export,
+                trigger=trigger,
+                stop=stop,
+                progress=_Reporter(progress),
+                on_recorded=progress.recorded,
+                allow_large_change=is_release(trigger),
+                full=is_full(trigger),
+            )
+        except ExportBusy as busy:
+            # Another process (a direct `omnisync export run`) holds the export's lock.
+            return RunOutcome(status="skipped", error=str(busy))
+        except ApiKeyUnavailable as refused:
+            # A config problem, not a failed run: nothing is in history.
+            return RunOutcome(status="refused", error=str(refused))
+        return RunOutcome(
+            status=result.status,
+            counts=result.counts.as_dict(),
+            error=result.error,
+            history_id=result.run_id,
+            result=result_as_dict(result),
+        )
+
+    def refusal(self, config: Config, export: str) -> str | None:
+        """Why ``export`` cannot run now (its API key cannot be read), or ``None``."""
+        try:
+            self._runner(config).client_for(export)
+        except ApiKeyUnavailable as refused:
+            return str(refused)
+        return None
+
+    def _runner(self, config: Config) -> ExportRunner:
+        return ExportRunner(
             config,
             store=self._store,
             clients=self._pool,
             clock=self._clock,
             settings=self._settings,
-        )
-        try:
-            result = runner.run(export, trigger=trigger, stop=stop, progress=None)
-        except ExportBusy as busy:
-            # Another process (a direct `omnisync export run`) holds the export's lock.
-            return RunOutcome(status="skipped", error=str(busy))
-        counts = result.counts
-        plain = dataclasses.asdict(counts) if dataclasses.is_dataclass(counts) else dict(counts)
-        return RunOutcome(
-            status=result.status,
-            counts={key: int(value) for key, value in plain.items() if isinstance(value, int)},
-            error=result.error,
-            history_id=result.run_id,
         )
 
     def last_run(self, export: str) -> Mapping[str, Any] | None:
@@ -131,3 +163,16 @@ class EngineRuns:
     def close(self) -> None:
         self._pool.close()
         self._store.close()
+
+
+class _Reporter:
+    """The engine's :class:`~omnisync.engine.results.RunProgress`, into a LiveProgress."""
+
+    def __init__(self, live: LiveProgress) -> None:
+        self._live = live
+
+    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+        self._live.phase_started(phase, counts.as_dict())
+
+    def counts_updated(self, counts: RunCounts) -> None:
+        self._live.counts_updated(counts.as_dict())

@@ -26,13 +26,17 @@ from omnisync.errors import OmnisyncError
 class LoadFailed(OmnisyncError):
     """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines.
 
-    ``unreadable``: the path (or a file in it) could not be read at all.
+    ``unreadable``: the path (or a file in it) could not be read at all;
+    ``revision``: the revision of the rejected files (``""`` when unreadable).
     """
 
-    def __init__(self, problems: tuple[str, ...], *, unreadable: bool = False) -> None:
+    def __init__(
+        self, problems: tuple[str, ...], *, unreadable: bool = False, revision: str = ""
+    ) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
         self.unreadable = unreadable
+        self.revision = revision
 
 
 class StartupFailed(OmnisyncError):
@@ -71,6 +75,7 @@ class DaemonConfigLoader:
             raise LoadFailed(
                 tuple(str(diagnostic) for diagnostic in result.diagnostics),
                 unreadable=result.unreadable,
+                revision=result.revision,
             )
         config = result.config
         values: list[str] = []
@@ -89,5 +94,7 @@ class DaemonConfigLoader:
             if dotted == "daemon.control.token":
                 token = value
         if problems:
-            raise LoadFailed(tuple(str(problem) for problem in sorted(problems)))
+            raise LoadFailed(
+                tuple(str(problem) for problem in sorted(problems)), revision=config.revision
+            )
         return LoadedConfig(config=config, secret_values=tuple(values), control_token=token)

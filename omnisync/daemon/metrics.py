@@ -50,7 +50,7 @@ _FAILED_COUNTS = ("upsert_failed", "tag_failed")
 _PENDING_COUNTS = ("pending",)
 
 #: The outcomes every configured export has a ``omnisync_runs_total`` series for.
-OUTCOMES = ("succeeded", "partial", "failed")
+OUTCOMES = ("succeeded", "partial", "failed", "held")
 
 
 class DaemonMetrics:
@@ -79,8 +79,14 @@ class DaemonMetrics:
         )
         self.runs = Counter(
             "omnisync_runs_total",
-            "Export runs finished, by export and outcome (succeeded, partial, failed).",
+            "Export runs finished, by export and outcome (succeeded, partial, failed, held).",
             ["export", "outcome"],
+            registry=registry,
+        )
+        self.held = Gauge(
+            "omnisync_export_held",
+            "1 while the export's last run was held by a change guard (nothing sent), else 0.",
+            ["export"],
             registry=registry,
         )
         self.contacts_sent = Counter(
@@ -191,6 +197,9 @@ class DaemonMetrics:
             counter.labels(export=export).inc(max(0, sum(int(counts.get(n, 0)) for n in names)))
         if outcome == "succeeded":
             self.last_success.labels(export=export).set(ended_at.timestamp())
+        if outcome in OUTCOMES:
+            # A held run holds the export until a run goes ahead (or is released).
+            self.held.labels(export=export).set(1 if outcome == "held" else 0)
 
     def config_applied(
         self,
@@ -228,6 +237,7 @@ class DaemonMetrics:
                     counter.labels(export=name)
                 self.run_duration.labels(export=name)
                 self.running.labels(export=name)
+                self.held.labels(export=name)
                 succeeded = last_success(name)
                 self.last_success.labels(export=name).set(
                     succeeded.timestamp() if succeeded is not None else 0
@@ -245,6 +255,7 @@ class DaemonMetrics:
             self.run_duration,
             self.running,
             self.last_success,
+            self.held,
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(export)

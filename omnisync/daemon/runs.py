@@ -9,7 +9,9 @@ set when the export is removed, disabled or changed by a reload, or when the
 daemon shuts down; the run function checks it at batch boundaries.
 
 The run function itself is injected (:class:`RunFunction`): the daemon wires
-the export engine's runner, and tests wire whatever they need to observe.
+the export engine's runner, and tests wire whatever they need to observe. It
+reports into the run's :class:`LiveProgress` (phase, counts so far, history
+id), which ``/runs/<id>`` shows while the run is in flight.
 """
 
 from __future__ import annotations
@@ -47,19 +49,62 @@ class RunOutcome:
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
     history_id: int | str | None = None
+    result: Mapping[str, Any] | None = None
+
+
+class LiveProgress:
+    """What a run in flight has reported so far. Thread-safe; written by the run's threads.
+
+    ``phase`` (``checking``, ``settling``, ``staging``, ``applying``,
+    ``finished``), ``counts`` (the run's counts so far) and ``history_id``
+    (once the run is recorded in history).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._phase: str | None = None
+        self._counts: dict[str, int] = {}
+        self._history_id: int | str | None = None
+
+    def phase_started(self, phase: str, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            self._phase = phase
+            self._counts = dict(counts)
+
+    def counts_updated(self, counts: Mapping[str, int]) -> None:
+        with self._lock:
+            self._counts = dict(counts)
+
+    def recorded(self, history_id: int | str) -> None:
+        with self._lock:
+            self._history_id = history_id
+
+    def snapshot(self) -> tuple[str | None, dict[str, int], int | str | None]:
+        """``(phase, counts, history_id)`` as they are now."""
+        with self._lock:
+            return self._phase, dict(self._counts), self._history_id
 
 
 class RunFunction(Protocol):
-    """Runs one export of ``config`` now, honouring ``stop`` at batch boundaries."""
+    """Runs one export of ``config`` now, honouring ``stop`` at batch boundaries,
+    reporting into ``progress``."""
 
     def __call__(
-        self, config: Config, export: str, *, trigger: str, stop: threading.Event
+        self,
+        config: Config,
+        export: str,
+        *,
+        trigger: str,
+        stop: threading.Event,
+        progress: LiveProgress,
     ) -> RunOutcome: ...
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run as the daemon saw it; ``id`` is the daemon's own run id."""
+    """One run as the daemon saw it; ``id`` is the daemon's own run id (internal: people
+    are shown ``history_id``, the id ``omnisync history`` knows). ``progress`` is what
+    the run has reported so far."""
 
     id: str
     export: str
@@ -71,22 +116,35 @@ class RunRecord:
     outcome: RunOutcome | None = None
     stop_reason: str | None = None
     duration_seconds: float | None = None
+    progress: LiveProgress = field(default_factory=LiveProgress, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
+        """The run for ``/runs/<id>``; while in flight, ``phase`` and ``counts`` are live.
+
+        ``result``: the run's summary document (``export run --format json``'s),
+        once finished, when the run function gave one.
+        """
         outcome = self.outcome
+        phase, counts, history_id = self.progress.snapshot()
+        if outcome is not None:
+            phase = "finished"
+            counts = dict(outcome.counts)
+            history_id = outcome.history_id if outcome.history_id is not None else history_id
         return {
             "id": self.id,
             "export": self.export,
             "trigger": self.trigger,
             "config_revision": self.config_revision,
             "state": self.state,
+            "phase": phase,
             "status": outcome.status if outcome else None,
             "started_at": self.started_at.isoformat(),
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "counts": dict(outcome.counts) if outcome else {},
+            "counts": counts,
             "error": outcome.error if outcome else None,
-            "history_id": outcome.history_id if outcome else None,
+            "history_id": history_id,
             "stop_reason": self.stop_reason,
+            "result": dict(outcome.result) if outcome and outcome.result else None,
         }
 
 
@@ -207,7 +265,11 @@ class RunCoordinator:
             self._on_started(record)
         try:
             outcome = self._run_function(
-                active.config, record.export, trigger=record.trigger, stop=active.stop
+                active.config,
+                record.export,
+                trigger=record.trigger,
+                stop=active.stop,
+                progress=record.progress,
             )
         except Exception as error:
             # A run function that raises is a failed run, never a dead scheduler thread.
@@ -319,3 +381,30 @@ class RunCoordinator:
                 if record.export == export and record.state == "finished":
                     return record
         return None
+
+
+#: Words a person's run adds to its trigger in history, after the base
+#: (``cli``, ``daemon-trigger``): ``cli, full resync, release by olena``.
+FULL = "full resync"
+RELEASE = "release by"
+
+
+def manual_trigger(base: str, *, full: bool = False, release_by: str | None = None) -> str:
+    """The trigger recorded for a run a person asked for: ``base``, then what it asked."""
+    parts = [base]
+    if full:
+        parts.append(FULL)
+    if release_by is not None:
+        who = "".join(character for character in release_by if character.isprintable())
+        parts.append(f"{RELEASE} {who[:64] or 'unknown'}")
+    return ", ".join(parts)
+
+
+def is_release(trigger: str) -> bool:
+    """Whether ``trigger`` releases the run past the change guards (once)."""
+    return any(part.startswith(RELEASE) for part in trigger.split(", "))
+
+
+def is_full(trigger: str) -> bool:
+    """Whether ``trigger`` asks for a full resync (every member re-sent and re-tagged)."""
+    return FULL in trigger.split(", ")

@@ -25,6 +25,7 @@ good config keeps running.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -54,9 +55,12 @@ from omnisync.daemon.status import (
     last_success,
     status_line,
 )
-from omnisync.daemon.supervisor import Supervisor
+from omnisync.daemon.supervisor import Preflight, Supervisor
 from omnisync.daemon.watcher import ConfigWatcher
 from omnisync.logs import Redactor
+
+#: How many reloads /status lists.
+RELOAD_HISTORY = 10
 
 _log = logging.getLogger("omnisync.daemon")
 
@@ -92,6 +96,7 @@ class Daemon:
         last_run: Callable[[str], Mapping[str, Any] | None] | None = None,
         on_applied: Callable[[LoadedConfig, LoadedConfig | None], None] | None = None,
         redactor: Redactor | None = None,
+        preflight: Preflight | None = None,
     ) -> None:
         self.options = options
         self.metrics = metrics or DaemonMetrics()
@@ -108,6 +113,10 @@ class Daemon:
         self._last_reload = ReloadResult(
             ok=True, at=self._started_at, source="start", revision=initial.config.revision
         )
+        #: The latest reloads, newest last: the reload history /status shows.
+        self._reloads: collections.deque[ReloadResult] = collections.deque(
+            [self._last_reload], maxlen=RELOAD_HISTORY
+        )
         self.supervisor = Supervisor(
             run_function,
             config=self.config,
@@ -115,6 +124,7 @@ class Daemon:
             metrics=self.metrics,
             retry_policy=options.retry_policy,
             last_run=last_run,
+            preflight=preflight,
         )
         self._watcher = ConfigWatcher(options.config_path, self._files_changed)
         self._control: ControlServer | None = None
@@ -311,16 +321,28 @@ class Daemon:
             loaded = self._loader(self.options.config_path)
         except LoadFailed as failure:
             current = self.config().revision
+            rejected = failure.revision or "unreadable"
             for problem in failure.problems:
                 _log.error(
-                    "config reload failed, still running revision %s: %s",
+                    "config reload of revision %s failed, still running revision %s: %s",
+                    rejected,
                     current,
                     problem,
-                    extra={"event": "config_reload_failed", "source": source},
+                    extra={
+                        "event": "config_reload_failed",
+                        "source": source,
+                        "revision": failure.revision or None,
+                        "running_revision": current,
+                    },
                 )
             self._last_reload = ReloadResult(
-                ok=False, at=at, source=source, problems=failure.problems
+                ok=False,
+                at=at,
+                source=source,
+                revision=failure.revision or None,
+                problems=failure.problems,
             )
+            self._reloads.append(self._last_reload)
             self.metrics.reloaded(ok=False, at=at)
             self._notifier.ready(self._status_line())
             return False
@@ -334,6 +356,7 @@ class Daemon:
         self._last_reload = ReloadResult(
             ok=True, at=at, source=source, revision=loaded.config.revision
         )
+        self._reloads.append(self._last_reload)
         self.metrics.reloaded(ok=True, at=at)
         self._notifier.ready(self._status_line())
         return True
@@ -382,8 +405,10 @@ class Daemon:
     def metrics_text(self) -> tuple[bytes, str]:
         return self.metrics.render(), CONTENT_TYPE
 
-    def trigger(self, export: str) -> TriggerAnswer:
-        return self.supervisor.trigger(export)
+    def trigger(
+        self, export: str, *, release_by: str | None = None, full: bool = False
+    ) -> TriggerAnswer:
+        return self.supervisor.trigger(export, release_by=release_by, full=full)
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         record = self.supervisor.coordinator.get(run_id)
@@ -405,6 +430,7 @@ class Daemon:
             loaded_at=loaded_at,
             last_reload=self._last_reload,
             view=self.supervisor.view,
+            reloads=tuple(self._reloads),
         )
         return self._scrubbed(document)
 
@@ -415,9 +441,16 @@ class Daemon:
         scrubbed: dict[str, Any] = self._redactor.scrub_value(document)
         return scrubbed
 
+    def _held(self, export: str) -> bool:
+        """Whether this daemon's last run of ``export`` was held (in memory: read every tick)."""
+        last = self.supervisor.coordinator.last(export)
+        return last is not None and last.outcome is not None and last.outcome.status == "held"
+
     def _status_line(self) -> str:
+        config = self.config()
         return status_line(
-            self.config(),
+            config,
             running=self.supervisor.coordinator.running(),
             last_reload=self._last_reload,
+            held=[name for name in config.exports if self._held(name)],
         )

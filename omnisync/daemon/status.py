@@ -2,14 +2,16 @@
 
 Pure: takes what the daemon knows at one moment and returns JSON-ready data.
 An export's ``state`` is ``running`` (a run in flight), ``retrying`` (its
-last scheduled run failed and a retry is pending), ``disabled``
-(``enabled: false``), ``on-demand`` (no schedule: runs only when triggered)
-or ``idle`` (waiting for its next tick).
+last scheduled run failed and a retry is pending), ``held`` (its last run
+was held by a change guard: nothing sent; the next tick plans it again),
+``disabled`` (``enabled: false``), ``on-demand`` (no schedule: runs only when
+triggered) or ``idle`` (waiting for its next tick). ``held`` carries the
+reason with its figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +22,11 @@ from omnisync.daemon.runs import RunRecord
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """The outcome of the last (re)load: ``problems`` are ``file:line:col: path: message`` lines."""
+    """The outcome of a (re)load: ``problems`` are ``file:line:col: path: message`` lines.
+
+    ``revision`` is the revision loaded, or for a failed reload the one rejected
+    (``None`` when its files could not be read at all).
+    """
 
     ok: bool
     at: datetime
@@ -69,14 +75,25 @@ class DaemonView:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def export_state(*, enabled: bool, scheduled: bool, running: bool, retrying: bool) -> str:
+def export_state(
+    *, enabled: bool, scheduled: bool, running: bool, retrying: bool, held: bool = False
+) -> str:
     if running:
         return "running"
     if not enabled:
         return "disabled"
     if retrying:
         return "retrying"
+    if held:
+        return "held"
     return "idle" if scheduled else "on-demand"
+
+
+def held_reason(last_run: Mapping[str, Any] | None) -> str | None:
+    """Why the export's last run was held, or ``None`` when it was not."""
+    if not last_run or last_run.get("status") != "held":
+        return None
+    return str(last_run.get("error") or "held by a change guard")
 
 
 def build_status(
@@ -86,8 +103,9 @@ def build_status(
     loaded_at: datetime,
     last_reload: ReloadResult,
     view: Callable[[str], ExportView],
+    reloads: Sequence[ReloadResult] = (),
 ) -> dict[str, Any]:
-    """The ``/status`` JSON document."""
+    """The ``/status`` JSON document; ``reloads`` the latest reloads, oldest first."""
     exports: dict[str, Any] = {}
     for name in sorted(config.exports):
         export = config.exports[name]
@@ -99,7 +117,9 @@ def build_status(
                 scheduled=scheduled,
                 running=seen.running is not None,
                 retrying=seen.retry_at is not None,
+                held=held_reason(seen.last_run) is not None,
             ),
+            "held": held_reason(seen.last_run),
             "enabled": export.enabled,
             "segment": export.segment,
             "connection": export.connection,
@@ -129,18 +149,28 @@ def build_status(
             "loaded_at": loaded_at.isoformat(),
         },
         "last_reload": last_reload.to_json(),
+        "reloads": [reload.to_json() for reload in reloads],
         "exports": exports,
     }
 
 
-def status_line(config: Config, *, running: Iterable[str], last_reload: ReloadResult) -> str:
+def status_line(
+    config: Config,
+    *,
+    running: Iterable[str],
+    last_reload: ReloadResult,
+    held: Iterable[str] = (),
+) -> str:
     """systemd's one-line ``STATUS=``: exports, revision, runs in flight, a failed reload."""
     line = f"{len(config.exports)} exports, revision {config.revision}"
     names = sorted(running)
     if names:
         line += f"; running: {', '.join(names)}"
+    if held:
+        line += f"; HELD: {', '.join(sorted(held))}"
     if not last_reload.ok:
-        line += f"; LAST RELOAD FAILED: {last_reload.error}"
+        rejected = f" OF {last_reload.revision}" if last_reload.revision else ""
+        line += f"; LAST RELOAD{rejected} FAILED: {last_reload.error}"
     return line
 
 

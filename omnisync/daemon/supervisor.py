@@ -29,7 +29,7 @@ from omnisync.daemon.reconcile import (
     reconcile,
 )
 from omnisync.daemon.retrying import RetryPolicy
-from omnisync.daemon.runs import RunCoordinator, RunFunction, RunRecord
+from omnisync.daemon.runs import RunCoordinator, RunFunction, RunRecord, manual_trigger
 from omnisync.daemon.scheduler import ExportScheduler, missed_since
 from omnisync.daemon.status import ExportView
 
@@ -43,13 +43,18 @@ DAEMON_TRIGGER = "daemon-trigger"
 
 LastRun = Callable[[str], Mapping[str, Any] | None]
 
+#: Why an export cannot run now (e.g. its API key cannot be read), or ``None``.
+Preflight = Callable[[Config, str], str | None]
+
 
 class Supervisor:
     """Schedules, starts, stops and retries export runs for the current config.
 
     ``config`` returns the config runs must use (the last good one);
     ``last_run`` reads an export's most recent run from the state store's
-    history (for ``/status`` and for catching up after downtime).
+    history (for ``/status`` and for catching up after downtime);
+    ``preflight`` says why a triggered run cannot start (the trigger
+    endpoint answers 422 with it, and nothing is recorded).
     """
 
     def __init__(
@@ -61,8 +66,10 @@ class Supervisor:
         metrics: DaemonMetrics,
         retry_policy: RetryPolicy,
         last_run: LastRun | None = None,
+        preflight: Preflight | None = None,
     ) -> None:
         self._clock = clock
+        self._preflight = preflight
         self._metrics = metrics
         self._retry_policy = retry_policy
         self._last_run = last_run
@@ -169,14 +176,29 @@ class Supervisor:
     def _fire(self, export: str, trigger: str) -> None:
         self.coordinator.request(export, trigger=trigger)
 
-    def trigger(self, export: str) -> TriggerAnswer:
-        """Start ``export`` now for the control endpoint: 202, or 404/409 with the reason."""
-        definition = self._config().exports.get(export)
+    def trigger(
+        self, export: str, *, release_by: str | None = None, full: bool = False
+    ) -> TriggerAnswer:
+        """Start ``export`` now for the control endpoint: 202, or 404/409/422 with the reason.
+
+        422: the export cannot run as configured now (its API key cannot be
+        read); a config problem, so no run is started or recorded.
+        ``release_by`` (who) releases this one run past the change guards;
+        ``full`` re-sends and re-tags every member. Both are written into the
+        run's trigger in history (``daemon-trigger, full resync, release by WHO``).
+        """
+        config = self._config()
+        definition = config.exports.get(export)
         if definition is None:
             return TriggerAnswer(404, {"error": f"no export named {export!r} in the config"})
         if not definition.enabled:
             return TriggerAnswer(409, {"error": f"export {export!r} is disabled"})
-        record = self.coordinator.start(export, trigger=DAEMON_TRIGGER)
+        refusal = self._preflight(config, export) if self._preflight is not None else None
+        if refusal is not None:
+            self._log_refused(export, DAEMON_TRIGGER, refusal)
+            return TriggerAnswer(422, {"error": refusal})
+        trigger = manual_trigger(DAEMON_TRIGGER, full=full, release_by=release_by)
+        record = self.coordinator.start(export, trigger=trigger)
         if record is None:
             running = self.coordinator.running().get(export)
             if running is None:
@@ -194,11 +216,12 @@ class Supervisor:
     def view(self, export: str) -> ExportView:
         """What ``/status`` shows for ``export``."""
         last: Mapping[str, Any] | None = None
+        own = self.coordinator.last(export)
         if self._last_run is not None:
             last = self._last_run(export)
-        if last is None:
-            own = self.coordinator.last(export)
-            last = own.to_json() if own is not None else None
+        if last is None or (own is not None and own.outcome and own.outcome.status == "refused"):
+            # A refused run (its API key unreadable) is in no history, but is the latest news.
+            last = own.to_json() if own is not None else last
         return ExportView(
             running=self.coordinator.running().get(export),
             next_run=self.scheduler.next_run(export),
@@ -207,9 +230,30 @@ class Supervisor:
             last_run=last,
         )
 
+    def _log_refused(self, export: str, trigger: str, reason: str) -> None:
+        _log.warning(
+            "export %s not run (%s): %s",
+            export,
+            trigger,
+            reason,
+            extra={"event": "run_refused", "export": export, "trigger": trigger},
+        )
+
     def _run_finished(self, record: RunRecord) -> None:
         outcome = record.outcome
         assert outcome is not None and record.ended_at is not None
+        if outcome.status == "refused":
+            # A config problem (its API key), not a run: no history, no counts.
+            self._metrics.run_finished(
+                record.export,
+                outcome="refused",
+                counts={},
+                duration_seconds=record.duration_seconds or 0.0,
+                ended_at=record.ended_at,
+            )
+            self._log_refused(record.export, record.trigger, outcome.error or "")
+            self.scheduler.reset_retries(record.export)
+            return
         self._metrics.run_finished(
             record.export,
             outcome=outcome.status,

@@ -11,6 +11,10 @@ directory entries, which a watch on the old file would miss.
   directory and ``..*`` entries.
 - Editor droppings never count: ``*.swp``-style swap files, ``*~``, ``.#*``,
   vim's ``4913`` probe, ``*.tmp``, hidden files.
+- A config kept in git: the repository's ``HEAD``, ``index`` and ``packed-refs``
+  and its branch refs, so that a ``git commit`` of files already loaded (which
+  changes no config file) reloads too, and the revision stops saying
+  ``+dirty``.
 - Symlinks are resolved again after every batch of events: when the config
   path (or its directory) is a symlink, the directory holding the link is
   watched too, and the watch moves when the link is pointed elsewhere.
@@ -32,6 +36,8 @@ from pathlib import Path
 
 from watchfiles import Change, watch
 
+from omnisync.config.revision import git, work_tree
+
 _log = logging.getLogger("omnisync.daemon.watcher")
 
 _CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -47,11 +53,13 @@ class WatchTarget:
 
     ``names``: exactly these entry names; ``None``: any config file
     (``*.yaml``/``*.yml``). ``configmap``: ``..*`` entries matter too.
+    ``any_entry``: every entry matters (a directory of git refs).
     """
 
     directory: Path
     names: frozenset[str] | None
     configmap: bool
+    any_entry: bool = False
 
     def matches(self, path: Path) -> bool:
         """Whether an event on ``path`` can change the config."""
@@ -65,7 +73,11 @@ class WatchTarget:
         if self.configmap and entry.startswith(".."):
             return True
         name = relative.parts[-1]
-        if len(relative.parts) > 1 or is_temporary(name):
+        if len(relative.parts) > 1:
+            return False
+        if self.any_entry:
+            return not name.endswith(".lock")
+        if is_temporary(name):
             return False
         if self.names is not None:
             return entry in self.names
@@ -77,8 +89,32 @@ def is_temporary(name: str) -> bool:
     return bool(_TEMPORARY.search(name))
 
 
-def watch_targets(config_path: Path) -> tuple[WatchTarget, ...]:
-    """What to watch for ``config_path`` as the file system is now (symlinks resolved)."""
+#: The files of a git directory that change when a commit is made or checked out.
+_GIT_STATE = frozenset({"HEAD", "index", "packed-refs", "ORIG_HEAD"})
+
+
+def git_targets(config_path: Path) -> tuple[WatchTarget, ...]:
+    """The git directory entries whose change may change the config's revision, if any."""
+    absolute = Path(os.path.abspath(config_path))
+    directory = absolute if absolute.is_dir() else absolute.parent
+    top = work_tree(str(directory)) if directory.is_dir() else None
+    found = git(["rev-parse", "--absolute-git-dir", "--git-common-dir"], top=top) if top else None
+    if not found:
+        return ()
+    git_dir, common = (Path(line) for line in os.fsdecode(found).splitlines()[:2])
+    common = common if common.is_absolute() else Path(top or "") / common
+    targets = [WatchTarget(git_dir.resolve(), names=_GIT_STATE, configmap=False)]
+    heads = (common / "refs" / "heads").resolve()
+    if heads.is_dir():
+        targets.append(WatchTarget(heads, names=None, configmap=False, any_entry=True))
+    return tuple(targets)
+
+
+def watch_targets(
+    config_path: Path, *, git_state: tuple[WatchTarget, ...] = ()
+) -> tuple[WatchTarget, ...]:
+    """What to watch for ``config_path`` as the file system is now (symlinks resolved);
+    ``git_state`` (from :func:`git_targets`) is added as it is."""
     absolute = Path(os.path.abspath(config_path))
     targets: list[WatchTarget] = []
     if absolute.is_dir():
@@ -96,7 +132,7 @@ def watch_targets(config_path: Path) -> tuple[WatchTarget, ...]:
         targets.append(
             WatchTarget(link.parent.resolve(), names=frozenset({link.name}), configmap=False)
         )
-    return tuple(targets)
+    return (*targets, *git_state)
 
 
 def relevant_changes(
@@ -140,7 +176,8 @@ class ConfigWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            targets = watch_targets(self.config_path)
+            git_state = git_targets(self.config_path)
+            targets = watch_targets(self.config_path, git_state=git_state)
             directories = sorted({str(target.directory) for target in targets})
             _log.debug(
                 "watching %s",
@@ -148,7 +185,7 @@ class ConfigWatcher:
                 extra={"event": "watch_started", "directories": directories},
             )
             try:
-                self._watch(targets, directories)
+                self._watch(targets, directories, git_state)
             except Exception as error:
                 # The directory vanished mid-swap, or inotify ran out of watches: a dead
                 # watcher would silently end hot reload, so wait a little and start again.
@@ -159,7 +196,12 @@ class ConfigWatcher:
                 )
                 self._stop.wait(1.0)
 
-    def _watch(self, targets: tuple[WatchTarget, ...], directories: list[str]) -> None:
+    def _watch(
+        self,
+        targets: tuple[WatchTarget, ...],
+        directories: list[str],
+        git_state: tuple[WatchTarget, ...],
+    ) -> None:
         for changes in watch(
             *directories,
             watch_filter=None,
@@ -175,7 +217,7 @@ class ConfigWatcher:
             relevant = relevant_changes(targets, changes)
             if relevant:
                 self._on_change(relevant)
-            if watch_targets(self.config_path) != targets:
+            if watch_targets(self.config_path, git_state=git_state) != targets:
                 _log.info(
                     "the config path now resolves elsewhere; moving the watch",
                     extra={"event": "watch_moved"},

@@ -124,7 +124,7 @@ class Brand:
     def contacts(self) -> list[ContactRecord]:
         """A snapshot of all records, oldest first."""
         with self.lock:
-            return list(self.book.records)
+            return self.book.live_records()
 
     def change_tags(self, body: Mapping[str, Any], *, remove: bool, at: float) -> int:
         with self.lock:
@@ -136,6 +136,10 @@ class Brand:
                 remove=remove,
                 at=at,
             )
+
+    def delete_contact(self, email: str) -> bool:
+        with self.lock:
+            return self.book.delete(email)
 
     def seed(self, email: str, *, at: float, **details: Any) -> dict[str, Any]:
         with self.lock:

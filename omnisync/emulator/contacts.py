@@ -122,7 +122,8 @@ class ContactBook:
 
     def __init__(self, *, id_prefix: str = "00") -> None:
         self.by_email: dict[str, ContactRecord] = {}
-        self.records: list[ContactRecord] = []
+        #: By number - 1; ``None`` where a contact was deleted (numbers are never reused).
+        self.records: list[ContactRecord | None] = []
         self.by_phone: dict[str, ContactRecord] = {}
         self.welcome_messages: list[WelcomeMessage] = []
         self.status_changes: list[StatusChange] = []
@@ -147,12 +148,26 @@ class ContactBook:
             number = int(contact_id[8:], 16)
         except ValueError:
             return None
-        if (
-            1 <= number <= len(self.records)
-            and self.contact_id(self.records[number - 1]) == contact_id
-        ):
-            return self.records[number - 1]
+        if 1 <= number <= len(self.records):
+            record = self.records[number - 1]
+            if record is not None and self.contact_id(record) == contact_id:
+                return record
         return None
+
+    def live_records(self) -> list[ContactRecord]:
+        """Every contact not deleted, oldest first."""
+        return [record for record in self.records if record is not None]
+
+    def delete(self, email: str) -> bool:
+        """Forget the contact ``email`` (as a person deleting it in Omnisend would)."""
+        record = self.by_email.pop(email, None)
+        if record is None:
+            return False
+        self.records[record.number - 1] = None
+        for phone in record.phones or ():
+            if self.by_phone.get(phone) is record:
+                del self.by_phone[phone]
+        return True
 
     def upsert(self, body: Mapping[str, Any], *, at: float) -> tuple[int, ContactRecord]:
         """POST /contacts on a validated body: 201 and the new record, or 200 and the updated."""

@@ -100,7 +100,7 @@ def contacts_json(
         record = target.find(email=email)
         return [] if record is None else [target.render(record)]
     with target.lock:
-        return [target.book.render(record) for record in target.book.records]
+        return [target.book.render(record) for record in target.book.live_records()]
 
 
 def settings_changed(settings: Settings, changes: Mapping[str, Any]) -> Settings:

@@ -193,6 +193,21 @@ class Emulator:
             status_changed_at=status_changed_at,
         )
 
+    def delete_contact(self, email: str, *, brand: str | None = None) -> bool:
+        """Delete a contact behind its exporters' backs (as a person in Omnisend's UI
+        would); ``False`` when there is none."""
+        return bool(self._state.brand(brand).delete_contact(email))
+
+    def remove_tags(
+        self, emails: Iterable[str], tags: Iterable[str], *, brand: str | None = None
+    ) -> int:
+        """Remove ``tags`` from contacts at once, behind their exporters' backs (not an
+        API call: nothing logged or rate-limited); returns the contacts changed."""
+        body = {"emails": list(emails), "tags": list(tags)}
+        return int(
+            self._state.brand(brand).change_tags(body, remove=True, at=self._state.wall_seconds())
+        )
+
     def contacts(self, *, brand: str | None = None) -> list[dict[str, Any]]:
         """Every contact of the brand as a ContactResponse body, oldest first."""
         return contacts_json(self._state, brand=brand, email=None)

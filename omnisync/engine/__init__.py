@@ -8,4 +8,7 @@
   text, JSON or Markdown.
 - :mod:`omnisync.engine.runner`: running an export (staging, mapping,
   delivery, ledger).
+- :mod:`omnisync.engine.drift`: Omnisend read back against the ledger
+  (``omnisync drift``); :mod:`omnisync.engine.explain`: one person, per
+  export (``omnisync explain``).
 """

@@ -117,8 +117,7 @@ def apply_work(
                 attempt.items_seen += 1
                 attempt.tag_adds_queued += 1
             else:
-                attempt.items_seen += 1
-                attempt.invalid += 1
+                attempt.items_seen += 1  # invalid: never sent, counted by the tally
                 return True
             if actions.remove_old_tag is not None:
                 if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):

@@ -8,12 +8,12 @@ progress listeners read :meth:`RunAttempt.counts` snapshots, and
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
 from omnisync.config.model import Export
 from omnisync.engine.clients import RequestCounter
-from omnisync.engine.report import PlanTally
+from omnisync.engine.report import PlanTally, tallied
 from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import StageCounts
@@ -39,12 +39,15 @@ class RunAttempt:
         self.maybe_sent: frozenset[str] = frozenset()
         self.items_seen = 0
         self.leavers_seen = 0
-        self.invalid = 0
         self.upserts_queued = 0
         self.then_tag_queued = 0
         self.tag_adds_queued = 0
         self.removes_queued = 0
         self.stopped = False
+        #: A person released this run past the change guards (once).
+        self.allow_large_change = False
+        #: A full resync: every member re-sent and re-tagged.
+        self.full = False
         self._progress_lock = threading.Lock()
 
     def phase(self, phase: Phase) -> None:
@@ -72,19 +75,15 @@ class RunAttempt:
         tag_changes = self.tag_adds_queued + tags_after_upsert + self.removes_queued
         pending_tags = max(0, tag_changes - tagged - untagged - tag_failed)
         counter = self.counter
+        tally = self.tally
+        found = tallied(
+            stage,
+            invalid_new=tally.invalid_new if tally else 0,
+            invalid_changed=tally.invalid_changed if tally else 0,
+            invalid_tag=tally.invalid_tag if tally else 0,
+        )
         return RunCounts(
-            rows=stage.rows,
-            members=stage.members,
-            missing_email=stage.missing_email,
-            duplicates=stage.duplicates,
-            new=stage.new,
-            changed=stage.changed,
-            tag_only=stage.tag_only,
-            unchanged=stage.unchanged,
-            leaving=stage.leaving,
-            retag=stage.retag,
-            kept=stage.kept,
-            invalid=self.invalid + stage.missing_email,
+            **asdict(found),
             upserts_planned=self.upserts_queued,
             tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
             upserted=upserted,

@@ -46,9 +46,15 @@ def run_diff(
     export: str,
     tag: str,
     on_leave: OnLeave,
+    full: bool = False,
     sample_size: int = 5,
 ) -> DiffOutcome:
     """Diff ``temp.stage`` against ``ledger.ledger_entries`` for ``export``.
+
+    ``full`` (a resync): every member is work that needs the upsert and the
+    tag, as if first; a member the ledger knows stays ``in_ledger`` (no
+    consent status is sent for it) and counts as changed; its tag counts as
+    not on (so it is added again, and never removed as an "old" tag).
 
     Must run inside the caller's transaction so that every read of the
     ledger sees one snapshot.
@@ -101,19 +107,33 @@ def run_diff(
         "CREATE TEMP TABLE work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
         "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
     )
-    work, new, changed, tag_only, retag, tagged_in_work = _diff_against_ledger(
-        connection, export=export, tag=tag, exclude_copies=exclude_copies
+    work, new, changed, tag_only, retag, tagged_in_work, needs_tag = _diff_against_ledger(
+        connection, export=export, tag=tag, exclude_copies=exclude_copies, full=full
     )
     clock.lap("work")
-    ledger_tagged = _scalar(
-        connection,
-        "SELECT count(*) FROM ledger.ledger_entries WHERE export = ? AND tag IS NOT NULL",
-        (export,),
-    )
+    ledger_delivered, ledger_tagged = connection.execute(
+        "SELECT count(*), count(tag) FROM ledger.ledger_entries WHERE export = ?", (export,)
+    ).fetchone()
     unchanged = members - work
     # Every tagged ledger entry whose e-mail is a member is either unchanged
     # (its tag is the export's) or a work item with a tag on; the rest left.
-    gone = ledger_tagged - unchanged - tagged_in_work
+    # (A resync shows the export's own tag as not on: those are counted here.)
+    gone = (
+        ledger_tagged
+        - unchanged
+        - tagged_in_work
+        - (
+            _scalar(
+                connection,
+                "SELECT count(*) FROM temp.stage AS s JOIN ledger.ledger_entries AS l "
+                "ON l.export = ? AND l.email = s.email AND l.tag = ? "
+                f"WHERE s.email IS NOT NULL {exclude_copies}",
+                (export, tag),
+            )
+            if full
+            else 0
+        )
+    )
 
     connection.execute("CREATE TEMP TABLE leavers (email TEXT PRIMARY KEY, tag TEXT NOT NULL)")
     if gone and on_leave == "untag":
@@ -137,6 +157,9 @@ def run_diff(
         leaving=gone if on_leave == "untag" else 0,
         retag=retag,
         kept=gone if on_leave == "keep" else 0,
+        needs_tag=needs_tag,
+        delivered=int(ledger_delivered),
+        tagged=int(ledger_tagged),
     )
     return DiffOutcome(
         counts=counts,
@@ -147,20 +170,23 @@ def run_diff(
 
 
 def _diff_against_ledger(
-    connection: sqlite3.Connection, *, export: str, tag: str, exclude_copies: str
-) -> tuple[int, int, int, int, int, int]:
+    connection: sqlite3.Connection, *, export: str, tag: str, exclude_copies: str, full: bool
+) -> tuple[int, int, int, int, int, int, int]:
     """Fill ``temp.work`` from the stage and the ledger; return its counts:
-    work, new, changed, tag only, retag, and work items with a tag on."""
+    work, new, changed, tag only, retag, work items with a tag on, and those
+    that need the export's tag."""
     connection.execute(
         "INSERT INTO temp.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
-        "SELECT s.seq, l.email IS NOT NULL, l.tag, "
-        "l.email IS NULL OR l.fingerprint <> s.fingerprint, l.tag IS NOT :tag "
+        "SELECT s.seq, l.email IS NOT NULL, "
+        "CASE WHEN :full AND l.tag = :tag THEN NULL ELSE l.tag END, "
+        ":full OR l.email IS NULL OR l.fingerprint <> s.fingerprint, "
+        ":full OR l.tag IS NOT :tag "
         "FROM temp.stage AS s INDEXED BY stage_by_email "
         "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
         "WHERE s.email IS NOT NULL "
-        "AND (l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag) "
+        "AND (:full OR l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag) "
         f"{exclude_copies}",
-        {"export": export, "tag": tag},
+        {"export": export, "tag": tag, "full": int(full)},
     )
     counts = connection.execute(
         "SELECT count(*), "
@@ -168,11 +194,14 @@ def _diff_against_ledger(
         "coalesce(sum(in_ledger AND needs_upsert), 0), "
         "coalesce(sum(in_ledger AND NOT needs_upsert), 0), "
         "coalesce(sum(needs_tag AND tag_on IS NOT NULL), 0), "
-        "coalesce(sum(tag_on IS NOT NULL), 0) "
+        "coalesce(sum(tag_on IS NOT NULL), 0), "
+        "coalesce(sum(needs_tag), 0) "
         "FROM temp.work"
     ).fetchone()
-    work, new, changed, tag_only, retag, tagged_in_work = (int(count) for count in counts)
-    return work, new, changed, tag_only, retag, tagged_in_work
+    work, new, changed, tag_only, retag, tagged_in_work, needs_tag = (
+        int(count) for count in counts
+    )
+    return work, new, changed, tag_only, retag, tagged_in_work, needs_tag
 
 
 def _scalar(connection: sqlite3.Connection, sql: str, parameters: tuple[object, ...] = ()) -> int:

@@ -18,6 +18,7 @@ STATUS_STYLES = {
     "succeeded": "green",
     "partial": "yellow",
     "failed": "red",
+    "held": "bold red",
     "interrupted": "magenta",
     "running": "cyan",
 }

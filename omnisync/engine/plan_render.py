@@ -35,30 +35,53 @@ def _examples(examples: Sequence[str]) -> str:
     return ", ".join(examples)
 
 
+#: Said of "to create" when there is no state store: every member counts as new.
+NO_STATE = "no state: upper bound"
+
+
 def _action_lines(report: PlanReport) -> list[tuple[str, int, str]]:
-    """(label, count, note) per action, in the order a run performs them."""
+    """(label, count, note) per line: the members three ways, then the tag changes."""
     samples = report.samples
     tag_note = (
         f"{_plural(report.retag, 'also loses', 'also lose')} an old tag" if report.retag else ""
     )
-    lines = [
-        ("create", report.upsert_new, _examples(samples.get("new", ()))),
-        ("update", report.upsert_changed, _examples(samples.get("changed", ()))),
-        ("tag", report.tag, tag_note or _examples(samples.get("tag", ()))),
-        ("untag", report.untag, _examples(samples.get("untag", ()))),
+    create_note = _examples(samples.get("new", ()))
+    if not report.state_found:
+        create_note = f"({NO_STATE}) {create_note}".strip()
+    leaving_note = (
+        _examples(samples.get("untag", ()))
+        if report.on_leave == "untag"
+        else "keep the tag (on leave: keep)"
+    )
+    return [
+        ("to create", report.to_create, create_note),
+        ("to update", report.to_update, _examples(samples.get("changed", ()))),
         ("unchanged", report.unchanged, ""),
+        ("to tag", report.to_tag, tag_note or _examples(samples.get("tag", ()))),
+        ("leaving", report.leaving, leaving_note),
     ]
-    return lines
 
 
 def _segment_line(report: PlanReport) -> str:
-    counts = report.counts
-    parts = [_plural(counts.rows, "row"), _plural(counts.members, "member")]
-    if counts.duplicates:
-        parts.append(_plural(counts.duplicates, "duplicate"))
-    if counts.missing_email:
-        parts.append(f"{_number(counts.missing_email)} without e-mail")
-    return f"segment '{report.segment}' (source '{report.source}'): " + ", ".join(parts)
+    parts = [
+        _plural(report.members, "member"),
+        f"{_number(report.invalid)} invalid (never sent)",
+        _plural(report.duplicates, "duplicate"),
+    ]
+    return (
+        f"segment '{report.segment}' (source '{report.source}'): "
+        f"{_plural(report.rows, 'row')} = " + " + ".join(parts)
+    )
+
+
+def _no_state_line(report: PlanReport) -> str | None:
+    if report.state_found:
+        return None
+    return (
+        "no state store found: what was delivered before is unknown, so every member "
+        "counts as to create (an upper bound); run plan where the daemon's state_dir is "
+        "reachable, or pass --require-state to make this an error"
+    )
 
 
 def _reason_lines(reasons: Sequence[ReasonCount], indent: str) -> list[str]:
@@ -73,14 +96,15 @@ def _reason_lines(reasons: Sequence[ReasonCount], indent: str) -> list[str]:
 def _limit_line(report: PlanReport) -> str | None:
     if report.max_profiles is None:
         return None
-    members = _number(report.counts.members)
+    # The guard counts profiles before they are mapped: distinct e-mails.
+    profiles = _number(report.counts.members)
     limit = _number(report.max_profiles)
     if report.exceeds_max_profiles:
         return (
-            f"max_profiles EXCEEDED: {members} members > {limit}; "
+            f"max_profiles EXCEEDED: {profiles} profiles (distinct e-mails) > {limit}; "
             "the run would stop before sending anything"
         )
-    return f"max_profiles: {members} members of at most {limit}"
+    return f"max_profiles: {profiles} profiles (distinct e-mails) of at most {limit}"
 
 
 def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] = ()) -> str:
@@ -92,23 +116,26 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] =
             f"tag '{report.tag_name}' (on leave: {report.on_leave})",
             "  " + _segment_line(report),
         ]
+        no_state = _no_state_line(report)
+        if no_state is not None:
+            lines.append("  WARNING: " + no_state)
+        for hold in report.held:
+            lines.append(f"  HELD (a run would send nothing): {hold}")
         if report.changes_nothing:
             lines.append("  nothing to send")
         width = max(len(_number(count)) for _, count, _ in _action_lines(report))
         for label, count, note in _action_lines(report):
             suffix = f"  {note}" if note and count else ""
             lines.append(f"  {label:<10}{_number(count):>{width}}{suffix}")
-        if report.counts.kept:
-            lines.append(f"  {_plural(report.counts.kept, 'leaver')} keep the tag (on leave: keep)")
         if report.invalid:
             lines.append(f"  not sent: {_plural(report.invalid, 'invalid row')}")
             lines.extend(_reason_lines(report.invalid_reasons, "    "))
         if report.warnings:
             lines.append("  warnings:")
             lines.extend(_reason_lines(report.warnings, "    "))
-        if report.counts.duplicates:
+        if report.duplicates:
             lines.append(
-                f"  duplicates: {_plural(report.counts.duplicates, 'row repeats', 'rows repeat')}"
+                f"  duplicates: {_plural(report.duplicates, 'row repeats', 'rows repeat')}"
                 " an e-mail (the first occurrence is used), "
                 f"e.g. {_examples(report.duplicates_sample)}"
             )
@@ -149,9 +176,15 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailur
             f"Connection `{report.connection}`, tag `{report.tag_name}` "
             f"(on leave: {report.on_leave}); {_cell(_segment_line(report))}.",
             "",
-            "| action | count | examples |",
-            "|---|---:|---|",
         ]
+        no_state = _no_state_line(report)
+        if no_state is not None:
+            lines.extend([f"> [!WARNING]\n> {_cell(no_state)}", ""])
+        for hold in report.held:
+            lines.extend(
+                [f"> [!CAUTION]\n> **Held** (a run would send nothing): {_cell(hold)}", ""]
+            )
+        lines.extend(["| | count | examples |", "|---|---:|---|"])
         for label, count, note in _action_lines(report):
             lines.append(f"| {label} | {_number(count)} | {_cell(note) if count else ''} |")
         if report.invalid:
@@ -166,13 +199,11 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailur
                 f"| warning: {_cell(reason.reason)} | {_number(reason.count)} "
                 f"| {_cell(_examples(reason.examples))} |"
             )
-        if report.counts.duplicates:
+        if report.duplicates:
             lines.append(
-                f"| duplicates (first occurrence used) | {_number(report.counts.duplicates)} "
+                f"| duplicates (first occurrence used) | {_number(report.duplicates)} "
                 f"| {_cell(_examples(report.duplicates_sample))} |"
             )
-        if report.counts.kept:
-            lines.append(f"| leavers keeping the tag | {_number(report.counts.kept)} | |")
         limit = _limit_line(report)
         if limit is not None:
             lines.extend(

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from omnisync.config.model import Config, Export, OnLeave
-from omnisync.engine.staging import stage_export
+from omnisync.engine.guards import hold_reasons
+from omnisync.engine.staging import ledger_path_for, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
@@ -38,43 +39,87 @@ class ReasonCount:
 
 
 @dataclass(frozen=True)
-class PlanReport:
-    """What one export run would do.
+class Tallied:
+    """The numbers of a plan or a run, in the one vocabulary every output uses.
 
-    ``upsert_new``/``upsert_changed`` are the contacts to create/update
-    (valid rows only); ``tag`` the contacts to get the export's tag, of which
-    ``retag`` also lose an old tag (the export's tag was renamed); ``untag``
-    the leavers whose tag is removed; ``invalid`` the rows never sent (rows
-    without an e-mail and members whose row does not map), by reason;
-    ``warnings`` what is sent with less than the source had (a consent status
-    left out); ``with_consent`` the new contacts that carry a channel status.
-    ``counts`` are the staging counts these were derived from.
+    ``rows`` read = ``members`` + ``invalid`` (never sent: no e-mail, or a row
+    that does not map) + ``duplicates`` (a later row for an e-mail already
+    seen). Every member is exactly one of ``to_create`` (not delivered yet),
+    ``to_update`` (delivered, changed since) or ``unchanged`` (its contact data
+    is as delivered): ``to_create + to_update + unchanged == members``.
+    Membership as a tag: ``to_tag`` members get the export's tag (of which
+    ``retag`` also lose an old one, after a tag rename); ``leaving`` tagged
+    contacts left the segment, and ``to_untag`` of them lose the tag (all of
+    them with ``on_leave: untag``, none with ``keep``).
     """
 
-    export: str
-    segment: str
-    source: str
-    connection: str
-    tag_name: str
-    on_leave: OnLeave
-    counts: StageCounts
-    upsert_new: int = 0
-    upsert_changed: int = 0
-    tag: int = 0
-    retag: int = 0
-    untag: int = 0
-    unchanged: int = 0
+    rows: int = 0
+    members: int = 0
     invalid: int = 0
+    duplicates: int = 0
+    to_create: int = 0
+    to_update: int = 0
+    unchanged: int = 0
+    to_tag: int = 0
+    retag: int = 0
+    leaving: int = 0
+    to_untag: int = 0
+
+    @property
+    def upserts(self) -> int:
+        return self.to_create + self.to_update
+
+
+def tallied(
+    counts: StageCounts, *, invalid_new: int, invalid_changed: int, invalid_tag: int
+) -> Tallied:
+    """The vocabulary's numbers from the staging ``counts`` and the work items found
+    invalid so far: new ones, changed ones, and those of them that needed the tag."""
+    invalid = invalid_new + invalid_changed
+    return Tallied(
+        rows=counts.rows,
+        members=counts.members - invalid,
+        invalid=counts.missing_email + invalid,
+        duplicates=counts.duplicates,
+        to_create=counts.new - invalid_new,
+        to_update=counts.changed - invalid_changed,
+        unchanged=counts.unchanged + counts.tag_only,
+        to_tag=counts.needs_tag - invalid_tag,
+        retag=counts.retag,
+        leaving=counts.leaving + counts.kept,
+        to_untag=counts.leaving,
+    )
+
+
+@dataclass(frozen=True)
+class PlanReport(Tallied):
+    """What one export run would do: the :class:`Tallied` numbers, with reasons and samples.
+
+    ``invalid_reasons`` says why rows are invalid, by reason; ``warnings``
+    what is sent with less than the source had (a consent status left out,
+    control characters removed); ``with_consent`` the new contacts that
+    carry a channel status. ``counts`` are the staging counts the numbers
+    were derived from. ``state_found`` is false when the export's state store
+    does not exist: every member then counts as to create, an upper bound.
+    ``held`` says which change guards the run would trip (it would send
+    nothing, see :mod:`omnisync.engine.guards`).
+    """
+
+    export: str = ""
+    segment: str = ""
+    source: str = ""
+    connection: str = ""
+    tag_name: str = ""
+    on_leave: OnLeave = "untag"
+    counts: StageCounts = field(default_factory=StageCounts)
     invalid_reasons: tuple[ReasonCount, ...] = ()
     warnings: tuple[ReasonCount, ...] = ()
     with_consent: int = 0
     duplicates_sample: tuple[str, ...] = ()
     samples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_profiles: int | None = None
-
-    @property
-    def upserts(self) -> int:
-        return self.upsert_new + self.upsert_changed
+    state_found: bool = True
+    held: tuple[str, ...] = ()
 
     @property
     def exceeds_max_profiles(self) -> bool:
@@ -83,7 +128,7 @@ class PlanReport:
 
     @property
     def changes_nothing(self) -> bool:
-        return not (self.upserts or self.tag or self.untag)
+        return not (self.upserts or self.to_tag or self.to_untag)
 
     def to_dict(self) -> dict[str, object]:
         """Plain data for JSON: every field, plus the derived totals."""
@@ -169,12 +214,13 @@ class PlanTally:
         self._duplicates_sample = staged.duplicates_sample
         self._source = staged.source_name
         self._sample_size = sample_size
-        self._upsert_new = 0
-        self._upsert_changed = 0
-        self._tag = 0
-        self._retag = 0
+        self._new_sampled = 0
+        self._tag_sampled = 0
         self._with_consent = 0
-        self._invalid_members = 0
+        #: Work items found invalid: new ones, changed ones, those that needed the tag.
+        self.invalid_new = 0
+        self.invalid_changed = 0
+        self.invalid_tag = 0
         self._invalid = _Reasons(sample_size)
         self._warnings = _Reasons(sample_size)
         self._samples: dict[str, list[str]] = {action: [] for action in SAMPLED_ACTIONS}
@@ -193,18 +239,33 @@ class PlanTally:
             result = outcome.result
             if isinstance(result, InvalidRow):
                 invalid = True
-                self._invalid_members += 1
+                if item.in_ledger:
+                    self.invalid_changed += 1
+                else:
+                    self.invalid_new += 1
+                self.invalid_tag += item.needs_tag
                 for reason in result.reasons:
                     self._invalid.note(reason, item.email)
-            elif result.consent is not None:
-                self._with_consent += 1
-            for warning in outcome.warnings:
-                self._warnings.note(warning, item.email)
+            else:
+                if result.consent is not None:
+                    self._with_consent += 1
+                # Warnings are about what is sent: an invalid row sends nothing.
+                for warning in outcome.warnings:
+                    self._warnings.note(warning, item.email)
         actions = item_actions(item, valid=not invalid)
-        self._count(item.email, upsert=actions.upsert, in_ledger=item.in_ledger, tag=actions.tag)
-        if actions.tag and actions.remove_old_tag is not None:
-            self._retag += 1
+        self._sample_actions(
+            item.email, upsert=actions.upsert, in_ledger=item.in_ledger, tag=actions.tag
+        )
         return actions
+
+    def tallied(self) -> Tallied:
+        """The numbers so far (final once every work item was added)."""
+        return tallied(
+            self._counts,
+            invalid_new=self.invalid_new,
+            invalid_changed=self.invalid_changed,
+            invalid_tag=self.invalid_tag,
+        )
 
     def add_leavers(self, leavers: Iterable[Leaver]) -> None:
         """Take samples of leavers (their count comes from the staging counts)."""
@@ -213,10 +274,11 @@ class PlanTally:
                 return
             self._sample("untag", leaver.email)
 
-    def report(self) -> PlanReport:
+    def report(self, *, state_found: bool = True) -> PlanReport:
         counts = self._counts
         export = self._export
         return PlanReport(
+            **asdict(self.tallied()),
             export=export.name,
             segment=export.segment,
             source=self._source,
@@ -224,13 +286,8 @@ class PlanTally:
             tag_name=export.tag,
             on_leave=export.on_leave,
             counts=counts,
-            upsert_new=self._upsert_new,
-            upsert_changed=self._upsert_changed,
-            tag=self._tag,
-            retag=self._retag,
-            untag=counts.leaving,
-            unchanged=counts.unchanged,
-            invalid=counts.missing_email + self._invalid_members,
+            state_found=state_found,
+            held=hold_reasons(export.guards, counts),
             invalid_reasons=self._invalid.summaries(),
             warnings=self._warnings.summaries(),
             with_consent=self._with_consent,
@@ -239,20 +296,17 @@ class PlanTally:
             max_profiles=export.max_profiles,
         )
 
-    def _count(self, email: str, *, upsert: bool, in_ledger: bool, tag: bool) -> None:
-        """Count (and sample) one member's upsert and tag actions."""
+    def _sample_actions(self, email: str, *, upsert: bool, in_ledger: bool, tag: bool) -> None:
+        """Sample one member's upsert and tag actions."""
         if upsert:
             if in_ledger:
-                self._upsert_changed += 1
                 self._sample("changed", email)
-            else:
-                self._upsert_new += 1
-                if self._upsert_new <= self._sample_size:
-                    self._sample("new", email)
-        if tag:
-            self._tag += 1
-            if self._tag <= self._sample_size:
-                self._sample("tag", email)
+            elif self._new_sampled < self._sample_size:
+                self._new_sampled += 1
+                self._sample("new", email)
+        if tag and self._tag_sampled < self._sample_size:
+            self._tag_sampled += 1
+            self._sample("tag", email)
 
     def _sample(self, action: str, email: str) -> None:
         sample = self._samples[action]
@@ -265,11 +319,13 @@ def build_plan_report(
     *,
     now: datetime | None = None,
     sample_size: int = 5,
+    state_found: bool = True,
 ) -> PlanReport:
     """Map every work item that needs an upsert and count what the run would do.
 
     ``now`` (aware) is passed to the mapping, so consent times in the future
-    are reported as the run would treat them.
+    are reported as the run would treat them. ``state_found``: whether the
+    export's state store exists (see :class:`PlanReport`).
     """
     tally = PlanTally(staged, sample_size=sample_size)
     plan = MappingPlan(staged.export, staged.columns)
@@ -279,7 +335,7 @@ def build_plan_report(
         )
         tally.add(item, outcome)
     tally.add_leavers(staged.leavers())
-    return tally.report()
+    return tally.report(state_found=state_found)
 
 
 def plan_export(
@@ -293,7 +349,9 @@ def plan_export(
 
     Changes nothing and sends nothing (the ledger is only read; the API key is
     never resolved). Raises what :func:`~omnisync.engine.staging.stage_export`
-    raises.
+    raises. Without a state store every member counts as to create (an upper
+    bound), and the report says so (``state_found``).
     """
-    with stage_export(config, export_name, ledger_path=ledger_path) as staged:
-        return build_plan_report(staged, now=now)
+    ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
+    with stage_export(config, export_name, ledger_path=ledger) as staged:
+        return build_plan_report(staged, now=now, state_found=ledger.is_file())

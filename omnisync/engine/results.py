@@ -20,7 +20,7 @@ class FailureSample:
     reason: str
 
 
-RunOutcome = Literal["succeeded", "partial", "failed"]
+RunOutcome = Literal["succeeded", "partial", "failed", "held"]
 Phase = Literal["checking", "settling", "staging", "applying", "finished"]
 
 
@@ -28,10 +28,13 @@ Phase = Literal["checking", "settling", "staging", "applying", "finished"]
 class RunCounts:
     """The numbers of one run.
 
-    From staging (see :class:`omnisync.planning.StageCounts`): ``rows``,
-    ``members``, ``missing_email``, ``duplicates``, ``new``, ``changed``,
-    ``tag_only``, ``unchanged``, ``leaving``, ``retag``, ``kept``.
-    From mapping: ``invalid`` (rows that needed an upsert but cannot be sent).
+    What the run found, in the vocabulary ``plan``, history, ``/status`` and
+    the metrics share (:class:`omnisync.engine.report.Tallied`): ``rows`` =
+    ``members`` + ``invalid`` (never sent) + ``duplicates``; ``to_create`` +
+    ``to_update`` + ``unchanged`` = ``members``; ``to_tag`` (of which
+    ``retag`` lose an old tag), ``leaving`` (of which ``to_untag`` lose the
+    tag). Invalid rows are found while the work is mapped, so until the run
+    has read all its work these are what it knows so far.
     From delivery: ``upserted`` (acknowledged by Omnisend), ``upsert_failed``
     (refused), ``tagged``, ``untagged`` (tags calls accepted, in contacts),
     ``tag_failed``; ``settled`` — upserts of an earlier, killed run found
@@ -45,16 +48,15 @@ class RunCounts:
 
     rows: int = 0
     members: int = 0
-    missing_email: int = 0
-    duplicates: int = 0
-    new: int = 0
-    changed: int = 0
-    tag_only: int = 0
-    unchanged: int = 0
-    leaving: int = 0
-    retag: int = 0
-    kept: int = 0
     invalid: int = 0
+    duplicates: int = 0
+    to_create: int = 0
+    to_update: int = 0
+    unchanged: int = 0
+    to_tag: int = 0
+    retag: int = 0
+    leaving: int = 0
+    to_untag: int = 0
     upserts_planned: int = 0
     tag_changes_planned: int = 0
     upserted: int = 0

@@ -58,10 +58,13 @@ def render_text(result: RunResult) -> str:
         lines.append("  nothing was sent")
         return "\n".join(lines) + "\n"
     lines.append(
-        f"  segment: {counts.rows:,} rows, {counts.members:,} members "
-        f"({counts.duplicates:,} duplicates, {counts.missing_email:,} without an e-mail): "
-        f"{counts.new:,} new, {counts.changed:,} changed, {counts.tag_only:,} to tag, "
-        f"{counts.unchanged:,} unchanged, {counts.leaving:,} leaving"
+        f"  segment: {counts.rows:,} rows = {counts.members:,} members "
+        f"+ {counts.invalid:,} invalid (never sent) + {counts.duplicates:,} duplicates"
+    )
+    lines.append(
+        f"  members: {counts.to_create:,} to create, {counts.to_update:,} to update, "
+        f"{counts.unchanged:,} unchanged; {counts.to_tag:,} to tag, "
+        f"{counts.leaving:,} leaving ({counts.to_untag:,} to untag)"
     )
     if counts.settled:
         lines.append(
@@ -95,7 +98,8 @@ def render_text(result: RunResult) -> str:
     if counts.pending:
         lines.append(f"  left for the next run: {counts.pending:,} operation(s)")
     if result.error and result.status != "succeeded":
-        lines.append(f"  {'error' if result.status == 'failed' else 'note'}: {result.error}")
+        label = {"failed": "error", "held": "held, nothing sent"}.get(result.status, "note")
+        lines.append(f"  {label}: {result.error}")
     return "\n".join(lines) + "\n"
 
 

@@ -3,10 +3,11 @@
 :class:`ExportRunner` is what ``omnisync export run``, the daemon and the
 demo call. One run, in order (docs/ARCHITECTURE.md, "Export engine"):
 
-1. take the export's run lock (one run of an export at a time) and record
+1. resolve the connection's API key (every run: a rotated key is picked up);
+   an unreadable or malformed key is refused (:class:`ApiKeyUnavailable`);
+2. take the export's run lock (one run of an export at a time) and record
    the run as ``running`` in history;
-2. permissions (``export_permission_problems``) and ``enabled``;
-3. resolve the connection's API key (through the client pool);
+3. permissions (``export_permission_problems``) and ``enabled``;
 4. settle the in-flight batches a killed earlier run left behind;
 5. stage the segment and diff it against the ledger (nothing sent yet);
 6. refuse a segment over ``max_profiles``;
@@ -22,19 +23,19 @@ is in history, failures included, with the reason (masked).
 from __future__ import annotations
 
 import logging
-import math
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 
 from omnisync.clock import Clock
-from omnisync.config.model import Config, Connection, Export
+from omnisync.config.model import Config, Export
 from omnisync.config.rules import export_permission_problems
 from omnisync.config.secrets import SecretUnavailable
 from omnisync.engine.apply import PipelineSettings, apply_work
 from omnisync.engine.attempt import RunAttempt
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.guards import hold_reasons
 from omnisync.engine.report import PlanReport, build_plan_report
 from omnisync.engine.results import (
     NullProgress,
@@ -43,16 +44,19 @@ from omnisync.engine.results import (
     RunProgress,
     RunResult,
 )
+from omnisync.engine.runsettings import RunnerSettings, pipeline_pacing
 from omnisync.engine.settle import settle_inflight
 from omnisync.engine.staged import StagedExport
 from omnisync.engine.staging import LedgerUnreadable, stage_export
 from omnisync.errors import OmnisyncError
+from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import OmnisendError
 from omnisync.sources.errors import SourceError
 from omnisync.state import LedgerStore, StateError
 from omnisync.state.locks import ExportBusy, ExportLock
 
 __all__ = [
+    "ApiKeyUnavailable",
     "ExportBusy",
     "ExportRunner",
     "RunCounts",
@@ -72,28 +76,20 @@ class UnknownExport(OmnisyncError, KeyError):
         return f"{self.args[0]}"
 
 
-class RunFailed(OmnisyncError):
-    """A run cannot proceed; the message says why (and never holds a secret or an e-mail)."""
+class ApiKeyUnavailable(OmnisyncError):
+    """The export's API key cannot be read or is malformed: a config problem, not a run.
 
-
-@dataclass(frozen=True)
-class RunnerSettings:
-    """Knobs of a run; the defaults suit Omnisend.
-
-    ``poll_interval`` (clock seconds between batch-status rounds) and
-    ``max_batches_in_flight`` default to values derived from the connection's
-    ``requests_per_minute``: polling spends about a tenth of the request
-    budget, and enough batches are in flight to keep creating at full rate.
-    ``settle_timeout`` bounds the wait for a killed run's batches;
-    ``stop_grace`` how long a stopped run follows batches already created.
-    ``lock_dir`` holds the run locks (default: the config's state directory).
+    Raised before anything is recorded or logged; the message names the reference
+    (``connections.main.api_key: environment variable OMNISEND_API_KEY is not set``).
     """
 
-    poll_interval: float | None = None
-    max_batches_in_flight: int | None = None
-    settle_timeout: float = 300.0
-    stop_grace: float = 120.0
-    lock_dir: str | None = None
+
+class RunHeld(OmnisyncError):
+    """A change guard held the run: its plan looks like an accident; nothing was sent."""
+
+
+class RunFailed(OmnisyncError):
+    """A run cannot proceed; the message says why (and never holds a secret or an e-mail)."""
 
 
 class ExportRunner:
@@ -140,18 +136,28 @@ class ExportRunner:
         trigger: str,
         stop: threading.Event | None = None,
         progress: RunProgress | None = None,
+        on_recorded: Callable[[int], None] | None = None,
+        allow_large_change: bool = False,
+        full: bool = False,
     ) -> RunResult:
         """Run export ``name`` once and return how it ended (also recorded in history).
 
         ``trigger`` says who asked (``cli``, ``schedule``, ``daemon-trigger``,
         ``demo``...). ``stop`` is honoured at batch boundaries: no new batch is
         created, batches already created are followed (up to ``stop_grace``)
-        and recorded, and the run ends ``partial``. Raises
-        :class:`UnknownExport`, :class:`ExportBusy` (another run of the export
-        holds its lock) and :class:`StateError` (history itself cannot be
-        written); every other failure is a ``failed`` result.
+        and recorded, and the run ends ``partial``. ``on_recorded`` gets the
+        run's history id as soon as it is recorded. A run whose plan trips a
+        change guard (:mod:`omnisync.engine.guards`) sends nothing and ends
+        ``held``, unless ``allow_large_change`` releases it (once). ``full``
+        resyncs: every member is re-sent and re-tagged as if first (without a
+        consent status for contacts delivered before), leavers as usual. Raises
+        :class:`UnknownExport`, :class:`ApiKeyUnavailable` (nothing recorded),
+        :class:`ExportBusy` (another run of the export holds its lock) and
+        :class:`StateError` (history itself cannot be written); every other
+        failure is a ``failed`` result.
         """
         export = self._export(name)
+        client = self.client_for(name)
         lock_dir = self._settings.lock_dir or self.config.daemon.state_dir
         lock = ExportLock(lock_dir, name)
         try:
@@ -163,15 +169,43 @@ class ExportRunner:
         try:
             return self._run_locked(
                 export,
+                client,
                 trigger=trigger,
                 stop=stop or threading.Event(),
                 progress=progress or NullProgress(),
+                on_recorded=on_recorded,
+                allow_large_change=allow_large_change,
+                full=full,
             )
         finally:
             lock.release()
 
+    def client_for(self, name: str) -> OmnisendClient:
+        """The client of export ``name``'s connection, its API key resolved now.
+
+        Raises :class:`ApiKeyUnavailable` naming the reference when the key
+        cannot be read or is malformed (the message never holds the value).
+        """
+        connection = self._export(name).connection
+        try:
+            return self._clients.client_for(self.config.connections[connection])
+        except SecretUnavailable as error:
+            reason = error.reason
+        except ValueError as error:  # a malformed key, from the client (never echoed)
+            reason = str(error)
+        raise ApiKeyUnavailable(f"connections.{connection}.api_key: {reason}")
+
     def _run_locked(
-        self, export: Export, *, trigger: str, stop: threading.Event, progress: RunProgress
+        self,
+        export: Export,
+        client: OmnisendClient,
+        *,
+        trigger: str,
+        stop: threading.Event,
+        progress: RunProgress,
+        on_recorded: Callable[[int], None] | None,
+        allow_large_change: bool,
+        full: bool,
     ) -> RunResult:
         record = self._store.start_run(
             export.name,
@@ -187,10 +221,17 @@ class ExportRunner:
             extra={"event": "engine.run_started", "export": export.name, "run_id": record.id},
         )
         attempt = RunAttempt(export, progress=progress, stop=stop)
+        attempt.allow_large_change = allow_large_change
+        attempt.full = full
         error: str | None = None
+        held = False
         try:
+            if on_recorded is not None:
+                on_recorded(record.id)
             try:
-                self._execute(attempt)
+                self._execute(attempt, client)
+            except RunHeld as hold:
+                error, held = str(hold), True
             except (
                 RunFailed,
                 SecretUnavailable,
@@ -200,11 +241,11 @@ class ExportRunner:
                 StateError,
             ) as failure:
                 error = str(failure)
-            except ValueError as failure:  # a malformed API key, from the client
-                error = str(failure)
             counts = attempt.counts()
             status: RunOutcome
-            if error is not None:
+            if held:
+                status = "held"
+            elif error is not None:
                 status = "failed"
             elif counts.pending:
                 status = "partial"
@@ -256,7 +297,7 @@ class ExportRunner:
             )
         )
 
-    def _execute(self, attempt: RunAttempt) -> None:
+    def _execute(self, attempt: RunAttempt, client: OmnisendClient) -> None:
         export = attempt.export
         attempt.phase("checking")
         if not export.enabled:
@@ -267,10 +308,20 @@ class ExportRunner:
         if problems:
             raise RunFailed(f"export '{export.name}' may not run: " + "; ".join(problems))
         connection = self.config.connections[export.connection]
-        client = self._clients.client_for(connection)
+        forgotten = self._store.retarget(export.name, connection.brand, now=self._clock.wall())
+        if forgotten:
+            # The export now reaches another brand, whose contacts it never delivered.
+            logger.warning(
+                "export %s moved to another brand (connection %s): its %d delivered contacts"
+                " are the old brand's; every member is delivered to the new one",
+                export.name,
+                connection.name,
+                forgotten,
+                extra={"event": "engine.export_moved_brand", "export": export.name},
+            )
         with self._clients.counting(connection) as counter:
             attempt.counter = counter
-            poll_interval, in_flight = self._pacing(connection)
+            poll_interval, in_flight = pipeline_pacing(self._settings, connection)
             if self._store.inflight_batches(export.name) or self._store.intents(export.name):
                 attempt.phase("settling")
                 settled = settle_inflight(
@@ -285,7 +336,7 @@ class ExportRunner:
                 attempt.settled = settled.acknowledged
                 attempt.maybe_sent = settled.maybe_sent
             attempt.phase("staging")
-            with self._stage(export.name) as staged:
+            with self._stage(export.name, full=attempt.full) as staged:
                 attempt.stage_counts = staged.counts
                 attempt.duplicates_sample = staged.duplicates_sample
                 members = staged.counts.members
@@ -294,6 +345,14 @@ class ExportRunner:
                         f"segment '{export.segment}' selects {members:,} contacts, more than "
                         f"the export's max_profiles ({export.max_profiles:,}); nothing was sent. "
                         "Check the segment's query, or raise max_profiles."
+                    )
+                reasons = (
+                    () if attempt.allow_large_change else hold_reasons(export.guards, staged.counts)
+                )
+                if reasons:
+                    raise RunHeld(
+                        "; ".join(reasons) + "; nothing was sent. If the change is wanted, "
+                        f"release it once: omnisync export run {export.name} --allow-large-change"
                     )
                 attempt.phase("applying")
                 apply_work(
@@ -305,21 +364,8 @@ class ExportRunner:
                     settings=PipelineSettings(poll_interval, in_flight, self._settings.stop_grace),
                 )
 
-    def _pacing(self, connection: Connection) -> tuple[float, int]:
-        settings = self._settings
-        per_second = connection.rate_limit.requests_per_minute / 60.0
-        # Polling spends about a tenth of the request budget...
-        poll = settings.poll_interval
-        if poll is None:
-            poll = min(2.0, max(0.25, 10.0 / per_second))
-        # ... and enough batches are in flight to create at full rate meanwhile.
-        in_flight = settings.max_batches_in_flight
-        if in_flight is None:
-            in_flight = min(500, max(20, math.ceil(per_second * (poll + 2.0))))
-        return poll, in_flight
-
-    def _stage(self, name: str) -> AbstractContextManager[StagedExport]:
-        """:func:`stage_export` of ``name`` against this runner's ledger.
+    def _stage(self, name: str, *, full: bool = False) -> AbstractContextManager[StagedExport]:
+        """:func:`stage_export` of ``name`` against this runner's ledger (``full``: a resync).
 
         A source's secrets (a PostgreSQL DSN) are resolved where the run's API
         keys are: the client pool's environment and credentials directory.
@@ -330,6 +376,7 @@ class ExportRunner:
             ledger_path=self._ledger_file(),
             environ=self._clients.environ,
             credentials_directory=self._clients.credentials_directory,
+            full=full,
         )
 
     def _export(self, name: str) -> Export:

@@ -9,7 +9,10 @@ member) and the leavers, from the temporary tables of the staging connection.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from typing import NamedTuple
+
+import orjson
 
 from omnisync.config.model import Export
 from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem, WorkRecord
@@ -25,6 +28,22 @@ def work_records_sql(column_count: int) -> str:
         f"w.needs_tag, {values} FROM temp.work AS w "
         "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
     )
+
+
+class StagedMember(NamedTuple):
+    """One member as the segment holds it now: the row a run maps for that e-mail.
+
+    ``position`` is the row's place in the segment (1 for the first row);
+    ``work`` is the member's work item, ``None`` when a run has nothing to do;
+    ``rows`` how many rows of the segment carry the e-mail (the first wins).
+    """
+
+    email: str
+    position: int
+    fingerprint: int
+    row: SourceRow
+    work: WorkItem | None
+    rows: int = 1
 
 
 class StagedExport:
@@ -112,3 +131,53 @@ class StagedExport:
                     yield Leaver(email, tag)
         finally:
             cursor.close()
+
+    def members_of(self, emails: Collection[str]) -> dict[str, StagedMember]:
+        """The members among ``emails`` (normalised), each with the row a run uses.
+
+        E-mails not in the segment are left out. When several rows carry an
+        e-mail, the first one is the member's (the diff's rule, read back:
+        only a first row can be a work item). One indexed query, for a few
+        e-mails (``omnisync drift`` and ``omnisync explain``).
+        """
+        wanted = orjson.dumps(sorted(set(emails))).decode()
+        values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
+        cursor = self._connection.execute(
+            "SELECT s.email, s.seq, s.fingerprint, w.seq IS NOT NULL, w.in_ledger, w.tag_on, "
+            f"w.needs_upsert, w.needs_tag, {values} FROM temp.stage AS s "
+            "LEFT JOIN temp.work AS w ON w.seq = s.seq "
+            "WHERE s.email IN (SELECT value FROM json_each(?)) ORDER BY s.seq",
+            (wanted,),
+        )
+        found: dict[str, StagedMember] = {}
+        copies: dict[str, int] = {}
+        for record in cursor:
+            email = record[0]
+            copies[email] = copies.get(email, 0) + 1
+            if email in found:
+                continue
+            row = SourceRow(self.columns, tuple(record[8:]))
+            work = None
+            if record[3]:
+                work = WorkItem(
+                    email,
+                    record[2],
+                    bool(record[4]),
+                    record[5],
+                    bool(record[6]),
+                    bool(record[7]),
+                    row,
+                )
+            found[email] = StagedMember(email, int(record[1]), int(record[2]), row, work)
+        return {email: member._replace(rows=copies[email]) for email, member in found.items()}
+
+    def leaver_tags(self, emails: Collection[str]) -> dict[str, str]:
+        """The leavers among ``emails``: e-mail -> the tag a run would remove."""
+        wanted = orjson.dumps(sorted(set(emails))).decode()
+        return dict(
+            self._connection.execute(
+                "SELECT email, tag FROM temp.leavers "
+                "WHERE email IN (SELECT value FROM json_each(?))",
+                (wanted,),
+            ).fetchall()
+        )

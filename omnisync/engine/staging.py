@@ -125,6 +125,7 @@ def stage_export(
     settings: StagingSettings | None = None,
     environ: Mapping[str, str] | None = None,
     credentials_directory: str | None = None,
+    full: bool = False,
 ) -> Iterator[StagedExport]:
     """Stage export ``export_name``'s segment and diff it against its ledger.
 
@@ -138,7 +139,8 @@ def stage_export(
     would refuse. Nothing is written anywhere but
     temporary tables, which vanish when the block ends. A PostgreSQL DSN is
     resolved from ``environ`` and ``credentials_directory`` (see
-    :func:`~omnisync.sources.open_segment`).
+    :func:`~omnisync.sources.open_segment`). ``full``: a resync, every member
+    is work (see :func:`~omnisync.engine.diff.run_diff`).
     """
     export = config.exports.get(export_name)
     if export is None:
@@ -158,7 +160,7 @@ def stage_export(
     else:
         connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
-        yield _stage(connection, reader, export, ledger=ledger, settings=settings)
+        yield _stage(connection, reader, export, ledger=ledger, settings=settings, full=full)
     finally:
         connection.close()
 
@@ -170,6 +172,7 @@ def _stage(
     *,
     ledger: Path,
     settings: StagingSettings,
+    full: bool,
 ) -> StagedExport:
     names = {"segment": reader.segment, "source": reader.source}
     columns = fingerprint_columns(export)
@@ -199,6 +202,7 @@ def _stage(
             export=export.name,
             tag=export.tag,
             on_leave=export.on_leave,
+            full=full,
             sample_size=settings.sample_size,
         )
         connection.execute("COMMIT")

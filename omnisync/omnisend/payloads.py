@@ -19,9 +19,10 @@ count the client sends, and no contact is encoded twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
+
+import orjson
 
 from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
@@ -59,10 +60,11 @@ ENVELOPE_BYTES = len(_ENVELOPE_HEAD) + len(_ENVELOPE_TAIL)
 def encode_json(value: Any) -> bytes:
     """Serialise ``value`` the way every request body is sent: compact UTF-8 JSON.
 
-    Strict: NaN and infinities are refused (``ValueError``), as JSON has no
-    spelling for them.
+    orjson, once per contact. Bodies hold only text, booleans, integers and
+    objects (:func:`contact_body`); anything else is the caller's bug and
+    raises ``TypeError``.
     """
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return orjson.dumps(value)
 
 
 def contact_body(write: ContactWrite) -> dict[str, Any]:

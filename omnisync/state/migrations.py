@@ -87,6 +87,39 @@ MIGRATIONS: tuple[str, ...] = (
         json_extract(j.value, '$[2]'), p.created_at
     FROM inflight_packed AS p, json_each(p.items) AS j;
     """,
+    # 4: a run may be `held` by a change guard (nothing sent). SQLite cannot
+    # alter a CHECK constraint: the table is copied into the new shape.
+    """
+    CREATE TABLE runs_4 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        export TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        config_revision TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT NOT NULL CHECK (
+            status IN ('running', 'succeeded', 'partial', 'failed', 'interrupted', 'held')
+        ),
+        counts TEXT NOT NULL DEFAULT '{}',
+        error TEXT
+    );
+    INSERT INTO runs_4 (id, export, trigger, config_revision, started_at, ended_at, status,
+        counts, error)
+    SELECT id, export, trigger, config_revision, started_at, ended_at, status, counts, error
+    FROM runs;
+    DROP TABLE runs;
+    ALTER TABLE runs_4 RENAME TO runs;
+    CREATE INDEX IF NOT EXISTS runs_by_export ON runs (export, id);
+    """,
+    # 5: the brand each export's ledger describes (its connection's base URL
+    # and key reference): an export moved to another brand starts afresh.
+    """
+    CREATE TABLE IF NOT EXISTS export_brands (
+        export TEXT PRIMARY KEY,
+        brand TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

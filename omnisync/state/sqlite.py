@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import cast
 
 import orjson
 
+from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.inflight import InflightItem
 from omnisync.state import packed
 from omnisync.state.database import SqliteDatabase
@@ -127,11 +129,21 @@ class SqliteLedgerStore(LedgerStore):
 
     def forget_export(self, export: str) -> int:
         with self._transaction("forget an export") as connection:
-            connection.execute("DELETE FROM inflight_packed WHERE export = ?", (export,))
-            connection.execute("DELETE FROM batch_intents WHERE export = ?", (export,))
-            return connection.execute(
-                "DELETE FROM ledger_entries WHERE export = ?", (export,)
-            ).rowcount
+            return _forget(connection, export)
+
+    def retarget(self, export: str, brand: str, *, now: datetime) -> int:
+        with self._transaction("record the export's brand") as connection:
+            row = connection.execute(
+                "SELECT brand FROM export_brands WHERE export = ?", (export,)
+            ).fetchone()
+            forgotten = _forget(connection, export) if row is not None and row[0] != brand else 0
+            if row is None or row[0] != brand:
+                connection.execute(
+                    "INSERT OR REPLACE INTO export_brands (export, brand, updated_at) "
+                    "VALUES (?, ?, ?)",
+                    (export, brand, format_timestamp(now)),
+                )
+            return forgotten
 
     # -- in-flight batches ----------------------------------------------------------------
 
@@ -219,6 +231,16 @@ class SqliteLedgerStore(LedgerStore):
             "UPDATE ledger_entries SET tag = NULL, updated_at = ? "
             f"WHERE export = ? AND tag = ? AND email IN {_EMAILS}",
             (format_timestamp(now), export, tag, _emails_json(emails)),
+        )
+
+    def mark_for_resend(self, export: str, emails: Collection[str], *, now: datetime) -> int:
+        if not emails:
+            return 0
+        return self._database.write(
+            "mark contacts for re-sending",
+            "UPDATE ledger_entries SET fingerprint = ?, tag = NULL, updated_at = ? "
+            f"WHERE export = ? AND email IN {_EMAILS}",
+            (NEVER_A_FINGERPRINT, format_timestamp(now), export, _emails_json(emails)),
         )
 
     # -- run history --------------------------------------------------------------------
@@ -312,4 +334,13 @@ def _run_record(row: tuple[object, ...]) -> RunRecord:
         status=cast(RunStatus, status),
         counts=json.loads(cast(str, counts)),
         error=cast("str | None", error),
+    )
+
+
+def _forget(connection: sqlite3.Connection, export: str) -> int:
+    """Delete the export's ledger entries, intents and in-flight batches; returns entries."""
+    connection.execute("DELETE FROM inflight_packed WHERE export = ?", (export,))
+    connection.execute("DELETE FROM batch_intents WHERE export = ?", (export,))
+    return int(
+        connection.execute("DELETE FROM ledger_entries WHERE export = ?", (export,)).rowcount
     )

@@ -37,8 +37,10 @@ from omnisync.errors import OmnisyncError
 from omnisync.inflight import InflightItem
 from omnisync.masking import mask_email
 
-RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted"]
-FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "partial", "failed", "interrupted"})
+RunStatus = Literal["running", "succeeded", "partial", "failed", "interrupted", "held"]
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {"succeeded", "partial", "failed", "interrupted", "held"}
+)
 
 #: Anything that looks like an e-mail address, for masking free text.
 _EMAIL_PATTERN = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+")
@@ -144,6 +146,17 @@ class LedgerStore(ABC):
     def forget_export(self, export: str) -> int:
         """Delete the export's ledger entries, intents and in-flight batches; returns entries."""
 
+    @abstractmethod
+    def retarget(self, export: str, brand: str, *, now: datetime) -> int:
+        """Record that ``export`` delivers to ``brand``; returns the ledger entries forgotten.
+
+        In ONE transaction: when the export's recorded brand is another one,
+        its ledger entries, intents and in-flight batches are forgotten (they
+        describe the old brand's contacts), so the next diff delivers every
+        member to the new brand. An export with no recorded brand (a new one,
+        or a state store from before brands were recorded) keeps its ledger.
+        """
+
     # -- in-flight batches ------------------------------------------------------
 
     @abstractmethod
@@ -235,6 +248,20 @@ class LedgerStore(ABC):
         Entries carrying another tag (already re-tagged) are left alone. The
         entries themselves stay, so a contact who comes back costs only a tag
         call and is still known as delivered (no consent status is sent twice).
+        """
+
+    @abstractmethod
+    def mark_for_resend(self, export: str, emails: Collection[str], *, now: datetime) -> int:
+        """Make the next run re-send and re-tag these delivered contacts, exactly those.
+
+        In ONE transaction, each entry of ``export`` whose e-mail is in
+        ``emails`` gets the fingerprint
+        :data:`~omnisync.fingerprint.NEVER_A_FINGERPRINT` (no staged row matches
+        it, so the diff sees the contact as changed) and no tag (so it needs
+        the export's tag again). The entries stay: the contacts are still
+        known as delivered, so no consent status is ever sent to them again.
+        E-mails without an entry are ignored. For ``omnisync drift --repair``;
+        returns how many entries were marked.
         """
 
     # -- run history --------------------------------------------------------------

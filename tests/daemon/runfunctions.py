@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from omnisync.config.model import Config
-from omnisync.daemon.runs import RunOutcome
+from omnisync.daemon.runs import LiveProgress, RunOutcome
 
 
 @dataclass
@@ -32,7 +32,13 @@ class GatedRuns:
     _running: dict[str, int] = field(default_factory=dict)
 
     def __call__(
-        self, config: Config, export: str, *, trigger: str, stop: threading.Event
+        self,
+        config: Config,
+        export: str,
+        *,
+        trigger: str,
+        stop: threading.Event,
+        progress: LiveProgress,
     ) -> RunOutcome:
         began = time.monotonic()
         with self.lock:
@@ -40,6 +46,8 @@ class GatedRuns:
             self._running[export] = self._running.get(export, 0) + 1
             self.max_active[export] = max(self.max_active.get(export, 0), self._running[export])
             index = len(self.started) - 1
+        progress.recorded(f"h{index + 1}")
+        progress.phase_started("applying", {"upserted": 0})
         self.release.wait(timeout=30)
         done = 0
         for _ in range(self.batches):
@@ -47,6 +55,7 @@ class GatedRuns:
                 break
             time.sleep(self.batch_seconds)
             done += 1
+            progress.counts_updated({"upserted": done * 10})
         with self.lock:
             self._running[export] -= 1
             self.finished.append((export, trigger, done))

@@ -185,6 +185,10 @@ def test_broken_edits_keep_the_old_config_until_fixed(setup):
             lambda s: not s["last_reload"]["ok"], message="the failed reload"
         )
         assert failed["config"]["revision"] == revision
+        # The rejected revision is named: in /status, its reload history, the log and status.
+        rejected = failed["last_reload"]["revision"]
+        assert rejected and rejected.startswith("sha256:") and rejected != revision
+        assert [r["revision"] for r in failed["reloads"]] == [revision, rejected]
         assert set(failed["exports"]) == {"a"}
         problem = failed["last_reload"]["problems"][0]
         assert problem.startswith(f"{config_file}:")
@@ -195,12 +199,13 @@ def test_broken_edits_keep_the_old_config_until_fixed(setup):
             e["message"] for e in daemon.log_events() if e.get("event") == "config_reload_failed"
         ]
         assert any(f"{config_file}:{line}:" in message for message in logged)
+        assert all(f"revision {rejected} failed" in message for message in logged)
         # The broken config still names its state dir: status finds the daemon from it.
         found = run_status(config_dir)
         assert found.returncode == 0 and "does not load" in found.stderr, found.stderr
-        assert "last reload: FAILED" in found.stdout
+        assert f"last reload of revision {rejected}: FAILED" in found.stdout
         shown = run_status(config_dir, "--state-dir", str(setup.state_dir))
-        assert "last reload: FAILED" in shown.stdout
+        assert f"last reload of revision {rejected}: FAILED" in shown.stdout
         assert f"  {problem}\n" in shown.stdout
 
         # Valid YAML, valid schema, but an owner nobody defined: a rule, not a parse error.
@@ -226,5 +231,28 @@ def test_broken_edits_keep_the_old_config_until_fixed(setup):
         assert fixed["exports"]["c"]["state"] == "on-demand"
         assert daemon.metric("omnisync_config_reload_success") == 1.0
         assert daemon.process.poll() is None
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_commit_that_changes_no_file_updates_the_revision(setup):
+    repository = setup.root / "repo"
+    repository.mkdir()
+    git(repository, "init", "-q", "-b", "main")
+    config_file = repository / "omnisync.yaml"
+    config_file.write_text(setup.render(ExportYaml("a", schedule=HOURLY)))
+    git(repository, "add", ".")
+    git(repository, "commit", "-q", "-m", "a")
+    first = git(repository, "rev-parse", "--short", "HEAD")
+    config_file.write_text(setup.render(ExportYaml("a", schedule="every: 2h")))
+    daemon = setup.daemon(repository).start()
+    try:
+        assert daemon.status()["config"]["revision"] == f"git:{first}+dirty"
+        git(repository, "commit", "-q", "-am", "every 2h")  # the loaded bytes, committed
+        second = git(repository, "rev-parse", "--short", "HEAD")
+        committed = daemon.wait_status(
+            lambda s: s["config"]["revision"] == f"git:{second}", message="the commit's revision"
+        )
+        assert committed["exports"]["a"]["schedule"] == "every 2h"
     finally:
         assert daemon.stop() == 0

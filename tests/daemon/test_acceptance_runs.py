@@ -100,7 +100,7 @@ def test_export_run_goes_through_the_daemon_and_never_overlaps_a_scheduled_run(s
         for _ in range(2):
             done = run_cli("export", "run", "vip", "--config", str(config_dir))
             assert done.returncode == 0, done.stdout + done.stderr
-            assert "started run" in done.stderr  # the daemon's run, not a direct one
+            assert "is running export vip: run " in done.stderr  # the daemon's, not direct
         # A contact Omnisend refuses: every run from now on is partial (exit 3).
         setup.emulator.set_faults(Faults(failing_emails=frozenset({"refused@example.com"})))
         with sqlite3.connect(setup.base.source_path) as database:

@@ -38,7 +38,8 @@ class Api:
     def status(self):
         return {"exports": {"vip": {"state": "idle"}}}
 
-    def trigger(self, export):
+    def trigger(self, export, *, release_by=None, full=False):
+        self.asked = (export, release_by, full)
         if export == "missing":
             return TriggerAnswer(404, {"error": "no export named 'missing'"})
         if export == "busy":
@@ -83,6 +84,12 @@ def test_trigger_needs_the_bearer_token(server):
     assert answer.status_code == 202
     assert answer.json()["id"] == "r-1"
     assert api.triggered == ["vip"]
+    assert api.asked == ("vip", None, False)
+    released = httpx.post(
+        url + "?release_by=olena&full=1", headers={"Authorization": "Bearer s3cret-token-value"}
+    )
+    assert released.status_code == 202
+    assert api.asked == ("vip", "olena", True)
     assert "s3cret" not in repr(control)
 
 

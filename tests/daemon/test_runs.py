@@ -79,7 +79,7 @@ def test_stopping_a_removed_export_does_not_rerun_it():
 
 
 def test_a_crashing_run_function_is_a_failed_run():
-    def crash(config, export, *, trigger, stop):
+    def crash(config, export, *, trigger, stop, progress):
         raise RuntimeError("disk on fire")
 
     finished = []
@@ -106,7 +106,7 @@ def test_shutdown_stops_runs_and_refuses_new_ones():
 def test_shutdown_gives_up_after_the_timeout():
     blocker = threading.Event()
 
-    def stubborn(config, export, *, trigger, stop):
+    def stubborn(config, export, *, trigger, stop, progress):
         blocker.wait(30)
         return RunOutcome(status="succeeded")
 
@@ -114,3 +114,20 @@ def test_shutdown_gives_up_after_the_timeout():
     coordinator.start("a", trigger="schedule")
     assert coordinator.shutdown(timeout=0.2) is False
     blocker.set()
+
+
+def test_a_run_in_flight_shows_its_live_phase_counts_and_history_id():
+    runs = GatedRuns(batches=2)
+    coordinator, _ = make(runs)
+    started = coordinator.start("a", trigger="daemon-trigger")
+    live = wait_until(
+        lambda: (doc := coordinator.get(started.id).to_json())["phase"] == "applying" and doc,
+        message="the run to report its phase",
+    )
+    assert (live["state"], live["counts"], live["history_id"]) == ("running", {"upserted": 0}, "h1")
+    assert coordinator.running()["a"].to_json()["phase"] == "applying"  # /status shows it too
+    runs.release.set()
+    wait_until(lambda: not coordinator.running(), message="the run to end")
+    done = coordinator.get(started.id).to_json()
+    assert (done["phase"], done["history_id"]) == ("finished", "h1")
+    assert done["counts"] == {"upserted": 20, "invalid": 1}

@@ -162,22 +162,40 @@ def test_run_through_daemon_waits_behind_a_running_run_then_starts_its_own(runni
     runs.release.clear()
     token = (tmp_path / "state" / "control.token").read_text().strip()
     first = client.post("/exports/a/run", headers={"Authorization": f"Bearer {token}"}).json()
+    wait_until(
+        lambda: client.get(f"/runs/{first['id']}").json()["history_id"] == "h1",
+        message="the first run to be recorded",
+    )
     notices: list[str] = []
     outcome: dict[str, object] = {}
+    phases: list[tuple[str, int]] = []
+
+    class Recording:
+        def phase_started(self, phase, counts):
+            phases.append((phase, counts.upserted))
+
+        def counts_updated(self, counts):
+            pass
 
     def call() -> None:
         outcome["remote"] = run_through_daemon(
-            daemon.config(), "a", notice=notices.append, poll_seconds=0.05
+            daemon.config(), "a", notice=notices.append, progress=Recording(), poll_seconds=0.05
         )
 
     caller = threading.Thread(target=call)
     caller.start()
     wait_until(lambda: notices, message="the caller to notice the running run")
-    assert notices[0].startswith(f"export a is already running in the daemon (run {first['id']}")
+    # Runs are named by their history id, never by the daemon's internal one.
+    assert notices[0].startswith("export a is already running in the daemon (run h1, ")
+    assert first["id"] not in notices[0]
     runs.release.set()
     caller.join(timeout=30)
     remote = outcome["remote"]
     assert remote.record["id"] != first["id"]
+    assert notices[1:] == [f"the daemon (pid {os.getpid()}) is running export a: run h2"]
+    # The waited-for run's progress, then this run's: each reaches "finished".
+    assert phases[:2] == [("applying", 0), ("finished", 20)], phases
+    assert phases[-1] == ("finished", 20) and [p for p, _ in phases].count("finished") == 2
     assert [trigger for _, trigger, _ in runs.started] == ["daemon-trigger", "daemon-trigger"]
     result = as_run_result(remote, "a")
     assert (result.status, result.counts.upserted, result.counts.invalid) == ("succeeded", 20, 1)

@@ -134,3 +134,27 @@ def test_several_brands_must_be_named(emulator: Emulator) -> None:
         assert inspect(two, "GET", "/contacts", params={"brand": "brand-2"}).json() == {
             "contacts": []
         }
+
+
+def test_contacts_deleted_and_tags_removed_behind_the_exporters_backs(
+    emulator: Emulator,
+) -> None:
+    for email in ("a@example.com", "b@example.com", "c@example.com"):
+        emulator.seed_contact(email, tags=["vip", "theirs"])
+    b_id = emulator.contact("b@example.com")["id"]  # type: ignore[index]
+    sequence = len(emulator.request_log())
+    assert emulator.remove_tags(["a@example.com", "nobody@example.com"], ["vip"]) == 1
+    assert emulator.contact("a@example.com")["tags"] == ["theirs"]  # type: ignore[index]
+    assert emulator.delete_contact("b@example.com") is True
+    assert emulator.delete_contact("b@example.com") is False
+    assert emulator.contact("b@example.com") is None
+    assert [c["email"] for c in emulator.contacts()] == ["a@example.com", "c@example.com"]
+    assert emulator.contact_count() == 2
+    assert len(emulator.request_log()) == sequence  # not API calls: nothing logged
+    with api_client(emulator) as client:
+        assert client.get("/contacts", params={"email": "b@example.com"}).json()["contacts"] == []
+        assert client.get(f"/contacts/{b_id}").status_code == 404
+        # The e-mail can be created again, as a new contact with a new id.
+        assert client.post("/contacts", json=contact_body("b@example.com")).status_code == 201
+    assert emulator.contact("b@example.com")["id"] != b_id  # type: ignore[index]
+    assert emulator.contact("c@example.com")["tags"] == ["vip", "theirs"]  # type: ignore[index]

@@ -109,6 +109,7 @@ def write_config(
     consent: bool = True,
     requests_per_minute: int = 400,
     tags_per_minute: int = 60,
+    guards: str | None = None,
 ) -> Path:
     """A one-export config (export ``members``) as YAML, loaded the way users' configs are."""
     lines = [
@@ -156,6 +157,8 @@ def write_config(
         ]
     if max_profiles is not None:
         lines.append(f"    max_profiles: {max_profiles}")
+    if guards is not None:
+        lines.append(f"    guards: {guards}")
     lines += ["daemon:", f"  state_dir: '{state_dir}'"]
     path = directory / "omnisync.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

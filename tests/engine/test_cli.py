@@ -77,14 +77,30 @@ def test_plan_matches_what_the_following_run_does_count_for_count(
     log = log_since(setup.emulator, before)
 
     counts = run["counts"]
-    assert plan["upsert_new"] + plan["upsert_changed"] == counts["upserted"] == 11
+    # The one vocabulary: plan and run give the same numbers under the same names.
+    for name in (
+        "rows",
+        "members",
+        "invalid",
+        "duplicates",
+        "to_create",
+        "to_update",
+        "unchanged",
+        "to_tag",
+        "leaving",
+        "to_untag",
+    ):
+        assert plan[name] == counts[name], name
+    assert plan["to_create"] + plan["to_update"] == counts["upserted"] == 11
+    assert plan["to_create"] + plan["to_update"] + plan["unchanged"] == plan["members"]
     assert sum(emails_of(log, UPSERTS).values()) == counts["upserted"]
-    assert plan["tag"] == counts["tagged"] == sum(emails_of(log, TAG_ADDS).values()) == 5
-    assert plan["untag"] == counts["untagged"] == sum(emails_of(log, TAG_REMOVALS).values()) == 6
-    assert plan["unchanged"] == counts["unchanged"]
+    assert plan["to_tag"] == counts["tagged"] == sum(emails_of(log, TAG_ADDS).values()) == 5
+    assert plan["to_untag"] == counts["untagged"] == sum(emails_of(log, TAG_REMOVALS).values())
+    assert counts["untagged"] == 6
     assert plan["invalid"] == counts["invalid"] == 3
-    for name, value in plan["counts"].items():
-        assert counts[name] == value, name
+    assert {r["warning"]: r["count"] for r in run["warnings"]} == {
+        r["reason"]: r["count"] for r in plan["warnings"]
+    }
     assert {r["reason"]: r["count"] for r in plan["invalid_reasons"]} == {
         r["reason"]: r["count"] for r in run["invalid_reasons"]
     }
@@ -104,10 +120,32 @@ def test_exit_status_tells_success_partial_and_failure(setup: Setup) -> None:
     assert "max_profiles" in failed["error"] and "max_profiles" in stderr
 
 
-def test_a_missing_api_key_is_a_clear_failure_without_traceback(setup: Setup) -> None:
-    code, failed, _ = export_run(setup, api_key=None)
-    assert code == 1
-    assert "OMNISYNC_TEST_API_KEY" in failed["error"]
+def test_a_missing_api_key_is_refused_as_a_config_problem_and_nothing_is_recorded(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(5))
+    for output_format in ("json", "text"):
+        refused = omnisync(
+            "export",
+            "run",
+            "members",
+            "--config",
+            str(setup.config_path),
+            "--format",
+            output_format,
+            api_key=None,
+        )
+        assert refused.returncode == 1
+        assert refused.stdout == ""  # no run summary: there was no run
+        # The reference, the reason, and nothing else: no run logged, no counts.
+        assert refused.stderr == (
+            "omnisync export run: not running export members: connections.shop.api_key:"
+            " environment variable OMNISYNC_TEST_API_KEY is not set\n"
+        )
+    listed = omnisync("history", "--config", str(setup.config_path), "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["runs"] == []
+    assert setup.emulator.request_log() == []
 
 
 def test_usage_errors_exit_2(setup: Setup) -> None:
@@ -133,8 +171,10 @@ def test_the_text_summary(setup: Setup) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("export members: succeeded (run 1, ")
+    assert "  segment: 21 rows = 20 members + 1 invalid (never sent) + 0 duplicates" in done.stdout
     assert (
-        "  segment: 21 rows, 21 members (0 duplicates, 0 without an e-mail): 21 new," in done.stdout
+        "  members: 20 to create, 0 to update, 0 unchanged; 20 to tag, 0 leaving (0 to untag)"
+        in done.stdout
     )
     assert "  upserts: 20 of 20 acknowledged, 0 refused" in done.stdout
     assert "tags: 20 added, 0 removed, 0 failed" in done.stdout

@@ -47,8 +47,10 @@ def test_the_first_run_creates_and_tags_every_valid_member(setup: Setup) -> None
     assert all(contact["tags"] == ["members"] for contact in contacts.values())
     assert setup.emulator.welcome_messages() == []
     counts = result.counts
-    assert (counts.rows, counts.members, counts.duplicates) == (153, 151, 1)
-    assert (counts.upserted, counts.tagged, counts.invalid, counts.pending) == (150, 150, 2, 0)
+    # rows = members + invalid + duplicates; every member sent.
+    assert (counts.rows, counts.members, counts.invalid, counts.duplicates) == (153, 150, 2, 1)
+    assert (counts.to_create, counts.to_update, counts.unchanged, counts.to_tag) == (150, 0, 0, 150)
+    assert (counts.upserted, counts.tagged, counts.pending) == (150, 150, 0)
     assert counts.requests > 0 and counts.batches == 2
     assert set(result.invalid_reasons) == {"missing e-mail", "e-mail has nothing after the @"}
     # Unicode arrives intact.
@@ -102,7 +104,9 @@ def test_a_third_run_sends_exactly_the_changes(setup: Setup) -> None:
     assert emails_of(log, TAG_REMOVALS) == {address(n): 1 for n in removed}
     assert {record.endpoint for record in log} & WRITES == {UPSERTS, TAG_ADDS, TAG_REMOVALS}
     counts = third.counts
-    assert (counts.new, counts.changed, counts.leaving, counts.unchanged) == (10, 10, 10, 980)
+    assert (counts.to_create, counts.to_update, counts.unchanged) == (10, 10, 980)
+    assert counts.to_create + counts.to_update + counts.unchanged == counts.members
+    assert (counts.to_tag, counts.leaving, counts.to_untag) == (10, 10, 10)
     assert (counts.upserted, counts.tagged, counts.untagged) == (20, 10, 10)
     setup.emulator.drain()
     for number in changed:
@@ -234,3 +238,38 @@ def test_a_stop_finishes_the_batches_already_sent(setup: Setup) -> None:
     sent_again = set(emails_of(log_since(setup.emulator, before), UPSERTS))
     assert sent_again == {f"person{number}@example.com" for number in range(1000)} - recorded
     assert setup.emulator.contact_count() == 1000
+
+
+def test_an_export_moved_to_another_brand_delivers_every_member_there(
+    setup: Setup, start_emulator
+) -> None:
+    from omnisync.clock import ScaledClock
+    from omnisync.config.loader import load_config
+    from omnisync.engine.clients import ClientPool
+
+    write_segment(setup.database, people(120))
+    assert run(setup).status == "succeeded"
+    assert setup.emulator.contact_count() == 120
+    # The same export, now through a connection to another brand (another key).
+    other = start_emulator(api_keys=("other-brand-key",), clock=ScaledClock(60.0))
+    text = setup.config_path.read_text()
+    setup.config_path.write_text(
+        text.replace("{env: OMNISYNC_TEST_API_KEY}", "{env: OTHER_BRAND_KEY}").replace(
+            setup.emulator.base_url, other.base_url
+        )
+    )
+    config = load_config(setup.config_path, environ={})
+    with (
+        setup.store() as store,
+        ClientPool(clock=setup.clock, environ={"OTHER_BRAND_KEY": "other-brand-key"}) as pool,
+    ):
+        moved = ExportRunner(config, store=store, clients=pool, clock=setup.clock).run(
+            "members", trigger="test"
+        )
+        assert moved.status == "succeeded", moved.error
+        assert (moved.counts.to_create, moved.counts.upserted) == (120, 120)
+        assert store.count_entries("members", tagged=True) == 120
+    other.drain()
+    assert other.contact_count() == 120
+    assert all(contact["tags"] == ["members"] for contact in other.contacts())
+    assert setup.emulator.contact_count() == 120  # the old brand keeps its contacts

@@ -8,7 +8,7 @@ import pytest
 
 from omnisync.config.model import Config
 from omnisync.engine.results import RunResult
-from omnisync.engine.runner import ExportBusy, ExportRunner, UnknownExport
+from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, UnknownExport
 from omnisync.state.locks import ExportLock
 from tests.engine.conftest import Setup
 from tests.engine.helpers import WRITES, people, write_segment
@@ -66,15 +66,30 @@ def test_a_wrong_api_key_fails_the_run_with_a_401(setup: Setup) -> None:
             assert b"revoked-key" not in path.read_bytes(), path
 
 
-def test_an_unresolvable_secret_fails_before_any_request(setup: Setup) -> None:
+@pytest.mark.parametrize(
+    ("environ", "reason"),
+    [
+        ({}, "environment variable OMNISYNC_TEST_API_KEY is not set"),
+        ({"OMNISYNC_TEST_API_KEY": "two words"}, "the Omnisend API key is empty or contains"),
+    ],
+    ids=["unset", "malformed"],
+)
+def test_an_unreadable_api_key_is_refused_before_anything_is_recorded(
+    setup: Setup, environ: dict[str, str], reason: str
+) -> None:
     with setup.store() as store, setup.pool() as pool:
-        pool_without_key = type(pool)(clock=setup.clock, environ={})
+        pool_without_key = type(pool)(clock=setup.clock, environ=environ)
         runner = ExportRunner(
             setup.config(), store=store, clients=pool_without_key, clock=setup.clock
         )
-        result = runner.run("members", trigger="test")
-    assert_failed_and_recorded(setup, result, "env:OMNISYNC_TEST_API_KEY", "not set")
+        with pytest.raises(ApiKeyUnavailable) as refused:
+            runner.run("members", trigger="test")
+        assert str(refused.value).startswith(f"connections.shop.api_key: {reason}")
+        assert "two words" not in str(refused.value)
+        assert store.runs("members") == []
     assert setup.emulator.request_log() == []
+    # The key is resolved on every run: once it is there, the export runs.
+    assert run(setup).status == "succeeded"
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -87,3 +88,29 @@ def test_an_untracked_file_beside_tracked_ones_makes_the_directory_dirty(reposit
     extra = root / "config" / "more.yaml"
     extra.write_text("version: 1\n")
     assert revision_of(root / "config") == f"git:{commit}+dirty"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a repository's owner needs root")
+def test_a_repository_owned_by_another_user_still_gives_its_commit(repository):
+    """Under systemd's DynamicUser the daemon is not the owner of /etc/omnisync: git calls
+    that "dubious ownership" and refuses; the revision must still be the commit."""
+    root, commit = repository
+    for path in [root, *root.rglob("*")]:
+        os.lchown(path, 65534, 65534)
+    refused = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode != 0 and "dubious ownership" in refused.stderr
+    config = root / "config" / "omnisync.yaml"
+    assert revision_of(config) == f"git:{commit}"
+    config.write_text(config.read_text().replace("every: 15m", "every: 20m"))
+    assert revision_of(config) == f"git:{commit}+dirty"
+
+
+def test_a_commit_of_the_loaded_bytes_is_clean_again(repository):
+    root, commit = repository
+    config = root / "config" / "omnisync.yaml"
+    config.write_text(config.read_text().replace("every: 15m", "every: 20m"))
+    assert revision_of(config) == f"git:{commit}+dirty"
+    git(root, "commit", "--quiet", "-am", "every 20m")
+    assert revision_of(config) == f"git:{git(root, 'rev-parse', '--short', 'HEAD')}"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
 
 import pytest
 
 from omnisync.config.model import Consent, FieldMapping
 from omnisync.fingerprint import (
+    NEVER_A_FINGERPRINT,
     Fingerprinter,
     fingerprint_columns,
     fingerprint_row,
@@ -100,3 +102,29 @@ def test_values_of_other_types_are_refused() -> None:
     fingerprinter = Fingerprinter.for_export(make_export())
     with pytest.raises(TypeError, match="cannot fingerprint values of type object"):
         fingerprinter("a", object())
+
+
+class _DigestOf:
+    """A stand-in hash state whose digest is fixed (the one value under test)."""
+
+    def __init__(self, digest: bytes) -> None:
+        self._digest = digest
+
+    def copy(self) -> _DigestOf:
+        return self
+
+    def update(self, data: bytes) -> None:
+        pass
+
+    def digest(self) -> bytes:
+        return self._digest
+
+
+def test_no_row_ever_fingerprints_as_the_resend_mark() -> None:
+    # The one digest that would read as NEVER_A_FINGERPRINT becomes its neighbour,
+    # so a ledger entry marked for re-sending can never match a staged row.
+    fingerprinter = Fingerprinter(b"spec")
+    fingerprinter._prefix = _DigestOf(struct.pack("<q", NEVER_A_FINGERPRINT))  # type: ignore[assignment]
+    assert fingerprinter("a", 1) == NEVER_A_FINGERPRINT + 1
+    fingerprinter._prefix = _DigestOf(struct.pack("<q", 42))  # type: ignore[assignment]
+    assert fingerprinter("a", 1) == 42

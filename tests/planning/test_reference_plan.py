@@ -48,6 +48,9 @@ def test_every_kind_of_member_and_leaver() -> None:
         leaving=2,
         retag=1,
         kept=0,
+        needs_tag=3,
+        delivered=7,
+        tagged=5,
     )
     assert plan.work == (
         WorkItem("new@example.com", 10, False, None, True, True),

@@ -462,7 +462,7 @@ def plan_counts(config_path: Path) -> dict[str, object]:
     assert planned.returncode == 0, planned.stderr
     [plan] = json.loads(planned.stdout)["plans"]
     return {
-        key: plan[key] for key in ("upsert_new", "upsert_changed", "tag", "untag", "unchanged")
+        key: plan[key] for key in ("to_create", "to_update", "to_tag", "to_untag", "unchanged")
     } | {"invalid": plan["invalid"]}
 
 
@@ -478,10 +478,10 @@ def test_an_export_from_postgresql_end_to_end(dsn: str, tmp_path: Path) -> None:
     with Emulator(api_keys=("test-key",), clock=clock) as emulator:
         config_path = write_export_config(tmp_path, dsn=dsn, base_url=emulator.base_url)
         assert plan_counts(config_path) == {
-            "upsert_new": 60,
-            "upsert_changed": 0,
-            "tag": 60,
-            "untag": 0,
+            "to_create": 60,
+            "to_update": 0,
+            "to_tag": 60,
+            "to_untag": 0,
             "unchanged": 0,
             "invalid": 2,
         }
@@ -521,10 +521,10 @@ def test_an_export_from_postgresql_end_to_end(dsn: str, tmp_path: Path) -> None:
             connection.execute("UPDATE people SET city = 'Одеса' WHERE id IN (1, 2, 3)")
             connection.execute("UPDATE people SET tier = 'silver' WHERE id IN (10, 11)")
         assert plan_counts(config_path) == {
-            "upsert_new": 0,
-            "upsert_changed": 3,
-            "tag": 0,
-            "untag": 2,
+            "to_create": 0,
+            "to_update": 3,
+            "to_tag": 0,
+            "to_untag": 2,
             "unchanged": 55,
             "invalid": 2,
         }

@@ -82,9 +82,9 @@ def test_plan_one_export_as_a_real_process(config_path: Path, tmp_path: Path) ->
     assert result.stderr == ""
     out = result.stdout
     assert "export 'vip' -> connection 'main', tag 'gold' (on leave: untag)" in out
-    assert "5 rows, 3 members, 1 duplicate, 1 without e-mail" in out
-    assert re.search(r"create\s+2\s", out)
-    assert re.search(r"tag\s+2\s", out)
+    assert "5 rows = 2 members + 2 invalid (never sent) + 1 duplicate" in out
+    assert re.search(r"to create\s+2\s", out)
+    assert re.search(r"to tag\s+2\s", out)
     assert "e-mail must contain exactly one @" in out
     assert "olena.kovalenko@example.com" not in out
     assert "Traceback" not in out + result.stderr
@@ -96,8 +96,8 @@ def test_plan_json_counts_match_the_segment(config_path: Path) -> None:
     result = run_plan("vip", "--config", str(config_path), "--format", "json")
     assert result.returncode == 0, result.stderr
     (plan,) = json.loads(result.stdout)["plans"]
-    assert (plan["upsert_new"], plan["tag"], plan["invalid"]) == (2, 2, 2)
-    assert plan["counts"]["duplicates"] == 1
+    assert (plan["to_create"], plan["to_tag"], plan["invalid"]) == (2, 2, 2)
+    assert plan["duplicates"] == plan["counts"]["duplicates"] == 1
     assert plan["tag_name"] == "gold"
 
 
@@ -150,7 +150,7 @@ def test_plan_reads_the_ledger_the_runner_writes(
     config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = load_config(config_path, environ={})
-    assert plan_export(config, "vip").upsert_new == 2
+    assert plan_export(config, "vip").to_create == 2
     with stage_export(config, "vip") as staged:
         delivered = {item.email: item.fingerprint for item in staged.work()}
     state = tmp_path / "state"
@@ -171,7 +171,9 @@ def test_plan_reads_the_ledger_the_runner_writes(
     )
     assert main(["plan", "vip", "--config", str(config_path), "--format", "json"]) == 0
     (plan,) = json.loads(capsys.readouterr().out)["plans"]
-    assert (plan["upsert_new"], plan["unchanged"], plan["tag"], plan["untag"]) == (0, 1, 1, 1)
+    # Both members' contacts are as delivered; one of them still needs the tag.
+    assert (plan["to_create"], plan["unchanged"], plan["to_tag"], plan["to_untag"]) == (0, 2, 1, 1)
+    assert plan["state_found"] is True
     assert plan["invalid"] == 2  # the malformed address and the row without one, again
 
 
@@ -200,3 +202,21 @@ def test_plan_refuses_a_state_database_that_a_run_refuses_with_its_words(
     assert json.loads(plan.stdout)["failures"] == [{"export": "vip", "message": refusal}]
     # Nothing counted as if the ledger were empty or complete.
     assert json.loads(plan.stdout)["plans"] == []
+
+
+def test_plan_without_a_state_store_says_so_in_every_format(config_path: Path) -> None:
+    text = run_plan("vip", "--config", str(config_path))
+    markdown = run_plan("vip", "--config", str(config_path), "--format", "markdown")
+    as_json = run_plan("vip", "--config", str(config_path), "--format", "json")
+    assert text.returncode == markdown.returncode == as_json.returncode == 0
+    assert "WARNING: no state store found" in text.stdout
+    assert re.search(r"to create\s+2\s+\(no state: upper bound\)", text.stdout)
+    assert "> [!WARNING]\n> no state store found" in markdown.stdout
+    assert "| to create | 2 | (no state: upper bound)" in markdown.stdout
+    (plan,) = json.loads(as_json.stdout)["plans"]
+    assert plan["state_found"] is False
+
+    required = run_plan("vip", "--config", str(config_path), "--require-state")
+    assert required.returncode == 1
+    assert "no state store at" in required.stderr and "--require-state" in required.stderr
+    assert "to create" not in required.stdout

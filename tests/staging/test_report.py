@@ -75,11 +75,15 @@ def config(tmp_path: Path) -> Config:
 
 def test_the_report_counts_every_action_and_reason(config: Config) -> None:
     report = plan_export(config, "vip", now=NOW)
-    assert (report.counts.rows, report.counts.members) == (10, 8)
-    assert (report.upsert_new, report.upsert_changed) == (2, 1)
-    assert (report.tag, report.retag) == (4, 1)  # olena, taras, untagged, renamed
-    assert (report.untag, report.unchanged) == (2, 1)
+    assert (report.counts.rows, report.counts.members) == (10, 8)  # distinct e-mails
+    # The one vocabulary: rows = members + invalid + duplicates, and every
+    # member is to create, to update or unchanged.
+    assert (report.rows, report.members, report.invalid, report.duplicates) == (10, 6, 3, 1)
     assert report.invalid == 3  # not-an-email, marta, the row without e-mail
+    assert (report.to_create, report.to_update, report.unchanged) == (2, 1, 3)
+    assert report.to_create + report.to_update + report.unchanged == report.members
+    assert (report.to_tag, report.retag) == (4, 1)  # olena, taras, untagged, renamed
+    assert (report.leaving, report.to_untag) == (2, 2)
     assert report.with_consent == 1
     assert report.invalid_reasons == (
         ReasonCount("city is longer than 255 characters", 2, ("n***l", "m***a@e***e.pl")),
@@ -115,14 +119,14 @@ def test_the_tally_gives_the_runner_the_same_actions_the_plan_counts(config: Con
         tally.add_leavers(staged.leavers())
         report = tally.report()
         assert report == build_plan_report(staged, now=NOW)
-    assert (upserts, tags) == (report.upserts, report.tag)
+    assert (upserts, tags) == (report.upserts, report.to_tag)
 
 
 def test_max_profiles_exceeded_is_reported(config: Config) -> None:
     small = replace(config, exports={"vip": replace(EXPORT, max_profiles=5)})
     report = plan_export(small, "vip", now=NOW)
     assert report.exceeds_max_profiles
-    assert "max_profiles EXCEEDED: 8 members > 5" in render_text([report])
+    assert "max_profiles EXCEEDED: 8 profiles (distinct e-mails) > 5" in render_text([report])
 
 
 def all_renderings(report: PlanReport) -> list[str]:
@@ -148,15 +152,20 @@ def test_no_rendering_shows_a_full_email_address(config: Config) -> None:
 def test_text_rendering(config: Config) -> None:
     text = render_text([plan_export(config, "vip", now=NOW)], [PlanFailure("news", "boom")])
     assert "export 'vip' -> connection 'main', tag 'vip' (on leave: untag)" in text
-    assert "segment 'vip' (source 'cdp'): 10 rows, 8 members, 1 duplicate, 1 without e-mail" in text
-    assert re.search(r"create\s+2\s+o\*\*\*a@e\*\*\*e\.com", text)
-    assert re.search(r"update\s+1\s+j\*\*\*s@e\*\*\*e\.lt", text)
-    assert re.search(r"tag\s+4\s+1 also loses an old tag", text)
-    assert re.search(r"untag\s+2", text)
+    assert (
+        "segment 'vip' (source 'cdp'): 10 rows = 6 members + 3 invalid (never sent)"
+        " + 1 duplicate" in text
+    )
+    assert re.search(r"to create\s+2\s+o\*\*\*a@e\*\*\*e\.com", text)
+    assert re.search(r"to update\s+1\s+j\*\*\*s@e\*\*\*e\.lt", text)
+    assert re.search(r"unchanged\s+3\n", text)
+    assert re.search(r"to tag\s+4\s+1 also loses an old tag", text)
+    assert re.search(r"leaving\s+2\s+l\*\*\*o@e\*\*\*e\.com", text)
+    assert "no state store" not in text
     assert "not sent: 3 invalid rows" in text
     assert "1  missing e-mail  (e.g. row 4)" in text
     assert "consent: 1 new contact sent with the e-mail status recorded in the source" in text
-    assert "max_profiles: 8 members of at most 100" in text
+    assert "max_profiles: 8 profiles (distinct e-mails) of at most 100" in text
     assert text.rstrip().endswith("export 'news': cannot plan: boom")
 
 
@@ -167,6 +176,13 @@ def test_json_rendering_is_complete_plain_data(config: Config) -> None:
     (plan,) = document["plans"]
     assert plan["export"] == "vip"
     assert plan["upserts"] == 3
+    assert (plan["members"], plan["to_create"], plan["to_update"], plan["unchanged"]) == (
+        6,
+        2,
+        1,
+        3,
+    )
+    assert plan["state_found"] is True
     assert plan["counts"]["members"] == 8
     assert plan["invalid_reasons"][2] == {
         "reason": "missing e-mail",
@@ -180,8 +196,8 @@ def test_json_rendering_is_complete_plain_data(config: Config) -> None:
 def test_markdown_rendering_is_a_table(config: Config) -> None:
     markdown = render_markdown([plan_export(config, "vip", now=NOW)])
     assert markdown.startswith("### Export `vip`\n")
-    assert "| action | count | examples |" in markdown
-    assert "| create | 2 | o***a@e***e.com, t***s@e***e.com |" in markdown
+    assert "| | count | examples |" in markdown
+    assert "| to create | 2 | o***a@e***e.com, t***s@e***e.com |" in markdown
     assert "| **not sent (invalid)** | 3 | |" in markdown
 
 
@@ -208,4 +224,5 @@ def test_an_unchanged_segment_says_nothing_to_send(config: Config) -> None:
     assert kept.changes_nothing
     text = render_text([kept])
     assert "nothing to send" in text
-    assert "5 leavers keep the tag (on leave: keep)" in text
+    assert re.search(r"leaving\s+5\s+keep the tag \(on leave: keep\)", text)
+    assert (kept.leaving, kept.to_untag) == (5, 0)

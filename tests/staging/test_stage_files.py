@@ -66,7 +66,16 @@ def test_a_csv_segment_is_staged_and_diffed(tmp_path: Path) -> None:
     )
     with stage_export(config, "vip") as staged:
         assert staged.counts == StageCounts(
-            rows=4, members=2, missing_email=1, duplicates=1, new=1, unchanged=1, leaving=1
+            rows=4,
+            members=2,
+            missing_email=1,
+            duplicates=1,
+            new=1,
+            unchanged=1,
+            leaving=1,
+            needs_tag=1,
+            delivered=2,
+            tagged=2,
         )
         (item,) = staged.work()
         assert item.email == "olena@example.com"
@@ -119,7 +128,7 @@ def test_an_empty_jsonl_file_is_an_empty_segment(tmp_path: Path) -> None:
     write_ledger(tmp_path / "omnisync.sqlite3", [("vip", "a@example.com", 1, "vip")])
     config = make_config(source_path=path, kind="jsonl", state_dir=tmp_path, exports=[EXPORT])
     with stage_export(config, "vip") as staged:
-        assert staged.counts == StageCounts(leaving=1)
+        assert staged.counts == StageCounts(leaving=1, delivered=1, tagged=1)
 
 
 VALUES: list[tuple[object, ...]] = [

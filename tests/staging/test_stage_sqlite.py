@@ -93,6 +93,9 @@ def test_counts_work_and_leavers_of_a_sqlite_segment(source: Path, ledger: Path)
             unchanged=1,
             leaving=1,
             retag=1,
+            needs_tag=3,
+            delivered=6,
+            tagged=4,
         )
         work = list(staged.work())
         assert [(item.email, item.in_ledger, item.tag_on) for item in work] == [
@@ -226,7 +229,7 @@ def test_an_empty_segment_leaves_everyone_tagged(source: Path, ledger: Path) -> 
         query="SELECT * FROM customers WHERE id < 0",
     )
     with stage_export(config, "vip") as staged:
-        assert staged.counts == StageCounts(leaving=4)
+        assert staged.counts == StageCounts(leaving=4, delivered=6, tagged=4)
         assert [leaver.email for leaver in staged.leavers()] == [
             "changed@example.com",
             "left@example.com",

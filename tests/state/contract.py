@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.masking import mask_email
 from omnisync.state import (
     InflightItem,
@@ -162,6 +163,21 @@ class LedgerStoreContract:
         assert [batch.batch_id for batch in store.inflight_batches("vip")] == ["batch-2"]
         assert store.count_entries("vip") == 0
 
+    def test_moving_to_another_brand_forgets_the_old_brands_ledger(
+        self, store: LedgerStore
+    ) -> None:
+        store.record_delivered("vip", [("a@x.io", 1, "vip"), ("b@x.io", 2, None)], now=NOW)
+        store.record_delivered("news", [("a@x.io", 3, "news")], now=NOW)
+        store.record_inflight("vip", "batch-1", items("c@x.io"), now=NOW)
+        # No brand recorded yet (a store from before brands): the ledger is kept.
+        assert store.retarget("vip", "https://api brand-a", now=NOW) == 0
+        assert store.count_entries("vip") == 2
+        assert store.retarget("vip", "https://api brand-a", now=NOW) == 0
+        assert store.retarget("vip", "https://api brand-b", now=NOW) == 2
+        assert (store.count_entries("vip"), store.inflight_batches("vip")) == (0, [])
+        assert store.count_entries("news") == 1  # other exports are untouched
+        assert store.retarget("vip", "https://api brand-b", now=NOW) == 0
+
     def test_an_intent_becomes_in_flight_once_the_batch_is_created(
         self, store: LedgerStore
     ) -> None:
@@ -281,6 +297,27 @@ class LedgerStoreContract:
         assert entry is not None and entry.tag is None and entry.fingerprint == 1
         assert store.mark_tagged("vip", "vip", [], now=LATER) == 0
         assert store.mark_untagged("vip", "vip", [], now=LATER) == 0
+
+    def test_marked_entries_match_no_fingerprint_and_carry_no_tag(self, store: LedgerStore) -> None:
+        store.record_delivered(
+            "vip", [("a@x.io", 1, "vip"), ("b@x.io", 2, "vip"), ("c@x.io", 3, None)], now=NOW
+        )
+        store.record_delivered("news", [("a@x.io", 1, "news")], now=NOW)
+        marked = store.mark_for_resend("vip", ["a@x.io", "c@x.io", "nobody@x.io"], now=LATER)
+        assert marked == 2
+        a, b, c = store.entries("vip")
+        assert (a.fingerprint, a.tag) == (NEVER_A_FINGERPRINT, None)
+        assert (c.fingerprint, c.tag) == (NEVER_A_FINGERPRINT, None)
+        assert a.updated_at == "2026-03-01T12:05:00.000Z"
+        # Exactly those: the other entry and the other export's entry are untouched,
+        # and nothing was added for an e-mail without an entry.
+        assert (b.fingerprint, b.tag, b.updated_at) == (2, "vip", "2026-03-01T12:00:00.000Z")
+        assert store.entry("news", "a@x.io") == LedgerEntry(
+            "news", "a@x.io", 1, "news", "2026-03-01T12:00:00.000Z"
+        )
+        assert store.entry("vip", "nobody@x.io") is None
+        assert store.count_entries("vip") == 3
+        assert store.mark_for_resend("vip", [], now=LATER) == 0
 
     def test_tags_never_leak_across_exports(self, store: LedgerStore) -> None:
         store.record_delivered("vip", [("a@x.io", 1, None)], now=NOW)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 import threading
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from omnisync.state import (
     open_state_store,
     state_path,
 )
+from omnisync.state.migrations import MIGRATIONS
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -42,7 +44,7 @@ def test_the_database_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
         connection = sqlite3.connect(tmp_path / "state.sqlite3")
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         connection.close()
-        assert store.schema_version == 3
+        assert store.schema_version == 5
 
 
 def test_the_ledger_table_has_the_seams_exact_shape(tmp_path: Path) -> None:
@@ -154,3 +156,25 @@ def test_integrity_holds_after_a_bulk_write(tmp_path: Path) -> None:
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     connection.close()
+
+
+def test_a_version_3_database_migrates_its_history_and_can_hold_runs(tmp_path: Path) -> None:
+    path = tmp_path / "omnisync.sqlite3"
+    with closing(sqlite3.connect(path)) as connection:
+        for script in MIGRATIONS[:3]:
+            connection.executescript(script)
+        connection.execute(
+            "INSERT INTO runs (export, trigger, config_revision, started_at, ended_at, status,"
+            " counts) VALUES ('vip', 'schedule', 'git:abc', '2026-01-01T00:00:00.000Z',"
+            " '2026-01-01T00:01:00.000Z', 'succeeded', '{\"upserted\": 3}')"
+        )
+        connection.execute("PRAGMA user_version = 3")
+        connection.commit()
+    with SqliteLedgerStore(path) as store:
+        assert store.schema_version == 5
+        (old,) = store.runs("vip")
+        assert (old.id, old.status, dict(old.counts)) == (1, "succeeded", {"upserted": 3})
+        held = store.start_run("vip", trigger="schedule", config_revision="git:def", now=NOW)
+        assert held.id == 2
+        store.finish_run(held.id, status="held", counts={}, error="would untag", now=NOW)
+        assert [run.status for run in store.runs("vip")] == ["held", "succeeded"]

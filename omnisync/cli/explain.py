@@ -1,0 +1,172 @@
+"""``omnisync explain EMAIL``: everything omnisync knows about one person, per export.
+
+For each export (all, or those named with ``--export``): in the segment or
+not, what the mapping makes of the row or why it is invalid, what was last
+delivered, what is in flight and what the next run would do
+(:mod:`omnisync.engine.explain`). The e-mail asked about is shown in full;
+nobody else's appears. Reads the segment and the state store; sends nothing,
+writes nothing, never resolves an API key. Each export's segment is staged
+whole, as ``omnisync plan`` does.
+
+Exit status: 0 explained, 1 a segment or the state store could not be read
+(the other exports are still explained), 2 usage errors (unknown export, an
+empty e-mail, an unreadable config path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from omnisync.cli.export import cli_config
+from omnisync.config.location import add_config_argument
+
+if TYPE_CHECKING:
+    from omnisync.engine.explain import ExplainFailure, ExportExplanation
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "explain",
+        help="show everything omnisync knows about one e-mail, per export",
+        description=(
+            "For one e-mail address and each export: whether it is in the segment, what the"
+            " mapping makes of its row (or why it is invalid), what was last delivered, what"
+            " is in flight, and what the next run would do. Sends and changes nothing."
+            " Exit status: 0 explained, 1 a source or the state store unreadable, 2 usage."
+        ),
+    )
+    parser.add_argument("email", metavar="EMAIL", help="the e-mail address to explain")
+    parser.add_argument(
+        "--export",
+        action="append",
+        metavar="NAME",
+        dest="exports",
+        help="only this export (repeatable; default: every export)",
+    )
+    add_config_argument(parser)
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from omnisync.emails import normalise_email
+    from omnisync.engine.explain import ExplainFailure, explain_email
+    from omnisync.errors import OmnisyncError
+    from omnisync.state import SqliteLedgerStore, state_path
+
+    loaded = cli_config(args.config)
+    if isinstance(loaded, int):
+        return loaded
+    email = normalise_email(args.email)
+    if email is None:
+        print("omnisync explain: the e-mail is empty", file=sys.stderr)
+        return EXIT_USAGE
+    names = list(dict.fromkeys(args.exports or ())) or list(loaded.exports)
+    unknown = [name for name in names if name not in loaded.exports]
+    if unknown:
+        known = ", ".join(sorted(loaded.exports)) or "none"
+        listed = ", ".join(f"'{name}'" for name in unknown)
+        print(
+            f"omnisync explain: no export {listed} in the config (exports: {known})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    path = state_path(loaded.daemon.state_dir)
+    now = datetime.now(UTC)
+    explained: list[ExportExplanation] = []
+    failures: list[ExplainFailure] = []
+    try:
+        store = SqliteLedgerStore(path) if path.is_file() else None
+    except OmnisyncError as error:
+        print(f"omnisync explain: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        for name in names:
+            try:
+                explained.append(
+                    explain_email(
+                        loaded,
+                        email,
+                        name,
+                        store=store,
+                        now=now,
+                        ledger_path=path,
+                        environ=os.environ,
+                    )
+                )
+            except (OmnisyncError, OSError, sqlite3.Error) as error:
+                failures.append(ExplainFailure(name, str(error)))
+    finally:
+        if store is not None:
+            store.close()
+    if args.format == "json":
+        document = {
+            "email": email,
+            "exports": [asdict(item) for item in explained],
+            "failures": [asdict(item) for item in failures],
+        }
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(email, explained))
+    for failure in failures:
+        print(f"omnisync explain: export '{failure.export}': {failure.message}", file=sys.stderr)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def render_text(email: str, explained: list[ExportExplanation]) -> str:
+    lines = [email]
+    for item in explained:
+        lines.append(f"  export {item.export} (tag {item.tag!r}, on_leave {item.on_leave})")
+        if item.in_segment:
+            copies = f"; {item.rows} rows carry it, the first is used" if item.rows > 1 else ""
+            lines.append(f"    segment: member, row {item.position}{copies}")
+        else:
+            lines.append("    segment: not a member")
+        mapped = item.mapped
+        if mapped is not None and mapped.valid:
+            shown = {**mapped.fields, **mapped.custom_properties}
+            lines.append(
+                "    mapping: " + (", ".join(f"{k}={v!r}" for k, v in shown.items()) or "no fields")
+            )
+            if mapped.consent is not None:
+                lines.append(
+                    f"    consent: {mapped.consent['status']} at {mapped.consent['changed_at']}"
+                    " (sent only to a contact new to this export)"
+                )
+        elif mapped is not None:
+            lines.append("    mapping: invalid: " + "; ".join(mapped.reasons))
+        if mapped is not None and mapped.warnings:
+            lines.append("    warnings: " + "; ".join(mapped.warnings))
+        delivered = item.delivered
+        if delivered is None:
+            lines.append("    delivered: never")
+        else:
+            state = (
+                "marked for re-sending (drift --repair)"
+                if delivered.marked_for_resend
+                else "as the source says now"
+                if delivered.current
+                else "differs from the source now"
+            )
+            run = f", run {delivered.run_id}" if delivered.run_id is not None else ""
+            tag = repr(delivered.tag) if delivered.tag else "none"
+            lines.append(f"    delivered: {state}; at {delivered.updated_at}{run}; tag {tag}")
+        for pending in item.pending:
+            what = "batch in flight" if pending.kind == "batch" else "intent left by a killed run"
+            lines.append(
+                f"    pending: {what} {pending.batch_id} since {pending.created_at}"
+                " (the next run settles it first)"
+            )
+        lines.append(f"    next run: {', '.join(item.next_run)} ({item.note})")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,240 @@
+"""Explain: everything omnisync knows about one person, per export.
+
+:func:`explain_email` answers, for each export asked about: is the e-mail in
+the segment (at which row), what the mapping makes of that row (fields,
+custom properties, the consent status a run would send) or why the row is
+invalid, what the ledger says was last delivered (whether it is what the
+source says now, when, in which run, the tag), whether a batch is still in
+flight or an intent was left for it, and what the next run would do.
+
+No rule is written twice: membership and the next action come from the
+staging's own diff (:func:`~omnisync.engine.staging.stage_export`,
+``StagedExport.members_of`` and ``leaver_tags``) and
+:func:`~omnisync.planning.item_actions`; the row is mapped by the export's
+:class:`~omnisync.mapping.MappingPlan`. The price is that the whole segment
+is staged to find one row, per export: what ``omnisync plan`` costs (seconds
+for a million rows of a SQLite source). Nothing is sent; nothing is written;
+the API key is never resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from omnisync.config.model import Config, Export
+from omnisync.contact import ContactWrite
+from omnisync.engine.staged import StagedMember
+from omnisync.engine.staging import stage_export
+from omnisync.fingerprint import NEVER_A_FINGERPRINT
+from omnisync.mapping import InvalidRow, MappingPlan
+from omnisync.planning import item_actions
+from omnisync.state import LedgerEntry, LedgerStore, RunRecord
+
+#: How many recent runs are searched for the one that delivered an entry.
+RUNS_SEARCHED = 200
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """What the mapping makes of the member's row: a contact, or the reasons it is invalid."""
+
+    valid: bool
+    fields: Mapping[str, str] = field(default_factory=dict)
+    custom_properties: Mapping[str, str] = field(default_factory=dict)
+    consent: Mapping[str, str] | None = None  # status and changed_at, when a run sends one
+    reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What the ledger says was last delivered."""
+
+    current: bool  # what was delivered is what the source says now
+    marked_for_resend: bool  # `drift --repair` marked it
+    updated_at: str
+    tag: str | None
+    run_id: int | None  # the run that last wrote the entry, when history still has it
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A batch still in flight (``batch``) or an intent left by a killed run (``intent``)."""
+
+    kind: str
+    batch_id: str
+    created_at: str
+    then_tag: bool
+
+
+@dataclass(frozen=True)
+class ExportExplanation:
+    """One export's view of the person. ``next_run`` lists the actions of the next run:
+    ``create``, ``update``, ``tag``, ``untag TAG`` or ``nothing``; ``note`` says why."""
+
+    export: str
+    tag: str
+    on_leave: str
+    in_segment: bool
+    position: int | None
+    rows: int
+    mapped: Mapped | None
+    delivered: Delivered | None
+    pending: tuple[Pending, ...]
+    next_run: tuple[str, ...]
+    note: str
+
+
+@dataclass(frozen=True)
+class ExplainFailure:
+    """An export whose segment or ledger could not be read: the message says why."""
+
+    export: str
+    message: str
+
+
+def explain_email(
+    config: Config,
+    email: str,
+    export_name: str,
+    *,
+    store: LedgerStore | None,
+    now: datetime,
+    ledger_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    credentials_directory: str | None = None,
+) -> ExportExplanation:
+    """What export ``export_name`` knows about ``email`` (already normalised).
+
+    ``store`` is ``None`` where there is no state store yet (nothing was ever
+    delivered). Raises what :func:`~omnisync.engine.staging.stage_export` raises.
+    """
+    export = config.exports[export_name]
+    with stage_export(
+        config,
+        export_name,
+        ledger_path=ledger_path,
+        environ=environ,
+        credentials_directory=credentials_directory,
+    ) as staged:
+        member = staged.members_of([email]).get(email)
+        leaving_tag = staged.leaver_tags([email]).get(email)
+        plan = MappingPlan(export, staged.columns)
+    entry = store.entry(export_name, email) if store is not None else None
+    mapped = None
+    write_ok = False
+    if member is not None:
+        outcome = plan.map_row(member.row, in_ledger=entry is not None, now=now)
+        write_ok = isinstance(outcome.result, ContactWrite)
+        mapped = _mapped(outcome.result, outcome.warnings)
+    next_run, note = _next_run(export, member, entry, leaving_tag, valid=write_ok)
+    return ExportExplanation(
+        export=export_name,
+        tag=export.tag,
+        on_leave=export.on_leave,
+        in_segment=member is not None,
+        position=None if member is None else member.position,
+        rows=0 if member is None else member.rows,
+        mapped=mapped,
+        delivered=_delivered(store, entry, member),
+        pending=_pending(store, export_name, email),
+        next_run=next_run,
+        note=note,
+    )
+
+
+def _mapped(result: ContactWrite | InvalidRow, warnings: Sequence[str]) -> Mapped:
+    if isinstance(result, InvalidRow):
+        return Mapped(valid=False, reasons=result.reasons, warnings=tuple(warnings))
+    consent = None
+    if result.consent is not None:
+        consent = {"status": result.consent.status, "changed_at": result.consent.changed_at}
+    return Mapped(
+        valid=True,
+        fields=dict(result.fields),
+        custom_properties=dict(result.custom_properties),
+        consent=consent,
+        warnings=tuple(warnings),
+    )
+
+
+def _next_run(
+    export: Export,
+    member: StagedMember | None,
+    entry: LedgerEntry | None,
+    leaving_tag: str | None,
+    *,
+    valid: bool,
+) -> tuple[tuple[str, ...], str]:
+    if member is None:
+        if leaving_tag is not None:
+            return (f"untag {leaving_tag}",), "left the segment: the tag is removed"
+        if entry is not None and entry.tag is not None:
+            return ("nothing",), "left the segment; keeps the tag (on_leave: keep)"
+        if entry is not None:
+            return ("nothing",), "not in the segment; delivered before, now untagged"
+        return ("nothing",), "not in the segment, never delivered by this export"
+    work = member.work
+    if work is None:
+        return ("nothing",), "delivered and tagged as the source says now"
+    actions = item_actions(work, valid=valid)
+    if work.needs_upsert and not actions.upsert:
+        if work.in_ledger:
+            return ("nothing",), "the row changed but is invalid: the change is never sent"
+        return ("nothing",), "the row is invalid: never sent"
+    planned: list[str] = []
+    if actions.upsert:
+        planned.append("update" if work.in_ledger else "create")
+    if actions.tag:
+        planned.append("tag")
+    if actions.remove_old_tag is not None:
+        planned.append(f"untag {actions.remove_old_tag}")
+    if not work.in_ledger:
+        note = "new to this export"
+    elif entry is not None and entry.fingerprint == NEVER_A_FINGERPRINT:
+        note = "marked by `omnisync drift --repair`: re-sent and re-tagged"
+    elif work.needs_upsert:
+        note = "the row changed since it was delivered"
+    else:
+        note = "delivered; the tag is not on yet"
+    return tuple(planned), note
+
+
+def _delivered(
+    store: LedgerStore | None, entry: LedgerEntry | None, member: StagedMember | None
+) -> Delivered | None:
+    if store is None or entry is None:
+        return None
+    return Delivered(
+        current=member is not None and member.fingerprint == entry.fingerprint,
+        marked_for_resend=entry.fingerprint == NEVER_A_FINGERPRINT,
+        updated_at=entry.updated_at,
+        tag=entry.tag,
+        run_id=_run_of(store.runs(entry.export, limit=RUNS_SEARCHED), entry.updated_at),
+    )
+
+
+def _run_of(runs: Sequence[RunRecord], moment: str) -> int | None:
+    """The run during which ``moment`` falls (timestamps sort as text), if any."""
+    for run in runs:
+        if run.started_at <= moment and (run.ended_at is None or moment <= run.ended_at):
+            return run.id
+    return None
+
+
+def _pending(store: LedgerStore | None, export: str, email: str) -> tuple[Pending, ...]:
+    if store is None:
+        return ()
+    found: list[Pending] = []
+    for kind, batches in (
+        ("batch", store.inflight_batches(export)),
+        ("intent", store.intents(export)),
+    ):
+        for batch in batches:
+            for item in batch.items:
+                if item.email == email:
+                    found.append(Pending(kind, batch.batch_id, batch.created_at, item.then_tag))
+    return tuple(found)

@@ -1,0 +1,158 @@
+"""The result of reviewing a config change: plain, frozen data. Pure.
+
+A :class:`Review` lists :class:`Change`\\ s, one per object (user, source,
+segment, connection, schedule, export, daemon) that was added, removed or
+changed, directly or through an object it depends on (an export whose
+segment's query changed). Each change carries its :class:`FieldChange`\\ s
+(secrets as references only), its :class:`Effect`\\ s in Omnisend and who
+must approve it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from omnisync.config.model import Position
+
+Risk = Literal["info", "warning", "danger"]
+ChangeType = Literal["added", "removed", "changed"]
+Kind = Literal["user", "source", "segment", "connection", "schedule", "export", "daemon"]
+
+#: Risks from lowest to highest.
+RISKS: tuple[Risk, ...] = ("info", "warning", "danger")
+
+#: Object kinds in the order they are reported, with the config section that holds them.
+KINDS: tuple[tuple[Kind, str], ...] = (
+    ("user", "users"),
+    ("source", "sources"),
+    ("segment", "segments"),
+    ("connection", "connections"),
+    ("schedule", "schedules"),
+    ("export", "exports"),
+    ("daemon", "daemon"),
+)
+SECTIONS: dict[Kind, str] = dict(KINDS)
+
+
+def risk_rank(risk: Risk) -> int:
+    return RISKS.index(risk)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field, dotted below its object (``mapping.first_name``); ``None`` is absent."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A consequence in Omnisend, with a stable ``code`` and a ``risk``.
+
+    ``members``, ``requests`` and ``minutes`` are the cost, when it can be
+    known (``None`` otherwise): members of the export from the ledger, the
+    requests the change implies (batch calls and tags calls) and the minutes
+    they take at least under the connection's rate limits.
+    """
+
+    code: str
+    risk: Risk
+    message: str
+    members: int | None = None
+    requests: int | None = None
+    minutes: float | None = None
+    #: Where the cause was written, below the object (``tag``); ``None``: the object itself.
+    path: str | None = None
+    #: The file and line of ``path`` (for annotations), filled in by the review.
+    position: Position | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One object added, removed or changed; ``name`` is ``""`` for the daemon section."""
+
+    kind: Kind
+    name: str
+    change: ChangeType
+    fields: tuple[FieldChange, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    approvers: tuple[str, ...] = ()
+    #: Where the object is written (the head's; the base's for a removed one).
+    position: Position | None = None
+    #: Where each changed field is written, by ``FieldChange.path``.
+    field_positions: dict[str, Position] = field(default_factory=dict, compare=False)
+
+    @property
+    def dotted(self) -> str:
+        section = SECTIONS[self.kind]
+        return f"{section}.{self.name}" if self.name else section
+
+    @property
+    def risk(self) -> Risk | None:
+        """The highest risk among the effects, ``None`` when there are none."""
+        if not self.effects:
+            return None
+        return max((effect.risk for effect in self.effects), key=risk_rank)
+
+    @property
+    def title(self) -> str:
+        return f"{self.kind} '{self.name}'" if self.name else self.kind
+
+
+@dataclass(frozen=True)
+class Review:
+    """Every change between ``base`` and ``head`` (revision labels).
+
+    ``counts_known``: member counts came from a state store; ``counts_note``
+    says which one, or why counts are unknown.
+    """
+
+    base: str
+    head: str
+    changes: tuple[Change, ...]
+    counts_known: bool
+    counts_note: str
+
+    @property
+    def effects(self) -> tuple[Effect, ...]:
+        return tuple(effect for change in self.changes for effect in change.effects)
+
+    @property
+    def highest_risk(self) -> Risk | None:
+        risks: list[Risk] = [effect.risk for effect in self.effects]
+        if not risks:
+            return None
+        return max(risks, key=risk_rank)
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(sorted({name for change in self.changes for name in change.approvers}))
+
+    def at_or_above(self, risk: Risk) -> tuple[Effect, ...]:
+        return tuple(e for e in self.effects if risk_rank(e.risk) >= risk_rank(risk))
+
+    def summary(self) -> dict[str, object]:
+        """Counts for people and tools: changes by type, effects by risk, the total cost."""
+        by_type: dict[str, int] = {
+            kind: sum(1 for c in self.changes if c.change == kind) for kind in _TYPES
+        }
+        by_risk = {risk: sum(1 for e in self.effects if e.risk == risk) for risk in RISKS}
+        costed = [e for e in self.effects if e.requests is not None]
+        return {
+            "changes": len(self.changes),
+            **by_type,
+            "effects": by_risk,
+            "highest_risk": self.highest_risk,
+            "requests": sum(e.requests or 0 for e in costed) if costed else None,
+            "minutes": round(sum(e.minutes or 0.0 for e in costed), 2) if costed else None,
+            "counts": "known" if self.counts_known else "unknown",
+            "counts_note": self.counts_note,
+            "approvers": list(self.approvers),
+        }
+
+
+_TYPES: Sequence[ChangeType] = ("added", "removed", "changed")

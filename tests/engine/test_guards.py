@@ -1,0 +1,125 @@
+"""Change guards through the real CLI: a run that looks like an accident is held, sends nothing."""
+
+from __future__ import annotations
+
+import json
+
+from tests.engine.conftest import Setup
+from tests.engine.helpers import WRITES, execute, last_sequence, log_since, omnisync, people
+
+
+def export_run(setup: Setup, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    done = omnisync(
+        "export", "run", "members", "--config", str(setup.config_path), "--format", "json", *extra
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def history(setup: Setup) -> list[dict]:  # type: ignore[type-arg]
+    listed = omnisync("history", "--config", str(setup.config_path), "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    runs: list[dict] = json.loads(listed.stdout)["runs"]  # type: ignore[type-arg]
+    return runs
+
+
+def test_an_emptied_source_is_held_then_released_once(setup: Setup) -> None:
+    from tests.engine.helpers import write_segment
+
+    write_segment(setup.database, people(10_000))
+    code, first = export_run(setup)
+    assert (code, first["counts"]["upserted"], first["counts"]["tagged"]) == (0, 10_000, 10_000)
+
+    execute(setup.database, "DELETE FROM people")  # a failed ETL load
+    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    (plan,) = json.loads(planned.stdout)["plans"]
+    assert plan["held"] == [
+        "the segment is empty, but 10,000 contacts carry the export's tag (allow_empty is false)",
+        "would untag 10,000 of 10,000 members (100%), above max_removed 20%",
+    ]
+    before = last_sequence(setup.emulator)
+    code, held = export_run(setup)
+    assert code == 4
+    assert held["status"] == "held"
+    assert "would untag 10,000 of 10,000 members (100%), above max_removed 20%" in held["error"]
+    assert log_since(setup.emulator, before) == []  # not one request
+    latest = history(setup)[0]
+    assert (latest["status"], latest["trigger"]) == ("held", "cli")
+    assert "would untag 10,000 of 10,000" in latest["error"]
+
+    released = omnisync(
+        "export", "run", "members", "--allow-large-change", "--config", str(setup.config_path)
+    )
+    assert released.returncode == 0, released.stdout + released.stderr
+    log = log_since(setup.emulator, before)
+    assert sum(len(record.emails) for record in log if record.endpoint in WRITES) == 10_000
+    latest = history(setup)[0]
+    assert latest["status"] == "succeeded"
+    assert latest["trigger"].startswith("cli, release by ")
+    # Released once: the next run is guarded again (and has nothing to do).
+    assert export_run(setup)[0] == 0
+
+
+def test_a_recovered_source_clears_the_hold_and_sends_only_real_changes(setup: Setup) -> None:
+    from tests.engine.helpers import write_segment
+
+    write_segment(setup.database, people(1_000))
+    assert export_run(setup)[0] == 0
+    execute(setup.database, "UPDATE people SET tier = 'tmp'")
+    assert export_run(setup)[0] == 4
+    # The source recovers, with one real change.
+    execute(setup.database, "UPDATE people SET tier = 'gold'")
+    execute(setup.database, "UPDATE people SET city = 'Odesa' WHERE id = 7")
+    before = last_sequence(setup.emulator)
+    code, run = export_run(setup)
+    assert (code, run["status"]) == (0, "succeeded")
+    writes = [record for record in log_since(setup.emulator, before) if record.endpoint in WRITES]
+    assert [email for record in writes for email in record.emails] == ["person7@example.com"]
+
+
+def test_a_query_that_drops_thirty_percent_is_held_at_the_default_and_runs_at_fifty(
+    setup: Setup,
+) -> None:
+    from tests.engine.helpers import write_segment
+
+    write_segment(setup.database, people(1_000))
+    assert export_run(setup)[0] == 0
+    setup.rewrite(query="SELECT * FROM people WHERE tier = 'gold' AND id % 10 >= 3")
+    code, held = export_run(setup)
+    assert (code, held["status"]) == (4, "held")
+    assert "would untag 300 of 1,000 members (30%), above max_removed 20%" in held["error"]
+    setup.rewrite(
+        query="SELECT * FROM people WHERE tier = 'gold' AND id % 10 >= 3",
+        guards="{max_removed: 50%}",
+    )
+    code, run = export_run(setup)
+    assert (code, run["status"], run["counts"]["untagged"]) == (0, "succeeded", 300)
+
+
+def test_a_full_resync_re_sends_and_re_tags_every_member_as_a_first_run_would(
+    setup: Setup,
+) -> None:
+    from tests.engine.helpers import TAG_ADDS, UPSERTS, emails_of, write_segment
+
+    write_segment(setup.database, people(300))
+    assert export_run(setup)[0] == 0
+    with setup.store() as store:
+        first = [(e.email, e.fingerprint, e.tag) for e in store.entries("members")]
+    consents = len(setup.emulator.status_changes())
+    assert export_run(setup)[1]["counts"]["upserted"] == 0  # nothing changed
+
+    before = last_sequence(setup.emulator)
+    code, full = export_run(setup, "--full")
+    assert (code, full["status"]) == (0, "succeeded")
+    counts = full["counts"]
+    assert (counts["to_create"], counts["to_update"], counts["unchanged"]) == (0, 300, 0)
+    assert (counts["upserted"], counts["tagged"], counts["untagged"]) == (300, 300, 0)
+    log = log_since(setup.emulator, before)
+    members = {f"person{number}@example.com" for number in range(300)}
+    assert set(emails_of(log, UPSERTS)) == set(emails_of(log, TAG_ADDS)) == members
+    # Contacts delivered before get no consent status again.
+    assert len(setup.emulator.status_changes()) == consents
+    with setup.store() as store:
+        after = [(e.email, e.fingerprint, e.tag) for e in store.entries("members")]
+    assert after == first
+    assert history(setup)[0]["trigger"] == "cli, full resync"

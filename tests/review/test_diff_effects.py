@@ -1,0 +1,315 @@
+"""Each effect of `omnisync diff` from a one-line change, by the real command, in every format."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.review.repository import ConfigRepository, make_repository
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+@dataclass(frozen=True)
+class Case:
+    code: str
+    risk: str
+    name: str  # the object that carries the effect
+    old: str  # the line changed
+    new: str  # its replacement ("" removes it)
+    on_line: bool = True  # the annotation is on the changed line
+    says: str = ""  # and the message says this
+
+
+RETIRED = (
+    "retired: {segment: everyone, connection: main, owner: olena, tag: old,"
+    " mapping: {email: email}}"
+)
+ADDED = RETIRED.replace("retired", "added")
+
+CASES = (
+    Case("first_export", "warning", "paused", "enabled: false", "enabled: true"),
+    Case(
+        "first_export",
+        "warning",
+        "added",
+        RETIRED,
+        ADDED,
+    ),
+    Case("resend_all_members", "warning", "vip", "last_name: last_name", "last_name: surname"),
+    Case("retag_all_members", "warning", "vip", "tag: vip", "tag: vip-gold", says="'vip-gold'"),
+    Case("untag_on_leave_changed", "warning", "vip", "on_leave: keep", "on_leave: untag"),
+    Case(
+        "welcome_messages_enabled",
+        "danger",
+        "vip",
+        "send_welcome_message: false",
+        "send_welcome_message: true",
+    ),
+    Case("consent_changed", "warning", "vip", "source: signup-form", "source: checkout"),
+    Case("moves_brand", "danger", "vip", "connection: main", "connection: second"),
+    Case(
+        "membership_may_change",
+        "warning",
+        "vip",
+        "query: SELECT id, email, first_name, last_name, status, status_at FROM people",
+        "query: SELECT id, email, first_name, last_name, status, status_at FROM people LIMIT 9",
+        on_line=False,  # the export's `segment:` line carries it
+    ),
+    Case(
+        "export_removed",
+        "warning",
+        "retired",
+        RETIRED,
+        "",
+        says="keep tag 'old'",
+    ),
+    Case("export_disabled", "warning", "vip", "send_welcome_message: false", "enabled: false"),
+    Case("schedule_changed", "info", "vip", "every: 15m", "every: 1h", says="96/day → 24/day"),
+    Case(
+        "schedule_changed",
+        "info",
+        "paused",
+        'cron: "0 * * * *"',
+        'cron: "0 9 * * 1-5"',
+        on_line=False,  # a named schedule: the export's `schedule:` line
+        says="24/day → 0.71/day",
+    ),
+    Case(
+        "permission_granted",
+        "warning",
+        "main",
+        "allowed_users: [marko]",
+        "allowed_users: [marko, ivan]",
+        on_line=False,  # two connections have that line; the first is main's
+    ),
+    Case(
+        "permission_granted",
+        "warning",
+        "marko",
+        "marko: {role: contributor}",
+        "marko: {role: admin}",
+    ),
+    Case("permission_revoked", "info", "ivan", "ivan: {role: admin}", "ivan: {role: contributor}"),
+    Case(
+        "data_transfer_acceptance_changed",
+        "warning",
+        "spare",
+        "data_transfer_accepted: false",
+        "data_transfer_accepted: true",
+    ),
+)
+
+LEVELS = {"danger": "error", "warning": "warning", "info": "notice"}
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> ConfigRepository:
+    return make_repository(tmp_path / "configs")
+
+
+def _edit(repository: ConfigRepository, case: Case) -> int:
+    if case.code == "permission_granted" and case.name == "main":
+        lines = repository.path.read_text().splitlines()
+        index = lines.index("    allowed_users: [marko]")
+        lines[index] = "    allowed_users: [marko, ivan]"
+        repository.path.write_text("\n".join(lines) + "\n")
+        return index + 1
+    return repository.edit(case.old, case.new)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case.code}-{case.name}")
+def test_a_one_line_change_has_its_effect_in_every_format(repository, case):
+    line = _edit(repository, case)
+
+    text = repository.diff("--base", "HEAD")
+    assert text.returncode == 0, text.stdout + text.stderr
+    effect_lines = [row for row in text.stdout.splitlines() if f"{case.risk} {case.code}:" in row]
+    assert effect_lines, text.stdout
+    assert case.says in "\n".join(effect_lines)
+
+    # The other formats through the same entry point, in this process.
+    code, as_json = repository.diff_here("--base", "HEAD", "--format", "json")
+    assert code == 0
+    document = json.loads(as_json)
+    found = [
+        (change, effect)
+        for change in document["changes"]
+        for effect in change["effects"]
+        if effect["code"] == case.code and change["name"] == case.name
+    ]
+    assert len(found) == 1, document
+    change, effect = found[0]
+    assert effect["risk"] == case.risk
+    assert change["approvers"], change
+    assert set(effect) >= {"code", "risk", "message", "requests", "minutes"}
+
+    markdown = repository.diff_here("--base", "HEAD", "--format", "markdown")[1]
+    rows = [row for row in markdown.splitlines() if row.startswith("|") and f"`{case.name}`" in row]
+    assert any(f"`{case.code}`" in row for row in rows), markdown
+
+    github = repository.diff_here("--base", "HEAD", "--format", "github")[1]
+    level = LEVELS[case.risk]
+    annotations = re.findall(
+        rf"^::{level} file=([^,]+),line=(\d+),title=omnisync diff%3A {case.code}::(.*)$",
+        github,
+        flags=re.MULTILINE,
+    )
+    assert annotations, github
+    assert all(file.endswith("omnisync.yaml") for file, _, _ in annotations)
+    if case.on_line and case.new:
+        assert str(line) in [number for _, number, _ in annotations], (line, github)
+
+
+def test_approvers_are_the_owner_of_an_export_and_the_admins_for_permissions(repository):
+    repository.edit("tag: vip", "tag: vip-gold")
+    repository.edit("ivan: {role: admin}", "ivan: {role: contributor}")
+    document = repository.diff_json()
+    approvers = {change["name"]: change["approvers"] for change in document["changes"]}
+    assert approvers["vip"] == ["marko"]
+    assert approvers["ivan"] == ["olena"]  # the admins of the new config
+    assert document["summary"]["approvers"] == ["marko", "olena"]
+
+
+def test_fields_are_reported_one_by_one_and_secrets_as_references(repository):
+    repository.edit(
+        "api_key: {env: OMNISYNC_REVIEW_MAIN_KEY}", "api_key: {env: OMNISYNC_REVIEW_OTHER_KEY}"
+    )
+    repository.edit("display_name: Main store", "display_name: Main shop")
+    secret = "sk-live-do-not-print-me"
+    outputs = [
+        repository.diff(
+            "--base",
+            "HEAD",
+            "--format",
+            form,
+            OMNISYNC_REVIEW_MAIN_KEY=secret,
+            OMNISYNC_REVIEW_OTHER_KEY=secret,
+        ).stdout
+        for form in ("text", "json", "markdown", "github")
+    ]
+    assert all(secret not in output for output in outputs)
+    document = json.loads(outputs[1])
+    main = next(change for change in document["changes"] if change["name"] == "main")
+    assert main["fields"] == [
+        {
+            "path": "api_key",
+            "before": "{env: OMNISYNC_REVIEW_MAIN_KEY}",
+            "after": "{env: OMNISYNC_REVIEW_OTHER_KEY}",
+        },
+        {"path": "display_name", "before": "Main store", "after": "Main shop"},
+    ]
+    # Another key is another brand: every export of the connection moves.
+    vip = next(change for change in document["changes"] if change["name"] == "vip")
+    assert [effect["code"] for effect in vip["effects"]] == ["moves_brand"]
+    assert vip["fields"] == []
+
+
+def test_exit_codes(repository, tmp_path):
+    unchanged = repository.diff("--base", "HEAD", "--exit-code")
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "no changes" in unchanged.stdout
+
+    repository.edit("every: 15m", "every: 1h")  # info only
+    assert repository.diff("--base", "HEAD", "--exit-code").returncode == 3
+    assert repository.diff("--base", "HEAD").returncode == 0
+    assert repository.diff("--base", "HEAD", "--fail-on", "warning").returncode == 0
+
+    repository.edit("send_welcome_message: false", "send_welcome_message: true")
+    failed = repository.diff("--base", "HEAD", "--fail-on", "danger")
+    assert failed.returncode == 1
+    assert "welcome_messages_enabled" in failed.stderr
+    assert repository.diff("--base", "HEAD", "--fail-on", "warning", "--exit-code").returncode == 1
+
+    assert repository.diff().returncode == 2  # no base
+    assert repository.diff("--base", "HEAD", "--base-config", "x").returncode == 2
+    assert repository.diff("--head", "HEAD", "--base-config", "x").returncode == 2
+    unknown = repository.diff("--base", "no-such-branch")
+    assert unknown.returncode == 2
+    assert "no-such-branch" in unknown.stderr
+
+
+def test_an_invalid_side_is_reported_with_file_and_line(repository):
+    line = repository.edit("owner: marko", "owner: nobody")
+    result = repository.diff("--base", "HEAD")
+    assert result.returncode == 1
+    assert f"{repository.path}:{line}:" in result.stderr
+    assert "head config is invalid" in result.stderr
+
+    github = repository.diff("--base", "HEAD", "--format", "github")
+    assert github.returncode == 1
+    assert f"::error file={repository.path},line={line}," in github.stdout
+
+
+def test_an_invalid_base_revision_is_reported_at_the_working_tree_path(repository):
+    from tests.review.repository import git
+
+    line = repository.edit("owner: marko", "owner: nobody")
+    git(repository.root, "commit", "--quiet", "-am", "broken")
+    repository.edit("owner: nobody", "owner: marko")
+    result = repository.diff("--base", "HEAD")
+    assert result.returncode == 1
+    assert f"{repository.path}:{line}:" in result.stderr
+    assert "base config is invalid" in result.stderr
+
+
+def test_two_revisions_and_two_paths(repository, tmp_path):
+    from tests.review.repository import git
+
+    repository.edit("tag: vip", "tag: vip-gold")
+    git(repository.root, "commit", "--quiet", "-am", "retag")
+    repository.edit("tag: vip-gold", "tag: vip-platinum")  # the working tree is not compared
+    document = json.loads(
+        repository.diff("--base", "HEAD~1", "--head", "HEAD", "--format", "json").stdout
+    )
+    assert [(c["name"], [f["after"] for f in c["fields"]]) for c in document["changes"]] == [
+        ("vip", ["vip-gold"])
+    ]
+    # No path is "changed" only because each side was read from its own directory.
+    other = tmp_path / "copy"
+    other.mkdir()
+    shutil.copy(repository.path, other / "omnisync.yaml")
+    same = repository.diff("--base-config", str(other / "omnisync.yaml"), "--format", "json")
+    # Relative paths are relative to each file: here they really differ.
+    changes = {c["name"]: c["fields"] for c in json.loads(same.stdout)["changes"]}
+    assert [field["path"] for field in changes["crm"]] == ["path"]
+    assert [field["path"] for field in changes["spare"]] == ["api_key"]
+    assert [field["path"] for field in changes[""]] == ["state_dir"]
+
+
+def test_text_is_coloured_only_when_asked_or_on_a_terminal(repository):
+    from tests.cli import run_cli_in_terminal
+
+    repository.edit("send_welcome_message: false", "send_welcome_message: true")
+    plain = repository.diff("--base", "HEAD")
+    assert "\x1b[" not in plain.stdout
+    coloured = repository.diff("--base", "HEAD", "--color", "always")
+    assert "\x1b[" in coloured.stdout
+    status, output = run_cli_in_terminal("diff", "--config", str(repository.path), "--base", "HEAD")
+    assert status == 0, output
+    assert "\x1b[" in output and "welcome_messages_enabled" in output
+
+
+def test_long_markdown_details_are_collapsed(repository):
+    repository.edit("send_welcome_message: false", "send_welcome_message: true")
+    short = repository.diff("--base", "HEAD", "--format", "markdown").stdout
+    assert "<details>" not in short
+    for old, new in (
+        ("tag: vip", "tag: vip-gold"),
+        ("on_leave: keep", "on_leave: untag"),
+        ("every: 15m", "every: 1h"),
+        ("marko: {role: contributor}", "marko: {role: admin}"),
+        ("data_transfer_accepted: false", "data_transfer_accepted: true"),
+        ("enabled: false", "enabled: true"),
+        ("display_name: Main store", "display_name: Main shop"),
+    ):
+        repository.edit(old, new)
+    long = repository.diff("--base", "HEAD", "--format", "markdown").stdout
+    table = long.index("| object | change |")
+    assert table < long.index("<details><summary>") < long.index("#### export `vip`")
+    assert long.rstrip().endswith("</details>")
