@@ -22,7 +22,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from omnisync.cli.export import cli_config
+from omnisync.cli.export import config_with_export
 from omnisync.config.location import add_config_argument
 
 EXIT_OK = 0
@@ -86,16 +86,9 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.state import SqliteLedgerStore, state_path
 
     configure_logging(log_format="text", level="WARNING")
-    loaded = cli_config(args.config)
+    loaded = config_with_export(args.config, args.export, command="drift")
     if isinstance(loaded, int):
         return loaded
-    if args.export not in loaded.exports:
-        known = ", ".join(sorted(loaded.exports)) or "none"
-        print(
-            f"omnisync drift: no export '{args.export}' in the config (exports: {known})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown}
     path = state_path(loaded.daemon.state_dir)
     if not path.is_file():

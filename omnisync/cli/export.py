@@ -118,6 +118,21 @@ def cli_config(path: str | None) -> Config | int:
     return result.config
 
 
+def config_with_export(path: str | None, export: str, *, command: str) -> Config | int:
+    """:func:`cli_config`, also refusing (exit 2, naming the exports) an unknown ``export``."""
+    loaded = cli_config(path)
+    if isinstance(loaded, int):
+        return loaded
+    if export not in loaded.exports:
+        known = ", ".join(sorted(loaded.exports)) or "none"
+        print(
+            f"omnisync {command}: no export '{export}' in the config (exports: {known})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return loaded
+
+
 def handle_run(args: argparse.Namespace) -> int:
     from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
     from omnisync.daemon.runs import manual_trigger
@@ -127,16 +142,9 @@ def handle_run(args: argparse.Namespace) -> int:
 
     # Warnings (refused contacts, retries) go to stderr, masked; the summary to stdout.
     configure_logging(log_format="text", level="WARNING")
-    loaded = cli_config(args.config)
+    loaded = config_with_export(args.config, args.export, command="export run")
     if isinstance(loaded, int):
         return loaded
-    if args.export not in loaded.exports:
-        known = ", ".join(sorted(loaded.exports)) or "none"
-        print(
-            f"omnisync export run: no export '{args.export}' in the config (exports: {known})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     stop = threading.Event()
     interactive = args.format == "text" and sys.stdout.isatty()
     try:

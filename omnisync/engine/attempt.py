@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from omnisync.config.model import Export
 from omnisync.engine.clients import RequestCounter
-from omnisync.engine.report import PlanTally, tallied
-from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
+from omnisync.engine.report import PlanTally
+from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult, tallied
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import StageCounts
 

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from omnisync.config.model import Config, Export, OnLeave
 from omnisync.engine.guards import hold_reasons
+from omnisync.engine.results import Tallied, tallied
 from omnisync.engine.staging import ledger_path_for, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
@@ -36,59 +37,6 @@ class ReasonCount:
     reason: str
     count: int
     examples: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Tallied:
-    """The numbers of a plan or a run, in the one vocabulary every output uses.
-
-    ``rows`` read = ``members`` + ``invalid`` (never sent: no e-mail, or a row
-    that does not map) + ``duplicates`` (a later row for an e-mail already
-    seen). Every member is exactly one of ``to_create`` (not delivered yet),
-    ``to_update`` (delivered, changed since) or ``unchanged`` (its contact data
-    is as delivered): ``to_create + to_update + unchanged == members``.
-    Membership as a tag: ``to_tag`` members get the export's tag (of which
-    ``retag`` also lose an old one, after a tag rename); ``leaving`` tagged
-    contacts left the segment, and ``to_untag`` of them lose the tag (all of
-    them with ``on_leave: untag``, none with ``keep``).
-    """
-
-    rows: int = 0
-    members: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    to_create: int = 0
-    to_update: int = 0
-    unchanged: int = 0
-    to_tag: int = 0
-    retag: int = 0
-    leaving: int = 0
-    to_untag: int = 0
-
-    @property
-    def upserts(self) -> int:
-        return self.to_create + self.to_update
-
-
-def tallied(
-    counts: StageCounts, *, invalid_new: int, invalid_changed: int, invalid_tag: int
-) -> Tallied:
-    """The vocabulary's numbers from the staging ``counts`` and the work items found
-    invalid so far: new ones, changed ones, and those of them that needed the tag."""
-    invalid = invalid_new + invalid_changed
-    return Tallied(
-        rows=counts.rows,
-        members=counts.members - invalid,
-        invalid=counts.missing_email + invalid,
-        duplicates=counts.duplicates,
-        to_create=counts.new - invalid_new,
-        to_update=counts.changed - invalid_changed,
-        unchanged=counts.unchanged + counts.tag_only,
-        to_tag=counts.needs_tag - invalid_tag,
-        retag=counts.retag,
-        leaving=counts.leaving + counts.kept,
-        to_untag=counts.leaving,
-    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Literal, Protocol
 
+from omnisync.planning import StageCounts
+
 
 @dataclass(frozen=True)
 class FailureSample:
@@ -20,30 +22,19 @@ class FailureSample:
     reason: str
 
 
-RunOutcome = Literal["succeeded", "partial", "failed", "held"]
-Phase = Literal["checking", "settling", "staging", "applying", "finished"]
-
-
 @dataclass(frozen=True)
-class RunCounts:
-    """The numbers of one run.
+class Tallied:
+    """The numbers of a plan or a run, in the one vocabulary every output uses.
 
-    What the run found, in the vocabulary ``plan``, history, ``/status`` and
-    the metrics share (:class:`omnisync.engine.report.Tallied`): ``rows`` =
-    ``members`` + ``invalid`` (never sent) + ``duplicates``; ``to_create`` +
-    ``to_update`` + ``unchanged`` = ``members``; ``to_tag`` (of which
-    ``retag`` lose an old tag), ``leaving`` (of which ``to_untag`` lose the
-    tag). Invalid rows are found while the work is mapped, so until the run
-    has read all its work these are what it knows so far.
-    From delivery: ``upserted`` (acknowledged by Omnisend), ``upsert_failed``
-    (refused), ``tagged``, ``untagged`` (tags calls accepted, in contacts),
-    ``tag_failed``; ``settled`` — upserts of an earlier, killed run found
-    acknowledged and recorded at the start of this one; ``batches`` created;
-    ``requests`` sent on the connection during the run (all exports sharing
-    it), ``rate_limited`` 429s met. ``pending`` counts the operations
-    (upserts, tag changes) left for the next run, failures included.
-    ``upserts_planned`` and ``tag_changes_planned`` grow while the work is
-    read; they are final once the run has finished.
+    ``rows`` read = ``members`` + ``invalid`` (never sent: no e-mail, or a row
+    that does not map) + ``duplicates`` (a later row for an e-mail already
+    seen). Every member is exactly one of ``to_create`` (not delivered yet),
+    ``to_update`` (delivered, changed since) or ``unchanged`` (its contact data
+    is as delivered): ``to_create + to_update + unchanged == members``.
+    Membership as a tag: ``to_tag`` members get the export's tag (of which
+    ``retag`` also lose an old one, after a tag rename); ``leaving`` tagged
+    contacts left the segment, and ``to_untag`` of them lose the tag (all of
+    them with ``on_leave: untag``, none with ``keep``).
     """
 
     rows: int = 0
@@ -57,6 +48,56 @@ class RunCounts:
     retag: int = 0
     leaving: int = 0
     to_untag: int = 0
+
+    @property
+    def upserts(self) -> int:
+        return self.to_create + self.to_update
+
+
+def tallied(
+    counts: StageCounts, *, invalid_new: int, invalid_changed: int, invalid_tag: int
+) -> Tallied:
+    """The vocabulary's numbers from the staging ``counts`` and the work items found
+    invalid so far: new ones, changed ones, and those of them that needed the tag."""
+    invalid = invalid_new + invalid_changed
+    return Tallied(
+        rows=counts.rows,
+        members=counts.members - invalid,
+        invalid=counts.missing_email + invalid,
+        duplicates=counts.duplicates,
+        to_create=counts.new - invalid_new,
+        to_update=counts.changed - invalid_changed,
+        unchanged=counts.unchanged + counts.tag_only,
+        to_tag=counts.needs_tag - invalid_tag,
+        retag=counts.retag,
+        leaving=counts.leaving + counts.kept,
+        to_untag=counts.leaving,
+    )
+
+
+RunOutcome = Literal["succeeded", "partial", "failed", "held"]
+Phase = Literal["checking", "settling", "staging", "applying", "finished"]
+
+
+@dataclass(frozen=True)
+class RunCounts(Tallied):
+    """The numbers of one run.
+
+    What the run found, in the vocabulary ``plan``, history, ``/status`` and
+    the metrics share (:class:`Tallied`). Invalid rows are found while the
+    work is mapped, so until the run has read all its work these are what it
+    knows so far.
+    From delivery: ``upserted`` (acknowledged by Omnisend), ``upsert_failed``
+    (refused), ``tagged``, ``untagged`` (tags calls accepted, in contacts),
+    ``tag_failed``; ``settled`` — upserts of an earlier, killed run found
+    acknowledged and recorded at the start of this one; ``batches`` created;
+    ``requests`` sent on the connection during the run (all exports sharing
+    it), ``rate_limited`` 429s met. ``pending`` counts the operations
+    (upserts, tag changes) left for the next run, failures included.
+    ``upserts_planned`` and ``tag_changes_planned`` grow while the work is
+    read; they are final once the run has finished.
+    """
+
     upserts_planned: int = 0
     tag_changes_planned: int = 0
     upserted: int = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,9 +16,17 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 def planned(target: str, venv: Path) -> list[str]:
     """The commands ``make TARGET`` would run for a fresh virtual environment (``make -n``)."""
+    # Not a sub-make of the `make test` that may be running this suite: its
+    # MAKEFLAGS and MAKELEVEL would add "Entering directory" lines.
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}
+    }
     result = subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"],
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
         cwd=CHECKOUT,
+        env=environment,
         capture_output=True,
         text=True,
         check=True,
