@@ -160,7 +160,16 @@ def stage_export(
     else:
         connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
-        yield _stage(connection, reader, export, ledger=ledger, settings=settings, full=full)
+        connection_of = config.connections.get(export.connection)
+        yield _stage(
+            connection,
+            reader,
+            export,
+            ledger=ledger,
+            settings=settings,
+            full=full,
+            brand=connection_of.brand if connection_of is not None else None,
+        )
     finally:
         connection.close()
 
@@ -173,6 +182,7 @@ def _stage(
     ledger: Path,
     settings: StagingSettings,
     full: bool,
+    brand: str | None,
 ) -> StagedExport:
     names = {"segment": reader.segment, "source": reader.source}
     columns = fingerprint_columns(export)
@@ -185,7 +195,7 @@ def _stage(
         )
     except sqlite3.Error as error:
         raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
-    _attach_ledger(connection, ledger)
+    _attach_ledger(connection, ledger, export=export.name, brand=brand)
     connection.execute("BEGIN")
     started = time.perf_counter()
     try:
@@ -243,7 +253,12 @@ def _prepare(
     connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
 
 
-def _attach_ledger(connection: sqlite3.Connection, path: Path) -> None:
+def _attach_ledger(
+    connection: sqlite3.Connection, path: Path, *, export: str, brand: str | None
+) -> None:
+    """ATTACH the ledger as ``ledger``; an empty one when there is none yet, or when
+    it records that the export delivered to another brand (a run then forgets that
+    ledger before it stages: ``LedgerStore.retarget``; ``plan`` says what it will do)."""
     if path.is_file():
         try:
             connection.execute("ATTACH DATABASE ? AS ledger", (readonly_uri(path),))
@@ -259,11 +274,27 @@ def _attach_ledger(connection: sqlite3.Connection, path: Path) -> None:
                     f"the ledger in {path} lacks the column(s) {missing}; "
                     "is it an omnisync state database?"
                 )
-            return
+            if not _moved_brand(connection, export=export, brand=brand):
+                return
         connection.execute("DETACH DATABASE ledger")
     # No state database yet (plan before the first run): an empty ledger.
     connection.execute("ATTACH DATABASE ':memory:' AS ledger")
     connection.execute(LEDGER_TABLE_DDL)
+
+
+def _moved_brand(connection: sqlite3.Connection, *, export: str, brand: str | None) -> bool:
+    """Whether the attached ledger records ``export`` as delivering to another brand."""
+    if brand is None:
+        return False
+    known = connection.execute(
+        "SELECT count(*) FROM ledger.sqlite_master WHERE name = 'export_brands'"
+    ).fetchone()[0]
+    if not known:
+        return False
+    row = connection.execute(
+        "SELECT brand FROM ledger.export_brands WHERE export = ?", (export,)
+    ).fetchone()
+    return row is not None and row[0] != brand
 
 
 def _fill_from_sqlite(

@@ -259,6 +259,10 @@ def test_an_export_moved_to_another_brand_delivers_every_member_there(
         )
     )
     config = load_config(setup.config_path, environ={})
+    from omnisync.engine.report import plan_export
+
+    planned = plan_export(config, "members")  # plan says what the run will do
+    assert (planned.to_create, planned.unchanged, planned.to_tag) == (120, 0, 120)
     with (
         setup.store() as store,
         ClientPool(clock=setup.clock, environ={"OTHER_BRAND_KEY": "other-brand-key"}) as pool,
