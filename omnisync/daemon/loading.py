@@ -10,6 +10,7 @@ appear in them.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from omnisync.config.loader import try_load_config
 from omnisync.config.model import Config, Position
 from omnisync.config.secrets import SecretUnavailable, resolve_secret, secret_references
 from omnisync.errors import OmnisyncError
+
+_log = logging.getLogger("omnisync.daemon")
 
 
 class LoadFailed(OmnisyncError):
@@ -98,3 +101,22 @@ class DaemonConfigLoader:
                 tuple(str(problem) for problem in sorted(problems)), revision=config.revision
             )
         return LoadedConfig(config=config, secret_values=tuple(values), control_token=token)
+
+
+def log_rejected(failure: LoadFailed, *, source: str, running_revision: str) -> None:
+    """Log each problem of a config that failed to reload (``file:line:col: ...``), loudly:
+    the daemon keeps running ``running_revision``."""
+    rejected = failure.revision or "unreadable"
+    for problem in failure.problems:
+        _log.error(
+            "config reload of revision %s failed, still running revision %s: %s",
+            rejected,
+            running_revision,
+            problem,
+            extra={
+                "event": "config_reload_failed",
+                "source": source,
+                "revision": failure.revision or None,
+                "running_revision": running_revision,
+            },
+        )

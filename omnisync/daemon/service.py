@@ -43,7 +43,13 @@ from omnisync.clock import Clock
 from omnisync.config.model import Config
 from omnisync.daemon.control import ControlServer, TriggerAnswer
 from omnisync.daemon.discovery import DaemonInfo, ensure_token, remove_info, write_info
-from omnisync.daemon.loading import ConfigLoader, LoadedConfig, LoadFailed, StartupFailed
+from omnisync.daemon.loading import (
+    ConfigLoader,
+    LoadedConfig,
+    LoadFailed,
+    StartupFailed,
+    log_rejected,
+)
 from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
 from omnisync.daemon.retrying import RetryPolicy
@@ -320,21 +326,7 @@ class Daemon:
         try:
             loaded = self._loader(self.options.config_path)
         except LoadFailed as failure:
-            current = self.config().revision
-            rejected = failure.revision or "unreadable"
-            for problem in failure.problems:
-                _log.error(
-                    "config reload of revision %s failed, still running revision %s: %s",
-                    rejected,
-                    current,
-                    problem,
-                    extra={
-                        "event": "config_reload_failed",
-                        "source": source,
-                        "revision": failure.revision or None,
-                        "running_revision": current,
-                    },
-                )
+            log_rejected(failure, source=source, running_revision=self.config().revision)
             self._last_reload = ReloadResult(
                 ok=False,
                 at=at,
