@@ -6,13 +6,20 @@ add it to ``BACKENDS``; every test in ``contract.py`` then runs against it.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import itertools
+import os
 import sqlite3
+from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import pytest
 
 from omnisync.state import LedgerStore, SqliteLedgerStore
 from omnisync.state.migrations import MIGRATIONS
+from tests.conftest import POSTGRES_ADMIN_DSN, postgres_installed
 
 
 class StoreBackend(Protocol):
@@ -100,4 +107,135 @@ class SqliteBackend:
         connection.close()
 
 
-BACKENDS = {"sqlite": SqliteBackend}
+@cache
+def _postgres_database() -> str:
+    """The DSN of a database for this test process (dropped when it exits).
+
+    Skips, or fails, as the ``postgres_admin_dsn`` fixture (tests/conftest.py) does.
+    """
+    if os.environ.get("OMNISYNC_SKIP_POSTGRES") == "1":
+        pytest.skip("OMNISYNC_SKIP_POSTGRES=1")
+    if not postgres_installed():
+        pytest.skip(
+            "PostgreSQL is not installed on this machine (no pg_ctlcluster, pg_ctl or "
+            "postgres, and no $OMNISYNC_TEST_POSTGRES_DSN): the PostgreSQL tests need a server"
+        )
+    try:
+        import psycopg
+        from psycopg import conninfo
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install 'omnisync[postgres]'")
+    name = f"omnisync_contract_{os.getpid()}"
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {name}")
+    except psycopg.Error as error:
+        pytest.fail(
+            f"PostgreSQL is installed but not usable ({POSTGRES_ADMIN_DSN}): {error}\n"
+            "Start it with scripts/services (or point $OMNISYNC_TEST_POSTGRES_DSN at a "
+            "server), or set OMNISYNC_SKIP_POSTGRES=1 to skip these tests.",
+            pytrace=False,
+        )
+
+    def drop() -> None:
+        try:
+            with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except psycopg.Error:
+            pass
+
+    atexit.register(drop)
+    return conninfo.make_conninfo(POSTGRES_ADMIN_DSN, dbname=name)
+
+
+_schemas = itertools.count(1)
+
+
+class PostgresBackend:
+    """A fresh schema per test (the store's ``search_path``), in a database per test process."""
+
+    name = "postgres"
+
+    def __init__(self, directory: Path) -> None:
+        from psycopg import conninfo
+
+        database = _postgres_database()
+        self.schema = f"contract_{next(_schemas)}"
+        self.dsn = conninfo.make_conninfo(database, options=f"-c search_path={self.schema}")
+        with self._connect() as connection:
+            connection.execute(f"CREATE SCHEMA {self.schema}")
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    def open(self) -> LedgerStore:
+        from omnisync.state.postgres import PostgresLedgerStore
+
+        return PostgresLedgerStore(self.dsn)
+
+    def child_open_code(self) -> str:
+        return (
+            "from omnisync.state.postgres import PostgresLedgerStore\n"
+            f"store = PostgresLedgerStore({self.dsn!r})\n"
+        )
+
+    def force_schema_version(self, version: int) -> None:
+        with self._connect() as connection:
+            connection.execute("UPDATE schema_version SET version = %s", (version,))
+
+    def snapshot(self) -> str:
+        digest = hashlib.sha256()
+        with self._connect() as connection:
+            tables = connection.execute(
+                "SELECT table_name, table_type FROM information_schema.tables "
+                "WHERE table_schema = %s ORDER BY table_name",
+                (self.schema,),
+            ).fetchall()
+            for table, kind in tables:
+                digest.update(f"{table}:{kind}\n".encode())
+                rows = connection.execute(
+                    f'SELECT t::text FROM "{table}" AS t ORDER BY 1'
+                ).fetchall()
+                for (row,) in rows:
+                    digest.update(f"{row}\n".encode())
+        return digest.hexdigest()
+
+    def create_legacy_ledger(self) -> None:
+        # The seam's DDL (docs/ARCHITECTURE.md, "The ledger seam") in PostgreSQL's types.
+        with self._connect() as connection:
+            connection.execute(
+                "CREATE TABLE ledger_entries(export TEXT NOT NULL, email TEXT NOT NULL, "
+                "fingerprint BIGINT NOT NULL, tag TEXT, updated_at TEXT NOT NULL, "
+                "PRIMARY KEY (export, email))"
+            )
+            connection.execute(
+                "INSERT INTO ledger_entries VALUES ('vip', 'old@example.com', 7, 'vip', "
+                "'2025-01-01T00:00:00.000Z')"
+            )
+
+    def create_at_version(self, version: int) -> None:
+        from omnisync.state.postgres_database import MIGRATIONS as POSTGRES_MIGRATIONS
+
+        with self._connect() as connection, connection.transaction():
+            connection.execute(
+                "CREATE TABLE schema_version (id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id), "
+                "version INTEGER NOT NULL)"
+            )
+            for statements in POSTGRES_MIGRATIONS[:version]:
+                for statement in statements:
+                    connection.execute(statement)
+            connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            connection.execute(
+                "INSERT INTO ledger_entries VALUES ('vip', 'old@example.com', 7, 'vip', "
+                "'2025-01-01T00:00:00.000Z')"
+            )
+            connection.execute(
+                "INSERT INTO inflight_batches VALUES ('vip', 'batch-1', 'flying@example.com', "
+                "8, true, '2025-01-01T00:00:00.000Z')"
+            )
+
+
+BACKENDS = {"sqlite": SqliteBackend, "postgres": PostgresBackend}
