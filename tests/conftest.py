@@ -30,7 +30,12 @@ def postgres_installed() -> bool:
 
 @pytest.fixture(scope="session")
 def postgres_admin_dsn() -> str:
-    """An admin DSN of a reachable PostgreSQL server.
+    """An admin DSN of a reachable PostgreSQL server (see :func:`require_postgres`)."""
+    return require_postgres()
+
+
+def require_postgres() -> str:
+    """An admin DSN of a reachable PostgreSQL server, for fixtures and test backends.
 
     Skips, saying why, where PostgreSQL is not installed (or
     ``OMNISYNC_SKIP_POSTGRES=1``); fails where it is installed but not

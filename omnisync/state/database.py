@@ -18,8 +18,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION
-from omnisync.state.store import StateError, StateSchemaTooNew
+from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION, refuse_newer_schema
+from omnisync.state.store import StateError
 
 #: The state database and its WAL files hold customer e-mails: owner only.
 PRIVATE_FILE_MODE = 0o600
@@ -59,12 +59,7 @@ def _refuse_if_not_a_file(path: Path) -> None:
 
 
 def _refuse_if_newer(path: Path, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        raise StateSchemaTooNew(
-            f"state database {path} has schema version {version}, newer than this "
-            f"omnisync understands ({SCHEMA_VERSION}); it was left untouched. Upgrade "
-            "omnisync, or point daemon.state_dir at another directory."
-        )
+    refuse_newer_schema(path, version, instead="daemon.state_dir at another directory")
 
 
 def _make_private(path: Path) -> None:

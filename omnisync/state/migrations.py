@@ -12,6 +12,8 @@ read-only as schema ``ledger``), so its shape is a fixed seam
 
 from __future__ import annotations
 
+from omnisync.state.store import StateSchemaTooNew
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: ledger, in-flight batches, run history.
     """
@@ -123,3 +125,17 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def refuse_newer_schema(location: str | object, version: int, *, instead: str) -> None:
+    """Raise :class:`StateSchemaTooNew` when ``version`` is newer than this code knows.
+
+    ``instead`` says where else the user may point omnisync (``daemon.state_dir
+    at another directory``): the rest of the message is the same for every store.
+    """
+    if version > SCHEMA_VERSION:
+        raise StateSchemaTooNew(
+            f"state database {location} has schema version {version}, newer than this "
+            f"omnisync understands ({SCHEMA_VERSION}); it was left untouched. Upgrade "
+            f"omnisync, or point {instead}."
+        )

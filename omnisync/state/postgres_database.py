@@ -23,8 +23,8 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import conninfo
 
-from omnisync.state.migrations import SCHEMA_VERSION
-from omnisync.state.store import StateError, StateSchemaTooNew
+from omnisync.state.migrations import SCHEMA_VERSION, refuse_newer_schema
+from omnisync.state.store import StateError
 
 #: Migration ``n`` takes the schema from version ``n - 1`` to ``n``; append only.
 #: The numbers follow the SQLite store's (``migrations.MIGRATIONS``).
@@ -129,12 +129,7 @@ def _secrets(dsn: str) -> list[str]:
 
 
 def refuse_if_newer(location: str, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        raise StateSchemaTooNew(
-            f"state database {location} has schema version {version}, newer than this "
-            f"omnisync understands ({SCHEMA_VERSION}); it was left untouched. Upgrade "
-            "omnisync, or point the state DSN at another database."
-        )
+    refuse_newer_schema(location, version, instead="the state DSN at another database")
 
 
 class PostgresDatabase:

@@ -19,7 +19,7 @@ import pytest
 
 from omnisync.state import LedgerStore, SqliteLedgerStore
 from omnisync.state.migrations import MIGRATIONS
-from tests.conftest import POSTGRES_ADMIN_DSN, postgres_installed
+from tests.conftest import require_postgres
 
 
 class StoreBackend(Protocol):
@@ -111,28 +111,20 @@ class SqliteBackend:
 def _postgres_database() -> str:
     """The DSN of a database for this test process (dropped when it exits).
 
-    Skips, or fails, as the ``postgres_admin_dsn`` fixture (tests/conftest.py) does.
+    Skips, or fails, as the ``postgres_admin_dsn`` fixture does (``require_postgres``).
     """
-    if os.environ.get("OMNISYNC_SKIP_POSTGRES") == "1":
-        pytest.skip("OMNISYNC_SKIP_POSTGRES=1")
-    if not postgres_installed():
-        pytest.skip(
-            "PostgreSQL is not installed on this machine (no pg_ctlcluster, pg_ctl or "
-            "postgres, and no $OMNISYNC_TEST_POSTGRES_DSN): the PostgreSQL tests need a server"
-        )
-    try:
-        import psycopg
-        from psycopg import conninfo
-    except ImportError:
-        pytest.skip("psycopg is not installed: pip install 'omnisync[postgres]'")
+    admin_dsn = require_postgres()
+    import psycopg
+    from psycopg import conninfo
+
     name = f"omnisync_contract_{os.getpid()}"
     try:
-        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             admin.execute(f"CREATE DATABASE {name}")
     except psycopg.Error as error:
         pytest.fail(
-            f"PostgreSQL is installed but not usable ({POSTGRES_ADMIN_DSN}): {error}\n"
+            f"PostgreSQL is reachable but not usable ({admin_dsn}): {error}\n"
             "Start it with scripts/services (or point $OMNISYNC_TEST_POSTGRES_DSN at a "
             "server), or set OMNISYNC_SKIP_POSTGRES=1 to skip these tests.",
             pytrace=False,
@@ -140,13 +132,13 @@ def _postgres_database() -> str:
 
     def drop() -> None:
         try:
-            with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5) as admin:
+            with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         except psycopg.Error:
             pass
 
     atexit.register(drop)
-    return conninfo.make_conninfo(POSTGRES_ADMIN_DSN, dbname=name)
+    return conninfo.make_conninfo(admin_dsn, dbname=name)
 
 
 _schemas = itertools.count(1)
