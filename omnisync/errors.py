@@ -12,7 +12,8 @@ address. The tree (each class lives beside the code that raises it)::
     ├── SourceError                   sources.errors: a segment cannot be read
     │   └── StagingFailed             engine.staging: the staging file cannot be written
     ├── StateError                    state.store: the state store cannot be used
-    │   └── StateSchemaTooNew         written by a newer omnisync; left untouched
+    │   ├── StateSchemaTooNew         written by a newer omnisync; left untouched
+    │   └── LeaseLost                 state.fencing: a replica no longer holds the brand
     ├── ExportBusy                    state.locks: the export is running elsewhere
     ├── OmnisendError                 omnisend.errors: talking to Omnisend (its own tree)
     │   ├── TransportError, RequestCancelled, UnexpectedResponse

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -74,3 +74,21 @@ def start_emulator() -> Iterator[Callable[..., Emulator]]:
             return stack.enter_context(Emulator(**arguments))
 
         yield start
+
+
+@contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[str]:
+    """A new, empty database on the server of ``admin_dsn``; its DSN. Dropped afterwards."""
+    import uuid
+
+    import psycopg
+    from psycopg import conninfo
+
+    name = f"omnisync_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield conninfo.make_conninfo(admin_dsn, dbname=name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

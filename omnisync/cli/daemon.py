@@ -124,17 +124,24 @@ def handle(args: argparse.Namespace) -> int:
 
     clock = SystemClock()
     metrics = DaemonMetrics()
-    try:
-        engine = EngineRuns.open(
-            state_dir,
-            clock=clock,
-            metrics=metrics,
-            # Leave a third of the shutdown timeout for recording and exiting.
-            stop_grace=max(1.0, args.shutdown_timeout * 2 / 3),
-        )
-    except EngineUnavailable as error:
-        print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    # Leave a third of the shutdown timeout for recording and exiting.
+    stop_grace = max(1.0, args.shutdown_timeout * 2 / 3)
+    shared = None
+    if settings.state.shared:
+        from omnisync.daemon.replicated import Replication
+
+        try:
+            shared = Replication.prepare(initial.config, metrics=metrics, environ=os.environ)
+        except EngineUnavailable as error:
+            print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        engine = shared.engine(clock=clock, stop_grace=stop_grace)
+    else:
+        try:
+            engine = EngineRuns.open(state_dir, clock=clock, metrics=metrics, stop_grace=stop_grace)
+        except EngineUnavailable as error:
+            print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
+            return EXIT_FAILED
     daemon = Daemon(
         initial,
         options=DaemonOptions(
@@ -152,7 +159,11 @@ def handle(args: argparse.Namespace) -> int:
         on_applied=engine.config_applied,
         redactor=redactor,
         preflight=engine.refusal,
+        shared=shared.runs if shared is not None else None,
+        ready=shared.ready if shared is not None else None,
     )
+    if shared is not None:
+        shared.bind(daemon.supervisor)
     # Handlers first: a SIGHUP's default action would kill a daemon still starting.
     signal.signal(signal.SIGTERM, lambda number, frame: daemon.request_stop())
     signal.signal(signal.SIGINT, lambda number, frame: daemon.request_stop())
@@ -165,7 +176,12 @@ def handle(args: argparse.Namespace) -> int:
         daemon.shutdown()
         engine.close()
         return EXIT_FAILED
+    if shared is not None:
+        shared.start()
     code = daemon.serve()
+    if shared is not None:
+        # After the runs stopped: hand the brands over at once rather than at expiry.
+        shared.stop()
     engine.close()
     if not daemon.drained:
         # Runs that would not stop in time hold threads the interpreter would wait

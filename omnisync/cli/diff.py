@@ -4,9 +4,12 @@
 holding ``--config`` with the working tree; ``--head REV`` replaces the
 working tree by another revision; ``--base-config PATH`` compares two paths
 without git. Both sides are validated first. Member counts, and so the cost
-of a change, come from the state store (``--state-dir``, else the head
-config's ``daemon.state_dir``) when it is there; without one the diff says
-that counts are unknown.
+of a change, come from the state store when it is there: the SQLite store
+under ``--state-dir``, else the head config's ``daemon.state`` (SQLite under
+``daemon.state_dir``, or a shared PostgreSQL database, its DSN resolved from
+the environment or ``$CREDENTIALS_DIRECTORY``). Without a usable store the
+diff says that counts are unknown and why (a PostgreSQL store is named, never
+its DSN or password); it is not an error.
 
 Exit status: 0 compared (with ``--exit-code``: 0 no changes, 3 changes);
 1 a side is invalid, or ``--fail-on`` found an effect at that risk or
@@ -28,7 +31,7 @@ from omnisync.config.loader import LoadResult, try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config
 from omnisync.errors import OmnisyncError
-from omnisync.review.members import ledger_members
+from omnisync.review.members import MemberCounts, configured_members, ledger_members
 from omnisync.review.model import Review
 from omnisync.review.render_machine import render_github as render_review_github
 from omnisync.review.render_machine import render_json
@@ -66,7 +69,9 @@ def register(subparsers: Any) -> None:
         "--base-config", metavar="PATH", help="compare the config at PATH (no git needed)"
     )
     parser.add_argument(
-        "--state-dir", metavar="DIR", help="state directory for member counts (default: config's)"
+        "--state-dir",
+        metavar="DIR",
+        help="SQLite state directory for member counts (default: the config's daemon.state)",
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="text (default)")
     parser.add_argument(
@@ -146,8 +151,12 @@ def _review(
     head: Config,
     relocations: tuple[Callable[[str], str], Callable[[str], str]],
 ) -> Review:
-    state_dir = args.state_dir or head.daemon.state_dir
-    members = ledger_members(state_dir, sorted(set(base.exports) | set(head.exports)))
+    exports = sorted(set(base.exports) | set(head.exports))
+    members: MemberCounts
+    if args.state_dir:
+        members = ledger_members(args.state_dir, exports)
+    else:
+        members = configured_members(head.daemon, exports, environ=os.environ)
     return review_configs(
         base,
         head,

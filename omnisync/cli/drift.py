@@ -5,6 +5,12 @@ default 100; ``--all``; ``--seed N`` for the same sample again) and compares
 them with the ledger (:mod:`omnisync.engine.drift`). ``--repair`` marks the
 drifted contacts so that the next run re-sends and re-tags exactly those.
 
+The ledger is the config's state store (``daemon.state``): the SQLite file
+under ``daemon.state_dir``, never created here (a missing one is a failure:
+nothing was delivered to compare with), or a shared PostgreSQL database (DSN
+from the environment or ``$CREDENTIALS_DIRECTORY``); one that cannot be
+opened is a one-line failure naming it, never its DSN or password.
+
 The reads are paced under the brand's limits by this process's limiter; a
 daemon running at the same time paces itself separately, and Omnisend's
 429s (waited out by the client) cover the overlap.
@@ -20,10 +26,13 @@ import os
 import sqlite3
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnisync.cli.export import config_with_export
 from omnisync.config.location import add_config_argument
+
+if TYPE_CHECKING:
+    from omnisync.config.model import Config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -83,28 +92,40 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.engine.drift_render import render_json, render_markdown, render_text
     from omnisync.errors import OmnisyncError
     from omnisync.logs import configure_logging
-    from omnisync.state import SqliteLedgerStore, state_path
+    from omnisync.state import LedgerStore, SqliteLedgerStore, state_path
+    from omnisync.state.opening import open_configured_store
 
     configure_logging(log_format="text", level="WARNING")
     loaded = config_with_export(args.config, args.export, command="drift")
     if isinstance(loaded, int):
         return loaded
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown}
-    path = state_path(loaded.daemon.state_dir)
-    if not path.is_file():
-        # Never created here: a missing store means the wrong machine or no run yet.
-        print(
-            f"omnisync drift: no state store at {path}: nothing delivered to compare with"
-            " (run drift where daemon.state_dir is, after a run)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+    store: LedgerStore
+    if loaded.daemon.state.shared:
+        try:
+            store = open_configured_store(loaded.daemon, environ=os.environ)
+        except OmnisyncError as error:
+            message = " ".join(str(error).split())  # a driver's message may span lines
+            print(f"omnisync drift: export '{args.export}': {message}", file=sys.stderr)
+            return EXIT_FAILED
+    else:
+        path = state_path(loaded.daemon.state_dir)
+        if not path.is_file():
+            # Never created here: a missing store means the wrong machine or no run yet.
+            print(
+                f"omnisync drift: no state store at {path}: nothing delivered to compare with"
+                " (run drift where daemon.state_dir is, after a run)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        try:
+            store = SqliteLedgerStore(path)
+        except OmnisyncError as error:
+            print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
+            return EXIT_FAILED
     clock = SystemClock()
     try:
-        with (
-            SqliteLedgerStore(path) as store,
-            ClientPool(clock=clock, environ=os.environ) as clients,
-        ):
+        with store, ClientPool(clock=clock, environ=os.environ) as clients:
             report = check_drift(
                 loaded,
                 args.export,
@@ -113,6 +134,8 @@ def handle(args: argparse.Namespace) -> int:
                 sample=None if args.all else args.sample,
                 seed=args.seed,
             )
+            if args.repair and report.drifted and loaded.daemon.state.shared:
+                _refuse_while_running(loaded, args.export)
             if args.repair and report.drifted:
                 report = repair_drift(
                     report,
@@ -127,3 +150,21 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     sys.stdout.write(renderers[args.format](report))
     return EXIT_DRIFT if report.drifted else EXIT_OK
+
+
+def _refuse_while_running(config: Config, export: str) -> None:
+    """On a shared store the run lock is per machine: refuse to mark the ledger while a
+    replica runs the export (its run would read the ledger before the marks)."""
+    from omnisync.cli.replicas import replicas_document
+    from omnisync.errors import OmnisyncError
+
+    running = [
+        replica["id"]
+        for replica in replicas_document(config)["replicas"]
+        if replica["live"] and export in replica["running"]
+    ]
+    if running:
+        raise OmnisyncError(
+            f"replica {running[0]} is running it now; repair once that run has ended "
+            "(omnisync status shows the runs under way)"
+        )

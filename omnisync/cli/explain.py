@@ -8,6 +8,12 @@ nobody else's appears. Reads the segment and the state store; sends nothing,
 writes nothing, never resolves an API key. Each export's segment is staged
 whole, as ``omnisync plan`` does.
 
+The state store is the config's ``daemon.state``: the SQLite file under
+``daemon.state_dir`` (never created here: without it nothing was delivered),
+or a shared PostgreSQL database (DSN from the environment or
+``$CREDENTIALS_DIRECTORY``), whose ledger the diff then reads. A store that
+cannot be opened is one line naming it (never a DSN or password), exit 1.
+
 Exit status: 0 explained, 1 a segment or the state store could not be read
 (the other exports are still explained), 2 usage errors (unknown export, an
 empty e-mail, an unreadable config path).
@@ -63,7 +69,8 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.emails import normalise_email
     from omnisync.engine.explain import ExplainFailure, explain_email
     from omnisync.errors import OmnisyncError
-    from omnisync.state import SqliteLedgerStore, state_path
+    from omnisync.state import LedgerStore, SqliteLedgerStore, state_path
+    from omnisync.state.opening import open_configured_store
 
     loaded = cli_config(args.config)
     if isinstance(loaded, int):
@@ -82,14 +89,21 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    path = state_path(loaded.daemon.state_dir)
+    shared = loaded.daemon.state.shared
+    # SQLite: the diff ATTACHes the file; PostgreSQL: the diff reads the store.
+    path = None if shared else state_path(loaded.daemon.state_dir)
     now = datetime.now(UTC)
     explained: list[ExportExplanation] = []
     failures: list[ExplainFailure] = []
+    store: LedgerStore | None
     try:
-        store = SqliteLedgerStore(path) if path.is_file() else None
+        if path is None:
+            store = open_configured_store(loaded.daemon, environ=os.environ)
+        else:
+            store = SqliteLedgerStore(path) if path.is_file() else None
     except OmnisyncError as error:
-        print(f"omnisync explain: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # a driver's message may span lines
+        print(f"omnisync explain: {message}", file=sys.stderr)
         return EXIT_FAILED
     try:
         for name in names:

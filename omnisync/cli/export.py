@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -152,14 +152,26 @@ def handle_run(args: argparse.Namespace) -> int:
             # With a daemon up for this state directory, the daemon runs it: never two
             # runs at once. Ctrl-C then stops the waiting, not the daemon's run.
             releaser = _who() if args.allow_large_change else None
-            remote = run_through_daemon(
-                loaded,
-                args.export,
-                notice=lambda line: print(line, file=sys.stderr),
-                progress=progress,
-                release_by=releaser,
-                full=args.full,
-            )
+            if loaded.daemon.state.shared:
+                # Replicas share the state: the brand's holder runs it, if one is up.
+                from omnisync.daemon.requested import run_through_replicas
+
+                remote = run_through_replicas(
+                    loaded,
+                    args.export,
+                    notice=lambda line: print(line, file=sys.stderr),
+                    release_by=releaser,
+                    full=args.full,
+                )
+            else:
+                remote = run_through_daemon(
+                    loaded,
+                    args.export,
+                    notice=lambda line: print(line, file=sys.stderr),
+                    progress=progress,
+                    release_by=releaser,
+                    full=args.full,
+                )
             if remote is None:
                 with _stop_on_signals(stop):
                     result = run_export_directly(
@@ -204,6 +216,8 @@ def run_export_directly(
     """Run export ``name`` in this process, against the config's state directory.
 
     Opens the state store and a client pool for the run and closes them after.
+    On a shared store the run holds its brand's lease (fenced writes, checked
+    requests), so no replica can run the brand meanwhile.
     Raises :class:`UnknownExport`, :class:`ExportBusy` (the export is running
     elsewhere) and :class:`StateError` (the state store is unusable).
     """
@@ -211,15 +225,32 @@ def run_export_directly(
     from omnisync.daemon.runs import is_full, is_release
     from omnisync.engine.clients import ClientPool
     from omnisync.engine.runner import ExportRunner, UnknownExport
-    from omnisync.state import open_state_store
+    from omnisync.state.opening import open_configured_store
 
     if name not in config.exports:
         raise UnknownExport(f"no export named '{name}' in the config")
     clock = clock or SystemClock()
-    with (
-        open_state_store(config.daemon.state_dir) as store,
-        ClientPool(clock=clock, environ=environ) as clients,
-    ):
+    with ExitStack() as stack:
+        store = stack.enter_context(open_configured_store(config.daemon, environ=environ))
+        gate = None
+        if config.daemon.state.shared:
+            # No replica holds the brand: hold it ourselves, fenced, for this one run.
+            from omnisync.daemon.requested import HeldBrand
+            from omnisync.daemon.sharing import export_brand
+            from omnisync.state.postgres import PostgresLedgerStore
+
+            brand = export_brand(config, name)
+            if brand is not None and isinstance(store, PostgresLedgerStore):
+                held = stack.enter_context(HeldBrand(config, brand, environ=environ))
+                store = store.fenced(held.fence)
+                gate = held.require
+        clients = stack.enter_context(
+            ClientPool(
+                clock=clock,
+                environ=environ,
+                gate_for=(lambda connection: gate) if gate is not None else None,
+            )
+        )
         runner = ExportRunner(config, store=store, clients=clients, clock=clock)
         return runner.run(
             name,

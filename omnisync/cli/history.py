@@ -1,8 +1,14 @@
 """``omnisync history [EXPORT]``: the recorded runs, newest first, as a table or JSON.
 
-Reads the state store under the config's ``daemon.state_dir`` (or
-``--state-dir``, which needs no config at all: useful when the config is
-broken and you want to know what ran last).
+Reads the config's state store (``daemon.state``: SQLite under
+``daemon.state_dir`` by default, or a shared PostgreSQL database whose DSN is
+resolved from the environment or ``$CREDENTIALS_DIRECTORY`` and never shown),
+or the SQLite store under ``--state-dir``, which needs no config at all:
+useful when the config is broken and you want to know what ran last. A
+SQLite store that does not exist yet is not created: it has no runs. A
+PostgreSQL store that cannot be reached is an error (exit 1) naming the
+store, never its password. Runs that name the replica that ran them get a
+``replica`` column (and JSON field).
 
 An export that is neither in the config nor in the history is a typo: the
 command names the config's exports and exits 2, as ``plan`` and ``export run``
@@ -13,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from omnisync.cli.export import EXIT_FAILED, EXIT_OK, EXIT_USAGE, cli_config
 from omnisync.config.location import add_config_argument
-from omnisync.engine.history_render import render_runs, run_as_dict
+from omnisync.config.model import DaemonSettings
+from omnisync.engine.history_render import render_runs, runs_as_dicts
 from omnisync.state import RunRecord, SqliteLedgerStore, StateError, state_path
+from omnisync.state.opening import open_configured_store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="read this state directory instead of the config's daemon.state_dir",
+        help="read the SQLite state store in this directory instead of the config's daemon.state",
     )
     parser.add_argument(
         "--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)"
@@ -44,24 +53,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handler(args: argparse.Namespace) -> int:
     known: list[str] | None = None  # the config's exports, when a config was read
+    settings: DaemonSettings | None = None  # the config's daemon settings, likewise
     if args.state_dir is not None:
         state_dir = Path(args.state_dir)
     else:
         loaded = cli_config(args.config)
         if isinstance(loaded, int):
             return loaded
-        state_dir = Path(loaded.daemon.state_dir)
+        settings = loaded.daemon
+        state_dir = Path(settings.state_dir)
         known = sorted(loaded.exports)
-    path = state_path(state_dir)
-    if not path.exists():
-        runs: list[RunRecord] = []
-    else:
-        try:
-            with SqliteLedgerStore(path) as store:
-                runs = store.runs(args.export, limit=args.limit)
-        except StateError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_FAILED
+    try:
+        if settings is not None and settings.state.shared:
+            runs, location = _shared_runs(settings, args.export, limit=args.limit)
+        else:
+            runs, location = _sqlite_runs(state_dir, args.export, limit=args.limit)
+    except StateError as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
     if known is not None and args.export is not None and args.export not in known and not runs:
         print(
             f"omnisync history: no export '{args.export}' in the config"
@@ -70,18 +79,40 @@ def handler(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     if args.format == "json":
-        print(
-            json.dumps({"runs": [run_as_dict(run) for run in runs]}, ensure_ascii=False, indent=2)
-        )
+        print(json.dumps({"runs": runs_as_dicts(runs)}, ensure_ascii=False, indent=2))
         return EXIT_OK
     if not runs:
         scope = f" for export {args.export!r}" if args.export else ""
-        print(f"no runs recorded{scope} (state: {path})")
+        print(f"no runs recorded{scope} (state: {location})")
         return EXIT_OK
     from rich.console import Console
 
     render_runs(runs, Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
     return EXIT_OK
+
+
+def _sqlite_runs(state_dir: Path, export: str | None, *, limit: int) -> tuple[list[RunRecord], str]:
+    """The runs in the SQLite store under ``state_dir`` and its path; none (and nothing
+    created) when it does not exist. Raises :class:`StateError` for an unusable one."""
+    path = state_path(state_dir)
+    if not path.exists():
+        return [], str(path)
+    with SqliteLedgerStore(path) as store:
+        return store.runs(export, limit=limit), str(path)
+
+
+def _shared_runs(
+    settings: DaemonSettings, export: str | None, *, limit: int
+) -> tuple[list[RunRecord], str]:
+    """The runs in the shared (PostgreSQL) store ``settings`` name, and a secret-free
+    description of it. Raises :class:`StateError` (secret-free) when it cannot be read."""
+    with open_configured_store(settings, environ=os.environ) as store:
+        return store.runs(export, limit=limit), store.location
+
+
+def _one_line(error: StateError) -> str:
+    """The error's message on one line (a driver's message may span several)."""
+    return " ".join(str(error).split())
 
 
 def _positive(text: str) -> int:

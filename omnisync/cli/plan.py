@@ -5,6 +5,13 @@ masked samples, invalid rows by reason, duplicates and the ``max_profiles``
 check, as text, JSON or Markdown. The segment is read and diffed against the
 ledger read-only; nothing is sent and the API key is never resolved.
 
+The ledger is the config's state store (``daemon.state``): the SQLite file
+under ``daemon.state_dir`` (never created here; without it every member
+counts as to create), or a shared PostgreSQL database, opened once for every
+export with its DSN resolved from the environment or ``$CREDENTIALS_DIRECTORY``.
+A PostgreSQL store that cannot be opened fails every export with a one-line
+message naming the store, never its DSN or password.
+
 Exit status: 0 every export planned; 1 the config is invalid or a source
 (or the ledger) could not be read; 2 usage errors, an unreadable config path
 or an unknown export name.
@@ -27,7 +34,8 @@ from omnisync.engine.plan_render import PlanFailure, render_json, render_markdow
 from omnisync.engine.report import PlanReport, plan_export
 from omnisync.engine.staging import LedgerUnreadable
 from omnisync.sources.errors import SourceError
-from omnisync.state import StateError, state_path
+from omnisync.state import LedgerStore, StateError
+from omnisync.state.opening import describe_store, open_configured_store
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -91,23 +99,38 @@ def handle(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     reports: list[PlanReport] = []
     failures: list[PlanFailure] = []
-    for name in names:
+    store: LedgerStore | None = None
+    if config.daemon.state.shared:
         try:
-            reports.append(plan_export(config, name, now=now))
-        except (SourceError, LedgerUnreadable, StateError) as error:
-            failures.append(PlanFailure(name, str(error)))
-        except (sqlite3.Error, OSError) as error:
-            # Scratch space for the staging tables (a full disk, say).
-            failures.append(PlanFailure(name, f"staging failed: {error}"))
+            store = open_configured_store(config.daemon, environ=os.environ)
+        except StateError as error:
+            message = " ".join(str(error).split())  # a driver's message may span lines
+            failures.extend(PlanFailure(name, message) for name in names)
+            names = []
+    try:
+        for name in names:
+            try:
+                if store is None:
+                    reports.append(plan_export(config, name, now=now))
+                else:
+                    reports.append(plan_export(config, name, store=store, now=now))
+            except (SourceError, LedgerUnreadable, StateError) as error:
+                failures.append(PlanFailure(name, str(error)))
+            except (sqlite3.Error, OSError) as error:
+                # Scratch space for the staging tables (a full disk, say).
+                failures.append(PlanFailure(name, f"staging failed: {error}"))
+    finally:
+        if store is not None:
+            store.close()
     if args.require_state:
-        state = state_path(config.daemon.state_dir)
+        state = describe_store(config.daemon)
         for report in [report for report in reports if not report.state_found]:
             reports.remove(report)
             failures.append(
                 PlanFailure(
                     report.export,
                     f"no state store at {state} (--require-state): what was delivered "
-                    "before is unknown; run plan where daemon.state_dir is reachable",
+                    "before is unknown; run plan where the state store is reachable",
                 )
             )
     sys.stdout.write(RENDERERS[args.format](reports, failures))

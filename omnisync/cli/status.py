@@ -184,10 +184,20 @@ def handle(args: argparse.Namespace) -> int:
     if isinstance(lookup, str):
         print(f"omnisync status: {lookup}", file=sys.stderr)
         return EXIT_USAGE
+    from omnisync.cli.replicas import print_shared, shared_status
+
+    shared = shared_status(args)
+    if isinstance(shared, str):
+        print(f"omnisync status: cannot read the replicas: {shared}", file=sys.stderr)
+        return EXIT_NO_DAEMON
     try:
         with DaemonClient.find(lookup.state_dir) as client:
             document = client.status()
     except DaemonUnavailable as error:
+        if shared is not None:
+            # Replicas elsewhere: the shared store says what they do.
+            print_shared(shared, args.format)
+            return EXIT_OK
         if args.state_dir:
             looked = f"in the state directory {lookup.state_dir} (--state-dir)"
         else:
@@ -202,12 +212,19 @@ def handle(args: argparse.Namespace) -> int:
     if lookup.config_problem:
         # The daemon keeps running its last good config; say why this one is not it.
         print(f"omnisync status: warning: {lookup.config_problem}", file=sys.stderr)
+    if shared is not None:
+        document = {**document, **shared}
     if args.format == "json":
         sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
         from rich.console import Console  # here: rich is only needed to draw the table
 
-        render(document, Console(highlight=False))
+        console = Console(highlight=False)
+        render(document, console)
+        if shared is not None:
+            from omnisync.cli.replicas import render_replicas
+
+            render_replicas(shared, console, now=datetime.now(UTC))
     return EXIT_OK
 
 

@@ -24,6 +24,9 @@ from omnisync.config.durations import parse_duration
 from omnisync.config.model import (
     CONTACT_FIELDS,
     DEFAULT_BASE_URL,
+    DEFAULT_LEASE_SECONDS,
+    MAX_LEASE_SECONDS,
+    MIN_LEASE_SECONDS,
     Config,
     Connection,
     Consent,
@@ -38,6 +41,7 @@ from omnisync.config.model import (
     SecretRef,
     Segment,
     Source,
+    StateSettings,
     User,
 )
 
@@ -239,6 +243,34 @@ class _Builder:
             return SecretRef("file", self.path(body["file"], entry))
         return SecretRef("credential", body["credential"])
 
+    def state(self, body: Mapping[str, Any] | None, entry: PathParts) -> StateSettings:
+        """``daemon.state``; a lease the schema let through but that cannot work is a problem."""
+        if body is None:
+            return StateSettings()
+        lease = DEFAULT_LEASE_SECONDS
+        try:
+            lease = parse_duration(body.get("lease", DEFAULT_LEASE_SECONDS))
+        except ValueError as error:
+            self.problem(("daemon", "state", "lease"), str(error))
+        problem = _lease_problem(lease)
+        if problem is not None:
+            self.problem(("daemon", "state", "lease"), problem)
+            lease = DEFAULT_LEASE_SECONDS
+        dsn = body.get("dsn")
+        if dsn is not None and body.get("kind") != "postgres":
+            self.problem(("daemon", "state", "dsn"), "only a `postgres` state store has a DSN")
+        if dsn is None and body.get("kind") == "postgres":
+            self.problem(
+                ("daemon", "state"),
+                "a `postgres` state store needs `dsn` (a secret reference to its connection "
+                "string, such as {env: OMNISYNC_STATE_DSN})",
+            )
+        return StateSettings(
+            kind=body.get("kind", "sqlite"),
+            dsn=self.secret(dsn, entry) if dsn is not None else None,
+            lease_seconds=lease,
+        )
+
     def source(self, name: str, body: Mapping[str, Any]) -> Source:
         entry = ("sources", name)
         path = body.get("path")
@@ -354,6 +386,8 @@ class _Builder:
             debounce = 1.0
         state_dir = body.get("state_dir")
         return DaemonSettings(
+            state=self.state(body.get("state"), entry),
+            replica_id=body.get("replica_id"),
             state_dir=(
                 self.path(state_dir, entry)
                 if state_dir is not None
@@ -364,6 +398,14 @@ class _Builder:
             log_format=body.get("log_format", "text"),
             reload_debounce_seconds=debounce,
         )
+
+
+def _lease_problem(seconds: float) -> str | None:
+    if seconds < MIN_LEASE_SECONDS:
+        return "must be at least 3s: a shorter lease is lost to a slow renewal"
+    if seconds > MAX_LEASE_SECONDS:
+        return "must be at most 10m: a dead replica's brands would wait that long"
+    return None
 
 
 def guards_from(body: object, defaults: Guards) -> Guards:

@@ -216,11 +216,41 @@ class Export:
     guards: Guards = field(default_factory=Guards)
 
 
+StateKind = Literal["sqlite", "postgres"]
+
+#: A lease's length when ``daemon.state.lease`` is not set, and its bounds.
+DEFAULT_LEASE_SECONDS = 15.0
+MIN_LEASE_SECONDS = 3.0
+MAX_LEASE_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """Where the state store lives: SQLite in ``state_dir``, or a shared PostgreSQL
+    database (``dsn``) whose replicas hold brands for ``lease_seconds`` at a time."""
+
+    kind: StateKind = "sqlite"
+    dsn: SecretRef | None = None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+    @property
+    def shared(self) -> bool:
+        """Whether several replicas may share this store (and so hold leases)."""
+        return self.kind == "postgres"
+
+
 @dataclass(frozen=True)
 class DaemonSettings:
-    """How the daemon runs. ``state_dir`` is already resolved to a concrete path."""
+    """How the daemon runs. ``state_dir`` is already resolved to a concrete path.
+
+    ``state_dir`` keeps the SQLite store, run locks and the control token;
+    ``state`` says whether the ledger and history live there or in PostgreSQL.
+    ``replica_id`` is ``None`` for the default (``hostname:pid``).
+    """
 
     state_dir: str
+    state: StateSettings = field(default_factory=StateSettings)
+    replica_id: str | None = None
     control_listen: str = "127.0.0.1:9187"
     control_token: SecretRef | None = None
     log_format: LogFormat = "text"

@@ -47,6 +47,8 @@ _BEYOND_THE_SCHEMA = """\
   query or fragment.
 - `daemon.control.listen` is `host:port`; an address other than loopback requires
   `daemon.control.token`.
+- `daemon.state.lease` is between 3 seconds and 10 minutes; only a `postgres` state
+  store has a `dsn` (and it must have one).
 
 ## Files
 

@@ -96,6 +96,8 @@ def secret_references(config: Config) -> Iterator[tuple[str, SecretRef]]:
     for name, source in config.sources.items():
         if source.dsn is not None:
             yield f"sources.{name}.dsn", source.dsn
+    if config.daemon.state.dsn is not None:
+        yield "daemon.state.dsn", config.daemon.state.dsn
     if config.daemon.control_token is not None:
         yield "daemon.control.token", config.daemon.control_token
 

@@ -215,7 +215,9 @@ class _App:
             return self._send(
                 start_response,
                 HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE,
-                b"ok\n" if healthy else b"main loop stalled\n",
+                b"ok\n"
+                if healthy
+                else b"unhealthy: main loop stalled, or shared state store unreachable\n",
                 "text/plain; charset=utf-8",
             )
         if path == "/metrics":

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnisync.clock import Clock
-from omnisync.config.model import Config
+from omnisync.config.model import Config, DaemonSettings
 from omnisync.daemon.loading import LoadedConfig
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.runs import LiveProgress, RunOutcome, is_full, is_release
@@ -33,6 +33,10 @@ from omnisync.engine.run_render import result_as_dict
 from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, RunnerSettings
 from omnisync.errors import OmnisyncError
 from omnisync.state import LedgerStore, StateError, open_state_store
+from omnisync.state.fencing import Fence
+
+if TYPE_CHECKING:
+    from omnisync.daemon.replicas import ReplicaMember
 
 _log = logging.getLogger("omnisync.daemon")
 
@@ -46,16 +50,31 @@ class EngineRuns:
 
     def __init__(
         self,
-        store: LedgerStore,
+        store: LedgerStore | Callable[[], LedgerStore],
         pool: ClientPool,
         *,
         clock: Clock,
         settings: RunnerSettings | None = None,
+        leases: ReplicaMember | None = None,
     ) -> None:
-        self._store = store
+        """``store`` or a function that opens it (on first need, so a daemon whose shared
+        store is unreachable still starts); ``leases``: this replica's membership of a
+        shared store, whose runs are fenced by their brand's lease."""
+        self._opened = store if isinstance(store, LedgerStore) else None
+        self._open = store if not isinstance(store, LedgerStore) else None
+        self._opening = threading.Lock()
         self._pool = pool
         self._clock = clock
         self._settings = settings or RunnerSettings()
+        self._leases = leases
+
+    @property
+    def _store(self) -> LedgerStore:
+        with self._opening:
+            if self._opened is None:
+                assert self._open is not None
+                self._opened = self._open()
+            return self._opened
 
     @classmethod
     def open(
@@ -79,8 +98,11 @@ class EngineRuns:
         stop: threading.Event,
         progress: LiveProgress,
     ) -> RunOutcome:
+        store = self._store_for(config, export)
+        if isinstance(store, str):
+            return RunOutcome(status="skipped", error=store)
         try:
-            result = self._runner(config).run(
+            result = self._runner(config, store=store).run(
                 export,
                 trigger=trigger,
                 stop=stop,
@@ -109,12 +131,33 @@ class EngineRuns:
             self._runner(config).client_for(export)
         except ApiKeyUnavailable as refused:
             return str(refused)
+        except StateError as unavailable:
+            return str(unavailable)
         return None
 
-    def _runner(self, config: Config) -> ExportRunner:
+    def _store_for(self, config: Config, export: str) -> LedgerStore | str:
+        """The store a run of ``export`` writes to: fenced by its brand's lease on a
+        shared store; a string saying why when this replica may not run it."""
+        try:
+            store = self._store
+        except StateError as error:
+            return str(error)
+        if self._leases is None:
+            return store
+        definition = config.exports.get(export)
+        connection = config.connections.get(definition.connection) if definition else None
+        if connection is None:
+            return store  # the runner says what is wrong with the export
+        fence = self._leases.fence(connection.brand)
+        if fence is None:
+            return f"this replica does not hold brand {connection.brand}'s lease"
+        fenced: Callable[[Fence], LedgerStore] | None = getattr(store, "fenced", None)
+        return fenced(fence) if fenced is not None else store
+
+    def _runner(self, config: Config, *, store: LedgerStore | None = None) -> ExportRunner:
         return ExportRunner(
             config,
-            store=self._store,
+            store=store if store is not None else self._store,
             clients=self._pool,
             clock=self._clock,
             settings=self._settings,
@@ -151,6 +194,12 @@ class EngineRuns:
         for setting, now, before in (
             ("daemon.state_dir", new.state_dir, old.state_dir),
             ("daemon.control.listen", new.control_listen, old.control_listen),
+            ("daemon.state", _describe_state(new), _describe_state(old)),
+            (
+                "daemon.replica_id",
+                new.replica_id or "hostname:pid",
+                old.replica_id or "hostname:pid",
+            ),
         ):
             if now != before:
                 _log.warning(
@@ -162,7 +211,15 @@ class EngineRuns:
 
     def close(self) -> None:
         self._pool.close()
-        self._store.close()
+        if self._opened is not None:
+            self._opened.close()
+
+
+def _describe_state(settings: DaemonSettings) -> str:
+    """``daemon.state`` in a log line, without secrets (the DSN is a reference anyway)."""
+    state = settings.state
+    dsn = f", dsn {state.dsn.describe()}" if state.dsn is not None else ""
+    return f"{state.kind}{dsn}, lease {state.lease_seconds:g}s"
 
 
 class _Reporter:

@@ -169,6 +169,37 @@ class DaemonMetrics:
             registry=registry,
         )
 
+        self.lease_held = Gauge(
+            "omnisync_brand_lease_held",
+            "1 while this replica holds the brand's lease (shared state store only).",
+            ["brand"],
+            registry=registry,
+        )
+        self.leases_held = Gauge(
+            "omnisync_brand_leases_held",
+            "How many brand leases this replica holds (shared state store only).",
+            registry=registry,
+        )
+        self.lease_changes = Counter(
+            "omnisync_lease_changes_total",
+            "Brand leases acquired, released and lost by this replica.",
+            ["brand", "change"],
+            registry=registry,
+        )
+
+    def lease_changed(self, brand: str, change: str) -> None:
+        """A brand lease was ``acquired``, ``released`` or ``lost``."""
+        with self._lock:
+            self.lease_changes.labels(brand=brand, change=change).inc()
+            self.lease_held.labels(brand=brand).set(1 if change == "acquired" else 0)
+            held = sum(
+                1
+                for metric in self.lease_held.collect()
+                for sample in metric.samples
+                if sample.value == 1
+            )
+            self.leases_held.set(held)
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return bytes(generate_latest(self.registry))

@@ -192,6 +192,11 @@ class RunCoordinator:
         self._accepting = True
         self._idle = threading.Condition(self._lock)
 
+    @property
+    def accepting(self) -> bool:
+        """Whether runs may still start (not once shutdown began)."""
+        return self._accepting
+
     # -- starting -----------------------------------------------------------------
 
     def run_now(self, export: str, *, trigger: str) -> RunRecord | None:

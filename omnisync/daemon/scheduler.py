@@ -40,8 +40,29 @@ MISFIRE_GRACE_SECONDS = 3600
 Fire = Callable[[str, str], object]
 
 
-def build_trigger(timing: Timing) -> BaseTrigger:
-    """The APScheduler trigger for ``timing``."""
+#: Aligned interval schedules tick at whole multiples of their interval since this moment,
+#: so replicas that started at different times compute the same fire times.
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def nominal_fire(timing: Timing, *, now: datetime) -> datetime:
+    """The latest fire time of ``timing`` at or before ``now``, as every replica computes it.
+
+    Interval schedules are aligned to :data:`EPOCH`; cron schedules tick on
+    whole minutes (crontab has no seconds), so their fire is ``now``'s minute.
+    """
+    if timing.every_seconds is not None:
+        elapsed = (now - EPOCH).total_seconds()
+        ticks = int(elapsed // timing.every_seconds)
+        return EPOCH + timedelta(seconds=ticks * timing.every_seconds)
+    return now.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def build_trigger(timing: Timing, *, aligned: bool = False) -> BaseTrigger:
+    """The APScheduler trigger for ``timing``.
+
+    ``aligned``: interval schedules tick on :data:`EPOCH`'s grid.
+    """
     if timing.cron is not None:
         # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0,
         # so "1" would mean Tuesday. The config's translation keeps crontab's meaning.
@@ -49,7 +70,9 @@ def build_trigger(timing: Timing) -> BaseTrigger:
             **crontab_trigger_fields(timing.cron), timezone=ZoneInfo(timing.timezone)
         )
     assert timing.every_seconds is not None
-    return IntervalTrigger(seconds=timing.every_seconds, timezone=UTC)
+    return IntervalTrigger(
+        seconds=timing.every_seconds, timezone=UTC, start_date=EPOCH if aligned else None
+    )
 
 
 def missed_since(timing: Timing, *, last_started: datetime, now: datetime) -> bool:
@@ -68,8 +91,15 @@ def missed_since(timing: Timing, *, last_started: datetime, now: datetime) -> bo
 class ExportScheduler:
     """Owns one APScheduler ``BackgroundScheduler``; ``fire(export, trigger)`` runs on each tick."""
 
-    def __init__(self, fire: Fire, *, misfire_grace_seconds: int = MISFIRE_GRACE_SECONDS) -> None:
+    def __init__(
+        self,
+        fire: Fire,
+        *,
+        misfire_grace_seconds: int = MISFIRE_GRACE_SECONDS,
+        aligned: bool = False,
+    ) -> None:
         self._fire = fire
+        self._aligned = aligned
         self._lock = threading.Lock()
         self._timings: dict[str, Timing] = {}
         self._retry_attempts: dict[str, int] = {}
@@ -107,7 +137,7 @@ class ExportScheduler:
         with self._lock:
             self._scheduler.add_job(
                 self._fire,
-                build_trigger(timing),
+                build_trigger(timing, aligned=self._aligned),
                 args=(export, "schedule"),
                 id=export,
                 name=f"export {export}",

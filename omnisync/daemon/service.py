@@ -61,7 +61,7 @@ from omnisync.daemon.status import (
     last_success,
     status_line,
 )
-from omnisync.daemon.supervisor import Preflight, Supervisor
+from omnisync.daemon.supervisor import Preflight, SharedScheduling, Supervisor
 from omnisync.daemon.watcher import ConfigWatcher
 from omnisync.logs import Redactor
 
@@ -103,8 +103,11 @@ class Daemon:
         on_applied: Callable[[LoadedConfig, LoadedConfig | None], None] | None = None,
         redactor: Redactor | None = None,
         preflight: Preflight | None = None,
+        shared: SharedScheduling | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.options = options
+        self._ready = ready
         self.metrics = metrics or DaemonMetrics()
         self._loader = loader
         self._clock = clock
@@ -131,6 +134,7 @@ class Daemon:
             retry_policy=options.retry_policy,
             last_run=last_run,
             preflight=preflight,
+            shared=shared,
         )
         self._watcher = ConfigWatcher(options.config_path, self._files_changed)
         self._control: ControlServer | None = None
@@ -392,7 +396,9 @@ class Daemon:
     # -- ControlApi ---------------------------------------------------------------
 
     def healthy(self) -> bool:
-        return time.monotonic() - self._heartbeat < _STALL_SECONDS
+        """The main loop comes round, and a shared state store (if any) answers."""
+        ready = self._ready is None or self._ready()
+        return ready and time.monotonic() - self._heartbeat < _STALL_SECONDS
 
     def metrics_text(self) -> tuple[bytes, str]:
         return self.metrics.render(), CONTENT_TYPE

@@ -11,9 +11,9 @@ before the next regular tick.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config
@@ -24,6 +24,7 @@ from omnisync.daemon.reconcile import (
     ExportSpec,
     ScheduleJob,
     StopRun,
+    Timing,
     changed_exports,
     desired_exports,
     reconcile,
@@ -47,6 +48,19 @@ LastRun = Callable[[str], Mapping[str, Any] | None]
 Preflight = Callable[[Config, str], str | None]
 
 
+class SharedScheduling(Protocol):
+    """What the supervisor asks of a shared store's replica membership."""
+
+    def claim_latest(
+        self, export: str, timing: Timing, *, now: datetime, retry: bool = False
+    ) -> bool:
+        """Whether this replica holds the export's brand and claimed its latest fire
+        (``retry``: a retry of a failed run, for the holder only, nothing to claim)."""
+
+    def run_finished(self, record: RunRecord) -> None:
+        """A run ended (answer whoever asked for it)."""
+
+
 class Supervisor:
     """Schedules, starts, stops and retries export runs for the current config.
 
@@ -67,8 +81,10 @@ class Supervisor:
         retry_policy: RetryPolicy,
         last_run: LastRun | None = None,
         preflight: Preflight | None = None,
+        shared: SharedScheduling | None = None,
     ) -> None:
         self._clock = clock
+        self._shared = shared
         self._preflight = preflight
         self._metrics = metrics
         self._retry_policy = retry_policy
@@ -82,7 +98,11 @@ class Supervisor:
             on_started=lambda record: metrics.run_started(record.export),
             on_finished=self._run_finished,
         )
-        self.scheduler = ExportScheduler(self._fire)
+        self.scheduler = ExportScheduler(self._fire, aligned=shared is not None)
+
+    def current_config(self) -> Config:
+        """The config runs starting now use (the last good one)."""
+        return self._config()
 
     def start(self) -> None:
         self.scheduler.start()
@@ -145,19 +165,34 @@ class Supervisor:
                     extra={"event": "export_unscheduled", "export": action.export},
                 )
 
-    def catch_up(self) -> None:
+    def catch_up(self, exports: Collection[str] | None = None) -> None:
         """Ticks missed while the daemon was down coalesce into one run now.
 
         Also resumes a run the previous daemon left unfinished (killed, or
         stopped by a shutdown: ``running``, ``interrupted`` or ``partial`` in
         history): its in-flight batches and pending work get done at once.
+
+        On a shared store this runs per brand as its lease is taken
+        (``exports``: that brand's), not at start; a missed tick is then the
+        latest scheduled fire, run only if this replica claims it (no other
+        replica ran it).
         """
-        if self._last_run is None:
+        if self._last_run is None or (exports is None and self._shared is not None):
             return
         now = self._clock.wall()
         for name, spec in sorted(self._applied.items()):
+            if exports is not None and name not in exports:
+                continue
             last = self._last_run(name)
-            if not spec.wants_job or spec.timing is None or not last:
+            if not spec.wants_job or spec.timing is None:
+                continue
+            if self._shared is not None:
+                if last and last.get("status") in {"running", "interrupted", "partial"}:
+                    self.coordinator.request(name, trigger="catch-up")
+                elif self._shared.claim_latest(name, spec.timing, now=now):
+                    self.coordinator.request(name, trigger="schedule")
+                continue
+            if not last:
                 continue
             started = parse_time(last.get("started_at"))
             unfinished = last.get("status") in {"running", "interrupted", "partial"}
@@ -174,6 +209,16 @@ class Supervisor:
     # -- runs ---------------------------------------------------------------------
 
     def _fire(self, export: str, trigger: str) -> None:
+        if self._shared is not None:
+            if not self.coordinator.accepting:
+                return  # stopping: leave the fire unclaimed for a replica that runs it
+            spec = self._applied.get(export)
+            timing = spec.timing if spec is not None else None
+            # On a shared store only the brand's holder runs a tick, once: it claims it.
+            if timing is None or not self._shared.claim_latest(
+                export, timing, now=self._clock.wall(), retry=trigger != "schedule"
+            ):
+                return
         self.coordinator.request(export, trigger=trigger)
 
     def trigger(
@@ -253,6 +298,7 @@ class Supervisor:
             )
             self._log_refused(record.export, record.trigger, outcome.error or "")
             self.scheduler.reset_retries(record.export)
+            self._after_shared(record)
             return
         self._metrics.run_finished(
             record.export,
@@ -279,6 +325,11 @@ class Supervisor:
             },
         )
         self._plan_retry(record)
+        self._after_shared(record)
+
+    def _after_shared(self, record: RunRecord) -> None:
+        if self._shared is not None:
+            self._shared.run_finished(record)
 
     def _plan_retry(self, record: RunRecord) -> None:
         assert record.outcome is not None

@@ -162,6 +162,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     # -- one request --------------------------------------------------------------
 
     def _serve(self) -> None:
+        # When the request's head had arrived (its body may follow later).
+        self._received = self.server.state.clock.now()
         try:
             raw = self._read_body()
             if raw is not None:
@@ -233,6 +235,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         found = route(method, api_path)
         endpoint = found.endpoint if found is not None else "unknown"
         brand = state.brand_for_authorization(self.headers.get("Authorization"))
+        # Which key asked (several keys may reach one brand): tests tell clients apart by it.
+        key = self.headers.get("Authorization", "").rpartition(" ")[2] if brand else None
 
         def answer(response: ApiResponse, extra: Headers = ()) -> None:
             # Logged before answering, so a client that got its answer finds the record.
@@ -243,6 +247,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 status=response.status,
                 brand=brand,
                 emails=response.emails,
+                key=key,
+                received=self._received,
             )
             self._answer(response.status, response.body, extra)
 
@@ -251,7 +257,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
 
         def drop(emails: tuple[str, ...] = ()) -> None:
             state.record(
-                method=method, path=path, endpoint=endpoint, status=None, brand=brand, emails=emails
+                method=method,
+                path=path,
+                endpoint=endpoint,
+                status=None,
+                brand=brand,
+                emails=emails,
+                key=key,
+                received=self._received,
             )
             self.close_connection = True  # and nothing written: the client hears nothing
 

@@ -30,7 +30,8 @@ class RequestRecord:
     ``endpoint`` is the route (``"POST /batches"``), ``"unknown"`` for a path
     the API does not have; ``status`` is ``None`` when the connection was
     dropped without an answer; ``at`` is modelled seconds (``clock.now()``);
-    ``emails`` are the contacts a contact write or tag call named, in order.
+    ``emails`` are the contacts a contact write or tag call named, in order;
+    ``key`` is the API key that asked (one brand may have several).
     """
 
     sequence: int
@@ -41,6 +42,10 @@ class RequestRecord:
     at: float
     brand: str | None
     emails: tuple[str, ...] = ()
+    #: the API key that made the request (known brands only)
+    key: str | None = None
+    #: when the request's head arrived (modelled seconds; ``at`` is when it was answered)
+    received: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -201,6 +206,8 @@ class EmulatorState:
         status: int | None,
         brand: Brand | None,
         emails: tuple[str, ...] = (),
+        key: str | None = None,
+        received: float | None = None,
     ) -> None:
         at = self.clock.now()
         with self._lock:
@@ -214,6 +221,8 @@ class EmulatorState:
                     at,
                     brand.name if brand is not None else None,
                     emails if self.log_emails else (),
+                    key,
+                    at if received is None else received,
                 )
             )
             by_status = self._counts.setdefault(endpoint, {})

@@ -82,7 +82,9 @@ class ClientPool:
     (default: the process's). ``observer_for(connection_name)`` supplies the
     daemon's metrics observer per connection. ``transport`` and ``timeout``
     are passed to every client (tests wrap the transport to check the
-    contract). Thread-safe; :meth:`close` closes every client.
+    contract). ``gate_for(connection)`` may give a callable run before each of
+    that client's requests (a replica's lease check). Thread-safe; :meth:`close`
+    closes every client.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class ClientPool:
         observer_for: Callable[[str], ClientObserver] | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
+        gate_for: Callable[[Connection], Callable[[], None] | None] | None = None,
     ) -> None:
         self._clock = clock
         # Not `registry or ...`: an empty registry is falsy (it has a length).
@@ -104,6 +107,7 @@ class ClientPool:
         self._observer_for = observer_for
         self._transport = transport
         self._timeout = timeout
+        self._gate_for = gate_for
         self._lock = threading.Lock()
         self._clients: dict[str, tuple[str, OmnisendClient, _FanOutObserver]] = {}
         self._retired: list[OmnisendClient] = []
@@ -165,6 +169,7 @@ class ClientPool:
                 transport=self._transport,
                 timeout=self._timeout,
                 observer=observer,
+                request_gate=self._gate_for(connection) if self._gate_for else None,
             )
             if found is not None:
                 # A run may still be using the old client: close it with the pool.

@@ -1,11 +1,19 @@
 """The diff of a staged segment against the ledger, in set-based SQL.
 
 Runs on a connection holding ``temp.stage`` (filled by
-:mod:`omnisync.engine.staging`) and the ledger ATTACHed as ``ledger``.
-Materialises ``temp.work`` (members that need an upsert and/or the tag)
-and ``temp.leavers``, and returns the counts. The semantics are
-:func:`omnisync.planning.reference_plan`'s; the SQL is shaped for a
-million unchanged rows:
+:mod:`omnisync.engine.staging`). Materialises ``temp.work`` (members that
+need an upsert and/or the tag) and ``temp.leavers``, and returns the counts.
+The semantics are :func:`omnisync.planning.reference_plan`'s.
+
+The diff has two halves. The *stage side* (here, always in SQLite) counts
+rows, missing e-mails and duplicates, and does the arithmetic; the *ledger
+side* (a :class:`LedgerSide`) answers four questions about the export's
+ledger entries: which members are work, how many entries (and tagged ones)
+there are, how many members carry the export's tag (a resync), and who left.
+:class:`AttachedLedger` answers them from a SQLite ledger ATTACHed as
+``ledger``; :class:`EmptyLedger` for a ledger with nothing to say;
+:mod:`omnisync.engine.diff_postgres` inside PostgreSQL. The SQL is shaped
+for a million unchanged rows:
 
 - the e-mail index is built once, after the bulk insert, and covers the
   fingerprint, so the diff reads the stage in e-mail order from the index
@@ -22,11 +30,24 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from omnisync.config.model import OnLeave
 from omnisync.masking import mask_email
 from omnisync.planning import StageCounts
+
+#: The ledger table's shape (docs/ARCHITECTURE.md, "Export engine"); used to
+#: stand in an empty ledger when there is no state database yet.
+LEDGER_TABLE_DDL = (
+    "CREATE TABLE ledger.ledger_entries (export TEXT NOT NULL, email TEXT NOT NULL, "
+    "fingerprint INTEGER NOT NULL, tag TEXT, updated_at TEXT NOT NULL, "
+    "PRIMARY KEY (export, email)) WITHOUT ROWID"
+)
+
+#: ``temp.work``'s columns, in the order a ledger side inserts them.
+WORK_COLUMNS = "seq, in_ledger, tag_on, needs_upsert, needs_tag"
 
 
 @dataclass(frozen=True)
@@ -40,6 +61,53 @@ class DiffOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DiffTerms:
+    """What a ledger side is asked about: one export's entries, against its members.
+
+    ``members`` is an SQL condition on ``temp.stage AS s`` that holds for
+    exactly the members: the first row of each e-mail (rows without an
+    e-mail and later copies excluded). ``full``: a resync (see :func:`run_diff`).
+    """
+
+    export: str
+    tag: str
+    full: bool
+    members: str
+
+
+class LedgerSide(Protocol):
+    """The ledger half of a diff. Every call reads one snapshot of the ledger.
+
+    Its methods run on the staging connection (SQLite, holding ``temp.stage``,
+    ``temp.work`` and ``temp.leavers``) in the order :func:`run_diff` calls
+    them: :meth:`fill_work` first, then the counts, then :meth:`fill_leavers`.
+    """
+
+    @property
+    def timings(self) -> Mapping[str, float]:
+        """Seconds spent per phase of the ledger's own (added to the diff's)."""
+
+    def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+        """Insert into ``temp.work`` a row per member that is work (:data:`WORK_COLUMNS`).
+
+        A member is work when ``terms.full``, when the ledger has no entry for
+        its e-mail, when the entry's fingerprint differs, or when the entry's
+        tag is not ``terms.tag``. ``in_ledger`` says whether there is an
+        entry; ``tag_on`` is its tag (``NULL`` in a resync when it is the
+        export's); ``needs_upsert`` and ``needs_tag`` as the planner defines.
+        """
+
+    def totals(self, connection: sqlite3.Connection, terms: DiffTerms) -> tuple[int, int]:
+        """``(entries, tagged entries)`` of the export's ledger."""
+
+    def members_tagged(self, connection: sqlite3.Connection, terms: DiffTerms) -> int:
+        """How many members have a ledger entry carrying ``terms.tag`` (for a resync)."""
+
+    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+        """Insert into ``temp.leavers`` each tagged entry whose e-mail is not staged."""
+
+
 def run_diff(
     connection: sqlite3.Connection,
     *,
@@ -48,18 +116,20 @@ def run_diff(
     on_leave: OnLeave,
     full: bool = False,
     sample_size: int = 5,
+    ledger: LedgerSide | None = None,
 ) -> DiffOutcome:
-    """Diff ``temp.stage`` against ``ledger.ledger_entries`` for ``export``.
+    """Diff ``temp.stage`` against ``ledger`` (by default :class:`AttachedLedger`).
 
     ``full`` (a resync): every member is work that needs the upsert and the
     tag, as if first; a member the ledger knows stays ``in_ledger`` (no
     consent status is sent for it) and counts as changed; its tag counts as
     not on (so it is added again, and never removed as an "old" tag).
 
-    Must run inside the caller's transaction so that every read of the
-    ledger sees one snapshot.
+    Must run inside the caller's transaction (and ``ledger`` inside one
+    snapshot of its own) so that every read of the ledger sees one state.
     """
-    clock = _PhaseClock()
+    side = ledger if ledger is not None else AttachedLedger()
+    clock = PhaseClock()
     connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
     clock.lap("index")
     rows = _scalar(connection, "SELECT count(*) FROM temp.stage")
@@ -79,7 +149,7 @@ def run_diff(
     )
     duplicates = rows - missing - distinct
     duplicates_sample: tuple[str, ...] = ()
-    exclude_copies = ""
+    members_condition = "s.email IS NOT NULL"
     if duplicates:
         connection.execute(
             "CREATE TEMP TABLE duplicate_groups AS "
@@ -99,21 +169,19 @@ def run_diff(
             "ON s.email = d.email AND s.seq > d.first_seq"
         )
         connection.execute("CREATE UNIQUE INDEX temp.later_copies_seq ON later_copies (seq)")
-        exclude_copies = "AND s.seq NOT IN (SELECT seq FROM later_copies)"
+        members_condition += " AND s.seq NOT IN (SELECT seq FROM temp.later_copies)"
     clock.lap("duplicates")
 
+    terms = DiffTerms(export=export, tag=tag, full=full, members=members_condition)
     members = rows - missing - duplicates
     connection.execute(
         "CREATE TEMP TABLE work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
         "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
     )
-    work, new, changed, tag_only, retag, tagged_in_work, needs_tag = _diff_against_ledger(
-        connection, export=export, tag=tag, exclude_copies=exclude_copies, full=full
-    )
+    side.fill_work(connection, terms)
+    work, new, changed, tag_only, retag, tagged_in_work, needs_tag = _work_counts(connection)
     clock.lap("work")
-    ledger_delivered, ledger_tagged = connection.execute(
-        "SELECT count(*), count(tag) FROM ledger.ledger_entries WHERE export = ?", (export,)
-    ).fetchone()
+    ledger_delivered, ledger_tagged = side.totals(connection, terms)
     unchanged = members - work
     # Every tagged ledger entry whose e-mail is a member is either unchanged
     # (its tag is the export's) or a work item with a tag on; the rest left.
@@ -122,28 +190,12 @@ def run_diff(
         ledger_tagged
         - unchanged
         - tagged_in_work
-        - (
-            _scalar(
-                connection,
-                "SELECT count(*) FROM temp.stage AS s JOIN ledger.ledger_entries AS l "
-                "ON l.export = ? AND l.email = s.email AND l.tag = ? "
-                f"WHERE s.email IS NOT NULL {exclude_copies}",
-                (export, tag),
-            )
-            if full
-            else 0
-        )
+        - (side.members_tagged(connection, terms) if full else 0)
     )
 
     connection.execute("CREATE TEMP TABLE leavers (email TEXT PRIMARY KEY, tag TEXT NOT NULL)")
     if gone and on_leave == "untag":
-        connection.execute(
-            "INSERT INTO temp.leavers (email, tag) "
-            "SELECT l.email, l.tag FROM ledger.ledger_entries AS l "
-            "WHERE l.export = ? AND l.tag IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM temp.stage AS s WHERE s.email = l.email)",
-            (export,),
-        )
+        side.fill_leavers(connection, terms)
     clock.lap("counts and leavers")
     counts = StageCounts(
         rows=rows,
@@ -158,36 +210,95 @@ def run_diff(
         retag=retag,
         kept=gone if on_leave == "keep" else 0,
         needs_tag=needs_tag,
-        delivered=int(ledger_delivered),
-        tagged=int(ledger_tagged),
+        delivered=ledger_delivered,
+        tagged=ledger_tagged,
     )
     return DiffOutcome(
         counts=counts,
         duplicates_sample=duplicates_sample,
         missing_email_rows=missing_rows,
-        timings=clock.laps,
+        timings={**clock.laps, **side.timings},
     )
 
 
-def _diff_against_ledger(
-    connection: sqlite3.Connection, *, export: str, tag: str, exclude_copies: str, full: bool
-) -> tuple[int, int, int, int, int, int, int]:
-    """Fill ``temp.work`` from the stage and the ledger; return its counts:
-    work, new, changed, tag only, retag, work items with a tag on, and those
-    that need the export's tag."""
+class AttachedLedger:
+    """The ledger side of a SQLite ledger ATTACHed to the staging connection as ``ledger``."""
+
+    @property
+    def timings(self) -> Mapping[str, float]:
+        return {}
+
+    def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+        connection.execute(
+            f"INSERT INTO temp.work ({WORK_COLUMNS}) "
+            "SELECT s.seq, l.email IS NOT NULL, "
+            "CASE WHEN :full AND l.tag = :tag THEN NULL ELSE l.tag END, "
+            ":full OR l.email IS NULL OR l.fingerprint <> s.fingerprint, "
+            ":full OR l.tag IS NOT :tag "
+            "FROM temp.stage AS s INDEXED BY stage_by_email "
+            "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
+            f"WHERE {terms.members} "
+            "AND (:full OR l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag)",
+            {"export": terms.export, "tag": terms.tag, "full": int(terms.full)},
+        )
+
+    def totals(self, connection: sqlite3.Connection, terms: DiffTerms) -> tuple[int, int]:
+        delivered, tagged = connection.execute(
+            "SELECT count(*), count(tag) FROM ledger.ledger_entries WHERE export = ?",
+            (terms.export,),
+        ).fetchone()
+        return int(delivered), int(tagged)
+
+    def members_tagged(self, connection: sqlite3.Connection, terms: DiffTerms) -> int:
+        return _scalar(
+            connection,
+            "SELECT count(*) FROM temp.stage AS s JOIN ledger.ledger_entries AS l "
+            f"ON l.export = ? AND l.email = s.email AND l.tag = ? WHERE {terms.members}",
+            (terms.export, terms.tag),
+        )
+
+    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+        connection.execute(
+            "INSERT INTO temp.leavers (email, tag) "
+            "SELECT l.email, l.tag FROM ledger.ledger_entries AS l "
+            "WHERE l.export = ? AND l.tag IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM temp.stage AS s WHERE s.email = l.email)",
+            (terms.export,),
+        )
+
+
+class EmptyLedger:
+    """The ledger side of a ledger without entries: every member is new work."""
+
+    @property
+    def timings(self) -> Mapping[str, float]:
+        return {}
+
+    def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+        fill_new_work(connection, terms.members)
+
+    def totals(self, connection: sqlite3.Connection, terms: DiffTerms) -> tuple[int, int]:
+        return 0, 0
+
+    def members_tagged(self, connection: sqlite3.Connection, terms: DiffTerms) -> int:
+        return 0
+
+    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+        return None
+
+
+def fill_new_work(connection: sqlite3.Connection, condition: str) -> None:
+    """Insert the staged rows matching ``condition`` (on ``temp.stage AS s``) into
+    ``temp.work`` as members the ledger does not know: to upsert and to tag."""
     connection.execute(
-        "INSERT INTO temp.work (seq, in_ledger, tag_on, needs_upsert, needs_tag) "
-        "SELECT s.seq, l.email IS NOT NULL, "
-        "CASE WHEN :full AND l.tag = :tag THEN NULL ELSE l.tag END, "
-        ":full OR l.email IS NULL OR l.fingerprint <> s.fingerprint, "
-        ":full OR l.tag IS NOT :tag "
-        "FROM temp.stage AS s INDEXED BY stage_by_email "
-        "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
-        "WHERE s.email IS NOT NULL "
-        "AND (:full OR l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag) "
-        f"{exclude_copies}",
-        {"export": export, "tag": tag, "full": int(full)},
+        f"INSERT INTO temp.work ({WORK_COLUMNS}) "
+        f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {condition}"
     )
+
+
+def _work_counts(connection: sqlite3.Connection) -> tuple[int, int, int, int, int, int, int]:
+    """The counts of ``temp.work``: work, new, changed, tag only, retag, work
+    items with a tag on, and those that need the export's tag."""
     counts = connection.execute(
         "SELECT count(*), "
         "coalesce(sum(NOT in_ledger), 0), "
@@ -209,7 +320,7 @@ def _scalar(connection: sqlite3.Connection, sql: str, parameters: tuple[object, 
     return int(row[0])
 
 
-class _PhaseClock:
+class PhaseClock:
     """Seconds per phase, measured back to back."""
 
     def __init__(self) -> None:

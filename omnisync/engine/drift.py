@@ -182,7 +182,7 @@ def _expectations(
     with stage_export(
         config,
         export.name,
-        ledger_path=store.ledger_file,
+        store=store,
         environ=clients.environ,
         credentials_directory=clients.credentials_directory,
     ) as staged:

@@ -110,13 +110,16 @@ def explain_email(
     """What export ``export_name`` knows about ``email`` (already normalised).
 
     ``store`` is ``None`` where there is no state store yet (nothing was ever
-    delivered). Raises what :func:`~omnisync.engine.staging.stage_export` raises.
+    delivered). The diff reads the SQLite ledger ``ledger_path`` when given,
+    else ``store``'s ledger (SQLite or PostgreSQL), else the config's SQLite
+    file. Raises what :func:`~omnisync.engine.staging.stage_export` raises.
     """
     export = config.exports[export_name]
     with stage_export(
         config,
         export_name,
         ledger_path=ledger_path,
+        store=store if ledger_path is None else None,
         environ=environ,
         credentials_directory=credentials_directory,
     ) as staged:

@@ -1,7 +1,9 @@
 """Recorded runs for people (a table) and tools (JSON). No I/O beyond the console given.
 
 What ``omnisync history`` and the demo show. Everything shown is already safe
-to print: errors are masked on their way into the store.
+to print: errors are masked on their way into the store. The replica that ran
+a run (a store shared by several daemons) is shown only when a listed run
+names one, so a single-daemon history looks as it always did.
 """
 
 from __future__ import annotations
@@ -23,24 +25,51 @@ STATUS_STYLES = {
     "running": "cyan",
 }
 
+#: The table's count columns, after the run's own; right-aligned like ``run`` and ``took``.
+COUNT_COLUMNS = ("members", "upserted", "tagged", "untagged", "failed", "pending")
+#: The table's text columns.
+LEFT_ALIGNED = frozenset({"export", "trigger", "replica", "started (UTC)", "status", "revision"})
 
-def run_as_dict(run: RunRecord) -> dict[str, Any]:
-    """A run as plain JSON-able data (the ``--format json`` shape)."""
-    return {
+
+def any_replica(runs: list[RunRecord]) -> bool:
+    """Whether any of ``runs`` names the replica that ran it."""
+    return any(run.replica for run in runs)
+
+
+def runs_as_dicts(runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """The runs as plain JSON-able data (the ``--format json`` shape): every run has a
+    ``replica`` key (``null`` when unknown) when any of them names one, none otherwise."""
+    include_replica = any_replica(runs)
+    return [run_as_dict(run, include_replica=include_replica) for run in runs]
+
+
+def run_as_dict(run: RunRecord, *, include_replica: bool = False) -> dict[str, Any]:
+    """A run as plain JSON-able data; ``replica`` only when ``include_replica``."""
+    data: dict[str, Any] = {
         "id": run.id,
         "export": run.export,
         "trigger": run.trigger,
-        "config_revision": run.config_revision,
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "status": run.status,
-        "counts": dict(run.counts),
-        "error": run.error,
     }
+    if include_replica:
+        data["replica"] = run.replica
+    data.update(
+        {
+            "config_revision": run.config_revision,
+            "started_at": run.started_at,
+            "ended_at": run.ended_at,
+            "status": run.status,
+            "counts": dict(run.counts),
+            "error": run.error,
+        }
+    )
+    return data
 
 
 def render_runs(runs: list[RunRecord], console: Console) -> None:
     """The runs as a table, one line each; then each error's first line, one line each.
+
+    A ``replica`` column (after ``trigger``) appears when any run names the
+    replica that ran it; a run that does not has an empty cell.
 
     Errors (masked in the store) are listed under the table by run number,
     cut to the console's width: a long error never stretches the table or
@@ -50,31 +79,32 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
     from rich.text import Text
 
     table = Table(show_edge=False, header_style="bold")
-    for column, justify in (
-        ("run", "right"),
-        ("export", "left"),
-        ("trigger", "left"),
-        ("started (UTC)", "left"),
-        ("took", "right"),
-        ("status", "left"),
-        ("revision", "left"),
-        ("members", "right"),
-        ("upserted", "right"),
-        ("tagged", "right"),
-        ("untagged", "right"),
-        ("failed", "right"),
-        ("pending", "right"),
-    ):
+    include_replica = any_replica(runs)
+    columns = (
+        "run",
+        "export",
+        "trigger",
+        *(("replica",) if include_replica else ()),
+        "started (UTC)",
+        "took",
+        "status",
+        "revision",
+        *COUNT_COLUMNS,
+    )
+    for column in columns:
+        justify = "left" if column in LEFT_ALIGNED else "right"
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     errors: list[Text] = []
     for run in runs:
         counts = run.counts
         failed = counts.get("upsert_failed", 0) + counts.get("tag_failed", 0)
         style = STATUS_STYLES.get(run.status, "")
+        replica_cell = (run.replica or "",) if include_replica else ()
         table.add_row(
             str(run.id),
             run.export,
             run.trigger,
+            *replica_cell,
             run.started_at.replace("T", " ").removesuffix("Z")[:19],
             _duration(run),
             f"[{style}]{run.status}[/{style}]" if style else run.status,

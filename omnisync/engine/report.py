@@ -25,6 +25,7 @@ from omnisync.engine.staging import ledger_path_for, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
+from omnisync.state import LedgerStore
 
 #: Actions sampled in a report, in display order.
 SAMPLED_ACTIONS: tuple[str, ...] = ("new", "changed", "tag", "untag")
@@ -291,15 +292,23 @@ def plan_export(
     export_name: str,
     *,
     ledger_path: Path | None = None,
+    store: LedgerStore | None = None,
     now: datetime | None = None,
 ) -> PlanReport:
     """Stage, diff and map export ``export_name``: what a run would do now.
 
+    The ledger is ``store``'s when given (an open store: SQLite or
+    PostgreSQL), else the SQLite file ``ledger_path``, by default the
+    config's; not both (see :func:`~omnisync.engine.staging.stage_export`).
     Changes nothing and sends nothing (the ledger is only read; the API key is
     never resolved). Raises what :func:`~omnisync.engine.staging.stage_export`
     raises. Without a state store every member counts as to create (an upper
     bound), and the report says so (``state_found``).
     """
+    if store is not None:
+        with stage_export(config, export_name, ledger_path=ledger_path, store=store) as staged:
+            # An open store exists, even before its first run.
+            return build_plan_report(staged, now=now, state_found=True)
     ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
     with stage_export(config, export_name, ledger_path=ledger) as staged:
         return build_plan_report(staged, now=now, state_found=ledger.is_file())

@@ -26,7 +26,6 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config, Export
@@ -373,7 +372,7 @@ class ExportRunner:
         return stage_export(
             self.config,
             name,
-            ledger_path=self._ledger_file(),
+            store=self._store,
             environ=self._clients.environ,
             credentials_directory=self._clients.credentials_directory,
             full=full,
@@ -385,15 +384,6 @@ class ExportRunner:
             known = ", ".join(sorted(self.config.exports)) or "none"
             raise UnknownExport(f"no export named '{name}' in the config (exports: {known})")
         return export
-
-    def _ledger_file(self) -> Path:
-        ledger = self._store.ledger_file
-        if ledger is None:
-            raise StateError(
-                f"the state store {self._store.location} cannot be diffed against "
-                "(only SQLite state stores are supported for now)"
-            )
-        return ledger
 
     def _close_after_crash(self, run_id: int, attempt: RunAttempt, error: BaseException) -> None:
         description = "interrupted" if isinstance(error, KeyboardInterrupt) else "internal error"

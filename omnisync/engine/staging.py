@@ -11,12 +11,16 @@ same Python functions every other path uses: one rule, one implementation);
 no row becomes a Python object. File and PostgreSQL sources are streamed into
 the same table with ``executemany``.
 
-The ledger (the state store's ``ledger_entries``, :mod:`omnisync.state`) is
-ATTACHed read-only as schema ``ledger``; a missing file or table is an empty
-ledger. The diff runs in SQL, in one read transaction, and is materialised
-(tables ``work`` and ``leavers``) before :func:`stage_export` yields, so
-ledger writes made while the caller sends never disturb what it iterates.
-Its semantics are those of :func:`omnisync.planning.reference_plan`.
+The ledger (the state store's ``ledger_entries``, :mod:`omnisync.state`) of
+a SQLite store is ATTACHed read-only as schema ``ledger``; a missing file or
+table is an empty ledger. A PostgreSQL store's ledger stays where it is: the
+ledger's half of the diff runs inside PostgreSQL
+(:mod:`omnisync.engine.diff_postgres`), the segment being staged in SQLite all
+the same. The diff runs in SQL, in one read transaction (one snapshot of the
+ledger), and is materialised (tables ``work`` and ``leavers``) before
+:func:`stage_export` yields, so ledger writes made while the caller sends
+never disturb what it iterates. Its semantics are those of
+:func:`omnisync.planning.reference_plan`.
 
 Temporary tables live in SQLite's temporary files (``temp_store = FILE``)
 with a bounded page cache, so memory stays flat however large the segment;
@@ -28,12 +32,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from omnisync.config.model import Config, Export
-from omnisync.engine.diff import run_diff
+from omnisync.engine.diff import LEDGER_TABLE_DDL, AttachedLedger, LedgerSide, run_diff
 from omnisync.engine.staged import StagedExport
 from omnisync.errors import OmnisyncError
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
@@ -50,6 +54,7 @@ from omnisync.sources.sqlite import (
     subquery,
     translate_error,
 )
+from omnisync.state import LedgerStore
 from omnisync.state.database import check_state_database
 from omnisync.state.sqlite import state_path
 
@@ -63,13 +68,6 @@ __all__ = [
     "stage_export",
 ]
 
-#: The ledger table's shape (docs/ARCHITECTURE.md, "Export engine"); used to
-#: stand in an empty ledger when there is no state database yet.
-LEDGER_TABLE_DDL = (
-    "CREATE TABLE ledger.ledger_entries (export TEXT NOT NULL, email TEXT NOT NULL, "
-    "fingerprint INTEGER NOT NULL, tag TEXT, updated_at TEXT NOT NULL, "
-    "PRIMARY KEY (export, email)) WITHOUT ROWID"
-)
 _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
 
 
@@ -122,6 +120,7 @@ def stage_export(
     export_name: str,
     *,
     ledger_path: Path | None = None,
+    store: LedgerStore | None = None,
     settings: StagingSettings | None = None,
     environ: Mapping[str, str] | None = None,
     credentials_directory: str | None = None,
@@ -129,27 +128,41 @@ def stage_export(
 ) -> Iterator[StagedExport]:
     """Stage export ``export_name``'s segment and diff it against its ledger.
 
-    ``ledger_path`` defaults to :func:`ledger_path_for` ``(config)``; a file
-    or ``ledger_entries`` table that does not exist yet is an empty ledger.
+    The ledger is ``store``'s when a store is given: its SQLite file (exactly
+    as ``ledger_path=store.ledger_file``) or, for a store without one (the
+    PostgreSQL store), its database, where the ledger's half of the diff runs
+    (:mod:`omnisync.engine.diff_postgres`) with the same results. Otherwise
+    it is the SQLite file ``ledger_path``, by default :func:`ledger_path_for`
+    ``(config)``; a file or ``ledger_entries`` table that does not exist yet
+    is an empty ledger. Giving both is a :class:`ValueError`.
     Reads the segment once. Raises :class:`~omnisync.sources.errors.SourceError`
     (nothing sent, nothing written) when the segment cannot be read,
-    :class:`LedgerUnreadable` when the ledger cannot, and :class:`KeyError`
+    :class:`LedgerUnreadable` when a SQLite ledger cannot, and :class:`KeyError`
     for an export name not in ``config``; :class:`~omnisync.state.StateError`
     (or :class:`~omnisync.state.StateSchemaTooNew`) for a state database a run
-    would refuse. Nothing is written anywhere but
-    temporary tables, which vanish when the block ends. A PostgreSQL DSN is
-    resolved from ``environ`` and ``credentials_directory`` (see
-    :func:`~omnisync.sources.open_segment`). ``full``: a resync, every member
-    is work (see :func:`~omnisync.engine.diff.run_diff`).
+    would refuse, and for a PostgreSQL ledger that cannot be read. Nothing is
+    written anywhere but temporary tables, which vanish when the block ends
+    (or, in PostgreSQL, when the diff's transaction does). A PostgreSQL
+    source's DSN is resolved from ``environ`` and ``credentials_directory``
+    (see :func:`~omnisync.sources.open_segment`). ``full``: a resync, every
+    member is work (see :func:`~omnisync.engine.diff.run_diff`).
     """
     export = config.exports.get(export_name)
     if export is None:
         raise KeyError(f"no export named '{export_name}' in the config")
+    if store is not None and ledger_path is not None:
+        raise ValueError("stage_export takes a ledger_path or a store, not both")
     settings = settings or StagingSettings()
-    ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
-    # Refuse what a run refuses (a ledger that is a directory, a newer schema),
-    # with its words, before reading anything.
-    check_state_database(ledger)
+    ledger: Path | LedgerStore
+    if store is not None and store.ledger_file is None:
+        # Opening the store already refused a newer schema; it is migrated.
+        ledger = store
+    else:
+        path = store.ledger_file if store is not None else ledger_path
+        ledger = path if path is not None else ledger_path_for(config)
+        # Refuse what a run refuses (a ledger that is a directory, a newer
+        # schema), with its words, before reading anything.
+        check_state_database(ledger)
     # Also refuses what the config cannot mean (a query on a file, no query
     # on a database, a source kind that cannot be read yet).
     reader = open_segment(
@@ -179,7 +192,7 @@ def _stage(
     reader: SegmentReader,
     export: Export,
     *,
-    ledger: Path,
+    ledger: Path | LedgerStore,
     settings: StagingSettings,
     full: bool,
     brand: str | None,
@@ -195,7 +208,8 @@ def _stage(
         )
     except sqlite3.Error as error:
         raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
-    _attach_ledger(connection, ledger, export=export.name, brand=brand)
+    if isinstance(ledger, Path):
+        _attach_ledger(connection, ledger, export=export.name, brand=brand)
     connection.execute("BEGIN")
     started = time.perf_counter()
     try:
@@ -207,19 +221,22 @@ def _stage(
         raise StagingFailed(f"cannot stage the segment: {error}", **names) from error
     filled = time.perf_counter() - started
     try:
-        outcome = run_diff(
-            connection,
-            export=export.name,
-            tag=export.tag,
-            on_leave=export.on_leave,
-            full=full,
-            sample_size=settings.sample_size,
-        )
+        with _ledger_side(ledger, export=export.name, brand=brand, settings=settings) as side:
+            outcome = run_diff(
+                connection,
+                export=export.name,
+                tag=export.tag,
+                on_leave=export.on_leave,
+                full=full,
+                sample_size=settings.sample_size,
+                ledger=side,
+            )
         connection.execute("COMMIT")
     except sqlite3.Error as error:
         if _is_scratch_failure(error):
             raise StagingFailed(f"cannot diff the segment: {error}", **names) from error
-        raise LedgerUnreadable(f"cannot read the ledger in {ledger}: {error}") from error
+        where = ledger if isinstance(ledger, Path) else ledger.location
+        raise LedgerUnreadable(f"cannot read the ledger in {where}: {error}") from error
     return StagedExport(
         connection,
         export=export,
@@ -231,6 +248,18 @@ def _stage(
         fetch_size=settings.fetch_size,
         timings={"stage": filled, **outcome.timings},
     )
+
+
+def _ledger_side(
+    ledger: Path | LedgerStore, *, export: str, brand: str | None, settings: StagingSettings
+) -> AbstractContextManager[LedgerSide]:
+    """The ledger's half of the diff: the ATTACHed file, or a store's own database."""
+    if isinstance(ledger, Path):
+        return nullcontext(AttachedLedger())
+    # Imported here: psycopg is an optional dependency, needed only by this store.
+    from omnisync.engine.diff_postgres import postgres_ledger
+
+    return postgres_ledger(ledger, export=export, brand=brand, fetch_size=settings.fetch_size)
 
 
 def _is_scratch_failure(error: sqlite3.Error) -> bool:

@@ -86,6 +86,7 @@ class OmnisendClient:
         retry_policy: RetryPolicy | None = None,
         observer: ClientObserver | None = None,
         random: random_module.Random | None = None,
+        request_gate: Callable[[], None] | None = None,
     ) -> None:
         if not api_key or not api_key.isascii() or not api_key.isprintable() or " " in api_key:
             # Checked here so that httpx never echoes a malformed key in its own error.
@@ -114,6 +115,7 @@ class OmnisendClient:
             },
             transport=transport,
             timeout=timeout,
+            request_gate=request_gate,
         )
 
     def __repr__(self) -> str:

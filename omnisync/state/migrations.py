@@ -122,6 +122,11 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 6: which replica ran each run (``daemon.replica_id`` or ``hostname:pid``;
+    # runs on a SQLite store leave it empty).
+    """
+    ALTER TABLE runs ADD COLUMN replica TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,15 +13,15 @@ There is no SQLite file to ATTACH: :attr:`ledger_file` is ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import cast
 
-from psycopg.types.json import Jsonb
-
 from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.inflight import InflightItem
-from omnisync.state import packed
+from omnisync.state import packed, postgres_batches, postgres_runs
+from omnisync.state.fencing import Fence, check_fence
 from omnisync.state.postgres_database import PostgresConnection, PostgresDatabase
 from omnisync.state.store import (
     FINAL_STATUSES,
@@ -32,14 +32,9 @@ from omnisync.state.store import (
     RunStatus,
     StateError,
     format_timestamp,
-    mask_free_text,
 )
 
 _ENTRY_COLUMNS = "SELECT export, email, fingerprint, tag, updated_at FROM ledger_entries"
-_RUN_COLUMNS = (
-    "SELECT id, export, trigger, config_revision, started_at, ended_at, status, counts, error "
-    "FROM runs"
-)
 _UPSERT_MOVED = (
     "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
     "SELECT %(export)s, email, fingerprint, NULL, %(stamp)s FROM moved "
@@ -61,13 +56,38 @@ class PostgresLedgerStore(LedgerStore):
         self._database = PostgresDatabase(dsn, connect_timeout=connect_timeout)
         self.location = self._database.location
         self._transaction = self._database.transaction
+        self._fence: Fence | None = None
+        self._owner = True
+
+    def fenced(self, fence: Fence) -> PostgresLedgerStore:
+        """This store (same connection) whose every write first checks ``fence``.
+
+        Each write transaction starts by share-locking the brand's lease row
+        and raises :class:`LeaseLost` (writing nothing) unless ``fence.holder``
+        still holds it with ``fence.token``: once another replica has taken
+        the brand over, a paused or partitioned one cannot write a thing,
+        however late it resumes. Closing the copy leaves the store open.
+        """
+        copy = object.__new__(PostgresLedgerStore)
+        copy.__dict__.update(self.__dict__)
+        copy._fence = fence
+        copy._owner = False
+        return copy
+
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[PostgresConnection]:
+        with self._transaction(action) as connection:
+            if self._fence is not None:
+                check_fence(connection, self._fence)
+            yield connection
 
     @property
     def schema_version(self) -> int:
         return self._database.schema_version
 
     def close(self) -> None:
-        self._database.close()
+        if self._owner:
+            self._database.close()
 
     def __repr__(self) -> str:
         return f"PostgresLedgerStore({self.location!r})"
@@ -107,7 +127,7 @@ class PostgresLedgerStore(LedgerStore):
             given += 1
         if not latest:
             return 0
-        with self._transaction("write the ledger") as connection:
+        with self._writing("write the ledger") as connection:
             connection.execute(
                 "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
                 "SELECT %s, email, fingerprint, tag, %s "
@@ -125,11 +145,11 @@ class PostgresLedgerStore(LedgerStore):
         return given
 
     def forget_export(self, export: str) -> int:
-        with self._transaction("forget an export") as connection:
+        with self._writing("forget an export") as connection:
             return _forget(connection, export)
 
     def retarget(self, export: str, brand: str, *, now: datetime) -> int:
-        with self._transaction("record the export's brand") as connection:
+        with self._writing("record the export's brand") as connection:
             row = connection.execute(
                 "SELECT brand FROM export_brands WHERE export = %s FOR UPDATE", (export,)
             ).fetchone()
@@ -150,31 +170,11 @@ class PostgresLedgerStore(LedgerStore):
         self, export: str, batch_id: str, items: Sequence[InflightItem], *, now: datetime
     ) -> None:
         unique = {item.email: item for item in items}  # a later item for an e-mail wins
-        if not unique:
-            return
-        with self._transaction("record an in-flight batch") as connection:
-            connection.execute(
-                "INSERT INTO inflight_batches "
-                "(export, batch_id, email, fingerprint, then_tag, created_at) "
-                "SELECT %s, %s, email, fingerprint, then_tag, "
-                # A batch recorded again keeps its first created_at.
-                "coalesce((SELECT min(created_at) FROM inflight_batches "
-                "WHERE export = %s AND batch_id = %s), %s) "
-                "FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) "
-                "AS t(email, fingerprint, then_tag) "
-                "ON CONFLICT (export, batch_id, email) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, then_tag = excluded.then_tag",
-                (
-                    export,
-                    batch_id,
-                    export,
-                    batch_id,
-                    format_timestamp(now),
-                    [item.email for item in unique.values()],
-                    [item.fingerprint for item in unique.values()],
-                    [item.then_tag for item in unique.values()],
-                ),
-            )
+        if unique:
+            with self._writing("record an in-flight batch") as connection:
+                postgres_batches.record_inflight(
+                    connection, export, batch_id, list(unique.values()), now=now
+                )
 
     def record_intent(
         self,
@@ -185,7 +185,7 @@ class PostgresLedgerStore(LedgerStore):
         now: datetime,
     ) -> None:
         text = packed.pack(items)
-        with self._transaction("record a batch about to be sent") as connection:
+        with self._writing("record a batch about to be sent") as connection:
             connection.execute(
                 "INSERT INTO batch_intents (export, token, items, created_at) "
                 "VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (export, token) DO UPDATE SET "
@@ -194,25 +194,8 @@ class PostgresLedgerStore(LedgerStore):
             )
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
-        with self._transaction("record a created batch") as connection:
-            cursor = connection.execute(
-                "WITH intent AS (DELETE FROM batch_intents WHERE export = %(export)s "
-                "AND token = %(token)s RETURNING items) "
-                "INSERT INTO inflight_batches "
-                "(export, batch_id, email, fingerprint, then_tag, created_at) "
-                "SELECT %(export)s, %(batch)s, item->>0, (item->>1)::bigint, "
-                "(item->>2)::int <> 0, %(stamp)s "
-                "FROM intent, jsonb_array_elements(intent.items) AS item "
-                "ON CONFLICT (export, batch_id, email) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, then_tag = excluded.then_tag",
-                {
-                    "export": export,
-                    "token": token,
-                    "batch": batch_id,
-                    "stamp": format_timestamp(now),
-                },
-            )
-            return max(cursor.rowcount, 0)
+        with self._writing("record a created batch") as connection:
+            return postgres_batches.record_created(connection, export, token, batch_id, now=now)
 
     def intents(self, export: str) -> list[InflightBatch]:
         with self._transaction("read batch intents") as connection:
@@ -228,7 +211,7 @@ class PostgresLedgerStore(LedgerStore):
         ]
 
     def release_intent(self, export: str, token: str) -> int:
-        with self._transaction("forget a batch intent") as connection:
+        with self._writing("forget a batch intent") as connection:
             cursor = connection.execute(
                 "DELETE FROM batch_intents WHERE export = %s AND token = %s", (export, token)
             )
@@ -236,22 +219,7 @@ class PostgresLedgerStore(LedgerStore):
 
     def inflight_batches(self, export: str) -> list[InflightBatch]:
         with self._transaction("read in-flight batches") as connection:
-            rows = connection.execute(
-                "SELECT batch_id, created_at, email, fingerprint, then_tag FROM inflight_batches "
-                'WHERE export = %s ORDER BY batch_id COLLATE "C", email COLLATE "C"',
-                (export,),
-            ).fetchall()
-        grouped: dict[str, tuple[str, list[InflightItem]]] = {}
-        for batch_id, created_at, email, fingerprint, then_tag in rows:
-            first, batch_items = grouped.setdefault(str(batch_id), (str(created_at), []))
-            if str(created_at) < first:
-                grouped[str(batch_id)] = (str(created_at), batch_items)
-            batch_items.append(InflightItem(str(email), cast(int, fingerprint), bool(then_tag)))
-        batches = [
-            InflightBatch(batch_id, created_at, tuple(sorted(batch_items)))
-            for batch_id, (created_at, batch_items) in grouped.items()
-        ]
-        return sorted(batches, key=lambda batch: (batch.created_at, batch.batch_id))
+            return postgres_batches.inflight_batches(connection, export)
 
     def acknowledge_batches(
         self,
@@ -265,7 +233,7 @@ class PostgresLedgerStore(LedgerStore):
             return 0
         stamp = format_timestamp(now)
         written = 0
-        with self._transaction("record acknowledged contacts") as connection:
+        with self._writing("record acknowledged contacts") as connection:
             for batch_id, emails in wanted:
                 listed = "" if emails is None else " AND email = ANY(%(emails)s::text[])"
                 cursor = connection.execute(
@@ -287,7 +255,7 @@ class PostgresLedgerStore(LedgerStore):
         parameters: tuple[object, ...] = (export, batch_id)
         if emails is not None:
             parameters = (*parameters, list(emails))
-        with self._transaction("release in-flight contacts") as connection:
+        with self._writing("release in-flight contacts") as connection:
             cursor = connection.execute(
                 f"DELETE FROM inflight_batches WHERE export = %s AND batch_id = %s{listed}",
                 parameters,
@@ -327,34 +295,31 @@ class PostgresLedgerStore(LedgerStore):
         )
 
     def _write(self, action: str, sql: str, parameters: Sequence[object]) -> int:
-        with self._transaction(action) as connection:
+        with self._writing(action) as connection:
             return max(connection.execute(sql, parameters).rowcount, 0)
 
-    # -- run history --------------------------------------------------------------------
+    # -- run history (SQL in postgres_runs) -------------------------------------------
 
     def start_run(
-        self, export: str, *, trigger: str, config_revision: str, now: datetime
+        self,
+        export: str,
+        *,
+        trigger: str,
+        config_revision: str,
+        now: datetime,
+        replica: str | None = None,
     ) -> RunRecord:
-        stamp = format_timestamp(now)
-        with self._transaction("record a run") as connection:
-            connection.execute(
-                "UPDATE runs SET status = 'interrupted', error = %s "
-                "WHERE export = %s AND status = 'running'",
-                (
-                    "the process running it stopped before recording a result "
-                    f"(noticed at {stamp})",
-                    export,
-                ),
+        if replica is None and self._fence is not None:
+            replica = self._fence.holder
+        with self._writing("record a run") as connection:
+            return postgres_runs.start_run(
+                connection,
+                export,
+                trigger=trigger,
+                config_revision=config_revision,
+                now=now,
+                replica=replica,
             )
-            row = connection.execute(
-                "INSERT INTO runs (export, trigger, config_revision, started_at, status) "
-                "VALUES (%s, %s, %s, %s, 'running') RETURNING id",
-                (export, trigger, config_revision, stamp),
-            ).fetchone()
-        assert row is not None
-        return RunRecord(
-            int(cast(int, row[0])), export, trigger, config_revision, stamp, None, "running"
-        )
 
     def finish_run(
         self,
@@ -367,37 +332,38 @@ class PostgresLedgerStore(LedgerStore):
     ) -> RunRecord:
         if status not in FINAL_STATUSES:
             raise ValueError(f"a finished run cannot be {status!r}")
-        masked = None if error is None else mask_free_text(error)
-        with self._transaction("record a run's result") as connection:
-            row = connection.execute(
-                "UPDATE runs SET status = %s, counts = %s, error = %s, ended_at = %s "
-                "WHERE id = %s RETURNING id, export, trigger, config_revision, started_at, "
-                "ended_at, status, counts, error",
-                (status, Jsonb(dict(counts)), masked, format_timestamp(now), run_id),
-            ).fetchone()
-        if row is None:
+        with self._writing("record a run's result") as connection:
+            record = postgres_runs.finish_run(
+                connection, run_id, status=status, counts=counts, error=error, now=now
+            )
+        if record is None:
             raise StateError(f"state database {self.location}: no run with id {run_id}")
-        return _run_record(row)
+        return record
 
     def run(self, run_id: int) -> RunRecord | None:
         with self._transaction("read run history") as connection:
-            row = connection.execute(f"{_RUN_COLUMNS} WHERE id = %s", (run_id,)).fetchone()
-        return None if row is None else _run_record(row)
+            return postgres_runs.run(connection, run_id)
 
     def runs(self, export: str | None = None, *, limit: int = 20) -> list[RunRecord]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         with self._transaction("read run history") as connection:
-            if export is None:
-                rows = connection.execute(
-                    f"{_RUN_COLUMNS} ORDER BY id DESC LIMIT %s", (limit,)
-                ).fetchall()
-            else:
-                rows = connection.execute(
-                    f"{_RUN_COLUMNS} WHERE export = %s ORDER BY id DESC LIMIT %s",
-                    (export, limit),
-                ).fetchall()
-        return [_run_record(row) for row in rows]
+            return postgres_runs.runs(connection, export, limit=limit)
+
+    # -- the export engine's diff -------------------------------------------------------
+
+    @contextmanager
+    def dedicated_connection(self, action: str) -> Iterator[PostgresConnection]:
+        """A connection of its own to this store's database, for one long read.
+
+        For the export engine's diff (:mod:`omnisync.engine.diff_postgres`),
+        which holds a snapshot for seconds without holding up the store's
+        other calls. Autocommit (open ``connection.transaction()`` on it);
+        closed when the block ends. Errors are :class:`StateError`, without
+        the password (:meth:`PostgresDatabase.dedicated_connection`).
+        """
+        with self._database.dedicated_connection(action) as connection:
+            yield connection
 
 
 def _entry(row: tuple[object, ...]) -> LedgerEntry:
@@ -408,21 +374,6 @@ def _entry(row: tuple[object, ...]) -> LedgerEntry:
         cast(int, fingerprint),
         cast("str | None", tag),
         cast(str, updated_at),
-    )
-
-
-def _run_record(row: tuple[object, ...]) -> RunRecord:
-    run_id, export, trigger, revision, started_at, ended_at, status, counts, error = row
-    return RunRecord(
-        id=int(cast(int, run_id)),
-        export=cast(str, export),
-        trigger=cast(str, trigger),
-        config_revision=cast(str, revision),
-        started_at=cast(str, started_at),
-        ended_at=cast("str | None", ended_at),
-        status=cast(RunStatus, status),
-        counts=dict(cast("Mapping[str, int]", counts)),
-        error=cast("str | None", error),
     )
 
 

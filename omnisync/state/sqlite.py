@@ -246,7 +246,13 @@ class SqliteLedgerStore(LedgerStore):
     # -- run history --------------------------------------------------------------------
 
     def start_run(
-        self, export: str, *, trigger: str, config_revision: str, now: datetime
+        self,
+        export: str,
+        *,
+        trigger: str,
+        config_revision: str,
+        now: datetime,
+        replica: str | None = None,
     ) -> RunRecord:
         stamp = format_timestamp(now)
         with self._transaction("record a run") as connection:
@@ -260,13 +266,15 @@ class SqliteLedgerStore(LedgerStore):
                 ),
             )
             cursor = connection.execute(
-                "INSERT INTO runs (export, trigger, config_revision, started_at, status) "
-                "VALUES (?, ?, ?, ?, 'running')",
-                (export, trigger, config_revision, stamp),
+                "INSERT INTO runs (export, trigger, config_revision, started_at, status, replica) "
+                "VALUES (?, ?, ?, ?, 'running', ?)",
+                (export, trigger, config_revision, stamp, replica),
             )
             run_id = cursor.lastrowid
         assert run_id is not None
-        return RunRecord(run_id, export, trigger, config_revision, stamp, None, "running")
+        return RunRecord(
+            run_id, export, trigger, config_revision, stamp, None, "running", replica=replica
+        )
 
     def finish_run(
         self,
@@ -317,13 +325,13 @@ class SqliteLedgerStore(LedgerStore):
 
 
 _RUN_COLUMNS = (
-    "SELECT id, export, trigger, config_revision, started_at, ended_at, status, counts, error "
-    "FROM runs"
+    "SELECT id, export, trigger, config_revision, started_at, ended_at, status, counts, error, "
+    "replica FROM runs"
 )
 
 
 def _run_record(row: tuple[object, ...]) -> RunRecord:
-    run_id, export, trigger, revision, started_at, ended_at, status, counts, error = row
+    run_id, export, trigger, revision, started_at, ended_at, status, counts, error, replica = row
     return RunRecord(
         id=cast(int, run_id),
         export=cast(str, export),
@@ -334,6 +342,7 @@ def _run_record(row: tuple[object, ...]) -> RunRecord:
         status=cast(RunStatus, status),
         counts=json.loads(cast(str, counts)),
         error=cast("str | None", error),
+        replica=cast("str | None", replica),
     )
 
 

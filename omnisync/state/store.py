@@ -91,6 +91,8 @@ class RunRecord:
     status: RunStatus
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
+    #: which replica ran it (``hostname:pid`` or ``daemon.replica_id``); ``None`` before v6
+    replica: str | None = None
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -268,9 +270,15 @@ class LedgerStore(ABC):
 
     @abstractmethod
     def start_run(
-        self, export: str, *, trigger: str, config_revision: str, now: datetime
+        self,
+        export: str,
+        *,
+        trigger: str,
+        config_revision: str,
+        now: datetime,
+        replica: str | None = None,
     ) -> RunRecord:
-        """Record a run of ``export`` as ``running`` and return it.
+        """Record a run of ``export`` as ``running`` (by ``replica``) and return it.
 
         Earlier runs of the same export still ``running`` belong to a process
         that died (callers hold the export's run lock), so they become

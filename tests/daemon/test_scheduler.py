@@ -137,3 +137,29 @@ def test_a_cron_weekday_means_what_crontab_means() -> None:
     assert following is not None
     assert following.weekday() == 0  # Monday
     assert (following.hour, following.minute) == (9, 0)
+
+
+def test_aligned_interval_schedules_agree_on_fire_times_wherever_they_started() -> None:
+    from omnisync.daemon.scheduler import EPOCH, nominal_fire
+
+    timing = Timing(cron=None, timezone="UTC", every_seconds=3)
+    earlier = build_trigger(timing, aligned=True)
+    later = build_trigger(timing, aligned=True)
+    now = datetime(2026, 12, 7, 12, 0, 1, 500_000, tzinfo=UTC)
+    first = earlier.get_next_fire_time(None, now)
+    second = later.get_next_fire_time(None, now + timedelta(seconds=0.7))
+    assert first == second == datetime(2026, 12, 7, 12, 0, 3, tzinfo=UTC)
+    # The fire a replica claims is the grid point at or before its clock.
+    assert nominal_fire(timing, now=first + timedelta(milliseconds=40)) == first
+    assert nominal_fire(timing, now=first - timedelta(milliseconds=1)) == first - timedelta(
+        seconds=3
+    )
+    assert (nominal_fire(timing, now=now) - EPOCH).total_seconds() % 3 == 0
+
+
+def test_a_cron_fire_is_its_minute() -> None:
+    from omnisync.daemon.scheduler import nominal_fire
+
+    timing = Timing(cron="*/5 * * * *", timezone="Europe/Vilnius", every_seconds=None)
+    fired = datetime(2026, 12, 7, 12, 5, 0, 350_000, tzinfo=UTC)
+    assert nominal_fire(timing, now=fired) == datetime(2026, 12, 7, 12, 5, tzinfo=UTC)

@@ -30,8 +30,10 @@ from omnisync.clock import FakeClock, ScaledClock
 from omnisync.emulator import Emulator
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import TransportError, Unauthorized
+from omnisync.omnisend.model import API_VERSION
 from omnisync.omnisend.pacing import BrandLimiter
 from omnisync.omnisend.retry import RetryPolicy
+from omnisync.omnisend.session import open_http
 from tests.omnisend.conftest import people
 
 API_KEY = "omni-session-key-SECRET-77"
@@ -465,3 +467,30 @@ def test_dropped_connections_end_in_a_transport_error_after_the_policys_attempts
     assert API_KEY not in str(caught.value)
     # Each attempt was one request: httpx never sent a dropped one again by itself.
     assert [record.status for record in emulator.request_log()] == [None, None, None]
+
+
+class _LeaseGone(Exception):
+    pass
+
+
+def test_the_request_gate_is_asked_again_just_before_the_request_is_written(start_emulator):
+    """A gate that says no at the last moment (after the pool handed out a connection)
+    stops the request unsent: the server never sees it, and the error is the gate's."""
+    emulator = start_emulator(api_keys=("gate-key",))
+    answers = iter([None, _LeaseGone("lease ran out while waiting")])
+
+    def gate() -> None:
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+
+    client = open_http(
+        emulator.base_url,
+        headers={"Authorization": "Omnisend-API-Key gate-key", "Omnisend-Version": API_VERSION},
+        transport=None,
+        timeout=5,
+        request_gate=gate,
+    )
+    with client, pytest.raises(_LeaseGone):
+        client.get("contacts")
+    assert emulator.request_log() == []

@@ -346,6 +346,19 @@ class LedgerStoreContract:
         assert (finished.trigger, finished.config_revision) == ("cli", "git:abc123")
         assert store.run(started.id) == finished
 
+    def test_a_run_records_the_replica_that_ran_it(self, store: LedgerStore) -> None:
+        started = store.start_run(
+            "vip", trigger="schedule", config_revision="r", now=NOW, replica="omnisync-0"
+        )
+        assert started.replica == "omnisync-0"
+        finished = store.finish_run(
+            started.id, status="succeeded", counts={}, error=None, now=LATER
+        )
+        assert finished.replica == "omnisync-0"
+        assert [run.replica for run in store.runs("vip")] == ["omnisync-0"]
+        other = store.start_run("news", trigger="cli", config_revision="r", now=NOW)
+        assert store.run(other.id) == other and other.replica is None
+
     def test_errors_in_history_are_masked(self, store: LedgerStore) -> None:
         run = store.start_run("vip", trigger="cli", config_revision="", now=NOW)
         finished = store.finish_run(

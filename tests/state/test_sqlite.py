@@ -44,7 +44,7 @@ def test_the_database_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
         connection = sqlite3.connect(tmp_path / "state.sqlite3")
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         connection.close()
-        assert store.schema_version == 5
+        assert store.schema_version == 6
 
 
 def test_the_ledger_table_has_the_seams_exact_shape(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_a_version_3_database_migrates_its_history_and_can_hold_runs(tmp_path: P
         connection.execute("PRAGMA user_version = 3")
         connection.commit()
     with SqliteLedgerStore(path) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == 6
         (old,) = store.runs("vip")
         assert (old.id, old.status, dict(old.counts)) == (1, "succeeded", {"upserted": 3})
         held = store.start_run("vip", trigger="schedule", config_revision="git:def", now=NOW)

@@ -1,0 +1,180 @@
+"""``omnisync export run`` on a shared state store: the brand's holder runs it, or we do.
+
+With replicas sharing a PostgreSQL store, a run must be made by whoever holds
+its brand's lease, or it could overlap a run there and would not be fenced.
+:func:`run_through_replicas` asks for the run in ``run_requests``; the
+holder picks it up within about a second, refuses it while a run of that
+export is under way, and answers with the run's summary document, which the
+command prints like a direct run's. With no live replica holding the brand,
+it returns ``None`` and the command runs the export itself under the
+brand's lease (:class:`HeldBrand`), so no replica can start one meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Self
+
+from omnisync.config.model import Config
+from omnisync.daemon.remote import RemoteRun, RemoteRunFailed
+from omnisync.daemon.runs import manual_trigger
+from omnisync.daemon.sharing import export_brand
+from omnisync.state.fencing import Fence, LeaseLost
+from omnisync.state.leases import LeaseBoard
+from omnisync.state.opening import resolve_state_dsn
+from omnisync.state.store import StateError
+
+#: How often the waiting command looks at its request.
+POLL_SECONDS = 0.25
+
+
+def run_through_replicas(
+    config: Config,
+    export: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    notice: Callable[[str], None] | None = None,
+    release_by: str | None = None,
+    full: bool = False,
+    claim_timeout: float | None = None,
+) -> RemoteRun | None:
+    """Have the replica holding ``export``'s brand run it, and wait for the outcome.
+
+    ``None``: no live replica holds the brand (run it here, under a
+    :class:`HeldBrand`). Raises :class:`RemoteRunFailed` when the replica
+    refuses (the export is running, or disabled there) or nobody picks the
+    request up within ``claim_timeout`` (default: twice the lease).
+    """
+    tell = notice or (lambda message: None)
+    brand = export_brand(config, export)
+    if brand is None:
+        return None  # the direct run names what is wrong with the export
+    board = open_board(config, environ=environ)
+    try:
+        holder = next(
+            (lease.holder for lease in board.board().leases if lease.brand == brand and lease.live),
+            None,
+        )
+        if holder is None:
+            return None
+        trigger = manual_trigger("cli request", full=full, release_by=release_by)
+        request_id = board.request_run(export, brand, trigger=trigger)
+        tell(f"replica {holder} holds this export's brand; asked it to run {export}")
+        timeout = claim_timeout or 2 * config.daemon.state.lease_seconds
+        deadline = time.monotonic() + timeout
+        while True:
+            request = board.request(request_id)
+            if request is not None and request.answer is not None:
+                break
+            if (request is None or request.claimed_by is None) and time.monotonic() > deadline:
+                board.withdraw_request(request_id)
+                raise RemoteRunFailed(
+                    f"no replica picked up the run of {export} within {timeout:.0f}s "
+                    f"(replica {holder} held its brand); is it stuck?"
+                )
+            time.sleep(POLL_SECONDS)
+    except StateError as error:
+        raise RemoteRunFailed(f"cannot ask a replica to run {export}: {error}") from None
+    finally:
+        board.close()
+    answer = dict(request.answer)
+    if answer.get("status") == "refused":
+        raise RemoteRunFailed(
+            f"replica {request.claimed_by} would not run {export}: {answer.get('error')}"
+        )
+    record = dict(answer.get("result") or {})
+    record.setdefault("status", answer.get("status"))
+    record.setdefault("error", answer.get("error"))
+    record.setdefault("counts", answer.get("counts") or {})
+    record.setdefault("history_id", request.run_id)
+    document = answer.get("result")
+    return RemoteRun(
+        record={**record, "result": document} if isinstance(document, dict) else record,
+        daemon_pid=0,
+    )
+
+
+def open_board(config: Config, *, environ: Mapping[str, str] | None = None) -> LeaseBoard:
+    """The lease board of ``config``'s shared state store (:class:`StateError` if unreachable)."""
+    return LeaseBoard(resolve_state_dsn(config.daemon, environ=environ))
+
+
+class HeldBrand:
+    """This command holds a brand's lease for one direct run, renewing it meanwhile.
+
+    Entering acquires the lease (:class:`LeaseLost` naming the holder when a
+    replica holds it); the lease is renewed every third of its length and
+    released on exit. :meth:`require` is the run's request gate.
+    """
+
+    def __init__(self, config: Config, brand: str, *, environ: Mapping[str, str] | None) -> None:
+        self.brand = brand
+        self.holder = f"cli:{socket.gethostname()}:{os.getpid()}"
+        self._lease = config.daemon.state.lease_seconds
+        self._board = open_board(config, environ=environ)
+        self._token: int | None = None
+        self._valid_until = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="lease", daemon=True)
+
+    @property
+    def fence(self) -> Fence:
+        assert self._token is not None
+        return Fence(brand=self.brand, holder=self.holder, token=self._token)
+
+    def require(self) -> None:
+        if time.monotonic() >= self._valid_until:
+            raise LeaseLost(f"{self.holder} lost brand {self.brand}'s lease: request not sent")
+
+    def __enter__(self) -> Self:
+        started = time.monotonic()
+        token = self._board.acquire(self.brand, self.holder, lease_seconds=self._lease)
+        if token is None:
+            holders = [
+                lease.holder for lease in self._board.board().leases if lease.brand == self.brand
+            ]
+            self._board.close()
+            raise LeaseLost(
+                f"brand {self.brand} is held by {', '.join(holders) or 'another process'}; "
+                "try again when its run ends"
+            )
+        self._token = token
+        self._valid_until = started + self._lease * 0.85
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._lease)
+        try:
+            if self._token is not None:
+                self._board.release(self.brand, self.holder, self._token)
+        except StateError:
+            pass  # it expires by itself
+        finally:
+            self._board.close()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            started = time.monotonic()
+            try:
+                kept = self._board.renew(
+                    self.holder, {self.brand: self.fence.token}, lease_seconds=self._lease
+                )
+            except StateError:
+                continue  # the lease runs out locally; the run's requests then stop
+            if self.brand in kept:
+                self._valid_until = started + self._lease * 0.85
+            else:
+                self._valid_until = 0.0
+                return

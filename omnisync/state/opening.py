@@ -1,0 +1,74 @@
+"""Opening the state store a config names: SQLite in ``state_dir``, or PostgreSQL.
+
+The one place that turns ``daemon.state`` into a :class:`LedgerStore`, so the
+daemon and every command (``history``, ``status``, ``plan``, ``export run``…)
+read and write the same store. A PostgreSQL DSN is a secret reference,
+resolved here and never shown: errors name the reference and the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from omnisync.config.model import DaemonSettings
+from omnisync.config.secrets import SecretUnavailable, resolve_secret
+from omnisync.state.sqlite import open_state_store, state_path
+from omnisync.state.store import LedgerStore, StateError
+
+
+def resolve_state_dsn(
+    settings: DaemonSettings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    credentials_directory: str | None = None,
+) -> str:
+    """The PostgreSQL DSN of ``settings.state``; :class:`StateError` naming the reference
+    (never its value) when it cannot be read."""
+    reference = settings.state.dsn
+    if reference is None:
+        raise StateError("daemon.state has no dsn: a `postgres` state store needs one")
+    try:
+        return resolve_secret(
+            reference, environ=environ, credentials_directory=credentials_directory
+        )
+    except SecretUnavailable as error:
+        raise StateError(f"cannot open the state store: daemon.state.dsn: {error}") from None
+
+
+def open_configured_store(
+    settings: DaemonSettings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    credentials_directory: str | None = None,
+    connect_timeout: int = 10,
+) -> LedgerStore:
+    """Open (creating or migrating as needed) the state store ``settings`` describe.
+
+    Raises :class:`StateError` (with a secret-free message) when it cannot be
+    opened; :class:`~omnisync.state.store.StateSchemaTooNew` for a store
+    written by a newer omnisync.
+    """
+    if not settings.state.shared:
+        return open_state_store(settings.state_dir)
+    dsn = resolve_state_dsn(settings, environ=environ, credentials_directory=credentials_directory)
+    try:
+        from omnisync.state.postgres import PostgresLedgerStore
+    except ImportError:
+        raise StateError(
+            "a `postgres` state store needs psycopg: pip install 'omnisync[postgres]'"
+        ) from None
+    return PostgresLedgerStore(dsn, connect_timeout=connect_timeout)
+
+
+def store_exists(settings: DaemonSettings) -> bool:
+    """Whether there may be state to read: a shared store always may; SQLite once its
+    file exists (read-only commands do not create one)."""
+    return settings.state.shared or state_path(settings.state_dir).is_file()
+
+
+def describe_store(settings: DaemonSettings) -> str:
+    """Where the state lives, for messages, without secrets."""
+    if settings.state.shared:
+        reference = settings.state.dsn.describe() if settings.state.dsn else "no dsn"
+        return f"the PostgreSQL state store ({reference})"
+    return str(state_path(settings.state_dir))

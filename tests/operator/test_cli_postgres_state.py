@@ -1,0 +1,202 @@
+"""The read commands against a PostgreSQL state store (``daemon.state: {kind: postgres}``).
+
+``history``, ``plan``, ``explain``, ``drift`` and ``diff`` read the store the
+config names, as real ``omnisync`` processes: a fresh database per test. A
+store that cannot be reached, or a DSN that cannot be resolved, is one line
+naming the store (or the reference), never the DSN's password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from omnisync.emulator import Emulator
+from tests.cli import run_cli
+from tests.conftest import fresh_database
+from tests.daemon.harness import make_source
+from tests.daemon.yamlconfig import API_KEY_VARIABLE, ConfigYaml, ExportYaml
+
+DSN_VARIABLE = "OMNISYNC_STATE_DSN"
+PASSWORD = "Pg-Secret-0451"
+MEMBERS = 5
+STARTED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A config whose state is PostgreSQL (DSN in ``$OMNISYNC_STATE_DSN``), export ``weekly``."""
+
+    config_path: Path
+    state_dir: Path
+    environ: dict[str, str]
+
+    def run(self, *arguments: str) -> tuple[int, str, str]:
+        done = run_cli(*arguments, "--config", str(self.config_path), env=self.environ, timeout=60)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture
+def state_dsn(postgres_admin_dsn: str) -> Iterator[str]:
+    """The DSN of a fresh, empty database, dropped after the test."""
+    with fresh_database(postgres_admin_dsn) as dsn:
+        yield dsn
+
+
+def make_setup(directory: Path, *, dsn: str | None, base_url: str) -> Setup:
+    """The config in ``directory``; ``dsn`` (``None``: unset) in the processes' environment."""
+    directory.mkdir(parents=True, exist_ok=True)
+    source = directory / "cdp.sqlite"
+    make_source(source, MEMBERS)
+    state_dir = directory / "state"
+    config = ConfigYaml(
+        state_dir=state_dir,
+        source_path=source,
+        base_url=base_url,
+        exports=(ExportYaml("weekly", schedule=None),),
+        extra_daemon={
+            "state": f"{{kind: postgres, dsn: {{env: {DSN_VARIABLE}}}}}",
+            "replica_id": "omnisync-0",
+        },
+    )
+    path = directory / "omnisync.yaml"
+    path.write_text(config.render())
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in (DSN_VARIABLE, "CREDENTIALS_DIRECTORY")
+    }
+    environ[API_KEY_VARIABLE] = "test-key"
+    if dsn is not None:
+        environ[DSN_VARIABLE] = dsn
+    return Setup(path, state_dir, environ)
+
+
+@pytest.fixture
+def setup(tmp_path: Path, state_dsn: str, start_emulator: Callable[..., Emulator]) -> Setup:
+    emulator = start_emulator(api_keys=("test-key",), rate_limits=False)
+    return make_setup(tmp_path / "conf", dsn=state_dsn, base_url=emulator.base_url)
+
+
+@pytest.fixture
+def unreachable(tmp_path: Path) -> Setup:
+    """A config whose DSN (with a password) names a port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dsn = f"postgresql://omnisync:{PASSWORD}@127.0.0.1:{port}/omnisync_state"
+    return make_setup(tmp_path / "conf", dsn=dsn, base_url="http://127.0.0.1:9/api")
+
+
+def test_export_run_then_history_and_plan_read_the_postgres_store(setup: Setup) -> None:
+    code, out, err = setup.run("export", "run", "weekly", "--format", "json")
+    assert code == 0, out + err
+
+    code, out, err = setup.run("history", "--format", "json")
+    assert code == 0, err
+    (run,) = json.loads(out)["runs"]
+    assert (run["export"], run["status"]) == ("weekly", "succeeded")
+    assert run["counts"]["members"] == MEMBERS
+    replica = run["replica"]  # the process that ran it: `export run` ran it here
+    assert replica, run
+
+    code, out, err = setup.run("history")
+    assert code == 0, err
+    assert "replica" in out.splitlines()[0].split()
+    assert replica in out
+
+    code, out, err = setup.run("plan", "--format", "json", "--require-state")
+    assert code == 0, err
+    (plan,) = json.loads(out)["plans"]
+    assert plan["state_found"] is True
+    assert (plan["members"], plan["to_create"], plan["unchanged"]) == (MEMBERS, 0, MEMBERS)
+
+    # Everything went to PostgreSQL: no SQLite state store was made beside the config.
+    assert not (setup.state_dir / "omnisync.sqlite3").exists()
+
+
+def test_the_postgres_ledger_feeds_explain_and_diff(setup: Setup, state_dsn: str) -> None:
+    from omnisync.state.postgres import PostgresLedgerStore
+
+    delivered = [(f"customer{number:06d}@example.com", 1, "weekly") for number in range(3)]
+    with PostgresLedgerStore(state_dsn) as store:
+        store.record_delivered("weekly", delivered, now=STARTED)
+        started = store.start_run(
+            "weekly", trigger="manual", config_revision="git:abc1234", now=STARTED
+        )
+        store.finish_run(
+            started.id,
+            status="succeeded",
+            counts={"members": 3},
+            error=None,
+            now=STARTED + timedelta(seconds=2),
+        )
+
+    code, out, err = setup.run("plan", "--format", "json")
+    assert code == 0, err
+    (plan,) = json.loads(out)["plans"]
+    assert (plan["to_create"], plan["to_update"]) == (MEMBERS - 3, 3)
+
+    code, out, err = setup.run("explain", "customer000001@example.com", "--format", "json")
+    assert code == 0, err
+    (explained,) = json.loads(out)["exports"]
+    assert explained["in_segment"] is True
+    assert explained["delivered"]["updated_at"].startswith("2026-03-01T12:00")
+    assert explained["delivered"]["current"] is False  # delivered with another fingerprint
+    assert explained["next_run"] == ["update"], explained
+
+    code, out, err = setup.run("diff", "--base-config", str(setup.config_path), "--format", "json")
+    assert code == 0, err
+    summary = json.loads(out)["summary"]
+    assert summary["counts"] == "known", summary
+    assert summary["counts_note"].startswith("the state store at PostgreSQL"), summary
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("plan", "weekly"),
+        ("history",),
+        ("drift", "weekly"),
+        ("explain", "customer000001@example.com"),
+    ],
+    ids=lambda command: command[0],
+)
+def test_an_unreachable_store_is_one_line_naming_it_without_the_password(
+    unreachable: Setup, command: tuple[str, ...]
+) -> None:
+    code, out, err = unreachable.run(*command)
+    assert code == 1, out + err
+    assert PASSWORD not in out + err
+    (line,) = err.strip().splitlines()
+    assert "PostgreSQL" in line and "127.0.0.1" in line, line
+    assert not (unreachable.state_dir / "omnisync.sqlite3").exists()
+
+
+def test_diff_with_an_unreachable_store_says_counts_are_unknown(unreachable: Setup) -> None:
+    code, out, err = unreachable.run(
+        "diff", "--base-config", str(unreachable.config_path), "--format", "json"
+    )
+    assert code == 0, err
+    assert PASSWORD not in out + err
+    summary = json.loads(out)["summary"]
+    assert summary["counts"] == "unknown", summary
+    assert "PostgreSQL" in summary["counts_note"] and "127.0.0.1" in summary["counts_note"]
+
+
+@pytest.mark.parametrize("command", [("history",), ("plan",), ("drift", "weekly")])
+def test_a_missing_dsn_variable_names_the_setting_and_the_reference(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    setup = make_setup(tmp_path / "conf", dsn=None, base_url="http://127.0.0.1:9/api")
+    code, out, err = setup.run(*command)
+    assert code == 1, out + err
+    assert "daemon.state.dsn" in err and f"env:{DSN_VARIABLE}" in err, err
