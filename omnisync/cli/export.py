@@ -135,7 +135,7 @@ def config_with_export(path: str | None, export: str, *, command: str) -> Config
 
 def handle_run(args: argparse.Namespace) -> int:
     from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
-    from omnisync.daemon.runs import manual_trigger
+    from omnisync.daemon.triggers import manual_trigger
     from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy
     from omnisync.logs import configure_logging
     from omnisync.state import StateError
@@ -222,7 +222,7 @@ def run_export_directly(
     elsewhere) and :class:`StateError` (the state store is unusable).
     """
     from omnisync.clock import SystemClock
-    from omnisync.daemon.runs import is_full, is_release
+    from omnisync.daemon.triggers import is_full, is_release
     from omnisync.engine.clients import ClientPool
     from omnisync.engine.runner import ExportRunner, UnknownExport
     from omnisync.state.opening import open_configured_store

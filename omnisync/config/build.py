@@ -19,14 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from omnisync.config.daemon_values import guards_from, lease_problem
 from omnisync.config.diagnostics import Diagnostic, PathParts, dotted
 from omnisync.config.durations import parse_duration
 from omnisync.config.model import (
     CONTACT_FIELDS,
     DEFAULT_BASE_URL,
     DEFAULT_LEASE_SECONDS,
-    MAX_LEASE_SECONDS,
-    MIN_LEASE_SECONDS,
     Config,
     Connection,
     Consent,
@@ -252,7 +251,7 @@ class _Builder:
             lease = parse_duration(body.get("lease", DEFAULT_LEASE_SECONDS))
         except ValueError as error:
             self.problem(("daemon", "state", "lease"), str(error))
-        problem = _lease_problem(lease)
+        problem = lease_problem(lease)
         if problem is not None:
             self.problem(("daemon", "state", "lease"), problem)
             lease = DEFAULT_LEASE_SECONDS
@@ -398,37 +397,3 @@ class _Builder:
             log_format=body.get("log_format", "text"),
             reload_debounce_seconds=debounce,
         )
-
-
-def _lease_problem(seconds: float) -> str | None:
-    if seconds < MIN_LEASE_SECONDS:
-        return "must be at least 3s: a shorter lease is lost to a slow renewal"
-    if seconds > MAX_LEASE_SECONDS:
-        return "must be at most 10m: a dead replica's brands would wait that long"
-    return None
-
-
-def guards_from(body: object, defaults: Guards) -> Guards:
-    """``defaults`` with what ``body`` (a ``guards`` object) sets. A value the
-    schema refused keeps its default here; the schema's diagnostic says why."""
-    if not isinstance(body, Mapping):
-        return defaults
-    minimum = body.get("min_members", defaults.min_members)
-    allow_empty = body.get("allow_empty", defaults.allow_empty)
-    return Guards(
-        max_removed=_share(body.get("max_removed"), defaults.max_removed),
-        max_changed=_share(body.get("max_changed"), defaults.max_changed),
-        allow_empty=allow_empty if isinstance(allow_empty, bool) else defaults.allow_empty,
-        min_members=minimum if isinstance(minimum, int) else defaults.min_members,
-    )
-
-
-def _share(text: object, default: float | None) -> float | None:
-    """``"20%"`` as ``0.2``; ``"100%"`` turns a guard off (``None``)."""
-    if not isinstance(text, str) or not text.endswith("%"):
-        return default
-    try:
-        share = float(text[:-1]) / 100
-    except ValueError:
-        return default
-    return None if share >= 1 else share

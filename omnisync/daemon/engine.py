@@ -26,7 +26,8 @@ from omnisync.clock import Clock
 from omnisync.config.model import Config, DaemonSettings
 from omnisync.daemon.loading import LoadedConfig
 from omnisync.daemon.metrics import DaemonMetrics
-from omnisync.daemon.runs import LiveProgress, RunOutcome, is_full, is_release
+from omnisync.daemon.runs import LiveProgress, RunOutcome
+from omnisync.daemon.triggers import is_full, is_release
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.results import Phase, RunCounts
 from omnisync.engine.run_render import result_as_dict

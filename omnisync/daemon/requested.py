@@ -22,8 +22,8 @@ from typing import Self
 
 from omnisync.config.model import Config
 from omnisync.daemon.remote import RemoteRun, RemoteRunFailed
-from omnisync.daemon.runs import manual_trigger
 from omnisync.daemon.sharing import export_brand
+from omnisync.daemon.triggers import manual_trigger
 from omnisync.state.fencing import Fence, LeaseLost
 from omnisync.state.leases import LeaseBoard
 from omnisync.state.opening import resolve_state_dsn

@@ -386,30 +386,3 @@ class RunCoordinator:
                 if record.export == export and record.state == "finished":
                     return record
         return None
-
-
-#: Words a person's run adds to its trigger in history, after the base
-#: (``cli``, ``daemon-trigger``): ``cli, full resync, release by olena``.
-FULL = "full resync"
-RELEASE = "release by"
-
-
-def manual_trigger(base: str, *, full: bool = False, release_by: str | None = None) -> str:
-    """The trigger recorded for a run a person asked for: ``base``, then what it asked."""
-    parts = [base]
-    if full:
-        parts.append(FULL)
-    if release_by is not None:
-        who = "".join(character for character in release_by if character.isprintable())
-        parts.append(f"{RELEASE} {who[:64] or 'unknown'}")
-    return ", ".join(parts)
-
-
-def is_release(trigger: str) -> bool:
-    """Whether ``trigger`` releases the run past the change guards (once)."""
-    return any(part.startswith(RELEASE) for part in trigger.split(", "))
-
-
-def is_full(trigger: str) -> bool:
-    """Whether ``trigger`` asks for a full resync (every member re-sent and re-tagged)."""
-    return FULL in trigger.split(", ")

@@ -26,10 +26,8 @@ good config keeps running.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
-import select
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,6 +60,7 @@ from omnisync.daemon.status import (
     status_line,
 )
 from omnisync.daemon.supervisor import Preflight, SharedScheduling, Supervisor
+from omnisync.daemon.wakeup import WakeUp
 from omnisync.daemon.watcher import ConfigWatcher
 from omnisync.logs import Redactor
 
@@ -140,13 +139,7 @@ class Daemon:
         self._control: ControlServer | None = None
         self._token = ""
         # Notes left for the main loop by signal handlers and the watcher.
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_write, False)
-        self._stop_requested = False
-        self._hangups = 0
-        self._hangups_seen = 0
-        self._files_lock = threading.Lock()
-        self._files_changed_at: float | None = None
+        self._notes = WakeUp()
         self._heartbeat = time.monotonic()
         #: After :meth:`shutdown`: whether every run stopped within the timeout.
         self.drained = True
@@ -166,12 +159,10 @@ class Daemon:
     # -- notes for the main loop (signal-handler safe) ------------------------------
 
     def request_stop(self) -> None:
-        self._stop_requested = True
-        self._wake()
+        self._notes.request_stop()
 
     def request_reload(self) -> None:
-        self._hangups += 1
-        self._wake()
+        self._notes.request_reload()
 
     def _files_changed(self, paths: tuple[str, ...]) -> None:
         _log.debug(
@@ -179,14 +170,7 @@ class Daemon:
             ", ".join(paths),
             extra={"event": "config_files_changed", "paths": list(paths)},
         )
-        with self._files_lock:
-            self._files_changed_at = time.monotonic()
-        self._wake()
-
-    def _wake(self) -> None:
-        # A full pipe means the loop is awake already.
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_write, b"!")
+        self._notes.files_changed()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -243,12 +227,11 @@ class Daemon:
         """Run the main loop until asked to stop; then shut down and return the exit code."""
         next_watchdog = time.monotonic()
         shown_status = self._status_line()
-        while not self._stop_requested:
+        while not self._notes.stop_requested:
             self._heartbeat = time.monotonic()
-            if self._hangups != self._hangups_seen:
-                self._hangups_seen = self._hangups
+            if self._notes.take_reload_request():
                 self.reload(source="sighup")
-            due = self._debounced_reload_due()
+            due = self._notes.reload_due(self.config().daemon.reload_debounce_seconds)
             if due is not None and due <= 0:
                 self.reload(source="watch")
             self.supervisor.tick()
@@ -267,25 +250,8 @@ class Daemon:
                 timeout = min(timeout, max(due, 0.0))
             if interval is not None:
                 timeout = min(timeout, max(next_watchdog - now, 0.0))
-            self._sleep(timeout)
+            self._notes.sleep(timeout)
         return self.shutdown()
-
-    def _sleep(self, timeout: float) -> None:
-        readable, _, _ = select.select([self._wake_read], [], [], timeout)
-        if readable:
-            os.read(self._wake_read, 4096)
-
-    def _debounced_reload_due(self) -> float | None:
-        """Seconds until a pending file change should reload (≤ 0: now), ``None`` if none."""
-        with self._files_lock:
-            changed_at = self._files_changed_at
-            if changed_at is None:
-                return None
-            debounce = self.config().daemon.reload_debounce_seconds
-            remaining = changed_at + debounce - time.monotonic()
-            if remaining <= 0:
-                self._files_changed_at = None
-            return remaining
 
     def shutdown(self) -> int:
         """Stop scheduling, stop runs at a batch boundary (bounded wait), release everything."""
@@ -317,8 +283,7 @@ class Daemon:
         if self._started:
             _log.info("daemon stopped", extra={"event": "daemon_stopped", "drained": drained})
         self._notifier.close()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
+        self._notes.close()
         return 0
 
     # -- reload and reconcile -----------------------------------------------------

@@ -30,9 +30,10 @@ from omnisync.daemon.reconcile import (
     reconcile,
 )
 from omnisync.daemon.retrying import RetryPolicy
-from omnisync.daemon.runs import RunCoordinator, RunFunction, RunRecord, manual_trigger
+from omnisync.daemon.runs import RunCoordinator, RunFunction, RunRecord
 from omnisync.daemon.scheduler import ExportScheduler, missed_since
 from omnisync.daemon.status import ExportView
+from omnisync.daemon.triggers import manual_trigger
 
 _log = logging.getLogger("omnisync.daemon")
 

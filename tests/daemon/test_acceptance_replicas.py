@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import socket
 import time
@@ -30,6 +31,10 @@ from tests.daemon.cluster import (
 )
 from tests.daemon.harness import DaemonProcess
 from tests.daemon.runfunctions import wait_until
+
+#: How long the three replicas run their schedules undisturbed ("several minutes" in
+#: the issue; shorter where a quicker signal is wanted).
+SOAK_SECONDS = int(os.environ.get("OMNISYNC_REPLICA_SOAK_SECONDS", "90"))
 
 
 def _time(text: str) -> datetime:
@@ -84,7 +89,7 @@ def _assert_never_overlapping(runs: list[dict]) -> None:
 
 
 def test_three_replicas_share_four_brands_and_run_every_fire_once(tmp_path, postgres_admin_dsn):
-    exports = tuple(ClusterExport(f"e{number}", number % 4, "every: 3s") for number in range(8))
+    exports = tuple(ClusterExport(f"e{number}", number % 4, "every: 5s") for number in range(8))
     with (
         fresh_database(postgres_admin_dsn) as dsn,
         cluster(tmp_path, dsn, brands=4, replicas=3, exports=exports) as group,
@@ -97,9 +102,12 @@ def test_three_replicas_share_four_brands_and_run_every_fire_once(tmp_path, post
             interval=0.5,
             message="the four brands to be spread 2/1/1 over the three replicas",
         )
-        # Let every export run on schedule for a while, then compare fires with runs.
-        time.sleep(24)
-        assert group.spread() == [1, 1, 2]
+        # Let every export run on schedule for a while (the spread holding all along),
+        # then compare fires with runs.
+        soak_until = time.monotonic() + SOAK_SECONDS
+        while time.monotonic() < soak_until:
+            time.sleep(5)
+            assert group.spread() == [1, 1, 2]
         assert sorted(group.holders()) == ["brand-0", "brand-1", "brand-2", "brand-3"]
         # Each replica's /metrics says what it holds; together, every brand once.
         held = [process.metric("omnisync_brand_leases_held") for process in group.replicas.values()]
@@ -126,7 +134,7 @@ def test_three_replicas_share_four_brands_and_run_every_fire_once(tmp_path, post
         assert asked.returncode == 0, asked.stderr
         assert f"replica {holders['brand-0']} holds this export's brand" in asked.stderr
         # Fires from here on may meet the shutdown: compare those before it.
-        before = _between_fires(3)
+        before = _between_fires(5)
         time.sleep(max(0.0, (before - datetime.now(UTC)).total_seconds()) + 1.0)
         group.stop_all()
         runs = group.runs()
@@ -140,10 +148,10 @@ def test_three_replicas_share_four_brands_and_run_every_fire_once(tmp_path, post
         fires = group.query("SELECT export, fire_time FROM schedule_fires ORDER BY 1, 2")
         for export in exports:
             claimed = [_time(fire) for name, fire in fires if name == export.name]
-            assert len(claimed) >= 7, (export, claimed)
+            assert len(claimed) >= SOAK_SECONDS // 5 - 1, (export, claimed)
             # No fire was skipped between the first and the last.
             gaps = {later - earlier for earlier, later in itertools.pairwise(claimed)}
-            assert gaps == {timedelta(seconds=3)}, (export, claimed)
+            assert gaps == {timedelta(seconds=5)}, (export, claimed)
         # Every run names the replica that ran it, which held the brand.
         assert {run["replica"] for run in runs} == {"r0", "r1", "r2"}
 

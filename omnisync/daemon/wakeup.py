@@ -1,0 +1,75 @@
+"""Notes left for the daemon's main loop, and the pipe that wakes it.
+
+Signal handlers and the config watcher must not reload or stop anything
+themselves: they leave a note here (stop, reload, files changed) and write a
+byte to a pipe the main loop sleeps on (``select``), so it wakes at once and
+acts in its own thread. Every note is safe to leave from a signal handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+
+
+class WakeUp:
+    """Stop and reload requests, the time of the last file change, and the wake-up pipe."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self.stop_requested = False
+        self._hangups = 0
+        self._hangups_seen = 0
+        self._files_lock = threading.Lock()
+        self._files_changed_at: float | None = None
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+        self._wake()
+
+    def request_reload(self) -> None:
+        self._hangups += 1
+        self._wake()
+
+    def files_changed(self) -> None:
+        with self._files_lock:
+            self._files_changed_at = time.monotonic()
+        self._wake()
+
+    def take_reload_request(self) -> bool:
+        """Whether a SIGHUP came since the last call (several count as one)."""
+        if self._hangups == self._hangups_seen:
+            return False
+        self._hangups_seen = self._hangups
+        return True
+
+    def reload_due(self, debounce: float) -> float | None:
+        """Seconds until the files changed ``debounce`` seconds ago (≤ 0: now, and the
+        change is taken), ``None`` when no change is pending."""
+        with self._files_lock:
+            changed_at = self._files_changed_at
+            if changed_at is None:
+                return None
+            remaining = changed_at + debounce - time.monotonic()
+            if remaining <= 0:
+                self._files_changed_at = None
+            return remaining
+
+    def sleep(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, less when a note arrives."""
+        readable, _, _ = select.select([self._read], [], [], timeout)
+        if readable:
+            os.read(self._read, 4096)
+
+    def close(self) -> None:
+        os.close(self._read)
+        os.close(self._write)
+
+    def _wake(self) -> None:
+        # A full pipe means the loop is awake already.
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._write, b"!")
