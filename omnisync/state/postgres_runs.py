@@ -11,7 +11,13 @@ from typing import cast
 from psycopg.types.json import Jsonb
 
 from omnisync.state.postgres_database import PostgresConnection
-from omnisync.state.store import RunRecord, RunStatus, format_timestamp, mask_free_text
+from omnisync.state.store import (
+    RunRecord,
+    RunStatus,
+    format_timestamp,
+    interrupted_note,
+    mask_free_text,
+)
 
 _COLUMNS = (
     "SELECT id, export, trigger, config_revision, started_at, ended_at, status, counts, error, "
@@ -33,10 +39,7 @@ def start_run(
     connection.execute(
         "UPDATE runs SET status = 'interrupted', error = %s "
         "WHERE export = %s AND status = 'running'",
-        (
-            f"the process running it stopped before recording a result (noticed at {stamp})",
-            export,
-        ),
+        (interrupted_note(stamp), export),
     )
     row = connection.execute(
         "INSERT INTO runs (export, trigger, config_revision, started_at, status, replica) "

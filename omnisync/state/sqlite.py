@@ -33,6 +33,7 @@ from omnisync.state.store import (
     RunStatus,
     StateError,
     format_timestamp,
+    interrupted_note,
     mask_free_text,
 )
 
@@ -259,11 +260,7 @@ class SqliteLedgerStore(LedgerStore):
             connection.execute(
                 "UPDATE runs SET status = 'interrupted', error = ? "
                 "WHERE export = ? AND status = 'running'",
-                (
-                    "the process running it stopped before recording a result "
-                    f"(noticed at {stamp})",
-                    export,
-                ),
+                (interrupted_note(stamp), export),
             )
             cursor = connection.execute(
                 "INSERT INTO runs (export, trigger, config_revision, started_at, status, replica) "

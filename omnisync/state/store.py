@@ -102,6 +102,11 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def interrupted_note(stamp: str) -> str:
+    """The error a run left ``running`` gets when the next run of its export starts."""
+    return f"the process running it stopped before recording a result (noticed at {stamp})"
+
+
 def mask_free_text(text: str) -> str:
     """``text`` with every e-mail-looking substring masked (for errors kept in history)."""
     return _EMAIL_PATTERN.sub(lambda match: mask_email(match.group(0)), text)
