@@ -32,8 +32,9 @@ def email_of(body: Any) -> str | None:
             return email
     except (KeyError, IndexError, TypeError):
         pass
-    if isinstance(body, dict):
-        for identifier in body.get("identifiers") or ():
+    identifiers = body.get("identifiers") if isinstance(body, dict) else None
+    if isinstance(identifiers, list):  # anything else is the validator's to refuse
+        for identifier in identifiers:
             if isinstance(identifier, dict) and identifier.get("type") == "email":
                 value = identifier.get("id")
                 return value if isinstance(value, str) else None
@@ -45,8 +46,9 @@ def contact_problems(
 ) -> list[FieldError]:
     """Validation errors of a contact body, plus the injected ``failing_emails`` refusal."""
     errors = validate_contact(body, creating=creating)
-    if failing_emails and isinstance(body, dict):
-        for index, identifier in enumerate(body.get("identifiers") or ()):
+    identifiers = body.get("identifiers") if isinstance(body, dict) else None
+    if failing_emails and isinstance(identifiers, list):
+        for index, identifier in enumerate(identifiers):
             email = identifier.get("id") if isinstance(identifier, dict) else None
             if isinstance(email, str) and email in failing_emails:
                 errors.append(
