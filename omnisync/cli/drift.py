@@ -105,8 +105,7 @@ def handle(args: argparse.Namespace) -> int:
         try:
             store = open_configured_store(loaded.daemon, environ=os.environ)
         except OmnisyncError as error:
-            message = " ".join(str(error).split())  # a driver's message may span lines
-            print(f"omnisync drift: export '{args.export}': {message}", file=sys.stderr)
+            print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
             return EXIT_FAILED
     else:
         path = state_path(loaded.daemon.state_dir)

@@ -30,7 +30,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.export import cli_config
+from omnisync.cli.export import cli_config, refuse_unknown_exports
 from omnisync.config.location import add_config_argument
 
 if TYPE_CHECKING:
@@ -80,15 +80,9 @@ def handle(args: argparse.Namespace) -> int:
         print("omnisync explain: the e-mail is empty", file=sys.stderr)
         return EXIT_USAGE
     names = list(dict.fromkeys(args.exports or ())) or list(loaded.exports)
-    unknown = [name for name in names if name not in loaded.exports]
-    if unknown:
-        known = ", ".join(sorted(loaded.exports)) or "none"
-        listed = ", ".join(f"'{name}'" for name in unknown)
-        print(
-            f"omnisync explain: no export {listed} in the config (exports: {known})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    refused = refuse_unknown_exports(loaded, names, command="explain")
+    if refused is not None:
+        return refused
     shared = loaded.daemon.state.shared
     # SQLite: the diff ATTACHes the file; PostgreSQL: the diff reads the store.
     path = None if shared else state_path(loaded.daemon.state_dir)
@@ -102,8 +96,7 @@ def handle(args: argparse.Namespace) -> int:
         else:
             store = SqliteLedgerStore(path) if path.is_file() else None
     except OmnisyncError as error:
-        message = " ".join(str(error).split())  # a driver's message may span lines
-        print(f"omnisync explain: {message}", file=sys.stderr)
+        print(f"omnisync explain: {error}", file=sys.stderr)
         return EXIT_FAILED
     try:
         for name in names:

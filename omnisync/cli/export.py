@@ -123,14 +123,22 @@ def config_with_export(path: str | None, export: str, *, command: str) -> Config
     loaded = cli_config(path)
     if isinstance(loaded, int):
         return loaded
-    if export not in loaded.exports:
-        known = ", ".join(sorted(loaded.exports)) or "none"
-        print(
-            f"omnisync {command}: no export '{export}' in the config (exports: {known})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    return loaded
+    refused = refuse_unknown_exports(loaded, [export], command=command)
+    return loaded if refused is None else refused
+
+
+def refuse_unknown_exports(config: Config, names: list[str], *, command: str) -> int | None:
+    """Exit 2 after naming the exports of ``names`` not in ``config`` (and those that
+    are), or ``None`` when every one is there."""
+    unknown = [name for name in names if name not in config.exports]
+    if not unknown:
+        return None
+    known = ", ".join(sorted(config.exports)) or "none"
+    listed = ", ".join(f"'{name}'" for name in unknown)
+    print(
+        f"omnisync {command}: no export {listed} in the config (exports: {known})", file=sys.stderr
+    )
+    return EXIT_USAGE
 
 
 def handle_run(args: argparse.Namespace) -> int:
@@ -236,10 +244,9 @@ def run_export_directly(
         if config.daemon.state.shared:
             # No replica holds the brand: hold it ourselves, fenced, for this one run.
             from omnisync.daemon.requested import HeldBrand
-            from omnisync.daemon.sharing import export_brand
             from omnisync.state.postgres import PostgresLedgerStore
 
-            brand = export_brand(config, name)
+            brand = config.brand_of(name)
             if brand is not None and isinstance(store, PostgresLedgerStore):
                 held = stack.enter_context(HeldBrand(config, brand, environ=environ))
                 store = store.fenced(held.fence)

@@ -69,7 +69,7 @@ def handler(args: argparse.Namespace) -> int:
         else:
             runs, location = _sqlite_runs(state_dir, args.export, limit=args.limit)
     except StateError as error:
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     if known is not None and args.export is not None and args.export not in known and not runs:
         print(
@@ -108,11 +108,6 @@ def _shared_runs(
     description of it. Raises :class:`StateError` (secret-free) when it cannot be read."""
     with open_configured_store(settings, environ=os.environ) as store:
         return store.runs(export, limit=limit), store.location
-
-
-def _one_line(error: StateError) -> str:
-    """The error's message on one line (a driver's message may span several)."""
-    return " ".join(str(error).split())
 
 
 def _positive(text: str) -> int:

@@ -26,6 +26,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from omnisync.cli.export import refuse_unknown_exports
 from omnisync.config.diagnostics import render_text as render_diagnostics
 from omnisync.config.diagnostics import summarize
 from omnisync.config.loader import try_load_config
@@ -86,15 +87,9 @@ def handle(args: argparse.Namespace) -> int:
     config = result.config
 
     names = list(dict.fromkeys(args.exports)) or list(config.exports)
-    unknown = [name for name in names if name not in config.exports]
-    if unknown:
-        known = ", ".join(sorted(config.exports)) or "none"
-        listed = ", ".join(f"'{name}'" for name in unknown)
-        print(
-            f"omnisync plan: no export {listed} in the config (exports: {known})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    refused = refuse_unknown_exports(config, names, command="plan")
+    if refused is not None:
+        return refused
 
     now = datetime.now(UTC)
     reports: list[PlanReport] = []
@@ -104,8 +99,7 @@ def handle(args: argparse.Namespace) -> int:
         try:
             store = open_configured_store(config.daemon, environ=os.environ)
         except StateError as error:
-            message = " ".join(str(error).split())  # a driver's message may span lines
-            failures.extend(PlanFailure(name, message) for name in names)
+            failures.extend(PlanFailure(name, str(error)) for name in names)
             names = []
     try:
         for name in names:

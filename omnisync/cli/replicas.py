@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import config_path_from
 from omnisync.config.model import Config
-from omnisync.daemon.sharing import export_brand
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -60,7 +59,7 @@ def replicas_document(config: Config) -> dict[str, Any]:
             for replica in snapshot.replicas
         ],
         "holders": {
-            name: (live[brand].holder if (brand := export_brand(config, name)) in live else None)
+            name: (live[brand].holder if (brand := config.brand_of(name)) in live else None)
             for name in sorted(config.exports)
         },
     }
@@ -103,7 +102,7 @@ def shared_status(args: argparse.Namespace) -> dict[str, Any] | str | None:
     try:
         return replicas_document(result.config)
     except StateError as error:
-        return " ".join(str(error).split())  # a driver's message may span lines
+        return str(error)
 
 
 def print_shared(shared: dict[str, Any], output_format: str) -> None:

@@ -280,6 +280,12 @@ class Config:
     files: tuple[str, ...] = ()
     positions: Mapping[str, Position] = field(default_factory=dict, compare=False, repr=False)
 
+    def brand_of(self, export: str) -> str | None:
+        """The brand export ``export`` delivers to (its connection's), ``None`` if unknown."""
+        definition = self.exports.get(export)
+        connection = self.connections.get(definition.connection) if definition else None
+        return connection.brand if connection is not None else None
+
     def position(self, path: str) -> Position | None:
         """Where ``path`` (dotted) was written, or its nearest written ancestor."""
         while path:

@@ -145,13 +145,12 @@ class EngineRuns:
             return str(error)
         if self._leases is None:
             return store
-        definition = config.exports.get(export)
-        connection = config.connections.get(definition.connection) if definition else None
-        if connection is None:
+        brand = config.brand_of(export)
+        if brand is None:
             return store  # the runner says what is wrong with the export
-        fence = self._leases.fence(connection.brand)
+        fence = self._leases.fence(brand)
         if fence is None:
-            return f"this replica does not hold brand {connection.brand}'s lease"
+            return f"this replica does not hold brand {brand}'s lease"
         fenced: Callable[[Fence], LedgerStore] | None = getattr(store, "fenced", None)
         return fenced(fence) if fenced is not None else store
 

@@ -64,6 +64,7 @@ class DaemonMetrics:
         self._lock = threading.Lock()
         self._exports: set[str] = set()
         self._revision: str | None = None
+        self._brands_held: set[str] = set()
         self.build_info = Gauge(
             "omnisync_build_info",
             "Always 1; the version label is omnisync's version.",
@@ -191,14 +192,13 @@ class DaemonMetrics:
         """A brand lease was ``acquired``, ``released`` or ``lost``."""
         with self._lock:
             self.lease_changes.labels(brand=brand, change=change).inc()
-            self.lease_held.labels(brand=brand).set(1 if change == "acquired" else 0)
-            held = sum(
-                1
-                for metric in self.lease_held.collect()
-                for sample in metric.samples
-                if sample.value == 1
-            )
-            self.leases_held.set(held)
+            held = change == "acquired"
+            self.lease_held.labels(brand=brand).set(1 if held else 0)
+            if held:
+                self._brands_held.add(brand)
+            else:
+                self._brands_held.discard(brand)
+            self.leases_held.set(len(self._brands_held))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -25,7 +25,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,6 +81,8 @@ class ReplicaMember:
         self._lock = threading.Lock()
         #: brand -> (token, valid until, by the monotonic clock)
         self._held: dict[str, tuple[int, float]] = {}
+        #: brand -> how many callers are about to start a run of it (never released meanwhile)
+        self._reserved: Counter[str] = Counter()
         self._board: LeaseBoard | None = None
         self._last_success: float | None = None
         self._outage: str | None = None
@@ -94,6 +98,28 @@ class ReplicaMember:
         if held is None or self._monotonic() >= held[1]:
             return None
         return Fence(brand=brand, holder=self.replica_id, token=held[0])
+
+    @contextmanager
+    def reserved(self, brand: str) -> Iterator[Fence | None]:
+        """The fence of ``brand`` (``None`` when not validly held), the brand kept from
+        rebalancing until the block ends: for a caller about to start a run of it."""
+        with self._lock:
+            held = self._held.get(brand)
+            valid = held is not None and self._monotonic() < held[1]
+            if valid:
+                self._reserved[brand] += 1
+        try:
+            yield (
+                Fence(brand=brand, holder=self.replica_id, token=held[0])
+                if held and valid
+                else None
+            )
+        finally:
+            if valid:
+                with self._lock:
+                    self._reserved[brand] -= 1
+                    if not self._reserved[brand]:
+                        del self._reserved[brand]
 
     def require(self, brand: str) -> None:
         """Raise :class:`LeaseLost` unless ``brand`` is validly held (before each request)."""
@@ -216,17 +242,20 @@ class ReplicaMember:
 
     def _rebalance(self, board: LeaseBoard) -> None:
         snapshot = board.board()
+        with self._lock:
+            reserved = set(self._reserved)
         plan = plan_leases(
             self.replica_id,
             self._hooks.brands(),
             live_replicas=[replica.id for replica in snapshot.replicas if replica.live],
             holders={lease.brand: lease.holder for lease in snapshot.leases if lease.live},
-            busy=self._hooks.busy(),
+            busy=self._hooks.busy() | reserved,
         )
         for brand in plan.release:
-            if brand in self._hooks.busy():
-                continue  # a run started since the plan: keep it
+            busy = self._hooks.busy()
             with self._lock:
+                if brand in busy or brand in self._reserved:
+                    continue  # a run started, or is about to, since the plan: keep it
                 held = self._held.pop(brand, None)
             if held is not None and board.release(brand, self.replica_id, held[0]):
                 self._hooks.on_change(brand, "released")

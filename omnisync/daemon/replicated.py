@@ -46,15 +46,18 @@ class Replication:
         config: Config,
         metrics: DaemonMetrics,
         replica_id: str,
+        board: LeaseBoard | None = None,
     ) -> None:
+        """``board``: one opened already (at start), which the member uses first."""
         self._dsn = dsn
         self._metrics = metrics
         self._config = config
         self.replica_id = replica_id
         self.runs = SharedRuns(self._current_config)
         self._supervisor: Supervisor | None = None
+        self._opened_board = board
         self.member = ReplicaMember(
-            lambda: LeaseBoard(dsn),
+            self._open_board,
             self.runs.hooks(on_change=metrics.lease_changed),
             replica_id=replica_id,
             lease_seconds=config.daemon.state.lease_seconds,
@@ -70,10 +73,11 @@ class Replication:
             dsn = resolve_state_dsn(config.daemon, environ=environ)
         except StateError as error:
             raise EngineUnavailable(str(error)) from None
+        board: LeaseBoard | None = None
         try:
             # A database migrated by a newer omnisync is refused at start, as a SQLite
             # one is; one that cannot be reached yet is waited for (not ready meanwhile).
-            LeaseBoard(dsn, connect_timeout=5).close()
+            board = LeaseBoard(dsn, connect_timeout=5)
         except StateSchemaTooNew as error:
             raise EngineUnavailable(str(error)) from None
         except StateError:
@@ -83,6 +87,7 @@ class Replication:
             config=config,
             metrics=metrics,
             replica_id=config.daemon.replica_id or default_replica_id(),
+            board=board,
         )
 
     def engine(self, *, clock: Clock, stop_grace: float) -> EngineRuns:
@@ -117,6 +122,10 @@ class Replication:
 
     def stop(self) -> None:
         self.member.stop()
+
+    def _open_board(self) -> LeaseBoard:
+        board, self._opened_board = self._opened_board, None
+        return board if board is not None else LeaseBoard(self._dsn)
 
     def _current_config(self) -> Config:
         supervisor = self._supervisor

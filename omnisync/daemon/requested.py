@@ -22,7 +22,6 @@ from typing import Self
 
 from omnisync.config.model import Config
 from omnisync.daemon.remote import RemoteRun, RemoteRunFailed
-from omnisync.daemon.sharing import export_brand
 from omnisync.daemon.triggers import manual_trigger
 from omnisync.state.fencing import Fence, LeaseLost
 from omnisync.state.leases import LeaseBoard
@@ -51,7 +50,7 @@ def run_through_replicas(
     request up within ``claim_timeout`` (default: twice the lease).
     """
     tell = notice or (lambda message: None)
-    brand = export_brand(config, export)
+    brand = config.brand_of(export)
     if brand is None:
         return None  # the direct run names what is wrong with the export
     board = open_board(config, environ=environ)

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from omnisync.config.model import Config
 from omnisync.daemon.reconcile import Timing
 from omnisync.daemon.replicas import ReplicaHooks
-from omnisync.daemon.runs import RunRecord
+from omnisync.daemon.runs import RunCoordinator, RunRecord
 from omnisync.daemon.scheduler import nominal_fire
 from omnisync.state.store import StateError, format_timestamp
 
@@ -36,22 +36,10 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("omnisync.daemon.replicas")
 
-#: How long a claimed fire keeps its brand busy before its run shows as running.
-CLAIM_SETTLE_SECONDS = 1.0
-
-
-def export_brand(config: Config, export: str) -> str | None:
-    """The brand ``export`` delivers to (its connection's), or ``None`` if unknown."""
-    definition = config.exports.get(export)
-    if definition is None:
-        return None
-    connection = config.connections.get(definition.connection)
-    return connection.brand if connection is not None else None
-
 
 def config_brands(config: Config) -> frozenset[str]:
     """The brands the config's enabled exports deliver to: what replicas share out."""
-    brands = (export_brand(config, name) for name, e in config.exports.items() if e.enabled)
+    brands = (config.brand_of(name) for name, e in config.exports.items() if e.enabled)
     return frozenset(brand for brand in brands if brand is not None)
 
 
@@ -66,8 +54,6 @@ class SharedRuns:
         self._lock = threading.Lock()
         #: coordinator run id -> request id, for answering when the run ends
         self._requests: dict[str, int] = {}
-        #: brand -> when a fire of it was last claimed (monotonic): busy until its run shows
-        self._claimed: dict[str, float] = {}
 
     def bind(self, supervisor: Supervisor, member: ReplicaMember) -> None:
         self._supervisor = supervisor
@@ -87,21 +73,26 @@ class SharedRuns:
 
     # -- SharedScheduling ---------------------------------------------------------------
 
-    def claim_latest(
+    @contextmanager
+    def claimed(
         self, export: str, timing: Timing, *, now: datetime, retry: bool = False
-    ) -> bool:
+    ) -> Iterator[bool]:
         member = self._bound_member()
-        brand = export_brand(self._config(), export)
-        if brand is None or member.fence(brand) is None:
-            return False
-        if retry:
-            return True
-        board = member.board()
+        brand = self._config().brand_of(export)
+        if brand is None:
+            yield False
+            return
+        with member.reserved(brand) as fence:
+            yield fence is not None and (retry or self._claim(export, timing, now=now))
+
+    def _claim(self, export: str, timing: Timing, *, now: datetime) -> bool:
+        """Claim ``export``'s latest fire in ``schedule_fires``: ``True`` for the one claimant."""
+        board = self._bound_member().board()
         if board is None:
             return False
         fire = format_timestamp(nominal_fire(timing, now=now))
         try:
-            claimed = board.claim_fire(export, fire, member.replica_id)
+            claimed = board.claim_fire(export, fire, self._bound_member().replica_id)
         except StateError as error:
             _log.warning(
                 "cannot claim the scheduled run of export %s at %s: %s",
@@ -112,8 +103,6 @@ class SharedRuns:
             )
             return False
         if claimed:
-            with self._lock:
-                self._claimed[brand] = time.monotonic()
             _log.info(
                 "claimed the scheduled run of export %s at %s",
                 export,
@@ -143,18 +132,14 @@ class SharedRuns:
     # -- hooks ----------------------------------------------------------------------------
 
     def _busy(self) -> frozenset[str]:
-        """Brands with a run under way, or a fire claimed a moment ago whose run is
-        about to start: never given up to another replica."""
+        """Brands with a run under way: never given up to another replica."""
         config = self._config()
-        brands = {export_brand(config, name) for name in self._coordinator().running()}
-        recent = time.monotonic() - CLAIM_SETTLE_SECONDS
-        with self._lock:
-            brands |= {brand for brand, at in self._claimed.items() if at > recent}
+        brands = (config.brand_of(name) for name in self._coordinator().running())
         return frozenset(brand for brand in brands if brand is not None)
 
     def _brand_exports(self, brand: str) -> list[str]:
         config = self._config()
-        return sorted(name for name in config.exports if export_brand(config, name) == brand)
+        return sorted(name for name in config.exports if config.brand_of(name) == brand)
 
     def _acquired(self, brand: str) -> None:
         supervisor = self._bound_supervisor()
@@ -212,7 +197,7 @@ class SharedRuns:
                 extra={"event": "request_answer_failed"},
             )
 
-    def _coordinator(self) -> Any:
+    def _coordinator(self) -> RunCoordinator:
         return self._bound_supervisor().coordinator
 
     def _bound_supervisor(self) -> Supervisor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -52,11 +53,12 @@ Preflight = Callable[[Config, str], str | None]
 class SharedScheduling(Protocol):
     """What the supervisor asks of a shared store's replica membership."""
 
-    def claim_latest(
+    def claimed(
         self, export: str, timing: Timing, *, now: datetime, retry: bool = False
-    ) -> bool:
+    ) -> AbstractContextManager[bool]:
         """Whether this replica holds the export's brand and claimed its latest fire
-        (``retry``: a retry of a failed run, for the holder only, nothing to claim)."""
+        (``retry``: a retry of a failed run, for the holder only, nothing to claim).
+        The brand stays this replica's until the block ends: start the run inside it."""
 
     def run_finished(self, record: RunRecord) -> None:
         """A run ended (answer whoever asked for it)."""
@@ -190,8 +192,10 @@ class Supervisor:
             if self._shared is not None:
                 if last and last.get("status") in {"running", "interrupted", "partial"}:
                     self.coordinator.request(name, trigger="catch-up")
-                elif self._shared.claim_latest(name, spec.timing, now=now):
-                    self.coordinator.request(name, trigger="schedule")
+                    continue
+                with self._shared.claimed(name, spec.timing, now=now) as claimed:
+                    if claimed:
+                        self.coordinator.request(name, trigger="schedule")
                 continue
             if not last:
                 continue
@@ -214,12 +218,15 @@ class Supervisor:
             if not self.coordinator.accepting:
                 return  # stopping: leave the fire unclaimed for a replica that runs it
             spec = self._applied.get(export)
-            timing = spec.timing if spec is not None else None
-            # On a shared store only the brand's holder runs a tick, once: it claims it.
-            if timing is None or not self._shared.claim_latest(
-                export, timing, now=self._clock.wall(), retry=trigger != "schedule"
-            ):
+            if spec is None or spec.timing is None:
                 return
+            # On a shared store only the brand's holder runs a tick, once: it claims it.
+            with self._shared.claimed(
+                export, spec.timing, now=self._clock.wall(), retry=trigger != "schedule"
+            ) as claimed:
+                if claimed:
+                    self.coordinator.request(export, trigger=trigger)
+            return
         self.coordinator.request(export, trigger=trigger)
 
     def trigger(

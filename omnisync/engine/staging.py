@@ -173,7 +173,6 @@ def stage_export(
     else:
         connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
-        connection_of = config.connections.get(export.connection)
         yield _stage(
             connection,
             reader,
@@ -181,7 +180,7 @@ def stage_export(
             ledger=ledger,
             settings=settings,
             full=full,
-            brand=connection_of.brand if connection_of is not None else None,
+            brand=config.brand_of(export.name),
         )
     finally:
         connection.close()

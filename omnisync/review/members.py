@@ -69,6 +69,5 @@ def configured_members(
             counts = {name: store.count_entries(name, tagged=True) for name in exports}
             location = store.location
     except StateError as error:
-        message = " ".join(str(error).split())  # a driver's message may span lines
-        return MemberCounts(known=False, note=f"the state store cannot be read: {message}")
+        return MemberCounts(known=False, note=f"the state store cannot be read: {error}")
     return MemberCounts(known=True, note=f"the state store at {location}", counts=counts)

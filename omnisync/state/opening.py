@@ -60,12 +60,6 @@ def open_configured_store(
     return PostgresLedgerStore(dsn, connect_timeout=connect_timeout)
 
 
-def store_exists(settings: DaemonSettings) -> bool:
-    """Whether there may be state to read: a shared store always may; SQLite once its
-    file exists (read-only commands do not create one)."""
-    return settings.state.shared or state_path(settings.state_dir).is_file()
-
-
 def describe_store(settings: DaemonSettings) -> str:
     """Where the state lives, for messages, without secrets."""
     if settings.state.shared:

@@ -225,10 +225,11 @@ class PostgresDatabase:
             ) from None
 
     def _scrub(self, error: BaseException) -> str:
-        text = str(error).strip()
+        """The driver's message without secrets, on one line (libpq's often spans several)."""
+        text = str(error)
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return " ".join(text.split())
 
     def _prepare(self) -> None:
         # Read the version before anything that writes, so a newer schema is

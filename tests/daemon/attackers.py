@@ -9,15 +9,13 @@ import errno
 import os
 import selectors
 import socket
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.daemon.harness import API_KEY, DaemonProcess
-from tests.daemon.yamlconfig import API_KEY_VARIABLE
+from tests.daemon.harness import DaemonProcess
 
 
 @dataclass
@@ -28,11 +26,7 @@ class LimitedDaemon(DaemonProcess):
     umask: int | None = None
     extra_args: tuple[str, ...] = ()
 
-    def start(self, *, wait: bool = True) -> LimitedDaemon:
-        environment = {**os.environ, API_KEY_VARIABLE: API_KEY, "PYTHONUNBUFFERED": "1"}
-        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            environment.pop(name, None)
-        environment.update(self.extra_env)
+    def command(self) -> list[str]:
         # Limits set by a small launcher that then execs the daemon (same pid):
         # no preexec_fn in a test process that runs threads.
         launcher = (
@@ -42,32 +36,15 @@ class LimitedDaemon(DaemonProcess):
             "if umask >= 0: os.umask(umask)\n"
             "os.execv(sys.executable, [sys.executable, *sys.argv[3:]])\n"
         )
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                launcher,
-                str(self.nofile or 0),
-                str(-1 if self.umask is None else self.umask),
-                "-m",
-                "omnisync",
-                "daemon",
-                "--config",
-                str(self.config_path),
-                "--log-format",
-                "json",
-                "--shutdown-timeout",
-                "20",
-                *self.extra_args,
-            ],
-            stdout=self._log,
-            stderr=self._log,
-            env=environment,
-        )
-        if wait:
-            self.wait_ready()
-        return self
+        return [
+            sys.executable,
+            "-c",
+            launcher,
+            str(self.nofile or 0),
+            str(-1 if self.umask is None else self.umask),
+            *self.daemon_arguments(),
+            *self.extra_args,
+        ]
 
     @property
     def address(self) -> tuple[str, int]:

@@ -61,18 +61,7 @@ class DaemonProcess:
         environment.update(self.extra_env)
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "omnisync",
-                "daemon",
-                "--config",
-                str(self.config_path),
-                "--log-format",
-                "json",
-                "--shutdown-timeout",
-                "20",
-            ],
+            self.command(),
             stdout=self._log,
             stderr=self._log,
             env=environment,
@@ -80,6 +69,24 @@ class DaemonProcess:
         if wait:
             self.wait_ready()
         return self
+
+    def command(self) -> list[str]:
+        """The command line that starts the daemon."""
+        return [sys.executable, *self.daemon_arguments()]
+
+    def daemon_arguments(self) -> list[str]:
+        """``-m omnisync daemon ...`` as every test daemon runs."""
+        return [
+            "-m",
+            "omnisync",
+            "daemon",
+            "--config",
+            str(self.config_path),
+            "--log-format",
+            "json",
+            "--shutdown-timeout",
+            "20",
+        ]
 
     def wait_ready(self) -> None:
         assert self.process is not None
