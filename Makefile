@@ -13,10 +13,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	@touch $@
 
-# The test tools on top (pytest, ruff, mypy, psycopg…): only `make test` pays for them.
-$(VENV)/.installed-test: $(VENV)/.installed
+# The test tools too (pytest, ruff, mypy, psycopg…): only `make test` pays for them,
+# in one pip run (one resolution), which also installs what `make demo` needs.
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
-	@touch $@
+	@touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
 

@@ -19,6 +19,38 @@ POSTGRES_ADMIN_DSN = os.environ.get(
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "long(seconds): a test that waits on real processes for about that many seconds; "
+        "started first (pytest_collection_modifyitems)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Start the long tests first, the longest first, each followed by a short one.
+
+    Most of a long test's time is spent waiting (daemons, schedules, a
+    pre-commit environment), so it costs the suite nothing when it runs
+    beside the short ones, and its whole length when it starts last. With
+    ``--maxschedchunk 1`` xdist hands each worker two tests at a time, in
+    this order: one long and one short test each, never two long ones.
+    """
+    long = sorted(
+        (item for item in items if item.get_closest_marker("long")),
+        key=lambda item: -float(item.get_closest_marker("long").args[0]),  # type: ignore[union-attr]
+    )
+    if not long:
+        return
+    short = [item for item in items if not item.get_closest_marker("long")]
+    ordered: list[pytest.Item] = []
+    for item in long:
+        ordered.append(item)
+        if short:
+            ordered.append(short.pop(0))
+    items[:] = [*ordered, *short]
+
+
 def postgres_installed() -> bool:
     """Whether a PostgreSQL server is installed here (or one is named explicitly)."""
     if "OMNISYNC_TEST_POSTGRES_DSN" in os.environ:

@@ -296,17 +296,15 @@ class Daemon:
             loaded = self._loader(self.options.config_path)
         except LoadFailed as failure:
             log_rejected(failure, source=source, running_revision=self.config().revision)
-            self._last_reload = ReloadResult(
-                ok=False,
-                at=at,
-                source=source,
-                revision=failure.revision or None,
-                problems=failure.problems,
+            return self._reloaded(
+                ReloadResult(
+                    ok=False,
+                    at=at,
+                    source=source,
+                    revision=failure.revision or None,
+                    problems=failure.problems,
+                )
             )
-            self._reloads.append(self._last_reload)
-            self.metrics.reloaded(ok=False, at=at)
-            self._notifier.ready(self._status_line())
-            return False
         previous = self._loaded
         self._secrets_loaded(loaded)
         if loaded.control_token and loaded.control_token != self._token:
@@ -314,13 +312,17 @@ class Daemon:
             if self._control is not None:
                 self._control.set_token(loaded.control_token)
         self._apply(loaded, previous=previous)
-        self._last_reload = ReloadResult(
-            ok=True, at=at, source=source, revision=loaded.config.revision
+        return self._reloaded(
+            ReloadResult(ok=True, at=at, source=source, revision=loaded.config.revision)
         )
-        self._reloads.append(self._last_reload)
-        self.metrics.reloaded(ok=True, at=at)
+
+    def _reloaded(self, result: ReloadResult) -> bool:
+        """Show ``result`` (/status, metrics, systemd) and return whether it succeeded."""
+        self._last_reload = result
+        self._reloads.append(result)
+        self.metrics.reloaded(ok=result.ok, at=result.at)
         self._notifier.ready(self._status_line())
-        return True
+        return result.ok
 
     def _secrets_loaded(self, loaded: LoadedConfig) -> None:
         if self._redactor is not None:
@@ -399,10 +401,9 @@ class Daemon:
 
     def _scrubbed(self, document: dict[str, Any]) -> dict[str, Any]:
         """Belt and braces: errors from the engine are masked already; secrets never pass."""
-        if self._redactor is None:
-            return document
-        scrubbed: dict[str, Any] = self._redactor.scrub_value(document)
-        return scrubbed
+        if self._redactor is not None:
+            document = self._redactor.scrub_value(document)
+        return document
 
     def _held(self, export: str) -> bool:
         """Whether this daemon's last run of ``export`` was held (in memory: read every tick)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from tests.daemon.harness import make_source
 from tests.daemon.runfunctions import wait_until
 from tests.daemon.yamlconfig import ExportYaml
@@ -27,6 +29,7 @@ def writes_since(emulator, sequence: int) -> list:
     ]
 
 
+@pytest.mark.long(17)
 def test_an_emptied_source_is_held_every_tick_until_it_recovers(setup):
     make_source(setup.base.source_path, 10_000)
     config_dir = setup.root / "conf"

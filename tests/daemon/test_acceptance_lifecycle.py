@@ -7,6 +7,8 @@ import socket
 import sqlite3
 import uuid
 
+import pytest
+
 from omnisync.emulator.faults import Faults
 from tests.cli import run_cli
 from tests.daemon.harness import API_KEY, make_source
@@ -118,6 +120,7 @@ def ledger(state_dir):
     return delivered, inflight, runs
 
 
+@pytest.mark.long(8)
 def test_sigterm_during_a_run_exits_0_with_the_ledger_consistent_and_restart_resumes(setup):
     members = 2500
     make_source(setup.base.source_path, members)

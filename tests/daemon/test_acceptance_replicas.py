@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from omnisync.daemon.scheduler import EPOCH
 from tests.cli import run_cli
 from tests.conftest import fresh_database
@@ -88,6 +90,7 @@ def _assert_never_overlapping(runs: list[dict]) -> None:
             )
 
 
+@pytest.mark.long(100)
 def test_three_replicas_share_four_brands_and_run_every_fire_once(tmp_path, postgres_admin_dsn):
     exports = tuple(ClusterExport(f"e{number}", number % 4, "every: 5s") for number in range(8))
     with (
@@ -198,6 +201,7 @@ def _finished_by(group: Cluster, replica: str) -> None:
     )
 
 
+@pytest.mark.long(8)
 def test_a_killed_replicas_brand_is_taken_over_and_its_run_finished(tmp_path, postgres_admin_dsn):
     with _mid_run(tmp_path, postgres_admin_dsn, delivered=3_000) as (group, first):
         first.kill()
@@ -234,6 +238,7 @@ def test_a_killed_replicas_brand_is_taken_over_and_its_run_finished(tmp_path, po
         assert resent <= in_flight, (resent, in_flight)
 
 
+@pytest.mark.long(9)
 def test_a_paused_replica_sends_and_writes_nothing_after_the_takeover(tmp_path, postgres_admin_dsn):
     with _mid_run(tmp_path, postgres_admin_dsn, delivered=2_000) as (group, paused):
         paused.signal(signal.SIGSTOP)
@@ -281,6 +286,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.long(35)
 def test_replicas_wait_for_postgresql_and_recover_from_its_restart(tmp_path):
     exports = (ClusterExport("e0", 0, "every: 3s"), ClusterExport("e1", 1, "every: 3s"))
     with (

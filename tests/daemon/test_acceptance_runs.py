@@ -6,6 +6,8 @@ import itertools
 import sqlite3
 import subprocess
 
+import pytest
+
 from omnisync.emulator.faults import Faults
 from tests import cli
 from tests.daemon.harness import API_KEY, make_source, replace_file
@@ -89,6 +91,7 @@ def history(state_dir) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+@pytest.mark.long(11)
 def test_export_run_goes_through_the_daemon_and_never_overlaps_a_scheduled_run(setup):
     make_source(setup.base.source_path, 300)
     setup.emulator.set_faults(Faults(force_429_count=2, force_429_retry_after=1))

@@ -160,6 +160,7 @@ def test_a_foreign_host_header_is_refused(setup):
         assert daemon.stop() == 0
 
 
+@pytest.mark.long(17)
 def test_under_a_file_limit_of_256_a_crowd_never_starves_probes_or_runs(setup):
     """Acceptance: 200 idle + 200 slow connections at a file limit of 256."""
     daemon = limited(setup, ExportYaml("vip", schedule="every: 2s"), nofile=256).start()

@@ -95,6 +95,7 @@ def scratch(step: str, root: Path, repository: Path) -> str:
     return step.replace("<your config repository>", str(repository))
 
 
+@pytest.mark.long(10)
 def test_following_the_readme_in_a_scratch_root_ends_with_a_verified_unit(tmp_path):
     root = tmp_path / "root"
     for directory in ("opt", "etc/systemd/system"):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from omnisync.inflight import InflightItem
 from omnisync.masking import mask_email
@@ -104,6 +105,7 @@ def test_removed_tags_and_contacts_are_found_repaired_by_one_run_and_gone(
     assert (code, report["drift"], report["checked"]) == (0, False, MEMBERS)
 
 
+@pytest.mark.long(10)
 def test_fields_non_members_and_unsubscribes(setup: Setup) -> None:
     write_segment(setup.database, people(MEMBERS))
     run_export(setup)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.engine.conftest import Setup
 from tests.engine.helpers import WRITES, execute, last_sequence, log_since, omnisync, people
 
@@ -23,6 +25,7 @@ def history(setup: Setup) -> list[dict]:  # type: ignore[type-arg]
     return runs
 
 
+@pytest.mark.long(15)
 def test_an_emptied_source_is_held_then_released_once(setup: Setup) -> None:
     from tests.engine.helpers import write_segment
 

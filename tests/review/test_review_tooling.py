@@ -76,6 +76,7 @@ def try_repo(
     )
 
 
+@pytest.mark.long(40)
 @pytest.mark.timeout(900)
 def test_pre_commit_hooks_pass_a_good_config_and_fail_a_broken_one_with_file_and_line(
     tmp_path, project_snapshot, pre_commit_home

@@ -1,0 +1,44 @@
+"""The ``omnisync`` command line: every command listed, only the named one imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from omnisync.cli.main import COMMANDS
+from tests.cli import run_cli
+
+
+def test_help_lists_every_command_and_a_mistyped_one_is_refused_with_them_all():
+    listed = run_cli("--help")
+    assert listed.returncode == 0, listed.stderr
+    for name in COMMANDS:
+        assert name in listed.stdout, name
+
+    mistyped = run_cli("valdate", "config.yaml")
+    assert mistyped.returncode == 2
+    assert "invalid choice: 'valdate'" in mistyped.stderr
+    assert all(name in mistyped.stderr for name in COMMANDS)
+
+
+def test_a_command_imports_its_own_module_and_no_other_command():
+    probe = (
+        "import sys\n"
+        "from omnisync.cli.main import COMMANDS, main\n"
+        "assert main(['schema']) == 0\n"
+        "print(sorted(name for name, module in COMMANDS.items() if module in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "['schema']"
+
+
+def test_a_command_s_own_help_and_options_before_it_still_work():
+    own = run_cli("validate", "--help")
+    assert own.returncode == 0
+    assert "usage: omnisync validate" in own.stdout
+    version = run_cli("--version", "validate")
+    assert version.returncode == 0
+    assert version.stdout.startswith("omnisync ")
