@@ -134,12 +134,19 @@ class Fingerprinter:
         except ValueError:
             odd = sorted({type(value).__name__ for value in values} - _SCALAR_NAMES)
             raise TypeError(f"cannot fingerprint values of type {', '.join(odd)}") from None
-        signed: int = _SIGNED_64.unpack(state.digest())[0]
-        return signed if signed != NEVER_A_FINGERPRINT else NEVER_A_FINGERPRINT + 1
+        return fingerprint_of_digest(state.digest())
 
     def of_row(self, row: Mapping[str, object], columns: Sequence[str]) -> int:
         """The fingerprint of ``row``'s ``columns`` (absent keys count as ``None``)."""
         return self(*(row.get(column) for column in columns))
+
+
+def fingerprint_of_digest(digest: bytes) -> int:
+    """The fingerprint an 8-byte digest stands for: its signed 64-bit value,
+    except that :data:`NEVER_A_FINGERPRINT` becomes its neighbour, so a ledger
+    entry marked for re-sending never matches a staged row."""
+    signed: int = _SIGNED_64.unpack(digest)[0]
+    return signed if signed != NEVER_A_FINGERPRINT else NEVER_A_FINGERPRINT + 1
 
 
 def fingerprint_row(export: Export, row: Mapping[str, object]) -> int:

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 
 from omnisync.emulator.batches import render_batch, render_batch_items
 from omnisync.emulator.brand import Brand, email_of
-from omnisync.emulator.contacts import ContactRecord
 from omnisync.emulator.envelopes import validate_batch, validate_tags
 from omnisync.emulator.problems import ApiProblem, FieldError, validation_problem
+from omnisync.emulator.records import ContactRecord
 from omnisync.emulator.state import EmulatorState
 from omnisync.emulator.validation import STATUSES
 

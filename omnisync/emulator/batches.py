@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from omnisync.emulator.contacts import ContactRecord
+from omnisync.emulator.records import ContactRecord
 from omnisync.emulator.values import format_time
 
 #: Per-item result codes kept in :attr:`Batch.results`.

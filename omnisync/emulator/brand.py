@@ -13,9 +13,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch, stop_limit
-from omnisync.emulator.contacts import ContactBook, ContactRecord
+from omnisync.emulator.contacts import ContactBook
 from omnisync.emulator.problems import FieldError, problem_document, validation_problem
 from omnisync.emulator.ratelimit import BrandLimits
+from omnisync.emulator.records import ContactRecord
 from omnisync.emulator.validation import validate_contact
 
 logger = logging.getLogger("omnisync.emulator")

@@ -16,17 +16,16 @@ The rules, as ``docs/omnisend.md`` states them:
 
 A :class:`ContactBook` is not thread-safe; its owner holds the brand's lock.
 Time is passed in: ``at`` is the modelled wall time as seconds since the
-epoch. Records are mutable ``__slots__`` classes rather than frozen
-dataclasses because a brand holds a million of them and updates them in place.
+epoch. The records themselves are in :mod:`omnisync.emulator.records`.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from omnisync.emulator.records import ContactRecord, StatusChange, WelcomeMessage
 from omnisync.emulator.validation import CONTACT_FIELDS, STRING_FIELDS
 from omnisync.emulator.values import country_code, country_name, format_time, parse_timestamp
 
@@ -34,87 +33,11 @@ from omnisync.emulator.values import country_code, country_name, format_time, pa
 _PLAIN_FIELDS = (*STRING_FIELDS, "birthdate", "gender")
 
 
-@dataclass(frozen=True, slots=True)
-class WelcomeMessage:
-    """A welcome message Omnisend would have sent (``identifier`` is the e-mail or phone)."""
-
-    email: str
-    at: str
-    channel: str = "email"
-    identifier: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    """A channel status that changed value: ``from_status`` is ``None`` for a new contact."""
-
-    email: str
-    from_status: str | None
-    to_status: str
-    at: str
-    channel: str = "email"
-
-
 #: Low-cardinality values worth sharing between a million records.
 SHARED_FIELDS = frozenset({"city", "state", "country", "countryCode", "postalCode", "gender"})
 _STATUSES = {status: status for status in ("subscribed", "unsubscribed", "nonSubscribed")}
 #: Each plain field -> whether its value is interned.
 _PLAIN_FIELD_SHARED = {name: name in SHARED_FIELDS for name in _PLAIN_FIELDS}
-
-
-class ContactRecord:
-    """One stored contact; field values are slots, strings shared with the request that set them.
-
-    ``number`` is the record's place in its book (from 1); the public id is
-    derived from it, so a million records need no id strings or id index.
-    """
-
-    __slots__ = (
-        "address",
-        "birthdate",
-        "city",
-        "consents",
-        "country",
-        "countryCode",
-        "created",
-        "custom_properties",
-        "email",
-        "firstName",
-        "gender",
-        "lastName",
-        "number",
-        "phones",
-        "postalCode",
-        "state",
-        "status",
-        "status_changed",
-        "status_changed_text",
-        "tags",
-        "updated",
-    )
-
-    def __init__(self, number: int, email: str, at: float) -> None:
-        self.number = number
-        self.email = email
-        self.firstName: str | None = None
-        self.lastName: str | None = None
-        self.address: str | None = None
-        self.city: str | None = None
-        self.state: str | None = None
-        self.postalCode: str | None = None
-        self.country: str | None = None
-        self.countryCode: str | None = None
-        self.birthdate: str | None = None
-        self.gender: str | None = None
-        self.custom_properties: dict[str, Any] | None = None
-        self.tags: tuple[str, ...] = ()
-        self.status = "nonSubscribed"
-        self.status_changed = at
-        self.status_changed_text: str | None = None
-        self.created = at
-        self.updated = at
-        self.phones: dict[str, tuple[str, float]] | None = None
-        self.consents: list[dict[str, str]] | None = None
 
 
 class ContactBook:

@@ -18,10 +18,10 @@ from typing import Any
 
 from omnisync.clock import Clock, ScaledClock, SystemClock
 from omnisync.emulator.batches import render_batch
-from omnisync.emulator.contacts import StatusChange, WelcomeMessage
 from omnisync.emulator.faults import Faults
 from omnisync.emulator.handler import EmulatorHTTPServer
 from omnisync.emulator.inspection import contacts_json, seed_contact, settings_changed
+from omnisync.emulator.records import StatusChange, WelcomeMessage
 from omnisync.emulator.state import EmulatorState, RequestRecord, Settings
 
 

@@ -12,6 +12,7 @@ from omnisync.fingerprint import (
     NEVER_A_FINGERPRINT,
     Fingerprinter,
     fingerprint_columns,
+    fingerprint_of_digest,
     fingerprint_row,
     spec_digest,
 )
@@ -104,27 +105,9 @@ def test_values_of_other_types_are_refused() -> None:
         fingerprinter("a", object())
 
 
-class _DigestOf:
-    """A stand-in hash state whose digest is fixed (the one value under test)."""
-
-    def __init__(self, digest: bytes) -> None:
-        self._digest = digest
-
-    def copy(self) -> _DigestOf:
-        return self
-
-    def update(self, data: bytes) -> None:
-        pass
-
-    def digest(self) -> bytes:
-        return self._digest
-
-
 def test_no_row_ever_fingerprints_as_the_resend_mark() -> None:
     # The one digest that would read as NEVER_A_FINGERPRINT becomes its neighbour,
     # so a ledger entry marked for re-sending can never match a staged row.
-    fingerprinter = Fingerprinter(b"spec")
-    fingerprinter._prefix = _DigestOf(struct.pack("<q", NEVER_A_FINGERPRINT))  # type: ignore[assignment]
-    assert fingerprinter("a", 1) == NEVER_A_FINGERPRINT + 1
-    fingerprinter._prefix = _DigestOf(struct.pack("<q", 42))  # type: ignore[assignment]
-    assert fingerprinter("a", 1) == 42
+    assert fingerprint_of_digest(struct.pack("<q", NEVER_A_FINGERPRINT)) == NEVER_A_FINGERPRINT + 1
+    assert fingerprint_of_digest(struct.pack("<q", 42)) == 42
+    assert fingerprint_of_digest(struct.pack("<q", -1)) == -1

@@ -26,6 +26,7 @@ from omnisync.config.loader import load_config
 from omnisync.config.model import Config, Export, FieldMapping, OnLeave
 from omnisync.emulator import Emulator
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.diff import DiffTerms
 from omnisync.engine.report import plan_export
 from omnisync.engine.runner import ExportRunner
 from omnisync.engine.staged import StagedMember
@@ -300,28 +301,20 @@ def test_a_postgres_ledger_that_cannot_be_read_is_a_state_error_without_the_pass
     assert "hunter2" not in message
 
 
-def test_a_slow_stage_side_keeps_the_ledgers_transaction(
-    tmp_path: Path, stores: Stores, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from omnisync.engine import diff
-    from omnisync.state import postgres_database
+def test_the_diffs_transaction_outlives_the_stores_idle_limit(stores: Stores) -> None:
+    from omnisync.engine.diff_postgres import postgres_ledger
+    from omnisync.state.postgres_database import IDLE_IN_TRANSACTION_SECONDS
 
-    # The store's sessions may idle in a transaction only briefly; the diff
-    # waits on SQLite between its statements for as long as SQLite takes.
-    limit = getattr(postgres_database, "IDLE_IN_TRANSACTION_SECONDS", None)
-    if limit is None:
-        pytest.skip("the store's sessions have no idle-in-transaction limit")
-    counted = diff._work_counts
-
-    def slowly(connection: sqlite3.Connection) -> tuple[int, int, int, int, int, int, int]:
-        time.sleep(limit + 0.5)
-        return counted(connection)
-
-    monkeypatch.setattr(diff, "_work_counts", slowly)
-    write_segment(tmp_path / "cdp.sqlite", SEGMENT)
+    # The store's sessions may idle in a transaction only briefly; between its
+    # statements the diff waits on SQLite (indexing and counting a stage of
+    # millions) for as long as SQLite takes, inside one snapshot.
     stores.record(LEDGER)
-    with stage_export(config_for(tmp_path), "vip", store=stores.postgres) as staged:
-        assert (staged.counts.delivered, staged.counts.leaving) == (7, 2)
+    terms = DiffTerms(export="vip", tag="vip", full=False, members="1")
+    with postgres_ledger(stores.postgres, export="vip", brand=None, fetch_size=100) as side:
+        time.sleep(IDLE_IN_TRANSACTION_SECONDS + 0.5)
+        entries = [entry for entry in LEDGER if entry[0] == "vip"]
+        tagged = [entry for entry in entries if entry[3] is not None]
+        assert side.totals(sqlite3.connect(":memory:"), terms) == (len(entries), len(tagged))
 
 
 # -- a property: any segment, any ledger, the same diff ----------------------------------
