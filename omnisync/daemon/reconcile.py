@@ -186,18 +186,3 @@ def changed_exports(
         sorted(name for name in set(desired) & set(applied) if desired[name] != applied[name])
     )
     return {"added": added, "removed": removed, "changed": changed}
-
-
-def connections_to_rebuild(
-    new: Mapping[str, Connection],
-    old: Mapping[str, Connection],
-    *,
-    new_key_digests: Mapping[str, str],
-    old_key_digests: Mapping[str, str],
-) -> frozenset[str]:
-    """Connections whose client must be rebuilt: settings or resolved secret changed, or gone."""
-    return frozenset(
-        name
-        for name in set(new) | set(old)
-        if new.get(name) != old.get(name) or new_key_digests.get(name) != old_key_digests.get(name)
-    )

@@ -140,11 +140,6 @@ class ReplicaMember:
         last = self._last_success
         return last is not None and self._monotonic() - last < self.lease_seconds
 
-    @property
-    def outage(self) -> str | None:
-        """Why the shared store cannot be reached now (secret-free), or ``None``."""
-        return self._outage
-
     def board(self) -> LeaseBoard | None:
         return self._board
 

@@ -371,10 +371,6 @@ class RunCoordinator:
         with self._lock:
             return {export: active.record for export, active in self._active.items()}
 
-    def is_running(self, export: str) -> bool:
-        with self._lock:
-            return export in self._active
-
     def get(self, run_id: str) -> RunRecord | None:
         with self._lock:
             return self._records.get(run_id)

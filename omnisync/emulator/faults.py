@@ -157,7 +157,3 @@ class FaultInjector:
         if roll < faults.drop_rate:
             return "drop"
         return "ok"
-
-    def remaining_forced_429s(self) -> int:
-        with self._lock:
-            return self._forced_429s

@@ -77,10 +77,6 @@ class SlidingWindow:
         self._slots: list[float] = []  # sorted
         self._paused_until = float("-inf")
 
-    @property
-    def paused_until(self) -> float:
-        return self._paused_until
-
     def booked(self) -> tuple[float, ...]:
         """The booked slots still within reach of a window, in time order."""
         return tuple(self._slots)

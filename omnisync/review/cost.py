@@ -49,8 +49,3 @@ def upserts(members: int) -> Cost:
 def tag_changes(members: int, *, tags: int = 1) -> Cost:
     """``tags`` tag additions or removals (one tag each) for every one of ``members``."""
     return Cost(tag_calls=tags * math.ceil(members / MAX_TAG_EMAILS))
-
-
-def first_export(members: int) -> Cost:
-    """A whole segment delivered for the first time: upserted, then tagged."""
-    return upserts(members) + tag_changes(members)

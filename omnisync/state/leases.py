@@ -272,13 +272,6 @@ class LeaseBoard:
                 (Jsonb(dict(answer)), run_id, request_id),
             )
 
-    def note_request_run(self, request_id: int, run_id: int) -> None:
-        """The history id of the run a request started (as soon as it is known)."""
-        with self._transaction("answer an on-demand run") as connection:
-            connection.execute(
-                "UPDATE run_requests SET run_id = %s WHERE id = %s", (run_id, request_id)
-            )
-
     def request(self, request_id: int) -> RunRequest | None:
         with self._transaction("read an on-demand run") as connection:
             row = connection.execute(

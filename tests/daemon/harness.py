@@ -177,3 +177,10 @@ class DaemonProcess:
             return document if predicate(document) else None
 
         return wait_until(check, timeout=timeout, interval=0.1, message=message)
+
+
+def run_keyed_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``omnisync ARGUMENTS`` with the daemon configs' API key in its environment."""
+    from tests.cli import run_cli
+
+    return run_cli(*arguments, extra_env={API_KEY_VARIABLE: API_KEY})

@@ -6,17 +6,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from tests import cli
 from tests.daemon.harness import API_KEY, make_source
+from tests.daemon.harness import run_keyed_cli as run_cli
 from tests.daemon.runfunctions import wait_until
 from tests.daemon.yamlconfig import API_KEY_VARIABLE, ExportYaml
-
-
-def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return cli.run_cli(*arguments, extra_env={API_KEY_VARIABLE: API_KEY})
 
 
 def recorded_runs(state_dir: Path) -> list[tuple[int, str, str]]:

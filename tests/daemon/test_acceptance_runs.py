@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-import subprocess
 
 import pytest
 
 from omnisync.emulator.faults import Faults
-from tests import cli
-from tests.daemon.harness import API_KEY, make_source, replace_file
+from tests.daemon.harness import make_source, replace_file
+from tests.daemon.harness import run_keyed_cli as run_cli
 from tests.daemon.runfunctions import wait_until
-from tests.daemon.yamlconfig import API_KEY_VARIABLE, ExportYaml
+from tests.daemon.yamlconfig import ExportYaml
 
 
 def trigger(daemon, export: str) -> str:
@@ -76,10 +75,6 @@ def test_a_reload_never_interrupts_an_unchanged_export_and_stops_a_removed_one(s
         assert setup.emulator.contact_count() == 1200
     finally:
         assert daemon.stop() == 0
-
-
-def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return cli.run_cli(*arguments, extra_env={API_KEY_VARIABLE: API_KEY})
 
 
 def history(state_dir) -> list[tuple[str, str, str, str]]:
