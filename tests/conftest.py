@@ -33,8 +33,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Most of a long test's time is spent waiting (daemons, schedules, a
     pre-commit environment), so it costs the suite nothing when it runs
     beside the short ones, and its whole length when it starts last. With
-    ``--maxschedchunk 1`` xdist hands each worker two tests at a time, in
-    this order: one long and one short test each, never two long ones.
+    ``--maxschedchunk 1`` (scripts/check) xdist keeps two tests queued per
+    worker, handed out in this order: each worker starts on one long test with
+    one short one queued behind it, so no long test waits behind another.
     """
     long = sorted(
         (item for item in items if item.get_closest_marker("long")),
