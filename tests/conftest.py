@@ -37,13 +37,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     worker, handed out in this order: each worker starts on one long test with
     one short one queued behind it, so no long test waits behind another.
     """
-    long = sorted(
-        (item for item in items if item.get_closest_marker("long")),
-        key=lambda item: -float(item.get_closest_marker("long").args[0]),  # type: ignore[union-attr]
-    )
-    if not long:
+    seconds = {
+        item.nodeid: float(marker.args[0])
+        for item in items
+        if (marker := item.get_closest_marker("long")) is not None
+    }
+    if not seconds:
         return
-    short = [item for item in items if not item.get_closest_marker("long")]
+    long = sorted(
+        (item for item in items if item.nodeid in seconds), key=lambda item: -seconds[item.nodeid]
+    )
+    short = [item for item in items if item.nodeid not in seconds]
     ordered: list[pytest.Item] = []
     for item in long:
         ordered.append(item)

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from tests.cli import run_cli
 from tests.daemon.runfunctions import wait_until
 from tests.daemon.yamlconfig import API_KEY_VARIABLE
 
@@ -181,6 +182,4 @@ class DaemonProcess:
 
 def run_keyed_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
     """``omnisync ARGUMENTS`` with the daemon configs' API key in its environment."""
-    from tests.cli import run_cli
-
     return run_cli(*arguments, extra_env={API_KEY_VARIABLE: API_KEY})
