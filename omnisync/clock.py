@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -59,8 +59,6 @@ class ScaledClock:
         return (time.monotonic() - self._origin) * self.scale
 
     def wall(self) -> datetime:
-        from datetime import timedelta
-
         return self._wall_origin + timedelta(seconds=self.now())
 
     def sleep(self, seconds: float) -> None:
@@ -87,8 +85,6 @@ class FakeClock:
             return self._now
 
     def wall(self) -> datetime:
-        from datetime import timedelta
-
         with self._lock:
             return self._wall_start + timedelta(seconds=self._now - self._start)
 

@@ -7,15 +7,15 @@ alpha-3 code, or the name in one of :data:`NAME_LANGUAGES` (pycountry ships
 the iso-codes translations), case- and accent-insensitively. Unknown names
 give ``None``: the caller then sends the name as ``country`` only.
 
-The index is built once, on first use, and lookups are cached.
+The index is built on first use, and lookups are cached.
 """
 
 from __future__ import annotations
 
 import gettext
-import threading
 import unicodedata
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache, lru_cache
 
 import pycountry
 
@@ -52,11 +52,7 @@ ALIASES: dict[str, str] = {
     "czech republic": "CZ",
 }
 
-_index: dict[str, str] | None = None
-_index_lock = threading.Lock()
 
-
-@lru_cache(maxsize=4096)
 @lru_cache(maxsize=4096)
 def country_code(name: str) -> str | None:
     """The ISO 3166-1 alpha-2 code for ``name``, or ``None`` when unknown."""
@@ -86,15 +82,9 @@ def _key(text: str) -> str:
     return " ".join(without_marks.split())
 
 
+@cache
 def _country_index() -> dict[str, str]:
-    global _index  # noqa: PLW0603 - a lazily built, read-only module cache
-    with _index_lock:
-        if _index is None:
-            _index = _build_index()
-        return _index
-
-
-def _build_index() -> dict[str, str]:
+    """Every known name and code (as :func:`_key`) -> alpha-2 code; built on first use."""
     index: dict[str, str] = {}
 
     def add(name: str | None, code: str) -> None:
@@ -109,9 +99,8 @@ def _build_index() -> dict[str, str]:
         add(code, code)
         add(str(country.alpha_3), code)
     for country in countries:
-        code = str(country.alpha_2)
-        for attribute in ("name", "common_name", "official_name"):
-            add(getattr(country, attribute, None), code)
+        for name in _english_names(country):
+            add(name, str(country.alpha_2))
     for alias, code in ALIASES.items():
         add(alias, code)
     for language in NAME_LANGUAGES:
@@ -122,9 +111,14 @@ def _build_index() -> dict[str, str]:
         except OSError:
             continue
         for country in countries:
-            code = str(country.alpha_2)
-            for attribute in ("name", "common_name", "official_name"):
-                english = getattr(country, attribute, None)
-                if english:
-                    add(translation.gettext(english), code)
+            for name in _english_names(country):
+                add(translation.gettext(name), str(country.alpha_2))
     return index
+
+
+def _english_names(country: object) -> Iterator[str]:
+    """A pycountry country's name, common name and official name, those it has."""
+    for attribute in ("name", "common_name", "official_name"):
+        name = getattr(country, attribute, None)
+        if name:
+            yield str(name)

@@ -2,7 +2,6 @@
 
 Pure. :func:`normalise_email` gives the key a row is staged, diffed, recorded
 and sent under; :func:`email_problem` says why an address cannot be sent.
-Re-exported by :mod:`omnisync.mapping`.
 """
 
 from __future__ import annotations

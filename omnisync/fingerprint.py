@@ -28,7 +28,6 @@ import hashlib
 import json
 import marshal
 import struct
-from collections.abc import Mapping, Sequence
 
 from omnisync.config.model import CONTACT_FIELDS, Export
 
@@ -113,10 +112,9 @@ class Fingerprinter:
     Thread-safe (no mutable state beyond a prepared hash prefix).
     """
 
-    __slots__ = ("_prefix", "spec")
+    __slots__ = ("_prefix",)
 
     def __init__(self, spec: bytes) -> None:
-        self.spec = spec
         # Hashing the spec once and copying the state per row is measurably
         # cheaper than re-feeding the spec for each of a million rows.
         self._prefix = hashlib.blake2b(spec, digest_size=8)
@@ -136,10 +134,6 @@ class Fingerprinter:
             raise TypeError(f"cannot fingerprint values of type {', '.join(odd)}") from None
         return fingerprint_of_digest(state.digest())
 
-    def of_row(self, row: Mapping[str, object], columns: Sequence[str]) -> int:
-        """The fingerprint of ``row``'s ``columns`` (absent keys count as ``None``)."""
-        return self(*(row.get(column) for column in columns))
-
 
 def fingerprint_of_digest(digest: bytes) -> int:
     """The fingerprint an 8-byte digest stands for: its signed 64-bit value,
@@ -147,8 +141,3 @@ def fingerprint_of_digest(digest: bytes) -> int:
     entry marked for re-sending never matches a staged row."""
     signed: int = _SIGNED_64.unpack(digest)[0]
     return signed if signed != NEVER_A_FINGERPRINT else NEVER_A_FINGERPRINT + 1
-
-
-def fingerprint_row(export: Export, row: Mapping[str, object]) -> int:
-    """Convenience: the fingerprint of one source ``row`` for ``export``."""
-    return Fingerprinter.for_export(export).of_row(row, fingerprint_columns(export))

@@ -50,11 +50,6 @@ _STANDARD_ATTRIBUTES = frozenset(
 )
 
 
-def _decode_at(address: str) -> str:
-    """``olena%40example.com`` as ``olena@example.com``, so it masks like any address."""
-    return re.sub("%40", "@", address, count=1, flags=re.IGNORECASE)
-
-
 class Redactor:
     """Scrubs strings: masks e-mail addresses, replaces registered secret values.
 
@@ -85,7 +80,8 @@ class Redactor:
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
         if "@" in text or "%40" in text:
-            text = _EMAIL.sub(lambda match: mask_email(_decode_at(match.group(0))), text)
+            # ``olena%40example.com`` is decoded first, so that it masks like any address.
+            text = _EMAIL.sub(lambda match: mask_email(match.group(0).replace("%40", "@", 1)), text)
         return text
 
     def scrub_value(self, value: Any) -> Any:
@@ -115,12 +111,16 @@ def _timestamp(record: logging.LogRecord) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, event, message, fields (all scrubbed)."""
+class _ScrubbingFormatter(logging.Formatter):
+    """A formatter whose every line goes through ``redactor``."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
         self.redactor = redactor
+
+
+class JsonFormatter(_ScrubbingFormatter):
+    """One JSON object per line: ts, level, logger, event, message, fields (all scrubbed)."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -136,17 +136,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(self.redactor.scrub_value(payload), ensure_ascii=False, default=str)
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_ScrubbingFormatter):
     """``ts LEVEL logger event: message key=value ...`` on one line (scrubbed)."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
         event = getattr(record, "event", None)
-        parts = [_timestamp(record), record.levelname, record.name]
-        head = " ".join(parts)
+        head = f"{_timestamp(record)} {record.levelname} {record.name}"
         message = record.getMessage()
         line = f"{head} {event}: {message}" if event else f"{head}: {message}"
         fields = record_fields(record)

@@ -1,17 +1,14 @@
 """Mapping one source row to one Omnisend contact write.
 
 Pure: no I/O, no clock (the caller passes ``now`` when it wants consent times
-in the future refused). :func:`map_row` turns a row (column → raw value) into
-a :class:`~omnisync.contact.ContactWrite`, or into an
-:class:`InvalidRow` that lists every reason at once; invalid rows are counted
-and reported, never sent. :func:`map_row_with_warnings` also returns the
-warnings (a consent status that is not sent, for instance), which never make
-a row invalid.
-
-A :class:`MappingPlan` is the same mapping prepared once per export (which
-value feeds which field, custom property names checked, reasons worded), so
-that a run mapping a million rows does only the per-row work; the functions
-above are built on it, so there is one implementation of the rules.
+in the future refused). A :class:`MappingPlan` is an export's mapping, prepared
+once (which value feeds which field, custom property names checked, reasons
+worded) so that a run mapping a million rows does only the per-row work.
+:meth:`MappingPlan.map_row` turns a row (column → raw value) into a
+:class:`~omnisync.contact.ContactWrite`, or into an :class:`InvalidRow` that
+lists every reason at once, with the warnings met (a consent status that is
+not sent, for instance), which never make a row invalid; invalid rows are
+counted and reported, never sent.
 
 Reasons and warnings are fixed phrases without personal data, so that a
 report can group rows by them; the row is identified by its masked e-mail.
@@ -27,16 +24,10 @@ from datetime import datetime
 from omnisync.config.model import Export
 from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.countries import country_code, is_alpha_2
-from omnisync.emails import (
-    MAX_EMAIL_LOCAL_OCTETS,
-    MAX_EMAIL_OCTETS,
-    _email_problem_in_detail,
-    email_problem,
-    normalise_email,
-)
+from omnisync.emails import email_problem, normalise_email
 from omnisync.fingerprint import fingerprint_columns
 from omnisync.masking import mask_email
-from omnisync.planning import SourceRow
+from omnisync.planning import SourceRow, WorkItem
 from omnisync.sourcevalues import (
     cleaned_text,
     consent_status,
@@ -50,24 +41,15 @@ __all__ = [
     "CUSTOM_PROPERTY_NAME",
     "MAX_CUSTOM_PROPERTIES",
     "MAX_CUSTOM_PROPERTY_LENGTH",
-    "MAX_EMAIL_LOCAL_OCTETS",
-    "MAX_EMAIL_OCTETS",
     "MAX_FIELD_LENGTH",
     "MISSING_EMAIL",
     "OMNISEND_FIELDS",
     "InvalidRow",
     "MappingOutcome",
     "MappingPlan",
-    "_email_problem_in_detail",
     "column_positions",
-    "consent_status",
-    "consent_time",
     "email_problem",
-    "map_row",
-    "map_row_with_warnings",
     "normalise_email",
-    "rfc3339",
-    "text_value",
 ]
 
 #: Longest value, in characters, of a standard contact field. Omnisend does not
@@ -111,48 +93,6 @@ class MappingOutcome:
 _MISSING = MappingOutcome(InvalidRow("", (MISSING_EMAIL,)))
 
 
-def map_row(
-    row: Mapping[str, object],
-    export: Export,
-    *,
-    in_ledger: bool,
-    now: datetime | None = None,
-) -> ContactWrite | InvalidRow:
-    """Map ``row`` for ``export``; see :func:`map_row_with_warnings`."""
-    return map_row_with_warnings(row, export, in_ledger=in_ledger, now=now).result
-
-
-def map_row_with_warnings(
-    row: Mapping[str, object],
-    export: Export,
-    *,
-    in_ledger: bool,
-    now: datetime | None = None,
-) -> MappingOutcome:
-    """Map one source row to a contact write, or say why it cannot be sent.
-
-    - ``email``: normalised (:func:`normalise_email`) and validated
-      (:func:`email_problem`).
-    - Standard fields: values stringified, stripped; empty means absent; longer
-      than :data:`MAX_FIELD_LENGTH` characters is invalid.
-    - ``country``: sent as given; its alpha-2 code is added as ``countryCode``
-      when the name (or code) is known to :mod:`omnisync.countries`.
-      A mapped ``country_code`` wins and must be an assigned alpha-2 code.
-    - Custom properties: names must match Omnisend's rule, values are
-      stringified (numbers, ``true``/``false``) and at most 2,048 characters.
-    - Consent, when the export maps it, only for rows not ``in_ledger`` (a
-      status is never sent for a contact this export delivered before): the
-      status in a common spelling and the time the source recorded, as RFC 3339
-      UTC. A status without a parsable time (or with a time after ``now``,
-      when ``now`` is given) sends no status at all and adds a warning.
-    - ``send_welcome_message`` comes from the export (false unless it opts in).
-
-    Unicode text is passed through untouched. Prepares the export's mapping
-    for this one row: to map many, use a :class:`MappingPlan`.
-    """
-    return MappingPlan(export).map_row(row, in_ledger=in_ledger, now=now)
-
-
 @dataclass(frozen=True)
 class _Property:
     """A custom property as a plan reads it, its reasons worded once."""
@@ -163,9 +103,9 @@ class _Property:
 
 
 class MappingPlan:
-    """One export's mapping, prepared once to map many rows (see :func:`map_row_with_warnings`).
+    """One export's mapping, prepared once to map many rows (see :meth:`map_row`).
 
-    ``columns`` is the order of the values :meth:`map_values` is given
+    ``columns`` is the order of a staged row's values (:class:`SourceRow`)
     (default: ``fingerprint_columns(export)``, the order a staging keeps);
     it must hold every column the mapping reads (``ValueError`` otherwise).
     Immutable and thread-safe.
@@ -212,17 +152,31 @@ class MappingPlan:
     def map_row(
         self, row: Mapping[str, object], *, in_ledger: bool, now: datetime | None = None
     ) -> MappingOutcome:
-        """Map ``row`` (column -> raw value; an absent column is ``None``)."""
+        """Map one source row (column -> raw value; an absent column is ``None``) to a
+        contact write, or say why it cannot be sent.
+
+        - ``email``: normalised (:func:`normalise_email`) and validated
+          (:func:`email_problem`).
+        - Standard fields: values stringified, stripped; empty means absent; longer
+          than :data:`MAX_FIELD_LENGTH` characters is invalid.
+        - ``country``: sent as given; its alpha-2 code is added as ``countryCode``
+          when the name (or code) is known to :mod:`omnisync.countries`.
+          A mapped ``country_code`` wins and must be an assigned alpha-2 code.
+        - Custom properties: names must match Omnisend's rule, values are
+          stringified (numbers, ``true``/``false``) and at most 2,048 characters.
+        - Consent, when the export maps it, only for rows not ``in_ledger`` (a
+          status is never sent for a contact this export delivered before): the
+          status in a common spelling and the time the source recorded, as RFC 3339
+          UTC. A status without a parsable time (or with a time after ``now``,
+          when ``now`` is given) sends no status at all and adds a warning.
+        - ``send_welcome_message`` comes from the export (false unless it opts in).
+
+        Unicode text is passed through untouched.
+        """
         if isinstance(row, SourceRow) and row.columns == self.columns:
             values: Sequence[object] = row.raw  # a staged row: its values, as they are
         else:
             values = tuple(row.get(column) for column in self.columns)
-        return self.map_values(values, in_ledger=in_ledger, now=now)
-
-    def map_values(
-        self, values: Sequence[object], *, in_ledger: bool, now: datetime | None = None
-    ) -> MappingOutcome:
-        """Map one row given as its values in :attr:`columns` order."""
         email = normalise_email(values[self._email])
         if email is None:
             return _MISSING
@@ -255,6 +209,12 @@ class MappingPlan:
         # send_welcome_message), measurably cheaper a million times over.
         write = ContactWrite(email, fields, properties, consent, self._welcome)
         return MappingOutcome(write, tuple(warnings)) if warnings else MappingOutcome(write)
+
+    def map_work(self, item: WorkItem, *, now: datetime | None) -> MappingOutcome | None:
+        """The mapping of ``item``'s row; ``None`` for an item that needs no upsert."""
+        if not item.needs_upsert:
+            return None
+        return self.map_row(item.row, in_ledger=item.in_ledger, now=now)
 
     def _map_country(
         self,

@@ -1,7 +1,7 @@
 """Raw source values as contact data: text, consent statuses, consent times.
 
 Pure. What a source yields (``None``, numbers, booleans, text, bytes) becomes
-what a contact write carries; :mod:`omnisync.mapping` re-exports these.
+what a contact write carries (:mod:`omnisync.mapping`).
 """
 
 from __future__ import annotations

@@ -17,11 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.location import add_config_argument, config_path_from
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 _log = logging.getLogger("omnisync.daemon")
 
@@ -127,21 +124,17 @@ def handle(args: argparse.Namespace) -> int:
     # Leave a third of the shutdown timeout for recording and exiting.
     stop_grace = max(1.0, args.shutdown_timeout * 2 / 3)
     shared = None
-    if settings.state.shared:
-        from omnisync.daemon.replicated import Replication
+    try:
+        if settings.state.shared:
+            from omnisync.daemon.replicated import Replication
 
-        try:
             shared = Replication.prepare(initial.config, metrics=metrics, environ=os.environ)
-        except EngineUnavailable as error:
-            print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
-            return EXIT_FAILED
-        engine = shared.engine(clock=clock, stop_grace=stop_grace)
-    else:
-        try:
+            engine = shared.engine(clock=clock, stop_grace=stop_grace)
+        else:
             engine = EngineRuns.open(state_dir, clock=clock, metrics=metrics, stop_grace=stop_grace)
-        except EngineUnavailable as error:
-            print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
-            return EXIT_FAILED
+    except EngineUnavailable as error:
+        print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
+        return EXIT_FAILED
     daemon = Daemon(
         initial,
         options=DaemonOptions(

@@ -20,9 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 
 #: What the demo's emulator "already had": a colleague's tags, and an unsubscribe.
 OWN_TAGS = ("wholesale", "newsletter-2019")

@@ -22,16 +22,18 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from omnisync.config.diagnostics import Diagnostic, render_github, render_text, summarize
-from omnisync.config.loader import LoadResult, try_load_config
+from omnisync.cli.common import write
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from omnisync.config.diagnostics import render_github, render_text, summarize
+from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
-from omnisync.config.model import Config
+from omnisync.config.model import Config, DaemonSettings
 from omnisync.errors import OmnisyncError
-from omnisync.review.members import MemberCounts, configured_members, ledger_members
+from omnisync.review.compare import Relocate, same
+from omnisync.review.members import ledger_members
 from omnisync.review.model import Review
 from omnisync.review.render_machine import render_github as render_review_github
 from omnisync.review.render_machine import render_json
@@ -40,9 +42,6 @@ from omnisync.review.render_text import render_text as render_review_text
 from omnisync.review.review import review_configs
 from omnisync.review.revisions import RevisionUnavailable, checkout
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_CHANGES = 3
 
 FORMATS = ("text", "markdown", "json", "github")
@@ -107,15 +106,17 @@ def handle(args: argparse.Namespace) -> int:
     config_path = config_path_from(args, os.environ)
     try:
         with ExitStack() as stack:
-            base, relocate_base = _base(args, config_path, stack)
-            head, relocate_head = _head(args, config_path, stack)
+            base, relocate_base = _side(
+                args.base_config or config_path, args.base, side="base", args=args, stack=stack
+            )
+            head, relocate_head = _side(config_path, args.head, side="head", args=args, stack=stack)
             review = _review(args, base, head, (relocate_base, relocate_head))
     except RevisionUnavailable as error:
         print(f"omnisync diff: {error}", file=sys.stderr)
         return EXIT_USAGE
     except _Invalid as invalid:
         return invalid.status
-    _write(_render(args, review))
+    write(_render(args, review))
     if args.fail_on and review.at_or_above(args.fail_on):
         found = ", ".join(sorted({e.code for e in review.at_or_above(args.fail_on)}))
         print(f"omnisync diff: effects at {args.fail_on} or above: {found}", file=sys.stderr)
@@ -125,38 +126,24 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _base(
-    args: argparse.Namespace, config_path: str, stack: ExitStack
-) -> tuple[Config, Callable[[str], str]]:
-    if args.base_config is not None:
-        return _load(args.base_config, side="base", args=args), _same
-    revision = stack.enter_context(checkout(config_path, args.base))
-    config = _load(revision.path, side="base", args=args, relocate=revision.relocate)
-    return dataclasses.replace(config, revision=revision.label), revision.relocate
-
-
-def _head(
-    args: argparse.Namespace, config_path: str, stack: ExitStack
-) -> tuple[Config, Callable[[str], str]]:
-    if args.head is None:
-        return _load(config_path, side="head", args=args), _same
-    revision = stack.enter_context(checkout(config_path, args.head))
-    config = _load(revision.path, side="head", args=args, relocate=revision.relocate)
-    return dataclasses.replace(config, revision=revision.label), revision.relocate
+def _side(
+    path: str, revision: str | None, *, side: str, args: argparse.Namespace, stack: ExitStack
+) -> tuple[Config, Relocate]:
+    """The config at ``path``, or at git ``revision`` of its repository, and how to map
+    the paths it names back to the working tree."""
+    if revision is None:
+        return _load(path, side=side, args=args), same
+    checked_out = stack.enter_context(checkout(path, revision))
+    config = _load(checked_out.path, side=side, args=args, relocate=checked_out.relocate)
+    return dataclasses.replace(config, revision=checked_out.label), checked_out.relocate
 
 
 def _review(
-    args: argparse.Namespace,
-    base: Config,
-    head: Config,
-    relocations: tuple[Callable[[str], str], Callable[[str], str]],
+    args: argparse.Namespace, base: Config, head: Config, relocations: tuple[Relocate, Relocate]
 ) -> Review:
     exports = sorted(set(base.exports) | set(head.exports))
-    members: MemberCounts
-    if args.state_dir:
-        members = ledger_members(args.state_dir, exports)
-    else:
-        members = configured_members(head.daemon, exports, environ=os.environ)
+    settings = DaemonSettings(state_dir=args.state_dir) if args.state_dir else head.daemon
+    members = ledger_members(settings, exports, environ=os.environ)
     return review_configs(
         base,
         head,
@@ -168,30 +155,19 @@ def _review(
     )
 
 
-def _load(
-    path: str,
-    *,
-    side: str,
-    args: argparse.Namespace,
-    relocate: Callable[[str], str] | None = None,
-) -> Config:
-    result: LoadResult = try_load_config(path, environ=os.environ)
+def _load(path: str, *, side: str, args: argparse.Namespace, relocate: Relocate = same) -> Config:
+    result = try_load_config(path, environ=os.environ)
     if result.config is not None:
         return result.config
-    moved = relocate or _same
     diagnostics = [
-        dataclasses.replace(diagnostic, file=moved(diagnostic.file))
+        dataclasses.replace(diagnostic, file=relocate(diagnostic.file))
         for diagnostic in result.diagnostics
     ]
-    _report_invalid(side, diagnostics, github=args.format == "github")
-    raise _Invalid(EXIT_USAGE if result.unreadable else EXIT_FAILED)
-
-
-def _report_invalid(side: str, diagnostics: list[Diagnostic], *, github: bool) -> None:
-    if github:
-        _write(render_github(diagnostics))
+    if args.format == "github":
+        write(render_github(diagnostics))
     sys.stderr.write(render_text(diagnostics))
     print(f"omnisync diff: the {side} config is invalid: {summarize(diagnostics)}", file=sys.stderr)
+    raise _Invalid(EXIT_USAGE if result.unreadable else EXIT_FAILED)
 
 
 def _render(args: argparse.Namespace, review: Review) -> str:
@@ -210,18 +186,6 @@ def _color(choice: str) -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _same(text: str) -> str:
-    return text
-
-
 def _usage(message: str) -> int:
     print(f"omnisync diff: {message}", file=sys.stderr)
     return EXIT_USAGE
-
-
-def _write(text: str) -> None:
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

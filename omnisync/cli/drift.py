@@ -28,15 +28,13 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.export import config_with_export
+from omnisync.cli.common import config_with_export, open_existing_store, positive
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
 
 if TYPE_CHECKING:
     from omnisync.config.model import Config
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 EXIT_DRIFT = 3
 
 
@@ -57,7 +55,7 @@ def register(subparsers: Any) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--sample",
-        type=_positive,
+        type=positive,
         default=100,
         metavar="N",
         help="check N delivered contacts drawn at random (default 100)",
@@ -75,16 +73,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def handle(args: argparse.Namespace) -> int:
     from omnisync.clock import SystemClock
     from omnisync.engine.clients import ClientPool
@@ -92,36 +80,27 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.engine.drift_render import render_json, render_markdown, render_text
     from omnisync.errors import OmnisyncError
     from omnisync.logs import configure_logging
-    from omnisync.state import LedgerStore, SqliteLedgerStore, state_path
-    from omnisync.state.opening import open_configured_store
+    from omnisync.state import state_path
 
     configure_logging(log_format="text", level="WARNING")
-    loaded = config_with_export(args.config, args.export, command="drift")
+    loaded = config_with_export(args, command="drift")
     if isinstance(loaded, int):
         return loaded
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown}
-    store: LedgerStore
-    if loaded.daemon.state.shared:
-        try:
-            store = open_configured_store(loaded.daemon, environ=os.environ)
-        except OmnisyncError as error:
-            print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
-            return EXIT_FAILED
-    else:
-        path = state_path(loaded.daemon.state_dir)
-        if not path.is_file():
-            # Never created here: a missing store means the wrong machine or no run yet.
-            print(
-                f"omnisync drift: no state store at {path}: nothing delivered to compare with"
-                " (run drift where daemon.state_dir is, after a run)",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-        try:
-            store = SqliteLedgerStore(path)
-        except OmnisyncError as error:
-            print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
-            return EXIT_FAILED
+    try:
+        store = open_existing_store(loaded.daemon)
+    except OmnisyncError as error:
+        print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if store is None:
+        # Never created here: a missing store means the wrong machine or no run yet.
+        print(
+            f"omnisync drift: no state store at {state_path(loaded.daemon.state_dir)}:"
+            " nothing delivered to compare with (run drift where daemon.state_dir is,"
+            " after a run)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     clock = SystemClock()
     try:
         with store, ClientPool(clock=clock, environ=os.environ) as clients:

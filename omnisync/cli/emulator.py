@@ -16,8 +16,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-EXIT_OK = 0
-EXIT_USAGE = 2
+from omnisync.cli.main import EXIT_OK, EXIT_USAGE
 
 #: What the command's first line says before the API root's URL.
 LISTENING = "emulator listening on "
@@ -146,7 +145,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _argument_problems(args: argparse.Namespace) -> list[str]:
-    from omnisync.emulator.server import is_loopback_host
+    from omnisync.emulator.handler import is_loopback_host
 
     problems = []
     if not 0 <= args.port <= 65535:
@@ -167,15 +166,3 @@ def _argument_problems(args: argparse.Namespace) -> list[str]:
             "tool; pass --allow-remote if you really mean it"
         )
     return problems
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the emulator command alone (``python -m omnisync.cli.emulator ...``)."""
-    parser = argparse.ArgumentParser(prog="omnisync emulator")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["emulator", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

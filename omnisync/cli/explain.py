@@ -30,15 +30,12 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.export import cli_config, refuse_unknown_exports
+from omnisync.cli.common import cli_config, open_existing_store, refuse_unknown_exports
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
 
 if TYPE_CHECKING:
     from omnisync.engine.explain import ExplainFailure, ExportExplanation
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 def register(subparsers: Any) -> None:
@@ -69,10 +66,9 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.emails import normalise_email
     from omnisync.engine.explain import ExplainFailure, explain_email
     from omnisync.errors import OmnisyncError
-    from omnisync.state import LedgerStore, SqliteLedgerStore, state_path
-    from omnisync.state.opening import open_configured_store
+    from omnisync.state import state_path
 
-    loaded = cli_config(args.config)
+    loaded = cli_config(args)
     if isinstance(loaded, int):
         return loaded
     email = normalise_email(args.email)
@@ -83,18 +79,13 @@ def handle(args: argparse.Namespace) -> int:
     refused = refuse_unknown_exports(loaded, names, command="explain")
     if refused is not None:
         return refused
-    shared = loaded.daemon.state.shared
     # SQLite: the diff ATTACHes the file; PostgreSQL: the diff reads the store.
-    path = None if shared else state_path(loaded.daemon.state_dir)
+    path = None if loaded.daemon.state.shared else state_path(loaded.daemon.state_dir)
     now = datetime.now(UTC)
     explained: list[ExportExplanation] = []
     failures: list[ExplainFailure] = []
-    store: LedgerStore | None
     try:
-        if path is None:
-            store = open_configured_store(loaded.daemon, environ=os.environ)
-        else:
-            store = SqliteLedgerStore(path) if path.is_file() else None
+        store = open_existing_store(loaded.daemon)
     except OmnisyncError as error:
         print(f"omnisync explain: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -21,30 +21,24 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from omnisync.config.diagnostics import render_text as render_diagnostics
-from omnisync.config.diagnostics import summarize
-from omnisync.config.loader import try_load_config
-from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.cli.common import config_with_export
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from omnisync.config.location import add_config_argument
 from omnisync.config.model import Config
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from omnisync.clock import Clock
     from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
 
 # The engine, the daemon client and rich are imported where a run needs them:
 # every command module is imported to build ``--help``, and they are not light.
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PARTIAL = 3
 EXIT_HELD = 4
 
 EXIT_CODES = {
@@ -53,14 +47,6 @@ EXIT_CODES = {
     "held": EXIT_HELD,
     "failed": EXIT_FAILED,
 }
-
-__all__ = [
-    "EXIT_CODES",
-    "add_config_argument",
-    "cli_config",
-    "register",
-    "run_export_directly",
-]
 
 
 def register(subparsers: Any) -> None:
@@ -106,41 +92,6 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def cli_config(path: str | None) -> Config | int:
-    """Load the config for a command: the Config, or the exit status after printing why not."""
-    result = try_load_config(
-        config_path_from(argparse.Namespace(config=path), os.environ), environ=os.environ
-    )
-    if result.config is None:
-        sys.stderr.write(render_diagnostics(result.diagnostics))
-        print(summarize(result.diagnostics), file=sys.stderr)
-        return EXIT_USAGE if result.unreadable else EXIT_FAILED
-    return result.config
-
-
-def config_with_export(path: str | None, export: str, *, command: str) -> Config | int:
-    """:func:`cli_config`, also refusing (exit 2, naming the exports) an unknown ``export``."""
-    loaded = cli_config(path)
-    if isinstance(loaded, int):
-        return loaded
-    refused = refuse_unknown_exports(loaded, [export], command=command)
-    return loaded if refused is None else refused
-
-
-def refuse_unknown_exports(config: Config, names: list[str], *, command: str) -> int | None:
-    """Exit 2 after naming the exports of ``names`` not in ``config`` (and those that
-    are), or ``None`` when every one is there."""
-    unknown = [name for name in names if name not in config.exports]
-    if not unknown:
-        return None
-    known = ", ".join(sorted(config.exports)) or "none"
-    listed = ", ".join(f"'{name}'" for name in unknown)
-    print(
-        f"omnisync {command}: no export {listed} in the config (exports: {known})", file=sys.stderr
-    )
-    return EXIT_USAGE
-
-
 def handle_run(args: argparse.Namespace) -> int:
     from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
     from omnisync.daemon.triggers import manual_trigger
@@ -150,7 +101,7 @@ def handle_run(args: argparse.Namespace) -> int:
 
     # Warnings (refused contacts, retries) go to stderr, masked; the summary to stdout.
     configure_logging(log_format="text", level="WARNING")
-    loaded = config_with_export(args.config, args.export, command="export run")
+    loaded = config_with_export(args, command="export run")
     if isinstance(loaded, int):
         return loaded
     stop = threading.Event()
@@ -218,8 +169,6 @@ def run_export_directly(
     trigger: str = "cli",
     stop: threading.Event | None = None,
     progress: RunProgress | None = None,
-    environ: Mapping[str, str] | None = None,
-    clock: Clock | None = None,
 ) -> RunResult:
     """Run export ``name`` in this process, against the config's state directory.
 
@@ -237,7 +186,8 @@ def run_export_directly(
 
     if name not in config.exports:
         raise UnknownExport(f"no export named '{name}' in the config")
-    clock = clock or SystemClock()
+    clock = SystemClock()
+    environ = os.environ
     with ExitStack() as stack:
         store = stack.enter_context(open_configured_store(config.daemon, environ=environ))
         gate = None

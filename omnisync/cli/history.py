@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 
-from omnisync.cli.export import EXIT_FAILED, EXIT_OK, EXIT_USAGE, cli_config
+from omnisync.cli.common import cli_config, open_existing_store, positive
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
 from omnisync.config.model import DaemonSettings
 from omnisync.engine.history_render import render_runs, runs_as_dicts
-from omnisync.state import RunRecord, SqliteLedgerStore, StateError, state_path
-from omnisync.state.opening import open_configured_store
+from omnisync.state import RunRecord, StateError, state_path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="read the SQLite state store in this directory instead of the config's daemon.state",
     )
     parser.add_argument(
-        "--limit", type=_positive, default=20, metavar="N", help="at most N runs (default 20)"
+        "--limit", type=positive, default=20, metavar="N", help="at most N runs (default 20)"
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(handler=handler)
@@ -53,21 +51,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def handler(args: argparse.Namespace) -> int:
     known: list[str] | None = None  # the config's exports, when a config was read
-    settings: DaemonSettings | None = None  # the config's daemon settings, likewise
     if args.state_dir is not None:
-        state_dir = Path(args.state_dir)
+        settings = DaemonSettings(state_dir=args.state_dir)
     else:
-        loaded = cli_config(args.config)
+        loaded = cli_config(args)
         if isinstance(loaded, int):
             return loaded
         settings = loaded.daemon
-        state_dir = Path(settings.state_dir)
         known = sorted(loaded.exports)
+    runs: list[RunRecord] = []
+    location = str(state_path(settings.state_dir))
     try:
-        if settings is not None and settings.state.shared:
-            runs, location = _shared_runs(settings, args.export, limit=args.limit)
-        else:
-            runs, location = _sqlite_runs(state_dir, args.export, limit=args.limit)
+        store = open_existing_store(settings)
+        if store is not None:
+            with store:
+                runs = store.runs(args.export, limit=args.limit)
+                location = store.location
     except StateError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -89,32 +88,3 @@ def handler(args: argparse.Namespace) -> int:
 
     render_runs(runs, Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
     return EXIT_OK
-
-
-def _sqlite_runs(state_dir: Path, export: str | None, *, limit: int) -> tuple[list[RunRecord], str]:
-    """The runs in the SQLite store under ``state_dir`` and its path; none (and nothing
-    created) when it does not exist. Raises :class:`StateError` for an unusable one."""
-    path = state_path(state_dir)
-    if not path.exists():
-        return [], str(path)
-    with SqliteLedgerStore(path) as store:
-        return store.runs(export, limit=limit), str(path)
-
-
-def _shared_runs(
-    settings: DaemonSettings, export: str | None, *, limit: int
-) -> tuple[list[RunRecord], str]:
-    """The runs in the shared (PostgreSQL) store ``settings`` name, and a secret-free
-    description of it. Raises :class:`StateError` (secret-free) when it cannot be read."""
-    with open_configured_store(settings, environ=os.environ) as store:
-        return store.runs(export, limit=limit), store.location
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value

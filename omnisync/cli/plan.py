@@ -26,21 +26,15 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from omnisync.cli.export import refuse_unknown_exports
-from omnisync.config.diagnostics import render_text as render_diagnostics
-from omnisync.config.diagnostics import summarize
-from omnisync.config.loader import try_load_config
-from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.cli.common import cli_config, refuse_unknown_exports
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK
+from omnisync.config.location import add_config_argument
 from omnisync.engine.plan_render import PlanFailure, render_json, render_markdown, render_text
 from omnisync.engine.report import PlanReport, plan_export
 from omnisync.engine.staging import LedgerUnreadable
 from omnisync.sources.errors import SourceError
 from omnisync.state import LedgerStore, StateError
 from omnisync.state.opening import describe_store, open_configured_store
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 RENDERERS = {"text": render_text, "json": render_json, "markdown": render_markdown}
 
@@ -79,13 +73,9 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    result = try_load_config(config_path_from(args, os.environ), environ=os.environ)
-    if result.config is None:
-        sys.stderr.write(render_diagnostics(result.diagnostics))
-        print(summarize(result.diagnostics), file=sys.stderr)
-        return EXIT_USAGE if result.unreadable else EXIT_FAILED
-    config = result.config
-
+    config = cli_config(args)
+    if isinstance(config, int):
+        return config
     names = list(dict.fromkeys(args.exports)) or list(config.exports)
     refused = refuse_unknown_exports(config, names, command="plan")
     if refused is not None:
@@ -104,10 +94,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         for name in names:
             try:
-                if store is None:
-                    reports.append(plan_export(config, name, now=now))
-                else:
-                    reports.append(plan_export(config, name, store=store, now=now))
+                reports.append(plan_export(config, name, store=store, now=now))
             except (SourceError, LedgerUnreadable, StateError) as error:
                 failures.append(PlanFailure(name, str(error)))
             except (sqlite3.Error, OSError) as error:

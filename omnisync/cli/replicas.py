@@ -8,15 +8,11 @@ export of the config the replica holding its brand.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.config.loader import try_load_config
-from omnisync.config.location import config_path_from
 from omnisync.config.model import Config
 
 if TYPE_CHECKING:
@@ -89,18 +85,15 @@ def render_replicas(document: dict[str, Any], console: Console, *, now: datetime
         console.print(f"  export {export}: {'held by ' + holder if holder else 'no holder'}")
 
 
-def shared_status(args: argparse.Namespace) -> dict[str, Any] | str | None:
-    """The replicas of a shared state store, if the config names one (``None`` if not);
+def shared_status(config: Config | None) -> dict[str, Any] | str | None:
+    """The replicas of a shared state store, if ``config`` names one (``None`` if not);
     a string saying why they cannot be read."""
-    if args.state_dir:
-        return None
-    result = try_load_config(config_path_from(args, os.environ), environ=os.environ)
-    if result.config is None or not result.config.daemon.state.shared:
+    if config is None or not config.daemon.state.shared:
         return None
     from omnisync.state.store import StateError
 
     try:
-        return replicas_document(result.config)
+        return replicas_document(config)
     except StateError as error:
         return str(error)
 

@@ -30,19 +30,20 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from omnisync.cli.main import EXIT_OK, EXIT_USAGE
 from omnisync.config.build import default_state_dir, resolve_path
 from omnisync.config.loader import config_file_names, try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.config.model import Config
 from omnisync.config.yamlload import parse_document
 from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
+from omnisync.daemon.status import parse_time
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-EXIT_OK = 0
 EXIT_NO_DAEMON = 1
-EXIT_USAGE = 2
 
 _STATE_STYLES = {
     "running": "bold cyan",
@@ -95,6 +96,8 @@ class Lookup:
     reason: str
     #: Why the config does not load, when it does not (the daemon may run an older one).
     config_problem: str | None = None
+    #: The config, when it was read and loads.
+    config: Config | None = None
 
 
 def find_state_dir(args: argparse.Namespace) -> Lookup | str:
@@ -105,7 +108,11 @@ def find_state_dir(args: argparse.Namespace) -> Lookup | str:
     result = try_load_config(path, environ=os.environ)
     home = os.environ.get("HOME") or os.path.expanduser("~")
     if result.config is not None:
-        return Lookup(Path(result.config.daemon.state_dir), "the config's state directory")
+        return Lookup(
+            Path(result.config.daemon.state_dir),
+            "the config's state directory",
+            config=result.config,
+        )
     first = str(result.diagnostics[0]) if result.diagnostics else "it does not load"
     if result.unreadable:
         return f"cannot read the config at {path}: {first}"
@@ -186,7 +193,7 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from omnisync.cli.replicas import print_shared, shared_status
 
-    shared = shared_status(args)
+    shared = shared_status(lookup.config)
     if isinstance(shared, str):
         print(f"omnisync status: cannot read the replicas: {shared}", file=sys.stderr)
         return EXIT_NO_DAEMON
@@ -344,7 +351,7 @@ def _counts(counts: dict[str, Any]) -> str:
 
 def _relative(value: object, now: datetime) -> str:
     """A moment as people say it: ``in 14m``, ``3m ago``, ``now``; ``-`` when absent."""
-    moment = _parse(value)
+    moment = parse_time(value)
     if moment is None:
         return "-" if not value else str(value)
     seconds = int((moment - now).total_seconds())
@@ -368,19 +375,9 @@ def _span(seconds: int) -> str:
     return f"{days}d {hours}h"
 
 
-def _parse(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _when(value: object) -> str:
     """A timestamp shortened for people: ``2026-01-01 12:00:00Z``; ``-`` when absent."""
-    moment = _parse(value)
+    moment = parse_time(value)
     if moment is None:
         return "-" if not value else str(value)
     offset = moment.strftime("%z")

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any
 
+from omnisync.cli.common import write
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.diagnostics import (
     Diagnostic,
     render_github,
@@ -27,10 +29,6 @@ from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.references import check_references
 from omnisync.config.secrets import check_secrets
-
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
 
 
 def register(subparsers: Any) -> None:
@@ -75,16 +73,16 @@ def handle(args: argparse.Namespace) -> int:
     except Exception as error:
         # The promise is: never a traceback for bad input. Only the type is shown,
         # since an unforeseen error's text might quote config values.
-        _write(
-            sys.stderr,
+        write(
             f"omnisync validate: internal error ({type(error).__name__}); please report it\n",
+            sys.stderr,
         )
         return EXIT_USAGE
 
 
 def _validate(args: argparse.Namespace) -> int:
     if args.path and args.config and args.path != args.config:
-        _write(sys.stderr, "omnisync validate: give the config path once, as PATH or as --config\n")
+        write("omnisync validate: give the config path once, as PATH or as --config\n", sys.stderr)
         return EXIT_USAGE
     path = args.path or config_path_from(args, os.environ)
     result = try_load_config(path, environ=os.environ)
@@ -98,37 +96,21 @@ def _validate(args: argparse.Namespace) -> int:
     revision = result.config.revision if result.config is not None else ""
 
     if args.format == "json":
-        _write(
-            sys.stdout,
+        write(
             render_json(
                 diagnostics, valid=valid, files=result.files, revision=revision, exports=exports
-            ),
+            )
         )
     elif args.format == "github":
-        _write(sys.stdout, render_github(diagnostics))
+        write(render_github(diagnostics))
     else:
-        _write(sys.stdout, render_text(diagnostics))
+        write(render_text(diagnostics))
     if valid:
         if args.format != "json":
             checked = ", secrets resolved" if args.check_secrets else ""
             checked += ", referenced files readable" if args.check_references else ""
             plural = "" if exports == 1 else "s"
-            _write(
-                sys.stdout, f"config OK: {exports} export{plural}, revision {revision}{checked}\n"
-            )
+            write(f"config OK: {exports} export{plural}, revision {revision}{checked}\n")
         return EXIT_OK
-    _write(sys.stderr, summarize(diagnostics) + "\n")
-    return EXIT_USAGE if result.unreadable else EXIT_INVALID
-
-
-def _write(stream: TextIO, text: str) -> None:
-    """Write ``text`` even if the terminal cannot show every character of it (a file
-    name that is not UTF-8, a non-UTF-8 locale): those become backslash escapes."""
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    try:
-        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
-        stream.flush()
-    except BrokenPipeError:
-        # `omnisync validate | head`: the reader has what it wanted; the exit
-        # status still tells whether the config is valid.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    write(summarize(diagnostics) + "\n", sys.stderr)
+    return EXIT_USAGE if result.unreadable else EXIT_FAILED

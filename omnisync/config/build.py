@@ -20,10 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from omnisync.config.daemon_values import guards_from, lease_problem
-from omnisync.config.diagnostics import Diagnostic, PathParts, dotted
+from omnisync.config.diagnostics import Diagnostic, PathParts, dotted, nearest_position
 from omnisync.config.durations import parse_duration
 from omnisync.config.model import (
-    CONTACT_FIELDS,
     DEFAULT_BASE_URL,
     DEFAULT_LEASE_SECONDS,
     Config,
@@ -108,8 +107,8 @@ def build_config(
     schedules = builder.section(
         data, "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
     )
-    daemon = builder.lenient(("daemon",), data.get("daemon", {}))
-    default_guards = guards_from((daemon or {}).get("guards"), Guards())
+    daemon = builder.lenient(("daemon",), data.get("daemon", {})) or {}
+    default_guards = guards_from(daemon.get("guards"), Guards())
     config = Config(
         version=int(data.get("version", 1)) if isinstance(data.get("version"), int) else 1,
         users=builder.section(data, "users", lambda name, body: User(name=name, role=body["role"])),
@@ -117,9 +116,7 @@ def build_config(
         segments=builder.section(
             data,
             "segments",
-            lambda name, body: Segment(
-                name=name, source=body["source"], query=body.get("query"), key=body.get("key")
-            ),
+            lambda name, body: Segment(name=name, **body),
         ),
         connections=builder.section(data, "connections", builder.connection),
         schedules=schedules,
@@ -128,9 +125,7 @@ def build_config(
             "exports",
             lambda name, body: builder.export(name, body, schedules, guards=default_guards),
         ),
-        daemon=replace(
-            builder.daemon(daemon if daemon is not None else {}, environ), guards=default_guards
-        ),
+        daemon=replace(builder.daemon(daemon, environ), guards=default_guards),
         files=files,
         positions={dotted(path): position for path, position in positions.items()},
     )
@@ -190,8 +185,9 @@ class _Builder:
         for name, body in self.entries(data, section):
             try:
                 entry = build(name, body)
-            except KeyError:
-                # A required field was dropped for being wrong (and reported).
+            except (KeyError, TypeError):
+                # A required field was dropped for being wrong (and reported): a KeyError
+                # from body[...], a TypeError from a dataclass built from the body's keys.
                 entry = None
             if entry is None:
                 self.skipped.add((section, name))
@@ -222,13 +218,8 @@ class _Builder:
         return result
 
     def problem(self, path: PathParts, message: str) -> None:
-        position = None
-        probe = path
-        while probe and position is None:
-            position = self.positions.get(probe)
-            probe = probe[:-1]
-        if position is None:
-            position = Position(self.files[0] if self.files else "<config>", 1, 1)
+        first_file = self.files[0] if self.files else "<config>"
+        position = nearest_position(self.positions, path, file=first_file)
         self.diagnostics.append(Diagnostic.at(position, path, message))
         self.problems.add(path)
 
@@ -285,7 +276,6 @@ class _Builder:
         )
 
     def connection(self, name: str, body: Mapping[str, Any]) -> Connection:
-        rate_limit = body.get("rate_limit", {})
         return Connection(
             name=name,
             display_name=body.get("display_name", name),
@@ -293,10 +283,7 @@ class _Builder:
             allowed_users=tuple(body.get("allowed_users", ())),
             data_transfer_accepted=body.get("data_transfer_accepted", False),
             base_url=body.get("base_url", DEFAULT_BASE_URL),
-            rate_limit=RateLimit(
-                requests_per_minute=rate_limit.get("requests_per_minute", 400),
-                tags_per_minute=rate_limit.get("tags_per_minute", 60),
-            ),
+            rate_limit=RateLimit(**body.get("rate_limit", {})),
         )
 
     def schedule(
@@ -340,35 +327,21 @@ class _Builder:
         elif isinstance(written, dict):
             # A wrong inline schedule is reported; the rest of the export is still checked.
             schedule = self.schedule(None, written, (*path, "schedule"))
-        mapping = body["mapping"]
         consent = body.get("consent")
         return Export(
             name=name,
             segment=body["segment"],
             connection=body["connection"],
             owner=body["owner"],
-            mapping=FieldMapping(
-                email=mapping["email"],
-                **{field: mapping.get(field) for field in CONTACT_FIELDS if field != "email"},
-                custom_properties=dict(mapping.get("custom_properties", {})),
-            ),
+            mapping=FieldMapping(**body["mapping"]),
             tag=body.get("tag", body["segment"]),
             on_leave=body.get("on_leave", "untag"),
-            consent=self.consent(consent) if consent is not None else None,
+            consent=Consent(**consent) if consent is not None else None,
             send_welcome_message=body.get("send_welcome_message", False),
             max_profiles=body.get("max_profiles"),
             schedule=schedule,
             enabled=body.get("enabled", True),
             guards=guards_from(body.get("guards"), guards),
-        )
-
-    def consent(self, body: Mapping[str, Any]) -> Consent:
-        return Consent(
-            status_column=body["status_column"],
-            changed_at_column=body["changed_at_column"],
-            ip_column=body.get("ip_column"),
-            user_agent_column=body.get("user_agent_column"),
-            source=body.get("source", "omnisync"),
         )
 
     def daemon(self, body: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:

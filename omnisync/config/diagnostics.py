@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 from omnisync.config.model import Position
 from omnisync.errors import OmnisyncError
@@ -24,6 +24,19 @@ PathParts = tuple[str | int, ...]
 def dotted(parts: Sequence[str | int]) -> str:
     """``("exports", "vip", "mapping")`` as ``exports.vip.mapping``; the root is ``""``."""
     return ".".join(str(part) for part in parts)
+
+
+def nearest_position(
+    positions: Mapping[PathParts, Position], path: PathParts, *, file: str
+) -> Position:
+    """Where ``path`` or its nearest ancestor was written; else the root's position, else
+    the start of ``file``."""
+    while path:
+        found = positions.get(path)
+        if found is not None:
+            return found
+        path = path[:-1]
+    return positions.get((), Position(file, 1, 1))
 
 
 def did_you_mean(word: str, candidates: Collection[str]) -> str:
@@ -69,15 +82,6 @@ class Diagnostic:
         if self.path:
             return f"{where}: {self.path}: {self.message}"
         return f"{where}: {self.message}"
-
-    def as_dict(self) -> dict[str, str | int]:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "path": self.path,
-            "message": self.message,
-        }
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
@@ -132,7 +136,7 @@ def render_json(
         "revision": revision,
         "exports": exports,
         "summary": summarize(diagnostics) if diagnostics else "",
-        "diagnostics": [diagnostic.as_dict() for diagnostic in diagnostics],
+        "diagnostics": [asdict(diagnostic) for diagnostic in diagnostics],
     }
     return json.dumps(document, indent=2) + "\n"
 

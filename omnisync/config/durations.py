@@ -32,17 +32,3 @@ def parse_duration(value: object) -> float:
     if not 0 <= seconds < float("inf"):
         raise ValueError("a duration must be zero or more and finite")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of ``seconds``: ``15m``, ``1h``, ``1.5s``, ``250ms``."""
-    if seconds == 0:
-        return "0s"
-    for unit in ("d", "h", "m", "s"):
-        size = _UNIT_SECONDS[unit]
-        if seconds >= size and (seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    milliseconds = seconds * 1000
-    if seconds < 1 and milliseconds.is_integer():
-        return f"{int(milliseconds)}ms"
-    return f"{seconds:g}s"

@@ -54,10 +54,6 @@ class LoadResult:
     #: a rejected config is named by it too.
     revision: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return self.config is not None
-
     def unwrap(self) -> Config:
         """The config, or raise :class:`ConfigUnreadable` / :class:`ConfigInvalid`."""
         if self.config is not None:

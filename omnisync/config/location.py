@@ -13,11 +13,6 @@ DEFAULT_CONFIG_PATH = "/etc/omnisync"
 CONFIG_ENVIRONMENT_VARIABLE = "OMNISYNC_CONFIG"
 
 
-def default_config_path(environ: Mapping[str, str]) -> str:
-    """``$OMNISYNC_CONFIG`` when set and not empty, else ``/etc/omnisync``."""
-    return environ.get(CONFIG_ENVIRONMENT_VARIABLE) or DEFAULT_CONFIG_PATH
-
-
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--config PATH`` (stored as ``args.config``, ``None`` when not given)."""
     parser.add_argument(
@@ -32,6 +27,7 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def config_path_from(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
-    """The config path a command should load: ``--config``, else the default."""
+    """The config path a command should load: ``--config``, else ``$OMNISYNC_CONFIG``
+    when set and not empty, else ``/etc/omnisync``."""
     given: str | None = getattr(args, "config", None)
-    return given if given else default_config_path(environ)
+    return given or environ.get(CONFIG_ENVIRONMENT_VARIABLE) or DEFAULT_CONFIG_PATH

@@ -26,14 +26,6 @@ NAMED_SECTIONS: tuple[str, ...] = (
     "schedules",
     "exports",
 )
-_SINGULAR = {
-    "users": "user",
-    "sources": "source",
-    "segments": "segment",
-    "connections": "connection",
-    "schedules": "schedule",
-    "exports": "export",
-}
 
 
 @dataclass(frozen=True)
@@ -88,7 +80,7 @@ def merge_documents(files: Sequence[SourceFile]) -> MergedDocument:
                             Diagnostic.at(
                                 here,
                                 (key, name),
-                                f"{_SINGULAR[key]} '{name}' is defined twice:"
+                                f"{key.removesuffix('s')} '{name}' is defined twice:"
                                 f" at {first} and at {here}",
                             )
                         )

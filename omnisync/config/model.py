@@ -9,7 +9,7 @@ Every instance is immutable and holds no secret values, only references.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 DEFAULT_BASE_URL = "https://api.omnisend.com/api"
@@ -19,19 +19,6 @@ SourceKind = Literal["sqlite", "csv", "jsonl", "postgres"]
 SecretKind = Literal["env", "file", "credential"]
 OnLeave = Literal["untag", "keep"]
 LogFormat = Literal["json", "text"]
-
-#: Mapping fields in the order they are fingerprinted and documented.
-CONTACT_FIELDS: tuple[str, ...] = (
-    "email",
-    "first_name",
-    "last_name",
-    "address",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "country_code",
-)
 
 
 @dataclass(frozen=True, order=True)
@@ -169,6 +156,12 @@ class FieldMapping:
         return tuple(seen)
 
 
+#: Mapping fields in the order they are fingerprinted and documented.
+CONTACT_FIELDS: tuple[str, ...] = tuple(
+    mapped.name for mapped in fields(FieldMapping) if mapped.name != "custom_properties"
+)
+
+
 @dataclass(frozen=True)
 class Consent:
     """Where a profile's e-mail consent comes from in the source.
@@ -294,3 +287,8 @@ class Config:
                 return found
             path = path.rpartition(".")[0]
         return None
+
+    def position_or_start(self, path: str) -> Position:
+        """:meth:`position`, else the start of the first file (for problems found later)."""
+        found = self.position(path)
+        return found or Position(self.files[0] if self.files else "<config>", 1, 1)

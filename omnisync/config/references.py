@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterator
 
 from omnisync.config.diagnostics import Diagnostic
-from omnisync.config.model import Config, Position
+from omnisync.config.model import Config
 from omnisync.config.secrets import secret_references
 
 
@@ -35,9 +35,7 @@ def check_references(config: Config) -> tuple[Diagnostic, ...]:
         problem = file_problem(path)
         if problem is None:
             continue
-        position = config.position(dotted) or Position(
-            config.files[0] if config.files else "<config>", 1, 1
-        )
+        position = config.position_or_start(dotted)
         diagnostics.append(Diagnostic.at(position, dotted, f"{what} {path}: {problem}"))
     return tuple(sorted(diagnostics))
 

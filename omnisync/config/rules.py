@@ -117,10 +117,7 @@ class _Checker:
         yield from self._daemon()
 
     def position(self, path: PathParts) -> Position:
-        found = self.config.position(dotted(path))
-        if found is None:
-            return Position(self.config.files[0] if self.config.files else "<config>", 1, 1)
-        return found
+        return self.config.position_or_start(dotted(path))
 
     def at(self, path: PathParts, message: str) -> Diagnostic:
         return Diagnostic.at(self.position(path), path, message)

@@ -27,7 +27,7 @@ from typing import Any
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
-from omnisync.config.diagnostics import Diagnostic, PathParts, did_you_mean
+from omnisync.config.diagnostics import Diagnostic, PathParts, did_you_mean, nearest_position
 from omnisync.config.model import Position
 from omnisync.config.yamlload import describe_type
 
@@ -97,18 +97,10 @@ def validate_document(
     problem_paths: set[PathParts] = set()
     for error in _validator().iter_errors(data):
         for path, message in _explain(error):
-            diagnostics.append(Diagnostic.at(_nearest(positions, path, file=file), path, message))
+            position = nearest_position(positions, path, file=file)
+            diagnostics.append(Diagnostic.at(position, path, message))
             problem_paths.add(path)
     return SchemaReport(tuple(diagnostics), frozenset(problem_paths))
-
-
-def _nearest(positions: Mapping[PathParts, Position], path: PathParts, *, file: str) -> Position:
-    while path:
-        found = positions.get(path)
-        if found is not None:
-            return found
-        path = path[:-1]
-    return positions.get((), Position(file, 1, 1))
 
 
 def _explain(error: ValidationError) -> Iterator[tuple[PathParts, str]]:
@@ -190,11 +182,8 @@ def _explain_branches(error: ValidationError, path: PathParts) -> Iterator[tuple
         )
     ]
     if not candidates:
-        types = []
-        for branch in branches:
-            branch_type = branch.get("type")
-            if isinstance(branch_type, str) and _TYPE_NAMES[branch_type] not in types:
-                types.append(_TYPE_NAMES[branch_type])
+        kinds = [branch.get("type") for branch in branches]
+        types = dict.fromkeys(_TYPE_NAMES[kind] for kind in kinds if isinstance(kind, str))
         yield path, f"expected {' or '.join(types)}, got {describe_type(instance)}"
         return
     best = min(candidates, key=lambda index: len(by_branch[index]))

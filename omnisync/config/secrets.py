@@ -17,7 +17,7 @@ import stat
 from collections.abc import Iterator, Mapping
 
 from omnisync.config.diagnostics import Diagnostic
-from omnisync.config.model import Config, Position, SecretRef
+from omnisync.config.model import Config, SecretRef
 from omnisync.errors import OmnisyncError
 
 #: Secrets are keys and passwords; a larger file is a wrong path.
@@ -82,10 +82,7 @@ def check_secrets(
         try:
             resolve_secret(ref, environ=environ, credentials_directory=credentials_directory)
         except SecretUnavailable as error:
-            position = config.position(path) or Position(
-                config.files[0] if config.files else "<config>", 1, 1
-            )
-            diagnostics.append(Diagnostic.at(position, path, str(error)))
+            diagnostics.append(Diagnostic.at(config.position_or_start(path), path, str(error)))
     return tuple(diagnostics)
 
 

@@ -23,25 +23,9 @@ data, and Prometheus must scrape ``/metrics``. Every endpoint refuses a
 so that a web page in a browser on this machine cannot read it through DNS
 rebinding.
 
-HTTP itself is waitress's (a production WSGI server: one asynchronous I/O
-loop holds every connection, a fixed pool of threads runs requests, its
-parser answers malformed requests ``400``). On top of it,
-:class:`~omnisync.daemon.serving.BudgetServer` adds one policy of ours, the
-*connection budget*:
-
-- at most :func:`connection_limit` connections at once, a quarter of the
-  file-descriptor limit (so that connections can never take the descriptors
-  a run needs for its lock, ledger and HTTP client), at most 100;
-- a connection must deliver a complete request within
-  :data:`REQUEST_DEADLINE` seconds of opening, or of its previous answer;
-  idle and slow ("slowloris") connections are closed when it passes;
-- when the budget is full, a new connection is still accepted: the one that
-  has been waiting longest without a complete request is closed to make
-  room. A probe is never stuck behind hundreds of queued idle connections,
-  and a connection whose request is being answered is never closed.
-
-The server owns only HTTP; what each endpoint answers comes from the
-injected :class:`ControlApi`.
+HTTP itself is waitress's, with one policy of ours on top: the connection
+budget of :mod:`omnisync.daemon.serving`. The server owns only HTTP; what
+each endpoint answers comes from the injected :class:`ControlApi`.
 """
 
 from __future__ import annotations
@@ -52,7 +36,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -147,10 +131,10 @@ class HostNames:
     refused. The port is not compared (an SSH tunnel forwards another one).
     """
 
-    def __init__(self, listen_host: str, *, extra: Iterable[str] = ()) -> None:
+    def __init__(self, listen_host: str) -> None:
         own = _normal_host(listen_host)
         address = ip_or_none(own)
-        self._names = {"localhost", own, *(_normal_host(name) for name in extra)}
+        self._names = {"localhost", own}
         self._any_address = address is not None and address.is_unspecified
         if address is None or not address.is_loopback:
             self._names.add(_normal_host(socket.gethostname()))
@@ -310,26 +294,16 @@ class _App:
 class ControlServer:
     """Serves :class:`ControlApi` on ``listen`` (``host:port``; port 0 picks a free one)."""
 
-    def __init__(
-        self,
-        listen: str,
-        api: ControlApi,
-        *,
-        token: str,
-        connections: int | None = None,
-        deadline: float = REQUEST_DEADLINE,
-    ) -> None:
+    def __init__(self, listen: str, api: ControlApi, *, token: str) -> None:
         host, port = parse_listen(listen)
-        self._hosts = HostNames(host)
-        self._app = _App(api, token, self._hosts)
+        self._app = _App(api, token, HostNames(host))
         sock = bind(host, port)
-        self.connections = connections or connection_limit()
         adjustments = Adjustments(
             sockets=[sock],
             threads=WORKER_THREADS,
             ident="omnisync-control",
             backlog=1024,
-            channel_timeout=max(1, int(deadline)),
+            channel_timeout=max(1, int(REQUEST_DEADLINE)),
             cleanup_interval=1,
             max_request_header_size=_MAX_HEAD,
             max_request_body_size=_MAX_BODY,
@@ -346,28 +320,20 @@ class ControlServer:
                 adj=adjustments,
                 bind_socket=False,
                 sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
-                limit=self.connections,
-                deadline=deadline,
+                limit=connection_limit(),
+                deadline=REQUEST_DEADLINE,
             )
         except BaseException:
             sock.close()
             raise
-        self._address = self._format(sock.getsockname())
+        bound, port = str(sock.getsockname()[0]), int(sock.getsockname()[1])
+        #: The bound address as ``host:port`` (the real port when 0 was asked for).
+        self.address = f"[{bound}]:{port}" if ":" in bound else f"{bound}:{port}"
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"ControlServer({self.address})"
-
-    @staticmethod
-    def _format(address: tuple[Any, ...]) -> str:
-        host, port = str(address[0]), int(address[1])
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    @property
-    def address(self) -> str:
-        """The bound address as ``host:port`` (the real port when 0 was asked for)."""
-        return self._address
 
     def set_token(self, token: str) -> None:
         """Use ``token`` from now on (a reload changed the configured one)."""

@@ -29,7 +29,7 @@ import secrets
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +106,7 @@ def _write_private(path: Path, data: bytes) -> Path:
 
 def write_info(state_dir: Path, info: DaemonInfo) -> Path:
     """Write ``daemon.json`` atomically, mode 0600."""
-    text = json.dumps(
-        {
-            "pid": info.pid,
-            "address": info.address,
-            "config_path": info.config_path,
-            "started_at": info.started_at,
-        },
-        indent=2,
-    )
+    text = json.dumps(asdict(info), indent=2)
     return _write_private(state_dir / INFO_FILENAME, (text + "\n").encode("utf-8"))
 
 
@@ -288,10 +280,7 @@ class DaemonClient:
         return client
 
     def status(self) -> dict[str, Any]:
-        response = self._http.get("/status")
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        return self._get("/status")
 
     def use_token(self, token: str) -> None:
         """Authenticate with ``token`` (the configured one) from now on."""
@@ -327,7 +316,11 @@ class DaemonClient:
         return result
 
     def run(self, run_id: str) -> dict[str, Any]:
-        response = self._http.get(f"/runs/{run_id}")
+        return self._get(f"/runs/{run_id}")
+
+    def _get(self, path: str) -> dict[str, Any]:
+        """The JSON ``path`` answers; :class:`httpx.HTTPStatusError` for an error status."""
+        response = self._http.get(path)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result

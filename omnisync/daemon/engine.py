@@ -29,6 +29,7 @@ from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.runs import LiveProgress, RunOutcome
 from omnisync.daemon.triggers import is_full, is_release
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.history_render import run_as_dict
 from omnisync.engine.results import Phase, RunCounts
 from omnisync.engine.run_render import result_as_dict
 from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, RunnerSettings
@@ -130,10 +131,8 @@ class EngineRuns:
         """Why ``export`` cannot run now (its API key cannot be read), or ``None``."""
         try:
             self._runner(config).client_for(export)
-        except ApiKeyUnavailable as refused:
+        except (ApiKeyUnavailable, StateError) as refused:
             return str(refused)
-        except StateError as unavailable:
-            return str(unavailable)
         return None
 
     def _store_for(self, config: Config, export: str) -> LedgerStore | str:
@@ -172,19 +171,7 @@ class EngineRuns:
                 "cannot read run history: %s", error, extra={"event": "history_unreadable"}
             )
             return None
-        if not runs:
-            return None
-        record = runs[0]
-        return {
-            "id": record.id,
-            "trigger": record.trigger,
-            "config_revision": record.config_revision,
-            "started_at": record.started_at,
-            "ended_at": record.ended_at,
-            "status": record.status,
-            "counts": dict(record.counts),
-            "error": record.error,
-        }
+        return run_as_dict(runs[0]) if runs else None
 
     def config_applied(self, loaded: LoadedConfig, previous: LoadedConfig | None) -> None:
         """Say so when a reload changes what only a restart can change."""

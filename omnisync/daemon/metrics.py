@@ -43,12 +43,6 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: Run durations span a few seconds (nothing changed) to over an hour (a first million).
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, float("inf"))
 
-#: Counts a run reports, and which metric each one feeds.
-_SENT_COUNTS = ("upserted",)
-_INVALID_COUNTS = ("invalid",)
-_FAILED_COUNTS = ("upsert_failed", "tag_failed")
-_PENDING_COUNTS = ("pending",)
-
 #: The outcomes every configured export has a ``omnisync_runs_total`` series for.
 OUTCOMES = ("succeeded", "partial", "failed", "held")
 
@@ -187,6 +181,21 @@ class DaemonMetrics:
             ["brand", "change"],
             registry=registry,
         )
+        #: Counters fed by a run's counts, each with the counts it sums.
+        self._count_counters = (
+            (self.contacts_sent, ("upserted",)),
+            (self.invalid_rows, ("invalid",)),
+            (self.contacts_failed, ("upsert_failed", "tag_failed")),
+            (self.contacts_pending, ("pending",)),
+        )
+        #: Every metric labelled by export alone: seeded and forgotten together.
+        self._export_metrics = (
+            *(counter for counter, _ in self._count_counters),
+            self.run_duration,
+            self.running,
+            self.held,
+            self.last_success,
+        )
 
     def lease_changed(self, brand: str, change: str) -> None:
         """A brand lease was ``acquired``, ``released`` or ``lost``."""
@@ -219,12 +228,7 @@ class DaemonMetrics:
         self.running.labels(export=export).set(0)
         self.runs.labels(export=export, outcome=outcome).inc()
         self.run_duration.labels(export=export).observe(duration_seconds)
-        for counter, names in (
-            (self.contacts_sent, _SENT_COUNTS),
-            (self.invalid_rows, _INVALID_COUNTS),
-            (self.contacts_failed, _FAILED_COUNTS),
-            (self.contacts_pending, _PENDING_COUNTS),
-        ):
+        for counter, names in self._count_counters:
             counter.labels(export=export).inc(max(0, sum(int(counts.get(n, 0)) for n in names)))
         if outcome == "succeeded":
             self.last_success.labels(export=export).set(ended_at.timestamp())
@@ -259,16 +263,8 @@ class DaemonMetrics:
             for name in sorted(names - self._exports):
                 for outcome in OUTCOMES:
                     self.runs.labels(export=name, outcome=outcome)
-                for counter in (
-                    self.contacts_sent,
-                    self.invalid_rows,
-                    self.contacts_failed,
-                    self.contacts_pending,
-                ):
-                    counter.labels(export=name)
-                self.run_duration.labels(export=name)
-                self.running.labels(export=name)
-                self.held.labels(export=name)
+                for metric in self._export_metrics:
+                    metric.labels(export=name)
                 succeeded = last_success(name)
                 self.last_success.labels(export=name).set(
                     succeeded.timestamp() if succeeded is not None else 0
@@ -278,26 +274,12 @@ class DaemonMetrics:
             self._exports = names
 
     def _forget(self, export: str) -> None:
-        for metric in (
-            self.contacts_sent,
-            self.invalid_rows,
-            self.contacts_failed,
-            self.contacts_pending,
-            self.run_duration,
-            self.running,
-            self.last_success,
-            self.held,
-        ):
+        for metric in self._export_metrics:
             with contextlib.suppress(KeyError):
                 metric.remove(export)
         for outcome in {*OUTCOMES, "skipped", "interrupted"}:
             with contextlib.suppress(KeyError):
                 self.runs.remove(export, outcome)
-
-    def export_removed(self, export: str) -> None:
-        """Forget the ``running`` gauge of an export that left the config."""
-        with contextlib.suppress(KeyError):
-            self.running.remove(export)
 
     def reloaded(self, *, ok: bool, at: datetime) -> None:
         self.reload_success.set(1 if ok else 0)

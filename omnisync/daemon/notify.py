@@ -48,10 +48,6 @@ class Notifier:
                 )
         return cls(address, watchdog_seconds=watchdog)
 
-    @property
-    def enabled(self) -> bool:
-        return self._socket is not None
-
     def send(self, *lines: str) -> None:
         """Send ``lines`` as one datagram (e.g. ``"READY=1", "STATUS=running"``)."""
         if self._socket is None or self.address is None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 import httpx
 
@@ -56,11 +56,6 @@ class RemoteRun:
     ``error``, ``history_id``, ``started_at``, ``ended_at``...)."""
 
     record: Mapping[str, Any]
-    daemon_pid: int
-
-    @property
-    def status(self) -> str:
-        return str(self.record.get("status") or "failed")
 
     @property
     def history_id(self) -> int | None:
@@ -167,7 +162,7 @@ def _trigger_and_wait(
     )
     if record.get("status") == "refused":
         raise RemoteRunFailed(f"{daemon} did not run {export}: {record.get('error')}")
-    return RemoteRun(record=record, daemon_pid=client.info.pid)
+    return RemoteRun(record=record)
 
 
 class _Follower:
@@ -191,23 +186,14 @@ class _Follower:
         if self._progress is None:
             return
         phase, counts = record.get("phase"), record.get("counts")
-        if phase not in _PHASES or (phase, counts) == (self._phase, self._counts):
+        if phase not in get_args(Phase) or (phase, counts) == (self._phase, self._counts):
             return
         as_counts = _counts(counts)
         if phase != self._phase:
-            self._progress.phase_started(_PHASES[phase], as_counts)
+            self._progress.phase_started(cast(Phase, phase), as_counts)
         else:
             self._progress.counts_updated(as_counts)
         self._phase, self._counts = phase, counts
-
-
-_PHASES: dict[object, Phase] = {
-    "checking": "checking",
-    "settling": "settling",
-    "staging": "staging",
-    "applying": "applying",
-    "finished": "finished",
-}
 
 
 def _running_run(refused: TriggerRefused) -> Mapping[str, Any] | None:
@@ -225,20 +211,14 @@ def as_run_result(run: RemoteRun, export: str) -> RunResult:
     """
     record = run.record
     document = record.get("result")
-    if isinstance(document, dict):
-        return result_from_document(document, export)
-    return RunResult(
-        export=export,
-        status=_outcome(run.status),
-        counts=_counts(record.get("counts")),
-        run_id=run.history_id,
-        trigger=str(record.get("trigger") or ""),
-        config_revision=str(record.get("config_revision") or ""),
-        started_at=str(record.get("started_at") or ""),
-        ended_at=str(record.get("ended_at") or ""),
-        error=_text(record.get("error")),
-        stopped=record.get("stop_reason") is not None,
-    )
+    if not isinstance(document, dict):
+        # The record's own fields, under the names the summary document gives them.
+        document = {
+            **record,
+            "run_id": run.history_id,
+            "stopped": record.get("stop_reason") is not None,
+        }
+    return result_from_document(document, export)
 
 
 def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
@@ -277,11 +257,8 @@ def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
 
 
 def _outcome(status: object) -> RunOutcome:
-    if status == "succeeded":
-        return "succeeded"
-    if status == "partial":
-        return "partial"
-    return "failed"
+    """The run's own outcome; anything else (``skipped``, ``interrupted``) reads as failed."""
+    return cast(RunOutcome, status) if status in get_args(RunOutcome) else "failed"
 
 
 def _counts(values: object) -> RunCounts:

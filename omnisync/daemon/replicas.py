@@ -71,13 +71,11 @@ class ReplicaMember:
         *,
         replica_id: str,
         lease_seconds: float,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.replica_id = replica_id
         self.lease_seconds = lease_seconds
         self._open_board = open_board
         self._hooks = hooks
-        self._monotonic = monotonic
         self._lock = threading.Lock()
         #: brand -> (token, valid until, by the monotonic clock)
         self._held: dict[str, tuple[int, float]] = {}
@@ -94,8 +92,12 @@ class ReplicaMember:
     def fence(self, brand: str) -> Fence | None:
         """The fence a run on ``brand`` writes under, or ``None`` when not validly held."""
         with self._lock:
-            held = self._held.get(brand)
-        if held is None or self._monotonic() >= held[1]:
+            return self._fence(brand)
+
+    def _fence(self, brand: str) -> Fence | None:
+        """:meth:`fence`, for a caller holding the lock."""
+        held = self._held.get(brand)
+        if held is None or time.monotonic() >= held[1]:
             return None
         return Fence(brand=brand, holder=self.replica_id, token=held[0])
 
@@ -104,18 +106,13 @@ class ReplicaMember:
         """The fence of ``brand`` (``None`` when not validly held), the brand kept from
         rebalancing until the block ends: for a caller about to start a run of it."""
         with self._lock:
-            held = self._held.get(brand)
-            valid = held is not None and self._monotonic() < held[1]
-            if valid:
+            fence = self._fence(brand)
+            if fence is not None:
                 self._reserved[brand] += 1
         try:
-            yield (
-                Fence(brand=brand, holder=self.replica_id, token=held[0])
-                if held and valid
-                else None
-            )
+            yield fence
         finally:
-            if valid:
+            if fence is not None:
                 with self._lock:
                     self._reserved[brand] -= 1
                     if not self._reserved[brand]:
@@ -130,7 +127,7 @@ class ReplicaMember:
 
     def held(self) -> dict[str, int]:
         """Brand -> token of the leases validly held now."""
-        now = self._monotonic()
+        now = time.monotonic()
         with self._lock:
             return {brand: token for brand, (token, until) in self._held.items() if now < until}
 
@@ -138,7 +135,7 @@ class ReplicaMember:
     def ready(self) -> bool:
         """Whether the shared store answered within the last lease length."""
         last = self._last_success
-        return last is not None and self._monotonic() - last < self.lease_seconds
+        return last is not None and time.monotonic() - last < self.lease_seconds
 
     def board(self) -> LeaseBoard | None:
         return self._board
@@ -184,7 +181,7 @@ class ReplicaMember:
         backoff = 0.5
         next_round = 0.0
         while not self._stop.is_set():
-            now = self._monotonic()
+            now = time.monotonic()
             self._expire(now)
             if now >= next_round:
                 if self._round():
@@ -194,12 +191,12 @@ class ReplicaMember:
                     next_round = now + backoff
                     backoff = min(backoff * 2, self.lease_seconds / 3)
             self._take_requests()
-            wait = min(REQUEST_POLL_SECONDS, max(0.05, next_round - self._monotonic()))
+            wait = min(REQUEST_POLL_SECONDS, max(0.05, next_round - time.monotonic()))
             self._stop.wait(wait)
 
     def _round(self) -> bool:
         """One heartbeat, renewal and rebalancing; ``False`` when the store could not be reached."""
-        started = self._monotonic()
+        started = time.monotonic()
         try:
             board = self._connect()
             board.heartbeat(
@@ -260,7 +257,7 @@ class ReplicaMember:
                     extra={"event": "lease_released", "brand": brand},
                 )
         for brand in plan.acquire:
-            before = self._monotonic()
+            before = time.monotonic()
             try:
                 token = board.acquire(brand, self.replica_id, lease_seconds=self.lease_seconds)
             except StateError as error:

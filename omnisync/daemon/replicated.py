@@ -51,10 +51,8 @@ class Replication:
         """``board``: one opened already (at start), which the member uses first."""
         self._dsn = dsn
         self._metrics = metrics
-        self._config = config
         self.replica_id = replica_id
-        self.runs = SharedRuns(self._current_config)
-        self._supervisor: Supervisor | None = None
+        self.runs = SharedRuns()
         self._opened_board = board
         self.member = ReplicaMember(
             self._open_board,
@@ -110,7 +108,7 @@ class Replication:
         )
 
     def bind(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
+        """Connect the daemon's supervisor; before :meth:`start`."""
         self.runs.bind(supervisor, self.member)
 
     def ready(self) -> bool:
@@ -126,9 +124,3 @@ class Replication:
     def _open_board(self) -> LeaseBoard:
         board, self._opened_board = self._opened_board, None
         return board if board is not None else LeaseBoard(self._dsn)
-
-    def _current_config(self) -> Config:
-        supervisor = self._supervisor
-        if supervisor is None:
-            return self._config
-        return supervisor.current_config()

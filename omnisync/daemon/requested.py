@@ -22,6 +22,7 @@ from typing import Self
 
 from omnisync.config.model import Config
 from omnisync.daemon.remote import RemoteRun, RemoteRunFailed
+from omnisync.daemon.replicas import VALID_SHARE
 from omnisync.daemon.triggers import manual_trigger
 from omnisync.state.fencing import Fence, LeaseLost
 from omnisync.state.leases import LeaseBoard
@@ -40,14 +41,13 @@ def run_through_replicas(
     notice: Callable[[str], None] | None = None,
     release_by: str | None = None,
     full: bool = False,
-    claim_timeout: float | None = None,
 ) -> RemoteRun | None:
     """Have the replica holding ``export``'s brand run it, and wait for the outcome.
 
     ``None``: no live replica holds the brand (run it here, under a
     :class:`HeldBrand`). Raises :class:`RemoteRunFailed` when the replica
     refuses (the export is running, or disabled there) or nobody picks the
-    request up within ``claim_timeout`` (default: twice the lease).
+    request up within twice the lease.
     """
     tell = notice or (lambda message: None)
     brand = config.brand_of(export)
@@ -64,7 +64,7 @@ def run_through_replicas(
         trigger = manual_trigger("cli request", full=full, release_by=release_by)
         request_id = board.request_run(export, brand, trigger=trigger)
         tell(f"replica {holder} holds this export's brand; asked it to run {export}")
-        timeout = claim_timeout or 2 * config.daemon.state.lease_seconds
+        timeout = 2 * config.daemon.state.lease_seconds
         deadline = time.monotonic() + timeout
         while True:
             request = board.request(request_id)
@@ -86,16 +86,8 @@ def run_through_replicas(
         raise RemoteRunFailed(
             f"replica {request.claimed_by} would not run {export}: {answer.get('error')}"
         )
-    record = dict(answer.get("result") or {})
-    record.setdefault("status", answer.get("status"))
-    record.setdefault("error", answer.get("error"))
-    record.setdefault("counts", answer.get("counts") or {})
-    record.setdefault("history_id", request.run_id)
-    document = answer.get("result")
-    return RemoteRun(
-        record={**record, "result": document} if isinstance(document, dict) else record,
-        daemon_pid=0,
-    )
+    # The replica's answer (status, error, counts, the summary document as ``result``).
+    return RemoteRun(record={**answer, "history_id": request.run_id})
 
 
 def open_board(config: Config, *, environ: Mapping[str, str] | None = None) -> LeaseBoard:
@@ -143,7 +135,7 @@ class HeldBrand:
                 "try again when its run ends"
             )
         self._token = token
-        self._valid_until = started + self._lease * 0.85
+        self._valid_until = started + self._lease * VALID_SHARE
         self._thread.start()
         return self
 
@@ -173,7 +165,7 @@ class HeldBrand:
             except StateError:
                 continue  # the lease runs out locally; the run's requests then stop
             if self.brand in kept:
-                self._valid_until = started + self._lease * 0.85
+                self._valid_until = started + self._lease * VALID_SHARE
             else:
                 self._valid_until = 0.0
                 return

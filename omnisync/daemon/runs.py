@@ -199,13 +199,6 @@ class RunCoordinator:
 
     # -- starting -----------------------------------------------------------------
 
-    def run_now(self, export: str, *, trigger: str) -> RunRecord | None:
-        """Run ``export`` in the calling thread; ``None`` when it is already running."""
-        active = self._claim(export, trigger=trigger)
-        if active is None:
-            return None
-        return self._execute(active)
-
     def start(self, export: str, *, trigger: str) -> RunRecord | None:
         """Start ``export`` in a new thread and return its record at once.
 

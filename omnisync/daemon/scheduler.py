@@ -91,13 +91,7 @@ def missed_since(timing: Timing, *, last_started: datetime, now: datetime) -> bo
 class ExportScheduler:
     """Owns one APScheduler ``BackgroundScheduler``; ``fire(export, trigger)`` runs on each tick."""
 
-    def __init__(
-        self,
-        fire: Fire,
-        *,
-        misfire_grace_seconds: int = MISFIRE_GRACE_SECONDS,
-        aligned: bool = False,
-    ) -> None:
+    def __init__(self, fire: Fire, *, aligned: bool = False) -> None:
         self._fire = fire
         self._aligned = aligned
         self._lock = threading.Lock()
@@ -108,7 +102,7 @@ class ExportScheduler:
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
-                "misfire_grace_time": misfire_grace_seconds,
+                "misfire_grace_time": MISFIRE_GRACE_SECONDS,
             },
             timezone=UTC,
         )
@@ -172,6 +166,7 @@ class ExportScheduler:
             self._retry_attempts[export] = attempt
 
     def cancel_retry(self, export: str) -> None:
+        """Drop ``export``'s pending retry, if any, and forget its attempt count."""
         with self._lock:
             self._retry_attempts.pop(export, None)
             self._remove(RETRY_PREFIX + export)
@@ -184,9 +179,6 @@ class ExportScheduler:
         """The number of the last retry scheduled since the export last succeeded (0: none)."""
         with self._lock:
             return self._retry_attempts.get(export, 0)
-
-    def reset_retries(self, export: str) -> None:
-        self.cancel_retry(export)
 
     def next_run(self, export: str) -> datetime | None:
         """The earlier of the next regular tick and a pending retry."""

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,6 @@ from omnisync.daemon.loading import (
 )
 from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
-from omnisync.daemon.retrying import RetryPolicy
 from omnisync.daemon.runs import RunFunction
 from omnisync.daemon.status import (
     DaemonView,
@@ -71,6 +70,8 @@ _log = logging.getLogger("omnisync.daemon")
 
 #: /healthz turns unhealthy when the main loop has not come round for this long.
 _STALL_SECONDS = 60.0
+#: The main loop comes round at least this often (reconcile, STATUS=, watchdog).
+_TICK_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,6 @@ class DaemonOptions:
     state_dir: Path
     control_listen: str
     shutdown_timeout: float = 30.0
-    tick_seconds: float = 1.0
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 class Daemon:
@@ -118,19 +117,16 @@ class Daemon:
         self._loaded_at = clock.wall()
         self._config_lock = threading.Lock()
         self._started_at = clock.wall()
-        self._last_reload = ReloadResult(
+        started = ReloadResult(
             ok=True, at=self._started_at, source="start", revision=initial.config.revision
         )
         #: The latest reloads, newest last: the reload history /status shows.
-        self._reloads: collections.deque[ReloadResult] = collections.deque(
-            [self._last_reload], maxlen=RELOAD_HISTORY
-        )
+        self._reloads = collections.deque([started], maxlen=RELOAD_HISTORY)
         self.supervisor = Supervisor(
             run_function,
             config=self.config,
             clock=clock,
             metrics=self.metrics,
-            retry_policy=options.retry_policy,
             last_run=last_run,
             preflight=preflight,
             shared=shared,
@@ -245,7 +241,7 @@ class Daemon:
             if interval is not None and now >= next_watchdog:
                 self._notifier.watchdog()
                 next_watchdog = now + interval
-            timeout = self.options.tick_seconds
+            timeout = _TICK_SECONDS
             if due is not None:
                 timeout = min(timeout, max(due, 0.0))
             if interval is not None:
@@ -318,7 +314,6 @@ class Daemon:
 
     def _reloaded(self, result: ReloadResult) -> bool:
         """Show ``result`` (/status, metrics, systemd) and return whether it succeeded."""
-        self._last_reload = result
         self._reloads.append(result)
         self.metrics.reloaded(ok=result.ok, at=result.at)
         self._notifier.ready(self._status_line())
@@ -393,7 +388,7 @@ class Daemon:
             ),
             config=config,
             loaded_at=loaded_at,
-            last_reload=self._last_reload,
+            last_reload=self._reloads[-1],
             view=self.supervisor.view,
             reloads=tuple(self._reloads),
         )
@@ -415,6 +410,6 @@ class Daemon:
         return status_line(
             config,
             running=self.supervisor.coordinator.running(),
-            last_reload=self._last_reload,
+            last_reload=self._reloads[-1],
             held=[name for name in config.exports if self._held(name)],
         )

@@ -4,13 +4,18 @@ waitress is a production WSGI server: one asynchronous I/O loop holds every
 connection (``poll()``, so past 1,024 descriptors), a fixed pool of threads
 runs requests, and its parser answers malformed requests ``400``. An idle or
 slow connection costs a file descriptor, never a thread. :class:`BudgetServer`
-adds one policy of ours on top (see :mod:`omnisync.daemon.control` for why):
+adds one policy of ours on top, the *connection budget*:
 
-- at most :func:`connection_limit` connections at once;
-- a complete request within :data:`REQUEST_DEADLINE` seconds of a
-  connection's opening or of its previous answer, or it is closed;
-- at the budget, the connection waiting longest without a complete request
-  is closed to make room for a new one;
+- at most :func:`connection_limit` connections at once, a quarter of the
+  file-descriptor limit (so that connections can never take the descriptors
+  a run needs for its lock, ledger and HTTP client), at most 100;
+- a connection must deliver a complete request within
+  :data:`REQUEST_DEADLINE` seconds of opening, or of its previous answer;
+  idle and slow ("slowloris") connections are closed when it passes;
+- when the budget is full, a new connection is still accepted: the one that
+  has been waiting longest without a complete request is closed to make
+  room. A probe is never stuck behind hundreds of queued idle connections,
+  and a connection whose request is being answered is never closed;
 - out of file descriptors, accepting pauses a moment instead of spinning.
 """
 

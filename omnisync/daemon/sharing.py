@@ -47,8 +47,7 @@ class SharedRuns:
     """The supervisor's :class:`~omnisync.daemon.supervisor.SharedScheduling`, and the
     member's hooks (:meth:`hooks`). Bind the supervisor and member, then start."""
 
-    def __init__(self, config: Callable[[], Config]) -> None:
-        self._config = config
+    def __init__(self) -> None:
         self._supervisor: Supervisor | None = None
         self._member: ReplicaMember | None = None
         self._lock = threading.Lock()
@@ -196,6 +195,9 @@ class SharedRuns:
                 error,
                 extra={"event": "request_answer_failed"},
             )
+
+    def _config(self) -> Config:
+        return self._bound_supervisor().current_config()
 
     def _coordinator(self) -> RunCoordinator:
         return self._bound_supervisor().coordinator

@@ -12,7 +12,7 @@ reason with its figures.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,13 +66,14 @@ class ExportView:
 
 @dataclass(frozen=True)
 class DaemonView:
+    """The daemon's own facts, as ``/status`` shows them under ``daemon``."""
+
     pid: int
     version: str
     started_at: datetime
     config_path: str
     control_address: str
     state_dir: str
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def export_state(
@@ -141,7 +142,6 @@ def build_status(
             "config_path": daemon.config_path,
             "control_address": daemon.control_address,
             "state_dir": daemon.state_dir,
-            **daemon.extra,
         },
         "config": {
             "revision": config.revision,
@@ -178,8 +178,15 @@ def last_success(last_run: Mapping[str, Any] | None) -> datetime | None:
     """When ``last_run`` (history's latest run of an export, as JSON) ended, if it succeeded."""
     if not last_run or last_run.get("status") != "succeeded":
         return None
+    return parse_time(last_run.get("ended_at"))
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 / RFC 3339 timestamp (``Z`` accepted, naive read as UTC), or ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
     try:
-        ended = datetime.fromisoformat(str(last_run.get("ended_at")).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return ended if ended.tzinfo is not None else ended.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

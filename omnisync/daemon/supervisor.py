@@ -33,7 +33,7 @@ from omnisync.daemon.reconcile import (
 from omnisync.daemon.retrying import RetryPolicy
 from omnisync.daemon.runs import RunCoordinator, RunFunction, RunRecord
 from omnisync.daemon.scheduler import ExportScheduler, missed_since
-from omnisync.daemon.status import ExportView
+from omnisync.daemon.status import ExportView, parse_time
 from omnisync.daemon.triggers import manual_trigger
 
 _log = logging.getLogger("omnisync.daemon")
@@ -81,7 +81,7 @@ class Supervisor:
         config: Callable[[], Config],
         clock: Clock,
         metrics: DaemonMetrics,
-        retry_policy: RetryPolicy,
+        retry_policy: RetryPolicy | None = None,
         last_run: LastRun | None = None,
         preflight: Preflight | None = None,
         shared: SharedScheduling | None = None,
@@ -90,7 +90,7 @@ class Supervisor:
         self._shared = shared
         self._preflight = preflight
         self._metrics = metrics
-        self._retry_policy = retry_policy
+        self._retry_policy = retry_policy or RetryPolicy()
         self._last_run = last_run
         self._config = config
         self._applied: dict[str, ExportSpec] = {}
@@ -122,8 +122,6 @@ class Supervisor:
         desired = desired_exports(config)
         changes = changed_exports(desired, self._applied)
         self._execute(reconcile(desired, self._applied, self.scheduler.scheduled()))
-        for name in self._applied.keys() - desired.keys():
-            self._metrics.export_removed(name)
         for name, spec in desired.items():
             if not spec.wants_job:
                 self.scheduler.cancel_retry(name)
@@ -184,23 +182,20 @@ class Supervisor:
             return
         now = self._clock.wall()
         for name, spec in sorted(self._applied.items()):
-            if exports is not None and name not in exports:
+            skipped = exports is not None and name not in exports
+            if skipped or not spec.wants_job or spec.timing is None:
                 continue
-            last = self._last_run(name)
-            if not spec.wants_job or spec.timing is None:
-                continue
+            last = self._last_run(name) or {}
+            unfinished = last.get("status") in {"running", "interrupted", "partial"}
             if self._shared is not None:
-                if last and last.get("status") in {"running", "interrupted", "partial"}:
+                if unfinished:
                     self.coordinator.request(name, trigger="catch-up")
-                    continue
-                with self._shared.claimed(name, spec.timing, now=now) as claimed:
-                    if claimed:
-                        self.coordinator.request(name, trigger="schedule")
-                continue
-            if not last:
+                else:
+                    with self._shared.claimed(name, spec.timing, now=now) as claimed:
+                        if claimed:
+                            self.coordinator.request(name, trigger="schedule")
                 continue
             started = parse_time(last.get("started_at"))
-            unfinished = last.get("status") in {"running", "interrupted", "partial"}
             if unfinished or (
                 started is not None and missed_since(spec.timing, last_started=started, now=now)
             ):
@@ -268,13 +263,12 @@ class Supervisor:
 
     def view(self, export: str) -> ExportView:
         """What ``/status`` shows for ``export``."""
-        last: Mapping[str, Any] | None = None
         own = self.coordinator.last(export)
-        if self._last_run is not None:
-            last = self._last_run(export)
-        if last is None or (own is not None and own.outcome and own.outcome.status == "refused"):
+        last = self._last_run(export) if self._last_run is not None else None
+        refused = own is not None and own.outcome is not None and own.outcome.status == "refused"
+        if own is not None and (last is None or refused):
             # A refused run (its API key unreadable) is in no history, but is the latest news.
-            last = own.to_json() if own is not None else last
+            last = own.to_json()
         return ExportView(
             running=self.coordinator.running().get(export),
             next_run=self.scheduler.next_run(export),
@@ -295,47 +289,35 @@ class Supervisor:
     def _run_finished(self, record: RunRecord) -> None:
         outcome = record.outcome
         assert outcome is not None and record.ended_at is not None
-        if outcome.status == "refused":
-            # A config problem (its API key), not a run: no history, no counts.
-            self._metrics.run_finished(
-                record.export,
-                outcome="refused",
-                counts={},
-                duration_seconds=record.duration_seconds or 0.0,
-                ended_at=record.ended_at,
-            )
-            self._log_refused(record.export, record.trigger, outcome.error or "")
-            self.scheduler.reset_retries(record.export)
-            self._after_shared(record)
-            return
+        refused = outcome.status == "refused"
         self._metrics.run_finished(
             record.export,
             outcome=outcome.status,
-            counts=outcome.counts,
+            # A refusal is a config problem (its API key), not a run: no history, no counts.
+            counts={} if refused else outcome.counts,
             duration_seconds=record.duration_seconds or 0.0,
             ended_at=record.ended_at,
         )
-        level = logging.INFO if outcome.status == "succeeded" else logging.WARNING
-        _log.log(
-            level,
-            "run of export %s %s%s",
-            record.export,
-            outcome.status,
-            f": {outcome.error}" if outcome.error else "",
-            extra={
-                "event": "run_finished",
-                "export": record.export,
-                "run_id": record.id,
-                "trigger": record.trigger,
-                "status": outcome.status,
-                "counts": dict(outcome.counts),
-                "stop_reason": record.stop_reason,
-            },
-        )
+        if refused:
+            self._log_refused(record.export, record.trigger, outcome.error or "")
+        else:
+            _log.log(
+                logging.INFO if outcome.status == "succeeded" else logging.WARNING,
+                "run of export %s %s%s",
+                record.export,
+                outcome.status,
+                f": {outcome.error}" if outcome.error else "",
+                extra={
+                    "event": "run_finished",
+                    "export": record.export,
+                    "run_id": record.id,
+                    "trigger": record.trigger,
+                    "status": outcome.status,
+                    "counts": dict(outcome.counts),
+                    "stop_reason": record.stop_reason,
+                },
+            )
         self._plan_retry(record)
-        self._after_shared(record)
-
-    def _after_shared(self, record: RunRecord) -> None:
         if self._shared is not None:
             self._shared.run_finished(record)
 
@@ -343,7 +325,7 @@ class Supervisor:
         assert record.outcome is not None
         export = record.export
         if record.outcome.status != "failed":
-            self.scheduler.reset_retries(export)
+            self.scheduler.cancel_retry(export)
             return
         spec = self._applied.get(export)
         if (
@@ -360,7 +342,7 @@ class Supervisor:
             next_regular=self.scheduler.next_regular(export),
         )
         if at is None:
-            self.scheduler.reset_retries(export)
+            self.scheduler.cancel_retry(export)
             _log.warning(
                 "export %s failed; next try at its regular time",
                 export,
@@ -380,13 +362,3 @@ class Supervisor:
                 "retry_at": at.isoformat(),
             },
         )
-
-
-def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 / RFC 3339 timestamp (``Z`` accepted), or ``None``."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -146,22 +146,11 @@ def relevant_changes(
 
 
 class ConfigWatcher:
-    """A thread that calls ``on_change(paths)`` whenever the config may have changed.
+    """A thread that calls ``on_change(paths)`` whenever the config may have changed."""
 
-    ``force_polling`` is passed to watchfiles (for file systems without
-    inotify, e.g. some network mounts).
-    """
-
-    def __init__(
-        self,
-        config_path: Path,
-        on_change: Callable[[tuple[str, ...]], None],
-        *,
-        force_polling: bool | None = None,
-    ) -> None:
+    def __init__(self, config_path: Path, on_change: Callable[[tuple[str, ...]], None]) -> None:
         self.config_path = config_path
         self._on_change = on_change
-        self._force_polling = force_polling
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -212,7 +201,6 @@ class ConfigWatcher:
             yield_on_timeout=True,
             raise_interrupt=False,
             recursive=False,
-            force_polling=self._force_polling,
         ):
             relevant = relevant_changes(targets, changes)
             if relevant:

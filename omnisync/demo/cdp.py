@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections.abc import Collection
-from dataclasses import astuple, dataclass, replace
+from dataclasses import astuple, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,10 +119,7 @@ def write_cdp(path: Path, customers: list[Customer]) -> None:
     connection = sqlite3.connect(path)
     try:
         connection.execute(CUSTOMERS_DDL)
-        connection.executemany(
-            f"INSERT INTO customers VALUES ({', '.join('?' * 14)})",
-            (astuple(customer) for customer in customers),
-        )
+        _insert(connection, customers)
         connection.commit()
     finally:
         connection.close()
@@ -175,15 +172,19 @@ def change_profiles(
             replace(_person(randomizer, next_id + offset, used), updated_at=stamp)
             for offset in range(size // 2)
         ]
-        connection.executemany(
-            f"INSERT INTO customers VALUES ({', '.join('?' * 14)})",
-            (astuple(customer) for customer in added),
-        )
+        _insert(connection, added)
         connection.commit()
     finally:
         connection.close()
     return ChangeSummary(
         changed=len(edited), added=len(added), removed=len(removed), left_vip=len(demoted)
+    )
+
+
+def _insert(connection: sqlite3.Connection, customers: list[Customer]) -> None:
+    connection.executemany(
+        f"INSERT INTO customers VALUES ({', '.join('?' * len(fields(Customer)))})",
+        (astuple(customer) for customer in customers),
     )
 
 

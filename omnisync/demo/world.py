@@ -11,6 +11,7 @@ its own environment mapping (the process environment is left alone).
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -69,11 +70,7 @@ class Characters:
 
 def pick_characters(customers: list[Customer]) -> Characters:
     """A VIP (gold, value ≥ 1000) and a subscribed Ukrainian, both with clean, unique e-mails."""
-    seen: dict[str, int] = {}
-    for customer in customers:
-        email = normalise_email(customer.email)
-        if email is not None:
-            seen[email] = seen.get(email, 0) + 1
+    seen = Counter(normalise_email(customer.email) for customer in customers)
 
     def clean(customer: Customer) -> bool:
         email = normalise_email(customer.email)

@@ -15,15 +15,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import islice
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from omnisync.emulator.batches import render_batch, render_batch_items
 from omnisync.emulator.brand import Brand, email_of
 from omnisync.emulator.envelopes import validate_batch, validate_tags
-from omnisync.emulator.problems import ApiProblem, FieldError, validation_problem
+from omnisync.emulator.problems import ApiProblem, FieldError, Headers, validation_problem
 from omnisync.emulator.records import ContactRecord
 from omnisync.emulator.state import EmulatorState
 from omnisync.emulator.validation import STATUSES
@@ -51,9 +52,31 @@ class ApiResponse:
     status: int
     body: Any = None
     emails: tuple[str, ...] = ()
+    headers: Headers = ()
 
 
 Operation = Callable[[EmulatorState, Brand, ApiRequest, str], ApiResponse]
+Found = TypeVar("Found")
+
+
+def _invalid(name: str, message: str) -> ApiProblem:
+    """A 400 for the one query parameter ``name``, in the wrong format."""
+    return validation_problem([FieldError(name, "invalid_format", message)])
+
+
+def _check_choice(
+    query: dict[str, str], name: str, allowed: tuple[str, ...], errors: list[FieldError]
+) -> None:
+    """Add an error when the query parameter ``name`` is given and not one of ``allowed``."""
+    if name in query and query[name] not in allowed:
+        errors.append(FieldError(name, "invalid_format", f"Must be one of {', '.join(allowed)}"))
+
+
+def _found(value: Found | None, what: str) -> Found:
+    """``value``, or a 404 saying ``what`` was not found."""
+    if value is None:
+        raise ApiProblem(404, f"{what} not found")
+    return value
 
 
 def _int_parameter(
@@ -65,12 +88,10 @@ def _int_parameter(
     try:
         value = int(text)
     except ValueError:
-        raise validation_problem(
-            [FieldError(name, "invalid_format", "Must be an integer")]
-        ) from None
+        raise _invalid(name, "Must be an integer") from None
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise validation_problem([FieldError(name, "invalid_format", f"Must be {bounds}")])
+        raise _invalid(name, f"Must be {bounds}")
     return value
 
 
@@ -100,9 +121,9 @@ def _decode_cursor(cursor: str, name: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         offset = json.loads(base64.urlsafe_b64decode(padded))["offset"]
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise validation_problem([FieldError(name, "invalid_format", "Unknown cursor")]) from None
+        raise _invalid(name, "Unknown cursor") from None
     if not isinstance(offset, int) or offset < 0:
-        raise validation_problem([FieldError(name, "invalid_format", "Unknown cursor")])
+        raise _invalid(name, "Unknown cursor")
     return offset
 
 
@@ -110,16 +131,11 @@ def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: st
     query = request.query
     limit = _int_parameter(query, "limit", default=100, low=1, high=250)
     errors: list[FieldError] = []
-    if "status" in query and query["status"] not in STATUSES:
-        errors.append(FieldError("status", "invalid_format", "Unknown status"))
+    _check_choice(query, "status", STATUSES, errors)
     if "status" in query and "tag" in query:
         errors.append(FieldError("tag", "invalid_format", "Cannot be combined with status"))
-    for name in ("sort", "direction"):
-        allowed = ("createdAt", "updatedAt") if name == "sort" else ("asc", "desc")
-        if name in query and query[name] not in allowed:
-            errors.append(
-                FieldError(name, "invalid_format", f"Must be one of {', '.join(allowed)}")
-            )
+    _check_choice(query, "sort", ("createdAt", "updatedAt"), errors)
+    _check_choice(query, "direction", ("asc", "desc"), errors)
     if errors:
         raise validation_problem(errors)
     if "email" in query:
@@ -134,12 +150,10 @@ def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: st
     if "status" in query:
         records = [r for r in records if r.status == query["status"]]
     # The record number breaks ties, so equal times still give one stable order.
-    sort_key: Callable[[ContactRecord], tuple[float, int]] = (
-        (lambda r: (r.updated, r.number))
-        if query.get("sort") == "updatedAt"
-        else (lambda r: (r.created, r.number))
+    time_field = "updated" if query.get("sort") == "updatedAt" else "created"
+    records.sort(
+        key=attrgetter(time_field, "number"), reverse=query.get("direction", "desc") == "desc"
     )
-    records.sort(key=sort_key, reverse=query.get("direction", "desc") == "desc")
     if "after" in query:
         start = _decode_cursor(query["after"], "after")
     elif "before" in query:
@@ -162,9 +176,7 @@ def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: st
 def get_contact(
     state: EmulatorState, brand: Brand, request: ApiRequest, contact_id: str
 ) -> ApiResponse:
-    record = brand.find(contact_id=contact_id)
-    if record is None:
-        raise ApiProblem(404, f"Contact {contact_id} not found")
+    record = _found(brand.find(contact_id=contact_id), f"Contact {contact_id}")
     return ApiResponse(200, brand.render(record))
 
 
@@ -191,22 +203,21 @@ def patch_contact_by_email(
         raise validation_problem(
             [FieldError("email", "required", "The email query parameter is required")]
         )
-    record = brand.find(email=email)
-    if record is None:
-        raise ApiProblem(404, "No contact has this email")
+    record = _found(brand.find(email=email), "A contact with this email")
     return _patch(state, brand, request, record)
 
 
 def patch_contact_by_id(
     state: EmulatorState, brand: Brand, request: ApiRequest, contact_id: str
 ) -> ApiResponse:
-    record = brand.find(contact_id=contact_id)
-    if record is None:
-        raise ApiProblem(404, f"Contact {contact_id} not found")
+    record = _found(brand.find(contact_id=contact_id), f"Contact {contact_id}")
     return _patch(state, brand, request, record)
 
 
-def _tags(state: EmulatorState, brand: Brand, request: ApiRequest, *, remove: bool) -> ApiResponse:
+def change_tags(
+    state: EmulatorState, brand: Brand, request: ApiRequest, _: str, *, remove: bool
+) -> ApiResponse:
+    """POST (add) or DELETE (``remove``) /contacts/tags: 202, applied after ``tag_delay``."""
     errors = validate_tags(request.body)
     if errors:
         raise validation_problem(errors)
@@ -223,14 +234,6 @@ def _tags(state: EmulatorState, brand: Brand, request: ApiRequest, *, remove: bo
         body = {**body, "emails": emails}
     state.schedule_tags(brand, body, remove=remove)
     return ApiResponse(202, None, emails)
-
-
-def add_tags(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
-    return _tags(state, brand, request, remove=False)
-
-
-def remove_tags(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
-    return _tags(state, brand, request, remove=True)
 
 
 # -- batches ------------------------------------------------------------------
@@ -253,9 +256,7 @@ def _date_parameter(query: dict[str, str], name: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise validation_problem(
-            [FieldError(name, "invalid_format", "Must be a date as yyyy-mm-dd")]
-        ) from None
+        raise _invalid(name, "Must be a date as yyyy-mm-dd") from None
 
 
 def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
@@ -266,17 +267,11 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
         errors.append(
             FieldError("endpoint", "required", "The endpoint query parameter is required")
         )
-    elif endpoint not in ("products", "contacts", "events"):
-        errors.append(
-            FieldError("endpoint", "invalid_format", "Must be products, contacts or events")
-        )
-    status = query.get("status")
-    if status is not None and status not in BATCH_STATUSES:
-        errors.append(
-            FieldError("status", "invalid_format", f"Must be one of {', '.join(BATCH_STATUSES)}")
-        )
+    _check_choice(query, "endpoint", ("products", "contacts", "events"), errors)
+    _check_choice(query, "status", BATCH_STATUSES, errors)
     if errors:
         raise validation_problem(errors)
+    status = query.get("status")
     offset = _int_parameter(query, "offset", default=0, low=0, high=None)
     limit = _int_parameter(query, "limit", default=100, low=1, high=250)
     date_from, date_to = _date_parameter(query, "dateFrom"), _date_parameter(query, "dateTo")
@@ -314,9 +309,7 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
 def get_batch(
     state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
 ) -> ApiResponse:
-    batch = brand.get_batch(batch_id)
-    if batch is None:
-        raise ApiProblem(404, f"Batch {batch_id} not found")
+    batch = _found(brand.get_batch(batch_id), f"Batch {batch_id}")
     with brand.lock:
         return ApiResponse(200, render_batch(batch))
 
@@ -324,18 +317,16 @@ def get_batch(
 def get_batch_items(
     state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
 ) -> ApiResponse:
-    batch = brand.get_batch(batch_id)
-    if batch is None:
-        raise ApiProblem(404, f"Batch {batch_id} not found")
+    batch = _found(brand.get_batch(batch_id), f"Batch {batch_id}")
     with brand.lock:
-        known = brand.book.by_email
+        book = brand.book
 
-        def contact_for(item: Any) -> ContactRecord | None:
+        def contact_now(item: Any) -> dict[str, Any]:
             email = email_of(item)
-            return None if email is None else known.get(email)
+            record = None if email is None else book.by_email.get(email)
+            return {} if record is None else book.render(record)
 
-        body = render_batch_items(batch, contact_for=contact_for, render_contact=brand.book.render)
-    return ApiResponse(200, body)
+        return ApiResponse(200, render_batch_items(batch, contact_now))
 
 
 # -- routing --------------------------------------------------------------------
@@ -346,7 +337,11 @@ _ROUTES: tuple[tuple[re.Pattern[str], str, dict[str, Operation]], ...] = (
         "/contacts",
         {"POST": post_contact, "GET": list_contacts, "PATCH": patch_contact_by_email},
     ),
-    (re.compile(r"/contacts/tags"), TAGS_PATH, {"POST": add_tags, "DELETE": remove_tags}),
+    (
+        re.compile(r"/contacts/tags"),
+        TAGS_PATH,
+        {"POST": partial(change_tags, remove=False), "DELETE": partial(change_tags, remove=True)},
+    ),
     (
         re.compile(r"/contacts/([^/]+)"),
         "/contacts/{id}",

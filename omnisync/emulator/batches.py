@@ -23,7 +23,6 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from omnisync.emulator.records import ContactRecord
 from omnisync.emulator.values import format_time
 
 #: Per-item result codes kept in :attr:`Batch.results`.
@@ -146,14 +145,11 @@ def render_batch(batch: Batch) -> dict[str, Any]:
 
 
 def render_batch_items(
-    batch: Batch,
-    *,
-    contact_for: Callable[[Any], ContactRecord | None],
-    render_contact: Callable[[ContactRecord], dict[str, Any]],
+    batch: Batch, contact_now: Callable[[Any], dict[str, Any]]
 ) -> dict[str, Any]:
     """GET /batches/{id}/items: the summary plus ``responses[]`` and ``errors[]``.
 
-    ``contact_for(item)`` finds the stored contact a success item wrote.
+    ``contact_now(item)`` renders the stored contact a success item wrote (``{}`` if gone).
     """
     body = render_batch(batch)
     responses: list[dict[str, Any]] = []
@@ -169,11 +165,8 @@ def render_batch_items(
             entry.update(responseCode=problem["status"], response=problem, status="failed")
             errors.append(entry)
             continue
-        record = contact_for(item)
         entry.update(
-            responseCode=_RESPONSE_CODES[result],
-            response=render_contact(record) if record is not None else {},
-            status="finished",
+            responseCode=_RESPONSE_CODES[result], response=contact_now(item), status="finished"
         )
         responses.append(entry)
     body["responses"] = responses

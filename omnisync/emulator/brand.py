@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch, stop_limit
+from omnisync.emulator.batches import CREATED, FAILED, UPDATED, Batch, render_batch, stop_limit
 from omnisync.emulator.contacts import ContactBook
 from omnisync.emulator.problems import FieldError, problem_document, validation_problem
 from omnisync.emulator.ratelimit import BrandLimits
-from omnisync.emulator.records import ContactRecord
+from omnisync.emulator.records import ContactRecord, StatusChange, WelcomeMessage
 from omnisync.emulator.validation import validate_contact
 
 logger = logging.getLogger("omnisync.emulator")
@@ -140,6 +140,14 @@ class Brand:
                 at=at,
             )
 
+    def welcome_messages(self) -> list[WelcomeMessage]:
+        with self.lock:
+            return list(self.book.welcome_messages)
+
+    def status_changes(self) -> list[StatusChange]:
+        with self.lock:
+            return list(self.book.status_changes)
+
     def delete_contact(self, email: str) -> bool:
         with self.lock:
             return self.book.delete(email)
@@ -168,15 +176,9 @@ class Brand:
         find = self.book.by_email.get
         emails: list[str] = []
         for item in items:
-            try:  # the common shape inline; email_of decides anything else
-                identifier = item["identifiers"][0]
-                email = identifier["id"] if identifier["type"] == "email" else None
-            except (KeyError, IndexError, TypeError):
-                email = None
-            if email.__class__ is not str:
-                email = email_of(item)
-                if email is None:
-                    continue
+            email = email_of(item)
+            if email is None:
+                continue
             record = find(email)
             # A new contact's key will be this very string; an existing one has its own.
             emails.append(email if record is None else record.email)
@@ -247,7 +249,7 @@ class Brand:
         with self.lock:
             return self.batches.get(batch_id)
 
-    def list_batches(self) -> list[Batch]:
-        """All batches, newest first."""
+    def batch_summaries(self) -> list[dict[str, Any]]:
+        """Every batch's summary, newest first."""
         with self.lock:
-            return list(reversed(self.batches.values()))
+            return [render_batch(batch) for batch in reversed(self.batches.values())]

@@ -152,13 +152,10 @@ class ContactBook:
         if created and identifier.get("sendWelcomeMessage", True):
             # The trap: absent means true, so a new contact is welcomed.
             self.welcome_messages.append(WelcomeMessage(record.email, format_time(at)))
-        channels = identifier.get("channels")
-        channel = channels.get("email") if channels else None
-        if channel is not None:
-            text = channel.get("statusChangedAt")
-            parsed = None if text is None else parse_timestamp(text)
-            changed = at if parsed is None else parsed
-            self._set_status(record, channel["status"], changed, text, created=created)
+        current = None if created else (record.status, record.status_changed)
+        newer = self._newer_status(record.email, "email", identifier, current, at=at)
+        if newer is not None:
+            record.status, record.status_changed, record.status_changed_text = newer
         consent = identifier.get("consent")
         if consent:
             entry = {"channel": "email", "createdAt": consent.get("createdAt") or format_time(at)}
@@ -168,49 +165,49 @@ class ContactBook:
             if entry not in known:
                 record.consents = sorted([*known, entry], key=lambda item: item["createdAt"])
 
-    def _set_status(
-        self, record: ContactRecord, status: str, changed: float, text: str | None, *, created: bool
-    ) -> None:
-        if not created and changed <= record.status_changed:
-            return  # an older (or equally old) status loses to the stored one
-        previous = None if created else record.status
-        status = _STATUSES[status]
+    def _newer_status(
+        self,
+        email: str,
+        channel: str,
+        identifier: Mapping[str, Any],
+        current: tuple[str, float] | None,
+        *,
+        at: float,
+    ) -> tuple[str, float, str | None] | None:
+        """``(status, changed, statusChangedAt text)`` the identifier sets on ``channel``, or
+        ``None`` when it sets none or one no newer than ``current`` (``None`` for a new
+        identifier). A change of value is recorded; for a new identifier, from ``None``."""
+        details = (identifier.get("channels") or {}).get(channel)
+        if details is None:
+            return None
+        text = details.get("statusChangedAt")
+        parsed = None if text is None else parse_timestamp(text)
+        changed = at if parsed is None else parsed
+        if current is not None and changed <= current[1]:
+            return None  # an older (or equally old) status loses to the stored one
+        previous = None if current is None else current[0]
+        status = _STATUSES[details["status"]]
         if status != previous:
             self.status_changes.append(
-                StatusChange(record.email, previous, status, text or format_time(changed))
+                StatusChange(email, previous, status, text or format_time(changed), channel)
             )
-        record.status = status
-        record.status_changed = changed
-        record.status_changed_text = text
+        return status, changed, text
 
     def _apply_phone_identifier(
         self, record: ContactRecord, identifier: Mapping[str, Any], *, at: float
     ) -> None:
         phone = identifier["id"]
         phones = record.phones if record.phones is not None else {}
-        is_new = phone not in phones
-        status, changed = phones.get(phone, ("nonSubscribed", at))
-        channel = (identifier.get("channels") or {}).get("sms")
-        if channel is not None:
-            text = channel.get("statusChangedAt")
-            incoming = at if text is None else (parse_timestamp(text) or at)
-            if is_new or incoming > changed:
-                if channel["status"] != status or is_new:
-                    self.status_changes.append(
-                        StatusChange(
-                            record.email,
-                            None if is_new else status,
-                            channel["status"],
-                            format_time(incoming),
-                            channel="sms",
-                        )
-                    )
-                status, changed = channel["status"], incoming
-        if is_new and identifier.get("sendWelcomeMessage", True):
+        current = phones.get(phone)
+        newer = self._newer_status(record.email, "sms", identifier, current, at=at)
+        if newer is not None:
+            phones[phone] = newer[:2]
+        elif current is None:
+            phones[phone] = ("nonSubscribed", at)
+        if current is None and identifier.get("sendWelcomeMessage", True):
             self.welcome_messages.append(
                 WelcomeMessage(record.email, format_time(at), channel="sms", identifier=phone)
             )
-        phones[phone] = (status, changed)
         record.phones = phones
         self.by_phone[phone] = record
 
@@ -287,32 +284,26 @@ class ContactBook:
     def render(self, record: ContactRecord) -> dict[str, Any]:
         """The ContactResponse body for one record."""
         changed = record.status_changed_text or format_time(record.status_changed)
-        identifiers: list[dict[str, Any]] = [
-            {
-                "type": "email",
-                "id": record.email,
-                "channels": {"email": {"status": record.status, "statusChangedAt": changed}},
-            }
-        ]
-        statuses = [{"channel": "email", "status": record.status, "statusChangedAt": changed}]
+        # (identifier type, identifier, channel, status, statusChangedAt): the e-mail, then phones.
+        channels = [("email", record.email, "email", record.status, changed)]
+        for phone, (status, at) in (record.phones or {}).items():
+            channels.append(("phone", phone, "sms", status, format_time(at)))
         body: dict[str, Any] = {"id": self.contact_id(record), "email": record.email}
         if record.phones:
-            for phone, (status, at) in record.phones.items():
-                phone_changed = format_time(at)
-                identifiers.append(
-                    {
-                        "type": "phone",
-                        "id": phone,
-                        "channels": {"sms": {"status": status, "statusChangedAt": phone_changed}},
-                    }
-                )
-                statuses.append(
-                    {"channel": "sms", "status": status, "statusChangedAt": phone_changed}
-                )
             body["phone"] = list(record.phones)
-        body["identifiers"] = identifiers
+        body["identifiers"] = [
+            {
+                "type": kind,
+                "id": identifier,
+                "channels": {channel: {"status": status, "statusChangedAt": changed_at}},
+            }
+            for kind, identifier, channel, status, changed_at in channels
+        ]
         body["status"] = record.status
-        body["statuses"] = statuses
+        body["statuses"] = [
+            {"channel": channel, "status": status, "statusChangedAt": changed_at}
+            for _, _, channel, status, changed_at in channels
+        ]
         for name in CONTACT_FIELDS:
             value = getattr(record, name)
             if value is not None:

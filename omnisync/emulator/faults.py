@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from omnisync.emulator.values import changed, check_flag, check_number
+
 Draw = Literal["ok", "error_500", "error_503", "drop"]
 
 
@@ -55,39 +57,21 @@ class Faults:
 
     def __post_init__(self) -> None:
         for name in ("error_rate_500", "error_rate_503", "drop_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ValueError(f"{name} must be a fraction between 0 and 1, got {value!r}")
+            check_number(name, getattr(self, name), low=0, high=1)
         if self.error_rate_500 + self.error_rate_503 + self.drop_rate > 1.0:
             raise ValueError("error_rate_500 + error_rate_503 + drop_rate must not exceed 1")
-        for name in ("drop_after_processing",):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        if (
-            isinstance(self.latency, bool)
-            or not isinstance(self.latency, int | float)
-            or self.latency < 0
-        ):
-            raise ValueError(
-                f"latency must be a non-negative number of seconds, got {self.latency!r}"
-            )
-        if self.stop_after_errors is not None and (
-            not isinstance(self.stop_after_errors, int) or self.stop_after_errors < 1
-        ):
-            raise ValueError("stop_after_errors must be a positive integer or null")
-        if (
-            isinstance(self.force_429_count, bool)
-            or not isinstance(self.force_429_count, int)
-            or self.force_429_count < 0
-        ):
-            raise ValueError("force_429_count must be a non-negative integer")
-        if not isinstance(self.force_429_retry_after, int) or self.force_429_retry_after < 1:
-            raise ValueError("force_429_retry_after must be a positive integer of seconds")
+        check_flag("drop_after_processing", self.drop_after_processing)
+        check_number("seed", self.seed, integer=True)
+        check_number("latency", self.latency, low=0)
+        if self.stop_after_errors is not None:
+            check_number("stop_after_errors", self.stop_after_errors, low=1, integer=True)
+        check_number("force_429_count", self.force_429_count, low=0, integer=True)
+        check_number("force_429_retry_after", self.force_429_retry_after, low=1, integer=True)
         for name in ("failing_emails", "only_endpoints"):
             value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+            if not isinstance(value, list | tuple | set | frozenset) or not all(
+                isinstance(item, str) for item in value
+            ):
                 raise ValueError(f"{name} must be a list of strings")
             object.__setattr__(self, name, frozenset(value))
 
@@ -99,14 +83,8 @@ class Faults:
         return data
 
     def changed(self, changes: Mapping[str, Any]) -> Faults:
-        """A copy with ``changes`` applied; unknown names raise ``ValueError``."""
-        known = {item.name for item in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown fault setting(s): {', '.join(unknown)}; known: {sorted(known)}"
-            )
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied; a bad value or an unknown name raises ``ValueError``."""
+        return changed(self, changes, what="fault setting")
 
 
 @dataclass

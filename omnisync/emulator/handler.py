@@ -37,9 +37,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, route
+from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, Route, route
+from omnisync.emulator.brand import Brand
+from omnisync.emulator.faults import Draw
 from omnisync.emulator.inspection import handle_inspection
-from omnisync.emulator.problems import ApiProblem, FieldError, problem_document
+from omnisync.emulator.problems import ApiProblem, FieldError, Headers, problem_document
 from omnisync.emulator.state import API_VERSION, EmulatorState
 
 logger = logging.getLogger("omnisync.emulator")
@@ -49,7 +51,11 @@ MAX_BODY_BYTES = 4_000_000
 #: Idle keep-alive connections (and stalled reads or writes) give up after this many seconds.
 IDLE_SECONDS = 120
 _BATCHES_PATH = "/batches"
-Headers = tuple[tuple[str, str], ...]
+#: What an injected error fault answers.
+_INJECTED_ERRORS: dict[Draw, tuple[int, str]] = {
+    "error_500": (500, "Internal server error (injected fault)"),
+    "error_503": (503, "Service temporarily unavailable (injected fault)"),
+}
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -57,20 +63,16 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     request_queue_size = 64
 
-    def __init__(
-        self, address: tuple[str, int], state: EmulatorState, *, allow_remote: bool
-    ) -> None:
+    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.state = state
-        self.allow_remote = allow_remote
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, EmulatorRequestHandler)
-        host, port = self.server_address[:2]
-        host_text = host.decode() if isinstance(host, bytes) else str(host)
-        shown = f"[{host_text}]" if ":" in host_text else host_text
-        self.base_url = f"http://{shown}:{port}/api"
+        host = self.server_name  # the bound address, as server_bind set it
+        shown = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{shown}:{self.server_port}/api"
 
     def server_bind(self) -> None:
         """Bind, without ``HTTPServer``'s reverse DNS look-up of the host (nothing reads it)."""
@@ -122,7 +124,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     # -- answers ----------------------------------------------------------------
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """What the standard library refuses (a bad head, 501) answers a problem document.
+        """A request refused before its body is read (by the standard library: a bad head,
+        501; or by :meth:`_read_body`) answers a problem document and closes the connection.
 
         With a status line even when the request line was not understood (the
         standard library would write the bare body, as HTTP/0.9 did).
@@ -147,11 +150,6 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if payload and self.command != "HEAD":
             self.wfile.write(payload)
-
-    def _refuse(self, status: int, detail: str) -> None:
-        """Answer a request whose body is not read, and close the connection."""
-        self.close_connection = True
-        self._send(status, problem_document(status, detail))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Requests are in the emulator's request log; nothing is printed for them."""
@@ -181,17 +179,17 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         """The request's body, or ``None`` when it was refused or the client left mid-body."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            self._refuse(411, "Send the body with a Content-Length header")
+            self.send_error(411, "Send the body with a Content-Length header")
             return None
         length_text = (self.headers.get("Content-Length") or "").strip()
         if length_text and not (length_text.isascii() and length_text.isdigit()):
-            self._refuse(400, "Content-Length is not a number")
+            self.send_error(400, "Content-Length is not a number")
             return None
         length = int(length_text or 0)
         limit = max(MAX_BODY_BYTES, self.server.state.settings.max_batch_bytes)
         if length > limit:
             # Not read at all: answer and close rather than swallow megabytes.
-            self._refuse(413, f"The body is larger than {limit} bytes")
+            self.send_error(413, f"The body is larger than {limit} bytes")
             return None
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
@@ -207,7 +205,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
         if path == "/_emulator" or path.startswith("/_emulator/"):
             # Even with --allow-remote, only this machine may inspect and steer the emulator.
-            if not _is_loopback(str(self.client_address[0])):
+            if not is_loopback_host(str(self.client_address[0])):
                 self._send(403, {"error": "the inspection API answers loopback clients only"})
                 return
             status, body = handle_inspection(
@@ -238,106 +236,74 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         # Which key asked (several keys may reach one brand): tests tell clients apart by it.
         key = self.headers.get("Authorization", "").rpartition(" ")[2] if brand else None
 
-        def answer(response: ApiResponse, extra: Headers = ()) -> None:
-            # Logged before answering, so a client that got its answer finds the record.
-            state.record(
-                method=method,
-                path=path,
-                endpoint=endpoint,
-                status=response.status,
-                brand=brand,
-                emails=response.emails,
-                key=key,
-                received=self._received,
-            )
-            self._answer(response.status, response.body, extra)
-
-        def problem(error: ApiProblem, extra: Headers = ()) -> None:
-            answer(ApiResponse(error.status, error.document()), extra)
-
-        def drop(emails: tuple[str, ...] = ()) -> None:
-            state.record(
-                method=method,
-                path=path,
-                endpoint=endpoint,
-                status=None,
-                brand=brand,
-                emails=emails,
-                key=key,
-                received=self._received,
-            )
-            self.close_connection = True  # and nothing written: the client hears nothing
-
-        if brand is None:
-            problem(ApiProblem(401, "The API key is missing or not valid"))
-            return
-        version = self.headers.get("Omnisend-Version")
-        if version is None:
-            problem(
-                ApiProblem(
-                    400,
-                    "The Omnisend-Version header is required",
-                    errors=(FieldError("Omnisend-Version", "required", "Send 2026-03-15"),),
-                )
-            )
-            return
-        if version != API_VERSION:
-            problem(ApiProblem(410, f"API version {version[:40]!r} is retired or unknown"))
-            return
-        retry_after = state.injector.take_forced_429(endpoint)
-        if retry_after is None:
-            retry_after = state.admit(brand, is_tags=api_path == TAGS_PATH)
-        if retry_after is not None:
-            problem(ApiProblem(429, "Rate limit exceeded", retry_after=retry_after))
-            return
-        draw = state.injector.draw(endpoint)
-        if draw == "error_500":
-            problem(ApiProblem(500, "Internal server error (injected fault)"))
-            return
-        if draw == "error_503":
-            problem(ApiProblem(503, "Service temporarily unavailable (injected fault)"))
-            return
-        processed_drop = draw == "drop" and state.injector.faults.drop_after_processing
-        if draw == "drop" and not processed_drop:
-            drop()
-            return
-        if found is None:
-            problem(ApiProblem(404, f"No such endpoint: {method} {api_path}"))
-            return
-        if found.operation is None:
-            allowed = ", ".join(found.allowed)
-            problem(
-                ApiProblem(405, f"{method} is not allowed here; use {allowed}"),
-                (("Allow", allowed),),
-            )
-            return
-        limit = state.settings.max_batch_bytes
-        if api_path == _BATCHES_PATH and method == "POST" and len(raw) > limit:
-            problem(ApiProblem(413, f"A batch body must be at most {limit} bytes"))
-            return
+        draw: Draw = "ok"
         try:
-            body = orjson.loads(raw) if raw else None
-        except ValueError:  # orjson.JSONDecodeError (RFC 8259: no NaN, valid UTF-8) is one
-            problem(
-                ApiProblem(
-                    400,
-                    "The body is not valid JSON",
-                    errors=(FieldError("", "invalid_format", "The body is not valid JSON"),),
-                )
-            )
-            return
-        api_request = ApiRequest(method, api_path, query, body, raw, self.server.base_url)
-        try:
-            response = found.operation(state, brand, api_request, found.parameter)
+            if brand is None:
+                raise ApiProblem(401, "The API key is missing or not valid")
+            version = self.headers.get("Omnisend-Version")
+            if version is None:
+                required = FieldError("Omnisend-Version", "required", f"Send {API_VERSION}")
+                raise ApiProblem(400, "The Omnisend-Version header is required", errors=(required,))
+            if version != API_VERSION:
+                raise ApiProblem(410, f"API version {version[:40]!r} is retired or unknown")
+            retry_after = state.injector.take_forced_429(endpoint)
+            if retry_after is None:
+                retry_after = state.admit(brand, is_tags=api_path == TAGS_PATH)
+            if retry_after is not None:
+                raise ApiProblem(429, "Rate limit exceeded", retry_after=retry_after)
+            draw = state.injector.draw(endpoint)
+            if draw in _INJECTED_ERRORS:
+                raise ApiProblem(*_INJECTED_ERRORS[draw])
+            if draw == "drop" and not state.injector.faults.drop_after_processing:
+                response = ApiResponse(0)  # dropped before it is processed: never answered
+            else:
+                response = self._operate(found, brand, api_path, query, raw)
         except ApiProblem as error:
-            response = ApiResponse(error.status, error.document(), error.emails)
+            response = ApiResponse(error.status, error.document(), error.emails, error.headers)
         except Exception:
             logger.exception("emulator operation failed", extra={"event": "emulator_error"})
             response = ApiResponse(500, problem_document(500, "Internal server error"))
-        if processed_drop:
-            drop(response.emails)
-            return
-        answer(response)
+        dropped = draw == "drop"
+        # Logged before answering, so a client that got its answer finds the record.
+        state.record(
+            method=method,
+            path=path,
+            endpoint=endpoint,
+            status=None if dropped else response.status,
+            brand=brand,
+            emails=response.emails,
+            key=key,
+            received=self._received,
+        )
+        if dropped:
+            self.close_connection = True  # and nothing written: the client hears nothing
+        else:
+            self._answer(response.status, response.body, response.headers)
+
+    def _operate(
+        self, found: Route | None, brand: Brand, api_path: str, query: dict[str, str], raw: bytes
+    ) -> ApiResponse:
+        """Run the operation ``found`` on the parsed body; raises ``ApiProblem`` for a 404,
+        a 405, a batch body over ``max_batch_bytes`` (413) or a body that is not JSON (400)."""
+        method = self.command
+        if found is None:
+            raise ApiProblem(404, f"No such endpoint: {method} {api_path}")
+        if found.operation is None:
+            allowed = ", ".join(found.allowed)
+            raise ApiProblem(
+                405, f"{method} is not allowed here; use {allowed}", headers=(("Allow", allowed),)
+            )
+        state = self.server.state
+        limit = state.settings.max_batch_bytes
+        if api_path == _BATCHES_PATH and method == "POST" and len(raw) > limit:
+            raise ApiProblem(413, f"A batch body must be at most {limit} bytes")
+        try:
+            body = orjson.loads(raw) if raw else None
+        except ValueError:  # orjson.JSONDecodeError (RFC 8259: no NaN, valid UTF-8) is one
+            invalid = FieldError("", "invalid_format", "The body is not valid JSON")
+            raise ApiProblem(400, "The body is not valid JSON", errors=(invalid,)) from None
+        request = ApiRequest(method, api_path, query, body, raw, self.server.base_url)
+        return found.operation(state, brand, request, found.parameter)
 
 
 def _encode(body: Any) -> bytes:
@@ -348,8 +314,11 @@ def _encode(body: Any) -> bytes:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost`` or a loopback address)."""
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host.split("%", maxsplit=1)[0]).is_loopback
     except ValueError:
-        return host == "localhost"
+        return False

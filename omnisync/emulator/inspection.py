@@ -21,7 +21,7 @@ POST     /drain                 ``{timeout?, dueOnly?}`` -> ``{"idle": bool}`` o
 POST     /reset                 forget contacts, batches, windows, logs and counts
 =======  =====================  =============================================
 
-Bad input answers 400 ``{"error": "..."}``; an unknown path 404.
+Bad input (a ``ValueError``) answers 400 ``{"error": "..."}``; an unknown path 404.
 """
 
 from __future__ import annotations
@@ -31,14 +31,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from omnisync.emulator.batches import render_batch
-from omnisync.emulator.state import EmulatorState, Settings
+from omnisync.emulator.state import EmulatorState
 from omnisync.emulator.validation import CONTACT_FIELDS, STATUSES, is_one_of, is_valid_email
-from omnisync.emulator.values import parse_timestamp
-
-
-class InspectionError(ValueError):
-    """Bad input to the inspection API (answered 400)."""
+from omnisync.emulator.values import check_flag, check_number, parse_timestamp
 
 
 def seed_contact(
@@ -52,28 +47,28 @@ def seed_contact(
     status: str = "nonSubscribed",
     status_changed_at: str | None = None,
 ) -> dict[str, Any]:
-    """Create (or overwrite) a contact as if it existed before the test: no welcome, no change."""
+    """Create (or overwrite) a contact as if it existed before the test: no welcome, no change.
+
+    Returns its ContactResponse body; bad input raises ``ValueError`` saying what is wrong.
+    """
     if not is_valid_email(email):
-        raise InspectionError("email must be a valid e-mail address")
+        raise ValueError("email must be a valid e-mail address")
     if not is_one_of(status, STATUSES):
-        raise InspectionError(f"status must be one of {sorted(STATUSES)}")
+        raise ValueError(f"status must be one of {sorted(STATUSES)}")
     if status_changed_at is not None and parse_timestamp(status_changed_at) is None:
-        raise InspectionError("statusChangedAt must be an RFC 3339 timestamp with an offset")
+        raise ValueError("statusChangedAt must be an RFC 3339 timestamp with an offset")
     fields = dict(fields or {})
     unknown = sorted(set(fields) - set(CONTACT_FIELDS))
     if unknown:
-        raise InspectionError(
-            f"unknown contact field(s) {unknown}; known: {sorted(CONTACT_FIELDS)}"
-        )
+        raise ValueError(f"unknown contact field(s) {unknown}; known: {sorted(CONTACT_FIELDS)}")
     if not all(isinstance(value, str) for value in fields.values()):
-        raise InspectionError("contact field values must be strings")
+        raise ValueError("contact field values must be strings")
     tag_list = list(tags)
     if isinstance(tags, str) or not all(isinstance(tag, str) for tag in tag_list):
-        raise InspectionError("tags must be a list of strings")
+        raise ValueError("tags must be a list of strings")
     if custom_properties is not None and not isinstance(custom_properties, Mapping):
-        raise InspectionError("customProperties must be an object")
-    target = _brand(state, brand)
-    contact: dict[str, Any] = target.seed(
+        raise ValueError("customProperties must be an object")
+    contact: dict[str, Any] = state.brand(brand).seed(
         email,
         at=state.wall_seconds(),
         fields=fields,
@@ -85,17 +80,11 @@ def seed_contact(
     return contact
 
 
-def _brand(state: EmulatorState, name: str | None) -> Any:
-    try:
-        return state.brand(name)
-    except ValueError as error:
-        raise InspectionError(str(error)) from None
-
-
 def contacts_json(
     state: EmulatorState, *, brand: str | None, email: str | None
 ) -> list[dict[str, Any]]:
-    target = _brand(state, brand)
+    """The brand's contacts as ContactResponse bodies, oldest first (only ``email``'s if given)."""
+    target = state.brand(brand)
     if email is not None:
         record = target.find(email=email)
         return [] if record is None else [target.render(record)]
@@ -103,43 +92,24 @@ def contacts_json(
         return [target.book.render(record) for record in target.book.live_records()]
 
 
-def settings_changed(settings: Settings, changes: Mapping[str, Any]) -> Settings:
-    """A copy of ``settings`` with ``changes``, checked (``InspectionError`` when bad)."""
-    known = {item.name for item in dataclasses.fields(settings)}
-    unknown = sorted(set(changes) - known)
-    if unknown:
-        raise InspectionError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
-    if "rate_limits" in changes and not isinstance(changes["rate_limits"], bool):
-        raise InspectionError("rate_limits must be true or false")
-    for name in ("batch_delay", "tag_delay"):
-        value = changes.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise InspectionError(f"{name} must be a non-negative number of seconds")
-    size = changes.get("max_batch_bytes", 1)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise InspectionError("max_batch_bytes must be a positive integer")
-    return dataclasses.replace(settings, **changes)
-
-
 def _json_body(raw: bytes) -> dict[str, Any]:
-    if not raw:
-        return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw) if raw else {}
     except ValueError:
-        raise InspectionError("the body is not valid JSON") from None
+        raise ValueError("the body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise InspectionError("the body must be a JSON object")
+        raise ValueError("the body must be a JSON object")
     return body
 
 
 def handle_inspection(
     state: EmulatorState, method: str, path: str, query: dict[str, str], raw: bytes
 ) -> tuple[int, Any]:
-    """Answer one inspection request: ``(status, JSON body)``."""
+    """Answer one inspection request: ``(status, JSON body)``; bad input (a ``ValueError``)
+    answers 400 ``{"error": ...}``."""
     try:
         return _handle(state, method, path.rstrip("/") or "/", query, raw)
-    except InspectionError as error:
+    except ValueError as error:
         return 400, {"error": str(error)}
 
 
@@ -155,7 +125,7 @@ def _handle(
     if key == ("POST", "/contacts"):
         body = _json_body(raw)
         if not isinstance(body.get("email"), str):
-            raise InspectionError("email is required")
+            raise ValueError("email is required")
         contact = seed_contact(
             state,
             body["email"],
@@ -168,14 +138,9 @@ def _handle(
         )
         return 201, contact
     if key == ("GET", "/welcome-messages"):
-        target = _brand(state, brand)
-        with target.lock:
-            messages = list(target.book.welcome_messages)
+        messages = state.brand(brand).welcome_messages()
         return 200, {"welcomeMessages": [dataclasses.asdict(m) for m in messages]}
     if key == ("GET", "/status-changes"):
-        target = _brand(state, brand)
-        with target.lock:
-            changes = list(target.book.status_changes)
         return 200, {
             "statusChanges": [
                 {
@@ -185,42 +150,34 @@ def _handle(
                     "at": c.at,
                     "channel": c.channel,
                 }
-                for c in changes
+                for c in state.brand(brand).status_changes()
             ]
         }
     if key == ("GET", "/requests"):
         try:
             since = int(query.get("since", "0"))
         except ValueError:
-            raise InspectionError("since must be an integer sequence number") from None
+            raise ValueError("since must be an integer sequence number") from None
         records = state.request_log(brand)
         return 200, {"requests": [r.to_json() for r in records if r.sequence > since]}
     if key == ("GET", "/counts"):
         return 200, state.counts()
     if key == ("GET", "/batches"):
-        target = _brand(state, brand)
-        with target.lock:
-            return 200, {"batches": [render_batch(b) for b in reversed(target.batches.values())]}
+        return 200, {"batches": state.brand(brand).batch_summaries()}
     if path == "/faults" and method in ("GET", "PUT", "PATCH"):
         if method != "GET":
-            try:
-                faults = state.injector.faults.changed(_json_body(raw))
-            except (TypeError, ValueError) as error:
-                raise InspectionError(str(error)) from None
-            state.injector.set(faults)
+            state.injector.set(state.injector.faults.changed(_json_body(raw)))
         return 200, state.injector.faults.to_json()
     if path == "/settings" and method in ("GET", "PUT", "PATCH"):
         if method != "GET":
-            state.settings = settings_changed(state.settings, _json_body(raw))
+            state.settings = state.settings.changed(_json_body(raw))
         return 200, dataclasses.asdict(state.settings)
     if key == ("POST", "/drain"):
         body = _json_body(raw)
         timeout = body.get("timeout", 10.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise InspectionError("timeout must be a non-negative number of seconds")
+        check_number("timeout", timeout, low=0)
         due_only = body.get("dueOnly", False)
-        if not isinstance(due_only, bool):
-            raise InspectionError("dueOnly must be true or false")
+        check_flag("dueOnly", due_only)
         return 200, {"idle": state.worker.wait_idle(float(timeout), due_only=due_only)}
     if key == ("POST", "/reset"):
         state.reset()

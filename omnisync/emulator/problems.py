@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PROBLEM_BASE = "https://problems.omnisend.com/"
+Headers = tuple[tuple[str, str], ...]
 
 _TITLES = {
     400: ("validation-failed", "Validation failed"),
@@ -54,12 +55,15 @@ class ApiProblem(Exception):
         *,
         errors: tuple[FieldError, ...] = (),
         retry_after: int | None = None,
+        headers: Headers = (),
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors
         self.retry_after = retry_after
+        #: Headers the answer carries besides the document (a 405's ``Allow``).
+        self.headers = headers
         #: E-mails the refused request named, for the request log.
         self.emails: tuple[str, ...] = ()
 
@@ -68,11 +72,6 @@ class ApiProblem(Exception):
         return problem_document(
             self.status, self.detail, errors=self.errors, retry_after=self.retry_after
         )
-
-
-def new_instance() -> str:
-    """A fresh request trace id in Omnisend's form."""
-    return f"urn:omnisend:request:{uuid.uuid4()}"
 
 
 def problem_document(
@@ -89,7 +88,7 @@ def problem_document(
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": new_instance(),
+        "instance": f"urn:omnisend:request:{uuid.uuid4()}",  # a fresh trace id
     }
     if status == 400:
         document["errors"] = [error.to_json() for error in errors]

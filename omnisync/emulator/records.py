@@ -1,7 +1,7 @@
 """What the emulator keeps of one contact, and the traces Omnisend's rules leave (no I/O).
 
-:class:`ContactRecord` is a mutable ``__slots__`` class rather than a frozen
-dataclass because a brand holds a million of them and updates them in place;
+:class:`ContactRecord` is a mutable slotted dataclass rather than a frozen one
+because a brand holds a million of them and updates them in place;
 :class:`WelcomeMessage` and :class:`StatusChange` are what a test reads back
 (:attr:`omnisync.emulator.contacts.ContactBook.welcome_messages`,
 ``status_changes``).
@@ -9,7 +9,7 @@ dataclass because a brand holds a million of them and updates them in place;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -34,56 +34,39 @@ class StatusChange:
     channel: str = "email"
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class ContactRecord:
     """One stored contact; field values are slots, strings shared with the request that set them.
 
     ``number`` is the record's place in its book (from 1); the public id is
     derived from it, so a million records need no id strings or id index.
+    Compared and hashed by identity (``eq=False``): one record, one contact; no
+    generated repr, so a stray log line cannot spell out an e-mail.
     """
 
-    __slots__ = (
-        "address",
-        "birthdate",
-        "city",
-        "consents",
-        "country",
-        "countryCode",
-        "created",
-        "custom_properties",
-        "email",
-        "firstName",
-        "gender",
-        "lastName",
-        "number",
-        "phones",
-        "postalCode",
-        "state",
-        "status",
-        "status_changed",
-        "status_changed_text",
-        "tags",
-        "updated",
-    )
+    number: int
+    email: str
+    #: Modelled wall time (seconds since the epoch); ``updated`` and ``status_changed`` start there.
+    created: float
+    firstName: str | None = None
+    lastName: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postalCode: str | None = None
+    country: str | None = None
+    countryCode: str | None = None
+    birthdate: str | None = None
+    gender: str | None = None
+    custom_properties: dict[str, Any] | None = None
+    tags: tuple[str, ...] = ()
+    status: str = "nonSubscribed"
+    status_changed: float = field(init=False)
+    status_changed_text: str | None = None
+    updated: float = field(init=False)
+    #: phone -> (sms status, when it changed)
+    phones: dict[str, tuple[str, float]] | None = None
+    consents: list[dict[str, str]] | None = None
 
-    def __init__(self, number: int, email: str, at: float) -> None:
-        self.number = number
-        self.email = email
-        self.firstName: str | None = None
-        self.lastName: str | None = None
-        self.address: str | None = None
-        self.city: str | None = None
-        self.state: str | None = None
-        self.postalCode: str | None = None
-        self.country: str | None = None
-        self.countryCode: str | None = None
-        self.birthdate: str | None = None
-        self.gender: str | None = None
-        self.custom_properties: dict[str, Any] | None = None
-        self.tags: tuple[str, ...] = ()
-        self.status = "nonSubscribed"
-        self.status_changed = at
-        self.status_changed_text: str | None = None
-        self.created = at
-        self.updated = at
-        self.phones: dict[str, tuple[str, float]] | None = None
-        self.consents: list[dict[str, str]] | None = None
+    def __post_init__(self) -> None:
+        self.status_changed = self.updated = self.created

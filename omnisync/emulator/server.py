@@ -11,28 +11,16 @@ the choices it makes where Omnisend's rules are not published.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from omnisync.clock import Clock, ScaledClock, SystemClock
-from omnisync.emulator.batches import render_batch
 from omnisync.emulator.faults import Faults
-from omnisync.emulator.handler import EmulatorHTTPServer
-from omnisync.emulator.inspection import contacts_json, seed_contact, settings_changed
+from omnisync.emulator.handler import EmulatorHTTPServer, is_loopback_host
+from omnisync.emulator.inspection import contacts_json, seed_contact
 from omnisync.emulator.records import StatusChange, WelcomeMessage
 from omnisync.emulator.state import EmulatorState, RequestRecord, Settings
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` names this machine only (``localhost`` or a loopback address)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Emulator:
@@ -75,28 +63,22 @@ class Emulator:
             )
         if time_scale is not None:
             clock = ScaledClock(time_scale)
-        settings = settings_changed(
-            Settings(),
-            {
-                "rate_limits": rate_limits,
-                "batch_delay": batch_delay,
-                "tag_delay": tag_delay,
-                "max_batch_bytes": max_batch_bytes,
-            },
-        )
         self._state = EmulatorState(
             api_keys,
             clock=clock or SystemClock(),
-            settings=settings,
+            settings=Settings(
+                rate_limits=rate_limits,
+                batch_delay=batch_delay,
+                tag_delay=tag_delay,
+                max_batch_bytes=max_batch_bytes,
+            ),
             faults=faults or Faults(),
             requests_per_minute=requests_per_minute,
             tags_per_minute=tags_per_minute,
             request_log_limit=request_log_limit,
             log_emails=log_emails,
         )
-        self._host = host
-        self._port = port
-        self._allow_remote = allow_remote
+        self._address = (host, port)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -109,9 +91,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is not None:
             return self
-        self._server = EmulatorHTTPServer(
-            (self._host, self._port), self._state, allow_remote=self._allow_remote
-        )
+        self._server = EmulatorHTTPServer(self._address, self._state)
         self._state.worker.start()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -140,12 +120,15 @@ class Emulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _started(self) -> EmulatorHTTPServer:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return self._server
+
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/api`` (the emulator must be started)."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return self._server.base_url
+        return self._started().base_url
 
     @property
     def url(self) -> str:
@@ -154,9 +137,7 @@ class Emulator:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return int(self._server.server_address[1])
+        return self._started().server_port
 
     @property
     def clock(self) -> Clock:
@@ -171,32 +152,20 @@ class Emulator:
         return self._state.brand_for_key(api_key)
 
     def seed_contact(
-        self,
-        email: str,
-        *,
-        brand: str | None = None,
-        fields: Mapping[str, str] | None = None,
-        custom_properties: Mapping[str, Any] | None = None,
-        tags: Iterable[str] = (),
-        status: str = "nonSubscribed",
-        status_changed_at: str | None = None,
+        self, email: str, *, brand: str | None = None, **details: Any
     ) -> dict[str, Any]:
-        """Add a pre-existing contact (no welcome message, no status change recorded)."""
-        return seed_contact(
-            self._state,
-            email,
-            brand=brand,
-            fields=fields,
-            custom_properties=custom_properties,
-            tags=tags,
-            status=status,
-            status_changed_at=status_changed_at,
-        )
+        """Add a pre-existing contact (no welcome message, no status change recorded).
+
+        ``details`` are :func:`~omnisync.emulator.inspection.seed_contact`'s:
+        ``fields``, ``custom_properties``, ``tags``, ``status``, ``status_changed_at``.
+        Bad input raises ``ValueError``.
+        """
+        return seed_contact(self._state, email, brand=brand, **details)
 
     def delete_contact(self, email: str, *, brand: str | None = None) -> bool:
         """Delete a contact behind its exporters' backs (as a person in Omnisend's UI
         would); ``False`` when there is none."""
-        return bool(self._state.brand(brand).delete_contact(email))
+        return self._state.brand(brand).delete_contact(email)
 
     def remove_tags(
         self, emails: Iterable[str], tags: Iterable[str], *, brand: str | None = None
@@ -204,8 +173,8 @@ class Emulator:
         """Remove ``tags`` from contacts at once, behind their exporters' backs (not an
         API call: nothing logged or rate-limited); returns the contacts changed."""
         body = {"emails": list(emails), "tags": list(tags)}
-        return int(
-            self._state.brand(brand).change_tags(body, remove=True, at=self._state.wall_seconds())
+        return self._state.brand(brand).change_tags(
+            body, remove=True, at=self._state.wall_seconds()
         )
 
     def contacts(self, *, brand: str | None = None) -> list[dict[str, Any]]:
@@ -223,14 +192,10 @@ class Emulator:
             return len(target.book.by_email)
 
     def welcome_messages(self, *, brand: str | None = None) -> list[WelcomeMessage]:
-        target = self._state.brand(brand)
-        with target.lock:
-            return list(target.book.welcome_messages)
+        return self._state.brand(brand).welcome_messages()
 
     def status_changes(self, *, brand: str | None = None) -> list[StatusChange]:
-        target = self._state.brand(brand)
-        with target.lock:
-            return list(target.book.status_changes)
+        return self._state.brand(brand).status_changes()
 
     def request_log(self, *, brand: str | None = None) -> list[RequestRecord]:
         return self._state.request_log(brand)
@@ -240,9 +205,7 @@ class Emulator:
 
     def batches(self, *, brand: str | None = None) -> list[dict[str, Any]]:
         """Batch summaries, newest first."""
-        target = self._state.brand(brand)
-        with target.lock:
-            return [render_batch(batch) for batch in reversed(target.batches.values())]
+        return self._state.brand(brand).batch_summaries()
 
     def reset(self) -> None:
         self._state.reset()
@@ -277,5 +240,5 @@ class Emulator:
 
     def configure(self, **changes: Any) -> Settings:
         """Change ``rate_limits``, ``batch_delay``, ``tag_delay`` or ``max_batch_bytes`` live."""
-        self._state.settings = settings_changed(self._state.settings, changes)
+        self._state.settings = self._state.settings.changed(changes)
         return self._state.settings

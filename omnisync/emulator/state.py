@@ -17,6 +17,7 @@ from typing import Any
 from omnisync.clock import Clock
 from omnisync.emulator.brand import Brand
 from omnisync.emulator.faults import FaultInjector, Faults
+from omnisync.emulator.values import changed, check_flag, check_number
 from omnisync.emulator.worker import Worker
 
 API_VERSION = "2026-03-15"
@@ -42,7 +43,6 @@ class RequestRecord:
     at: float
     brand: str | None
     emails: tuple[str, ...] = ()
-    #: the API key that made the request (known brands only)
     key: str | None = None
     #: when the request's head arrived (modelled seconds; ``at`` is when it was answered)
     received: float = 0.0
@@ -68,6 +68,16 @@ class Settings:
     batch_delay: float = 0.2
     tag_delay: float = 0.05
     max_batch_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        check_flag("rate_limits", self.rate_limits)
+        check_number("batch_delay", self.batch_delay, low=0)
+        check_number("tag_delay", self.tag_delay, low=0)
+        check_number("max_batch_bytes", self.max_batch_bytes, low=1, integer=True)
+
+    def changed(self, changes: Mapping[str, Any]) -> Settings:
+        """A copy with ``changes`` applied; a bad value or an unknown name raises ``ValueError``."""
+        return changed(self, changes, what="setting")
 
 
 def brand_map(api_keys: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
@@ -151,9 +161,6 @@ class EmulatorState:
 
     # -- time ------------------------------------------------------------------
 
-    def now(self) -> float:
-        return self.clock.now()
-
     def wall_seconds(self) -> float:
         return self.clock.wall().timestamp()
 
@@ -205,10 +212,11 @@ class EmulatorState:
         endpoint: str,
         status: int | None,
         brand: Brand | None,
-        emails: tuple[str, ...] = (),
-        key: str | None = None,
-        received: float | None = None,
+        emails: tuple[str, ...],
+        key: str | None,
+        received: float,
     ) -> None:
+        """Log one API request (``status`` ``None``: dropped) and count it."""
         at = self.clock.now()
         with self._lock:
             self._log.append(
@@ -222,7 +230,7 @@ class EmulatorState:
                     brand.name if brand is not None else None,
                     emails if self.log_emails else (),
                     key,
-                    at if received is None else received,
+                    received,
                 )
             )
             by_status = self._counts.setdefault(endpoint, {})

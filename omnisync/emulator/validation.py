@@ -43,7 +43,7 @@ MAX_TAG_LENGTH = 100
 MAX_CUSTOM_PROPERTIES = 200
 MAX_CUSTOM_STRING_LENGTH = 2048
 
-STATUSES = frozenset({"subscribed", "unsubscribed", "nonSubscribed"})
+STATUSES = ("subscribed", "unsubscribed", "nonSubscribed")
 
 EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+")
 PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -119,12 +119,10 @@ def _check_string(name: str, value: object, limit: int, errors: list[FieldError]
 
 
 def _check_birthdate(value: object, errors: list[FieldError]) -> None:
-    valid = isinstance(value, str) and len(value) == 10
-    if valid:
-        try:
-            date.fromisoformat(str(value))
-        except ValueError:
-            valid = False
+    try:
+        valid = isinstance(value, str) and len(value) == 10 and bool(date.fromisoformat(value))
+    except ValueError:
+        valid = False
     if not valid:
         errors.append(FieldError("birthdate", "invalid_format", "Must be a date as YYYY-MM-DD"))
 
@@ -211,7 +209,7 @@ def _check_channels(channels: object, path: str, kind: object, errors: list[Fiel
                 FieldError(
                     f"{channel_path}.status",
                     "invalid_format",
-                    "Must be one of subscribed, unsubscribed, nonSubscribed",
+                    f"Must be one of {', '.join(STATUSES)}",
                 )
             )
         if "statusChangedAt" in details and parse_timestamp(details["statusChangedAt"]) is None:
@@ -237,21 +235,22 @@ def _check_consent(consent: object, path: str, errors: list[FieldError]) -> None
         )
 
 
-def check_tags(tags: object, errors: list[FieldError], *, path: str = "tags") -> None:
+def check_tags(tags: object, errors: list[FieldError]) -> None:
+    """Check the ``tags`` of a contact body or a tags call."""
     if not isinstance(tags, list):
-        errors.append(FieldError(path, "invalid_format", "Must be an array of strings"))
+        errors.append(FieldError("tags", "invalid_format", "Must be an array of strings"))
         return
     if len(tags) > MAX_TAGS_PER_CONTACT:
         errors.append(
-            FieldError(path, "too_long", f"At most {MAX_TAGS_PER_CONTACT} tags are allowed")
+            FieldError("tags", "too_long", f"At most {MAX_TAGS_PER_CONTACT} tags are allowed")
         )
     for index, tag in enumerate(tags):
         if not isinstance(tag, str) or not tag.strip():
-            errors.append(FieldError(f"{path}[{index}]", "invalid_format", "Must be a string"))
+            errors.append(FieldError(f"tags[{index}]", "invalid_format", "Must be a string"))
         elif len(tag) > MAX_TAG_LENGTH:
             errors.append(
                 FieldError(
-                    f"{path}[{index}]", "too_long", f"Must be at most {MAX_TAG_LENGTH} characters"
+                    f"tags[{index}]", "too_long", f"Must be at most {MAX_TAG_LENGTH} characters"
                 )
             )
 

@@ -1,17 +1,25 @@
-"""Values the emulator reads and writes: times and countries (pure: no I/O).
+"""Values the emulator reads and writes: times, countries and its own settings (pure: no I/O).
 
 Omnisend writes times as RFC 3339 in UTC with milliseconds and ``Z``, and
 reads them with any offset. A ``countryCode`` is an ISO 3166-1 alpha-2 code
 that exists (``ZZ`` is refused), and it wins over ``country``: the stored
-name follows the code (``docs/omnisend.md``).
+name follows the code (``docs/omnisend.md``). The emulator's own knobs
+(:class:`~omnisync.emulator.faults.Faults`, ``Settings``, ``/_emulator/drain``)
+are checked with :func:`check_number` and :func:`check_flag`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pycountry
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def format_time(seconds: float) -> str:
@@ -53,3 +61,40 @@ def country_code(name: str) -> str | None:
         return str(pycountry.countries.lookup(name).alpha_2)
     except LookupError:
         return None
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    integer: bool = False,
+) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number (an integer when
+    ``integer``; never a boolean) from ``low`` up to ``high``."""
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    if low is not None and (value < low or (high is not None and value > high)):
+        bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+        raise ValueError(f"{name} must be {kind} {bounds}, got {value!r}")
+
+
+def check_flag(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+Knobs = TypeVar("Knobs", bound="DataclassInstance")
+
+
+def changed(knobs: Knobs, changes: Mapping[str, Any], *, what: str) -> Knobs:
+    """A copy of the frozen dataclass ``knobs`` with ``changes`` (checked by its
+    ``__post_init__``); an unknown name raises ``ValueError`` listing the known ones."""
+    known = {item.name for item in dataclasses.fields(knobs)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown {what}(s): {', '.join(unknown)}; known: {sorted(known)}")
+    return dataclasses.replace(knobs, **changes)

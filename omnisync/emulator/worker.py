@@ -29,7 +29,7 @@ _MAX_REAL_WAIT = 0.01
 class Worker:
     """Runs scheduled callables in modelled-time order on one daemon thread."""
 
-    def __init__(self, clock: Clock, *, name: str = "omnisend-emulator-worker") -> None:
+    def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._scale = float(getattr(clock, "scale", 1.0))
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
@@ -38,14 +38,15 @@ class Worker:
         self._busy = False
         self._running = False
         self._thread: threading.Thread | None = None
-        self._name = name
 
     def start(self) -> None:
         with self._condition:
             if self._running:
                 return
             self._running = True
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="omnisend-emulator-worker", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -68,11 +69,6 @@ class Worker:
         """Drop every piece of work not yet started."""
         with self._condition:
             self._queue.clear()
-
-    def pending(self) -> int:
-        """Pieces of work queued or running."""
-        with self._condition:
-            return len(self._queue) + (1 if self._busy else 0)
 
     def wait_idle(self, timeout: float, *, due_only: bool = False) -> bool:
         """Block (real seconds) until nothing is queued or running; ``False`` on timeout.

@@ -12,7 +12,6 @@ Omnisend acknowledged.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from omnisync.clock import Clock
@@ -20,6 +19,7 @@ from omnisync.contact import ContactWrite
 from omnisync.engine.intents import IntentRecordingClient, without_repeated_consent
 from omnisync.engine.recorder import FAILURE_SAMPLES, LedgerRecorder
 from omnisync.engine.report import PlanTally
+from omnisync.engine.runsettings import PipelineSettings
 from omnisync.engine.staged import StagedExport
 from omnisync.mapping import MappingPlan
 from omnisync.omnisend.client import OmnisendClient
@@ -29,15 +29,6 @@ from omnisync.state import LedgerStore
 
 if TYPE_CHECKING:
     from omnisync.engine.attempt import RunAttempt
-
-
-@dataclass(frozen=True)
-class PipelineSettings:
-    """How the apply phase paces its pipelines (see ``RunnerSettings``)."""
-
-    poll_interval: float
-    max_batches_in_flight: int
-    stop_grace: float
 
 
 def apply_work(
@@ -91,11 +82,7 @@ def apply_work(
 
         def apply_item(item: WorkItem) -> bool:
             """Queue one member's work; ``False`` once the pipeline takes no more."""
-            outcome = (
-                plan.map_row(item.row, in_ledger=item.in_ledger, now=now)
-                if item.needs_upsert
-                else None
-            )
+            outcome = plan.map_work(item, now=now)
             actions = tally.add(item, outcome)
             # An item counts as seen once its work is queued: one the pipeline
             # refused (a stop) stays unreached, so the run reports it pending.
@@ -129,16 +116,15 @@ def apply_work(
             if stop.is_set() or not apply_item(item):
                 break
         samples: list[Leaver] = []
-        if not attempt.stop.is_set():
-            for leaver in staged.leavers():
-                if attempt.stop.is_set():
-                    break
-                if len(samples) < FAILURE_SAMPLES:
-                    samples.append(leaver)
-                if not pipeline_for(leaver.tag).remove_tag(leaver.email):
-                    break
-                attempt.leavers_seen += 1
-                attempt.removes_queued += 1
+        for leaver in staged.leavers():
+            if stop.is_set():
+                break
+            if len(samples) < FAILURE_SAMPLES:
+                samples.append(leaver)
+            if not pipeline_for(leaver.tag).remove_tag(leaver.email):
+                break
+            attempt.leavers_seen += 1
+            attempt.removes_queued += 1
         tally.add_leavers(samples)
         attempt.changed()
         # The export's own pipeline last: old tags are removed while it drains.
@@ -146,4 +132,4 @@ def apply_work(
             if tag != export.tag:
                 pipeline.finish()
         main.finish()
-        attempt.stopped = attempt.stop.is_set()
+        attempt.stopped = stop.is_set()

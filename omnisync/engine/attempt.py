@@ -25,7 +25,15 @@ if TYPE_CHECKING:
 class RunAttempt:
     """The mutable bookkeeping of one run, read by progress and the final result."""
 
-    def __init__(self, export: Export, *, progress: RunProgress, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        export: Export,
+        *,
+        progress: RunProgress,
+        stop: threading.Event,
+        allow_large_change: bool,
+        full: bool,
+    ) -> None:
         self.export = export
         self.progress = progress
         self.stop = stop
@@ -45,9 +53,9 @@ class RunAttempt:
         self.removes_queued = 0
         self.stopped = False
         #: A person released this run past the change guards (once).
-        self.allow_large_change = False
+        self.allow_large_change = allow_large_change
         #: A full resync: every member re-sent and re-tagged.
-        self.full = False
+        self.full = full
         self._progress_lock = threading.Lock()
 
     def phase(self, phase: Phase) -> None:
@@ -59,44 +67,37 @@ class RunAttempt:
 
     def counts(self) -> RunCounts:
         stage = self.stage_counts
-        recorder = self.recorder
-        upserted = recorder.upserted if recorder else 0
-        upsert_failed = recorder.upsert_failed if recorder else 0
-        tagged = recorder.tagged if recorder else 0
-        untagged = recorder.untagged if recorder else 0
-        tag_failed = recorder.tag_failed if recorder else 0
-        tags_after_upsert = recorder.tags_after_upsert if recorder else 0
-        unreached = 0
-        if recorder is not None:
-            unreached = max(0, stage.work - self.items_seen) + max(
-                0, stage.leaving - self.leavers_seen
-            )
-        pending_upserts = max(0, self.upserts_queued - upserted - upsert_failed)
-        tag_changes = self.tag_adds_queued + tags_after_upsert + self.removes_queued
-        pending_tags = max(0, tag_changes - tagged - untagged - tag_failed)
         counter = self.counter
-        tally = self.tally
-        found = tallied(
-            stage,
-            invalid_new=tally.invalid_new if tally else 0,
-            invalid_changed=tally.invalid_changed if tally else 0,
-            invalid_tag=tally.invalid_tag if tally else 0,
-        )
-        return RunCounts(
+        # The tally, once the apply phase made one, counts from these same staging counts.
+        found = self.tally.tallied() if self.tally is not None else tallied(stage)
+        counts = RunCounts(
             **asdict(found),
             upserts_planned=self.upserts_queued,
             tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
-            upserted=upserted,
-            upsert_failed=upsert_failed,
-            tagged=tagged,
-            untagged=untagged,
-            tag_failed=tag_failed,
             settled=self.settled,
-            pending=unreached + pending_upserts + upsert_failed + pending_tags + tag_failed,
-            batches=recorder.batches if recorder else 0,
             requests=counter.requests if counter else 0,
             rate_limited=counter.rate_limited if counter else 0,
         )
+        recorder = self.recorder
+        if recorder is None:  # the apply phase has not begun: nothing queued, nothing pending
+            return counts
+        # Each of the recorder's counts read once, so that ``pending`` agrees with them.
+        counts = replace(
+            counts,
+            upserted=recorder.upserted,
+            upsert_failed=recorder.upsert_failed,
+            tagged=recorder.tagged,
+            untagged=recorder.untagged,
+            tag_failed=recorder.tag_failed,
+            batches=recorder.batches,
+        )
+        unreached = max(0, stage.work - self.items_seen) + max(0, stage.leaving - self.leavers_seen)
+        upserts_done = counts.upserted + counts.upsert_failed
+        tag_changes = self.tag_adds_queued + recorder.tags_after_upsert + self.removes_queued
+        tags_done = counts.tagged + counts.untagged + counts.tag_failed
+        pending_upserts = max(0, self.upserts_queued - upserts_done) + counts.upsert_failed
+        pending_tags = max(0, tag_changes - tags_done) + counts.tag_failed
+        return replace(counts, pending=unreached + pending_upserts + pending_tags)
 
     def partial_reason(self, counts: RunCounts) -> str:
         parts = []

@@ -78,8 +78,9 @@ class _FanOutObserver:
 class ClientPool:
     """Hands out the client of a connection, creating it on first use.
 
-    ``environ`` and ``credentials_directory`` are where API keys are resolved
-    (default: the process's). ``observer_for(connection_name)`` supplies the
+    ``environ`` and ``credentials_directory`` are where API keys and a source's
+    secrets are resolved (default: the process's environment and
+    ``$CREDENTIALS_DIRECTORY``). ``observer_for(connection_name)`` supplies the
     daemon's metrics observer per connection. ``transport`` and ``timeout``
     are passed to every client (tests wrap the transport to check the
     contract). ``gate_for(connection)`` may give a callable run before each of
@@ -102,8 +103,8 @@ class ClientPool:
         self._clock = clock
         # Not `registry or ...`: an empty registry is falsy (it has a length).
         self._registry = registry if registry is not None else LimiterRegistry(clock=clock)
-        self._environ = os.environ if environ is None else environ
-        self._credentials_directory = credentials_directory
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.credentials_directory = credentials_directory
         self._observer_for = observer_for
         self._transport = transport
         self._timeout = timeout
@@ -111,16 +112,6 @@ class ClientPool:
         self._lock = threading.Lock()
         self._clients: dict[str, tuple[str, OmnisendClient, _FanOutObserver]] = {}
         self._retired: list[OmnisendClient] = []
-
-    @property
-    def environ(self) -> Mapping[str, str]:
-        """Where this pool resolves secrets: the environment..."""
-        return self._environ
-
-    @property
-    def credentials_directory(self) -> str | None:
-        """... and the credentials directory (``None``: ``$CREDENTIALS_DIRECTORY``)."""
-        return self._credentials_directory
 
     def client_for(self, connection: Connection) -> OmnisendClient:
         """The shared client of ``connection``.
@@ -145,8 +136,8 @@ class ClientPool:
     def _entry(self, connection: Connection) -> tuple[str, OmnisendClient, _FanOutObserver]:
         api_key = resolve_secret(
             connection.api_key,
-            environ=self._environ,
-            credentials_directory=self._credentials_directory,
+            environ=self.environ,
+            credentials_directory=self.credentials_directory,
         )
         signature = _signature(connection, api_key)
         with self._lock:

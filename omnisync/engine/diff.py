@@ -32,19 +32,12 @@ import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 from omnisync.config.model import OnLeave
 from omnisync.masking import mask_email
 from omnisync.planning import StageCounts
-
-#: The ledger table's shape (docs/ARCHITECTURE.md, "Export engine"); used to
-#: stand in an empty ledger when there is no state database yet.
-LEDGER_TABLE_DDL = (
-    "CREATE TABLE ledger.ledger_entries (export TEXT NOT NULL, email TEXT NOT NULL, "
-    "fingerprint INTEGER NOT NULL, tag TEXT, updated_at TEXT NOT NULL, "
-    "PRIMARY KEY (export, email)) WITHOUT ROWID"
-)
 
 #: ``temp.work``'s columns, in the order a ledger side inserts them.
 WORK_COLUMNS = "seq, in_ledger, tag_on, needs_upsert, needs_tag"
@@ -224,9 +217,7 @@ def run_diff(
 class AttachedLedger:
     """The ledger side of a SQLite ledger ATTACHed to the staging connection as ``ledger``."""
 
-    @property
-    def timings(self) -> Mapping[str, float]:
-        return {}
+    timings: Mapping[str, float] = MappingProxyType({})
 
     def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
         connection.execute(
@@ -270,12 +261,13 @@ class AttachedLedger:
 class EmptyLedger:
     """The ledger side of a ledger without entries: every member is new work."""
 
-    @property
-    def timings(self) -> Mapping[str, float]:
-        return {}
+    timings: Mapping[str, float] = MappingProxyType({})
 
     def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
-        fill_new_work(connection, terms.members)
+        connection.execute(
+            f"INSERT INTO temp.work ({WORK_COLUMNS}) "
+            f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {terms.members}"
+        )
 
     def totals(self, connection: sqlite3.Connection, terms: DiffTerms) -> tuple[int, int]:
         return 0, 0
@@ -287,16 +279,7 @@ class EmptyLedger:
         return None
 
 
-def fill_new_work(connection: sqlite3.Connection, condition: str) -> None:
-    """Insert the staged rows matching ``condition`` (on ``temp.stage AS s``) into
-    ``temp.work`` as members the ledger does not know: to upsert and to tag."""
-    connection.execute(
-        f"INSERT INTO temp.work ({WORK_COLUMNS}) "
-        f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {condition}"
-    )
-
-
-def _work_counts(connection: sqlite3.Connection) -> tuple[int, int, int, int, int, int, int]:
+def _work_counts(connection: sqlite3.Connection) -> tuple[int, ...]:
     """The counts of ``temp.work``: work, new, changed, tag only, retag, work
     items with a tag on, and those that need the export's tag."""
     counts = connection.execute(
@@ -309,10 +292,7 @@ def _work_counts(connection: sqlite3.Connection) -> tuple[int, int, int, int, in
         "coalesce(sum(needs_tag), 0) "
         "FROM temp.work"
     ).fetchone()
-    work, new, changed, tag_only, retag, tagged_in_work, needs_tag = (
-        int(count) for count in counts
-    )
-    return work, new, changed, tag_only, retag, tagged_in_work, needs_tag
+    return tuple(int(count) for count in counts)
 
 
 def _scalar(connection: sqlite3.Connection, sql: str, parameters: tuple[object, ...] = ()) -> int:

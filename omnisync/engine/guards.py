@@ -28,19 +28,14 @@ def hold_reasons(guards: Guards, counts: StageCounts) -> tuple[str, ...]:
             f"the segment has {counts.members:,} members, fewer than min_members "
             f"{guards.min_members:,}"
         )
-    if guards.max_removed is not None and counts.tagged and counts.leaving:
-        share = counts.leaving / counts.tagged
-        if share > guards.max_removed:
+    for limit, name, verb, count, among in (
+        (guards.max_removed, "max_removed", "untag", counts.leaving, counts.tagged),
+        (guards.max_changed, "max_changed", "re-send", counts.changed, counts.delivered),
+    ):
+        if limit is not None and among and count / among > limit:
             reasons.append(
-                f"would untag {counts.leaving:,} of {counts.tagged:,} members "
-                f"({percent(share)}), above max_removed {percent(guards.max_removed)}"
-            )
-    if guards.max_changed is not None and counts.delivered and counts.changed:
-        share = counts.changed / counts.delivered
-        if share > guards.max_changed:
-            reasons.append(
-                f"would re-send {counts.changed:,} of {counts.delivered:,} members "
-                f"({percent(share)}), above max_changed {percent(guards.max_changed)}"
+                f"would {verb} {count:,} of {among:,} members "
+                f"({percent(count / among)}), above {name} {percent(limit)}"
             )
     return tuple(reasons)
 

@@ -3,7 +3,7 @@
 What ``omnisync history`` and the demo show. Everything shown is already safe
 to print: errors are masked on their way into the store. The replica that ran
 a run (a store shared by several daemons) is shown only when a listed run
-names one, so a single-daemon history looks as it always did.
+names one: a single-daemon history has no such column.
 """
 
 from __future__ import annotations
@@ -49,19 +49,16 @@ def run_as_dict(run: RunRecord, *, include_replica: bool = False) -> dict[str, A
         "id": run.id,
         "export": run.export,
         "trigger": run.trigger,
+        "replica": run.replica,
+        "config_revision": run.config_revision,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "status": run.status,
+        "counts": dict(run.counts),
+        "error": run.error,
     }
-    if include_replica:
-        data["replica"] = run.replica
-    data.update(
-        {
-            "config_revision": run.config_revision,
-            "started_at": run.started_at,
-            "ended_at": run.ended_at,
-            "status": run.status,
-            "counts": dict(run.counts),
-            "error": run.error,
-        }
-    )
+    if not include_replica:
+        del data["replica"]
     return data
 
 
@@ -141,13 +138,10 @@ def _count(counts: dict[str, int] | Any, name: str) -> str:
 def _duration(run: RunRecord) -> str:
     if run.ended_at is None:
         return ""
-    seconds = (_parse(run.ended_at) - _parse(run.started_at)).total_seconds()
+    took = datetime.fromisoformat(run.ended_at) - datetime.fromisoformat(run.started_at)
+    seconds = took.total_seconds()
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, seconds = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

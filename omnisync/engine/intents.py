@@ -13,25 +13,16 @@ not idempotent, since Omnisend keeps every consent record it is sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from omnisync.contact import ContactWrite
+from omnisync.engine.recorder import LedgerRecorder
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.model import BatchOutcome
 from omnisync.omnisend.payloads import EncodedBatch
-
-
-class IntentRecorder(Protocol):
-    """Where intents go (:class:`~omnisync.engine.apply.LedgerRecorder`)."""
-
-    def intend(self, writes: Sequence[ContactWrite] | EncodedBatch) -> str: ...
-
-    def created(self, token: str, batch_id: str) -> None: ...
-
-    def not_created(self, token: str, error: BaseException) -> None: ...
 
 
 class IntentRecordingClient:
@@ -47,7 +38,7 @@ class IntentRecordingClient:
     :class:`~omnisync.omnisend.delivery.DeliveryClient` wrapper.
     """
 
-    def __init__(self, client: OmnisendClient, recorder: IntentRecorder) -> None:
+    def __init__(self, client: OmnisendClient, recorder: LedgerRecorder) -> None:
         self._client = client
         self._recorder = recorder
 
@@ -69,19 +60,11 @@ class IntentRecordingClient:
     def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
         return self._client.poll_batches(pending)
 
-    def wait_for_batches(
-        self, pending: Mapping[str, Collection[str]], *, poll_interval: float = 2.0
-    ) -> Iterator[BatchOutcome]:
-        return self._client.wait_for_batches(pending, poll_interval=poll_interval)
-
     def add_tag(self, tag: str, emails: Sequence[str]) -> None:
         self._client.add_tag(tag, emails)
 
     def remove_tag(self, tag: str, emails: Sequence[str]) -> None:
         self._client.remove_tag(tag, emails)
-
-    def get_contact(self, email: str) -> dict[str, Any] | None:
-        return self._client.get_contact(email)
 
 
 def without_repeated_consent(
@@ -116,6 +99,6 @@ def _instant(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.fromisoformat(value)
     except ValueError:
         return None

@@ -23,16 +23,8 @@ class PlanFailure:
     message: str
 
 
-def _number(value: int) -> str:
-    return f"{value:,}"
-
-
 def _plural(count: int, word: str, plural: str | None = None) -> str:
-    return f"{_number(count)} {word if count == 1 else (plural or word + 's')}"
-
-
-def _examples(examples: Sequence[str]) -> str:
-    return ", ".join(examples)
+    return f"{count:,} {word if count == 1 else (plural or word + 's')}"
 
 
 #: Said of "to create" when there is no state store: every member counts as new.
@@ -45,19 +37,19 @@ def _action_lines(report: PlanReport) -> list[tuple[str, int, str]]:
     tag_note = (
         f"{_plural(report.retag, 'also loses', 'also lose')} an old tag" if report.retag else ""
     )
-    create_note = _examples(samples.get("new", ()))
+    create_note = ", ".join(samples.get("new", ()))
     if not report.state_found:
         create_note = f"({NO_STATE}) {create_note}".strip()
     leaving_note = (
-        _examples(samples.get("untag", ()))
+        ", ".join(samples.get("untag", ()))
         if report.on_leave == "untag"
         else "keep the tag (on leave: keep)"
     )
     return [
         ("to create", report.to_create, create_note),
-        ("to update", report.to_update, _examples(samples.get("changed", ()))),
+        ("to update", report.to_update, ", ".join(samples.get("changed", ()))),
         ("unchanged", report.unchanged, ""),
-        ("to tag", report.to_tag, tag_note or _examples(samples.get("tag", ()))),
+        ("to tag", report.to_tag, tag_note or ", ".join(samples.get("tag", ()))),
         ("leaving", report.leaving, leaving_note),
     ]
 
@@ -65,7 +57,7 @@ def _action_lines(report: PlanReport) -> list[tuple[str, int, str]]:
 def _segment_line(report: PlanReport) -> str:
     parts = [
         _plural(report.members, "member"),
-        f"{_number(report.invalid)} invalid (never sent)",
+        f"{report.invalid:,} invalid (never sent)",
         _plural(report.duplicates, "duplicate"),
     ]
     return (
@@ -86,10 +78,10 @@ def _no_state_line(report: PlanReport) -> str | None:
 
 def _reason_lines(reasons: Sequence[ReasonCount], indent: str) -> list[str]:
     lines = []
-    width = max(len(_number(reason.count)) for reason in reasons)
+    width = max(len(f"{reason.count:,}") for reason in reasons)
     for reason in reasons:
-        example = f"  (e.g. {_examples(reason.examples)})" if reason.examples else ""
-        lines.append(f"{indent}{_number(reason.count):>{width}}  {reason.reason}{example}")
+        example = f"  (e.g. {', '.join(reason.examples)})" if reason.examples else ""
+        lines.append(f"{indent}{reason.count:>{width},}  {reason.reason}{example}")
     return lines
 
 
@@ -97,8 +89,8 @@ def _limit_line(report: PlanReport) -> str | None:
     if report.max_profiles is None:
         return None
     # The guard counts profiles before they are mapped: distinct e-mails.
-    profiles = _number(report.counts.members)
-    limit = _number(report.max_profiles)
+    profiles = f"{report.counts.members:,}"
+    limit = f"{report.max_profiles:,}"
     if report.exceeds_max_profiles:
         return (
             f"max_profiles EXCEEDED: {profiles} profiles (distinct e-mails) > {limit}; "
@@ -123,10 +115,10 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] =
             lines.append(f"  HELD (a run would send nothing): {hold}")
         if report.changes_nothing:
             lines.append("  nothing to send")
-        width = max(len(_number(count)) for _, count, _ in _action_lines(report))
+        width = max(len(f"{count:,}") for _, count, _ in _action_lines(report))
         for label, count, note in _action_lines(report):
             suffix = f"  {note}" if note and count else ""
-            lines.append(f"  {label:<10}{_number(count):>{width}}{suffix}")
+            lines.append(f"  {label:<10}{count:>{width},}{suffix}")
         if report.invalid:
             lines.append(f"  not sent: {_plural(report.invalid, 'invalid row')}")
             lines.extend(_reason_lines(report.invalid_reasons, "    "))
@@ -137,7 +129,7 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] =
             lines.append(
                 f"  duplicates: {_plural(report.duplicates, 'row repeats', 'rows repeat')}"
                 " an e-mail (the first occurrence is used), "
-                f"e.g. {_examples(report.duplicates_sample)}"
+                f"e.g. {', '.join(report.duplicates_sample)}"
             )
         if report.with_consent:
             lines.append(
@@ -186,33 +178,28 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailur
             )
         lines.extend(["| | count | examples |", "|---|---:|---|"])
         for label, count, note in _action_lines(report):
-            lines.append(f"| {label} | {_number(count)} | {_cell(note) if count else ''} |")
+            lines.append(f"| {label} | {count:,} | {_cell(note) if count else ''} |")
         if report.invalid:
-            lines.append(f"| **not sent (invalid)** | {_number(report.invalid)} | |")
+            lines.append(f"| **not sent (invalid)** | {report.invalid:,} | |")
             for reason in report.invalid_reasons:
                 lines.append(
-                    f"| &nbsp;&nbsp;{_cell(reason.reason)} | {_number(reason.count)} "
-                    f"| {_cell(_examples(reason.examples))} |"
+                    f"| &nbsp;&nbsp;{_cell(reason.reason)} | {reason.count:,} "
+                    f"| {_cell(', '.join(reason.examples))} |"
                 )
         for reason in report.warnings:
             lines.append(
-                f"| warning: {_cell(reason.reason)} | {_number(reason.count)} "
-                f"| {_cell(_examples(reason.examples))} |"
+                f"| warning: {_cell(reason.reason)} | {reason.count:,} "
+                f"| {_cell(', '.join(reason.examples))} |"
             )
         if report.duplicates:
             lines.append(
-                f"| duplicates (first occurrence used) | {_number(report.duplicates)} "
-                f"| {_cell(_examples(report.duplicates_sample))} |"
+                f"| duplicates (first occurrence used) | {report.duplicates:,} "
+                f"| {_cell(', '.join(report.duplicates_sample))} |"
             )
         limit = _limit_line(report)
         if limit is not None:
-            lines.extend(
-                [
-                    "",
-                    f"{'**' if report.exceeds_max_profiles else ''}{limit}"
-                    f"{'**' if report.exceeds_max_profiles else ''}",
-                ]
-            )
+            bold = "**" if report.exceeds_max_profiles else ""
+            lines.extend(["", f"{bold}{limit}{bold}"])
         sections.append("\n".join(lines))
     for failure in failures:
         sections.append(

@@ -69,7 +69,6 @@ class LedgerRecorder:
         self.batches = 0
         self.upserted = 0
         self.upsert_failed = 0
-        self.abandoned = 0
         self.tags_after_upsert = 0
         self.tagged = 0
         self.untagged = 0
@@ -161,7 +160,6 @@ class LedgerRecorder:
         # next run asks it before deciding what to send again.
         with self._lock:
             self._sizes.pop(batch_id, None)
-            self.abandoned += len(emails)
             self._forget_then_tag(batch_id, emails)
         self._changed()
 

@@ -12,15 +12,15 @@ Reports hold masked e-mails only, and never a secret. Rendering lives in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
-from omnisync.config.model import Config, Export, OnLeave
+from omnisync.config.model import Config, OnLeave
 from omnisync.engine.guards import hold_reasons
 from omnisync.engine.results import Tallied, tallied
+from omnisync.engine.staged import StagedExport
 from omnisync.engine.staging import ledger_path_for, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
@@ -88,39 +88,6 @@ class PlanReport(Tallied):
         return data
 
 
-class StagedLike(Protocol):
-    """What a tally needs of a staged export (:class:`~omnisync.engine.staging.StagedExport`)."""
-
-    @property
-    def export(self) -> Export: ...
-
-    @property
-    def counts(self) -> StageCounts: ...
-
-    @property
-    def duplicates_sample(self) -> tuple[str, ...]: ...
-
-    @property
-    def missing_email_rows(self) -> tuple[int, ...]: ...
-
-    @property
-    def source_name(self) -> str: ...
-
-
-class StagedWork(StagedLike, Protocol):
-    """A staged export with its work streams (what :func:`build_plan_report` reads).
-
-    ``columns`` is the order of each work item's row (a prepared mapping reads it).
-    """
-
-    @property
-    def columns(self) -> tuple[str, ...]: ...
-
-    def work(self) -> Iterator[WorkItem]: ...
-
-    def leavers(self) -> Iterator[Leaver]: ...
-
-
 class _Reasons:
     """Counts and a few examples per reason, in first-seen order."""
 
@@ -157,14 +124,12 @@ class PlanTally:
     Not thread-safe.
     """
 
-    def __init__(self, staged: StagedLike, *, sample_size: int = 5) -> None:
+    def __init__(self, staged: StagedExport, *, sample_size: int = 5) -> None:
         self._export = staged.export
         self._counts = staged.counts
         self._duplicates_sample = staged.duplicates_sample
         self._source = staged.source_name
         self._sample_size = sample_size
-        self._new_sampled = 0
-        self._tag_sampled = 0
         self._with_consent = 0
         #: Work items found invalid: new ones, changed ones, those that needed the tag.
         self.invalid_new = 0
@@ -202,9 +167,10 @@ class PlanTally:
                 for warning in outcome.warnings:
                     self._warnings.note(warning, item.email)
         actions = item_actions(item, valid=not invalid)
-        self._sample_actions(
-            item.email, upsert=actions.upsert, in_ledger=item.in_ledger, tag=actions.tag
-        )
+        if actions.upsert:
+            self._sample("changed" if item.in_ledger else "new", item.email)
+        if actions.tag:
+            self._sample("tag", item.email)
         return actions
 
     def tallied(self) -> Tallied:
@@ -245,18 +211,6 @@ class PlanTally:
             max_profiles=export.max_profiles,
         )
 
-    def _sample_actions(self, email: str, *, upsert: bool, in_ledger: bool, tag: bool) -> None:
-        """Sample one member's upsert and tag actions."""
-        if upsert:
-            if in_ledger:
-                self._sample("changed", email)
-            elif self._new_sampled < self._sample_size:
-                self._new_sampled += 1
-                self._sample("new", email)
-        if tag and self._tag_sampled < self._sample_size:
-            self._tag_sampled += 1
-            self._sample("tag", email)
-
     def _sample(self, action: str, email: str) -> None:
         sample = self._samples[action]
         if len(sample) < self._sample_size:
@@ -264,7 +218,7 @@ class PlanTally:
 
 
 def build_plan_report(
-    staged: StagedWork,
+    staged: StagedExport,
     *,
     now: datetime | None = None,
     sample_size: int = 5,
@@ -279,10 +233,7 @@ def build_plan_report(
     tally = PlanTally(staged, sample_size=sample_size)
     plan = MappingPlan(staged.export, staged.columns)
     for item in staged.work():
-        outcome = (
-            plan.map_row(item.row, in_ledger=item.in_ledger, now=now) if item.needs_upsert else None
-        )
-        tally.add(item, outcome)
+        tally.add(item, plan.map_work(item, now=now))
     tally.add_leavers(staged.leavers())
     return tally.report(state_found=state_found)
 

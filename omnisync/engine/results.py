@@ -55,7 +55,7 @@ class Tallied:
 
 
 def tallied(
-    counts: StageCounts, *, invalid_new: int, invalid_changed: int, invalid_tag: int
+    counts: StageCounts, *, invalid_new: int = 0, invalid_changed: int = 0, invalid_tag: int = 0
 ) -> Tallied:
     """The vocabulary's numbers from the staging ``counts`` and the work items found
     invalid so far: new ones, changed ones, and those of them that needed the tag."""

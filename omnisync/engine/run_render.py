@@ -121,6 +121,4 @@ def _headline(result: RunResult) -> str:
 def _seconds(started: str, ended: str) -> float | None:
     if not started or not ended:
         return None
-    start = datetime.fromisoformat(started.replace("Z", "+00:00"))
-    end = datetime.fromisoformat(ended.replace("Z", "+00:00"))
-    return (end - start).total_seconds()
+    return (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()

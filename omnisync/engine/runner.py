@@ -31,18 +31,12 @@ from omnisync.clock import Clock
 from omnisync.config.model import Config, Export
 from omnisync.config.rules import export_permission_problems
 from omnisync.config.secrets import SecretUnavailable
-from omnisync.engine.apply import PipelineSettings, apply_work
+from omnisync.engine.apply import apply_work
 from omnisync.engine.attempt import RunAttempt
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.guards import hold_reasons
 from omnisync.engine.report import PlanReport, build_plan_report
-from omnisync.engine.results import (
-    NullProgress,
-    RunCounts,
-    RunOutcome,
-    RunProgress,
-    RunResult,
-)
+from omnisync.engine.results import NullProgress, RunOutcome, RunProgress, RunResult
 from omnisync.engine.runsettings import RunnerSettings, pipeline_pacing
 from omnisync.engine.settle import settle_inflight
 from omnisync.engine.staged import StagedExport
@@ -58,9 +52,6 @@ __all__ = [
     "ApiKeyUnavailable",
     "ExportBusy",
     "ExportRunner",
-    "RunCounts",
-    "RunProgress",
-    "RunResult",
     "RunnerSettings",
     "UnknownExport",
 ]
@@ -157,6 +148,13 @@ class ExportRunner:
         """
         export = self._export(name)
         client = self.client_for(name)
+        attempt = RunAttempt(
+            export,
+            progress=progress or NullProgress(),
+            stop=stop or threading.Event(),
+            allow_large_change=allow_large_change,
+            full=full,
+        )
         lock_dir = self._settings.lock_dir or self.config.daemon.state_dir
         lock = ExportLock(lock_dir, name)
         try:
@@ -166,16 +164,7 @@ class ExportRunner:
                 f"cannot create the run lock {lock.path}: {error.strerror or error}"
             ) from None
         try:
-            return self._run_locked(
-                export,
-                client,
-                trigger=trigger,
-                stop=stop or threading.Event(),
-                progress=progress or NullProgress(),
-                on_recorded=on_recorded,
-                allow_large_change=allow_large_change,
-                full=full,
-            )
+            return self._run_locked(attempt, client, trigger=trigger, on_recorded=on_recorded)
         finally:
             lock.release()
 
@@ -196,16 +185,13 @@ class ExportRunner:
 
     def _run_locked(
         self,
-        export: Export,
+        attempt: RunAttempt,
         client: OmnisendClient,
         *,
         trigger: str,
-        stop: threading.Event,
-        progress: RunProgress,
         on_recorded: Callable[[int], None] | None,
-        allow_large_change: bool,
-        full: bool,
     ) -> RunResult:
+        export = attempt.export
         record = self._store.start_run(
             export.name,
             trigger=trigger,
@@ -219,9 +205,6 @@ class ExportRunner:
             trigger,
             extra={"event": "engine.run_started", "export": export.name, "run_id": record.id},
         )
-        attempt = RunAttempt(export, progress=progress, stop=stop)
-        attempt.allow_large_change = allow_large_change
-        attempt.full = full
         error: str | None = None
         held = False
         try:
@@ -320,7 +303,7 @@ class ExportRunner:
             )
         with self._clients.counting(connection) as counter:
             attempt.counter = counter
-            poll_interval, in_flight = pipeline_pacing(self._settings, connection)
+            pacing = pipeline_pacing(self._settings, connection)
             if self._store.inflight_batches(export.name) or self._store.intents(export.name):
                 attempt.phase("settling")
                 settled = settle_inflight(
@@ -328,7 +311,7 @@ class ExportRunner:
                     client,
                     export.name,
                     clock=self._clock,
-                    poll_interval=poll_interval,
+                    poll_interval=pacing.poll_interval,
                     timeout=self._settings.settle_timeout,
                     stop=attempt.stop,
                 )
@@ -360,7 +343,7 @@ class ExportRunner:
                     store=self._store,
                     client=client,
                     clock=self._clock,
-                    settings=PipelineSettings(poll_interval, in_flight, self._settings.stop_grace),
+                    settings=pacing,
                 )
 
     def _stage(self, name: str, *, full: bool = False) -> AbstractContextManager[StagedExport]:

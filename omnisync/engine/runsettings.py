@@ -28,8 +28,17 @@ class RunnerSettings:
     lock_dir: str | None = None
 
 
-def pipeline_pacing(settings: RunnerSettings, connection: Connection) -> tuple[float, int]:
-    """(poll interval in seconds, batches in flight) for a run on ``connection``."""
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How a run on one connection paces its delivery pipelines (see :class:`RunnerSettings`)."""
+
+    poll_interval: float
+    max_batches_in_flight: int
+    stop_grace: float
+
+
+def pipeline_pacing(settings: RunnerSettings, connection: Connection) -> PipelineSettings:
+    """The pacing of a run on ``connection``: ``settings``, with the defaults derived."""
     per_second = connection.rate_limit.requests_per_minute / 60.0
     # Polling spends about a tenth of the request budget...
     poll = settings.poll_interval
@@ -39,4 +48,4 @@ def pipeline_pacing(settings: RunnerSettings, connection: Connection) -> tuple[f
     in_flight = settings.max_batches_in_flight
     if in_flight is None:
         in_flight = min(500, max(20, math.ceil(per_second * (poll + 2.0))))
-    return poll, in_flight
+    return PipelineSettings(poll, in_flight, settings.stop_grace)

@@ -82,10 +82,12 @@ def settle_inflight(
             break
         clock.sleep(poll_interval)
     cutoff = clock.wall() - BATCH_RETENTION
+    unresolved = 0
     for batch in pending.values():
-        if _parse(batch.created_at) < cutoff:
+        if datetime.fromisoformat(batch.created_at) < cutoff:
             released += store.release(export, batch.batch_id)
-    unresolved = sum(1 for batch in pending.values() if _parse(batch.created_at) >= cutoff)
+        else:
+            unresolved += 1
     logger.info(
         "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved,"
         " %d maybe sent",
@@ -105,7 +107,3 @@ def settle_inflight(
         },
     )
     return SettleOutcome(acknowledged, released, unresolved, frozenset(maybe_sent))
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

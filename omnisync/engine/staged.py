@@ -20,16 +20,6 @@ from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem, WorkReco
 _new_tuple = tuple.__new__
 
 
-def work_records_sql(column_count: int) -> str:
-    """The query of :meth:`StagedExport.work_records`."""
-    values = ", ".join(f"s.c{index}" for index in range(column_count))
-    return (
-        "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
-        f"w.needs_tag, {values} FROM temp.work AS w "
-        "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
-    )
-
-
 class StagedMember(NamedTuple):
     """One member as the segment holds it now: the row a run maps for that e-mail.
 
@@ -96,7 +86,12 @@ class StagedExport:
         :meth:`work_item` turns a record into the :class:`~omnisync.planning.WorkItem` :meth:`work`
         yields.
         """
-        cursor = self._connection.execute(work_records_sql(len(self.columns)))
+        values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
+        cursor = self._connection.execute(
+            "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
+            f"w.needs_tag, {values} FROM temp.work AS w "
+            "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
+        )
         try:
             while records := cursor.fetchmany(self.fetch_size):
                 yield records
@@ -143,7 +138,7 @@ class StagedExport:
         wanted = orjson.dumps(sorted(set(emails))).decode()
         values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
         cursor = self._connection.execute(
-            "SELECT s.email, s.seq, s.fingerprint, w.seq IS NOT NULL, w.in_ledger, w.tag_on, "
+            "SELECT s.seq, w.seq IS NOT NULL, s.email, s.fingerprint, w.in_ledger, w.tag_on, "
             f"w.needs_upsert, w.needs_tag, {values} FROM temp.stage AS s "
             "LEFT JOIN temp.work AS w ON w.seq = s.seq "
             "WHERE s.email IN (SELECT value FROM json_each(?)) ORDER BY s.seq",
@@ -152,23 +147,14 @@ class StagedExport:
         found: dict[str, StagedMember] = {}
         copies: dict[str, int] = {}
         for record in cursor:
-            email = record[0]
+            email = record[2]
             copies[email] = copies.get(email, 0) + 1
             if email in found:
                 continue
+            # From the e-mail on, a record of :meth:`work_records`' shape.
+            work = self.work_item(record[2:]) if record[1] else None
             row = SourceRow(self.columns, tuple(record[8:]))
-            work = None
-            if record[3]:
-                work = WorkItem(
-                    email,
-                    record[2],
-                    bool(record[4]),
-                    record[5],
-                    bool(record[6]),
-                    bool(record[7]),
-                    row,
-                )
-            found[email] = StagedMember(email, int(record[1]), int(record[2]), row, work)
+            found[email] = StagedMember(email, int(record[0]), int(record[3]), row, work)
         return {email: member._replace(rows=copies[email]) for email, member in found.items()}
 
     def leaver_tags(self, emails: Collection[str]) -> dict[str, str]:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnisync.config.model import Config, Export
-from omnisync.engine.diff import LEDGER_TABLE_DDL, AttachedLedger, LedgerSide, run_diff
+from omnisync.engine.diff import AttachedLedger, EmptyLedger, LedgerSide, run_diff
 from omnisync.engine.staged import StagedExport
 from omnisync.errors import OmnisyncError
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
@@ -57,16 +57,6 @@ from omnisync.sources.sqlite import (
 from omnisync.state import LedgerStore
 from omnisync.state.database import check_state_database
 from omnisync.state.sqlite import state_path
-
-__all__ = [
-    "LEDGER_TABLE_DDL",
-    "LedgerUnreadable",
-    "StagedExport",
-    "StagingFailed",
-    "StagingSettings",
-    "ledger_path_for",
-    "stage_export",
-]
 
 _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
 
@@ -207,8 +197,17 @@ def _stage(
         )
     except sqlite3.Error as error:
         raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
+    ledger_side: AbstractContextManager[LedgerSide]
     if isinstance(ledger, Path):
-        _attach_ledger(connection, ledger, export=export.name, brand=brand)
+        side = _attach_ledger(connection, ledger, export=export.name, brand=brand)
+        ledger_side = nullcontext(side)
+    else:
+        # Imported here: psycopg is an optional dependency, needed only by this store.
+        from omnisync.engine.diff_postgres import postgres_ledger
+
+        ledger_side = postgres_ledger(
+            ledger, export=export.name, brand=brand, fetch_size=settings.fetch_size
+        )
     connection.execute("BEGIN")
     started = time.perf_counter()
     try:
@@ -220,7 +219,7 @@ def _stage(
         raise StagingFailed(f"cannot stage the segment: {error}", **names) from error
     filled = time.perf_counter() - started
     try:
-        with _ledger_side(ledger, export=export.name, brand=brand, settings=settings) as side:
+        with ledger_side as diffed_side:
             outcome = run_diff(
                 connection,
                 export=export.name,
@@ -228,7 +227,7 @@ def _stage(
                 on_leave=export.on_leave,
                 full=full,
                 sample_size=settings.sample_size,
-                ledger=side,
+                ledger=diffed_side,
             )
         connection.execute("COMMIT")
     except sqlite3.Error as error:
@@ -247,18 +246,6 @@ def _stage(
         fetch_size=settings.fetch_size,
         timings={"stage": filled, **outcome.timings},
     )
-
-
-def _ledger_side(
-    ledger: Path | LedgerStore, *, export: str, brand: str | None, settings: StagingSettings
-) -> AbstractContextManager[LedgerSide]:
-    """The ledger's half of the diff: the ATTACHed file, or a store's own database."""
-    if isinstance(ledger, Path):
-        return nullcontext(AttachedLedger())
-    # Imported here: psycopg is an optional dependency, needed only by this store.
-    from omnisync.engine.diff_postgres import postgres_ledger
-
-    return postgres_ledger(ledger, export=export, brand=brand, fetch_size=settings.fetch_size)
 
 
 def _is_scratch_failure(error: sqlite3.Error) -> bool:
@@ -283,10 +270,11 @@ def _prepare(
 
 def _attach_ledger(
     connection: sqlite3.Connection, path: Path, *, export: str, brand: str | None
-) -> None:
-    """ATTACH the ledger as ``ledger``; an empty one when there is none yet, or when
-    it records that the export delivered to another brand (a run then forgets that
-    ledger before it stages: ``LedgerStore.retarget``; ``plan`` says what it will do)."""
+) -> LedgerSide:
+    """ATTACH the ledger as ``ledger`` and return its side of the diff; an empty ledger
+    when there is none yet, or when it records that the export delivered to another
+    brand (a run then forgets that ledger before it stages: ``LedgerStore.retarget``;
+    ``plan`` says what it will do)."""
     if path.is_file():
         try:
             connection.execute("ATTACH DATABASE ? AS ledger", (readonly_uri(path),))
@@ -303,11 +291,10 @@ def _attach_ledger(
                     "is it an omnisync state database?"
                 )
             if not _moved_brand(connection, export=export, brand=brand):
-                return
+                return AttachedLedger()
         connection.execute("DETACH DATABASE ledger")
     # No state database yet (plan before the first run): an empty ledger.
-    connection.execute("ATTACH DATABASE ':memory:' AS ledger")
-    connection.execute(LEDGER_TABLE_DDL)
+    return EmptyLedger()
 
 
 def _moved_brand(connection: sqlite3.Connection, *, export: str, brand: str | None) -> bool:

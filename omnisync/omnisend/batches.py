@@ -48,10 +48,6 @@ class BatchSummary:
     errors_count: int | None = None
     missing: bool = False
 
-    @classmethod
-    def missing_batch(cls, batch_id: str) -> BatchSummary:
-        return cls(batch_id=batch_id, status="stopped", missing=True)
-
     @property
     def done(self) -> bool:
         return self.status in DONE_STATUSES
@@ -147,7 +143,7 @@ def find_batches(fetch: Fetch, wanted: set[str]) -> dict[str, BatchSummary]:
                 batch_id,
                 extra={"event": "omnisend.batch_missing", "batch_id": batch_id},
             )
-            found[batch_id] = BatchSummary.missing_batch(batch_id)
+            found[batch_id] = BatchSummary(batch_id=batch_id, status="stopped", missing=True)
             continue
         found.update((summary.batch_id, summary) for summary in parse_listing({"batches": [data]}))
     return found

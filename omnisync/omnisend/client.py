@@ -147,7 +147,7 @@ class OmnisendClient:
         dropped answer or a 5xx), the request is finished, not cancelled.
 
         Refuses (:class:`BatchTooLarge`) more than 100 writes or a body over
-        1 MB: split with :func:`~omnisync.omnisend.payloads.split_batches`
+        1 MB: pack them with :class:`~omnisync.omnisend.payloads.BatchPacker`
         first. An :class:`~omnisync.omnisend.payloads.EncodedBatch` (what the
         ``BatchPacker`` packs) is sent as the bytes it was measured with,
         without encoding it again. Omnisend processes the batch

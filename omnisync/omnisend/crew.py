@@ -1,7 +1,7 @@
 """The shared state of the delivery pipeline's threads (see :mod:`omnisync.omnisend.pipeline`).
 
 One :class:`Crew` per pipeline owns: the abort flag and the first fatal
-error, listener calls (a listener that raises aborts the crew), the
+error (a thread that raises, a listener call among them, aborts the crew), the
 counters of the summary, and waits on queues and semaphores that give up
 once the pipeline is aborted, so no thread hangs at shutdown.
 """
@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 logger = logging.getLogger("omnisync.omnisend")
 
@@ -25,7 +25,12 @@ T = TypeVar("T")
 
 
 class Crew:
-    """Abort, fatal error, serialised notifications and counters of one pipeline's threads."""
+    """Abort, fatal error and counters of one pipeline's threads.
+
+    Listener calls are not serialised: the listener writes the ledger, and a
+    creator thread reporting a new batch must not wait behind the poller
+    recording a round of acknowledgements.
+    """
 
     def __init__(self, *, name: str, counters: tuple[str, ...]) -> None:
         self.name = name
@@ -37,16 +42,6 @@ class Crew:
         # ledger): counts have a lock of their own.
         self._counts_lock = threading.Lock()
         self._counts = dict.fromkeys(counters, 0)
-
-    def notify(self, method: Callable[..., Any], *args: object) -> None:
-        """Call a listener method from this thread (listeners are thread-safe).
-
-        Not serialised: the listener writes the ledger, and a creator thread
-        reporting a new batch must not wait behind the poller recording a
-        round of acknowledgements (a million-contact run's creators spent
-        about a sixth of their time so).
-        """
-        method(*args)
 
     def count(self, name: str, amount: int) -> None:
         with self._counts_lock:

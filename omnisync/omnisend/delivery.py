@@ -100,12 +100,10 @@ class TagGroup:
 
 
 class TagGrouper:
-    """Collects tag changes and cuts them into calls of up to ``size`` e-mails. Thread-safe."""
+    """Collects tag changes and cuts them into calls of up to 250 e-mails. Thread-safe."""
 
-    def __init__(self, size: int = MAX_TAG_EMAILS) -> None:
-        if size < 1:
-            raise ValueError("size must be at least 1")
-        self.size = size
+    def __init__(self) -> None:
+        self.size = MAX_TAG_EMAILS
         self._pending: dict[TagAction, list[str]] = {"add": [], "remove": []}
         self._lock = threading.Lock()
 

@@ -84,7 +84,7 @@ class InvalidContactWrite(OmnisendError, ValueError):
 
 
 class BatchTooLarge(OmnisendError, ValueError):
-    """A batch over Omnisend's limits (100 items, about 1 MB); split it first."""
+    """A batch over Omnisend's limits (100 items, about 1 MB); pack it with BatchPacker first."""
 
 
 class ItemTooLarge(BatchTooLarge):
@@ -111,7 +111,6 @@ class ApiError(OmnisendError):
     fields of a 400. ``advice`` is the class's fixed "what to fix" sentence.
     """
 
-    default_status: ClassVar[int] = 0
     advice: ClassVar[str] = ""
     aborts_run: ClassVar[bool] = False
 
@@ -154,12 +153,10 @@ class ApiError(OmnisendError):
 
 
 class InvalidRequest(ApiError):
-    default_status = 400
     advice = "Omnisend refused the request's fields listed above; fix the data or mapping"
 
 
 class Unauthorized(ApiError):
-    default_status = 401
     advice = (
         "the API key is wrong or revoked: check the connection's api_key reference "
         "and create a new key in Omnisend if needed"
@@ -168,7 +165,6 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
-    default_status = 403
     advice = (
         "the API key lacks a scope, e.g. contacts.write: give the key the contacts.read "
         "and contacts.write scopes in Omnisend"
@@ -177,28 +173,23 @@ class Forbidden(ApiError):
 
 
 class NotFound(ApiError):
-    default_status = 404
     advice = "Omnisend does not know it (a batch is kept for about 7 days)"
 
 
 class Conflict(ApiError):
-    default_status = 409
     advice = "the contact changed in Omnisend at the same time; run again"
 
 
 class VersionRetired(ApiError):
-    default_status = 410
     advice = f"API version {API_VERSION} is retired; upgrade omnisync"
     aborts_run = True
 
 
 class Unprocessable(ApiError):
-    default_status = 422
     advice = "Omnisend could not process the request as sent; check the data"
 
 
 class RateLimited(ApiError):
-    default_status = 429
     advice = (
         "Omnisend kept answering 'too many requests' past the retry budget; another "
         "client may share this brand's limit — lower rate_limit or run later"
@@ -206,7 +197,6 @@ class RateLimited(ApiError):
 
 
 class ServerError(ApiError):
-    default_status = 500
     advice = "Omnisend kept failing after retries; run again later"
 
 

@@ -143,7 +143,7 @@ class BatchFollower:
         acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
         if acknowledged:
             self._crew.count("acknowledged", sum(len(emails) for _, emails in acknowledged))
-            self._crew.notify(self._listener.upserts_acknowledged, acknowledged)
+            self._listener.upserts_acknowledged(acknowledged)
         for outcome, item, accepted, leftovers in settled:
             self._report_rest(outcome, item, accepted, leftovers)
 
@@ -168,7 +168,7 @@ class BatchFollower:
                     ),
                     extra={"event": "omnisend.item_failed", "batch_id": outcome.batch_id},
                 )
-            self._crew.notify(self._listener.upserts_failed, outcome.batch_id, outcome.failed)
+            self._listener.upserts_failed(outcome.batch_id, outcome.failed)
         if leftovers:
             self._crew.count("abandoned", len(leftovers))
             logger.warning(
@@ -178,7 +178,7 @@ class BatchFollower:
                 len(leftovers),
                 extra={"event": "omnisend.batch_leftovers", "batch_id": outcome.batch_id},
             )
-            self._crew.notify(self._listener.batch_abandoned, outcome.batch_id, leftovers)
+            self._listener.batch_abandoned(outcome.batch_id, leftovers)
         then_tag = item.then_tag
         to_tag = (
             accepted
@@ -201,4 +201,4 @@ class BatchFollower:
                 len(item.emails),
                 extra={"event": "omnisend.batch_abandoned", "batch_id": batch_id},
             )
-            self._crew.notify(self._listener.batch_abandoned, batch_id, item.emails)
+            self._listener.batch_abandoned(batch_id, item.emails)

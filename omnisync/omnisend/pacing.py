@@ -77,10 +77,6 @@ class SlidingWindow:
         self._slots: list[float] = []  # sorted
         self._paused_until = float("-inf")
 
-    def booked(self) -> tuple[float, ...]:
-        """The booked slots still within reach of a window, in time order."""
-        return tuple(self._slots)
-
     def earliest(self, now: float, *, not_before: float | None = None) -> float:
         """The earliest time ``>= now`` (and ``>= not_before``) a new slot fits. Books nothing."""
         self._forget(now)
@@ -171,7 +167,8 @@ class BrandLimiter:
     - ``"tags"``: one slot at the same instant in the overall and tags windows;
     - ``"batches"`` (batch creation, the bulk of the traffic): one slot in the
       overall window and in a *batches* window whose limit leaves headroom in
-      the overall one — ``headroom`` requests for polls and reads, plus
+      the overall one — ``headroom`` requests (a twentieth of the overall
+      limit, at least one) for polls and reads, plus
       ``tags_per_minute`` (at most half of the rest, so that batch creation
       always keeps a fair share) while tags calls are being made (one in the
       last window). Without it, batch creation would take a whole window in
@@ -191,17 +188,12 @@ class BrandLimiter:
         clock: Clock,
         window_seconds: float = 60.0,
         safety_margin: float = DEFAULT_SAFETY_MARGIN,
-        headroom: int | None = None,
     ) -> None:
         if safety_margin < 0:
             raise ValueError("safety_margin must not be negative")
-        if headroom is not None and headroom < 0:
-            raise ValueError("headroom must not be negative")
         self.requests_per_minute = requests_per_minute
         self.tags_per_minute = tags_per_minute
-        self.headroom = (
-            headroom if headroom is not None else max(1, math.ceil(requests_per_minute / 20))
-        )
+        self.headroom = max(1, math.ceil(requests_per_minute / 20))
         self._clock = clock
         self._span = window_seconds + safety_margin
         self._general = SlidingWindow(requests_per_minute, self._span)
@@ -250,15 +242,10 @@ class BrandLimiter:
                 else:
                     window.cancel(slot.at)
 
-    def penalise(self, retry_after: float) -> float:
-        """Pause the whole brand for ``retry_after`` seconds from now; return the pause's end."""
-        until = self._clock.now() + max(retry_after, 0.0)
-        self.pause_until(until)
-        return until
-
-    def pause_until(self, until: float) -> None:
-        """Send nothing for this brand before ``until`` (clock seconds)."""
+    def penalise(self, retry_after: float) -> None:
+        """Pause the whole brand: send nothing for ``retry_after`` seconds from now."""
         with self._lock:
+            until = self._clock.now() + max(retry_after, 0.0)
             for window in (self._general, self._tags, self._batches):
                 window.penalise(until)
 
@@ -305,9 +292,8 @@ class LimiterRegistry:
     win: one brand has one set of limits.
     """
 
-    def __init__(self, *, clock: Clock, safety_margin: float = DEFAULT_SAFETY_MARGIN) -> None:
+    def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
-        self._safety_margin = safety_margin
         self._limiters: dict[tuple[str, str], BrandLimiter] = {}
         self._lock = threading.Lock()
 
@@ -324,12 +310,7 @@ class LimiterRegistry:
         with self._lock:
             found = self._limiters.get(key)
             if found is None:
-                found = BrandLimiter(
-                    requests_per_minute,
-                    tags_per_minute,
-                    clock=self._clock,
-                    safety_margin=self._safety_margin,
-                )
+                found = BrandLimiter(requests_per_minute, tags_per_minute, clock=self._clock)
                 self._limiters[key] = found
             return found
 

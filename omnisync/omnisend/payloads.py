@@ -19,7 +19,7 @@ count the client sends, and no contact is encoded twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -115,12 +115,6 @@ def encode_batch(items: Sequence[bytes]) -> bytes:
     return _ENVELOPE_HEAD + b",".join(items) + _ENVELOPE_TAIL
 
 
-def batch_bytes(item_sizes: Iterable[int]) -> int:
-    """The size of the batch body :func:`encode_batch` builds from items of these sizes."""
-    sizes = list(item_sizes)
-    return ENVELOPE_BYTES + sum(sizes) + max(len(sizes) - 1, 0)
-
-
 class EncodedBatch:
     """One packed batch: its contacts' e-mails and their encoded items, in order.
 
@@ -142,7 +136,7 @@ class EncodedBatch:
         return len(self.emails)
 
     def __repr__(self) -> str:
-        size = batch_bytes(map(len, self.items))
+        size = len(encode_batch(self.items))
         return f"EncodedBatch({len(self.emails)} contacts, {size} bytes)"
 
 
@@ -156,12 +150,12 @@ def batch_emails(writes: Sequence[ContactWrite] | EncodedBatch) -> list[str]:
 class BatchPacker:
     """Packs contacts one at a time into batches within the item and byte limits.
 
-    The streaming core of :func:`split_batches`, for callers that receive
-    contacts one by one (the delivery pipeline): :meth:`pack` (a write, encoded
-    here through :func:`contact_body`) returns the previous batch when the new
-    item does not fit in it; :meth:`flush_packed` returns the last, partial one. Each contact is
-    encoded once; an :class:`EncodedBatch` carries the bytes on to the client.
-    Holds one batch at a time.
+    Streaming, for callers that receive contacts one by one (the delivery
+    pipeline): :meth:`pack` (a write, encoded here through :func:`contact_body`)
+    returns the previous batch when the new item does not fit in it;
+    :meth:`flush_packed` returns the last, partial one. Each contact is encoded
+    once; an :class:`EncodedBatch` carries the bytes on to the client. Holds
+    one batch at a time.
     """
 
     def __init__(
@@ -211,30 +205,6 @@ class BatchPacker:
         return batch
 
 
-def split_batches(
-    writes: Iterable[ContactWrite],
-    *,
-    max_items: int = MAX_BATCH_ITEMS,
-    max_bytes: int = MAX_BATCH_BYTES,
-) -> Iterator[list[ContactWrite]]:
-    """Yield ``writes`` in order, grouped into batches of at most ``max_items`` writes
-    whose ``POST /batches`` body (envelope included) is at most ``max_bytes`` bytes.
-
-    Streaming: consumes an iterator lazily and holds one batch at a time.
-    Raises :class:`ItemTooLarge` for a write that alone exceeds ``max_bytes``.
-    """
-    packer = BatchPacker(max_items=max_items, max_bytes=max_bytes)
-    packed: list[ContactWrite] = []  # the writes of the batch being packed, and the new one
-    for write in writes:
-        packed.append(write)
-        full = packer.pack(write)
-        if full is not None:
-            yield packed[: len(full)]
-            packed = packed[len(full) :]
-    if packed:
-        yield packed
-
-
 def check_batch(items: Sequence[bytes], *, operation: str) -> bytes:
     """Assemble a batch body, refusing one over Omnisend's limits with :class:`BatchTooLarge`."""
     if not items:
@@ -242,13 +212,13 @@ def check_batch(items: Sequence[bytes], *, operation: str) -> bytes:
     if len(items) > MAX_BATCH_ITEMS:
         raise BatchTooLarge(
             f"{operation}: {len(items)} contacts in one batch, over Omnisend's limit of "
-            f"{MAX_BATCH_ITEMS}; split them with split_batches()"
+            f"{MAX_BATCH_ITEMS}; pack them with BatchPacker"
         )
     body = encode_batch(items)
     if len(body) > MAX_BATCH_BYTES:
         raise BatchTooLarge(
             f"{operation}: the batch body is {len(body):,} bytes, over Omnisend's limit of "
-            f"{MAX_BATCH_BYTES:,}; split it with split_batches()"
+            f"{MAX_BATCH_BYTES:,}; pack it with BatchPacker"
         )
     return body
 

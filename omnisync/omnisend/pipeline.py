@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
 from omnisync.clock import Clock
@@ -174,15 +173,6 @@ class DeliveryPipeline:
         """Queue removing the tag from a contact. ``False`` once stopped."""
         return self._queue_tag("remove", (email,))
 
-    def resume_batch(self, batch_id: str, emails: Iterable[str], *, then_tag: bool = False) -> None:
-        """Follow a batch an earlier, killed run created, as if this pipeline had created it."""
-        self._crew.raise_if_aborted()
-        members = tuple(emails)
-        if not self._follower.reserve():
-            self._crew.raise_if_aborted()
-            return
-        self._follower.track(batch_id, members, frozenset(members) if then_tag else frozenset())
-
     def finish(self) -> DeliverySummary:
         """Send what is still packed, wait for every outcome and tags call, and summarise.
 
@@ -248,7 +238,7 @@ class DeliveryPipeline:
                 self._crew.fail(error)
                 continue
             self._crew.count("batches_created", 1)
-            self._crew.notify(self._listener.batch_created, batch_id, emails)
+            self._listener.batch_created(batch_id, emails)
             self._follower.track(batch_id, emails, batch.then_tag)
 
     def _tag_loop(self) -> None:
@@ -274,15 +264,15 @@ class DeliveryPipeline:
                     error,
                     extra={"event": "omnisend.tag_call_failed", "tag": self.tag},
                 )
-                self._crew.notify(self._listener.tag_call_failed, self.tag, group.emails, error)
+                self._listener.tag_call_failed(self.tag, group.emails, error)
                 continue
             self._crew.count("tag_calls", 1)
             if group.action == "add":
                 self._crew.count("tags_added", len(group.emails))
-                self._crew.notify(self._listener.tags_added, self.tag, group.emails)
+                self._listener.tags_added(self.tag, group.emails)
             else:
                 self._crew.count("tags_removed", len(group.emails))
-                self._crew.notify(self._listener.tags_removed, self.tag, group.emails)
+                self._listener.tags_removed(self.tag, group.emails)
 
     # -- helpers ----------------------------------------------------------------
 

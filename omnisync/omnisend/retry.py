@@ -25,9 +25,6 @@ from email.utils import parsedate_to_datetime
 RATE_LIMITED = 429
 #: Statuses besides 5xx that are worth another attempt.
 TRANSIENT_STATUSES: frozenset[int] = frozenset({408})
-#: Statuses that are never retried (documented for readers; anything not
-#: retryable is final).
-FINAL_STATUSES: frozenset[int] = frozenset({400, 401, 403, 404, 409, 410, 422})
 
 
 def is_transient(status: int | None) -> bool:
@@ -88,10 +85,6 @@ class RetryPolicy:
             return None
         return delay
 
-    def retries(self, status: int | None) -> bool:
-        """True when a failure with ``status`` (``None``: transport error) may be retried."""
-        return status == RATE_LIMITED or is_transient(status)
-
 
 def retry_after_seconds(
     body_retry_after: object, header: str | None, *, wall_now: datetime
@@ -120,17 +113,10 @@ def retry_after_seconds(
 
 
 def _seconds(value: object) -> float | None:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int | float):
+    try:
         number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-    else:
+    except ValueError:
         return None
-    if math.isnan(number) or math.isinf(number) or number < 0:
-        return None
-    return number
+    return number if math.isfinite(number) and number >= 0 else None

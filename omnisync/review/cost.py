@@ -37,9 +37,6 @@ class Cost:
             self.tag_calls / limit.tags_per_minute,
         )
 
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(self.batch_calls + other.batch_calls, self.tag_calls + other.tag_calls)
-
 
 def upserts(members: int) -> Cost:
     """Every one of ``members`` contacts upserted once."""

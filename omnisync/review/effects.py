@@ -57,11 +57,6 @@ class Sides:
     relocate_head: Relocate = same
 
 
-def brand(config: Config, export: Export) -> str:
-    connection = config.connections.get(export.connection)
-    return connection.brand if connection is not None else f"unknown {export.connection}"
-
-
 def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
     """The effects of the change to export ``name`` (added, removed or changed)."""
     before = sides.base.exports.get(name)
@@ -79,8 +74,8 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
         found.append(_disabled(before, members))
     if not before.enabled and after.enabled:
         found.append(_reenabled(after, members))
-    if brand(sides.base, before) != brand(sides.head, after):
-        found.append(_moves_brand(before, after, sides, members))
+    if sides.base.brand_of(name) != sides.head.brand_of(name):
+        found.append(_moves_brand(before, after, members))
     if spec_digest(before) != spec_digest(after):
         found.append(
             _costed(
@@ -183,7 +178,7 @@ def _reenabled(export: Export, members: int | None) -> Effect:
     return Effect("first_export", "warning", f"enabled again: {resumed}", path="enabled")
 
 
-def _moves_brand(before: Export, after: Export, sides: Sides, members: int | None) -> Effect:
+def _moves_brand(before: Export, after: Export, members: int | None) -> Effect:
     return Effect(
         "moves_brand",
         "danger",
@@ -314,23 +309,14 @@ def connection_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
     old_users = set(before.allowed_users) if before else set()
     new_users = set(after.allowed_users) if after else set()
     found: list[Effect] = []
-    for user in sorted(new_users - old_users):
-        found.append(
-            Effect(
-                "permission_granted",
-                "warning",
-                f"{user} may now use connection '{name}'",
-                path="allowed_users",
-            )
-        )
-    for user in sorted(old_users - new_users):
-        found.append(
-            Effect(
-                "permission_revoked",
-                "info",
-                f"{user} may no longer use connection '{name}'",
-                path="allowed_users",
-            )
+    permissions: tuple[tuple[set[str], str, Risk, str], ...] = (
+        (new_users - old_users, "permission_granted", "warning", "may now"),
+        (old_users - new_users, "permission_revoked", "info", "may no longer"),
+    )
+    for listed, code, risk, may in permissions:
+        found.extend(
+            Effect(code, risk, f"{user} {may} use connection '{name}'", path="allowed_users")
+            for user in sorted(listed)
         )
     accepted_before = before.data_transfer_accepted if before else None
     accepted_after = after.data_transfer_accepted if after else None

@@ -71,6 +71,10 @@ class Effect:
     position: Position | None = field(default=None, compare=False)
 
 
+def _highest(effects: Sequence[Effect]) -> Risk | None:
+    return max((effect.risk for effect in effects), key=risk_rank, default=None)
+
+
 @dataclass(frozen=True)
 class Change:
     """One object added, removed or changed; ``name`` is ``""`` for the daemon section."""
@@ -87,16 +91,9 @@ class Change:
     field_positions: dict[str, Position] = field(default_factory=dict, compare=False)
 
     @property
-    def dotted(self) -> str:
-        section = SECTIONS[self.kind]
-        return f"{section}.{self.name}" if self.name else section
-
-    @property
     def risk(self) -> Risk | None:
         """The highest risk among the effects, ``None`` when there are none."""
-        if not self.effects:
-            return None
-        return max((effect.risk for effect in self.effects), key=risk_rank)
+        return _highest(self.effects)
 
     @property
     def title(self) -> str:
@@ -123,10 +120,7 @@ class Review:
 
     @property
     def highest_risk(self) -> Risk | None:
-        risks: list[Risk] = [effect.risk for effect in self.effects]
-        if not risks:
-            return None
-        return max(risks, key=risk_rank)
+        return _highest(self.effects)
 
     @property
     def approvers(self) -> tuple[str, ...]:

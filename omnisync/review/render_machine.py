@@ -13,6 +13,7 @@ notice on each change without effects. Files are shown relative to
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from typing import Any
@@ -40,10 +41,7 @@ def _change(change: Change) -> dict[str, Any]:
         "kind": change.kind,
         "name": change.name,
         "change": change.change,
-        "fields": [
-            {"path": field.path, "before": field.before, "after": field.after}
-            for field in change.fields
-        ],
+        "fields": [dataclasses.asdict(field) for field in change.fields],
         "effects": [
             {
                 "code": effect.code,

@@ -91,13 +91,10 @@ def _print_change(console: Console, change: Change) -> None:
 
 
 def _arrow(before: str | None, after: str | None) -> str:
-    if before is None:
-        return f"(none) → {_one_line(after)}"
-    if after is None:
-        return f"{_one_line(before)} → (none)"
     return f"{_one_line(before)} → {_one_line(after)}"
 
 
 def _one_line(text: str | None) -> str:
-    value = (text or "").strip()
-    return " ⏎ ".join(line.strip() for line in value.splitlines()) or '""'
+    if text is None:
+        return "(none)"
+    return " ⏎ ".join(line.strip() for line in text.strip().splitlines()) or '""'

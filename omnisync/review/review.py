@@ -42,8 +42,6 @@ def review_configs(
     members: Members,
     counts_known: bool,
     counts_note: str,
-    base_label: str | None = None,
-    head_label: str | None = None,
     relocate_base: Relocate = same,
     relocate_head: Relocate = same,
 ) -> Review:
@@ -66,22 +64,20 @@ def review_configs(
         before_objects = objects(base, kind)
         after_objects = objects(head, kind)
         for name in sorted(set(before_objects) | set(after_objects)):
-            change = _compare(kind, name, sides, (relocate_base, relocate_head))
+            change = _compare(kind, name, sides)
             if change is not None:
                 changes.append(change)
     return Review(
-        base=base_label or base.revision,
-        head=head_label or head.revision,
+        base=base.revision,
+        head=head.revision,
         changes=tuple(changes),
         counts_known=counts_known,
         counts_note=counts_note,
     )
 
 
-def _compare(
-    kind: Kind, name: str, sides: Sides, relocations: tuple[Relocate, Relocate]
-) -> Change | None:
-    relocate, relocate_head = relocations
+def _compare(kind: Kind, name: str, sides: Sides) -> Change | None:
+    relocate, relocate_head = sides.relocate_base, sides.relocate_head
     before = objects(sides.base, kind).get(name)
     after = objects(sides.head, kind).get(name)
     if kind == "daemon":
@@ -102,18 +98,17 @@ def _compare(
     else:
         return None
     dotted = f"{SECTIONS[kind]}.{name}" if name else SECTIONS[kind]
-    position = _position(sides.head, dotted, relocate_head) if after is not None else None
-    if position is None:
-        position = _position(sides.base, dotted, relocate)
+    # The head's place, the base's for a removed object (or one the head does not place).
+    where = sides.head if after is not None else sides.base
+    moved = relocate_head if after is not None else relocate
+    position = _position(where, dotted, moved) or _position(sides.base, dotted, relocate)
     field_positions = {}
     for field in fields:
         config = sides.head if field.after is not None or after is None else sides.base
-        moved = relocate if config is sides.base else relocate_head
-        found = _position(config, f"{dotted}.{field.path}", moved)
+        field_moved = relocate if config is sides.base else relocate_head
+        found = _position(config, f"{dotted}.{field.path}", field_moved)
         if found is not None:
             field_positions[field.path] = found
-    where = sides.head if after is not None else sides.base
-    moved = relocate_head if after is not None else relocate
     effects = tuple(
         dataclasses.replace(
             effect, position=_effect_position(effect, field_positions, where, dotted, moved)

@@ -41,16 +41,10 @@ class Checkout:
 
     def relocate(self, text: str) -> str:
         """A path in this checkout as the working tree's; other text unchanged."""
-        here = os.path.join(self.root, os.path.relpath(self._real_config(), self.work_tree))
-        for temporary, real in ((here, self.config_path), (self.root, self.work_tree)):
+        for temporary, real in ((self.path, self.config_path), (self.root, self.work_tree)):
             if text == temporary or text.startswith(temporary + os.sep):
                 return real + text[len(temporary) :]
         return text
-
-    def _real_config(self) -> str:
-        absolute = os.path.abspath(self.config_path)
-        parent = os.path.realpath(os.path.dirname(absolute))
-        return os.path.join(parent, os.path.basename(absolute))
 
 
 @contextmanager

@@ -44,10 +44,6 @@ class SegmentReader(Protocol):
     segment: str
     source: str
 
-    def columns(self) -> tuple[str, ...] | None:
-        """The segment's column names, or ``None`` when only reading tells (JSONL)."""
-        ...
-
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         """Yield each row's values of ``columns``, in order; raise :class:`SourceError`."""
         ...

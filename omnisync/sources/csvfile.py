@@ -81,12 +81,8 @@ class CsvReader:
                 raise self._error(f"line {reader.line_num}: malformed CSV: {error}") from None
             yield record
 
-    def columns(self) -> tuple[str, ...]:
-        """The header's column names; an empty file (no header) is an error."""
-        with self._open() as handle:
-            return self._header(self._reader(handle))
-
     def _header(self, records: Iterator[list[str]]) -> tuple[str, ...]:
+        """The header's column names; an empty file (no header) is an error."""
         for record in records:
             if record:
                 return tuple(name.strip() for name in record)

@@ -58,10 +58,6 @@ class JsonlReader:
     def _error(self, cause: str) -> SourceError:
         return SourceError(cause, segment=self.segment, source=self.source)
 
-    def columns(self) -> None:
-        """JSONL has no header: which keys exist is known only line by line."""
-        return None
-
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         """Yield, per object, the values of ``columns`` (``None`` when a key is absent)."""
         try:

@@ -102,8 +102,8 @@ class PostgresReader:
 
     ``dsn`` is the resolved connection string (a secret: it is never shown,
     not even in ``repr``); ``query`` the segment's SELECT. Each call of
-    :meth:`columns` or :meth:`rows` opens its own connection and closes it
-    when done (for :meth:`rows`, when the iterator is exhausted or closed).
+    :meth:`rows` opens its own connection and closes it when the iterator is
+    exhausted or closed.
     ``statement_timeout`` (seconds) bounds each statement, including each
     fetch of ``itersize`` rows.
     """
@@ -130,14 +130,6 @@ class PostgresReader:
 
     def _error(self, cause: str) -> SourceError:
         return SourceError(redact(cause, self._dsn), segment=self.segment, source=self.source)
-
-    def columns(self) -> tuple[str, ...]:
-        """The names of the columns the segment query returns, in order."""
-        connection = self._connect()
-        try:
-            return self._result_columns(connection)
-        finally:
-            connection.close()
 
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         """Yield each row's values of ``columns`` (matched regardless of case), in order."""

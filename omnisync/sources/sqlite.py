@@ -131,13 +131,6 @@ class SqliteReader:
         self.segment = segment
         self.source = source
 
-    def columns(self) -> tuple[str, ...]:
-        connection = open_readonly(self.path, segment=self.segment, source=self.source)
-        try:
-            return result_columns(connection, self.query, segment=self.segment, source=self.source)
-        finally:
-            connection.close()
-
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         connection = open_readonly(self.path, segment=self.segment, source=self.source)
         try:

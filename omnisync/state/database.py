@@ -18,11 +18,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from omnisync.state.locks import PRIVATE_FILE_MODE
 from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION, refuse_newer_schema
 from omnisync.state.store import StateError
-
-#: The state database and its WAL files hold customer e-mails: owner only.
-PRIVATE_FILE_MODE = 0o600
 
 
 def check_state_database(path: str | os.PathLike[str]) -> None:
@@ -63,9 +61,9 @@ def _refuse_if_newer(path: Path, version: int) -> None:
 
 
 def _make_private(path: Path) -> None:
-    """Create the database file owner-only, and make it and its WAL files so if
-    they exist with wider modes (SQLite gives the -wal and -shm files the
-    database file's mode, whatever the directory or the umask)."""
+    """Create the database file owner-only (it holds customer e-mails), and make it
+    and its WAL files so if they exist with wider modes (SQLite gives the -wal and
+    -shm files the database file's mode, whatever the directory or the umask)."""
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     except OSError:

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from psycopg import Cursor
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from omnisync.state.postgres_database import PostgresDatabase
+from omnisync.state.postgres_database import PostgresConnection, PostgresDatabase
 
 
 @dataclass(frozen=True)
@@ -125,34 +127,25 @@ class LeaseBoard:
                 "SELECT id, started_at, seen_at, expires_at > now(), version, "
                 'config_revision, running FROM replicas ORDER BY id COLLATE "C"'
             ).fetchall()
-            leases = connection.execute(
-                "SELECT brand, holder, token, expires_at > now(), expires_at "
+            leases = connection.cursor(row_factory=class_row(LeaseRow)).execute(
+                "SELECT brand, holder, token, expires_at > now() AS live, expires_at "
                 'FROM brand_leases ORDER BY brand COLLATE "C"'
-            ).fetchall()
-        return Board(
-            replicas=tuple(
-                ReplicaRow(
-                    id=str(row[0]),
-                    started_at=cast(datetime, row[1]),
-                    seen_at=cast(datetime, row[2]),
-                    live=bool(row[3]),
-                    version=str(row[4]),
-                    config_revision=str(row[5]),
-                    running=tuple(cast("list[str]", row[6])),
-                )
-                for row in replicas
-            ),
-            leases=tuple(
-                LeaseRow(
-                    brand=str(row[0]),
-                    holder=str(row[1]),
-                    token=int(cast(int, row[2])),
-                    live=bool(row[3]),
-                    expires_at=cast(datetime, row[4]),
-                )
-                for row in leases
-            ),
-        )
+            )
+            return Board(
+                replicas=tuple(
+                    ReplicaRow(
+                        id=str(row[0]),
+                        started_at=cast(datetime, row[1]),
+                        seen_at=cast(datetime, row[2]),
+                        live=bool(row[3]),
+                        version=str(row[4]),
+                        config_revision=str(row[5]),
+                        running=tuple(cast("list[str]", row[6])),
+                    )
+                    for row in replicas
+                ),
+                leases=tuple(leases),
+            )
 
     # -- leases -----------------------------------------------------------------------
 
@@ -252,14 +245,13 @@ class LeaseBoard:
         if not brands:
             return []
         with self._transaction("take on-demand runs") as connection:
-            rows = connection.execute(
+            rows = _requests(connection).execute(
                 "UPDATE run_requests SET claimed_by = %s, claimed_at = now() WHERE id IN "
                 "(SELECT id FROM run_requests WHERE claimed_by IS NULL AND brand = ANY(%s) "
-                "ORDER BY id FOR UPDATE SKIP LOCKED) "
-                "RETURNING id, export, brand, trigger, claimed_by, run_id, answer",
+                f"ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING {_REQUEST_COLUMNS}",
                 (replica, list(brands)),
-            ).fetchall()
-        return sorted((_request(row) for row in rows), key=lambda request: request.id)
+            )
+            return sorted(rows, key=lambda request: request.id)
 
     def answer_request(
         self, request_id: int, *, answer: Mapping[str, Any], run_id: int | None = None
@@ -274,12 +266,13 @@ class LeaseBoard:
 
     def request(self, request_id: int) -> RunRequest | None:
         with self._transaction("read an on-demand run") as connection:
-            row = connection.execute(
-                "SELECT id, export, brand, trigger, claimed_by, run_id, answer "
-                "FROM run_requests WHERE id = %s",
-                (request_id,),
-            ).fetchone()
-        return None if row is None else _request(row)
+            return (
+                _requests(connection)
+                .execute(
+                    f"SELECT {_REQUEST_COLUMNS} FROM run_requests WHERE id = %s", (request_id,)
+                )
+                .fetchone()
+            )
 
     def withdraw_request(self, request_id: int) -> bool:
         """Take back a request nobody claimed (``False`` once claimed)."""
@@ -290,14 +283,9 @@ class LeaseBoard:
             return cursor.rowcount > 0
 
 
-def _request(row: tuple[object, ...]) -> RunRequest:
-    request_id, export, brand, trigger, claimed_by, run_id, answer = row
-    return RunRequest(
-        id=int(cast(int, request_id)),
-        export=str(export),
-        brand=str(brand),
-        trigger=str(trigger),
-        claimed_by=None if claimed_by is None else str(claimed_by),
-        run_id=None if run_id is None else int(cast(int, run_id)),
-        answer=cast("Mapping[str, Any] | None", answer),
-    )
+_REQUEST_COLUMNS = "id, export, brand, trigger, claimed_by, run_id, answer"
+
+
+def _requests(connection: PostgresConnection) -> Cursor[RunRequest]:
+    """A cursor on ``connection`` reading ``run_requests`` rows as :class:`RunRequest`."""
+    return connection.cursor(row_factory=class_row(RunRequest))

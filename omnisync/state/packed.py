@@ -208,23 +208,6 @@ def inflight_batches(connection: sqlite3.Connection, export: str) -> list[Inflig
     return [as_batch(batch_id, created_at, items) for batch_id, created_at, items in rows]
 
 
-def intents(connection: sqlite3.Connection, export: str) -> list[InflightBatch]:
-    rows = connection.execute(
-        "SELECT token, created_at, items FROM batch_intents WHERE export = ? "
-        "ORDER BY created_at, token",
-        (export,),
-    ).fetchall()
-    # Intents keep their items in the order they were recorded (the batch's order).
-    return [
-        InflightBatch(
-            token,
-            created_at,
-            unpack_items(items),
-        )
-        for token, created_at, items in rows
-    ]
-
-
 def _items(connection: sqlite3.Connection, export: str, batch_id: str) -> list[PackedItem] | None:
     row = connection.execute(
         "SELECT items FROM inflight_packed WHERE export = ? AND batch_id = ?", (export, batch_id)

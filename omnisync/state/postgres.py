@@ -2,7 +2,8 @@
 
 For several replicas sharing one state (issue 17). The connection, schema and
 migrations are :class:`~omnisync.state.postgres_database.PostgresDatabase`;
-this module is the contract in SQL. Sets of e-mails travel as one ``text[]``
+the SQL both stores share is :mod:`omnisync.state.sql_store`, this module
+the rest. Sets of e-mails travel as one ``text[]``
 parameter, so a batch's worth of work is one statement; in-flight batches are
 one row per item (``inflight_batches``), intents one row per batch (a JSON
 array, recorded in the batch's order). Text keys use the ``"C"`` collation, so
@@ -13,37 +14,19 @@ There is no SQLite file to ATTACH: :attr:`ledger_file` is ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import cast
 
-from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.inflight import InflightItem
-from omnisync.state import packed, postgres_batches, postgres_runs
 from omnisync.state.fencing import Fence, check_fence
 from omnisync.state.postgres_database import PostgresConnection, PostgresDatabase
-from omnisync.state.store import (
-    FINAL_STATUSES,
-    InflightBatch,
-    LedgerEntry,
-    LedgerStore,
-    RunRecord,
-    RunStatus,
-    StateError,
-    format_timestamp,
-)
-
-_ENTRY_COLUMNS = "SELECT export, email, fingerprint, tag, updated_at FROM ledger_entries"
-_UPSERT_MOVED = (
-    "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
-    "SELECT %(export)s, email, fingerprint, NULL, %(stamp)s FROM moved "
-    "ON CONFLICT (export, email) DO UPDATE SET "
-    "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at"
-)
+from omnisync.state.sql_store import SqlLedgerStore
+from omnisync.state.store import InflightBatch, RunRecord, format_timestamp
 
 
-class PostgresLedgerStore(LedgerStore):
+class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
     """:class:`LedgerStore` on a PostgreSQL database. Migrates on open; refuses a newer schema.
 
     ``dsn`` is a libpq connection string or URI; the tables live in the first
@@ -51,11 +34,14 @@ class PostgresLedgerStore(LedgerStore):
     """
 
     ledger_file = None
+    _inflight_table = "inflight_batches"
+    _in_emails = "= ANY(?::text[])"
+    _by_code_point = ' COLLATE "C"'
+    _for_update = " FOR UPDATE"
 
     def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
         self._database = PostgresDatabase(dsn, connect_timeout=connect_timeout)
         self.location = self._database.location
-        self._transaction = self._database.transaction
         self._fence: Fence | None = None
         self._owner = True
 
@@ -74,12 +60,22 @@ class PostgresLedgerStore(LedgerStore):
         copy._owner = False
         return copy
 
+    def _reading(self, action: str) -> AbstractContextManager[PostgresConnection]:
+        return self._database.transaction(action)
+
     @contextmanager
     def _writing(self, action: str) -> Iterator[PostgresConnection]:
-        with self._transaction(action) as connection:
+        with self._database.transaction(action) as connection:
             if self._fence is not None:
                 check_fence(connection, self._fence)
             yield connection
+
+    def _sql(self, text: str) -> str:
+        # The shared statements hold no literal ``?`` or ``%``: a plain replace is exact.
+        return text.replace("?", "%s")
+
+    def _emails_parameter(self, emails: Collection[str]) -> list[str]:
+        return list(emails)
 
     @property
     def schema_version(self) -> int:
@@ -88,33 +84,6 @@ class PostgresLedgerStore(LedgerStore):
     def close(self) -> None:
         if self._owner:
             self._database.close()
-
-    def __repr__(self) -> str:
-        return f"PostgresLedgerStore({self.location!r})"
-
-    # -- ledger ---------------------------------------------------------------------
-
-    def entry(self, export: str, email: str) -> LedgerEntry | None:
-        with self._transaction("read the ledger") as connection:
-            row = connection.execute(
-                f"{_ENTRY_COLUMNS} WHERE export = %s AND email = %s", (export, email)
-            ).fetchone()
-        return None if row is None else _entry(row)
-
-    def entries(self, export: str) -> list[LedgerEntry]:
-        with self._transaction("read the ledger") as connection:
-            rows = connection.execute(
-                f'{_ENTRY_COLUMNS} WHERE export = %s ORDER BY email COLLATE "C"', (export,)
-            ).fetchall()
-        return [_entry(row) for row in rows]
-
-    def count_entries(self, export: str, *, tagged: bool | None = None) -> int:
-        condition = {None: "", True: " AND tag IS NOT NULL", False: " AND tag IS NULL"}[tagged]
-        with self._transaction("read the ledger") as connection:
-            row = connection.execute(
-                f"SELECT count(*) FROM ledger_entries WHERE export = %s{condition}", (export,)
-            ).fetchone()
-        return 0 if row is None else int(cast(int, row[0]))
 
     def record_delivered(
         self, export: str, entries: Iterable[tuple[str, int, str | None]], *, now: datetime
@@ -144,111 +113,100 @@ class PostgresLedgerStore(LedgerStore):
             )
         return given
 
-    def forget_export(self, export: str) -> int:
-        with self._writing("forget an export") as connection:
-            return _forget(connection, export)
-
-    def retarget(self, export: str, brand: str, *, now: datetime) -> int:
-        with self._writing("record the export's brand") as connection:
-            row = connection.execute(
-                "SELECT brand FROM export_brands WHERE export = %s FOR UPDATE", (export,)
-            ).fetchone()
-            if row is not None and row[0] == brand:
-                return 0
-            forgotten = _forget(connection, export) if row is not None else 0
-            connection.execute(
-                "INSERT INTO export_brands (export, brand, updated_at) VALUES (%s, %s, %s) "
-                "ON CONFLICT (export) DO UPDATE SET brand = excluded.brand, "
-                "updated_at = excluded.updated_at",
-                (export, brand, format_timestamp(now)),
-            )
-            return forgotten
-
-    # -- in-flight batches ----------------------------------------------------------------
-
     def record_inflight(
         self, export: str, batch_id: str, items: Sequence[InflightItem], *, now: datetime
     ) -> None:
-        unique = {item.email: item for item in items}  # a later item for an e-mail wins
-        if unique:
-            with self._writing("record an in-flight batch") as connection:
-                postgres_batches.record_inflight(
-                    connection, export, batch_id, list(unique.values()), now=now
-                )
-
-    def record_intent(
-        self,
-        export: str,
-        token: str,
-        items: Sequence[InflightItem],
-        *,
-        now: datetime,
-    ) -> None:
-        text = packed.pack(items)
-        with self._writing("record a batch about to be sent") as connection:
+        unique = list({item.email: item for item in items}.values())  # a later item wins
+        if not unique:
+            return
+        # A batch recorded again keeps its first created_at.
+        with self._writing("record an in-flight batch") as connection:
             connection.execute(
-                "INSERT INTO batch_intents (export, token, items, created_at) "
-                "VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (export, token) DO UPDATE SET "
-                "items = excluded.items, created_at = excluded.created_at",
-                (export, token, text, format_timestamp(now)),
+                "INSERT INTO inflight_batches "
+                "(export, batch_id, email, fingerprint, then_tag, created_at) "
+                "SELECT %(export)s, %(batch)s, email, fingerprint, then_tag, "
+                "coalesce((SELECT min(created_at) FROM inflight_batches "
+                "WHERE export = %(export)s AND batch_id = %(batch)s), %(stamp)s) "
+                "FROM unnest(%(emails)s::text[], %(fingerprints)s::bigint[], "
+                "%(then_tag)s::boolean[]) AS t(email, fingerprint, then_tag) "
+                "ON CONFLICT (export, batch_id, email) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, then_tag = excluded.then_tag",
+                {
+                    "export": export,
+                    "batch": batch_id,
+                    "stamp": format_timestamp(now),
+                    "emails": [item.email for item in unique],
+                    "fingerprints": [item.fingerprint for item in unique],
+                    "then_tag": [item.then_tag for item in unique],
+                },
             )
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
         with self._writing("record a created batch") as connection:
-            return postgres_batches.record_created(connection, export, token, batch_id, now=now)
-
-    def intents(self, export: str) -> list[InflightBatch]:
-        with self._transaction("read batch intents") as connection:
-            rows = connection.execute(
-                "SELECT token, created_at, items::text FROM batch_intents WHERE export = %s "
-                'ORDER BY created_at, token COLLATE "C"',
-                (export,),
-            ).fetchall()
-        # Intents keep their items in the order they were recorded (the batch's order).
-        return [
-            InflightBatch(str(token), str(created_at), packed.unpack_items(str(items)))
-            for token, created_at, items in rows
-        ]
-
-    def release_intent(self, export: str, token: str) -> int:
-        with self._writing("forget a batch intent") as connection:
             cursor = connection.execute(
-                "DELETE FROM batch_intents WHERE export = %s AND token = %s", (export, token)
+                "WITH intent AS (DELETE FROM batch_intents WHERE export = %(export)s "
+                "AND token = %(token)s RETURNING items) "
+                "INSERT INTO inflight_batches "
+                "(export, batch_id, email, fingerprint, then_tag, created_at) "
+                "SELECT %(export)s, %(batch)s, item->>0, (item->>1)::bigint, "
+                "(item->>2)::int <> 0, %(stamp)s "
+                "FROM intent, jsonb_array_elements(intent.items) AS item "
+                "ON CONFLICT (export, batch_id, email) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, then_tag = excluded.then_tag",
+                {
+                    "export": export,
+                    "token": token,
+                    "batch": batch_id,
+                    "stamp": format_timestamp(now),
+                },
             )
             return max(cursor.rowcount, 0)
 
     def inflight_batches(self, export: str) -> list[InflightBatch]:
-        with self._transaction("read in-flight batches") as connection:
-            return postgres_batches.inflight_batches(connection, export)
+        with self._reading("read in-flight batches") as connection:
+            rows = connection.execute(
+                "SELECT batch_id, created_at, email, fingerprint, then_tag FROM inflight_batches "
+                'WHERE export = %s ORDER BY batch_id COLLATE "C", email COLLATE "C"',
+                (export,),
+            ).fetchall()
+        # One row per item: a batch is its rows, created when its first item was.
+        grouped: dict[str, tuple[str, list[InflightItem]]] = {}
+        for batch_id, created_at, email, fingerprint, then_tag in rows:
+            first, batch_items = grouped.setdefault(str(batch_id), (str(created_at), []))
+            if str(created_at) < first:
+                grouped[str(batch_id)] = (str(created_at), batch_items)
+            batch_items.append(InflightItem(str(email), cast(int, fingerprint), bool(then_tag)))
+        batches = [
+            InflightBatch(batch_id, created_at, tuple(sorted(batch_items)))
+            for batch_id, (created_at, batch_items) in grouped.items()
+        ]
+        return sorted(batches, key=lambda batch: (batch.created_at, batch.batch_id))
 
-    def acknowledge_batches(
+    def _acknowledge(
         self,
+        connection: PostgresConnection,
         export: str,
-        batches: Sequence[tuple[str, Collection[str] | None]],
-        *,
-        now: datetime,
+        batch_id: str,
+        emails: Collection[str] | None,
+        stamp: str,
     ) -> int:
-        wanted = [(batch_id, emails) for batch_id, emails in batches if emails is None or emails]
-        if not wanted:
-            return 0
-        stamp = format_timestamp(now)
-        written = 0
-        with self._writing("record acknowledged contacts") as connection:
-            for batch_id, emails in wanted:
-                listed = "" if emails is None else " AND email = ANY(%(emails)s::text[])"
-                cursor = connection.execute(
-                    "WITH moved AS (DELETE FROM inflight_batches "
-                    f"WHERE export = %(export)s AND batch_id = %(batch)s{listed} "
-                    f"RETURNING email, fingerprint) {_UPSERT_MOVED}",
-                    {
-                        "export": export,
-                        "batch": batch_id,
-                        "emails": None if emails is None else list(emails),
-                        "stamp": stamp,
-                    },
-                )
-                written += max(cursor.rowcount, 0)
-        return written
+        listed = "" if emails is None else " AND email = ANY(%(emails)s::text[])"
+        cursor = connection.execute(
+            "WITH moved AS (DELETE FROM inflight_batches "
+            f"WHERE export = %(export)s AND batch_id = %(batch)s{listed} "
+            "RETURNING email, fingerprint) "
+            "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
+            "SELECT %(export)s, email, fingerprint, NULL, %(stamp)s FROM moved "
+            "ON CONFLICT (export, email) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
+            {
+                "export": export,
+                "batch": batch_id,
+                "emails": None if emails is None else list(emails),
+                "stamp": stamp,
+            },
+        )
+        return max(cursor.rowcount, 0)
 
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
         listed = "" if emails is None else " AND email = ANY(%s::text[])"
@@ -262,44 +220,6 @@ class PostgresLedgerStore(LedgerStore):
             )
             return max(cursor.rowcount, 0)
 
-    def mark_tagged(self, export: str, tag: str, emails: Collection[str], *, now: datetime) -> int:
-        if not emails:
-            return 0
-        return self._write(
-            "record added tags",
-            "UPDATE ledger_entries SET tag = %s, updated_at = %s "
-            "WHERE export = %s AND email = ANY(%s::text[])",
-            (tag, format_timestamp(now), export, list(emails)),
-        )
-
-    def mark_untagged(
-        self, export: str, tag: str, emails: Collection[str], *, now: datetime
-    ) -> int:
-        if not emails:
-            return 0
-        return self._write(
-            "record removed tags",
-            "UPDATE ledger_entries SET tag = NULL, updated_at = %s "
-            "WHERE export = %s AND tag = %s AND email = ANY(%s::text[])",
-            (format_timestamp(now), export, tag, list(emails)),
-        )
-
-    def mark_for_resend(self, export: str, emails: Collection[str], *, now: datetime) -> int:
-        if not emails:
-            return 0
-        return self._write(
-            "mark contacts for re-sending",
-            "UPDATE ledger_entries SET fingerprint = %s, tag = NULL, updated_at = %s "
-            "WHERE export = %s AND email = ANY(%s::text[])",
-            (NEVER_A_FINGERPRINT, format_timestamp(now), export, list(emails)),
-        )
-
-    def _write(self, action: str, sql: str, parameters: Sequence[object]) -> int:
-        with self._writing(action) as connection:
-            return max(connection.execute(sql, parameters).rowcount, 0)
-
-    # -- run history (SQL in postgres_runs) -------------------------------------------
-
     def start_run(
         self,
         export: str,
@@ -311,44 +231,9 @@ class PostgresLedgerStore(LedgerStore):
     ) -> RunRecord:
         if replica is None and self._fence is not None:
             replica = self._fence.holder
-        with self._writing("record a run") as connection:
-            return postgres_runs.start_run(
-                connection,
-                export,
-                trigger=trigger,
-                config_revision=config_revision,
-                now=now,
-                replica=replica,
-            )
-
-    def finish_run(
-        self,
-        run_id: int,
-        *,
-        status: RunStatus,
-        counts: Mapping[str, int],
-        error: str | None,
-        now: datetime,
-    ) -> RunRecord:
-        if status not in FINAL_STATUSES:
-            raise ValueError(f"a finished run cannot be {status!r}")
-        with self._writing("record a run's result") as connection:
-            record = postgres_runs.finish_run(
-                connection, run_id, status=status, counts=counts, error=error, now=now
-            )
-        if record is None:
-            raise StateError(f"state database {self.location}: no run with id {run_id}")
-        return record
-
-    def run(self, run_id: int) -> RunRecord | None:
-        with self._transaction("read run history") as connection:
-            return postgres_runs.run(connection, run_id)
-
-    def runs(self, export: str | None = None, *, limit: int = 20) -> list[RunRecord]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        with self._transaction("read run history") as connection:
-            return postgres_runs.runs(connection, export, limit=limit)
+        return super().start_run(
+            export, trigger=trigger, config_revision=config_revision, now=now, replica=replica
+        )
 
     # -- the export engine's diff -------------------------------------------------------
 
@@ -364,22 +249,3 @@ class PostgresLedgerStore(LedgerStore):
         """
         with self._database.dedicated_connection(action) as connection:
             yield connection
-
-
-def _entry(row: tuple[object, ...]) -> LedgerEntry:
-    export, email, fingerprint, tag, updated_at = row
-    return LedgerEntry(
-        cast(str, export),
-        cast(str, email),
-        cast(int, fingerprint),
-        cast("str | None", tag),
-        cast(str, updated_at),
-    )
-
-
-def _forget(connection: PostgresConnection, export: str) -> int:
-    """Delete the export's ledger entries, intents and in-flight batches; returns entries."""
-    connection.execute("DELETE FROM inflight_batches WHERE export = %s", (export,))
-    connection.execute("DELETE FROM batch_intents WHERE export = %s", (export,))
-    cursor = connection.execute("DELETE FROM ledger_entries WHERE export = %s", (export,))
-    return max(cursor.rowcount, 0)

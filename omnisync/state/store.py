@@ -113,7 +113,9 @@ def mask_free_text(text: str) -> str:
 
 
 class LedgerStore(ABC):
-    """The state store. Implementations: :class:`omnisync.state.sqlite.SqliteLedgerStore`.
+    """The state store. Implementations: :class:`omnisync.state.sqlite.SqliteLedgerStore`,
+    :class:`omnisync.state.postgres.PostgresLedgerStore` (their shared SQL:
+    :class:`omnisync.state.sql_store.SqlLedgerStore`).
 
     Usable as a context manager (closes on exit). Methods raise
     :class:`StateError` for a store that cannot be read or written.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnisync.config.durations import format_duration, parse_duration
+from omnisync.config.durations import parse_duration
 
 
 @pytest.mark.parametrize(
@@ -30,20 +30,3 @@ def test_parse(value: object, seconds: float) -> None:
 def test_parse_refuses(value: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0s"),
-        (0.25, "250ms"),
-        (1.5, "1.5s"),
-        (90, "90s"),
-        (900, "15m"),
-        (3600, "1h"),
-        (86400, "1d"),
-    ],
-)
-def test_format_round_trips(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
-    assert parse_duration(text) == seconds

@@ -183,7 +183,7 @@ def test_a_directory_without_config_files_is_invalid_not_unreadable(tmp_path: Pa
     (tmp_path / "readme.txt").write_text("no config\n", encoding="utf-8")
     result = try_load_config(tmp_path, environ=ENVIRON)
 
-    assert not result.ok
+    assert result.config is None
     assert not result.unreadable
     assert [str(diagnostic) for diagnostic in result.diagnostics] == [
         f"{tmp_path}:1:1: no *.yaml or *.yml files in this directory"

@@ -43,7 +43,7 @@ def test_abstract_namespace_socket():
 
 def test_without_socket_everything_is_a_no_op():
     notifier = Notifier.from_environment({})
-    assert not notifier.enabled
+    assert notifier.address is None
     notifier.ready("x")
     notifier.stopping()
 

@@ -86,7 +86,9 @@ def test_a_crashing_run_function_is_a_failed_run():
     coordinator = RunCoordinator(
         crash, config=lambda: config(export("a")), clock=SystemClock(), on_finished=finished.append
     )
-    record = coordinator.run_now("a", trigger="schedule")
+    started = coordinator.start("a", trigger="schedule")
+    wait_until(lambda: finished, message="the run to end")
+    record = coordinator.get(started.id)
     assert record.outcome == RunOutcome(status="failed", error="RuntimeError: disk on fire")
     assert finished == [record]
     assert not coordinator.running()

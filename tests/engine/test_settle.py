@@ -5,7 +5,7 @@ from __future__ import annotations
 from omnisync.contact import ContactWrite
 from omnisync.engine.results import RunResult
 from omnisync.engine.runner import ExportRunner
-from omnisync.mapping import map_row
+from omnisync.mapping import MappingPlan
 from omnisync.state import InflightItem
 from tests.engine.conftest import Setup
 from tests.engine.helpers import (
@@ -34,7 +34,7 @@ def writes_for(setup: Setup, numbers: range) -> list[ContactWrite]:
             "email": p.email, "first_name": p.first_name, "last_name": p.last_name,
             "city": p.city, "country": p.country, "status": p.status, "status_at": p.status_at,
         }  # fmt: skip
-        write = map_row(row, export, in_ledger=False)
+        write = MappingPlan(export).map_row(row, in_ledger=False).result
         assert isinstance(write, ContactWrite)
         found.append(write)
     return found

@@ -8,7 +8,8 @@ import pytest
 
 from omnisync.config.model import Consent, FieldMapping
 from omnisync.contact import ContactWrite, EmailConsent
-from omnisync.mapping import consent_status, consent_time, map_row_with_warnings
+from omnisync.mapping import MappingPlan
+from omnisync.sourcevalues import consent_status, consent_time
 from tests.staging.configs import make_export
 
 EXPORT = make_export(
@@ -27,8 +28,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def outcome_for(
     row: dict[str, object], *, in_ledger: bool = False
 ) -> tuple[ContactWrite, tuple[str, ...]]:
-    outcome = map_row_with_warnings(
-        {"email": "olena@example.com", **row}, EXPORT, in_ledger=in_ledger, now=NOW
+    outcome = MappingPlan(EXPORT).map_row(
+        {"email": "olena@example.com", **row}, in_ledger=in_ledger, now=NOW
     )
     assert isinstance(outcome.result, ContactWrite)
     return outcome.result, outcome.warnings
@@ -76,9 +77,8 @@ def test_never_for_a_contact_already_in_the_ledger() -> None:
 
 def test_no_consent_mapping_means_no_status_ever() -> None:
     export = make_export(mapping=FieldMapping(email="email"))
-    outcome = map_row_with_warnings(
+    outcome = MappingPlan(export).map_row(
         {"email": "a@example.com", "status": "subscribed", "changed_at": "2024-01-01"},
-        export,
         in_ledger=False,
     )
     assert isinstance(outcome.result, ContactWrite)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omnisync.mapping import _email_problem_in_detail, email_problem, normalise_email
+from omnisync.emails import _email_problem_in_detail, email_problem, normalise_email
 
 
 @pytest.mark.parametrize(

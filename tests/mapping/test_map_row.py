@@ -1,4 +1,4 @@
-"""map_row: each field, invalid reasons, Unicode, countries, custom properties."""
+"""MappingPlan.map_row: each field, invalid reasons, Unicode, countries, custom properties."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ import pytest
 
 from omnisync.config.model import FieldMapping
 from omnisync.contact import ContactWrite
-from omnisync.mapping import (
-    InvalidRow,
-    map_row,
-    map_row_with_warnings,
-    text_value,
-)
+from omnisync.mapping import InvalidRow, MappingPlan
+from omnisync.sourcevalues import text_value
 from tests.staging.configs import full_mapping, make_export
 
 EXPORT = make_export(mapping=full_mapping())
@@ -36,14 +32,15 @@ def a_row(**overrides: object) -> dict[str, object]:
 
 def mapped(row: dict[str, object], **kwargs: object) -> ContactWrite:
     export = kwargs.pop("export", EXPORT)
-    result = map_row(row, export, in_ledger=bool(kwargs.pop("in_ledger", False)))  # type: ignore[arg-type]
+    in_ledger = bool(kwargs.pop("in_ledger", False))
+    result = MappingPlan(export).map_row(row, in_ledger=in_ledger).result  # type: ignore[arg-type]
     assert isinstance(result, ContactWrite), result
     return result
 
 
 def refused(row: dict[str, object], **kwargs: object) -> InvalidRow:
     export = kwargs.pop("export", EXPORT)
-    result = map_row(row, export, in_ledger=False)  # type: ignore[arg-type]
+    result = MappingPlan(export).map_row(row, in_ledger=False).result  # type: ignore[arg-type]
     assert isinstance(result, InvalidRow), result
     return result
 
@@ -206,8 +203,8 @@ def test_welcome_message_follows_the_export() -> None:
     assert mapped(a_row(), export=opted_in).send_welcome_message is True
 
 
-def test_map_row_with_warnings_has_no_warnings_for_a_clean_row() -> None:
-    outcome = map_row_with_warnings(a_row(), EXPORT, in_ledger=False)
+def test_map_row_has_no_warnings_for_a_clean_row() -> None:
+    outcome = MappingPlan(EXPORT).map_row(a_row(), in_ledger=False)
     assert isinstance(outcome.result, ContactWrite)
     assert outcome.warnings == ()
 

@@ -147,7 +147,7 @@ def test_a_cancelled_request_sends_nothing_and_gives_its_slot_back() -> None:
         "https://omnisend.test/api",
         API_KEY,
         # One request a window: a slot kept by the cancelled request would cost 60 s.
-        limiter=BrandLimiter(1, 1, clock=clock, safety_margin=0.0, headroom=0),
+        limiter=BrandLimiter(1, 1, clock=clock, safety_margin=0.0),
         clock=clock,
         transport=httpx.MockTransport(handle),
     )

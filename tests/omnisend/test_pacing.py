@@ -275,7 +275,7 @@ def test_invalid_limits_are_refused() -> None:
 
 def test_batch_creation_leaves_headroom_for_polls_and_tags_calls() -> None:
     clock = FakeClock()
-    limiter = BrandLimiter(10, 3, clock=clock, window_seconds=60.0, safety_margin=0.0, headroom=1)
+    limiter = BrandLimiter(10, 3, clock=clock, window_seconds=60.0, safety_margin=0.0)
     # No tags calls yet: batches may use all but the 1-request headroom.
     assert [limiter.acquire("batches").waited for _ in range(9)] == [0.0] * 9
     assert limiter.acquire("general").waited == 0.0  # a poll still finds its slot at once
@@ -310,7 +310,6 @@ def test_batch_creation_keeps_a_fair_share_when_tags_may_use_the_whole_limit() -
     assert limiter.acquire("batches").waited == 60.0  # the 1426th waits for the window to pass
 
 
-def test_batch_headroom_is_checked() -> None:
-    with pytest.raises(ValueError, match="headroom"):
-        BrandLimiter(clock=FakeClock(), headroom=-1)
+def test_batch_headroom_is_5_percent_and_at_least_one() -> None:
     assert BrandLimiter(clock=FakeClock()).headroom == 20  # 5% of 400
+    assert BrandLimiter(10, 3, clock=FakeClock()).headroom == 1

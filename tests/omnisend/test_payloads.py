@@ -1,10 +1,10 @@
-"""contact_body (the safety rules) and split_batches (item and byte limits, streaming)."""
+"""contact_body (the safety rules) and BatchPacker (item and byte limits, streaming)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -17,12 +17,11 @@ from omnisync.omnisend.payloads import (
     CONTACT_FIELDS,
     ENVELOPE_BYTES,
     BatchPacker,
-    batch_bytes,
+    EncodedBatch,
     check_batch,
     contact_body,
     encode_batch,
     encode_json,
-    split_batches,
 )
 from tests.openapi_contract import validate_request
 
@@ -153,19 +152,31 @@ def numbered(count: int, *, padding: int = 0) -> list[ContactWrite]:
     ]
 
 
+def packed(writes: Iterable[ContactWrite], **limits: int) -> Iterator[EncodedBatch]:
+    """``writes`` packed one at a time, as the delivery pipeline packs them."""
+    packer = BatchPacker(**limits)
+    for write in writes:
+        full = packer.pack(write)
+        if full is not None:
+            yield full
+    last = packer.flush_packed()
+    if last is not None:
+        yield last
+
+
 def test_batches_hold_at_most_100_items_in_order() -> None:
     writes = numbered(250)
-    batches = list(split_batches(writes))
+    batches = list(packed(writes))
     assert [len(batch) for batch in batches] == [100, 100, 50]
-    assert [write for batch in batches for write in batch] == writes
+    assert [email for batch in batches for email in batch.emails] == [w.email for w in writes]
 
 
 def test_batches_stay_under_the_byte_limit_envelope_included() -> None:
     writes = numbered(30, padding=20_000)  # about 20 kB each: 1 MB holds 49 of them
-    batches = list(split_batches(writes))
+    batches = list(packed(writes))
     assert len(batches) == 1
-    batches = list(split_batches(writes, max_bytes=100_000))
-    sizes = [len(encode_batch([encode_json(contact_body(w)) for w in batch])) for batch in batches]
+    batches = list(packed(writes, max_bytes=100_000))
+    sizes = [len(encode_batch(batch.items)) for batch in batches]
     assert all(size <= 100_000 for size in sizes)
     assert [len(batch) for batch in batches] == [4] * 7 + [2]
     # Each batch is full: the next write would not have fitted.
@@ -179,27 +190,27 @@ def test_batches_stay_under_the_byte_limit_envelope_included() -> None:
     max_items=st.integers(min_value=1, max_value=12),
     max_bytes=st.integers(min_value=3_200, max_value=20_000),
 )
-def test_split_is_greedy_lossless_and_within_both_limits(
+def test_packing_is_greedy_lossless_and_within_both_limits(
     paddings: list[int], max_items: int, max_bytes: int
 ) -> None:
     writes = [
         ContactWrite(email=f"p{index}@example.com", custom_properties={"n": "y" * padding})
         for index, padding in enumerate(paddings)
     ]
-    batches = list(split_batches(writes, max_items=max_items, max_bytes=max_bytes))
-    assert [write for batch in batches for write in batch] == writes
+    batches = list(packed(writes, max_items=max_items, max_bytes=max_bytes))
+    assert [email for batch in batches for email in batch.emails] == [w.email for w in writes]
+    expected = [encode_json(contact_body(write)) for write in writes]
+    assert [item for batch in batches for item in batch.items] == expected
     for index, batch in enumerate(batches):
-        items = [encode_json(contact_body(write)) for write in batch]
-        body = encode_batch(items)
-        assert len(body) == batch_bytes(len(item) for item in items)
+        body = encode_batch(batch.items)
         assert len(batch) <= max_items and len(body) <= max_bytes
         json.loads(body)
         if index + 1 < len(batches):
-            following = len(encode_json(contact_body(batches[index + 1][0])))
+            following = len(batches[index + 1].items[0])
             assert len(batch) == max_items or len(body) + 1 + following > max_bytes
 
 
-def test_split_streams_holding_one_batch_at_a_time() -> None:
+def test_packing_streams_holding_one_batch_at_a_time() -> None:
     consumed = 0
 
     def endless() -> Iterator[ContactWrite]:
@@ -208,7 +219,7 @@ def test_split_streams_holding_one_batch_at_a_time() -> None:
             consumed += 1
             yield ContactWrite(email=f"stream{consumed}@example.com")
 
-    batches = split_batches(endless())
+    batches = packed(endless())
     assert len(next(batches)) == 100
     assert consumed == 101  # the 101st write is what showed the first batch was full
     assert len(next(batches)) == 100
@@ -221,7 +232,7 @@ def test_a_contact_too_large_alone_is_named_masked() -> None:
         ContactWrite(email="huge.person@example.com", custom_properties={"blob": "z" * 5_000}),
     ]
     with pytest.raises(ItemTooLarge, match=re.escape(mask_email(writes[1].email))) as caught:
-        list(split_batches(writes, max_bytes=2_000))
+        list(packed(writes, max_bytes=2_000))
     assert "huge.person" not in str(caught.value)
     assert isinstance(caught.value, BatchTooLarge)
 

@@ -273,23 +273,6 @@ def test_batches_still_processing_when_the_grace_ends_are_abandoned(
     assert len(listener.sent()) >= 200
 
 
-def test_a_batch_from_a_killed_run_is_resumed_and_tagged(
-    connect: Callable[..., Connection],
-) -> None:
-    connection = connect()
-    writes = people(80)
-    batch_id = connection.client.create_batch(writes)
-    listener = RecordingListener()
-    pipeline = pipeline_for(connection, listener)
-    pipeline.resume_batch(batch_id, [w.email for w in writes], then_tag=True)
-    summary = pipeline.finish()
-    connection.emulator.drain()
-    assert listener.created == {}
-    assert sorted(listener.acknowledged) == sorted(w.email for w in writes)
-    assert summary.tags_added == 80 and summary.tag_calls == 1
-    assert all("vip" in contact["tags"] for contact in connection.emulator.contacts())
-
-
 def test_tag_only_work_adds_and_removes_in_calls_of_250(
     connect: Callable[..., Connection],
 ) -> None:

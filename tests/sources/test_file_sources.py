@@ -33,7 +33,6 @@ def test_csv_rows_follow_the_header_and_keep_unicode(tmp_path: Path) -> None:
         "short@example.com\n",
         encoding="utf-8",
     )
-    assert csv_reader(path).columns() == ("email", "first_name", "city")
     assert list(csv_reader(path).rows(["city", "email"])) == [
         ("Київ", "olena@example.com"),
         ("Bordeaux, France", "zoe@example.com"),

@@ -111,7 +111,9 @@ def count_customers(dsn: str) -> int:
 
 def test_columns_are_those_the_query_returns(dsn: str) -> None:
     query = 'SELECT id, email, first_name AS "First" FROM customers;  -- trailing'
-    assert reader(dsn, query).columns() == ("id", "email", "First")
+    assert failure(dsn, query, ("phone",)).cause == (
+        "missing column 'phone' (the segment has: id, email, First)"
+    )
 
 
 def test_rows_stream_the_requested_columns_as_the_other_sources_yield_them(dsn: str) -> None:
@@ -182,7 +184,7 @@ def test_a_missing_table_is_reported_with_where_the_query_names_it(dsn: str) -> 
 
 def test_a_column_the_query_itself_names_but_the_table_lacks(dsn: str) -> None:
     with pytest.raises(SourceError) as caught:
-        reader(dsn, "SELECT email,\n       emial FROM customers").columns()
+        list(reader(dsn, "SELECT email,\n       emial FROM customers").rows(["email"]))
     assert caught.value.cause == (
         "missing column: the query failed with 'column \"emial\" does not exist' "
         "at line 2, column 8 of the query "
@@ -282,7 +284,7 @@ def test_connection_failures_say_why_without_the_password(
     }[target]
     failing = PostgresReader(uri, "SELECT 1", segment="vip", source="cdp")
     with pytest.raises(SourceError, match=expected) as caught:
-        failing.columns()
+        list(failing.rows(["email"]))
     assert PASSWORD not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__context__ is not None
     assert PASSWORD not in repr(caught.value)
@@ -298,7 +300,7 @@ def test_connection_failures_say_why_without_the_password(
 )
 def test_a_malformed_dsn_is_reported_without_the_password(malformed: str) -> None:
     with pytest.raises(SourceError, match=r"the connection string \(DSN\) is malformed") as caught:
-        PostgresReader(malformed, "SELECT 1", segment="vip", source="cdp").columns()
+        list(PostgresReader(malformed, "SELECT 1", segment="vip", source="cdp").rows(["email"]))
     assert PASSWORD not in str(caught.value)
 
 
@@ -310,7 +312,8 @@ def test_without_psycopg_the_error_says_which_extra_to_install(tmp_path: Path) -
         "sys.modules['psycopg'] = None\n"
         "from omnisync.sources import PostgresReader, SourceError\n"
         "try:\n"
-        "    PostgresReader('host=x', 'SELECT 1', segment='vip', source='cdp').columns()\n"
+        "    reader = PostgresReader('host=x', 'SELECT 1', segment='vip', source='cdp')\n"
+        "    list(reader.rows(['email']))\n"
         "except SourceError as error:\n"
         "    print(error)\n"
     )

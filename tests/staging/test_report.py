@@ -21,7 +21,7 @@ from omnisync.engine.report import (
 )
 from omnisync.engine.staging import stage_export
 from omnisync.fingerprint import Fingerprinter
-from omnisync.mapping import map_row_with_warnings
+from omnisync.mapping import MappingPlan
 from tests.staging.configs import make_config, make_export, write_customers, write_ledger
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -108,11 +108,7 @@ def test_the_tally_gives_the_runner_the_same_actions_the_plan_counts(config: Con
         tally = PlanTally(staged)
         upserts = tags = 0
         for item in staged.work():
-            outcome = (
-                map_row_with_warnings(item.row, EXPORT, in_ledger=item.in_ledger, now=NOW)
-                if item.needs_upsert
-                else None
-            )
+            outcome = MappingPlan(EXPORT).map_work(item, now=NOW)
             actions = tally.add(item, outcome)
             upserts += actions.upsert
             tags += actions.tag
