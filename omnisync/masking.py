@@ -1,11 +1,15 @@
-"""Masking of personal data for logs, errors and ``plan`` output.
+"""Masking of personal data and secrets for logs, errors and ``plan`` output.
 
 Logs never print a full e-mail address (docs/design.md, "Safety rules never
 traded for speed"). A masked address keeps enough to recognise it in a
-support conversation and no more.
+support conversation and no more. A database driver's message never shows
+the DSN it was given or a password from it (:func:`redact`).
 """
 
 from __future__ import annotations
+
+import re
+from urllib.parse import unquote
 
 
 def mask_email(email: str) -> str:
@@ -29,3 +33,26 @@ def _mask_part(part: str) -> str:
     if len(part) <= 3:
         return part[0] + "***"
     return f"{part[0]}***{part[-1]}"
+
+
+_PASSWORD_PAIR = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+
+
+def redact(message: str, dsn: str) -> str:
+    """``message`` on one line, without the DSN or any password from it.
+
+    Passwords are removed wherever they stand after ``password=`` or in a
+    URI's ``user:password@``; the DSN's own password (4 characters or more:
+    shorter ones would blot out ordinary words) and the DSN itself anywhere.
+    """
+    text = " ".join(message.split())
+    secrets = {dsn, *(match.group(2).strip("'") for match in _PASSWORD_PAIR.finditer(dsn))}
+    for match in _URI_PASSWORD.finditer(dsn):
+        password = match.group(0)[len(match.group(1)) : -1]
+        secrets |= {password, unquote(password)}  # libpq quotes it decoded
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = _PASSWORD_PAIR.sub(r"\1[redacted]", text)
+    return _URI_PASSWORD.sub(r"\1[redacted]@", text)

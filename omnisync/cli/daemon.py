@@ -67,7 +67,7 @@ def handle(args: argparse.Namespace) -> int:
     # pay for the daemon's imports (APScheduler, prometheus-client, the engine).
     from omnisync.clock import SystemClock
     from omnisync.config.rules import listen_problem
-    from omnisync.daemon.discovery import forget_token, make_state_dir_private
+    from omnisync.daemon.discovery import forget_token
     from omnisync.daemon.engine import EngineRuns, EngineUnavailable
     from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
     from omnisync.daemon.metrics import DaemonMetrics
@@ -75,6 +75,7 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.daemon.service import Daemon, DaemonOptions
     from omnisync.daemon.serving import raise_file_limit
     from omnisync.logs import configure_logging
+    from omnisync.state.locks import make_private_directory
 
     # First: the connection budget of the control endpoint is a share of this limit.
     raise_file_limit()
@@ -105,7 +106,7 @@ def handle(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     state_dir = Path(settings.state_dir)
     try:
-        make_state_dir_private(state_dir)
+        make_private_directory(state_dir)
     except OSError as error:
         print(
             f"omnisync daemon: not starting: cannot make the state directory {state_dir}"

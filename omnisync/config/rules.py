@@ -329,6 +329,16 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as (host, port); raises ValueError saying why not."""
+    host, colon, port_text = listen.rpartition(":")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"port must be a number from 0 to 65535, not '{port_text}'")
+    if not colon or not host:
+        raise ValueError(f"'{listen}' is not host:port")
+    return (host[1:-1] if host.startswith("[") and host.endswith("]") else host), int(port_text)
+
+
 def listen_problem(listen: str, *, has_token: bool) -> str | None:
     """Why the control endpoint may not listen on ``listen`` (``host:port``), or ``None``.
 
@@ -337,11 +347,10 @@ def listen_problem(listen: str, *, has_token: bool) -> str | None:
     (``0.0.0.0``, ``[::]``, a LAN address, a host name other than
     ``localhost``) needs a configured ``daemon.control.token``.
     """
-    host, _, port_text = listen.rpartition(":")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        return f"port must be a number from 0 to 65535, not '{port_text}'"
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    try:
+        host, _ = split_listen(listen)
+    except ValueError as problem:
+        return str(problem)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -46,6 +46,7 @@ from urllib.parse import parse_qsl
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
 
+from omnisync.config.rules import split_listen
 from omnisync.daemon.serving import (
     REQUEST_DEADLINE,
     WORKER_THREADS,
@@ -87,17 +88,6 @@ class ControlApi(Protocol):
     ) -> TriggerAnswer: ...
 
     def run(self, run_id: str) -> dict[str, Any] | None: ...
-
-
-def parse_listen(address: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) to a (host, port) pair; raises ValueError."""
-    host, colon, port_text = address.rpartition(":")
-    if not colon or not host:
-        raise ValueError(f"control address {address!r} is not host:port")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"control address {address!r} has no valid port")
-    return host, int(port_text)
 
 
 # -- Host names ---------------------------------------------------------------------
@@ -295,7 +285,7 @@ class ControlServer:
     """Serves :class:`ControlApi` on ``listen`` (``host:port``; port 0 picks a free one)."""
 
     def __init__(self, listen: str, api: ControlApi, *, token: str) -> None:
-        host, port = parse_listen(listen)
+        host, port = split_listen(listen)
         self._app = _App(api, token, HostNames(host))
         sock = bind(host, port)
         adjustments = Adjustments(

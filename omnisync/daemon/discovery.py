@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from omnisync.errors import OmnisyncError
-from omnisync.state.locks import PRIVATE_FILE_MODE, make_private_directory
+from omnisync.state.locks import PRIVATE_FILE_MODE
 
 INFO_FILENAME = "daemon.json"
 TOKEN_FILENAME = "control.token"  # noqa: S105 - a file name, not a secret
@@ -74,11 +74,6 @@ class DaemonInfo:
     @property
     def base_url(self) -> str:
         return f"http://{self.address}"
-
-
-def make_state_dir_private(state_dir: Path) -> Path:
-    """Create the state directory 0700, or make an existing one of ours 0700."""
-    return make_private_directory(state_dir)
 
 
 def _write_private(path: Path, data: bytes) -> Path:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from omnisync.config.diagnostics import Diagnostic
 from omnisync.config.loader import try_load_config
-from omnisync.config.model import Config, Position
+from omnisync.config.model import Config
 from omnisync.config.secrets import SecretUnavailable, resolve_secret, secret_references
 from omnisync.errors import OmnisyncError
 
@@ -88,10 +88,7 @@ class DaemonConfigLoader:
             try:
                 value = resolve_secret(reference, environ=self._environ)
             except SecretUnavailable as error:
-                position = config.position(dotted) or Position(
-                    config.files[0] if config.files else str(path), 1, 1
-                )
-                problems.append(Diagnostic.at(position, dotted, str(error)))
+                problems.append(Diagnostic.at(config.position_or_start(dotted), dotted, str(error)))
                 continue
             values.append(value)
             if dotted == "daemon.control.token":

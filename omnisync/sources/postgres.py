@@ -25,14 +25,13 @@ appear in them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 from omnisync.config.rules import select_problem
+from omnisync.masking import redact
 from omnisync.sources.columns import require_columns
 from omnisync.sources.errors import SourceError
 from omnisync.sources.sqlite import quote_identifier, subquery
@@ -55,9 +54,6 @@ _CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "omnisync"}
 _PLAIN_TYPE_OIDS = frozenset({18, 19, 20, 21, 23, 25, 26, 700, 701, 1042, 1043})
 _PLAIN_VALUE_TYPES = (type(None), str, int, float, bytes)
 
-_PASSWORD_PAIR = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
-
 
 def canonical(value: object) -> object:
     """``value`` as a scalar like the other sources yield (see the module docstring)."""
@@ -76,25 +72,6 @@ def canonical(value: object) -> object:
     if isinstance(value, memoryview):
         return bytes(value)
     return str(value)
-
-
-def redact(message: str, dsn: str) -> str:
-    """``message`` on one line, without the DSN or any password from it.
-
-    Passwords are removed wherever they stand after ``password=`` or in a
-    URI's ``user:password@``; the DSN's own password (4 characters or more:
-    shorter ones would blot out ordinary words) and the DSN itself anywhere.
-    """
-    text = " ".join(message.split())
-    secrets = {dsn, *(match.group(2).strip("'") for match in _PASSWORD_PAIR.finditer(dsn))}
-    for match in _URI_PASSWORD.finditer(dsn):
-        password = match.group(0)[len(match.group(1)) : -1]
-        secrets |= {password, unquote(password)}  # libpq quotes it decoded
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    text = _PASSWORD_PAIR.sub(r"\1[redacted]", text)
-    return _URI_PASSWORD.sub(r"\1[redacted]@", text)
 
 
 class PostgresReader:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import conninfo
 
+from omnisync.masking import redact
 from omnisync.state.migrations import SCHEMA_VERSION, refuse_newer_schema
 from omnisync.state.store import StateError
 
@@ -168,14 +169,6 @@ def describe_dsn(dsn: str) -> str:
     return f"PostgreSQL {shown}" if shown else "PostgreSQL (default connection)"
 
 
-def _secrets(dsn: str) -> list[str]:
-    try:
-        parts = conninfo.conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return []
-    return [str(parts[key]) for key in ("password", "sslpassword") if parts.get(key)]
-
-
 def refuse_if_newer(location: str, version: int) -> None:
     refuse_newer_schema(location, version, instead="the state DSN at another database")
 
@@ -188,7 +181,7 @@ class PostgresDatabase:
 
     def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
         self.location = describe_dsn(dsn)
-        self._secrets = _secrets(dsn)
+        self._given_dsn = dsn
         try:
             extra = (
                 {}
@@ -220,16 +213,8 @@ class PostgresDatabase:
             )
             return connection
         except psycopg.Error as error:
-            raise StateError(
-                f"cannot open state database {self.location}: {self._scrub(error)}"
-            ) from None
-
-    def _scrub(self, error: BaseException) -> str:
-        """The driver's message without secrets, on one line (libpq's often spans several)."""
-        text = str(error)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return " ".join(text.split())
+            cause = redact(str(error), self._given_dsn)
+            raise StateError(f"cannot open state database {self.location}: {cause}") from None
 
     def _prepare(self) -> None:
         # Read the version before anything that writes, so a newer schema is
@@ -268,9 +253,8 @@ class PostgresDatabase:
         try:
             yield
         except psycopg.Error as error:
-            raise StateError(
-                f"state database {self.location}: cannot {action}: {self._scrub(error)}"
-            ) from None
+            cause = redact(str(error), self._given_dsn)
+            raise StateError(f"state database {self.location}: cannot {action}: {cause}") from None
 
     @contextmanager
     def transaction(self, action: str) -> Iterator[PostgresConnection]:

@@ -7,7 +7,8 @@ import stat
 import httpx
 import pytest
 
-from omnisync.daemon.control import ControlServer, HostNames, TriggerAnswer, parse_listen
+from omnisync.config.rules import split_listen
+from omnisync.daemon.control import ControlServer, HostNames, TriggerAnswer
 from omnisync.daemon.discovery import (
     DaemonClient,
     DaemonInfo,
@@ -150,14 +151,14 @@ def test_token_file_is_private(tmp_path):
         ("localhost:80", ("localhost", 80)),
     ],
 )
-def test_parse_listen(text, expected):
-    assert parse_listen(text) == expected
+def test_split_listen(text, expected):
+    assert split_listen(text) == expected
 
 
 @pytest.mark.parametrize("text", ["9187", ":9187", "host:port", "host:70000"])
-def test_parse_listen_rejects(text):
+def test_split_listen_rejects(text):
     with pytest.raises(ValueError):
-        parse_listen(text)
+        split_listen(text)
 
 
 def test_body_is_json_with_trailing_newline(server):
