@@ -104,7 +104,9 @@ def _compare(kind: Kind, name: str, sides: Sides) -> Change | None:
     position = _position(where, dotted, moved) or _position(sides.base, dotted, relocate)
     field_positions = {}
     for field in fields:
-        config = sides.head if field.after is not None or after is None else sides.base
+        # A field the head still has is placed there; a removed one (or any of a
+        # removed object) where the base had it.
+        config = sides.head if field.after is not None else sides.base
         field_moved = relocate if config is sides.base else relocate_head
         found = _position(config, f"{dotted}.{field.path}", field_moved)
         if found is not None:
