@@ -10,10 +10,10 @@ rows, missing e-mails and duplicates, and does the arithmetic; the *ledger
 side* (a :class:`LedgerSide`) answers four questions about the export's
 ledger entries: which members are work, how many entries (and tagged ones)
 there are, how many members carry the export's tag (a resync), and who left.
-:class:`AttachedLedger` answers them from a SQLite ledger ATTACHed as
-``ledger``; :class:`EmptyLedger` for a ledger with nothing to say;
-:mod:`omnisync.engine.diff_postgres` inside PostgreSQL. The SQL is shaped
-for a million unchanged rows:
+It asks them in SQL written once, run where the ledger lives: in SQLite by
+:class:`AttachedLedger` (the ledger ATTACHed as ``ledger``), in PostgreSQL by
+:mod:`omnisync.engine.diff_postgres`; without a ledger to diff against, every
+member is new. The SQL is shaped for a million unchanged rows:
 
 - the e-mail index is built once, after the bulk insert, and covers the
   fingerprint, so the diff reads the stage in e-mail order from the index
@@ -30,17 +30,20 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any
 
 from omnisync.config.model import OnLeave
 from omnisync.masking import mask_email
 from omnisync.planning import StageCounts
 
-#: ``temp.work``'s columns, in the order a ledger side inserts them.
-WORK_COLUMNS = "seq, in_ledger, tag_on, needs_upsert, needs_tag"
+#: The columns of the staging tables a ledger side fills, in the order it fills them.
+FILLED_COLUMNS: Mapping[str, str] = MappingProxyType(
+    {"work": "seq, in_ledger, tag_on, needs_upsert, needs_tag", "leavers": "email, tag"}
+)
 
 
 @dataclass(frozen=True)
@@ -69,38 +72,6 @@ class DiffTerms:
     members: str
 
 
-class LedgerSide(Protocol):
-    """The ledger half of a diff. Every call reads one snapshot of the ledger.
-
-    Its methods run on the staging connection (SQLite, holding ``temp.stage``,
-    ``temp.work`` and ``temp.leavers``) in the order :func:`run_diff` calls
-    them: :meth:`fill_work` first, then the counts, then :meth:`fill_leavers`.
-    """
-
-    @property
-    def timings(self) -> Mapping[str, float]:
-        """Seconds spent per phase of the ledger's own (added to the diff's)."""
-
-    def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
-        """Insert into ``temp.work`` a row per member that is work (:data:`WORK_COLUMNS`).
-
-        A member is work when ``terms.full``, when the ledger has no entry for
-        its e-mail, when the entry's fingerprint differs, or when the entry's
-        tag is not ``terms.tag``. ``in_ledger`` says whether there is an
-        entry; ``tag_on`` is its tag (``NULL`` in a resync when it is the
-        export's); ``needs_upsert`` and ``needs_tag`` as the planner defines.
-        """
-
-    def totals(self, connection: sqlite3.Connection, terms: DiffTerms) -> tuple[int, int]:
-        """``(entries, tagged entries)`` of the export's ledger."""
-
-    def members_tagged(self, connection: sqlite3.Connection, terms: DiffTerms) -> int:
-        """How many members have a ledger entry carrying ``terms.tag`` (for a resync)."""
-
-    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
-        """Insert into ``temp.leavers`` each tagged entry whose e-mail is not staged."""
-
-
 def run_diff(
     connection: sqlite3.Connection,
     *,
@@ -109,9 +80,10 @@ def run_diff(
     on_leave: OnLeave,
     full: bool = False,
     sample_size: int = 5,
-    ledger: LedgerSide | None = None,
+    ledger: LedgerSide | None,
 ) -> DiffOutcome:
-    """Diff ``temp.stage`` against ``ledger`` (by default :class:`AttachedLedger`).
+    """Diff ``temp.stage`` against ``ledger`` (``None``: nothing to diff against,
+    every member is new).
 
     ``full`` (a resync): every member is work that needs the upsert and the
     tag, as if first; a member the ledger knows stays ``in_ledger`` (no
@@ -121,7 +93,6 @@ def run_diff(
     Must run inside the caller's transaction (and ``ledger`` inside one
     snapshot of its own) so that every read of the ledger sees one state.
     """
-    side = ledger if ledger is not None else AttachedLedger()
     clock = PhaseClock()
     connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
     clock.lap("index")
@@ -171,10 +142,16 @@ def run_diff(
         "CREATE TEMP TABLE work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
         "tag_on TEXT, needs_upsert INTEGER NOT NULL, needs_tag INTEGER NOT NULL)"
     )
-    side.fill_work(connection, terms)
+    if ledger is None:
+        connection.execute(
+            f"INSERT INTO temp.work ({FILLED_COLUMNS['work']}) "
+            f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {terms.members}"
+        )
+    else:
+        ledger.fill_work(connection, terms)
     work, new, changed, tag_only, retag, tagged_in_work, needs_tag = _work_counts(connection)
     clock.lap("work")
-    ledger_delivered, ledger_tagged = side.totals(connection, terms)
+    ledger_delivered, ledger_tagged = (0, 0) if ledger is None else ledger.totals(terms)
     unchanged = members - work
     # Every tagged ledger entry whose e-mail is a member is either unchanged
     # (its tag is the export's) or a work item with a tag on; the rest left.
@@ -183,12 +160,12 @@ def run_diff(
         ledger_tagged
         - unchanged
         - tagged_in_work
-        - (side.members_tagged(connection, terms) if full else 0)
+        - (ledger.members_tagged(terms) if full and ledger is not None else 0)
     )
 
     connection.execute("CREATE TEMP TABLE leavers (email TEXT PRIMARY KEY, tag TEXT NOT NULL)")
-    if gone and on_leave == "untag":
-        side.fill_leavers(connection, terms)
+    if gone and on_leave == "untag" and ledger is not None:
+        ledger.fill_leavers(connection, terms)
     clock.lap("counts and leavers")
     counts = StageCounts(
         rows=rows,
@@ -210,73 +187,153 @@ def run_diff(
         counts=counts,
         duplicates_sample=duplicates_sample,
         missing_email_rows=missing_rows,
-        timings={**clock.laps, **side.timings},
+        timings={**clock.laps, **(ledger.timings if ledger is not None else {})},
     )
 
 
-class AttachedLedger:
-    """The ledger side of a SQLite ledger ATTACHed to the staging connection as ``ledger``."""
+class LedgerSide(ABC):
+    """The ledger half of a diff, its SQL written once in SQLite's words (``:name``
+    parameters). Every call reads one snapshot of the ledger.
 
-    timings: Mapping[str, float] = MappingProxyType({})
+    A subclass says where the members and the ledger's tables are, and runs
+    that SQL where the ledger lives: :class:`AttachedLedger` on the staging
+    connection, :class:`~omnisync.engine.diff_postgres.PostgresLedger` inside
+    PostgreSQL. :func:`run_diff` calls :meth:`fill_work` first, then the
+    counts, then :meth:`fill_leavers`.
+    """
+
+    #: The ledger's entries and the exports' brands, as the SQL names them.
+    _entries: str
+    _brands: str
+
+    def __init__(self) -> None:
+        #: seconds spent per phase of the ledger's own (added to the diff's)
+        self.timings: dict[str, float] = {}
+
+    @abstractmethod
+    def _members(self, terms: DiffTerms) -> tuple[str, str]:
+        """The members: a ``FROM`` item aliased ``s`` (``seq``, ``email``,
+        ``fingerprint``) and the condition that selects them from it."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, parameters: Mapping[str, object]) -> Sequence[Any]:
+        """The one row of ``sql``, run where the ledger lives."""
+
+    @abstractmethod
+    def _insert(
+        self,
+        connection: sqlite3.Connection,
+        table: str,
+        select: str,
+        parameters: Mapping[str, object],
+    ) -> None:
+        """Insert the rows of ``select``, run where the ledger lives, into the
+        staging ``connection``'s ``temp.<table>`` (its :data:`FILLED_COLUMNS`)."""
+
+    def has_entries(self, export: str, *, brand: str | None) -> bool:
+        """Whether the ledger holds entries of ``export`` to diff against.
+
+        Not when it has none, nor when it records the export as delivering to
+        a brand other than ``brand`` (``None``: no brand to check): a run
+        forgets those entries before it stages (``LedgerStore.retarget``), and
+        ``plan`` says what the run will do.
+        """
+        parameters = {"export": export, "brand": brand}
+        if brand is not None:
+            (moved,) = self._fetch(
+                f"SELECT count(*) FROM {self._brands} WHERE export = :export AND brand <> :brand",
+                parameters,
+            )
+            if moved:
+                return False
+        (found,) = self._fetch(
+            f"SELECT EXISTS (SELECT 1 FROM {self._entries} WHERE export = :export)", parameters
+        )
+        return bool(found)
 
     def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
-        connection.execute(
-            f"INSERT INTO temp.work ({WORK_COLUMNS}) "
+        """Insert into ``temp.work`` a row per member that is work (:data:`FILLED_COLUMNS`).
+
+        A member is work when ``terms.full``, when the ledger has no entry for
+        its e-mail, when the entry's fingerprint differs, or when the entry's
+        tag is not ``terms.tag``. ``in_ledger`` says whether there is an
+        entry; ``tag_on`` is its tag (``NULL`` in a resync when it is the
+        export's); ``needs_upsert`` and ``needs_tag`` as the planner defines.
+        """
+        source, members = self._members(terms)
+        self._insert(
+            connection,
+            "work",
             "SELECT s.seq, l.email IS NOT NULL, "
             "CASE WHEN :full AND l.tag = :tag THEN NULL ELSE l.tag END, "
             ":full OR l.email IS NULL OR l.fingerprint <> s.fingerprint, "
-            ":full OR l.tag IS NOT :tag "
-            "FROM temp.stage AS s INDEXED BY stage_by_email "
-            "LEFT JOIN ledger.ledger_entries AS l ON l.export = :export AND l.email = s.email "
-            f"WHERE {terms.members} "
-            "AND (:full OR l.email IS NULL OR l.fingerprint <> s.fingerprint OR l.tag IS NOT :tag)",
-            {"export": terms.export, "tag": terms.tag, "full": int(terms.full)},
+            ":full OR l.tag IS DISTINCT FROM :tag "
+            f"FROM {source} LEFT JOIN {self._entries} AS l "
+            "ON l.export = :export AND l.email = s.email "
+            f"WHERE {members} AND (:full OR l.email IS NULL OR l.fingerprint <> s.fingerprint "
+            "OR l.tag IS DISTINCT FROM :tag) ORDER BY s.seq",
+            {"export": terms.export, "tag": terms.tag, "full": terms.full},
         )
 
-    def totals(self, connection: sqlite3.Connection, terms: DiffTerms) -> tuple[int, int]:
-        delivered, tagged = connection.execute(
-            "SELECT count(*), count(tag) FROM ledger.ledger_entries WHERE export = ?",
-            (terms.export,),
-        ).fetchone()
+    def totals(self, terms: DiffTerms) -> tuple[int, int]:
+        """``(entries, tagged entries)`` of the export's ledger."""
+        delivered, tagged = self._fetch(
+            f"SELECT count(*), count(tag) FROM {self._entries} WHERE export = :export",
+            {"export": terms.export},
+        )
         return int(delivered), int(tagged)
 
-    def members_tagged(self, connection: sqlite3.Connection, terms: DiffTerms) -> int:
-        return _scalar(
+    def members_tagged(self, terms: DiffTerms) -> int:
+        """How many members have a ledger entry carrying ``terms.tag`` (for a resync)."""
+        source, members = self._members(terms)
+        (count,) = self._fetch(
+            f"SELECT count(*) FROM {source} JOIN {self._entries} AS l "
+            f"ON l.export = :export AND l.email = s.email AND l.tag = :tag WHERE {members}",
+            {"export": terms.export, "tag": terms.tag},
+        )
+        return int(count)
+
+    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+        """Insert into ``temp.leavers`` each tagged entry whose e-mail is not a member's."""
+        source, members = self._members(terms)
+        self._insert(
             connection,
-            "SELECT count(*) FROM temp.stage AS s JOIN ledger.ledger_entries AS l "
-            f"ON l.export = ? AND l.email = s.email AND l.tag = ? WHERE {terms.members}",
-            (terms.export, terms.tag),
+            "leavers",
+            f"SELECT l.email, l.tag FROM {self._entries} AS l "
+            "WHERE l.export = :export AND l.tag IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {source} WHERE s.email = l.email AND {members})",
+            {"export": terms.export},
         )
 
-    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+
+class AttachedLedger(LedgerSide):
+    """The ledger side of a SQLite ledger ATTACHed to the staging ``connection`` as ``ledger``."""
+
+    _entries = "ledger.ledger_entries"
+    _brands = "ledger.export_brands"
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        super().__init__()
+        self._connection = connection
+
+    def _members(self, terms: DiffTerms) -> tuple[str, str]:
+        # In e-mail order, from the covering index alone, probing the ledger's
+        # primary key in the same order.
+        return "temp.stage AS s INDEXED BY stage_by_email", terms.members
+
+    def _fetch(self, sql: str, parameters: Mapping[str, object]) -> Sequence[Any]:
+        return tuple(self._connection.execute(sql, parameters).fetchone())
+
+    def _insert(
+        self,
+        connection: sqlite3.Connection,
+        table: str,
+        select: str,
+        parameters: Mapping[str, object],
+    ) -> None:
         connection.execute(
-            "INSERT INTO temp.leavers (email, tag) "
-            "SELECT l.email, l.tag FROM ledger.ledger_entries AS l "
-            "WHERE l.export = ? AND l.tag IS NOT NULL AND NOT EXISTS "
-            "(SELECT 1 FROM temp.stage AS s WHERE s.email = l.email)",
-            (terms.export,),
+            f"INSERT INTO temp.{table} ({FILLED_COLUMNS[table]}) {select}", parameters
         )
-
-
-class EmptyLedger:
-    """The ledger side of a ledger without entries: every member is new work."""
-
-    timings: Mapping[str, float] = MappingProxyType({})
-
-    def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
-        connection.execute(
-            f"INSERT INTO temp.work ({WORK_COLUMNS}) "
-            f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {terms.members}"
-        )
-
-    def totals(self, connection: sqlite3.Connection, terms: DiffTerms) -> tuple[int, int]:
-        return 0, 0
-
-    def members_tagged(self, connection: sqlite3.Connection, terms: DiffTerms) -> int:
-        return 0
-
-    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
-        return None
 
 
 def _work_counts(connection: sqlite3.Connection) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -87,16 +87,11 @@ class StagedExport:
         yields.
         """
         values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
-        cursor = self._connection.execute(
+        return self._batches(
             "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
             f"w.needs_tag, {values} FROM temp.work AS w "
             "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
         )
-        try:
-            while records := cursor.fetchmany(self.fetch_size):
-                yield records
-        finally:
-            cursor.close()
 
     def work_item(self, record: WorkRecord) -> WorkItem:
         """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
@@ -119,11 +114,16 @@ class StagedExport:
 
         Empty when the export's ``on_leave`` is ``keep``.
         """
-        cursor = self._connection.execute("SELECT email, tag FROM temp.leavers ORDER BY email")
+        for batch in self._batches("SELECT email, tag FROM temp.leavers ORDER BY email"):
+            for email, tag in batch:
+                yield Leaver(email, tag)
+
+    def _batches(self, sql: str) -> Iterator[list[Any]]:
+        """The rows of ``sql``, :attr:`fetch_size` at a time; the cursor closes with the loop."""
+        cursor = self._connection.execute(sql)
         try:
             while batch := cursor.fetchmany(self.fetch_size):
-                for email, tag in batch:
-                    yield Leaver(email, tag)
+                yield batch
         finally:
             cursor.close()
 

@@ -11,16 +11,12 @@ same Python functions every other path uses: one rule, one implementation);
 no row becomes a Python object. File and PostgreSQL sources are streamed into
 the same table with ``executemany``.
 
-The ledger (the state store's ``ledger_entries``, :mod:`omnisync.state`) of
-a SQLite store is ATTACHed read-only as schema ``ledger``; a missing file or
-table is an empty ledger. A PostgreSQL store's ledger stays where it is: the
-ledger's half of the diff runs inside PostgreSQL
-(:mod:`omnisync.engine.diff_postgres`), the segment being staged in SQLite all
-the same. The diff runs in SQL, in one read transaction (one snapshot of the
-ledger), and is materialised (tables ``work`` and ``leavers``) before
+The diff (:mod:`omnisync.engine.diff`) reads the ledger where it lives: a
+SQLite store's file ATTACHed read-only as schema ``ledger``, a PostgreSQL
+store's database. It runs in one read transaction (one snapshot of the
+ledger) and is materialised (tables ``work`` and ``leavers``) before
 :func:`stage_export` yields, so ledger writes made while the caller sends
-never disturb what it iterates. Its semantics are those of
-:func:`omnisync.planning.reference_plan`.
+never disturb what it iterates.
 
 Temporary tables live in SQLite's temporary files (``temp_store = FILE``)
 with a bounded page cache, so memory stays flat however large the segment;
@@ -37,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnisync.config.model import Config, Export
-from omnisync.engine.diff import AttachedLedger, EmptyLedger, LedgerSide, run_diff
+from omnisync.engine.diff import AttachedLedger, LedgerSide, run_diff
 from omnisync.engine.staged import StagedExport
 from omnisync.errors import OmnisyncError
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
@@ -197,10 +193,11 @@ def _stage(
         )
     except sqlite3.Error as error:
         raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
-    ledger_side: AbstractContextManager[LedgerSide]
+    ledger_side: AbstractContextManager[LedgerSide | None]
     if isinstance(ledger, Path):
-        side = _attach_ledger(connection, ledger, export=export.name, brand=brand)
-        ledger_side = nullcontext(side)
+        ledger_side = nullcontext(
+            _attach_ledger(connection, ledger, export=export.name, brand=brand)
+        )
     else:
         # Imported here: psycopg is an optional dependency, needed only by this store.
         from omnisync.engine.diff_postgres import postgres_ledger
@@ -270,46 +267,34 @@ def _prepare(
 
 def _attach_ledger(
     connection: sqlite3.Connection, path: Path, *, export: str, brand: str | None
-) -> LedgerSide:
-    """ATTACH the ledger as ``ledger`` and return its side of the diff; an empty ledger
-    when there is none yet, or when it records that the export delivered to another
-    brand (a run then forgets that ledger before it stages: ``LedgerStore.retarget``;
-    ``plan`` says what it will do)."""
+) -> LedgerSide | None:
+    """ATTACH the ledger as ``ledger`` and return its side of the diff; ``None``
+    when there is no ledger yet, or nothing in it to diff against
+    (:meth:`~omnisync.engine.diff.LedgerSide.has_entries`)."""
     if path.is_file():
+        side = AttachedLedger(connection)
         try:
             connection.execute("ATTACH DATABASE ? AS ledger", (readonly_uri(path),))
             present = {
                 row[1] for row in connection.execute("PRAGMA ledger.table_info('ledger_entries')")
             }
-        except sqlite3.Error as error:
-            raise LedgerUnreadable(f"cannot read the ledger in {path}: {error}") from error
-        if present:
-            if not present >= _LEDGER_COLUMNS:
+            if present and not present >= _LEDGER_COLUMNS:
                 missing = ", ".join(sorted(_LEDGER_COLUMNS - present))
                 raise LedgerUnreadable(
                     f"the ledger in {path} lacks the column(s) {missing}; "
                     "is it an omnisync state database?"
                 )
-            if not _moved_brand(connection, export=export, brand=brand):
-                return AttachedLedger()
+            # A ledger from before the export_brands table records no brand.
+            brands = connection.execute(
+                "SELECT count(*) FROM ledger.sqlite_master WHERE name = 'export_brands'"
+            ).fetchone()[0]
+            if present and side.has_entries(export, brand=brand if brands else None):
+                return side
+        except sqlite3.Error as error:
+            raise LedgerUnreadable(f"cannot read the ledger in {path}: {error}") from error
         connection.execute("DETACH DATABASE ledger")
     # No state database yet (plan before the first run): an empty ledger.
-    return EmptyLedger()
-
-
-def _moved_brand(connection: sqlite3.Connection, *, export: str, brand: str | None) -> bool:
-    """Whether the attached ledger records ``export`` as delivering to another brand."""
-    if brand is None:
-        return False
-    known = connection.execute(
-        "SELECT count(*) FROM ledger.sqlite_master WHERE name = 'export_brands'"
-    ).fetchone()[0]
-    if not known:
-        return False
-    row = connection.execute(
-        "SELECT brand FROM ledger.export_brands WHERE export = ?", (export,)
-    ).fetchone()
-    return row is not None and row[0] != brand
+    return None
 
 
 def _fill_from_sqlite(
