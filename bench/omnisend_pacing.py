@@ -106,7 +106,13 @@ class CountingListener:
         self.tagged = 0
         self._lock = threading.Lock()
 
-    def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
+    def batch_sending(self, emails: tuple[str, ...]) -> str:
+        return ""
+
+    def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
+        pass
+
+    def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
         pass
 
     def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:

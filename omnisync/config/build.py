@@ -1,10 +1,12 @@
 """Validated plain data to the frozen :class:`~omnisync.config.model.Config`.
 
 Pure: paths are joined as strings, the environment arrives as a mapping.
-Defaults are applied here (``Export.tag`` is the segment's name,
+A key left out takes the model's default, except the defaults that depend on
+other values, applied here (``Export.tag`` is the segment's name,
 ``Connection.display_name`` the connection's, ``DaemonSettings.state_dir``
-per :func:`default_state_dir`), relative paths are resolved against the
-directory of the file that names them, and durations become seconds.
+per :func:`default_state_dir`, an export's guards come from the daemon's).
+Relative paths are resolved against the directory of the file that names
+them, durations become seconds and shares (``"20%"``) fractions.
 
 The data must have been checked by the schema. Values the schema found wrong
 are dropped and the entry built from the rest, so that the semantic rules can
@@ -19,12 +21,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from omnisync.config.daemon_values import guards_from, lease_problem
 from omnisync.config.diagnostics import Diagnostic, PathParts, dotted, nearest_position
 from omnisync.config.durations import parse_duration
 from omnisync.config.model import (
-    DEFAULT_BASE_URL,
     DEFAULT_LEASE_SECONDS,
+    MAX_LEASE_SECONDS,
+    MIN_LEASE_SECONDS,
     Config,
     Connection,
     Consent,
@@ -46,6 +48,8 @@ from omnisync.config.model import (
 #: Upper bound for ``every``: a schedule that runs less than yearly is a mistake.
 MAX_INTERVAL_SECONDS = 366 * 86400
 MAX_DEBOUNCE_SECONDS = 3600.0
+_LEASE_TOO_SHORT = "must be at least 3s: a shorter lease is lost to a slow renewal"
+_LEASE_TOO_LONG = "must be at most 10m: a dead replica's brands would wait that long"
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def build_config(
         data, "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
     )
     daemon = builder.lenient(("daemon",), data.get("daemon", {})) or {}
-    default_guards = guards_from(daemon.get("guards"), Guards())
+    default_guards = _guards(daemon.get("guards"), Guards())
     config = Config(
         version=int(data.get("version", 1)) if isinstance(data.get("version"), int) else 1,
         users=builder.section(data, "users", lambda name, body: User(name=name, role=body["role"])),
@@ -233,19 +237,39 @@ class _Builder:
             return SecretRef("file", self.path(body["file"], entry))
         return SecretRef("credential", body["credential"])
 
+    def seconds(
+        self,
+        path: PathParts,
+        written: object,
+        *,
+        at_least: tuple[float, str] = (0.0, ""),
+        at_most: tuple[float, str],
+    ) -> float | None:
+        """``written``, a duration the schema admitted, in seconds; ``None`` after reporting
+        why it cannot be used: it is not finite (the schema admits ``.inf``) or is below
+        ``at_least`` or above ``at_most`` (each a bound and the message for crossing it)."""
+        try:
+            seconds = parse_duration(written)
+        except ValueError as error:
+            self.problem(path, str(error))
+            return None
+        minimum, too_short = at_least
+        maximum, too_long = at_most
+        if seconds < minimum or seconds > maximum:
+            self.problem(path, too_short if seconds < minimum else too_long)
+            return None
+        return seconds
+
     def state(self, body: Mapping[str, Any] | None, entry: PathParts) -> StateSettings:
         """``daemon.state``; a lease the schema let through but that cannot work is a problem."""
         if body is None:
             return StateSettings()
-        lease = DEFAULT_LEASE_SECONDS
-        try:
-            lease = parse_duration(body.get("lease", DEFAULT_LEASE_SECONDS))
-        except ValueError as error:
-            self.problem(("daemon", "state", "lease"), str(error))
-        problem = lease_problem(lease)
-        if problem is not None:
-            self.problem(("daemon", "state", "lease"), problem)
-            lease = DEFAULT_LEASE_SECONDS
+        lease = self.seconds(
+            ("daemon", "state", "lease"),
+            body.get("lease", DEFAULT_LEASE_SECONDS),
+            at_least=(MIN_LEASE_SECONDS, _LEASE_TOO_SHORT),
+            at_most=(MAX_LEASE_SECONDS, _LEASE_TOO_LONG),
+        )
         dsn = body.get("dsn")
         if dsn is not None and body.get("kind") != "postgres":
             self.problem(("daemon", "state", "dsn"), "only a `postgres` state store has a DSN")
@@ -256,9 +280,9 @@ class _Builder:
                 "string, such as {env: OMNISYNC_STATE_DSN})",
             )
         return StateSettings(
-            kind=body.get("kind", "sqlite"),
             dsn=self.secret(dsn, entry) if dsn is not None else None,
-            lease_seconds=lease,
+            lease_seconds=DEFAULT_LEASE_SECONDS if lease is None else lease,
+            **_given(body, "kind"),
         )
 
     def source(self, name: str, body: Mapping[str, Any]) -> Source:
@@ -270,9 +294,7 @@ class _Builder:
             kind=body["kind"],
             path=self.path(path, entry) if path is not None else None,
             dsn=self.secret(dsn, entry) if dsn is not None else None,
-            csv=CsvOptions(
-                encoding=body.get("encoding", "utf-8"), delimiter=body.get("delimiter", ",")
-            ),
+            csv=CsvOptions(**_given(body, "encoding", "delimiter")),
         )
 
     def connection(self, name: str, body: Mapping[str, Any]) -> Connection:
@@ -281,29 +303,25 @@ class _Builder:
             display_name=body.get("display_name", name),
             api_key=self.secret(body["api_key"], ("connections", name)),
             allowed_users=tuple(body.get("allowed_users", ())),
-            data_transfer_accepted=body.get("data_transfer_accepted", False),
-            base_url=body.get("base_url", DEFAULT_BASE_URL),
             rate_limit=RateLimit(**body.get("rate_limit", {})),
+            **_given(body, "data_transfer_accepted", "base_url"),
         )
 
     def schedule(
         self, name: str | None, body: Mapping[str, Any], path: PathParts
     ) -> Schedule | None:
         if "cron" in body:
-            return Schedule(name=name, cron=body["cron"], timezone=body.get("timezone", "UTC"))
-        try:
-            seconds = parse_duration(body["every"])
-        except ValueError as error:
-            self.problem((*path, "every"), str(error))
-            return None
-        if seconds < 1:
-            self.problem((*path, "every"), "must be at least 1 second")
+            return Schedule(name=name, cron=body["cron"], **_given(body, "timezone"))
+        seconds = self.seconds(
+            (*path, "every"),
+            body["every"],
+            at_least=(1.0, "must be at least 1 second"),
+            at_most=(MAX_INTERVAL_SECONDS, "must be at most 366 days"),
+        )
+        if seconds is None:
             return None
         if not seconds.is_integer():
             self.problem((*path, "every"), "must be a whole number of seconds")
-            return None
-        if seconds > MAX_INTERVAL_SECONDS:
-            self.problem((*path, "every"), "must be at most 366 days")
             return None
         written = body["every"]
         # A bare number is seconds: shown as "90s", a string as written ("15m").
@@ -335,38 +353,52 @@ class _Builder:
             owner=body["owner"],
             mapping=FieldMapping(**body["mapping"]),
             tag=body.get("tag", body["segment"]),
-            on_leave=body.get("on_leave", "untag"),
             consent=Consent(**consent) if consent is not None else None,
-            send_welcome_message=body.get("send_welcome_message", False),
-            max_profiles=body.get("max_profiles"),
             schedule=schedule,
-            enabled=body.get("enabled", True),
-            guards=guards_from(body.get("guards"), guards),
+            guards=_guards(body.get("guards"), guards),
+            **_given(body, "on_leave", "send_welcome_message", "max_profiles", "enabled"),
         )
 
     def daemon(self, body: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:
         entry: PathParts = ("daemon",)
         control = body.get("control", {})
         token = control.get("token")
-        try:
-            debounce = parse_duration(body.get("reload_debounce", 1.0))
-        except ValueError as error:
-            self.problem(("daemon", "reload_debounce"), str(error))
-            debounce = 1.0
-        if debounce > MAX_DEBOUNCE_SECONDS:
-            self.problem(("daemon", "reload_debounce"), "must be at most 1h")
-            debounce = 1.0
+        debounce = self.seconds(
+            ("daemon", "reload_debounce"),
+            body.get("reload_debounce", 1.0),
+            at_most=(MAX_DEBOUNCE_SECONDS, "must be at most 1h"),
+        )
         state_dir = body.get("state_dir")
         return DaemonSettings(
             state=self.state(body.get("state"), entry),
-            replica_id=body.get("replica_id"),
+            control_listen=control.get("listen", DaemonSettings.control_listen),
             state_dir=(
                 self.path(state_dir, entry)
                 if state_dir is not None
                 else default_state_dir(environ, home=self.home)
             ),
-            control_listen=control.get("listen", "127.0.0.1:9187"),
             control_token=self.secret(token, entry) if token is not None else None,
-            log_format=body.get("log_format", "text"),
-            reload_debounce_seconds=debounce,
+            reload_debounce_seconds=1.0 if debounce is None else debounce,
+            **_given(body, "replica_id", "log_format"),
         )
+
+
+def _given(body: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """The ``keys`` that ``body`` sets, for a model class whose defaults stand for the rest."""
+    return {key: body[key] for key in keys if key in body}
+
+
+def _guards(body: Mapping[str, Any] | None, defaults: Guards) -> Guards:
+    """``defaults`` with what a ``guards`` object sets; a share such as ``"20%"`` becomes
+    ``0.2``, and ``"100%"`` turns its guard off (``None``)."""
+    if body is None:
+        return defaults
+    given: dict[str, Any] = {
+        key: _share(value) if isinstance(value, str) else value for key, value in body.items()
+    }
+    return replace(defaults, **given)
+
+
+def _share(text: str) -> float | None:
+    share = float(text.removesuffix("%")) / 100
+    return None if share >= 1 else share

@@ -41,8 +41,8 @@ class MergedDocument:
     """The union of several files.
 
     ``base_dirs`` maps each entry (``("sources", "cdp")``, ``("daemon",)``)
-    to the directory of the file that defined it. ``skip`` names entries
-    defined more than once (only the first is kept).
+    to the directory of the file that defined it. Of an entry defined more
+    than once only the first is kept; ``diagnostics`` names both places.
     """
 
     data: dict[str, Any]

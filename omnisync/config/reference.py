@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from omnisync.config.schema import resolve_reference
+
 README_START = "<!-- config-reference:start -->"
 README_END = "<!-- config-reference:end -->"
 DOCS_PATH = "docs/configuration.md"
@@ -186,15 +188,8 @@ def _references(node: object) -> Iterator[str]:
             yield from _references(item)
 
 
-def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
-    reference = schema.get("$ref")
-    if isinstance(reference, str) and reference.startswith("#/$defs/"):
-        return {**root["$defs"][reference.removeprefix("#/$defs/")], **schema}
-    return schema
-
-
 def _description(schema: Mapping[str, Any], root: Mapping[str, Any]) -> str:
-    return str(_resolve(schema, root).get("description", ""))
+    return str(resolve_reference(schema, root).get("description", ""))
 
 
 def _link(reference: str, *, prefix: str) -> str:
@@ -261,7 +256,7 @@ def _range(low: int | None, high: int | None, *, unit: str) -> list[str]:
 
 
 def _default(schema: Mapping[str, Any], root: Mapping[str, Any]) -> str:
-    resolved = _resolve(schema, root)
+    resolved = resolve_reference(schema, root)
     if "default" not in resolved:
         return ""
     return f"`{json.dumps(resolved['default'], ensure_ascii=False)}`"

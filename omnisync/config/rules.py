@@ -19,7 +19,6 @@ import codecs
 import ipaddress
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from omnisync.config.cron import cron_problem, timezone_problem
@@ -37,13 +36,6 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$")
 
 
-@dataclass(frozen=True)
-class _Finding:
-    field: str
-    message: str
-    missing_reference: bool = False
-
-
 def export_permission_problems(config: Config, export_name: str) -> tuple[str, ...]:
     """Why ``export_name`` may not run under ``config``; empty when it may.
 
@@ -54,7 +46,12 @@ def export_permission_problems(config: Config, export_name: str) -> tuple[str, .
     export = config.exports.get(export_name)
     if export is None:
         return (f"there is no export '{export_name}'",)
-    return tuple(finding.message for finding in _permission_findings(config, export))
+    missing = []
+    if export.owner not in config.users:
+        missing.append(f"owner '{export.owner}' is not a user")
+    if export.connection not in config.connections:
+        missing.append(f"connection '{export.connection}' does not exist")
+    return (*missing, *(message for _, message in _permission_findings(config, export)))
 
 
 def tag_problem(tag: str) -> str | None:
@@ -210,9 +207,8 @@ class _Checker:
             # A connection with a reported problem may have lost its allowed_users or
             # data_transfer_accepted to defaults: judging permissions on those would mislead.
             if not self.flawed(("connections", export.connection)):
-                for finding in _permission_findings(self.config, export):
-                    if not finding.missing_reference:
-                        yield self.at((*path, finding.field), finding.message)
+                for field, message in _permission_findings(self.config, export):
+                    yield self.at((*path, field), message)
             if self.flawed((*path, "tag")):
                 continue
             problem = tag_problem(export.tag)
@@ -241,26 +237,21 @@ class _Checker:
             yield self.at(("daemon", "control", "listen"), problem)
 
 
-def _permission_findings(config: Config, export: Export) -> Iterator[_Finding]:
+def _permission_findings(config: Config, export: Export) -> Iterator[tuple[str, str]]:
+    """(field, message) for each permission ``export`` lacks, judged on the owner and the
+    connection that exist (a missing one is reported as an unknown reference)."""
     owner = config.users.get(export.owner)
     connection = config.connections.get(export.connection)
-    if owner is None:
-        yield _Finding("owner", f"owner '{export.owner}' is not a user", missing_reference=True)
     if connection is None:
-        yield _Finding(
-            "connection",
-            f"connection '{export.connection}' does not exist",
-            missing_reference=True,
-        )
         return
     if not connection.data_transfer_accepted:
-        yield _Finding(
+        yield (
             "connection",
             f"connection '{connection.name}' has not accepted the data-transfer terms;"
             " an admin must set data_transfer_accepted: true before any export may use it",
         )
     if owner is not None and owner.role != "admin" and owner.name not in connection.allowed_users:
-        yield _Finding(
+        yield (
             "owner",
             f"user '{owner.name}' is a contributor and not in allowed_users of connection"
             f" '{connection.name}'; an admin must add them, or own the export",

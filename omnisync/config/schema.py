@@ -145,7 +145,7 @@ def _is_key_error(error: ValidationError) -> bool:
 
 
 def _explain_branches(error: ValidationError, path: PathParts) -> Iterator[tuple[PathParts, str]]:
-    branches = [_resolve(branch) for branch in error.validator_value]
+    branches = [resolve_reference(branch, load_schema()) for branch in error.validator_value]
     if not error.context:
         yield path, "matches more than one of the allowed forms; make it match exactly one"
         return
@@ -191,13 +191,14 @@ def _explain_branches(error: ValidationError, path: PathParts) -> Iterator[tuple
         yield from _explain(sub_error)
 
 
-def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A branch with its local ``$ref`` followed (siblings of ``$ref`` win)."""
+def resolve_reference(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with its ``$ref`` to a definition of ``root`` followed (siblings of
+    ``$ref``, such as a property's own ``description``, win)."""
     reference = schema.get("$ref")
     if not isinstance(reference, str) or not reference.startswith("#/$defs/"):
         return schema
-    target = load_schema()["$defs"][reference.removeprefix("#/$defs/")]
-    merged = {**_resolve(target), **schema}
+    target = root["$defs"][reference.removeprefix("#/$defs/")]
+    merged = {**resolve_reference(target, root), **schema}
     merged.pop("$ref")
     return merged
 

@@ -39,7 +39,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -88,6 +87,9 @@ class ControlApi(Protocol):
     ) -> TriggerAnswer: ...
 
     def run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    def token_hint(self) -> str:
+        """Where a caller refused for its token finds the right one (never the token)."""
 
 
 # -- Host names ---------------------------------------------------------------------
@@ -218,7 +220,7 @@ class _App:
             return self._json(
                 start_response,
                 HTTPStatus.UNAUTHORIZED,
-                {"error": f"missing or wrong bearer token ({self._token_hint()})"},
+                {"error": f"missing or wrong bearer token ({self.api.token_hint()})"},
                 headers=[("WWW-Authenticate", "Bearer")],
             )
         # ?release_by=WHO: a person releases this one run past the change guards.
@@ -236,18 +238,6 @@ class _App:
             return False
         # Constant-time comparison: the token is the only thing guarding on-demand runs.
         return hmac.compare_digest(presented.strip().encode(), self.token.encode())
-
-    def _token_hint(self) -> str:
-        """Where the caller finds the token: the configured reference, or the generated file."""
-        source: Any = getattr(self.api, "config", None)
-        config = source() if callable(source) else None
-        daemon = getattr(config, "daemon", None)
-        reference = getattr(daemon, "control_token", None)
-        if reference is not None:
-            return f"the daemon uses daemon.control.token, {reference.describe()}"
-        state_dir = getattr(daemon, "state_dir", None)
-        where = Path(state_dir) / "control.token" if state_dir else "<state_dir>/control.token"
-        return f"see {where}"
 
     def _json(
         self,

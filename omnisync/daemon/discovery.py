@@ -225,18 +225,11 @@ def _alive(pid: int) -> bool:
 class DaemonClient:
     """HTTP client for one daemon's control endpoint."""
 
-    def __init__(
-        self,
-        info: DaemonInfo,
-        *,
-        token: str | None,
-        state_dir: Path | None = None,
-        timeout: float = 10.0,
-    ) -> None:
+    def __init__(self, info: DaemonInfo, *, state_dir: Path) -> None:
         self.info = info
-        self._token = token
+        self._token: str | None = None
         self._state_dir = state_dir
-        self._http = httpx.Client(base_url=info.base_url, timeout=timeout, trust_env=False)
+        self._http = httpx.Client(base_url=info.base_url, timeout=10.0, trust_env=False)
 
     def __repr__(self) -> str:
         return f"DaemonClient({self.info.address}, pid={self.info.pid})"
@@ -248,11 +241,10 @@ class DaemonClient:
         self.close()
 
     @classmethod
-    def find(cls, state_dir: Path, *, token: str | None = None) -> DaemonClient:
+    def find(cls, state_dir: Path) -> DaemonClient:
         """The daemon of ``state_dir`` if one is up and answering, else :class:`DaemonUnavailable`.
 
-        ``token``: the configured control token, if any; else ``control.token`` is
-        read when a run is triggered. :class:`UntrustedStateFile` (a kind of
+        :class:`UntrustedStateFile` (a kind of
         :class:`DaemonUnavailable`) when ``daemon.json`` could have been written by
         someone else: the client never sends anything to an address it names.
         """
@@ -261,7 +253,7 @@ class DaemonClient:
             raise DaemonUnavailable(f"no daemon recorded in {state_dir / INFO_FILENAME}")
         if not _alive(info.pid):
             raise DaemonUnavailable(f"the daemon recorded in {state_dir} (pid {info.pid}) is gone")
-        client = cls(info, token=token, state_dir=state_dir)
+        client = cls(info, state_dir=state_dir)
         try:
             response = client._http.get("/healthz", timeout=3.0)
         except httpx.HTTPError as error:
@@ -278,7 +270,8 @@ class DaemonClient:
         return self._get("/status")
 
     def use_token(self, token: str) -> None:
-        """Authenticate with ``token`` (the configured one) from now on."""
+        """Authenticate with ``token`` (the configured one) from now on; without it,
+        the daemon's ``control.token`` is read when a run is triggered."""
         self._token = token
 
     def trigger(
@@ -292,7 +285,7 @@ class DaemonClient:
         Without a configured token, the daemon's ``control.token`` is read now
         (:class:`UntrustedStateFile` when someone else could have written it).
         """
-        if self._token is None and self._state_dir is not None:
+        if self._token is None:
             self._token = read_token(self._state_dir)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         params = {"release_by": release_by} if release_by is not None else {}

@@ -30,7 +30,6 @@ from omnisync.daemon.runs import LiveProgress, RunOutcome
 from omnisync.daemon.triggers import is_full, is_release
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.history_render import run_as_dict
-from omnisync.engine.results import Phase, RunCounts
 from omnisync.engine.run_render import result_as_dict
 from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, RunnerSettings
 from omnisync.errors import OmnisyncError
@@ -108,7 +107,7 @@ class EngineRuns:
                 export,
                 trigger=trigger,
                 stop=stop,
-                progress=_Reporter(progress),
+                progress=progress,
                 on_recorded=progress.recorded,
                 allow_large_change=is_release(trigger),
                 full=is_full(trigger),
@@ -207,16 +206,3 @@ def _describe_state(settings: DaemonSettings) -> str:
     state = settings.state
     dsn = f", dsn {state.dsn.describe()}" if state.dsn is not None else ""
     return f"{state.kind}{dsn}, lease {state.lease_seconds:g}s"
-
-
-class _Reporter:
-    """The engine's :class:`~omnisync.engine.results.RunProgress`, into a LiveProgress."""
-
-    def __init__(self, live: LiveProgress) -> None:
-        self._live = live
-
-    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
-        self._live.phase_started(phase, counts.as_dict())
-
-    def counts_updated(self, counts: RunCounts) -> None:
-        self._live.counts_updated(counts.as_dict())

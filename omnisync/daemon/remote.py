@@ -18,7 +18,6 @@ cannot be read, since no token is needed then.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast, get_args
 
@@ -50,17 +49,9 @@ class RemoteRunFailed(OmnisyncError):
     """The daemon is up but would not run the export; the message says why."""
 
 
-@dataclass(frozen=True)
-class RemoteRun:
-    """A run the daemon made for us: its ``/runs/<id>`` record (``status``, ``counts``,
-    ``error``, ``history_id``, ``started_at``, ``ended_at``...)."""
-
-    record: Mapping[str, Any]
-
-    @property
-    def history_id(self) -> int | None:
-        value = self.record.get("history_id")
-        return value if isinstance(value, int) else None
+#: A run another process made for us: its ``/runs/<id>`` record (``status``,
+#: ``counts``, ``error``, ``history_id``, the summary document as ``result``...).
+RemoteRun = Mapping[str, Any]
 
 
 def run_through_daemon(
@@ -92,6 +83,7 @@ def run_through_daemon(
         raise RemoteRunFailed(str(error)) from None
     except DaemonUnavailable:
         return None  # no daemon: the caller runs directly, token or no token
+    daemon = f"the daemon (pid {client.info.pid})"
     reference = config.daemon.control_token
     if reference is not None:
         try:
@@ -99,70 +91,48 @@ def run_through_daemon(
         except SecretUnavailable as error:
             client.close()
             raise RemoteRunFailed(
-                f"the daemon (pid {client.info.pid}) runs this config's exports, but the"
+                f"{daemon} runs this config's exports, but the"
                 f" control token daemon.control.token cannot be read: {error}"
             ) from None
-    with client:
-        try:
-            return _trigger_and_wait(
-                client,
-                export,
-                tell=tell,
-                progress=progress,
-                poll_seconds=poll_seconds,
-                release_by=release_by,
-                full=full,
-            )
-        except UntrustedStateFile as error:
-            raise RemoteRunFailed(str(error)) from None
-        except httpx.HTTPError as error:
-            raise RemoteRunFailed(
-                f"lost the daemon (pid {client.info.pid}) while waiting for the run: {error}"
-            ) from None
-
-
-def _trigger_and_wait(
-    client: DaemonClient,
-    export: str,
-    *,
-    tell: Callable[[str], None],
-    progress: RunProgress | None,
-    poll_seconds: float,
-    release_by: str | None,
-    full: bool,
-) -> RemoteRun:
-    daemon = f"the daemon (pid {client.info.pid})"
-    while True:
-        try:
-            started = client.trigger(export, release_by=release_by, full=full)
-            break
-        except TriggerRefused as refused:
-            running = _running_run(refused)
-            if refused.status != 409 or running is None:
-                raise RemoteRunFailed(f"{daemon} refused to run {export}: {refused}") from None
-            number = running.get("history_id")
-            tell(
-                f"export {export} is already running in the daemon"
-                f" ({f'run {number}, ' if number is not None else ''}{running.get('trigger')});"
-                " waiting for it to end before starting yours"
-            )
-            client.wait(
-                str(running["id"]),
-                poll_interval=poll_seconds,
-                on_poll=_Follower(progress, on_recorded=None),
-            )
 
     def recorded(history_id: object) -> None:
         tell(f"{daemon} is running export {export}: run {history_id}")
 
-    record = client.wait(
-        str(started["id"]),
-        poll_interval=poll_seconds,
-        on_poll=_Follower(progress, on_recorded=recorded),
-    )
+    with client:
+        try:
+            while True:
+                try:
+                    started = client.trigger(export, release_by=release_by, full=full)
+                    break
+                except TriggerRefused as refused:
+                    running = _running_run(refused)
+                    if refused.status != 409 or running is None:
+                        raise RemoteRunFailed(
+                            f"{daemon} refused to run {export}: {refused}"
+                        ) from None
+                    number = running.get("history_id")
+                    tell(
+                        f"export {export} is already running in the daemon"
+                        f" ({f'run {number}, ' if number is not None else ''}"
+                        f"{running.get('trigger')}); waiting for it to end before starting yours"
+                    )
+                    client.wait(
+                        str(running["id"]),
+                        poll_interval=poll_seconds,
+                        on_poll=_Follower(progress, on_recorded=None),
+                    )
+            record = client.wait(
+                str(started["id"]),
+                poll_interval=poll_seconds,
+                on_poll=_Follower(progress, on_recorded=recorded),
+            )
+        except UntrustedStateFile as error:
+            raise RemoteRunFailed(str(error)) from None
+        except httpx.HTTPError as error:
+            raise RemoteRunFailed(f"lost {daemon} while waiting for the run: {error}") from None
     if record.get("status") == "refused":
         raise RemoteRunFailed(f"{daemon} did not run {export}: {record.get('error')}")
-    return RemoteRun(record=record)
+    return record
 
 
 class _Follower:
@@ -209,14 +179,13 @@ def as_run_result(run: RemoteRun, export: str) -> RunResult:
     not start because another process held the export's lock: ``skipped``)
     from its record, as a failed run with that reason.
     """
-    record = run.record
-    document = record.get("result")
+    document = run.get("result")
     if not isinstance(document, dict):
         # The record's own fields, under the names the summary document gives them.
         document = {
-            **record,
-            "run_id": run.history_id,
-            "stopped": record.get("stop_reason") is not None,
+            **run,
+            "run_id": _number(run.get("history_id")),
+            "stopped": run.get("stop_reason") is not None,
         }
     return result_from_document(document, export)
 

@@ -87,7 +87,7 @@ def run_through_replicas(
             f"replica {request.claimed_by} would not run {export}: {answer.get('error')}"
         )
     # The replica's answer (status, error, counts, the summary document as ``result``).
-    return RemoteRun(record={**answer, "history_id": request.run_id})
+    return {**answer, "history_id": request.run_id}
 
 
 def open_board(config: Config, *, environ: Mapping[str, str] | None = None) -> LeaseBoard:

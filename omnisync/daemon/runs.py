@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config
+from omnisync.engine.results import Phase, RunCounts
 
 _log = logging.getLogger("omnisync.daemon.runs")
 
@@ -53,7 +54,9 @@ class RunOutcome:
 
 
 class LiveProgress:
-    """What a run in flight has reported so far. Thread-safe; written by the run's threads.
+    """What a run in flight has reported so far: the engine's
+    :class:`~omnisync.engine.results.RunProgress`, plus the run's history id.
+    Thread-safe; written by the run's threads.
 
     ``phase`` (``checking``, ``settling``, ``staging``, ``applying``,
     ``finished``), ``counts`` (the run's counts so far) and ``history_id``
@@ -66,14 +69,14 @@ class LiveProgress:
         self._counts: dict[str, int] = {}
         self._history_id: int | str | None = None
 
-    def phase_started(self, phase: str, counts: Mapping[str, int]) -> None:
+    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
         with self._lock:
             self._phase = phase
-            self._counts = dict(counts)
+            self._counts = counts.as_dict()
 
-    def counts_updated(self, counts: Mapping[str, int]) -> None:
+    def counts_updated(self, counts: RunCounts) -> None:
         with self._lock:
-            self._counts = dict(counts)
+            self._counts = counts.as_dict()
 
     def recorded(self, history_id: int | str) -> None:
         with self._lock:

@@ -40,7 +40,13 @@ from omnisync import __version__
 from omnisync.clock import Clock
 from omnisync.config.model import Config
 from omnisync.daemon.control import ControlServer, TriggerAnswer
-from omnisync.daemon.discovery import DaemonInfo, ensure_token, remove_info, write_info
+from omnisync.daemon.discovery import (
+    TOKEN_FILENAME,
+    DaemonInfo,
+    ensure_token,
+    remove_info,
+    write_info,
+)
 from omnisync.daemon.loading import (
     ConfigLoader,
     LoadedConfig,
@@ -369,6 +375,12 @@ class Daemon:
         self, export: str, *, release_by: str | None = None, full: bool = False
     ) -> TriggerAnswer:
         return self.supervisor.trigger(export, release_by=release_by, full=full)
+
+    def token_hint(self) -> str:
+        reference = self.config().daemon.control_token
+        if reference is not None:
+            return f"the daemon uses daemon.control.token, {reference.describe()}"
+        return f"see {self.options.state_dir / TOKEN_FILENAME}"
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         record = self.supervisor.coordinator.get(run_id)

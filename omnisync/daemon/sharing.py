@@ -150,34 +150,29 @@ class SharedRuns:
             coordinator.stop(export, reason=f"this replica lost brand {brand}: {why}")
 
     def _take(self, requests: list[RunRequest]) -> None:
-        config = self._config()
-        coordinator = self._coordinator()
+        supervisor = self._bound_supervisor()
         for request in requests:
-            definition = config.exports.get(request.export)
-            if definition is None or not definition.enabled:
-                why = "is disabled" if definition is not None else "is not in the config"
-                self._answer(
-                    request.id,
-                    {"status": "refused", "error": f"export {request.export!r} {why}"},
-                )
-                continue
-            # The command built the trigger (``cli request, full resync, ...``).
-            record = coordinator.start(request.export, trigger=request.trigger)
-            if record is None:
-                running = coordinator.running().get(request.export)
-                error = (
-                    f"export {request.export!r} is already running"
-                    if running is not None
-                    else "the replica is stopping"
-                )
-                self._answer(request.id, {"status": "refused", "error": error})
-                continue
+            # Under the lock: the run may end before its request is noted, and
+            # run_finished must find it. The command built the trigger
+            # (``cli request, full resync, ...``); an API key that cannot be read
+            # ends the run ``refused``, which is the answer.
             with self._lock:
-                self._requests[record.id] = request.id
+                answer = supervisor.start_asked(
+                    request.export, trigger=request.trigger, check_key=False
+                )
+                if answer.status == 202:
+                    self._requests[answer.body["id"]] = request.id
+            if answer.status != 202:
+                self._answer(request.id, {"status": "refused", "error": answer.body["error"]})
+                continue
             _log.info(
                 "run of export %s asked for through the shared store",
                 request.export,
-                extra={"event": "run_requested", "export": request.export, "run_id": record.id},
+                extra={
+                    "event": "run_requested",
+                    "export": request.export,
+                    "run_id": answer.body["id"],
+                },
             )
 
     def _answer(

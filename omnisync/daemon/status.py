@@ -12,7 +12,7 @@ reason with its figures.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,14 +135,7 @@ def build_status(
             "last_run": dict(seen.last_run) if seen.last_run is not None else None,
         }
     return {
-        "daemon": {
-            "pid": daemon.pid,
-            "version": daemon.version,
-            "started_at": daemon.started_at.isoformat(),
-            "config_path": daemon.config_path,
-            "control_address": daemon.control_address,
-            "state_dir": daemon.state_dir,
-        },
+        "daemon": {**asdict(daemon), "started_at": daemon.started_at.isoformat()},
         "config": {
             "revision": config.revision,
             "files": list(config.files),

@@ -191,9 +191,7 @@ class Supervisor:
                 if unfinished:
                     self.coordinator.request(name, trigger="catch-up")
                 else:
-                    with self._shared.claimed(name, spec.timing, now=now) as claimed:
-                        if claimed:
-                            self.coordinator.request(name, trigger="schedule")
+                    self._fire(name, "schedule")  # the latest fire, if no replica claimed it
                 continue
             started = parse_time(last.get("started_at"))
             if unfinished or (
@@ -227,13 +225,30 @@ class Supervisor:
     def trigger(
         self, export: str, *, release_by: str | None = None, full: bool = False
     ) -> TriggerAnswer:
-        """Start ``export`` now for the control endpoint: 202, or 404/409/422 with the reason.
+        """Start ``export`` now for the control endpoint (:meth:`start_asked`).
 
-        422: the export cannot run as configured now (its API key cannot be
-        read); a config problem, so no run is started or recorded.
         ``release_by`` (who) releases this one run past the change guards;
         ``full`` re-sends and re-tags every member. Both are written into the
         run's trigger in history (``daemon-trigger, full resync, release by WHO``).
+        """
+        trigger = manual_trigger(DAEMON_TRIGGER, full=full, release_by=release_by)
+        answer = self.start_asked(export, trigger=trigger)
+        if answer.status == 202:
+            _log.info(
+                "run of export %s triggered through the control endpoint",
+                export,
+                extra={"event": "run_triggered", "export": export, "run_id": answer.body["id"]},
+            )
+        return answer
+
+    def start_asked(self, export: str, *, trigger: str, check_key: bool = True) -> TriggerAnswer:
+        """Start a run someone asked for: 202 with the run, or 404/409/422 with the reason.
+
+        Never queued behind a run in flight (409 names it): the asker decides
+        whether to wait. 422 (with ``check_key``): the export cannot run as
+        configured now (its API key cannot be read); a config problem, so no
+        run is started or recorded. Without ``check_key`` such a run ends
+        ``refused`` instead.
         """
         config = self._config()
         definition = config.exports.get(export)
@@ -241,25 +256,20 @@ class Supervisor:
             return TriggerAnswer(404, {"error": f"no export named {export!r} in the config"})
         if not definition.enabled:
             return TriggerAnswer(409, {"error": f"export {export!r} is disabled"})
-        refusal = self._preflight(config, export) if self._preflight is not None else None
-        if refusal is not None:
-            self._log_refused(export, DAEMON_TRIGGER, refusal)
-            return TriggerAnswer(422, {"error": refusal})
-        trigger = manual_trigger(DAEMON_TRIGGER, full=full, release_by=release_by)
+        if check_key and self._preflight is not None:
+            refusal = self._preflight(config, export)
+            if refusal is not None:
+                self._log_refused(export, trigger, refusal)
+                return TriggerAnswer(422, {"error": refusal})
         record = self.coordinator.start(export, trigger=trigger)
-        if record is None:
-            running = self.coordinator.running().get(export)
-            if running is None:
-                return TriggerAnswer(409, {"error": "the daemon is stopping"})
-            return TriggerAnswer(
-                409, {"error": f"export {export!r} is already running", "run": running.to_json()}
-            )
-        _log.info(
-            "run of export %s triggered through the control endpoint",
-            export,
-            extra={"event": "run_triggered", "export": export, "run_id": record.id},
+        if record is not None:
+            return TriggerAnswer(202, record.to_json())
+        running = self.coordinator.running().get(export)
+        if running is None:
+            return TriggerAnswer(409, {"error": "the daemon is stopping"})
+        return TriggerAnswer(
+            409, {"error": f"export {export!r} is already running", "run": running.to_json()}
         )
-        return TriggerAnswer(202, record.to_json())
 
     def view(self, export: str) -> ExportView:
         """What ``/status`` shows for ``export``."""

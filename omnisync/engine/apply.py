@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from omnisync.clock import Clock
 from omnisync.contact import ContactWrite
-from omnisync.engine.intents import IntentRecordingClient, without_repeated_consent
 from omnisync.engine.recorder import FAILURE_SAMPLES, LedgerRecorder
 from omnisync.engine.report import PlanTally
 from omnisync.engine.runsettings import PipelineSettings
+from omnisync.engine.settle import without_repeated_consent
 from omnisync.engine.staged import StagedExport
 from omnisync.mapping import MappingPlan
 from omnisync.omnisend.client import OmnisendClient
@@ -52,17 +52,17 @@ def apply_work(
     export = attempt.export
     recorder = LedgerRecorder(store, export.name, clock=clock, on_change=attempt.changed)
     attempt.recorder = recorder
-    sender = IntentRecordingClient(client, recorder)
     tally = PlanTally(staged)
     attempt.tally = tally
-    with ExitStack() as pipelines:
+    pipelines: dict[str, DeliveryPipeline] = {}
+    with ExitStack() as open_pipelines:
 
         def pipeline_for(tag: str) -> DeliveryPipeline:
-            found = attempt.pipelines.get(tag)
+            found = pipelines.get(tag)
             if found is None:
-                found = pipelines.enter_context(
+                found = open_pipelines.enter_context(
                     DeliveryPipeline(
-                        sender,
+                        client,
                         tag,
                         listener=recorder,
                         stop=attempt.stop,
@@ -72,7 +72,7 @@ def apply_work(
                         stop_grace=settings.stop_grace,
                     )
                 )
-                attempt.pipelines[tag] = found
+                pipelines[tag] = found
             return found
 
         main = pipeline_for(export.tag)
@@ -128,7 +128,7 @@ def apply_work(
         tally.add_leavers(samples)
         attempt.changed()
         # The export's own pipeline last: old tags are removed while it drains.
-        for tag, pipeline in list(attempt.pipelines.items()):
+        for tag, pipeline in list(pipelines.items()):
             if tag != export.tag:
                 pipeline.finish()
         main.finish()

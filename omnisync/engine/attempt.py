@@ -15,7 +15,6 @@ from omnisync.config.model import Export
 from omnisync.engine.clients import RequestCounter
 from omnisync.engine.report import PlanTally
 from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult, tallied
-from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import StageCounts
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ class RunAttempt:
         self.counter: RequestCounter | None = None
         self.recorder: LedgerRecorder | None = None
         self.tally: PlanTally | None = None
-        self.pipelines: dict[str, DeliveryPipeline] = {}
         self.stage_counts = StageCounts()
         self.duplicates_sample: tuple[str, ...] = ()
         self.settled = 0

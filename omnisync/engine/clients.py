@@ -13,7 +13,6 @@ and to the request counters of the runs using it (:meth:`counting`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -25,7 +24,7 @@ from omnisync.clock import Clock
 from omnisync.config.model import Connection
 from omnisync.config.secrets import resolve_secret
 from omnisync.omnisend.client import ClientObserver, NullObserver, OmnisendClient
-from omnisync.omnisend.pacing import Kind, LimiterRegistry
+from omnisync.omnisend.pacing import Kind, LimiterRegistry, brand_digest
 
 
 class RequestCounter:
@@ -187,6 +186,6 @@ class ClientPool:
 
 def _signature(connection: Connection, api_key: str) -> str:
     # Everything that shapes the client, with the key only as a digest.
-    digest = hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+    digest = brand_digest(api_key)
     limits = connection.rate_limit
     return f"{connection.base_url}|{digest}|{limits.requests_per_minute}|{limits.tags_per_minute}"

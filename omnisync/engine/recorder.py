@@ -4,12 +4,14 @@
 one store transaction, so the ledger holds exactly what Omnisend
 acknowledged, batch by batch:
 
-- just before a batch is created (:class:`IntentRecordingClient`), its items
-  are recorded as an *intent* under a provisional token, with the
-  fingerprints the runner announced through :meth:`LedgerRecorder.expect`;
-  once Omnisend returned the batch's id they become in flight under it. A
-  process killed between the two leaves the intent: the next run knows
-  those contacts *may* have been sent (see :mod:`omnisync.engine.settle`);
+- ``batch_sending`` → the batch's items are recorded as an *intent* under a
+  provisional token, with the fingerprints the runner announced through
+  :meth:`LedgerRecorder.expect`, before the request may leave (Omnisend only
+  names a batch in its answer); ``batch_created`` → they become in flight
+  under Omnisend's id. A process killed between the two leaves the intent:
+  the next run knows those contacts *may* have been sent (see
+  :mod:`omnisync.engine.settle`); ``batch_not_created`` → an intent whose
+  batch surely does not exist is forgotten;
 - ``upserts_acknowledged`` → those in-flight items move into the ledger (a
   poll round's batches in one transaction);
 - ``upserts_failed`` → those in-flight items are released: pending, the next
@@ -26,15 +28,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from omnisync.clock import Clock
-from omnisync.contact import ContactWrite
 from omnisync.engine.results import FailureSample
 from omnisync.masking import mask_email
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.model import ItemFailure
-from omnisync.omnisend.payloads import EncodedBatch, batch_emails
 from omnisync.state import InflightItem, LedgerStore
 
 #: How many refused items a run keeps as examples (masked) for its summary.
@@ -63,9 +64,9 @@ class LedgerRecorder:
         self._on_change = on_change
         self._lock = threading.Lock()
         self._expected: dict[str, InflightItem] = {}
-        #: Items recorded per intent token, then per batch id: tells a whole batch acknowledged.
-        self._sizes: dict[str, int] = {}
-        self._then_tag: dict[str, set[str]] = {}
+        #: Per intent token, then per batch id until its outcome: how many items
+        #: were recorded (tells a whole batch acknowledged) and which are tagged after.
+        self._sent: dict[str, _SentBatch] = {}
         self.batches = 0
         self.upserted = 0
         self.upsert_failed = 0
@@ -80,77 +81,63 @@ class LedgerRecorder:
         # One dict assignment, atomic: no lock for the hottest call of a run.
         self._expected[email] = InflightItem(email, fingerprint, then_tag)
 
-    # -- around each batch creation (IntentRecordingClient) -------------------------
+    # -- DeliveryListener ---------------------------------------------------------
 
-    def intend(self, writes: Sequence[ContactWrite] | EncodedBatch) -> str:
+    def batch_sending(self, emails: tuple[str, ...]) -> str:
         """Record the batch's contacts as an intent under a new token, before sending."""
         token = uuid.uuid4().hex
         with self._lock:
             expected = self._expected
-            items = {email: expected.pop(email) for email in batch_emails(writes)}
+            items = {email: expected.pop(email) for email in emails}
             then_tag = frozenset(email for email, item in items.items() if item.then_tag)
         self._store.record_intent(self._export, token, list(items.values()), now=self._clock.wall())
         with self._lock:
-            self._sizes[token] = len(items)
-            if then_tag:
-                self._then_tag[token] = set(then_tag)
+            self._sent[token] = _SentBatch(len(items), then_tag)
         return token
 
-    def created(self, token: str, batch_id: str) -> None:
+    def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
         """Omnisend returned the batch's id: the intent's items are now in flight under it."""
-        self._store.record_created(self._export, token, batch_id, now=self._clock.wall())
-        with self._lock:
-            size = self._sizes.pop(token, None)
-            if size is not None:
-                self._sizes[batch_id] = size
-            waiting = self._then_tag.pop(token, None)
-            if waiting is not None:
-                self._then_tag[batch_id] = waiting
-
-    def not_created(self, token: str, error: BaseException) -> None:
-        """Creating the batch failed. Omnisend answering an error, or the request
-        cancelled before it was sent (a stop), means nothing was processed: forget
-        the intent. Anything else (the network) may hide a batch that was created:
-        keep the intent for the next run to resolve."""
-        with self._lock:
-            self._then_tag.pop(token, None)
-            self._sizes.pop(token, None)
-        if isinstance(error, ApiError | RequestCancelled):
-            self._store.release_intent(self._export, token)
-
-    # -- DeliveryListener ---------------------------------------------------------
-
-    def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        # The items are already in flight under this id (see ``created``).
+        self._store.record_created(self._export, provisional_id, batch_id, now=self._clock.wall())
         with self._lock:
             self.batches += 1
+            self._sent[batch_id] = self._sent.pop(provisional_id)
+
+    def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
+        """Omnisend answering an error, or the request cancelled before it was sent
+        (a stop), means nothing was processed: forget the intent. Anything else (the
+        network) may hide a batch that was created: keep the intent for the next run
+        to resolve."""
+        with self._lock:
+            del self._sent[provisional_id]
+        if isinstance(error, ApiError | RequestCancelled):
+            self._store.release_intent(self._export, provisional_id)
 
     def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
         with self._lock:
-            sizes = [self._sizes.pop(batch_id, None) for batch_id, _ in acknowledged]
+            sent = [self._sent.pop(batch_id) for batch_id, _ in acknowledged]
         # The pipeline names only a batch's own e-mails: as many distinct ones as
         # the intent recorded are the whole batch, which the store then moves
         # without matching e-mails.
         moves = [
-            (batch_id, None if _whole(emails, size) else emails)
-            for (batch_id, emails), size in zip(acknowledged, sizes, strict=True)
+            (batch_id, None if batch.is_whole(emails) else emails)
+            for (batch_id, emails), batch in zip(acknowledged, sent, strict=True)
         ]
         self._store.acknowledge_batches(self._export, moves, now=self._clock.wall())
         with self._lock:
-            for batch_id, emails in acknowledged:
+            for (_, emails), batch in zip(acknowledged, sent, strict=True):
                 self.upserted += len(emails)
-                waiting = self._then_tag.pop(batch_id, set())
                 # The pipeline tags exactly the accepted e-mails it was told to tag.
-                self.tags_after_upsert += len(waiting.intersection(emails))
+                self.tags_after_upsert += len(batch.then_tag.intersection(emails))
         self._changed()
 
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
         emails = [failure.email for failure in failures]
         self._store.release(self._export, batch_id, emails)
         with self._lock:
-            self._sizes.pop(batch_id, None)
+            # A batch's outcome is reported all at once, acknowledgements first: its
+            # record is done with.
+            self._sent.pop(batch_id, None)
             self.upsert_failed += len(failures)
-            self._forget_then_tag(batch_id, emails)
             for failure in failures:
                 self._sample(mask_email(failure.email), _failure_reason(failure))
         self._changed()
@@ -159,8 +146,7 @@ class LedgerRecorder:
         # Left in flight on purpose: Omnisend may still process the batch, and the
         # next run asks it before deciding what to send again.
         with self._lock:
-            self._sizes.pop(batch_id, None)
-            self._forget_then_tag(batch_id, emails)
+            self._sent.pop(batch_id, None)
         self._changed()
 
     def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
@@ -183,13 +169,6 @@ class LedgerRecorder:
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _forget_then_tag(self, batch_id: str, emails: Collection[str]) -> None:
-        waiting = self._then_tag.get(batch_id)
-        if waiting is not None:
-            waiting.difference_update(emails)
-            if not waiting:
-                del self._then_tag[batch_id]
-
     def _sample(self, subject: str, reason: str) -> None:
         if len(self.failure_samples) < FAILURE_SAMPLES:
             self.failure_samples.append(FailureSample(subject, reason))
@@ -199,8 +178,13 @@ class LedgerRecorder:
             self._on_change()
 
 
-def _whole(emails: tuple[str, ...], size: int | None) -> bool:
-    return size is not None and len(emails) == size and len(set(emails)) == size
+@dataclass(frozen=True)
+class _SentBatch:
+    size: int
+    then_tag: frozenset[str]
+
+    def is_whole(self, emails: tuple[str, ...]) -> bool:
+        return len(emails) == self.size and len(set(emails)) == self.size
 
 
 def _failure_reason(failure: ItemFailure) -> str:

@@ -12,18 +12,21 @@ A batch *intent* left behind belongs to a batch whose creation was under
 way when the process died: Omnisend may or may not have it, and there is no
 id to ask about. The intent is dropped, and its e-mails returned as *maybe
 sent*: the runner looks those contacts up before sending a consent record
-again (the one part of a contact write that is not idempotent: Omnisend
-keeps every consent record it is sent).
+again (:func:`without_repeated_consent`; the one part of a contact write that
+is not idempotent: Omnisend keeps every consent record it is sent).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from omnisync.clock import Clock
+from omnisync.contact import ContactWrite
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.state import InflightBatch, LedgerStore
 
@@ -69,18 +72,18 @@ def settle_inflight(
     batches = store.inflight_batches(export)
     acknowledged = released = 0
     pending: dict[str, InflightBatch] = {batch.batch_id: batch for batch in batches}
-    deadline = clock.now() + timeout
-    while pending:
-        outcomes = client.poll_batches({key: batch.emails for key, batch in pending.items()})
-        for outcome in outcomes:
-            batch = pending.pop(outcome.batch_id)
-            accepted = [email for email in batch.emails if email in outcome.accepted]
-            acknowledged += store.acknowledge(export, batch.batch_id, accepted, now=clock.wall())
-            # Refused or never processed (a stopped batch): the diff sends them again.
-            released += store.release(export, batch.batch_id)
-        if not pending or clock.now() >= deadline or (stop is not None and stop.is_set()):
-            break
-        clock.sleep(poll_interval)
+    outcomes = client.wait_for_batches(
+        {batch.batch_id: batch.emails for batch in batches},
+        poll_interval=poll_interval,
+        timeout=timeout,
+        stop=stop,
+    )
+    for outcome in outcomes:
+        batch = pending.pop(outcome.batch_id)
+        accepted, _ = outcome.sort_out(batch.emails)
+        acknowledged += store.acknowledge(export, batch.batch_id, accepted, now=clock.wall())
+        # Refused or never processed (a stopped batch): the diff sends them again.
+        released += store.release(export, batch.batch_id)
     cutoff = clock.wall() - BATCH_RETENTION
     unresolved = 0
     for batch in pending.values():
@@ -107,3 +110,40 @@ def settle_inflight(
         },
     )
     return SettleOutcome(acknowledged, released, unresolved, frozenset(maybe_sent))
+
+
+def without_repeated_consent(
+    write: ContactWrite, contact: Mapping[str, Any] | None
+) -> ContactWrite:
+    """``write`` without its consent when ``contact`` (Omnisend's) already holds that record.
+
+    For a contact a killed run may already have sent: Omnisend keeps every
+    consent record it receives, so sending the same one again would leave a
+    duplicate. The status goes with it (it was set together, with the same
+    time). Without such a record, ``write`` is returned unchanged.
+    """
+    consent = write.consent
+    if consent is None or contact is None:
+        return write
+    records = contact.get("consents")
+    if not isinstance(records, list):
+        return write
+    wanted = _instant(consent.changed_at)
+    for record in records:
+        if (
+            isinstance(record, Mapping)
+            and record.get("channel", "email") == "email"
+            and _instant(record.get("createdAt")) == wanted
+            and record.get("source") == consent.source
+        ):
+            return replace(write, consent=None)
+    return write
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random as random_module
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -194,17 +195,26 @@ class OmnisendClient:
         return poll_round(self._get_json, pending)
 
     def wait_for_batches(
-        self, pending: Mapping[str, Collection[str]], *, poll_interval: float = 2.0
+        self,
+        pending: Mapping[str, Collection[str]],
+        *,
+        poll_interval: float = 2.0,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[BatchOutcome]:
         """Yield each pending batch's outcome as it is done, polling every ``poll_interval``
-        clock seconds until none is left."""
+        clock seconds until none is left, ``timeout`` clock seconds have passed or
+        ``stop`` is set (the batches not yielded then are still processing)."""
         remaining = dict(pending)
+        deadline = None if timeout is None else self._clock.now() + timeout
         while remaining:
             for outcome in self.poll_batches(remaining):
                 del remaining[outcome.batch_id]
                 yield outcome
-            if remaining:
-                self._clock.sleep(poll_interval)
+            out_of_time = deadline is not None and self._clock.now() >= deadline
+            if not remaining or out_of_time or (stop is not None and stop.is_set()):
+                return
+            self._clock.sleep(poll_interval)
 
     def add_tag(self, tag: str, emails: Sequence[str]) -> None:
         """Add ``tag`` to the contacts with these e-mails (1 to 250). Omnisend applies it
@@ -300,12 +310,9 @@ class OmnisendClient:
                 self._limiter.done(slot)  # it may have reached Omnisend before it failed
                 self._observer.request_finished(endpoint, None, self._clock.now() - started)
                 failures += 1
-                delay = self._policy.transient_delay(failures, random=self._random)
-                if delay is None:
-                    raise TransportError(operation, reason, attempts=failures) from None
-                self._log_retry(endpoint, reason, delay=delay, attempt=failures)
-                self._clock.sleep(delay)
-                continue
+                if self._back_off(endpoint, reason, failures=failures):
+                    continue
+                raise TransportError(operation, reason, attempts=failures) from None
             # Counted from now on: the latest moment Omnisend can have received it.
             self._limiter.done(slot)
             status = response.status_code
@@ -339,13 +346,9 @@ class OmnisendClient:
                 continue
             if is_transient(status):
                 failures += 1
-                delay = self._policy.transient_delay(failures, random=self._random)
-                if delay is not None:
-                    reason = f"status {status}"
-                    self._log_retry(
-                        endpoint, reason, delay=delay, attempt=failures, instance=instance
-                    )
-                    self._clock.sleep(delay)
+                if self._back_off(
+                    endpoint, f"status {status}", failures=failures, instance=instance
+                ):
                     continue
             error = self._error(operation, status, problem)
             log_failed(logger, endpoint, error, status=status, instance=instance)
@@ -365,18 +368,23 @@ class OmnisendClient:
     def _scrub(self, text: str) -> str:
         return str(scrub_secret(text, self._api_key))
 
-    def _log_retry(
-        self, endpoint: str, reason: str, *, delay: float, attempt: int, instance: str = ""
-    ) -> None:
+    def _back_off(self, endpoint: str, reason: str, *, failures: int, instance: str = "") -> bool:
+        """After a transient failure: wait the policy's backoff and return ``True`` (retry),
+        or return ``False`` when the request's attempts are used up."""
+        delay = self._policy.transient_delay(failures, random=self._random)
+        if delay is None:
+            return False
         log_retry(
             logger,
             endpoint,
             reason,
             delay=delay,
-            attempt=attempt,
+            attempt=failures,
             attempts=self._policy.max_attempts,
             instance=instance,
         )
+        self._clock.sleep(delay)
+        return True
 
 
 __all__ = ["MAX_TAG_EMAILS", "ClientObserver", "NullObserver", "OmnisendClient", "OmnisendError"]

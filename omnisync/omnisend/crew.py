@@ -36,7 +36,6 @@ class Crew:
         self.name = name
         self.aborted = threading.Event()
         self.fatal: BaseException | None = None
-        self.on_abort: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         # Counting never waits for a listener call in progress (those write the
         # ledger): counts have a lock of their own.
@@ -66,7 +65,6 @@ class Crew:
 
     def abort(self) -> None:
         self.aborted.set()
-        self.on_abort()
 
     def raise_if_aborted(self) -> None:
         if self.fatal is not None:

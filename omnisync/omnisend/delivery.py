@@ -1,44 +1,22 @@
-"""What the delivery pipeline needs and reports: its client, listener and summary,
-and the grouping of tag changes into calls.
+"""What the delivery pipeline reports: its listener and summary, and the grouping of
+tag changes into calls.
 
 Split from :mod:`omnisync.omnisend.pipeline` (which re-exports the public names)
-so that the engine can code against these contracts alone.
+so that a listener can be written against these contracts alone.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from omnisync.contact import ContactWrite
 from omnisync.omnisend.errors import OmnisendError
-from omnisync.omnisend.model import BatchOutcome, ItemFailure
-from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
+from omnisync.omnisend.model import ItemFailure
+from omnisync.omnisend.payloads import MAX_TAG_EMAILS
 
 TagAction = Literal["add", "remove"]
-
-
-class DeliveryClient(Protocol):
-    """The part of :class:`~omnisync.omnisend.client.OmnisendClient` the pipeline uses.
-
-    A wrapper (e.g. one that records intent around batch creation) may stand
-    in for the client if it has these methods with the client's contracts.
-    """
-
-    def create_batch(
-        self,
-        writes: Sequence[ContactWrite] | EncodedBatch,
-        *,
-        cancelled: Callable[[], bool] | None = None,
-    ) -> str: ...
-
-    def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]: ...
-
-    def add_tag(self, tag: str, emails: Sequence[str]) -> None: ...
-
-    def remove_tag(self, tag: str, emails: Sequence[str]) -> None: ...
 
 
 class DeliveryListener(Protocol):
@@ -46,14 +24,26 @@ class DeliveryListener(Protocol):
 
     Calls come from the pipeline's threads, possibly several at once: a
     listener must be thread-safe. For one batch they come in order
-    (``batch_created``, then its outcome), and the tag of an upserted contact
+    (``batch_sending``, ``batch_created`` or ``batch_not_created``, then its
+    outcome), and the tag of an upserted contact
     is reported only after its upsert was acknowledged. E-mails are the
     normalised addresses the engine passed in. A listener that raises aborts
     the pipeline with that exception.
     """
 
-    def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        """Omnisend returned the id of a batch holding these upserts: record it as in flight."""
+    def batch_sending(self, emails: tuple[str, ...]) -> str:
+        """A batch of these upserts is about to be sent: return a provisional id for it.
+
+        Called, and returned from, before the request may leave, so that a batch
+        Omnisend may hold always has a trace (the engine records an intent here).
+        """
+
+    def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
+        """Omnisend returned the id of the batch sent under ``provisional_id``."""
+
+    def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
+        """Creating the batch failed with ``error`` (or was cancelled by a stop, with
+        :class:`~omnisync.omnisend.errors.RequestCancelled`: nothing was sent)."""
 
     def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
         """Omnisend accepted these upserts: ``(batch_id, emails)`` per batch, all those of

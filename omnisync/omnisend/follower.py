@@ -20,12 +20,17 @@ from dataclasses import dataclass
 
 from omnisync.clock import Clock
 from omnisync.masking import mask_email
+from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import TICK, Crew
-from omnisync.omnisend.delivery import DeliveryClient, DeliveryListener
+from omnisync.omnisend.delivery import DeliveryListener
 from omnisync.omnisend.errors import ApiError, OmnisendError
 from omnisync.omnisend.model import BatchOutcome
 
 logger = logging.getLogger("omnisync.omnisend")
+
+#: Polling rounds in a row that may fail (after the client's retries) before the
+#: pipeline aborts.
+MAX_FAILED_POLLS = 3
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class BatchFollower:
 
     def __init__(
         self,
-        client: DeliveryClient,
+        client: OmnisendClient,
         *,
         listener: DeliveryListener,
         crew: Crew,
@@ -49,7 +54,6 @@ class BatchFollower:
         max_batches_in_flight: int,
         poll_interval: float,
         stop_grace: float,
-        max_failed_polls: int,
     ) -> None:
         self._client = client
         self._listener = listener
@@ -59,7 +63,6 @@ class BatchFollower:
         self._tag_accepted = tag_accepted
         self._poll_interval = poll_interval
         self._stop_grace = stop_grace
-        self._max_failed_polls = max_failed_polls
         self._slots = threading.BoundedSemaphore(max_batches_in_flight)
         self._in_flight: dict[str, _InFlight] = {}
         self._in_flight_lock = threading.Lock()
@@ -83,10 +86,6 @@ class BatchFollower:
     def creating_done(self) -> None:
         """No batch will be tracked any more: :meth:`run` returns once none is in flight."""
         self._creating_done.set()
-        self._in_flight_changed.set()
-
-    def wake(self) -> None:
-        """Wake :meth:`run` from its wait for work (an abort)."""
         self._in_flight_changed.set()
 
     def run(self) -> None:
@@ -120,7 +119,7 @@ class BatchFollower:
             except OmnisendError as error:
                 failed_polls += 1
                 if (isinstance(error, ApiError) and error.aborts_run) or (
-                    failed_polls >= self._max_failed_polls
+                    failed_polls >= MAX_FAILED_POLLS
                 ):
                     self._crew.fail(error)
                     return

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from typing import Protocol
 from urllib.parse import quote, unquote
 
@@ -133,14 +132,10 @@ def _mask_query(text: str) -> str:
     return _EMAIL_QUERY.sub(lambda match: quote(mask_email(unquote(match.group(0)))), text)
 
 
-_installed = False
-_install_lock = threading.Lock()
+_MASK_EMAIL_QUERIES = _MaskEmailQueries()
 
 
 def mask_emails_in_httpx_logs() -> None:
-    """Install (once per process) the filter that masks ``email=`` in httpx's log lines."""
-    global _installed  # noqa: PLW0603 - one filter per process, however many clients
-    with _install_lock:
-        if not _installed:
-            logging.getLogger("httpx").addFilter(_MaskEmailQueries())
-            _installed = True
+    """Install the filter that masks ``email=`` in httpx's log lines; installing it again
+    changes nothing (a logger holds one filter object once)."""
+    logging.getLogger("httpx").addFilter(_MASK_EMAIL_QUERIES)

@@ -140,13 +140,6 @@ class EncodedBatch:
         return f"EncodedBatch({len(self.emails)} contacts, {size} bytes)"
 
 
-def batch_emails(writes: Sequence[ContactWrite] | EncodedBatch) -> list[str]:
-    """The e-mails of a batch, whether given as writes or already packed."""
-    if isinstance(writes, EncodedBatch):
-        return list(writes.emails)
-    return [write.email for write in writes]
-
-
 class BatchPacker:
     """Packs contacts one at a time into batches within the item and byte limits.
 

@@ -47,9 +47,9 @@ from dataclasses import dataclass, fields
 
 from omnisync.clock import Clock
 from omnisync.contact import ContactWrite
+from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import Crew
 from omnisync.omnisend.delivery import (
-    DeliveryClient,
     DeliveryListener,
     DeliverySummary,
     TagAction,
@@ -60,9 +60,16 @@ from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.follower import BatchFollower
 from omnisync.omnisend.payloads import BatchPacker, EncodedBatch
 
-__all__ = ["DeliveryClient", "DeliveryListener", "DeliveryPipeline", "DeliverySummary"]
+__all__ = ["DeliveryListener", "DeliveryPipeline", "DeliverySummary"]
 
 logger = logging.getLogger("omnisync.omnisend")
+
+#: Packed batches waiting for a creator thread; when full, :meth:`DeliveryPipeline.upsert`
+#: blocks.
+BATCH_QUEUE_SIZE = 4
+#: Tag changes (e-mails) waiting for a tagger thread before adding more blocks.
+MAX_TAG_BACKLOG = 100_000
+TAGGER_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class DeliveryPipeline:
 
     def __init__(
         self,
-        client: DeliveryClient,
+        client: OmnisendClient,
         tag: str,
         *,
         listener: DeliveryListener,
@@ -89,16 +96,12 @@ class DeliveryPipeline:
         max_batches_in_flight: int = 20,
         poll_interval: float = 2.0,
         stop_grace: float = 120.0,
-        batch_queue_size: int = 4,
-        max_tag_backlog: int = 100_000,
         creator_threads: int = 3,
-        tagger_threads: int = 2,
-        max_failed_polls: int = 3,
     ) -> None:
         if not tag:
             raise ValueError("the pipeline's tag must not be empty")
-        if max_batches_in_flight < 1 or creator_threads < 1 or tagger_threads < 1:
-            raise ValueError("max_batches_in_flight and thread counts must be at least 1")
+        if max_batches_in_flight < 1 or creator_threads < 1:
+            raise ValueError("max_batches_in_flight and creator_threads must be at least 1")
         self.tag = tag
         self._client = client
         self._listener = listener
@@ -107,10 +110,10 @@ class DeliveryPipeline:
         self._packer = BatchPacker()
         self._packing_then_tag: set[str] = set()
         self._pack_lock = threading.Lock()
-        self._batches: queue.Queue[_Batch | None] = queue.Queue(maxsize=batch_queue_size)
+        self._batches: queue.Queue[_Batch | None] = queue.Queue(maxsize=BATCH_QUEUE_SIZE)
         self._grouper = TagGrouper()
         self._tag_groups: queue.Queue[TagGroup | None] = queue.Queue(
-            maxsize=max(1, max_tag_backlog // self._grouper.size)
+            maxsize=MAX_TAG_BACKLOG // self._grouper.size
         )
         self._crew = Crew(
             name=f"delivery for tag {tag!r}",
@@ -128,9 +131,7 @@ class DeliveryPipeline:
             max_batches_in_flight=max_batches_in_flight,
             poll_interval=poll_interval,
             stop_grace=stop_grace,
-            max_failed_polls=max_failed_polls,
         )
-        self._crew.on_abort = self._follower.wake
         self._finished = False
         self._creators = [
             self._crew.start(self._create_loop, f"omnisync-batches-{index}")
@@ -139,7 +140,7 @@ class DeliveryPipeline:
         self._poller = self._crew.start(self._follower.run, "omnisync-poller")
         self._taggers = [
             self._crew.start(self._tag_loop, f"omnisync-tags-{index}")
-            for index in range(tagger_threads)
+            for index in range(TAGGER_THREADS)
         ]
 
     # -- the engine's side -------------------------------------------------
@@ -226,19 +227,19 @@ class DeliveryPipeline:
             if self._crew.aborted.is_set() or self._stop.is_set() or not self._follower.reserve():
                 continue  # not sent: the engine keeps these contacts pending
             emails = batch.writes.emails
+            provisional_id = self._listener.batch_sending(emails)
             try:
                 # Stop is asked again once the request has its rate-limit slot:
                 # the wait can be long, and a stopped run creates no new batch.
                 batch_id = self._client.create_batch(batch.writes, cancelled=self._stopping)
-            except RequestCancelled:
-                self._follower.unreserve()
-                continue  # not sent: the engine keeps these contacts pending
             except OmnisendError as error:
                 self._follower.unreserve()
-                self._crew.fail(error)
-                continue
+                self._listener.batch_not_created(provisional_id, error)
+                if not isinstance(error, RequestCancelled):
+                    self._crew.fail(error)
+                continue  # cancelled: not sent, the engine keeps these contacts pending
             self._crew.count("batches_created", 1)
-            self._listener.batch_created(batch_id, emails)
+            self._listener.batch_created(provisional_id, batch_id, emails)
             self._follower.track(batch_id, emails, batch.then_tag)
 
     def _tag_loop(self) -> None:

@@ -11,6 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+from omnisync.config.durations import parse_duration
+from omnisync.config.model import (
+    Connection,
+    Consent,
+    CsvOptions,
+    DaemonSettings,
+    Export,
+    Guards,
+    RateLimit,
+    Schedule,
+    StateSettings,
+)
 from omnisync.config.schema import load_schema, schema_text, validate_document
 from omnisync.config.yamlload import parse_document
 from tests.config.helpers import BASE, REPOSITORY, replaced
@@ -179,3 +191,44 @@ def test_schema_file_is_shipped_in_the_wheel_by_pyproject() -> None:
     pyproject = (REPOSITORY / "pyproject.toml").read_text(encoding="utf-8")
     assert '"schemas/omnisync.schema.json" = "omnisync/schemas/omnisync.schema.json"' in pyproject
     assert Path(REPOSITORY / "schemas" / "omnisync.schema.json").is_file()
+
+
+def test_the_defaults_the_schema_documents_are_the_models() -> None:
+    # build.py leaves an unset key to the model's default; the reference shows the schema's.
+    definitions = load_schema()["$defs"]
+    expected = {
+        ("csv_source", "encoding"): CsvOptions().encoding,
+        ("csv_source", "delimiter"): CsvOptions().delimiter,
+        ("connection", "kind"): Connection.kind,
+        ("connection", "data_transfer_accepted"): Connection.data_transfer_accepted,
+        ("connection", "base_url"): Connection.base_url,
+        ("rate_limit", "requests_per_minute"): RateLimit().requests_per_minute,
+        ("rate_limit", "tags_per_minute"): RateLimit().tags_per_minute,
+        ("schedule", "timezone"): Schedule(name=None).timezone,
+        ("consent", "source"): Consent.source,
+        ("export", "on_leave"): Export.on_leave,
+        ("export", "send_welcome_message"): Export.send_welcome_message,
+        ("export", "enabled"): Export.enabled,
+        ("daemon", "log_format"): DaemonSettings.log_format,
+        ("daemon", "reload_debounce"): DaemonSettings.reload_debounce_seconds,
+        ("control", "listen"): DaemonSettings.control_listen,
+        ("state", "kind"): StateSettings().kind,
+        ("state", "lease"): StateSettings().lease_seconds,
+        ("guards", "max_removed"): Guards().max_removed,
+        ("guards", "allow_empty"): Guards().allow_empty,
+        ("guards", "min_members"): Guards().min_members,
+    }
+    documented = {
+        (name, key): subschema["default"]
+        for name, definition in definitions.items()
+        for key, subschema in definition.get("properties", {}).items()
+        if "default" in subschema and not isinstance(subschema["default"], dict | list)
+    }
+    assert set(documented) == set(expected)
+    for (name, key), written in documented.items():
+        value = written
+        if key in ("reload_debounce", "lease"):
+            value = parse_duration(written)
+        elif key == "max_removed":
+            value = float(written.removesuffix("%")) / 100
+        assert value == expected[name, key], (name, key)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from omnisync.config.model import Config
 from omnisync.daemon.runs import LiveProgress, RunOutcome
+from omnisync.engine.results import RunCounts
 
 
 @dataclass
@@ -47,7 +48,7 @@ class GatedRuns:
             self.max_active[export] = max(self.max_active.get(export, 0), self._running[export])
             index = len(self.started) - 1
         progress.recorded(f"h{index + 1}")
-        progress.phase_started("applying", {"upserted": 0})
+        progress.phase_started("applying", RunCounts())
         self.release.wait(timeout=30)
         done = 0
         for _ in range(self.batches):
@@ -55,7 +56,7 @@ class GatedRuns:
                 break
             time.sleep(self.batch_seconds)
             done += 1
-            progress.counts_updated({"upserted": done * 10})
+            progress.counts_updated(RunCounts(upserted=done * 10))
         with self.lock:
             self._running[export] -= 1
             self.finished.append((export, trigger, done))

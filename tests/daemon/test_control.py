@@ -51,6 +51,9 @@ class Api:
     def run(self, run_id):
         return self.runs.get(run_id)
 
+    def token_hint(self):
+        return "see the token file"
+
 
 @pytest.fixture
 def server():
@@ -105,7 +108,8 @@ def test_client_finds_the_daemon_and_maps_refusals(server, tmp_path):
     )
     write_info(tmp_path, info)
     assert read_info(tmp_path) == info
-    with DaemonClient.find(tmp_path, token="s3cret-token-value") as client:
+    with DaemonClient.find(tmp_path) as client:
+        client.use_token("s3cret-token-value")
         assert client.trigger("vip")["export"] == "vip"
         assert client.wait("r-1")["status"] == "succeeded"
         with pytest.raises(TriggerRefused) as missing:

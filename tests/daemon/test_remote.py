@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from omnisync.daemon.remote import RemoteRun, as_run_result, result_from_document
+from omnisync.daemon.remote import as_run_result, result_from_document
 from omnisync.engine.results import FailureSample, RunCounts, RunResult
 from omnisync.engine.run_render import render_json, render_text
 
@@ -32,7 +32,7 @@ def test_the_summary_document_reads_back_as_the_same_run():
     # The daemon sends `export run --format json`'s document; read back, it renders the same.
     document = json.loads(render_json(RESULT))
     assert result_from_document(document, "vip") == RESULT
-    remote = RemoteRun(record={"status": "partial", "result": document})
+    remote = {"status": "partial", "result": document}
     assert render_text(as_run_result(remote, "vip")) == render_text(RESULT)
     assert render_json(as_run_result(remote, "vip")) == render_json(RESULT)
 
@@ -45,7 +45,7 @@ def test_a_record_without_a_summary_reads_as_its_status_and_counts():
         "history_id": None,
         "stop_reason": None,
     }
-    result = as_run_result(RemoteRun(record=record), "vip")
+    result = as_run_result(record, "vip")
     assert (result.status, result.counts.upserted, result.run_id) == ("failed", 3, None)
     assert result.error == "export vip is running elsewhere"
 
@@ -54,5 +54,5 @@ def test_a_held_run_reads_back_as_held():
     # `export run` through the daemon exits as a held run (EXIT_HELD), not as a failure.
     document = json.loads(render_json(replace(RESULT, status="held")))
     assert result_from_document(document, "vip").status == "held"
-    remote = RemoteRun(record={"status": "held", "counts": {"members": 3}})
+    remote = {"status": "held", "counts": {"members": 3}}
     assert as_run_result(remote, "vip").status == "held"

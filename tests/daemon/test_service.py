@@ -191,7 +191,7 @@ def test_run_through_daemon_waits_behind_a_running_run_then_starts_its_own(runni
     runs.release.set()
     caller.join(timeout=30)
     remote = outcome["remote"]
-    assert remote.record["id"] != first["id"]
+    assert remote["id"] != first["id"]
     assert notices[1:] == [f"the daemon (pid {os.getpid()}) is running export a: run h2"]
     # The waited-for run's progress, then this run's: each reaches "finished".
     assert phases[:2] == [("applying", 0), ("finished", 20)], phases

@@ -14,7 +14,6 @@ from omnisync.omnisend.errors import (
     ServerError,
     TransportError,
 )
-from omnisync.omnisend.payloads import EncodedBatch
 from omnisync.state import InflightItem, SqliteLedgerStore
 
 
@@ -36,10 +35,10 @@ def test_a_failed_creation_keeps_the_intent_only_when_the_batch_may_exist(
         recorder = LedgerRecorder(store, "vip", clock=FakeClock())
         recorder.expect("a@x.io", 1, then_tag=True)
         recorder.expect("b@x.io", 2, then_tag=False)
-        token = recorder.intend(EncodedBatch(["a@x.io", "b@x.io"], [b"{}", b"{}"]))
+        token = recorder.batch_sending(("a@x.io", "b@x.io"))
         [intent] = store.intents("vip")
         assert intent.items == (InflightItem("a@x.io", 1, True), InflightItem("b@x.io", 2, False))
-        recorder.not_created(token, error)
+        recorder.batch_not_created(token, error)
         assert [i.batch_id for i in store.intents("vip")] == ([token] if kept else [])
         assert store.inflight_batches("vip") == []
 
@@ -49,22 +48,22 @@ def test_batches_are_recorded_and_acknowledged_as_omnisend_answered(
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
         recorder = LedgerRecorder(store, "vip", clock=FakeClock())
-        first = EncodedBatch(["a@x.io", "b@x.io"], [b"{}", b"{}"])
-        second = EncodedBatch(["c@x.io", "d@x.io"], [b"{}", b"{}"])
+        first = ("a@x.io", "b@x.io")
+        second = ("c@x.io", "d@x.io")
         for batch, fingerprints in ((first, [1, 2]), (second, [3, 4])):
             for email, fingerprint, then_tag in zip(
-                batch.emails, fingerprints, [True, False], strict=True
+                batch, fingerprints, [True, False], strict=True
             ):
                 recorder.expect(email, fingerprint, then_tag=then_tag)
-        first_token = recorder.intend(first)
-        second_token = recorder.intend(second)
+        first_token = recorder.batch_sending(first)
+        second_token = recorder.batch_sending(second)
         # Both recorded at one (fake) time: keyed by token, not in list order.
         assert {intent.batch_id: intent.items for intent in store.intents("vip")} == {
             first_token: (InflightItem("a@x.io", 1, True), InflightItem("b@x.io", 2, False)),
             second_token: (InflightItem("c@x.io", 3, True), InflightItem("d@x.io", 4, False)),
         }
-        recorder.created(first_token, "batch-1")
-        recorder.created(second_token, "batch-2")
+        recorder.batch_created(first_token, "batch-1", first)
+        recorder.batch_created(second_token, "batch-2", second)
         # One poll round: part of a batch accepted (only that part enters the
         # ledger) and a whole batch accepted.
         recorder.upserts_acknowledged((("batch-1", ("b@x.io",)), ("batch-2", ("d@x.io", "c@x.io"))))

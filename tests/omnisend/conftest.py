@@ -119,6 +119,7 @@ class RecordingListener:
     """A thread-safe DeliveryListener that keeps every event, and checks nothing is
     reported twice."""
 
+    sending: dict[str, tuple[str, ...]] = field(default_factory=dict)
     created: dict[str, tuple[str, ...]] = field(default_factory=dict)
     acknowledged: list[str] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
@@ -136,16 +137,27 @@ class RecordingListener:
             self.events.append(name)
             yield
 
-    def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
+    def batch_sending(self, emails: tuple[str, ...]) -> str:
+        with self._event("batch_sending"):
+            provisional_id = f"provisional-{len(self.events)}"
+            self.sending[provisional_id] = emails
+            return provisional_id
+
+    def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
         with self._event("batch_created"):
+            # Announced before it was sent, with the same contacts.
+            assert self.sending.pop(provisional_id) == emails
             assert batch_id not in self.created
             self.created[batch_id] = emails
+
+    def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
+        with self._event("batch_not_created"):
+            del self.sending[provisional_id]
 
     def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
         with self._event("upserts_acknowledged"):
             for batch_id, emails in acknowledged:
-                # A batch resumed from a killed run was never reported created.
-                assert set(emails) <= set(self.created.get(batch_id, emails))
+                assert set(emails) <= set(self.created[batch_id])
                 self.acknowledged.extend(emails)
 
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:

@@ -199,6 +199,7 @@ def test_a_401_stops_the_pipeline_at_once_with_a_clear_error(
     creators = inspect.signature(DeliveryPipeline).parameters["creator_threads"].default
     assert 1 <= len(log) <= creators and all(record.status == 401 for record in log)
     assert listener.created == {}
+    assert listener.sending == {}  # each batch announced was then reported not created
     assert all("revoked-key-SECRET-1" not in record.getMessage() for record in caplog.records)
 
 
@@ -209,8 +210,8 @@ class StoppingListener(RecordingListener):
     stop: threading.Event = field(default_factory=threading.Event)
     after: int = 3
 
-    def batch_created(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        super().batch_created(batch_id, emails)
+    def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
+        super().batch_created(provisional_id, batch_id, emails)
         if len(self.created) >= self.after:
             self.stop.set()
 
