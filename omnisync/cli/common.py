@@ -5,6 +5,7 @@ pipe or a narrow locale cannot break."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -38,6 +39,14 @@ def config_with_export(args: argparse.Namespace, *, command: str) -> Config | in
         return loaded
     refused = refuse_unknown_exports(loaded, [args.export], command=command)
     return loaded if refused is None else refused
+
+
+def chosen_exports(config: Config, names: list[str], *, command: str) -> list[str] | int:
+    """The exports ``names`` asks for, once each in order (every export of ``config``
+    when empty), or exit 2 from :func:`refuse_unknown_exports`."""
+    chosen = list(dict.fromkeys(names)) or list(config.exports)
+    refused = refuse_unknown_exports(config, chosen, command=command)
+    return chosen if refused is None else refused
 
 
 def refuse_unknown_exports(config: Config, names: list[str], *, command: str) -> int | None:
@@ -90,3 +99,8 @@ def write(text: str, stream: TextIO | None = None) -> None:
         stream.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+def write_json(document: object) -> None:
+    """``document`` on stdout as indented JSON, non-ASCII characters as they are."""
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

@@ -20,8 +20,6 @@ from typing import Any
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.location import add_config_argument, config_path_from
 
-_log = logging.getLogger("omnisync.daemon")
-
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(

@@ -148,8 +148,6 @@ def _review(
         base,
         head,
         members=members,
-        counts_known=members.known,
-        counts_note=members.note,
         relocate_base=relocations[0],
         relocate_head=relocations[1],
     )

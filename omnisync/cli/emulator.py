@@ -156,8 +156,6 @@ def _argument_problems(args: argparse.Namespace) -> list[str]:
         problems.append("--time-scale must be a positive number")
     if args.batch_delay < 0:
         problems.append("--batch-delay must not be negative")
-    if args.requests_per_minute < 1 or args.tags_per_minute < 1:
-        problems.append("rate limits must be at least 1 per minute")
     if args.request_log_limit is not None and args.request_log_limit < 0:
         problems.append("--request-log-limit must not be negative")
     if not args.allow_remote and not is_loopback_host(args.host):

@@ -22,7 +22,6 @@ empty e-mail, an unreadable config path).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import sys
@@ -30,7 +29,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.common import cli_config, open_existing_store, refuse_unknown_exports
+from omnisync.cli.common import chosen_exports, cli_config, open_existing_store, write_json
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
 
@@ -75,10 +74,9 @@ def handle(args: argparse.Namespace) -> int:
     if email is None:
         print("omnisync explain: the e-mail is empty", file=sys.stderr)
         return EXIT_USAGE
-    names = list(dict.fromkeys(args.exports or ())) or list(loaded.exports)
-    refused = refuse_unknown_exports(loaded, names, command="explain")
-    if refused is not None:
-        return refused
+    names = chosen_exports(loaded, args.exports or [], command="explain")
+    if isinstance(names, int):
+        return names
     # SQLite: the diff ATTACHes the file; PostgreSQL: the diff reads the store.
     path = None if loaded.daemon.state.shared else state_path(loaded.daemon.state_dir)
     now = datetime.now(UTC)
@@ -109,12 +107,13 @@ def handle(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     if args.format == "json":
-        document = {
-            "email": email,
-            "exports": [asdict(item) for item in explained],
-            "failures": [asdict(item) for item in failures],
-        }
-        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        write_json(
+            {
+                "email": email,
+                "exports": [asdict(item) for item in explained],
+                "failures": [asdict(item) for item in failures],
+            }
+        )
     else:
         sys.stdout.write(render_text(email, explained))
     for failure in failures:

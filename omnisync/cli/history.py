@@ -18,13 +18,18 @@ do. (An export removed from the config still shows the runs it left.)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from omnisync.cli.common import cli_config, open_existing_store, positive
-from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from omnisync.cli.common import (
+    cli_config,
+    open_existing_store,
+    positive,
+    refuse_unknown_exports,
+    write_json,
+)
+from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
-from omnisync.config.model import DaemonSettings
+from omnisync.config.model import Config, DaemonSettings
 from omnisync.engine.history_render import render_runs, runs_as_dicts
 from omnisync.state import RunRecord, StateError, state_path
 
@@ -50,15 +55,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handler(args: argparse.Namespace) -> int:
-    known: list[str] | None = None  # the config's exports, when a config was read
+    config: Config | None = None
     if args.state_dir is not None:
         settings = DaemonSettings(state_dir=args.state_dir)
     else:
         loaded = cli_config(args)
         if isinstance(loaded, int):
             return loaded
+        config = loaded
         settings = loaded.daemon
-        known = sorted(loaded.exports)
     runs: list[RunRecord] = []
     location = str(state_path(settings.state_dir))
     try:
@@ -70,15 +75,12 @@ def handler(args: argparse.Namespace) -> int:
     except StateError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    if known is not None and args.export is not None and args.export not in known and not runs:
-        print(
-            f"omnisync history: no export '{args.export}' in the config"
-            f" (exports: {', '.join(known) or 'none'})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    if config is not None and args.export is not None and not runs:
+        refused = refuse_unknown_exports(config, [args.export], command="history")
+        if refused is not None:
+            return refused
     if args.format == "json":
-        print(json.dumps({"runs": runs_as_dicts(runs)}, ensure_ascii=False, indent=2))
+        write_json({"runs": runs_as_dicts(runs)})
         return EXIT_OK
     if not runs:
         scope = f" for export {args.export!r}" if args.export else ""

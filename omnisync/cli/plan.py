@@ -26,7 +26,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from omnisync.cli.common import cli_config, refuse_unknown_exports
+from omnisync.cli.common import chosen_exports, cli_config
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
 from omnisync.engine.plan_render import PlanFailure, render_json, render_markdown, render_text
@@ -76,10 +76,9 @@ def handle(args: argparse.Namespace) -> int:
     config = cli_config(args)
     if isinstance(config, int):
         return config
-    names = list(dict.fromkeys(args.exports)) or list(config.exports)
-    refused = refuse_unknown_exports(config, names, command="plan")
-    if refused is not None:
-        return refused
+    names = chosen_exports(config, args.exports, command="plan")
+    if isinstance(names, int):
+        return names
 
     now = datetime.now(UTC)
     reports: list[PlanReport] = []

@@ -8,8 +8,6 @@ export of the config the replica holding its brand.
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -96,13 +94,3 @@ def shared_status(config: Config | None) -> dict[str, Any] | str | None:
         return replicas_document(config)
     except StateError as error:
         return str(error)
-
-
-def print_shared(shared: dict[str, Any], output_format: str) -> None:
-    """The replicas alone (no daemon answers here): as JSON, or as the table."""
-    if output_format == "json":
-        sys.stdout.write(json.dumps(shared, indent=2, ensure_ascii=False) + "\n")
-        return
-    from rich.console import Console
-
-    render_replicas(shared, Console(highlight=False), now=datetime.now(UTC))

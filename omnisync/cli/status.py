@@ -19,7 +19,6 @@ has them in full) and schedules read as the config writes them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from omnisync.cli.common import write_json
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
 from omnisync.config.build import default_state_dir, resolve_path
 from omnisync.config.loader import config_file_names, try_load_config
@@ -52,12 +52,6 @@ _STATE_STYLES = {
     "disabled": "dim",
     "idle": "green",
     "on-demand": "blue",
-}
-_STATUS_STYLES = {
-    "succeeded": "green",
-    "partial": "yellow",
-    "failed": "bold red",
-    "interrupted": "yellow",
 }
 
 
@@ -191,48 +185,50 @@ def handle(args: argparse.Namespace) -> int:
     if isinstance(lookup, str):
         print(f"omnisync status: {lookup}", file=sys.stderr)
         return EXIT_USAGE
-    from omnisync.cli.replicas import print_shared, shared_status
+    from omnisync.cli.replicas import render_replicas, shared_status
 
     shared = shared_status(lookup.config)
     if isinstance(shared, str):
         print(f"omnisync status: cannot read the replicas: {shared}", file=sys.stderr)
         return EXIT_NO_DAEMON
+    document: dict[str, Any] = {}
     try:
         with DaemonClient.find(lookup.state_dir) as client:
             document = client.status()
     except DaemonUnavailable as error:
-        if shared is not None:
-            # Replicas elsewhere: the shared store says what they do.
-            print_shared(shared, args.format)
-            return EXIT_OK
-        if args.state_dir:
-            looked = f"in the state directory {lookup.state_dir} (--state-dir)"
-        else:
-            looked = (
-                f"for the config {config_path_from(args, os.environ)}; looked in"
-                f" {lookup.state_dir}, {lookup.reason}"
-            )
-        print(f"omnisync status: no daemon is running {looked}: {error}", file=sys.stderr)
-        if lookup.config_problem:
-            print(f"omnisync status: note: {lookup.config_problem}", file=sys.stderr)
-        return EXIT_NO_DAEMON
-    if lookup.config_problem:
-        # The daemon keeps running its last good config; say why this one is not it.
-        print(f"omnisync status: warning: {lookup.config_problem}", file=sys.stderr)
-    if shared is not None:
-        document = {**document, **shared}
-    if args.format == "json":
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        if shared is None:
+            _no_daemon(args, lookup, error)
+            return EXIT_NO_DAEMON
+        # Replicas elsewhere: the shared store alone says what they do.
     else:
-        from rich.console import Console  # here: rich is only needed to draw the table
+        if lookup.config_problem:
+            # The daemon keeps running its last good config; say why this one is not it.
+            print(f"omnisync status: warning: {lookup.config_problem}", file=sys.stderr)
+    if args.format == "json":
+        write_json({**document, **(shared or {})})
+        return EXIT_OK
+    from rich.console import Console  # here: rich is only needed to draw the tables
 
-        console = Console(highlight=False)
+    console = Console(highlight=False)
+    if document:
         render(document, console)
-        if shared is not None:
-            from omnisync.cli.replicas import render_replicas
-
-            render_replicas(shared, console, now=datetime.now(UTC))
+    if shared is not None:
+        render_replicas(shared, console, now=datetime.now(UTC))
     return EXIT_OK
+
+
+def _no_daemon(args: argparse.Namespace, lookup: Lookup, error: DaemonUnavailable) -> None:
+    """Say that no daemon answered, and where it was looked for."""
+    if args.state_dir:
+        looked = f"in the state directory {lookup.state_dir} (--state-dir)"
+    else:
+        looked = (
+            f"for the config {config_path_from(args, os.environ)}; looked in"
+            f" {lookup.state_dir}, {lookup.reason}"
+        )
+    print(f"omnisync status: no daemon is running {looked}: {error}", file=sys.stderr)
+    if lookup.config_problem:
+        print(f"omnisync status: note: {lookup.config_problem}", file=sys.stderr)
 
 
 def render(document: dict[str, Any], console: Console, *, now: datetime | None = None) -> None:
@@ -244,6 +240,8 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
     from rich import box
     from rich.table import Table
     from rich.text import Text
+
+    from omnisync.engine.history_render import STATUS_STYLES  # a run's colour, as in history
 
     now = now or datetime.now(UTC)
     daemon = document.get("daemon", {})
@@ -279,7 +277,7 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
         state = export.get("state", "")
         if export.get("retry"):
             state = f"{state} (retry {export['retry']['attempt']})"
-        last_run = Text(status, style=_STATUS_STYLES.get(status, ""))
+        last_run = Text(status, style=STATUS_STYLES.get(status, ""))
         when = _relative(last.get("ended_at") or last.get("started_at"), now)
         last_run.append(f" {when}" if status else when)
         rows.append(

@@ -21,8 +21,6 @@ class Locale:
     cities: tuple[tuple[str, str, str], ...]  # (city, state, postal code)
     streets: tuple[str, ...]
     weight: int
-    #: ``(first, last) -> ascii local part`` differs per script; see ``transliterate``.
-    script: str = "latin"
 
 
 # fmt: off
@@ -42,7 +40,6 @@ UKRAINE_CYRILLIC = Locale(
     ),
     streets=("вул. Хрещатик", "вул. Шевченка", "просп. Свободи", "вул. Січових Стрільців"),
     weight=22,
-    script="cyrillic",
 )
 
 UKRAINE_LATIN = Locale(

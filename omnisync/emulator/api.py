@@ -99,7 +99,7 @@ def _int_parameter(
 
 
 def post_contact(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
-    emails = brand.canonical_emails([request.body])
+    emails = brand.stored_emails([email_of(request.body)])
     try:
         status, body = brand.upsert_contact(
             request.body,
@@ -222,15 +222,8 @@ def change_tags(
     if errors:
         raise validation_problem(errors)
     body = request.body
-    with brand.lock:
-        # The store's own string for a known e-mail (a small log), one lookup each.
-        find = brand.book.by_email.get
-        emails = tuple(
-            [e if (record := find(e)) is None else record.email for e in body.get("emails") or ()]
-        )
+    emails = brand.stored_emails(body.get("emails") or ())
     if "emails" in body:
-        # The same e-mails, as the store's own strings where it has them: the
-        # lookups that apply the call then match keys by identity.
         body = {**body, "emails": emails}
     state.schedule_tags(brand, body, remove=remove)
     return ApiResponse(202, None, emails)
@@ -243,7 +236,7 @@ def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) 
     errors = validate_batch(request.body)
     if errors:
         raise validation_problem(errors)
-    emails = brand.canonical_emails(request.body["items"])
+    emails = brand.stored_emails(map(email_of, request.body["items"]))
     batch = brand.new_batch(request.body, raw=request.raw, at=state.wall_seconds())
     state.schedule_batch(brand, batch)
     return ApiResponse(201, {"batchID": batch.id, "totalCount": batch.total}, emails)

@@ -165,24 +165,24 @@ class Brand:
             self.batches[batch_id] = batch
             return batch
 
-    def canonical_emails(self, items: Iterable[Any]) -> tuple[str, ...]:
-        """The items' e-mails, as the string objects the store already holds when it can.
+    def stored_emails(self, emails: Iterable[str | None]) -> tuple[str, ...]:
+        """``emails`` (``None`` skipped), as the string objects the store already holds when it can.
 
-        The request log keeps these; sharing the stored strings keeps a
-        million-contact log small.
+        The request log keeps these, and a tag call looks contacts up by them:
+        sharing the stored strings keeps a million-contact log small and lets
+        those lookups match keys by identity.
         """
         # Read without the lock: a dict lookup is atomic, and losing a race
         # only costs one duplicate string.
         find = self.book.by_email.get
-        emails: list[str] = []
-        for item in items:
-            email = email_of(item)
+        stored: list[str] = []
+        for email in emails:
             if email is None:
                 continue
             record = find(email)
             # A new contact's key will be this very string; an existing one has its own.
-            emails.append(email if record is None else record.email)
-        return tuple(emails)
+            stored.append(email if record is None else record.email)
+        return tuple(stored)
 
     def start_batch(
         self,
@@ -232,7 +232,7 @@ class Brand:
         try:
             errors = contact_problems(item, creating=True, failing_emails=failing_emails)
             if errors:
-                return problem_document(400, validation_problem(errors).detail, errors=errors)
+                return validation_problem(errors).document()
             return book.upsert(item, at=at)[0] == 201
         except Exception:  # a bug must fail one item, not the batch or the worker
             logger.exception("emulator batch item failed", extra={"event": "emulator_error"})

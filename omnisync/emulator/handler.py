@@ -232,9 +232,9 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         api_path = path[len("/api") :] or "/"
         found = route(method, api_path)
         endpoint = found.endpoint if found is not None else "unknown"
-        brand = state.brand_for_authorization(self.headers.get("Authorization"))
-        # Which key asked (several keys may reach one brand): tests tell clients apart by it.
-        key = self.headers.get("Authorization", "").rpartition(" ")[2] if brand else None
+        # Which key asked is logged too (several keys may reach one brand): tests
+        # tell clients apart by it.
+        brand, key = state.authenticate(self.headers.get("Authorization")) or (None, None)
 
         draw: Draw = "ok"
         try:

@@ -136,10 +136,12 @@ class EmulatorState:
 
     # -- identity --------------------------------------------------------------
 
-    def brand_for_authorization(self, header: str | None) -> Brand | None:
+    def authenticate(self, header: str | None) -> tuple[Brand, str] | None:
+        """The brand and the API key an ``Authorization`` header names, if it names a known one."""
         if header is None or not header.startswith(AUTH_SCHEME):
             return None
-        return self._keys.get(header[len(AUTH_SCHEME) :].strip())
+        key = header[len(AUTH_SCHEME) :].strip()
+        return (self._keys[key], key) if key in self._keys else None
 
     def brand_for_key(self, api_key: str) -> str:
         """The brand name an API key belongs to (``KeyError`` without naming the key)."""

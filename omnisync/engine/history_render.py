@@ -93,8 +93,9 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     errors: list[Text] = []
     for run in runs:
-        counts = run.counts
-        failed = counts.get("upsert_failed", 0) + counts.get("tag_failed", 0)
+        counts = dict(run.counts)
+        if counts:
+            counts["failed"] = counts.get("upsert_failed", 0) + counts.get("tag_failed", 0)
         style = STATUS_STYLES.get(run.status, "")
         replica_cell = (run.replica or "",) if include_replica else ()
         table.add_row(
@@ -106,12 +107,7 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
             _duration(run),
             f"[{style}]{run.status}[/{style}]" if style else run.status,
             run.config_revision or "",
-            _count(counts, "members"),
-            _count(counts, "upserted"),
-            _count(counts, "tagged"),
-            _count(counts, "untagged"),
-            str(failed) if counts else "",
-            _count(counts, "pending"),
+            *(_count(counts, name) for name in COUNT_COLUMNS),
         )
         if run.error:
             line = Text(f"  run {run.id}: ", style=style or "")
@@ -130,7 +126,7 @@ def _first_line(error: str) -> str:
     return lines[0] if lines else ""
 
 
-def _count(counts: dict[str, int] | Any, name: str) -> str:
+def _count(counts: dict[str, int], name: str) -> str:
     value = counts.get(name)
     return "" if value is None else f"{value:,}"
 

@@ -21,7 +21,7 @@ from omnisync.config.model import Config, OnLeave
 from omnisync.engine.guards import hold_reasons
 from omnisync.engine.results import Tallied, tallied
 from omnisync.engine.staged import StagedExport
-from omnisync.engine.staging import ledger_path_for, stage_export
+from omnisync.engine.staging import SAMPLE_SIZE, ledger_path_for, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
@@ -89,10 +89,9 @@ class PlanReport(Tallied):
 
 
 class _Reasons:
-    """Counts and a few examples per reason, in first-seen order."""
+    """Counts and up to :data:`SAMPLE_SIZE` examples per reason, in first-seen order."""
 
-    def __init__(self, sample_size: int) -> None:
-        self._sample_size = sample_size
+    def __init__(self) -> None:
         self._counts: dict[str, int] = {}
         self._examples: dict[str, list[str]] = {}
 
@@ -100,13 +99,13 @@ class _Reasons:
         """Count one row for ``reason``; ``email`` is masked if kept as an example."""
         self._counts[reason] = self._counts.get(reason, 0) + 1
         examples = self._examples.setdefault(reason, [])
-        if len(examples) < self._sample_size:
+        if len(examples) < SAMPLE_SIZE:
             examples.append(mask_email(email))
 
     def put(self, reason: str, count: int, examples: Iterable[str]) -> None:
         """Record ``count`` rows for ``reason`` at once (``examples`` already safe to show)."""
         self._counts[reason] = count
-        self._examples[reason] = list(examples)[: self._sample_size]
+        self._examples[reason] = list(examples)[:SAMPLE_SIZE]
 
     def summaries(self) -> tuple[ReasonCount, ...]:
         """Most frequent first; ties by reason."""
@@ -124,19 +123,18 @@ class PlanTally:
     Not thread-safe.
     """
 
-    def __init__(self, staged: StagedExport, *, sample_size: int = 5) -> None:
+    def __init__(self, staged: StagedExport) -> None:
         self._export = staged.export
         self._counts = staged.counts
         self._duplicates_sample = staged.duplicates_sample
         self._source = staged.source_name
-        self._sample_size = sample_size
         self._with_consent = 0
         #: Work items found invalid: new ones, changed ones, those that needed the tag.
         self.invalid_new = 0
         self.invalid_changed = 0
         self.invalid_tag = 0
-        self._invalid = _Reasons(sample_size)
-        self._warnings = _Reasons(sample_size)
+        self._invalid = _Reasons()
+        self._warnings = _Reasons()
         self._samples: dict[str, list[str]] = {action: [] for action in SAMPLED_ACTIONS}
         if staged.counts.missing_email:
             # No e-mail to mask: the examples are row numbers in the segment.
@@ -185,7 +183,7 @@ class PlanTally:
     def add_leavers(self, leavers: Iterable[Leaver]) -> None:
         """Take samples of leavers (their count comes from the staging counts)."""
         for leaver in leavers:
-            if len(self._samples["untag"]) >= self._sample_size:
+            if len(self._samples["untag"]) >= SAMPLE_SIZE:
                 return
             self._sample("untag", leaver.email)
 
@@ -213,7 +211,7 @@ class PlanTally:
 
     def _sample(self, action: str, email: str) -> None:
         sample = self._samples[action]
-        if len(sample) < self._sample_size:
+        if len(sample) < SAMPLE_SIZE:
             sample.append(mask_email(email))
 
 
@@ -221,7 +219,6 @@ def build_plan_report(
     staged: StagedExport,
     *,
     now: datetime | None = None,
-    sample_size: int = 5,
     state_found: bool = True,
 ) -> PlanReport:
     """Map every work item that needs an upsert and count what the run would do.
@@ -230,7 +227,7 @@ def build_plan_report(
     are reported as the run would treat them. ``state_found``: whether the
     export's state store exists (see :class:`PlanReport`).
     """
-    tally = PlanTally(staged, sample_size=sample_size)
+    tally = PlanTally(staged)
     plan = MappingPlan(staged.export, staged.columns)
     for item in staged.work():
         tally.add(item, plan.map_work(item, now=now))
@@ -256,10 +253,9 @@ def plan_export(
     raises. Without a state store every member counts as to create (an upper
     bound), and the report says so (``state_found``).
     """
-    if store is not None:
-        with stage_export(config, export_name, ledger_path=ledger_path, store=store) as staged:
-            # An open store exists, even before its first run.
-            return build_plan_report(staged, now=now, state_found=True)
-    ledger = ledger_path if ledger_path is not None else ledger_path_for(config)
-    with stage_export(config, export_name, ledger_path=ledger) as staged:
-        return build_plan_report(staged, now=now, state_found=ledger.is_file())
+    if store is None and ledger_path is None:
+        ledger_path = ledger_path_for(config)
+    # An open store exists, even before its first run.
+    state_found = store is not None or (ledger_path is not None and ledger_path.is_file())
+    with stage_export(config, export_name, ledger_path=ledger_path, store=store) as staged:
+        return build_plan_report(staged, now=now, state_found=state_found)

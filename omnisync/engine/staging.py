@@ -29,7 +29,6 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 from omnisync.config.model import Config, Export
@@ -81,18 +80,14 @@ _SCRATCH_ERROR_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class StagingSettings:
-    """Knobs of the staging database; the defaults suit a million-row segment.
-
-    ``cache_kib`` bounds the temp tables' page cache (memory); ``sample_size``
-    is how many masked examples are kept; ``fetch_size`` how many rows
-    :meth:`StagedExport.work` fetches at a time.
-    """
-
-    cache_kib: int = 65_536
-    sample_size: int = 5
-    fetch_size: int = 2_000
+#: The temporary tables' page cache in KiB: what bounds staging's memory (suits a
+#: million-row segment; beyond it the tables live in their temporary files).
+CACHE_KIB = 65_536
+#: How many masked examples a plan or a run keeps per sample.
+SAMPLE_SIZE = 5
+#: How many rows :meth:`StagedExport.work` fetches at a time (and, for a PostgreSQL
+#: ledger, how many travel between the databases at a time).
+FETCH_SIZE = 2_000
 
 
 def ledger_path_for(config: Config) -> Path:
@@ -107,7 +102,6 @@ def stage_export(
     *,
     ledger_path: Path | None = None,
     store: LedgerStore | None = None,
-    settings: StagingSettings | None = None,
     environ: Mapping[str, str] | None = None,
     credentials_directory: str | None = None,
     full: bool = False,
@@ -138,7 +132,6 @@ def stage_export(
         raise KeyError(f"no export named '{export_name}' in the config")
     if store is not None and ledger_path is not None:
         raise ValueError("stage_export takes a ledger_path or a store, not both")
-    settings = settings or StagingSettings()
     ledger: Path | LedgerStore
     if store is not None and store.ledger_file is None:
         # Opening the store already refused a newer schema; it is migrated.
@@ -164,7 +157,6 @@ def stage_export(
             reader,
             export,
             ledger=ledger,
-            settings=settings,
             full=full,
             brand=config.brand_of(export.name),
         )
@@ -178,7 +170,6 @@ def _stage(
     export: Export,
     *,
     ledger: Path | LedgerStore,
-    settings: StagingSettings,
     full: bool,
     brand: str | None,
 ) -> StagedExport:
@@ -186,7 +177,7 @@ def _stage(
     columns = fingerprint_columns(export)
     fingerprinter = Fingerprinter.for_export(export)
     try:
-        _prepare(connection, fingerprinter, settings)
+        _prepare(connection, fingerprinter)
         connection.execute(
             "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
             "fingerprint INTEGER, " + ", ".join(f"c{index}" for index in range(len(columns))) + ")"
@@ -203,7 +194,7 @@ def _stage(
         from omnisync.engine.diff_postgres import postgres_ledger
 
         ledger_side = postgres_ledger(
-            ledger, export=export.name, brand=brand, fetch_size=settings.fetch_size
+            ledger, export=export.name, brand=brand, fetch_size=FETCH_SIZE
         )
     connection.execute("BEGIN")
     started = time.perf_counter()
@@ -223,7 +214,7 @@ def _stage(
                 tag=export.tag,
                 on_leave=export.on_leave,
                 full=full,
-                sample_size=settings.sample_size,
+                sample_size=SAMPLE_SIZE,
                 ledger=diffed_side,
             )
         connection.execute("COMMIT")
@@ -240,7 +231,7 @@ def _stage(
         counts=outcome.counts,
         duplicates_sample=outcome.duplicates_sample,
         missing_email_rows=outcome.missing_email_rows,
-        fetch_size=settings.fetch_size,
+        fetch_size=FETCH_SIZE,
         timings={"stage": filled, **outcome.timings},
     )
 
@@ -252,14 +243,12 @@ def _is_scratch_failure(error: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in _SCRATCH_ERROR_CODES
 
 
-def _prepare(
-    connection: sqlite3.Connection, fingerprinter: Fingerprinter, settings: StagingSettings
-) -> None:
+def _prepare(connection: sqlite3.Connection, fingerprinter: Fingerprinter) -> None:
     # Files, not memory: with a bounded page cache a million-row stage costs
     # disk, not RSS. Scratch, gone with the connection: nothing to roll back
     # to or to recover after a crash, so no journal.
     connection.execute("PRAGMA temp_store = FILE")
-    connection.execute(f"PRAGMA temp.cache_size = -{int(settings.cache_kib)}")
+    connection.execute(f"PRAGMA temp.cache_size = -{CACHE_KIB}")
     connection.execute("PRAGMA temp.journal_mode = OFF")
     connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
     connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)

@@ -38,11 +38,8 @@ from omnisync.config.model import Config, Connection, Export, User
 from omnisync.fingerprint import spec_digest
 from omnisync.review import cost as costs
 from omnisync.review.compare import Relocate, flatten, same
-from omnisync.review.model import Effect, Risk
+from omnisync.review.model import Effect, MemberCounts, Risk
 from omnisync.review.schedules import describe_runs, runs_per_day
-
-#: Members of an export according to its ledger (tagged entries), ``None`` when unknown.
-Members = Callable[[str], int | None]
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ class Sides:
 
     base: Config
     head: Config
-    members: Members
+    members: MemberCounts
     #: Paths of each side as the working tree holds them (see ``compare``).
     relocate_base: Relocate = same
     relocate_head: Relocate = same

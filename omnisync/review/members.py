@@ -12,23 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 
 from omnisync.config.model import DaemonSettings
+from omnisync.review.model import MemberCounts
 from omnisync.state import LedgerStore, SqliteLedgerStore, StateError, state_path
 from omnisync.state.opening import open_configured_store
-
-
-@dataclass(frozen=True)
-class MemberCounts:
-    """Members by export; ``known`` false when there was no usable store (``note`` says why)."""
-
-    known: bool
-    note: str
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def __call__(self, export: str) -> int | None:
-        return self.counts.get(export) if self.known else None
 
 
 def ledger_members(

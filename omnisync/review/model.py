@@ -101,6 +101,19 @@ class Change:
 
 
 @dataclass(frozen=True)
+class MemberCounts:
+    """Members by export from its ledger (tagged entries); ``known`` false when there was
+    no usable store, and then every count is ``None``; ``note`` says which store, or why."""
+
+    known: bool
+    note: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, export: str) -> int | None:
+        return self.counts.get(export) if self.known else None
+
+
+@dataclass(frozen=True)
 class Review:
     """Every change between ``base`` and ``head`` (revision labels).
 

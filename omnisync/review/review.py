@@ -25,30 +25,31 @@ from omnisync.review.compare import (
     objects,
     same,
 )
-from omnisync.review.effects import (
-    Members,
-    Sides,
-    connection_effects,
-    export_effects,
-    user_effects,
+from omnisync.review.effects import Sides, connection_effects, export_effects, user_effects
+from omnisync.review.model import (
+    KINDS,
+    SECTIONS,
+    Change,
+    ChangeType,
+    Effect,
+    Kind,
+    MemberCounts,
+    Review,
 )
-from omnisync.review.model import KINDS, SECTIONS, Change, ChangeType, Effect, Kind, Review
 
 
 def review_configs(
     base: Config,
     head: Config,
     *,
-    members: Members,
-    counts_known: bool,
-    counts_note: str,
+    members: MemberCounts,
     relocate_base: Relocate = same,
     relocate_head: Relocate = same,
 ) -> Review:
     """Every change from ``base`` to ``head``.
 
-    ``members(export)`` is the export's member count from its ledger, or
-    ``None``; ``relocate_base`` maps paths of a base read from a temporary
+    ``members`` are the exports' member counts from their ledgers, if known;
+    ``relocate_base`` maps paths of a base read from a temporary
     checkout back to the working tree (see :mod:`omnisync.review.compare`);
     ``relocate_head`` likewise for a head read from a revision.
     """
@@ -71,8 +72,8 @@ def review_configs(
         base=base.revision,
         head=head.revision,
         changes=tuple(changes),
-        counts_known=counts_known,
-        counts_note=counts_note,
+        counts_known=members.known,
+        counts_note=members.note,
     )
 
 

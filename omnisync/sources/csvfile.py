@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from omnisync.sources.columns import require_columns
-from omnisync.sources.errors import SourceError
+from omnisync.sources.errors import SourceError, opening_errors
 
 
 class CsvReader:
@@ -49,14 +49,8 @@ class CsvReader:
         # A UTF-8 file written by a spreadsheet often starts with a byte
         # order mark, which would otherwise become part of the first column's name.
         encoding = "utf-8-sig" if codec.name == "utf-8" else codec.name
-        try:
+        with opening_errors(self.path, segment=self.segment, source=self.source):
             return self.path.open(encoding=encoding, errors="strict", newline="")
-        except FileNotFoundError:
-            raise self._error(f"file not found: {self.path}") from None
-        except IsADirectoryError:
-            raise self._error(f"path is a directory, not a file: {self.path}") from None
-        except OSError as error:
-            raise self._error(f"cannot open {self.path}: {error.strerror}") from None
 
     def _reader(self, handle: TextIO) -> Iterator[list[str]]:
         try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from omnisync.errors import OmnisyncError
 
 
@@ -20,3 +24,20 @@ class SourceError(OmnisyncError):
         self.cause = cause
         self.segment = segment
         self.source = source
+
+
+@contextmanager
+def opening_errors(path: Path, *, segment: str, source: str) -> Iterator[None]:
+    """Turn a failure to open the segment file ``path`` into a :class:`SourceError`
+    saying why: not found, a directory, or the system's reason."""
+    try:
+        yield
+    except FileNotFoundError:
+        cause = f"file not found: {path}"
+    except IsADirectoryError:
+        cause = f"path is a directory, not a file: {path}"
+    except OSError as error:
+        cause = f"cannot open {path}: {error.strerror}"
+    else:
+        return
+    raise SourceError(cause, segment=segment, source=source)

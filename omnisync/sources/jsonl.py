@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from omnisync.sources.errors import SourceError
+from omnisync.sources.errors import SourceError, opening_errors
 
 _BOM = b"\xef\xbb\xbf"
 _INT64_MIN = -(2**63)
@@ -60,14 +60,8 @@ class JsonlReader:
 
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         """Yield, per object, the values of ``columns`` (``None`` when a key is absent)."""
-        try:
+        with opening_errors(self.path, segment=self.segment, source=self.source):
             handle = self.path.open("rb")
-        except FileNotFoundError:
-            raise self._error(f"file not found: {self.path}") from None
-        except IsADirectoryError:
-            raise self._error(f"path is a directory, not a file: {self.path}") from None
-        except OSError as error:
-            raise self._error(f"cannot open {self.path}: {error.strerror}") from None
         with handle:
             for number, raw in enumerate(handle, start=1):
                 line = raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw

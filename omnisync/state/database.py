@@ -15,10 +15,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from omnisync.state.locks import PRIVATE_FILE_MODE
+from omnisync.state.locks import PRIVATE_FILE_MODE, chmod_if_ours
 from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION, refuse_newer_schema
 from omnisync.state.store import StateError
 
@@ -69,17 +69,12 @@ def _make_private(path: Path) -> None:
     except OSError:
         return  # sqlite3.connect reports what is wrong with the path
     try:
-        if os.fstat(descriptor).st_uid == os.geteuid():
-            os.fchmod(descriptor, PRIVATE_FILE_MODE)
+        chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
     finally:
         os.close(descriptor)
     for suffix in ("-wal", "-shm", "-journal"):
-        companion = path.with_name(path.name + suffix)
-        try:
-            if companion.stat().st_uid == os.geteuid():
-                companion.chmod(PRIVATE_FILE_MODE)
-        except FileNotFoundError:
-            pass
+        with suppress(FileNotFoundError):
+            chmod_if_ours(path.with_name(path.name + suffix), PRIVATE_FILE_MODE)
 
 
 class SqliteDatabase:

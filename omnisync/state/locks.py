@@ -44,13 +44,17 @@ def make_private_directory(path: str | os.PathLike[str]) -> Path:
         except FileExistsError:
             pass  # made by another process meanwhile
         else:
-            _chmod_if_ours(candidate, PRIVATE_DIRECTORY_MODE)
-    _chmod_if_ours(directory, PRIVATE_DIRECTORY_MODE)
+            chmod_if_ours(candidate, PRIVATE_DIRECTORY_MODE)
+    chmod_if_ours(directory, PRIVATE_DIRECTORY_MODE)
     return directory
 
 
-def _chmod_if_ours(path: Path, mode: int) -> None:
-    status = path.stat()
+def chmod_if_ours(path: Path | int, mode: int) -> None:
+    """Give ``path`` (or an open descriptor) ``mode`` when this user owns it.
+
+    What another user owns (root reading a service's state) is left as it is.
+    """
+    status = os.stat(path)
     if status.st_uid == os.geteuid() and status.st_mode & 0o7777 != mode:
         os.chmod(path, mode)
 
@@ -78,9 +82,7 @@ class ExportLock:
             PRIVATE_FILE_MODE,
         )
         try:
-            status = os.fstat(descriptor)
-            if status.st_uid == os.geteuid() and status.st_mode & 0o7777 != PRIVATE_FILE_MODE:
-                os.fchmod(descriptor, PRIVATE_FILE_MODE)
+            chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "unknown"

@@ -3,27 +3,27 @@
 For several replicas sharing one state (issue 17). The connection, schema and
 migrations are :class:`~omnisync.state.postgres_database.PostgresDatabase`;
 the SQL both stores share is :mod:`omnisync.state.sql_store`, this module
-the rest. Sets of e-mails travel as one ``text[]``
-parameter, so a batch's worth of work is one statement; in-flight batches are
-one row per item (``inflight_batches``), intents one row per batch (a JSON
-array, recorded in the batch's order). Text keys use the ``"C"`` collation, so
-e-mails sort by code point as in the SQLite store and in Python.
+the rest. Sets of e-mails travel as one ``text[]`` parameter, so a batch's
+worth of work is one statement; in-flight batches are one row per item
+(``inflight_batches``, read back packed per batch as SQLite keeps them),
+intents one row per batch (a JSON array, recorded in the batch's order).
+Text keys use the ``"C"`` collation, so e-mails sort by code point as in the
+SQLite store and in Python.
 
 There is no SQLite file to ATTACH: :attr:`ledger_file` is ``None``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+import copy
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import cast
 
-from omnisync.inflight import InflightItem
 from omnisync.state.fencing import Fence, check_fence
 from omnisync.state.postgres_database import PostgresConnection, PostgresDatabase
 from omnisync.state.sql_store import SqlLedgerStore
-from omnisync.state.store import InflightBatch, RunRecord, format_timestamp
+from omnisync.state.store import RunRecord, format_timestamp
 
 
 class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
@@ -35,6 +35,11 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
 
     ledger_file = None
     _inflight_table = "inflight_batches"
+    _inflight_packed = (
+        "(SELECT export, batch_id, min(created_at) AS created_at, "
+        "jsonb_agg(jsonb_build_array(email, fingerprint, then_tag::int)) AS items "
+        "FROM inflight_batches GROUP BY export, batch_id) AS inflight_packed"
+    )
     _in_emails = "= ANY(?::text[])"
     _by_code_point = ' COLLATE "C"'
     _for_update = " FOR UPDATE"
@@ -54,11 +59,10 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
         the brand over, a paused or partitioned one cannot write a thing,
         however late it resumes. Closing the copy leaves the store open.
         """
-        copy = object.__new__(PostgresLedgerStore)
-        copy.__dict__.update(self.__dict__)
-        copy._fence = fence
-        copy._owner = False
-        return copy
+        fenced = copy.copy(self)
+        fenced._fence = fence
+        fenced._owner = False
+        return fenced
 
     def _reading(self, action: str) -> AbstractContextManager[PostgresConnection]:
         return self._database.transaction(action)
@@ -113,34 +117,6 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
             )
         return given
 
-    def record_inflight(
-        self, export: str, batch_id: str, items: Sequence[InflightItem], *, now: datetime
-    ) -> None:
-        unique = list({item.email: item for item in items}.values())  # a later item wins
-        if not unique:
-            return
-        # A batch recorded again keeps its first created_at.
-        with self._writing("record an in-flight batch") as connection:
-            connection.execute(
-                "INSERT INTO inflight_batches "
-                "(export, batch_id, email, fingerprint, then_tag, created_at) "
-                "SELECT %(export)s, %(batch)s, email, fingerprint, then_tag, "
-                "coalesce((SELECT min(created_at) FROM inflight_batches "
-                "WHERE export = %(export)s AND batch_id = %(batch)s), %(stamp)s) "
-                "FROM unnest(%(emails)s::text[], %(fingerprints)s::bigint[], "
-                "%(then_tag)s::boolean[]) AS t(email, fingerprint, then_tag) "
-                "ON CONFLICT (export, batch_id, email) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, then_tag = excluded.then_tag",
-                {
-                    "export": export,
-                    "batch": batch_id,
-                    "stamp": format_timestamp(now),
-                    "emails": [item.email for item in unique],
-                    "fingerprints": [item.fingerprint for item in unique],
-                    "then_tag": [item.then_tag for item in unique],
-                },
-            )
-
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
         with self._writing("record a created batch") as connection:
             cursor = connection.execute(
@@ -161,26 +137,6 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
                 },
             )
             return max(cursor.rowcount, 0)
-
-    def inflight_batches(self, export: str) -> list[InflightBatch]:
-        with self._reading("read in-flight batches") as connection:
-            rows = connection.execute(
-                "SELECT batch_id, created_at, email, fingerprint, then_tag FROM inflight_batches "
-                'WHERE export = %s ORDER BY batch_id COLLATE "C", email COLLATE "C"',
-                (export,),
-            ).fetchall()
-        # One row per item: a batch is its rows, created when its first item was.
-        grouped: dict[str, tuple[str, list[InflightItem]]] = {}
-        for batch_id, created_at, email, fingerprint, then_tag in rows:
-            first, batch_items = grouped.setdefault(str(batch_id), (str(created_at), []))
-            if str(created_at) < first:
-                grouped[str(batch_id)] = (str(created_at), batch_items)
-            batch_items.append(InflightItem(str(email), cast(int, fingerprint), bool(then_tag)))
-        batches = [
-            InflightBatch(batch_id, created_at, tuple(sorted(batch_items)))
-            for batch_id, (created_at, batch_items) in grouped.items()
-        ]
-        return sorted(batches, key=lambda batch: (batch.created_at, batch.batch_id))
 
     def _acknowledge(
         self,

@@ -2,8 +2,9 @@
 
 :class:`SqlLedgerStore` writes that SQL once, in SQLite's ``?`` style; a
 store supplies its connection (reads, write transactions, one-statement
-writes) and the few words its dialect says otherwise. What differs in
-substance (how in-flight items are kept, how the ledger is bulk-written)
+writes) and the few words its dialect says otherwise. A batch's items are
+one JSON array (:func:`pack_items`) in both; what differs in substance (how
+in-flight items are written and settled, how the ledger is bulk-written)
 stays in :mod:`omnisync.state.sqlite` and :mod:`omnisync.state.postgres`.
 """
 
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+import orjson
+
 from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.inflight import InflightItem
-from omnisync.state import packed
 from omnisync.state.store import (
     FINAL_STATUSES,
     InflightBatch,
@@ -36,6 +38,21 @@ _ENTRY_COLUMNS = "SELECT export, email, fingerprint, tag, updated_at FROM ledger
 _RUN_COLUMNS = (
     "id, export, trigger, config_revision, started_at, ended_at, status, counts, error, replica"
 )
+
+
+def pack_items(items: Iterable[InflightItem]) -> str:
+    """A batch's items as both stores keep them: the JSON text of ``[[email, fingerprint,
+    then_tag], ...]`` (``then_tag`` 0 or 1), one item per e-mail, a later item winning."""
+    unique = {item.email: (item.email, item.fingerprint, int(item.then_tag)) for item in items}
+    return orjson.dumps(list(unique.values())).decode()
+
+
+def unpack_items(text: str) -> tuple[InflightItem, ...]:
+    """The items of :func:`pack_items`' text, in their order."""
+    return tuple(
+        InflightItem(email, fingerprint, bool(then_tag))
+        for email, fingerprint, then_tag in orjson.loads(text)
+    )
 
 
 class Cursor(Protocol):
@@ -63,6 +80,9 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
 
     #: The table holding the in-flight batches an export's forgetting clears.
     _inflight_table: str
+    #: The in-flight batches as rows of ``(export, batch_id, created_at, items)``,
+    #: ``items`` as :func:`pack_items` writes them: a table, or a subquery.
+    _inflight_packed: str
     #: ``IN`` over one parameter carrying a set of e-mails (see :meth:`_emails_parameter`).
     _in_emails: str
     #: Appended to an ``ORDER BY`` of a text key so it sorts by code point.
@@ -178,22 +198,41 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
             "INSERT INTO batch_intents (export, token, items, created_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (export, token) DO UPDATE SET "
             "items = excluded.items, created_at = excluded.created_at",
-            (export, token, packed.pack(items), format_timestamp(now)),
+            (export, token, pack_items(items), format_timestamp(now)),
         )
 
     def intents(self, export: str) -> list[InflightBatch]:
-        with self._reading("read batch intents") as connection:
+        # Intents keep their items in the order they were recorded (the batch's order).
+        return self._packed_batches(
+            "batch_intents", "token", export, action="read batch intents", by_email=False
+        )
+
+    def inflight_batches(self, export: str) -> list[InflightBatch]:
+        return self._packed_batches(
+            self._inflight_packed,
+            "batch_id",
+            export,
+            action="read in-flight batches",
+            by_email=True,
+        )
+
+    def _packed_batches(
+        self, packed: str, key: str, export: str, *, action: str, by_email: bool
+    ) -> list[InflightBatch]:
+        """The export's batches in ``packed`` (keyed by ``key``), oldest first; their
+        items sorted by e-mail when ``by_email``, else in the order recorded."""
+        with self._reading(action) as connection:
             rows = connection.execute(
                 self._sql(
-                    "SELECT token, created_at, CAST(items AS TEXT) FROM batch_intents "
-                    f"WHERE export = ? ORDER BY created_at, token{self._by_code_point}"
+                    f"SELECT {key}, created_at, CAST(items AS TEXT) FROM {packed} "
+                    f"WHERE export = ? ORDER BY created_at, {key}{self._by_code_point}"
                 ),
                 (export,),
             ).fetchall()
-        # Intents keep their items in the order they were recorded (the batch's order).
+        batches = [(name, created_at, unpack_items(items)) for name, created_at, items in rows]
         return [
-            InflightBatch(token, created_at, packed.unpack_items(items))
-            for token, created_at, items in rows
+            InflightBatch(name, created_at, tuple(sorted(items)) if by_email else items)
+            for name, created_at, items in batches
         ]
 
     def release_intent(self, export: str, token: str) -> int:

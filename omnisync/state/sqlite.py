@@ -4,8 +4,13 @@
 locking, migrations, transactions) is :class:`~omnisync.state.database.SqliteDatabase`,
 the SQL both stores share :mod:`omnisync.state.sql_store`.
 Sets of e-mails travel as one JSON parameter and are unpacked by SQLite
-(``json_each``), so a batch's worth of work is one statement; a batch's
-intent and in-flight items are one row each (:mod:`omnisync.state.packed`).
+(``json_each``), so a batch's worth of work is one statement. A batch's
+intent and its in-flight items are one row each (``batch_intents``,
+``inflight_packed``), holding the JSON array of
+:func:`~omnisync.state.sql_store.pack_items`: recording, creating and settling
+a batch of 100 contacts is a handful of row writes, not hundreds; the ledger
+stays one row per contact. ``inflight_batches`` is a view with the older
+one-row-per-item shape.
 """
 
 from __future__ import annotations
@@ -19,12 +24,10 @@ from pathlib import Path
 
 import orjson
 
-from omnisync.inflight import InflightItem
-from omnisync.state import packed
 from omnisync.state.database import SqliteDatabase
 from omnisync.state.locks import make_private_directory
 from omnisync.state.sql_store import SqlLedgerStore
-from omnisync.state.store import InflightBatch, StateError, format_timestamp
+from omnisync.state.store import StateError, format_timestamp
 
 #: The state database's file name inside ``daemon.state_dir``.
 STATE_FILENAME = "omnisync.sqlite3"
@@ -50,7 +53,7 @@ def open_state_store(state_dir: str | os.PathLike[str]) -> SqliteLedgerStore:
 class SqliteLedgerStore(SqlLedgerStore[sqlite3.Connection]):
     """:class:`LedgerStore` on one SQLite file. Migrates on open; refuses a newer schema."""
 
-    _inflight_table = "inflight_packed"
+    _inflight_table = _inflight_packed = "inflight_packed"
     #: E-mails passed as one JSON array parameter (one statement, any length).
     _in_emails = "IN (SELECT value FROM json_each(?))"
 
@@ -93,20 +96,32 @@ class SqliteLedgerStore(SqlLedgerStore[sqlite3.Connection]):
             )
             return connection.total_changes - before
 
-    def record_inflight(
-        self, export: str, batch_id: str, items: Sequence[InflightItem], *, now: datetime
-    ) -> None:
-        text = packed.pack(items)
-        with self._writing("record an in-flight batch") as connection:
-            packed.put_inflight(connection, export, batch_id, text, format_timestamp(now))
-
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
+        stamp = format_timestamp(now)
         with self._writing("record a created batch") as connection:
-            return packed.create(connection, export, token, batch_id, format_timestamp(now))
-
-    def inflight_batches(self, export: str) -> list[InflightBatch]:
-        with self._reading("read in-flight batches") as connection:
-            return packed.inflight_batches(connection, export)
+            # The common case in one statement, the items staying inside SQLite.
+            moved = connection.execute(
+                "INSERT INTO inflight_packed (export, batch_id, items, created_at) "
+                "SELECT export, ?, items, ? FROM batch_intents WHERE export = ? AND token = ? "
+                "ON CONFLICT (export, batch_id) DO NOTHING RETURNING json_array_length(items)",
+                (batch_id, stamp, export, token),
+            ).fetchone()
+            if moved is None:
+                row = connection.execute(
+                    "SELECT items FROM batch_intents WHERE export = ? AND token = ?",
+                    (export, token),
+                ).fetchone()
+                if row is None:
+                    return 0
+                # The batch id is in flight already: one item per e-mail, the newer winning.
+                merged = {item[0]: item for item in _items(connection, export, batch_id) or []}
+                merged.update((item[0], item) for item in orjson.loads(row[0]))
+                _rewrite(connection, export, batch_id, list(merged.values()))
+                moved = (len(merged),)
+            connection.execute(
+                "DELETE FROM batch_intents WHERE export = ? AND token = ?", (export, token)
+            )
+            return int(moved[0])
 
     def _acknowledge(
         self,
@@ -116,8 +131,97 @@ class SqliteLedgerStore(SqlLedgerStore[sqlite3.Connection]):
         emails: Collection[str] | None,
         stamp: str,
     ) -> int:
-        return packed.acknowledge(connection, export, batch_id, emails, stamp)
+        # Each statement does a whole batch inside SQLite (one step, one GIL
+        # release), rather than one step per item.
+        row = connection.execute(
+            "SELECT items FROM inflight_packed WHERE export = ? AND batch_id = ?",
+            (export, batch_id),
+        ).fetchone()
+        if row is None:
+            return 0
+        text = str(row[0])
+        if emails is None or _names_every_item(emails, orjson.loads(text)):
+            # The common case, a batch accepted whole: its items go into the ledger
+            # as they are and the batch is done, with no e-mail list to match.
+            written = connection.execute(
+                "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
+                "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), NULL, ? "
+                "FROM json_each(?) WHERE true "
+                "ON CONFLICT (export, email) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
+                (export, stamp, text),
+            ).rowcount
+            _rewrite(connection, export, batch_id, [])
+            return int(written)
+        listed = self._emails_parameter(emails)
+        written = connection.execute(
+            "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
+            "SELECT p.export, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
+            "NULL, ? FROM inflight_packed AS p, json_each(p.items) AS j "
+            "WHERE p.export = ? AND p.batch_id = ? "
+            f"AND json_extract(j.value, '$[0]') {self._in_emails} "
+            "ON CONFLICT (export, email) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
+            (stamp, export, batch_id, listed),
+        ).rowcount
+        if written:
+            connection.execute(
+                "UPDATE inflight_packed SET items = (SELECT json_group_array(json(j.value)) "
+                "FROM json_each(inflight_packed.items) AS j "
+                f"WHERE json_extract(j.value, '$[0]') NOT {self._in_emails}) "
+                "WHERE export = ? AND batch_id = ?",
+                (listed, export, batch_id),
+            )
+            connection.execute(
+                "DELETE FROM inflight_packed WHERE export = ? AND batch_id = ? "
+                "AND json_array_length(items) = 0",
+                (export, batch_id),
+            )
+        return int(written)
 
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
         with self._writing("release in-flight contacts") as connection:
-            return packed.release(connection, export, batch_id, emails)
+            items = _items(connection, export, batch_id)
+            if not items:
+                return 0
+            wanted = None if emails is None else set(emails)
+            kept = [] if wanted is None else [item for item in items if item[0] not in wanted]
+            if len(kept) != len(items):
+                _rewrite(connection, export, batch_id, kept)
+            return len(items) - len(kept)
+
+
+#: One packed item: e-mail, fingerprint, then_tag (0/1).
+PackedItem = tuple[str, int, int]
+
+
+def _names_every_item(emails: Collection[str], items: Sequence[PackedItem]) -> bool:
+    wanted = emails if isinstance(emails, set | frozenset) else set(emails)
+    return all(item[0] in wanted for item in items)
+
+
+def _items(connection: sqlite3.Connection, export: str, batch_id: str) -> list[PackedItem] | None:
+    """The packed items in flight under ``batch_id`` (trusted as :func:`pack_items` wrote
+    them: a hot path, so not converted one by one), or ``None``."""
+    row = connection.execute(
+        "SELECT items FROM inflight_packed WHERE export = ? AND batch_id = ?", (export, batch_id)
+    ).fetchone()
+    if row is None:
+        return None
+    items: list[PackedItem] = orjson.loads(row[0])
+    return items
+
+
+def _rewrite(
+    connection: sqlite3.Connection, export: str, batch_id: str, items: Sequence[PackedItem]
+) -> None:
+    """Keep ``items`` in flight under ``batch_id``; with none left the batch is done."""
+    if items:
+        connection.execute(
+            "UPDATE inflight_packed SET items = ? WHERE export = ? AND batch_id = ?",
+            (orjson.dumps(list(items)).decode(), export, batch_id),
+        )
+    else:
+        connection.execute(
+            "DELETE FROM inflight_packed WHERE export = ? AND batch_id = ?", (export, batch_id)
+        )

@@ -169,12 +169,6 @@ class LedgerStore(ABC):
     # -- in-flight batches ------------------------------------------------------
 
     @abstractmethod
-    def record_inflight(
-        self, export: str, batch_id: str, items: Sequence[InflightItem], *, now: datetime
-    ) -> None:
-        """Remember that ``batch_id`` carries ``items`` (as soon as Omnisend returns the id)."""
-
-    @abstractmethod
     def record_intent(
         self,
         export: str,
@@ -196,7 +190,9 @@ class LedgerStore(ABC):
         """Omnisend returned ``batch_id`` for intent ``token``: its items become in flight.
 
         One transaction: the intent's items are recorded in flight under
-        ``batch_id`` and the intent is removed. Returns how many items moved.
+        ``batch_id`` and the intent is removed. A ``batch_id`` already in flight
+        keeps one item per e-mail (the newer winning) and its first
+        ``created_at``. Returns how many items moved.
         """
 
     @abstractmethod

@@ -187,12 +187,9 @@ def test_a_seeded_sample_is_the_same_sample_and_in_flight_contacts_are_skipped(
     assert first["findings"] == again["findings"] != other["findings"]
     # A contact in a batch still in flight is left to the next run's settling.
     with open_state_store(setup.state_dir) as store:
-        store.record_inflight(
-            "members",
-            "batch-1",
-            [InflightItem("person0@example.com", 1, True)],
-            now=datetime.now(UTC),
-        )
+        items = [InflightItem("person0@example.com", 1, True)]
+        store.record_intent("members", "intent-1", items, now=datetime.now(UTC))
+        store.record_created("members", "intent-1", "batch-1", now=datetime.now(UTC))
     code, report, _ = drift(setup, "--all")
     assert code == 3
     assert (report["checked"], report["skipped_in_flight"]) == (MEMBERS - 1, 1)

@@ -49,11 +49,10 @@ def test_members_pending_invalid_leavers_and_strangers(setup: Setup) -> None:
         ),
     )
     with open_state_store(setup.state_dir) as store:
-        store.record_inflight(
-            "members",
-            "batch-77",
-            [InflightItem("person3@example.com", 1, True)],
-            now=datetime(2026, 3, 1, tzinfo=UTC),
+        items = [InflightItem("person3@example.com", 1, True)]
+        store.record_intent("members", "intent-77", items, now=datetime(2026, 3, 1, tzinfo=UTC))
+        store.record_created(
+            "members", "intent-77", "batch-77", now=datetime(2026, 3, 1, tzinfo=UTC)
         )
         [last_run] = store.runs("members", limit=1)
 

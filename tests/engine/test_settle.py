@@ -56,7 +56,8 @@ def test_batches_a_killed_run_created_are_recorded_not_sent_again(setup: Setup) 
         batch_id = client.create_batch(writes_for(setup, range(10)))
         items = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
                  for n in range(10)]  # fmt: skip
-        store.record_inflight("members", batch_id, items, now=setup.clock.wall())
+        store.record_intent("members", "intent-1", items, now=setup.clock.wall())
+        store.record_created("members", "intent-1", batch_id, now=setup.clock.wall())
     before = last_sequence(setup.emulator)
     result = run(setup)
     assert result.status == "succeeded", result.error
@@ -77,7 +78,8 @@ def test_refused_items_of_a_killed_runs_batch_are_sent_again(setup: Setup) -> No
         client = pool.client_for(setup.config().connections["shop"])
         batch_id = client.create_batch(writes_for(setup, range(5)))
         items = [InflightItem(e, prints[e], True) for e in sorted(prints)]
-        store.record_inflight("members", batch_id, items, now=setup.clock.wall())
+        store.record_intent("members", "intent-1", items, now=setup.clock.wall())
+        store.record_created("members", "intent-1", batch_id, now=setup.clock.wall())
     assert setup.emulator.drain()  # processed while the fault was on
     setup.emulator.set_faults(failing_emails=frozenset())
     before = last_sequence(setup.emulator)

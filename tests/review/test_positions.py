@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from omnisync.config.loader import load_config
+from omnisync.review.model import MemberCounts
 from omnisync.review.review import review_configs
 from tests.engine.helpers import API_KEY_VARIABLE, write_config
 
@@ -33,9 +34,7 @@ def test_the_fields_of_a_removed_export_are_placed_where_the_base_had_them(tmp_p
     review = review_configs(
         load_config(base_path, environ=ENVIRON),
         load_config(head_path, environ=ENVIRON),
-        members=lambda export: None,
-        counts_known=False,
-        counts_note="",
+        members=MemberCounts(known=False, note=""),
     )
     changes = {(change.name, change.change): change for change in review.changes}
     removed = changes[("members", "removed")]

@@ -262,7 +262,8 @@ def test_a_missing_source_file(tmp_path: Path) -> None:
 _FULL_DISK = """
 import resource, sys
 from pathlib import Path
-from omnisync.engine.staging import StagingFailed, StagingSettings, stage_export
+from omnisync.engine import staging
+from omnisync.engine.staging import StagingFailed, stage_export
 from tests.staging.configs import make_config, make_export, write_customers
 from omnisync.config.model import FieldMapping
 
@@ -272,10 +273,12 @@ write_customers(source, [{"id": n, "email": f"p{n}@x.io", "first_name": "x" * 20
                          for n in range(20_000)])
 export = make_export(mapping=FieldMapping(email="email", first_name="first_name"))
 config = make_config(source_path=source, state_dir=directory, exports=[export])
-# A disk with no room: no file may grow past 64 KiB (Python ignores SIGXFSZ).
+# A disk with no room: no file may grow past 64 KiB (Python ignores SIGXFSZ);
+# a small page cache, so that the staging tables must spill to their files.
 resource.setrlimit(resource.RLIMIT_FSIZE, (65_536, resource.RLIM_INFINITY))
+staging.CACHE_KIB = 64
 try:
-    with stage_export(config, "vip", settings=StagingSettings(cache_kib=64)):
+    with stage_export(config, "vip"):
         print("staged")
 except StagingFailed as failure:
     print(f"{failure.segment}|{failure.source}|{failure}")

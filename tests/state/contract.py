@@ -36,6 +36,19 @@ def items(*emails: str, fingerprint: int = 1, then_tag: bool = True) -> list[Inf
     return [InflightItem(email, fingerprint, then_tag) for email in emails]
 
 
+def put_in_flight(
+    store: LedgerStore,
+    export: str,
+    batch_id: str,
+    batch_items: list[InflightItem],
+    *,
+    now: datetime,
+) -> None:
+    """Put a batch in flight as a run does: its intent, then the id Omnisend gave it."""
+    store.record_intent(export, f"intent-{batch_id}", batch_items, now=now)
+    store.record_created(export, f"intent-{batch_id}", batch_id, now=now)
+
+
 def run_child(backend: StoreBackend, body: str) -> subprocess.Popen[str]:
     code = backend.child_open_code() + textwrap.dedent(body)
     return subprocess.Popen(
@@ -101,14 +114,15 @@ class LedgerStoreContract:
     # -- in-flight batches and acknowledgement --------------------------------------
 
     def test_inflight_batches_are_grouped_oldest_first(self, store: LedgerStore) -> None:
-        store.record_inflight("vip", "batch-2", items("c@x.io"), now=LATER)
-        store.record_inflight(
+        put_in_flight(store, "vip", "batch-2", items("c@x.io"), now=LATER)
+        put_in_flight(
+            store,
             "vip",
             "batch-1",
             [*items("b@x.io", "a@x.io"), *items("d@x.io", then_tag=False)],
             now=NOW,
         )
-        store.record_inflight("news", "batch-9", items("z@x.io"), now=NOW)
+        put_in_flight(store, "news", "batch-9", items("z@x.io"), now=NOW)
         batches = store.inflight_batches("vip")
         assert [batch.batch_id for batch in batches] == ["batch-1", "batch-2"]
         assert batches[0].created_at == "2026-03-01T12:00:00.000Z"
@@ -118,7 +132,8 @@ class LedgerStoreContract:
 
     def test_acknowledge_moves_acknowledged_items_into_the_ledger(self, store: LedgerStore) -> None:
         store.record_delivered("vip", [("changed@x.io", 10, "vip")], now=NOW)
-        store.record_inflight(
+        put_in_flight(
+            store,
             "vip",
             "batch-1",
             [
@@ -143,9 +158,9 @@ class LedgerStoreContract:
         assert left.emails == ("failed@x.io",)
 
     def test_acknowledge_only_touches_its_own_batch_and_export(self, store: LedgerStore) -> None:
-        store.record_inflight("vip", "batch-1", items("a@x.io", fingerprint=1), now=NOW)
-        store.record_inflight("vip", "batch-2", items("a@x.io", fingerprint=2), now=NOW)
-        store.record_inflight("news", "batch-1", items("a@x.io", fingerprint=3), now=NOW)
+        put_in_flight(store, "vip", "batch-1", items("a@x.io", fingerprint=1), now=NOW)
+        put_in_flight(store, "vip", "batch-2", items("a@x.io", fingerprint=2), now=NOW)
+        put_in_flight(store, "news", "batch-1", items("a@x.io", fingerprint=3), now=NOW)
         assert store.acknowledge("vip", "batch-2", ["a@x.io"], now=NOW) == 1
         entry = store.entry("vip", "a@x.io")
         assert entry is not None and entry.fingerprint == 2
@@ -155,8 +170,8 @@ class LedgerStoreContract:
         assert store.acknowledge("vip", "batch-1", [], now=NOW) == 0
 
     def test_release_forgets_items_without_recording_them(self, store: LedgerStore) -> None:
-        store.record_inflight("vip", "batch-1", items("a@x.io", "b@x.io", "c@x.io"), now=NOW)
-        store.record_inflight("vip", "batch-2", items("d@x.io"), now=NOW)
+        put_in_flight(store, "vip", "batch-1", items("a@x.io", "b@x.io", "c@x.io"), now=NOW)
+        put_in_flight(store, "vip", "batch-2", items("d@x.io"), now=NOW)
         assert store.release("vip", "batch-1", ["a@x.io"]) == 1
         assert store.inflight_batches("vip")[0].emails == ("b@x.io", "c@x.io")
         assert store.release("vip", "batch-1") == 2
@@ -168,7 +183,7 @@ class LedgerStoreContract:
     ) -> None:
         store.record_delivered("vip", [("a@x.io", 1, "vip"), ("b@x.io", 2, None)], now=NOW)
         store.record_delivered("news", [("a@x.io", 3, "news")], now=NOW)
-        store.record_inflight("vip", "batch-1", items("c@x.io"), now=NOW)
+        put_in_flight(store, "vip", "batch-1", items("c@x.io"), now=NOW)
         # No brand recorded yet (a store from before brands): the ledger is kept.
         assert store.retarget("vip", "https://api brand-a", now=NOW) == 0
         assert store.count_entries("vip") == 2
@@ -229,8 +244,8 @@ class LedgerStoreContract:
         assert entry is not None and entry.fingerprint == 2**63 - 1
 
     def test_acknowledging_without_emails_moves_the_whole_batch(self, store: LedgerStore) -> None:
-        store.record_inflight("vip", "batch-1", items("a@x.io", "b@x.io", fingerprint=7), now=NOW)
-        store.record_inflight("vip", "batch-2", items("c@x.io"), now=NOW)
+        put_in_flight(store, "vip", "batch-1", items("a@x.io", "b@x.io", fingerprint=7), now=NOW)
+        put_in_flight(store, "vip", "batch-2", items("c@x.io"), now=NOW)
         store.record_delivered("vip", [("b@x.io", 1, "vip")], now=NOW)
         assert store.acknowledge("vip", "batch-1", None, now=LATER) == 2
         assert [(e.email, e.fingerprint, e.tag) for e in store.entries("vip")] == [
@@ -244,10 +259,10 @@ class LedgerStoreContract:
     def test_acknowledging_several_batches_at_once_is_each_acknowledged(
         self, store: LedgerStore
     ) -> None:
-        store.record_inflight("vip", "batch-1", items("a@x.io", "b@x.io", fingerprint=1), now=NOW)
-        store.record_inflight("vip", "batch-2", items("c@x.io", "d@x.io", fingerprint=2), now=NOW)
-        store.record_inflight("vip", "batch-3", items("e@x.io", fingerprint=3), now=NOW)
-        store.record_inflight("news", "batch-1", items("a@x.io", fingerprint=4), now=NOW)
+        put_in_flight(store, "vip", "batch-1", items("a@x.io", "b@x.io", fingerprint=1), now=NOW)
+        put_in_flight(store, "vip", "batch-2", items("c@x.io", "d@x.io", fingerprint=2), now=NOW)
+        put_in_flight(store, "vip", "batch-3", items("e@x.io", fingerprint=3), now=NOW)
+        put_in_flight(store, "news", "batch-1", items("a@x.io", fingerprint=4), now=NOW)
         written = store.acknowledge_batches(
             "vip",
             [("batch-1", None), ("batch-2", ["d@x.io"]), ("batch-404", None), ("batch-3", [])],
@@ -276,8 +291,8 @@ class LedgerStoreContract:
         assert store.intents("vip") == []
 
     def test_recording_the_same_batch_twice_keeps_one_item_each(self, store: LedgerStore) -> None:
-        store.record_inflight("vip", "batch-1", items("a@x.io", fingerprint=1), now=NOW)
-        store.record_inflight("vip", "batch-1", items("a@x.io", fingerprint=5), now=NOW)
+        put_in_flight(store, "vip", "batch-1", items("a@x.io", fingerprint=1), now=NOW)
+        put_in_flight(store, "vip", "batch-1", items("a@x.io", fingerprint=5), now=NOW)
         [batch] = store.inflight_batches("vip")
         assert batch.items == (InflightItem("a@x.io", 5, True),)
 
@@ -413,7 +428,7 @@ class LedgerStoreContract:
     def test_state_survives_closing_and_reopening(self, backend: StoreBackend) -> None:
         with backend.open() as first:
             first.record_delivered("vip", [("a@x.io", 1, "vip")], now=NOW)
-            first.record_inflight("vip", "batch-1", items("b@x.io"), now=NOW)
+            put_in_flight(first, "vip", "batch-1", items("b@x.io"), now=NOW)
             run = first.start_run("vip", trigger="cli", config_revision="", now=NOW)
         with backend.open() as second:
             assert second.count_entries("vip") == 1
@@ -437,7 +452,7 @@ class LedgerStoreContract:
                 for batch in range(10):
                     batch_id = f"batch-{number}-{batch}"
                     emails = [f"t{number}-b{batch}-{item}@x.io" for item in range(20)]
-                    store.record_inflight("vip", batch_id, items(*emails), now=NOW)
+                    put_in_flight(store, "vip", batch_id, items(*emails), now=NOW)
                     store.acknowledge("vip", batch_id, emails[:15], now=NOW)
                     store.release("vip", batch_id, emails[15:])
                     store.mark_tagged("vip", "vip", emails[:10], now=NOW)
@@ -506,7 +521,7 @@ class LedgerStoreContract:
             assert opened.entry("vip", "old@example.com") == LedgerEntry(
                 "vip", "old@example.com", 7, "vip", "2025-01-01T00:00:00.000Z"
             )
-            opened.record_inflight("vip", "batch-1", items("new@example.com"), now=NOW)
+            put_in_flight(opened, "vip", "batch-1", items("new@example.com"), now=NOW)
             assert opened.start_run("vip", trigger="cli", config_revision="", now=NOW).id == 1
 
     def test_a_version_1_store_is_migrated_keeping_its_state(self, backend: StoreBackend) -> None:
@@ -578,9 +593,10 @@ class LedgerStoreContract:
             now = datetime.now(UTC)
             for batch in range(100_000):
                 emails = [f"b{batch}-{item}@x.io" for item in range(50)]
-                store.record_inflight(
-                    "vip", f"batch-{batch}", [InflightItem(e, batch, True) for e in emails], now=now
-                )
+                # As a run does: the intent first, then the batch Omnisend created.
+                batch_items = [InflightItem(e, batch, True) for e in emails]
+                store.record_intent("vip", f"intent-{batch}", batch_items, now=now)
+                store.record_created("vip", f"intent-{batch}", f"batch-{batch}", now=now)
                 store.acknowledge("vip", f"batch-{batch}", emails, now=now)
                 store.mark_tagged("vip", "vip", emails[:25], now=now)
                 if batch == 20:

@@ -115,12 +115,13 @@ def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
 def test_writers_in_two_processes_wait_for_each_other(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     with SqliteLedgerStore(path) as store:
+        store.record_intent("vip", "t1", [InflightItem("a@x.io", 1, True)], now=NOW)
         blocker = sqlite3.connect(path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         done = threading.Event()
 
         def write() -> None:
-            store.record_inflight("vip", "b1", [InflightItem("a@x.io", 1, True)], now=NOW)
+            store.record_created("vip", "t1", "b1", now=NOW)
             done.set()
 
         writer = threading.Thread(target=write)
