@@ -103,4 +103,4 @@ def write(text: str, stream: TextIO | None = None) -> None:
 
 def write_json(document: object) -> None:
     """``document`` on stdout as indented JSON, non-ASCII characters as they are."""
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

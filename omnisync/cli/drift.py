@@ -28,7 +28,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.common import config_with_export, open_existing_store, positive
+from omnisync.cli.common import config_with_export, open_existing_store, positive, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
 
@@ -126,7 +126,7 @@ def handle(args: argparse.Namespace) -> int:
         # sqlite3.Error: the staging tables' scratch space (a full disk, say).
         print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
         return EXIT_FAILED
-    sys.stdout.write(renderers[args.format](report))
+    write(renderers[args.format](report))
     return EXIT_DRIFT if report.drifted else EXIT_OK
 
 

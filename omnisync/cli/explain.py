@@ -29,7 +29,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.common import chosen_exports, cli_config, open_existing_store, write_json
+from omnisync.cli.common import (
+    chosen_exports,
+    cli_config,
+    open_existing_store,
+    write,
+    write_json,
+)
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
 
@@ -115,7 +121,7 @@ def handle(args: argparse.Namespace) -> int:
             }
         )
     else:
-        sys.stdout.write(render_text(email, explained))
+        write(render_text(email, explained))
     for failure in failures:
         print(f"omnisync explain: export '{failure.export}': {failure.message}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK

@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.common import config_with_export
+from omnisync.cli.common import config_with_export, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from omnisync.config.location import add_config_argument
 from omnisync.config.model import Config
@@ -156,7 +156,7 @@ def _summarise(result: RunResult, output_format: str) -> int:
     from omnisync.engine.run_render import render_json, render_text
 
     output = render_json(result) if output_format == "json" else render_text(result)
-    sys.stdout.write(output)
+    write(output)
     if result.status == "failed" and output_format == "json":
         print(f"omnisync export run: {result.error}", file=sys.stderr)
     return EXIT_CODES[result.status]

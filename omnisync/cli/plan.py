@@ -26,7 +26,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from omnisync.cli.common import chosen_exports, cli_config
+from omnisync.cli.common import chosen_exports, cli_config, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
 from omnisync.engine.plan_render import PlanFailure, render_json, render_markdown, render_text
@@ -113,7 +113,7 @@ def handle(args: argparse.Namespace) -> int:
                     "before is unknown; run plan where the state store is reachable",
                 )
             )
-    sys.stdout.write(RENDERERS[args.format](reports, failures))
+    write(RENDERERS[args.format](reports, failures))
     for failure in failures:
         print(f"omnisync plan: export '{failure.export}': {failure.message}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+import pytest
+
 from omnisync.cli.main import COMMANDS
 from tests.cli import run_cli
+from tests.daemon.yamlconfig import ExportYaml
+from tests.operator.configs import write_config
 
 
 def test_help_lists_every_command_and_a_mistyped_one_is_refused_with_them_all():
@@ -42,3 +47,33 @@ def test_a_command_s_own_help_and_options_before_it_still_work():
     version = run_cli("--version", "validate")
     assert version.returncode == 0
     assert version.stdout.startswith("omnisync ")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("plan", "--format", "json"),
+        ("plan",),
+        ("history", "--format", "json"),
+        ("history",),
+        ("validate",),
+    ],
+)
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path, command):
+    # `omnisync plan | head`: the pipe is closed before the command writes.
+    config = write_config(tmp_path / "conf", ExportYaml("weekly"))
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "omnisync", *command, "--config", str(config)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "BrokenPipeError" not in result.stderr, result.stderr
