@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from omnisync.cli.moments import relative_time
 from omnisync.config.model import Config
 
 if TYPE_CHECKING:
@@ -70,11 +71,9 @@ def render_replicas(document: dict[str, Any], console: Console, *, now: datetime
     for column in ("replica", "last seen", "brands held", "runs under way"):
         table.add_column(column)
     for replica in document["replicas"]:
-        seen = datetime.fromisoformat(replica["last_seen"])
-        ago = f"{max(0.0, (now - seen).total_seconds()):.0f}s ago"
         table.add_row(
             replica["id"] + ("" if replica["live"] else " (gone)"),
-            ago,
+            relative_time(replica["last_seen"], now),
             ", ".join(replica["leases"]) or "-",
             ", ".join(replica["running"]) or "-",
         )

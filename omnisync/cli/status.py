@@ -31,13 +31,13 @@ import yaml
 
 from omnisync.cli.common import write_json
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
+from omnisync.cli.moments import relative_time, short_time
 from omnisync.config.build import default_state_dir, resolve_path
 from omnisync.config.loader import config_file_names, try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config
 from omnisync.config.yamlload import parse_document
 from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
-from omnisync.daemon.status import parse_time
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -249,21 +249,19 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
     reload = document.get("last_reload", {})
     console.print(
         f"omnisync daemon pid {daemon.get('pid')} on {daemon.get('control_address')},"
-        f" up since {_when(daemon.get('started_at'))}"
+        f" up since {short_time(daemon.get('started_at'))}"
     )
     console.print(Text(f"config {config.get('config_path', daemon.get('config_path'))}"))
-    console.print(
-        f"revision [bold]{config.get('revision')}[/bold], loaded {_when(config.get('loaded_at'))}"
-    )
+    loaded_at = short_time(config.get("loaded_at"))
+    console.print(f"revision [bold]{config.get('revision')}[/bold], loaded {loaded_at}")
+    reloaded_at = short_time(reload.get("at"))
     if reload.get("ok", True):
-        console.print(
-            f"last reload: [green]ok[/green] ({reload.get('source')}, {_when(reload.get('at'))})"
-        )
+        console.print(f"last reload: [green]ok[/green] ({reload.get('source')}, {reloaded_at})")
     else:
         rejected = f" of revision {reload['revision']}" if reload.get("revision") else ""
         console.print(
             f"last reload{rejected}: [bold red]FAILED[/bold red] ({reload.get('source')},"
-            f" {_when(reload.get('at'))}) — still running revision {config.get('revision')}"
+            f" {reloaded_at}) — still running revision {config.get('revision')}"
         )
         for problem in reload.get("problems", []):
             # Never wrapped: a file:line:col line is for copying into an editor.
@@ -278,14 +276,14 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
         if export.get("retry"):
             state = f"{state} (retry {export['retry']['attempt']})"
         last_run = Text(status, style=STATUS_STYLES.get(status, ""))
-        when = _relative(last.get("ended_at") or last.get("started_at"), now)
+        when = relative_time(last.get("ended_at") or last.get("started_at"), now)
         last_run.append(f" {when}" if status else when)
         rows.append(
             (
                 name,
                 Text(state, style=_STATE_STYLES.get(export.get("state", ""), "")),
                 export.get("schedule") or "on demand",
-                _relative(export.get("next_run"), now),
+                relative_time(export.get("next_run"), now),
                 last_run,
             )
         )
@@ -345,39 +343,3 @@ def _counts(counts: dict[str, Any]) -> str:
         for key, value in counts.items()
         if value and key != "requests"
     )
-
-
-def _relative(value: object, now: datetime) -> str:
-    """A moment as people say it: ``in 14m``, ``3m ago``, ``now``; ``-`` when absent."""
-    moment = parse_time(value)
-    if moment is None:
-        return "-" if not value else str(value)
-    seconds = int((moment - now).total_seconds())
-    if abs(seconds) < 1:
-        return "now"
-    span = _span(abs(seconds))
-    return f"in {span}" if seconds > 0 else f"{span} ago"
-
-
-def _span(seconds: int) -> str:
-    """``42s``, ``14m``, ``3h 05m``, ``2d 4h``: two units at most."""
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
-
-
-def _when(value: object) -> str:
-    """A timestamp shortened for people: ``2026-01-01 12:00:00Z``; ``-`` when absent."""
-    moment = parse_time(value)
-    if moment is None:
-        return "-" if not value else str(value)
-    offset = moment.strftime("%z")
-    suffix = "Z" if offset in ("+0000", "") else f" {offset[:3]}:{offset[3:]}"
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + suffix
