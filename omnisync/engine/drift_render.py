@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from omnisync.engine.drift import PROBLEMS, DriftFinding, DriftReport
+from omnisync.engine.plan_render import markdown_cell
 from omnisync.masking import mask_email
 
 #: How each problem reads in text and Markdown.
@@ -123,10 +124,9 @@ def render_markdown(report: DriftReport) -> str:
     ]
     if report.drifted:
         lines += ["| contact | problem |", "|---|---|"]
-        lines += [
-            f"| `{mask_email(finding.email)}` | {_describe(finding)} |"
-            for finding in report.findings
-        ]
+        for finding in report.findings:
+            contact = markdown_cell(mask_email(finding.email))
+            lines.append(f"| `{contact}` | {markdown_cell(_describe(finding))} |")
         lines.append("")
     if report.unsubscribed:
         lines.append(

@@ -154,7 +154,8 @@ def render_json(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] =
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """``text`` as one cell of a Markdown table: a ``|`` or a line break would end it."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -166,35 +167,35 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailur
             f"### Export `{report.export}`",
             "",
             f"Connection `{report.connection}`, tag `{report.tag_name}` "
-            f"(on leave: {report.on_leave}); {_cell(_segment_line(report))}.",
+            f"(on leave: {report.on_leave}); {markdown_cell(_segment_line(report))}.",
             "",
         ]
         no_state = _no_state_line(report)
         if no_state is not None:
-            lines.extend([f"> [!WARNING]\n> {_cell(no_state)}", ""])
+            lines.extend([f"> [!WARNING]\n> {markdown_cell(no_state)}", ""])
         for hold in report.held:
             lines.extend(
-                [f"> [!CAUTION]\n> **Held** (a run would send nothing): {_cell(hold)}", ""]
+                [f"> [!CAUTION]\n> **Held** (a run would send nothing): {markdown_cell(hold)}", ""]
             )
         lines.extend(["| | count | examples |", "|---|---:|---|"])
         for label, count, note in _action_lines(report):
-            lines.append(f"| {label} | {count:,} | {_cell(note) if count else ''} |")
+            lines.append(f"| {label} | {count:,} | {markdown_cell(note) if count else ''} |")
         if report.invalid:
             lines.append(f"| **not sent (invalid)** | {report.invalid:,} | |")
             for reason in report.invalid_reasons:
                 lines.append(
-                    f"| &nbsp;&nbsp;{_cell(reason.reason)} | {reason.count:,} "
-                    f"| {_cell(', '.join(reason.examples))} |"
+                    f"| &nbsp;&nbsp;{markdown_cell(reason.reason)} | {reason.count:,} "
+                    f"| {markdown_cell(', '.join(reason.examples))} |"
                 )
         for reason in report.warnings:
             lines.append(
-                f"| warning: {_cell(reason.reason)} | {reason.count:,} "
-                f"| {_cell(', '.join(reason.examples))} |"
+                f"| warning: {markdown_cell(reason.reason)} | {reason.count:,} "
+                f"| {markdown_cell(', '.join(reason.examples))} |"
             )
         if report.duplicates:
             lines.append(
                 f"| duplicates (first occurrence used) | {report.duplicates:,} "
-                f"| {_cell(', '.join(report.duplicates_sample))} |"
+                f"| {markdown_cell(', '.join(report.duplicates_sample))} |"
             )
         limit = _limit_line(report)
         if limit is not None:
@@ -203,6 +204,6 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailur
         sections.append("\n".join(lines))
     for failure in failures:
         sections.append(
-            f"### Export `{failure.export}`\n\n**Cannot plan:** {_cell(failure.message)}"
+            f"### Export `{failure.export}`\n\n**Cannot plan:** {markdown_cell(failure.message)}"
         )
     return "\n\n".join(sections) + ("\n" if sections else "")
