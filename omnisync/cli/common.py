@@ -14,10 +14,10 @@ from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.diagnostics import render_text, summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import config_path_from
-from omnisync.config.model import Config, DaemonSettings
+from omnisync.config.model import Config
 
 if TYPE_CHECKING:
-    from omnisync.state import LedgerStore
+    pass
 
 
 def cli_config(args: argparse.Namespace) -> Config | int:
@@ -61,19 +61,6 @@ def refuse_unknown_exports(config: Config, names: list[str], *, command: str) ->
         f"omnisync {command}: no export {listed} in the config (exports: {known})", file=sys.stderr
     )
     return EXIT_USAGE
-
-
-def open_existing_store(settings: DaemonSettings) -> LedgerStore | None:
-    """The state store ``settings`` name, to read what was delivered: the shared
-    (PostgreSQL) one, or the SQLite file under ``state_dir``, never created here
-    (``None`` when it does not exist). Raises :class:`StateError` (secret-free)."""
-    from omnisync.state import SqliteLedgerStore, state_path
-    from omnisync.state.opening import open_configured_store
-
-    if settings.state.shared:
-        return open_configured_store(settings, environ=os.environ)
-    path = state_path(settings.state_dir)
-    return SqliteLedgerStore(path) if path.is_file() else None
 
 
 def positive(text: str) -> int:

@@ -28,9 +28,10 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.common import config_with_export, open_existing_store, positive, write
+from omnisync.cli.common import config_with_export, positive, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
+from omnisync.state.opening import open_existing_store
 
 if TYPE_CHECKING:
     from omnisync.config.model import Config
@@ -88,7 +89,7 @@ def handle(args: argparse.Namespace) -> int:
         return loaded
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown}
     try:
-        store = open_existing_store(loaded.daemon)
+        store = open_existing_store(loaded.daemon, environ=os.environ)
     except OmnisyncError as error:
         print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
         return EXIT_FAILED

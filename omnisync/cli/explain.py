@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 from omnisync.cli.common import (
     chosen_exports,
     cli_config,
-    open_existing_store,
     write,
     write_json,
 )
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
+from omnisync.state.opening import open_existing_store
 
 if TYPE_CHECKING:
     from omnisync.engine.explain import ExplainFailure, ExportExplanation
@@ -89,7 +89,7 @@ def handle(args: argparse.Namespace) -> int:
     explained: list[ExportExplanation] = []
     failures: list[ExplainFailure] = []
     try:
-        store = open_existing_store(loaded.daemon)
+        store = open_existing_store(loaded.daemon, environ=os.environ)
     except OmnisyncError as error:
         print(f"omnisync explain: {error}", file=sys.stderr)
         return EXIT_FAILED

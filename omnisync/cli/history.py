@@ -18,11 +18,11 @@ do. (An export removed from the config still shows the runs it left.)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from omnisync.cli.common import (
     cli_config,
-    open_existing_store,
     positive,
     refuse_unknown_exports,
     write_json,
@@ -32,6 +32,7 @@ from omnisync.config.location import add_config_argument
 from omnisync.config.model import Config, DaemonSettings
 from omnisync.engine.history_render import render_runs, runs_as_dicts
 from omnisync.state import RunRecord, StateError, state_path
+from omnisync.state.opening import open_existing_store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,7 +68,7 @@ def handler(args: argparse.Namespace) -> int:
     runs: list[RunRecord] = []
     location = str(state_path(settings.state_dir))
     try:
-        store = open_existing_store(settings)
+        store = open_existing_store(settings, environ=os.environ)
         if store is not None:
             with store:
                 runs = store.runs(args.export, limit=args.limit)

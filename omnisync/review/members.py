@@ -10,13 +10,12 @@ its DSN or password.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 
 from omnisync.config.model import DaemonSettings
 from omnisync.review.model import MemberCounts
-from omnisync.state import LedgerStore, SqliteLedgerStore, StateError, state_path
-from omnisync.state.opening import open_configured_store
+from omnisync.state import StateError, state_path
+from omnisync.state.opening import open_existing_store
 
 
 def ledger_members(
@@ -29,18 +28,14 @@ def ledger_members(
     and its ``$CREDENTIALS_DIRECTORY``. Counts are unknown, with a one-line,
     secret-free note, when there is no store or it cannot be opened or read.
     """
-    store: LedgerStore
     try:
-        if settings.state.shared:
-            store = open_configured_store(settings, environ=environ)
-        else:
-            path = state_path(settings.state_dir)
-            if not os.path.isfile(path):
-                return MemberCounts(
-                    known=False,
-                    note=f"no state store at {path}; pass --state-dir where it is reachable",
-                )
-            store = SqliteLedgerStore(path)
+        store = open_existing_store(settings, environ=environ)
+        if store is None:
+            return MemberCounts(
+                known=False,
+                note=f"no state store at {state_path(settings.state_dir)};"
+                " pass --state-dir where it is reachable",
+            )
         with store:
             counts = {name: store.count_entries(name, tagged=True) for name in exports}
             location = store.location

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from omnisync.config.model import DaemonSettings
 from omnisync.config.secrets import SecretUnavailable, resolve_secret
-from omnisync.state.sqlite import open_state_store, state_path
+from omnisync.state.sqlite import SqliteLedgerStore, open_state_store, state_path
 from omnisync.state.store import LedgerStore, StateError
 
 
@@ -58,6 +58,19 @@ def open_configured_store(
             "a `postgres` state store needs psycopg: pip install 'omnisync[postgres]'"
         ) from None
     return PostgresLedgerStore(dsn, connect_timeout=connect_timeout)
+
+
+def open_existing_store(
+    settings: DaemonSettings, *, environ: Mapping[str, str] | None = None
+) -> LedgerStore | None:
+    """The state store ``settings`` name, to read what was delivered: the shared
+    (PostgreSQL) one, its DSN resolved from ``environ``, or the SQLite file under
+    ``state_dir`` — never created here (``None`` when there is no such file).
+    Raises :class:`StateError` (secret-free)."""
+    if settings.state.shared:
+        return open_configured_store(settings, environ=environ)
+    path = state_path(settings.state_dir)
+    return SqliteLedgerStore(path) if path.is_file() else None
 
 
 def describe_store(settings: DaemonSettings) -> str:
