@@ -243,7 +243,10 @@ def test_a_creator_waiting_for_a_slot_when_stop_comes_sends_nothing(
 ) -> None:
     # 4 requests a minute leave batch creation 3 (one is headroom): both creator
     # threads are waiting for the next window when the third batch stops the run.
-    connection = connect(requests_per_minute=4)
+    # A slower clock than the others: the third batch must be created and the stop
+    # set before the first batch's slot comes free a window later (3 s here, not
+    # 0.6 s: a loaded machine once took longer, and a fourth batch went out).
+    connection = connect(requests_per_minute=4, scale=20.0)
     listener = StoppingListener(after=3)
     pipeline = pipeline_for(connection, listener, stop=listener.stop, creator_threads=2)
     for write in people(1_000):
