@@ -44,10 +44,16 @@ def redact(message: str, dsn: str) -> str:
 
     Passwords are removed wherever they stand after ``password=`` or in a
     URI's ``user:password@``; the DSN's own password (4 characters or more:
-    shorter ones would blot out ordinary words) and the DSN itself anywhere.
+    shorter ones would blot out ordinary words), as written and as libpq
+    decodes it (quoted, or in a URI), and the DSN itself anywhere.
     """
     text = " ".join(message.split())
-    secrets = {dsn, *(match.group(2).strip("'") for match in _PASSWORD_PAIR.finditer(dsn))}
+    secrets = {dsn}
+    for match in _PASSWORD_PAIR.finditer(dsn):
+        value = match.group(2).strip("'")
+        in_query = value.split("&", 1)[0]  # a URI's ?password=…&sslmode=…
+        unescaped = re.sub(r"\\(.)", r"\1", value)  # libpq's 'it\'s' is it's
+        secrets |= {value, unescaped, in_query, unquote(in_query)}
     for match in _URI_PASSWORD.finditer(dsn):
         password = match.group(0)[len(match.group(1)) : -1]
         secrets |= {password, unquote(password)}  # libpq quotes it decoded

@@ -40,4 +40,4 @@ def opening_errors(path: Path, *, segment: str, source: str) -> Iterator[None]:
         cause = f"cannot open {path}: {error.strerror}"
     else:
         return
-    raise SourceError(cause, segment=segment, source=source)
+    raise SourceError(cause, segment=segment, source=source) from None

@@ -23,7 +23,7 @@ from datetime import datetime
 from omnisync.state.fencing import Fence, check_fence
 from omnisync.state.postgres_database import PostgresConnection, PostgresDatabase
 from omnisync.state.sql_store import SqlLedgerStore
-from omnisync.state.store import RunRecord, format_timestamp
+from omnisync.state.store import format_timestamp
 
 
 class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
@@ -61,6 +61,7 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
         """
         fenced = copy.copy(self)
         fenced._fence = fence
+        fenced._default_replica = fence.holder
         fenced._owner = False
         return fenced
 
@@ -175,21 +176,6 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
                 parameters,
             )
             return max(cursor.rowcount, 0)
-
-    def start_run(
-        self,
-        export: str,
-        *,
-        trigger: str,
-        config_revision: str,
-        now: datetime,
-        replica: str | None = None,
-    ) -> RunRecord:
-        if replica is None and self._fence is not None:
-            replica = self._fence.holder
-        return super().start_run(
-            export, trigger=trigger, config_revision=config_revision, now=now, replica=replica
-        )
 
     # -- the export engine's diff -------------------------------------------------------
 

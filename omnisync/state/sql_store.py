@@ -89,6 +89,9 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
     _by_code_point: str = ""
     #: Appended to the ``SELECT`` of a row the transaction then rewrites.
     _for_update: str = ""
+    #: Who a run started without naming its replica is recorded as run by (a
+    #: fenced store: the lease holder whose writes it carries).
+    _default_replica: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
@@ -304,6 +307,7 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
         replica: str | None = None,
     ) -> RunRecord:
         stamp = format_timestamp(now)
+        replica = replica if replica is not None else self._default_replica
         with self._writing("record a run") as connection:
             connection.execute(
                 self._sql(

@@ -140,30 +140,22 @@ class SqliteLedgerStore(SqlLedgerStore[sqlite3.Connection]):
         if row is None:
             return 0
         text = str(row[0])
-        if emails is None or _names_every_item(emails, orjson.loads(text)):
-            # The common case, a batch accepted whole: its items go into the ledger
-            # as they are and the batch is done, with no e-mail list to match.
-            written = connection.execute(
-                "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
-                "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), NULL, ? "
-                "FROM json_each(?) WHERE true "
-                "ON CONFLICT (export, email) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
-                (export, stamp, text),
-            ).rowcount
-            _rewrite(connection, export, batch_id, [])
-            return int(written)
-        listed = self._emails_parameter(emails)
+        # The common case, a batch accepted whole: its items go into the ledger as
+        # they are and the batch is done, with no e-mail list to match.
+        whole = emails is None or _names_every_item(emails, orjson.loads(text))
+        listed = None if emails is None else self._emails_parameter(emails)
+        accepted = "true" if whole else f"json_extract(value, '$[0]') {self._in_emails}"
         written = connection.execute(
             "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
-            "SELECT p.export, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), "
-            "NULL, ? FROM inflight_packed AS p, json_each(p.items) AS j "
-            "WHERE p.export = ? AND p.batch_id = ? "
-            f"AND json_extract(j.value, '$[0]') {self._in_emails} "
+            "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), NULL, ? "
+            f"FROM json_each(?) WHERE {accepted} "
             "ON CONFLICT (export, email) DO UPDATE SET "
             "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
-            (stamp, export, batch_id, listed),
+            (export, stamp, text) if whole else (export, stamp, text, listed),
         ).rowcount
+        if whole:
+            _rewrite(connection, export, batch_id, [])
+            return int(written)
         if written:
             connection.execute(
                 "UPDATE inflight_packed SET items = (SELECT json_group_array(json(j.value)) "
