@@ -79,7 +79,7 @@ def run_diff(
     tag: str,
     on_leave: OnLeave,
     full: bool = False,
-    sample_size: int = 5,
+    sample_size: int,
     ledger: LedgerSide | None,
 ) -> DiffOutcome:
     """Diff ``temp.stage`` against ``ledger`` (``None``: nothing to diff against,
@@ -261,17 +261,19 @@ class LedgerSide(ABC):
         export's); ``needs_upsert`` and ``needs_tag`` as the planner defines.
         """
         source, members = self._members(terms)
+        # `l.tag IS NULL OR l.tag <> :tag` (the tag is never NULL) rather than IS
+        # DISTINCT FROM, which SQLite reads only from 3.39 on.
         self._insert(
             connection,
             "work",
             "SELECT s.seq, l.email IS NOT NULL, "
             "CASE WHEN :full AND l.tag = :tag THEN NULL ELSE l.tag END, "
             ":full OR l.email IS NULL OR l.fingerprint <> s.fingerprint, "
-            ":full OR l.tag IS DISTINCT FROM :tag "
+            ":full OR l.tag IS NULL OR l.tag <> :tag "
             f"FROM {source} LEFT JOIN {self._entries} AS l "
             "ON l.export = :export AND l.email = s.email "
             f"WHERE {members} AND (:full OR l.email IS NULL OR l.fingerprint <> s.fingerprint "
-            "OR l.tag IS DISTINCT FROM :tag) ORDER BY s.seq",
+            "OR l.tag IS NULL OR l.tag <> :tag) ORDER BY s.seq",
             {"export": terms.export, "tag": terms.tag, "full": terms.full},
         )
 

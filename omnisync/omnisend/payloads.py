@@ -136,7 +136,8 @@ class EncodedBatch:
         return len(self.emails)
 
     def __repr__(self) -> str:
-        size = len(encode_batch(self.items))
+        # The body's length without building it: the envelope, the items, their commas.
+        size = ENVELOPE_BYTES + sum(map(len, self.items)) + max(len(self.items) - 1, 0)
         return f"EncodedBatch({len(self.emails)} contacts, {size} bytes)"
 
 
