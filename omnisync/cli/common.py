@@ -1,6 +1,5 @@
-"""What the commands share: loading the config, refusing unknown exports, opening the
-state store to read it, a counting option's type and writing output that a closed
-pipe or a narrow locale cannot break."""
+"""What the commands share: loading the config, refusing unknown exports, a counting
+option's type and writing output that a closed pipe or a narrow locale cannot break."""
 
 from __future__ import annotations
 
@@ -8,16 +7,13 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
+from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE, reader_gone
 from omnisync.config.diagnostics import render_text, summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import config_path_from
 from omnisync.config.model import Config
-
-if TYPE_CHECKING:
-    pass
 
 
 def cli_config(args: argparse.Namespace) -> Config | int:
@@ -85,7 +81,7 @@ def write(text: str, stream: TextIO | None = None) -> None:
         stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         stream.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        reader_gone(stream)
 
 
 def write_json(document: object) -> None:

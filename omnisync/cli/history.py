@@ -25,6 +25,7 @@ from omnisync.cli.common import (
     cli_config,
     positive,
     refuse_unknown_exports,
+    write,
     write_json,
 )
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
@@ -85,7 +86,7 @@ def handler(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not runs:
         scope = f" for export {args.export!r}" if args.export else ""
-        print(f"no runs recorded{scope} (state: {location})")
+        write(f"no runs recorded{scope} (state: {location})\n")
         return EXIT_OK
     from rich.console import Console
 

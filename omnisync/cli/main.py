@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from omnisync import __version__
 
@@ -74,12 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader went away mid-table (`omnisync status | head`; the commands'
-        # own output goes through cli.common.write, which carries on). The rest
-        # goes nowhere, and the interpreter's flush at exit must not fail again;
-        # 141 is what a shell reports for a writer ended by SIGPIPE.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader went away mid-table (`omnisync status | head`: rich writes
+        # those tables itself; all other output goes through cli.common.write,
+        # which carries on). 141 is what a shell reports for a writer ended by SIGPIPE.
+        reader_gone()
         return 141
+
+
+def reader_gone(stream: TextIO | None = None) -> None:
+    """Send what ``stream`` (default stdout) still gets to /dev/null: its reader went
+    away (``| head``), and the interpreter's flush at exit must not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), (stream or sys.stdout).fileno())
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ def relative_time(value: object, now: datetime) -> str:
     seconds = int((moment - now).total_seconds())
     if abs(seconds) < 1:
         return "now"
-    length = span(abs(seconds))
+    length = _span(abs(seconds))
     return f"in {length}" if seconds > 0 else f"{length} ago"
 
 
-def span(seconds: int) -> str:
+def _span(seconds: int) -> str:
     """``42s``, ``14m``, ``3h 05m``, ``2d 4h``: two units at most."""
     if seconds < 60:
         return f"{seconds}s"

@@ -8,10 +8,10 @@ in the repository (``omnisync/schemas/omnisync.schema.json`` in the wheel), so
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
+from omnisync.cli.main import reader_gone
 from omnisync.config.schema import schema_text
 
 
@@ -31,6 +31,5 @@ def handle(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     except BrokenPipeError:
-        # `omnisync schema | head`: the reader has what it wanted.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        reader_gone()  # `omnisync schema | head`: the reader has what it wanted
     return 0

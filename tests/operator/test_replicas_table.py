@@ -30,6 +30,7 @@ def test_last_seen_reads_like_the_rest_of_status():
         "replicas": [
             _replica("replica-a", seen=timedelta(seconds=4), live=True),
             _replica("replica-b", seen=timedelta(days=340, hours=5), live=False),
+            _replica("replica-c", seen=timedelta(seconds=-2), live=True),  # a clock ahead
         ],
         "holders": {"vip": "replica-a", "newsletter": None},
     }
@@ -38,6 +39,7 @@ def test_last_seen_reads_like_the_rest_of_status():
     text = console.export_text()
     assert "replica-a" in text and "4s ago" in text and "shop" in text
     assert "replica-b (gone)" in text and "340d 5h ago" in text
+    assert "in 2s" not in text and "now" in text
     assert "export vip: held by replica-a" in text
     assert "export newsletter: no holder" in text
 
