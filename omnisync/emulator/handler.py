@@ -37,8 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, Route, route
-from omnisync.emulator.brand import Brand
+from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, Operation, Route, route
 from omnisync.emulator.faults import Draw
 from omnisync.emulator.inspection import handle_inspection
 from omnisync.emulator.problems import ApiProblem, FieldError, Headers, problem_document
@@ -75,7 +74,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.base_url = f"http://{shown}:{self.server_port}/api"
 
     def server_bind(self) -> None:
-        """Bind, without ``HTTPServer``'s reverse DNS look-up of the host (nothing reads it)."""
+        """Bind, without ``HTTPServer``'s reverse DNS look-up of the host: ``server_name``
+        is the bound address as given (``base_url`` shows it)."""
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name = str(host)
@@ -237,6 +237,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         brand, key = state.authenticate(self.headers.get("Authorization")) or (None, None)
 
         draw: Draw = "ok"
+        processed = False
         try:
             if brand is None:
                 raise ApiProblem(401, "The API key is missing or not valid")
@@ -257,13 +258,17 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             if draw == "drop" and not state.injector.faults.drop_after_processing:
                 response = ApiResponse(0)  # dropped before it is processed: never answered
             else:
-                response = self._operate(found, brand, api_path, query, raw)
+                operation, request, parameter = self._prepare(found, api_path, query, raw)
+                # Processed from here: a drop after processing loses only the answer.
+                processed = True
+                response = operation(state, brand, request, parameter)
         except ApiProblem as error:
             response = ApiResponse(error.status, error.document(), error.emails, error.headers)
         except Exception:
             logger.exception("emulator operation failed", extra={"event": "emulator_error"})
             response = ApiResponse(500, problem_document(500, "Internal server error"))
-        dropped = draw == "drop"
+        # A 404, 405, 413 or unreadable body was never processed: answered even then.
+        dropped = draw == "drop" and (processed or not state.injector.faults.drop_after_processing)
         # Logged before answering, so a client that got its answer finds the record.
         state.record(
             method=method,
@@ -280,11 +285,13 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         else:
             self._answer(response.status, response.body, response.headers)
 
-    def _operate(
-        self, found: Route | None, brand: Brand, api_path: str, query: dict[str, str], raw: bytes
-    ) -> ApiResponse:
-        """Run the operation ``found`` on the parsed body; raises ``ApiProblem`` for a 404,
-        a 405, a batch body over ``max_batch_bytes`` (413) or a body that is not JSON (400)."""
+    def _prepare(
+        self, found: Route | None, api_path: str, query: dict[str, str], raw: bytes
+    ) -> tuple[Operation, ApiRequest, str]:
+        """The operation ``found`` names, its request (the body parsed) and its path
+        parameter; raises
+        ``ApiProblem`` for a 404, a 405, a batch body over ``max_batch_bytes`` (413) or
+        a body that is not JSON (400)."""
         method = self.command
         if found is None:
             raise ApiProblem(404, f"No such endpoint: {method} {api_path}")
@@ -293,8 +300,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             raise ApiProblem(
                 405, f"{method} is not allowed here; use {allowed}", headers=(("Allow", allowed),)
             )
-        state = self.server.state
-        limit = state.settings.max_batch_bytes
+        limit = self.server.state.settings.max_batch_bytes
         if api_path == _BATCHES_PATH and method == "POST" and len(raw) > limit:
             raise ApiProblem(413, f"A batch body must be at most {limit} bytes")
         try:
@@ -303,7 +309,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             invalid = FieldError("", "invalid_format", "The body is not valid JSON")
             raise ApiProblem(400, "The body is not valid JSON", errors=(invalid,)) from None
         request = ApiRequest(method, api_path, query, body, raw, self.server.base_url)
-        return found.operation(state, brand, request, found.parameter)
+        return found.operation, request, found.parameter
 
 
 def _encode(body: Any) -> bytes:

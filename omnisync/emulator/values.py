@@ -76,8 +76,12 @@ def check_number(
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
         raise ValueError(f"{name} must be {kind}, got {value!r}")
-    if low is not None and (value < low or (high is not None and value > high)):
-        bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+    # `not value >= low`, not `value < low`: NaN is outside every bound.
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        if low is None:
+            bounds = f"at most {high:g}"
+        else:
+            bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
         raise ValueError(f"{name} must be {kind} {bounds}, got {value!r}")
 
 

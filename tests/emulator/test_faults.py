@@ -7,7 +7,7 @@ import pytest
 
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator, Faults
-from tests.emulator.conftest import api_client, contact_body
+from tests.emulator.conftest import HEADERS, api_client, contact_body
 
 LIST = {"endpoint": "contacts"}
 
@@ -67,6 +67,21 @@ def test_dropped_connections_answer_nothing(emulator: Emulator, after_processing
     emulator.set_faults(drop_rate=0.0)
     with api_client(emulator) as client:
         assert client.get("/batches", params=LIST).status_code == 200
+
+
+def test_a_drop_after_processing_loses_only_answers_of_processed_requests(
+    emulator: Emulator,
+) -> None:
+    # An unknown path or an unreadable body is refused before any processing: answered.
+    emulator.set_faults(drop_rate=1.0, drop_after_processing=True)
+    # Not a path of the published API, so not through the contract-checking client.
+    assert httpx.get(f"{emulator.base_url}/nope", headers=HEADERS).status_code == 404
+    with api_client(emulator, validate_requests=False) as client:
+        unreadable = client.post(
+            "/batches", content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+        assert unreadable.status_code == 400
+    assert [record.status for record in emulator.request_log()] == [404, 400]
 
 
 def test_failing_emails_fail_contacts_and_batch_items_naming_the_field(emulator: Emulator) -> None:
@@ -161,3 +176,11 @@ def test_fault_settings_are_checked_in_python() -> None:
         Faults(error_rate_500=0.6, error_rate_503=0.6)
     with pytest.raises(ValueError, match="unknown fault"):
         Faults().changed({"error_rate": 0.1})
+
+
+@pytest.mark.parametrize("field", ["error_rate_500", "drop_rate", "latency"])
+def test_a_fault_that_is_not_a_number_in_range_is_refused(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        Faults(**{field: float("nan")})
+    with pytest.raises(ValueError, match=field):
+        Faults(**{field: -1})
