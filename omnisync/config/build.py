@@ -242,7 +242,7 @@ class _Builder:
         path: PathParts,
         written: object,
         *,
-        at_least: tuple[float, str] = (0.0, ""),
+        at_least: tuple[float, str] | None = None,
         at_most: tuple[float, str],
     ) -> float | None:
         """``written``, a duration the schema admitted, in seconds; ``None`` after reporting
@@ -253,7 +253,8 @@ class _Builder:
         except ValueError as error:
             self.problem(path, str(error))
             return None
-        minimum, too_short = at_least
+        # parse_duration refuses a negative duration: no bound below unless given.
+        minimum, too_short = at_least or (0.0, "")
         maximum, too_long = at_most
         if seconds < minimum or seconds > maximum:
             self.problem(path, too_short if seconds < minimum else too_long)
@@ -365,7 +366,7 @@ class _Builder:
         token = control.get("token")
         debounce = self.seconds(
             ("daemon", "reload_debounce"),
-            body.get("reload_debounce", 1.0),
+            body.get("reload_debounce", DaemonSettings.reload_debounce_seconds),
             at_most=(MAX_DEBOUNCE_SECONDS, "must be at most 1h"),
         )
         state_dir = body.get("state_dir")
@@ -378,7 +379,9 @@ class _Builder:
                 else default_state_dir(environ, home=self.home)
             ),
             control_token=self.secret(token, entry) if token is not None else None,
-            reload_debounce_seconds=1.0 if debounce is None else debounce,
+            reload_debounce_seconds=(
+                DaemonSettings.reload_debounce_seconds if debounce is None else debounce
+            ),
             **_given(body, "replica_id", "log_format"),
         )
 
