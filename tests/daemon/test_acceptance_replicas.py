@@ -238,11 +238,23 @@ def test_a_killed_replicas_brand_is_taken_over_and_its_run_finished(tmp_path, po
         assert resent <= in_flight, (resent, in_flight)
 
 
+#: Longer than the wait before SIGSTOP: every sending thread is then waiting on an answer.
+_HELD_ANSWER_SECONDS = 12.0
+
+
 @pytest.mark.long(9)
 def test_a_paused_replica_sends_and_writes_nothing_after_the_takeover(tmp_path, postgres_admin_dsn):
     with _mid_run(tmp_path, postgres_admin_dsn, delivered=2_000) as (group, paused):
+        # Pause it while its requests wait on their answers. A thread stopped between its
+        # last lease check and its first byte sends that one request on resuming: no
+        # client-side check can be atomic with a send (docs/daemon.md). With the answers
+        # held, every sending thread waits on one, outside that window, so a request
+        # after the resume is one begun after it: what the lease check must refuse.
+        group.emulator.set_faults(latency=_HELD_ANSWER_SECONDS)
+        time.sleep(2)
         paused.signal(signal.SIGSTOP)
         stopped_at = group.emulator.clock.now()
+        group.emulator.set_faults(latency=0.0)
         # Longer than the lease (4 s): the other replica takes the brand and resumes.
         wait_until(
             lambda: any(run["replica"] == "r1" for run in group.runs()),
@@ -262,8 +274,8 @@ def test_a_paused_replica_sends_and_writes_nothing_after_the_takeover(tmp_path, 
             interval=0.3,
             message="the resumed replica's run to end",
         )
-        # A request whose head arrived after SIGCONT was sent after the resume (one whose
-        # head left before SIGSTOP may have its body follow on resuming: sent before).
+        # A request whose head arrived after SIGCONT was begun after the resume (one whose
+        # head left before SIGSTOP may have its body follow on resuming: begun before).
         late = [
             record
             for record in group.emulator.request_log()
