@@ -5,7 +5,7 @@ Not a test (never run by the suite): it prints figures. For N members it
 1. builds a SQLite segment of N customers inside SQLite (a recursive CTE);
 2. stages it once against an empty ledger to learn the fingerprints a run
    records, and fills two ledgers that already hold every member, tagged:
-   a SQLite state store (``record_delivered`` in chunks) and a PostgreSQL
+   a SQLite state store and a PostgreSQL
    one in a scratch database ``omnisync_bench`` on ``--dsn`` (created here,
    dropped at the end; filled with ``COPY``, then ``VACUUM ANALYZE`` as
    autovacuum leaves a real ledger);
@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -44,7 +47,6 @@ from omnisync.state.postgres import PostgresLedgerStore
 
 SCRATCH_DATABASE = "omnisync_bench"
 EXPORT = "bench"
-CHUNK = 100_000
 
 # The same segment and config as the export benchmark's (bench/export_bench.py).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,31 +54,30 @@ from export_bench import CONFIG, build_segment  # noqa: E402
 
 
 def fill_ledgers(
-    config: Config, empty_ledger: Path, sqlite_store: LedgerStore, postgres_dsn: str
+    config: Config, empty_state: Path, sqlite_store: LedgerStore, postgres_dsn: str
 ) -> None:
-    """Record every member as delivered and tagged, in both stores."""
-    now = datetime.now(UTC)
-    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Record every member as delivered and tagged, in both stores' ledger tables."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     tag = config.exports[EXPORT].tag
+    assert sqlite_store.ledger_file is not None
     with (
-        stage_export(config, EXPORT, ledger_path=empty_ledger) as staged,
+        stage_export(
+            replace(config, daemon=replace(config.daemon, state_dir=str(empty_state))), EXPORT
+        ) as staged,
         psycopg.connect(postgres_dsn, autocommit=True) as connection,
+        closing(sqlite3.connect(sqlite_store.ledger_file)) as ledger,
     ):
-        chunk: list[tuple[str, int, str | None]] = []
         with connection.cursor().copy(
             "COPY ledger_entries (export, email, fingerprint, tag, updated_at) "
             "FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["text", "text", "int8", "text", "text"])
             for records in staged.work_records():
-                for record in records:
-                    email, fingerprint = cast(str, record[0]), cast(int, record[1])
-                    copy.write_row((EXPORT, email, fingerprint, tag, stamp))
-                    chunk.append((email, fingerprint, tag))
-                if len(chunk) >= CHUNK:
-                    sqlite_store.record_delivered(EXPORT, chunk, now=now)
-                    chunk = []
-        sqlite_store.record_delivered(EXPORT, chunk, now=now)
+                rows = [(EXPORT, cast(str, r[0]), cast(int, r[1]), tag, stamp) for r in records]
+                for row in rows:
+                    copy.write_row(row)
+                ledger.executemany("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?)", rows)
+        ledger.commit()
         connection.execute("VACUUM ANALYZE ledger_entries")
 
 
@@ -131,7 +132,7 @@ def main() -> None:
                 open_state_store(root / "state") as sqlite_store,
                 PostgresLedgerStore(scratch) as postgres_store,
             ):
-                fill_ledgers(config, root / "none.sqlite3", sqlite_store, scratch)
+                fill_ledgers(config, root / "none", sqlite_store, scratch)
                 print(f"segment and ledgers built in {time.perf_counter() - started:.1f} s")
                 best: dict[str, tuple[float, Mapping[str, float]]] = {}
                 for _ in range(args.repeat):

@@ -1,10 +1,4 @@
-"""Time as an injected dependency.
-
-Everything that waits or measures time takes a :class:`Clock`, so tests run an
-hour of modelled traffic in seconds (:class:`ScaledClock`) or none at all
-(:class:`FakeClock`). ``now()`` is monotonic seconds; ``wall()`` is the
-calendar time used for records that people read.
-"""
+"""Time as an injected dependency: real, scaled (an hour of traffic in seconds) or fake."""
 
 from __future__ import annotations
 
@@ -15,16 +9,14 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """A source of time and a way to wait for it."""
+    """``now()``: monotonic seconds (only differences mean anything); ``wall()``: the
+    current time, aware, UTC; ``sleep(seconds)``: block for that much of this clock's time."""
 
-    def now(self) -> float:
-        """Monotonic seconds; only differences are meaningful."""
+    def now(self) -> float: ...
 
-    def wall(self) -> datetime:
-        """Timezone-aware current calendar time (UTC)."""
+    def wall(self) -> datetime: ...
 
-    def sleep(self, seconds: float) -> None:
-        """Block the calling thread for ``seconds`` of this clock's time."""
+    def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:
@@ -42,11 +34,7 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Real time running ``scale`` times faster: one real second is ``scale`` modelled seconds.
-
-    The emulator and the client share one scale in tests, so that a 60-second
-    rate-limit window passes in one real second at ``scale=60``.
-    """
+    """Real time running ``scale`` times faster: one real second is ``scale`` modelled seconds."""
 
     def __init__(self, scale: float) -> None:
         if scale <= 0:
@@ -67,16 +55,12 @@ class ScaledClock:
 
 
 class FakeClock:
-    """Time that moves only when told to: ``sleep`` advances it instantly.
+    """Time that moves only when told to: ``sleep`` and ``advance`` move it at once.
+    Thread-safe."""
 
-    Thread-safe. ``advance`` moves time without a sleeper, for tests that
-    drive a component step by step.
-    """
-
-    def __init__(self, start: float = 0.0, *, wall_start: datetime | None = None) -> None:
+    def __init__(self, start: float = 0.0) -> None:
         self._now = start
         self._start = start
-        self._wall_start = wall_start or datetime(2026, 1, 1, tzinfo=UTC)
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 
@@ -86,7 +70,7 @@ class FakeClock:
 
     def wall(self) -> datetime:
         with self._lock:
-            return self._wall_start + timedelta(seconds=self._now - self._start)
+            return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=self._now - self._start)
 
     def sleep(self, seconds: float) -> None:
         with self._lock:

@@ -1,11 +1,8 @@
-"""What one export wants Omnisend to hold for one person. Pure: no I/O.
+"""What one export wants Omnisend to hold for one person. Pure.
 
-A :class:`ContactWrite` is what mapping makes of a source row and what the
-Omnisend client sends; :func:`omnisync.omnisend.payloads.contact_body` turns
-it into the request body and is the single place the safety rules of
-docs/design.md are enforced (no tags, no welcome message unless asked, a
-channel status only when the caller supplies one, with the caller's
-timestamp).
+Mapping makes a :class:`ContactWrite` of a source row; the one function that
+turns it into a request body, :func:`omnisync.omnisend.payloads.contact_body`,
+enforces the safety rules of docs/design.md.
 """
 
 from __future__ import annotations
@@ -19,12 +16,8 @@ ChannelStatus = Literal["subscribed", "unsubscribed", "nonSubscribed"]
 
 @dataclass(frozen=True)
 class EmailConsent:
-    """An e-mail channel status and when the person gave it, from the source.
-
-    ``changed_at`` is an RFC 3339 timestamp recorded by the source, never the
-    time of sending: Omnisend lets the newer status win, so a later
-    unsubscribe in Omnisend must always be newer than what we send.
-    """
+    """An e-mail channel status from the source, and ``changed_at``: when the source recorded
+    it (RFC 3339), never the time of sending, so that a later unsubscribe in Omnisend wins."""
 
     status: ChannelStatus
     changed_at: str
@@ -35,13 +28,8 @@ class EmailConsent:
 
 @dataclass(frozen=True)
 class ContactWrite:
-    """One contact as an export wants it in Omnisend.
-
-    ``fields`` holds Omnisend field names (``firstName``, ``lastName``,
-    ``address``, ``city``, ``state``, ``postalCode``, ``country``,
-    ``countryCode``) with non-empty string values. ``email`` is already
-    normalised (trimmed, lower-cased, validated).
-    """
+    """One contact as an export wants it in Omnisend: ``email`` normalised and valid,
+    ``fields`` by Omnisend field name (``firstName``, ``postalCode``, ...), non-empty text."""
 
     email: str
     fields: Mapping[str, str] = field(default_factory=dict)

@@ -1,20 +1,15 @@
 """Country names to ISO 3166-1 alpha-2 codes, backed by pycountry.
 
-A source's ``country`` column holds whatever people typed: "Ukraine",
-"україна", "UKR", "Deutschland", "Côte d'Ivoire". :func:`country_code` finds
-the alpha-2 code for a name, an official name, a common name, an alpha-2 or
-alpha-3 code, or the name in one of :data:`NAME_LANGUAGES` (pycountry ships
-the iso-codes translations), case- and accent-insensitively. Unknown names
-give ``None``: the caller then sends the name as ``country`` only.
-
-The index is built on first use, and lookups are cached.
+:func:`country_code` reads what people typed ("Ukraine", "україна", "UKR",
+"Deutschland", "Côte d'Ivoire"): a name, official or common name, alpha-2 or
+alpha-3 code, or a name in one of :data:`NAME_LANGUAGES` (pycountry's
+iso-codes translations), case- and accent-insensitively; ``None`` when unknown.
 """
 
 from __future__ import annotations
 
 import gettext
 import unicodedata
-from collections.abc import Iterator
 from functools import cache, lru_cache
 
 import pycountry
@@ -56,7 +51,6 @@ ALIASES: dict[str, str] = {
 @lru_cache(maxsize=4096)
 def country_code(name: str) -> str | None:
     """The ISO 3166-1 alpha-2 code for ``name``, or ``None`` when unknown."""
-    # Cached: a run asks for the same few names once per member.
     key = _key(name)
     return _country_index().get(key) if key else None
 
@@ -84,25 +78,21 @@ def _key(text: str) -> str:
 
 @cache
 def _country_index() -> dict[str, str]:
-    """Every known name and code (as :func:`_key`) -> alpha-2 code; built on first use."""
-    index: dict[str, str] = {}
-
-    def add(name: str | None, code: str) -> None:
-        if name:
-            # The first claim wins: English names and codes are added first,
-            # so a translation can never shadow them.
-            index.setdefault(_key(name), code)
-
+    """Every known name and code (as :func:`_key`) -> alpha-2 code. The first claim wins:
+    codes, English names and aliases come first, so a translation never shadows them."""
     countries = list(pycountry.countries)
-    for country in countries:
-        code = str(country.alpha_2)
-        add(code, code)
-        add(str(country.alpha_3), code)
-    for country in countries:
-        for name in _english_names(country):
-            add(name, str(country.alpha_2))
-    for alias, code in ALIASES.items():
-        add(alias, code)
+    english = {
+        str(country.alpha_2): [
+            str(name)
+            for attribute in ("name", "common_name", "official_name")
+            if (name := getattr(country, attribute, None))
+        ]
+        for country in countries
+    }
+    claims = [(code, code) for code in english]
+    claims += [(str(country.alpha_3), str(country.alpha_2)) for country in countries]
+    claims += [(name, code) for code, names in english.items() for name in names]
+    claims += ALIASES.items()
     for language in NAME_LANGUAGES:
         try:
             translation = gettext.translation(
@@ -110,15 +100,10 @@ def _country_index() -> dict[str, str]:
             )
         except OSError:
             continue
-        for country in countries:
-            for name in _english_names(country):
-                add(translation.gettext(name), str(country.alpha_2))
+        claims += [
+            (translation.gettext(name), code) for code, names in english.items() for name in names
+        ]
+    index: dict[str, str] = {}
+    for name, code in claims:
+        index.setdefault(_key(name), code)
     return index
-
-
-def _english_names(country: object) -> Iterator[str]:
-    """A pycountry country's name, common name and official name, those it has."""
-    for attribute in ("name", "common_name", "official_name"):
-        name = getattr(country, attribute, None)
-        if name:
-            yield str(name)

@@ -32,12 +32,7 @@ def normalise_email(value: object) -> str | None:
     """
     if value is None:
         return None
-    if isinstance(value, bytes):
-        text = value.decode("utf-8", errors="replace")
-    elif isinstance(value, str):
-        text = value
-    else:
-        text = str(value)
+    text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
     normalised = text.strip().lower()
     return normalised or None
 

@@ -13,14 +13,12 @@ address. The tree (each class lives beside the code that raises it)::
     │   └── StagingFailed             engine.staging: the staging file cannot be written
     ├── StateError                    state.store: the state store cannot be used
     │   ├── StateSchemaTooNew         written by a newer omnisync; left untouched
-    │   └── LeaseLost                 state.fencing: a replica no longer holds the brand
+    │   └── LeaseLost                 state.store: a replica no longer holds the brand
     ├── ExportBusy                    state.locks: the export is running elsewhere
     ├── OmnisendError                 omnisend.errors: talking to Omnisend (its own tree)
     │   ├── TransportError, RequestCancelled, UnexpectedResponse
-    │   ├── InvalidContactWrite, BatchTooLarge ⊃ ItemTooLarge
-    │   └── ApiError ⊃ InvalidRequest 400, Unauthorized 401, Forbidden 403,
-    │       NotFound 404, Conflict 409, VersionRetired 410, Unprocessable 422,
-    │       RateLimited 429, ServerError 5xx, UnexpectedStatus
+    │   ├── InvalidContactWrite, ItemTooLarge
+    │   └── ApiError                  Omnisend's problem document; its status says which
     ├── LedgerUnreadable              engine.staging: the ledger cannot be read for a diff
     ├── RunFailed                     engine.runner: a run cannot proceed
     ├── RunHeld                       engine.runner: a change guard held the run (nothing sent)

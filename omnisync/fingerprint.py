@@ -1,25 +1,12 @@
-"""Fingerprints: a 64-bit digest of what an export would send for one row.
+"""Fingerprints: a 64-bit digest of what an export would send for one row. Pure.
 
-Pure. A fingerprint is computed from the *raw source values* of the columns an
-export reads, not from the mapped payload, so that a SQLite source can
-fingerprint every row inside SQLite (this module's :class:`Fingerprinter` is
-registered there as a user-defined function) and unchanged rows never become
-Python objects. The same callable serves the Python path of file sources, so
-for a given source kind the fingerprint of a row does not depend on which path
-computed it.
-
-The digest covers, in order:
-
-1. a digest of the export's mapping *spec* (:func:`spec_digest`): which column
-   feeds which contact field, the custom properties, the consent columns and
-   :data:`FINGERPRINT_VERSION`; changing any of these changes every
-   fingerprint, so the next run re-sends everyone with the new payload;
-2. the values of :func:`fingerprint_columns` in that order, rendered
-   canonically by ``marshal`` format 2 (typed, length-prefixed, no back
-   references, so ``None`` differs from ``""``, ``1`` from ``"1"`` and the
-   output depends on the values alone).
-
-The result is a signed 64-bit integer, which fits a SQLite ``INTEGER``.
+A fingerprint covers the *raw source values* of :func:`fingerprint_columns`,
+not the mapped payload, so that SQLite staging computes it inside SQLite
+(:class:`Fingerprinter` is registered there as a function) and unchanged rows
+never become Python objects; file sources call the same function. It digests
+:func:`spec_digest` (so a mapping change re-sends everyone once), then the
+values rendered by ``marshal`` format 2 (typed and length-prefixed: ``None``
+differs from ``""``, ``1`` from ``"1"``). The result fits a SQLite ``INTEGER``.
 """
 
 from __future__ import annotations
@@ -35,12 +22,10 @@ from omnisync.config.model import CONTACT_FIELDS, Export
 #: a way that must make every export re-send its contacts once.
 FINGERPRINT_VERSION = 1
 
-#: ``marshal`` format 2 writes no back references (format 3 and later do,
-#: depending on reference counts), so its output is a function of the values.
+#: Format 2 writes no back references (later ones do, depending on reference
+#: counts), so its output is a function of the values alone.
 _MARSHAL_FORMAT = 2
 
-#: Value types a fingerprint accepts: what SQLite, CSV and JSONL sources yield.
-FingerprintValue = None | bool | int | float | str | bytes
 _SCALAR_NAMES = frozenset({"NoneType", "bool", "int", "float", "str", "bytes"})
 _SIGNED_64 = struct.Struct("<q")
 
@@ -52,11 +37,8 @@ NEVER_A_FINGERPRINT = -(2**63)
 
 
 def fingerprint_columns(export: Export) -> tuple[str, ...]:
-    """The source columns a fingerprint covers, in order, without repeats.
-
-    ``export.mapping.columns()`` followed by the consent columns (status,
-    changed-at, IP, user agent) that the mapping does not already read.
-    """
+    """The source columns a fingerprint covers, without repeats: the mapping's columns,
+    then the consent columns the mapping does not already read."""
     ordered = list(export.mapping.columns())
     consent = export.consent
     if consent is not None:
@@ -72,14 +54,9 @@ def fingerprint_columns(export: Export) -> tuple[str, ...]:
 
 
 def spec_digest(export: Export) -> bytes:
-    """A 16-byte digest of everything in ``export`` that shapes the payload.
-
-    Covers the field → column assignments, custom properties, consent columns
-    and source label, and :data:`FINGERPRINT_VERSION`. Deliberately excludes
-    the tag, ``on_leave``, ``max_profiles`` and the schedule (they do not
-    change a contact's body) and ``send_welcome_message`` (it only matters
-    when a contact is created; counting it would re-send everyone).
-    """
+    """A 16-byte digest of everything in ``export`` that shapes a contact's body: fields,
+    custom properties, consent, :data:`FINGERPRINT_VERSION`. Not ``send_welcome_message``:
+    it matters only when a contact is created, and counting it would re-send everyone."""
     mapping = export.mapping
     consent = export.consent
     spec: dict[str, object] = {
@@ -102,26 +79,17 @@ def spec_digest(export: Export) -> bytes:
 
 
 class Fingerprinter:
-    """Computes fingerprints for one export's spec.
-
-    ``fingerprinter(*values)`` takes the values of :func:`fingerprint_columns`
-    in order (each ``None``, ``bool``, ``int``, ``float``, ``str`` or ``bytes``,
-    what sources yield; a value marshal cannot write is a :class:`TypeError`)
-    and returns a signed 64-bit integer. Its signature suits
-    ``sqlite3.Connection.create_function(name, -1, fingerprinter)``.
-    Thread-safe (no mutable state beyond a prepared hash prefix).
-    """
+    """``Fingerprinter(export)(*values)``: the fingerprint of the values of
+    ``fingerprint_columns(export)`` (each ``None``, ``bool``, ``int``, ``float``, ``str`` or
+    ``bytes``; anything else is a :class:`TypeError`) as a signed 64-bit integer. Suits
+    ``create_function(name, -1, ...)``. Thread-safe."""
 
     __slots__ = ("_prefix",)
 
-    def __init__(self, spec: bytes) -> None:
+    def __init__(self, export: Export) -> None:
         # Hashing the spec once and copying the state per row is measurably
         # cheaper than re-feeding the spec for each of a million rows.
-        self._prefix = hashlib.blake2b(spec, digest_size=8)
-
-    @classmethod
-    def for_export(cls, export: Export) -> Fingerprinter:
-        return cls(spec_digest(export))
+        self._prefix = hashlib.blake2b(spec_digest(export), digest_size=8)
 
     def __call__(self, *values: object) -> int:
         # The hot path of staging (once per row, inside SQLite): no checks

@@ -1,9 +1,9 @@
-"""Which brands a replica should take or give up: pure, so every rule has a test.
+"""Which brands a replica should take or give up. Pure.
 
-Replicas sharing a PostgreSQL state store divide the brands (Omnisend's rate
-limits are per brand, so a brand is the unit of ownership). With ``b`` brands
-and ``r`` live replicas, each should hold ``b // r`` or ``⌈b / r⌉`` of them;
-:func:`plan_leases` moves one replica toward that, one step per round:
+Replicas sharing a PostgreSQL state store divide the brands (the unit of
+Omnisend's rate limits). With ``b`` brands and ``r`` live replicas, each should
+hold ``b // r`` or ``⌈b / r⌉``; :func:`plan_leases` moves one replica toward
+that, one step per round:
 
 - it takes free brands (no live lease) while it holds fewer than ``b // r``,
   and one more while it holds fewer than ``⌈b / r⌉`` and nobody holds fewer
@@ -13,10 +13,9 @@ and ``r`` live replicas, each should hold ``b // r`` or ``⌈b / r⌉`` of them;
   joined) and it is the busiest (ties: the greatest id) — one brand, so the
   newcomer can take it.
 
-It only ever gives up an *idle* brand (no run under way), so a run is never cut
-short by rebalancing. Replicas each pick free brands in their own order (a
-hash of their id and the brand), so replicas starting together rarely reach
-for the same one; the database settles any race (one acquisition wins).
+It gives up only *idle* brands (no run under way). Each replica tries free
+brands in its own order (a hash of its id and the brand), so replicas starting
+together rarely reach for the same one; the database settles any race.
 """
 
 from __future__ import annotations

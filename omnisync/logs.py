@@ -1,16 +1,10 @@
 """One log line per event, as JSON or text, with personal data and secrets scrubbed.
 
-Every command logs through the standard :mod:`logging` tree under
-``omnisync.*`` and calls :func:`configure_logging` once. A line is either one
-JSON object (``ts``, ``level``, ``logger``, ``event``, ``message``,
-``fields``) or a compact text line; journald keeps either as one entry.
-
-Scrubbing happens on the way out, in the handler's formatter, so that no
-caller can forget it: anything that looks like an e-mail address is masked
-with :func:`omnisync.masking.mask_email`, and every secret value registered
-with the :class:`Redactor` (the daemon registers each API key it resolves) is
-replaced by ``[REDACTED]`` — in the message, in structured fields and in
-exception text alike.
+Every command logs under ``omnisync.*`` and calls :func:`configure_logging`
+once. Scrubbing happens in the handler's formatter, so no caller can forget
+it: anything that looks like an e-mail address is masked, and every secret
+registered with the :class:`Redactor` becomes ``[REDACTED]``, in the message,
+the fields and exception text alike.
 """
 
 from __future__ import annotations
@@ -52,10 +46,7 @@ _STANDARD_ATTRIBUTES = frozenset(
 
 class Redactor:
     """Scrubs strings: masks e-mail addresses, replaces registered secret values.
-
-    Thread-safe; secrets can be registered at any time (on every reload).
-    A secret is never stored anywhere else and never appears in ``repr``.
-    """
+    Thread-safe; secrets may be registered at any time and never appear in ``repr``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -97,60 +88,46 @@ class Redactor:
         return self.scrub(str(value))
 
 
-def record_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The structured fields a caller passed with ``extra=``, minus ``event``."""
-    return {
-        key: value
-        for key, value in record.__dict__.items()
-        if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
-    }
+class _Formatter(logging.Formatter):
+    """One line per record, through ``redactor``: a JSON object (ts, level, logger, event,
+    message, fields, error) or ``ts LEVEL logger event: message key=value ...``."""
 
-
-def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class _ScrubbingFormatter(logging.Formatter):
-    """A formatter whose every line goes through ``redactor``."""
-
-    def __init__(self, redactor: Redactor) -> None:
+    def __init__(self, redactor: Redactor, log_format: LogFormat) -> None:
         super().__init__()
         self.redactor = redactor
-
-
-class JsonFormatter(_ScrubbingFormatter):
-    """One JSON object per line: ts, level, logger, event, message, fields (all scrubbed)."""
+        self.log_format = log_format
 
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": getattr(record, "event", None) or "log",
-            "message": record.getMessage(),
-            "fields": record_fields(record),
-        }
-        if record.exc_info:
-            payload["error"] = self.formatException(record.exc_info)
-        return json.dumps(self.redactor.scrub_value(payload), ensure_ascii=False, default=str)
-
-
-class TextFormatter(_ScrubbingFormatter):
-    """``ts LEVEL logger event: message key=value ...`` on one line (scrubbed)."""
-
-    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created, tz=UTC)
+        timestamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
         event = getattr(record, "event", None)
-        head = f"{_timestamp(record)} {record.levelname} {record.name}"
-        message = record.getMessage()
-        line = f"{head} {event}: {message}" if event else f"{head}: {message}"
-        fields = record_fields(record)
-        if fields:
-            rendered = " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
-            line = f"{line} {rendered}"
-        if record.exc_info:
+        fields = {
+            key: value
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
+        }
+        error = self.formatException(record.exc_info) if record.exc_info else None
+        if self.log_format == "json":
+            payload: dict[str, Any] = {
+                "ts": timestamp,
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "event": event or "log",
+                "message": record.getMessage(),
+                "fields": fields,
+            }
+            if error is not None:
+                payload["error"] = error
+            return json.dumps(self.redactor.scrub_value(payload), ensure_ascii=False, default=str)
+        head = f"{timestamp} {record.levelname} {record.name}"
+        line = (
+            f"{head} {event}: {record.getMessage()}" if event else f"{head}: {record.getMessage()}"
+        )
+        for key, value in fields.items():
+            line += f" {key}={_text_value(value)}"
+        if error is not None:
             # Keep one event on one line: journald and grep both prefer it.
-            line = f"{line} error={self.formatException(record.exc_info)!r}"
+            line += f" error={error!r}"
         return self.redactor.scrub(line.replace("\n", "\\n"))
 
 
@@ -166,7 +143,7 @@ _HANDLER_NAME = "omnisync"
 def configure_logging(
     *,
     log_format: LogFormat = "text",
-    level: str | int = "INFO",
+    level: str = "INFO",
     stream: TextIO | None = None,
     redactor: Redactor | None = None,
 ) -> Redactor:
@@ -177,28 +154,19 @@ def configure_logging(
     redactor in use, so the caller can register secrets with it.
     """
     redactor = redactor or Redactor()
-    formatter: logging.Formatter = (
-        JsonFormatter(redactor) if log_format == "json" else TextFormatter(redactor)
-    )
+    level_number = logging.getLevelName(level.upper())
+    if not isinstance(level_number, int):
+        raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(formatter)
+    handler.setFormatter(_Formatter(redactor, log_format))
     for logger_name in ("omnisync", "apscheduler"):
         logger = logging.getLogger(logger_name)
         for existing in list(logger.handlers):
             if existing.get_name() == _HANDLER_NAME:
                 logger.removeHandler(existing)
         logger.addHandler(handler)
-    logging.getLogger("omnisync").setLevel(_level(level))
+    logging.getLogger("omnisync").setLevel(level_number)
     # APScheduler's own chatter ("Added job ...") is noise at INFO; our events say it better.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return redactor
-
-
-def _level(level: str | int) -> int:
-    if isinstance(level, int):
-        return level
-    resolved = logging.getLevelName(level.upper())
-    if not isinstance(resolved, int):
-        raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
-    return resolved

@@ -1,17 +1,10 @@
-"""Mapping one source row to one Omnisend contact write.
+"""Mapping one source row to one Omnisend contact write: the one place a field rule lives.
 
-Pure: no I/O, no clock (the caller passes ``now`` when it wants consent times
-in the future refused). A :class:`MappingPlan` is an export's mapping, prepared
-once (which value feeds which field, custom property names checked, reasons
-worded) so that a run mapping a million rows does only the per-row work.
-:meth:`MappingPlan.map_row` turns a row (column → raw value) into a
-:class:`~omnisync.contact.ContactWrite`, or into an :class:`InvalidRow` that
-lists every reason at once, with the warnings met (a consent status that is
-not sent, for instance), which never make a row invalid; invalid rows are
-counted and reported, never sent.
-
-Reasons and warnings are fixed phrases without personal data, so that a
-report can group rows by them; the row is identified by its masked e-mail.
+Pure: no I/O, no clock (the caller passes ``now``). A :class:`MappingPlan` is
+an export's mapping prepared once, so that mapping a million rows does only
+the per-row work. Reasons and warnings are fixed phrases without personal
+data, so that a report can group rows by them; a row is identified by its
+masked e-mail.
 """
 
 from __future__ import annotations
@@ -34,23 +27,7 @@ from omnisync.sourcevalues import (
     consent_time,
     readable_text,
     rfc3339,
-    text_value,
 )
-
-__all__ = [
-    "CUSTOM_PROPERTY_NAME",
-    "MAX_CUSTOM_PROPERTIES",
-    "MAX_CUSTOM_PROPERTY_LENGTH",
-    "MAX_FIELD_LENGTH",
-    "MISSING_EMAIL",
-    "OMNISEND_FIELDS",
-    "InvalidRow",
-    "MappingOutcome",
-    "MappingPlan",
-    "column_positions",
-    "email_problem",
-    "normalise_email",
-]
 
 #: Longest value, in characters, of a standard contact field. Omnisend does not
 #: publish one; this is a conservative common database column size, and a
@@ -93,28 +70,17 @@ class MappingOutcome:
 _MISSING = MappingOutcome(InvalidRow("", (MISSING_EMAIL,)))
 
 
-@dataclass(frozen=True)
-class _Property:
-    """A custom property as a plan reads it, its reasons worded once."""
-
-    name: str
-    position: int | None  # None: the name breaks Omnisend's rule
-    bad_name: str
-
-
 class MappingPlan:
     """One export's mapping, prepared once to map many rows (see :meth:`map_row`).
 
-    ``columns`` is the order of a staged row's values (:class:`SourceRow`)
-    (default: ``fingerprint_columns(export)``, the order a staging keeps);
-    it must hold every column the mapping reads (``ValueError`` otherwise).
-    Immutable and thread-safe.
+    A row's values are read in the order of :attr:`columns`,
+    ``fingerprint_columns(export)``, the order a staging keeps. Immutable and thread-safe.
     """
 
-    def __init__(self, export: Export, columns: Sequence[str] | None = None) -> None:
+    def __init__(self, export: Export) -> None:
         self.export = export
-        self.columns = tuple(fingerprint_columns(export) if columns is None else columns)
-        position = column_positions(export, self.columns)
+        self.columns = fingerprint_columns(export)
+        position: dict[str | None, int] = {column: i for i, column in enumerate(self.columns)}
         mapping = export.mapping
         self._email = position[mapping.email]
         self._fields = tuple(
@@ -122,17 +88,13 @@ class MappingPlan:
             for label, omnisend_name in OMNISEND_FIELDS.items()
             if (column := getattr(mapping, label)) is not None
         )
-        self._country_code = _position_of(position, mapping.country_code)
-        self._country = _position_of(position, mapping.country)
+        self._country_code = position.get(mapping.country_code)
+        self._country = position.get(mapping.country)
         properties = mapping.custom_properties
         self._too_many_properties = len(properties) > MAX_CUSTOM_PROPERTIES
+        # A position of None: the name breaks Omnisend's rule.
         self._properties = tuple(
-            _Property(
-                name,
-                position[properties[name]] if CUSTOM_PROPERTY_NAME.fullmatch(name) else None,
-                f"custom property name '{name}' is not accepted by Omnisend "
-                "(1-128 letters, digits or _)",
-            )
+            (name, position[properties[name]] if CUSTOM_PROPERTY_NAME.fullmatch(name) else None)
             for name in sorted(properties)
         )
         consent = export.consent
@@ -142,8 +104,8 @@ class MappingPlan:
             else (
                 position[consent.status_column],
                 position[consent.changed_at_column],
-                _position_of(position, consent.ip_column),
-                _position_of(position, consent.user_agent_column),
+                position.get(consent.ip_column),
+                position.get(consent.user_agent_column),
                 consent.source,
             )
         )
@@ -187,14 +149,9 @@ class MappingPlan:
         warnings: list[str] = []
         fields: dict[str, str] = {}
         for omnisend_name, label, index in self._fields:
-            _put_text(
-                fields,
-                omnisend_name,
-                values[index],
-                label=label,
-                reasons=reasons,
-                warnings=warnings,
-            )
+            text = _text(values[index], label, reasons=reasons, warnings=warnings)
+            if text is not None:
+                fields[omnisend_name] = text
         if self._country_code is not None or self._country is not None:
             self._map_country(values, fields, reasons, warnings)
         properties: dict[str, str] = {}
@@ -225,7 +182,7 @@ class MappingPlan:
     ) -> None:
         if self._country_code is not None:
             try:
-                code = text_value(values[self._country_code])
+                code = cleaned_text(values[self._country_code])[0]
             except ValueError:
                 code = None
                 reasons.append("country_code is binary data, not UTF-8 text")
@@ -235,18 +192,10 @@ class MappingPlan:
                 else:
                     reasons.append("country_code is not an ISO 3166-1 alpha-2 code")
         if self._country is not None:
-            _put_text(
-                fields,
-                "country",
-                values[self._country],
-                label="country",
-                reasons=reasons,
-                warnings=warnings,
-            )
-            name = fields.get("country")
-            if name is not None and "countryCode" not in fields:
-                found = country_code(name)
-                if found is not None:
+            name = _text(values[self._country], "country", reasons=reasons, warnings=warnings)
+            if name is not None:
+                fields["country"] = name
+                if "countryCode" not in fields and (found := country_code(name)) is not None:
                     fields["countryCode"] = found
 
     def _map_custom_properties(
@@ -258,19 +207,22 @@ class MappingPlan:
     ) -> None:
         if self._too_many_properties:
             reasons.append(f"more than {MAX_CUSTOM_PROPERTIES} custom properties")
-        for prop in self._properties:
-            if prop.position is None:
-                reasons.append(prop.bad_name)
+        for name, index in self._properties:
+            if index is None:
+                reasons.append(
+                    f"custom property name '{name}' is not accepted by Omnisend"
+                    " (1-128 letters, digits or _)"
+                )
                 continue
-            _put_text(
-                mapped,
-                prop.name,
-                values[prop.position],
-                label=f"custom property '{prop.name}'",
+            text = _text(
+                values[index],
+                f"custom property '{name}'",
                 reasons=reasons,
                 warnings=warnings,
                 max_length=MAX_CUSTOM_PROPERTY_LENGTH,
             )
+            if text is not None:
+                mapped[name] = text
 
     def _map_consent(
         self, values: Sequence[object], *, now: datetime | None, warnings: list[str]
@@ -281,7 +233,7 @@ class MappingPlan:
         status = consent_status(raw_status)
         if status is None:
             try:
-                blank = text_value(raw_status) is None
+                blank = cleaned_text(raw_status)[0] is None
             except ValueError:
                 blank = False
             if not blank:
@@ -303,46 +255,26 @@ class MappingPlan:
         )
 
 
-def column_positions(export: Export, columns: Sequence[str]) -> dict[str, int]:
-    """Column -> its (first) index in ``columns``; ``ValueError`` when a column the
-    export's mapping reads is not among them."""
-    position: dict[str, int] = {}
-    for index, column in enumerate(columns):
-        position.setdefault(column, index)
-    missing = [column for column in fingerprint_columns(export) if column not in position]
-    if missing:
-        raise ValueError(f"the row lacks the mapped column(s) {', '.join(missing)}")
-    return position
-
-
-def _position_of(position: Mapping[str, int], column: str | None) -> int | None:
-    return None if column is None else position[column]
-
-
-def _put_text(
-    mapped: dict[str, str],
-    name: str,
+def _text(
     value: object,
-    *,
     label: str,
+    *,
     reasons: list[str],
     warnings: list[str],
     max_length: int = MAX_FIELD_LENGTH,
-) -> None:
-    """Put ``value`` as text under ``name`` (:func:`cleaned_text`); what stops it is a reason."""
+) -> str | None:
+    """``value`` as text (:func:`cleaned_text`), or ``None``: absent, or a reason appended."""
     try:
         text, cleaned = cleaned_text(value)
     except ValueError:
         reasons.append(f"{label} is binary data, not UTF-8 text")
-        return
+        return None
     if cleaned:
         warnings.append(f"{label}: control characters removed")
-    if text is None:
-        return
-    if len(text) > max_length:
+    if text is not None and len(text) > max_length:
         reasons.append(f"{label} is longer than {max_length} characters")
-        return
-    mapped[name] = text
+        return None
+    return text
 
 
 def _optional_text(value: object) -> str | None:

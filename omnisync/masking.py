@@ -1,10 +1,4 @@
-"""Masking of personal data and secrets for logs, errors and ``plan`` output.
-
-Logs never print a full e-mail address (docs/design.md, "Safety rules never
-traded for speed"). A masked address keeps enough to recognise it in a
-support conversation and no more. A database driver's message never shows
-the DSN it was given or a password from it (:func:`redact`).
-"""
+"""Masking of e-mail addresses and secrets for logs, errors and ``plan`` output. Pure."""
 
 from __future__ import annotations
 
@@ -13,12 +7,8 @@ from urllib.parse import unquote
 
 
 def mask_email(email: str) -> str:
-    """Return ``email`` with most of the local part and domain hidden.
-
-    ``olena.kovalenko@example.com`` becomes ``o***o@e***.com``; a value without
-    an ``@`` is masked as a whole. Never returns the input unchanged unless it
-    is shorter than two characters.
-    """
+    """``olena.kovalenko@example.com`` as ``o***o@e***.com``: enough to recognise it in a
+    support conversation, no more. A value without an ``@`` is masked as a whole."""
     local, at, domain = email.partition("@")
     if not at:
         return _mask_part(email)

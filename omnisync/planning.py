@@ -1,10 +1,8 @@
-"""What an export run has to do: plan types and the pure reference planner.
+"""What an export run has to do: plan types and the reference planner. Pure.
 
-Pure. The engine diffs a segment against the ledger in SQL
-(:mod:`omnisync.engine.staging`) so that a million unchanged rows never
-become Python objects; :func:`reference_plan` is the same diff written
-plainly over Python values. The SQL must agree with it (a property-based test
-holds them together), and so it defines the semantics:
+The engine diffs a segment against the ledger in SQL (:mod:`omnisync.engine.diff`);
+:func:`reference_plan` is the same diff written plainly in Python, held equal to
+the SQL by a property-based test, and so it defines the semantics:
 
 - Rows without an e-mail are counted as ``missing_email``; among rows with
   the same (normalised) e-mail the first occurrence wins and the rest are
@@ -26,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import NamedTuple
 
 from omnisync.config.model import OnLeave
@@ -34,14 +31,12 @@ from omnisync.config.model import OnLeave
 
 @dataclass(frozen=True)
 class StageCounts:
-    """Counts of one staged export; see the module docstring for each meaning.
+    """Counts of one staged export (the module docstring says what each means).
 
     ``new + changed + tag_only + unchanged == members`` and
-    ``members + duplicates + missing_email == rows``. ``needs_tag`` counts the
-    work items that need the export's tag (``tag_only`` and the new or changed
-    members without it). ``delivered`` and ``tagged`` describe the ledger
-    before the run: the export's entries, and those that carry a tag (the
-    change guards measure a run against them).
+    ``members + duplicates + missing_email == rows``. ``needs_tag``: work items
+    that need the export's tag. ``delivered`` and ``tagged``: the export's ledger
+    entries before the run, and those that carry a tag.
     """
 
     rows: int = 0
@@ -65,18 +60,10 @@ class StageCounts:
         return self.new + self.changed + self.tag_only
 
 
-#: The ``row`` of a work item built without one.
-_NO_ROW: Mapping[str, object] = MappingProxyType({})
-
-
 class SourceRow(Mapping[str, object]):
-    """A staged row's raw values as a read-only mapping: column name -> value.
-
-    Built once per work item, so it is as light as can be: the staging's
-    ``columns`` (one tuple shared by every row) and the row's values in
-    that order, as fetched (``raw``). ``raw`` lets a prepared mapping
-    (:class:`omnisync.mapping.MappingPlan`) read the row without a lookup per
-    column. Compares equal to a ``dict`` with the same items.
+    """A staged row as a read-only mapping, column -> raw value: the staging's ``columns``
+    (one tuple shared by every row) and the row's values in that order (``raw``, which
+    :class:`omnisync.mapping.MappingPlan` reads directly). Equal to a ``dict`` of its items.
     """
 
     __slots__ = ("columns", "raw")
@@ -97,17 +84,11 @@ class SourceRow(Mapping[str, object]):
     def __len__(self) -> int:
         return len(self.columns)
 
-    def __repr__(self) -> str:
-        return f"SourceRow({dict(self)!r})"
-
 
 class WorkItem(NamedTuple):
-    """One member that needs an upsert and/or the export's tag.
-
-    ``tag_on`` is the tag the ledger says this export has on the contact
-    (``None`` when none; another tag than the export's after a rename).
-    ``row`` maps each staged source column to its raw value. A named tuple:
-    a run builds one per member to send, a million of them for a first run.
+    """One member that needs an upsert and/or the export's tag (a named tuple: a first run
+    builds a million). ``tag_on``: the tag the ledger says this export put on the contact
+    (``None`` when none; another than the export's after a rename). ``row``: the raw values.
     """
 
     email: str
@@ -116,7 +97,7 @@ class WorkItem(NamedTuple):
     tag_on: str | None
     needs_upsert: bool
     needs_tag: bool
-    row: Mapping[str, object] = _NO_ROW
+    row: Mapping[str, object]
 
     @property
     def old_tag(self) -> str | None:
@@ -177,26 +158,12 @@ class ItemActions:
 def item_actions(item: WorkItem, *, valid: bool) -> ItemActions:
     """The actions for ``item``; ``valid`` says whether its row mapped to a contact.
 
-    A row that needs an upsert but is invalid is not sent at all (neither the
-    upsert nor the tag): invalid rows are never sent. A tag-only item needs
-    no mapping (its fingerprint is what was delivered), so it is always
-    valid. The old tag is removed only together with adding the new one.
+    An invalid row that needs an upsert is not sent at all (no upsert, no tag); a
+    tag-only item needs no mapping. The old tag is removed only with adding the new one.
     """
     if item.needs_upsert and not valid:
-        return _NOTHING
-    old_tag = item.old_tag
-    if old_tag is None:
-        # The common case, one per member: shared (frozen) instances.
-        return _ACTIONS[item.needs_upsert, item.needs_tag]
-    return ItemActions(upsert=item.needs_upsert, tag=item.needs_tag, remove_old_tag=old_tag)
-
-
-_NOTHING = ItemActions(upsert=False, tag=False, remove_old_tag=None)
-_ACTIONS = {
-    (upsert, tag): ItemActions(upsert=upsert, tag=tag, remove_old_tag=None)
-    for upsert in (False, True)
-    for tag in (False, True)
-}
+        return ItemActions(upsert=False, tag=False, remove_old_tag=None)
+    return ItemActions(upsert=item.needs_upsert, tag=item.needs_tag, remove_old_tag=item.old_tag)
 
 
 def reference_plan(

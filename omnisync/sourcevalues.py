@@ -11,27 +11,15 @@ from datetime import UTC, datetime
 
 from omnisync.contact import ChannelStatus
 
+# "No" is read as an opt-out, the conservative choice: nobody is made mailable by a guess.
 _STATUS_SPELLINGS: dict[str, ChannelStatus] = {
-    "subscribed": "subscribed",
-    "yes": "subscribed",
-    "y": "subscribed",
-    "true": "subscribed",
-    "1": "subscribed",
-    # "No" is read as an opt-out, the conservative choice: nobody is ever
-    # made mailable by a mapping guess.
-    "unsubscribed": "unsubscribed",
-    "no": "unsubscribed",
-    "n": "unsubscribed",
-    "false": "unsubscribed",
-    "0": "unsubscribed",
-    "nonsubscribed": "nonSubscribed",
-    "notsubscribed": "nonSubscribed",
+    **dict.fromkeys(("subscribed", "yes", "y", "true", "1"), "subscribed"),
+    **dict.fromkeys(("unsubscribed", "no", "n", "false", "0"), "unsubscribed"),
+    **dict.fromkeys(("nonsubscribed", "notsubscribed"), "nonSubscribed"),
 }
 
-
-#: C0 control characters and DEL. Omnisend shows contact text in e-mails and
-#: its app, where they have no meaning (a NUL from a CSV export, a stray
-#: escape): tab, line feed and carriage return become a space, the rest go.
+#: C0 control characters and DEL: meaningless in the e-mails and app where Omnisend shows
+#: contact text (a NUL from a CSV export, a stray escape).
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -40,13 +28,18 @@ def _without_control(match: re.Match[str]) -> str:
 
 
 def cleaned_text(value: object) -> tuple[str | None, bool]:
-    """:func:`text_value`, and whether control characters were taken out of it."""
+    """A raw source value as contact text (stripped, ``None`` when empty), and whether
+    control characters were taken out of it.
+
+    Numbers are written plainly (``120.0`` becomes ``"120"``), booleans as
+    ``true``/``false``. C0 control characters and DEL are removed (tab, line
+    feed and carriage return become a space). Raises :class:`ValueError` for
+    bytes that are not UTF-8.
+    """
     if value.__class__ is str:
         text = value  # the common case first: a run maps millions of fields
     elif value is None:
         return None, False
-    elif isinstance(value, str):
-        text = value
     elif isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, int):
@@ -62,21 +55,10 @@ def cleaned_text(value: object) -> tuple[str | None, bool]:
     return _CONTROL_CHARACTERS.sub(_without_control, text).strip() or None, True
 
 
-def text_value(value: object) -> str | None:
-    """A raw source value as contact text: stripped, ``None`` when empty.
-
-    Numbers are written plainly (``120.0`` becomes ``"120"``), booleans as
-    ``true``/``false``. C0 control characters and DEL are removed (tab, line
-    feed and carriage return become a space). Raises :class:`ValueError` for
-    bytes that are not UTF-8.
-    """
-    return cleaned_text(value)[0]
-
-
 def readable_text(value: object) -> str | None:
-    """:func:`text_value`, with bytes that are not UTF-8 read as no text (``None``)."""
+    """:func:`cleaned_text`'s text, with bytes that are not UTF-8 read as no text (``None``)."""
     try:
-        return text_value(value)
+        return cleaned_text(value)[0]
     except ValueError:
         return None
 

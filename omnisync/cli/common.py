@@ -1,13 +1,18 @@
-"""What the commands share: loading the config, refusing unknown exports, a counting
-option's type and writing output that a closed pipe or a narrow locale cannot break."""
+"""What the commands share: loading the config and refusing unknown exports (both end
+the command with ``SystemExit``), a bounded number option's type, stopping on signals,
+and writing output that a closed pipe or a narrow locale cannot break."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
-from typing import TextIO
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE, reader_gone
 from omnisync.config.diagnostics import render_text, summarize
@@ -16,58 +21,74 @@ from omnisync.config.location import config_path_from
 from omnisync.config.model import Config
 
 
-def cli_config(args: argparse.Namespace) -> Config | int:
-    """Load the config ``args`` name (``--config``): the Config, or the exit status after
-    printing why not."""
+def cli_config(args: argparse.Namespace) -> Config:
+    """Load the config ``args`` name (``--config``), or say why not and exit (1; 2 when
+    it cannot be read)."""
     result = try_load_config(config_path_from(args, os.environ), environ=os.environ)
     if result.config is None:
         sys.stderr.write(render_text(result.diagnostics))
         print(summarize(result.diagnostics), file=sys.stderr)
-        return EXIT_USAGE if result.unreadable else EXIT_FAILED
+        raise SystemExit(EXIT_USAGE if result.unreadable else EXIT_FAILED)
     return result.config
 
 
-def config_with_export(args: argparse.Namespace, *, command: str) -> Config | int:
-    """:func:`cli_config`, also refusing (exit 2, naming the exports) an unknown
-    ``args.export``."""
-    loaded = cli_config(args)
-    if isinstance(loaded, int):
-        return loaded
-    refused = refuse_unknown_exports(loaded, [args.export], command=command)
-    return loaded if refused is None else refused
-
-
-def chosen_exports(config: Config, names: list[str], *, command: str) -> list[str] | int:
+def chosen_exports(config: Config, names: list[str], *, command: str) -> list[str]:
     """The exports ``names`` asks for, once each in order (every export of ``config``
-    when empty), or exit 2 from :func:`refuse_unknown_exports`."""
+    when empty); exits 2, naming the config's exports, if any is not in ``config``."""
     chosen = list(dict.fromkeys(names)) or list(config.exports)
-    refused = refuse_unknown_exports(config, chosen, command=command)
-    return chosen if refused is None else refused
+    unknown = [name for name in chosen if name not in config.exports]
+    if unknown:
+        known = ", ".join(sorted(config.exports)) or "none"
+        listed = ", ".join(f"'{name}'" for name in unknown)
+        print(
+            f"omnisync {command}: no export {listed} in the config (exports: {known})",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_USAGE)
+    return chosen
 
 
-def refuse_unknown_exports(config: Config, names: list[str], *, command: str) -> int | None:
-    """Exit 2 after naming the exports of ``names`` not in ``config`` (and those that
-    are), or ``None`` when every one is there."""
-    unknown = [name for name in names if name not in config.exports]
-    if not unknown:
-        return None
-    known = ", ".join(sorted(config.exports)) or "none"
-    listed = ", ".join(f"'{name}'" for name in unknown)
-    print(
-        f"omnisync {command}: no export {listed} in the config (exports: {known})", file=sys.stderr
-    )
-    return EXIT_USAGE
+def bounded(
+    cast: type[int] | type[float], low: float, high: float | None = None, *, above: bool = False
+) -> Callable[[str], Any]:
+    """An argparse ``type``: ``cast`` of the text, at least ``low`` (more than ``low`` when
+    ``above``) and at most ``high``."""
+    kind = "whole number" if cast is int else "number"
+
+    def convert(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind}: {text!r}") from None
+        if not (value > low if above else value >= low) or (high is not None and value > high):
+            bound = "more than" if above else "at least"
+            limit = f"between {low} and {high}" if high is not None else f"{bound} {low}"
+            raise argparse.ArgumentTypeError(f"must be {limit}")
+        return value
+
+    return convert
 
 
-def positive(text: str) -> int:
-    """An option's value as a whole number of at least 1 (argparse's ``type``)."""
+@contextmanager
+def stop_on_signals(stop: threading.Event, *, notice: str | None = None) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set ``stop`` and print ``notice`` to stderr;
+    a second SIGINT raises :class:`KeyboardInterrupt` (abort)."""
+
+    def on_signal(number: int, frame: object) -> None:
+        if stop.is_set() and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        if notice:
+            print(notice, file=sys.stderr)
+
+    previous = {
+        number: signal.signal(number, on_signal) for number in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def write(text: str, stream: TextIO | None = None) -> None:

@@ -1,10 +1,11 @@
-"""``omnisync daemon``: run the exports of a config on their schedules, until stopped.
+"""omnisync daemon: run every enabled export on its schedule, until stopped.
 
-Refuses to start (exit 1) on a config that ``omnisync validate`` would
-reject — with the same ``file:line:col`` lines — or whose secrets cannot be
-resolved; exit 2 for a path that cannot be read. Once running, a bad edit
-never stops it: see :mod:`omnisync.daemon.service`. SIGHUP reloads;
-SIGTERM/SIGINT stop it cleanly (exit 0).
+Reloads the config when it changes (or on SIGHUP) and serves /healthz,
+/metrics, /status and on-demand runs on the control address; a bad edit never
+stops it (omnisync.daemon.service). SIGTERM/SIGINT stop it cleanly (exit 0).
+Refuses to start (exit 1) on a config that validate rejects, with the same
+file:line:col lines, or whose secrets cannot be resolved; exit 2 for a path
+that cannot be read.
 """
 
 from __future__ import annotations
@@ -15,22 +16,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.location import add_config_argument, config_path_from
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "daemon",
-        help="run the exports on their schedules; hot-reload the config",
-        description=(
-            "Run every enabled export on its schedule, reload the config when it changes"
-            " (or on SIGHUP) and serve /healthz, /metrics, /status and on-demand runs on"
-            " the control address. Stops cleanly on SIGTERM/SIGINT."
-        ),
-    )
+def register(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument(
         "--log-format",
@@ -57,12 +48,11 @@ def register(subparsers: Any) -> None:
         default=30.0,
         help="how long to wait for runs to reach a batch boundary on SIGTERM (default: 30)",
     )
-    parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    # Imported here, not at the top: every other command (and --help) would
-    # pay for the daemon's imports (APScheduler, prometheus-client, the engine).
+    # Imported here: `omnisync --help` imports every command's module, and would pay
+    # for the daemon's imports (APScheduler, prometheus-client, the engine).
     from omnisync.clock import SystemClock
     from omnisync.config.rules import listen_problem
     from omnisync.daemon.discovery import forget_token
@@ -70,7 +60,7 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
     from omnisync.daemon.metrics import DaemonMetrics
     from omnisync.daemon.notify import Notifier
-    from omnisync.daemon.service import Daemon, DaemonOptions
+    from omnisync.daemon.service import Daemon
     from omnisync.daemon.serving import raise_file_limit
     from omnisync.logs import configure_logging
     from omnisync.state.locks import make_private_directory
@@ -85,33 +75,22 @@ def handle(args: argparse.Namespace) -> int:
     except LoadFailed as failure:
         for problem in failure.problems:
             print(problem, file=sys.stderr)
-        print(
-            f"omnisync daemon: not starting: the config at {config_path} "
-            + ("cannot be read" if failure.unreadable else "is invalid"),
-            file=sys.stderr,
-        )
-        return EXIT_USAGE if failure.unreadable else EXIT_FAILED
+        if failure.unreadable:
+            return _refuse(f"the config at {config_path} cannot be read", EXIT_USAGE)
+        return _refuse(f"the config at {config_path} is invalid")
     redactor.register(initial.secret_values)
     settings = initial.config.daemon
     if args.control_listen is not None:
         # The rule `validate` applies to daemon.control.listen, for the flag too.
         refusal = listen_problem(args.control_listen, has_token=settings.control_token is not None)
         if refusal is not None:
-            print(
-                f"omnisync daemon: not starting: --control-listen {args.control_listen}: {refusal}",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
+            return _refuse(f"--control-listen {args.control_listen}: {refusal}", EXIT_USAGE)
     state_dir = Path(settings.state_dir)
     try:
         make_private_directory(state_dir)
     except OSError as error:
-        print(
-            f"omnisync daemon: not starting: cannot make the state directory {state_dir}"
-            f" private: {error.strerror or error}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        reason = error.strerror or error
+        return _refuse(f"cannot make the state directory {state_dir} private: {reason}")
     if initial.control_token:
         # A configured token replaces the generated one: no stale file to mislead anyone.
         forget_token(state_dir)
@@ -127,35 +106,26 @@ def handle(args: argparse.Namespace) -> int:
         if settings.state.shared:
             from omnisync.daemon.replicated import Replication
 
-            shared = Replication.prepare(initial.config, metrics=metrics, environ=os.environ)
+            shared = Replication(initial.config, metrics=metrics, environ=os.environ)
             engine = shared.engine(clock=clock, stop_grace=stop_grace)
         else:
             engine = EngineRuns.open(state_dir, clock=clock, metrics=metrics, stop_grace=stop_grace)
     except EngineUnavailable as error:
-        print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return _refuse(str(error))
     daemon = Daemon(
         initial,
-        options=DaemonOptions(
-            config_path=config_path,
-            state_dir=state_dir,
-            control_listen=args.control_listen or settings.control_listen,
-            shutdown_timeout=args.shutdown_timeout,
-        ),
+        config_path=config_path,
+        state_dir=state_dir,
+        control_listen=args.control_listen or settings.control_listen,
+        shutdown_timeout=args.shutdown_timeout,
         loader=loader,
-        run_function=engine,
+        engine=engine,
         clock=clock,
         notifier=Notifier.from_environment(os.environ),
         metrics=metrics,
-        last_run=engine.last_run,
-        on_applied=engine.config_applied,
         redactor=redactor,
-        preflight=engine.refusal,
-        shared=shared.runs if shared is not None else None,
-        ready=shared.ready if shared is not None else None,
+        replication=shared,
     )
-    if shared is not None:
-        shared.bind(daemon.supervisor)
     # Handlers first: a SIGHUP's default action would kill a daemon still starting.
     signal.signal(signal.SIGTERM, lambda number, frame: daemon.request_stop())
     signal.signal(signal.SIGINT, lambda number, frame: daemon.request_stop())
@@ -164,16 +134,11 @@ def handle(args: argparse.Namespace) -> int:
         daemon.start()
     except (StartupFailed, OSError) as error:
         # A control address in use, a state directory we may not write.
-        print(f"omnisync daemon: not starting: {error}", file=sys.stderr)
+        status = _refuse(str(error))
         daemon.shutdown()
         engine.close()
-        return EXIT_FAILED
-    if shared is not None:
-        shared.start()
+        return status
     code = daemon.serve()
-    if shared is not None:
-        # After the runs stopped: hand the brands over at once rather than at expiry.
-        shared.stop()
     engine.close()
     if not daemon.drained:
         # Runs that would not stop in time hold threads the interpreter would wait
@@ -181,3 +146,8 @@ def handle(args: argparse.Namespace) -> int:
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _refuse(reason: str, status: int = EXIT_FAILED) -> int:
+    print(f"omnisync daemon: not starting: {reason}", file=sys.stderr)
+    return status

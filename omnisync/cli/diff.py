@@ -1,19 +1,15 @@
-"""``omnisync diff``: what a config change does in Omnisend, before it is merged.
+"""omnisync diff: what a config change does in Omnisend, before it is merged.
 
-``--base REV`` compares the config at a git revision of the repository
-holding ``--config`` with the working tree; ``--head REV`` replaces the
-working tree by another revision; ``--base-config PATH`` compares two paths
-without git. Both sides are validated first. Member counts, and so the cost
-of a change, come from the state store when it is there: the SQLite store
-under ``--state-dir``, else the head config's ``daemon.state`` (SQLite under
-``daemon.state_dir``, or a shared PostgreSQL database, its DSN resolved from
-the environment or ``$CREDENTIALS_DIRECTORY``). Without a usable store the
-diff says that counts are unknown and why (a PostgreSQL store is named, never
-its DSN or password); it is not an error.
+Compares the config at git revision --base (of the repository holding
+--config) with the working tree or revision --head, or --base-config with
+--config, after validating both. Shows every object added, removed or changed,
+what each change does in Omnisend (re-sends, re-tags, brand moves,
+permissions), what it costs under the brand's rate limits and who must
+approve it. Member counts come from the state store (--state-dir, else the
+head config's); without one the diff says they are unknown and why.
 
-Exit status: 0 compared (with ``--exit-code``: 0 no changes, 3 changes);
-1 a side is invalid, or ``--fail-on`` found an effect at that risk or
-above; 2 usage errors, an unreadable path or an unknown revision.
+Exit status: 0 compared (--exit-code: 0 no changes, 3 changes); 1 a side is
+invalid or --fail-on matched; 2 usage error, unreadable path, unknown revision.
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ import dataclasses
 import os
 import sys
 from contextlib import ExitStack
-from typing import Any
 
 from omnisync.cli.common import write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -31,14 +26,12 @@ from omnisync.config.diagnostics import render_github, render_text, summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config, DaemonSettings
-from omnisync.errors import OmnisyncError
 from omnisync.review.compare import Relocate, same
 from omnisync.review.members import ledger_members
 from omnisync.review.model import Review
-from omnisync.review.render_machine import render_github as render_review_github
-from omnisync.review.render_machine import render_json
-from omnisync.review.render_markdown import render_markdown
-from omnisync.review.render_text import render_text as render_review_text
+from omnisync.review.render import render_github as render_review_github
+from omnisync.review.render import render_json, render_markdown
+from omnisync.review.render import render_text as render_review_text
 from omnisync.review.review import review_configs
 from omnisync.review.revisions import RevisionUnavailable, checkout
 
@@ -47,25 +40,15 @@ EXIT_CHANGES = 3
 FORMATS = ("text", "markdown", "json", "github")
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "diff",
-        help="show what a config change does in Omnisend (effects, cost, approvers)",
-        description=(
-            "Compare two configs and show every object added, removed or changed, what each"
-            " change does in Omnisend (re-sends, re-tags, brand moves, permissions), what it"
-            " costs under the brand's rate limits and who must approve it."
-            " Exit status: 0 compared (--exit-code: 0 no changes, 3 changes),"
-            " 1 invalid config or --fail-on matched, 2 usage error."
-        ),
-    )
+def register(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
-    parser.add_argument("--base", metavar="REV", help="compare the config at git revision REV")
+    base = parser.add_mutually_exclusive_group(required=True)
+    base.add_argument("--base", metavar="REV", help="compare the config at git revision REV")
+    base.add_argument(
+        "--base-config", metavar="PATH", help="compare the config at PATH (no git needed)"
+    )
     parser.add_argument(
         "--head", metavar="REV", help="with --base: the other side at REV, not the working tree"
-    )
-    parser.add_argument(
-        "--base-config", metavar="PATH", help="compare the config at PATH (no git needed)"
     )
     parser.add_argument(
         "--state-dir",
@@ -87,22 +70,12 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="colour the text format (auto: when writing to a terminal, unless NO_COLOR)",
     )
-    parser.set_defaults(handler=handle)
-
-
-class _Invalid(OmnisyncError):
-    """A side did not load: already reported; ``status`` is the exit status."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 def handle(args: argparse.Namespace) -> int:
-    if (args.base is None) == (args.base_config is None):
-        return _usage("give exactly one of --base REV and --base-config PATH")
     if args.head is not None and args.base is None:
-        return _usage("--head REV needs --base REV")
+        print("omnisync diff: --head REV needs --base REV", file=sys.stderr)
+        return EXIT_USAGE
     config_path = config_path_from(args, os.environ)
     try:
         with ExitStack() as stack:
@@ -110,12 +83,18 @@ def handle(args: argparse.Namespace) -> int:
                 args.base_config or config_path, args.base, side="base", args=args, stack=stack
             )
             head, relocate_head = _side(config_path, args.head, side="head", args=args, stack=stack)
-            review = _review(args, base, head, (relocate_base, relocate_head))
+            exports = sorted(set(base.exports) | set(head.exports))
+            settings = DaemonSettings(state_dir=args.state_dir) if args.state_dir else head.daemon
+            review = review_configs(
+                base,
+                head,
+                members=ledger_members(settings, exports, environ=os.environ),
+                relocate_base=relocate_base,
+                relocate_head=relocate_head,
+            )
     except RevisionUnavailable as error:
         print(f"omnisync diff: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except _Invalid as invalid:
-        return invalid.status
     write(_render(args, review))
     if args.fail_on and review.at_or_above(args.fail_on):
         found = ", ".join(sorted({e.code for e in review.at_or_above(args.fail_on)}))
@@ -130,42 +109,27 @@ def _side(
     path: str, revision: str | None, *, side: str, args: argparse.Namespace, stack: ExitStack
 ) -> tuple[Config, Relocate]:
     """The config at ``path``, or at git ``revision`` of its repository, and how to map
-    the paths it names back to the working tree."""
-    if revision is None:
-        return _load(path, side=side, args=args), same
-    checked_out = stack.enter_context(checkout(path, revision))
-    config = _load(checked_out.path, side=side, args=args, relocate=checked_out.relocate)
-    return dataclasses.replace(config, revision=checked_out.label), checked_out.relocate
-
-
-def _review(
-    args: argparse.Namespace, base: Config, head: Config, relocations: tuple[Relocate, Relocate]
-) -> Review:
-    exports = sorted(set(base.exports) | set(head.exports))
-    settings = DaemonSettings(state_dir=args.state_dir) if args.state_dir else head.daemon
-    members = ledger_members(settings, exports, environ=os.environ)
-    return review_configs(
-        base,
-        head,
-        members=members,
-        relocate_base=relocations[0],
-        relocate_head=relocations[1],
-    )
-
-
-def _load(path: str, *, side: str, args: argparse.Namespace, relocate: Relocate = same) -> Config:
+    the paths it names back to the working tree. Exits (``SystemExit``) after
+    reporting why it does not load."""
+    relocate, label = same, None
+    if revision is not None:
+        checked_out = stack.enter_context(checkout(path, revision))
+        path, relocate, label = checked_out.path, checked_out.relocate, checked_out.label
     result = try_load_config(path, environ=os.environ)
-    if result.config is not None:
-        return result.config
-    diagnostics = [
-        dataclasses.replace(diagnostic, file=relocate(diagnostic.file))
-        for diagnostic in result.diagnostics
-    ]
-    if args.format == "github":
-        write(render_github(diagnostics))
-    sys.stderr.write(render_text(diagnostics))
-    print(f"omnisync diff: the {side} config is invalid: {summarize(diagnostics)}", file=sys.stderr)
-    raise _Invalid(EXIT_USAGE if result.unreadable else EXIT_FAILED)
+    if result.config is None:
+        diagnostics = [
+            dataclasses.replace(diagnostic, file=relocate(diagnostic.file))
+            for diagnostic in result.diagnostics
+        ]
+        if args.format == "github":
+            write(render_github(diagnostics))
+        sys.stderr.write(render_text(diagnostics))
+        summary = summarize(diagnostics)
+        print(f"omnisync diff: the {side} config is invalid: {summary}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE if result.unreadable else EXIT_FAILED)
+    if label is None:
+        return result.config, relocate
+    return dataclasses.replace(result.config, revision=label), relocate
 
 
 def _render(args: argparse.Namespace, review: Review) -> str:
@@ -175,15 +139,7 @@ def _render(args: argparse.Namespace, review: Review) -> str:
         return render_markdown(review)
     if args.format == "github":
         return render_review_github(review, root=os.getcwd())
-    return render_review_text(review, color=_color(args.color))
-
-
-def _color(choice: str) -> bool:
-    if choice != "auto":
-        return choice == "always"
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def _usage(message: str) -> int:
-    print(f"omnisync diff: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    terminal = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return render_review_text(
+        review, color=args.color == "always" or (args.color == "auto" and terminal)
+    )

@@ -1,22 +1,14 @@
-"""``omnisync drift EXPORT``: does Omnisend still hold what the export delivered?
+"""omnisync drift EXPORT: does Omnisend still hold what the export delivered?
 
-Reads back a sample of the export's delivered contacts (``--sample N``,
-default 100; ``--all``; ``--seed N`` for the same sample again) and compares
-them with the ledger (:mod:`omnisync.engine.drift`). ``--repair`` marks the
-drifted contacts so that the next run re-sends and re-tags exactly those.
+Reads back a sample of the export's delivered contacts and compares them with
+what omnisync recorded: contacts missing, tags missing, the tag on non-members,
+mapped fields that differ; unsubscribed contacts are listed as information.
+--repair marks the drifted contacts so that the next run re-sends and re-tags
+exactly those. A missing state store is a failure (nothing to compare with).
+Reads are paced by this process's own limiter; Omnisend's 429s cover the
+overlap with a daemon running at the same time.
 
-The ledger is the config's state store (``daemon.state``): the SQLite file
-under ``daemon.state_dir``, never created here (a missing one is a failure:
-nothing was delivered to compare with), or a shared PostgreSQL database (DSN
-from the environment or ``$CREDENTIALS_DIRECTORY``); one that cannot be
-opened is a one-line failure naming it, never its DSN or password.
-
-The reads are paced under the brand's limits by this process's limiter; a
-daemon running at the same time paces itself separately, and Omnisend's
-429s (waited out by the client) cover the overlap.
-
-Exit status: 0 no drift, 3 drift found, 1 failed (the config, the source,
-the state store or Omnisend), 2 usage errors (unknown export, bad options).
+Exit status: 0 no drift, 3 drift found, 1 failed, 2 usage error.
 """
 
 from __future__ import annotations
@@ -26,9 +18,9 @@ import os
 import sqlite3
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from omnisync.cli.common import config_with_export, positive, write
+from omnisync.cli.common import bounded, chosen_exports, cli_config, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
 from omnisync.state.opening import open_existing_store
@@ -39,24 +31,13 @@ if TYPE_CHECKING:
 EXIT_DRIFT = 3
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "drift",
-        help="check that Omnisend still holds what an export delivered",
-        description=(
-            "Read back a sample of an export's delivered contacts from Omnisend and compare"
-            " them with what omnisync recorded: contacts missing, tags missing, the tag on"
-            " non-members, mapped fields that differ; unsubscribed contacts are listed as"
-            " information. --repair marks the drifted contacts for the next run."
-            " Exit status: 0 no drift, 3 drift found, 1 failed, 2 usage error."
-        ),
-    )
+def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("export", metavar="EXPORT", help="the export to check")
     add_config_argument(parser)
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--sample",
-        type=positive,
+        type=bounded(int, 1),
         default=100,
         metavar="N",
         help="check N delivered contacts drawn at random (default 100)",
@@ -71,40 +52,35 @@ def register(subparsers: Any) -> None:
         help="mark the drifted contacts so that the next run re-sends and re-tags them",
     )
     parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
-    parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from omnisync.clock import SystemClock
     from omnisync.engine.clients import ClientPool
-    from omnisync.engine.drift import check_drift, repair_drift
-    from omnisync.engine.drift_render import render_json, render_markdown, render_text
+    from omnisync.engine.drift import (
+        check_drift,
+        render_json,
+        render_markdown,
+        render_text,
+        repair_drift,
+    )
     from omnisync.errors import OmnisyncError
     from omnisync.logs import configure_logging
     from omnisync.state import state_path
 
     configure_logging(log_format="text", level="WARNING")
-    loaded = config_with_export(args, command="drift")
-    if isinstance(loaded, int):
-        return loaded
+    loaded = cli_config(args)
+    chosen_exports(loaded, [args.export], command="drift")
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown}
     try:
         store = open_existing_store(loaded.daemon, environ=os.environ)
-    except OmnisyncError as error:
-        print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
-        return EXIT_FAILED
-    if store is None:
-        # Never created here: a missing store means the wrong machine or no run yet.
-        print(
-            f"omnisync drift: no state store at {state_path(loaded.daemon.state_dir)}:"
-            " nothing delivered to compare with (run drift where daemon.state_dir is,"
-            " after a run)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    clock = SystemClock()
-    try:
-        with store, ClientPool(clock=clock, environ=os.environ) as clients:
+        if store is None:
+            # Never created here: a missing store means the wrong machine or no run yet.
+            raise OmnisyncError(
+                f"no state store at {state_path(loaded.daemon.state_dir)}: nothing delivered"
+                " to compare with (run drift where daemon.state_dir is, after a run)"
+            )
+        with store, ClientPool(clock=SystemClock(), environ=os.environ) as clients:
             report = check_drift(
                 loaded,
                 args.export,
@@ -113,14 +89,11 @@ def handle(args: argparse.Namespace) -> int:
                 sample=None if args.all else args.sample,
                 seed=args.seed,
             )
-            if args.repair and report.drifted and loaded.daemon.state.shared:
-                _refuse_while_running(loaded, args.export)
             if args.repair and report.drifted:
+                if loaded.daemon.state.shared:
+                    _refuse_while_running(loaded, args.export)
                 report = repair_drift(
-                    report,
-                    store=store,
-                    state_dir=loaded.daemon.state_dir,
-                    now=datetime.now(UTC),
+                    report, store=store, state_dir=loaded.daemon.state_dir, now=datetime.now(UTC)
                 )
     except (OmnisyncError, ValueError, OSError, sqlite3.Error) as error:
         # ValueError: a malformed API key (the message never holds it); OSError and

@@ -1,24 +1,21 @@
-"""``omnisync emulator``: run the local Omnisend emulator as its own process.
+"""omnisync emulator: run a faithful local Omnisend (API version 2026-03-15).
 
-Prints ``emulator listening on http://HOST:PORT/api`` (flushed) once it
-accepts requests, serves until SIGTERM or SIGINT, then exits 0. It is a test
-tool, so it refuses a non-loopback ``--host`` unless ``--allow-remote``.
-API keys never appear in its output.
+Prints "emulator listening on http://HOST:PORT/api" (flushed) once it accepts
+requests, serves until SIGTERM or SIGINT, then exits 0. Inspect it under
+http://HOST:PORT/_emulator/. A test tool: it refuses a non-loopback --host
+unless --allow-remote. API keys never appear in its output.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import signal
 import sys
 import threading
-from types import FrameType
-from typing import Any
 
+from omnisync.cli.common import bounded, stop_on_signals
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
 
-#: What the command's first line says before the API root's URL.
 LISTENING = "emulator listening on "
 
 
@@ -30,22 +27,23 @@ def announced_base_url(line: str) -> str | None:
     return line.removeprefix(LISTENING).strip()
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "emulator",
-        help="run a local Omnisend emulator (for tests, the demo and benchmarks)",
-        description=(
-            "Run a faithful local Omnisend (API version 2026-03-15) on loopback. "
-            "Inspect it under http://HOST:PORT/_emulator/."
-        ),
-    )
+def _api_key(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    parser.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    parser.add_argument(
+        "--port", type=bounded(int, 0, 65535), default=0, help="port (default: any free port)"
+    )
     parser.add_argument(
         "--api-key",
         dest="api_keys",
+        type=_api_key,
         action="append",
         required=True,
         metavar="KEY",
@@ -53,7 +51,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=bounded(float, 0, above=True),
         default=None,
         metavar="X",
         help="run modelled time X times faster than real time (60: a minute per second)",
@@ -61,7 +59,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-rate-limits", action="store_true", help="disable rate limiting")
     parser.add_argument(
         "--batch-delay",
-        type=float,
+        type=bounded(float, 0),
         default=0.2,
         metavar="S",
         help="modelled seconds from a batch's creation to its end (default 0.2)",
@@ -74,7 +72,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--request-log-limit",
-        type=int,
+        type=bounded(int, 0),
         default=None,
         metavar="N",
         help="keep only the newest N request records (default: all)",
@@ -82,24 +80,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--allow-remote", action="store_true", help="allow a non-loopback --host (test tool!)"
     )
-    parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from omnisync.emulator import Emulator
 
-    # A million stored contacts make every full garbage collection walk a
-    # million objects; collecting less often keeps the emulator fast. The
-    # youngest generation too: parsed batch bodies live until their batch is
-    # applied, and a collection that comes later finds most of them gone
-    # (a million-contact benchmark: 0.78 s collecting at 50,000, 0.45 s at
-    # 200,000). This process is the emulator's own: nothing else is touched.
+    # Stored contacts make every full collection walk them all, and parsed batch bodies
+    # mostly die young: collecting less often keeps the emulator fast.
     gc.set_threshold(200_000, 20, 100)
-    problems = _argument_problems(args)
-    if problems:
-        for problem in problems:
-            print(f"omnisync emulator: {problem}", file=sys.stderr)
-        return EXIT_USAGE
     try:
         emulator = Emulator(
             tuple(args.api_keys),
@@ -121,46 +109,18 @@ def handle(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     except ValueError as error:
+        # A non-loopback host without --allow-remote, among others.
         print(f"omnisync emulator: {error}", file=sys.stderr)
         return EXIT_USAGE
-    # What start-up made (modules, the emulator's own objects) lives as long as
-    # the process: out of the collector's sight, a collection never walks it again.
+    # What start-up made lives as long as the process: out of the collector's sight.
     gc.freeze()
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        print(f"{LISTENING}{emulator.base_url}", flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signals(stop):
+        try:
+            print(f"{LISTENING}{emulator.base_url}", flush=True)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            emulator.stop()
     print("emulator stopped", flush=True)
     return EXIT_OK
-
-
-def _argument_problems(args: argparse.Namespace) -> list[str]:
-    from omnisync.emulator.handler import is_loopback_host
-
-    problems = []
-    if not 0 <= args.port <= 65535:
-        problems.append(f"--port must be between 0 and 65535, got {args.port}")
-    if any(not key.strip() for key in args.api_keys):
-        problems.append("--api-key must not be empty")
-    if args.time_scale is not None and not args.time_scale > 0:
-        problems.append("--time-scale must be a positive number")
-    if args.batch_delay < 0:
-        problems.append("--batch-delay must not be negative")
-    if args.request_log_limit is not None and args.request_log_limit < 0:
-        problems.append("--request-log-limit must not be negative")
-    if not args.allow_remote and not is_loopback_host(args.host):
-        problems.append(
-            f"refusing to listen on non-loopback host {args.host!r}: the emulator is a test "
-            "tool; pass --allow-remote if you really mean it"
-        )
-    return problems

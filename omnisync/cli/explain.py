@@ -1,22 +1,12 @@
-"""``omnisync explain EMAIL``: everything omnisync knows about one person, per export.
+"""omnisync explain EMAIL: everything omnisync knows about one e-mail, per export.
 
-For each export (all, or those named with ``--export``): in the segment or
-not, what the mapping makes of the row or why it is invalid, what was last
-delivered, what is in flight and what the next run would do
-(:mod:`omnisync.engine.explain`). The e-mail asked about is shown in full;
-nobody else's appears. Reads the segment and the state store; sends nothing,
-writes nothing, never resolves an API key. Each export's segment is staged
-whole, as ``omnisync plan`` does.
+Whether it is in the segment, what the mapping makes of its row (or why it is
+invalid), what was last delivered, what is in flight and what the next run
+would do. Only that e-mail appears in full. Reads the segments and the state
+store; sends and changes nothing, never resolves an API key.
 
-The state store is the config's ``daemon.state``: the SQLite file under
-``daemon.state_dir`` (never created here: without it nothing was delivered),
-or a shared PostgreSQL database (DSN from the environment or
-``$CREDENTIALS_DIRECTORY``), whose ledger the diff then reads. A store that
-cannot be opened is one line naming it (never a DSN or password), exit 1.
-
-Exit status: 0 explained, 1 a segment or the state store could not be read
-(the other exports are still explained), 2 usage errors (unknown export, an
-empty e-mail, an unreadable config path).
+Exit status: 0 explained, 1 a source or the state store unreadable (the other
+exports are still explained), 2 usage error.
 """
 
 from __future__ import annotations
@@ -25,35 +15,22 @@ import argparse
 import os
 import sqlite3
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from omnisync.cli.common import (
-    chosen_exports,
-    cli_config,
-    write,
-    write_json,
-)
+from omnisync.cli.common import chosen_exports, cli_config, write, write_json
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
 from omnisync.state.opening import open_existing_store
 
 if TYPE_CHECKING:
-    from omnisync.engine.explain import ExplainFailure, ExportExplanation
+    from omnisync.engine.explain import ExportExplanation
+    from omnisync.engine.results import ExportFailure
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "explain",
-        help="show everything omnisync knows about one e-mail, per export",
-        description=(
-            "For one e-mail address and each export: whether it is in the segment, what the"
-            " mapping makes of its row (or why it is invalid), what was last delivered, what"
-            " is in flight, and what the next run would do. Sends and changes nothing."
-            " Exit status: 0 explained, 1 a source or the state store unreadable, 2 usage."
-        ),
-    )
+def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("email", metavar="EMAIL", help="the e-mail address to explain")
     parser.add_argument(
         "--export",
@@ -64,54 +41,36 @@ def register(subparsers: Any) -> None:
     )
     add_config_argument(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from omnisync.emails import normalise_email
-    from omnisync.engine.explain import ExplainFailure, explain_email
+    from omnisync.engine.explain import explain_email
+    from omnisync.engine.results import ExportFailure
     from omnisync.errors import OmnisyncError
-    from omnisync.state import state_path
 
     loaded = cli_config(args)
-    if isinstance(loaded, int):
-        return loaded
     email = normalise_email(args.email)
     if email is None:
         print("omnisync explain: the e-mail is empty", file=sys.stderr)
         return EXIT_USAGE
     names = chosen_exports(loaded, args.exports or [], command="explain")
-    if isinstance(names, int):
-        return names
-    # SQLite: the diff ATTACHes the file; PostgreSQL: the diff reads the store.
-    path = None if loaded.daemon.state.shared else state_path(loaded.daemon.state_dir)
     now = datetime.now(UTC)
     explained: list[ExportExplanation] = []
-    failures: list[ExplainFailure] = []
+    failures: list[ExportFailure] = []
     try:
         store = open_existing_store(loaded.daemon, environ=os.environ)
     except OmnisyncError as error:
         print(f"omnisync explain: {error}", file=sys.stderr)
         return EXIT_FAILED
-    try:
+    with store or nullcontext():
         for name in names:
             try:
                 explained.append(
-                    explain_email(
-                        loaded,
-                        email,
-                        name,
-                        store=store,
-                        now=now,
-                        ledger_path=path,
-                        environ=os.environ,
-                    )
+                    explain_email(loaded, email, name, store=store, now=now, environ=os.environ)
                 )
             except (OmnisyncError, OSError, sqlite3.Error) as error:
-                failures.append(ExplainFailure(name, str(error)))
-    finally:
-        if store is not None:
-            store.close()
+                failures.append(ExportFailure(name, str(error)))
     if args.format == "json":
         write_json(
             {

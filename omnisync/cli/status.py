@@ -1,19 +1,12 @@
-"""``omnisync status``: what the running daemon is doing, as a table or JSON.
+"""omnisync status: show what the daemon running for this config is doing.
 
-Finds the daemon through ``<state_dir>/daemon.json``. The state directory is
-``--state-dir`` when given, else the config's ``daemon.state_dir`` (from
-``--config``, else ``$OMNISYNC_CONFIG``, else ``/etc/omnisync``). A config
-that does not load right now (the daemon keeps running its last good one) is
-still read for just that value, as YAML; when even that is impossible, the
-default state directory is used, as the daemon would. When no daemon answers,
-the message names the config and the state directory that were looked at.
+The daemon is found through <state_dir>/daemon.json: --state-dir, else the
+config's daemon.state_dir, read as written even while the config does not
+load, else the default state directory. The text fits 80 columns (export
+names are never cut, times are relative); --format json has them in full.
 
-Exit 0 when a daemon answered, 1 when none is running for that state
-directory, 2 for a usage error or a config path that cannot be read.
-
-The text form fits an 80-column terminal: export names are never cut (the
-other columns wrap), times are relative (``in 14m``, ``3m ago``; the JSON
-has them in full) and schedules read as the config writes them.
+Exit status: 0 a daemon answered, 1 none runs there, 2 usage error or an
+unreadable config path.
 """
 
 from __future__ import annotations
@@ -31,13 +24,13 @@ import yaml
 
 from omnisync.cli.common import write_json
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
-from omnisync.cli.moments import relative_time, short_time
-from omnisync.config.build import default_state_dir, resolve_path
+from omnisync.config.build import default_state_dir
 from omnisync.config.loader import config_file_names, try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config
 from omnisync.config.yamlload import parse_document
 from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
+from omnisync.daemon.status import parse_time
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,15 +48,7 @@ _STATE_STYLES = {
 }
 
 
-def register(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "status",
-        help="show the running daemon's exports, schedules and last reload",
-        description=(
-            "Show what the daemon running for this config is doing. The daemon is found"
-            " through daemon.state_dir of the config, even while the config does not load."
-        ),
-    )
+def register(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     parser.add_argument(
         "--state-dir",
@@ -71,10 +56,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="the daemon's state directory (default: daemon.state_dir from the config)",
     )
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="text (default) or json"
-    )
-    parser.set_defaults(handler=handle)
+    parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
 #: Where a daemon's state usually is, when the config cannot say: systemd's StateDirectory.
@@ -83,64 +65,60 @@ _SYSTEM_STATE_DIR = "/var/lib/omnisync"
 
 @dataclass(frozen=True)
 class Lookup:
-    """Where to look for the daemon, and how that place was found (for messages)."""
+    """Where to look for the daemon; ``looked`` says where and why, for messages."""
 
     state_dir: Path
-    #: e.g. "daemon.state_dir of /etc/omnisync"; "--state-dir"
-    reason: str
+    looked: str
     #: Why the config does not load, when it does not (the daemon may run an older one).
     config_problem: str | None = None
-    #: The config, when it was read and loads.
     config: Config | None = None
 
 
 def find_state_dir(args: argparse.Namespace) -> Lookup | str:
     """Where the daemon of ``--config`` keeps its state, or why that cannot be known."""
     if args.state_dir:
-        return Lookup(Path(args.state_dir), "given with --state-dir")
+        return Lookup(
+            Path(args.state_dir), f"in the state directory {args.state_dir} (--state-dir)"
+        )
     path = config_path_from(args, os.environ)
     result = try_load_config(path, environ=os.environ)
     home = os.environ.get("HOME") or os.path.expanduser("~")
+
+    def lookup(directory: str, reason: str, problem: str | None = None) -> Lookup:
+        looked = f"for the config {path}; looked in {directory}, {reason}"
+        return Lookup(Path(directory), looked, problem, result.config)
+
     if result.config is not None:
-        return Lookup(
-            Path(result.config.daemon.state_dir),
-            "the config's state directory",
-            config=result.config,
-        )
+        return lookup(result.config.daemon.state_dir, "the config's state directory")
     first = str(result.diagnostics[0]) if result.diagnostics else "it does not load"
     if result.unreadable:
         return f"cannot read the config at {path}: {first}"
     problem = f"the config at {path} does not load right now ({first})"
     written = written_state_dir(path, home=home)
     if written is not None:
-        directory, file = written
-        return Lookup(Path(directory), f"daemon.state_dir as written in {file}", problem)
+        return lookup(written[0], f"daemon.state_dir as written in {written[1]}", problem)
     # No state_dir written anywhere: the daemon used the default, or, as a service,
     # systemd's StateDirectory= (which a shell's missing $STATE_DIRECTORY cannot tell).
-    default = default_state_dir(os.environ, home=home)
     system = read_info(Path(_SYSTEM_STATE_DIR))
     if system is not None and os.path.abspath(system.config_path) == os.path.abspath(path):
-        return Lookup(Path(_SYSTEM_STATE_DIR), "systemd's StateDirectory=", problem)
-    return Lookup(
-        Path(default), "the default state directory: the config sets no daemon.state_dir", problem
+        return lookup(_SYSTEM_STATE_DIR, "systemd's StateDirectory=", problem)
+    return lookup(
+        default_state_dir(os.environ, home=home),
+        "the default state directory: the config sets no daemon.state_dir",
+        problem,
     )
 
 
 def written_state_dir(path: str, *, home: str) -> tuple[str, str] | None:
-    """``daemon.state_dir`` as a config that does not load still writes it, and its file.
-
-    Each file is read as YAML on its own; a file that is not YAML at all is
-    searched line by line for the key in a block ``daemon:`` mapping. Relative
-    paths are resolved against the file's directory, as the loader does.
-    """
+    """``daemon.state_dir`` as a config that does not load still writes it (resolved as the
+    loader does), and its file. A file that is not YAML is searched line by line."""
     try:
         files = config_file_names(path) if os.path.isdir(path) else [path]
     except OSError:
         return None
     for file in files:
         try:
-            with open(file, "rb") as handle:
-                content = handle.read()
+            content = Path(file).read_bytes()
         except OSError:
             continue
         document = parse_document(content, file=file)
@@ -150,8 +128,11 @@ def written_state_dir(path: str, *, home: str) -> tuple[str, str] | None:
         else:
             value = _state_dir_line(content.decode("utf-8", "replace"))
         if isinstance(value, str) and value.strip():
-            base = os.path.dirname(os.path.abspath(file))
-            return resolve_path(value, base_dir=base, home=home), file
+            if value == "~" or value.startswith("~/"):
+                value = home + value[1:]
+            return os.path.normpath(
+                os.path.join(os.path.dirname(os.path.abspath(file)), value)
+            ), file
     return None
 
 
@@ -185,21 +166,29 @@ def handle(args: argparse.Namespace) -> int:
     if isinstance(lookup, str):
         print(f"omnisync status: {lookup}", file=sys.stderr)
         return EXIT_USAGE
-    from omnisync.cli.replicas import render_replicas, shared_status
+    shared: dict[str, Any] | None = None
+    if lookup.config is not None and lookup.config.daemon.state.shared:
+        from omnisync.cli.replicas import replicas_document
+        from omnisync.state.store import StateError
 
-    shared = shared_status(lookup.config)
-    if isinstance(shared, str):
-        print(f"omnisync status: cannot read the replicas: {shared}", file=sys.stderr)
-        return EXIT_NO_DAEMON
+        try:
+            shared = replicas_document(lookup.config)
+        except StateError as error:
+            print(f"omnisync status: cannot read the replicas: {error}", file=sys.stderr)
+            return EXIT_NO_DAEMON
     document: dict[str, Any] = {}
     try:
         with DaemonClient.find(lookup.state_dir) as client:
             document = client.status()
     except DaemonUnavailable as error:
+        # With replicas elsewhere, the shared store alone says what they do.
         if shared is None:
-            _no_daemon(args, lookup, error)
+            print(
+                f"omnisync status: no daemon is running {lookup.looked}: {error}", file=sys.stderr
+            )
+            if lookup.config_problem:
+                print(f"omnisync status: note: {lookup.config_problem}", file=sys.stderr)
             return EXIT_NO_DAEMON
-        # Replicas elsewhere: the shared store alone says what they do.
     else:
         if lookup.config_problem:
             # The daemon keeps running its last good config; say why this one is not it.
@@ -207,7 +196,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.format == "json":
         write_json({**document, **(shared or {})})
         return EXIT_OK
-    from rich.console import Console  # here: rich is only needed to draw the tables
+    from rich.console import Console
 
     console = Console(highlight=False)
     if document:
@@ -217,33 +206,16 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _no_daemon(args: argparse.Namespace, lookup: Lookup, error: DaemonUnavailable) -> None:
-    """Say that no daemon answered, and where it was looked for."""
-    if args.state_dir:
-        looked = f"in the state directory {lookup.state_dir} (--state-dir)"
-    else:
-        looked = (
-            f"for the config {config_path_from(args, os.environ)}; looked in"
-            f" {lookup.state_dir}, {lookup.reason}"
-        )
-    print(f"omnisync status: no daemon is running {looked}: {error}", file=sys.stderr)
-    if lookup.config_problem:
-        print(f"omnisync status: note: {lookup.config_problem}", file=sys.stderr)
-
-
-def render(document: dict[str, Any], console: Console, *, now: datetime | None = None) -> None:
-    """``/status`` as a header, a reload line and one table row per export.
-
-    Fits the console's width (80 columns is the aim): the export column is as
-    wide as the longest name and never cut; the other columns wrap.
-    """
+def render(document: dict[str, Any], console: Console) -> None:
+    """``/status`` as a header, a reload line and one table row per export, in the
+    console's width: export names are never cut (too long for a table: one block each)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     from omnisync.engine.history_render import STATUS_STYLES  # a run's colour, as in history
 
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     daemon = document.get("daemon", {})
     config = document.get("config", {})
     reload = document.get("last_reload", {})
@@ -292,16 +264,17 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
             counted.append((name, counts))
         if export.get("held"):
             held.append((name, str(export["held"])))
-    if _table_fits(rows, console.width):
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-        table.add_column("export", no_wrap=True)
-        for column in ("state", "schedule", "next run", "last run"):
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*row)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    table.add_column("export", no_wrap=True)
+    for column in ("state", "schedule", "next run", "last run"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    # Fits when each cell's longest word is whole at the console's width.
+    unbounded = console.options.update_width(10**6)
+    if console.measure(table, options=unbounded).minimum <= console.width:
         console.print(table)
     else:
-        # Names too long for a table in this width: one block per export, names whole.
         for name, state, schedule, next_run, last_run in rows:
             console.print(Text(name, style="bold"), no_wrap=True, overflow="ignore", crop=False)
             line = Text("  ")
@@ -318,22 +291,64 @@ def render(document: dict[str, Any], console: Console, *, now: datetime | None =
             console.print(Text(f"  {name}: {counts}"))
 
 
-#: The space between two columns of the table.
-_GAP = 3
+def render_replicas(document: dict[str, Any], console: Console, *, now: datetime) -> None:
+    """The replicas table and the export -> holder list."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        box=box.SIMPLE_HEAD, title="replicas sharing the state store", title_justify="left"
+    )
+    for column in ("replica", "last seen", "brands held", "runs under way"):
+        table.add_column(column)
+    for replica in document["replicas"]:
+        # The database's clock stamped it: never "in 2s" on a host a little behind.
+        seen = min(datetime.fromisoformat(replica["last_seen"]), now)
+        table.add_row(
+            replica["id"] + ("" if replica["live"] else " (gone)"),
+            relative_time(seen.isoformat(), now),
+            ", ".join(replica["leases"]) or "-",
+            ", ".join(replica["running"]) or "-",
+        )
+    console.print(table)
+    for export, holder in document["holders"].items():
+        console.print(f"  export {export}: {'held by ' + holder if holder else 'no holder'}")
 
 
-def _table_fits(rows: list[tuple[str, Text, str, str, Text]], width: int) -> bool:
-    """Whether a table of ``rows`` fits ``width`` with each cell's longest word whole."""
-    headers = ("export", "state", "schedule", "next run", "last run")
-    needed = 0
-    for index, header in enumerate(headers):
-        cells = [str(row[index]) for row in rows]
-        if index == 0:
-            needed += max([len(header), *(len(cell) for cell in cells)])
-        else:
-            words = [word for cell in [*cells, header] for word in cell.split()]
-            needed += _GAP + max(len(word) for word in words)
-    return needed <= width
+def relative_time(value: object, now: datetime) -> str:
+    """A moment as people say it: ``in 14m``, ``3m ago``, ``now``; ``-`` when absent."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-" if not value else str(value)
+    seconds = int((moment - now).total_seconds())
+    if abs(seconds) < 1:
+        return "now"
+    length = _span(abs(seconds))
+    return f"in {length}" if seconds > 0 else f"{length} ago"
+
+
+def _span(seconds: int) -> str:
+    """``42s``, ``14m``, ``3h 05m``, ``2d 4h``: two units at most."""
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def short_time(value: object) -> str:
+    """A timestamp shortened for people: ``2026-01-01 12:00:00Z``; ``-`` when absent."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-" if not value else str(value)
+    offset = moment.strftime("%z")
+    suffix = "Z" if offset in ("+0000", "") else f" {offset[:3]}:{offset[3:]}"
+    return moment.strftime("%Y-%m-%d %H:%M:%S") + suffix
 
 
 def _counts(counts: dict[str, Any]) -> str:

@@ -1,32 +1,28 @@
 """Validated plain data to the frozen :class:`~omnisync.config.model.Config`.
 
-Pure: paths are joined as strings, the environment arrives as a mapping.
-A key left out takes the model's default, except the defaults that depend on
-other values, applied here (``Export.tag`` is the segment's name,
-``Connection.display_name`` the connection's, ``DaemonSettings.state_dir``
-per :func:`default_state_dir`, an export's guards come from the daemon's).
-Relative paths are resolved against the directory of the file that names
-them, durations become seconds and shares (``"20%"``) fractions.
+Pure. A key left out takes the model's default, except the defaults that
+depend on other values (``Export.tag`` is the segment's name,
+``Connection.display_name`` the connection's, ``DaemonSettings.state_dir`` per
+:func:`default_state_dir`, an export's guards the daemon's). Relative paths are
+resolved against the directory of the file that names them, durations become
+seconds and shares (``"20%"``) fractions.
 
-The data must have been checked by the schema. Values the schema found wrong
-are dropped and the entry built from the rest, so that the semantic rules can
-still check it; an entry whose required field was wrong is left out.
+Values the schema found wrong are dropped and the entry built from the rest,
+so that the semantic rules can still check it; an entry that then lacks a
+required field is left out.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import dataclasses
 import os.path
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from omnisync.config.diagnostics import Diagnostic, PathParts, dotted, nearest_position
-from omnisync.config.durations import parse_duration
 from omnisync.config.model import (
-    DEFAULT_LEASE_SECONDS,
-    MAX_LEASE_SECONDS,
-    MIN_LEASE_SECONDS,
     Config,
     Connection,
     Consent,
@@ -44,28 +40,35 @@ from omnisync.config.model import (
     StateSettings,
     User,
 )
+from omnisync.config.rules import check_config
 
-#: Upper bound for ``every``: a schedule that runs less than yearly is a mistake.
-MAX_INTERVAL_SECONDS = 366 * 86400
-MAX_DEBOUNCE_SECONDS = 3600.0
-_LEASE_TOO_SHORT = "must be at least 3s: a shorter lease is lost to a slow renewal"
-_LEASE_TOO_LONG = "must be at most 10m: a dead replica's brands would wait that long"
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: The bounds of each duration (by its key), and why a value beyond one cannot work.
+_DURATION_BOUNDS = {
+    "lease": (
+        3.0,
+        600.0,
+        "must be at least 3s: a shorter lease is lost to a slow renewal",
+        "must be at most 10m: a dead replica's brands would wait that long",
+    ),
+    # A schedule that runs less than yearly is a mistake.
+    "every": (1.0, 366 * 86400.0, "must be at least 1 second", "must be at most 366 days"),
+    "reload_debounce": (0.0, 3600.0, "", "must be at most 1h"),
+}
+_Model = TypeVar("_Model", bound="DataclassInstance")
+_Entry = TypeVar("_Entry")
 
 
-@dataclass(frozen=True)
-class BuildResult:
-    """The built config and what could not be built.
-
-    ``skipped`` names the entries (``("exports", "vip")``) and sections
-    (``("users",)``) left out; ``flawed`` every path with a problem, from
-    the schema or from building, so that rules about those values are not run
-    on the defaults that stand in for them.
-    """
-
-    config: Config
-    diagnostics: tuple[Diagnostic, ...]
-    skipped: frozenset[PathParts]
-    flawed: frozenset[PathParts]
+def parse_duration(written: float | str) -> float:
+    """Seconds in a duration the schema admitted: a number of seconds, or a number with
+    a unit (``15m``, ``500ms``, ``1.5h``)."""
+    if not isinstance(written, str):
+        return float(written)
+    number = written.rstrip("smhd")
+    return float(number) * _UNIT_SECONDS[written[len(number) :]]
 
 
 def default_state_dir(environ: Mapping[str, str], *, home: str) -> str:
@@ -81,14 +84,6 @@ def default_state_dir(environ: Mapping[str, str], *, home: str) -> str:
     return os.path.join(home, ".local", "state", "omnisync")
 
 
-def resolve_path(value: str, *, base_dir: str, home: str) -> str:
-    """``value`` as an absolute, normalised path: ``~`` is ``home``, relative is under
-    ``base_dir``."""
-    if value == "~" or value.startswith("~/"):
-        value = home + value[1:]
-    return os.path.normpath(os.path.join(base_dir, value))
-
-
 def build_config(
     data: Mapping[str, Any],
     *,
@@ -96,31 +91,29 @@ def build_config(
     base_dirs: Mapping[PathParts, str],
     environ: Mapping[str, str],
     home: str,
-    files: tuple[str, ...] = (),
-    problems: frozenset[PathParts] = frozenset(),
-) -> BuildResult:
-    """Build a :class:`Config` from merged data that the schema has checked.
+    files: tuple[str, ...],
+    revision: str,
+    problems: frozenset[PathParts],
+) -> tuple[Config, tuple[Diagnostic, ...]]:
+    """A :class:`Config` from merged data the schema has checked, and every problem that
+    building and the semantic rules find in it.
 
-    ``base_dirs`` maps each entry (``("sources", "cdp")``, ``("daemon",)``)
-    to the absolute directory of the file it came from. ``problems`` are the
-    paths the schema found wrong: the values at those paths are dropped and
-    the entry is built from the rest (so that the rules still check it), or
-    left out when what remains lacks a required field.
+    ``positions`` must hold the root ``()``. ``base_dirs`` maps each entry
+    (``("sources", "cdp")``, ``("daemon",)``) to the absolute directory of the
+    file it came from; ``problems`` are the paths the schema found wrong.
     """
-    builder = _Builder(positions, base_dirs, home=home, files=files, problems=problems)
+    builder = _Builder(positions, base_dirs, home=home, problems=problems)
     schedules = builder.section(
         data, "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
     )
-    daemon = builder.lenient(("daemon",), data.get("daemon", {})) or {}
+    daemon = builder.kept(data.get("daemon", {}), ("daemon",)) or {}
     default_guards = _guards(daemon.get("guards"), Guards())
     config = Config(
-        version=int(data.get("version", 1)) if isinstance(data.get("version"), int) else 1,
+        version=1,
         users=builder.section(data, "users", lambda name, body: User(name=name, role=body["role"])),
         sources=builder.section(data, "sources", builder.source),
         segments=builder.section(
-            data,
-            "segments",
-            lambda name, body: Segment(name=name, **body),
+            data, "segments", lambda name, body: _model(Segment, name=name, **body)
         ),
         connections=builder.section(data, "connections", builder.connection),
         schedules=schedules,
@@ -130,18 +123,32 @@ def build_config(
             lambda name, body: builder.export(name, body, schedules, guards=default_guards),
         ),
         daemon=replace(builder.daemon(daemon, environ), guards=default_guards),
+        revision=revision,
         files=files,
         positions={dotted(path): position for path, position in positions.items()},
     )
-    return BuildResult(
-        config,
-        tuple(builder.diagnostics),
-        frozenset(builder.skipped),
-        frozenset(builder.problems),
-    )
+    rules = check_config(config, flawed=builder.problems)
+    return config, (*builder.diagnostics, *rules)
 
 
-_Entry = TypeVar("_Entry")
+class _Dropped(Exception):
+    """A field that an entry requires was dropped for being wrong (and was reported)."""
+
+
+class _Body(dict[str, Any]):
+    """An entry's data without its wrong values; reading a dropped key raises :class:`_Dropped`."""
+
+    def __missing__(self, key: str) -> Any:
+        raise _Dropped(key)
+
+
+def _model(model: type[_Model], /, **fields: Any) -> _Model:
+    """``model(**fields)``, or :class:`_Dropped` when a field without a default is missing."""
+    for field in dataclasses.fields(model):
+        required = field.default is dataclasses.MISSING
+        if required and field.default_factory is dataclasses.MISSING and field.name not in fields:
+            raise _Dropped(field.name)
+    return model(**fields)
 
 
 class _Builder:
@@ -151,127 +158,82 @@ class _Builder:
         base_dirs: Mapping[PathParts, str],
         *,
         home: str,
-        files: tuple[str, ...],
         problems: frozenset[PathParts],
     ) -> None:
         self.positions = positions
         self.base_dirs = base_dirs
         self.home = home
-        self.files = files
         self.problems = set(problems)
-        self.skipped: set[PathParts] = set()
         self.diagnostics: list[Diagnostic] = []
-
-    def entries(self, data: Mapping[str, Any], section: str) -> list[tuple[str, dict[str, Any]]]:
-        """The entries of ``section`` with wrong values dropped; unusable ones are skipped."""
-        body = data.get(section)
-        if body is None:
-            return []
-        if not isinstance(body, dict) or (section,) in self.problems:
-            self.skipped.add((section,))
-            return []
-        usable = []
-        for name, entry in body.items():
-            lenient = self.lenient((section, name), entry)
-            if lenient is None:
-                self.skipped.add((section, name))
-            else:
-                usable.append((name, lenient))
-        return usable
 
     def section(
         self,
         data: Mapping[str, Any],
         section: str,
-        build: Callable[[str, dict[str, Any]], _Entry | None],
+        build: Callable[[str, _Body], _Entry],
     ) -> dict[str, _Entry]:
+        """The entries of ``section`` that can be built; the others have reported flaws."""
+        entries = data.get(section, {})
+        if not isinstance(entries, dict) or (section,) in self.problems:
+            return {}
         built = {}
-        for name, body in self.entries(data, section):
-            try:
-                entry = build(name, body)
-            except (KeyError, TypeError):
-                # A required field was dropped for being wrong (and reported): a KeyError
-                # from body[...], a TypeError from a dataclass built from the body's keys.
-                entry = None
-            if entry is None:
-                self.skipped.add((section, name))
-            else:
-                built[name] = entry
+        for name, entry in entries.items():
+            body = self.kept(entry, (section, name))
+            if body is not None:
+                with contextlib.suppress(_Dropped):
+                    built[name] = build(name, _Body(body))
         return built
 
-    def lenient(self, entry_path: PathParts, entry: object) -> dict[str, Any] | None:
-        """A copy of ``entry`` without the values at problem paths, or ``None`` when the
-        problem is the entry itself."""
-        if not isinstance(entry, dict):
+    def kept(self, value: Any, path: PathParts) -> Any:
+        """A copy of ``value`` (at ``path``) without the values at problem paths; ``None``
+        when ``value`` itself is wrong."""
+        if path in self.problems:
             return None
-        size = len(entry_path)
-        inside = [path for path in self.problems if path[:size] == entry_path]
-        if any(len(path) == size for path in inside):
-            return None
-        result = copy.deepcopy(entry)
-        for path in inside:
-            # Drop the innermost mapping key on the path: for "allowed_users.1" the list.
-            keys = list(path[size:])
-            while keys and not isinstance(keys[-1], str):
-                keys.pop()
-            parent: Any = result
-            for key in keys[:-1]:
-                parent = parent.get(key) if isinstance(parent, dict) else None
-            if isinstance(parent, dict) and keys:
-                parent.pop(keys[-1], None)
-        return result
+        if isinstance(value, dict):
+            kept = {key: self.kept(item, (*path, key)) for key, item in value.items()}
+            return {key: item for key, item in kept.items() if item is not None}
+        if isinstance(value, list):
+            kept_items = (self.kept(item, (*path, index)) for index, item in enumerate(value))
+            return [item for item in kept_items if item is not None]
+        return value
 
     def problem(self, path: PathParts, message: str) -> None:
-        first_file = self.files[0] if self.files else "<config>"
-        position = nearest_position(self.positions, path, file=first_file)
-        self.diagnostics.append(Diagnostic.at(position, path, message))
+        self.diagnostics.append(
+            Diagnostic.at(nearest_position(self.positions, path), path, message)
+        )
         self.problems.add(path)
 
     def path(self, value: str, entry: PathParts) -> str:
-        return resolve_path(value, base_dir=self.base_dirs.get(entry, "/"), home=self.home)
+        """``value`` as an absolute path: ``~`` is the home directory, relative is under the
+        directory of the file that wrote ``entry``."""
+        if value == "~" or value.startswith("~/"):
+            value = self.home + value[1:]
+        return os.path.normpath(os.path.join(self.base_dirs.get(entry, "/"), value))
 
-    def secret(self, body: Mapping[str, str], entry: PathParts) -> SecretRef:
-        if "env" in body:
-            return SecretRef("env", body["env"])
-        if "file" in body:
-            return SecretRef("file", self.path(body["file"], entry))
-        return SecretRef("credential", body["credential"])
+    def secret(self, body: Mapping[str, str] | None, entry: PathParts) -> SecretRef | None:
+        """The reference ``body`` writes; ``None`` when absent or dropped as wrong."""
+        if not body:
+            return None
+        ((kind, name),) = body.items()  # the schema admits exactly one
+        return SecretRef(kind, self.path(name, entry) if kind == "file" else name)  # type: ignore[arg-type]
 
-    def seconds(
-        self,
-        path: PathParts,
-        written: object,
-        *,
-        at_least: tuple[float, str] | None = None,
-        at_most: tuple[float, str],
-    ) -> float | None:
+    def seconds(self, path: PathParts, written: float | str) -> float | None:
         """``written``, a duration the schema admitted, in seconds; ``None`` after reporting
-        why it cannot be used: it is not finite (the schema admits ``.inf``) or is below
-        ``at_least`` or above ``at_most`` (each a bound and the message for crossing it)."""
-        try:
-            seconds = parse_duration(written)
-        except ValueError as error:
-            self.problem(path, str(error))
-            return None
-        # parse_duration refuses a negative duration: no bound below unless given.
-        minimum, too_short = at_least or (0.0, "")
-        maximum, too_long = at_most
-        if seconds < minimum or seconds > maximum:
-            self.problem(path, too_short if seconds < minimum else too_long)
-            return None
-        return seconds
+        that it is beyond its bounds (the schema admits ``.inf``)."""
+        minimum, maximum, too_short, too_long = _DURATION_BOUNDS[str(path[-1])]
+        seconds = parse_duration(written)
+        if minimum <= seconds <= maximum:
+            return seconds
+        self.problem(path, too_short if seconds < minimum else too_long)
+        return None
 
-    def state(self, body: Mapping[str, Any] | None, entry: PathParts) -> StateSettings:
+    def state(self, body: Mapping[str, Any] | None) -> StateSettings:
         """``daemon.state``; a lease the schema let through but that cannot work is a problem."""
         if body is None:
             return StateSettings()
-        lease = self.seconds(
-            ("daemon", "state", "lease"),
-            body.get("lease", DEFAULT_LEASE_SECONDS),
-            at_least=(MIN_LEASE_SECONDS, _LEASE_TOO_SHORT),
-            at_most=(MAX_LEASE_SECONDS, _LEASE_TOO_LONG),
-        )
-        dsn = body.get("dsn")
+        default_lease = StateSettings.lease_seconds
+        lease = self.seconds(("daemon", "state", "lease"), body.get("lease", default_lease))
+        dsn = self.secret(body.get("dsn"), ("daemon",))
         if dsn is not None and body.get("kind") != "postgres":
             self.problem(("daemon", "state", "dsn"), "only a `postgres` state store has a DSN")
         if dsn is None and body.get("kind") == "postgres":
@@ -281,63 +243,50 @@ class _Builder:
                 "string, such as {env: OMNISYNC_STATE_DSN})",
             )
         return StateSettings(
-            dsn=self.secret(dsn, entry) if dsn is not None else None,
-            lease_seconds=DEFAULT_LEASE_SECONDS if lease is None else lease,
-            **_given(body, "kind"),
+            dsn=dsn, lease_seconds=default_lease if lease is None else lease, **_given(body, "kind")
         )
 
-    def source(self, name: str, body: Mapping[str, Any]) -> Source:
+    def source(self, name: str, body: _Body) -> Source:
         entry = ("sources", name)
         path = body.get("path")
-        dsn = body.get("dsn")
         return Source(
             name=name,
             kind=body["kind"],
             path=self.path(path, entry) if path is not None else None,
-            dsn=self.secret(dsn, entry) if dsn is not None else None,
+            dsn=self.secret(body.get("dsn"), entry),
             csv=CsvOptions(**_given(body, "encoding", "delimiter")),
         )
 
-    def connection(self, name: str, body: Mapping[str, Any]) -> Connection:
+    def connection(self, name: str, body: _Body) -> Connection:
+        api_key = self.secret(body["api_key"], ("connections", name))
+        if api_key is None:
+            raise _Dropped("api_key")
         return Connection(
             name=name,
             display_name=body.get("display_name", name),
-            api_key=self.secret(body["api_key"], ("connections", name)),
+            api_key=api_key,
             allowed_users=tuple(body.get("allowed_users", ())),
             rate_limit=RateLimit(**body.get("rate_limit", {})),
             **_given(body, "data_transfer_accepted", "base_url"),
         )
 
-    def schedule(
-        self, name: str | None, body: Mapping[str, Any], path: PathParts
-    ) -> Schedule | None:
+    def schedule(self, name: str | None, body: _Body, path: PathParts) -> Schedule:
         if "cron" in body:
             return Schedule(name=name, cron=body["cron"], **_given(body, "timezone"))
-        seconds = self.seconds(
-            (*path, "every"),
-            body["every"],
-            at_least=(1.0, "must be at least 1 second"),
-            at_most=(MAX_INTERVAL_SECONDS, "must be at most 366 days"),
-        )
-        if seconds is None:
-            return None
-        if not seconds.is_integer():
-            self.problem((*path, "every"), "must be a whole number of seconds")
-            return None
         written = body["every"]
+        seconds = self.seconds((*path, "every"), written)
+        if seconds is not None and not seconds.is_integer():
+            self.problem((*path, "every"), "must be a whole number of seconds")
+            seconds = None
+        if seconds is None:
+            raise _Dropped("every")
         # A bare number is seconds: shown as "90s", a string as written ("15m").
-        text = written.strip() if isinstance(written, str) else f"{written}s"
+        text = written if isinstance(written, str) else f"{written}s"
         return Schedule(name=name, every_seconds=int(seconds), every_text=text)
 
     def export(
-        self,
-        name: str,
-        body: Mapping[str, Any],
-        schedules: Mapping[str, Schedule],
-        *,
-        guards: Guards,
+        self, name: str, body: _Body, schedules: Mapping[str, Schedule], *, guards: Guards
     ) -> Export:
-        path: PathParts = ("exports", name)
         written = body.get("schedule")
         schedule: Schedule | None = None
         if isinstance(written, str):
@@ -345,16 +294,17 @@ class _Builder:
             schedule = schedules.get(written, Schedule(name=written))
         elif isinstance(written, dict):
             # A wrong inline schedule is reported; the rest of the export is still checked.
-            schedule = self.schedule(None, written, (*path, "schedule"))
+            with contextlib.suppress(_Dropped):
+                schedule = self.schedule(None, _Body(written), ("exports", name, "schedule"))
         consent = body.get("consent")
         return Export(
             name=name,
             segment=body["segment"],
             connection=body["connection"],
             owner=body["owner"],
-            mapping=FieldMapping(**body["mapping"]),
+            mapping=_model(FieldMapping, **body["mapping"]),
             tag=body.get("tag", body["segment"]),
-            consent=Consent(**consent) if consent is not None else None,
+            consent=_model(Consent, **consent) if consent is not None else None,
             schedule=schedule,
             guards=_guards(body.get("guards"), guards),
             **_given(body, "on_leave", "send_welcome_message", "max_profiles", "enabled"),
@@ -363,25 +313,21 @@ class _Builder:
     def daemon(self, body: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:
         entry: PathParts = ("daemon",)
         control = body.get("control", {})
-        token = control.get("token")
+        default_debounce = DaemonSettings.reload_debounce_seconds
         debounce = self.seconds(
-            ("daemon", "reload_debounce"),
-            body.get("reload_debounce", DaemonSettings.reload_debounce_seconds),
-            at_most=(MAX_DEBOUNCE_SECONDS, "must be at most 1h"),
+            ("daemon", "reload_debounce"), body.get("reload_debounce", default_debounce)
         )
         state_dir = body.get("state_dir")
         return DaemonSettings(
-            state=self.state(body.get("state"), entry),
+            state=self.state(body.get("state")),
             control_listen=control.get("listen", DaemonSettings.control_listen),
             state_dir=(
                 self.path(state_dir, entry)
                 if state_dir is not None
                 else default_state_dir(environ, home=self.home)
             ),
-            control_token=self.secret(token, entry) if token is not None else None,
-            reload_debounce_seconds=(
-                DaemonSettings.reload_debounce_seconds if debounce is None else debounce
-            ),
+            control_token=self.secret(control.get("token"), entry),
+            reload_debounce_seconds=default_debounce if debounce is None else debounce,
             **_given(body, "replica_id", "log_format"),
         )
 

@@ -1,12 +1,9 @@
 """Crontab expressions, read the way crontab reads them, and time zones.
 
-Pure (the time zone database is read as static data). APScheduler 3 parses
-five-field expressions, but numbers its weekdays from Monday (``0`` is Monday;
-crontab's ``0`` is Sunday), so ``0 9 * * 1`` would run on Tuesdays.
+APScheduler 3 numbers weekdays from Monday (crontab's ``0`` is Sunday), so
 :func:`crontab_trigger_fields` rewrites the day-of-week field into weekday
-names, which both agree on; the scheduler builds its
-``CronTrigger(**fields, timezone=...)`` from it, and validation checks the
-same fields, so what validates is what runs.
+names, which both agree on; the scheduler and validation build the same
+``CronTrigger(**fields, timezone=...)``, so what validates is what runs.
 
 Crontab runs a job when *either* a restricted day of month *or* a restricted
 day of week matches; APScheduler requires both. Rather than run on other days
@@ -80,31 +77,20 @@ def _weekday_names(field: str) -> str:
         return field
     days: set[int] = set()
     for item in field.split(","):
-        days.update(_weekday_item(item))
-    return ",".join(_DAY_NAMES[day] for day in sorted(days))
-
-
-def _weekday_item(item: str) -> range | list[int]:
-    body, slash, step_text = item.partition("/")
-    step = 1
-    if slash:
-        if not step_text.isdigit() or int(step_text) == 0:
+        body, slash, step = item.partition("/")
+        if slash and (not step.isdigit() or int(step) == 0):
             raise ValueError(f"invalid step in day of week {item!r}")
-        step = int(step_text)
-    if body == "*":
-        first, last = 0, 6
-    elif "-" in body:
-        start_text, _, end_text = body.partition("-")
-        first, last = _weekday(start_text), _weekday(end_text)
-        # 7 closes a range as Sunday: "5-7" is Friday to Sunday.
-        if end_text.strip() == "7":
-            last = 7
-        if first > last:
-            raise ValueError(f"day-of-week range {body!r} runs backwards")
-    else:
-        first = _weekday(body)
-        last = 6 if slash else first
-    return [day % 7 for day in range(first, last + 1, step)]
+        if body == "*":
+            first, last = 0, 6
+        else:
+            start, dash, end = body.partition("-")
+            # 7 is Sunday too, and closes a range as Sunday: "5-7" is Friday to Sunday.
+            first = _weekday(start) % 7
+            last = _weekday(end) if dash else (6 if slash else first)
+            if first > last:
+                raise ValueError(f"day-of-week range {body!r} runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, int(step) if slash else 1))
+    return ",".join(_DAY_NAMES[day] for day in sorted(days))
 
 
 def _weekday(text: str) -> int:
@@ -112,7 +98,7 @@ def _weekday(text: str) -> int:
     if name in _DAY_NAMES:
         return _DAY_NAMES.index(name)
     if name.isdigit() and 0 <= int(name) <= 7:
-        return int(name) % 7
+        return int(name)
     raise ValueError(f"invalid day of week {text!r}: use 0-7 (0 and 7 are Sunday) or sun-sat")
 
 

@@ -1,10 +1,8 @@
 """Diagnostics: what is wrong with a config, where, and how to show it.
 
-Pure. A :class:`Diagnostic` points at a file, a 1-based line and column, and
-a dotted path into the config (``exports.vip.mapping.email``). Every stage
-of loading (YAML, schema, semantic rules, secrets) speaks in diagnostics, so
-all problems are reported at once, sorted by place. Messages never carry a
-secret value: stages that see one describe it, never echo it.
+Pure. Every stage of loading (YAML, schema, semantic rules, secrets) speaks in
+diagnostics, so all problems are reported at once, sorted by place. Messages
+never carry a secret value: stages that see one describe it, never echo it.
 """
 
 from __future__ import annotations
@@ -26,17 +24,11 @@ def dotted(parts: Sequence[str | int]) -> str:
     return ".".join(str(part) for part in parts)
 
 
-def nearest_position(
-    positions: Mapping[PathParts, Position], path: PathParts, *, file: str
-) -> Position:
-    """Where ``path`` or its nearest ancestor was written; else the root's position, else
-    the start of ``file``."""
-    while path:
-        found = positions.get(path)
-        if found is not None:
-            return found
+def nearest_position(positions: Mapping[PathParts, Position], path: PathParts) -> Position:
+    """Where ``path`` or its nearest ancestor was written; ``positions`` holds the root ``()``."""
+    while path and path not in positions:
         path = path[:-1]
-    return positions.get((), Position(file, 1, 1))
+    return positions[path]
 
 
 def did_you_mean(word: str, candidates: Collection[str]) -> str:
@@ -45,21 +37,10 @@ def did_you_mean(word: str, candidates: Collection[str]) -> str:
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
-def describe_position(position: Position, *, seen_from: Position) -> str:
-    """``position`` for a message about ``seen_from``: ``line 3, column 5`` in the same
-    file, else ``file:3:5``."""
-    if position.file == seen_from.file:
-        return f"line {position.line}, column {position.column}"
-    return str(position)
-
-
 @dataclass(frozen=True, order=True)
 class Diagnostic:
-    """One problem in a config. Orders by (file, line, column, path, message).
-
-    ``path`` is ``""`` for problems with a file as a whole (empty, not
-    UTF-8, not YAML); ``str()`` then leaves it out.
-    """
+    """One problem in a config at a 1-based line and column and a dotted ``path``
+    (``""`` for a file as a whole, left out of ``str()``). Orders by place."""
 
     file: str
     line: int
@@ -73,15 +54,9 @@ class Diagnostic:
         text = path if isinstance(path, str) else dotted(path)
         return cls(position.file, position.line, position.column, text, message)
 
-    @property
-    def position(self) -> Position:
-        return Position(self.file, self.line, self.column)
-
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        if self.path:
-            return f"{where}: {self.path}: {self.message}"
-        return f"{where}: {self.message}"
+        path = f" {self.path}:" if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}:{path} {self.message}"
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
@@ -96,13 +71,10 @@ class ConfigInvalid(OmnisyncError):
         self.diagnostics = sort_diagnostics(diagnostics)
         if not self.diagnostics:
             raise ValueError("ConfigInvalid needs at least one diagnostic")
-        super().__init__(self._summary())
-
-    def _summary(self) -> str:
         shown = "\n".join(str(diagnostic) for diagnostic in self.diagnostics[:20])
         hidden = len(self.diagnostics) - 20
         more = f"\n... and {hidden} more" if hidden > 0 else ""
-        return f"{summarize(self.diagnostics)}:\n{shown}{more}"
+        super().__init__(f"{summarize(self.diagnostics)}:\n{shown}{more}")
 
 
 class ConfigUnreadable(ConfigInvalid):
@@ -145,16 +117,10 @@ def render_github(diagnostics: Sequence[Diagnostic]) -> str:
     """GitHub Actions workflow commands: ``::error file=…,line=…,col=…::message``."""
     lines = []
     for diagnostic in diagnostics:
-        properties = ",".join(
-            (
-                f"file={escape_property(diagnostic.file)}",
-                f"line={diagnostic.line}",
-                f"col={diagnostic.column}",
-                f"title={escape_property('omnisync validate')}",
-            )
-        )
+        file = escape_property(diagnostic.file)
+        where = f"file={file},line={diagnostic.line},col={diagnostic.column}"
         text = f"{diagnostic.path}: {diagnostic.message}" if diagnostic.path else diagnostic.message
-        lines.append(f"::error {properties}::{escape_data(text)}\n")
+        lines.append(f"::error {where},title=omnisync validate::{escape_data(text)}\n")
     return "".join(lines)
 
 

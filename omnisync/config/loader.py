@@ -1,20 +1,14 @@
 """Loading a config: files to a validated, frozen :class:`~omnisync.config.model.Config`.
 
-The shell around the pure stages. It reads the file, or every ``*.yaml`` and
-``*.yml`` file of a directory (sorted by name; hidden files and editor
-backups such as ``x.yaml~`` and ``.#x.yaml`` are ignored; subdirectories are
-not read), then runs YAML parsing, the schema, merging, building and the
-semantic rules, and reports every problem of every stage at once, sorted.
-
+The shell around the pure stages: it reads the file, or the directory's
+:func:`config_file_names`, runs YAML parsing, the schema, merging, building and
+the semantic rules, and reports every problem of every stage at once, sorted.
 Apart from reading the files (and asking git for the revision) loading is a
-pure function of the files' bytes and ``environ``, so the daemon reuses it
-for hot reload. Secrets are not resolved here (see
-:mod:`omnisync.config.secrets`).
+pure function of the files' bytes and ``environ``. Secrets are not resolved.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 from collections.abc import Mapping
@@ -28,10 +22,9 @@ from omnisync.config.diagnostics import (
     PathParts,
     sort_diagnostics,
 )
-from omnisync.config.merge import SourceFile, merge_documents
+from omnisync.config.merge import merge_documents
 from omnisync.config.model import Config, Position
 from omnisync.config.revision import LoadedFile, config_revision
-from omnisync.config.rules import check_config
 from omnisync.config.schema import validate_document
 from omnisync.config.yamlload import MAX_FILE_BYTES, parse_document
 
@@ -40,18 +33,14 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class LoadResult:
-    """Either a config or the reasons there is none; never both.
-
-    ``unreadable`` is true when the path (or a file in it) could not be read
-    at all, which the CLI reports with exit status 2 rather than 1.
-    """
+    """Either a config or the reasons there is none; never both. ``unreadable``: the path
+    (or a file in it) could not be read (the CLI exits 2, not 1). ``revision`` names the
+    files read, valid or not (``""`` when they could not be read)."""
 
     config: Config | None
     diagnostics: tuple[Diagnostic, ...]
     files: tuple[str, ...] = ()
     unreadable: bool = False
-    #: The revision of the files read, valid or not (``""`` when they could not be read):
-    #: a rejected config is named by it too.
     revision: str = ""
 
     def unwrap(self) -> Config:
@@ -63,136 +52,102 @@ class LoadResult:
         raise ConfigInvalid(self.diagnostics)
 
 
-def load_config(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
-) -> Config:
-    """Load and validate the config at ``path`` (a file or a directory).
-
-    ``environ`` (default ``os.environ``) supplies the defaults that depend on
-    it, such as the state directory. Raises :class:`ConfigInvalid` (or its
-    subclass :class:`ConfigUnreadable`) with every diagnostic, sorted.
-    """
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> Config:
+    """Load and validate the config at ``path`` (a file or a directory); ``environ``
+    supplies the defaults that depend on it. Raises :class:`ConfigInvalid` (or its
+    subclass :class:`ConfigUnreadable`)."""
     return try_load_config(path, environ=environ).unwrap()
 
 
-def try_load_config(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
-) -> LoadResult:
+def try_load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> LoadResult:
     """Like :func:`load_config`, but returns the outcome instead of raising."""
-    environment = os.environ if environ is None else environ
     display = os.fspath(path)
-    found = _discover(display)
-    if isinstance(found, LoadResult):
-        return found
-    names, root = found
-    loaded: list[LoadedFile] = []
-    for name in names:
-        content = _read(name)
-        if isinstance(content, Diagnostic):
-            return LoadResult(None, (content,), tuple(names), unreadable=True)
-        loaded.append(LoadedFile(name=name, path=os.path.abspath(name), content=content))
+    names: list[str] = []
+    try:
+        names, root = _discover(display)
+        loaded = [_read(name) for name in names]
+    except _Unreadable as error:
+        return LoadResult(None, error.args, tuple(names), unreadable=True)
+    if not names:
+        diagnostic = Diagnostic.at(
+            Position(display, 1, 1), "", "no *.yaml or *.yml files in this directory"
+        )
+        return LoadResult(None, (diagnostic,))
 
     diagnostics: list[Diagnostic] = []
-    source_files = []
-    problem_paths: set[PathParts] = set()
+    documents = []
+    problems: set[PathParts] = set()
     for loaded_file in loaded:
         document = parse_document(loaded_file.content, file=loaded_file.name)
         diagnostics.extend(document.diagnostics)
+        # A value YAML parsing refused (a !!python/object) need not also be "not a string".
+        refused = tuple(f"{found.path}." for found in document.diagnostics if found.path)
         if document.data is not None:
-            report = validate_document(
-                document.data, positions=document.positions, file=loaded_file.name
-            )
-            diagnostics.extend(_not_already_reported(report.diagnostics, document.diagnostics))
-            problem_paths.update(report.problem_paths)
-        source_files.append(SourceFile(document, os.path.dirname(loaded_file.path)))
+            for parts, diagnostic in validate_document(document.data, positions=document.positions):
+                problems.add(parts)
+                if not f"{diagnostic.path}.".startswith(refused):
+                    diagnostics.append(diagnostic)
+        documents.append((document, os.path.dirname(loaded_file.path)))
 
-    merged = merge_documents(source_files)
-    diagnostics.extend(merged.diagnostics)
-    home = environment.get("HOME") or os.path.expanduser("~")
-    built = build_config(
+    merged = merge_documents(documents)
+    revision = config_revision(loaded, root=root)
+    config, problems_found = build_config(
         merged.data,
         positions=merged.positions,
         base_dirs=merged.base_dirs,
-        environ=environment,
-        home=home,
+        environ=environ,
+        home=environ.get("HOME") or os.path.expanduser("~"),
         files=tuple(names),
-        problems=frozenset(problem_paths),
+        revision=revision,
+        problems=frozenset(problems),
     )
-    diagnostics.extend(built.diagnostics)
-    diagnostics.extend(check_config(built.config, skipped=built.skipped, flawed=built.flawed))
-    revision = config_revision(loaded, root=root)
-    if diagnostics:
-        return LoadResult(None, sort_diagnostics(diagnostics), tuple(names), revision=revision)
-    config = dataclasses.replace(built.config, revision=revision)
-    return LoadResult(config, (), tuple(names), revision=revision)
-
-
-def _not_already_reported(
-    diagnostics: tuple[Diagnostic, ...], reported: tuple[Diagnostic, ...]
-) -> list[Diagnostic]:
-    """``diagnostics`` except those at or under a path YAML parsing already complained
-    about: a rejected ``!!python/object`` need not also be "not a string"."""
-    prefixes = {diagnostic.path for diagnostic in reported if diagnostic.path}
-    return [
-        diagnostic
-        for diagnostic in diagnostics
-        if not any(
-            diagnostic.path == prefix or diagnostic.path.startswith(prefix + ".")
-            for prefix in prefixes
-        )
-    ]
+    diagnostics += [*merged.diagnostics, *problems_found]
+    return LoadResult(
+        None if diagnostics else config,
+        sort_diagnostics(diagnostics),
+        tuple(names),
+        revision=revision,
+    )
 
 
 def config_file_names(directory: str) -> list[str]:
     """The config files of ``directory``, sorted: ``*.yaml``/``*.yml`` regular files,
     not hidden, not editor backups. Raises ``OSError`` if it cannot be listed."""
-    names = []
-    for entry in sorted(os.listdir(directory)):
-        if entry.startswith((".", "#")) or entry.endswith("~"):
-            continue
-        if not entry.endswith(CONFIG_SUFFIXES):
-            continue
-        full = os.path.join(directory, entry)
-        if os.path.isfile(full):
-            names.append(full)
-    return names
+    names = [
+        os.path.join(directory, entry)
+        for entry in sorted(os.listdir(directory))
+        if entry.endswith(CONFIG_SUFFIXES) and not entry.startswith((".", "#"))
+    ]
+    return [name for name in names if os.path.isfile(name)]
 
 
-def _discover(display: str) -> tuple[list[str], str] | LoadResult:
-    """The files to read and the directory git should look at, or why there are none."""
+class _Unreadable(Exception):
+    """``where`` cannot be read; its one argument is the diagnostic saying why."""
+
+    def __init__(self, where: str, reason: str | OSError) -> None:
+        if isinstance(reason, OSError):
+            reason = (reason.strerror or str(reason)).lower().rstrip(".")
+        super().__init__(Diagnostic.at(Position(where, 1, 1), "", f"cannot read: {reason}"))
+
+
+def _discover(display: str) -> tuple[list[str], str]:
+    """The files to read and the directory git should look at."""
     try:
         mode = os.stat(display).st_mode
+        if stat.S_ISDIR(mode):
+            return config_file_names(display), os.path.abspath(display)
     except OSError as error:
-        return _unreadable(display, _reason(error))
-    if stat.S_ISDIR(mode):
-        try:
-            names = config_file_names(display)
-        except OSError as error:
-            return _unreadable(display, _reason(error))
-        if not names:
-            diagnostic = Diagnostic.at(
-                Position(display, 1, 1), "", "no *.yaml or *.yml files in this directory"
-            )
-            return LoadResult(None, (diagnostic,))
-        return names, os.path.abspath(display)
+        raise _Unreadable(display, error) from None
     if not stat.S_ISREG(mode):
-        return _unreadable(display, "not a regular file or a directory")
+        raise _Unreadable(display, "not a regular file or a directory")
     return [display], os.path.dirname(os.path.abspath(display))
 
 
-def _read(name: str) -> bytes | Diagnostic:
+def _read(name: str) -> LoadedFile:
     try:
         with open(name, "rb") as handle:
             # One byte more than allowed, so the parser can tell the file is too big.
-            return handle.read(MAX_FILE_BYTES + 1)
+            content = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        return Diagnostic.at(Position(name, 1, 1), "", f"cannot read: {_reason(error)}")
-
-
-def _unreadable(display: str, reason: str) -> LoadResult:
-    diagnostic = Diagnostic.at(Position(display, 1, 1), "", f"cannot read: {reason}")
-    return LoadResult(None, (diagnostic,), unreadable=True)
-
-
-def _reason(error: OSError) -> str:
-    return (error.strerror or str(error)).lower().rstrip(".")
+        raise _Unreadable(name, error) from None
+    return LoadedFile(name=name, path=os.path.abspath(name), content=content)

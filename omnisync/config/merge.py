@@ -17,23 +17,8 @@ from omnisync.config.diagnostics import Diagnostic, PathParts
 from omnisync.config.model import Position
 from omnisync.config.yamlload import ParsedDocument
 
-#: The sections that map names to entries, in the order they are documented.
-NAMED_SECTIONS: tuple[str, ...] = (
-    "users",
-    "sources",
-    "segments",
-    "connections",
-    "schedules",
-    "exports",
-)
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A parsed file and the absolute directory its relative paths are relative to."""
-
-    document: ParsedDocument
-    directory: str
+#: The sections that map names to entries.
+NAMED_SECTIONS = frozenset({"users", "sources", "segments", "connections", "schedules", "exports"})
 
 
 @dataclass(frozen=True)
@@ -51,96 +36,56 @@ class MergedDocument:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def merge_documents(files: Sequence[SourceFile]) -> MergedDocument:
-    """Merge parsed files in order. Files without data (unparseable) are ignored."""
+def merge_documents(files: Sequence[tuple[ParsedDocument, str]]) -> MergedDocument:
+    """Merge parsed files, each with the absolute directory its relative paths are
+    relative to, in order. Files without data (unparseable) are ignored."""
     data: dict[str, Any] = {}
     positions: dict[PathParts, Position] = {}
     base_dirs: dict[PathParts, str] = {}
     diagnostics: list[Diagnostic] = []
-    version_at: Position | None = None
 
-    for source_file in files:
-        document = source_file.document
+    for document, directory in files:
         if document.data is None:
             continue
-        positions.setdefault((), document.positions.get((), Position(document.file, 1, 1)))
-        by_entry = _index_positions(document.positions)
+        start = document.positions[()]
+        positions.setdefault((), start)
+        # The entries (key, name) and sections (key,) this file contributes.
+        taken: set[PathParts] = set()
         for key, value in document.data.items():
-            key_position = document.positions.get((key,), Position(document.file, 1, 1))
+            here = document.positions.get((key,), start)
             if key in NAMED_SECTIONS and isinstance(value, dict):
                 section = data.setdefault(key, {})
                 if not isinstance(section, dict):
                     continue
-                positions.setdefault((key,), key_position)
+                positions.setdefault((key,), here)
                 for name, entry in value.items():
-                    here = document.positions.get((key, name), key_position)
-                    first = positions.get((key, name)) if name in section else None
-                    if first is not None:
-                        diagnostics.append(
-                            Diagnostic.at(
-                                here,
-                                (key, name),
-                                f"{key.removesuffix('s')} '{name}' is defined twice:"
-                                f" at {first} and at {here}",
-                            )
-                        )
+                    at = document.positions.get((key, name), here)
+                    if name in section:
+                        first = positions.get((key, name), at)
+                        twice = f"{key.removesuffix('s')} '{name}' is defined twice"
+                        message = f"{twice}: at {first} and at {at}"
+                        diagnostics.append(Diagnostic.at(at, (key, name), message))
                         continue
                     section[name] = entry
-                    base_dirs[(key, name)] = source_file.directory
-                    _copy_positions(by_entry, positions, prefix=(key, name))
-            elif key == "version":
-                if version_at is None:
-                    data[key] = value
-                    version_at = key_position
-                    positions[(key,)] = key_position
-                elif value != data[key]:
-                    diagnostics.append(
-                        Diagnostic.at(
-                            key_position,
-                            ("version",),
-                            f"version {value} differs from version {data[key]} at {version_at}",
-                        )
+                    base_dirs[(key, name)] = directory
+                    taken.add((key, name))
+            elif key in data:
+                first = positions[(key,)]
+                if key == "daemon":
+                    message = (
+                        f"daemon settings are given twice: at {first} and at {here};"
+                        " keep them in one file"
                     )
-            elif key == "daemon":
-                if ("daemon",) in positions:
-                    first = positions[("daemon",)]
-                    diagnostics.append(
-                        Diagnostic.at(
-                            key_position,
-                            ("daemon",),
-                            f"daemon settings are given twice: at {first} and at {key_position};"
-                            " keep them in one file",
-                        )
-                    )
-                    continue
-                data[key] = value
-                base_dirs[("daemon",)] = source_file.directory
-                _copy_positions(by_entry, positions, prefix=(key,))
+                elif key == "version" and value != data[key]:
+                    message = f"version {value} differs from version {data[key]} at {first}"
+                else:
+                    continue  # an unknown key or a malformed section: the schema reported it
+                diagnostics.append(Diagnostic.at(here, (key,), message))
             else:
-                # Unknown keys and malformed sections: the schema has reported them.
-                data.setdefault(key, value)
-                _copy_positions(by_entry, positions, prefix=(key,))
+                data[key] = value
+                base_dirs[(key,)] = directory
+                taken.add((key,))
+        for path, position in document.positions.items():
+            if path[:1] in taken or path[:2] in taken:
+                positions.setdefault(path, position)
     return MergedDocument(data, positions, base_dirs, tuple(diagnostics))
-
-
-def _index_positions(
-    positions: Mapping[PathParts, Position],
-) -> dict[PathParts, list[tuple[PathParts, Position]]]:
-    """Positions grouped under their first one and first two path parts."""
-    index: dict[PathParts, list[tuple[PathParts, Position]]] = {}
-    for path, position in positions.items():
-        if path:
-            index.setdefault(path[:1], []).append((path, position))
-        if len(path) >= 2:
-            index.setdefault(path[:2], []).append((path, position))
-    return index
-
-
-def _copy_positions(
-    index: Mapping[PathParts, list[tuple[PathParts, Position]]],
-    target: dict[PathParts, Position],
-    *,
-    prefix: PathParts,
-) -> None:
-    for path, position in index.get(prefix, ()):
-        target.setdefault(path, position)

@@ -1,9 +1,6 @@
-"""The frozen configuration model.
-
-The JSON Schema in ``schemas/omnisync.schema.json`` is the single source of
-truth for the *structure* of a config; these dataclasses are what the rest of
-omnisync consumes once a config has passed the schema and the semantic rules.
-Every instance is immutable and holds no secret values, only references.
+"""The frozen configuration model: what the rest of omnisync consumes once a config has
+passed the schema (``schemas/omnisync.schema.json``, the source of truth for its
+structure) and the semantic rules. It holds secret references, never secret values.
 """
 
 from __future__ import annotations
@@ -12,11 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
-DEFAULT_BASE_URL = "https://api.omnisend.com/api"
-
-Role = Literal["admin", "contributor"]
 SourceKind = Literal["sqlite", "csv", "jsonl", "postgres"]
-SecretKind = Literal["env", "file", "credential"]
 OnLeave = Literal["untag", "keep"]
 LogFormat = Literal["json", "text"]
 
@@ -35,13 +28,10 @@ class Position:
 
 @dataclass(frozen=True)
 class SecretRef:
-    """A reference to a secret, never the secret itself.
+    """A reference to a secret: an environment variable, a file's path, or a name under
+    ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential``)."""
 
-    ``env``: an environment variable name; ``file``: a path; ``credential``:
-    a name under ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential``).
-    """
-
-    kind: SecretKind
+    kind: Literal["env", "file", "credential"]
     name: str
 
     def describe(self) -> str:
@@ -52,7 +42,7 @@ class SecretRef:
 @dataclass(frozen=True)
 class User:
     name: str
-    role: Role
+    role: Literal["admin", "contributor"]
 
 
 @dataclass(frozen=True)
@@ -97,25 +87,21 @@ class Connection:
     api_key: SecretRef
     allowed_users: tuple[str, ...] = ()
     data_transfer_accepted: bool = False
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str = "https://api.omnisend.com/api"
     rate_limit: RateLimit = field(default_factory=RateLimit)
     kind: Literal["omnisend"] = "omnisend"
 
     @property
     def brand(self) -> str:
         """Which Omnisend brand this reaches, as far as the config can tell: the API's
-        base URL and the key's reference (never the key). Another brand means
-        another set of contacts: an export moved to it delivers everyone anew."""
+        base URL and the key's reference (never the key)."""
         return f"{self.base_url.rstrip('/')} {self.api_key.describe()}"
 
 
 @dataclass(frozen=True)
 class Schedule:
     """When an export runs: a cron expression in a time zone, or a fixed interval.
-
-    ``name`` is the schedule's key under ``schedules``, or ``None`` when the
-    export inlines its own.
-    """
+    ``name`` is ``None`` for a schedule inlined in its export."""
 
     name: str | None
     cron: str | None = None
@@ -148,12 +134,8 @@ class FieldMapping:
     def columns(self) -> tuple[str, ...]:
         """Every source column the mapping reads, in a stable order, without repeats."""
         ordered = [getattr(self, name) for name in CONTACT_FIELDS]
-        ordered.extend(self.custom_properties[key] for key in sorted(self.custom_properties))
-        seen: dict[str, None] = {}
-        for column in ordered:
-            if column is not None:
-                seen.setdefault(column, None)
-        return tuple(seen)
+        ordered += [self.custom_properties[key] for key in sorted(self.custom_properties)]
+        return tuple(dict.fromkeys(column for column in ordered if column is not None))
 
 
 #: Mapping fields in the order they are fingerprinted and documented.
@@ -164,11 +146,7 @@ CONTACT_FIELDS: tuple[str, ...] = tuple(
 
 @dataclass(frozen=True)
 class Consent:
-    """Where a profile's e-mail consent comes from in the source.
-
-    A status is sent only for contacts this export has not delivered before,
-    and always with the time recorded in ``changed_at_column``, never "now".
-    """
+    """Where a profile's e-mail consent comes from in the source."""
 
     status_column: str
     changed_at_column: str
@@ -179,10 +157,8 @@ class Consent:
 
 @dataclass(frozen=True)
 class Guards:
-    """When a run is held instead of applied (see the schema's ``guards``).
-
-    Shares are fractions (``0.2`` for ``20%``); ``None`` turns that guard off.
-    """
+    """When a run is held instead of applied (the schema's ``guards``). Shares are
+    fractions (``0.2`` for ``20%``); ``None`` turns that guard off."""
 
     max_removed: float | None = 0.2
     max_changed: float | None = None
@@ -209,22 +185,14 @@ class Export:
     guards: Guards = field(default_factory=Guards)
 
 
-StateKind = Literal["sqlite", "postgres"]
-
-#: A lease's length when ``daemon.state.lease`` is not set, and its bounds.
-DEFAULT_LEASE_SECONDS = 15.0
-MIN_LEASE_SECONDS = 3.0
-MAX_LEASE_SECONDS = 600.0
-
-
 @dataclass(frozen=True)
 class StateSettings:
     """Where the state store lives: SQLite in ``state_dir``, or a shared PostgreSQL
     database (``dsn``) whose replicas hold brands for ``lease_seconds`` at a time."""
 
-    kind: StateKind = "sqlite"
+    kind: Literal["sqlite", "postgres"] = "sqlite"
     dsn: SecretRef | None = None
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    lease_seconds: float = 15.0
 
     @property
     def shared(self) -> bool:
@@ -234,12 +202,8 @@ class StateSettings:
 
 @dataclass(frozen=True)
 class DaemonSettings:
-    """How the daemon runs. ``state_dir`` is already resolved to a concrete path.
-
-    ``state_dir`` keeps the SQLite store, run locks and the control token;
-    ``state`` says whether the ledger and history live there or in PostgreSQL.
-    ``replica_id`` is ``None`` for the default (``hostname:pid``).
-    """
+    """How the daemon runs. ``state_dir`` (resolved) keeps the SQLite store, run locks and
+    the control token; ``replica_id`` is ``None`` for the default (``hostname:pid``)."""
 
     state_dir: str
     state: StateSettings = field(default_factory=StateSettings)
@@ -253,13 +217,8 @@ class DaemonSettings:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole, validated configuration.
-
-    ``revision`` identifies the config content (the git commit when the
-    config lives in a clean git work tree, else a content digest).
-    ``positions`` maps dotted paths (``exports.vip.mapping.email``) to where
-    they were written, for errors raised after validation.
-    """
+    """A whole, validated configuration. ``positions`` maps dotted paths
+    (``exports.vip.mapping.email``) to where they were written."""
 
     version: int
     users: Mapping[str, User]
@@ -289,6 +248,5 @@ class Config:
         return None
 
     def position_or_start(self, path: str) -> Position:
-        """:meth:`position`, else the start of the first file (for problems found later)."""
-        found = self.position(path)
-        return found or Position(self.files[0] if self.files else "<config>", 1, 1)
+        """:meth:`position`, else the start of the first file."""
+        return self.position(path) or Position(self.files[0] if self.files else "<config>", 1, 1)

@@ -11,32 +11,28 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 
 from omnisync.config.diagnostics import Diagnostic
 from omnisync.config.model import Config
 from omnisync.config.secrets import secret_references
 
 
-def referenced_files(config: Config) -> Iterator[tuple[str, str, str]]:
-    """``(dotted path, file, what it is)`` for every file ``config`` names."""
-    for name, source in sorted(config.sources.items()):
-        if source.path is not None:
-            yield f"sources.{name}.path", source.path, f"{source.kind} source"
-    for dotted, reference in secret_references(config):
-        if reference.kind == "file":
-            yield dotted, reference.name, "secret file"
-
-
 def check_references(config: Config) -> tuple[Diagnostic, ...]:
     """A diagnostic for each file ``config`` names that is missing or unreadable."""
+    files = [
+        (f"sources.{name}.path", source.path, f"{source.kind} source")
+        for name, source in config.sources.items()
+        if source.path is not None
+    ]
+    for dotted, reference in secret_references(config):
+        if reference.kind == "file":
+            files.append((dotted, reference.name, "secret file"))
     diagnostics = []
-    for dotted, path, what in referenced_files(config):
+    for dotted, path, what in files:
         problem = file_problem(path)
-        if problem is None:
-            continue
-        position = config.position_or_start(dotted)
-        diagnostics.append(Diagnostic.at(position, dotted, f"{what} {path}: {problem}"))
+        if problem is not None:
+            position = config.position_or_start(dotted)
+            diagnostics.append(Diagnostic.at(position, dotted, f"{what} {path}: {problem}"))
     return tuple(sorted(diagnostics))
 
 

@@ -1,26 +1,16 @@
 """Which revision of the config was loaded, and reading git the same way everywhere.
 
-``git:<short commit>`` when the config is kept in a git repository: at least
-one loaded file is in the commit checked out (``HEAD``). ``+dirty`` is added
-when the loaded files are not exactly that commit's: a file's bytes differ
-from the commit's (modified, staged or not), or a file outside the commit
-(untracked, ignored or only staged) is loaded beside committed ones.
+``git:<short commit>`` when at least one loaded file is in the commit checked
+out (``HEAD``), plus ``+dirty`` when a file's bytes differ from the commit's or
+a file outside it is loaded beside committed ones. Otherwise ``sha256:<12 hex>``
+over the files' names and bytes.
 
-Otherwise ``sha256:<12 hex>`` over the files' names and bytes: outside any
-work tree, without git, and also for a config none of whose files the commit
-holds (an ignored ``demo-data/`` or a scratch file inside some checkout is not
-a revision of that checkout, dirty or not).
-
-**A repository owned by someone else.** git refuses to work in a repository
-whose owner is not the current user ("dubious ownership"), which is the rule
-under systemd's ``DynamicUser=`` for a config cloned by root. omnisync only
-*reads* objects (``rev-parse``, ``ls-tree``, ``cat-file``: plumbing that runs
-no hook, filter, fsmonitor or pager, and takes no lock), so it names the
-repository as safe for those commands alone (``-c safe.directory=<work
-tree>``), and compares the files' bytes with the commit's blobs itself
-instead of asking ``git status`` (which would refresh the index, and may run
-the programs a repository's configuration names). git runs as a subprocess
-with a short timeout.
+git refuses a repository another user owns (the rule under systemd's
+``DynamicUser=``). omnisync only *reads* objects with plumbing that runs no
+hook, filter, fsmonitor or pager and takes no lock, so it names the work tree
+safe for those commands alone, and compares bytes with the commit's blobs
+itself instead of ``git status`` (which refreshes the index and may run the
+programs a repository's configuration names).
 """
 
 from __future__ import annotations
@@ -56,10 +46,8 @@ class LoadedFile:
 
 
 def content_digest(files: Sequence[LoadedFile], *, root: str) -> str:
-    """``sha256:`` and 12 hex digits over each file's path relative to ``root``, and bytes.
-
-    Independent of where the config is checked out and of the order given.
-    """
+    """``sha256:`` and 12 hex digits over each file's path relative to ``root``, and bytes:
+    independent of where the config is checked out and of the order given."""
     digest = hashlib.sha256()
     for relative, content in sorted(
         (os.path.relpath(loaded.path, root), loaded.content) for loaded in files
@@ -78,9 +66,7 @@ def config_revision(files: Sequence[LoadedFile], *, root: str) -> str:
     head, short = commit.decode("ascii", "replace").split()
     relative = {loaded.path: _relative(loaded.path, top) for loaded in files}
     listing = git(["ls-tree", "-r", "-z", "--full-tree", head, "--", *relative.values()], top=top)
-    if listing is None:
-        return content_digest(files, root=root)
-    committed = tree_entries(listing)
+    committed = tree_entries(listing or b"")
     if not any(path in committed for path in relative.values()):
         # None of the files is in the commit: this is not a revision of that repository.
         return content_digest(files, root=root)
@@ -101,15 +87,8 @@ def tree_entries(listing: bytes) -> dict[str, tuple[bytes, str]]:
     return entries
 
 
-def blob_id(content: bytes, *, length: int = 40) -> str:
-    """The id git gives a blob of ``content`` (``length`` 40: SHA-1, 64: SHA-256)."""
-    digest = hashlib.new(_OBJECT_HASHES[length])
-    digest.update(b"blob %d\0" % len(content))
-    digest.update(content)
-    return digest.hexdigest()
-
-
 def _same_blob(loaded: LoadedFile, entry: tuple[bytes, str] | None) -> bool:
+    """Whether ``loaded`` is the blob ``entry`` names (a symbolic link: its target)."""
     if entry is None or len(entry[1]) not in _OBJECT_HASHES:
         return False
     mode, object_id = entry
@@ -119,7 +98,9 @@ def _same_blob(loaded: LoadedFile, entry: tuple[bytes, str] | None) -> bool:
             content = os.fsencode(os.readlink(loaded.path))
         except OSError:
             return False
-    return blob_id(content, length=len(object_id)) == object_id
+    digest = hashlib.new(_OBJECT_HASHES[len(object_id)], b"blob %d\0" % len(content))
+    digest.update(content)
+    return digest.hexdigest() == object_id
 
 
 def _relative(path: str, top: str) -> str:
@@ -130,15 +111,9 @@ def _relative(path: str, top: str) -> str:
 
 def work_tree(directory: str) -> str | None:
     """The top of the git work tree holding ``directory``, whoever owns it; ``None`` if none.
-
-    Only this discovery trusts any repository (``rev-parse`` reads no object
-    and runs nothing); every later command trusts the work tree found.
-    """
+    Only this discovery (which reads no object) trusts any repository."""
     found = _run(["-c", "safe.directory=*", "rev-parse", "--show-toplevel"], cwd=directory)
-    if not found:
-        return None
-    top = os.fsdecode(found.rstrip(b"\n"))
-    return top or None
+    return (os.fsdecode(found.rstrip(b"\n")) or None) if found else None
 
 
 def git(arguments: list[str], *, top: str) -> bytes | None:

@@ -1,13 +1,5 @@
-"""Semantic rules: what the schema cannot say about a config.
-
-Pure. After the schema has checked the shape, these rules check meaning:
-every reference resolves (segment, source, connection, schedule, owner,
-allowed user); an export's owner may use its connection (admins always,
-contributors when listed) and the connection has accepted the data-transfer
-terms; segments of database sources have a single SELECT and file sources
-none; tags are ones Omnisend accepts and no two exports manage the same tag
-on one connection; cron expressions, time zones, encodings, URLs and the
-control address are valid.
+"""Semantic rules: what the schema cannot say about a config (docs/configuration.md,
+"Rules beyond the schema", lists them). Pure.
 
 :func:`export_permission_problems` is also what the engine asks before every
 run, so ``validate`` and the daemon agree on who may run what.
@@ -19,16 +11,11 @@ import codecs
 import ipaddress
 import re
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from urllib.parse import urlsplit
 
 from omnisync.config.cron import cron_problem, timezone_problem
-from omnisync.config.diagnostics import (
-    Diagnostic,
-    PathParts,
-    describe_position,
-    did_you_mean,
-    dotted,
-)
+from omnisync.config.diagnostics import Diagnostic, PathParts, did_you_mean, dotted
 from omnisync.config.model import Config, Export, Position, Schedule
 
 _DATABASE_KINDS = frozenset({"sqlite", "postgres"})
@@ -55,16 +42,8 @@ def export_permission_problems(config: Config, export_name: str) -> tuple[str, .
 
 
 def tag_problem(tag: str) -> str | None:
-    """Why Omnisend would not accept ``tag``, or ``None``.
-
-    A tag is 1 to 100 characters with no commas (Omnisend lists tags
-    comma-separated), no control characters and no leading or trailing
-    whitespace.
-    """
-    if not tag:
-        return "a tag must not be empty"
-    if len(tag) > 100:
-        return f"a tag is at most 100 characters, not {len(tag)}"
+    """Why Omnisend would not accept ``tag`` (it lists tags comma-separated), or ``None``.
+    Its length (1 to 100 characters) is the schema's to check."""
     if tag != tag.strip():
         return "a tag must not start or end with whitespace"
     if "," in tag:
@@ -74,115 +53,80 @@ def tag_problem(tag: str) -> str | None:
     return None
 
 
-def check_config(
-    config: Config,
-    *,
-    skipped: frozenset[PathParts] = frozenset(),
-    flawed: frozenset[PathParts] = frozenset(),
-) -> tuple[Diagnostic, ...]:
+def check_config(config: Config, *, flawed: AbstractSet[PathParts]) -> tuple[Diagnostic, ...]:
     """Every semantic problem of ``config``, each at the position it concerns.
 
-    ``skipped`` names entries (``("exports", "vip")``) or sections
-    (``("users",)``) that exist but could not be built: references to them are
-    not reported as unknown, since the author did define them. ``flawed``
-    names paths already reported (by the schema) whose values were replaced by
-    defaults: rules about them would judge the defaults, so they are not run.
+    ``flawed`` holds the paths already reported (their values dropped). Rules about a
+    path at or under one of them are not run, and a reference to an entry with a flaw
+    (perhaps not built), or into a flawed section, is not unknown.
     """
-    return tuple(_Checker(config, skipped, flawed).run())
+    checker = _Checker(config, flawed)
+    return tuple(
+        Diagnostic.at(checker.position(path), path, message)
+        for path, message in checker.findings()
+        if message is not None
+    )
+
+
+#: A path and what is wrong there (``None``: nothing).
+_Finding = tuple[PathParts, str | None]
 
 
 class _Checker:
-    def __init__(
-        self, config: Config, skipped: frozenset[PathParts], flawed: frozenset[PathParts]
-    ) -> None:
+    def __init__(self, config: Config, flawed: AbstractSet[PathParts]) -> None:
         self.config = config
-        self.skipped = skipped
         self.flawed_paths = flawed
 
     def flawed(self, path: PathParts) -> bool:
-        """Whether a problem was already reported at or under ``path``."""
         size = len(path)
         return any(flawed[:size] == path for flawed in self.flawed_paths)
-
-    def run(self) -> Iterator[Diagnostic]:
-        yield from self._segments()
-        yield from self._sources()
-        yield from self._connections()
-        for name, schedule in self.config.schedules.items():
-            yield from self._schedule(schedule, ("schedules", name))
-        yield from self._exports()
-        yield from self._daemon()
 
     def position(self, path: PathParts) -> Position:
         return self.config.position_or_start(dotted(path))
 
-    def at(self, path: PathParts, message: str) -> Diagnostic:
-        return Diagnostic.at(self.position(path), path, message)
-
-    def exists(self, section: str, name: str) -> bool:
+    def unknown(self, section: str, name: str) -> str | None:
+        """Why ``name`` is not an entry of ``section``, or ``None`` (also when flawed)."""
         known = getattr(self.config, section)
-        return name in known or (section,) in self.skipped or (section, name) in self.skipped
+        if name in known or (section,) in self.flawed_paths or self.flawed((section, name)):
+            return None
+        return f"there is no {section.removesuffix('s')} '{name}'{did_you_mean(name, set(known))}"
 
-    def unknown(self, section: str, name: str) -> str:
-        known = set(getattr(self.config, section))
-        return f"there is no {section.removesuffix('s')} '{name}'{did_you_mean(name, known)}"
-
-    def _sources(self) -> Iterator[Diagnostic]:
+    def findings(self) -> Iterator[_Finding]:
+        yield from self._segments()
         for name, source in self.config.sources.items():
             if source.kind == "csv":
-                try:
-                    codecs.lookup(source.csv.encoding)
-                except LookupError:
-                    yield self.at(
-                        ("sources", name, "encoding"),
-                        f"unknown text encoding '{source.csv.encoding}'",
-                    )
+                yield ("sources", name, "encoding"), _encoding_problem(source.csv.encoding)
+        for name, connection in self.config.connections.items():
+            for index, user in enumerate(connection.allowed_users):
+                yield ("connections", name, "allowed_users", index), self.unknown("users", user)
+            yield ("connections", name, "base_url"), _url_problem(connection.base_url)
+        for name, schedule in self.config.schedules.items():
+            yield from _schedule_findings(schedule, ("schedules", name))
+        yield from self._exports()
+        if not self.flawed(("daemon", "control")):
+            daemon = self.config.daemon
+            has_token = daemon.control_token is not None
+            problem = listen_problem(daemon.control_listen, has_token=has_token)
+            yield ("daemon", "control", "listen"), problem
 
-    def _segments(self) -> Iterator[Diagnostic]:
+    def _segments(self) -> Iterator[_Finding]:
         for name, segment in self.config.segments.items():
             path: PathParts = ("segments", name)
-            if not self.exists("sources", segment.source):
-                yield self.at((*path, "source"), self.unknown("sources", segment.source))
-                continue
+            unknown = self.unknown("sources", segment.source)
             source = self.config.sources.get(segment.source)
-            if source is None:
-                continue
-            if self.flawed((*path, "query")):
-                continue
-            if source.kind in _DATABASE_KINDS and segment.query is None:
-                yield self.at(
-                    path, f"a segment of a {source.kind} source needs a 'query' (a SQL SELECT)"
-                )
+            if unknown is not None or source is None or self.flawed((*path, "query")):
+                yield (*path, "source"), unknown
+            elif source.kind in _DATABASE_KINDS and segment.query is None:
+                yield path, f"a segment of a {source.kind} source needs a 'query' (a SQL SELECT)"
             elif source.kind not in _DATABASE_KINDS and segment.query is not None:
-                yield self.at(
+                yield (
                     (*path, "query"),
                     f"a {source.kind} source takes no query: every row of the file is a member",
                 )
             elif segment.query is not None:
-                problem = select_problem(segment.query)
-                if problem is not None:
-                    yield self.at((*path, "query"), problem)
+                yield (*path, "query"), select_problem(segment.query)
 
-    def _connections(self) -> Iterator[Diagnostic]:
-        for name, connection in self.config.connections.items():
-            path: PathParts = ("connections", name)
-            for index, user in enumerate(connection.allowed_users):
-                if not self.exists("users", user):
-                    yield self.at((*path, "allowed_users", index), self.unknown("users", user))
-            problem = _url_problem(connection.base_url)
-            if problem is not None:
-                yield self.at((*path, "base_url"), problem)
-
-    def _schedule(self, schedule: Schedule, path: PathParts) -> Iterator[Diagnostic]:
-        if schedule.cron is not None:
-            problem = cron_problem(schedule.cron)
-            if problem is not None:
-                yield self.at((*path, "cron"), f"invalid cron expression: {problem}")
-            problem = timezone_problem(schedule.timezone)
-            if problem is not None:
-                yield self.at((*path, "timezone"), problem)
-
-    def _exports(self) -> Iterator[Diagnostic]:
+    def _exports(self) -> Iterator[_Finding]:
         tag_owners: dict[tuple[str, str], str] = {}
         ordered = sorted(
             self.config.exports.values(),
@@ -190,56 +134,56 @@ class _Checker:
         )
         for export in ordered:
             path: PathParts = ("exports", export.name)
-            for section, field in (("segments", "segment"), ("connections", "connection")):
-                name = getattr(export, field)
-                if not self.exists(section, name):
-                    yield self.at((*path, field), self.unknown(section, name))
-            if not self.exists("users", export.owner):
-                yield self.at((*path, "owner"), self.unknown("users", export.owner))
+            yield (*path, "segment"), self.unknown("segments", export.segment)
+            yield (*path, "connection"), self.unknown("connections", export.connection)
+            yield (*path, "owner"), self.unknown("users", export.owner)
             schedule = export.schedule
-            if self.flawed((*path, "schedule")):
-                pass
-            elif schedule is not None and schedule.name is not None:
-                if not self.exists("schedules", schedule.name):
-                    yield self.at((*path, "schedule"), self.unknown("schedules", schedule.name))
-            elif schedule is not None:
-                yield from self._schedule(schedule, (*path, "schedule"))
+            if schedule is not None and not self.flawed((*path, "schedule")):
+                if schedule.name is not None:
+                    yield (*path, "schedule"), self.unknown("schedules", schedule.name)
+                else:
+                    yield from _schedule_findings(schedule, (*path, "schedule"))
             # A connection with a reported problem may have lost its allowed_users or
             # data_transfer_accepted to defaults: judging permissions on those would mislead.
             if not self.flawed(("connections", export.connection)):
                 for field, message in _permission_findings(self.config, export):
-                    yield self.at((*path, field), message)
+                    yield (*path, field), message
             if self.flawed((*path, "tag")):
                 continue
             problem = tag_problem(export.tag)
             if problem is not None:
-                yield self.at((*path, "tag"), problem)
+                yield (*path, "tag"), problem
                 continue
-            key = (export.connection, export.tag.casefold())
-            first = tag_owners.setdefault(key, export.name)
+            first = tag_owners.setdefault((export.connection, export.tag.casefold()), export.name)
             if first != export.name:
-                where = describe_position(
-                    self.position(("exports", first, "tag")),
-                    seen_from=self.position((*path, "tag")),
-                )
-                yield self.at(
+                first_at = self.position(("exports", first, "tag"))
+                same_file = first_at.file == self.position((*path, "tag")).file
+                where = f"line {first_at.line}, column {first_at.column}" if same_file else first_at
+                yield (
                     (*path, "tag"),
                     f"tag '{export.tag}' on connection '{export.connection}' is already managed"
                     f" by export '{first}' ({where}); give one of them another tag",
                 )
 
-    def _daemon(self) -> Iterator[Diagnostic]:
-        if self.flawed(("daemon", "control")):
-            return
-        daemon = self.config.daemon
-        problem = listen_problem(daemon.control_listen, has_token=daemon.control_token is not None)
-        if problem is not None:
-            yield self.at(("daemon", "control", "listen"), problem)
+
+def _schedule_findings(schedule: Schedule, path: PathParts) -> Iterator[_Finding]:
+    if schedule.cron is not None:
+        problem = cron_problem(schedule.cron)
+        yield (*path, "cron"), None if problem is None else f"invalid cron expression: {problem}"
+        yield (*path, "timezone"), timezone_problem(schedule.timezone)
+
+
+def _encoding_problem(encoding: str) -> str | None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        return f"unknown text encoding '{encoding}'"
+    return None
 
 
 def _permission_findings(config: Config, export: Export) -> Iterator[tuple[str, str]]:
-    """(field, message) for each permission ``export`` lacks, judged on the owner and the
-    connection that exist (a missing one is reported as an unknown reference)."""
+    """(field, message) for each permission ``export`` lacks; a missing owner or
+    connection is left to the unknown-reference rules."""
     owner = config.users.get(export.owner)
     connection = config.connections.get(export.connection)
     if connection is None:
@@ -273,36 +217,17 @@ def select_problem(query: str) -> str | None:
     return None
 
 
+#: Comments and string literals: a ``;`` inside them ends no statement.
+_SQL_NOISE = re.compile(
+    r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?", re.DOTALL
+)
+
+
 def _strip_sql(query: str) -> str:
-    """``query`` with comments removed and string literals blanked, so ``;`` inside them is
-    ignored."""
-    kept: list[str] = []
-    index = 0
-    length = len(query)
-    while index < length:
-        character = query[index]
-        if query.startswith("--", index):
-            end = query.find("\n", index)
-            index = length if end == -1 else end
-        elif query.startswith("/*", index):
-            end = query.find("*/", index + 2)
-            index = length if end == -1 else end + 2
-            kept.append(" ")
-        elif character in ("'", '"'):
-            end = index + 1
-            while end < length:
-                if query[end] == character:
-                    if query.startswith(character * 2, end):
-                        end += 2
-                        continue
-                    break
-                end += 1
-            kept.append(character + character)
-            index = end + 1
-        else:
-            kept.append(character)
-            index += 1
-    return "".join(kept)
+    """``query`` without comments and with string literals emptied."""
+    return _SQL_NOISE.sub(
+        lambda noise: {"-": "", "/": " "}.get(noise[0][0], noise[0][0] * 2), query
+    )
 
 
 def _url_problem(url: str) -> str | None:
@@ -333,10 +258,8 @@ def split_listen(listen: str) -> tuple[str, int]:
 def listen_problem(listen: str, *, has_token: bool) -> str | None:
     """Why the control endpoint may not listen on ``listen`` (``host:port``), or ``None``.
 
-    The one rule for every way an address is given (``daemon.control.listen``,
-    ``omnisync daemon --control-listen``): an address beyond loopback
-    (``0.0.0.0``, ``[::]``, a LAN address, a host name other than
-    ``localhost``) needs a configured ``daemon.control.token``.
+    The one rule for ``daemon.control.listen`` and ``omnisync daemon
+    --control-listen``: an address beyond loopback needs ``daemon.control.token``.
     """
     try:
         host, _ = split_listen(listen)

@@ -1,12 +1,10 @@
 """The JSON Schema: finding it, validating a document, and saying what is wrong.
 
-``schemas/omnisync.schema.json`` (draft 2020-12) is the single source of truth
-for the structure of a config. jsonschema finds the errors; this module turns
-each into one readable diagnostic at the position of the offending key:
-unknown keys get a "did you mean", a failed ``oneOf`` reports only the branch
-the author meant (chosen by a discriminating ``kind`` or by the value's type),
-and a schema may carry an ``errorMessage`` (the keyword yaml-language-server
-also shows) where the generic wording would be cryptic.
+jsonschema finds the errors; each becomes one readable diagnostic at the
+position of the offending key: unknown keys get a "did you mean", a failed
+``oneOf`` reports only the branch the author meant (chosen by its ``kind`` or
+by the value's type), and a schema's ``errorMessage`` (the keyword
+yaml-language-server also shows) replaces cryptic generic wording.
 
 Messages never echo a value that could be a secret: values are quoted only
 for ``enum`` and ``const`` failures (kinds, roles), never for patterns.
@@ -18,7 +16,6 @@ import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,7 +65,6 @@ def schema_text() -> str:
 def load_schema() -> Mapping[str, Any]:
     """The parsed schema (cached; treat as read-only)."""
     schema: dict[str, Any] = json.loads(schema_text())
-    Draft202012Validator.check_schema(schema)
     return schema
 
 
@@ -77,30 +73,16 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(load_schema())
 
 
-@dataclass(frozen=True)
-class SchemaReport:
-    """The schema's verdict on one document.
-
-    ``problem_paths`` holds the path of every problem, so that later stages
-    can drop those values instead of tripping over them.
-    """
-
-    diagnostics: tuple[Diagnostic, ...]
-    problem_paths: frozenset[PathParts]
-
-
 def validate_document(
-    data: Mapping[str, Any], *, positions: Mapping[PathParts, Position], file: str
-) -> SchemaReport:
-    """Every schema problem of one document, each at the position of its key."""
-    diagnostics = []
-    problem_paths: set[PathParts] = set()
-    for error in _validator().iter_errors(data):
-        for path, message in _explain(error):
-            position = nearest_position(positions, path, file=file)
-            diagnostics.append(Diagnostic.at(position, path, message))
-            problem_paths.add(path)
-    return SchemaReport(tuple(diagnostics), frozenset(problem_paths))
+    data: Mapping[str, Any], *, positions: Mapping[PathParts, Position]
+) -> list[tuple[PathParts, Diagnostic]]:
+    """Every schema problem of one document: its path, and a diagnostic at the position of
+    its key (``positions`` as :func:`~omnisync.config.yamlload.parse_document` gives them)."""
+    return [
+        (path, Diagnostic.at(nearest_position(positions, path), path, message))
+        for error in _validator().iter_errors(data)
+        for path, message in _explain(error)
+    ]
 
 
 def _explain(error: ValidationError) -> Iterator[tuple[PathParts, str]]:
@@ -111,7 +93,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[PathParts, str]]:
     instance = error.instance
 
     if _is_key_error(error):
-        message = _custom(schema, validator) or _generic(error, schema)
+        message = _custom(schema, validator) or _generic(error)
         yield (*path, str(instance)), f"'{instance}' is not a valid name here: {message}"
         return
     if validator == "additionalProperties" and isinstance(instance, dict):
@@ -131,7 +113,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[PathParts, str]]:
     if validator in ("oneOf", "anyOf"):
         yield from _explain_branches(error, path)
         return
-    yield path, _generic(error, schema)
+    yield path, _generic(error)
 
 
 def _is_key_error(error: ValidationError) -> bool:
@@ -154,23 +136,21 @@ def _explain_branches(error: ValidationError, path: PathParts) -> Iterator[tuple
         by_branch[int(sub_error.relative_schema_path[0])].append(sub_error)
     instance = error.instance
 
-    discriminator = _discriminator(branches)
-    if discriminator is not None and isinstance(instance, dict):
-        key, choices = discriminator
-        expected = ", ".join(str(choice) for choice in choices)
-        if key not in instance:
-            yield path, f"missing required property '{key}' (one of: {expected})"
-            return
-        value = instance[key]
-        if not isinstance(value, str) or value not in choices:
-            hint = did_you_mean(value, set(choices)) if isinstance(value, str) else ""
-            yield (*path, key), f"unknown {key} {_show(value)}; expected one of: {expected}{hint}"
-            return
-        for sub_error in by_branch[choices[value]]:
-            for sub_path, message in _explain(sub_error):
-                # "unknown property 'encoding'" alone would puzzle: csv has one.
-                suffix = f" for {key} {value}" if message.startswith("unknown property") else ""
-                yield sub_path, message + suffix
+    choices = _kinds(branches)
+    if choices is not None and isinstance(instance, dict):
+        expected = ", ".join(choices)
+        kind = instance.get("kind")
+        if "kind" not in instance:
+            yield path, f"missing required property 'kind' (one of: {expected})"
+        elif not isinstance(kind, str) or kind not in choices:
+            hint = did_you_mean(kind, set(choices)) if isinstance(kind, str) else ""
+            yield (*path, "kind"), f"unknown kind {_show(kind)}; expected one of: {expected}{hint}"
+        else:
+            for sub_error in by_branch[choices[kind]]:
+                for sub_path, message in _explain(sub_error):
+                    # "unknown property 'encoding'" alone would puzzle: csv has one.
+                    suffix = f" for kind {kind}" if message.startswith("unknown property") else ""
+                    yield sub_path, message + suffix
         return
 
     # Otherwise the value's type tells which form was meant.
@@ -203,25 +183,12 @@ def resolve_reference(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Map
     return merged
 
 
-def _discriminator(branches: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, int]] | None:
-    """A property whose ``const`` differs in every branch (``kind``), with const -> branch."""
-    if not branches:
+def _kinds(branches: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
+    """``kind`` -> branch, when every branch fixes its ``kind`` (``const``)."""
+    kinds = [branch.get("properties", {}).get("kind", {}).get("const") for branch in branches]
+    if not kinds or None in kinds:
         return None
-    common: set[str] | None = None
-    for branch in branches:
-        names = {
-            name
-            for name, subschema in branch.get("properties", {}).items()
-            if isinstance(subschema, dict) and "const" in subschema
-        }
-        common = names if common is None else common & names
-    if not common:
-        return None
-    key = sorted(common)[0]
-    choices = {
-        str(branch["properties"][key]["const"]): index for index, branch in enumerate(branches)
-    }
-    return key, choices
+    return {str(kind): index for index, kind in enumerate(kinds)}
 
 
 def _custom(schema: Mapping[str, Any], validator: str) -> str | None:
@@ -236,15 +203,29 @@ def _custom(schema: Mapping[str, Any], validator: str) -> str | None:
 
 def _with_secret_hint(message: str, path: PathParts) -> str:
     example = _SECRET_EXAMPLES.get(str(path[-1])) if path else None
-    if example is None:
-        return message
-    return message.replace("{env: NAME}", f"{{env: {example}}}")
+    return message if example is None else message.replace("{env: NAME}", f"{{env: {example}}}")
 
 
-def _generic(error: ValidationError, schema: Mapping[str, Any]) -> str:
+#: Messages for the validators whose wording needs only the schema's value (``limit``) and
+#: the size of the instance (``size``).
+_LIMIT_MESSAGES = {
+    "pattern": "does not match the pattern {limit}",
+    "maxLength": "must be at most {limit} characters, not {size}",
+    "minimum": "must be at least {limit}",
+    "exclusiveMinimum": "must be greater than {limit}",
+    "maximum": "must be at most {limit}",
+    "maxProperties": "may have at most {limit} entries, not {size}",
+    "minProperties": "must have at least {limit} entries",
+}
+
+
+def _generic(error: ValidationError) -> str:
     validator = str(error.validator)
     value = error.validator_value
     instance = error.instance
+    if validator in _LIMIT_MESSAGES:
+        size = len(instance) if isinstance(instance, str | dict) else 0
+        return _LIMIT_MESSAGES[validator].format(limit=value, size=size)
     if validator == "type":
         kinds = [value] if isinstance(value, str) else list(value)
         expected = " or ".join(_TYPE_NAMES.get(kind, kind) for kind in kinds)
@@ -255,22 +236,8 @@ def _generic(error: ValidationError, schema: Mapping[str, Any]) -> str:
         return f"{_show(instance)} is not one of: {', '.join(choices)}{hint}"
     if validator == "const":
         return f"must be {json.dumps(value)}, not {_show(instance)}"
-    if validator == "pattern":
-        return f"does not match the pattern {value}"
     if validator == "minLength":
         return "must not be empty" if value == 1 else f"must be at least {value} characters"
-    if validator == "maxLength":
-        return f"must be at most {value} characters, not {len(instance)}"
-    if validator == "minimum":
-        return f"must be at least {value}"
-    if validator == "exclusiveMinimum":
-        return f"must be greater than {value}"
-    if validator == "maximum":
-        return f"must be at most {value}"
-    if validator == "maxProperties":
-        return f"may have at most {value} entries, not {len(instance)}"
-    if validator == "minProperties":
-        return f"must have at least {value} entries"
     if validator == "uniqueItems":
         repeated = sorted({str(item) for item in instance if instance.count(item) > 1})
         return f"lists {', '.join(repr(item) for item in repeated)} more than once"

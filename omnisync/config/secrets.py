@@ -1,13 +1,6 @@
-"""Resolving secret references: the one place a secret value is read.
-
-A config holds only references (:class:`~omnisync.config.model.SecretRef`):
-``{env: NAME}``, ``{file: PATH}`` or ``{credential: NAME}``, the last read
-from ``$CREDENTIALS_DIRECTORY/NAME`` as systemd's ``LoadCredential=``
-provides. ``validate`` resolves nothing unless asked (``--check-secrets``);
-the daemon resolves at start and on every reload.
-
-A :class:`SecretUnavailable` names the reference and the reason, never a
-value, so it is safe to log and to show.
+"""Resolving secret references (:class:`~omnisync.config.model.SecretRef`): the one
+place a secret value is read. A :class:`SecretUnavailable` names the reference and
+the reason, never a value, so it is safe to log and to show.
 """
 
 from __future__ import annotations
@@ -66,21 +59,13 @@ def resolve_secret(
     return _clean(ref, _read_file(ref, os.path.join(directory, ref.name)))
 
 
-def check_secrets(
-    config: Config,
-    *,
-    environ: Mapping[str, str] | None = None,
-    credentials_directory: str | None = None,
-) -> tuple[Diagnostic, ...]:
-    """Resolve every secret ``config`` refers to; a diagnostic for each that fails.
-
-    For ``validate --check-secrets``. Each diagnostic is positioned at the
-    reference (``connections.main.api_key``). Values are discarded.
-    """
+def check_secrets(config: Config, *, environ: Mapping[str, str]) -> tuple[Diagnostic, ...]:
+    """A diagnostic at each secret reference of ``config`` that cannot be resolved;
+    the values are discarded."""
     diagnostics = []
     for path, ref in secret_references(config):
         try:
-            resolve_secret(ref, environ=environ, credentials_directory=credentials_directory)
+            resolve_secret(ref, environ=environ)
         except SecretUnavailable as error:
             diagnostics.append(Diagnostic.at(config.position_or_start(path), path, str(error)))
     return tuple(diagnostics)
@@ -101,17 +86,14 @@ def secret_references(config: Config) -> Iterator[tuple[str, SecretRef]]:
 
 def _read_file(ref: SecretRef, path: str) -> str:
     try:
-        # Non-blocking, so that a FIFO at that path cannot hang the daemon; only
-        # regular files hold secrets.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise SecretUnavailable(ref, f"{path} is not a regular file")
-            content = handle.read(MAX_SECRET_BYTES + 1)
-    except SecretUnavailable:
-        raise
+        # Non-blocking, so that a FIFO at that path cannot hang the daemon.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            regular = stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
+            content = handle.read(MAX_SECRET_BYTES + 1) if regular else b""
     except OSError as error:
         raise SecretUnavailable(ref, f"cannot read {path}: {error.strerror}") from None
+    if not regular:
+        raise SecretUnavailable(ref, f"{path} is not a regular file")
     if len(content) > MAX_SECRET_BYTES:
         raise SecretUnavailable(ref, f"{path} is larger than 64 KiB")
     try:
@@ -122,10 +104,7 @@ def _read_file(ref: SecretRef, path: str) -> str:
 
 def _clean(ref: SecretRef, value: str) -> str:
     # Files written with `echo` end in a newline that is not part of the key.
-    if value.endswith("\r\n"):
-        value = value[:-2]
-    elif value.endswith("\n"):
-        value = value[:-1]
+    value = value[:-2] if value.endswith("\r\n") else value.removesuffix("\n")
     if not value.strip():
         raise SecretUnavailable(ref, "the value is empty")
     if "\n" in value or "\r" in value:

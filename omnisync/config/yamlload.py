@@ -1,22 +1,17 @@
 """YAML to plain data, keeping where every value was written.
 
-:func:`parse_document` turns one file's bytes into JSON-like data (dicts,
-lists, strings, numbers, booleans, ``None``) plus a map from each path to the
-position of its key (or, for a list item, of the item), so that every later
-error can say ``file:line:col``. It takes bytes, not a path: reading files is
-the loader's job.
-
-It uses PyYAML's safe loader to compose nodes and then builds the data itself,
-because the things YAML lets through silently must be errors here: duplicate
-keys, input that is not UTF-8, tags other than the standard scalar and
-collection ones (``!!python/object``), keys that are not scalars, and aliases
-that expand into huge or recursive documents (every value is counted during
-composition and again while aliases are expanded).
+PyYAML's safe loader composes the nodes (whose marks give the positions);
+the data is built from them here rather than by PyYAML's constructor, because
+what YAML lets through silently must be errors: duplicate keys, input that is
+not UTF-8, tags other than the standard scalar and collection ones
+(``!!python/object``), keys that are not scalars, and aliases that expand
+into huge or recursive documents (every value is counted during composition
+and again while aliases are expanded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,12 +32,8 @@ _TAG_PREFIX = "tag:yaml.org,2002:"
 _MAP = _TAG_PREFIX + "map"
 _SEQ = _TAG_PREFIX + "seq"
 _MERGE = _TAG_PREFIX + "merge"
-_SCALAR_CONSTRUCTORS: Mapping[str, Callable[[yaml.SafeLoader, ScalarNode], Any]] = {
-    _TAG_PREFIX + "null": yaml.SafeLoader.construct_yaml_null,
-    _TAG_PREFIX + "bool": yaml.SafeLoader.construct_yaml_bool,
-    _TAG_PREFIX + "int": yaml.SafeLoader.construct_yaml_int,
-    _TAG_PREFIX + "float": yaml.SafeLoader.construct_yaml_float,
-}
+#: Constructed by the safe loader's constructors.
+_SCALAR_TAGS = frozenset(_TAG_PREFIX + name for name in ("null", "bool", "int", "float"))
 # Kept as the text written: a config has no use for datetime objects, and a
 # date-like value in a string field should stay the string it looks like.
 _TEXT_TAGS = frozenset({_TAG_PREFIX + "str", _TAG_PREFIX + "timestamp", _TAG_PREFIX + "value", "!"})
@@ -52,7 +43,6 @@ _TEXT_TAGS = frozenset({_TAG_PREFIX + "str", _TAG_PREFIX + "timestamp", _TAG_PRE
 class ParsedDocument:
     """One YAML file as data. ``data`` is ``None`` unless the top level is a mapping."""
 
-    file: str
     data: dict[str, Any] | None
     positions: Mapping[PathParts, Position]
     diagnostics: tuple[Diagnostic, ...]
@@ -61,7 +51,6 @@ class ParsedDocument:
 class _LimitExceeded(Exception):
     def __init__(self, message: str, mark: Mark | None) -> None:
         super().__init__(message)
-        self.message = message
         self.mark = mark
 
 
@@ -97,11 +86,10 @@ class _Loader(yaml.SafeLoader):
             return _AliasNode(target, str(event.anchor), event.start_mark, event.end_mark)
         if self.depth >= MAX_DEPTH:
             raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        # No need to unwind on an error: it ends the parse.
         self.depth += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
+        node = super().compose_node(parent, index)
+        self.depth -= 1
         if node is None:  # pragma: no cover - only at the end of a stream
             raise _LimitExceeded("unexpected end of the document", event.start_mark)
         return node
@@ -116,7 +104,7 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
     start = Position(file, 1, 1)
 
     def failed(position: Position, message: str) -> ParsedDocument:
-        return ParsedDocument(file, None, {}, (Diagnostic.at(position, "", message),))
+        return ParsedDocument(None, {}, (Diagnostic.at(position, "", message),))
 
     if len(content) > MAX_FILE_BYTES:
         return failed(start, "file is larger than 1 MiB; refusing to read it")
@@ -126,7 +114,7 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
         text = content.decode("utf-8")
     except UnicodeDecodeError as error:
         return failed(
-            _byte_position(content, error.start, file=file),
+            _position_after(content[: error.start].decode("utf-8", "replace"), file=file),
             f"not valid UTF-8: byte 0x{content[error.start]:02x} at offset {error.start}",
         )
     # A UTF-8 byte-order mark is legal, if pointless; PyYAML would keep it.
@@ -134,19 +122,17 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
     if not text.strip():
         return failed(start, "file is empty")
 
-    loader: _Loader | None = None
     try:
-        loader = _Loader(text)
-        root = loader.get_single_node()
+        root = _Loader(text).get_single_node()
     except ReaderError as error:
-        return failed(_text_position(text, error.position, file=file), _reader_message(error))
+        message = "the file cannot be read as text"
+        if isinstance(error.character, int):
+            message = f"character U+{error.character:04X} is not allowed in YAML"
+        return failed(_position_after(text[: error.position], file=file), message)
     except MarkedYAMLError as error:
         return failed(_mark_position(error.problem_mark, file=file), _yaml_message(error))
     except _LimitExceeded as error:
-        return failed(_mark_position(error.mark, file=file), error.message)
-    finally:
-        if loader is not None:
-            loader.dispose()
+        return failed(_mark_position(error.mark, file=file), str(error))
     if root is None:
         return failed(start, "file has no YAML document, only comments")
 
@@ -154,7 +140,7 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
     try:
         data = walker.value(root, (), depth=0)
     except _LimitExceeded as error:
-        return failed(_mark_position(error.mark, file=file), error.message)
+        return failed(_mark_position(error.mark, file=file), str(error))
     diagnostics = list(walker.diagnostics)
     if not isinstance(data, dict):
         diagnostics.append(
@@ -165,28 +151,25 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
                 f" not {describe_type(data)}",
             )
         )
-        return ParsedDocument(file, None, walker.positions, tuple(diagnostics))
+        return ParsedDocument(None, walker.positions, tuple(diagnostics))
     walker.positions[()] = start
-    return ParsedDocument(file, data, walker.positions, tuple(diagnostics))
+    return ParsedDocument(data, walker.positions, tuple(diagnostics))
+
+
+_TYPE_WORDS = (
+    (type(None), "null"),
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (list, "a list"),
+    (dict, "a mapping"),
+)
 
 
 def describe_type(value: object) -> str:
     """The JSON name of ``value``'s type with an article: ``a string``, ``null``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    return next((word for kind, word in _TYPE_WORDS if isinstance(value, kind)), "a value")
 
 
 class _Walker:
@@ -220,8 +203,6 @@ class _Walker:
             return self._alias(node, path, depth=depth)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
-        if id(node) in self._active:
-            raise _LimitExceeded("an alias refers to a node that contains it", node.start_mark)
         self._active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -249,12 +230,11 @@ class _Walker:
     def _scalar(self, node: ScalarNode, path: PathParts) -> Any:
         if node.tag in _TEXT_TAGS:
             return str(node.value)
-        constructor = _SCALAR_CONSTRUCTORS.get(node.tag)
-        if constructor is None:
+        if node.tag not in _SCALAR_TAGS:
             self._problem(node.start_mark, path, _unsupported_tag(node.tag))
             return None
         try:
-            return constructor(self._constructor, node)
+            return self._constructor.yaml_constructors[node.tag](self._constructor, node)
         except (ValueError, yaml.YAMLError):
             self._problem(
                 node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}"
@@ -305,14 +285,13 @@ class _Walker:
         return result
 
     def _merge_sources(self, node: Node, path: PathParts) -> Iterator[Node]:
-        target = node.target if isinstance(node, _AliasNode) else node
+        target = _target(node)
         if isinstance(target, MappingNode):
             yield node
             return
         if isinstance(target, SequenceNode):
             for item in target.value:
-                item_target = item.target if isinstance(item, _AliasNode) else item
-                if isinstance(item_target, MappingNode):
+                if isinstance(_target(item), MappingNode):
                     yield item
                 else:
                     self._problem(item.start_mark, path, "'<<' merges only mappings")
@@ -320,13 +299,13 @@ class _Walker:
         self._problem(node.start_mark, path, "'<<' needs a mapping or a list of mappings")
 
     def _key(self, node: Node, path: PathParts) -> str | None:
-        target = node.target if isinstance(node, _AliasNode) else node
+        target = _target(node)
         if not isinstance(target, ScalarNode):
             self._problem(
                 node.start_mark, path, "a key must be a plain name, not a list or mapping"
             )
             return None
-        if target.tag not in _TEXT_TAGS and target.tag not in _SCALAR_CONSTRUCTORS:
+        if target.tag not in _TEXT_TAGS | _SCALAR_TAGS:
             self._problem(node.start_mark, path, _unsupported_tag(target.tag))
             return None
         # The key as written: `1:` or `yes:` names something called "1" or "yes".
@@ -339,21 +318,19 @@ class _Walker:
         return _mark_position(mark, file=self.file)
 
 
+def _target(node: Node) -> Node:
+    return node.target if isinstance(node, _AliasNode) else node
+
+
 def _mark_position(mark: Mark | None, *, file: str) -> Position:
     if mark is None:
         return Position(file, 1, 1)
     return Position(file, mark.line + 1, mark.column + 1)
 
 
-def _text_position(text: str, index: int, *, file: str) -> Position:
-    line_start = text.rfind("\n", 0, index) + 1
-    return Position(file, text.count("\n", 0, index) + 1, index - line_start + 1)
-
-
-def _byte_position(content: bytes, offset: int, *, file: str) -> Position:
-    line_start = content.rfind(b"\n", 0, offset) + 1
-    column = len(content[line_start:offset].decode("utf-8", errors="replace")) + 1
-    return Position(file, content.count(b"\n", 0, offset) + 1, column)
+def _position_after(text: str, *, file: str) -> Position:
+    """Where the character after ``text``, the start of a file, is."""
+    return Position(file, text.count("\n") + 1, len(text) - text.rfind("\n"))
 
 
 def _short_tag(tag: str) -> str:
@@ -367,21 +344,11 @@ def _unsupported_tag(tag: str) -> str:
     )
 
 
-def _reader_message(error: ReaderError) -> str:
-    if isinstance(error.character, int):
-        return f"character U+{error.character:04X} is not allowed in YAML"
-    return "the file cannot be read as text"
-
-
 def _yaml_message(error: MarkedYAMLError) -> str:
     if error.context == "expected a single document in the stream":
         return "a config file holds one YAML document, but a second one starts here"
-    problem = error.problem or "invalid YAML"
-    if error.context and error.context_mark is not None:
-        return (
-            f"invalid YAML: {problem} ({error.context} that starts at line"
-            f" {error.context_mark.line + 1}, column {error.context_mark.column + 1})"
-        )
-    if error.context:
-        return f"invalid YAML: {problem} ({error.context})"
-    return f"invalid YAML: {problem}"
+    context = error.context or ""
+    if context and error.context_mark is not None:
+        mark = error.context_mark
+        context += f" that starts at line {mark.line + 1}, column {mark.column + 1}"
+    return f"invalid YAML: {error.problem or 'invalid YAML'}" + (f" ({context})" if context else "")

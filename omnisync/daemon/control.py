@@ -1,30 +1,19 @@
 """The control endpoint: a small HTTP server, on loopback by default.
 
-- ``GET /healthz`` — ``200 ok`` while the daemon's main loop is alive;
-- ``GET /metrics`` — Prometheus text;
-- ``GET /status`` — JSON: exports (state, last run, next run), config
-  revision and files, last reload result;
-- ``POST /exports/<name>/run[?release_by=WHO][&full=1]`` — start a run now
-  (``release_by``: a person releases it past the change guards, once;
-  ``full``: re-send and re-tag every member). Needs
-  ``Authorization: Bearer <token>``. ``202`` with the run (``id``,
-  ``export``, ...), ``404`` for an unknown export, ``409`` when the export is
-  already running or disabled — the caller decides whether to wait and retry
-  (the CLI does), so that no run is ever queued behind one nobody watches —
-  and ``422`` when it cannot run as configured (its API key cannot be read:
-  nothing is started or recorded);
-- ``GET /runs/<id>`` — one run as the daemon saw it: while it runs, its
-  ``phase``, live ``counts`` and, once recorded, its ``history_id``; when
-  finished, its ``status`` and the summary document (``result``).
+- ``GET /healthz``: ``200 ok`` while the main loop is alive (and a shared
+  store answers), else 503;
+- ``GET /metrics``: Prometheus text; ``GET /status``: JSON;
+- ``POST /exports/<name>/run[?release_by=WHO][&full=1]``, with
+  ``Authorization: Bearer <token>``: ``202`` with the run, ``404`` for an
+  unknown export, ``409`` when it is running or disabled (never queued: the
+  caller decides whether to wait), ``422`` when it cannot run as configured
+  (its API key cannot be read: nothing started or recorded);
+- ``GET /runs/<id>``: one run, live while it runs, its summary once finished.
 
-Read-only endpoints need no token: they carry no secret and no personal
-data, and Prometheus must scrape ``/metrics``. Every endpoint refuses a
-``Host`` header that is not one of the listen address's own names (``421``),
-so that a web page in a browser on this machine cannot read it through DNS
-rebinding.
-
-HTTP itself is waitress's, with one policy of ours on top: the connection
-budget of :mod:`omnisync.daemon.serving`. The server owns only HTTP; what
+Read-only endpoints need no token: they carry no secret and no personal data.
+Every endpoint refuses a ``Host`` that is not one of the listen address's own
+names (``421``): no DNS rebinding from a browser on this machine. HTTP is
+waitress's with our connection budget (:mod:`omnisync.daemon.serving`); what
 each endpoint answers comes from the injected :class:`ControlApi`.
 """
 
@@ -92,9 +81,6 @@ class ControlApi(Protocol):
         """Where a caller refused for its token finds the right one (never the token)."""
 
 
-# -- Host names ---------------------------------------------------------------------
-
-
 def _normal_host(host: str) -> str:
     host = host.strip().lower().rstrip(".")
     if host.startswith("[") and host.endswith("]"):
@@ -114,14 +100,10 @@ def _host_of(header: str) -> str:
 
 
 class HostNames:
-    """The names a request's ``Host`` header may carry for a listen host.
-
-    Always the loopback ones (``localhost``, ``127.0.0.1``, ``[::1]``) and the
-    listen host itself. Beyond loopback also this machine's host name, and —
-    on a wildcard address (``0.0.0.0``, ``[::]``) — any IP address literal. An
-    address literal cannot be rebound by DNS; a name can, so other names are
-    refused. The port is not compared (an SSH tunnel forwards another one).
-    """
+    """The names a request's ``Host`` header may carry for a listen host: the loopback ones
+    and the listen host; beyond loopback also this machine's host name, and on a
+    wildcard address any IP literal (a literal cannot be rebound by DNS, a name can).
+    The port is not compared (an SSH tunnel forwards another one)."""
 
     def __init__(self, listen_host: str) -> None:
         own = _normal_host(listen_host)
@@ -143,94 +125,76 @@ class HostNames:
         return address.is_loopback or self._any_address or str(address) in self._names
 
 
-# -- the WSGI application -------------------------------------------------------------
+#: An answer: the status, a JSON body or bytes, and headers (bytes name their Content-Type).
+Answer = tuple[int, dict[str, Any] | bytes, list[tuple[str, str]]]
+_TEXT = ("Content-Type", "text/plain; charset=utf-8")
 
 
 class _App:
-    """The endpoints as a WSGI application."""
-
     def __init__(self, api: ControlApi, token: str, hosts: HostNames) -> None:
         self.api = api
         self.token = token
         self.hosts = hosts
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        status, body, headers = self._answer(environ)
+        if isinstance(body, dict):
+            body = json.dumps(body, ensure_ascii=False, indent=2, default=str).encode() + b"\n"
+            headers = [("Content-Type", "application/json"), *headers]
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [*headers, ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
+        )
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def _answer(self, environ: dict[str, Any]) -> Answer:
         if not self.hosts.allows(environ.get("HTTP_HOST")):
             _log.warning(
                 "control request refused: foreign Host header %r",
                 environ.get("HTTP_HOST"),
                 extra={"event": "control_host_refused"},
             )
-            return self._json(
-                start_response,
-                HTTPStatus.MISDIRECTED_REQUEST,
-                {"error": "this Host is not one of the control endpoint's names"},
-            )
+            return 421, {"error": "this Host is not one of the control endpoint's names"}, []
         # WSGI carries the path as latin-1 text of the decoded bytes.
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         method = environ.get("REQUEST_METHOD", "GET")
         _log.debug("%s %s", method, path, extra={"event": "control_request"})
-        if method == "GET":
-            return self._get(path, start_response)
-        if method == "HEAD":
-            self._get(path, start_response)
-            return []  # the headers of a GET, no body
+        if method in {"GET", "HEAD"}:
+            return self._get(path)
         if method == "POST":
-            return self._post(path, environ, start_response)
-        return self._json(
-            start_response,
-            HTTPStatus.METHOD_NOT_ALLOWED,
-            {"error": f"method {method} not allowed"},
-            headers=[("Allow", "GET, HEAD, POST")],
-        )
+            return self._post(path, environ)
+        return 405, {"error": f"method {method} not allowed"}, [("Allow", "GET, HEAD, POST")]
 
-    def _get(self, path: str, start_response: StartResponse) -> list[bytes]:
-        api = self.api
+    def _get(self, path: str) -> Answer:
         if path == "/healthz":
-            healthy = api.healthy()
-            return self._send(
-                start_response,
-                HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE,
-                b"ok\n"
-                if healthy
-                else b"unhealthy: main loop stalled, or shared state store unreachable\n",
-                "text/plain; charset=utf-8",
-            )
+            if self.api.healthy():
+                return 200, b"ok\n", [_TEXT]
+            unhealthy = b"unhealthy: main loop stalled, or shared state store unreachable\n"
+            return 503, unhealthy, [_TEXT]
         if path == "/metrics":
-            body, content_type = api.metrics_text()
-            return self._send(start_response, HTTPStatus.OK, body, content_type)
+            body, content_type = self.api.metrics_text()
+            return 200, body, [("Content-Type", content_type)]
         if path == "/status":
-            return self._json(start_response, HTTPStatus.OK, api.status())
+            return 200, self.api.status(), []
         if path.startswith("/runs/") and path.count("/") == 2:
-            run = api.run(path.removeprefix("/runs/"))
-            if run is None:
-                return self._json(start_response, HTTPStatus.NOT_FOUND, {"error": "no such run"})
-            return self._json(start_response, HTTPStatus.OK, run)
-        return self._json(start_response, HTTPStatus.NOT_FOUND, {"error": f"no endpoint {path}"})
+            run = self.api.run(path.removeprefix("/runs/"))
+            return (200, run, []) if run is not None else (404, {"error": "no such run"}, [])
+        return 404, {"error": f"no endpoint {path}"}, []
 
-    def _post(
-        self, path: str, environ: dict[str, Any], start_response: StartResponse
-    ) -> list[bytes]:
+    def _post(self, path: str, environ: dict[str, Any]) -> Answer:
         parts = path.strip("/").split("/")
         if len(parts) != 3 or parts[0] != "exports" or parts[2] != "run":
-            return self._json(
-                start_response, HTTPStatus.NOT_FOUND, {"error": f"no endpoint {path}"}
-            )
+            return 404, {"error": f"no endpoint {path}"}, []
         if not self._authorised(environ.get("HTTP_AUTHORIZATION") or ""):
-            return self._json(
-                start_response,
-                HTTPStatus.UNAUTHORIZED,
-                {"error": f"missing or wrong bearer token ({self.api.token_hint()})"},
-                headers=[("WWW-Authenticate", "Bearer")],
-            )
-        # ?release_by=WHO: a person releases this one run past the change guards.
+            error = f"missing or wrong bearer token ({self.api.token_hint()})"
+            return 401, {"error": error}, [("WWW-Authenticate", "Bearer")]
         query = dict(parse_qsl(environ.get("QUERY_STRING") or ""))
         answer = self.api.trigger(
             parts[1],
             release_by=query.get("release_by") or None,
             full=query.get("full") in {"1", "true"},
         )
-        return self._json(start_response, answer.status, answer.body)
+        return answer.status, answer.body, []
 
     def _authorised(self, header: str) -> bool:
         scheme, _, presented = header.partition(" ")
@@ -239,40 +203,10 @@ class _App:
         # Constant-time comparison: the token is the only thing guarding on-demand runs.
         return hmac.compare_digest(presented.strip().encode(), self.token.encode())
 
-    def _json(
-        self,
-        start_response: StartResponse,
-        status: int,
-        body: dict[str, Any],
-        *,
-        headers: list[tuple[str, str]] | None = None,
-    ) -> list[bytes]:
-        payload = json.dumps(body, ensure_ascii=False, indent=2, default=str).encode() + b"\n"
-        return self._send(start_response, status, payload, "application/json", headers=headers)
-
-    @staticmethod
-    def _send(
-        start_response: StartResponse,
-        status: int,
-        payload: bytes,
-        content_type: str,
-        *,
-        headers: list[tuple[str, str]] | None = None,
-    ) -> list[bytes]:
-        start_response(
-            f"{status} {HTTPStatus(status).phrase}",
-            [
-                ("Content-Type", content_type),
-                ("Content-Length", str(len(payload))),
-                ("Cache-Control", "no-store"),
-                *(headers or []),
-            ],
-        )
-        return [payload]
-
 
 class ControlServer:
-    """Serves :class:`ControlApi` on ``listen`` (``host:port``; port 0 picks a free one)."""
+    """Serves :class:`ControlApi` on ``listen`` (``host:port``; port 0 picks a free one)
+    from construction until :meth:`stop`."""
 
     def __init__(self, listen: str, api: ControlApi, *, token: str) -> None:
         host, port = split_listen(listen)
@@ -310,18 +244,12 @@ class ControlServer:
         #: The bound address as ``host:port`` (the real port when 0 was asked for).
         self.address = f"[{bound}]:{port}" if ":" in bound else f"{bound}:{port}"
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __repr__(self) -> str:
-        return f"ControlServer({self.address})"
+        self._thread = threading.Thread(target=self._serve, name="control-server", daemon=True)
+        self._thread.start()
 
     def set_token(self, token: str) -> None:
         """Use ``token`` from now on (a reload changed the configured one)."""
         self._app.token = token
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name="control-server", daemon=True)
-        self._thread.start()
 
     def _serve(self) -> None:
         try:
@@ -333,10 +261,6 @@ class ControlServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._thread is None:
-            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
-            wasyncore.close_all(self._map)
-            return
         with contextlib.suppress(OSError):
             self._server.pull_trigger()
         self._thread.join(timeout=10)

@@ -1,23 +1,14 @@
 """Finding a running daemon, and talking to its control endpoint.
 
-At start the daemon writes ``<state_dir>/daemon.json`` (pid, bound control
-address, config path, start time) and, unless ``daemon.control.token`` is
-configured, a fresh random token to ``<state_dir>/control.token`` (mode
-0600): whoever can read the state directory may trigger runs, nobody else.
-It removes ``daemon.json`` on a clean exit; a file left by a killed daemon is
-recognised by its dead pid and by an endpoint that does not answer. With a
-configured token there is no ``control.token``: an old one is removed.
-
-Both files are created 0600 (and the state directory made 0700) whatever the
-umask. The CLI sends its bearer token to the address ``daemon.json`` names,
-so it trusts that file and ``control.token`` only when they are regular
-files that nobody else may write: owned by the current user (or, for root,
-by the owner of the private directory they are in — the service's user under
-systemd's ``DynamicUser=``) and not writable by group or others. Anything
-else is refused with :class:`UntrustedStateFile`, naming the file.
-
-:class:`DaemonClient` is what ``omnisync export run`` and ``omnisync
-status`` use to reach it.
+At start the daemon writes ``<state_dir>/daemon.json`` (pid, control address,
+config path, start time) and, unless ``daemon.control.token`` is configured,
+a fresh random token to ``<state_dir>/control.token``; it removes
+``daemon.json`` on a clean exit (one left by a killed daemon has a dead pid).
+Both are written 0600 whatever the umask. The CLI sends its bearer token to
+the address ``daemon.json`` names, so it trusts these files only when they
+are regular files owned by the current user (or, for root, by the owner of
+the private directory they are in: systemd's ``DynamicUser=``) and not
+writable by group or others; anything else is :class:`UntrustedStateFile`.
 """
 
 from __future__ import annotations
@@ -51,10 +42,8 @@ class UntrustedStateFile(DaemonUnavailable):
 
 
 class TriggerRefused(OmnisyncError):
-    """The daemon refused to start the run; ``status`` is the HTTP status (404, 409, 401).
-
-    ``body`` is the answer's JSON (a 409 for a running export carries the ``run``).
-    """
+    """The daemon refused to start the run: ``status`` is the HTTP status, ``body`` the
+    answer's JSON (a 409 for a running export carries the ``run``)."""
 
     def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -71,30 +60,19 @@ class DaemonInfo:
     config_path: str
     started_at: str
 
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.address}"
-
 
 def _write_private(path: Path, data: bytes) -> Path:
     """Write ``path`` atomically with mode 0600 (a reader never sees half a file)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
-    descriptor = os.open(
-        temporary,
-        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-        PRIVATE_FILE_MODE,
-    )
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        os.fchmod(descriptor, PRIVATE_FILE_MODE)  # the umask may have taken bits away; never adds
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view) :]
+        with os.fdopen(os.open(temporary, flags, PRIVATE_FILE_MODE), "wb") as file:
+            os.fchmod(file.fileno(), PRIVATE_FILE_MODE)  # the umask may have taken bits away
+            file.write(data)
     except BaseException:
-        os.close(descriptor)
         temporary.unlink(missing_ok=True)
         raise
-    os.close(descriptor)
     os.replace(temporary, path)
     return path
 
@@ -139,10 +117,8 @@ def _trust_problem(path: Path, status: os.stat_result) -> str | None:
 
 
 def _read_trusted(path: Path) -> str | None:
-    """The text of ``path`` when it exists and may be trusted; ``None`` when it cannot be read.
-
-    Raises :class:`UntrustedStateFile` for a file someone else could have written.
-    """
+    """The text of ``path`` when it exists and may be trusted; ``None`` when it cannot be
+    read, :class:`UntrustedStateFile` when someone else could have written it."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as error:
@@ -162,8 +138,7 @@ def _read_trusted(path: Path) -> str | None:
 
 
 def read_info(state_dir: Path) -> DaemonInfo | None:
-    """The recorded daemon of ``state_dir``, or ``None`` when there is no readable,
-    trustworthy record (see :func:`find_info` for one that says why not)."""
+    """:func:`find_info`, ``None`` for an untrusted record."""
     try:
         return find_info(state_dir)
     except UntrustedStateFile:
@@ -171,11 +146,8 @@ def read_info(state_dir: Path) -> DaemonInfo | None:
 
 
 def find_info(state_dir: Path) -> DaemonInfo | None:
-    """The recorded daemon of ``state_dir``; ``None`` without a readable record.
-
-    Raises :class:`UntrustedStateFile` when ``daemon.json`` could have been written
-    by someone else.
-    """
+    """The recorded daemon of ``state_dir``; ``None`` without a readable record,
+    :class:`UntrustedStateFile` when someone else could have written it."""
     text = _read_trusted(state_dir / INFO_FILENAME)
     if text is None:
         return None
@@ -204,10 +176,8 @@ def forget_token(state_dir: Path) -> None:
 
 
 def read_token(state_dir: Path) -> str | None:
-    """The generated token of ``state_dir``'s daemon, ``None`` without one.
-
-    Raises :class:`UntrustedStateFile` for a token file someone else could have written.
-    """
+    """The generated token of ``state_dir``'s daemon, ``None`` without one;
+    :class:`UntrustedStateFile` when someone else could have written it."""
     text = _read_trusted(state_dir / TOKEN_FILENAME)
     return text.strip() or None if text is not None else None
 
@@ -229,10 +199,7 @@ class DaemonClient:
         self.info = info
         self._token: str | None = None
         self._state_dir = state_dir
-        self._http = httpx.Client(base_url=info.base_url, timeout=10.0, trust_env=False)
-
-    def __repr__(self) -> str:
-        return f"DaemonClient({self.info.address}, pid={self.info.pid})"
+        self._http = httpx.Client(base_url=f"http://{info.address}", timeout=10.0, trust_env=False)
 
     def __enter__(self) -> DaemonClient:
         return self
@@ -242,12 +209,9 @@ class DaemonClient:
 
     @classmethod
     def find(cls, state_dir: Path) -> DaemonClient:
-        """The daemon of ``state_dir`` if one is up and answering, else :class:`DaemonUnavailable`.
-
-        :class:`UntrustedStateFile` (a kind of
-        :class:`DaemonUnavailable`) when ``daemon.json`` could have been written by
-        someone else: the client never sends anything to an address it names.
-        """
+        """The daemon of ``state_dir`` if one is up and answering, else
+        :class:`DaemonUnavailable` (:class:`UntrustedStateFile` for a ``daemon.json``
+        someone else could have written: nothing is sent to the address it names)."""
         info = find_info(state_dir)
         if info is None:
             raise DaemonUnavailable(f"no daemon recorded in {state_dir / INFO_FILENAME}")
@@ -270,21 +234,15 @@ class DaemonClient:
         return self._get("/status")
 
     def use_token(self, token: str) -> None:
-        """Authenticate with ``token`` (the configured one) from now on; without it,
-        the daemon's ``control.token`` is read when a run is triggered."""
+        """Authenticate with ``token`` (the configured one) rather than ``control.token``."""
         self._token = token
 
     def trigger(
         self, export: str, *, release_by: str | None = None, full: bool = False
     ) -> dict[str, Any]:
-        """Start a run of ``export``; the run's JSON, or :class:`TriggerRefused`.
-
-        ``release_by`` (who) releases the run past the change guards, once;
-        ``full`` re-sends and re-tags every member.
-
-        Without a configured token, the daemon's ``control.token`` is read now
-        (:class:`UntrustedStateFile` when someone else could have written it).
-        """
+        """Start a run of ``export`` (``release_by``: past the change guards, once; ``full``:
+        a full resync); the run's JSON, or :class:`TriggerRefused`. Without a configured
+        token ``control.token`` is read now (maybe :class:`UntrustedStateFile`)."""
         if self._token is None:
             self._token = read_token(self._state_dir)
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
@@ -303,31 +261,24 @@ class DaemonClient:
         result: dict[str, Any] = response.json()
         return result
 
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self._get(f"/runs/{run_id}")
-
     def _get(self, path: str) -> dict[str, Any]:
-        """The JSON ``path`` answers; :class:`httpx.HTTPStatusError` for an error status."""
         response = self._http.get(path)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
 
     def wait(
-        self,
-        run_id: str,
-        *,
-        poll_interval: float = 0.5,
-        on_poll: Callable[[dict[str, Any]], None] | None = None,
+        self, run_id: str, *, on_poll: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
-        """Poll ``/runs/<id>`` until the run has finished; its final JSON."""
+        """Poll ``/runs/<id>`` (and redraw its progress) until the run has finished; its
+        final JSON."""
         while True:
-            run = self.run(run_id)
+            run = self._get(f"/runs/{run_id}")
             if on_poll is not None:
                 on_poll(run)
             if run.get("state") == "finished":
                 return run
-            time.sleep(poll_interval)
+            time.sleep(0.25)
 
     def close(self) -> None:
         self._http.close()

@@ -1,17 +1,11 @@
 """The daemon's run function: the export engine over one state store and one client pool.
 
-The state store is opened once, at start, in ``daemon.state_dir`` (changing
-that setting takes effect at the next restart); the
-:class:`~omnisync.engine.clients.ClientPool` gives every export of a
-connection the same client and rate limiter, and builds a new client when a
-reload changes a connection's settings or its key resolves to a new value.
-Each run gets an :class:`~omnisync.engine.runner.ExportRunner` for the config
-snapshot it started with, and reports its phase, counts and history id into
-the daemon's :class:`~omnisync.daemon.runs.LiveProgress` as it goes.
-
-A run whose API key cannot be read (a key file removed since the config
-loaded) is *refused*: nothing is recorded in history, and the trigger
-endpoint refuses it up front (:meth:`EngineRuns.refusal`).
+The store is opened once (``daemon.state_dir`` and ``daemon.state`` take effect
+at the next restart); the :class:`~omnisync.engine.clients.ClientPool` gives
+every export of a connection one client and rate limiter. Each run gets an
+:class:`~omnisync.engine.runner.ExportRunner` for its config snapshot. A run
+whose API key cannot be read is *refused*: nothing is recorded in history, and
+the trigger endpoint refuses it up front (:meth:`EngineRuns.refusal`).
 """
 
 from __future__ import annotations
@@ -23,8 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnisync.clock import Clock
-from omnisync.config.model import Config, DaemonSettings
-from omnisync.daemon.loading import LoadedConfig
+from omnisync.config.model import Config, Connection, DaemonSettings
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.runs import LiveProgress, RunOutcome
 from omnisync.daemon.triggers import is_full, is_release
@@ -34,7 +27,7 @@ from omnisync.engine.run_render import result_as_dict
 from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, RunnerSettings
 from omnisync.errors import OmnisyncError
 from omnisync.state import LedgerStore, StateError, open_state_store
-from omnisync.state.fencing import Fence
+from omnisync.state.store import Fence
 
 if TYPE_CHECKING:
     from omnisync.daemon.replicas import ReplicaMember
@@ -47,33 +40,43 @@ class EngineUnavailable(OmnisyncError):
 
 
 class EngineRuns:
-    """A :class:`~omnisync.daemon.runs.RunFunction` that runs exports for real."""
+    """A :class:`~omnisync.daemon.runs.RunFunction` that runs exports for real.
+
+    ``open_store`` is called on first need (a daemon whose shared store is unreachable
+    still starts); a stopped run follows its batches for at most ``stop_grace`` seconds
+    (keep it under the shutdown timeout). ``leases``: this replica's membership of a
+    shared store: runs are fenced, and requests gated, by their brand's lease.
+    """
 
     def __init__(
         self,
-        store: LedgerStore | Callable[[], LedgerStore],
-        pool: ClientPool,
+        open_store: Callable[[], LedgerStore],
         *,
         clock: Clock,
-        settings: RunnerSettings | None = None,
+        metrics: DaemonMetrics,
+        stop_grace: float,
         leases: ReplicaMember | None = None,
     ) -> None:
-        """``store`` or a function that opens it (on first need, so a daemon whose shared
-        store is unreachable still starts); ``leases``: this replica's membership of a
-        shared store, whose runs are fenced by their brand's lease."""
-        self._opened = store if isinstance(store, LedgerStore) else None
-        self._open = store if not isinstance(store, LedgerStore) else None
+        self._open = open_store
+        self._opened: LedgerStore | None = None
         self._opening = threading.Lock()
-        self._pool = pool
+        gate_for = None
+        if leases is not None:
+
+            def gate_for(connection: Connection) -> Callable[[], None]:
+                return lambda: leases.require(connection.brand)
+
+        self._pool = ClientPool(
+            clock=clock, observer_for=metrics.client_observer, gate_for=gate_for
+        )
         self._clock = clock
-        self._settings = settings or RunnerSettings()
+        self._settings = RunnerSettings(stop_grace=stop_grace)
         self._leases = leases
 
     @property
     def _store(self) -> LedgerStore:
         with self._opening:
             if self._opened is None:
-                assert self._open is not None
                 self._opened = self._open()
             return self._opened
 
@@ -81,14 +84,12 @@ class EngineRuns:
     def open(
         cls, state_dir: Path, *, clock: Clock, metrics: DaemonMetrics, stop_grace: float
     ) -> EngineRuns:
-        """Open the state store in ``state_dir``; a stopped run follows its batches
-        for at most ``stop_grace`` seconds (keep it under the shutdown timeout)."""
+        """Open the state store in ``state_dir`` now (:class:`EngineUnavailable` if it fails)."""
         try:
             store = open_state_store(state_dir)
         except StateError as error:
             raise EngineUnavailable(str(error)) from None
-        pool = ClientPool(clock=clock, observer_for=metrics.client_observer)
-        return cls(store, pool, clock=clock, settings=RunnerSettings(stop_grace=stop_grace))
+        return cls(lambda: store, clock=clock, metrics=metrics, stop_grace=stop_grace)
 
     def __call__(
         self,
@@ -135,17 +136,15 @@ class EngineRuns:
         return None
 
     def _store_for(self, config: Config, export: str) -> LedgerStore | str:
-        """The store a run of ``export`` writes to: fenced by its brand's lease on a
-        shared store; a string saying why when this replica may not run it."""
+        """The store a run of ``export`` writes to, fenced by its brand's lease on a shared
+        store; a string saying why when this replica may not run it."""
         try:
             store = self._store
         except StateError as error:
             return str(error)
-        if self._leases is None:
-            return store
         brand = config.brand_of(export)
-        if brand is None:
-            return store  # the runner says what is wrong with the export
+        if self._leases is None or brand is None:
+            return store  # for an unknown brand, the runner says what is wrong
         fence = self._leases.fence(brand)
         if fence is None:
             return f"this replica does not hold brand {brand}'s lease"
@@ -172,11 +171,11 @@ class EngineRuns:
             return None
         return run_as_dict(runs[0]) if runs else None
 
-    def config_applied(self, loaded: LoadedConfig, previous: LoadedConfig | None) -> None:
+    def config_applied(self, config: Config, previous: Config | None) -> None:
         """Say so when a reload changes what only a restart can change."""
         if previous is None:
             return
-        new, old = loaded.config.daemon, previous.config.daemon
+        new, old = config.daemon, previous.daemon
         for setting, now, before in (
             ("daemon.state_dir", new.state_dir, old.state_dir),
             ("daemon.control.listen", new.control_listen, old.control_listen),
@@ -202,7 +201,6 @@ class EngineRuns:
 
 
 def _describe_state(settings: DaemonSettings) -> str:
-    """``daemon.state`` in a log line, without secrets (the DSN is a reference anyway)."""
     state = settings.state
     dsn = f", dsn {state.dsn.describe()}" if state.dsn is not None else ""
     return f"{state.kind}{dsn}, lease {state.lease_seconds:g}s"

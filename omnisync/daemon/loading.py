@@ -1,29 +1,20 @@
-"""Loading a config the way the daemon needs it: validated, with its secrets resolved.
-
-The same loader as ``omnisync validate`` (so a reload fails with exactly the
-diagnostics ``validate`` prints), followed by resolving every secret the
-config refers to — the daemon must never accept a config it cannot run. Any
-failure becomes :class:`LoadFailed` carrying one
-``file:line:col: path: message`` line per problem; secret values never
-appear in them.
-"""
+"""Loading a config the way the daemon needs it: ``validate``'s loader, then every secret
+resolved (the daemon never accepts a config it cannot run). Any failure is
+:class:`LoadFailed`, one ``file:line:col: path: message`` line per problem, no
+secret values."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from omnisync.config.diagnostics import Diagnostic
 from omnisync.config.loader import try_load_config
 from omnisync.config.model import Config
 from omnisync.config.secrets import SecretUnavailable, resolve_secret, secret_references
 from omnisync.errors import OmnisyncError
-
-_log = logging.getLogger("omnisync.daemon")
 
 
 class LoadFailed(OmnisyncError):
@@ -59,15 +50,9 @@ class LoadedConfig:
     control_token: str | None = field(default=None, repr=False)
 
 
-class ConfigLoader(Protocol):
-    """Loads, validates and resolves the secrets of the config at ``path``; raises LoadFailed."""
-
-    def __call__(self, path: Path) -> LoadedConfig: ...
-
-
 class DaemonConfigLoader:
-    """Loads ``path`` with ``environ`` (read once, at construction: a daemon's
-    environment does not change) and resolves its secrets."""
+    """Loads a config path with ``environ`` (read once: a daemon's environment does not
+    change) and resolves its secrets; :class:`LoadFailed` when it cannot be used."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = dict(os.environ if environ is None else environ)
@@ -98,22 +83,3 @@ class DaemonConfigLoader:
                 tuple(str(problem) for problem in sorted(problems)), revision=config.revision
             )
         return LoadedConfig(config=config, secret_values=tuple(values), control_token=token)
-
-
-def log_rejected(failure: LoadFailed, *, source: str, running_revision: str) -> None:
-    """Log each problem of a config that failed to reload (``file:line:col: ...``), loudly:
-    the daemon keeps running ``running_revision``."""
-    rejected = failure.revision or "unreadable"
-    for problem in failure.problems:
-        _log.error(
-            "config reload of revision %s failed, still running revision %s: %s",
-            rejected,
-            running_revision,
-            problem,
-            extra={
-                "event": "config_reload_failed",
-                "source": source,
-                "revision": failure.revision or None,
-                "running_revision": running_revision,
-            },
-        )

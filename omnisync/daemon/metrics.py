@@ -1,22 +1,11 @@
-"""The daemon's Prometheus metrics, in a private registry.
+"""The daemon's Prometheus metrics, in a private registry (two daemons in one process,
+or a library user, never collide).
 
-A private :class:`~prometheus_client.CollectorRegistry` (never the global
-one) so that two daemons in one test process, or a library user, never
-collide. :class:`DaemonMetrics` is fed by the run coordinator (runs, counts,
-durations), by reloads, and by the Omnisend clients through
-:meth:`DaemonMetrics.client_observer` (429s met, time spent waiting for the
-rate limiter).
-
-Made to be alerted on (``examples/prometheus/alerts.yml``):
-
-- every configured export has all its series from the moment it is
-  configured: ``omnisync_runs_total`` at 0 for each outcome and
-  ``omnisync_last_success_timestamp_seconds`` at 0 until a success is known
-  (seeded from the history's latest run at start), so "never succeeded" and
-  "failing" need no ``absent()``; an export that leaves the config loses them;
-- ``omnisync_build_info{version}`` and ``omnisync_config_info{revision}``
-  (the revision running, which a failed reload does not change);
-- no ``_created`` series: they would double every counter for nothing.
+Made to be alerted on (``examples/prometheus/alerts.yml``): every configured
+export has all its series from the moment it is configured (``runs_total`` at
+0 per outcome, ``last_success`` at 0 until a success is known, seeded from
+history), so "never succeeded" needs no ``absent()``; an export that leaves
+the config loses them. No ``_created`` series: they would double every counter.
 """
 
 from __future__ import annotations
@@ -25,6 +14,8 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -37,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from omnisync import __version__
+from omnisync.daemon.status import parse_time
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -53,86 +45,75 @@ class DaemonMetrics:
     def __init__(self) -> None:
         # Process-wide in prometheus_client; this process serves only these metrics.
         disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.registry = CollectorRegistry(auto_describe=True)
-        registry = self.registry
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        gauge = partial(Gauge, registry=registry)
+        counter = partial(Counter, registry=registry)
         self._lock = threading.Lock()
         self._exports: set[str] = set()
         self._revision: str | None = None
         self._brands_held: set[str] = set()
-        self.build_info = Gauge(
+        self.build_info = gauge(
             "omnisync_build_info",
             "Always 1; the version label is omnisync's version.",
             ["version"],
-            registry=registry,
         )
         self.build_info.labels(version=__version__).set(1)
-        self.config_info = Gauge(
+        self.config_info = gauge(
             "omnisync_config_info",
             "Always 1; the revision label is the config revision the daemon runs.",
             ["revision"],
-            registry=registry,
         )
-        self.runs = Counter(
+        self.runs = counter(
             "omnisync_runs_total",
             "Export runs finished, by export and outcome (succeeded, partial, failed, held).",
             ["export", "outcome"],
-            registry=registry,
         )
-        self.held = Gauge(
+        self.held = gauge(
             "omnisync_export_held",
             "1 while the export's last run was held by a change guard (nothing sent), else 0.",
             ["export"],
-            registry=registry,
         )
-        self.contacts_sent = Counter(
+        self.contacts_sent = counter(
             "omnisync_contacts_sent_total",
             "Contacts Omnisend acknowledged as created or updated, by export.",
             ["export"],
-            registry=registry,
         )
-        self.invalid_rows = Counter(
+        self.invalid_rows = counter(
             "omnisync_invalid_rows_total",
             "Segment rows that could not be mapped to a contact, by export.",
             ["export"],
-            registry=registry,
         )
-        self.contacts_failed = Counter(
+        self.contacts_failed = counter(
             "omnisync_contacts_failed_total",
             "Contacts (or tag changes) Omnisend refused in runs of the export.",
             ["export"],
-            registry=registry,
         )
-        self.contacts_pending = Counter(
+        self.contacts_pending = counter(
             "omnisync_contacts_pending_total",
             "Contacts runs of the export ended with still pending (the next run retries them),"
             " summed over runs.",
             ["export"],
-            registry=registry,
         )
-        self.rate_limited = Counter(
+        self.rate_limited = counter(
             "omnisync_rate_limited_total",
             "429 responses met from Omnisend, by connection.",
             ["connection"],
-            registry=registry,
         )
-        self.rate_limit_wait = Counter(
+        self.rate_limit_wait = counter(
             "omnisync_rate_limit_wait_seconds_total",
             "Seconds spent waiting for a rate limiter or a retryAfter, by connection.",
             ["connection"],
-            registry=registry,
         )
-        self.requests = Counter(
+        self.requests = counter(
             "omnisync_omnisend_requests_total",
             "Requests sent to Omnisend, by connection, endpoint and status (error: no answer).",
             ["connection", "endpoint", "status"],
-            registry=registry,
         )
-        self.last_success = Gauge(
+        self.last_success = gauge(
             "omnisync_last_success_timestamp_seconds",
             "Unix time at which the last successful run of each export ended;"
             " 0 while none is known.",
             ["export"],
-            registry=registry,
         )
         self.run_duration = Histogram(
             "omnisync_run_duration_seconds",
@@ -141,45 +122,38 @@ class DaemonMetrics:
             buckets=_DURATION_BUCKETS,
             registry=registry,
         )
-        self.running = Gauge(
+        self.running = gauge(
             "omnisync_export_running",
             "1 while a run of the export is in flight.",
             ["export"],
-            registry=registry,
         )
-        self.reload_success = Gauge(
+        self.reload_success = gauge(
             "omnisync_config_reload_success",
             "1 when the last config (re)load succeeded, 0 while the daemon runs an older config.",
-            registry=registry,
         )
-        self.reload_timestamp = Gauge(
+        self.reload_timestamp = gauge(
             "omnisync_config_reload_timestamp_seconds",
             "Unix time of the last config (re)load attempt.",
-            registry=registry,
         )
-        self.reloads = Counter(
+        self.reloads = counter(
             "omnisync_config_reloads_total",
             "Config reload attempts, by result (success, failure).",
             ["result"],
-            registry=registry,
         )
 
-        self.lease_held = Gauge(
+        self.lease_held = gauge(
             "omnisync_brand_lease_held",
             "1 while this replica holds the brand's lease (shared state store only).",
             ["brand"],
-            registry=registry,
         )
-        self.leases_held = Gauge(
+        self.leases_held = gauge(
             "omnisync_brand_leases_held",
             "How many brand leases this replica holds (shared state store only).",
-            registry=registry,
         )
-        self.lease_changes = Counter(
+        self.lease_changes = counter(
             "omnisync_lease_changes_total",
             "Brand leases acquired, released and lost by this replica.",
             ["brand", "change"],
-            registry=registry,
         )
         #: Counters fed by a run's counts, each with the counts it sums.
         self._count_counters = (
@@ -241,16 +215,12 @@ class DaemonMetrics:
         revision: str,
         exports: Iterable[str],
         *,
-        connections: Iterable[str] = (),
-        last_success: Callable[[str], datetime | None] = lambda export: None,
+        connections: Iterable[str],
+        last_run: Callable[[str], Mapping[str, Any] | None],
     ) -> None:
-        """The daemon runs ``revision`` with these exports: each gets every series now.
-
-        ``last_success`` seeds the last-success gauge of an export seen for the
-        first time (from the run history); ``None``: none known, 0. Exports no
-        longer configured lose their series. Each connection gets its 429 and
-        waiting counters (at 0 until a client meets either).
-        """
+        """The daemon runs ``revision``: each export and connection gets every series now,
+        an export seen first its last success (from ``last_run``, its latest run in history;
+        0 if none); exports no longer configured lose theirs."""
         names = set(exports)
         with self._lock:
             for connection in connections:
@@ -265,10 +235,11 @@ class DaemonMetrics:
                     self.runs.labels(export=name, outcome=outcome)
                 for metric in self._export_metrics:
                     metric.labels(export=name)
-                succeeded = last_success(name)
-                self.last_success.labels(export=name).set(
-                    succeeded.timestamp() if succeeded is not None else 0
+                last = last_run(name) or {}
+                ended = (
+                    parse_time(last.get("ended_at")) if last.get("status") == "succeeded" else None
                 )
+                self.last_success.labels(export=name).set(ended.timestamp() if ended else 0)
             for name in sorted(self._exports - names):
                 self._forget(name)
             self._exports = names
@@ -292,11 +263,7 @@ class DaemonMetrics:
 
 
 class ConnectionObserver:
-    """Turns one connection's client events into metrics.
-
-    Implements the client's observer protocol (request finished, 429 met,
-    limiter wait); every method is cheap and thread-safe.
-    """
+    """The Omnisend client's observer for one connection: its events as metrics."""
 
     def __init__(self, metrics: DaemonMetrics, connection: str) -> None:
         self._requests = metrics.requests

@@ -1,11 +1,6 @@
-"""The systemd notify protocol (``sd_notify``), spoken directly.
-
-A service of ``Type=notify`` tells systemd its state by sending datagrams of
-``KEY=VALUE`` lines to the ``AF_UNIX`` socket named in ``$NOTIFY_SOCKET``
-(a leading ``@`` means the abstract namespace). Without that variable every
-call is a no-op, so the daemon calls the notifier unconditionally. Failures
-to send are logged once and otherwise ignored: a lost status line must never
-stop the service.
+"""The systemd notify protocol (``sd_notify``), spoken directly: ``KEY=VALUE`` datagrams
+to the ``AF_UNIX`` socket in ``$NOTIFY_SOCKET`` (``@``: the abstract namespace). Without
+it every call is a no-op; a failure to send is logged once and never stops the service.
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """Running an export through the daemon that is already running for its state directory.
 
-``omnisync export run NAME`` calls :func:`run_through_daemon` first: when a
-daemon is up for the config's state directory, the run is started by that
-daemon (``POST /exports/NAME/run``), so it can never overlap a scheduled run,
-and the command follows it like a direct run: ``/runs/<id>`` is polled and
-its live phase and counts feed the same progress display, the run is named
-by its history id (the one ``omnisync history`` shows; the daemon's own run
-id is internal) once it is recorded, and the summary is the run's own
-summary document, so text and JSON read as a direct run's. When the export is
-already running in the daemon, the command waits for that run to end and
-then starts its own (the user asked for a run that starts now, not for one
-that may have read the segment an hour ago). ``None`` means no daemon is up:
-the caller runs the export directly — even when the configured control token
-cannot be read, since no token is needed then.
+``omnisync export run NAME`` asks that daemon (``POST /exports/NAME/run``), so
+the run never overlaps a scheduled one, and follows ``/runs/<id>`` like a
+direct run: the same progress display, the run named by its history id, its
+own summary document. When the export is already running there, the command
+waits for that run to end, then starts its own (the person asked for a run
+that starts now).
 """
 
 from __future__ import annotations
@@ -34,15 +27,13 @@ from omnisync.daemon.discovery import (
 from omnisync.engine.results import (
     FailureSample,
     Phase,
+    ReasonCount,
     RunCounts,
     RunOutcome,
     RunProgress,
     RunResult,
 )
 from omnisync.errors import OmnisyncError
-
-#: How often a waiting command looks at the run it waits for (and redraws its progress).
-POLL_SECONDS = 0.25
 
 
 class RemoteRunFailed(OmnisyncError):
@@ -61,19 +52,16 @@ def run_through_daemon(
     environ: Mapping[str, str] | None = None,
     notice: Callable[[str], None] | None = None,
     progress: RunProgress | None = None,
-    poll_seconds: float = POLL_SECONDS,
     release_by: str | None = None,
     full: bool = False,
 ) -> RemoteRun | None:
     """Have the daemon of ``config``'s state directory run ``export`` and wait for it.
 
-    Returns ``None`` when no daemon is up (run directly instead). Raises
-    :class:`RemoteRunFailed` when a daemon is up but refuses (a wrong token,
-    a disabled or unknown export, an API key it cannot read, the daemon
-    stopping). ``notice`` receives one-line messages for the person waiting
-    (e.g. printed to stderr); ``progress`` the run's phases and counts.
-    ``release_by`` (who) releases the run past the change guards, once;
-    ``full`` re-sends and re-tags every member.
+    ``None`` when no daemon is up (run directly, even when the configured control
+    token cannot be read: none is needed then). :class:`RemoteRunFailed` when a
+    daemon is up but refuses (a wrong token, a disabled or unknown export, an API
+    key it cannot read, the daemon stopping). ``notice`` gets one-line messages
+    for the person waiting, ``progress`` the run's phases and counts.
     """
     tell = notice or (lambda message: None)
     state_dir = Path(config.daemon.state_dir)
@@ -105,8 +93,12 @@ def run_through_daemon(
                     started = client.trigger(export, release_by=release_by, full=full)
                     break
                 except TriggerRefused as refused:
-                    running = _running_run(refused)
-                    if refused.status != 409 or running is None:
+                    running = refused.body.get("run")
+                    if (
+                        refused.status != 409
+                        or not isinstance(running, dict)
+                        or "id" not in running
+                    ):
                         raise RemoteRunFailed(
                             f"{daemon} refused to run {export}: {refused}"
                         ) from None
@@ -118,13 +110,11 @@ def run_through_daemon(
                     )
                     client.wait(
                         str(running["id"]),
-                        poll_interval=poll_seconds,
-                        on_poll=_Follower(progress, on_recorded=None),
+                        on_poll=_follower(progress, on_recorded=None),
                     )
             record = client.wait(
                 str(started["id"]),
-                poll_interval=poll_seconds,
-                on_poll=_Follower(progress, on_recorded=recorded),
+                on_poll=_follower(progress, on_recorded=recorded),
             )
         except UntrustedStateFile as error:
             raise RemoteRunFailed(str(error)) from None
@@ -135,50 +125,34 @@ def run_through_daemon(
     return record
 
 
-class _Follower:
-    """Turns successive ``/runs/<id>`` records into :class:`RunProgress` calls, and says
-    the run's history id once it is known."""
+def _follower(
+    progress: RunProgress | None, *, on_recorded: Callable[[object], None] | None
+) -> Callable[[dict[str, Any]], None]:
+    """Successive ``/runs/<id>`` records as :class:`RunProgress` calls; says the history id
+    once it is known."""
+    seen: dict[str, object] = {"phase": None, "counts": None, "told": False}
 
-    def __init__(
-        self, progress: RunProgress | None, *, on_recorded: Callable[[object], None] | None
-    ) -> None:
-        self._progress = progress
-        self._on_recorded = on_recorded
-        self._phase: object = None
-        self._counts: object = None
-        self._told = False
-
-    def __call__(self, record: dict[str, Any]) -> None:
+    def follow(record: dict[str, Any]) -> None:
         history_id = record.get("history_id")
-        if history_id is not None and not self._told and self._on_recorded is not None:
-            self._told = True
-            self._on_recorded(history_id)
-        if self._progress is None:
-            return
+        if history_id is not None and not seen["told"] and on_recorded is not None:
+            seen["told"] = True
+            on_recorded(history_id)
         phase, counts = record.get("phase"), record.get("counts")
-        if phase not in get_args(Phase) or (phase, counts) == (self._phase, self._counts):
+        if progress is None or phase not in get_args(Phase):
             return
-        as_counts = _counts(counts)
-        if phase != self._phase:
-            self._progress.phase_started(cast(Phase, phase), as_counts)
-        else:
-            self._progress.counts_updated(as_counts)
-        self._phase, self._counts = phase, counts
+        if phase != seen["phase"]:
+            progress.phase_started(cast(Phase, phase), _counts(counts))
+        elif counts != seen["counts"]:
+            progress.counts_updated(_counts(counts))
+        seen.update(phase=phase, counts=counts)
 
-
-def _running_run(refused: TriggerRefused) -> Mapping[str, Any] | None:
-    run = refused.body.get("run") if refused.body else None
-    return run if isinstance(run, dict) and "id" in run else None
+    return follow
 
 
 def as_run_result(run: RemoteRun, export: str) -> RunResult:
-    """The daemon's run as the engine's :class:`RunResult`, for the same summary and exit code.
-
-    Read from the run's summary document (``result``) when the daemon sent
-    one, so the summary is a direct run's; otherwise (a run the daemon could
-    not start because another process held the export's lock: ``skipped``)
-    from its record, as a failed run with that reason.
-    """
+    """The daemon's run as the engine's :class:`RunResult`, for the same summary and exit
+    code: from its summary document (``result``), else (``skipped``: another process
+    held the export's lock) from its record, as a failed run with that reason."""
     document = run.get("result")
     if not isinstance(document, dict):
         # The record's own fields, under the names the summary document gives them.
@@ -191,10 +165,8 @@ def as_run_result(run: RemoteRun, export: str) -> RunResult:
 
 
 def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
-    """The :class:`RunResult` whose ``--format json`` document (``result_as_dict``) this is.
-
-    Tolerant: a missing or malformed part reads as empty.
-    """
+    """The :class:`RunResult` whose ``result_as_dict`` document this is; a missing or
+    malformed part reads as empty."""
     reasons = [item for item in _list(document.get("invalid_reasons")) if "reason" in item]
     return RunResult(
         export=str(document.get("export") or export),
@@ -207,16 +179,19 @@ def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
         ended_at=str(document.get("ended_at") or ""),
         error=_text(document.get("error")),
         stopped=document.get("stopped") is True,
-        invalid_reasons={str(item["reason"]): _count(item.get("count")) for item in reasons},
-        invalid_samples={
-            str(item["reason"]): tuple(str(example) for example in item.get("examples") or ())
+        invalid_reasons=tuple(
+            ReasonCount(
+                str(item["reason"]),
+                _count(item.get("count")),
+                tuple(str(example) for example in item.get("examples") or ()),
+            )
             for item in reasons
-        },
-        warnings={
-            str(item["warning"]): _count(item.get("count"))
+        ),
+        warnings=tuple(
+            ReasonCount(str(item["warning"]), _count(item.get("count")))
             for item in _list(document.get("warnings"))
             if "warning" in item
-        },
+        ),
         duplicates_sample=tuple(str(email) for email in document.get("duplicates_sample") or ()),
         failure_samples=tuple(
             FailureSample(subject=str(item.get("subject", "")), reason=str(item.get("reason", "")))

@@ -1,23 +1,18 @@
 """This replica's membership of a shared state store: heartbeat, leases, requests.
 
 :class:`ReplicaMember` owns one thread. Every third of the lease it says the
-replica is alive, renews the leases it holds, reads the board and follows
-:func:`omnisync.leasing.plan_leases` (take free brands, give idle ones back
-to a replica that has room); every second it claims the on-demand runs asked
-for its brands. What it learns it hands on: a brand taken (``on_acquired``:
-resume its unfinished runs, run a fire nobody claimed), a brand lost
-(``on_lost``: stop its runs at the next batch boundary), requests claimed.
+replica is alive, renews its leases and follows
+:func:`omnisync.leasing.plan_leases` (take free brands, give idle ones to a
+replica with room); every second it claims the on-demand runs asked for its
+brands, and tells its :class:`ReplicaHooks` what it learns.
 
 A lease is *valid* here until a bit less than its length after the start of
-the round that renewed it, by this process's monotonic clock, whatever the
-database says meanwhile: a replica that was paused (SIGSTOP, a stalled VM)
-finds its leases invalid the moment it resumes, before any thread can send
-or write, and its writes are fenced in the database besides
-(:mod:`omnisync.state.fencing`).
-
-PostgreSQL unreachable (at start or later): the thread retries with backoff
-(0.5 s doubling up to a third of the lease), :attr:`ready` is false (so
-``/healthz`` answers 503), and leases run out locally, stopping their runs.
+the round that renewed it, by this process's monotonic clock: a replica that
+was paused (SIGSTOP, a stalled VM) finds its leases invalid the moment it
+resumes, before any thread can send or write; its writes are fenced in the
+database besides (:class:`omnisync.state.store.Fence`). With PostgreSQL unreachable
+the thread retries with backoff, :attr:`ReplicaMember.ready` is false
+(``/healthz`` 503) and leases run out locally, stopping their runs.
 """
 
 from __future__ import annotations
@@ -28,13 +23,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from omnisync import __version__
 from omnisync.leasing import plan_leases
-from omnisync.state.fencing import Fence, LeaseLost
-from omnisync.state.store import StateError
+from omnisync.state.store import Fence, LeaseLost, StateError
 
 if TYPE_CHECKING:  # psycopg is needed only where a shared store is configured
     from omnisync.state.leases import LeaseBoard, RunRequest
@@ -47,18 +40,16 @@ VALID_SHARE = 0.85
 REQUEST_POLL_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class ReplicaHooks:
-    """What the member tells the rest of the daemon; each is called from its thread."""
+class ReplicaHooks(Protocol):
+    """What the member asks and tells the rest of the daemon, from its thread."""
 
-    brands: Callable[[], frozenset[str]]
-    busy: Callable[[], frozenset[str]]
-    running: Callable[[], Collection[str]]
-    config_revision: Callable[[], str]
-    on_acquired: Callable[[str], None]
-    on_lost: Callable[[str, str], None]
-    on_requests: Callable[[list[RunRequest]], None]
-    on_change: Callable[[str, str], None] = lambda brand, change: None
+    def brands(self) -> frozenset[str]: ...
+    def busy(self) -> frozenset[str]: ...
+    def running(self) -> Collection[str]: ...
+    def config_revision(self) -> str: ...
+    def on_requests(self, requests: list[RunRequest]) -> None: ...
+    def on_change(self, brand: str, change: str, why: str = "") -> None:
+        """A lease was ``acquired``, ``released`` or ``lost`` (``why``)."""
 
 
 class ReplicaMember:
@@ -95,7 +86,6 @@ class ReplicaMember:
             return self._fence(brand)
 
     def _fence(self, brand: str) -> Fence | None:
-        """:meth:`fence`, for a caller holding the lock."""
         held = self._held.get(brand)
         if held is None or time.monotonic() >= held[1]:
             return None
@@ -198,7 +188,9 @@ class ReplicaMember:
         """One heartbeat, renewal and rebalancing; ``False`` when the store could not be reached."""
         started = time.monotonic()
         try:
-            board = self._connect()
+            if self._board is None:
+                self._board = self._open_board()
+            board = self._board
             board.heartbeat(
                 self.replica_id,
                 lease_seconds=self.lease_seconds,
@@ -226,11 +218,6 @@ class ReplicaMember:
             )
             self._outage = None
         return True
-
-    def _connect(self) -> LeaseBoard:
-        if self._board is None:
-            self._board = self._open_board()
-        return self._board
 
     def _rebalance(self, board: LeaseBoard) -> None:
         snapshot = board.board()
@@ -272,14 +259,13 @@ class ReplicaMember:
                 continue  # another replica was quicker
             with self._lock:
                 self._held[brand] = (token, before + self.lease_seconds * VALID_SHARE)
-            self._hooks.on_change(brand, "acquired")
             _log.info(
                 "took brand %s (lease token %d)",
                 brand,
                 token,
                 extra={"event": "lease_acquired", "brand": brand, "token": token},
             )
-            self._hooks.on_acquired(brand)
+            self._hooks.on_change(brand, "acquired")
 
     def _take_requests(self) -> None:
         board = self._board
@@ -304,14 +290,13 @@ class ReplicaMember:
         with self._lock:
             if self._held.pop(brand, None) is None:
                 return
-        self._hooks.on_change(brand, "lost")
         _log.warning(
             "lost brand %s: %s; its runs stop at the next batch boundary",
             brand,
             why,
             extra={"event": "lease_lost", "brand": brand},
         )
-        self._hooks.on_lost(brand, why)
+        self._hooks.on_change(brand, "lost", why)
 
     def _unreachable(self, reason: str) -> None:
         if self._outage is None:

@@ -1,126 +1,229 @@
-"""Wiring a daemon to a shared PostgreSQL state store: one object the command line builds.
+"""This daemon as one replica of several sharing a PostgreSQL state store.
 
-:class:`Replication` resolves the state DSN (a secret reference: never
-shown), names the replica (``daemon.replica_id``, default ``hostname:pid``)
-and builds the pieces: the :class:`~omnisync.daemon.replicas.ReplicaMember`
-(leases), the :class:`~omnisync.daemon.sharing.SharedRuns` glue, and an
-:class:`~omnisync.daemon.engine.EngineRuns` whose store opens on first need
-and whose runs are fenced by their brand's lease, with a client pool that
-checks the lease before every request. Nothing here connects at
-construction: an unreachable database delays readiness, never the start.
+:class:`Replication` resolves the state DSN (a secret reference: never shown),
+names the replica (``daemon.replica_id``, default ``hostname:pid``), owns the
+:class:`~omnisync.daemon.replicas.ReplicaMember` (leases) and ties it to the
+daemon's supervisor:
+
+- a scheduled tick runs only on the replica holding the export's brand, and
+  only once: the holder claims the fire (export, nominal fire time) in
+  ``schedule_fires`` first;
+- taking a brand resumes its unfinished runs and runs a fire nobody claimed;
+  losing one stops its runs;
+- an on-demand request (``omnisync export run`` on a shared store) starts a
+  run like the control endpoint would, never beside a running one, and is
+  answered with the run's outcome when it ends.
+
+Nothing connects at construction: an unreachable database delays readiness,
+never the start.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 
 from omnisync.clock import Clock
-from omnisync.config.model import Config, Connection
+from omnisync.config.model import Config, Schedule
 from omnisync.daemon.engine import EngineRuns, EngineUnavailable
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.replicas import ReplicaMember
-from omnisync.daemon.sharing import SharedRuns
+from omnisync.daemon.runs import RunRecord
+from omnisync.daemon.scheduler import nominal_fire
 from omnisync.daemon.supervisor import Supervisor
-from omnisync.engine.clients import ClientPool
-from omnisync.engine.runner import RunnerSettings
-from omnisync.state.leases import LeaseBoard
+from omnisync.state.leases import LeaseBoard, RunRequest
 from omnisync.state.opening import resolve_state_dsn
 from omnisync.state.postgres import PostgresLedgerStore
-from omnisync.state.store import StateError, StateSchemaTooNew
+from omnisync.state.store import StateError, StateSchemaTooNew, format_timestamp
 
-
-def default_replica_id() -> str:
-    """``hostname:pid``: unique among live processes, and says where to look."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+_log = logging.getLogger("omnisync.daemon.replicas")
 
 
 class Replication:
-    """This daemon as one replica of several sharing a PostgreSQL state store."""
+    """The :class:`~omnisync.daemon.replicas.ReplicaMember` (``member``), the supervisor's
+    :class:`~omnisync.daemon.supervisor.SharedScheduling` and the member's
+    :class:`~omnisync.daemon.replicas.ReplicaHooks`; :meth:`bind` the supervisor first."""
 
     def __init__(
-        self,
-        dsn: str,
-        *,
-        config: Config,
-        metrics: DaemonMetrics,
-        replica_id: str,
-        board: LeaseBoard | None = None,
+        self, config: Config, *, metrics: DaemonMetrics, environ: Mapping[str, str]
     ) -> None:
-        """``board``: one opened already (at start), which the member uses first."""
-        self._dsn = dsn
-        self._metrics = metrics
-        self.replica_id = replica_id
-        self.runs = SharedRuns()
-        self._opened_board = board
-        self.member = ReplicaMember(
-            self._open_board,
-            self.runs.hooks(on_change=metrics.lease_changed),
-            replica_id=replica_id,
-            lease_seconds=config.daemon.state.lease_seconds,
-        )
-
-    @classmethod
-    def prepare(
-        cls, config: Config, *, metrics: DaemonMetrics, environ: Mapping[str, str]
-    ) -> Replication:
         """Resolve the DSN and name the replica; :class:`EngineUnavailable` when the DSN's
-        secret cannot be read (a config problem, reported at start)."""
+        secret cannot be read or the database was migrated by a newer omnisync."""
         try:
-            dsn = resolve_state_dsn(config.daemon, environ=environ)
+            self._dsn = resolve_state_dsn(config.daemon, environ=environ)
         except StateError as error:
             raise EngineUnavailable(str(error)) from None
-        board: LeaseBoard | None = None
+        self._opened_board: LeaseBoard | None = None
         try:
-            # A database migrated by a newer omnisync is refused at start, as a SQLite
-            # one is; one that cannot be reached yet is waited for (not ready meanwhile).
-            board = LeaseBoard(dsn, connect_timeout=5)
+            self._opened_board = LeaseBoard(self._dsn, connect_timeout=5)
         except StateSchemaTooNew as error:
             raise EngineUnavailable(str(error)) from None
         except StateError:
-            pass
-        return cls(
-            dsn,
-            config=config,
-            metrics=metrics,
-            replica_id=config.daemon.replica_id or default_replica_id(),
-            board=board,
+            pass  # not reachable yet: waited for (not ready meanwhile)
+        self._metrics = metrics
+        self.replica_id = config.daemon.replica_id or f"{socket.gethostname()}:{os.getpid()}"
+        self._supervisor: Supervisor | None = None
+        self._lock = threading.Lock()
+        #: coordinator run id -> request id, for answering when the run ends
+        self._requests: dict[str, int] = {}
+        self.member = ReplicaMember(
+            self._open_board,
+            self,
+            replica_id=self.replica_id,
+            lease_seconds=config.daemon.state.lease_seconds,
         )
 
     def engine(self, *, clock: Clock, stop_grace: float) -> EngineRuns:
         """The run function: fenced store writes, lease-checked requests."""
-        member = self.member
-
-        def gate_for(connection: Connection) -> Callable[[], None]:
-            brand = connection.brand
-            return lambda: member.require(brand)
-
-        pool = ClientPool(
-            clock=clock, observer_for=self._metrics.client_observer, gate_for=gate_for
-        )
         return EngineRuns(
             lambda: PostgresLedgerStore(self._dsn),
-            pool,
             clock=clock,
-            settings=RunnerSettings(stop_grace=stop_grace),
-            leases=member,
+            metrics=self._metrics,
+            stop_grace=stop_grace,
+            leases=self.member,
         )
 
     def bind(self, supervisor: Supervisor) -> None:
-        """Connect the daemon's supervisor; before :meth:`start`."""
-        self.runs.bind(supervisor, self.member)
-
-    def ready(self) -> bool:
-        """Whether the shared store answered lately (``/healthz``)."""
-        return self.member.ready
-
-    def start(self) -> None:
-        self.member.start()
-
-    def stop(self) -> None:
-        self.member.stop()
+        self._supervisor = supervisor
 
     def _open_board(self) -> LeaseBoard:
         board, self._opened_board = self._opened_board, None
         return board if board is not None else LeaseBoard(self._dsn)
+
+    # -- SharedScheduling -----------------------------------------------------------------
+
+    @contextmanager
+    def claimed(
+        self, export: str, timing: Schedule, *, now: datetime, retry: bool = False
+    ) -> Iterator[bool]:
+        brand = self._config().brand_of(export)
+        if brand is None:
+            yield False
+            return
+        with self.member.reserved(brand) as fence:
+            yield fence is not None and (retry or self._claim(export, timing, now=now))
+
+    def _claim(self, export: str, timing: Schedule, *, now: datetime) -> bool:
+        """Claim ``export``'s latest fire in ``schedule_fires``: ``True`` for the one claimant."""
+        board = self.member.board()
+        if board is None:
+            return False
+        fire = format_timestamp(nominal_fire(timing, now=now))
+        try:
+            claimed = board.claim_fire(export, fire, self.replica_id)
+        except StateError as error:
+            _log.warning(
+                "cannot claim the scheduled run of export %s at %s: %s",
+                export,
+                fire,
+                error,
+                extra={"event": "fire_claim_failed", "export": export},
+            )
+            return False
+        if claimed:
+            _log.info(
+                "claimed the scheduled run of export %s at %s",
+                export,
+                fire,
+                extra={"event": "fire_claimed", "export": export, "fire": fire},
+            )
+        return claimed
+
+    def run_finished(self, record: RunRecord) -> None:
+        with self._lock:
+            request_id = self._requests.pop(record.id, None)
+        outcome = record.outcome
+        if request_id is None or outcome is None:
+            return
+        answer = {
+            "status": outcome.status,
+            "error": outcome.error,
+            "counts": dict(outcome.counts),
+            "result": outcome.result,
+            "replica": self.replica_id,
+        }
+        history_id = outcome.history_id if isinstance(outcome.history_id, int) else None
+        self._answer(request_id, answer, run_id=history_id)
+
+    # -- ReplicaHooks ---------------------------------------------------------------------
+
+    def brands(self) -> frozenset[str]:
+        config = self._config()
+        brands = (config.brand_of(name) for name, e in config.exports.items() if e.enabled)
+        return frozenset(brand for brand in brands if brand is not None)
+
+    def busy(self) -> frozenset[str]:
+        config = self._config()
+        brands = (config.brand_of(name) for name in self._bound().coordinator.running())
+        return frozenset(brand for brand in brands if brand is not None)
+
+    def running(self) -> list[str]:
+        return sorted(self._bound().coordinator.running())
+
+    def config_revision(self) -> str:
+        return self._config().revision
+
+    def on_change(self, brand: str, change: str, why: str = "") -> None:
+        self._metrics.lease_changed(brand, change)
+        config = self._config()
+        exports = sorted(name for name in config.exports if config.brand_of(name) == brand)
+        if change == "acquired":
+            self._bound().catch_up(exports)
+        elif change == "lost":
+            for export in exports:
+                self._bound().coordinator.stop(
+                    export, reason=f"this replica lost brand {brand}: {why}"
+                )
+
+    def on_requests(self, requests: list[RunRequest]) -> None:
+        supervisor = self._bound()
+        for request in requests:
+            # Under the lock: the run may end before its request is noted. The command
+            # built the trigger; an API key that cannot be read ends the run ``refused``.
+            with self._lock:
+                answer = supervisor.start_asked(
+                    request.export, trigger=request.trigger, check_key=False
+                )
+                if answer.status == 202:
+                    self._requests[answer.body["id"]] = request.id
+            if answer.status != 202:
+                self._answer(request.id, {"status": "refused", "error": answer.body["error"]})
+                continue
+            _log.info(
+                "run of export %s asked for through the shared store",
+                request.export,
+                extra={
+                    "event": "run_requested",
+                    "export": request.export,
+                    "run_id": answer.body["id"],
+                },
+            )
+
+    def _answer(
+        self, request_id: int, answer: dict[str, Any], *, run_id: int | None = None
+    ) -> None:
+        board = self.member.board()
+        if board is None:
+            return
+        try:
+            board.answer_request(request_id, answer=answer, run_id=run_id)
+        except StateError as error:
+            _log.warning(
+                "cannot answer on-demand run request %d: %s",
+                request_id,
+                error,
+                extra={"event": "request_answer_failed"},
+            )
+
+    def _config(self) -> Config:
+        return self._bound().config()
+
+    def _bound(self) -> Supervisor:
+        assert self._supervisor is not None, "bind() first"
+        return self._supervisor

@@ -1,13 +1,9 @@
 """``omnisync export run`` on a shared state store: the brand's holder runs it, or we do.
 
-With replicas sharing a PostgreSQL store, a run must be made by whoever holds
-its brand's lease, or it could overlap a run there and would not be fenced.
-:func:`run_through_replicas` asks for the run in ``run_requests``; the
-holder picks it up within about a second, refuses it while a run of that
-export is under way, and answers with the run's summary document, which the
-command prints like a direct run's. With no live replica holding the brand,
-it returns ``None`` and the command runs the export itself under the
-brand's lease (:class:`HeldBrand`), so no replica can start one meanwhile.
+A run must be made by whoever holds its brand's lease, or it could overlap a
+run there unfenced. :func:`run_through_replicas` asks the holder through
+``run_requests`` and waits for its answer; with no live holder the command
+runs the export itself under the brand's lease (:class:`HeldBrand`).
 """
 
 from __future__ import annotations
@@ -24,10 +20,9 @@ from omnisync.config.model import Config
 from omnisync.daemon.remote import RemoteRun, RemoteRunFailed
 from omnisync.daemon.replicas import VALID_SHARE
 from omnisync.daemon.triggers import manual_trigger
-from omnisync.state.fencing import Fence, LeaseLost
 from omnisync.state.leases import LeaseBoard
 from omnisync.state.opening import resolve_state_dsn
-from omnisync.state.store import StateError
+from omnisync.state.store import Fence, LeaseLost, StateError
 
 #: How often the waiting command looks at its request.
 POLL_SECONDS = 0.25
@@ -42,12 +37,13 @@ def run_through_replicas(
     release_by: str | None = None,
     full: bool = False,
 ) -> RemoteRun | None:
-    """Have the replica holding ``export``'s brand run it, and wait for the outcome.
+    """Have the replica holding ``export``'s brand run it; its answer (status, error,
+    counts, the summary document as ``result``, ``history_id``).
 
     ``None``: no live replica holds the brand (run it here, under a
-    :class:`HeldBrand`). Raises :class:`RemoteRunFailed` when the replica
-    refuses (the export is running, or disabled there) or nobody picks the
-    request up within twice the lease.
+    :class:`HeldBrand`). :class:`RemoteRunFailed` when the replica refuses (the
+    export is running, or disabled there) or nobody picks the request up within
+    twice the lease.
     """
     tell = notice or (lambda message: None)
     brand = config.brand_of(export)
@@ -86,7 +82,6 @@ def run_through_replicas(
         raise RemoteRunFailed(
             f"replica {request.claimed_by} would not run {export}: {answer.get('error')}"
         )
-    # The replica's answer (status, error, counts, the summary document as ``result``).
     return {**answer, "history_id": request.run_id}
 
 
@@ -96,12 +91,9 @@ def open_board(config: Config, *, environ: Mapping[str, str] | None = None) -> L
 
 
 class HeldBrand:
-    """This command holds a brand's lease for one direct run, renewing it meanwhile.
-
-    Entering acquires the lease (:class:`LeaseLost` naming the holder when a
-    replica holds it); the lease is renewed every third of its length and
-    released on exit. :meth:`require` is the run's request gate.
-    """
+    """This command holds a brand's lease for one direct run: acquired on entering
+    (:class:`LeaseLost` naming the holder when taken), renewed every third of its
+    length, released on exit. :meth:`require` is the run's request gate."""
 
     def __init__(self, config: Config, brand: str, *, environ: Mapping[str, str] | None) -> None:
         self.brand = brand

@@ -1,17 +1,11 @@
 """Running exports: one at a time per export, stoppable, followed by id.
 
-The :class:`RunCoordinator` is the only way the daemon starts a run, whether
-the scheduler fires or someone calls the trigger endpoint. It holds one lock
-per export, so a scheduled run and a triggered run never overlap: whichever
-comes second is refused (the scheduler's tick coalesces into the run in
-progress; the trigger endpoint answers 409). Each run gets a stop event,
-set when the export is removed, disabled or changed by a reload, or when the
-daemon shuts down; the run function checks it at batch boundaries.
-
-The run function itself is injected (:class:`RunFunction`): the daemon wires
-the export engine's runner, and tests wire whatever they need to observe. It
-reports into the run's :class:`LiveProgress` (phase, counts so far, history
-id), which ``/runs/<id>`` shows while the run is in flight.
+:class:`RunCoordinator` is the only way the daemon starts a run. A second
+start of a running export is refused (a scheduler tick coalesces into one
+follow-up; the trigger endpoint answers 409). Each run has a stop event, set
+when its export is removed, disabled or changed, or the daemon stops; the
+injected :class:`RunFunction` honours it at batch boundaries and reports into
+the run's :class:`LiveProgress`, which ``/runs/<id>`` shows.
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config
@@ -32,19 +26,14 @@ from omnisync.engine.results import Phase, RunCounts
 
 _log = logging.getLogger("omnisync.daemon.runs")
 
-RunState = Literal["running", "finished"]
-
 #: How many finished runs ``/runs/<id>`` can still show.
 KEPT_RUNS = 500
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What a run function reports: the engine's status, counts and error, if any.
-
-    ``status`` is ``succeeded``, ``partial`` or ``failed``; ``history_id`` is
-    the run's id in the state store's history when it recorded one.
-    """
+    """What a run function reports: the engine's status (or ``skipped``, ``refused``),
+    counts, error, history id and summary document (``result``)."""
 
     status: str
     counts: Mapping[str, int] = field(default_factory=dict)
@@ -54,14 +43,8 @@ class RunOutcome:
 
 
 class LiveProgress:
-    """What a run in flight has reported so far: the engine's
-    :class:`~omnisync.engine.results.RunProgress`, plus the run's history id.
-    Thread-safe; written by the run's threads.
-
-    ``phase`` (``checking``, ``settling``, ``staging``, ``applying``,
-    ``finished``), ``counts`` (the run's counts so far) and ``history_id``
-    (once the run is recorded in history).
-    """
+    """What a run in flight has reported so far (a thread-safe
+    :class:`~omnisync.engine.results.RunProgress`), plus its history id once recorded."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -103,17 +86,28 @@ class RunFunction(Protocol):
     ) -> RunOutcome: ...
 
 
+class Engine(RunFunction, Protocol):
+    """The run function the daemon wires, and what the daemon reads through it."""
+
+    def last_run(self, export: str) -> Mapping[str, Any] | None:
+        """The export's latest run in history, as JSON-ready data."""
+
+    def refusal(self, config: Config, export: str) -> str | None:
+        """Why ``export`` cannot run now (its API key cannot be read), or ``None``."""
+
+    def config_applied(self, config: Config, previous: Config | None) -> None:
+        """The daemon now runs ``config`` (``previous``: the one before, ``None`` at start)."""
+
+
 @dataclass(frozen=True)
 class RunRecord:
-    """One run as the daemon saw it; ``id`` is the daemon's own run id (internal: people
-    are shown ``history_id``, the id ``omnisync history`` knows). ``progress`` is what
-    the run has reported so far."""
+    """One run as the daemon saw it, finished once it has an ``outcome``; ``id`` is the
+    daemon's own (people are shown ``history_id``, the id ``omnisync history`` knows)."""
 
     id: str
     export: str
     trigger: str
     config_revision: str
-    state: RunState
     started_at: datetime
     ended_at: datetime | None = None
     outcome: RunOutcome | None = None
@@ -122,11 +116,8 @@ class RunRecord:
     progress: LiveProgress = field(default_factory=LiveProgress, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        """The run for ``/runs/<id>``; while in flight, ``phase`` and ``counts`` are live.
-
-        ``result``: the run's summary document (``export run --format json``'s),
-        once finished, when the run function gave one.
-        """
+        """The run for ``/runs/<id>``: live ``phase`` and ``counts`` while in flight, the
+        summary document (``result``) once finished."""
         outcome = self.outcome
         phase, counts, history_id = self.progress.snapshot()
         if outcome is not None:
@@ -138,7 +129,7 @@ class RunRecord:
             "export": self.export,
             "trigger": self.trigger,
             "config_revision": self.config_revision,
-            "state": self.state,
+            "state": "finished" if outcome else "running",
             "phase": phase,
             "status": outcome.status if outcome else None,
             "started_at": self.started_at.isoformat(),
@@ -153,8 +144,7 @@ class RunRecord:
 
 @dataclass
 class _Active:
-    """A run in flight. The config snapshot travels with it: a reload mid-run never
-    changes what it sends."""
+    """A run in flight, with its config snapshot: a reload never changes what it sends."""
 
     record: RunRecord
     config: Config
@@ -167,10 +157,8 @@ class _Active:
 class RunCoordinator:
     """Starts runs, keeps them exclusive per export, stops them, remembers them.
 
-    ``config`` returns the config a run starting now must use (the last good
-    one); each run keeps the snapshot it started with. ``on_finished`` is
-    called (from the run's thread) after every run with its final record,
-    ``on_started`` before it begins.
+    ``config`` returns the config a run starting now uses. ``on_started`` and
+    ``on_finished`` are called from the run's thread with its record.
     """
 
     def __init__(
@@ -179,8 +167,8 @@ class RunCoordinator:
         *,
         config: Callable[[], Config],
         clock: Clock,
-        on_started: Callable[[RunRecord], None] | None = None,
-        on_finished: Callable[[RunRecord], None] | None = None,
+        on_started: Callable[[RunRecord], None],
+        on_finished: Callable[[RunRecord], None],
     ) -> None:
         self._run_function = run_function
         self._config = config
@@ -197,32 +185,36 @@ class RunCoordinator:
 
     @property
     def accepting(self) -> bool:
-        """Whether runs may still start (not once shutdown began)."""
         return self._accepting
 
     # -- starting -----------------------------------------------------------------
 
     def start(self, export: str, *, trigger: str) -> RunRecord | None:
-        """Start ``export`` in a new thread and return its record at once.
-
-        ``None`` when that export is already running (or the daemon is stopping).
-        """
-        active = self._claim(export, trigger=trigger)
-        if active is None:
-            return None
+        """Start ``export`` in a new thread; its record, ``None`` when it is running already
+        (or the daemon is stopping)."""
+        config = self._config()
+        with self._lock:
+            if not self._accepting or export in self._active:
+                return None
+            record = RunRecord(
+                id=f"{self._prefix}-{next(self._ids)}",
+                export=export,
+                trigger=trigger,
+                config_revision=config.revision,
+                started_at=self._clock.wall(),
+            )
+            active = _Active(record=record, config=config, stop=threading.Event())
+            self._active[export] = active
+            self._remember(record)
         thread = threading.Thread(
             target=self._execute, args=(active,), name=f"run-{export}", daemon=True
         )
         thread.start()
-        return active.record
+        return record
 
     def request(self, export: str, *, trigger: str) -> RunRecord | None:
-        """Start ``export`` now, or, when it is running, once more right after.
-
-        The scheduler's way in: however many ticks fall while a run is in
-        flight, they coalesce into one follow-up run. Returns the started
-        run's record, or ``None`` when the tick was coalesced.
-        """
+        """Start ``export`` now, or once more right after its run in flight (ticks during a
+        run coalesce into one follow-up); the started run's record, ``None`` when coalesced."""
         record = self.start(export, trigger=trigger)
         if record is None:
             with self._lock:
@@ -241,29 +233,10 @@ class RunCoordinator:
             record = self.start(export, trigger=trigger)
         return record
 
-    def _claim(self, export: str, *, trigger: str) -> _Active | None:
-        config = self._config()
-        with self._lock:
-            if not self._accepting or export in self._active:
-                return None
-            record = RunRecord(
-                id=f"{self._prefix}-{next(self._ids)}",
-                export=export,
-                trigger=trigger,
-                config_revision=config.revision,
-                state="running",
-                started_at=self._clock.wall(),
-            )
-            active = _Active(record=record, config=config, stop=threading.Event())
-            self._active[export] = active
-            self._remember(record)
-        return active
-
-    def _execute(self, active: _Active) -> RunRecord:
+    def _execute(self, active: _Active) -> None:
         record = active.record
         began = self._clock.now()
-        if self._on_started is not None:
-            self._on_started(record)
+        self._on_started(record)
         try:
             outcome = self._run_function(
                 active.config,
@@ -282,7 +255,6 @@ class RunCoordinator:
             outcome = RunOutcome(status="failed", error=f"{type(error).__name__}: {error}")
         finished = replace(
             record,
-            state="finished",
             ended_at=self._clock.wall(),
             outcome=outcome,
             duration_seconds=max(0.0, self._clock.now() - began),
@@ -294,14 +266,14 @@ class RunCoordinator:
             rerun = self._accepting and (active.rerun or active.follow_up is not None)
             follow_trigger = "reload" if active.rerun else (active.follow_up or "schedule")
             self._idle.notify_all()
-        if self._on_finished is not None:
-            try:
-                self._on_finished(finished)
-            except Exception:
-                _log.exception(
-                    "recording the end of a run failed", extra={"event": "run_record_failed"}
-                )
-        if rerun and self._runnable(record.export):
+        try:
+            self._on_finished(finished)
+        except Exception:
+            _log.exception(
+                "recording the end of a run failed", extra={"event": "run_record_failed"}
+            )
+        definition = self._config().exports.get(record.export)
+        if rerun and definition is not None and definition.enabled:
             if active.rerun:
                 _log.info(
                     "export %s changed during its run; running it again with the new definition",
@@ -309,11 +281,6 @@ class RunCoordinator:
                     extra={"event": "run_restarted", "export": record.export},
                 )
             self.start(record.export, trigger=follow_trigger)
-        return finished
-
-    def _runnable(self, export: str) -> bool:
-        definition = self._config().exports.get(export)
-        return definition is not None and definition.enabled
 
     def _remember(self, record: RunRecord) -> None:
         self._records[record.id] = record
@@ -324,11 +291,8 @@ class RunCoordinator:
     # -- stopping -----------------------------------------------------------------
 
     def stop(self, export: str, *, reason: str, rerun: bool = False) -> bool:
-        """Ask ``export``'s in-flight run to stop at its next batch boundary.
-
-        Returns whether a run was in flight. ``rerun``: start it again (with
-        the config then current) once it has stopped.
-        """
+        """Ask ``export``'s run to stop at its next batch boundary; whether one was in flight.
+        ``rerun``: start it again with the then current config once it has stopped."""
         with self._lock:
             active = self._active.get(export)
             if active is None:
@@ -375,6 +339,6 @@ class RunCoordinator:
         """The most recent finished run of ``export`` this daemon made."""
         with self._lock:
             for record in reversed(self._records.values()):
-                if record.export == export and record.state == "finished":
+                if record.export == export and record.outcome is not None:
                     return record
         return None

@@ -1,21 +1,18 @@
-"""The scheduler shell: APScheduler 3.x jobs, one per scheduled export.
+"""The scheduler shell: APScheduler 3.x jobs, one per scheduled export, and retries.
 
-Each enabled export with a schedule has one job whose id is the export's
-name (a cron trigger in the schedule's time zone, or an interval trigger);
-a failed run may add a one-off retry job ``retry:<export>``. A job does not
-run the export itself: it asks the :class:`~omnisync.daemon.runs.RunCoordinator`,
-which keeps runs exclusive per export and coalesces ticks that fall during a
-run into one follow-up run. So the scheduler's threads are never held by a
-run, and its ``max_instances=1``/``coalesce=True`` only deal with the
-scheduler's own lateness (a suspended machine), within ``misfire_grace_time``.
+Each enabled export with a schedule has one job whose id is the export's name;
+a failed scheduled run may add a one-off job ``retry:<export>``. A job only
+calls ``fire(export, trigger)``: the run coordinator keeps runs exclusive and
+coalesces ticks, so ``max_instances``/``coalesce`` only cover the scheduler's
+own lateness (a suspended machine), within ``misfire_grace_time``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -28,74 +25,84 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from omnisync.config.cron import crontab_trigger_fields
-from omnisync.daemon.reconcile import Timing
-
-_log = logging.getLogger("omnisync.daemon.scheduler")
+from omnisync.config.model import Schedule
 
 RETRY_PREFIX = "retry:"
 
 #: A tick late by up to this much (a suspended laptop, a stalled VM) still runs, once.
 MISFIRE_GRACE_SECONDS = 3600
 
-Fire = Callable[[str, str], object]
-
-
 #: Aligned interval schedules tick at whole multiples of their interval since this moment,
 #: so replicas that started at different times compute the same fire times.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def nominal_fire(timing: Timing, *, now: datetime) -> datetime:
-    """The latest fire time of ``timing`` at or before ``now``, as every replica computes it.
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff of failed scheduled runs: ``base``, ``2·base``, … ≤ ``cap``
+    seconds, at most ``max_attempts`` retries, and only before the next regular run."""
 
-    Interval schedules are aligned to :data:`EPOCH`; cron schedules tick on
-    whole minutes (crontab has no seconds), so their fire is ``now``'s minute.
-    """
+    base_seconds: float = 30.0
+    cap_seconds: float = 900.0
+    max_attempts: int = 5
+
+    def retry_at(
+        self, *, attempt: int, now: datetime, next_regular: datetime | None
+    ) -> datetime | None:
+        """When retry number ``attempt`` (1-based) should run, or ``None`` when it should not."""
+        # min() before the power: absurd attempt numbers would overflow.
+        delay = min(self.cap_seconds, self.base_seconds * 2 ** min(attempt - 1, 62))
+        moment = now + timedelta(seconds=delay)
+        too_late = next_regular is not None and moment >= next_regular
+        return None if attempt > self.max_attempts or too_late else moment
+
+
+def nominal_fire(timing: Schedule, *, now: datetime) -> datetime:
+    """The latest fire time of ``timing`` at or before ``now``, as every replica computes it:
+    interval schedules on :data:`EPOCH`'s grid, cron ones on ``now``'s whole minute."""
     if timing.every_seconds is not None:
-        elapsed = (now - EPOCH).total_seconds()
-        ticks = int(elapsed // timing.every_seconds)
+        ticks = (now - EPOCH).total_seconds() // timing.every_seconds
         return EPOCH + timedelta(seconds=ticks * timing.every_seconds)
     return now.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def build_trigger(timing: Timing, *, aligned: bool = False) -> BaseTrigger:
-    """The APScheduler trigger for ``timing``.
-
-    ``aligned``: interval schedules tick on :data:`EPOCH`'s grid.
-    """
+def build_trigger(timing: Schedule, *, aligned: bool = False) -> BaseTrigger:
+    """The APScheduler trigger for ``timing``; ``aligned``: on :data:`EPOCH`'s grid."""
     if timing.cron is not None:
         # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0,
         # so "1" would mean Tuesday. The config's translation keeps crontab's meaning.
         return CronTrigger(
             **crontab_trigger_fields(timing.cron), timezone=ZoneInfo(timing.timezone)
         )
-    assert timing.every_seconds is not None
     return IntervalTrigger(
         seconds=timing.every_seconds, timezone=UTC, start_date=EPOCH if aligned else None
     )
 
 
-def missed_since(timing: Timing, *, last_started: datetime, now: datetime) -> bool:
-    """Whether ``timing`` had a tick after ``last_started`` and before ``now``.
-
-    Used at start-up: ticks missed while the daemon was down coalesce into one run.
-    """
+def missed_since(timing: Schedule, *, last_started: datetime, now: datetime) -> bool:
+    """Whether ``timing`` had a tick after ``last_started`` and before ``now``."""
     if timing.every_seconds is not None:
         return last_started + timedelta(seconds=timing.every_seconds) <= now
-    trigger = build_trigger(timing)
-    # Cron triggers have no memory; ask for the first tick strictly after the last start.
-    following = trigger.get_next_fire_time(None, last_started + timedelta(seconds=1))
+    following = build_trigger(timing).get_next_fire_time(None, last_started + timedelta(seconds=1))
     return following is not None and following <= now
 
 
 class ExportScheduler:
-    """Owns one APScheduler ``BackgroundScheduler``; ``fire(export, trigger)`` runs on each tick."""
+    """Owns one APScheduler ``BackgroundScheduler``; ``fire(export, trigger)`` runs on each tick
+    (``schedule`` or ``retry``)."""
 
-    def __init__(self, fire: Fire, *, aligned: bool = False) -> None:
+    def __init__(
+        self,
+        fire: Callable[[str, str], object],
+        *,
+        aligned: bool = False,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
         self._fire = fire
         self._aligned = aligned
+        self.retry_policy = retry_policy or RetryPolicy()
         self._lock = threading.Lock()
-        self._timings: dict[str, Timing] = {}
+        self._timings: dict[str, Schedule] = {}
         self._retry_attempts: dict[str, int] = {}
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=2)},
@@ -115,28 +122,16 @@ class ExportScheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
-    # -- regular jobs -------------------------------------------------------------
-
-    def scheduled(self) -> dict[str, Timing]:
+    def scheduled(self) -> dict[str, Schedule]:
         """Each export with a regular job, and that job's timing, as the scheduler holds them."""
         with self._lock:
-            return {
-                job.id: self._timings[job.id]
-                for job in self._scheduler.get_jobs()
-                if job.id in self._timings
-            }
+            jobs = self._scheduler.get_jobs()
+            return {job.id: self._timings[job.id] for job in jobs if job.id in self._timings}
 
-    def schedule(self, export: str, timing: Timing) -> None:
+    def schedule(self, export: str, timing: Schedule) -> None:
         """Add ``export``'s job, or replace it with one on the new timing."""
         with self._lock:
-            self._scheduler.add_job(
-                self._fire,
-                build_trigger(timing, aligned=self._aligned),
-                args=(export, "schedule"),
-                id=export,
-                name=f"export {export}",
-                replace_existing=True,
-            )
+            self._add(export, build_trigger(timing, aligned=self._aligned), "schedule")
             self._timings[export] = timing
 
     def unschedule(self, export: str) -> None:
@@ -150,20 +145,21 @@ class ExportScheduler:
         job = self._scheduler.get_job(export)
         return job.next_run_time if job is not None else None
 
-    # -- retries ------------------------------------------------------------------
-
-    def schedule_retry(self, export: str, *, at: datetime, attempt: int) -> None:
-        """Run ``export`` once at ``at`` (retry number ``attempt``)."""
+    def retry(self, export: str, *, now: datetime) -> tuple[int, datetime | None]:
+        """Schedule the next retry of ``export`` by the policy: its number and time, the time
+        ``None`` (and any pending retry dropped) when it should not be tried again before its
+        next regular run."""
+        attempt = self.retry_attempt(export) + 1
+        at = self.retry_policy.retry_at(
+            attempt=attempt, now=now, next_regular=self.next_regular(export)
+        )
+        if at is None:
+            self.cancel_retry(export)
+            return attempt, None
         with self._lock:
-            self._scheduler.add_job(
-                self._fire,
-                DateTrigger(run_date=at),
-                args=(export, "retry"),
-                id=RETRY_PREFIX + export,
-                name=f"retry {attempt} of export {export}",
-                replace_existing=True,
-            )
+            self._add(RETRY_PREFIX + export, DateTrigger(run_date=at), "retry")
             self._retry_attempts[export] = attempt
+        return attempt, at
 
     def cancel_retry(self, export: str) -> None:
         """Drop ``export``'s pending retry, if any, and forget its attempt count."""
@@ -184,6 +180,17 @@ class ExportScheduler:
         """The earlier of the next regular tick and a pending retry."""
         moments = [m for m in (self.next_regular(export), self.retry_pending(export)) if m]
         return min(moments) if moments else None
+
+    def _add(self, job_id: str, trigger: BaseTrigger, kind: str) -> None:
+        export = job_id.removeprefix(RETRY_PREFIX)
+        self._scheduler.add_job(
+            self._fire,
+            trigger,
+            args=(export, kind),
+            id=job_id,
+            name=f"{kind} of export {export}",
+            replace_existing=True,
+        )
 
     def _remove(self, job_id: str) -> None:
         with contextlib.suppress(JobLookupError):

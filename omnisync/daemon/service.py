@@ -1,26 +1,16 @@
 """The daemon: a main loop that reloads, reconciles, and answers signals.
 
-:class:`Daemon` composes the shells — scheduler, run coordinator, watcher,
-control server, notifier — around the last good config. Everything that
-touches the outside (loading and validating a config, running an export,
-reading run history) is injected, so the command line wires the real engine
-and tests can wire anything.
+:class:`Daemon` composes the shells (scheduler, run coordinator, watcher,
+control server, notifier) around the last good config; loading a config,
+running an export and reading run history are injected. Only the main loop
+(the thread in :meth:`Daemon.serve`) reloads or reconciles: signal handlers
+and the watcher leave a note and wake it. Each pass it stops when asked
+(runs stop at a batch boundary, bounded), reloads (SIGHUP at once, file
+events after ``daemon.reload_debounce``), reconciles and pets the watchdog.
 
-The main loop (the thread that called :meth:`Daemon.serve`) is the only one
-that reloads or reconciles: signal handlers and the watcher only leave a
-note and wake it through a pipe. Each pass it
-
-1. stops when asked (SIGTERM/SIGINT): stop scheduling, ask runs to stop at a
-   batch boundary, wait for them (bounded), exit;
-2. reloads on SIGHUP at once, and after file events once the config has
-   been quiet for ``daemon.reload_debounce``;
-3. reconciles the scheduler with the current config (every tick);
-4. pets the systemd watchdog.
-
-A reload validates first; a config that fails to load, validate or resolve
-its secrets is logged line by line (``file:line:col: path: message``), shown
-in ``/status`` and in ``omnisync_config_reload_success 0`` — and the last
-good config keeps running.
+A config that fails to load, validate or resolve its secrets is logged line
+by line, shown in ``/status``, ``omnisync_config_reload_success 0`` and
+``STATUS=``, and the last good config keeps running.
 """
 
 from __future__ import annotations
@@ -30,11 +20,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omnisync import __version__
 from omnisync.clock import Clock
@@ -48,26 +35,23 @@ from omnisync.daemon.discovery import (
     write_info,
 )
 from omnisync.daemon.loading import (
-    ConfigLoader,
+    DaemonConfigLoader,
     LoadedConfig,
     LoadFailed,
     StartupFailed,
-    log_rejected,
 )
 from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
-from omnisync.daemon.runs import RunFunction
-from omnisync.daemon.status import (
-    DaemonView,
-    ReloadResult,
-    build_status,
-    last_success,
-    status_line,
-)
-from omnisync.daemon.supervisor import Preflight, SharedScheduling, Supervisor
+from omnisync.daemon.runs import Engine
+from omnisync.daemon.status import ReloadResult, status_line
+from omnisync.daemon.supervisor import Supervisor
+from omnisync.daemon.triggers import manual_trigger
 from omnisync.daemon.wakeup import WakeUp
 from omnisync.daemon.watcher import ConfigWatcher
 from omnisync.logs import Redactor
+
+if TYPE_CHECKING:
+    from omnisync.daemon.replicated import Replication
 
 #: How many reloads /status lists.
 RELOAD_HISTORY = 10
@@ -80,74 +64,58 @@ _STALL_SECONDS = 60.0
 _TICK_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class DaemonOptions:
-    """How this daemon runs, beyond what the config says."""
-
-    config_path: Path
-    state_dir: Path
-    control_listen: str
-    shutdown_timeout: float = 30.0
-
-
 class Daemon:
-    """One daemon process's worth of state. Build, :meth:`serve`, and it returns an exit code."""
+    """One daemon process's worth of state: :meth:`start`, then :meth:`serve` returns the
+    exit code. ``replication``: this daemon's part in a shared state store, if any."""
 
     def __init__(
         self,
         initial: LoadedConfig,
         *,
-        options: DaemonOptions,
-        loader: ConfigLoader,
-        run_function: RunFunction,
+        config_path: Path,
+        state_dir: Path,
+        control_listen: str,
+        shutdown_timeout: float = 30.0,
+        loader: DaemonConfigLoader,
+        engine: Engine,
         clock: Clock,
         notifier: Notifier,
         metrics: DaemonMetrics | None = None,
-        last_run: Callable[[str], Mapping[str, Any] | None] | None = None,
-        on_applied: Callable[[LoadedConfig, LoadedConfig | None], None] | None = None,
         redactor: Redactor | None = None,
-        preflight: Preflight | None = None,
-        shared: SharedScheduling | None = None,
-        ready: Callable[[], bool] | None = None,
+        replication: Replication | None = None,
     ) -> None:
-        self.options = options
-        self._ready = ready
+        self._config_path = config_path
+        self._state_dir = state_dir
+        self._control_listen = control_listen
+        self._shutdown_timeout = shutdown_timeout
         self.metrics = metrics or DaemonMetrics()
         self._loader = loader
         self._clock = clock
         self._notifier = notifier
-        self._last_run = last_run
-        self._on_applied = on_applied
+        self._engine = engine
         self._redactor = redactor
+        self._replication = replication
         self._loaded = initial
-        self._loaded_at = clock.wall()
+        self._loaded_at = self._started_at = clock.wall()
         self._config_lock = threading.Lock()
-        self._started_at = clock.wall()
         started = ReloadResult(
             ok=True, at=self._started_at, source="start", revision=initial.config.revision
         )
         #: The latest reloads, newest last: the reload history /status shows.
         self._reloads = collections.deque([started], maxlen=RELOAD_HISTORY)
         self.supervisor = Supervisor(
-            run_function,
-            config=self.config,
-            clock=clock,
-            metrics=self.metrics,
-            last_run=last_run,
-            preflight=preflight,
-            shared=shared,
+            engine, config=self.config, clock=clock, metrics=self.metrics, shared=replication
         )
-        self._watcher = ConfigWatcher(options.config_path, self._files_changed)
+        if replication is not None:
+            replication.bind(self.supervisor)
+        self._watcher = ConfigWatcher(config_path, self._files_changed)
         self._control: ControlServer | None = None
-        self._token = ""
         # Notes left for the main loop by signal handlers and the watcher.
         self._notes = WakeUp()
         self._heartbeat = time.monotonic()
         #: After :meth:`shutdown`: whether every run stopped within the timeout.
         self.drained = True
         self._started = False
-
-    # -- what others read ---------------------------------------------------------
 
     def config(self) -> Config:
         """The last good config."""
@@ -177,30 +145,23 @@ class Daemon:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind the control endpoint, schedule the exports, watch the config, tell systemd."""
-        state_dir = self.options.state_dir
-        try:
-            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as error:
-            raise StartupFailed(
-                f"cannot create the state directory {state_dir}: {error.strerror or error}"
-            ) from None
+        """Bind the control endpoint, schedule the exports, watch the config, tell systemd
+        (``state_dir`` must exist)."""
         self._secrets_loaded(self._loaded)
-        self._token = self._loaded.control_token or ensure_token(state_dir)
+        token = self._loaded.control_token or ensure_token(self._state_dir)
         try:
-            self._control = ControlServer(self.options.control_listen, self, token=self._token)
+            self._control = ControlServer(self._control_listen, self, token=token)
         except (OSError, ValueError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             raise StartupFailed(
-                f"cannot serve the control endpoint on {self.options.control_listen}: {reason}"
+                f"cannot serve the control endpoint on {self._control_listen}: {reason}"
             ) from None
-        self._control.start()
         write_info(
-            state_dir,
+            self._state_dir,
             DaemonInfo(
                 pid=os.getpid(),
                 address=self._control.address,
-                config_path=str(self.options.config_path),
+                config_path=str(self._config_path),
                 started_at=self._started_at.isoformat(),
             ),
         )
@@ -223,6 +184,8 @@ class Daemon:
             },
         )
         self._started = True
+        if self._replication is not None:
+            self._replication.member.start()
         self._notifier.ready(self._status_line())
 
     def serve(self) -> int:
@@ -265,23 +228,26 @@ class Daemon:
         if in_flight:
             _log.info(
                 "waiting up to %ss for runs to reach a batch boundary: %s",
-                self.options.shutdown_timeout,
+                self._shutdown_timeout,
                 ", ".join(in_flight),
                 extra={"event": "daemon_draining", "exports": in_flight},
             )
-        drained = self.drained = self.supervisor.shutdown(timeout=self.options.shutdown_timeout)
+        drained = self.drained = self.supervisor.shutdown(timeout=self._shutdown_timeout)
         if not drained:
             # The ledger is still consistent: whatever was in flight is recorded as
             # in-flight batches, which the next run settles.
             _log.error(
                 "runs still going after %ss: %s; exiting anyway",
-                self.options.shutdown_timeout,
+                self._shutdown_timeout,
                 ", ".join(sorted(self.supervisor.coordinator.running())),
                 extra={"event": "daemon_drain_timeout"},
             )
+        if self._replication is not None:
+            # After the runs stopped: hand the brands over at once rather than at expiry.
+            self._replication.member.stop()
         if self._control is not None:
             self._control.stop()
-        remove_info(self.options.state_dir, pid=os.getpid())
+        remove_info(self._state_dir, pid=os.getpid())
         if self._started:
             _log.info("daemon stopped", extra={"event": "daemon_stopped", "drained": drained})
         self._notifier.close()
@@ -295,31 +261,35 @@ class Daemon:
         self._notifier.reloading()
         at = self._clock.wall()
         try:
-            loaded = self._loader(self.options.config_path)
+            loaded = self._loader(self._config_path)
         except LoadFailed as failure:
-            log_rejected(failure, source=source, running_revision=self.config().revision)
-            return self._reloaded(
-                ReloadResult(
-                    ok=False,
-                    at=at,
-                    source=source,
-                    revision=failure.revision or None,
-                    problems=failure.problems,
+            running = self.config().revision
+            for problem in failure.problems:
+                _log.error(
+                    "config reload of revision %s failed, still running revision %s: %s",
+                    failure.revision or "unreadable",
+                    running,
+                    problem,
+                    extra={
+                        "event": "config_reload_failed",
+                        "source": source,
+                        "revision": failure.revision or None,
+                        "running_revision": running,
+                    },
                 )
+            result = ReloadResult(
+                ok=False,
+                at=at,
+                source=source,
+                revision=failure.revision or None,
+                problems=failure.problems,
             )
-        previous = self._loaded
-        self._secrets_loaded(loaded)
-        if loaded.control_token and loaded.control_token != self._token:
-            self._token = loaded.control_token
-            if self._control is not None:
+        else:
+            self._secrets_loaded(loaded)
+            if loaded.control_token and self._control is not None:
                 self._control.set_token(loaded.control_token)
-        self._apply(loaded, previous=previous)
-        return self._reloaded(
-            ReloadResult(ok=True, at=at, source=source, revision=loaded.config.revision)
-        )
-
-    def _reloaded(self, result: ReloadResult) -> bool:
-        """Show ``result`` (/status, metrics, systemd) and return whether it succeeded."""
+            self._apply(loaded, previous=self._loaded)
+            result = ReloadResult(ok=True, at=at, source=source, revision=loaded.config.revision)
         self._reloads.append(result)
         self.metrics.reloaded(ok=result.ok, at=result.at)
         self._notifier.ready(self._status_line())
@@ -327,22 +297,19 @@ class Daemon:
 
     def _secrets_loaded(self, loaded: LoadedConfig) -> None:
         if self._redactor is not None:
-            self._redactor.register(loaded.secret_values)
-            if loaded.control_token:
-                self._redactor.register((loaded.control_token,))
+            self._redactor.register(loaded.secret_values)  # the control token among them
 
     def _apply(self, loaded: LoadedConfig, *, previous: LoadedConfig | None) -> None:
         with self._config_lock:
             self._loaded = loaded
             self._loaded_at = self._clock.wall()
-        if self._on_applied is not None:
-            self._on_applied(loaded, previous)
+        self._engine.config_applied(loaded.config, previous.config if previous else None)
         changes = self.supervisor.apply(loaded.config)
         self.metrics.config_applied(
             loaded.config.revision,
             loaded.config.exports,
             connections=loaded.config.connections,
-            last_success=self._last_success,
+            last_run=self._engine.last_run,
         )
         if previous is not None:
             _log.info(
@@ -357,15 +324,11 @@ class Daemon:
                 },
             )
 
-    def _last_success(self, export: str) -> datetime | None:
-        """When the history's latest run of ``export`` ended, if it succeeded."""
-        return last_success(self._last_run(export) if self._last_run is not None else None)
-
     # -- ControlApi ---------------------------------------------------------------
 
     def healthy(self) -> bool:
         """The main loop comes round, and a shared state store (if any) answers."""
-        ready = self._ready is None or self._ready()
+        ready = self._replication is None or self._replication.member.ready
         return ready and time.monotonic() - self._heartbeat < _STALL_SECONDS
 
     def metrics_text(self) -> tuple[bytes, str]:
@@ -374,13 +337,21 @@ class Daemon:
     def trigger(
         self, export: str, *, release_by: str | None = None, full: bool = False
     ) -> TriggerAnswer:
-        return self.supervisor.trigger(export, release_by=release_by, full=full)
+        trigger = manual_trigger("daemon-trigger", full=full, release_by=release_by)
+        answer = self.supervisor.start_asked(export, trigger=trigger)
+        if answer.status == 202:
+            _log.info(
+                "run of export %s triggered through the control endpoint",
+                export,
+                extra={"event": "run_triggered", "export": export, "run_id": answer.body["id"]},
+            )
+        return answer
 
     def token_hint(self) -> str:
         reference = self.config().daemon.control_token
         if reference is not None:
             return f"the daemon uses daemon.control.token, {reference.describe()}"
-        return f"see {self.options.state_dir / TOKEN_FILENAME}"
+        return f"see {self._state_dir / TOKEN_FILENAME}"
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         record = self.supervisor.coordinator.get(run_id)
@@ -389,39 +360,39 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         with self._config_lock:
             config, loaded_at = self._loaded.config, self._loaded_at
-        document = build_status(
-            daemon=DaemonView(
-                pid=os.getpid(),
-                version=__version__,
-                started_at=self._started_at,
-                config_path=str(self.options.config_path),
-                control_address=self.control_address,
-                state_dir=str(self.options.state_dir),
-            ),
-            config=config,
-            loaded_at=loaded_at,
-            last_reload=self._reloads[-1],
-            view=self.supervisor.view,
-            reloads=tuple(self._reloads),
-        )
+        reloads = [reload.to_json() for reload in self._reloads]
+        document = {
+            "daemon": {
+                "pid": os.getpid(),
+                "version": __version__,
+                "started_at": self._started_at.isoformat(),
+                "config_path": str(self._config_path),
+                "control_address": self.control_address,
+                "state_dir": str(self._state_dir),
+            },
+            "config": {
+                "revision": config.revision,
+                "files": list(config.files),
+                "loaded_at": loaded_at.isoformat(),
+            },
+            "last_reload": reloads[-1],
+            "reloads": reloads,
+            "exports": {
+                name: self.supervisor.export_status(name, config.exports[name])
+                for name in sorted(config.exports)
+            },
+        }
         return self._scrubbed(document)
 
     def _scrubbed(self, document: dict[str, Any]) -> dict[str, Any]:
         """Belt and braces: errors from the engine are masked already; secrets never pass."""
-        if self._redactor is not None:
-            document = self._redactor.scrub_value(document)
-        return document
-
-    def _held(self, export: str) -> bool:
-        """Whether this daemon's last run of ``export`` was held (in memory: read every tick)."""
-        last = self.supervisor.coordinator.last(export)
-        return last is not None and last.outcome is not None and last.outcome.status == "held"
+        return self._redactor.scrub_value(document) if self._redactor else document
 
     def _status_line(self) -> str:
-        config = self.config()
+        config, coordinator = self.config(), self.supervisor.coordinator
+        # This daemon's own last runs (in memory: read every tick), not the history.
+        last = [(name, coordinator.last(name)) for name in config.exports]
+        held = [name for name, run in last if run and run.outcome and run.outcome.status == "held"]
         return status_line(
-            config,
-            running=self.supervisor.coordinator.running(),
-            last_reload=self._reloads[-1],
-            held=[name for name in config.exports if self._held(name)],
+            config, running=coordinator.running(), last_reload=self._reloads[-1], held=held
         )

@@ -1,21 +1,16 @@
 """The HTTP server under the control endpoint: waitress, with a connection budget.
 
-waitress is a production WSGI server: one asynchronous I/O loop holds every
-connection (``poll()``, so past 1,024 descriptors), a fixed pool of threads
-runs requests, and its parser answers malformed requests ``400``. An idle or
-slow connection costs a file descriptor, never a thread. :class:`BudgetServer`
-adds one policy of ours on top, the *connection budget*:
+waitress holds every connection in one I/O loop (``poll()``) and runs requests
+on a fixed thread pool: an idle connection costs a descriptor, never a thread.
+:class:`BudgetServer` adds the *connection budget*:
 
-- at most :func:`connection_limit` connections at once, a quarter of the
-  file-descriptor limit (so that connections can never take the descriptors
-  a run needs for its lock, ledger and HTTP client), at most 100;
+- at most :func:`connection_limit` connections: a quarter of the open-file
+  limit (runs keep the descriptors they need), at most 100;
 - a connection must deliver a complete request within
-  :data:`REQUEST_DEADLINE` seconds of opening, or of its previous answer;
-  idle and slow ("slowloris") connections are closed when it passes;
-- when the budget is full, a new connection is still accepted: the one that
-  has been waiting longest without a complete request is closed to make
-  room. A probe is never stuck behind hundreds of queued idle connections,
-  and a connection whose request is being answered is never closed;
+  :data:`REQUEST_DEADLINE` of opening or of its previous answer, or is closed
+  (idle and "slowloris" connections);
+- at the budget a new connection is still accepted: the one waiting longest
+  without a complete request is closed to make room (never one being answered);
 - out of file descriptors, accepting pauses a moment instead of spinning.
 """
 
@@ -47,12 +42,8 @@ _ACCEPT_PAUSE = 0.5
 
 
 def raise_file_limit() -> int:
-    """Raise the soft limit on open files to the hard one; the soft limit in force.
-
-    The connection budget is a share of it, so a higher limit means more room
-    for runs and for connections alike. A refusal (a seccomp filter, a
-    container) leaves the limit as it was.
-    """
+    """Raise the soft limit on open files to the hard one (a refusal leaves it); the soft
+    limit in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if resource.RLIM_INFINITY not in (hard, soft) and soft < hard:
         try:
@@ -81,12 +72,8 @@ def ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 
 class _Parser(HTTPRequestParser):  # type: ignore[misc]
-    """waitress's parser; a header value too long for ``int()`` is a 400 like any other.
-
-    (waitress checks that Content-Length is digits, then ``int()`` raises
-    ValueError for more than 4,300 of them: an unanswered connection and a
-    traceback, without this.)
-    """
+    """waitress's parser; a header value too long for ``int()`` (a Content-Length of over
+    4,300 digits) is a 400, not a traceback and an unanswered connection."""
 
     def parse_header(self, header_plus: bytes) -> None:
         try:
@@ -96,8 +83,7 @@ class _Parser(HTTPRequestParser):  # type: ignore[misc]
 
 
 class _Channel(HTTPChannel):  # type: ignore[misc]
-    """One connection. ``waiting_since``: when it began waiting for a request (monotonic),
-    ``None`` while a request of it is being answered."""
+    """One connection; ``waiting_since`` (monotonic) is ``None`` while it is being answered."""
 
     parser_class = _Parser
 
@@ -130,7 +116,6 @@ class BudgetServer(TcpWSGIServer):  # type: ignore[misc]
         return len(self.active_channels) < self.limit or self._longest_waiting() is not None
 
     def _sweep(self, now: float) -> None:
-        """Note who waits since when; close those past the deadline."""
         for channel in list(self.active_channels.values()):
             if channel.requests:
                 channel.waiting_since = None

@@ -1,23 +1,21 @@
 """The supervisor: keeps the scheduler and the running exports in step with the config.
 
-It owns the :class:`~omnisync.daemon.scheduler.ExportScheduler` and the
-:class:`~omnisync.daemon.runs.RunCoordinator` and applies what
-:func:`~omnisync.daemon.reconcile.reconcile` decides — on each reload and on
-each tick of the main loop. It also decides what follows a run: metrics, a
-log line, and, for a failed scheduled run, a retry with capped backoff
-before the next regular tick.
+It owns the scheduler and the run coordinator, applies what
+:func:`~omnisync.daemon.reconcile.reconcile` decides on each reload and tick,
+and follows each run up: metrics, a log line, and for a failed scheduled run
+a retry before the next regular tick.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from omnisync.clock import Clock
-from omnisync.config.model import Config
+from omnisync.config.model import Config, Export, Schedule
 from omnisync.daemon.control import TriggerAnswer
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.reconcile import (
@@ -25,36 +23,25 @@ from omnisync.daemon.reconcile import (
     ExportSpec,
     ScheduleJob,
     StopRun,
-    Timing,
     changed_exports,
     desired_exports,
     reconcile,
 )
-from omnisync.daemon.retrying import RetryPolicy
-from omnisync.daemon.runs import RunCoordinator, RunFunction, RunRecord
-from omnisync.daemon.scheduler import ExportScheduler, missed_since
-from omnisync.daemon.status import ExportView, parse_time
-from omnisync.daemon.triggers import manual_trigger
+from omnisync.daemon.runs import Engine, RunCoordinator, RunRecord
+from omnisync.daemon.scheduler import ExportScheduler, RetryPolicy, missed_since
+from omnisync.daemon.status import export_state, parse_time
 
 _log = logging.getLogger("omnisync.daemon")
 
 #: Triggers whose failure is retried with backoff (a person who triggered a run sees its result).
 RETRIED_TRIGGERS = frozenset({"schedule", "retry", "catch-up", "reload"})
 
-#: The trigger name of runs started through the control endpoint.
-DAEMON_TRIGGER = "daemon-trigger"
-
-LastRun = Callable[[str], Mapping[str, Any] | None]
-
-#: Why an export cannot run now (e.g. its API key cannot be read), or ``None``.
-Preflight = Callable[[Config, str], str | None]
-
 
 class SharedScheduling(Protocol):
     """What the supervisor asks of a shared store's replica membership."""
 
     def claimed(
-        self, export: str, timing: Timing, *, now: datetime, retry: bool = False
+        self, export: str, timing: Schedule, *, now: datetime, retry: bool = False
     ) -> AbstractContextManager[bool]:
         """Whether this replica holds the export's brand and claimed its latest fire
         (``retry``: a retry of a failed run, for the holder only, nothing to claim).
@@ -65,47 +52,36 @@ class SharedScheduling(Protocol):
 
 
 class Supervisor:
-    """Schedules, starts, stops and retries export runs for the current config.
-
-    ``config`` returns the config runs must use (the last good one);
-    ``last_run`` reads an export's most recent run from the state store's
-    history (for ``/status`` and for catching up after downtime);
-    ``preflight`` says why a triggered run cannot start (the trigger
-    endpoint answers 422 with it, and nothing is recorded).
-    """
+    """Schedules, starts, stops and retries export runs of ``engine`` for the current
+    config (``config`` returns the last good one)."""
 
     def __init__(
         self,
-        run_function: RunFunction,
+        engine: Engine,
         *,
         config: Callable[[], Config],
         clock: Clock,
         metrics: DaemonMetrics,
         retry_policy: RetryPolicy | None = None,
-        last_run: LastRun | None = None,
-        preflight: Preflight | None = None,
         shared: SharedScheduling | None = None,
     ) -> None:
+        self._engine = engine
         self._clock = clock
         self._shared = shared
-        self._preflight = preflight
         self._metrics = metrics
-        self._retry_policy = retry_policy or RetryPolicy()
-        self._last_run = last_run
-        self._config = config
+        #: The config runs starting now use (the last good one).
+        self.config = config
         self._applied: dict[str, ExportSpec] = {}
         self.coordinator = RunCoordinator(
-            run_function,
+            engine,
             config=config,
             clock=clock,
             on_started=lambda record: metrics.run_started(record.export),
             on_finished=self._run_finished,
         )
-        self.scheduler = ExportScheduler(self._fire, aligned=shared is not None)
-
-    def current_config(self) -> Config:
-        """The config runs starting now use (the last good one)."""
-        return self._config()
+        self.scheduler = ExportScheduler(
+            self._fire, aligned=shared is not None, retry_policy=retry_policy
+        )
 
     def start(self) -> None:
         self.scheduler.start()
@@ -167,25 +143,20 @@ class Supervisor:
                 )
 
     def catch_up(self, exports: Collection[str] | None = None) -> None:
-        """Ticks missed while the daemon was down coalesce into one run now.
+        """Run once now what missed its schedule while the daemon was down, and resume runs
+        the previous daemon left unfinished (``running``, ``interrupted``, ``partial``).
 
-        Also resumes a run the previous daemon left unfinished (killed, or
-        stopped by a shutdown: ``running``, ``interrupted`` or ``partial`` in
-        history): its in-flight batches and pending work get done at once.
-
-        On a shared store this runs per brand as its lease is taken
-        (``exports``: that brand's), not at start; a missed tick is then the
-        latest scheduled fire, run only if this replica claims it (no other
-        replica ran it).
+        On a shared store this happens per brand as its lease is taken (``exports``:
+        that brand's); a missed tick is then the latest fire, if this replica claims it.
         """
-        if self._last_run is None or (exports is None and self._shared is not None):
+        if exports is None and self._shared is not None:
             return
         now = self._clock.wall()
         for name, spec in sorted(self._applied.items()):
             skipped = exports is not None and name not in exports
             if skipped or not spec.wants_job or spec.timing is None:
                 continue
-            last = self._last_run(name) or {}
+            last = self._engine.last_run(name) or {}
             unfinished = last.get("status") in {"running", "interrupted", "partial"}
             if self._shared is not None:
                 if unfinished:
@@ -222,42 +193,21 @@ class Supervisor:
             return
         self.coordinator.request(export, trigger=trigger)
 
-    def trigger(
-        self, export: str, *, release_by: str | None = None, full: bool = False
-    ) -> TriggerAnswer:
-        """Start ``export`` now for the control endpoint (:meth:`start_asked`).
-
-        ``release_by`` (who) releases this one run past the change guards;
-        ``full`` re-sends and re-tags every member. Both are written into the
-        run's trigger in history (``daemon-trigger, full resync, release by WHO``).
-        """
-        trigger = manual_trigger(DAEMON_TRIGGER, full=full, release_by=release_by)
-        answer = self.start_asked(export, trigger=trigger)
-        if answer.status == 202:
-            _log.info(
-                "run of export %s triggered through the control endpoint",
-                export,
-                extra={"event": "run_triggered", "export": export, "run_id": answer.body["id"]},
-            )
-        return answer
-
     def start_asked(self, export: str, *, trigger: str, check_key: bool = True) -> TriggerAnswer:
         """Start a run someone asked for: 202 with the run, or 404/409/422 with the reason.
 
-        Never queued behind a run in flight (409 names it): the asker decides
-        whether to wait. 422 (with ``check_key``): the export cannot run as
-        configured now (its API key cannot be read); a config problem, so no
-        run is started or recorded. Without ``check_key`` such a run ends
-        ``refused`` instead.
+        Never queued behind a run in flight (409 names it). 422 (``check_key``): its API
+        key cannot be read, so nothing is started or recorded; without ``check_key`` such
+        a run ends ``refused``.
         """
-        config = self._config()
+        config = self.config()
         definition = config.exports.get(export)
         if definition is None:
             return TriggerAnswer(404, {"error": f"no export named {export!r} in the config"})
         if not definition.enabled:
             return TriggerAnswer(409, {"error": f"export {export!r} is disabled"})
-        if check_key and self._preflight is not None:
-            refusal = self._preflight(config, export)
+        if check_key:
+            refusal = self._engine.refusal(config, export)
             if refusal is not None:
                 self._log_refused(export, trigger, refusal)
                 return TriggerAnswer(422, {"error": refusal})
@@ -271,21 +221,41 @@ class Supervisor:
             409, {"error": f"export {export!r} is already running", "run": running.to_json()}
         )
 
-    def view(self, export: str) -> ExportView:
-        """What ``/status`` shows for ``export``."""
-        own = self.coordinator.last(export)
-        last = self._last_run(export) if self._last_run is not None else None
-        refused = own is not None and own.outcome is not None and own.outcome.status == "refused"
-        if own is not None and (last is None or refused):
+    def export_status(self, name: str, export: Export) -> dict[str, Any]:
+        """``export``'s entry in ``/status``."""
+        own = self.coordinator.last(name)
+        last = self._engine.last_run(name)
+        if own is not None and (last is None or (own.outcome and own.outcome.status == "refused")):
             # A refused run (its API key unreadable) is in no history, but is the latest news.
             last = own.to_json()
-        return ExportView(
-            running=self.coordinator.running().get(export),
-            next_run=self.scheduler.next_run(export),
-            retry_at=self.scheduler.retry_pending(export),
-            retry_attempt=self.scheduler.retry_attempt(export),
-            last_run=last,
-        )
+        running = self.coordinator.running().get(name)
+        retry_at = self.scheduler.retry_pending(name)
+        next_run = self.scheduler.next_run(name)
+        held = None
+        if last and last.get("status") == "held":
+            held = str(last.get("error") or "held by a change guard")
+        return {
+            "state": export_state(
+                enabled=export.enabled,
+                scheduled=export.enabled and export.schedule is not None,
+                running=running is not None,
+                retrying=retry_at is not None,
+                held=held is not None,
+            ),
+            "held": held,
+            "enabled": export.enabled,
+            "segment": export.segment,
+            "connection": export.connection,
+            "schedule": export.schedule.describe() if export.schedule is not None else None,
+            "next_run": next_run.isoformat() if next_run else None,
+            "retry": (
+                {"attempt": self.scheduler.retry_attempt(name), "at": retry_at.isoformat()}
+                if retry_at is not None
+                else None
+            ),
+            "running": running.to_json() if running is not None else None,
+            "last_run": dict(last) if last is not None else None,
+        }
 
     def _log_refused(self, export: str, trigger: str, reason: str) -> None:
         _log.warning(
@@ -345,21 +315,14 @@ class Supervisor:
             or not spec.wants_job
         ):
             return
-        attempt = self.scheduler.retry_attempt(export) + 1
-        at = self._retry_policy.retry_at(
-            attempt=attempt,
-            now=self._clock.wall(),
-            next_regular=self.scheduler.next_regular(export),
-        )
+        attempt, at = self.scheduler.retry(export, now=self._clock.wall())
         if at is None:
-            self.scheduler.cancel_retry(export)
             _log.warning(
                 "export %s failed; next try at its regular time",
                 export,
                 extra={"event": "run_retry_skipped", "export": export, "attempt": attempt},
             )
             return
-        self.scheduler.schedule_retry(export, at=at, attempt=attempt)
         _log.warning(
             "export %s failed; retry %d at %s",
             export,

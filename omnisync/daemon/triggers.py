@@ -1,15 +1,10 @@
-"""What a run's trigger says, as history records it: who or what started it, and how.
-
-``schedule``, ``retry``, ``catch-up``, ``reload`` come from the daemon; a
-person's run is ``cli``, ``cli request`` (through a shared store) or
-``daemon-trigger``, followed by what the person asked for:
-``cli, full resync, release by olena``. Pure.
-"""
+"""A run's trigger as history records it: ``schedule``, ``retry``, ``catch-up``, ``reload``
+from the daemon; a person's run is ``cli``, ``cli request`` (through a shared store) or
+``daemon-trigger``, then what the person asked for: ``cli, full resync, release by olena``.
+Pure."""
 
 from __future__ import annotations
 
-#: Words a person's run adds to its trigger in history, after the base
-#: (``cli``, ``daemon-trigger``): ``cli, full resync, release by olena``.
 FULL = "full resync"
 RELEASE = "release by"
 

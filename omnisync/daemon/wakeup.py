@@ -1,9 +1,9 @@
 """Notes left for the daemon's main loop, and the pipe that wakes it.
 
-Signal handlers and the config watcher must not reload or stop anything
-themselves: they leave a note here (stop, reload, files changed) and write a
-byte to a pipe the main loop sleeps on (``select``), so it wakes at once and
-acts in its own thread. Every note is safe to leave from a signal handler.
+Signal handlers and the watcher never reload or stop anything themselves: they
+leave a note (stop, reload, files changed) and write a byte to a pipe the main
+loop sleeps on, so it wakes at once and acts in its own thread. Every note is
+safe to leave from a signal handler.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class WakeUp:
         return True
 
     def reload_due(self, debounce: float) -> float | None:
-        """Seconds until the files changed ``debounce`` seconds ago (≤ 0: now, and the
-        change is taken), ``None`` when no change is pending."""
+        """Seconds until a reload is due for changed files (≤ 0: now, and the change is
+        taken), ``None`` when no change is pending."""
         with self._files_lock:
             changed_at = self._files_changed_at
             if changed_at is None:

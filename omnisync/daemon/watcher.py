@@ -1,27 +1,14 @@
 """Watching the config for changes, the way people and tools really change it.
 
-The watcher watches *directories*, never a file: an editor that saves by
-writing a temporary file and renaming it over the old one, a Kubernetes
-ConfigMap that swaps its ``..data`` symlink to a new timestamped directory,
-and ``git checkout``/``git pull`` that rewrite several files all replace
-directory entries, which a watch on the old file would miss.
-
-- A config directory: its ``*.yaml``/``*.yml`` entries and ``..*`` entries
-  (ConfigMap data) count; a single config file: its own name in its parent
-  directory and ``..*`` entries.
-- Editor droppings never count: ``*.swp``-style swap files, ``*~``, ``.#*``,
-  vim's ``4913`` probe, ``*.tmp``, hidden files.
-- A config kept in git: the repository's ``HEAD``, ``index`` and ``packed-refs``
-  and its branch refs, so that a ``git commit`` of files already loaded (which
-  changes no config file) reloads too, and the revision stops saying
-  ``+dirty``.
-- Symlinks are resolved again after every batch of events: when the config
-  path (or its directory) is a symlink, the directory holding the link is
-  watched too, and the watch moves when the link is pointed elsewhere.
-
-The watcher only reports; debouncing (one reload for the many events of a
-``git checkout``) is the daemon's, so that SIGHUP and file events share one
-reload queue.
+Directories are watched, never files: rename-over saves, a Kubernetes
+ConfigMap's ``..data`` symlink swap and ``git checkout`` replace directory
+entries, which a watch on the old file would miss. What counts: config files
+(``*.yaml``/``*.yml``, or the config file's own name) and ``..*`` entries;
+never editor droppings (swap, backup, ``4913``, ``*.tmp``, hidden files). In
+a git repository also ``HEAD``, ``index``, ``packed-refs`` and branch refs, so
+a commit of files already loaded reloads too (the revision loses ``+dirty``).
+Symlinks are resolved again after every batch of events, and the watch
+moves when a link is re-pointed. Debouncing is the daemon's.
 """
 
 from __future__ import annotations
@@ -49,12 +36,8 @@ _WAKE_MILLISECONDS = 1000
 
 @dataclass(frozen=True)
 class WatchTarget:
-    """A directory to watch and which of its entries matter.
-
-    ``names``: exactly these entry names; ``None``: any config file
-    (``*.yaml``/``*.yml``). ``configmap``: ``..*`` entries matter too.
-    ``any_entry``: every entry matters (a directory of git refs).
-    """
+    """A directory to watch and which of its entries matter: ``names`` (``None``: any
+    config file), ``..*`` ones with ``configmap``, all of them with ``any_entry``."""
 
     directory: Path
     names: frozenset[str] | None
@@ -62,7 +45,6 @@ class WatchTarget:
     any_entry: bool = False
 
     def matches(self, path: Path) -> bool:
-        """Whether an event on ``path`` can change the config."""
         try:
             relative = path.relative_to(self.directory)
         except ValueError:
@@ -72,12 +54,11 @@ class WatchTarget:
         entry = relative.parts[0]
         if self.configmap and entry.startswith(".."):
             return True
-        name = relative.parts[-1]
         if len(relative.parts) > 1:
             return False
         if self.any_entry:
-            return not name.endswith(".lock")
-        if is_temporary(name):
+            return not entry.endswith(".lock")
+        if is_temporary(entry):
             return False
         if self.names is not None:
             return entry in self.names
@@ -85,7 +66,6 @@ class WatchTarget:
 
 
 def is_temporary(name: str) -> bool:
-    """An editor's temporary, swap or backup file name."""
     return bool(_TEMPORARY.search(name))
 
 
@@ -116,16 +96,10 @@ def watch_targets(
     """What to watch for ``config_path`` as the file system is now (symlinks resolved);
     ``git_state`` (from :func:`git_targets`) is added as it is."""
     absolute = Path(os.path.abspath(config_path))
-    targets: list[WatchTarget] = []
-    if absolute.is_dir():
-        targets.append(WatchTarget(absolute.resolve(), names=None, configmap=True))
-        link = absolute
-    else:
-        parent = absolute.parent
-        targets.append(
-            WatchTarget(parent.resolve(), names=frozenset({absolute.name}), configmap=True)
-        )
-        link = parent
+    directory = absolute.is_dir()
+    link = absolute if directory else absolute.parent
+    names = None if directory else frozenset({absolute.name})
+    targets = [WatchTarget(link.resolve(), names=names, configmap=True)]
     # A symlinked config directory (a release switch, a mounted volume) changes when the
     # link itself is re-pointed: watch the directory that holds the link for its name.
     if link.is_symlink():
@@ -174,7 +148,26 @@ class ConfigWatcher:
                 extra={"event": "watch_started", "directories": directories},
             )
             try:
-                self._watch(targets, directories, git_state)
+                for changes in watch(
+                    *directories,
+                    watch_filter=None,
+                    debounce=200,
+                    step=50,
+                    stop_event=self._stop,
+                    rust_timeout=_WAKE_MILLISECONDS,
+                    yield_on_timeout=True,
+                    raise_interrupt=False,
+                    recursive=False,
+                ):
+                    relevant = relevant_changes(targets, changes)
+                    if relevant:
+                        self._on_change(relevant)
+                    if watch_targets(self.config_path, git_state=git_state) != targets:
+                        _log.info(
+                            "the config path now resolves elsewhere; moving the watch",
+                            extra={"event": "watch_moved"},
+                        )
+                        break
             except Exception as error:
                 # The directory vanished mid-swap, or inotify ran out of watches: a dead
                 # watcher would silently end hot reload, so wait a little and start again.
@@ -184,30 +177,3 @@ class ConfigWatcher:
                     extra={"event": "watch_failed"},
                 )
                 self._stop.wait(1.0)
-
-    def _watch(
-        self,
-        targets: tuple[WatchTarget, ...],
-        directories: list[str],
-        git_state: tuple[WatchTarget, ...],
-    ) -> None:
-        for changes in watch(
-            *directories,
-            watch_filter=None,
-            debounce=200,
-            step=50,
-            stop_event=self._stop,
-            rust_timeout=_WAKE_MILLISECONDS,
-            yield_on_timeout=True,
-            raise_interrupt=False,
-            recursive=False,
-        ):
-            relevant = relevant_changes(targets, changes)
-            if relevant:
-                self._on_change(relevant)
-            if watch_targets(self.config_path, git_state=git_state) != targets:
-                _log.info(
-                    "the config path now resolves elsewhere; moving the watch",
-                    extra={"event": "watch_moved"},
-                )
-                return

@@ -3,8 +3,8 @@
 ``Emulator`` is the entry point; ``Faults`` configures injected failures.
 """
 
+from omnisync.emulator.contacts import StatusChange, WelcomeMessage
 from omnisync.emulator.faults import Faults
-from omnisync.emulator.records import StatusChange, WelcomeMessage
 from omnisync.emulator.server import Emulator
 from omnisync.emulator.state import RequestRecord, Settings
 

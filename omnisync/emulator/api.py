@@ -2,32 +2,29 @@
 
 Each operation takes the state, the authenticated brand and an
 :class:`ApiRequest`, and returns an :class:`ApiResponse` or raises
-:class:`~omnisync.emulator.problems.ApiProblem`. :func:`route` maps a method
-and path (relative to ``/api``) to an operation, or says 404/405.
+:class:`~omnisync.emulator.problems.ApiProblem`. :func:`route` finds a
+request's endpoint and its operations.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache, partial
+from functools import partial
 from itertools import islice
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
-from omnisync.emulator.batches import render_batch, render_batch_items
-from omnisync.emulator.brand import Brand, email_of
-from omnisync.emulator.envelopes import validate_batch, validate_tags
+from omnisync.emulator.batches import render_batch
+from omnisync.emulator.brand import Brand
+from omnisync.emulator.contacts import ContactRecord, email_of
 from omnisync.emulator.problems import ApiProblem, FieldError, Headers, validation_problem
-from omnisync.emulator.records import ContactRecord
 from omnisync.emulator.state import EmulatorState
-from omnisync.emulator.validation import STATUSES
+from omnisync.emulator.validation import STATUSES, validate_batch, validate_tags
 
 BATCH_STATUSES = ("pending", "inProgress", "finished", "stopped")
 TAGS_PATH = "/contacts/tags"
@@ -35,14 +32,13 @@ TAGS_PATH = "/contacts/tags"
 
 @dataclass(frozen=True)
 class ApiRequest:
-    """One parsed API request; ``body`` is the decoded JSON (``None`` when empty)."""
+    """One parsed API request; ``body`` is the decoded JSON (``None`` when empty);
+    ``parameter`` the id in the path, if any."""
 
-    method: str
-    path: str
     query: dict[str, str]
     body: Any
-    raw: bytes
     base_url: str
+    parameter: str
 
 
 @dataclass(frozen=True)
@@ -55,38 +51,26 @@ class ApiResponse:
     headers: Headers = ()
 
 
-Operation = Callable[[EmulatorState, Brand, ApiRequest, str], ApiResponse]
-Found = TypeVar("Found")
+Operation = Callable[[EmulatorState, Brand, ApiRequest], ApiResponse]
 
 
 def _invalid(name: str, message: str) -> ApiProblem:
-    """A 400 for the one query parameter ``name``, in the wrong format."""
-    return validation_problem([FieldError(name, "invalid_format", message)])
+    """A 400 for the one query parameter ``name``."""
+    return validation_problem([FieldError(name, message)])
 
 
 def _check_choice(
     query: dict[str, str], name: str, allowed: tuple[str, ...], errors: list[FieldError]
 ) -> None:
-    """Add an error when the query parameter ``name`` is given and not one of ``allowed``."""
     if name in query and query[name] not in allowed:
-        errors.append(FieldError(name, "invalid_format", f"Must be one of {', '.join(allowed)}"))
-
-
-def _found(value: Found | None, what: str) -> Found:
-    """``value``, or a 404 saying ``what`` was not found."""
-    if value is None:
-        raise ApiProblem(404, f"{what} not found")
-    return value
+        errors.append(FieldError(name, f"Must be one of {', '.join(allowed)}"))
 
 
 def _int_parameter(
     query: dict[str, str], name: str, *, default: int, low: int, high: int | None
 ) -> int:
-    text = query.get(name)
-    if text is None:
-        return default
     try:
-        value = int(text)
+        value = int(query.get(name, default))
     except ValueError:
         raise _invalid(name, "Must be an integer") from None
     if value < low or (high is not None and value > high):
@@ -95,17 +79,28 @@ def _int_parameter(
     return value
 
 
+def _date_parameter(query: dict[str, str], name: str) -> date | None:
+    try:
+        return date.fromisoformat(query[name]) if name in query else None
+    except ValueError:
+        raise _invalid(name, "Must be a date as yyyy-mm-dd") from None
+
+
+def _contact(brand: Brand, request: ApiRequest) -> ContactRecord:
+    """The contact the path names, or a 404."""
+    record = brand.find(contact_id=request.parameter)
+    if record is None:
+        raise ApiProblem(404, f"Contact {request.parameter} not found")
+    return record
+
+
 # -- contacts -----------------------------------------------------------------
 
 
-def post_contact(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+def post_contact(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
     emails = brand.stored_emails([email_of(request.body)])
     try:
-        status, body = brand.upsert_contact(
-            request.body,
-            at=state.wall_seconds(),
-            failing_emails=state.injector.faults.failing_emails,
-        )
+        status, body = brand.upsert_contact(request.body)
     except ApiProblem as problem:
         problem.emails = emails
         raise
@@ -113,34 +108,32 @@ def post_contact(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
 
 
 def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
 
 
-def _decode_cursor(cursor: str, name: str) -> int:
+def _decode_cursor(query: dict[str, str], name: str) -> int:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        offset = json.loads(base64.urlsafe_b64decode(padded))["offset"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise _invalid(name, "Unknown cursor") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise _invalid(name, "Unknown cursor")
-    return offset
+        prefix, offset = base64.urlsafe_b64decode(query[name]).decode().split(":")
+        if prefix == "offset" and offset.isdigit():
+            return int(offset)
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        pass
+    raise _invalid(name, "Unknown cursor")
 
 
-def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
     query = request.query
     limit = _int_parameter(query, "limit", default=100, low=1, high=250)
     errors: list[FieldError] = []
     _check_choice(query, "status", STATUSES, errors)
     if "status" in query and "tag" in query:
-        errors.append(FieldError("tag", "invalid_format", "Cannot be combined with status"))
+        errors.append(FieldError("tag", "Cannot be combined with status"))
     _check_choice(query, "sort", ("createdAt", "updatedAt"), errors)
     _check_choice(query, "direction", ("asc", "desc"), errors)
     if errors:
         raise validation_problem(errors)
     if "email" in query:
-        found = brand.find(email=query["email"])
-        records = [found] if found is not None else []
+        records = [r for r in [brand.find(email=query["email"])] if r is not None]
     else:
         records = brand.contacts()
     if "phone" in query:
@@ -155,12 +148,11 @@ def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: st
         key=attrgetter(time_field, "number"), reverse=query.get("direction", "desc") == "desc"
     )
     if "after" in query:
-        start = _decode_cursor(query["after"], "after")
+        start = _decode_cursor(query, "after")
     elif "before" in query:
-        start = max(0, _decode_cursor(query["before"], "before") - limit)
+        start = max(0, _decode_cursor(query, "before") - limit)
     else:
         start = 0
-    page = records[start : start + limit]
     has_more = start + limit < len(records)
     paging = {
         "cursors": {
@@ -170,52 +162,32 @@ def list_contacts(state: EmulatorState, brand: Brand, request: ApiRequest, _: st
         "hasMore": has_more,
         "limit": limit,
     }
-    return ApiResponse(200, {"contacts": [brand.render(r) for r in page], "paging": paging})
+    contacts = brand.render(records[start : start + limit])
+    return ApiResponse(200, {"contacts": contacts, "paging": paging})
 
 
-def get_contact(
-    state: EmulatorState, brand: Brand, request: ApiRequest, contact_id: str
-) -> ApiResponse:
-    record = _found(brand.find(contact_id=contact_id), f"Contact {contact_id}")
-    return ApiResponse(200, brand.render(record))
+def get_contact(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
+    return ApiResponse(200, brand.render([_contact(brand, request)])[0])
 
 
-def _patch(
-    state: EmulatorState, brand: Brand, request: ApiRequest, record: ContactRecord
-) -> ApiResponse:
-    try:
-        body = brand.patch_contact(
-            record,
-            request.body,
-            at=state.wall_seconds(),
-            failing_emails=state.injector.faults.failing_emails,
-        )
-    except ValueError as error:
-        raise ApiProblem(409, str(error)) from None
-    return ApiResponse(200, body, (record.email,))
-
-
-def patch_contact_by_email(
-    state: EmulatorState, brand: Brand, request: ApiRequest, _: str
-) -> ApiResponse:
-    email = request.query.get("email")
-    if not email:
-        raise validation_problem(
-            [FieldError("email", "required", "The email query parameter is required")]
-        )
-    record = _found(brand.find(email=email), "A contact with this email")
-    return _patch(state, brand, request, record)
-
-
-def patch_contact_by_id(
-    state: EmulatorState, brand: Brand, request: ApiRequest, contact_id: str
-) -> ApiResponse:
-    record = _found(brand.find(contact_id=contact_id), f"Contact {contact_id}")
-    return _patch(state, brand, request, record)
+def patch_contact(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
+    """PATCH /contacts/{id}, or PATCH /contacts?email=."""
+    if request.parameter:
+        record = _contact(brand, request)
+    else:
+        email = request.query.get("email")
+        if not email:
+            message = "The email query parameter is required"
+            raise validation_problem([FieldError("email", message, "required")])
+        found = brand.find(email=email)
+        if found is None:
+            raise ApiProblem(404, "A contact with this email not found")
+        record = found
+    return ApiResponse(200, brand.patch_contact(record, request.body), (record.email,))
 
 
 def change_tags(
-    state: EmulatorState, brand: Brand, request: ApiRequest, _: str, *, remove: bool
+    state: EmulatorState, brand: Brand, request: ApiRequest, *, remove: bool
 ) -> ApiResponse:
     """POST (add) or DELETE (``remove``) /contacts/tags: 202, applied after ``tag_delay``."""
     errors = validate_tags(request.body)
@@ -232,34 +204,22 @@ def change_tags(
 # -- batches ------------------------------------------------------------------
 
 
-def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
     errors = validate_batch(request.body)
     if errors:
         raise validation_problem(errors)
     emails = brand.stored_emails(map(email_of, request.body["items"]))
-    batch = brand.new_batch(request.body, raw=request.raw, at=state.wall_seconds())
+    batch = brand.new_batch(request.body)
     state.schedule_batch(brand, batch)
     return ApiResponse(201, {"batchID": batch.id, "totalCount": batch.total}, emails)
 
 
-def _date_parameter(query: dict[str, str], name: str) -> date | None:
-    text = query.get(name)
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise _invalid(name, "Must be a date as yyyy-mm-dd") from None
-
-
-def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str) -> ApiResponse:
+def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
     query = request.query
     errors: list[FieldError] = []
-    endpoint = query.get("endpoint")
-    if endpoint is None:
-        errors.append(
-            FieldError("endpoint", "required", "The endpoint query parameter is required")
-        )
+    if "endpoint" not in query:
+        message = "The endpoint query parameter is required"
+        errors.append(FieldError("endpoint", message, "required"))
     _check_choice(query, "endpoint", ("products", "contacts", "events"), errors)
     _check_choice(query, "status", BATCH_STATUSES, errors)
     if errors:
@@ -267,29 +227,24 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
     status = query.get("status")
     offset = _int_parameter(query, "offset", default=0, low=0, high=None)
     limit = _int_parameter(query, "limit", default=100, low=1, high=250)
-    date_from, date_to = _date_parameter(query, "dateFrom"), _date_parameter(query, "dateTo")
+    date_from = _date_parameter(query, "dateFrom") or date.min
+    date_to = _date_parameter(query, "dateTo") or date.max
     with brand.lock:
         matching = (
             batch
             for batch in reversed(brand.batches.values())
-            if batch.endpoint == endpoint
-            and (status is None or batch.status == status)
-            and (
-                date_from is None or datetime.fromtimestamp(batch.created, UTC).date() >= date_from
-            )
-            and (date_to is None or datetime.fromtimestamp(batch.created, UTC).date() <= date_to)
+            if batch.endpoint == query["endpoint"]
+            and status in (None, batch.status)
+            and date_from <= datetime.fromtimestamp(batch.created, UTC).date() <= date_to
         )
-        # Newest first, and no further than the page and one more (to know of a
-        # next page): a client polling the first page of ten thousand batches
-        # costs a page, not ten thousand.
+        # Newest first, and no further than the page and one more (to know of a next page).
         selected = list(islice(matching, offset + limit + 1))
         page = [render_batch(batch) for batch in selected[offset : offset + limit]]
     kept = {k: v for k, v in query.items() if k not in ("offset", "limit")}
 
     def link(new_offset: int) -> str:
-        return f"{request.base_url}/batches?" + urlencode(
-            {**kept, "limit": limit, "offset": new_offset}
-        )
+        parameters = urlencode({**kept, "limit": limit, "offset": new_offset})
+        return f"{request.base_url}/batches?{parameters}"
 
     paging: dict[str, Any] = {"offset": offset, "limit": limit}
     if offset + limit < len(selected):
@@ -300,74 +255,37 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest, _: str
 
 
 def get_batch(
-    state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
+    state: EmulatorState, brand: Brand, request: ApiRequest, *, items: bool
 ) -> ApiResponse:
-    batch = _found(brand.get_batch(batch_id), f"Batch {batch_id}")
-    with brand.lock:
-        return ApiResponse(200, render_batch(batch))
-
-
-def get_batch_items(
-    state: EmulatorState, brand: Brand, request: ApiRequest, batch_id: str
-) -> ApiResponse:
-    batch = _found(brand.get_batch(batch_id), f"Batch {batch_id}")
-    with brand.lock:
-        book = brand.book
-
-        def contact_now(item: Any) -> dict[str, Any]:
-            email = email_of(item)
-            record = None if email is None else book.by_email.get(email)
-            return {} if record is None else book.render(record)
-
-        return ApiResponse(200, render_batch_items(batch, contact_now))
+    """GET /batches/{id}, or with ``items`` GET /batches/{id}/items."""
+    body = brand.batch_json(request.parameter, items=items)
+    if body is None:
+        raise ApiProblem(404, f"Batch {request.parameter} not found")
+    return ApiResponse(200, body)
 
 
 # -- routing --------------------------------------------------------------------
 
-_ROUTES: tuple[tuple[re.Pattern[str], str, dict[str, Operation]], ...] = (
-    (
-        re.compile(r"/contacts"),
-        "/contacts",
-        {"POST": post_contact, "GET": list_contacts, "PATCH": patch_contact_by_email},
-    ),
-    (
-        re.compile(r"/contacts/tags"),
-        TAGS_PATH,
-        {"POST": partial(change_tags, remove=False), "DELETE": partial(change_tags, remove=True)},
-    ),
-    (
-        re.compile(r"/contacts/([^/]+)"),
-        "/contacts/{id}",
-        {"GET": get_contact, "PATCH": patch_contact_by_id},
-    ),
-    (re.compile(r"/batches"), "/batches", {"POST": post_batch, "GET": list_batches}),
-    (re.compile(r"/batches/([^/]+)"), "/batches/{batchID}", {"GET": get_batch}),
-    (re.compile(r"/batches/([^/]+)/items"), "/batches/{batchID}/items", {"GET": get_batch_items}),
-)
+#: Endpoint template -> method -> operation; the first template matching a path wins.
+_ROUTES: dict[str, dict[str, Operation]] = {
+    "/contacts": {"POST": post_contact, "GET": list_contacts, "PATCH": patch_contact},
+    TAGS_PATH: {
+        "POST": partial(change_tags, remove=False),
+        "DELETE": partial(change_tags, remove=True),
+    },
+    "/contacts/{id}": {"GET": get_contact, "PATCH": patch_contact},
+    "/batches": {"POST": post_batch, "GET": list_batches},
+    "/batches/{batchID}": {"GET": partial(get_batch, items=False)},
+    "/batches/{batchID}/items": {"GET": partial(get_batch, items=True)},
+}
+_PATTERNS = {template: re.compile(re.sub(r"\{\w+\}", "([^/]+)", template)) for template in _ROUTES}
 
 
-@dataclass(frozen=True)
-class Route:
-    """What a request is: its endpoint name, operation (``None``: 405) and path parameter."""
-
-    endpoint: str
-    operation: Operation | None
-    parameter: str
-    allowed: tuple[str, ...]
-
-
-@lru_cache(maxsize=1024)
-def route(method: str, path: str) -> Route | None:
-    """The route for ``method`` on ``path`` (relative to ``/api``); ``None`` for an unknown path.
-
-    Remembered: a Route is immutable, and a client sends the same few paths
-    (POST /batches, POST /contacts/tags) thousands of times.
-    """
-    for pattern, template, operations in _ROUTES:
-        match = pattern.fullmatch(path)
-        if match is None:
-            continue
-        operation = operations.get(method)
-        parameter = match.group(1) if match.groups() else ""
-        return Route(f"{method} {template}", operation, parameter, tuple(operations))
+def route(path: str) -> tuple[str, dict[str, Operation], str] | None:
+    """For ``path`` (relative to ``/api``): its endpoint template, its operations by method
+    and its path parameter (``""`` if none); ``None`` for a path the API does not have."""
+    for template, operations in _ROUTES.items():
+        match = _PATTERNS[template].fullmatch(path)
+        if match is not None:
+            return template, operations, match.group(1) if match.groups() else ""
     return None

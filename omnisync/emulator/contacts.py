@@ -1,85 +1,125 @@
-"""One brand's contacts and what Omnisend does to them, traps included (pure: no I/O).
+"""One brand's contacts and Omnisend's rules for them, traps included (pure: no I/O).
 
-The rules, as ``docs/omnisend.md`` states them:
+As ``docs/omnisend.md`` states them: the e-mail identifier is case-sensitive;
+fields merge (an absent field is left as it is); ``tags`` in a body *replace*
+every tag; ``sendWelcomeMessage`` absent is true for a new identifier (each
+welcome recorded in :attr:`ContactBook.welcome_messages`); a status with a
+newer ``statusChangedAt`` wins, none counting as "now"; every change of value
+is recorded in :attr:`ContactBook.status_changes` (a new contact's default
+``nonSubscribed`` is not a change).
 
-- the e-mail identifier is case-sensitive: ``Ann@x.io`` and ``ann@x.io`` are two contacts;
-- fields merge: a field absent from a body is left as it is;
-- ``tags`` in a body *replace* every tag of the contact;
-- ``sendWelcomeMessage`` defaults to true for a new identifier; every welcome
-  message "sent" is recorded in :attr:`ContactBook.welcome_messages`;
-- a channel status with a newer ``statusChangedAt`` than the stored one wins,
-  and a status sent without ``statusChangedAt`` counts as "now" (so it nearly
-  always wins); every change of value is recorded in
-  :attr:`ContactBook.status_changes`. A new contact given a status records a
-  change from ``None``; a new contact without one gets ``nonSubscribed``
-  silently (that is a default, not a change).
-
-A :class:`ContactBook` is not thread-safe; its owner holds the brand's lock.
-Time is passed in: ``at`` is the modelled wall time as seconds since the
-epoch. The records themselves are in :mod:`omnisync.emulator.records`.
+Not thread-safe: the brand's lock guards a book. ``at`` is the modelled wall
+time in seconds since the epoch.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from omnisync.emulator.records import ContactRecord, StatusChange, WelcomeMessage
 from omnisync.emulator.validation import CONTACT_FIELDS, STRING_FIELDS
 from omnisync.emulator.values import country_code, country_name, format_time, parse_timestamp
 
-#: Fields copied from a body to the record as they are (countryCode has its own rule).
-_PLAIN_FIELDS = (*STRING_FIELDS, "birthdate", "gender")
+#: Fields copied from a body as they are (countryCode has its own rule).
+_PLAIN_FIELDS = frozenset({*STRING_FIELDS, "birthdate", "gender"})
+#: Low-cardinality values, interned: a million records share them.
+_SHARED_FIELDS = frozenset({"city", "state", "country", "postalCode", "gender"})
 
 
-#: Low-cardinality values worth sharing between a million records.
-SHARED_FIELDS = frozenset({"city", "state", "country", "countryCode", "postalCode", "gender"})
-_STATUSES = {status: status for status in ("subscribed", "unsubscribed", "nonSubscribed")}
-#: Each plain field -> whether its value is interned.
-_PLAIN_FIELD_SHARED = {name: name in SHARED_FIELDS for name in _PLAIN_FIELDS}
+@dataclass(frozen=True, slots=True)
+class WelcomeMessage:
+    """A welcome message Omnisend would have sent (``identifier`` is the e-mail or phone)."""
+
+    email: str
+    at: str
+    channel: str = "email"
+    identifier: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A channel status that changed value: ``from_status`` is ``None`` for a new contact."""
+
+    email: str
+    from_status: str | None
+    to_status: str
+    at: str
+    channel: str = "email"
+
+
+@dataclass(slots=True, eq=False, repr=False)
+class ContactRecord:
+    """One stored contact, mutable and slotted (a brand holds a million, updated in place).
+
+    ``number`` is its place in the book (from 1), the public id derives from
+    it; no generated repr, so a stray log line cannot spell out an e-mail.
+    """
+
+    number: int
+    email: str
+    #: Modelled wall time (seconds since the epoch); ``updated`` and ``status_changed`` start there.
+    created: float
+    firstName: str | None = None
+    lastName: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postalCode: str | None = None
+    country: str | None = None
+    countryCode: str | None = None
+    birthdate: str | None = None
+    gender: str | None = None
+    custom_properties: dict[str, Any] | None = None
+    tags: tuple[str, ...] = ()
+    status: str = "nonSubscribed"
+    status_changed: float = field(init=False)
+    status_changed_text: str | None = None
+    updated: float = field(init=False)
+    #: phone -> (sms status, when it changed)
+    phones: dict[str, tuple[str, float]] | None = None
+    consents: list[dict[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.status_changed = self.updated = self.created
+
+
+def email_of(body: Any) -> str | None:
+    """The e-mail identifier of a contact body, if it has one (the body may be malformed)."""
+    identifiers = body.get("identifiers") if isinstance(body, dict) else None
+    for identifier in identifiers if isinstance(identifiers, list) else ():
+        if isinstance(identifier, dict) and identifier.get("type") == "email":
+            value = identifier.get("id")
+            return value if isinstance(value, str) else None
+    return None
 
 
 class ContactBook:
-    """The contacts of one brand, indexed by e-mail, id and phone."""
+    """The contacts of one brand, indexed by e-mail, number and phone."""
 
-    def __init__(self, *, id_prefix: str = "00") -> None:
+    def __init__(self, *, id_prefix: str = "00000000") -> None:
         self.by_email: dict[str, ContactRecord] = {}
         #: By number - 1; ``None`` where a contact was deleted (numbers are never reused).
         self.records: list[ContactRecord | None] = []
         self.by_phone: dict[str, ContactRecord] = {}
         self.welcome_messages: list[WelcomeMessage] = []
         self.status_changes: list[StatusChange] = []
-        self._id_prefix = id_prefix[:8].rjust(8, "0")
-
-    def new_record(self, email: str, at: float) -> ContactRecord:
-        """A new record for ``email`` (not yet known), indexed and numbered."""
-        record = ContactRecord(len(self.records) + 1, email, at)
-        self.by_email[email] = record
-        self.records.append(record)
-        return record
+        self._id_prefix = id_prefix
 
     def contact_id(self, record: ContactRecord) -> str:
         """The public id: 24 hex digits, the brand's prefix and the record number."""
         return f"{self._id_prefix}{record.number:016x}"
 
     def by_id(self, contact_id: str) -> ContactRecord | None:
-        """The record with this public id, or ``None``."""
         if len(contact_id) != 24 or not contact_id.startswith(self._id_prefix):
             return None
         try:
             number = int(contact_id[8:], 16)
         except ValueError:
             return None
-        if 1 <= number <= len(self.records):
-            record = self.records[number - 1]
-            if record is not None and self.contact_id(record) == contact_id:
-                return record
-        return None
-
-    def live_records(self) -> list[ContactRecord]:
-        """Every contact not deleted, oldest first."""
-        return [record for record in self.records if record is not None]
+        record = self.records[number - 1] if 1 <= number <= len(self.records) else None
+        return record if record is not None and self.contact_id(record) == contact_id else None
 
     def delete(self, email: str) -> bool:
         """Forget the contact ``email`` (as a person deleting it in Omnisend would)."""
@@ -92,40 +132,52 @@ class ContactBook:
                 del self.by_phone[phone]
         return True
 
+    def _record(self, email: str, at: float) -> tuple[bool, ContactRecord]:
+        """Whether ``email`` is new, and its record (made and indexed if new)."""
+        record = self.by_email.get(email)
+        if record is not None:
+            return False, record
+        record = ContactRecord(len(self.records) + 1, email, at)
+        self.by_email[email] = record
+        self.records.append(record)
+        return True, record
+
     def upsert(self, body: Mapping[str, Any], *, at: float) -> tuple[int, ContactRecord]:
         """POST /contacts on a validated body: 201 and the new record, or 200 and the updated."""
-        for identifier in body["identifiers"]:
-            if identifier.get("type") == "email":
-                email: str = identifier["id"]
-                break
-        else:
+        email = email_of(body)
+        if email is None:
             raise ValueError("a validated contact body has an email identifier")
-        record = self.by_email.get(email)
-        created = record is None
-        if record is None:
-            record = self.new_record(email, at)
-        self._apply(record, body, at=at, created=created)
+        created, record = self._record(email, at)
+        self.apply(record, body, at=at, created=created)
         return (201 if created else 200), record
 
-    def patch(self, record: ContactRecord, body: Mapping[str, Any], *, at: float) -> None:
-        """PATCH a known contact with a validated body (merge semantics, like POST)."""
-        self._apply(record, body, at=at, created=False)
+    def seed(self, body: Mapping[str, Any], *, at: float) -> ContactRecord:
+        """Create or overwrite a contact from a validated body with one e-mail identifier
+        whose status it takes as given: no welcome message, no status change recorded."""
+        [identifier] = body["identifiers"]
+        _, record = self._record(identifier["id"], at)
+        self.apply(record, {**body, "identifiers": []}, at=at, created=False)
+        channel = identifier["channels"]["email"]
+        text = channel.get("statusChangedAt")
+        record.status = sys.intern(channel["status"])
+        parsed = None if text is None else parse_timestamp(text)
+        record.status_changed = at if parsed is None else parsed
+        record.status_changed_text = text
+        return record
 
-    def _apply(
+    def apply(
         self, record: ContactRecord, body: Mapping[str, Any], *, at: float, created: bool
     ) -> None:
-        # Over what the body holds (a handful of keys), not over every field.
+        """Merge a validated contact body into ``record`` (PATCH, or POST once ``created`` is
+        known): absent fields are left as they are."""
         for name, value in body.items():
-            shared = _PLAIN_FIELD_SHARED.get(name)
-            if shared is not None and value is not None:
-                setattr(record, name, sys.intern(value) if shared else value)
+            if name in _PLAIN_FIELDS and value is not None:
+                setattr(record, name, sys.intern(value) if name in _SHARED_FIELDS else value)
         code = body.get("countryCode")
         if code is not None:
             # countryCode wins over country: the name follows the code.
             record.countryCode = sys.intern(code)
-            official = country_name(code)
-            if official is not None:
-                record.country = official
+            record.country = country_name(code) or record.country
         elif "country" in body:
             record.countryCode = country_code(body["country"]) or record.countryCode
         if "tags" in body:
@@ -134,8 +186,7 @@ class ContactBook:
         properties = body.get("customProperties")
         if properties or "createdAt" in body:
             merged = record.custom_properties or {}
-            if properties:
-                merged.update(properties)
+            merged.update(properties or {})
             if "createdAt" in body:
                 merged["externalCreated"] = body["createdAt"]
             record.custom_properties = merged
@@ -175,8 +226,8 @@ class ContactBook:
         at: float,
     ) -> tuple[str, float, str | None] | None:
         """``(status, changed, statusChangedAt text)`` the identifier sets on ``channel``, or
-        ``None`` when it sets none or one no newer than ``current`` (``None`` for a new
-        identifier). A change of value is recorded; for a new identifier, from ``None``."""
+        ``None`` when it sets none or one no newer than ``current`` (``None``: a new
+        identifier). A change of value is recorded."""
         details = (identifier.get("channels") or {}).get(channel)
         if details is None:
             return None
@@ -186,7 +237,7 @@ class ContactBook:
         if current is not None and changed <= current[1]:
             return None  # an older (or equally old) status loses to the stored one
         previous = None if current is None else current[0]
-        status = _STATUSES[details["status"]]
+        status = sys.intern(details["status"])
         if status != previous:
             self.status_changes.append(
                 StatusChange(email, previous, status, text or format_time(changed), channel)
@@ -211,75 +262,30 @@ class ContactBook:
         record.phones = phones
         self.by_phone[phone] = record
 
-    def change_tags(
-        self,
-        tags: Iterable[str],
-        *,
-        emails: Iterable[str] = (),
-        contact_ids: Iterable[str] = (),
-        phones: Iterable[str] = (),
-        remove: bool,
-        at: float,
-    ) -> int:
-        """Add or remove ``tags`` on the named contacts; unknown ones are ignored.
-
-        Returns how many contacts changed. Adding a tag a contact has is a no-op.
-        """
-        wanted = tuple(dict.fromkeys(sys.intern(tag) for tag in tags))
+    def change_tags(self, body: Mapping[str, Any], *, remove: bool, at: float) -> int:
+        """Add or remove the ``tags`` of a validated tags call body on the contacts it names
+        (unknown ones ignored); returns how many contacts changed."""
+        wanted = tuple(dict.fromkeys(sys.intern(tag) for tag in body["tags"]))
         # Records are hashed by identity: one entry per contact, in the order named.
-        records = dict.fromkeys(filter(None, map(self.by_email.get, emails)))
-        records.update(dict.fromkeys(filter(None, map(self.by_id, contact_ids))))
-        records.update(dict.fromkeys(filter(None, map(self.by_phone.get, phones))))
+        records = dict.fromkeys(filter(None, map(self.by_email.get, body.get("emails") or ())))
+        for find, selector in ((self.by_id, "contactIDs"), (self.by_phone.get, "phones")):
+            records.update(dict.fromkeys(filter(None, map(find, body.get(selector) or ()))))
+        # Contacts that had the same tags share the new tuple (a million contacts tagged).
+        results: dict[tuple[str, ...], tuple[str, ...]] = {}
         changed = 0
-        if not remove and len(wanted) == 1:
-            # One tag added (what a tags call nearly always does). Contacts that
-            # had the same tags share the new tuple: less memory, fewer objects.
-            only = wanted[0]
-            joined: dict[tuple[str, ...], tuple[str, ...]] = {(): wanted}
-            for record in records:
-                tags = record.tags
-                if only not in tags:
-                    new_tags = joined.get(tags)
-                    if new_tags is None:
-                        new_tags = joined[tags] = tags + wanted
-                    record.tags = new_tags
-                    record.updated = at
-                    changed += 1
-            return changed
         for record in records:
-            before = len(record.tags)
-            if remove:
-                record.tags = tuple(tag for tag in record.tags if tag not in wanted)
-            else:
-                record.tags += tuple(tag for tag in wanted if tag not in record.tags)
-            if len(record.tags) != before:
-                record.updated = at
+            before = record.tags
+            after = results.get(before)
+            if after is None:
+                if remove:
+                    after = tuple(tag for tag in before if tag not in wanted)
+                else:
+                    after = before + tuple(tag for tag in wanted if tag not in before)
+                results[before] = after
+            if after != before:
+                record.tags, record.updated = after, at
                 changed += 1
         return changed
-
-    def seed(
-        self,
-        email: str,
-        *,
-        at: float,
-        fields: Mapping[str, str] | None = None,
-        custom_properties: Mapping[str, Any] | None = None,
-        tags: Iterable[str] = (),
-        status: str = "nonSubscribed",
-        status_changed_at: str | None = None,
-    ) -> ContactRecord:
-        """Create or overwrite a pre-existing contact without welcome messages or change records."""
-        record = self.by_email.get(email) or self.new_record(email, at)
-        for name, value in (fields or {}).items():
-            setattr(record, name, value)
-        if custom_properties:
-            record.custom_properties = {**(record.custom_properties or {}), **custom_properties}
-        record.tags = tuple(dict.fromkeys(tags))
-        record.status = _STATUSES[status]
-        changed = parse_timestamp(status_changed_at) if status_changed_at else None
-        record.status_changed = at if changed is None else changed
-        record.status_changed_text = status_changed_at
-        return record
 
     def render(self, record: ContactRecord) -> dict[str, Any]:
         """The ContactResponse body for one record."""
@@ -295,14 +301,14 @@ class ContactBook:
             {
                 "type": kind,
                 "id": identifier,
-                "channels": {channel: {"status": status, "statusChangedAt": changed_at}},
+                "channels": {channel: {"status": status, "statusChangedAt": at}},
             }
-            for kind, identifier, channel, status, changed_at in channels
+            for kind, identifier, channel, status, at in channels
         ]
         body["status"] = record.status
         body["statuses"] = [
-            {"channel": channel, "status": status, "statusChangedAt": changed_at}
-            for _, _, channel, status, changed_at in channels
+            {"channel": channel, "status": status, "statusChangedAt": at}
+            for _, _, channel, status, at in channels
         ]
         for name in CONTACT_FIELDS:
             value = getattr(record, name)

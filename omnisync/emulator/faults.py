@@ -1,28 +1,24 @@
 """Fault injection: configured as a frozen :class:`Faults`, drawn by a :class:`FaultInjector`.
 
-Faults apply to API requests only (never to ``/_emulator/`` inspection), in
-this order, after authentication and the version check:
+Faults apply to API requests only (never to ``/_emulator/``), after
+authentication and the version check, in this order:
 
-1. ``force_429_count``: the next N requests answer 429 with
-   ``retryAfter = force_429_retry_after`` (checked before the rate limits:
-   not processed, not counted in the windows);
-2. the real rate limits apply; then ``error_rate_500`` / ``error_rate_503``:
-   that fraction of the admitted requests answer 500 / 503 unprocessed;
-3. ``drop_rate``: that fraction of requests is read and then the connection is
-   closed without an answer. With ``drop_after_processing=False`` (the
-   default) the dropped request was *not* processed; with ``True`` it was, and
-   only the answer is lost (the harder case for a client that retries);
+1. ``force_429_count``: the next N requests answer 429 with ``retryAfter =
+   force_429_retry_after``, before the rate limits (not processed, not counted);
+2. after the real rate limits, ``error_rate_500`` / ``error_rate_503``: that
+   fraction of requests answers 500 / 503 unprocessed;
+3. ``drop_rate``: that fraction is read and the connection closed without an
+   answer; unprocessed, or with ``drop_after_processing`` processed and only
+   the answer lost (the harder case for a client that retries);
 4. ``latency``: modelled seconds added before every answer;
 5. ``failing_emails``: a contact (POST/PATCH /contacts or a batch item) with
-   one of these e-mails fails with a 400 ValidationProblem naming
-   ``identifiers[0].id``;
-6. ``stop_after_errors``: a batch stops (status ``stopped``) once this many of
-   its items failed, if that comes before more than half of them have (which
-   stops a batch without any fault); the rest are not processed.
+   one of these e-mails fails with a 400 naming ``identifiers[0].id``;
+6. ``stop_after_errors``: a batch stops once this many of its items failed
+   (if that comes before more than half of them, which stops it anyway).
 
-``only_endpoints`` (e.g. ``{"POST /batches"}``) limits 1-4 to those
-endpoints. Random draws come from ``random.Random(seed)``, reseeded whenever
-faults are set, so a run is reproducible for the same request order.
+``only_endpoints`` (e.g. ``{"POST /batches"}``) limits 1-3 to those
+endpoints. Draws come from ``random.Random(seed)``, reseeded whenever faults
+are set: a run is reproducible for the same request order.
 """
 
 from __future__ import annotations
@@ -31,12 +27,13 @@ import dataclasses
 import random
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from omnisync.emulator.values import changed, check_flag, check_number
 
 Draw = Literal["ok", "error_500", "error_503", "drop"]
+_RANDOM_DRAWS: tuple[Draw, ...] = ("error_500", "error_503", "drop")
 
 
 @dataclass(frozen=True)
@@ -87,51 +84,43 @@ class Faults:
         return changed(self, changes, what="fault setting")
 
 
-@dataclass
 class FaultInjector:
     """Thread-safe draws from the current :class:`Faults`."""
 
-    faults: Faults = field(default_factory=Faults)
-    _rng: random.Random = field(init=False)
-    _forced_429s: int = field(init=False)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.set(self.faults)
+    def __init__(self, faults: Faults) -> None:
+        self._lock = threading.Lock()
+        self.set(faults)
 
     def set(self, faults: Faults) -> None:
-        """Replace the faults; the 429 burst counter restarts at ``force_429_count``."""
+        """Replace the faults; the random draws and the 429 burst start again."""
         with self._lock:
             self.faults = faults
             self._rng = random.Random(faults.seed)
             self._forced_429s = faults.force_429_count
 
+    def _applies(self, endpoint: str) -> bool:
+        return not self.faults.only_endpoints or endpoint in self.faults.only_endpoints
+
     def take_forced_429(self, endpoint: str) -> int | None:
         """``retryAfter`` when this request to ``endpoint`` is one of the forced 429s."""
-        faults = self.faults
-        if faults.only_endpoints and endpoint not in faults.only_endpoints:
-            return None
         with self._lock:
-            if self._forced_429s <= 0:
+            if not self._applies(endpoint) or self._forced_429s <= 0:
                 return None
             self._forced_429s -= 1
-        return faults.force_429_retry_after
+            return self.faults.force_429_retry_after
 
     def draw(self, endpoint: str) -> Draw:
         """What happens to one admitted API request to ``endpoint`` (``"POST /batches"``)."""
         faults = self.faults
-        if faults.only_endpoints and endpoint not in faults.only_endpoints:
-            return "ok"
-        if not (faults.error_rate_500 or faults.error_rate_503 or faults.drop_rate):
+        if not self._applies(endpoint) or not (
+            faults.error_rate_500 or faults.error_rate_503 or faults.drop_rate
+        ):
             return "ok"
         with self._lock:
             roll = self._rng.random()
-        if roll < faults.error_rate_500:
-            return "error_500"
-        roll -= faults.error_rate_500
-        if roll < faults.error_rate_503:
-            return "error_503"
-        roll -= faults.error_rate_503
-        if roll < faults.drop_rate:
-            return "drop"
+        rates = (faults.error_rate_500, faults.error_rate_503, faults.drop_rate)
+        for draw, rate in zip(_RANDOM_DRAWS, rates, strict=True):
+            if roll < rate:
+                return draw
+            roll -= rate
         return "ok"

@@ -1,12 +1,10 @@
 """The emulator's HTTP shell, on the standard library's ``http.server``.
 
-:class:`EmulatorHTTPServer` is a ``ThreadingHTTPServer`` (a daemon thread per
-connection); :class:`EmulatorRequestHandler` is a ``BaseHTTPRequestHandler``
-speaking HTTP/1.1 with keep-alive: the standard library reads and parses each
-request head (and answers what it cannot parse), and every answer carries a
-``Content-Length``. A request the handler will not read further (a chunked
-body: 411; a ``Content-Length`` that is not a number: 400; a body over the
-limit: 413) is answered and its connection closed.
+:class:`EmulatorHTTPServer` is a ``ThreadingHTTPServer``;
+:class:`EmulatorRequestHandler` speaks HTTP/1.1 with keep-alive, and every
+answer carries a ``Content-Length``. A body it will not read (chunked: 411; a
+``Content-Length`` that is not a number: 400; over the limit: 413) is answered
+and the connection closed.
 
 Order of checks for ``/api/...`` (each step answers and stops when it fails):
 read the body -> ``Authorization`` (401) -> ``Omnisend-Version`` (400 when
@@ -17,19 +15,19 @@ for a batch over ``max_batch_bytes``) -> JSON (400) -> the operation ->
 injected latency -> answer. Every API request lands in the request log
 before its answer is written. A dropped connection is closed without a word.
 
-``/_emulator/...`` is the inspection API (no key; loopback clients only).
-Every problem is a JSON problem document; a bug answers 500 and is logged.
+``/_emulator/...`` is the inspection API (loopback clients only). Every API
+problem is a JSON problem document; a bug answers 500 and is logged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import logging
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,10 +35,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, Operation, Route, route
+from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, route
 from omnisync.emulator.faults import Draw
-from omnisync.emulator.inspection import handle_inspection
-from omnisync.emulator.problems import ApiProblem, FieldError, Headers, problem_document
+from omnisync.emulator.problems import ApiProblem, FieldError, Headers
 from omnisync.emulator.state import API_VERSION, EmulatorState
 
 logger = logging.getLogger("omnisync.emulator")
@@ -49,7 +46,8 @@ logger = logging.getLogger("omnisync.emulator")
 MAX_BODY_BYTES = 4_000_000
 #: Idle keep-alive connections (and stalled reads or writes) give up after this many seconds.
 IDLE_SECONDS = 120
-_BATCHES_PATH = "/batches"
+#: ``(method, path under /_emulator, query, body)`` -> ``(status, JSON body)``
+Inspect = Callable[[str, str, dict[str, str], bytes], tuple[int, Any]]
 #: What an injected error fault answers.
 _INJECTED_ERRORS: dict[Draw, tuple[int, str]] = {
     "error_500": (500, "Internal server error (injected fault)"),
@@ -62,10 +60,11 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+    def __init__(self, address: tuple[str, int], state: EmulatorState, inspect: Inspect) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.state = state
+        self.inspect = inspect
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, EmulatorRequestHandler)
@@ -74,15 +73,13 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.base_url = f"http://{shown}:{self.server_port}/api"
 
     def server_bind(self) -> None:
-        """Bind, without ``HTTPServer``'s reverse DNS look-up of the host: ``server_name``
-        is the bound address as given (``base_url`` shows it)."""
+        """Bind without ``HTTPServer``'s reverse DNS look-up: ``server_name`` is the address."""
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        """Serve one connection on its own thread, known to :meth:`close_connections`."""
         with self._connections_lock:
             self._connections.add(request)
         try:
@@ -92,14 +89,14 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
                 self._connections.discard(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that failed outside a request (a reset): no traceback on stderr."""
+        # A connection that failed outside a request (a reset): no traceback on stderr.
         logger.debug("emulator connection closed abruptly", exc_info=True)
 
     def close_connections(self) -> None:
         """Shut every open connection down (their threads then end)."""
         with self._connections_lock:
-            open_connections = list(self._connections)
-        for connection in open_connections:
+            connections = list(self._connections)
+        for connection in connections:
             with contextlib.suppress(OSError):  # already closed by the peer
                 connection.shutdown(socket.SHUT_RDWR)
 
@@ -124,21 +121,18 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     # -- answers ----------------------------------------------------------------
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """A request refused before its body is read (by the standard library: a bad head,
-        501; or by :meth:`_read_body`) answers a problem document and closes the connection.
-
-        With a status line even when the request line was not understood (the
-        standard library would write the bare body, as HTTP/0.9 did).
-        """
+        """Refuse a request before its body is read (a bad head, or :meth:`_read_body`): a
+        problem document, with a status line even for a request line not understood (the
+        standard library would answer as HTTP/0.9 did), and the connection closed."""
         self.close_connection = True
         self.request_version = self.protocol_version
         detail = message or HTTPStatus(code).phrase
         with contextlib.suppress(OSError):
-            self._send(code, problem_document(code, detail))
+            self._send(code, ApiProblem(code, detail).document())
 
     def _send(self, status: int, body: Any, headers: Headers = ()) -> None:
         """Write one answer (raises ``OSError`` if the client left)."""
-        payload = b"" if body is None else _encode(body)
+        payload = b"" if body is None else orjson.dumps(body)
         self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
         if payload:
@@ -152,7 +146,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Requests are in the emulator's request log; nothing is printed for them."""
+        pass  # requests are in the emulator's request log
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("emulator http: " + format, *args)
@@ -174,7 +168,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             logger.exception("emulator request failed", extra={"event": "emulator_error"})
             self.close_connection = True
             with contextlib.suppress(OSError):
-                self._send(500, problem_document(500, "Internal server error"))
+                self._send(500, ApiProblem(500, "Internal server error").document())
 
     def _read_body(self) -> bytes | None:
         """The request's body, or ``None`` when it was refused or the client left mid-body."""
@@ -208,17 +202,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             if not is_loopback_host(str(self.client_address[0])):
                 self._send(403, {"error": "the inspection API answers loopback clients only"})
                 return
-            status, body = handle_inspection(
-                self.server.state, self.command, path[len("/_emulator") :] or "/", query, raw
-            )
-            self._send(status, body)
+            self._send(*self.server.inspect(self.command, path[len("/_emulator") :], query, raw))
         elif path == "/api" or path.startswith("/api/"):
             self._api(path, query, raw)
         else:
-            self._answer(404, problem_document(404, "Unknown path; the API lives under /api"))
+            self._answer(404, ApiProblem(404, "Unknown path; the API lives under /api").document())
 
     def _answer(self, status: int, body: Any, headers: Headers = ()) -> None:
-        """An API answer, after the injected latency (modelled seconds)."""
+        """Send an API answer after the injected latency (modelled seconds)."""
         delay = self.server.state.injector.faults.latency
         if delay > 0:
             self.server.state.clock.sleep(delay)
@@ -230,12 +221,10 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         state = self.server.state
         method = self.command
         api_path = path[len("/api") :] or "/"
-        found = route(method, api_path)
-        endpoint = found.endpoint if found is not None else "unknown"
-        # Which key asked is logged too (several keys may reach one brand): tests
-        # tell clients apart by it.
+        found = route(api_path)
+        endpoint = f"{method} {found[0]}" if found is not None else "unknown"
+        # Which key asked is logged too (several keys may reach one brand).
         brand, key = state.authenticate(self.headers.get("Authorization")) or (None, None)
-
         draw: Draw = "ok"
         processed = False
         try:
@@ -243,13 +232,13 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 raise ApiProblem(401, "The API key is missing or not valid")
             version = self.headers.get("Omnisend-Version")
             if version is None:
-                required = FieldError("Omnisend-Version", "required", f"Send {API_VERSION}")
+                required = FieldError("Omnisend-Version", f"Send {API_VERSION}", "required")
                 raise ApiProblem(400, "The Omnisend-Version header is required", errors=(required,))
             if version != API_VERSION:
                 raise ApiProblem(410, f"API version {version[:40]!r} is retired or unknown")
             retry_after = state.injector.take_forced_429(endpoint)
-            if retry_after is None:
-                retry_after = state.admit(brand, is_tags=api_path == TAGS_PATH)
+            if retry_after is None and state.settings.rate_limits:
+                retry_after = brand.admit(is_tags=api_path == TAGS_PATH)
             if retry_after is not None:
                 raise ApiProblem(429, "Rate limit exceeded", retry_after=retry_after)
             draw = state.injector.draw(endpoint)
@@ -258,15 +247,30 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             if draw == "drop" and not state.injector.faults.drop_after_processing:
                 response = ApiResponse(0)  # dropped before it is processed: never answered
             else:
-                operation, request, parameter = self._prepare(found, api_path, query, raw)
+                if found is None:
+                    raise ApiProblem(404, f"No such endpoint: {method} {api_path}")
+                _, operations, parameter = found
+                if method not in operations:
+                    allowed = ", ".join(operations)
+                    detail = f"{method} is not allowed here; use {allowed}"
+                    raise ApiProblem(405, detail, headers=(("Allow", allowed),))
+                limit = state.settings.max_batch_bytes
+                if endpoint == "POST /batches" and len(raw) > limit:
+                    raise ApiProblem(413, f"A batch body must be at most {limit} bytes")
+                try:  # strictly RFC 8259: no NaN, valid UTF-8
+                    body = orjson.loads(raw) if raw else None
+                except orjson.JSONDecodeError:
+                    invalid = FieldError("", "The body is not valid JSON")
+                    raise ApiProblem(400, "The body is not valid JSON", errors=(invalid,)) from None
+                request = ApiRequest(query, body, self.server.base_url, parameter)
                 # Processed from here: a drop after processing loses only the answer.
                 processed = True
-                response = operation(state, brand, request, parameter)
+                response = operations[method](state, brand, request)
         except ApiProblem as error:
             response = ApiResponse(error.status, error.document(), error.emails, error.headers)
         except Exception:
             logger.exception("emulator operation failed", extra={"event": "emulator_error"})
-            response = ApiResponse(500, problem_document(500, "Internal server error"))
+            response = ApiResponse(500, ApiProblem(500, "Internal server error").document())
         # A 404, 405, 413 or unreadable body was never processed: answered even then.
         dropped = draw == "drop" and (processed or not state.injector.faults.drop_after_processing)
         # Logged before answering, so a client that got its answer finds the record.
@@ -284,40 +288,6 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # and nothing written: the client hears nothing
         else:
             self._answer(response.status, response.body, response.headers)
-
-    def _prepare(
-        self, found: Route | None, api_path: str, query: dict[str, str], raw: bytes
-    ) -> tuple[Operation, ApiRequest, str]:
-        """The operation ``found`` names, its request (the body parsed) and its path
-        parameter; raises
-        ``ApiProblem`` for a 404, a 405, a batch body over ``max_batch_bytes`` (413) or
-        a body that is not JSON (400)."""
-        method = self.command
-        if found is None:
-            raise ApiProblem(404, f"No such endpoint: {method} {api_path}")
-        if found.operation is None:
-            allowed = ", ".join(found.allowed)
-            raise ApiProblem(
-                405, f"{method} is not allowed here; use {allowed}", headers=(("Allow", allowed),)
-            )
-        limit = self.server.state.settings.max_batch_bytes
-        if api_path == _BATCHES_PATH and method == "POST" and len(raw) > limit:
-            raise ApiProblem(413, f"A batch body must be at most {limit} bytes")
-        try:
-            body = orjson.loads(raw) if raw else None
-        except ValueError:  # orjson.JSONDecodeError (RFC 8259: no NaN, valid UTF-8) is one
-            invalid = FieldError("", "invalid_format", "The body is not valid JSON")
-            raise ApiProblem(400, "The body is not valid JSON", errors=(invalid,)) from None
-        request = ApiRequest(method, api_path, query, body, raw, self.server.base_url)
-        return found.operation, request, found.parameter
-
-
-def _encode(body: Any) -> bytes:
-    """An answer's JSON (orjson; the standard encoder for what orjson refuses)."""
-    try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def is_loopback_host(host: str) -> bool:

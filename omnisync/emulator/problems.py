@@ -7,11 +7,11 @@ adds ``errors[]`` with every failing field at once, a 429 adds ``retryAfter``.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-PROBLEM_BASE = "https://problems.omnisend.com/"
 Headers = tuple[tuple[str, str], ...]
 
 _TITLES = {
@@ -32,20 +32,19 @@ _TITLES = {
 
 @dataclass(frozen=True)
 class FieldError:
-    """One failing field of a request: ``field`` is a dotted path (``identifiers[0].id``)."""
+    """One failing field: ``field`` is a dotted path (``identifiers[0].id``), ``code`` one of
+    ``required``, ``invalid_format``, ``too_long``."""
 
     field: str
-    code: str
     message: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"field": self.field, "code": self.code, "message": self.message}
+    code: str = "invalid_format"
 
 
 class ApiProblem(Exception):
-    """An error answer; raised inside request handling, rendered by :meth:`document`.
+    """An error answer, raised inside request handling; ``detail`` never carries an API key.
 
-    ``detail`` must never carry an API key; it may name a field or an id.
+    ``headers`` go with the answer (a 405's ``Allow``); ``emails``, the contacts
+    the refused request named, go to the request log.
     """
 
     def __init__(
@@ -62,42 +61,27 @@ class ApiProblem(Exception):
         self.detail = detail
         self.errors = errors
         self.retry_after = retry_after
-        #: Headers the answer carries besides the document (a 405's ``Allow``).
         self.headers = headers
-        #: E-mails the refused request named, for the request log.
         self.emails: tuple[str, ...] = ()
 
     def document(self) -> dict[str, Any]:
-        """The JSON body, with a fresh trace id."""
-        return problem_document(
-            self.status, self.detail, errors=self.errors, retry_after=self.retry_after
-        )
+        """The JSON body, with a fresh trace id; ``errors`` is present on every 400."""
+        slug, title = _TITLES.get(self.status, ("problem", "Problem"))
+        document: dict[str, Any] = {
+            "type": "https://problems.omnisend.com/" + slug,
+            "title": title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": f"urn:omnisend:request:{uuid.uuid4()}",
+        }
+        if self.status == 400:
+            document["errors"] = [dataclasses.asdict(error) for error in self.errors]
+        if self.retry_after is not None:
+            document["retryAfter"] = self.retry_after
+        return document
 
 
-def problem_document(
-    status: int,
-    detail: str,
-    *,
-    errors: tuple[FieldError, ...] | list[FieldError] = (),
-    retry_after: int | None = None,
-) -> dict[str, Any]:
-    """Build one problem document; ``errors`` is included for 400s (even if empty)."""
-    slug, title = _TITLES.get(status, ("problem", "Problem"))
-    document: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": f"urn:omnisend:request:{uuid.uuid4()}",  # a fresh trace id
-    }
-    if status == 400:
-        document["errors"] = [error.to_json() for error in errors]
-    if retry_after is not None:
-        document["retryAfter"] = retry_after
-    return document
-
-
-def validation_problem(errors: list[FieldError] | tuple[FieldError, ...]) -> ApiProblem:
+def validation_problem(errors: list[FieldError]) -> ApiProblem:
     """A 400 naming every failing field."""
     fields = ", ".join(error.field or "(body)" for error in errors)
     return ApiProblem(400, f"Request validation failed: {fields}", errors=tuple(errors))

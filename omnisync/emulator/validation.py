@@ -1,17 +1,14 @@
 """Request validation as Omnisend does it: every failing field at once (pure).
 
-Each function returns a list of :class:`FieldError` (empty when the request is
-valid); the caller turns a non-empty list into one 400 ValidationProblem.
-Codes are Omnisend's: ``required``, ``invalid_format``, ``too_long``. Field
-paths are dotted with list indexes in brackets: ``identifiers[0].id``,
-``customProperties.shoe_size``, ``items``.
-
-Unknown top-level properties are ignored, as a lenient API does; the contract
-tests (``tests/openapi_contract.py``) are where a misspelt property is caught.
-A value of the wrong JSON type (an object where a string belongs) is an
-``invalid_format`` error like any other, never an exception: malformed input
-answers 400, not 500. The batch and tag call envelopes are checked in
-:mod:`omnisync.emulator.envelopes`.
+Each ``validate_*`` returns a list of :class:`FieldError` (empty when the
+request is valid); the caller turns a non-empty list into one 400
+ValidationProblem. Field paths are dotted with list indexes in brackets
+(``identifiers[0].id``, ``customProperties.shoe_size``). A value of the wrong
+JSON type is an ``invalid_format`` error like any other, never an exception:
+malformed input answers 400, not 500. Unknown top-level properties are
+ignored, as a lenient API does; the contract tests
+(``tests/openapi_contract.py``) catch a misspelt one. A batch's items must be
+objects; what is inside each is checked when the item is processed.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from datetime import date
-from functools import lru_cache
 from typing import Any
 
 from omnisync.emulator.problems import FieldError
@@ -37,17 +33,20 @@ STRING_FIELDS: dict[str, int] = {
 }
 #: Every plain contact field a seeded contact may carry.
 CONTACT_FIELDS: tuple[str, ...] = (*STRING_FIELDS, "countryCode", "birthdate", "gender")
+STATUSES = ("subscribed", "unsubscribed", "nonSubscribed")
 MAX_EMAIL_LENGTH = 254
 MAX_TAGS_PER_CONTACT = 100
 MAX_TAG_LENGTH = 100
 MAX_CUSTOM_PROPERTIES = 200
 MAX_CUSTOM_STRING_LENGTH = 2048
-
-STATUSES = ("subscribed", "unsubscribed", "nonSubscribed")
+MAX_BATCH_ITEMS = 100
+MAX_TAG_SELECTORS = 250
 
 EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+")
 PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
 PROPERTY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,128}")
+_NOT_AN_OBJECT = FieldError("", "The body must be a JSON object")
+_SELECTORS = ("emails", "contactIDs", "phones", "segmentID")
 
 
 def is_one_of(value: object, choices: Collection[str]) -> bool:
@@ -55,249 +54,224 @@ def is_one_of(value: object, choices: Collection[str]) -> bool:
     return isinstance(value, str) and value in choices
 
 
-def is_valid_email(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) <= MAX_EMAIL_LENGTH
-        and EMAIL_PATTERN.fullmatch(value) is not None
-    )
-
-
 def validate_contact(body: Any, *, creating: bool) -> list[FieldError]:
-    """Check a contact body (POST /contacts, a batch item, or a PATCH).
-
-    ``creating`` requires an e-mail identifier (POST and batch items); a PATCH
-    may leave identifiers out.
-    """
+    """Check a contact body: POST /contacts and batch items (``creating``: an e-mail
+    identifier is required) or a PATCH (identifiers may be left out)."""
     if not isinstance(body, dict):
-        return [FieldError("", "invalid_format", "The body must be a JSON object")]
+        return [_NOT_AN_OBJECT]
     errors: list[FieldError] = []
     identifiers = body.get("identifiers")
     if identifiers is None:
         if creating:
-            errors.append(FieldError("identifiers", "required", "An email identifier is required"))
+            errors.append(FieldError("identifiers", "An email identifier is required", "required"))
     elif not isinstance(identifiers, list):
-        errors.append(FieldError("identifiers", "invalid_format", "Must be an array"))
+        errors.append(FieldError("identifiers", "Must be an array"))
     else:
         _check_identifiers(identifiers, errors, creating=creating)
-    # One pass over what the body holds (usually a handful of keys), not over every rule.
     for name, value in body.items():
-        limit = STRING_FIELDS.get(name)
-        if limit is not None:
-            if value.__class__ is not str or len(value) > limit:
-                _check_string(name, value, limit, errors)
-        elif name == "countryCode":
-            if country_name(value) is None:
-                errors.append(
-                    FieldError(
-                        "countryCode",
-                        "invalid_format",
-                        "Must be an existing ISO 3166-1 alpha-2 code (two uppercase letters)",
-                    )
-                )
+        if name in STRING_FIELDS:
+            _check_string(name, value, STRING_FIELDS[name], errors)
+        elif name == "countryCode" and country_name(value) is None:
+            message = "Must be an existing ISO 3166-1 alpha-2 code (two uppercase letters)"
+            errors.append(FieldError(name, message))
         elif name == "customProperties":
             _check_custom_properties(value, errors)
         elif name == "tags":
             check_tags(value, errors)
-        elif name == "birthdate":
-            _check_birthdate(value, errors)
-        elif name == "gender":
-            if not is_one_of(value, ("m", "f")):
-                errors.append(FieldError("gender", "invalid_format", "Must be 'm' or 'f'"))
+        elif name == "birthdate" and not _is_date(value):
+            errors.append(FieldError(name, "Must be a date as YYYY-MM-DD"))
+        elif name == "gender" and not is_one_of(value, ("m", "f")):
+            errors.append(FieldError(name, "Must be 'm' or 'f'"))
         elif name == "createdAt" and parse_timestamp(value) is None:
-            errors.append(
-                FieldError("createdAt", "invalid_format", "Must be an RFC 3339 timestamp")
-            )
+            errors.append(FieldError(name, "Must be an RFC 3339 timestamp"))
     return errors
 
 
-def _check_string(name: str, value: object, limit: int, errors: list[FieldError]) -> None:
+def _check_string(path: str, value: object, limit: int, errors: list[FieldError]) -> None:
     if not isinstance(value, str):
-        errors.append(FieldError(name, "invalid_format", "Must be a string"))
+        errors.append(FieldError(path, "Must be a string"))
     elif len(value) > limit:
-        errors.append(FieldError(name, "too_long", f"Must be at most {limit} characters"))
+        errors.append(FieldError(path, f"Must be at most {limit} characters", "too_long"))
 
 
-def _check_birthdate(value: object, errors: list[FieldError]) -> None:
+def _is_date(value: object) -> bool:
     try:
-        valid = isinstance(value, str) and len(value) == 10 and bool(date.fromisoformat(value))
+        return isinstance(value, str) and len(value) == 10 and bool(date.fromisoformat(value))
     except ValueError:
-        valid = False
-    if not valid:
-        errors.append(FieldError("birthdate", "invalid_format", "Must be a date as YYYY-MM-DD"))
+        return False
 
 
 def _check_identifiers(identifiers: list[Any], errors: list[FieldError], *, creating: bool) -> None:
     emails: set[str] = set()
     for index, identifier in enumerate(identifiers):
-        # Nearly every body has one identifier: its path is a constant, not a new string.
-        path = "identifiers[0]" if index == 0 else f"identifiers[{index}]"
+        path = f"identifiers[{index}]"
         if not isinstance(identifier, dict):
-            errors.append(FieldError(path, "invalid_format", "Must be an object"))
+            errors.append(FieldError(path, "Must be an object"))
             continue
-        kind = identifier.get("type")
-        value = identifier.get("id")
+        kind, value = identifier.get("type"), identifier.get("id")
         if kind is None:
-            errors.append(FieldError(f"{path}.type", "required", "Identifier type is required"))
+            errors.append(FieldError(f"{path}.type", "Identifier type is required", "required"))
         elif not is_one_of(kind, ("email", "phone")):
-            errors.append(FieldError(f"{path}.type", "invalid_format", "Must be email or phone"))
+            errors.append(FieldError(f"{path}.type", "Must be email or phone"))
         if value is None or value == "":
-            errors.append(FieldError(f"{path}.id", "required", "Identifier value is required"))
+            errors.append(FieldError(f"{path}.id", "Identifier value is required", "required"))
         elif kind == "email":
             if isinstance(value, str) and len(value) > MAX_EMAIL_LENGTH:
-                errors.append(
-                    FieldError(
-                        f"{path}.id", "too_long", f"Must be at most {MAX_EMAIL_LENGTH} characters"
-                    )
-                )
-            elif not is_valid_email(value):
-                errors.append(
-                    FieldError(f"{path}.id", "invalid_format", "Must be a valid email address")
-                )
+                message = f"Must be at most {MAX_EMAIL_LENGTH} characters"
+                errors.append(FieldError(f"{path}.id", message, "too_long"))
+            elif not isinstance(value, str) or EMAIL_PATTERN.fullmatch(value) is None:
+                errors.append(FieldError(f"{path}.id", "Must be a valid email address"))
             else:
                 emails.add(value)
-        elif kind == "phone" and (
-            not isinstance(value, str) or PHONE_PATTERN.fullmatch(value) is None
-        ):
-            errors.append(
-                FieldError(f"{path}.id", "invalid_format", "Must be a phone number in E.164 format")
-            )
-        channels = identifier.get("channels")
-        if channels is not None:
-            _check_channels(channels, f"{path}.channels", kind, errors)
-        if "sendWelcomeMessage" in identifier and not isinstance(
-            identifier["sendWelcomeMessage"], bool
-        ):
-            errors.append(
-                FieldError(f"{path}.sendWelcomeMessage", "invalid_format", "Must be a boolean")
-            )
-        consent = identifier.get("consent")
-        if consent is not None:
-            _check_consent(consent, f"{path}.consent", errors)
+        elif kind == "phone" and not (isinstance(value, str) and PHONE_PATTERN.fullmatch(value)):
+            errors.append(FieldError(f"{path}.id", "Must be a phone number in E.164 format"))
+        if identifier.get("channels") is not None:
+            _check_channels(identifier["channels"], f"{path}.channels", kind, errors)
+        if not isinstance(identifier.get("sendWelcomeMessage", False), bool):
+            errors.append(FieldError(f"{path}.sendWelcomeMessage", "Must be a boolean"))
+        if identifier.get("consent") is not None:
+            _check_consent(identifier["consent"], f"{path}.consent", errors)
     if len(emails) > 1:
-        errors.append(
-            FieldError("identifiers", "invalid_format", "At most one email identifier is allowed")
-        )
+        errors.append(FieldError("identifiers", "At most one email identifier is allowed"))
     if creating and not emails and not any(e.field.startswith("identifiers") for e in errors):
-        errors.append(FieldError("identifiers", "required", "An email identifier is required"))
+        errors.append(FieldError("identifiers", "An email identifier is required", "required"))
 
 
 def _check_channels(channels: object, path: str, kind: object, errors: list[FieldError]) -> None:
     if not isinstance(channels, dict):
-        errors.append(FieldError(path, "invalid_format", "Must be an object keyed by channel"))
+        errors.append(FieldError(path, "Must be an object keyed by channel"))
         return
     expected = "email" if kind == "email" else "sms"
     for channel, details in channels.items():
         channel_path = f"{path}.{channel}"
         if channel != expected:
-            errors.append(
-                FieldError(
-                    channel_path,
-                    "invalid_format",
-                    f"A {kind} identifier has only the {expected} channel",
+            message = f"A {kind} identifier has only the {expected} channel"
+            errors.append(FieldError(channel_path, message))
+        elif not isinstance(details, dict):
+            errors.append(FieldError(channel_path, "Must be an object"))
+        else:
+            status = details.get("status")
+            if status is None:
+                errors.append(
+                    FieldError(f"{channel_path}.status", "Status is required", "required")
                 )
-            )
-            continue
-        if not isinstance(details, dict):
-            errors.append(FieldError(channel_path, "invalid_format", "Must be an object"))
-            continue
-        status = details.get("status")
-        if status is None:
-            errors.append(FieldError(f"{channel_path}.status", "required", "Status is required"))
-        elif not is_one_of(status, STATUSES):
-            errors.append(
-                FieldError(
-                    f"{channel_path}.status",
-                    "invalid_format",
-                    f"Must be one of {', '.join(STATUSES)}",
-                )
-            )
-        if "statusChangedAt" in details and parse_timestamp(details["statusChangedAt"]) is None:
-            errors.append(
-                FieldError(
-                    f"{channel_path}.statusChangedAt",
-                    "invalid_format",
-                    "Must be an RFC 3339 timestamp with an offset",
-                )
-            )
+            elif not is_one_of(status, STATUSES):
+                message = f"Must be one of {', '.join(STATUSES)}"
+                errors.append(FieldError(f"{channel_path}.status", message))
+            if "statusChangedAt" in details and parse_timestamp(details["statusChangedAt"]) is None:
+                message = "Must be an RFC 3339 timestamp with an offset"
+                errors.append(FieldError(f"{channel_path}.statusChangedAt", message))
 
 
 def _check_consent(consent: object, path: str, errors: list[FieldError]) -> None:
     if not isinstance(consent, dict):
-        errors.append(FieldError(path, "invalid_format", "Must be an object"))
+        errors.append(FieldError(path, "Must be an object"))
         return
     for name in ("ip", "source", "userAgent"):
         if name in consent:
             _check_string(f"{path}.{name}", consent[name], 512, errors)
     if "createdAt" in consent and parse_timestamp(consent["createdAt"]) is None:
-        errors.append(
-            FieldError(f"{path}.createdAt", "invalid_format", "Must be an RFC 3339 timestamp")
-        )
+        errors.append(FieldError(f"{path}.createdAt", "Must be an RFC 3339 timestamp"))
 
 
 def check_tags(tags: object, errors: list[FieldError]) -> None:
     """Check the ``tags`` of a contact body or a tags call."""
     if not isinstance(tags, list):
-        errors.append(FieldError("tags", "invalid_format", "Must be an array of strings"))
+        errors.append(FieldError("tags", "Must be an array of strings"))
         return
     if len(tags) > MAX_TAGS_PER_CONTACT:
-        errors.append(
-            FieldError("tags", "too_long", f"At most {MAX_TAGS_PER_CONTACT} tags are allowed")
-        )
+        message = f"At most {MAX_TAGS_PER_CONTACT} tags are allowed"
+        errors.append(FieldError("tags", message, "too_long"))
     for index, tag in enumerate(tags):
         if not isinstance(tag, str) or not tag.strip():
-            errors.append(FieldError(f"tags[{index}]", "invalid_format", "Must be a string"))
-        elif len(tag) > MAX_TAG_LENGTH:
-            errors.append(
-                FieldError(
-                    f"tags[{index}]", "too_long", f"Must be at most {MAX_TAG_LENGTH} characters"
-                )
-            )
+            errors.append(FieldError(f"tags[{index}]", "Must be a string"))
+        else:
+            _check_string(f"tags[{index}]", tag, MAX_TAG_LENGTH, errors)
 
 
 def _check_custom_properties(properties: object, errors: list[FieldError]) -> None:
     if not isinstance(properties, dict):
-        errors.append(FieldError("customProperties", "invalid_format", "Must be an object"))
+        errors.append(FieldError("customProperties", "Must be an object"))
         return
     if len(properties) > MAX_CUSTOM_PROPERTIES:
-        errors.append(
-            FieldError(
-                "customProperties",
-                "too_long",
-                f"At most {MAX_CUSTOM_PROPERTIES} custom properties are allowed",
-            )
-        )
+        message = f"At most {MAX_CUSTOM_PROPERTIES} custom properties are allowed"
+        errors.append(FieldError("customProperties", message, "too_long"))
     for name, value in properties.items():
-        if value.__class__ is str and len(value) <= MAX_CUSTOM_STRING_LENGTH and _name_ok(name):
-            continue  # the common case, with no path string made for it
         path = f"customProperties.{name}"
-        if not _name_ok(name):
-            errors.append(
-                FieldError(
-                    path,
-                    "invalid_format",
-                    "Property names must be 1-128 characters of A-Z, a-z, 0-9 and _",
-                )
-            )
+        if PROPERTY_NAME_PATTERN.fullmatch(name) is None:
+            message = "Property names must be 1-128 characters of A-Z, a-z, 0-9 and _"
+            errors.append(FieldError(path, message))
         if isinstance(value, str):
-            if len(value) > MAX_CUSTOM_STRING_LENGTH:
-                errors.append(
-                    FieldError(
-                        path, "too_long", f"Must be at most {MAX_CUSTOM_STRING_LENGTH} characters"
-                    )
-                )
+            _check_string(path, value, MAX_CUSTOM_STRING_LENGTH, errors)
         elif isinstance(value, list):
             if not all(isinstance(item, str | int | float) for item in value):
-                errors.append(
-                    FieldError(path, "invalid_format", "Lists may hold strings and numbers only")
-                )
+                errors.append(FieldError(path, "Lists may hold strings and numbers only"))
         elif value is not None and not isinstance(value, bool | int | float):
-            errors.append(
-                FieldError(path, "invalid_format", "Must be a string, number, boolean or list")
-            )
+            errors.append(FieldError(path, "Must be a string, number, boolean or list"))
 
 
-@lru_cache(maxsize=4096)
-def _name_ok(name: str) -> bool:
-    # A few names, met once per contact: remembered rather than matched again.
-    return PROPERTY_NAME_PATTERN.fullmatch(name) is not None
+def validate_batch(body: Any) -> list[FieldError]:
+    """Check a POST /batches envelope: a contacts batch, ``method`` ``POST`` or ``PUT``
+    (CreateBatchRequest allows both; an item is applied as POST /contacts either way)."""
+    if not isinstance(body, dict):
+        return [_NOT_AN_OBJECT]
+    errors: list[FieldError] = []
+    endpoint, method, items = body.get("endpoint"), body.get("method"), body.get("items")
+    if endpoint is None:
+        errors.append(FieldError("endpoint", "Endpoint is required", "required"))
+    elif not is_one_of(endpoint, ("products", "contacts", "events", "categories")):
+        message = "Must be one of products, contacts, events, categories"
+        errors.append(FieldError("endpoint", message))
+    elif endpoint != "contacts":
+        errors.append(FieldError("endpoint", "The emulator supports contacts batches only"))
+    if method is None:
+        errors.append(FieldError("method", "Method is required", "required"))
+    elif not is_one_of(method, ("POST", "PUT")):
+        errors.append(FieldError("method", "Must be POST or PUT"))
+    if items is None or items == []:
+        errors.append(FieldError("items", "At least one item is required", "required"))
+    elif not isinstance(items, list):
+        errors.append(FieldError("items", "Must be an array"))
+    elif len(items) > MAX_BATCH_ITEMS:
+        message = f"At most {MAX_BATCH_ITEMS} items are allowed"
+        errors.append(FieldError("items", message, "too_long"))
+    else:
+        errors.extend(
+            FieldError(f"items[{index}]", "Must be an object")
+            for index, item in enumerate(items)
+            if not isinstance(item, dict)
+        )
+    if not isinstance(body.get("origin", ""), str):
+        errors.append(FieldError("origin", "Must be a string"))
+    return errors
+
+
+def validate_tags(body: Any) -> list[FieldError]:
+    """Check a POST or DELETE /contacts/tags body: tags, and contacts named by ``emails``,
+    ``contactIDs``, ``phones`` or ``segmentID``."""
+    if not isinstance(body, dict):
+        return [_NOT_AN_OBJECT]
+    errors: list[FieldError] = []
+    if body.get("tags") in (None, []):
+        errors.append(FieldError("tags", "At least one tag is required", "required"))
+    else:
+        check_tags(body["tags"], errors)
+    selectors = 0
+    for name in _SELECTORS[:3]:
+        values = body.get(name, [])
+        if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+            errors.append(FieldError(name, "Must be an array of strings"))
+        elif len(values) > MAX_TAG_SELECTORS:
+            message = f"At most {MAX_TAG_SELECTORS} values are allowed"
+            errors.append(FieldError(name, message, "too_long"))
+        else:
+            selectors += len(values)
+    if "segmentID" in body:
+        if isinstance(body["segmentID"], str):
+            selectors += 1
+        else:
+            errors.append(FieldError("segmentID", "Must be a string"))
+    if selectors == 0 and not any(error.field in _SELECTORS for error in errors):
+        message = "Name contacts by emails, contactIDs, phones or segmentID"
+        errors.append(FieldError("emails", message, "required"))
+    return errors

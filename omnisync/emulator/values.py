@@ -1,11 +1,8 @@
-"""Values the emulator reads and writes: times, countries and its own settings (pure: no I/O).
+"""Values the emulator reads and writes: times, countries and its own knobs (pure: no I/O).
 
 Omnisend writes times as RFC 3339 in UTC with milliseconds and ``Z``, and
 reads them with any offset. A ``countryCode`` is an ISO 3166-1 alpha-2 code
-that exists (``ZZ`` is refused), and it wins over ``country``: the stored
-name follows the code (``docs/omnisend.md``). The emulator's own knobs
-(:class:`~omnisync.emulator.faults.Faults`, ``Settings``, ``/_emulator/drain``)
-are checked with :func:`check_number` and :func:`check_flag`.
+that exists (``ZZ`` is refused); the stored ``country`` name follows it.
 """
 
 from __future__ import annotations
@@ -24,8 +21,7 @@ if TYPE_CHECKING:
 
 def format_time(seconds: float) -> str:
     """RFC 3339 in UTC with milliseconds and ``Z``, as Omnisend writes times."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_timestamp(text: object) -> float | None:
@@ -36,20 +32,13 @@ def parse_timestamp(text: object) -> float | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        return None
-    return moment.timestamp()
+    return None if moment.tzinfo is None else moment.timestamp()
 
 
 def country_name(code: object) -> str | None:
     """The English short name of an existing ISO 3166-1 alpha-2 code (upper case), else ``None``."""
     if not isinstance(code, str) or len(code) != 2 or not code.isascii() or not code.isupper():
         return None
-    return _country_name(code)
-
-
-@lru_cache(maxsize=512)
-def _country_name(code: str) -> str | None:
     country = pycountry.countries.get(alpha_2=code)
     return None if country is None else str(country.name)
 
@@ -72,16 +61,13 @@ def check_number(
     integer: bool = False,
 ) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a number (an integer when
-    ``integer``; never a boolean) from ``low`` up to ``high``."""
+    ``integer``; never a boolean, never NaN) from ``low`` up to ``high``."""
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     # `not value >= low`, not `value < low`: NaN is outside every bound.
     if (low is not None and not value >= low) or (high is not None and not value <= high):
-        if low is None:
-            bounds = f"at most {high:g}"
-        else:
-            bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+        bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
         raise ValueError(f"{name} must be {kind} {bounds}, got {value!r}")
 
 

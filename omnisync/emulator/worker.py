@@ -32,7 +32,7 @@ class Worker:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._scale = float(getattr(clock, "scale", 1.0))
-        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._queue: list[tuple[float, int, Callable[[], object]]] = []
         self._sequence = itertools.count()
         self._condition = threading.Condition()
         self._busy = False
@@ -40,10 +40,7 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        with self._condition:
-            if self._running:
-                return
-            self._running = True
+        self._running = True
         self._thread = threading.Thread(
             target=self._run, name="omnisend-emulator-worker", daemon=True
         )
@@ -58,7 +55,7 @@ class Worker:
             self._thread.join(timeout=5.0)
             self._thread = None
 
-    def schedule(self, due: float, work: Callable[[], None]) -> None:
+    def schedule(self, due: float, work: Callable[[], object]) -> None:
         """Run ``work`` once ``clock.now() >= due`` (after earlier work, and work scheduled
         earlier for the same time)."""
         with self._condition:

@@ -1,34 +1,35 @@
-"""The bookkeeping of one export run: counts as they grow, and the final result.
-
-:class:`RunAttempt` is mutable and private to one run; the runner fills it,
-progress listeners read :meth:`RunAttempt.counts` snapshots, and
-:meth:`RunAttempt.result` completes the :class:`RunResult`.
-"""
+"""One export run's apply phase and mutable bookkeeping: counts as they grow, the result."""
 
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING
 
+from omnisync.clock import Clock
 from omnisync.config.model import Export
+from omnisync.contact import ContactWrite
 from omnisync.engine.clients import RequestCounter
+from omnisync.engine.recorder import LedgerRecorder
 from omnisync.engine.report import PlanTally
-from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult, tallied
-from omnisync.planning import StageCounts
-
-if TYPE_CHECKING:
-    from omnisync.engine.recorder import LedgerRecorder
+from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult, Tallied
+from omnisync.engine.settle import without_repeated_consent
+from omnisync.engine.staged import StagedExport
+from omnisync.mapping import MappingPlan
+from omnisync.omnisend.client import OmnisendClient
+from omnisync.omnisend.pipeline import DeliveryPipeline
+from omnisync.planning import WorkItem
+from omnisync.state import LedgerStore
 
 
 class RunAttempt:
-    """The mutable bookkeeping of one run, read by progress and the final result."""
+    """Private to one run; progress listeners read :meth:`counts` snapshots."""
 
     def __init__(
         self,
         export: Export,
         *,
-        progress: RunProgress,
+        progress: RunProgress | None,
         stop: threading.Event,
         allow_large_change: bool,
         full: bool,
@@ -38,9 +39,7 @@ class RunAttempt:
         self.stop = stop
         self.counter: RequestCounter | None = None
         self.recorder: LedgerRecorder | None = None
-        self.tally: PlanTally | None = None
-        self.stage_counts = StageCounts()
-        self.duplicates_sample: tuple[str, ...] = ()
+        self.tally: PlanTally | None = None  # from staging on
         self.settled = 0
         self.maybe_sent: frozenset[str] = frozenset()
         self.items_seen = 0
@@ -50,26 +49,24 @@ class RunAttempt:
         self.tag_adds_queued = 0
         self.removes_queued = 0
         self.stopped = False
-        #: A person released this run past the change guards (once).
         self.allow_large_change = allow_large_change
-        #: A full resync: every member re-sent and re-tagged.
         self.full = full
         self._progress_lock = threading.Lock()
 
     def phase(self, phase: Phase) -> None:
-        self.progress.phase_started(phase, self.counts())
+        if self.progress is not None:
+            self.progress.phase_started(phase, self.counts())
 
     def changed(self) -> None:
-        with self._progress_lock:
-            self.progress.counts_updated(self.counts())
+        if self.progress is not None:
+            with self._progress_lock:
+                self.progress.counts_updated(self.counts())
 
     def counts(self) -> RunCounts:
-        stage = self.stage_counts
+        tally = self.tally
         counter = self.counter
-        # The tally, once the apply phase made one, counts from these same staging counts.
-        found = self.tally.tallied() if self.tally is not None else tallied(stage)
         counts = RunCounts(
-            **asdict(found),
+            **asdict(tally.tallied() if tally is not None else Tallied()),
             upserts_planned=self.upserts_queued,
             tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
             settled=self.settled,
@@ -77,7 +74,7 @@ class RunAttempt:
             rate_limited=counter.rate_limited if counter else 0,
         )
         recorder = self.recorder
-        if recorder is None:  # the apply phase has not begun: nothing queued, nothing pending
+        if tally is None or recorder is None:  # not applying yet: nothing queued or pending
             return counts
         # Each of the recorder's counts read once, so that ``pending`` agrees with them.
         counts = replace(
@@ -89,6 +86,7 @@ class RunAttempt:
             tag_failed=recorder.tag_failed,
             batches=recorder.batches,
         )
+        stage = tally.staged.counts
         unreached = max(0, stage.work - self.items_seen) + max(0, stage.leaving - self.leavers_seen)
         upserts_done = counts.upserted + counts.upsert_failed
         tag_changes = self.tag_adds_queued + recorder.tags_after_upsert + self.removes_queued
@@ -96,6 +94,107 @@ class RunAttempt:
         pending_upserts = max(0, self.upserts_queued - upserts_done) + counts.upsert_failed
         pending_tags = max(0, tag_changes - tags_done) + counts.tag_failed
         return replace(counts, pending=unreached + pending_upserts + pending_tags)
+
+    def apply(
+        self,
+        staged: StagedExport,
+        *,
+        store: LedgerStore,
+        client: OmnisendClient,
+        clock: Clock,
+        poll_interval: float,
+        max_batches_in_flight: int,
+        stop_grace: float,
+    ) -> None:
+        """Send what ``staged`` needs, through a :class:`DeliveryPipeline` per tag, and
+        record what Omnisend acknowledged (a :class:`LedgerRecorder`).
+
+        Every item that needs an upsert is mapped and tallied (so plan and run
+        agree). ``stop`` is honoured between items: nothing new is handed over,
+        what was sent is followed and recorded. Raises what the pipelines raise
+        (an aborting ``ApiError``, a ``StateError``).
+        """
+        export = self.export
+        recorder = LedgerRecorder(store, export.name, clock=clock, on_change=self.changed)
+        self.recorder = recorder
+        tally = self.tally
+        assert tally is not None, "the runner tallies what it staged"
+        pipelines: dict[str, DeliveryPipeline] = {}
+        with ExitStack() as open_pipelines:
+
+            def pipeline_for(tag: str) -> DeliveryPipeline:
+                found = pipelines.get(tag)
+                if found is None:
+                    found = open_pipelines.enter_context(
+                        DeliveryPipeline(
+                            client,
+                            tag,
+                            listener=recorder,
+                            stop=self.stop,
+                            clock=clock,
+                            max_batches_in_flight=max_batches_in_flight,
+                            poll_interval=poll_interval,
+                            stop_grace=stop_grace,
+                        )
+                    )
+                    pipelines[tag] = found
+                return found
+
+            main = pipeline_for(export.tag)
+            now = clock.wall()
+            plan = MappingPlan(export)
+            stop = self.stop
+
+            def apply_item(item: WorkItem) -> bool:
+                """Queue one member's work; ``False`` once the pipeline takes no more."""
+                outcome = plan.map_work(item, now=now)
+                actions = tally.add(item, outcome)
+                # An item counts as seen once its work is queued: one the pipeline
+                # refused (a stop) stays unreached, so the run reports it pending.
+                if actions.upsert:
+                    assert outcome is not None and isinstance(outcome.result, ContactWrite)
+                    write = outcome.result
+                    if write.email in self.maybe_sent and write.consent is not None:
+                        # A killed run may have sent this very write: don't repeat its consent.
+                        write = without_repeated_consent(write, client.get_contact(write.email))
+                    recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
+                    if not main.upsert(write, then_tag=actions.tag):
+                        return False
+                    self.items_seen += 1
+                    self.upserts_queued += 1
+                    self.then_tag_queued += actions.tag
+                elif actions.tag:
+                    if not main.add_tag(item.email):
+                        return False
+                    self.items_seen += 1
+                    self.tag_adds_queued += 1
+                else:
+                    self.items_seen += 1  # invalid: never sent, counted by the tally
+                    return True
+                if actions.remove_old_tag is not None:
+                    if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
+                        return False
+                    self.removes_queued += 1
+                return True
+
+            for item in staged.work():
+                if stop.is_set() or not apply_item(item):
+                    break
+            for leaver in staged.leavers():
+                if stop.is_set():
+                    break
+                tally.add_leavers((leaver,))
+                if not pipeline_for(leaver.tag).remove_tag(leaver.email):
+                    break
+                self.leavers_seen += 1
+                self.removes_queued += 1
+            self.changed()
+            # The export's own pipeline last: old tags are removed while it drains.
+            for tag, pipeline in list(pipelines.items()):
+                if tag != export.tag:
+                    pipeline.finish()
+            main.finish()
+            self.stopped = stop.is_set()
 
     def partial_reason(self, counts: RunCounts) -> str:
         parts = []
@@ -113,15 +212,14 @@ class RunAttempt:
 
     def result(self, base: RunResult) -> RunResult:
         """``base`` completed with what this attempt learnt (samples, reasons)."""
-        report = self.tally.report() if self.tally is not None else None
-        if report is None:
+        if self.tally is None or self.recorder is None:  # the apply phase never began
             return replace(base, stopped=self.stopped)
+        report = self.tally.report()
         return replace(
             base,
             stopped=self.stopped,
-            invalid_reasons={reason.reason: reason.count for reason in report.invalid_reasons},
-            invalid_samples={reason.reason: reason.examples for reason in report.invalid_reasons},
-            warnings={reason.reason: reason.count for reason in report.warnings},
-            duplicates_sample=self.duplicates_sample,
-            failure_samples=tuple(self.recorder.failure_samples) if self.recorder else (),
+            invalid_reasons=report.invalid_reasons,
+            warnings=report.warnings,
+            duplicates_sample=report.duplicates_sample,
+            failure_samples=tuple(self.recorder.failure_samples),
         )

@@ -1,29 +1,12 @@
 """The diff of a staged segment against the ledger, in set-based SQL.
 
-Runs on a connection holding ``temp.stage`` (filled by
-:mod:`omnisync.engine.staging`). Materialises ``temp.work`` (members that
-need an upsert and/or the tag) and ``temp.leavers``, and returns the counts.
-The semantics are :func:`omnisync.planning.reference_plan`'s.
-
-The diff has two halves. The *stage side* (here, always in SQLite) counts
-rows, missing e-mails and duplicates, and does the arithmetic; the *ledger
-side* (a :class:`LedgerSide`) answers four questions about the export's
-ledger entries: which members are work, how many entries (and tagged ones)
-there are, how many members carry the export's tag (a resync), and who left.
-It asks them in SQL written once, run where the ledger lives: in SQLite by
-:class:`AttachedLedger` (the ledger ATTACHed as ``ledger``), in PostgreSQL by
-:mod:`omnisync.engine.diff_postgres`; without a ledger to diff against, every
-member is new. The SQL is shaped for a million unchanged rows:
-
-- the e-mail index is built once, after the bulk insert, and covers the
-  fingerprint, so the diff reads the stage in e-mail order from the index
-  alone and probes the ledger's primary key in the same order;
-- duplicates are found with one ``GROUP BY ... HAVING`` over that index and,
-  being rare, excluded through a small table rather than a correlated
-  subquery per row;
-- ``unchanged`` and the number of leavers are derived by arithmetic from the
-  (usually small) work table and one count of the ledger, and the anti-join
-  that lists leavers runs only when there are some.
+Materialises ``temp.work`` and ``temp.leavers`` from ``temp.stage`` with
+:func:`omnisync.planning.reference_plan`'s semantics. The stage side (SQLite)
+counts rows, missing e-mails and duplicates; the ledger side (a
+:class:`LedgerSide`) runs the ledger's SQL, written once, where the ledger
+lives. Shaped for a million unchanged rows: one covering e-mail index read in
+the ledger's key order, duplicates excluded through a small table, counts
+derived by arithmetic, the leavers' anti-join run only when there are some.
 """
 
 from __future__ import annotations
@@ -32,11 +15,12 @@ import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from omnisync.config.model import OnLeave
+from omnisync.config.model import Export
+from omnisync.engine.results import SAMPLE_SIZE
 from omnisync.masking import mask_email
 from omnisync.planning import StageCounts
 
@@ -48,23 +32,19 @@ FILLED_COLUMNS: Mapping[str, str] = MappingProxyType(
 
 @dataclass(frozen=True)
 class DiffOutcome:
-    """Counts and samples of one diff; the work itself is in the temp tables."""
+    """Counts and samples of one diff (the work is in the temp tables), seconds per phase."""
 
     counts: StageCounts
     duplicates_sample: tuple[str, ...]
     missing_email_rows: tuple[int, ...]
-    #: seconds spent per phase, for benchmarks and debug logs
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float]
 
 
 @dataclass(frozen=True)
 class DiffTerms:
-    """What a ledger side is asked about: one export's entries, against its members.
-
-    ``members`` is an SQL condition on ``temp.stage AS s`` that holds for
-    exactly the members: the first row of each e-mail (rows without an
-    e-mail and later copies excluded). ``full``: a resync (see :func:`run_diff`).
-    """
+    """What a ledger side is asked about. ``members`` is an SQL condition on
+    ``temp.stage AS s`` that holds for exactly the members (the first row of each
+    e-mail); ``full``: a resync (see :func:`run_diff`)."""
 
     export: str
     tag: str
@@ -73,25 +53,15 @@ class DiffTerms:
 
 
 def run_diff(
-    connection: sqlite3.Connection,
-    *,
-    export: str,
-    tag: str,
-    on_leave: OnLeave,
-    full: bool = False,
-    sample_size: int,
-    ledger: LedgerSide | None,
+    connection: sqlite3.Connection, export: Export, ledger: LedgerSide | None, *, full: bool
 ) -> DiffOutcome:
-    """Diff ``temp.stage`` against ``ledger`` (``None``: nothing to diff against,
-    every member is new).
+    """Diff ``temp.stage`` against ``export``'s ``ledger`` (``None``: every member is new).
 
     ``full`` (a resync): every member is work that needs the upsert and the
-    tag, as if first; a member the ledger knows stays ``in_ledger`` (no
-    consent status is sent for it) and counts as changed; its tag counts as
-    not on (so it is added again, and never removed as an "old" tag).
-
-    Must run inside the caller's transaction (and ``ledger`` inside one
-    snapshot of its own) so that every read of the ledger sees one state.
+    tag; a member the ledger knows stays ``in_ledger`` (no consent status is
+    sent for it) and counts as changed; its tag counts as not on (added again,
+    never removed as an "old" tag). Must run inside the caller's transaction
+    (and ``ledger`` inside one snapshot of its own).
     """
     clock = PhaseClock()
     connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
@@ -101,7 +71,7 @@ def run_diff(
     missing_rows = tuple(
         int(seq)
         for (seq,) in connection.execute(
-            "SELECT seq FROM temp.stage WHERE email IS NULL ORDER BY seq LIMIT ?", (sample_size,)
+            "SELECT seq FROM temp.stage WHERE email IS NULL ORDER BY seq LIMIT ?", (SAMPLE_SIZE,)
         )
     )
 
@@ -124,7 +94,7 @@ def run_diff(
             mask_email(email)
             for (email,) in connection.execute(
                 "SELECT email FROM temp.duplicate_groups ORDER BY first_seq LIMIT ?",
-                (sample_size,),
+                (SAMPLE_SIZE,),
             )
         )
         connection.execute(
@@ -136,7 +106,7 @@ def run_diff(
         members_condition += " AND s.seq NOT IN (SELECT seq FROM temp.later_copies)"
     clock.lap("duplicates")
 
-    terms = DiffTerms(export=export, tag=tag, full=full, members=members_condition)
+    terms = DiffTerms(export=export.name, tag=export.tag, full=full, members=members_condition)
     members = rows - missing - duplicates
     connection.execute(
         "CREATE TEMP TABLE work (seq INTEGER PRIMARY KEY, in_ledger INTEGER NOT NULL, "
@@ -148,7 +118,7 @@ def run_diff(
             f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {terms.members}"
         )
     else:
-        ledger.fill_work(connection, terms)
+        ledger.fill_work(terms)
     work, new, changed, tag_only, retag, tagged_in_work, needs_tag = _work_counts(connection)
     clock.lap("work")
     ledger_delivered, ledger_tagged = (0, 0) if ledger is None else ledger.totals(terms)
@@ -164,8 +134,9 @@ def run_diff(
     )
 
     connection.execute("CREATE TEMP TABLE leavers (email TEXT PRIMARY KEY, tag TEXT NOT NULL)")
+    on_leave = export.on_leave
     if gone and on_leave == "untag" and ledger is not None:
-        ledger.fill_leavers(connection, terms)
+        ledger.fill_leavers(terms)
     clock.lap("counts and leavers")
     counts = StageCounts(
         rows=rows,
@@ -192,23 +163,18 @@ def run_diff(
 
 
 class LedgerSide(ABC):
-    """The ledger half of a diff, its SQL written once in SQLite's words (``:name``
-    parameters). Every call reads one snapshot of the ledger.
-
-    A subclass says where the members and the ledger's tables are, and runs
-    that SQL where the ledger lives: :class:`AttachedLedger` on the staging
-    connection, :class:`~omnisync.engine.diff_postgres.PostgresLedger` inside
-    PostgreSQL. :func:`run_diff` calls :meth:`fill_work` first, then the
-    counts, then :meth:`fill_leavers`.
+    """The ledger half of a diff against the ``staging`` connection's tables, its SQL
+    written once in SQLite's words (``:name`` parameters), every call in one snapshot
+    of the ledger. A subclass says where the members and the tables (``_entries``,
+    ``_brands``) are and runs the SQL there.
     """
 
-    #: The ledger's entries and the exports' brands, as the SQL names them.
     _entries: str
     _brands: str
 
-    def __init__(self) -> None:
-        #: seconds spent per phase of the ledger's own (added to the diff's)
-        self.timings: dict[str, float] = {}
+    def __init__(self, staging: sqlite3.Connection) -> None:
+        self._staging = staging
+        self.timings: dict[str, float] = {}  # the ledger's own phases, added to the diff's
 
     @abstractmethod
     def _members(self, terms: DiffTerms) -> tuple[str, str]:
@@ -220,24 +186,14 @@ class LedgerSide(ABC):
         """The one row of ``sql``, run where the ledger lives."""
 
     @abstractmethod
-    def _insert(
-        self,
-        connection: sqlite3.Connection,
-        table: str,
-        select: str,
-        parameters: Mapping[str, object],
-    ) -> None:
+    def _insert(self, table: str, select: str, parameters: Mapping[str, object]) -> None:
         """Insert the rows of ``select``, run where the ledger lives, into the
-        staging ``connection``'s ``temp.<table>`` (its :data:`FILLED_COLUMNS`)."""
+        staging ``temp.<table>`` (its :data:`FILLED_COLUMNS`)."""
 
     def has_entries(self, export: str, *, brand: str | None) -> bool:
-        """Whether the ledger holds entries of ``export`` to diff against.
-
-        Not when it has none, nor when it records the export as delivering to
-        a brand other than ``brand`` (``None``: no brand to check): a run
-        forgets those entries before it stages (``LedgerStore.retarget``), and
-        ``plan`` says what the run will do.
-        """
+        """Whether the ledger holds entries of ``export`` to diff against: not when
+        it records the export as delivering to a brand other than ``brand``
+        (``None``: no check), whose entries a run forgets (``LedgerStore.retarget``)."""
         parameters = {"export": export, "brand": brand}
         if brand is not None:
             (moved,) = self._fetch(
@@ -251,20 +207,13 @@ class LedgerSide(ABC):
         )
         return bool(found)
 
-    def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
-        """Insert into ``temp.work`` a row per member that is work (:data:`FILLED_COLUMNS`).
-
-        A member is work when ``terms.full``, when the ledger has no entry for
-        its e-mail, when the entry's fingerprint differs, or when the entry's
-        tag is not ``terms.tag``. ``in_ledger`` says whether there is an
-        entry; ``tag_on`` is its tag (``NULL`` in a resync when it is the
-        export's); ``needs_upsert`` and ``needs_tag`` as the planner defines.
-        """
+    def fill_work(self, terms: DiffTerms) -> None:
+        """Insert into ``temp.work`` a row per member that is work: ``terms.full``, no
+        ledger entry, another fingerprint, or a tag other than ``terms.tag``."""
         source, members = self._members(terms)
         # `l.tag IS NULL OR l.tag <> :tag` (the tag is never NULL) rather than IS
         # DISTINCT FROM, which SQLite reads only from 3.39 on.
         self._insert(
-            connection,
             "work",
             "SELECT s.seq, l.email IS NOT NULL, "
             "CASE WHEN :full AND l.tag = :tag THEN NULL ELSE l.tag END, "
@@ -295,11 +244,10 @@ class LedgerSide(ABC):
         )
         return int(count)
 
-    def fill_leavers(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+    def fill_leavers(self, terms: DiffTerms) -> None:
         """Insert into ``temp.leavers`` each tagged entry whose e-mail is not a member's."""
         source, members = self._members(terms)
         self._insert(
-            connection,
             "leavers",
             f"SELECT l.email, l.tag FROM {self._entries} AS l "
             "WHERE l.export = :export AND l.tag IS NOT NULL AND NOT EXISTS "
@@ -314,33 +262,21 @@ class AttachedLedger(LedgerSide):
     _entries = "ledger.ledger_entries"
     _brands = "ledger.export_brands"
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        super().__init__()
-        self._connection = connection
-
     def _members(self, terms: DiffTerms) -> tuple[str, str]:
         # In e-mail order, from the covering index alone, probing the ledger's
         # primary key in the same order.
         return "temp.stage AS s INDEXED BY stage_by_email", terms.members
 
     def _fetch(self, sql: str, parameters: Mapping[str, object]) -> Sequence[Any]:
-        return tuple(self._connection.execute(sql, parameters).fetchone())
+        return tuple(self._staging.execute(sql, parameters).fetchone())
 
-    def _insert(
-        self,
-        connection: sqlite3.Connection,
-        table: str,
-        select: str,
-        parameters: Mapping[str, object],
-    ) -> None:
-        connection.execute(
+    def _insert(self, table: str, select: str, parameters: Mapping[str, object]) -> None:
+        self._staging.execute(
             f"INSERT INTO temp.{table} ({FILLED_COLUMNS[table]}) {select}", parameters
         )
 
 
 def _work_counts(connection: sqlite3.Connection) -> tuple[int, ...]:
-    """The counts of ``temp.work``: work, new, changed, tag only, retag, work
-    items with a tag on, and those that need the export's tag."""
     counts = connection.execute(
         "SELECT count(*), "
         "coalesce(sum(NOT in_ledger), 0), "
@@ -354,13 +290,12 @@ def _work_counts(connection: sqlite3.Connection) -> tuple[int, ...]:
     return tuple(int(count) for count in counts)
 
 
-def _scalar(connection: sqlite3.Connection, sql: str, parameters: tuple[object, ...] = ()) -> int:
-    row = connection.execute(sql, parameters).fetchone()
-    return int(row[0])
+def _scalar(connection: sqlite3.Connection, sql: str) -> int:
+    return int(connection.execute(sql).fetchone()[0])
 
 
 class PhaseClock:
-    """Seconds per phase, measured back to back."""
+    """Seconds per phase (``laps``), measured back to back."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}

@@ -1,22 +1,12 @@
 """The ledger side of a diff against a PostgreSQL state store, run inside PostgreSQL.
 
-The segment is staged in SQLite as for any store (:mod:`omnisync.engine.staging`:
-one rule per field, the same Python functions); only the ledger's half of the
-diff (:class:`~omnisync.engine.diff.LedgerSide`, the same SQL as against a
-SQLite ledger) moves to where the ledger lives, so a million entries never
+The segment is staged in SQLite as for any store; only the ledger's half of
+the diff (the same SQL) runs where the ledger lives, so a million entries never
 cross the network. In one ``REPEATABLE READ`` transaction on a connection of
-its own (:meth:`~omnisync.state.postgres.PostgresLedgerStore.dedicated_connection`):
-
-1. the members (``seq``, e-mail, fingerprint: the first row of each e-mail)
-   are copied into a temporary table (binary ``COPY``, dropped at commit) and
-   analysed, so that the planner knows a million rows from a hundred;
-2. the ledger's statements run there; the rows of the work and of the
-   leavers stream back (``COPY TO``) into SQLite's temporary tables.
-
-Whatever :func:`postgres_ledger` yields reads that one snapshot, so the
-ledger a run diffs against is the ledger at one instant, as with SQLite.
-At a million unchanged members this costs about 1.3 times the SQLite diff
-(``bench/postgres_bench.py``): the copy is most of the difference.
+its own, the members are copied into a temporary table (binary ``COPY``) and
+analysed, the ledger's statements run there, and the rows of the work and the
+leavers stream back into SQLite's temporary tables. At a million unchanged
+members this costs about 1.3 times the SQLite diff (``bench/postgres_bench.py``).
 """
 
 from __future__ import annotations
@@ -31,9 +21,9 @@ from typing import Any
 from psycopg import IsolationLevel
 
 from omnisync.engine.diff import FILLED_COLUMNS, DiffTerms, LedgerSide
+from omnisync.engine.staged import FETCH_SIZE
 from omnisync.state import LedgerStore, StateError
-from omnisync.state.postgres import PostgresLedgerStore
-from omnisync.state.postgres_database import PostgresConnection
+from omnisync.state.postgres import PostgresConnection, PostgresLedgerStore
 
 #: How long the diff's transaction may wait on SQLite between two statements.
 _IDLE_LIMIT = "10min"
@@ -50,16 +40,13 @@ _FILLED_TYPES: Mapping[str, Sequence[str]] = {
 
 @contextmanager
 def postgres_ledger(
-    store: LedgerStore, *, export: str, brand: str | None, fetch_size: int
+    store: LedgerStore, staging: sqlite3.Connection, *, export: str, brand: str | None
 ) -> Iterator[PostgresLedger | None]:
-    """The ledger side of ``store``'s ledger for ``export``, valid inside the block.
+    """The ledger side of ``store``'s ledger for ``export`` and the ``staging``
+    connection, read in one snapshot valid inside the block (a dedicated
+    connection, closed with it).
 
-    Opens one ``REPEATABLE READ`` transaction on a dedicated connection; it
-    ends with the block (having written nothing but a temporary table) and
-    the connection is closed. Yields ``None``, without copying anything, for
-    a ledger with nothing to diff against
-    (:meth:`~omnisync.engine.diff.LedgerSide.has_entries`).
-    ``fetch_size`` is how many rows travel between the databases at a time.
+    Yields ``None``, copying nothing, for a ledger with nothing to diff against.
     Raises :class:`~omnisync.state.StateError` (no password in it) when the
     store cannot be read, or is not a PostgreSQL store.
     """
@@ -68,7 +55,7 @@ def postgres_ledger(
             f"the state store {store.location} cannot be diffed against: "
             "it is neither a SQLite file nor a PostgreSQL database"
         )
-    with store.dedicated_connection("diff the segment against the ledger") as connection:
+    with store.database.dedicated_connection("diff the segment against the ledger") as connection:
         connection.isolation_level = IsolationLevel.REPEATABLE_READ
         with connection.transaction():
             # A few set-based statements: compiling them would cost more than it saves.
@@ -79,28 +66,22 @@ def postgres_ledger(
             # takeover waits for (only ACCESS SHARE on the ledger's tables), so it
             # gets longer; a paused process still lets go of its snapshot in time.
             connection.execute(f"SET LOCAL idle_in_transaction_session_timeout = '{_IDLE_LIMIT}'")
-            side = PostgresLedger(connection, fetch_size=fetch_size)
+            side = PostgresLedger(staging, connection)
             # Nothing to compare with (a first run): every member is new, and
             # copying a million of them over would only say so slowly.
             yield side if side.has_entries(export, brand=brand) else None
 
 
 class PostgresLedger(LedgerSide):
-    """A :class:`~omnisync.engine.diff.LedgerSide` run inside PostgreSQL.
-
-    ``connection`` must be inside the transaction whose snapshot every call
-    reads (:func:`postgres_ledger` opens it). The members are copied there by
-    :meth:`fill_work`, which therefore comes first; what the diff reads back
-    into the staging tables travels as a binary ``COPY``.
-    """
+    """A :class:`~omnisync.engine.diff.LedgerSide` run inside PostgreSQL, in the
+    transaction :func:`postgres_ledger` opens; :meth:`fill_work` copies the members."""
 
     _entries = "ledger_entries"
     _brands = "export_brands"
 
-    def __init__(self, connection: PostgresConnection, *, fetch_size: int) -> None:
-        super().__init__()
+    def __init__(self, staging: sqlite3.Connection, connection: PostgresConnection) -> None:
+        super().__init__(staging)
         self._connection = connection
-        self._fetch_size = fetch_size
 
     def _members(self, terms: DiffTerms) -> tuple[str, str]:
         # Only the members were copied; SQLite's anti-join for the leavers reads
@@ -113,48 +94,39 @@ class PostgresLedger(LedgerSide):
         assert row is not None  # an aggregate always has its row
         return row
 
-    def _insert(
-        self,
-        connection: sqlite3.Connection,
-        table: str,
-        select: str,
-        parameters: Mapping[str, object],
-    ) -> None:
+    def _insert(self, table: str, select: str, parameters: Mapping[str, object]) -> None:
         columns = FILLED_COLUMNS[table]
         placeholders = ", ".join("?" for _ in columns.split(", "))
         with self._connection.cursor().copy(
             f"COPY ({_in_postgres(select)}) TO STDOUT (FORMAT BINARY)", parameters
         ) as copy:
             copy.set_types(_FILLED_TYPES[table])
-            connection.executemany(
+            self._staging.executemany(
                 f"INSERT INTO temp.{table} ({columns}) VALUES ({placeholders})", copy.rows()
             )
 
-    def fill_work(self, connection: sqlite3.Connection, terms: DiffTerms) -> None:
+    def fill_work(self, terms: DiffTerms) -> None:
         started = time.perf_counter()
-        unstorable = self._copy_members(connection, terms.members)
+        unstorable = self._copy_members(terms.members)
         loaded = time.perf_counter()
-        super().fill_work(connection, terms)
+        super().fill_work(terms)
         # PostgreSQL text cannot hold a NUL, so neither can its ledger: a member
         # whose e-mail holds one is new, as the SQLite ledger would say.
-        connection.executemany(
+        self._staging.executemany(
             f"INSERT INTO temp.work ({FILLED_COLUMNS['work']}) VALUES (?, 0, NULL, 1, 1)",
             ((seq,) for seq in unstorable),
         )
         self.timings["postgres copy members"] = loaded - started
         self.timings["postgres work"] = time.perf_counter() - loaded
 
-    def _copy_members(self, connection: sqlite3.Connection, members: str) -> list[int]:
-        """Copy the members into :data:`_MEMBERS` and ``ANALYZE`` it.
-
-        Returns the ``seq`` of the members left out: those whose e-mail holds
-        a NUL, which PostgreSQL text cannot hold.
-        """
+    def _copy_members(self, members: str) -> list[int]:
+        """Copy the members into :data:`_MEMBERS`; returns the ``seq`` of those left
+        out, whose e-mail holds a NUL (PostgreSQL text cannot)."""
         self._connection.execute(
             f'CREATE TEMP TABLE {_MEMBERS} (seq BIGINT, email TEXT COLLATE "C", '
             "fingerprint BIGINT) ON COMMIT DROP"
         )
-        staged = connection.execute(
+        staged = self._staging.execute(
             f"SELECT s.seq, s.email, s.fingerprint FROM temp.stage AS s WHERE {members}"
         )
         unstorable: list[int] = []
@@ -164,7 +136,7 @@ class PostgresLedger(LedgerSide):
             ) as copy:
                 copy.set_types(["int8", "text", "int8"])
                 write_row = copy.write_row
-                while rows := staged.fetchmany(self._fetch_size):
+                while rows := staged.fetchmany(FETCH_SIZE):
                     for row in rows:
                         # A test per row costs less than a scan in SQLite.
                         if "\x00" in row[1]:
@@ -180,5 +152,4 @@ class PostgresLedger(LedgerSide):
 
 
 def _in_postgres(sql: str) -> str:
-    """``sql`` (``:name`` parameters) in psycopg's ``%(name)s`` style."""
     return re.sub(r":(\w+)", r"%(\1)s", sql)

@@ -1,46 +1,29 @@
 """Drift: does Omnisend still hold what the ledger says an export delivered?
 
-:func:`check_drift` reads back, contact by contact (``GET /contacts?email=``
-through the connection's shared :class:`~omnisync.omnisend.client.OmnisendClient`,
-so the reads are paced by the brand's limiter with every run of this process),
-a sample of an export's ledger entries, or all of them, and compares:
+:func:`check_drift` reads back a sample of an export's ledger entries (or all),
+one paced ``GET /contacts?email=`` each, and finds:
 
-- ``missing``: a member (in the segment, or tagged in the ledger) has no
-  contact in Omnisend;
+- ``missing``: a member (in the segment, or tagged in the ledger) has no contact;
 - ``tag_missing``: the ledger says the contact carries a tag of this export,
   Omnisend's contact lacks it;
-- ``tag_on_non_member``: with ``on_leave: untag``, a contact that is no
-  longer in the segment and that the ledger records as untagged carries the
-  export's tag in Omnisend (with ``on_leave: keep`` leavers keep it by design);
-- ``fields``: for a member whose current source row is what was delivered
-  (its staged fingerprint is the ledger's), a field the export maps differs
-  from what that row maps to (the body :func:`~omnisync.omnisend.payloads.contact_body`
-  builds, without the consent omnisync never repeats). Only fields that body
-  carries are compared: an empty source value is never sent, so it cannot drift.
+- ``tag_on_non_member``: with ``on_leave: untag``, a contact no longer in the
+  segment and recorded as untagged carries the export's tag;
+- ``fields``: for a member whose source row is what was delivered (same
+  fingerprint), a field of the body a run would send differs (never the consent).
 
-A contact whose e-mail channel is ``unsubscribed`` in Omnisend is listed as
-information only: it is never drift and never "fixed" (omnisync never
-re-subscribes anyone). Contacts in a batch still in flight (or an intent left
-by a killed run) are skipped: the next run settles them first.
-
-:func:`repair_drift` marks what was found so that the next run mends exactly
-those contacts: a missing contact, a missing tag or differing fields are
-marked for re-sending (``LedgerStore.mark_for_resend``: upsert and tag again,
-never a consent status); a tag on a non-member is recorded as on
-(``mark_tagged``), which makes the contact a leaver the next run untags.
-
-Costs: the segment is staged once (as ``plan`` does), and each checked
-contact is one request in the brand's overall window (400 a minute by
-default): ``--all`` on 100,000 members takes over four hours. The ledger is
-read whole to draw the sample. A tags call is applied asynchronously, so a
-check right after a run may see a tag not yet applied.
+A contact ``unsubscribed`` in Omnisend is listed as information only: never
+drift, never "fixed". Contacts in a batch in flight or an intent are skipped.
+:func:`repair_drift` marks the findings so that the next run mends exactly
+those contacts (re-sent and re-tagged, never a consent status; a tag on a
+non-member is recorded as on, so the next run untags it). The renderers mask
+every e-mail (reports are pasted into tickets) and show field names, never values.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -48,20 +31,24 @@ from typing import Any, Literal
 from omnisync.config.model import Config, Export
 from omnisync.contact import ContactWrite
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.plan_render import json_text, markdown_cell
 from omnisync.engine.staged import StagedMember
 from omnisync.engine.staging import stage_export
 from omnisync.mapping import MappingPlan
+from omnisync.masking import mask_email
 from omnisync.omnisend.payloads import contact_body
 from omnisync.state import LedgerEntry, LedgerStore
 from omnisync.state.locks import ExportLock
 
 Problem = Literal["missing", "tag_missing", "tag_on_non_member", "fields"]
 
-#: Problems in the order reports list them.
-PROBLEMS: tuple[Problem, ...] = ("missing", "tag_missing", "tag_on_non_member", "fields")
-
-#: How many ledger entries a check reads back by default.
-DEFAULT_SAMPLE = 100
+#: Each problem as reports word it, in the order they list them.
+PROBLEM_WORDS: dict[Problem, str] = {
+    "missing": "contact missing in Omnisend",
+    "tag_missing": "tag missing",
+    "tag_on_non_member": "tag on a non-member",
+    "fields": "fields differ",
+}
 
 
 @dataclass(frozen=True)
@@ -102,22 +89,13 @@ class DriftReport:
         return sum(problem in finding.problems for finding in self.findings)
 
 
-@dataclass(frozen=True)
-class _Expected:
-    """What the ledger and the segment say about one sampled contact."""
-
-    entry: LedgerEntry
-    member: StagedMember | None
-    body: Mapping[str, Any] | None
-
-
 def check_drift(
     config: Config,
     export_name: str,
     *,
     store: LedgerStore,
     clients: ClientPool,
-    sample: int | None = DEFAULT_SAMPLE,
+    sample: int | None,
     seed: int | None = None,
 ) -> DriftReport:
     """Read back ``sample`` of ``export_name``'s delivered contacts (``None``: all).
@@ -125,31 +103,47 @@ def check_drift(
     The sample is drawn with ``random.Random(seed)``: the same seed over the
     same ledger checks the same contacts. Raises what
     :func:`~omnisync.engine.staging.stage_export` raises, ``SecretUnavailable``
-    for an API key that cannot be read, and
-    :class:`~omnisync.omnisend.errors.OmnisendError` when Omnisend cannot be
-    read; :class:`KeyError` for an unknown export.
+    for an unreadable API key, :class:`~omnisync.omnisend.errors.OmnisendError`
+    when Omnisend cannot be read, and :class:`KeyError` for an unknown export.
     """
     export = config.exports[export_name]
-    connection = config.connections[export.connection]
     entries = store.entries(export_name)
-    pending = _pending_emails(store, export_name)
+    pending = {
+        email
+        for batch in (*store.inflight_batches(export_name), *store.intents(export_name))
+        for email in batch.emails
+    }
     candidates = [entry for entry in entries if entry.email not in pending]
     if sample is not None and sample < len(candidates):
         chosen = random.Random(seed).sample(candidates, sample)
     else:
         chosen = candidates
     chosen.sort(key=lambda entry: entry.email)
-    expected = _expectations(config, export, chosen, store=store, clients=clients)
-    client = clients.client_for(connection)
+    with stage_export(
+        config,
+        export.name,
+        store=store,
+        environ=clients.environ,
+    ) as staged:
+        members = staged.members_of([entry.email for entry in chosen])
+        plan = MappingPlan(export)
+    client = clients.client_for(config.connections[export.connection])
     findings: list[DriftFinding] = []
     unsubscribed: list[str] = []
-    for item in expected:
-        contact = client.get_contact(item.entry.email)
-        finding = compare(export, item.entry, item.member, item.body, contact)
+    for entry in chosen:
+        member = members.get(entry.email)
+        body = None
+        if member is not None and member.fingerprint == entry.fingerprint:
+            # What was delivered is what the source says now: its mapped body.
+            outcome = plan.map_row(member.row, in_ledger=True)
+            if isinstance(outcome.result, ContactWrite):
+                body = contact_body(outcome.result)
+        contact = client.get_contact(entry.email)
+        finding = _compare(export, entry, member, body, contact)
         if finding is not None:
             findings.append(finding)
-        if contact is not None and email_status(contact) == "unsubscribed":
-            unsubscribed.append(item.entry.email)
+        if contact is not None and _email_status(contact) == "unsubscribed":
+            unsubscribed.append(entry.email)
     return DriftReport(
         export=export_name,
         tag=export.tag,
@@ -163,56 +157,13 @@ def check_drift(
     )
 
 
-def _pending_emails(store: LedgerStore, export: str) -> set[str]:
-    pending: set[str] = set()
-    for batch in (*store.inflight_batches(export), *store.intents(export)):
-        pending.update(batch.emails)
-    return pending
-
-
-def _expectations(
-    config: Config,
-    export: Export,
-    chosen: Sequence[LedgerEntry],
-    *,
-    store: LedgerStore,
-    clients: ClientPool,
-) -> list[_Expected]:
-    """Stage the segment once and work out, per sampled entry, what was delivered."""
-    with stage_export(
-        config,
-        export.name,
-        store=store,
-        environ=clients.environ,
-        credentials_directory=clients.credentials_directory,
-    ) as staged:
-        members = staged.members_of([entry.email for entry in chosen])
-        plan = MappingPlan(export, staged.columns)
-    expected: list[_Expected] = []
-    for entry in chosen:
-        member = members.get(entry.email)
-        body = None
-        if member is not None and member.fingerprint == entry.fingerprint:
-            # What was delivered is what the source says now: its mapped body.
-            outcome = plan.map_row(member.row, in_ledger=True)
-            if isinstance(outcome.result, ContactWrite):
-                body = contact_body(outcome.result)
-        expected.append(_Expected(entry, member, body))
-    return expected
-
-
-def compare(
+def _compare(
     export: Export,
     entry: LedgerEntry,
     member: StagedMember | None,
     body: Mapping[str, Any] | None,
     contact: Mapping[str, Any] | None,
 ) -> DriftFinding | None:
-    """The drift of one contact, or ``None``. Pure.
-
-    ``member`` is the contact's staged row (``None``: not in the segment),
-    ``body`` what was delivered when known, ``contact`` Omnisend's contact.
-    """
     if contact is None:
         if member is not None or entry.tag is not None:
             return DriftFinding(entry.email, ("missing",), tag=entry.tag)
@@ -248,8 +199,7 @@ def _differing_fields(body: Mapping[str, Any], contact: Mapping[str, Any]) -> tu
     return tuple(differing)
 
 
-def email_status(contact: Mapping[str, Any]) -> str | None:
-    """The contact's e-mail channel status as Omnisend reports it."""
+def _email_status(contact: Mapping[str, Any]) -> str | None:
     for identifier in contact.get("identifiers") or ():
         if isinstance(identifier, dict) and identifier.get("type") == "email":
             channel = (identifier.get("channels") or {}).get("email") or {}
@@ -276,3 +226,118 @@ def repair_drift(
         marked = store.mark_for_resend(report.export, resend, now=now)
         tagged = store.mark_tagged(report.export, report.tag, untag, now=now)
     return replace(report, marked_for_resend=marked, marked_tagged=tagged, repaired=True)
+
+
+def _scope(report: DriftReport) -> str:
+    if report.sample is None or report.checked < report.sample:
+        what = f"all {report.checked} delivered contacts"
+    else:
+        seeded = f", seed {report.seed}" if report.seed is not None else ""
+        what = f"a sample of {report.checked} of {report.delivered} delivered contacts{seeded}"
+    skipped = report.skipped_in_flight
+    if skipped:
+        what += f" ({skipped} skipped: in a batch still in flight)"
+    return what
+
+
+def _describe(finding: DriftFinding) -> str:
+    parts = []
+    for problem in finding.problems:
+        words = PROBLEM_WORDS[problem]
+        if problem in ("tag_missing", "tag_on_non_member") and finding.tag:
+            words += f" ({finding.tag!r})"
+        if problem == "fields":
+            words += f": {', '.join(finding.fields)}"
+        parts.append(words)
+    return "; ".join(parts)
+
+
+def _repair_line(report: DriftReport) -> str | None:
+    if report.repaired:
+        return (
+            f"repair: {report.marked_for_resend} marked to be re-sent and re-tagged, "
+            f"{report.marked_tagged} to be untagged, by the next run"
+        )
+    if report.drifted:
+        return "run `omnisync drift EXPORT --repair` to have the next run mend these"
+    return None
+
+
+def render_text(report: DriftReport) -> str:
+    lines = [f"export {report.export} (tag {report.tag!r}): checked {_scope(report)}"]
+    if not report.drifted:
+        lines.append("  no drift: Omnisend holds what the ledger says was delivered")
+    else:
+        counts = ", ".join(
+            f"{report.count(problem)} {PROBLEM_WORDS[problem]}"
+            for problem in PROBLEM_WORDS
+            if report.count(problem)
+        )
+        lines.append(f"  drift in {len(report.findings)} contact(s): {counts}")
+        lines.extend(
+            f"    {mask_email(finding.email)}: {_describe(finding)}" for finding in report.findings
+        )
+    if report.unsubscribed:
+        lines.append(
+            f"  unsubscribed in Omnisend (information, never changed): {len(report.unsubscribed)}"
+        )
+        lines.extend(f"    {mask_email(email)}" for email in report.unsubscribed)
+    repair = _repair_line(report)
+    if repair:
+        lines.append(f"  {repair}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: DriftReport) -> str:
+    document = {
+        "export": report.export,
+        "tag": report.tag,
+        "drift": report.drifted,
+        "delivered": report.delivered,
+        "checked": report.checked,
+        "skipped_in_flight": report.skipped_in_flight,
+        "sample": report.sample,
+        "seed": report.seed,
+        "counts": {problem: report.count(problem) for problem in PROBLEM_WORDS},
+        "findings": [
+            {
+                "email": mask_email(finding.email),
+                "problems": list(finding.problems),
+                "fields": list(finding.fields),
+            }
+            for finding in report.findings
+        ],
+        "unsubscribed": [mask_email(email) for email in report.unsubscribed],
+        "repair": {
+            "done": report.repaired,
+            "marked_for_resend": report.marked_for_resend,
+            "marked_for_untag": report.marked_tagged,
+        },
+    }
+    return json_text(document)
+
+
+def render_markdown(report: DriftReport) -> str:
+    verdict = "drift found" if report.drifted else "no drift"
+    lines = [
+        f"### omnisync drift: `{report.export}` — {verdict}",
+        "",
+        f"Checked {_scope(report)}; tag `{report.tag}`.",
+        "",
+    ]
+    if report.drifted:
+        lines += ["| contact | problem |", "|---|---|"]
+        for finding in report.findings:
+            contact = markdown_cell(mask_email(finding.email))
+            lines.append(f"| `{contact}` | {markdown_cell(_describe(finding))} |")
+        lines.append("")
+    if report.unsubscribed:
+        lines.append(
+            f"{len(report.unsubscribed)} contact(s) unsubscribed in Omnisend "
+            "(information, never changed)."
+        )
+        lines.append("")
+    repair = _repair_line(report)
+    if repair:
+        lines += [repair[0].upper() + repair[1:] + ".", ""]
+    return "\n".join(lines)

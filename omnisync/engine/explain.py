@@ -1,20 +1,10 @@
-"""Explain: everything omnisync knows about one person, per export.
+"""Explain: everything omnisync knows about one person, per export (``omnisync explain``).
 
-:func:`explain_email` answers, for each export asked about: is the e-mail in
-the segment (at which row), what the mapping makes of that row (fields,
-custom properties, the consent status a run would send) or why the row is
-invalid, what the ledger says was last delivered (whether it is what the
-source says now, when, in which run, the tag), whether a batch is still in
-flight or an intent was left for it, and what the next run would do.
-
-No rule is written twice: membership and the next action come from the
-staging's own diff (:func:`~omnisync.engine.staging.stage_export`,
-``StagedExport.members_of`` and ``leaver_tags``) and
+Membership and the next action come from the staging's own diff and
 :func:`~omnisync.planning.item_actions`; the row is mapped by the export's
-:class:`~omnisync.mapping.MappingPlan`. The price is that the whole segment
-is staged to find one row, per export: what ``omnisync plan`` costs (seconds
-for a million rows of a SQLite source). Nothing is sent; nothing is written;
-the API key is never resolved.
+:class:`~omnisync.mapping.MappingPlan`: no rule is written twice. The price is
+that the whole segment is staged, per export (what ``plan`` costs). Nothing is
+sent or written; the API key is never resolved.
 """
 
 from __future__ import annotations
@@ -22,16 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-from omnisync.config.model import Config, Export
+from omnisync.config.model import Config
 from omnisync.contact import ContactWrite
 from omnisync.engine.staged import StagedMember
 from omnisync.engine.staging import stage_export
 from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.mapping import InvalidRow, MappingPlan
 from omnisync.planning import item_actions
-from omnisync.state import LedgerEntry, LedgerStore, RunRecord
+from omnisync.state import LedgerEntry, LedgerStore
 
 #: How many recent runs are searched for the one that delivered an entry.
 RUNS_SEARCHED = 200
@@ -88,14 +77,6 @@ class ExportExplanation:
     note: str
 
 
-@dataclass(frozen=True)
-class ExplainFailure:
-    """An export whose segment or ledger could not be read: the message says why."""
-
-    export: str
-    message: str
-
-
 def explain_email(
     config: Config,
     email: str,
@@ -103,29 +84,18 @@ def explain_email(
     *,
     store: LedgerStore | None,
     now: datetime,
-    ledger_path: Path | None = None,
     environ: Mapping[str, str] | None = None,
-    credentials_directory: str | None = None,
 ) -> ExportExplanation:
     """What export ``export_name`` knows about ``email`` (already normalised).
 
     ``store`` is ``None`` where there is no state store yet (nothing was ever
-    delivered). The diff reads the SQLite ledger ``ledger_path`` when given,
-    else ``store``'s ledger (SQLite or PostgreSQL), else the config's SQLite
-    file. Raises what :func:`~omnisync.engine.staging.stage_export` raises.
+    delivered). Raises what :func:`~omnisync.engine.staging.stage_export` raises.
     """
     export = config.exports[export_name]
-    with stage_export(
-        config,
-        export_name,
-        ledger_path=ledger_path,
-        store=store if ledger_path is None else None,
-        environ=environ,
-        credentials_directory=credentials_directory,
-    ) as staged:
+    with stage_export(config, export_name, store=store, environ=environ) as staged:
         member = staged.members_of([email]).get(email)
         leaving_tag = staged.leaver_tags([email]).get(email)
-        plan = MappingPlan(export, staged.columns)
+        plan = MappingPlan(export)
     entry = store.entry(export_name, email) if store is not None else None
     mapped = None
     write_ok = False
@@ -133,7 +103,7 @@ def explain_email(
         outcome = plan.map_row(member.row, in_ledger=entry is not None, now=now)
         write_ok = isinstance(outcome.result, ContactWrite)
         mapped = _mapped(outcome.result, outcome.warnings)
-    next_run, note = _next_run(export, member, entry, leaving_tag, valid=write_ok)
+    next_run, note = _next_run(member, entry, leaving_tag, valid=write_ok)
     return ExportExplanation(
         export=export_name,
         tag=export.tag,
@@ -165,7 +135,6 @@ def _mapped(result: ContactWrite | InvalidRow, warnings: Sequence[str]) -> Mappe
 
 
 def _next_run(
-    export: Export,
     member: StagedMember | None,
     entry: LedgerEntry | None,
     leaving_tag: str | None,
@@ -211,33 +180,35 @@ def _delivered(
 ) -> Delivered | None:
     if store is None or entry is None:
         return None
+    moment = entry.updated_at
+    runs = store.runs(entry.export, limit=RUNS_SEARCHED)
     return Delivered(
         current=member is not None and member.fingerprint == entry.fingerprint,
         marked_for_resend=entry.fingerprint == NEVER_A_FINGERPRINT,
-        updated_at=entry.updated_at,
+        updated_at=moment,
         tag=entry.tag,
-        run_id=_run_of(store.runs(entry.export, limit=RUNS_SEARCHED), entry.updated_at),
+        # The run during which the entry was written (timestamps sort as text).
+        run_id=next(
+            (
+                run.id
+                for run in runs
+                if run.started_at <= moment and (run.ended_at is None or moment <= run.ended_at)
+            ),
+            None,
+        ),
     )
-
-
-def _run_of(runs: Sequence[RunRecord], moment: str) -> int | None:
-    """The run during which ``moment`` falls (timestamps sort as text), if any."""
-    for run in runs:
-        if run.started_at <= moment and (run.ended_at is None or moment <= run.ended_at):
-            return run.id
-    return None
 
 
 def _pending(store: LedgerStore | None, export: str, email: str) -> tuple[Pending, ...]:
     if store is None:
         return ()
-    found: list[Pending] = []
-    for kind, batches in (
-        ("batch", store.inflight_batches(export)),
-        ("intent", store.intents(export)),
-    ):
-        for batch in batches:
-            for item in batch.items:
-                if item.email == email:
-                    found.append(Pending(kind, batch.batch_id, batch.created_at, item.then_tag))
-    return tuple(found)
+    return tuple(
+        Pending(kind, batch.batch_id, batch.created_at, item.then_tag)
+        for kind, batches in (
+            ("batch", store.inflight_batches(export)),
+            ("intent", store.intents(export)),
+        )
+        for batch in batches
+        for item in batch.items
+        if item.email == email
+    )

@@ -1,12 +1,9 @@
 """Change guards: whether a run's plan looks like an accident. Pure.
 
-A daemon applies whatever the segment query returns, every tick, with nobody
-watching. :func:`hold_reasons` compares what the staging found with what the
-ledger held before the run (``StageCounts.delivered`` and ``tagged``) and
-says why the run should be held instead of applied, with the figures, so a
-person can judge it ("would untag 9,812 of 10,000 members (98.1%), above
-max_removed 20%"). The guards look at the segment before it is mapped, so
-they cost nothing and stop a run before anything is sent.
+A daemon applies whatever the segment query returns, with nobody watching.
+The guards compare the staging counts with what the ledger held before the
+run, before anything is mapped or sent, and say why the run should be held,
+with the figures a person needs to judge it.
 """
 
 from __future__ import annotations

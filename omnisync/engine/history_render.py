@@ -1,13 +1,11 @@
-"""Recorded runs for people (a table) and tools (JSON). No I/O beyond the console given.
+"""Recorded runs for people (a table) and tools (JSON); errors are masked in the store.
 
-What ``omnisync history`` and the demo show. Everything shown is already safe
-to print: errors are masked on their way into the store. The replica that ran
-a run (a store shared by several daemons) is shown only when a listed run
-names one: a single-daemon history has no such column.
+The replica that ran a run is shown only when a listed run names one.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,56 +25,31 @@ STATUS_STYLES = {
 
 #: The table's count columns, after the run's own; right-aligned like ``run`` and ``took``.
 COUNT_COLUMNS = ("members", "upserted", "tagged", "untagged", "failed", "pending")
-#: The table's text columns.
 LEFT_ALIGNED = frozenset({"export", "trigger", "replica", "started (UTC)", "status", "revision"})
 
 
-def any_replica(runs: list[RunRecord]) -> bool:
-    """Whether any of ``runs`` names the replica that ran it."""
-    return any(run.replica for run in runs)
-
-
 def runs_as_dicts(runs: list[RunRecord]) -> list[dict[str, Any]]:
-    """The runs as plain JSON-able data (the ``--format json`` shape): every run has a
-    ``replica`` key (``null`` when unknown) when any of them names one, none otherwise."""
-    include_replica = any_replica(runs)
+    """The ``--format json`` shape: a ``replica`` key in every run when any names one."""
+    include_replica = any(run.replica for run in runs)
     return [run_as_dict(run, include_replica=include_replica) for run in runs]
 
 
 def run_as_dict(run: RunRecord, *, include_replica: bool = False) -> dict[str, Any]:
     """A run as plain JSON-able data; ``replica`` only when ``include_replica``."""
-    data: dict[str, Any] = {
-        "id": run.id,
-        "export": run.export,
-        "trigger": run.trigger,
-        "replica": run.replica,
-        "config_revision": run.config_revision,
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "status": run.status,
-        "counts": dict(run.counts),
-        "error": run.error,
-    }
+    data = asdict(run)
     if not include_replica:
         del data["replica"]
     return data
 
 
 def render_runs(runs: list[RunRecord], console: Console) -> None:
-    """The runs as a table, one line each; then each error's first line, one line each.
-
-    A ``replica`` column (after ``trigger``) appears when any run names the
-    replica that ran it; a run that does not has an empty cell.
-
-    Errors (masked in the store) are listed under the table by run number,
-    cut to the console's width: a long error never stretches the table or
-    wraps over many lines. ``--format json`` has the whole text.
-    """
+    """The runs as a table, one line each; then each error's first line, cut to
+    the console's width (a long error never stretches the table)."""
     from rich.table import Table
     from rich.text import Text
 
     table = Table(show_edge=False, header_style="bold")
-    include_replica = any_replica(runs)
+    include_replica = any(run.replica for run in runs)
     columns = (
         "run",
         "export",
@@ -107,28 +80,17 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
             _duration(run),
             f"[{style}]{run.status}[/{style}]" if style else run.status,
             run.config_revision or "",
-            *(_count(counts, name) for name in COUNT_COLUMNS),
+            *("" if counts.get(name) is None else f"{counts[name]:,}" for name in COUNT_COLUMNS),
         )
         if run.error:
             line = Text(f"  run {run.id}: ", style=style or "")
-            line.append(_first_line(run.error))
+            line.append(next((part.strip() for part in run.error.splitlines() if part.strip()), ""))
             errors.append(line)
     console.print(table)
     if errors:
         console.print(Text("errors (first line; --format json has the full text):", style="bold"))
         for line in errors:
             console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
-
-
-def _first_line(error: str) -> str:
-    """The error's first non-empty line."""
-    lines = [line.strip() for line in error.splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def _count(counts: dict[str, int], name: str) -> str:
-    value = counts.get(name)
-    return "" if value is None else f"{value:,}"
 
 
 def _duration(run: RunRecord) -> str:

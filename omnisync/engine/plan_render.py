@@ -1,34 +1,19 @@
-"""Rendering plan reports: text for terminals, JSON for machines, Markdown for reviews.
-
-Pure. Each renderer takes the reports of the exports that could be planned
-and the failures of those that could not (a source error, an unreadable
-ledger), and returns the whole output as one string. Reports hold masked
-e-mails only and no secret, so nothing here needs masking.
+"""Plan reports as text, JSON or Markdown: the reports of the exports that could be
+planned, the failures of those that could not, as one string. Pure; reports are masked.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict
 
-from omnisync.engine.report import PlanReport, ReasonCount
-
-
-@dataclass(frozen=True)
-class PlanFailure:
-    """An export that could not be planned, and why (a message safe to print)."""
-
-    export: str
-    message: str
+from omnisync.engine.report import PlanReport
+from omnisync.engine.results import ExportFailure, ReasonCount
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else (plural or word + 's')}"
-
-
-#: Said of "to create" when there is no state store: every member counts as new.
-NO_STATE = "no state: upper bound"
 
 
 def _action_lines(report: PlanReport) -> list[tuple[str, int, str]]:
@@ -39,7 +24,7 @@ def _action_lines(report: PlanReport) -> list[tuple[str, int, str]]:
     )
     create_note = ", ".join(samples.get("new", ()))
     if not report.state_found:
-        create_note = f"({NO_STATE}) {create_note}".strip()
+        create_note = f"(no state: upper bound) {create_note}".strip()
     leaving_note = (
         ", ".join(samples.get("untag", ()))
         if report.on_leave == "untag"
@@ -66,14 +51,11 @@ def _segment_line(report: PlanReport) -> str:
     )
 
 
-def _no_state_line(report: PlanReport) -> str | None:
-    if report.state_found:
-        return None
-    return (
-        "no state store found: what was delivered before is unknown, so every member "
-        "counts as to create (an upper bound); run plan where the daemon's state_dir is "
-        "reachable, or pass --require-state to make this an error"
-    )
+_NO_STATE = (
+    "no state store found: what was delivered before is unknown, so every member "
+    "counts as to create (an upper bound); run plan where the daemon's state_dir is "
+    "reachable, or pass --require-state to make this an error"
+)
 
 
 def _reason_lines(reasons: Sequence[ReasonCount], indent: str) -> list[str]:
@@ -99,7 +81,7 @@ def _limit_line(report: PlanReport) -> str | None:
     return f"max_profiles: {profiles} profiles (distinct e-mails) of at most {limit}"
 
 
-def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] = ()) -> str:
+def render_text(reports: Sequence[PlanReport], failures: Sequence[ExportFailure] = ()) -> str:
     """A human-readable plan, one block per export, failures last."""
     blocks: list[str] = []
     for report in reports:
@@ -108,9 +90,8 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] =
             f"tag '{report.tag_name}' (on leave: {report.on_leave})",
             "  " + _segment_line(report),
         ]
-        no_state = _no_state_line(report)
-        if no_state is not None:
-            lines.append("  WARNING: " + no_state)
+        if not report.state_found:
+            lines.append("  WARNING: " + _NO_STATE)
         for hold in report.held:
             lines.append(f"  HELD (a run would send nothing): {hold}")
         if report.changes_nothing:
@@ -145,12 +126,17 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] =
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
-def render_json(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] = ()) -> str:
+def render_json(reports: Sequence[PlanReport], failures: Sequence[ExportFailure] = ()) -> str:
     """One JSON document: ``{"plans": [...], "failures": [...]}``."""
     document = {
         "plans": [report.to_dict() for report in reports],
-        "failures": [{"export": f.export, "message": f.message} for f in failures],
+        "failures": [asdict(failure) for failure in failures],
     }
+    return json_text(document)
+
+
+def json_text(document: object) -> str:
+    """``document`` as indented JSON, one trailing newline (every ``--format json``)."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -159,7 +145,7 @@ def markdown_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailure] = ()) -> str:
+def render_markdown(reports: Sequence[PlanReport], failures: Sequence[ExportFailure] = ()) -> str:
     """GitHub-flavoured Markdown, e.g. for a pull-request comment."""
     sections: list[str] = []
     for report in reports:
@@ -170,33 +156,29 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[PlanFailur
             f"(on leave: {report.on_leave}); {markdown_cell(_segment_line(report))}.",
             "",
         ]
-        no_state = _no_state_line(report)
-        if no_state is not None:
-            lines.extend([f"> [!WARNING]\n> {markdown_cell(no_state)}", ""])
+        if not report.state_found:
+            lines.extend([f"> [!WARNING]\n> {markdown_cell(_NO_STATE)}", ""])
         for hold in report.held:
             lines.extend(
                 [f"> [!CAUTION]\n> **Held** (a run would send nothing): {markdown_cell(hold)}", ""]
             )
-        lines.extend(["| | count | examples |", "|---|---:|---|"])
-        for label, count, note in _action_lines(report):
-            lines.append(f"| {label} | {count:,} | {markdown_cell(note) if count else ''} |")
+        rows = [
+            (label, count, note if count else "") for label, count, note in _action_lines(report)
+        ]
         if report.invalid:
-            lines.append(f"| **not sent (invalid)** | {report.invalid:,} | |")
-            for reason in report.invalid_reasons:
-                lines.append(
-                    f"| &nbsp;&nbsp;{markdown_cell(reason.reason)} | {reason.count:,} "
-                    f"| {markdown_cell(', '.join(reason.examples))} |"
-                )
-        for reason in report.warnings:
-            lines.append(
-                f"| warning: {markdown_cell(reason.reason)} | {reason.count:,} "
-                f"| {markdown_cell(', '.join(reason.examples))} |"
-            )
+            rows.append(("**not sent (invalid)**", report.invalid, ""))
+            rows += [
+                (f"&nbsp;&nbsp;{r.reason}", r.count, ", ".join(r.examples))
+                for r in report.invalid_reasons
+            ]
+        rows += [(f"warning: {r.reason}", r.count, ", ".join(r.examples)) for r in report.warnings]
         if report.duplicates:
-            lines.append(
-                f"| duplicates (first occurrence used) | {report.duplicates:,} "
-                f"| {markdown_cell(', '.join(report.duplicates_sample))} |"
-            )
+            examples = ", ".join(report.duplicates_sample)
+            rows.append(("duplicates (first occurrence used)", report.duplicates, examples))
+        lines += ["| | count | examples |", "|---|---:|---|"]
+        for label, count, note in rows:
+            cell = f" {markdown_cell(note)} |" if note else " |"
+            lines.append(f"| {markdown_cell(label)} | {count:,} |{cell}")
         limit = _limit_line(report)
         if limit is not None:
             bold = "**" if report.exceeds_max_profiles else ""

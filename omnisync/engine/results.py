@@ -1,17 +1,21 @@
-"""What an export run reports: counts, result, and the progress protocol.
-
-Plain data, no I/O. :class:`RunCounts` is also what history stores (as a
-JSON object, :meth:`RunCounts.as_dict`) and what the daemon turns into
-metrics.
-"""
+"""What an export run reports: counts, result, failures and the progress protocol. Plain data."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Literal, Protocol
 
-from omnisync.planning import StageCounts
+#: How many masked examples a plan or a run keeps per sample.
+SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class ExportFailure:
+    """An export that could not be planned or explained, and why (a message safe to print)."""
+
+    export: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,15 @@ class FailureSample:
 
     subject: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """How many rows share one reason, with a few masked examples (or row numbers)."""
+
+    reason: str
+    count: int
+    examples: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,48 +67,21 @@ class Tallied:
         return self.to_create + self.to_update
 
 
-def tallied(
-    counts: StageCounts, *, invalid_new: int = 0, invalid_changed: int = 0, invalid_tag: int = 0
-) -> Tallied:
-    """The vocabulary's numbers from the staging ``counts`` and the work items found
-    invalid so far: new ones, changed ones, and those of them that needed the tag."""
-    invalid = invalid_new + invalid_changed
-    return Tallied(
-        rows=counts.rows,
-        members=counts.members - invalid,
-        invalid=counts.missing_email + invalid,
-        duplicates=counts.duplicates,
-        to_create=counts.new - invalid_new,
-        to_update=counts.changed - invalid_changed,
-        unchanged=counts.unchanged + counts.tag_only,
-        to_tag=counts.needs_tag - invalid_tag,
-        retag=counts.retag,
-        leaving=counts.leaving + counts.kept,
-        to_untag=counts.leaving,
-    )
-
-
 RunOutcome = Literal["succeeded", "partial", "failed", "held"]
 Phase = Literal["checking", "settling", "staging", "applying", "finished"]
 
 
 @dataclass(frozen=True)
 class RunCounts(Tallied):
-    """The numbers of one run.
+    """The numbers of one run (what history stores, :meth:`as_dict`, and the metrics).
 
-    What the run found, in the vocabulary ``plan``, history, ``/status`` and
-    the metrics share (:class:`Tallied`). Invalid rows are found while the
-    work is mapped, so until the run has read all its work these are what it
-    knows so far.
-    From delivery: ``upserted`` (acknowledged by Omnisend), ``upsert_failed``
-    (refused), ``tagged``, ``untagged`` (tags calls accepted, in contacts),
-    ``tag_failed``; ``settled`` — upserts of an earlier, killed run found
-    acknowledged and recorded at the start of this one; ``batches`` created;
-    ``requests`` sent on the connection during the run (all exports sharing
-    it), ``rate_limited`` 429s met. ``pending`` counts the operations
-    (upserts, tag changes) left for the next run, failures included.
-    ``upserts_planned`` and ``tag_changes_planned`` grow while the work is
-    read; they are final once the run has finished.
+    The :class:`Tallied` numbers, final once the run has read all its work.
+    From delivery: ``upserted`` (acknowledged), ``upsert_failed`` (refused),
+    ``tagged``, ``untagged`` (in contacts), ``tag_failed``; ``settled``:
+    upserts of an earlier, killed run found acknowledged at the start;
+    ``batches`` created; ``requests`` sent on the connection during the run
+    (all exports sharing it), ``rate_limited`` 429s met. ``pending``: the
+    operations left for the next run, failures included.
     """
 
     upserts_planned: int = 0
@@ -125,13 +111,10 @@ class RunCounts(Tallied):
 class RunResult:
     """How one run ended.
 
-    ``status``: ``succeeded`` — everything planned was acknowledged;
-    ``partial`` — some operations failed or were not done (a stop, a refused
-    item, a failed tags call): they stay pending and the next run retries
-    them; ``failed`` — the run could not proceed (permissions, secret, source
-    error, 401/403/410, ``max_profiles``, state store); ``error`` says why.
-    ``run_id`` is the history record's id (``None`` only when even history
-    could not be written).
+    ``status``: ``succeeded`` (everything planned was acknowledged),
+    ``partial`` (some operations failed or were not done: the next run
+    retries them), ``held`` (a change guard), ``failed`` (the run could not
+    proceed); ``error`` says why. ``run_id`` is the history record's id.
     """
 
     export: str
@@ -144,32 +127,18 @@ class RunResult:
     ended_at: str = ""
     error: str | None = None
     stopped: bool = False
-    invalid_reasons: Mapping[str, int] = field(default_factory=dict)
-    invalid_samples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    warnings: Mapping[str, int] = field(default_factory=dict)
+    invalid_reasons: tuple[ReasonCount, ...] = ()
+    warnings: tuple[ReasonCount, ...] = ()
     duplicates_sample: tuple[str, ...] = ()
     failure_samples: tuple[FailureSample, ...] = ()
 
 
 class RunProgress(Protocol):
-    """Receives a run's progress (the CLI's progress bar, the daemon's metrics).
-
-    Called from several threads (the delivery pipeline's), never at the same
-    time for one run; implementations must be cheap.
-    """
+    """Receives a run's progress; called from several threads, never at the same
+    time for one run. Implementations must be cheap."""
 
     def phase_started(self, phase: Phase, counts: RunCounts) -> None:
         """The run entered ``phase``; ``counts`` are the numbers so far."""
 
     def counts_updated(self, counts: RunCounts) -> None:
         """Some count changed (at most once a batch or tags call)."""
-
-
-class NullProgress:
-    """A :class:`RunProgress` that ignores everything."""
-
-    def phase_started(self, phase: Phase, counts: RunCounts) -> None:
-        pass
-
-    def counts_updated(self, counts: RunCounts) -> None:
-        pass

@@ -1,52 +1,33 @@
-"""A run's result for people (text) and tools (JSON). Pure: strings in, strings out.
-
-Everything shown is already safe to print: e-mails are masked by the engine,
-errors carry no secret.
-"""
+"""A run's result for people (text) and tools (JSON). Pure; everything shown is masked."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from omnisync.engine.plan_render import json_text
 from omnisync.engine.results import RunResult
 
 
 def result_as_dict(result: RunResult) -> dict[str, Any]:
     """The ``--format json`` document of one run."""
-    return {
-        "export": result.export,
-        "status": result.status,
-        "run_id": result.run_id,
-        "trigger": result.trigger,
-        "config_revision": result.config_revision,
-        "started_at": result.started_at,
-        "ended_at": result.ended_at,
-        "stopped": result.stopped,
-        "error": result.error,
-        "counts": result.counts.as_dict(),
-        "invalid_reasons": [
-            {
-                "reason": reason,
-                "count": count,
-                "examples": list(result.invalid_samples.get(reason, ())),
-            }
-            for reason, count in result.invalid_reasons.items()
-        ],
-        "warnings": [
-            {"warning": warning, "count": count} for warning, count in result.warnings.items()
-        ],
-        "duplicates_sample": list(result.duplicates_sample),
-        "failure_samples": [
-            {"subject": sample.subject, "reason": sample.reason}
-            for sample in result.failure_samples
-        ],
-    }
+    data = asdict(result)
+    # Lists, as JSON reads back (the daemon hands this document on in-process too).
+    data["duplicates_sample"] = list(result.duplicates_sample)
+    data["failure_samples"] = list(data["failure_samples"])
+    data["invalid_reasons"] = [
+        {"reason": reason.reason, "count": reason.count, "examples": list(reason.examples)}
+        for reason in result.invalid_reasons
+    ]
+    data["warnings"] = [
+        {"warning": warning.reason, "count": warning.count} for warning in result.warnings
+    ]
+    return data
 
 
 def render_json(result: RunResult) -> str:
-    return json.dumps(result_as_dict(result), ensure_ascii=False, indent=2) + "\n"
+    return json_text(result_as_dict(result))
 
 
 def render_text(result: RunResult) -> str:
@@ -80,11 +61,12 @@ def render_text(result: RunResult) -> str:
     )
     if counts.invalid:
         lines.append(f"  invalid rows (never sent): {counts.invalid:,}")
-        for reason, count in result.invalid_reasons.items():
-            examples = ", ".join(result.invalid_samples.get(reason, ()))
-            lines.append(f"    {count:,}: {reason}" + (f" (e.g. {examples})" if examples else ""))
-    for warning, count in result.warnings.items():
-        lines.append(f"  warning ({count:,}): {warning}")
+        for reason in result.invalid_reasons:
+            examples = ", ".join(reason.examples)
+            example = f" (e.g. {examples})" if examples else ""
+            lines.append(f"    {reason.count:,}: {reason.reason}{example}")
+    for warning in result.warnings:
+        lines.append(f"  warning ({warning.count:,}): {warning.reason}")
     if result.duplicates_sample:
         lines.append(f"  duplicates, e.g.: {', '.join(result.duplicates_sample)}")
     for sample in result.failure_samples:
@@ -104,21 +86,13 @@ def render_text(result: RunResult) -> str:
 
 
 def _headline(result: RunResult) -> str:
-    took = _seconds(result.started_at, result.ended_at)
-    parts = [f"export {result.export}: {result.status}"]
     details = []
     if result.run_id is not None:
         details.append(f"run {result.run_id}")
-    if took is not None:
-        details.append(f"{took:.1f} s")
+    if result.started_at and result.ended_at:
+        took = datetime.fromisoformat(result.ended_at) - datetime.fromisoformat(result.started_at)
+        details.append(f"{took.total_seconds():.1f} s")
     if result.config_revision:
         details.append(f"config {result.config_revision}")
-    if details:
-        parts.append(f"({', '.join(details)})")
-    return " ".join(parts)
-
-
-def _seconds(started: str, ended: str) -> float | None:
-    if not started or not ended:
-        return None
-    return (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    headline = f"export {result.export}: {result.status}"
+    return f"{headline} ({', '.join(details)})" if details else headline

@@ -1,45 +1,28 @@
 """Running one export end to end: check, settle, stage, apply, record.
 
-:class:`ExportRunner` is what ``omnisync export run``, the daemon and the
-demo call. One run, in order (docs/ARCHITECTURE.md, "Export engine"):
-
-1. resolve the connection's API key (every run: a rotated key is picked up);
-   an unreadable or malformed key is refused (:class:`ApiKeyUnavailable`);
-2. take the export's run lock (one run of an export at a time) and record
-   the run as ``running`` in history;
-3. permissions (``export_permission_problems``) and ``enabled``;
-4. settle the in-flight batches a killed earlier run left behind;
-5. stage the segment and diff it against the ledger (nothing sent yet);
-6. refuse a segment over ``max_profiles``;
-7. apply through a :class:`~omnisync.omnisend.pipeline.DeliveryPipeline`:
-   upserts, tags after acknowledgement, untags — the ledger records only what
-   Omnisend acknowledged, batch by batch (:class:`LedgerRecorder`);
-8. record the result in history.
-
-A failure at any step before 7 sends nothing; every run that got its lock
-is in history, failures included, with the reason (masked).
+The steps are in docs/ARCHITECTURE.md, "Export engine". A failure before the
+apply step sends nothing; every run that got its lock is in history, failures
+included, with the reason (masked).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from omnisync.clock import Clock
-from omnisync.config.model import Config, Export
+from omnisync.config.model import Config, Connection, Export
 from omnisync.config.rules import export_permission_problems
 from omnisync.config.secrets import SecretUnavailable
-from omnisync.engine.apply import apply_work
 from omnisync.engine.attempt import RunAttempt
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.guards import hold_reasons
-from omnisync.engine.report import PlanReport, build_plan_report
-from omnisync.engine.results import NullProgress, RunOutcome, RunProgress, RunResult
-from omnisync.engine.runsettings import RunnerSettings, pipeline_pacing
+from omnisync.engine.report import PlanTally
+from omnisync.engine.results import RunOutcome, RunProgress, RunResult
 from omnisync.engine.settle import settle_inflight
-from omnisync.engine.staged import StagedExport
 from omnisync.engine.staging import LedgerUnreadable, stage_export
 from omnisync.errors import OmnisyncError
 from omnisync.omnisend.client import OmnisendClient
@@ -58,6 +41,35 @@ __all__ = [
 
 logger = logging.getLogger("omnisync.engine")
 
+#: How long a run waits, in clock seconds, for the batches a killed run left in flight.
+SETTLE_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """Knobs of a run; the defaults suit Omnisend.
+
+    ``poll_interval`` (clock seconds between batch-status rounds) and
+    ``max_batches_in_flight`` default to values derived from the connection's
+    ``requests_per_minute``; ``stop_grace`` is how long a stopped run follows
+    batches already created.
+    """
+
+    poll_interval: float | None = None
+    max_batches_in_flight: int | None = None
+    stop_grace: float = 120.0
+
+    def pacing(self, connection: Connection) -> tuple[float, int]:
+        """``(poll_interval, max_batches_in_flight)`` of a run on ``connection``."""
+        per_second = connection.rate_limit.requests_per_minute / 60.0
+        # Polling spends about a tenth of the request budget...
+        poll = self.poll_interval or min(2.0, max(0.25, 10.0 / per_second))
+        # ... and enough batches are in flight to create at full rate meanwhile.
+        in_flight = self.max_batches_in_flight or min(
+            500, max(20, math.ceil(per_second * (poll + 2.0)))
+        )
+        return poll, in_flight
+
 
 class UnknownExport(OmnisyncError, KeyError):
     """The config has no export of that name."""
@@ -69,8 +81,7 @@ class UnknownExport(OmnisyncError, KeyError):
 class ApiKeyUnavailable(OmnisyncError):
     """The export's API key cannot be read or is malformed: a config problem, not a run.
 
-    Raised before anything is recorded or logged; the message names the reference
-    (``connections.main.api_key: environment variable OMNISEND_API_KEY is not set``).
+    Raised before anything is recorded or logged; the message names the reference.
     """
 
 
@@ -83,7 +94,7 @@ class RunFailed(OmnisyncError):
 
 
 class ExportRunner:
-    """Runs the exports of one config against one state store (see the module docstring).
+    """Runs the exports of one config against one state store.
 
     Thread-safe: different exports may run at the same time from different
     threads; the same export twice at once raises :class:`ExportBusy`.
@@ -104,21 +115,6 @@ class ExportRunner:
         self._clock = clock
         self._settings = settings or RunnerSettings()
 
-    # -- plan -------------------------------------------------------------------------
-
-    def plan(self, name: str) -> PlanReport:
-        """What a run of ``name`` would do now; sends nothing, writes nothing.
-
-        Batches a killed run left in flight are not asked about (that needs the
-        API key and the network): their contacts count as still to send.
-        Raises ``SourceError`` / ``LedgerUnreadable`` like a run would fail.
-        """
-        self._export(name)
-        with self._stage(name) as staged:
-            return build_plan_report(staged, now=self._clock.wall())
-
-    # -- run --------------------------------------------------------------------------
-
     def run(
         self,
         name: str,
@@ -132,31 +128,28 @@ class ExportRunner:
     ) -> RunResult:
         """Run export ``name`` once and return how it ended (also recorded in history).
 
-        ``trigger`` says who asked (``cli``, ``schedule``, ``daemon-trigger``,
-        ``demo``...). ``stop`` is honoured at batch boundaries: no new batch is
-        created, batches already created are followed (up to ``stop_grace``)
-        and recorded, and the run ends ``partial``. ``on_recorded`` gets the
-        run's history id as soon as it is recorded. A run whose plan trips a
-        change guard (:mod:`omnisync.engine.guards`) sends nothing and ends
-        ``held``, unless ``allow_large_change`` releases it (once). ``full``
-        resyncs: every member is re-sent and re-tagged as if first (without a
-        consent status for contacts delivered before), leavers as usual. Raises
-        :class:`UnknownExport`, :class:`ApiKeyUnavailable` (nothing recorded),
-        :class:`ExportBusy` (another run of the export holds its lock) and
-        :class:`StateError` (history itself cannot be written); every other
-        failure is a ``failed`` result.
+        ``trigger`` says who asked (``cli``, ``schedule``, ``demo``...). ``stop``
+        is honoured at batch boundaries: no new batch is created, batches
+        already created are followed (up to ``stop_grace``) and recorded, and
+        the run ends ``partial``. ``on_recorded`` gets the run's history id as
+        soon as it is recorded. A run whose plan trips a change guard sends
+        nothing and ends ``held``, unless ``allow_large_change`` releases it
+        (once). ``full`` resyncs: every member is re-sent and re-tagged as if
+        first (without a consent status for contacts delivered before).
+        Raises :class:`UnknownExport`, :class:`ApiKeyUnavailable` (nothing
+        recorded), :class:`ExportBusy` and :class:`StateError` (history itself
+        cannot be written); every other failure is a ``failed`` result.
         """
         export = self._export(name)
         client = self.client_for(name)
         attempt = RunAttempt(
             export,
-            progress=progress or NullProgress(),
+            progress=progress,
             stop=stop or threading.Event(),
             allow_large_change=allow_large_change,
             full=full,
         )
-        lock_dir = self._settings.lock_dir or self.config.daemon.state_dir
-        lock = ExportLock(lock_dir, name)
+        lock = ExportLock(self.config.daemon.state_dir, name)
         try:
             lock.acquire()
         except OSError as error:
@@ -171,8 +164,7 @@ class ExportRunner:
     def client_for(self, name: str) -> OmnisendClient:
         """The client of export ``name``'s connection, its API key resolved now.
 
-        Raises :class:`ApiKeyUnavailable` naming the reference when the key
-        cannot be read or is malformed (the message never holds the value).
+        Raises :class:`ApiKeyUnavailable` naming the reference (never the value).
         """
         connection = self._export(name).connection
         try:
@@ -206,14 +198,14 @@ class ExportRunner:
             extra={"event": "engine.run_started", "export": export.name, "run_id": record.id},
         )
         error: str | None = None
-        held = False
+        status: RunOutcome = "succeeded"
         try:
             if on_recorded is not None:
                 on_recorded(record.id)
             try:
                 self._execute(attempt, client)
             except RunHeld as hold:
-                error, held = str(hold), True
+                error, status = str(hold), "held"
             except (
                 RunFailed,
                 SecretUnavailable,
@@ -222,18 +214,11 @@ class ExportRunner:
                 OmnisendError,
                 StateError,
             ) as failure:
-                error = str(failure)
+                error, status = str(failure), "failed"
             counts = attempt.counts()
-            status: RunOutcome
-            if held:
-                status = "held"
-            elif error is not None:
-                status = "failed"
-            elif counts.pending:
+            if error is None and counts.pending:
                 status = "partial"
                 error = attempt.partial_reason(counts)
-            else:
-                status = "succeeded"
             finished = self._store.finish_run(
                 record.id,
                 status=status,
@@ -292,7 +277,6 @@ class ExportRunner:
         connection = self.config.connections[export.connection]
         forgotten = self._store.retarget(export.name, connection.brand, now=self._clock.wall())
         if forgotten:
-            # The export now reaches another brand, whose contacts it never delivered.
             logger.warning(
                 "export %s moved to another brand (connection %s): its %d delivered contacts"
                 " are the old brand's; every member is delivered to the new one",
@@ -301,26 +285,30 @@ class ExportRunner:
                 forgotten,
                 extra={"event": "engine.export_moved_brand", "export": export.name},
             )
+        poll_interval, max_batches_in_flight = self._settings.pacing(connection)
         with self._clients.counting(connection) as counter:
             attempt.counter = counter
-            pacing = pipeline_pacing(self._settings, connection)
             if self._store.inflight_batches(export.name) or self._store.intents(export.name):
                 attempt.phase("settling")
-                settled = settle_inflight(
+                attempt.settled, attempt.maybe_sent = settle_inflight(
                     self._store,
                     client,
                     export.name,
                     clock=self._clock,
-                    poll_interval=pacing.poll_interval,
-                    timeout=self._settings.settle_timeout,
+                    poll_interval=poll_interval,
+                    timeout=SETTLE_TIMEOUT,
                     stop=attempt.stop,
                 )
-                attempt.settled = settled.acknowledged
-                attempt.maybe_sent = settled.maybe_sent
             attempt.phase("staging")
-            with self._stage(export.name, full=attempt.full) as staged:
-                attempt.stage_counts = staged.counts
-                attempt.duplicates_sample = staged.duplicates_sample
+            with stage_export(
+                self.config,
+                export.name,
+                store=self._store,
+                # A source's secrets are resolved where the run's API keys are.
+                environ=self._clients.environ,
+                full=attempt.full,
+            ) as staged:
+                attempt.tally = PlanTally(staged)
                 members = staged.counts.members
                 if export.max_profiles is not None and members > export.max_profiles:
                     raise RunFailed(
@@ -337,29 +325,15 @@ class ExportRunner:
                         f"release it once: omnisync export run {export.name} --allow-large-change"
                     )
                 attempt.phase("applying")
-                apply_work(
-                    attempt,
+                attempt.apply(
                     staged,
                     store=self._store,
                     client=client,
                     clock=self._clock,
-                    settings=pacing,
+                    poll_interval=poll_interval,
+                    max_batches_in_flight=max_batches_in_flight,
+                    stop_grace=self._settings.stop_grace,
                 )
-
-    def _stage(self, name: str, *, full: bool = False) -> AbstractContextManager[StagedExport]:
-        """:func:`stage_export` of ``name`` against this runner's ledger (``full``: a resync).
-
-        A source's secrets (a PostgreSQL DSN) are resolved where the run's API
-        keys are: the client pool's environment and credentials directory.
-        """
-        return stage_export(
-            self.config,
-            name,
-            store=self._store,
-            environ=self._clients.environ,
-            credentials_directory=self._clients.credentials_directory,
-            full=full,
-        )
 
     def _export(self, name: str) -> Export:
         export = self.config.exports.get(name)
@@ -369,11 +343,12 @@ class ExportRunner:
         return export
 
     def _close_after_crash(self, run_id: int, attempt: RunAttempt, error: BaseException) -> None:
-        description = "interrupted" if isinstance(error, KeyboardInterrupt) else "internal error"
+        interrupted = isinstance(error, KeyboardInterrupt)
+        description = "interrupted" if interrupted else "internal error"
         try:
             self._store.finish_run(
                 run_id,
-                status="interrupted" if isinstance(error, KeyboardInterrupt) else "failed",
+                status="interrupted" if interrupted else "failed",
                 counts=attempt.counts().as_dict(),
                 error=f"{description}: {type(error).__name__}: {error}",
                 now=self._clock.wall(),

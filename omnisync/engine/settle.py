@@ -1,19 +1,9 @@
 """Settling the batches a killed run left in flight, before anything new is planned.
 
-A run records a batch as in flight as soon as Omnisend returns its id, and
-moves its items into the ledger when Omnisend reports them accepted. A run
-killed in between (SIGKILL, power loss) leaves in-flight items behind; the
-next run asks Omnisend what became of each such batch first, so that work
-Omnisend did accept is recorded, and not sent again by the diff that
-follows. Items Omnisend refused or never processed are released: the diff
-sends them again.
-
-A batch *intent* left behind belongs to a batch whose creation was under
-way when the process died: Omnisend may or may not have it, and there is no
-id to ask about. The intent is dropped, and its e-mails returned as *maybe
-sent*: the runner looks those contacts up before sending a consent record
-again (:func:`without_repeated_consent`; the one part of a contact write that
-is not idempotent: Omnisend keeps every consent record it is sent).
+An *intent* (a creation under way when the process died) has no id to ask
+about: its e-mails are *maybe sent*, and the runner looks those contacts up
+before sending a consent record again (:func:`without_repeated_consent`:
+Omnisend keeps every consent record it gets).
 """
 
 from __future__ import annotations
@@ -21,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,16 +26,6 @@ logger = logging.getLogger("omnisync.engine")
 BATCH_RETENTION = timedelta(days=6)
 
 
-@dataclass(frozen=True)
-class SettleOutcome:
-    """What settling found: items recorded, released, still unknown (batches), maybe sent."""
-
-    acknowledged: int = 0
-    released: int = 0
-    unresolved_batches: int = 0
-    maybe_sent: frozenset[str] = frozenset()
-
-
 def settle_inflight(
     store: LedgerStore,
     client: OmnisendClient,
@@ -55,15 +35,14 @@ def settle_inflight(
     poll_interval: float,
     timeout: float,
     stop: threading.Event | None = None,
-) -> SettleOutcome:
-    """Ask Omnisend about ``export``'s in-flight batches and record the answers.
+) -> tuple[int, frozenset[str]]:
+    """Ask Omnisend about ``export``'s in-flight batches and record the answers;
+    returns how many items were acknowledged, and the e-mails of intents (maybe sent).
 
     Polls until every batch is done, ``timeout`` clock seconds have passed or
-    ``stop`` is set.
-    Batches still unknown then stay in flight (their items are not in the
-    ledger, so the diff sends them again; a later settle records whichever
-    answer comes), unless they are older than Omnisend keeps batches, in which
-    case they are released. Raises the client's errors (e.g. ``Unauthorized``).
+    ``stop`` is set. Batches still unknown then stay in flight (a later settle
+    records their answer), unless older than Omnisend keeps batches: those are
+    released. Raises the client's errors (e.g. an ``ApiError`` of status 401).
     """
     maybe_sent: set[str] = set()
     for intent in store.intents(export):
@@ -81,7 +60,9 @@ def settle_inflight(
     for outcome in outcomes:
         batch = pending.pop(outcome.batch_id)
         accepted, _ = outcome.sort_out(batch.emails)
-        acknowledged += store.acknowledge(export, batch.batch_id, accepted, now=clock.wall())
+        acknowledged += store.acknowledge_batches(
+            export, [(batch.batch_id, accepted)], now=clock.wall()
+        )
         # Refused or never processed (a stopped batch): the diff sends them again.
         released += store.release(export, batch.batch_id)
     cutoff = clock.wall() - BATCH_RETENTION
@@ -109,19 +90,14 @@ def settle_inflight(
             "maybe_sent": len(maybe_sent),
         },
     )
-    return SettleOutcome(acknowledged, released, unresolved, frozenset(maybe_sent))
+    return acknowledged, frozenset(maybe_sent)
 
 
 def without_repeated_consent(
     write: ContactWrite, contact: Mapping[str, Any] | None
 ) -> ContactWrite:
-    """``write`` without its consent when ``contact`` (Omnisend's) already holds that record.
-
-    For a contact a killed run may already have sent: Omnisend keeps every
-    consent record it receives, so sending the same one again would leave a
-    duplicate. The status goes with it (it was set together, with the same
-    time). Without such a record, ``write`` is returned unchanged.
-    """
+    """``write`` without its consent (and status, set with it) when ``contact``
+    (Omnisend's) already holds that consent record; else ``write`` unchanged."""
     consent = write.consent
     if consent is None or contact is None:
         return write

@@ -1,26 +1,10 @@
 """Staging a segment and diffing it against the ledger, inside SQLite.
 
-:func:`stage_export` reads an export's segment once, streaming, into a
-temporary SQLite table (``stage``): per row its normalised e-mail, its
-fingerprint and the raw values of the columns the export reads. For a SQLite
-source this is one ``INSERT INTO temp.stage SELECT ... FROM (<segment
-query>)`` run by SQLite over the source database (opened read-only as
-``main``), with :func:`omnisync.mapping.normalise_email` and
-:class:`omnisync.fingerprint.Fingerprinter` registered as SQL functions (the
-same Python functions every other path uses: one rule, one implementation);
-no row becomes a Python object. File and PostgreSQL sources are streamed into
-the same table with ``executemany``.
-
-The diff (:mod:`omnisync.engine.diff`) reads the ledger where it lives: a
-SQLite store's file ATTACHed read-only as schema ``ledger``, a PostgreSQL
-store's database. It runs in one read transaction (one snapshot of the
-ledger) and is materialised (tables ``work`` and ``leavers``) before
-:func:`stage_export` yields, so ledger writes made while the caller sends
-never disturb what it iterates.
-
-Temporary tables live in SQLite's temporary files (``temp_store = FILE``)
-with a bounded page cache, so memory stays flat however large the segment;
-SQLite removes them when the connection closes.
+The segment is read once into ``temp.stage`` (normalised e-mail, fingerprint,
+raw values): a SQLite source by one ``INSERT ... SELECT`` with the Python rules
+registered as SQL functions, other sources by ``executemany``. The diff
+(:mod:`omnisync.engine.diff`) is materialised before :func:`stage_export`
+yields, so the caller's own ledger writes never disturb what it iterates.
 """
 
 from __future__ import annotations
@@ -32,14 +16,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from omnisync.config.model import Config, Export
+from omnisync.emails import normalise_email
 from omnisync.engine.diff import AttachedLedger, LedgerSide, run_diff
 from omnisync.engine.staged import StagedExport
 from omnisync.errors import OmnisyncError
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
-from omnisync.mapping import normalise_email
 from omnisync.sources import SegmentReader, open_segment
-from omnisync.sources.columns import require_columns
-from omnisync.sources.errors import SourceError
+from omnisync.sources.errors import SourceError, require_columns
 from omnisync.sources.sqlite import (
     SqliteReader,
     open_readonly,
@@ -50,8 +33,7 @@ from omnisync.sources.sqlite import (
     translate_error,
 )
 from omnisync.state import LedgerStore
-from omnisync.state.database import check_state_database
-from omnisync.state.sqlite import state_path
+from omnisync.state.sqlite import check_state_database, state_path
 
 _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
 
@@ -61,20 +43,16 @@ class LedgerUnreadable(OmnisyncError):
 
 
 class StagingFailed(SourceError):
-    """The segment could not be staged for a reason outside it: scratch space.
-
-    A :class:`SourceError`, so callers that handle unreadable segments handle
-    this too; the message says where SQLite keeps its temporary tables.
-    """
+    """The segment could not be staged for want of scratch space (the message says where)."""
 
     def __init__(self, cause: str, *, segment: str, source: str) -> None:
-        super().__init__(f"{cause} ({_SCRATCH_HINT})", segment=segment, source=source)
+        hint = (
+            "staging tables live in temporary files: check free space and that "
+            "$TMPDIR (or /tmp) and $SQLITE_TMPDIR (or /var/tmp, /tmp) are writable"
+        )
+        super().__init__(f"{cause} ({hint})", segment=segment, source=source)
 
 
-_SCRATCH_HINT = (
-    "staging tables live in temporary files: check free space and that "
-    "$TMPDIR (or /tmp) and $SQLITE_TMPDIR (or /var/tmp, /tmp) are writable"
-)
 _SCRATCH_ERROR_CODES = frozenset(
     {sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR}
 )
@@ -83,16 +61,6 @@ _SCRATCH_ERROR_CODES = frozenset(
 #: The temporary tables' page cache in KiB: what bounds staging's memory (suits a
 #: million-row segment; beyond it the tables live in their temporary files).
 CACHE_KIB = 65_536
-#: How many masked examples a plan or a run keeps per sample.
-SAMPLE_SIZE = 5
-#: How many rows :meth:`StagedExport.work` fetches at a time (and, for a PostgreSQL
-#: ledger, how many travel between the databases at a time).
-FETCH_SIZE = 2_000
-
-
-def ledger_path_for(config: Config) -> Path:
-    """Where the ledger of ``config`` lives: the state store under ``daemon.state_dir``."""
-    return state_path(config.daemon.state_dir)
 
 
 @contextmanager
@@ -100,53 +68,33 @@ def stage_export(
     config: Config,
     export_name: str,
     *,
-    ledger_path: Path | None = None,
     store: LedgerStore | None = None,
     environ: Mapping[str, str] | None = None,
-    credentials_directory: str | None = None,
     full: bool = False,
 ) -> Iterator[StagedExport]:
     """Stage export ``export_name``'s segment and diff it against its ledger.
 
-    The ledger is ``store``'s when a store is given: its SQLite file (exactly
-    as ``ledger_path=store.ledger_file``) or, for a store without one (the
-    PostgreSQL store), its database, where the ledger's half of the diff runs
-    (:mod:`omnisync.engine.diff_postgres`) with the same results. Otherwise
-    it is the SQLite file ``ledger_path``, by default :func:`ledger_path_for`
-    ``(config)``; a file or ``ledger_entries`` table that does not exist yet
-    is an empty ledger. Giving both is a :class:`ValueError`.
-    Reads the segment once. Raises :class:`~omnisync.sources.errors.SourceError`
-    (nothing sent, nothing written) when the segment cannot be read,
-    :class:`LedgerUnreadable` when a SQLite ledger cannot, and :class:`KeyError`
-    for an export name not in ``config``; :class:`~omnisync.state.StateError`
-    (or :class:`~omnisync.state.StateSchemaTooNew`) for a state database a run
-    would refuse, and for a PostgreSQL ledger that cannot be read. Nothing is
-    written anywhere but temporary tables, which vanish when the block ends
-    (or, in PostgreSQL, when the diff's transaction does). A PostgreSQL
-    source's DSN is resolved from ``environ`` and ``credentials_directory``
-    (see :func:`~omnisync.sources.open_segment`). ``full``: a resync, every
-    member is work (see :func:`~omnisync.engine.diff.run_diff`).
+    The ledger is ``store``'s when given (its SQLite file, or its PostgreSQL
+    database, where the ledger's half of the diff runs), else the config's
+    SQLite file; a missing file or table is an empty ledger. A source's secrets
+    are resolved from ``environ`` (its ``$CREDENTIALS_DIRECTORY`` too). ``full``: a
+    resync (see :func:`~omnisync.engine.diff.run_diff`). Raises
+    :class:`~omnisync.sources.errors.SourceError` (the segment),
+    :class:`LedgerUnreadable` (a SQLite ledger), :class:`~omnisync.state.StateError`
+    (a state database a run would refuse, a PostgreSQL ledger), :class:`KeyError`
+    (an unknown export). Writes nothing but temporary tables.
     """
     export = config.exports.get(export_name)
     if export is None:
         raise KeyError(f"no export named '{export_name}' in the config")
-    if store is not None and ledger_path is not None:
-        raise ValueError("stage_export takes a ledger_path or a store, not both")
-    ledger: Path | LedgerStore
-    if store is not None and store.ledger_file is None:
-        # Opening the store already refused a newer schema; it is migrated.
-        ledger = store
-    else:
-        path = store.ledger_file if store is not None else ledger_path
-        ledger = path if path is not None else ledger_path_for(config)
-        # Refuse what a run refuses (a ledger that is a directory, a newer
-        # schema), with its words, before reading anything.
+    # A store without a file is a PostgreSQL store, its schema checked when it opened.
+    ledger = state_path(config.daemon.state_dir) if store is None else store.ledger_file or store
+    if isinstance(ledger, Path):
+        # Refuse what a run refuses (a directory, a newer schema) before reading anything.
         check_state_database(ledger)
     # Also refuses what the config cannot mean (a query on a file, no query
     # on a database, a source kind that cannot be read yet).
-    reader = open_segment(
-        config, export.segment, environ=environ, credentials_directory=credentials_directory
-    )
+    reader = open_segment(config, export.segment, environ=environ)
     if isinstance(reader, SqliteReader):
         connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
     else:
@@ -175,9 +123,16 @@ def _stage(
 ) -> StagedExport:
     names = {"segment": reader.segment, "source": reader.source}
     columns = fingerprint_columns(export)
-    fingerprinter = Fingerprinter.for_export(export)
+    fingerprinter = Fingerprinter(export)
     try:
-        _prepare(connection, fingerprinter)
+        # Files, not memory: with a bounded page cache a million-row stage costs
+        # disk, not RSS. Scratch, gone with the connection: nothing to roll back
+        # to or to recover after a crash, so no journal.
+        connection.execute("PRAGMA temp_store = FILE")
+        connection.execute(f"PRAGMA temp.cache_size = -{CACHE_KIB}")
+        connection.execute("PRAGMA temp.journal_mode = OFF")
+        connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
+        connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
         connection.execute(
             "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
             "fingerprint INTEGER, " + ", ".join(f"c{index}" for index in range(len(columns))) + ")"
@@ -193,9 +148,7 @@ def _stage(
         # Imported here: psycopg is an optional dependency, needed only by this store.
         from omnisync.engine.diff_postgres import postgres_ledger
 
-        ledger_side = postgres_ledger(
-            ledger, export=export.name, brand=brand, fetch_size=FETCH_SIZE
-        )
+        ledger_side = postgres_ledger(ledger, connection, export=export.name, brand=brand)
     connection.execute("BEGIN")
     started = time.perf_counter()
     try:
@@ -208,15 +161,7 @@ def _stage(
     filled = time.perf_counter() - started
     try:
         with ledger_side as diffed_side:
-            outcome = run_diff(
-                connection,
-                export=export.name,
-                tag=export.tag,
-                on_leave=export.on_leave,
-                full=full,
-                sample_size=SAMPLE_SIZE,
-                ledger=diffed_side,
-            )
+            outcome = run_diff(connection, export, diffed_side, full=full)
         connection.execute("COMMIT")
     except sqlite3.Error as error:
         if _is_scratch_failure(error):
@@ -231,35 +176,20 @@ def _stage(
         counts=outcome.counts,
         duplicates_sample=outcome.duplicates_sample,
         missing_email_rows=outcome.missing_email_rows,
-        fetch_size=FETCH_SIZE,
         timings={"stage": filled, **outcome.timings},
     )
 
 
 def _is_scratch_failure(error: sqlite3.Error) -> bool:
-    """Whether ``error`` is about writing the temporary file (full, unwritable)."""
     code = getattr(error, "sqlite_errorcode", None)
     # Extended codes (SQLITE_IOERR_WRITE, ...) carry the primary code in their low byte.
     return code is not None and code & 0xFF in _SCRATCH_ERROR_CODES
 
 
-def _prepare(connection: sqlite3.Connection, fingerprinter: Fingerprinter) -> None:
-    # Files, not memory: with a bounded page cache a million-row stage costs
-    # disk, not RSS. Scratch, gone with the connection: nothing to roll back
-    # to or to recover after a crash, so no journal.
-    connection.execute("PRAGMA temp_store = FILE")
-    connection.execute(f"PRAGMA temp.cache_size = -{CACHE_KIB}")
-    connection.execute("PRAGMA temp.journal_mode = OFF")
-    connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
-    connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
-
-
 def _attach_ledger(
     connection: sqlite3.Connection, path: Path, *, export: str, brand: str | None
 ) -> LedgerSide | None:
-    """ATTACH the ledger as ``ledger`` and return its side of the diff; ``None``
-    when there is no ledger yet, or nothing in it to diff against
-    (:meth:`~omnisync.engine.diff.LedgerSide.has_entries`)."""
+    # None: no ledger yet (plan before the first run), or nothing in it to diff against.
     if path.is_file():
         side = AttachedLedger(connection)
         try:
@@ -282,7 +212,6 @@ def _attach_ledger(
         except sqlite3.Error as error:
             raise LedgerUnreadable(f"cannot read the ledger in {path}: {error}") from error
         connection.execute("DETACH DATABASE ledger")
-    # No state database yet (plan before the first run): an empty ledger.
     return None
 
 
@@ -295,7 +224,6 @@ def _fill_from_sqlite(
     segment: str,
     source: str,
 ) -> None:
-    """Stage the segment with one ``INSERT ... SELECT`` run inside SQLite."""
     available = result_columns(connection, query, segment=segment, source=source)
     require_columns(available, columns, case_sensitive=False, segment=segment, source=source)
     quoted = [quote_identifier(column) for column in columns]
@@ -324,12 +252,10 @@ def _fill_from_rows(
     email_index = columns.index(export.mapping.email)
     targets = ", ".join(f"c{index}" for index in range(len(columns)))
     placeholders = ", ".join("?" for _ in range(len(columns) + 2))
-
-    def staged() -> Iterator[tuple[object, ...]]:
-        for values in rows:
-            yield (normalise_email(values[email_index]), fingerprinter(*values), *values)
-
     connection.executemany(
         f"INSERT INTO temp.stage (email, fingerprint, {targets}) VALUES ({placeholders})",
-        staged(),
+        (
+            (normalise_email(values[email_index]), fingerprinter(*values), *values)
+            for values in rows
+        ),
     )

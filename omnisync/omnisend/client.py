@@ -1,18 +1,12 @@
 """The HTTP client for Omnisend (API version 2026-03-15): the only code that sends requests.
 
-A shell: it owns one pooled ``httpx.Client`` (see
-:func:`~omnisync.omnisend.session.open_http`: kept-alive connections, the
-~10 s timeouts Omnisend advises, proxies and certificate authorities from the
-environment) and gets everything else injected (the brand's
-:class:`~omnisync.omnisend.pacing.BrandLimiter`, a clock, an optional httpx
-transport, a retry policy, an observer, a random source). One private choke
-point, :meth:`OmnisendClient._send`, does pacing, sending, retries, error
-mapping, logging and observer callbacks for every request.
-
-Thread-safe: one client per connection is shared by every export and thread.
-The API key is sent in the ``Authorization`` header only; it never appears in
-``repr``, log lines or exception messages (server-supplied text is scrubbed
-of it before it is logged or raised).
+A shell: it owns one pooled ``httpx.Client``
+(:func:`~omnisync.omnisend.session.open_http`) and gets the rest injected. One
+choke point, :meth:`OmnisendClient._send`, paces, sends, retries, maps errors,
+logs and observes every request. Thread-safe: one client per connection is
+shared by every export and thread. The API key goes in the ``Authorization``
+header only, never in a ``repr``, log line or message (server-supplied text
+is scrubbed of it first).
 """
 
 from __future__ import annotations
@@ -24,41 +18,24 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from omnisync import __version__
 from omnisync.clock import Clock
-from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
 from omnisync.omnisend.batches import poll_round
 from omnisync.omnisend.errors import (
     ApiError,
-    OmnisendError,
-    RateLimited,
     RequestCancelled,
     TransportError,
     UnexpectedResponse,
-    api_error,
     scrub_secret,
 )
 from omnisync.omnisend.model import API_VERSION, BatchOutcome
-from omnisync.omnisend.observer import (
-    ClientObserver,
-    NullObserver,
-    log_failed,
-    log_rate_limited,
-    log_retry,
-    mask_emails_in_httpx_logs,
-)
+from omnisync.omnisend.observer import ClientObserver, NullObserver, mask_emails_in_httpx_logs
 from omnisync.omnisend.pacing import BrandLimiter, Kind
-from omnisync.omnisend.payloads import (
-    MAX_TAG_EMAILS,
-    EncodedBatch,
-    check_batch,
-    contact_body,
-    encode_json,
-    tags_body,
-)
-from omnisync.omnisend.retry import RATE_LIMITED, RetryPolicy, is_transient, retry_after_seconds
+from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
+from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
 from omnisync.omnisend.session import failure_reason, json_object, open_http, problem_document
 
 logger = logging.getLogger("omnisync.omnisend")
@@ -67,11 +44,10 @@ logger = logging.getLogger("omnisync.omnisend")
 class OmnisendClient:
     """Omnisend's contacts, batches and tags endpoints, paced, retried and typed.
 
-    ``base_url`` is the API root (``https://api.omnisend.com/api`` or the
-    emulator's). ``limiter`` is the brand's shared limiter. ``transport`` is
-    an httpx transport (tests wrap the real one to check the contract; without
-    one, httpx's own, with the environment's proxies); ``timeout`` bounds each
-    phase of a request (connect, read, write, pool), in real seconds. Errors are the
+    ``base_url`` is the API root; ``limiter`` the brand's shared limiter;
+    ``transport`` replaces httpx's own (tests); ``timeout`` bounds each phase
+    of a request, in real seconds; ``request_gate`` see :func:`open_http`.
+    Raises ``ValueError`` for a malformed key; requests raise the
     :mod:`omnisync.omnisend.errors` tree.
     """
 
@@ -95,8 +71,6 @@ class OmnisendClient:
                 "the Omnisend API key is empty or contains spaces or non-ASCII characters; "
                 "check the secret the connection's api_key refers to"
             )
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
         mask_emails_in_httpx_logs()
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -123,7 +97,6 @@ class OmnisendClient:
         return f"OmnisendClient(base_url={self.base_url!r})"
 
     def close(self) -> None:
-        """Close the connection pool. The client is unusable afterwards."""
         self._http.close()
 
     def __enter__(self) -> OmnisendClient:
@@ -132,43 +105,24 @@ class OmnisendClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- operations -------------------------------------------------------
-
     def create_batch(
-        self,
-        writes: Sequence[ContactWrite] | EncodedBatch,
-        *,
-        cancelled: Callable[[], bool] | None = None,
+        self, batch: EncodedBatch, *, cancelled: Callable[[], bool] | None = None
     ) -> str:
-        """Create one contacts batch (upserts) and return its id.
+        """Create one contacts batch (upserts, processed asynchronously) and return its id.
 
-        ``cancelled`` is asked once the request has its rate-limit slot, before
-        anything is sent: true raises :class:`RequestCancelled` (nothing was
-        sent). Once an attempt may have reached Omnisend (a retry after a
-        dropped answer or a 5xx), the request is finished, not cancelled.
-
-        Refuses (:class:`BatchTooLarge`) more than 100 writes or a body over
-        1 MB: pack them with :class:`~omnisync.omnisend.payloads.BatchPacker`
-        first. An :class:`~omnisync.omnisend.payloads.EncodedBatch` (what the
-        ``BatchPacker`` packs) is sent as the bytes it was measured with,
-        without encoding it again. Omnisend processes the batch
-        asynchronously; follow it with :meth:`poll_batches` or
-        :meth:`wait_for_batches`.
+        ``batch`` (what :class:`~omnisync.omnisend.payloads.BatchPacker` packed,
+        within Omnisend's limits) is sent as the bytes it was measured with.
+        ``cancelled`` is asked once the request has its rate-limit slot, while
+        no attempt can have reached Omnisend: true raises :class:`RequestCancelled`.
         """
-        operation = f"create a batch of {len(writes)} contact(s)"
-        items = (
-            writes.items
-            if isinstance(writes, EncodedBatch)
-            else [encode_json(contact_body(write)) for write in writes]
-        )
-        body = check_batch(items, operation=operation)
+        operation = f"create a batch of {len(batch)} contact(s)"
         response = self._send(
             "POST",
             "batches",
             endpoint="POST /batches",
             operation=operation,
             kind="batches",
-            content=body,
+            content=batch.body(),
             cancelled=cancelled,
         )
         data = json_object(response, operation)
@@ -178,20 +132,14 @@ class OmnisendClient:
         logger.debug(
             "created batch %s with %d contacts",
             batch_id,
-            len(writes),
-            extra={"event": "omnisend.batch_created", "batch_id": batch_id, "items": len(writes)},
+            len(batch),
+            extra={"event": "omnisend.batch_created", "batch_id": batch_id, "items": len(batch)},
         )
         return batch_id
 
     def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
-        """One polling round: the outcomes of those ``pending`` batches that are now done.
-
-        ``pending`` maps a batch id to the e-mails sent in it. See
-        :func:`omnisync.omnisend.batches.poll_round`: usually one listing call
-        covers every batch in flight; a batch that stopped or reports errors
-        costs one more call for its items; a batch Omnisend no longer knows
-        (404) is reported ``stopped`` with nothing accepted.
-        """
+        """One polling round (:func:`~omnisync.omnisend.batches.poll_round`): the outcomes of
+        those ``pending`` batches (id -> e-mails sent) that are now done."""
         return poll_round(self._get_json, pending)
 
     def wait_for_batches(
@@ -242,12 +190,8 @@ class OmnisendClient:
                 return contact
         return None
 
-    # -- helpers ----------------------------------------------------------
-
     def _tags_call(self, method: str, tag: str, emails: Sequence[str], *, verb: str) -> None:
         operation = f"{verb} the tag {tag!r} for {len(emails)} contact(s)"
-        if not tag:
-            raise ValueError(f"{operation}: the tag is empty")
         if not 1 <= len(emails) <= MAX_TAG_EMAILS:
             raise ValueError(
                 f"{operation}: a tags call takes 1 to {MAX_TAG_EMAILS} e-mails, got {len(emails)}"
@@ -258,7 +202,7 @@ class OmnisendClient:
             endpoint=f"{method} /contacts/tags",
             operation=operation,
             kind="tags",
-            content=encode_json(tags_body(tag, emails)),
+            content=orjson.dumps({"emails": list(emails), "tags": [tag]}),
         )
 
     def _get_json(
@@ -284,13 +228,8 @@ class OmnisendClient:
         content: bytes | None = None,
         cancelled: Callable[[], bool] | None = None,
     ) -> httpx.Response:
-        """The choke point: pace, send, retry, map errors, log and observe one request.
-
-        Returns the 2xx response; raises the typed error once the retry
-        policy gives up (or at once for a status that is never retried).
-        ``cancelled`` (see :meth:`create_batch`) is asked after each wait for
-        a slot while no attempt can have been processed (none yet, or 429s).
-        """
+        """Pace, send, retry, map errors, log and observe one request; the 2xx response, or
+        the typed error once the retry policy gives up. ``cancelled``: see :meth:`create_batch`."""
         failures = 0  # transient failures (408, 5xx, transport) of this request
         rate_limited = 0
         rate_limit_waited = 0.0
@@ -303,26 +242,26 @@ class OmnisendClient:
                 self._limiter.done(slot, sent=False)
                 raise RequestCancelled(operation)
             started = self._clock.now()
+            response: httpx.Response | None = None
             try:
                 response = self._http.request(method, path, params=params, content=content)
             except httpx.RequestError as transport_error:
-                reason = self._scrub(failure_reason(transport_error))
-                self._limiter.done(slot)  # it may have reached Omnisend before it failed
-                self._observer.request_finished(endpoint, None, self._clock.now() - started)
-                failures += 1
-                if self._back_off(endpoint, reason, failures=failures):
-                    continue
-                raise TransportError(operation, reason, attempts=failures) from None
-            # Counted from now on: the latest moment Omnisend can have received it.
+                reason = str(scrub_secret(failure_reason(transport_error), self._api_key))
+            # Counted from now on: the latest moment Omnisend can have received it
+            # (a failed attempt too may have reached it).
             self._limiter.done(slot)
-            status = response.status_code
+            status = None if response is None else response.status_code
             self._observer.request_finished(endpoint, status, self._clock.now() - started)
-            if 200 <= status < 300:
+            if response is None:
+                problem: dict[str, Any] = {}
+            elif 200 <= response.status_code < 300:
                 return response
-            problem = problem_document(response, self._api_key)
+            else:
+                problem = problem_document(response, self._api_key)
+                reason = f"status {response.status_code}"
             raw_instance = problem.get("instance")
             instance = raw_instance if isinstance(raw_instance, str) else ""
-            if status == RATE_LIMITED:
+            if response is not None and response.status_code == 429:
                 rate_limited += 1
                 retry_after = retry_after_seconds(
                     problem.get("retryAfter"),
@@ -336,55 +275,66 @@ class OmnisendClient:
                     random=self._random,
                 )
                 if delay is None:
-                    raise self._error(operation, status, problem)
+                    logger.warning(
+                        "%s: still rate limited after waiting %.0f s; giving up",
+                        operation,
+                        self._policy.rate_limit_budget,
+                        extra={"event": "omnisend.rate_limit_budget_exhausted"},
+                    )
+                    raise ApiError(operation, status=429, problem=problem)
                 rate_limit_waited += delay
                 # Pausing the limiter (not just sleeping here) keeps every other
                 # thread of the brand from sending before the pause ends too.
                 self._limiter.penalise(delay)
                 self._observer.rate_limited(endpoint, delay)
-                log_rate_limited(logger, endpoint, delay=delay, instance=instance)
+                logger.info(
+                    "%s answered 429; the brand waits %.1f s (trace %s)",
+                    endpoint,
+                    delay,
+                    instance or "none",
+                    extra={
+                        "event": "omnisend.rate_limited",
+                        "endpoint": endpoint,
+                        "retry_after": delay,
+                        "instance": instance,
+                    },
+                )
                 continue
             if is_transient(status):
                 failures += 1
-                if self._back_off(
-                    endpoint, f"status {status}", failures=failures, instance=instance
-                ):
+                delay = self._policy.transient_delay(failures, random=self._random)
+                if delay is not None:
+                    logger.warning(
+                        "%s failed (%s%s); attempt %d of %d, retrying in %.1f s",
+                        endpoint,
+                        reason,
+                        f", trace {instance}" if instance else "",
+                        failures,
+                        self._policy.max_attempts,
+                        delay,
+                        extra={
+                            "event": "omnisend.retry",
+                            "endpoint": endpoint,
+                            "reason": reason,
+                            "instance": instance,
+                            "delay": delay,
+                            "attempt": failures,
+                        },
+                    )
+                    self._clock.sleep(delay)
                     continue
-            error = self._error(operation, status, problem)
-            log_failed(logger, endpoint, error, status=status, instance=instance)
-            raise error
-
-    def _error(self, operation: str, status: int, problem: Mapping[str, Any]) -> ApiError:
-        error = api_error(operation, status, problem)
-        if isinstance(error, RateLimited):
+            if response is None:
+                raise TransportError(operation, reason, attempts=failures)
+            error = ApiError(operation, status=response.status_code, problem=problem)
             logger.warning(
-                "%s: still rate limited after waiting %.0f s; giving up",
-                operation,
-                self._policy.rate_limit_budget,
-                extra={"event": "omnisend.rate_limit_budget_exhausted"},
+                "%s failed: %s",
+                endpoint,
+                error,
+                extra={
+                    "event": "omnisend.request_failed",
+                    "endpoint": endpoint,
+                    "status": response.status_code,
+                    "instance": instance,
+                },
             )
-        return error
-
-    def _scrub(self, text: str) -> str:
-        return str(scrub_secret(text, self._api_key))
-
-    def _back_off(self, endpoint: str, reason: str, *, failures: int, instance: str = "") -> bool:
-        """After a transient failure: wait the policy's backoff and return ``True`` (retry),
-        or return ``False`` when the request's attempts are used up."""
-        delay = self._policy.transient_delay(failures, random=self._random)
-        if delay is None:
-            return False
-        log_retry(
-            logger,
-            endpoint,
-            reason,
-            delay=delay,
-            attempt=failures,
-            attempts=self._policy.max_attempts,
-            instance=instance,
-        )
-        self._clock.sleep(delay)
-        return True
-
-
-__all__ = ["MAX_TAG_EMAILS", "ClientObserver", "NullObserver", "OmnisendClient", "OmnisendError"]
+            raise error

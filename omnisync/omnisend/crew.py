@@ -1,10 +1,4 @@
-"""The shared state of the delivery pipeline's threads (see :mod:`omnisync.omnisend.pipeline`).
-
-One :class:`Crew` per pipeline owns: the abort flag and the first fatal
-error (a thread that raises, a listener call among them, aborts the crew), the
-counters of the summary, and waits on queues and semaphores that give up
-once the pipeline is aborted, so no thread hangs at shutdown.
-"""
+"""The shared state of a delivery pipeline's threads (:mod:`omnisync.omnisend.pipeline`)."""
 
 from __future__ import annotations
 
@@ -25,33 +19,17 @@ T = TypeVar("T")
 
 
 class Crew:
-    """Abort, fatal error and counters of one pipeline's threads.
+    """The abort flag and first fatal error of one pipeline's threads, and waits on queues
+    and semaphores that give up once aborted, so that no thread hangs at shutdown."""
 
-    Listener calls are not serialised: the listener writes the ledger, and a
-    creator thread reporting a new batch must not wait behind the poller
-    recording a round of acknowledgements.
-    """
-
-    def __init__(self, *, name: str, counters: tuple[str, ...]) -> None:
+    def __init__(self, *, name: str) -> None:
         self.name = name
         self.aborted = threading.Event()
         self.fatal: BaseException | None = None
         self._lock = threading.Lock()
-        # Counting never waits for a listener call in progress (those write the
-        # ledger): counts have a lock of their own.
-        self._counts_lock = threading.Lock()
-        self._counts = dict.fromkeys(counters, 0)
-
-    def count(self, name: str, amount: int) -> None:
-        with self._counts_lock:
-            self._counts[name] += amount
-
-    def counts(self) -> dict[str, int]:
-        with self._counts_lock:
-            return dict(self._counts)
 
     def fail(self, error: BaseException) -> None:
-        """Abort with ``error`` (the first error wins); every waiting thread lets go."""
+        """Abort with ``error`` (the first error wins)."""
         with self._lock:
             if self.fatal is None:
                 self.fatal = error
@@ -61,9 +39,6 @@ class Crew:
                     error,
                     extra={"event": "omnisend.pipeline_aborted"},
                 )
-        self.abort()
-
-    def abort(self) -> None:
         self.aborted.set()
 
     def raise_if_aborted(self) -> None:
@@ -113,8 +88,6 @@ class Crew:
     def get(self, source: queue.Queue[T | None]) -> T | None:
         """The next item, or ``None`` (shut down) once aborted."""
         while not self.aborted.is_set():
-            try:
+            with contextlib.suppress(queue.Empty):
                 return source.get(timeout=TICK)
-            except queue.Empty:
-                continue
         return None

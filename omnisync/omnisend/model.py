@@ -1,8 +1,4 @@
-"""Plain data the Omnisend client returns: batch outcomes and item failures. Pure.
-
-What the client sends is a :class:`omnisync.contact.ContactWrite`;
-:func:`omnisync.omnisend.payloads.contact_body` turns it into the request body.
-"""
+"""Plain data the Omnisend client returns: batch outcomes and item failures. Pure."""
 
 from __future__ import annotations
 
@@ -48,8 +44,6 @@ class BatchOutcome:
     def sort_out(self, sent: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Of the e-mails ``sent`` in the batch, in order: those accepted, and the
         leftovers (neither accepted nor failed: not processed)."""
-        if not self.failed and self.accepted.issuperset(sent):
-            return sent, ()  # the common case needs no sorting out
         failed = {failure.email for failure in self.failed}
         accepted = tuple(email for email in sent if email in self.accepted)
         leftovers = tuple(

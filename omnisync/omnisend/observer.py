@@ -1,11 +1,6 @@
-"""What the client tells the outside about its requests: metrics callbacks and log hygiene.
-
-:class:`ClientObserver` is how the daemon turns requests, 429s and limiter
-waits into Prometheus metrics (the client calls it from the requesting
-thread). :func:`mask_emails_in_httpx_logs` keeps httpx's own ``HTTP Request:``
-log lines, which print the URL, from carrying the ``email=`` of a contact
-lookup: logs never print a full e-mail address (docs/design.md).
-"""
+"""What the client tells the outside: :class:`ClientObserver` (metrics callbacks), and
+:func:`mask_emails_in_httpx_logs` (httpx's own ``HTTP Request:`` lines print the URL,
+so the ``email=`` of a contact lookup is masked there)."""
 
 from __future__ import annotations
 
@@ -46,96 +41,22 @@ class NullObserver:
         pass
 
 
-def log_retry(
-    logger: logging.Logger,
-    endpoint: str,
-    reason: str,
-    *,
-    delay: float,
-    attempt: int,
-    attempts: int,
-    instance: str = "",
-) -> None:
-    """Log (warning) that a request to ``endpoint`` failed and is retried after ``delay``."""
-    logger.warning(
-        "%s failed (%s%s); attempt %d of %d, retrying in %.1f s",
-        endpoint,
-        reason,
-        f", trace {instance}" if instance else "",
-        attempt,
-        attempts,
-        delay,
-        extra={
-            "event": "omnisend.retry",
-            "endpoint": endpoint,
-            "reason": reason,
-            "instance": instance,
-            "delay": delay,
-            "attempt": attempt,
-        },
-    )
-
-
-def log_rate_limited(
-    logger: logging.Logger, endpoint: str, *, delay: float, instance: str = ""
-) -> None:
-    """Log (info) that ``endpoint`` answered 429 and the brand now waits ``delay`` seconds."""
-    logger.info(
-        "%s answered 429; the brand waits %.1f s (trace %s)",
-        endpoint,
-        delay,
-        instance or "none",
-        extra={
-            "event": "omnisend.rate_limited",
-            "endpoint": endpoint,
-            "retry_after": delay,
-            "instance": instance,
-        },
-    )
-
-
-def log_failed(
-    logger: logging.Logger, endpoint: str, error: Exception, *, status: int, instance: str = ""
-) -> None:
-    """Log (warning) that a request to ``endpoint`` failed for good with ``error``."""
-    logger.warning(
-        "%s failed: %s",
-        endpoint,
-        error,
-        extra={
-            "event": "omnisend.request_failed",
-            "endpoint": endpoint,
-            "status": status,
-            "instance": instance,
-        },
-    )
-
-
 _EMAIL_QUERY = re.compile(r"(?<=[?&]email=)[^&#\s\"]+")
 
 
-class _MaskEmailQueries(logging.Filter):
-    """Masks the value of ``email=`` query parameters in a record's arguments."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(
-            "email=" in str(argument) for argument in record.args
-        ):
-            record.args = tuple(
-                _mask_query(str(argument)) if "email=" in str(argument) else argument
-                for argument in record.args
-            )
-        return True
+def _mask_email_queries(record: logging.LogRecord) -> bool:
+    if isinstance(record.args, tuple):
+        record.args = tuple(
+            _EMAIL_QUERY.sub(_masked, str(argument)) if "email=" in str(argument) else argument
+            for argument in record.args
+        )
+    return True
 
 
-def _mask_query(text: str) -> str:
-    return _EMAIL_QUERY.sub(lambda match: quote(mask_email(unquote(match.group(0)))), text)
-
-
-_MASK_EMAIL_QUERIES = _MaskEmailQueries()
+def _masked(match: re.Match[str]) -> str:
+    return quote(mask_email(unquote(match.group(0))))
 
 
 def mask_emails_in_httpx_logs() -> None:
-    """Install the filter that masks ``email=`` in httpx's log lines; installing it again
-    changes nothing (a logger holds one filter object once)."""
-    logging.getLogger("httpx").addFilter(_MASK_EMAIL_QUERIES)
+    """Install the filter that masks ``email=`` in httpx's log lines (idempotent)."""
+    logging.getLogger("httpx").addFilter(_mask_email_queries)

@@ -1,34 +1,18 @@
-"""Pacing under Omnisend's per-brand sliding-window rate limits.
+"""Pacing under Omnisend's per-brand sliding-window rate limits (400 requests and 60 tags
+calls in any 60 seconds; a tags call counts in both).
 
-Omnisend counts, per brand, the requests of the last 60 seconds: at most 400
-of anything and at most 60 to the tags endpoint (a tags call counts in both).
-omnisync paces itself so that it rarely meets a 429, and so that batch
-creation and tags calls keep both limits busy at once:
-
-- :class:`SlidingWindow` is the pure bookkeeping of one limit: it *books* the
-  time slot at which a request may go, so concurrent callers never overshoot,
-  and keeps the invariant "no ``limit + 1`` bookings within less than
-  ``window_seconds``" — exactly what a server counting the requests in
-  ``(t - window, t]`` checks. Slots may be booked out of order: a tags call
-  waiting for its tags slot does not hold up general calls that fit before it.
-- :class:`BrandLimiter` is the thread-safe limiter of one brand, shared by
-  every export and thread that uses it. It waits on an injected clock, and
-  gives batch creation its own share of the overall window so that tags calls
-  and polls always find room.
-- :class:`LimiterRegistry` hands out one limiter per brand.
+:class:`SlidingWindow` books the slot at which a request may go, so concurrent
+callers never overshoot; :class:`BrandLimiter` is one brand's thread-safe
+limiter; :class:`LimiterRegistry` hands out one limiter per brand.
 
 **When a request counts.** Omnisend counts a request when it *receives* it,
-somewhere between the moment the client sends it and the moment the answer
-comes back. A slot booked at the send time may therefore count later at the
-server than the client thinks (a thread descheduled after its slot, a slow
-connection), and a request booked a window later may then meet a full window
-and a 429. So a request's booking is moved, once its answer is in (or the
-attempt failed), to that moment (:meth:`BrandLimiter.done`): the latest time
-Omnisend can have received it. A request booked a window after it then
-reaches Omnisend at least a window after it, however long either was in
-flight. Threads waiting for a slot look again when they wake, so they see the
-moved bookings. The windows are ``window_seconds + safety_margin`` long; the
-margin only absorbs the difference between the client's and Omnisend's clocks.
+somewhere between sending and the answer. A slot booked at the send time may
+count later at the server (a descheduled thread, a slow connection), and a
+request booked a window later would then meet a full window. So once the
+attempt is over its booking moves to that moment (:meth:`BrandLimiter.done`),
+the latest Omnisend can have received it; waiting threads look again when they
+wake. Windows are ``window_seconds + safety_margin`` long; the margin only
+absorbs the difference between the two clocks.
 """
 
 from __future__ import annotations
@@ -61,28 +45,23 @@ class Slot:
 
 
 class SlidingWindow:
-    """At most ``limit`` slots in any interval shorter than ``window_seconds``.
+    """At most ``limit`` (>= 1) slots in any interval shorter than ``window_seconds`` (> 0):
+    what a server counting the requests in ``(t - window, t]`` checks. Slots may be booked
+    out of order.
 
-    Pure and not thread-safe (:class:`BrandLimiter` guards it). Times are the
-    caller's ``now`` values, in seconds; ``now`` must not go backwards.
+    Pure and not thread-safe. Times are the caller's ``now``, which must not go backwards.
     """
 
     def __init__(self, limit: int, window_seconds: float) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        if window_seconds <= 0:
-            raise ValueError("window_seconds must be positive")
         self.limit = limit
         self.window_seconds = window_seconds
         self._slots: list[float] = []  # sorted
         self._paused_until = float("-inf")
 
-    def earliest(self, now: float, *, not_before: float | None = None) -> float:
+    def earliest(self, now: float, *, not_before: float = -math.inf) -> float:
         """The earliest time ``>= now`` (and ``>= not_before``) a new slot fits. Books nothing."""
         self._forget(now)
-        candidate = max(now, self._paused_until)
-        if not_before is not None:
-            candidate = max(candidate, not_before)
+        candidate = max(now, self._paused_until, not_before)
         while True:
             blocking = self._conflict(candidate)
             if blocking is None:
@@ -90,25 +69,13 @@ class SlidingWindow:
             candidate = blocking
 
     def book(self, at: float) -> None:
-        """Book the slot ``at`` (which :meth:`earliest` returned)."""
         bisect.insort(self._slots, at)
 
     def cancel(self, at: float) -> None:
-        """Give back a booked slot that will not be used."""
+        """Give back a booked slot (nothing if it was already forgotten)."""
         index = bisect.bisect_left(self._slots, at)
         if index < len(self._slots) and self._slots[index] == at:
             del self._slots[index]
-
-    def move(self, booked: float, to: float) -> None:
-        """Move a booked slot (still booked or already forgotten) to ``to``."""
-        self.cancel(booked)
-        self.book(to)
-
-    def reserve(self, now: float) -> float:
-        """Book the earliest slot; return how long to wait for it (``>= 0``)."""
-        slot = self.earliest(now)
-        self.book(slot)
-        return slot - now
 
     def penalise(self, until: float) -> None:
         """Book nothing before ``until`` (a server-imposed pause, e.g. a 429's ``retryAfter``)."""
@@ -161,23 +128,15 @@ def _after_window(first: float, window: float) -> float:
 class BrandLimiter:
     """The pacing of one Omnisend brand: thread-safe, shared by every user of a connection.
 
-    Three kinds of request:
-
-    - ``"general"`` (reads, polls): one slot in the overall window;
-    - ``"tags"``: one slot at the same instant in the overall and tags windows;
-    - ``"batches"`` (batch creation, the bulk of the traffic): one slot in the
-      overall window and in a *batches* window whose limit leaves headroom in
-      the overall one — ``headroom`` requests (a twentieth of the overall
-      limit, at least one) for polls and reads, plus
-      ``tags_per_minute`` (at most half of the rest, so that batch creation
-      always keeps a fair share) while tags calls are being made (one in the
-      last window). Without it, batch creation would take a whole window in
-      one burst and tags calls and polls, which need overall slots too, would
-      starve until it passed: both limits must stay busy at once.
-
-    A 429 calls :meth:`penalise`, and then no thread of the brand sends
-    anything before ``retry_after`` has passed — including threads already
-    sleeping towards a slot booked before the 429 arrived.
+    Kinds of request: ``"general"`` (reads, polls) takes a slot in the overall
+    window; ``"tags"`` one in the overall and tags windows at once;
+    ``"batches"`` one in the overall window and in a *batches* window that
+    leaves ``headroom`` (5% of the overall limit, at least one) for polls, plus
+    ``tags_per_minute`` (at most half of the rest) while tags calls were made
+    in the last window. Otherwise batch creation would take a whole window in
+    one burst and starve tags calls and polls: both limits must stay busy.
+    After :meth:`penalise` (a 429) no thread of the brand sends before the
+    pause ends, including threads already sleeping towards a slot.
     """
 
     def __init__(
@@ -199,20 +158,17 @@ class BrandLimiter:
         self._general = SlidingWindow(requests_per_minute, self._span)
         self._tags = SlidingWindow(tags_per_minute, self._span)
         self._batches = SlidingWindow(self._batch_limit(tags_active=False), self._span)
+        self._windows: dict[Kind, tuple[SlidingWindow, ...]] = {
+            "general": (self._general,),
+            "tags": (self._general, self._tags),
+            "batches": (self._general, self._batches),
+        }
         self._tags_active_until = float("-inf")
         self._lock = threading.Lock()
 
-    def __repr__(self) -> str:
-        return (
-            f"BrandLimiter(requests_per_minute={self.requests_per_minute}, "
-            f"tags_per_minute={self.tags_per_minute})"
-        )
-
     def acquire(self, kind: Kind) -> Slot:
-        """Block until a request of ``kind`` may be sent; return its booked slot.
-
-        Call :meth:`done` with the slot once the attempt is over.
-        """
+        """Block until a request of ``kind`` may be sent; return its booked slot, to hand
+        back with :meth:`done` once the attempt is over."""
         waited = 0.0
         booked: float | None = None
         while True:
@@ -223,7 +179,7 @@ class BrandLimiter:
                     # late must not leave an earlier slot on the books than the
                     # one it uses, and a 429 that arrived while we slept moves
                     # us past its pause.
-                    for window in self._windows(kind):
+                    for window in self._windows[kind]:
                         window.cancel(booked)
                 booked = self._slot(kind, now)
             if booked <= now:
@@ -236,11 +192,10 @@ class BrandLimiter:
         the latest time Omnisend can have received it; if not, the slot is given back."""
         with self._lock:
             now = self._clock.now()
-            for window in self._windows(slot.kind):
+            for window in self._windows[slot.kind]:
+                window.cancel(slot.at)
                 if sent:
-                    window.move(slot.at, max(now, slot.at))
-                else:
-                    window.cancel(slot.at)
+                    window.book(max(now, slot.at))
 
     def penalise(self, retry_after: float) -> None:
         """Pause the whole brand: send nothing for ``retry_after`` seconds from now."""
@@ -257,19 +212,12 @@ class BrandLimiter:
         reserved = min(self.tags_per_minute, shared // 2) if tags_active else 0
         return max(1, shared - reserved)
 
-    def _windows(self, kind: Kind) -> tuple[SlidingWindow, ...]:
-        if kind == "tags":
-            return (self._general, self._tags)
-        if kind == "batches":
-            return (self._general, self._batches)
-        return (self._general,)
-
     def _slot(self, kind: Kind, now: float) -> float:
-        """Book and return the earliest slot for ``kind`` (called with the lock held)."""
+        # Called with the lock held.
         if kind == "tags":
             self._tags_active_until = now + self._span
         self._batches.limit = self._batch_limit(tags_active=now < self._tags_active_until)
-        windows = self._windows(kind)
+        windows = self._windows[kind]
         # The slot must be free in every window at once; move to the latest
         # earliest until all agree (each step only moves later, and the
         # candidate times are finite).
@@ -285,12 +233,8 @@ class BrandLimiter:
 
 
 class LimiterRegistry:
-    """One :class:`BrandLimiter` per brand, shared by every client of that brand.
-
-    A brand is identified by the base URL and a digest of the API key (the
-    key itself is never kept). The limits of the first request for a brand
-    win: one brand has one set of limits.
-    """
+    """One :class:`BrandLimiter` per brand (base URL and a digest of the key, never the key);
+    the limits of the first request for a brand win."""
 
     def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
@@ -305,7 +249,6 @@ class LimiterRegistry:
         requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
         tags_per_minute: int = DEFAULT_TAGS_PER_MINUTE,
     ) -> BrandLimiter:
-        """The limiter of the brand behind ``base_url`` and ``api_key``, created on first use."""
         key = (base_url.rstrip("/"), brand_digest(api_key))
         with self._lock:
             found = self._limiters.get(key)

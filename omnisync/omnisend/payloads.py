@@ -1,7 +1,7 @@
-"""Request bodies for Omnisend, and splitting contacts into batches.
+"""Request bodies for Omnisend, and splitting contacts into batches. Pure: no I/O.
 
-Pure: no I/O. :func:`contact_body` is the single place the safety rules of
-docs/design.md become a request body:
+:func:`contact_body` is the single place the safety rules of docs/design.md
+become a request body:
 
 - never a ``tags`` key (tags in a contact body *replace* the contact's tags);
 - ``sendWelcomeMessage`` always sent explicitly, ``false`` unless the write
@@ -10,23 +10,20 @@ docs/design.md become a request body:
   the consent's recorded ``changed_at`` — never "now", so a later unsubscribe
   in Omnisend stays newer and wins.
 
-Bodies are serialised by :func:`encode_json` (compact, UTF-8) once: the
-:class:`BatchPacker` keeps each contact's encoded item beside its e-mail
-(:class:`EncodedBatch`) and the client sends a batch body assembled from
-those very bytes, so the byte count the packer measures is exactly the byte
-count the client sends, and no contact is encoded twice.
+Each contact is encoded once: the :class:`BatchPacker` measures the very bytes
+the client sends, so its byte count is exact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
-from omnisync.omnisend.errors import BatchTooLarge, InvalidContactWrite, ItemTooLarge
+from omnisync.omnisend.errors import InvalidContactWrite, ItemTooLarge
 
 #: Omnisend's limits for one ``POST /batches`` (docs/omnisend.md, "Batches").
 MAX_BATCH_ITEMS = 100
@@ -55,16 +52,6 @@ _ENVELOPE_HEAD = b'{"endpoint":"contacts","method":"POST","items":['
 _ENVELOPE_TAIL = b"]}"
 #: Bytes of a batch body around its items (the items are joined by one comma each).
 ENVELOPE_BYTES = len(_ENVELOPE_HEAD) + len(_ENVELOPE_TAIL)
-
-
-def encode_json(value: Any) -> bytes:
-    """Serialise ``value`` the way every request body is sent: compact UTF-8 JSON.
-
-    orjson, once per contact. Bodies hold only text, booleans, integers and
-    objects (:func:`contact_body`); anything else is the caller's bug and
-    raises ``TypeError``.
-    """
-    return orjson.dumps(value)
 
 
 def contact_body(write: ContactWrite) -> dict[str, Any]:
@@ -110,73 +97,45 @@ def contact_body(write: ContactWrite) -> dict[str, Any]:
     return body
 
 
-def encode_batch(items: Sequence[bytes]) -> bytes:
-    """A ``POST /batches`` body (endpoint ``contacts``, method ``POST``) from encoded items."""
-    return _ENVELOPE_HEAD + b",".join(items) + _ENVELOPE_TAIL
-
-
+@dataclass(frozen=True, repr=False)
 class EncodedBatch:
-    """One packed batch: its contacts' e-mails and their encoded items, in order.
+    """One packed batch: ``items[i]`` is the encoded ``POST /batches`` item for ``emails[i]``."""
 
-    ``items[i]`` is the ``POST /batches`` item for ``emails[i]``,
-    ``encode_json(contact_body(write))`` as :meth:`BatchPacker.pack` made it;
-    :meth:`~omnisync.omnisend.client.OmnisendClient.create_batch` sends them
-    as they are.
-    """
-
-    __slots__ = ("emails", "items")
-
-    def __init__(self, emails: Sequence[str], items: Sequence[bytes]) -> None:
-        if len(emails) != len(items):
-            raise ValueError("an encoded batch needs one item per e-mail")
-        self.emails = tuple(emails)
-        self.items = tuple(items)
+    emails: tuple[str, ...]
+    items: tuple[bytes, ...]
 
     def __len__(self) -> int:
         return len(self.emails)
 
-    def __repr__(self) -> str:
-        # The body's length without building it: the envelope, the items, their commas.
-        size = ENVELOPE_BYTES + sum(map(len, self.items)) + max(len(self.items) - 1, 0)
-        return f"EncodedBatch({len(self.emails)} contacts, {size} bytes)"
+    def __repr__(self) -> str:  # never the e-mails
+        return f"EncodedBatch({len(self.emails)} contacts)"
+
+    def body(self) -> bytes:
+        """The ``POST /batches`` body: endpoint ``contacts``, method ``POST``, these items."""
+        return _ENVELOPE_HEAD + b",".join(self.items) + _ENVELOPE_TAIL
 
 
 class BatchPacker:
-    """Packs contacts one at a time into batches within the item and byte limits.
-
-    Streaming, for callers that receive contacts one by one (the delivery
-    pipeline): :meth:`pack` (a write, encoded here through :func:`contact_body`)
-    returns the previous batch when the new item does not fit in it;
-    :meth:`flush_packed` returns the last, partial one. Each contact is encoded
-    once; an :class:`EncodedBatch` carries the bytes on to the client. Holds
-    one batch at a time.
-    """
+    """Packs contacts, as they come, into batches within the item and byte limits; holds
+    one batch at a time."""
 
     def __init__(
         self, *, max_items: int = MAX_BATCH_ITEMS, max_bytes: int = MAX_BATCH_BYTES
     ) -> None:
-        if max_items < 1:
-            raise ValueError("max_items must be at least 1")
-        if max_bytes <= ENVELOPE_BYTES:
-            raise ValueError(f"max_bytes must be more than the {ENVELOPE_BYTES}-byte envelope")
         self.max_items = max_items
         self.max_bytes = max_bytes
         self._emails: list[str] = []
         self._items: list[bytes] = []
         self._bytes = ENVELOPE_BYTES
 
-    def __len__(self) -> int:
-        return len(self._emails)
-
     def pack(self, write: ContactWrite) -> EncodedBatch | None:
         """Add ``write``; return the full batch it did not fit in, if any.
 
-        Raises :class:`ItemTooLarge` (naming the masked e-mail) when the
-        write alone cannot fit in a batch, and :class:`InvalidContactWrite`
-        from :func:`contact_body`.
+        Raises :class:`ItemTooLarge` when the write alone cannot fit in a batch,
+        and :class:`InvalidContactWrite` from :func:`contact_body`.
         """
         email = write.email
-        item = encode_json(contact_body(write))
+        item = orjson.dumps(contact_body(write))
         size = len(item)
         if ENVELOPE_BYTES + size > self.max_bytes:
             raise ItemTooLarge(mask_email(email), size=ENVELOPE_BYTES + size, limit=self.max_bytes)
@@ -194,29 +153,6 @@ class BatchPacker:
         """Return the batch being packed (``None`` when empty) and start a new one."""
         if not self._emails:
             return None
-        batch = EncodedBatch(self._emails, self._items)
+        batch = EncodedBatch(tuple(self._emails), tuple(self._items))
         self._emails, self._items, self._bytes = [], [], ENVELOPE_BYTES
         return batch
-
-
-def check_batch(items: Sequence[bytes], *, operation: str) -> bytes:
-    """Assemble a batch body, refusing one over Omnisend's limits with :class:`BatchTooLarge`."""
-    if not items:
-        raise BatchTooLarge(f"{operation}: a batch needs at least one contact")
-    if len(items) > MAX_BATCH_ITEMS:
-        raise BatchTooLarge(
-            f"{operation}: {len(items)} contacts in one batch, over Omnisend's limit of "
-            f"{MAX_BATCH_ITEMS}; pack them with BatchPacker"
-        )
-    body = encode_batch(items)
-    if len(body) > MAX_BATCH_BYTES:
-        raise BatchTooLarge(
-            f"{operation}: the batch body is {len(body):,} bytes, over Omnisend's limit of "
-            f"{MAX_BATCH_BYTES:,}; pack it with BatchPacker"
-        )
-    return body
-
-
-def tags_body(tag: str, emails: Sequence[str]) -> dict[str, Any]:
-    """The body of ``POST``/``DELETE /contacts/tags`` for one tag and up to 250 e-mails."""
-    return {"emails": list(emails), "tags": [tag]}

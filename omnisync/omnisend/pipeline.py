@@ -1,41 +1,22 @@
 """The apply phase of an export run: upserts in batches, then tags, keeping both limits busy.
 
-:class:`DeliveryPipeline` takes contact writes and tag changes one at a time
-from the engine and delivers them through one :class:`OmnisendClient`:
+:class:`DeliveryPipeline` takes writes and tag changes one at a time and
+delivers them through one :class:`OmnisendClient`. The caller's thread packs
+writes into batches for a bounded queue (when full, :meth:`upsert` blocks);
+:data:`CREATOR_THREADS` threads create them, at most
+``max_batches_in_flight`` not yet done; one poller follows those every
+``poll_interval`` clock seconds and reports each round (every
+acknowledgement in one call, then per batch its failures and leftovers);
+:data:`TAGGER_THREADS` threads send tags calls of up to 250 e-mails. A contact
+upserted with ``then_tag=True`` is tagged only once its batch acknowledged it
+(Omnisend ignores tags for e-mails it does not know yet).
 
-- the caller's thread packs writes into batches (≤ 100 items, ≤ 1 MB) and
-  hands full batches to a bounded queue — when it is full, :meth:`upsert`
-  blocks (backpressure);
-- *creator* threads (three by default: each waits on its request's answer for
-  much of its time) create batches, at most ``max_batches_in_flight`` not yet
-  done at a time;
-- one *poller* thread follows the batches in flight (one listing call a round
-  for all of them) and reports each outcome
-  (:class:`~omnisync.omnisend.follower.BatchFollower`);
-- *tagger* threads send tags calls of up to 250 e-mails. A contact upserted
-  with ``then_tag=True`` is tagged only after its batch acknowledged it
-  (Omnisend silently ignores tags for e-mails it does not know yet), and only
-  if it was accepted; tag-only work goes straight to the tag queue.
-
-So batch creation (general limit, 400/min) and tag calls (tags limit, 60/min)
-flow at the same time, each paced by the brand's shared limiter.
-
-Events reach the :class:`DeliveryListener` from the pipeline's threads, possibly
-several at once (a listener is thread-safe); the events of one batch come in
-order, and a contact's tag is reported only after its upsert was.
-
-Stopping (``stop`` set): no new batch is created and no new tags call is
-started (calls already under way finish); batches already created are
-followed for up to ``stop_grace`` clock seconds and their outcomes reported;
-those still not done then are reported with ``batch_abandoned``. Writes and
-tag changes not yet sent are simply not reported: the engine leaves them
-pending for the next run.
-
-A 401, 403 or 410 (``error.aborts_run``), or any failure to create a batch,
-aborts the whole pipeline: the error is raised from the next :meth:`upsert`,
-:meth:`add_tag`, :meth:`remove_tag` or from :meth:`finish`. Per-item 400s
-are reported through ``upserts_failed`` and never abort; a failed tags call
-is reported through ``tag_call_failed``.
+Stopping (``stop`` set): no new batch or tags call starts; created batches
+are followed for up to ``stop_grace`` clock seconds, then reported
+``batch_abandoned``. Work not yet sent is not reported: the engine leaves it
+pending. A 401, 403 or 410 (``error.aborts_run``), or any failure to create a
+batch, aborts the pipeline: the error is raised from the next call or from
+:meth:`finish`. Per-item 400s and failed tags calls are reported, never fatal.
 """
 
 from __future__ import annotations
@@ -43,46 +24,88 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from omnisync.clock import Clock
 from omnisync.contact import ContactWrite
+from omnisync.masking import mask_email
 from omnisync.omnisend.client import OmnisendClient
-from omnisync.omnisend.crew import Crew
-from omnisync.omnisend.delivery import (
-    DeliveryListener,
-    DeliverySummary,
-    TagAction,
-    TagGroup,
-    TagGrouper,
-)
+from omnisync.omnisend.crew import TICK, Crew
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
-from omnisync.omnisend.follower import BatchFollower
-from omnisync.omnisend.payloads import BatchPacker, EncodedBatch
-
-__all__ = ["DeliveryListener", "DeliveryPipeline", "DeliverySummary"]
+from omnisync.omnisend.model import BatchOutcome, ItemFailure
+from omnisync.omnisend.payloads import MAX_TAG_EMAILS, BatchPacker, EncodedBatch
 
 logger = logging.getLogger("omnisync.omnisend")
 
-#: Packed batches waiting for a creator thread; when full, :meth:`DeliveryPipeline.upsert`
-#: blocks.
+#: Packed batches waiting for a creator thread.
 BATCH_QUEUE_SIZE = 4
 #: Tag changes (e-mails) waiting for a tagger thread before adding more blocks.
 MAX_TAG_BACKLOG = 100_000
+CREATOR_THREADS = 3
 TAGGER_THREADS = 2
+#: Polling rounds in a row that may fail (after the client's retries) before the
+#: pipeline aborts.
+MAX_FAILED_POLLS = 3
+
+TagAction = Literal["add", "remove"]
+
+
+class DeliveryListener(Protocol):
+    """Receives what Omnisend confirmed, failed or never processed.
+
+    Calls come from the pipeline's threads, possibly several at once: a
+    listener must be thread-safe. For one batch they come in order
+    (``batch_sending``, ``batch_created`` or ``batch_not_created``, then its
+    outcome); an upserted contact's tag is reported only after its upsert was
+    acknowledged. A listener that raises aborts the pipeline with that exception.
+    """
+
+    def batch_sending(self, emails: tuple[str, ...]) -> str:
+        """A batch of these upserts is about to be sent: return a provisional id for it.
+        Returns before the request may leave, so a batch Omnisend may hold always has
+        a trace (the engine records an intent here)."""
+
+    def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
+        """Omnisend returned the id of the batch sent under ``provisional_id``."""
+
+    def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
+        """Creating the batch failed with ``error`` (or was cancelled by a stop, with
+        :class:`~omnisync.omnisend.errors.RequestCancelled`: nothing was sent)."""
+
+    def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        """Omnisend accepted these upserts: ``(batch_id, emails)`` per batch, all those of
+        one poll round at once (a batch's failures and leftovers are reported after)."""
+
+    def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
+        """Omnisend refused these upserts (per-item 4xx, with its field problems)."""
+
+    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
+        """These upserts were not processed (a stopped batch's leftovers), or their batch
+        was still not done when a stop's grace ran out: they stay pending."""
+
+    def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
+        """Omnisend accepted adding ``tag`` to these contacts."""
+
+    def tags_removed(self, tag: str, emails: tuple[str, ...]) -> None:
+        """Omnisend accepted removing ``tag`` from these contacts."""
+
+    def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
+        """A tags call for these e-mails failed after retries; nothing changed for them."""
 
 
 @dataclass(frozen=True)
 class _Batch:
     writes: EncodedBatch
-    then_tag: frozenset[str]
+    then_tag: frozenset[str]  # those to tag once Omnisend accepted them
 
 
 class DeliveryPipeline:
-    """Delivers one export's upserts and tag changes (see the module docstring).
+    """Delivers one export's upserts and tag changes to ``tag`` (see the module docstring).
 
-    Threads start at construction; always end with :meth:`finish` (or use the
-    pipeline as a context manager, which aborts it if the block raised).
+    Threads start at construction; always end with :meth:`finish`, or use the
+    pipeline as a context manager, which aborts it if the block raised.
     """
 
     def __init__(
@@ -96,74 +119,57 @@ class DeliveryPipeline:
         max_batches_in_flight: int = 20,
         poll_interval: float = 2.0,
         stop_grace: float = 120.0,
-        creator_threads: int = 3,
     ) -> None:
-        if not tag:
-            raise ValueError("the pipeline's tag must not be empty")
-        if max_batches_in_flight < 1 or creator_threads < 1:
-            raise ValueError("max_batches_in_flight and creator_threads must be at least 1")
+        if not tag or max_batches_in_flight < 1:
+            raise ValueError("a pipeline needs a tag and at least one batch in flight")
         self.tag = tag
         self._client = client
         self._listener = listener
         self._stop = stop
         self._clock = clock
+        self._poll_interval = poll_interval
+        self._stop_grace = stop_grace
         self._packer = BatchPacker()
         self._packing_then_tag: set[str] = set()
-        self._pack_lock = threading.Lock()
         self._batches: queue.Queue[_Batch | None] = queue.Queue(maxsize=BATCH_QUEUE_SIZE)
-        self._grouper = TagGrouper()
-        self._tag_groups: queue.Queue[TagGroup | None] = queue.Queue(
-            maxsize=MAX_TAG_BACKLOG // self._grouper.size
+        # Tag changes not yet cut into calls; the poller adds to them too.
+        self._tag_lock = threading.Lock()
+        self._pending_tags: dict[TagAction, list[str]] = {"add": [], "remove": []}
+        self._tag_calls: queue.Queue[tuple[TagAction, tuple[str, ...]] | None] = queue.Queue(
+            maxsize=MAX_TAG_BACKLOG // MAX_TAG_EMAILS
         )
-        self._crew = Crew(
-            name=f"delivery for tag {tag!r}",
-            counters=tuple(
-                field.name for field in fields(DeliverySummary) if field.name != "stopped"
-            ),
-        )
-        self._follower = BatchFollower(
-            client,
-            listener=listener,
-            crew=self._crew,
-            stop=stop,
-            clock=clock,
-            tag_accepted=lambda emails: self._queue_tag("add", emails, internal=True),
-            max_batches_in_flight=max_batches_in_flight,
-            poll_interval=poll_interval,
-            stop_grace=stop_grace,
-        )
+        self._crew = Crew(name=f"delivery for tag {tag!r}")
+        # Places for batches in flight: a creator takes one before it creates a batch.
+        self._places = threading.BoundedSemaphore(max_batches_in_flight)
+        self._in_flight: dict[str, _Batch] = {}
+        self._in_flight_lock = threading.Lock()
+        self._creating_done = threading.Event()  # set: no batch will be created any more
         self._finished = False
         self._creators = [
             self._crew.start(self._create_loop, f"omnisync-batches-{index}")
-            for index in range(creator_threads)
+            for index in range(CREATOR_THREADS)
         ]
-        self._poller = self._crew.start(self._follower.run, "omnisync-poller")
+        self._poller = self._crew.start(self._poll_loop, "omnisync-poller")
         self._taggers = [
             self._crew.start(self._tag_loop, f"omnisync-tags-{index}")
             for index in range(TAGGER_THREADS)
         ]
 
-    # -- the engine's side -------------------------------------------------
-
     def upsert(self, write: ContactWrite, *, then_tag: bool = False) -> bool:
-        """Queue an upsert (and, after Omnisend accepts it, the pipeline's tag).
+        """Queue an upsert (and, once Omnisend accepted it, the tag); ``False`` once stopped.
 
-        Blocks while the batch queue is full. Returns ``False`` without
-        queueing once ``stop`` is set. Raises the pipeline's fatal error, and
-        :class:`~omnisync.omnisend.errors.InvalidContactWrite` /
-        :class:`~omnisync.omnisend.errors.ItemTooLarge` for a write that can
-        never be sent.
+        Blocks while the batch queue is full. Raises the pipeline's fatal
+        error, and ``InvalidContactWrite`` / ``ItemTooLarge`` for a write that
+        can never be sent. Like :meth:`finish`, called from one thread only.
         """
         self._crew.raise_if_aborted()
         if self._stop.is_set():
             return False
-        with self._pack_lock:
-            full = self._packer.pack(write)
-            batch = self._take_batch(full) if full is not None else None
-            if then_tag:
-                self._packing_then_tag.add(write.email)
-        if batch is not None:
-            self._crew.put(self._batches, batch)
+        full = self._packer.pack(write)
+        if then_tag:
+            self._packing_then_tag.add(write.email)
+        if full is not None:
+            self._send_batch(full)
         return True
 
     def add_tag(self, email: str) -> bool:
@@ -174,57 +180,44 @@ class DeliveryPipeline:
         """Queue removing the tag from a contact. ``False`` once stopped."""
         return self._queue_tag("remove", (email,))
 
-    def finish(self) -> DeliverySummary:
-        """Send what is still packed, wait for every outcome and tags call, and summarise.
-
-        Raises the fatal error if the pipeline was aborted.
-        """
+    def finish(self) -> None:
+        """Send what is still packed and wait for every outcome and tags call; raises the
+        fatal error if the pipeline was aborted."""
         if self._finished:
             raise RuntimeError("finish() was already called")
         self._finished = True
-        if not self._crew.aborted.is_set():
-            with self._pack_lock:
-                last = self._packer.flush_packed()
-                batch = self._take_batch(last) if last is not None else None
-            if batch is not None:
-                self._crew.put(self._batches, batch)
+        last = self._packer.flush_packed()
+        if last is not None and not self._crew.aborted.is_set():
+            self._send_batch(last)
         for _ in self._creators:
             self._crew.put(self._batches, None, force=True)
         for thread in self._creators:
             thread.join()
-        self._follower.creating_done()
+        self._creating_done.set()
         self._poller.join()
-        for group in self._grouper.drain():
-            self._crew.put(self._tag_groups, group)
+        self._queue_tag("add", (), internal=True, final=True)
         for _ in self._taggers:
-            self._crew.put(self._tag_groups, None, force=True)
+            self._crew.put(self._tag_calls, None, force=True)
         for thread in self._taggers:
             thread.join()
         if self._crew.fatal is not None:
             raise self._crew.fatal
-        return DeliverySummary(stopped=self._stop.is_set(), **self._crew.counts())
-
-    def abort(self) -> None:
-        """Stop at once without waiting for outcomes (for an engine that failed itself)."""
-        self._crew.abort()
 
     def __enter__(self) -> DeliveryPipeline:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is not None and not self._finished:
-            self.abort()
+            self._crew.aborted.set()  # stop at once, without waiting for outcomes
             for thread in (*self._creators, self._poller, *self._taggers):
                 thread.join()
-
-    # -- threads ----------------------------------------------------------------
 
     def _create_loop(self) -> None:
         while True:
             batch = self._crew.get(self._batches)
             if batch is None:
                 return
-            if self._crew.aborted.is_set() or self._stop.is_set() or not self._follower.reserve():
+            if self._stopping() or not self._crew.acquire(self._places):
                 continue  # not sent: the engine keeps these contacts pending
             emails = batch.writes.emails
             provisional_id = self._listener.batch_sending(emails)
@@ -233,66 +226,166 @@ class DeliveryPipeline:
                 # the wait can be long, and a stopped run creates no new batch.
                 batch_id = self._client.create_batch(batch.writes, cancelled=self._stopping)
             except OmnisendError as error:
-                self._follower.unreserve()
+                self._places.release()
                 self._listener.batch_not_created(provisional_id, error)
                 if not isinstance(error, RequestCancelled):
                     self._crew.fail(error)
                 continue  # cancelled: not sent, the engine keeps these contacts pending
-            self._crew.count("batches_created", 1)
             self._listener.batch_created(provisional_id, batch_id, emails)
-            self._follower.track(batch_id, emails, batch.then_tag)
+            with self._in_flight_lock:
+                self._in_flight[batch_id] = batch
+
+    def _poll_loop(self) -> None:
+        failed_polls = 0
+        stop_deadline: float | None = None
+        while not self._crew.aborted.is_set():
+            done = self._creating_done.is_set()  # before the look: no batch added after it
+            if not self._in_flight:
+                if done:
+                    return
+                self._crew.aborted.wait(TICK)
+                continue
+            if self._stop.is_set():
+                now = self._clock.now()
+                stop_deadline = now + self._stop_grace if stop_deadline is None else stop_deadline
+                if now >= stop_deadline:
+                    self._abandon_in_flight()
+                    continue
+            self._clock.sleep(self._poll_interval)
+            # Taken after the sleep, so that batches created meanwhile are
+            # asked about too instead of waiting a whole extra round.
+            with self._in_flight_lock:
+                pending = {
+                    batch_id: item.writes.emails for batch_id, item in self._in_flight.items()
+                }
+            if not pending:
+                continue
+            try:
+                outcomes = self._client.poll_batches(pending)
+            except OmnisendError as error:
+                failed_polls += 1
+                if (isinstance(error, ApiError) and error.aborts_run) or (
+                    failed_polls >= MAX_FAILED_POLLS
+                ):
+                    self._crew.fail(error)
+                    return
+                logger.warning("polling batches failed, will retry: %s", error)
+                continue
+            failed_polls = 0
+            self._report_round(outcomes)
+
+    def _report_round(self, outcomes: Sequence[BatchOutcome]) -> None:
+        # Every acknowledgement first, in one listener call: the ledger records
+        # them in one transaction.
+        settled: list[tuple[BatchOutcome, _Batch, tuple[str, ...], tuple[str, ...]]] = []
+        for outcome in outcomes:
+            with self._in_flight_lock:
+                batch = self._in_flight.pop(outcome.batch_id, None)
+            if batch is not None:
+                self._places.release()
+                settled.append((outcome, batch, *outcome.sort_out(batch.writes.emails)))
+        acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
+        if acknowledged:
+            self._listener.upserts_acknowledged(acknowledged)
+        for outcome, batch, accepted, leftovers in settled:
+            for failure in outcome.failed:
+                logger.warning(
+                    "Omnisend refused the contact %s in batch %s (%d %s)%s",
+                    mask_email(failure.email),
+                    outcome.batch_id,
+                    failure.response_code,
+                    failure.title,
+                    "".join(
+                        f"; {problem.field}: {problem.message}" for problem in failure.problems
+                    ),
+                    extra={"event": "omnisend.item_failed", "batch_id": outcome.batch_id},
+                )
+            if outcome.failed:
+                self._listener.upserts_failed(outcome.batch_id, outcome.failed)
+            if leftovers:
+                logger.warning(
+                    "batch %s %s with %d contact(s) unprocessed; they stay pending",
+                    outcome.batch_id,
+                    outcome.status,
+                    len(leftovers),
+                    extra={"event": "omnisend.batch_leftovers", "batch_id": outcome.batch_id},
+                )
+                self._listener.batch_abandoned(outcome.batch_id, leftovers)
+            to_tag = tuple(email for email in accepted if email in batch.then_tag)
+            if to_tag and not self._stop.is_set():
+                self._queue_tag("add", to_tag, internal=True)
+
+    def _abandon_in_flight(self) -> None:
+        with self._in_flight_lock:
+            items, self._in_flight = self._in_flight, {}
+        for batch_id, item in items.items():
+            self._places.release()
+            emails = item.writes.emails
+            logger.warning(
+                "stopping: batch %s still not done after %.0f s; its %d contact(s) stay pending",
+                batch_id,
+                self._stop_grace,
+                len(emails),
+                extra={"event": "omnisend.batch_abandoned", "batch_id": batch_id},
+            )
+            self._listener.batch_abandoned(batch_id, emails)
 
     def _tag_loop(self) -> None:
         while True:
-            group = self._crew.get(self._tag_groups)
-            if group is None:
+            call = self._crew.get(self._tag_calls)
+            if call is None:
                 return
-            if self._crew.aborted.is_set() or self._stop.is_set():
+            if self._stopping():
                 continue  # not started: the engine keeps these changes pending
-            call = self._client.add_tag if group.action == "add" else self._client.remove_tag
+            action, emails = call
+            adding = action == "add"
             try:
-                call(self.tag, group.emails)
+                (self._client.add_tag if adding else self._client.remove_tag)(self.tag, emails)
             except OmnisendError as error:
                 if isinstance(error, ApiError) and error.aborts_run:
                     self._crew.fail(error)
                     continue
-                self._crew.count("tag_failures", len(group.emails))
                 logger.warning(
                     "tags call (%s %r, %d contacts) failed: %s",
-                    group.action,
+                    action,
                     self.tag,
-                    len(group.emails),
+                    len(emails),
                     error,
                     extra={"event": "omnisend.tag_call_failed", "tag": self.tag},
                 )
-                self._listener.tag_call_failed(self.tag, group.emails, error)
+                self._listener.tag_call_failed(self.tag, emails, error)
                 continue
-            self._crew.count("tag_calls", 1)
-            if group.action == "add":
-                self._crew.count("tags_added", len(group.emails))
-                self._listener.tags_added(self.tag, group.emails)
-            else:
-                self._crew.count("tags_removed", len(group.emails))
-                self._listener.tags_removed(self.tag, group.emails)
-
-    # -- helpers ----------------------------------------------------------------
+            listener = self._listener
+            (listener.tags_added if adding else listener.tags_removed)(self.tag, emails)
 
     def _stopping(self) -> bool:
         return self._stop.is_set() or self._crew.aborted.is_set()
 
-    def _take_batch(self, writes: EncodedBatch) -> _Batch:
-        """Wrap a packed batch with its e-mails to tag (called under the pack lock)."""
+    def _send_batch(self, writes: EncodedBatch) -> None:
         then_tag = frozenset(self._packing_then_tag.intersection(writes.emails))
         self._packing_then_tag -= then_tag
-        return _Batch(writes=writes, then_tag=then_tag)
+        self._crew.put(self._batches, _Batch(writes=writes, then_tag=then_tag))
 
     def _queue_tag(
-        self, action: TagAction, emails: tuple[str, ...], *, internal: bool = False
+        self,
+        action: TagAction,
+        emails: tuple[str, ...],
+        *,
+        internal: bool = False,
+        final: bool = False,
     ) -> bool:
+        """Add tag changes and queue the calls now full (``final``: every call left)."""
         if not internal:
             self._crew.raise_if_aborted()
             if self._stop.is_set():
                 return False
-        for group in self._grouper.add(action, emails):
-            self._crew.put(self._tag_groups, group)
+        calls = []
+        with self._tag_lock:
+            self._pending_tags[action].extend(emails)
+            for pending_action, pending in self._pending_tags.items():
+                while len(pending) >= MAX_TAG_EMAILS or (final and pending):
+                    calls.append((pending_action, tuple(pending[:MAX_TAG_EMAILS])))
+                    del pending[:MAX_TAG_EMAILS]
+        for call in calls:
+            self._crew.put(self._tag_calls, call)
         return True

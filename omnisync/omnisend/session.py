@@ -1,22 +1,11 @@
 """The client's HTTP connection to Omnisend: one pooled ``httpx.Client``, and reading its answers.
 
-httpx is omnisync's only HTTP client. :func:`open_http` builds the one
-``httpx.Client`` a :class:`~omnisync.omnisend.client.OmnisendClient` talks
-through:
-
-- a pool of kept-alive connections shared by every thread of the client;
-- the timeouts Omnisend advises (about 10 s) for connecting, reading,
-  writing and waiting for a pooled connection;
-- proxies (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and certificate
-  authorities (``SSL_CERT_FILE``, ``SSL_CERT_DIR``) from the environment, as
-  httpx reads them (``trust_env``); an injected ``transport`` (tests) replaces
-  the network and the environment's proxies;
-- no redirects followed (the API answers where it is asked).
-
-:func:`failure_reason` turns an httpx request error into the short reason a
-:class:`~omnisync.omnisend.errors.TransportError` carries (never a request
-header, so never the API key); :func:`json_object` and
-:func:`problem_document` read an answer's body.
+:func:`open_http` builds the ``httpx.Client`` an
+:class:`~omnisync.omnisend.client.OmnisendClient` talks through: kept-alive
+connections shared by its threads; the timeout Omnisend advises for connect,
+read, write and pool; proxies and certificate authorities from the
+environment (``trust_env``; an injected ``transport`` replaces the network);
+no redirects followed.
 """
 
 from __future__ import annotations
@@ -29,7 +18,6 @@ import orjson
 
 from omnisync.omnisend.errors import UnexpectedResponse, scrub_secret
 
-#: The longest transport failure reason kept (server text may be long).
 MAX_REASON_CHARS = 200
 
 
@@ -82,8 +70,8 @@ def _gated(gate: Callable[[], None]) -> Callable[[httpx.Request], None]:
 
 
 def failure_reason(error: httpx.RequestError) -> str:
-    """``"<type>: <message>"`` for a request that got no (complete) answer, e.g.
-    ``"ConnectError: [Errno 111] Connection refused"``; just the type without a message."""
+    """``"<type>: <message>"`` (e.g. ``"ConnectError: [Errno 111] Connection refused"``) for
+    a request that got no complete answer; never a request header, so never the key."""
     return f"{type(error).__name__}: {error}".rstrip(": ")[:MAX_REASON_CHARS]
 
 
@@ -101,10 +89,6 @@ def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
 def problem_document(response: httpx.Response, secret: str) -> dict[str, Any]:
     """The answer's problem document scrubbed of ``secret``; ``{}`` if not a JSON object."""
     try:
-        data = orjson.loads(response.content)
-    except ValueError:
+        return dict(scrub_secret(json_object(response, ""), secret))
+    except UnexpectedResponse:
         return {}
-    if not isinstance(data, dict):
-        return {}
-    scrubbed = scrub_secret(data, secret)
-    return scrubbed if isinstance(scrubbed, dict) else {}

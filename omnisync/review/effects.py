@@ -31,15 +31,21 @@ base URL and API key reference (the key itself is never read here).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from omnisync.config.model import Config, Connection, Export, User
+from apscheduler.triggers.cron import CronTrigger
+
+from omnisync.config.cron import crontab_trigger_fields
+from omnisync.config.model import Config, Connection, Export, Position, Schedule, User
 from omnisync.fingerprint import spec_digest
-from omnisync.review import cost as costs
-from omnisync.review.compare import Relocate, flatten, same
+from omnisync.omnisend.payloads import MAX_BATCH_ITEMS, MAX_TAG_EMAILS
+from omnisync.review.compare import Relocate, flatten
 from omnisync.review.model import Effect, MemberCounts, Risk
-from omnisync.review.schedules import describe_runs, runs_per_day
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,16 @@ class Sides:
     head: Config
     members: MemberCounts
     #: Paths of each side as the working tree holds them (see ``compare``).
-    relocate_base: Relocate = same
-    relocate_head: Relocate = same
+    relocate_base: Relocate
+    relocate_head: Relocate
+
+    def locate(self, dotted: str, *, head: bool) -> Position | None:
+        """Where ``dotted`` is written in the head (else the base), as the working tree has it."""
+        config, relocate = (
+            (self.head, self.relocate_head) if head else (self.base, self.relocate_base)
+        )
+        found = config.position(dotted)
+        return None if found is None else dataclasses.replace(found, file=relocate(found.file))
 
 
 def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
@@ -59,51 +73,81 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
     before = sides.base.exports.get(name)
     after = sides.head.exports.get(name)
     members = sides.members(name)
-    if before is None and after is not None:
-        return _added(after, sides.head, members)
-    if after is None and before is not None:
-        return (_removed(before, members),)
-    if before is None or after is None:
-        return ()
+    held = f"its {members} contacts" if members is not None else "its contacts"
+    if before is None:
+        return () if after is None else _added(after, members)
+    if after is None:
+        return (
+            Effect(
+                "export_removed",
+                "warning",
+                f"no more runs; nothing is deleted: {held} keep tag '{before.tag}' in Omnisend,"
+                " and its ledger stays in the state store (an export of the same name resumes"
+                " from it)",
+                members=members,
+            ),
+        )
     found: list[Effect] = []
     limit = sides.head.connections.get(after.connection)
     if before.enabled and not after.enabled:
-        found.append(_disabled(before, members))
+        found.append(
+            Effect(
+                "export_disabled",
+                "warning",
+                f"no more runs until enabled again: {held} keep tag '{before.tag}' and stop"
+                " following the segment; the ledger stays",
+                members=members,
+                path="enabled",
+            )
+        )
     if not before.enabled and after.enabled:
-        found.append(_reenabled(after, members))
+        resumed = (
+            f"it resumes from the {members} members of its ledger: everything that changed"
+            " since is sent"
+            if members
+            else "every member will be upserted and tagged"
+        )
+        found.append(Effect("first_export", "warning", f"enabled again: {resumed}", path="enabled"))
     if sides.base.brand_of(name) != sides.head.brand_of(name):
-        found.append(_moves_brand(before, after, members))
+        found.append(
+            Effect(
+                "moves_brand",
+                "danger",
+                f"moves from connection '{before.connection}' to '{after.connection}', another"
+                " brand: the new brand gets a first export (every member upserted and tagged);"
+                f" the old brand keeps its contacts and tag '{before.tag}', and the export's"
+                " state is reset",
+                members=members,
+                path="connection",
+            )
+        )
     if spec_digest(before) != spec_digest(after):
         found.append(
-            _costed(
+            Effect(
                 "resend_all_members",
                 "warning",
                 "what is sent for each member changes: every member is upserted again",
-                members=members,
-                cost_of=costs.upserts,
-                connection=limit,
                 path="mapping",
+                **_cost(members, limit, upserts=1),
             )
         )
     if before.consent != after.consent:
         found.append(_consent(before, after))
     if before.tag != after.tag:
         found.append(
-            _costed(
+            Effect(
                 "retag_all_members",
                 "warning",
                 f"the tag changes from '{before.tag}' to '{after.tag}': every member gets"
                 f" '{after.tag}', then loses '{before.tag}'",
-                members=members,
-                cost_of=lambda count: costs.tag_changes(count, tags=2),
-                connection=limit,
                 path="tag",
+                **_cost(members, limit, tag_changes=2),
             )
         )
     if before.on_leave != after.on_leave:
-        found.append(_on_leave(before, after))
+        found.append(_on_leave(after))
     if not before.send_welcome_message and after.send_welcome_message:
-        found.append(_welcome())
+        found.append(_WELCOME)
     if _membership(sides.base, before, sides.relocate_base) != _membership(
         sides.head, after, sides.relocate_head
     ):
@@ -117,74 +161,33 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
             )
         )
     if before.schedule != after.schedule:
-        found.append(_schedule(before, after))
-    return tuple(found)
-
-
-def _added(export: Export, head: Config, members: int | None) -> tuple[Effect, ...]:
-    found: list[Effect] = []
-    if export.enabled:
-        counted = f"{members} members already in its ledger" if members else "every member"
+        old, new = runs_per_day(before.schedule), runs_per_day(after.schedule)
         found.append(
             Effect(
-                "first_export",
-                "warning",
-                f"a new export to '{export.connection}': {counted} will be upserted and"
-                f" tagged '{export.tag}'; run `omnisync plan` to count the segment",
+                "schedule_changed",
+                "info",
+                f"runs {describe_runs(old)} → {describe_runs(new)}"
+                f" ({_schedule_text(before)} → {_schedule_text(after)})",
+                path="schedule",
             )
         )
-    else:
-        found.append(
-            Effect("first_export", "info", "a new export, disabled: nothing is sent until enabled")
-        )
-    if export.send_welcome_message:
-        found.append(_welcome())
     return tuple(found)
 
 
-def _removed(export: Export, members: int | None) -> Effect:
-    held = f"its {members} contacts" if members is not None else "its contacts"
-    return Effect(
-        "export_removed",
-        "warning",
-        f"no more runs; nothing is deleted: {held} keep tag '{export.tag}' in Omnisend, and its"
-        " ledger stays in the state store (an export of the same name resumes from it)",
-        members=members,
-    )
-
-
-def _disabled(export: Export, members: int | None) -> Effect:
-    held = f"its {members} contacts" if members is not None else "its contacts"
-    return Effect(
-        "export_disabled",
-        "warning",
-        f"no more runs until enabled again: {held} keep tag '{export.tag}' and stop following"
-        " the segment; the ledger stays",
-        members=members,
-        path="enabled",
-    )
-
-
-def _reenabled(export: Export, members: int | None) -> Effect:
-    resumed = (
-        f"it resumes from the {members} members of its ledger: everything that changed"
-        " since is sent"
-        if members
-        else "every member will be upserted and tagged"
-    )
-    return Effect("first_export", "warning", f"enabled again: {resumed}", path="enabled")
-
-
-def _moves_brand(before: Export, after: Export, members: int | None) -> Effect:
-    return Effect(
-        "moves_brand",
-        "danger",
-        f"moves from connection '{before.connection}' to '{after.connection}', another brand:"
-        " the new brand gets a first export (every member upserted and tagged); the old"
-        f" brand keeps its contacts and tag '{before.tag}', and the export's state is reset",
-        members=members,
-        path="connection",
-    )
+def _added(export: Export, members: int | None) -> tuple[Effect, ...]:
+    if export.enabled:
+        counted = f"{members} members already in its ledger" if members else "every member"
+        first = Effect(
+            "first_export",
+            "warning",
+            f"a new export to '{export.connection}': {counted} will be upserted and"
+            f" tagged '{export.tag}'; run `omnisync plan` to count the segment",
+        )
+    else:
+        first = Effect(
+            "first_export", "info", "a new export, disabled: nothing is sent until enabled"
+        )
+    return (first, _WELCOME) if export.send_welcome_message else (first,)
 
 
 def _consent(before: Export, after: Export) -> Effect:
@@ -202,7 +205,7 @@ def _consent(before: Export, after: Export) -> Effect:
     )
 
 
-def _on_leave(before: Export, after: Export) -> Effect:
+def _on_leave(after: Export) -> Effect:
     if after.on_leave == "untag":
         return Effect(
             "untag_on_leave_changed",
@@ -219,29 +222,56 @@ def _on_leave(before: Export, after: Export) -> Effect:
     )
 
 
-def _welcome() -> Effect:
-    return Effect(
-        "welcome_messages_enabled",
-        "danger",
-        "send_welcome_message: every contact this export creates gets the brand's welcome"
-        " message from Omnisend",
-        path="send_welcome_message",
-    )
-
-
-def _schedule(before: Export, after: Export) -> Effect:
-    old, new = runs_per_day(before.schedule), runs_per_day(after.schedule)
-    return Effect(
-        "schedule_changed",
-        "info",
-        f"runs {describe_runs(old)} → {describe_runs(new)}"
-        f" ({_schedule_text(before)} → {_schedule_text(after)})",
-        path="schedule",
-    )
+_WELCOME = Effect(
+    "welcome_messages_enabled",
+    "danger",
+    "send_welcome_message: every contact this export creates gets the brand's welcome"
+    " message from Omnisend",
+    path="send_welcome_message",
+)
 
 
 def _schedule_text(export: Export) -> str:
     return export.schedule.describe() if export.schedule is not None else "no schedule"
+
+
+#: A Monday far from any daylight-saving change in either hemisphere.
+_WEEK_START = datetime(2024, 1, 8)
+_WEEK = timedelta(days=7)
+
+
+def runs_per_day(schedule: Schedule | None) -> float:
+    """Scheduled runs a day; ``0`` for an export without a schedule (on demand only). A cron
+    schedule is counted over a week in its time zone: ``0 9 * * 1-5`` runs 5/7 a day."""
+    if schedule is None:
+        return 0.0
+    if schedule.every_seconds is not None:
+        return 86400 / schedule.every_seconds
+    if schedule.cron is None:
+        return 0.0
+    zone = ZoneInfo(schedule.timezone)
+    trigger = CronTrigger(**crontab_trigger_fields(schedule.cron), timezone=zone)
+    start = _WEEK_START.replace(tzinfo=zone)
+    end = start + _WEEK
+    count = 0
+    previous: datetime | None = None
+    moment = start - timedelta(microseconds=1)
+    while True:
+        fire = trigger.get_next_fire_time(previous, moment)
+        if fire is None or fire >= end:
+            break
+        count += 1
+        previous = fire
+        moment = fire + timedelta(microseconds=1)
+    return count / 7
+
+
+def describe_runs(per_day: float) -> str:
+    """``24/day``, ``0.71/day``, or ``on demand``."""
+    if per_day == 0:
+        return "on demand"
+    text = f"{per_day:.2f}".rstrip("0").rstrip(".")
+    return f"{text}/day"
 
 
 def _membership(config: Config, export: Export, relocate: Relocate) -> object:
@@ -254,28 +284,24 @@ def _membership(config: Config, export: Export, relocate: Relocate) -> object:
     return (segment.query, segment.key, located)
 
 
-def _costed(
-    code: str,
-    risk: Risk,
-    message: str,
-    *,
-    members: int | None,
-    cost_of: Callable[[int], costs.Cost],
-    connection: Connection | None,
-    path: str,
-) -> Effect:
+def _cost(
+    members: int | None, connection: Connection | None, *, upserts: int = 0, tag_changes: int = 0
+) -> dict[str, Any]:
+    """An effect's ``members``, ``requests`` and ``minutes`` when ``members`` each get
+    ``upserts`` upserts (batches of :data:`MAX_BATCH_ITEMS`) and ``tag_changes`` tag changes
+    (tags calls of :data:`MAX_TAG_EMAILS` e-mails); the minutes are the least the requests
+    take under the connection's two limits, which the client keeps busy at once. ``{}``
+    when the members or the connection are unknown."""
     if members is None or connection is None:
-        return Effect(code, risk, message, path=path)
-    cost = cost_of(members)
-    return Effect(
-        code,
-        risk,
-        message,
-        members=members,
-        requests=cost.requests,
-        minutes=round(cost.minutes(connection.rate_limit), 2),
-        path=path,
+        return {}
+    batch_calls = upserts * math.ceil(members / MAX_BATCH_ITEMS)
+    tag_calls = tag_changes * math.ceil(members / MAX_TAG_EMAILS)
+    limit = connection.rate_limit
+    minutes = max(
+        (batch_calls + tag_calls) / limit.requests_per_minute,
+        tag_calls / limit.tags_per_minute,
     )
+    return {"members": members, "requests": batch_calls + tag_calls, "minutes": round(minutes, 2)}
 
 
 # -- users and connections ------------------------------------------------------------
@@ -315,28 +341,19 @@ def connection_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
             Effect(code, risk, f"{user} {may} use connection '{name}'", path="allowed_users")
             for user in sorted(listed)
         )
-    accepted_before = before.data_transfer_accepted if before else None
-    accepted_after = after.data_transfer_accepted if after else None
-    if before is not None and after is not None and accepted_before != accepted_after:
+    if before and after and before.data_transfer_accepted != after.data_transfer_accepted:
         users = sorted(e.name for e in sides.head.exports.values() if e.connection == name)
-        if accepted_after:
-            found.append(
-                Effect(
-                    "data_transfer_acceptance_changed",
-                    "warning",
-                    f"an admin accepts Omnisend's data-transfer terms for '{name}': its exports"
-                    " may send",
-                    path="data_transfer_accepted",
-                )
+        if after.data_transfer_accepted:
+            risk = "warning"
+            message = (
+                f"an admin accepts Omnisend's data-transfer terms for '{name}': its exports"
+                " may send"
             )
         else:
+            risk = "danger" if users else "warning"
             stopped = f": {', '.join(users)} stop sending" if users else ""
-            found.append(
-                Effect(
-                    "data_transfer_acceptance_changed",
-                    "danger" if users else "warning",
-                    f"the data-transfer acceptance of '{name}' is withdrawn{stopped}",
-                    path="data_transfer_accepted",
-                )
-            )
+            message = f"the data-transfer acceptance of '{name}' is withdrawn{stopped}"
+        found.append(
+            Effect("data_transfer_acceptance_changed", risk, message, path="data_transfer_accepted")
+        )
     return tuple(found)

@@ -1,12 +1,4 @@
-"""Members per export from the state store, read without creating it. The state shell.
-
-``omnisync diff`` costs a change by the members each export's ledger holds
-(its tagged entries, :meth:`~omnisync.state.LedgerStore.count_entries`). A
-state directory without a state database is *unknown*, not empty: nothing
-is created, and the review says that counts are unknown. So is a shared
-(PostgreSQL) store that cannot be opened: the note names the store, never
-its DSN or password.
-"""
+"""Members per export from the state store, read without creating it. The state shell."""
 
 from __future__ import annotations
 
@@ -21,12 +13,10 @@ from omnisync.state.opening import open_existing_store
 def ledger_members(
     settings: DaemonSettings, exports: Iterable[str], *, environ: Mapping[str, str] | None = None
 ) -> MemberCounts:
-    """The tagged ledger entries of each of ``exports`` in the store ``settings.state`` names.
-
-    SQLite: the file under ``settings.state_dir``, if there is one. PostgreSQL:
-    the shared store, its DSN resolved from ``environ`` (default ``os.environ``)
-    and its ``$CREDENTIALS_DIRECTORY``. Counts are unknown, with a one-line,
-    secret-free note, when there is no store or it cannot be opened or read.
+    """The tagged ledger entries of each of ``exports`` in the store ``settings.state`` names
+    (a PostgreSQL DSN resolved from ``environ``, default ``os.environ``). Counts are
+    *unknown*, not zero, with a one-line, secret-free note, when there is no store (none is
+    created) or it cannot be opened or read.
     """
     try:
         store = open_existing_store(settings, environ=environ)

@@ -1,12 +1,4 @@
-"""The result of reviewing a config change: plain, frozen data. Pure.
-
-A :class:`Review` lists :class:`Change`\\ s, one per object (user, source,
-segment, connection, schedule, export, daemon) that was added, removed or
-changed, directly or through an object it depends on (an export whose
-segment's query changed). Each change carries its :class:`FieldChange`\\ s
-(secrets as references only), its :class:`Effect`\\ s in Omnisend and who
-must approve it.
-"""
+"""The result of reviewing a config change: plain, frozen data. Pure."""
 
 from __future__ import annotations
 
@@ -24,20 +16,15 @@ Kind = Literal["user", "source", "segment", "connection", "schedule", "export", 
 RISKS: tuple[Risk, ...] = ("info", "warning", "danger")
 
 #: Object kinds in the order they are reported, with the config section that holds them.
-KINDS: tuple[tuple[Kind, str], ...] = (
-    ("user", "users"),
-    ("source", "sources"),
-    ("segment", "segments"),
-    ("connection", "connections"),
-    ("schedule", "schedules"),
-    ("export", "exports"),
-    ("daemon", "daemon"),
-)
-SECTIONS: dict[Kind, str] = dict(KINDS)
-
-
-def risk_rank(risk: Risk) -> int:
-    return RISKS.index(risk)
+SECTIONS: dict[Kind, str] = {
+    "user": "users",
+    "source": "sources",
+    "segment": "segments",
+    "connection": "connections",
+    "schedule": "schedules",
+    "export": "exports",
+    "daemon": "daemon",
+}
 
 
 @dataclass(frozen=True)
@@ -51,13 +38,9 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class Effect:
-    """A consequence in Omnisend, with a stable ``code`` and a ``risk``.
-
-    ``members``, ``requests`` and ``minutes`` are the cost, when it can be
-    known (``None`` otherwise): members of the export from the ledger, the
-    requests the change implies (batch calls and tags calls) and the minutes
-    they take at least under the connection's rate limits.
-    """
+    """A consequence in Omnisend, with a stable ``code`` and a ``risk``, and its cost when it
+    can be known: the export's ``members``, the ``requests`` implied and the least
+    ``minutes`` they take under the connection's rate limits."""
 
     code: str
     risk: Risk
@@ -72,7 +55,16 @@ class Effect:
 
 
 def _highest(effects: Sequence[Effect]) -> Risk | None:
-    return max((effect.risk for effect in effects), key=risk_rank, default=None)
+    return max((effect.risk for effect in effects), key=RISKS.index, default=None)
+
+
+def cost(effects: Sequence[Effect]) -> tuple[int | None, float | None]:
+    """The requests and minutes of the costed ``effects`` together; ``None`` when none is."""
+    costed = [effect for effect in effects if effect.requests is not None]
+    if not costed:
+        return None, None
+    minutes = round(sum(effect.minutes or 0.0 for effect in costed), 2)
+    return sum(effect.requests or 0 for effect in costed), minutes
 
 
 @dataclass(frozen=True)
@@ -115,51 +107,41 @@ class MemberCounts:
 
 @dataclass(frozen=True)
 class Review:
-    """Every change between ``base`` and ``head`` (revision labels).
-
-    ``counts_known``: member counts came from a state store; ``counts_note``
-    says which one, or why counts are unknown.
-    """
+    """Every change between ``base`` and ``head`` (revision labels), and the member counts
+    they were costed with."""
 
     base: str
     head: str
     changes: tuple[Change, ...]
-    counts_known: bool
-    counts_note: str
+    members: MemberCounts
 
     @property
     def effects(self) -> tuple[Effect, ...]:
         return tuple(effect for change in self.changes for effect in change.effects)
 
     @property
-    def highest_risk(self) -> Risk | None:
-        return _highest(self.effects)
-
-    @property
     def approvers(self) -> tuple[str, ...]:
         return tuple(sorted({name for change in self.changes for name in change.approvers}))
 
     def at_or_above(self, risk: Risk) -> tuple[Effect, ...]:
-        return tuple(e for e in self.effects if risk_rank(e.risk) >= risk_rank(risk))
+        return tuple(e for e in self.effects if RISKS.index(e.risk) >= RISKS.index(risk))
 
     def summary(self) -> dict[str, object]:
         """Counts for people and tools: changes by type, effects by risk, the total cost."""
         by_type: dict[str, int] = {
-            kind: sum(1 for c in self.changes if c.change == kind) for kind in _TYPES
+            kind: sum(1 for c in self.changes if c.change == kind)
+            for kind in ("added", "removed", "changed")
         }
         by_risk = {risk: sum(1 for e in self.effects if e.risk == risk) for risk in RISKS}
-        costed = [e for e in self.effects if e.requests is not None]
+        requests, minutes = cost(self.effects)
         return {
             "changes": len(self.changes),
             **by_type,
             "effects": by_risk,
-            "highest_risk": self.highest_risk,
-            "requests": sum(e.requests or 0 for e in costed) if costed else None,
-            "minutes": round(sum(e.minutes or 0.0 for e in costed), 2) if costed else None,
-            "counts": "known" if self.counts_known else "unknown",
-            "counts_note": self.counts_note,
+            "highest_risk": _highest(self.effects),
+            "requests": requests,
+            "minutes": minutes,
+            "counts": "known" if self.members.known else "unknown",
+            "counts_note": self.members.note,
             "approvers": list(self.approvers),
         }
-
-
-_TYPES: Sequence[ChangeType] = ("added", "removed", "changed")

@@ -14,24 +14,18 @@ when none does).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from omnisync.config.model import Config, Export, Position
-from omnisync.review.compare import (
-    Relocate,
-    daemon_fields,
-    field_changes,
-    flatten,
-    objects,
-    same,
-)
+from omnisync.review.compare import Relocate, flatten, same
 from omnisync.review.effects import Sides, connection_effects, export_effects, user_effects
 from omnisync.review.model import (
-    KINDS,
     SECTIONS,
     Change,
     ChangeType,
     Effect,
+    FieldChange,
     Kind,
     MemberCounts,
     Review,
@@ -49,46 +43,33 @@ def review_configs(
     """Every change from ``base`` to ``head``.
 
     ``members`` are the exports' member counts from their ledgers, if known;
-    ``relocate_base`` maps paths of a base read from a temporary
-    checkout back to the working tree (see :mod:`omnisync.review.compare`);
-    ``relocate_head`` likewise for a head read from a revision.
+    ``relocate_base`` and ``relocate_head`` map paths of a side read from a
+    temporary checkout back to the working tree (see :mod:`omnisync.review.compare`).
     """
-    sides = Sides(
-        base=base,
-        head=head,
-        members=members,
-        relocate_base=relocate_base,
-        relocate_head=relocate_head,
-    )
-    changes: list[Change] = []
-    for kind, _ in KINDS:
-        before_objects = objects(base, kind)
-        after_objects = objects(head, kind)
-        for name in sorted(set(before_objects) | set(after_objects)):
-            change = _compare(kind, name, sides)
+    sides = Sides(base, head, members, relocate_base, relocate_head)
+    changes = []
+    for kind in SECTIONS:
+        before, after = _objects(base, kind), _objects(head, kind)
+        for name in sorted(set(before) | set(after)):
+            change = _compare(kind, name, before.get(name), after.get(name), sides)
             if change is not None:
                 changes.append(change)
-    return Review(
-        base=base.revision,
-        head=head.revision,
-        changes=tuple(changes),
-        counts_known=members.known,
-        counts_note=members.note,
+    return Review(base.revision, head.revision, tuple(changes), members)
+
+
+def _objects(config: Config, kind: Kind) -> Mapping[str, Any]:
+    return {"": config.daemon} if kind == "daemon" else getattr(config, SECTIONS[kind])
+
+
+def _compare(kind: Kind, name: str, before: object, after: object, sides: Sides) -> Change | None:
+    old = {} if before is None else flatten(before, relocate=sides.relocate_base)
+    new = {} if after is None else flatten(after, relocate=sides.relocate_head)
+    fields = tuple(
+        FieldChange(path, old.get(path), new.get(path))
+        for path in sorted(set(old) | set(new))
+        if old.get(path) != new.get(path)
     )
-
-
-def _compare(kind: Kind, name: str, sides: Sides) -> Change | None:
-    relocate, relocate_head = sides.relocate_base, sides.relocate_head
-    before = objects(sides.base, kind).get(name)
-    after = objects(sides.head, kind).get(name)
-    if kind == "daemon":
-        old_fields = daemon_fields(sides.base, relocate=relocate)
-        new_fields = daemon_fields(sides.head, relocate=relocate_head)
-    else:
-        old_fields = flatten(before, relocate=relocate) if before is not None else {}
-        new_fields = flatten(after, relocate=relocate_head) if after is not None else {}
-    fields = field_changes(old_fields, new_fields)
-    effects = _EFFECTS.get(kind, _no_effects)(name, sides)
+    effects = _EFFECTS[kind](name, sides) if kind in _EFFECTS else ()
     change: ChangeType
     if before is None:
         change = "added"
@@ -99,62 +80,40 @@ def _compare(kind: Kind, name: str, sides: Sides) -> Change | None:
     else:
         return None
     dotted = f"{SECTIONS[kind]}.{name}" if name else SECTIONS[kind]
-    # The head's place, the base's for a removed object (or one the head does not place).
-    where = sides.head if after is not None else sides.base
-    moved = relocate_head if after is not None else relocate
-    position = _position(where, dotted, moved) or _position(sides.base, dotted, relocate)
-    field_positions = {}
-    for field in fields:
-        # A field the head still has is placed there; a removed one (or any of a
-        # removed object) where the base had it.
-        config = sides.head if field.after is not None else sides.base
-        field_moved = relocate if config is sides.base else relocate_head
-        found = _position(config, f"{dotted}.{field.path}", field_moved)
-        if found is not None:
-            field_positions[field.path] = found
-    effects = tuple(
-        dataclasses.replace(
-            effect, position=_effect_position(effect, field_positions, where, dotted, moved)
-        )
-        for effect in effects
-    )
+    # The head's place; the base's for a removed object, field or one the head does not place.
+    present = after is not None
+    field_positions = {
+        field.path: found
+        for field in fields
+        if (found := sides.locate(f"{dotted}.{field.path}", head=field.after is not None))
+    }
     return Change(
         kind=kind,
         name=name,
         change=change,
         fields=fields,
-        effects=effects,
+        effects=tuple(
+            dataclasses.replace(
+                effect, position=_effect_position(effect, field_positions, sides, dotted, present)
+            )
+            for effect in effects
+        ),
         approvers=_approvers(kind, name, sides),
-        position=position,
+        position=sides.locate(dotted, head=present) or sides.locate(dotted, head=False),
         field_positions=field_positions,
     )
 
 
 def _effect_position(
-    effect: Effect,
-    field_positions: dict[str, Position],
-    config: Config,
-    dotted: str,
-    relocate: Relocate,
+    effect: Effect, field_positions: dict[str, Position], sides: Sides, dotted: str, head: bool
 ) -> Position | None:
     """The line of the first changed field under the effect's path, else the path's own."""
     if effect.path is None:
-        return _position(config, dotted, relocate)
+        return sides.locate(dotted, head=head)
     for path, position in field_positions.items():
         if path == effect.path or path.startswith(effect.path + "."):
             return position
-    return _position(config, f"{dotted}.{effect.path}", relocate)
-
-
-def _position(config: Config, dotted: str, relocate: Relocate = same) -> Position | None:
-    found = config.position(dotted)
-    if found is None:
-        return None
-    return dataclasses.replace(found, file=relocate(found.file))
-
-
-def _no_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
-    return ()
+    return sides.locate(f"{dotted}.{effect.path}", head=head)
 
 
 _EFFECTS: dict[Kind, Callable[[str, Sides], tuple[Effect, ...]]] = {

@@ -1,12 +1,8 @@
 """A git revision's config, written to a temporary directory to be loaded. The git shell.
 
-``--base REV`` and ``--head REV`` of ``omnisync diff`` name revisions of the
-repository holding ``--config``. :func:`checkout` lists the config's files in
-that revision (``git ls-tree``) and writes their blobs (``git cat-file``,
-no filters) under a temporary directory, at the same place relative to the
-work tree, so that the config's relative paths keep their meaning. It reads
-git the way :mod:`omnisync.config.revision` does: objects only, in a
-repository that may belong to another user.
+The config's files in the revision are written (blobs, no filters) at the same
+place relative to the work tree, so its relative paths keep their meaning. Git
+is read as :mod:`omnisync.config.revision` reads it: objects only.
 """
 
 from __future__ import annotations
@@ -27,11 +23,8 @@ class RevisionUnavailable(OmnisyncError):
 
 @dataclass(frozen=True)
 class Checkout:
-    """A revision's config under ``root``: load ``path``; ``label`` is ``git:<short>``.
-
-    ``work_tree`` is the repository's top; ``config_path`` the working tree's
-    config path this checkout stands for.
-    """
+    """A revision's config under ``root``: load ``path``; it stands for the working tree's
+    ``config_path`` in the repository at ``work_tree``."""
 
     path: str
     root: str

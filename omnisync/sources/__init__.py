@@ -2,27 +2,20 @@
 
 Shells, one per kind: :mod:`~omnisync.sources.sqlite` and
 :mod:`~omnisync.sources.postgres` (a query run inside the database),
-:mod:`~omnisync.sources.csvfile` and :mod:`~omnisync.sources.jsonl` (whole
-files). :func:`open_segment` picks the reader for a configured segment.
-Every failure is a :class:`SourceError` naming the segment, the source and
-the cause, raised before anything is sent.
-
-The export engine stages SQLite segments without this module's Python-side
-row path (see :mod:`omnisync.engine.staging`); it uses the readers here for
-file and PostgreSQL sources.
+:mod:`~omnisync.sources.files` (CSV and JSONL). :func:`open_segment` picks
+the reader for a configured segment. Every failure is a :class:`SourceError`
+naming the segment, the source and the cause, raised before anything is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
 
-from omnisync.config.model import Config, Segment, Source
+from omnisync.config.model import Config
 from omnisync.config.secrets import SecretUnavailable, resolve_secret
-from omnisync.sources.csvfile import CsvReader
 from omnisync.sources.errors import SourceError
-from omnisync.sources.jsonl import JsonlReader
+from omnisync.sources.files import CsvReader, JsonlReader
 from omnisync.sources.postgres import PostgresReader
 from omnisync.sources.sqlite import SqliteReader
 
@@ -34,32 +27,12 @@ __all__ = [
     "SourceError",
     "SqliteReader",
     "open_segment",
-    "segment_source",
 ]
 
 
-class SegmentReader(Protocol):
-    """Reads one segment's rows."""
-
-    segment: str
-    source: str
-
-    def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
-        """Yield each row's values of ``columns``, in order; raise :class:`SourceError`."""
-        ...
-
-
-def segment_source(config: Config, segment_name: str) -> tuple[Segment, Source]:
-    """The segment called ``segment_name`` and its source, or :class:`SourceError`."""
-    segment = config.segments.get(segment_name)
-    if segment is None:
-        raise SourceError("no such segment in the config", segment=segment_name, source="?")
-    source = config.sources.get(segment.source)
-    if source is None:
-        raise SourceError(
-            "the segment's source is not in the config", segment=segment_name, source=segment.source
-        )
-    return segment, source
+#: A reader of one segment's rows; each but :class:`SqliteReader` (whose query staging runs
+#: inside SQLite) yields them with ``rows(columns)``, raising :class:`SourceError`.
+SegmentReader = SqliteReader | CsvReader | JsonlReader | PostgresReader
 
 
 def open_segment(
@@ -78,8 +51,13 @@ def open_segment(
     does; the error names the reference, never a value). Opening the file or
     connecting happens when rows are read.
     """
-    segment, source = segment_source(config, segment_name)
-    names = {"segment": segment.name, "source": source.name}
+    segment = config.segments.get(segment_name)
+    if segment is None:
+        raise SourceError("no such segment in the config", segment=segment_name, source="?")
+    names = {"segment": segment.name, "source": segment.source}
+    source = config.sources.get(segment.source)
+    if source is None:
+        raise SourceError("the segment's source is not in the config", **names)
     if source.kind == "postgres":
         if not segment.query:
             raise SourceError("a segment on a PostgreSQL source needs a query", **names)

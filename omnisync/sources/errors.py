@@ -1,10 +1,8 @@
-"""The one error a segment source raises."""
+"""The one error a segment source raises, and the checks that raise it for every kind."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 
 from omnisync.errors import OmnisyncError
 
@@ -26,18 +24,24 @@ class SourceError(OmnisyncError):
         self.source = source
 
 
-@contextmanager
-def opening_errors(path: Path, *, segment: str, source: str) -> Iterator[None]:
-    """Turn a failure to open the segment file ``path`` into a :class:`SourceError`
-    saying why: not found, a directory, or the system's reason."""
-    try:
-        yield
-    except FileNotFoundError:
-        cause = f"file not found: {path}"
-    except IsADirectoryError:
-        cause = f"path is a directory, not a file: {path}"
-    except OSError as error:
-        cause = f"cannot open {path}: {error.strerror}"
-    else:
-        return
-    raise SourceError(cause, segment=segment, source=source) from None
+def require_columns(
+    available: Sequence[str],
+    wanted: Sequence[str],
+    *,
+    case_sensitive: bool,
+    segment: str,
+    source: str,
+) -> None:
+    """Raise :class:`SourceError` naming every ``wanted`` column not in ``available``."""
+    fold = (lambda name: name) if case_sensitive else str.casefold
+    present = {fold(column) for column in available}
+    missing = [column for column in wanted if fold(column) not in present]
+    if missing:
+        names = ", ".join(f"'{column}'" for column in missing)
+        offered = ", ".join(available) if available else "none"
+        noun = "column" if len(missing) == 1 else "columns"
+        raise SourceError(
+            f"missing {noun} {names} (the segment has: {offered})",
+            segment=segment,
+            source=source,
+        )

@@ -1,39 +1,27 @@
 """PostgreSQL segment sources: the segment query runs inside PostgreSQL, streamed.
 
-The query is wrapped as ``SELECT "col", ... FROM (<query>) AS segment`` so
-that only the columns an export reads leave the server, and is read through a
-server-side (named) cursor, :attr:`PostgresReader.itersize` rows at a time,
-so memory stays flat however large the segment. The transaction is READ
-ONLY: PostgreSQL itself refuses a segment query that would write (a function
-that inserts, ``nextval()``, ``SELECT ... FOR UPDATE``), and each statement
-is bounded by a statement timeout.
-
-Values are made what the other sources yield (``None``, ``str``, ``int``,
-``float``, ``bytes``), so mapping and fingerprints treat them alike:
-booleans become ``"true"``/``"false"`` (as JSONL's do; staging in SQLite
-would otherwise turn them into 1/0), ``numeric`` its exact decimal text,
-timestamps ISO 8601 (``timestamptz`` in UTC, ``+00:00``), dates and times
-ISO 8601, JSON and arrays their compact JSON text, anything else (uuid,
-inet, interval) its text.
-
-psycopg is an optional dependency (``omnisync[postgres]``), imported only
-when a PostgreSQL source is read. Errors are :class:`SourceError` s naming the
-segment, the source and the cause; the DSN and any password in it never
-appear in them.
+Only the columns an export reads leave the server (``SELECT "col", ... FROM
+(<query>) AS segment``), through a server-side cursor, in a READ ONLY
+transaction (PostgreSQL itself refuses a query that would write) with a
+statement timeout. Values become what the other sources yield: booleans
+``"true"``/``"false"``, ``numeric`` its exact decimal text, timestamps ISO 8601
+(``timestamptz`` in UTC), JSON and arrays compact JSON text, anything else its
+text. psycopg (``omnisync[postgres]``) is imported only when a source is read.
+The DSN and any password in it never appear in an error.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from omnisync.config.rules import select_problem
 from omnisync.masking import redact
-from omnisync.sources.columns import require_columns
-from omnisync.sources.errors import SourceError
+from omnisync.sources.errors import SourceError, require_columns
 from omnisync.sources.sqlite import quote_identifier, subquery
 
 if TYPE_CHECKING:
@@ -48,10 +36,6 @@ INSTALL_HINT = (
 #: Added to the connection unless the DSN sets them: a dead host fails in
 #: seconds, and DBAs can tell omnisync's sessions apart.
 _CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "omnisync"}
-
-#: Types psycopg returns as ``str``, ``int`` or ``float``: rows of only these
-#: pass through untouched (the common case, and the fast one).
-_PLAIN_TYPE_OIDS = frozenset({18, 19, 20, 21, 23, 25, 26, 700, 701, 1042, 1043})
 _PLAIN_VALUE_TYPES = (type(None), str, int, float, bytes)
 
 
@@ -74,39 +58,23 @@ def canonical(value: object) -> object:
     return str(value)
 
 
+@dataclass(frozen=True)
 class PostgresReader:
-    """Streams a PostgreSQL segment's rows as tuples, read-only.
-
-    ``dsn`` is the resolved connection string (a secret: it is never shown,
-    not even in ``repr``); ``query`` the segment's SELECT. Each call of
-    :meth:`rows` opens its own connection and closes it when the iterator is
-    exhausted or closed.
-    ``statement_timeout`` (seconds) bounds each statement, including each
-    fetch of ``itersize`` rows.
+    """Streams a PostgreSQL segment's rows as tuples, read-only, one connection per
+    :meth:`rows`. ``dsn`` is a secret, never shown (not even in ``repr``);
+    ``statement_timeout`` (seconds) bounds each statement, each fetch of ``itersize`` rows too.
     """
 
-    def __init__(
-        self,
-        dsn: str,
-        query: str,
-        *,
-        segment: str,
-        source: str,
-        statement_timeout: float = 900.0,
-        itersize: int = 5_000,
-    ) -> None:
-        self._dsn = dsn
-        self.query = query
-        self.segment = segment
-        self.source = source
-        self.statement_timeout = statement_timeout
-        self.itersize = itersize
-
-    def __repr__(self) -> str:
-        return f"PostgresReader(segment={self.segment!r}, source={self.source!r})"
+    dsn: str = field(repr=False)
+    query: str = field(repr=False)
+    _: KW_ONLY
+    segment: str
+    source: str
+    statement_timeout: float = field(default=900.0, repr=False)
+    itersize: int = field(default=5_000, repr=False)
 
     def _error(self, cause: str) -> SourceError:
-        return SourceError(redact(cause, self._dsn), segment=self.segment, source=self.source)
+        return SourceError(redact(cause, self.dsn), segment=self.segment, source=self.source)
 
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         """Yield each row's values of ``columns`` (matched regardless of case), in order."""
@@ -120,12 +88,8 @@ class PostgresReader:
                 with connection.cursor(name="omnisync_segment") as cursor:
                     cursor.itersize = self.itersize
                     cursor.execute(f"SELECT {selected} FROM ({subquery(self.query)}) AS segment")
-                    description = cursor.description or ()
-                    if all(column.type_code in _PLAIN_TYPE_OIDS for column in description):
-                        yield from cursor
-                    else:
-                        for row in cursor:
-                            yield tuple(map(canonical, row))
+                    for row in cursor:
+                        yield tuple(map(canonical, row))
             except psycopg.Error as error:
                 raise self._query_error(error) from error
         finally:
@@ -141,9 +105,9 @@ class PostgresReader:
         except ImportError:
             raise self._error(INSTALL_HINT) from None
         try:
-            given = psycopg.conninfo.conninfo_to_dict(self._dsn)
+            given = psycopg.conninfo.conninfo_to_dict(self.dsn)
             defaults = {key: value for key, value in _CONNECT_DEFAULTS.items() if key not in given}
-            conninfo = psycopg.conninfo.make_conninfo(self._dsn, **defaults)
+            conninfo = psycopg.conninfo.make_conninfo(self.dsn, **defaults)
         except psycopg.Error as error:
             # libpq quotes the offending part, which may hold the password.
             raise self._error(f"the connection string (DSN) is malformed: {error}") from None
@@ -178,13 +142,13 @@ class PostgresReader:
         require_columns(
             available, wanted, case_sensitive=False, segment=self.segment, source=self.source
         )
-        exact = set(available)
         resolved = []
         for column in wanted:
-            if column in exact:
-                resolved.append(column)
-                continue
-            candidates = [name for name in available if name.casefold() == column.casefold()]
+            candidates = (
+                [column]
+                if column in available
+                else [name for name in available if name.casefold() == column.casefold()]
+            )
             if len(candidates) > 1:
                 listed = ", ".join(f"'{name}'" for name in candidates)
                 raise self._error(f"column '{column}' is ambiguous: the segment has {listed}")
@@ -192,11 +156,8 @@ class PostgresReader:
         return resolved
 
     def _query_error(self, error: psycopg.Error, *, prefix: str = "") -> SourceError:
-        """A :class:`SourceError` naming what went wrong in the segment query.
-
-        ``prefix`` is what precedes the query's text in the statement sent,
-        to turn PostgreSQL's error position into one in the query.
-        """
+        """What went wrong in the segment query; ``prefix``: what preceded the query's text
+        in the statement sent (to place PostgreSQL's error position in the query)."""
         from psycopg import errors
 
         quoted = f"'{error.diag.message_primary or error}'{self._location(error, prefix)}"

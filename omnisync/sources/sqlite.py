@@ -1,20 +1,17 @@
-"""SQLite segment sources: the database opened read-only, the segment a query in it.
+"""SQLite segment sources: the database opened read-only, the segment a query run in it.
 
-A segment on a SQLite source is a SQL ``SELECT`` run *inside* SQLite. The
-staging engine wraps it (``... FROM (<query>)``) so that e-mail
-normalisation and fingerprints are computed by SQLite as it reads; this
-module opens the database, checks the query and its columns up front, and
-turns SQLite's errors into :class:`SourceError` messages that name the
-segment, the source and the cause.
+Staging wraps the query (``... FROM (<query>)``) so that SQLite computes
+e-mail keys and fingerprints as it reads; this module opens the database,
+finds the query's columns and turns SQLite's errors into :class:`SourceError`.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from omnisync.sources.columns import require_columns
 from omnisync.sources.errors import SourceError
 
 
@@ -53,6 +50,13 @@ def open_readonly(path: Path, *, segment: str, source: str) -> sqlite3.Connectio
     return connection
 
 
+#: Quoted text (unterminated too), comments, runs of other text, single characters.
+_TOKENS = re.compile(
+    r"""'[^']*'?|"[^"]*"?|`[^`]*`?|\[[^\]]*\]?|--[^\n]*|/\*.*?(?:\*/|\Z)|[^'"`\[\-/;\s]+|.""",
+    re.DOTALL,
+)
+
+
 def subquery(query: str) -> str:
     """The segment query ready to sit inside ``FROM ( ... )``.
 
@@ -61,36 +65,12 @@ def subquery(query: str) -> str:
     closing parenthesis. A second statement is left in place, so that SQLite
     refuses it as a syntax error.
     """
-    return "\n" + query[: _end_of_statement(query)] + "\n"
-
-
-def _end_of_statement(query: str) -> int:
-    """Where ``query`` ends once trailing semicolons and comments are ignored."""
-    end = 0  # just past the last significant character
-    index = 0
-    length = len(query)
-    while index < length:
-        char = query[index]
-        if char in "'\"`[":
-            closing = "]" if char == "[" else char
-            found = query.find(closing, index + 1)
-            # Doubled quotes inside a literal are two adjacent literals to
-            # this scanner, which ends up in the same place.
-            index = length if found < 0 else found + 1
-            end = index
-        elif query.startswith("--", index):
-            found = query.find("\n", index)
-            index = length if found < 0 else found + 1
-        elif query.startswith("/*", index):
-            found = query.find("*/", index + 2)
-            index = length if found < 0 else found + 2
-        else:
-            # Whitespace and semicolons are insignificant; one between two
-            # statements stays in anyway, since the second one extends ``end``.
-            if not char.isspace() and char != ";":
-                end = index + 1
-            index += 1
-    return end
+    end = 0  # just past the last significant token
+    for token in _TOKENS.finditer(query):
+        text = token.group()
+        if not (text.isspace() or text == ";" or text.startswith(("--", "/*"))):
+            end = token.end()
+    return "\n" + query[:end] + "\n"
 
 
 def translate_error(error: sqlite3.Error, *, segment: str, source: str) -> SourceError:
@@ -118,34 +98,11 @@ def result_columns(
     return tuple(description[0] for description in cursor.description or ())
 
 
+@dataclass(frozen=True)
 class SqliteReader:
-    """Streams a SQLite segment's rows as tuples; the general, Python-side path.
+    """A SQLite segment: staging runs ``query`` inside the database at ``path``."""
 
-    Staging does not use this (it runs the query inside SQLite); it serves
-    callers that want rows in Python, and tests.
-    """
-
-    def __init__(self, path: Path, query: str, *, segment: str, source: str) -> None:
-        self.path = path
-        self.query = query
-        self.segment = segment
-        self.source = source
-
-    def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
-        connection = open_readonly(self.path, segment=self.segment, source=self.source)
-        try:
-            available = result_columns(
-                connection, self.query, segment=self.segment, source=self.source
-            )
-            require_columns(
-                available, columns, case_sensitive=False, segment=self.segment, source=self.source
-            )
-            selected = ", ".join(quote_identifier(column) for column in columns)
-            try:
-                cursor = connection.execute(f"SELECT {selected} FROM ({subquery(self.query)})")
-                while batch := cursor.fetchmany(1000):
-                    yield from batch
-            except sqlite3.Error as error:
-                raise translate_error(error, segment=self.segment, source=self.source) from error
-        finally:
-            connection.close()
+    path: Path
+    query: str
+    segment: str
+    source: str

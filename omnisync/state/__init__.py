@@ -1,25 +1,22 @@
-"""The state store: ledger, in-flight batches and run history (see ``store.LedgerStore``)."""
+"""The state store: ledger, in-flight batches and run history (see ``sql_store.LedgerStore``)."""
 
 from omnisync.inflight import InflightItem
-from omnisync.state.sqlite import STATE_FILENAME, SqliteLedgerStore, open_state_store, state_path
+from omnisync.state.sql_store import LedgerStore
+from omnisync.state.sqlite import SqliteLedgerStore, open_state_store, state_path
 from omnisync.state.store import (
     InflightBatch,
     LedgerEntry,
-    LedgerStore,
     RunRecord,
-    RunStatus,
     StateError,
     StateSchemaTooNew,
 )
 
 __all__ = [
-    "STATE_FILENAME",
     "InflightBatch",
     "InflightItem",
     "LedgerEntry",
     "LedgerStore",
     "RunRecord",
-    "RunStatus",
     "SqliteLedgerStore",
     "StateError",
     "StateSchemaTooNew",

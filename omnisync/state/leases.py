@@ -1,15 +1,12 @@
-"""The coordination tables of a shared PostgreSQL state store, in SQL.
+"""The coordination tables of a shared PostgreSQL state store: :class:`LeaseBoard`.
 
-:class:`LeaseBoard` is what replicas sharing one database agree through
-(PostgreSQL is the coordinator; nothing of our own): who is alive
-(``replicas``), who holds which brand (``brand_leases``, each with a fencing
-token from the sequence ``lease_tokens``), which scheduled fires were claimed
-(``schedule_fires``) and which on-demand runs were asked for
-(``run_requests``). Every expiry is computed with the database's clock, so
-replicas whose clocks disagree still agree on who holds what.
-
-The board has its own connection: renewing a lease never waits behind a
-run's large write on the store's connection.
+Replicas sharing one database agree through it (PostgreSQL is the
+coordinator): who is alive (``replicas``), who holds which brand
+(``brand_leases``, each with a fencing token from the sequence
+``lease_tokens``), which scheduled fires were claimed (``schedule_fires``) and
+which on-demand runs were asked for (``run_requests``). Every expiry is
+computed with the database's clock, so replicas whose clocks disagree still
+agree on who holds what.
 """
 
 from __future__ import annotations
@@ -19,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from psycopg import Cursor
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from omnisync.state.postgres_database import PostgresConnection, PostgresDatabase
+from omnisync.state.postgres import PostgresDatabase
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,9 @@ class ReplicaRow:
     config_revision: str
     running: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "running", tuple(self.running))  # a JSON array read back
+
 
 @dataclass(frozen=True)
 class Board:
@@ -71,16 +70,9 @@ class RunRequest:
     answer: Mapping[str, Any] | None
 
 
-class LeaseBoard:
-    """Replicas, leases, fires and run requests in the database at ``dsn``."""
-
-    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
-        self._database = PostgresDatabase(dsn, connect_timeout=connect_timeout)
-        self.location = self._database.location
-        self._transaction = self._database.transaction
-
-    def close(self) -> None:
-        self._database.close()
+class LeaseBoard(PostgresDatabase):
+    """Replicas, leases, fires and run requests in the database at ``dsn``. A connection
+    of its own: renewing a lease never waits behind a run's large write on the store's."""
 
     # -- replicas --------------------------------------------------------------------
 
@@ -94,7 +86,7 @@ class LeaseBoard:
         running: Collection[str],
     ) -> None:
         """Say ``replica`` is alive for ``lease_seconds`` more, and what it is running."""
-        with self._transaction("record this replica's heartbeat") as connection:
+        with self.transaction("record this replica's heartbeat") as connection:
             connection.execute(
                 "INSERT INTO replicas (id, started_at, seen_at, expires_at, version, "
                 "config_revision, running) VALUES (%(id)s, now(), now(), "
@@ -113,39 +105,25 @@ class LeaseBoard:
 
     def retire(self, replica: str) -> int:
         """A clean stop: drop ``replica`` and release every lease it holds (returns how many)."""
-        with self._transaction("release this replica's leases") as connection:
+        with self.transaction("release this replica's leases") as connection:
             cursor = connection.execute("DELETE FROM brand_leases WHERE holder = %s", (replica,))
             connection.execute("DELETE FROM replicas WHERE id = %s", (replica,))
             return max(cursor.rowcount, 0)
 
     def board(self) -> Board:
         """Replicas and leases as of now (one snapshot); dead replicas long gone are pruned."""
-        with self._transaction("read the replicas and their leases") as connection:
+        with self.transaction("read the replicas and their leases") as connection:
             # A replica silent for a day will not come back under that name.
             connection.execute("DELETE FROM replicas WHERE expires_at < now() - interval '1 day'")
-            replicas = connection.execute(
-                "SELECT id, started_at, seen_at, expires_at > now(), version, "
+            replicas = connection.cursor(row_factory=class_row(ReplicaRow)).execute(
+                "SELECT id, started_at, seen_at, expires_at > now() AS live, version, "
                 'config_revision, running FROM replicas ORDER BY id COLLATE "C"'
-            ).fetchall()
+            )
             leases = connection.cursor(row_factory=class_row(LeaseRow)).execute(
                 "SELECT brand, holder, token, expires_at > now() AS live, expires_at "
                 'FROM brand_leases ORDER BY brand COLLATE "C"'
             )
-            return Board(
-                replicas=tuple(
-                    ReplicaRow(
-                        id=str(row[0]),
-                        started_at=cast(datetime, row[1]),
-                        seen_at=cast(datetime, row[2]),
-                        live=bool(row[3]),
-                        version=str(row[4]),
-                        config_revision=str(row[5]),
-                        running=tuple(cast("list[str]", row[6])),
-                    )
-                    for row in replicas
-                ),
-                leases=tuple(leases),
-            )
+            return Board(replicas=tuple(replicas), leases=tuple(leases))
 
     # -- leases -----------------------------------------------------------------------
 
@@ -155,7 +133,7 @@ class LeaseBoard:
         Every acquisition gets a new, larger token, so writes fenced with an
         older one are refused from this moment on.
         """
-        with self._transaction("take a brand's lease") as connection:
+        with self.transaction("take a brand's lease") as connection:
             # A lease row locked by a stuck writer must not stall this replica's round.
             connection.execute("SET LOCAL lock_timeout = '1s'")
             row = connection.execute(
@@ -180,7 +158,7 @@ class LeaseBoard:
         """
         if not tokens:
             return {}
-        with self._transaction("renew this replica's leases") as connection:
+        with self.transaction("renew this replica's leases") as connection:
             rows = connection.execute(
                 "UPDATE brand_leases SET renewed_at = now(), "
                 "expires_at = now() + make_interval(secs => %s) "
@@ -192,7 +170,7 @@ class LeaseBoard:
 
     def release(self, brand: str, holder: str, token: int) -> bool:
         """Give ``brand`` up (it was idle); ``False`` when it was no longer ours."""
-        with self._transaction("release a brand's lease") as connection:
+        with self.transaction("release a brand's lease") as connection:
             cursor = connection.execute(
                 "DELETE FROM brand_leases WHERE brand = %s AND holder = %s AND token = %s",
                 (brand, holder, token),
@@ -203,7 +181,7 @@ class LeaseBoard:
 
     def claim_fire(self, export: str, fire_time: str, replica: str) -> bool:
         """Claim the scheduled fire ``fire_time`` of ``export``: ``True`` for the one claimant."""
-        with self._transaction("claim a scheduled run") as connection:
+        with self.transaction("claim a scheduled run") as connection:
             cursor = connection.execute(
                 "INSERT INTO schedule_fires (export, fire_time, replica, claimed_at) "
                 "VALUES (%s, %s, %s, now()) ON CONFLICT DO NOTHING",
@@ -217,21 +195,11 @@ class LeaseBoard:
             )
             return cursor.rowcount > 0
 
-    def fires(self, export: str, *, limit: int = 100) -> list[tuple[str, str]]:
-        """The latest claimed fires of ``export``: ``(fire_time, replica)``, newest first."""
-        with self._transaction("read claimed scheduled runs") as connection:
-            rows = connection.execute(
-                "SELECT fire_time, replica FROM schedule_fires WHERE export = %s "
-                "ORDER BY fire_time DESC LIMIT %s",
-                (export, limit),
-            ).fetchall()
-        return [(str(fire), str(replica)) for fire, replica in rows]
-
     # -- on-demand runs -----------------------------------------------------------------
 
     def request_run(self, export: str, brand: str, *, trigger: str) -> int:
         """Ask whichever replica holds ``brand`` to run ``export``; returns the request id."""
-        with self._transaction("ask for a run") as connection:
+        with self.transaction("ask for a run") as connection:
             row = connection.execute(
                 "INSERT INTO run_requests (export, brand, trigger, requested_at) "
                 "VALUES (%s, %s, %s, now()) RETURNING id",
@@ -244,8 +212,8 @@ class LeaseBoard:
         """Claim the unclaimed requests for ``brands`` (this replica holds them), oldest first."""
         if not brands:
             return []
-        with self._transaction("take on-demand runs") as connection:
-            rows = _requests(connection).execute(
+        with self.transaction("take on-demand runs") as connection:
+            rows = connection.cursor(row_factory=class_row(RunRequest)).execute(
                 "UPDATE run_requests SET claimed_by = %s, claimed_at = now() WHERE id IN "
                 "(SELECT id FROM run_requests WHERE claimed_by IS NULL AND brand = ANY(%s) "
                 f"ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING {_REQUEST_COLUMNS}",
@@ -257,7 +225,7 @@ class LeaseBoard:
         self, request_id: int, *, answer: Mapping[str, Any], run_id: int | None = None
     ) -> None:
         """Record what became of a request (``answer``: status, error, counts...)."""
-        with self._transaction("answer an on-demand run") as connection:
+        with self.transaction("answer an on-demand run") as connection:
             connection.execute(
                 "UPDATE run_requests SET answer = %s, run_id = coalesce(%s, run_id), "
                 "answered_at = now() WHERE id = %s",
@@ -265,18 +233,15 @@ class LeaseBoard:
             )
 
     def request(self, request_id: int) -> RunRequest | None:
-        with self._transaction("read an on-demand run") as connection:
-            return (
-                _requests(connection)
-                .execute(
-                    f"SELECT {_REQUEST_COLUMNS} FROM run_requests WHERE id = %s", (request_id,)
-                )
-                .fetchone()
-            )
+        with self.transaction("read an on-demand run") as connection:
+            requests = connection.cursor(row_factory=class_row(RunRequest))
+            return requests.execute(
+                f"SELECT {_REQUEST_COLUMNS} FROM run_requests WHERE id = %s", (request_id,)
+            ).fetchone()
 
     def withdraw_request(self, request_id: int) -> bool:
         """Take back a request nobody claimed (``False`` once claimed)."""
-        with self._transaction("withdraw an on-demand run") as connection:
+        with self.transaction("withdraw an on-demand run") as connection:
             cursor = connection.execute(
                 "DELETE FROM run_requests WHERE id = %s AND claimed_by IS NULL", (request_id,)
             )
@@ -284,8 +249,3 @@ class LeaseBoard:
 
 
 _REQUEST_COLUMNS = "id, export, brand, trigger, claimed_by, run_id, answer"
-
-
-def _requests(connection: PostgresConnection) -> Cursor[RunRequest]:
-    """A cursor on ``connection`` reading ``run_requests`` rows as :class:`RunRequest`."""
-    return connection.cursor(row_factory=class_row(RunRequest))

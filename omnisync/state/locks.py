@@ -1,13 +1,9 @@
-"""One run of an export at a time, across threads and processes.
+"""One run of an export at a time, across threads and processes; private files and directories.
 
 An advisory ``flock`` on ``<state_dir>/locks/<export>.lock``: the kernel
 releases it when the holder dies (SIGKILL included), so a crashed run never
 leaves a stale lock behind, and whoever holds it may treat any run still
 marked ``running`` in history as interrupted.
-
-The ``locks`` directory is made 0700 and each lock file 0600 explicitly,
-whatever the umask and however the directory was left
-(:func:`make_private_directory`).
 """
 
 from __future__ import annotations
@@ -26,12 +22,8 @@ PRIVATE_FILE_MODE = 0o600
 
 
 def make_private_directory(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (and missing parents) with mode 0700; make an existing one of ours 0700.
-
-    ``mkdir``'s mode is filtered by the umask and ignored for parents and for a
-    directory that exists already, so the mode is set explicitly. A directory
-    owned by another user (root reading a service's state) is left as it is.
-    """
+    """Create ``path`` (and missing parents) with mode 0700, whatever the umask; make an
+    existing one of ours 0700 (what another user owns is left as it is)."""
     directory = Path(path)
     missing: list[Path] = []
     for candidate in (directory, *directory.parents):
@@ -50,10 +42,8 @@ def make_private_directory(path: str | os.PathLike[str]) -> Path:
 
 
 def chmod_if_ours(path: Path | int, mode: int) -> None:
-    """Give ``path`` (or an open descriptor) ``mode`` when this user owns it.
-
-    What another user owns (root reading a service's state) is left as it is.
-    """
+    """Give ``path`` (or an open descriptor) ``mode`` when this user owns it (root reading
+    a service's state leaves it as it is)."""
     status = os.stat(path)
     if status.st_uid == os.geteuid() and status.st_mode & 0o7777 != mode:
         os.chmod(path, mode)

@@ -12,52 +12,42 @@ from collections.abc import Mapping
 
 from omnisync.config.model import DaemonSettings
 from omnisync.config.secrets import SecretUnavailable, resolve_secret
+from omnisync.state.sql_store import LedgerStore
 from omnisync.state.sqlite import SqliteLedgerStore, open_state_store, state_path
-from omnisync.state.store import LedgerStore, StateError
+from omnisync.state.store import StateError
 
 
-def resolve_state_dsn(
-    settings: DaemonSettings,
-    *,
-    environ: Mapping[str, str] | None = None,
-    credentials_directory: str | None = None,
-) -> str:
+def resolve_state_dsn(settings: DaemonSettings, *, environ: Mapping[str, str] | None = None) -> str:
     """The PostgreSQL DSN of ``settings.state``; :class:`StateError` naming the reference
     (never its value) when it cannot be read."""
     reference = settings.state.dsn
     if reference is None:
         raise StateError("daemon.state has no dsn: a `postgres` state store needs one")
     try:
-        return resolve_secret(
-            reference, environ=environ, credentials_directory=credentials_directory
-        )
+        return resolve_secret(reference, environ=environ)
     except SecretUnavailable as error:
         raise StateError(f"cannot open the state store: daemon.state.dsn: {error}") from None
 
 
 def open_configured_store(
-    settings: DaemonSettings,
-    *,
-    environ: Mapping[str, str] | None = None,
-    credentials_directory: str | None = None,
-    connect_timeout: int = 10,
+    settings: DaemonSettings, *, environ: Mapping[str, str] | None = None
 ) -> LedgerStore:
     """Open (creating or migrating as needed) the state store ``settings`` describe.
 
-    Raises :class:`StateError` (with a secret-free message) when it cannot be
-    opened; :class:`~omnisync.state.store.StateSchemaTooNew` for a store
-    written by a newer omnisync.
+    Raises :class:`StateError` (secret-free) when it cannot be opened,
+    :class:`~omnisync.state.store.StateSchemaTooNew` for a store written by a
+    newer omnisync.
     """
     if not settings.state.shared:
         return open_state_store(settings.state_dir)
-    dsn = resolve_state_dsn(settings, environ=environ, credentials_directory=credentials_directory)
+    dsn = resolve_state_dsn(settings, environ=environ)
     try:
         from omnisync.state.postgres import PostgresLedgerStore
     except ImportError:
         raise StateError(
             "a `postgres` state store needs psycopg: pip install 'omnisync[postgres]'"
         ) from None
-    return PostgresLedgerStore(dsn, connect_timeout=connect_timeout)
+    return PostgresLedgerStore(dsn)
 
 
 def open_existing_store(

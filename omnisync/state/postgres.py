@@ -1,37 +1,186 @@
-"""The PostgreSQL state store: the :class:`LedgerStore` contract on a shared database.
+"""The PostgreSQL state store, shared by replicas: its database and the rest of its SQL.
 
-For several replicas sharing one state (issue 17). The connection, schema and
-migrations are :class:`~omnisync.state.postgres_database.PostgresDatabase`;
-the SQL both stores share is :mod:`omnisync.state.sql_store`, this module
-the rest. Sets of e-mails travel as one ``text[]`` parameter, so a batch's
-worth of work is one statement; in-flight batches are one row per item
-(``inflight_batches``, read back packed per batch as SQLite keeps them),
-intents one row per batch (a JSON array, recorded in the batch's order).
-Text keys use the ``"C"`` collation, so e-mails sort by code point as in the
-SQLite store and in Python.
-
-There is no SQLite file to ATTACH: :attr:`ledger_file` is ``None``.
+:class:`PostgresDatabase` is one database (its connection behind a lock, its
+schema, its errors), used by the store and by the lease board; its tables live
+in the first schema of the connection's ``search_path``. Messages name it by
+:func:`describe_dsn`, never by the DSN (its password). In
+:class:`PostgresLedgerStore` sets of e-mails travel as one ``text[]``
+parameter, so a batch's worth of work is one statement; in-flight batches are
+one row per item (read back packed per batch as SQLite keeps them), intents
+one row per batch.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Iterable, Iterator
+import threading
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 
-from omnisync.state.fencing import Fence, check_fence
-from omnisync.state.postgres_database import PostgresConnection, PostgresDatabase
-from omnisync.state.sql_store import SqlLedgerStore
-from omnisync.state.store import format_timestamp
+import psycopg
+from psycopg import conninfo
+
+from omnisync.masking import redact
+from omnisync.state.migrations import (
+    POSTGRES_MIGRATIONS,
+    SCHEMA_VERSION,
+    migration_statements,
+    refuse_newer_schema,
+)
+from omnisync.state.sql_store import LedgerStore
+from omnisync.state.store import Fence, LeaseLost, StateError, format_timestamp
+
+_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
+    version INTEGER NOT NULL
+)"""
+
+#: The connection type the store's functions take.
+PostgresConnection = psycopg.Connection[tuple[object, ...]]
+
+#: Connection keywords that are safe to show (no password, no key file passphrase).
+_SHOWN = ("host", "hostaddr", "port", "dbname", "user")
+
+#: How long the server lets one of our sessions sit idle inside a transaction.
+IDLE_IN_TRANSACTION_SECONDS = 2
+
+#: Arbitrary, fixed: the advisory lock that serialises migrations in one database.
+_MIGRATION_LOCK = 0x6F6D6E6973796E63  # "omnisync"
 
 
-class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
-    """:class:`LedgerStore` on a PostgreSQL database. Migrates on open; refuses a newer schema.
+def describe_dsn(dsn: str) -> str:
+    """A secret-free description of ``dsn`` for messages (no password, whatever its form)."""
+    try:
+        parts = conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "PostgreSQL (a DSN that cannot be parsed)"
+    shown = " ".join(f"{key}={parts[key]}" for key in _SHOWN if parts.get(key))
+    return f"PostgreSQL {shown}" if shown else "PostgreSQL (default connection)"
 
-    ``dsn`` is a libpq connection string or URI; the tables live in the first
-    schema of its ``search_path``. Messages name the store without its password.
+
+class PostgresDatabase:
+    """The state schema in the database at ``dsn``, opened (and migrated) at construction.
+
+    Thread-safe: one connection (autocommit, so each :meth:`transaction` is one
+    ``BEGIN`` … ``COMMIT``), one lock that each transaction holds. A newer schema
+    is refused before anything is written; an older one is migrated under an
+    advisory lock, so replicas opening at once migrate it once. A connection
+    found broken (the server restarted) is replaced on the next call.
     """
+
+    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
+        self.location = describe_dsn(dsn)
+        self._given_dsn = dsn
+        try:
+            extra = (
+                {}
+                if "connect_timeout" in conninfo.conninfo_to_dict(dsn)
+                else {"connect_timeout": connect_timeout}
+            )
+            self._dsn = conninfo.make_conninfo(dsn, **extra)
+        except psycopg.Error:
+            raise StateError(f"cannot open state database {self.location}") from None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._connection = self._connect()
+        try:
+            # Read the version before anything writes, so a newer schema is refused untouched.
+            with self._translate("read"), self._connection.transaction():
+                version = self._read_version(self._connection)
+            if version < SCHEMA_VERSION:
+                self._migrate()
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def _connect(self) -> PostgresConnection:
+        try:
+            connection = psycopg.connect(self._dsn, autocommit=True)
+            # Our transactions are a few statements with no waiting in between. One left
+            # open by a process that was paused (SIGSTOP, a stalled VM) would hold its
+            # locks, the lease row's among them, and keep a takeover waiting: the server
+            # ends such a session instead.
+            connection.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                (f"{IDLE_IN_TRANSACTION_SECONDS}s",),
+            )
+            return connection
+        except psycopg.Error as error:
+            cause = redact(str(error), self._given_dsn)
+            raise StateError(f"cannot open state database {self.location}: {cause}") from None
+
+    def _read_version(self, connection: PostgresConnection) -> int:
+        version = 0
+        row = connection.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+        if row is not None and row[0]:
+            row = connection.execute("SELECT version FROM schema_version").fetchone()
+            version = 0 if row is None else int(str(row[0]))
+        refuse_newer_schema(self.location, version, instead="the state DSN at another database")
+        return version
+
+    def _migrate(self) -> None:
+        with self.transaction("migrate") as connection:
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            # Re-read under the lock: another process may have migrated meanwhile.
+            version = self._read_version(connection)
+            if version >= SCHEMA_VERSION:
+                return
+            connection.execute(_VERSION_TABLE)
+            for statement in migration_statements(POSTGRES_MIGRATIONS, version):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_version (version) VALUES (%s) "
+                "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                (SCHEMA_VERSION,),
+            )
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as error:
+            cause = redact(str(error), self._given_dsn)
+            raise StateError(f"state database {self.location}: cannot {action}: {cause}") from None
+
+    @contextmanager
+    def transaction(self, action: str) -> Iterator[PostgresConnection]:
+        """One transaction (``action`` names it in errors); rolled back on any error."""
+        with self._lock:
+            if self._closed:
+                raise StateError(f"state database {self.location} is closed")
+            if self._connection.broken or self._connection.closed:
+                self._connection.close()
+                self._connection = self._connect()
+            connection = self._connection
+            with self._translate(action), connection.transaction():
+                yield connection
+
+    def close(self) -> None:
+        """Close the connection. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._connection.close()
+
+    @contextmanager
+    def dedicated_connection(self, action: str) -> Iterator[PostgresConnection]:
+        """A connection of its own (autocommit, closed when the block ends) for one long
+        read that must not hold up the shared one, such as the export engine's diff.
+        Psycopg errors, connecting included, are :class:`StateError` naming ``action``."""
+        if self._closed:
+            raise StateError(f"state database {self.location} is closed")
+        connection = self._connect()
+        try:
+            with self._translate(action):
+                yield connection
+        finally:
+            connection.close()
+
+
+class PostgresLedgerStore(LedgerStore):
+    """:class:`LedgerStore` on the database at ``dsn`` (a libpq string or URI), opened as
+    :class:`PostgresDatabase` opens it. No SQLite file to ATTACH: ``ledger_file`` is ``None``."""
 
     ledger_file = None
     _inflight_table = "inflight_batches"
@@ -40,15 +189,15 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
         "jsonb_agg(jsonb_build_array(email, fingerprint, then_tag::int)) AS items "
         "FROM inflight_batches GROUP BY export, batch_id) AS inflight_packed"
     )
-    _in_emails = "= ANY(?::text[])"
+    _in_emails = "IN (SELECT jsonb_array_elements_text(?::jsonb))"
     _by_code_point = ' COLLATE "C"'
     _for_update = " FOR UPDATE"
 
-    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
-        self._database = PostgresDatabase(dsn, connect_timeout=connect_timeout)
-        self.location = self._database.location
+    def __init__(self, dsn: str) -> None:
+        #: Its database (the export engine's diff takes a dedicated connection of it).
+        self.database = PostgresDatabase(dsn)
+        self.location = self.database.location
         self._fence: Fence | None = None
-        self._owner = True
 
     def fenced(self, fence: Fence) -> PostgresLedgerStore:
         """This store (same connection) whose every write first checks ``fence``.
@@ -61,62 +210,26 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
         """
         fenced = copy.copy(self)
         fenced._fence = fence
-        fenced._default_replica = fence.holder
-        fenced._owner = False
+        fenced._replica = fence.holder
         return fenced
 
     def _reading(self, action: str) -> AbstractContextManager[PostgresConnection]:
-        return self._database.transaction(action)
+        return self.database.transaction(action)
 
     @contextmanager
     def _writing(self, action: str) -> Iterator[PostgresConnection]:
-        with self._database.transaction(action) as connection:
+        with self.database.transaction(action) as connection:
             if self._fence is not None:
-                check_fence(connection, self._fence)
+                _check_fence(connection, self._fence)
             yield connection
 
     def _sql(self, text: str) -> str:
         # The shared statements hold no literal ``?`` or ``%``: a plain replace is exact.
         return text.replace("?", "%s")
 
-    def _emails_parameter(self, emails: Collection[str]) -> list[str]:
-        return list(emails)
-
-    @property
-    def schema_version(self) -> int:
-        return self._database.schema_version
-
     def close(self) -> None:
-        if self._owner:
-            self._database.close()
-
-    def record_delivered(
-        self, export: str, entries: Iterable[tuple[str, int, str | None]], *, now: datetime
-    ) -> int:
-        stamp = format_timestamp(now)
-        given = 0
-        latest: dict[str, tuple[int, str | None]] = {}
-        for email, fingerprint, tag in entries:  # a later entry for an e-mail wins
-            latest[email] = (fingerprint, tag)
-            given += 1
-        if not latest:
-            return 0
-        with self._writing("write the ledger") as connection:
-            connection.execute(
-                "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
-                "SELECT %s, email, fingerprint, tag, %s "
-                "FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS t(email, fingerprint, tag) "
-                "ON CONFLICT (export, email) DO UPDATE SET fingerprint = excluded.fingerprint, "
-                "tag = excluded.tag, updated_at = excluded.updated_at",
-                (
-                    export,
-                    stamp,
-                    list(latest),
-                    [fingerprint for fingerprint, _ in latest.values()],
-                    [tag for _, tag in latest.values()],
-                ),
-            )
-        return given
+        if self._fence is None:  # a fenced copy shares the store's connection
+            self.database.close()
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
         with self._writing("record a created batch") as connection:
@@ -166,28 +279,24 @@ class PostgresLedgerStore(SqlLedgerStore[PostgresConnection]):
         return max(cursor.rowcount, 0)
 
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
-        listed = "" if emails is None else " AND email = ANY(%s::text[])"
-        parameters: tuple[object, ...] = (export, batch_id)
-        if emails is not None:
-            parameters = (*parameters, list(emails))
-        with self._writing("release in-flight contacts") as connection:
-            cursor = connection.execute(
-                f"DELETE FROM inflight_batches WHERE export = %s AND batch_id = %s{listed}",
-                parameters,
-            )
-            return max(cursor.rowcount, 0)
+        listed = () if emails is None else (list(emails),)
+        return self._write(
+            "release in-flight contacts",
+            "DELETE FROM inflight_batches WHERE export = ? AND batch_id = ?"
+            + ("" if emails is None else " AND email = ANY(?::text[])"),
+            (export, batch_id, *listed),
+        )
 
-    # -- the export engine's diff -------------------------------------------------------
 
-    @contextmanager
-    def dedicated_connection(self, action: str) -> Iterator[PostgresConnection]:
-        """A connection of its own to this store's database, for one long read.
-
-        For the export engine's diff (:mod:`omnisync.engine.diff_postgres`),
-        which holds a snapshot for seconds without holding up the store's
-        other calls. Autocommit (open ``connection.transaction()`` on it);
-        closed when the block ends. Errors are :class:`StateError`, without
-        the password (:meth:`PostgresDatabase.dedicated_connection`).
-        """
-        with self._database.dedicated_connection(action) as connection:
-            yield connection
+def _check_fence(connection: PostgresConnection, fence: Fence) -> None:
+    # Share-locking the lease row makes a takeover (which updates it) wait for this
+    # write to commit; a write after a takeover finds another token.
+    row = connection.execute(
+        "SELECT holder, token FROM brand_leases WHERE brand = %s FOR SHARE", (fence.brand,)
+    ).fetchone()
+    if row is None or row[0] != fence.holder or int(str(row[1])) != fence.token:
+        now_held = "nobody" if row is None else f"{row[0]} (token {row[1]})"
+        raise LeaseLost(
+            f"replica {fence.holder} no longer holds brand {fence.brand} "
+            f"(its token {fence.token}; now held by {now_held}): write refused"
+        )

@@ -1,164 +1,155 @@
-"""The part of the :class:`LedgerStore` contract both stores say in the same SQL.
+"""The state store's contract, :class:`LedgerStore`, and the SQL both stores share.
 
-:class:`SqlLedgerStore` writes that SQL once, in SQLite's ``?`` style; a
-store supplies its connection (reads, write transactions, one-statement
-writes) and the few words its dialect says otherwise. A batch's items are
-one JSON array (:func:`pack_items`) in both; what differs in substance (how
-in-flight items are written and settled, how the ledger is bulk-written)
-stays in :mod:`omnisync.state.sqlite` and :mod:`omnisync.state.postgres`.
+Per export a store holds **ledger entries** (one per contact Omnisend
+acknowledged: the fingerprint delivered and this export's tag on the contact,
+``None`` when none), **batch intents** (a batch's items, recorded just before
+the batch is created), **in-flight batches** (created, outcome not yet
+recorded; a run killed mid-way leaves them and intents for the next run to
+settle) and the history of **runs**.
+
+Every write is one transaction: a process killed in the middle of a write
+leaves the state as it was before it. Every method is safe to call from
+several threads and raises :class:`StateError` for a store that cannot be read
+or written. Full e-mail addresses are kept only as ledger and in-flight keys,
+never in run records. Timestamps are passed in (``now``).
+
+The shared SQL is written once in SQLite's ``?`` style; what differs in
+substance (in-flight items) is in :mod:`.sqlite` and :mod:`.postgres`.
 """
 
 from __future__ import annotations
 
 import json
-from abc import abstractmethod
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar, cast
+from pathlib import Path
+from typing import Any, Self
 
 import orjson
 
 from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.inflight import InflightItem
+from omnisync.masking import mask_email
 from omnisync.state.store import (
-    FINAL_STATUSES,
     InflightBatch,
     LedgerEntry,
-    LedgerStore,
     RunRecord,
     RunStatus,
     StateError,
     format_timestamp,
-    interrupted_note,
-    mask_free_text,
+    pack_items,
+    run_record,
+    unpack_items,
 )
 
+#: Anything that looks like an e-mail address, masked in errors kept in history.
+_EMAIL_PATTERN = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+")
 _ENTRY_COLUMNS = "SELECT export, email, fingerprint, tag, updated_at FROM ledger_entries"
 _RUN_COLUMNS = (
     "id, export, trigger, config_revision, started_at, ended_at, status, counts, error, replica"
 )
 
 
-def pack_items(items: Iterable[InflightItem]) -> str:
-    """A batch's items as both stores keep them: the JSON text of ``[[email, fingerprint,
-    then_tag], ...]`` (``then_tag`` 0 or 1), one item per e-mail, a later item winning."""
-    unique = {item.email: (item.email, item.fingerprint, int(item.then_tag)) for item in items}
-    return orjson.dumps(list(unique.values())).decode()
+class LedgerStore(ABC):
+    """The state store (see the module docstring); a context manager that closes on exit.
+    A connection here is sqlite3's or psycopg's: the SQL needs ``execute`` and its cursor."""
 
-
-def unpack_items(text: str) -> tuple[InflightItem, ...]:
-    """The items of :func:`pack_items`' text, in their order."""
-    return tuple(
-        InflightItem(email, fingerprint, bool(then_tag))
-        for email, fingerprint, then_tag in orjson.loads(text)
-    )
-
-
-class Cursor(Protocol):
-    """What the shared SQL reads back from a statement (sqlite3's and psycopg's cursors)."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-class Connection(Protocol):
-    """A connection the shared SQL runs on (sqlite3's and psycopg's)."""
-
-    def execute(self, query: str, params: Sequence[Any], /) -> Cursor: ...
-
-
-ConnectionT = TypeVar("ConnectionT", bound=Connection)
-
-
-class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
-    """The SQL the SQLite and PostgreSQL stores share; see the module docstring."""
-
+    #: Where the store lives, for messages (a file path, or a secret-free DSN description).
+    location: str
+    #: The SQLite file holding ``ledger_entries`` that the export engine's diff
+    #: ATTACHes read-only; ``None`` for a store that is not a SQLite file.
+    ledger_file: Path | None = None
     #: The table holding the in-flight batches an export's forgetting clears.
     _inflight_table: str
     #: The in-flight batches as rows of ``(export, batch_id, created_at, items)``,
     #: ``items`` as :func:`pack_items` writes them: a table, or a subquery.
     _inflight_packed: str
-    #: ``IN`` over one parameter carrying a set of e-mails (see :meth:`_emails_parameter`).
+    #: ``IN`` over one parameter: a set of e-mails as the JSON text of an array.
     _in_emails: str
     #: Appended to an ``ORDER BY`` of a text key so it sorts by code point.
     _by_code_point: str = ""
     #: Appended to the ``SELECT`` of a row the transaction then rewrites.
     _for_update: str = ""
-    #: Who a run started without naming its replica is recorded as run by (a
-    #: fenced store: the lease holder whose writes it carries).
-    _default_replica: str | None = None
+    #: Who the store's runs are recorded as run by (a fenced store: the lease holder).
+    _replica: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
 
-    def _sql(self, text: str) -> str:
-        """``text`` (``?`` placeholders) in this store's placeholder style."""
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- what each store supplies ---------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's resources. Idempotent."""
+
+    def _sql(self, text: str) -> str:  # ``?`` placeholders in this store's style
         return text
 
     @abstractmethod
-    def _emails_parameter(self, emails: Collection[str]) -> object:
-        """A set of e-mails as the one parameter :attr:`_in_emails` takes."""
-
-    @abstractmethod
-    def _reading(self, action: str) -> AbstractContextManager[ConnectionT]:
+    def _reading(self, action: str) -> AbstractContextManager[Any]:
         """The connection, for reads (``action`` names them in errors)."""
 
     @abstractmethod
-    def _writing(self, action: str) -> AbstractContextManager[ConnectionT]:
+    def _writing(self, action: str) -> AbstractContextManager[Any]:
         """One write transaction (``action`` names it in errors); rolled back on any error."""
 
+    def _rows(self, action: str, sql: str, parameters: Sequence[object]) -> list[Any]:
+        with self._reading(action) as connection:
+            return list(connection.execute(self._sql(sql), parameters).fetchall())
+
     def _write(self, action: str, sql: str, parameters: Sequence[object]) -> int:
-        """One writing statement as its own transaction; returns the rows it changed."""
+        # One statement as its own transaction; returns the rows it changed.
         with self._writing(action) as connection:
-            return max(connection.execute(self._sql(sql), parameters).rowcount, 0)
+            return max(int(connection.execute(self._sql(sql), parameters).rowcount), 0)
 
     @abstractmethod
     def _acknowledge(
         self,
-        connection: ConnectionT,
+        connection: Any,
         export: str,
         batch_id: str,
         emails: Collection[str] | None,
         stamp: str,
     ) -> int:
-        """:meth:`acknowledge` of one batch inside the caller's transaction."""
+        """:meth:`acknowledge_batches` of one batch inside the caller's transaction."""
 
     # -- ledger ---------------------------------------------------------------------
 
     def entry(self, export: str, email: str) -> LedgerEntry | None:
-        with self._reading("read the ledger") as connection:
-            row = connection.execute(
-                self._sql(f"{_ENTRY_COLUMNS} WHERE export = ? AND email = ?"), (export, email)
-            ).fetchone()
-        return None if row is None else LedgerEntry(*row)
+        """The ledger entry of ``email`` for ``export``, or ``None``."""
+        rows = self._rows(
+            "read the ledger", f"{_ENTRY_COLUMNS} WHERE export = ? AND email = ?", (export, email)
+        )
+        return LedgerEntry(*rows[0]) if rows else None
 
     def entries(self, export: str) -> list[LedgerEntry]:
-        with self._reading("read the ledger") as connection:
-            rows = connection.execute(
-                self._sql(f"{_ENTRY_COLUMNS} WHERE export = ? ORDER BY email{self._by_code_point}"),
-                (export,),
-            ).fetchall()
-        return [LedgerEntry(*row) for row in rows]
+        """Every ledger entry of ``export``, ordered by e-mail."""
+        sql = f"{_ENTRY_COLUMNS} WHERE export = ? ORDER BY email{self._by_code_point}"
+        return [LedgerEntry(*row) for row in self._rows("read the ledger", sql, (export,))]
 
-    def count_entries(self, export: str, *, tagged: bool | None = None) -> int:
-        condition = {None: "", True: " AND tag IS NOT NULL", False: " AND tag IS NULL"}[tagged]
-        with self._reading("read the ledger") as connection:
-            row = connection.execute(
-                self._sql(f"SELECT count(*) FROM ledger_entries WHERE export = ?{condition}"),
-                (export,),
-            ).fetchone()
-        return int(row[0])
-
-    def forget_export(self, export: str) -> int:
-        with self._writing("forget an export") as connection:
-            return self._forget(connection, export)
+    def count_entries(self, export: str, *, tagged: bool = False) -> int:
+        """How many contacts ``export`` has delivered (``tagged``: that carry its tag)."""
+        condition = " AND tag IS NOT NULL" if tagged else ""
+        sql = f"SELECT count(*) FROM ledger_entries WHERE export = ?{condition}"
+        return int(self._rows("read the ledger", sql, (export,))[0][0])
 
     def retarget(self, export: str, brand: str, *, now: datetime) -> int:
+        """Record that ``export`` delivers to ``brand``; returns the ledger entries forgotten.
+
+        In ONE transaction: when the export's recorded brand is another one, its
+        ledger, intents and in-flight batches are forgotten, so the next diff
+        delivers every member to the new brand. An export with no recorded
+        brand (new, or from before brands were recorded) keeps its ledger.
+        """
         with self._writing("record the export's brand") as connection:
             row = connection.execute(
                 self._sql(f"SELECT brand FROM export_brands WHERE export = ?{self._for_update}"),
@@ -177,25 +168,22 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
             )
             return forgotten
 
-    def _forget(self, connection: ConnectionT, export: str) -> int:
-        """Delete the export's ledger entries, intents and in-flight batches; returns entries."""
+    def _forget(self, connection: Any, export: str) -> int:
         for table in (self._inflight_table, "batch_intents"):
             connection.execute(self._sql(f"DELETE FROM {table} WHERE export = ?"), (export,))
         cursor = connection.execute(
             self._sql("DELETE FROM ledger_entries WHERE export = ?"), (export,)
         )
-        return max(cursor.rowcount, 0)
+        return max(int(cursor.rowcount), 0)
 
     # -- in-flight batches ----------------------------------------------------------------
 
     def record_intent(
-        self,
-        export: str,
-        token: str,
-        items: Sequence[InflightItem],
-        *,
-        now: datetime,
+        self, export: str, token: str, items: Sequence[InflightItem], *, now: datetime
     ) -> None:
+        """Just before a batch is created: remember its items under the provisional ``token``
+        (one item per e-mail, a later one winning). An intent left behind by a killed
+        process tells the next run these contacts *may* have been sent."""
         self._write(
             "record a batch about to be sent",
             "INSERT INTO batch_intents (export, token, items, created_at) VALUES (?, ?, ?, ?) "
@@ -204,41 +192,38 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
             (export, token, pack_items(items), format_timestamp(now)),
         )
 
+    @abstractmethod
+    def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
+        """Omnisend returned ``batch_id`` for intent ``token``: in ONE transaction its items
+        go in flight under ``batch_id`` and the intent is removed. A ``batch_id`` already
+        in flight keeps one item per e-mail (the newer winning) and its first
+        ``created_at``. Returns how many items moved."""
+
     def intents(self, export: str) -> list[InflightBatch]:
-        # Intents keep their items in the order they were recorded (the batch's order).
-        return self._packed_batches(
-            "batch_intents", "token", export, action="read batch intents", by_email=False
-        )
+        """The export's intents left behind (``batch_id`` is the token), oldest first, their
+        items sorted by e-mail."""
+        return self._packed_batches("batch_intents", "token", export, action="read batch intents")
 
     def inflight_batches(self, export: str) -> list[InflightBatch]:
+        """The export's unsettled batches, oldest first, their items sorted by e-mail."""
         return self._packed_batches(
-            self._inflight_packed,
-            "batch_id",
-            export,
-            action="read in-flight batches",
-            by_email=True,
+            self._inflight_packed, "batch_id", export, action="read in-flight batches"
         )
 
     def _packed_batches(
-        self, packed: str, key: str, export: str, *, action: str, by_email: bool
+        self, packed: str, key: str, export: str, *, action: str
     ) -> list[InflightBatch]:
-        """The export's batches in ``packed`` (keyed by ``key``), oldest first; their
-        items sorted by e-mail when ``by_email``, else in the order recorded."""
-        with self._reading(action) as connection:
-            rows = connection.execute(
-                self._sql(
-                    f"SELECT {key}, created_at, CAST(items AS TEXT) FROM {packed} "
-                    f"WHERE export = ? ORDER BY created_at, {key}{self._by_code_point}"
-                ),
-                (export,),
-            ).fetchall()
-        batches = [(name, created_at, unpack_items(items)) for name, created_at, items in rows]
+        sql = (
+            f"SELECT {key}, created_at, CAST(items AS TEXT) FROM {packed} "
+            f"WHERE export = ? ORDER BY created_at, {key}{self._by_code_point}"
+        )
         return [
-            InflightBatch(name, created_at, tuple(sorted(items)) if by_email else items)
-            for name, created_at, items in batches
+            InflightBatch(name, created_at, tuple(sorted(unpack_items(text))))
+            for name, created_at, text in self._rows(action, sql, (export,))
         ]
 
     def release_intent(self, export: str, token: str) -> int:
+        """Forget an intent (the batch was refused, or its fate was dealt with)."""
         return self._write(
             "forget a batch intent",
             "DELETE FROM batch_intents WHERE export = ? AND token = ?",
@@ -246,53 +231,80 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
         )
 
     def acknowledge_batches(
-        self,
-        export: str,
-        batches: Sequence[tuple[str, Collection[str] | None]],
-        *,
-        now: datetime,
+        self, export: str, batches: Sequence[tuple[str, Collection[str] | None]], *, now: datetime
     ) -> int:
+        """Omnisend accepted these ``(batch_id, emails)`` (all of a batch's items for ``None``):
+        in ONE transaction move them into the ledger with their in-flight fingerprint.
+
+        An existing entry keeps its ``tag`` (only :meth:`mark_tagged` records tags),
+        a new one has none. E-mails not in flight for that batch are ignored.
+        Returns how many entries were written.
+        """
         wanted = [(batch_id, emails) for batch_id, emails in batches if emails is None or emails]
         if not wanted:
             return 0
         stamp = format_timestamp(now)
-        # One commit for the round, and the ledger pages the batches share written once.
         with self._writing("record acknowledged contacts") as connection:
             return sum(
                 self._acknowledge(connection, export, batch_id, emails, stamp)
                 for batch_id, emails in wanted
             )
 
+    @abstractmethod
+    def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
+        """Forget in-flight items (the whole batch for ``None``) without recording them:
+        the next run's diff sends them again. Returns how many items were removed."""
+
     def mark_tagged(self, export: str, tag: str, emails: Collection[str], *, now: datetime) -> int:
-        if not emails:
-            return 0
-        return self._write(
+        """Omnisend accepted adding ``tag`` to these delivered contacts; returns entries updated."""
+        return self._update_entries(
             "record added tags",
-            f"UPDATE ledger_entries SET tag = ?, updated_at = ? "
-            f"WHERE export = ? AND email {self._in_emails}",
-            (tag, format_timestamp(now), export, self._emails_parameter(emails)),
+            "tag = ?, updated_at = ? WHERE export = ?",
+            (tag, format_timestamp(now), export),
+            emails,
         )
 
     def mark_untagged(
         self, export: str, tag: str, emails: Collection[str], *, now: datetime
     ) -> int:
-        if not emails:
-            return 0
-        return self._write(
+        """Omnisend accepted removing ``tag``: entries whose tag is ``tag`` now have none.
+
+        Entries carrying another tag are left alone. The entries stay, so a
+        contact who comes back costs only a tag call and never gets a consent
+        status twice.
+        """
+        return self._update_entries(
             "record removed tags",
-            "UPDATE ledger_entries SET tag = NULL, updated_at = ? "
-            f"WHERE export = ? AND tag = ? AND email {self._in_emails}",
-            (format_timestamp(now), export, tag, self._emails_parameter(emails)),
+            "tag = NULL, updated_at = ? WHERE export = ? AND tag = ?",
+            (format_timestamp(now), export, tag),
+            emails,
         )
 
     def mark_for_resend(self, export: str, emails: Collection[str], *, now: datetime) -> int:
+        """Make the next run re-send and re-tag exactly these delivered contacts (``drift
+        --repair``); returns how many entries were marked.
+
+        Their entries get the fingerprint
+        :data:`~omnisync.fingerprint.NEVER_A_FINGERPRINT` (the diff sees them
+        changed) and no tag. The entries stay, so no consent status is ever sent
+        to them again. E-mails without an entry are ignored.
+        """
+        return self._update_entries(
+            "mark contacts for re-sending",
+            "fingerprint = ?, tag = NULL, updated_at = ? WHERE export = ?",
+            (NEVER_A_FINGERPRINT, format_timestamp(now), export),
+            emails,
+        )
+
+    def _update_entries(
+        self, action: str, sql: str, parameters: tuple[object, ...], emails: Collection[str]
+    ) -> int:
         if not emails:
             return 0
         return self._write(
-            "mark contacts for re-sending",
-            "UPDATE ledger_entries SET fingerprint = ?, tag = NULL, updated_at = ? "
-            f"WHERE export = ? AND email {self._in_emails}",
-            (NEVER_A_FINGERPRINT, format_timestamp(now), export, self._emails_parameter(emails)),
+            action,
+            f"UPDATE ledger_entries SET {sql} AND email {self._in_emails}",
+            (*parameters, orjson.dumps(list(emails)).decode()),
         )
 
     # -- run history --------------------------------------------------------------------
@@ -304,28 +316,30 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
         trigger: str,
         config_revision: str,
         now: datetime,
-        replica: str | None = None,
     ) -> RunRecord:
+        """Record a run of ``export`` as ``running`` and return it.
+
+        Runs of the export still ``running`` belong to a process that died (callers
+        hold the export's run lock): they become ``interrupted`` in the same transaction.
+        """
         stamp = format_timestamp(now)
-        replica = replica if replica is not None else self._default_replica
+        note = f"the process running it stopped before recording a result (noticed at {stamp})"
         with self._writing("record a run") as connection:
             connection.execute(
                 self._sql(
                     "UPDATE runs SET status = 'interrupted', error = ? "
                     "WHERE export = ? AND status = 'running'"
                 ),
-                (interrupted_note(stamp), export),
+                (note, export),
             )
             row = connection.execute(
                 self._sql(
                     "INSERT INTO runs (export, trigger, config_revision, started_at, status, "
-                    "replica) VALUES (?, ?, ?, ?, 'running', ?) RETURNING id"
+                    f"replica) VALUES (?, ?, ?, ?, 'running', ?) RETURNING {_RUN_COLUMNS}"
                 ),
-                (export, trigger, config_revision, stamp, replica),
+                (export, trigger, config_revision, stamp, self._replica),
             ).fetchone()
-        return RunRecord(
-            int(row[0]), export, trigger, config_revision, stamp, None, "running", replica=replica
-        )
+        return run_record(row)
 
     def finish_run(
         self,
@@ -336,9 +350,12 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
         error: str | None,
         now: datetime,
     ) -> RunRecord:
-        if status not in FINAL_STATUSES:
-            raise ValueError(f"a finished run cannot be {status!r}")
-        masked = None if error is None else mask_free_text(error)
+        """Close a run with its final status, counts and error (e-mails in it masked)."""
+        masked = (
+            None
+            if error is None
+            else _EMAIL_PATTERN.sub(lambda match: mask_email(match.group(0)), error)
+        )
         with self._writing("record a run's result") as connection:
             row = connection.execute(
                 self._sql(
@@ -355,41 +372,19 @@ class SqlLedgerStore(LedgerStore, Generic[ConnectionT]):
             ).fetchone()
         if row is None:
             raise StateError(f"state database {self.location}: no run with id {run_id}")
-        return _run_record(row)
+        return run_record(row)
 
     def run(self, run_id: int) -> RunRecord | None:
-        with self._reading("read run history") as connection:
-            row = connection.execute(
-                self._sql(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"), (run_id,)
-            ).fetchone()
-        return None if row is None else _run_record(row)
+        """One run by id."""
+        rows = self._rows(
+            "read run history", f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+        )
+        return run_record(rows[0]) if rows else None
 
     def runs(self, export: str | None = None, *, limit: int = 20) -> list[RunRecord]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+        """The most recent runs, newest first, of one export or of all."""
         where, parameters = (
             ("", (limit,)) if export is None else ("WHERE export = ? ", (export, limit))
         )
-        with self._reading("read run history") as connection:
-            rows = connection.execute(
-                self._sql(f"SELECT {_RUN_COLUMNS} FROM runs {where}ORDER BY id DESC LIMIT ?"),
-                parameters,
-            ).fetchall()
-        return [_run_record(row) for row in rows]
-
-
-def _run_record(row: Sequence[Any]) -> RunRecord:
-    """A ``runs`` row as a record; ``counts`` is JSON text in SQLite, a dict from PostgreSQL."""
-    run_id, export, trigger, revision, started_at, ended_at, status, counts, error, replica = row
-    return RunRecord(
-        id=int(run_id),
-        export=export,
-        trigger=trigger,
-        config_revision=revision,
-        started_at=started_at,
-        ended_at=ended_at,
-        status=cast(RunStatus, status),
-        counts=json.loads(counts) if isinstance(counts, str) else dict(counts),
-        error=error,
-        replica=replica,
-    )
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs {where}ORDER BY id DESC LIMIT ?"
+        return [run_record(row) for row in self._rows("read run history", sql, parameters)]

@@ -1,36 +1,43 @@
 """The SQLite state store: the :class:`LedgerStore` contract on one file.
 
-``<daemon.state_dir>/omnisync.sqlite3`` by default; the file itself (WAL,
-locking, migrations, transactions) is :class:`~omnisync.state.database.SqliteDatabase`,
-the SQL both stores share :mod:`omnisync.state.sql_store`.
-Sets of e-mails travel as one JSON parameter and are unpacked by SQLite
-(``json_each``), so a batch's worth of work is one statement. A batch's
-intent and its in-flight items are one row each (``batch_intents``,
-``inflight_packed``), holding the JSON array of
-:func:`~omnisync.state.sql_store.pack_items`: recording, creating and settling
-a batch of 100 contacts is a handful of row writes, not hundreds; the ledger
-stays one row per contact. ``inflight_batches`` is a view with the older
-one-row-per-item shape.
+``<daemon.state_dir>/omnisync.sqlite3`` by default, in WAL mode, so the export
+engine's diff reads the ledger through its own read-only connection while a
+run writes; ``synchronous=NORMAL`` keeps each commit cheap, and a killed
+process loses nothing committed. Sets of e-mails travel as one JSON parameter
+unpacked by ``json_each``, so a batch's worth of work is one statement. A
+batch's intent and its in-flight items are one row each (``batch_intents``,
+``inflight_packed``) holding :func:`~omnisync.state.store.pack_items`'
+JSON: recording, creating and settling a batch is a handful of row writes;
+the ledger stays one row per contact.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 
-from omnisync.state.database import SqliteDatabase
-from omnisync.state.locks import make_private_directory
-from omnisync.state.sql_store import SqlLedgerStore
+from omnisync.state.locks import PRIVATE_FILE_MODE, chmod_if_ours, make_private_directory
+from omnisync.state.migrations import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    migration_statements,
+    refuse_newer_schema,
+)
+from omnisync.state.sql_store import LedgerStore
 from omnisync.state.store import StateError, format_timestamp
 
 #: The state database's file name inside ``daemon.state_dir``.
 STATE_FILENAME = "omnisync.sqlite3"
+
+#: One packed item: e-mail, fingerprint, then_tag (0/1).
+PackedItem = tuple[str, int, int]
 
 
 def state_path(state_dir: str | os.PathLike[str]) -> Path:
@@ -50,78 +57,129 @@ def open_state_store(state_dir: str | os.PathLike[str]) -> SqliteLedgerStore:
     return SqliteLedgerStore(state_path(directory))
 
 
-class SqliteLedgerStore(SqlLedgerStore[sqlite3.Connection]):
-    """:class:`LedgerStore` on one SQLite file. Migrates on open; refuses a newer schema."""
+def check_state_database(path: str | os.PathLike[str]) -> None:
+    """Refuse, with the words opening the store would use, a state database at ``path``
+    that cannot be used (:class:`StateError`, :class:`StateSchemaTooNew`); a missing
+    ``path`` is fine. For readers that never write (``plan``): opens read-only."""
+    database = Path(path)
+    if not os.path.lexists(database):
+        return
+    _refuse_if_not_a_file(database)
+    try:
+        connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise StateError(f"cannot open state database {database}: {error}") from None
+    try:
+        with _translated(database, "read"):
+            _read_version(database, connection)
+    finally:
+        connection.close()
+
+
+class SqliteLedgerStore(LedgerStore):
+    """:class:`LedgerStore` on the SQLite file ``path``: migrated on open, a newer schema
+    refused untouched. One connection behind a lock; the file and its WAL files are
+    made owner-only (0600) whatever the directory's mode or the umask."""
 
     _inflight_table = _inflight_packed = "inflight_packed"
-    #: E-mails passed as one JSON array parameter (one statement, any length).
     _in_emails = "IN (SELECT value FROM json_each(?))"
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self.ledger_file = self.path
-        self._database = SqliteDatabase(self.path, busy_timeout=busy_timeout)
+        self._lock = threading.Lock()
+        self._closed = False
+        _refuse_if_not_a_file(self.path)
+        _make_private(self.path)
+        try:
+            self._connection = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise StateError(f"cannot open state database {self.path}: {error}") from None
+        try:
+            self._prepare(busy_timeout)
+        except BaseException:
+            self._connection.close()
+            raise
 
-    def _emails_parameter(self, emails: Collection[str]) -> str:
-        return orjson.dumps(list(emails)).decode()
+    def _prepare(self, busy_timeout: float) -> None:
+        # Read the version before anything that writes (even journal_mode writes
+        # the header), so a newer database is refused byte-for-byte untouched.
+        with _translated(self.path, "read"):
+            version = _read_version(self.path, self._connection)
+        with _translated(self.path, "configure"):
+            self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            mode = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StateError(
+                    f"state database {self.path}: cannot switch to WAL mode (got {mode!r}); "
+                    "is it on a network file system?"
+                )
+            self._connection.execute("PRAGMA synchronous = NORMAL")
+        if version < SCHEMA_VERSION:
+            with self._writing("migrate") as connection:
+                # Re-read inside the write lock: another process may have migrated meanwhile.
+                version = _read_version(self.path, connection)
+                for statement in migration_statements(MIGRATIONS, version):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _reading(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
-        return self._database.reading(action)
+    @contextmanager
+    def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._closed:
+                raise StateError(f"state database {self.path} is closed")
+            with _translated(self.path, action):
+                yield self._connection
 
-    def _writing(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
-        return self._database.transaction(action)
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self._reading(action) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def _write(self, action: str, sql: str, parameters: Sequence[object]) -> int:
-        # A lone statement is atomic by itself in SQLite (no BEGIN and COMMIT round trips).
-        return self._database.write(action, sql, parameters)
-
-    @property
-    def schema_version(self) -> int:
-        return self._database.schema_version
+        # A lone statement is atomic by itself: no BEGIN and COMMIT round trips, each
+        # of which would give the GIL away while this connection's lock is held.
+        with self._reading(action) as connection:
+            return int(connection.execute(sql, parameters).rowcount)
 
     def close(self) -> None:
-        self._database.close()
-
-    def record_delivered(
-        self, export: str, entries: Iterable[tuple[str, int, str | None]], *, now: datetime
-    ) -> int:
-        stamp = format_timestamp(now)
-        with self._writing("write the ledger") as connection:
-            before = connection.total_changes
-            connection.executemany(
-                "INSERT OR REPLACE INTO ledger_entries "
-                "(export, email, fingerprint, tag, updated_at) VALUES (?, ?, ?, ?, ?)",
-                ((export, email, fingerprint, tag, stamp) for email, fingerprint, tag in entries),
-            )
-            return connection.total_changes - before
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._connection.close()
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
-        stamp = format_timestamp(now)
         with self._writing("record a created batch") as connection:
-            # The common case in one statement, the items staying inside SQLite.
-            moved = connection.execute(
-                "INSERT INTO inflight_packed (export, batch_id, items, created_at) "
-                "SELECT export, ?, items, ? FROM batch_intents WHERE export = ? AND token = ? "
-                "ON CONFLICT (export, batch_id) DO NOTHING RETURNING json_array_length(items)",
-                (batch_id, stamp, export, token),
+            row = connection.execute(
+                "DELETE FROM batch_intents WHERE export = ? AND token = ? RETURNING items",
+                (export, token),
             ).fetchone()
-            if moved is None:
-                row = connection.execute(
-                    "SELECT items FROM batch_intents WHERE export = ? AND token = ?",
-                    (export, token),
-                ).fetchone()
-                if row is None:
-                    return 0
-                # The batch id is in flight already: one item per e-mail, the newer winning.
-                merged = {item[0]: item for item in _items(connection, export, batch_id) or []}
-                merged.update((item[0], item) for item in orjson.loads(row[0]))
-                _rewrite(connection, export, batch_id, list(merged.values()))
-                moved = (len(merged),)
+            if row is None:
+                return 0
+            # A batch id already in flight keeps one item per e-mail, the newer winning.
+            merged = {item[0]: item for item in _items(connection, export, batch_id)}
+            merged.update((item[0], item) for item in orjson.loads(row[0]))
             connection.execute(
-                "DELETE FROM batch_intents WHERE export = ? AND token = ?", (export, token)
+                "INSERT INTO inflight_packed (export, batch_id, items, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (export, batch_id) DO UPDATE SET items = "
+                "excluded.items",
+                (
+                    export,
+                    batch_id,
+                    orjson.dumps(list(merged.values())).decode(),
+                    format_timestamp(now),
+                ),
             )
-            return int(moved[0])
+            return len(merged)
 
     def _acknowledge(
         self,
@@ -131,89 +189,89 @@ class SqliteLedgerStore(SqlLedgerStore[sqlite3.Connection]):
         emails: Collection[str] | None,
         stamp: str,
     ) -> int:
-        # Each statement does a whole batch inside SQLite (one step, one GIL
-        # release), rather than one step per item.
-        row = connection.execute(
-            "SELECT items FROM inflight_packed WHERE export = ? AND batch_id = ?",
-            (export, batch_id),
-        ).fetchone()
-        if row is None:
+        taken = _take(connection, export, batch_id, emails)
+        if not taken:
             return 0
-        text = str(row[0])
-        # The common case, a batch accepted whole: its items go into the ledger as
-        # they are and the batch is done, with no e-mail list to match.
-        whole = emails is None or _names_every_item(emails, orjson.loads(text))
-        listed = None if emails is None else self._emails_parameter(emails)
-        accepted = "true" if whole else f"json_extract(value, '$[0]') {self._in_emails}"
-        written = connection.execute(
-            "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
-            "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), NULL, ? "
-            f"FROM json_each(?) WHERE {accepted} "
-            "ON CONFLICT (export, email) DO UPDATE SET "
-            "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
-            (export, stamp, text) if whole else (export, stamp, text, listed),
-        ).rowcount
-        if whole:
-            _rewrite(connection, export, batch_id, [])
-            return int(written)
-        if written:
+        # One statement for the whole batch inside SQLite, not one step per item.
+        return int(
             connection.execute(
-                "UPDATE inflight_packed SET items = (SELECT json_group_array(json(j.value)) "
-                "FROM json_each(inflight_packed.items) AS j "
-                f"WHERE json_extract(j.value, '$[0]') NOT {self._in_emails}) "
-                "WHERE export = ? AND batch_id = ?",
-                (listed, export, batch_id),
-            )
-            connection.execute(
-                "DELETE FROM inflight_packed WHERE export = ? AND batch_id = ? "
-                "AND json_array_length(items) = 0",
-                (export, batch_id),
-            )
-        return int(written)
+                "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
+                "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), NULL, ? "
+                # WHERE true: SQLite reads ON after a bare FROM as a join's.
+                "FROM json_each(?) WHERE true ON CONFLICT (export, email) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
+                (export, stamp, orjson.dumps(taken).decode()),
+            ).rowcount
+        )
 
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
         with self._writing("release in-flight contacts") as connection:
-            items = _items(connection, export, batch_id)
-            if not items:
-                return 0
-            wanted = None if emails is None else set(emails)
-            kept = [] if wanted is None else [item for item in items if item[0] not in wanted]
-            if len(kept) != len(items):
-                _rewrite(connection, export, batch_id, kept)
-            return len(items) - len(kept)
+            return len(_take(connection, export, batch_id, emails))
 
 
-#: One packed item: e-mail, fingerprint, then_tag (0/1).
-PackedItem = tuple[str, int, int]
+def _take(
+    connection: sqlite3.Connection, export: str, batch_id: str, emails: Collection[str] | None
+) -> list[PackedItem]:
+    """Remove from batch ``batch_id`` its items for ``emails`` (all for ``None``); returns them.
+    With none left the batch is done."""
+    items = _items(connection, export, batch_id)
+    wanted = None if emails is None else set(emails)
+    kept = [] if wanted is None else [item for item in items if item[0] not in wanted]
+    if len(kept) == len(items):
+        return []
+    key = (export, batch_id)
+    if kept:
+        connection.execute(
+            "UPDATE inflight_packed SET items = ? WHERE export = ? AND batch_id = ?",
+            (orjson.dumps(kept).decode(), *key),
+        )
+    else:
+        connection.execute("DELETE FROM inflight_packed WHERE export = ? AND batch_id = ?", key)
+    return items if wanted is None else [item for item in items if item[0] in wanted]
 
 
-def _names_every_item(emails: Collection[str], items: Sequence[PackedItem]) -> bool:
-    wanted = emails if isinstance(emails, set | frozenset) else set(emails)
-    return all(item[0] in wanted for item in items)
-
-
-def _items(connection: sqlite3.Connection, export: str, batch_id: str) -> list[PackedItem] | None:
+def _items(connection: sqlite3.Connection, export: str, batch_id: str) -> list[PackedItem]:
     """The packed items in flight under ``batch_id`` (trusted as :func:`pack_items` wrote
-    them: a hot path, so not converted one by one), or ``None``."""
+    them: a hot path, so not converted one by one)."""
     row = connection.execute(
         "SELECT items FROM inflight_packed WHERE export = ? AND batch_id = ?", (export, batch_id)
     ).fetchone()
-    if row is None:
-        return None
-    items: list[PackedItem] = orjson.loads(row[0])
+    items: list[PackedItem] = [] if row is None else orjson.loads(row[0])
     return items
 
 
-def _rewrite(
-    connection: sqlite3.Connection, export: str, batch_id: str, items: Sequence[PackedItem]
-) -> None:
-    """Keep ``items`` in flight under ``batch_id``; with none left the batch is done."""
-    if items:
-        connection.execute(
-            "UPDATE inflight_packed SET items = ? WHERE export = ? AND batch_id = ?",
-            (orjson.dumps(list(items)).decode(), export, batch_id),
-        )
-    else:
-        connection.execute(
-            "DELETE FROM inflight_packed WHERE export = ? AND batch_id = ?", (export, batch_id)
-        )
+def _refuse_if_not_a_file(path: Path) -> None:
+    if os.path.lexists(path) and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        raise StateError(f"cannot open state database {path}: it is {kind}")
+
+
+def _read_version(path: Path, connection: sqlite3.Connection) -> int:
+    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    refuse_newer_schema(path, version, instead="daemon.state_dir at another directory")
+    return version
+
+
+@contextmanager
+def _translated(path: Path, action: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise StateError(f"state database {path}: cannot {action}: {error}") from None
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file owner-only (it holds customer e-mails), and make it
+    and its WAL files so if they exist with wider modes (SQLite gives the -wal and
+    -shm files the database file's mode, whatever the directory or the umask)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    except OSError:
+        return  # sqlite3.connect reports what is wrong with the path
+    try:
+        chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
+    finally:
+        os.close(descriptor)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with suppress(FileNotFoundError):
+            chmod_if_ours(path.with_name(path.name + suffix), PRIVATE_FILE_MODE)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from omnisync.config.build import build_config
 from omnisync.config.diagnostics import ConfigInvalid, ConfigUnreadable
 from omnisync.config.loader import config_file_names, load_config, try_load_config
-from omnisync.config.merge import SourceFile, merge_documents
-from omnisync.config.model import DEFAULT_BASE_URL, Config, Position, RateLimit, Schedule
+from omnisync.config.merge import merge_documents
+from omnisync.config.model import Config, Position, RateLimit, Schedule
 from omnisync.config.revision import LoadedFile, content_digest
-from omnisync.config.yamlload import parse_document
+from omnisync.config.yamlload import ParsedDocument, parse_document
 from tests.config.helpers import BASE, ENVIRON, EXAMPLE, REPOSITORY, SPLIT, replaced
 
 EXPORT = """\
@@ -82,7 +83,7 @@ def test_defaults_are_applied(tmp_path: Path) -> None:
 
     connection = config.connections["main"]
     assert connection.display_name == "main"
-    assert connection.base_url == DEFAULT_BASE_URL
+    assert connection.base_url == "https://api.omnisend.com/api"
     assert connection.rate_limit == RateLimit(400, 60)
     export = config.exports["vip"]
     assert (export.tag, export.on_leave, export.enabled, export.schedule) == (
@@ -167,8 +168,8 @@ def test_a_name_defined_in_two_files_names_both_places(tmp_path: Path) -> None:
 
 
 def test_version_must_agree_across_files() -> None:
-    def source(name: str, text: str) -> SourceFile:
-        return SourceFile(parse_document(text.encode(), file=name), "/config")
+    def source(name: str, text: str) -> tuple[ParsedDocument, str]:
+        return parse_document(text.encode(), file=name), "/config"
 
     merged = merge_documents(
         [source("a.yaml", "version: 1\n"), source("b.yaml", "x: 1\nversion: 2\n")]
@@ -287,3 +288,40 @@ def _write(directory: Path, text: str) -> Path:
     path = directory / "omnisync.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_a_wrong_value_drops_its_entry_or_field_and_never_crashes_loading(tmp_path: Path) -> None:
+    # A wrong required field leaves its entry out (references to it are not "unknown");
+    # a wrong optional one, even inside a secret reference of the daemon, is only reported.
+    text = replaced("    role: admin\n", "    role: root\n")
+    text += (
+        "daemon:\n  state: {kind: postgres, dsn: {env: 1bad}}\n  control: {token: {env: 2bad}}\n"
+    )
+    path = tmp_path / "omnisync.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    paths = [diagnostic.path for diagnostic in try_load_config(path, environ=ENVIRON).diagnostics]
+    assert paths == [
+        "users.olena.role",
+        "daemon.state",
+        "daemon.state.dsn.env",
+        "daemon.control.token.env",
+    ]
+
+
+def test_a_builder_bug_is_raised_not_taken_for_a_dropped_field() -> None:
+    # Data the schema would refuse, handed over as if it had passed: building must fail
+    # loudly rather than leave the entry out as if a wrong value had been dropped.
+    data = {"version": 1, "segments": {"vip": {"source": "cdp", "colour": "red"}}}
+
+    with pytest.raises(TypeError, match="colour"):
+        build_config(
+            data,
+            positions={(): Position("c.yaml", 1, 1)},
+            base_dirs={},
+            environ={},
+            home="/h",
+            files=("c.yaml",),
+            revision="",
+            problems=frozenset(),
+        )

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 from omnisync.config.reference import (
-    README_END,
-    README_START,
+    END,
+    START,
     render_readme_block,
     render_reference,
-    replace_readme_block,
+    replace_block,
 )
 from omnisync.config.schema import load_schema
 from tests.config.helpers import REPOSITORY
@@ -19,15 +19,17 @@ from tests.config.helpers import REPOSITORY
 FIX = "run scripts/gen-config-reference"
 
 
+def written_block(name: str) -> str:
+    text = (REPOSITORY / name).read_text(encoding="utf-8")
+    return text[text.index(START) : text.index(END) + len(END)]
+
+
 def test_docs_configuration_is_up_to_date() -> None:
-    written = (REPOSITORY / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert written == render_reference(load_schema()), FIX
+    assert written_block("docs/configuration.md") == render_reference(load_schema()), FIX
 
 
 def test_readme_block_is_up_to_date() -> None:
-    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
-    start, end = readme.index(README_START), readme.index(README_END) + len(README_END)
-    assert readme[start:end] == render_readme_block(load_schema()), FIX
+    assert written_block("README.md") == render_readme_block(load_schema()), FIX
 
 
 def test_every_property_of_the_schema_is_in_the_reference() -> None:
@@ -48,12 +50,12 @@ def test_a_schema_change_shows_in_the_reference() -> None:
     assert '| `on_leave` | `untag` \\| `keep` | `"keep"` |' in render_reference(schema)
 
 
-def test_replacing_the_readme_block_keeps_everything_else() -> None:
-    readme = f"# Title\n\nintro\n\n{README_START}\nold\n{README_END}\n\n## After\n"
-    assert replace_readme_block(readme, f"{README_START}\nnew\n{README_END}") == (
-        f"# Title\n\nintro\n\n{README_START}\nnew\n{README_END}\n\n## After\n"
+def test_replacing_the_block_keeps_everything_else() -> None:
+    readme = f"# Title\n\nintro\n\n{START}\nold\n{END}\n\n## After\n"
+    assert replace_block(readme, f"{START}\nnew\n{END}") == (
+        f"# Title\n\nintro\n\n{START}\nnew\n{END}\n\n## After\n"
     )
-    assert replace_readme_block("# Title\n", "BLOCK") == "# Title\n\nBLOCK\n"
+    assert replace_block("# Title\n", "BLOCK") == "# Title\n\nBLOCK\n"
 
 
 def test_the_generator_script_agrees() -> None:

@@ -13,7 +13,8 @@ from omnisync.engine.results import RunCounts
 
 @dataclass
 class GatedRuns:
-    """Each run waits for ``release`` (or its stop event), batch by batch, and records itself.
+    """A daemon Engine: each run waits for ``release`` (or its stop event), batch by batch,
+    and records itself.
 
     ``batches`` batches of ``batch_seconds`` each; the stop event is honoured at
     each batch boundary, like the engine's runner. ``statuses`` scripts the
@@ -69,6 +70,16 @@ class GatedRuns:
             counts={"upserted": done * 10, "invalid": 1},
             error=None if status != "failed" else "source unreadable",
         )
+
+    # The rest of the daemon's Engine: no history, every export may run.
+    def last_run(self, export: str) -> None:
+        return None
+
+    def refusal(self, config: Config, export: str) -> None:
+        return None
+
+    def config_applied(self, config: Config, previous: Config | None) -> None:
+        pass
 
 
 def wait_until(

@@ -59,7 +59,6 @@ class Api:
 def server():
     api = Api()
     control = ControlServer("127.0.0.1:0", api, token="s3cret-token-value")
-    control.start()
     yield control, api
     control.stop()
 

@@ -6,7 +6,6 @@ from omnisync.config.model import Connection, FieldMapping
 from omnisync.daemon.reconcile import (
     ScheduleJob,
     StopRun,
-    Timing,
     UnscheduleJob,
     changed_exports,
     desired_exports,
@@ -37,8 +36,8 @@ def test_start_schedules_every_enabled_export_with_a_schedule():
     )
     actions = reconcile(desired, {}, {})
     assert actions == (
-        ScheduleJob(export="a", timing=Timing(None, "UTC", 10), existing=False),
-        ScheduleJob(export="b", timing=Timing("*/5 * * * *", "Europe/Kyiv", None), existing=False),
+        ScheduleJob(export="a", timing=every(10), existing=False),
+        ScheduleJob(export="b", timing=cron("*/5 * * * *", "Europe/Kyiv"), existing=False),
     )
 
 
@@ -56,7 +55,7 @@ def test_removed_export_is_unscheduled_and_its_run_stopped_for_good():
     scheduled = apply(reconcile(before, {}, {}), {})
     actions = reconcile(after, before, scheduled)
     assert actions == (StopRun("a", "removed", rerun=False), UnscheduleJob("a"))
-    assert apply(actions, scheduled) == {"b": Timing(None, "UTC", 5)}
+    assert apply(actions, scheduled) == {"b": every(5)}
 
 
 def test_disabled_export_is_unscheduled_and_stopped():
@@ -71,7 +70,7 @@ def test_retiming_never_interrupts_the_run():
     after = desired_exports(config(export("a", schedule=cron("30 * * * *"))))
     scheduled = apply(reconcile(before, {}, {}), {})
     assert reconcile(after, before, scheduled) == (
-        ScheduleJob("a", Timing("30 * * * *", "UTC", None), existing=True),
+        ScheduleJob("a", cron("30 * * * *", "UTC"), existing=True),
     )
 
 
@@ -128,22 +127,20 @@ def test_schedule_dropped_keeps_export_on_demand():
 
 def test_tick_repairs_drift_both_ways():
     desired = desired_exports(config(export("a", schedule=every(10)), export("b")))
-    drifted = {"b": Timing(None, "UTC", 10), "ghost": Timing(None, "UTC", 1)}
+    drifted = {"b": every(10), "ghost": every(1)}
     actions = reconcile(desired, desired, drifted)
     assert actions == (
-        ScheduleJob("a", Timing(None, "UTC", 10), existing=False),
+        ScheduleJob("a", every(10), existing=False),
         UnscheduleJob("b"),
         UnscheduleJob("ghost"),
     )
-    assert apply(actions, drifted) == {"a": Timing(None, "UTC", 10)}
+    assert apply(actions, drifted) == {"a": every(10)}
 
 
 def test_reenabling_starts_no_stop():
     before = desired_exports(config(export("a", schedule=every(10), enabled=False)))
     after = desired_exports(config(export("a", schedule=every(10))))
-    assert reconcile(after, before, {}) == (
-        ScheduleJob("a", Timing(None, "UTC", 10), existing=False),
-    )
+    assert reconcile(after, before, {}) == (ScheduleJob("a", every(10), existing=False),)
 
 
 def test_changed_exports_for_the_log_line():

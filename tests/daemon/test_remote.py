@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 from omnisync.daemon.remote import as_run_result, result_from_document
-from omnisync.engine.results import FailureSample, RunCounts, RunResult
+from omnisync.engine.results import FailureSample, ReasonCount, RunCounts, RunResult
 from omnisync.engine.run_render import render_json, render_text
 
 RESULT = RunResult(
@@ -20,9 +20,8 @@ RESULT = RunResult(
     ended_at="2026-01-01T00:00:02Z",
     error="1 operation left for the next run",
     stopped=True,
-    invalid_reasons={"email: not an e-mail address": 2},
-    invalid_samples={"email: not an e-mail address": ("n***@x", "row 4")},
-    warnings={"first_name: control characters removed": 1},
+    invalid_reasons=(ReasonCount("email: not an e-mail address", 2, ("n***@x", "row 4")),),
+    warnings=(ReasonCount("first_name: control characters removed", 1),),
     duplicates_sample=("a***@example.com",),
     failure_samples=(FailureSample("b***@example.com", "phone: not a number"),),
 )

@@ -9,13 +9,18 @@ from tests.daemon.builders import config, every, export
 from tests.daemon.runfunctions import GatedRuns, wait_until
 
 
+def ignore(record) -> None:
+    pass
+
+
 def make(runs: GatedRuns, current=None, finished=None):
     holder = {"config": current or config(export("a", schedule=every(10)), export("b"))}
     coordinator = RunCoordinator(
         runs,
         config=lambda: holder["config"],
         clock=SystemClock(),
-        on_finished=(finished.append if finished is not None else None),
+        on_started=ignore,
+        on_finished=(finished.append if finished is not None else ignore),
     )
     return coordinator, holder
 
@@ -24,7 +29,7 @@ def test_a_second_start_of_a_running_export_is_refused_but_others_run():
     runs = GatedRuns()
     coordinator, _ = make(runs)
     first = coordinator.start("a", trigger="daemon-trigger")
-    assert first is not None and first.state == "running"
+    assert first is not None and first.outcome is None
     assert coordinator.start("a", trigger="daemon-trigger") is None
     other = coordinator.start("b", trigger="daemon-trigger")
     assert other is not None
@@ -32,7 +37,7 @@ def test_a_second_start_of_a_running_export_is_refused_but_others_run():
     wait_until(lambda: not coordinator.running(), message="runs to end")
     assert runs.max_active == {"a": 1, "b": 1}
     finished = coordinator.get(first.id)
-    assert finished.state == "finished" and finished.outcome.status == "succeeded"
+    assert finished.outcome is not None and finished.outcome.status == "succeeded"
     assert finished.to_json()["counts"] == {"upserted": 30, "invalid": 1}
 
 
@@ -85,7 +90,11 @@ def test_a_crashing_run_function_is_a_failed_run():
 
     finished = []
     coordinator = RunCoordinator(
-        crash, config=lambda: config(export("a")), clock=SystemClock(), on_finished=finished.append
+        crash,
+        config=lambda: config(export("a")),
+        clock=SystemClock(),
+        on_started=ignore,
+        on_finished=finished.append,
     )
     started = coordinator.start("a", trigger="schedule")
     wait_until(lambda: finished, message="the run to end")
@@ -113,7 +122,13 @@ def test_shutdown_gives_up_after_the_timeout():
         blocker.wait(30)
         return RunOutcome(status="succeeded")
 
-    coordinator = RunCoordinator(stubborn, config=lambda: config(export("a")), clock=SystemClock())
+    coordinator = RunCoordinator(
+        stubborn,
+        config=lambda: config(export("a")),
+        clock=SystemClock(),
+        on_started=ignore,
+        on_finished=ignore,
+    )
     coordinator.start("a", trigger="schedule")
     assert coordinator.shutdown(timeout=0.2) is False
     blocker.set()

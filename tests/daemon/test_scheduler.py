@@ -6,9 +6,7 @@ from zoneinfo import ZoneInfo
 
 from omnisync.clock import SystemClock
 from omnisync.daemon.metrics import DaemonMetrics
-from omnisync.daemon.reconcile import Timing
-from omnisync.daemon.retrying import RetryPolicy
-from omnisync.daemon.scheduler import ExportScheduler, build_trigger, missed_since
+from omnisync.daemon.scheduler import ExportScheduler, RetryPolicy, build_trigger, missed_since
 from omnisync.daemon.supervisor import Supervisor
 from tests.daemon.builders import config, cron, every, export
 from tests.daemon.runfunctions import GatedRuns, wait_until
@@ -25,11 +23,11 @@ def test_interval_job_fires_and_can_be_retimed_and_removed():
     scheduler = ExportScheduler(fire)
     scheduler.start()
     try:
-        scheduler.schedule("a", Timing(None, "UTC", 1))
-        assert scheduler.scheduled() == {"a": Timing(None, "UTC", 1)}
+        scheduler.schedule("a", every(1))
+        assert scheduler.scheduled() == {"a": every(1)}
         wait_until(lambda: len(fired) >= 2, message="two ticks")
         assert set(fired) == {("a", "schedule")}
-        scheduler.schedule("a", Timing("0 0 1 1 *", "Europe/Kyiv", None))
+        scheduler.schedule("a", cron("0 0 1 1 *", "Europe/Kyiv"))
         next_run = scheduler.next_regular("a")
         assert next_run is not None
         assert (next_run.month, next_run.day, next_run.hour, next_run.minute) == (1, 1, 0, 0)
@@ -43,11 +41,15 @@ def test_interval_job_fires_and_can_be_retimed_and_removed():
 
 def test_retry_job_fires_once():
     fired: list[tuple[str, str]] = []
-    scheduler = ExportScheduler(lambda export, trigger: fired.append((export, trigger)))
+    scheduler = ExportScheduler(
+        lambda export, trigger: fired.append((export, trigger)),
+        retry_policy=RetryPolicy(base_seconds=0.2, cap_seconds=0.2),
+    )
     scheduler.start()
     try:
-        at = datetime.now(UTC) + timedelta(milliseconds=200)
-        scheduler.schedule_retry("a", at=at, attempt=1)
+        now = datetime.now(UTC)
+        attempt, at = scheduler.retry("a", now=now)
+        assert (attempt, at) == (1, now + timedelta(seconds=0.2))
         assert scheduler.retry_pending("a") == at
         assert scheduler.next_run("a") == at
         wait_until(lambda: fired, message="retry")
@@ -60,13 +62,9 @@ def test_retry_job_fires_once():
 
 def test_missed_since():
     start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-    assert missed_since(
-        Timing(None, "UTC", 60), last_started=start, now=start + timedelta(seconds=61)
-    )
-    assert not missed_since(
-        Timing(None, "UTC", 60), last_started=start, now=start + timedelta(seconds=59)
-    )
-    hourly = Timing("0 * * * *", "UTC", None)
+    assert missed_since(every(60), last_started=start, now=start + timedelta(seconds=61))
+    assert not missed_since(every(60), last_started=start, now=start + timedelta(seconds=59))
+    hourly = cron("0 * * * *", "UTC")
     assert not missed_since(hourly, last_started=start, now=start + timedelta(minutes=59))
     assert missed_since(hourly, last_started=start, now=start + timedelta(minutes=61))
 
@@ -96,7 +94,9 @@ def test_failed_scheduled_run_is_retried_with_backoff_then_succeeds():
         assert 'omnisync_contacts_sent_total{export="a"} 30.0' in text
         assert 'omnisync_invalid_rows_total{export="a"} 3.0' in text
         assert 'omnisync_last_success_timestamp_seconds{export="a"}' in text
-        assert supervisor.view("a").last_run["status"] == "succeeded"
+        assert (
+            supervisor.export_status("a", current.exports["a"])["last_run"]["status"] == "succeeded"
+        )
     finally:
         supervisor.shutdown(timeout=5)
 
@@ -114,24 +114,27 @@ def test_triggered_failures_are_not_retried_and_trigger_answers():
     supervisor.start()
     try:
         supervisor.apply(current)
-        assert supervisor.trigger("nope").status == 404
-        assert supervisor.trigger("off").status == 409
-        first = supervisor.trigger("a")
+        assert supervisor.start_asked("nope", trigger="daemon-trigger").status == 404
+        assert supervisor.start_asked("off", trigger="daemon-trigger").status == 409
+        first = supervisor.start_asked("a", trigger="daemon-trigger")
         assert first.status == 202
-        second = supervisor.trigger("a")
+        second = supervisor.start_asked("a", trigger="daemon-trigger")
         assert second.status == 409 and second.body["run"]["id"] == first.body["id"]
         runs.release.set()
         wait_until(lambda: runs.finished, message="run end")
         wait_until(lambda: not supervisor.coordinator.running(), message="idle")
         assert supervisor.scheduler.retry_pending("a") is None
-        assert supervisor.view("a").last_run["trigger"] == "daemon-trigger"
+        assert (
+            supervisor.export_status("a", current.exports["a"])["last_run"]["trigger"]
+            == "daemon-trigger"
+        )
     finally:
         supervisor.shutdown(timeout=5)
 
 
 def test_a_cron_weekday_means_what_crontab_means() -> None:
     """``0 9 * * 1`` is Monday 09:00 in crontab; APScheduler's own numbering would say Tuesday."""
-    trigger = build_trigger(Timing(cron="0 9 * * 1", timezone="Europe/Kyiv", every_seconds=None))
+    trigger = build_trigger(cron("0 9 * * 1", "Europe/Kyiv"))
     saturday = datetime(2026, 11, 28, 12, 0, tzinfo=ZoneInfo("Europe/Kyiv"))
     following = trigger.get_next_fire_time(None, saturday)
     assert following is not None
@@ -142,7 +145,7 @@ def test_a_cron_weekday_means_what_crontab_means() -> None:
 def test_aligned_interval_schedules_agree_on_fire_times_wherever_they_started() -> None:
     from omnisync.daemon.scheduler import EPOCH, nominal_fire
 
-    timing = Timing(cron=None, timezone="UTC", every_seconds=3)
+    timing = every(3)
     earlier = build_trigger(timing, aligned=True)
     later = build_trigger(timing, aligned=True)
     now = datetime(2026, 12, 7, 12, 0, 1, 500_000, tzinfo=UTC)
@@ -160,6 +163,6 @@ def test_aligned_interval_schedules_agree_on_fire_times_wherever_they_started() 
 def test_a_cron_fire_is_its_minute() -> None:
     from omnisync.daemon.scheduler import nominal_fire
 
-    timing = Timing(cron="*/5 * * * *", timezone="Europe/Vilnius", every_seconds=None)
+    timing = cron("*/5 * * * *", "Europe/Vilnius")
     fired = datetime(2026, 12, 7, 12, 5, 0, 350_000, tzinfo=UTC)
     assert nominal_fire(timing, now=fired) == datetime(2026, 12, 7, 12, 5, tzinfo=UTC)

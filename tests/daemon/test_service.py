@@ -18,7 +18,7 @@ from omnisync.clock import SystemClock
 from omnisync.daemon.loading import DaemonConfigLoader
 from omnisync.daemon.notify import Notifier
 from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
-from omnisync.daemon.service import Daemon, DaemonOptions
+from omnisync.daemon.service import Daemon
 from omnisync.logs import Redactor
 from tests.daemon.runfunctions import GatedRuns, wait_until
 from tests.daemon.yamlconfig import API_KEY_VARIABLE, ConfigYaml, ExportYaml
@@ -34,6 +34,7 @@ def replace_file(path: Path, text: str) -> None:
 def running(tmp_path):
     config_dir = tmp_path / "conf"
     config_dir.mkdir()
+    (tmp_path / "state").mkdir(mode=0o700)
     base = ConfigYaml(state_dir=tmp_path / "state", source_path=tmp_path / "cdp.sqlite")
     config_file = config_dir / "omnisync.yaml"
     config_file.write_text(
@@ -46,11 +47,11 @@ def running(tmp_path):
     runs.release.set()
     daemon = Daemon(
         loader(config_dir),
-        options=DaemonOptions(
-            config_path=config_dir, state_dir=tmp_path / "state", control_listen="127.0.0.1:0"
-        ),
+        config_path=config_dir,
+        state_dir=tmp_path / "state",
+        control_listen="127.0.0.1:0",
         loader=loader,
-        run_function=runs,
+        engine=runs,
         clock=SystemClock(),
         notifier=Notifier(None),
     )
@@ -121,6 +122,7 @@ def test_secrets_are_resolved_again_on_every_reload(tmp_path):
     key_file.write_text("first-key-value-123\n")
     config_dir = tmp_path / "conf"
     config_dir.mkdir()
+    (tmp_path / "state").mkdir(mode=0o700)
     config = ConfigYaml(
         state_dir=tmp_path / "state",
         source_path=tmp_path / "cdp.sqlite",
@@ -133,11 +135,11 @@ def test_secrets_are_resolved_again_on_every_reload(tmp_path):
     redactor = Redactor()
     daemon = Daemon(
         loader(config_dir),
-        options=DaemonOptions(
-            config_path=config_dir, state_dir=tmp_path / "state", control_listen="127.0.0.1:0"
-        ),
+        config_path=config_dir,
+        state_dir=tmp_path / "state",
+        control_listen="127.0.0.1:0",
         loader=loader,
-        run_function=GatedRuns(),
+        engine=GatedRuns(),
         clock=SystemClock(),
         notifier=Notifier(None),
         redactor=redactor,
@@ -179,7 +181,7 @@ def test_run_through_daemon_waits_behind_a_running_run_then_starts_its_own(runni
 
     def call() -> None:
         outcome["remote"] = run_through_daemon(
-            daemon.config(), "a", notice=notices.append, progress=Recording(), poll_seconds=0.05
+            daemon.config(), "a", notice=notices.append, progress=Recording()
         )
 
     caller = threading.Thread(target=call)

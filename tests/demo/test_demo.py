@@ -14,8 +14,8 @@ import pytest
 
 from omnisync.config.loader import load_config
 from omnisync.demo.cdp import change_profiles, generate_customers, write_cdp
-from omnisync.demo.world import example_config_text, pick_characters, write_demo_config
-from omnisync.mapping import email_problem, normalise_email
+from omnisync.demo.story import example_config_text, pick_characters, write_demo_config
+from omnisync.emails import email_problem, normalise_email
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -136,8 +136,8 @@ def test_a_day_of_changes(tmp_path: Path) -> None:
     database = tmp_path / "cdp.sqlite"
     customers = generate_customers(1000)
     write_cdp(database, customers)
-    characters = pick_characters(customers)
-    keep = {characters.tagged.id, characters.unsubscribed.id}
+    tagged, unsubscribed = pick_characters(customers)
+    keep = {tagged.id, unsubscribed.id}
     before = {row[0]: row for row in sqlite3.connect(database).execute("SELECT * FROM customers")}
     summary = change_profiles(database, keep=keep)
     after = {row[0]: row for row in sqlite3.connect(database).execute("SELECT * FROM customers")}
@@ -147,11 +147,11 @@ def test_a_day_of_changes(tmp_path: Path) -> None:
     assert len(edited) == summary.changed + summary.left_vip
     for key in keep:
         assert before[key] == after[key]
-    assert characters.tagged.loyalty_tier == "gold"
-    assert characters.unsubscribed.country == "Ukraine"
+    assert tagged.loyalty_tier == "gold"
+    assert unsubscribed.country == "Ukraine"
 
 
 @pytest.mark.parametrize("count", [100, 250])
 def test_small_demos_still_find_their_characters(count: int) -> None:
-    characters = pick_characters(generate_customers(count))
-    assert characters.tagged.email != characters.unsubscribed.email
+    tagged, unsubscribed = pick_characters(generate_customers(count))
+    assert tagged.email != unsubscribed.email

@@ -196,12 +196,14 @@ def test_dates_filter_the_list(emulator: Emulator, client: httpx.Client) -> None
     )
 
 
-def test_a_done_batch_summary_is_rendered_once_and_handed_out_as_copies() -> None:
-    done = Batch("00000001b1", batch([contact_body("a@x.io")]), raw=b"{}", created=1.0)
+def test_a_done_batch_keeps_its_request_compressed_and_renders_fresh_copies() -> None:
+    items = [contact_body("a@x.io")]
+    done = Batch("00000001b1", "contacts", "POST", "api", items, 1.0)
     pending = render_batch(done)
-    done.status, done.started, done.ended, done.finished_count = "finished", 2.0, 3.0, 1
+    done.started, done.finished_count = 2.0, 1
+    done.end("finished", 3.0)
     first = render_batch(done)
     assert first != pending and first["status"] == "finished" and first["finishedCount"] == 1
+    assert (done.items, done.request_items()) == (None, items)
     first["status"] = "changed by a caller"
-    assert render_batch(done) == {**first, "status": "finished"}
-    assert render_batch(done) is not render_batch(done)
+    assert render_batch(done)["status"] == "finished"

@@ -97,14 +97,14 @@ def test_the_request_log_names_the_tagged_emails(emulator: Emulator, client: htt
 def test_adding_one_tag_to_contacts_with_various_tags() -> None:
     book = ContactBook()
     for email, tags in (("a@x.io", ()), ("b@x.io", ("x",)), ("c@x.io", ("new",)), ("d@x.io", ())):
-        book.seed(email, at=1.0, tags=tags)
-    changed = book.change_tags(
-        ["new"], emails=["a@x.io", "b@x.io", "c@x.io", "d@x.io", "a@x.io", "nobody@x.io"],
-        remove=False, at=2.0,
-    )  # fmt: skip
+        identifier = {"type": "email", "id": email, "channels": {"email": {"status": "subscribed"}}}
+        book.seed({"identifiers": [identifier], "tags": list(tags)}, at=1.0)
+    emails = ["a@x.io", "b@x.io", "c@x.io", "d@x.io", "a@x.io", "nobody@x.io"]
+    changed = book.change_tags({"tags": ["new"], "emails": emails}, remove=False, at=2.0)
     assert changed == 3
     found = {email: book.by_email[email] for email in ("a@x.io", "b@x.io", "c@x.io", "d@x.io")}
     assert {email: record.tags for email, record in found.items()} == {
         "a@x.io": ("new",), "b@x.io": ("x", "new"), "c@x.io": ("new",), "d@x.io": ("new",)
     }  # fmt: skip
     assert [record.updated for record in found.values()] == [2.0, 2.0, 1.0, 2.0]
+    assert found["a@x.io"].tags is found["d@x.io"].tags  # one shared tuple

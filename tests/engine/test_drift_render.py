@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from omnisync.engine.drift import DriftFinding, DriftReport
-from omnisync.engine.drift_render import render_markdown
+from omnisync.engine.drift import DriftFinding, DriftReport, render_markdown
 
 
 def test_a_pipe_in_an_address_or_a_tag_stays_inside_its_cell():

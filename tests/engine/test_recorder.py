@@ -9,9 +9,9 @@ import pytest
 from omnisync.clock import FakeClock
 from omnisync.engine.recorder import LedgerRecorder
 from omnisync.omnisend.errors import (
+    ApiError,
     OmnisendError,
     RequestCancelled,
-    ServerError,
     TransportError,
 )
 from omnisync.state import InflightItem, SqliteLedgerStore
@@ -23,7 +23,7 @@ from omnisync.state import InflightItem, SqliteLedgerStore
         # Nothing was sent: the request was cancelled (a stop) while it waited.
         (RequestCancelled("create a batch of 2 contact(s)"), False),
         # Omnisend answered: it processed nothing.
-        (ServerError("create a batch of 2 contact(s)", status=503), False),
+        (ApiError("create a batch of 2 contact(s)", status=503), False),
         # No answer: Omnisend may have created the batch; the next run resolves it.
         (TransportError("create a batch of 2 contact(s)", "timed out", attempts=8), True),
     ],
@@ -32,7 +32,7 @@ def test_a_failed_creation_keeps_the_intent_only_when_the_batch_may_exist(
     tmp_path: Path, error: OmnisendError, kept: bool
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
-        recorder = LedgerRecorder(store, "vip", clock=FakeClock())
+        recorder = LedgerRecorder(store, "vip", clock=FakeClock(), on_change=lambda: None)
         recorder.expect("a@x.io", 1, then_tag=True)
         recorder.expect("b@x.io", 2, then_tag=False)
         token = recorder.batch_sending(("a@x.io", "b@x.io"))
@@ -47,7 +47,7 @@ def test_batches_are_recorded_and_acknowledged_as_omnisend_answered(
     tmp_path: Path,
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
-        recorder = LedgerRecorder(store, "vip", clock=FakeClock())
+        recorder = LedgerRecorder(store, "vip", clock=FakeClock(), on_change=lambda: None)
         first = ("a@x.io", "b@x.io")
         second = ("c@x.io", "d@x.io")
         for batch, fingerprints in ((first, [1, 2]), (second, [3, 4])):

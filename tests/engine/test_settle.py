@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from omnisync.contact import ContactWrite
 from omnisync.engine.results import RunResult
 from omnisync.engine.runner import ExportRunner
@@ -17,6 +19,7 @@ from tests.engine.helpers import (
     person,
     write_segment,
 )
+from tests.omnisend.conftest import encoded
 
 
 def run(setup: Setup) -> RunResult:
@@ -44,7 +47,10 @@ def fingerprints(setup: Setup) -> dict[str, int]:
     """What the diff computes for each member, read from a plan-free staging."""
     from omnisync.engine.staging import stage_export
 
-    with stage_export(setup.config(), "members", ledger_path=setup.state_dir / "x") as staged:
+    config = setup.config()
+    # An empty ledger (a state directory of its own): every member is work.
+    empty = replace(config, daemon=replace(config.daemon, state_dir=str(setup.state_dir / "x")))
+    with stage_export(empty, "members") as staged:
         return {item.email: item.fingerprint for item in staged.work()}
 
 
@@ -53,7 +59,7 @@ def test_batches_a_killed_run_created_are_recorded_not_sent_again(setup: Setup) 
     prints = fingerprints(setup)
     with setup.pool() as pool, setup.store() as store:
         client = pool.client_for(setup.config().connections["shop"])
-        batch_id = client.create_batch(writes_for(setup, range(10)))
+        batch_id = client.create_batch(encoded(writes_for(setup, range(10))))
         items = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
                  for n in range(10)]  # fmt: skip
         store.record_intent("members", "intent-1", items, now=setup.clock.wall())
@@ -76,7 +82,7 @@ def test_refused_items_of_a_killed_runs_batch_are_sent_again(setup: Setup) -> No
     setup.emulator.set_faults(failing_emails=frozenset({"person1@example.com"}))
     with setup.pool() as pool, setup.store() as store:
         client = pool.client_for(setup.config().connections["shop"])
-        batch_id = client.create_batch(writes_for(setup, range(5)))
+        batch_id = client.create_batch(encoded(writes_for(setup, range(5))))
         items = [InflightItem(e, prints[e], True) for e in sorted(prints)]
         store.record_intent("members", "intent-1", items, now=setup.clock.wall())
         store.record_created("members", "intent-1", batch_id, now=setup.clock.wall())
@@ -94,7 +100,7 @@ def test_a_batch_being_created_when_the_run_died_does_not_repeat_consent(setup: 
     with setup.pool() as pool, setup.store() as store:
         client = pool.client_for(setup.config().connections["shop"])
         # Sent, but the process died before it could record the batch's id ...
-        client.create_batch(writes_for(setup, range(10)))
+        client.create_batch(encoded(writes_for(setup, range(10))))
         sent = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
                 for n in range(10)]  # fmt: skip
         store.record_intent("members", "token-a", sent, now=setup.clock.wall())

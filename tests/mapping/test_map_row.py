@@ -7,7 +7,7 @@ import pytest
 from omnisync.config.model import FieldMapping
 from omnisync.contact import ContactWrite
 from omnisync.mapping import InvalidRow, MappingPlan
-from omnisync.sourcevalues import text_value
+from omnisync.sourcevalues import cleaned_text
 from tests.staging.configs import full_mapping, make_export
 
 EXPORT = make_export(mapping=full_mapping())
@@ -214,4 +214,4 @@ def test_map_row_has_no_warnings_for_a_clean_row() -> None:
     [(None, None), ("  x ", "x"), ("", None), (7, "7"), (-0.5, "-0.5"), (False, "false")],
 )
 def test_text_value(value: object, text: str | None) -> None:
-    assert text_value(value) == text
+    assert cleaned_text(value)[0] == text

@@ -21,10 +21,20 @@ from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import OmnisendError
 from omnisync.omnisend.model import ItemFailure
 from omnisync.omnisend.pacing import BrandLimiter
+from omnisync.omnisend.payloads import BatchPacker, EncodedBatch
 from omnisync.omnisend.retry import RetryPolicy
 from tests.openapi_contract import ValidatingTransport, validate_request
 
 API_KEY = "omni-test-key-5f1e-SECRET"
+
+
+def encoded(writes: Sequence[ContactWrite]) -> EncodedBatch:
+    """``writes`` as one batch, packed as the pipeline packs them."""
+    packer = BatchPacker()
+    assert all(packer.pack(write) is None for write in writes), "more than one batch"
+    batch = packer.flush_packed()
+    assert batch is not None
+    return batch
 
 
 class ContractTransport(httpx.BaseTransport):

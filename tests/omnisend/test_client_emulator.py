@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from omnisync.contact import ContactWrite, EmailConsent
-from omnisync.omnisend.errors import Unauthorized
+from omnisync.omnisend.errors import ApiError
 from omnisync.omnisend.retry import RetryPolicy
-from tests.omnisend.conftest import API_KEY, Connection, people, settled_log
+from tests.omnisend.conftest import API_KEY, Connection, encoded, people, settled_log
 
 
 def test_a_batch_is_created_followed_and_its_contacts_stored(
@@ -20,7 +20,7 @@ def test_a_batch_is_created_followed_and_its_contacts_stored(
     connection = connect()
     client, emulator = connection.client, connection.emulator
     writes = people(100, consent=True)
-    batch_id = client.create_batch(writes)
+    batch_id = client.create_batch(encoded(writes))
     emails = [write.email for write in writes]
     outcomes = list(client.wait_for_batches({batch_id: emails}, poll_interval=0.5))
     assert len(outcomes) == 1
@@ -43,7 +43,7 @@ def test_one_listing_call_covers_every_batch_in_flight(connect: Callable[..., Co
     pending = {}
     for start in range(0, 500, 100):
         writes = people(100, start=start)
-        pending[client.create_batch(writes)] = [write.email for write in writes]
+        pending[client.create_batch(encoded(writes))] = [write.email for write in writes]
     emulator.drain()
     before = len(emulator.request_log())
     outcomes = client.poll_batches(pending)
@@ -58,7 +58,7 @@ def test_item_failures_carry_omnisends_field_messages(connect: Callable[..., Con
     writes = people(20)
     refused = {writes[3].email, writes[11].email}
     emulator.set_faults(failing_emails=frozenset(refused))
-    batch_id = client.create_batch(writes)
+    batch_id = client.create_batch(encoded(writes))
     [outcome] = client.wait_for_batches({batch_id: [w.email for w in writes]}, poll_interval=0.5)
     assert outcome.status == "finished"
     assert {failure.email for failure in outcome.failed} == refused
@@ -79,7 +79,7 @@ def test_a_stopped_batch_leaves_its_unprocessed_contacts_out(
     emulator.set_faults(
         failing_emails=frozenset({writes[0].email, writes[1].email}), stop_after_errors=2
     )
-    batch_id = client.create_batch(writes)
+    batch_id = client.create_batch(encoded(writes))
     [outcome] = client.wait_for_batches({batch_id: [w.email for w in writes]}, poll_interval=0.5)
     assert outcome.status == "stopped"
     assert len(outcome.failed) == 2
@@ -116,7 +116,7 @@ def test_a_pre_existing_contact_keeps_its_tags_and_its_unsubscription(
         ),
     ]
     for write in writes:
-        batch_id = client.create_batch([write])
+        batch_id = client.create_batch(encoded([write]))
         list(client.wait_for_batches({batch_id: [write.email]}, poll_interval=0.5))
     client.add_tag("segment-vip", ["kept@example.com"])
     emulator.drain()
@@ -138,7 +138,7 @@ def test_a_429_storm_is_ridden_out_and_nothing_is_sent_before_retry_after(
     client, emulator = connection.client, connection.emulator
     emulator.set_faults(force_429_count=6, force_429_retry_after=3)
     writes = people(10)
-    batch_id = client.create_batch(writes)
+    batch_id = client.create_batch(encoded(writes))
     client.add_tag("storm", ["person000000@example.com"])
     log = settled_log(emulator, count=8)  # 6 forced 429s, the batch, the tags call
     limited = [record for record in log if record.status == 429]
@@ -161,7 +161,7 @@ def test_503s_and_dropped_connections_are_retried_to_success(
     pending = {}
     for start in range(0, 300, 50):
         writes = people(50, start=start)
-        pending[client.create_batch(writes)] = [write.email for write in writes]
+        pending[client.create_batch(encoded(writes))] = [write.email for write in writes]
     outcomes = list(client.wait_for_batches(pending, poll_interval=0.5))
     client.add_tag("faulty", [email for emails in pending.values() for email in emails][:250])
     counts = emulator.counts()["by_endpoint"]
@@ -180,8 +180,9 @@ def test_a_wrong_key_stops_at_once_with_a_clear_error(
     caplog.set_level(logging.DEBUG)
     wrong_key = "omni-wrong-key-SECRET-0000"
     connection = connect(api_key=wrong_key)
-    with pytest.raises(Unauthorized) as caught:
-        connection.client.create_batch(people(5))
+    with pytest.raises(ApiError) as caught:
+        connection.client.create_batch(encoded(people(5)))
+    assert caught.value.status == 401 and caught.value.aborts_run
     message = str(caught.value)
     assert "the API key is wrong or revoked" in message
     assert "urn:omnisend:request:" in message  # the trace id

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omnisync.clock import FakeClock
+from omnisync.config.schema import load_schema
 from omnisync.omnisend.pacing import BrandLimiter, LimiterRegistry, SlidingWindow, brand_digest
 from tests.omnisend.virtual_clock import VirtualClock
 
@@ -32,21 +33,28 @@ def fits(slots: list[float], candidate: float, limit: int, window: float) -> boo
     )
 
 
+def reserve(window: SlidingWindow, now: float) -> float:
+    """Book the earliest slot; how long to wait for it."""
+    slot = window.earliest(now)
+    window.book(slot)
+    return slot - now
+
+
 def test_window_books_up_to_the_limit_then_waits_for_the_oldest_to_leave() -> None:
     window = SlidingWindow(3, 10.0)
-    assert [window.reserve(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert window.reserve(0.0) == 10.0  # booked at 10, so callers never overshoot
-    assert window.reserve(4.0) == 6.0  # also at 10: the 3 at 0 all leave by then
-    assert window.reserve(4.0) == 6.0
-    assert window.reserve(4.0) == 16.0  # 3 booked at 10: next at 20
+    assert [reserve(window, 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert reserve(window, 0.0) == 10.0  # booked at 10, so callers never overshoot
+    assert reserve(window, 4.0) == 6.0  # also at 10: the 3 at 0 all leave by then
+    assert reserve(window, 4.0) == 6.0
+    assert reserve(window, 4.0) == 16.0  # 3 booked at 10: next at 20
 
 
 def test_window_penalty_pushes_every_slot_past_it() -> None:
     window = SlidingWindow(100, 60.0)
     window.penalise(30.0)
-    assert window.reserve(5.0) == 25.0
+    assert reserve(window, 5.0) == 25.0
     window.penalise(10.0)  # an earlier pause never shortens a later one
-    assert window.reserve(6.0) == 24.0
+    assert reserve(window, 6.0) == 24.0
 
 
 def test_window_fills_a_gap_before_a_future_booking_when_it_is_safe() -> None:
@@ -265,10 +273,12 @@ def test_registry_shares_one_limiter_per_brand_and_keeps_no_key() -> None:
 
 
 def test_invalid_limits_are_refused() -> None:
-    with pytest.raises(ValueError, match="limit"):
-        SlidingWindow(0, 60.0)
-    with pytest.raises(ValueError, match="window_seconds"):
-        SlidingWindow(1, 0.0)
+    # A window needs a limit of at least 1: the config schema refuses anything less.
+    limits = load_schema()["$defs"]["rate_limit"]["properties"]
+    assert {name: limits[name]["minimum"] for name in limits} == {
+        "requests_per_minute": 1,
+        "tags_per_minute": 1,
+    }
     with pytest.raises(ValueError, match="safety_margin"):
         BrandLimiter(clock=FakeClock(), safety_margin=-1.0)
 

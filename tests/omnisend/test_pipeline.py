@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import threading
@@ -13,8 +12,8 @@ import pytest
 
 from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
-from omnisync.omnisend.errors import Unauthorized
-from omnisync.omnisend.pipeline import DeliveryPipeline
+from omnisync.omnisend.errors import ApiError
+from omnisync.omnisend.pipeline import CREATOR_THREADS, DeliveryPipeline
 from omnisync.omnisend.retry import RetryPolicy
 from tests.omnisend.conftest import API_KEY, Connection, RecordingListener, people, settled_log
 
@@ -69,14 +68,12 @@ def test_10000_contacts_in_100_batches_and_40_tag_calls_safely(
     pipeline = pipeline_for(connection, listener)
     for write in writes:
         assert pipeline.upsert(write, then_tag=True)
-    summary = pipeline.finish()
+    pipeline.finish()
     emulator.drain()
 
-    assert successes(connection, "POST /batches") == 100
+    assert successes(connection, "POST /batches") == 100 == len(listener.created)
     assert successes(connection, "POST /contacts/tags") == 40
-    assert summary.batches_created == 100 and summary.tag_calls == 40
-    assert summary.acknowledged == 10_000 and summary.tags_added == 10_000
-    assert len(set(listener.acknowledged)) == 10_000
+    assert len(listener.acknowledged) == len(set(listener.acknowledged)) == 10_000
     assert sorted(listener.added) == sorted(w.email for w in writes)
     listener.assert_each_sent_contact_reported_once()
 
@@ -108,9 +105,9 @@ def test_per_item_400s_are_reported_per_masked_email_with_field_messages(
     pipeline = pipeline_for(connection, listener)
     for write in writes:
         pipeline.upsert(write, then_tag=True)
-    summary = pipeline.finish()
+    pipeline.finish()
 
-    assert summary.failed == 3 and summary.acknowledged == 597
+    assert len(listener.failures) == 3 and len(listener.acknowledged) == 597
     assert {failure.email for failure in listener.failures} == refused
     for failure in listener.failures:
         assert failure.response_code == 400
@@ -138,12 +135,12 @@ def test_429_storms_are_ridden_out_with_no_lost_item(
     pipeline = pipeline_for(connection, listener)
     for write in writes:
         pipeline.upsert(write, then_tag=True)
-    summary = pipeline.finish()
+    pipeline.finish()
     connection.emulator.drain()
 
     counts = connection.emulator.counts()
     assert counts["rate_limited"] > 25, "the emulator's own limits were hit as well"
-    assert summary.acknowledged == 2_000 and summary.tags_added == 2_000
+    assert len(listener.acknowledged) == 2_000 and len(listener.added) == 2_000
     contacts = connection.emulator.contacts()
     assert len(contacts) == 2_000 and all("vip" in contact["tags"] for contact in contacts)
     assert all(API_KEY not in record.getMessage() for record in caplog.records)
@@ -164,7 +161,7 @@ def test_faults_are_retried_to_success(connect: Callable[..., Connection]) -> No
     pipeline = pipeline_for(connection, listener)
     for write in writes:
         pipeline.upsert(write, then_tag=True)
-    summary = pipeline.finish()
+    pipeline.finish()
     connection.emulator.set_faults(error_rate_500=0.0, error_rate_503=0.0, drop_rate=0.0)
     connection.emulator.drain()
 
@@ -175,8 +172,8 @@ def test_faults_are_retried_to_success(connect: Callable[..., Connection]) -> No
         for key in ("500", "503", "dropped")
     )
     assert injected >= 10
-    assert summary.acknowledged == 1_500 and summary.tags_added == 1_500
-    assert len(set(listener.acknowledged)) == 1_500
+    assert len(listener.acknowledged) == len(set(listener.acknowledged)) == 1_500
+    assert len(listener.added) == 1_500
     contacts = connection.emulator.contacts()
     assert len(contacts) == 1_500 and all("vip" in contact["tags"] for contact in contacts)
 
@@ -188,16 +185,16 @@ def test_a_401_stops_the_pipeline_at_once_with_a_clear_error(
     connection = connect(api_key="revoked-key-SECRET-1")
     listener = RecordingListener()
     pipeline = pipeline_for(connection, listener)
-    with pytest.raises(Unauthorized) as caught, pipeline:
+    with pytest.raises(ApiError) as caught, pipeline:
         for write in people(5_000):
             pipeline.upsert(write, then_tag=True)
         pipeline.finish()
+    assert caught.value.status == 401 and caught.value.aborts_run
     assert "the API key is wrong or revoked" in str(caught.value)
     assert "revoked-key-SECRET-1" not in str(caught.value)
     log = settled_log(connection.emulator, count=1)
     # At most one request per creator thread was already under way.
-    creators = inspect.signature(DeliveryPipeline).parameters["creator_threads"].default
-    assert 1 <= len(log) <= creators and all(record.status == 401 for record in log)
+    assert 1 <= len(log) <= CREATOR_THREADS and all(record.status == 401 for record in log)
     assert listener.created == {}
     assert listener.sending == {}  # each batch announced was then reported not created
     assert all("revoked-key-SECRET-1" not in record.getMessage() for record in caplog.records)
@@ -221,40 +218,38 @@ def test_stop_sends_no_new_batch_and_reports_the_created_ones(
 ) -> None:
     connection = connect()
     listener = StoppingListener()
-    # Two creators, so that at most one other was mid-call when the stop came.
-    pipeline = pipeline_for(connection, listener, stop=listener.stop, creator_threads=2)
+    pipeline = pipeline_for(connection, listener, stop=listener.stop)
     queued = 0
     for write in people(5_000):
         if not pipeline.upsert(write, then_tag=True):
             break
         queued += 1
-    summary = pipeline.finish()
-    assert summary.stopped
+    pipeline.finish()
     assert queued < 5_000
-    assert 3 <= summary.batches_created <= 4  # the other creator may have been mid-call
-    assert successes(connection, "POST /batches") == summary.batches_created
+    # The other creators may have been mid-call when the stop came.
+    assert 3 <= len(listener.created) <= 2 + CREATOR_THREADS
+    assert successes(connection, "POST /batches") == len(listener.created)
     listener.assert_each_sent_contact_reported_once()
-    assert len(listener.acknowledged) == summary.batches_created * 100
+    assert len(listener.acknowledged) == len(listener.created) * 100
     assert successes(connection, "POST /contacts/tags") == 0  # no new tags call after a stop
 
 
 def test_a_creator_waiting_for_a_slot_when_stop_comes_sends_nothing(
     connect: Callable[..., Connection],
 ) -> None:
-    # 4 requests a minute leave batch creation 3 (one is headroom): both creator
-    # threads are waiting for the next window when the third batch stops the run.
+    # 4 requests a minute leave batch creation 3 (one is headroom): every creator
+    # thread is waiting for the next window when the third batch stops the run.
     # A slower clock than the others: the third batch must be created and the stop
     # set before the first batch's slot comes free a window later (3 s here, not
     # 0.6 s: a loaded machine once took longer, and a fourth batch went out).
     connection = connect(requests_per_minute=4, scale=20.0)
     listener = StoppingListener(after=3)
-    pipeline = pipeline_for(connection, listener, stop=listener.stop, creator_threads=2)
+    pipeline = pipeline_for(connection, listener, stop=listener.stop)
     for write in people(1_000):
         if not pipeline.upsert(write):
             break
-    summary = pipeline.finish()
-    assert summary.stopped
-    assert summary.batches_created == 3
+    pipeline.finish()
+    assert len(listener.created) == 3
     assert successes(connection, "POST /batches") == 3
     assert len(listener.acknowledged) == 300
     listener.assert_each_sent_contact_reported_once()
@@ -271,8 +266,8 @@ def test_batches_still_processing_when_the_grace_ends_are_abandoned(
         pipeline.upsert(write)
     settled_log(connection.emulator, count=2)
     stop.set()
-    summary = pipeline.finish()
-    assert summary.stopped and summary.acknowledged == 0
+    pipeline.finish()
+    assert listener.acknowledged == []
     assert sorted(listener.abandoned) == sorted(listener.sent())
     assert len(listener.sent()) >= 200
 
@@ -289,9 +284,9 @@ def test_tag_only_work_adds_and_removes_in_calls_of_250(
     for index in range(300):
         pipeline.remove_tag(f"old{index:04d}@example.com")
         pipeline.add_tag(f"old{index + 300:04d}@example.com")
-    summary = pipeline.finish()
+    pipeline.finish()
     emulator.drain()
-    assert summary.tags_removed == 300 and summary.tags_added == 300 and summary.tag_calls == 4
+    assert len(listener.removed) == 300 and len(listener.added) == 300
     assert successes(connection, "DELETE /contacts/tags") == 2
     assert successes(connection, "POST /contacts/tags") == 2
     tagged = {c["email"] for c in emulator.contacts() if "vip" in c["tags"]}

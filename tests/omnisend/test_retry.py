@@ -9,20 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omnisync.omnisend.errors import (
-    ApiError,
-    Conflict,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    RateLimited,
-    ServerError,
-    Unauthorized,
-    UnexpectedStatus,
-    Unprocessable,
-    VersionRetired,
-    api_error,
-)
+from omnisync.omnisend.errors import ApiError
 from omnisync.omnisend.model import FieldProblem
 from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
 
@@ -101,31 +88,24 @@ def test_a_429_storm_is_ridden_out_for_the_whole_budget_then_given_up() -> None:
     assert rounds == 15 and waited == 900.0
 
 
-def test_policy_refuses_nonsense() -> None:
-    with pytest.raises(ValueError, match="max_attempts"):
-        RetryPolicy(max_attempts=0)
-    with pytest.raises(ValueError, match="negative"):
-        RetryPolicy(base_delay=-1.0)
-
-
 @pytest.mark.parametrize(
-    ("status", "kind", "advice", "aborts"),
+    ("status", "advice", "aborts"),
     [
-        (400, InvalidRequest, "fix the data", False),
-        (401, Unauthorized, "the API key is wrong or revoked", True),
-        (403, Forbidden, "lacks a scope, e.g. contacts.write", True),
-        (404, NotFound, "does not know", False),
-        (409, Conflict, "run again", False),
-        (410, VersionRetired, "API version 2026-03-15 is retired; upgrade omnisync", True),
-        (422, Unprocessable, "check the data", False),
-        (429, RateLimited, "lower rate_limit", False),
-        (500, ServerError, "run again later", False),
-        (503, ServerError, "run again later", False),
-        (418, UnexpectedStatus, "does not expect", False),
+        (400, "fix the data", False),
+        (401, "the API key is wrong or revoked", True),
+        (403, "lacks a scope, e.g. contacts.write", True),
+        (404, "does not know", False),
+        (409, "run again", False),
+        (410, "API version 2026-03-15 is retired; upgrade omnisync", True),
+        (422, "check the data", False),
+        (429, "lower rate_limit", False),
+        (500, "run again later", False),
+        (503, "run again later", False),
+        (418, "does not expect", False),
     ],
 )
-def test_each_status_maps_to_a_typed_error_that_says_what_to_fix(
-    status: int, kind: type[ApiError], advice: str, aborts: bool
+def test_each_status_makes_an_error_that_says_what_to_fix(
+    status: int, advice: str, aborts: bool
 ) -> None:
     problem = {
         "title": "Problem",
@@ -133,8 +113,7 @@ def test_each_status_maps_to_a_typed_error_that_says_what_to_fix(
         "instance": "urn:omnisend:request:1234",
         "errors": [{"field": "identifiers[0].id", "code": "invalid_format", "message": "bad"}],
     }
-    error = api_error("create a batch", status, problem)
-    assert type(error) is kind
+    error = ApiError("create a batch", status=status, problem=problem)
     assert error.status == status and error.aborts_run is aborts
     assert advice in str(error)
     assert "urn:omnisend:request:1234" in str(error)
@@ -143,7 +122,7 @@ def test_each_status_maps_to_a_typed_error_that_says_what_to_fix(
 
 
 def test_a_problem_without_json_still_makes_a_clear_error() -> None:
-    error = api_error("list batches", 502, {})
-    assert isinstance(error, ServerError)
+    error = ApiError("list batches", status=502, problem={})
+    assert "run again later" in str(error)
     assert str(error).startswith("list batches: Omnisend answered 502")
     assert "trace" not in str(error)

@@ -23,6 +23,7 @@ from tests.cli import run_cli
 from tests.conftest import fresh_database
 from tests.daemon.harness import make_source
 from tests.daemon.yamlconfig import API_KEY_VARIABLE, ConfigYaml, ExportYaml
+from tests.state.seeding import deliver
 
 DSN_VARIABLE = "OMNISYNC_STATE_DSN"
 PASSWORD = "Pg-Secret-0451"
@@ -128,7 +129,7 @@ def test_the_postgres_ledger_feeds_explain_and_diff(setup: Setup, state_dsn: str
 
     delivered = [(f"customer{number:06d}@example.com", 1, "weekly") for number in range(3)]
     with PostgresLedgerStore(state_dsn) as store:
-        store.record_delivered("weekly", delivered, now=STARTED)
+        deliver(store, "weekly", delivered, now=STARTED)
         started = store.start_run(
             "weekly", trigger="manual", config_revision="git:abc1234", now=STARTED
         )

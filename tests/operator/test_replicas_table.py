@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from omnisync.cli.moments import relative_time
-from omnisync.cli.replicas import render_replicas
+from omnisync.cli.status import relative_time, render_replicas
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,6 @@ from omnisync.fingerprint import (
     Fingerprinter,
     fingerprint_columns,
     fingerprint_of_digest,
-    spec_digest,
 )
 from tests.staging.configs import consent_export, full_mapping, make_export
 
@@ -29,10 +28,10 @@ def test_columns_are_the_mapping_columns_then_consent_columns_without_repeats() 
 
 
 def test_a_fingerprint_is_a_signed_64_bit_integer_and_deterministic() -> None:
-    fingerprinter = Fingerprinter.for_export(make_export())
+    fingerprinter = Fingerprinter(make_export())
     value = fingerprinter("olena@example.com", "Олена", 1, 2.5, None, b"\x00")
     assert -(2**63) <= value < 2**63
-    assert value == Fingerprinter(spec_digest(make_export()))(
+    assert value == Fingerprinter(make_export())(
         "olena@example.com", "Олена", 1, 2.5, None, b"\x00"
     )
 
@@ -53,7 +52,7 @@ def test_a_fingerprint_is_a_signed_64_bit_integer_and_deterministic() -> None:
 def test_values_that_differ_in_type_split_or_form_have_different_fingerprints(
     left: tuple[object, ...], right: tuple[object, ...]
 ) -> None:
-    fingerprinter = Fingerprinter.for_export(make_export())
+    fingerprinter = Fingerprinter(make_export())
     assert fingerprinter(*left) != fingerprinter(*right)
 
 
@@ -71,7 +70,7 @@ def test_the_spec_changes_the_fingerprint_of_the_same_values() -> None:
         ),
     )
     variants = [base, swapped, renamed_property, consent_export()]
-    fingerprints = {Fingerprinter.for_export(export)(*values) for export in variants}
+    fingerprints = {Fingerprinter(export)(*values) for export in variants}
     assert len(fingerprints) == len(variants)
 
 
@@ -85,11 +84,11 @@ def test_tag_schedule_limits_and_welcome_message_do_not_change_fingerprints() ->
         replace(base, send_welcome_message=True),
         replace(base, name="another-export"),
     ):
-        assert Fingerprinter.for_export(other)(*values) == Fingerprinter.for_export(base)(*values)
+        assert Fingerprinter(other)(*values) == Fingerprinter(base)(*values)
 
 
 def test_values_of_other_types_are_refused() -> None:
-    fingerprinter = Fingerprinter.for_export(make_export())
+    fingerprinter = Fingerprinter(make_export())
     with pytest.raises(TypeError, match="cannot fingerprint values of type object"):
         fingerprinter("a", object())
 

@@ -53,10 +53,10 @@ def test_every_kind_of_member_and_leaver() -> None:
         tagged=5,
     )
     assert plan.work == (
-        WorkItem("new@example.com", 10, False, None, True, True),
-        WorkItem("changed@example.com", 20, True, "vip", True, False),
-        WorkItem("untagged@example.com", 3, True, None, False, True),
-        WorkItem("renamed@example.com", 4, True, "vip-old", False, True),
+        WorkItem("new@example.com", 10, False, None, True, True, {}),
+        WorkItem("changed@example.com", 20, True, "vip", True, False, {}),
+        WorkItem("untagged@example.com", 3, True, None, False, True, {}),
+        WorkItem("renamed@example.com", 4, True, "vip-old", False, True, {}),
     )
     assert plan.leavers == (
         Leaver("left-old@example.com", "vip-old"),
@@ -78,12 +78,12 @@ def test_an_empty_segment_makes_every_tagged_ledger_member_a_leaver() -> None:
 
 
 def test_actions_of_an_item_depend_on_its_validity_only_when_it_needs_an_upsert() -> None:
-    new = WorkItem("a@example.com", 1, False, None, True, True)
-    renamed = WorkItem("b@example.com", 1, True, "old", False, True)
-    changed_renamed = WorkItem("c@example.com", 2, True, "old", True, True)
+    new = WorkItem("a@example.com", 1, False, None, True, True, {})
+    renamed = WorkItem("b@example.com", 1, True, "old", False, True, {})
+    changed_renamed = WorkItem("c@example.com", 2, True, "old", True, True, {})
     assert item_actions(new, valid=True) == ItemActions(True, True, None)
     assert item_actions(new, valid=False) == ItemActions(False, False, None)
     assert item_actions(renamed, valid=True) == ItemActions(False, True, "old")
     assert item_actions(changed_renamed, valid=False) == ItemActions(False, False, None)
     assert renamed.old_tag == "old"
-    assert WorkItem("d@example.com", 1, True, "vip", True, False).old_tag is None
+    assert WorkItem("d@example.com", 1, True, "vip", True, False, {}).old_tag is None

@@ -29,6 +29,7 @@ from omnisync.config.loader import load_config
 from omnisync.config.model import Config, SecretRef, Segment, Source
 from omnisync.emulator import Emulator
 from omnisync.engine.clients import ClientPool
+from omnisync.engine.report import plan_export
 from omnisync.engine.results import RunResult
 from omnisync.engine.runner import ExportRunner
 from omnisync.sources import PostgresReader, open_segment
@@ -351,17 +352,13 @@ def test_open_segment_resolves_the_dsn_from_the_given_environment(dsn: str, tmp_
     ]
 
 
-def test_a_runner_resolves_the_dsn_where_it_resolves_api_keys(dsn: str, tmp_path: Path) -> None:
-    """The environment given to the client pool serves the source's DSN too, and a
-    DSN in a credentials directory (systemd LoadCredential) is found there."""
+def test_a_plan_resolves_the_dsn_from_the_environment_given(dsn: str, tmp_path: Path) -> None:
+    """The environment given (a run gives its client pool's) serves the source's DSN,
+    and a DSN in a credentials directory (systemd LoadCredential) is found there."""
     assert DSN_VARIABLE not in os.environ
     config = postgres_config(tmp_path, query="SELECT * FROM customers WHERE tier = 'gold'")
-    clock = ScaledClock(60.0)
-    with (
-        open_state_store(config.daemon.state_dir) as store,
-        ClientPool(clock=clock, environ={DSN_VARIABLE: with_password(dsn)}) as pool,
-    ):
-        plan = ExportRunner(config, store=store, clients=pool, clock=clock).plan("vip")
+    with open_state_store(config.daemon.state_dir) as store:
+        plan = plan_export(config, "vip", store=store, environ={DSN_VARIABLE: with_password(dsn)})
     assert plan.counts.members == 2  # Olena and Jonas; the gold row without an e-mail is invalid
 
     credentials = tmp_path / "credentials"
@@ -373,12 +370,14 @@ def test_a_runner_resolves_the_dsn_where_it_resolves_api_keys(dsn: str, tmp_path
             "cdp": Source(name="cdp", kind="postgres", dsn=SecretRef("credential", "segment-dsn"))
         },
     )
-    with (
-        open_state_store(config.daemon.state_dir) as store,
-        ClientPool(clock=clock, environ={}, credentials_directory=str(credentials)) as pool,
-    ):
-        runner = ExportRunner(from_credential, store=store, clients=pool, clock=clock)
-        assert runner.plan("vip").counts.members == 2
+    with open_state_store(config.daemon.state_dir) as store:
+        plan = plan_export(
+            from_credential,
+            "vip",
+            store=store,
+            environ={"CREDENTIALS_DIRECTORY": str(credentials)},
+        )
+        assert plan.counts.members == 2
 
 
 def test_open_segment_names_an_unavailable_dsn_secret(tmp_path: Path) -> None:

@@ -1,16 +1,19 @@
-"""SQLite segment sources: reading, and every way a segment can fail to read."""
+"""SQLite segment sources, read as a run stages them: rows, and every way a segment can fail."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from omnisync.config.model import FieldMapping
+from omnisync.engine.staging import stage_export
 from omnisync.sources import SqliteReader, open_segment
 from omnisync.sources.errors import SourceError
 from omnisync.sources.sqlite import subquery
-from tests.staging.configs import make_config, write_customers
+from tests.staging.configs import make_config, make_export, write_customers
 
 
 @pytest.fixture
@@ -27,20 +30,27 @@ def database(tmp_path: Path) -> Path:
     return path
 
 
-def reader(path: Path, query: str) -> SqliteReader:
-    return SqliteReader(path, query, segment="vip", source="cdp")
+def rows(path: Path, query: str, **mapped: Any) -> list[dict[str, object]]:
+    """The segment's rows as staging reads them, for a mapping of ``email`` and ``mapped``."""
+    export = make_export(mapping=FieldMapping(email="email", **mapped))
+    config = make_config(
+        source_path=path, state_dir=path.parent / "state", exports=[export], query=query
+    )
+    with stage_export(config, "vip") as staged:
+        return [dict(item.row) for item in staged.work()]
 
 
 def test_rows_stream_the_requested_columns_in_query_order(database: Path) -> None:
-    rows = list(
-        reader(database, "SELECT * FROM customers ORDER BY id DESC").rows(
-            ["email", "first_name", "lifetime_value"]
-        )
+    found = rows(
+        database,
+        "SELECT * FROM customers ORDER BY id DESC",
+        first_name="first_name",
+        custom_properties={"lifetime_value": "lifetime_value"},
     )
-    assert rows == [
-        ("zoe@example.com", "Zoë 🎉", 7),
-        ("jonas@example.lt", "Jonas", None),
-        ("olena@example.com", "Олена", 10.5),
+    assert found == [
+        {"email": "zoe@example.com", "first_name": "Zoë 🎉", "lifetime_value": 7},
+        {"email": "jonas@example.lt", "first_name": "Jonas", "lifetime_value": None},
+        {"email": "olena@example.com", "first_name": "Олена", "lifetime_value": 10.5},
     ]
 
 
@@ -48,17 +58,17 @@ def test_columns_are_matched_without_regard_to_case_and_a_trailing_semicolon_is_
     database: Path,
 ) -> None:
     query = "SELECT id, email AS Email FROM customers WHERE id = 1; -- one row"
-    assert list(reader(database, query).rows(["email"])) == [("olena@example.com",)]
+    assert rows(database, query) == [{"email": "olena@example.com"}]
 
 
 def test_an_empty_result_is_an_empty_segment(database: Path) -> None:
-    assert list(reader(database, "SELECT * FROM customers WHERE id > 99").rows(["email"])) == []
+    assert rows(database, "SELECT * FROM customers WHERE id > 99") == []
 
 
 def test_a_missing_file_names_segment_source_and_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.sqlite"
     with pytest.raises(SourceError) as caught:
-        list(reader(missing, "SELECT 1").rows(["email"]))
+        rows(missing, "SELECT 1")
     message = str(caught.value)
     assert message.startswith("segment 'vip' (source 'cdp'): database file not found")
     assert str(missing) in message
@@ -69,34 +79,34 @@ def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.sqlite"
     bogus.write_text("these are not the pages you are looking for\n" * 100)
     with pytest.raises(SourceError, match=r"cannot open .* as a SQLite database"):
-        list(reader(bogus, "SELECT 1").rows(["email"]))
+        rows(bogus, "SELECT 1")
 
 
 def test_a_directory_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is a directory"):
-        list(reader(tmp_path, "SELECT 1").rows(["email"]))
+        rows(tmp_path, "SELECT 1")
 
 
 def test_a_missing_table_is_reported(database: Path) -> None:
     with pytest.raises(SourceError, match=r"missing table: .*no such table: clients"):
-        list(reader(database, "SELECT * FROM clients").rows(["email"]))
+        rows(database, "SELECT * FROM clients")
 
 
 def test_a_column_the_query_itself_names_but_the_table_lacks(database: Path) -> None:
     with pytest.raises(SourceError, match=r"missing column: .*no such column: phone"):
-        list(reader(database, "SELECT email, phone FROM customers").rows(["email"]))
+        rows(database, "SELECT email, phone FROM customers")
 
 
 def test_a_mapped_column_the_query_does_not_return_lists_what_it_does(database: Path) -> None:
     with pytest.raises(SourceError) as caught:
-        list(reader(database, "SELECT id, email FROM customers").rows(["email", "city"]))
+        rows(database, "SELECT id, email FROM customers", city="city")
     assert caught.value.cause == "missing column 'city' (the segment has: id, email)"
 
 
 def test_a_bad_query_says_it_must_be_one_select(database: Path) -> None:
     for query in ("SELEC * FROM customers", "DELETE FROM customers", "SELECT 1; SELECT 2"):
         with pytest.raises(SourceError, match=r"bad query: .*exactly one SELECT"):
-            list(reader(database, query).rows(["email"]))
+            rows(database, query)
     # The read-only source still holds every row.
     connection = sqlite3.connect(database)
     assert connection.execute("SELECT count(*) FROM customers").fetchone() == (3,)

@@ -109,7 +109,8 @@ def bench_config(source: Path, state_dir: Path) -> Config:
 
 def child(source: Path, state_dir: Path, fill: bool) -> None:
     """Runs in the child process: stage + diff once, optionally fill the ledger; print JSON."""
-    from omnisync.engine.staging import ledger_path_for, stage_export
+    from omnisync.engine.staging import stage_export
+    from omnisync.state import state_path
 
     config = bench_config(source, state_dir)
     started = time.perf_counter()
@@ -120,7 +121,7 @@ def child(source: Path, state_dir: Path, fill: bool) -> None:
         counts = staged.counts
         timings = dict(staged.timings)
         if fill:
-            ledger = sqlite3.connect(ledger_path_for(config))
+            ledger = sqlite3.connect(state_path(config.daemon.state_dir))
             ledger.execute("PRAGMA journal_mode = WAL")
             ledger.execute(LEDGER_DDL.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
             ledger.executemany(

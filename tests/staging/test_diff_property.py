@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnisync.config.model import FieldMapping
+from omnisync.emails import normalise_email
 from omnisync.engine.staging import stage_export
 from omnisync.fingerprint import Fingerprinter
-from omnisync.mapping import normalise_email
 from omnisync.masking import mask_email
 from omnisync.planning import LedgerEntry, SegmentRow, reference_plan
 from tests.staging.configs import make_config, make_export, write_customers, write_ledger
@@ -85,7 +85,7 @@ def check(scenario: dict[str, object], kind: str) -> None:
         tag=tag,
         on_leave=on_leave,  # type: ignore[arg-type]
     )
-    fingerprinter = Fingerprinter.for_export(export)
+    fingerprinter = Fingerprinter(export)
     segment = [
         SegmentRow(
             normalise_email(email),

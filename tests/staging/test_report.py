@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 
 from omnisync.config.model import Config, Consent, FieldMapping
-from omnisync.engine.plan_render import PlanFailure, render_json, render_markdown, render_text
-from omnisync.engine.report import (
-    PlanReport,
-    PlanTally,
-    ReasonCount,
-    build_plan_report,
-    plan_export,
-)
+from omnisync.engine.plan_render import render_json, render_markdown, render_text
+from omnisync.engine.report import PlanReport, PlanTally, plan_export
+from omnisync.engine.results import ExportFailure, ReasonCount
 from omnisync.engine.staging import stage_export
 from omnisync.fingerprint import Fingerprinter
 from omnisync.mapping import MappingPlan
@@ -53,7 +48,7 @@ ROWS = [
 def config(tmp_path: Path) -> Config:
     source = tmp_path / "cdp.sqlite"
     write_customers(source, [dict(zip(COLUMNS, row, strict=True)) for row in ROWS], columns=COLUMNS)
-    fingerprinter = Fingerprinter.for_export(EXPORT)
+    fingerprinter = Fingerprinter(EXPORT)
 
     def fp(row: tuple[object, ...]) -> int:
         return fingerprinter(*row[1:])
@@ -114,7 +109,7 @@ def test_the_tally_gives_the_runner_the_same_actions_the_plan_counts(config: Con
             tags += actions.tag
         tally.add_leavers(staged.leavers())
         report = tally.report()
-        assert report == build_plan_report(staged, now=NOW)
+    assert report == plan_export(config, "vip", now=NOW)
     assert (upserts, tags) == (report.upserts, report.to_tag)
 
 
@@ -126,7 +121,7 @@ def test_max_profiles_exceeded_is_reported(config: Config) -> None:
 
 
 def all_renderings(report: PlanReport) -> list[str]:
-    failure = [PlanFailure("news", "segment 'news' (source 'cdp'): missing table: ...")]
+    failure = [ExportFailure("news", "segment 'news' (source 'cdp'): missing table: ...")]
     return [
         render_text([report], failure),
         render_json([report], failure),
@@ -146,7 +141,7 @@ def test_no_rendering_shows_a_full_email_address(config: Config) -> None:
 
 
 def test_text_rendering(config: Config) -> None:
-    text = render_text([plan_export(config, "vip", now=NOW)], [PlanFailure("news", "boom")])
+    text = render_text([plan_export(config, "vip", now=NOW)], [ExportFailure("news", "boom")])
     assert "export 'vip' -> connection 'main', tag 'vip' (on leave: untag)" in text
     assert (
         "segment 'vip' (source 'cdp'): 10 rows = 6 members + 3 invalid (never sent)"
@@ -167,7 +162,7 @@ def test_text_rendering(config: Config) -> None:
 
 def test_json_rendering_is_complete_plain_data(config: Config) -> None:
     document = json.loads(
-        render_json([plan_export(config, "vip", now=NOW)], [PlanFailure("n", "x")])
+        render_json([plan_export(config, "vip", now=NOW)], [ExportFailure("n", "x")])
     )
     (plan,) = document["plans"]
     assert plan["export"] == "vip"

@@ -49,7 +49,7 @@ def test_a_csv_segment_is_staged_and_diffed(tmp_path: Path) -> None:
         delimiter=";",
     )
     state = tmp_path / "omnisync.sqlite3"
-    fingerprinter = Fingerprinter.for_export(EXPORT)
+    fingerprinter = Fingerprinter(EXPORT)
     write_ledger(
         state,
         [
@@ -169,7 +169,7 @@ def test_the_sql_path_fingerprints_exactly_as_the_python_path(
         assert staged_fingerprints == []  # no e-mail, no work; compare the raw row instead
         return
     assert staged_rows == [dict(zip(columns, values, strict=True))]
-    assert staged_fingerprints == [Fingerprinter.for_export(export)(*values)]
+    assert staged_fingerprints == [Fingerprinter(export)(*values)]
 
 
 def test_text_values_fingerprint_alike_from_sqlite_csv_and_jsonl(tmp_path: Path) -> None:

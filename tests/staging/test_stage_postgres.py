@@ -10,6 +10,7 @@ the second time.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from omnisync.clock import Clock, ScaledClock
 from omnisync.config.loader import load_config
 from omnisync.config.model import Config, Export, FieldMapping, OnLeave
+from omnisync.emails import normalise_email
 from omnisync.emulator import Emulator
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.diff import DiffTerms
@@ -31,7 +33,6 @@ from omnisync.engine.runner import ExportRunner
 from omnisync.engine.staged import StagedMember
 from omnisync.engine.staging import stage_export
 from omnisync.fingerprint import Fingerprinter
-from omnisync.mapping import normalise_email
 from omnisync.planning import (
     Leaver,
     LedgerEntry,
@@ -47,6 +48,7 @@ from tests.engine.helpers import write_segment as write_people
 from tests.staging.configs import make_config, make_export, write_customers
 from tests.staging.test_diff_property import scenarios
 from tests.state.backends import PostgresBackend
+from tests.state.seeding import deliver, forget
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 Entry = tuple[str, str, int, "str | None"]
@@ -59,7 +61,7 @@ def export_of(on_leave: OnLeave = "untag", tag: str = "vip") -> Export:
 
 
 def fingerprint(email: str | None, first_name: str | None) -> int:
-    return Fingerprinter.for_export(export_of())(email, first_name)
+    return Fingerprinter(export_of())(email, first_name)
 
 
 @dataclass
@@ -75,16 +77,17 @@ class Stores:
     def record(self, entries: Sequence[Entry]) -> None:
         for store in self.both():
             for export in {entry[0] for entry in entries}:
-                store.record_delivered(
+                deliver(
+                    store,
                     export,
                     [(email, fp, tag) for name, email, fp, tag in entries if name == export],
                     now=NOW,
                 )
 
-    def reset(self) -> None:
+    def reset(self, brand: str) -> None:
         for store in self.both():
             for export in ("vip", "news"):
-                store.forget_export(export)
+                forget(store, export, brand=brand, now=NOW)
 
 
 @pytest.fixture
@@ -265,17 +268,6 @@ def test_plan_export_reads_a_postgres_store(tmp_path: Path, stores: Stores) -> N
     assert on_postgres.state_found
 
 
-def test_a_path_and_a_store_at_once_are_refused(tmp_path: Path, stores: Stores) -> None:
-    write_segment(tmp_path / "cdp.sqlite", SEGMENT)
-    with (
-        pytest.raises(ValueError, match="not both"),
-        stage_export(
-            config_for(tmp_path), "vip", ledger_path=tmp_path / "x", store=stores.postgres
-        ),
-    ):
-        pass
-
-
 def test_a_postgres_ledger_that_cannot_be_read_is_a_state_error_without_the_password(
     tmp_path: Path,
 ) -> None:
@@ -302,7 +294,7 @@ def test_a_postgres_ledger_that_cannot_be_read_is_a_state_error_without_the_pass
 
 def test_the_diffs_transaction_outlives_the_stores_idle_limit(stores: Stores) -> None:
     from omnisync.engine.diff_postgres import postgres_ledger
-    from omnisync.state.postgres_database import IDLE_IN_TRANSACTION_SECONDS
+    from omnisync.state.postgres import IDLE_IN_TRANSACTION_SECONDS
 
     # The store's sessions may idle in a transaction only briefly; between its
     # statements the diff waits on SQLite (indexing and counting a stage of
@@ -311,7 +303,8 @@ def test_the_diffs_transaction_outlives_the_stores_idle_limit(stores: Stores) ->
     terms = DiffTerms(export="vip", tag="vip", full=False, members="1")
     entries = [entry for entry in LEDGER if entry[0] == "vip"]
     tagged = [entry for entry in entries if entry[3] is not None]
-    with postgres_ledger(stores.postgres, export="vip", brand=None, fetch_size=100) as side:
+    staging = sqlite3.connect(":memory:")
+    with postgres_ledger(stores.postgres, staging, export="vip", brand=None) as side:
         time.sleep(IDLE_IN_TRANSACTION_SECONDS + 0.5)
         assert side is not None
         assert side.totals(terms) == (len(entries), len(tagged))
@@ -333,7 +326,7 @@ def test_any_segment_and_ledger_diff_the_same_in_either_store(
     tag: str = scenario["tag"]  # type: ignore[assignment]
     on_leave: OnLeave = scenario["on_leave"]  # type: ignore[assignment]
     export = export_of(on_leave, tag)
-    fingerprinter = Fingerprinter.for_export(export)
+    fingerprinter = Fingerprinter(export)
     segment = [
         SegmentRow(normalise_email(email), fingerprinter(email, value), {}) for email, value in rows
     ]
@@ -349,13 +342,13 @@ def test_any_segment_and_ledger_diff_the_same_in_either_store(
         for email, (which, entry_tag, other) in plan.items()
     }
     foreign: dict[str, str | None] = scenario["foreign"]  # type: ignore[assignment]
-    stores.reset()
+    config = replace(config_for(tmp_path), exports={"vip": export})
+    stores.reset(config.connections["main"].brand)
     stores.record(
         [("vip", email, entry.fingerprint, entry.tag) for email, entry in ledger.items()]
         + [("news", email, 0, foreign_tag) for email, foreign_tag in foreign.items()]
     )
     write_segment(tmp_path / "cdp.sqlite", rows)
-    config = replace(config_for(tmp_path), exports={"vip": export})
     found = same_on_both(config, stores, full=full)
     if not full:
         expected = reference_plan(segment, ledger, tag=tag, on_leave=on_leave)

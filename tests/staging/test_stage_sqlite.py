@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from omnisync.config.model import FieldMapping
-from omnisync.engine.staging import LedgerUnreadable, ledger_path_for, stage_export
+from omnisync.engine.staging import LedgerUnreadable, stage_export
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
 from omnisync.planning import Leaver, StageCounts
 from omnisync.sources.errors import SourceError
 from omnisync.state import StateError
 from omnisync.state.migrations import MIGRATIONS
-from omnisync.state.sqlite import open_state_store
+from omnisync.state.sqlite import open_state_store, state_path
 from tests.staging.configs import (
     LEDGER_DDL,
     make_config,
@@ -25,13 +25,14 @@ from tests.staging.configs import (
     write_customers,
     write_ledger,
 )
+from tests.state.seeding import deliver
 
 EXPORT = make_export(mapping=FieldMapping(email="email", first_name="first_name"))
 
 
 def fingerprint(email: str | None, first_name: str | None) -> int:
     assert fingerprint_columns(EXPORT) == ("email", "first_name")
-    return Fingerprinter.for_export(EXPORT)(email, first_name)
+    return Fingerprinter(EXPORT)(email, first_name)
 
 
 @pytest.fixture
@@ -148,7 +149,7 @@ def test_no_state_database_yet_is_an_empty_ledger_and_is_not_created(
         assert staged.counts.new == staged.counts.members == 5
         assert list(staged.leavers()) == []
     assert not state_dir.exists()
-    assert ledger_path_for(config) == state_dir / "omnisync.sqlite3"
+    assert state_path(config.daemon.state_dir) == state_dir / "omnisync.sqlite3"
 
 
 def test_a_state_database_without_the_ledger_table_is_an_empty_ledger(
@@ -157,7 +158,7 @@ def test_a_state_database_without_the_ledger_table_is_an_empty_ledger(
     state = tmp_path / "omnisync.sqlite3"
     sqlite3.connect(state).close()
     config = make_config(source_path=source, state_dir=tmp_path, exports=[EXPORT])
-    with stage_export(config, "vip", ledger_path=state) as staged:
+    with stage_export(config, "vip") as staged:  # the config's ledger: `state`
         assert staged.counts.new == 5
 
 
@@ -313,7 +314,8 @@ def test_the_ledger_seam_matches_the_state_store(source: Path, tmp_path: Path) -
     """The state store's own ledger (WAL, open while staging) is read as the seam says."""
     store = open_state_store(tmp_path / "state")
     try:
-        store.record_delivered(
+        deliver(
+            store,
             "vip",
             [
                 ("same@example.com", fingerprint(" Same@Example.com", "Олена"), "vip"),
@@ -321,9 +323,7 @@ def test_the_ledger_seam_matches_the_state_store(source: Path, tmp_path: Path) -
             ],
             now=datetime(2026, 1, 1, tzinfo=UTC),
         )
-        assert store.ledger_file == ledger_path_for(
-            make_config(source_path=source, state_dir=tmp_path / "state")
-        )
+        assert store.ledger_file == state_path(tmp_path / "state")
         config = make_config(source_path=source, state_dir=tmp_path / "state", exports=[EXPORT])
         with stage_export(config, "vip") as staged:
             assert (staged.counts.unchanged, staged.counts.new) == (1, 4)

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import os
 import sqlite3
+from contextlib import closing
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import pytest
 
 from omnisync.state import LedgerStore, SqliteLedgerStore
-from omnisync.state.migrations import MIGRATIONS
+from omnisync.state.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
 from tests.conftest import require_postgres
 
 
@@ -30,6 +31,9 @@ class StoreBackend(Protocol):
 
     def child_open_code(self) -> str:
         """Python statements that bind ``store`` to this storage in another process."""
+
+    def schema_version(self) -> int:
+        """The schema version the storage records (read past the store)."""
 
     def force_schema_version(self, version: int) -> None:
         """Mark the storage as written by a schema ``version`` (bypassing the store)."""
@@ -59,6 +63,10 @@ class SqliteBackend:
             "from omnisync.state import SqliteLedgerStore\n"
             f"store = SqliteLedgerStore({str(self.path)!r})\n"
         )
+
+    def schema_version(self) -> int:
+        with closing(sqlite3.connect(self.path)) as connection:
+            return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
     def force_schema_version(self, version: int) -> None:
         connection = sqlite3.connect(self.path)
@@ -174,6 +182,10 @@ class PostgresBackend:
             f"store = PostgresLedgerStore({self.dsn!r})\n"
         )
 
+    def schema_version(self) -> int:
+        with self._connect() as connection:
+            return int(connection.execute("SELECT version FROM schema_version").fetchone()[0])
+
     def force_schema_version(self, version: int) -> None:
         with self._connect() as connection:
             connection.execute("UPDATE schema_version SET version = %s", (version,))
@@ -209,16 +221,15 @@ class PostgresBackend:
             )
 
     def create_at_version(self, version: int) -> None:
-        from omnisync.state.postgres_database import MIGRATIONS as POSTGRES_MIGRATIONS
-
         with self._connect() as connection, connection.transaction():
             connection.execute(
                 "CREATE TABLE schema_version (id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id), "
                 "version INTEGER NOT NULL)"
             )
-            for statements in POSTGRES_MIGRATIONS[:version]:
-                for statement in statements:
-                    connection.execute(statement)
+            for script in POSTGRES_MIGRATIONS[:version]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
             connection.execute(
                 "INSERT INTO ledger_entries VALUES ('vip', 'old@example.com', 7, 'vip', "

@@ -19,6 +19,7 @@ from omnisync.state import (
     state_path,
 )
 from omnisync.state.migrations import MIGRATIONS
+from tests.state.seeding import deliver
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -40,11 +41,11 @@ def test_an_uncreatable_state_directory_is_a_clear_error(tmp_path: Path) -> None
 
 def test_the_database_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
     with SqliteLedgerStore(tmp_path / "state.sqlite3") as store:
-        store.record_delivered("vip", [("a@x.io", 1, None)], now=NOW)
+        deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
         connection = sqlite3.connect(tmp_path / "state.sqlite3")
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 6
         connection.close()
-        assert store.schema_version == 6
 
 
 def test_the_ledger_table_has_the_seams_exact_shape(tmp_path: Path) -> None:
@@ -72,14 +73,14 @@ def test_the_ledger_table_has_the_seams_exact_shape(tmp_path: Path) -> None:
 def test_a_read_only_reader_sees_committed_rows_while_a_run_writes(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     with SqliteLedgerStore(path) as store:
-        store.record_delivered("vip", [(f"{n}@x.io", n, "vip") for n in range(100)], now=NOW)
+        deliver(store, "vip", [(f"{n}@x.io", n, "vip") for n in range(100)], now=NOW)
         # How the export engine's diff reads the ledger: read-only, attached.
         reader = sqlite3.connect(":memory:")
         reader.execute("ATTACH DATABASE ? AS ledger", (f"file:{path}?mode=ro",))
         reader.execute("BEGIN")
         assert reader.execute("SELECT count(*) FROM ledger.ledger_entries").fetchone()[0] == 100
         # A writer is not blocked by the open read transaction (WAL) ...
-        store.record_delivered("vip", [("late@x.io", 1, None)], now=NOW)
+        deliver(store, "vip", [("late@x.io", 1, None)], now=NOW)
         # ... and the reader keeps its snapshot until it ends it.
         assert reader.execute("SELECT count(*) FROM ledger.ledger_entries").fetchone()[0] == 100
         reader.execute("COMMIT")
@@ -91,7 +92,7 @@ def test_a_read_only_reader_opens_a_wal_ledger_and_cannot_change_it(tmp_path: Pa
     # A read-only URI connection (how engine-read opens it) never creates or changes the file.
     path = tmp_path / "state.sqlite3"
     with SqliteLedgerStore(path) as store:
-        store.record_delivered("vip", [("a@x.io", 1, None)], now=NOW)
+        deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
     reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.execute("DELETE FROM ledger_entries")
@@ -142,10 +143,10 @@ def test_a_busy_database_past_the_timeout_is_a_state_error(tmp_path: Path) -> No
     blocker.execute("BEGIN IMMEDIATE")
     with SqliteLedgerStore(path, busy_timeout=0.1) as store:
         with pytest.raises(StateError, match="locked"):
-            store.record_delivered("vip", [("a@x.io", 1, None)], now=NOW)
+            deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
         # The failed write left no transaction open behind it.
         blocker.execute("COMMIT")
-        store.record_delivered("vip", [("a@x.io", 1, None)], now=NOW)
+        deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
         assert store.count_entries("vip") == 1
     blocker.close()
 
@@ -153,7 +154,7 @@ def test_a_busy_database_past_the_timeout_is_a_state_error(tmp_path: Path) -> No
 def test_integrity_holds_after_a_bulk_write(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
     with SqliteLedgerStore(path) as store:
-        store.record_delivered("vip", [(f"{n}@x.io", n, None) for n in range(1000)], now=NOW)
+        deliver(store, "vip", [(f"{n}@x.io", n, None) for n in range(1000)], now=NOW)
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     connection.close()
@@ -172,7 +173,8 @@ def test_a_version_3_database_migrates_its_history_and_can_hold_runs(tmp_path: P
         connection.execute("PRAGMA user_version = 3")
         connection.commit()
     with SqliteLedgerStore(path) as store:
-        assert store.schema_version == 6
+        with closing(sqlite3.connect(path)) as reader:
+            assert reader.execute("PRAGMA user_version").fetchone()[0] == 6
         (old,) = store.runs("vip")
         assert (old.id, old.status, dict(old.counts)) == (1, "succeeded", {"upserted": 3})
         held = store.start_run("vip", trigger="schedule", config_revision="git:def", now=NOW)

@@ -1,0 +1,272 @@
+"""A review rendered for people and tools: text, Markdown, JSON, GitHub annotations. Pure.
+
+Secrets appear only as the references the config holds.
+
+- Text (rich): coloured by risk when ``color`` (a terminal asked for it).
+- Markdown, for a pull-request comment: a summary table (one row per change:
+  effects, highest risk, cost, approvers), then each change's effects and a
+  table of its fields, collapsed in ``<details>`` when longer than
+  :data:`COLLAPSE_AFTER_LINES`.
+- JSON: ``{"base", "head", "changes": [{"kind", "name", "change", "fields":
+  [{"path", "before", "after"}], "effects": [{"code", "risk", "message",
+  "members", "requests", "minutes", "file", "line"}], "approvers", "file",
+  "line"}], "summary": {...}}``.
+- GitHub: one workflow command per effect on the line that causes it
+  (``danger`` an error, ``warning`` a warning, ``info`` a notice), and a notice
+  on each change without effects; files relative to ``root`` (the checkout)
+  when inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from omnisync.config.diagnostics import escape_data, escape_property
+from omnisync.config.model import Position
+from omnisync.review.model import RISKS, Change, Effect, Review, cost
+
+#: Markdown details longer than this many lines are collapsed.
+COLLAPSE_AFTER_LINES = 30
+
+_MARKS = {"added": "+", "removed": "-", "changed": "~"}
+_CHANGE_STYLES = {"added": "green", "removed": "red", "changed": "yellow"}
+_RISK_STYLES = {"info": "cyan", "warning": "yellow", "danger": "bold red"}
+_RISK_MARKS = {"danger": "🔴 danger", "warning": "🟠 warning", "info": "🔵 info", None: "—"}
+_LEVELS = {"danger": "error", "warning": "warning", "info": "notice"}
+_EFFECT_KEYS = ("code", "risk", "message", "members", "requests", "minutes")
+
+
+def _summary_line(review: Review) -> str:
+    if not review.changes:
+        return "no changes"
+    count = len(review.changes)
+    changes = (f"{sum(c.change == t for c in review.changes)} {t}" for t in _CHANGE_STYLES)
+    risks = (f"{sum(e.risk == r for e in review.effects)} {r}" for r in reversed(RISKS))
+    return (
+        f"{count} change{'' if count == 1 else 's'}: {', '.join(changes)};"
+        f" effects: {', '.join(risks)}"
+    )
+
+
+def _members_line(review: Review) -> str:
+    if review.members.known:
+        return f"members: from {review.members.note}"
+    return f"members: unknown ({review.members.note})"
+
+
+def _cost_text(effect: Effect) -> str:
+    """`` [10000 members, 80 requests, 1.33 min]``, or ``""`` when not costed."""
+    parts = []
+    if effect.members is not None:
+        parts.append(f"{effect.members} members")
+    if effect.requests is not None:
+        parts.append(f"{effect.requests} requests")
+    if effect.minutes is not None:
+        parts.append(f"{effect.minutes:g} min")
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def _approve(change: Change) -> str:
+    return f" (approve: {', '.join(change.approvers)})" if change.approvers else ""
+
+
+# -- text -------------------------------------------------------------------------------
+
+
+def render_text(review: Review, *, color: bool = False, width: int = 100) -> str:
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=width,
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"omnisync diff: {escape(review.base)} → {escape(review.head)}")
+    console.print(_summary_line(review))
+    console.print(_members_line(review))
+    for change in review.changes:
+        style = _CHANGE_STYLES[change.change]
+        console.print()
+        console.print(
+            f"[{style}]{_MARKS[change.change]} {escape(change.title)} {change.change}[/{style}]"
+            f"{escape(_approve(change))}"
+        )
+        for field in change.fields:
+            arrow = f"{_one_line(field.before)} → {_one_line(field.after)}"
+            console.print(f"    {escape(field.path)}: {escape(arrow)}")
+        for effect in change.effects:
+            risk_style = _RISK_STYLES[effect.risk]
+            console.print(
+                f"    [{risk_style}]{effect.risk} {effect.code}[/{risk_style}]:"
+                f" {escape(effect.message)}{escape(_cost_text(effect))}"
+            )
+    if review.approvers:
+        console.print()
+        console.print(f"approvers: {escape(', '.join(review.approvers))}")
+    return buffer.getvalue()
+
+
+def _one_line(text: str | None) -> str:
+    if text is None:
+        return "(none)"
+    return " ⏎ ".join(line.strip() for line in text.strip().splitlines()) or '""'
+
+
+# -- Markdown ---------------------------------------------------------------------------
+
+
+def render_markdown(review: Review) -> str:
+    lines = [
+        f"### omnisync diff: `{_code(review.base)}` → `{_code(review.head)}`",
+        "",
+        _summary_line(review) + ".",
+        "",
+        _escape(_members_line(review)) + ".",
+        "",
+    ]
+    if not review.changes:
+        return "\n".join(lines)
+    lines += [
+        "| object | change | effects | risk | requests | minutes | approvers |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for change in review.changes:
+        codes = ", ".join(f"`{effect.code}`" for effect in change.effects) or "—"
+        requests, minutes = cost(change.effects)
+        lines.append(
+            f"| {_escape(change.kind)} `{_code(change.name or '-')}` | {change.change} | {codes}"
+            f" | {_RISK_MARKS[change.risk]} | {'—' if requests is None else requests}"
+            f" | {'—' if minutes is None else f'{minutes:g}'}"
+            f" | {_escape(', '.join(change.approvers)) or '—'} |"
+        )
+    if review.approvers:
+        lines += ["", f"**Approvers:** {_escape(', '.join(review.approvers))}"]
+    details = [line for change in review.changes for line in _details(change)]
+    lines.append("")
+    if len(details) > COLLAPSE_AFTER_LINES:
+        summary = f"<details><summary>Details of {len(review.changes)} changes</summary>"
+        details = [summary, "", *details, "</details>"]
+    return "\n".join(lines + details) + "\n"
+
+
+def _details(change: Change) -> list[str]:
+    lines = [f"#### {_escape(change.kind)} `{_code(change.name or '-')}` ({change.change})", ""]
+    for effect in change.effects:
+        lines.append(
+            f"- **{effect.risk}** `{effect.code}`: {_escape(effect.message)}"
+            f"{_escape(_cost_text(effect))}"
+        )
+    if change.effects:
+        lines.append("")
+    if change.fields:
+        lines += ["| field | before | after |", "|---|---|---|"]
+        for field in change.fields:
+            lines.append(
+                f"| `{_code(field.path)}` | {_value(field.before)} | {_value(field.after)} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _value(text: str | None) -> str:
+    return "—" if text is None else f"`{_code(text)}`"
+
+
+def _code(text: str) -> str:
+    """Text for inside a code span in a table: no backticks, no pipes, one line."""
+    return " ".join(text.replace("`", "'").replace("|", "¦").split())
+
+
+def _escape(text: str) -> str:
+    """Text outside code spans: Markdown and HTML specials made literal."""
+    for special in ("\\", "`", "*", "_", "[", "]", "<", ">", "|", "#"):
+        text = text.replace(special, "\\" + special)
+    return " ".join(text.split())
+
+
+# -- JSON and GitHub annotations --------------------------------------------------------
+
+
+def render_json(review: Review) -> str:
+    changes = [
+        {
+            "kind": change.kind,
+            "name": change.name,
+            "change": change.change,
+            "fields": [dataclasses.asdict(field) for field in change.fields],
+            "effects": [
+                {**{key: getattr(effect, key) for key in _EFFECT_KEYS}, **_where(effect.position)}
+                for effect in change.effects
+            ],
+            "approvers": list(change.approvers),
+            **_where(change.position),
+        }
+        for change in review.changes
+    ]
+    document = {
+        "base": review.base,
+        "head": review.head,
+        "changes": changes,
+        "summary": review.summary(),
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _where(position: Position | None) -> dict[str, Any]:
+    if position is None:
+        return {"file": None, "line": None}
+    return {"file": position.file, "line": position.line}
+
+
+def render_github(review: Review, *, root: str | None = None) -> str:
+    lines = []
+    for change in review.changes:
+        for effect in change.effects:
+            lines.append(
+                _command(
+                    _LEVELS[effect.risk],
+                    effect.position or change.position,
+                    f"omnisync diff: {effect.code}",
+                    f"{change.title}: {effect.message}{_cost_text(effect)}{_approve(change)}",
+                    root,
+                )
+            )
+        if not change.effects:
+            fields = ", ".join(field.path for field in change.fields)
+            lines.append(
+                _command(
+                    "notice",
+                    change.position,
+                    f"omnisync diff: {change.kind} {change.change}",
+                    f"{change.title} {change.change}{': ' + fields if fields else ''}"
+                    f"{_approve(change)}",
+                    root,
+                )
+            )
+    return "".join(lines)
+
+
+def _command(level: str, position: Position | None, title: str, text: str, root: str | None) -> str:
+    properties = []
+    if position is not None:
+        properties += [f"file={escape_property(_shown(position.file, root))}"]
+        properties += [f"line={position.line}"]
+    properties.append(f"title={escape_property(title)}")
+    return f"::{level} {','.join(properties)}::{escape_data(text)}\n"
+
+
+def _shown(file: str, root: str | None) -> str:
+    if root is None or not os.path.isabs(file):
+        return file
+    relative = os.path.relpath(file, root)
+    return file if relative.startswith("..") else relative

@@ -1,0 +1,175 @@
+"""CSV and JSON Lines segment sources: whole files, streamed row by row.
+
+CSV: a header line, then every value a string; a row shorter than the header
+gives ``None`` for the missing fields, extra fields are ignored, blank lines
+skipped, a UTF-8 byte order mark dropped. JSONL: one JSON object per UTF-8
+line, blank lines skipped, values as a database column holds them
+(:func:`storable`), an absent key ``None``. A file that cannot be opened, bad
+quoting, an undecodable byte or a line that is not a JSON object is a
+:class:`SourceError` naming the line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from omnisync.sources.errors import SourceError, require_columns
+
+_BOM = b"\xef\xbb\xbf"
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_JSON_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+}
+
+
+@dataclass(frozen=True)
+class _FileReader:
+    path: Path
+    _: KW_ONLY
+    segment: str
+    source: str
+
+    def _error(self, cause: str) -> SourceError:
+        return SourceError(cause, segment=self.segment, source=self.source)
+
+    def _open(self, mode: str, **options: Any) -> IO[Any]:
+        try:
+            return self.path.open(mode, **options)
+        except FileNotFoundError:
+            cause = f"file not found: {self.path}"
+        except IsADirectoryError:
+            cause = f"path is a directory, not a file: {self.path}"
+        except OSError as error:
+            cause = f"cannot open {self.path}: {error.strerror}"
+        raise self._error(cause) from None
+
+
+@dataclass(frozen=True)
+class CsvReader(_FileReader):
+    """Streams the rows of one CSV file as tuples of the requested columns."""
+
+    _: KW_ONLY
+    encoding: str = "utf-8"
+    delimiter: str = ","
+
+    def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
+        """Yield, per data row, the values of ``columns`` in that order."""
+        try:
+            codec = codecs.lookup(self.encoding)
+        except LookupError:
+            raise self._error(f"unknown encoding '{self.encoding}' in the csv options") from None
+        # A spreadsheet's UTF-8 often starts with a byte order mark, which would
+        # otherwise become part of the first column's name.
+        encoding = "utf-8-sig" if codec.name == "utf-8" else codec.name
+        with self._open("r", encoding=encoding, errors="strict", newline="") as handle:
+            records = self._records(handle, encoding)
+            header = tuple(name.strip() for name in next(records, ()))
+            if not header:
+                raise self._error(f"the file is empty: no header line in {self.path}")
+            require_columns(
+                header, columns, case_sensitive=True, segment=self.segment, source=self.source
+            )
+            positions = [header.index(column) for column in columns]
+            for record in records:
+                width = len(record)
+                yield tuple(
+                    record[position] if position < width else None for position in positions
+                )
+
+    def _records(self, handle: Iterable[str], encoding: str) -> Iterator[list[str]]:
+        try:
+            reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
+        except TypeError as error:
+            raise self._error(f"bad delimiter {self.delimiter!r}: {error}") from None
+        try:
+            yield from filter(None, reader)  # blank lines are empty records
+        except UnicodeDecodeError as error:
+            # The text layer decodes ahead in blocks, so the reader's line
+            # number is not where the bad byte is; find it in the bytes.
+            line = _line_of_decode_error(self.path, encoding)
+            where = f"line {line}: " if line is not None else ""
+            raise self._error(
+                f"{where}cannot decode as {self.encoding} ({error.reason}); "
+                "set the source's csv.encoding"
+            ) from None
+        except csv.Error as error:
+            raise self._error(f"line {reader.line_num}: malformed CSV: {error}") from None
+
+
+def _line_of_decode_error(path: Path, encoding: str) -> int | None:
+    """The 1-based line holding the first byte ``encoding`` cannot decode, if any."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    line = 1
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 16):
+                try:
+                    line += decoder.decode(chunk).count("\n")
+                except UnicodeDecodeError as error:
+                    # ``error.object`` is what the decoder held: pending bytes and this chunk.
+                    valid = error.object[: error.start]
+                    return line + codecs.decode(valid, encoding, errors="replace").count("\n")
+    except OSError:
+        return None
+    return None
+
+
+def storable(value: object) -> object:
+    """A JSON value as a scalar a SQLite column and a fingerprint accept: ``true``/``false``
+    as text, arrays and objects as compact JSON, integers beyond 64 bits as their digits."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+        return str(value)
+    return value
+
+
+@dataclass(frozen=True)
+class JsonlReader(_FileReader):
+    """Streams the objects of one JSONL file as tuples of the requested keys."""
+
+    def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
+        """Yield, per object, the values of ``columns`` (``None`` when a key is absent)."""
+        with self._open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                line = raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw
+                if not line.strip():
+                    continue
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise self._error(
+                        f"line {number}: not UTF-8 ({error.reason} at byte {error.start})"
+                    ) from None
+                try:
+                    document = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise self._error(
+                        f"line {number}: malformed JSON: {error.msg} at column {error.colno}"
+                    ) from None
+                except RecursionError:
+                    raise self._error(f"line {number}: JSON nested too deeply") from None
+                except ValueError as error:
+                    # e.g. an integer with more digits than Python converts
+                    raise self._error(f"line {number}: unreadable JSON value: {error}") from None
+                if not isinstance(document, dict):
+                    raise self._error(
+                        f"line {number}: expected a JSON object, got {_JSON_KINDS[type(document)]}"
+                    )
+                yield tuple(storable(document.get(column)) for column in columns)
