@@ -49,7 +49,7 @@ def main() -> None:
             token, batch_id = f"token-{batch}", f"batch-{batch}"
             timed("intent", store.record_intent, token, items)
             timed("created", store.record_created, token, batch_id)
-            timed("acknowledged", store.acknowledge, batch_id, None)
+            timed("acknowledged", store.acknowledge_batches, [(batch_id, None)])
             waiting_for_tag.extend(emails)
             while len(waiting_for_tag) >= TAG_CALL_EMAILS:
                 call = waiting_for_tag[:TAG_CALL_EMAILS]

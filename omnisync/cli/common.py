@@ -72,7 +72,11 @@ def bounded(
 @contextmanager
 def stop_on_signals(stop: threading.Event, *, notice: str | None = None) -> Iterator[None]:
     """While inside, SIGINT and SIGTERM set ``stop`` and print ``notice`` to stderr;
-    a second SIGINT raises :class:`KeyboardInterrupt` (abort)."""
+    a second SIGINT raises :class:`KeyboardInterrupt` (abort). Off the main thread (the
+    CLI driven in-process) it installs nothing: only the main thread may."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def on_signal(number: int, frame: object) -> None:
         if stop.is_set() and number == signal.SIGINT:

@@ -2,7 +2,7 @@
 
 Reloads the config when it changes (or on SIGHUP) and serves /healthz,
 /metrics, /status and on-demand runs on the control address; a bad edit never
-stops it (omnisync.daemon.service). SIGTERM/SIGINT stop it cleanly (exit 0).
+stops it (docs/daemon.md). SIGTERM/SIGINT stop it cleanly (exit 0).
 Refuses to start (exit 1) on a config that validate rejects, with the same
 file:line:col lines, or whose secrets cannot be resolved; exit 2 for a path
 that cannot be read.

@@ -51,7 +51,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="mark the drifted contacts so that the next run re-sends and re-tags them",
     )
-    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="output format (default: text)",
+    )
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -40,7 +40,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="only this export (repeatable; default: every export)",
     )
     add_config_argument(parser)
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -45,7 +45,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("export", metavar="EXPORT", help="the export to run")
     add_config_argument(run)
-    run.add_argument("--format", choices=("text", "json"), default="text")
+    run.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
     run.add_argument(
         "--full",
         action="store_true",
@@ -62,7 +64,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
-    from omnisync.daemon.requested import run_through_replicas
     from omnisync.engine.run_render import render_json, render_text
     from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy
     from omnisync.logs import configure_logging
@@ -77,11 +78,13 @@ def handle(args: argparse.Namespace) -> int:
         with _progress_display(args.format == "text" and sys.stdout.isatty()) as progress:
             # A daemon (or the replica holding the brand) runs it, never two runs at once;
             # Ctrl-C then stops the waiting, not that run.
-            through = (
-                run_through_replicas
-                if loaded.daemon.state.shared
-                else partial(run_through_daemon, progress=progress)
-            )
+            if loaded.daemon.state.shared:
+                # Only here: it needs psycopg, an optional extra a SQLite install lacks.
+                from omnisync.daemon.requested import run_through_replicas
+
+                through = run_through_replicas
+            else:
+                through = partial(run_through_daemon, progress=progress)
             remote = through(
                 loaded,
                 args.export,

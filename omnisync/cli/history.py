@@ -32,7 +32,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=bounded(int, 1), default=20, metavar="N", help="at most N runs (default 20)"
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
 
 
 def handle(args: argparse.Namespace) -> int:

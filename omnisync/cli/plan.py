@@ -39,7 +39,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "exports", nargs="*", metavar="EXPORT", help="exports to plan (default: all)"
     )
     add_config_argument(parser)
-    parser.add_argument("--format", choices=tuple(RENDERERS), default="text")
+    parser.add_argument(
+        "--format", choices=tuple(RENDERERS), default="text", help="output format (default: text)"
+    )
     parser.add_argument(
         "--require-state",
         action="store_true",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from omnisync.cli.main import EXIT_OK
+from omnisync.cli.main import EXIT_OK, reader_gone
 from omnisync.config.schema import schema_text
 
 
@@ -19,8 +19,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    # Bytes, not text: the file's own, whatever the locale. A closed pipe ends in main.
-    sys.stdout.flush()
-    sys.stdout.buffer.write(schema_text().encode("utf-8"))
-    sys.stdout.buffer.flush()
+    # Bytes, not text: the file's own, whatever the locale.
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(schema_text().encode("utf-8"))
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        reader_gone()  # it had what it wanted, as with every command's write
     return EXIT_OK

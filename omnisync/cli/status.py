@@ -24,7 +24,7 @@ import yaml
 
 from omnisync.cli.common import write_json
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
-from omnisync.config.build import default_state_dir
+from omnisync.config.build import default_state_dir, resolve_path
 from omnisync.config.loader import config_file_names, try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config
@@ -56,7 +56,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the daemon's state directory (default: daemon.state_dir from the config)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
 
 
 #: Where a daemon's state usually is, when the config cannot say: systemd's StateDirectory.
@@ -128,11 +130,7 @@ def written_state_dir(path: str, *, home: str) -> tuple[str, str] | None:
         else:
             value = _state_dir_line(content.decode("utf-8", "replace"))
         if isinstance(value, str) and value.strip():
-            if value == "~" or value.startswith("~/"):
-                value = home + value[1:]
-            return os.path.normpath(
-                os.path.join(os.path.dirname(os.path.abspath(file)), value)
-            ), file
+            return resolve_path(value, os.path.dirname(os.path.abspath(file)), home), file
     return None
 
 

@@ -37,7 +37,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="config file or directory (same as --config)",
     )
     add_config_argument(parser)
-    parser.add_argument("--format", choices=("text", "json", "github"), default="text")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="output format (default: text)",
+    )
     parser.add_argument(
         "--check-secrets",
         action="store_true",

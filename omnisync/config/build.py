@@ -84,6 +84,14 @@ def default_state_dir(environ: Mapping[str, str], *, home: str) -> str:
     return os.path.join(home, ".local", "state", "omnisync")
 
 
+def resolve_path(value: str, base_dir: str, home: str) -> str:
+    """``value`` as an absolute path: ``~`` is ``home``, relative is under ``base_dir`` (the
+    directory of the file that wrote it)."""
+    if value == "~" or value.startswith("~/"):
+        value = home + value[1:]
+    return os.path.normpath(os.path.join(base_dir, value))
+
+
 def build_config(
     data: Mapping[str, Any],
     *,
@@ -204,11 +212,8 @@ class _Builder:
         self.problems.add(path)
 
     def path(self, value: str, entry: PathParts) -> str:
-        """``value`` as an absolute path: ``~`` is the home directory, relative is under the
-        directory of the file that wrote ``entry``."""
-        if value == "~" or value.startswith("~/"):
-            value = self.home + value[1:]
-        return os.path.normpath(os.path.join(self.base_dirs.get(entry, "/"), value))
+        """``value`` as :func:`resolve_path` reads it in the file that wrote ``entry``."""
+        return resolve_path(value, self.base_dirs.get(entry, "/"), self.home)
 
     def secret(self, body: Mapping[str, str] | None, entry: PathParts) -> SecretRef | None:
         """The reference ``body`` writes; ``None`` when absent or dropped as wrong."""

@@ -225,7 +225,8 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest) -> Api
     if errors:
         raise validation_problem(errors)
     status = query.get("status")
-    offset = _int_parameter(query, "offset", default=0, low=0, high=None)
+    # Bounded: a larger offset than any list holds would overflow islice (a 500).
+    offset = _int_parameter(query, "offset", default=0, low=0, high=2**62)
     limit = _int_parameter(query, "limit", default=100, low=1, high=250)
     date_from = _date_parameter(query, "dateFrom") or date.min
     date_to = _date_parameter(query, "dateTo") or date.max

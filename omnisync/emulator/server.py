@@ -85,7 +85,8 @@ class Emulator:
             raise ValueError("pass either clock or time_scale, not both")
         if not allow_remote and not is_loopback_host(host):
             raise ValueError(
-                f"refusing to listen on non-loopback host {host!r} without allow_remote"
+                f"refusing to listen on non-loopback host {host!r}: the emulator is a test"
+                " tool; pass --allow-remote (allow_remote=True) if you really mean it"
             )
         if time_scale is not None:
             clock = ScaledClock(time_scale)

@@ -206,8 +206,17 @@ def _check_custom_properties(properties: object, errors: list[FieldError]) -> No
         elif isinstance(value, list):
             if not all(isinstance(item, str | int | float) for item in value):
                 errors.append(FieldError(path, "Lists may hold strings and numbers only"))
+            elif not all(_fits_64_bits(item) for item in value):
+                errors.append(FieldError(path, "Integers must fit in 64 bits"))
         elif value is not None and not isinstance(value, bool | int | float):
             errors.append(FieldError(path, "Must be a string, number, boolean or list"))
+        elif not _fits_64_bits(value):
+            errors.append(FieldError(path, "Integers must fit in 64 bits"))
+
+
+def _fits_64_bits(value: object) -> bool:
+    # What a JSON writer (orjson) can answer with; a larger integer would end in a 500.
+    return not isinstance(value, int) or -(2**63) <= value < 2**64
 
 
 def validate_batch(body: Any) -> list[FieldError]:

@@ -67,7 +67,12 @@ def check_number(
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     # `not value >= low`, not `value < low`: NaN is outside every bound.
     if (low is not None and not value >= low) or (high is not None and not value <= high):
-        bounds = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+        if low is None:
+            bounds = f"at most {high:g}"
+        elif high is None:
+            bounds = f"at least {low:g}"
+        else:
+            bounds = f"between {low:g} and {high:g}"
         raise ValueError(f"{name} must be {kind} {bounds}, got {value!r}")
 
 

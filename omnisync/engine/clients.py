@@ -58,7 +58,8 @@ class ClientPool:
     source's secrets are resolved from ``environ`` (default ``os.environ``).
     ``observer_for(connection_name)`` supplies the daemon's metrics observer;
     ``gate_for(connection)`` may give a callable run before each of that
-    client's requests (a replica's lease check).
+    client's requests (a replica's lease check). ``registry`` holds one rate limiter
+    per brand, shared by every client of that brand (a fresh one by default).
     """
 
     def __init__(
@@ -68,9 +69,10 @@ class ClientPool:
         environ: Mapping[str, str] | None = None,
         observer_for: Callable[[str], ClientObserver] | None = None,
         gate_for: Callable[[Connection], Callable[[], None] | None] | None = None,
+        registry: LimiterRegistry | None = None,
     ) -> None:
         self._clock = clock
-        self._registry = LimiterRegistry(clock=clock)
+        self._registry = LimiterRegistry(clock=clock) if registry is None else registry
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self._observer_for = observer_for
         self._gate_for = gate_for

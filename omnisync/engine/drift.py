@@ -17,6 +17,12 @@ drift, never "fixed". Contacts in a batch in flight or an intent are skipped.
 those contacts (re-sent and re-tagged, never a consent status; a tag on a
 non-member is recorded as on, so the next run untags it). The renderers mask
 every e-mail (reports are pasted into tickets) and show field names, never values.
+
+Costs and limits: the segment is staged once (as ``plan`` does) and the ledger
+is read whole to draw the sample; each checked contact is one request in the
+brand's window (400 a minute by default), so ``--all`` on 100,000 members takes
+over four hours. A tags call is applied asynchronously: a check right after a
+run may see a tag not yet applied (``tag_missing`` that the next check clears).
 """
 
 from __future__ import annotations

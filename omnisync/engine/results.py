@@ -114,7 +114,8 @@ class RunResult:
     ``status``: ``succeeded`` (everything planned was acknowledged),
     ``partial`` (some operations failed or were not done: the next run
     retries them), ``held`` (a change guard), ``failed`` (the run could not
-    proceed); ``error`` says why. ``run_id`` is the history record's id.
+    proceed); ``error`` says why. ``run_id`` is the history record's id, ``None`` only
+    when even history could not be written.
     """
 
     export: str

@@ -146,14 +146,20 @@ def outcome_from_items(
 
 
 def item_email(entry: Mapping[str, Any]) -> str | None:
-    """The e-mail identifier of a batch item's ``request`` (the contact body as sent)."""
-    request = entry.get("request")
-    identifiers = request.get("identifiers") if isinstance(request, Mapping) else None
-    for identifier in identifiers if isinstance(identifiers, list) else ():
-        if isinstance(identifier, Mapping) and identifier.get("type") == "email":
-            email = identifier.get("id")
-            if isinstance(email, str):
-                return email
+    """The e-mail identifier of a batch item's ``request`` (the contact body as sent), else
+    of its contact ``response``: the published BatchItem requires neither, and an item
+    whose e-mail cannot be read is never acknowledged (it would be re-sent every run)."""
+    for body in (entry.get("request"), entry.get("response")):
+        if not isinstance(body, Mapping):
+            continue
+        identifiers = body.get("identifiers")
+        for identifier in identifiers if isinstance(identifiers, list) else ():
+            if isinstance(identifier, Mapping) and identifier.get("type") == "email":
+                email = identifier.get("id")
+                if isinstance(email, str):
+                    return email
+        if isinstance(body.get("email"), str):
+            return str(body["email"])
     return None
 
 

@@ -36,7 +36,13 @@ from omnisync.omnisend.observer import ClientObserver, NullObserver, mask_emails
 from omnisync.omnisend.pacing import BrandLimiter, Kind
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
 from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
-from omnisync.omnisend.session import failure_reason, json_object, open_http, problem_document
+from omnisync.omnisend.session import (
+    MAX_REASON_CHARS,
+    failure_reason,
+    json_object,
+    open_http,
+    problem_document,
+)
 
 logger = logging.getLogger("omnisync.omnisend")
 
@@ -246,7 +252,9 @@ class OmnisendClient:
             try:
                 response = self._http.request(method, path, params=params, content=content)
             except httpx.RequestError as transport_error:
-                reason = str(scrub_secret(failure_reason(transport_error), self._api_key))
+                reason = str(scrub_secret(failure_reason(transport_error), self._api_key))[
+                    :MAX_REASON_CHARS
+                ]
             # Counted from now on: the latest moment Omnisend can have received it
             # (a failed attempt too may have reached it).
             self._limiter.done(slot)

@@ -112,7 +112,10 @@ class ApiError(OmnisendError):
             value if isinstance(value := problem.get(key), str) else ""
             for key in ("title", "detail", "instance")
         )
+        self.operation = operation
         self.status = status
+        #: The trace id Omnisend's support asks for ("" when the answer had none).
+        self.instance = instance
         self.aborts_run = status in _ABORTING
         self.problems = field_problems(problem)
         said = title or "error"

@@ -53,6 +53,11 @@ class SlidingWindow:
     """
 
     def __init__(self, limit: int, window_seconds: float) -> None:
+        # Not only the schema's rule: a window of no slots would make earliest() spin for ever.
+        if limit < 1 or not window_seconds > 0:
+            raise ValueError(
+                f"a window needs limit >= 1 and seconds > 0, got {limit}, {window_seconds}"
+            )
         self.limit = limit
         self.window_seconds = window_seconds
         self._slots: list[float] = []  # sorted

@@ -71,8 +71,9 @@ def _gated(gate: Callable[[], None]) -> Callable[[httpx.Request], None]:
 
 def failure_reason(error: httpx.RequestError) -> str:
     """``"<type>: <message>"`` (e.g. ``"ConnectError: [Errno 111] Connection refused"``) for
-    a request that got no complete answer; never a request header, so never the key."""
-    return f"{type(error).__name__}: {error}".rstrip(": ")[:MAX_REASON_CHARS]
+    a request that got no complete answer; never a request header. Not cut to
+    :data:`MAX_REASON_CHARS` here: scrub it first, or a key across the cut would leave a part."""
+    return f"{type(error).__name__}: {error}".rstrip(": ")
 
 
 def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:

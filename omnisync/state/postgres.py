@@ -4,8 +4,9 @@
 schema, its errors), used by the store and by the lease board; its tables live
 in the first schema of the connection's ``search_path``. Messages name it by
 :func:`describe_dsn`, never by the DSN (its password). In
-:class:`PostgresLedgerStore` sets of e-mails travel as one ``text[]``
-parameter, so a batch's worth of work is one statement; in-flight batches are
+:class:`PostgresLedgerStore` sets of e-mails travel as one parameter (a
+``text[]``, or JSON text read by ``jsonb_array_elements_text``), so a batch's
+worth of work is one statement; in-flight batches are
 one row per item (read back packed per batch as SQLite keeps them), intents
 one row per batch.
 """

@@ -169,6 +169,7 @@ def test_list_parameters_are_validated(emulator: Emulator) -> None:
             ({"endpoint": "contacts", "limit": 251}, "limit"),
             ({"endpoint": "contacts", "limit": 0}, "limit"),
             ({"endpoint": "contacts", "offset": -1}, "offset"),
+            ({"endpoint": "contacts", "offset": 10**26}, "offset"),
             ({"endpoint": "contacts", "status": "done"}, "status"),
             ({"endpoint": "contacts", "dateFrom": "yesterday"}, "dateFrom"),
         ):

@@ -88,7 +88,7 @@ def test_rate_limits_can_be_switched_off() -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (("--host", "0.0.0.0", "--api-key", "k"), "non-loopback host"),
+        (("--host", "0.0.0.0", "--api-key", "k"), "pass --allow-remote"),
         (("--api-key", "k", "--port", "70000"), "--port"),
         (("--api-key", "k", "--time-scale", "0"), "--time-scale"),
         (("--api-key", " "), "--api-key"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from omnisync.emulator import Emulator
 from tests.emulator.conftest import api_client, contact_body
@@ -257,3 +258,14 @@ def test_patch_cannot_move_a_contact_to_another_email(
     refused = client.patch("/contacts", params={"email": "one@example.com"}, json={"city": "Oslo"})
     assert refused.status_code == 400
     assert emulator.contact("one@example.com").get("city") is None  # type: ignore[union-attr]
+
+
+def test_an_integer_no_json_writer_can_answer_is_refused(
+    client: httpx.Client, emulator: Emulator
+) -> None:
+    # Seeded in Python (over HTTP such a number arrives as a float): refused as the API
+    # refuses a bad field, not stored to answer 500 on every page that lists it.
+    with pytest.raises(ValueError, match=r"customProperties\.points"):
+        emulator.seed_contact("big@example.com", custom_properties={"points": 2**70})
+    emulator.seed_contact("fits@example.com", custom_properties={"points": 2**63 - 1})
+    assert client.get("/contacts").status_code == 200

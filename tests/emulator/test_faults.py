@@ -7,6 +7,7 @@ import pytest
 
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator, Faults
+from omnisync.emulator.values import check_number
 from tests.emulator.conftest import HEADERS, api_client, contact_body
 
 LIST = {"endpoint": "contacts"}
@@ -184,3 +185,8 @@ def test_a_fault_that_is_not_a_number_in_range_is_refused(field: str) -> None:
         Faults(**{field: float("nan")})
     with pytest.raises(ValueError, match=field):
         Faults(**{field: -1})
+
+
+def test_a_number_bounded_only_from_above_is_refused_with_its_bound() -> None:
+    with pytest.raises(ValueError, match="knob must be a number at most 1, got 5"):
+        check_number("knob", 5, high=1)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -235,3 +238,29 @@ def test_control_characters_in_source_text_are_removed_and_counted(setup: Setup)
         "city: control characters removed": 1,
         "last_name: control characters removed": 1,
     }
+
+
+def test_a_sqlite_install_without_psycopg_runs_an_export(setup: Setup) -> None:
+    # psycopg is the optional `postgres` extra: a plain install must run a SQLite-state
+    # export (a None entry in sys.modules makes `import psycopg` fail, as without it).
+    write_segment(setup.database, people(5))
+    script = (
+        "import sys\n"
+        "sys.modules['psycopg'] = None\n"
+        "from omnisync.cli.main import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    environment = dict(os.environ, OMNISYNC_TEST_API_KEY="test-key")
+    done = subprocess.run(
+        [
+            *(sys.executable, "-c", script, "export", "run", "members"),
+            *("--config", str(setup.config_path), "--format", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "succeeded"

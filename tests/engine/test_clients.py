@@ -8,6 +8,7 @@ import pytest
 
 from omnisync.config.secrets import SecretUnavailable
 from omnisync.engine.clients import ClientPool
+from omnisync.omnisend.pacing import LimiterRegistry
 from tests.engine.conftest import Setup
 from tests.engine.helpers import API_KEY_VARIABLE
 
@@ -15,8 +16,8 @@ from tests.engine.helpers import API_KEY_VARIABLE
 def test_a_connection_gets_one_shared_client(setup: Setup) -> None:
     shop = setup.config().connections["shop"]
     environ = {API_KEY_VARIABLE: "test-key", "OTHER_KEY": "other-key"}
-    with ClientPool(clock=setup.clock, environ=environ) as pool:
-        registry = pool._registry
+    registry = LimiterRegistry(clock=setup.clock)
+    with ClientPool(clock=setup.clock, environ=environ, registry=registry) as pool:
         client = pool.client_for(shop)
         assert pool.client_for(shop) is client
         # Another connection of the same brand has its own client but the brand's limiter.

@@ -14,6 +14,7 @@ import pytest
 from omnisync import __version__
 from omnisync.clock import FakeClock
 from omnisync.contact import ContactWrite
+from omnisync.omnisend.batches import outcome_from_items
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import (
     ApiError,
@@ -292,3 +293,16 @@ def test_a_success_without_a_batch_id_is_an_unexpected_response() -> None:
     client, _, _, _ = make_client([httpx.Response(201, json={"totalCount": 3})])
     with pytest.raises(UnexpectedResponse, match="no batchID"):
         client.create_batch(encoded(WRITES))
+
+
+def test_an_item_without_its_request_is_read_by_its_contact_response() -> None:
+    # The published BatchItem requires neither body: an item whose e-mail cannot be read
+    # is never acknowledged, so its contact would be re-sent (with consent) every run.
+    items = {
+        "responses": [
+            {"responseCode": 200, "response": {"identifiers": [{"type": "email", "id": "a@x.io"}]}},
+            {"responseCode": 201, "response": {"email": "b@x.io"}},
+        ]
+    }
+    outcome = outcome_from_items("b1", "finished", items, ["a@x.io", "b@x.io", "c@x.io"])
+    assert outcome.accepted == {"a@x.io", "b@x.io"}

@@ -323,3 +323,11 @@ def test_batch_creation_keeps_a_fair_share_when_tags_may_use_the_whole_limit() -
 def test_batch_headroom_is_5_percent_and_at_least_one() -> None:
     assert BrandLimiter(clock=FakeClock()).headroom == 20  # 5% of 400
     assert BrandLimiter(10, 3, clock=FakeClock()).headroom == 1
+
+
+@pytest.mark.parametrize(("limit", "seconds"), [(0, 60.0), (5, 0.0)])
+def test_a_window_that_could_never_admit_a_request_is_refused(limit: int, seconds: float) -> None:
+    # Built directly (benchmarks, a future caller), not only from a schema-checked config:
+    # such a window would make earliest() spin for ever under the brand's lock.
+    with pytest.raises(ValueError, match="a window needs"):
+        SlidingWindow(limit, seconds)
