@@ -67,6 +67,8 @@ def parse_duration(written: float | str) -> float:
     a unit (``15m``, ``500ms``, ``1.5h``)."""
     if not isinstance(written, str):
         return float(written)
+    # The schema's `$` (Python's re) also admits a final newline: `every: |` blocks.
+    written = written.strip()
     number = written.rstrip("smhd")
     return float(number) * _UNIT_SECONDS[written[len(number) :]]
 
@@ -354,5 +356,5 @@ def _guards(body: Mapping[str, Any] | None, defaults: Guards) -> Guards:
 
 
 def _share(text: str) -> float | None:
-    share = float(text.removesuffix("%")) / 100
+    share = float(text.strip().removesuffix("%")) / 100  # a final newline, as for durations
     return None if share >= 1 else share

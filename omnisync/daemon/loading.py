@@ -6,6 +6,7 @@ secret values."""
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,16 @@ class LoadFailed(OmnisyncError):
         self.problems = problems
         self.unreadable = unreadable
         self.revision = revision
+
+
+def internal_error(error: Exception) -> LoadFailed:
+    """A load that failed on a bug in loading: it says where (file and line), not what (the
+    message may quote a secret not yet registered for redaction)."""
+    where = traceback.extract_tb(error.__traceback__)[-1]
+    name = os.path.basename(where.filename)
+    return LoadFailed(
+        (f"internal error ({type(error).__name__} at {name}:{where.lineno}); please report it",)
+    )
 
 
 class StartupFailed(OmnisyncError):

@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console
 
 from omnisync.clock import SystemClock
+from omnisync.config.diagnostics import ConfigInvalid
 from omnisync.config.loader import load_config
 from omnisync.demo.cdp import Customer, change_profiles, generate_customers, write_cdp
 from omnisync.demo.people import LOCALES
@@ -153,7 +154,11 @@ class Demo:
         config_path = write_demo_config(
             self.directory, base_url=emulator.base_url, database=self.database
         )
-        config = load_config(config_path, environ={"HOME": str(self.directory)})
+        try:
+            config = load_config(config_path, environ={"HOME": str(self.directory)})
+        except ConfigInvalid as error:
+            self.console.print(f"the embedded example config is invalid:\n{error}", markup=False)
+            return False
         environ = {
             connection.api_key.name: DEMO_API_KEY
             for connection in config.connections.values()

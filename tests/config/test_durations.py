@@ -42,3 +42,13 @@ def test_an_infinite_duration_is_refused(tmp_path: Path) -> None:
     result = load_text(tmp_path, f"{BASE}daemon:\n  reload_debounce: .inf\n")
 
     assert messages(result) == ["daemon.reload_debounce: must be at most 1h"]
+
+
+def test_a_duration_written_as_a_block_with_its_final_newline_is_read(tmp_path: Path) -> None:
+    # The schema's pattern (Python's `$`) admits a final newline; the reading must too, or a
+    # reload of such a file would end in an exception instead of a config.
+    result = load_text(tmp_path, f"{BASE}daemon:\n  reload_debounce: |\n    2s\n")
+
+    assert messages(result) == []
+    assert result.config is not None
+    assert result.config.daemon.reload_debounce_seconds == 2.0

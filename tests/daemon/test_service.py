@@ -211,3 +211,48 @@ def test_run_through_daemon_without_a_daemon_is_none(tmp_path):
     config_file.write_text(lonely.render())
     loaded = DaemonConfigLoader({API_KEY_VARIABLE: "k" * 12})(config_file)
     assert run_through_daemon(loaded.config, "a") is None
+
+
+def test_a_loader_that_raises_fails_the_reload_and_the_daemon_runs_on(tmp_path):
+    config_dir = tmp_path / "conf"
+    config_dir.mkdir()
+    (tmp_path / "state").mkdir(mode=0o700)
+    (config_dir / "omnisync.yaml").write_text(
+        ConfigYaml(
+            state_dir=tmp_path / "state",
+            source_path=tmp_path / "cdp.sqlite",
+            exports=(ExportYaml("a", schedule="every: 1h"),),
+        ).render()
+    )
+    real = DaemonConfigLoader({API_KEY_VARIABLE: "test-key-123"})
+    failing = threading.Event()
+
+    def loader(path):
+        if failing.is_set():
+            raise ValueError("a bug in loading")
+        return real(path)
+
+    daemon = Daemon(
+        loader(config_dir),
+        config_path=config_dir,
+        state_dir=tmp_path / "state",
+        control_listen="127.0.0.1:0",
+        loader=loader,
+        engine=GatedRuns(),
+        clock=SystemClock(),
+        notifier=Notifier(None),
+    )
+    daemon.start()
+    try:
+        failing.set()
+        assert daemon.reload(source="test") is False
+        last = daemon.status()["last_reload"]
+        assert (
+            last["ok"] is False
+            and "internal error (ValueError at test_service.py" in last["problems"][0]
+        )
+        assert set(daemon.status()["exports"]) == {"a"}  # the last good config runs on
+        failing.clear()
+        assert daemon.reload(source="test") is True
+    finally:
+        daemon.shutdown()

@@ -468,6 +468,34 @@ def plan_counts(config_path: Path) -> dict[str, object]:
     } | {"invalid": plan["invalid"]}
 
 
+def test_a_run_resolves_the_dsn_from_its_client_pools_environment(dsn: str, tmp_path: Path) -> None:
+    """A daemon's runs read a source's DSN where the pool reads keys (systemd
+    LoadCredential: $CREDENTIALS_DIRECTORY), not from the process environment."""
+    write_people(dsn, sample_people(5))
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "segment-dsn").write_text(with_password(dsn) + "\n", encoding="utf-8")
+    assert "CREDENTIALS_DIRECTORY" not in os.environ
+    clock = ScaledClock(60.0)
+    with Emulator(api_keys=("test-key",), clock=clock) as emulator:
+        config_path = write_export_config(tmp_path, dsn=dsn, base_url=emulator.base_url)
+        text = config_path.read_text(encoding="utf-8")
+        config_path.write_text(
+            text.replace("{file: dsn.secret}", "{credential: segment-dsn}"), encoding="utf-8"
+        )
+        config = load_config(config_path, environ={})
+        environ = {API_KEY_VARIABLE: "test-key", "CREDENTIALS_DIRECTORY": str(credentials)}
+        with (
+            open_state_store(config.daemon.state_dir) as store,
+            ClientPool(clock=clock, environ=environ) as pool,
+        ):
+            result = ExportRunner(config, store=store, clients=pool, clock=clock).run(
+                "members", trigger="test"
+            )
+    assert result.status == "succeeded", result.error
+    assert result.counts.upserted == 5
+
+
 def test_an_export_from_postgresql_end_to_end(dsn: str, tmp_path: Path) -> None:
     rows = [
         *sample_people(60),
