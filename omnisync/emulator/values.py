@@ -39,6 +39,13 @@ def country_name(code: object) -> str | None:
     """The English short name of an existing ISO 3166-1 alpha-2 code (upper case), else ``None``."""
     if not isinstance(code, str) or len(code) != 2 or not code.isascii() or not code.isupper():
         return None
+    return _country_name(code)
+
+
+# Cached: called for every contact written, and pycountry's lookup is a fifth of the
+# emulator's CPU for a first export without it (bench/emulator_bench.py).
+@lru_cache(maxsize=512)
+def _country_name(code: str) -> str | None:
     country = pycountry.countries.get(alpha_2=code)
     return None if country is None else str(country.name)
 
