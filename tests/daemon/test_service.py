@@ -30,6 +30,22 @@ def replace_file(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def make_daemon(tmp_path, loader, *, engine, **options) -> Daemon:
+    """A daemon on ``tmp_path/conf`` (state in ``tmp_path/state``), loaded by ``loader``."""
+    config_dir = tmp_path / "conf"
+    return Daemon(
+        loader(config_dir),
+        config_path=config_dir,
+        state_dir=tmp_path / "state",
+        control_listen="127.0.0.1:0",
+        loader=loader,
+        engine=engine,
+        clock=SystemClock(),
+        notifier=Notifier(None),
+        **options,
+    )
+
+
 @pytest.fixture
 def running(tmp_path):
     config_dir = tmp_path / "conf"
@@ -45,16 +61,7 @@ def running(tmp_path):
     loader = DaemonConfigLoader({API_KEY_VARIABLE: "test-key-123"})
     runs = GatedRuns(batches=2)
     runs.release.set()
-    daemon = Daemon(
-        loader(config_dir),
-        config_path=config_dir,
-        state_dir=tmp_path / "state",
-        control_listen="127.0.0.1:0",
-        loader=loader,
-        engine=runs,
-        clock=SystemClock(),
-        notifier=Notifier(None),
-    )
+    daemon = make_daemon(tmp_path, loader, engine=runs)
     daemon.start()
     thread = threading.Thread(target=daemon.serve, daemon=True)
     thread.start()
@@ -133,17 +140,7 @@ def test_secrets_are_resolved_again_on_every_reload(tmp_path):
     config_file.write_text(config.render())
     loader = DaemonConfigLoader({})
     redactor = Redactor()
-    daemon = Daemon(
-        loader(config_dir),
-        config_path=config_dir,
-        state_dir=tmp_path / "state",
-        control_listen="127.0.0.1:0",
-        loader=loader,
-        engine=GatedRuns(),
-        clock=SystemClock(),
-        notifier=Notifier(None),
-        redactor=redactor,
-    )
+    daemon = make_daemon(tmp_path, loader, engine=GatedRuns(), redactor=redactor)
     daemon.start()
     try:
         assert redactor.scrub("key first-key-value-123") == "key [REDACTED]"
@@ -232,16 +229,7 @@ def test_a_loader_that_raises_fails_the_reload_and_the_daemon_runs_on(tmp_path):
             raise ValueError("a bug in loading")
         return real(path)
 
-    daemon = Daemon(
-        loader(config_dir),
-        config_path=config_dir,
-        state_dir=tmp_path / "state",
-        control_listen="127.0.0.1:0",
-        loader=loader,
-        engine=GatedRuns(),
-        clock=SystemClock(),
-        notifier=Notifier(None),
-    )
+    daemon = make_daemon(tmp_path, loader, engine=GatedRuns())
     daemon.start()
     try:
         failing.set()
