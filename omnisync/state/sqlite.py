@@ -165,6 +165,15 @@ class SqliteLedgerStore(LedgerStore):
             ).fetchone()
             if row is None:
                 return 0
+            # The common case: a new batch id, its items moved as they are stored.
+            inserted = connection.execute(
+                "INSERT INTO inflight_packed (export, batch_id, items, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (export, batch_id) DO NOTHING "
+                "RETURNING json_array_length(items)",
+                (export, batch_id, row[0], format_timestamp(now)),
+            ).fetchone()
+            if inserted is not None:
+                return int(inserted[0])
             # A batch id already in flight keeps one item per e-mail, the newer winning.
             merged = {item[0]: item for item in _items(connection, export, batch_id)}
             merged.update((item[0], item) for item in orjson.loads(row[0]))
@@ -189,9 +198,19 @@ class SqliteLedgerStore(LedgerStore):
         emails: Collection[str] | None,
         stamp: str,
     ) -> int:
-        taken = _take(connection, export, batch_id, emails)
-        if not taken:
-            return 0
+        if emails is None:  # the whole batch (the usual case): its items as they are stored
+            row = connection.execute(
+                "DELETE FROM inflight_packed WHERE export = ? AND batch_id = ? RETURNING items",
+                (export, batch_id),
+            ).fetchone()
+            if row is None:
+                return 0
+            packed = row[0]
+        else:
+            taken = _take(connection, export, batch_id, emails)
+            if not taken:
+                return 0
+            packed = orjson.dumps(taken).decode()
         # One statement for the whole batch inside SQLite, not one step per item.
         return int(
             connection.execute(
@@ -200,7 +219,7 @@ class SqliteLedgerStore(LedgerStore):
                 # WHERE true: SQLite reads ON after a bare FROM as a join's.
                 "FROM json_each(?) WHERE true ON CONFLICT (export, email) DO UPDATE SET "
                 "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
-                (export, stamp, orjson.dumps(taken).decode()),
+                (export, stamp, packed),
             ).rowcount
         )
 
