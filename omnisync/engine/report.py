@@ -75,9 +75,9 @@ class _Reasons:
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
 
-    def note(self, reason: str, example: str) -> None:
+    def note(self, reason: str, email: str) -> None:
         self.counts[reason] += 1
-        _keep(self.examples.setdefault(reason, []), example)
+        _keep(self.examples.setdefault(reason, []), email)
 
     def summaries(self) -> tuple[ReasonCount, ...]:
         """Most frequent first; ties by reason."""
@@ -87,9 +87,10 @@ class _Reasons:
         )
 
 
-def _keep(sample: list[str], example: str) -> None:
+def _keep(sample: list[str], email: str) -> None:
+    # Masked only when kept: every row of a run passes here, few are kept.
     if len(sample) < SAMPLE_SIZE:
-        sample.append(example)
+        sample.append(mask_email(email))
 
 
 class PlanTally:
@@ -127,17 +128,17 @@ class PlanTally:
                     self._invalid_new += 1
                 self._invalid_tag += item.needs_tag
                 for reason in result.reasons:
-                    self._invalid.note(reason, mask_email(item.email))
+                    self._invalid.note(reason, item.email)
             else:
                 self._with_consent += result.consent is not None
                 # Warnings are about what is sent: an invalid row sends nothing.
                 for warning in outcome.warnings:
-                    self._warnings.note(warning, mask_email(item.email))
+                    self._warnings.note(warning, item.email)
         actions = item_actions(item, valid=not invalid)
         if actions.upsert:
-            _keep(self._samples["changed" if item.in_ledger else "new"], mask_email(item.email))
+            _keep(self._samples["changed" if item.in_ledger else "new"], item.email)
         if actions.tag:
-            _keep(self._samples["tag"], mask_email(item.email))
+            _keep(self._samples["tag"], item.email)
         return actions
 
     def tallied(self) -> Tallied:
