@@ -66,16 +66,13 @@ def _check_choice(
         errors.append(FieldError(name, f"Must be one of {', '.join(allowed)}"))
 
 
-def _int_parameter(
-    query: dict[str, str], name: str, *, default: int, low: int, high: int | None
-) -> int:
+def _int_parameter(query: dict[str, str], name: str, *, default: int, low: int, high: int) -> int:
     try:
         value = int(query.get(name, default))
     except ValueError:
         raise _invalid(name, "Must be an integer") from None
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise _invalid(name, f"Must be {bounds}")
+    if not low <= value <= high:
+        raise _invalid(name, f"Must be between {low} and {high}")
     return value
 
 
