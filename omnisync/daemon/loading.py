@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omnisync.config.diagnostics import Diagnostic
-from omnisync.config.loader import try_load_config
+from omnisync.config.loader import LoadResult, try_load_config
 from omnisync.config.model import Config
 from omnisync.config.secrets import SecretUnavailable, resolve_secret, secret_references
 from omnisync.errors import OmnisyncError
@@ -34,7 +34,7 @@ class LoadFailed(OmnisyncError):
         self.revision = revision
 
 
-def internal_error(error: Exception) -> LoadFailed:
+def _internal_error(error: Exception) -> LoadFailed:
     """A load that failed on a bug in loading: it says where (file and line), not what (the
     message may quote a secret not yet registered for redaction)."""
     where = traceback.extract_tb(error.__traceback__)[-1]
@@ -63,13 +63,29 @@ class LoadedConfig:
 
 class DaemonConfigLoader:
     """Loads a config path with ``environ`` (read once: a daemon's environment does not
-    change) and resolves its secrets; :class:`LoadFailed` when it cannot be used."""
+    change) and resolves its secrets; :class:`LoadFailed` when it cannot be used, a bug
+    in loading included, so that neither a start nor a reload meets a traceback.
+    ``load`` reads and validates the files (:func:`try_load_config`)."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        load: Callable[..., LoadResult] = try_load_config,
+    ) -> None:
         self._environ = dict(os.environ if environ is None else environ)
+        self._load = load
 
     def __call__(self, path: Path) -> LoadedConfig:
-        result = try_load_config(path, environ=self._environ)
+        try:
+            return self._loaded(path)
+        except LoadFailed:
+            raise
+        except Exception as error:
+            raise _internal_error(error) from None
+
+    def _loaded(self, path: Path) -> LoadedConfig:
+        result = self._load(path, environ=self._environ)
         if result.config is None:
             raise LoadFailed(
                 tuple(str(diagnostic) for diagnostic in result.diagnostics),

@@ -39,7 +39,6 @@ from omnisync.daemon.loading import (
     LoadedConfig,
     LoadFailed,
     StartupFailed,
-    internal_error,
 )
 from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
@@ -262,12 +261,7 @@ class Daemon:
         self._notifier.reloading()
         at = self._clock.wall()
         try:
-            try:
-                loaded = self._loader(self._config_path)
-            except LoadFailed:
-                raise
-            except Exception as error:  # a bug in loading fails the reload, not the daemon
-                raise internal_error(error) from None
+            loaded = self._loader(self._config_path)
         except LoadFailed as failure:
             running = self.config().revision
             for problem in failure.problems:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from omnisync.clock import SystemClock
+from omnisync.config.loader import try_load_config
 from omnisync.daemon.loading import DaemonConfigLoader
 from omnisync.daemon.notify import Notifier
 from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
@@ -221,14 +222,14 @@ def test_a_loader_that_raises_fails_the_reload_and_the_daemon_runs_on(tmp_path):
             exports=(ExportYaml("a", schedule="every: 1h"),),
         ).render()
     )
-    real = DaemonConfigLoader({API_KEY_VARIABLE: "test-key-123"})
     failing = threading.Event()
 
-    def loader(path):
+    def load(path, *, environ):
         if failing.is_set():
             raise ValueError("a bug in loading")
-        return real(path)
+        return try_load_config(path, environ=environ)
 
+    loader = DaemonConfigLoader({API_KEY_VARIABLE: "test-key-123"}, load=load)
     daemon = make_daemon(tmp_path, loader, engine=GatedRuns())
     daemon.start()
     try:
