@@ -110,10 +110,17 @@ class Schedule:
     #: ``every`` as the config writes it (``15m``), for people; not part of equality.
     every_text: str | None = field(default=None, compare=False)
 
+    @property
+    def every_written(self) -> str | None:
+        """``every`` for people: as the config writes it, else in seconds; ``None`` for cron."""
+        if self.every_seconds is None:
+            return None
+        return self.every_text or f"{self.every_seconds}s"
+
     def describe(self) -> str:
         if self.cron is not None:
             return f"cron '{self.cron}' ({self.timezone})"
-        return f"every {self.every_text or f'{self.every_seconds}s'}"
+        return f"every {self.every_written}"
 
 
 @dataclass(frozen=True)

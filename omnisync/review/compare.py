@@ -40,11 +40,10 @@ def flatten(value: object, *, relocate: Relocate = same) -> dict[str, str]:
 
 
 def _schedule(schedule: Schedule) -> dict[str, str]:
-    every = schedule.every_text or f"{schedule.every_seconds}s"
     written = {
         "cron": schedule.cron,
         "timezone": schedule.timezone,
-        "every": None if schedule.every_seconds is None else every,
+        "every": schedule.every_written,
     }
     return {key: text for key, text in written.items() if text is not None}
 
