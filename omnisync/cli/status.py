@@ -24,7 +24,7 @@ import yaml
 
 from omnisync.cli.common import write_json
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
-from omnisync.config.build import default_state_dir, resolve_path
+from omnisync.config.build import default_state_dir, home_directory, resolve_path
 from omnisync.config.loader import config_file_names, try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config
@@ -84,7 +84,7 @@ def find_state_dir(args: argparse.Namespace) -> Lookup | str:
         )
     path = config_path_from(args, os.environ)
     result = try_load_config(path, environ=os.environ)
-    home = os.environ.get("HOME") or os.path.expanduser("~")
+    home = home_directory(os.environ)
 
     def lookup(directory: str, reason: str, problem: str | None = None) -> Lookup:
         looked = f"for the config {path}; looked in {directory}, {reason}"

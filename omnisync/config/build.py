@@ -86,6 +86,11 @@ def default_state_dir(environ: Mapping[str, str], *, home: str) -> str:
     return os.path.join(home, ".local", "state", "omnisync")
 
 
+def home_directory(environ: Mapping[str, str]) -> str:
+    """Where ``~`` in a config path points: ``$HOME``, else the account's home."""
+    return environ.get("HOME") or os.path.expanduser("~")
+
+
 def resolve_path(value: str, base_dir: str, home: str) -> str:
     """``value`` as an absolute path: ``~`` is ``home``, relative is under ``base_dir`` (the
     directory of the file that wrote it)."""

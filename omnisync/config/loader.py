@@ -14,7 +14,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from omnisync.config.build import build_config
+from omnisync.config.build import build_config, home_directory
 from omnisync.config.diagnostics import (
     ConfigInvalid,
     ConfigUnreadable,
@@ -96,7 +96,7 @@ def try_load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str])
         positions=merged.positions,
         base_dirs=merged.base_dirs,
         environ=environ,
-        home=environ.get("HOME") or os.path.expanduser("~"),
+        home=home_directory(environ),
         files=tuple(names),
         revision=revision,
         problems=frozenset(problems),
