@@ -48,9 +48,9 @@ import httpx
 from omnisync.clock import ScaledClock
 from omnisync.contact import ContactWrite
 from omnisync.emulator import Emulator, RequestRecord
+from omnisync.omnisend.batches import ItemFailure
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import OmnisendError
-from omnisync.omnisend.model import ItemFailure
 from omnisync.omnisend.pacing import DEFAULT_SAFETY_MARGIN, BrandLimiter
 from omnisync.omnisend.pipeline import DeliveryPipeline
 

@@ -1,6 +1,7 @@
 """What the commands share: loading the config and refusing unknown exports (both end
-the command with ``SystemExit``), a bounded number option's type, stopping on signals,
-and writing output that a closed pipe or a narrow locale cannot break."""
+the command with ``SystemExit``), the ``--format`` option, a bounded number option's
+type, stopping on signals, and writing output that a closed pipe or a narrow locale
+cannot break."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ from omnisync.config.diagnostics import render_text, summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import config_path_from
 from omnisync.config.model import Config
+
+
+def fail(message: str, status: int = EXIT_FAILED) -> int:
+    """Print ``message`` on stderr; returns ``status``, for the command to exit with."""
+    print(message, file=sys.stderr)
+    return status
 
 
 def cli_config(args: argparse.Namespace) -> Config:
@@ -40,12 +47,17 @@ def chosen_exports(config: Config, names: list[str], *, command: str) -> list[st
     if unknown:
         known = ", ".join(sorted(config.exports)) or "none"
         listed = ", ".join(f"'{name}'" for name in unknown)
-        print(
-            f"omnisync {command}: no export {listed} in the config (exports: {known})",
-            file=sys.stderr,
-        )
-        raise SystemExit(EXIT_USAGE)
+        message = f"omnisync {command}: no export {listed} in the config (exports: {known})"
+        raise SystemExit(fail(message, EXIT_USAGE))
     return chosen
+
+
+def add_format(parser: argparse.ArgumentParser, *more: str) -> None:
+    """``--format``: text (the default), json or one of ``more``."""
+    formats = ("text", "json", *more)
+    parser.add_argument(
+        "--format", choices=formats, default="text", help="output format (default: text)"
+    )
 
 
 def bounded(

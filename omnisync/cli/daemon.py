@@ -17,6 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
+from omnisync.cli.common import fail
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.location import add_config_argument, config_path_from
 
@@ -26,7 +27,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format",
         choices=("json", "text"),
-        default=None,
         help="log line format (default: daemon.log_format from the config)",
     )
     parser.add_argument(
@@ -38,7 +38,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--control-listen",
         metavar="HOST:PORT",
-        default=None,
         help="control endpoint address (default: daemon.control.listen; port 0 picks one)",
     )
     parser.add_argument(
@@ -55,13 +54,13 @@ def handle(args: argparse.Namespace) -> int:
     # for the daemon's imports (APScheduler, prometheus-client, the engine).
     from omnisync.clock import SystemClock
     from omnisync.config.rules import listen_problem
+    from omnisync.daemon.control import raise_file_limit
     from omnisync.daemon.discovery import forget_token
     from omnisync.daemon.engine import EngineRuns, EngineUnavailable
     from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
     from omnisync.daemon.metrics import DaemonMetrics
     from omnisync.daemon.notify import Notifier
     from omnisync.daemon.service import Daemon
-    from omnisync.daemon.serving import raise_file_limit
     from omnisync.logs import configure_logging
     from omnisync.state.locks import make_private_directory
 
@@ -149,5 +148,4 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _refuse(reason: str, status: int = EXIT_FAILED) -> int:
-    print(f"omnisync daemon: not starting: {reason}", file=sys.stderr)
-    return status
+    return fail(f"omnisync daemon: not starting: {reason}", status)

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from omnisync.cli.common import bounded
+from omnisync.cli.common import bounded, fail
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 
 
@@ -49,7 +49,6 @@ def handle(args: argparse.Namespace) -> int:
         directory.mkdir(parents=True, exist_ok=True)
         clear_demo_directory(directory)
     except OSError as error:
-        print(f"omnisync demo: cannot use {directory}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"omnisync demo: cannot use {directory}: {error.strerror or error}")
     held = Demo(console, directory).play(profiles=args.profiles)
     return EXIT_OK if held else EXIT_FAILED

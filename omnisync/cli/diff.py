@@ -20,18 +20,16 @@ import os
 import sys
 from contextlib import ExitStack
 
-from omnisync.cli.common import write
+from omnisync.cli.common import fail, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.diagnostics import render_github, render_text, summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config, DaemonSettings
+from omnisync.review import render
 from omnisync.review.compare import Relocate, same
 from omnisync.review.members import ledger_members
 from omnisync.review.model import Review
-from omnisync.review.render import render_github as render_review_github
-from omnisync.review.render import render_json, render_markdown
-from omnisync.review.render import render_text as render_review_text
 from omnisync.review.review import review_configs
 from omnisync.review.revisions import RevisionUnavailable, checkout
 
@@ -74,8 +72,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     if args.head is not None and args.base is None:
-        print("omnisync diff: --head REV needs --base REV", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("omnisync diff: --head REV needs --base REV", EXIT_USAGE)
     config_path = config_path_from(args, os.environ)
     try:
         with ExitStack() as stack:
@@ -93,13 +90,11 @@ def handle(args: argparse.Namespace) -> int:
                 relocate_head=relocate_head,
             )
     except RevisionUnavailable as error:
-        print(f"omnisync diff: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"omnisync diff: {error}", EXIT_USAGE)
     write(_render(args, review))
     if args.fail_on and review.at_or_above(args.fail_on):
         found = ", ".join(sorted({e.code for e in review.at_or_above(args.fail_on)}))
-        print(f"omnisync diff: effects at {args.fail_on} or above: {found}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"omnisync diff: effects at {args.fail_on} or above: {found}")
     if args.exit_code and review.changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -134,12 +129,12 @@ def _side(
 
 def _render(args: argparse.Namespace, review: Review) -> str:
     if args.format == "json":
-        return render_json(review)
+        return render.render_json(review)
     if args.format == "markdown":
-        return render_markdown(review)
+        return render.render_markdown(review)
     if args.format == "github":
-        return render_review_github(review, root=os.getcwd())
+        return render.render_github(review, root=os.getcwd())
     terminal = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    return render_review_text(
+    return render.render_text(
         review, color=args.color == "always" or (args.color == "auto" and terminal)
     )

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from omnisync.cli.common import bounded, chosen_exports, cli_config, write
-from omnisync.cli.main import EXIT_FAILED, EXIT_OK
+from omnisync.cli.common import add_format, bounded, chosen_exports, cli_config, fail, write
+from omnisync.cli.main import EXIT_OK
 from omnisync.config.location import add_config_argument
+from omnisync.errors import OmnisyncError
 from omnisync.state.opening import open_existing_store
 
 if TYPE_CHECKING:
@@ -51,12 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="mark the drifted contacts so that the next run re-sends and re-tags them",
     )
-    parser.add_argument(
-        "--format",
-        choices=("text", "json", "markdown"),
-        default="text",
-        help="output format (default: text)",
-    )
+    add_format(parser, "markdown")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -69,7 +64,6 @@ def handle(args: argparse.Namespace) -> int:
         render_text,
         repair_drift,
     )
-    from omnisync.errors import OmnisyncError
     from omnisync.logs import configure_logging
     from omnisync.state import state_path
 
@@ -103,8 +97,7 @@ def handle(args: argparse.Namespace) -> int:
     except (OmnisyncError, ValueError, OSError, sqlite3.Error) as error:
         # ValueError: a malformed API key (the message never holds it); OSError and
         # sqlite3.Error: the staging tables' scratch space (a full disk, say).
-        print(f"omnisync drift: export '{args.export}': {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"omnisync drift: export '{args.export}': {error}")
     write(renderers[args.format](report))
     return EXIT_DRIFT if report.drifted else EXIT_OK
 
@@ -112,8 +105,7 @@ def handle(args: argparse.Namespace) -> int:
 def _refuse_while_running(config: Config, export: str) -> None:
     """On a shared store the run lock is per machine: refuse to mark the ledger while a
     replica runs the export (its run would read the ledger before the marks)."""
-    from omnisync.cli.replicas import replicas_document
-    from omnisync.errors import OmnisyncError
+    from omnisync.cli.status import replicas_document
 
     running = [
         replica["id"]

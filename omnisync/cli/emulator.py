@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 import threading
 
-from omnisync.cli.common import bounded, stop_on_signals
+from omnisync.cli.common import bounded, fail, stop_on_signals
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
 
 LISTENING = "emulator listening on "
@@ -22,9 +21,7 @@ LISTENING = "emulator listening on "
 def announced_base_url(line: str) -> str | None:
     """The API root that the command's first output ``line`` announces; ``None`` if it is
     not that line (the emulator did not start)."""
-    if not line.startswith(LISTENING):
-        return None
-    return line.removeprefix(LISTENING).strip()
+    return line.removeprefix(LISTENING).strip() if line.startswith(LISTENING) else None
 
 
 def _api_key(text: str) -> str:
@@ -52,7 +49,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-scale",
         type=bounded(float, 0, above=True),
-        default=None,
         metavar="X",
         help="run modelled time X times faster than real time (60: a minute per second)",
     )
@@ -73,7 +69,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--request-log-limit",
         type=bounded(int, 0),
-        default=None,
         metavar="N",
         help="keep only the newest N request records (default: all)",
     )
@@ -103,15 +98,11 @@ def handle(args: argparse.Namespace) -> int:
         )
         emulator.start()
     except OSError as error:
-        print(
-            f"omnisync emulator: cannot listen on {args.host}:{args.port}: {error.strerror}",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        where = f"{args.host}:{args.port}"
+        return fail(f"omnisync emulator: cannot listen on {where}: {error.strerror}", EXIT_USAGE)
     except ValueError as error:
         # A non-loopback host without --allow-remote, among others.
-        print(f"omnisync emulator: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"omnisync emulator: {error}", EXIT_USAGE)
     # What start-up made lives as long as the process: out of the collector's sight.
     gc.freeze()
     stop = threading.Event()

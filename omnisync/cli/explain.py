@@ -20,14 +20,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from omnisync.cli.common import chosen_exports, cli_config, write, write_json
+from omnisync.cli.common import add_format, chosen_exports, cli_config, fail, write, write_json
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
 from omnisync.state.opening import open_existing_store
 
 if TYPE_CHECKING:
     from omnisync.engine.explain import ExportExplanation
-    from omnisync.engine.results import ExportFailure
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -40,9 +39,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="only this export (repeatable; default: every export)",
     )
     add_config_argument(parser)
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    add_format(parser)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -54,8 +51,7 @@ def handle(args: argparse.Namespace) -> int:
     loaded = cli_config(args)
     email = normalise_email(args.email)
     if email is None:
-        print("omnisync explain: the e-mail is empty", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("omnisync explain: the e-mail is empty", EXIT_USAGE)
     names = chosen_exports(loaded, args.exports or [], command="explain")
     now = datetime.now(UTC)
     explained: list[ExportExplanation] = []
@@ -63,8 +59,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         store = open_existing_store(loaded.daemon, environ=os.environ)
     except OmnisyncError as error:
-        print(f"omnisync explain: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"omnisync explain: {error}")
     with store or nullcontext():
         for name in names:
             try:
@@ -92,11 +87,9 @@ def render_text(email: str, explained: list[ExportExplanation]) -> str:
     lines = [email]
     for item in explained:
         lines.append(f"  export {item.export} (tag {item.tag!r}, on_leave {item.on_leave})")
-        if item.in_segment:
-            copies = f"; {item.rows} rows carry it, the first is used" if item.rows > 1 else ""
-            lines.append(f"    segment: member, row {item.position}{copies}")
-        else:
-            lines.append("    segment: not a member")
+        copies = f"; {item.rows} rows carry it, the first is used" if item.rows > 1 else ""
+        member = f"member, row {item.position}{copies}" if item.in_segment else "not a member"
+        lines.append(f"    segment: {member}")
         mapped = item.mapped
         if mapped is not None and mapped.valid:
             shown = {**mapped.fields, **mapped.custom_properties}

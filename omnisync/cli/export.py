@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from omnisync.cli.common import chosen_exports, cli_config, stop_on_signals, write
+from omnisync.cli.common import add_format, chosen_exports, cli_config, fail, stop_on_signals, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from omnisync.config.location import add_config_argument
 from omnisync.config.model import Config
@@ -45,9 +45,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     run.add_argument("export", metavar="EXPORT", help="the export to run")
     add_config_argument(run)
-    run.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    add_format(run)
     run.add_argument(
         "--full",
         action="store_true",
@@ -63,7 +61,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from omnisync.daemon.remote import RemoteRunFailed, as_run_result, run_through_daemon
+    from omnisync.daemon.remote import (
+        RemoteRunFailed,
+        as_run_result,
+        run_through_daemon,
+        run_through_replicas,
+    )
     from omnisync.engine.run_render import render_json, render_text
     from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy
     from omnisync.logs import configure_logging
@@ -79,9 +82,6 @@ def handle(args: argparse.Namespace) -> int:
             # A daemon (or the replica holding the brand) runs it, never two runs at once;
             # Ctrl-C then stops the waiting, not that run.
             if loaded.daemon.state.shared:
-                # Only here: it needs psycopg, an optional extra a SQLite install lacks.
-                from omnisync.daemon.requested import run_through_replicas
-
                 through = run_through_replicas
             else:
                 through = partial(run_through_daemon, progress=progress)
@@ -98,11 +98,9 @@ def handle(args: argparse.Namespace) -> int:
                 result = as_run_result(remote, args.export)
     except ApiKeyUnavailable as error:
         # A config problem, not a failed run: nothing was run, recorded or logged.
-        print(f"omnisync export run: not running export {args.export}: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"omnisync export run: not running export {args.export}: {error}")
     except (RemoteRunFailed, ExportBusy, StateError) as error:
-        print(f"omnisync export run: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"omnisync export run: {error}")
     write(render_json(result) if args.format == "json" else render_text(result))
     if result.status == "failed" and args.format == "json":
         print(f"omnisync export run: {result.error}", file=sys.stderr)
@@ -116,15 +114,12 @@ def _run_here(
     release_by: str | None,
     progress: RunProgress | None,
 ) -> RunResult:
-    """Run ``args.export`` in this process, with its own state store and client pool,
-    stopped at a batch boundary by SIGINT/SIGTERM.
-
-    On a shared store the run holds its brand's lease (fenced writes, checked
-    requests), so no replica runs the brand meanwhile. Raises :class:`ExportBusy`
-    (the export is running elsewhere) and :class:`StateError` (the store is unusable).
-    """
+    """Run ``args.export`` in this process, stopped at a batch boundary by SIGINT/SIGTERM;
+    on a shared store under its brand's lease (fenced writes, checked requests), so no
+    replica runs the brand meanwhile. Raises :class:`ExportBusy` (running elsewhere) and
+    :class:`StateError` (the store is unusable)."""
     from omnisync.clock import SystemClock
-    from omnisync.daemon.triggers import manual_trigger
+    from omnisync.daemon.runs import manual_trigger
     from omnisync.engine.clients import ClientPool
     from omnisync.engine.runner import ExportRunner
     from omnisync.state.opening import open_configured_store
@@ -140,7 +135,7 @@ def _run_here(
         store = stack.enter_context(open_configured_store(config.daemon, environ=os.environ))
         gate = None
         if config.daemon.state.shared:
-            from omnisync.daemon.requested import HeldBrand
+            from omnisync.daemon.remote import HeldBrand
             from omnisync.state.postgres import PostgresLedgerStore
 
             brand = config.brand_of(args.export)
@@ -167,11 +162,8 @@ def _run_here(
 
 
 class BarProgress:
-    """A :class:`RunProgress` drawn with rich: the phase, then upserts and tag changes.
-
-    A run that starts after one finished (the daemon's, which ``export run`` waited
-    for) starts with fresh bars.
-    """
+    """A :class:`RunProgress` drawn with rich: the phase, then upserts and tag changes. A
+    run that starts after one finished (the daemon's, waited for) gets fresh bars."""
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
@@ -199,10 +191,9 @@ class BarProgress:
     def counts_updated(self, counts: RunCounts) -> None:
         if self._upserts is None:
             return
-        upserts_total = max(counts.to_create + counts.to_update, counts.upserts_planned)
         self._progress.update(
             self._upserts,
-            total=max(upserts_total, 0),
+            total=max(counts.to_create + counts.to_update, counts.upserts_planned),
             completed=counts.upserted + counts.upsert_failed,
         )
         self._progress.update(

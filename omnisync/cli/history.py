@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from omnisync.cli.common import bounded, chosen_exports, cli_config, write, write_json
+from omnisync.cli.common import add_format, bounded, chosen_exports, cli_config, write, write_json
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
 from omnisync.config.model import Config, DaemonSettings
@@ -32,9 +32,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=bounded(int, 1), default=20, metavar="N", help="at most N runs (default 20)"
     )
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    add_format(parser)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -59,12 +57,11 @@ def handle(args: argparse.Namespace) -> int:
         chosen_exports(config, [args.export], command="history")
     if args.format == "json":
         write_json({"runs": runs_as_dicts(runs)})
-        return EXIT_OK
-    if not runs:
+    elif not runs:
         scope = f" for export {args.export!r}" if args.export else ""
         write(f"no runs recorded{scope} (state: {location})\n")
-        return EXIT_OK
-    from rich.console import Console
+    else:
+        from rich.console import Console
 
-    render_runs(runs, Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
+        render_runs(runs, Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
     return EXIT_OK

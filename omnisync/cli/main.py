@@ -17,21 +17,10 @@ from typing import TextIO
 
 from omnisync import __version__
 
-#: Command name → the module that registers it, in the order ``--help`` lists them.
-COMMANDS: dict[str, str] = {
-    "validate": "omnisync.cli.validate",
-    "schema": "omnisync.cli.schema",
-    "emulator": "omnisync.cli.emulator",
-    "daemon": "omnisync.cli.daemon",
-    "status": "omnisync.cli.status",
-    "plan": "omnisync.cli.plan",
-    "diff": "omnisync.cli.diff",
-    "export": "omnisync.cli.export",
-    "drift": "omnisync.cli.drift",
-    "explain": "omnisync.cli.explain",
-    "history": "omnisync.cli.history",
-    "demo": "omnisync.cli.demo",
-}
+#: Command name → the module that registers it (``omnisync.cli.NAME``), in the order
+#: ``--help`` lists them.
+_NAMES = "validate schema emulator daemon status plan diff export drift explain history demo"
+COMMANDS: dict[str, str] = {name: f"omnisync.cli.{name}" for name in _NAMES.split()}
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -20,7 +20,7 @@ import sys
 from contextlib import nullcontext
 from datetime import UTC, datetime
 
-from omnisync.cli.common import chosen_exports, cli_config, write
+from omnisync.cli.common import add_format, chosen_exports, cli_config, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
 from omnisync.engine.plan_render import render_json, render_markdown, render_text
@@ -39,9 +39,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "exports", nargs="*", metavar="EXPORT", help="exports to plan (default: all)"
     )
     add_config_argument(parser)
-    parser.add_argument(
-        "--format", choices=tuple(RENDERERS), default="text", help="output format (default: text)"
-    )
+    add_format(parser, "markdown")
     parser.add_argument(
         "--require-state",
         action="store_true",

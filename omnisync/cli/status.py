@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from omnisync.cli.common import write_json
+from omnisync.cli.common import add_format, fail, write_json
 from omnisync.cli.main import EXIT_OK, EXIT_USAGE
 from omnisync.config.build import default_state_dir, home_directory, resolve_path
 from omnisync.config.loader import config_file_names, try_load_config
@@ -31,6 +32,7 @@ from omnisync.config.model import Config
 from omnisync.config.yamlload import parse_document
 from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
 from omnisync.daemon.status import parse_time
+from omnisync.state.store import StateError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -53,12 +55,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        default=None,
         help="the daemon's state directory (default: daemon.state_dir from the config)",
     )
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
-    )
+    add_format(parser)
 
 
 #: Where a daemon's state usually is, when the config cannot say: systemd's StateDirectory.
@@ -76,8 +75,9 @@ class Lookup:
     config: Config | None = None
 
 
-def find_state_dir(args: argparse.Namespace) -> Lookup | str:
-    """Where the daemon of ``--config`` keeps its state, or why that cannot be known."""
+def find_state_dir(args: argparse.Namespace) -> Lookup:
+    """Where the daemon of ``--config`` keeps its state; exits 2 when the config cannot
+    be read."""
     if args.state_dir:
         return Lookup(
             Path(args.state_dir), f"in the state directory {args.state_dir} (--state-dir)"
@@ -94,7 +94,9 @@ def find_state_dir(args: argparse.Namespace) -> Lookup | str:
         return lookup(result.config.daemon.state_dir, "the config's state directory")
     first = str(result.diagnostics[0]) if result.diagnostics else "it does not load"
     if result.unreadable:
-        return f"cannot read the config at {path}: {first}"
+        raise SystemExit(
+            fail(f"omnisync status: cannot read the config at {path}: {first}", EXIT_USAGE)
+        )
     problem = f"the config at {path} does not load right now ({first})"
     written = written_state_dir(path, home=home)
     if written is not None:
@@ -147,33 +149,23 @@ def _state_dir_line(text: str) -> object:
         top = _TOP_LEVEL.match(line)
         if top is not None:
             in_daemon = top.group("key") == "daemon"
-            continue
-        found = _STATE_DIR.match(line) if in_daemon else None
-        if found is not None:
+        elif in_daemon and (found := _STATE_DIR.match(line)):
             try:
                 # The value alone is YAML: quotes, escapes and a trailing comment.
-                value: object = yaml.safe_load(found.group("value"))
+                return yaml.safe_load(found.group("value"))
             except yaml.YAMLError:
                 return None
-            return value
     return None
 
 
 def handle(args: argparse.Namespace) -> int:
     lookup = find_state_dir(args)
-    if isinstance(lookup, str):
-        print(f"omnisync status: {lookup}", file=sys.stderr)
-        return EXIT_USAGE
     shared: dict[str, Any] | None = None
     if lookup.config is not None and lookup.config.daemon.state.shared:
-        from omnisync.cli.replicas import replicas_document
-        from omnisync.state.store import StateError
-
         try:
             shared = replicas_document(lookup.config)
         except StateError as error:
-            print(f"omnisync status: cannot read the replicas: {error}", file=sys.stderr)
-            return EXIT_NO_DAEMON
+            return fail(f"omnisync status: cannot read the replicas: {error}", EXIT_NO_DAEMON)
     document: dict[str, Any] = {}
     try:
         with DaemonClient.find(lookup.state_dir) as client:
@@ -202,6 +194,43 @@ def handle(args: argparse.Namespace) -> int:
     if shared is not None:
         render_replicas(shared, console, now=datetime.now(UTC))
     return EXIT_OK
+
+
+def replicas_document(config: Config) -> dict[str, Any]:
+    """Read straight from a shared PostgreSQL store (no control endpoint needed): each
+    replica's heartbeat, brands held and runs under way, and each export's holder.
+    Raises :class:`~omnisync.state.store.StateError` (secret-free)."""
+    from omnisync.daemon.remote import open_board
+
+    with closing(open_board(config)) as board:
+        snapshot = board.board()
+    live = {lease.brand: lease for lease in snapshot.leases if lease.live}
+    connection_of = {
+        connection.brand: name for name, connection in sorted(config.connections.items())
+    }
+    return {
+        "replicas": [
+            {
+                "id": replica.id,
+                "live": replica.live,
+                "last_seen": replica.seen_at.astimezone(UTC).isoformat(),
+                "started_at": replica.started_at.astimezone(UTC).isoformat(),
+                "version": replica.version,
+                "config_revision": replica.config_revision,
+                "leases": sorted(
+                    connection_of.get(brand, brand)
+                    for brand, lease in live.items()
+                    if lease.holder == replica.id
+                ),
+                "running": list(replica.running),
+            }
+            for replica in snapshot.replicas
+        ],
+        "holders": {
+            name: (live[brand].holder if (brand := config.brand_of(name)) in live else None)
+            for name in sorted(config.exports)
+        },
+    }
 
 
 def render(document: dict[str, Any], console: Console) -> None:
@@ -243,15 +272,14 @@ def render(document: dict[str, Any], console: Console) -> None:
         last = export.get("last_run") or {}
         status = last.get("status") or ""
         state = export.get("state", "")
-        if export.get("retry"):
-            state = f"{state} (retry {export['retry']['attempt']})"
+        retry = f" (retry {export['retry']['attempt']})" if export.get("retry") else ""
         last_run = Text(status, style=STATUS_STYLES.get(status, ""))
         when = relative_time(last.get("ended_at") or last.get("started_at"), now)
         last_run.append(f" {when}" if status else when)
         rows.append(
             (
                 name,
-                Text(state, style=_STATE_STYLES.get(export.get("state", ""), "")),
+                Text(state + retry, style=_STATE_STYLES.get(state, "")),
                 export.get("schedule") or "on demand",
                 relative_time(export.get("next_run"), now),
                 last_run,

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from omnisync.cli.common import write
+from omnisync.cli.common import add_format, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.diagnostics import (
     render_github,
@@ -25,8 +25,7 @@ from omnisync.config.diagnostics import (
 )
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
-from omnisync.config.references import check_references
-from omnisync.config.secrets import check_secrets
+from omnisync.config.secrets import check_references, check_secrets
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -37,12 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="config file or directory (same as --config)",
     )
     add_config_argument(parser)
-    parser.add_argument(
-        "--format",
-        choices=("text", "json", "github"),
-        default="text",
-        help="output format (default: text)",
-    )
+    add_format(parser, "github")
     parser.add_argument(
         "--check-secrets",
         action="store_true",

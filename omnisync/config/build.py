@@ -1,15 +1,13 @@
 """Validated plain data to the frozen :class:`~omnisync.config.model.Config`.
 
-Pure. A key left out takes the model's default, except the defaults that
-depend on other values (``Export.tag`` is the segment's name,
-``Connection.display_name`` the connection's, ``DaemonSettings.state_dir`` per
-:func:`default_state_dir`, an export's guards the daemon's). Relative paths are
-resolved against the directory of the file that names them, durations become
-seconds and shares (``"20%"``) fractions.
-
-Values the schema found wrong are dropped and the entry built from the rest,
-so that the semantic rules can still check it; an entry that then lacks a
-required field is left out.
+Pure. A key left out takes the model's default, except defaults that depend on
+other values (``Export.tag`` is the segment's name, ``Connection.display_name``
+the connection's, ``DaemonSettings.state_dir`` per :func:`default_state_dir`, an
+export's guards the daemon's). Relative paths are resolved against the directory
+of the file that names them, durations become seconds and shares (``"20%"``)
+fractions. Values the schema found wrong are dropped and the entry built from the
+rest, so the semantic rules can still check it; an entry lacking a required field
+is left out.
 """
 
 from __future__ import annotations
@@ -125,10 +123,10 @@ def build_config(
     default_guards = _guards(daemon.get("guards"), Guards())
     config = Config(
         version=1,
-        users=builder.section(data, "users", lambda name, body: User(name=name, role=body["role"])),
+        users=builder.section(data, "users", lambda name, body: _model(User, body, name=name)),
         sources=builder.section(data, "sources", builder.source),
         segments=builder.section(
-            data, "segments", lambda name, body: _model(Segment, name=name, **body)
+            data, "segments", lambda name, body: _model(Segment, body, name=name)
         ),
         connections=builder.section(data, "connections", builder.connection),
         schedules=schedules,
@@ -157,13 +155,15 @@ class _Body(dict[str, Any]):
         raise _Dropped(key)
 
 
-def _model(model: type[_Model], /, **fields: Any) -> _Model:
-    """``model(**fields)``, or :class:`_Dropped` when a field without a default is missing."""
+def _model(model: type[_Model], body: Mapping[str, Any], /, **fields: Any) -> _Model:
+    """``model`` from ``body`` with ``fields`` overriding it, or :class:`_Dropped` when a field
+    without a default is missing. A key that is not a field raises ``TypeError``."""
+    given = {**body, **fields}
     for field in dataclasses.fields(model):
         required = field.default is dataclasses.MISSING
-        if required and field.default_factory is dataclasses.MISSING and field.name not in fields:
+        if required and field.default_factory is dataclasses.MISSING and field.name not in given:
             raise _Dropped(field.name)
-    return model(**fields)
+    return model(**given)
 
 
 class _Builder:
@@ -243,8 +243,6 @@ class _Builder:
         """``daemon.state``; a lease the schema let through but that cannot work is a problem."""
         if body is None:
             return StateSettings()
-        default_lease = StateSettings.lease_seconds
-        lease = self.seconds(("daemon", "state", "lease"), body.get("lease", default_lease))
         dsn = self.secret(body.get("dsn"), ("daemon",))
         if dsn is not None and body.get("kind") != "postgres":
             self.problem(("daemon", "state", "dsn"), "only a `postgres` state store has a DSN")
@@ -254,9 +252,10 @@ class _Builder:
                 "a `postgres` state store needs `dsn` (a secret reference to its connection "
                 "string, such as {env: OMNISYNC_STATE_DSN})",
             )
-        return StateSettings(
-            dsn=dsn, lease_seconds=default_lease if lease is None else lease, **_given(body, "kind")
-        )
+        default_lease = StateSettings.lease_seconds
+        lease = self.seconds(("daemon", "state", "lease"), body.get("lease", default_lease))
+        # `or`: a lease is at least 3s, so only a refused one is falsy.
+        return StateSettings(dsn=dsn, lease_seconds=lease or default_lease, **_given(body, "kind"))
 
     def source(self, name: str, body: _Body) -> Source:
         entry = ("sources", name)
@@ -273,13 +272,14 @@ class _Builder:
         api_key = self.secret(body["api_key"], ("connections", name))
         if api_key is None:
             raise _Dropped("api_key")
-        return Connection(
+        return _model(
+            Connection,
+            body,
             name=name,
             display_name=body.get("display_name", name),
             api_key=api_key,
             allowed_users=tuple(body.get("allowed_users", ())),
             rate_limit=RateLimit(**body.get("rate_limit", {})),
-            **_given(body, "data_transfer_accepted", "base_url"),
         )
 
     def schedule(self, name: str | None, body: _Body, path: PathParts) -> Schedule:
@@ -309,17 +309,15 @@ class _Builder:
             with contextlib.suppress(_Dropped):
                 schedule = self.schedule(None, _Body(written), ("exports", name, "schedule"))
         consent = body.get("consent")
-        return Export(
+        return _model(
+            Export,
+            body,
             name=name,
-            segment=body["segment"],
-            connection=body["connection"],
-            owner=body["owner"],
-            mapping=_model(FieldMapping, **body["mapping"]),
+            mapping=_model(FieldMapping, body["mapping"]),
             tag=body.get("tag", body["segment"]),
-            consent=_model(Consent, **consent) if consent is not None else None,
+            consent=_model(Consent, consent) if consent is not None else None,
             schedule=schedule,
             guards=_guards(body.get("guards"), guards),
-            **_given(body, "on_leave", "send_welcome_message", "max_profiles", "enabled"),
         )
 
     def daemon(self, body: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:

@@ -34,10 +34,9 @@ _SHORTHANDS = {
 def crontab_trigger_fields(expression: str) -> dict[str, str]:
     """Keyword arguments for APScheduler's ``CronTrigger`` meaning what crontab means.
 
-    Accepts five fields (minute, hour, day of month, month, day of week) or
-    a shorthand such as ``@daily``. Raises ``ValueError`` with a readable
-    message for an expression crontab would not accept or that APScheduler
-    would read differently.
+    Accepts five fields (minute, hour, day of month, month, day of week) or a shorthand
+    such as ``@daily``. Raises ``ValueError`` saying why for an expression crontab would
+    not accept or that APScheduler would read differently.
     """
     text = expression.strip()
     text = _SHORTHANDS.get(text.lower(), text)
@@ -48,19 +47,14 @@ def crontab_trigger_fields(expression: str) -> dict[str, str]:
         raise ValueError(
             f"a cron expression has five fields (minute hour day month weekday), not {len(fields)}"
         )
-    minute, hour, day, month, day_of_week = fields
-    if day != "*" and day_of_week != "*":
+    named = dict(zip(("minute", "hour", "day", "month", "day_of_week"), fields, strict=True))
+    if named["day"] != "*" and named["day_of_week"] != "*":
         raise ValueError(
             "restrict either the day of month or the day of week, not both"
             " (crontab runs when either matches, which omnisync does not reproduce)"
         )
-    return {
-        "minute": minute,
-        "hour": hour,
-        "day": day,
-        "month": month,
-        "day_of_week": _weekday_names(day_of_week),
-    }
+    named["day_of_week"] = _weekday_names(named["day_of_week"])
+    return named
 
 
 def cron_problem(expression: str) -> str | None:

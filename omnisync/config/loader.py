@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from omnisync.config.build import build_config, home_directory
 from omnisync.config.diagnostics import (
@@ -22,13 +23,13 @@ from omnisync.config.diagnostics import (
     PathParts,
     sort_diagnostics,
 )
-from omnisync.config.merge import merge_documents
 from omnisync.config.model import Config, Position
 from omnisync.config.revision import LoadedFile, config_revision
 from omnisync.config.schema import validate_document
-from omnisync.config.yamlload import MAX_FILE_BYTES, parse_document
+from omnisync.config.yamlload import MAX_FILE_BYTES, ParsedDocument, parse_document
 
-CONFIG_SUFFIXES = (".yaml", ".yml")
+#: The sections that map names to entries, merged across files by name.
+NAMED_SECTIONS = frozenset({"users", "sources", "segments", "connections", "schedules", "exports"})
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,84 @@ def try_load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str])
     )
 
 
+@dataclass(frozen=True)
+class MergedDocument:
+    """The union of several files. ``base_dirs`` maps each entry (``("sources", "cdp")``,
+    ``("daemon",)``) to the directory of the file that defined it."""
+
+    data: dict[str, Any]
+    positions: Mapping[PathParts, Position]
+    base_dirs: Mapping[PathParts, str]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def merge_documents(files: Sequence[tuple[ParsedDocument, str]]) -> MergedDocument:
+    """Merge parsed files, each with the absolute directory its relative paths are
+    relative to, in order; files without data (unparseable) are ignored.
+
+    :data:`NAMED_SECTIONS` are merged by name; of an entry defined twice only the first
+    is kept and a diagnostic names both places. ``version`` must agree across files and
+    ``daemon`` may be given in only one of them.
+    """
+    data: dict[str, Any] = {}
+    positions: dict[PathParts, Position] = {}
+    base_dirs: dict[PathParts, str] = {}
+    diagnostics: list[Diagnostic] = []
+
+    for document, directory in files:
+        if document.data is None:
+            continue
+        start = document.positions[()]
+        positions.setdefault((), start)
+        # The entries (key, name) and sections (key,) this file contributes.
+        taken: set[PathParts] = set()
+        for key, value in document.data.items():
+            here = document.positions.get((key,), start)
+            if key in NAMED_SECTIONS and isinstance(value, dict):
+                section = data.setdefault(key, {})
+                if not isinstance(section, dict):
+                    continue
+                positions.setdefault((key,), here)
+                for name, entry in value.items():
+                    at = document.positions.get((key, name), here)
+                    if name in section:
+                        first = positions.get((key, name), at)
+                        twice = f"{key.removesuffix('s')} '{name}' is defined twice"
+                        message = f"{twice}: at {first} and at {at}"
+                        diagnostics.append(Diagnostic.at(at, (key, name), message))
+                        continue
+                    section[name] = entry
+                    base_dirs[(key, name)] = directory
+                    taken.add((key, name))
+            elif key in data:
+                first = positions[(key,)]
+                if key == "daemon":
+                    message = (
+                        f"daemon settings are given twice: at {first} and at {here};"
+                        " keep them in one file"
+                    )
+                elif key == "version" and value != data[key]:
+                    message = f"version {value} differs from version {data[key]} at {first}"
+                else:
+                    continue  # an unknown key or a malformed section: the schema reported it
+                diagnostics.append(Diagnostic.at(here, (key,), message))
+            else:
+                data[key] = value
+                base_dirs[(key,)] = directory
+                taken.add((key,))
+        for path, position in document.positions.items():
+            if path[:1] in taken or path[:2] in taken:
+                positions.setdefault(path, position)
+    return MergedDocument(data, positions, base_dirs, tuple(diagnostics))
+
+
 def config_file_names(directory: str) -> list[str]:
     """The config files of ``directory``, sorted: ``*.yaml``/``*.yml`` regular files,
     not hidden, not editor backups. Raises ``OSError`` if it cannot be listed."""
     names = [
         os.path.join(directory, entry)
         for entry in sorted(os.listdir(directory))
-        if entry.endswith(CONFIG_SUFFIXES) and not entry.startswith((".", "#"))
+        if entry.endswith((".yaml", ".yml")) and not entry.startswith((".", "#"))
     ]
     return [name for name in names if os.path.isfile(name)]
 

@@ -93,8 +93,7 @@ class Connection:
 
     @property
     def brand(self) -> str:
-        """Which Omnisend brand this reaches, as far as the config can tell: the API's
-        base URL and the key's reference (never the key)."""
+        """The brand reached, as the config tells: base URL and key reference (never the key)."""
         return f"{self.base_url.rstrip('/')} {self.api_key.describe()}"
 
 
@@ -107,8 +106,7 @@ class Schedule:
     cron: str | None = None
     timezone: str = "UTC"
     every_seconds: int | None = None
-    #: ``every`` as the config writes it (``15m``), for people; not part of equality.
-    every_text: str | None = field(default=None, compare=False)
+    every_text: str | None = field(default=None, compare=False)  # as written ("15m")
 
     @property
     def every_written(self) -> str | None:

@@ -112,14 +112,10 @@ def _type(schema: Mapping[str, Any], *, link_prefix: str = "") -> str:
         keys = schema.get("propertyNames", {})
         key_type = _type(keys, link_prefix=link_prefix) if keys else "string"
         value_type = _type(schema["additionalProperties"], link_prefix=link_prefix)
-        return f"map of {key_type} → {value_type}" + _limits(schema)
-    if kind == "array":
-        return f"list of {_type(schema.get('items', {}), link_prefix=link_prefix)}" + _limits(
-            schema
-        )
-    if isinstance(kind, str):
-        return kind + _limits(schema)
-    return "any"
+        kind = f"map of {key_type} → {value_type}"
+    elif kind == "array":
+        kind = f"list of {_type(schema.get('items', {}), link_prefix=link_prefix)}"
+    return kind + _limits(schema) if isinstance(kind, str) else "any"
 
 
 def _limits(schema: Mapping[str, Any]) -> str:
@@ -134,7 +130,7 @@ def _limits(schema: Mapping[str, Any]) -> str:
         parts.append(f"at most {schema['maxProperties']} entries")
     if schema.get("uniqueItems"):
         parts.append("no repeats")
-    return f" ({', '.join(parts)})".replace("|", "\\|") if parts else ""
+    return _cell(f" ({', '.join(parts)})") if parts else ""
 
 
 def _range(low: int | None, high: int | None, *, unit: str) -> list[str]:

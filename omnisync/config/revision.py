@@ -1,16 +1,14 @@
 """Which revision of the config was loaded, and reading git the same way everywhere.
 
-``git:<short commit>`` when at least one loaded file is in the commit checked
-out (``HEAD``), plus ``+dirty`` when a file's bytes differ from the commit's or
-a file outside it is loaded beside committed ones. Otherwise ``sha256:<12 hex>``
-over the files' names and bytes.
+``git:<short commit>`` when a loaded file is in the commit checked out (``HEAD``),
+plus ``+dirty`` when a file's bytes differ from the commit's or a file outside it is
+loaded beside committed ones; otherwise ``sha256:<12 hex>`` over names and bytes.
 
-git refuses a repository another user owns (the rule under systemd's
-``DynamicUser=``). omnisync only *reads* objects with plumbing that runs no
-hook, filter, fsmonitor or pager and takes no lock, so it names the work tree
-safe for those commands alone, and compares bytes with the commit's blobs
-itself instead of ``git status`` (which refreshes the index and may run the
-programs a repository's configuration names).
+git refuses a repository another user owns (systemd's ``DynamicUser=``). omnisync
+only *reads* objects with plumbing that runs no hook, filter, fsmonitor or pager and
+takes no lock, so it names the work tree safe for those commands alone, and compares
+bytes with the commit's blobs itself rather than run ``git status`` (which refreshes
+the index and may run programs the repository's configuration names).
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ from dataclasses import dataclass
 
 GIT_TIMEOUT_SECONDS = 3.0
 
-# Keep git from prompting or taking locks (the config's repository may be in use by
-# people committing to it). Paths are literal pathspecs (a file "*.yaml" matches itself).
+# No prompts, no locks (people may be committing to the config's repository), and
+# literal pathspecs (a file "*.yaml" matches itself).
 _GIT_ENVIRONMENT = {
     "GIT_TERMINAL_PROMPT": "0",
     "GIT_OPTIONAL_LOCKS": "0",

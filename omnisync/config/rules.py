@@ -24,12 +24,9 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0
 
 
 def export_permission_problems(config: Config, export_name: str) -> tuple[str, ...]:
-    """Why ``export_name`` may not run under ``config``; empty when it may.
-
-    Checks that the owner exists and is an admin or listed in the
-    connection's ``allowed_users``, and that the connection exists and has
-    ``data_transfer_accepted``. Whether the export is enabled is not checked.
-    """
+    """Why ``export_name`` may not run under ``config``; empty when it may: the owner must
+    exist and be an admin or in the connection's ``allowed_users``, the connection must
+    exist and have ``data_transfer_accepted``. Whether it is enabled is not checked."""
     export = config.exports.get(export_name)
     if export is None:
         return (f"there is no export '{export_name}'",)
@@ -54,12 +51,10 @@ def tag_problem(tag: str) -> str | None:
 
 
 def check_config(config: Config, *, flawed: AbstractSet[PathParts]) -> tuple[Diagnostic, ...]:
-    """Every semantic problem of ``config``, each at the position it concerns.
-
-    ``flawed`` holds the paths already reported (their values dropped). Rules about a
-    path at or under one of them are not run, and a reference to an entry with a flaw
-    (perhaps not built), or into a flawed section, is not unknown.
-    """
+    """Every semantic problem of ``config``, each at the position it concerns. ``flawed``
+    holds the paths already reported (their values dropped): rules about a path at or
+    under one are not run, and a reference to an entry with a flaw (perhaps not built), or
+    into a flawed section, is not unknown."""
     checker = _Checker(config, flawed)
     return tuple(
         Diagnostic.at(checker.position(path), path, message)
@@ -256,11 +251,9 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 def listen_problem(listen: str, *, has_token: bool) -> str | None:
-    """Why the control endpoint may not listen on ``listen`` (``host:port``), or ``None``.
-
-    The one rule for ``daemon.control.listen`` and ``omnisync daemon
-    --control-listen``: an address beyond loopback needs ``daemon.control.token``.
-    """
+    """Why the control endpoint may not listen on ``listen`` (``host:port``), or ``None``:
+    the one rule for ``daemon.control.listen`` and ``omnisync daemon --control-listen``. An
+    address beyond loopback needs ``daemon.control.token``."""
     try:
         host, _ = split_listen(listen)
     except ValueError as problem:

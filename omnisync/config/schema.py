@@ -32,9 +32,7 @@ SCHEMA_FILE = "omnisync.schema.json"
 
 #: Validators about an object's keys rather than its value: a string
 #: ``errorMessage`` does not replace their (more specific) wording.
-_STRUCTURAL = frozenset(
-    {"required", "additionalProperties", "dependentRequired", "propertyNames", "unevaluated"}
-)
+_STRUCTURAL = frozenset({"required", "additionalProperties", "dependentRequired", "propertyNames"})
 _TYPE_NAMES = {
     "object": "a mapping",
     "array": "a list",
@@ -91,29 +89,24 @@ def _explain(error: ValidationError) -> Iterator[tuple[PathParts, str]]:
     schema: Mapping[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     validator = str(error.validator)
     instance = error.instance
-
+    custom = _custom(schema, validator)
     if _is_key_error(error):
-        message = _custom(schema, validator) or _generic(error)
+        message = custom or _generic(error)
         yield (*path, str(instance)), f"'{instance}' is not a valid name here: {message}"
-        return
-    if validator == "additionalProperties" and isinstance(instance, dict):
+    elif validator == "additionalProperties" and isinstance(instance, dict):
         allowed = set(schema.get("properties", {}))
         for key in sorted(set(instance) - allowed):
             yield (*path, key), f"unknown property '{key}'{did_you_mean(key, allowed)}"
-        return
-    if validator == "required" and isinstance(instance, dict):
+    elif validator == "required" and isinstance(instance, dict):
         for key in error.validator_value:
             if key not in instance:
                 yield path, f"missing required property '{key}'"
-        return
-    custom = _custom(schema, validator)
-    if custom is not None:
+    elif custom is not None:
         yield path, _with_secret_hint(custom, path)
-        return
-    if validator in ("oneOf", "anyOf"):
+    elif validator in ("oneOf", "anyOf"):
         yield from _explain_branches(error, path)
-        return
-    yield path, _generic(error)
+    else:
+        yield path, _generic(error)
 
 
 def _is_key_error(error: ValidationError) -> bool:

@@ -1,6 +1,10 @@
-"""Resolving secret references (:class:`~omnisync.config.model.SecretRef`): the one
-place a secret value is read. A :class:`SecretUnavailable` names the reference and
-the reason, never a value, so it is safe to log and to show.
+"""What a config names outside itself: secret references
+(:class:`~omnisync.config.model.SecretRef`) and files.
+
+:func:`resolve_secret` is the one place a secret value is read; a
+:class:`SecretUnavailable` names the reference and the reason, never a value, so it is
+safe to log and to show. :func:`check_references` (``validate --check-references``,
+off by default: CI rarely has the files) only opens the files, never reads them.
 """
 
 from __future__ import annotations
@@ -26,19 +30,11 @@ class SecretUnavailable(OmnisyncError):
         super().__init__(f"secret {reference.describe()} is unavailable: {reason}")
 
 
-def resolve_secret(
-    ref: SecretRef,
-    *,
-    environ: Mapping[str, str] | None = None,
-    credentials_directory: str | None = None,
-) -> str:
-    """The secret ``ref`` refers to, without one trailing newline.
-
-    ``environ`` defaults to ``os.environ``; ``credentials_directory`` to
-    ``$CREDENTIALS_DIRECTORY`` from it. Raises :class:`SecretUnavailable` when
-    the variable is unset, the file cannot be read, or the value is empty,
-    not UTF-8, larger than 64 KiB or spans several lines.
-    """
+def resolve_secret(ref: SecretRef, *, environ: Mapping[str, str] | None = None) -> str:
+    """The secret ``ref`` refers to, without one trailing newline; ``environ`` (default
+    ``os.environ``) gives the variables and ``$CREDENTIALS_DIRECTORY``. Raises
+    :class:`SecretUnavailable` when the variable is unset, the file cannot be read, or the
+    value is empty, not UTF-8, larger than 64 KiB or spans several lines."""
     environment = os.environ if environ is None else environ
     if ref.kind == "env":
         value = environment.get(ref.name)
@@ -47,7 +43,7 @@ def resolve_secret(
         return _clean(ref, value)
     if ref.kind == "file":
         return _clean(ref, _read_file(ref, ref.name))
-    directory = credentials_directory or environment.get("CREDENTIALS_DIRECTORY")
+    directory = environment.get("CREDENTIALS_DIRECTORY")
     if not directory:
         raise SecretUnavailable(
             ref,
@@ -69,6 +65,45 @@ def check_secrets(config: Config, *, environ: Mapping[str, str]) -> tuple[Diagno
         except SecretUnavailable as error:
             diagnostics.append(Diagnostic.at(config.position_or_start(path), path, str(error)))
     return tuple(diagnostics)
+
+
+def check_references(config: Config) -> tuple[Diagnostic, ...]:
+    """A diagnostic, where the path is written, for each file ``config`` names (sources'
+    ``path``, ``{file: PATH}`` secrets) that is missing or unreadable."""
+    files = [
+        (f"sources.{name}.path", source.path, f"{source.kind} source")
+        for name, source in config.sources.items()
+        if source.path is not None
+    ]
+    for dotted, reference in secret_references(config):
+        if reference.kind == "file":
+            files.append((dotted, reference.name, "secret file"))
+    diagnostics = []
+    for dotted, path, what in files:
+        problem = _file_problem(path)
+        if problem is not None:
+            position = config.position_or_start(dotted)
+            diagnostics.append(Diagnostic.at(position, dotted, f"{what} {path}: {problem}"))
+    return tuple(sorted(diagnostics))
+
+
+def _file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read as a file, or ``None`` when it can."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as error:
+        return f"cannot be reached: {(error.strerror or str(error)).lower()}"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    try:
+        # Non-blocking: a FIFO at that path must not hang validation. Nothing is read.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        return f"cannot be read: {(error.strerror or str(error)).lower()}"
+    os.close(descriptor)
+    return None
 
 
 def secret_references(config: Config) -> Iterator[tuple[str, SecretRef]]:

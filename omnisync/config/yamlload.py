@@ -1,12 +1,10 @@
 """YAML to plain data, keeping where every value was written.
 
-PyYAML's safe loader composes the nodes (whose marks give the positions);
-the data is built from them here rather than by PyYAML's constructor, because
-what YAML lets through silently must be errors: duplicate keys, input that is
-not UTF-8, tags other than the standard scalar and collection ones
-(``!!python/object``), keys that are not scalars, and aliases that expand
-into huge or recursive documents (every value is counted during composition
-and again while aliases are expanded).
+PyYAML's safe loader composes the nodes (their marks are the positions); the data
+is built from them here, not by PyYAML's constructor, because what YAML lets through
+silently must be errors: duplicate keys, input not UTF-8, non-standard tags
+(``!!python/object``), keys that are not scalars, and aliases that expand into huge
+or recursive documents (values are counted while composing and while expanding).
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
-from omnisync.config.diagnostics import Diagnostic, PathParts, dotted
+from omnisync.config.diagnostics import Diagnostic, PathParts
 from omnisync.config.model import Position
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -49,15 +47,13 @@ class ParsedDocument:
 
 
 class _LimitExceeded(Exception):
-    def __init__(self, message: str, mark: Mark | None) -> None:
+    def __init__(self, message: str, mark: Mark) -> None:
         super().__init__(message)
         self.mark = mark
 
 
 class _AliasNode(Node):
-    """An alias occurrence, kept (PyYAML returns the anchored node itself) for its position."""
-
-    id = "alias"
+    """An alias occurrence (PyYAML gives the anchored node itself), kept for its position."""
 
     def __init__(self, target: Node, anchor: str, start_mark: Mark, end_mark: Mark) -> None:
         super().__init__(target.tag, target, start_mark, end_mark)
@@ -73,16 +69,15 @@ class _Loader(yaml.SafeLoader):
         self.node_count = 0
         self.depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         self.node_count += 1
         if self.node_count > MAX_NODES:
             raise _LimitExceeded(f"more than {MAX_NODES} values in one file", event.start_mark)
         is_alias = isinstance(event, yaml.AliasEvent)  # a bool: `event` stays Any for mypy
         if is_alias:
-            target = super().compose_node(parent, index)
-            if target is None:  # pragma: no cover - PyYAML raises for an undefined alias
-                raise _LimitExceeded("undefined alias", event.start_mark)
+            super().compose_node(parent, index)  # raises for an undefined alias
+            target = self.anchors[event.anchor]
             return _AliasNode(target, str(event.anchor), event.start_mark, event.end_mark)
         if self.depth >= MAX_DEPTH:
             raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
@@ -90,8 +85,6 @@ class _Loader(yaml.SafeLoader):
         self.depth += 1
         node = super().compose_node(parent, index)
         self.depth -= 1
-        if node is None:  # pragma: no cover - only at the end of a stream
-            raise _LimitExceeded("unexpected end of the document", event.start_mark)
         return node
 
 
@@ -122,8 +115,12 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
     if not text.strip():
         return failed(start, "file is empty")
 
+    walker = _Walker(file)
     try:
         root = _Loader(text).get_single_node()
+        if root is None:
+            return failed(start, "file has no YAML document, only comments")
+        data = walker.value(root, (), depth=0)
     except ReaderError as error:
         message = "the file cannot be read as text"
         if isinstance(error.character, int):
@@ -133,27 +130,16 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
         return failed(_mark_position(error.problem_mark, file=file), _yaml_message(error))
     except _LimitExceeded as error:
         return failed(_mark_position(error.mark, file=file), str(error))
-    if root is None:
-        return failed(start, "file has no YAML document, only comments")
-
-    walker = _Walker(file)
-    try:
-        data = walker.value(root, (), depth=0)
-    except _LimitExceeded as error:
-        return failed(_mark_position(error.mark, file=file), str(error))
-    diagnostics = list(walker.diagnostics)
-    if not isinstance(data, dict):
-        diagnostics.append(
-            Diagnostic.at(
-                _mark_position(root.start_mark, file=file),
-                "",
-                "the top level must be a mapping of sections (version, users, sources, ...),"
-                f" not {describe_type(data)}",
-            )
-        )
-        return ParsedDocument(None, walker.positions, tuple(diagnostics))
     walker.positions[()] = start
-    return ParsedDocument(data, walker.positions, tuple(diagnostics))
+    if not isinstance(data, dict):
+        walker.problem(
+            root.start_mark,
+            (),
+            "the top level must be a mapping of sections (version, users, sources, ...),"
+            f" not {describe_type(data)}",
+        )
+        data = None
+    return ParsedDocument(data, walker.positions, tuple(walker.diagnostics))
 
 
 _TYPE_WORDS = (
@@ -188,12 +174,11 @@ class _Walker:
     def value(self, node: Node, path: PathParts, *, depth: int) -> Any:
         self._count += 1
         if self._count > MAX_NODES:
-            where = self._outer_alias.start_mark if self._outer_alias else node.start_mark
-            name = f" *{self._outer_alias.anchor}" if self._outer_alias else ""
+            alias = self._outer_alias
             raise _LimitExceeded(
-                f"alias{name} expands the document past {MAX_NODES} values"
-                " (an alias bomb?); refusing to expand it",
-                where,
+                f"alias{f' *{alias.anchor}' if alias else ''} expands the document past"
+                f" {MAX_NODES} values (an alias bomb?); refusing to expand it",
+                (alias or node).start_mark,
             )
         if depth > 2 * MAX_DEPTH:
             raise _LimitExceeded(
@@ -203,47 +188,42 @@ class _Walker:
             return self._alias(node, path, depth=depth)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
+        if node.tag != (_SEQ if isinstance(node, SequenceNode) else _MAP):
+            self.problem(node.start_mark, path, _unsupported_tag(node.tag))
         self._active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
                 return self._sequence(node, path, depth=depth)
-            if isinstance(node, MappingNode):
-                return self._mapping(node, path, depth=depth)
+            assert isinstance(node, MappingNode)
+            return self._mapping(node, path, depth=depth)
         finally:
             self._active.discard(id(node))
-        raise AssertionError(f"unexpected YAML node {node!r}")  # pragma: no cover
 
     def _alias(self, node: _AliasNode, path: PathParts, *, depth: int) -> Any:
         if id(node.target) in self._active:
             raise _LimitExceeded(
                 f"alias *{node.anchor} refers to a node that contains it", node.start_mark
             )
-        outer = self._outer_alias is None
-        if outer:
-            self._outer_alias = node
+        outer = self._outer_alias
+        self._outer_alias = outer or node  # the outermost alias is blamed for a bomb
         try:
             return self.value(node.target, path, depth=depth + 1)
         finally:
-            if outer:
-                self._outer_alias = None
+            self._outer_alias = outer
 
     def _scalar(self, node: ScalarNode, path: PathParts) -> Any:
         if node.tag in _TEXT_TAGS:
             return str(node.value)
         if node.tag not in _SCALAR_TAGS:
-            self._problem(node.start_mark, path, _unsupported_tag(node.tag))
+            self.problem(node.start_mark, path, _unsupported_tag(node.tag))
             return None
         try:
             return self._constructor.yaml_constructors[node.tag](self._constructor, node)
         except (ValueError, yaml.YAMLError):
-            self._problem(
-                node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}"
-            )
+            self.problem(node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}")
             return None
 
     def _sequence(self, node: SequenceNode, path: PathParts, *, depth: int) -> list[Any]:
-        if node.tag != _SEQ:
-            self._problem(node.start_mark, path, _unsupported_tag(node.tag))
         items = []
         for index, item in enumerate(node.value):
             self.positions[(*path, index)] = self._position(item.start_mark)
@@ -251,8 +231,6 @@ class _Walker:
         return items
 
     def _mapping(self, node: MappingNode, path: PathParts, *, depth: int) -> dict[str, Any]:
-        if node.tag != _MAP:
-            self._problem(node.start_mark, path, _unsupported_tag(node.tag))
         result: dict[str, Any] = {}
         # Merge keys (<<: *defaults) give values that explicit keys override,
         # wherever in the mapping the explicit keys are written.
@@ -272,7 +250,7 @@ class _Walker:
             if key in explicit:
                 first = self._position(explicit[key])
                 again = self._position(key_node.start_mark)
-                self._problem(
+                self.problem(
                     key_node.start_mark,
                     (*path, key),
                     f"duplicate key '{key}': first at line {first.line}, column {first.column},"
@@ -288,31 +266,28 @@ class _Walker:
         target = _target(node)
         if isinstance(target, MappingNode):
             yield node
-            return
-        if isinstance(target, SequenceNode):
+        elif isinstance(target, SequenceNode):
             for item in target.value:
                 if isinstance(_target(item), MappingNode):
                     yield item
                 else:
-                    self._problem(item.start_mark, path, "'<<' merges only mappings")
-            return
-        self._problem(node.start_mark, path, "'<<' needs a mapping or a list of mappings")
+                    self.problem(item.start_mark, path, "'<<' merges only mappings")
+        else:
+            self.problem(node.start_mark, path, "'<<' needs a mapping or a list of mappings")
 
     def _key(self, node: Node, path: PathParts) -> str | None:
         target = _target(node)
         if not isinstance(target, ScalarNode):
-            self._problem(
-                node.start_mark, path, "a key must be a plain name, not a list or mapping"
-            )
+            self.problem(node.start_mark, path, "a key must be a plain name, not a list or mapping")
             return None
         if target.tag not in _TEXT_TAGS | _SCALAR_TAGS:
-            self._problem(node.start_mark, path, _unsupported_tag(target.tag))
+            self.problem(node.start_mark, path, _unsupported_tag(target.tag))
             return None
         # The key as written: `1:` or `yes:` names something called "1" or "yes".
         return str(target.value)
 
-    def _problem(self, mark: Mark, path: PathParts, message: str) -> None:
-        self.diagnostics.append(Diagnostic.at(self._position(mark), dotted(path), message))
+    def problem(self, mark: Mark, path: PathParts, message: str) -> None:
+        self.diagnostics.append(Diagnostic.at(self._position(mark), path, message))
 
     def _position(self, mark: Mark) -> Position:
         return _mark_position(mark, file=self.file)

@@ -12,19 +12,33 @@
 
 Read-only endpoints need no token: they carry no secret and no personal data.
 Every endpoint refuses a ``Host`` that is not one of the listen address's own
-names (``421``): no DNS rebinding from a browser on this machine. HTTP is
-waitress's with our connection budget (:mod:`omnisync.daemon.serving`); what
-each endpoint answers comes from the injected :class:`ControlApi`.
+names (``421``): no DNS rebinding from a browser on this machine. What each
+endpoint answers comes from the injected :class:`ControlApi`.
+
+HTTP is waitress's (an idle connection costs a descriptor, never a thread), with a
+*connection budget* (:class:`BudgetServer`):
+
+- at most :func:`connection_limit` connections: a quarter of the open-file
+  limit (runs keep the descriptors they need), at most 100;
+- a connection must deliver a complete request within :data:`REQUEST_DEADLINE`
+  of opening or of its previous answer, or is closed (idle and "slowloris" ones);
+- at the budget a new connection is still accepted: the one waiting longest
+  without a complete request is closed to make room (never one being answered);
+- out of file descriptors, accepting pauses a moment instead of spinning.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
+import ipaddress
 import json
 import logging
+import resource
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -33,25 +47,162 @@ from urllib.parse import parse_qsl
 
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
+from waitress.channel import HTTPChannel  # type: ignore[import-untyped]
+from waitress.parser import HTTPRequestParser, ParsingError  # type: ignore[import-untyped]
+from waitress.server import TcpWSGIServer  # type: ignore[import-untyped]
 
 from omnisync.config.rules import split_listen
-from omnisync.daemon.serving import (
-    REQUEST_DEADLINE,
-    WORKER_THREADS,
-    BudgetServer,
-    bind,
-    connection_limit,
-    ip_or_none,
-)
 
 _log = logging.getLogger("omnisync.daemon.control")
+
+#: Seconds a connection has to deliver a complete request, from its opening or its
+#: previous answer.
+REQUEST_DEADLINE = 5.0
+#: Threads that run requests (every answer is quick; the I/O loop is one more thread).
+WORKER_THREADS = 4
+#: At most this many connections, whatever the file limit.
+MAX_CONNECTIONS = 100
+#: How long accepting pauses when the process is out of file descriptors.
+_ACCEPT_PAUSE = 0.5
+
+
+def raise_file_limit() -> None:
+    """Raise the soft limit on open files to the hard one (a refusal leaves it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if resource.RLIM_INFINITY not in (hard, soft) and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as error:
+            _log.debug("cannot raise the open-file limit: %s", error)
+
+
+def connection_limit(file_limit: int | None = None) -> int:
+    """How many control connections may be open at once: a quarter of the file limit, ≤ 100."""
+    if file_limit is None:
+        file_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if file_limit == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(4, min(MAX_CONNECTIONS, int(file_limit) // 4))
+
+
+def ip_or_none(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an IP address, or ``None`` for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+class _Parser(HTTPRequestParser):  # type: ignore[misc]
+    """waitress's parser; a header value too long for ``int()`` (a Content-Length of over
+    4,300 digits) is a 400, not a traceback and an unanswered connection."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        try:
+            super().parse_header(header_plus)
+        except ValueError as error:
+            raise ParsingError(f"invalid header value: {str(error)[:60]}") from None
+
+
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    """One connection; ``waiting_since`` (monotonic) is ``None`` while it is being answered."""
+
+    parser_class = _Parser
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting_since: float | None = time.monotonic()
+
+
+class BudgetServer(TcpWSGIServer):  # type: ignore[misc]
+    """waitress's TCP server with the connection budget (see the module's doc)."""
+
+    channel_class = _Channel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.limit = connection_limit()
+        self._next_sweep = 0.0
+        self._paused_until = 0.0
+        self._paused_logged = 0.0
+        super().__init__(*args, **kwargs)
+
+    def readable(self) -> bool:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + min(1.0, REQUEST_DEADLINE / 4)
+            self._sweep(now)
+        if not self.accepting or now < self._paused_until:
+            return False
+        # At the budget: accept only when a waiting connection can make room.
+        return len(self.active_channels) < self.limit or self._longest_waiting() is not None
+
+    def _sweep(self, now: float) -> None:
+        for channel in list(self.active_channels.values()):
+            if channel.requests:
+                channel.waiting_since = None
+            elif channel.waiting_since is None:
+                channel.waiting_since = now
+            elif now - channel.waiting_since > REQUEST_DEADLINE and not channel.will_close:
+                channel.will_close = True  # closed by the loop on its next pass
+
+    def _longest_waiting(self) -> _Channel | None:
+        candidates = [
+            channel
+            for channel in self.active_channels.values()
+            if channel.waiting_since is not None and not channel.requests
+        ]
+        return min(candidates, key=lambda channel: channel.waiting_since, default=None)
+
+    def handle_accept(self) -> None:
+        if len(self.active_channels) >= self.limit:
+            victim = self._longest_waiting()
+            if victim is None:
+                return
+            victim.handle_close()
+        try:
+            pair = self.accept()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of descriptors: stop accepting a moment rather than spin on a
+                # listening socket that stays readable.
+                now = time.monotonic()
+                self._paused_until = now + _ACCEPT_PAUSE
+                if now - self._paused_logged > 60:
+                    self._paused_logged = now
+                    _log.warning(
+                        "control endpoint cannot accept a connection: %s",
+                        error.strerror,
+                        extra={"event": "control_accept_failed"},
+                    )
+            return
+        if pair is None:
+            return
+        connection, address = pair
+        self.channel_class(self, connection, address, self.adj, map=self._map)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if ip_or_none(host) is None:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        if not infos:
+            raise OSError(f"cannot resolve {host}")
+        family, _, _, _, address = infos[0]
+        host = str(address[0])
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 #: Request bodies are never needed; anything larger is answered 413 unread.
 _MAX_BODY = 64 * 1024
 #: Request line and headers; a larger head is answered 431.
 _MAX_HEAD = 16 * 1024
-StartResponse = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -130,13 +281,54 @@ Answer = tuple[int, dict[str, Any] | bytes, list[tuple[str, str]]]
 _TEXT = ("Content-Type", "text/plain; charset=utf-8")
 
 
-class _App:
-    def __init__(self, api: ControlApi, token: str, hosts: HostNames) -> None:
-        self.api = api
-        self.token = token
-        self.hosts = hosts
+class ControlServer:
+    """The WSGI application serving :class:`ControlApi` on ``listen`` (``host:port``; port 0
+    picks a free one), from construction until :meth:`stop`."""
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    def __init__(self, listen: str, api: ControlApi, *, token: str) -> None:
+        host, port = split_listen(listen)
+        self._api = api
+        self._token = token
+        self._hosts = HostNames(host)
+        sock = bind(host, port)
+        adjustments = Adjustments(
+            sockets=[sock],
+            threads=WORKER_THREADS,
+            ident="omnisync-control",
+            backlog=1024,
+            channel_timeout=max(1, int(REQUEST_DEADLINE)),
+            cleanup_interval=1,
+            max_request_header_size=_MAX_HEAD,
+            max_request_body_size=_MAX_BODY,
+            asyncore_use_poll=True,
+            expose_tracebacks=False,
+            log_socket_errors=False,
+        )
+        self._map: dict[int, Any] = {}
+        try:
+            self._server = BudgetServer(
+                self,
+                map=self._map,
+                _sock=sock,
+                adj=adjustments,
+                bind_socket=False,
+                sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
+            )
+        except BaseException:
+            sock.close()
+            raise
+        bound, port = str(sock.getsockname()[0]), int(sock.getsockname()[1])
+        #: The bound address as ``host:port`` (the real port when 0 was asked for).
+        self.address = f"[{bound}]:{port}" if ":" in bound else f"{bound}:{port}"
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="control-server", daemon=True)
+        self._thread.start()
+
+    def set_token(self, token: str) -> None:
+        """Use ``token`` from now on (a reload changed the configured one)."""
+        self._token = token
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         status, body, headers = self._answer(environ)
         if isinstance(body, dict):
             body = json.dumps(body, ensure_ascii=False, indent=2, default=str).encode() + b"\n"
@@ -148,7 +340,7 @@ class _App:
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
     def _answer(self, environ: dict[str, Any]) -> Answer:
-        if not self.hosts.allows(environ.get("HTTP_HOST")):
+        if not self._hosts.allows(environ.get("HTTP_HOST")):
             _log.warning(
                 "control request refused: foreign Host header %r",
                 environ.get("HTTP_HOST"),
@@ -167,17 +359,17 @@ class _App:
 
     def _get(self, path: str) -> Answer:
         if path == "/healthz":
-            if self.api.healthy():
+            if self._api.healthy():
                 return 200, b"ok\n", [_TEXT]
             unhealthy = b"unhealthy: main loop stalled, or shared state store unreachable\n"
             return 503, unhealthy, [_TEXT]
         if path == "/metrics":
-            body, content_type = self.api.metrics_text()
+            body, content_type = self._api.metrics_text()
             return 200, body, [("Content-Type", content_type)]
         if path == "/status":
-            return 200, self.api.status(), []
+            return 200, self._api.status(), []
         if path.startswith("/runs/") and path.count("/") == 2:
-            run = self.api.run(path.removeprefix("/runs/"))
+            run = self._api.run(path.removeprefix("/runs/"))
             return (200, run, []) if run is not None else (404, {"error": "no such run"}, [])
         return 404, {"error": f"no endpoint {path}"}, []
 
@@ -186,10 +378,10 @@ class _App:
         if len(parts) != 3 or parts[0] != "exports" or parts[2] != "run":
             return 404, {"error": f"no endpoint {path}"}, []
         if not self._authorised(environ.get("HTTP_AUTHORIZATION") or ""):
-            error = f"missing or wrong bearer token ({self.api.token_hint()})"
+            error = f"missing or wrong bearer token ({self._api.token_hint()})"
             return 401, {"error": error}, [("WWW-Authenticate", "Bearer")]
         query = dict(parse_qsl(environ.get("QUERY_STRING") or ""))
-        answer = self.api.trigger(
+        answer = self._api.trigger(
             parts[1],
             release_by=query.get("release_by") or None,
             full=query.get("full") in {"1", "true"},
@@ -201,55 +393,7 @@ class _App:
         if scheme.lower() != "bearer":
             return False
         # Constant-time comparison: the token is the only thing guarding on-demand runs.
-        return hmac.compare_digest(presented.strip().encode(), self.token.encode())
-
-
-class ControlServer:
-    """Serves :class:`ControlApi` on ``listen`` (``host:port``; port 0 picks a free one)
-    from construction until :meth:`stop`."""
-
-    def __init__(self, listen: str, api: ControlApi, *, token: str) -> None:
-        host, port = split_listen(listen)
-        self._app = _App(api, token, HostNames(host))
-        sock = bind(host, port)
-        adjustments = Adjustments(
-            sockets=[sock],
-            threads=WORKER_THREADS,
-            ident="omnisync-control",
-            backlog=1024,
-            channel_timeout=max(1, int(REQUEST_DEADLINE)),
-            cleanup_interval=1,
-            max_request_header_size=_MAX_HEAD,
-            max_request_body_size=_MAX_BODY,
-            asyncore_use_poll=True,
-            expose_tracebacks=False,
-            log_socket_errors=False,
-        )
-        self._map: dict[int, Any] = {}
-        try:
-            self._server = BudgetServer(
-                self._app,
-                map=self._map,
-                _sock=sock,
-                adj=adjustments,
-                bind_socket=False,
-                sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
-                limit=connection_limit(),
-                deadline=REQUEST_DEADLINE,
-            )
-        except BaseException:
-            sock.close()
-            raise
-        bound, port = str(sock.getsockname()[0]), int(sock.getsockname()[1])
-        #: The bound address as ``host:port`` (the real port when 0 was asked for).
-        self.address = f"[{bound}]:{port}" if ":" in bound else f"{bound}:{port}"
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="control-server", daemon=True)
-        self._thread.start()
-
-    def set_token(self, token: str) -> None:
-        """Use ``token`` from now on (a reload changed the configured one)."""
-        self._app.token = token
+        return hmac.compare_digest(presented.strip().encode(), self._token.encode())
 
     def _serve(self) -> None:
         try:

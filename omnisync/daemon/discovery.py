@@ -1,14 +1,12 @@
 """Finding a running daemon, and talking to its control endpoint.
 
-At start the daemon writes ``<state_dir>/daemon.json`` (pid, control address,
-config path, start time) and, unless ``daemon.control.token`` is configured,
-a fresh random token to ``<state_dir>/control.token``; it removes
-``daemon.json`` on a clean exit (one left by a killed daemon has a dead pid).
-Both are written 0600 whatever the umask. The CLI sends its bearer token to
-the address ``daemon.json`` names, so it trusts these files only when they
-are regular files owned by the current user (or, for root, by the owner of
-the private directory they are in: systemd's ``DynamicUser=``) and not
-writable by group or others; anything else is :class:`UntrustedStateFile`.
+At start the daemon writes ``<state_dir>/daemon.json`` (pid, control address, config
+path, start time) and, unless ``daemon.control.token`` is configured, a fresh random
+token to ``control.token``, both 0600 whatever the umask; it removes ``daemon.json``
+on a clean exit. The CLI sends its bearer token to the address ``daemon.json`` names,
+so it trusts these files only when they are regular files owned by the current user
+(or, for root, by the owner of the private directory they are in: systemd's
+``DynamicUser=``) and not writable by group or others: else :class:`UntrustedStateFile`.
 """
 
 from __future__ import annotations
@@ -61,7 +59,7 @@ class DaemonInfo:
     started_at: str
 
 
-def _write_private(path: Path, data: bytes) -> Path:
+def _write_private(path: Path, data: bytes) -> None:
     """Write ``path`` atomically with mode 0600 (a reader never sees half a file)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
@@ -74,13 +72,12 @@ def _write_private(path: Path, data: bytes) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     os.replace(temporary, path)
-    return path
 
 
-def write_info(state_dir: Path, info: DaemonInfo) -> Path:
+def write_info(state_dir: Path, info: DaemonInfo) -> None:
     """Write ``daemon.json`` atomically, mode 0600."""
     text = json.dumps(asdict(info), indent=2)
-    return _write_private(state_dir / INFO_FILENAME, (text + "\n").encode("utf-8"))
+    _write_private(state_dir / INFO_FILENAME, (text + "\n").encode("utf-8"))
 
 
 def remove_info(state_dir: Path, *, pid: int) -> None:
@@ -261,12 +258,6 @@ class DaemonClient:
         result: dict[str, Any] = response.json()
         return result
 
-    def _get(self, path: str) -> dict[str, Any]:
-        response = self._http.get(path)
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
-
     def wait(
         self, run_id: str, *, on_poll: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
@@ -279,6 +270,12 @@ class DaemonClient:
             if run.get("state") == "finished":
                 return run
             time.sleep(0.25)
+
+    def _get(self, path: str) -> dict[str, Any]:
+        response = self._http.get(path)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def close(self) -> None:
         self._http.close()

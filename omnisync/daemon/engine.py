@@ -1,10 +1,8 @@
 """The daemon's run function: the export engine over one state store and one client pool.
 
-The store is opened once (``daemon.state_dir`` and ``daemon.state`` take effect
-at the next restart); the :class:`~omnisync.engine.clients.ClientPool` gives
-every export of a connection one client and rate limiter. Each run gets an
-:class:`~omnisync.engine.runner.ExportRunner` for its config snapshot. A run
-whose API key cannot be read is *refused*: nothing is recorded in history, and
+The store is opened once (``daemon.state_dir`` and ``daemon.state`` take effect at
+the next restart); every export of a connection shares one client and rate limiter.
+A run whose API key cannot be read is *refused*: nothing is recorded in history, and
 the trigger endpoint refuses it up front (:meth:`EngineRuns.refusal`).
 """
 
@@ -13,14 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config, Connection, DaemonSettings
-from omnisync.daemon.metrics import DaemonMetrics
-from omnisync.daemon.runs import LiveProgress, RunOutcome
-from omnisync.daemon.triggers import is_full, is_release
+from omnisync.daemon.metrics import ConnectionObserver, DaemonMetrics
+from omnisync.daemon.runs import LiveProgress, RunOutcome, is_full, is_release
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.history_render import run_as_dict
 from omnisync.engine.run_render import result_as_dict
@@ -40,12 +38,12 @@ class EngineUnavailable(OmnisyncError):
 
 
 class EngineRuns:
-    """A :class:`~omnisync.daemon.runs.RunFunction` that runs exports for real.
+    """The :class:`~omnisync.daemon.runs.Engine` that runs exports for real.
 
     ``open_store`` is called on first need (a daemon whose shared store is unreachable
     still starts); a stopped run follows its batches for at most ``stop_grace`` seconds
-    (keep it under the shutdown timeout). ``leases``: this replica's membership of a
-    shared store: runs are fenced, and requests gated, by their brand's lease.
+    (keep it under the shutdown timeout).
+    ``leases``: on a shared store, runs are fenced, and requests gated, by their brand's.
     """
 
     def __init__(
@@ -67,7 +65,7 @@ class EngineRuns:
                 return lambda: leases.require(connection.brand)
 
         self._pool = ClientPool(
-            clock=clock, observer_for=metrics.client_observer, gate_for=gate_for
+            clock=clock, observer_for=partial(ConnectionObserver, metrics), gate_for=gate_for
         )
         self._clock = clock
         self._settings = RunnerSettings(stop_grace=stop_grace)

@@ -1,7 +1,6 @@
 """Loading a config the way the daemon needs it: ``validate``'s loader, then every secret
-resolved (the daemon never accepts a config it cannot run). Any failure is
-:class:`LoadFailed`, one ``file:line:col: path: message`` line per problem, no
-secret values."""
+resolved (the daemon never accepts a config it cannot run); any failure is
+:class:`LoadFailed`, with no secret values."""
 
 from __future__ import annotations
 
@@ -19,11 +18,8 @@ from omnisync.errors import OmnisyncError
 
 
 class LoadFailed(OmnisyncError):
-    """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines.
-
-    ``unreadable``: the path (or a file in it) could not be read at all;
-    ``revision``: the revision of the rejected files (``""`` when unreadable).
-    """
+    """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines,
+    ``unreadable`` when its files could not be read at all, ``revision`` theirs (or ``""``)."""
 
     def __init__(
         self, problems: tuple[str, ...], *, unreadable: bool = False, revision: str = ""
@@ -34,27 +30,14 @@ class LoadFailed(OmnisyncError):
         self.revision = revision
 
 
-def _internal_error(error: Exception) -> LoadFailed:
-    """A load that failed on a bug in loading: it says where (file and line), not what (the
-    message may quote a secret not yet registered for redaction)."""
-    where = traceback.extract_tb(error.__traceback__)[-1]
-    name = os.path.basename(where.filename)
-    return LoadFailed(
-        (f"internal error ({type(error).__name__} at {name}:{where.lineno}); please report it",)
-    )
-
-
 class StartupFailed(OmnisyncError):
     """The daemon cannot start (e.g. its control address is taken); the message says why."""
 
 
 @dataclass(frozen=True)
 class LoadedConfig:
-    """A config that loaded, validated and whose secrets resolved.
-
-    ``secret_values`` are for the log redactor only (never shown: no repr);
-    ``control_token`` is the configured token, if any.
-    """
+    """A config that loaded, validated and whose secrets resolved; ``secret_values`` are
+    for the log redactor only (no repr), ``control_token`` the configured token, if any."""
 
     config: Config
     secret_values: tuple[str, ...] = field(default=(), repr=False)
@@ -63,9 +46,8 @@ class LoadedConfig:
 
 class DaemonConfigLoader:
     """Loads a config path with ``environ`` (read once: a daemon's environment does not
-    change) and resolves its secrets; :class:`LoadFailed` when it cannot be used, a bug
-    in loading included, so that neither a start nor a reload meets a traceback.
-    ``load`` reads and validates the files (:func:`try_load_config`)."""
+    change) through ``load``, and resolves its secrets. :class:`LoadFailed` when it cannot
+    be used, a bug in loading included: neither a start nor a reload meets a traceback."""
 
     def __init__(
         self,
@@ -82,7 +64,10 @@ class DaemonConfigLoader:
         except LoadFailed:
             raise
         except Exception as error:
-            raise _internal_error(error) from None
+            # Where, not what: the message may quote a secret not yet registered for redaction.
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            place = f"{type(error).__name__} at {os.path.basename(where.filename)}:{where.lineno}"
+            raise LoadFailed((f"internal error ({place}); please report it",)) from None
 
     def _loaded(self, path: Path) -> LoadedConfig:
         result = self._load(path, environ=self._environ)

@@ -1,11 +1,11 @@
 """The daemon's Prometheus metrics, in a private registry (two daemons in one process,
 or a library user, never collide).
 
-Made to be alerted on (``examples/prometheus/alerts.yml``): every configured
-export has all its series from the moment it is configured (``runs_total`` at
-0 per outcome, ``last_success`` at 0 until a success is known, seeded from
-history), so "never succeeded" needs no ``absent()``; an export that leaves
-the config loses them. No ``_created`` series: they would double every counter.
+Made to be alerted on (``examples/prometheus/alerts.yml``): every configured export
+has all its series from the moment it is configured (``last_success`` at 0 until a
+success is known, seeded from history), so "never succeeded" needs no ``absent()``;
+an export that leaves the config loses them. No ``_created`` series: they would
+double every counter.
 """
 
 from __future__ import annotations
@@ -241,25 +241,18 @@ class DaemonMetrics:
                 )
                 self.last_success.labels(export=name).set(ended.timestamp() if ended else 0)
             for name in sorted(self._exports - names):
-                self._forget(name)
+                for metric in self._export_metrics:
+                    with contextlib.suppress(KeyError):
+                        metric.remove(name)
+                for outcome in {*OUTCOMES, "skipped", "interrupted"}:
+                    with contextlib.suppress(KeyError):
+                        self.runs.remove(name, outcome)
             self._exports = names
-
-    def _forget(self, export: str) -> None:
-        for metric in self._export_metrics:
-            with contextlib.suppress(KeyError):
-                metric.remove(export)
-        for outcome in {*OUTCOMES, "skipped", "interrupted"}:
-            with contextlib.suppress(KeyError):
-                self.runs.remove(export, outcome)
 
     def reloaded(self, *, ok: bool, at: datetime) -> None:
         self.reload_success.set(1 if ok else 0)
         self.reload_timestamp.set(at.timestamp())
         self.reloads.labels(result="success" if ok else "failure").inc()
-
-    def client_observer(self, connection: str) -> ConnectionObserver:
-        """An observer for the Omnisend client of ``connection``."""
-        return ConnectionObserver(self, connection)
 
 
 class ConnectionObserver:

@@ -1,7 +1,6 @@
-"""The systemd notify protocol (``sd_notify``), spoken directly: ``KEY=VALUE`` datagrams
-to the ``AF_UNIX`` socket in ``$NOTIFY_SOCKET`` (``@``: the abstract namespace). Without
-it every call is a no-op; a failure to send is logged once and never stops the service.
-"""
+"""The systemd notify protocol (``sd_notify``): ``KEY=VALUE`` datagrams to the socket in
+``$NOTIFY_SOCKET`` (``@``: the abstract namespace). Without it every call is a no-op; a
+failure to send is logged once and never stops the service."""
 
 from __future__ import annotations
 

@@ -2,13 +2,12 @@
 
 - an enabled export with a schedule has exactly one job on that schedule;
 - a job for anything else goes;
-- a removed or disabled export's run is stopped at its next batch boundary,
-  and so is the run of an export whose definition changed in a way that
-  affects what a run sends (that one runs again with the new definition);
+- a removed or disabled export's run is stopped at its next batch boundary, and so
+  is the run of an export whose definition changed (it runs again with the new one);
 - an unchanged export's run is never interrupted.
 
-The same function serves a reload (``applied`` is the previous config) and
-every tick (``applied == desired``: it then only repairs a drifted scheduler).
+The same function serves a reload and every tick (``applied == desired``: it then
+only repairs a drifted scheduler).
 """
 
 from __future__ import annotations
@@ -24,12 +23,9 @@ StopReason = Literal["removed", "disabled", "changed"]
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """One export as the daemon treats it.
-
-    ``timing``: its schedule without the name (renaming a schedule does not
-    re-time it). ``definition``: everything that changes what a run sends — the
-    export without its schedule, its segment, source and connection.
-    """
+    """One export as the daemon treats it. ``timing``: its schedule without the name
+    (renaming a schedule does not re-time it); ``definition``: everything that changes
+    what a run sends (the export without its schedule, its segment, source, connection)."""
 
     name: str
     enabled: bool
@@ -95,12 +91,8 @@ def reconcile(
     applied: Mapping[str, ExportSpec],
     scheduled: Mapping[str, Schedule],
 ) -> tuple[Action, ...]:
-    """The actions that turn (``applied``, ``scheduled``) into ``desired``.
-
-    ``applied``: the specs last acted on (empty at start); ``scheduled``: each
-    export's job timing as the scheduler holds it. Sorted by export, a stop
-    before the same export's job change.
-    """
+    """The actions that turn (``applied``: the specs last acted on, ``scheduled``: the
+    scheduler's job timings) into ``desired``; by export, a stop before a job change."""
     actions: list[Action] = []
     for name in sorted(set(desired) | set(applied) | set(scheduled)):
         wanted = desired.get(name)

@@ -1,18 +1,23 @@
-"""Running an export through the daemon that is already running for its state directory.
+"""``omnisync export run`` made by another process, so it never overlaps a run there.
 
-``omnisync export run NAME`` asks that daemon (``POST /exports/NAME/run``), so
-the run never overlaps a scheduled one, and follows ``/runs/<id>`` like a
-direct run: the same progress display, the run named by its history id, its
-own summary document. When the export is already running there, the command
-waits for that run to end, then starts its own (the person asked for a run
-that starts now).
+With a local state store the daemon of its state directory runs it (``POST
+/exports/NAME/run``), followed through ``/runs/<id>`` like a direct run: the
+same progress display, history id and summary document; when the export is
+running there, the command waits for that run to end, then starts its own. On
+a shared store the holder of the brand's lease runs it, asked through
+``run_requests``; with no live holder the command runs it itself under the
+brand's lease (:class:`HeldBrand`).
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import TYPE_CHECKING, Any, Self, cast, get_args
 
 import httpx
 
@@ -24,6 +29,8 @@ from omnisync.daemon.discovery import (
     TriggerRefused,
     UntrustedStateFile,
 )
+from omnisync.daemon.replicas import VALID_SHARE
+from omnisync.daemon.runs import manual_trigger
 from omnisync.engine.results import (
     FailureSample,
     Phase,
@@ -34,6 +41,14 @@ from omnisync.engine.results import (
     RunResult,
 )
 from omnisync.errors import OmnisyncError
+from omnisync.state.opening import resolve_state_dsn
+from omnisync.state.store import Fence, LeaseLost, StateError
+
+if TYPE_CHECKING:  # psycopg: only where a shared store is configured
+    from omnisync.state.leases import LeaseBoard
+
+#: How often a command waiting for a replica looks at its request.
+POLL_SECONDS = 0.25
 
 
 class RemoteRunFailed(OmnisyncError):
@@ -49,7 +64,6 @@ def run_through_daemon(
     config: Config,
     export: str,
     *,
-    environ: Mapping[str, str] | None = None,
     notice: Callable[[str], None] | None = None,
     progress: RunProgress | None = None,
     release_by: str | None = None,
@@ -57,11 +71,10 @@ def run_through_daemon(
 ) -> RemoteRun | None:
     """Have the daemon of ``config``'s state directory run ``export`` and wait for it.
 
-    ``None`` when no daemon is up (run directly, even when the configured control
-    token cannot be read: none is needed then). :class:`RemoteRunFailed` when a
-    daemon is up but refuses (a wrong token, a disabled or unknown export, an API
-    key it cannot read, the daemon stopping). ``notice`` gets one-line messages
-    for the person waiting, ``progress`` the run's phases and counts.
+    ``None`` when no daemon is up (run directly: no control token is needed then).
+    :class:`RemoteRunFailed` when a daemon is up but refuses (a wrong token, a disabled
+    or unknown export, an unreadable API key, the daemon stopping). ``notice`` gets
+    one-line messages for the person waiting, ``progress`` the run's phases and counts.
     """
     tell = notice or (lambda message: None)
     state_dir = Path(config.daemon.state_dir)
@@ -75,7 +88,7 @@ def run_through_daemon(
     reference = config.daemon.control_token
     if reference is not None:
         try:
-            client.use_token(resolve_secret(reference, environ=environ))
+            client.use_token(resolve_secret(reference))
         except SecretUnavailable as error:
             client.close()
             raise RemoteRunFailed(
@@ -123,6 +136,136 @@ def run_through_daemon(
     if record.get("status") == "refused":
         raise RemoteRunFailed(f"{daemon} did not run {export}: {record.get('error')}")
     return record
+
+
+def run_through_replicas(
+    config: Config,
+    export: str,
+    *,
+    notice: Callable[[str], None] | None = None,
+    release_by: str | None = None,
+    full: bool = False,
+) -> RemoteRun | None:
+    """Have the replica holding ``export``'s brand run it; its answer, with ``history_id``.
+
+    ``None``: no live replica holds the brand (run it here, under a :class:`HeldBrand`).
+    :class:`RemoteRunFailed` when the replica refuses (the export is running, or disabled
+    there) or nobody picks the request up within twice the lease.
+    """
+    tell = notice or (lambda message: None)
+    brand = config.brand_of(export)
+    if brand is None:
+        return None  # the direct run names what is wrong with the export
+    board = open_board(config)
+    try:
+        holder = next(
+            (lease.holder for lease in board.board().leases if lease.brand == brand and lease.live),
+            None,
+        )
+        if holder is None:
+            return None
+        trigger = manual_trigger("cli request", full=full, release_by=release_by)
+        request_id = board.request_run(export, brand, trigger=trigger)
+        tell(f"replica {holder} holds this export's brand; asked it to run {export}")
+        timeout = 2 * config.daemon.state.lease_seconds
+        deadline = time.monotonic() + timeout
+        while True:
+            request = board.request(request_id)
+            if request is not None and request.answer is not None:
+                break
+            if (request is None or request.claimed_by is None) and time.monotonic() > deadline:
+                board.withdraw_request(request_id)
+                raise RemoteRunFailed(
+                    f"no replica picked up the run of {export} within {timeout:.0f}s "
+                    f"(replica {holder} held its brand); is it stuck?"
+                )
+            time.sleep(POLL_SECONDS)
+    except StateError as error:
+        raise RemoteRunFailed(f"cannot ask a replica to run {export}: {error}") from None
+    finally:
+        board.close()
+    answer = dict(request.answer)
+    if answer.get("status") == "refused":
+        raise RemoteRunFailed(
+            f"replica {request.claimed_by} would not run {export}: {answer.get('error')}"
+        )
+    return {**answer, "history_id": request.run_id}
+
+
+def open_board(config: Config, *, environ: Mapping[str, str] | None = None) -> LeaseBoard:
+    """The lease board of ``config``'s shared state store (:class:`StateError` if unreachable)."""
+    # Imported here: it needs psycopg, an optional extra a SQLite install lacks.
+    from omnisync.state.leases import LeaseBoard
+
+    return LeaseBoard(resolve_state_dsn(config.daemon, environ=environ))
+
+
+class HeldBrand:
+    """This command holds a brand's lease for one direct run: acquired on entering
+    (:class:`LeaseLost` naming the holder when taken), renewed every third of its
+    length, released on exit. :meth:`require` is the run's request gate."""
+
+    def __init__(self, config: Config, brand: str, *, environ: Mapping[str, str] | None) -> None:
+        self.brand = brand
+        self.holder = f"cli:{socket.gethostname()}:{os.getpid()}"
+        self._lease = config.daemon.state.lease_seconds
+        self._board = open_board(config, environ=environ)
+        self._token: int | None = None
+        self._valid_until = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="lease", daemon=True)
+
+    @property
+    def fence(self) -> Fence:
+        assert self._token is not None
+        return Fence(brand=self.brand, holder=self.holder, token=self._token)
+
+    def require(self) -> None:
+        if time.monotonic() >= self._valid_until:
+            raise LeaseLost(f"{self.holder} lost brand {self.brand}'s lease: request not sent")
+
+    def __enter__(self) -> Self:
+        started = time.monotonic()
+        token = self._board.acquire(self.brand, self.holder, lease_seconds=self._lease)
+        if token is None:
+            holders = [
+                lease.holder for lease in self._board.board().leases if lease.brand == self.brand
+            ]
+            self._board.close()
+            raise LeaseLost(
+                f"brand {self.brand} is held by {', '.join(holders) or 'another process'}; "
+                "try again when its run ends"
+            )
+        self._token = token
+        self._valid_until = started + self._lease * VALID_SHARE
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._lease)
+        try:
+            if self._token is not None:
+                self._board.release(self.brand, self.holder, self._token)
+        except StateError:
+            pass  # it expires by itself
+        finally:
+            self._board.close()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            started = time.monotonic()
+            try:
+                kept = self._board.renew(
+                    self.holder, {self.brand: self.fence.token}, lease_seconds=self._lease
+                )
+            except StateError:
+                continue  # the lease runs out locally; the run's requests then stop
+            if self.brand in kept:
+                self._valid_until = started + self._lease * VALID_SHARE
+            else:
+                self._valid_until = 0.0
+                return
 
 
 def _follower(

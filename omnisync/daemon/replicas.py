@@ -1,18 +1,16 @@
 """This replica's membership of a shared state store: heartbeat, leases, requests.
 
 :class:`ReplicaMember` owns one thread. Every third of the lease it says the
-replica is alive, renews its leases and follows
-:func:`omnisync.leasing.plan_leases` (take free brands, give idle ones to a
-replica with room); every second it claims the on-demand runs asked for its
-brands, and tells its :class:`ReplicaHooks` what it learns.
+replica is alive, renews its leases and follows :func:`omnisync.leasing.plan_leases`;
+every second it claims the on-demand runs asked for its brands, and tells its
+:class:`ReplicaHooks` what it learns.
 
-A lease is *valid* here until a bit less than its length after the start of
-the round that renewed it, by this process's monotonic clock: a replica that
-was paused (SIGSTOP, a stalled VM) finds its leases invalid the moment it
-resumes, before any thread can send or write; its writes are fenced in the
-database besides (:class:`omnisync.state.store.Fence`). With PostgreSQL unreachable
-the thread retries with backoff, :attr:`ReplicaMember.ready` is false
-(``/healthz`` 503) and leases run out locally, stopping their runs.
+A lease is *valid* here until a bit less than its length after the start of the
+round that renewed it, by this process's monotonic clock: a replica that was paused
+(SIGSTOP, a stalled VM) finds its leases invalid the moment it resumes, before any
+thread can send or write; its writes are fenced in the database besides. With
+PostgreSQL unreachable the thread retries with backoff, :attr:`ReplicaMember.ready`
+is false (``/healthz`` 503) and leases run out locally, stopping their runs.
 """
 
 from __future__ import annotations
@@ -72,13 +70,12 @@ class ReplicaMember:
         self._held: dict[str, tuple[int, float]] = {}
         #: brand -> how many callers are about to start a run of it (never released meanwhile)
         self._reserved: Counter[str] = Counter()
-        self._board: LeaseBoard | None = None
+        #: The board, once the store was first reached.
+        self.board: LeaseBoard | None = None
         self._last_success: float | None = None
         self._outage: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="replica", daemon=True)
-
-    # -- what others ask ----------------------------------------------------------------
 
     def fence(self, brand: str) -> Fence | None:
         """The fence a run on ``brand`` writes under, or ``None`` when not validly held."""
@@ -127,11 +124,6 @@ class ReplicaMember:
         last = self._last_success
         return last is not None and time.monotonic() - last < self.lease_seconds
 
-    def board(self) -> LeaseBoard | None:
-        return self._board
-
-    # -- lifecycle ----------------------------------------------------------------------
-
     def start(self) -> None:
         self._thread.start()
 
@@ -143,7 +135,7 @@ class ReplicaMember:
         with self._lock:
             brands = sorted(self._held)
             self._held.clear()
-        board = self._board
+        board = self.board
         if board is None:
             return
         try:
@@ -164,8 +156,6 @@ class ReplicaMember:
                     extra={"event": "leases_released", "brands": brands},
                 )
         board.close()
-
-    # -- the thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
         backoff = 0.5
@@ -188,9 +178,9 @@ class ReplicaMember:
         """One heartbeat, renewal and rebalancing; ``False`` when the store could not be reached."""
         started = time.monotonic()
         try:
-            if self._board is None:
-                self._board = self._open_board()
-            board = self._board
+            if self.board is None:
+                self.board = self._open_board()
+            board = self.board
             board.heartbeat(
                 self.replica_id,
                 lease_seconds=self.lease_seconds,
@@ -268,7 +258,7 @@ class ReplicaMember:
             self._hooks.on_change(brand, "acquired")
 
     def _take_requests(self) -> None:
-        board = self._board
+        board = self.board
         brands = self.held()
         if board is None or not brands:
             return

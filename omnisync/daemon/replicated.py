@@ -1,21 +1,16 @@
 """This daemon as one replica of several sharing a PostgreSQL state store.
 
-:class:`Replication` resolves the state DSN (a secret reference: never shown),
-names the replica (``daemon.replica_id``, default ``hostname:pid``), owns the
-:class:`~omnisync.daemon.replicas.ReplicaMember` (leases) and ties it to the
+:class:`Replication` ties the :class:`~omnisync.daemon.replicas.ReplicaMember` to the
 daemon's supervisor:
 
-- a scheduled tick runs only on the replica holding the export's brand, and
-  only once: the holder claims the fire (export, nominal fire time) in
-  ``schedule_fires`` first;
+- a scheduled tick runs only on the replica holding the export's brand, and only
+  once: the holder claims the fire (export, nominal fire time) in ``schedule_fires``;
 - taking a brand resumes its unfinished runs and runs a fire nobody claimed;
   losing one stops its runs;
-- an on-demand request (``omnisync export run`` on a shared store) starts a
-  run like the control endpoint would, never beside a running one, and is
-  answered with the run's outcome when it ends.
+- an on-demand request (``omnisync export run`` on a shared store) starts a run
+  like the control endpoint would, and is answered with its outcome when it ends.
 
-Nothing connects at construction: an unreachable database delays readiness,
-never the start.
+An unreachable database delays readiness, never the start.
 """
 
 from __future__ import annotations
@@ -24,9 +19,10 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from omnisync.clock import Clock
@@ -53,15 +49,16 @@ class Replication:
     def __init__(
         self, config: Config, *, metrics: DaemonMetrics, environ: Mapping[str, str]
     ) -> None:
-        """Resolve the DSN and name the replica; :class:`EngineUnavailable` when the DSN's
-        secret cannot be read or the database was migrated by a newer omnisync."""
+        """Resolve the DSN (never shown) and name the replica (``daemon.replica_id``, default
+        ``hostname:pid``); :class:`EngineUnavailable` when the DSN's secret cannot be read or
+        the database was migrated by a newer omnisync."""
         try:
             self._dsn = resolve_state_dsn(config.daemon, environ=environ)
         except StateError as error:
             raise EngineUnavailable(str(error)) from None
-        self._opened_board: LeaseBoard | None = None
+        opened: LeaseBoard | None = None
         try:
-            self._opened_board = LeaseBoard(self._dsn, connect_timeout=5)
+            opened = LeaseBoard(self._dsn, connect_timeout=5)
         except StateSchemaTooNew as error:
             raise EngineUnavailable(str(error)) from None
         except StateError:
@@ -73,11 +70,12 @@ class Replication:
         #: coordinator run id -> request id, for answering when the run ends
         self._requests: dict[str, int] = {}
         self.member = ReplicaMember(
-            self._open_board,
+            partial(LeaseBoard, self._dsn),
             self,
             replica_id=self.replica_id,
             lease_seconds=config.daemon.state.lease_seconds,
         )
+        self.member.board = opened
 
     def engine(self, *, clock: Clock, stop_grace: float) -> EngineRuns:
         """The run function: fenced store writes, lease-checked requests."""
@@ -92,12 +90,7 @@ class Replication:
     def bind(self, supervisor: Supervisor) -> None:
         self._supervisor = supervisor
 
-    def _open_board(self) -> LeaseBoard:
-        board, self._opened_board = self._opened_board, None
-        return board if board is not None else LeaseBoard(self._dsn)
-
-    # -- SharedScheduling -----------------------------------------------------------------
-
+    # SharedScheduling
     @contextmanager
     def claimed(
         self, export: str, timing: Schedule, *, now: datetime, retry: bool = False
@@ -111,7 +104,7 @@ class Replication:
 
     def _claim(self, export: str, timing: Schedule, *, now: datetime) -> bool:
         """Claim ``export``'s latest fire in ``schedule_fires``: ``True`` for the one claimant."""
-        board = self.member.board()
+        board = self.member.board
         if board is None:
             return False
         fire = format_timestamp(nominal_fire(timing, now=now))
@@ -151,17 +144,14 @@ class Replication:
         history_id = outcome.history_id if isinstance(outcome.history_id, int) else None
         self._answer(request_id, answer, run_id=history_id)
 
-    # -- ReplicaHooks ---------------------------------------------------------------------
-
+    # ReplicaHooks
     def brands(self) -> frozenset[str]:
-        config = self._config()
-        brands = (config.brand_of(name) for name, e in config.exports.items() if e.enabled)
-        return frozenset(brand for brand in brands if brand is not None)
+        config = self._config()  # one snapshot: a reload may land meanwhile
+        enabled = (name for name, export in config.exports.items() if export.enabled)
+        return _brands_of(config, enabled)
 
     def busy(self) -> frozenset[str]:
-        config = self._config()
-        brands = (config.brand_of(name) for name in self._bound().coordinator.running())
-        return frozenset(brand for brand in brands if brand is not None)
+        return _brands_of(self._config(), self._bound().coordinator.running())
 
     def running(self) -> list[str]:
         return sorted(self._bound().coordinator.running())
@@ -208,7 +198,7 @@ class Replication:
     def _answer(
         self, request_id: int, answer: dict[str, Any], *, run_id: int | None = None
     ) -> None:
-        board = self.member.board()
+        board = self.member.board
         if board is None:
             return
         try:
@@ -227,3 +217,8 @@ class Replication:
     def _bound(self) -> Supervisor:
         assert self._supervisor is not None, "bind() first"
         return self._supervisor
+
+
+def _brands_of(config: Config, exports: Iterable[str]) -> frozenset[str]:
+    """The brands ``exports`` of ``config`` deliver to."""
+    return frozenset(brand for name in exports if (brand := config.brand_of(name)) is not None)

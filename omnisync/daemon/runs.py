@@ -4,8 +4,8 @@
 start of a running export is refused (a scheduler tick coalesces into one
 follow-up; the trigger endpoint answers 409). Each run has a stop event, set
 when its export is removed, disabled or changed, or the daemon stops; the
-injected :class:`RunFunction` honours it at batch boundaries and reports into
-the run's :class:`LiveProgress`, which ``/runs/<id>`` shows.
+:class:`Engine` honours it at batch boundaries and reports into the run's
+:class:`LiveProgress`, which ``/runs/<id>`` shows.
 """
 
 from __future__ import annotations
@@ -30,10 +30,38 @@ _log = logging.getLogger("omnisync.daemon.runs")
 KEPT_RUNS = 500
 
 
+#: A run's trigger as history records it: ``schedule``, ``retry``, ``catch-up``, ``reload``
+#: from the daemon; a person's run is ``cli``, ``cli request`` (through a shared store) or
+#: ``daemon-trigger``, then what the person asked for: ``cli, full resync, release by olena``.
+FULL = "full resync"
+RELEASE = "release by"
+
+
+def manual_trigger(base: str, *, full: bool = False, release_by: str | None = None) -> str:
+    """The trigger recorded for a run a person asked for: ``base``, then what it asked."""
+    parts = [base]
+    if full:
+        parts.append(FULL)
+    if release_by is not None:
+        who = "".join(character for character in release_by if character.isprintable())
+        parts.append(f"{RELEASE} {who[:64] or 'unknown'}")
+    return ", ".join(parts)
+
+
+def is_release(trigger: str) -> bool:
+    """Whether ``trigger`` releases the run past the change guards (once)."""
+    return any(part.startswith(RELEASE) for part in trigger.split(", "))
+
+
+def is_full(trigger: str) -> bool:
+    """Whether ``trigger`` asks for a full resync (every member re-sent and re-tagged)."""
+    return FULL in trigger.split(", ")
+
+
 @dataclass(frozen=True)
 class RunOutcome:
-    """What a run function reports: the engine's status (or ``skipped``, ``refused``),
-    counts, error, history id and summary document (``result``)."""
+    """What a run reports: the engine's status (or ``skipped``, ``refused``), counts, error,
+    history id and summary document (``result``)."""
 
     status: str
     counts: Mapping[str, int] = field(default_factory=dict)
@@ -71,9 +99,9 @@ class LiveProgress:
             return self._phase, dict(self._counts), self._history_id
 
 
-class RunFunction(Protocol):
-    """Runs one export of ``config`` now, honouring ``stop`` at batch boundaries,
-    reporting into ``progress``."""
+class Engine(Protocol):
+    """Runs one export of ``config`` now (honouring ``stop`` at batch boundaries, reporting
+    into ``progress``), and what the daemon reads through it."""
 
     def __call__(
         self,
@@ -84,10 +112,6 @@ class RunFunction(Protocol):
         stop: threading.Event,
         progress: LiveProgress,
     ) -> RunOutcome: ...
-
-
-class Engine(RunFunction, Protocol):
-    """The run function the daemon wires, and what the daemon reads through it."""
 
     def last_run(self, export: str) -> Mapping[str, Any] | None:
         """The export's latest run in history, as JSON-ready data."""
@@ -156,14 +180,12 @@ class _Active:
 
 class RunCoordinator:
     """Starts runs, keeps them exclusive per export, stops them, remembers them.
-
-    ``config`` returns the config a run starting now uses. ``on_started`` and
-    ``on_finished`` are called from the run's thread with its record.
-    """
+    ``config`` returns the config a run starting now uses; ``on_started`` and
+    ``on_finished`` are called from the run's thread with its record."""
 
     def __init__(
         self,
-        run_function: RunFunction,
+        run_function: Engine,
         *,
         config: Callable[[], Config],
         clock: Clock,
@@ -186,8 +208,6 @@ class RunCoordinator:
     @property
     def accepting(self) -> bool:
         return self._accepting
-
-    # -- starting -----------------------------------------------------------------
 
     def start(self, export: str, *, trigger: str) -> RunRecord | None:
         """Start ``export`` in a new thread; its record, ``None`` when it is running already
@@ -288,8 +308,6 @@ class RunCoordinator:
         while len(self._records) > KEPT_RUNS:
             self._records.popitem(last=False)
 
-    # -- stopping -----------------------------------------------------------------
-
     def stop(self, export: str, *, reason: str, rerun: bool = False) -> bool:
         """Ask ``export``'s run to stop at its next batch boundary; whether one was in flight.
         ``rerun``: start it again with the then current config once it has stopped."""
@@ -323,8 +341,6 @@ class RunCoordinator:
                     return False
                 self._idle.wait(remaining)
         return True
-
-    # -- looking ------------------------------------------------------------------
 
     def running(self) -> dict[str, RunRecord]:
         """The runs in flight, by export."""

@@ -1,10 +1,9 @@
 """The scheduler shell: APScheduler 3.x jobs, one per scheduled export, and retries.
 
-Each enabled export with a schedule has one job whose id is the export's name;
-a failed scheduled run may add a one-off job ``retry:<export>``. A job only
-calls ``fire(export, trigger)``: the run coordinator keeps runs exclusive and
-coalesces ticks, so ``max_instances``/``coalesce`` only cover the scheduler's
-own lateness (a suspended machine), within ``misfire_grace_time``.
+Each enabled export with a schedule has one job whose id is the export's name; a
+failed scheduled run may add a one-off job ``retry:<export>``. A job only calls
+``fire(export, trigger)``: the run coordinator keeps runs exclusive and coalesces
+ticks, so ``max_instances``/``coalesce`` only cover the scheduler's own lateness.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
 """The daemon: a main loop that reloads, reconciles, and answers signals.
 
-:class:`Daemon` composes the shells (scheduler, run coordinator, watcher,
-control server, notifier) around the last good config; loading a config,
-running an export and reading run history are injected. Only the main loop
-(the thread in :meth:`Daemon.serve`) reloads or reconciles: signal handlers
-and the watcher leave a note and wake it. Each pass it stops when asked
-(runs stop at a batch boundary, bounded), reloads (SIGHUP at once, file
-events after ``daemon.reload_debounce``), reconciles and pets the watchdog.
-
-A config that fails to load, validate or resolve its secrets is logged line
-by line, shown in ``/status``, ``omnisync_config_reload_success 0`` and
+Only the main loop (:meth:`Daemon.serve`) reloads or reconciles: signal handlers
+and the watcher leave a note and wake it. Each pass it stops when asked (runs
+stop at a batch boundary, bounded), reloads (SIGHUP at once, file events after
+``daemon.reload_debounce``), reconciles and pets the watchdog. A config that
+fails to load is logged line by line, shown in ``/status``, the metrics and
 ``STATUS=``, and the last good config keeps running.
 """
 
@@ -34,18 +29,12 @@ from omnisync.daemon.discovery import (
     remove_info,
     write_info,
 )
-from omnisync.daemon.loading import (
-    DaemonConfigLoader,
-    LoadedConfig,
-    LoadFailed,
-    StartupFailed,
-)
+from omnisync.daemon.loading import DaemonConfigLoader, LoadedConfig, LoadFailed, StartupFailed
 from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
-from omnisync.daemon.runs import Engine
+from omnisync.daemon.runs import Engine, manual_trigger
 from omnisync.daemon.status import ReloadResult, status_line
 from omnisync.daemon.supervisor import Supervisor
-from omnisync.daemon.triggers import manual_trigger
 from omnisync.daemon.wakeup import WakeUp
 from omnisync.daemon.watcher import ConfigWatcher
 from omnisync.logs import Redactor
@@ -65,8 +54,8 @@ _TICK_SECONDS = 1.0
 
 
 class Daemon:
-    """One daemon process's worth of state: :meth:`start`, then :meth:`serve` returns the
-    exit code. ``replication``: this daemon's part in a shared state store, if any."""
+    """One daemon process: :meth:`start`, then :meth:`serve` returns the exit code.
+    ``replication``: this daemon's part in a shared state store, if any."""
 
     def __init__(
         self,
@@ -101,7 +90,7 @@ class Daemon:
         started = ReloadResult(
             ok=True, at=self._started_at, source="start", revision=initial.config.revision
         )
-        #: The latest reloads, newest last: the reload history /status shows.
+        #: The reload history /status shows, newest last.
         self._reloads = collections.deque([started], maxlen=RELOAD_HISTORY)
         self.supervisor = Supervisor(
             engine, config=self.config, clock=clock, metrics=self.metrics, shared=replication
@@ -110,7 +99,6 @@ class Daemon:
             replication.bind(self.supervisor)
         self._watcher = ConfigWatcher(config_path, self._files_changed)
         self._control: ControlServer | None = None
-        # Notes left for the main loop by signal handlers and the watcher.
         self._notes = WakeUp()
         self._heartbeat = time.monotonic()
         #: After :meth:`shutdown`: whether every run stopped within the timeout.
@@ -126,8 +114,7 @@ class Daemon:
     def control_address(self) -> str:
         return self._control.address if self._control is not None else ""
 
-    # -- notes for the main loop (signal-handler safe) ------------------------------
-
+    # Notes for the main loop: signal-handler safe.
     def request_stop(self) -> None:
         self._notes.request_stop()
 
@@ -141,8 +128,6 @@ class Daemon:
             extra={"event": "config_files_changed", "paths": list(paths)},
         )
         self._notes.files_changed()
-
-    # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
         """Bind the control endpoint, schedule the exports, watch the config, tell systemd
@@ -219,7 +204,7 @@ class Daemon:
         return self.shutdown()
 
     def shutdown(self) -> int:
-        """Stop scheduling, stop runs at a batch boundary (bounded wait), release everything."""
+        """Stop scheduling and runs (bounded wait), release everything; the exit code."""
         if self._started:
             _log.info("daemon stopping", extra={"event": "daemon_stopping"})
             self._notifier.stopping()
@@ -254,10 +239,8 @@ class Daemon:
         self._notes.close()
         return 0
 
-    # -- reload and reconcile -----------------------------------------------------
-
     def reload(self, *, source: str) -> bool:
-        """Load the config again; apply it when good, keep the old one when not."""
+        """Load the config again; apply it when good, keep the old one when not; whether good."""
         self._notifier.reloading()
         at = self._clock.wall()
         try:
@@ -324,8 +307,7 @@ class Daemon:
                 },
             )
 
-    # -- ControlApi ---------------------------------------------------------------
-
+    # ControlApi
     def healthy(self) -> bool:
         """The main loop comes round, and a shared state store (if any) answers."""
         ready = self._replication is None or self._replication.member.ready

@@ -1,11 +1,5 @@
 """What ``/status`` shows of reloads and of an export's ``state``, and systemd's
-``STATUS=`` line. Pure.
-
-An export's ``state`` is ``running``, ``disabled``, ``retrying`` (a retry of a
-failed scheduled run is pending), ``held`` (its last run was held by a change
-guard: nothing sent; ``held`` says why), ``idle`` (waiting for its next tick)
-or ``on-demand`` (no schedule).
-"""
+``STATUS=`` line. Pure."""
 
 from __future__ import annotations
 
@@ -50,6 +44,9 @@ class ReloadResult:
 def export_state(
     *, enabled: bool, scheduled: bool, running: bool, retrying: bool, held: bool = False
 ) -> str:
+    """``running``, ``disabled``, ``retrying`` (a retry of a failed scheduled run is pending),
+    ``held`` (its last run was held by a change guard: nothing sent; ``held`` says why),
+    ``idle`` (waiting for its next tick) or ``on-demand`` (no schedule)."""
     if running:
         return "running"
     if not enabled:

@@ -1,9 +1,8 @@
 """The supervisor: keeps the scheduler and the running exports in step with the config.
 
-It owns the scheduler and the run coordinator, applies what
-:func:`~omnisync.daemon.reconcile.reconcile` decides on each reload and tick,
-and follows each run up: metrics, a log line, and for a failed scheduled run
-a retry before the next regular tick.
+It applies what :func:`~omnisync.daemon.reconcile.reconcile` decides on each reload
+and tick, and follows each run up: metrics, a log line, and for a failed scheduled
+run a retry before the next regular tick.
 """
 
 from __future__ import annotations
@@ -91,8 +90,6 @@ class Supervisor:
         self.scheduler.shutdown()
         return self.coordinator.shutdown(timeout=timeout)
 
-    # -- reconciling --------------------------------------------------------------
-
     def apply(self, config: Config) -> dict[str, tuple[str, ...]]:
         """Make jobs and runs match ``config``; returns added/removed/changed export names."""
         desired = desired_exports(config)
@@ -144,11 +141,9 @@ class Supervisor:
 
     def catch_up(self, exports: Collection[str] | None = None) -> None:
         """Run once now what missed its schedule while the daemon was down, and resume runs
-        the previous daemon left unfinished (``running``, ``interrupted``, ``partial``).
-
-        On a shared store this happens per brand as its lease is taken (``exports``:
-        that brand's); a missed tick is then the latest fire, if this replica claims it.
-        """
+        the previous daemon left unfinished (``running``, ``interrupted``, ``partial``). On a
+        shared store: per brand as its lease is taken (``exports``: that brand's), a missed
+        tick being the latest fire, if this replica claims it."""
         if exports is None and self._shared is not None:
             return
         now = self._clock.wall()
@@ -175,8 +170,6 @@ class Supervisor:
                 )
                 self.coordinator.request(name, trigger="catch-up")
 
-    # -- runs ---------------------------------------------------------------------
-
     def _fire(self, export: str, trigger: str) -> None:
         if self._shared is not None:
             if not self.coordinator.accepting:
@@ -195,10 +188,8 @@ class Supervisor:
 
     def start_asked(self, export: str, *, trigger: str, check_key: bool = True) -> TriggerAnswer:
         """Start a run someone asked for: 202 with the run, or 404/409/422 with the reason.
-
-        Never queued behind a run in flight (409 names it). 422 (``check_key``): its API
-        key cannot be read, so nothing is started or recorded; without ``check_key`` such
-        a run ends ``refused``.
+        Never queued behind a run in flight (409 names it). 422 (``check_key``): its API key
+        cannot be read, nothing started or recorded; without ``check_key`` it ends ``refused``.
         """
         config = self.config()
         definition = config.exports.get(export)
@@ -209,7 +200,7 @@ class Supervisor:
         if check_key:
             refusal = self._engine.refusal(config, export)
             if refusal is not None:
-                self._log_refused(export, trigger, refusal)
+                _log_refused(export, trigger, refusal)
                 return TriggerAnswer(422, {"error": refusal})
         record = self.coordinator.start(export, trigger=trigger)
         if record is not None:
@@ -257,15 +248,6 @@ class Supervisor:
             "last_run": dict(last) if last is not None else None,
         }
 
-    def _log_refused(self, export: str, trigger: str, reason: str) -> None:
-        _log.warning(
-            "export %s not run (%s): %s",
-            export,
-            trigger,
-            reason,
-            extra={"event": "run_refused", "export": export, "trigger": trigger},
-        )
-
     def _run_finished(self, record: RunRecord) -> None:
         outcome = record.outcome
         assert outcome is not None and record.ended_at is not None
@@ -279,7 +261,7 @@ class Supervisor:
             ended_at=record.ended_at,
         )
         if refused:
-            self._log_refused(record.export, record.trigger, outcome.error or "")
+            _log_refused(record.export, record.trigger, outcome.error or "")
         else:
             _log.log(
                 logging.INFO if outcome.status == "succeeded" else logging.WARNING,
@@ -335,3 +317,13 @@ class Supervisor:
                 "retry_at": at.isoformat(),
             },
         )
+
+
+def _log_refused(export: str, trigger: str, reason: str) -> None:
+    _log.warning(
+        "export %s not run (%s): %s",
+        export,
+        trigger,
+        reason,
+        extra={"event": "run_refused", "export": export, "trigger": trigger},
+    )

@@ -1,9 +1,8 @@
 """Notes left for the daemon's main loop, and the pipe that wakes it.
 
-Signal handlers and the watcher never reload or stop anything themselves: they
-leave a note (stop, reload, files changed) and write a byte to a pipe the main
-loop sleeps on, so it wakes at once and acts in its own thread. Every note is
-safe to leave from a signal handler.
+Signal handlers and the watcher never reload or stop anything themselves: they leave
+a note (stop, reload, files changed) and write a byte to the pipe the main loop sleeps
+on, so it acts at once in its own thread. Every note is safe from a signal handler.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ class WakeUp:
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)
         self.stop_requested = False
+        # A counter the signal handler alone writes and a mark the loop alone writes:
+        # a flag both wrote could lose a SIGHUP landing between the loop's read and reset.
         self._hangups = 0
         self._hangups_seen = 0
         self._files_lock = threading.Lock()
@@ -42,9 +43,10 @@ class WakeUp:
 
     def take_reload_request(self) -> bool:
         """Whether a SIGHUP came since the last call (several count as one)."""
-        if self._hangups == self._hangups_seen:
+        hangups = self._hangups
+        if hangups == self._hangups_seen:
             return False
-        self._hangups_seen = self._hangups
+        self._hangups_seen = hangups
         return True
 
     def reload_due(self, debounce: float) -> float | None:

@@ -1,14 +1,11 @@
 """Watching the config for changes, the way people and tools really change it.
 
-Directories are watched, never files: rename-over saves, a Kubernetes
-ConfigMap's ``..data`` symlink swap and ``git checkout`` replace directory
-entries, which a watch on the old file would miss. What counts: config files
-(``*.yaml``/``*.yml``, or the config file's own name) and ``..*`` entries;
-never editor droppings (swap, backup, ``4913``, ``*.tmp``, hidden files). In
-a git repository also ``HEAD``, ``index``, ``packed-refs`` and branch refs, so
-a commit of files already loaded reloads too (the revision loses ``+dirty``).
-Symlinks are resolved again after every batch of events, and the watch
-moves when a link is re-pointed. Debouncing is the daemon's.
+Directories are watched, never files: rename-over saves, a Kubernetes ConfigMap's
+``..data`` symlink swap and ``git checkout`` replace directory entries. What counts:
+config files (``*.yaml``/``*.yml``, or the config file's own name) and ``..*``
+entries, never editor droppings; in a git repository also ``HEAD``, ``index``,
+``packed-refs`` and branch refs, so a commit reloads too (the revision loses
+``+dirty``). The watch moves when a symlink is re-pointed. Debouncing is the daemon's.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
+# ruff: noqa: RUF001  (Cyrillic letters are the point of this data)
 """The demo's sample customer data platform: a SQLite ``customers`` table.
 
 Deterministic (a seeded ``random.Random``), so every demo run tells the same
 story: a few thousand profiles across six locales, a sprinkling of invalid
 e-mails and duplicates, then a round of changes (edited, new, removed
-profiles) for the incremental run.
+profiles) for the incremental run. Real-looking, never real: every e-mail uses
+a reserved example domain; names and places in several languages, because
+omnisync must carry Cyrillic, Polish, Lithuanian, German and Spanish letters
+(and the odd emoji) intact.
 """
 
 from __future__ import annotations
@@ -17,7 +21,92 @@ from dataclasses import astuple, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from omnisync.demo.people import DOMAINS, EMOJI_NAMES, LOCALES, Locale
+from omnisync.sourcevalues import rfc3339
+
+
+@dataclass(frozen=True)
+class Locale:
+    """People of one country: names in their own script, places, and how the CDP writes them."""
+
+    country: str
+    first_names: tuple[str, ...]
+    last_names: tuple[str, ...]
+    cities: tuple[tuple[str, str, str], ...]  # (city, state, postal code)
+    streets: tuple[str, ...]
+    weight: int
+    #: Other spellings of ``country`` that forms let through.
+    spellings: tuple[str, ...] = ()
+
+
+# fmt: off
+LOCALES: tuple[Locale, ...] = (
+    Locale(
+        country="Ukraine",
+        first_names=("Олена", "Андрій", "Оксана", "Тарас", "Ірина", "Дмитро", "Юлія", "Богдан"),
+        last_names=(
+            "Коваленко", "Шевченко", "Бондаренко", "Мельник", "Ткаченко", "Олійник", "Гнатюк",
+        ),
+        cities=(("Київ", "", "01001"), ("Львів", "Львівська", "79000"),
+                ("Одеса", "Одеська", "65000")),
+        streets=("вул. Хрещатик", "вул. Шевченка", "просп. Свободи"),
+        weight=22,
+    ),
+    Locale(
+        country="Ukraine",
+        first_names=("Olena", "Andrii", "Oksana", "Taras", "Iryna", "Dmytro", "Yuliia", "Bohdan"),
+        last_names=("Kovalenko", "Shevchenko", "Bondarenko", "Melnyk", "Tkachenko", "Oliinyk"),
+        cities=(("Kyiv", "", "01001"), ("Lviv", "Lviv Oblast", "79000"),
+                ("Kharkiv", "Kharkiv Oblast", "61000")),
+        streets=("Khreshchatyk St", "Shevchenka St", "Svobody Ave"),
+        weight=14,
+    ),
+    Locale(
+        country="Poland",
+        first_names=("Zofia", "Łukasz", "Agnieszka", "Paweł", "Małgorzata", "Krzysztof"),
+        last_names=("Wiśniewska", "Wójcik", "Kamińska", "Lewandowski", "Woźniak", "Dąbrowski"),
+        cities=(("Warszawa", "Mazowieckie", "00-001"), ("Kraków", "Małopolskie", "30-001"),
+                ("Łódź", "Łódzkie", "90-001")),
+        streets=("ul. Marszałkowska", "ul. Floriańska", "ul. Długa"),
+        weight=14,
+        spellings=("poland", "Polska"),
+    ),
+    Locale(
+        country="Lithuania",
+        first_names=("Jonas", "Rūta", "Mindaugas", "Eglė", "Žygimantas", "Gintarė"),
+        last_names=("Kazlauskas", "Petrauskienė", "Stankevičiūtė", "Žukauskaitė", "Butkus"),
+        cities=(("Vilnius", "", "01100"), ("Kaunas", "", "44240"), ("Klaipėda", "", "91100")),
+        streets=("Gedimino pr.", "Laisvės al.", "Pilies g."),
+        weight=8,
+        spellings=("Lietuva",),
+    ),
+    Locale(
+        country="Germany",
+        first_names=("Jürgen", "Käthe", "Björn", "Lena", "Matthias", "Sören"),
+        last_names=("Müller", "Schäfer", "Groß", "Weiß", "Höfer", "Krüger"),
+        cities=(("München", "Bayern", "80331"), ("Köln", "Nordrhein-Westfalen", "50667"),
+                ("Berlin", "Berlin", "10115")),
+        streets=("Königstraße", "Hauptstraße", "Schloßallee"),
+        weight=12,
+        spellings=("germany", "GERMANY", "Deutschland"),
+    ),
+    Locale(
+        country="Spain",
+        first_names=("José", "María", "Íñigo", "Lucía", "Begoña", "Álvaro"),
+        last_names=("Martínez", "Núñez", "Peña", "Fernández", "Ibáñez", "Gómez"),
+        cities=(("Madrid", "Madrid", "28001"), ("Sevilla", "Andalucía", "41001"),
+                ("A Coruña", "Galicia", "15001")),
+        streets=("Calle Mayor", "Gran Vía", "Avenida de la Constitución"),
+        weight=10,
+        spellings=("España",),
+    ),
+)
+
+#: Reserved example domains (RFC 2606): the demo never names a real mailbox.
+DOMAINS: tuple[str, ...] = ("example.com", "example.org", "example.net", "mail.example.com")
+
+#: A couple of names with an emoji, as some CRMs end up holding.
+EMOJI_NAMES: tuple[tuple[str, str], ...] = (("Sunny ☀️", "Kovalenko"), ("Оксана 🌻", "Мельник"))
+# fmt: on
 
 #: How people mistype e-mails in a CDP: each is invalid for Omnisend.
 INVALID_EMAILS: tuple[str | None, ...] = (
@@ -99,7 +188,7 @@ def change_profiles(path: Path, *, keep: Collection[int] = ()) -> ChangeSummary:
     to silver (they leave the VIP segment, so their VIP tag is removed).
     """
     randomizer = random.Random(7)
-    stamp = _stamp(REFERENCE_TIME + timedelta(days=1))
+    stamp = rfc3339(REFERENCE_TIME + timedelta(days=1))
     with closing(sqlite3.connect(path)) as connection, connection:
         everyone = [
             Customer(*row) for row in connection.execute("SELECT * FROM customers ORDER BY id")
@@ -114,17 +203,11 @@ def change_profiles(path: Path, *, keep: Collection[int] = ()) -> ChangeSummary:
         for customer in edited:
             locale = by_country.get(customer.country or "", LOCALES[0])
             city, state, postal_code = randomizer.choice(locale.cities)
+            address = _address(randomizer, locale)
             connection.execute(
                 "UPDATE customers SET city = ?, state = ?, postal_code = ?, address = ?, "
                 "updated_at = ? WHERE id = ?",
-                (
-                    city,
-                    state or None,
-                    postal_code,
-                    _address(randomizer, locale),
-                    stamp,
-                    customer.id,
-                ),
+                (city, state or None, postal_code, address, stamp, customer.id),
             )
         connection.executemany(
             "DELETE FROM customers WHERE id = ?", [(customer.id,) for customer in removed]
@@ -178,7 +261,7 @@ def _person(randomizer: random.Random, number: int, used: set[str]) -> Customer:
         lifetime_value=round(randomizer.uniform(5, 5000 if tier == "gold" else 900), 2),
         email_status=status,
         email_status_changed_at=changed_at,
-        updated_at=_stamp(REFERENCE_TIME - timedelta(minutes=randomizer.randrange(600_000))),
+        updated_at=rfc3339(REFERENCE_TIME - timedelta(minutes=randomizer.randrange(600_000))),
     )
 
 
@@ -199,7 +282,7 @@ def _unique_email(randomizer: random.Random, name: str, number: int, used: set[s
 
 def _consent(randomizer: random.Random) -> tuple[str | None, str | None]:
     roll = randomizer.random()
-    given = _stamp(REFERENCE_TIME - timedelta(days=randomizer.randrange(30, 1500)))
+    given = rfc3339(REFERENCE_TIME - timedelta(days=randomizer.randrange(30, 1500)))
     if roll < 0.70:
         return randomizer.choice(("subscribed", "subscribed", "yes", "true")), given
     if roll < 0.85:
@@ -209,7 +292,3 @@ def _consent(randomizer: random.Random) -> tuple[str | None, str | None]:
 
 def _address(randomizer: random.Random, locale: Locale) -> str:
     return f"{randomizer.choice(locale.streets)} {randomizer.randrange(1, 180)}"
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

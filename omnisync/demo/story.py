@@ -21,8 +21,7 @@ from rich.console import Console
 from omnisync.clock import SystemClock
 from omnisync.config.diagnostics import ConfigInvalid
 from omnisync.config.loader import load_config
-from omnisync.demo.cdp import Customer, change_profiles, generate_customers, write_cdp
-from omnisync.demo.people import LOCALES
+from omnisync.demo.cdp import LOCALES, Customer, change_profiles, generate_customers, write_cdp
 from omnisync.emails import email_problem, normalise_email
 from omnisync.emulator import Emulator
 from omnisync.engine.clients import ClientPool

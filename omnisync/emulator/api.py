@@ -2,7 +2,7 @@
 
 Each operation takes the state, the authenticated brand and an
 :class:`ApiRequest`, and returns an :class:`ApiResponse` or raises
-:class:`~omnisync.emulator.problems.ApiProblem`. :func:`route` finds a
+:class:`~omnisync.emulator.validation.ApiProblem`. :func:`route` finds a
 request's endpoint and its operations.
 """
 
@@ -19,12 +19,19 @@ from operator import attrgetter
 from typing import Any
 from urllib.parse import urlencode
 
-from omnisync.emulator.batches import render_batch
-from omnisync.emulator.brand import Brand
+from omnisync.emulator.brand import Brand, render_batch
 from omnisync.emulator.contacts import ContactRecord, email_of
-from omnisync.emulator.problems import ApiProblem, FieldError, Headers, validation_problem
 from omnisync.emulator.state import EmulatorState
-from omnisync.emulator.validation import STATUSES, validate_batch, validate_tags
+from omnisync.emulator.validation import (
+    STATUSES,
+    ApiProblem,
+    FieldError,
+    Headers,
+    check_choice,
+    validate_batch,
+    validate_tags,
+    validation_problem,
+)
 
 BATCH_STATUSES = ("pending", "inProgress", "finished", "stopped")
 TAGS_PATH = "/contacts/tags"
@@ -54,16 +61,16 @@ class ApiResponse:
 Operation = Callable[[EmulatorState, Brand, ApiRequest], ApiResponse]
 
 
-def _invalid(name: str, message: str) -> ApiProblem:
+def _invalid(name: str, message: str, code: str = "invalid_format") -> ApiProblem:
     """A 400 for the one query parameter ``name``."""
-    return validation_problem([FieldError(name, message)])
+    return validation_problem([FieldError(name, message, code)])
 
 
 def _check_choice(
     query: dict[str, str], name: str, allowed: tuple[str, ...], errors: list[FieldError]
 ) -> None:
-    if name in query and query[name] not in allowed:
-        errors.append(FieldError(name, f"Must be one of {', '.join(allowed)}"))
+    if name in query:
+        check_choice(query[name], name, allowed, errors)
 
 
 def _int_parameter(query: dict[str, str], name: str, *, default: int, low: int, high: int) -> int:
@@ -91,17 +98,13 @@ def _contact(brand: Brand, request: ApiRequest) -> ContactRecord:
     return record
 
 
-# -- contacts -----------------------------------------------------------------
-
-
 def post_contact(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
     emails = brand.stored_emails([email_of(request.body)])
     try:
-        status, body = brand.upsert_contact(request.body)
+        return ApiResponse(*brand.write_contact(request.body), emails)
     except ApiProblem as problem:
         problem.emails = emails
         raise
-    return ApiResponse(status, body, emails)
 
 
 def _encode_cursor(offset: int) -> str:
@@ -171,16 +174,14 @@ def patch_contact(state: EmulatorState, brand: Brand, request: ApiRequest) -> Ap
     """PATCH /contacts/{id}, or PATCH /contacts?email=."""
     if request.parameter:
         record = _contact(brand, request)
+    elif not request.query.get("email"):
+        raise _invalid("email", "The email query parameter is required", "required")
     else:
-        email = request.query.get("email")
-        if not email:
-            message = "The email query parameter is required"
-            raise validation_problem([FieldError("email", message, "required")])
-        found = brand.find(email=email)
+        found = brand.find(email=request.query["email"])
         if found is None:
             raise ApiProblem(404, "A contact with this email not found")
         record = found
-    return ApiResponse(200, brand.patch_contact(record, request.body), (record.email,))
+    return ApiResponse(*brand.write_contact(request.body, record), (record.email,))
 
 
 def change_tags(
@@ -194,11 +195,9 @@ def change_tags(
     emails = brand.stored_emails(body.get("emails") or ())
     if "emails" in body:
         body = {**body, "emails": emails}
-    state.schedule_tags(brand, body, remove=remove)
+    due = state.clock.now() + state.settings.tag_delay
+    state.worker.schedule(due, lambda: brand.change_tags(body, remove=remove))
     return ApiResponse(202, None, emails)
-
-
-# -- batches ------------------------------------------------------------------
 
 
 def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
@@ -207,7 +206,10 @@ def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiRe
         raise validation_problem(errors)
     emails = brand.stored_emails(map(email_of, request.body["items"]))
     batch = brand.new_batch(request.body)
-    state.schedule_batch(brand, batch)
+    # inProgress (its items applied) after half of batch_delay, finished after all of it.
+    created, delay = state.clock.now(), state.settings.batch_delay
+    state.worker.schedule(created + delay / 2, lambda: brand.start_batch(batch))
+    state.worker.schedule(created + delay, lambda: brand.finish_batch(batch))
     return ApiResponse(201, {"batchID": batch.id, "totalCount": batch.total}, emails)
 
 
@@ -256,13 +258,8 @@ def get_batch(
     state: EmulatorState, brand: Brand, request: ApiRequest, *, items: bool
 ) -> ApiResponse:
     """GET /batches/{id}, or with ``items`` GET /batches/{id}/items."""
-    body = brand.batch_json(request.parameter, items=items)
-    if body is None:
-        raise ApiProblem(404, f"Batch {request.parameter} not found")
-    return ApiResponse(200, body)
+    return ApiResponse(200, brand.batch_json(request.parameter, items=items))
 
-
-# -- routing --------------------------------------------------------------------
 
 #: Endpoint template -> method -> operation; the first template matching a path wins.
 _ROUTES: dict[str, dict[str, Operation]] = {

@@ -9,6 +9,15 @@ Rate limits are sliding 60-second windows: every request counts against
 request is admitted only when every window it needs has room. A refused
 (429) request is **not** counted: Omnisend's rule is not published, and this
 reading lets a client that waits ``retryAfter`` in.
+
+A batch is answered at once (201) and processed later by the worker:
+``pending`` -> ``inProgress`` (each item applied as POST /contacts would, a
+failed one counted in ``finishedCount`` and ``errorsCount``) -> ``finished``,
+or ``stopped`` once more than half of the items (or ``stop_after_errors``, if
+fewer) have failed, the rest never processed. A done batch keeps its request
+compressed and one result byte per item; a success item's ``response`` is the
+contact *as it is now* (Omnisend's snapshot rule is not published), a failed
+one's the 400 problem it got.
 """
 
 from __future__ import annotations
@@ -17,28 +26,115 @@ import itertools
 import logging
 import math
 import threading
+import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from omnisync.clock import Clock
-from omnisync.emulator.batches import (
-    CREATED,
-    FAILED,
-    UPDATED,
-    Batch,
-    render_batch,
-    render_batch_items,
-)
-from omnisync.emulator.contacts import ContactBook, ContactRecord, email_of
+from omnisync.emulator.contacts import ContactBook, ContactRecord, email_of, format_time
 from omnisync.emulator.faults import FaultInjector
-from omnisync.emulator.problems import ApiProblem, FieldError, validation_problem
-from omnisync.emulator.validation import validate_contact
+from omnisync.emulator.validation import (
+    ApiProblem,
+    FieldError,
+    validate_contact,
+    validation_problem,
+)
 
 logger = logging.getLogger("omnisync.emulator")
 
 FAILING_EMAIL_MESSAGE = "This email address was refused (emulator fault: failing_emails)"
 WINDOW_SECONDS = 60.0
+#: Per-item result codes kept in :attr:`Batch.results`.
+NOT_PROCESSED, UPDATED, CREATED, FAILED = 0, 1, 2, 3
+_RESPONSE_CODES = {UPDATED: 200, CREATED: 201}
+#: zlib's ``wbits`` for a raw deflate stream (no header or checksum).
+_RAW_DEFLATE = -15
+
+
+@dataclass(slots=True, eq=False)
+class Batch:
+    """One batch of one brand, made from a validated envelope and the bytes it was parsed from."""
+
+    id: str
+    endpoint: str
+    method: str
+    origin: str
+    #: The parsed items until the batch is done; then ``None`` and ``packed`` holds them.
+    items: list[Any] | None
+    created: float
+    total: int = field(init=False)
+    results: bytearray = field(init=False)
+    packed: bytes | None = None
+    started: float | None = None
+    ended: float | None = None
+    status: str = "pending"
+    finished_count: int = 0
+    #: The problem document of each failed item, by index.
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.total = len(self.items or ())
+        self.results = bytearray(self.total)
+
+    def end(self, status: str, at: float) -> None:
+        """Finish or stop the batch, keeping its items compressed."""
+        self.status, self.ended = status, at
+        self.packed = zlib.compress(orjson.dumps(self.items), 1, _RAW_DEFLATE)
+        self.items = None
+
+    def request_items(self) -> list[Any]:
+        """The items exactly as sent."""
+        if self.items is not None:
+            return self.items
+        items: list[Any] = orjson.loads(zlib.decompress(self.packed or b"", _RAW_DEFLATE))
+        return items
+
+
+def render_batch(batch: Batch) -> dict[str, Any]:
+    """The Batch summary (GET /batches/{id} and the list)."""
+    body: dict[str, Any] = {
+        "batchID": batch.id,
+        "createdAt": format_time(batch.created),
+        "endpoint": batch.endpoint,
+        "method": batch.method,
+        "origin": batch.origin,
+        "status": batch.status,
+        "totalCount": batch.total,
+        "finishedCount": batch.finished_count,
+        "errorsCount": len(batch.errors),
+    }
+    if batch.started is not None:
+        body["startedAt"] = format_time(batch.started)
+    if batch.ended is not None:
+        body["endedAt"] = format_time(batch.ended)
+    return body
+
+
+def render_batch_items(batch: Batch, book: ContactBook) -> dict[str, Any]:
+    """GET /batches/{id}/items: the summary plus ``responses[]`` and ``errors[]``; a success
+    item's ``response`` is its contact in ``book`` now (``{}`` if gone)."""
+    body = render_batch(batch)
+    body["responses"], body["errors"] = [], []
+    items = batch.request_items()
+    for index, result in enumerate(batch.results):
+        if result == NOT_PROCESSED:
+            continue
+        # The item id: the batch counter part of the batch id (unique in the brand), the index.
+        entry: dict[str, Any] = {"itemID": f"{batch.id[8:]}{index:08x}", "request": items[index]}
+        if result == FAILED:
+            problem = batch.errors[index]
+            entry.update(responseCode=problem["status"], response=problem, status="failed")
+            body["errors"].append(entry)
+        else:
+            record = book.by_email.get(email_of(items[index]) or "")
+            response = {} if record is None else book.render(record)
+            entry.update(responseCode=_RESPONSE_CODES[result], response=response, status="finished")
+            body["responses"].append(entry)
+    return body
 
 
 class Brand:
@@ -51,15 +147,15 @@ class Brand:
         index: int,
         clock: Clock,
         injector: FaultInjector,
-        requests_per_minute: int,
-        tags_per_minute: int,
+        limits: tuple[int, int],
     ) -> None:
+        """``limits``: requests per minute, and tags calls per minute."""
         self.name = name
         self.lock = threading.Lock()
         self._prefix = f"{index:08x}"
         self._clock = clock
         self._injector = injector
-        self._limits = (requests_per_minute, tags_per_minute)
+        self._limits = limits
         self._batch_ids = itertools.count(1)
         self.reset()
 
@@ -92,8 +188,6 @@ class Brand:
                 events.append(now)
         return None
 
-    # -- contacts ------------------------------------------------------------
-
     def _problems(self, body: Any, *, creating: bool) -> list[FieldError]:
         """Validation errors of a contact body, plus the injected ``failing_emails`` refusal."""
         errors = validate_contact(body, creating=creating)
@@ -107,28 +201,25 @@ class Brand:
                 errors.append(FieldError(f"identifiers[{index}].id", FAILING_EMAIL_MESSAGE))
         return errors
 
-    def upsert_contact(self, body: Any) -> tuple[int, dict[str, Any]]:
-        """POST /contacts: 201 or 200 and the ContactResponse; raises a 400 ApiProblem."""
-        errors = self._problems(body, creating=True)
-        if errors:
-            raise validation_problem(errors)
-        with self.lock:
-            status, record = self.book.upsert(body, at=self.now())
-            return status, self.book.render(record)
-
-    def patch_contact(self, record: ContactRecord, body: Any) -> dict[str, Any]:
-        """PATCH a known contact: its ContactResponse; raises a 400, or a 409 for another e-mail."""
-        errors = self._problems(body, creating=False)
-        if not errors and record.email in self._injector.faults.failing_emails:
+    def write_contact(
+        self, body: Any, record: ContactRecord | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """POST /contacts (201 or 200), or PATCH the known ``record`` (200): the status and the
+        ContactResponse; raises a 400, or a 409 for a PATCH naming another e-mail."""
+        errors = self._problems(body, creating=record is None)
+        failing = self._injector.faults.failing_emails
+        if not errors and record is not None and record.email in failing:
             errors.append(FieldError("email", FAILING_EMAIL_MESSAGE))
         if errors:
             raise validation_problem(errors)
-        email = email_of(body)
         with self.lock:
-            if email is not None and email != record.email:
+            if record is None:
+                status, record = self.book.upsert(body, at=self.now())
+                return status, self.book.render(record)
+            if email_of(body) not in (None, record.email):
                 raise ApiProblem(409, "the email identifier of a contact cannot be changed here")
             self.book.apply(record, body, at=self.now(), created=False)
-            return self.book.render(record)
+            return 200, self.book.render(record)
 
     def find(self, *, email: str | None = None, contact_id: str = "") -> ContactRecord | None:
         with self.lock:
@@ -151,11 +242,9 @@ class Brand:
             return self.book.change_tags(body, remove=remove, at=self.now())
 
     def stored_emails(self, emails: Iterable[str | None]) -> tuple[str, ...]:
-        """``emails`` (``None`` skipped) as the very strings the store holds, where it holds them.
-
-        The request log keeps these, and a tag call looks contacts up by them:
-        sharing the stored strings keeps a million-contact log small.
-        """
+        """``emails`` (``None`` skipped) as the very strings the store holds, where it holds them:
+        the request log keeps these and a tag call looks contacts up by them, so sharing the
+        stored strings keeps a million-contact log small."""
         # Without the lock: a dict lookup is atomic; losing a race costs one duplicate string.
         find = self.book.by_email.get
         return tuple(
@@ -163,8 +252,6 @@ class Brand:
             for email in emails
             if email is not None
         )
-
-    # -- batches -------------------------------------------------------------
 
     def new_batch(self, body: dict[str, Any]) -> Batch:
         """Store a validated POST /batches envelope as a pending batch."""
@@ -178,12 +265,8 @@ class Brand:
             return batch
 
     def start_batch(self, batch: Batch) -> None:
-        """Apply the items of a pending batch one by one, as POST /contacts would.
-
-        Every item is counted, a failed one too, until more than half of them (or
-        ``stop_after_errors``, if fewer) failed: then the batch stops. The lock is held
-        for the whole batch: a reader sees it before or after.
-        """
+        """Apply a pending batch's items one by one until it stops (module docstring), under
+        the lock for the whole batch: a reader sees it before or after."""
         limit = batch.total // 2 + 1
         limit = min(limit, self._injector.faults.stop_after_errors or limit)
         with self.lock:
@@ -191,41 +274,35 @@ class Brand:
                 return
             batch.status, batch.started = "inProgress", self.now()
             for index, item in enumerate(batch.items or ()):
-                outcome = self._apply_item(item, at=batch.started)
-                if isinstance(outcome, dict):
-                    batch.errors[index] = outcome
-                    batch.errors_count += 1
-                    batch.results[index] = FAILED
-                else:
-                    batch.results[index] = CREATED if outcome else UPDATED
+                batch.results[index] = self._apply_item(batch, index, item, at=batch.started)
                 batch.finished_count += 1
-                if batch.errors_count >= limit:
+                if len(batch.errors) >= limit:
                     batch.end("stopped", batch.started)
                     return
 
-    def _apply_item(self, item: Any, *, at: float) -> bool | dict[str, Any]:
-        """One batch item: whether it created the contact, or the problem it failed with."""
+    def _apply_item(self, batch: Batch, index: int, item: Any, *, at: float) -> int:
+        """Apply one item: its result code; a failed item's problem goes to ``batch.errors``."""
         try:
             errors = self._problems(item, creating=True)
-            if errors:
-                return validation_problem(errors).document()
-            return self.book.upsert(item, at=at)[0] == 201
+            if not errors:
+                return CREATED if self.book.upsert(item, at=at)[0] == 201 else UPDATED
+            batch.errors[index] = validation_problem(errors).document()
         except Exception:  # a bug must fail one item, not the batch or the worker
             logger.exception("emulator batch item failed", extra={"event": "emulator_error"})
-            return ApiProblem(500, "Item processing failed").document()
+            batch.errors[index] = ApiProblem(500, "Item processing failed").document()
+        return FAILED
 
     def finish_batch(self, batch: Batch) -> None:
         with self.lock:
             if batch.status == "inProgress":
                 batch.end("finished", self.now())
 
-    def batch_json(self, batch_id: str, *, items: bool) -> dict[str, Any] | None:
-        """The batch's summary, with its ``responses`` and ``errors`` when ``items``;
-        ``None`` for an unknown id."""
+    def batch_json(self, batch_id: str, *, items: bool) -> dict[str, Any]:
+        """The batch's summary, with ``responses`` and ``errors`` when ``items``; raises a 404."""
         with self.lock:
             batch = self.batches.get(batch_id)
             if batch is None:
-                return None
+                raise ApiProblem(404, f"Batch {batch_id} not found")
             return render_batch_items(batch, self.book) if items else render_batch(batch)
 
     def batch_summaries(self) -> list[dict[str, Any]]:

@@ -6,26 +6,83 @@ every tag; ``sendWelcomeMessage`` absent is true for a new identifier (each
 welcome recorded in :attr:`ContactBook.welcome_messages`); a status with a
 newer ``statusChangedAt`` wins, none counting as "now"; every change of value
 is recorded in :attr:`ContactBook.status_changes` (a new contact's default
-``nonSubscribed`` is not a change).
+``nonSubscribed`` is not a change); ``countryCode`` must be an existing ISO
+3166-1 alpha-2 code (``ZZ`` is refused) and the stored ``country`` follows it.
 
 Not thread-safe: the brand's lock guards a book. ``at`` is the modelled wall
-time in seconds since the epoch.
+time in seconds since the epoch; times are written as Omnisend writes them
+(RFC 3339 in UTC with milliseconds and ``Z``) and read with any offset.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from omnisync.emulator.validation import CONTACT_FIELDS, STRING_FIELDS
-from omnisync.emulator.values import country_code, country_name, format_time, parse_timestamp
+import pycountry
 
+#: The plain string fields of a contact and their maximum lengths.
+STRING_FIELDS: dict[str, int] = {
+    "firstName": 128,
+    "lastName": 128,
+    "address": 256,
+    "city": 128,
+    "state": 128,
+    "postalCode": 32,
+    "country": 128,
+}
+#: Every plain contact field a seeded contact may carry.
+CONTACT_FIELDS: tuple[str, ...] = (*STRING_FIELDS, "countryCode", "birthdate", "gender")
 #: Fields copied from a body as they are (countryCode has its own rule).
-_PLAIN_FIELDS = frozenset({*STRING_FIELDS, "birthdate", "gender"})
+_PLAIN_FIELDS = frozenset(CONTACT_FIELDS) - {"countryCode"}
+#: The record number in a contact id, after the brand's prefix (as :meth:`ContactBook.contact_id`).
+_NUMBER = re.compile(r"[0-9a-f]{16}")
 #: Low-cardinality values, interned: a million records share them.
 _SHARED_FIELDS = frozenset({"city", "state", "country", "postalCode", "gender"})
+
+
+def format_time(seconds: float) -> str:
+    """RFC 3339 in UTC with milliseconds and ``Z``."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def parse_timestamp(text: object) -> float | None:
+    """Seconds since the epoch for an RFC 3339 timestamp with an offset, else ``None``."""
+    if not isinstance(text, str) or len(text) < 20:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else moment.timestamp()
+
+
+def country_name(code: object) -> str | None:
+    """The English short name of an existing ISO 3166-1 alpha-2 code (upper case), else ``None``."""
+    if not isinstance(code, str) or len(code) != 2 or not code.isascii() or not code.isupper():
+        return None
+    return _country_name(code)
+
+
+# Cached: called for every contact written, and pycountry's lookup is a fifth of the
+# emulator's CPU for a first export without it (bench/emulator_bench.py).
+@lru_cache(maxsize=512)
+def _country_name(code: str) -> str | None:
+    country = pycountry.countries.get(alpha_2=code)
+    return None if country is None else str(country.name)
+
+
+@lru_cache(maxsize=512)
+def _country_code(name: str) -> str | None:
+    try:
+        return str(pycountry.countries.lookup(name).alpha_2)
+    except LookupError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +169,10 @@ class ContactBook:
         return f"{self._id_prefix}{record.number:016x}"
 
     def by_id(self, contact_id: str) -> ContactRecord | None:
-        if len(contact_id) != 24 or not contact_id.startswith(self._id_prefix):
+        if not contact_id.startswith(self._id_prefix) or not _NUMBER.fullmatch(contact_id, 8):
             return None
-        try:
-            number = int(contact_id[8:], 16)
-        except ValueError:
-            return None
-        record = self.records[number - 1] if 1 <= number <= len(self.records) else None
-        return record if record is not None and self.contact_id(record) == contact_id else None
+        number = int(contact_id[8:], 16)
+        return self.records[number - 1] if 1 <= number <= len(self.records) else None
 
     def delete(self, email: str) -> bool:
         """Forget the contact ``email`` (as a person deleting it in Omnisend would)."""
@@ -160,7 +213,7 @@ class ContactBook:
         channel = identifier["channels"]["email"]
         text = channel.get("statusChangedAt")
         record.status = sys.intern(channel["status"])
-        parsed = None if text is None else parse_timestamp(text)
+        parsed = parse_timestamp(text)
         record.status_changed = at if parsed is None else parsed
         record.status_changed_text = text
         return record
@@ -179,7 +232,7 @@ class ContactBook:
             record.countryCode = sys.intern(code)
             record.country = country_name(code) or record.country
         elif "country" in body:
-            record.countryCode = country_code(body["country"]) or record.countryCode
+            record.countryCode = _country_code(body["country"]) or record.countryCode
         if "tags" in body:
             # The trap: tags in a contact body replace all the contact's tags.
             record.tags = tuple(dict.fromkeys(sys.intern(tag) for tag in body["tags"]))
@@ -191,20 +244,32 @@ class ContactBook:
                 merged["externalCreated"] = body["createdAt"]
             record.custom_properties = merged
         for identifier in body.get("identifiers") or ():
-            if identifier.get("type") == "email":
-                self._apply_email_identifier(record, identifier, at=at, created=created)
-            else:
-                self._apply_phone_identifier(record, identifier, at=at)
+            self._apply_identifier(record, identifier, at=at, created=created)
         record.updated = at
 
-    def _apply_email_identifier(
+    def _apply_identifier(
         self, record: ContactRecord, identifier: Mapping[str, Any], *, at: float, created: bool
     ) -> None:
-        if created and identifier.get("sendWelcomeMessage", True):
-            # The trap: absent means true, so a new contact is welcomed.
-            self.welcome_messages.append(WelcomeMessage(record.email, format_time(at)))
-        current = None if created else (record.status, record.status_changed)
-        newer = self._newer_status(record.email, "email", identifier, current, at=at)
+        """Welcome a new identifier, take the status it sets on its channel when newer and
+        keep an e-mail identifier's consent."""
+        is_email = identifier.get("type") == "email"
+        channel, phone = ("email", "") if is_email else ("sms", identifier["id"])
+        if is_email:
+            current = None if created else (record.status, record.status_changed)
+        else:
+            current = (record.phones or {}).get(phone)
+        if current is None and identifier.get("sendWelcomeMessage", True):
+            # The trap: absent means true, so a new identifier is welcomed.
+            self.welcome_messages.append(
+                WelcomeMessage(record.email, format_time(at), channel, identifier=phone)
+            )
+        newer = self._newer_status(record.email, channel, identifier, current, at=at)
+        if not is_email:
+            phones = record.phones if record.phones is not None else {}
+            phones[phone] = (current or ("nonSubscribed", at)) if newer is None else newer[:2]
+            record.phones = phones
+            self.by_phone[phone] = record
+            return
         if newer is not None:
             record.status, record.status_changed, record.status_changed_text = newer
         consent = identifier.get("consent")
@@ -232,7 +297,7 @@ class ContactBook:
         if details is None:
             return None
         text = details.get("statusChangedAt")
-        parsed = None if text is None else parse_timestamp(text)
+        parsed = parse_timestamp(text)
         changed = at if parsed is None else parsed
         if current is not None and changed <= current[1]:
             return None  # an older (or equally old) status loses to the stored one
@@ -243,24 +308,6 @@ class ContactBook:
                 StatusChange(email, previous, status, text or format_time(changed), channel)
             )
         return status, changed, text
-
-    def _apply_phone_identifier(
-        self, record: ContactRecord, identifier: Mapping[str, Any], *, at: float
-    ) -> None:
-        phone = identifier["id"]
-        phones = record.phones if record.phones is not None else {}
-        current = phones.get(phone)
-        newer = self._newer_status(record.email, "sms", identifier, current, at=at)
-        if newer is not None:
-            phones[phone] = newer[:2]
-        elif current is None:
-            phones[phone] = ("nonSubscribed", at)
-        if current is None and identifier.get("sendWelcomeMessage", True):
-            self.welcome_messages.append(
-                WelcomeMessage(record.email, format_time(at), channel="sms", identifier=phone)
-            )
-        record.phones = phones
-        self.by_phone[phone] = record
 
     def change_tags(self, body: Mapping[str, Any], *, remove: bool, at: float) -> int:
         """Add or remove the ``tags`` of a validated tags call body on the contacts it names

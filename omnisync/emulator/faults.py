@@ -1,4 +1,5 @@
-"""Fault injection: configured as a frozen :class:`Faults`, drawn by a :class:`FaultInjector`.
+"""Fault injection: configured as a frozen :class:`Faults`, drawn by a :class:`FaultInjector`;
+and the checks of the emulator's knobs (:class:`Faults` and ``Settings``).
 
 Faults apply to API requests only (never to ``/_emulator/``), after
 authentication and the version check, in this order:
@@ -28,12 +29,54 @@ import random
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from omnisync.emulator.values import changed, check_flag, check_number
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Draw = Literal["ok", "error_500", "error_503", "drop"]
 _RANDOM_DRAWS: tuple[Draw, ...] = ("error_500", "error_503", "drop")
+Knobs = TypeVar("Knobs", bound="DataclassInstance")
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    integer: bool = False,
+) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number (an integer when
+    ``integer``; never a boolean, never NaN) from ``low`` up to ``high``."""
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    # `not value >= low`, not `value < low`: NaN is outside every bound.
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        if low is None:
+            bounds = f"at most {high:g}"
+        elif high is None:
+            bounds = f"at least {low:g}"
+        else:
+            bounds = f"between {low:g} and {high:g}"
+        raise ValueError(f"{name} must be {kind} {bounds}, got {value!r}")
+
+
+def check_flag(name: str, value: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def changed(knobs: Knobs, changes: Mapping[str, Any], *, what: str) -> Knobs:
+    """A copy of the frozen dataclass ``knobs`` (:class:`Faults`, ``Settings``) with ``changes``,
+    checked by its ``__post_init__``; an unknown name raises ``ValueError`` listing the known."""
+    known = {item.name for item in dataclasses.fields(knobs)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown {what}(s): {', '.join(unknown)}; known: {sorted(known)}")
+    return dataclasses.replace(knobs, **changes)
 
 
 @dataclass(frozen=True)
@@ -112,13 +155,11 @@ class FaultInjector:
     def draw(self, endpoint: str) -> Draw:
         """What happens to one admitted API request to ``endpoint`` (``"POST /batches"``)."""
         faults = self.faults
-        if not self._applies(endpoint) or not (
-            faults.error_rate_500 or faults.error_rate_503 or faults.drop_rate
-        ):
+        rates = (faults.error_rate_500, faults.error_rate_503, faults.drop_rate)
+        if not self._applies(endpoint) or not any(rates):
             return "ok"
         with self._lock:
             roll = self._rng.random()
-        rates = (faults.error_rate_500, faults.error_rate_503, faults.drop_rate)
         for draw, rate in zip(_RANDOM_DRAWS, rates, strict=True):
             if roll < rate:
                 return draw

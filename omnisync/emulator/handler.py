@@ -1,10 +1,8 @@
-"""The emulator's HTTP shell, on the standard library's ``http.server``.
+"""The emulator's HTTP shell: HTTP/1.1 with keep-alive on the standard library's ``http.server``.
 
-:class:`EmulatorHTTPServer` is a ``ThreadingHTTPServer``;
-:class:`EmulatorRequestHandler` speaks HTTP/1.1 with keep-alive, and every
-answer carries a ``Content-Length``. A body it will not read (chunked: 411; a
-``Content-Length`` that is not a number: 400; over the limit: 413) is answered
-and the connection closed.
+Every answer carries a ``Content-Length``. A body it will not read (chunked:
+411; a ``Content-Length`` that is not a number: 400; over the limit: 413) is
+answered and the connection closed.
 
 Order of checks for ``/api/...`` (each step answers and stops when it fails):
 read the body -> ``Authorization`` (401) -> ``Omnisend-Version`` (400 when
@@ -14,9 +12,8 @@ dropped connection) -> unknown path 404 / wrong method 405 -> body size (413
 for a batch over ``max_batch_bytes``) -> JSON (400) -> the operation ->
 injected latency -> answer. Every API request lands in the request log
 before its answer is written. A dropped connection is closed without a word.
-
-``/_emulator/...`` is the inspection API (loopback clients only). Every API
-problem is a JSON problem document; a bug answers 500 and is logged.
+``/_emulator/...`` is the inspection API (loopback clients only). A bug
+answers a 500 problem document and is logged.
 """
 
 from __future__ import annotations
@@ -37,8 +34,8 @@ import orjson
 
 from omnisync.emulator.api import TAGS_PATH, ApiRequest, ApiResponse, route
 from omnisync.emulator.faults import Draw
-from omnisync.emulator.problems import ApiProblem, FieldError, Headers
 from omnisync.emulator.state import API_VERSION, EmulatorState
+from omnisync.emulator.validation import ApiProblem, FieldError, Headers
 
 logger = logging.getLogger("omnisync.emulator")
 
@@ -118,12 +115,10 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
-    # -- answers ----------------------------------------------------------------
-
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Refuse a request before its body is read (a bad head, or :meth:`_read_body`): a
-        problem document, with a status line even for a request line not understood (the
-        standard library would answer as HTTP/0.9 did), and the connection closed."""
+        """Refuse a request (a bad head, a body not read, a bug): a problem document, with a
+        status line even for a request line not understood (the standard library would answer
+        as HTTP/0.9 did), and the connection closed."""
         self.close_connection = True
         self.request_version = self.protocol_version
         detail = message or HTTPStatus(code).phrase
@@ -151,8 +146,6 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("emulator http: " + format, *args)
 
-    # -- one request --------------------------------------------------------------
-
     def _serve(self) -> None:
         # When the request's head had arrived (its body may follow later).
         self._received = self.server.state.clock.now()
@@ -166,9 +159,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         except Exception:
             # A bug answers 500 and is logged; the caller never sees a traceback.
             logger.exception("emulator request failed", extra={"event": "emulator_error"})
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self._send(500, ApiProblem(500, "Internal server error").document())
+            self.send_error(500, "Internal server error")
 
     def _read_body(self) -> bytes | None:
         """The request's body, or ``None`` when it was refused or the client left mid-body."""
@@ -214,8 +205,6 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         if delay > 0:
             self.server.state.clock.sleep(delay)
         self._send(status, body, headers)
-
-    # -- the API ----------------------------------------------------------------
 
     def _api(self, path: str, query: dict[str, str], raw: bytes) -> None:
         state = self.server.state

@@ -39,12 +39,11 @@ from typing import Any
 import orjson
 
 from omnisync.clock import Clock, ScaledClock, SystemClock
-from omnisync.emulator.contacts import StatusChange, WelcomeMessage
-from omnisync.emulator.faults import Faults
+from omnisync.emulator.contacts import CONTACT_FIELDS, StatusChange, WelcomeMessage
+from omnisync.emulator.faults import Faults, changed, check_flag, check_number
 from omnisync.emulator.handler import EmulatorHTTPServer, is_loopback_host
 from omnisync.emulator.state import EmulatorState, RequestRecord, Settings
-from omnisync.emulator.validation import CONTACT_FIELDS, validate_contact
-from omnisync.emulator.values import changed, check_flag, check_number
+from omnisync.emulator.validation import FieldError, validate_contact
 
 
 class Emulator:
@@ -108,8 +107,6 @@ class Emulator:
         where = self._server.base_url if self._server else "not started"
         return f"Emulator({where}, brands={self.brands()!r})"
 
-    # -- lifecycle -------------------------------------------------------------
-
     def start(self) -> Emulator:
         if self._server is not None:
             return self
@@ -165,8 +162,6 @@ class Emulator:
     def clock(self) -> Clock:
         return self._state.clock
 
-    # -- inspection ------------------------------------------------------------
-
     def brands(self) -> list[str]:
         return sorted(self._state.brands)
 
@@ -198,6 +193,13 @@ class Emulator:
         if custom_properties is not None:
             body["customProperties"] = custom_properties
         errors = validate_contact(body, creating=True)
+        # orjson writes integers of 64 bits (and parses JSON into them): only a seed has larger.
+        properties = custom_properties if isinstance(custom_properties, Mapping) else {}
+        for name, value in properties.items():
+            items = value if isinstance(value, list) else [value]
+            if any(isinstance(item, int) and not -(2**63) <= item < 2**64 for item in items):
+                message = "Integers must fit in 64 bits"
+                errors.append(FieldError(f"customProperties.{name}", message))
         if errors:
             raise ValueError("; ".join(f"{error.field}: {error.message}" for error in errors))
         target = self._state.brand(brand)
@@ -269,8 +271,6 @@ class Emulator:
         """Wait (real seconds) until the work due by the clock's *now* is applied."""
         return self._state.worker.wait_idle(timeout, due_only=True)
 
-    # -- faults and settings ------------------------------------------------------
-
     @property
     def faults(self) -> Faults:
         return self._state.injector.faults
@@ -289,8 +289,6 @@ class Emulator:
         """Change ``rate_limits``, ``batch_delay``, ``tag_delay`` or ``max_batch_bytes`` live."""
         self._state.settings = changed(self._state.settings, changes, what="setting")
         return self._state.settings
-
-    # -- the inspection API over HTTP ------------------------------------------------
 
     def inspect(self, method: str, path: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:
         """Answer one ``/_emulator`` request (the table above): ``(status, JSON body)``."""

@@ -3,27 +3,39 @@
 Thread-safe: HTTP handler threads, the worker thread and test code all use
 one :class:`EmulatorState`. API keys live only in the private key map; they
 never appear in a brand name, a log record, a repr or an answer.
+
+Batches and tag calls are answered at once and applied later, as Omnisend
+does, by the :class:`Worker` thread: each piece of work is scheduled at a
+modelled time (``clock.now()`` seconds) and run in time order, one at a time.
+It never calls ``clock.sleep`` (a :class:`~omnisync.clock.FakeClock` would
+jump forward): it waits on a condition for at most a few real milliseconds
+and looks at the clock again, so a scaled clock, the system clock and a fake
+clock advanced by a test all work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
+import logging
 import threading
+import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from omnisync.clock import Clock
-from omnisync.emulator.batches import Batch
 from omnisync.emulator.brand import Brand
-from omnisync.emulator.faults import FaultInjector, Faults
-from omnisync.emulator.values import check_flag, check_number
-from omnisync.emulator.worker import Worker
+from omnisync.emulator.faults import FaultInjector, Faults, check_flag, check_number
+
+logger = logging.getLogger("omnisync.emulator")
 
 API_VERSION = "2026-03-15"
 AUTH_SCHEME = "Omnisend-API-Key "
+#: The longest real pause of the worker between two looks at the clock.
+_MAX_REAL_WAIT = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,86 @@ class Settings:
         check_number("max_batch_bytes", self.max_batch_bytes, low=1, integer=True)
 
 
+class Worker:
+    """Runs scheduled callables in modelled-time order on one daemon thread."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._scale = float(getattr(clock, "scale", 1.0))
+        self._queue: list[tuple[float, int, Callable[[], object]]] = []
+        self._sequence = itertools.count()
+        self._condition = threading.Condition()
+        self._busy = False
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(
+            target=self._run, name="omnisend-emulator-worker", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the callable in progress; work not yet run is dropped."""
+        with self._condition:
+            self._running = False
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def schedule(self, due: float, work: Callable[[], object]) -> None:
+        """Run ``work`` once ``clock.now() >= due`` (after earlier work, and work scheduled
+        earlier for the same time)."""
+        with self._condition:
+            heapq.heappush(self._queue, (due, next(self._sequence), work))
+            self._condition.notify_all()
+
+    def clear(self) -> None:
+        """Drop every piece of work not yet started."""
+        with self._condition:
+            self._queue.clear()
+
+    def wait_idle(self, timeout: float, *, due_only: bool = False) -> bool:
+        """Block (real seconds) until nothing is queued or running, or with ``due_only`` nothing
+        due by now (how to settle after advancing a ``FakeClock``); ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._busy or (
+                self._queue and (not due_only or self._queue[0][0] <= self._clock.now())
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(min(remaining, _MAX_REAL_WAIT))
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if not self._running:
+                    return
+                if not self._queue:
+                    self._condition.wait()  # schedule() and stop() notify
+                    continue
+                lateness = self._clock.now() - self._queue[0][0]
+                if lateness < 0:
+                    self._condition.wait(min(-lateness / self._scale, _MAX_REAL_WAIT))
+                    continue
+                _, _, work = heapq.heappop(self._queue)
+                self._busy = True
+            try:
+                work()
+            except Exception:
+                # The worker must survive a bug in one piece of work.
+                logger.exception("emulator work failed", extra={"event": "emulator_work_failed"})
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+
 class EmulatorState:
     """Everything the HTTP layer and the Python inspection API share (``api_keys`` as
     :class:`~omnisync.emulator.server.Emulator` takes them)."""
@@ -102,15 +194,12 @@ class EmulatorState:
         self.log_emails = log_emails
         self.brands: dict[str, Brand] = {}
         self._keys: dict[str, Brand] = {}
+        limits = (requests_per_minute, tags_per_minute)
         for key, name in api_keys.items():
             if name not in self.brands:
+                index = len(self.brands) + 1
                 self.brands[name] = Brand(
-                    name,
-                    index=len(self.brands) + 1,
-                    clock=clock,
-                    injector=self.injector,
-                    requests_per_minute=requests_per_minute,
-                    tags_per_minute=tags_per_minute,
+                    name, index=index, clock=clock, injector=self.injector, limits=limits
                 )
             self._keys[key] = self.brands[name]
         self._log: deque[RequestRecord] = deque(maxlen=request_log_limit)
@@ -135,19 +224,6 @@ class EmulatorState:
         if name not in self.brands:
             raise ValueError(f"no brand {name!r}; brands: {sorted(self.brands)}")
         return self.brands[name]
-
-    def schedule_batch(self, brand: Brand, batch: Batch) -> None:
-        """Queue a batch: ``inProgress`` after half of ``batch_delay``, ``finished`` after all."""
-        created = self.clock.now()
-        self.worker.schedule(
-            created + self.settings.batch_delay / 2, lambda: brand.start_batch(batch)
-        )
-        self.worker.schedule(created + self.settings.batch_delay, lambda: brand.finish_batch(batch))
-
-    def schedule_tags(self, brand: Brand, body: Mapping[str, Any], *, remove: bool) -> None:
-        """Queue a validated tags call, applied after ``tag_delay``."""
-        due = self.clock.now() + self.settings.tag_delay
-        self.worker.schedule(due, lambda: brand.change_tags(body, remove=remove))
 
     def record(
         self,

@@ -1,8 +1,12 @@
-"""Request validation as Omnisend does it: every failing field at once (pure).
+"""Request validation and problem documents as Omnisend does them (pure).
+
+Every error the emulator answers is an RFC 9457 problem document ``{type, title,
+status, detail, instance}`` with ``instance`` a fresh trace id
+(``urn:omnisend:request:<uuid>``); a 400 adds ``errors[]`` with every failing
+field at once, a 429 adds ``retryAfter``.
 
 Each ``validate_*`` returns a list of :class:`FieldError` (empty when the
-request is valid); the caller turns a non-empty list into one 400
-ValidationProblem. Field paths are dotted with list indexes in brackets
+request is valid). Field paths are dotted with list indexes in brackets
 (``identifiers[0].id``, ``customProperties.shoe_size``). A value of the wrong
 JSON type is an ``invalid_format`` error like any other, never an exception:
 malformed input answers 400, not 500. Unknown top-level properties are
@@ -13,26 +17,17 @@ objects; what is inside each is checked when the item is processed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Collection
+import uuid
+from dataclasses import KW_ONLY, dataclass
 from datetime import date
 from typing import Any
 
-from omnisync.emulator.problems import FieldError
-from omnisync.emulator.values import country_name, parse_timestamp
+from omnisync.emulator.contacts import STRING_FIELDS, country_name, parse_timestamp
 
-#: Maximum lengths of the plain string fields of a contact.
-STRING_FIELDS: dict[str, int] = {
-    "firstName": 128,
-    "lastName": 128,
-    "address": 256,
-    "city": 128,
-    "state": 128,
-    "postalCode": 32,
-    "country": 128,
-}
-#: Every plain contact field a seeded contact may carry.
-CONTACT_FIELDS: tuple[str, ...] = (*STRING_FIELDS, "countryCode", "birthdate", "gender")
+Headers = tuple[tuple[str, str], ...]
+
 STATUSES = ("subscribed", "unsubscribed", "nonSubscribed")
 MAX_EMAIL_LENGTH = 254
 MAX_TAGS_PER_CONTACT = 100
@@ -45,13 +40,92 @@ MAX_TAG_SELECTORS = 250
 EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+")
 PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
 PROPERTY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,128}")
-_NOT_AN_OBJECT = FieldError("", "The body must be a JSON object")
 _SELECTORS = ("emails", "contactIDs", "phones", "segmentID")
+_TITLES = {
+    400: ("validation-failed", "Validation failed"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    410: ("version-retired", "API version retired"),
+    411: ("length-required", "Length required"),
+    413: ("payload-too-large", "Payload too large"),
+    429: ("rate-limited", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+    503: ("service-unavailable", "Service unavailable"),
+}
 
 
-def is_one_of(value: object, choices: Collection[str]) -> bool:
-    """Whether ``value`` is one of the strings ``choices`` (an object or a list is not)."""
-    return isinstance(value, str) and value in choices
+@dataclass(frozen=True)
+class FieldError:
+    """One failing field: ``field`` is a dotted path (``identifiers[0].id``), ``code`` one of
+    ``required``, ``invalid_format``, ``too_long``."""
+
+    field: str
+    message: str
+    code: str = "invalid_format"
+
+
+_NOT_AN_OBJECT = FieldError("", "The body must be a JSON object")
+
+
+@dataclass(eq=False, repr=False)
+class ApiProblem(Exception):
+    """An error answer, raised inside request handling; ``detail`` never carries an API key.
+    ``headers`` go with the answer (a 405's ``Allow``); ``emails``, the contacts the refused
+    request named, go to the request log."""
+
+    status: int
+    detail: str
+    _: KW_ONLY
+    errors: tuple[FieldError, ...] = ()
+    retry_after: int | None = None
+    headers: Headers = ()
+    emails: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)  # its text and repr: the detail, never the e-mails
+
+    def document(self) -> dict[str, Any]:
+        """The JSON body, with a fresh trace id; ``errors`` is present on every 400."""
+        slug, title = _TITLES.get(self.status, ("problem", "Problem"))
+        document: dict[str, Any] = {
+            "type": "https://problems.omnisend.com/" + slug,
+            "title": title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": f"urn:omnisend:request:{uuid.uuid4()}",
+        }
+        if self.status == 400:
+            document["errors"] = [dataclasses.asdict(error) for error in self.errors]
+        if self.retry_after is not None:
+            document["retryAfter"] = self.retry_after
+        return document
+
+
+def validation_problem(errors: list[FieldError]) -> ApiProblem:
+    """A 400 naming every failing field."""
+    fields = ", ".join(error.field or "(body)" for error in errors)
+    return ApiProblem(400, f"Request validation failed: {fields}", errors=tuple(errors))
+
+
+def check_choice(
+    value: object,
+    path: str,
+    choices: tuple[str, ...],
+    errors: list[FieldError],
+    *,
+    required: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Add an error (``message``, else "Must be one of ...") unless ``value`` is one of the
+    strings ``choices``; when ``required`` is given, a missing value (``None``) is a
+    ``required`` error with that message."""
+    if value is None and required is not None:
+        errors.append(FieldError(path, required, "required"))
+    elif not (isinstance(value, str) and value in choices):
+        errors.append(FieldError(path, message or f"Must be one of {', '.join(choices)}"))
 
 
 def validate_contact(body: Any, *, creating: bool) -> list[FieldError]:
@@ -61,13 +135,10 @@ def validate_contact(body: Any, *, creating: bool) -> list[FieldError]:
         return [_NOT_AN_OBJECT]
     errors: list[FieldError] = []
     identifiers = body.get("identifiers")
-    if identifiers is None:
-        if creating:
-            errors.append(FieldError("identifiers", "An email identifier is required", "required"))
-    elif not isinstance(identifiers, list):
+    if identifiers is not None and not isinstance(identifiers, list):
         errors.append(FieldError("identifiers", "Must be an array"))
     else:
-        _check_identifiers(identifiers, errors, creating=creating)
+        _check_identifiers(identifiers or [], errors, creating=creating)
     for name, value in body.items():
         if name in STRING_FIELDS:
             _check_string(name, value, STRING_FIELDS[name], errors)
@@ -77,11 +148,11 @@ def validate_contact(body: Any, *, creating: bool) -> list[FieldError]:
         elif name == "customProperties":
             _check_custom_properties(value, errors)
         elif name == "tags":
-            check_tags(value, errors)
+            _check_tags(value, errors)
         elif name == "birthdate" and not _is_date(value):
             errors.append(FieldError(name, "Must be a date as YYYY-MM-DD"))
-        elif name == "gender" and not is_one_of(value, ("m", "f")):
-            errors.append(FieldError(name, "Must be 'm' or 'f'"))
+        elif name == "gender":
+            check_choice(value, name, ("m", "f"), errors, message="Must be 'm' or 'f'")
         elif name == "createdAt" and parse_timestamp(value) is None:
             errors.append(FieldError(name, "Must be an RFC 3339 timestamp"))
     return errors
@@ -109,10 +180,15 @@ def _check_identifiers(identifiers: list[Any], errors: list[FieldError], *, crea
             errors.append(FieldError(path, "Must be an object"))
             continue
         kind, value = identifier.get("type"), identifier.get("id")
-        if kind is None:
-            errors.append(FieldError(f"{path}.type", "Identifier type is required", "required"))
-        elif not is_one_of(kind, ("email", "phone")):
-            errors.append(FieldError(f"{path}.type", "Must be email or phone"))
+        required = "Identifier type is required"
+        check_choice(
+            kind,
+            f"{path}.type",
+            ("email", "phone"),
+            errors,
+            required=required,
+            message="Must be email or phone",
+        )
         if value is None or value == "":
             errors.append(FieldError(f"{path}.id", "Identifier value is required", "required"))
         elif kind == "email":
@@ -150,14 +226,9 @@ def _check_channels(channels: object, path: str, kind: object, errors: list[Fiel
         elif not isinstance(details, dict):
             errors.append(FieldError(channel_path, "Must be an object"))
         else:
+            status_path = f"{channel_path}.status"
             status = details.get("status")
-            if status is None:
-                errors.append(
-                    FieldError(f"{channel_path}.status", "Status is required", "required")
-                )
-            elif not is_one_of(status, STATUSES):
-                message = f"Must be one of {', '.join(STATUSES)}"
-                errors.append(FieldError(f"{channel_path}.status", message))
+            check_choice(status, status_path, STATUSES, errors, required="Status is required")
             if "statusChangedAt" in details and parse_timestamp(details["statusChangedAt"]) is None:
                 message = "Must be an RFC 3339 timestamp with an offset"
                 errors.append(FieldError(f"{channel_path}.statusChangedAt", message))
@@ -174,8 +245,7 @@ def _check_consent(consent: object, path: str, errors: list[FieldError]) -> None
         errors.append(FieldError(f"{path}.createdAt", "Must be an RFC 3339 timestamp"))
 
 
-def check_tags(tags: object, errors: list[FieldError]) -> None:
-    """Check the ``tags`` of a contact body or a tags call."""
+def _check_tags(tags: object, errors: list[FieldError]) -> None:
     if not isinstance(tags, list):
         errors.append(FieldError("tags", "Must be an array of strings"))
         return
@@ -206,17 +276,8 @@ def _check_custom_properties(properties: object, errors: list[FieldError]) -> No
         elif isinstance(value, list):
             if not all(isinstance(item, str | int | float) for item in value):
                 errors.append(FieldError(path, "Lists may hold strings and numbers only"))
-            elif not all(_fits_64_bits(item) for item in value):
-                errors.append(FieldError(path, "Integers must fit in 64 bits"))
         elif value is not None and not isinstance(value, bool | int | float):
             errors.append(FieldError(path, "Must be a string, number, boolean or list"))
-        elif not _fits_64_bits(value):
-            errors.append(FieldError(path, "Integers must fit in 64 bits"))
-
-
-def _fits_64_bits(value: object) -> bool:
-    # What a JSON writer (orjson) can answer with; a larger integer would end in a 500.
-    return not isinstance(value, int) or -(2**63) <= value < 2**64
 
 
 def validate_batch(body: Any) -> list[FieldError]:
@@ -226,17 +287,18 @@ def validate_batch(body: Any) -> list[FieldError]:
         return [_NOT_AN_OBJECT]
     errors: list[FieldError] = []
     endpoint, method, items = body.get("endpoint"), body.get("method"), body.get("items")
-    if endpoint is None:
-        errors.append(FieldError("endpoint", "Endpoint is required", "required"))
-    elif not is_one_of(endpoint, ("products", "contacts", "events", "categories")):
-        message = "Must be one of products, contacts, events, categories"
-        errors.append(FieldError("endpoint", message))
-    elif endpoint != "contacts":
+    endpoints = ("products", "contacts", "events", "categories")
+    check_choice(endpoint, "endpoint", endpoints, errors, required="Endpoint is required")
+    if endpoint in endpoints and endpoint != "contacts":
         errors.append(FieldError("endpoint", "The emulator supports contacts batches only"))
-    if method is None:
-        errors.append(FieldError("method", "Method is required", "required"))
-    elif not is_one_of(method, ("POST", "PUT")):
-        errors.append(FieldError("method", "Must be POST or PUT"))
+    check_choice(
+        method,
+        "method",
+        ("POST", "PUT"),
+        errors,
+        required="Method is required",
+        message="Must be POST or PUT",
+    )
     if items is None or items == []:
         errors.append(FieldError("items", "At least one item is required", "required"))
     elif not isinstance(items, list):
@@ -264,7 +326,7 @@ def validate_tags(body: Any) -> list[FieldError]:
     if body.get("tags") in (None, []):
         errors.append(FieldError("tags", "At least one tag is required", "required"))
     else:
-        check_tags(body["tags"], errors)
+        _check_tags(body["tags"], errors)
     selectors = 0
     for name in _SELECTORS[:3]:
         values = body.get(name, [])

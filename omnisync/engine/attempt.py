@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import ExitStack
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from omnisync.clock import Clock
 from omnisync.config.model import Export
@@ -14,7 +14,6 @@ from omnisync.engine.recorder import LedgerRecorder
 from omnisync.engine.report import PlanTally
 from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult, Tallied
 from omnisync.engine.settle import without_repeated_consent
-from omnisync.engine.staged import StagedExport
 from omnisync.mapping import MappingPlan
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.pipeline import DeliveryPipeline
@@ -22,36 +21,29 @@ from omnisync.planning import WorkItem
 from omnisync.state import LedgerStore
 
 
+# No repr: maybe_sent holds full e-mail addresses, which must never reach a log line.
+@dataclass(eq=False, kw_only=True, repr=False)
 class RunAttempt:
     """Private to one run; progress listeners read :meth:`counts` snapshots."""
 
-    def __init__(
-        self,
-        export: Export,
-        *,
-        progress: RunProgress | None,
-        stop: threading.Event,
-        allow_large_change: bool,
-        full: bool,
-    ) -> None:
-        self.export = export
-        self.progress = progress
-        self.stop = stop
-        self.counter: RequestCounter | None = None
-        self.recorder: LedgerRecorder | None = None
-        self.tally: PlanTally | None = None  # from staging on
-        self.settled = 0
-        self.maybe_sent: frozenset[str] = frozenset()
-        self.items_seen = 0
-        self.leavers_seen = 0
-        self.upserts_queued = 0
-        self.then_tag_queued = 0
-        self.tag_adds_queued = 0
-        self.removes_queued = 0
-        self.stopped = False
-        self.allow_large_change = allow_large_change
-        self.full = full
-        self._progress_lock = threading.Lock()
+    export: Export
+    progress: RunProgress | None
+    stop: threading.Event
+    allow_large_change: bool
+    full: bool
+    counter: RequestCounter | None = None
+    recorder: LedgerRecorder | None = None
+    tally: PlanTally | None = None  # from staging on
+    settled: int = 0
+    maybe_sent: frozenset[str] = frozenset()
+    items_seen: int = 0
+    leavers_seen: int = 0
+    upserts_queued: int = 0
+    then_tag_queued: int = 0
+    tag_adds_queued: int = 0
+    removes_queued: int = 0
+    stopped: bool = False
+    _progress_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def phase(self, phase: Phase) -> None:
         if self.progress is not None:
@@ -97,7 +89,6 @@ class RunAttempt:
 
     def apply(
         self,
-        staged: StagedExport,
         *,
         store: LedgerStore,
         client: OmnisendClient,
@@ -106,8 +97,8 @@ class RunAttempt:
         max_batches_in_flight: int,
         stop_grace: float,
     ) -> None:
-        """Send what ``staged`` needs, through a :class:`DeliveryPipeline` per tag, and
-        record what Omnisend acknowledged (a :class:`LedgerRecorder`).
+        """Send what the tally's staged export needs, through a :class:`DeliveryPipeline`
+        per tag, and record what Omnisend acknowledged (a :class:`LedgerRecorder`).
 
         Every item that needs an upsert is mapped and tallied (so plan and run
         agree). ``stop`` is honoured between items: nothing new is handed over,
@@ -119,13 +110,13 @@ class RunAttempt:
         self.recorder = recorder
         tally = self.tally
         assert tally is not None, "the runner tallies what it staged"
+        staged = tally.staged
         pipelines: dict[str, DeliveryPipeline] = {}
         with ExitStack() as open_pipelines:
 
             def pipeline_for(tag: str) -> DeliveryPipeline:
-                found = pipelines.get(tag)
-                if found is None:
-                    found = open_pipelines.enter_context(
+                if tag not in pipelines:
+                    pipelines[tag] = open_pipelines.enter_context(
                         DeliveryPipeline(
                             client,
                             tag,
@@ -137,8 +128,7 @@ class RunAttempt:
                             stop_grace=stop_grace,
                         )
                     )
-                    pipelines[tag] = found
-                return found
+                return pipelines[tag]
 
             main = pipeline_for(export.tag)
             now = clock.wall()
@@ -149,8 +139,6 @@ class RunAttempt:
                 """Queue one member's work; ``False`` once the pipeline takes no more."""
                 outcome = plan.map_work(item, now=now)
                 actions = tally.add(item, outcome)
-                # An item counts as seen once its work is queued: one the pipeline
-                # refused (a stop) stays unreached, so the run reports it pending.
                 if actions.upsert:
                     assert outcome is not None and isinstance(outcome.result, ContactWrite)
                     write = outcome.result
@@ -160,17 +148,15 @@ class RunAttempt:
                     recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
                     if not main.upsert(write, then_tag=actions.tag):
                         return False
-                    self.items_seen += 1
                     self.upserts_queued += 1
                     self.then_tag_queued += actions.tag
                 elif actions.tag:
                     if not main.add_tag(item.email):
                         return False
-                    self.items_seen += 1
                     self.tag_adds_queued += 1
-                else:
-                    self.items_seen += 1  # invalid: never sent, counted by the tally
-                    return True
+                # Seen once its work is queued (an invalid item: never sent, counted by
+                # the tally); one the pipeline refused (a stop) stays unreached, pending.
+                self.items_seen += 1
                 if actions.remove_old_tag is not None:
                     if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
                         return False

@@ -77,7 +77,7 @@ class ClientPool:
         self._observer_for = observer_for
         self._gate_for = gate_for
         self._lock = threading.Lock()
-        self._clients: dict[str, tuple[str, OmnisendClient, _FanOutObserver]] = {}
+        self._clients: dict[str, tuple[object, OmnisendClient, _FanOutObserver]] = {}
         self._retired: list[OmnisendClient] = []
 
     def client_for(self, connection: Connection) -> OmnisendClient:
@@ -99,14 +99,11 @@ class ClientPool:
             with observer.lock:
                 observer.counters.remove(counter)
 
-    def _entry(self, connection: Connection) -> tuple[str, OmnisendClient, _FanOutObserver]:
+    def _entry(self, connection: Connection) -> tuple[object, OmnisendClient, _FanOutObserver]:
         api_key = resolve_secret(connection.api_key, environ=self.environ)
         # Everything that shapes the client, with the key only as a digest.
+        signature = (connection.base_url, brand_digest(api_key), connection.rate_limit)
         limits = connection.rate_limit
-        signature = (
-            f"{connection.base_url}|{brand_digest(api_key)}|"
-            f"{limits.requests_per_minute}|{limits.tags_per_minute}"
-        )
         with self._lock:
             found = self._clients.get(connection.name)
             if found is not None and found[0] == signature:

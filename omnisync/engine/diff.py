@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
@@ -28,6 +28,10 @@ from omnisync.planning import StageCounts
 FILLED_COLUMNS: Mapping[str, str] = MappingProxyType(
     {"work": "seq, in_ledger, tag_on, needs_upsert, needs_tag", "leavers": "email, tag"}
 )
+
+#: How many rows travel at a time: read from the staging tables and, for a
+#: PostgreSQL ledger, between the databases.
+FETCH_SIZE = 2_000
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,9 @@ def run_diff(
     never removed as an "old" tag). Must run inside the caller's transaction
     (and ``ledger`` inside one snapshot of its own).
     """
-    clock = PhaseClock()
+    marks = [("", time.perf_counter())]
     connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
-    clock.lap("index")
+    marks.append(("index", time.perf_counter()))
     rows = _scalar(connection, "SELECT count(*) FROM temp.stage")
     missing = _scalar(connection, "SELECT count(*) FROM temp.stage WHERE email IS NULL")
     missing_rows = tuple(
@@ -104,7 +108,7 @@ def run_diff(
         )
         connection.execute("CREATE UNIQUE INDEX temp.later_copies_seq ON later_copies (seq)")
         members_condition += " AND s.seq NOT IN (SELECT seq FROM temp.later_copies)"
-    clock.lap("duplicates")
+    marks.append(("duplicates", time.perf_counter()))
 
     terms = DiffTerms(export=export.name, tag=export.tag, full=full, members=members_condition)
     members = rows - missing - duplicates
@@ -117,27 +121,33 @@ def run_diff(
             f"INSERT INTO temp.work ({FILLED_COLUMNS['work']}) "
             f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {terms.members}"
         )
+        delivered = tagged = members_tagged = 0
     else:
         ledger.fill_work(terms)
-    work, new, changed, tag_only, retag, tagged_in_work, needs_tag = _work_counts(connection)
-    clock.lap("work")
-    ledger_delivered, ledger_tagged = (0, 0) if ledger is None else ledger.totals(terms)
+        delivered, tagged = ledger.totals(terms)
+        # A resync shows the export's own tag as not on: those are counted apart.
+        members_tagged = ledger.members_tagged(terms) if full else 0
+    work, new, changed, tag_only, retag, tagged_in_work, needs_tag = connection.execute(
+        "SELECT count(*), "
+        "coalesce(sum(NOT in_ledger), 0), "
+        "coalesce(sum(in_ledger AND needs_upsert), 0), "
+        "coalesce(sum(in_ledger AND NOT needs_upsert), 0), "
+        "coalesce(sum(needs_tag AND tag_on IS NOT NULL), 0), "
+        "coalesce(sum(tag_on IS NOT NULL), 0), "
+        "coalesce(sum(needs_tag), 0) "
+        "FROM temp.work"
+    ).fetchone()
+    marks.append(("work", time.perf_counter()))
     unchanged = members - work
     # Every tagged ledger entry whose e-mail is a member is either unchanged
     # (its tag is the export's) or a work item with a tag on; the rest left.
-    # (A resync shows the export's own tag as not on: those are counted here.)
-    gone = (
-        ledger_tagged
-        - unchanged
-        - tagged_in_work
-        - (ledger.members_tagged(terms) if full and ledger is not None else 0)
-    )
+    gone = tagged - unchanged - tagged_in_work - members_tagged
 
     connection.execute("CREATE TEMP TABLE leavers (email TEXT PRIMARY KEY, tag TEXT NOT NULL)")
     on_leave = export.on_leave
     if gone and on_leave == "untag" and ledger is not None:
         ledger.fill_leavers(terms)
-    clock.lap("counts and leavers")
+    marks.append(("counts and leavers", time.perf_counter()))
     counts = StageCounts(
         rows=rows,
         members=members,
@@ -151,44 +161,48 @@ def run_diff(
         retag=retag,
         kept=gone if on_leave == "keep" else 0,
         needs_tag=needs_tag,
-        delivered=ledger_delivered,
-        tagged=ledger_tagged,
+        delivered=delivered,
+        tagged=tagged,
     )
+    laps = {phase: end - start for (_, start), (phase, end) in pairwise(marks)}
     return DiffOutcome(
         counts=counts,
         duplicates_sample=duplicates_sample,
         missing_email_rows=missing_rows,
-        timings={**clock.laps, **(ledger.timings if ledger is not None else {})},
+        timings={**laps, **(ledger.timings if ledger is not None else {})},
     )
 
 
-class LedgerSide(ABC):
+class LedgerSide:
     """The ledger half of a diff against the ``staging`` connection's tables, its SQL
     written once in SQLite's words (``:name`` parameters), every call in one snapshot
-    of the ledger. A subclass says where the members and the tables (``_entries``,
-    ``_brands``) are and runs the SQL there.
+    of the ledger, for a SQLite ledger ATTACHed as ``ledger``. A subclass runs it
+    elsewhere, saying where the members and tables are and how to run SQL there.
     """
 
-    _entries: str
-    _brands: str
+    _entries = "ledger.ledger_entries"
+    _brands = "ledger.export_brands"
 
     def __init__(self, staging: sqlite3.Connection) -> None:
         self._staging = staging
         self.timings: dict[str, float] = {}  # the ledger's own phases, added to the diff's
 
-    @abstractmethod
     def _members(self, terms: DiffTerms) -> tuple[str, str]:
         """The members: a ``FROM`` item aliased ``s`` (``seq``, ``email``,
         ``fingerprint``) and the condition that selects them from it."""
+        # In e-mail order, from the covering index alone, probing the ledger's
+        # primary key in the same order.
+        return "temp.stage AS s INDEXED BY stage_by_email", terms.members
 
-    @abstractmethod
     def _fetch(self, sql: str, parameters: Mapping[str, object]) -> Sequence[Any]:
-        """The one row of ``sql``, run where the ledger lives."""
+        """The one row of ``sql``."""
+        return tuple(self._staging.execute(sql, parameters).fetchone())
 
-    @abstractmethod
     def _insert(self, table: str, select: str, parameters: Mapping[str, object]) -> None:
-        """Insert the rows of ``select``, run where the ledger lives, into the
-        staging ``temp.<table>`` (its :data:`FILLED_COLUMNS`)."""
+        """Insert the rows of ``select`` into ``temp.<table>`` (its :data:`FILLED_COLUMNS`)."""
+        self._staging.execute(
+            f"INSERT INTO temp.{table} ({FILLED_COLUMNS[table]}) {select}", parameters
+        )
 
     def has_entries(self, export: str, *, brand: str | None) -> bool:
         """Whether the ledger holds entries of ``export`` to diff against: not when
@@ -256,52 +270,5 @@ class LedgerSide(ABC):
         )
 
 
-class AttachedLedger(LedgerSide):
-    """The ledger side of a SQLite ledger ATTACHed to the staging ``connection`` as ``ledger``."""
-
-    _entries = "ledger.ledger_entries"
-    _brands = "ledger.export_brands"
-
-    def _members(self, terms: DiffTerms) -> tuple[str, str]:
-        # In e-mail order, from the covering index alone, probing the ledger's
-        # primary key in the same order.
-        return "temp.stage AS s INDEXED BY stage_by_email", terms.members
-
-    def _fetch(self, sql: str, parameters: Mapping[str, object]) -> Sequence[Any]:
-        return tuple(self._staging.execute(sql, parameters).fetchone())
-
-    def _insert(self, table: str, select: str, parameters: Mapping[str, object]) -> None:
-        self._staging.execute(
-            f"INSERT INTO temp.{table} ({FILLED_COLUMNS[table]}) {select}", parameters
-        )
-
-
-def _work_counts(connection: sqlite3.Connection) -> tuple[int, ...]:
-    counts = connection.execute(
-        "SELECT count(*), "
-        "coalesce(sum(NOT in_ledger), 0), "
-        "coalesce(sum(in_ledger AND needs_upsert), 0), "
-        "coalesce(sum(in_ledger AND NOT needs_upsert), 0), "
-        "coalesce(sum(needs_tag AND tag_on IS NOT NULL), 0), "
-        "coalesce(sum(tag_on IS NOT NULL), 0), "
-        "coalesce(sum(needs_tag), 0) "
-        "FROM temp.work"
-    ).fetchone()
-    return tuple(int(count) for count in counts)
-
-
 def _scalar(connection: sqlite3.Connection, sql: str) -> int:
     return int(connection.execute(sql).fetchone()[0])
-
-
-class PhaseClock:
-    """Seconds per phase (``laps``), measured back to back."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.laps[phase] = now - self._last
-        self._last = now

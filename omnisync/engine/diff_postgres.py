@@ -20,8 +20,7 @@ from typing import Any
 
 from psycopg import IsolationLevel
 
-from omnisync.engine.diff import FILLED_COLUMNS, DiffTerms, LedgerSide
-from omnisync.engine.staged import FETCH_SIZE
+from omnisync.engine.diff import FETCH_SIZE, FILLED_COLUMNS, DiffTerms, LedgerSide
 from omnisync.state import LedgerStore, StateError
 from omnisync.state.postgres import PostgresConnection, PostgresLedgerStore
 
@@ -43,11 +42,9 @@ def postgres_ledger(
     store: LedgerStore, staging: sqlite3.Connection, *, export: str, brand: str | None
 ) -> Iterator[PostgresLedger | None]:
     """The ledger side of ``store``'s ledger for ``export`` and the ``staging``
-    connection, read in one snapshot valid inside the block (a dedicated
-    connection, closed with it).
-
-    Yields ``None``, copying nothing, for a ledger with nothing to diff against.
-    Raises :class:`~omnisync.state.StateError` (no password in it) when the
+    connection, read in one snapshot valid inside the block (a dedicated connection,
+    closed with it); ``None``, copying nothing, for a ledger with nothing to diff
+    against. Raises :class:`~omnisync.state.StateError` (no password in it) when the
     store cannot be read, or is not a PostgreSQL store.
     """
     if not isinstance(store, PostgresLedgerStore):
@@ -73,8 +70,8 @@ def postgres_ledger(
 
 
 class PostgresLedger(LedgerSide):
-    """A :class:`~omnisync.engine.diff.LedgerSide` run inside PostgreSQL, in the
-    transaction :func:`postgres_ledger` opens; :meth:`fill_work` copies the members."""
+    """The ledger side run inside PostgreSQL, in the transaction :func:`postgres_ledger`
+    opens; :meth:`fill_work` copies the members."""
 
     _entries = "ledger_entries"
     _brands = "export_brands"

@@ -38,8 +38,7 @@ from omnisync.config.model import Config, Export
 from omnisync.contact import ContactWrite
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.plan_render import json_text, markdown_cell
-from omnisync.engine.staged import StagedMember
-from omnisync.engine.staging import stage_export
+from omnisync.engine.staging import StagedMember, stage_export
 from omnisync.mapping import MappingPlan
 from omnisync.masking import mask_email
 from omnisync.omnisend.payloads import contact_body
@@ -120,17 +119,11 @@ def check_drift(
         for email in batch.emails
     }
     candidates = [entry for entry in entries if entry.email not in pending]
+    chosen = candidates
     if sample is not None and sample < len(candidates):
         chosen = random.Random(seed).sample(candidates, sample)
-    else:
-        chosen = candidates
     chosen.sort(key=lambda entry: entry.email)
-    with stage_export(
-        config,
-        export.name,
-        store=store,
-        environ=clients.environ,
-    ) as staged:
+    with stage_export(config, export.name, store=store, environ=clients.environ) as staged:
         members = staged.members_of([entry.email for entry in chosen])
         plan = MappingPlan(export)
     client = clients.client_for(config.connections[export.connection])

@@ -1,10 +1,10 @@
 """Explain: everything omnisync knows about one person, per export (``omnisync explain``).
 
 Membership and the next action come from the staging's own diff and
-:func:`~omnisync.planning.item_actions`; the row is mapped by the export's
-:class:`~omnisync.mapping.MappingPlan`: no rule is written twice. The price is
-that the whole segment is staged, per export (what ``plan`` costs). Nothing is
-sent or written; the API key is never resolved.
+:func:`~omnisync.planning.item_actions`, the row's mapping from the export's
+:class:`~omnisync.mapping.MappingPlan`: no rule is written twice, at the price of
+staging the whole segment per export (what ``plan`` costs). Sends and writes
+nothing; the API key is never resolved.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from datetime import datetime
 
 from omnisync.config.model import Config
 from omnisync.contact import ContactWrite
-from omnisync.engine.staged import StagedMember
-from omnisync.engine.staging import stage_export
+from omnisync.engine.staging import StagedMember, stage_export
 from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.mapping import InvalidRow, MappingPlan
 from omnisync.planning import item_actions
@@ -98,12 +97,11 @@ def explain_email(
         plan = MappingPlan(export)
     entry = store.entry(export_name, email) if store is not None else None
     mapped = None
-    write_ok = False
     if member is not None:
         outcome = plan.map_row(member.row, in_ledger=entry is not None, now=now)
-        write_ok = isinstance(outcome.result, ContactWrite)
         mapped = _mapped(outcome.result, outcome.warnings)
-    next_run, note = _next_run(member, entry, leaving_tag, valid=write_ok)
+    valid = mapped is not None and mapped.valid
+    next_run, note = _next_run(member, entry, leaving_tag, valid=valid)
     return ExportExplanation(
         export=export_name,
         tag=export.tag,

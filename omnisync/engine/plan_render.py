@@ -58,12 +58,12 @@ _NO_STATE = (
 )
 
 
-def _reason_lines(reasons: Sequence[ReasonCount], indent: str) -> list[str]:
+def _reason_lines(reasons: Sequence[ReasonCount]) -> list[str]:
     lines = []
     width = max(len(f"{reason.count:,}") for reason in reasons)
     for reason in reasons:
         example = f"  (e.g. {', '.join(reason.examples)})" if reason.examples else ""
-        lines.append(f"{indent}{reason.count:>{width},}  {reason.reason}{example}")
+        lines.append(f"    {reason.count:>{width},}  {reason.reason}{example}")
     return lines
 
 
@@ -102,10 +102,10 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[ExportFailure]
             lines.append(f"  {label:<10}{count:>{width},}{suffix}")
         if report.invalid:
             lines.append(f"  not sent: {_plural(report.invalid, 'invalid row')}")
-            lines.extend(_reason_lines(report.invalid_reasons, "    "))
+            lines.extend(_reason_lines(report.invalid_reasons))
         if report.warnings:
             lines.append("  warnings:")
-            lines.extend(_reason_lines(report.warnings, "    "))
+            lines.extend(_reason_lines(report.warnings))
         if report.duplicates:
             lines.append(
                 f"  duplicates: {_plural(report.duplicates, 'row repeats', 'rows repeat')}"

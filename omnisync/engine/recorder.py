@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from omnisync.clock import Clock
 from omnisync.engine.results import SAMPLE_SIZE, FailureSample
 from omnisync.masking import mask_email
+from omnisync.omnisend.batches import ItemFailure
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
-from omnisync.omnisend.model import ItemFailure
 from omnisync.state import InflightItem, LedgerStore
 
 
@@ -77,11 +77,14 @@ class LedgerRecorder:
             self._sent[batch_id] = self._sent.pop(provisional_id)
 
     def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
-        # An answered error or a request cancelled before it left: nothing was
-        # processed. Anything else (the network) may hide a created batch: keep it.
+        # A request cancelled before it left, or refused by an answer to every attempt:
+        # nothing was processed. An attempt without an answer (the network) may have
+        # created the batch: the intent is kept, and the next run looks its contacts up
+        # before sending a consent again.
         with self._lock:
             del self._sent[provisional_id]
-        if isinstance(error, ApiError | RequestCancelled):
+        answered = isinstance(error, ApiError) and not error.after_unanswered
+        if answered or isinstance(error, RequestCancelled):
             self._store.release_intent(self._export, provisional_id)
 
     def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:

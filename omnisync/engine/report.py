@@ -16,8 +16,7 @@ from itertools import islice
 from omnisync.config.model import Config, OnLeave
 from omnisync.engine.guards import hold_reasons
 from omnisync.engine.results import SAMPLE_SIZE, ReasonCount, Tallied
-from omnisync.engine.staged import StagedExport
-from omnisync.engine.staging import stage_export
+from omnisync.engine.staging import StagedExport, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
@@ -122,10 +121,8 @@ class PlanTally:
             result = outcome.result
             if isinstance(result, InvalidRow):
                 invalid = True
-                if item.in_ledger:
-                    self._invalid_changed += 1
-                else:
-                    self._invalid_new += 1
+                self._invalid_changed += item.in_ledger
+                self._invalid_new += not item.in_ledger
                 self._invalid_tag += item.needs_tag
                 for reason in result.reasons:
                     self._invalid.note(reason, item.email)
@@ -197,12 +194,10 @@ def plan_export(
 ) -> PlanReport:
     """Stage, diff and map export ``export_name``: what a run would do now.
 
-    The ledger is ``store``'s when given, else the config's SQLite file; a
-    source's secrets are resolved from ``environ``. ``now`` (aware) is passed to
-    the mapping. Raises what :func:`~omnisync.engine.staging.stage_export`
-    raises. Sends and writes nothing; the API key is never resolved. Without a
-    state store every member counts as to create (an upper bound), and the
-    report says so (``state_found``).
+    ``store`` and ``environ``: as :func:`~omnisync.engine.staging.stage_export`
+    takes them, and raises what it raises; ``now`` (aware) is passed to the
+    mapping. Sends and writes nothing; the API key is never resolved. Without a
+    state store every member counts as to create (an upper bound; ``state_found``).
     """
     # An open store exists, even before its first run.
     state_found = store is not None or state_path(config.daemon.state_dir).is_file()

@@ -39,15 +39,13 @@ class ReasonCount:
 class Tallied:
     """The numbers of a plan or a run, in the one vocabulary every output uses.
 
-    ``rows`` read = ``members`` + ``invalid`` (never sent: no e-mail, or a row
-    that does not map) + ``duplicates`` (a later row for an e-mail already
-    seen). Every member is exactly one of ``to_create`` (not delivered yet),
-    ``to_update`` (delivered, changed since) or ``unchanged`` (its contact data
-    is as delivered): ``to_create + to_update + unchanged == members``.
-    Membership as a tag: ``to_tag`` members get the export's tag (of which
-    ``retag`` also lose an old one, after a tag rename); ``leaving`` tagged
-    contacts left the segment, and ``to_untag`` of them lose the tag (all of
-    them with ``on_leave: untag``, none with ``keep``).
+    ``rows`` = ``members`` + ``invalid`` (never sent: no e-mail, or a row that
+    does not map) + ``duplicates`` (a later row of an e-mail already seen);
+    ``members`` = ``to_create`` (not delivered yet) + ``to_update`` (changed
+    since delivered) + ``unchanged``. ``to_tag`` members get the export's tag
+    (``retag`` of them also lose an old one, after a tag rename); ``leaving``
+    tagged contacts left the segment, ``to_untag`` of them lose the tag (all
+    with ``on_leave: untag``, none with ``keep``).
     """
 
     rows: int = 0
@@ -75,13 +73,13 @@ Phase = Literal["checking", "settling", "staging", "applying", "finished"]
 class RunCounts(Tallied):
     """The numbers of one run (what history stores, :meth:`as_dict`, and the metrics).
 
-    The :class:`Tallied` numbers, final once the run has read all its work.
-    From delivery: ``upserted`` (acknowledged), ``upsert_failed`` (refused),
-    ``tagged``, ``untagged`` (in contacts), ``tag_failed``; ``settled``:
-    upserts of an earlier, killed run found acknowledged at the start;
-    ``batches`` created; ``requests`` sent on the connection during the run
-    (all exports sharing it), ``rate_limited`` 429s met. ``pending``: the
-    operations left for the next run, failures included.
+    The :class:`Tallied` numbers (final once the run has read all its work),
+    then delivery's: ``upserted`` (acknowledged), ``upsert_failed`` (refused),
+    ``tagged``, ``untagged``, ``tag_failed``; ``settled``: upserts of a killed
+    run found acknowledged at the start; ``batches`` created; ``requests`` sent
+    on the connection during the run (by every export sharing it),
+    ``rate_limited`` 429s met; ``pending``: operations left for the next run,
+    failures included.
     """
 
     upserts_planned: int = 0
@@ -109,13 +107,11 @@ class RunCounts(Tallied):
 
 @dataclass(frozen=True)
 class RunResult:
-    """How one run ended.
-
-    ``status``: ``succeeded`` (everything planned was acknowledged),
-    ``partial`` (some operations failed or were not done: the next run
-    retries them), ``held`` (a change guard), ``failed`` (the run could not
-    proceed); ``error`` says why. ``run_id`` is the history record's id, ``None`` only
-    when even history could not be written.
+    """How one run ended: ``succeeded`` (everything planned was acknowledged),
+    ``partial`` (operations failed or were not done: the next run retries them),
+    ``held`` (a change guard) or ``failed`` (the run could not proceed); ``error``
+    says why. ``run_id``: the history record's, ``None`` only when even history
+    could not be written.
     """
 
     export: str

@@ -79,10 +79,8 @@ class UnknownExport(OmnisyncError, KeyError):
 
 
 class ApiKeyUnavailable(OmnisyncError):
-    """The export's API key cannot be read or is malformed: a config problem, not a run.
-
-    Raised before anything is recorded or logged; the message names the reference.
-    """
+    """The export's API key cannot be read or is malformed: a config problem, not a run,
+    raised before anything is recorded or logged; the message names the reference."""
 
 
 class RunHeld(OmnisyncError):
@@ -143,7 +141,7 @@ class ExportRunner:
         export = self._export(name)
         client = self.client_for(name)
         attempt = RunAttempt(
-            export,
+            export=export,
             progress=progress,
             stop=stop or threading.Event(),
             allow_large_change=allow_large_change,
@@ -326,7 +324,6 @@ class ExportRunner:
                     )
                 attempt.phase("applying")
                 attempt.apply(
-                    staged,
                     store=self._store,
                     client=client,
                     clock=self._clock,

@@ -99,21 +99,18 @@ def without_repeated_consent(
     """``write`` without its consent (and status, set with it) when ``contact``
     (Omnisend's) already holds that consent record; else ``write`` unchanged."""
     consent = write.consent
-    if consent is None or contact is None:
-        return write
-    records = contact.get("consents")
-    if not isinstance(records, list):
+    records = None if contact is None else contact.get("consents")
+    if consent is None or not isinstance(records, list):
         return write
     wanted = _instant(consent.changed_at)
-    for record in records:
-        if (
-            isinstance(record, Mapping)
-            and record.get("channel", "email") == "email"
-            and _instant(record.get("createdAt")) == wanted
-            and record.get("source") == consent.source
-        ):
-            return replace(write, consent=None)
-    return write
+    repeated = any(
+        isinstance(record, Mapping)
+        and record.get("channel", "email") == "email"
+        and _instant(record.get("createdAt")) == wanted
+        and record.get("source") == consent.source
+        for record in records
+    )
+    return replace(write, consent=None) if repeated else write
 
 
 def _instant(value: object) -> datetime | None:

@@ -4,24 +4,30 @@ The segment is read once into ``temp.stage`` (normalised e-mail, fingerprint,
 raw values): a SQLite source by one ``INSERT ... SELECT`` with the Python rules
 registered as SQL functions, other sources by ``executemany``. The diff
 (:mod:`omnisync.engine.diff`) is materialised before :func:`stage_export`
-yields, so the caller's own ledger writes never disturb what it iterates.
+yields a :class:`StagedExport`, so the caller's own ledger writes never disturb
+what it iterates.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from itertools import starmap
 from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
 
 from omnisync.config.model import Config, Export
 from omnisync.emails import normalise_email
-from omnisync.engine.diff import AttachedLedger, LedgerSide, run_diff
-from omnisync.engine.staged import StagedExport
+from omnisync.engine.diff import FETCH_SIZE, LedgerSide, run_diff
 from omnisync.errors import OmnisyncError
 from omnisync.fingerprint import Fingerprinter, fingerprint_columns
-from omnisync.sources import SegmentReader, open_segment
+from omnisync.planning import Leaver, SourceRow, StageCounts, WorkItem, WorkRecord
+from omnisync.sources import open_segment
 from omnisync.sources.errors import SourceError, require_columns
 from omnisync.sources.sqlite import (
     SqliteReader,
@@ -36,6 +42,8 @@ from omnisync.state import LedgerStore
 from omnisync.state.sqlite import check_state_database, state_path
 
 _LEDGER_COLUMNS = frozenset({"export", "email", "fingerprint", "tag"})
+
+_new_tuple = tuple.__new__
 
 
 class LedgerUnreadable(OmnisyncError):
@@ -61,6 +69,120 @@ _SCRATCH_ERROR_CODES = frozenset(
 #: The temporary tables' page cache in KiB: what bounds staging's memory (suits a
 #: million-row segment; beyond it the tables live in their temporary files).
 CACHE_KIB = 65_536
+
+
+class StagedMember(NamedTuple):
+    """One member as the segment holds it now: the row a run maps for that e-mail.
+
+    ``position`` is the row's place in the segment (1 for the first row);
+    ``work`` is the member's work item, ``None`` when a run has nothing to do;
+    ``rows`` how many rows of the segment carry the e-mail (the first wins).
+    """
+
+    email: str
+    position: int
+    fingerprint: int
+    row: SourceRow
+    work: WorkItem | None
+    rows: int
+
+
+@dataclass(frozen=True)
+class StagedExport:
+    """A staged, diffed export: counts, samples, and streams of the work to do.
+
+    Valid only inside :func:`stage_export`'s ``with`` block. Not thread-safe: use
+    it from one thread at a time (any thread). ``timings``: seconds spent per
+    phase (stage, index, duplicates, work...).
+    """
+
+    connection: sqlite3.Connection = field(repr=False)
+    export: Export
+    source_name: str
+    columns: tuple[str, ...]
+    counts: StageCounts
+    duplicates_sample: tuple[str, ...]
+    missing_email_rows: tuple[int, ...]
+    timings: Mapping[str, float]
+
+    def work(self) -> Iterator[WorkItem]:
+        """Members that need an upsert and/or the tag, in segment order (each pass
+        reads the materialised work again)."""
+        for records in self.work_records():
+            yield from map(self.work_item, records)
+
+    def work_records(self) -> Iterator[list[WorkRecord]]:
+        """:meth:`work` as lists of raw records (``(email, fingerprint, in_ledger, tag_on,
+        needs_upsert, needs_tag, *values)``), for a loop that wants no object per member."""
+        values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
+        return self._batches(
+            "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
+            f"w.needs_tag, {values} FROM temp.work AS w "
+            "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
+        )
+
+    def work_item(self, record: WorkRecord) -> WorkItem:
+        """The :class:`~omnisync.planning.WorkItem` of a :meth:`work_records` record."""
+        # WorkItem(...) without its Python-level __new__: once per member.
+        return _new_tuple(
+            WorkItem,
+            (
+                record[0],
+                record[1],
+                bool(record[2]),
+                record[3],
+                bool(record[4]),
+                bool(record[5]),
+                SourceRow(self.columns, record[6:]),
+            ),
+        )
+
+    def leavers(self) -> Iterator[Leaver]:
+        """Ledger members who left the segment and carry a tag to remove, by e-mail
+        (none with ``on_leave: keep``)."""
+        for batch in self._batches("SELECT email, tag FROM temp.leavers ORDER BY email"):
+            yield from starmap(Leaver, batch)
+
+    def _batches(self, sql: str) -> Iterator[list[Any]]:
+        cursor = self.connection.execute(sql)
+        try:
+            while batch := cursor.fetchmany(FETCH_SIZE):
+                yield batch
+        finally:
+            cursor.close()
+
+    def members_of(self, emails: Collection[str]) -> dict[str, StagedMember]:
+        """The members among ``emails`` (normalised), each with the row a run uses
+        (the first row that carries the e-mail). One indexed query, for a few e-mails."""
+        wanted = orjson.dumps(sorted(set(emails))).decode()
+        values = ", ".join(f"s.c{index}" for index in range(len(self.columns)))
+        cursor = self.connection.execute(
+            "SELECT count(*) OVER (PARTITION BY s.email), s.seq, w.seq IS NOT NULL, s.email, "
+            "s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, w.needs_tag, "
+            f"{values} FROM temp.stage AS s LEFT JOIN temp.work AS w ON w.seq = s.seq "
+            "WHERE s.email IN (SELECT value FROM json_each(?)) ORDER BY s.seq",
+            (wanted,),
+        )
+        found: dict[str, StagedMember] = {}
+        for copies, seq, in_work, *record in cursor:
+            # From the e-mail on, a record of :meth:`work_records`' shape.
+            email, fingerprint = record[0], record[1]
+            if email not in found:
+                work = self.work_item(record) if in_work else None
+                row = SourceRow(self.columns, tuple(record[6:]))
+                found[email] = StagedMember(email, seq, fingerprint, row, work, copies)
+        return found
+
+    def leaver_tags(self, emails: Collection[str]) -> dict[str, str]:
+        """The leavers among ``emails``: e-mail -> the tag a run would remove."""
+        wanted = orjson.dumps(sorted(set(emails))).decode()
+        return dict(
+            self.connection.execute(
+                "SELECT email, tag FROM temp.leavers "
+                "WHERE email IN (SELECT value FROM json_each(?))",
+                (wanted,),
+            ).fetchall()
+        )
 
 
 @contextmanager
@@ -95,89 +217,81 @@ def stage_export(
     # Also refuses what the config cannot mean (a query on a file, no query
     # on a database, a source kind that cannot be read yet).
     reader = open_segment(config, export.segment, environ=environ)
-    if isinstance(reader, SqliteReader):
-        connection = open_readonly(reader.path, segment=reader.segment, source=reader.source)
-    else:
-        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    try:
-        yield _stage(
-            connection,
-            reader,
-            export,
-            ledger=ledger,
-            full=full,
-            brand=config.brand_of(export.name),
-        )
-    finally:
-        connection.close()
-
-
-def _stage(
-    connection: sqlite3.Connection,
-    reader: SegmentReader,
-    export: Export,
-    *,
-    ledger: Path | LedgerStore,
-    full: bool,
-    brand: str | None,
-) -> StagedExport:
     names = {"segment": reader.segment, "source": reader.source}
     columns = fingerprint_columns(export)
+    targets = ", ".join(f"c{index}" for index in range(len(columns)))
     fingerprinter = Fingerprinter(export)
-    try:
-        # Files, not memory: with a bounded page cache a million-row stage costs
-        # disk, not RSS. Scratch, gone with the connection: nothing to roll back
-        # to or to recover after a crash, so no journal.
-        connection.execute("PRAGMA temp_store = FILE")
-        connection.execute(f"PRAGMA temp.cache_size = -{CACHE_KIB}")
-        connection.execute("PRAGMA temp.journal_mode = OFF")
-        connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
-        connection.create_function("omnisync_fingerprint", -1, fingerprinter, deterministic=True)
-        connection.execute(
-            "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
-            "fingerprint INTEGER, " + ", ".join(f"c{index}" for index in range(len(columns))) + ")"
-        )
-    except sqlite3.Error as error:
-        raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
-    ledger_side: AbstractContextManager[LedgerSide | None]
-    if isinstance(ledger, Path):
-        ledger_side = nullcontext(
-            _attach_ledger(connection, ledger, export=export.name, brand=brand)
-        )
+    brand = config.brand_of(export.name)
+    if isinstance(reader, SqliteReader):
+        connection = open_readonly(reader.path, **names)
     else:
-        # Imported here: psycopg is an optional dependency, needed only by this store.
-        from omnisync.engine.diff_postgres import postgres_ledger
-
-        ledger_side = postgres_ledger(ledger, connection, export=export.name, brand=brand)
-    connection.execute("BEGIN")
-    started = time.perf_counter()
-    try:
-        if isinstance(reader, SqliteReader):
-            _fill_from_sqlite(connection, reader.query, columns, export, **names)
+        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    with closing(connection):
+        try:
+            # Files, not memory: with a bounded page cache a million-row stage costs
+            # disk, not RSS. Scratch, gone with the connection: nothing to roll back
+            # to or to recover after a crash, so no journal.
+            connection.execute("PRAGMA temp_store = FILE")
+            connection.execute(f"PRAGMA temp.cache_size = -{CACHE_KIB}")
+            connection.execute("PRAGMA temp.journal_mode = OFF")
+            connection.create_function("omnisync_email", 1, normalise_email, deterministic=True)
+            connection.create_function(
+                "omnisync_fingerprint", -1, fingerprinter, deterministic=True
+            )
+            connection.execute(
+                "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
+                f"fingerprint INTEGER, {targets})"
+            )
+        except sqlite3.Error as error:
+            raise StagingFailed(f"cannot create the staging tables: {error}", **names) from error
+        ledger_side: AbstractContextManager[LedgerSide | None]
+        if isinstance(ledger, Path):
+            ledger_side = nullcontext(
+                _attach_ledger(connection, ledger, export=export.name, brand=brand)
+            )
         else:
-            _fill_from_rows(connection, reader.rows(columns), columns, export, fingerprinter)
-    except sqlite3.Error as error:
-        raise StagingFailed(f"cannot stage the segment: {error}", **names) from error
-    filled = time.perf_counter() - started
-    try:
-        with ledger_side as diffed_side:
-            outcome = run_diff(connection, export, diffed_side, full=full)
-        connection.execute("COMMIT")
-    except sqlite3.Error as error:
-        if _is_scratch_failure(error):
-            raise StagingFailed(f"cannot diff the segment: {error}", **names) from error
-        where = ledger if isinstance(ledger, Path) else ledger.location
-        raise LedgerUnreadable(f"cannot read the ledger in {where}: {error}") from error
-    return StagedExport(
-        connection,
-        export=export,
-        source_name=reader.source,
-        columns=columns,
-        counts=outcome.counts,
-        duplicates_sample=outcome.duplicates_sample,
-        missing_email_rows=outcome.missing_email_rows,
-        timings={"stage": filled, **outcome.timings},
-    )
+            # Imported here: psycopg is an optional dependency, needed only by this store.
+            from omnisync.engine.diff_postgres import postgres_ledger
+
+            ledger_side = postgres_ledger(ledger, connection, export=export.name, brand=brand)
+        connection.execute("BEGIN")
+        started = time.perf_counter()
+        try:
+            if isinstance(reader, SqliteReader):
+                _fill_from_sqlite(connection, reader.query, columns, export, **names)
+            else:
+                email_index = columns.index(export.mapping.email)
+                placeholders = ", ".join("?" for _ in range(len(columns) + 2))
+                connection.executemany(
+                    f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
+                    f"VALUES ({placeholders})",
+                    (
+                        (normalise_email(values[email_index]), fingerprinter(*values), *values)
+                        for values in reader.rows(columns)
+                    ),
+                )
+        except sqlite3.Error as error:
+            raise StagingFailed(f"cannot stage the segment: {error}", **names) from error
+        filled = time.perf_counter() - started
+        try:
+            with ledger_side as diffed_side:
+                outcome = run_diff(connection, export, diffed_side, full=full)
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if _is_scratch_failure(error):
+                raise StagingFailed(f"cannot diff the segment: {error}", **names) from error
+            where = ledger if isinstance(ledger, Path) else ledger.location
+            raise LedgerUnreadable(f"cannot read the ledger in {where}: {error}") from error
+        yield StagedExport(
+            connection,
+            export=export,
+            source_name=reader.source,
+            columns=columns,
+            counts=outcome.counts,
+            duplicates_sample=outcome.duplicates_sample,
+            missing_email_rows=outcome.missing_email_rows,
+            timings={"stage": filled, **outcome.timings},
+        )
 
 
 def _is_scratch_failure(error: sqlite3.Error) -> bool:
@@ -191,7 +305,7 @@ def _attach_ledger(
 ) -> LedgerSide | None:
     # None: no ledger yet (plan before the first run), or nothing in it to diff against.
     if path.is_file():
-        side = AttachedLedger(connection)
+        side = LedgerSide(connection)
         try:
             connection.execute("ATTACH DATABASE ? AS ledger", (readonly_uri(path),))
             present = {
@@ -240,22 +354,3 @@ def _fill_from_sqlite(
         if _is_scratch_failure(error):
             raise
         raise translate_error(error, segment=segment, source=source) from error
-
-
-def _fill_from_rows(
-    connection: sqlite3.Connection,
-    rows: Iterator[tuple[object, ...]],
-    columns: tuple[str, ...],
-    export: Export,
-    fingerprinter: Fingerprinter,
-) -> None:
-    email_index = columns.index(export.mapping.email)
-    targets = ", ".join(f"c{index}" for index in range(len(columns)))
-    placeholders = ", ".join("?" for _ in range(len(columns) + 2))
-    connection.executemany(
-        f"INSERT INTO temp.stage (email, fingerprint, {targets}) VALUES ({placeholders})",
-        (
-            (normalise_email(values[email_index]), fingerprinter(*values), *values)
-            for values in rows
-        ),
-    )

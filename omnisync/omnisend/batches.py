@@ -1,25 +1,25 @@
 """Following batches: one polling round, and reading batch documents into outcomes.
 
-No I/O of its own: :func:`poll_round` gets the client's GET injected.
-``GET /batches`` and ``GET /batches/{id}`` give a batch's status and counts;
-``GET /batches/{id}/items`` its per-item ``responses[]`` and ``errors[]``, each
-with the contact body sent (``request``), whose e-mail says whom it is about.
+No I/O of its own: :func:`poll_round` gets the client's GET injected. ``GET /batches``
+and ``GET /batches/{id}`` give a batch's status and counts; ``GET /batches/{id}/items``
+its per-item ``responses[]`` and ``errors[]``, each with the contact body sent
+(``request``), whose e-mail says whom it is about.
 
-The listing is read *unfiltered* (``endpoint=contacts`` only): one call shows
-pending and done batches alike, newest first, so one call a round usually
-covers every batch in flight, where listing by status would take two calls
-and could not tell a batch still processing from one beyond the pages read.
+The listing is read *unfiltered* (``endpoint=contacts`` only): one call shows pending
+and done batches alike, newest first, so it usually covers every batch in flight,
+where listing by status would take two calls and could not tell a batch still
+processing from one beyond the pages read.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 from urllib.parse import quote
 
-from omnisync.omnisend.errors import ApiError, field_problems
-from omnisync.omnisend.model import BatchOutcome, ItemFailure
+from omnisync.omnisend.errors import ApiError, FieldProblem, field_problems
 
 logger = logging.getLogger("omnisync.omnisend")
 
@@ -27,6 +27,39 @@ logger = logging.getLogger("omnisync.omnisend")
 LIST_PAGE_SIZE = 250
 #: Listing pages read per polling round before asking batch by batch instead.
 MAX_LIST_PAGES = 4
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """A batch item Omnisend did not accept, with its reasons."""
+
+    email: str
+    response_code: int
+    title: str
+    problems: tuple[FieldProblem, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What Omnisend finally said about one batch: ``accepted`` the e-mails it confirmed
+    (2xx item responses), ``failed`` the items it refused; e-mails in neither (a
+    ``stopped`` batch) were not processed and stay pending for the next run."""
+
+    batch_id: str
+    status: Literal["finished", "stopped"]
+    accepted: frozenset[str]
+    failed: tuple[ItemFailure, ...] = ()
+
+    def sort_out(self, sent: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Of the e-mails ``sent`` in the batch, in order: those accepted, and the
+        leftovers (neither accepted nor failed: not processed)."""
+        failed = {failure.email for failure in self.failed}
+        accepted = tuple(email for email in sent if email in self.accepted)
+        leftovers = tuple(
+            email for email in sent if email not in self.accepted and email not in failed
+        )
+        return accepted, leftovers
+
 
 #: The client's GET (path, *, endpoint, operation, params=None): a JSON object, or a
 #: typed error (an ``ApiError`` of status 404 for a batch it does not know).
@@ -36,10 +69,8 @@ Fetch = Callable[..., Mapping[str, Any]]
 def poll_round(fetch: Fetch, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
     """The outcomes of those ``pending`` batches (id -> e-mails sent) that are now done.
 
-    Reads the items only of a batch that stopped or reports errors; a batch
-    Omnisend answers 404 for is ``stopped`` with nothing accepted (its
-    contacts stay pending). Batches still processing are left out.
-    """
+    Reads the items only of a batch that stopped or reports errors; a batch Omnisend
+    answers 404 for is ``stopped`` with nothing accepted (its contacts stay pending)."""
     if not pending:
         return []
     found = find_batches(fetch, set(pending))
@@ -114,12 +145,8 @@ def find_batches(fetch: Fetch, wanted: set[str]) -> dict[str, Mapping[str, Any] 
 def outcome_from_items(
     batch_id: str, status: str, items: Mapping[str, Any], emails: Collection[str]
 ) -> BatchOutcome:
-    """The outcome of a done batch from its items document.
-
-    Of the e-mails sent in the batch, accepted are those with a 2xx item
-    response, failed those with an error item (both: failed); the rest (a
-    stopped batch's unprocessed items) are in neither.
-    """
+    """The outcome of a done batch from its items document: of the e-mails sent, accepted
+    those with a 2xx item response, failed those with an error item (both: failed)."""
     sent = set(emails)
     failures: dict[str, ItemFailure] = {}
     accepted: set[str] = set()

@@ -1,16 +1,15 @@
 """The HTTP client for Omnisend (API version 2026-03-15): the only code that sends requests.
 
-A shell: it owns one pooled ``httpx.Client``
-(:func:`~omnisync.omnisend.session.open_http`) and gets the rest injected. One
-choke point, :meth:`OmnisendClient._send`, paces, sends, retries, maps errors,
-logs and observes every request. Thread-safe: one client per connection is
-shared by every export and thread. The API key goes in the ``Authorization``
-header only, never in a ``repr``, log line or message (server-supplied text
-is scrubbed of it first).
+One choke point, :meth:`OmnisendClient._send`, paces, sends, retries, maps errors,
+logs and observes every request through one pooled ``httpx.Client`` (:func:`open_http`).
+Thread-safe: one client per connection serves every export and thread. The API key goes
+in the ``Authorization`` header only, never in a ``repr``, log line or message
+(server-supplied text is scrubbed of it first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random as random_module
 import threading
@@ -23,38 +22,92 @@ import orjson
 from omnisync import __version__
 from omnisync.clock import Clock
 from omnisync.masking import mask_email
-from omnisync.omnisend.batches import poll_round
+from omnisync.omnisend.batches import BatchOutcome, poll_round
 from omnisync.omnisend.errors import (
+    API_VERSION,
     ApiError,
     RequestCancelled,
     TransportError,
     UnexpectedResponse,
     scrub_secret,
 )
-from omnisync.omnisend.model import API_VERSION, BatchOutcome
 from omnisync.omnisend.observer import ClientObserver, NullObserver, mask_emails_in_httpx_logs
 from omnisync.omnisend.pacing import BrandLimiter, Kind
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
 from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
-from omnisync.omnisend.session import (
-    MAX_REASON_CHARS,
-    failure_reason,
-    json_object,
-    open_http,
-    problem_document,
-)
 
 logger = logging.getLogger("omnisync.omnisend")
+
+MAX_REASON_CHARS = 200
+
+
+def open_http(
+    base_url: str,
+    *,
+    headers: Mapping[str, str],
+    transport: httpx.BaseTransport | None,
+    timeout: float,
+    request_gate: Callable[[], None] | None = None,
+) -> httpx.Client:
+    """The pooled client for the API root ``base_url``: kept-alive connections shared by
+    the client's threads; ``timeout`` (seconds) bounds each of connect, read, write and
+    the wait for a pooled connection; proxies and CAs from the environment (an injected
+    ``transport`` replaces the network); no redirects. ``request_gate`` is called just
+    before each request is sent; what it raises stops the request unsent (a replica
+    whose lease on the brand has run out)."""
+    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {}
+    if request_gate is not None:
+        hooks["request"] = [_gated(request_gate)]
+    return httpx.Client(
+        event_hooks=hooks,
+        base_url=base_url.rstrip("/") + "/",
+        headers=dict(headers),
+        timeout=httpx.Timeout(timeout),
+        transport=transport,
+        trust_env=True,
+        follow_redirects=False,
+    )
+
+
+#: httpcore's trace events just before a request's first byte is written.
+_ABOUT_TO_SEND = frozenset(
+    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
+)
+
+
+def _gated(gate: Callable[[], None]) -> Callable[[httpx.Request], None]:
+    """A request hook that asks ``gate`` once more at the last moment: when httpcore is
+    about to write the request (its ``trace`` extension), after any wait for a pooled
+    connection, so a thread paused in between (SIGSTOP) finds out before it sends."""
+
+    def trace(event: str, info: Mapping[str, object]) -> None:
+        if event in _ABOUT_TO_SEND:
+            gate()
+
+    def hook(request: httpx.Request) -> None:
+        gate()
+        request.extensions["trace"] = trace
+
+    return hook
+
+
+def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
+    """The answer's body as a JSON object, or :class:`UnexpectedResponse`."""
+    try:
+        data = orjson.loads(response.content)
+    except ValueError:
+        raise UnexpectedResponse(operation, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise UnexpectedResponse(operation, "the body is not a JSON object")
+    return data
 
 
 class OmnisendClient:
     """Omnisend's contacts, batches and tags endpoints, paced, retried and typed.
 
-    ``base_url`` is the API root; ``limiter`` the brand's shared limiter;
-    ``transport`` replaces httpx's own (tests); ``timeout`` bounds each phase
-    of a request, in real seconds; ``request_gate`` see :func:`open_http`.
-    Raises ``ValueError`` for a malformed key; requests raise the
-    :mod:`omnisync.omnisend.errors` tree.
+    ``limiter`` is the brand's shared limiter; ``timeout`` bounds each phase of a
+    request (real seconds); ``transport``, ``request_gate``: see :func:`open_http`.
+    Raises ``ValueError`` for a malformed key; requests raise the errors tree.
     """
 
     def __init__(
@@ -114,13 +167,11 @@ class OmnisendClient:
     def create_batch(
         self, batch: EncodedBatch, *, cancelled: Callable[[], bool] | None = None
     ) -> str:
-        """Create one contacts batch (upserts, processed asynchronously) and return its id.
+        """Create one contacts batch (upserts, processed asynchronously); return its id.
 
-        ``batch`` (what :class:`~omnisync.omnisend.payloads.BatchPacker` packed,
-        within Omnisend's limits) is sent as the bytes it was measured with.
-        ``cancelled`` is asked once the request has its rate-limit slot, while
-        no attempt can have reached Omnisend: true raises :class:`RequestCancelled`.
-        """
+        ``batch`` is sent as the very bytes ``BatchPacker`` measured. ``cancelled`` is
+        asked once the request has its rate-limit slot, before any attempt can reach
+        Omnisend: true raises :class:`RequestCancelled`."""
         operation = f"create a batch of {len(batch)} contact(s)"
         response = self._send(
             "POST",
@@ -237,6 +288,7 @@ class OmnisendClient:
         """Pace, send, retry, map errors, log and observe one request; the 2xx response, or
         the typed error once the retry policy gives up. ``cancelled``: see :meth:`create_batch`."""
         failures = 0  # transient failures (408, 5xx, transport) of this request
+        unanswered = False  # an attempt got no answer: it may have been processed
         rate_limited = 0
         rate_limit_waited = 0.0
         while True:
@@ -252,23 +304,24 @@ class OmnisendClient:
             try:
                 response = self._http.request(method, path, params=params, content=content)
             except httpx.RequestError as transport_error:
-                reason = str(scrub_secret(failure_reason(transport_error), self._api_key))[
-                    :MAX_REASON_CHARS
-                ]
+                # E.g. "ConnectError: [Errno 111] Connection refused"; never a request
+                # header. Scrubbed before the cut, or a key across it would leave a part.
+                reason = f"{type(transport_error).__name__}: {transport_error}".rstrip(": ")
+                reason = str(scrub_secret(reason, self._api_key))[:MAX_REASON_CHARS]
             # Counted from now on: the latest moment Omnisend can have received it
             # (a failed attempt too may have reached it).
             self._limiter.done(slot)
+            unanswered = unanswered or response is None
             status = None if response is None else response.status_code
             self._observer.request_finished(endpoint, status, self._clock.now() - started)
-            if response is None:
-                problem: dict[str, Any] = {}
-            elif 200 <= response.status_code < 300:
-                return response
-            else:
-                problem = problem_document(response, self._api_key)
+            problem: dict[str, Any] = {}
+            if response is not None:
+                if 200 <= response.status_code < 300:
+                    return response
+                with contextlib.suppress(UnexpectedResponse):  # not a JSON object: {}
+                    problem = scrub_secret(json_object(response, ""), self._api_key)
                 reason = f"status {response.status_code}"
-            raw_instance = problem.get("instance")
-            instance = raw_instance if isinstance(raw_instance, str) else ""
+            instance = problem["instance"] if isinstance(problem.get("instance"), str) else ""
             if response is not None and response.status_code == 429:
                 rate_limited += 1
                 retry_after = retry_after_seconds(
@@ -289,7 +342,9 @@ class OmnisendClient:
                         self._policy.rate_limit_budget,
                         extra={"event": "omnisend.rate_limit_budget_exhausted"},
                     )
-                    raise ApiError(operation, status=429, problem=problem)
+                    raise ApiError(
+                        operation, status=429, problem=problem, after_unanswered=unanswered
+                    )
                 rate_limit_waited += delay
                 # Pausing the limiter (not just sleeping here) keeps every other
                 # thread of the brand from sending before the pause ends too.
@@ -333,7 +388,12 @@ class OmnisendClient:
                     continue
             if response is None:
                 raise TransportError(operation, reason, attempts=failures)
-            error = ApiError(operation, status=response.status_code, problem=problem)
+            error = ApiError(
+                operation,
+                status=response.status_code,
+                problem=problem,
+                after_unanswered=unanswered,
+            )
             logger.warning(
                 "%s failed: %s",
                 endpoint,

@@ -11,8 +11,7 @@ from typing import TypeVar
 
 logger = logging.getLogger("omnisync.omnisend")
 
-#: How long (real seconds) a blocked thread waits before re-checking for an
-#: abort. Responsiveness only: no timing depends on it.
+#: Real seconds a blocked thread waits before re-checking for an abort (no timing depends on it).
 TICK = 0.05
 
 T = TypeVar("T")

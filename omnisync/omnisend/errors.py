@@ -1,29 +1,29 @@
 """The exception tree of the Omnisend client: every way talking to Omnisend can fail.
 
-Pure: no I/O. Each message says what went wrong *and what to fix*, carries
-Omnisend's ``instance`` trace id when there is one, and never contains an API
-key (the client scrubs server-supplied text first) nor a full e-mail address::
+Pure. Each message says what went wrong *and what to fix*, carries Omnisend's
+``instance`` trace id when there is one, and never contains an API key (the client
+scrubs server-supplied text first) nor a full e-mail address::
 
-    OmnisendError                       anything from omnisync.omnisend
-    ├── TransportError                  the network failed (after retries)
-    ├── RequestCancelled                not sent: the caller cancelled it while it waited
-    ├── UnexpectedResponse              a 2xx whose body is not what the contract says
-    ├── InvalidContactWrite             a ContactWrite that breaks a safety rule (caller's bug)
-    ├── ItemTooLarge                    one contact alone is over a batch's byte limit
-    └── ApiError                        Omnisend answered with a problem document: its
-                                        ``status`` says which, the message what to fix
-
-``ApiError.aborts_run`` is true for the errors after which no other request of
-the same connection can succeed (401, 403, 410): a run stops at once on them.
+    OmnisendError             anything from omnisync.omnisend
+    ├── TransportError        the network failed (after retries)
+    ├── RequestCancelled      not sent: the caller cancelled it while it waited
+    ├── UnexpectedResponse    a 2xx whose body is not what the contract says
+    ├── InvalidContactWrite   a ContactWrite that breaks a safety rule (caller's bug)
+    ├── ItemTooLarge          one contact alone is over a batch's byte limit
+    └── ApiError              a problem document: ``status`` says which, the message what
+                              to fix; ``aborts_run`` (401, 403, 410): no other request of
+                              the connection can succeed, a run stops at once
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from omnisync.errors import OmnisyncError
-from omnisync.omnisend.model import API_VERSION, FieldProblem
+
+API_VERSION = "2026-03-15"
 
 
 class OmnisendError(OmnisyncError):
@@ -96,24 +96,27 @@ _ABORTING = frozenset({401, 403, 410})
 
 
 class ApiError(OmnisendError):
-    """Omnisend answered ``status`` with an RFC 9457 problem document (parsed and scrubbed;
-    ``{}`` for a body that was not JSON).
-
-    ``problems`` lists the failing fields of a 400; the message holds the
-    problem's title, detail and ``instance`` (trace id), and the status's
-    advice on what to fix. ``aborts_run``: see the module docstring.
-    """
+    """Omnisend answered ``status`` with an RFC 9457 ``problem`` document (scrubbed; ``{}``
+    for a body that was not JSON). ``problems`` lists the failing fields of a 400; the
+    message holds the title, detail, ``instance`` (trace id) and the advice by status.
+    ``after_unanswered``: an earlier attempt of the same request got no answer, so
+    Omnisend may have processed the request although this answer refused it."""
 
     def __init__(
-        self, operation: str, *, status: int, problem: Mapping[str, Any] | None = None
+        self,
+        operation: str,
+        *,
+        status: int,
+        problem: Mapping[str, Any] | None = None,
+        after_unanswered: bool = False,
     ) -> None:
         problem = problem or {}
         title, detail, instance = (
             value if isinstance(value := problem.get(key), str) else ""
             for key in ("title", "detail", "instance")
         )
-        self.operation = operation
         self.status = status
+        self.after_unanswered = after_unanswered
         #: The trace id Omnisend's support asks for ("" when the answer had none).
         self.instance = instance
         self.aborts_run = status in _ABORTING
@@ -133,6 +136,15 @@ class ApiError(OmnisendError):
         super().__init__(f"{message} (trace {instance})" if instance else message)
 
 
+@dataclass(frozen=True)
+class FieldProblem:
+    """One failing field as Omnisend reported it (``errors[]`` of a problem document)."""
+
+    field: str
+    code: str
+    message: str
+
+
 def field_problems(problem: Mapping[str, Any]) -> tuple[FieldProblem, ...]:
     """The ``errors[]`` of a problem document as :class:`FieldProblem`s; tolerant of junk."""
     raw = problem.get("errors")
@@ -150,8 +162,7 @@ def field_problems(problem: Mapping[str, Any]) -> tuple[FieldProblem, ...]:
 
 
 def scrub_secret(value: Any, secret: str) -> Any:
-    """``value`` (text, or JSON-like data) with every occurrence of ``secret`` redacted:
-    a server may echo a malformed key back."""
+    """``value`` (text or JSON-like data) with ``secret`` redacted: a server may echo a key."""
     if isinstance(value, str):
         return value.replace(secret, "[redacted]")
     if isinstance(value, dict):

@@ -1,18 +1,14 @@
 """Pacing under Omnisend's per-brand sliding-window rate limits (400 requests and 60 tags
-calls in any 60 seconds; a tags call counts in both).
+calls in any 60 seconds; a tags call counts in both), booking each request's slot so
+that concurrent callers never overshoot.
 
-:class:`SlidingWindow` books the slot at which a request may go, so concurrent
-callers never overshoot; :class:`BrandLimiter` is one brand's thread-safe
-limiter; :class:`LimiterRegistry` hands out one limiter per brand.
-
-**When a request counts.** Omnisend counts a request when it *receives* it,
-somewhere between sending and the answer. A slot booked at the send time may
-count later at the server (a descheduled thread, a slow connection), and a
-request booked a window later would then meet a full window. So once the
-attempt is over its booking moves to that moment (:meth:`BrandLimiter.done`),
-the latest Omnisend can have received it; waiting threads look again when they
-wake. Windows are ``window_seconds + safety_margin`` long; the margin only
-absorbs the difference between the two clocks.
+**When a request counts.** Omnisend counts a request when it *receives* it, somewhere
+between sending and the answer. A slot booked at the send time may count later at the
+server (a descheduled thread, a slow connection), and a request booked a window later
+would then meet a full window. So once the attempt is over its booking moves to that
+moment (:meth:`BrandLimiter.done`), the latest Omnisend can have received it; waiting
+threads look again when they wake. Windows are ``window_seconds + safety_margin``
+long; the margin only absorbs the difference between the two clocks.
 """
 
 from __future__ import annotations
@@ -47,10 +43,7 @@ class Slot:
 class SlidingWindow:
     """At most ``limit`` (>= 1) slots in any interval shorter than ``window_seconds`` (> 0):
     what a server counting the requests in ``(t - window, t]`` checks. Slots may be booked
-    out of order.
-
-    Pure and not thread-safe. Times are the caller's ``now``, which must not go backwards.
-    """
+    out of order. Pure, not thread-safe; the caller's ``now`` must not go backwards."""
 
     def __init__(self, limit: int, window_seconds: float) -> None:
         # Not only the schema's rule: a window of no slots would make earliest() spin for ever.
@@ -87,8 +80,7 @@ class SlidingWindow:
         self._paused_until = max(self._paused_until, until)
 
     def _forget(self, now: float) -> None:
-        # A slot at or before now - window is outside every window that a
-        # slot at or after now can share, so it constrains nothing any more.
+        # A slot at or before now - window shares no window with a slot at or after now.
         cut = bisect.bisect_right(self._slots, now - self.window_seconds)
         if cut:
             del self._slots[:cut]
@@ -102,22 +94,21 @@ class SlidingWindow:
         slots, limit, window = self._slots, self.limit, self.window_seconds
         position = bisect.bisect_right(slots, candidate)
         count = len(slots)
-        # Runs start at new index j (position - limit <= j <= position) and end
-        # at new index j + limit; new index i > position is old index i - 1.
+        # Runs start at new index j (position - limit <= j <= position) and end at new
+        # index j + limit; new index i > position is old index i - 1.
         for start in range(max(0, position - limit), min(position, count - limit) + 1):
             end = start + limit
             first = candidate if start == position else slots[start]
             last = candidate if end == position else slots[end - 1]
-            # Written as the server computes it ("is first at or before
-            # last - window?") so that float rounding cannot disagree.
+            # As the server computes it ("is first at or before last - window?"), so
+            # that float rounding cannot disagree.
             if last - window >= first:
                 continue
             if end == position:
-                # The candidate closes the run: it must wait for the run's
-                # first slot to leave the window.
+                # The candidate closes the run: it waits for the run's first slot to leave.
                 return _after_window(first, window)
-            # The candidate sits inside (or opens) a run of ``limit`` other
-            # slots already closer than a window: it has to move past them.
+            # It sits inside (or opens) a run of ``limit`` other slots closer than a
+            # window: it has to move past them.
             return last
         return None
 
@@ -133,15 +124,13 @@ def _after_window(first: float, window: float) -> float:
 class BrandLimiter:
     """The pacing of one Omnisend brand: thread-safe, shared by every user of a connection.
 
-    Kinds of request: ``"general"`` (reads, polls) takes a slot in the overall
-    window; ``"tags"`` one in the overall and tags windows at once;
-    ``"batches"`` one in the overall window and in a *batches* window that
-    leaves ``headroom`` (5% of the overall limit, at least one) for polls, plus
-    ``tags_per_minute`` (at most half of the rest) while tags calls were made
-    in the last window. Otherwise batch creation would take a whole window in
-    one burst and starve tags calls and polls: both limits must stay busy.
-    After :meth:`penalise` (a 429) no thread of the brand sends before the
-    pause ends, including threads already sleeping towards a slot.
+    ``"general"`` requests (reads, polls) take a slot in the overall window; ``"tags"``
+    one in the overall and tags windows; ``"batches"`` one in the overall window and in
+    a *batches* window that leaves ``headroom`` (5% of the overall limit, at least one)
+    for polls, plus ``tags_per_minute`` (at most half of the rest) while tags calls were
+    made in the last window: else batch creation would take a whole window in one burst
+    and starve tags calls and polls. After :meth:`penalise` (a 429) no thread of the
+    brand sends before the pause ends, including threads already sleeping towards a slot.
     """
 
     def __init__(
@@ -180,10 +169,9 @@ class BrandLimiter:
             with self._lock:
                 now = self._clock.now()
                 if booked is not None:
-                    # Re-book at the time we really woke up: a thread that woke
-                    # late must not leave an earlier slot on the books than the
-                    # one it uses, and a 429 that arrived while we slept moves
-                    # us past its pause.
+                    # Re-book at the time we really woke up: a thread that woke late must
+                    # not leave an earlier slot on the books than the one it uses, and a
+                    # 429 that arrived while we slept moves us past its pause.
                     for window in self._windows[kind]:
                         window.cancel(booked)
                 booked = self._slot(kind, now)
@@ -211,9 +199,8 @@ class BrandLimiter:
 
     def _batch_limit(self, *, tags_active: bool) -> int:
         shared = self.requests_per_minute - self.headroom
-        # Tags calls are kept room for, but never more than half of what polls
-        # leave: with tags_per_minute near requests_per_minute, reserving it all
-        # would leave batch creation one slot a window.
+        # Room kept for tags calls, at most half of what polls leave: with tags_per_minute
+        # near requests_per_minute, reserving it all would leave batch creation one slot.
         reserved = min(self.tags_per_minute, shared // 2) if tags_active else 0
         return max(1, shared - reserved)
 
@@ -223,9 +210,8 @@ class BrandLimiter:
             self._tags_active_until = now + self._span
         self._batches.limit = self._batch_limit(tags_active=now < self._tags_active_until)
         windows = self._windows[kind]
-        # The slot must be free in every window at once; move to the latest
-        # earliest until all agree (each step only moves later, and the
-        # candidate times are finite).
+        # Free in every window at once: move to the latest earliest until all agree
+        # (each step only moves later, and the candidate times are finite).
         slot = now
         while True:
             latest = max(window.earliest(now, not_before=slot) for window in windows)

@@ -1,17 +1,17 @@
 """Request bodies for Omnisend, and splitting contacts into batches. Pure: no I/O.
 
-:func:`contact_body` is the single place the safety rules of docs/design.md
-become a request body:
+:func:`contact_body` is the single place the safety rules of docs/design.md become a
+request body:
 
 - never a ``tags`` key (tags in a contact body *replace* the contact's tags);
-- ``sendWelcomeMessage`` always sent explicitly, ``false`` unless the write
-  asks (Omnisend defaults it to true);
-- an e-mail channel status only when the write carries consent, stamped with
-  the consent's recorded ``changed_at`` — never "now", so a later unsubscribe
-  in Omnisend stays newer and wins.
+- ``sendWelcomeMessage`` always sent explicitly, ``false`` unless the write asks
+  (Omnisend defaults it to true);
+- an e-mail channel status only when the write carries consent, stamped with the
+  consent's recorded ``changed_at`` — never "now", so a later unsubscribe in Omnisend
+  stays newer and wins.
 
-Each contact is encoded once: the :class:`BatchPacker` measures the very bytes
-the client sends, so its byte count is exact.
+Each contact is encoded once: the :class:`BatchPacker` measures the very bytes the
+client sends.
 """
 
 from __future__ import annotations
@@ -55,12 +55,9 @@ ENVELOPE_BYTES = len(_ENVELOPE_HEAD) + len(_ENVELOPE_TAIL)
 
 
 def contact_body(write: ContactWrite) -> dict[str, Any]:
-    """The ``POST /contacts`` body (also one batch item) for ``write``.
-
-    Raises :class:`InvalidContactWrite` when ``write.fields`` names anything
-    but a plain contact field (``tags`` in particular): that is the caller's
-    bug, and sending it could wipe a contact's tags.
-    """
+    """The ``POST /contacts`` body (also one batch item) for ``write``. Raises
+    :class:`InvalidContactWrite` when ``write.fields`` names anything but a plain contact
+    field (``tags`` in particular): the caller's bug, which could wipe a contact's tags."""
     fields = write.fields
     if not CONTACT_FIELDS.issuperset(fields):
         unknown = sorted(set(fields) - CONTACT_FIELDS)
@@ -81,15 +78,10 @@ def contact_body(write: ContactWrite) -> dict[str, Any]:
         # A consent record documents an opt-in; an unsubscribe or a
         # "nonSubscribed" status is not one, so it gets the status alone.
         if consent.status == "subscribed":
-            record = {"createdAt": consent.changed_at}
-            for key, value in (
-                ("source", consent.source),
-                ("ip", consent.ip),
-                ("userAgent", consent.user_agent),
-            ):
-                if value is not None:
-                    record[key] = value
-            identifier["consent"] = record
+            record = {"source": consent.source, "ip": consent.ip, "userAgent": consent.user_agent}
+            identifier["consent"] = {"createdAt": consent.changed_at} | {
+                key: value for key, value in record.items() if value is not None
+            }
     body: dict[str, Any] = {"identifiers": [identifier]}
     body.update(sorted(fields.items()))
     if write.custom_properties:
@@ -116,8 +108,7 @@ class EncodedBatch:
 
 
 class BatchPacker:
-    """Packs contacts, as they come, into batches within the item and byte limits; holds
-    one batch at a time."""
+    """Packs contacts, as they come, into batches within the item and byte limits."""
 
     def __init__(
         self, *, max_items: int = MAX_BATCH_ITEMS, max_bytes: int = MAX_BATCH_BYTES
@@ -129,11 +120,9 @@ class BatchPacker:
         self._bytes = ENVELOPE_BYTES
 
     def pack(self, write: ContactWrite) -> EncodedBatch | None:
-        """Add ``write``; return the full batch it did not fit in, if any.
-
-        Raises :class:`ItemTooLarge` when the write alone cannot fit in a batch,
-        and :class:`InvalidContactWrite` from :func:`contact_body`.
-        """
+        """Add ``write``; return the full batch it did not fit in, if any. Raises
+        :class:`ItemTooLarge` when the write alone cannot fit in a batch, and
+        :class:`InvalidContactWrite` from :func:`contact_body`."""
         email = write.email
         item = orjson.dumps(contact_body(write))
         size = len(item)

@@ -1,22 +1,19 @@
 """The apply phase of an export run: upserts in batches, then tags, keeping both limits busy.
 
-:class:`DeliveryPipeline` takes writes and tag changes one at a time and
-delivers them through one :class:`OmnisendClient`. The caller's thread packs
-writes into batches for a bounded queue (when full, :meth:`upsert` blocks);
-:data:`CREATOR_THREADS` threads create them, at most
+The caller's thread packs writes into batches for a bounded queue (:meth:`upsert`
+blocks while it is full); :data:`CREATOR_THREADS` threads create them, at most
 ``max_batches_in_flight`` not yet done; one poller follows those every
-``poll_interval`` clock seconds and reports each round (every
-acknowledgement in one call, then per batch its failures and leftovers);
-:data:`TAGGER_THREADS` threads send tags calls of up to 250 e-mails. A contact
-upserted with ``then_tag=True`` is tagged only once its batch acknowledged it
-(Omnisend ignores tags for e-mails it does not know yet).
+``poll_interval`` clock seconds and reports each round; :data:`TAGGER_THREADS`
+threads send tags calls of up to 250 e-mails. A contact upserted with
+``then_tag=True`` is tagged only once its batch acknowledged it (Omnisend ignores
+tags for e-mails it does not know yet).
 
-Stopping (``stop`` set): no new batch or tags call starts; created batches
-are followed for up to ``stop_grace`` clock seconds, then reported
-``batch_abandoned``. Work not yet sent is not reported: the engine leaves it
-pending. A 401, 403 or 410 (``error.aborts_run``), or any failure to create a
-batch, aborts the pipeline: the error is raised from the next call or from
-:meth:`finish`. Per-item 400s and failed tags calls are reported, never fatal.
+Stopping (``stop`` set): no new batch or tags call starts; created batches are
+followed for up to ``stop_grace`` clock seconds, then reported ``batch_abandoned``;
+work not yet sent is not reported (the engine leaves it pending). A 401, 403 or 410
+(``error.aborts_run``), or any failure to create a batch, aborts the pipeline: the
+error is raised from the next call or from :meth:`finish`. Per-item 400s and failed
+tags calls are reported, never fatal.
 """
 
 from __future__ import annotations
@@ -31,10 +28,10 @@ from typing import Literal, Protocol
 from omnisync.clock import Clock
 from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
+from omnisync.omnisend.batches import BatchOutcome, ItemFailure
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import TICK, Crew
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
-from omnisync.omnisend.model import BatchOutcome, ItemFailure
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, BatchPacker, EncodedBatch
 
 logger = logging.getLogger("omnisync.omnisend")
@@ -55,28 +52,26 @@ TagAction = Literal["add", "remove"]
 class DeliveryListener(Protocol):
     """Receives what Omnisend confirmed, failed or never processed.
 
-    Calls come from the pipeline's threads, possibly several at once: a
-    listener must be thread-safe. For one batch they come in order
-    (``batch_sending``, ``batch_created`` or ``batch_not_created``, then its
-    outcome); an upserted contact's tag is reported only after its upsert was
-    acknowledged. A listener that raises aborts the pipeline with that exception.
+    Must be thread-safe: calls come from the pipeline's threads, possibly at once. For
+    one batch they come in order (``batch_sending``, ``batch_created`` or
+    ``batch_not_created``, then its outcome); an upserted contact's tag is reported
+    only after its upsert was acknowledged. A listener that raises aborts the pipeline.
     """
 
     def batch_sending(self, emails: tuple[str, ...]) -> str:
         """A batch of these upserts is about to be sent: return a provisional id for it.
-        Returns before the request may leave, so a batch Omnisend may hold always has
-        a trace (the engine records an intent here)."""
+        Called before the request may leave, so a batch Omnisend may hold always has a
+        trace (the engine records an intent here)."""
 
     def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
         """Omnisend returned the id of the batch sent under ``provisional_id``."""
 
     def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
-        """Creating the batch failed with ``error`` (or was cancelled by a stop, with
-        :class:`~omnisync.omnisend.errors.RequestCancelled`: nothing was sent)."""
+        """Creating the batch failed with ``error`` (``RequestCancelled``: a stop, nothing sent)."""
 
     def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
-        """Omnisend accepted these upserts: ``(batch_id, emails)`` per batch, all those of
-        one poll round at once (a batch's failures and leftovers are reported after)."""
+        """Omnisend accepted these upserts: ``(batch_id, emails)`` per batch, all of one
+        poll round at once (before any batch's failures and leftovers)."""
 
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
         """Omnisend refused these upserts (per-item 4xx, with its field problems)."""
@@ -102,11 +97,9 @@ class _Batch:
 
 
 class DeliveryPipeline:
-    """Delivers one export's upserts and tag changes to ``tag`` (see the module docstring).
-
-    Threads start at construction; always end with :meth:`finish`, or use the
-    pipeline as a context manager, which aborts it if the block raised.
-    """
+    """Delivers one export's upserts and tag changes to ``tag``. Threads start at
+    construction; always end with :meth:`finish`, or use the pipeline as a context
+    manager, which aborts it if the block raised."""
 
     def __init__(
         self,
@@ -158,10 +151,8 @@ class DeliveryPipeline:
     def upsert(self, write: ContactWrite, *, then_tag: bool = False) -> bool:
         """Queue an upsert (and, once Omnisend accepted it, the tag); ``False`` once stopped.
 
-        Blocks while the batch queue is full. Raises the pipeline's fatal
-        error, and ``InvalidContactWrite`` / ``ItemTooLarge`` for a write that
-        can never be sent. Like :meth:`finish`, called from one thread only.
-        """
+        Raises the pipeline's fatal error, and ``InvalidContactWrite`` / ``ItemTooLarge``
+        for a write that can never be sent. Like :meth:`finish`, one thread only."""
         self._crew.raise_if_aborted()
         if self._stop.is_set():
             return False

@@ -1,15 +1,14 @@
-"""What to retry and how long to wait: the client's retry policy.
+"""The client's retry policy: what to retry and how long to wait.
 
-Pure: randomness comes from an injected :class:`random.Random`, calendar time
-(for an HTTP-date ``Retry-After``) is passed in.
+Pure: randomness comes from an injected :class:`random.Random`, calendar time (for an
+HTTP-date ``Retry-After``) is passed in.
 
-- 408, 5xx and transport errors (status ``None``) are retried up to
-  ``max_attempts`` attempts in all, after an exponential backoff with full
-  jitter (uniform in ``[0, min(max_delay, base_delay * 2**(n-1))]``).
-- 429 waits ``retryAfter`` from the JSON body, else a ``Retry-After`` header,
-  else the same backoff, until the request's waits add up to
-  ``rate_limit_budget`` (15 minutes): a storm is ridden out, it does not abort
-  a run. 429s do not use up ``max_attempts``.
+- 408, 5xx and transport errors (status ``None``) are retried up to ``max_attempts``
+  attempts in all (the first included), after an exponential backoff with full jitter
+  (uniform in ``[0, min(max_delay, base_delay * 2**(n-1))]``).
+- 429 waits ``retryAfter`` from the JSON body, else a ``Retry-After`` header, else the
+  same backoff, until one request's waits add up to ``rate_limit_budget`` (15
+  minutes): a storm is ridden out, it does not abort a run. 429s use up no attempts.
 - Any other status is never retried: repeating it cannot help.
 """
 
@@ -29,12 +28,7 @@ def is_transient(status: int | None) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How the client retries one request.
-
-    ``max_attempts`` counts every attempt of a request that meets transient
-    failures (the first included). ``rate_limit_budget`` bounds the total
-    seconds one request may spend waiting out 429s.
-    """
+    """How the client retries one request (see the module docstring)."""
 
     max_attempts: int = 8
     base_delay: float = 0.5
@@ -57,9 +51,8 @@ class RetryPolicy:
         waited: float,
         random: random_module.Random,
     ) -> float | None:
-        """Seconds to wait after the ``rate_limited``-th 429 of one request (``retry_after``
-        if the server said, else the backoff), or ``None`` when that would take the
-        request's 429 waits (``waited`` so far) past the budget."""
+        """Seconds to wait after the ``rate_limited``-th 429 of one request (``retry_after``,
+        else the backoff); ``None`` if that would take its waits (``waited``) past budget."""
         if retry_after is None:
             retry_after = self.backoff(rate_limited, random=random)
         return None if waited + retry_after > self.rate_limit_budget else retry_after

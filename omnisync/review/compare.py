@@ -31,21 +31,10 @@ _DAEMON_NAMES = {
 def flatten(value: object, *, relocate: Relocate = same) -> dict[str, str]:
     """``value`` (a config object) as ``{dotted field: text}`` as the config writes the
     fields; its ``name`` is left out."""
-    if isinstance(value, Schedule):
-        # A schedule of its own (under ``schedules``): its settings as written.
-        return _schedule(value)
+    fields = dict(_fields(value, "", relocate))
     if isinstance(value, DaemonSettings):
-        return {_DAEMON_NAMES.get(key, key): text for key, text in _fields(value, "", relocate)}
-    return dict(_fields(value, "", relocate))
-
-
-def _schedule(schedule: Schedule) -> dict[str, str]:
-    written = {
-        "cron": schedule.cron,
-        "timezone": schedule.timezone,
-        "every": schedule.every_written,
-    }
-    return {key: text for key, text in written.items() if text is not None}
+        return {_DAEMON_NAMES.get(key, key): text for key, text in fields.items()}
+    return fields
 
 
 def _fields(value: object, prefix: str, relocate: Relocate) -> Iterator[tuple[str, str]]:
@@ -54,11 +43,13 @@ def _fields(value: object, prefix: str, relocate: Relocate) -> Iterator[tuple[st
     if isinstance(value, SecretRef):
         name = relocate(value.name) if value.kind == "file" else value.name
         yield prefix, f"{{{value.kind}: {name}}}"
+    elif isinstance(value, Schedule) and value.name is not None and prefix:
+        yield prefix, value.name  # a named schedule: its own changes are reported there
     elif isinstance(value, Schedule):
-        if value.name is not None:
-            yield prefix, value.name  # a named schedule: its own changes are reported there
-        else:
-            for key, text in _schedule(value).items():
+        # Its settings as written, whether inlined in an export or under ``schedules``.
+        written = {"cron": value.cron, "timezone": value.timezone, "every": value.every_written}
+        for key, text in written.items():
+            if text is not None:
                 yield _join(prefix, key), text
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for item in dataclasses.fields(value):

@@ -3,22 +3,17 @@
 Per export (comparing the export and everything it depends on: its segment
 and that segment's source, its connection's brand, its schedule):
 
-==============================  =======  ==================================================
-code                            risk     when
-==============================  =======  ==================================================
-first_export                    warning  an export is added, or enabled again
-resend_all_members              warning  what is sent for each member changes (the mapping,
-                                         a custom property, consent: the fingerprint spec)
-retag_all_members               warning  the export's tag changes
-untag_on_leave_changed          warning  ``on_leave`` keep → untag (info the other way)
-welcome_messages_enabled        danger   ``send_welcome_message`` becomes true
-consent_changed                 warning  the consent columns or label change
-moves_brand                     danger   the export's connection reaches another brand
-membership_may_change           warning  the segment's query, source or key changes
-export_removed                  warning  an export is removed
-export_disabled                 warning  an export is disabled
-schedule_changed                info     the schedule changes (runs per day before/after)
-==============================  =======  ==================================================
+- ``first_export`` (warning): an export is added, or enabled again;
+- ``resend_all_members`` (warning): what is sent for each member changes (the mapping,
+  a custom property, consent: the fingerprint spec);
+- ``retag_all_members`` (warning): the export's tag changes;
+- ``untag_on_leave_changed`` (warning): ``on_leave`` keep → untag (info the other way);
+- ``welcome_messages_enabled`` (danger): ``send_welcome_message`` becomes true;
+- ``consent_changed`` (warning): the consent columns or label change;
+- ``moves_brand`` (danger): the export's connection reaches another brand;
+- ``membership_may_change`` (warning): the segment's query, source or key changes;
+- ``export_removed``, ``export_disabled`` (warning): an export is removed, or disabled;
+- ``schedule_changed`` (info): the schedule changes (runs per day before/after).
 
 Per user and connection: ``permission_granted`` (warning) and
 ``permission_revoked`` (info) when a user gains or loses a connection or a
@@ -41,7 +36,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from omnisync.config.cron import crontab_trigger_fields
-from omnisync.config.model import Config, Connection, Export, Position, Schedule, User
+from omnisync.config.model import Config, Connection, Export, Position, Schedule
 from omnisync.fingerprint import spec_digest
 from omnisync.omnisend.payloads import MAX_BATCH_ITEMS, MAX_TAG_EMAILS
 from omnisync.review.compare import Relocate, flatten
@@ -214,12 +209,8 @@ def _on_leave(after: Export) -> Effect:
             f" lose tag '{after.tag}' at the next run",
             path="on_leave",
         )
-    return Effect(
-        "untag_on_leave_changed",
-        "info",
-        f"on_leave untag → keep: contacts that leave the segment keep tag '{after.tag}'",
-        path="on_leave",
-    )
+    kept = f"on_leave untag → keep: contacts that leave the segment keep tag '{after.tag}'"
+    return Effect("untag_on_leave_changed", "info", kept, path="on_leave")
 
 
 _WELCOME = Effect(
@@ -237,7 +228,6 @@ def _schedule_text(export: Export) -> str:
 
 #: A Monday far from any daylight-saving change in either hemisphere.
 _WEEK_START = datetime(2024, 1, 8)
-_WEEK = timedelta(days=7)
 
 
 def runs_per_day(schedule: Schedule | None) -> float:
@@ -252,17 +242,11 @@ def runs_per_day(schedule: Schedule | None) -> float:
     zone = ZoneInfo(schedule.timezone)
     trigger = CronTrigger(**crontab_trigger_fields(schedule.cron), timezone=zone)
     start = _WEEK_START.replace(tzinfo=zone)
-    end = start + _WEEK
     count = 0
-    previous: datetime | None = None
-    moment = start - timedelta(microseconds=1)
-    while True:
-        fire = trigger.get_next_fire_time(previous, moment)
-        if fire is None or fire >= end:
-            break
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and fire < start + timedelta(days=7):
         count += 1
-        previous = fire
-        moment = fire + timedelta(microseconds=1)
+        fire = trigger.get_next_fire_time(fire, fire)  # the first tick after this one
     return count / 7
 
 
@@ -287,11 +271,9 @@ def _membership(config: Config, export: Export, relocate: Relocate) -> object:
 def _cost(
     members: int | None, connection: Connection | None, *, upserts: int = 0, tag_changes: int = 0
 ) -> dict[str, Any]:
-    """An effect's ``members``, ``requests`` and ``minutes`` when ``members`` each get
-    ``upserts`` upserts (batches of :data:`MAX_BATCH_ITEMS`) and ``tag_changes`` tag changes
-    (tags calls of :data:`MAX_TAG_EMAILS` e-mails); the minutes are the least the requests
-    take under the connection's two limits, which the client keeps busy at once. ``{}``
-    when the members or the connection are unknown."""
+    """An effect's ``members``, ``requests`` and least ``minutes`` (under the connection's
+    two limits, which the client keeps busy at once) for ``upserts`` batched upserts and
+    ``tag_changes`` tags calls per member; ``{}`` when members or connection are unknown."""
     if members is None or connection is None:
         return {}
     batch_calls = upserts * math.ceil(members / MAX_BATCH_ITEMS)
@@ -304,12 +286,9 @@ def _cost(
     return {"members": members, "requests": batch_calls + tag_calls, "minutes": round(minutes, 2)}
 
 
-# -- users and connections ------------------------------------------------------------
-
-
 def user_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
-    before: User | None = sides.base.users.get(name)
-    after: User | None = sides.head.users.get(name)
+    before = sides.base.users.get(name)
+    after = sides.head.users.get(name)
     old = before.role if before else None
     new = after.role if after else None
     if old == new:
@@ -318,12 +297,11 @@ def user_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
         return (
             Effect("permission_granted", "warning", f"{name} becomes an admin: every connection"),
         )
-    if old == "admin":
-        lost = "is no longer a user" if new is None else "is no longer an admin"
-        return (Effect("permission_revoked", "info", f"{name} {lost}: only listed connections"),)
-    if new is None:
-        return (Effect("permission_revoked", "info", f"{name} is no longer a user"),)
-    return ()
+    if old != "admin" and new is not None:
+        return ()
+    lost = "is no longer a user" if new is None else "is no longer an admin"
+    listed = ": only listed connections" if old == "admin" else ""
+    return (Effect("permission_revoked", "info", f"{name} {lost}{listed}"),)
 
 
 def connection_effects(name: str, sides: Sides) -> tuple[Effect, ...]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from omnisync.config.model import Position
 
 Risk = Literal["info", "warning", "danger"]
 ChangeType = Literal["added", "removed", "changed"]
+CHANGE_TYPES: tuple[str, ...] = get_args(ChangeType)
 Kind = Literal["user", "source", "segment", "connection", "schedule", "export", "daemon"]
 
 #: Risks from lowest to highest.
@@ -128,11 +129,8 @@ class Review:
 
     def summary(self) -> dict[str, object]:
         """Counts for people and tools: changes by type, effects by risk, the total cost."""
-        by_type: dict[str, int] = {
-            kind: sum(1 for c in self.changes if c.change == kind)
-            for kind in ("added", "removed", "changed")
-        }
-        by_risk = {risk: sum(1 for e in self.effects if e.risk == risk) for risk in RISKS}
+        by_type = {kind: sum(c.change == kind for c in self.changes) for kind in CHANGE_TYPES}
+        by_risk = {risk: sum(e.risk == risk for e in self.effects) for risk in RISKS}
         requests, minutes = cost(self.effects)
         return {
             "changes": len(self.changes),

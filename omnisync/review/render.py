@@ -77,17 +77,14 @@ def _approve(change: Change) -> str:
     return f" (approve: {', '.join(change.approvers)})" if change.approvers else ""
 
 
-# -- text -------------------------------------------------------------------------------
-
-
-def render_text(review: Review, *, color: bool = False, width: int = 100) -> str:
+def render_text(review: Review, *, color: bool = False) -> str:
     buffer = io.StringIO()
     console = Console(
         file=buffer,
         force_terminal=color,
         no_color=not color,
         color_system="standard" if color else None,
-        width=width,
+        width=100,
         highlight=False,
         soft_wrap=True,
     )
@@ -96,9 +93,8 @@ def render_text(review: Review, *, color: bool = False, width: int = 100) -> str
     console.print(_members_line(review))
     for change in review.changes:
         style = _CHANGE_STYLES[change.change]
-        console.print()
         console.print(
-            f"[{style}]{_MARKS[change.change]} {escape(change.title)} {change.change}[/{style}]"
+            f"\n[{style}]{_MARKS[change.change]} {escape(change.title)} {change.change}[/{style}]"
             f"{escape(_approve(change))}"
         )
         for field in change.fields:
@@ -111,8 +107,7 @@ def render_text(review: Review, *, color: bool = False, width: int = 100) -> str
                 f" {escape(effect.message)}{escape(_cost_text(effect))}"
             )
     if review.approvers:
-        console.print()
-        console.print(f"approvers: {escape(', '.join(review.approvers))}")
+        console.print(f"\napprovers: {escape(', '.join(review.approvers))}")
     return buffer.getvalue()
 
 
@@ -120,9 +115,6 @@ def _one_line(text: str | None) -> str:
     if text is None:
         return "(none)"
     return " ⏎ ".join(line.strip() for line in text.strip().splitlines()) or '""'
-
-
-# -- Markdown ---------------------------------------------------------------------------
 
 
 def render_markdown(review: Review) -> str:
@@ -161,13 +153,12 @@ def render_markdown(review: Review) -> str:
 
 def _details(change: Change) -> list[str]:
     lines = [f"#### {_escape(change.kind)} `{_code(change.name or '-')}` ({change.change})", ""]
-    for effect in change.effects:
-        lines.append(
-            f"- **{effect.risk}** `{effect.code}`: {_escape(effect.message)}"
-            f"{_escape(_cost_text(effect))}"
-        )
-    if change.effects:
-        lines.append("")
+    effects = [
+        f"- **{effect.risk}** `{effect.code}`: {_escape(effect.message)}"
+        f"{_escape(_cost_text(effect))}"
+        for effect in change.effects
+    ]
+    lines += [*effects, ""] if effects else []
     if change.fields:
         lines += ["| field | before | after |", "|---|---|---|"]
         for field in change.fields:
@@ -192,9 +183,6 @@ def _escape(text: str) -> str:
     for special in ("\\", "`", "*", "_", "[", "]", "<", ">", "|", "#"):
         text = text.replace(special, "\\" + special)
     return " ".join(text.split())
-
-
-# -- JSON and GitHub annotations --------------------------------------------------------
 
 
 def render_json(review: Review) -> str:
@@ -223,9 +211,7 @@ def render_json(review: Review) -> str:
 
 
 def _where(position: Position | None) -> dict[str, Any]:
-    if position is None:
-        return {"file": None, "line": None}
-    return {"file": position.file, "line": position.line}
+    return {key: getattr(position, key, None) for key in ("file", "line")}
 
 
 def render_github(review: Review, *, root: str | None = None) -> str:

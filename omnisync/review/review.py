@@ -40,12 +40,9 @@ def review_configs(
     relocate_base: Relocate = same,
     relocate_head: Relocate = same,
 ) -> Review:
-    """Every change from ``base`` to ``head``.
-
-    ``members`` are the exports' member counts from their ledgers, if known;
-    ``relocate_base`` and ``relocate_head`` map paths of a side read from a
-    temporary checkout back to the working tree (see :mod:`omnisync.review.compare`).
-    """
+    """Every change from ``base`` to ``head``, costed with the ledgers' ``members``;
+    ``relocate_base``/``relocate_head`` map the paths of a side read from a temporary
+    checkout back to the working tree (see :mod:`omnisync.review.compare`)."""
     sides = Sides(base, head, members, relocate_base, relocate_head)
     changes = []
     for kind in SECTIONS:
@@ -70,15 +67,9 @@ def _compare(kind: Kind, name: str, before: object, after: object, sides: Sides)
         if old.get(path) != new.get(path)
     )
     effects = _EFFECTS[kind](name, sides) if kind in _EFFECTS else ()
-    change: ChangeType
-    if before is None:
-        change = "added"
-    elif after is None:
-        change = "removed"
-    elif fields or effects:
-        change = "changed"
-    else:
+    if before is not None and after is not None and not (fields or effects):
         return None
+    change: ChangeType = "added" if before is None else "removed" if after is None else "changed"
     dotted = f"{SECTIONS[kind]}.{name}" if name else SECTIONS[kind]
     # The head's place; the base's for a removed object, field or one the head does not place.
     present = after is not None

@@ -19,37 +19,21 @@ from omnisync.sources.files import CsvReader, JsonlReader
 from omnisync.sources.postgres import PostgresReader
 from omnisync.sources.sqlite import SqliteReader
 
-__all__ = [
-    "CsvReader",
-    "JsonlReader",
-    "PostgresReader",
-    "SegmentReader",
-    "SourceError",
-    "SqliteReader",
-    "open_segment",
-]
-
-
 #: A reader of one segment's rows; each but :class:`SqliteReader` (whose query staging runs
 #: inside SQLite) yields them with ``rows(columns)``, raising :class:`SourceError`.
 SegmentReader = SqliteReader | CsvReader | JsonlReader | PostgresReader
 
 
 def open_segment(
-    config: Config,
-    segment_name: str,
-    *,
-    environ: Mapping[str, str] | None = None,
-    credentials_directory: str | None = None,
+    config: Config, segment_name: str, *, environ: Mapping[str, str] | None = None
 ) -> SegmentReader:
-    """A reader for the configured segment ``segment_name``.
+    """A reader for the configured segment ``segment_name``; the file is opened, or the
+    database connected to, when rows are read.
 
-    Raises :class:`SourceError` for a database source without a query, a
-    query on a file source, or a PostgreSQL DSN secret that cannot be
-    resolved (from ``environ``, default ``os.environ``, and
-    ``credentials_directory``, as :func:`~omnisync.config.secrets.resolve_secret`
-    does; the error names the reference, never a value). Opening the file or
-    connecting happens when rows are read.
+    Raises :class:`SourceError` for a database source without a query, a query on a file
+    source, or a PostgreSQL DSN secret that :func:`~omnisync.config.secrets.resolve_secret`
+    cannot resolve from ``environ`` (default ``os.environ``); the error names the
+    reference, never a value.
     """
     segment = config.segments.get(segment_name)
     if segment is None:
@@ -64,9 +48,7 @@ def open_segment(
         if source.dsn is None:
             raise SourceError("the source has no dsn", **names)
         try:
-            dsn = resolve_secret(
-                source.dsn, environ=environ, credentials_directory=credentials_directory
-            )
+            dsn = resolve_secret(source.dsn, environ=environ)
         except SecretUnavailable as error:
             raise SourceError(f"cannot connect: the dsn {error}", **names) from None
         return PostgresReader(dsn, segment.query, segment=segment.name, source=source.name)

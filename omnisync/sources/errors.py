@@ -8,14 +8,10 @@ from omnisync.errors import OmnisyncError
 
 
 class SourceError(OmnisyncError):
-    """A segment could not be read; nothing has been sent.
-
-    ``segment`` and ``source`` name the config entries; ``cause`` says what is
-    wrong in words a config author can act on (a missing file, table or
-    column, a bad query, an undecodable line, a malformed JSON line with its
-    number). The message never holds row values, so no personal data leaks
-    into logs.
-    """
+    """A segment could not be read; nothing has been sent. ``segment`` and ``source`` name
+    the config entries; ``cause`` says what is wrong in words a config author can act on
+    (a missing column, a bad query, line 12 is not JSON), never with row values, so no
+    personal data leaks into logs."""
 
     def __init__(self, cause: str, *, segment: str, source: str) -> None:
         super().__init__(f"segment '{segment}' (source '{source}'): {cause}")

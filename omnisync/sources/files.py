@@ -22,8 +22,6 @@ from typing import IO, Any
 from omnisync.sources.errors import SourceError, require_columns
 
 _BOM = b"\xef\xbb\xbf"
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 _JSON_KINDS = {
     type(None): "null",
     bool: "a boolean",
@@ -135,7 +133,7 @@ def storable(value: object) -> object:
         return "false"
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
         return str(value)
     return value
 

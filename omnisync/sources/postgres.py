@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -78,8 +79,7 @@ class PostgresReader:
 
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         """Yield each row's values of ``columns`` (matched regardless of case), in order."""
-        connection = self._connect()
-        try:
+        with closing(self._connect()) as connection:
             names = self._resolve(self._result_columns(connection), columns)
             selected = ", ".join(quote_identifier(name) for name in names)
             import psycopg  # present: _connect imported it
@@ -92,8 +92,6 @@ class PostgresReader:
                         yield tuple(map(canonical, row))
             except psycopg.Error as error:
                 raise self._query_error(error) from error
-        finally:
-            connection.close()
 
     def _connect(self) -> psycopg.Connection[TupleRow]:
         """A connection in a READ ONLY transaction with the statement timeout set."""

@@ -1,12 +1,10 @@
 """The coordination tables of a shared PostgreSQL state store: :class:`LeaseBoard`.
 
-Replicas sharing one database agree through it (PostgreSQL is the
-coordinator): who is alive (``replicas``), who holds which brand
-(``brand_leases``, each with a fencing token from the sequence
-``lease_tokens``), which scheduled fires were claimed (``schedule_fires``) and
-which on-demand runs were asked for (``run_requests``). Every expiry is
-computed with the database's clock, so replicas whose clocks disagree still
-agree on who holds what.
+Replicas sharing one database agree through it: who is alive (``replicas``), who holds which
+brand (``brand_leases``, each with a fencing token from the sequence ``lease_tokens``), which
+scheduled fires were claimed (``schedule_fires``) and which on-demand runs were asked for
+(``run_requests``). Every expiry is computed with the database's clock, so replicas whose
+clocks disagree still agree on who holds what.
 """
 
 from __future__ import annotations
@@ -28,9 +26,7 @@ class LeaseRow:
 
     brand: str
     holder: str
-    token: int
     live: bool
-    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,6 @@ class RunRequest:
 
     id: int
     export: str
-    brand: str
     trigger: str
     claimed_by: str | None
     run_id: int | None
@@ -89,18 +84,12 @@ class LeaseBoard(PostgresDatabase):
         with self.transaction("record this replica's heartbeat") as connection:
             connection.execute(
                 "INSERT INTO replicas (id, started_at, seen_at, expires_at, version, "
-                "config_revision, running) VALUES (%(id)s, now(), now(), "
-                "now() + make_interval(secs => %(lease)s), %(version)s, %(revision)s, "
-                "%(running)s) ON CONFLICT (id) DO UPDATE SET seen_at = now(), "
+                "config_revision, running) VALUES (%s, now(), now(), "
+                "now() + make_interval(secs => %s), %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET seen_at = now(), "
                 "expires_at = excluded.expires_at, version = excluded.version, "
                 "config_revision = excluded.config_revision, running = excluded.running",
-                {
-                    "id": replica,
-                    "lease": lease_seconds,
-                    "version": version,
-                    "revision": config_revision,
-                    "running": Jsonb(sorted(running)),
-                },
+                (replica, lease_seconds, version, config_revision, Jsonb(sorted(running))),
             )
 
     def retire(self, replica: str) -> int:
@@ -120,7 +109,7 @@ class LeaseBoard(PostgresDatabase):
                 'config_revision, running FROM replicas ORDER BY id COLLATE "C"'
             )
             leases = connection.cursor(row_factory=class_row(LeaseRow)).execute(
-                "SELECT brand, holder, token, expires_at > now() AS live, expires_at "
+                "SELECT brand, holder, expires_at > now() AS live "
                 'FROM brand_leases ORDER BY brand COLLATE "C"'
             )
             return Board(replicas=tuple(replicas), leases=tuple(leases))
@@ -129,10 +118,8 @@ class LeaseBoard(PostgresDatabase):
 
     def acquire(self, brand: str, holder: str, *, lease_seconds: float) -> int | None:
         """Take ``brand`` when nobody holds it (or its lease expired): the new token, or ``None``.
-
-        Every acquisition gets a new, larger token, so writes fenced with an
-        older one are refused from this moment on.
-        """
+        Every acquisition gets a new, larger token: writes fenced with an older one are refused
+        from this moment on."""
         with self.transaction("take a brand's lease") as connection:
             # A lease row locked by a stuck writer must not stall this replica's round.
             connection.execute("SET LOCAL lock_timeout = '1s'")
@@ -151,11 +138,9 @@ class LeaseBoard(PostgresDatabase):
     def renew(
         self, holder: str, tokens: Mapping[str, int], *, lease_seconds: float
     ) -> dict[str, int]:
-        """Extend the leases ``holder`` holds with these tokens; returns those still held.
-
-        A lease that expired but that nobody took over is still ``holder``'s
-        (its token is unchanged, so nobody else wrote): it is renewed too.
-        """
+        """Extend the leases ``holder`` holds with these tokens; returns those still held. A
+        lease that expired but that nobody took over is still ``holder``'s (its token is
+        unchanged, so nobody else wrote): it is renewed too."""
         if not tokens:
             return {}
         with self.transaction("renew this replica's leases") as connection:
@@ -248,4 +233,4 @@ class LeaseBoard(PostgresDatabase):
             return cursor.rowcount > 0
 
 
-_REQUEST_COLUMNS = "id, export, brand, trigger, claimed_by, run_id, answer"
+_REQUEST_COLUMNS = "id, export, trigger, claimed_by, run_id, answer"

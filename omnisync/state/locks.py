@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from omnisync.errors import OmnisyncError
@@ -21,24 +20,18 @@ PRIVATE_DIRECTORY_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 
-def make_private_directory(path: str | os.PathLike[str]) -> Path:
+def make_private_directory(path: str | os.PathLike[str]) -> None:
     """Create ``path`` (and missing parents) with mode 0700, whatever the umask; make an
     existing one of ours 0700 (what another user owns is left as it is)."""
     directory = Path(path)
-    missing: list[Path] = []
-    for candidate in (directory, *directory.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
+    missing = [candidate for candidate in (directory, *directory.parents) if not candidate.exists()]
     for candidate in reversed(missing):
         try:
             candidate.mkdir(mode=PRIVATE_DIRECTORY_MODE)
         except FileExistsError:
-            pass  # made by another process meanwhile
-        else:
-            chmod_if_ours(candidate, PRIVATE_DIRECTORY_MODE)
+            continue  # made by another process meanwhile
+        chmod_if_ours(candidate, PRIVATE_DIRECTORY_MODE)  # whatever the umask took away
     chmod_if_ours(directory, PRIVATE_DIRECTORY_MODE)
-    return directory
 
 
 def chmod_if_ours(path: Path | int, mode: int) -> None:
@@ -98,10 +91,5 @@ class ExportLock:
         self.acquire()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()

@@ -1,18 +1,16 @@
 """The state schema of each database, as ordered migrations, and how they are applied.
 
-Migration ``n`` (1-based) takes a database at version ``n - 1`` to ``n``; both
-databases share the numbering, so "schema version 5" means the same logical
-tables in either. Append only: a released migration is never edited, because
-databases in the field already ran it. A database with a version higher than
-``SCHEMA_VERSION`` is refused, not modified.
-
-``ledger_entries`` and ``export_brands`` are also read by the export engine's
-diff, so their shape is a fixed seam (docs/ARCHITECTURE.md, "Export engine").
+Migration ``n`` (1-based) takes a database at version ``n - 1`` to ``n``; both databases share
+the numbering, so "schema version 5" means the same logical tables in either. Append only: a
+released migration is never edited, because databases in the field already ran it. A database
+with a version higher than ``SCHEMA_VERSION`` is refused, not modified. ``ledger_entries`` and
+``export_brands`` are also read by the export engine's diff: their shape is a fixed seam
+(docs/ARCHITECTURE.md, "Export engine").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 from omnisync.state.store import StateSchemaTooNew
 
@@ -257,13 +255,13 @@ SCHEMA_VERSION = len(MIGRATIONS)
 assert len(POSTGRES_MIGRATIONS) == SCHEMA_VERSION, "both databases share the numbering"
 
 
-def migration_statements(migrations: tuple[str, ...], version: int) -> Iterator[str]:
-    """The statements taking a database from ``version`` to :data:`SCHEMA_VERSION`, one by
-    one (``executescript`` would commit the caller's transaction)."""
+def migrate(connection: Any, migrations: tuple[str, ...], version: int) -> None:
+    """Take the database of ``connection`` from ``version`` to :data:`SCHEMA_VERSION`, one
+    statement at a time (``executescript`` would commit the caller's transaction)."""
     for script in migrations[version:]:
         for statement in script.split(";"):
             if statement.strip():
-                yield statement
+                connection.execute(statement)
 
 
 def refuse_newer_schema(location: str | object, version: int, *, instead: str) -> None:

@@ -1,9 +1,8 @@
 """Opening the state store a config names: SQLite in ``state_dir``, or PostgreSQL.
 
-The one place that turns ``daemon.state`` into a :class:`LedgerStore`, so the
-daemon and every command (``history``, ``status``, ``plan``, ``export run``…)
-read and write the same store. A PostgreSQL DSN is a secret reference,
-resolved here and never shown: errors name the reference and the server.
+The one place that turns ``daemon.state`` into a :class:`LedgerStore`, so the daemon and every
+command read and write the same store. A PostgreSQL DSN is a secret reference, resolved here
+and never shown: errors name the reference and the server.
 """
 
 from __future__ import annotations
@@ -32,12 +31,9 @@ def resolve_state_dsn(settings: DaemonSettings, *, environ: Mapping[str, str] | 
 def open_configured_store(
     settings: DaemonSettings, *, environ: Mapping[str, str] | None = None
 ) -> LedgerStore:
-    """Open (creating or migrating as needed) the state store ``settings`` describe.
-
-    Raises :class:`StateError` (secret-free) when it cannot be opened,
-    :class:`~omnisync.state.store.StateSchemaTooNew` for a store written by a
-    newer omnisync.
-    """
+    """Open (creating or migrating as needed) the state store ``settings`` describe; raises
+    :class:`StateError` (secret-free) when it cannot be opened,
+    :class:`~omnisync.state.store.StateSchemaTooNew` for one written by a newer omnisync."""
     if not settings.state.shared:
         return open_state_store(settings.state_dir)
     dsn = resolve_state_dsn(settings, environ=environ)
@@ -53,10 +49,9 @@ def open_configured_store(
 def open_existing_store(
     settings: DaemonSettings, *, environ: Mapping[str, str] | None = None
 ) -> LedgerStore | None:
-    """The state store ``settings`` name, to read what was delivered: the shared
-    (PostgreSQL) one, its DSN resolved from ``environ``, or the SQLite file under
-    ``state_dir`` — never created here (``None`` when there is no such file).
-    Raises :class:`StateError` (secret-free)."""
+    """The state store ``settings`` name, to read what was delivered: the shared (PostgreSQL)
+    one, or the SQLite file under ``state_dir``, never created here (``None`` when there is no
+    such file). Raises :class:`StateError` (secret-free)."""
     if settings.state.shared:
         return open_configured_store(settings, environ=environ)
     path = state_path(settings.state_dir)

@@ -1,14 +1,11 @@
 """The PostgreSQL state store, shared by replicas: its database and the rest of its SQL.
 
-:class:`PostgresDatabase` is one database (its connection behind a lock, its
-schema, its errors), used by the store and by the lease board; its tables live
-in the first schema of the connection's ``search_path``. Messages name it by
-:func:`describe_dsn`, never by the DSN (its password). In
-:class:`PostgresLedgerStore` sets of e-mails travel as one parameter (a
-``text[]``, or JSON text read by ``jsonb_array_elements_text``), so a batch's
-worth of work is one statement; in-flight batches are
-one row per item (read back packed per batch as SQLite keeps them), intents
-one row per batch.
+:class:`PostgresDatabase` (one connection behind a lock, the schema, the errors) serves the
+store and the lease board; its tables live in the first schema of the ``search_path``.
+Messages name it by :func:`describe_dsn`, never by the DSN (its password). Sets of e-mails
+travel as one parameter (a ``text[]``, or JSON text), so a batch's worth of work is one
+statement; in-flight batches are one row per item (read back packed per batch, as SQLite
+keeps them), intents one row per batch.
 """
 
 from __future__ import annotations
@@ -26,10 +23,10 @@ from omnisync.masking import redact
 from omnisync.state.migrations import (
     POSTGRES_MIGRATIONS,
     SCHEMA_VERSION,
-    migration_statements,
+    migrate,
     refuse_newer_schema,
 )
-from omnisync.state.sql_store import LedgerStore
+from omnisync.state.sql_store import AcceptedBatch, LedgerStore
 from omnisync.state.store import Fence, LeaseLost, StateError, format_timestamp
 
 _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
@@ -62,26 +59,20 @@ def describe_dsn(dsn: str) -> str:
 
 class PostgresDatabase:
     """The state schema in the database at ``dsn``, opened (and migrated) at construction.
-
-    Thread-safe: one connection (autocommit, so each :meth:`transaction` is one
-    ``BEGIN`` … ``COMMIT``), one lock that each transaction holds. A newer schema
-    is refused before anything is written; an older one is migrated under an
-    advisory lock, so replicas opening at once migrate it once. A connection
-    found broken (the server restarted) is replaced on the next call.
-    """
+    One connection (autocommit: each :meth:`transaction` is one ``BEGIN`` … ``COMMIT``) behind
+    a lock; one found broken (the server restarted) is replaced on the next call. A newer
+    schema is refused before anything is written; an older one is migrated under an advisory
+    lock, so replicas opening at once migrate it once."""
 
     def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
         self.location = describe_dsn(dsn)
         self._given_dsn = dsn
         try:
-            extra = (
-                {}
-                if "connect_timeout" in conninfo.conninfo_to_dict(dsn)
-                else {"connect_timeout": connect_timeout}
-            )
-            self._dsn = conninfo.make_conninfo(dsn, **extra)
+            parts = conninfo.conninfo_to_dict(dsn)
         except psycopg.Error:
             raise StateError(f"cannot open state database {self.location}") from None
+        parts.setdefault("connect_timeout", connect_timeout)
+        self._dsn = conninfo.make_conninfo("", **parts)
         self._lock = threading.Lock()
         self._closed = False
         self._connection = self._connect()
@@ -98,10 +89,9 @@ class PostgresDatabase:
     def _connect(self) -> PostgresConnection:
         try:
             connection = psycopg.connect(self._dsn, autocommit=True)
-            # Our transactions are a few statements with no waiting in between. One left
-            # open by a process that was paused (SIGSTOP, a stalled VM) would hold its
-            # locks, the lease row's among them, and keep a takeover waiting: the server
-            # ends such a session instead.
+            # A transaction left open by a paused process (SIGSTOP, a stalled VM) would
+            # hold its locks, the lease row's among them, and keep a takeover waiting:
+            # the server ends such a session instead (ours never wait mid-transaction).
             connection.execute(
                 "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
                 (f"{IDLE_IN_TRANSACTION_SECONDS}s",),
@@ -128,8 +118,7 @@ class PostgresDatabase:
             if version >= SCHEMA_VERSION:
                 return
             connection.execute(_VERSION_TABLE)
-            for statement in migration_statements(POSTGRES_MIGRATIONS, version):
-                connection.execute(statement)
+            migrate(connection, POSTGRES_MIGRATIONS, version)
             connection.execute(
                 "INSERT INTO schema_version (version) VALUES (%s) "
                 "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -195,20 +184,16 @@ class PostgresLedgerStore(LedgerStore):
     _for_update = " FOR UPDATE"
 
     def __init__(self, dsn: str) -> None:
-        #: Its database (the export engine's diff takes a dedicated connection of it).
-        self.database = PostgresDatabase(dsn)
+        self.database = PostgresDatabase(dsn)  # the engine's diff takes a connection of its own
         self.location = self.database.location
         self._fence: Fence | None = None
 
     def fenced(self, fence: Fence) -> PostgresLedgerStore:
-        """This store (same connection) whose every write first checks ``fence``.
-
-        Each write transaction starts by share-locking the brand's lease row
-        and raises :class:`LeaseLost` (writing nothing) unless ``fence.holder``
-        still holds it with ``fence.token``: once another replica has taken
-        the brand over, a paused or partitioned one cannot write a thing,
-        however late it resumes. Closing the copy leaves the store open.
-        """
+        """This store (same connection) whose every write first checks ``fence``: it raises
+        :class:`LeaseLost` (writing nothing) unless ``fence.holder`` still holds the brand's
+        lease with ``fence.token``, so once another replica took the brand over, a paused or
+        partitioned one cannot write a thing, however late it resumes. Closing the copy
+        leaves the store open."""
         fenced = copy.copy(self)
         fenced._fence = fence
         fenced._replica = fence.holder
@@ -233,49 +218,34 @@ class PostgresLedgerStore(LedgerStore):
             self.database.close()
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
-        with self._writing("record a created batch") as connection:
-            cursor = connection.execute(
-                "WITH intent AS (DELETE FROM batch_intents WHERE export = %(export)s "
-                "AND token = %(token)s RETURNING items) "
-                "INSERT INTO inflight_batches "
-                "(export, batch_id, email, fingerprint, then_tag, created_at) "
-                "SELECT %(export)s, %(batch)s, item->>0, (item->>1)::bigint, "
-                "(item->>2)::int <> 0, %(stamp)s "
-                "FROM intent, jsonb_array_elements(intent.items) AS item "
-                "ON CONFLICT (export, batch_id, email) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, then_tag = excluded.then_tag",
-                {
-                    "export": export,
-                    "token": token,
-                    "batch": batch_id,
-                    "stamp": format_timestamp(now),
-                },
-            )
-            return max(cursor.rowcount, 0)
+        return self._write(
+            "record a created batch",
+            "WITH intent AS (DELETE FROM batch_intents WHERE export = ? AND token = ? "
+            "RETURNING export, items) INSERT INTO inflight_batches "
+            "(export, batch_id, email, fingerprint, then_tag, created_at) "
+            "SELECT export, ?, item->>0, (item->>1)::bigint, (item->>2)::int <> 0, ? "
+            "FROM intent, jsonb_array_elements(intent.items) AS item "
+            "ON CONFLICT (export, batch_id, email) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, then_tag = excluded.then_tag",
+            (export, token, batch_id, format_timestamp(now)),
+        )
 
     def _acknowledge(
-        self,
-        connection: PostgresConnection,
-        export: str,
-        batch_id: str,
-        emails: Collection[str] | None,
-        stamp: str,
+        self, connection: PostgresConnection, export: str, batch: AcceptedBatch, stamp: str
     ) -> int:
-        listed = "" if emails is None else " AND email = ANY(%(emails)s::text[])"
+        batch_id, emails = batch
+        listed = () if emails is None else (list(emails),)
         cursor = connection.execute(
-            "WITH moved AS (DELETE FROM inflight_batches "
-            f"WHERE export = %(export)s AND batch_id = %(batch)s{listed} "
-            "RETURNING email, fingerprint) "
-            "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
-            "SELECT %(export)s, email, fingerprint, NULL, %(stamp)s FROM moved "
-            "ON CONFLICT (export, email) DO UPDATE SET "
-            "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
-            {
-                "export": export,
-                "batch": batch_id,
-                "emails": None if emails is None else list(emails),
-                "stamp": stamp,
-            },
+            self._sql(
+                "WITH moved AS (DELETE FROM inflight_batches WHERE export = ? AND batch_id = ?"
+                + ("" if emails is None else " AND email = ANY(?::text[])")
+                + " RETURNING export, email, fingerprint) "
+                "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
+                "SELECT export, email, fingerprint, NULL, ? FROM moved "
+                "ON CONFLICT (export, email) DO UPDATE SET "
+                "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at"
+            ),
+            (export, batch_id, *listed, stamp),
         )
         return max(cursor.rowcount, 0)
 

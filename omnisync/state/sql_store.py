@@ -1,20 +1,17 @@
-"""The state store's contract, :class:`LedgerStore`, and the SQL both stores share.
+"""The state store's contract, :class:`LedgerStore`, and the SQL both stores share, written
+once in SQLite's ``?`` style (in-flight items, which differ in substance, are in
+:mod:`.sqlite` and :mod:`.postgres`).
 
-Per export a store holds **ledger entries** (one per contact Omnisend
-acknowledged: the fingerprint delivered and this export's tag on the contact,
-``None`` when none), **batch intents** (a batch's items, recorded just before
-the batch is created), **in-flight batches** (created, outcome not yet
-recorded; a run killed mid-way leaves them and intents for the next run to
-settle) and the history of **runs**.
+Per export a store holds **ledger entries** (one per contact Omnisend acknowledged: the
+fingerprint delivered and this export's tag on the contact, ``None`` when none), **batch
+intents** (a batch's items, recorded just before it is created), **in-flight batches**
+(created, outcome not yet recorded: a run killed mid-way leaves them and intents for the next
+run to settle) and the history of **runs**.
 
-Every write is one transaction: a process killed in the middle of a write
-leaves the state as it was before it. Every method is safe to call from
-several threads and raises :class:`StateError` for a store that cannot be read
-or written. Full e-mail addresses are kept only as ledger and in-flight keys,
-never in run records. Timestamps are passed in (``now``).
-
-The shared SQL is written once in SQLite's ``?`` style; what differs in
-substance (in-flight items) is in :mod:`.sqlite` and :mod:`.postgres`.
+Every write is one transaction, so a process killed mid-write leaves the state as it was.
+Every method is thread-safe and raises :class:`StateError` for a store that cannot be read or
+written. Full e-mail addresses are kept only as ledger and in-flight keys, never in run
+records. Timestamps are passed in (``now``).
 """
 
 from __future__ import annotations
@@ -42,7 +39,6 @@ from omnisync.state.store import (
     format_timestamp,
     pack_items,
     run_record,
-    unpack_items,
 )
 
 #: Anything that looks like an e-mail address, masked in errors kept in history.
@@ -52,6 +48,9 @@ _RUN_COLUMNS = (
     "id, export, trigger, config_revision, started_at, ended_at, status, counts, error, replica"
 )
 
+#: A batch Omnisend accepted: its id and the e-mails accepted (``None``: all its items).
+AcceptedBatch = tuple[str, Collection[str] | None]
+
 
 class LedgerStore(ABC):
     """The state store (see the module docstring); a context manager that closes on exit.
@@ -59,8 +58,7 @@ class LedgerStore(ABC):
 
     #: Where the store lives, for messages (a file path, or a secret-free DSN description).
     location: str
-    #: The SQLite file holding ``ledger_entries`` that the export engine's diff
-    #: ATTACHes read-only; ``None`` for a store that is not a SQLite file.
+    #: The SQLite file whose ``ledger_entries`` the engine's diff ATTACHes read-only, or ``None``.
     ledger_file: Path | None = None
     #: The table holding the in-flight batches an export's forgetting clears.
     _inflight_table: str
@@ -112,14 +110,7 @@ class LedgerStore(ABC):
             return max(int(connection.execute(self._sql(sql), parameters).rowcount), 0)
 
     @abstractmethod
-    def _acknowledge(
-        self,
-        connection: Any,
-        export: str,
-        batch_id: str,
-        emails: Collection[str] | None,
-        stamp: str,
-    ) -> int:
+    def _acknowledge(self, connection: Any, export: str, batch: AcceptedBatch, stamp: str) -> int:
         """:meth:`acknowledge_batches` of one batch inside the caller's transaction."""
 
     # -- ledger ---------------------------------------------------------------------
@@ -144,12 +135,9 @@ class LedgerStore(ABC):
 
     def retarget(self, export: str, brand: str, *, now: datetime) -> int:
         """Record that ``export`` delivers to ``brand``; returns the ledger entries forgotten.
-
-        In ONE transaction: when the export's recorded brand is another one, its
-        ledger, intents and in-flight batches are forgotten, so the next diff
-        delivers every member to the new brand. An export with no recorded
-        brand (new, or from before brands were recorded) keeps its ledger.
-        """
+        When the recorded brand is another one, the export's ledger, intents and in-flight
+        batches are forgotten in the same transaction, so the next diff delivers every member
+        to the new brand. An export with no recorded brand (new, or older) keeps its ledger."""
         with self._writing("record the export's brand") as connection:
             row = connection.execute(
                 self._sql(f"SELECT brand FROM export_brands WHERE export = ?{self._for_update}"),
@@ -157,7 +145,16 @@ class LedgerStore(ABC):
             ).fetchone()
             if row is not None and row[0] == brand:
                 return 0
-            forgotten = self._forget(connection, export) if row is not None else 0
+            forgotten = 0
+            if row is not None:
+                for table in (self._inflight_table, "batch_intents"):
+                    connection.execute(
+                        self._sql(f"DELETE FROM {table} WHERE export = ?"), (export,)
+                    )
+                cursor = connection.execute(
+                    self._sql("DELETE FROM ledger_entries WHERE export = ?"), (export,)
+                )
+                forgotten = max(int(cursor.rowcount), 0)
             connection.execute(
                 self._sql(
                     "INSERT INTO export_brands (export, brand, updated_at) VALUES (?, ?, ?) "
@@ -167,14 +164,6 @@ class LedgerStore(ABC):
                 (export, brand, format_timestamp(now)),
             )
             return forgotten
-
-    def _forget(self, connection: Any, export: str) -> int:
-        for table in (self._inflight_table, "batch_intents"):
-            connection.execute(self._sql(f"DELETE FROM {table} WHERE export = ?"), (export,))
-        cursor = connection.execute(
-            self._sql("DELETE FROM ledger_entries WHERE export = ?"), (export,)
-        )
-        return max(int(cursor.rowcount), 0)
 
     # -- in-flight batches ----------------------------------------------------------------
 
@@ -217,10 +206,14 @@ class LedgerStore(ABC):
             f"SELECT {key}, created_at, CAST(items AS TEXT) FROM {packed} "
             f"WHERE export = ? ORDER BY created_at, {key}{self._by_code_point}"
         )
-        return [
-            InflightBatch(name, created_at, tuple(sorted(unpack_items(text))))
-            for name, created_at, text in self._rows(action, sql, (export,))
-        ]
+        batches = []
+        for name, created_at, text in self._rows(action, sql, (export,)):
+            items = (
+                InflightItem(email, fingerprint, bool(then_tag))
+                for email, fingerprint, then_tag in orjson.loads(text)
+            )
+            batches.append(InflightBatch(name, created_at, tuple(sorted(items))))
+        return batches
 
     def release_intent(self, export: str, token: str) -> int:
         """Forget an intent (the batch was refused, or its fate was dealt with)."""
@@ -231,24 +224,18 @@ class LedgerStore(ABC):
         )
 
     def acknowledge_batches(
-        self, export: str, batches: Sequence[tuple[str, Collection[str] | None]], *, now: datetime
+        self, export: str, batches: Sequence[AcceptedBatch], *, now: datetime
     ) -> int:
         """Omnisend accepted these ``(batch_id, emails)`` (all of a batch's items for ``None``):
-        in ONE transaction move them into the ledger with their in-flight fingerprint.
-
-        An existing entry keeps its ``tag`` (only :meth:`mark_tagged` records tags),
-        a new one has none. E-mails not in flight for that batch are ignored.
-        Returns how many entries were written.
-        """
+        in ONE transaction move them into the ledger with their in-flight fingerprint. An
+        existing entry keeps its ``tag`` (only :meth:`mark_tagged` records tags), a new one has
+        none; e-mails not in flight for that batch are ignored. Returns the entries written."""
         wanted = [(batch_id, emails) for batch_id, emails in batches if emails is None or emails]
         if not wanted:
             return 0
         stamp = format_timestamp(now)
         with self._writing("record acknowledged contacts") as connection:
-            return sum(
-                self._acknowledge(connection, export, batch_id, emails, stamp)
-                for batch_id, emails in wanted
-            )
+            return sum(self._acknowledge(connection, export, batch, stamp) for batch in wanted)
 
     @abstractmethod
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
@@ -267,12 +254,9 @@ class LedgerStore(ABC):
     def mark_untagged(
         self, export: str, tag: str, emails: Collection[str], *, now: datetime
     ) -> int:
-        """Omnisend accepted removing ``tag``: entries whose tag is ``tag`` now have none.
-
-        Entries carrying another tag are left alone. The entries stay, so a
-        contact who comes back costs only a tag call and never gets a consent
-        status twice.
-        """
+        """Omnisend accepted removing ``tag``: entries whose tag is ``tag`` now have none
+        (others are left alone). The entries stay, so a contact who comes back costs
+        only a tag call and never gets a consent status twice."""
         return self._update_entries(
             "record removed tags",
             "tag = NULL, updated_at = ? WHERE export = ? AND tag = ?",
@@ -282,13 +266,10 @@ class LedgerStore(ABC):
 
     def mark_for_resend(self, export: str, emails: Collection[str], *, now: datetime) -> int:
         """Make the next run re-send and re-tag exactly these delivered contacts (``drift
-        --repair``); returns how many entries were marked.
-
-        Their entries get the fingerprint
-        :data:`~omnisync.fingerprint.NEVER_A_FINGERPRINT` (the diff sees them
-        changed) and no tag. The entries stay, so no consent status is ever sent
-        to them again. E-mails without an entry are ignored.
-        """
+        --repair``); returns how many entries were marked. Their entries get the fingerprint
+        :data:`~omnisync.fingerprint.NEVER_A_FINGERPRINT` (the diff sees them changed) and
+        no tag; they stay, so no consent status is ever sent to them again. E-mails without
+        an entry are ignored."""
         return self._update_entries(
             "mark contacts for re-sending",
             "fingerprint = ?, tag = NULL, updated_at = ? WHERE export = ?",
@@ -310,18 +291,11 @@ class LedgerStore(ABC):
     # -- run history --------------------------------------------------------------------
 
     def start_run(
-        self,
-        export: str,
-        *,
-        trigger: str,
-        config_revision: str,
-        now: datetime,
+        self, export: str, *, trigger: str, config_revision: str, now: datetime
     ) -> RunRecord:
-        """Record a run of ``export`` as ``running`` and return it.
-
-        Runs of the export still ``running`` belong to a process that died (callers
-        hold the export's run lock): they become ``interrupted`` in the same transaction.
-        """
+        """Record a run of ``export`` as ``running`` and return it. Runs of the export still
+        ``running`` belong to a process that died (callers hold the export's run lock): they
+        become ``interrupted`` in the same transaction."""
         stamp = format_timestamp(now)
         note = f"the process running it stopped before recording a result (noticed at {stamp})"
         with self._writing("record a run") as connection:
@@ -351,24 +325,16 @@ class LedgerStore(ABC):
         now: datetime,
     ) -> RunRecord:
         """Close a run with its final status, counts and error (e-mails in it masked)."""
-        masked = (
-            None
-            if error is None
-            else _EMAIL_PATTERN.sub(lambda match: mask_email(match.group(0)), error)
-        )
+        if error is not None:
+            error = _EMAIL_PATTERN.sub(lambda match: mask_email(match.group(0)), error)
+        counts_text = json.dumps(dict(counts), sort_keys=True)
         with self._writing("record a run's result") as connection:
             row = connection.execute(
                 self._sql(
                     "UPDATE runs SET status = ?, counts = ?, error = ?, ended_at = ? "
                     f"WHERE id = ? RETURNING {_RUN_COLUMNS}"
                 ),
-                (
-                    status,
-                    json.dumps(dict(counts), sort_keys=True),
-                    masked,
-                    format_timestamp(now),
-                    run_id,
-                ),
+                (status, counts_text, error, format_timestamp(now), run_id),
             ).fetchone()
         if row is None:
             raise StateError(f"state database {self.location}: no run with id {run_id}")

@@ -1,14 +1,12 @@
 """The SQLite state store: the :class:`LedgerStore` contract on one file.
 
-``<daemon.state_dir>/omnisync.sqlite3`` by default, in WAL mode, so the export
-engine's diff reads the ledger through its own read-only connection while a
-run writes; ``synchronous=NORMAL`` keeps each commit cheap, and a killed
-process loses nothing committed. Sets of e-mails travel as one JSON parameter
-unpacked by ``json_each``, so a batch's worth of work is one statement. A
-batch's intent and its in-flight items are one row each (``batch_intents``,
-``inflight_packed``) holding :func:`~omnisync.state.store.pack_items`'
-JSON: recording, creating and settling a batch is a handful of row writes;
-the ledger stays one row per contact.
+``<daemon.state_dir>/omnisync.sqlite3`` by default, in WAL mode, so the export engine's diff
+reads the ledger through its own read-only connection while a run writes;
+``synchronous=NORMAL`` keeps each commit cheap, and a killed process loses nothing committed.
+Sets of e-mails travel as one JSON parameter unpacked by ``json_each``, so a batch's worth of
+work is one statement. A batch's intent and its in-flight items are one row each
+(``batch_intents``, ``inflight_packed``) of :func:`~omnisync.state.store.pack_items`' JSON;
+the ledger is one row per contact.
 """
 
 from __future__ import annotations
@@ -17,24 +15,16 @@ import os
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 
 from omnisync.state.locks import PRIVATE_FILE_MODE, chmod_if_ours, make_private_directory
-from omnisync.state.migrations import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    migration_statements,
-    refuse_newer_schema,
-)
-from omnisync.state.sql_store import LedgerStore
+from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, refuse_newer_schema
+from omnisync.state.sql_store import AcceptedBatch, LedgerStore
 from omnisync.state.store import StateError, format_timestamp
-
-#: The state database's file name inside ``daemon.state_dir``.
-STATE_FILENAME = "omnisync.sqlite3"
 
 #: One packed item: e-mail, fingerprint, then_tag (0/1).
 PackedItem = tuple[str, int, int]
@@ -42,7 +32,7 @@ PackedItem = tuple[str, int, int]
 
 def state_path(state_dir: str | os.PathLike[str]) -> Path:
     """Where the state database of ``state_dir`` lives."""
-    return Path(state_dir) / STATE_FILENAME
+    return Path(state_dir) / "omnisync.sqlite3"
 
 
 def open_state_store(state_dir: str | os.PathLike[str]) -> SqliteLedgerStore:
@@ -69,11 +59,8 @@ def check_state_database(path: str | os.PathLike[str]) -> None:
         connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as error:
         raise StateError(f"cannot open state database {database}: {error}") from None
-    try:
-        with _translated(database, "read"):
-            _read_version(database, connection)
-    finally:
-        connection.close()
+    with closing(connection), _translated(database, "read"):
+        _read_version(database, connection)
 
 
 class SqliteLedgerStore(LedgerStore):
@@ -93,24 +80,24 @@ class SqliteLedgerStore(LedgerStore):
         _refuse_if_not_a_file(self.path)
         _make_private(self.path)
         try:
+            # ``timeout`` is SQLite's busy timeout: a write waits out another writer.
             self._connection = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as error:
             raise StateError(f"cannot open state database {self.path}: {error}") from None
         try:
-            self._prepare(busy_timeout)
+            self._prepare()
         except BaseException:
             self._connection.close()
             raise
 
-    def _prepare(self, busy_timeout: float) -> None:
+    def _prepare(self) -> None:
         # Read the version before anything that writes (even journal_mode writes
         # the header), so a newer database is refused byte-for-byte untouched.
         with _translated(self.path, "read"):
             version = _read_version(self.path, self._connection)
         with _translated(self.path, "configure"):
-            self._connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             mode = self._connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StateError(
@@ -122,8 +109,7 @@ class SqliteLedgerStore(LedgerStore):
             with self._writing("migrate") as connection:
                 # Re-read inside the write lock: another process may have migrated meanwhile.
                 version = _read_version(self.path, connection)
-                for statement in migration_statements(MIGRATIONS, version):
-                    connection.execute(statement)
+                migrate(connection, MIGRATIONS, version)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -175,42 +161,23 @@ class SqliteLedgerStore(LedgerStore):
             if inserted is not None:
                 return int(inserted[0])
             # A batch id already in flight keeps one item per e-mail, the newer winning.
-            merged = {item[0]: item for item in _items(connection, export, batch_id)}
-            merged.update((item[0], item) for item in orjson.loads(row[0]))
-            connection.execute(
-                "INSERT INTO inflight_packed (export, batch_id, items, created_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (export, batch_id) DO UPDATE SET items = "
-                "excluded.items",
-                (
-                    export,
-                    batch_id,
-                    orjson.dumps(list(merged.values())).decode(),
-                    format_timestamp(now),
-                ),
-            )
+            both = (*_items(connection, export, batch_id), *orjson.loads(row[0]))
+            merged = list({item[0]: item for item in both}.values())
+            _put_items(connection, export, batch_id, merged)
             return len(merged)
 
     def _acknowledge(
-        self,
-        connection: sqlite3.Connection,
-        export: str,
-        batch_id: str,
-        emails: Collection[str] | None,
-        stamp: str,
+        self, connection: sqlite3.Connection, export: str, batch: AcceptedBatch, stamp: str
     ) -> int:
+        batch_id, emails = batch
         if emails is None:  # the whole batch (the usual case): its items as they are stored
             row = connection.execute(
                 "DELETE FROM inflight_packed WHERE export = ? AND batch_id = ? RETURNING items",
                 (export, batch_id),
             ).fetchone()
-            if row is None:
-                return 0
-            packed = row[0]
+            packed = "[]" if row is None else row[0]
         else:
-            taken = _take(connection, export, batch_id, emails)
-            if not taken:
-                return 0
-            packed = orjson.dumps(taken).decode()
+            packed = orjson.dumps(_take(connection, export, batch_id, emails)).decode()
         # One statement for the whole batch inside SQLite, not one step per item.
         return int(
             connection.execute(
@@ -231,21 +198,12 @@ class SqliteLedgerStore(LedgerStore):
 def _take(
     connection: sqlite3.Connection, export: str, batch_id: str, emails: Collection[str] | None
 ) -> list[PackedItem]:
-    """Remove from batch ``batch_id`` its items for ``emails`` (all for ``None``); returns them.
-    With none left the batch is done."""
+    """Remove from batch ``batch_id`` its items for ``emails`` (all for ``None``); returns them."""
     items = _items(connection, export, batch_id)
     wanted = None if emails is None else set(emails)
     kept = [] if wanted is None else [item for item in items if item[0] not in wanted]
-    if len(kept) == len(items):
-        return []
-    key = (export, batch_id)
-    if kept:
-        connection.execute(
-            "UPDATE inflight_packed SET items = ? WHERE export = ? AND batch_id = ?",
-            (orjson.dumps(kept).decode(), *key),
-        )
-    else:
-        connection.execute("DELETE FROM inflight_packed WHERE export = ? AND batch_id = ?", key)
+    if len(kept) < len(items):
+        _put_items(connection, export, batch_id, kept)
     return items if wanted is None else [item for item in items if item[0] in wanted]
 
 
@@ -257,6 +215,20 @@ def _items(connection: sqlite3.Connection, export: str, batch_id: str) -> list[P
     ).fetchone()
     items: list[PackedItem] = [] if row is None else orjson.loads(row[0])
     return items
+
+
+def _put_items(
+    connection: sqlite3.Connection, export: str, batch_id: str, items: list[PackedItem]
+) -> None:
+    """Make ``items`` all that is in flight under ``batch_id``: with none, the batch is done."""
+    key = (export, batch_id)
+    if items:
+        connection.execute(
+            "UPDATE inflight_packed SET items = ? WHERE export = ? AND batch_id = ?",
+            (orjson.dumps(items).decode(), *key),
+        )
+    else:
+        connection.execute("DELETE FROM inflight_packed WHERE export = ? AND batch_id = ?", key)
 
 
 def _refuse_if_not_a_file(path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -73,10 +73,10 @@ class RunRecord:
     started_at: str
     ended_at: str | None
     status: RunStatus
-    counts: Mapping[str, int] = field(default_factory=dict)
-    error: str | None = None
+    counts: Mapping[str, int]
+    error: str | None
     #: which replica ran it (``hostname:pid`` or ``daemon.replica_id``); ``None`` before v6
-    replica: str | None = None
+    replica: str | None
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -93,17 +93,8 @@ def pack_items(items: Iterable[InflightItem]) -> str:
     return orjson.dumps(list(unique.values())).decode()
 
 
-def unpack_items(text: str) -> tuple[InflightItem, ...]:
-    """The items :func:`pack_items` packed, in their order."""
-    return tuple(
-        InflightItem(email, fingerprint, bool(then_tag))
-        for email, fingerprint, then_tag in orjson.loads(text)
-    )
-
-
 def run_record(row: Sequence[Any]) -> RunRecord:
-    """A ``runs`` row (columns in field order) as a record; ``counts`` is JSON text
-    (SQLite) or a dict (PostgreSQL)."""
+    """A ``runs`` row (columns in field order); ``counts`` is JSON text (SQLite) or a dict."""
     run_id, export, trigger, revision, started_at, ended_at, status, counts, error, replica = row
     return RunRecord(
         id=int(run_id),

@@ -11,8 +11,12 @@ import pytest
 
 from omnisync.config.build import build_config
 from omnisync.config.diagnostics import ConfigInvalid, ConfigUnreadable
-from omnisync.config.loader import config_file_names, load_config, try_load_config
-from omnisync.config.merge import merge_documents
+from omnisync.config.loader import (
+    config_file_names,
+    load_config,
+    merge_documents,
+    try_load_config,
+)
 from omnisync.config.model import Config, Position, RateLimit, Schedule
 from omnisync.config.revision import LoadedFile, content_digest
 from omnisync.config.yamlload import ParsedDocument, parse_document

@@ -85,7 +85,6 @@ def test_systemd_credentials(tmp_path: Path) -> None:
     ref = SecretRef("credential", "omnisend")
 
     assert resolve_secret(ref, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)}) == KEY
-    assert resolve_secret(ref, environ={}, credentials_directory=str(tmp_path)) == KEY
     assert "$CREDENTIALS_DIRECTORY is not set" in unavailable(ref, environ={})
     assert "No such file or directory" in unavailable(
         SecretRef("credential", "other"), environ={"CREDENTIALS_DIRECTORY": str(tmp_path)}

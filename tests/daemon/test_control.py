@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from omnisync.config.rules import split_listen
-from omnisync.daemon.control import ControlServer, HostNames, TriggerAnswer
+from omnisync.daemon.control import ControlServer, HostNames, TriggerAnswer, connection_limit
 from omnisync.daemon.discovery import (
     DaemonClient,
     DaemonInfo,
@@ -22,7 +22,6 @@ from omnisync.daemon.discovery import (
     remove_info,
     write_info,
 )
-from omnisync.daemon.serving import connection_limit
 
 
 class Api:

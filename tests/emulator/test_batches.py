@@ -10,7 +10,7 @@ import pytest
 
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator
-from omnisync.emulator.batches import Batch, render_batch
+from omnisync.emulator.brand import Batch, render_batch
 from tests.emulator.conftest import api_client, contact_body
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator, Faults
-from omnisync.emulator.values import check_number
+from omnisync.emulator.faults import check_number
 from tests.emulator.conftest import HEADERS, api_client, contact_body
 
 LIST = {"endpoint": "contacts"}

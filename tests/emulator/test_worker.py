@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from omnisync.clock import FakeClock
-from omnisync.emulator.worker import Worker
+from omnisync.emulator.state import Worker
 
 
 @pytest.fixture

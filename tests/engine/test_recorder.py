@@ -24,6 +24,9 @@ from omnisync.state import InflightItem, SqliteLedgerStore
         (RequestCancelled("create a batch of 2 contact(s)"), False),
         # Omnisend answered: it processed nothing.
         (ApiError("create a batch of 2 contact(s)", status=503), False),
+        # Answered in the end, but an earlier attempt was not: that one may have been
+        # processed (a dropped answer), so the batch may exist.
+        (ApiError("create a batch of 2 contact(s)", status=400, after_unanswered=True), True),
         # No answer: Omnisend may have created the batch; the next run resolves it.
         (TransportError("create a batch of 2 contact(s)", "timed out", attempts=8), True),
     ],

@@ -17,9 +17,9 @@ import pytest
 from omnisync.clock import Clock, ScaledClock
 from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.emulator import Emulator, RequestRecord
+from omnisync.omnisend.batches import ItemFailure
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import OmnisendError
-from omnisync.omnisend.model import ItemFailure
 from omnisync.omnisend.pacing import BrandLimiter
 from omnisync.omnisend.payloads import BatchPacker, EncodedBatch
 from omnisync.omnisend.retry import RetryPolicy

@@ -187,6 +187,19 @@ def test_transient_failures_give_up_after_max_attempts_with_a_typed_error() -> N
         client.get_contact("a@example.com")
 
 
+def test_an_error_after_an_unanswered_attempt_says_the_request_may_have_been_processed() -> None:
+    # The first attempt's answer was lost (Omnisend may have created the batch); the retry
+    # is refused. The refusal alone must not be read as "nothing was processed".
+    client, _, _, _ = make_client([httpx.ReadTimeout("timed out"), problem(400)])
+    with pytest.raises(ApiError) as caught:
+        client.create_batch(encoded(WRITES))
+    assert caught.value.status == 400 and caught.value.after_unanswered
+    client, _, _, _ = make_client([problem(503), problem(400)])
+    with pytest.raises(ApiError) as caught:
+        client.create_batch(encoded(WRITES))
+    assert not caught.value.after_unanswered
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422])
 def test_final_statuses_are_raised_at_once(status: int) -> None:
     client, requests, _, clock = make_client([problem(status)])

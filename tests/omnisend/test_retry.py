@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from omnisync.omnisend.errors import ApiError
-from omnisync.omnisend.model import FieldProblem
+from omnisync.omnisend.errors import ApiError, FieldProblem
 from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
 
 NOW = datetime(2026, 3, 20, 12, 0, 0, tzinfo=UTC)

@@ -30,8 +30,7 @@ from omnisync.engine.clients import ClientPool
 from omnisync.engine.diff import DiffTerms
 from omnisync.engine.report import plan_export
 from omnisync.engine.runner import ExportRunner
-from omnisync.engine.staged import StagedMember
-from omnisync.engine.staging import stage_export
+from omnisync.engine.staging import StagedMember, stage_export
 from omnisync.fingerprint import Fingerprinter
 from omnisync.planning import (
     Leaver,
