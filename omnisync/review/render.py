@@ -154,8 +154,8 @@ def render_markdown(review: Review) -> str:
 def _details(change: Change) -> list[str]:
     lines = [f"#### {_escape(change.kind)} `{_code(change.name or '-')}` ({change.change})", ""]
     effects = [
-        f"- **{effect.risk}** `{effect.code}`: {_escape(effect.message)}"
-        f"{_escape(_cost_text(effect))}"
+        # One escape for both: escaping the cost alone would drop its leading space.
+        f"- **{effect.risk}** `{effect.code}`: {_escape(effect.message + _cost_text(effect))}"
         for effect in change.effects
     ]
     lines += [*effects, ""] if effects else []
