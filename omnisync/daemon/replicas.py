@@ -60,7 +60,9 @@ class ReplicaMember:
         *,
         replica_id: str,
         lease_seconds: float,
+        board: LeaseBoard | None = None,
     ) -> None:
+        """``board``: one already open, if any; else ``open_board`` opens it when first due."""
         self.replica_id = replica_id
         self.lease_seconds = lease_seconds
         self._open_board = open_board
@@ -71,7 +73,7 @@ class ReplicaMember:
         #: brand -> how many callers are about to start a run of it (never released meanwhile)
         self._reserved: Counter[str] = Counter()
         #: The board, once the store was first reached.
-        self.board: LeaseBoard | None = None
+        self.board = board
         self._last_success: float | None = None
         self._outage: str | None = None
         self._stop = threading.Event()

@@ -74,8 +74,8 @@ class Replication:
             self,
             replica_id=self.replica_id,
             lease_seconds=config.daemon.state.lease_seconds,
+            board=opened,
         )
-        self.member.board = opened
 
     def engine(self, *, clock: Clock, stop_grace: float) -> EngineRuns:
         """The run function: fenced store writes, lease-checked requests."""
