@@ -65,8 +65,6 @@ def parse_duration(written: float | str) -> float:
     a unit (``15m``, ``500ms``, ``1.5h``)."""
     if not isinstance(written, str):
         return float(written)
-    # The schema's `$` (Python's re) also admits a final newline: `every: |` blocks.
-    written = written.strip()
     number = written.rstrip("smhd")
     return float(number) * _UNIT_SECONDS[written[len(number) :]]
 
@@ -359,5 +357,5 @@ def _guards(body: Mapping[str, Any] | None, defaults: Guards) -> Guards:
 
 
 def _share(text: str) -> float | None:
-    share = float(text.strip().removesuffix("%")) / 100  # a final newline, as for durations
+    share = float(text.removesuffix("%")) / 100
     return None if share >= 1 else share

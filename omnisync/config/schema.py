@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 # jsonschema ships no type information (and types-jsonschema is not a dependency).
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator, validators  # type: ignore[import-untyped]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
 from omnisync.config.diagnostics import Diagnostic, PathParts, did_you_mean, nearest_position
@@ -68,7 +69,31 @@ def load_schema() -> Mapping[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema())
+    return _EcmaValidator(load_schema())
+
+
+#: A pattern's escapes and character classes (kept as they are), or a ``$`` outside them.
+_PATTERN_PARTS = re.compile(r"(\\.|\[(?:\\.|[^\]\\])*\])|\$")
+
+
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` as ECMA-262 reads it, as JSON Schema specifies: a ``$`` outside a class
+    matches only at the very end, where Python's also matches before a final newline
+    (an ``every: |`` block's ``15m`` and its newline, which check-jsonschema refuses)."""
+    return re.compile(_PATTERN_PARTS.sub(_at_end_only, pattern))
+
+
+def _at_end_only(part: re.Match[str]) -> str:
+    return part.group(1) or r"\Z"
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"does not match {pattern!r}")
+
+
+_EcmaValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 def validate_document(

@@ -44,10 +44,32 @@ def test_an_infinite_duration_is_refused(tmp_path: Path) -> None:
     assert messages(result) == ["daemon.reload_debounce: must be at most 1h"]
 
 
-def test_a_duration_written_as_a_block_with_its_final_newline_is_read(tmp_path: Path) -> None:
-    # The schema's pattern (Python's `$`) admits a final newline; the reading must too, or a
-    # reload of such a file would end in an exception instead of a config.
-    result = load_text(tmp_path, f"{BASE}daemon:\n  reload_debounce: |\n    2s\n")
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (
+            "daemon:\n  reload_debounce: |\n    2s\n",
+            "daemon.reload_debounce: a duration such as 500ms, 2s or 1m, or a number of seconds",
+        ),
+        (
+            "daemon:\n  guards:\n    max_removed: |\n      50%\n",
+            "daemon.guards.max_removed: a percentage from 0% to 100%, such as 20% or 12.5%",
+        ),
+    ],
+)
+def test_a_value_written_as_a_block_with_its_final_newline_is_refused(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
+    # JSON Schema patterns are ECMA-262: `$` is the very end, not before a final newline
+    # (Python's). check-jsonschema refuses these; `omnisync validate` must agree with it.
+    result = load_text(tmp_path, f"{BASE}{yaml_text}")
+
+    assert result.config is None
+    assert messages(result) == [message]
+
+
+def test_a_block_without_its_final_newline_is_read(tmp_path: Path) -> None:
+    result = load_text(tmp_path, f"{BASE}daemon:\n  reload_debounce: |-\n    2s\n")
 
     assert messages(result) == []
     assert result.config is not None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -232,3 +235,44 @@ def test_the_defaults_the_schema_documents_are_the_models() -> None:
         elif key == "max_removed":
             value = float(written.removesuffix("%")) / 100
         assert value == expected[name, key], (name, key)
+
+
+_OWNER = "    owner: marko\n"
+_EVERY = _OWNER + "    schedule:\n      every: {block}\n        2s\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "valid"),
+    [
+        (("", ""), True),
+        ((_OWNER, _EVERY.format(block="|")), False),  # "2s" and a final newline
+        ((_OWNER, _EVERY.format(block="|-")), True),  # "2s"
+        (("exports:\n", "daemon:\n  guards:\n    max_removed: |\n      50%\nexports:\n"), False),
+    ],
+)
+def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
+    tmp_path: Path, change: tuple[str, str], valid: bool
+) -> None:
+    # Users validate their config in CI with check-jsonschema (ECMA-262 patterns) as well
+    # as `omnisync validate`: one may not pass what the other refuses.
+    config = tmp_path / "omnisync.yaml"
+    config.write_text(replaced(*change) if change[0] else BASE, encoding="utf-8")
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--schemafile",
+            str(REPOSITORY / "schemas" / "omnisync.schema.json"),
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (checked.returncode == 0) is valid, checked.stdout + checked.stderr
+    document = parse_document(config.read_bytes(), file=str(config))
+    assert document.data is not None
+    problems = validate_document(document.data, positions=document.positions)
+    assert (problems == []) is valid, problems
