@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,10 +22,13 @@ from omnisync.config.model import (
     CsvOptions,
     DaemonSettings,
     Export,
+    FieldMapping,
     Guards,
     RateLimit,
     Schedule,
+    Segment,
     StateSettings,
+    User,
 )
 from omnisync.config.schema import load_schema, schema_text, validate_document
 from omnisync.config.yamlload import parse_document
@@ -276,3 +280,21 @@ def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
     assert document.data is not None
     problems = validate_document(document.data, positions=document.positions)
     assert (problems == []) is valid, problems
+
+
+def test_every_property_of_a_model_built_from_its_body_is_a_field_of_the_model() -> None:
+    # build.py builds these models from the whole validated body: a property the schema
+    # gains without a field would end loading in a TypeError (an internal error).
+    definitions = load_schema()["$defs"]
+    models = {
+        "user": User,
+        "segment": Segment,
+        "connection": Connection,
+        "export": Export,
+        "mapping": FieldMapping,
+        "consent": Consent,
+    }
+    for name, model in models.items():
+        fields = {field.name for field in dataclasses.fields(model)}
+        properties = set(definitions[name]["properties"])
+        assert properties <= fields, (name, sorted(properties - fields))
