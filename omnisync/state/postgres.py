@@ -234,11 +234,11 @@ class PostgresLedgerStore(LedgerStore):
         self, connection: PostgresConnection, export: str, batch: AcceptedBatch, stamp: str
     ) -> int:
         batch_id, emails = batch
-        listed = () if emails is None else (list(emails),)
+        among, listed = ("", ()) if emails is None else self._among(emails)
         cursor = connection.execute(
             self._sql(
                 "WITH moved AS (DELETE FROM inflight_batches WHERE export = ? AND batch_id = ?"
-                + ("" if emails is None else " AND email = ANY(?::text[])")
+                + among
                 + " RETURNING export, email, fingerprint) "
                 "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
                 "SELECT export, email, fingerprint, NULL, ? FROM moved "
@@ -250,11 +250,10 @@ class PostgresLedgerStore(LedgerStore):
         return max(cursor.rowcount, 0)
 
     def release(self, export: str, batch_id: str, emails: Collection[str] | None = None) -> int:
-        listed = () if emails is None else (list(emails),)
+        among, listed = ("", ()) if emails is None else self._among(emails)
         return self._write(
             "release in-flight contacts",
-            "DELETE FROM inflight_batches WHERE export = ? AND batch_id = ?"
-            + ("" if emails is None else " AND email = ANY(?::text[])"),
+            "DELETE FROM inflight_batches WHERE export = ? AND batch_id = ?" + among,
             (export, batch_id, *listed),
         )
 

@@ -282,11 +282,14 @@ class LedgerStore(ABC):
     ) -> int:
         if not emails:
             return 0
+        among, listed = self._among(emails)
         return self._write(
-            action,
-            f"UPDATE ledger_entries SET {sql} AND email {self._in_emails}",
-            (*parameters, orjson.dumps(list(emails)).decode()),
+            action, f"UPDATE ledger_entries SET {sql}{among}", (*parameters, *listed)
         )
+
+    def _among(self, emails: Collection[str]) -> tuple[str, tuple[str]]:
+        """`` AND email IN …`` and its one parameter: the set of e-mails as one JSON array."""
+        return f" AND email {self._in_emails}", (orjson.dumps(list(emails)).decode(),)
 
     # -- run history --------------------------------------------------------------------
 
