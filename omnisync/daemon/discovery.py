@@ -29,6 +29,8 @@ from omnisync.state.locks import PRIVATE_FILE_MODE
 
 INFO_FILENAME = "daemon.json"
 TOKEN_FILENAME = "control.token"  # noqa: S105 - a file name, not a secret
+#: How often a command waiting for a run (the daemon's, or a replica's) looks at it.
+POLL_SECONDS = 0.25
 
 
 class DaemonUnavailable(OmnisyncError):
@@ -269,7 +271,7 @@ class DaemonClient:
                 on_poll(run)
             if run.get("state") == "finished":
                 return run
-            time.sleep(0.25)
+            time.sleep(POLL_SECONDS)
 
     def _get(self, path: str) -> dict[str, Any]:
         response = self._http.get(path)

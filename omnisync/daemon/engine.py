@@ -62,7 +62,8 @@ class EngineRuns:
         if leases is not None:
 
             def gate_for(connection: Connection) -> Callable[[], None]:
-                return lambda: leases.require(connection.brand)
+                brand = connection.brand  # formatted once, not before every request
+                return lambda: leases.require(brand)
 
         self._pool = ClientPool(
             clock=clock, observer_for=partial(ConnectionObserver, metrics), gate_for=gate_for

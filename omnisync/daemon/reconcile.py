@@ -33,8 +33,9 @@ class ExportSpec:
     definition: tuple[Export, Segment | None, Source | None, Connection | None]
 
     @property
-    def wants_job(self) -> bool:
-        return self.enabled and self.timing is not None
+    def job_timing(self) -> Schedule | None:
+        """The timing of its scheduler job; ``None`` when it has none (disabled, on demand)."""
+        return self.timing if self.enabled else None
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,10 @@ def reconcile(
         if stop is not None:
             actions.append(stop)
         current = scheduled.get(name)
-        if wanted is not None and wanted.timing is not None and wanted.enabled:
-            if current != wanted.timing:
-                actions.append(ScheduleJob(name, wanted.timing, existing=current is not None))
+        timing = None if wanted is None else wanted.job_timing
+        if timing is not None:
+            if current != timing:
+                actions.append(ScheduleJob(name, timing, existing=current is not None))
         elif current is not None:
             actions.append(UnscheduleJob(export=name))
     return tuple(actions)

@@ -24,6 +24,7 @@ import httpx
 from omnisync.config.model import Config
 from omnisync.config.secrets import SecretUnavailable, resolve_secret
 from omnisync.daemon.discovery import (
+    POLL_SECONDS,
     DaemonClient,
     DaemonUnavailable,
     TriggerRefused,
@@ -46,9 +47,6 @@ from omnisync.state.store import Fence, LeaseLost, StateError
 
 if TYPE_CHECKING:  # psycopg: only where a shared store is configured
     from omnisync.state.leases import LeaseBoard
-
-#: How often a command waiting for a replica looks at its request.
-POLL_SECONDS = 0.25
 
 
 class RemoteRunFailed(OmnisyncError):

@@ -96,7 +96,7 @@ class Supervisor:
         changes = changed_exports(desired, self._applied)
         self._execute(reconcile(desired, self._applied, self.scheduler.scheduled()))
         for name, spec in desired.items():
-            if not spec.wants_job:
+            if spec.job_timing is None:
                 self.scheduler.cancel_retry(name)
         self._applied = desired
         return changes
@@ -148,8 +148,8 @@ class Supervisor:
             return
         now = self._clock.wall()
         for name, spec in sorted(self._applied.items()):
-            skipped = exports is not None and name not in exports
-            if skipped or not spec.wants_job or spec.timing is None:
+            timing = spec.job_timing
+            if timing is None or (exports is not None and name not in exports):
                 continue
             last = self._engine.last_run(name) or {}
             unfinished = last.get("status") in {"running", "interrupted", "partial"}
@@ -161,7 +161,7 @@ class Supervisor:
                 continue
             started = parse_time(last.get("started_at"))
             if unfinished or (
-                started is not None and missed_since(spec.timing, last_started=started, now=now)
+                started is not None and missed_since(timing, last_started=started, now=now)
             ):
                 _log.info(
                     "export %s missed its schedule while the daemon was down; running it now",
@@ -294,7 +294,7 @@ class Supervisor:
             record.stop_reason is not None
             or record.trigger not in RETRIED_TRIGGERS
             or spec is None
-            or not spec.wants_job
+            or spec.job_timing is None
         ):
             return
         attempt, at = self.scheduler.retry(export, now=self._clock.wall())
