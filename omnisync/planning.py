@@ -107,8 +107,7 @@ class WorkItem(NamedTuple):
 
 #: A raw work record, what ``StagedExport.work_records`` yields instead of a
 #: :class:`WorkItem`: ``(email, fingerprint, in_ledger, tag_on, needs_upsert,
-#: needs_tag, *values)`` (``fingerprint`` ``None`` when staging left it to be
-#: computed).
+#: needs_tag, *values)``.
 WorkRecord = tuple[object, ...]
 
 
@@ -162,8 +161,19 @@ def item_actions(item: WorkItem, *, valid: bool) -> ItemActions:
     tag-only item needs no mapping. The old tag is removed only with adding the new one.
     """
     if item.needs_upsert and not valid:
-        return ItemActions(upsert=False, tag=False, remove_old_tag=None)
-    return ItemActions(upsert=item.needs_upsert, tag=item.needs_tag, remove_old_tag=item.old_tag)
+        return _ACTIONS[False, False]
+    old_tag = item.old_tag
+    if old_tag is None:
+        # The common case, once per work item of a run: shared (frozen) instances.
+        return _ACTIONS[item.needs_upsert, item.needs_tag]
+    return ItemActions(upsert=item.needs_upsert, tag=item.needs_tag, remove_old_tag=old_tag)
+
+
+_ACTIONS = {
+    (upsert, tag): ItemActions(upsert=upsert, tag=tag, remove_old_tag=None)
+    for upsert in (False, True)
+    for tag in (False, True)
+}
 
 
 def reference_plan(

@@ -12,12 +12,19 @@ from omnisync.contact import ContactWrite
 from omnisync.engine.clients import RequestCounter
 from omnisync.engine.recorder import LedgerRecorder
 from omnisync.engine.report import PlanTally
-from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult, Tallied
+from omnisync.engine.results import (
+    SAMPLE_SIZE,
+    Phase,
+    RunCounts,
+    RunProgress,
+    RunResult,
+    Tallied,
+)
 from omnisync.engine.settle import without_repeated_consent
 from omnisync.mapping import MappingPlan
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.pipeline import DeliveryPipeline
-from omnisync.planning import WorkItem
+from omnisync.planning import Leaver, WorkItem
 from omnisync.state import LedgerStore
 
 
@@ -166,14 +173,17 @@ class RunAttempt:
             for item in staged.work():
                 if stop.is_set() or not apply_item(item):
                     break
+            sampled: list[Leaver] = []
             for leaver in staged.leavers():
                 if stop.is_set():
                     break
-                tally.add_leavers((leaver,))
+                if len(sampled) < SAMPLE_SIZE:  # the tally samples no more; skip the call
+                    sampled.append(leaver)
                 if not pipeline_for(leaver.tag).remove_tag(leaver.email):
                     break
                 self.leavers_seen += 1
                 self.removes_queued += 1
+            tally.add_leavers(sampled)
             self.changed()
             # The export's own pipeline last: old tags are removed while it drains.
             for tag, pipeline in list(pipelines.items()):

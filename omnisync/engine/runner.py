@@ -63,11 +63,13 @@ class RunnerSettings:
         """``(poll_interval, max_batches_in_flight)`` of a run on ``connection``."""
         per_second = connection.rate_limit.requests_per_minute / 60.0
         # Polling spends about a tenth of the request budget...
-        poll = self.poll_interval or min(2.0, max(0.25, 10.0 / per_second))
+        poll = self.poll_interval
+        if poll is None:
+            poll = min(2.0, max(0.25, 10.0 / per_second))
         # ... and enough batches are in flight to create at full rate meanwhile.
-        in_flight = self.max_batches_in_flight or min(
-            500, max(20, math.ceil(per_second * (poll + 2.0)))
-        )
+        in_flight = self.max_batches_in_flight
+        if in_flight is None:
+            in_flight = min(500, max(20, math.ceil(per_second * (poll + 2.0))))
         return poll, in_flight
 
 
