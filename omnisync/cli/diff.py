@@ -92,8 +92,9 @@ def handle(args: argparse.Namespace) -> int:
     except RevisionUnavailable as error:
         return fail(f"omnisync diff: {error}", EXIT_USAGE)
     write(_render(args, review))
-    if args.fail_on and review.at_or_above(args.fail_on):
-        found = ", ".join(sorted({e.code for e in review.at_or_above(args.fail_on)}))
+    failing = review.at_or_above(args.fail_on) if args.fail_on else ()
+    if failing:
+        found = ", ".join(sorted({effect.code for effect in failing}))
         return fail(f"omnisync diff: effects at {args.fail_on} or above: {found}")
     if args.exit_code and review.changes:
         return EXIT_CHANGES

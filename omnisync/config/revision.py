@@ -62,7 +62,7 @@ def config_revision(files: Sequence[LoadedFile], *, root: str) -> str:
     if top is None or not commit:
         return content_digest(files, root=root)
     head, short = commit.decode("ascii", "replace").split()
-    relative = {loaded.path: _relative(loaded.path, top) for loaded in files}
+    relative = {loaded.path: relative_to_work_tree(loaded.path, top) for loaded in files}
     listing = git(["ls-tree", "-r", "-z", "--full-tree", head, "--", *relative.values()], top=top)
     committed = tree_entries(listing or b"")
     if not any(path in committed for path in relative.values()):
@@ -101,7 +101,7 @@ def _same_blob(loaded: LoadedFile, entry: tuple[bytes, str] | None) -> bool:
     return digest.hexdigest() == object_id
 
 
-def _relative(path: str, top: str) -> str:
+def relative_to_work_tree(path: str, top: str) -> str:
     """``path`` relative to the work tree ``top`` (a real path), for git pathspecs."""
     directory = os.path.realpath(os.path.dirname(path))
     return os.path.relpath(os.path.join(directory, os.path.basename(path)), top)

@@ -78,9 +78,11 @@ _PATTERN_PARTS = re.compile(r"(\\.|\[(?:\\.|[^\]\\])*\])|\$")
 
 @functools.cache
 def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    """``pattern`` as ECMA-262 reads it, as JSON Schema specifies: a ``$`` outside a class
-    matches only at the very end, where Python's also matches before a final newline
-    (an ``every: |`` block's ``15m`` and its newline, which check-jsonschema refuses)."""
+    """``pattern`` with its ``$`` read as ECMA-262 reads it (JSON Schema's dialect): a ``$``
+    outside a class matches only at the very end, where Python's also matches before a
+    final newline (an ``every: |`` block's ``15m`` and its newline, which check-jsonschema
+    refuses). Only ``$`` is translated: Python's whitespace class still differs from
+    ECMA's on a few rare characters (U+FEFF, U+001C-U+001F, U+0085)."""
     return re.compile(_PATTERN_PARTS.sub(_at_end_only, pattern))
 
 

@@ -30,7 +30,7 @@ from rich.markup import escape
 
 from omnisync.config.diagnostics import escape_data, escape_property
 from omnisync.config.model import Position
-from omnisync.review.model import RISKS, Change, Effect, Review, cost
+from omnisync.review.model import CHANGE_TYPES, RISKS, Change, Effect, Review, cost
 
 #: Markdown details longer than this many lines are collapsed.
 COLLAPSE_AFTER_LINES = 30
@@ -46,9 +46,12 @@ _EFFECT_KEYS = ("code", "risk", "message", "members", "requests", "minutes")
 def _summary_line(review: Review) -> str:
     if not review.changes:
         return "no changes"
+    summary = review.summary()  # the counts --format json shows
+    effects = summary["effects"]
+    assert isinstance(effects, dict)
     count = len(review.changes)
-    changes = (f"{sum(c.change == t for c in review.changes)} {t}" for t in _CHANGE_STYLES)
-    risks = (f"{sum(e.risk == r for e in review.effects)} {r}" for r in reversed(RISKS))
+    changes = (f"{summary[kind]} {kind}" for kind in CHANGE_TYPES)
+    risks = (f"{effects[risk]} {risk}" for risk in reversed(RISKS))
     return (
         f"{count} change{'' if count == 1 else 's'}: {', '.join(changes)};"
         f" effects: {', '.join(risks)}"

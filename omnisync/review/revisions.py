@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from omnisync.config.revision import git, tree_entries, work_tree
+from omnisync.config.revision import git, relative_to_work_tree, tree_entries, work_tree
 from omnisync.errors import OmnisyncError
 
 
@@ -58,8 +58,7 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
         raise RevisionUnavailable(f"no revision '{revision}' in the repository at {top}")
     commit = resolved.decode("ascii").strip()
     short = (git(["rev-parse", "--short", commit], top=top) or commit[:7].encode()).decode()
-    real = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
-    relative = os.path.relpath(real, top)
+    relative = relative_to_work_tree(absolute, top)
     pathspec = [] if relative == "." else ["--", relative]
     listing = git(["ls-tree", "-r", "-z", "--full-tree", commit, *pathspec], top=top)
     entries = tree_entries(listing or b"")
