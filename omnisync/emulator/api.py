@@ -216,10 +216,13 @@ def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiRe
 def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:
     query = request.query
     errors: list[FieldError] = []
-    if "endpoint" not in query:
-        message = "The endpoint query parameter is required"
-        errors.append(FieldError("endpoint", message, "required"))
-    _check_choice(query, "endpoint", ("products", "contacts", "events"), errors)
+    check_choice(
+        query.get("endpoint"),
+        "endpoint",
+        ("products", "contacts", "events"),
+        errors,
+        required="The endpoint query parameter is required",
+    )
     _check_choice(query, "status", BATCH_STATUSES, errors)
     if errors:
         raise validation_problem(errors)

@@ -57,7 +57,8 @@ _RAW_DEFLATE = -15
 
 @dataclass(slots=True, eq=False)
 class Batch:
-    """One batch of one brand, made from a validated envelope and the bytes it was parsed from."""
+    """One batch of one brand, made from a validated envelope; ``results`` holds each item's
+    result code (``NOT_PROCESSED`` until it is applied)."""
 
     id: str
     endpoint: str
@@ -72,7 +73,6 @@ class Batch:
     started: float | None = None
     ended: float | None = None
     status: str = "pending"
-    finished_count: int = 0
     #: The problem document of each failed item, by index.
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -104,7 +104,7 @@ def render_batch(batch: Batch) -> dict[str, Any]:
         "origin": batch.origin,
         "status": batch.status,
         "totalCount": batch.total,
-        "finishedCount": batch.finished_count,
+        "finishedCount": batch.total - batch.results.count(NOT_PROCESSED),
         "errorsCount": len(batch.errors),
     }
     if batch.started is not None:
@@ -275,7 +275,6 @@ class Brand:
             batch.status, batch.started = "inProgress", self.now()
             for index, item in enumerate(batch.items or ()):
                 batch.results[index] = self._apply_item(batch, index, item, at=batch.started)
-                batch.finished_count += 1
                 if len(batch.errors) >= limit:
                     batch.end("stopped", batch.started)
                     return

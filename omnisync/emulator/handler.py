@@ -216,6 +216,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         brand, key = state.authenticate(self.headers.get("Authorization")) or (None, None)
         draw: Draw = "ok"
         processed = False
+        dropped_unprocessed = False  # the faults read once: set_faults may land meanwhile
         try:
             if brand is None:
                 raise ApiProblem(401, "The API key is missing or not valid")
@@ -233,7 +234,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             draw = state.injector.draw(endpoint)
             if draw in _INJECTED_ERRORS:
                 raise ApiProblem(*_INJECTED_ERRORS[draw])
-            if draw == "drop" and not state.injector.faults.drop_after_processing:
+            dropped_unprocessed = draw == "drop" and not state.injector.faults.drop_after_processing
+            if dropped_unprocessed:
                 response = ApiResponse(0)  # dropped before it is processed: never answered
             else:
                 if found is None:
@@ -261,7 +263,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             logger.exception("emulator operation failed", extra={"event": "emulator_error"})
             response = ApiResponse(500, ApiProblem(500, "Internal server error").document())
         # A 404, 405, 413 or unreadable body was never processed: answered even then.
-        dropped = draw == "drop" and (processed or not state.injector.faults.drop_after_processing)
+        dropped = dropped_unprocessed or (draw == "drop" and processed)
         # Logged before answering, so a client that got its answer finds the record.
         state.record(
             method=method,

@@ -320,9 +320,16 @@ class Emulator:
                     messages = self.welcome_messages(brand=brand)
                     return 200, {"welcomeMessages": [dataclasses.asdict(m) for m in messages]}
                 case "GET", "/status-changes":
-                    names = ("email", "from", "to", "at", "channel")  # StatusChange's fields
-                    changes = self.status_changes(brand=brand)
-                    rows = [dict(zip(names, dataclasses.astuple(c), strict=True)) for c in changes]
+                    rows = [
+                        {
+                            "email": change.email,
+                            "from": change.from_status,
+                            "to": change.to_status,
+                            "at": change.at,
+                            "channel": change.channel,
+                        }
+                        for change in self.status_changes(brand=brand)
+                    ]
                     return 200, {"statusChanges": rows}
                 case "GET", "/requests":
                     try:

@@ -15,7 +15,6 @@ clock advanced by a test all work.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import logging
@@ -62,9 +61,18 @@ class RequestRecord:
     received: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        del data["key"], data["received"]
-        return data
+        # Field by field: asdict would deep-copy every e-mail of a large log, and a field
+        # added later (like ``key``) must not reach the inspection API by default.
+        return {
+            "sequence": self.sequence,
+            "method": self.method,
+            "path": self.path,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "at": self.at,
+            "brand": self.brand,
+            "emails": list(self.emails),
+        }
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 
 from omnisync.clock import FakeClock
 from omnisync.emulator import Emulator
-from omnisync.emulator.brand import Batch, render_batch
+from omnisync.emulator.brand import UPDATED, Batch, render_batch
 from tests.emulator.conftest import api_client, contact_body
 
 
@@ -201,10 +201,10 @@ def test_a_done_batch_keeps_its_request_compressed_and_renders_fresh_copies() ->
     items = [contact_body("a@x.io")]
     done = Batch("00000001b1", "contacts", "POST", "api", items, 1.0)
     pending = render_batch(done)
-    done.started, done.finished_count = 2.0, 1
+    done.started, done.results[0] = 2.0, UPDATED
     done.end("finished", 3.0)
     first = render_batch(done)
     assert first != pending and first["status"] == "finished" and first["finishedCount"] == 1
     assert (done.items, done.request_items()) == (None, items)
     first["status"] = "changed by a caller"
-    assert render_batch(done)["status"] == "finished"
+    assert render_batch(done) == {**first, "status": "finished"}
