@@ -172,11 +172,32 @@ def generate_customers(count: int) -> list[Customer]:
     return customers
 
 
+#: The table the example config's segments query (config.example.yaml, source ``cdp``),
+#: typed as a real CDP's would be: people open it to see what a segment reads.
+CUSTOMERS_DDL = """
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    email TEXT,
+    first_name TEXT,
+    last_name TEXT,
+    address TEXT,
+    city TEXT,
+    state TEXT,
+    postal_code TEXT,
+    country TEXT,
+    loyalty_tier TEXT NOT NULL,
+    lifetime_value REAL NOT NULL,
+    email_status TEXT,
+    email_status_changed_at TEXT,
+    updated_at TEXT NOT NULL
+)
+"""
+
+
 def write_cdp(path: Path, customers: list[Customer]) -> None:
     """Create the SQLite CDP at ``path`` (no file there yet) holding ``customers``."""
-    columns = ", ".join(field.name for field in fields(Customer)[1:])
     with closing(sqlite3.connect(path)) as connection, connection:
-        connection.execute(f"CREATE TABLE customers (id INTEGER PRIMARY KEY, {columns})")
+        connection.execute(CUSTOMERS_DDL)
         _insert(connection, customers)
 
 
