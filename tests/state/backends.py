@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import pytest
 
 from omnisync.state import LedgerStore, SqliteLedgerStore
-from omnisync.state.migrations import MIGRATIONS, POSTGRES_MIGRATIONS
+from omnisync.state.migrations import MIGRATIONS, POSTGRES_MIGRATIONS, migrate
 from tests.conftest import require_postgres
 
 
@@ -99,10 +99,7 @@ class SqliteBackend:
 
     def create_at_version(self, version: int) -> None:
         connection = sqlite3.connect(self.path, isolation_level=None)
-        for script in MIGRATIONS[:version]:
-            for statement in script.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+        migrate(connection, MIGRATIONS[:version], 0)
         connection.execute(f"PRAGMA user_version = {version}")
         connection.execute(
             "INSERT INTO ledger_entries VALUES ('vip', 'old@example.com', 7, 'vip', "
@@ -226,10 +223,7 @@ class PostgresBackend:
                 "CREATE TABLE schema_version (id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id), "
                 "version INTEGER NOT NULL)"
             )
-            for script in POSTGRES_MIGRATIONS[:version]:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
+            migrate(connection, POSTGRES_MIGRATIONS[:version], 0)
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
             connection.execute(
                 "INSERT INTO ledger_entries VALUES ('vip', 'old@example.com', 7, 'vip', "
