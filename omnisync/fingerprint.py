@@ -39,18 +39,16 @@ NEVER_A_FINGERPRINT = -(2**63)
 def fingerprint_columns(export: Export) -> tuple[str, ...]:
     """The source columns a fingerprint covers, without repeats: the mapping's columns,
     then the consent columns the mapping does not already read."""
-    ordered = list(export.mapping.columns())
+    columns: list[str | None] = [*export.mapping.columns()]
     consent = export.consent
     if consent is not None:
-        for column in (
+        columns += [
             consent.status_column,
             consent.changed_at_column,
             consent.ip_column,
             consent.user_agent_column,
-        ):
-            if column is not None and column not in ordered:
-                ordered.append(column)
-    return tuple(ordered)
+        ]
+    return tuple(dict.fromkeys(column for column in columns if column is not None))
 
 
 def spec_digest(export: Export) -> bytes:

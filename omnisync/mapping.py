@@ -78,7 +78,6 @@ class MappingPlan:
     """
 
     def __init__(self, export: Export) -> None:
-        self.export = export
         self.columns = fingerprint_columns(export)
         position: dict[str | None, int] = {column: i for i, column in enumerate(self.columns)}
         mapping = export.mapping
@@ -91,7 +90,6 @@ class MappingPlan:
         self._country_code = position.get(mapping.country_code)
         self._country = position.get(mapping.country)
         properties = mapping.custom_properties
-        self._too_many_properties = len(properties) > MAX_CUSTOM_PROPERTIES
         # A position of None: the name breaks Omnisend's rule.
         self._properties = tuple(
             (name, position[properties[name]] if CUSTOM_PROPERTY_NAME.fullmatch(name) else None)
@@ -205,7 +203,7 @@ class MappingPlan:
         reasons: list[str],
         warnings: list[str],
     ) -> None:
-        if self._too_many_properties:
+        if len(self._properties) > MAX_CUSTOM_PROPERTIES:
             reasons.append(f"more than {MAX_CUSTOM_PROPERTIES} custom properties")
         for name, index in self._properties:
             if index is None:

@@ -26,7 +26,7 @@ def _mask_part(part: str) -> str:
 
 
 _PASSWORD_PAIR = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)[^@\s]*@")
+_URI_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)([^@\s]*)@")
 
 
 def redact(message: str, dsn: str) -> str:
@@ -45,7 +45,7 @@ def redact(message: str, dsn: str) -> str:
         unescaped = re.sub(r"\\(.)", r"\1", value)  # libpq's 'it\'s' is it's
         secrets |= {value, unescaped, in_query, unquote(in_query)}
     for match in _URI_PASSWORD.finditer(dsn):
-        password = match.group(0)[len(match.group(1)) : -1]
+        password = match.group(2)
         secrets |= {password, unquote(password)}  # libpq quotes it decoded
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= 4:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -105,13 +106,11 @@ def handle(args: argparse.Namespace) -> int:
 def _refuse_while_running(config: Config, export: str) -> None:
     """On a shared store the run lock is per machine: refuse to mark the ledger while a
     replica runs the export (its run would read the ledger before the marks)."""
-    from omnisync.cli.status import replicas_document
+    from omnisync.daemon.remote import open_board
 
-    running = [
-        replica["id"]
-        for replica in replicas_document(config)["replicas"]
-        if replica["live"] and export in replica["running"]
-    ]
+    with closing(open_board(config)) as board:
+        replicas = board.board().replicas
+    running = [replica.id for replica in replicas if replica.live and export in replica.running]
     if running:
         raise OmnisyncError(
             f"replica {running[0]} is running it now; repair once that run has ended "

@@ -92,7 +92,7 @@ def find_state_dir(args: argparse.Namespace) -> Lookup:
 
     if result.config is not None:
         return lookup(result.config.daemon.state_dir, "the config's state directory")
-    first = str(result.diagnostics[0]) if result.diagnostics else "it does not load"
+    first = str(result.diagnostics[0])  # never empty without a config (LoadResult)
     if result.unreadable:
         raise SystemExit(
             fail(f"omnisync status: cannot read the config at {path}: {first}", EXIT_USAGE)
@@ -250,7 +250,7 @@ def render(document: dict[str, Any], console: Console) -> None:
         f"omnisync daemon pid {daemon.get('pid')} on {daemon.get('control_address')},"
         f" up since {short_time(daemon.get('started_at'))}"
     )
-    console.print(Text(f"config {config.get('config_path', daemon.get('config_path'))}"))
+    console.print(Text(f"config {daemon.get('config_path')}"))
     loaded_at = short_time(config.get("loaded_at"))
     console.print(f"revision [bold]{config.get('revision')}[/bold], loaded {loaded_at}")
     reloaded_at = short_time(reload.get("at"))

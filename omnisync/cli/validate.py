@@ -69,14 +69,15 @@ def _validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     result = try_load_config(args.path or config_path_from(args, os.environ), environ=os.environ)
     config, diagnostics = result.config, result.diagnostics
-    if config is not None and args.check_secrets:
-        diagnostics = check_secrets(config, environ=os.environ)
-    if config is not None and args.check_references:
-        diagnostics = sort_diagnostics((*diagnostics, *check_references(config)))
-    exports = len(config.exports) if config is not None else 0
-    revision = config.revision if config is not None else ""
+    exports, revision = 0, ""
+    if config is not None:
+        exports, revision = len(config.exports), config.revision
+        if args.check_secrets:
+            diagnostics = check_secrets(config, environ=os.environ)
+        if args.check_references:
+            diagnostics = sort_diagnostics((*diagnostics, *check_references(config)))
+    valid = config is not None and not diagnostics
     if args.format == "json":
-        valid = config is not None and not diagnostics
         write(
             render_json(
                 diagnostics, valid=valid, files=result.files, revision=revision, exports=exports
@@ -84,7 +85,7 @@ def _validate(args: argparse.Namespace) -> int:
         )
     else:
         write(render_github(diagnostics) if args.format == "github" else render_text(diagnostics))
-    if config is not None and not diagnostics:
+    if valid:
         if args.format != "json":
             checked = ", secrets resolved" if args.check_secrets else ""
             checked += ", referenced files readable" if args.check_references else ""

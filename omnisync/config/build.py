@@ -117,8 +117,7 @@ def build_config(
     schedules = builder.section(
         data, "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
     )
-    daemon = builder.kept(data.get("daemon", {}), ("daemon",)) or {}
-    default_guards = _guards(daemon.get("guards"), Guards())
+    daemon = builder.daemon(data, environ)
     config = Config(
         version=1,
         users=builder.section(data, "users", lambda name, body: _model(User, body, name=name)),
@@ -131,9 +130,9 @@ def build_config(
         exports=builder.section(
             data,
             "exports",
-            lambda name, body: builder.export(name, body, schedules, guards=default_guards),
+            lambda name, body: builder.export(name, body, schedules, guards=daemon.guards),
         ),
-        daemon=replace(builder.daemon(daemon, environ), guards=default_guards),
+        daemon=daemon,
         revision=revision,
         files=files,
         positions={dotted(path): position for path, position in positions.items()},
@@ -187,7 +186,7 @@ class _Builder:
     ) -> dict[str, _Entry]:
         """The entries of ``section`` that can be built; the others have reported flaws."""
         entries = data.get(section, {})
-        if not isinstance(entries, dict) or (section,) in self.problems:
+        if (section,) in self.problems:
             return {}
         built = {}
         for name, entry in entries.items():
@@ -318,8 +317,9 @@ class _Builder:
             guards=_guards(body.get("guards"), guards),
         )
 
-    def daemon(self, body: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:
+    def daemon(self, data: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:
         entry: PathParts = ("daemon",)
+        body = self.kept(data.get("daemon", {}), entry) or {}
         control = body.get("control", {})
         default_debounce = DaemonSettings.reload_debounce_seconds
         debounce = self.seconds(
@@ -336,6 +336,7 @@ class _Builder:
             ),
             control_token=self.secret(control.get("token"), entry),
             reload_debounce_seconds=default_debounce if debounce is None else debounce,
+            guards=_guards(body.get("guards"), Guards()),
             **_given(body, "replica_id", "log_format"),
         )
 

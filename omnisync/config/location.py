@@ -29,5 +29,5 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
 def config_path_from(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
     """The config path a command should load: ``--config``, else ``$OMNISYNC_CONFIG``
     when set and not empty, else ``/etc/omnisync``."""
-    given: str | None = getattr(args, "config", None)
+    given: str | None = args.config
     return given or environ.get(CONFIG_ENVIRONMENT_VARIABLE) or DEFAULT_CONFIG_PATH

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from omnisync.logs import LogFormat
+
 SourceKind = Literal["sqlite", "csv", "jsonl", "postgres"]
 OnLeave = Literal["untag", "keep"]
-LogFormat = Literal["json", "text"]
 
 
 @dataclass(frozen=True, order=True)

@@ -122,10 +122,11 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
             return failed(start, "file has no YAML document, only comments")
         data = walker.value(root, (), depth=0)
     except ReaderError as error:
-        message = "the file cannot be read as text"
-        if isinstance(error.character, int):
-            message = f"character U+{error.character:04X} is not allowed in YAML"
-        return failed(_position_after(text[: error.position], file=file), message)
+        # The text is decoded already: PyYAML's reader refuses only a character, by its code.
+        return failed(
+            _position_after(text[: error.position], file=file),
+            f"character U+{error.character:04X} is not allowed in YAML",
+        )
     except MarkedYAMLError as error:
         return failed(_mark_position(error.problem_mark, file=file), _yaml_message(error))
     except _LimitExceeded as error:

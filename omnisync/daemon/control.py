@@ -115,7 +115,8 @@ class _Channel(HTTPChannel):  # type: ignore[misc]
 
 
 class BudgetServer(TcpWSGIServer):  # type: ignore[misc]
-    """waitress's TCP server with the connection budget (see the module's doc)."""
+    """waitress's TCP server with the connection budget (see the module's doc): its
+    :meth:`readable` replaces waitress's own idle sweep and connection limit."""
 
     channel_class = _Channel
 
@@ -142,7 +143,7 @@ class BudgetServer(TcpWSGIServer):  # type: ignore[misc]
                 channel.waiting_since = None
             elif channel.waiting_since is None:
                 channel.waiting_since = now
-            elif now - channel.waiting_since > REQUEST_DEADLINE and not channel.will_close:
+            elif now - channel.waiting_since > REQUEST_DEADLINE:
                 channel.will_close = True  # closed by the loop on its next pass
 
     def _longest_waiting(self) -> _Channel | None:
@@ -182,17 +183,14 @@ class BudgetServer(TcpWSGIServer):  # type: ignore[misc]
 
 
 def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if ip_or_none(host) is None:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        if not infos:
-            raise OSError(f"cannot resolve {host}")
-        family, _, _, _, address = infos[0]
-        host = str(address[0])
+    """A socket bound to ``port`` on the first address of ``host`` (an IP literal's is itself)."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock.bind((str(address[0]), port))
     except BaseException:
         sock.close()
         raise
@@ -296,11 +294,8 @@ class ControlServer:
             threads=WORKER_THREADS,
             ident="omnisync-control",
             backlog=1024,
-            channel_timeout=max(1, int(REQUEST_DEADLINE)),
-            cleanup_interval=1,
             max_request_header_size=_MAX_HEAD,
             max_request_body_size=_MAX_BODY,
-            asyncore_use_poll=True,
             expose_tracebacks=False,
             log_socket_errors=False,
         )

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from omnisync.clock import Clock
 from omnisync.config.model import Config, Connection, DaemonSettings
@@ -25,10 +25,10 @@ from omnisync.engine.run_render import result_as_dict
 from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, RunnerSettings
 from omnisync.errors import OmnisyncError
 from omnisync.state import LedgerStore, StateError, open_state_store
-from omnisync.state.store import Fence
 
 if TYPE_CHECKING:
     from omnisync.daemon.replicas import ReplicaMember
+    from omnisync.state.postgres import PostgresLedgerStore
 
 _log = logging.getLogger("omnisync.daemon")
 
@@ -147,8 +147,7 @@ class EngineRuns:
         fence = self._leases.fence(brand)
         if fence is None:
             return f"this replica does not hold brand {brand}'s lease"
-        fenced: Callable[[Fence], LedgerStore] | None = getattr(store, "fenced", None)
-        return fenced(fence) if fenced is not None else store
+        return cast("PostgresLedgerStore", store).fenced(fence)  # leases come with PostgreSQL
 
     def _runner(self, config: Config, *, store: LedgerStore | None = None) -> ExportRunner:
         return ExportRunner(
@@ -170,33 +169,32 @@ class EngineRuns:
             return None
         return run_as_dict(runs[0]) if runs else None
 
-    def config_applied(self, config: Config, previous: Config | None) -> None:
-        """Say so when a reload changes what only a restart can change."""
-        if previous is None:
-            return
-        new, old = config.daemon, previous.daemon
-        for setting, now, before in (
-            ("daemon.state_dir", new.state_dir, old.state_dir),
-            ("daemon.control.listen", new.control_listen, old.control_listen),
-            ("daemon.state", _describe_state(new), _describe_state(old)),
-            (
-                "daemon.replica_id",
-                new.replica_id or "hostname:pid",
-                old.replica_id or "hostname:pid",
-            ),
-        ):
-            if now != before:
-                _log.warning(
-                    "%s changed to %s; it takes effect when the daemon restarts",
-                    setting,
-                    now,
-                    extra={"event": "restart_needed", "setting": setting},
-                )
-
     def close(self) -> None:
         self._pool.close()
         if self._opened is not None:
             self._opened.close()
+
+
+def warn_restart_needed(config: Config, previous: Config) -> None:
+    """Say so when a reload changes what only a restart can change."""
+    new, old = config.daemon, previous.daemon
+    for setting, now, before in (
+        ("daemon.state_dir", new.state_dir, old.state_dir),
+        ("daemon.control.listen", new.control_listen, old.control_listen),
+        ("daemon.state", _describe_state(new), _describe_state(old)),
+        (
+            "daemon.replica_id",
+            new.replica_id or "hostname:pid",
+            old.replica_id or "hostname:pid",
+        ),
+    ):
+        if now != before:
+            _log.warning(
+                "%s changed to %s; it takes effect when the daemon restarts",
+                setting,
+                now,
+                extra={"event": "restart_needed", "setting": setting},
+            )
 
 
 def _describe_state(settings: DaemonSettings) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -28,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from omnisync import __version__
+from omnisync.config.model import Config
 from omnisync.daemon.status import parse_time
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -211,25 +212,20 @@ class DaemonMetrics:
             self.held.labels(export=export).set(1 if outcome == "held" else 0)
 
     def config_applied(
-        self,
-        revision: str,
-        exports: Iterable[str],
-        *,
-        connections: Iterable[str],
-        last_run: Callable[[str], Mapping[str, Any] | None],
+        self, config: Config, *, last_run: Callable[[str], Mapping[str, Any] | None]
     ) -> None:
-        """The daemon runs ``revision``: each export and connection gets every series now,
+        """The daemon runs ``config``: each export and connection gets every series now,
         an export seen first its last success (from ``last_run``, its latest run in history;
         0 if none); exports no longer configured lose theirs."""
-        names = set(exports)
+        names = set(config.exports)
         with self._lock:
-            for connection in connections:
+            for connection in config.connections:
                 self.rate_limited.labels(connection=connection)
                 self.rate_limit_wait.labels(connection=connection)
-            if revision != self._revision:
+            if config.revision != self._revision:
                 self.config_info.clear()
-                self.config_info.labels(revision=revision).set(1)
-                self._revision = revision
+                self.config_info.labels(revision=config.revision).set(1)
+                self._revision = config.revision
             for name in sorted(names - self._exports):
                 for outcome in OUTCOMES:
                     self.runs.labels(export=name, outcome=outcome)

@@ -34,7 +34,7 @@ class Notifier:
         usec = environ.get("WATCHDOG_USEC")
         if usec and (not watchdog_pid or watchdog_pid == str(os.getpid())):
             try:
-                watchdog = int(usec) / 1_000_000 or None
+                watchdog = int(usec) / 1_000_000
             except ValueError:
                 _log.warning(
                     "ignoring WATCHDOG_USEC that is not a number",

@@ -27,7 +27,6 @@ class ExportSpec:
     (renaming a schedule does not re-time it); ``definition``: everything that changes
     what a run sends (the export without its schedule, its segment, source, connection)."""
 
-    name: str
     enabled: bool
     timing: Schedule | None
     definition: tuple[Export, Segment | None, Source | None, Connection | None]
@@ -74,7 +73,6 @@ def desired_exports(config: Config) -> dict[str, ExportSpec]:
         source = config.sources.get(segment.source) if segment is not None else None
         schedule = export.schedule
         specs[name] = ExportSpec(
-            name=name,
             enabled=export.enabled,
             timing=replace(schedule, name=None) if schedule is not None else None,
             definition=(
@@ -97,7 +95,7 @@ def reconcile(
     actions: list[Action] = []
     for name in sorted(set(desired) | set(applied) | set(scheduled)):
         wanted = desired.get(name)
-        stop = _stop_for(wanted, applied.get(name))
+        stop = _stop_for(name, wanted, applied.get(name))
         if stop is not None:
             actions.append(stop)
         current = scheduled.get(name)
@@ -110,15 +108,15 @@ def reconcile(
     return tuple(actions)
 
 
-def _stop_for(wanted: ExportSpec | None, before: ExportSpec | None) -> StopRun | None:
+def _stop_for(name: str, wanted: ExportSpec | None, before: ExportSpec | None) -> StopRun | None:
     if before is None or not before.enabled:
         return None  # a disabled export's runs were stopped when it was disabled
     if wanted is None:
-        return StopRun(export=before.name, reason="removed", rerun=False)
+        return StopRun(export=name, reason="removed", rerun=False)
     if not wanted.enabled:
-        return StopRun(export=wanted.name, reason="disabled", rerun=False)
+        return StopRun(export=name, reason="disabled", rerun=False)
     if wanted.definition != before.definition:
-        return StopRun(export=wanted.name, reason="changed", rerun=True)
+        return StopRun(export=name, reason="changed", rerun=True)
     return None
 
 

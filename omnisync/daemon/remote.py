@@ -243,8 +243,7 @@ class HeldBrand:
         self._stop.set()
         self._thread.join(timeout=self._lease)
         try:
-            if self._token is not None:
-                self._board.release(self.brand, self.holder, self._token)
+            self._board.release(self.brand, self.holder, self.fence.token)
         except StateError:
             pass  # it expires by itself
         finally:

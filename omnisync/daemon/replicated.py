@@ -141,8 +141,7 @@ class Replication:
             "result": outcome.result,
             "replica": self.replica_id,
         }
-        history_id = outcome.history_id if isinstance(outcome.history_id, int) else None
-        self._answer(request_id, answer, run_id=history_id)
+        self._answer(request_id, answer, run_id=outcome.history_id)
 
     # ReplicaHooks
     def brands(self) -> frozenset[str]:

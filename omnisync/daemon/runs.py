@@ -66,7 +66,7 @@ class RunOutcome:
     status: str
     counts: Mapping[str, int] = field(default_factory=dict)
     error: str | None = None
-    history_id: int | str | None = None
+    history_id: int | None = None
     result: Mapping[str, Any] | None = None
 
 
@@ -118,9 +118,6 @@ class Engine(Protocol):
 
     def refusal(self, config: Config, export: str) -> str | None:
         """Why ``export`` cannot run now (its API key cannot be read), or ``None``."""
-
-    def config_applied(self, config: Config, previous: Config | None) -> None:
-        """The daemon now runs ``config`` (``previous``: the one before, ``None`` at start)."""
 
 
 @dataclass(frozen=True)
@@ -236,22 +233,22 @@ class RunCoordinator:
         """Start ``export`` now, or once more right after its run in flight (ticks during a
         run coalesce into one follow-up); the started run's record, ``None`` when coalesced."""
         record = self.start(export, trigger=trigger)
-        if record is None:
-            with self._lock:
-                active = self._active.get(export)
-                if active is not None and self._accepting:
-                    if active.follow_up is None:
-                        _log.info(
-                            "export %s is still running; this %s run will follow it",
-                            export,
-                            trigger,
-                            extra={"event": "run_coalesced", "export": export, "trigger": trigger},
-                        )
-                    active.follow_up = active.follow_up or trigger
-                    return None
-            # It finished between our two looks: try once more.
-            record = self.start(export, trigger=trigger)
-        return record
+        if record is not None:
+            return record
+        with self._lock:
+            active = self._active.get(export)
+            if active is not None and self._accepting:
+                if active.follow_up is None:
+                    _log.info(
+                        "export %s is still running; this %s run will follow it",
+                        export,
+                        trigger,
+                        extra={"event": "run_coalesced", "export": export, "trigger": trigger},
+                    )
+                    active.follow_up = trigger
+                return None
+        # It finished between our two looks: try once more.
+        return self.start(export, trigger=trigger)
 
     def _execute(self, active: _Active) -> None:
         record = active.record
@@ -333,14 +330,8 @@ class RunCoordinator:
             exports = list(self._active)
         for export in exports:
             self.stop(export, reason="shutdown")
-        deadline = time.monotonic() + timeout
         with self._lock:
-            while self._active:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-        return True
+            return self._idle.wait_for(lambda: not self._active, timeout)
 
     def running(self) -> dict[str, RunRecord]:
         """The runs in flight, by export."""

@@ -29,6 +29,7 @@ from omnisync.daemon.discovery import (
     remove_info,
     write_info,
 )
+from omnisync.daemon.engine import warn_restart_needed
 from omnisync.daemon.loading import DaemonConfigLoader, LoadedConfig, LoadFailed, StartupFailed
 from omnisync.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from omnisync.daemon.notify import Notifier
@@ -271,6 +272,7 @@ class Daemon:
             self._secrets_loaded(loaded)
             if loaded.control_token and self._control is not None:
                 self._control.set_token(loaded.control_token)
+            warn_restart_needed(loaded.config, self._loaded.config)
             self._apply(loaded, previous=self._loaded)
             result = ReloadResult(ok=True, at=at, source=source, revision=loaded.config.revision)
         self._reloads.append(result)
@@ -286,14 +288,8 @@ class Daemon:
         with self._config_lock:
             self._loaded = loaded
             self._loaded_at = self._clock.wall()
-        self._engine.config_applied(loaded.config, previous.config if previous else None)
         changes = self.supervisor.apply(loaded.config)
-        self.metrics.config_applied(
-            loaded.config.revision,
-            loaded.config.exports,
-            connections=loaded.config.connections,
-            last_run=self._engine.last_run,
-        )
+        self.metrics.config_applied(loaded.config, last_run=self._engine.last_run)
         if previous is not None:
             _log.info(
                 "config reloaded: revision %s (was %s)",

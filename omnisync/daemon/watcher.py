@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,22 +76,18 @@ def git_targets(config_path: Path) -> tuple[WatchTarget, ...]:
     directory = absolute if absolute.is_dir() else absolute.parent
     top = work_tree(str(directory)) if directory.is_dir() else None
     found = git(["rev-parse", "--absolute-git-dir", "--git-common-dir"], top=top) if top else None
-    if not found:
+    if top is None or not found:
         return ()
     git_dir, common = (Path(line) for line in os.fsdecode(found).splitlines()[:2])
-    common = common if common.is_absolute() else Path(top or "") / common
     targets = [WatchTarget(git_dir.resolve(), names=_GIT_STATE, configmap=False)]
-    heads = (common / "refs" / "heads").resolve()
+    heads = (Path(top) / common / "refs" / "heads").resolve()  # common may be relative to top
     if heads.is_dir():
         targets.append(WatchTarget(heads, names=None, configmap=False, any_entry=True))
     return tuple(targets)
 
 
-def watch_targets(
-    config_path: Path, *, git_state: tuple[WatchTarget, ...] = ()
-) -> tuple[WatchTarget, ...]:
-    """What to watch for ``config_path`` as the file system is now (symlinks resolved);
-    ``git_state`` (from :func:`git_targets`) is added as it is."""
+def watch_targets(config_path: Path) -> tuple[WatchTarget, ...]:
+    """What to watch for ``config_path`` as the file system is now (symlinks resolved)."""
     absolute = Path(os.path.abspath(config_path))
     directory = absolute.is_dir()
     link = absolute if directory else absolute.parent
@@ -103,14 +99,13 @@ def watch_targets(
         targets.append(
             WatchTarget(link.parent.resolve(), names=frozenset({link.name}), configmap=False)
         )
-    return (*targets, *git_state)
+    return tuple(targets)
 
 
 def relevant_changes(
-    targets: Iterable[WatchTarget], changes: Iterable[tuple[Change, str]]
+    targets: Sequence[WatchTarget], changes: Iterable[tuple[Change, str]]
 ) -> tuple[str, ...]:
     """The changed paths, among ``changes``, that can change the config, sorted."""
-    targets = tuple(targets)
     return tuple(
         sorted({path for _, path in changes if any(t.matches(Path(path)) for t in targets)})
     )
@@ -136,8 +131,8 @@ class ConfigWatcher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            git_state = git_targets(self.config_path)
-            targets = watch_targets(self.config_path, git_state=git_state)
+            config_targets = watch_targets(self.config_path)
+            targets = (*config_targets, *git_targets(self.config_path))
             directories = sorted({str(target.directory) for target in targets})
             _log.debug(
                 "watching %s",
@@ -159,7 +154,7 @@ class ConfigWatcher:
                     relevant = relevant_changes(targets, changes)
                     if relevant:
                         self._on_change(relevant)
-                    if watch_targets(self.config_path, git_state=git_state) != targets:
+                    if watch_targets(self.config_path) != config_targets:
                         _log.info(
                             "the config path now resolves elsewhere; moving the watch",
                             extra={"event": "watch_moved"},

@@ -210,7 +210,7 @@ def post_batch(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiRe
     created, delay = state.clock.now(), state.settings.batch_delay
     state.worker.schedule(created + delay / 2, lambda: brand.start_batch(batch))
     state.worker.schedule(created + delay, lambda: brand.finish_batch(batch))
-    return ApiResponse(201, {"batchID": batch.id, "totalCount": batch.total}, emails)
+    return ApiResponse(201, {"batchID": batch.id, "totalCount": len(batch.results)}, emails)
 
 
 def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest) -> ApiResponse:

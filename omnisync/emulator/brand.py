@@ -57,8 +57,8 @@ _RAW_DEFLATE = -15
 
 @dataclass(slots=True, eq=False)
 class Batch:
-    """One batch of one brand, made from a validated envelope; ``results`` holds each item's
-    result code (``NOT_PROCESSED`` until it is applied)."""
+    """One batch of one brand, made from a validated envelope; ``results`` holds one result
+    code per item (``NOT_PROCESSED`` until it is applied)."""
 
     id: str
     endpoint: str
@@ -67,7 +67,6 @@ class Batch:
     #: The parsed items until the batch is done; then ``None`` and ``packed`` holds them.
     items: list[Any] | None
     created: float
-    total: int = field(init=False)
     results: bytearray = field(init=False)
     packed: bytes | None = None
     started: float | None = None
@@ -77,8 +76,7 @@ class Batch:
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.total = len(self.items or ())
-        self.results = bytearray(self.total)
+        self.results = bytearray(len(self.items or ()))
 
     def end(self, status: str, at: float) -> None:
         """Finish or stop the batch, keeping its items compressed."""
@@ -103,8 +101,8 @@ def render_batch(batch: Batch) -> dict[str, Any]:
         "method": batch.method,
         "origin": batch.origin,
         "status": batch.status,
-        "totalCount": batch.total,
-        "finishedCount": batch.total - batch.results.count(NOT_PROCESSED),
+        "totalCount": len(batch.results),
+        "finishedCount": len(batch.results) - batch.results.count(NOT_PROCESSED),
         "errorsCount": len(batch.errors),
     }
     if batch.started is not None:
@@ -267,7 +265,7 @@ class Brand:
     def start_batch(self, batch: Batch) -> None:
         """Apply a pending batch's items one by one until it stops (module docstring), under
         the lock for the whole batch: a reader sees it before or after."""
-        limit = batch.total // 2 + 1
+        limit = len(batch.results) // 2 + 1
         limit = min(limit, self._injector.faults.stop_after_errors or limit)
         with self.lock:
             if batch.status != "pending":

@@ -198,8 +198,7 @@ class ContactBook:
     def upsert(self, body: Mapping[str, Any], *, at: float) -> tuple[int, ContactRecord]:
         """POST /contacts on a validated body: 201 and the new record, or 200 and the updated."""
         email = email_of(body)
-        if email is None:
-            raise ValueError("a validated contact body has an email identifier")
+        assert email is not None, "a validated contact body has an email identifier"
         created, record = self._record(email, at)
         self.apply(record, body, at=at, created=created)
         return (201 if created else 200), record

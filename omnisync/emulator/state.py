@@ -77,12 +77,12 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class Settings:
-    """Behaviour knobs that may change while the emulator runs."""
+    """Behaviour knobs that may change while the emulator runs (defaults: ``Emulator``'s)."""
 
-    rate_limits: bool = True
-    batch_delay: float = 0.2
-    tag_delay: float = 0.05
-    max_batch_bytes: int = 1_000_000
+    rate_limits: bool
+    batch_delay: float
+    tag_delay: float
+    max_batch_bytes: int
 
     def __post_init__(self) -> None:
         check_flag("rate_limits", self.rate_limits)

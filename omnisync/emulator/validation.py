@@ -44,7 +44,6 @@ _SELECTORS = ("emails", "contactIDs", "phones", "segmentID")
 _TITLES = {
     400: ("validation-failed", "Validation failed"),
     401: ("unauthorized", "Unauthorized"),
-    403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     409: ("conflict", "Conflict"),

@@ -21,7 +21,7 @@ from typing import Any
 from psycopg import IsolationLevel
 
 from omnisync.engine.diff import FETCH_SIZE, FILLED_COLUMNS, DiffTerms, LedgerSide
-from omnisync.state import LedgerStore, StateError
+from omnisync.state import LedgerStore
 from omnisync.state.postgres import PostgresConnection, PostgresLedgerStore
 
 #: How long the diff's transaction may wait on SQLite between two statements.
@@ -45,13 +45,10 @@ def postgres_ledger(
     connection, read in one snapshot valid inside the block (a dedicated connection,
     closed with it); ``None``, copying nothing, for a ledger with nothing to diff
     against. Raises :class:`~omnisync.state.StateError` (no password in it) when the
-    store cannot be read, or is not a PostgreSQL store.
+    store cannot be read.
     """
-    if not isinstance(store, PostgresLedgerStore):
-        raise StateError(
-            f"the state store {store.location} cannot be diffed against: "
-            "it is neither a SQLite file nor a PostgreSQL database"
-        )
+    # Staging hands over only a store without a SQLite file (``ledger_file``): this one.
+    assert isinstance(store, PostgresLedgerStore)
     with store.database.dedicated_connection("diff the segment against the ledger") as connection:
         connection.isolation_level = IsolationLevel.REPEATABLE_READ
         with connection.transaction():

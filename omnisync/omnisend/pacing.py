@@ -193,7 +193,7 @@ class BrandLimiter:
     def penalise(self, retry_after: float) -> None:
         """Pause the whole brand: send nothing for ``retry_after`` seconds from now."""
         with self._lock:
-            until = self._clock.now() + max(retry_after, 0.0)
+            until = self._clock.now() + retry_after
             for window in (self._general, self._tags, self._batches):
                 window.penalise(until)
 

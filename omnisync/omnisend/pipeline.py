@@ -249,8 +249,6 @@ class DeliveryPipeline:
                 pending = {
                     batch_id: item.writes.emails for batch_id, item in self._in_flight.items()
                 }
-            if not pending:
-                continue
             try:
                 outcomes = self._client.poll_batches(pending)
             except OmnisendError as error:
@@ -269,12 +267,11 @@ class DeliveryPipeline:
         # Every acknowledgement first, in one listener call: the ledger records
         # them in one transaction.
         settled: list[tuple[BatchOutcome, _Batch, tuple[str, ...], tuple[str, ...]]] = []
-        for outcome in outcomes:
+        for outcome in outcomes:  # of batches in flight, which only this thread removes
             with self._in_flight_lock:
-                batch = self._in_flight.pop(outcome.batch_id, None)
-            if batch is not None:
-                self._places.release()
-                settled.append((outcome, batch, *outcome.sort_out(batch.writes.emails)))
+                batch = self._in_flight.pop(outcome.batch_id)
+            self._places.release()
+            settled.append((outcome, batch, *outcome.sort_out(batch.writes.emails)))
         acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
         if acknowledged:
             self._listener.upserts_acknowledged(acknowledged)

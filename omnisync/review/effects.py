@@ -83,7 +83,7 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
             ),
         )
     found: list[Effect] = []
-    limit = sides.head.connections.get(after.connection)
+    connection = sides.head.connections[after.connection]
     if before.enabled and not after.enabled:
         found.append(
             Effect(
@@ -123,7 +123,7 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
                 "warning",
                 "what is sent for each member changes: every member is upserted again",
                 path="mapping",
-                **_cost(members, limit, upserts=1),
+                **_cost(members, connection, upserts=1),
             )
         )
     if before.consent != after.consent:
@@ -136,7 +136,7 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
                 f"the tag changes from '{before.tag}' to '{after.tag}': every member gets"
                 f" '{after.tag}', then loses '{before.tag}'",
                 path="tag",
-                **_cost(members, limit, tag_changes=2),
+                **_cost(members, connection, tag_changes=2),
             )
         )
     if before.on_leave != after.on_leave:
@@ -260,21 +260,18 @@ def describe_runs(per_day: float) -> str:
 
 def _membership(config: Config, export: Export, relocate: Relocate) -> object:
     """What decides the export's members: its segment's query and key, and the source."""
-    segment = config.segments.get(export.segment)
-    if segment is None:
-        return export.segment
-    source = config.sources.get(segment.source)
-    located = None if source is None else flatten(source, relocate=relocate)
-    return (segment.query, segment.key, located)
+    segment = config.segments[export.segment]
+    source = flatten(config.sources[segment.source], relocate=relocate)
+    return (segment.query, segment.key, source)
 
 
 def _cost(
-    members: int | None, connection: Connection | None, *, upserts: int = 0, tag_changes: int = 0
+    members: int | None, connection: Connection, *, upserts: int = 0, tag_changes: int = 0
 ) -> dict[str, Any]:
     """An effect's ``members``, ``requests`` and least ``minutes`` (under the connection's
     two limits, which the client keeps busy at once) for ``upserts`` batched upserts and
-    ``tag_changes`` tags calls per member; ``{}`` when members or connection are unknown."""
-    if members is None or connection is None:
+    ``tag_changes`` tags calls per member; ``{}`` when members are unknown."""
+    if members is None:
         return {}
     batch_calls = upserts * math.ceil(members / MAX_BATCH_ITEMS)
     tag_calls = tag_changes * math.ceil(members / MAX_TAG_EMAILS)

@@ -132,13 +132,11 @@ def _approvers(kind: Kind, name: str, sides: Sides) -> tuple[str, ...]:
 
 
 def _uses(config: Config, export: Export, kind: Kind, name: str) -> bool:
-    segment = export.segment
     if kind == "segment":
-        return segment == name
+        return export.segment == name
     if kind == "schedule":
         return export.schedule is not None and export.schedule.name == name
-    found = config.segments.get(segment)
-    return found is not None and found.source == name
+    return config.segments[export.segment].source == name
 
 
 def _names(names: Iterable[str]) -> tuple[str, ...]:

@@ -48,7 +48,7 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
     """
     absolute = os.path.abspath(config_path)
     directory = absolute if os.path.isdir(absolute) else os.path.dirname(absolute)
-    top = work_tree(directory) if os.path.isdir(directory) else None
+    top = work_tree(directory)  # None for a directory that does not exist, too
     if top is None:
         raise RevisionUnavailable(
             f"{config_path} is not in a git work tree: cannot read {revision}"

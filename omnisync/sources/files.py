@@ -21,7 +21,6 @@ from typing import IO, Any
 
 from omnisync.sources.errors import SourceError, require_columns
 
-_BOM = b"\xef\xbb\xbf"
 _JSON_KINDS = {
     type(None): "null",
     bool: "a boolean",
@@ -87,10 +86,7 @@ class CsvReader(_FileReader):
                 )
 
     def _records(self, handle: Iterable[str], encoding: str) -> Iterator[list[str]]:
-        try:
-            reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
-        except TypeError as error:
-            raise self._error(f"bad delimiter {self.delimiter!r}: {error}") from None
+        reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
         try:
             yield from filter(None, reader)  # blank lines are empty records
         except UnicodeDecodeError as error:
@@ -146,7 +142,7 @@ class JsonlReader(_FileReader):
         """Yield, per object, the values of ``columns`` (``None`` when a key is absent)."""
         with self._open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                line = raw[len(_BOM) :] if number == 1 and raw.startswith(_BOM) else raw
+                line = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
                 if not line.strip():
                     continue
                 try:

@@ -54,8 +54,6 @@ def canonical(value: object) -> object:
         return value.isoformat()
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    if isinstance(value, memoryview):
-        return bytes(value)
     return str(value)
 
 

@@ -78,9 +78,6 @@ class GatedRuns:
     def refusal(self, config: Config, export: str) -> None:
         return None
 
-    def config_applied(self, config: Config, previous: Config | None) -> None:
-        pass
-
 
 def wait_until(
     predicate, *, timeout: float = 20.0, interval: float = 0.02, message: str = "condition"
