@@ -2,8 +2,8 @@
 
 APScheduler 3 numbers weekdays from Monday (crontab's ``0`` is Sunday), so
 :func:`crontab_trigger_fields` rewrites the day-of-week field into weekday
-names, which both agree on; the scheduler and validation build the same
-``CronTrigger(**fields, timezone=...)``, so what validates is what runs.
+names, which both agree on; the scheduler, the review and validation build the
+same trigger (:func:`crontab_trigger`), so what validates is what runs.
 
 Crontab runs a job when *either* a restricted day of month *or* a restricted
 day of week matches; APScheduler requires both. Rather than run on other days
@@ -57,10 +57,18 @@ def crontab_trigger_fields(expression: str) -> dict[str, str]:
     return named
 
 
+def crontab_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
+    """APScheduler's trigger for ``expression`` in ``timezone`` (an IANA name), meaning what
+    crontab means. Raises ``ValueError`` saying why, as :func:`crontab_trigger_fields` does."""
+    # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0, so "1"
+    # would mean Tuesday.
+    return CronTrigger(**crontab_trigger_fields(expression), timezone=ZoneInfo(timezone))
+
+
 def cron_problem(expression: str) -> str | None:
     """Why ``expression`` is not a valid schedule, or ``None`` when it is."""
     try:
-        CronTrigger(**crontab_trigger_fields(expression), timezone="UTC")
+        crontab_trigger(expression)
     except ValueError as error:
         return str(error)
     return None

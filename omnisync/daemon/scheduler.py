@@ -13,17 +13,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from omnisync.config.cron import crontab_trigger_fields
+from omnisync.config.cron import crontab_trigger
 from omnisync.config.model import Schedule
 
 RETRY_PREFIX = "retry:"
@@ -68,11 +66,7 @@ def nominal_fire(timing: Schedule, *, now: datetime) -> datetime:
 def build_trigger(timing: Schedule, *, aligned: bool = False) -> BaseTrigger:
     """The APScheduler trigger for ``timing``; ``aligned``: on :data:`EPOCH`'s grid."""
     if timing.cron is not None:
-        # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0,
-        # so "1" would mean Tuesday. The config's translation keeps crontab's meaning.
-        return CronTrigger(
-            **crontab_trigger_fields(timing.cron), timezone=ZoneInfo(timing.timezone)
-        )
+        return crontab_trigger(timing.cron, timing.timezone)
     return IntervalTrigger(
         seconds=timing.every_seconds, timezone=UTC, start_date=EPOCH if aligned else None
     )

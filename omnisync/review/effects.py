@@ -33,9 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
-
-from omnisync.config.cron import crontab_trigger_fields
+from omnisync.config.cron import crontab_trigger
 from omnisync.config.model import Config, Connection, Export, Position, Schedule
 from omnisync.fingerprint import spec_digest
 from omnisync.omnisend.payloads import MAX_BATCH_ITEMS, MAX_TAG_EMAILS
@@ -240,7 +238,7 @@ def runs_per_day(schedule: Schedule | None) -> float:
     if schedule.cron is None:
         return 0.0
     zone = ZoneInfo(schedule.timezone)
-    trigger = CronTrigger(**crontab_trigger_fields(schedule.cron), timezone=zone)
+    trigger = crontab_trigger(schedule.cron, schedule.timezone)
     start = _WEEK_START.replace(tzinfo=zone)
     count = 0
     fire = trigger.get_next_fire_time(None, start)
