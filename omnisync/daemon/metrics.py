@@ -10,7 +10,6 @@ double every counter.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -237,12 +236,9 @@ class DaemonMetrics:
                 )
                 self.last_success.labels(export=name).set(ended.timestamp() if ended else 0)
             for name in sorted(self._exports - names):
-                for metric in self._export_metrics:
-                    with contextlib.suppress(KeyError):
-                        metric.remove(name)
-                for outcome in {*OUTCOMES, "skipped", "interrupted"}:
-                    with contextlib.suppress(KeyError):
-                        self.runs.remove(name, outcome)
+                # Every series of the export, whatever outcomes its runs had.
+                for metric in (*self._export_metrics, self.runs):
+                    metric.remove_by_labels({"export": name})
             self._exports = names
 
     def reloaded(self, *, ok: bool, at: datetime) -> None:
