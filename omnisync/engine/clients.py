@@ -77,29 +77,15 @@ class ClientPool:
         self._observer_for = observer_for
         self._gate_for = gate_for
         self._lock = threading.Lock()
-        self._clients: dict[str, tuple[object, OmnisendClient, _FanOutObserver]] = {}
-        self._retired: list[OmnisendClient] = []
+        self._clients: dict[str, tuple[object, OmnisendClient]] = {}
+        # Every client made, a key's rotation's old ones included (a run may still be
+        # using one): closed with the pool.
+        self._observers: dict[OmnisendClient, _FanOutObserver] = {}
 
     def client_for(self, connection: Connection) -> OmnisendClient:
         """The shared client of ``connection``. Raises ``SecretUnavailable`` when the
         API key cannot be resolved, :class:`ValueError` when it is malformed (never
         echoing it)."""
-        return self._entry(connection)[1]
-
-    @contextmanager
-    def counting(self, connection: Connection) -> Iterator[RequestCounter]:
-        """Count the requests the connection's client finishes inside the block."""
-        _, _, observer = self._entry(connection)
-        counter = RequestCounter()
-        with observer.lock:
-            observer.counters.append(counter)
-        try:
-            yield counter
-        finally:
-            with observer.lock:
-                observer.counters.remove(counter)
-
-    def _entry(self, connection: Connection) -> tuple[object, OmnisendClient, _FanOutObserver]:
         api_key = resolve_secret(connection.api_key, environ=self.environ)
         # Everything that shapes the client, with the key only as a digest.
         signature = (connection.base_url, brand_digest(api_key), connection.rate_limit)
@@ -107,7 +93,7 @@ class ClientPool:
         with self._lock:
             found = self._clients.get(connection.name)
             if found is not None and found[0] == signature:
-                return found
+                return found[1]
             limiter = self._registry.limiter(
                 connection.base_url,
                 api_key,
@@ -124,19 +110,34 @@ class ClientPool:
                 observer=observer,
                 request_gate=self._gate_for(connection) if self._gate_for else None,
             )
-            if found is not None:
-                # A run may still be using the old client: close it with the pool.
-                self._retired.append(found[1])
-            entry = (signature, client, observer)
-            self._clients[connection.name] = entry
-            return entry
+            self._observers[client] = observer
+            self._clients[connection.name] = (signature, client)
+            return client
+
+    @contextmanager
+    def counting(self, client: OmnisendClient) -> Iterator[RequestCounter]:
+        """Count the requests ``client`` (one of this pool's) finishes inside the block.
+
+        Takes the client, not its connection: a key rotated since the run got its
+        client gives the connection a new one, and the run's requests go on the old.
+        """
+        with self._lock:
+            observer = self._observers[client]
+        counter = RequestCounter()
+        with observer.lock:
+            observer.counters.append(counter)
+        try:
+            yield counter
+        finally:
+            with observer.lock:
+                observer.counters.remove(counter)
 
     def close(self) -> None:
         """Close every client this pool created (it can be used again afterwards)."""
         with self._lock:
-            clients = [entry[1] for entry in self._clients.values()] + self._retired
+            clients = list(self._observers)
             self._clients.clear()
-            self._retired.clear()
+            self._observers.clear()
         for client in clients:
             client.close()
 

@@ -286,7 +286,7 @@ class ExportRunner:
                 extra={"event": "engine.export_moved_brand", "export": export.name},
             )
         poll_interval, max_batches_in_flight = self._settings.pacing(connection)
-        with self._clients.counting(connection) as counter:
+        with self._clients.counting(client) as counter:
             attempt.counter = counter
             if self._store.inflight_batches(export.name) or self._store.intents(export.name):
                 attempt.phase("settling")

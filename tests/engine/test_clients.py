@@ -8,6 +8,7 @@ import pytest
 
 from omnisync.config.secrets import SecretUnavailable
 from omnisync.engine.clients import ClientPool
+from omnisync.omnisend.errors import ApiError
 from omnisync.omnisend.pacing import LimiterRegistry
 from tests.engine.conftest import Setup
 from tests.engine.helpers import API_KEY_VARIABLE
@@ -65,8 +66,22 @@ def test_requests_are_counted_while_a_run_counts(setup: Setup) -> None:
     with ClientPool(clock=setup.clock, environ={API_KEY_VARIABLE: "test-key"}) as pool:
         client = pool.client_for(shop)
         client.get_contact("before@example.com")
-        with pool.counting(shop) as counter:
+        with pool.counting(client) as counter:
             client.get_contact("a@example.com")
             client.get_contact("b@example.com")
         client.get_contact("after@example.com")
+    assert counter.requests == 2
+
+
+def test_a_run_counts_the_requests_of_its_own_client_after_a_key_rotation(setup: Setup) -> None:
+    shop = setup.config().connections["shop"]
+    environ = {API_KEY_VARIABLE: "test-key"}
+    with ClientPool(clock=setup.clock, environ=environ) as pool:
+        client = pool.client_for(shop)
+        environ[API_KEY_VARIABLE] = "rotated-key"  # between a run's start and its sending
+        with pool.counting(client) as counter:
+            client.get_contact("a@example.com")
+            client.get_contact("b@example.com")
+            with pytest.raises(ApiError):  # another run's request, with the new key
+                pool.client_for(shop).get_contact("c@example.com")
     assert counter.requests == 2
