@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 import sqlite3
 import subprocess
@@ -10,12 +11,22 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
+from rich.console import Console
 
+from omnisync.clock import FakeClock
 from omnisync.config.loader import load_config
 from omnisync.demo.cdp import change_profiles, generate_customers, write_cdp
-from omnisync.demo.story import example_config_text, pick_characters, write_demo_config
+from omnisync.demo.story import (
+    OWN_TAGS,
+    Demo,
+    example_config_text,
+    pick_characters,
+    write_demo_config,
+)
 from omnisync.emails import email_problem, normalise_email
+from omnisync.emulator import Emulator
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -155,3 +166,30 @@ def test_a_day_of_changes(tmp_path: Path) -> None:
 def test_small_demos_still_find_their_characters(count: int) -> None:
     tagged, unsubscribed = pick_characters(generate_customers(count))
     assert tagged.email != unsubscribed.email
+
+
+def test_the_report_counts_a_call_the_emulator_never_applied_as_a_broken_promise(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()  # a tag call is applied after a delay this clock never reaches
+    output = io.StringIO()
+    demo_story = Demo(Console(file=output, width=200), tmp_path)
+    with Emulator(api_keys=("demo-key",), clock=clock) as emulator:
+        emulator.seed_contact("colleague@example.com", tags=OWN_TAGS)
+        emulator.seed_contact("quitter@example.com", status="unsubscribed")
+        response = httpx.post(
+            f"{emulator.base_url}/contacts/tags",
+            json={"emails": ["colleague@example.com"], "tags": ["vip"]},
+            headers={
+                "Authorization": "Omnisend-API-Key demo-key",
+                "Omnisend-Version": "2026-03-15",
+            },
+        )
+        assert response.status_code == 202
+        people = ("colleague@example.com", "quitter@example.com")
+        assert not demo_story._report(emulator, *people, {})
+        assert "had not applied every call" in output.getvalue()
+        assert "a promise was broken" in output.getvalue()
+        clock.advance(1.0)
+        assert demo_story._report(emulator, *people, {})
+        assert output.getvalue().endswith("every promise held\n")
