@@ -259,6 +259,18 @@ def test_csv_encoding_and_base_url(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("delimiter", ["'\"'", '"\\n"', '"\\r"'])
+def test_a_csv_delimiter_is_not_the_quote_character_or_a_line_break(
+    tmp_path: Path, delimiter: str
+) -> None:
+    text = replaced(
+        "  cdp:\n", f"  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delimiter}\n  cdp:\n"
+    )
+    assert messages(load_text(tmp_path, text)) == [
+        "sources.file.delimiter: one character other than a double quote or a line break"
+    ]
+
+
 @pytest.mark.parametrize(
     ("control", "problem"),
     [

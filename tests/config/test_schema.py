@@ -243,6 +243,7 @@ def test_the_defaults_the_schema_documents_are_the_models() -> None:
 
 _OWNER = "    owner: marko\n"
 _EVERY = _OWNER + "    schedule:\n      every: {block}\n        2s\n"
+_CSV = "sources:\n  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delimiter}\n"
 
 
 @pytest.mark.parametrize(
@@ -252,6 +253,9 @@ _EVERY = _OWNER + "    schedule:\n      every: {block}\n        2s\n"
         ((_OWNER, _EVERY.format(block="|")), False),  # "2s" and a final newline
         ((_OWNER, _EVERY.format(block="|-")), True),  # "2s"
         (("exports:\n", "daemon:\n  guards:\n    max_removed: |\n      50%\nexports:\n"), False),
+        (("sources:\n", _CSV.format(delimiter="';'")), True),
+        (("sources:\n", _CSV.format(delimiter="'\"'")), False),
+        (("sources:\n", _CSV.format(delimiter='"\\n"')), False),
     ],
 )
 def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
