@@ -78,11 +78,12 @@ _PATTERN_PARTS = re.compile(r"(\\.|\[(?:\\.|[^\]\\])*\])|\$")
 
 @functools.cache
 def _ecma_regex(pattern: str) -> re.Pattern[str]:
-    """``pattern`` with its ``$`` read as ECMA-262 reads it (JSON Schema's dialect): a ``$``
+    r"""``pattern`` with its ``$`` read as ECMA-262 reads it (JSON Schema's dialect): a ``$``
     outside a class matches only at the very end, where Python's also matches before a
     final newline (an ``every: |`` block's ``15m`` and its newline, which check-jsonschema
-    refuses). Only ``$`` is translated: Python's whitespace class still differs from
-    ECMA's on a few rare characters (U+FEFF, U+001C-U+001F, U+0085)."""
+    refuses). Only ``$`` is translated. Python's ``\s`` differs from ECMA's on a few rare
+    characters (ECMA's has U+FEFF, Python's U+001C-U+001F and U+0085): the schema's
+    patterns that refuse whitespace name those beside ``\s``, so both dialects agree."""
     return re.compile(_PATTERN_PARTS.sub(_at_end_only, pattern))
 
 

@@ -243,6 +243,7 @@ def test_the_defaults_the_schema_documents_are_the_models() -> None:
 
 _OWNER = "    owner: marko\n"
 _EVERY = _OWNER + "    schedule:\n      every: {block}\n        2s\n"
+_REPLICA = "daemon:\n  replica_id: {id}\nexports:\n"
 _CSV = "sources:\n  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delimiter}\n"
 
 
@@ -254,6 +255,11 @@ _CSV = "sources:\n  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delim
         ((_OWNER, _EVERY.format(block="|-")), True),  # "2s"
         (("exports:\n", "daemon:\n  guards:\n    max_removed: |\n      50%\nexports:\n"), False),
         (("sources:\n", _CSV.format(delimiter="';'")), True),
+        # Whitespace in one dialect only: ECMA's U+FEFF, Python's U+001C and U+0085.
+        (("exports:\n", _REPLICA.format(id="omnisync-0")), True),
+        (("exports:\n", _REPLICA.format(id='"omnisync\\ufeff0"')), False),
+        (("exports:\n", _REPLICA.format(id='"omnisync\\x1c0"')), False),
+        (("exports:\n", _REPLICA.format(id='"omnisync\\x850"')), False),
         (("sources:\n", _CSV.format(delimiter="'\"'")), False),
         (("sources:\n", _CSV.format(delimiter='"\\n"')), False),
     ],
