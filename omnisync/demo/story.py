@@ -101,9 +101,11 @@ def pick_characters(customers: list[Customer]) -> tuple[Customer, Customer]:
 class Demo:
     """The demo's story, step by step (one instance, one play)."""
 
-    def __init__(self, console: Console, directory: Path) -> None:
+    def __init__(self, console: Console, directory: Path, *, drain_seconds: float = 10.0) -> None:
         self.console = console
         self.directory = directory
+        #: How long the report waits (real seconds) for the emulator to apply every call.
+        self.drain_seconds = drain_seconds
         self.database = directory / "cdp.sqlite"
         self.clock = SystemClock()
         self.step = 0
@@ -211,9 +213,12 @@ class Demo:
         self, emulator: Emulator, tagged: str, quitter: str, runs: dict[str, list[RunResult]]
     ) -> bool:
         # Omnisend applies batches and tag calls after answering; read it once all are.
-        applied = emulator.drain()
+        applied = emulator.drain(self.drain_seconds)
         if not applied:
-            self.console.print("   [red]the emulator had not applied every call after 10 s[/red]")
+            self.console.print(
+                "   [red]the emulator had not applied every call after"
+                f" {self.drain_seconds:g} s[/red]"
+            )
         for label, results in runs.items():
             counts = [result.counts for result in results]
             self.console.print(

@@ -173,7 +173,7 @@ def test_the_report_counts_a_call_the_emulator_never_applied_as_a_broken_promise
 ) -> None:
     clock = FakeClock()  # a tag call is applied after a delay this clock never reaches
     output = io.StringIO()
-    demo_story = Demo(Console(file=output, width=200), tmp_path)
+    demo_story = Demo(Console(file=output, width=200), tmp_path, drain_seconds=0.5)
     with Emulator(api_keys=("demo-key",), clock=clock) as emulator:
         emulator.seed_contact("colleague@example.com", tags=OWN_TAGS)
         emulator.seed_contact("quitter@example.com", status="unsubscribed")
@@ -188,7 +188,7 @@ def test_the_report_counts_a_call_the_emulator_never_applied_as_a_broken_promise
         assert response.status_code == 202
         people = ("colleague@example.com", "quitter@example.com")
         assert not demo_story._report(emulator, *people, {})
-        assert "had not applied every call" in output.getvalue()
+        assert "had not applied every call after 0.5 s" in output.getvalue()
         assert "a promise was broken" in output.getvalue()
         clock.advance(1.0)
         assert demo_story._report(emulator, *people, {})
