@@ -20,7 +20,7 @@ from omnisync.engine.results import (
     RunResult,
     Tallied,
 )
-from omnisync.engine.settle import without_repeated_consent
+from omnisync.engine.settle import Settlement, without_repeated_consent
 from omnisync.mapping import MappingPlan
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.pipeline import DeliveryPipeline
@@ -28,7 +28,7 @@ from omnisync.planning import Leaver, WorkItem
 from omnisync.state import LedgerStore
 
 
-# No repr: maybe_sent holds full e-mail addresses, which must never reach a log line.
+# No repr: settlement holds full e-mail addresses, which must never reach a log line.
 @dataclass(eq=False, kw_only=True, repr=False)
 class RunAttempt:
     """Private to one run; progress listeners read :meth:`counts` snapshots."""
@@ -41,10 +41,10 @@ class RunAttempt:
     counter: RequestCounter | None = None
     recorder: LedgerRecorder | None = None
     tally: PlanTally | None = None  # from staging on
-    settled: int = 0
-    maybe_sent: frozenset[str] = frozenset()
+    settlement: Settlement = field(default_factory=Settlement)
     items_seen: int = 0
     leavers_seen: int = 0
+    waiting: int = 0  # upserts held back for a batch Omnisend has not finished
     upserts_queued: int = 0
     then_tag_queued: int = 0
     tag_adds_queued: int = 0
@@ -68,7 +68,7 @@ class RunAttempt:
             **asdict(tally.tallied() if tally is not None else Tallied()),
             upserts_planned=self.upserts_queued,
             tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
-            settled=self.settled,
+            settled=self.settlement.acknowledged,
             requests=counter.requests if counter else 0,
             rate_limited=counter.rate_limited if counter else 0,
         )
@@ -141,15 +141,20 @@ class RunAttempt:
             now = clock.wall()
             plan = MappingPlan(export)
             stop = self.stop
+            maybe_sent, unresolved = self.settlement.maybe_sent, self.settlement.unresolved
 
             def apply_item(item: WorkItem) -> bool:
                 """Queue one member's work; ``False`` once the pipeline takes no more."""
                 outcome = plan.map_work(item, now=now)
                 actions = tally.add(item, outcome)
+                if actions.upsert and item.email in unresolved:
+                    # Its batch may yet be applied, consent and all: it waits (pending).
+                    self.waiting += 1
+                    return True
                 if actions.upsert:
                     assert outcome is not None and isinstance(outcome.result, ContactWrite)
                     write = outcome.result
-                    if write.email in self.maybe_sent and write.consent is not None:
+                    if write.email in maybe_sent and write.consent is not None:
                         # A killed run may have sent this very write: don't repeat its consent.
                         write = without_repeated_consent(write, client.get_contact(write.email))
                     recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
@@ -191,6 +196,11 @@ class RunAttempt:
                     pipeline.finish()
             main.finish()
             self.stopped = stop.is_set()
+        if self.settlement.intents and self.counts().pending == 0 and not self.stopped:
+            # Every maybe-sent contact has been looked up and written again (or needed
+            # nothing): a later run no longer needs to look.
+            for intent in self.settlement.intents:
+                store.release_intent(export.name, intent)
 
     def partial_reason(self, counts: RunCounts) -> str:
         parts = []
@@ -200,6 +210,8 @@ class RunAttempt:
             parts.append(f"Omnisend refused {counts.upsert_failed:,} contact(s)")
         if counts.tag_failed:
             parts.append(f"{counts.tag_failed:,} tag change(s) failed")
+        if self.waiting:
+            parts.append(f"{self.waiting:,} contact(s) wait for a batch Omnisend has not finished")
         if self.recorder is not None:
             for sample in self.recorder.failure_samples:
                 parts.append(f"{sample.subject}: {sample.reason}")

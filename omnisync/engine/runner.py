@@ -290,7 +290,7 @@ class ExportRunner:
             attempt.counter = counter
             if self._store.inflight_batches(export.name) or self._store.intents(export.name):
                 attempt.phase("settling")
-                attempt.settled, attempt.maybe_sent = settle_inflight(
+                attempt.settlement = settle_inflight(
                     self._store,
                     client,
                     export.name,

@@ -3,7 +3,13 @@
 An *intent* (a creation under way when the process died) has no id to ask
 about: its e-mails are *maybe sent*, and the runner looks those contacts up
 before sending a consent record again (:func:`without_repeated_consent`:
-Omnisend keeps every consent record it gets).
+Omnisend keeps every consent record it gets). The intent stays recorded until
+a run has left nothing pending: a run held, failed or stopped before sending
+them again leaves them *maybe sent* for the next.
+
+A batch Omnisend has still not answered when settling gives up is *unresolved*:
+it may yet be applied, consent and all, so no run sends its e-mails until it is
+answered (they stay pending).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +32,19 @@ logger = logging.getLogger("omnisync.engine")
 BATCH_RETENTION = timedelta(days=6)
 
 
+# No repr: it holds full e-mail addresses, which must never reach a log line.
+@dataclass(frozen=True, repr=False)
+class Settlement:
+    """What settling leaves the run: ``acknowledged`` items recorded; the e-mails of the
+    intents (``maybe_sent``) and their ids (``intents``, released by the run); the e-mails
+    of the batches still unanswered (``unresolved``)."""
+
+    acknowledged: int = 0
+    maybe_sent: frozenset[str] = frozenset()
+    intents: tuple[str, ...] = ()
+    unresolved: frozenset[str] = frozenset()
+
+
 def settle_inflight(
     store: LedgerStore,
     client: OmnisendClient,
@@ -35,19 +54,17 @@ def settle_inflight(
     poll_interval: float,
     timeout: float,
     stop: threading.Event | None = None,
-) -> tuple[int, frozenset[str]]:
-    """Ask Omnisend about ``export``'s in-flight batches and record the answers;
-    returns how many items were acknowledged, and the e-mails of intents (maybe sent).
+) -> Settlement:
+    """Ask Omnisend about ``export``'s in-flight batches and record the answers.
 
     Polls until every batch is done, ``timeout`` clock seconds have passed or
     ``stop`` is set. Batches still unknown then stay in flight (a later settle
     records their answer), unless older than Omnisend keeps batches: those are
-    released. Raises the client's errors (e.g. an ``ApiError`` of status 401).
+    released. Intents are read, not released. Raises the client's errors (e.g. an
+    ``ApiError`` of status 401).
     """
-    maybe_sent: set[str] = set()
-    for intent in store.intents(export):
-        maybe_sent.update(intent.emails)
-        store.release_intent(export, intent.batch_id)
+    intents = store.intents(export)
+    maybe_sent = frozenset(email for intent in intents for email in intent.emails)
     batches = store.inflight_batches(export)
     acknowledged = released = 0
     pending: dict[str, InflightBatch] = {batch.batch_id: batch for batch in batches}
@@ -66,12 +83,12 @@ def settle_inflight(
         # Refused or never processed (a stopped batch): the diff sends them again.
         released += store.release(export, batch.batch_id)
     cutoff = clock.wall() - BATCH_RETENTION
-    unresolved = 0
+    unresolved: list[InflightBatch] = []
     for batch in pending.values():
         if datetime.fromisoformat(batch.created_at) < cutoff:
             released += store.release(export, batch.batch_id)
         else:
-            unresolved += 1
+            unresolved.append(batch)
     logger.info(
         "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved,"
         " %d maybe sent",
@@ -79,18 +96,23 @@ def settle_inflight(
         export,
         acknowledged,
         released,
-        unresolved,
+        len(unresolved),
         len(maybe_sent),
         extra={
             "event": "engine.settled",
             "export": export,
             "acknowledged": acknowledged,
             "released": released,
-            "unresolved": unresolved,
+            "unresolved": len(unresolved),
             "maybe_sent": len(maybe_sent),
         },
     )
-    return acknowledged, frozenset(maybe_sent)
+    return Settlement(
+        acknowledged=acknowledged,
+        maybe_sent=maybe_sent,
+        intents=tuple(intent.batch_id for intent in intents),
+        unresolved=frozenset(email for batch in unresolved for email in batch.emails),
+    )
 
 
 def without_repeated_consent(

@@ -124,3 +124,61 @@ def test_a_batch_being_created_when_the_run_died_does_not_repeat_consent(setup: 
         assert contact["status"] == "subscribed" and contact["tags"] == ["members"]
     with setup.store() as store:
         assert store.inflight_batches("members") == [] and store.intents("members") == []
+
+
+def test_maybe_sent_contacts_are_still_looked_up_after_a_run_that_sent_nothing(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(10))
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        # Sent, but the process died before it could record the batch's id.
+        client.create_batch(encoded(writes_for(setup, range(10))))
+        sent = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
+        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
+    assert setup.emulator.drain()
+    setup.rewrite(guards="{min_members: 100}")
+    held = run(setup)
+    assert held.status == "held", held.error
+    with setup.store() as store:
+        assert [intent.batch_id for intent in store.intents("members")] == ["token-a"]
+    setup.rewrite()
+    before = last_sequence(setup.emulator)
+    result = run(setup)
+    assert result.status == "succeeded", result.error
+    log = log_since(setup.emulator, before)
+    assert sum(1 for record in log if record.endpoint == "GET /contacts") == 10
+    setup.emulator.drain()
+    for email in prints:
+        contact = setup.emulator.contact(email)
+        assert contact is not None and len(contact["consents"]) == 1, contact
+    with setup.store() as store:
+        assert store.intents("members") == []
+
+
+def test_contacts_of_a_batch_omnisend_has_not_finished_wait_for_it(setup: Setup) -> None:
+    write_segment(setup.database, people(10))
+    prints = fingerprints(setup)
+    # Longer than the runner waits while settling (300 s): the batch outlives it.
+    setup.emulator.configure(batch_delay=420.0)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        batch_id = client.create_batch(encoded(writes_for(setup, range(10))))
+        sent = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
+        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
+        store.record_created("members", "token-a", batch_id, now=setup.clock.wall())
+    setup.emulator.configure(batch_delay=0.2)
+    before = last_sequence(setup.emulator)
+    waiting = run(setup)
+    # Not sent again beside a batch that may still be applied, consent and all.
+    assert emails_of(log_since(setup.emulator, before), UPSERTS) == {}
+    assert (waiting.status, waiting.counts.to_create, waiting.counts.pending) == ("partial", 10, 10)
+    assert waiting.error is not None and "10 contact(s) wait for a batch" in waiting.error
+    assert setup.emulator.drain()
+    finished = run(setup)
+    assert (finished.status, finished.counts.settled) == ("succeeded", 10), finished.error
+    assert emails_of(log_since(setup.emulator, before), UPSERTS) == {}
+    for email in prints:
+        contact = setup.emulator.contact(email)
+        assert contact is not None and len(contact["consents"]) == 1, contact
