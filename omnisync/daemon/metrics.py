@@ -50,6 +50,8 @@ class DaemonMetrics:
         counter = partial(Counter, registry=registry)
         self._lock = threading.Lock()
         self._exports: set[str] = set()
+        #: Exports a reload removed (until one adds them back): their runs record nothing.
+        self._removed: set[str] = set()
         self._revision: str | None = None
         self._brands_held: set[str] = set()
         self.build_info = gauge(
@@ -199,16 +201,22 @@ class DaemonMetrics:
         duration_seconds: float,
         ended_at: datetime,
     ) -> None:
-        self.running.labels(export=export).set(0)
-        self.runs.labels(export=export, outcome=outcome).inc()
-        self.run_duration.labels(export=export).observe(duration_seconds)
-        for counter, names in self._count_counters:
-            counter.labels(export=export).inc(max(0, sum(int(counts.get(n, 0)) for n in names)))
-        if outcome == "succeeded":
-            self.last_success.labels(export=export).set(ended_at.timestamp())
-        if outcome in OUTCOMES:
-            # A held run holds the export until a run goes ahead (or is released).
-            self.held.labels(export=export).set(1 if outcome == "held" else 0)
+        """A run of ``export`` ended; nothing is recorded for an export a reload removed
+        (a run a reload stopped ends after its series are gone: labels would bring them back)."""
+        with self._lock:
+            if export in self._removed:
+                return
+            self.running.labels(export=export).set(0)
+            self.runs.labels(export=export, outcome=outcome).inc()
+            self.run_duration.labels(export=export).observe(duration_seconds)
+            for counter, names in self._count_counters:
+                total = sum(int(counts.get(name, 0)) for name in names)
+                counter.labels(export=export).inc(max(0, total))
+            if outcome == "succeeded":
+                self.last_success.labels(export=export).set(ended_at.timestamp())
+            if outcome in OUTCOMES:
+                # A held run holds the export until a run goes ahead (or is released).
+                self.held.labels(export=export).set(1 if outcome == "held" else 0)
 
     def config_applied(
         self, config: Config, *, last_run: Callable[[str], Mapping[str, Any] | None]
@@ -239,6 +247,7 @@ class DaemonMetrics:
                 # Every series of the export, whatever outcomes its runs had.
                 for metric in (*self._export_metrics, self.runs):
                     metric.remove_by_labels({"export": name})
+            self._removed = (self._removed | (self._exports - names)) - names
             self._exports = names
 
     def reloaded(self, *, ok: bool, at: datetime) -> None:
