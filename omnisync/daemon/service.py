@@ -26,6 +26,7 @@ from omnisync.daemon.discovery import (
     TOKEN_FILENAME,
     DaemonInfo,
     ensure_token,
+    forget_token,
     remove_info,
     write_info,
 )
@@ -270,8 +271,7 @@ class Daemon:
             )
         else:
             self._secrets_loaded(loaded)
-            if loaded.control_token and self._control is not None:
-                self._control.set_token(loaded.control_token)
+            self._follow_token(loaded)
             warn_restart_needed(loaded.config, self._loaded.config)
             self._apply(loaded, previous=self._loaded)
             result = ReloadResult(ok=True, at=at, source=source, revision=loaded.config.revision)
@@ -324,6 +324,17 @@ class Daemon:
                 extra={"event": "run_triggered", "export": export, "run_id": answer.body["id"]},
             )
         return answer
+
+    def _follow_token(self, loaded: LoadedConfig) -> None:
+        """The control endpoint takes the reloaded config's token; one it no longer has is
+        replaced by a generated ``control.token``, as at a start without one."""
+        if self._control is None:
+            return
+        if loaded.control_token:
+            self._control.set_token(loaded.control_token)
+            forget_token(self._state_dir)  # no stale generated file to mislead anyone
+        elif self._loaded.control_token:
+            self._control.set_token(ensure_token(self._state_dir))
 
     def token_hint(self) -> str:
         reference = self.config().daemon.control_token
