@@ -23,6 +23,7 @@ from omnisync.engine.results import (
 from omnisync.engine.settle import Settlement, without_repeated_consent
 from omnisync.mapping import MappingPlan
 from omnisync.omnisend.client import OmnisendClient
+from omnisync.omnisend.errors import ItemTooLarge
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import Leaver, WorkItem
 from omnisync.state import LedgerStore
@@ -158,10 +159,16 @@ class RunAttempt:
                         # A killed run may have sent this very write: don't repeat its consent.
                         write = without_repeated_consent(write, client.get_contact(write.email))
                     recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
-                    if not main.upsert(write, then_tag=actions.tag):
-                        return False
+                    try:
+                        queued = main.upsert(write, then_tag=actions.tag)
+                    except ItemTooLarge as error:
+                        # Too large for any batch: it fails alone, like one Omnisend refuses.
+                        recorder.upsert_not_sent(item.email, str(error))
+                    else:
+                        if not queued:
+                            return False
+                        self.then_tag_queued += actions.tag
                     self.upserts_queued += 1
-                    self.then_tag_queued += actions.tag
                 elif actions.tag:
                     if not main.add_tag(item.email):
                         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 
 import pytest
 
@@ -157,3 +158,27 @@ def test_a_killed_runs_record_is_marked_interrupted_by_the_next_run(setup: Setup
     with setup.store() as store:
         record = store.run(dead.id)
     assert record is not None and record.status == "interrupted"
+
+
+def test_a_contact_too_large_for_any_batch_fails_alone_and_the_others_are_sent(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(3))
+    with sqlite3.connect(setup.database) as database:
+        database.execute("ALTER TABLE people ADD COLUMN bio TEXT")
+        # 130 properties of 2,048 four-byte characters: over a batch's 1,000,000 bytes.
+        database.execute("UPDATE people SET bio = ? WHERE id = 1", ("🦉" * 2048,))
+    database.close()
+    config = setup.config_path.read_text()
+    properties = "".join(f"        bio_{number}: bio\n" for number in range(130))
+    mapping = "      country: country\n"
+    config = config.replace(mapping, f"{mapping}      custom_properties:\n{properties}")
+    setup.config_path.write_text(config)
+    result = run(setup)
+    assert result.status == "partial", result.error
+    assert (result.counts.upserted, result.counts.upsert_failed) == (2, 1)
+    assert result.error is not None and "over the 1,000,000-byte batch limit" in result.error
+    assert "person1@example.com" not in result.error
+    assert setup.emulator.drain()
+    assert setup.emulator.contact("person1@example.com") is None
+    assert setup.emulator.contact("person2@example.com") is not None
