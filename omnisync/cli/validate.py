@@ -73,7 +73,7 @@ def _validate(args: argparse.Namespace) -> int:
     if config is not None:
         exports, revision = len(config.exports), config.revision
         if args.check_secrets:
-            diagnostics = check_secrets(config, environ=os.environ)
+            diagnostics = sort_diagnostics(check_secrets(config, environ=os.environ))
         if args.check_references:
             diagnostics = sort_diagnostics((*diagnostics, *check_references(config)))
     valid = config is not None and not diagnostics

@@ -86,9 +86,11 @@ def _weekday_names(field: str) -> str:
             first, last = 0, 6
         else:
             start, dash, end = body.partition("-")
-            # 7 is Sunday too, and closes a range as Sunday: "5-7" is Friday to Sunday.
-            first = _weekday(start) % 7
-            last = _weekday(end) if dash else (6 if slash else first)
+            # The range is built on 0-7 and each day taken modulo 7 only then, so 7 is
+            # Sunday wherever it stands: "5-7" is Friday to Sunday, "7-7" Sunday alone,
+            # "7/2" Sunday alone and "7-1" runs backwards.
+            first = _weekday(start)
+            last = _weekday(end) if dash else (max(first, 6) if slash else first)
             if first > last:
                 raise ValueError(f"day-of-week range {body!r} runs backwards")
         days.update(day % 7 for day in range(first, last + 1, int(step) if slash else 1))

@@ -183,14 +183,17 @@ def merge_documents(files: Sequence[tuple[ParsedDocument, str]]) -> MergedDocume
 
 
 def config_file_names(directory: str) -> list[str]:
-    """The config files of ``directory``, sorted: ``*.yaml``/``*.yml`` regular files,
-    not hidden, not editor backups. Raises ``OSError`` if it cannot be listed."""
+    """The config files of ``directory``, sorted: ``*.yaml``/``*.yml`` regular files (or
+    links to them), not hidden, not editor backups, and also the names that cannot be
+    followed (a dangling link), so that reading them says why. Raises ``OSError`` if the
+    directory cannot be listed."""
     names = [
         os.path.join(directory, entry)
         for entry in sorted(os.listdir(directory))
         if entry.endswith((".yaml", ".yml")) and not entry.startswith((".", "#"))
     ]
-    return [name for name in names if os.path.isfile(name)]
+    # Skipping a dangling link would drop its exports without a word.
+    return [name for name in names if os.path.isfile(name) or not os.path.exists(name)]
 
 
 class _Unreadable(Exception):

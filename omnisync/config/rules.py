@@ -170,9 +170,13 @@ def _schedule_findings(schedule: Schedule, path: PathParts) -> Iterator[_Finding
 
 def _encoding_problem(encoding: str) -> str | None:
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding)
     except LookupError:
         return f"unknown text encoding '{encoding}'"
+    # lookup() also finds bytes-to-bytes and str-to-str codecs (base64, zlib, rot13), which
+    # cannot read a file as text: open() refuses them.
+    if not codec._is_text_encoding:
+        return f"'{encoding}' is not a text encoding (such as utf-8 or cp1252)"
     return None
 
 

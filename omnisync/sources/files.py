@@ -5,8 +5,9 @@ gives ``None`` for the missing fields, extra fields are ignored, blank lines
 skipped, a UTF-8 byte order mark dropped. JSONL: one JSON object per UTF-8
 line, blank lines skipped, values as a database column holds them
 (:func:`storable`), an absent key ``None``. A file that cannot be opened, bad
-quoting, an undecodable byte or a line that is not a JSON object is a
-:class:`SourceError` naming the line.
+quoting, an undecodable byte, a line that is not a JSON object or a value that is
+not Unicode text (an escaped lone surrogate) is a :class:`SourceError` naming the
+line where it can be told.
 """
 
 from __future__ import annotations
@@ -70,7 +71,16 @@ class CsvReader(_FileReader):
         # A spreadsheet's UTF-8 often starts with a byte order mark, which would
         # otherwise become part of the first column's name.
         encoding = "utf-8-sig" if codec.name == "utf-8" else codec.name
-        with self._open("r", encoding=encoding, errors="strict", newline="") as handle:
+        try:
+            opened = self._open("r", encoding=encoding, errors="strict", newline="")
+        except LookupError:
+            # A codec that is not a text encoding (base64, zlib): validation refuses it,
+            # but a config built by hand skips validation.
+            raise self._error(
+                f"encoding '{self.encoding}' in the csv options is not a text encoding;"
+                " set the source's csv.encoding"
+            ) from None
+        with opened as handle:
             records = self._records(handle, encoding)
             header = tuple(name.strip() for name in next(records, ()))
             if not header:
@@ -89,21 +99,24 @@ class CsvReader(_FileReader):
         reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
         try:
             yield from filter(None, reader)  # blank lines are empty records
-        except UnicodeDecodeError as error:
+        except UnicodeError as error:
             # The text layer decodes ahead in blocks, so the reader's line
-            # number is not where the bad byte is; find it in the bytes.
+            # number is not where the bad byte is; find it in the bytes. Some codecs
+            # refuse the whole stream with a plain UnicodeError ("UTF-16 stream does not
+            # start with BOM"), which has neither a position nor a reason.
             line = _line_of_decode_error(self.path, encoding)
             where = f"line {line}: " if line is not None else ""
+            reason = error.reason if isinstance(error, UnicodeDecodeError) else str(error)
             raise self._error(
-                f"{where}cannot decode as {self.encoding} ({error.reason}); "
-                "set the source's csv.encoding"
+                f"{where}cannot decode as {self.encoding} ({reason}); set the source's csv.encoding"
             ) from None
         except csv.Error as error:
             raise self._error(f"line {reader.line_num}: malformed CSV: {error}") from None
 
 
 def _line_of_decode_error(path: Path, encoding: str) -> int | None:
-    """The 1-based line holding the first byte ``encoding`` cannot decode, if any."""
+    """The 1-based line holding the first byte ``encoding`` cannot decode; ``None`` when
+    there is none or it cannot be told (a codec that refuses the whole stream)."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     line = 1
     try:
@@ -115,7 +128,9 @@ def _line_of_decode_error(path: Path, encoding: str) -> int | None:
                     # ``error.object`` is what the decoder held: pending bytes and this chunk.
                     valid = error.object[: error.start]
                     return line + codecs.decode(valid, encoding, errors="replace").count("\n")
-    except OSError:
+    except (OSError, UnicodeError):
+        # A plain UnicodeError has no position (UTF-16 without a byte order mark), and a
+        # codec may refuse even the valid bytes again on their own.
         return None
     return None
 
@@ -166,4 +181,23 @@ class JsonlReader(_FileReader):
                     raise self._error(
                         f"line {number}: expected a JSON object, got {_JSON_KINDS[type(document)]}"
                     )
-                yield tuple(storable(document.get(column)) for column in columns)
+                row = tuple(storable(document.get(column)) for column in columns)
+                # The line was UTF-8, so only a \u escape can make a lone surrogate, which
+                # json accepts but is not text: nothing downstream could store it.
+                if "\\u" in text:
+                    self._require_text(row, columns, number)
+                yield row
+
+    def _require_text(self, row: Sequence[object], columns: Sequence[str], number: int) -> None:
+        """Raise :class:`SourceError` if a value of ``row`` cannot be encoded as UTF-8."""
+        for column, value in zip(columns, row, strict=True):
+            if not isinstance(value, str):
+                continue
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                surrogate = f"\\u{ord(value[error.start]):04x}"
+                raise self._error(
+                    f"line {number}: the value of '{column}' is not Unicode text"
+                    f" (a lone surrogate {surrogate} from a \\u escape)"
+                ) from None

@@ -156,6 +156,24 @@ def test_check_secrets_resolves_references_and_never_prints_values(tmp_path: Pat
     assert run("validate", str(EXAMPLE)).returncode == 0
 
 
+def test_check_secrets_lists_its_problems_sorted_by_place(tmp_path: Path) -> None:
+    # The daemon comes first in this file, the connection last: the output follows the file.
+    path = tmp_path / "omnisync.yaml"
+    daemon = "daemon:\n  control: {token: {env: NO_TOKEN}}\n"
+    warehouse = "  warehouse:\n    kind: postgres\n    dsn: {env: NO_DSN}\n"
+    text = replaced("version: 1\n", f"version: 1\n{daemon}")
+    path.write_text(replaced("sources:\n", f"sources:\n{warehouse}", text=text), encoding="utf-8")
+
+    completed = run("validate", "--check-secrets", str(path))
+
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert [line.split(": ")[:2] for line in completed.stdout.splitlines()] == [
+        [f"{path}:3:13", "daemon.control.token"],
+        [f"{path}:12:5", "sources.warehouse.dsn"],
+        [f"{path}:22:5", "connections.main.api_key"],
+    ]
+
+
 def test_a_plaintext_key_is_never_printed(tmp_path: Path) -> None:
     path = tmp_path / "omnisync.yaml"
     path.write_text(

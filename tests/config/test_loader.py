@@ -146,6 +146,24 @@ def test_directory_mode_reads_only_config_files_in_name_order(tmp_path: Path) ->
     assert config_file_names(str(tmp_path)) == [str(tmp_path / "a.yaml"), str(tmp_path / "b.yml")]
 
 
+def test_a_dangling_link_in_a_directory_is_unreadable_not_skipped(tmp_path: Path) -> None:
+    # Skipping it would drop its exports silently; a link to a directory is skipped like one.
+    (tmp_path / "a.yaml").write_text(BASE, encoding="utf-8")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "moved-away.yaml")
+    (tmp_path / "c.yaml").symlink_to(tmp_path / "a.yaml")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "d.yaml").symlink_to(tmp_path / "sub")
+
+    assert config_file_names(str(tmp_path)) == [
+        str(tmp_path / name) for name in ("a.yaml", "b.yaml", "c.yaml")
+    ]
+    result = try_load_config(tmp_path, environ=ENVIRON)
+    assert result.unreadable
+    assert [str(diagnostic) for diagnostic in result.diagnostics] == [
+        f"{tmp_path}/b.yaml:1:1: cannot read: no such file or directory"
+    ]
+
+
 def test_directory_sections_merge_by_name(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text(BASE, encoding="utf-8")
     (tmp_path / "second.yaml").write_text(EXPORT, encoding="utf-8")

@@ -259,6 +259,16 @@ def test_csv_encoding_and_base_url(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("encoding", ["base64", "hex", "rot13", "zlib", "uu"])
+def test_a_csv_encoding_is_a_text_encoding_not_any_codec(tmp_path: Path, encoding: str) -> None:
+    text = replaced(
+        "  cdp:\n", f"  file:\n    kind: csv\n    path: x.csv\n    encoding: {encoding}\n  cdp:\n"
+    )
+    assert messages(load_text(tmp_path, text)) == [
+        f"sources.file.encoding: '{encoding}' is not a text encoding (such as utf-8 or cp1252)"
+    ]
+
+
 @pytest.mark.parametrize("delimiter", ["'\"'", '"\\n"', '"\\r"'])
 def test_a_csv_delimiter_is_not_the_quote_character_or_a_line_break(
     tmp_path: Path, delimiter: str

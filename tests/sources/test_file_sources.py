@@ -64,6 +64,45 @@ def test_csv_unknown_encoding(tmp_path: Path) -> None:
         list(csv_reader(path, encoding="klingon").rows(["email"]))
 
 
+@pytest.mark.parametrize("encoding", ["base64", "hex", "rot13", "zlib", "uu"])
+def test_csv_codec_that_is_not_a_text_encoding(tmp_path: Path, encoding: str) -> None:
+    # Validation refuses these; a config built by hand still gets an error, not a traceback.
+    path = tmp_path / "a.csv"
+    path.write_text("email\n")
+    with pytest.raises(SourceError) as caught:
+        list(csv_reader(path, encoding=encoding).rows(["email"]))
+    assert caught.value.cause == (
+        f"encoding '{encoding}' in the csv options is not a text encoding;"
+        " set the source's csv.encoding"
+    )
+
+
+def test_csv_codec_that_refuses_the_whole_stream(tmp_path: Path) -> None:
+    # UTF-16 without a byte order mark, or bytes punycode cannot read: the codec raises a
+    # plain UnicodeError, which has no position to name a line by.
+    path = tmp_path / "no-bom.csv"
+    path.write_bytes("email\nolena@example.com\n".encode("utf-16-le"))
+    with pytest.raises(SourceError) as caught:
+        list(csv_reader(path, encoding="utf-16").rows(["email"]))
+    assert caught.value.cause == (
+        "cannot decode as utf-16 (UTF-16 stream does not start with BOM);"
+        " set the source's csv.encoding"
+    )
+    path.write_text("email\nolena@example.com\n", encoding="ascii")
+    with pytest.raises(SourceError) as caught:
+        list(csv_reader(path, encoding="punycode").rows(["email"]))
+    assert caught.value.cause.startswith("cannot decode as punycode (")
+
+
+def test_csv_utf16_with_a_byte_order_mark_and_a_bad_unit_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    good = "email\nolena@example.com\n".encode("utf-16")
+    path.write_bytes(good + "x@example.com\n".encode("utf-16-le") + b"\x00\xdc\n\x00")
+    with pytest.raises(SourceError) as caught:
+        list(csv_reader(path, encoding="utf-16").rows(["email"]))
+    assert caught.value.cause.startswith("line 4: cannot decode as utf-16 (")
+
+
 def test_csv_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufeffemail,first_name\r\nolena@example.com,Олена\r\n".encode())
@@ -145,6 +184,29 @@ def test_jsonl_undecodable_bytes(tmp_path: Path) -> None:
     path.write_bytes(b'{"email": "a@example.com"}\n{"email": "b\xff@example.com"}\n')
     with pytest.raises(SourceError, match="line 2: not UTF-8"):
         list(jsonl_reader(path).rows(["email"]))
+
+
+def test_jsonl_lone_surrogate_in_a_wanted_value_names_the_line(tmp_path: Path) -> None:
+    # Python's json accepts an escaped lone surrogate, but it is not Unicode text: SQLite
+    # could not store it. A pair is one character; a key the segment does not read is moot.
+    path = tmp_path / "people.jsonl"
+    path.write_text(
+        '{"email": "a@example.com", "first_name": "Zo\\ud83c\\udf89", "note": "\\ud800"}\n'
+        '{"email": "b@example.com", "first_name": "B\\ud800b"}\n'
+    )
+    rows = jsonl_reader(path).rows(["email", "first_name"])
+    assert next(rows) == ("a@example.com", "Zo🎉")
+    with pytest.raises(SourceError) as caught:
+        next(rows)
+    assert caught.value.cause == (
+        "line 2: the value of 'first_name' is not Unicode text"
+        " (a lone surrogate \\ud800 from a \\u escape)"
+    )
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"email": "a@example.com", "tags": ["ok", "\\udfff"]}\n')
+    with pytest.raises(SourceError) as caught:
+        list(jsonl_reader(nested).rows(["email", "tags"]))
+    assert caught.value.cause.startswith("line 1: the value of 'tags' is not Unicode text")
 
 
 def test_jsonl_empty_file_is_an_empty_segment_and_bom_is_allowed(tmp_path: Path) -> None:
