@@ -19,6 +19,7 @@ _LOCAL_ASCII = frozenset(
 )
 _DOMAIN_ASCII = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zs", "Zl", "Zp"})
+_REPLACEMENT_CHARACTER = "\ufffd"
 _ATOM = r"[a-zA-Z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PLAIN_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
@@ -28,7 +29,9 @@ def normalise_email(value: object) -> str | None:
     """The e-mail key of a raw value: trimmed and lower-cased; ``None`` when empty.
 
     The staging SQL registers this very function, so the key a row is staged,
-    diffed and recorded under is always the e-mail that is sent.
+    diffed and recorded under is always the e-mail that is sent. Bytes that are
+    not UTF-8 still get a key (with U+FFFD where they fail), so that the row is
+    counted; :func:`email_problem` refuses it.
     """
     if value is None:
         return None
@@ -44,7 +47,8 @@ def email_problem(email: str) -> str | None:
     of permitted characters without misplaced dots; a domain of at least two
     labels of letters, digits and hyphens (any non-ASCII letter is allowed, for
     internationalised domains and local parts); no spaces or control
-    characters; at most 64 octets before the ``@`` and 254 in all.
+    characters; no U+FFFD, the mark of bytes that were not UTF-8; at most 64
+    octets before the ``@`` and 254 in all.
     """
     # Nearly every address is plain ASCII and valid: one regular expression
     # accepts those (a strict subset of what the detailed check accepts);
@@ -61,6 +65,10 @@ def email_problem(email: str) -> str | None:
 
 
 def _email_problem_in_detail(email: str) -> str | None:
+    # U+FFFD stands for bytes that were not UTF-8 (normalise_email's, or a decoder's
+    # upstream): the address is lost, and sending it would create a junk contact.
+    if _REPLACEMENT_CHARACTER in email:
+        return "e-mail is binary data, not UTF-8 text"
     if any(unicodedata.category(char) in _FORBIDDEN_CATEGORIES for char in email):
         return "e-mail contains spaces or control characters"
     if email.count("@") != 1:

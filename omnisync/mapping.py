@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from omnisync.config.model import Export
 from omnisync.contact import ContactWrite, EmailConsent
@@ -36,6 +36,8 @@ MAX_FIELD_LENGTH = 255
 #: Omnisend's documented limits for custom properties.
 MAX_CUSTOM_PROPERTY_LENGTH = 2048
 MAX_CUSTOM_PROPERTIES = 200
+#: A consent time at or before this is a "no date" placeholder, never a real consent.
+NO_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 CUSTOM_PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 
 #: Mapping field name → Omnisend contact field name.
@@ -128,7 +130,8 @@ class MappingPlan:
           status is never sent for a contact this export delivered before): the
           status in a common spelling and the time the source recorded, as RFC 3339
           UTC. A status without a parsable time (or with a time after ``now``,
-          when ``now`` is given) sends no status at all and adds a warning.
+          when ``now`` is given, or a "no date" time at or before :data:`NO_DATE`)
+          sends no status at all and adds a warning.
         - ``send_welcome_message`` comes from the export (false unless it opts in).
 
         Unicode text is passed through untouched.
@@ -243,6 +246,11 @@ class MappingPlan:
             return None
         if now is not None and changed_at > now:
             warnings.append("consent time is in the future; no status sent")
+            return None
+        if changed_at <= NO_DATE:
+            # Year 1, epoch 0: what many systems write for "no date". Omnisend might read
+            # such a time as "now", and a stale subscribe must never win over an unsubscribe.
+            warnings.append("consent time is a 'no date' value (1970 or before); no status sent")
             return None
         return EmailConsent(
             status=status,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
+from numbers import Real
 
 from omnisync.contact import ChannelStatus
 
@@ -82,13 +84,17 @@ def consent_time(value: object) -> datetime | None:
 
     ISO 8601 / RFC 3339 text (``Z`` or an offset; a naive time is taken as
     UTC, as SQLite's ``CURRENT_TIMESTAMP`` writes it; a date alone is its
-    midnight) or Unix epoch seconds as a number.
+    midnight) or Unix epoch seconds as a real number (``int``, ``float``,
+    ``Decimal``...; never a ``bool``). ``None`` too for an instant outside
+    years 1 to 9999 in UTC.
     """
     if value is None or isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    # Decimal is no numbers.Real, but it is how psycopg returns PostgreSQL's numeric
+    # (extract(epoch from ...) is one). float() holds every whole second datetime can.
+    if isinstance(value, Real | Decimal):
         try:
-            return datetime.fromtimestamp(value, tz=UTC)
+            return datetime.fromtimestamp(float(value), tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     text = readable_text(value)
@@ -100,9 +106,18 @@ def consent_time(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # Year 1 or 9999 with an offset that takes it past datetime's range in UTC.
+        return None
 
 
 def rfc3339(moment: datetime) -> str:
-    """``moment`` (aware) as RFC 3339 UTC with whole seconds: ``2024-05-01T09:30:00Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``moment`` (aware) as RFC 3339 UTC with whole seconds: ``2024-05-01T09:30:00Z``.
+
+    The year always has four digits (``0001-01-01T00:00:00Z``), as RFC 3339 requires.
+    """
+    utc = moment.astimezone(UTC)
+    # Not strftime("%Y"): glibc writes year 1 as "1", which is not RFC 3339.
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"

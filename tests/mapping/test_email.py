@@ -63,6 +63,8 @@ def test_the_longest_address_allowed_is_254_octets() -> None:
         ("ol ena@example.com", "e-mail contains spaces or control characters"),
         ("olena@exa\u200bmple.com", "e-mail contains spaces or control characters"),
         ("olena\x00@example.com", "e-mail contains spaces or control characters"),
+        # What a decoder upstream leaves of bytes that were not UTF-8.
+        ("ol\ufffdna@example.com", "e-mail is binary data, not UTF-8 text"),
         ("o(lena)@example.com", "e-mail has characters not allowed before the @"),
         ('"olena"@example.com', "e-mail has characters not allowed before the @"),
         (".olena@example.com", "e-mail has a misplaced dot before the @"),
@@ -83,6 +85,16 @@ def test_the_longest_address_allowed_is_254_octets() -> None:
 )
 def test_invalid_addresses_say_why(email: str, reason: str) -> None:
     assert email_problem(email) == reason
+
+
+@pytest.mark.parametrize(
+    "raw", [b"Ann\xe9@Example.com", b"ann@exampl\xe9.com", b"\xff\xfe@example.com"]
+)
+def test_an_email_of_bytes_that_are_not_utf8_is_keyed_but_never_sendable(raw: bytes) -> None:
+    email = normalise_email(raw)
+    # Still a key (staging stores it, so the row is counted), never an address.
+    assert isinstance(email, str) and email == email.lower()
+    assert email_problem(email) == "e-mail is binary data, not UTF-8 text"
 
 
 ALPHABET = 'ab.@-_+9 Z\t"é(ж' + "a" * 10

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
 import pytest
 
 from omnisync.config.model import FieldMapping
@@ -195,6 +199,29 @@ def test_custom_property_names_are_checked_against_omnisends_rule() -> None:
 def test_binary_values_that_are_not_utf8_are_invalid_but_utf8_bytes_are_text() -> None:
     assert mapped(a_row(city="Kraków".encode())).fields["city"] == "Kraków"
     assert refused(a_row(city=b"\xff\xfe")).reasons == ("city is binary data, not UTF-8 text",)
+
+
+def test_an_email_stored_as_a_blob_that_is_not_utf8_is_an_invalid_row(tmp_path: Path) -> None:
+    database = tmp_path / "cdp.sqlite"
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE customers (email TEXT, first_name TEXT)")
+        connection.execute(
+            "INSERT INTO customers VALUES (?, 'Ann'), (?, 'Ann')",
+            (b"Ann\xe9@example.com", b"Ann@example.com"),
+        )
+        connection.commit()
+        rows = connection.execute("SELECT email, first_name FROM customers").fetchall()
+    assert [type(email) for email, _ in rows] == [bytes, bytes]  # real BLOBs
+    export = make_export(mapping=FieldMapping(email="email", first_name="first_name"))
+    binary, utf8 = (
+        MappingPlan(export).map_row({"email": email, "first_name": name}, in_ledger=False)
+        for email, name in rows
+    )
+    assert isinstance(binary.result, InvalidRow), binary.result
+    assert binary.result.reasons == ("e-mail is binary data, not UTF-8 text",)
+    assert "example.com" not in binary.result.email_masked
+    assert isinstance(utf8.result, ContactWrite)
+    assert utf8.result.email == "ann@example.com"
 
 
 def test_welcome_message_follows_the_export() -> None:
