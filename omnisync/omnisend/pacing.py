@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from typing import Literal
 from omnisync.clock import Clock
 
 Kind = Literal["general", "tags", "batches"]
+
+logger = logging.getLogger("omnisync.omnisend")
 
 #: Omnisend's documented defaults (docs/omnisend.md, "Rate limits").
 DEFAULT_REQUESTS_PER_MINUTE = 400
@@ -46,11 +49,7 @@ class SlidingWindow:
     out of order. Pure, not thread-safe; the caller's ``now`` must not go backwards."""
 
     def __init__(self, limit: int, window_seconds: float) -> None:
-        # Not only the schema's rule: a window of no slots would make earliest() spin for ever.
-        if limit < 1 or not window_seconds > 0:
-            raise ValueError(
-                f"a window needs limit >= 1 and seconds > 0, got {limit}, {window_seconds}"
-            )
+        _check_window(limit, window_seconds)
         self.limit = limit
         self.window_seconds = window_seconds
         self._slots: list[float] = []  # sorted
@@ -113,6 +112,19 @@ class SlidingWindow:
         return None
 
 
+def _check_window(limit: int, window_seconds: float) -> None:
+    # Not only the schema's rule: a window of no slots would make earliest() spin for ever.
+    if limit < 1 or not window_seconds > 0:
+        raise ValueError(
+            f"a window needs limit >= 1 and seconds > 0, got {limit}, {window_seconds}"
+        )
+
+
+def _headroom(requests_per_minute: int) -> int:
+    """The overall slots batch creation leaves to polls: 5%, at least one."""
+    return max(1, math.ceil(requests_per_minute / 20))
+
+
 def _after_window(first: float, window: float) -> float:
     """The earliest float ``t`` with ``t - window >= first``."""
     candidate = first + window
@@ -131,6 +143,7 @@ class BrandLimiter:
     made in the last window: else batch creation would take a whole window in one burst
     and starve tags calls and polls. After :meth:`penalise` (a 429) no thread of the
     brand sends before the pause ends, including threads already sleeping towards a slot.
+    :meth:`set_limits` changes the limits in place.
     """
 
     def __init__(
@@ -146,7 +159,7 @@ class BrandLimiter:
             raise ValueError("safety_margin must not be negative")
         self.requests_per_minute = requests_per_minute
         self.tags_per_minute = tags_per_minute
-        self.headroom = max(1, math.ceil(requests_per_minute / 20))
+        self.headroom = _headroom(requests_per_minute)
         self._clock = clock
         self._span = window_seconds + safety_margin
         self._general = SlidingWindow(requests_per_minute, self._span)
@@ -197,6 +210,22 @@ class BrandLimiter:
             for window in (self._general, self._tags, self._batches):
                 window.penalise(until)
 
+    def set_limits(self, requests_per_minute: int, tags_per_minute: int) -> None:
+        """Pace at these limits from now on (``ValueError``, changing nothing, if one is
+        below 1). The requests already counted in the windows count against the new
+        limits; a thread asleep towards a slot looks again when it wakes, so a lower
+        limit holds it back then, and a higher one speeds up its next request."""
+        for limit in (requests_per_minute, tags_per_minute):
+            _check_window(limit, self._span)
+        with self._lock:
+            self.requests_per_minute = requests_per_minute
+            self.tags_per_minute = tags_per_minute
+            self.headroom = _headroom(requests_per_minute)
+            self._general.limit = requests_per_minute
+            self._tags.limit = tags_per_minute
+            tags_active = self._clock.now() < self._tags_active_until
+            self._batches.limit = self._batch_limit(tags_active=tags_active)
+
     def _batch_limit(self, *, tags_active: bool) -> int:
         shared = self.requests_per_minute - self.headroom
         # Room kept for tags calls, at most half of what polls leave: with tags_per_minute
@@ -224,8 +253,13 @@ class BrandLimiter:
 
 
 class LimiterRegistry:
-    """One :class:`BrandLimiter` per brand (base URL and a digest of the key, never the key);
-    the limits of the first request for a brand win."""
+    """One :class:`BrandLimiter` per brand (base URL and a digest of the key, never the key).
+
+    Asked for a brand with other limits than its limiter's (a connection's ``rate_limit``
+    changed by a reload), the limiter takes them at once, in place: every client of the
+    brand, old and new, paces at them. Two connections of one brand asking for different
+    limits: the last asked wins.
+    """
 
     def __init__(self, *, clock: Clock) -> None:
         self._clock = clock
@@ -240,12 +274,33 @@ class LimiterRegistry:
         requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
         tags_per_minute: int = DEFAULT_TAGS_PER_MINUTE,
     ) -> BrandLimiter:
+        """The limiter of the brand at ``base_url`` with ``api_key``, made on first use,
+        pacing at these limits from now on (see the class docstring); ``ValueError`` for
+        a limit below 1."""
         key = (base_url.rstrip("/"), brand_digest(api_key))
         with self._lock:
             found = self._limiters.get(key)
             if found is None:
                 found = BrandLimiter(requests_per_minute, tags_per_minute, clock=self._clock)
                 self._limiters[key] = found
+                return found
+            was = (found.requests_per_minute, found.tags_per_minute)
+            if was != (requests_per_minute, tags_per_minute):
+                found.set_limits(requests_per_minute, tags_per_minute)
+                # Said aloud: an operator lowering rate_limit after a 429 wants to see it hold.
+                logger.info(
+                    "the rate limits of the brand at %s are now %d requests and %d tags calls "
+                    "a minute (were %d and %d)",
+                    key[0],
+                    requests_per_minute,
+                    tags_per_minute,
+                    *was,
+                    extra={
+                        "event": "omnisend.limits_changed",
+                        "requests_per_minute": requests_per_minute,
+                        "tags_per_minute": tags_per_minute,
+                    },
+                )
             return found
 
     def __len__(self) -> int:

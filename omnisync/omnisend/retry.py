@@ -6,9 +6,13 @@ HTTP-date ``Retry-After``) is passed in.
 - 408, 5xx and transport errors (status ``None``) are retried up to ``max_attempts``
   attempts in all (the first included), after an exponential backoff with full jitter
   (uniform in ``[0, min(max_delay, base_delay * 2**(n-1))]``).
-- 429 waits ``retryAfter`` from the JSON body, else a ``Retry-After`` header, else the
-  same backoff, until one request's waits add up to ``rate_limit_budget`` (15
-  minutes): a storm is ridden out, it does not abort a run. 429s use up no attempts.
+- 429 waits ``retryAfter`` from the JSON body, else a ``Retry-After`` header, until one
+  request's waits add up to ``rate_limit_budget`` (15 minutes): a storm is ridden out,
+  it does not abort a run. 429s use up no attempts. Without either, or when they ask
+  for less than ``base_delay`` (``retryAfter`` is whole seconds, so a server rounding
+  down sends 0; a ``Retry-After`` date may be already past), it waits the same
+  backoff, but never less than ``base_delay``: every wait counts towards the budget,
+  so a storm of such answers ends too.
 - Any other status is never retried: repeating it cannot help.
 """
 
@@ -28,12 +32,17 @@ def is_transient(status: int | None) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How the client retries one request (see the module docstring)."""
+    """How the client retries one request (see the module docstring). ``base_delay`` must
+    be positive: it is the least a 429 waits, which keeps a 429 storm within budget."""
 
     max_attempts: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0
     rate_limit_budget: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not self.base_delay > 0:
+            raise ValueError(f"base_delay must be positive, got {self.base_delay}")
 
     def backoff(self, failures: int, *, random: random_module.Random) -> float:
         """Full-jitter backoff after the ``failures``-th consecutive failure (1-based)."""
@@ -52,9 +61,12 @@ class RetryPolicy:
         random: random_module.Random,
     ) -> float | None:
         """Seconds to wait after the ``rate_limited``-th 429 of one request (``retry_after``,
-        else the backoff); ``None`` if that would take its waits (``waited``) past budget."""
-        if retry_after is None:
-            retry_after = self.backoff(rate_limited, random=random)
+        else the backoff, at least ``base_delay``); ``None`` if that would take its waits
+        (``waited``) past budget."""
+        if retry_after is None or retry_after < self.base_delay:
+            # No usable advice: back off, and wait at least base_delay even when the full
+            # jitter draws less, or waits adding up to nothing would never reach the budget.
+            retry_after = max(self.base_delay, self.backoff(rate_limited, random=random))
         return None if waited + retry_after > self.rate_limit_budget else retry_after
 
 

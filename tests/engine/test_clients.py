@@ -6,6 +6,8 @@ import dataclasses
 
 import pytest
 
+from omnisync.clock import FakeClock
+from omnisync.config.model import RateLimit
 from omnisync.config.secrets import SecretUnavailable
 from omnisync.engine.clients import ClientPool
 from omnisync.omnisend.errors import ApiError
@@ -30,6 +32,36 @@ def test_a_connection_gets_one_shared_client(setup: Setup) -> None:
         )
         pool.client_for(other_brand)
         assert len(registry) == 2
+
+
+def test_a_reloaded_lower_rate_limit_paces_the_brand_at_once(setup: Setup) -> None:
+    # The daemon keeps one pool across reloads. An operator lowers rate_limit because
+    # Omnisend answered 429: the brand's shared limiter must take the new limits, not
+    # keep the ones it was first asked for until a restart.
+    shop = setup.config().connections["shop"]
+    clock = FakeClock()
+    registry = LimiterRegistry(clock=clock)
+    limits = shop.rate_limit
+    with ClientPool(clock=clock, environ={API_KEY_VARIABLE: "test-key"}, registry=registry) as pool:
+        before = pool.client_for(shop)
+        # The brand's limiter, as the pool asked for it (same brand, same limits).
+        limiter = registry.limiter(
+            shop.base_url,
+            "test-key",
+            requests_per_minute=limits.requests_per_minute,
+            tags_per_minute=limits.tags_per_minute,
+        )
+        lowered = dataclasses.replace(
+            shop, rate_limit=RateLimit(requests_per_minute=2, tags_per_minute=1)
+        )
+        assert pool.client_for(lowered) is not before
+        assert len(registry) == 1
+        # Under the old limits (400 and 60) none of these would wait.
+        assert limiter.acquire("tags").waited == 0.0
+        assert limiter.acquire("tags").waited == 60.5  # 1 tags call a minute, and the margin
+        assert limiter.acquire("general").waited == 0.0
+        assert limiter.acquire("general").waited == 60.5  # 2 requests a minute
+        assert clock.now() == 121.0
 
 
 def test_a_rotated_key_gets_a_fresh_client(setup: Setup) -> None:

@@ -242,6 +242,50 @@ def test_a_429_storm_longer_than_the_budget_ends_in_rate_limited() -> None:
     assert len(requests) == 4  # three waits of 60 s fit the 180 s budget, the 4th does not
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"json": {"title": "Too many requests", "retryAfter": 0}},
+        {
+            "json": {"title": "Too many requests"},
+            "headers": {"Retry-After": "Thu, 01 Jan 2015 00:00:00 GMT"},
+        },
+    ],
+    ids=["retryAfter-0", "Retry-After-date-in-the-past"],
+)
+def test_a_429_storm_asking_for_no_wait_still_gives_up_within_the_budget(
+    answer: dict[str, object],
+) -> None:
+    # retryAfter is whole seconds (the OpenAPI document types it as an integer), so a
+    # server rounding down sends 0. Such waits once added nothing to the budget: the
+    # request was retried for ever (32,077 requests in 9 hours of clock time).
+    clock = FakeClock()
+    requests: list[httpx.Request] = []
+
+    def always_429(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        assert len(requests) <= 1000, f"still retrying after {len(requests)} 429s"
+        return httpx.Response(429, **answer)  # type: ignore[arg-type]
+
+    client = OmnisendClient(
+        "https://omnisend.test/api",
+        API_KEY,
+        limiter=BrandLimiter(clock=clock),
+        clock=clock,
+        transport=httpx.MockTransport(always_429),
+        random=random.Random(5),
+    )
+    policy = RetryPolicy()
+    with pytest.raises(ApiError, match="too many requests") as caught:
+        client.add_tag("vip", ["a@example.com"])
+    assert caught.value.status == 429
+    assert clock.now() <= policy.rate_limit_budget
+    # Every retry waited, and the waits backed off: far fewer requests than a fixed floor
+    # of base_delay would have sent in 15 minutes.
+    assert all(delay >= policy.base_delay for delay in clock.sleeps)
+    assert len(requests) < 200
+
+
 def test_a_400_carries_every_field_problem() -> None:
     client, _, _, _ = make_client(
         [

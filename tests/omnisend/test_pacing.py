@@ -272,6 +272,58 @@ def test_registry_shares_one_limiter_per_brand_and_keeps_no_key() -> None:
     assert brand_digest("key-one-SECRET") != brand_digest("key-two-SECRET")
 
 
+def test_a_brand_asked_for_with_new_limits_paces_at_them_from_then_on() -> None:
+    # A hot reload lowering rate_limit (a 429's advice) once changed nothing until a
+    # restart: the brand's limiter kept the limits it was first asked for.
+    clock = FakeClock()
+    registry = LimiterRegistry(clock=clock)
+    limiter = registry.limiter("http://127.0.0.1:1/api", "key-SECRET")  # 400 and 60
+    assert [limiter.acquire("general").waited for _ in range(3)] == [0.0] * 3
+    lowered = registry.limiter(
+        "http://127.0.0.1:1/api", "key-SECRET", requests_per_minute=4, tags_per_minute=1
+    )
+    assert lowered is limiter  # in place: every client of the brand shares it
+    # The 3 requests already sent count against the new limit of 4 a window.
+    assert limiter.acquire("tags").waited == 0.0
+    assert limiter.acquire("general").waited == 60.5
+    assert limiter.acquire("tags").waited == 0.0  # at 60.5 the first tags call has left
+    assert limiter.acquire("tags").waited == 60.5  # one tags call a window
+    # Raised again, the next request need not wait for the old window to pass.
+    registry.limiter("http://127.0.0.1:1/api", "key-SECRET", requests_per_minute=400)
+    assert [limiter.acquire("general").waited for _ in range(50)] == [0.0] * 50
+    assert limiter.acquire("tags").waited == 0.0
+    assert len(registry) == 1
+
+
+def test_a_thread_waiting_for_a_slot_meets_limits_lowered_meanwhile() -> None:
+    clock = VirtualClock(participants=2)
+    registry = LimiterRegistry(clock=clock)
+    limiter = registry.limiter("http://127.0.0.1:1/api", "key", requests_per_minute=2)
+    sent: list[float] = []
+
+    def waiter() -> None:
+        limiter.acquire("general")
+        limiter.penalise(10.0)  # a 429 asking for 10 s
+        limiter.acquire("general")  # books 10 under the limit of 2, sleeps towards it
+        sent.append(clock.now())
+
+    def reload() -> None:
+        clock.wait_for_sleepers()
+        registry.limiter("http://127.0.0.1:1/api", "key", requests_per_minute=1)
+
+    run_threads(clock, [waiter, reload])
+    assert sent == [60.5]  # woken at 10, it looks again: one a window, after the one at 0
+
+
+def test_new_limits_that_could_never_admit_a_request_are_refused_and_change_nothing() -> None:
+    clock = FakeClock()
+    registry = LimiterRegistry(clock=clock)
+    limiter = registry.limiter("http://127.0.0.1:1/api", "key", requests_per_minute=2)
+    with pytest.raises(ValueError, match="a window needs"):
+        registry.limiter("http://127.0.0.1:1/api", "key", requests_per_minute=5, tags_per_minute=0)
+    assert [limiter.acquire("general").waited for _ in range(3)] == [0.0, 0.0, 60.5]  # still 2
+
+
 def test_invalid_limits_are_refused() -> None:
     # A window needs a limit of at least 1: the config schema refuses anything less.
     limits = load_schema()["$defs"]["rate_limit"]["properties"]

@@ -87,6 +87,37 @@ def test_a_429_storm_is_ridden_out_for_the_whole_budget_then_given_up() -> None:
     assert rounds == 15 and waited == 900.0
 
 
+@given(
+    retry_after=st.sampled_from([0.0, 0.2, None]),
+    seed=st.integers(0, 2**32),
+)
+def test_a_429_asking_for_less_than_the_floor_backs_off_and_ends_within_the_budget(
+    retry_after: float | None, seed: int
+) -> None:
+    # retryAfter 0 (a server rounding down to whole seconds, or a Retry-After date already
+    # past) once waited nothing, so the waits never reached the budget.
+    policy = RetryPolicy(base_delay=0.5, max_delay=30.0, rate_limit_budget=900.0)
+    rng = random.Random(seed)
+    delays: list[float] = []
+    while (
+        delay := policy.rate_limit_delay(
+            retry_after=retry_after, rate_limited=len(delays) + 1, waited=sum(delays), random=rng
+        )
+    ) is not None:
+        delays.append(delay)
+        assert len(delays) <= 900 / 0.5, "the waits never reach the budget"
+    assert all(
+        0.5 <= delay <= max(0.5, min(30.0, 0.5 * 2**index)) for index, delay in enumerate(delays)
+    )
+    assert sum(delays) <= 900.0
+    assert sum(delays) > 900.0 - 30.0  # ridden out to the end of the budget, not cut short
+
+
+def test_a_retry_policy_whose_waits_could_stay_at_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="base_delay"):
+        RetryPolicy(base_delay=0.0)
+
+
 @pytest.mark.parametrize(
     ("status", "advice", "aborts"),
     [
