@@ -114,13 +114,17 @@ class RunAttempt:
         (an aborting ``ApiError``, a ``StateError``).
         """
         export = self.export
-        recorder = LedgerRecorder(store, export.name, clock=clock, on_change=self.changed)
+        recorder = LedgerRecorder(
+            store, export.name, tag=export.tag, clock=clock, on_change=self.changed
+        )
         self.recorder = recorder
         tally = self.tally
         assert tally is not None, "the runner tallies what it staged"
         staged = tally.staged
         pipelines: dict[str, DeliveryPipeline] = {}
         with ExitStack() as open_pipelines:
+            # Registered first, so it runs last: once every pipeline is done, or aborted.
+            open_pipelines.callback(recorder.restore_old_tags)
 
             def pipeline_for(tag: str) -> DeliveryPipeline:
                 if tag not in pipelines:

@@ -34,11 +34,15 @@ class LedgerRecorder:
         store: LedgerStore,
         export: str,
         *,
+        tag: str,
         clock: Clock,
         on_change: Callable[[], None],
     ) -> None:
         self._store = store
         self._export = export
+        self._tag = tag
+        # Per old tag, the e-mails a failed tags call left it on (see restore_old_tags).
+        self._old_tags_kept: dict[str, set[str]] = {}
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
@@ -147,8 +151,20 @@ class LedgerRecorder:
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
         with self._lock:
             self.tag_failed += len(emails)
+            if tag != self._tag:  # a call for another tag is only ever its removal
+                self._old_tags_kept.setdefault(tag, set()).update(emails)
             self._sample(f"tag {tag!r} for {len(emails)} contact(s)", str(error))
         self._on_change()
+
+    def restore_old_tags(self) -> None:
+        """Write back into the ledger the old tags whose removal failed; call it once the
+        run's tags calls are over. Adding the export's tag records it over the old one,
+        whichever call ends first: without this, the ledger would say the old tag is gone
+        while contacts keep it, and no later run would remove it."""
+        with self._lock:
+            kept, self._old_tags_kept = self._old_tags_kept, {}
+        for tag, emails in kept.items():
+            self._store.mark_tagged(self._export, tag, sorted(emails), now=self._clock.wall())
 
     def _sample(self, subject: str, reason: str) -> None:
         if len(self.failure_samples) < SAMPLE_SIZE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from omnisync.emulator import Faults
 from omnisync.engine.results import RunResult
 from omnisync.engine.runner import ExportRunner, RunnerSettings
 from tests.engine.conftest import Setup
@@ -185,6 +186,28 @@ def test_a_renamed_tag_moves_from_the_old_tag_to_the_new(setup: Setup) -> None:
     with setup.store() as store:
         assert {entry.tag for entry in store.entries("members")} == {"loyal"}
     assert run(setup).counts.unchanged == 30
+
+
+def test_an_old_tag_whose_removal_failed_is_removed_by_the_next_run(setup: Setup) -> None:
+    write_segment(setup.database, people(5))
+    assert run(setup).status == "succeeded"
+    setup.rewrite(tag="loyal")
+    setup.emulator.set_faults(error_rate_500=1.0, only_endpoints=frozenset({TAG_REMOVALS}))
+    failed = run(setup)
+    assert (failed.status, failed.counts.tagged, failed.counts.tag_failed) == ("partial", 5, 5)
+    setup.emulator.set_faults(Faults())
+    setup.emulator.drain()
+    # The ledger still knows the old tag is on them, whichever tags call ended first.
+    with setup.store() as store:
+        assert {entry.tag for entry in store.entries("members")} == {"members"}
+    before = last_sequence(setup.emulator)
+    retried = run(setup)
+    assert retried.status == "succeeded", retried.error
+    assert len(emails_of(log_since(setup.emulator, before), TAG_REMOVALS)) == 5
+    setup.emulator.drain()
+    assert {tuple(c["tags"]) for c in setup.emulator.contacts()} == {("loyal",)}
+    with setup.store() as store:
+        assert {entry.tag for entry in store.entries("members")} == {"loyal"}
 
 
 def test_refused_contacts_stay_pending_and_are_retried(setup: Setup) -> None:

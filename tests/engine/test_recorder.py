@@ -35,7 +35,9 @@ def test_a_failed_creation_keeps_the_intent_only_when_the_batch_may_exist(
     tmp_path: Path, error: OmnisendError, kept: bool
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
-        recorder = LedgerRecorder(store, "vip", clock=FakeClock(), on_change=lambda: None)
+        recorder = LedgerRecorder(
+            store, "vip", tag="vip", clock=FakeClock(), on_change=lambda: None
+        )
         recorder.expect("a@x.io", 1, then_tag=True)
         recorder.expect("b@x.io", 2, then_tag=False)
         token = recorder.batch_sending(("a@x.io", "b@x.io"))
@@ -50,7 +52,9 @@ def test_batches_are_recorded_and_acknowledged_as_omnisend_answered(
     tmp_path: Path,
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
-        recorder = LedgerRecorder(store, "vip", clock=FakeClock(), on_change=lambda: None)
+        recorder = LedgerRecorder(
+            store, "vip", tag="vip", clock=FakeClock(), on_change=lambda: None
+        )
         first = ("a@x.io", "b@x.io")
         second = ("c@x.io", "d@x.io")
         for batch, fingerprints in ((first, [1, 2]), (second, [3, 4])):
