@@ -60,6 +60,21 @@ class Sides:
         found = config.position(dotted)
         return None if found is None else dataclasses.replace(found, file=relocate(found.file))
 
+    def brand_of(self, export: str, *, head: bool) -> str | None:
+        """The brand ``export`` delivers to on one side, an API key file's path as the
+        working tree has it (a checkout's own path would make every file key a new brand)."""
+        config, relocate = (
+            (self.head, self.relocate_head) if head else (self.base, self.relocate_base)
+        )
+        definition = config.exports.get(export)
+        connection = config.connections.get(definition.connection) if definition else None
+        if connection is None:
+            return None
+        key = connection.api_key
+        if key.kind == "file":
+            key = dataclasses.replace(key, name=relocate(key.name))
+        return dataclasses.replace(connection, api_key=key).brand
+
 
 def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
     """The effects of the change to export ``name`` (added, removed or changed)."""
@@ -101,7 +116,7 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
             else "every member will be upserted and tagged"
         )
         found.append(Effect("first_export", "warning", f"enabled again: {resumed}", path="enabled"))
-    if sides.base.brand_of(name) != sides.head.brand_of(name):
+    if sides.brand_of(name, head=False) != sides.brand_of(name, head=True):
         found.append(
             Effect(
                 "moves_brand",

@@ -1,8 +1,10 @@
 """A git revision's config, written to a temporary directory to be loaded. The git shell.
 
-The config's files in the revision are written (blobs, no filters) at the same
-place relative to the work tree, so its relative paths keep their meaning. Git
-is read as :mod:`omnisync.config.revision` reads it: objects only.
+The config's files in the revision are written (blobs, no filters) under a temporary
+directory at their own absolute path in the work tree (``/repo/omnisync.yaml`` as
+``<temporary>/repo/omnisync.yaml``), so every relative path keeps its meaning, one
+that climbs out of the repository with ``../`` included. Git is read as
+:mod:`omnisync.config.revision` reads it: objects only.
 """
 
 from __future__ import annotations
@@ -23,20 +25,25 @@ class RevisionUnavailable(OmnisyncError):
 
 @dataclass(frozen=True)
 class Checkout:
-    """A revision's config under ``root``: load ``path``; it stands for the working tree's
-    ``config_path`` in the repository at ``work_tree``."""
+    """A revision's config: load ``path``; it stands for the working tree's ``config_path``,
+    and is ``config_path`` under the temporary directory ``root``."""
 
     path: str
     root: str
-    work_tree: str
     config_path: str
     label: str
 
     def relocate(self, text: str) -> str:
-        """A path in this checkout as the working tree's; other text unchanged."""
-        for temporary, real in ((self.path, self.config_path), (self.root, self.work_tree)):
-            if text == temporary or text.startswith(temporary + os.sep):
-                return real + text[len(temporary) :]
+        """A path under this checkout's ``root`` as the same path without it; other text,
+        an absolute path the config wrote included, unchanged.
+
+        A relative path resolves in the checkout as it does in the working tree, under
+        ``root``: inside the repository or out of it with ``../``.
+        """
+        if text == self.root:
+            return os.sep  # a path that climbed to the top of the file system
+        if text.startswith(self.root + os.sep):
+            return text[len(self.root) :]
         return text
 
 
@@ -69,14 +76,17 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
             content = git(["cat-file", "blob", object_id], top=top)
             if content is None:
                 raise RevisionUnavailable(f"cannot read {path} in revision '{revision}'")
-            target = os.path.join(root, path)
+            # At ``absolute`` as given, not under ``top`` (a real path): the working tree's
+            # config resolves its paths from there, through any symbolic link. Every entry
+            # is ``relative`` or under it (the pathspec).
+            within = path if relative == "." else path[len(relative) :].lstrip("/")
+            target = root + os.path.normpath(os.path.join(absolute, within))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as handle:
                 handle.write(content)
         yield Checkout(
-            path=os.path.join(root, relative),
+            path=root + absolute,
             root=root,
-            work_tree=top,
             config_path=absolute,
             label=f"{revision} (git:{short.strip()})",
         )
