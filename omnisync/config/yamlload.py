@@ -5,11 +5,18 @@ is built from them here, not by PyYAML's constructor, because what YAML lets thr
 silently must be errors: duplicate keys, input not UTF-8, non-standard tags
 (``!!python/object``), keys that are not scalars, and aliases that expand into huge
 or recursive documents (values are counted while composing and while expanding).
+
+Plain scalars are read by YAML 1.2, as check-jsonschema (ruamel.yaml) reads them, not by
+PyYAML's YAML 1.1 rules: ``yes``, ``off`` and ``1:30`` are text, ``010`` is ten, ``0o10``
+is eight and ``1e3`` a number. CI runs both on the same files, and the two must agree on
+what a file says. A document that declares another YAML version is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +37,84 @@ _TAG_PREFIX = "tag:yaml.org,2002:"
 _MAP = _TAG_PREFIX + "map"
 _SEQ = _TAG_PREFIX + "seq"
 _MERGE = _TAG_PREFIX + "merge"
-#: Constructed by the safe loader's constructors.
-_SCALAR_TAGS = frozenset(_TAG_PREFIX + name for name in ("null", "bool", "int", "float"))
+_NULL = _TAG_PREFIX + "null"
+_BOOL = _TAG_PREFIX + "bool"
+_INT = _TAG_PREFIX + "int"
+_FLOAT = _TAG_PREFIX + "float"
+_STR = _TAG_PREFIX + "str"
 # Kept as the text written: a config has no use for datetime objects, and a
 # date-like value in a string field should stay the string it looks like.
-_TEXT_TAGS = frozenset({_TAG_PREFIX + "str", _TAG_PREFIX + "timestamp", _TAG_PREFIX + "value", "!"})
+_TEXT_TAGS = frozenset({_STR, _TAG_PREFIX + "timestamp", _TAG_PREFIX + "value", "!"})
+
+# The forms of YAML 1.2's core schema as ruamel.yaml's resolver writes them, so that
+# check-jsonschema reads each plain scalar as omnisync does: it also takes '_' between
+# digits, 0b binary and a sign on 0o and 0x, and wants a sign in the exponent of ".5e+3".
+#: The tag of a plain scalar by its form, the first that matches all of it; else text.
+_PLAIN_FORMS = (
+    (_BOOL, re.compile(r"true|True|TRUE|false|False|FALSE")),
+    (
+        _FLOAT,
+        re.compile(
+            r"""[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+            |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+            |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN)""",
+            re.VERBOSE,
+        ),
+    ),
+    # A sign or a digit first: "_1" is text.
+    (_INT, re.compile(r"(?=[-+0-9])[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9_]+)")),
+    (_MERGE, re.compile(r"<<")),
+    (_NULL, re.compile(r"~|null|Null|NULL|")),
+)
+_FORMS = dict(_PLAIN_FORMS)
+_BASES = {"0b": 2, "0o": 8, "0x": 16}
+
+
+def _form(text: str, *tags: str) -> str:
+    """``text``, if it has the form of one of ``tags``; raises :class:`ValueError` otherwise."""
+    if not any(_FORMS[tag].fullmatch(text) for tag in tags):
+        raise ValueError("not the form of its tag")  # never the text: it may be a secret
+    return text
+
+
+def _boolean(text: str) -> bool:
+    return _form(text, _BOOL).lower() == "true"
+
+
+def _integer(text: str) -> int:
+    """Decimal (``010`` is ten: YAML 1.2 has no octal without ``0o``), ``0b``, ``0o`` or
+    ``0x``, with '_' between digits ignored."""
+    digits = _form(text, _INT).replace("_", "")
+    sign = -1 if digits.startswith("-") else 1
+    digits = digits.lstrip("+-")
+    base = _BASES.get(digits[:2], 10)
+    return sign * int(digits if base == 10 else digits[2:], base)  # int("", 2) raises
+
+
+def _float(text: str) -> float:
+    """A float's form, or an integer's (``!!float 1``) read as a float."""
+    digits = _form(text, _FLOAT, _INT).replace("_", "").lower()
+    sign = -1.0 if digits.startswith("-") else 1.0
+    digits = digits.lstrip("+-")
+    if digits == ".inf":
+        return sign * math.inf
+    if digits == ".nan":
+        return math.nan
+    return sign * float(digits)  # raises for "0x10" and "."
+
+
+#: What a scalar of each tag is, from its text; :class:`ValueError` when it is not one.
+_CONSTRUCTORS: dict[str, Callable[[str], object]] = {
+    _NULL: lambda _text: None,
+    _BOOL: _boolean,
+    _INT: _integer,
+    _FLOAT: _float,
+}
+_SCALAR_TAGS = frozenset(_CONSTRUCTORS)
+#: Said after "this value is not a valid !!bool".
+_ADVICE = {_BOOL: ": write true or false"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +126,10 @@ class ParsedDocument:
     diagnostics: tuple[Diagnostic, ...]
 
 
-class _LimitExceeded(Exception):
+class _Refused(Exception):
+    """The input is refused at ``mark``: a limit is exceeded, or the file asks for what
+    omnisync does not do."""
+
     def __init__(self, message: str, mark: Mark) -> None:
         super().__init__(message)
         self.mark = mark
@@ -62,7 +145,8 @@ class _AliasNode(Node):
 
 
 class _Loader(yaml.SafeLoader):
-    """The safe loader, with alias positions, a node budget and a depth limit."""
+    """The safe loader, with alias positions, a node budget, a depth limit, and plain
+    scalars resolved by YAML 1.2."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -73,19 +157,39 @@ class _Loader(yaml.SafeLoader):
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         self.node_count += 1
         if self.node_count > MAX_NODES:
-            raise _LimitExceeded(f"more than {MAX_NODES} values in one file", event.start_mark)
+            raise _Refused(f"more than {MAX_NODES} values in one file", event.start_mark)
         is_alias = isinstance(event, yaml.AliasEvent)  # a bool: `event` stays Any for mypy
         if is_alias:
             super().compose_node(parent, index)  # raises for an undefined alias
             target = self.anchors[event.anchor]
             return _AliasNode(target, str(event.anchor), event.start_mark, event.end_mark)
         if self.depth >= MAX_DEPTH:
-            raise _LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
         # No need to unwind on an error: it ends the parse.
         self.depth += 1
         node = super().compose_node(parent, index)
         self.depth -= 1
         return node
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """A node's tag; a plain scalar's by its YAML 1.2 form (``_PLAIN_FORMS``)."""
+        if kind is ScalarNode and implicit[0]:
+            return next((tag for tag, form in _PLAIN_FORMS if form.fullmatch(value)), _STR)
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+    def scan_directive(self) -> Any:
+        """A directive; ``%YAML`` of another version than 1.2 is refused."""
+        # Another version would read other scalars (check-jsonschema reads "%YAML 1.1"
+        # files by YAML 1.1): refused, so that the file says one thing to both.
+        token: Any = super().scan_directive()
+        if token.name == "YAML" and token.value != (1, 2):
+            major, minor = token.value
+            raise _Refused(
+                f"this file declares %YAML {major}.{minor}; omnisync reads config files as"
+                " YAML 1.2 (yes and on are text, 010 is ten): remove the directive",
+                token.start_mark,
+            )
+        return token
 
 
 def parse_document(content: bytes, *, file: str) -> ParsedDocument:
@@ -129,7 +233,7 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
         )
     except MarkedYAMLError as error:
         return failed(_mark_position(error.problem_mark, file=file), _yaml_message(error))
-    except _LimitExceeded as error:
+    except _Refused as error:
         return failed(_mark_position(error.mark, file=file), str(error))
     walker.positions[()] = start
     if not isinstance(data, dict):
@@ -169,22 +273,18 @@ class _Walker:
         self._count = 0
         self._active: set[int] = set()
         self._outer_alias: _AliasNode | None = None
-        # Only the stateless scalar constructors of this loader are used.
-        self._constructor = yaml.SafeLoader("")
 
     def value(self, node: Node, path: PathParts, *, depth: int) -> Any:
         self._count += 1
         if self._count > MAX_NODES:
             alias = self._outer_alias
-            raise _LimitExceeded(
+            raise _Refused(
                 f"alias{f' *{alias.anchor}' if alias else ''} expands the document past"
                 f" {MAX_NODES} values (an alias bomb?); refusing to expand it",
                 (alias or node).start_mark,
             )
         if depth > 2 * MAX_DEPTH:
-            raise _LimitExceeded(
-                f"aliases nest deeper than {2 * MAX_DEPTH} levels", node.start_mark
-            )
+            raise _Refused(f"aliases nest deeper than {2 * MAX_DEPTH} levels", node.start_mark)
         if isinstance(node, _AliasNode):
             return self._alias(node, path, depth=depth)
         if isinstance(node, ScalarNode):
@@ -202,7 +302,7 @@ class _Walker:
 
     def _alias(self, node: _AliasNode, path: PathParts, *, depth: int) -> Any:
         if id(node.target) in self._active:
-            raise _LimitExceeded(
+            raise _Refused(
                 f"alias *{node.anchor} refers to a node that contains it", node.start_mark
             )
         outer = self._outer_alias
@@ -215,13 +315,17 @@ class _Walker:
     def _scalar(self, node: ScalarNode, path: PathParts) -> Any:
         if node.tag in _TEXT_TAGS:
             return str(node.value)
-        if node.tag not in _SCALAR_TAGS:
+        construct = _CONSTRUCTORS.get(node.tag)
+        if construct is None:
             self.problem(node.start_mark, path, _unsupported_tag(node.tag))
             return None
         try:
-            return self._constructor.yaml_constructors[node.tag](self._constructor, node)
-        except (ValueError, yaml.YAMLError):
-            self.problem(node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}")
+            return construct(str(node.value))
+        except ValueError:
+            advice = _ADVICE.get(node.tag, "")
+            self.problem(
+                node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}{advice}"
+            )
             return None
 
     def _sequence(self, node: SequenceNode, path: PathParts, *, depth: int) -> list[Any]:

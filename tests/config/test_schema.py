@@ -155,6 +155,19 @@ def test_types_enums_and_limits_have_plain_messages() -> None:
     ]
 
 
+def test_yaml_1_1_forms_read_as_text_are_refused_with_what_is_accepted() -> None:
+    text = replaced(_ACCEPTED, "    data_transfer_accepted: yes\n")
+    text = replaced(_OWNER, _OWNER + "    enabled: off\n    schedule: {every: 1:30}\n", text=text)
+
+    assert check(text) == [
+        "c.yaml:19:5: connections.main.data_transfer_accepted:"
+        " expected true or false, got a string",
+        "c.yaml:25:5: exports.vip.enabled: expected true or false, got a string",
+        "c.yaml:26:16: exports.vip.schedule.every: a duration such as 15m, 1h, 30s or 500ms,"
+        " or a number of seconds greater than 0",
+    ]
+
+
 SECRET_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_/+=.:@"
 SECRET_PLACES = (
     ("    api_key: {env: OMNISEND_API_KEY}\n", "    api_key: {secret}\n"),
@@ -243,6 +256,8 @@ def test_the_defaults_the_schema_documents_are_the_models() -> None:
 
 _OWNER = "    owner: marko\n"
 _EVERY = _OWNER + "    schedule:\n      every: {block}\n        2s\n"
+_EXPORT = _OWNER + "    {setting}\n"
+_ACCEPTED = "    data_transfer_accepted: true\n"
 _REPLICA = "daemon:\n  replica_id: {id}\nexports:\n"
 _CSV = "sources:\n  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delimiter}\n"
 
@@ -262,6 +277,19 @@ _CSV = "sources:\n  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delim
         (("exports:\n", _REPLICA.format(id='"omnisync\\x850"')), False),
         (("sources:\n", _CSV.format(delimiter="'\"'")), False),
         (("sources:\n", _CSV.format(delimiter='"\\n"')), False),
+        # Plain scalars that YAML 1.1 reads otherwise: both read them as YAML 1.2 does.
+        ((_OWNER, _EXPORT.format(setting="schedule: {every: 1:30}")), False),  # not 90 seconds
+        ((_OWNER, _EXPORT.format(setting="schedule: {every: 90}")), True),
+        ((_OWNER, _EXPORT.format(setting="schedule: {every: 1e3}")), True),
+        ((_OWNER, _EXPORT.format(setting="schedule: {every: .5e3}")), False),  # text to both
+        ((_ACCEPTED, "    data_transfer_accepted: yes\n"), False),
+        ((_ACCEPTED, "    data_transfer_accepted: TRUE\n"), True),
+        ((_OWNER, _EXPORT.format(setting="enabled: off")), False),
+        ((_OWNER, _EXPORT.format(setting="send_welcome_message: No")), False),
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 010")), True),
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 0o10")), True),
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 1_000")), True),
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 0x10")), True),
     ],
 )
 def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(

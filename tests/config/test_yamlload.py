@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omnisync.config.model import Position
 from omnisync.config.yamlload import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, parse_document
+from tests.config.helpers import load_text, replaced
 
 
 def parse(text: str | bytes) -> tuple[object, list[str]]:
@@ -197,6 +205,154 @@ def test_scalars_follow_yaml_types_but_dates_stay_text() -> None:
     data, _ = parse("n: 12\nf: 1.5\nt: true\nz: null\nd: 2026-01-01\ns: '12'\n")
 
     assert data == {"n": 12, "f": 1.5, "t": True, "z": None, "d": "2026-01-01", "s": "12"}
+
+
+#: Plain scalars and what they read as: YAML 1.2 as check-jsonschema (ruamel.yaml) reads it.
+#: The comments say what YAML 1.1 (PyYAML's resolvers) read instead.
+READINGS = (
+    ("1:30", "1:30"),  # 90 (sexagesimal)
+    ("1:30:00", "1:30:00"),  # 5400
+    ("yes", "yes"),  # true
+    ("No", "No"),  # false
+    ("off", "off"),  # false
+    ("On", "On"),  # true
+    ("y", "y"),
+    ("true", True),
+    ("False", False),
+    ("TRUE", True),
+    ("tRUE", "tRUE"),
+    ("010", 10),  # 8 (octal)
+    ("0777", 777),  # 511
+    ("08", 8),  # "08"
+    ("+010", 10),  # 8
+    ("0o10", 8),  # "0o10"
+    ("-0o10", -8),  # "-0o10"
+    ("0x1F", 31),
+    ("0b101", 5),
+    ("1_000", 1000),
+    ("+12", 12),
+    ("-0", 0),
+    ("1e3", 1000.0),  # "1e3"
+    ("1E+3", 1000.0),  # "1E+3"
+    ("1.5e-3", 0.0015),
+    ("1.", 1.0),
+    (".5", 0.5),
+    ("-.5", -0.5),  # "-.5"
+    (".5e+3", 500.0),
+    (".5e3", ".5e3"),  # text to ruamel.yaml too: its form wants a sign after the e
+    ("+.inf", math.inf),
+    ("-.INF", -math.inf),
+    ("+.nan", "+.nan"),
+    ("~", None),
+    ("null", None),
+    ("NULL", None),
+    ("0o9", "0o9"),
+    ("0X1F", "0X1F"),
+    ("1,000", "1,000"),
+    ("2026-01-01", "2026-01-01"),
+)
+
+
+@pytest.mark.parametrize(("written", "read"), READINGS)
+def test_plain_scalars_are_read_as_yaml_1_2_reads_them(written: str, read: object) -> None:
+    data, problems = parse(f"a: {written}\n")
+
+    assert problems == []
+    assert isinstance(data, dict)
+    assert data["a"] == read
+    assert type(data["a"]) is type(read)
+
+
+def test_nan_and_an_empty_value_are_yaml_1_2_too() -> None:
+    data, problems = parse("a: .nan\nb: .NaN\nc:\n")
+
+    assert problems == []
+    assert isinstance(data, dict)
+    assert math.isnan(data["a"]) and math.isnan(data["b"])
+    assert data["c"] is None
+
+
+def _exactly(value: object) -> dict[str, object]:
+    """A JSON Schema that only ``value`` (and, JSON having no difference, an integer equal
+    to a float) passes. JSON has no infinity: one is beyond the largest finite number."""
+    kinds = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+    if isinstance(value, float) and math.isinf(value):
+        bound = "exclusiveMinimum" if value > 0 else "exclusiveMaximum"
+        return {"type": "number", bound: math.copysign(sys.float_info.max, value)}
+    return {"type": kinds[type(value)], "const": value}
+
+
+def test_plain_scalars_read_as_check_jsonschema_reads_them(tmp_path: Path) -> None:
+    # One run of the real check-jsonschema: a schema requires each key to be the value
+    # omnisync read, so it passes only if check-jsonschema reads every one the same.
+    names = [f"k{index}" for index in range(len(READINGS))]
+    document = tmp_path / "scalars.yaml"
+    document.write_text(
+        "".join(f"{name}: {written}\n" for name, (written, _) in zip(names, READINGS, strict=True))
+    )
+    data, problems = parse(document.read_bytes())
+    assert problems == [] and isinstance(data, dict)
+    schema = tmp_path / "scalars.schema.json"
+    schema.write_text(
+        json.dumps(
+            {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "required": names,
+                "properties": {name: _exactly(data[name]) for name in names},
+            },
+            allow_nan=False,
+        )
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--schemafile", str(schema), str(document)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_explicit_scalar_tags_read_their_value_as_yaml_1_2_does() -> None:
+    data, problems = parse(
+        "a: !!int 010\nb: !!float 1\nc: !!bool true\nd: !!bool yes\ne: !!int 1:30\n"
+    )
+
+    assert data == {"a": 10, "b": 1.0, "c": True, "d": None, "e": None}
+    assert problems == [
+        "c.yaml:4:4: d: this value is not a valid !!bool: write true or false",
+        "c.yaml:5:4: e: this value is not a valid !!int",
+    ]
+
+
+def test_a_yaml_version_other_than_1_2_is_refused_at_its_directive() -> None:
+    # check-jsonschema reads a %YAML 1.1 document by YAML 1.1 (yes is true, 010 is 8):
+    # omnisync reads one way only, and says so, rather than read it differently.
+    for version in ("1.1", "1.3"):
+        data, problems = parse(f"# config\n%YAML {version}\n---\na: yes\n")
+        assert data is None
+        assert problems == [
+            f"c.yaml:2:1: this file declares %YAML {version}; omnisync reads config files"
+            " as YAML 1.2 (yes and on are text, 010 is ten): remove the directive"
+        ]
+
+    assert parse("%YAML 1.2\n---\na: yes\n") == ({"a": "yes"}, [])
+
+
+def test_numbers_yaml_1_1_misread_configure_what_they_say(tmp_path: Path) -> None:
+    text = replaced(
+        "    owner: marko\n",
+        "    owner: marko\n    max_profiles: 010\n    schedule: {every: 1e3}\n",
+    )
+
+    result = load_text(tmp_path, text)
+
+    assert result.config is not None, result.diagnostics
+    export = result.config.exports["vip"]
+    assert export.max_profiles == 10
+    assert export.schedule is not None and export.schedule.every_seconds == 1000
 
 
 def test_characters_yaml_forbids_are_located() -> None:
