@@ -4,8 +4,8 @@ Reloads the config when it changes (or on SIGHUP) and serves /healthz,
 /metrics, /status and on-demand runs on the control address; a bad edit never
 stops it (docs/daemon.md). SIGTERM/SIGINT stop it cleanly (exit 0).
 Refuses to start (exit 1) on a config that validate rejects, with the same
-file:line:col lines, or whose secrets cannot be resolved; exit 2 for a path
-that cannot be read.
+file:line:col lines, or whose secrets cannot be resolved, or while another daemon
+uses its state directory; exit 2 for a path that cannot be read.
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omnisync.cli.common import fail
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.location import add_config_argument, config_path_from
+
+if TYPE_CHECKING:
+    from omnisync.daemon.loading import DaemonConfigLoader, LoadedConfig
+    from omnisync.logs import Redactor
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -52,15 +57,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace) -> int:
     # Imported here: `omnisync --help` imports every command's module, and would pay
     # for the daemon's imports (APScheduler, prometheus-client, the engine).
-    from omnisync.clock import SystemClock
     from omnisync.config.rules import listen_problem
     from omnisync.daemon.control import raise_file_limit
-    from omnisync.daemon.discovery import forget_token
-    from omnisync.daemon.engine import EngineRuns, EngineUnavailable
-    from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed, StartupFailed
-    from omnisync.daemon.metrics import DaemonMetrics
-    from omnisync.daemon.notify import Notifier
-    from omnisync.daemon.service import Daemon
+    from omnisync.daemon.discovery import (
+        LOCK_FILENAME,
+        StateDirectoryInUse,
+        claim_state_directory,
+    )
+    from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed
     from omnisync.logs import configure_logging
     from omnisync.state.locks import make_private_directory
 
@@ -90,6 +94,42 @@ def handle(args: argparse.Namespace) -> int:
     except OSError as error:
         reason = error.strerror or error
         return _refuse(f"cannot make the state directory {state_dir} private: {reason}")
+    # Before anything in the state directory is written (the token below, the ledger,
+    # daemon.json): a second daemon there would overwrite the first one's files.
+    try:
+        claim = claim_state_directory(state_dir)
+    except StateDirectoryInUse as error:
+        return _refuse(str(error))
+    except OSError as error:
+        reason = error.strerror or error
+        return _refuse(f"cannot lock {state_dir / LOCK_FILENAME}: {reason}")
+    # Held until this function returns, after daemon.json is removed (or by the kernel
+    # until the process ends, on the os._exit below).
+    with claim:
+        return _serve(args, initial, loader=loader, config_path=config_path, redactor=redactor)
+
+
+def _serve(
+    args: argparse.Namespace,
+    initial: LoadedConfig,
+    *,
+    loader: DaemonConfigLoader,
+    config_path: Path,
+    redactor: Redactor,
+) -> int:
+    """Start the daemon on ``initial`` and serve until stopped; the exit code. The caller
+    has made the state directory and holds its claim."""
+    from omnisync.clock import SystemClock
+    from omnisync.daemon.discovery import forget_token
+    from omnisync.daemon.engine import EngineRuns, EngineUnavailable
+    from omnisync.daemon.loading import StartupFailed
+    from omnisync.daemon.metrics import DaemonMetrics
+    from omnisync.daemon.notify import Notifier
+    from omnisync.daemon.service import Daemon
+    from omnisync.logs import configure_logging
+
+    settings = initial.config.daemon
+    state_dir = Path(settings.state_dir)
     if initial.control_token:
         # A configured token replaces the generated one: no stale file to mislead anyone.
         forget_token(state_dir)

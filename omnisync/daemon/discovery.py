@@ -1,6 +1,9 @@
 """Finding a running daemon, and talking to its control endpoint.
 
-At start the daemon writes ``<state_dir>/daemon.json`` (pid, control address, config
+Before it writes anything in its state directory, the daemon claims it: an exclusive
+``flock`` on ``<state_dir>/daemon.lock`` held for the life of the process
+(:func:`claim_state_directory`), so a second daemon on the same directory refuses to
+start. At start the daemon writes ``<state_dir>/daemon.json`` (pid, control address, config
 path, start time) and, unless ``daemon.control.token`` is configured, a fresh random
 token to ``control.token``, both 0600 whatever the umask; it removes ``daemon.json``
 on a clean exit. The CLI sends its bearer token to the address ``daemon.json`` names,
@@ -12,6 +15,7 @@ so it trusts these files only when they are regular files owned by the current u
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -20,15 +24,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
 from omnisync.errors import OmnisyncError
-from omnisync.state.locks import PRIVATE_FILE_MODE
+from omnisync.state.locks import PRIVATE_FILE_MODE, chmod_if_ours
 
 INFO_FILENAME = "daemon.json"
 TOKEN_FILENAME = "control.token"  # noqa: S105 - a file name, not a secret
+LOCK_FILENAME = "daemon.lock"
 #: How often a command waiting for a run (the daemon's, or a replica's) looks at it.
 POLL_SECONDS = 0.25
 
@@ -39,6 +44,11 @@ class DaemonUnavailable(OmnisyncError):
 
 class UntrustedStateFile(DaemonUnavailable):
     """``daemon.json`` or ``control.token`` could have been written by someone else."""
+
+
+class StateDirectoryInUse(OmnisyncError):
+    """Another live process holds the state directory's daemon lock; the message names the
+    directory and, when known, the holder's pid."""
 
 
 class TriggerRefused(OmnisyncError):
@@ -87,6 +97,75 @@ def remove_info(state_dir: Path, *, pid: int) -> None:
     info = read_info(state_dir)
     if info is not None and info.pid == pid:
         (state_dir / INFO_FILENAME).unlink(missing_ok=True)
+
+
+class StateDirectoryClaim:
+    """This process's exclusive hold on a state directory, from
+    :func:`claim_state_directory` until :meth:`release` (or the process's end). A context
+    manager that releases on exit."""
+
+    def __init__(self, state_dir: Path, descriptor: int) -> None:
+        self.state_dir = state_dir
+        self._descriptor: int | None = descriptor
+
+    def release(self) -> None:
+        """Let go of the state directory. Idempotent."""
+        if self._descriptor is not None:
+            descriptor, self._descriptor = self._descriptor, None
+            os.close(descriptor)  # closing the only descriptor drops the flock
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def claim_state_directory(state_dir: Path) -> StateDirectoryClaim:
+    """Claim ``state_dir`` (which must exist) for this daemon: an exclusive, non-blocking
+    ``flock`` on ``daemon.lock`` (made 0600), holding this process's pid.
+
+    :class:`StateDirectoryInUse` at once when another process holds it; ``OSError`` when
+    the lock file cannot be opened. Take it before writing anything else there: the
+    holder's ``daemon.json`` and ``control.token`` are then never overwritten. The kernel
+    drops the lock when the holder dies (SIGKILL included), so a lock file left behind
+    never blocks a restart; nothing ever removes it (removing it could let two processes
+    hold locks on two different files of the same name).
+    """
+    path = state_dir / LOCK_FILENAME
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptor = os.open(path, flags, PRIVATE_FILE_MODE)
+    try:
+        chmod_if_ours(descriptor, PRIVATE_FILE_MODE)  # whatever the umask took away
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(descriptor, state_dir)
+        os.close(descriptor)
+        named = f" (pid {holder})" if holder is not None else ""
+        raise StateDirectoryInUse(
+            f"another omnisync daemon{named} already uses the state directory {state_dir};"
+            " stop it first, or give this one its own daemon.state_dir"
+        ) from None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    # For the message of a daemon refused later: written at once, while daemon.json
+    # may still be a killed predecessor's.
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+    return StateDirectoryClaim(state_dir, descriptor)
+
+
+def _lock_holder(descriptor: int, state_dir: Path) -> int | None:
+    """The pid of the daemon holding ``daemon.lock`` (open as ``descriptor``): the one it
+    wrote there, else the one in ``daemon.json``; ``None`` when neither can be read (the
+    holder has only just taken the lock)."""
+    try:
+        return int(os.pread(descriptor, 32, 0).decode("ascii").strip())
+    except (OSError, ValueError):
+        pass
+    info = read_info(state_dir)
+    return info.pid if info is not None else None
 
 
 def _trust_problem(path: Path, status: os.stat_result) -> str | None:
