@@ -125,3 +125,15 @@ def test_the_unit_as_shipped_verifies_with_omnisync_installed_where_documented()
         )
     assert result.returncode == 0, result.stderr
     assert "omnisync.service" not in result.stderr, result.stderr
+
+
+def test_the_daemon_guide_installs_omnisync_where_the_unit_runs_it():
+    # docs/daemon.md once installed to /usr/bin and a venv the unit never ran: a unit
+    # installed as shipped then failed with 203/EXEC.
+    guide = (UNIT.parents[1] / "docs" / "daemon.md").read_text(encoding="utf-8")
+    install = guide.split("## Install with systemd", 1)[1].split("\n## ", 1)[0]
+    [exec_start] = settings()["ExecStart"]
+    assert exec_start.split()[0] == str(DOCUMENTED_BINARY)
+    assert f"python3 -m venv {DOCUMENTED_BINARY.parents[1]} " in install
+    assert f"{DOCUMENTED_BINARY.parent}/pip install ." in install
+    assert "/usr/bin/omnisync" not in install
