@@ -81,13 +81,13 @@ class LedgerRecorder:
             self._sent[batch_id] = self._sent.pop(provisional_id)
 
     def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
-        # A request cancelled before it left, or refused by an answer to every attempt:
-        # nothing was processed. An attempt without an answer (the network) may have
-        # created the batch: the intent is kept, and the next run looks its contacts up
-        # before sending a consent again.
+        # A request cancelled before it left, or refused by an answer that processed
+        # nothing (a 4xx to every attempt): released. An attempt without an answer (the
+        # network) or answered 408 or 5xx may have created the batch: the intent is
+        # kept, and the next run looks its contacts up before sending a consent again.
         with self._lock:
             del self._sent[provisional_id]
-        answered = isinstance(error, ApiError) and not error.after_unanswered
+        answered = isinstance(error, ApiError) and not error.maybe_processed
         if answered or isinstance(error, RequestCancelled):
             self._store.release_intent(self._export, provisional_id)
 

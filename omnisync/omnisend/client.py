@@ -171,7 +171,11 @@ class OmnisendClient:
 
         ``batch`` is sent as the very bytes ``BatchPacker`` measured. ``cancelled`` is
         asked once the request has its rate-limit slot, before any attempt can reach
-        Omnisend: true raises :class:`RequestCancelled`."""
+        Omnisend: true raises :class:`RequestCancelled`. A batch that carries consent
+        records is sent once, never retried after a failure that may have created it
+        (no answer, 408, 5xx): a second batch would repeat its consent records, which
+        Omnisend keeps. The error says so (``TransportError``, or ``ApiError`` with
+        ``maybe_processed``), and the caller looks those contacts up later."""
         operation = f"create a batch of {len(batch)} contact(s)"
         response = self._send(
             "POST",
@@ -181,6 +185,7 @@ class OmnisendClient:
             kind="batches",
             content=batch.body(),
             cancelled=cancelled,
+            repeatable=not batch.carries_consent,
         )
         data = json_object(response, operation)
         batch_id = data.get("batchID")
@@ -284,9 +289,12 @@ class OmnisendClient:
         params: Mapping[str, str] | None = None,
         content: bytes | None = None,
         cancelled: Callable[[], bool] | None = None,
+        repeatable: bool = True,
     ) -> httpx.Response:
         """Pace, send, retry, map errors, log and observe one request; the 2xx response, or
-        the typed error once the retry policy gives up. ``cancelled``: see :meth:`create_batch`."""
+        the typed error once the retry policy gives up. ``cancelled``: see :meth:`create_batch`;
+        not ``repeatable``: a transient failure (408, 5xx, no answer) is not retried (a 429,
+        never processed, still is)."""
         failures = 0  # transient failures (408, 5xx, transport) of this request
         unanswered = False  # an attempt got no answer: it may have been processed
         rate_limited = 0
@@ -366,6 +374,8 @@ class OmnisendClient:
             if is_transient(status):
                 failures += 1
                 delay = self._policy.transient_delay(failures, random=self._random)
+                if not repeatable:
+                    delay = None
                 if delay is not None:
                     logger.warning(
                         "%s failed (%s%s); attempt %d of %d, retrying in %.1f s",

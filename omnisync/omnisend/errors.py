@@ -100,7 +100,8 @@ class ApiError(OmnisendError):
     for a body that was not JSON). ``problems`` lists the failing fields of a 400; the
     message holds the title, detail, ``instance`` (trace id) and the advice by status.
     ``after_unanswered``: an earlier attempt of the same request got no answer, so
-    Omnisend may have processed the request although this answer refused it."""
+    Omnisend may have processed the request although this answer refused it;
+    ``maybe_processed``: that, or this answer itself (408, 5xx) leaves it open."""
 
     def __init__(
         self,
@@ -117,6 +118,7 @@ class ApiError(OmnisendError):
         )
         self.status = status
         self.after_unanswered = after_unanswered
+        self.maybe_processed = after_unanswered or status == 408 or status >= 500
         #: The trace id Omnisend's support asks for ("" when the answer had none).
         self.instance = instance
         self.aborts_run = status in _ABORTING

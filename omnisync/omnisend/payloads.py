@@ -91,10 +91,12 @@ def contact_body(write: ContactWrite) -> dict[str, Any]:
 
 @dataclass(frozen=True, repr=False)
 class EncodedBatch:
-    """One packed batch: ``items[i]`` is the encoded ``POST /batches`` item for ``emails[i]``."""
+    """One packed batch: ``items[i]`` is the encoded ``POST /batches`` item for ``emails[i]``;
+    ``carries_consent`` when an item holds a consent record."""
 
     emails: tuple[str, ...]
     items: tuple[bytes, ...]
+    carries_consent: bool = False
 
     def __len__(self) -> int:
         return len(self.emails)
@@ -118,6 +120,7 @@ class BatchPacker:
         self._emails: list[str] = []
         self._items: list[bytes] = []
         self._bytes = ENVELOPE_BYTES
+        self._consent = False
 
     def pack(self, write: ContactWrite) -> EncodedBatch | None:
         """Add ``write``; return the full batch it did not fit in, if any. Raises
@@ -136,12 +139,14 @@ class BatchPacker:
         self._emails.append(email)
         self._items.append(item)
         self._bytes += added_bytes
+        self._consent = self._consent or write.consent is not None
         return full
 
     def flush_packed(self) -> EncodedBatch | None:
         """Return the batch being packed (``None`` when empty) and start a new one."""
         if not self._emails:
             return None
-        batch = EncodedBatch(tuple(self._emails), tuple(self._items))
+        batch = EncodedBatch(tuple(self._emails), tuple(self._items), self._consent)
         self._emails, self._items, self._bytes = [], [], ENVELOPE_BYTES
+        self._consent = False
         return batch

@@ -31,7 +31,7 @@ from omnisync.masking import mask_email
 from omnisync.omnisend.batches import BatchOutcome, ItemFailure
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import TICK, Crew
-from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
+from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled, TransportError
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, BatchPacker, EncodedBatch
 
 logger = logging.getLogger("omnisync.omnisend")
@@ -45,6 +45,10 @@ TAGGER_THREADS = 2
 #: Polling rounds in a row that may fail (after the client's retries) before the
 #: pipeline aborts.
 MAX_FAILED_POLLS = 3
+#: Batches with consent records in a row whose creation may or may not have happened
+#: (sent once: see OmnisendClient.create_batch) before the run gives up, as a request
+#: gives up after its attempts.
+MAX_UNCERTAIN_BATCHES = 8
 
 TagAction = Literal["add", "remove"]
 
@@ -136,6 +140,7 @@ class DeliveryPipeline:
         self._places = threading.BoundedSemaphore(max_batches_in_flight)
         self._in_flight: dict[str, _Batch] = {}
         self._in_flight_lock = threading.Lock()
+        self._uncertain_in_a_row = 0  # under _in_flight_lock
         self._creating_done = threading.Event()  # set: no batch will be created any more
         self._finished = False
         self._creators = [
@@ -219,12 +224,37 @@ class DeliveryPipeline:
             except OmnisendError as error:
                 self._places.release()
                 self._listener.batch_not_created(provisional_id, error)
-                if not isinstance(error, RequestCancelled):
-                    self._crew.fail(error)
-                continue  # cancelled: not sent, the engine keeps these contacts pending
+                if isinstance(error, RequestCancelled):
+                    continue  # not sent: the engine keeps these contacts pending
+                if batch.writes.carries_consent and self._uncertain(error):
+                    continue  # maybe created: its contacts wait for the next run's look
+                self._crew.fail(error)
+                continue
             self._listener.batch_created(provisional_id, batch_id, emails)
             with self._in_flight_lock:
+                self._uncertain_in_a_row = 0
                 self._in_flight[batch_id] = batch
+
+    def _uncertain(self, error: OmnisendError) -> bool:
+        """Whether a batch with consent records, sent once, failed in a way that may have
+        created it, and not yet :data:`MAX_UNCERTAIN_BATCHES` times in a row: the run goes
+        on without it (the failure is logged and its contacts stay pending)."""
+        maybe = isinstance(error, TransportError) or (
+            isinstance(error, ApiError) and error.maybe_processed and not error.aborts_run
+        )
+        if not maybe:
+            return False
+        with self._in_flight_lock:
+            self._uncertain_in_a_row += 1
+            if self._uncertain_in_a_row >= MAX_UNCERTAIN_BATCHES:
+                return False
+        logger.warning(
+            "a batch with consent records may or may not have been created (%s); its"
+            " contacts are left for the next run, which looks them up first",
+            error,
+            extra={"event": "omnisend.batch_uncertain", "tag": self.tag},
+        )
+        return True
 
     def _poll_loop(self) -> None:
         failed_polls = 0

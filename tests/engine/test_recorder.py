@@ -22,8 +22,11 @@ from omnisync.state import InflightItem, SqliteLedgerStore
     [
         # Nothing was sent: the request was cancelled (a stop) while it waited.
         (RequestCancelled("create a batch of 2 contact(s)"), False),
-        # Omnisend answered: it processed nothing.
-        (ApiError("create a batch of 2 contact(s)", status=503), False),
+        # Omnisend answered a 4xx: it processed nothing.
+        (ApiError("create a batch of 2 contact(s)", status=400), False),
+        # A 5xx or a 408 may come after the batch was made (docs/omnisend.md): kept.
+        (ApiError("create a batch of 2 contact(s)", status=503), True),
+        (ApiError("create a batch of 2 contact(s)", status=408), True),
         # Answered in the end, but an earlier attempt was not: that one may have been
         # processed (a dropped answer), so the batch may exist.
         (ApiError("create a batch of 2 contact(s)", status=400, after_unanswered=True), True),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from omnisync.contact import ContactWrite
+from omnisync.emulator import Faults
 from omnisync.engine.results import RunResult
 from omnisync.engine.runner import ExportRunner
 from omnisync.mapping import MappingPlan
@@ -182,3 +184,55 @@ def test_contacts_of_a_batch_omnisend_has_not_finished_wait_for_it(setup: Setup)
     for email in prints:
         contact = setup.emulator.contact(email)
         assert contact is not None and len(contact["consents"]) == 1, contact
+
+
+def test_a_batch_whose_answer_was_lost_is_not_sent_again_with_its_consent(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(300))
+    setup.emulator.set_faults(
+        Faults(
+            drop_rate=0.5,
+            drop_after_processing=True,
+            only_endpoints=frozenset({UPSERTS}),
+            seed=3,
+        )
+    )
+    before = last_sequence(setup.emulator)
+    lossy = run(setup)
+    log = log_since(setup.emulator, before)
+    sent: Counter[str] = Counter()
+    for record in log:
+        if record.endpoint == UPSERTS:
+            sent.update(record.emails)
+    assert any(record.status is None for record in log if record.endpoint == UPSERTS)
+    # Each consent record went out once: a batch that may exist is not sent again ...
+    assert sent and max(sent.values()) == 1
+    assert lossy.status == "partial" and lossy.counts.pending > 0, lossy.error
+    setup.emulator.set_faults(Faults())
+    assert setup.emulator.drain()
+    # ... its contacts are looked up by the next run, which sends them without it.
+    before = last_sequence(setup.emulator)
+    finished = run(setup)
+    assert finished.status == "succeeded", finished.error
+    log = log_since(setup.emulator, before)
+    looked_up = sum(1 for record in log if record.endpoint == "GET /contacts")
+    assert looked_up == len(sent) - lossy.counts.upserted
+    with setup.store() as store:
+        assert store.intents("members") == [] and store.count_entries("members") == 300
+
+
+def test_a_run_whose_consent_batches_keep_losing_their_answers_gives_up(setup: Setup) -> None:
+    write_segment(setup.database, people(1000))
+    setup.emulator.set_faults(
+        Faults(drop_rate=1.0, drop_after_processing=True, only_endpoints=frozenset({UPSERTS}))
+    )
+    before = last_sequence(setup.emulator)
+    result = run(setup)
+    assert result.status == "failed" and "could not reach Omnisend" in (result.error or "")
+    sent: Counter[str] = Counter()
+    for record in log_since(setup.emulator, before):
+        if record.endpoint == UPSERTS:
+            sent.update(record.emails)
+    # Gave up after MAX_UNCERTAIN_BATCHES (8) in a row, each sent once.
+    assert len(sent) <= 8 * 100 + 2 * 100 and max(sent.values()) == 1

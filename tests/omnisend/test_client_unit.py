@@ -13,7 +13,7 @@ import pytest
 
 from omnisync import __version__
 from omnisync.clock import FakeClock
-from omnisync.contact import ContactWrite
+from omnisync.contact import ContactWrite, EmailConsent
 from omnisync.omnisend.batches import outcome_from_items
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import (
@@ -198,6 +198,35 @@ def test_an_error_after_an_unanswered_attempt_says_the_request_may_have_been_pro
     with pytest.raises(ApiError) as caught:
         client.create_batch(encoded(WRITES))
     assert not caught.value.after_unanswered
+
+
+CONSENTED = [
+    ContactWrite(
+        email=f"c{index}@example.com",
+        consent=EmailConsent(status="subscribed", changed_at="2024-05-01T09:30:00Z"),
+    )
+    for index in range(3)
+]
+
+
+@pytest.mark.parametrize(
+    "failure", [httpx.ReadTimeout("timed out"), problem(503), problem(500), problem(408)]
+)
+def test_a_batch_with_consent_records_is_never_sent_twice_after_a_failure_that_may_have_made_it(
+    failure: object,
+) -> None:
+    # A second batch would repeat the consent records, which Omnisend keeps.
+    created = httpx.Response(201, json={"batchID": "b-1", "totalCount": 3})
+    client, requests, _, _ = make_client([failure, created])
+    with pytest.raises((TransportError, ApiError)) as caught:
+        client.create_batch(encoded(CONSENTED))
+    assert len(requests) == 1
+    error = caught.value
+    assert isinstance(error, TransportError) or error.maybe_processed  # type: ignore[union-attr]
+    # Without consent records, a second batch is one more upsert of the same fields.
+    client, requests, _, _ = make_client([failure, created])
+    assert client.create_batch(encoded(WRITES)) == "b-1"
+    assert len(requests) == 2
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422])
