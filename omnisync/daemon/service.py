@@ -349,7 +349,9 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         with self._config_lock:
             config, loaded_at = self._loaded.config, self._loaded_at
-        reloads = [reload.to_json() for reload in self._reloads]
+        # A copy first (one C call): the main loop may append a reload while to_json()
+        # runs, and iterating a deque that changes raises.
+        reloads = [reload.to_json() for reload in tuple(self._reloads)]
         document = {
             "daemon": {
                 "pid": os.getpid(),
