@@ -240,6 +240,10 @@ _LIMIT_MESSAGES = {
 }
 
 
+#: YAML 1.1's words for true and false, which YAML 1.2 (and so omnisync) reads as text.
+_OLD_BOOLS = frozenset({"yes", "no", "y", "n", "on", "off"})
+
+
 def _generic(error: ValidationError) -> str:
     validator = str(error.validator)
     value = error.validator_value
@@ -250,6 +254,13 @@ def _generic(error: ValidationError) -> str:
     if validator == "type":
         kinds = [value] if isinstance(value, str) else list(value)
         expected = " or ".join(_TYPE_NAMES.get(kind, kind) for kind in kinds)
+        # YAML 1.1's booleans are text in YAML 1.2; the word is from this fixed list, so
+        # saying it back can never echo a secret.
+        if "boolean" in kinds and isinstance(instance, str) and instance.lower() in _OLD_BOOLS:
+            return (
+                f"expected true or false, got the text '{instance}'"
+                " (YAML 1.2 has no yes/no/on/off booleans)"
+            )
         return f"expected {expected}, got {describe_type(instance)}"
     if validator == "enum":
         choices = [str(choice) for choice in value]

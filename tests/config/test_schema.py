@@ -141,7 +141,7 @@ def test_an_export_schedule_is_explained_by_the_type_written() -> None:
 def test_types_enums_and_limits_have_plain_messages() -> None:
     text = replaced("    role: admin\n", "    role: root\n")
     text = replaced(
-        "    data_transfer_accepted: true\n", "    data_transfer_accepted: 'yes'\n", text=text
+        "    data_transfer_accepted: true\n", "    data_transfer_accepted: 'sure'\n", text=text
     )
     text = replaced(
         "    allowed_users: [marko]\n", "    allowed_users: [marko, marko]\n", text=text
@@ -161,8 +161,9 @@ def test_yaml_1_1_forms_read_as_text_are_refused_with_what_is_accepted() -> None
 
     assert check(text) == [
         "c.yaml:19:5: connections.main.data_transfer_accepted:"
-        " expected true or false, got a string",
-        "c.yaml:25:5: exports.vip.enabled: expected true or false, got a string",
+        " expected true or false, got the text 'yes' (YAML 1.2 has no yes/no/on/off booleans)",
+        "c.yaml:25:5: exports.vip.enabled: expected true or false, got the text 'off'"
+        " (YAML 1.2 has no yes/no/on/off booleans)",
         "c.yaml:26:16: exports.vip.schedule.every: a duration such as 15m, 1h, 30s or 500ms,"
         " or a number of seconds greater than 0",
     ]
