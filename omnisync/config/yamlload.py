@@ -6,17 +6,14 @@ silently must be errors: duplicate keys, input not UTF-8, non-standard tags
 (``!!python/object``), keys that are not scalars, and aliases that expand into huge
 or recursive documents (values are counted while composing and while expanding).
 
-Plain scalars are read by YAML 1.2, as check-jsonschema (ruamel.yaml) reads them, not by
-PyYAML's YAML 1.1 rules: ``yes``, ``off`` and ``1:30`` are text, ``010`` is ten, ``0o10``
-is eight and ``1e3`` a number. CI runs both on the same files, and the two must agree on
-what a file says. A document that declares another YAML version is refused.
+Plain scalars are read by YAML 1.2, as check-jsonschema reads them
+(:mod:`omnisync.config.yamlscalars`); a document that declares another YAML version is
+refused.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,94 +24,22 @@ from yaml.reader import ReaderError
 
 from omnisync.config.diagnostics import Diagnostic, PathParts
 from omnisync.config.model import Position
+from omnisync.config.yamlscalars import (
+    ADVICE,
+    CONSTRUCTORS,
+    MAP,
+    MERGE,
+    SCALAR_TAGS,
+    SEQ,
+    TAG_PREFIX,
+    TEXT_TAGS,
+    plain_tag,
+)
 
 MAX_FILE_BYTES = 1024 * 1024
 #: Values in one document, counted again for every alias expansion.
 MAX_NODES = 100_000
 MAX_DEPTH = 64
-
-_TAG_PREFIX = "tag:yaml.org,2002:"
-_MAP = _TAG_PREFIX + "map"
-_SEQ = _TAG_PREFIX + "seq"
-_MERGE = _TAG_PREFIX + "merge"
-_NULL = _TAG_PREFIX + "null"
-_BOOL = _TAG_PREFIX + "bool"
-_INT = _TAG_PREFIX + "int"
-_FLOAT = _TAG_PREFIX + "float"
-_STR = _TAG_PREFIX + "str"
-# Kept as the text written: a config has no use for datetime objects, and a
-# date-like value in a string field should stay the string it looks like.
-_TEXT_TAGS = frozenset({_STR, _TAG_PREFIX + "timestamp", _TAG_PREFIX + "value", "!"})
-
-# The forms of YAML 1.2's core schema as ruamel.yaml's resolver writes them, so that
-# check-jsonschema reads each plain scalar as omnisync does: it also takes '_' between
-# digits, 0b binary and a sign on 0o and 0x, and wants a sign in the exponent of ".5e+3".
-#: The tag of a plain scalar by its form, the first that matches all of it; else text.
-_PLAIN_FORMS = (
-    (_BOOL, re.compile(r"true|True|TRUE|false|False|FALSE")),
-    (
-        _FLOAT,
-        re.compile(
-            r"""[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-            |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
-            |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
-            |[-+]?\.(?:inf|Inf|INF)
-            |\.(?:nan|NaN|NAN)""",
-            re.VERBOSE,
-        ),
-    ),
-    # A sign or a digit first: "_1" is text.
-    (_INT, re.compile(r"(?=[-+0-9])[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9_]+)")),
-    (_MERGE, re.compile(r"<<")),
-    (_NULL, re.compile(r"~|null|Null|NULL|")),
-)
-_FORMS = dict(_PLAIN_FORMS)
-_BASES = {"0b": 2, "0o": 8, "0x": 16}
-
-
-def _form(text: str, *tags: str) -> str:
-    """``text``, if it has the form of one of ``tags``; raises :class:`ValueError` otherwise."""
-    if not any(_FORMS[tag].fullmatch(text) for tag in tags):
-        raise ValueError("not the form of its tag")  # never the text: it may be a secret
-    return text
-
-
-def _boolean(text: str) -> bool:
-    return _form(text, _BOOL).lower() == "true"
-
-
-def _integer(text: str) -> int:
-    """Decimal (``010`` is ten: YAML 1.2 has no octal without ``0o``), ``0b``, ``0o`` or
-    ``0x``, with '_' between digits ignored."""
-    digits = _form(text, _INT).replace("_", "")
-    sign = -1 if digits.startswith("-") else 1
-    digits = digits.lstrip("+-")
-    base = _BASES.get(digits[:2], 10)
-    return sign * int(digits if base == 10 else digits[2:], base)  # int("", 2) raises
-
-
-def _float(text: str) -> float:
-    """A float's form, or an integer's (``!!float 1``) read as a float."""
-    digits = _form(text, _FLOAT, _INT).replace("_", "").lower()
-    sign = -1.0 if digits.startswith("-") else 1.0
-    digits = digits.lstrip("+-")
-    if digits == ".inf":
-        return sign * math.inf
-    if digits == ".nan":
-        return math.nan
-    return sign * float(digits)  # raises for "0x10" and "."
-
-
-#: What a scalar of each tag is, from its text; :class:`ValueError` when it is not one.
-_CONSTRUCTORS: dict[str, Callable[[str], object]] = {
-    _NULL: lambda _text: None,
-    _BOOL: _boolean,
-    _INT: _integer,
-    _FLOAT: _float,
-}
-_SCALAR_TAGS = frozenset(_CONSTRUCTORS)
-#: Said after "this value is not a valid !!bool".
-_ADVICE = {_BOOL: ": write true or false"}
 
 
 @dataclass(frozen=True)
@@ -172,9 +97,9 @@ class _Loader(yaml.SafeLoader):
         return node
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        """A node's tag; a plain scalar's by its YAML 1.2 form (``_PLAIN_FORMS``)."""
+        """A node's tag; a plain scalar's by its YAML 1.2 form (:func:`plain_tag`)."""
         if kind is ScalarNode and implicit[0]:
-            return next((tag for tag, form in _PLAIN_FORMS if form.fullmatch(value)), _STR)
+            return plain_tag(value)
         return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
     def scan_directive(self) -> Any:
@@ -289,7 +214,7 @@ class _Walker:
             return self._alias(node, path, depth=depth)
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
-        if node.tag != (_SEQ if isinstance(node, SequenceNode) else _MAP):
+        if node.tag != (SEQ if isinstance(node, SequenceNode) else MAP):
             self.problem(node.start_mark, path, _unsupported_tag(node.tag))
         self._active.add(id(node))
         try:
@@ -313,16 +238,16 @@ class _Walker:
             self._outer_alias = outer
 
     def _scalar(self, node: ScalarNode, path: PathParts) -> Any:
-        if node.tag in _TEXT_TAGS:
+        if node.tag in TEXT_TAGS:
             return str(node.value)
-        construct = _CONSTRUCTORS.get(node.tag)
+        construct = CONSTRUCTORS.get(node.tag)
         if construct is None:
             self.problem(node.start_mark, path, _unsupported_tag(node.tag))
             return None
         try:
             return construct(str(node.value))
         except ValueError:
-            advice = _ADVICE.get(node.tag, "")
+            advice = ADVICE.get(node.tag, "")
             self.problem(
                 node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}{advice}"
             )
@@ -340,14 +265,14 @@ class _Walker:
         # Merge keys (<<: *defaults) give values that explicit keys override,
         # wherever in the mapping the explicit keys are written.
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
+            if key_node.tag == MERGE:
                 for source in self._merge_sources(value_node, path):
                     merged = self.value(source, path, depth=depth + 1)
                     for key, value in merged.items():
                         result.setdefault(key, value)
         explicit: dict[str, Mark] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
+            if key_node.tag == MERGE:
                 continue
             key = self._key(key_node, path)
             if key is None:
@@ -385,7 +310,7 @@ class _Walker:
         if not isinstance(target, ScalarNode):
             self.problem(node.start_mark, path, "a key must be a plain name, not a list or mapping")
             return None
-        if target.tag not in _TEXT_TAGS | _SCALAR_TAGS:
+        if target.tag not in TEXT_TAGS | SCALAR_TAGS:
             self.problem(node.start_mark, path, _unsupported_tag(target.tag))
             return None
         # The key as written: `1:` or `yes:` names something called "1" or "yes".
@@ -414,7 +339,7 @@ def _position_after(text: str, *, file: str) -> Position:
 
 
 def _short_tag(tag: str) -> str:
-    return "!!" + tag.removeprefix(_TAG_PREFIX) if tag.startswith(_TAG_PREFIX) else tag
+    return "!!" + tag.removeprefix(TAG_PREFIX) if tag.startswith(TAG_PREFIX) else tag
 
 
 def _unsupported_tag(tag: str) -> str:
