@@ -135,6 +135,9 @@ class CountingListener:
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
         pass
 
+    def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
+        pass
+
 
 def window_fill(times: list[float], limit: int, start: float, end: float) -> float:
     """Mean of (requests in [s, s + 60)) / ``limit`` over window starts s in

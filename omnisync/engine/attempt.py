@@ -182,6 +182,8 @@ class RunAttempt:
                 self.items_seen += 1
                 if actions.remove_old_tag is not None:
                     if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
+                        # Stopped after its new tag was queued: the old one stays on it.
+                        recorder.removals_not_sent(actions.remove_old_tag, (item.email,))
                         return False
                     self.removes_queued += 1
                 return True

@@ -41,7 +41,7 @@ class LedgerRecorder:
         self._store = store
         self._export = export
         self._tag = tag
-        # Per old tag, the e-mails a failed tags call left it on (see restore_old_tags).
+        # Per old tag, the e-mails a failed or unsent removal left it on (restore_old_tags).
         self._old_tags_kept: dict[str, set[str]] = {}
         self._clock = clock
         self._on_change = on_change
@@ -156,11 +156,17 @@ class LedgerRecorder:
             self._sample(f"tag {tag!r} for {len(emails)} contact(s)", str(error))
         self._on_change()
 
+    def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
+        if tag != self._tag:
+            with self._lock:
+                self._old_tags_kept.setdefault(tag, set()).update(emails)
+
     def restore_old_tags(self) -> None:
-        """Write back into the ledger the old tags whose removal failed; call it once the
-        run's tags calls are over. Adding the export's tag records it over the old one,
-        whichever call ends first: without this, the ledger would say the old tag is gone
-        while contacts keep it, and no later run would remove it."""
+        """Write back into the ledger the old tags whose removal failed or was never sent
+        (a stop, an abort); call it once the run's tags calls are over. Adding the export's
+        tag records it over the old one, whichever call ends first: without this, the
+        ledger would say the old tag is gone while contacts keep it, and no later run
+        would remove it."""
         with self._lock:
             kept, self._old_tags_kept = self._old_tags_kept, {}
         for tag, emails in kept.items():

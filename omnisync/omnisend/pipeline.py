@@ -18,6 +18,7 @@ tags calls are reported, never fatal.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -92,6 +93,10 @@ class DeliveryListener(Protocol):
 
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
         """A tags call for these e-mails failed after retries; nothing changed for them."""
+
+    def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
+        """Removing ``tag`` from these contacts was queued but never sent (a stop or an
+        abort came first): they still have it."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,7 @@ class DeliveryPipeline:
             self._crew.put(self._tag_calls, None, force=True)
         for thread in self._taggers:
             thread.join()
+        self._report_unsent_removals()
         if self._crew.fatal is not None:
             raise self._crew.fatal
 
@@ -207,6 +213,22 @@ class DeliveryPipeline:
             self._crew.aborted.set()  # stop at once, without waiting for outcomes
             for thread in (*self._creators, self._poller, *self._taggers):
                 thread.join()
+            self._report_unsent_removals()
+
+    def _report_unsent_removals(self) -> None:
+        """Tell the listener of the removals an abort left queued or not yet cut into calls
+        (the tagger threads have ended: nothing else takes from them now)."""
+        unsent: list[str] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                call = self._tag_calls.get_nowait()
+                if call is not None and call[0] == "remove":
+                    unsent.extend(call[1])
+        with self._tag_lock:
+            unsent.extend(self._pending_tags["remove"])
+            self._pending_tags["remove"] = []
+        if unsent:
+            self._listener.removals_not_sent(self.tag, tuple(unsent))
 
     def _create_loop(self) -> None:
         while True:
@@ -353,9 +375,12 @@ class DeliveryPipeline:
             call = self._crew.get(self._tag_calls)
             if call is None:
                 return
-            if self._stopping():
-                continue  # not started: the engine keeps these changes pending
             action, emails = call
+            if self._stopping():
+                # Not started: the engine keeps these changes pending.
+                if action == "remove":
+                    self._listener.removals_not_sent(self.tag, emails)
+                continue
             adding = action == "add"
             try:
                 (self._client.add_tag if adding else self._client.remove_tag)(self.tag, emails)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
+import threading
 
 from omnisync.emulator import Faults
-from omnisync.engine.results import RunResult
+from omnisync.engine.results import Phase, RunCounts, RunResult
 from omnisync.engine.runner import ExportRunner, RunnerSettings
 from tests.engine.conftest import Setup
 from tests.engine.helpers import (
@@ -204,6 +205,38 @@ def test_an_old_tag_whose_removal_failed_is_removed_by_the_next_run(setup: Setup
     retried = run(setup)
     assert retried.status == "succeeded", retried.error
     assert len(emails_of(log_since(setup.emulator, before), TAG_REMOVALS)) == 5
+    setup.emulator.drain()
+    assert {tuple(c["tags"]) for c in setup.emulator.contacts()} == {("loyal",)}
+    with setup.store() as store:
+        assert {entry.tag for entry in store.entries("members")} == {"loyal"}
+
+
+def test_old_tags_a_stopped_rename_never_removed_are_removed_by_the_next_run(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(2500))
+    assert run(setup).status == "succeeded"
+    setup.emulator.drain()
+    setup.rewrite(tag="loyal")
+    # Removals are slow (their answers often lost and retried); adds are not.
+    setup.emulator.set_faults(
+        Faults(drop_rate=0.85, seed=2, only_endpoints=frozenset({TAG_REMOVALS}))
+    )
+    stop = threading.Event()
+
+    class StopOnceTagged:
+        def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+            pass
+
+        def counts_updated(self, counts: RunCounts) -> None:
+            if counts.tagged >= 2000:
+                stop.set()
+
+    stopped = run(setup, stop=stop, progress=StopOnceTagged())
+    assert stopped.status == "partial" and stopped.stopped, stopped.error
+    setup.emulator.set_faults(Faults())
+    setup.emulator.drain()
+    assert run(setup).status == "succeeded"
     setup.emulator.drain()
     assert {tuple(c["tags"]) for c in setup.emulator.contacts()} == {("loyal",)}
     with setup.store() as store:

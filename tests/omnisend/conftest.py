@@ -137,6 +137,7 @@ class RecordingListener:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     tag_failures: list[tuple[tuple[str, ...], OmnisendError]] = field(default_factory=list)
+    not_removed: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     _busy: threading.Lock = field(default_factory=threading.Lock)
 
@@ -189,6 +190,10 @@ class RecordingListener:
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
         with self._event("tag_call_failed"):
             self.tag_failures.append((emails, error))
+
+    def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
+        with self._event("removals_not_sent"):
+            self.not_removed.extend(emails)
 
     def sent(self) -> list[str]:
         return [email for emails in self.created.values() for email in emails]
