@@ -90,6 +90,13 @@ class LedgerRecorder:
         answered = isinstance(error, ApiError) and not error.maybe_processed
         if answered or isinstance(error, RequestCancelled):
             self._store.release_intent(self._export, provisional_id)
+            return
+        with self._lock:
+            self._sample(
+                "a batch that may have been created",
+                f"{error}; its contacts are looked up by the next run before any consent"
+                " record is sent again",
+            )
 
     def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
         with self._lock:

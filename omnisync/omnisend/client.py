@@ -102,6 +102,10 @@ def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
     return data
 
 
+#: Transport errors before any byte of the request left: it cannot have been processed.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 class OmnisendClient:
     """Omnisend's contacts, batches and tags endpoints, paced, retried and typed.
 
@@ -199,6 +203,11 @@ class OmnisendClient:
         )
         return batch_id
 
+    def transient_backoff(self, failures: int) -> float:
+        """The retry policy's backoff after ``failures`` failures in a row, for a caller
+        that must not send a request again but should not hurry on either."""
+        return self._policy.backoff(failures, random=self._random)
+
     def poll_batches(self, pending: Mapping[str, Collection[str]]) -> list[BatchOutcome]:
         """One polling round (:func:`~omnisync.omnisend.batches.poll_round`): the outcomes of
         those ``pending`` batches (id -> e-mails sent) that are now done."""
@@ -293,8 +302,8 @@ class OmnisendClient:
     ) -> httpx.Response:
         """Pace, send, retry, map errors, log and observe one request; the 2xx response, or
         the typed error once the retry policy gives up. ``cancelled``: see :meth:`create_batch`;
-        not ``repeatable``: a transient failure (408, 5xx, no answer) is not retried (a 429,
-        never processed, still is)."""
+        not ``repeatable``: a transient failure that may have been processed (408, 5xx, no
+        answer) is not retried; a 429 or a connection never made still is."""
         failures = 0  # transient failures (408, 5xx, transport) of this request
         unanswered = False  # an attempt got no answer: it may have been processed
         rate_limited = 0
@@ -309,9 +318,12 @@ class OmnisendClient:
                 raise RequestCancelled(operation)
             started = self._clock.now()
             response: httpx.Response | None = None
+            never_sent = False
             try:
                 response = self._http.request(method, path, params=params, content=content)
             except httpx.RequestError as transport_error:
+                # No connection was made: the request never reached Omnisend.
+                never_sent = isinstance(transport_error, _NEVER_SENT)
                 # E.g. "ConnectError: [Errno 111] Connection refused"; never a request
                 # header. Scrubbed before the cut, or a key across it would leave a part.
                 reason = f"{type(transport_error).__name__}: {transport_error}".rstrip(": ")
@@ -319,7 +331,7 @@ class OmnisendClient:
             # Counted from now on: the latest moment Omnisend can have received it
             # (a failed attempt too may have reached it).
             self._limiter.done(slot)
-            unanswered = unanswered or response is None
+            unanswered = unanswered or (response is None and not never_sent)
             status = None if response is None else response.status_code
             self._observer.request_finished(endpoint, status, self._clock.now() - started)
             problem: dict[str, Any] = {}
@@ -374,8 +386,8 @@ class OmnisendClient:
             if is_transient(status):
                 failures += 1
                 delay = self._policy.transient_delay(failures, random=self._random)
-                if not repeatable:
-                    delay = None
+                if not repeatable and not never_sent:
+                    delay = None  # it may have been processed: not sent again
                 if delay is not None:
                     logger.warning(
                         "%s failed (%s%s); attempt %d of %d, retrying in %.1f s",

@@ -12,8 +12,10 @@ Stopping (``stop`` set): no new batch or tags call starts; created batches are
 followed for up to ``stop_grace`` clock seconds, then reported ``batch_abandoned``;
 work not yet sent is not reported (the engine leaves it pending). A 401, 403 or 410
 (``error.aborts_run``), or any failure to create a batch, aborts the pipeline: the
-error is raised from the next call or from :meth:`finish`. Per-item 400s and failed
-tags calls are reported, never fatal.
+error is raised from the next call or from :meth:`finish`; except a batch with consent
+records that may have been created (sent once: see ``OmnisendClient.create_batch``),
+which is reported and left, until :data:`MAX_UNCERTAIN_BATCHES` in a row. Per-item 400s
+and failed tags calls are reported, never fatal.
 """
 
 from __future__ import annotations
@@ -260,7 +262,8 @@ class DeliveryPipeline:
     def _uncertain(self, error: OmnisendError) -> bool:
         """Whether a batch with consent records, sent once, failed in a way that may have
         created it, and not yet :data:`MAX_UNCERTAIN_BATCHES` times in a row: the run goes
-        on without it (the failure is logged and its contacts stay pending)."""
+        on without it, after the retry policy's backoff (the failure is logged and its
+        contacts stay pending)."""
         maybe = isinstance(error, TransportError) or (
             isinstance(error, ApiError) and error.maybe_processed and not error.aborts_run
         )
@@ -268,14 +271,17 @@ class DeliveryPipeline:
             return False
         with self._in_flight_lock:
             self._uncertain_in_a_row += 1
-            if self._uncertain_in_a_row >= MAX_UNCERTAIN_BATCHES:
-                return False
+            in_a_row = self._uncertain_in_a_row
+        if in_a_row >= MAX_UNCERTAIN_BATCHES:
+            return False
         logger.warning(
             "a batch with consent records may or may not have been created (%s); its"
             " contacts are left for the next run, which looks them up first",
             error,
             extra={"event": "omnisend.batch_uncertain", "tag": self.tag},
         )
+        # As a request backs off between attempts: a short outage is waited out.
+        self._clock.sleep(self._client.transient_backoff(in_a_row))
         return True
 
     def _poll_loop(self) -> None:

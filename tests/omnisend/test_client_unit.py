@@ -229,6 +229,19 @@ def test_a_batch_with_consent_records_is_never_sent_twice_after_a_failure_that_m
     assert len(requests) == 2
 
 
+@pytest.mark.parametrize(
+    "failure", [httpx.ConnectError("refused"), httpx.ConnectTimeout("timed out")]
+)
+def test_a_batch_with_consent_records_is_sent_again_after_a_connection_never_made(
+    failure: Exception,
+) -> None:
+    # No connection, no request: it cannot have been processed.
+    created = httpx.Response(201, json={"batchID": "b-1", "totalCount": 3})
+    client, requests, _, _ = make_client([failure, created])
+    assert client.create_batch(encoded(CONSENTED)) == "b-1"
+    assert len(requests) == 2
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422])
 def test_final_statuses_are_raised_at_once(status: int) -> None:
     client, requests, _, clock = make_client([problem(status)])
