@@ -115,7 +115,12 @@ class RunAttempt:
         """
         export = self.export
         recorder = LedgerRecorder(
-            store, export.name, tag=export.tag, clock=clock, on_change=self.changed
+            store,
+            export.name,
+            tag=export.tag,
+            clock=clock,
+            on_change=self.changed,
+            maybe_sent=self.settlement.maybe_sent,
         )
         self.recorder = recorder
         tally = self.tally
@@ -209,11 +214,14 @@ class RunAttempt:
                     pipeline.finish()
             main.finish()
             self.stopped = stop.is_set()
-        if self.settlement.intents and self.counts().pending == 0 and not self.stopped:
-            # Every maybe-sent contact has been looked up and written again (or needed
-            # nothing): a later run no longer needs to look.
-            for intent in self.settlement.intents:
-                store.release_intent(export.name, intent)
+        # A maybe-sent contact this run recorded needs no more looking up; the others (not
+        # reached, refused, out of the segment for now) stay in their intent.
+        for intent in self.settlement.intents:
+            left = [item for item in intent.items if item.email not in recorder.maybe_sent_recorded]
+            if not left:
+                store.release_intent(export.name, intent.batch_id)
+            elif len(left) < len(intent.items):
+                store.record_intent(export.name, intent.batch_id, left, now=clock.wall())
 
     def partial_reason(self, counts: RunCounts) -> str:
         parts = []

@@ -37,10 +37,14 @@ class LedgerRecorder:
         tag: str,
         clock: Clock,
         on_change: Callable[[], None],
+        maybe_sent: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
         self._export = export
         self._tag = tag
+        self._maybe_sent = maybe_sent
+        #: The e-mails of ``maybe_sent`` (a killed run's intents) this run recorded.
+        self.maybe_sent_recorded: set[str] = set()
         # Per old tag, the e-mails a failed or unsent removal left it on (restore_old_tags).
         self._old_tags_kept: dict[str, set[str]] = {}
         self._clock = clock
@@ -110,6 +114,8 @@ class LedgerRecorder:
         self._store.acknowledge_batches(self._export, moves, now=self._clock.wall())
         with self._lock:
             for (_, emails), batch in zip(acknowledged, sent, strict=True):
+                if self._maybe_sent:
+                    self.maybe_sent_recorded.update(self._maybe_sent.intersection(emails))
                 self.upserted += len(emails)
                 # The pipeline tags exactly the accepted e-mails it was told to tag.
                 self.tags_after_upsert += len(batch.then_tag.intersection(emails))

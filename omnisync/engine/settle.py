@@ -3,9 +3,9 @@
 An *intent* (a creation under way when the process died) has no id to ask
 about: its e-mails are *maybe sent*, and the runner looks those contacts up
 before sending a consent record again (:func:`without_repeated_consent`:
-Omnisend keeps every consent record it gets). The intent stays recorded until
-a run has left nothing pending: a run held, failed or stopped before sending
-them again leaves them *maybe sent* for the next.
+Omnisend keeps every consent record it gets). Each contact stays in its intent
+until a run records it (Omnisend acknowledged its write): one that run did not
+reach (held, failed, stopped, out of the segment for now) stays *maybe sent*.
 
 A batch Omnisend has still not answered when settling gives up is *unresolved*:
 it may yet be applied, consent and all, so no run sends its e-mails until it is
@@ -35,13 +35,13 @@ BATCH_RETENTION = timedelta(days=6)
 # No repr: it holds full e-mail addresses, which must never reach a log line.
 @dataclass(frozen=True, repr=False)
 class Settlement:
-    """What settling leaves the run: ``acknowledged`` items recorded; the e-mails of the
-    intents (``maybe_sent``) and their ids (``intents``, released by the run); the e-mails
-    of the batches still unanswered (``unresolved``)."""
+    """What settling leaves the run: ``acknowledged`` items recorded; the ``intents`` and
+    their e-mails (``maybe_sent``), each kept until the run records that contact; the
+    e-mails of the batches still unanswered (``unresolved``)."""
 
     acknowledged: int = 0
     maybe_sent: frozenset[str] = frozenset()
-    intents: tuple[str, ...] = ()
+    intents: tuple[InflightBatch, ...] = ()
     unresolved: frozenset[str] = frozenset()
 
 
@@ -110,7 +110,7 @@ def settle_inflight(
     return Settlement(
         acknowledged=acknowledged,
         maybe_sent=maybe_sent,
-        intents=tuple(intent.batch_id for intent in intents),
+        intents=tuple(intents),
         unresolved=frozenset(email for batch in unresolved for email in batch.emails),
     )
 

@@ -236,3 +236,52 @@ def test_a_run_whose_consent_batches_keep_losing_their_answers_gives_up(setup: S
             sent.update(record.emails)
     # Gave up after MAX_UNCERTAIN_BATCHES (8) in a row, each sent once.
     assert len(sent) <= 8 * 100 + 2 * 100 and max(sent.values()) == 1
+
+
+def test_a_maybe_sent_contact_out_of_the_segment_for_a_while_is_still_looked_up(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(10))
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        # Sent, but the process died before it could record the batch's id.
+        client.create_batch(encoded(writes_for(setup, range(10))))
+        sent = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
+        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
+    assert setup.emulator.drain()
+    write_segment(setup.database, people(9, start=1))  # person0 is out for now
+    assert run(setup).status == "succeeded"
+    with setup.store() as store:
+        [intent] = store.intents("members")
+        assert intent.emails == ("person0@example.com",)  # the nine it recorded are out
+    write_segment(setup.database, people(10))  # and back
+    before = last_sequence(setup.emulator)
+    assert run(setup).status == "succeeded"
+    log = log_since(setup.emulator, before)
+    # One look, for person0: the nine others were recorded the run before.
+    assert sum(1 for record in log if record.endpoint == "GET /contacts") == 1
+    with setup.store() as store:
+        assert store.intents("members") == []
+
+
+def test_an_intent_goes_once_its_contacts_are_recorded_whatever_else_is_pending(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(12))
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        client.create_batch(encoded(writes_for(setup, range(10))))
+        sent = [
+            InflightItem(f"person{number}@example.com", prints[f"person{number}@example.com"], True)
+            for number in range(10)
+        ]
+        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
+    assert setup.emulator.drain()
+    # An unrelated contact Omnisend refuses on every run keeps the run partial.
+    setup.emulator.set_faults(failing_emails=frozenset({"person11@example.com"}))
+    result = run(setup)
+    assert result.status == "partial" and result.counts.pending == 1, result.error
+    with setup.store() as store:
+        assert store.intents("members") == []
