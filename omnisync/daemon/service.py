@@ -327,14 +327,46 @@ class Daemon:
 
     def _follow_token(self, loaded: LoadedConfig) -> None:
         """The control endpoint takes the reloaded config's token; one it no longer has is
-        replaced by a generated ``control.token``, as at a start without one."""
+        replaced by a generated ``control.token``, as at a start without one.
+
+        Never raises: a state directory where ``control.token`` cannot be written or
+        removed is logged as an error (the file and the reason, never a token), and the
+        reload goes on, because a daemon never dies, nor keeps a stale config, for it.
+        """
         if self._control is None:
             return
+        token_file = self._state_dir / TOKEN_FILENAME
         if loaded.control_token:
             self._control.set_token(loaded.control_token)
-            forget_token(self._state_dir)  # no stale generated file to mislead anyone
+            try:
+                forget_token(self._state_dir)  # no stale generated file to mislead anyone
+            except OSError as error:
+                _log.error(
+                    "cannot remove %s: %s; the control endpoint takes the configured"
+                    " daemon.control.token, and the old generated token in that file no"
+                    " longer works: callers need the configured one",
+                    token_file,
+                    error.strerror or error,
+                    extra={"event": "control_token_remove_failed", "path": str(token_file)},
+                )
         elif self._loaded.control_token:
-            self._control.set_token(ensure_token(self._state_dir))
+            try:
+                generated = ensure_token(self._state_dir)
+            except OSError as error:
+                # Taking a token nobody can read would lock every caller out: the
+                # endpoint keeps the one it had until a reload or restart can write one.
+                _log.error(
+                    "cannot write %s: %s; the control endpoint keeps the control token it"
+                    " had (the daemon.control.token this config no longer sets): callers"
+                    " that read %s cannot authenticate, callers with the old token still"
+                    " can; make the file writable, then reload or restart",
+                    token_file,
+                    error.strerror or error,
+                    TOKEN_FILENAME,
+                    extra={"event": "control_token_write_failed", "path": str(token_file)},
+                )
+            else:
+                self._control.set_token(generated)
 
     def token_hint(self) -> str:
         reference = self.config().daemon.control_token
