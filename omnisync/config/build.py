@@ -5,16 +5,20 @@ other values (``Export.tag`` is the segment's name, ``Connection.display_name``
 the connection's, ``DaemonSettings.state_dir`` per :func:`default_state_dir`, an
 export's guards the daemon's). Relative paths are resolved against the directory
 of the file that names them, durations become seconds and shares (``"20%"``)
-fractions. Values the schema found wrong are dropped and the entry built from the
-rest, so the semantic rules can still check it; an entry lacking a required field
-is left out.
+fractions, and a whole-number float (``4e2``, ``400.0``: JSON Schema's ``integer``
+admits it) in a field the model types ``int`` becomes that ``int``. Values the
+schema found wrong are dropped and the entry built from the rest, so the semantic
+rules can still check it; an entry lacking a required field is left out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os.path
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -154,13 +158,43 @@ class _Body(dict[str, Any]):
 
 def _model(model: type[_Model], body: Mapping[str, Any], /, **fields: Any) -> _Model:
     """``model`` from ``body`` with ``fields`` overriding it, or :class:`_Dropped` when a field
-    without a default is missing. A key that is not a field raises ``TypeError``."""
+    without a default is missing. A key that is not a field raises ``TypeError``. A
+    whole-number float in an integer field is given as its ``int`` (:func:`_whole_numbers`)."""
     given = {**body, **fields}
     for field in dataclasses.fields(model):
         required = field.default is dataclasses.MISSING
         if required and field.default_factory is dataclasses.MISSING and field.name not in given:
             raise _Dropped(field.name)
-    return model(**given)
+    return model(**_whole_numbers(model, given))
+
+
+def _whole_numbers(model: type[DataclassInstance], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` with each whole-number float in a field that ``model`` types ``int`` (or
+    ``int | None``) made that ``int``; everything else as it is.
+
+    Where the schema says ``integer``, it also admits ``4e2`` and ``400.0`` (JSON has one
+    number type; check-jsonschema admits them too, so omnisync may not refuse them), and
+    YAML reads both as floats: the model's integer fields are the schema's integers
+    (tests/config/test_whole_numbers.py), so this is the one place they become ``int``.
+    """
+    integers = _integer_fields(model)
+    return {
+        key: int(value)
+        if key in integers and isinstance(value, float) and value.is_integer()
+        else value
+        for key, value in given.items()
+    }
+
+
+@functools.cache
+def _integer_fields(model: type[DataclassInstance]) -> frozenset[str]:
+    """The fields of ``model`` typed ``int`` or a union with ``int`` in it."""
+
+    def integer(hint: object) -> bool:
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        return hint is int or (union and int in typing.get_args(hint))
+
+    return frozenset(name for name, hint in typing.get_type_hints(model).items() if integer(hint))
 
 
 class _Builder:
@@ -276,7 +310,7 @@ class _Builder:
             display_name=body.get("display_name", name),
             api_key=api_key,
             allowed_users=tuple(body.get("allowed_users", ())),
-            rate_limit=RateLimit(**body.get("rate_limit", {})),
+            rate_limit=_model(RateLimit, body.get("rate_limit", {})),
         )
 
     def schedule(self, name: str | None, body: _Body, path: PathParts) -> Schedule:
@@ -289,8 +323,9 @@ class _Builder:
             seconds = None
         if seconds is None:
             raise _Dropped("every")
-        # A bare number is seconds: shown as "90s", a string as written ("15m").
-        text = written if isinstance(written, str) else f"{written}s"
+        # A bare number is seconds: shown as "90s" (and 1e3 as "1000s", not "1000.0s"), a
+        # string as written ("15m").
+        text = written if isinstance(written, str) else f"{int(seconds)}s"
         return Schedule(name=name, every_seconds=int(seconds), every_text=text)
 
     def export(
@@ -354,7 +389,7 @@ def _guards(body: Mapping[str, Any] | None, defaults: Guards) -> Guards:
     given: dict[str, Any] = {
         key: _share(value) if isinstance(value, str) else value for key, value in body.items()
     }
-    return replace(defaults, **given)
+    return replace(defaults, **_whole_numbers(Guards, given))
 
 
 def _share(text: str) -> float | None:

@@ -29,10 +29,12 @@ from omnisync.config.yamlscalars import (
     CONSTRUCTORS,
     MAP,
     MERGE,
+    PLAIN_VALUE_PROBLEM,
     SCALAR_TAGS,
     SEQ,
     TAG_PREFIX,
     TEXT_TAGS,
+    VALUE,
     plain_tag,
 )
 
@@ -240,6 +242,9 @@ class _Walker:
     def _scalar(self, node: ScalarNode, path: PathParts) -> Any:
         if node.tag in TEXT_TAGS:
             return str(node.value)
+        if node.tag == VALUE and node.value == "=":
+            self.problem(node.start_mark, path, PLAIN_VALUE_PROBLEM)
+            return None
         construct = CONSTRUCTORS.get(node.tag)
         if construct is None:
             self.problem(node.start_mark, path, _unsupported_tag(node.tag))
@@ -306,14 +311,31 @@ class _Walker:
             self.problem(node.start_mark, path, "'<<' needs a mapping or a list of mappings")
 
     def _key(self, node: Node, path: PathParts) -> str | None:
+        """The name a key gives, as written; ``None`` after reporting a key that is not text.
+
+        A key that YAML 1.2 reads as a number, true/false or null is refused, not kept as
+        written: check-jsonschema names it by str() of that value (``true:`` is 'True',
+        ``010:`` is '10', ``1e3:`` is '1000.0'), so the two would check different names.
+        """
         target = _target(node)
         if not isinstance(target, ScalarNode):
             self.problem(node.start_mark, path, "a key must be a plain name, not a list or mapping")
             return None
-        if target.tag not in TEXT_TAGS | SCALAR_TAGS:
+        if target.tag in SCALAR_TAGS:
+            # Keys are names, never secrets: showing the text written is safe.
+            self.problem(
+                node.start_mark,
+                path,
+                f"a name written as a number or true/false/null: quote it ('{target.value}')",
+            )
+            return None
+        if target.tag == VALUE and target.value == "=":
+            self.problem(node.start_mark, path, PLAIN_VALUE_PROBLEM)
+            return None
+        if target.tag not in TEXT_TAGS:
             self.problem(node.start_mark, path, _unsupported_tag(target.tag))
             return None
-        # The key as written: `1:` or `yes:` names something called "1" or "yes".
+        # `yes:` or `1:30:` names something called "yes" or "1:30" (text in YAML 1.2).
         return str(target.value)
 
     def problem(self, mark: Mark, path: PathParts, message: str) -> None:

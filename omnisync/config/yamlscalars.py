@@ -22,9 +22,12 @@ BOOL = TAG_PREFIX + "bool"
 INT = TAG_PREFIX + "int"
 FLOAT = TAG_PREFIX + "float"
 STR = TAG_PREFIX + "str"
+#: A plain ``=``: YAML's "value" indicator. ruamel.yaml tags it so and cannot build it
+#: (check-jsonschema fails to parse the file), so omnisync refuses it too.
+VALUE = TAG_PREFIX + "value"
 # Kept as the text written: a config has no use for datetime objects, and a
 # date-like value in a string field should stay the string it looks like.
-TEXT_TAGS = frozenset({STR, TAG_PREFIX + "timestamp", TAG_PREFIX + "value", "!"})
+TEXT_TAGS = frozenset({STR, TAG_PREFIX + "timestamp", "!"})
 
 # The forms of YAML 1.2's core schema as ruamel.yaml's resolver writes them, so that
 # check-jsonschema reads each plain scalar as omnisync does: it also takes '_' between
@@ -46,6 +49,7 @@ _PLAIN_FORMS = (
     # A sign or a digit first: "_1" is text.
     (INT, re.compile(r"(?=[-+0-9])[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9_]+)")),
     (MERGE, re.compile(r"<<")),
+    (VALUE, re.compile(r"=")),
     (NULL, re.compile(r"~|null|Null|NULL|")),
 )
 _FORMS = dict(_PLAIN_FORMS)
@@ -95,6 +99,8 @@ CONSTRUCTORS: dict[str, Callable[[str], object]] = {
 SCALAR_TAGS = frozenset(CONSTRUCTORS)
 #: Said after "this value is not a valid !!bool".
 ADVICE = {BOOL: ": write true or false"}
+#: Why a plain ``=`` is refused, as a value or a key.
+PLAIN_VALUE_PROBLEM = "a plain = is YAML's 'value' indicator, not text: quote it ('=')"
 
 
 def plain_tag(text: str) -> str:

@@ -261,6 +261,9 @@ _EXPORT = _OWNER + "    {setting}\n"
 _ACCEPTED = "    data_transfer_accepted: true\n"
 _REPLICA = "daemon:\n  replica_id: {id}\nexports:\n"
 _CSV = "sources:\n  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delimiter}\n"
+_USER = "  marko:\n"
+_CONNECTION = "    data_transfer_accepted: true\n"
+_MAPPING = "      email: email\n"
 
 
 @pytest.mark.parametrize(
@@ -291,6 +294,27 @@ _CSV = "sources:\n  file:\n    kind: csv\n    path: x.csv\n    delimiter: {delim
         ((_OWNER, _EXPORT.format(setting="max_profiles: 0o10")), True),
         ((_OWNER, _EXPORT.format(setting="max_profiles: 1_000")), True),
         ((_OWNER, _EXPORT.format(setting="max_profiles: 0x10")), True),
+        # An integer written as a whole-number float: JSON Schema's integer admits it.
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 1e3")), True),
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 1000.0")), True),
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 1.5e3")), True),
+        ((_OWNER, _EXPORT.format(setting="max_profiles: 1.5")), False),
+        ((_CONNECTION, _CONNECTION + "    rate_limit: {requests_per_minute: 4e2}\n"), True),
+        # A plain key that YAML 1.2 reads as true/false/null or a float: check-jsonschema
+        # names it str() of that value ('True', 'None', '1000.0'), which no name pattern
+        # admits; omnisync refuses the key itself (test_yamlload.py).
+        ((_USER, "  true:\n"), False),
+        ((_USER, "  False:\n"), False),
+        ((_USER, "  null:\n"), False),
+        ((_USER, "  ~:\n"), False),
+        ((_USER, "  1e3:\n"), False),
+        ((_USER, "  1.5:\n"), False),
+        ((_USER, "  'true':\n"), True),
+        ((_USER, "  '010':\n"), True),
+        ((_MAPPING, _MAPPING + "      custom_properties: {1e3: tier}\n"), False),
+        # A plain `=` is YAML's !!value, which check-jsonschema cannot even parse.
+        ((_CONNECTION, _CONNECTION + "    display_name: =\n"), False),
+        ((_CONNECTION, _CONNECTION + "    display_name: '='\n"), True),
     ],
 )
 def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
@@ -317,8 +341,51 @@ def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
     assert (checked.returncode == 0) is valid, checked.stdout + checked.stderr
     document = parse_document(config.read_bytes(), file=str(config))
     assert document.data is not None
-    problems = validate_document(document.data, positions=document.positions)
+    problems = [
+        *document.diagnostics,
+        *(found for _, found in validate_document(document.data, positions=document.positions)),
+    ]
     assert (problems == []) is valid, problems
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ((_USER, "  010:\n"), "010"),  # check-jsonschema reads the user '10'
+        ((_USER, "  0x1f:\n"), "0x1f"),  # '31'
+        ((_USER, "  .inf:\n"), ".inf"),  # 'inf'
+        ((_MAPPING, _MAPPING + "      custom_properties: {true: tier}\n"), "true"),  # 'True'
+        ((_MAPPING, _MAPPING + "      custom_properties: {null: tier}\n"), "null"),  # 'None'
+    ],
+)
+def test_where_they_differ_omnisync_refuses_a_key_check_jsonschema_renames(
+    tmp_path: Path, change: tuple[str, str], key: str
+) -> None:
+    # The one known difference, and in the safe direction: check-jsonschema validates
+    # str() of a plain key's YAML value, and where that text fits the pattern (digits fit a
+    # name, 'True' and 'None' a custom property name) it passes a file whose names are
+    # not the ones written; omnisync refuses the key and says to quote it.
+    config = tmp_path / "omnisync.yaml"
+    config.write_text(replaced(*change), encoding="utf-8")
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--schemafile",
+            str(REPOSITORY / "schemas" / "omnisync.schema.json"),
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    document = parse_document(config.read_bytes(), file="c.yaml")
+    assert [diagnostic.message for diagnostic in document.diagnostics] == [
+        f"a name written as a number or true/false/null: quote it ('{key}')"
+    ]
 
 
 def test_every_property_of_a_model_built_from_its_body_is_a_field_of_the_model() -> None:

@@ -194,11 +194,42 @@ def test_a_bad_explicit_scalar_tag_is_an_error_not_a_crash() -> None:
     assert parse("a: !!int many\n")[1] == ["c.yaml:1:4: a: this value is not a valid !!int"]
 
 
-def test_keys_must_be_scalars_and_are_kept_as_written() -> None:
-    data, problems = parse("1: one\nyes: two\n? [a, b]\n: three\n")
+def test_keys_must_be_scalars_and_text_keys_are_kept_as_written() -> None:
+    data, problems = parse("'1': one\nyes: two\n? [a, b]\n: three\n1:30: four\n")
 
-    assert data == {"1": "one", "yes": "two"}
+    assert data == {"1": "one", "yes": "two", "1:30": "four"}
     assert problems == ["c.yaml:3:3: a key must be a plain name, not a list or mapping"]
+
+
+def test_a_plain_key_yaml_1_2_reads_as_a_number_true_false_or_null_is_refused() -> None:
+    # check-jsonschema would see str() of the value ('True', 'None', '1000.0', '10', '31'):
+    # a name that is not what was written. Quoted, each is the name it looks like.
+    data, problems = parse(
+        "users:\n  010: {}\n  true: {}\n  null: {}\n  1e3: {}\n  0x1f: {}\n"
+        "  ~: {}\n  !!int 7: {}\n  yes: {}\n  '010': {}\n  \"true\": {}\n"
+    )
+
+    assert data == {"users": {"yes": {}, "010": {}, "true": {}}}
+    assert problems == [
+        f"c.yaml:{line}:3: users: a name written as a number or true/false/null: quote it ('{key}')"
+        for line, key in ((2, "010"), (3, "true"), (4, "null"), (5, "1e3"), (6, "0x1f"))
+    ] + [
+        "c.yaml:7:3: users: a name written as a number or true/false/null: quote it ('~')",
+        "c.yaml:8:3: users: a name written as a number or true/false/null: quote it ('7')",
+    ]
+
+
+def test_a_plain_equals_sign_is_refused_as_a_value_and_as_a_key() -> None:
+    # YAML gives a plain `=` the tag !!value, which check-jsonschema (ruamel.yaml) cannot
+    # build: the file would not parse there.
+    data, problems = parse("a: =\nb: '='\nc: [=, x]\n=: d\n")
+
+    assert data == {"a": None, "b": "=", "c": [None, "x"]}
+    assert problems == [
+        "c.yaml:1:4: a: a plain = is YAML's 'value' indicator, not text: quote it ('=')",
+        "c.yaml:3:5: c.0: a plain = is YAML's 'value' indicator, not text: quote it ('=')",
+        "c.yaml:4:1: a plain = is YAML's 'value' indicator, not text: quote it ('=')",
+    ]
 
 
 def test_scalars_follow_yaml_types_but_dates_stay_text() -> None:
