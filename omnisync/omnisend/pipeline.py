@@ -26,15 +26,16 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from omnisync.clock import Clock
 from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
-from omnisync.omnisend.batches import BatchOutcome, ItemFailure
+from omnisync.omnisend.batches import BatchOutcome
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import TICK, Crew
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled, TransportError
+from omnisync.omnisend.listener import DeliveryListener
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, BatchPacker, EncodedBatch
 
 logger = logging.getLogger("omnisync.omnisend")
@@ -54,51 +55,6 @@ MAX_FAILED_POLLS = 3
 MAX_UNCERTAIN_BATCHES = 8
 
 TagAction = Literal["add", "remove"]
-
-
-class DeliveryListener(Protocol):
-    """Receives what Omnisend confirmed, failed or never processed.
-
-    Must be thread-safe: calls come from the pipeline's threads, possibly at once. For
-    one batch they come in order (``batch_sending``, ``batch_created`` or
-    ``batch_not_created``, then its outcome); an upserted contact's tag is reported
-    only after its upsert was acknowledged. A listener that raises aborts the pipeline.
-    """
-
-    def batch_sending(self, emails: tuple[str, ...]) -> str:
-        """A batch of these upserts is about to be sent: return a provisional id for it.
-        Called before the request may leave, so a batch Omnisend may hold always has a
-        trace (the engine records an intent here)."""
-
-    def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
-        """Omnisend returned the id of the batch sent under ``provisional_id``."""
-
-    def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
-        """Creating the batch failed with ``error`` (``RequestCancelled``: a stop, nothing sent)."""
-
-    def upserts_acknowledged(self, acknowledged: Sequence[tuple[str, tuple[str, ...]]]) -> None:
-        """Omnisend accepted these upserts: ``(batch_id, emails)`` per batch, all of one
-        poll round at once (before any batch's failures and leftovers)."""
-
-    def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
-        """Omnisend refused these upserts (per-item 4xx, with its field problems)."""
-
-    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
-        """These upserts were not processed (a stopped batch's leftovers), or their batch
-        was still not done when a stop's grace ran out: they stay pending."""
-
-    def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Omnisend accepted adding ``tag`` to these contacts."""
-
-    def tags_removed(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Omnisend accepted removing ``tag`` from these contacts."""
-
-    def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
-        """A tags call for these e-mails failed after retries; nothing changed for them."""
-
-    def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Removing ``tag`` from these contacts was queued but never sent (a stop or an
-        abort came first): they still have it."""
 
 
 @dataclass(frozen=True)
