@@ -255,6 +255,24 @@ def test_the_defaults_the_schema_documents_are_the_models() -> None:
         assert value == expected[name, key], (name, key)
 
 
+def check_jsonschema(config: Path) -> subprocess.CompletedProcess[str]:
+    """The real check-jsonschema CLI, as users run it in CI, on ``config``."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--schemafile",
+            str(REPOSITORY / "schemas" / "omnisync.schema.json"),
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 _OWNER = "    owner: marko\n"
 _EVERY = _OWNER + "    schedule:\n      every: {block}\n        2s\n"
 _EXPORT = _OWNER + "    {setting}\n"
@@ -324,20 +342,7 @@ def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
     # as `omnisync validate`: one may not pass what the other refuses.
     config = tmp_path / "omnisync.yaml"
     config.write_text(replaced(*change) if change[0] else BASE, encoding="utf-8")
-    checked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--schemafile",
-            str(REPOSITORY / "schemas" / "omnisync.schema.json"),
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    checked = check_jsonschema(config)
     assert (checked.returncode == 0) is valid, checked.stdout + checked.stderr
     document = parse_document(config.read_bytes(), file=str(config))
     assert document.data is not None
@@ -367,20 +372,7 @@ def test_where_they_differ_omnisync_refuses_a_key_check_jsonschema_renames(
     # not the ones written; omnisync refuses the key and says to quote it.
     config = tmp_path / "omnisync.yaml"
     config.write_text(replaced(*change), encoding="utf-8")
-    checked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--schemafile",
-            str(REPOSITORY / "schemas" / "omnisync.schema.json"),
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    checked = check_jsonschema(config)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     document = parse_document(config.read_bytes(), file="c.yaml")
     assert [diagnostic.message for diagnostic in document.diagnostics] == [

@@ -56,6 +56,20 @@ def fingerprints(setup: Setup) -> dict[str, int]:
         return {item.email: item.fingerprint for item in staged.work()}
 
 
+def died_while_creating(setup: Setup, prints: dict[str, int]) -> None:
+    """A batch of persons 0-9 sent, consent and all, by a process that died before it
+    recorded the batch's id: only its intent (token-a) is left."""
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        client.create_batch(encoded(writes_for(setup, range(10))))
+        sent = [
+            InflightItem(f"person{number}@example.com", prints[f"person{number}@example.com"], True)
+            for number in range(10)
+        ]
+        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
+    assert setup.emulator.drain()
+
+
 def test_batches_a_killed_run_created_are_recorded_not_sent_again(setup: Setup) -> None:
     write_segment(setup.database, people(30))
     prints = fingerprints(setup)
@@ -133,13 +147,7 @@ def test_maybe_sent_contacts_are_still_looked_up_after_a_run_that_sent_nothing(
 ) -> None:
     write_segment(setup.database, people(10))
     prints = fingerprints(setup)
-    with setup.pool() as pool, setup.store() as store:
-        client = pool.client_for(setup.config().connections["shop"])
-        # Sent, but the process died before it could record the batch's id.
-        client.create_batch(encoded(writes_for(setup, range(10))))
-        sent = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
-        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
-    assert setup.emulator.drain()
+    died_while_creating(setup, prints)
     setup.rewrite(guards="{min_members: 100}")
     held = run(setup)
     assert held.status == "held", held.error
@@ -243,13 +251,7 @@ def test_a_maybe_sent_contact_out_of_the_segment_for_a_while_is_still_looked_up(
 ) -> None:
     write_segment(setup.database, people(10))
     prints = fingerprints(setup)
-    with setup.pool() as pool, setup.store() as store:
-        client = pool.client_for(setup.config().connections["shop"])
-        # Sent, but the process died before it could record the batch's id.
-        client.create_batch(encoded(writes_for(setup, range(10))))
-        sent = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
-        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
-    assert setup.emulator.drain()
+    died_while_creating(setup, prints)
     write_segment(setup.database, people(9, start=1))  # person0 is out for now
     assert run(setup).status == "succeeded"
     with setup.store() as store:
@@ -270,15 +272,7 @@ def test_an_intent_goes_once_its_contacts_are_recorded_whatever_else_is_pending(
 ) -> None:
     write_segment(setup.database, people(12))
     prints = fingerprints(setup)
-    with setup.pool() as pool, setup.store() as store:
-        client = pool.client_for(setup.config().connections["shop"])
-        client.create_batch(encoded(writes_for(setup, range(10))))
-        sent = [
-            InflightItem(f"person{number}@example.com", prints[f"person{number}@example.com"], True)
-            for number in range(10)
-        ]
-        store.record_intent("members", "token-a", sent, now=setup.clock.wall())
-    assert setup.emulator.drain()
+    died_while_creating(setup, prints)
     # An unrelated contact Omnisend refuses on every run keeps the run partial.
     setup.emulator.set_faults(failing_emails=frozenset({"person11@example.com"}))
     result = run(setup)
