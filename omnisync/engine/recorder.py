@@ -18,7 +18,7 @@ from omnisync.clock import Clock
 from omnisync.engine.results import SAMPLE_SIZE, FailureSample
 from omnisync.masking import mask_email
 from omnisync.omnisend.batches import ItemFailure
-from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
+from omnisync.omnisend.errors import OmnisendError
 from omnisync.state import InflightItem, LedgerStore
 
 
@@ -85,14 +85,13 @@ class LedgerRecorder:
             self._sent[batch_id] = self._sent.pop(provisional_id)
 
     def batch_not_created(self, provisional_id: str, error: OmnisendError) -> None:
-        # A request cancelled before it left, or refused by an answer that processed
-        # nothing (a 4xx to every attempt): released. An attempt without an answer (the
-        # network) or answered 408 or 5xx may have created the batch: the intent is
-        # kept, and the next run looks its contacts up before sending a consent again.
+        # Cancelled before it left, refused by a 4xx, never connected: nothing was
+        # processed, released. Otherwise (no answer, a 408 or 5xx, a 2xx without an id)
+        # the batch may exist: the intent is kept, and the next run looks its contacts
+        # up before sending a consent again.
         with self._lock:
             del self._sent[provisional_id]
-        answered = isinstance(error, ApiError) and not error.maybe_processed
-        if answered or isinstance(error, RequestCancelled):
+        if not error.maybe_processed:
             self._store.release_intent(self._export, provisional_id)
             return
         with self._lock:
@@ -164,15 +163,20 @@ class LedgerRecorder:
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
         with self._lock:
             self.tag_failed += len(emails)
-            if tag != self._tag:  # a call for another tag is only ever its removal
-                self._old_tags_kept.setdefault(tag, set()).update(emails)
+            self._keep_old_tag(tag, emails)
             self._sample(f"tag {tag!r} for {len(emails)} contact(s)", str(error))
         self._on_change()
 
     def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
+        with self._lock:
+            self._keep_old_tag(tag, emails)
+
+    def _keep_old_tag(self, tag: str, emails: tuple[str, ...]) -> None:
+        """(Under the lock.) ``tag`` stays on these contacts; for another tag than the
+        export's (a call for one is only ever its removal), :meth:`restore_old_tags`
+        writes it back."""
         if tag != self._tag:
-            with self._lock:
-                self._old_tags_kept.setdefault(tag, set()).update(emails)
+            self._old_tags_kept.setdefault(tag, set()).update(emails)
 
     def restore_old_tags(self) -> None:
         """Write back into the ledger the old tags whose removal failed or was never sent

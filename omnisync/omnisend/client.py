@@ -409,7 +409,9 @@ class OmnisendClient:
                     self._clock.sleep(delay)
                     continue
             if response is None:
-                raise TransportError(operation, reason, attempts=failures)
+                raise TransportError(
+                    operation, reason, attempts=failures, maybe_processed=unanswered
+                )
             error = ApiError(
                 operation,
                 status=response.status_code,

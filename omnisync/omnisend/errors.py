@@ -27,14 +27,21 @@ API_VERSION = "2026-03-15"
 
 
 class OmnisendError(OmnisyncError):
-    """Base of every error raised by ``omnisync.omnisend``."""
+    """Base of every error raised by ``omnisync.omnisend``. ``maybe_processed``: Omnisend
+    may have carried the request out although it failed (a batch it may have created)."""
+
+    maybe_processed = False
 
 
 class TransportError(OmnisendError):
-    """No HTTP answer (refused, dropped, timed out) after the retry policy gave up."""
+    """No HTTP answer (refused, dropped, timed out) after the retry policy gave up;
+    ``maybe_processed`` unless no attempt ever made a connection."""
 
-    def __init__(self, operation: str, reason: str, *, attempts: int) -> None:
+    def __init__(
+        self, operation: str, reason: str, *, attempts: int, maybe_processed: bool = True
+    ) -> None:
         self.reason = reason
+        self.maybe_processed = maybe_processed
         super().__init__(
             f"{operation}: could not reach Omnisend ({reason}) after {attempts} attempt(s); "
             "check the connection's base_url and the network, then run again"
@@ -50,6 +57,8 @@ class RequestCancelled(OmnisendError):
 
 class UnexpectedResponse(OmnisendError):
     """Omnisend answered 2xx with a body the published contract does not allow."""
+
+    maybe_processed = True  # a 2xx: it was carried out
 
     def __init__(self, operation: str, what: str) -> None:
         super().__init__(f"{operation}: unexpected response from Omnisend: {what}")

@@ -34,7 +34,7 @@ from omnisync.masking import mask_email
 from omnisync.omnisend.batches import BatchOutcome
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import TICK, Crew
-from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled, TransportError
+from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.listener import DeliveryListener
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, BatchPacker, EncodedBatch
 
@@ -220,10 +220,7 @@ class DeliveryPipeline:
         created it, and not yet :data:`MAX_UNCERTAIN_BATCHES` times in a row: the run goes
         on without it, after the retry policy's backoff (the failure is logged and its
         contacts stay pending)."""
-        maybe = isinstance(error, TransportError) or (
-            isinstance(error, ApiError) and error.maybe_processed and not error.aborts_run
-        )
-        if not maybe:
+        if not error.maybe_processed:
             return False
         with self._in_flight_lock:
             self._uncertain_in_a_row += 1

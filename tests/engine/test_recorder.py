@@ -13,6 +13,7 @@ from omnisync.omnisend.errors import (
     OmnisendError,
     RequestCancelled,
     TransportError,
+    UnexpectedResponse,
 )
 from omnisync.state import InflightItem, SqliteLedgerStore
 
@@ -32,6 +33,15 @@ from omnisync.state import InflightItem, SqliteLedgerStore
         (ApiError("create a batch of 2 contact(s)", status=400, after_unanswered=True), True),
         # No answer: Omnisend may have created the batch; the next run resolves it.
         (TransportError("create a batch of 2 contact(s)", "timed out", attempts=8), True),
+        # No connection was ever made: nothing reached Omnisend.
+        (
+            TransportError(
+                "create a batch of 2 contact(s)", "refused", attempts=8, maybe_processed=False
+            ),
+            False,
+        ),
+        # A 2xx without a batch id: it was created, under an id we do not know.
+        (UnexpectedResponse("create a batch of 2 contact(s)", "no batchID"), True),
     ],
 )
 def test_a_failed_creation_keeps_the_intent_only_when_the_batch_may_exist(

@@ -240,6 +240,11 @@ def test_a_batch_with_consent_records_is_sent_again_after_a_connection_never_mad
     client, requests, _, _ = make_client([failure, created])
     assert client.create_batch(encoded(CONSENTED)) == "b-1"
     assert len(requests) == 2
+    # Never connected at all: the error says nothing can have been processed.
+    client, _, _, _ = make_client([failure, failure], policy=RetryPolicy(max_attempts=2))
+    with pytest.raises(TransportError) as caught:
+        client.create_batch(encoded(CONSENTED))
+    assert not caught.value.maybe_processed
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 410, 422])
