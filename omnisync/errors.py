@@ -29,7 +29,7 @@ address. The tree (each class lives beside the code that raises it)::
     ├── EngineUnavailable             daemon.engine: the state store cannot be opened
     ├── DaemonUnavailable             daemon.discovery: no daemon answers
     │   └── UntrustedStateFile        daemon.json or control.token others could write
-    ├── StateDirectoryInUse           daemon.discovery: another daemon holds the state directory
+    ├── StateDirectoryInUse           daemon.claim: another daemon holds the state directory
     ├── TriggerRefused                daemon.discovery: the daemon refused a run
     └── RemoteRunFailed               daemon.remote: a run through the daemon failed
 """

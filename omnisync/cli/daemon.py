@@ -58,12 +58,8 @@ def handle(args: argparse.Namespace) -> int:
     # Imported here: `omnisync --help` imports every command's module, and would pay
     # for the daemon's imports (APScheduler, prometheus-client, the engine).
     from omnisync.config.rules import listen_problem
-    from omnisync.daemon.control import raise_file_limit
-    from omnisync.daemon.discovery import (
-        LOCK_FILENAME,
-        StateDirectoryInUse,
-        claim_state_directory,
-    )
+    from omnisync.daemon.budget import raise_file_limit
+    from omnisync.daemon.claim import LOCK_FILENAME, StateDirectoryInUse, claim_state_directory
     from omnisync.daemon.loading import DaemonConfigLoader, LoadFailed
     from omnisync.logs import configure_logging
     from omnisync.state.locks import make_private_directory

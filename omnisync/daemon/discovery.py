@@ -1,10 +1,7 @@
 """Finding a running daemon, and talking to its control endpoint.
 
-Before it writes anything in its state directory, the daemon claims it: an exclusive
-``flock`` on ``<state_dir>/daemon.lock`` held for the life of the process
-(:func:`claim_state_directory`), so a second daemon on the same directory refuses to
-start. At start the daemon writes ``<state_dir>/daemon.json`` (pid, control address, config
-path, start time) and, unless ``daemon.control.token`` is configured, a fresh random
+Once it holds its state directory (:mod:`omnisync.daemon.claim`), the daemon writes
+``<state_dir>/daemon.json`` (pid, control address, config path, start time) and, unless ``daemon.control.token`` is configured, a fresh random
 token to ``control.token``, both 0600 whatever the umask; it removes ``daemon.json``
 on a clean exit. The CLI sends its bearer token to the address ``daemon.json`` names,
 so it trusts these files only when they are regular files owned by the current user
@@ -15,8 +12,8 @@ so it trusts these files only when they are regular files owned by the current u
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
+import logging
 import os
 import secrets
 import stat
@@ -24,16 +21,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from omnisync.errors import OmnisyncError
-from omnisync.state.locks import PRIVATE_FILE_MODE, chmod_if_ours
+from omnisync.state.locks import PRIVATE_FILE_MODE
+
+_log = logging.getLogger("omnisync.daemon")
 
 INFO_FILENAME = "daemon.json"
 TOKEN_FILENAME = "control.token"  # noqa: S105 - a file name, not a secret
-LOCK_FILENAME = "daemon.lock"
 #: How often a command waiting for a run (the daemon's, or a replica's) looks at it.
 POLL_SECONDS = 0.25
 
@@ -44,11 +42,6 @@ class DaemonUnavailable(OmnisyncError):
 
 class UntrustedStateFile(DaemonUnavailable):
     """``daemon.json`` or ``control.token`` could have been written by someone else."""
-
-
-class StateDirectoryInUse(OmnisyncError):
-    """Another live process holds the state directory's daemon lock; the message names the
-    directory and, when known, the holder's pid."""
 
 
 class TriggerRefused(OmnisyncError):
@@ -97,75 +90,6 @@ def remove_info(state_dir: Path, *, pid: int) -> None:
     info = read_info(state_dir)
     if info is not None and info.pid == pid:
         (state_dir / INFO_FILENAME).unlink(missing_ok=True)
-
-
-class StateDirectoryClaim:
-    """This process's exclusive hold on a state directory, from
-    :func:`claim_state_directory` until :meth:`release` (or the process's end). A context
-    manager that releases on exit."""
-
-    def __init__(self, state_dir: Path, descriptor: int) -> None:
-        self.state_dir = state_dir
-        self._descriptor: int | None = descriptor
-
-    def release(self) -> None:
-        """Let go of the state directory. Idempotent."""
-        if self._descriptor is not None:
-            descriptor, self._descriptor = self._descriptor, None
-            os.close(descriptor)  # closing the only descriptor drops the flock
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def claim_state_directory(state_dir: Path) -> StateDirectoryClaim:
-    """Claim ``state_dir`` (which must exist) for this daemon: an exclusive, non-blocking
-    ``flock`` on ``daemon.lock`` (made 0600), holding this process's pid.
-
-    :class:`StateDirectoryInUse` at once when another process holds it; ``OSError`` when
-    the lock file cannot be opened. Take it before writing anything else there: the
-    holder's ``daemon.json`` and ``control.token`` are then never overwritten. The kernel
-    drops the lock when the holder dies (SIGKILL included), so a lock file left behind
-    never blocks a restart; nothing ever removes it (removing it could let two processes
-    hold locks on two different files of the same name).
-    """
-    path = state_dir / LOCK_FILENAME
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    descriptor = os.open(path, flags, PRIVATE_FILE_MODE)
-    try:
-        chmod_if_ours(descriptor, PRIVATE_FILE_MODE)  # whatever the umask took away
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _lock_holder(descriptor, state_dir)
-        os.close(descriptor)
-        named = f" (pid {holder})" if holder is not None else ""
-        raise StateDirectoryInUse(
-            f"another omnisync daemon{named} already uses the state directory {state_dir};"
-            " stop it first, or give this one its own daemon.state_dir"
-        ) from None
-    except BaseException:
-        os.close(descriptor)
-        raise
-    # For the message of a daemon refused later: written at once, while daemon.json
-    # may still be a killed predecessor's.
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
-    return StateDirectoryClaim(state_dir, descriptor)
-
-
-def _lock_holder(descriptor: int, state_dir: Path) -> int | None:
-    """The pid of the daemon holding ``daemon.lock`` (open as ``descriptor``): the one it
-    wrote there, else the one in ``daemon.json``; ``None`` when neither can be read (the
-    holder has only just taken the lock)."""
-    try:
-        return int(os.pread(descriptor, 32, 0).decode("ascii").strip())
-    except (OSError, ValueError):
-        pass
-    info = read_info(state_dir)
-    return info.pid if info is not None else None
 
 
 def _trust_problem(path: Path, status: os.stat_result) -> str | None:
@@ -251,6 +175,55 @@ def ensure_token(state_dir: Path) -> str:
 def forget_token(state_dir: Path) -> None:
     """Remove a generated ``control.token`` (a token is configured now)."""
     (state_dir / TOKEN_FILENAME).unlink(missing_ok=True)
+
+
+def follow_token(
+    state_dir: Path,
+    *,
+    configured: str | None,
+    had_configured: bool,
+    set_token: Callable[[str], None],
+) -> None:
+    """After a reload, give the control endpoint (``set_token``) the ``configured`` token;
+    when the config no longer sets one (``had_configured``), a generated ``control.token``
+    replaces it, as at a start without one.
+
+    Never raises: a state directory where ``control.token`` cannot be written or
+    removed is logged as an error (the file and the reason, never a token), and the
+    reload goes on, because a daemon never dies, nor keeps a stale config, for it.
+    """
+    token_file = state_dir / TOKEN_FILENAME
+    if configured:
+        set_token(configured)
+        try:
+            forget_token(state_dir)  # no stale generated file to mislead anyone
+        except OSError as error:
+            _log.error(
+                "cannot remove %s: %s; the control endpoint takes the configured"
+                " daemon.control.token, and the old generated token in that file no"
+                " longer works: callers need the configured one",
+                token_file,
+                error.strerror or error,
+                extra={"event": "control_token_remove_failed", "path": str(token_file)},
+            )
+    elif had_configured:
+        try:
+            generated = ensure_token(state_dir)
+        except OSError as error:
+            # Taking a token nobody can read would lock every caller out: the
+            # endpoint keeps the one it had until a reload or restart can write one.
+            _log.error(
+                "cannot write %s: %s; the control endpoint keeps the control token it"
+                " had (the daemon.control.token this config no longer sets): callers"
+                " that read %s cannot authenticate, callers with the old token still"
+                " can; make the file writable, then reload or restart",
+                token_file,
+                error.strerror or error,
+                TOKEN_FILENAME,
+                extra={"event": "control_token_write_failed", "path": str(token_file)},
+            )
+        else:
+            set_token(generated)
 
 
 def read_token(state_dir: Path) -> str | None:

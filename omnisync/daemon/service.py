@@ -26,7 +26,7 @@ from omnisync.daemon.discovery import (
     TOKEN_FILENAME,
     DaemonInfo,
     ensure_token,
-    forget_token,
+    follow_token,
     remove_info,
     write_info,
 )
@@ -271,7 +271,13 @@ class Daemon:
             )
         else:
             self._secrets_loaded(loaded)
-            self._follow_token(loaded)
+            if self._control is not None:
+                follow_token(
+                    self._state_dir,
+                    configured=loaded.control_token,
+                    had_configured=bool(self._loaded.control_token),
+                    set_token=self._control.set_token,
+                )
             warn_restart_needed(loaded.config, self._loaded.config)
             self._apply(loaded, previous=self._loaded)
             result = ReloadResult(ok=True, at=at, source=source, revision=loaded.config.revision)
@@ -324,49 +330,6 @@ class Daemon:
                 extra={"event": "run_triggered", "export": export, "run_id": answer.body["id"]},
             )
         return answer
-
-    def _follow_token(self, loaded: LoadedConfig) -> None:
-        """The control endpoint takes the reloaded config's token; one it no longer has is
-        replaced by a generated ``control.token``, as at a start without one.
-
-        Never raises: a state directory where ``control.token`` cannot be written or
-        removed is logged as an error (the file and the reason, never a token), and the
-        reload goes on, because a daemon never dies, nor keeps a stale config, for it.
-        """
-        if self._control is None:
-            return
-        token_file = self._state_dir / TOKEN_FILENAME
-        if loaded.control_token:
-            self._control.set_token(loaded.control_token)
-            try:
-                forget_token(self._state_dir)  # no stale generated file to mislead anyone
-            except OSError as error:
-                _log.error(
-                    "cannot remove %s: %s; the control endpoint takes the configured"
-                    " daemon.control.token, and the old generated token in that file no"
-                    " longer works: callers need the configured one",
-                    token_file,
-                    error.strerror or error,
-                    extra={"event": "control_token_remove_failed", "path": str(token_file)},
-                )
-        elif self._loaded.control_token:
-            try:
-                generated = ensure_token(self._state_dir)
-            except OSError as error:
-                # Taking a token nobody can read would lock every caller out: the
-                # endpoint keeps the one it had until a reload or restart can write one.
-                _log.error(
-                    "cannot write %s: %s; the control endpoint keeps the control token it"
-                    " had (the daemon.control.token this config no longer sets): callers"
-                    " that read %s cannot authenticate, callers with the old token still"
-                    " can; make the file writable, then reload or restart",
-                    token_file,
-                    error.strerror or error,
-                    TOKEN_FILENAME,
-                    extra={"event": "control_token_write_failed", "path": str(token_file)},
-                )
-            else:
-                self._control.set_token(generated)
 
     def token_hint(self) -> str:
         reference = self.config().daemon.control_token

@@ -35,60 +35,11 @@ from omnisync.omnisend.observer import ClientObserver, NullObserver, mask_emails
 from omnisync.omnisend.pacing import BrandLimiter, Kind
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
 from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
+from omnisync.omnisend.transport import open_http
 
 logger = logging.getLogger("omnisync.omnisend")
 
 MAX_REASON_CHARS = 200
-
-
-def open_http(
-    base_url: str,
-    *,
-    headers: Mapping[str, str],
-    transport: httpx.BaseTransport | None,
-    timeout: float,
-    request_gate: Callable[[], None] | None = None,
-) -> httpx.Client:
-    """The pooled client for the API root ``base_url``: kept-alive connections shared by
-    the client's threads; ``timeout`` (seconds) bounds each of connect, read, write and
-    the wait for a pooled connection; proxies and CAs from the environment (an injected
-    ``transport`` replaces the network); no redirects. ``request_gate`` is called just
-    before each request is sent; what it raises stops the request unsent (a replica
-    whose lease on the brand has run out)."""
-    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {}
-    if request_gate is not None:
-        hooks["request"] = [_gated(request_gate)]
-    return httpx.Client(
-        event_hooks=hooks,
-        base_url=base_url.rstrip("/") + "/",
-        headers=dict(headers),
-        timeout=httpx.Timeout(timeout),
-        transport=transport,
-        trust_env=True,
-        follow_redirects=False,
-    )
-
-
-#: httpcore's trace events just before a request's first byte is written.
-_ABOUT_TO_SEND = frozenset(
-    {"http11.send_request_headers.started", "http2.send_request_headers.started"}
-)
-
-
-def _gated(gate: Callable[[], None]) -> Callable[[httpx.Request], None]:
-    """A request hook that asks ``gate`` once more at the last moment: when httpcore is
-    about to write the request (its ``trace`` extension), after any wait for a pooled
-    connection, so a thread paused in between (SIGSTOP) finds out before it sends."""
-
-    def trace(event: str, info: Mapping[str, object]) -> None:
-        if event in _ABOUT_TO_SEND:
-            gate()
-
-    def hook(request: httpx.Request) -> None:
-        gate()
-        request.extensions["trace"] = trace
-
-    return hook
 
 
 def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from omnisync.config.rules import split_listen
-from omnisync.daemon.control import ControlServer, HostNames, TriggerAnswer, connection_limit
+from omnisync.daemon.budget import connection_limit
+from omnisync.daemon.control import ControlServer, HostNames, TriggerAnswer
 from omnisync.daemon.discovery import (
     DaemonClient,
     DaemonInfo,

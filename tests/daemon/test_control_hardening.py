@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from omnisync.daemon.control import REQUEST_DEADLINE, connection_limit
+from omnisync.daemon.budget import REQUEST_DEADLINE, connection_limit
 from tests.cli import run_cli
 from tests.daemon.attackers import LimitedDaemon, Swarm, raw_exchange, seconds_until_closed
 from tests.daemon.harness import API_KEY

@@ -28,10 +28,11 @@ import pytest
 from omnisync import __version__
 from omnisync.clock import FakeClock, ScaledClock
 from omnisync.emulator import Emulator
-from omnisync.omnisend.client import OmnisendClient, open_http
+from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import API_VERSION, ApiError, TransportError
 from omnisync.omnisend.pacing import BrandLimiter
 from omnisync.omnisend.retry import RetryPolicy
+from omnisync.omnisend.transport import open_http
 from tests.omnisend.conftest import encoded, people
 
 API_KEY = "omni-session-key-SECRET-77"
