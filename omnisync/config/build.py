@@ -267,7 +267,10 @@ class _Builder:
         seconds = parse_duration(written)
         if minimum <= seconds <= maximum:
             return seconds
-        self.problem(path, too_short if seconds < minimum else too_long)
+        if seconds != seconds:  # .nan: neither too short nor too long
+            self.problem(path, "must be a duration such as 15m or 30s, not .nan")
+        else:
+            self.problem(path, too_short if seconds < minimum else too_long)
         return None
 
     def state(self, body: Mapping[str, Any] | None) -> StateSettings:

@@ -30,12 +30,45 @@ class SecretUnavailable(OmnisyncError):
         super().__init__(f"secret {reference.describe()} is unavailable: {reason}")
 
 
-def resolve_secret(ref: SecretRef, *, environ: Mapping[str, str] | None = None) -> str:
-    """The secret ``ref`` refers to, without one trailing newline; ``environ`` (default
-    ``os.environ``) gives the variables and ``$CREDENTIALS_DIRECTORY``. Raises
-    :class:`SecretUnavailable` when the variable is unset, the file cannot be read, or the
-    value is empty, not UTF-8, larger than 64 KiB or spans several lines."""
-    environment = os.environ if environ is None else environ
+def resolve_secret(
+    ref: SecretRef, *, environ: Mapping[str, str] | None = None, header: bool = False
+) -> str:
+    """The secret ``ref`` refers to, without one trailing newline (nor a file's UTF-8 byte
+    order mark); ``environ`` (default ``os.environ``) gives the variables and
+    ``$CREDENTIALS_DIRECTORY``. Raises :class:`SecretUnavailable` when the variable is
+    unset, the file cannot be read, or the value is empty, not UTF-8, larger than 64 KiB
+    or spans several lines; with ``header`` (an API key or bearer token, sent in an HTTP
+    header as it is), also when :func:`header_value_problem` finds one."""
+    value = _resolve(ref, os.environ if environ is None else environ)
+    problem = header_value_problem(value) if header else None
+    if problem is not None:
+        raise SecretUnavailable(ref, problem)
+    return value
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into an HTTP header as it is, or ``None``."""
+    if value.isascii() and value.isprintable() and " " not in value:
+        return None
+    # Never the character itself: it is part of a secret.
+    return "it contains spaces or characters that are not printable ASCII"
+
+
+def secret_references(config: Config) -> Iterator[tuple[str, SecretRef, bool]]:
+    """Every secret reference in ``config``: its dotted path, the reference, and whether
+    it is sent in an HTTP header (see :func:`resolve_secret`)."""
+    for name, connection in config.connections.items():
+        yield f"connections.{name}.api_key", connection.api_key, True
+    for name, source in config.sources.items():
+        if source.dsn is not None:
+            yield f"sources.{name}.dsn", source.dsn, False
+    if config.daemon.state.dsn is not None:
+        yield "daemon.state.dsn", config.daemon.state.dsn, False
+    if config.daemon.control_token is not None:
+        yield "daemon.control.token", config.daemon.control_token, True
+
+
+def _resolve(ref: SecretRef, environment: Mapping[str, str]) -> str:
     if ref.kind == "env":
         value = environment.get(ref.name)
         if value is None:
@@ -59,9 +92,9 @@ def check_secrets(config: Config, *, environ: Mapping[str, str]) -> tuple[Diagno
     """A diagnostic at each secret reference of ``config`` that cannot be resolved;
     the values are discarded."""
     diagnostics = []
-    for path, ref in secret_references(config):
+    for path, ref, header in secret_references(config):
         try:
-            resolve_secret(ref, environ=environ)
+            resolve_secret(ref, environ=environ, header=header)
         except SecretUnavailable as error:
             diagnostics.append(Diagnostic.at(config.position_or_start(path), path, str(error)))
     return tuple(diagnostics)
@@ -75,7 +108,7 @@ def check_references(config: Config) -> tuple[Diagnostic, ...]:
         for name, source in config.sources.items()
         if source.path is not None
     ]
-    for dotted, reference in secret_references(config):
+    for dotted, reference, _header in secret_references(config):
         if reference.kind == "file":
             files.append((dotted, reference.name, "secret file"))
     diagnostics = []
@@ -97,6 +130,8 @@ def _file_problem(path: str) -> str | None:
         return f"cannot be reached: {(error.strerror or str(error)).lower()}"
     if stat.S_ISDIR(mode):
         return "is a directory, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file (a pipe or a device would block or never end)"
     try:
         # Non-blocking: a FIFO at that path must not hang validation. Nothing is read.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -104,19 +139,6 @@ def _file_problem(path: str) -> str | None:
         return f"cannot be read: {(error.strerror or str(error)).lower()}"
     os.close(descriptor)
     return None
-
-
-def secret_references(config: Config) -> Iterator[tuple[str, SecretRef]]:
-    """Every secret reference in ``config`` with its dotted path."""
-    for name, connection in config.connections.items():
-        yield f"connections.{name}.api_key", connection.api_key
-    for name, source in config.sources.items():
-        if source.dsn is not None:
-            yield f"sources.{name}.dsn", source.dsn
-    if config.daemon.state.dsn is not None:
-        yield "daemon.state.dsn", config.daemon.state.dsn
-    if config.daemon.control_token is not None:
-        yield "daemon.control.token", config.daemon.control_token
 
 
 def _read_file(ref: SecretRef, path: str) -> str:
@@ -132,7 +154,8 @@ def _read_file(ref: SecretRef, path: str) -> str:
     if len(content) > MAX_SECRET_BYTES:
         raise SecretUnavailable(ref, f"{path} is larger than 64 KiB")
     try:
-        return content.decode("utf-8")
+        # utf-8-sig: an editor's byte order mark is not part of a key.
+        return content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SecretUnavailable(ref, f"{path} is not UTF-8 text") from None
 

@@ -1,12 +1,13 @@
 """Finding a running daemon, and talking to its control endpoint.
 
 Once it holds its state directory (:mod:`omnisync.daemon.claim`), the daemon writes
-``<state_dir>/daemon.json`` (pid, control address, config path, start time) and, unless ``daemon.control.token`` is configured, a fresh random
-token to ``control.token``, both 0600 whatever the umask; it removes ``daemon.json``
-on a clean exit. The CLI sends its bearer token to the address ``daemon.json`` names,
-so it trusts these files only when they are regular files owned by the current user
-(or, for root, by the owner of the private directory they are in: systemd's
-``DynamicUser=``) and not writable by group or others: else :class:`UntrustedStateFile`.
+``<state_dir>/daemon.json`` (pid, control address, config path, start time) and, unless
+``daemon.control.token`` is configured, a fresh random token to ``control.token``, both
+0600 whatever the umask; it removes ``daemon.json`` on a clean exit. The CLI sends its
+bearer token to the address ``daemon.json`` names, so it trusts these files only when
+they are regular files owned by the current user (or, for root, by the owner of the
+private directory they are in: systemd's ``DynamicUser=``) and not writable by group or
+others: else :class:`UntrustedStateFile`.
 """
 
 from __future__ import annotations

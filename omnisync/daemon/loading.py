@@ -81,9 +81,9 @@ class DaemonConfigLoader:
         values: list[str] = []
         problems: list[Diagnostic] = []
         token: str | None = None
-        for dotted, reference in secret_references(config):
+        for dotted, reference, header in secret_references(config):
             try:
-                value = resolve_secret(reference, environ=self._environ)
+                value = resolve_secret(reference, environ=self._environ, header=header)
             except SecretUnavailable as error:
                 problems.append(Diagnostic.at(config.position_or_start(dotted), dotted, str(error)))
                 continue

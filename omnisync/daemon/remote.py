@@ -86,7 +86,7 @@ def run_through_daemon(
     reference = config.daemon.control_token
     if reference is not None:
         try:
-            client.use_token(resolve_secret(reference))
+            client.use_token(resolve_secret(reference, header=True))
         except SecretUnavailable as error:
             client.close()
             raise RemoteRunFailed(

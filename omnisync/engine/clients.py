@@ -86,7 +86,7 @@ class ClientPool:
         """The shared client of ``connection``. Raises ``SecretUnavailable`` when the
         API key cannot be resolved, :class:`ValueError` when it is malformed (never
         echoing it)."""
-        api_key = resolve_secret(connection.api_key, environ=self.environ)
+        api_key = resolve_secret(connection.api_key, environ=self.environ, header=True)
         # Everything that shapes the client, with the key only as a digest.
         signature = (connection.base_url, brand_digest(api_key), connection.rate_limit)
         limits = connection.rate_limit

@@ -33,10 +33,9 @@ def open_readonly(path: Path, *, segment: str, source: str) -> sqlite3.Connectio
     """
     if not path.exists():
         raise SourceError(f"database file not found: {path}", segment=segment, source=source)
-    if path.is_dir():
-        raise SourceError(
-            f"database path is a directory, not a file: {path}", segment=segment, source=source
-        )
+    if not path.is_file():  # a FIFO or a device would hang or never end
+        what = "a directory, not a file" if path.is_dir() else "not a regular file"
+        raise SourceError(f"database path is {what}: {path}", segment=segment, source=source)
     try:
         connection = sqlite3.connect(
             readonly_uri(path), uri=True, isolation_level=None, check_same_thread=False

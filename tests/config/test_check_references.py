@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 from tests.cli import run_cli
@@ -42,6 +43,18 @@ def test_missing_and_unreadable_files_are_reported_where_they_are_named(tmp_path
         "sources.crm.path",
         "connections.spare.api_key",
     ]
+
+
+def test_a_pipe_is_reported_without_blocking(tmp_path):
+    config = tmp_path / "omnisync.yaml"
+    config.write_text(CONFIG)
+    (tmp_path / "data").mkdir()
+    os.mkfifo(tmp_path / "data" / "crm.sqlite")
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "spare-key").write_text("not read\n")
+    result = run_cli("validate", "--check-references", str(config))
+    assert result.returncode == 1
+    assert "crm.sqlite: is not a regular file (a pipe or a device" in result.stdout
 
 
 def test_files_that_are_there_pass(tmp_path):

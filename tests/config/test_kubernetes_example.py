@@ -26,7 +26,7 @@ def test_the_configmap_holds_a_valid_replicated_config_fed_by_the_secret(tmp_pat
     config = load_config(config_file, environ={"HOME": "/home/omnisync"})
     assert config.daemon.state.shared and config.daemon.state.dsn is not None
     given = set(secret["stringData"])
-    needed = {reference.name for _, reference in secret_references(config)}
+    needed = {reference.name for _, reference, _header in secret_references(config)}
     assert needed <= given, needed - given
     # No secret value in the ConfigMap; placeholders only in the Secret.
     assert all("CHANGE-ME" in value for value in secret["stringData"].values())

@@ -231,6 +231,7 @@ def test_schedules_cron_timezone_and_interval(tmp_path: Path) -> None:
         "  nowhere: {cron: '0 0 * * *', timezone: Mars/Olympus}\n"
         "  short: {every: 1500ms}\n"
         "  long: {every: 400d}\n"
+        "  undefined: {every: .nan}\n"
         "  fine: {every: 90}\n"
     )
     assert messages(load_text(tmp_path, text)) == [
@@ -240,6 +241,7 @@ def test_schedules_cron_timezone_and_interval(tmp_path: Path) -> None:
         "schedules.nowhere.timezone: unknown time zone 'Mars/Olympus'",
         "schedules.short.every: must be a whole number of seconds",
         "schedules.long.every: must be at most 366 days",
+        "schedules.undefined.every: must be a duration such as 15m or 30s, not .nan",
     ]
 
 

@@ -121,3 +121,28 @@ def test_check_secrets_reports_each_reference_at_its_position(tmp_path: Path) ->
     (tmp_path / "control").write_text("token-value", encoding="utf-8")
     environ = {"OMNISEND_API_KEY": KEY, "CREDENTIALS_DIRECTORY": str(tmp_path)}
     assert check_secrets(config, environ=environ) == ()
+
+
+def test_check_secrets_refuses_the_keys_a_run_would_refuse(tmp_path: Path) -> None:
+    """An API key and the control token go into an HTTP header as they are: a value with
+    a space or a character that is not printable ASCII passed `--check-secrets` and
+    the daemon's start, then failed every run. A file's byte order mark is dropped."""
+    text = replaced("exports:\n", "  spare:\n    api_key: {file: spare.key}\nexports:\n")
+    config_path = tmp_path / "omnisync.yaml"
+    config_path.write_text(text, encoding="utf-8")
+    config = load_config(config_path, environ={"HOME": str(tmp_path)})
+    (tmp_path / "spare.key").write_bytes(b"\xef\xbb\xbf" + KEY.encode() + b"\n")
+    for bad in (KEY + " ", f"{KEY}\t", "\ufeff" + KEY, KEY.replace("e", "\u00e9")):
+        problems = [
+            str(problem) for problem in check_secrets(config, environ={"OMNISEND_API_KEY": bad})
+        ]
+        assert problems == [
+            f"{config_path}:17:5: connections.main.api_key: secret env:OMNISEND_API_KEY is"
+            " unavailable: it contains spaces or characters that are not printable ASCII"
+        ]
+    assert check_secrets(config, environ={"OMNISEND_API_KEY": KEY}) == ()
+    assert resolve_secret(config.connections["spare"].api_key, header=True) == KEY
+    # Not every secret is a header: a PostgreSQL DSN has spaces.
+    assert resolve_secret(SecretRef("env", "DSN"), environ={"DSN": "host=a dbname=b"}) == (
+        "host=a dbname=b"
+    )

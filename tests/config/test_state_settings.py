@@ -37,7 +37,7 @@ def test_a_postgres_state_store_with_its_dsn_lease_and_replica_name(tmp_path: Pa
     )
     assert config.daemon.state.shared and config.daemon.replica_id == "omnisync-0"
     # The DSN is a secret like any other: resolved, redacted, checked by validate.
-    assert ("daemon.state.dsn", SecretRef("env", "OMNISYNC_STATE_DSN")) in list(
+    assert ("daemon.state.dsn", SecretRef("env", "OMNISYNC_STATE_DSN"), False) in list(
         secret_references(config)
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from omnisync.config.model import CsvOptions
 from omnisync.sources import CsvReader, JsonlReader, open_segment
 from omnisync.sources.errors import SourceError
+from omnisync.sources.sqlite import open_readonly
 from tests.staging.configs import make_config
 
 
@@ -129,6 +131,20 @@ def test_csv_missing_file_and_directory(tmp_path: Path) -> None:
         list(csv_reader(tmp_path / "gone.csv").rows(["email"]))
     with pytest.raises(SourceError, match="is a directory"):
         list(csv_reader(tmp_path).rows(["email"]))
+
+
+def test_a_pipe_as_a_source_path_fails_at_once_instead_of_waiting_for_a_writer(
+    tmp_path: Path,
+) -> None:
+    """Opening a FIFO for reading blocks until something writes to it: a run, a plan or
+    a daemon tick would hang for ever, holding the export's run lock."""
+    pipe = tmp_path / "segment.pipe"
+    os.mkfifo(pipe)
+    for reader in (csv_reader(pipe), jsonl_reader(pipe)):
+        with pytest.raises(SourceError, match=f"path is not a regular file: {pipe}"):
+            list(reader.rows(["email"]))
+    with pytest.raises(SourceError, match="database path is not a regular file"):
+        open_readonly(pipe, segment="s", source="crm")
 
 
 def test_csv_empty_file_is_an_error_but_a_header_alone_is_an_empty_segment(
