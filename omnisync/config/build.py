@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os.path
 import types
 import typing
@@ -267,7 +268,7 @@ class _Builder:
         seconds = parse_duration(written)
         if minimum <= seconds <= maximum:
             return seconds
-        if seconds != seconds:  # .nan: neither too short nor too long
+        if math.isnan(seconds):  # neither too short nor too long
             self.problem(path, "must be a duration such as 15m or 30s, not .nan")
         else:
             self.problem(path, too_short if seconds < minimum else too_long)
