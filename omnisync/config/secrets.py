@@ -51,7 +51,7 @@ def header_value_problem(value: str) -> str | None:
     if value.isascii() and value.isprintable() and " " not in value:
         return None
     # Never the character itself: it is part of a secret.
-    return "it contains spaces or characters that are not printable ASCII"
+    return "the value contains spaces or characters that are not printable ASCII"
 
 
 def secret_references(config: Config) -> Iterator[tuple[str, SecretRef, bool]]:

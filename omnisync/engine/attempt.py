@@ -128,8 +128,6 @@ class RunAttempt:
         staged = tally.staged
         pipelines: dict[str, DeliveryPipeline] = {}
         with ExitStack() as open_pipelines:
-            # Registered first, so it runs last: once every pipeline is done, or aborted.
-            open_pipelines.callback(recorder.restore_old_tags)
 
             def pipeline_for(tag: str) -> DeliveryPipeline:
                 if tag not in pipelines:
@@ -157,6 +155,8 @@ class RunAttempt:
                 """Queue one member's work; ``False`` once the pipeline takes no more."""
                 outcome = plan.map_work(item, now=now)
                 actions = tally.add(item, outcome)
+                if actions.remove_old_tag is not None:
+                    recorder.renaming(item.email, actions.remove_old_tag)
                 if actions.upsert and item.email in unresolved:
                     # Its batch may yet be applied, consent and all: it waits (pending).
                     self.waiting += 1
@@ -187,9 +187,7 @@ class RunAttempt:
                 self.items_seen += 1
                 if actions.remove_old_tag is not None:
                     if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
-                        # Stopped after its new tag was queued: the old one stays on it.
-                        recorder.removals_not_sent(actions.remove_old_tag, (item.email,))
-                        return False
+                        return False  # a stop: the old tag stays on it, and in the ledger
                     self.removes_queued += 1
                 return True
 

@@ -84,8 +84,7 @@ class ClientPool:
 
     def client_for(self, connection: Connection) -> OmnisendClient:
         """The shared client of ``connection``. Raises ``SecretUnavailable`` when the
-        API key cannot be resolved, :class:`ValueError` when it is malformed (never
-        echoing it)."""
+        API key cannot be resolved or is malformed (never echoing it)."""
         api_key = resolve_secret(connection.api_key, environ=self.environ, header=True)
         # Everything that shapes the client, with the key only as a digest.
         signature = (connection.base_url, brand_digest(api_key), connection.rate_limit)

@@ -45,8 +45,10 @@ class LedgerRecorder:
         self._maybe_sent = maybe_sent
         #: The e-mails of ``maybe_sent`` (a killed run's intents) this run recorded.
         self.maybe_sent_recorded: set[str] = set()
-        # Per old tag, the e-mails a failed or unsent removal left it on (restore_old_tags).
-        self._old_tags_kept: dict[str, set[str]] = {}
+        # A renamed tag: per e-mail, the old tag whose removal is not acknowledged yet,
+        # and the e-mails whose new tag Omnisend took meanwhile (see renaming()).
+        self._renaming: dict[str, str] = {}
+        self._tagged_while_renaming: set[str] = set()
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
@@ -148,46 +150,50 @@ class LedgerRecorder:
             self._sent.pop(batch_id, None)
         self._on_change()
 
+    def renaming(self, email: str, old_tag: str) -> None:
+        """Announce, before either call is queued, that this contact's ledger tag
+        ``old_tag`` is to be removed and the export's tag added.
+
+        The ledger holds one tag per contact, and the two calls end in either order. So
+        the export's tag is recorded only once the old tag's removal is acknowledged:
+        until then the ledger keeps the old tag, and a removal that fails, is never sent
+        or is cut short by a kill -9 leaves it there for the next run to remove (adding
+        the export's tag again costs a call; losing the old tag would leave it on the
+        contact for good)."""
+        with self._lock:
+            self._renaming[email] = old_tag
+
     def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
-        self._store.mark_tagged(self._export, tag, emails, now=self._clock.wall())
         with self._lock:
             self.tagged += len(emails)
+            renaming = tag == self._tag and self._renaming
+            waiting = self._renaming.keys() & emails if renaming else set()
+            self._tagged_while_renaming.update(waiting)
+        recorded = [email for email in emails if email not in waiting] if waiting else emails
+        self._store.mark_tagged(self._export, tag, recorded, now=self._clock.wall())
         self._on_change()
 
     def tags_removed(self, tag: str, emails: tuple[str, ...]) -> None:
         self._store.mark_untagged(self._export, tag, emails, now=self._clock.wall())
         with self._lock:
             self.untagged += len(emails)
+            renamed = [email for email in emails if self._renaming.get(email) == tag]
+            for email in renamed:
+                del self._renaming[email]
+            tagged = self._tagged_while_renaming.intersection(renamed)
+            self._tagged_while_renaming -= tagged
+        if tagged:  # their new tag was acknowledged first: recorded now
+            self._store.mark_tagged(self._export, self._tag, sorted(tagged), now=self._clock.wall())
         self._on_change()
 
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
         with self._lock:
             self.tag_failed += len(emails)
-            self._keep_old_tag(tag, emails)
             self._sample(f"tag {tag!r} for {len(emails)} contact(s)", str(error))
         self._on_change()
 
     def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
-        with self._lock:
-            self._keep_old_tag(tag, emails)
-
-    def _keep_old_tag(self, tag: str, emails: tuple[str, ...]) -> None:
-        """(Under the lock.) ``tag`` stays on these contacts; for another tag than the
-        export's (a call for one is only ever its removal), :meth:`restore_old_tags`
-        writes it back."""
-        if tag != self._tag:
-            self._old_tags_kept.setdefault(tag, set()).update(emails)
-
-    def restore_old_tags(self) -> None:
-        """Write back into the ledger the old tags whose removal failed or was never sent
-        (a stop, an abort); call it once the run's tags calls are over. Adding the export's
-        tag records it over the old one, whichever call ends first: without this, the
-        ledger would say the old tag is gone while contacts keep it, and no later run
-        would remove it."""
-        with self._lock:
-            kept, self._old_tags_kept = self._old_tags_kept, {}
-        for tag, emails in kept.items():
-            self._store.mark_tagged(self._export, tag, sorted(emails), now=self._clock.wall())
+        """Nothing to record: a renamed contact's ledger keeps the old tag (:meth:`renaming`)."""
 
     def _sample(self, subject: str, reason: str) -> None:
         if len(self.failure_samples) < SAMPLE_SIZE:

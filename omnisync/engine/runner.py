@@ -169,11 +169,8 @@ class ExportRunner:
         connection = self._export(name).connection
         try:
             return self._clients.client_for(self.config.connections[connection])
-        except SecretUnavailable as error:
-            reason = error.reason
-        except ValueError as error:  # a malformed key, from the client (never echoed)
-            reason = str(error)
-        raise ApiKeyUnavailable(f"connections.{connection}.api_key: {reason}")
+        except SecretUnavailable as error:  # unset, unreadable or malformed (never echoed)
+            raise ApiKeyUnavailable(f"connections.{connection}.api_key: {error.reason}") from None
 
     def _run_locked(
         self,

@@ -138,7 +138,7 @@ def test_check_secrets_refuses_the_keys_a_run_would_refuse(tmp_path: Path) -> No
         ]
         assert problems == [
             f"{config_path}:17:5: connections.main.api_key: secret env:OMNISEND_API_KEY is"
-            " unavailable: it contains spaces or characters that are not printable ASCII"
+            " unavailable: the value contains spaces or characters that are not printable ASCII"
         ]
     assert check_secrets(config, environ={"OMNISEND_API_KEY": KEY}) == ()
     assert resolve_secret(config.connections["spare"].api_key, header=True) == KEY

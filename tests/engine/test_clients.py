@@ -87,7 +87,7 @@ def test_secret_problems_are_named_without_the_value(setup: Setup) -> None:
     assert API_KEY_VARIABLE in str(missing.value)
     with (
         ClientPool(clock=setup.clock, environ={API_KEY_VARIABLE: "has spaces"}) as pool,
-        pytest.raises(ValueError) as malformed,
+        pytest.raises(SecretUnavailable) as malformed,
     ):
         pool.client_for(shop)
     assert "has spaces" not in str(malformed.value)

@@ -211,6 +211,35 @@ def test_an_old_tag_whose_removal_failed_is_removed_by_the_next_run(setup: Setup
         assert {entry.tag for entry in store.entries("members")} == {"loyal"}
 
 
+def test_a_kill_during_a_rename_leaves_the_old_tag_in_the_ledger(setup: Setup) -> None:
+    """What a kill -9 would leave at any moment of a rename: adds go out in calls of 250
+    and can be acknowledged before the old tag's removal, and recording the new tag over
+    the old one then lost the old tag for good (the next run saw nothing to remove)."""
+    write_segment(setup.database, people(600))
+    assert run(setup).status == "succeeded"
+    setup.rewrite(tag="loyal")
+    setup.emulator.set_faults(error_rate_500=1.0, only_endpoints=frozenset({TAG_REMOVALS}))
+    seen: list[set[str]] = []
+
+    class LedgerAtFirstTags:
+        def phase_started(self, phase: Phase, counts: RunCounts) -> None:
+            pass
+
+        def counts_updated(self, counts: RunCounts) -> None:
+            if counts.tagged and not seen:
+                with setup.store() as store:
+                    seen.append({entry.tag for entry in store.entries("members")})
+
+    assert run(setup, progress=LedgerAtFirstTags()).counts.tagged == 600
+    # The new tag went on while no removal was acknowledged: every entry still says
+    # "members", so a kill at that moment leaves the next run the removals to make.
+    assert seen == [{"members"}]
+    setup.emulator.set_faults(Faults())
+    assert run(setup).status == "succeeded"
+    setup.emulator.drain()
+    assert {tuple(c["tags"]) for c in setup.emulator.contacts()} == {("loyal",)}
+
+
 def test_old_tags_a_stopped_rename_never_removed_are_removed_by_the_next_run(
     setup: Setup,
 ) -> None:
