@@ -232,6 +232,7 @@ def list_batches(state: EmulatorState, brand: Brand, request: ApiRequest) -> Api
     limit = _int_parameter(query, "limit", default=100, low=1, high=250)
     date_from = _date_parameter(query, "dateFrom") or date.min
     date_to = _date_parameter(query, "dateTo") or date.max
+    brand.forget_batches(state.settings.batch_retention)
     with brand.lock:
         matching = (
             batch
@@ -261,6 +262,7 @@ def get_batch(
     state: EmulatorState, brand: Brand, request: ApiRequest, *, items: bool
 ) -> ApiResponse:
     """GET /batches/{id}, or with ``items`` GET /batches/{id}/items."""
+    brand.forget_batches(state.settings.batch_retention)
     return ApiResponse(200, brand.batch_json(request.parameter, items=items))
 
 

@@ -17,7 +17,8 @@ or ``stopped`` once more than half of the items (or ``stop_after_errors``, if
 fewer) have failed, the rest never processed. A done batch keeps its request
 compressed and one result byte per item; a success item's ``response`` is the
 contact *as it is now* (Omnisend's snapshot rule is not published), a failed
-one's the 400 problem it got.
+one's the 400 problem it got. A batch is forgotten ``batch_retention`` seconds
+after its creation (Omnisend: about 7 days).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from omnisync.emulator.faults import FaultInjector
 from omnisync.emulator.validation import (
     ApiProblem,
     FieldError,
+    check_merged_properties,
     validate_contact,
     validation_problem,
 )
@@ -186,9 +188,11 @@ class Brand:
                 events.append(now)
         return None
 
-    def _problems(self, body: Any, *, creating: bool) -> list[FieldError]:
-        """Validation errors of a contact body, plus the injected ``failing_emails`` refusal."""
-        errors = validate_contact(body, creating=creating)
+    def _problems(self, body: Any, record: ContactRecord | None = None) -> list[FieldError]:
+        """Validation errors of a contact body (a POST, or a PATCH of ``record``), the
+        injected ``failing_emails`` refusal included, and of the custom properties the
+        contact would then hold. Under the lock."""
+        errors = validate_contact(body, creating=record is None)
         failing = self._injector.faults.failing_emails
         identifiers = body.get("identifiers") if isinstance(body, dict) else None
         for index, identifier in enumerate(
@@ -197,6 +201,9 @@ class Brand:
             email = identifier.get("id") if isinstance(identifier, dict) else None
             if isinstance(email, str) and email in failing:
                 errors.append(FieldError(f"identifiers[{index}].id", FAILING_EMAIL_MESSAGE))
+        record = record or self.book.by_email.get(email_of(body) or "")
+        if record is not None and record.custom_properties:
+            check_merged_properties(record.custom_properties, body, errors)
         return errors
 
     def write_contact(
@@ -204,13 +211,13 @@ class Brand:
     ) -> tuple[int, dict[str, Any]]:
         """POST /contacts (201 or 200), or PATCH the known ``record`` (200): the status and the
         ContactResponse; raises a 400, or a 409 for a PATCH naming another e-mail."""
-        errors = self._problems(body, creating=record is None)
-        failing = self._injector.faults.failing_emails
-        if not errors and record is not None and record.email in failing:
-            errors.append(FieldError("email", FAILING_EMAIL_MESSAGE))
-        if errors:
-            raise validation_problem(errors)
         with self.lock:
+            errors = self._problems(body, record)
+            failing = self._injector.faults.failing_emails
+            if not errors and record is not None and record.email in failing:
+                errors.append(FieldError("email", FAILING_EMAIL_MESSAGE))
+            if errors:
+                raise validation_problem(errors)
             if record is None:
                 status, record = self.book.upsert(body, at=self.now())
                 return status, self.book.render(record)
@@ -280,7 +287,7 @@ class Brand:
     def _apply_item(self, batch: Batch, index: int, item: Any, *, at: float) -> int:
         """Apply one item: its result code; a failed item's problem goes to ``batch.errors``."""
         try:
-            errors = self._problems(item, creating=True)
+            errors = self._problems(item)
             if not errors:
                 return CREATED if self.book.upsert(item, at=at)[0] == 201 else UPDATED
             batch.errors[index] = validation_problem(errors).document()
@@ -293,6 +300,16 @@ class Brand:
         with self.lock:
             if batch.status == "inProgress":
                 batch.end("finished", self.now())
+
+    def forget_batches(self, retention: float) -> None:
+        """Forget the batches created ``retention`` seconds ago or more, as Omnisend forgets
+        a batch after about 7 days: its id answers 404 and it is listed no more."""
+        cutoff = self.now() - retention
+        with self.lock:
+            # Kept in creation order: the expired ones come first.
+            expired = itertools.takewhile(lambda b: b.created <= cutoff, self.batches.values())
+            for batch_id in [batch.id for batch in expired]:
+                del self.batches[batch_id]
 
     def batch_json(self, batch_id: str, *, items: bool) -> dict[str, Any]:
         """The batch's summary, with ``responses`` and ``errors`` when ``items``; raises a 404."""

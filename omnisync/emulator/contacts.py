@@ -42,6 +42,10 @@ CONTACT_FIELDS: tuple[str, ...] = (*STRING_FIELDS, "countryCode", "birthdate", "
 _PLAIN_FIELDS = frozenset(CONTACT_FIELDS) - {"countryCode"}
 #: The record number in a contact id, after the brand's prefix (as :meth:`ContactBook.contact_id`).
 _NUMBER = re.compile(r"[0-9a-f]{16}")
+#: An RFC 3339 date-time (section 5.6), offset required; ``T`` and ``Z`` in either case.
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
 #: Low-cardinality values, interned: a million records share them.
 _SHARED_FIELDS = frozenset({"city", "state", "country", "postalCode", "gender"})
 
@@ -52,14 +56,15 @@ def format_time(seconds: float) -> str:
 
 
 def parse_timestamp(text: object) -> float | None:
-    """Seconds since the epoch for an RFC 3339 timestamp with an offset, else ``None``."""
-    if not isinstance(text, str) or len(text) < 20:
+    """Seconds since the epoch for an RFC 3339 timestamp (with an offset), else ``None``."""
+    # The form first: fromisoformat reads more than RFC 3339 (a space, ISO week dates,
+    # "+00") and no lower-case "t" or "z".
+    if not isinstance(text, str) or _TIMESTAMP.fullmatch(text) is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return datetime.fromisoformat(text.upper()).timestamp()
+    except ValueError:  # a day or time out of range
         return None
-    return None if moment.tzinfo is None else moment.timestamp()
 
 
 def country_name(code: object) -> str | None:
@@ -275,10 +280,10 @@ class ContactBook:
         if consent:
             entry = {"channel": "email", "createdAt": consent.get("createdAt") or format_time(at)}
             entry.update({k: consent[k] for k in ("ip", "source", "userAgent") if k in consent})
-            known = record.consents or []
-            # The same consent sent again (a retried write) is one record, not two.
-            if entry not in known:
-                record.consents = sorted([*known, entry], key=lambda item: item["createdAt"])
+            # Every consent sent is kept, the same one sent again too (a retried write
+            # duplicates it: docs/omnisend.md, Traps).
+            known = [*(record.consents or []), entry]
+            record.consents = sorted(known, key=lambda item: item["createdAt"])
 
     def _newer_status(
         self,

@@ -9,11 +9,12 @@ read the body -> ``Authorization`` (401) -> ``Omnisend-Version`` (400 when
 missing, 410 when not 2026-03-15) -> a forced 429 burst, then the rate
 limits (429, not processed, not counted) -> injected faults (500, 503,
 dropped connection) -> unknown path 404 / wrong method 405 -> body size (413
-for a batch over ``max_batch_bytes``) -> JSON (400) -> the operation ->
-injected latency -> answer. Every API request lands in the request log
-before its answer is written. A dropped connection is closed without a word.
-``/_emulator/...`` is the inspection API (loopback clients only). A bug
-answers a 500 problem document and is logged.
+for a batch over ``max_batch_bytes``) -> a body's ``Content-Type`` and JSON
+(400: :func:`parse_body`) -> the operation -> injected latency -> answer.
+Every API request lands in the request log before its answer is written. A
+dropped connection is closed without a word. ``/_emulator/...`` is the
+inspection API (loopback clients only). A bug answers a 500 problem document
+and is logged.
 """
 
 from __future__ import annotations
@@ -248,11 +249,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 limit = state.settings.max_batch_bytes
                 if endpoint == "POST /batches" and len(raw) > limit:
                     raise ApiProblem(413, f"A batch body must be at most {limit} bytes")
-                try:  # strictly RFC 8259: no NaN, valid UTF-8
-                    body = orjson.loads(raw) if raw else None
-                except orjson.JSONDecodeError:
-                    invalid = FieldError("", "The body is not valid JSON")
-                    raise ApiProblem(400, "The body is not valid JSON", errors=(invalid,)) from None
+                body = parse_body(raw, self.headers.get_content_type())
                 request = ApiRequest(query, body, self.server.base_url, parameter)
                 # Processed from here: a drop after processing loses only the answer.
                 processed = True
@@ -279,6 +276,30 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # and nothing written: the client hears nothing
         else:
             self._answer(response.status, response.body, response.headers)
+
+
+def parse_body(raw: bytes, media_type: str) -> Any:
+    """The JSON body (``None`` if empty), or a 400: for a body whose media type (parameters
+    aside; ``text/plain`` when missing) is not ``application/json`` (the OpenAPI documents
+    list no 415), that is not strictly RFC 8259 JSON (no NaN, valid UTF-8) or that is nested
+    deeper than the emulator can write back."""
+    if not raw:
+        return None
+    if media_type != "application/json":
+        wrong = FieldError("Content-Type", "Send application/json")
+        raise ApiProblem(400, "The Content-Type header must be application/json", errors=(wrong,))
+    try:
+        body = orjson.loads(raw)
+        # orjson reads 1024 levels but writes 255, and a batch item is written back one
+        # level deeper (GET /batches/{id}/items): taken, it would answer 500 there for ever.
+        orjson.dumps([body])
+    except orjson.JSONDecodeError:
+        detail = "The body is not valid JSON"
+    except orjson.JSONEncodeError:
+        detail = "The body is nested too deeply"
+    else:
+        return body
+    raise ApiProblem(400, detail, errors=(FieldError("", detail),))
 
 
 def is_loopback_host(host: str) -> bool:

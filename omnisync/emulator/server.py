@@ -20,7 +20,8 @@ GET      /requests              ``?brand=&since=N`` -> ``{"requests": [RequestRe
 GET      /counts                ``{total, rate_limited, by_endpoint: {endpoint: {status: n}}}``
 GET      /batches               ``?brand=`` -> ``{"batches": [Batch summary]}``, newest first
 GET/PUT  /faults                read / change (PUT merges the given settings)
-GET/PUT  /settings              ``rate_limits``, ``batch_delay``, ``tag_delay``, ``max_batch_bytes``
+GET/PUT  /settings              ``rate_limits``, ``batch_delay``, ``tag_delay``,
+                                ``max_batch_bytes``, ``batch_retention``
 POST     /drain                 ``{timeout?, dueOnly?}`` -> ``{"idle": bool}`` once queued
                                 work (or only the work due by now) is applied
 POST     /reset                 forget contacts, batches, windows, logs and counts
@@ -73,6 +74,7 @@ class Emulator:
         batch_delay: float = 0.2,
         tag_delay: float = 0.05,
         max_batch_bytes: int = 1_000_000,
+        batch_retention: float = 7 * 24 * 3600.0,
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -92,7 +94,9 @@ class Emulator:
         self._state = EmulatorState(
             api_keys,
             clock=clock or SystemClock(),
-            settings=Settings(rate_limits, batch_delay, tag_delay, max_batch_bytes),
+            settings=Settings(
+                rate_limits, batch_delay, tag_delay, max_batch_bytes, batch_retention
+            ),
             faults=faults or Faults(),
             requests_per_minute=requests_per_minute,
             tags_per_minute=tags_per_minute,
@@ -254,8 +258,10 @@ class Emulator:
         return self._state.counts()
 
     def batches(self, *, brand: str | None = None) -> list[dict[str, Any]]:
-        """Batch summaries, newest first."""
-        return self._state.brand(brand).batch_summaries()
+        """Batch summaries, newest first (a batch past ``batch_retention`` forgotten)."""
+        target = self._state.brand(brand)
+        target.forget_batches(self.settings.batch_retention)
+        return target.batch_summaries()
 
     def reset(self) -> None:
         """Forget all contacts, batches, windows, logs and counts; keep keys, settings, faults."""
@@ -286,7 +292,8 @@ class Emulator:
         return self._state.settings
 
     def configure(self, **changes: Any) -> Settings:
-        """Change ``rate_limits``, ``batch_delay``, ``tag_delay`` or ``max_batch_bytes`` live."""
+        """Change ``rate_limits``, ``batch_delay``, ``tag_delay``, ``max_batch_bytes`` or
+        ``batch_retention`` live."""
         self._state.settings = changed(self._state.settings, changes, what="setting")
         return self._state.settings
 

@@ -83,12 +83,15 @@ class Settings:
     batch_delay: float
     tag_delay: float
     max_batch_bytes: int
+    #: Seconds a batch is kept after its creation; then its id answers 404.
+    batch_retention: float
 
     def __post_init__(self) -> None:
         check_flag("rate_limits", self.rate_limits)
         check_number("batch_delay", self.batch_delay, low=0)
         check_number("tag_delay", self.tag_delay, low=0)
         check_number("max_batch_bytes", self.max_batch_bytes, low=1, integer=True)
+        check_number("batch_retention", self.batch_retention, low=0)
 
 
 class Worker:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from datetime import date
 from typing import Any
@@ -40,6 +41,7 @@ MAX_TAG_SELECTORS = 250
 EMAIL_PATTERN = re.compile(r"[^\s@]+@[^\s@.]+(?:\.[^\s@.]+)+")
 PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")
 PROPERTY_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,128}")
+DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _SELECTORS = ("emails", "contactIDs", "phones", "segmentID")
 _TITLES = {
     400: ("validation-failed", "Validation failed"),
@@ -67,6 +69,11 @@ class FieldError:
 
 
 _NOT_AN_OBJECT = FieldError("", "The body must be a JSON object")
+_TOO_MANY_PROPERTIES = FieldError(
+    "customProperties",
+    f"At most {MAX_CUSTOM_PROPERTIES} custom properties are allowed",
+    "too_long",
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -165,9 +172,12 @@ def _check_string(path: str, value: object, limit: int, errors: list[FieldError]
 
 
 def _is_date(value: object) -> bool:
+    # The form first: fromisoformat reads ISO week dates and "20240101" too.
+    if not isinstance(value, str) or DATE_PATTERN.fullmatch(value) is None:
+        return False
     try:
-        return isinstance(value, str) and len(value) == 10 and bool(date.fromisoformat(value))
-    except ValueError:
+        return bool(date.fromisoformat(value))
+    except ValueError:  # a month or day out of range
         return False
 
 
@@ -263,8 +273,7 @@ def _check_custom_properties(properties: object, errors: list[FieldError]) -> No
         errors.append(FieldError("customProperties", "Must be an object"))
         return
     if len(properties) > MAX_CUSTOM_PROPERTIES:
-        message = f"At most {MAX_CUSTOM_PROPERTIES} custom properties are allowed"
-        errors.append(FieldError("customProperties", message, "too_long"))
+        errors.append(_TOO_MANY_PROPERTIES)
     for name, value in properties.items():
         path = f"customProperties.{name}"
         if PROPERTY_NAME_PATTERN.fullmatch(name) is None:
@@ -277,6 +286,18 @@ def _check_custom_properties(properties: object, errors: list[FieldError]) -> No
                 errors.append(FieldError(path, "Lists may hold strings and numbers only"))
         elif value is not None and not isinstance(value, bool | int | float):
             errors.append(FieldError(path, "Must be a string, number, boolean or list"))
+
+
+def check_merged_properties(stored: Mapping[str, Any], body: Any, errors: list[FieldError]) -> None:
+    """Add the limit's error when ``body``'s custom properties, merged into the ``stored``
+    ones of its contact, would leave it more than :data:`MAX_CUSTOM_PROPERTIES`."""
+    properties = body.get("customProperties") if isinstance(body, dict) else None
+    if (
+        isinstance(properties, dict)
+        and len(properties) <= MAX_CUSTOM_PROPERTIES  # else refused already, on its own
+        and len(stored.keys() | properties.keys()) > MAX_CUSTOM_PROPERTIES
+    ):
+        errors.append(_TOO_MANY_PROPERTIES)
 
 
 def validate_batch(body: Any) -> list[FieldError]:

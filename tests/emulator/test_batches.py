@@ -137,6 +137,28 @@ def test_unknown_batch_is_404_and_batches_are_per_brand() -> None:
         assert emulator.contact_count(brand="brand-2") == 0
 
 
+def test_a_batch_is_forgotten_once_kept_for_the_retention_period(
+    slow_emulator: Emulator, fake_clock: FakeClock
+) -> None:
+    week = 7 * 24 * 3600.0
+    assert slow_emulator.settings.batch_retention == week  # Omnisend keeps them about 7 days
+    with api_client(slow_emulator) as client:
+        old = client.post("/batches", json=batch([contact_body("old@example.com")]))
+        fake_clock.advance(week - 1.0)
+        new = client.post("/batches", json=batch([contact_body("new@example.com")]))
+        assert slow_emulator.settle()
+        old_id, new_id = old.json()["batchID"], new.json()["batchID"]
+        assert client.get(f"/batches/{old_id}").json()["status"] == "finished"
+
+        fake_clock.advance(1.0)
+        for path in (f"/batches/{old_id}", f"/batches/{old_id}/items"):
+            assert client.get(path).status_code == 404, path
+        listed = client.get("/batches", params={"endpoint": "contacts"}).json()["batches"]
+        assert [summary["batchID"] for summary in listed] == [new_id]
+        assert [summary["batchID"] for summary in slow_emulator.batches()] == [new_id]
+        assert client.get(f"/batches/{new_id}/items").status_code == 200
+
+
 def test_list_is_newest_first_with_offset_paging_and_status_filter(
     emulator: Emulator, client: httpx.Client
 ) -> None:

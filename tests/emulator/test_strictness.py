@@ -81,6 +81,58 @@ def test_other_values_of_the_wrong_json_type_are_400(emulator: Emulator) -> None
     assert seeded.status_code == 400 and "status" in seeded.json()["error"]
 
 
+def test_times_are_rfc_3339_and_dates_yyyy_mm_dd(emulator: Emulator) -> None:
+    """Not whatever ``datetime.fromisoformat`` reads: RFC 3339 (section 5.6), ``T`` and
+    ``Z`` in either case; a full-date for ``birthdate``."""
+    refused = (
+        "2024-01-01 00:00:00+00:00",
+        "20240101T000000+0000",
+        "2024-W01-1T00:00:00+00:00",
+        "2024-01-01T00+00:00:00",
+        "2024-01-01T00:00:00+00",
+        "2024-01-01T00:00:00",
+    )
+    accepted = ("2024-01-01t00:00:00z", "2024-01-01T00:00:00.123456789+02:00")
+    with api_client(emulator, validate_requests=False) as client:
+        for number, moment in enumerate(refused + accepted):
+            channel = {"status": "subscribed", "statusChangedAt": moment}
+            identifier = {"channels": {"email": channel}, "consent": {"createdAt": moment}}
+            body = contact_body(f"t{number}@x.io", identifier=identifier, createdAt=moment)
+            response = client.post("/contacts", json=body)
+            if moment in accepted:
+                assert response.status_code == 201, (moment, response.text)
+            else:
+                assert problem_fields(response) == {
+                    ("identifiers[0].channels.email.statusChangedAt", "invalid_format"),
+                    ("identifiers[0].consent.createdAt", "invalid_format"),
+                    ("createdAt", "invalid_format"),
+                }, moment
+        for birthdate, status in (("2024-W01-1", 400), ("20240101", 400), ("2024-01-01", 201)):
+            body = contact_body("born@x.io", birthdate=birthdate)
+            assert client.post("/contacts", json=body).status_code == status, birthdate
+
+
+def test_a_contact_holds_at_most_200_custom_properties_once_merged(emulator: Emulator) -> None:
+    full = contact_body("cp@x.io", customProperties={f"a{i}": i for i in range(200)})
+    one_more = contact_body("cp@x.io", customProperties={"a0": "kept", "b0": 1})
+    with api_client(emulator, validate_requests=False) as client:
+        contact_id = client.post("/contacts", json=full).json()["id"]
+        assert problem_fields(client.post("/contacts", json=one_more)) == {
+            ("customProperties", "too_long")
+        }
+        patch = client.patch(f"/contacts/{contact_id}", json={"customProperties": {"b0": 1}})
+        assert problem_fields(patch) == {("customProperties", "too_long")}
+        created = client.post("/batches", json=batch([one_more]))
+        assert emulator.drain()
+        items = client.get(f"/batches/{created.json()['batchID']}/items").json()
+        [error] = items["errors"][0]["response"]["errors"]
+        assert (error["field"], error["code"]) == ("customProperties", "too_long")
+        # Names it already holds are updated, not added.
+        assert client.post("/contacts", json={**one_more, "customProperties": {"a1": 2}}).is_success
+    stored = emulator.contact("cp@x.io")
+    assert stored is not None and len(stored["customProperties"]) == 200
+
+
 def test_an_invalid_item_is_counted_and_the_next_items_are_processed(
     emulator: Emulator, client: httpx.Client
 ) -> None:
@@ -196,7 +248,9 @@ def test_no_malformed_body_gets_a_500(emulator: Emulator, body: Any, envelope: A
             ("/batches", {"items": [contact_body("a@x.io")], **envelope}),
             ("/contacts/tags", body),
         ):
-            response = client.post(path, content=json.dumps(sent))
+            response = client.post(
+                path, content=json.dumps(sent), headers={"Content-Type": "application/json"}
+            )
             assert response.status_code in (200, 201, 202, 400), (path, sent, response.text)
             if path == "/batches" and response.status_code == 201:
                 batch_ids.append(response.json()["batchID"])

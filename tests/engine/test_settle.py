@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+import pytest
+
+from omnisync.clock import FakeClock
 from omnisync.contact import ContactWrite
 from omnisync.emulator import Faults
 from omnisync.engine.results import RunResult
@@ -90,6 +93,33 @@ def test_batches_a_killed_run_created_are_recorded_not_sent_again(setup: Setup) 
     with setup.store() as store:
         assert store.inflight_batches("members") == []
         assert store.count_entries("members", tagged=True) == 30
+
+
+# The fixtures' clock made a FakeClock: a week passes at once, for the emulator and omnisync.
+@pytest.mark.parametrize("clock", [FakeClock()])
+def test_a_batch_omnisend_forgot_before_it_was_settled_is_sent_again(
+    setup: Setup, clock: FakeClock
+) -> None:
+    write_segment(setup.database, people(10))
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        batch_id = client.create_batch(encoded(writes_for(setup, range(10))))
+        items = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
+        store.record_intent("members", "intent-1", items, now=clock.wall())
+        store.record_created("members", "intent-1", batch_id, now=clock.wall())
+    clock.advance(setup.emulator.settings.batch_retention)  # the next run comes a week later
+    before = last_sequence(setup.emulator)
+    result = run(setup)
+    assert (result.status, result.counts.settled) == ("succeeded", 0), result.error
+    log = log_since(setup.emulator, before)
+    assert [(r.endpoint, r.status) for r in log if batch_id in r.path] == [
+        ("GET /batches/{batchID}", 404)
+    ]
+    # Counted stopped with nothing accepted: released, and all of its contacts sent again.
+    assert emails_of(log, UPSERTS) == dict.fromkeys(prints, 1)
+    with setup.store() as store:
+        assert store.inflight_batches("members") == [] and store.count_entries("members") == 10
 
 
 def test_refused_items_of_a_killed_runs_batch_are_sent_again(setup: Setup) -> None:
