@@ -9,7 +9,9 @@ reach (held, failed, stopped, out of the segment for now) stays *maybe sent*.
 
 A batch Omnisend has still not answered when settling gives up is *unresolved*:
 it may yet be applied, consent and all, so no run sends its e-mails until it is
-answered (they stay pending).
+answered (they stay pending). One it no longer knows (404, or a record older than
+it keeps batches) may have been applied before it was forgotten: it becomes an
+intent again, its e-mails *maybe sent*.
 """
 
 from __future__ import annotations
@@ -59,14 +61,13 @@ def settle_inflight(
 
     Polls until every batch is done, ``timeout`` clock seconds have passed or
     ``stop`` is set. Batches still unknown then stay in flight (a later settle
-    records their answer), unless older than Omnisend keeps batches: those are
-    released. Intents are read, not released. Raises the client's errors (e.g. an
-    ``ApiError`` of status 401).
+    records their answer), unless older than Omnisend keeps batches: those, and the
+    batches it answers 404 for, become intents again. Intents are read, not released.
+    Raises the client's errors (e.g. an ``ApiError`` of status 401).
     """
-    intents = store.intents(export)
-    maybe_sent = frozenset(email for intent in intents for email in intent.emails)
     batches = store.inflight_batches(export)
     acknowledged = released = 0
+    forgotten: list[InflightBatch] = []
     pending: dict[str, InflightBatch] = {batch.batch_id: batch for batch in batches}
     outcomes = client.wait_for_batches(
         {batch.batch_id: batch.emails for batch in batches},
@@ -76,6 +77,9 @@ def settle_inflight(
     )
     for outcome in outcomes:
         batch = pending.pop(outcome.batch_id)
+        if outcome.forgotten:
+            forgotten.append(batch)
+            continue
         accepted, _ = outcome.sort_out(batch.emails)
         acknowledged += store.acknowledge_batches(
             export, [(batch.batch_id, accepted)], now=clock.wall()
@@ -86,9 +90,15 @@ def settle_inflight(
     unresolved: list[InflightBatch] = []
     for batch in pending.values():
         if datetime.fromisoformat(batch.created_at) < cutoff:
-            released += store.release(export, batch.batch_id)
+            forgotten.append(batch)
         else:
             unresolved.append(batch)
+    for batch in forgotten:
+        # Intent first: a kill in between leaves the batch in flight, forgotten again.
+        store.record_intent(export, batch.batch_id, batch.items, now=clock.wall())
+        released += store.release(export, batch.batch_id)
+    intents = store.intents(export)
+    maybe_sent = frozenset(email for intent in intents for email in intent.emails)
     logger.info(
         "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved,"
         " %d maybe sent",

@@ -43,12 +43,15 @@ class ItemFailure:
 class BatchOutcome:
     """What Omnisend finally said about one batch: ``accepted`` the e-mails it confirmed
     (2xx item responses), ``failed`` the items it refused; e-mails in neither (a
-    ``stopped`` batch) were not processed and stay pending for the next run."""
+    ``stopped`` batch) were not processed and stay pending for the next run.
+    ``forgotten``: Omnisend answered 404 (it keeps batches about 7 days): ``stopped``
+    with nothing known, though it may have processed any of the items."""
 
     batch_id: str
     status: Literal["finished", "stopped"]
     accepted: frozenset[str]
     failed: tuple[ItemFailure, ...] = ()
+    forgotten: bool = False
 
     def sort_out(self, sent: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Of the e-mails ``sent`` in the batch, in order: those accepted, and the
@@ -70,7 +73,7 @@ def poll_round(fetch: Fetch, pending: Mapping[str, Collection[str]]) -> list[Bat
     """The outcomes of those ``pending`` batches (id -> e-mails sent) that are now done.
 
     Reads the items only of a batch that stopped or reports errors; a batch Omnisend
-    answers 404 for is ``stopped`` with nothing accepted (its contacts stay pending)."""
+    answers 404 for is ``stopped`` with nothing accepted, and ``forgotten``."""
     if not pending:
         return []
     found = find_batches(fetch, set(pending))
@@ -78,7 +81,9 @@ def poll_round(fetch: Fetch, pending: Mapping[str, Collection[str]]) -> list[Bat
     for batch_id, emails in pending.items():
         summary = found[batch_id]
         if summary is None:
-            outcomes.append(BatchOutcome(batch_id=batch_id, status="stopped", accepted=frozenset()))
+            outcomes.append(
+                BatchOutcome(batch_id, status="stopped", accepted=frozenset(), forgotten=True)
+            )
             continue
         status = summary.get("status")
         if status not in ("finished", "stopped"):

@@ -97,9 +97,11 @@ def test_batches_a_killed_run_created_are_recorded_not_sent_again(setup: Setup) 
 
 # The fixtures' clock made a FakeClock: a week passes at once, for the emulator and omnisync.
 @pytest.mark.parametrize("clock", [FakeClock()])
-def test_a_batch_omnisend_forgot_before_it_was_settled_is_sent_again(
+def test_a_batch_omnisend_forgot_before_it_was_settled_is_sent_again_without_repeating_consent(
     setup: Setup, clock: FakeClock
 ) -> None:
+    """Omnisend may have applied the batch before it forgot it: its contacts are looked
+    up like a killed run's intent, and none gets a second consent record."""
     write_segment(setup.database, people(10))
     prints = fingerprints(setup)
     with setup.pool() as pool, setup.store() as store:
@@ -116,10 +118,14 @@ def test_a_batch_omnisend_forgot_before_it_was_settled_is_sent_again(
     assert [(r.endpoint, r.status) for r in log if batch_id in r.path] == [
         ("GET /batches/{batchID}", 404)
     ]
-    # Counted stopped with nothing accepted: released, and all of its contacts sent again.
+    # Nothing known: all of its contacts sent again, each looked up first.
     assert emails_of(log, UPSERTS) == dict.fromkeys(prints, 1)
+    assert sum(r.endpoint == "GET /contacts" for r in log) == 10
+    setup.emulator.drain()
+    assert [len(contact["consents"]) for contact in setup.emulator.contacts()] == [1] * 10
     with setup.store() as store:
         assert store.inflight_batches("members") == [] and store.count_entries("members") == 10
+        assert store.intents("members") == []
 
 
 def test_refused_items_of_a_killed_runs_batch_are_sent_again(setup: Setup) -> None:
