@@ -6,7 +6,11 @@ Compares the config at git revision --base (of the repository holding
 what each change does in Omnisend (re-sends, re-tags, brand moves,
 permissions), what it costs under the brand's rate limits and who must
 approve it. Member counts come from the state store (--state-dir, else the
-head config's); without one the diff says they are unknown and why.
+head config's, or the base's when the change moves the store: the ledgers are
+there); without one the diff says they are unknown and why. A base revision
+without the config is an empty config (a first config: everything is added).
+--base-config stands for the config at --config: its relative paths are compared
+as they resolve from --config's directory.
 
 Exit status: 0 compared (--exit-code: 0 no changes, 3 changes); 1 a side is
 invalid or --fail-on matched; 2 usage error, unreadable path, unknown revision.
@@ -27,10 +31,11 @@ from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config, DaemonSettings
 from omnisync.review import render
-from omnisync.review.compare import Relocate, same
+from omnisync.review.compare import Relocate, moved, same
+from omnisync.review.effects import store_move
 from omnisync.review.members import ledger_members
 from omnisync.review.model import Review
-from omnisync.review.review import review_configs
+from omnisync.review.review import no_config, review_configs
 from omnisync.review.revisions import RevisionUnavailable, checkout
 
 EXIT_CHANGES = 3
@@ -80,8 +85,21 @@ def handle(args: argparse.Namespace) -> int:
                 args.base_config or config_path, args.base, side="base", args=args, stack=stack
             )
             head, relocate_head = _side(config_path, args.head, side="head", args=args, stack=stack)
+            if args.base_config:
+                relocate_base = moved(_directory(args.base_config), _directory(config_path))
             exports = sorted(set(base.exports) | set(head.exports))
-            settings = DaemonSettings(state_dir=args.state_dir) if args.state_dir else head.daemon
+            if args.state_dir:
+                settings = DaemonSettings(state_dir=args.state_dir)
+            else:
+                # The ledgers stay in the base's store until the head runs: a change that
+                # moves the store is costed from there.
+                moving = store_move(
+                    base, head, relocate_base=relocate_base, relocate_head=relocate_head
+                )
+                side, relocate = (base, relocate_base) if moving else (head, relocate_head)
+                settings = dataclasses.replace(
+                    side.daemon, state_dir=relocate(side.daemon.state_dir)
+                )
             review = review_configs(
                 base,
                 head,
@@ -104,12 +122,15 @@ def handle(args: argparse.Namespace) -> int:
 def _side(
     path: str, revision: str | None, *, side: str, args: argparse.Namespace, stack: ExitStack
 ) -> tuple[Config, Relocate]:
-    """The config at ``path``, or at git ``revision`` of its repository, and how to map
-    the paths it names back to the working tree. Exits (``SystemExit``) after
-    reporting why it does not load."""
+    """The config at ``path``, or at git ``revision`` of its repository (:func:`no_config`
+    when it holds none), and how to map the paths it names back to the working tree.
+    Exits (``SystemExit``) after reporting why it does not load: the head's problems on
+    its lines, the base's labelled with the base (they are not the head's lines)."""
     relocate, label = same, None
     if revision is not None:
         checked_out = stack.enter_context(checkout(path, revision))
+        if checked_out.empty:
+            return no_config(checked_out.label), same
         path, relocate, label = checked_out.path, checked_out.relocate, checked_out.label
     result = try_load_config(path, environ=os.environ)
     if result.config is None:
@@ -117,9 +138,12 @@ def _side(
             dataclasses.replace(diagnostic, file=relocate(diagnostic.file))
             for diagnostic in result.diagnostics
         ]
-        if args.format == "github":
+        text = render_text(diagnostics)
+        if side == "base":
+            text = "".join(f"base {label or path}: {line}" for line in text.splitlines(True))
+        elif args.format == "github":
             write(render_github(diagnostics))
-        sys.stderr.write(render_text(diagnostics))
+        sys.stderr.write(text)
         summary = summarize(diagnostics)
         print(f"omnisync diff: the {side} config is invalid: {summary}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE if result.unreadable else EXIT_FAILED)
@@ -128,9 +152,15 @@ def _side(
     return dataclasses.replace(result.config, revision=label), relocate
 
 
+def _directory(path: str) -> str:
+    """The directory a config at ``path`` (a file or a directory) resolves its paths from."""
+    absolute = os.path.abspath(path)
+    return absolute if os.path.isdir(absolute) else os.path.dirname(absolute)
+
+
 def _render(args: argparse.Namespace, review: Review) -> str:
     if args.format == "json":
-        return render.render_json(review)
+        return render.render_json(review, root=os.getcwd())
     if args.format == "markdown":
         return render.render_markdown(review)
     if args.format == "github":

@@ -190,10 +190,16 @@ def config_file_names(directory: str) -> list[str]:
     names = [
         os.path.join(directory, entry)
         for entry in sorted(os.listdir(directory))
-        if entry.endswith((".yaml", ".yml")) and not entry.startswith((".", "#"))
+        if is_config_file_name(entry)
     ]
     # Skipping a dangling link would drop its exports without a word.
     return [name for name in names if os.path.isfile(name) or not os.path.exists(name)]
+
+
+def is_config_file_name(entry: str) -> bool:
+    """Whether a directory's entry named ``entry`` is read as config: ``*.yaml``/``*.yml``,
+    not hidden, not an editor backup (``omnisync diff`` lists a revision's files by it)."""
+    return entry.endswith((".yaml", ".yml")) and not entry.startswith((".", "#"))
 
 
 class _Unreadable(Exception):

@@ -114,12 +114,17 @@ def work_tree(directory: str) -> str | None:
     return (os.fsdecode(found.rstrip(b"\n")) or None) if found else None
 
 
-def git(arguments: list[str], *, top: str) -> bytes | None:
-    """git's stdout for a read-only command in the work tree ``top``, or ``None`` on failure."""
-    return _run(["-c", f"safe.directory={top}", "-c", "core.fsmonitor=false", *arguments], cwd=top)
+def git(arguments: list[str], *, top: str, stdin: bytes = b"") -> bytes | None:
+    """git's stdout for a read-only command in the work tree ``top``, given ``stdin``, or
+    ``None`` on failure."""
+    return _run(
+        ["-c", f"safe.directory={top}", "-c", "core.fsmonitor=false", *arguments],
+        cwd=top,
+        stdin=stdin,
+    )
 
 
-def _run(arguments: list[str], *, cwd: str) -> bytes | None:
+def _run(arguments: list[str], *, cwd: str, stdin: bytes = b"") -> bytes | None:
     try:
         completed = subprocess.run(
             ["git", *arguments],
@@ -128,7 +133,7 @@ def _run(arguments: list[str], *, cwd: str) -> bytes | None:
             timeout=GIT_TIMEOUT_SECONDS,
             check=False,
             env={**os.environ, **_GIT_ENVIRONMENT},
-            stdin=subprocess.DEVNULL,
+            input=stdin,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -11,9 +11,12 @@ and that segment's source, its connection's brand, its schedule):
 - ``welcome_messages_enabled`` (danger): ``send_welcome_message`` becomes true;
 - ``consent_changed`` (warning): the consent columns or label change;
 - ``moves_brand`` (danger): the export's connection reaches another brand;
-- ``membership_may_change`` (warning): the segment's query, source or key changes;
+- ``membership_may_change`` (warning): the segment's query (whitespace around it aside) or
+  source changes (not its ``key``: members are matched by e-mail);
+- ``state_store_moved`` (warning): the state store moves: every enabled export starts
+  from an empty ledger there, every member upserted and tagged again;
 - ``export_removed``, ``export_disabled`` (warning): an export is removed, or disabled;
-- ``schedule_changed`` (info): the schedule changes (runs per day before/after).
+- ``schedule_changed`` (info): the schedule changes (how often it runs before/after).
 
 Per user and connection: ``permission_granted`` (warning) and
 ``permission_revoked`` (info) when a user gains or loses a connection or a
@@ -29,9 +32,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from omnisync.config.cron import crontab_trigger
 from omnisync.config.model import Config, Connection, Export, Position, Schedule
@@ -76,14 +78,35 @@ class Sides:
         return dataclasses.replace(connection, api_key=key).brand
 
 
+def store_move(
+    base: Config, head: Config, *, relocate_base: Relocate, relocate_head: Relocate
+) -> tuple[str, str] | None:
+    """Where the base and the head keep their ledgers (a PostgreSQL DSN's reference, or a
+    SQLite state directory as the working tree has it), when that differs; never for a
+    base of no config (see ``review.no_config``)."""
+    before, after = _ledgers(base, relocate_base), _ledgers(head, relocate_head)
+    return (before, after) if base.files and before != after else None
+
+
+def _ledgers(config: Config, relocate: Relocate) -> str:
+    if config.daemon.state.shared:
+        return f"PostgreSQL {flatten(config.daemon.state, relocate=relocate).get('dsn')}"
+    return relocate(config.daemon.state_dir)
+
+
 def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
     """The effects of the change to export ``name`` (added, removed or changed)."""
     before = sides.base.exports.get(name)
     after = sides.head.exports.get(name)
     members = sides.members(name)
     held = f"its {members} contacts" if members is not None else "its contacts"
+    moved = store_move(
+        sides.base, sides.head, relocate_base=sides.relocate_base, relocate_head=sides.relocate_head
+    )
+    # A ledger in a store the head no longer uses is not resumed from.
+    ledger = None if moved else members
     if before is None:
-        return () if after is None else _added(after, members)
+        return () if after is None else _added(after, ledger)
     if after is None:
         return (
             Effect(
@@ -109,13 +132,20 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
             )
         )
     if not before.enabled and after.enabled:
-        resumed = (
-            f"it resumes from the {members} members of its ledger: everything that changed"
-            " since is sent"
-            if members
-            else "every member will be upserted and tagged"
+        found.append(
+            Effect("first_export", "warning", f"enabled again: {_resumed(ledger)}", path="enabled")
         )
-        found.append(Effect("first_export", "warning", f"enabled again: {resumed}", path="enabled"))
+    if moved and after.enabled:
+        consent = "; contacts get a subscription status again" if after.consent else ""
+        found.append(
+            Effect(
+                "state_store_moved",
+                "warning",
+                f"the state store moves from {moved[0]} to {moved[1]}: the export starts there"
+                f" from an empty ledger, every member is upserted and tagged again{consent}",
+                **_cost(members, connection, upserts=1, tag_changes=1),
+            )
+        )
     if sides.brand_of(name, head=False) != sides.brand_of(name, head=True):
         found.append(
             Effect(
@@ -163,7 +193,7 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
             Effect(
                 "membership_may_change",
                 "warning",
-                f"the segment ('{after.segment}': its query, source or key) changes: members"
+                f"the segment ('{after.segment}': its query or source) changes: members"
                 " may join (upserted and tagged) or leave; run `omnisync plan` to count them",
                 path="segment",
             )
@@ -182,14 +212,23 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
     return tuple(found)
 
 
-def _added(export: Export, members: int | None) -> tuple[Effect, ...]:
+def _resumed(ledger: int | None) -> str:
+    """What a first run sends, given the members its ledger kept (from before a removal)."""
+    if ledger:
+        return (
+            f"it resumes from the {ledger} members of its ledger: everything that changed"
+            " since is sent"
+        )
+    return "every member will be upserted and tagged"
+
+
+def _added(export: Export, ledger: int | None) -> tuple[Effect, ...]:
     if export.enabled:
-        counted = f"{members} members already in its ledger" if members else "every member"
         first = Effect(
             "first_export",
             "warning",
-            f"a new export to '{export.connection}': {counted} will be upserted and"
-            f" tagged '{export.tag}'; run `omnisync plan` to count the segment",
+            f"a new export to '{export.connection}' (tag '{export.tag}'): {_resumed(ledger)};"
+            " run `omnisync plan` to count the segment",
         )
     else:
         first = Effect(
@@ -239,43 +278,60 @@ def _schedule_text(export: Export) -> str:
     return export.schedule.describe() if export.schedule is not None else "no schedule"
 
 
-#: A Monday far from any daylight-saving change in either hemisphere.
-_WEEK_START = datetime(2024, 1, 8)
+#: Cron runs are counted from a Monday over whole weeks (weekdays count exactly) for four
+#: years, a leap day included (days of the month and months count too).
+_SPAN_START = datetime(2024, 1, 1)
+_SPAN_DAYS = 208 * 7
+_DAYS_A_MONTH = 365.25 / 12
 
 
-def runs_per_day(schedule: Schedule | None) -> float:
-    """Scheduled runs a day; ``0`` for an export without a schedule (on demand only). A cron
-    schedule is counted over a week in its time zone: ``0 9 * * 1-5`` runs 5/7 a day."""
+def runs_per_day(schedule: Schedule | None) -> float | None:
+    """Scheduled runs a day on average; ``None`` without a schedule (on demand only). A cron
+    is counted over :data:`_SPAN_DAYS` days (``0 9 * * 1-5``: 5/7; ``@monthly``: 12/365.25):
+    one look-up per day it runs, its first day's runs counted (hours and minutes do not
+    depend on the day). In UTC: a time zone moves runs, not their number, and APScheduler 3
+    misses a monthly run across a change to summer time."""
     if schedule is None:
-        return 0.0
+        return None
     if schedule.every_seconds is not None:
         return 86400 / schedule.every_seconds
-    if schedule.cron is None:
-        return 0.0
-    zone = ZoneInfo(schedule.timezone)
-    trigger = crontab_trigger(schedule.cron, schedule.timezone)
-    start = _WEEK_START.replace(tzinfo=zone)
-    count = 0
+    assert schedule.cron is not None  # a schedule is a cron or an interval
+    trigger = crontab_trigger(schedule.cron)
+    start = _SPAN_START.replace(tzinfo=UTC)
+    end = start + timedelta(days=_SPAN_DAYS)
+    days = runs_a_day = 0
     fire = trigger.get_next_fire_time(None, start)
-    while fire is not None and fire < start + timedelta(days=7):
-        count += 1
-        fire = trigger.get_next_fire_time(fire, fire)  # the first tick after this one
-    return count / 7
+    while fire is not None and fire < end:
+        days += 1
+        next_day = datetime.combine(fire.date() + timedelta(days=1), time(), start.tzinfo)
+        while days == 1 and fire is not None and fire < next_day:
+            runs_a_day += 1
+            fire = trigger.get_next_fire_time(fire, fire)  # the first tick after this one
+        fire = trigger.get_next_fire_time(None, next_day)
+    return days * runs_a_day / _SPAN_DAYS
 
 
-def describe_runs(per_day: float) -> str:
-    """``24/day``, ``0.71/day``, or ``on demand``."""
-    if per_day == 0:
+def describe_runs(per_day: float | None) -> str:
+    """``24/day``, ``0.71/day``; below 0.1 a day ``~1/month`` or ``~1/year``; ``never`` for a
+    cron no date matches; ``on demand`` without a schedule."""
+    if per_day is None:
         return "on demand"
-    text = f"{per_day:.2f}".rstrip("0").rstrip(".")
-    return f"{text}/day"
+    if per_day == 0:
+        return "never"
+    if per_day >= 0.1:
+        return f"{per_day:.2f}".rstrip("0").rstrip(".") + "/day"
+    # An average over years: two figures are all it means.
+    if per_day * _DAYS_A_MONTH >= 1:
+        return f"~{per_day * _DAYS_A_MONTH:.2g}/month"
+    return f"~{per_day * _DAYS_A_MONTH * 12:.2g}/year"
 
 
 def _membership(config: Config, export: Export, relocate: Relocate) -> object:
-    """What decides the export's members: its segment's query and key, and the source."""
+    """What decides the export's members: its segment's query (whitespace around it means
+    nothing to a database) and source; not its ``key``, which no run reads."""
     segment = config.segments[export.segment]
     source = flatten(config.sources[segment.source], relocate=relocate)
-    return (segment.query, segment.key, source)
+    return (segment.query and segment.query.strip(), source)
 
 
 def _cost(

@@ -3,6 +3,8 @@
 Secrets appear only as the references the config holds.
 
 - Text (rich): coloured by risk when ``color`` (a terminal asked for it).
+- A field's values are shown on one line; quoted, with escapes, when that line would
+  hide how they differ (whitespace only).
 - Markdown, for a pull-request comment: a summary table (one row per change:
   effects, highest risk, cost, approvers), then each change's effects and a
   table of its fields, collapsed in ``<details>`` when longer than
@@ -10,7 +12,7 @@ Secrets appear only as the references the config holds.
 - JSON: ``{"base", "head", "changes": [{"kind", "name", "change", "fields":
   [{"path", "before", "after"}], "effects": [{"code", "risk", "message",
   "members", "requests", "minutes", "file", "line"}], "approvers", "file",
-  "line"}], "summary": {...}}``.
+  "line"}], "summary": {...}}``; files relative to ``root`` when inside it.
 - GitHub: one workflow command per effect on the line that causes it
   (``danger`` an error, ``warning`` a warning, ``info`` a notice), and a notice
   on each change without effects; files relative to ``root`` (the checkout)
@@ -23,6 +25,7 @@ import dataclasses
 import io
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -30,7 +33,7 @@ from rich.markup import escape
 
 from omnisync.config.diagnostics import escape_data, escape_property
 from omnisync.config.model import Position
-from omnisync.review.model import CHANGE_TYPES, RISKS, Change, Effect, Review, cost
+from omnisync.review.model import CHANGE_TYPES, RISKS, Change, Effect, FieldChange, Review, cost
 
 #: Markdown details longer than this many lines are collapsed.
 COLLAPSE_AFTER_LINES = 30
@@ -101,8 +104,8 @@ def render_text(review: Review, *, color: bool = False) -> str:
             f"{escape(_approve(change))}"
         )
         for field in change.fields:
-            arrow = f"{_one_line(field.before)} → {_one_line(field.after)}"
-            console.print(f"    {escape(field.path)}: {escape(arrow)}")
+            before, after = _distinct(field, _one_line)
+            console.print(f"    {escape(field.path)}: {escape(f'{before} → {after}')}")
         for effect in change.effects:
             risk_style = _RISK_STYLES[effect.risk]
             console.print(
@@ -112,6 +115,19 @@ def render_text(review: Review, *, color: bool = False) -> str:
     if review.approvers:
         console.print(f"\napprovers: {escape(', '.join(review.approvers))}")
     return buffer.getvalue()
+
+
+def _distinct(field: FieldChange, shown: Callable[[str | None], str]) -> tuple[str, str]:
+    """The field's two values as ``shown`` writes them; as JSON strings (a line break as
+    ``\\n``) when ``shown`` would write them alike."""
+    before, after = shown(field.before), shown(field.after)
+    if before != after:
+        return before, after
+    return shown(_quoted(field.before)), shown(_quoted(field.after))
+
+
+def _quoted(text: str | None) -> str | None:
+    return None if text is None else json.dumps(text, ensure_ascii=False)
 
 
 def _one_line(text: str | None) -> str:
@@ -165,9 +181,8 @@ def _details(change: Change) -> list[str]:
     if change.fields:
         lines += ["| field | before | after |", "|---|---|---|"]
         for field in change.fields:
-            lines.append(
-                f"| `{_code(field.path)}` | {_value(field.before)} | {_value(field.after)} |"
-            )
+            before, after = _distinct(field, _value)
+            lines.append(f"| `{_code(field.path)}` | {before} | {after} |")
         lines.append("")
     return lines
 
@@ -188,7 +203,7 @@ def _escape(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_json(review: Review) -> str:
+def render_json(review: Review, *, root: str | None = None) -> str:
     changes = [
         {
             "kind": change.kind,
@@ -196,11 +211,14 @@ def render_json(review: Review) -> str:
             "change": change.change,
             "fields": [dataclasses.asdict(field) for field in change.fields],
             "effects": [
-                {**{key: getattr(effect, key) for key in _EFFECT_KEYS}, **_where(effect.position)}
+                {
+                    **{key: getattr(effect, key) for key in _EFFECT_KEYS},
+                    **_where(effect.position, root),
+                }
                 for effect in change.effects
             ],
             "approvers": list(change.approvers),
-            **_where(change.position),
+            **_where(change.position, root),
         }
         for change in review.changes
     ]
@@ -213,8 +231,10 @@ def render_json(review: Review) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _where(position: Position | None) -> dict[str, Any]:
-    return {key: getattr(position, key, None) for key in ("file", "line")}
+def _where(position: Position | None, root: str | None) -> dict[str, Any]:
+    if position is None:
+        return {"file": None, "line": None}
+    return {"file": _shown(position.file, root), "line": position.line}
 
 
 def render_github(review: Review, *, root: str | None = None) -> str:

@@ -8,7 +8,12 @@ brand, its named schedule), even if its own fields are the same.
 Who must approve: the owner of each changed export (both, when the owner
 changes); the admins for users, connections and the daemon; for sources,
 segments and schedules the owners of the exports that use them (the admins
-when none does).
+when none does). The admins are the base's: a change cannot name its own
+approvers (a contributor who makes himself an admin is approved by the admins
+before it); the head's only when the base has none, a first config.
+
+A base revision that holds no config is :func:`no_config`: every object of the
+head is added, its daemon section too.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from omnisync.config.model import Config, Export, Position
+from omnisync.config.model import Config, DaemonSettings, Export, Position
 from omnisync.review.compare import Relocate, flatten, same
 from omnisync.review.effects import Sides, connection_effects, export_effects, user_effects
 from omnisync.review.model import (
@@ -54,8 +59,25 @@ def review_configs(
     return Review(base.revision, head.revision, tuple(changes), members)
 
 
+def no_config(revision: str) -> Config:
+    """The config of a revision that holds none: no objects, and a config of no files
+    (``files`` empty) has no daemon section either."""
+    return Config(
+        version=1,
+        users={},
+        sources={},
+        segments={},
+        connections={},
+        schedules={},
+        exports={},
+        daemon=DaemonSettings(state_dir=""),
+        revision=revision,
+    )
+
+
 def _objects(config: Config, kind: Kind) -> Mapping[str, Any]:
-    return {"": config.daemon} if kind == "daemon" else getattr(config, SECTIONS[kind])
+    daemon = {"": config.daemon} if config.files else {}
+    return daemon if kind == "daemon" else getattr(config, SECTIONS[kind])
 
 
 def _compare(kind: Kind, name: str, before: object, after: object, sides: Sides) -> Change | None:
@@ -127,8 +149,8 @@ def _approvers(kind: Kind, name: str, sides: Sides) -> tuple[str, ...]:
         )
         if owners:
             return owners
-    admins = _names(u.name for u in sides.head.users.values() if u.role == "admin")
-    return admins or _names(u.name for u in sides.base.users.values() if u.role == "admin")
+    admins = _names(u.name for u in sides.base.users.values() if u.role == "admin")
+    return admins or _names(u.name for u in sides.head.users.values() if u.role == "admin")
 
 
 def _uses(config: Config, export: Export, kind: Kind, name: str) -> bool:

@@ -1,10 +1,11 @@
 """A git revision's config, written to a temporary directory to be loaded. The git shell.
 
-The config's files in the revision are written (blobs, no filters) under a temporary
-directory at their own absolute path in the work tree (``/repo/omnisync.yaml`` as
-``<temporary>/repo/omnisync.yaml``), so every relative path keeps its meaning, one
-that climbs out of the repository with ``../`` included. Git is read as
-:mod:`omnisync.config.revision` reads it: objects only.
+The files of the config the loader would read in the revision (the file, or a
+directory's own ``*.yaml``/``*.yml``; a symbolic link as its target in the revision) are
+written (blobs, no filters) under a temporary directory at their own absolute path in
+the work tree (``/repo/omnisync.yaml`` as ``<temporary>/repo/omnisync.yaml``), so every
+relative path keeps its meaning, one that climbs out of the repository with ``../``
+included. Git is read as :mod:`omnisync.config.revision` reads it: objects only.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from omnisync.config.loader import is_config_file_name
 from omnisync.config.revision import git, relative_to_work_tree, tree_entries, work_tree
 from omnisync.errors import OmnisyncError
 
 
 class RevisionUnavailable(OmnisyncError):
-    """A revision cannot be read: no repository, no such revision, or no config in it."""
+    """A revision cannot be read: no repository, no such revision, or a file of its config
+    is a symbolic link that cannot be followed."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Checkout:
     root: str
     config_path: str
     label: str
+    #: The revision holds no config at ``config_path``: there is nothing to load.
+    empty: bool = False
 
     def relocate(self, text: str) -> str:
         """A path under this checkout's ``root`` as the same path without it; other text,
@@ -49,7 +54,8 @@ class Checkout:
 
 @contextmanager
 def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
-    """The config at ``config_path`` as ``revision`` holds it, in a temporary directory.
+    """The config at ``config_path`` as ``revision`` holds it, in a temporary directory;
+    ``empty`` when the revision holds none there (a first config).
 
     Raises :class:`RevisionUnavailable`.
     """
@@ -65,20 +71,20 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
         raise RevisionUnavailable(f"no revision '{revision}' in the repository at {top}")
     commit = resolved.decode("ascii").strip()
     short = (git(["rev-parse", "--short", commit], top=top) or commit[:7].encode()).decode()
-    relative = relative_to_work_tree(absolute, top)
-    pathspec = [] if relative == "." else ["--", relative]
-    listing = git(["ls-tree", "-r", "-z", "--full-tree", commit, *pathspec], top=top)
-    entries = tree_entries(listing or b"")
-    if not entries:
-        raise RevisionUnavailable(f"revision '{revision}' holds no {relative}")
+    # A directory where it really is (it may be a committed link); a file by its own name,
+    # which git follows when it is a link.
+    relative = relative_to_work_tree(
+        os.path.realpath(absolute) if directory == absolute else absolute, top
+    )
+    files = _config_files(
+        commit, relative, directory=directory == absolute, top=top, revision=revision
+    )
+    label = f"{revision} (git:{short.strip()}{'' if files else ', no config'})"
     with tempfile.TemporaryDirectory(prefix="omnisync-diff-") as root:
-        for path, (_, object_id) in entries.items():
-            content = git(["cat-file", "blob", object_id], top=top)
-            if content is None:
-                raise RevisionUnavailable(f"cannot read {path} in revision '{revision}'")
+        for path, content in files.items():
             # At ``absolute`` as given, not under ``top`` (a real path): the working tree's
             # config resolves its paths from there, through any symbolic link. Every entry
-            # is ``relative`` or under it (the pathspec).
+            # is ``relative`` or directly in it (the pathspec).
             within = path if relative == "." else path[len(relative) :].lstrip("/")
             target = root + os.path.normpath(os.path.join(absolute, within))
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -88,5 +94,53 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
             path=root + absolute,
             root=root,
             config_path=absolute,
-            label=f"{revision} (git:{short.strip()})",
+            label=label,
+            empty=not files,
         )
+
+
+def _config_files(
+    commit: str, relative: str, *, directory: bool, top: str, revision: str
+) -> dict[str, bytes]:
+    """The bytes of the files the loader would read at ``relative`` in ``commit``, by path:
+    the file, or the directory's own config files (not its subdirectories'). A symbolic
+    link is read as its target in the commit (git follows it); one to a directory is
+    skipped, as the loader skips it. Raises :class:`RevisionUnavailable` for a link that
+    leaves the repository or leads nowhere.
+    """
+    pathspec = [] if relative == "." else ["--", f"{relative}/" if directory else relative]
+    listing = git(["ls-tree", "-z", "--full-tree", commit, *pathspec], top=top)
+    names = [
+        path
+        for path in tree_entries(listing or b"")
+        if not directory or is_config_file_name(os.path.basename(path))
+    ]
+    if not names:
+        return {}
+    # One process for every file. Answers come in order: "<id> <type> <size>" (a blob or
+    # a tree), "symlink|dangling|loop|notdir <size>" or "<name> missing", then the bytes.
+    requests = b"".join(os.fsencode(f"{commit}:{name}") + b"\n" for name in names)
+    answers = git(["cat-file", "--batch", "--follow-symlinks"], top=top, stdin=requests)
+    if answers is None:
+        raise RevisionUnavailable(f"cannot read {relative} in revision '{revision}'")
+    files = {}
+    for name in names:
+        header, _, answers = answers.partition(b"\n")
+        words = header.split(b" ")
+        kind, body = words[-1], b""
+        if kind not in (b"missing", b"ambiguous"):
+            kind, size = words[-2], int(words[-1])
+            body, answers = answers[:size], answers[size + 1 :]
+        if kind == b"blob":
+            files[name] = body
+        elif kind == b"symlink":
+            raise RevisionUnavailable(
+                f"{name} in revision '{revision}' is a symbolic link out of the repository"
+                f" ({os.fsdecode(body)}): git cannot give its content"
+            )
+        elif kind != b"tree":
+            raise RevisionUnavailable(
+                f"{name} in revision '{revision}' is a symbolic link that leads nowhere in it"
+                f" ({kind.decode()})"
+            )
+    return files

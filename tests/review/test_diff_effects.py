@@ -172,8 +172,30 @@ def test_approvers_are_the_owner_of_an_export_and_the_admins_for_permissions(rep
     document = repository.diff_json()
     approvers = {change["name"]: change["approvers"] for change in document["changes"]}
     assert approvers["vip"] == ["marko"]
-    assert approvers["ivan"] == ["olena"]  # the admins of the new config
-    assert document["summary"]["approvers"] == ["marko", "olena"]
+    assert approvers["ivan"] == ["ivan", "olena"]  # the admins before the change
+    assert document["summary"]["approvers"] == ["ivan", "marko", "olena"]
+
+
+def test_a_contributor_who_makes_himself_admin_is_approved_by_the_admins_before(repository):
+    repository.edit("marko: {role: contributor}", "marko: {role: admin}")
+    repository.edit("ivan: {role: admin}", "ivan: {role: contributor}")
+    document = repository.diff_json()
+    approvers = {change["name"]: change["approvers"] for change in document["changes"]}
+    assert approvers == {"marko": ["ivan", "olena"], "ivan": ["ivan", "olena"]}
+    assert "marko" not in document["summary"]["approvers"]
+
+
+def test_a_change_that_cannot_change_members_has_no_membership_effect(repository):
+    repository.edit("key: id", "key: customer_id")  # for reports: members match by e-mail
+    query = "query: SELECT id, email, first_name, last_name, status, status_at FROM people"
+    repository.edit(query, f"query: '  {query.removeprefix('query: ')}  '")
+    document = repository.diff_json("--fail-on", "warning")
+    assert [(c["name"], c["effects"]) for c in document["changes"]] == [("vip", [])]
+    # The query's text did change: the one-line rendering shows how.
+    text = repository.diff("--base", "HEAD").stdout
+    assert 'query: "SELECT id, email' in text and '→ "  SELECT id, email' in text, text
+    markdown = repository.diff_here("--base", "HEAD", "--format", "markdown")[1]
+    assert '| `"SELECT id, email' in markdown and '| `" SELECT id, email' in markdown, markdown
 
 
 def test_fields_are_reported_one_by_one_and_secrets_as_references(repository):
@@ -256,6 +278,23 @@ def test_an_invalid_base_revision_is_reported_at_the_working_tree_path(repositor
     assert result.returncode == 1
     assert f"{repository.path}:{line}:" in result.stderr
     assert "base config is invalid" in result.stderr
+    # Labelled as the base's, never annotated on the head's lines (which are fixed).
+    github = repository.diff("--base", "HEAD", "--format", "github")
+    assert github.returncode == 1
+    assert "::" not in github.stdout, github.stdout
+    assert re.search(
+        rf"^base HEAD \(git:\w+\): {re.escape(str(repository.path))}:{line}:", github.stderr, re.M
+    )
+
+
+def test_json_names_files_relative_to_the_working_directory(repository, monkeypatch):
+    repository.edit("tag: vip", "tag: vip-gold")
+    monkeypatch.chdir(repository.root)
+    code, output = repository.diff_here("--base", "HEAD", "--format", "json")
+    assert code == 0
+    (change,) = json.loads(output)["changes"]
+    assert change["file"] == "omnisync.yaml"
+    assert {effect["file"] for effect in change["effects"]} == {"omnisync.yaml"}
 
 
 def test_two_revisions_and_two_paths(repository, tmp_path):
@@ -270,16 +309,14 @@ def test_two_revisions_and_two_paths(repository, tmp_path):
     assert [(c["name"], [f["after"] for f in c["fields"]]) for c in document["changes"]] == [
         ("vip", ["vip-gold"])
     ]
-    # No path is "changed" only because each side was read from its own directory.
+    # No path is "changed" only because each side was read from its own directory: a copy
+    # elsewhere stands for the config at --config, its relative paths resolved from there.
     other = tmp_path / "copy"
     other.mkdir()
     shutil.copy(repository.path, other / "omnisync.yaml")
-    same = repository.diff("--base-config", str(other / "omnisync.yaml"), "--format", "json")
-    # Relative paths are relative to each file: here they really differ.
-    changes = {c["name"]: c["fields"] for c in json.loads(same.stdout)["changes"]}
-    assert [field["path"] for field in changes["crm"]] == ["path"]
-    assert [field["path"] for field in changes["spare"]] == ["api_key"]
-    assert [field["path"] for field in changes[""]] == ["state_dir"]
+    same = repository.diff("--base-config", str(other / "omnisync.yaml"), "--fail-on", "danger")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no changes" in same.stdout
 
 
 def test_text_is_coloured_only_when_asked_or_on_a_terminal(repository):
