@@ -8,11 +8,16 @@ same trigger (:func:`crontab_trigger`), so what validates is what runs.
 Crontab runs a job when *either* a restricted day of month *or* a restricted
 day of week matches; APScheduler requires both. Rather than run on other days
 than the author meant, an expression restricting both is refused.
+
+Like crontab, the fields are matched on the zone's wall clock (:class:`WallClockTrigger`):
+APScheduler 3 steps across a daylight-saving change by fixed lengths of time and
+can miss a run (``@monthly`` in Europe/Berlin went from March 1 to May 1).
 """
 
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.cron import CronTrigger
@@ -62,7 +67,37 @@ def crontab_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     crontab means. Raises ``ValueError`` saying why, as :func:`crontab_trigger_fields` does."""
     # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0, so "1"
     # would mean Tuesday.
-    return CronTrigger(**crontab_trigger_fields(expression), timezone=ZoneInfo(timezone))
+    return WallClockTrigger(crontab_trigger_fields(expression), zone=ZoneInfo(timezone))
+
+
+class WallClockTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """A cron trigger whose fields match the wall clock of ``zone``, as crontab's do.
+
+    The matching runs on wall-clock times written as UTC, where no day is 23 or 25 hours
+    long. A wall time the spring change skips fires just after it (02:30 becomes 03:30);
+    one the autumn change repeats fires once, at its first occurrence."""
+
+    def __init__(self, fields: dict[str, str], *, zone: ZoneInfo) -> None:
+        super().__init__(**fields, timezone=UTC)
+        self.zone = zone
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        wall = super().get_next_fire_time(
+            previous_fire_time and self._wall(previous_fire_time), self._wall(now)
+        )
+        while wall is not None:
+            # Through UTC: a skipped wall time comes out just after the change.
+            moment = wall.replace(tzinfo=self.zone).astimezone(UTC).astimezone(self.zone)
+            if previous_fire_time is None or moment > previous_fire_time:
+                return moment  # type: ignore[no-any-return]
+            # 02:30 skipped is 03:30, which 03:30 itself would repeat.
+            wall = super().get_next_fire_time(wall, wall + timedelta(seconds=1))
+        return None
+
+    def _wall(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone).replace(tzinfo=UTC)
 
 
 def cron_problem(expression: str) -> str | None:

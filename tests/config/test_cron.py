@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from omnisync.config.cron import cron_problem, crontab_trigger_fields, timezone_problem
+from omnisync.config.cron import (
+    cron_problem,
+    crontab_trigger,
+    crontab_trigger_fields,
+    timezone_problem,
+)
 
 
 @pytest.mark.parametrize(
@@ -92,3 +98,47 @@ def test_timezones() -> None:
         == "unknown time zone 'europe/kyiv' (did you mean 'Europe/Kyiv'?)"
     )
     assert timezone_problem("../../etc/passwd") == "unknown time zone '../../etc/passwd'"
+
+
+def _fire_times(expression: str, zone: str, start: datetime, count: int) -> list[str]:
+    trigger = crontab_trigger(expression, zone)
+    previous, now, times = None, start, []
+    for _ in range(count):
+        previous = now = trigger.get_next_fire_time(previous, now)
+        times.append(now.isoformat())
+    return times
+
+
+@pytest.mark.parametrize(
+    ("expression", "start", "expected"),
+    [
+        # APScheduler 3's own trigger went from March 1 to May 1.
+        (
+            "@monthly",
+            datetime(2026, 2, 15),
+            ["2026-03-01T00:00:00+01:00", "2026-04-01T00:00:00+02:00", "2026-05-01T00:00:00+02:00"],
+        ),
+        # 02:30 does not exist on March 29: it runs just after the change, once.
+        (
+            "30 2 * * *",
+            datetime(2026, 3, 28),
+            ["2026-03-28T02:30:00+01:00", "2026-03-29T03:30:00+02:00", "2026-03-30T02:30:00+02:00"],
+        ),
+        (
+            "0 * * * *",
+            datetime(2026, 3, 29, 0, 30),
+            ["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T04:00:00+02:00"],
+        ),
+        # 02:30 happens twice on October 25: it runs once.
+        (
+            "30 2 * * *",
+            datetime(2026, 10, 24),
+            ["2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"],
+        ),
+    ],
+)
+def test_fields_match_the_wall_clock_across_daylight_saving_changes(
+    expression: str, start: datetime, expected: list[str]
+) -> None:
+    zone = "Europe/Berlin"
+    assert _fire_times(expression, zone, start.replace(tzinfo=ZoneInfo(zone)), 3) == expected
