@@ -2,7 +2,8 @@
 
 :class:`RunCoordinator` is the only way the daemon starts a run. A second
 start of a running export is refused (a scheduler tick coalesces into one
-follow-up; the trigger endpoint answers 409). Each run has a stop event, set
+follow-up; the trigger endpoint answers 409), as is one of an export the
+current config no longer has enabled. Each run has a stop event, set
 when its export is removed, disabled or changed, or the daemon stops; the
 :class:`Engine` honours it at batch boundaries and reports into the run's
 :class:`LiveProgress`, which ``/runs/<id>`` shows.
@@ -207,48 +208,69 @@ class RunCoordinator:
         return self._accepting
 
     def start(self, export: str, *, trigger: str) -> RunRecord | None:
-        """Start ``export`` in a new thread; its record, ``None`` when it is running already
-        (or the daemon is stopping)."""
-        config = self._config()
+        """Start ``export`` in a new thread; its record, ``None`` when it is running already,
+        the daemon is stopping, or the current config no longer has it enabled."""
         with self._lock:
-            if not self._accepting or export in self._active:
-                return None
-            record = RunRecord(
-                id=f"{self._prefix}-{next(self._ids)}",
-                export=export,
-                trigger=trigger,
-                config_revision=config.revision,
-                started_at=self._clock.wall(),
-            )
-            active = _Active(record=record, config=config, stop=threading.Event())
-            self._active[export] = active
-            self._remember(record)
-        thread = threading.Thread(
-            target=self._execute, args=(active,), name=f"run-{export}", daemon=True
-        )
-        thread.start()
-        return record
+            active = self._register(export, trigger)
+        return self._launch(active)
 
     def request(self, export: str, *, trigger: str) -> RunRecord | None:
         """Start ``export`` now, or once more right after its run in flight (ticks during a
         run coalesce into one follow-up); the started run's record, ``None`` when coalesced."""
-        record = self.start(export, trigger=trigger)
-        if record is not None:
-            return record
         with self._lock:
-            active = self._active.get(export)
-            if active is not None and self._accepting:
-                if active.follow_up is None:
+            running = self._active.get(export)
+            if running is not None and self._accepting:
+                if running.follow_up is None:
                     _log.info(
                         "export %s is still running; this %s run will follow it",
                         export,
                         trigger,
                         extra={"event": "run_coalesced", "export": export, "trigger": trigger},
                     )
-                    active.follow_up = trigger
+                    running.follow_up = trigger
                 return None
-        # It finished between our two looks: try once more.
-        return self.start(export, trigger=trigger)
+            active = self._register(export, trigger)
+        return self._launch(active)
+
+    def _register(self, export: str, trigger: str) -> _Active | None:
+        """A new run of ``export`` in ``_active`` (the lock held), or ``None`` when none may start.
+        The config is read under the lock :meth:`stop` takes, and a reload makes its config
+        current before it stops runs: a start that read the old config is a run in flight
+        which the reload stops; one that reads the new config finds its export gone or disabled.
+        """
+        if not self._accepting or export in self._active:
+            return None
+        config = self._config()
+        definition = config.exports.get(export)
+        if definition is None or not definition.enabled:
+            _log.info(
+                "export %s is %s; its %s run does not start",
+                export,
+                "disabled" if definition is not None else "no longer in the config",
+                trigger,
+                extra={"event": "run_dropped", "export": export, "trigger": trigger},
+            )
+            return None
+        record = RunRecord(
+            id=f"{self._prefix}-{next(self._ids)}",
+            export=export,
+            trigger=trigger,
+            config_revision=config.revision,
+            started_at=self._clock.wall(),
+        )
+        active = _Active(record=record, config=config, stop=threading.Event())
+        self._active[export] = active
+        self._remember(record)
+        return active
+
+    def _launch(self, active: _Active | None) -> RunRecord | None:
+        if active is None:
+            return None
+        thread = threading.Thread(
+            target=self._execute, args=(active,), name=f"run-{active.record.export}", daemon=True
+        )
+        thread.start()
+        return active.record
 
     def _execute(self, active: _Active) -> None:
         record = active.record
@@ -289,15 +311,13 @@ class RunCoordinator:
             _log.exception(
                 "recording the end of a run failed", extra={"event": "run_record_failed"}
             )
-        definition = self._config().exports.get(record.export)
-        if rerun and definition is not None and definition.enabled:
-            if active.rerun:
-                _log.info(
-                    "export %s changed during its run; running it again with the new definition",
-                    record.export,
-                    extra={"event": "run_restarted", "export": record.export},
-                )
-            self.start(record.export, trigger=follow_trigger)
+        restarted = rerun and self.start(record.export, trigger=follow_trigger) is not None
+        if restarted and active.rerun:
+            _log.info(
+                "export %s changed during its run; running it again with the new definition",
+                record.export,
+                extra={"event": "run_restarted", "export": record.export},
+            )
 
     def _remember(self, record: RunRecord) -> None:
         self._records[record.id] = record

@@ -291,6 +291,7 @@ class Daemon:
             self._redactor.register(loaded.secret_values)  # the control token among them
 
     def _apply(self, loaded: LoadedConfig, *, previous: LoadedConfig | None) -> None:
+        # Current before applied: a run starting while apply() stops runs reads the new config.
         with self._config_lock:
             self._loaded = loaded
             self._loaded_at = self._clock.wall()

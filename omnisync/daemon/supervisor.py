@@ -8,6 +8,7 @@ run a retry before the next regular tick.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -71,6 +72,9 @@ class Supervisor:
         #: The config runs starting now use (the last good one).
         self.config = config
         self._applied: dict[str, ExportSpec] = {}
+        #: apply() and a retry's planning, one at a time: a retry is planned either for the
+        #: config a reload then unschedules, or for the one the reload made current.
+        self._lock = threading.Lock()
         self.coordinator = RunCoordinator(
             engine,
             config=config,
@@ -91,14 +95,16 @@ class Supervisor:
         return self.coordinator.shutdown(timeout=timeout)
 
     def apply(self, config: Config) -> dict[str, tuple[str, ...]]:
-        """Make jobs and runs match ``config``; returns added/removed/changed export names."""
+        """Make jobs and runs match ``config``, which ``self.config()`` returns already (runs
+        starting meanwhile read it); returns added/removed/changed export names."""
         desired = desired_exports(config)
-        changes = changed_exports(desired, self._applied)
-        self._execute(reconcile(desired, self._applied, self.scheduler.scheduled()))
-        for name, spec in desired.items():
-            if spec.job_timing is None:
-                self.scheduler.cancel_retry(name)
-        self._applied = desired
+        with self._lock:
+            changes = changed_exports(desired, self._applied)
+            self._execute(reconcile(desired, self._applied, self.scheduler.scheduled()))
+            for name in desired.keys() | self._applied.keys():
+                if name not in desired or desired[name].job_timing is None:
+                    self.scheduler.cancel_retry(name)
+            self._applied = desired
         return changes
 
     def tick(self) -> None:
@@ -192,11 +198,8 @@ class Supervisor:
         cannot be read, nothing started or recorded; without ``check_key`` it ends ``refused``.
         """
         config = self.config()
-        definition = config.exports.get(export)
-        if definition is None:
-            return TriggerAnswer(404, {"error": f"no export named {export!r} in the config"})
-        if not definition.enabled:
-            return TriggerAnswer(409, {"error": f"export {export!r} is disabled"})
+        if (unavailable := _unavailable(config, export)) is not None:
+            return unavailable
         if check_key:
             refusal = self._engine.refusal(config, export)
             if refusal is not None:
@@ -206,8 +209,9 @@ class Supervisor:
         if record is not None:
             return TriggerAnswer(202, record.to_json())
         running = self.coordinator.running().get(export)
-        if running is None:
-            return TriggerAnswer(409, {"error": "the daemon is stopping"})
+        if running is None:  # a reload removed or disabled it meanwhile, or we are stopping
+            stopping = TriggerAnswer(409, {"error": "the daemon is stopping"})
+            return _unavailable(self.config(), export) or stopping
         return TriggerAnswer(
             409, {"error": f"export {export!r} is already running", "run": running.to_json()}
         )
@@ -289,15 +293,13 @@ class Supervisor:
         if record.outcome.status != "failed":
             self.scheduler.cancel_retry(export)
             return
-        spec = self._applied.get(export)
-        if (
-            record.stop_reason is not None
-            or record.trigger not in RETRIED_TRIGGERS
-            or spec is None
-            or spec.job_timing is None
-        ):
+        if record.stop_reason is not None or record.trigger not in RETRIED_TRIGGERS:
             return
-        attempt, at = self.scheduler.retry(export, now=self._clock.wall())
+        with self._lock:  # so that a reload applied meanwhile unschedules this retry
+            definition = self.config().exports.get(export)
+            if definition is None or not definition.enabled or definition.schedule is None:
+                return
+            attempt, at = self.scheduler.retry(export, now=self._clock.wall())
         if at is None:
             _log.warning(
                 "export %s failed; next try at its regular time",
@@ -317,6 +319,16 @@ class Supervisor:
                 "retry_at": at.isoformat(),
             },
         )
+
+
+def _unavailable(config: Config, export: str) -> TriggerAnswer | None:
+    """The answer to a trigger of ``export`` that ``config`` lacks (404) or disables (409)."""
+    definition = config.exports.get(export)
+    if definition is None:
+        return TriggerAnswer(404, {"error": f"no export named {export!r} in the config"})
+    if not definition.enabled:
+        return TriggerAnswer(409, {"error": f"export {export!r} is disabled"})
+    return None
 
 
 def _log_refused(export: str, trigger: str, reason: str) -> None:
