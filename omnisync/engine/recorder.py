@@ -143,11 +143,13 @@ class LedgerRecorder:
             self._sample(mask_email(email), reason)
         self._on_change()
 
-    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
+    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...], *, reason: str = "") -> None:
         # Left in flight on purpose: Omnisend may still process the batch, and the
         # next run asks it before deciding what to send again.
         with self._lock:
             self._sent.pop(batch_id, None)
+            if reason:
+                self._sample(f"batch {batch_id}", reason)
         self._on_change()
 
     def renaming(self, email: str, old_tag: str) -> None:

@@ -21,6 +21,7 @@ import orjson
 
 from omnisync import __version__
 from omnisync.clock import Clock
+from omnisync.config.secrets import header_value_problem
 from omnisync.masking import mask_email
 from omnisync.omnisend.batches import BatchOutcome, poll_round
 from omnisync.omnisend.errors import (
@@ -79,7 +80,7 @@ class OmnisendClient:
         random: random_module.Random | None = None,
         request_gate: Callable[[], None] | None = None,
     ) -> None:
-        if not api_key or not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+        if not api_key or header_value_problem(api_key):
             # Checked here so that httpx never echoes a malformed key in its own error.
             raise ValueError(
                 "the Omnisend API key is empty or contains spaces or non-ASCII characters; "
@@ -258,7 +259,7 @@ class OmnisendClient:
         failures = 0  # transient failures (408, 5xx, transport) of this request
         unanswered = False  # an attempt got no answer: it may have been processed
         rate_limited = 0
-        rate_limit_waited = 0.0
+        rate_limited_since = 0.0  # the clock time of this request's first 429
         while True:
             slot = self._limiter.acquire(kind)
             if slot.waited > 0:
@@ -294,7 +295,12 @@ class OmnisendClient:
                 reason = f"status {response.status_code}"
             instance = problem["instance"] if isinstance(problem.get("instance"), str) else ""
             if response is not None and response.status_code == 429:
+                if not rate_limited:
+                    rate_limited_since = self._clock.now()
                 rate_limited += 1
+                # The clock time since, not a sum of our own delays: the limiter's real
+                # waits include the pauses other threads of the brand imposed.
+                rate_limit_waited = self._clock.now() - rate_limited_since
                 retry_after = retry_after_seconds(
                     problem.get("retryAfter"),
                     response.headers.get("Retry-After"),
@@ -310,13 +316,16 @@ class OmnisendClient:
                     logger.warning(
                         "%s: still rate limited after waiting %.0f s; giving up",
                         operation,
-                        self._policy.rate_limit_budget,
+                        rate_limit_waited,
                         extra={"event": "omnisend.rate_limit_budget_exhausted"},
                     )
                     raise ApiError(
-                        operation, status=429, problem=problem, after_unanswered=unanswered
+                        operation,
+                        status=429,
+                        problem=problem,
+                        after_unanswered=unanswered,
+                        endpoint=endpoint,
                     )
-                rate_limit_waited += delay
                 # Pausing the limiter (not just sleeping here) keeps every other
                 # thread of the brand from sending before the pause ends too.
                 self._limiter.penalise(delay)
@@ -368,6 +377,7 @@ class OmnisendClient:
                 status=response.status_code,
                 problem=problem,
                 after_unanswered=unanswered,
+                endpoint=endpoint,
             )
             logger.warning(
                 "%s failed: %s",

@@ -89,7 +89,9 @@ _ADVICE: Mapping[int, str] = {
         "the API key lacks a scope, e.g. contacts.write: give the key the contacts.read "
         "and contacts.write scopes in Omnisend"
     ),
-    404: "Omnisend does not know it (a batch is kept for about 7 days)",
+    404: (
+        "Omnisend has no such endpoint or object: check that the connection's base_url ends in /api"
+    ),
     409: "the contact changed in Omnisend at the same time; run again",
     410: f"API version {API_VERSION} is retired; upgrade omnisync",
     422: "Omnisend could not process the request as sent; check the data",
@@ -100,6 +102,9 @@ _ADVICE: Mapping[int, str] = {
     500: "Omnisend kept failing after retries; run again later",
 }
 _UNEXPECTED = "an answer omnisync does not expect from this API version"
+#: The endpoints whose 404 means a batch Omnisend no longer keeps, not a wrong path.
+_BATCH_ENDPOINTS = frozenset({"GET /batches/{batchID}", "GET /batches/{batchID}/items"})
+_BATCH_GONE = "Omnisend does not know this batch (a batch is kept for about 7 days)"
 #: Statuses after which no request of the connection can succeed (key or API version).
 _ABORTING = frozenset({401, 403, 410})
 
@@ -107,7 +112,8 @@ _ABORTING = frozenset({401, 403, 410})
 class ApiError(OmnisendError):
     """Omnisend answered ``status`` with an RFC 9457 ``problem`` document (scrubbed; ``{}``
     for a body that was not JSON). ``problems`` lists the failing fields of a 400; the
-    message holds the title, detail, ``instance`` (trace id) and the advice by status.
+    message holds the title, detail, ``instance`` (trace id) and the advice by status (a
+    404 by ``endpoint`` too, a template such as ``"GET /batches/{batchID}"``).
     ``after_unanswered``: an earlier attempt of the same request got no answer, so
     Omnisend may have processed the request although this answer refused it;
     ``maybe_processed``: that, or this answer itself (408, 5xx) leaves it open."""
@@ -119,6 +125,7 @@ class ApiError(OmnisendError):
         status: int,
         problem: Mapping[str, Any] | None = None,
         after_unanswered: bool = False,
+        endpoint: str = "",
     ) -> None:
         problem = problem or {}
         title, detail, instance = (
@@ -142,7 +149,10 @@ class ApiError(OmnisendError):
                     f"{field.field}: {field.message} [{field.code}]" for field in self.problems
                 )
             )
-        parts.append(_ADVICE.get(500 if status >= 500 else status, _UNEXPECTED))
+        if status == 404 and endpoint in _BATCH_ENDPOINTS:
+            parts.append(_BATCH_GONE)
+        else:
+            parts.append(_ADVICE.get(500 if status >= 500 else status, _UNEXPECTED))
         message = " — ".join(parts)
         super().__init__(f"{message} (trace {instance})" if instance else message)
 

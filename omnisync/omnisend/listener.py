@@ -37,9 +37,11 @@ class DeliveryListener(Protocol):
     def upserts_failed(self, batch_id: str, failures: tuple[ItemFailure, ...]) -> None:
         """Omnisend refused these upserts (per-item 4xx, with its field problems)."""
 
-    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
+    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...], *, reason: str = "") -> None:
         """These upserts were not processed (a stopped batch's leftovers), or their batch
-        was still not done when a stop's grace ran out: they stay pending."""
+        was still not done when a stop's grace ran out or past its deadline (then it may
+        still be processed): they stay pending. ``reason``: why, for the run's summary
+        (given for a batch past its deadline)."""
 
     def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
         """Omnisend accepted adding ``tag`` to these contacts."""

@@ -3,19 +3,22 @@
 The caller's thread packs writes into batches for a bounded queue (:meth:`upsert`
 blocks while it is full); :data:`CREATOR_THREADS` threads create them, at most
 ``max_batches_in_flight`` not yet done; one poller follows those every
-``poll_interval`` clock seconds and reports each round; :data:`TAGGER_THREADS`
+``poll_interval`` clock seconds and reports each round
+(:class:`~omnisync.omnisend.follower.BatchFollower`); :data:`TAGGER_THREADS`
 threads send tags calls of up to 250 e-mails. A contact upserted with
 ``then_tag=True`` is tagged only once its batch acknowledged it (Omnisend ignores
 tags for e-mails it does not know yet).
 
 Stopping (``stop`` set): no new batch or tags call starts; created batches are
 followed for up to ``stop_grace`` clock seconds, then reported ``batch_abandoned``;
-work not yet sent is not reported (the engine leaves it pending). A 401, 403 or 410
-(``error.aborts_run``), or any failure to create a batch, aborts the pipeline: the
-error is raised from the next call or from :meth:`finish`; except a batch with consent
-records that may have been created (sent once: see ``OmnisendClient.create_batch``),
-which is reported and left, until :data:`MAX_UNCERTAIN_BATCHES` in a row. Per-item 400s
-and failed tags calls are reported, never fatal.
+work not yet sent is not reported (the engine leaves it pending). A batch still not
+done ``batch_timeout`` clock seconds after its creation is abandoned too, stop or not.
+A 401, 403 or 410 (``error.aborts_run``), or any failure to create a batch, aborts the
+pipeline: the error is raised from the next call or from :meth:`finish`; except a batch
+with consent records that may have been created (sent once: see
+``OmnisendClient.create_batch``), which is reported and left, until
+:data:`MAX_UNCERTAIN_BATCHES` in a row. Per-item 400s and failed tags calls are
+reported, never fatal.
 """
 
 from __future__ import annotations
@@ -24,17 +27,15 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from omnisync.clock import Clock
 from omnisync.contact import ContactWrite
-from omnisync.masking import mask_email
-from omnisync.omnisend.batches import BatchOutcome
 from omnisync.omnisend.client import OmnisendClient
-from omnisync.omnisend.crew import TICK, Crew
+from omnisync.omnisend.crew import Crew
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
+from omnisync.omnisend.follower import BATCH_TIMEOUT, BatchFollower
 from omnisync.omnisend.listener import DeliveryListener
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, BatchPacker, EncodedBatch
 
@@ -46,9 +47,6 @@ BATCH_QUEUE_SIZE = 4
 MAX_TAG_BACKLOG = 100_000
 CREATOR_THREADS = 3
 TAGGER_THREADS = 2
-#: Polling rounds in a row that may fail (after the client's retries) before the
-#: pipeline aborts.
-MAX_FAILED_POLLS = 3
 #: Batches with consent records in a row whose creation may or may not have happened
 #: (sent once: see OmnisendClient.create_batch) before the run gives up, as a request
 #: gives up after its attempts.
@@ -79,6 +77,7 @@ class DeliveryPipeline:
         max_batches_in_flight: int = 20,
         poll_interval: float = 2.0,
         stop_grace: float = 120.0,
+        batch_timeout: float = BATCH_TIMEOUT,
     ) -> None:
         if not tag or max_batches_in_flight < 1:
             raise ValueError("a pipeline needs a tag and at least one batch in flight")
@@ -87,8 +86,6 @@ class DeliveryPipeline:
         self._listener = listener
         self._stop = stop
         self._clock = clock
-        self._poll_interval = poll_interval
-        self._stop_grace = stop_grace
         self._packer = BatchPacker()
         self._packing_then_tag: set[str] = set()
         self._batches: queue.Queue[_Batch | None] = queue.Queue(maxsize=BATCH_QUEUE_SIZE)
@@ -99,18 +96,26 @@ class DeliveryPipeline:
             maxsize=MAX_TAG_BACKLOG // MAX_TAG_EMAILS
         )
         self._crew = Crew(name=f"delivery for tag {tag!r}")
-        # Places for batches in flight: a creator takes one before it creates a batch.
-        self._places = threading.BoundedSemaphore(max_batches_in_flight)
-        self._in_flight: dict[str, _Batch] = {}
-        self._in_flight_lock = threading.Lock()
-        self._uncertain_in_a_row = 0  # under _in_flight_lock
-        self._creating_done = threading.Event()  # set: no batch will be created any more
+        self._follower = BatchFollower(
+            client,
+            listener=listener,
+            crew=self._crew,
+            stop=stop,
+            clock=clock,
+            places=max_batches_in_flight,
+            poll_interval=poll_interval,
+            stop_grace=stop_grace,
+            batch_timeout=batch_timeout,
+            tag_accepted=lambda emails: self._queue_tag("add", emails, internal=True),
+        )
+        self._uncertain_lock = threading.Lock()
+        self._uncertain_in_a_row = 0  # under _uncertain_lock
         self._finished = False
         self._creators = [
             self._crew.start(self._create_loop, f"omnisync-batches-{index}")
             for index in range(CREATOR_THREADS)
         ]
-        self._poller = self._crew.start(self._poll_loop, "omnisync-poller")
+        self._poller = self._crew.start(self._follower.run, "omnisync-poller")
         self._taggers = [
             self._crew.start(self._tag_loop, f"omnisync-tags-{index}")
             for index in range(TAGGER_THREADS)
@@ -152,7 +157,7 @@ class DeliveryPipeline:
             self._crew.put(self._batches, None, force=True)
         for thread in self._creators:
             thread.join()
-        self._creating_done.set()
+        self._follower.creating_done.set()
         self._poller.join()
         self._queue_tag("add", (), internal=True, final=True)
         for _ in self._taggers:
@@ -193,7 +198,7 @@ class DeliveryPipeline:
             batch = self._crew.get(self._batches)
             if batch is None:
                 return
-            if self._stopping() or not self._crew.acquire(self._places):
+            if self._stopping() or not self._follower.take_place():
                 continue  # not sent: the engine keeps these contacts pending
             emails = batch.writes.emails
             provisional_id = self._listener.batch_sending(emails)
@@ -202,7 +207,7 @@ class DeliveryPipeline:
                 # the wait can be long, and a stopped run creates no new batch.
                 batch_id = self._client.create_batch(batch.writes, cancelled=self._stopping)
             except OmnisendError as error:
-                self._places.release()
+                self._follower.give_place()
                 self._listener.batch_not_created(provisional_id, error)
                 if isinstance(error, RequestCancelled):
                     continue  # not sent: the engine keeps these contacts pending
@@ -211,9 +216,9 @@ class DeliveryPipeline:
                 self._crew.fail(error)
                 continue
             self._listener.batch_created(provisional_id, batch_id, emails)
-            with self._in_flight_lock:
+            with self._uncertain_lock:
                 self._uncertain_in_a_row = 0
-                self._in_flight[batch_id] = batch
+            self._follower.follow(batch_id, emails, batch.then_tag)
 
     def _uncertain(self, error: OmnisendError) -> bool:
         """Whether a batch with consent records, sent once, failed in a way that may have
@@ -222,7 +227,7 @@ class DeliveryPipeline:
         contacts stay pending)."""
         if not error.maybe_processed:
             return False
-        with self._in_flight_lock:
+        with self._uncertain_lock:
             self._uncertain_in_a_row += 1
             in_a_row = self._uncertain_in_a_row
         if in_a_row >= MAX_UNCERTAIN_BATCHES:
@@ -236,98 +241,6 @@ class DeliveryPipeline:
         # As a request backs off between attempts: a short outage is waited out.
         self._clock.sleep(self._client.transient_backoff(in_a_row))
         return True
-
-    def _poll_loop(self) -> None:
-        failed_polls = 0
-        stop_deadline: float | None = None
-        while not self._crew.aborted.is_set():
-            done = self._creating_done.is_set()  # before the look: no batch added after it
-            if not self._in_flight:
-                if done:
-                    return
-                self._crew.aborted.wait(TICK)
-                continue
-            if self._stop.is_set():
-                now = self._clock.now()
-                stop_deadline = now + self._stop_grace if stop_deadline is None else stop_deadline
-                if now >= stop_deadline:
-                    self._abandon_in_flight()
-                    continue
-            self._clock.sleep(self._poll_interval)
-            # Taken after the sleep, so that batches created meanwhile are
-            # asked about too instead of waiting a whole extra round.
-            with self._in_flight_lock:
-                pending = {
-                    batch_id: item.writes.emails for batch_id, item in self._in_flight.items()
-                }
-            try:
-                outcomes = self._client.poll_batches(pending)
-            except OmnisendError as error:
-                failed_polls += 1
-                if (isinstance(error, ApiError) and error.aborts_run) or (
-                    failed_polls >= MAX_FAILED_POLLS
-                ):
-                    self._crew.fail(error)
-                    return
-                logger.warning("polling batches failed, will retry: %s", error)
-                continue
-            failed_polls = 0
-            self._report_round(outcomes)
-
-    def _report_round(self, outcomes: Sequence[BatchOutcome]) -> None:
-        # Every acknowledgement first, in one listener call: the ledger records
-        # them in one transaction.
-        settled: list[tuple[BatchOutcome, _Batch, tuple[str, ...], tuple[str, ...]]] = []
-        for outcome in outcomes:  # of batches in flight, which only this thread removes
-            with self._in_flight_lock:
-                batch = self._in_flight.pop(outcome.batch_id)
-            self._places.release()
-            settled.append((outcome, batch, *outcome.sort_out(batch.writes.emails)))
-        acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
-        if acknowledged:
-            self._listener.upserts_acknowledged(acknowledged)
-        for outcome, batch, accepted, leftovers in settled:
-            for failure in outcome.failed:
-                logger.warning(
-                    "Omnisend refused the contact %s in batch %s (%d %s)%s",
-                    mask_email(failure.email),
-                    outcome.batch_id,
-                    failure.response_code,
-                    failure.title,
-                    "".join(
-                        f"; {problem.field}: {problem.message}" for problem in failure.problems
-                    ),
-                    extra={"event": "omnisend.item_failed", "batch_id": outcome.batch_id},
-                )
-            if outcome.failed:
-                self._listener.upserts_failed(outcome.batch_id, outcome.failed)
-            if leftovers:
-                logger.warning(
-                    "batch %s %s with %d contact(s) unprocessed; they stay pending",
-                    outcome.batch_id,
-                    outcome.status,
-                    len(leftovers),
-                    extra={"event": "omnisend.batch_leftovers", "batch_id": outcome.batch_id},
-                )
-                self._listener.batch_abandoned(outcome.batch_id, leftovers)
-            to_tag = tuple(email for email in accepted if email in batch.then_tag)
-            if to_tag and not self._stop.is_set():
-                self._queue_tag("add", to_tag, internal=True)
-
-    def _abandon_in_flight(self) -> None:
-        with self._in_flight_lock:
-            items, self._in_flight = self._in_flight, {}
-        for batch_id, item in items.items():
-            self._places.release()
-            emails = item.writes.emails
-            logger.warning(
-                "stopping: batch %s still not done after %.0f s; its %d contact(s) stay pending",
-                batch_id,
-                self._stop_grace,
-                len(emails),
-                extra={"event": "omnisend.batch_abandoned", "batch_id": batch_id},
-            )
-            self._listener.batch_abandoned(batch_id, emails)
 
     def _tag_loop(self) -> None:
         while True:

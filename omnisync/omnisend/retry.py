@@ -6,13 +6,14 @@ HTTP-date ``Retry-After``) is passed in.
 - 408, 5xx and transport errors (status ``None``) are retried up to ``max_attempts``
   attempts in all (the first included), after an exponential backoff with full jitter
   (uniform in ``[0, min(max_delay, base_delay * 2**(n-1))]``).
-- 429 waits ``retryAfter`` from the JSON body, else a ``Retry-After`` header, until one
-  request's waits add up to ``rate_limit_budget`` (15 minutes): a storm is ridden out,
-  it does not abort a run. 429s use up no attempts. Without either, or when they ask
-  for less than ``base_delay`` (``retryAfter`` is whole seconds, so a server rounding
-  down sends 0; a ``Retry-After`` date may be already past), it waits the same
-  backoff, but never less than ``base_delay``: every wait counts towards the budget,
-  so a storm of such answers ends too.
+- 429 waits ``retryAfter`` from the JSON body, else a ``Retry-After`` header, until a
+  wait would end more than ``rate_limit_budget`` (15 minutes) after the request's first
+  429, on the clock (so the caller's real waits count, pauses other threads imposed
+  included): a storm is ridden out, it does not abort a run. 429s use up no attempts.
+  Without either, or when they ask for less than ``base_delay`` (``retryAfter`` is
+  whole seconds, so a server rounding down sends 0; a ``Retry-After`` date may be
+  already past), it waits the same backoff, but never less than ``base_delay``: every
+  wait counts towards the budget, so a storm of such answers ends too.
 - Any other status is never retried: repeating it cannot help.
 """
 
@@ -61,8 +62,8 @@ class RetryPolicy:
         random: random_module.Random,
     ) -> float | None:
         """Seconds to wait after the ``rate_limited``-th 429 of one request (``retry_after``,
-        else the backoff, at least ``base_delay``); ``None`` if that would take its waits
-        (``waited``) past budget."""
+        else the backoff, at least ``base_delay``); ``None`` if that would take the request
+        past budget, ``waited`` being the clock seconds since its first 429."""
         if retry_after is None or retry_after < self.base_delay:
             # No usable advice: back off, and wait at least base_delay even when the full
             # jitter draws less, or waits adding up to nothing would never reach the budget.

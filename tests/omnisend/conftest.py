@@ -175,7 +175,7 @@ class RecordingListener:
         with self._event("upserts_failed"):
             self.failures.extend(failures)
 
-    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...]) -> None:
+    def batch_abandoned(self, batch_id: str, emails: tuple[str, ...], *, reason: str = "") -> None:
         with self._event("batch_abandoned"):
             self.abandoned.extend(emails)
 

@@ -333,6 +333,66 @@ def test_a_429_storm_asking_for_no_wait_still_gives_up_within_the_budget(
     assert len(requests) < 200
 
 
+def test_giving_up_on_429s_logs_the_time_really_waited(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="omnisync")
+    answers: list[httpx.Response | Exception] = [
+        httpx.Response(429, json={"retryAfter": 100}) for _ in range(2)
+    ]
+    client, requests, _, clock = make_client(answers, policy=RetryPolicy(rate_limit_budget=180.0))
+    with pytest.raises(ApiError):
+        client.add_tag("vip", ["a@example.com"])
+    assert len(requests) == 2 and clock.now() == 100.0  # a second wait of 100 s would not fit
+    [line] = [r.getMessage() for r in caplog.records if "giving up" in r.getMessage()]
+    assert "still rate limited after waiting 100 s" in line  # not the budget's 180
+
+
+def test_the_429_budget_counts_the_brand_pauses_other_threads_imposed() -> None:
+    # Two exports on one connection share its limiter: while this request is in flight,
+    # another thread meets a 429 asking 300 s and pauses the whole brand (its penalise).
+    # Counting only this request's own retryAfter (10 s a time), it once gave up after
+    # 91 attempts and 27,000 s of clock time against a 900 s budget.
+    clock = FakeClock()
+    limiter = BrandLimiter(clock=clock)
+    requests: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        requests.append(clock.now())
+        assert len(requests) <= 100, "still retrying"
+        limiter.penalise(300.0)  # what the other thread's client does on its 429
+        return httpx.Response(429, json={"title": "Too many requests", "retryAfter": 10})
+
+    client = OmnisendClient(
+        "https://omnisend.test/api",
+        API_KEY,
+        limiter=limiter,
+        clock=clock,
+        transport=httpx.MockTransport(handle),
+        random=random.Random(5),
+    )
+    with pytest.raises(ApiError, match="too many requests"):
+        client.add_tag("vip", ["a@example.com"])
+    assert requests == [0.0, 300.0, 600.0, 900.0]  # the 4th's wait would end past 900 s
+    assert clock.now() <= RetryPolicy().rate_limit_budget
+
+
+def test_a_404_says_to_check_base_url_unless_a_batch_may_have_expired() -> None:
+    # A base_url without /api: every path is unknown, and no batch is involved.
+    not_found = problem(404, title="Not found", detail="Unknown path; the API lives under /api")
+    client, _, _, _ = make_client([not_found])
+    with pytest.raises(ApiError) as caught:
+        client.create_batch(encoded(WRITES))
+    assert "check that the connection's base_url ends in /api" in str(caught.value)
+    assert "7 days" not in str(caught.value)
+    # Asked about a batch it listed as stopped, Omnisend no longer knows it.
+    listing = {"batches": [{"batchID": "b-1", "status": "stopped", "totalCount": 3}]}
+    client, _, _, _ = make_client([httpx.Response(200, json=listing), problem(404)])
+    with pytest.raises(ApiError) as caught:
+        client.poll_batches({"b-1": ("a@example.com",)})
+    assert "read the items of batch b-1" in str(caught.value)
+    assert "a batch is kept for about 7 days" in str(caught.value)
+    assert "base_url" not in str(caught.value)
+
+
 def test_a_400_carries_every_field_problem() -> None:
     client, _, _, _ = make_client(
         [

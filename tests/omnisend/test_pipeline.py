@@ -8,11 +8,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 
+from omnisync.clock import FakeClock
 from omnisync.contact import ContactWrite
 from omnisync.masking import mask_email
+from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.errors import ApiError
+from omnisync.omnisend.pacing import BrandLimiter
 from omnisync.omnisend.pipeline import CREATOR_THREADS, DeliveryPipeline
 from omnisync.omnisend.retry import RetryPolicy
 from tests.omnisend.conftest import API_KEY, Connection, RecordingListener, people, settled_log
@@ -292,3 +296,50 @@ def test_tag_only_work_adds_and_removes_in_calls_of_250(
     tagged = {c["email"] for c in emulator.contacts() if "vip" in c["tags"]}
     assert tagged == {f"old{index:04d}@example.com" for index in range(300, 600)}
     assert successes(connection, "POST /batches") == 0
+
+
+def test_a_batch_omnisend_never_finishes_is_abandoned_at_its_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Omnisend keeps the first batch "inProgress" for ever; it once held the run (and the
+    # daemon's export, "running") for ever. Past its deadline it is abandoned as a stop
+    # abandons it; the other batch is followed as usual.
+    caplog.set_level(logging.WARNING, logger="omnisync")
+    clock = FakeClock()
+    polls: list[float] = []
+    created: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            created.append(f"b-{len(created) + 1}")
+            return httpx.Response(201, json={"batchID": created[-1], "totalCount": 1})
+        polls.append(clock.now())
+        assert len(polls) <= 1_000, "still polling a batch that never finishes"
+        listing = [
+            {"batchID": batch_id, "status": status, "totalCount": 50, "errorsCount": 0}
+            for batch_id, status in (("b-1", "inProgress"), ("b-2", "finished"))
+        ]
+        return httpx.Response(200, json={"batches": listing})
+
+    client = OmnisendClient(
+        "https://omnisend.test/api",
+        API_KEY,
+        limiter=BrandLimiter(clock=clock),
+        clock=clock,
+        transport=httpx.MockTransport(handle),
+    )
+    listener = RecordingListener()
+    pipeline = DeliveryPipeline(
+        client, "vip", listener=listener, stop=threading.Event(), clock=clock, poll_interval=2.0
+    )
+    for write in people(150):
+        pipeline.upsert(write, then_tag=True)
+    pipeline.finish()
+
+    assert sorted(listener.abandoned) == sorted(listener.created["b-1"])
+    assert sorted(listener.acknowledged) == sorted(listener.created["b-2"])
+    listener.assert_each_sent_contact_reported_once()
+    assert sorted(listener.added) == sorted(listener.created["b-2"])  # never tagged blindly
+    assert 150 <= len(polls) <= 151  # every 2 s until 300 s after its creation
+    [line] = [r.getMessage() for r in caplog.records if "b-1" in r.getMessage()]
+    assert "batch b-1 still not done 300 s after its creation" in line

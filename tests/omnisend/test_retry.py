@@ -124,7 +124,7 @@ def test_a_retry_policy_whose_waits_could_stay_at_zero_is_refused() -> None:
         (400, "fix the data", False),
         (401, "the API key is wrong or revoked", True),
         (403, "lacks a scope, e.g. contacts.write", True),
-        (404, "does not know", False),
+        (404, "no such endpoint or object", False),
         (409, "run again", False),
         (410, "API version 2026-03-15 is retired; upgrade omnisync", True),
         (422, "check the data", False),

@@ -1,0 +1,205 @@
+"""Following a delivery pipeline's batches from their creation until Omnisend is done.
+
+One thread (:meth:`BatchFollower.run`) polls the batches in flight every
+``poll_interval`` clock seconds and reports each round: every acknowledgement in one
+listener call, then each batch's refused items and unprocessed leftovers. A batch is
+*abandoned* (``batch_abandoned``) once a stop's ``stop_grace`` ran out, or
+``batch_timeout`` clock seconds after its creation, stop or not: a batch Omnisend never
+finishes must not hold the run for ever. The engine keeps an abandoned batch in flight,
+and the next run asks Omnisend about it before sending its contacts again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from omnisync.clock import Clock
+from omnisync.masking import mask_email
+from omnisync.omnisend.batches import BatchOutcome
+from omnisync.omnisend.client import OmnisendClient
+from omnisync.omnisend.crew import TICK, Crew
+from omnisync.omnisend.errors import ApiError, OmnisendError
+from omnisync.omnisend.listener import DeliveryListener
+
+logger = logging.getLogger("omnisync.omnisend")
+
+#: Polling rounds in a row that may fail (after the client's retries) before the
+#: pipeline aborts.
+MAX_FAILED_POLLS = 3
+#: Clock seconds a batch is followed after its creation before it is abandoned: as long
+#: as the engine waits for the batches a killed run left (``runner.SETTLE_TIMEOUT``).
+BATCH_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class _Followed:
+    emails: tuple[str, ...]
+    then_tag: frozenset[str]  # those to tag once Omnisend accepted them
+    created_at: float  # clock seconds
+
+
+class BatchFollower:
+    """The batches one pipeline created and Omnisend has not finished: at most ``places``
+    at once (a creator takes a place before it creates a batch). Thread-safe.
+    ``tag_accepted`` gets the accepted e-mails to tag (none once ``stop`` is set)."""
+
+    def __init__(
+        self,
+        client: OmnisendClient,
+        *,
+        listener: DeliveryListener,
+        crew: Crew,
+        stop: threading.Event,
+        clock: Clock,
+        places: int,
+        poll_interval: float,
+        stop_grace: float,
+        batch_timeout: float,
+        tag_accepted: Callable[[tuple[str, ...]], object],
+    ) -> None:
+        self._client = client
+        self._listener = listener
+        self._crew = crew
+        self._stop = stop
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._stop_grace = stop_grace
+        self._batch_timeout = batch_timeout
+        self._tag_accepted = tag_accepted
+        self._places = threading.BoundedSemaphore(places)
+        self._in_flight: dict[str, _Followed] = {}
+        self._lock = threading.Lock()
+        #: Set once no batch will be created any more: :meth:`run` ends when none is left.
+        self.creating_done = threading.Event()
+
+    def take_place(self) -> bool:
+        """Wait for a place for one more batch; ``False`` once the pipeline aborted."""
+        return self._crew.acquire(self._places)
+
+    def give_place(self) -> None:
+        """Give back the place of a batch that was not created."""
+        self._places.release()
+
+    def follow(self, batch_id: str, emails: tuple[str, ...], then_tag: frozenset[str]) -> None:
+        """Follow a batch Omnisend just created, in the place taken for it."""
+        with self._lock:
+            self._in_flight[batch_id] = _Followed(emails, then_tag, self._clock.now())
+
+    def run(self) -> None:
+        """Poll and report until creating is done and no batch is left, or an abort."""
+        failed_polls = 0
+        stop_deadline: float | None = None
+        while not self._crew.aborted.is_set():
+            done = self.creating_done.is_set()  # before the look: no batch added after it
+            if not self._in_flight:
+                if done:
+                    return
+                self._crew.aborted.wait(TICK)
+                continue
+            if self._stop.is_set():
+                now = self._clock.now()
+                stop_deadline = now + self._stop_grace if stop_deadline is None else stop_deadline
+                if now >= stop_deadline:
+                    self._abandon()
+                    continue
+            self._clock.sleep(self._poll_interval)
+            # Taken after the sleep, so that batches created meanwhile are
+            # asked about too instead of waiting a whole extra round.
+            with self._lock:
+                pending = {batch_id: item.emails for batch_id, item in self._in_flight.items()}
+            try:
+                outcomes = self._client.poll_batches(pending)
+            except OmnisendError as error:
+                failed_polls += 1
+                if (isinstance(error, ApiError) and error.aborts_run) or (
+                    failed_polls >= MAX_FAILED_POLLS
+                ):
+                    self._crew.fail(error)
+                    return
+                logger.warning("polling batches failed, will retry: %s", error)
+                continue
+            failed_polls = 0
+            self._report_round(outcomes)
+            # Asked one last time above: one Omnisend never finishes would hold the run.
+            self._abandon(older_than=self._batch_timeout)
+
+    def _report_round(self, outcomes: Sequence[BatchOutcome]) -> None:
+        # Every acknowledgement first, in one listener call: the ledger records
+        # them in one transaction.
+        settled: list[tuple[BatchOutcome, _Followed, tuple[str, ...], tuple[str, ...]]] = []
+        for outcome in outcomes:  # of batches in flight, which only this thread removes
+            with self._lock:
+                batch = self._in_flight.pop(outcome.batch_id)
+            self._places.release()
+            settled.append((outcome, batch, *outcome.sort_out(batch.emails)))
+        acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
+        if acknowledged:
+            self._listener.upserts_acknowledged(acknowledged)
+        for outcome, batch, accepted, leftovers in settled:
+            for failure in outcome.failed:
+                logger.warning(
+                    "Omnisend refused the contact %s in batch %s (%d %s)%s",
+                    mask_email(failure.email),
+                    outcome.batch_id,
+                    failure.response_code,
+                    failure.title,
+                    "".join(
+                        f"; {problem.field}: {problem.message}" for problem in failure.problems
+                    ),
+                    extra={"event": "omnisend.item_failed", "batch_id": outcome.batch_id},
+                )
+            if outcome.failed:
+                self._listener.upserts_failed(outcome.batch_id, outcome.failed)
+            if leftovers:
+                logger.warning(
+                    "batch %s %s with %d contact(s) unprocessed; they stay pending",
+                    outcome.batch_id,
+                    outcome.status,
+                    len(leftovers),
+                    extra={"event": "omnisend.batch_leftovers", "batch_id": outcome.batch_id},
+                )
+                self._listener.batch_abandoned(outcome.batch_id, leftovers)
+            to_tag = tuple(email for email in accepted if email in batch.then_tag)
+            if to_tag and not self._stop.is_set():
+                self._tag_accepted(to_tag)
+
+    def _abandon(self, *, older_than: float | None = None) -> None:
+        """Abandon every batch in flight (a stop's grace ran out), or only those created
+        ``older_than`` clock seconds ago or more."""
+        now = self._clock.now()
+        with self._lock:
+            abandoned = {
+                batch_id: item
+                for batch_id, item in self._in_flight.items()
+                if older_than is None or now - item.created_at >= older_than
+            }
+            for batch_id in abandoned:
+                del self._in_flight[batch_id]
+        for batch_id, item in abandoned.items():
+            self._places.release()
+            if older_than is None:
+                logger.warning(
+                    "stopping: batch %s still not done after %.0f s; its %d contact(s) stay "
+                    "pending",
+                    batch_id,
+                    self._stop_grace,
+                    len(item.emails),
+                    extra={"event": "omnisend.batch_abandoned", "batch_id": batch_id},
+                )
+                self._listener.batch_abandoned(batch_id, item.emails)
+                continue
+            reason = (
+                f"still not done {now - item.created_at:.0f} s after its creation; no longer"
+                f" followed, its {len(item.emails)} contact(s) stay pending until a later run"
+                " learns its outcome"
+            )
+            logger.warning(
+                "batch %s %s",
+                batch_id,
+                reason,
+                extra={"event": "omnisend.batch_timed_out", "batch_id": batch_id},
+            )
+            self._listener.batch_abandoned(batch_id, item.emails, reason=reason)
