@@ -9,9 +9,10 @@ Crontab runs a job when *either* a restricted day of month *or* a restricted
 day of week matches; APScheduler requires both. Rather than run on other days
 than the author meant, an expression restricting both is refused.
 
-Like crontab, the fields are matched on the zone's wall clock (:class:`WallClockTrigger`):
-APScheduler 3 steps across a daylight-saving change by fixed lengths of time and
-can miss a run (``@monthly`` in Europe/Berlin went from March 1 to May 1).
+Like crontab, a job at set times (no wildcard minute or hour) follows the zone's wall clock
+(:class:`WallClockTrigger`): APScheduler 3 steps across a daylight-saving change by fixed
+lengths of time and can miss a run (``@monthly`` in Europe/Berlin went from March 1 to
+May 1).
 """
 
 from __future__ import annotations
@@ -67,11 +68,23 @@ def crontab_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     crontab means. Raises ``ValueError`` saying why, as :func:`crontab_trigger_fields` does."""
     # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0, so "1"
     # would mean Tuesday.
-    return WallClockTrigger(crontab_trigger_fields(expression), zone=ZoneInfo(timezone))
+    fields = crontab_trigger_fields(expression)
+    zone = ZoneInfo(timezone)
+    # Like cron(8): a job with a wildcard minute or hour runs by the clock as it goes,
+    # a repeated hour included; only jobs at set times follow the wall clock.
+    if timezone == "UTC" or fields["minute"].startswith("*") or fields["hour"].startswith("*"):
+        return CronTrigger(**fields, timezone=zone)
+    return WallClockTrigger(fields, zone=zone)
+
+
+#: How far back of the earliest moment wall times are looked at: more than any change of
+#: offset, so that a time the spring change skips still fires just after it.
+_LOOKBACK = timedelta(hours=3)
+_TICK = timedelta(microseconds=1)
 
 
 class WallClockTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
-    """A cron trigger whose fields match the wall clock of ``zone``, as crontab's do.
+    """A cron trigger at set times of the wall clock of ``zone``, as crontab's are.
 
     The matching runs on wall-clock times written as UTC, where no day is 23 or 25 hours
     long. A wall time the spring change skips fires just after it (02:30 becomes 03:30);
@@ -84,20 +97,25 @@ class WallClockTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is u
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
-        wall = super().get_next_fire_time(
-            previous_fire_time and self._wall(previous_fire_time), self._wall(now)
-        )
+        # APScheduler's contract: the first fire time from just after the previous one
+        # (missed ones included), or from now.
+        earliest = now
+        if previous_fire_time is not None:
+            earliest = min(now, previous_fire_time + _TICK)
+            if earliest == previous_fire_time:
+                earliest += _TICK
+        wall = super().get_next_fire_time(None, self._wall(earliest - _LOOKBACK))
         while wall is not None:
-            # Through UTC: a skipped wall time comes out just after the change.
-            moment = wall.replace(tzinfo=self.zone).astimezone(UTC).astimezone(self.zone)
-            if previous_fire_time is None or moment > previous_fire_time:
+            # fold=0, the first of a repeated hour; through UTC, a skipped time comes out
+            # just after the change.
+            moment = wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC).astimezone(self.zone)
+            if moment >= earliest:
                 return moment  # type: ignore[no-any-return]
-            # 02:30 skipped is 03:30, which 03:30 itself would repeat.
-            wall = super().get_next_fire_time(wall, wall + timedelta(seconds=1))
+            wall = super().get_next_fire_time(None, wall + timedelta(seconds=1))
         return None
 
     def _wall(self, moment: datetime) -> datetime:
-        return moment.astimezone(self.zone).replace(tzinfo=UTC)
+        return moment.astimezone(self.zone).replace(tzinfo=UTC, fold=0)
 
 
 def cron_problem(expression: str) -> str | None:

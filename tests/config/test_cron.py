@@ -129,6 +129,13 @@ def _fire_times(expression: str, zone: str, start: datetime, count: int) -> list
             datetime(2026, 3, 29, 0, 30),
             ["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00", "2026-03-29T04:00:00+02:00"],
         ),
+        # A wildcard minute or hour runs by the clock as it goes, as cron(8) runs it: the
+        # repeated hour too.
+        (
+            "0 * * * *",
+            datetime(2026, 10, 25, 1, 30),
+            ["2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00", "2026-10-25T03:00:00+01:00"],
+        ),
         # 02:30 happens twice on October 25: it runs once.
         (
             "30 2 * * *",
@@ -142,3 +149,18 @@ def test_fields_match_the_wall_clock_across_daylight_saving_changes(
 ) -> None:
     zone = "Europe/Berlin"
     assert _fire_times(expression, zone, start.replace(tzinfo=ZoneInfo(zone)), 3) == expected
+
+
+def test_a_job_added_after_a_change_fires_as_if_it_had_been_there() -> None:
+    """APScheduler asks for the first fire time, without a previous one, whenever a job is
+    added (a start, a reload): in the repeated hour a time already passed once is not
+    run again; just after the spring change, a skipped time still runs today."""
+    zone = ZoneInfo("America/New_York")
+    in_repeated_hour = datetime(2024, 11, 3, 6, 10, tzinfo=UTC)  # 01:10 the second time
+    assert crontab_trigger("30 1 * * *", "America/New_York").get_next_fire_time(
+        None, in_repeated_hour
+    ) == datetime(2024, 11, 4, 1, 30, tzinfo=zone)
+    after_spring_change = datetime(2024, 3, 10, 3, 10, tzinfo=zone)  # 02:30 did not exist
+    assert crontab_trigger("30 2 * * *", "America/New_York").get_next_fire_time(
+        None, after_spring_change
+    ) == datetime(2024, 3, 10, 3, 30, tzinfo=zone)
