@@ -31,12 +31,12 @@ from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
 from omnisync.config.model import Config, DaemonSettings
 from omnisync.review import render
-from omnisync.review.compare import Relocate, moved, same
+from omnisync.review.compare import Relocate, same
 from omnisync.review.effects import store_move
 from omnisync.review.members import ledger_members
 from omnisync.review.model import Review
 from omnisync.review.review import no_config, review_configs
-from omnisync.review.revisions import RevisionUnavailable, checkout
+from omnisync.review.revisions import RevisionUnavailable, checkout, copied
 
 EXIT_CHANGES = 3
 
@@ -85,8 +85,10 @@ def handle(args: argparse.Namespace) -> int:
                 args.base_config or config_path, args.base, side="base", args=args, stack=stack
             )
             head, relocate_head = _side(config_path, args.head, side="head", args=args, stack=stack)
-            if args.base_config:
-                relocate_base = moved(_directory(args.base_config), _directory(config_path))
+            if args.base_config:  # valid: read again where --config is, to compare its paths
+                copy = stack.enter_context(copied(args.base_config, beside=config_path))
+                base = _side(copy.path, None, side="base", args=args, stack=stack)[0]
+                relocate_base = copy.relocate
             exports = sorted(set(base.exports) | set(head.exports))
             if args.state_dir:
                 settings = DaemonSettings(state_dir=args.state_dir)
@@ -150,12 +152,6 @@ def _side(
     if label is None:
         return result.config, relocate
     return dataclasses.replace(result.config, revision=label), relocate
-
-
-def _directory(path: str) -> str:
-    """The directory a config at ``path`` (a file or a directory) resolves its paths from."""
-    absolute = os.path.abspath(path)
-    return absolute if os.path.isdir(absolute) else os.path.dirname(absolute)
 
 
 def _render(args: argparse.Namespace, review: Review) -> str:

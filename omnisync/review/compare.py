@@ -9,7 +9,6 @@ to the working tree, so that a path does not differ only for that.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterator, Mapping
 
 from omnisync.config.model import DaemonSettings, Schedule, SecretRef
@@ -19,18 +18,6 @@ Relocate = Callable[[str], str]
 
 def same(text: str) -> str:
     return text
-
-
-def moved(directory: str, to: str) -> Relocate:
-    """Paths in ``directory`` (absolute) as the same paths in ``to``; other text unchanged:
-    a copy of a config elsewhere, whose relative paths mean what they mean in ``to``."""
-
-    def relocate(text: str) -> str:
-        if text == directory or text.startswith(os.path.join(directory, "")):
-            return os.path.normpath(os.path.join(to, os.path.relpath(text, directory)))
-        return text
-
-    return relocate
 
 
 #: Daemon settings whose attribute is not the name the config writes.

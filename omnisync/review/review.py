@@ -149,8 +149,10 @@ def _approvers(kind: Kind, name: str, sides: Sides) -> tuple[str, ...]:
         )
         if owners:
             return owners
-    admins = _names(u.name for u in sides.base.users.values() if u.role == "admin")
-    return admins or _names(u.name for u in sides.head.users.values() if u.role == "admin")
+    # Authority is the base's: the head's admins approve only a first config (no files),
+    # else a change could name its own approvers. A base without an admin names none.
+    approving = sides.base if sides.base.files else sides.head
+    return _names(u.name for u in approving.users.values() if u.role == "admin")
 
 
 def _uses(config: Config, export: Export, kind: Kind, name: str) -> bool:

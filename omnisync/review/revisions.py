@@ -11,12 +11,13 @@ included. Git is read as :mod:`omnisync.config.revision` reads it: objects only.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from omnisync.config.loader import is_config_file_name
+from omnisync.config.loader import config_file_names, is_config_file_name
 from omnisync.config.revision import git, relative_to_work_tree, tree_entries, work_tree
 from omnisync.errors import OmnisyncError
 
@@ -71,11 +72,11 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
         raise RevisionUnavailable(f"no revision '{revision}' in the repository at {top}")
     commit = resolved.decode("ascii").strip()
     short = (git(["rev-parse", "--short", commit], top=top) or commit[:7].encode()).decode()
-    # A directory where it really is (it may be a committed link); a file by its own name,
-    # which git follows when it is a link.
-    relative = relative_to_work_tree(
-        os.path.realpath(absolute) if directory == absolute else absolute, top
-    )
+    # A directory where it leads in the revision (it may be a committed link, pointing
+    # elsewhere than in the working tree); a file by its own name, which git follows.
+    relative = relative_to_work_tree(absolute, top)
+    if directory == absolute:
+        relative = _followed(commit, relative, top=top, revision=revision)
     files = _config_files(
         commit, relative, directory=directory == absolute, top=top, revision=revision
     )
@@ -99,6 +100,66 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
         )
 
 
+@contextmanager
+def copied(path: str, *, beside: str) -> Iterator[Checkout]:
+    """A copy of the valid config at ``path`` (a file, or a directory's config files) in a
+    temporary directory, standing where the config ``beside`` stands: its relative paths,
+    ``../`` ones included, then resolve as they would beside ``beside`` (``--base-config``).
+    """
+    source = os.path.abspath(path)
+    head = os.path.abspath(beside)
+    directory = head if os.path.isdir(head) else os.path.dirname(head)
+    names = config_file_names(source) if os.path.isdir(source) else [source]
+    with tempfile.TemporaryDirectory(prefix="omnisync-diff-") as root:
+        os.makedirs(root + directory)
+        for name in names:
+            shutil.copyfile(name, os.path.join(root + directory, os.path.basename(name)))
+        load = (
+            directory
+            if os.path.isdir(source)
+            else os.path.join(directory, os.path.basename(source))
+        )
+        yield Checkout(path=root + load, root=root, config_path=load, label=path)
+
+
+#: Symbolic links followed along one path before it is called a loop (as the kernel does).
+_MAX_LINKS = 40
+
+
+def _followed(commit: str, relative: str, *, top: str, revision: str) -> str:
+    """``relative`` (a path in the work tree) with the symbolic links along it followed as
+    ``commit`` holds them. Raises :class:`RevisionUnavailable` for a path that leaves the
+    repository, a loop, or git failing."""
+    parts = [part for part in relative.split("/") if part not in ("", ".")]
+    followed: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if not followed:
+                raise RevisionUnavailable(
+                    f"{relative} leads out of the repository in revision '{revision}'"
+                )
+            followed.pop()
+            continue
+        path = "/".join([*followed, part])
+        entry = git(["ls-tree", "-z", commit, "--", path], top=top)
+        if entry is None:
+            raise RevisionUnavailable(f"cannot read {path} in revision '{revision}'")
+        if not entry.startswith(b"120000 "):
+            followed.append(part)
+            continue
+        target = git(["cat-file", "blob", f"{commit}:{path}"], top=top)
+        links += 1
+        if target is None or target.startswith(b"/") or links > _MAX_LINKS:
+            raise RevisionUnavailable(
+                f"{path} in revision '{revision}' is a symbolic link that cannot be followed"
+                " inside the repository"
+            )
+        parts = [*os.fsdecode(target).split("/"), *parts]
+    return "/".join(followed) or "."
+
+
 def _config_files(
     commit: str, relative: str, *, directory: bool, top: str, revision: str
 ) -> dict[str, bytes]:
@@ -110,9 +171,11 @@ def _config_files(
     """
     pathspec = [] if relative == "." else ["--", f"{relative}/" if directory else relative]
     listing = git(["ls-tree", "-z", "--full-tree", commit, *pathspec], top=top)
+    if listing is None:  # not "no config": that would make the head's admins approve
+        raise RevisionUnavailable(f"cannot list {relative} in revision '{revision}'")
     names = [
         path
-        for path in tree_entries(listing or b"")
+        for path in tree_entries(listing)
         if not directory or is_config_file_name(os.path.basename(path))
     ]
     if not names:

@@ -185,6 +185,18 @@ def test_a_contributor_who_makes_himself_admin_is_approved_by_the_admins_before(
     assert "marko" not in document["summary"]["approvers"]
 
 
+def test_without_an_admin_in_the_base_no_one_the_change_promotes_approves(tmp_path):
+    from tests.review.repository import CONFIG, make_repository
+
+    base = CONFIG.replace("owner: olena", "owner: marko")
+    for admin in ("olena", "ivan"):
+        base = base.replace(f"{admin}: {{role: admin}}", f"{admin}: {{role: contributor}}")
+    repository = make_repository(tmp_path, base)
+    repository.edit("marko: {role: contributor}", "marko: {role: admin}")
+    approvers = {c["name"]: c["approvers"] for c in repository.diff_json()["changes"]}
+    assert approvers == {"marko": []}
+
+
 def test_a_change_that_cannot_change_members_has_no_membership_effect(repository):
     repository.edit("key: id", "key: customer_id")  # for reports: members match by e-mail
     query = "query: SELECT id, email, first_name, last_name, status, status_at FROM people"
@@ -317,6 +329,27 @@ def test_two_revisions_and_two_paths(repository, tmp_path):
     same = repository.diff("--base-config", str(other / "omnisync.yaml"), "--fail-on", "danger")
     assert same.returncode == 0, same.stdout + same.stderr
     assert "no changes" in same.stdout
+
+
+def test_a_copy_elsewhere_with_paths_that_climb_out_of_its_directory_is_the_same(
+    repository, tmp_path
+):
+    """``../`` paths of a --base-config copy resolve beside --config too, whatever the
+    depth of the copy's directory."""
+    repository.edit(
+        "crm: {kind: sqlite, path: ./data/crm.sqlite}", "crm: {kind: sqlite, path: ../crm.sqlite}"
+    )
+    repository.edit("state_dir: ./state", "state_dir: ../state")
+    copy = tmp_path / "elsewhere" / "deeper" / "omnisync.yaml"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(repository.path, copy)
+    same = repository.diff("--base-config", str(copy), "--fail-on", "warning")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no changes" in same.stdout
+    broken = copy.parent / "broken.yaml"
+    broken.write_text("version: [\n")
+    invalid = repository.diff("--base-config", str(broken))
+    assert invalid.returncode == 1 and f"base {broken}: {broken}:2:1:" in invalid.stderr
 
 
 def test_text_is_coloured_only_when_asked_or_on_a_terminal(repository):

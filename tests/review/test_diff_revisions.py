@@ -68,6 +68,48 @@ def test_a_config_directory_that_is_a_committed_link_is_read_where_it_leads(tmp_
     assert "no changes" in out
 
 
+def test_a_repointed_config_directory_link_is_read_where_the_base_points_it(tmp_path):
+    """The base is the link as the revision holds it, not as the working tree does: else a
+    change that points it at a new copy is read against an empty base (every object added,
+    the head's admins approving)."""
+    root = tmp_path / "repository"
+    (root / "conf").mkdir(parents=True)
+    (root / "conf" / "omnisync.yaml").write_text(CONFIG)
+    (root / "config").symlink_to("conf")
+    git(root, "init", "--quiet")
+    git(root, "add", ".")
+    git(root, "commit", "--quiet", "-m", "config")
+    shutil.copytree(root / "conf", root / "conf2")
+    promoted = CONFIG.replace("marko: {role: contributor}", "marko: {role: admin}")
+    (root / "conf2" / "omnisync.yaml").write_text(promoted)
+    (root / "config").unlink()
+    (root / "config").symlink_to("conf2")
+
+    code, out, err = _diff(root / "config", "--format", "json")
+
+    assert code == 0, out + err
+    changes = {change["name"]: change["approvers"] for change in json.loads(out)["changes"]}
+    assert changes == {"marko": ["ivan", "olena"]}
+
+
+def test_a_revision_git_cannot_read_is_an_error_not_an_empty_base(tmp_path):
+    """A read that fails (a partial clone offline, a corrupt repository) must not look
+    like a revision without config, where the head's admins approve everything."""
+    root = tmp_path / "repository"
+    root.mkdir()
+    (root / "omnisync.yaml").write_text(CONFIG)
+    git(root, "init", "--quiet")
+    git(root, "add", ".")
+    git(root, "commit", "--quiet", "-m", "config")
+    tree = git(root, "rev-parse", "HEAD^{tree}").strip()
+    os.remove(root / ".git" / "objects" / tree[:2] / tree[2:])
+
+    code, out, err = _diff(root / "omnisync.yaml")
+
+    assert code == 2, out + err
+    assert "cannot list" in err and "no config" not in out, out + err
+
+
 @pytest.mark.parametrize(
     ("link", "says"),
     [("../shared/missing.yaml", "leads nowhere"), ("{outside}", "out of the repository")],
