@@ -155,8 +155,8 @@ class RunAttempt:
                 """Queue one member's work; ``False`` once the pipeline takes no more."""
                 outcome = plan.map_work(item, now=now)
                 actions = tally.add(item, outcome)
-                if actions.remove_old_tag is not None:
-                    recorder.renaming(item.email, actions.remove_old_tag)
+                # A renamed tag: the export's is added once the old one is removed (below).
+                renaming = actions.remove_old_tag is not None
                 if actions.upsert and item.email in unresolved:
                     # Its batch may yet be applied, consent and all: it waits (pending).
                     self.waiting += 1
@@ -167,18 +167,19 @@ class RunAttempt:
                     if write.email in maybe_sent and write.consent is not None:
                         # A killed run may have sent this very write: don't repeat its consent.
                         write = without_repeated_consent(write, client.get_contact(write.email))
-                    recorder.expect(item.email, item.fingerprint, then_tag=actions.tag)
+                    then_tag = actions.tag and not renaming
+                    recorder.expect(item.email, item.fingerprint, then_tag=then_tag)
                     try:
-                        queued = main.upsert(write, then_tag=actions.tag)
+                        queued = main.upsert(write, then_tag=then_tag)
                     except ItemTooLarge as error:
                         # Too large for any batch: it fails alone, like one Omnisend refuses.
                         recorder.upsert_not_sent(item.email, str(error))
                     else:
                         if not queued:
                             return False
-                        self.then_tag_queued += actions.tag
+                        self.then_tag_queued += then_tag
                     self.upserts_queued += 1
-                elif actions.tag:
+                elif actions.tag and not renaming:
                     if not main.add_tag(item.email):
                         return False
                     self.tag_adds_queued += 1
@@ -186,9 +187,12 @@ class RunAttempt:
                 # the tally); one the pipeline refused (a stop) stays unreached, pending.
                 self.items_seen += 1
                 if actions.remove_old_tag is not None:
+                    if actions.tag:
+                        recorder.renaming(item.email, actions.remove_old_tag)
                     if not pipeline_for(actions.remove_old_tag).remove_tag(item.email):
                         return False  # a stop: the old tag stays on it, and in the ledger
                     self.removes_queued += 1
+                    self.tag_adds_queued += actions.tag  # pending until added, below
                 return True
 
             for item in staged.work():
@@ -210,6 +214,9 @@ class RunAttempt:
             for tag, pipeline in list(pipelines.items()):
                 if tag != export.tag:
                     pipeline.finish()
+            for email in recorder.renamed():
+                if stop.is_set() or not main.add_tag(email):
+                    break
             main.finish()
             self.stopped = stop.is_set()
         # A maybe-sent contact this run recorded needs no more looking up; the others (not

@@ -184,7 +184,9 @@ def _compare(
 def _differing_fields(body: Mapping[str, Any], contact: Mapping[str, Any]) -> tuple[str, ...]:
     differing: list[str] = []
     for name, value in body.items():
-        if name == "identifiers":
+        # With a countryCode, Omnisend keeps the name of that code's country, not the text
+        # sent ("España" is kept as "Spain"): the code is what can drift.
+        if name == "identifiers" or (name == "country" and "countryCode" in body):
             continue
         if name == "customProperties":
             held = contact.get("customProperties") or {}

@@ -45,10 +45,10 @@ class LedgerRecorder:
         self._maybe_sent = maybe_sent
         #: The e-mails of ``maybe_sent`` (a killed run's intents) this run recorded.
         self.maybe_sent_recorded: set[str] = set()
-        # A renamed tag: per e-mail, the old tag whose removal is not acknowledged yet,
-        # and the e-mails whose new tag Omnisend took meanwhile (see renaming()).
+        # A renamed tag: per e-mail, the old tag whose removal is not acknowledged yet;
+        # then the e-mails it was removed from, for the export's tag (see renaming()).
         self._renaming: dict[str, str] = {}
-        self._tagged_while_renaming: set[str] = set()
+        self._renamed: list[str] = []
         self._clock = clock
         self._on_change = on_change
         self._lock = threading.Lock()
@@ -153,39 +153,38 @@ class LedgerRecorder:
         self._on_change()
 
     def renaming(self, email: str, old_tag: str) -> None:
-        """Announce, before either call is queued, that this contact's ledger tag
-        ``old_tag`` is to be removed and the export's tag added.
+        """Announce that this contact's ledger tag ``old_tag`` is being removed, and that the
+        export's tag is to be added once Omnisend acknowledges that (:meth:`renamed`).
 
-        The ledger holds one tag per contact, and the two calls end in either order. So
-        the export's tag is recorded only once the old tag's removal is acknowledged:
-        until then the ledger keeps the old tag, and a removal that fails, is never sent
-        or is cut short by a kill -9 leaves it there for the next run to remove (adding
-        the export's tag again costs a call; losing the old tag would leave it on the
-        contact for good)."""
+        The ledger holds one tag per contact: added only after the old one is gone, the
+        export's tag is never on a contact beside the old one, so the ledger's tag is
+        always one the contact holds, whatever fails, stops or is killed in between (a
+        contact that leaves loses it; a second rename removes it)."""
         with self._lock:
             self._renaming[email] = old_tag
 
+    def renamed(self) -> list[str]:
+        """The e-mails announced by :meth:`renaming` whose old tag Omnisend removed since
+        the last call: ready for the export's tag."""
+        with self._lock:
+            ready, self._renamed = self._renamed, []
+        return ready
+
     def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
+        self._store.mark_tagged(self._export, tag, emails, now=self._clock.wall())
         with self._lock:
             self.tagged += len(emails)
-            renaming = tag == self._tag and self._renaming
-            waiting = self._renaming.keys() & emails if renaming else set()
-            self._tagged_while_renaming.update(waiting)
-        recorded = [email for email in emails if email not in waiting] if waiting else emails
-        self._store.mark_tagged(self._export, tag, recorded, now=self._clock.wall())
         self._on_change()
 
     def tags_removed(self, tag: str, emails: tuple[str, ...]) -> None:
         self._store.mark_untagged(self._export, tag, emails, now=self._clock.wall())
         with self._lock:
             self.untagged += len(emails)
-            renamed = [email for email in emails if self._renaming.get(email) == tag]
-            for email in renamed:
-                del self._renaming[email]
-            tagged = self._tagged_while_renaming.intersection(renamed)
-            self._tagged_while_renaming -= tagged
-        if tagged:  # their new tag was acknowledged first: recorded now
-            self._store.mark_tagged(self._export, self._tag, sorted(tagged), now=self._clock.wall())
+            if self._renaming:
+                for email in emails:
+                    if self._renaming.get(email) == tag:
+                        del self._renaming[email]
+                        self._renamed.append(email)
         self._on_change()
 
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
@@ -195,7 +194,7 @@ class LedgerRecorder:
         self._on_change()
 
     def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Nothing to record: a renamed contact's ledger keeps the old tag (:meth:`renaming`)."""
+        """Nothing to record: the ledger keeps the old tag, which the contact keeps."""
 
     def _sample(self, subject: str, reason: str) -> None:
         if len(self.failure_samples) < SAMPLE_SIZE:

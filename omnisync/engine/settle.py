@@ -11,7 +11,8 @@ A batch Omnisend has still not answered when settling gives up is *unresolved*:
 it may yet be applied, consent and all, so no run sends its e-mails until it is
 answered (they stay pending). One it no longer knows (404, or a record older than
 it keeps batches) may have been applied before it was forgotten: it becomes an
-intent again, its e-mails *maybe sent*.
+intent again, its e-mails *maybe sent*, and its contacts delivered before are sent
+again.
 """
 
 from __future__ import annotations
@@ -94,8 +95,12 @@ def settle_inflight(
         else:
             unresolved.append(batch)
     for batch in forgotten:
-        # Intent first: a kill in between leaves the batch in flight, forgotten again.
+        # Released last: a kill in between leaves the batch in flight, forgotten again.
         store.record_intent(export, batch.batch_id, batch.items, now=clock.wall())
+        # Delivered before (no consent can go to them again): sent again, whatever the
+        # diff says, since nobody knows which version Omnisend holds; that also clears
+        # them from the intent.
+        store.mark_for_resend(export, batch.emails, now=clock.wall())
         released += store.release(export, batch.batch_id)
     intents = store.intents(export)
     maybe_sent = frozenset(email for intent in intents for email in intent.emails)

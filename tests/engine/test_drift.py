@@ -202,3 +202,14 @@ def test_an_unknown_export_is_a_usage_error_and_no_state_store_a_failure(setup: 
     done = omnisync("drift", "members", "--config", str(setup.config_path))
     assert done.returncode == 1 and "no state store at" in done.stderr
     assert not setup.state_dir.exists()  # a read never creates one
+
+
+def test_a_country_omnisend_keeps_under_its_own_name_is_not_drift(setup: Setup) -> None:
+    """With a countryCode, Omnisend keeps that country's name ("Spain"), not the text sent
+    ("España"): comparing the text found drift that no repair could clear."""
+    write_segment(setup.database, people(3))
+    execute(setup.database, "UPDATE people SET country = 'España' WHERE id = 1")
+    run_export(setup)
+    assert setup.emulator.contact("person1@example.com")["country"] == "Spain"
+    code, report, _ = drift(setup, "--all")
+    assert code == 0, report

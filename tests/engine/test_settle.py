@@ -315,3 +315,30 @@ def test_an_intent_goes_once_its_contacts_are_recorded_whatever_else_is_pending(
     assert result.status == "partial" and result.counts.pending == 1, result.error
     with setup.store() as store:
         assert store.intents("members") == []
+
+
+@pytest.mark.parametrize("clock", [FakeClock()])
+def test_contacts_delivered_before_a_forgotten_batch_are_sent_again(
+    setup: Setup, clock: FakeClock
+) -> None:
+    """Which version a forgotten update left in Omnisend nobody knows: the next run sends
+    its contacts again (never a consent: they were delivered before), which also clears
+    them from the intent, so drift sees them again."""
+    write_segment(setup.database, people(3))
+    assert run(setup).status == "succeeded"
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        batch_id = client.create_batch(encoded(writes_for(setup, range(3))))
+        # An update a killed run sent: another fingerprint than the source's today.
+        items = [InflightItem(email, print_ + 1, False) for email, print_ in prints.items()]
+        store.record_intent("members", "intent-1", items, now=clock.wall())
+        store.record_created("members", "intent-1", batch_id, now=clock.wall())
+    setup.emulator.drain()
+    clock.advance(setup.emulator.settings.batch_retention)
+    before = last_sequence(setup.emulator)
+    assert run(setup).counts.upserted == 3
+    assert emails_of(log_since(setup.emulator, before), UPSERTS) == dict.fromkeys(prints, 1)
+    with setup.store() as store:
+        assert store.intents("members") == [] and store.inflight_batches("members") == []
+    assert run(setup).counts.unchanged == 3
