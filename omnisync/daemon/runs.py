@@ -214,6 +214,16 @@ class RunCoordinator:
             active = self._register(export, trigger)
         return self._launch(active)
 
+    def start_or_running(
+        self, export: str, *, trigger: str
+    ) -> tuple[RunRecord | None, RunRecord | None]:
+        """Start ``export`` (its record first), or else the record of its run in flight
+        (second), in one look; neither when none may start (stopping, not enabled)."""
+        with self._lock:
+            running = self._active.get(export)
+            active = self._register(export, trigger) if running is None else None
+        return self._launch(active), running.record if running is not None else None
+
     def request(self, export: str, *, trigger: str) -> RunRecord | None:
         """Start ``export`` now, or once more right after its run in flight (ticks during a
         run coalesce into one follow-up); the started run's record, ``None`` when coalesced."""

@@ -205,10 +205,9 @@ class Supervisor:
             if refusal is not None:
                 _log_refused(export, trigger, refusal)
                 return TriggerAnswer(422, {"error": refusal})
-        record = self.coordinator.start(export, trigger=trigger)
+        record, running = self.coordinator.start_or_running(export, trigger=trigger)
         if record is not None:
             return TriggerAnswer(202, record.to_json())
-        running = self.coordinator.running().get(export)
         if running is None:  # a reload removed or disabled it meanwhile, or we are stopping
             stopping = TriggerAnswer(409, {"error": "the daemon is stopping"})
             return _unavailable(self.config(), export) or stopping
