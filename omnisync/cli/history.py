@@ -4,6 +4,9 @@ Reads the config's state store, or the SQLite store under --state-dir, which
 needs no config (for when the config is broken). A missing SQLite store has no
 runs; an unreachable PostgreSQL store is exit 1. An export neither in the
 config nor in the history is a typo: exit 2, naming the config's exports.
+
+On a terminal the table fits its width; piped, nothing is cut (every cell and
+each error's first line whole), for CI logs and grep.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from omnisync.config.model import Config, DaemonSettings
 from omnisync.engine.history_render import render_runs, runs_as_dicts
 from omnisync.state import RunRecord, StateError, state_path
 from omnisync.state.opening import open_existing_store
+
+#: Wider than any row, so a table that is not on a terminal is never cut.
+_UNBOUNDED_WIDTH = 1_000_000
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -63,5 +69,8 @@ def handle(args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
-        render_runs(runs, Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160))
+        # A terminal's width fits the table to the screen; a pipe (CI logs, grep) gets
+        # every cell and error line whole: no width short enough to cut one.
+        width = None if sys.stdout.isatty() else _UNBOUNDED_WIDTH
+        render_runs(runs, Console(soft_wrap=False, width=width))
     return EXIT_OK

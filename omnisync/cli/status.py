@@ -4,33 +4,37 @@ The daemon is found through <state_dir>/daemon.json: --state-dir, else the
 config's daemon.state_dir, read as written even while the config does not
 load, else the default state directory. The text fits 80 columns (export
 names are never cut, times are relative); --format json has them in full.
+With a shared (PostgreSQL) state store the replicas table follows, read from
+the database (when it cannot be read, stderr says why after the daemon's status).
 
-Exit status: 0 a daemon answered, 1 none runs there, 2 usage error or an
-unreadable config path.
+Exit status: 0 a daemon answered (one that is not healthy too: stderr warns),
+1 none runs there, 2 usage error or an unreadable config path. With a shared
+state store: 0 when the daemon here answered or the store has a live replica
+(its heartbeat current), 1 when neither; the replicas table is shown either way.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import sys
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+import httpx
 
-from omnisync.cli.common import add_format, fail, write_json
-from omnisync.cli.main import EXIT_OK, EXIT_USAGE
-from omnisync.config.build import default_state_dir, home_directory, resolve_path
-from omnisync.config.loader import config_file_names, try_load_config
-from omnisync.config.location import add_config_argument, config_path_from
+from omnisync.cli.common import add_format, write_json
+from omnisync.cli.main import EXIT_OK
+from omnisync.cli.status_lookup import find_state_dir
+from omnisync.config.location import add_config_argument
 from omnisync.config.model import Config
-from omnisync.config.yamlload import parse_document
-from omnisync.daemon.discovery import DaemonClient, DaemonUnavailable, read_info
+from omnisync.daemon.discovery import (
+    DaemonClient,
+    DaemonUnavailable,
+    UntrustedStateFile,
+    find_info,
+)
 from omnisync.daemon.status import parse_time
 from omnisync.state.store import StateError
 
@@ -60,140 +64,82 @@ def register(parser: argparse.ArgumentParser) -> None:
     add_format(parser)
 
 
-#: Where a daemon's state usually is, when the config cannot say: systemd's StateDirectory.
-_SYSTEM_STATE_DIR = "/var/lib/omnisync"
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """Where to look for the daemon; ``looked`` says where and why, for messages."""
-
-    state_dir: Path
-    looked: str
-    #: Why the config does not load, when it does not (the daemon may run an older one).
-    config_problem: str | None = None
-    config: Config | None = None
-
-
-def find_state_dir(args: argparse.Namespace) -> Lookup:
-    """Where the daemon of ``--config`` keeps its state; exits 2 when the config cannot
-    be read."""
-    if args.state_dir:
-        return Lookup(
-            Path(args.state_dir), f"in the state directory {args.state_dir} (--state-dir)"
-        )
-    path = config_path_from(args, os.environ)
-    result = try_load_config(path, environ=os.environ)
-    home = home_directory(os.environ)
-
-    def lookup(directory: str, reason: str, problem: str | None = None) -> Lookup:
-        looked = f"for the config {path}; looked in {directory}, {reason}"
-        return Lookup(Path(directory), looked, problem, result.config)
-
-    if result.config is not None:
-        return lookup(result.config.daemon.state_dir, "the config's state directory")
-    first = str(result.diagnostics[0])  # never empty without a config (LoadResult)
-    if result.unreadable:
-        raise SystemExit(
-            fail(f"omnisync status: cannot read the config at {path}: {first}", EXIT_USAGE)
-        )
-    problem = f"the config at {path} does not load right now ({first})"
-    written = written_state_dir(path, home=home)
-    if written is not None:
-        return lookup(written[0], f"daemon.state_dir as written in {written[1]}", problem)
-    # No state_dir written anywhere: the daemon used the default, or, as a service,
-    # systemd's StateDirectory= (which a shell's missing $STATE_DIRECTORY cannot tell).
-    system = read_info(Path(_SYSTEM_STATE_DIR))
-    if system is not None and os.path.abspath(system.config_path) == os.path.abspath(path):
-        return lookup(_SYSTEM_STATE_DIR, "systemd's StateDirectory=", problem)
-    return lookup(
-        default_state_dir(os.environ, home=home),
-        "the default state directory: the config sets no daemon.state_dir",
-        problem,
-    )
-
-
-def written_state_dir(path: str, *, home: str) -> tuple[str, str] | None:
-    """``daemon.state_dir`` as a config that does not load still writes it (resolved as the
-    loader does), and its file. A file that is not YAML is searched line by line."""
-    try:
-        files = config_file_names(path) if os.path.isdir(path) else [path]
-    except OSError:
-        return None
-    for file in files:
-        try:
-            content = Path(file).read_bytes()
-        except OSError:
-            continue
-        document = parse_document(content, file=file)
-        if document.data is not None:
-            daemon = document.data.get("daemon")
-            value = daemon.get("state_dir") if isinstance(daemon, dict) else None
-        else:
-            value = _state_dir_line(content.decode("utf-8", "replace"))
-        if isinstance(value, str) and value.strip():
-            return resolve_path(value, os.path.dirname(os.path.abspath(file)), home), file
-    return None
-
-
-_TOP_LEVEL = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:")
-_STATE_DIR = re.compile(r"^\s+state_dir\s*:\s*(?P<value>.+?)\s*$")
-
-
-def _state_dir_line(text: str) -> object:
-    """``state_dir`` under a top-level ``daemon:`` block, from a file YAML cannot parse."""
-    in_daemon = False
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        top = _TOP_LEVEL.match(line)
-        if top is not None:
-            in_daemon = top.group("key") == "daemon"
-        elif in_daemon and (found := _STATE_DIR.match(line)):
-            try:
-                # The value alone is YAML: quotes, escapes and a trailing comment.
-                return yaml.safe_load(found.group("value"))
-            except yaml.YAMLError:
-                return None
-    return None
-
-
 def handle(args: argparse.Namespace) -> int:
     lookup = find_state_dir(args)
+    document: dict[str, Any] | None = None
+    try:
+        document, unhealthy = ask_daemon(lookup.state_dir)
+    except DaemonUnavailable as error:
+        print(f"omnisync status: no daemon is running {lookup.looked}: {error}", file=sys.stderr)
+        if lookup.config_problem:
+            print(f"omnisync status: note: {lookup.config_problem}", file=sys.stderr)
+    else:
+        if unhealthy:
+            print(
+                f"omnisync status: warning: {unhealthy} (/healthz: its main loop is stalled,"
+                " or its shared state store cannot be reached)",
+                file=sys.stderr,
+            )
+        if lookup.config_problem:
+            # The daemon keeps running its last good config; say why this one is not it.
+            print(f"omnisync status: warning: {lookup.config_problem}", file=sys.stderr)
     shared: dict[str, Any] | None = None
+    unreadable: str | None = None
     if lookup.config is not None and lookup.config.daemon.state.shared:
         try:
             shared = replicas_document(lookup.config)
         except StateError as error:
-            return fail(f"omnisync status: cannot read the replicas: {error}", EXIT_NO_DAEMON)
-    document: dict[str, Any] = {}
+            unreadable = f"omnisync status: cannot read the replicas: {error}"
+    if document is not None or shared is not None:
+        show(document, shared, json_format=args.format == "json")
+    if unreadable:
+        # After the daemon's status: it answers whatever the database does.
+        print(unreadable, file=sys.stderr)
+    # With a shared store, a replica alive there runs the exports when none runs here.
+    live = shared is not None and any(replica["live"] for replica in shared["replicas"])
+    return EXIT_OK if document is not None or live else EXIT_NO_DAEMON
+
+
+def ask_daemon(state_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """The ``/status`` of the daemon of ``state_dir``, and why it is not healthy (``None``
+    while it is); :class:`DaemonUnavailable` when none answers. A daemon whose ``/healthz``
+    fails (its main loop stalled, its shared store unreachable) is asked all the same: that
+    is when its status is wanted most."""
     try:
-        with DaemonClient.find(lookup.state_dir) as client:
-            document = client.status()
-    except DaemonUnavailable as error:
-        # With replicas elsewhere, the shared store alone says what they do.
-        if shared is None:
-            print(
-                f"omnisync status: no daemon is running {lookup.looked}: {error}", file=sys.stderr
-            )
-            if lookup.config_problem:
-                print(f"omnisync status: note: {lookup.config_problem}", file=sys.stderr)
-            return EXIT_NO_DAEMON
-    else:
-        if lookup.config_problem:
-            # The daemon keeps running its last good config; say why this one is not it.
-            print(f"omnisync status: warning: {lookup.config_problem}", file=sys.stderr)
-    if args.format == "json":
-        write_json({**document, **(shared or {})})
-        return EXIT_OK
+        with DaemonClient.find(state_dir) as client:
+            return client.status(), None
+    except UntrustedStateFile:
+        raise  # nothing is sent to the address such a file names
+    except DaemonUnavailable as unavailable:
+        info = find_info(state_dir)
+        if info is None:
+            raise
+        with DaemonClient(info, state_dir=state_dir) as client:
+            try:
+                document = client.status()
+            except (httpx.HTTPError, ValueError):
+                raise unavailable from None
+        # The recorded daemon's answer only, never another process's that took its port.
+        daemon = document.get("daemon") if isinstance(document, dict) else None
+        if not isinstance(daemon, dict) or daemon.get("pid") != info.pid:
+            raise unavailable from None
+        return document, str(unavailable)
+
+
+def show(
+    document: dict[str, Any] | None, shared: dict[str, Any] | None, *, json_format: bool
+) -> None:
+    """The daemon's ``/status`` and the shared store's replicas, as JSON or text."""
+    if json_format:
+        write_json({**(document or {}), **(shared or {})})
+        return
     from rich.console import Console
 
     console = Console(highlight=False)
-    if document:
+    if document is not None:
         render(document, console)
     if shared is not None:
         render_replicas(shared, console, now=datetime.now(UTC))
-    return EXIT_OK
 
 
 def replicas_document(config: Config) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The read commands against a PostgreSQL state store (``daemon.state: {kind: postgres}``).
 
-``history``, ``plan``, ``explain``, ``drift`` and ``diff`` read the store the
-config names, as real ``omnisync`` processes: a fresh database per test. A
+``history``, ``plan``, ``explain``, ``drift``, ``diff`` and ``status`` read the store
+the config names, as real ``omnisync`` processes: a fresh database per test. A
 store that cannot be reached, or a DSN that cannot be resolved, is one line
 naming the store (or the reference), never the DSN's password.
 """
@@ -21,7 +21,8 @@ import pytest
 from omnisync.emulator import Emulator
 from tests.cli import run_cli
 from tests.conftest import fresh_database
-from tests.daemon.harness import make_source
+from tests.daemon.harness import DaemonProcess, make_source
+from tests.daemon.runfunctions import wait_until
 from tests.daemon.yamlconfig import API_KEY_VARIABLE, ConfigYaml, ExportYaml
 from tests.state.seeding import deliver
 
@@ -52,7 +53,9 @@ def state_dsn(postgres_admin_dsn: str) -> Iterator[str]:
         yield dsn
 
 
-def make_setup(directory: Path, *, dsn: str | None, base_url: str) -> Setup:
+def make_setup(
+    directory: Path, *, dsn: str | None, base_url: str, replica_id: str = "omnisync-0"
+) -> Setup:
     """The config in ``directory``; ``dsn`` (``None``: unset) in the processes' environment."""
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / "cdp.sqlite"
@@ -65,7 +68,7 @@ def make_setup(directory: Path, *, dsn: str | None, base_url: str) -> Setup:
         exports=(ExportYaml("weekly", schedule=None),),
         extra_daemon={
             "state": f"{{kind: postgres, dsn: {{env: {DSN_VARIABLE}}}}}",
-            "replica_id": "omnisync-0",
+            "replica_id": replica_id,
         },
     )
     path = directory / "omnisync.yaml"
@@ -201,3 +204,55 @@ def test_a_missing_dsn_variable_names_the_setting_and_the_reference(
     code, out, err = setup.run(*command)
     assert code == 1, out + err
     assert "daemon.state.dsn" in err and f"env:{DSN_VARIABLE}" in err, err
+
+
+def test_status_without_a_daemon_here_exits_0_only_while_a_replica_is_live(
+    tmp_path: Path, state_dsn: str
+) -> None:
+    here = make_setup(tmp_path / "here", dsn=state_dsn, base_url="http://127.0.0.1:9/api")
+    nobody = here.run("status")
+    assert nobody[0] == 1, nobody
+    assert "no daemon is running for the config" in nobody[2]
+    assert "replicas sharing the state store" in nobody[1]  # the table, empty
+
+    # A replica elsewhere (its own state directory, another replica id) runs the exports.
+    elsewhere = make_setup(
+        tmp_path / "elsewhere",
+        dsn=state_dsn,
+        base_url="http://127.0.0.1:9/api",
+        replica_id="omnisync-1",
+    )
+    replica = DaemonProcess(
+        config_path=elsewhere.config_path,
+        state_dir=elsewhere.state_dir,
+        log_path=tmp_path / "elsewhere" / "daemon.log",
+        extra_env={DSN_VARIABLE: state_dsn},
+    ).start()
+    try:
+        wait_until(
+            lambda: here.run("status")[0] == 0,
+            timeout=30,
+            interval=0.3,
+            message="status to find the live replica",
+        )
+        code, out, err = here.run("status")
+        assert code == 0, err
+        assert "omnisync-1" in out and "(gone)" not in out, out
+        assert "no daemon is running for the config" in err  # not here: said all the same
+        code, out, err = here.run("status", "--format", "json")
+        assert code == 0, err
+        assert [row["id"] for row in json.loads(out)["replicas"]] == ["omnisync-1"]
+    finally:
+        assert replica.stop() == 0
+    # Stopped cleanly, it left the store: nobody runs the exports any more.
+    code, out, err = here.run("status", "--format", "json")
+    assert code == 1, out + err
+    assert json.loads(out)["replicas"] == []
+
+
+def test_status_with_an_unreachable_store_and_no_daemon_says_both(unreachable: Setup) -> None:
+    code, out, err = unreachable.run("status")
+    assert code == 1, out + err
+    assert PASSWORD not in out + err
+    assert "no daemon is running for the config" in err
+    assert "cannot read the replicas" in err and "127.0.0.1" in err, err

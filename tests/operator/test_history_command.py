@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from omnisync.state import SqliteLedgerStore, state_path
-from tests.cli import run_cli
+from tests.cli import run_cli, run_cli_in_terminal
 from tests.daemon.yamlconfig import ExportYaml
 from tests.operator.configs import write_config
 
@@ -18,6 +19,8 @@ LONG_ERROR = (
     "Omnisend answered 500 Internal Server Error on POST /api/contacts/batch " * 6
     + "\nsecond line of the error\nthird line"
 )
+#: A terminal's colour and cursor sequences, to read what the terminal shows.
+ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.fixture
@@ -81,14 +84,53 @@ def test_the_text_history_has_a_revision_column_and_one_line_per_error(config):
     rows = {line.split()[0]: line for line in lines[2:] if line.split()[0:1] in (["1"], ["2"])}
     assert "git:1a2b3c4" in rows["1"]
     assert "sha256:0123456789ab" in rows["2"]
-    # The error: its first line only, cut to the width, on one line of its own.
+    # The error: its first line only, on one line of its own (piped: whole, for grep).
     error_lines = [line for line in lines if "Internal Server Error" in line]
     assert len(error_lines) == 1, result.stdout
-    assert error_lines[0].lstrip().startswith("run 2: Omnisend answered 500")
-    assert error_lines[0].rstrip().endswith("…")
-    assert len(error_lines[0]) <= 160
+    assert error_lines[0].strip() == "run 2: " + LONG_ERROR.splitlines()[0].strip()
     assert "second line" not in result.stdout
     assert len(lines) <= 8, result.stdout
+
+
+def test_piped_history_keeps_every_cell_whole(tmp_path):
+    """CI logs and grep read the whole values, however many columns a row needs."""
+    name = "newsletter_subscribers_lapsed_ninety_days"
+    config = write_config(tmp_path / "conf", ExportYaml(name, schedule="every: 15m"))
+    (tmp_path / "conf" / "state").mkdir()
+    with SqliteLedgerStore(state_path(tmp_path / "conf" / "state")) as store:
+        run = store.start_run(
+            name,
+            trigger="daemon-trigger, release by root",
+            config_revision="sha256:0123456789abcdef",
+            now=STARTED,
+        )
+        counts = {"members": 1_234_567, "upserted": 1_234_567, "tagged": 1_234_567}
+        store.finish_run(
+            run.id,
+            status="succeeded",
+            counts={**counts, "untagged": 7_654_321, "pending": 1_000_000},
+            error="Omnisend answered 500 on POST /api/contacts/batch " * 6,
+            now=STARTED + timedelta(hours=2),
+        )
+    result = run_cli("history", "--config", str(config), extra_env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.split()[:1] == ["1"]]
+    for cell in (name, "daemon-trigger, release by root", "succeeded", "sha256:0123456789abcdef"):
+        assert cell in row, result.stdout
+    assert "7,654,321" in row and "1,000,000" in row, result.stdout
+    assert "…" not in result.stdout
+    assert "run 1: " + ("Omnisend answered 500 on POST /api/contacts/batch " * 6).strip() in (
+        result.stdout
+    )
+
+
+def test_a_terminal_keeps_its_width_and_cuts_the_error_there(config):
+    code, output = run_cli_in_terminal("history", "weekly", "--config", str(config))
+    assert code == 0, output
+    lines = [line.rstrip() for line in ESCAPE.sub("", output).splitlines()]
+    assert all(len(line) <= 120 for line in lines), output
+    (error,) = [line for line in lines if "Internal Server Error" in line]
+    assert error.lstrip().startswith("run 2: Omnisend answered 500") and error.endswith("…")
 
 
 def test_the_json_history_keeps_the_whole_error(config):
