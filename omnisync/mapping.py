@@ -25,19 +25,30 @@ from omnisync.sourcevalues import (
     cleaned_text,
     consent_status,
     consent_time,
-    readable_text,
     rfc3339,
 )
 
-#: Longest value, in characters, of a standard contact field. Omnisend does not
-#: publish one; this is a conservative common database column size, and a
-#: longer value is almost always a mis-mapped column.
+#: Longest value, in characters, of each standard contact field. Omnisend does not
+#: publish them; these are conservative (the emulator holds Omnisend to the same), and
+#: a longer value is almost always a mis-mapped column: the row is invalid, never sent
+#: to be refused (a batch more than half refused stops, and holds up the rest of it).
+MAX_FIELD_LENGTHS = {
+    "firstName": 128,
+    "lastName": 128,
+    "address": 256,
+    "city": 128,
+    "state": 128,
+    "postalCode": 32,
+    "country": 128,
+}
+#: Longest consent IP address or user agent kept; a longer one is not sent.
 MAX_FIELD_LENGTH = 255
 #: Omnisend's documented limits for custom properties.
 MAX_CUSTOM_PROPERTY_LENGTH = 2048
 MAX_CUSTOM_PROPERTIES = 200
-#: A consent time at or before this is a "no date" placeholder, never a real consent.
-NO_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+#: A consent time before this is a "no date" placeholder, never a real consent: 1970-01-01
+#: in any time zone (epoch 0 written as local time), and year 1.
+NO_DATE = datetime(1970, 1, 2, tzinfo=UTC)
 CUSTOM_PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 
 #: Mapping field name → Omnisend contact field name.
@@ -85,7 +96,7 @@ class MappingPlan:
         mapping = export.mapping
         self._email = position[mapping.email]
         self._fields = tuple(
-            (omnisend_name, label, position[column])
+            (omnisend_name, label, position[column], MAX_FIELD_LENGTHS[omnisend_name])
             for label, omnisend_name in OMNISEND_FIELDS.items()
             if (column := getattr(mapping, label)) is not None
         )
@@ -120,7 +131,7 @@ class MappingPlan:
         - ``email``: normalised (:func:`normalise_email`) and validated
           (:func:`email_problem`).
         - Standard fields: values stringified, stripped; empty means absent; longer
-          than :data:`MAX_FIELD_LENGTH` characters is invalid.
+          than :data:`MAX_FIELD_LENGTHS` says is invalid.
         - ``country``: sent as given; its alpha-2 code is added as ``countryCode``
           when the name (or code) is known to :mod:`omnisync.countries`.
           A mapped ``country_code`` wins and must be an assigned alpha-2 code.
@@ -130,7 +141,7 @@ class MappingPlan:
           status is never sent for a contact this export delivered before): the
           status in a common spelling and the time the source recorded, as RFC 3339
           UTC. A status without a parsable time (or with a time after ``now``,
-          when ``now`` is given, or a "no date" time at or before :data:`NO_DATE`)
+          when ``now`` is given, or a "no date" time before :data:`NO_DATE`)
           sends no status at all and adds a warning.
         - ``send_welcome_message`` comes from the export (false unless it opts in).
 
@@ -149,8 +160,10 @@ class MappingPlan:
             reasons.append(problem)
         warnings: list[str] = []
         fields: dict[str, str] = {}
-        for omnisend_name, label, index in self._fields:
-            text = _text(values[index], label, reasons=reasons, warnings=warnings)
+        for omnisend_name, label, index, longest in self._fields:
+            text = _text(
+                values[index], label, reasons=reasons, warnings=warnings, max_length=longest
+            )
             if text is not None:
                 fields[omnisend_name] = text
         if self._country_code is not None or self._country is not None:
@@ -182,18 +195,22 @@ class MappingPlan:
         warnings: list[str],
     ) -> None:
         if self._country_code is not None:
-            try:
-                code = cleaned_text(values[self._country_code])[0]
-            except ValueError:
-                code = None
-                reasons.append("country_code is binary data, not UTF-8 text")
+            code = _text(
+                values[self._country_code], "country_code", reasons=reasons, warnings=warnings
+            )
             if code is not None:
                 if is_alpha_2(code):
                     fields["countryCode"] = code.upper()
                 else:
                     reasons.append("country_code is not an ISO 3166-1 alpha-2 code")
         if self._country is not None:
-            name = _text(values[self._country], "country", reasons=reasons, warnings=warnings)
+            name = _text(
+                values[self._country],
+                "country",
+                reasons=reasons,
+                warnings=warnings,
+                max_length=MAX_FIELD_LENGTHS["country"],
+            )
             if name is not None:
                 fields["country"] = name
                 if "countryCode" not in fields and (found := country_code(name)) is not None:
@@ -247,16 +264,18 @@ class MappingPlan:
         if now is not None and changed_at > now:
             warnings.append("consent time is in the future; no status sent")
             return None
-        if changed_at <= NO_DATE:
-            # Year 1, epoch 0: what many systems write for "no date". Omnisend might read
-            # such a time as "now", and a stale subscribe must never win over an unsubscribe.
+        if changed_at < NO_DATE:
+            # Year 1, epoch 0 (in any zone): what many systems write for "no date". Omnisend
+            # might read it as "now", and a stale subscribe must never beat an unsubscribe.
             warnings.append("consent time is a 'no date' value (1970 or before); no status sent")
             return None
         return EmailConsent(
             status=status,
             changed_at=rfc3339(changed_at),
-            ip=None if ip_at is None else _optional_text(values[ip_at]),
-            user_agent=None if user_agent_at is None else _optional_text(values[user_agent_at]),
+            ip=None if ip_at is None else _optional_text(values[ip_at], "consent ip", warnings),
+            user_agent=None
+            if user_agent_at is None
+            else _optional_text(values[user_agent_at], "consent user agent", warnings),
             source=source,
         )
 
@@ -283,8 +302,17 @@ def _text(
     return text
 
 
-def _optional_text(value: object) -> str | None:
-    text = readable_text(value)
-    if text is None or len(text) > MAX_FIELD_LENGTH:
+def _optional_text(value: object, label: str, warnings: list[str]) -> str | None:
+    """``value`` as text, or ``None`` with a warning: a consent detail that cannot be sent
+    as it is leaves the consent record without it, not the row unsent."""
+    try:
+        text, cleaned = cleaned_text(value)
+    except ValueError:
+        warnings.append(f"{label} is binary data, not UTF-8 text; not sent")
+        return None
+    if cleaned:
+        warnings.append(f"{label}: control characters removed")
+    if text is not None and len(text) > MAX_FIELD_LENGTH:
+        warnings.append(f"{label} is longer than {MAX_FIELD_LENGTH} characters; not sent")
         return None
     return text

@@ -23,7 +23,6 @@ from omnisync.engine.results import (
 from omnisync.engine.settle import Settlement, without_repeated_consent
 from omnisync.mapping import MappingPlan
 from omnisync.omnisend.client import OmnisendClient
-from omnisync.omnisend.errors import ItemTooLarge
 from omnisync.omnisend.pipeline import DeliveryPipeline
 from omnisync.planning import Leaver, WorkItem
 from omnisync.state import LedgerStore
@@ -169,15 +168,10 @@ class RunAttempt:
                         write = without_repeated_consent(write, client.get_contact(write.email))
                     then_tag = actions.tag and not renaming
                     recorder.expect(item.email, item.fingerprint, then_tag=then_tag)
-                    try:
-                        queued = main.upsert(write, then_tag=then_tag)
-                    except ItemTooLarge as error:
-                        # Too large for any batch: it fails alone, like one Omnisend refuses.
-                        recorder.upsert_not_sent(item.email, str(error))
-                    else:
-                        if not queued:
-                            return False
-                        self.then_tag_queued += then_tag
+                    # (One too large for any batch is invalid: the tally never lets it here.)
+                    if not main.upsert(write, then_tag=then_tag):
+                        return False
+                    self.then_tag_queued += then_tag
                     self.upserts_queued += 1
                 elif actions.tag and not renaming:
                     if not main.add_tag(item.email):

@@ -96,6 +96,8 @@ def explain_email(
         leaving_tag = staged.leaver_tags([email]).get(email)
         plan = MappingPlan(export)
     entry = store.entry(export_name, email) if store is not None else None
+    if member is not None and member.work is not None and not member.work.in_ledger:
+        entry = None  # another brand's (the connection moved): the next run forgets it
     mapped = None
     if member is not None:
         outcome = plan.map_row(member.row, in_ledger=entry is not None, now=now)

@@ -133,16 +133,6 @@ class LedgerRecorder:
                 self._sample(mask_email(failure.email), _failure_reason(failure))
         self._on_change()
 
-    def upsert_not_sent(self, email: str, reason: str) -> None:
-        """An expected upsert that can never be sent (one contact over a batch's byte limit):
-        a failed upsert, sampled with ``reason`` (which must hold no full e-mail), and tried
-        again by the next run like one Omnisend refused."""
-        with self._lock:
-            self._expected.pop(email, None)
-            self.upsert_failed += 1
-            self._sample(mask_email(email), reason)
-        self._on_change()
-
     def batch_abandoned(self, batch_id: str, emails: tuple[str, ...], *, reason: str = "") -> None:
         # Left in flight on purpose: Omnisend may still process the batch, and the
         # next run asks it before deciding what to send again.

@@ -19,6 +19,7 @@ from omnisync.engine.results import SAMPLE_SIZE, ReasonCount, Tallied
 from omnisync.engine.staging import StagedExport, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
 from omnisync.masking import mask_email
+from omnisync.omnisend.payloads import oversize_reason
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
 from omnisync.state import LedgerStore, state_path
 
@@ -119,6 +120,8 @@ class PlanTally:
         invalid = False
         if outcome is not None:
             result = outcome.result
+            if not isinstance(result, InvalidRow) and (reason := oversize_reason(result)):
+                result = InvalidRow(mask_email(result.email), (reason,))
             if isinstance(result, InvalidRow):
                 invalid = True
                 self._invalid_changed += item.in_ledger

@@ -109,6 +109,25 @@ class EncodedBatch:
         return _ENVELOPE_HEAD + b",".join(self.items) + _ENVELOPE_TAIL
 
 
+#: Bytes a contact's JSON item holds beyond its texts (keys, quotes, consent), at most.
+_STRUCTURE_BYTES = 16 * 1024
+
+
+def oversize_reason(write: ContactWrite) -> str | None:
+    """Why ``write`` can never be sent, its item alone over a batch's byte limit (plan and
+    run count it invalid); ``None`` when it fits. Encodes only the rare write whose texts
+    could be that large: no character takes more than 6 bytes of JSON (``\\u001f``)."""
+    properties = write.custom_properties
+    texts = (write.email, *write.fields.values(), *properties.keys(), *properties.values())
+    length = sum(map(len, texts))
+    if ENVELOPE_BYTES + _STRUCTURE_BYTES + 6 * length <= MAX_BATCH_BYTES:
+        return None
+    size = ENVELOPE_BYTES + len(orjson.dumps(contact_body(write)))
+    if size <= MAX_BATCH_BYTES:
+        return None
+    return f"the contact is {size:,} bytes as JSON, over the {MAX_BATCH_BYTES:,}-byte batch limit"
+
+
 class BatchPacker:
     """Packs contacts, as they come, into batches within the item and byte limits."""
 

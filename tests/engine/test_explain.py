@@ -10,7 +10,14 @@ from typing import Any
 from omnisync.inflight import InflightItem
 from omnisync.state import open_state_store
 from tests.engine.conftest import Setup
-from tests.engine.helpers import execute, omnisync, people, person, write_segment
+from tests.engine.helpers import (
+    API_KEY_VARIABLE,
+    execute,
+    omnisync,
+    people,
+    person,
+    write_segment,
+)
 
 EMAILS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
@@ -127,3 +134,21 @@ def test_before_any_run_nothing_was_delivered_and_no_state_is_created(setup: Set
     found = explain(setup, "person0@example.com", "--export", "members")
     assert found["next_run"] == ["create", "tag"] and found["delivered"] is None
     assert not setup.state_dir.exists()
+
+
+def test_after_the_connection_moves_to_another_brand_nothing_is_delivered_there(
+    setup: Setup,
+) -> None:
+    """Another key reference is another brand: the next run forgets the old brand's ledger
+    and sends every member as new, consent included, which explain must show."""
+    write_segment(setup.database, people(2))
+    run = omnisync("export", "run", "members", "--config", str(setup.config_path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert explain(setup, "person1@example.com")["delivered"] is not None
+    text = setup.config_path.read_text()
+    setup.config_path.write_text(text.replace(f"{{env: {API_KEY_VARIABLE}}}", "{file: key}"))
+    (setup.config_path.parent / "key").write_text("another-brand-key\n")
+    found = explain(setup, "person1@example.com")
+    assert found["delivered"] is None
+    assert found["next_run"] == ["create", "tag"]
+    assert found["mapped"]["consent"] is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
 
 import pytest
@@ -12,7 +13,7 @@ from omnisync.engine.results import RunResult
 from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, UnknownExport
 from omnisync.state.locks import ExportLock
 from tests.engine.conftest import Setup
-from tests.engine.helpers import WRITES, people, write_segment
+from tests.engine.helpers import WRITES, omnisync, people, write_segment
 
 
 def run(setup: Setup, *, config: Config | None = None, api_key: str = "test-key") -> RunResult:
@@ -160,9 +161,11 @@ def test_a_killed_runs_record_is_marked_interrupted_by_the_next_run(setup: Setup
     assert record is not None and record.status == "interrupted"
 
 
-def test_a_contact_too_large_for_any_batch_fails_alone_and_the_others_are_sent(
+def test_a_contact_too_large_for_any_batch_is_invalid_and_the_others_are_sent(
     setup: Setup,
 ) -> None:
+    """Every field within its limit, the whole over a batch's bytes: it can never be sent,
+    so plan and run count it invalid (it failed every run, for ever, before)."""
     write_segment(setup.database, people(3))
     with sqlite3.connect(setup.database) as database:
         database.execute("ALTER TABLE people ADD COLUMN bio TEXT")
@@ -174,11 +177,15 @@ def test_a_contact_too_large_for_any_batch_fails_alone_and_the_others_are_sent(
     mapping = "      country: country\n"
     config = config.replace(mapping, f"{mapping}      custom_properties:\n{properties}")
     setup.config_path.write_text(config)
+    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    assert planned.returncode == 0, planned.stderr
     result = run(setup)
-    assert result.status == "partial", result.error
-    assert (result.counts.upserted, result.counts.upsert_failed) == (2, 1)
-    assert result.error is not None and "over the 1,000,000-byte batch limit" in result.error
-    assert "person1@example.com" not in result.error
+    assert result.status == "succeeded", result.error
+    assert (result.counts.upserted, result.counts.invalid) == (2, 1)
+    [reason] = result.invalid_reasons
+    assert reason.reason.endswith("bytes as JSON, over the 1,000,000-byte batch limit")
+    [plan] = json.loads(planned.stdout)["plans"]
+    assert (plan["invalid"], plan["to_create"]) == (1, 2)
     assert setup.emulator.drain()
     assert setup.emulator.contact("person1@example.com") is None
     assert setup.emulator.contact("person2@example.com") is not None

@@ -229,12 +229,39 @@ def test_rfc3339_always_writes_a_four_digit_year(moment: datetime, text: str) ->
     assert rfc3339(moment) == text
 
 
-@pytest.mark.parametrize("changed_at", ["0001-01-01T00:00:00", "1970-01-01T00:00:00Z", 0])
+@pytest.mark.parametrize(
+    "changed_at",
+    [
+        "0001-01-01T00:00:00",
+        "1970-01-01T00:00:00Z",
+        0,
+        0.5,  # 1970-01-01T00:00:00Z once cut to whole seconds
+        "1970-01-01 02:00:00",  # epoch 0 as local time east of UTC (MySQL's FROM_UNIXTIME)
+        "1970-01-01T23:59:59Z",
+    ],
+)
 def test_a_no_date_consent_time_sends_no_status(changed_at: object) -> None:
     # .NET's and Go's year 1 and Unix's epoch 0 mean "no date": Omnisend might read
     # one as "now", and a stale subscribe must never win over an unsubscribe.
     write, warnings = outcome_for({"status": "subscribed", "changed_at": changed_at})
     assert write.consent is None
     assert warnings == ("consent time is a 'no date' value (1970 or before); no status sent",)
-    later, warnings = outcome_for({"status": "subscribed", "changed_at": "1970-01-01T00:00:01Z"})
+    later, warnings = outcome_for({"status": "subscribed", "changed_at": "1970-01-02T00:00:00Z"})
     assert later.consent is not None and warnings == ()
+
+
+def test_a_consent_detail_that_cannot_be_sent_as_it_is_is_left_out_with_a_warning() -> None:
+    write, warnings = outcome_for(
+        {
+            "status": "subscribed",
+            "changed_at": "2024-05-01T10:00:00Z",
+            "ip": "192.0.2.7\x07",
+            "agent": "M" * 256,
+        }
+    )
+    assert write.consent is not None
+    assert (write.consent.ip, write.consent.user_agent) == ("192.0.2.7", None)
+    assert warnings == (
+        "consent ip: control characters removed",
+        "consent user agent is longer than 255 characters; not sent",
+    )

@@ -121,6 +121,16 @@ def test_an_unknown_country_stays_a_name_only() -> None:
     assert "countryCode" not in write.fields
 
 
+def test_control_characters_in_a_country_code_are_removed_with_a_warning() -> None:
+    export = make_export(mapping=FieldMapping(email="email", country_code="cc"))
+    outcome = MappingPlan(export).map_row(
+        {"email": "a@example.com", "cc": "U\x07A"}, in_ledger=False
+    )
+    assert isinstance(outcome.result, ContactWrite)
+    assert outcome.result.fields == {"countryCode": "UA"}
+    assert outcome.warnings == ("country_code: control characters removed",)
+
+
 def test_a_country_code_column_wins_and_must_be_alpha_2() -> None:
     export = make_export(mapping=FieldMapping(email="email", country="country", country_code="cc"))
     write = mapped({"email": "a@example.com", "country": "Ukraine", "cc": "pl"}, export=export)
@@ -154,22 +164,31 @@ def test_custom_property_values_are_stringified() -> None:
 
 def test_over_long_values_make_the_row_invalid_with_every_reason_at_once() -> None:
     invalid = refused(
-        a_row(first_name="Й" * 256, city="c" * 300, loyalty_tier="t" * 2049, email="bad@@x.com")
+        a_row(first_name="Й" * 129, city="c" * 300, loyalty_tier="t" * 2049, email="bad@@x.com")
     )
     assert invalid.email_masked.startswith("b***@")
     assert "bad" not in invalid.email_masked
     assert invalid.reasons == (
         "e-mail must contain exactly one @",
-        "first_name is longer than 255 characters",
-        "city is longer than 255 characters",
+        "first_name is longer than 128 characters",
+        "city is longer than 128 characters",
         "custom property 'loyalty_tier' is longer than 2048 characters",
     )
 
 
 def test_values_at_the_limits_are_accepted() -> None:
-    write = mapped(a_row(first_name="Й" * 255, loyalty_tier="t" * 2048))
-    assert len(write.fields["firstName"]) == 255
+    write = mapped(a_row(first_name="Й" * 128, loyalty_tier="t" * 2048))
+    assert len(write.fields["firstName"]) == 128
     assert len(write.custom_properties["loyalty_tier"]) == 2048
+
+
+def test_each_field_is_held_to_the_limit_the_emulator_holds_omnisend_to() -> None:
+    """A row Omnisend would refuse is invalid instead: more than half of a batch refused
+    stops it, and its other contacts were never delivered, run after run."""
+    from omnisync.emulator.contacts import STRING_FIELDS
+    from omnisync.mapping import MAX_FIELD_LENGTHS
+
+    assert MAX_FIELD_LENGTHS == STRING_FIELDS
 
 
 def test_a_missing_email_is_invalid_without_any_address_to_show() -> None:
