@@ -11,8 +11,8 @@ A batch Omnisend has still not answered when settling gives up is *unresolved*:
 it may yet be applied, consent and all, so no run sends its e-mails until it is
 answered (they stay pending). One it no longer knows (404, or a record older than
 it keeps batches) may have been applied before it was forgotten: it becomes an
-intent again, its e-mails *maybe sent*, and its contacts delivered before are sent
-again.
+intent again. The maybe-sent contacts delivered before are sent again, their tag as
+recorded.
 """
 
 from __future__ import annotations
@@ -97,13 +97,14 @@ def settle_inflight(
     for batch in forgotten:
         # Released last: a kill in between leaves the batch in flight, forgotten again.
         store.record_intent(export, batch.batch_id, batch.items, now=clock.wall())
-        # Delivered before (no consent can go to them again): sent again, whatever the
-        # diff says, since nobody knows which version Omnisend holds; that also clears
-        # them from the intent.
-        store.mark_for_resend(export, batch.emails, now=clock.wall())
         released += store.release(export, batch.batch_id)
     intents = store.intents(export)
     maybe_sent = frozenset(email for intent in intents for email in intent.emails)
+    # Those delivered before (no consent can go to them again) are sent again, whatever
+    # the diff says: nobody knows which version Omnisend holds, and a source gone back to
+    # the ledger's values would otherwise leave it the other for good. Recording them
+    # clears them from their intent.
+    store.mark_for_resend(export, maybe_sent, now=clock.wall(), keep_tag=True)
     logger.info(
         "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved,"
         " %d maybe sent",

@@ -264,15 +264,18 @@ class LedgerStore(ABC):
             emails,
         )
 
-    def mark_for_resend(self, export: str, emails: Collection[str], *, now: datetime) -> int:
+    def mark_for_resend(
+        self, export: str, emails: Collection[str], *, now: datetime, keep_tag: bool = False
+    ) -> int:
         """Make the next run re-send and re-tag exactly these delivered contacts (``drift
         --repair``); returns how many entries were marked. Their entries get the fingerprint
         :data:`~omnisync.fingerprint.NEVER_A_FINGERPRINT` (the diff sees them changed) and
-        no tag; they stay, so no consent status is ever sent to them again. E-mails without
+        no tag (``keep_tag``: the tag recorded, for contacts whose fields alone are in
+        doubt); they stay, so no consent status is ever sent to them again. E-mails without
         an entry are ignored."""
         return self._update_entries(
             "mark contacts for re-sending",
-            "fingerprint = ?, tag = NULL, updated_at = ? WHERE export = ?",
+            f"fingerprint = ?,{'' if keep_tag else ' tag = NULL,'} updated_at = ? WHERE export = ?",
             (NEVER_A_FINGERPRINT, format_timestamp(now), export),
             emails,
         )

@@ -342,3 +342,31 @@ def test_contacts_delivered_before_a_forgotten_batch_are_sent_again(
     with setup.store() as store:
         assert store.intents("members") == [] and store.inflight_batches("members") == []
     assert run(setup).counts.unchanged == 3
+
+
+def test_a_maybe_sent_update_is_sent_again_when_the_source_goes_back(setup: Setup) -> None:
+    """A killed run's update may be in Omnisend; if the source then returns to what the
+    ledger holds, the diff sees nothing to send, and Omnisend kept the other version."""
+    write_segment(setup.database, people(3))
+    assert run(setup).status == "succeeded"
+    prints = fingerprints(setup)
+    changed = [
+        replace(write, fields={**write.fields, "city": "Elsewhere"})
+        for write in writes_for(setup, range(3))
+    ]
+    with setup.pool() as pool, setup.store() as store:
+        items = [InflightItem(email, print_ + 1, True) for email, print_ in prints.items()]
+        store.record_intent("members", "intent-1", items, now=setup.clock.wall())
+        # Killed after the request left, before Omnisend's answer was recorded.
+        pool.client_for(setup.config().connections["shop"]).create_batch(encoded(changed))
+    assert setup.emulator.drain()
+    assert {contact["city"] for contact in setup.emulator.contacts()} == {"Elsewhere"}
+    result = run(setup)
+    assert (result.status, result.counts.upserted) == ("succeeded", 3), result.error
+    assert setup.emulator.drain()
+    assert "Elsewhere" not in {contact["city"] for contact in setup.emulator.contacts()}
+    assert all(len(contact["tags"]) == 1 for contact in setup.emulator.contacts())
+    with setup.store() as store:
+        assert store.intents("members") == []
+        assert store.count_entries("members", tagged=True) == 3
+    assert run(setup).counts.unchanged == 3
