@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -232,8 +233,15 @@ def _put_items(
 
 
 def _refuse_if_not_a_file(path: Path) -> None:
-    if os.path.lexists(path) and not path.is_file():
-        kind = "a directory" if path.is_dir() else "not a regular file"
+    # Not followed: whoever may write the state directory (a service's DynamicUser) could
+    # point a link at any file, for a root `omnisync history` to chmod or overwrite.
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kinds = {stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
+        kind = kinds.get(stat.S_IFMT(mode), "not a regular file")
         raise StateError(f"cannot open state database {path}: it is {kind}")
 
 
@@ -255,14 +263,17 @@ def _make_private(path: Path) -> None:
     """Create the database file owner-only (it holds customer e-mails), and make it
     and its WAL files so if they exist with wider modes (SQLite gives the -wal and
     -shm files the database file's mode, whatever the directory or the umask)."""
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
-    except OSError:
-        return  # sqlite3.connect reports what is wrong with the path
-    try:
-        chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
-    finally:
-        os.close(descriptor)
-    for suffix in ("-wal", "-shm", "-journal"):
-        with suppress(FileNotFoundError):
-            chmod_if_ours(path.with_name(path.name + suffix), PRIVATE_FILE_MODE)
+    companions = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))
+    for name, flags in (
+        (path, os.O_RDWR | os.O_CREAT),
+        *((companion, os.O_RDONLY) for companion in companions),
+    ):
+        try:
+            # Never through a link (O_NOFOLLOW): see _refuse_if_not_a_file.
+            descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        except OSError:
+            continue  # absent, or sqlite3.connect reports what is wrong with the path
+        try:
+            chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
+        finally:
+            os.close(descriptor)

@@ -39,6 +39,25 @@ def test_an_uncreatable_state_directory_is_a_clear_error(tmp_path: Path) -> None
         open_state_store(blocker / "state")
 
 
+def test_a_link_in_place_of_the_database_is_refused_and_its_target_left_alone(
+    tmp_path: Path,
+) -> None:
+    """Whoever may write the state directory (a service's user) must not get root's
+    `omnisync history` to chmod, or turn into a database, a file of their choosing."""
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    target = tmp_path / "passwd"
+    target.write_text("")
+    target.chmod(0o644)
+    (state_dir / "omnisync.sqlite3").symlink_to(target)
+    (state_dir / "omnisync.sqlite3-wal").symlink_to(target)
+    with pytest.raises(StateError, match="it is a symbolic link"):
+        open_state_store(state_dir)
+    with pytest.raises(StateError, match="it is a symbolic link"):
+        SqliteLedgerStore(state_dir / "omnisync.sqlite3")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644 and target.read_bytes() == b""
+
+
 def test_the_database_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
     with SqliteLedgerStore(tmp_path / "state.sqlite3") as store:
         deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
