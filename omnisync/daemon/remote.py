@@ -146,7 +146,8 @@ def run_through_replicas(
 ) -> RemoteRun | None:
     """Have the replica holding ``export``'s brand run it; its answer, with ``history_id``.
 
-    ``None``: no live replica holds the brand (run it here, under a :class:`HeldBrand`).
+    ``None``: no live replica holds the brand (run it here, under a :class:`HeldBrand`, which
+    names a command holding it).
     :class:`RemoteRunFailed` when the replica refuses (the export is running, or disabled
     there) or nobody picks the request up within twice the lease.
     """
@@ -156,11 +157,14 @@ def run_through_replicas(
         return None  # the direct run names what is wrong with the export
     board = open_board(config)
     try:
+        snapshot = board.board()
         holder = next(
-            (lease.holder for lease in board.board().leases if lease.brand == brand and lease.live),
+            (lease.holder for lease in snapshot.leases if lease.brand == brand and lease.live),
             None,
         )
-        if holder is None:
+        if holder not in {replica.id for replica in snapshot.replicas if replica.live}:
+            # Free, or held by a command's own direct run, which no request reaches: the
+            # direct run here says so at once (HeldBrand), rather than after 2 leases.
             return None
         trigger = manual_trigger("cli request", full=full, release_by=release_by)
         request_id = board.request_run(export, brand, trigger=trigger)

@@ -256,3 +256,18 @@ def test_status_with_an_unreachable_store_and_no_daemon_says_both(unreachable: S
     assert PASSWORD not in out + err
     assert "no daemon is running for the config" in err
     assert "cannot read the replicas" in err and "127.0.0.1" in err, err
+
+
+def test_a_run_while_another_command_runs_the_brand_says_so_at_once(setup: Setup) -> None:
+    """A command's own direct run holds the brand's lease but is no replica: asking it
+    through ``run_requests`` waited two leases for nobody, then blamed a stuck replica."""
+    from omnisync.config.loader import load_config
+    from omnisync.daemon.remote import HeldBrand
+
+    config = load_config(str(setup.config_path), environ=setup.environ)
+    brand = config.brand_of("weekly")
+    assert brand is not None
+    with HeldBrand(config, brand, environ=setup.environ) as held:
+        code, out, err = setup.run("export", "run", "weekly")
+    assert code == 1, out + err
+    assert f"is held by {held.holder}" in err and "no replica picked up" not in err, err
