@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from omnisync.clock import Clock
 from omnisync.config.model import Config
 from omnisync.engine.results import Phase, RunCounts
+from omnisync.state import StateError
 
 _log = logging.getLogger("omnisync.daemon.runs")
 
@@ -294,6 +295,16 @@ class RunCoordinator:
                 stop=active.stop,
                 progress=record.progress,
             )
+        except StateError as error:
+            # The store went away or this replica's lease did (a fenced write): an
+            # operating condition, said in one line, not a crash with a traceback.
+            _log.warning(
+                "run of export %s failed: %s",
+                record.export,
+                error,
+                extra={"event": "run_state_failed", "export": record.export, "run_id": record.id},
+            )
+            outcome = RunOutcome(status="failed", error=f"{type(error).__name__}: {error}")
         except Exception as error:
             # A run function that raises is a failed run, never a dead scheduler thread.
             _log.exception(

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import logging
 import threading
 
 from omnisync.clock import SystemClock
 from omnisync.daemon.runs import RunCoordinator, RunOutcome
 from omnisync.engine.results import RunCounts
+from omnisync.state.store import LeaseLost
 from tests.daemon.builders import config, every, export
 from tests.daemon.runfunctions import GatedRuns, wait_until
 
@@ -102,6 +104,31 @@ def test_a_crashing_run_function_is_a_failed_run():
     assert record.outcome == RunOutcome(status="failed", error="RuntimeError: disk on fire")
     assert finished == [record]
     assert not coordinator.running()
+
+
+def test_a_lost_lease_or_store_is_a_failed_run_said_in_one_line(caplog):
+    def fenced(config, export, *, trigger, stop, progress):
+        raise LeaseLost("brand b is now held by replica-2 (token 2)")
+
+    finished = []
+    coordinator = RunCoordinator(
+        fenced,
+        config=lambda: config(export("a")),
+        clock=SystemClock(),
+        on_started=ignore,
+        on_finished=finished.append,
+    )
+    with caplog.at_level(logging.WARNING, logger="omnisync.daemon"):
+        coordinator.start("a", trigger="schedule")
+        wait_until(lambda: finished, message="the run to end")
+    [record] = finished
+    assert record.outcome.status == "failed" and "LeaseLost" in record.outcome.error
+    [logged] = [r for r in caplog.records if getattr(r, "event", "").startswith("run_")]
+    assert (logged.event, logged.levelno, logged.exc_info) == (
+        "run_state_failed",
+        logging.WARNING,
+        None,
+    )
 
 
 def test_shutdown_stops_runs_and_refuses_new_ones():
