@@ -15,6 +15,7 @@ from datetime import datetime
 
 from omnisync.config.model import Config
 from omnisync.contact import ContactWrite
+from omnisync.engine.report import sendable
 from omnisync.engine.staging import StagedMember, stage_export
 from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.mapping import InvalidRow, MappingPlan
@@ -95,13 +96,14 @@ def explain_email(
         member = staged.members_of([email]).get(email)
         leaving_tag = staged.leaver_tags([email]).get(email)
         plan = MappingPlan(export)
-    entry = store.entry(export_name, email) if store is not None else None
-    if member is not None and member.work is not None and not member.work.in_ledger:
-        entry = None  # another brand's (the connection moved): the next run forgets it
+    # A ledger of another brand (the connection moved) is one the next run forgets.
+    recorded = store.recorded_brand(export_name) if store is not None else None
+    moved = recorded is not None and recorded != config.brand_of(export_name)
+    entry = store.entry(export_name, email) if store is not None and not moved else None
     mapped = None
     if member is not None:
         outcome = plan.map_row(member.row, in_ledger=entry is not None, now=now)
-        mapped = _mapped(outcome.result, outcome.warnings)
+        mapped = _mapped(sendable(outcome.result), outcome.warnings)
     valid = mapped is not None and mapped.valid
     next_run, note = _next_run(member, entry, leaving_tag, valid=valid)
     return ExportExplanation(
@@ -113,7 +115,7 @@ def explain_email(
         rows=0 if member is None else member.rows,
         mapped=mapped,
         delivered=_delivered(store, entry, member),
-        pending=_pending(store, export_name, email),
+        pending=() if moved else _pending(store, export_name, email),
         next_run=next_run,
         note=note,
     )

@@ -14,6 +14,7 @@ from datetime import datetime
 from itertools import islice
 
 from omnisync.config.model import Config, OnLeave
+from omnisync.contact import ContactWrite
 from omnisync.engine.guards import hold_reasons
 from omnisync.engine.results import SAMPLE_SIZE, ReasonCount, Tallied
 from omnisync.engine.staging import StagedExport, stage_export
@@ -93,6 +94,14 @@ def _keep(sample: list[str], email: str) -> None:
         sample.append(mask_email(email))
 
 
+def sendable(result: ContactWrite | InvalidRow) -> ContactWrite | InvalidRow:
+    """A mapped row as plan, run and explain all count it: a contact too large for any
+    batch is invalid (Omnisend could never be sent it)."""
+    if isinstance(result, ContactWrite) and (reason := oversize_reason(result)):
+        return InvalidRow(mask_email(result.email), (reason,))
+    return result
+
+
 class PlanTally:
     """Accumulates the mapping outcomes of one staged export's work items.
 
@@ -119,9 +128,7 @@ class PlanTally:
         return what to send for it (:func:`omnisync.planning.item_actions`)."""
         invalid = False
         if outcome is not None:
-            result = outcome.result
-            if not isinstance(result, InvalidRow) and (reason := oversize_reason(result)):
-                result = InvalidRow(mask_email(result.email), (reason,))
+            result = sendable(outcome.result)
             if isinstance(result, InvalidRow):
                 invalid = True
                 self._invalid_changed += item.in_ledger

@@ -133,6 +133,13 @@ class LedgerStore(ABC):
         sql = f"SELECT count(*) FROM ledger_entries WHERE export = ?{condition}"
         return int(self._rows("read the ledger", sql, (export,))[0][0])
 
+    def recorded_brand(self, export: str) -> str | None:
+        """The brand ``export`` last delivered to (:meth:`retarget`), ``None`` if unrecorded."""
+        rows = self._rows(
+            "read the export's brand", "SELECT brand FROM export_brands WHERE export = ?", (export,)
+        )
+        return str(rows[0][0]) if rows else None
+
     def retarget(self, export: str, brand: str, *, now: datetime) -> int:
         """Record that ``export`` delivers to ``brand``; returns the ledger entries forgotten.
         When the recorded brand is another one, the export's ledger, intents and in-flight

@@ -269,11 +269,14 @@ def _make_private(path: Path) -> None:
         *((companion, os.O_RDONLY) for companion in companions),
     ):
         try:
-            # Never through a link (O_NOFOLLOW): see _refuse_if_not_a_file.
-            descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+            # Never through a link (O_NOFOLLOW: see _refuse_if_not_a_file), nor waiting
+            # on a FIFO someone put there (O_NONBLOCK); only a regular file is touched.
+            guarded = flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            descriptor = os.open(name, guarded, PRIVATE_FILE_MODE)
         except OSError:
             continue  # absent, or sqlite3.connect reports what is wrong with the path
         try:
-            chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
+            if stat.S_ISREG(os.fstat(descriptor).st_mode):
+                chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
         finally:
             os.close(descriptor)

@@ -141,10 +141,11 @@ def test_after_the_connection_moves_to_another_brand_nothing_is_delivered_there(
 ) -> None:
     """Another key reference is another brand: the next run forgets the old brand's ledger
     and sends every member as new, consent included, which explain must show."""
-    write_segment(setup.database, people(2))
+    write_segment(setup.database, people(3))
     run = omnisync("export", "run", "members", "--config", str(setup.config_path))
     assert run.returncode == 0, run.stdout + run.stderr
     assert explain(setup, "person1@example.com")["delivered"] is not None
+    write_segment(setup.database, people(2))  # person2 leaves
     text = setup.config_path.read_text()
     setup.config_path.write_text(text.replace(f"{{env: {API_KEY_VARIABLE}}}", "{file: key}"))
     (setup.config_path.parent / "key").write_text("another-brand-key\n")
@@ -152,3 +153,22 @@ def test_after_the_connection_moves_to_another_brand_nothing_is_delivered_there(
     assert found["delivered"] is None
     assert found["next_run"] == ["create", "tag"]
     assert found["mapped"]["consent"] is not None
+    gone = explain(setup, "person2@example.com")
+    assert (gone["delivered"], gone["next_run"]) == (None, ["nothing"])
+    assert gone["note"] == "not in the segment, never delivered by this export"
+
+
+def test_a_contact_too_large_for_any_batch_is_explained_as_plan_counts_it(setup: Setup) -> None:
+    write_segment(setup.database, people(3))
+    execute(setup.database, "ALTER TABLE people ADD COLUMN bio TEXT")
+    execute(setup.database, "UPDATE people SET bio = ? WHERE id = 1", ("🦉" * 2048,))
+    properties = "".join(f"        bio_{number}: bio\n" for number in range(130))
+    mapping = "      country: country\n"
+    text = setup.config_path.read_text()
+    setup.config_path.write_text(
+        text.replace(mapping, f"{mapping}      custom_properties:\n{properties}")
+    )
+    found = explain(setup, "person1@example.com")
+    assert (found["mapped"]["valid"], found["next_run"]) == (False, ["nothing"])
+    [reason] = found["mapped"]["reasons"]
+    assert reason.endswith("over the 1,000,000-byte batch limit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 import threading
@@ -56,6 +57,14 @@ def test_a_link_in_place_of_the_database_is_refused_and_its_target_left_alone(
     with pytest.raises(StateError, match="it is a symbolic link"):
         SqliteLedgerStore(state_dir / "omnisync.sqlite3")
     assert stat.S_IMODE(target.stat().st_mode) == 0o644 and target.read_bytes() == b""
+
+
+def test_a_pipe_in_place_of_a_wal_file_is_left_alone_without_waiting(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    open_state_store(state_dir).close()
+    os.mkfifo(state_dir / "omnisync.sqlite3-shm")
+    with pytest.raises(StateError):  # SQLite itself refuses it, at once
+        open_state_store(state_dir)
 
 
 def test_the_database_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
