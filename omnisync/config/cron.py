@@ -72,9 +72,23 @@ def crontab_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     zone = ZoneInfo(timezone)
     # Like cron(8): a job with a wildcard minute or hour runs by the clock as it goes,
     # a repeated hour included; only jobs at set times follow the wall clock.
-    if timezone == "UTC" or fields["minute"].startswith("*") or fields["hour"].startswith("*"):
+    if timezone == "UTC":
         return CronTrigger(**fields, timezone=zone)
+    if fields["minute"].startswith("*") or fields["hour"].startswith("*"):
+        return _InstantTrigger(**fields, timezone=zone)
     return WallClockTrigger(fields, zone=zone)
+
+
+class _InstantTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """APScheduler's cron trigger, its fire times told as the zone's clocks show them:
+    it can return a wall time a spring change skipped (02:00-05:00 for 03:00-04:00),
+    the right instant under a name that /status and the logs would show."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        found = super().get_next_fire_time(previous_fire_time, now)
+        return None if found is None else found.astimezone(UTC).astimezone(self.timezone)
 
 
 #: How far back of the earliest moment wall times are looked at: more than any change of

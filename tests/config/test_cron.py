@@ -164,3 +164,13 @@ def test_a_job_added_after_a_change_fires_as_if_it_had_been_there() -> None:
     assert crontab_trigger("30 2 * * *", "America/New_York").get_next_fire_time(
         None, after_spring_change
     ) == datetime(2024, 3, 10, 3, 30, tzinfo=zone)
+
+
+def test_a_wildcard_schedule_in_a_skipped_hour_is_told_as_the_clocks_show_it() -> None:
+    """APScheduler 3 gave 02:00-05:00, a time New York never shows (the same instant as
+    03:00-04:00): /status and the logs would have shown it."""
+    start = datetime(2026, 3, 8, 1, 59, tzinfo=ZoneInfo("America/New_York"))
+    assert _fire_times("*/15 2 * * *", "America/New_York", start, 2) == [
+        "2026-03-08T03:00:00-04:00",
+        "2026-03-09T02:00:00-04:00",
+    ]
