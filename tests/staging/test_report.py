@@ -81,7 +81,7 @@ def test_the_report_counts_every_action_and_reason(config: Config) -> None:
     assert (report.leaving, report.to_untag) == (2, 2)
     assert report.with_consent == 1
     assert report.invalid_reasons == (
-        ReasonCount("city is longer than 255 characters", 2, ("n***l", "m***a@e***e.pl")),
+        ReasonCount("city is longer than 128 characters", 2, ("n***l", "m***a@e***e.pl")),
         ReasonCount("e-mail must contain exactly one @", 1, ("n***l",)),
         ReasonCount("missing e-mail", 1, ("row 4",)),
     )
