@@ -305,14 +305,7 @@ def _text(
 def _optional_text(value: object, label: str, warnings: list[str]) -> str | None:
     """``value`` as text, or ``None`` with a warning: a consent detail that cannot be sent
     as it is leaves the consent record without it, not the row unsent."""
-    try:
-        text, cleaned = cleaned_text(value)
-    except ValueError:
-        warnings.append(f"{label} is binary data, not UTF-8 text; not sent")
-        return None
-    if cleaned:
-        warnings.append(f"{label}: control characters removed")
-    if text is not None and len(text) > MAX_FIELD_LENGTH:
-        warnings.append(f"{label} is longer than {MAX_FIELD_LENGTH} characters; not sent")
-        return None
+    problems: list[str] = []
+    text = _text(value, label, reasons=problems, warnings=warnings)
+    warnings.extend(f"{problem}; not sent" for problem in problems)
     return text
