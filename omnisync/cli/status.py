@@ -107,7 +107,10 @@ def ask_daemon(state_dir: Path) -> tuple[dict[str, Any], str | None]:
     is when its status is wanted most."""
     try:
         with DaemonClient.find(state_dir) as client:
-            return client.status(), None
+            try:
+                return client.status(), None
+            except (httpx.HTTPError, ValueError) as error:
+                raise DaemonUnavailable(f"its /status did not answer: {error}") from None
     except UntrustedStateFile:
         raise  # nothing is sent to the address such a file names
     except DaemonUnavailable as unavailable:

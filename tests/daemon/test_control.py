@@ -23,6 +23,7 @@ from omnisync.daemon.discovery import (
     remove_info,
     write_info,
 )
+from tests.cli import run_cli
 
 
 class Api:
@@ -226,3 +227,22 @@ def test_the_connection_budget_is_a_share_of_the_file_limit():
     assert connection_limit(256) == 64
     assert connection_limit(1024) == 100
     assert connection_limit(20) == 5
+
+
+def test_status_of_a_daemon_whose_status_fails_is_a_message_not_a_traceback(tmp_path):
+    class Broken(Api):
+        def status(self):
+            raise RuntimeError("the status broke")
+
+    control = ControlServer("127.0.0.1:0", Broken(), token="s3cret-token-value")
+    try:
+        info = DaemonInfo(
+            pid=os.getpid(), address=control.address, config_path="/x", started_at="now"
+        )
+        write_info(tmp_path, info)
+        done = run_cli("status", "--state-dir", str(tmp_path))
+    finally:
+        control.stop()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "its /status did not answer" in done.stderr, done.stderr
