@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from omnisync.config.diagnostics import Diagnostic
 from omnisync.config.model import Config, SecretRef
 from omnisync.errors import OmnisyncError
+from omnisync.regularfiles import NotRegularFile, open_regular_file
 
 #: Secrets are keys and passwords; a larger file is a wrong path.
 MAX_SECRET_BYTES = 64 * 1024
@@ -143,14 +144,12 @@ def _file_problem(path: str) -> str | None:
 
 def _read_file(ref: SecretRef, path: str) -> str:
     try:
-        # Non-blocking, so that a FIFO at that path cannot hang the daemon.
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            regular = stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
-            content = handle.read(MAX_SECRET_BYTES + 1) if regular else b""
+        with os.fdopen(open_regular_file(path), "rb") as handle:
+            content = handle.read(MAX_SECRET_BYTES + 1)
+    except NotRegularFile:
+        raise SecretUnavailable(ref, f"{path} is not a regular file") from None
     except OSError as error:
         raise SecretUnavailable(ref, f"cannot read {path}: {error.strerror}") from None
-    if not regular:
-        raise SecretUnavailable(ref, f"{path} is not a regular file")
     if len(content) > MAX_SECRET_BYTES:
         raise SecretUnavailable(ref, f"{path} is larger than 64 KiB")
     try:

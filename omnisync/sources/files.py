@@ -16,12 +16,12 @@ import codecs
 import csv
 import json
 import os
-import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from omnisync.regularfiles import NotRegularFile, open_regular_file
 from omnisync.sources.errors import SourceError, require_columns
 
 _JSON_KINDS = {
@@ -46,20 +46,15 @@ class _FileReader:
 
     def _open(self, mode: str, **options: Any) -> IO[Any]:
         try:
-            # Non-blocking: opening a FIFO (or a device) must not hang a run; nothing is
-            # read before it is known to be a regular file.
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            return os.fdopen(open_regular_file(self.path), mode, **options)
         except FileNotFoundError:
             cause = f"file not found: {self.path}"
+        except IsADirectoryError:
+            cause = f"path is a directory, not a file: {self.path}"
+        except NotRegularFile:
+            cause = f"path is not a regular file: {self.path}"
         except OSError as error:
             cause = f"cannot open {self.path}: {error.strerror}"
-        else:
-            kind = stat.S_IFMT(os.fstat(descriptor).st_mode)
-            if kind == stat.S_IFREG:
-                return os.fdopen(descriptor, mode, **options)
-            os.close(descriptor)
-            what = "a directory, not a file" if kind == stat.S_IFDIR else "not a regular file"
-            cause = f"path is {what}: {self.path}"
         raise self._error(cause) from None
 
 

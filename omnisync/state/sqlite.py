@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from omnisync.regularfiles import open_regular_file
 from omnisync.state.locks import PRIVATE_FILE_MODE, chmod_if_ours, make_private_directory
 from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, refuse_newer_schema
 from omnisync.state.sql_store import AcceptedBatch, LedgerStore
@@ -269,14 +270,11 @@ def _make_private(path: Path) -> None:
         *((companion, os.O_RDONLY) for companion in companions),
     ):
         try:
-            # Never through a link (O_NOFOLLOW: see _refuse_if_not_a_file), nor waiting
-            # on a FIFO someone put there (O_NONBLOCK); only a regular file is touched.
-            guarded = flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-            descriptor = os.open(name, guarded, PRIVATE_FILE_MODE)
+            # Never through a link (O_NOFOLLOW: see _refuse_if_not_a_file).
+            descriptor = open_regular_file(name, flags | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
         except OSError:
-            continue  # absent, or sqlite3.connect reports what is wrong with the path
+            continue  # absent, not a regular file: sqlite3.connect says what is wrong
         try:
-            if stat.S_ISREG(os.fstat(descriptor).st_mode):
-                chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
+            chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
         finally:
             os.close(descriptor)
