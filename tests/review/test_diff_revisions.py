@@ -25,11 +25,11 @@ EXPORTS, DAEMON = EXPORTS.split("daemon:\n")
 
 def _repository(root: Path, *, link: str) -> Path:
     """A repository whose ``config/exports.yaml`` is a symbolic link to ``link``, with the
-    exports in ``shared/exports.yaml``; returns the config directory."""
+    exports in ``common/exports.yaml``; returns the config directory."""
     (root / "config").mkdir(parents=True)
-    (root / "shared").mkdir()
+    (root / "common").mkdir()
     (root / "config" / "main.yaml").write_text(f"{MAIN}daemon:\n{DAEMON}")
-    (root / "shared" / "exports.yaml").write_text(f"version: 1\nexports:\n{EXPORTS}")
+    (root / "common" / "exports.yaml").write_text(f"version: 1\nexports:\n{EXPORTS}")
     (root / "config" / "exports.yaml").symlink_to(link)
     git(root, "init", "--quiet")
     git(root, "add", ".")
@@ -45,7 +45,7 @@ def _diff(config: Path, *arguments: str, **environment: str) -> tuple[int, str, 
 
 
 def test_a_committed_symbolic_link_is_read_as_its_target_in_the_revision(tmp_path):
-    config = _repository(tmp_path / "repository", link="../shared/exports.yaml")
+    config = _repository(tmp_path / "repository", link="../common/exports.yaml")
 
     code, out, err = _diff(config, "--exit-code", "--fail-on", "danger")
 
@@ -101,7 +101,7 @@ def test_a_revision_git_cannot_read_is_an_error_not_an_empty_base(tmp_path):
 
 @pytest.mark.parametrize(
     ("link", "says"),
-    [("../shared/missing.yaml", "leads nowhere"), ("{outside}", "out of the repository")],
+    [("../common/missing.yaml", "leads nowhere"), ("{outside}", "out of the repository")],
     ids=["dangling", "outside"],
 )
 def test_a_link_git_cannot_follow_in_the_revision_is_named(tmp_path, link, says):
