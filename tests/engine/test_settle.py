@@ -73,16 +73,22 @@ def died_while_creating(setup: Setup, prints: dict[str, int]) -> None:
     assert setup.emulator.drain()
 
 
+def died_after_creating(setup: Setup, writes: list[ContactWrite], items: list[InflightItem]) -> str:
+    """A batch of ``writes`` Omnisend created for a process that died before it learnt
+    the outcome: in flight under its id (``items``, what the ledger will record); the id."""
+    with setup.pool() as pool, setup.store() as store:
+        batch_id = pool.client_for(setup.config().connections["shop"]).create_batch(encoded(writes))
+        store.record_intent("members", "intent-1", items, now=setup.clock.wall())
+        store.record_created("members", "intent-1", batch_id, now=setup.clock.wall())
+    return batch_id
+
+
 def test_batches_a_killed_run_created_are_recorded_not_sent_again(setup: Setup) -> None:
     write_segment(setup.database, people(30))
     prints = fingerprints(setup)
-    with setup.pool() as pool, setup.store() as store:
-        client = pool.client_for(setup.config().connections["shop"])
-        batch_id = client.create_batch(encoded(writes_for(setup, range(10))))
-        items = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
-                 for n in range(10)]  # fmt: skip
-        store.record_intent("members", "intent-1", items, now=setup.clock.wall())
-        store.record_created("members", "intent-1", batch_id, now=setup.clock.wall())
+    items = [InflightItem(f"person{n}@example.com", prints[f"person{n}@example.com"], True)
+             for n in range(10)]  # fmt: skip
+    died_after_creating(setup, writes_for(setup, range(10)), items)
     before = last_sequence(setup.emulator)
     result = run(setup)
     assert result.status == "succeeded", result.error
@@ -104,12 +110,8 @@ def test_a_batch_omnisend_forgot_before_it_was_settled_is_sent_again_without_rep
     up like a killed run's intent, and none gets a second consent record."""
     write_segment(setup.database, people(10))
     prints = fingerprints(setup)
-    with setup.pool() as pool, setup.store() as store:
-        client = pool.client_for(setup.config().connections["shop"])
-        batch_id = client.create_batch(encoded(writes_for(setup, range(10))))
-        items = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
-        store.record_intent("members", "intent-1", items, now=clock.wall())
-        store.record_created("members", "intent-1", batch_id, now=clock.wall())
+    items = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
+    batch_id = died_after_creating(setup, writes_for(setup, range(10)), items)
     clock.advance(setup.emulator.settings.batch_retention)  # the next run comes a week later
     before = last_sequence(setup.emulator)
     result = run(setup)
@@ -132,12 +134,8 @@ def test_refused_items_of_a_killed_runs_batch_are_sent_again(setup: Setup) -> No
     write_segment(setup.database, people(5))
     prints = fingerprints(setup)
     setup.emulator.set_faults(failing_emails=frozenset({"person1@example.com"}))
-    with setup.pool() as pool, setup.store() as store:
-        client = pool.client_for(setup.config().connections["shop"])
-        batch_id = client.create_batch(encoded(writes_for(setup, range(5))))
-        items = [InflightItem(e, prints[e], True) for e in sorted(prints)]
-        store.record_intent("members", "intent-1", items, now=setup.clock.wall())
-        store.record_created("members", "intent-1", batch_id, now=setup.clock.wall())
+    items = [InflightItem(e, prints[e], True) for e in sorted(prints)]
+    died_after_creating(setup, writes_for(setup, range(5)), items)
     assert setup.emulator.drain()  # processed while the fault was on
     setup.emulator.set_faults(failing_emails=frozenset())
     before = last_sequence(setup.emulator)
@@ -327,13 +325,9 @@ def test_contacts_delivered_before_a_forgotten_batch_are_sent_again(
     write_segment(setup.database, people(3))
     assert run(setup).status == "succeeded"
     prints = fingerprints(setup)
-    with setup.pool() as pool, setup.store() as store:
-        client = pool.client_for(setup.config().connections["shop"])
-        batch_id = client.create_batch(encoded(writes_for(setup, range(3))))
-        # An update a killed run sent: another fingerprint than the source's today.
-        items = [InflightItem(email, print_ + 1, False) for email, print_ in prints.items()]
-        store.record_intent("members", "intent-1", items, now=clock.wall())
-        store.record_created("members", "intent-1", batch_id, now=clock.wall())
+    # An update a killed run sent: another fingerprint than the source's today.
+    items = [InflightItem(email, print_ + 1, False) for email, print_ in prints.items()]
+    died_after_creating(setup, writes_for(setup, range(3)), items)
     setup.emulator.drain()
     clock.advance(setup.emulator.settings.batch_retention)
     before = last_sequence(setup.emulator)
