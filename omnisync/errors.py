@@ -9,6 +9,7 @@ address. The tree (each class lives beside the code that raises it)::
     ├── ConfigInvalid                 config.diagnostics: every problem, with file:line:col
     │   └── ConfigUnreadable          the path is missing or cannot be read (exit 2)
     ├── SecretUnavailable             config.secrets: a {env|file|credential} reference
+    ├── NotRegularFile                regularfiles: a FIFO or device where a file must be
     ├── SourceError                   sources.errors: a segment cannot be read
     │   └── StagingFailed             engine.staging: the staging file cannot be written
     ├── StateError                    state.store: the state store cannot be used

@@ -13,9 +13,12 @@ import errno
 import os
 import stat
 
+from omnisync.errors import OmnisyncError
 
-class NotRegularFile(OSError):
-    """The path is a FIFO, a device or a socket, not a regular file."""
+
+class NotRegularFile(OSError, OmnisyncError):
+    """The path is a FIFO, a device or a socket, not a regular file (an ``OSError``, as
+    what else opening it can raise)."""
 
 
 def open_regular_file(
