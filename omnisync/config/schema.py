@@ -123,8 +123,16 @@ def _explain(error: ValidationError) -> Iterator[tuple[PathParts, str]]:
         yield (*path, str(instance)), f"'{instance}' is not a valid name here: {message}"
     elif validator == "additionalProperties" and isinstance(instance, dict):
         allowed = set(schema.get("properties", {}))
-        for key in sorted(set(instance) - allowed):
-            yield (*path, key), f"unknown property '{key}'{did_you_mean(key, allowed)}"
+        unknown = sorted(set(instance) - allowed, key=str)
+        if schema == load_schema()["$defs"]["secret_ref"]:
+            # `api_key: {sk-live-…}` is a mapping whose key is the secret: never say it back.
+            names = "property" if len(unknown) == 1 else "properties"
+            choices = ", ".join(sorted(allowed))
+            message = f"unknown {names} (not shown: it may be the secret itself)"
+            yield path, f"{message}; use one of: {choices}"
+        else:
+            for key in unknown:
+                yield (*path, key), f"unknown property '{key}'{did_you_mean(key, allowed)}"
     elif validator == "required" and isinstance(instance, dict):
         for key in error.validator_value:
             if key not in instance:

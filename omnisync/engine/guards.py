@@ -12,18 +12,28 @@ from omnisync.config.model import Guards
 from omnisync.planning import StageCounts
 
 
-def hold_reasons(guards: Guards, counts: StageCounts) -> tuple[str, ...]:
-    """Why a run with these staging ``counts`` is to be held; empty when it may go ahead."""
+def hold_reasons(
+    guards: Guards, counts: StageCounts, *, valid_members: int | None = None
+) -> tuple[str, ...]:
+    """Why a run with these staging ``counts`` is to be held; empty when it may go ahead.
+
+    ``valid_members``: the members whose rows are valid (invalid ones are never sent),
+    counted at least up to ``max(1, guards.min_members)`` (:func:`guard_threshold`);
+    ``None``: all of them."""
+    members = counts.members if valid_members is None else valid_members
+    # Said only with a reason, when ``members`` is under the threshold: then exact.
+    invalid = f" ({counts.members - members:,} invalid)" if members < counts.members else ""
     reasons: list[str] = []
-    if counts.members == 0 and counts.tagged and not guards.allow_empty:
+    if members == 0 and counts.tagged and not guards.allow_empty:
+        empty = f"has no valid member{invalid}" if invalid else "is empty"
         reasons.append(
-            f"the segment is empty, but {counts.tagged:,} contacts carry the export's tag "
+            f"the segment {empty}, but {counts.tagged:,} contacts carry the export's tag "
             "(allow_empty is false)"
         )
-    elif counts.members < guards.min_members:
+    elif members < guards.min_members:
         reasons.append(
-            f"the segment has {counts.members:,} members, fewer than min_members "
-            f"{guards.min_members:,}"
+            f"the segment has {members:,} {'valid ' if invalid else ''}members{invalid}, "
+            f"fewer than min_members {guards.min_members:,}"
         )
     for limit, name, verb, count, among in (
         (guards.max_removed, "max_removed", "untag", counts.leaving, counts.tagged),
@@ -35,6 +45,11 @@ def hold_reasons(guards: Guards, counts: StageCounts) -> tuple[str, ...]:
                 f"({percent(count / among)}), above {name} {percent(limit)}"
             )
     return tuple(reasons)
+
+
+def guard_threshold(guards: Guards) -> int:
+    """How many valid members :func:`hold_reasons` must know of, at least."""
+    return max(1, guards.min_members)
 
 
 def percent(share: float) -> str:

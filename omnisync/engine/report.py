@@ -15,7 +15,7 @@ from itertools import islice
 
 from omnisync.config.model import Config, OnLeave
 from omnisync.contact import ContactWrite
-from omnisync.engine.guards import hold_reasons
+from omnisync.engine.guards import guard_threshold, hold_reasons
 from omnisync.engine.results import SAMPLE_SIZE, ReasonCount, Tallied
 from omnisync.engine.staging import StagedExport, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
@@ -184,7 +184,7 @@ class PlanTally:
             on_leave=export.on_leave,
             counts=staged.counts,
             state_found=state_found,
-            held=hold_reasons(export.guards, staged.counts),
+            held=hold_reasons(export.guards, staged.counts, valid_members=self.tallied().members),
             invalid_reasons=self._invalid.summaries(),
             warnings=self._warnings.summaries(),
             with_consent=self._with_consent,
@@ -192,6 +192,21 @@ class PlanTally:
             samples={action: tuple(emails) for action, emails in self._samples.items()},
             max_profiles=export.max_profiles,
         )
+
+
+def valid_members(staged: StagedExport, *, now: datetime | None) -> int:
+    """The members a run would deliver or keep, as :meth:`PlanTally.tallied` counts them,
+    but counted only until the export's guards have enough (:func:`guard_threshold`):
+    unchanged members were valid when delivered; work items are mapped in segment order."""
+    wanted = guard_threshold(staged.export.guards)
+    found = staged.counts.members - staged.counts.work
+    plan = MappingPlan(staged.export)
+    for item in staged.work() if found < wanted else ():
+        outcome = plan.map_work(item, now=now)
+        found += outcome is None or not isinstance(sendable(outcome.result), InvalidRow)
+        if found >= wanted:
+            break
+    return found
 
 
 def plan_export(

@@ -20,7 +20,7 @@ from omnisync.config.secrets import SecretUnavailable
 from omnisync.engine.attempt import RunAttempt
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.guards import hold_reasons
-from omnisync.engine.report import PlanTally
+from omnisync.engine.report import PlanTally, valid_members
 from omnisync.engine.results import RunOutcome, RunProgress, RunResult
 from omnisync.engine.settle import settle_inflight
 from omnisync.engine.staging import LedgerUnreadable, stage_export
@@ -314,7 +314,13 @@ class ExportRunner:
                         "Check the segment's query, or raise max_profiles."
                     )
                 reasons = (
-                    () if attempt.allow_large_change else hold_reasons(export.guards, staged.counts)
+                    ()
+                    if attempt.allow_large_change
+                    else hold_reasons(
+                        export.guards,
+                        staged.counts,
+                        valid_members=valid_members(staged, now=self._clock.wall()),
+                    )
                 )
                 if reasons:
                     raise RunHeld(

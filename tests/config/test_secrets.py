@@ -10,7 +10,7 @@ import pytest
 from omnisync.config.loader import load_config
 from omnisync.config.model import SecretRef
 from omnisync.config.secrets import SecretUnavailable, check_secrets, resolve_secret
-from tests.config.helpers import replaced
+from tests.config.helpers import load_text, messages, replaced
 
 KEY = "omnisend-key-9c1e52"
 
@@ -146,3 +146,23 @@ def test_check_secrets_refuses_the_keys_a_run_would_refuse(tmp_path: Path) -> No
     assert resolve_secret(SecretRef("env", "DSN"), environ={"DSN": "host=a dbname=b"}) == (
         "host=a dbname=b"
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("{env: OMNISEND_API_KEY}", "{sk-live-ABCDEFGH12345678}"),
+        ("{env: OMNISEND_API_KEY}", "{env: OMNISEND_API_KEY, sk-live-ABCDEFGH12345678: 1}"),
+        (
+            "kind: sqlite\n    path: cdp.sqlite",
+            "kind: postgres\n    dsn: {postgresql://app:sk-live-ABCDEFGH12345678@db/shop}",
+        ),
+    ],
+)
+def test_a_secret_written_as_a_key_is_never_said_back(tmp_path: Path, old: str, new: str) -> None:
+    # A flow mapping `{secret}` makes the secret a key of the reference.
+    result = load_text(tmp_path, replaced(old, new))
+    assert result.config is None
+    assert any("it may be the secret itself" in message for message in messages(result))
+    for diagnostic in result.diagnostics:
+        assert "ABCDEFGH" not in f"{diagnostic.path} {diagnostic.message}"

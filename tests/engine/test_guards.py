@@ -126,3 +126,31 @@ def test_a_full_resync_re_sends_and_re_tags_every_member_as_a_first_run_would(
         after = [(e.email, e.fingerprint, e.tag) for e in store.entries("members")]
     assert after == first
     assert history(setup)[0]["trigger"] == "cli, full resync"
+
+
+def test_a_segment_of_invalid_e_mails_counts_as_empty_for_the_guards(setup: Setup) -> None:
+    # A broken ETL load that fills the e-mail column with junk must not untag everyone.
+    from tests.engine.helpers import write_segment
+
+    write_segment(setup.database, people(5))
+    assert export_run(setup)[0] == 0
+    execute(setup.database, "UPDATE people SET email = 'n/a-' || id")
+    setup.rewrite(guards="{max_removed: 100%, min_members: 3}")
+    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    (plan,) = json.loads(planned.stdout)["plans"]
+    assert plan["held"] == [
+        "the segment has no valid member (5 invalid), but 5 contacts carry the export's tag "
+        "(allow_empty is false)"
+    ]
+    before = last_sequence(setup.emulator)
+    code, held = export_run(setup)
+    assert (code, held["status"]) == (4, "held")
+    assert "the segment has no valid member (5 invalid)" in held["error"]
+    assert log_since(setup.emulator, before) == []
+
+    # Two valid rows of five: under min_members, counted after mapping.
+    execute(setup.database, "UPDATE people SET email = 'p' || id || '@example.com' WHERE id < 2")
+    code, held = export_run(setup)
+    assert (code, held["status"]) == (4, "held")
+    assert "the segment has 2 valid members (3 invalid), fewer than min_members 3" in held["error"]
+    assert log_since(setup.emulator, before) == []
