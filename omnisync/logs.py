@@ -18,16 +18,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
-from omnisync.masking import mask_email
+from omnisync.masking import mask_emails_in
 
 LogFormat = Literal["json", "text"]
 
 REDACTED = "[REDACTED]"
-
-#: Looks like an address: something@something.tld, without whitespace or quoting characters;
-#: also percent-encoded (``%40``), as it appears in a URL's query (``?email=...``).
-_ADDRESS_PART = r"[^\s@\"'<>()\[\]{},;:=/\\&?#]+"
-_EMAIL = re.compile(rf"{_ADDRESS_PART}(?:@|%40){_ADDRESS_PART}\.{_ADDRESS_PART}", re.IGNORECASE)
 
 #: Secrets shorter than this are not redacted as substrings: masking "a" everywhere helps no one.
 _MINIMUM_SECRET_LENGTH = 4
@@ -70,10 +65,7 @@ class Redactor:
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        if "@" in text or "%40" in text:
-            # ``olena%40example.com`` is decoded first, so that it masks like any address.
-            text = _EMAIL.sub(lambda match: mask_email(match.group(0).replace("%40", "@", 1)), text)
-        return text
+        return mask_emails_in(text)
 
     def scrub_value(self, value: Any) -> Any:
         """Scrub every string inside ``value`` (JSON-like data), keeping its shape."""

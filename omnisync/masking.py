@@ -25,6 +25,26 @@ def _mask_part(part: str) -> str:
     return f"{part[0]}***{part[-1]}"
 
 
+#: Characters that end an address: whitespace and quoting; also ``= / & ? #``, which
+#: surround one in a URL's query (``?email=...&``).
+_STOP = r"\s@\"'<>()\[\]{},;:=/\\&?#"
+#: Looks like an address: something@something.tld, also percent-encoded (``%40``), as in a
+#: URL. The local part may end with any printable character but ``@`` (``neil'@…``,
+#: ``a/@…``: a stop character right before the ``@`` must not hide the address).
+_EMAIL = re.compile(
+    rf"(?:[^{_STOP}]+[^\s@\"<>()\[\],;:\\]?|[^\s@])(?:@|%40)[^{_STOP}]+\.[^{_STOP}]+",
+    re.IGNORECASE,
+)
+
+
+def mask_emails_in(text: str) -> str:
+    """``text`` with everything that looks like an e-mail address masked (:func:`mask_email`)."""
+    if "@" not in text and "%40" not in text:
+        return text
+    # ``olena%40example.com`` is decoded first, so that it masks like any address.
+    return _EMAIL.sub(lambda match: mask_email(match.group(0).replace("%40", "@", 1)), text)
+
+
 _PASSWORD_PAIR = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _URI_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)([^@\s]*)@")
 

@@ -13,6 +13,7 @@ The DSN and any password in it never appear in an error.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import KW_ONLY, dataclass, field
@@ -27,6 +28,7 @@ from omnisync.sources.sqlite import quote_identifier, subquery
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.abc import AdaptContext, Buffer, Loader
     from psycopg.rows import TupleRow
 
 INSTALL_HINT = (
@@ -36,6 +38,8 @@ INSTALL_HINT = (
 
 #: Added to the connection unless the DSN sets them: a dead host fails in
 #: seconds, and DBAs can tell omnisync's sessions apart.
+#: A double-quoted value in a PostgreSQL message, with its doubled quotes.
+_QUOTED_VALUE = re.compile(r'"(?:[^"]|"")*"')
 _CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "omnisync"}
 _PLAIN_VALUE_TYPES = (type(None), str, int, float, bytes)
 
@@ -55,6 +59,37 @@ def canonical(value: object) -> object:
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     return str(value)
+
+
+def _load_out_of_range_times_as_text(connection: psycopg.Connection[TupleRow]) -> None:
+    """Dates and timestamps Python cannot hold (``infinity``, BC, after 9999) arrive as
+    PostgreSQL's text, like any other value the mapping may refuse for its one row, where
+    psycopg's own loaders fail the whole segment."""
+    from psycopg.pq import Format
+
+    for name in ("date", "timestamp", "timestamptz"):
+        oid = connection.adapters.types[name].oid
+        strict = connection.adapters.get_loader(oid, Format.TEXT)
+        if strict is not None:
+            connection.adapters.register_loader(oid, _lenient(strict))
+
+
+def _lenient(strict: type[Loader]) -> type[Loader]:
+    """A loader that loads as ``strict`` does, or gives the value's text where it cannot."""
+    import psycopg
+
+    class Lenient(psycopg.adapt.Loader):
+        def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+            super().__init__(oid, context)
+            self._strict_load = strict(oid, context).load
+
+        def load(self, data: Buffer) -> object:
+            try:
+                return self._strict_load(data)
+            except psycopg.DataError:
+                return bytes(data).decode()
+
+    return Lenient
 
 
 @dataclass(frozen=True)
@@ -82,6 +117,7 @@ class PostgresReader:
             selected = ", ".join(quote_identifier(name) for name in names)
             import psycopg  # present: _connect imported it
 
+            _load_out_of_range_times_as_text(connection)
             try:
                 with connection.cursor(name="omnisync_segment") as cursor:
                     cursor.itersize = self.itersize
@@ -156,7 +192,12 @@ class PostgresReader:
         in the statement sent (to place PostgreSQL's error position in the query)."""
         from psycopg import errors
 
-        quoted = f"'{error.diag.message_primary or error}'{self._location(error, prefix)}"
+        primary = error.diag.message_primary or str(error)
+        if isinstance(error, errors.DataError | errors.IntegrityError):
+            # These quote the row's value (`invalid input syntax for type bigint: "…"`),
+            # which may be an e-mail address or any other personal data.
+            primary = _QUOTED_VALUE.sub('"…" (a value of a row, not shown)', primary)
+        quoted = f"'{primary}'{self._location(error, prefix)}"
         if error.diag.message_hint:
             quoted += f" (hint: {error.diag.message_hint})"
         if isinstance(error, errors.UndefinedTable):

@@ -66,6 +66,19 @@ def test_percent_encoded_emails_in_urls_are_masked(capture):
     assert "&limit=1" in text
 
 
+def test_addresses_ending_in_a_quoting_character_are_masked(capture):
+    # PostgreSQL quotes a row's value as "neil'@example.com"; RFC 5322 allows ' / # { }.
+    stream, _ = capture
+    logging.getLogger("omnisync.test").warning(
+        'bad value: "neil\'@example.com", a/@example.org and {x}@example.net',
+        extra={"event": "x"},
+    )
+    text = stream.getvalue()
+    assert "example.com" not in text
+    assert "example.org" not in text
+    assert "example.net" not in text
+
+
 def test_registered_secrets_are_redacted_in_message_fields_and_tracebacks(capture):
     stream, redactor = capture
     secret = 'sk-live-"quoted"-1234567890'

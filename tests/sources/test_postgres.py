@@ -128,6 +128,27 @@ def test_rows_stream_the_requested_columns_as_the_other_sources_yield_them(dsn: 
     ]
 
 
+def test_times_python_cannot_hold_come_through_as_text_for_their_row_alone(dsn: str) -> None:
+    # `infinity` is a common "never" in PostgreSQL: one such row must not fail the segment.
+    query = (
+        "SELECT 'a@example.com' AS email, '-infinity'::timestamptz AS at, 'infinity'::date AS day"
+        " UNION ALL SELECT 'b@example.com', '2024-05-01 09:30+00', '0044-03-15 BC'"
+        " UNION ALL SELECT 'c@example.com', '12000-01-01 00:00+00', '2024-05-01'"
+    )
+    assert list(reader(dsn, query).rows(("email", "at", "day"))) == [
+        ("a@example.com", "-infinity", "infinity"),
+        ("b@example.com", "2024-05-01T09:30:00+00:00", "0044-03-15 BC"),
+        ("c@example.com", "12000-01-01 00:00:00+00", "2024-05-01"),
+    ]
+
+
+def test_an_error_about_a_row_value_never_quotes_it(dsn: str) -> None:
+    query = "SELECT email, (email || 'x')::bigint AS phone FROM customers WHERE id = 1"
+    error = failure(dsn, query, ("email", "phone"))
+    assert "olena" not in str(error)
+    assert 'invalid input syntax for type bigint: "…" (a value of a row, not shown)' in str(error)
+
+
 def test_text_and_integer_rows_come_through_as_they_are(dsn: str) -> None:
     rows = list(reader(dsn, "SELECT * FROM customers ORDER BY id").rows(["id", "first_name"]))
     assert rows == [(1, "Олена"), (2, "Jonas"), (3, "Zoë 🎉"), (4, None)]
