@@ -100,6 +100,9 @@ class CsvReader(_FileReader):
                 )
 
     def _records(self, handle: Iterable[str], encoding: str) -> Iterator[list[str]]:
+        # The csv module refuses fields over 128 KiB by default, a valid file's included
+        # (a long note in a column nobody maps); its largest C long is the real limit.
+        csv.field_size_limit(2**31 - 1)
         reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
         try:
             yield from filter(None, reader)  # blank lines are empty records

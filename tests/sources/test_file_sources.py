@@ -42,6 +42,13 @@ def test_csv_rows_follow_the_header_and_keep_unicode(tmp_path: Path) -> None:
     ]
 
 
+def test_csv_fields_larger_than_the_csv_modules_default_limit_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    note = "x" * 300_000  # a long note nobody maps: the file is valid CSV
+    path.write_text(f'email,note\nolena@example.com,"{note}"\n', encoding="utf-8")
+    assert list(csv_reader(path).rows(["email", "note"])) == [("olena@example.com", note)]
+
+
 def test_csv_delimiter_and_encoding_options(tmp_path: Path) -> None:
     path = tmp_path / "legacy.csv"
     path.write_bytes("email;first_name\njose@example.es;José\n".encode("cp1252"))
