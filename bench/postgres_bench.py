@@ -76,7 +76,11 @@ def fill_ledgers(
                 rows = [(EXPORT, cast(str, r[0]), cast(int, r[1]), tag, stamp) for r in records]
                 for row in rows:
                     copy.write_row(row)
-                ledger.executemany("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?)", rows)
+                ledger.executemany(
+                    "INSERT INTO ledger_entries (export, email, fingerprint, tag, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
         ledger.commit()
         connection.execute("VACUUM ANALYZE ledger_entries")
 

@@ -13,11 +13,16 @@ the SQL by a property-based test, and so it defines the semantics:
   after the export's tag was renamed) needs the tag; when its fingerprint is
   unchanged it is ``tag_only``. A member whose ledger tag is another tag is
   also counted in ``retag``: that old tag is to be removed.
-- A member in the ledger with the same fingerprint and the export's tag is
-  ``unchanged``: nothing is sent.
+- A ledger tag *in doubt* (a tags call for it left, its answer never recorded)
+  may or may not be on the contact: the export's own tag in doubt counts as not
+  on (added again, never removed as an old tag); another tag in doubt is an old
+  tag as any (removed again).
+- A member in the ledger with the same fingerprint and the export's tag, not
+  in doubt, is ``unchanged``: nothing is sent.
 - A ledger entry with a tag whose e-mail is no longer a member has left: with
-  ``on_leave: untag`` it is a leaver (``leaving``; its tag, whatever it is, is
-  to be removed), with ``on_leave: keep`` it is only counted (``kept``).
+  ``on_leave: untag`` it is a leaver (``leaving``; its tag, whatever it is, in
+  doubt or not, is to be removed), with ``on_leave: keep`` it is only counted
+  (``kept``).
 """
 
 from __future__ import annotations
@@ -120,10 +125,12 @@ class Leaver(NamedTuple):
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """What the ledger says this export delivered to one e-mail."""
+    """What the ledger says this export delivered to one e-mail (``tag_in_doubt``: ``tag``
+    may or may not be on the contact)."""
 
     fingerprint: int
     tag: str | None
+    tag_in_doubt: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,7 +215,7 @@ def reference_plan(
     for email, row in firsts.items():
         entry = ledger.get(email)
         needs_upsert = entry is None or entry.fingerprint != row.fingerprint
-        tag_on = None if entry is None else entry.tag
+        tag_on = None if entry is None or (entry.tag_in_doubt and entry.tag == tag) else entry.tag
         needs_tag = tag_on != tag
         if entry is None:
             new += 1

@@ -64,8 +64,9 @@ def run_diff(
     ``full`` (a resync): every member is work that needs the upsert and the
     tag; a member the ledger knows stays ``in_ledger`` (no consent status is
     sent for it) and counts as changed; its tag counts as not on (added again,
-    never removed as an "old" tag). Must run inside the caller's transaction
-    (and ``ledger`` inside one snapshot of its own).
+    never removed as an "old" tag), as does the export's tag in doubt on any
+    diff. Must run inside the caller's transaction (and ``ledger`` inside one
+    snapshot of its own).
     """
     marks = [("", time.perf_counter())]
     connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
@@ -124,9 +125,10 @@ def run_diff(
         delivered = tagged = members_tagged = 0
     else:
         ledger.fill_work(terms)
-        delivered, tagged = ledger.totals(terms)
-        # A resync shows the export's own tag as not on: those are counted apart.
-        members_tagged = ledger.members_tagged(terms) if full else 0
+        delivered, tagged, in_doubt = ledger.totals(terms)
+        # A resync, and a tag in doubt, show the export's own tag as not on: those
+        # are counted apart.
+        members_tagged = ledger.members_tagged(terms) if full or in_doubt else 0
     work, new, changed, tag_only, retag, tagged_in_work, needs_tag = connection.execute(
         "SELECT count(*), "
         "coalesce(sum(NOT in_ledger), 0), "
@@ -186,6 +188,16 @@ class LedgerSide:
     def __init__(self, staging: sqlite3.Connection) -> None:
         self._staging = staging
         self.timings: dict[str, float] = {}  # the ledger's own phases, added to the diff's
+        self._doubt: str | None = None
+
+    def _in_doubt(self) -> str:
+        """An entry ``l``'s ``tag_in_doubt``; ``0`` in a ledger older than that column (a
+        state file ``plan`` reads as it finds it, unmigrated): none in doubt there."""
+        if self._doubt is None:
+            columns = self._staging.execute("PRAGMA ledger.table_info('ledger_entries')")
+            found = any(column[1] == "tag_in_doubt" for column in columns)
+            self._doubt = "l.tag_in_doubt" if found else "0"
+        return self._doubt
 
     def _members(self, terms: DiffTerms) -> tuple[str, str]:
         """The members: a ``FROM`` item aliased ``s`` (``seq``, ``email``,
@@ -223,38 +235,43 @@ class LedgerSide:
 
     def fill_work(self, terms: DiffTerms) -> None:
         """Insert into ``temp.work`` a row per member that is work: ``terms.full``, no
-        ledger entry, another fingerprint, or a tag other than ``terms.tag``."""
+        ledger entry, another fingerprint, a tag other than ``terms.tag``, or a tag in
+        doubt (the export's own then shown as not on, to be added again)."""
         source, members = self._members(terms)
+        doubt = self._in_doubt()
         # `l.tag IS NULL OR l.tag <> :tag` (the tag is never NULL) rather than IS
         # DISTINCT FROM, which SQLite reads only from 3.39 on.
         self._insert(
             "work",
             "SELECT s.seq, l.email IS NOT NULL, "
-            "CASE WHEN :full AND l.tag = :tag THEN NULL ELSE l.tag END, "
+            f"CASE WHEN (:full OR {doubt}) AND l.tag = :tag THEN NULL ELSE l.tag END, "
             ":full OR l.email IS NULL OR l.fingerprint <> s.fingerprint, "
-            ":full OR l.tag IS NULL OR l.tag <> :tag "
+            f":full OR l.tag IS NULL OR l.tag <> :tag OR {doubt} "
             f"FROM {source} LEFT JOIN {self._entries} AS l "
             "ON l.export = :export AND l.email = s.email "
             f"WHERE {members} AND (:full OR l.email IS NULL OR l.fingerprint <> s.fingerprint "
-            "OR l.tag IS NULL OR l.tag <> :tag) ORDER BY s.seq",
+            f"OR l.tag IS NULL OR l.tag <> :tag OR {doubt}) ORDER BY s.seq",
             {"export": terms.export, "tag": terms.tag, "full": terms.full},
         )
 
-    def totals(self, terms: DiffTerms) -> tuple[int, int]:
-        """``(entries, tagged entries)`` of the export's ledger."""
-        delivered, tagged = self._fetch(
-            f"SELECT count(*), count(tag) FROM {self._entries} WHERE export = :export",
+    def totals(self, terms: DiffTerms) -> tuple[int, int, int]:
+        """``(entries, tagged entries, entries in doubt)`` of the export's ledger."""
+        delivered, tagged, in_doubt = self._fetch(
+            f"SELECT count(*), count(l.tag), count(CASE WHEN {self._in_doubt()} THEN 1 END) "
+            f"FROM {self._entries} AS l WHERE l.export = :export",
             {"export": terms.export},
         )
-        return int(delivered), int(tagged)
+        return int(delivered), int(tagged), int(in_doubt)
 
     def members_tagged(self, terms: DiffTerms) -> int:
-        """How many members have a ledger entry carrying ``terms.tag`` (for a resync)."""
+        """How many members have a ledger entry carrying ``terms.tag`` that :meth:`fill_work`
+        shows as not on: all for a resync, else those in doubt."""
         source, members = self._members(terms)
         (count,) = self._fetch(
             f"SELECT count(*) FROM {source} JOIN {self._entries} AS l "
-            f"ON l.export = :export AND l.email = s.email AND l.tag = :tag WHERE {members}",
-            {"export": terms.export, "tag": terms.tag},
+            "ON l.export = :export AND l.email = s.email AND l.tag = :tag "
+            f"AND (:full OR {self._in_doubt()}) WHERE {members}",
+            {"export": terms.export, "tag": terms.tag, "full": terms.full},
         )
         return int(count)
 

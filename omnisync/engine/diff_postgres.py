@@ -83,6 +83,9 @@ class PostgresLedger(LedgerSide):
         # their e-mail) and NUL e-mails (no entry can): the same leavers.
         return f"{_MEMBERS} AS s", "TRUE"
 
+    def _in_doubt(self) -> str:
+        return "l.tag_in_doubt"  # the store migrated its schema when it opened
+
     def _fetch(self, sql: str, parameters: Mapping[str, object]) -> Sequence[Any]:
         row = self._connection.execute(_in_postgres(sql), parameters).fetchone()
         assert row is not None  # an aggregate always has its row

@@ -4,7 +4,8 @@
 one paced ``GET /contacts?email=`` each, and finds:
 
 - ``missing``: a member (in the segment, or tagged in the ledger) has no contact;
-- ``tag_missing``: the ledger says the contact carries a tag of this export,
+- ``tag_missing``: the ledger says the contact carries a tag of this export
+  (not in doubt: the next run sends such a tag's call again anyway),
   Omnisend's contact lacks it;
 - ``tag_on_non_member``: with ``on_leave: untag``, a contact no longer in the
   segment and recorded as untagged carries the export's tag;
@@ -169,7 +170,7 @@ def _compare(
         return None  # a leaver, untagged, deleted in Omnisend: nothing of ours is lost
     problems: list[Problem] = []
     tags = contact.get("tags") or ()
-    if entry.tag is not None and entry.tag not in tags:
+    if entry.tag is not None and not entry.tag_in_doubt and entry.tag not in tags:
         problems.append("tag_missing")
     if entry.tag is None and member is None and export.on_leave == "untag" and export.tag in tags:
         problems.append("tag_on_non_member")

@@ -46,6 +46,7 @@ class Delivered:
     marked_for_resend: bool  # `drift --repair` marked it
     updated_at: str
     tag: str | None
+    tag_in_doubt: bool  # a tags call's answer never recorded: the tag may or may not be on
     run_id: int | None  # the run that last wrote the entry, when history still has it
 
 
@@ -172,6 +173,8 @@ def _next_run(
         note = "marked by `omnisync drift --repair`: re-sent and re-tagged"
     elif work.needs_upsert:
         note = "the row changed since it was delivered"
+    elif entry is not None and entry.tag_in_doubt:
+        note = "delivered; a tags call's answer was lost: the tag may or may not be on"
     else:
         note = "delivered; the tag is not on yet"
     return tuple(planned), note
@@ -189,6 +192,7 @@ def _delivered(
         marked_for_resend=entry.fingerprint == NEVER_A_FINGERPRINT,
         updated_at=moment,
         tag=entry.tag,
+        tag_in_doubt=entry.tag_in_doubt,
         # The run during which the entry was written (timestamps sort as text).
         run_id=next(
             (

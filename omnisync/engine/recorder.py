@@ -80,6 +80,25 @@ class LedgerRecorder:
             self._sent[token] = _SentBatch(len(items), then_tag)
         return token
 
+    def batch_resending(self, stopped_id: str, emails: tuple[str, ...]) -> str:
+        wanted = set(emails)
+        items = [
+            item
+            for batch in self._store.inflight_batches(self._export)
+            if batch.batch_id == stopped_id
+            for item in batch.items
+            if item.email in wanted
+        ]
+        token = uuid.uuid4().hex
+        # The intent first: a process killed before the release leaves them in both, the
+        # stopped batch (released by the next run's settling) and the intent (looked up).
+        self._store.record_intent(self._export, token, items, now=self._clock.wall())
+        self._store.release(self._export, stopped_id, emails)
+        with self._lock:
+            then_tag = frozenset(item.email for item in items if item.then_tag)
+            self._sent[token] = _SentBatch(len(items), then_tag)
+        return token
+
     def batch_created(self, provisional_id: str, batch_id: str, emails: tuple[str, ...]) -> None:
         self._store.record_created(self._export, provisional_id, batch_id, now=self._clock.wall())
         with self._lock:
@@ -148,8 +167,8 @@ class LedgerRecorder:
 
         The ledger holds one tag per contact: added only after the old one is gone, the
         export's tag is never on a contact beside the old one, so the ledger's tag is
-        always one the contact holds, whatever fails, stops or is killed in between (a
-        contact that leaves loses it; a second rename removes it)."""
+        always one the contact holds (or, in doubt, may hold), whatever fails, stops or is
+        killed in between (a contact that leaves loses it; a second rename removes it)."""
         with self._lock:
             self._renaming[email] = old_tag
 
@@ -159,6 +178,13 @@ class LedgerRecorder:
         with self._lock:
             ready, self._renamed = self._renamed, []
         return ready
+
+    def tags_sending(self, tag: str, emails: tuple[str, ...], *, adding: bool) -> None:
+        # Cleared by tags_added / tags_removed; a failed call leaves it, for the next
+        # run's diff to send again (tags calls are idempotent).
+        self._store.mark_tag_in_doubt(
+            self._export, tag, emails, adding=adding, now=self._clock.wall()
+        )
 
     def tags_added(self, tag: str, emails: tuple[str, ...]) -> None:
         self._store.mark_tagged(self._export, tag, emails, now=self._clock.wall())
@@ -178,13 +204,15 @@ class LedgerRecorder:
         self._on_change()
 
     def tag_call_failed(self, tag: str, emails: tuple[str, ...], error: OmnisendError) -> None:
+        # Maybe applied (an answer lost): the tag stays in doubt (tags_sending).
         with self._lock:
             self.tag_failed += len(emails)
             self._sample(f"tag {tag!r} for {len(emails)} contact(s)", str(error))
         self._on_change()
 
     def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Nothing to record: the ledger keeps the old tag, which the contact keeps."""
+        """Nothing to record: the ledger keeps the old tag, which the contact keeps (never
+        announced by :meth:`tags_sending`, it is not in doubt)."""
 
     def _sample(self, subject: str, reason: str) -> None:
         if len(self.failure_samples) < SAMPLE_SIZE:

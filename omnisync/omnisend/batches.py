@@ -43,7 +43,7 @@ class ItemFailure:
 class BatchOutcome:
     """What Omnisend finally said about one batch: ``accepted`` the e-mails it confirmed
     (2xx item responses), ``failed`` the items it refused; e-mails in neither (a
-    ``stopped`` batch) were not processed and stay pending for the next run.
+    ``stopped`` batch) were not processed (the follower sends them again on their own).
     ``forgotten``: Omnisend answered 404 (it keeps batches about 7 days): ``stopped``
     with nothing known, though it may have processed any of the items."""
 

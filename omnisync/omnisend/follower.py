@@ -2,7 +2,11 @@
 
 One thread (:meth:`BatchFollower.run`) polls the batches in flight every
 ``poll_interval`` clock seconds and reports each round: every acknowledgement in one
-listener call, then each batch's refused items and unprocessed leftovers. A batch is
+listener call, then each batch's refused items and unprocessed leftovers. The leftovers
+of a batch Omnisend stopped (too many refusals) are sent again at once in a batch of
+their own, in its place (:meth:`BatchFollower._resend`), else the same refusals would
+stop them every run; only while the stopped batch processed some of its items, so that
+each resend is smaller than the batch before it and a run cannot loop. A batch is
 *abandoned* (``batch_abandoned``) once a stop's ``stop_grace`` ran out, or
 ``batch_timeout`` clock seconds after its creation, stop or not: a batch Omnisend never
 finishes must not hold the run for ever. The engine keeps an abandoned batch in flight,
@@ -21,8 +25,9 @@ from omnisync.masking import mask_email
 from omnisync.omnisend.batches import BatchOutcome
 from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import TICK, Crew
-from omnisync.omnisend.errors import ApiError, OmnisendError
+from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.listener import DeliveryListener
+from omnisync.omnisend.payloads import EncodedBatch
 
 logger = logging.getLogger("omnisync.omnisend")
 
@@ -36,9 +41,13 @@ BATCH_TIMEOUT = 300.0
 
 @dataclass(frozen=True)
 class _Followed:
-    emails: tuple[str, ...]
+    writes: EncodedBatch  # kept to send a stopped batch's leftovers again
     then_tag: frozenset[str]  # those to tag once Omnisend accepted them
     created_at: float  # clock seconds
+
+    @property
+    def emails(self) -> tuple[str, ...]:
+        return self.writes.emails
 
 
 class BatchFollower:
@@ -83,10 +92,10 @@ class BatchFollower:
         """Give back the place of a batch that was not created."""
         self._places.release()
 
-    def follow(self, batch_id: str, emails: tuple[str, ...], then_tag: frozenset[str]) -> None:
+    def follow(self, batch_id: str, writes: EncodedBatch, then_tag: frozenset[str]) -> None:
         """Follow a batch Omnisend just created, in the place taken for it."""
         with self._lock:
-            self._in_flight[batch_id] = _Followed(emails, then_tag, self._clock.now())
+            self._in_flight[batch_id] = _Followed(writes, then_tag, self._clock.now())
 
     def run(self) -> None:
         """Poll and report until creating is done and no batch is left, or an abort."""
@@ -130,11 +139,21 @@ class BatchFollower:
         # Every acknowledgement first, in one listener call: the ledger records
         # them in one transaction.
         settled: list[tuple[BatchOutcome, _Followed, tuple[str, ...], tuple[str, ...]]] = []
+        resending: set[str] = set()  # stopped batches whose places their leftovers take
         for outcome in outcomes:  # of batches in flight, which only this thread removes
             with self._lock:
                 batch = self._in_flight.pop(outcome.batch_id)
-            self._places.release()
-            settled.append((outcome, batch, *outcome.sort_out(batch.emails)))
+            accepted, leftovers = outcome.sort_out(batch.emails)
+            if (
+                outcome.status == "stopped"
+                and not outcome.forgotten
+                and 0 < len(leftovers) < len(batch.emails)  # it processed some: progress
+                and not self._stopping()
+            ):
+                resending.add(outcome.batch_id)
+            else:
+                self._places.release()
+            settled.append((outcome, batch, accepted, leftovers))
         acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
         if acknowledged:
             self._listener.upserts_acknowledged(acknowledged)
@@ -153,7 +172,7 @@ class BatchFollower:
                 )
             if outcome.failed:
                 self._listener.upserts_failed(outcome.batch_id, outcome.failed)
-            if leftovers:
+            if leftovers and outcome.batch_id not in resending:
                 logger.warning(
                     "batch %s %s with %d contact(s) unprocessed; they stay pending",
                     outcome.batch_id,
@@ -165,6 +184,50 @@ class BatchFollower:
             to_tag = tuple(email for email in accepted if email in batch.then_tag)
             if to_tag and not self._stop.is_set():
                 self._tag_accepted(to_tag)
+        # Last: creating a batch may wait for the rate limits, the round's reports need not.
+        for outcome, batch, _, leftovers in settled:
+            if outcome.batch_id in resending:
+                self._resend(outcome.batch_id, batch, leftovers)
+
+    def _resend(self, stopped_id: str, batch: _Followed, leftovers: tuple[str, ...]) -> None:
+        """Create a batch of a stopped batch's ``leftovers`` alone, in its place, by the
+        path of any batch (``batch_resending`` records their intent before the request may
+        leave), and follow it. A failure is handled as the pipeline's creators handle it."""
+        logger.warning(
+            "batch %s stopped with %d contact(s) unprocessed; sending them again on their own",
+            stopped_id,
+            len(leftovers),
+            extra={"event": "omnisend.batch_leftovers_resent", "batch_id": stopped_id},
+        )
+        items = dict(zip(batch.emails, batch.writes.items, strict=True))
+        # Any consent record of the stopped batch counts: sent once, as it was.
+        writes = EncodedBatch(
+            leftovers, tuple(items[email] for email in leftovers), batch.writes.carries_consent
+        )
+        provisional_id = self._listener.batch_resending(stopped_id, leftovers)
+        try:
+            batch_id = self._client.create_batch(writes, cancelled=self._stopping)
+        except OmnisendError as error:
+            self._places.release()
+            self._listener.batch_not_created(provisional_id, error)
+            if isinstance(error, RequestCancelled):
+                return  # a stop: not sent, they stay pending
+            if not (writes.carries_consent and error.maybe_processed):
+                self._crew.fail(error)
+                return
+            logger.warning(
+                "the leftovers of batch %s carry consent records and may or may not have"
+                " been sent again (%s); the next run looks them up first",
+                stopped_id,
+                error,
+                extra={"event": "omnisend.batch_uncertain", "batch_id": stopped_id},
+            )
+            return
+        self._listener.batch_created(provisional_id, batch_id, leftovers)
+        self.follow(batch_id, writes, batch.then_tag.intersection(leftovers))
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or self._crew.aborted.is_set()
 
     def _abandon(self, *, older_than: float | None = None) -> None:
         """Abandon every batch in flight (a stop's grace ran out), or only those created

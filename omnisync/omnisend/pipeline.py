@@ -36,7 +36,7 @@ from omnisync.omnisend.client import OmnisendClient
 from omnisync.omnisend.crew import Crew
 from omnisync.omnisend.errors import ApiError, OmnisendError, RequestCancelled
 from omnisync.omnisend.follower import BATCH_TIMEOUT, BatchFollower
-from omnisync.omnisend.listener import DeliveryListener
+from omnisync.omnisend.listener import DeliveryListener, TagCallsWatcher
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, BatchPacker, EncodedBatch
 
 logger = logging.getLogger("omnisync.omnisend")
@@ -84,6 +84,8 @@ class DeliveryPipeline:
         self.tag = tag
         self._client = client
         self._listener = listener
+        # Told of each tags call before it leaves, if it cares (the engine's recorder does).
+        self._watcher = listener if isinstance(listener, TagCallsWatcher) else None
         self._stop = stop
         self._clock = clock
         self._packer = BatchPacker()
@@ -218,7 +220,7 @@ class DeliveryPipeline:
             self._listener.batch_created(provisional_id, batch_id, emails)
             with self._uncertain_lock:
                 self._uncertain_in_a_row = 0
-            self._follower.follow(batch_id, emails, batch.then_tag)
+            self._follower.follow(batch_id, batch.writes, batch.then_tag)
 
     def _uncertain(self, error: OmnisendError) -> bool:
         """Whether a batch with consent records, sent once, failed in a way that may have
@@ -254,6 +256,10 @@ class DeliveryPipeline:
                     self._listener.removals_not_sent(self.tag, emails)
                 continue
             adding = action == "add"
+            if self._watcher is not None:
+                # Before it leaves: killed or unanswered after Omnisend applied it, the
+                # run leaves these contacts' tag in doubt, never recorded wrong.
+                self._watcher.tags_sending(self.tag, emails, adding=adding)
             try:
                 (self._client.add_tag if adding else self._client.remove_tag)(self.tag, emails)
             except OmnisendError as error:

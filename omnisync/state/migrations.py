@@ -128,6 +128,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN replica TEXT;
     """,
+    # 7: a ledger tag in doubt: a tags call for it was about to leave and its
+    # answer is not recorded yet (the contact may or may not hold the tag).
+    """
+    ALTER TABLE ledger_entries ADD COLUMN tag_in_doubt INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 #: PostgreSQL (the version in the one-row table ``schema_version``); text keys
@@ -248,6 +253,10 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
 
     CREATE INDEX IF NOT EXISTS run_requests_open ON run_requests (brand)
     WHERE claimed_by IS NULL;
+    """,
+    # 7: a ledger tag in doubt (a tags call's answer not recorded yet).
+    """
+    ALTER TABLE ledger_entries ADD COLUMN IF NOT EXISTS tag_in_doubt BOOLEAN NOT NULL DEFAULT false;
     """,
 )
 

@@ -3,7 +3,8 @@ once in SQLite's ``?`` style (in-flight items, which differ in substance, are in
 :mod:`.sqlite` and :mod:`.postgres`).
 
 Per export a store holds **ledger entries** (one per contact Omnisend acknowledged: the
-fingerprint delivered and this export's tag on the contact, ``None`` when none), **batch
+fingerprint delivered and this export's tag on the contact, ``None`` when none, maybe on
+while a tags call's answer is not recorded: ``tag_in_doubt``), **batch
 intents** (a batch's items, recorded just before it is created), **in-flight batches**
 (created, outcome not yet recorded: a run killed mid-way leaves them and intents for the next
 run to settle) and the history of **runs**.
@@ -17,7 +18,6 @@ records. Timestamps are passed in (``now``).
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -29,7 +29,7 @@ import orjson
 
 from omnisync.fingerprint import NEVER_A_FINGERPRINT
 from omnisync.inflight import InflightItem
-from omnisync.masking import mask_email
+from omnisync.masking import mask_emails_in
 from omnisync.state.store import (
     InflightBatch,
     LedgerEntry,
@@ -41,9 +41,9 @@ from omnisync.state.store import (
     run_record,
 )
 
-#: Anything that looks like an e-mail address, masked in errors kept in history.
-_EMAIL_PATTERN = re.compile(r"[^\s@<>()\[\],;:\"']+@[^\s@<>()\[\],;:\"']+")
-_ENTRY_COLUMNS = "SELECT export, email, fingerprint, tag, updated_at FROM ledger_entries"
+_ENTRY_COLUMNS = (
+    "SELECT export, email, fingerprint, tag, updated_at, tag_in_doubt FROM ledger_entries"
+)
 _RUN_COLUMNS = (
     "id, export, trigger, config_revision, started_at, ended_at, status, counts, error, replica"
 )
@@ -120,12 +120,12 @@ class LedgerStore(ABC):
         rows = self._rows(
             "read the ledger", f"{_ENTRY_COLUMNS} WHERE export = ? AND email = ?", (export, email)
         )
-        return LedgerEntry(*rows[0]) if rows else None
+        return _entry(rows[0]) if rows else None
 
     def entries(self, export: str) -> list[LedgerEntry]:
         """Every ledger entry of ``export``, ordered by e-mail."""
         sql = f"{_ENTRY_COLUMNS} WHERE export = ? ORDER BY email{self._by_code_point}"
-        return [LedgerEntry(*row) for row in self._rows("read the ledger", sql, (export,))]
+        return [_entry(row) for row in self._rows("read the ledger", sql, (export,))]
 
     def count_entries(self, export: str, *, tagged: bool = False) -> int:
         """How many contacts ``export`` has delivered (``tagged``: that carry its tag)."""
@@ -249,11 +249,30 @@ class LedgerStore(ABC):
         """Forget in-flight items (the whole batch for ``None``) without recording them:
         the next run's diff sends them again. Returns how many items were removed."""
 
+    def mark_tag_in_doubt(
+        self, export: str, tag: str, emails: Collection[str], *, adding: bool, now: datetime
+    ) -> int:
+        """Just before a tags call ``adding`` (else removing) ``tag`` leaves: these entries
+        (for a removal, those whose tag is ``tag``) *maybe* carry ``tag`` until
+        :meth:`mark_tagged` or :meth:`mark_untagged` records the answer; left in doubt, the
+        next diff sends the (idempotent) call again: a leaver's removal, a member's add."""
+        stamp = format_timestamp(now)
+        sql, parameters = (
+            ("tag = ?, tag_in_doubt = TRUE, updated_at = ? WHERE export = ?", (tag, stamp, export))
+            if adding
+            else (
+                "tag_in_doubt = TRUE, updated_at = ? WHERE export = ? AND tag = ?",
+                (stamp, export, tag),
+            )
+        )
+        return self._update_entries("record a tags call about to leave", sql, parameters, emails)
+
     def mark_tagged(self, export: str, tag: str, emails: Collection[str], *, now: datetime) -> int:
-        """Omnisend accepted adding ``tag`` to these delivered contacts; returns entries updated."""
+        """Omnisend accepted adding ``tag`` to these delivered contacts (no longer in doubt);
+        returns entries updated."""
         return self._update_entries(
             "record added tags",
-            "tag = ?, updated_at = ? WHERE export = ?",
+            "tag = ?, tag_in_doubt = FALSE, updated_at = ? WHERE export = ?",
             (tag, format_timestamp(now), export),
             emails,
         )
@@ -261,12 +280,12 @@ class LedgerStore(ABC):
     def mark_untagged(
         self, export: str, tag: str, emails: Collection[str], *, now: datetime
     ) -> int:
-        """Omnisend accepted removing ``tag``: entries whose tag is ``tag`` now have none
-        (others are left alone). The entries stay, so a contact who comes back costs
+        """Omnisend accepted removing ``tag``: entries whose tag is ``tag`` now have none, in
+        no doubt (others are left alone). The entries stay, so a contact who comes back costs
         only a tag call and never gets a consent status twice."""
         return self._update_entries(
             "record removed tags",
-            "tag = NULL, updated_at = ? WHERE export = ? AND tag = ?",
+            "tag = NULL, tag_in_doubt = FALSE, updated_at = ? WHERE export = ? AND tag = ?",
             (format_timestamp(now), export, tag),
             emails,
         )
@@ -277,12 +296,13 @@ class LedgerStore(ABC):
         """Make the next run re-send and re-tag exactly these delivered contacts (``drift
         --repair``); returns how many entries were marked. Their entries get the fingerprint
         :data:`~omnisync.fingerprint.NEVER_A_FINGERPRINT` (the diff sees them changed) and
-        no tag (``keep_tag``: the tag recorded, for contacts whose fields alone are in
-        doubt); they stay, so no consent status is ever sent to them again. E-mails without
+        no tag (``keep_tag``: the tag recorded, and its doubt, for contacts whose fields alone
+        are in doubt); they stay, so no consent status is ever sent to them again. E-mails without
         an entry are ignored."""
         return self._update_entries(
             "mark contacts for re-sending",
-            f"fingerprint = ?,{'' if keep_tag else ' tag = NULL,'} updated_at = ? WHERE export = ?",
+            f"fingerprint = ?,{'' if keep_tag else ' tag = NULL, tag_in_doubt = FALSE,'} "
+            "updated_at = ? WHERE export = ?",
             (NEVER_A_FINGERPRINT, format_timestamp(now), export),
             emails,
         )
@@ -339,7 +359,7 @@ class LedgerStore(ABC):
     ) -> RunRecord:
         """Close a run with its final status, counts and error (e-mails in it masked)."""
         if error is not None:
-            error = _EMAIL_PATTERN.sub(lambda match: mask_email(match.group(0)), error)
+            error = mask_emails_in(error)
         counts_text = json.dumps(dict(counts), sort_keys=True)
         with self._writing("record a run's result") as connection:
             row = connection.execute(
@@ -367,3 +387,9 @@ class LedgerStore(ABC):
         )
         sql = f"SELECT {_RUN_COLUMNS} FROM runs {where}ORDER BY id DESC LIMIT ?"
         return [run_record(row) for row in self._rows("read run history", sql, parameters)]
+
+
+def _entry(row: Sequence[Any]) -> LedgerEntry:
+    """A ledger entry from the columns of ``_ENTRY_COLUMNS`` (SQLite's doubt is 0 or 1)."""
+    export, email, fingerprint, tag, updated_at, in_doubt = row
+    return LedgerEntry(export, email, fingerprint, tag, updated_at, bool(in_doubt))

@@ -40,13 +40,15 @@ class Fence:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One contact an export has delivered."""
+    """One contact an export has delivered. ``tag_in_doubt``: a tags call for ``tag`` left
+    and its answer is not recorded: the contact may or may not hold ``tag``."""
 
     export: str
     email: str
     fingerprint: int
     tag: str | None
     updated_at: str
+    tag_in_doubt: bool = False
 
 
 @dataclass(frozen=True)

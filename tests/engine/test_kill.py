@@ -101,13 +101,18 @@ def no_faults(emulator: Emulator) -> Iterator[None]:
 
 
 def ledger(state_dir: Path) -> dict[str, str | None]:
-    """The ledger as the killed process left it: e-mail -> tag (read-only, concurrently)."""
+    """The ledger as the killed process left it: e-mail -> tag recorded as on, ``None`` for
+    none or one in doubt (its call's answer not recorded; read-only, concurrently)."""
     path = state_dir / "omnisync.sqlite3"
     if not path.exists():
         return {}
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return dict(connection.execute("SELECT email, tag FROM ledger_entries").fetchall())
+        return dict(
+            connection.execute(
+                "SELECT email, CASE WHEN tag_in_doubt THEN NULL ELSE tag END FROM ledger_entries"
+            ).fetchall()
+        )
     except sqlite3.OperationalError:  # not created yet
         return {}
     finally:

@@ -105,10 +105,16 @@ class SqliteBackend:
             "INSERT INTO ledger_entries VALUES ('vip', 'old@example.com', 7, 'vip', "
             "'2025-01-01T00:00:00.000Z')"
         )
-        connection.execute(
-            "INSERT INTO inflight_batches VALUES ('vip', 'batch-1', 'flying@example.com', 8, 1, "
-            "'2025-01-01T00:00:00.000Z')"
-        )
+        if version >= 3:  # in flight packed, a row per batch (inflight_batches is a view)
+            connection.execute(
+                "INSERT INTO inflight_packed VALUES ('vip', 'batch-1', "
+                "'[[\"flying@example.com\", 8, 1]]', '2025-01-01T00:00:00.000Z')"
+            )
+        else:
+            connection.execute(
+                "INSERT INTO inflight_batches VALUES ('vip', 'batch-1', 'flying@example.com', "
+                "8, 1, '2025-01-01T00:00:00.000Z')"
+            )
         connection.close()
 
 

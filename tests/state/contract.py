@@ -328,6 +328,64 @@ class LedgerStoreContract:
         assert store.count_entries("vip") == 3
         assert store.mark_for_resend("vip", [], now=LATER) == 0
 
+    def test_a_tag_about_to_be_added_is_in_doubt_until_omnisend_accepts_it(
+        self, store: LedgerStore
+    ) -> None:
+        deliver(store, "vip", [("a@x.io", 1, None), ("b@x.io", 1, "vip")], now=NOW)
+        deliver(store, "news", [("a@x.io", 1, None)], now=NOW)
+        assert not any(entry.tag_in_doubt for entry in store.entries("vip"))
+        sending = ["a@x.io", "b@x.io", "nobody@x.io"]
+        assert store.mark_tag_in_doubt("vip", "vip", sending, adding=True, now=LATER) == 2
+        # Maybe on: recorded as the tag, in doubt, before the call leaves.
+        assert [(entry.tag, entry.tag_in_doubt) for entry in store.entries("vip")] == [
+            ("vip", True),
+            ("vip", True),
+        ]
+        assert store.entry("news", "a@x.io") == LedgerEntry(
+            "news", "a@x.io", 1, None, "2026-03-01T12:00:00.000Z", False
+        )
+        assert store.mark_tagged("vip", "vip", ["a@x.io"], now=LATER) == 1
+        assert store.entry("vip", "a@x.io") == LedgerEntry(
+            "vip", "a@x.io", 1, "vip", "2026-03-01T12:05:00.000Z", False
+        )
+        # No answer recorded (a lost answer, a kill): the doubt stays for the next diff.
+        b = store.entry("vip", "b@x.io")
+        assert b is not None and (b.tag, b.tag_in_doubt) == ("vip", True)
+        assert store.mark_tag_in_doubt("vip", "vip", [], adding=True, now=LATER) == 0
+
+    def test_a_tag_about_to_be_removed_is_in_doubt_until_omnisend_accepts_it(
+        self, store: LedgerStore
+    ) -> None:
+        deliver(
+            store,
+            "vip",
+            [("a@x.io", 1, "vip"), ("b@x.io", 1, "old"), ("c@x.io", 1, None), ("d@x.io", 1, "vip")],
+            now=NOW,
+        )
+        removing = ["a@x.io", "b@x.io", "c@x.io", "d@x.io", "nobody@x.io"]
+        # Only the entries carrying that tag: one with another tag or none is not in doubt.
+        assert store.mark_tag_in_doubt("vip", "vip", removing, adding=False, now=LATER) == 2
+        assert [(entry.tag, entry.tag_in_doubt) for entry in store.entries("vip")] == [
+            ("vip", True),
+            ("old", False),
+            (None, False),
+            ("vip", True),
+        ]
+        assert store.mark_untagged("vip", "vip", ["a@x.io"], now=LATER) == 1
+        a, _, _, d = store.entries("vip")
+        assert (a.tag, a.tag_in_doubt) == (None, False)
+        assert (d.tag, d.tag_in_doubt) == ("vip", True)  # its call failed: still in doubt
+        assert store.count_entries("vip", tagged=True) == 2
+
+    def test_marking_for_resend_keeps_a_doubt_only_with_the_tag(self, store: LedgerStore) -> None:
+        deliver(store, "vip", [("a@x.io", 1, "vip"), ("b@x.io", 2, "vip")], now=NOW)
+        store.mark_tag_in_doubt("vip", "vip", ["a@x.io", "b@x.io"], adding=False, now=NOW)
+        store.mark_for_resend("vip", ["a@x.io"], now=LATER)
+        store.mark_for_resend("vip", ["b@x.io"], now=LATER, keep_tag=True)
+        a, b = store.entries("vip")
+        assert (a.tag, a.tag_in_doubt) == (None, False)
+        assert (b.tag, b.tag_in_doubt) == ("vip", True)
+
     def test_tags_never_leak_across_exports(self, store: LedgerStore) -> None:
         deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
         deliver(store, "news", [("a@x.io", 1, None)], now=NOW)
@@ -515,6 +573,21 @@ class LedgerStoreContract:
             assert batch.emails == ("flying@example.com",)
             opened.record_intent("vip", "token", items("new@example.com"), now=NOW)
             assert len(opened.intents("vip")) == 1
+        assert backend.schema_version() == SCHEMA_VERSION
+
+    def test_a_version_6_store_is_migrated_with_no_tag_in_doubt(
+        self, backend: StoreBackend
+    ) -> None:
+        backend.create_at_version(6)
+        with backend.open() as opened:
+            [batch] = opened.inflight_batches("vip")
+            assert batch.emails == ("flying@example.com",)
+            assert opened.entries("vip") == [
+                LedgerEntry("vip", "old@example.com", 7, "vip", "2025-01-01T00:00:00.000Z", False)
+            ]
+            opened.mark_tag_in_doubt("vip", "vip", ["old@example.com"], adding=False, now=NOW)
+            entry = opened.entry("vip", "old@example.com")
+            assert entry is not None and entry.tag_in_doubt
         assert backend.schema_version() == SCHEMA_VERSION
 
     def test_a_newer_schema_is_refused_and_left_untouched(self, backend: StoreBackend) -> None:

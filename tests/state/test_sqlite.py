@@ -19,7 +19,7 @@ from omnisync.state import (
     open_state_store,
     state_path,
 )
-from omnisync.state.migrations import MIGRATIONS
+from omnisync.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from tests.state.seeding import deliver
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -72,7 +72,7 @@ def test_the_database_runs_in_wal_mode_with_normal_sync(tmp_path: Path) -> None:
         deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
         connection = sqlite3.connect(tmp_path / "state.sqlite3")
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         connection.close()
 
 
@@ -88,6 +88,7 @@ def test_the_ledger_table_has_the_seams_exact_shape(tmp_path: Path) -> None:
         ("fingerprint", "INTEGER", 1, 0),
         ("tag", "TEXT", 0, 0),
         ("updated_at", "TEXT", 1, 0),
+        ("tag_in_doubt", "INTEGER", 1, 0),
     ]
     without_rowid = connection.execute(
         "SELECT sql FROM sqlite_master WHERE name = 'ledger_entries'"
@@ -202,7 +203,7 @@ def test_a_version_3_database_migrates_its_history_and_can_hold_runs(tmp_path: P
         connection.commit()
     with SqliteLedgerStore(path) as store:
         with closing(sqlite3.connect(path)) as reader:
-            assert reader.execute("PRAGMA user_version").fetchone()[0] == 6
+            assert reader.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         (old,) = store.runs("vip")
         assert (old.id, old.status, dict(old.counts)) == (1, "succeeded", {"upserted": 3})
         held = store.start_run("vip", trigger="schedule", config_revision="git:def", now=NOW)
