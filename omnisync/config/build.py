@@ -220,8 +220,9 @@ class _Builder:
         build: Callable[[str, _Body], _Entry],
     ) -> dict[str, _Entry]:
         """The entries of ``section`` that can be built; the others have reported flaws."""
-        entries = data.get(section, {})
-        if (section,) in self.problems:
+        entries = data.get(section)
+        # Not `(section,) in problems`: one file's null must not hide the other files' entries.
+        if not isinstance(entries, dict):
             return {}
         built = {}
         for name, entry in entries.items():

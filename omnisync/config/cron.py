@@ -132,12 +132,28 @@ class WallClockTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is u
         return moment.astimezone(self.zone).replace(tzinfo=UTC, fold=0)
 
 
+#: An expression that fires at all fires between these two instants: the dates it matches
+#: in a year depend only on the year's length and the weekday it starts on, and the 28
+#: years from 2000 (a leap year, as every fourth one until 2100) hold all 14 kinds of year.
+#: Fixed, not now: whether an expression is valid must not depend on when it is read.
+_SEARCH_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+_SEARCH_UNTIL = datetime(2028, 1, 1, tzinfo=UTC)
+
+
 def cron_problem(expression: str) -> str | None:
-    """Why ``expression`` is not a valid schedule, or ``None`` when it is."""
+    """Why ``expression`` is not a valid schedule, or ``None`` when it is. An expression
+    that matches no date (``0 0 30 2 *``) is not: its next run would be "never"."""
     try:
         crontab_trigger(expression)
     except ValueError as error:
         return str(error)
+    # In UTC: a zone's clock changes move a run, never remove a date's. Ending the search
+    # keeps APScheduler from looking through every year to 9999.
+    fields = crontab_trigger_fields(expression)
+    probe = CronTrigger(**fields, timezone=UTC, end_date=_SEARCH_UNTIL)
+    if probe.get_next_fire_time(None, _SEARCH_FROM) is None:
+        # Both days restricted is refused above, so only the day of month can miss.
+        return "it never fires (none of its days of the month occurs in any of its months)"
     return None
 
 

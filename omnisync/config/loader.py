@@ -144,10 +144,10 @@ def merge_documents(files: Sequence[tuple[ParsedDocument, str]]) -> MergedDocume
         taken: set[PathParts] = set()
         for key, value in document.data.items():
             here = document.positions.get((key,), start)
-            if key in NAMED_SECTIONS and isinstance(value, dict):
+            if key in NAMED_SECTIONS:
+                if not isinstance(value, dict):
+                    continue  # the schema reported it; the other files' entries still merge
                 section = data.setdefault(key, {})
-                if not isinstance(section, dict):
-                    continue
                 positions.setdefault((key,), here)
                 for name, entry in value.items():
                     at = document.positions.get((key, name), here)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import codecs
 import ipaddress
+import itertools
 import re
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
+from typing import Literal
 from urllib.parse import urlsplit
 
 from omnisync.config.cron import cron_problem, timezone_problem
@@ -119,7 +121,8 @@ class _Checker:
                     f"a {source.kind} source takes no query: every row of the file is a member",
                 )
             elif segment.query is not None:
-                yield (*path, "query"), select_problem(segment.query)
+                dialect: SqlDialect = "postgres" if source.kind == "postgres" else "sqlite"
+                yield (*path, "query"), select_problem(segment.query, dialect=dialect)
 
     def _exports(self) -> Iterator[_Finding]:
         tag_owners: dict[tuple[str, str], str] = {}
@@ -201,32 +204,97 @@ def _permission_findings(config: Config, export: Export) -> Iterator[tuple[str, 
         )
 
 
-def select_problem(query: str) -> str | None:
-    """Why ``query`` is not a single SELECT statement (``WITH ... SELECT`` counts), or ``None``."""
-    code = _strip_sql(query)
-    words = code.split(None, 1)
-    if not words:
+#: How a database source reads a query's text: in PostgreSQL ``$$ ... $$`` is a string, block
+#: comments nest and ``E'...'`` takes backslash escapes; in SQLite ``$`` starts a parameter's
+#: name and ``[...]`` and backticks quote names.
+SqlDialect = Literal["sqlite", "postgres"]
+#: A piece of a query where it starts: ``noise`` (blanks, comments), ``quoted`` (a string or
+#: a quoted name, an unterminated one to the end), ``text`` (a word or name, ``$`` and any
+#: non-ASCII letter in it, else one character such as ``(`` or ``;``); ``nested`` opens a
+#: PostgreSQL comment, found by :func:`_nested_comment_end`.
+_SQL_PIECES = {
+    "sqlite": re.compile(
+        r"""(?P<noise>\s+|--[^\n]*|/\*.*?(?:\*/|\Z))
+        |(?P<quoted>'(?:[^']|'')*'?|"(?:[^"]|"")*"?|`(?:[^`]|``)*`?|\[[^\]]*\]?)
+        |(?P<text>[\w$\x80-\U0010ffff]+|.)""",
+        re.DOTALL | re.VERBOSE,
+    ),
+    "postgres": re.compile(
+        r"""(?P<noise>\s+|--[^\n]*)|(?P<nested>/\*)
+        |(?P<quoted>[eE]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?|"(?:[^"]|"")*"?
+            |(?P<dollar>\$(?:[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$).*?(?:(?P=dollar)|\Z))
+        |(?P<text>[\w$\x80-\U0010ffff]+|.)""",
+        re.DOTALL | re.VERBOSE,
+    ),
+}
+_COMMENT_MARKS = re.compile(r"/\*|\*/")
+
+
+def sql_pieces(query: str, *, dialect: SqlDialect) -> Iterator[tuple[str, int, int]]:
+    """``(kind, start, end)`` of each piece of ``query`` in order, read as ``dialect`` reads
+    it; the kinds are ``noise``, ``quoted`` and ``text`` (:data:`_SQL_PIECES`)."""
+    pattern = _SQL_PIECES[dialect]
+    position = 0
+    while position < len(query):
+        piece = pattern.match(query, position)
+        # The last alternative takes any character; the kind is the outermost group's name.
+        assert piece is not None and piece.lastgroup is not None
+        start, kind, position = position, piece.lastgroup, piece.end()
+        if kind == "nested":
+            kind, position = "noise", _nested_comment_end(query, start)
+        yield kind, start, position
+
+
+def _nested_comment_end(query: str, start: int) -> int:
+    """Where the PostgreSQL comment opening at ``start`` ends (each ``/*`` in it needs its
+    own ``*/``), or the end of ``query``."""
+    depth = 0
+    for mark in _COMMENT_MARKS.finditer(query, start):
+        depth += 1 if mark[0] == "/*" else -1
+        if depth == 0:
+            return mark.end()
+    return len(query)
+
+
+def select_problem(query: str, *, dialect: SqlDialect) -> str | None:
+    """Why ``query``, read as ``dialect`` reads it, is not a single SELECT statement
+    (``WITH ... SELECT`` counts) that can sit inside the ``FROM ( ... )`` omnisync wraps it
+    in, or ``None``. Its parentheses must balance outside strings, quoted names and
+    comments, or it could close the wrapper and run a query beside it. The one rule for
+    ``validate`` and for a run: the sources ask it before they run a query (the PostgreSQL
+    reader without naming its dialect, hence the default)."""
+    # Where each piece that is not blank or a comment starts: a quoted one is never "(".
+    pieces = [
+        (start, query[start:end])
+        for kind, start, end in sql_pieces(query, dialect=dialect)
+        if kind != "noise"
+    ]
+    if not pieces:
         return "the query is empty"
-    first = words[0].lower()
-    if first not in ("select", "with"):
+    first = pieces[0][1]
+    if first.lower() not in ("select", "with"):
         return f"the query must be a SELECT statement, not {first.upper()}"
-    statements = [part for part in code.split(";") if part.strip()]
-    if len(statements) > 1:
+    texts = [";"] + [text for _, text in pieces]
+    if sum(text != ";" and before == ";" for before, text in itertools.pairwise(texts)) > 1:
         return "the query must be a single statement (it has more than one ';'-separated part)"
+    opened: list[int] = []
+    for start, text in pieces:
+        if text == "(":
+            opened.append(start)
+        elif text == ")" and not opened:
+            return f"the ')' at {_place(query, start)} closes a parenthesis it did not open"
+        elif text == ")":
+            opened.pop()
+    if opened:
+        return f"the '(' at {_place(query, opened[-1])} is never closed"
     return None
 
 
-#: Comments and string literals: a ``;`` inside them ends no statement.
-_SQL_NOISE = re.compile(
-    r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?", re.DOTALL
-)
-
-
-def _strip_sql(query: str) -> str:
-    """``query`` without comments and with string literals emptied."""
-    return _SQL_NOISE.sub(
-        lambda noise: {"-": "", "/": " "}.get(noise[0][0], noise[0][0] * 2), query
-    )
+def _place(query: str, index: int) -> str:
+    """Where ``index`` is in ``query``, in words (lines and columns count from 1)."""
+    line = query.count("\n", 0, index) + 1
+    column = index - query.rfind("\n", 0, index)
+    return f"line {line}, column {column} of the query"
 
 
 def _url_problem(url: str) -> str | None:

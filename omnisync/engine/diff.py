@@ -1,6 +1,6 @@
 """The diff of a staged segment against the ledger, in set-based SQL.
 
-Materialises ``temp.work`` and ``temp.leavers`` from ``temp.stage`` with
+Materialises ``temp.work`` and ``temp.leavers`` from ``temp.omnisync_stage`` with
 :func:`omnisync.planning.reference_plan`'s semantics. The stage side (SQLite)
 counts rows, missing e-mails and duplicates; the ledger side (a
 :class:`LedgerSide`) runs the ledger's SQL, written once, where the ledger
@@ -47,7 +47,7 @@ class DiffOutcome:
 @dataclass(frozen=True)
 class DiffTerms:
     """What a ledger side is asked about. ``members`` is an SQL condition on
-    ``temp.stage AS s`` that holds for exactly the members (the first row of each
+    ``temp.omnisync_stage AS s`` that holds for exactly the members (the first row of each
     e-mail); ``full``: a resync (see :func:`run_diff`)."""
 
     export: str
@@ -59,7 +59,7 @@ class DiffTerms:
 def run_diff(
     connection: sqlite3.Connection, export: Export, ledger: LedgerSide | None, *, full: bool
 ) -> DiffOutcome:
-    """Diff ``temp.stage`` against ``export``'s ``ledger`` (``None``: every member is new).
+    """Diff ``temp.omnisync_stage`` against ``export``'s ``ledger`` (``None``: every member is new).
 
     ``full`` (a resync): every member is work that needs the upsert and the
     tag; a member the ledger knows stays ``in_ledger`` (no consent status is
@@ -69,14 +69,17 @@ def run_diff(
     snapshot of its own).
     """
     marks = [("", time.perf_counter())]
-    connection.execute("CREATE INDEX temp.stage_by_email ON stage (email, fingerprint)")
+    connection.execute(
+        "CREATE INDEX temp.omnisync_stage_by_email ON omnisync_stage (email, fingerprint)"
+    )
     marks.append(("index", time.perf_counter()))
-    rows = _scalar(connection, "SELECT count(*) FROM temp.stage")
-    missing = _scalar(connection, "SELECT count(*) FROM temp.stage WHERE email IS NULL")
+    rows = _scalar(connection, "SELECT count(*) FROM temp.omnisync_stage")
+    missing = _scalar(connection, "SELECT count(*) FROM temp.omnisync_stage WHERE email IS NULL")
     missing_rows = tuple(
         int(seq)
         for (seq,) in connection.execute(
-            "SELECT seq FROM temp.stage WHERE email IS NULL ORDER BY seq LIMIT ?", (SAMPLE_SIZE,)
+            "SELECT seq FROM temp.omnisync_stage WHERE email IS NULL ORDER BY seq LIMIT ?",
+            (SAMPLE_SIZE,),
         )
     )
 
@@ -84,7 +87,8 @@ def run_diff(
     # first row and copies; the grouping runs only when there are copies.
     distinct = _scalar(
         connection,
-        "SELECT count(*) FROM (SELECT DISTINCT email FROM temp.stage WHERE email IS NOT NULL)",
+        "SELECT count(*) FROM "
+        "(SELECT DISTINCT email FROM temp.omnisync_stage WHERE email IS NOT NULL)",
     )
     duplicates = rows - missing - distinct
     duplicates_sample: tuple[str, ...] = ()
@@ -92,7 +96,7 @@ def run_diff(
     if duplicates:
         connection.execute(
             "CREATE TEMP TABLE duplicate_groups AS "
-            "SELECT email, min(seq) AS first_seq, count(*) AS copies FROM temp.stage "
+            "SELECT email, min(seq) AS first_seq, count(*) AS copies FROM temp.omnisync_stage "
             "WHERE email IS NOT NULL GROUP BY email HAVING count(*) > 1"
         )
         duplicates_sample = tuple(
@@ -104,7 +108,7 @@ def run_diff(
         )
         connection.execute(
             "CREATE TEMP TABLE later_copies AS SELECT s.seq AS seq "
-            "FROM temp.duplicate_groups AS d JOIN temp.stage AS s "
+            "FROM temp.duplicate_groups AS d JOIN temp.omnisync_stage AS s "
             "ON s.email = d.email AND s.seq > d.first_seq"
         )
         connection.execute("CREATE UNIQUE INDEX temp.later_copies_seq ON later_copies (seq)")
@@ -120,7 +124,7 @@ def run_diff(
     if ledger is None:
         connection.execute(
             f"INSERT INTO temp.work ({FILLED_COLUMNS['work']}) "
-            f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.stage AS s WHERE {terms.members}"
+            f"SELECT s.seq, 0, NULL, 1, 1 FROM temp.omnisync_stage AS s WHERE {terms.members}"
         )
         delivered = tagged = members_tagged = 0
     else:
@@ -204,7 +208,7 @@ class LedgerSide:
         ``fingerprint``) and the condition that selects them from it."""
         # In e-mail order, from the covering index alone, probing the ledger's
         # primary key in the same order.
-        return "temp.stage AS s INDEXED BY stage_by_email", terms.members
+        return "temp.omnisync_stage AS s INDEXED BY omnisync_stage_by_email", terms.members
 
     def _fetch(self, sql: str, parameters: Mapping[str, object]) -> Sequence[Any]:
         """The one row of ``sql``."""

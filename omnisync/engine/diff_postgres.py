@@ -124,7 +124,7 @@ class PostgresLedger(LedgerSide):
             "fingerprint BIGINT) ON COMMIT DROP"
         )
         staged = self._staging.execute(
-            f"SELECT s.seq, s.email, s.fingerprint FROM temp.stage AS s WHERE {members}"
+            f"SELECT s.seq, s.email, s.fingerprint FROM temp.omnisync_stage AS s WHERE {members}"
         )
         unstorable: list[int] = []
         try:

@@ -1,6 +1,6 @@
 """Staging a segment and diffing it against the ledger, inside SQLite.
 
-The segment is read once into ``temp.stage`` (normalised e-mail, fingerprint,
+The segment is read once into ``temp.omnisync_stage`` (normalised e-mail, fingerprint,
 raw values): a SQLite source by one ``INSERT ... SELECT`` with the Python rules
 registered as SQL functions, other sources by ``executemany``. The diff
 (:mod:`omnisync.engine.diff`) is materialised before :func:`stage_export`
@@ -118,7 +118,7 @@ class StagedExport:
         return self._batches(
             "SELECT s.email, s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, "
             f"w.needs_tag, {values} FROM temp.work AS w "
-            "JOIN temp.stage AS s ON s.seq = w.seq ORDER BY w.seq"
+            "JOIN temp.omnisync_stage AS s ON s.seq = w.seq ORDER BY w.seq"
         )
 
     def work_item(self, record: WorkRecord) -> WorkItem:
@@ -159,7 +159,7 @@ class StagedExport:
         cursor = self.connection.execute(
             "SELECT count(*) OVER (PARTITION BY s.email), s.seq, w.seq IS NOT NULL, s.email, "
             "s.fingerprint, w.in_ledger, w.tag_on, w.needs_upsert, w.needs_tag, "
-            f"{values} FROM temp.stage AS s LEFT JOIN temp.work AS w ON w.seq = s.seq "
+            f"{values} FROM temp.omnisync_stage AS s LEFT JOIN temp.work AS w ON w.seq = s.seq "
             "WHERE s.email IN (SELECT value FROM json_each(?)) ORDER BY s.seq",
             (wanted,),
         )
@@ -238,8 +238,10 @@ def stage_export(
             connection.create_function(
                 "omnisync_fingerprint", -1, fingerprinter, deterministic=True
             )
+            # The segment query runs on this connection, and SQLite finds a bare name
+            # in temp first: a name of omnisync's own, so a source's `stage` is its own.
             connection.execute(
-                "CREATE TEMP TABLE stage (seq INTEGER PRIMARY KEY, email TEXT, "
+                "CREATE TEMP TABLE omnisync_stage (seq INTEGER PRIMARY KEY, email TEXT, "
                 f"fingerprint INTEGER, {targets})"
             )
         except sqlite3.Error as error:
@@ -263,7 +265,7 @@ def stage_export(
                 email_index = columns.index(export.mapping.email)
                 placeholders = ", ".join("?" for _ in range(len(columns) + 2))
                 connection.executemany(
-                    f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
+                    f"INSERT INTO temp.omnisync_stage (email, fingerprint, {targets}) "
                     f"VALUES ({placeholders})",
                     (
                         (normalise_email(values[email_index]), fingerprinter(*values), *values)
@@ -346,9 +348,9 @@ def _fill_from_sqlite(
     values = ", ".join(quoted)
     try:
         connection.execute(
-            f"INSERT INTO temp.stage (email, fingerprint, {targets}) "
+            f"INSERT INTO temp.omnisync_stage (email, fingerprint, {targets}) "
             f"SELECT omnisync_email({email}), omnisync_fingerprint({values}), {values} "
-            f"FROM ({subquery(query)})"
+            f"FROM ({subquery(query, dialect='sqlite')})"
         )
     except sqlite3.Error as error:
         if _is_scratch_failure(error):

@@ -121,15 +121,19 @@ class PostgresReader:
             try:
                 with connection.cursor(name="omnisync_segment") as cursor:
                     cursor.itersize = self.itersize
-                    cursor.execute(f"SELECT {selected} FROM ({subquery(self.query)}) AS segment")
+                    cursor.execute(f"SELECT {selected} FROM ({self._subquery()}) AS segment")
                     for row in cursor:
                         yield tuple(map(canonical, row))
             except psycopg.Error as error:
                 raise self._query_error(error) from error
 
+    def _subquery(self) -> str:
+        """The query ready to sit inside ``FROM ( ... )``, read as PostgreSQL reads it."""
+        return subquery(self.query, dialect="postgres")
+
     def _connect(self) -> psycopg.Connection[TupleRow]:
         """A connection in a READ ONLY transaction with the statement timeout set."""
-        problem = select_problem(self.query)
+        problem = select_problem(self.query, dialect="postgres")
         if problem is not None:
             raise self._error(f"bad query: {problem}")
         try:
@@ -163,7 +167,7 @@ class PostgresReader:
 
         prefix = "SELECT * FROM ("
         try:
-            cursor = connection.execute(f"{prefix}{subquery(self.query)}) AS segment LIMIT 0")
+            cursor = connection.execute(f"{prefix}{self._subquery()}) AS segment LIMIT 0")
         except psycopg.Error as error:
             raise self._query_error(error, prefix=prefix) from error
         return tuple(column.name for column in cursor.description or ())
@@ -226,7 +230,7 @@ class PostgresReader:
         position = error.diag.statement_position
         if not prefix or not position or not position.isdigit():
             return ""
-        text = subquery(self.query)[1:-1]  # without the newlines around it
+        text = self._subquery()[1:-1]  # without the newlines around it
         index = int(position) - 1 - len(prefix) - 1  # from 1-based, past the newline
         if not 0 <= index < len(text):
             return " at the end of the query"  # e.g. at the closing parenthesis around it

@@ -7,11 +7,11 @@ finds the query's columns and turns SQLite's errors into :class:`SourceError`.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from omnisync.config.rules import SqlDialect, select_problem, sql_pieces
 from omnisync.sources.errors import SourceError
 
 
@@ -49,26 +49,20 @@ def open_readonly(path: Path, *, segment: str, source: str) -> sqlite3.Connectio
     return connection
 
 
-#: Quoted text (unterminated too), comments, runs of other text, single characters.
-_TOKENS = re.compile(
-    r"""'[^']*'?|"[^"]*"?|`[^`]*`?|\[[^\]]*\]?|--[^\n]*|/\*.*?(?:\*/|\Z)|[^'"`\[\-/;\s]+|.""",
-    re.DOTALL,
-)
-
-
-def subquery(query: str) -> str:
-    """The segment query ready to sit inside ``FROM ( ... )``.
+def subquery(query: str, *, dialect: SqlDialect) -> str:
+    """The segment query ready to sit inside ``FROM ( ... )``, its text read as ``dialect``
+    reads it (:func:`~omnisync.config.rules.sql_pieces`).
 
     Statement terminators at the end (``;``, even followed by comments) are
     dropped; the newlines keep a trailing ``--`` comment from swallowing the
-    closing parenthesis. A second statement is left in place, so that SQLite
-    refuses it as a syntax error.
+    closing parenthesis. A second statement is left in place, so that the
+    database refuses it as a syntax error. Whether the query may sit there at all is
+    :func:`~omnisync.config.rules.select_problem`'s to say, before.
     """
-    end = 0  # just past the last significant token
-    for token in _TOKENS.finditer(query):
-        text = token.group()
-        if not (text.isspace() or text == ";" or text.startswith(("--", "/*"))):
-            end = token.end()
+    end = 0  # just past the last significant piece
+    for kind, start, stop in sql_pieces(query, dialect=dialect):
+        if kind != "noise" and query[start:stop] != ";":
+            end = stop
     return "\n" + query[:end] + "\n"
 
 
@@ -89,9 +83,16 @@ def translate_error(error: sqlite3.Error, *, segment: str, source: str) -> Sourc
 def result_columns(
     connection: sqlite3.Connection, query: str, *, segment: str, source: str
 ) -> tuple[str, ...]:
-    """The column names ``query`` returns, without running it to completion."""
+    """The column names ``query`` returns, without running it to completion. A query
+    :func:`~omnisync.config.rules.select_problem` refuses (one that would close the
+    parenthesis around it, say) is a :class:`SourceError` before SQLite sees it."""
+    problem = select_problem(query, dialect="sqlite")
+    if problem is not None:
+        cause = f"bad query: {problem} (a segment query must be exactly one SELECT statement)"
+        raise SourceError(cause, segment=segment, source=source)
     try:
-        cursor = connection.execute(f"SELECT * FROM ({subquery(query)}) LIMIT 0")
+        text = subquery(query, dialect="sqlite")
+        cursor = connection.execute(f"SELECT * FROM ({text}) LIMIT 0")
     except sqlite3.Error as error:
         raise translate_error(error, segment=segment, source=source) from error
     return tuple(description[0] for description in cursor.description or ())

@@ -128,7 +128,7 @@ def test_the_schema_holds_a_tag_to_1_to_100_characters(
     ],
 )
 def test_select_rule(query: str, problem: str | None) -> None:
-    assert select_problem(query) == problem
+    assert select_problem(query, dialect="postgres") == problem
 
 
 def test_the_base_config_is_valid(tmp_path: Path) -> None:

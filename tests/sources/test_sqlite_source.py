@@ -143,4 +143,4 @@ def test_open_segment_picks_the_reader_and_refuses_what_it_cannot_read(tmp_path:
 def test_trailing_terminators_and_comments_are_dropped_but_a_second_statement_is_not(
     query: str, expected: str
 ) -> None:
-    assert subquery(query) == f"\n{expected}\n"
+    assert subquery(query, dialect="sqlite") == f"\n{expected}\n"

@@ -117,6 +117,26 @@ def test_counts_work_and_leavers_of_a_sqlite_segment(source: Path, ledger: Path)
         assert [item.email for item in staged.work()] == [item.email for item in work]
 
 
+def test_a_source_table_named_as_a_staging_table_is_the_sources_own(tmp_path: Path) -> None:
+    # SQLite finds a bare name in temp first: omnisync's scratch must not hide the source's.
+    source = tmp_path / "crm.sqlite"
+    with sqlite3.connect(source) as connection:
+        for table in ("stage", "work", "leavers", "duplicate_groups"):
+            connection.execute(f"CREATE TABLE {table} (email TEXT, first_name TEXT)")
+            connection.execute(f"INSERT INTO {table} VALUES ('{table}@example.com', 'A')")
+    connection.close()
+    query = "SELECT * FROM stage UNION ALL SELECT * FROM work UNION ALL SELECT * FROM leavers"
+    config = make_config(
+        source_path=source, query=query, state_dir=tmp_path / "state", exports=[EXPORT]
+    )
+    with stage_export(config, "vip") as staged:
+        assert [item.email for item in staged.work()] == [
+            "stage@example.com",
+            "work@example.com",
+            "leavers@example.com",
+        ]
+
+
 def test_on_leave_keep_lists_no_leavers(source: Path, ledger: Path) -> None:
     export = make_export(mapping=EXPORT.mapping, on_leave="keep")
     config = make_config(source_path=source, state_dir=ledger.parent, exports=[export])
