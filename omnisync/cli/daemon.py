@@ -2,7 +2,8 @@
 
 Reloads the config when it changes (or on SIGHUP) and serves /healthz,
 /metrics, /status and on-demand runs on the control address; a bad edit never
-stops it (docs/daemon.md). SIGTERM/SIGINT stop it cleanly (exit 0).
+stops it (docs/daemon.md). SIGTERM/SIGINT stop it cleanly (exit 0), also while it
+is still starting; a SIGHUP while it starts is a reload once it serves.
 Refuses to start (exit 1) on a config that validate rejects, with the same
 file:line:col lines, or whose secrets cannot be resolved, or while another daemon
 uses its state directory; exit 2 for a path that cannot be read.
@@ -18,12 +19,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omnisync.cli.common import fail
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.location import add_config_argument, config_path_from
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from omnisync.daemon.loading import DaemonConfigLoader, LoadedConfig
+    from omnisync.daemon.service import Daemon
     from omnisync.logs import Redactor
 
 
@@ -54,7 +57,44 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class Signals:
+    """SIGTERM, SIGINT and SIGHUP from the very start: noted while the daemon starts (their
+    default actions would kill it, a SIGHUP's with exit 129), passed to it once it exists."""
+
+    def __init__(self) -> None:
+        self.stop_requested = False
+        self.reload_requested = False
+        self._daemon: Daemon | None = None
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(number, self._received)
+
+    def _received(self, number: int, frame: FrameType | None) -> None:
+        daemon = self._daemon
+        if number == signal.SIGHUP:
+            self.reload_requested = True
+            if daemon is not None:
+                daemon.request_reload()
+        else:
+            self.stop_requested = True
+            if daemon is not None:
+                daemon.request_stop()
+
+    def attach(self, daemon: Daemon) -> None:
+        """From now on ``daemon`` is told at once; what came before, it is told now. A
+        SIGHUP during start is a reload once it serves, even when the config was loaded
+        after it: a reload of what is loaded changes nothing, and an edit the start's
+        load may have missed is what the signal is about."""
+        self._daemon = daemon
+        if self.reload_requested:
+            daemon.request_reload()
+        if self.stop_requested:
+            daemon.request_stop()
+
+
 def handle(args: argparse.Namespace) -> int:
+    # First of all (this module imports little, so it comes early): a signal sent while
+    # the daemon starts must not kill it.
+    signals = Signals()
     # Imported here: `omnisync --help` imports every command's module, and would pay
     # for the daemon's imports (APScheduler, prometheus-client, the engine).
     from omnisync.config.rules import listen_problem
@@ -102,7 +142,14 @@ def handle(args: argparse.Namespace) -> int:
     # Held until this function returns, after daemon.json is removed (or by the kernel
     # until the process ends, on the os._exit below).
     with claim:
-        return _serve(args, initial, loader=loader, config_path=config_path, redactor=redactor)
+        return _serve(
+            args,
+            initial,
+            loader=loader,
+            config_path=config_path,
+            redactor=redactor,
+            signals=signals,
+        )
 
 
 def _serve(
@@ -112,6 +159,7 @@ def _serve(
     loader: DaemonConfigLoader,
     config_path: Path,
     redactor: Redactor,
+    signals: Signals,
 ) -> int:
     """Start the daemon on ``initial`` and serve until stopped; the exit code. The caller
     has made the state directory and holds its claim."""
@@ -161,10 +209,15 @@ def _serve(
         redactor=redactor,
         replication=shared,
     )
-    # Handlers first: a SIGHUP's default action would kill a daemon still starting.
-    signal.signal(signal.SIGTERM, lambda number, frame: daemon.request_stop())
-    signal.signal(signal.SIGINT, lambda number, frame: daemon.request_stop())
-    signal.signal(signal.SIGHUP, lambda number, frame: daemon.request_reload())
+    signals.attach(daemon)
+    if signals.stop_requested:
+        # Stopped while starting: nothing scheduled, served or written yet.
+        daemon.shutdown()
+        engine.close()
+        logging.getLogger("omnisync.daemon").info(
+            "daemon stopped while starting", extra={"event": "daemon_stopped", "drained": True}
+        )
+        return 0
     try:
         daemon.start()
     except (StartupFailed, OSError) as error:
@@ -184,4 +237,6 @@ def _serve(
 
 
 def _refuse(reason: str, status: int = EXIT_FAILED) -> int:
+    from omnisync.cli.common import fail  # not at import: it loads the config machinery
+
     return fail(f"omnisync daemon: not starting: {reason}", status)

@@ -2,8 +2,10 @@
 
 The daemon is found through <state_dir>/daemon.json: --state-dir, else the
 config's daemon.state_dir, read as written even while the config does not
-load, else the default state directory. The text fits 80 columns (export
-names are never cut, times are relative); --format json has them in full.
+load, else the default state directory. On a terminal the text fits its width
+(export names are never cut, times are relative); piped, no line is wrapped
+(unless $COLUMNS sets a width); --format json has them in full. Text from the
+config (a problem, a path) is shown on one line, its control characters escaped.
 With a shared (PostgreSQL) state store the replicas table follows, read from
 the database (when it cannot be read, stderr says why after the daemon's status).
 
@@ -16,6 +18,7 @@ state store: 0 when the daemon here answered or the store has a live replica
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import closing
 from datetime import UTC, datetime
@@ -35,7 +38,7 @@ from omnisync.daemon.discovery import (
     UntrustedStateFile,
     find_info,
 )
-from omnisync.daemon.status import parse_time
+from omnisync.daemon.status import one_line, parse_time
 from omnisync.state.store import StateError
 
 if TYPE_CHECKING:
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 EXIT_NO_DAEMON = 1
+
+#: The width of a console that is not a terminal: wider than any line.
+_UNWRAPPED = 1_000_000
 
 _STATE_STYLES = {
     "running": "bold cyan",
@@ -139,6 +145,9 @@ def show(
     from rich.console import Console
 
     console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped to grep or a file: whole lines, not rich's default of 80 columns.
+        console.width = _UNWRAPPED
     if document is not None:
         render(document, console)
     if shared is not None:
@@ -199,7 +208,7 @@ def render(document: dict[str, Any], console: Console) -> None:
         f"omnisync daemon pid {daemon.get('pid')} on {daemon.get('control_address')},"
         f" up since {short_time(daemon.get('started_at'))}"
     )
-    console.print(Text(f"config {daemon.get('config_path')}"))
+    console.print(Text(one_line(f"config {daemon.get('config_path')}")))
     loaded_at = short_time(config.get("loaded_at"))
     console.print(f"revision [bold]{config.get('revision')}[/bold], loaded {loaded_at}")
     reloaded_at = short_time(reload.get("at"))
@@ -213,7 +222,7 @@ def render(document: dict[str, Any], console: Console) -> None:
         )
         for problem in reload.get("problems", []):
             # Never wrapped: a file:line:col line is for copying into an editor.
-            console.print(Text(f"  {problem}", style="red"), soft_wrap=True)
+            console.print(Text(f"  {one_line(problem)}", style="red"), soft_wrap=True)
     rows: list[tuple[str, Text, str, str, Text]] = []
     counted: list[tuple[str, str]] = []
     held: list[tuple[str, str]] = []
@@ -258,7 +267,7 @@ def render(document: dict[str, Any], console: Console) -> None:
             line.append_text(last_run)
             console.print(line)
     for name, reason in held:
-        console.print(Text(f"{name} is HELD (nothing sent): {reason}", style="bold red"))
+        console.print(Text(one_line(f"{name} is HELD (nothing sent): {reason}"), style="bold red"))
     if counted:
         # Counts under the table, not in it: they would squeeze every column.
         console.print(Text("last run counts:", style="bold"))

@@ -181,6 +181,7 @@ def warn_restart_needed(config: Config, previous: Config) -> None:
     for setting, now, before in (
         ("daemon.state_dir", new.state_dir, old.state_dir),
         ("daemon.control.listen", new.control_listen, old.control_listen),
+        ("daemon.log_format", new.log_format, old.log_format),
         ("daemon.state", _describe_state(new), _describe_state(old)),
         (
             "daemon.replica_id",

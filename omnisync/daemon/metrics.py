@@ -4,8 +4,10 @@ or a library user, never collide).
 Made to be alerted on (``examples/prometheus/alerts.yml``): every configured export
 has all its series from the moment it is configured (``last_success`` at 0 until a
 success is known, seeded from history), so "never succeeded" needs no ``absent()``;
-an export that leaves the config loses them. No ``_created`` series: they would
-double every counter.
+an export that leaves the config loses them. A counter whose label values are known
+(``omnisync_config_reloads_total{result}``) has each at 0 from the start, so that
+``increase()`` counts the first one. No ``_created`` series: they would double every
+counter.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, fl
 
 #: The outcomes every configured export has a ``omnisync_runs_total`` series for.
 OUTCOMES = ("succeeded", "partial", "failed", "held")
+#: The results ``omnisync_config_reloads_total`` has a series for, from the start.
+RELOAD_RESULTS = ("success", "failure")
 
 
 class DaemonMetrics:
@@ -142,6 +146,9 @@ class DaemonMetrics:
             "Config reload attempts, by result (success, failure).",
             ["result"],
         )
+        for result in RELOAD_RESULTS:
+            # At 0 from the start: increase() counts the first failure only from a 0 sample.
+            self.reloads.labels(result=result)
 
         self.lease_held = gauge(
             "omnisync_brand_lease_held",

@@ -1,6 +1,8 @@
 """The systemd notify protocol (``sd_notify``): ``KEY=VALUE`` datagrams to the socket in
 ``$NOTIFY_SOCKET`` (``@``: the abstract namespace). Without it every call is a no-op; a
-failure to send is logged once and never stops the service."""
+failure to send is logged once and never stops the service. Each ``KEY=VALUE`` is one line
+whatever its value holds: a config's text (an export named ``"vip\\nWATCHDOG=trigger"``
+in a reload error) must never become an assignment of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import os
 import socket
 import time
 from collections.abc import Mapping
+
+from omnisync.daemon.status import one_line
 
 _log = logging.getLogger("omnisync.daemon.notify")
 
@@ -43,12 +47,15 @@ class Notifier:
         return cls(address, watchdog_seconds=watchdog)
 
     def send(self, *lines: str) -> None:
-        """Send ``lines`` as one datagram (e.g. ``"READY=1", "STATUS=running"``)."""
+        """Send ``lines`` as one datagram (e.g. ``"READY=1", "STATUS=running"``), each one
+        line: control characters in it are escaped."""
         if self._socket is None or self.address is None:
             return
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
-            self._socket.sendto("\n".join(lines).encode(), target)
+            # backslashreplace: a path's undecodable bytes (surrogates) must not raise.
+            datagram = "\n".join(map(one_line, lines)).encode(errors="backslashreplace")
+            self._socket.sendto(datagram, target)
         except OSError as error:
             if not self._failed:
                 _log.warning(

@@ -5,7 +5,10 @@ Directories are watched, never files: rename-over saves, a Kubernetes ConfigMap'
 config files (``*.yaml``/``*.yml``, or the config file's own name) and ``..*``
 entries, never editor droppings; in a git repository also ``HEAD``, ``index``,
 ``packed-refs`` and branch refs, so a commit reloads too (the revision loses
-``+dirty``). The watch moves when a symlink is re-pointed. Debouncing is the daemon's.
+``+dirty``). A config file that is a link to another directory has that directory
+watched too, for the file the link names (and each link on the way). The watch moves,
+and a reload follows, when a symlink is re-pointed or a watched directory is replaced
+(``mv conf.new conf``). Debouncing is the daemon's.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from watchfiles import Change, watch
 
+from omnisync.config.loader import config_file_names
 from omnisync.config.revision import git, work_tree
 
 _log = logging.getLogger("omnisync.daemon.watcher")
@@ -29,6 +33,8 @@ _TEMPORARY = re.compile(r"(\.sw[a-z]$)|(~$)|(^\.#)|(^4913$)|(\.tmp$)|(^\.?#.*#$)
 
 #: How often the watch loop wakes without events to re-resolve symlinks and notice a stop.
 _WAKE_MILLISECONDS = 1000
+#: Links followed from one config file at most (Linux's own limit), so a loop ends.
+_MAX_LINKS = 40
 
 
 @dataclass(frozen=True)
@@ -92,14 +98,63 @@ def watch_targets(config_path: Path) -> tuple[WatchTarget, ...]:
     directory = absolute.is_dir()
     link = absolute if directory else absolute.parent
     names = None if directory else frozenset({absolute.name})
-    targets = [WatchTarget(link.resolve(), names=names, configmap=True)]
+    home = link.resolve()
+    targets = [WatchTarget(home, names=names, configmap=True)]
     # A symlinked config directory (a release switch, a mounted volume) changes when the
     # link itself is re-pointed: watch the directory that holds the link for its name.
     if link.is_symlink():
         targets.append(
             WatchTarget(link.parent.resolve(), names=frozenset({link.name}), configmap=False)
         )
+    try:
+        files = config_file_names(str(absolute)) if directory else [str(absolute)]
+    except OSError:
+        files = []  # gone mid-swap: the next look finds what replaced it
+    linked: dict[Path, set[str]] = {}
+    for file in files:
+        for entry in _links_followed(Path(file)):
+            relative = entry.relative_to(home).parts if entry.is_relative_to(home) else ()
+            # A ConfigMap's ``..data/`` entries: the ``..*`` ones in ``home`` cover them.
+            configmap = bool(relative) and relative[0].startswith("..")
+            # A dangling link's missing directory would fail the whole watch; once it
+            # appears, the targets differ and the watch moves.
+            if not configmap and entry.parent.is_dir() and os.access(entry.parent, os.R_OK):
+                linked.setdefault(entry.parent, set()).add(entry.name)
+    targets += (
+        WatchTarget(parent, names=frozenset(entries), configmap=False)
+        for parent, entries in sorted(linked.items())
+    )
     return tuple(targets)
+
+
+def _links_followed(path: Path) -> list[Path]:
+    """Where the symlink chain of ``path`` leads, each step as a resolved directory and the
+    entry in it: what the loader reads changes when any of them is edited or re-pointed."""
+    steps: list[Path] = []
+    for _ in range(_MAX_LINKS):
+        try:
+            pointed = os.readlink(path)
+        except OSError:
+            break  # not a link (or gone): the loader reads it, or says why not
+        # Relative to the link's own directory; ``..`` only once links before it are resolved.
+        pointed_at = path.parent.resolve() / pointed
+        path = pointed_at.parent.resolve() / pointed_at.name
+        steps.append(path)
+    return steps
+
+
+def directory_identities(targets: Iterable[WatchTarget]) -> tuple[tuple[int, int] | None, ...]:
+    """Each target directory's ``(st_dev, st_ino)`` (``None``: gone): another directory
+    renamed to a watched path resolves the same, but is not the one watched."""
+    identities: list[tuple[int, int] | None] = []
+    for target in targets:
+        try:
+            found = os.stat(target.directory)
+        except OSError:
+            identities.append(None)
+        else:
+            identities.append((found.st_dev, found.st_ino))
+    return tuple(identities)
 
 
 def relevant_changes(
@@ -130,16 +185,23 @@ class ConfigWatcher:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        watched: object = None  # the targets and directories of the last watch
         while not self._stop.is_set():
-            config_targets = watch_targets(self.config_path)
-            targets = (*config_targets, *git_targets(self.config_path))
-            directories = sorted({str(target.directory) for target in targets})
-            _log.debug(
-                "watching %s",
-                ", ".join(directories),
-                extra={"event": "watch_started", "directories": directories},
-            )
             try:
+                config_targets = watch_targets(self.config_path)
+                snapshot = (config_targets, directory_identities(config_targets))
+                if watched is not None and snapshot != watched:
+                    # A link re-pointed, a directory renamed over: what they hold now was
+                    # never seen, and may have changed without an event here.
+                    self._on_change((str(self.config_path),))
+                watched = snapshot
+                targets = (*config_targets, *git_targets(self.config_path))
+                directories = sorted({str(target.directory) for target in targets})
+                _log.debug(
+                    "watching %s",
+                    ", ".join(directories),
+                    extra={"event": "watch_started", "directories": directories},
+                )
                 for changes in watch(
                     *directories,
                     watch_filter=None,
@@ -154,9 +216,11 @@ class ConfigWatcher:
                     relevant = relevant_changes(targets, changes)
                     if relevant:
                         self._on_change(relevant)
-                    if watch_targets(self.config_path) != config_targets:
+                    now = watch_targets(self.config_path)
+                    if (now, directory_identities(now)) != snapshot:
                         _log.info(
-                            "the config path now resolves elsewhere; moving the watch",
+                            "the config path now resolves elsewhere, or a directory of it"
+                            " was replaced; moving the watch",
                             extra={"event": "watch_moved"},
                         )
                         break
