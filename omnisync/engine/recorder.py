@@ -211,8 +211,9 @@ class LedgerRecorder:
         self._on_change()
 
     def removals_not_sent(self, tag: str, emails: tuple[str, ...]) -> None:
-        """Nothing to record: the ledger keeps the old tag, which the contact keeps (never
-        announced by :meth:`tags_sending`, it is not in doubt)."""
+        """Nothing to record: the ledger keeps the old tag, which the contact keeps (in
+        doubt if :meth:`tags_sending` announced the call before a stop cancelled it: the
+        next run removes it again, or adds it again to a member, both harmless)."""
 
     def _sample(self, subject: str, reason: str) -> None:
         if len(self.failure_samples) < SAMPLE_SIZE:

@@ -187,14 +187,20 @@ class OmnisendClient:
                 return
             self._clock.sleep(poll_interval)
 
-    def add_tag(self, tag: str, emails: Sequence[str]) -> None:
+    def add_tag(
+        self, tag: str, emails: Sequence[str], *, cancelled: Callable[[], bool] | None = None
+    ) -> None:
         """Add ``tag`` to the contacts with these e-mails (1 to 250). Omnisend applies it
-        asynchronously and silently ignores e-mails it does not know."""
-        self._tags_call("POST", tag, emails, verb="add")
+        asynchronously and silently ignores e-mails it does not know. ``cancelled``: as
+        :meth:`create_batch` takes it."""
+        self._tags_call("POST", tag, emails, verb="add", cancelled=cancelled)
 
-    def remove_tag(self, tag: str, emails: Sequence[str]) -> None:
-        """Remove ``tag`` from the contacts with these e-mails (1 to 250); asynchronous."""
-        self._tags_call("DELETE", tag, emails, verb="remove")
+    def remove_tag(
+        self, tag: str, emails: Sequence[str], *, cancelled: Callable[[], bool] | None = None
+    ) -> None:
+        """Remove ``tag`` from the contacts with these e-mails (1 to 250); asynchronous.
+        ``cancelled``: as :meth:`create_batch` takes it."""
+        self._tags_call("DELETE", tag, emails, verb="remove", cancelled=cancelled)
 
     def get_contact(self, email: str) -> dict[str, Any] | None:
         """The contact whose e-mail identifier is exactly ``email``, or ``None``."""
@@ -213,7 +219,15 @@ class OmnisendClient:
                 return contact
         return None
 
-    def _tags_call(self, method: str, tag: str, emails: Sequence[str], *, verb: str) -> None:
+    def _tags_call(
+        self,
+        method: str,
+        tag: str,
+        emails: Sequence[str],
+        *,
+        verb: str,
+        cancelled: Callable[[], bool] | None,
+    ) -> None:
         operation = f"{verb} the tag {tag!r} for {len(emails)} contact(s)"
         if not 1 <= len(emails) <= MAX_TAG_EMAILS:
             raise ValueError(
@@ -226,6 +240,7 @@ class OmnisendClient:
             operation=operation,
             kind="tags",
             content=orjson.dumps({"emails": list(emails), "tags": [tag]}),
+            cancelled=cancelled,
         )
 
     def _get_json(
@@ -261,12 +276,15 @@ class OmnisendClient:
         rate_limited = 0
         rate_limited_since = 0.0  # the clock time of this request's first 429
         while True:
-            slot = self._limiter.acquire(kind)
-            if slot.waited > 0:
+            # Not once it failed: a retry of what Omnisend may have processed goes on.
+            watch = cancelled if not failures else None
+            slot = self._limiter.acquire(kind, cancelled=watch)
+            if slot is not None and slot.waited > 0:
                 self._observer.limiter_waited(kind, slot.waited)
-            if cancelled is not None and not failures and cancelled():
-                # Checked after the wait: a run stopped meanwhile sends nothing more.
-                self._limiter.done(slot, sent=False)
+            if slot is None or (watch is not None and watch()):
+                # Also checked after the wait: a run stopped meanwhile sends nothing more.
+                if slot is not None:
+                    self._limiter.done(slot, sent=False)
                 raise RequestCancelled(operation)
             started = self._clock.now()
             response: httpx.Response | None = None

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,8 @@ logger = logging.getLogger("omnisync.omnisend")
 DEFAULT_REQUESTS_PER_MINUTE = 400
 DEFAULT_TAGS_PER_MINUTE = 60
 DEFAULT_SAFETY_MARGIN = 0.5
+#: The longest a request waits for its slot without asking whether it was cancelled.
+CANCEL_CHECK = 1.0
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,11 @@ class BrandLimiter:
         self._tags_active_until = float("-inf")
         self._lock = threading.Lock()
 
-    def acquire(self, kind: Kind) -> Slot:
+    def acquire(self, kind: Kind, *, cancelled: Callable[[], bool] | None = None) -> Slot | None:
         """Block until a request of ``kind`` may be sent; return its booked slot, to hand
-        back with :meth:`done` once the attempt is over."""
+        back with :meth:`done` once the attempt is over. ``None``: ``cancelled()`` became
+        true while waiting (asked at least every :data:`CANCEL_CHECK` seconds: a 429's
+        pause may last minutes, and a stopped run must not wait it out)."""
         waited = 0.0
         booked: float | None = None
         while True:
@@ -188,10 +193,15 @@ class BrandLimiter:
                     for window in self._windows[kind]:
                         window.cancel(booked)
                 booked = self._slot(kind, now)
+                if booked > now and cancelled is not None and cancelled():
+                    for window in self._windows[kind]:
+                        window.cancel(booked)
+                    return None
             if booked <= now:
                 return Slot(kind, booked, waited)
-            self._clock.sleep(booked - now)
-            waited += booked - now
+            pause = booked - now if cancelled is None else min(booked - now, CANCEL_CHECK)
+            self._clock.sleep(pause)
+            waited += pause
 
     def done(self, slot: Slot, *, sent: bool = True) -> None:
         """The attempt of ``slot`` is over: if it was ``sent``, it now counts at this moment,

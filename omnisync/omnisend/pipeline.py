@@ -261,8 +261,14 @@ class DeliveryPipeline:
                 # run leaves these contacts' tag in doubt, never recorded wrong.
                 self._watcher.tags_sending(self.tag, emails, adding=adding)
             try:
-                (self._client.add_tag if adding else self._client.remove_tag)(self.tag, emails)
+                send = self._client.add_tag if adding else self._client.remove_tag
+                send(self.tag, emails, cancelled=self._stopping)
             except OmnisendError as error:
+                if isinstance(error, RequestCancelled):
+                    # A stop while it waited for its slot: never sent (in doubt, harmless).
+                    if not adding:
+                        self._listener.removals_not_sent(self.tag, emails)
+                    continue
                 if isinstance(error, ApiError) and error.aborts_run:
                     self._crew.fail(error)
                     continue

@@ -278,6 +278,26 @@ def test_a_429_pauses_the_brand_for_retry_after_from_the_body_first() -> None:
     assert recorder.waits == [("tags", 7.0), ("tags", 3.0)]
 
 
+@pytest.mark.parametrize("call", ["add_tag", "remove_tag", "create_batch"])
+def test_a_stop_during_a_429_pause_ends_the_wait_and_sends_nothing_more(call: str) -> None:
+    clock = FakeClock()
+    client, requests, _, _ = make_client(
+        [httpx.Response(429, json={"title": "Too many requests", "retryAfter": 120})],
+        clock=clock,
+    )
+
+    def stopped() -> bool:
+        return clock.now() >= 3  # the run is stopped 3 s into the pause
+
+    with pytest.raises(RequestCancelled):
+        if call == "create_batch":
+            client.create_batch(encoded(WRITES), cancelled=stopped)
+        else:
+            getattr(client, call)("vip", ["a@example.com"], cancelled=stopped)
+    assert len(requests) == 1
+    assert clock.now() < 5  # not the 120 s of the pause
+
+
 def test_a_429_storm_longer_than_the_budget_ends_in_rate_limited() -> None:
     answers: list[httpx.Response | Exception] = [
         httpx.Response(429, json={"retryAfter": 60}) for _ in range(4)

@@ -343,3 +343,29 @@ def test_a_batch_omnisend_never_finishes_is_abandoned_at_its_deadline(
     assert 150 <= len(polls) <= 151  # every 2 s until 300 s after its creation
     [line] = [r.getMessage() for r in caplog.records if "b-1" in r.getMessage()]
     assert "batch b-1 still not done 300 s after its creation" in line
+
+
+def test_a_stop_during_a_429_pause_leaves_the_waiting_tags_call_unsent(
+    connect: Callable[..., Connection],
+) -> None:
+    # A 120 s pause is 6 s here: a tags call that waited it out would still go out.
+    connection = connect(scale=20.0)
+    emulator = connection.emulator
+    emails = [f"old{index}@example.com" for index in range(10)]
+    for email in emails:
+        emulator.seed_contact(email, tags=["vip"])
+    emulator.set_faults(force_429_count=1, force_429_retry_after=120)
+    stop = threading.Event()
+    listener = RecordingListener()
+    pipeline = pipeline_for(connection, listener, stop=stop)
+    for email in emails:
+        pipeline.remove_tag(email)
+    finishing = threading.Thread(target=pipeline.finish)
+    finishing.start()
+    settled_log(emulator, count=1)  # the call was answered 429: it waits for the pause
+    stop.set()
+    finishing.join()
+    assert sorted(listener.not_removed) == sorted(emails)
+    assert listener.removed == [] and listener.tag_failures == []
+    assert [record.status for record in emulator.request_log()] == [429]
+    assert all("vip" in contact["tags"] for contact in emulator.contacts())
