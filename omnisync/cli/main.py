@@ -64,11 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(handler(args))
-    except SystemExit as ended:  # a command's own refusal, already explained
-        if ended.code is None or isinstance(ended.code, int):
-            return ended.code or 0
-        print(ended.code, file=sys.stderr)
-        return EXIT_FAILED
+    except SystemExit as ended:  # a command's own refusal, already explained (an int code)
+        return int(ended.code or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -281,11 +281,6 @@ def _generic(error: ValidationError) -> str:
     if validator == "uniqueItems":
         repeated = sorted({str(item) for item in instance if instance.count(item) > 1})
         return f"lists {', '.join(repr(item) for item in repeated)} more than once"
-    if validator == "dependentRequired":
-        present = [key for key in value if key in instance]
-        return f"'{present[0]}' needs {', '.join(repr(key) for key in value[present[0]])}"
-    if validator == "None" or error.schema is False:
-        return "is not allowed here"
     return f"is not valid ({validator})"
 
 

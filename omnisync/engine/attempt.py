@@ -116,7 +116,6 @@ class RunAttempt:
         recorder = LedgerRecorder(
             store,
             export.name,
-            tag=export.tag,
             clock=clock,
             on_change=self.changed,
             maybe_sent=self.settlement.maybe_sent,

@@ -34,14 +34,12 @@ class LedgerRecorder:
         store: LedgerStore,
         export: str,
         *,
-        tag: str,
         clock: Clock,
         on_change: Callable[[], None],
         maybe_sent: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
         self._export = export
-        self._tag = tag
         self._maybe_sent = maybe_sent
         #: The e-mails of ``maybe_sent`` (a killed run's intents) this run recorded.
         self.maybe_sent_recorded: set[str] = set()

@@ -1,4 +1,5 @@
-"""One run of an export at a time, across threads and processes; private files and directories.
+"""One run of an export at a time, across threads and processes; pid locks; private files
+and directories.
 
 An advisory ``flock`` on ``<state_dir>/locks/<export>.lock``: the kernel
 releases it when the holder dies (SIGKILL included), so a crashed run never
@@ -42,6 +43,50 @@ def chmod_if_ours(path: Path | int, mode: int) -> None:
         os.chmod(path, mode)
 
 
+class LockHeld(Exception):
+    """Another process holds the lock :func:`take_pid_lock` tried; ``holder`` is the pid
+    it wrote there, ``None`` when it has not yet."""
+
+    def __init__(self, holder: int | None) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+def take_pid_lock(path: Path) -> int:
+    """An exclusive, non-blocking ``flock`` on ``path`` (made 0600, never opened through a
+    symlink), which then holds this process's pid; the open descriptor, whose closing
+    releases the lock.
+
+    :class:`LockHeld` at once when another process holds it; ``OSError`` when the file
+    cannot be opened or written. Nothing ever removes the file: removing it could let two
+    processes hold locks on two different files of the same name.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    descriptor = os.open(path, flags, PRIVATE_FILE_MODE)
+    try:
+        chmod_if_ours(descriptor, PRIVATE_FILE_MODE)  # whatever the umask took away
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(_written_pid(descriptor)) from None
+        # At once, for the message of whoever is refused next.
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode("ascii"), 0)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _written_pid(descriptor: int) -> int | None:
+    """The pid the holder wrote there; ``None`` when there is none (between its ``flock``
+    and its write)."""
+    try:
+        return int(os.pread(descriptor, 32, 0).decode("ascii"))
+    except (OSError, ValueError):
+        return None
+
+
 class ExportBusy(OmnisyncError):
     """Another run of the export holds its lock; the message names the holder's pid."""
 
@@ -59,27 +104,14 @@ class ExportLock:
         if self._descriptor is not None:
             raise RuntimeError("lock already held by this object")
         make_private_directory(self.path.parent)
-        descriptor = os.open(
-            self.path,
-            os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-            PRIVATE_FILE_MODE,
-        )
         try:
-            chmod_if_ours(descriptor, PRIVATE_FILE_MODE)
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(descriptor, 32).decode("ascii", "replace").strip() or "unknown"
-            os.close(descriptor)
+            self._descriptor = take_pid_lock(self.path)
+        except LockHeld as held:
+            holder = "unknown" if held.holder is None else held.holder
             raise ExportBusy(
                 f"export {self.export!r} is already running (process {holder}); "
                 "wait for it to finish"
             ) from None
-        except BaseException:
-            os.close(descriptor)
-            raise
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, str(os.getpid()).encode("ascii"))
-        self._descriptor = descriptor
 
     def release(self) -> None:
         """Let go of the lock. Idempotent."""

@@ -48,9 +48,7 @@ def test_a_failed_creation_keeps_the_intent_only_when_the_batch_may_exist(
     tmp_path: Path, error: OmnisendError, kept: bool
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
-        recorder = LedgerRecorder(
-            store, "vip", tag="vip", clock=FakeClock(), on_change=lambda: None
-        )
+        recorder = LedgerRecorder(store, "vip", clock=FakeClock(), on_change=lambda: None)
         recorder.expect("a@x.io", 1, then_tag=True)
         recorder.expect("b@x.io", 2, then_tag=False)
         token = recorder.batch_sending(("a@x.io", "b@x.io"))
@@ -65,9 +63,7 @@ def test_batches_are_recorded_and_acknowledged_as_omnisend_answered(
     tmp_path: Path,
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
-        recorder = LedgerRecorder(
-            store, "vip", tag="vip", clock=FakeClock(), on_change=lambda: None
-        )
+        recorder = LedgerRecorder(store, "vip", clock=FakeClock(), on_change=lambda: None)
         first = ("a@x.io", "b@x.io")
         second = ("c@x.io", "d@x.io")
         for batch, fingerprints in ((first, [1, 2]), (second, [3, 4])):
@@ -101,9 +97,7 @@ def test_a_renamed_contact_is_ready_for_the_new_tag_once_the_old_one_is_removed(
     tmp_path: Path,
 ) -> None:
     with SqliteLedgerStore(tmp_path / "omnisync.sqlite3") as store:
-        recorder = LedgerRecorder(
-            store, "vip", tag="new", clock=FakeClock(), on_change=lambda: None
-        )
+        recorder = LedgerRecorder(store, "vip", clock=FakeClock(), on_change=lambda: None)
         emails = ("a@x.io", "b@x.io")
         for fingerprint, email in enumerate(emails):
             recorder.expect(email, fingerprint, then_tag=False)

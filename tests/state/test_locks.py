@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -23,6 +24,14 @@ def test_a_second_holder_is_refused_and_told_who_runs(tmp_path: Path) -> None:
     # Released: it can be taken again.
     with ExportLock(tmp_path, "vip"):
         pass
+
+
+def test_a_holder_that_has_not_written_its_pid_yet_is_unknown(tmp_path: Path) -> None:
+    (tmp_path / "locks").mkdir()
+    with (tmp_path / "locks" / "vip.lock").open("w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # held, still empty: between its flock and its write
+        with pytest.raises(ExportBusy, match=r"\(process unknown\)"):
+            ExportLock(tmp_path, "vip").acquire()
 
 
 def test_a_killed_holder_releases_the_lock(tmp_path: Path) -> None:
