@@ -223,9 +223,14 @@ def repair_drift(
     (nothing is marked then). Returns the report with what was marked.
     """
     resend = [f.email for f in report.findings if set(f.problems) - {"tag_on_non_member"}]
+    # Only the fields in question: the ledger's tag stays (during a rename, the old one,
+    # which the next run must still remove).
+    fields_only = {f.email for f in report.findings if f.problems == ("fields",)}
     untag = [f.email for f in report.findings if f.problems == ("tag_on_non_member",)]
     with ExportLock(state_dir, report.export):
-        marked = store.mark_for_resend(report.export, resend, now=now)
+        marked = store.mark_for_resend(
+            report.export, [email for email in resend if email not in fields_only], now=now
+        ) + store.mark_for_resend(report.export, sorted(fields_only), now=now, keep_tag=True)
         tagged = store.mark_tagged(report.export, report.tag, untag, now=now)
     return replace(report, marked_for_resend=marked, marked_tagged=tagged, repaired=True)
 

@@ -34,6 +34,10 @@ _JSON_KINDS = {
 }
 
 
+#: The largest CSV field read, in characters (the csv module's default is 128 KiB).
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class _FileReader:
     path: Path
@@ -101,8 +105,9 @@ class CsvReader(_FileReader):
 
     def _records(self, handle: Iterable[str], encoding: str) -> Iterator[list[str]]:
         # The csv module refuses fields over 128 KiB by default, a valid file's included
-        # (a long note in a column nobody maps); its largest C long is the real limit.
-        csv.field_size_limit(2**31 - 1)
+        # (a long note in a column nobody maps); but a stray quote must not read the rest
+        # of a large file into memory as one field.
+        csv.field_size_limit(CSV_FIELD_LIMIT)
         reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
         try:
             yield from filter(None, reader)  # blank lines are empty records

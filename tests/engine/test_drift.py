@@ -213,3 +213,18 @@ def test_a_country_omnisend_keeps_under_its_own_name_is_not_drift(setup: Setup) 
     assert setup.emulator.contact("person1@example.com")["country"] == "Spain"
     code, report, _ = drift(setup, "--all")
     assert code == 0, report
+
+
+def test_a_fields_repair_during_a_tag_rename_keeps_the_old_tag_to_remove(setup: Setup) -> None:
+    write_segment(setup.database, people(5))
+    run_export(setup)
+    setup.rewrite(tag="members-2")  # renamed, not run yet: the contacts hold 'members'
+    identifier = {"type": "email", "id": "person2@example.com", "sendWelcomeMessage": False}
+    api(setup, "POST", "contacts", {"identifiers": [identifier], "lastName": "Edited"})
+    code, report, _ = drift(setup, "--repair")
+    assert code == 3
+    assert [finding["problems"] for finding in report["findings"]] == [["fields"]]
+    run_export(setup)
+    # The old tag is removed from person2 as from everyone: never both tags.
+    assert {tuple(contact["tags"]) for contact in setup.emulator.contacts()} == {("members-2",)}
+    assert setup.emulator.contact("person2@example.com")["lastName"] != "Edited"

@@ -10,6 +10,7 @@ import pytest
 from omnisync.config.model import CsvOptions
 from omnisync.sources import CsvReader, JsonlReader, open_segment
 from omnisync.sources.errors import SourceError
+from omnisync.sources.files import CSV_FIELD_LIMIT
 from omnisync.sources.sqlite import open_readonly
 from tests.staging.configs import make_config
 
@@ -47,6 +48,16 @@ def test_csv_fields_larger_than_the_csv_modules_default_limit_are_read(tmp_path:
     note = "x" * 300_000  # a long note nobody maps: the file is valid CSV
     path.write_text(f'email,note\nolena@example.com,"{note}"\n', encoding="utf-8")
     assert list(csv_reader(path).rows(["email", "note"])) == [("olena@example.com", note)]
+
+
+def test_a_stray_quote_fails_at_the_field_limit_not_the_end_of_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    line = "olena@example.com,note\n"
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write('email,note\nzoe@example.com,"unclosed\n')
+        handle.write(line * (CSV_FIELD_LIMIT // len(line) + 1_000))
+    with pytest.raises(SourceError, match="field larger than field limit"):
+        list(csv_reader(path).rows(["email"]))
 
 
 def test_csv_delimiter_and_encoding_options(tmp_path: Path) -> None:
