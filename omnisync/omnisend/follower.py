@@ -3,10 +3,10 @@
 One thread (:meth:`BatchFollower.run`) polls the batches in flight every
 ``poll_interval`` clock seconds and reports each round: every acknowledgement in one
 listener call, then each batch's refused items and unprocessed leftovers. The leftovers
-of a batch Omnisend stopped (too many refusals) are sent again at once in a batch of
-their own, in its place (:meth:`BatchFollower._resend`), else the same refusals would
-stop them every run; only while the stopped batch processed some of its items, so that
-each resend is smaller than the batch before it and a run cannot loop. A batch is
+of a batch Omnisend stopped (too many refusals) are sent again in a batch of their own,
+in its place, one stopped batch a round (:meth:`BatchFollower._resend`), else the same
+refusals would stop them every run; only while the stopped batch processed some of its
+items, so that each resend is smaller than the batch before it and a run cannot loop. A batch is
 *abandoned* (``batch_abandoned``) once a stop's ``stop_grace`` ran out, or
 ``batch_timeout`` clock seconds after its creation, stop or not: a batch Omnisend never
 finishes must not hold the run for ever. The engine keeps an abandoned batch in flight,
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -80,6 +81,9 @@ class BatchFollower:
         self._tag_accepted = tag_accepted
         self._places = threading.BoundedSemaphore(places)
         self._in_flight: dict[str, _Followed] = {}
+        # Stopped batches whose leftovers are to be sent again, each holding its place:
+        # one a round, so that waiting for a rate-limit slot never holds up polling long.
+        self._resends: deque[tuple[str, _Followed, tuple[str, ...]]] = deque()
         self._lock = threading.Lock()
         #: Set once no batch will be created any more: :meth:`run` ends when none is left.
         self.creating_done = threading.Event()
@@ -104,6 +108,9 @@ class BatchFollower:
         while not self._crew.aborted.is_set():
             done = self.creating_done.is_set()  # before the look: no batch added after it
             if not self._in_flight:
+                if self._resends:
+                    self._resend_one()
+                    continue
                 if done:
                     return
                 self._crew.aborted.wait(TICK)
@@ -132,6 +139,7 @@ class BatchFollower:
                 continue
             failed_polls = 0
             self._report_round(outcomes)
+            self._resend_one()
             # Asked one last time above: one Omnisend never finishes would hold the run.
             self._abandon(older_than=self._batch_timeout)
 
@@ -185,9 +193,27 @@ class BatchFollower:
             if to_tag and not self._stop.is_set():
                 self._tag_accepted(to_tag)
         # Last: creating a batch may wait for the rate limits, the round's reports need not.
-        for outcome, batch, _, leftovers in settled:
-            if outcome.batch_id in resending:
-                self._resend(outcome.batch_id, batch, leftovers)
+        self._resends.extend(
+            (outcome.batch_id, batch, leftovers)
+            for outcome, batch, _, leftovers in settled
+            if outcome.batch_id in resending
+        )
+
+    def _resend_one(self) -> None:
+        """Send the next stopped batch's leftovers again; once stopping, none: each stays
+        pending, its place given back."""
+        while self._resends and self._stopping():
+            stopped_id, _, leftovers = self._resends.popleft()
+            self._places.release()
+            logger.warning(
+                "stopping: batch %s stopped with %d contact(s) unprocessed; they stay pending",
+                stopped_id,
+                len(leftovers),
+                extra={"event": "omnisend.batch_leftovers", "batch_id": stopped_id},
+            )
+            self._listener.batch_abandoned(stopped_id, leftovers)
+        if self._resends:
+            self._resend(*self._resends.popleft())
 
     def _resend(self, stopped_id: str, batch: _Followed, leftovers: tuple[str, ...]) -> None:
         """Create a batch of a stopped batch's ``leftovers`` alone, in its place, by the
