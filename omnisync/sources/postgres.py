@@ -36,11 +36,24 @@ INSTALL_HINT = (
     "install omnisync[postgres] (pip install 'omnisync[postgres]')"
 )
 
-#: Added to the connection unless the DSN sets them: a dead host fails in
-#: seconds, and DBAs can tell omnisync's sessions apart.
 #: A double-quoted value in a PostgreSQL message, with its doubled quotes.
 _QUOTED_VALUE = re.compile(r'"(?:[^"]|"")*"')
-_CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "omnisync"}
+#: Added to the connection unless the DSN sets them: a dead host fails in
+#: seconds, and DBAs can tell omnisync's sessions apart. A peer gone silent
+#: mid-read (a black-holed path: a NAT's idle drop, a failover) is found in
+#: about 25 s, not the kernel's ~15 minutes, as the state store's is. A long
+#: query is safe: keepalive probes are answered, and what we sent (the query,
+#: a FETCH) acknowledged, by the server's kernel however long the query runs;
+#: tcp_user_timeout (ms) bounds only data left unacknowledged.
+_CONNECT_DEFAULTS = {
+    "connect_timeout": "10",
+    "application_name": "omnisync",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "20000",
+}
 _PLAIN_VALUE_TYPES = (type(None), str, int, float, bytes)
 
 

@@ -11,7 +11,9 @@ keeps them), intents one row per batch.
 from __future__ import annotations
 
 import copy
+import select
 import threading
+import time
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -43,6 +45,25 @@ _SHOWN = ("host", "hostaddr", "port", "dbname", "user")
 #: How long the server lets one of our sessions sit idle inside a transaction.
 IDLE_IN_TRANSACTION_SECONDS = 2
 
+#: A connection idle this long is checked with a round trip before it is handed out, for a
+#: reset nobody announced (a NAT's idle drop, a failover's new host). Back-to-back
+#: transactions (a run's) go unchecked; the checks cost at most a round trip a second.
+IDLE_CHECK_SECONDS = 1.0
+
+#: Added to the connection unless the DSN sets them. A peer gone silent (a black-holed path:
+#: a NAT or load balancer's idle drop, a failover moving the address) is found in about
+#: 20-25 s, about a default lease's takeover time, not the kernel's ~15 minutes of retries:
+#: keepalives probe an idle connection (and keep a NAT's mapping alive), tcp_user_timeout
+#: (ms) drops one whose sent data goes unacknowledged. Neither cuts a slow statement short:
+#: the server's kernel answers probes and acknowledges the query however long it runs.
+_CONNECT_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "20000",
+}
+
 #: Arbitrary, fixed: the advisory lock that serialises migrations in one database.
 _MIGRATION_LOCK = 0x6F6D6E6973796E63  # "omnisync"
 
@@ -60,22 +81,31 @@ def describe_dsn(dsn: str) -> str:
 class PostgresDatabase:
     """The state schema in the database at ``dsn``, opened (and migrated) at construction.
     One connection (autocommit: each :meth:`transaction` is one ``BEGIN`` … ``COMMIT``) behind
-    a lock; one found broken (the server restarted) is replaced on the next call. A newer
-    schema is refused before anything is written; an older one is migrated under an advisory
-    lock, so replicas opening at once migrate it once."""
+    a lock; one the server spoke on (to end it) or idle ``idle_check_seconds`` is checked first
+    and one found broken replaced, so a reset between transactions fails none. A newer schema
+    is refused before anything is written; an older one is migrated under an advisory lock, so
+    replicas opening at once migrate it once."""
 
-    def __init__(self, dsn: str, *, connect_timeout: int = 10) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: int = 10,
+        idle_check_seconds: float = IDLE_CHECK_SECONDS,
+    ) -> None:
         self.location = describe_dsn(dsn)
         self._given_dsn = dsn
         try:
             parts = conninfo.conninfo_to_dict(dsn)
         except psycopg.Error:
             raise StateError(f"cannot open state database {self.location}") from None
-        parts.setdefault("connect_timeout", connect_timeout)
+        parts = {**_CONNECT_DEFAULTS, "connect_timeout": connect_timeout, **parts}
         self._dsn = conninfo.make_conninfo("", **parts)
+        self._idle_check_seconds = idle_check_seconds
         self._lock = threading.Lock()
         self._closed = False
         self._connection = self._connect()
+        self._used_at = time.monotonic()
         try:
             # Read the version before anything writes, so a newer schema is refused untouched.
             with self._translate("read"), self._connection.transaction():
@@ -139,12 +169,28 @@ class PostgresDatabase:
         with self._lock:
             if self._closed:
                 raise StateError(f"state database {self.location} is closed")
-            if self._connection.broken or self._connection.closed:
-                self._connection.close()
-                self._connection = self._connect()
-            connection = self._connection
-            with self._translate(action), connection.transaction():
-                yield connection
+            connection = self._live_connection()
+            try:
+                with self._translate(action), connection.transaction():
+                    yield connection
+            finally:
+                self._used_at = time.monotonic()
+
+    def _live_connection(self) -> PostgresConnection:
+        # psycopg learns that a connection broke only from a statement that failed. A server
+        # that ended the session (a restart, a terminated backend) said so on the socket, which
+        # is otherwise silent between our transactions: then, or after a pause, ask.
+        connection = self._connection
+        idle = time.monotonic() - self._used_at
+        if not connection.closed and (idle >= self._idle_check_seconds or _readable(connection)):
+            try:
+                connection.execute("SELECT 1")
+            except psycopg.Error:
+                connection.close()  # whatever failed, a new connection is the remedy
+        if connection.closed:  # broken ones too
+            connection.close()
+            self._connection = connection = self._connect()
+        return connection
 
     def close(self) -> None:
         """Close the connection. Idempotent."""
@@ -256,6 +302,12 @@ class PostgresLedgerStore(LedgerStore):
             "DELETE FROM inflight_batches WHERE export = ? AND batch_id = ?" + among,
             (export, batch_id, *listed),
         )
+
+
+def _readable(connection: PostgresConnection) -> bool:
+    poller = select.poll()
+    poller.register(connection.pgconn.socket, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _check_fence(connection: PostgresConnection, fence: Fence) -> None:
