@@ -13,7 +13,6 @@ The DSN and any password in it never appear in an error.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import KW_ONLY, dataclass, field
@@ -36,8 +35,6 @@ INSTALL_HINT = (
     "install omnisync[postgres] (pip install 'omnisync[postgres]')"
 )
 
-#: A double-quoted value in a PostgreSQL message, with its doubled quotes.
-_QUOTED_VALUE = re.compile(r'"(?:[^"]|"")*"')
 #: Added to the connection unless the DSN sets them: a dead host fails in
 #: seconds, and DBAs can tell omnisync's sessions apart. A peer gone silent
 #: mid-read (a black-holed path: a NAT's idle drop, a failover) is found in
@@ -75,12 +72,12 @@ def canonical(value: object) -> object:
 
 
 def _load_out_of_range_times_as_text(connection: psycopg.Connection[TupleRow]) -> None:
-    """Dates and timestamps Python cannot hold (``infinity``, BC, after 9999) arrive as
-    PostgreSQL's text, like any other value the mapping may refuse for its one row, where
-    psycopg's own loaders fail the whole segment."""
+    """Dates, times and intervals Python cannot hold (``infinity``, BC, after 9999,
+    ``24:00:00``, more than 999,999,999 days) arrive as PostgreSQL's text, like any other
+    value the mapping may refuse for its one row, where psycopg's loaders fail the segment."""
     from psycopg.pq import Format
 
-    for name in ("date", "timestamp", "timestamptz"):
+    for name in ("date", "timestamp", "timestamptz", "time", "timetz", "interval"):
         oid = connection.adapters.types[name].oid
         strict = connection.adapters.get_loader(oid, Format.TEXT)
         if strict is not None:
@@ -169,7 +166,13 @@ class PostgresReader:
             connection.read_only = True
             milliseconds = f"{max(1, round(self.statement_timeout * 1000))}ms"
             # Local to the (read-only) transaction the first statement opens.
-            connection.execute("SELECT set_config('statement_timeout', %s, true)", (milliseconds,))
+            # Standard strings: the query is read as validate's scanner reads it (with
+            # backslash escapes, `'\'` could hide a parenthesis that closes the wrapper).
+            connection.execute(
+                "SELECT set_config('statement_timeout', %s, true), "
+                "set_config('standard_conforming_strings', 'on', true)",
+                (milliseconds,),
+            )
         except psycopg.Error as error:
             connection.close()
             raise self._error(f"cannot start a read-only transaction: {error}") from None
@@ -211,9 +214,11 @@ class PostgresReader:
 
         primary = error.diag.message_primary or str(error)
         if isinstance(error, errors.DataError | errors.IntegrityError):
-            # These quote the row's value (`invalid input syntax for type bigint: "…"`),
-            # which may be an e-mail address or any other personal data.
-            primary = _QUOTED_VALUE.sub('"…" (a value of a row, not shown)', primary)
+            # These give the row's value after a colon (`invalid input syntax for type
+            # bigint: "…"`, `date field value out of range: 1990-13-05`), which may be an
+            # e-mail address or any other personal data.
+            head, colon, _ = primary.partition(":")
+            primary = f"{head}: … (a value of a row, not shown)" if colon else primary
         quoted = f"'{primary}'{self._location(error, prefix)}"
         if error.diag.message_hint:
             quoted += f" (hint: {error.diag.message_hint})"

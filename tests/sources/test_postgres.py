@@ -27,6 +27,7 @@ from psycopg import sql
 from omnisync.clock import ScaledClock
 from omnisync.config.loader import load_config
 from omnisync.config.model import Config, SecretRef, Segment, Source
+from omnisync.config.rules import select_problem
 from omnisync.emulator import Emulator
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.report import plan_export
@@ -131,14 +132,31 @@ def test_rows_stream_the_requested_columns_as_the_other_sources_yield_them(dsn: 
 def test_times_python_cannot_hold_come_through_as_text_for_their_row_alone(dsn: str) -> None:
     # `infinity` is a common "never" in PostgreSQL: one such row must not fail the segment.
     query = (
-        "SELECT 'a@example.com' AS email, '-infinity'::timestamptz AS at, 'infinity'::date AS day"
-        " UNION ALL SELECT 'b@example.com', '2024-05-01 09:30+00', '0044-03-15 BC'"
-        " UNION ALL SELECT 'c@example.com', '12000-01-01 00:00+00', '2024-05-01'"
+        "SELECT 'a@example.com' AS email, '-infinity'::timestamptz AS at, 'infinity'::date AS day,"
+        " '24:00:00'::time AS t, '24:00:00+00'::timetz AS tz, '1 day'::interval AS span"
+        " UNION ALL SELECT 'b@example.com', '2024-05-01 09:30+00', '0044-03-15 BC',"
+        " '10:00', '10:00+00', '1990000000 days'"
+        " UNION ALL SELECT 'c@example.com', '12000-01-01 00:00+00', '2024-05-01',"
+        " '10:00', '10:00+00', '1 day'"
     )
-    assert list(reader(dsn, query).rows(("email", "at", "day"))) == [
-        ("a@example.com", "-infinity", "infinity"),
-        ("b@example.com", "2024-05-01T09:30:00+00:00", "0044-03-15 BC"),
-        ("c@example.com", "12000-01-01 00:00:00+00", "2024-05-01"),
+    assert list(reader(dsn, query).rows(("email", "at", "day", "t", "tz", "span"))) == [
+        ("a@example.com", "-infinity", "infinity", "24:00:00", "24:00:00+00", "1 day, 0:00:00"),
+        (
+            "b@example.com",
+            "2024-05-01T09:30:00+00:00",
+            "0044-03-15 BC",
+            "10:00:00",
+            "10:00:00+00:00",
+            "1990000000 days",
+        ),
+        (
+            "c@example.com",
+            "12000-01-01 00:00:00+00",
+            "2024-05-01",
+            "10:00:00",
+            "10:00:00+00:00",
+            "1 day, 0:00:00",
+        ),
     ]
 
 
@@ -146,7 +164,9 @@ def test_an_error_about_a_row_value_never_quotes_it(dsn: str) -> None:
     query = "SELECT email, (email || 'x')::bigint AS phone FROM customers WHERE id = 1"
     error = failure(dsn, query, ("email", "phone"))
     assert "olena" not in str(error)
-    assert 'invalid input syntax for type bigint: "…" (a value of a row, not shown)' in str(error)
+    assert "invalid input syntax for type bigint: … (a value of a row, not shown)" in str(error)
+    error = failure(dsn, "SELECT email, make_date(1990, 13, 5) AS day FROM customers", ("day",))
+    assert "1990" not in str(error)
 
 
 def test_text_and_integer_rows_come_through_as_they_are(dsn: str) -> None:
@@ -618,3 +638,24 @@ def test_plan_through_the_cli_says_why_a_source_cannot_be_read_without_the_passw
         ) in planned.stderr
         assert PASSWORD not in planned.stdout + planned.stderr
         assert "Traceback" not in planned.stderr
+
+
+def test_strings_are_read_as_validate_reads_them_whatever_the_servers_setting(dsn: str) -> None:
+    # With backslash escapes (standard_conforming_strings off), `'\'` would hide a
+    # parenthesis that closes omnisync's wrapper from validate's scanner.
+    query = (
+        "SELECT email FROM customers WHERE email <> '\\' ( ' ) AS segment UNION ALL "
+        "SELECT secret AS email FROM other WHERE secret <> ' ) ' UNION ALL "
+        "SELECT email FROM (SELECT email FROM customers"
+    )
+    assert select_problem(query, dialect="postgres") is None
+    legacy = psycopg.conninfo.make_conninfo(dsn, options="-c standard_conforming_strings=off")
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("CREATE TABLE other (secret text)")
+        connection.execute("INSERT INTO other VALUES ('not-in-the-segment@example.com')")
+    try:
+        with pytest.raises(SourceError, match="syntax error"):
+            list(reader(legacy, query).rows(["email"]))
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute("DROP TABLE other")
