@@ -43,7 +43,8 @@ class EngineRuns:
     ``open_store`` is called on first need (a daemon whose shared store is unreachable
     still starts); a stopped run follows its batches for at most ``stop_grace`` seconds
     (keep it under the shutdown timeout).
-    ``leases``: on a shared store, runs are fenced, and requests gated, by their brand's.
+    ``leases``: on a shared store, runs are fenced, and requests gated, by their brand's, and
+    an export's move to another brand waits until every live replica runs the same config.
     """
 
     def __init__(
@@ -156,6 +157,8 @@ class EngineRuns:
             clients=self._pool,
             clock=self._clock,
             settings=self._settings,
+            # Replicas whose configs disagree must not move an export between brands.
+            brand_moves=None if self._leases is None else self._leases.brand_move_objection,
         )
 
     def last_run(self, export: str) -> Mapping[str, Any] | None:

@@ -46,7 +46,7 @@ from omnisync.state.opening import resolve_state_dsn
 from omnisync.state.store import Fence, LeaseLost, StateError
 
 if TYPE_CHECKING:  # psycopg: only where a shared store is configured
-    from omnisync.state.leases import LeaseBoard
+    from omnisync.state.leases import LeaseBoard, RunRequest
 
 
 class RemoteRunFailed(OmnisyncError):
@@ -149,7 +149,8 @@ def run_through_replicas(
     ``None``: no live replica holds the brand (run it here, under a :class:`HeldBrand`, which
     names a command holding it).
     :class:`RemoteRunFailed` when the replica refuses (the export is running, or disabled
-    there) or nobody picks the request up within twice the lease.
+    there), nobody picks the request up within twice the lease, or the replica that took it
+    stops without answering (its heartbeat expired).
     """
     tell = notice or (lambda message: None)
     brand = config.brand_of(export)
@@ -169,29 +170,49 @@ def run_through_replicas(
         trigger = manual_trigger("cli request", full=full, release_by=release_by)
         request_id = board.request_run(export, brand, trigger=trigger)
         tell(f"replica {holder} holds this export's brand; asked it to run {export}")
-        timeout = 2 * config.daemon.state.lease_seconds
-        deadline = time.monotonic() + timeout
-        while True:
-            request = board.request(request_id)
-            if request is not None and request.answer is not None:
-                break
-            if (request is None or request.claimed_by is None) and time.monotonic() > deadline:
-                board.withdraw_request(request_id)
-                raise RemoteRunFailed(
-                    f"no replica picked up the run of {export} within {timeout:.0f}s "
-                    f"(replica {holder} held its brand); is it stuck?"
-                )
-            time.sleep(POLL_SECONDS)
+        request = _answered(board, request_id, export, holder=holder, config=config)
     except StateError as error:
         raise RemoteRunFailed(f"cannot ask a replica to run {export}: {error}") from None
     finally:
         board.close()
-    answer = dict(request.answer)
+    answer = dict(request.answer or {})  # answered: _answered returns no other
     if answer.get("status") == "refused":
         raise RemoteRunFailed(
             f"replica {request.claimed_by} would not run {export}: {answer.get('error')}"
         )
     return {**answer, "history_id": request.run_id}
+
+
+def _answered(
+    board: LeaseBoard, request_id: int, export: str, *, holder: str, config: Config
+) -> RunRequest:
+    """Request ``request_id`` once answered. :class:`RemoteRunFailed` when nobody picks it up
+    within twice the lease (it is withdrawn), or its claimer stops without answering."""
+    timeout = 2 * config.daemon.state.lease_seconds
+    deadline = time.monotonic() + timeout
+    while True:
+        request = board.request(request_id)
+        if request is not None and request.answer is not None:
+            return request
+        claimer = request.claimed_by if request is not None else None
+        if claimer is None and time.monotonic() > deadline:
+            board.withdraw_request(request_id)
+            raise RemoteRunFailed(
+                f"no replica picked up the run of {export} within {timeout:.0f}s "
+                f"(replica {holder} held its brand); is it stuck?"
+            )
+        # A claimer that died (its heartbeat expired) never answers; one that stopped
+        # cleanly answers first, so look at the request once more before giving up.
+        if claimer is not None and not board.replica_live(claimer):
+            request = board.request(request_id)
+            if request is not None and request.answer is not None:
+                return request
+            raise RemoteRunFailed(
+                f"replica {claimer} is gone (its heartbeat expired) while running {export}, "
+                "without answering: the run may have partly happened. The replica that next "
+                "holds its brand resumes it from the ledger (see omnisync status, history)"
+            )
+        time.sleep(POLL_SECONDS)
 
 
 def open_board(config: Config, *, environ: Mapping[str, str] | None = None) -> LeaseBoard:

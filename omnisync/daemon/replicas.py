@@ -120,6 +120,27 @@ class ReplicaMember:
         with self._lock:
             return {brand: token for brand, (token, until) in self._held.items() if now < until}
 
+    def brand_move_objection(self, revision: str) -> str | None:
+        """Why a run of config ``revision`` may not move an export to another brand now: the
+        live replicas running another revision, whose runs would move it back; ``None`` when
+        all agree (:class:`StateError` when the store cannot be read)."""
+        board = self.board
+        if board is None:
+            return "the shared state store has not answered yet"
+        others = [
+            f"{replica.id} ({replica.config_revision})"
+            for replica in board.board().replicas
+            if replica.live and replica.id != self.replica_id
+            if replica.config_revision != revision
+        ]
+        if not others:
+            return None
+        return (
+            f"replica{'s' if len(others) > 1 else ''} {', '.join(others)} "
+            f"run{'' if len(others) > 1 else 's'} another config revision than this "
+            f"replica's ({self.replica_id}: {revision})"
+        )
+
     @property
     def ready(self) -> bool:
         """Whether the shared store answered within the last lease length."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from omnisync.clock import Clock
@@ -35,6 +35,10 @@ _log = logging.getLogger("omnisync.daemon")
 
 #: Triggers whose failure is retried with backoff (a person who triggered a run sees its result).
 RETRIED_TRIGGERS = frozenset({"schedule", "retry", "catch-up", "reload"})
+#: A run that ended so in history died with its process, or (``partial``) was cut short:
+#: the next daemon, or the brand's next holder, resumes it (an on-demand run only if it died).
+DIED = frozenset({"running", "interrupted"})
+UNFINISHED = DIED | {"partial"}
 
 
 class SharedScheduling(Protocol):
@@ -147,25 +151,33 @@ class Supervisor:
 
     def catch_up(self, exports: Collection[str] | None = None) -> None:
         """Run once now what missed its schedule while the daemon was down, and resume runs
-        the previous daemon left unfinished (``running``, ``interrupted``, ``partial``). On a
-        shared store: per brand as its lease is taken (``exports``: that brand's), a missed
-        tick being the latest fire, if this replica claims it."""
+        the previous daemon left unfinished (``running``, ``interrupted``, ``partial``); a
+        scheduled run that ``failed`` is retried by the retry policy, spaced from its end (its
+        own retry went with the process, or the brand, that planned it). On a shared store:
+        per brand as its lease is taken (``exports``: that brand's), a missed tick being the
+        latest fire, if this replica claims it, and on-demand runs that died resumed too."""
         if exports is None and self._shared is not None:
             return
         now = self._clock.wall()
         for name, spec in sorted(self._applied.items()):
             timing = spec.job_timing
-            if timing is None or (exports is not None and name not in exports):
+            if exports is not None and name not in exports:
+                continue
+            if timing is None and (self._shared is None or not spec.enabled):
                 continue
             last = self._engine.last_run(name) or {}
-            unfinished = last.get("status") in {"running", "interrupted", "partial"}
+            unfinished = last.get("status") in (DIED if timing is None else UNFINISHED)
+            failed = last.get("status") == "failed" and last.get("trigger") in RETRIED_TRIGGERS
             if self._shared is not None:
                 if unfinished:
                     self.coordinator.request(name, trigger="catch-up")
-                else:
+                elif timing is not None:
+                    if failed:
+                        self._retry_failed(name, last, now=now)
                     self._fire(name, "schedule")  # the latest fire, if no replica claimed it
                 continue
             started = parse_time(last.get("started_at"))
+            assert timing is not None
             if unfinished or (
                 started is not None and missed_since(timing, last_started=started, now=now)
             ):
@@ -175,6 +187,8 @@ class Supervisor:
                     extra={"event": "run_catch_up", "export": name},
                 )
                 self.coordinator.request(name, trigger="catch-up")
+            elif failed:
+                self._retry_failed(name, last, now=now)
 
     def _fire(self, export: str, trigger: str) -> None:
         if self._shared is not None:
@@ -189,6 +203,14 @@ class Supervisor:
             ) as claimed:
                 if claimed:
                     self.coordinator.request(export, trigger=trigger)
+            if not claimed and trigger == "retry":
+                self.scheduler.cancel_retry(export)
+                _log.info(
+                    "retry of export %s dropped: this replica does not hold its brand now; "
+                    "the replica that takes the brand retries the failed run",
+                    export,
+                    extra={"event": "run_retry_dropped", "export": export},
+                )
             return
         self.coordinator.request(export, trigger=trigger)
 
@@ -294,11 +316,22 @@ class Supervisor:
             return
         if record.stop_reason is not None or record.trigger not in RETRIED_TRIGGERS:
             return
+        self._schedule_retry(export, since=self._clock.wall())
+
+    def _retry_failed(self, export: str, last: Mapping[str, Any], *, now: datetime) -> None:
+        """Retry ``export``'s failed run ``last``, read from history: spaced from its end as
+        its own daemon would have (a run that fails for good is never run in a loop)."""
+        ended = parse_time(last.get("ended_at")) or now
+        base = timedelta(seconds=self.scheduler.retry_policy.base_seconds)
+        self._schedule_retry(export, since=max(ended, now - base))
+
+    def _schedule_retry(self, export: str, *, since: datetime) -> None:
+        """Schedule ``export``'s next retry by the policy, counted from ``since``; log it."""
         with self._lock:  # so that a reload applied meanwhile unschedules this retry
             definition = self.config().exports.get(export)
             if definition is None or not definition.enabled or definition.schedule is None:
                 return
-            attempt, at = self.scheduler.retry(export, now=self._clock.wall())
+            attempt, at = self.scheduler.retry(export, now=since)
         if at is None:
             _log.warning(
                 "export %s failed; next try at its regular time",

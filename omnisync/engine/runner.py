@@ -44,6 +44,10 @@ logger = logging.getLogger("omnisync.engine")
 #: How long a run waits, in clock seconds, for the batches a killed run left in flight.
 SETTLE_TIMEOUT = 300.0
 
+#: Asked with a run's config revision before its export moves to another brand: why it may
+#: not move now (another process runs a config that would move it back), or ``None``.
+BrandMoveCheck = Callable[[str], str | None]
+
 
 @dataclass(frozen=True)
 class RunnerSettings:
@@ -108,12 +112,16 @@ class ExportRunner:
         clients: ClientPool,
         clock: Clock,
         settings: RunnerSettings | None = None,
+        brand_moves: BrandMoveCheck | None = None,
     ) -> None:
+        """``brand_moves``: where other processes share the store, consulted before a run
+        moves its export's ledger to another brand (``None``: it always may)."""
         self.config = config
         self._store = store
         self._clients = clients
         self._clock = clock
         self._settings = settings or RunnerSettings()
+        self._brand_moves = brand_moves
 
     def run(
         self,
@@ -272,6 +280,7 @@ class ExportRunner:
         if problems:
             raise RunFailed(f"export '{export.name}' may not run: " + "; ".join(problems))
         connection = self.config.connections[export.connection]
+        self._check_brand_move(export, connection)
         forgotten = self._store.retarget(export.name, connection.brand, now=self._clock.wall())
         if forgotten:
             logger.warning(
@@ -336,6 +345,24 @@ class ExportRunner:
                     max_batches_in_flight=max_batches_in_flight,
                     stop_grace=self._settings.stop_grace,
                 )
+
+    def _check_brand_move(self, export: Export, connection: Connection) -> None:
+        """Hold a run that would move its export to another brand while ``brand_moves``
+        objects: a process still running the old config would move it back, and each move
+        forgets the ledger, so every member (consent record included) would be sent again."""
+        if self._brand_moves is None:
+            return
+        recorded = self._store.recorded_brand(export.name)
+        if recorded is None or recorded == connection.brand:
+            return
+        objection = self._brand_moves(self.config.revision)
+        if objection is not None:
+            raise RunHeld(
+                f"export '{export.name}' moves to another brand (connection "
+                f"'{connection.name}') in this config, but {objection}; held so that no run "
+                "moves it back and forth, sending every member again each time; nothing was "
+                "sent. It moves once every live replica runs the same config revision."
+            )
 
     def _export(self, name: str) -> Export:
         export = self.config.exports.get(name)

@@ -114,6 +114,14 @@ class LeaseBoard(PostgresDatabase):
             )
             return Board(replicas=tuple(replicas), leases=tuple(leases))
 
+    def replica_live(self, replica: str) -> bool:
+        """Whether ``replica``'s heartbeat is current (``False`` once expired, or retired)."""
+        with self.transaction("read a replica's heartbeat") as connection:
+            row = connection.execute(
+                "SELECT expires_at > now() FROM replicas WHERE id = %s", (replica,)
+            ).fetchone()
+        return bool(row is not None and row[0])
+
     # -- leases -----------------------------------------------------------------------
 
     def acquire(self, brand: str, holder: str, *, lease_seconds: float) -> int | None:

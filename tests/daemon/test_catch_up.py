@@ -1,0 +1,91 @@
+"""What a daemon, or the replica that takes a brand, does with the last run it finds in
+history: a failed scheduled run is retried by the retry policy, spaced from its end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from omnisync.clock import SystemClock
+from omnisync.daemon.metrics import DaemonMetrics
+from omnisync.daemon.scheduler import RetryPolicy
+from omnisync.daemon.supervisor import Supervisor
+from tests.daemon.builders import config, every, export
+from tests.daemon.runfunctions import GatedRuns
+
+BASE = 600.0
+
+
+@dataclass
+class WithHistory(GatedRuns):
+    """Runs as :class:`GatedRuns`; history's last run is ``last``."""
+
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def last_run(self, export: str) -> dict[str, Any]:  # type: ignore[override]
+        return self.last
+
+
+class Holder:
+    """Shared scheduling where this replica holds every brand; the latest fire was claimed
+    (by the replica whose run failed), so only retries run."""
+
+    @contextmanager
+    def claimed(
+        self, export: str, timing: object, *, now: datetime, retry: bool = False
+    ) -> Iterator[bool]:
+        yield retry
+
+    def run_finished(self, record: object) -> None:
+        pass
+
+
+@contextmanager
+def _supervisor(runs: WithHistory, *, shared: bool) -> Iterator[Supervisor]:
+    current = config(export("a", schedule=every(3600)))
+    supervisor = Supervisor(
+        runs,
+        config=lambda: current,
+        clock=SystemClock(),
+        metrics=DaemonMetrics(),
+        retry_policy=RetryPolicy(base_seconds=BASE, cap_seconds=4 * BASE),
+        shared=Holder() if shared else None,
+    )
+    supervisor.start()
+    try:
+        supervisor.apply(current)
+        yield supervisor
+    finally:
+        supervisor.shutdown(timeout=5)
+
+
+def _failed(trigger: str, *, ended: datetime) -> dict[str, Any]:
+    moment = ended.isoformat()
+    return {"status": "failed", "trigger": trigger, "started_at": moment, "ended_at": moment}
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["one daemon", "a taker"])
+def test_a_failed_scheduled_run_is_retried_spaced_from_its_end_never_in_a_loop(shared):
+    ended = datetime.now(UTC).replace(microsecond=0)
+    runs = WithHistory(last=_failed("schedule", ended=ended))
+    with _supervisor(runs, shared=shared) as supervisor:
+        supervisor.catch_up(["a"] if shared else None)
+        assert supervisor.scheduler.retry_pending("a") == ended + timedelta(seconds=BASE)
+        # Taken again (a brand bouncing between replicas, a daemon restarted): later still.
+        supervisor.catch_up(["a"] if shared else None)
+        assert supervisor.scheduler.retry_pending("a") == ended + timedelta(seconds=2 * BASE)
+        assert runs.started == []
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["one daemon", "a taker"])
+def test_a_failed_run_a_person_asked_for_is_not_retried(shared):
+    runs = WithHistory(last=_failed("cli request", ended=datetime.now(UTC)))
+    with _supervisor(runs, shared=shared) as supervisor:
+        supervisor.catch_up(["a"] if shared else None)
+        assert supervisor.scheduler.retry_pending("a") is None
+        assert runs.started == []
