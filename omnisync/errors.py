@@ -16,6 +16,7 @@ address. The tree (each class lives beside the code that raises it)::
     │   ├── StateSchemaTooNew         written by a newer omnisync; left untouched
     │   └── LeaseLost                 state.store: a replica no longer holds the brand
     ├── ExportBusy                    state.locks: the export is running elsewhere
+    ├── LockHeld                      state.locks: another process holds a pid lock
     ├── OmnisendError                 omnisend.errors: talking to Omnisend (its own tree)
     │   ├── TransportError, RequestCancelled, UnexpectedResponse
     │   ├── InvalidContactWrite, ItemTooLarge

@@ -43,12 +43,12 @@ def chmod_if_ours(path: Path | int, mode: int) -> None:
         os.chmod(path, mode)
 
 
-class LockHeld(Exception):
+class LockHeld(OmnisyncError):
     """Another process holds the lock :func:`take_pid_lock` tried; ``holder`` is the pid
     it wrote there, ``None`` when it has not yet."""
 
     def __init__(self, holder: int | None) -> None:
-        super().__init__(holder)
+        super().__init__(f"held by process {'unknown' if holder is None else holder}")
         self.holder = holder
 
 

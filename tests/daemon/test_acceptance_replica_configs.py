@@ -186,8 +186,14 @@ def test_an_export_moved_in_one_replicas_config_waits_until_every_replica_agrees
             assert group.contacts("brand-1") == []
             assert group.consents("brand-0") == {1: MEMBERS}
             assert group.moves() == 0
-            status = group.replicas[mover].status()["exports"]["vip"]
-            assert status["state"] == "held" and keeper_id in status["held"], status
+
+            # Its status says so while its held run is vip's latest (the other replica's
+            # next run, a few seconds later, ends that).
+            def shown_held() -> bool:
+                status = group.replicas[mover].status()["exports"]["vip"]
+                return status["state"] == "held" and keeper_id in (status["held"] or "")
+
+            wait_until(shown_held, timeout=60, interval=0.2, message="the mover to show held")
 
             # The late replica's config catches up: one revision again, and vip moves once.
             replace_file(group.config_path(keeper), moved)
