@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from omnisync.config.postgres import DEAD_PEER_DEFAULTS
 from omnisync.config.rules import select_problem
 from omnisync.masking import redact
 from omnisync.sources.errors import SourceError, require_columns
@@ -35,21 +36,12 @@ INSTALL_HINT = (
     "install omnisync[postgres] (pip install 'omnisync[postgres]')"
 )
 
-#: Added to the connection unless the DSN sets them: a dead host fails in
-#: seconds, and DBAs can tell omnisync's sessions apart. A peer gone silent
-#: mid-read (a black-holed path: a NAT's idle drop, a failover) is found in
-#: about 25 s, not the kernel's ~15 minutes, as the state store's is. A long
-#: query is safe: keepalive probes are answered, and what we sent (the query,
-#: a FETCH) acknowledged, by the server's kernel however long the query runs;
-#: tcp_user_timeout (ms) bounds only data left unacknowledged.
+#: Added to the connection unless the DSN sets them: a dead host fails in seconds, a
+#: silent one in about 25 s, and DBAs can tell omnisync's sessions apart.
 _CONNECT_DEFAULTS = {
     "connect_timeout": "10",
     "application_name": "omnisync",
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-    "tcp_user_timeout": "20000",
+    **DEAD_PEER_DEFAULTS,
 }
 _PLAIN_VALUE_TYPES = (type(None), str, int, float, bytes)
 

@@ -21,6 +21,7 @@ from datetime import datetime
 import psycopg
 from psycopg import conninfo
 
+from omnisync.config.postgres import DEAD_PEER_DEFAULTS
 from omnisync.masking import redact
 from omnisync.state.migrations import (
     POSTGRES_MIGRATIONS,
@@ -49,20 +50,6 @@ IDLE_IN_TRANSACTION_SECONDS = 2
 #: reset nobody announced (a NAT's idle drop, a failover's new host). Back-to-back
 #: transactions (a run's) go unchecked; the checks cost at most a round trip a second.
 IDLE_CHECK_SECONDS = 1.0
-
-#: Added to the connection unless the DSN sets them. A peer gone silent (a black-holed path:
-#: a NAT or load balancer's idle drop, a failover moving the address) is found in about
-#: 20-25 s, about a default lease's takeover time, not the kernel's ~15 minutes of retries:
-#: keepalives probe an idle connection (and keep a NAT's mapping alive), tcp_user_timeout
-#: (ms) drops one whose sent data goes unacknowledged. Neither cuts a slow statement short:
-#: the server's kernel answers probes and acknowledges the query however long it runs.
-_CONNECT_DEFAULTS = {
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-    "tcp_user_timeout": "20000",
-}
 
 #: Arbitrary, fixed: the advisory lock that serialises migrations in one database.
 _MIGRATION_LOCK = 0x6F6D6E6973796E63  # "omnisync"
@@ -99,7 +86,7 @@ class PostgresDatabase:
             parts = conninfo.conninfo_to_dict(dsn)
         except psycopg.Error:
             raise StateError(f"cannot open state database {self.location}") from None
-        parts = {**_CONNECT_DEFAULTS, "connect_timeout": connect_timeout, **parts}
+        parts = {**DEAD_PEER_DEFAULTS, "connect_timeout": connect_timeout, **parts}
         self._dsn = conninfo.make_conninfo("", **parts)
         self._idle_check_seconds = idle_check_seconds
         self._lock = threading.Lock()
