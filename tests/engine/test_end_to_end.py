@@ -243,9 +243,11 @@ def test_old_tags_a_stopped_rename_never_removed_are_removed_by_the_next_run(
     assert run(setup).status == "succeeded"
     setup.emulator.drain()
     setup.rewrite(tag="loyal")
-    # Removals are slow (their answers often lost and retried); adds are not.
+    # Removals are slow (their answers often lost and retried); adds are not. Not so often
+    # that a removal runs out of its 8 attempts (0.85**8 = 27% a call, which a loaded
+    # machine's thread timing turned into 3 of 10 once: 750 never tagged, no stop at 2,000).
     setup.emulator.set_faults(
-        Faults(drop_rate=0.85, seed=2, only_endpoints=frozenset({TAG_REMOVALS}))
+        Faults(drop_rate=0.6, seed=2, only_endpoints=frozenset({TAG_REMOVALS}))
     )
     stop = threading.Event()
 
