@@ -111,10 +111,8 @@ class _Formatter(logging.Formatter):
             if error is not None:
                 payload["error"] = error
             return json.dumps(self.redactor.scrub_value(payload), ensure_ascii=False, default=str)
-        head = f"{timestamp} {record.levelname} {record.name}"
-        line = (
-            f"{head} {event}: {record.getMessage()}" if event else f"{head}: {record.getMessage()}"
-        )
+        line = f"{timestamp} {record.levelname} {record.name}" + (f" {event}" if event else "")
+        line += f": {record.getMessage()}"
         for key, value in fields.items():
             line += f" {key}={_text_value(value)}"
         if error is not None:

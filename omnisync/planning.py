@@ -27,6 +27,7 @@ the SQL by a property-based test, and so it defines the semantics:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -195,22 +196,19 @@ def reference_plan(
     ``ledger`` maps e-mail → entry for this export only. Leavers are ordered
     by e-mail; work items and duplicated e-mails by their first occurrence.
     """
-    total = 0
-    missing = 0
-    duplicates = 0
+    tally: Counter[str] = Counter()  # the counts named as StageCounts' fields
     firsts: dict[str, SegmentRow] = {}
     duplicated: set[str] = set()
     for row in rows:
-        total += 1
+        tally["rows"] += 1
         if row.email is None:
-            missing += 1
+            tally["missing_email"] += 1
         elif row.email in firsts:
-            duplicates += 1
+            tally["duplicates"] += 1
             duplicated.add(row.email)
         else:
             firsts[row.email] = row
 
-    new = changed = tag_only = unchanged = retag = tagging = 0
     work: list[WorkItem] = []
     for email, row in firsts.items():
         entry = ledger.get(email)
@@ -218,17 +216,16 @@ def reference_plan(
         tag_on = None if entry is None or (entry.tag_in_doubt and entry.tag == tag) else entry.tag
         needs_tag = tag_on != tag
         if entry is None:
-            new += 1
+            tally["new"] += 1
         elif needs_upsert:
-            changed += 1
+            tally["changed"] += 1
         elif needs_tag:
-            tag_only += 1
+            tally["tag_only"] += 1
         else:
-            unchanged += 1
+            tally["unchanged"] += 1
             continue
-        tagging += needs_tag
-        if needs_tag and tag_on is not None:
-            retag += 1
+        tally["needs_tag"] += needs_tag
+        tally["retag"] += needs_tag and tag_on is not None
         work.append(
             WorkItem(
                 email=email,
@@ -248,20 +245,12 @@ def reference_plan(
     )
     leavers = tuple(gone) if on_leave == "untag" else ()
     counts = StageCounts(
-        rows=total,
         members=len(firsts),
-        missing_email=missing,
-        duplicates=duplicates,
-        new=new,
-        changed=changed,
-        tag_only=tag_only,
-        unchanged=unchanged,
         leaving=len(leavers),
-        retag=retag,
         kept=0 if on_leave == "untag" else len(gone),
-        needs_tag=tagging,
         delivered=len(ledger),
         tagged=sum(entry.tag is not None for entry in ledger.values()),
+        **tally,
     )
     return ReferencePlan(
         counts=counts,

@@ -21,7 +21,7 @@ import os.path
 import types
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import MISSING
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from omnisync.config.diagnostics import Diagnostic, PathParts, dotted, nearest_position
@@ -118,22 +118,21 @@ def build_config(
     (``("sources", "cdp")``, ``("daemon",)``) to the absolute directory of the
     file it came from; ``problems`` are the paths the schema found wrong.
     """
-    builder = _Builder(positions, base_dirs, home=home, problems=problems)
-    schedules = builder.section(
-        data, "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
+    builder = _Builder(
+        data=data, positions=positions, base_dirs=base_dirs, home=home, problems=set(problems)
     )
-    daemon = builder.daemon(data, environ)
+    schedules = builder.section(
+        "schedules", lambda name, body: builder.schedule(name, body, ("schedules", name))
+    )
+    daemon = builder.daemon(environ)
     config = Config(
         version=1,
-        users=builder.section(data, "users", lambda name, body: _model(User, body, name=name)),
-        sources=builder.section(data, "sources", builder.source),
-        segments=builder.section(
-            data, "segments", lambda name, body: _model(Segment, body, name=name)
-        ),
-        connections=builder.section(data, "connections", builder.connection),
+        users=builder.section("users", lambda name, body: _model(User, body, name=name)),
+        sources=builder.section("sources", builder.source),
+        segments=builder.section("segments", lambda name, body: _model(Segment, body, name=name)),
+        connections=builder.section("connections", builder.connection),
         schedules=schedules,
         exports=builder.section(
-            data,
             "exports",
             lambda name, body: builder.export(name, body, schedules, guards=daemon.guards),
         ),
@@ -159,32 +158,22 @@ class _Body(dict[str, Any]):
 
 def _model(model: type[_Model], body: Mapping[str, Any], /, **fields: Any) -> _Model:
     """``model`` from ``body`` with ``fields`` overriding it, or :class:`_Dropped` when a field
-    without a default is missing. A key that is not a field raises ``TypeError``. A
-    whole-number float in an integer field is given as its ``int`` (:func:`_whole_numbers`)."""
-    given = {**body, **fields}
-    for field in dataclasses.fields(model):
-        required = field.default is dataclasses.MISSING
-        if required and field.default_factory is dataclasses.MISSING and field.name not in given:
-            raise _Dropped(field.name)
-    return model(**_whole_numbers(model, given))
-
-
-def _whole_numbers(model: type[DataclassInstance], given: Mapping[str, Any]) -> dict[str, Any]:
-    """``given`` with each whole-number float in a field that ``model`` types ``int`` (or
-    ``int | None``) made that ``int``; everything else as it is.
+    without a default is missing. A key that is not a field raises ``TypeError``.
 
     Where the schema says ``integer``, it also admits ``4e2`` and ``400.0`` (JSON has one
     number type; check-jsonschema admits them too, so omnisync may not refuse them), and
     YAML reads both as floats: the model's integer fields are the schema's integers
     (tests/config/test_whole_numbers.py), so this is the one place they become ``int``.
     """
+    given = {**body, **fields}
     integers = _integer_fields(model)
-    return {
-        key: int(value)
-        if key in integers and isinstance(value, float) and value.is_integer()
-        else value
-        for key, value in given.items()
-    }
+    for field in dataclasses.fields(model):
+        value = given.get(field.name)
+        if field.name not in given and field.default is field.default_factory is MISSING:
+            raise _Dropped(field.name)
+        if field.name in integers and isinstance(value, float) and value.is_integer():
+            given[field.name] = int(value)
+    return model(**given)
 
 
 @functools.cache
@@ -198,29 +187,18 @@ def _integer_fields(model: type[DataclassInstance]) -> frozenset[str]:
     return frozenset(name for name, hint in typing.get_type_hints(model).items() if integer(hint))
 
 
+@dataclasses.dataclass
 class _Builder:
-    def __init__(
-        self,
-        positions: Mapping[PathParts, Position],
-        base_dirs: Mapping[PathParts, str],
-        *,
-        home: str,
-        problems: frozenset[PathParts],
-    ) -> None:
-        self.positions = positions
-        self.base_dirs = base_dirs
-        self.home = home
-        self.problems = set(problems)
-        self.diagnostics: list[Diagnostic] = []
+    data: Mapping[str, Any]
+    positions: Mapping[PathParts, Position]
+    base_dirs: Mapping[PathParts, str]
+    home: str
+    problems: set[PathParts]
+    diagnostics: list[Diagnostic] = dataclasses.field(default_factory=list)
 
-    def section(
-        self,
-        data: Mapping[str, Any],
-        section: str,
-        build: Callable[[str, _Body], _Entry],
-    ) -> dict[str, _Entry]:
+    def section(self, section: str, build: Callable[[str, _Body], _Entry]) -> dict[str, _Entry]:
         """The entries of ``section`` that can be built; the others have reported flaws."""
-        entries = data.get(section)
+        entries = self.data.get(section)
         # Not `(section,) in problems`: one file's null must not hide the other files' entries.
         if not isinstance(entries, dict):
             return {}
@@ -357,9 +335,9 @@ class _Builder:
             guards=_guards(body.get("guards"), guards),
         )
 
-    def daemon(self, data: Mapping[str, Any], environ: Mapping[str, str]) -> DaemonSettings:
+    def daemon(self, environ: Mapping[str, str]) -> DaemonSettings:
         entry: PathParts = ("daemon",)
-        body = self.kept(data.get("daemon", {}), entry) or {}
+        body = self.kept(self.data.get("daemon", {}), entry) or {}
         control = body.get("control", {})
         default_debounce = DaemonSettings.reload_debounce_seconds
         debounce = self.seconds(
@@ -391,10 +369,10 @@ def _guards(body: Mapping[str, Any] | None, defaults: Guards) -> Guards:
     ``0.2``, and ``"100%"`` turns its guard off (``None``)."""
     if body is None:
         return defaults
-    given: dict[str, Any] = {
+    shares = {
         key: _share(value) if isinstance(value, str) else value for key, value in body.items()
     }
-    return replace(defaults, **_whole_numbers(Guards, given))
+    return _model(Guards, dataclasses.asdict(defaults), **shares)
 
 
 def _share(text: str) -> float | None:

@@ -118,7 +118,8 @@ class WallClockTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is u
             earliest = min(now, previous_fire_time + _TICK)
             if earliest == previous_fire_time:
                 earliest += _TICK
-        wall = super().get_next_fire_time(None, self._wall(earliest - _LOOKBACK))
+        start = (earliest - _LOOKBACK).astimezone(self.zone).replace(tzinfo=UTC, fold=0)
+        wall = super().get_next_fire_time(None, start)
         while wall is not None:
             # fold=0, the first of a repeated hour; through UTC, a skipped time comes out
             # just after the change.
@@ -127,9 +128,6 @@ class WallClockTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is u
                 return moment  # type: ignore[no-any-return]
             wall = super().get_next_fire_time(None, wall + timedelta(seconds=1))
         return None
-
-    def _wall(self, moment: datetime) -> datetime:
-        return moment.astimezone(self.zone).replace(tzinfo=UTC, fold=0)
 
 
 #: An expression that fires at all fires between these two instants: the dates it matches
@@ -143,14 +141,14 @@ _SEARCH_UNTIL = datetime(2028, 1, 1, tzinfo=UTC)
 def cron_problem(expression: str) -> str | None:
     """Why ``expression`` is not a valid schedule, or ``None`` when it is. An expression
     that matches no date (``0 0 30 2 *``) is not: its next run would be "never"."""
-    try:
-        crontab_trigger(expression)
-    except ValueError as error:
-        return str(error)
     # In UTC: a zone's clock changes move a run, never remove a date's. Ending the search
     # keeps APScheduler from looking through every year to 9999.
-    fields = crontab_trigger_fields(expression)
-    probe = CronTrigger(**fields, timezone=UTC, end_date=_SEARCH_UNTIL)
+    try:
+        probe = CronTrigger(
+            **crontab_trigger_fields(expression), timezone=UTC, end_date=_SEARCH_UNTIL
+        )
+    except ValueError as error:
+        return str(error)
     if probe.get_next_fire_time(None, _SEARCH_FROM) is None:
         # Both days restricted is refused above, so only the day of month can miss.
         return "it never fires (none of its days of the month occurs in any of its months)"

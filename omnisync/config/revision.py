@@ -137,6 +137,4 @@ def _run(arguments: list[str], *, cwd: str, stdin: bytes = b"") -> bytes | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    if completed.returncode != 0:
-        return None
-    return completed.stdout
+    return completed.stdout if completed.returncode == 0 else None

@@ -13,6 +13,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -69,14 +70,13 @@ def check_config(config: Config, *, flawed: AbstractSet[PathParts]) -> tuple[Dia
 _Finding = tuple[PathParts, str | None]
 
 
+@dataclass(frozen=True)
 class _Checker:
-    def __init__(self, config: Config, flawed: AbstractSet[PathParts]) -> None:
-        self.config = config
-        self.flawed_paths = flawed
+    config: Config
+    flawed_paths: AbstractSet[PathParts]
 
     def flawed(self, path: PathParts) -> bool:
-        size = len(path)
-        return any(flawed[:size] == path for flawed in self.flawed_paths)
+        return any(flawed[: len(path)] == path for flawed in self.flawed_paths)
 
     def position(self, path: PathParts) -> Position:
         return self.config.position_or_start(dotted(path))

@@ -84,11 +84,7 @@ def _ecma_regex(pattern: str) -> re.Pattern[str]:
     refuses). Only ``$`` is translated. Python's ``\s`` differs from ECMA's on a few rare
     characters (ECMA's has U+FEFF, Python's U+001C-U+001F and U+0085): the schema's
     patterns that refuse whitespace name those beside ``\s``, so both dialects agree."""
-    return re.compile(_PATTERN_PARTS.sub(_at_end_only, pattern))
-
-
-def _at_end_only(part: re.Match[str]) -> str:
-    return part.group(1) or r"\Z"
+    return re.compile(_PATTERN_PARTS.sub(lambda part: part.group(1) or r"\Z", pattern))
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:

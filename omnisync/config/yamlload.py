@@ -54,12 +54,8 @@ class ParsedDocument:
 
 
 class _Refused(Exception):
-    """The input is refused at ``mark``: a limit is exceeded, or the file asks for what
-    omnisync does not do."""
-
-    def __init__(self, message: str, mark: Mark) -> None:
-        super().__init__(message)
-        self.mark = mark
+    """The input is refused (its arguments: why, and the :class:`Mark` where): a limit is
+    exceeded, or the file asks for what omnisync does not do."""
 
 
 class _AliasNode(Node):
@@ -161,7 +157,8 @@ def parse_document(content: bytes, *, file: str) -> ParsedDocument:
     except MarkedYAMLError as error:
         return failed(_mark_position(error.problem_mark, file=file), _yaml_message(error))
     except _Refused as error:
-        return failed(_mark_position(error.mark, file=file), str(error))
+        message, mark = error.args
+        return failed(_mark_position(mark, file=file), message)
     walker.positions[()] = start
     if not isinstance(data, dict):
         walker.problem(
@@ -239,23 +236,23 @@ class _Walker:
         finally:
             self._outer_alias = outer
 
-    def _scalar(self, node: ScalarNode, path: PathParts) -> Any:
+    def _scalar(self, node: ScalarNode, path: PathParts, mark: Mark | None = None) -> Any:
+        """The value of ``node``; ``None`` after reporting it at ``mark`` (default: its own)."""
+        mark = mark or node.start_mark
         if node.tag in TEXT_TAGS:
             return str(node.value)
         if node.tag == VALUE and node.value == "=":
-            self.problem(node.start_mark, path, PLAIN_VALUE_PROBLEM)
+            self.problem(mark, path, PLAIN_VALUE_PROBLEM)
             return None
         construct = CONSTRUCTORS.get(node.tag)
         if construct is None:
-            self.problem(node.start_mark, path, _unsupported_tag(node.tag))
+            self.problem(mark, path, _unsupported_tag(node.tag))
             return None
         try:
             return construct(str(node.value))
         except ValueError:
             advice = ADVICE.get(node.tag, "")
-            self.problem(
-                node.start_mark, path, f"this value is not a valid {_short_tag(node.tag)}{advice}"
-            )
+            self.problem(mark, path, f"this value is not a valid {_short_tag(node.tag)}{advice}")
             return None
 
     def _sequence(self, node: SequenceNode, path: PathParts, *, depth: int) -> list[Any]:
@@ -329,14 +326,9 @@ class _Walker:
                 f"a name written as a number or true/false/null: quote it ('{target.value}')",
             )
             return None
-        if target.tag == VALUE and target.value == "=":
-            self.problem(node.start_mark, path, PLAIN_VALUE_PROBLEM)
-            return None
-        if target.tag not in TEXT_TAGS:
-            self.problem(node.start_mark, path, _unsupported_tag(target.tag))
-            return None
         # `yes:` or `1:30:` names something called "yes" or "1:30" (text in YAML 1.2).
-        return str(target.value)
+        key = self._scalar(target, path, node.start_mark)
+        return key if isinstance(key, str) else None
 
     def problem(self, mark: Mark, path: PathParts, message: str) -> None:
         self.diagnostics.append(Diagnostic.at(self._position(mark), path, message))

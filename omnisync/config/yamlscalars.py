@@ -9,7 +9,6 @@ agree on what a file says. :func:`plain_tag` tags a plain scalar by its form; th
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 
@@ -71,22 +70,15 @@ def _integer(text: str) -> int:
     """Decimal (``010`` is ten: YAML 1.2 has no octal without ``0o``), ``0b``, ``0o`` or
     ``0x``, with '_' between digits ignored."""
     digits = _form(text, INT).replace("_", "")
-    sign = -1 if digits.startswith("-") else 1
-    digits = digits.lstrip("+-")
-    base = _BASES.get(digits[:2], 10)
-    return sign * int(digits if base == 10 else digits[2:], base)  # int("", 2) raises
+    # int() takes a sign, and the prefix of its base; "0b" alone raises.
+    return int(digits, _BASES.get(digits.lstrip("+-")[:2], 10))
 
 
 def _float(text: str) -> float:
     """A float's form, or an integer's (``!!float 1``) read as a float."""
     digits = _form(text, FLOAT, INT).replace("_", "").lower()
-    sign = -1.0 if digits.startswith("-") else 1.0
-    digits = digits.lstrip("+-")
-    if digits == ".inf":
-        return sign * math.inf
-    if digits == ".nan":
-        return math.nan
-    return sign * float(digits)  # raises for "0x10" and "."
+    # float() takes a sign and spells YAML's .inf and .nan without the dot; "0x10" raises.
+    return float(digits.replace(".inf", "inf").replace(".nan", "nan"))
 
 
 #: What a scalar of each tag is, from its text; :class:`ValueError` when it is not one.

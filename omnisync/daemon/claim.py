@@ -4,9 +4,8 @@ process, so a second daemon on the same directory refuses to start."""
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
-from typing import Self
 
 from omnisync.errors import OmnisyncError
 from omnisync.state.locks import LockHeld, take_pid_lock
@@ -19,31 +18,11 @@ class StateDirectoryInUse(OmnisyncError):
     directory and, when known, the holder's pid."""
 
 
-class StateDirectoryClaim:
-    """This process's exclusive hold on a state directory, from
-    :func:`claim_state_directory` until :meth:`release` (or the process's end). A context
-    manager that releases on exit."""
-
-    def __init__(self, state_dir: Path, descriptor: int) -> None:
-        self.state_dir = state_dir
-        self._descriptor: int | None = descriptor
-
-    def release(self) -> None:
-        """Let go of the state directory. Idempotent."""
-        if self._descriptor is not None:
-            descriptor, self._descriptor = self._descriptor, None
-            os.close(descriptor)  # closing the only descriptor drops the flock
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def claim_state_directory(state_dir: Path) -> StateDirectoryClaim:
+def claim_state_directory(state_dir: Path) -> io.FileIO:
     """Claim ``state_dir`` (which must exist) for this daemon: an exclusive, non-blocking
-    ``flock`` on ``daemon.lock`` (:func:`~omnisync.state.locks.take_pid_lock`).
+    ``flock`` on ``daemon.lock`` (:func:`~omnisync.state.locks.take_pid_lock`), held by the
+    returned open lock file until it is closed (idempotent; its ``with`` block closes it)
+    or the process ends: closing the only descriptor drops the ``flock``.
 
     :class:`StateDirectoryInUse` at once when another process holds it; ``OSError`` when
     the lock file cannot be opened. Take it before writing anything else there: the
@@ -61,4 +40,4 @@ def claim_state_directory(state_dir: Path) -> StateDirectoryClaim:
             f"another omnisync daemon{named} already uses the state directory {state_dir};"
             " stop it first, or give this one its own daemon.state_dir"
         ) from None
-    return StateDirectoryClaim(state_dir, descriptor)
+    return io.FileIO(descriptor, "r+")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -310,8 +310,7 @@ class DaemonClient:
             if not isinstance(body, dict):
                 body = {"error": str(body)}
             raise TriggerRefused(response.status_code, str(body.get("error", "")), body)
-        result: dict[str, Any] = response.json()
-        return result
+        return cast(dict[str, Any], response.json())
 
     def wait(
         self, run_id: str, *, on_poll: Callable[[dict[str, Any]], None] | None = None
@@ -329,8 +328,7 @@ class DaemonClient:
     def _get(self, path: str) -> dict[str, Any]:
         response = self._http.get(path)
         response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
+        return cast(dict[str, Any], response.json())
 
     def close(self) -> None:
         self._http.close()

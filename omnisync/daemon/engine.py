@@ -128,7 +128,6 @@ class EngineRuns:
         )
 
     def refusal(self, config: Config, export: str) -> str | None:
-        """Why ``export`` cannot run now (its API key cannot be read), or ``None``."""
         try:
             self._runner(config).client_for(export)
         except (ApiKeyUnavailable, StateError) as refused:
@@ -162,7 +161,6 @@ class EngineRuns:
         )
 
     def last_run(self, export: str) -> Mapping[str, Any] | None:
-        """The export's most recent run in the state store's history, as JSON-ready data."""
         try:
             runs = self._store.runs(export, limit=1)
         except StateError as error:
@@ -180,19 +178,9 @@ class EngineRuns:
 
 def warn_restart_needed(config: Config, previous: Config) -> None:
     """Say so when a reload changes what only a restart can change."""
-    new, old = config.daemon, previous.daemon
-    for setting, now, before in (
-        ("daemon.state_dir", new.state_dir, old.state_dir),
-        ("daemon.control.listen", new.control_listen, old.control_listen),
-        ("daemon.log_format", new.log_format, old.log_format),
-        ("daemon.state", _describe_state(new), _describe_state(old)),
-        (
-            "daemon.replica_id",
-            new.replica_id or "hostname:pid",
-            old.replica_id or "hostname:pid",
-        ),
-    ):
-        if now != before:
+    before = _restart_settings(previous.daemon)
+    for setting, now in _restart_settings(config.daemon).items():
+        if now != before[setting]:
             _log.warning(
                 "%s changed to %s; it takes effect when the daemon restarts",
                 setting,
@@ -201,7 +189,13 @@ def warn_restart_needed(config: Config, previous: Config) -> None:
             )
 
 
-def _describe_state(settings: DaemonSettings) -> str:
+def _restart_settings(settings: DaemonSettings) -> dict[str, object]:
     state = settings.state
     dsn = f", dsn {state.dsn.describe()}" if state.dsn is not None else ""
-    return f"{state.kind}{dsn}, lease {state.lease_seconds:g}s"
+    return {
+        "daemon.state_dir": settings.state_dir,
+        "daemon.control.listen": settings.control_listen,
+        "daemon.log_format": settings.log_format,
+        "daemon.state": f"{state.kind}{dsn}, lease {state.lease_seconds:g}s",
+        "daemon.replica_id": settings.replica_id or "hostname:pid",
+    }

@@ -78,20 +78,19 @@ class DaemonConfigLoader:
                 revision=result.revision,
             )
         config = result.config
-        values: list[str] = []
+        resolved: dict[str, str] = {}  # by dotted path, each path once
         problems: list[Diagnostic] = []
-        token: str | None = None
         for dotted, reference, header in secret_references(config):
             try:
-                value = resolve_secret(reference, environ=self._environ, header=header)
+                resolved[dotted] = resolve_secret(reference, environ=self._environ, header=header)
             except SecretUnavailable as error:
                 problems.append(Diagnostic.at(config.position_or_start(dotted), dotted, str(error)))
-                continue
-            values.append(value)
-            if dotted == "daemon.control.token":
-                token = value
         if problems:
             raise LoadFailed(
                 tuple(str(problem) for problem in sorted(problems)), revision=config.revision
             )
-        return LoadedConfig(config=config, secret_values=tuple(values), control_token=token)
+        return LoadedConfig(
+            config=config,
+            secret_values=tuple(resolved.values()),
+            control_token=resolved.get("daemon.control.token"),
+        )

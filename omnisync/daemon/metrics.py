@@ -52,6 +52,8 @@ class DaemonMetrics:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         gauge = partial(Gauge, registry=registry)
         counter = partial(Counter, registry=registry)
+        export_gauge = partial(gauge, labelnames=["export"])
+        export_counter = partial(counter, labelnames=["export"])
         self._lock = threading.Lock()
         self._exports: set[str] = set()
         #: Exports a reload removed (until one adds them back): their runs record nothing.
@@ -74,31 +76,26 @@ class DaemonMetrics:
             "Export runs finished, by export and outcome (succeeded, partial, failed, held).",
             ["export", "outcome"],
         )
-        self.held = gauge(
+        self.held = export_gauge(
             "omnisync_export_held",
             "1 while the export's last run was held by a change guard (nothing sent), else 0.",
-            ["export"],
         )
-        self.contacts_sent = counter(
+        self.contacts_sent = export_counter(
             "omnisync_contacts_sent_total",
             "Contacts Omnisend acknowledged as created or updated, by export.",
-            ["export"],
         )
-        self.invalid_rows = counter(
+        self.invalid_rows = export_counter(
             "omnisync_invalid_rows_total",
             "Segment rows that could not be mapped to a contact, by export.",
-            ["export"],
         )
-        self.contacts_failed = counter(
+        self.contacts_failed = export_counter(
             "omnisync_contacts_failed_total",
             "Contacts (or tag changes) Omnisend refused in runs of the export.",
-            ["export"],
         )
-        self.contacts_pending = counter(
+        self.contacts_pending = export_counter(
             "omnisync_contacts_pending_total",
             "Contacts runs of the export ended with still pending (the next run retries them),"
             " summed over runs.",
-            ["export"],
         )
         self.rate_limited = counter(
             "omnisync_rate_limited_total",
@@ -115,11 +112,10 @@ class DaemonMetrics:
             "Requests sent to Omnisend, by connection, endpoint and status (error: no answer).",
             ["connection", "endpoint", "status"],
         )
-        self.last_success = gauge(
+        self.last_success = export_gauge(
             "omnisync_last_success_timestamp_seconds",
             "Unix time at which the last successful run of each export ended;"
             " 0 while none is known.",
-            ["export"],
         )
         self.run_duration = Histogram(
             "omnisync_run_duration_seconds",
@@ -128,10 +124,9 @@ class DaemonMetrics:
             buckets=_DURATION_BUCKETS,
             registry=registry,
         )
-        self.running = gauge(
+        self.running = export_gauge(
             "omnisync_export_running",
             "1 while a run of the export is in flight.",
-            ["export"],
         )
         self.reload_success = gauge(
             "omnisync_config_reload_success",

@@ -32,11 +32,9 @@ class Notifier:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Notifier:
         """Read ``NOTIFY_SOCKET``, and ``WATCHDOG_USEC`` when ``WATCHDOG_PID`` is this process."""
-        address = environ.get("NOTIFY_SOCKET") or None
         watchdog: float | None = None
-        watchdog_pid = environ.get("WATCHDOG_PID")
         usec = environ.get("WATCHDOG_USEC")
-        if usec and (not watchdog_pid or watchdog_pid == str(os.getpid())):
+        if usec and environ.get("WATCHDOG_PID") in (None, "", str(os.getpid())):
             try:
                 watchdog = int(usec) / 1_000_000
             except ValueError:
@@ -44,7 +42,7 @@ class Notifier:
                     "ignoring WATCHDOG_USEC that is not a number",
                     extra={"event": "notify_watchdog_invalid"},
                 )
-        return cls(address, watchdog_seconds=watchdog)
+        return cls(environ.get("NOTIFY_SOCKET") or None, watchdog_seconds=watchdog)
 
     def send(self, *lines: str) -> None:
         """Send ``lines`` as one datagram (e.g. ``"READY=1", "STATUS=running"``), each one

@@ -11,6 +11,7 @@ brand's lease (:class:`HeldBrand`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -119,10 +120,7 @@ def run_through_daemon(
                         f" ({f'run {number}, ' if number is not None else ''}"
                         f"{running.get('trigger')}); waiting for it to end before starting yours"
                     )
-                    client.wait(
-                        str(running["id"]),
-                        on_poll=_follower(progress, on_recorded=None),
-                    )
+                    client.wait(str(running["id"]), on_poll=_follower(progress))
             record = client.wait(
                 str(started["id"]),
                 on_poll=_follower(progress, on_recorded=recorded),
@@ -267,12 +265,8 @@ class HeldBrand:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=self._lease)
-        try:
-            self._board.release(self.brand, self.holder, self.fence.token)
-        except StateError:
-            pass  # it expires by itself
-        finally:
-            self._board.close()
+        with contextlib.closing(self._board), contextlib.suppress(StateError):
+            self._board.release(self.brand, self.holder, self.fence.token)  # else it expires
 
     def _renew(self) -> None:
         while not self._stop.wait(self._lease / 3):
@@ -291,7 +285,7 @@ class HeldBrand:
 
 
 def _follower(
-    progress: RunProgress | None, *, on_recorded: Callable[[object], None] | None
+    progress: RunProgress | None, *, on_recorded: Callable[[object], None] | None = None
 ) -> Callable[[dict[str, Any]], None]:
     """Successive ``/runs/<id>`` records as :class:`RunProgress` calls; says the history id
     once it is known."""
@@ -332,7 +326,6 @@ def as_run_result(run: RemoteRun, export: str) -> RunResult:
 def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
     """The :class:`RunResult` whose ``result_as_dict`` document this is; a missing or
     malformed part reads as empty."""
-    reasons = [item for item in _list(document.get("invalid_reasons")) if "reason" in item]
     return RunResult(
         export=str(document.get("export") or export),
         status=_outcome(document.get("status")),
@@ -350,7 +343,8 @@ def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
                 _count(item.get("count")),
                 tuple(str(example) for example in item.get("examples") or ()),
             )
-            for item in reasons
+            for item in _list(document.get("invalid_reasons"))
+            if "reason" in item
         ),
         warnings=tuple(
             ReasonCount(str(item["warning"]), _count(item.get("count")))

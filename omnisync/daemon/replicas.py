@@ -103,9 +103,7 @@ class ReplicaMember:
         finally:
             if fence is not None:
                 with self._lock:
-                    self._reserved[brand] -= 1
-                    if not self._reserved[brand]:
-                        del self._reserved[brand]
+                    self._reserved -= Counter([brand])  # drops the brand at 0
 
     def require(self, brand: str) -> None:
         """Raise :class:`LeaseLost` unless ``brand`` is validly held (before each request)."""

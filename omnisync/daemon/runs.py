@@ -211,9 +211,7 @@ class RunCoordinator:
     def start(self, export: str, *, trigger: str) -> RunRecord | None:
         """Start ``export`` in a new thread; its record, ``None`` when it is running already,
         the daemon is stopping, or the current config no longer has it enabled."""
-        with self._lock:
-            active = self._register(export, trigger)
-        return self._launch(active)
+        return self.start_or_running(export, trigger=trigger)[0]
 
     def start_or_running(
         self, export: str, *, trigger: str
@@ -386,7 +384,5 @@ class RunCoordinator:
     def last(self, export: str) -> RunRecord | None:
         """The most recent finished run of ``export`` this daemon made."""
         with self._lock:
-            for record in reversed(self._records.values()):
-                if record.export == export and record.outcome is not None:
-                    return record
-        return None
+            records = reversed(self._records.values())
+            return next((r for r in records if r.export == export and r.outcome is not None), None)

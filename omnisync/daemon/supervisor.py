@@ -222,11 +222,9 @@ class Supervisor:
         config = self.config()
         if (unavailable := _unavailable(config, export)) is not None:
             return unavailable
-        if check_key:
-            refusal = self._engine.refusal(config, export)
-            if refusal is not None:
-                _log_refused(export, trigger, refusal)
-                return TriggerAnswer(422, {"error": refusal})
+        if check_key and (refusal := self._engine.refusal(config, export)) is not None:
+            _log_refused(export, trigger, refusal)
+            return TriggerAnswer(422, {"error": refusal})
         record, running = self.coordinator.start_or_running(export, trigger=trigger)
         if record is not None:
             return TriggerAnswer(202, record.to_json())
@@ -304,19 +302,12 @@ class Supervisor:
                     "stop_reason": record.stop_reason,
                 },
             )
-        self._plan_retry(record)
+        if outcome.status != "failed":
+            self.scheduler.cancel_retry(record.export)
+        elif record.stop_reason is None and record.trigger in RETRIED_TRIGGERS:
+            self._schedule_retry(record.export, since=self._clock.wall())
         if self._shared is not None:
             self._shared.run_finished(record)
-
-    def _plan_retry(self, record: RunRecord) -> None:
-        assert record.outcome is not None
-        export = record.export
-        if record.outcome.status != "failed":
-            self.scheduler.cancel_retry(export)
-            return
-        if record.stop_reason is not None or record.trigger not in RETRIED_TRIGGERS:
-            return
-        self._schedule_retry(export, since=self._clock.wall())
 
     def _retry_failed(self, export: str, last: Mapping[str, Any], *, now: datetime) -> None:
         """Retry ``export``'s failed run ``last``, read from history: spaced from its end as

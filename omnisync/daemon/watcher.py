@@ -48,16 +48,12 @@ class WatchTarget:
     any_entry: bool = False
 
     def matches(self, path: Path) -> bool:
-        try:
-            relative = path.relative_to(self.directory)
-        except ValueError:
+        if path == self.directory or not path.is_relative_to(self.directory):
             return False
-        if not relative.parts:
-            return False
-        entry = relative.parts[0]
+        entry, *below = path.relative_to(self.directory).parts
         if self.configmap and entry.startswith(".."):
             return True
-        if len(relative.parts) > 1:
+        if below:
             return False
         if self.any_entry:
             return not entry.endswith(".lock")
@@ -143,18 +139,20 @@ def _links_followed(path: Path) -> list[Path]:
     return steps
 
 
-def directory_identities(targets: Iterable[WatchTarget]) -> tuple[tuple[int, int] | None, ...]:
-    """Each target directory's ``(st_dev, st_ino)`` (``None``: gone): another directory
-    renamed to a watched path resolves the same, but is not the one watched."""
-    identities: list[tuple[int, int] | None] = []
-    for target in targets:
-        try:
-            found = os.stat(target.directory)
-        except OSError:
-            identities.append(None)
-        else:
-            identities.append((found.st_dev, found.st_ino))
-    return tuple(identities)
+def _snapshot(config_path: Path) -> tuple[tuple[WatchTarget, ...], tuple[object, ...]]:
+    """:func:`watch_targets`, with each target directory's identity (``None``: gone):
+    another directory renamed to a watched path resolves the same, but is not the one
+    watched."""
+    targets = watch_targets(config_path)
+    return targets, tuple(_identity(target.directory) for target in targets)
+
+
+def _identity(directory: Path) -> tuple[int, int] | None:
+    try:
+        found = os.stat(directory)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def relevant_changes(
@@ -188,8 +186,7 @@ class ConfigWatcher:
         watched: object = None  # the targets and directories of the last watch
         while not self._stop.is_set():
             try:
-                config_targets = watch_targets(self.config_path)
-                snapshot = (config_targets, directory_identities(config_targets))
+                config_targets, _ = snapshot = _snapshot(self.config_path)
                 if watched is not None and snapshot != watched:
                     # A link re-pointed, a directory renamed over: what they hold now was
                     # never seen, and may have changed without an event here.
@@ -216,8 +213,7 @@ class ConfigWatcher:
                     relevant = relevant_changes(targets, changes)
                     if relevant:
                         self._on_change(relevant)
-                    now = watch_targets(self.config_path)
-                    if (now, directory_identities(now)) != snapshot:
+                    if _snapshot(self.config_path) != snapshot:
                         _log.info(
                             "the config path now resolves elsewhere, or a directory of it"
                             " was replaced; moving the watch",

@@ -172,26 +172,17 @@ def generate_customers(count: int) -> list[Customer]:
     return customers
 
 
-#: The table the example config's segments query (config.example.yaml, source ``cdp``),
-#: typed as a real CDP's would be: people open it to see what a segment reads.
-CUSTOMERS_DDL = """
-CREATE TABLE customers (
-    id INTEGER PRIMARY KEY,
-    email TEXT,
-    first_name TEXT,
-    last_name TEXT,
-    address TEXT,
-    city TEXT,
-    state TEXT,
-    postal_code TEXT,
-    country TEXT,
-    loyalty_tier TEXT NOT NULL,
-    lifetime_value REAL NOT NULL,
-    email_status TEXT,
-    email_status_changed_at TEXT,
-    updated_at TEXT NOT NULL
+#: Column types by annotation, as a real CDP's table would have them: people open it to
+#: see what the example config's segments query (config.example.yaml, source ``cdp``) reads.
+_COLUMN_TYPES = {
+    "int": "INTEGER PRIMARY KEY",
+    "str": "TEXT NOT NULL",
+    "str | None": "TEXT",
+    "float": "REAL NOT NULL",
+}
+CUSTOMERS_DDL = "CREATE TABLE customers (\n{}\n)".format(
+    ",\n".join(f"    {field.name} {_COLUMN_TYPES[str(field.type)]}" for field in fields(Customer))
 )
-"""
 
 
 def write_cdp(path: Path, customers: list[Customer]) -> None:

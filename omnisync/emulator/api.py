@@ -176,11 +176,10 @@ def patch_contact(state: EmulatorState, brand: Brand, request: ApiRequest) -> Ap
         record = _contact(brand, request)
     elif not request.query.get("email"):
         raise _invalid("email", "The email query parameter is required", "required")
-    else:
-        found = brand.find(email=request.query["email"])
-        if found is None:
-            raise ApiProblem(404, "A contact with this email not found")
+    elif (found := brand.find(email=request.query["email"])) is not None:
         record = found
+    else:
+        raise ApiProblem(404, "A contact with this email not found")
     return ApiResponse(*brand.write_contact(request.body, record), (record.email,))
 
 

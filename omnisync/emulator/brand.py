@@ -31,7 +31,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -90,8 +90,7 @@ class Batch:
         """The items exactly as sent."""
         if self.items is not None:
             return self.items
-        items: list[Any] = orjson.loads(zlib.decompress(self.packed or b"", _RAW_DEFLATE))
-        return items
+        return cast(list[Any], orjson.loads(zlib.decompress(self.packed or b"", _RAW_DEFLATE)))
 
 
 def render_batch(batch: Batch) -> dict[str, Any]:

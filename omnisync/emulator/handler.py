@@ -215,9 +215,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         endpoint = f"{method} {found[0]}" if found is not None else "unknown"
         # Which key asked is logged too (several keys may reach one brand).
         brand, key = state.authenticate(self.headers.get("Authorization")) or (None, None)
-        draw: Draw = "ok"
-        processed = False
-        dropped_unprocessed = False  # the faults read once: set_faults may land meanwhile
+        dropped = False  # the faults read once: set_faults may land meanwhile
         try:
             if brand is None:
                 raise ApiProblem(401, "The API key is missing or not valid")
@@ -235,8 +233,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             draw = state.injector.draw(endpoint)
             if draw in _INJECTED_ERRORS:
                 raise ApiProblem(*_INJECTED_ERRORS[draw])
-            dropped_unprocessed = draw == "drop" and not state.injector.faults.drop_after_processing
-            if dropped_unprocessed:
+            dropped = draw == "drop" and not state.injector.faults.drop_after_processing
+            if dropped:
                 response = ApiResponse(0)  # dropped before it is processed: never answered
             else:
                 if found is None:
@@ -251,16 +249,15 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                     raise ApiProblem(413, f"A batch body must be at most {limit} bytes")
                 body = parse_body(raw, self.headers.get_content_type())
                 request = ApiRequest(query, body, self.server.base_url, parameter)
-                # Processed from here: a drop after processing loses only the answer.
-                processed = True
+                # Processed from here: a drop after processing loses only the answer (a 404,
+                # 405, 413 or unreadable body was never processed: answered even then).
+                dropped = draw == "drop"
                 response = operations[method](state, brand, request)
         except ApiProblem as error:
             response = ApiResponse(error.status, error.document(), error.emails, error.headers)
         except Exception:
             logger.exception("emulator operation failed", extra={"event": "emulator_error"})
             response = ApiResponse(500, ApiProblem(500, "Internal server error").document())
-        # A 404, 405, 413 or unreadable body was never processed: answered even then.
-        dropped = dropped_unprocessed or (draw == "drop" and processed)
         # Logged before answering, so a client that got its answer finds the record.
         state.record(
             method=method,

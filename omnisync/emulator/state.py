@@ -61,18 +61,14 @@ class RequestRecord:
     received: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        # Field by field: asdict would deep-copy every e-mail of a large log, and a field
+        # Named fields only: asdict would deep-copy every e-mail of a large log, and a field
         # added later (like ``key``) must not reach the inspection API by default.
-        return {
-            "sequence": self.sequence,
-            "method": self.method,
-            "path": self.path,
-            "endpoint": self.endpoint,
-            "status": self.status,
-            "at": self.at,
-            "brand": self.brand,
-            "emails": list(self.emails),
-        }
+        shown = {name: getattr(self, name) for name in _SHOWN_FIELDS}
+        return {**shown, "emails": list(self.emails)}
+
+
+#: The :class:`RequestRecord` fields the inspection API shows (besides ``emails``), in order.
+_SHOWN_FIELDS = ("sequence", "method", "path", "endpoint", "status", "at", "brand")
 
 
 @dataclass(frozen=True)

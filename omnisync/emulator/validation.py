@@ -189,13 +189,12 @@ def _check_identifiers(identifiers: list[Any], errors: list[FieldError], *, crea
             errors.append(FieldError(path, "Must be an object"))
             continue
         kind, value = identifier.get("type"), identifier.get("id")
-        required = "Identifier type is required"
         check_choice(
             kind,
             f"{path}.type",
             ("email", "phone"),
             errors,
-            required=required,
+            required="Identifier type is required",
             message="Must be email or phone",
         )
         if value is None or value == "":

@@ -62,17 +62,14 @@ class RunAttempt:
                 self.progress.counts_updated(self.counts())
 
     def counts(self) -> RunCounts:
-        tally = self.tally
-        counter = self.counter
+        tally, recorder = self.tally, self.recorder
         counts = RunCounts(
             **asdict(tally.tallied() if tally is not None else Tallied()),
+            **(asdict(self.counter) if self.counter else {}),  # requests, rate_limited
             upserts_planned=self.upserts_queued,
             tag_changes_planned=self.tag_adds_queued + self.then_tag_queued + self.removes_queued,
             settled=self.settlement.acknowledged,
-            requests=counter.requests if counter else 0,
-            rate_limited=counter.rate_limited if counter else 0,
         )
-        recorder = self.recorder
         if tally is None or recorder is None:  # not applying yet: nothing queued or pending
             return counts
         # Each of the recorder's counts read once, so that ``pending`` agrees with them.

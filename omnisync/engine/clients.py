@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 
 from omnisync.clock import Clock
 from omnisync.config.model import Connection
@@ -19,12 +20,12 @@ from omnisync.omnisend.observer import ClientObserver, NullObserver
 from omnisync.omnisend.pacing import Kind, LimiterRegistry, brand_digest
 
 
+@dataclass(eq=False)  # compared by identity: runs' counters leave the observer one by one
 class RequestCounter:
     """The requests finished, and the 429s met, on a connection while it is counted."""
 
-    def __init__(self) -> None:
-        self.requests = 0
-        self.rate_limited = 0
+    requests: int = 0
+    rate_limited: int = 0
 
 
 class _FanOutObserver:
@@ -51,7 +52,7 @@ class _FanOutObserver:
         self._base.limiter_waited(kind, seconds)
 
 
-class ClientPool:
+class ClientPool(AbstractContextManager["ClientPool"]):
     """Hands out the client of a connection, creating it on first use. Thread-safe.
 
     API keys (resolved on every call: a rotated key gets a fresh client) and a
@@ -139,9 +140,6 @@ class ClientPool:
             self._observers.clear()
         for client in clients:
             client.close()
-
-    def __enter__(self) -> ClientPool:
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -116,7 +116,7 @@ def explain_email(
         rows=0 if member is None else member.rows,
         mapped=mapped,
         delivered=_delivered(store, entry, member),
-        pending=() if moved else _pending(store, export_name, email),
+        pending=() if moved or store is None else _pending(store, export_name, email),
         next_run=next_run,
         note=note,
     )
@@ -205,9 +205,7 @@ def _delivered(
     )
 
 
-def _pending(store: LedgerStore | None, export: str, email: str) -> tuple[Pending, ...]:
-    if store is None:
-        return ()
+def _pending(store: LedgerStore, export: str, email: str) -> tuple[Pending, ...]:
     return tuple(
         Pending(kind, batch.batch_id, batch.created_at, item.then_tag)
         for kind, batches in (

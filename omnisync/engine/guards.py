@@ -18,8 +18,7 @@ def hold_reasons(
     """Why a run with these staging ``counts`` is to be held; empty when it may go ahead.
 
     ``valid_members``: the members whose rows are valid (invalid ones are never sent),
-    counted at least up to ``max(1, guards.min_members)`` (:func:`guard_threshold`);
-    ``None``: all of them."""
+    counted at least up to ``max(1, guards.min_members)``; ``None``: all of them."""
     members = counts.members if valid_members is None else valid_members
     # Said only with a reason, when ``members`` is under the threshold: then exact.
     invalid = f" ({counts.members - members:,} invalid)" if members < counts.members else ""
@@ -45,11 +44,6 @@ def hold_reasons(
                 f"({percent(count / among)}), above {name} {percent(limit)}"
             )
     return tuple(reasons)
-
-
-def guard_threshold(guards: Guards) -> int:
-    """How many valid members :func:`hold_reasons` must know of, at least."""
-    return max(1, guards.min_members)
 
 
 def percent(share: float) -> str:

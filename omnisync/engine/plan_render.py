@@ -92,12 +92,12 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[ExportFailure]
         ]
         if not report.state_found:
             lines.append("  WARNING: " + _NO_STATE)
-        for hold in report.held:
-            lines.append(f"  HELD (a run would send nothing): {hold}")
+        lines += [f"  HELD (a run would send nothing): {hold}" for hold in report.held]
         if report.changes_nothing:
             lines.append("  nothing to send")
-        width = max(len(f"{count:,}") for _, count, _ in _action_lines(report))
-        for label, count, note in _action_lines(report):
+        actions = _action_lines(report)
+        width = max(len(f"{count:,}") for _, count, _ in actions)
+        for label, count, note in actions:
             suffix = f"  {note}" if note and count else ""
             lines.append(f"  {label:<10}{count:>{width},}{suffix}")
         if report.invalid:

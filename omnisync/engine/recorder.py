@@ -68,15 +68,9 @@ class LedgerRecorder:
         self._expected[email] = InflightItem(email, fingerprint, then_tag)
 
     def batch_sending(self, emails: tuple[str, ...]) -> str:
-        token = uuid.uuid4().hex
         with self._lock:
-            expected = self._expected
-            items = {email: expected.pop(email) for email in emails}
-            then_tag = frozenset(email for email, item in items.items() if item.then_tag)
-        self._store.record_intent(self._export, token, list(items.values()), now=self._clock.wall())
-        with self._lock:
-            self._sent[token] = _SentBatch(len(items), then_tag)
-        return token
+            items = [self._expected.pop(email) for email in emails]
+        return self._intend(items)
 
     def batch_resending(self, stopped_id: str, emails: tuple[str, ...]) -> str:
         wanted = set(emails)
@@ -87,13 +81,18 @@ class LedgerRecorder:
             for item in batch.items
             if item.email in wanted
         ]
-        token = uuid.uuid4().hex
         # The intent first: a process killed before the release leaves them in both, the
         # stopped batch (released by the next run's settling) and the intent (looked up).
-        self._store.record_intent(self._export, token, items, now=self._clock.wall())
+        token = self._intend(items)
         self._store.release(self._export, stopped_id, emails)
+        return token
+
+    def _intend(self, items: list[InflightItem]) -> str:
+        """Record ``items`` as the intent of a new batch; returns its provisional id."""
+        token = uuid.uuid4().hex
+        self._store.record_intent(self._export, token, items, now=self._clock.wall())
+        then_tag = frozenset(item.email for item in items if item.then_tag)
         with self._lock:
-            then_tag = frozenset(item.email for item in items if item.then_tag)
             self._sent[token] = _SentBatch(len(items), then_tag)
         return token
 

@@ -15,7 +15,7 @@ from itertools import islice
 
 from omnisync.config.model import Config, OnLeave
 from omnisync.contact import ContactWrite
-from omnisync.engine.guards import guard_threshold, hold_reasons
+from omnisync.engine.guards import hold_reasons
 from omnisync.engine.results import SAMPLE_SIZE, ReasonCount, Tallied
 from omnisync.engine.staging import StagedExport, stage_export
 from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingPlan
@@ -196,9 +196,9 @@ class PlanTally:
 
 def valid_members(staged: StagedExport, *, now: datetime | None) -> int:
     """The members a run would deliver or keep, as :meth:`PlanTally.tallied` counts them,
-    but counted only until the export's guards have enough (:func:`guard_threshold`):
+    but counted only until :func:`hold_reasons` has enough (``max(1, min_members)``):
     unchanged members were valid when delivered; work items are mapped in segment order."""
-    wanted = guard_threshold(staged.export.guards)
+    wanted = max(1, staged.export.guards.min_members)
     found = staged.counts.members - staged.counts.work
     plan = MappingPlan(staged.export)
     for item in staged.work() if found < wanted else ():

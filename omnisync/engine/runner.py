@@ -322,16 +322,13 @@ class ExportRunner:
                         f"the export's max_profiles ({export.max_profiles:,}); nothing was sent. "
                         "Check the segment's query, or raise max_profiles."
                     )
-                reasons = (
-                    ()
-                    if attempt.allow_large_change
-                    else hold_reasons(
+                if not attempt.allow_large_change and (
+                    reasons := hold_reasons(
                         export.guards,
                         staged.counts,
                         valid_members=valid_members(staged, now=self._clock.wall()),
                     )
-                )
-                if reasons:
+                ):
                     raise RunHeld(
                         "; ".join(reasons) + "; nothing was sent. If the change is wanted, "
                         f"release it once: omnisync export run {export.name} --allow-large-change"

@@ -197,14 +197,8 @@ def item_email(entry: Mapping[str, Any]) -> str | None:
 
 def _failure(email: str, code: int | None, response: object) -> ItemFailure:
     problem: Mapping[str, Any] = response if isinstance(response, Mapping) else {}
-    title = next(
-        (
-            text
-            for text in (problem.get("title"), problem.get("detail"))
-            if isinstance(text, str) and text
-        ),
-        f"status {code}",
-    )
+    texts = (problem.get("title"), problem.get("detail"))
+    title = next((text for text in texts if isinstance(text, str) and text), f"status {code}")
     return ItemFailure(
         email=email,
         response_code=code if code is not None else 0,

@@ -305,14 +305,22 @@ class OmnisendClient:
             status = None if response is None else response.status_code
             self._observer.request_finished(endpoint, status, self._clock.now() - started)
             problem: dict[str, Any] = {}
+            error: ApiError | None = None
             if response is not None:
                 if 200 <= response.status_code < 300:
                     return response
                 with contextlib.suppress(UnexpectedResponse):  # not a JSON object: {}
                     problem = scrub_secret(json_object(response, ""), self._api_key)
                 reason = f"status {response.status_code}"
-            instance = problem["instance"] if isinstance(problem.get("instance"), str) else ""
-            if response is not None and response.status_code == 429:
+                error = ApiError(
+                    operation,
+                    status=response.status_code,
+                    problem=problem,
+                    after_unanswered=unanswered,
+                    endpoint=endpoint,
+                )
+            instance = "" if error is None else error.instance
+            if response is not None and error is not None and error.status == 429:
                 if not rate_limited:
                     rate_limited_since = self._clock.now()
                 rate_limited += 1
@@ -337,13 +345,7 @@ class OmnisendClient:
                         rate_limit_waited,
                         extra={"event": "omnisend.rate_limit_budget_exhausted"},
                     )
-                    raise ApiError(
-                        operation,
-                        status=429,
-                        problem=problem,
-                        after_unanswered=unanswered,
-                        endpoint=endpoint,
-                    )
+                    raise error
                 # Pausing the limiter (not just sleeping here) keeps every other
                 # thread of the brand from sending before the pause ends too.
                 self._limiter.penalise(delay)
@@ -386,17 +388,10 @@ class OmnisendClient:
                     )
                     self._clock.sleep(delay)
                     continue
-            if response is None:
+            if error is None:
                 raise TransportError(
                     operation, reason, attempts=failures, maybe_processed=unanswered
                 )
-            error = ApiError(
-                operation,
-                status=response.status_code,
-                problem=problem,
-                after_unanswered=unanswered,
-                endpoint=endpoint,
-            )
             logger.warning(
                 "%s failed: %s",
                 endpoint,
@@ -404,7 +399,7 @@ class OmnisendClient:
                 extra={
                     "event": "omnisend.request_failed",
                     "endpoint": endpoint,
-                    "status": response.status_code,
+                    "status": error.status,
                     "instance": instance,
                 },
             )

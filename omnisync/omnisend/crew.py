@@ -18,11 +18,13 @@ T = TypeVar("T")
 
 
 class Crew:
-    """The abort flag and first fatal error of one pipeline's threads, and waits on queues
-    and semaphores that give up once aborted, so that no thread hangs at shutdown."""
+    """The abort flag and first fatal error of one pipeline's threads, its ``stop`` event,
+    and waits on queues and semaphores that give up once aborted, so that no thread hangs
+    at shutdown."""
 
-    def __init__(self, *, name: str) -> None:
+    def __init__(self, *, name: str, stop: threading.Event) -> None:
         self.name = name
+        self.stop = stop
         self.aborted = threading.Event()
         self.fatal: BaseException | None = None
         self._lock = threading.Lock()
@@ -39,6 +41,10 @@ class Crew:
                     extra={"event": "omnisend.pipeline_aborted"},
                 )
         self.aborted.set()
+
+    def stopping(self) -> bool:
+        """Whether the run was stopped or the pipeline aborted: nothing new is sent."""
+        return self.stop.is_set() or self.aborted.is_set()
 
     def raise_if_aborted(self) -> None:
         if self.fatal is not None:

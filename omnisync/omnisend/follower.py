@@ -54,7 +54,7 @@ class _Followed:
 class BatchFollower:
     """The batches one pipeline created and Omnisend has not finished: at most ``places``
     at once (a creator takes a place before it creates a batch). Thread-safe.
-    ``tag_accepted`` gets the accepted e-mails to tag (none once ``stop`` is set)."""
+    ``tag_accepted`` gets the accepted e-mails to tag (none once the crew's ``stop`` is set)."""
 
     def __init__(
         self,
@@ -62,7 +62,6 @@ class BatchFollower:
         *,
         listener: DeliveryListener,
         crew: Crew,
-        stop: threading.Event,
         clock: Clock,
         places: int,
         poll_interval: float,
@@ -73,7 +72,6 @@ class BatchFollower:
         self._client = client
         self._listener = listener
         self._crew = crew
-        self._stop = stop
         self._clock = clock
         self._poll_interval = poll_interval
         self._stop_grace = stop_grace
@@ -92,14 +90,34 @@ class BatchFollower:
         """Wait for a place for one more batch; ``False`` once the pipeline aborted."""
         return self._crew.acquire(self._places)
 
-    def give_place(self) -> None:
-        """Give back the place of a batch that was not created."""
-        self._places.release()
-
-    def follow(self, batch_id: str, writes: EncodedBatch, then_tag: frozenset[str]) -> None:
-        """Follow a batch Omnisend just created, in the place taken for it."""
+    def create(
+        self,
+        writes: EncodedBatch,
+        then_tag: frozenset[str],
+        provisional_id: str,
+        *,
+        uncertain: Callable[[OmnisendError], bool],
+    ) -> bool:
+        """Create the batch announced as ``provisional_id``, in the place taken for it, and
+        follow it; ``False`` when it was not created (its place given back). A failure
+        aborts the pipeline, except a stop (``RequestCancelled``: not sent) and a batch
+        with consent records that may have been created, for which ``uncertain(error)`` is
+        true (reported and left)."""
+        try:
+            # Stop is asked again once the request has its rate-limit slot:
+            # the wait can be long, and a stopped run creates no new batch.
+            batch_id = self._client.create_batch(writes, cancelled=self._crew.stopping)
+        except OmnisendError as error:
+            self._places.release()
+            self._listener.batch_not_created(provisional_id, error)
+            maybe_created = writes.carries_consent and error.maybe_processed
+            if not isinstance(error, RequestCancelled) and not (maybe_created and uncertain(error)):
+                self._crew.fail(error)
+            return False
+        self._listener.batch_created(provisional_id, batch_id, writes.emails)
         with self._lock:
             self._in_flight[batch_id] = _Followed(writes, then_tag, self._clock.now())
+        return True
 
     def run(self) -> None:
         """Poll and report until creating is done and no batch is left, or an abort."""
@@ -115,7 +133,7 @@ class BatchFollower:
                     return
                 self._crew.aborted.wait(TICK)
                 continue
-            if self._stop.is_set():
+            if self._crew.stop.is_set():
                 now = self._clock.now()
                 stop_deadline = now + self._stop_grace if stop_deadline is None else stop_deadline
                 if now >= stop_deadline:
@@ -146,26 +164,25 @@ class BatchFollower:
     def _report_round(self, outcomes: Sequence[BatchOutcome]) -> None:
         # Every acknowledgement first, in one listener call: the ledger records
         # them in one transaction.
-        settled: list[tuple[BatchOutcome, _Followed, tuple[str, ...], tuple[str, ...]]] = []
-        resending: set[str] = set()  # stopped batches whose places their leftovers take
+        # resend: a stopped batch whose leftovers are sent again, in its place.
+        settled: list[tuple[BatchOutcome, _Followed, tuple[str, ...], tuple[str, ...], bool]] = []
         for outcome in outcomes:  # of batches in flight, which only this thread removes
             with self._lock:
                 batch = self._in_flight.pop(outcome.batch_id)
             accepted, leftovers = outcome.sort_out(batch.emails)
-            if (
+            resend = (
                 outcome.status == "stopped"
                 and not outcome.forgotten
                 and 0 < len(leftovers) < len(batch.emails)  # it processed some: progress
-                and not self._stopping()
-            ):
-                resending.add(outcome.batch_id)
-            else:
+                and not self._crew.stopping()
+            )
+            if not resend:
                 self._places.release()
-            settled.append((outcome, batch, accepted, leftovers))
-        acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _ in settled if accepted)
+            settled.append((outcome, batch, accepted, leftovers, resend))
+        acknowledged = tuple((o.batch_id, accepted) for o, _, accepted, _, _ in settled if accepted)
         if acknowledged:
             self._listener.upserts_acknowledged(acknowledged)
-        for outcome, batch, accepted, leftovers in settled:
+        for outcome, batch, accepted, leftovers, resend in settled:
             for failure in outcome.failed:
                 logger.warning(
                     "Omnisend refused the contact %s in batch %s (%d %s)%s",
@@ -180,38 +197,37 @@ class BatchFollower:
                 )
             if outcome.failed:
                 self._listener.upserts_failed(outcome.batch_id, outcome.failed)
-            if leftovers and outcome.batch_id not in resending:
-                logger.warning(
-                    "batch %s %s with %d contact(s) unprocessed; they stay pending",
-                    outcome.batch_id,
-                    outcome.status,
-                    len(leftovers),
-                    extra={"event": "omnisend.batch_leftovers", "batch_id": outcome.batch_id},
-                )
-                self._listener.batch_abandoned(outcome.batch_id, leftovers)
+            if resend:
+                # Sent by the caller after the round: creating a batch may wait for the
+                # rate limits, the round's reports need not.
+                self._resends.append((outcome.batch_id, batch, leftovers))
+            elif leftovers:
+                self._leave(outcome.batch_id, outcome.status, leftovers)
             to_tag = tuple(email for email in accepted if email in batch.then_tag)
-            if to_tag and not self._stop.is_set():
+            if to_tag and not self._crew.stop.is_set():
                 self._tag_accepted(to_tag)
-        # Last: creating a batch may wait for the rate limits, the round's reports need not.
-        self._resends.extend(
-            (outcome.batch_id, batch, leftovers)
-            for outcome, batch, _, leftovers in settled
-            if outcome.batch_id in resending
+
+    def _leave(
+        self, batch_id: str, status: str, leftovers: tuple[str, ...], *, prefix: str = ""
+    ) -> None:
+        """Report a batch's unprocessed ``leftovers``: they stay pending."""
+        logger.warning(
+            "%sbatch %s %s with %d contact(s) unprocessed; they stay pending",
+            prefix,
+            batch_id,
+            status,
+            len(leftovers),
+            extra={"event": "omnisend.batch_leftovers", "batch_id": batch_id},
         )
+        self._listener.batch_abandoned(batch_id, leftovers)
 
     def _resend_one(self) -> None:
         """Send the next stopped batch's leftovers again; once stopping, none: each stays
         pending, its place given back."""
-        while self._resends and self._stopping():
+        while self._resends and self._crew.stopping():
             stopped_id, _, leftovers = self._resends.popleft()
             self._places.release()
-            logger.warning(
-                "stopping: batch %s stopped with %d contact(s) unprocessed; they stay pending",
-                stopped_id,
-                len(leftovers),
-                extra={"event": "omnisend.batch_leftovers", "batch_id": stopped_id},
-            )
-            self._listener.batch_abandoned(stopped_id, leftovers)
+            self._leave(stopped_id, "stopped", leftovers, prefix="stopping: ")
         if self._resends:
             self._resend(*self._resends.popleft())
 
@@ -230,17 +246,8 @@ class BatchFollower:
         writes = EncodedBatch(
             leftovers, tuple(items[email] for email in leftovers), batch.writes.carries_consent
         )
-        provisional_id = self._listener.batch_resending(stopped_id, leftovers)
-        try:
-            batch_id = self._client.create_batch(writes, cancelled=self._stopping)
-        except OmnisendError as error:
-            self._places.release()
-            self._listener.batch_not_created(provisional_id, error)
-            if isinstance(error, RequestCancelled):
-                return  # a stop: not sent, they stay pending
-            if not (writes.carries_consent and error.maybe_processed):
-                self._crew.fail(error)
-                return
+
+        def uncertain(error: OmnisendError) -> bool:
             logger.warning(
                 "the leftovers of batch %s carry consent records and may or may not have"
                 " been sent again (%s); the next run looks them up first",
@@ -248,12 +255,11 @@ class BatchFollower:
                 error,
                 extra={"event": "omnisend.batch_uncertain", "batch_id": stopped_id},
             )
-            return
-        self._listener.batch_created(provisional_id, batch_id, leftovers)
-        self.follow(batch_id, writes, batch.then_tag.intersection(leftovers))
+            return True
 
-    def _stopping(self) -> bool:
-        return self._stop.is_set() or self._crew.aborted.is_set()
+        provisional_id = self._listener.batch_resending(stopped_id, leftovers)
+        then_tag = batch.then_tag.intersection(leftovers)
+        self.create(writes, then_tag, provisional_id, uncertain=uncertain)
 
     def _abandon(self, *, older_than: float | None = None) -> None:
         """Abandon every batch in flight (a stop's grace ran out), or only those created

@@ -62,11 +62,9 @@ class SlidingWindow:
         """The earliest time ``>= now`` (and ``>= not_before``) a new slot fits. Books nothing."""
         self._forget(now)
         candidate = max(now, self._paused_until, not_before)
-        while True:
-            blocking = self._conflict(candidate)
-            if blocking is None:
-                return candidate
+        while (blocking := self._conflict(candidate)) is not None:
             candidate = blocking
+        return candidate
 
     def book(self, at: float) -> None:
         bisect.insort(self._slots, at)
@@ -123,11 +121,6 @@ def _check_window(limit: int, window_seconds: float) -> None:
         )
 
 
-def _headroom(requests_per_minute: int) -> int:
-    """The overall slots batch creation leaves to polls: 5%, at least one."""
-    return max(1, math.ceil(requests_per_minute / 20))
-
-
 def _after_window(first: float, window: float) -> float:
     """The earliest float ``t`` with ``t - window >= first``."""
     candidate = first + window
@@ -160,14 +153,11 @@ class BrandLimiter:
     ) -> None:
         if safety_margin < 0:
             raise ValueError("safety_margin must not be negative")
-        self.requests_per_minute = requests_per_minute
-        self.tags_per_minute = tags_per_minute
-        self.headroom = _headroom(requests_per_minute)
         self._clock = clock
         self._span = window_seconds + safety_margin
         self._general = SlidingWindow(requests_per_minute, self._span)
         self._tags = SlidingWindow(tags_per_minute, self._span)
-        self._batches = SlidingWindow(self._batch_limit(tags_active=False), self._span)
+        self._batches = SlidingWindow(1, self._span)  # its limit: set_limits() sets it
         self._windows: dict[Kind, tuple[SlidingWindow, ...]] = {
             "general": (self._general,),
             "tags": (self._general, self._tags),
@@ -175,6 +165,7 @@ class BrandLimiter:
         }
         self._tags_active_until = float("-inf")
         self._lock = threading.Lock()
+        self.set_limits(requests_per_minute, tags_per_minute)
 
     def acquire(self, kind: Kind, *, cancelled: Callable[[], bool] | None = None) -> Slot | None:
         """Block until a request of ``kind`` may be sent; return its booked slot, to hand
@@ -230,7 +221,8 @@ class BrandLimiter:
         with self._lock:
             self.requests_per_minute = requests_per_minute
             self.tags_per_minute = tags_per_minute
-            self.headroom = _headroom(requests_per_minute)
+            # The overall slots batch creation leaves to polls: 5%, at least one.
+            self.headroom = max(1, math.ceil(requests_per_minute / 20))
             self._general.limit = requests_per_minute
             self._tags.limit = tags_per_minute
             tags_active = self._clock.now() < self._tags_active_until
@@ -252,10 +244,7 @@ class BrandLimiter:
         # Free in every window at once: move to the latest earliest until all agree
         # (each step only moves later, and the candidate times are finite).
         slot = now
-        while True:
-            latest = max(window.earliest(now, not_before=slot) for window in windows)
-            if latest == slot:
-                break
+        while (latest := max(window.earliest(now, not_before=slot) for window in windows)) != slot:
             slot = latest
         for window in windows:
             window.book(slot)

@@ -86,7 +86,6 @@ class DeliveryPipeline:
         self._listener = listener
         # Told of each tags call before it leaves, if it cares (the engine's recorder does).
         self._watcher = listener if isinstance(listener, TagCallsWatcher) else None
-        self._stop = stop
         self._clock = clock
         self._packer = BatchPacker()
         self._packing_then_tag: set[str] = set()
@@ -97,12 +96,11 @@ class DeliveryPipeline:
         self._tag_calls: queue.Queue[tuple[TagAction, tuple[str, ...]] | None] = queue.Queue(
             maxsize=MAX_TAG_BACKLOG // MAX_TAG_EMAILS
         )
-        self._crew = Crew(name=f"delivery for tag {tag!r}")
+        self._crew = Crew(name=f"delivery for tag {tag!r}", stop=stop)
         self._follower = BatchFollower(
             client,
             listener=listener,
             crew=self._crew,
-            stop=stop,
             clock=clock,
             places=max_batches_in_flight,
             poll_interval=poll_interval,
@@ -129,7 +127,7 @@ class DeliveryPipeline:
         Raises the pipeline's fatal error, and ``InvalidContactWrite`` / ``ItemTooLarge``
         for a write that can never be sent. Like :meth:`finish`, one thread only."""
         self._crew.raise_if_aborted()
-        if self._stop.is_set():
+        if self._crew.stop.is_set():
             return False
         full = self._packer.pack(write)
         if then_tag:
@@ -200,35 +198,20 @@ class DeliveryPipeline:
             batch = self._crew.get(self._batches)
             if batch is None:
                 return
-            if self._stopping() or not self._follower.take_place():
+            if self._crew.stopping() or not self._follower.take_place():
                 continue  # not sent: the engine keeps these contacts pending
-            emails = batch.writes.emails
-            provisional_id = self._listener.batch_sending(emails)
-            try:
-                # Stop is asked again once the request has its rate-limit slot:
-                # the wait can be long, and a stopped run creates no new batch.
-                batch_id = self._client.create_batch(batch.writes, cancelled=self._stopping)
-            except OmnisendError as error:
-                self._follower.give_place()
-                self._listener.batch_not_created(provisional_id, error)
-                if isinstance(error, RequestCancelled):
-                    continue  # not sent: the engine keeps these contacts pending
-                if batch.writes.carries_consent and self._uncertain(error):
-                    continue  # maybe created: its contacts wait for the next run's look
-                self._crew.fail(error)
-                continue
-            self._listener.batch_created(provisional_id, batch_id, emails)
-            with self._uncertain_lock:
-                self._uncertain_in_a_row = 0
-            self._follower.follow(batch_id, batch.writes, batch.then_tag)
+            provisional_id = self._listener.batch_sending(batch.writes.emails)
+            if self._follower.create(
+                batch.writes, batch.then_tag, provisional_id, uncertain=self._uncertain
+            ):
+                with self._uncertain_lock:
+                    self._uncertain_in_a_row = 0
 
     def _uncertain(self, error: OmnisendError) -> bool:
-        """Whether a batch with consent records, sent once, failed in a way that may have
-        created it, and not yet :data:`MAX_UNCERTAIN_BATCHES` times in a row: the run goes
-        on without it, after the retry policy's backoff (the failure is logged and its
+        """Whether the run goes on without a batch with consent records, sent once, that
+        failed in a way that may have created it: not yet :data:`MAX_UNCERTAIN_BATCHES` times
+        in a row; then after the retry policy's backoff (the failure is logged and its
         contacts stay pending)."""
-        if not error.maybe_processed:
-            return False
         with self._uncertain_lock:
             self._uncertain_in_a_row += 1
             in_a_row = self._uncertain_in_a_row
@@ -250,7 +233,7 @@ class DeliveryPipeline:
             if call is None:
                 return
             action, emails = call
-            if self._stopping():
+            if self._crew.stopping():
                 # Not started: the engine keeps these changes pending.
                 if action == "remove":
                     self._listener.removals_not_sent(self.tag, emails)
@@ -262,7 +245,7 @@ class DeliveryPipeline:
                 self._watcher.tags_sending(self.tag, emails, adding=adding)
             try:
                 send = self._client.add_tag if adding else self._client.remove_tag
-                send(self.tag, emails, cancelled=self._stopping)
+                send(self.tag, emails, cancelled=self._crew.stopping)
             except OmnisendError as error:
                 if isinstance(error, RequestCancelled):
                     # A stop while it waited for its slot: never sent (in doubt, harmless).
@@ -285,9 +268,6 @@ class DeliveryPipeline:
             listener = self._listener
             (listener.tags_added if adding else listener.tags_removed)(self.tag, emails)
 
-    def _stopping(self) -> bool:
-        return self._stop.is_set() or self._crew.aborted.is_set()
-
     def _send_batch(self, writes: EncodedBatch) -> None:
         then_tag = frozenset(self._packing_then_tag.intersection(writes.emails))
         self._packing_then_tag -= then_tag
@@ -304,7 +284,7 @@ class DeliveryPipeline:
         """Add tag changes and queue the calls now full (``final``: every call left)."""
         if not internal:
             self._crew.raise_if_aborted()
-            if self._stop.is_set():
+            if self._crew.stop.is_set():
                 return False
         calls = []
         with self._tag_lock:

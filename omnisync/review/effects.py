@@ -54,20 +54,20 @@ class Sides:
     relocate_base: Relocate
     relocate_head: Relocate
 
+    def side(self, *, head: bool) -> tuple[Config, Relocate]:
+        """The head's (else the base's) config, and how to map its paths back."""
+        return (self.head, self.relocate_head) if head else (self.base, self.relocate_base)
+
     def locate(self, dotted: str, *, head: bool) -> Position | None:
         """Where ``dotted`` is written in the head (else the base), as the working tree has it."""
-        config, relocate = (
-            (self.head, self.relocate_head) if head else (self.base, self.relocate_base)
-        )
+        config, relocate = self.side(head=head)
         found = config.position(dotted)
         return None if found is None else dataclasses.replace(found, file=relocate(found.file))
 
     def brand_of(self, export: str, *, head: bool) -> str | None:
         """The brand ``export`` delivers to on one side, an API key file's path as the
         working tree has it (a checkout's own path would make every file key a new brand)."""
-        config, relocate = (
-            (self.head, self.relocate_head) if head else (self.base, self.relocate_base)
-        )
+        config, relocate = self.side(head=head)
         definition = config.exports.get(export)
         connection = config.connections.get(definition.connection) if definition else None
         if connection is None:
@@ -186,9 +186,7 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
         found.append(_on_leave(after))
     if not before.send_welcome_message and after.send_welcome_message:
         found.append(_WELCOME)
-    if _membership(sides.base, before, sides.relocate_base) != _membership(
-        sides.head, after, sides.relocate_head
-    ):
+    if _membership(*sides.side(head=False), before) != _membership(*sides.side(head=True), after):
         found.append(
             Effect(
                 "membership_may_change",
@@ -326,7 +324,7 @@ def describe_runs(per_day: float | None) -> str:
     return f"~{per_day * _DAYS_A_MONTH * 12:.2g}/year"
 
 
-def _membership(config: Config, export: Export, relocate: Relocate) -> object:
+def _membership(config: Config, relocate: Relocate, export: Export) -> object:
     """What decides the export's members: its segment's query (whitespace around it means
     nothing to a database) and source; not its ``key``, which no run reads."""
     segment = config.segments[export.segment]

@@ -29,14 +29,13 @@ class RevisionUnavailable(OmnisyncError):
 
 @dataclass(frozen=True)
 class Checkout:
-    """A revision's config: load ``path``; it stands for the working tree's ``config_path``,
-    and is ``config_path`` under the temporary directory ``root``."""
+    """A revision's config: load ``path``, the working tree's config path under the
+    temporary directory ``root``."""
 
     path: str
     root: str
-    config_path: str
     label: str
-    #: The revision holds no config at ``config_path``: there is nothing to load.
+    #: The revision holds no config at that path: there is nothing to load.
     empty: bool = False
 
     def relocate(self, text: str) -> str:
@@ -91,13 +90,7 @@ def checkout(config_path: str, revision: str) -> Iterator[Checkout]:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as handle:
                 handle.write(content)
-        yield Checkout(
-            path=root + absolute,
-            root=root,
-            config_path=absolute,
-            label=label,
-            empty=not files,
-        )
+        yield Checkout(path=root + absolute, root=root, label=label, empty=not files)
 
 
 @contextmanager
@@ -109,17 +102,15 @@ def copied(path: str, *, beside: str) -> Iterator[Checkout]:
     source = os.path.abspath(path)
     head = os.path.abspath(beside)
     directory = head if os.path.isdir(head) else os.path.dirname(head)
-    names = config_file_names(source) if os.path.isdir(source) else [source]
+    if os.path.isdir(source):
+        names, load = config_file_names(source), directory
+    else:
+        names, load = [source], os.path.join(directory, os.path.basename(source))
     with tempfile.TemporaryDirectory(prefix="omnisync-diff-") as root:
         os.makedirs(root + directory)
         for name in names:
             shutil.copyfile(name, os.path.join(root + directory, os.path.basename(name)))
-        load = (
-            directory
-            if os.path.isdir(source)
-            else os.path.join(directory, os.path.basename(source))
-        )
-        yield Checkout(path=root + load, root=root, config_path=load, label=path)
+        yield Checkout(path=root + load, root=root, label=path)
 
 
 #: Symbolic links followed along one path before it is called a loop (as the kernel does).

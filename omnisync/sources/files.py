@@ -150,12 +150,10 @@ def _line_of_decode_error(path: Path, encoding: str) -> int | None:
 def storable(value: object) -> object:
     """A JSON value as a scalar a SQLite column and a fingerprint accept: ``true``/``false``
     as text, arrays and objects as compact JSON, integers beyond 64 bits as their digits."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         return str(value)
     return value

@@ -12,7 +12,6 @@ The DSN and any password in it never appear in an error.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import KW_ONLY, dataclass, field
@@ -24,6 +23,7 @@ from omnisync.config.postgres import DEAD_PEER_DEFAULTS
 from omnisync.config.rules import select_problem
 from omnisync.masking import redact
 from omnisync.sources.errors import SourceError, require_columns
+from omnisync.sources.files import storable
 from omnisync.sources.sqlite import quote_identifier, subquery
 
 if TYPE_CHECKING:
@@ -50,16 +50,14 @@ def canonical(value: object) -> object:
     """``value`` as a scalar like the other sources yield (see the module docstring)."""
     if type(value) in _PLAIN_VALUE_TYPES:
         return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if isinstance(value, bool | list | dict):
+        return storable(value)
     if isinstance(value, Decimal):
         return format(value, "f")  # exact, never exponent notation
     if isinstance(value, datetime):
         return (value.astimezone(UTC) if value.tzinfo is not None else value).isoformat()
     if isinstance(value, date | time):
         return value.isoformat()
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     return str(value)
 
 

@@ -9,6 +9,7 @@ marked ``running`` in history as interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -27,11 +28,9 @@ def make_private_directory(path: str | os.PathLike[str]) -> None:
     directory = Path(path)
     missing = [candidate for candidate in (directory, *directory.parents) if not candidate.exists()]
     for candidate in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):  # made by another process meanwhile
             candidate.mkdir(mode=PRIVATE_DIRECTORY_MODE)
-        except FileExistsError:
-            continue  # made by another process meanwhile
-        chmod_if_ours(candidate, PRIVATE_DIRECTORY_MODE)  # whatever the umask took away
+            chmod_if_ours(candidate, PRIVATE_DIRECTORY_MODE)  # whatever the umask took away
     chmod_if_ours(directory, PRIVATE_DIRECTORY_MODE)
 
 

@@ -181,10 +181,9 @@ class PostgresDatabase:
 
     def close(self) -> None:
         """Close the connection. Idempotent."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._connection.close()
+        with self._lock:  # closing a closed connection does nothing
+            self._closed = True
+            self._connection.close()
 
     @contextmanager
     def dedicated_connection(self, action: str) -> Iterator[PostgresConnection]:

@@ -154,13 +154,11 @@ class LedgerStore(ABC):
                 return 0
             forgotten = 0
             if row is not None:
-                for table in (self._inflight_table, "batch_intents"):
-                    connection.execute(
+                # The ledger last: ``forgotten`` counts its entries.
+                for table in (self._inflight_table, "batch_intents", "ledger_entries"):
+                    cursor = connection.execute(
                         self._sql(f"DELETE FROM {table} WHERE export = ?"), (export,)
                     )
-                cursor = connection.execute(
-                    self._sql("DELETE FROM ledger_entries WHERE export = ?"), (export,)
-                )
                 forgotten = max(int(cursor.rowcount), 0)
             connection.execute(
                 self._sql(

@@ -140,10 +140,9 @@ class SqliteLedgerStore(LedgerStore):
             return int(connection.execute(sql, parameters).rowcount)
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._connection.close()
+        with self._lock:  # closing a closed connection does nothing
+            self._closed = True
+            self._connection.close()
 
     def record_created(self, export: str, token: str, batch_id: str, *, now: datetime) -> int:
         with self._writing("record a created batch") as connection:
@@ -264,13 +263,11 @@ def _make_private(path: Path) -> None:
     """Create the database file owner-only (it holds customer e-mails), and make it
     and its WAL files so if they exist with wider modes (SQLite gives the -wal and
     -shm files the database file's mode, whatever the directory or the umask)."""
-    companions = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))
-    for name, flags in (
-        (path, os.O_RDWR | os.O_CREAT),
-        *((companion, os.O_RDONLY) for companion in companions),
-    ):
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        flags = os.O_RDWR | os.O_CREAT if not suffix else os.O_RDONLY
         try:
             # Never through a link (O_NOFOLLOW: see _refuse_if_not_a_file).
+            name = path.with_name(path.name + suffix)
             descriptor = open_regular_file(name, flags | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
         except OSError:
             continue  # absent, not a regular file: sqlite3.connect says what is wrong
