@@ -133,7 +133,7 @@ def _run_here(
             )
         )
         store = stack.enter_context(open_configured_store(config.daemon, environ=os.environ))
-        gate = None
+        gate = brand_moves = None
         if config.daemon.state.shared:
             from omnisync.daemon.remote import HeldBrand
             from omnisync.state.postgres import PostgresLedgerStore
@@ -142,7 +142,7 @@ def _run_here(
             if brand is not None and isinstance(store, PostgresLedgerStore):
                 held = stack.enter_context(HeldBrand(config, brand, environ=os.environ))
                 store = store.fenced(held.fence)
-                gate = held.require
+                gate, brand_moves = held.require, held.brand_move_objection
         clients = stack.enter_context(
             ClientPool(
                 clock=clock,
@@ -150,7 +150,9 @@ def _run_here(
                 gate_for=(lambda connection: gate) if gate is not None else None,
             )
         )
-        runner = ExportRunner(config, store=store, clients=clients, clock=clock)
+        runner = ExportRunner(
+            config, store=store, clients=clients, clock=clock, brand_moves=brand_moves
+        )
         return runner.run(
             args.export,
             trigger=manual_trigger("cli", full=args.full, release_by=release_by),

@@ -31,7 +31,7 @@ from omnisync.daemon.discovery import (
     TriggerRefused,
     UntrustedStateFile,
 )
-from omnisync.daemon.replicas import VALID_SHARE
+from omnisync.daemon.replicas import VALID_SHARE, move_objection
 from omnisync.daemon.runs import manual_trigger
 from omnisync.engine.results import (
     FailureSample,
@@ -240,6 +240,10 @@ class HeldBrand:
     def fence(self) -> Fence:
         assert self._token is not None
         return Fence(brand=self.brand, holder=self.holder, token=self._token)
+
+    def brand_move_objection(self, revision: str) -> str | None:
+        """:func:`~omnisync.daemon.replicas.move_objection` for this command's run."""
+        return move_objection(self._board, revision, own_id=self.holder)
 
     def require(self) -> None:
         if time.monotonic() >= self._valid_until:

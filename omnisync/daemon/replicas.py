@@ -119,25 +119,11 @@ class ReplicaMember:
             return {brand: token for brand, (token, until) in self._held.items() if now < until}
 
     def brand_move_objection(self, revision: str) -> str | None:
-        """Why a run of config ``revision`` may not move an export to another brand now: the
-        live replicas running another revision, whose runs would move it back; ``None`` when
-        all agree (:class:`StateError` when the store cannot be read)."""
+        """:func:`move_objection` for this replica's runs."""
         board = self.board
         if board is None:
             return "the shared state store has not answered yet"
-        others = [
-            f"{replica.id} ({replica.config_revision})"
-            for replica in board.board().replicas
-            if replica.live and replica.id != self.replica_id
-            if replica.config_revision != revision
-        ]
-        if not others:
-            return None
-        return (
-            f"replica{'s' if len(others) > 1 else ''} {', '.join(others)} "
-            f"run{'' if len(others) > 1 else 's'} another config revision than this "
-            f"replica's ({self.replica_id}: {revision})"
-        )
+        return move_objection(board, revision, own_id=self.replica_id)
 
     @property
     def ready(self) -> bool:
@@ -317,3 +303,22 @@ class ReplicaMember:
                 extra={"event": "state_store_unreachable"},
             )
         self._outage = reason
+
+
+def move_objection(board: LeaseBoard, revision: str, *, own_id: str) -> str | None:
+    """Why a run of config ``revision`` by ``own_id`` (a replica, or a command's direct run)
+    may not move an export to another brand now: the live replicas running another revision,
+    whose runs would move it back; ``None`` when all agree (:class:`StateError` when the
+    store cannot be read)."""
+    others = [
+        f"{replica.id} ({replica.config_revision})"
+        for replica in board.board().replicas
+        if replica.live and replica.id != own_id and replica.config_revision != revision
+    ]
+    if not others:
+        return None
+    return (
+        f"replica{'s' if len(others) > 1 else ''} {', '.join(others)} "
+        f"run{'' if len(others) > 1 else 's'} another config revision than this one "
+        f"({own_id}: {revision})"
+    )

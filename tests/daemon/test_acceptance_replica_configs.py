@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from omnisync.emulator import Emulator
+from tests.cli import run_cli
 from tests.conftest import fresh_database
 from tests.daemon.cluster import Cluster, ClusterExport, emulator_keys
 from tests.daemon.harness import DaemonProcess, replace_file
@@ -217,5 +218,63 @@ def test_an_export_moved_in_one_replicas_config_waits_until_every_replica_agrees
             assert group.consents("brand-0") == {1: MEMBERS}
             [(brand,)] = group.query("SELECT brand FROM export_brands WHERE export = 'vip'")
             assert brand.endswith("env:OMNISYNC_TEST_KEY_1"), brand
+        finally:
+            group.stop_all()
+
+
+@pytest.mark.long(40)
+def test_a_direct_export_run_that_moves_an_export_waits_for_the_live_replicas(
+    tmp_path, postgres_admin_dsn
+):
+    """``export run`` with a config that moves an export to a brand no replica holds runs it
+    itself, under that brand's lease: it too holds the move while a live replica runs
+    another config revision (whose next run would move the export back)."""
+    make_consent_source(tmp_path / "cdp.sqlite", MEMBERS)
+    with (
+        fresh_database(postgres_admin_dsn) as dsn,
+        Emulator(api_keys=emulator_keys(2, 1), rate_limits=False, batch_delay=0.05) as emulator,
+    ):
+        group = OneConfigCluster(
+            root=tmp_path,
+            emulator=emulator,
+            dsn=dsn,
+            brands=2,
+            exports=(ClusterExport("vip", 0, "every: 1h"),),
+        )
+        try:
+            group.start(0)
+            wait_until(
+                lambda: any(run["status"] == "succeeded" for run in group.runs("vip")),
+                timeout=30,
+                interval=0.3,
+                message="vip's first run, to brand-0",
+            )
+            replica_id = group.replica_id(0)
+            [revision] = group.revisions().values()
+            moved = tmp_path / "moved" / "omnisync.yaml"
+            moved.parent.mkdir()
+            moved.write_text(
+                group.config_text(0).replace("connection: store0", "connection: store1")
+            )
+
+            done = run_cli(
+                "export", "run", "vip", "--config", str(moved), extra_env=group.environment(0)
+            )
+            assert done.returncode == 4, done.stdout + done.stderr
+            said = " ".join((done.stdout + done.stderr).split())
+            assert f"replica {replica_id} ({revision}) runs another config revision" in said
+            assert "nothing was sent" in said
+            assert group.contacts("brand-1") == []
+            assert group.consents("brand-0") == {1: MEMBERS}
+            [(brand,)] = group.query("SELECT brand FROM export_brands WHERE export = 'vip'")
+            assert brand.endswith("env:OMNISYNC_TEST_KEY_0"), brand
+
+            # Once the replica is gone, nobody would move it back: the command moves it.
+            group.stop_all()
+            done = run_cli(
+                "export", "run", "vip", "--config", str(moved), extra_env=group.environment(0)
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert group.consents("brand-1") == {1: MEMBERS}
         finally:
             group.stop_all()

@@ -43,6 +43,7 @@ def test_the_first_run_creates_and_tags_every_valid_member(setup: Setup) -> None
     write_segment(setup.database, rows)
     result = run(setup)
     assert result.status == "succeeded", result.error
+    assert setup.emulator.drain()  # tags calls are applied asynchronously
     members = {f"person{number}@example.com" for number in range(150)}
     contacts = {contact["email"]: contact for contact in setup.emulator.contacts()}
     assert set(contacts) == members
