@@ -9,7 +9,9 @@ from __future__ import annotations
 #: mapping alive), tcp_user_timeout (ms) drops one whose sent data goes unacknowledged.
 #: Neither cuts a slow statement or a long segment query short: the server's kernel answers
 #: the probes and acknowledges what we sent (the query, a FETCH) however long it runs.
-DEAD_PEER_DEFAULTS = {
+CONNECTION_DEFAULTS = {
+    # Who the connection is, in pg_stat_activity and the server's logs.
+    "application_name": "omnisync",
     "keepalives": "1",
     "keepalives_idle": "10",
     "keepalives_interval": "5",

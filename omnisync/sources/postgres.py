@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from omnisync.config.postgres import DEAD_PEER_DEFAULTS
+from omnisync.config.postgres import CONNECTION_DEFAULTS
 from omnisync.config.rules import select_problem
 from omnisync.masking import redact
 from omnisync.sources.errors import SourceError, require_columns
@@ -40,8 +40,7 @@ INSTALL_HINT = (
 #: silent one in about 25 s, and DBAs can tell omnisync's sessions apart.
 _CONNECT_DEFAULTS = {
     "connect_timeout": "10",
-    "application_name": "omnisync",
-    **DEAD_PEER_DEFAULTS,
+    **CONNECTION_DEFAULTS,
 }
 _PLAIN_VALUE_TYPES = (type(None), str, int, float, bytes)
 

@@ -21,7 +21,7 @@ from datetime import datetime
 import psycopg
 from psycopg import conninfo
 
-from omnisync.config.postgres import DEAD_PEER_DEFAULTS
+from omnisync.config.postgres import CONNECTION_DEFAULTS
 from omnisync.masking import redact
 from omnisync.state.migrations import (
     POSTGRES_MIGRATIONS,
@@ -86,7 +86,7 @@ class PostgresDatabase:
             parts = conninfo.conninfo_to_dict(dsn)
         except psycopg.Error:
             raise StateError(f"cannot open state database {self.location}") from None
-        parts = {**DEAD_PEER_DEFAULTS, "connect_timeout": connect_timeout, **parts}
+        parts = {**CONNECTION_DEFAULTS, "connect_timeout": connect_timeout, **parts}
         self._dsn = conninfo.make_conninfo("", **parts)
         self._idle_check_seconds = idle_check_seconds
         self._lock = threading.Lock()

@@ -192,3 +192,21 @@ def test_connections_probe_a_silent_peer_unless_the_dsn_says_otherwise(
     finally:
         defaulted.close()
         own.close()
+
+
+def test_the_stores_connections_say_they_are_omnisyncs_unless_the_dsn_names_them(
+    backend: PostgresBackend,
+) -> None:
+    defaulted = PostgresDatabase(backend.dsn)
+    own = PostgresDatabase(f"{backend.dsn} application_name=ledger-a")
+    try:
+        for database, name in ((defaulted, "omnisync"), (own, "ledger-a")):
+            with database.transaction("read its name") as connection:
+                row = connection.execute("SELECT current_setting('application_name')").fetchone()
+            assert row == (name,)
+        with defaulted.dedicated_connection("read its name") as connection:
+            row = connection.execute("SELECT current_setting('application_name')").fetchone()
+        assert row == ("omnisync",)
+    finally:
+        defaulted.close()
+        own.close()
