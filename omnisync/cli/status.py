@@ -180,7 +180,8 @@ def replicas_document(config: Config) -> dict[str, Any]:
                     for brand, lease in live.items()
                     if lease.holder == replica.id
                 ),
-                "running": list(replica.running),
+                # A gone replica runs nothing (a live one resumes what it left).
+                "running": list(replica.running) if replica.live else [],
             }
             for replica in snapshot.replicas
         ],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from omnisync.emulator import Emulator
@@ -271,3 +272,23 @@ def test_a_run_while_another_command_runs_the_brand_says_so_at_once(setup: Setup
         code, out, err = setup.run("export", "run", "weekly")
     assert code == 1, out + err
     assert f"is held by {held.holder}" in err and "no replica picked up" not in err, err
+
+
+def test_a_gone_replica_shows_no_runs_under_way(tmp_path: Path, state_dsn: str) -> None:
+    """A replica whose heartbeat expired runs nothing any more (a live one resumes its
+    runs): its last heartbeat's runs are not shown as under way."""
+    here = make_setup(tmp_path / "here", dsn=state_dsn, base_url="http://127.0.0.1:9/api")
+    assert here.run("status")[0] == 1  # the shared schema exists from here on
+    with psycopg.connect(state_dsn, autocommit=True) as database:
+        database.execute(
+            "INSERT INTO replicas (id, started_at, seen_at, expires_at, version, "
+            "config_revision, running) VALUES ('crashed', now() - interval '1 hour', "
+            "now() - interval '10 minutes', now() - interval '9 minutes', '1.0', 'git:0123abc', "
+            "'[\"vip\"]')"
+        )
+    code, out, err = here.run("status", "--format", "json")
+    assert code == 1, out + err  # nobody runs the exports
+    [replica] = json.loads(out)["replicas"]
+    assert (replica["id"], replica["live"], replica["running"]) == ("crashed", False, [])
+    code, out, err = here.run("status")
+    assert "crashed (gone)" in out and "vip" not in out.split("crashed (gone)")[1].split("\n")[0]
