@@ -198,6 +198,11 @@ class LeaseBoard(PostgresDatabase):
                 "VALUES (%s, %s, %s, now()) RETURNING id",
                 (export, brand, trigger),
             ).fetchone()
+            # Claimed over a week ago: answered, or orphaned by a replica that died while
+            # its requester waited (which stopped waiting); runs keep the rest.
+            connection.execute(
+                "DELETE FROM run_requests WHERE claimed_at < now() - interval '7 days'"
+            )
         assert row is not None
         return int(cast(int, row[0]))
 

@@ -92,6 +92,24 @@ def test_run_requests_go_to_the_holder_of_their_brand_once(board):
     assert (answered.run_id, dict(answered.answer or {})) == (7, {"status": "succeeded"})
 
 
+def test_requests_claimed_over_a_week_ago_are_forgotten_when_a_new_one_comes(board):
+    answered = board.request_run("vip", "brand-a", trigger="cli request")
+    orphaned = board.request_run("vip", "brand-a", trigger="cli request")  # its replica died
+    waiting = board.request_run("news", "brand-b", trigger="cli request")  # never claimed
+    recent = board.request_run("vip", "brand-a", trigger="cli request")
+    board.claim_requests(["brand-a"], "r0")
+    board.answer_request(answered, answer={"status": "succeeded"}, run_id=7)
+    with board.transaction("age them") as connection:
+        connection.execute(
+            "UPDATE run_requests SET requested_at = requested_at - interval '8 days', "
+            "claimed_at = claimed_at - interval '8 days' WHERE id <> %s",
+            (recent,),
+        )
+    board.request_run("vip", "brand-a", trigger="cli request")
+    assert board.request(answered) is None and board.request(orphaned) is None
+    assert board.request(waiting) is not None and board.request(recent) is not None
+
+
 def test_fenced_writes_stop_the_moment_another_replica_takes_the_brand(backend, board):
     store = backend.open()
     try:
