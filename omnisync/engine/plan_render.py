@@ -86,7 +86,8 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[ExportFailure]
     blocks: list[str] = []
     for report in reports:
         lines = [
-            f"export '{report.export}' -> connection '{report.connection}', "
+            f"export '{report.export}' -> connection '{report.connection}'"
+            f"{_display_name(report)}, "
             f"tag '{report.tag_name}' (on leave: {report.on_leave})",
             "  " + _segment_line(report),
         ]
@@ -135,6 +136,12 @@ def render_json(reports: Sequence[PlanReport], failures: Sequence[ExportFailure]
     return json_text(document)
 
 
+def _display_name(report: PlanReport) -> str:
+    """`` (Main store)``: the connection's display name, when it says more than its key."""
+    shown = " ".join(report.connection_display_name.split())  # one line, as the plan's
+    return f" ({shown})" if shown and shown != report.connection else ""
+
+
 def json_text(document: object) -> str:
     """``document`` as indented JSON, one trailing newline (every ``--format json``)."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
@@ -152,7 +159,8 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[ExportFail
         lines = [
             f"### Export `{report.export}`",
             "",
-            f"Connection `{report.connection}`, tag `{report.tag_name}` "
+            f"Connection `{report.connection}`{markdown_cell(_display_name(report))}, "
+            f"tag `{report.tag_name}` "
             f"(on leave: {report.on_leave}); {markdown_cell(_segment_line(report))}.",
             "",
         ]

@@ -40,6 +40,7 @@ class PlanReport(Tallied):
     segment: str = ""
     source: str = ""
     connection: str = ""
+    connection_display_name: str = ""
     tag_name: str = ""
     on_leave: OnLeave = "untag"
     counts: StageCounts = field(default_factory=StageCounts)
@@ -180,6 +181,7 @@ class PlanTally:
             segment=export.segment,
             source=staged.source_name,
             connection=export.connection,
+            connection_display_name=staged.connection_display_name,
             tag_name=export.tag,
             on_leave=export.on_leave,
             counts=staged.counts,

@@ -104,6 +104,7 @@ class StagedExport:
     duplicates_sample: tuple[str, ...]
     missing_email_rows: tuple[int, ...]
     timings: Mapping[str, float]
+    connection_display_name: str = ""
 
     def work(self) -> Iterator[WorkItem]:
         """Members that need an upsert and/or the tag, in segment order (each pass
@@ -293,6 +294,7 @@ def stage_export(
             duplicates_sample=outcome.duplicates_sample,
             missing_email_rows=outcome.missing_email_rows,
             timings={"stage": filled, **outcome.timings},
+            connection_display_name=config.connections[export.connection].display_name,
         )
 
 

@@ -81,7 +81,7 @@ def test_plan_one_export_as_a_real_process(config_path: Path, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     out = result.stdout
-    assert "export 'vip' -> connection 'main', tag 'gold' (on leave: untag)" in out
+    assert "export 'vip' -> connection 'main' (Main store), tag 'gold' (on leave: untag)" in out
     assert "5 rows = 2 members + 2 invalid (never sent) + 1 duplicate" in out
     assert re.search(r"to create\s+2\s", out)
     assert re.search(r"to tag\s+2\s", out)

@@ -142,7 +142,17 @@ def test_no_rendering_shows_a_full_email_address(config: Config) -> None:
 
 def test_text_rendering(config: Config) -> None:
     text = render_text([plan_export(config, "vip", now=NOW)], [ExportFailure("news", "boom")])
-    assert "export 'vip' -> connection 'main', tag 'vip' (on leave: untag)" in text
+    # The connection's display name beside its key, on the plan's one line.
+    assert "export 'vip' -> connection 'main' (Main), tag 'vip' (on leave: untag)" in text
+    renamed = replace(config.connections["main"], display_name="Main\nshop")
+    relabelled = replace(config, connections={"main": renamed})
+    relabelled_text = render_text([plan_export(relabelled, "vip", now=NOW)])
+    assert "export 'vip' -> connection 'main' (Main shop), tag 'vip'" in relabelled_text
+    nameless = replace(config.connections["main"], display_name="main")
+    plain = render_text([plan_export(replace(config, connections={"main": nameless}), "vip")])
+    assert "export 'vip' -> connection 'main', tag 'vip'" in plain
+    markdown = render_markdown([plan_export(relabelled, "vip", now=NOW)])
+    assert "Connection `main` (Main shop), tag `vip`" in markdown
     assert (
         "segment 'vip' (source 'cdp'): 10 rows = 6 members + 3 invalid (never sent)"
         " + 1 duplicate" in text
