@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -37,6 +38,10 @@ class EngineUnavailable(OmnisyncError):
     """The state store cannot be opened; the message says which and why."""
 
 
+#: How long after a failed opening of the state store it is not tried again.
+REOPEN_AFTER_SECONDS = 10.0
+
+
 class EngineRuns:
     """The :class:`~omnisync.daemon.runs.Engine` that runs exports for real.
 
@@ -59,6 +64,7 @@ class EngineRuns:
         self._open = open_store
         self._opened: LedgerStore | None = None
         self._opening = threading.Lock()
+        self._open_failed: tuple[float, str] | None = None  # (monotonic time, why)
         gate_for = None
         if leases is not None:
 
@@ -77,7 +83,17 @@ class EngineRuns:
     def _store(self) -> LedgerStore:
         with self._opening:
             if self._opened is None:
-                self._opened = self._open()
+                # A server that accepts and never answers costs a whole connect timeout a
+                # try: after a failure, the calls of the next few seconds (a start's or a
+                # status's one per export) fail at once with its reason.
+                failed = self._open_failed
+                if failed is not None and time.monotonic() - failed[0] < REOPEN_AFTER_SECONDS:
+                    raise StateError(failed[1])
+                try:
+                    self._opened = self._open()
+                except StateError as error:
+                    self._open_failed = (time.monotonic(), str(error))
+                    raise
             return self._opened
 
     @classmethod
