@@ -76,9 +76,7 @@ class CsvReader(_FileReader):
             codec = codecs.lookup(self.encoding)
         except LookupError:
             raise self._error(f"unknown encoding '{self.encoding}' in the csv options") from None
-        # A spreadsheet's UTF-8 often starts with a byte order mark, which would
-        # otherwise become part of the first column's name.
-        encoding = "utf-8-sig" if codec.name == "utf-8" else codec.name
+        encoding = codec.name
         try:
             opened = self._open("r", encoding=encoding, errors="strict", newline="")
         except LookupError:
@@ -90,7 +88,12 @@ class CsvReader(_FileReader):
             ) from None
         with opened as handle:
             records = self._records(handle, encoding)
-            header = tuple(name.strip() for name in next(records, ()))
+            names = next(records, [])
+            if names:
+                # A spreadsheet's file often starts with a byte order mark (UTF-8, or the
+                # UTF-16LE of Excel's "Unicode text"): not part of the first column's name.
+                names[0] = names[0].removeprefix("\ufeff")
+            header = tuple(name.strip() for name in names)
             if not header:
                 raise self._error(f"the file is empty: no header line in {self.path}")
             require_columns(

@@ -123,10 +123,13 @@ def test_csv_utf16_with_a_byte_order_mark_and_a_bad_unit_names_the_line(tmp_path
     assert caught.value.cause.startswith("line 4: cannot decode as utf-16 (")
 
 
-def test_csv_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be", "utf-32-le"])
+def test_csv_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path, encoding: str) -> None:
+    # Excel's "Unicode text" is UTF-16LE with a byte order mark; a user names the codec.
     path = tmp_path / "excel.csv"
-    path.write_bytes("\ufeffemail,first_name\r\nolena@example.com,Олена\r\n".encode())
-    assert list(csv_reader(path).rows(["email"])) == [("olena@example.com",)]
+    path.write_bytes("\ufeffemail,first_name\r\nolena@example.com,Олена\r\n".encode(encoding))
+    reader = csv_reader(path, encoding=encoding)
+    assert list(reader.rows(["email"])) == [("olena@example.com",)]
 
 
 def test_csv_missing_column_lists_the_header(tmp_path: Path) -> None:
