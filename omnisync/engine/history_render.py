@@ -26,6 +26,8 @@ STATUS_STYLES = {
 #: The table's count columns, after the run's own; right-aligned like ``run`` and ``took``.
 COUNT_COLUMNS = ("members", "upserted", "tagged", "untagged", "failed", "pending")
 LEFT_ALIGNED = frozenset({"export", "trigger", "replica", "started (UTC)", "status", "revision"})
+#: Left out, in this order, of a table wider than the console.
+DROPPED_FIRST = ("revision", "trigger", "replica", "started (UTC)", "took")
 
 
 def runs_as_dicts(runs: list[RunRecord]) -> list[dict[str, Any]]:
@@ -44,11 +46,12 @@ def run_as_dict(run: RunRecord, *, include_replica: bool = False) -> dict[str, A
 
 def render_runs(runs: list[RunRecord], console: Console) -> None:
     """The runs as a table, one line each; then each error's first line, cut to
-    the console's width (a long error never stretches the table)."""
+    the console's width (a long error never stretches the table). Too wide for the
+    console, it leaves out :data:`DROPPED_FIRST` in that order: the run, its export,
+    status and counts are never cut."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(show_edge=False, header_style="bold")
     include_replica = any(run.replica for run in runs)
     columns = (
         "run",
@@ -61,32 +64,55 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
         "revision",
         *COUNT_COLUMNS,
     )
-    for column in columns:
-        justify = "left" if column in LEFT_ALIGNED else "right"
-        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    rows: list[dict[str, str]] = []
     errors: list[Text] = []
     for run in runs:
         counts = dict(run.counts)
         if counts:
             counts["failed"] = counts.get("upsert_failed", 0) + counts.get("tag_failed", 0)
         style = STATUS_STYLES.get(run.status, "")
-        replica_cell = (run.replica or "",) if include_replica else ()
-        table.add_row(
+        cells = (
             str(run.id),
             run.export,
             run.trigger,
-            *replica_cell,
+            *((run.replica or "",) if include_replica else ()),
             run.started_at.replace("T", " ").removesuffix("Z")[:19],
             _duration(run),
-            f"[{style}]{run.status}[/{style}]" if style else run.status,
+            run.status,
             run.config_revision or "",
             *("" if counts.get(name) is None else f"{counts[name]:,}" for name in COUNT_COLUMNS),
         )
+        rows.append(dict(zip(columns, cells, strict=True)))
         if run.error:
             line = Text(f"  run {run.id}: ", style=style or "")
             line.append(next((part.strip() for part in run.error.splitlines() if part.strip()), ""))
             errors.append(line)
-    console.print(table)
+    shown = list(columns)
+    for dropped in DROPPED_FIRST:
+        # Each column: its widest cell, a space either side, a rule between columns.
+        widths = (max(len(column), *(len(row[column]) for row in rows)) for column in shown)
+        if sum(width + 3 for width in widths) - 1 <= console.width:
+            break
+        if dropped in shown:
+            shown.remove(dropped)
+    table = Table(show_edge=False, header_style="bold")
+    for column in shown:
+        left = column in LEFT_ALIGNED
+        # Still too wide: text is cut, never a number (a "3…" would read as 3); the
+        # numbers alone too wide, the lines are (the terminal wraps them).
+        whole = None if left else max(len(column), *(len(row[column]) for row in rows))
+        table.add_column(
+            column,
+            justify="left" if left else "right",
+            no_wrap=True,
+            min_width=whole,
+        )
+    for row in rows:
+        style = STATUS_STYLES.get(row["status"], "")
+        table.add_row(
+            *(Text(row[column], style=style if column == "status" else "") for column in shown)
+        )
+    console.print(table, crop=False)
     if errors:
         console.print(Text("errors (first line; --format json has the full text):", style="bold"))
         for line in errors:
