@@ -128,6 +128,10 @@ class DaemonMetrics:
             "omnisync_export_running",
             "1 while a run of the export is in flight.",
         )
+        self.scheduled = export_gauge(
+            "omnisync_export_scheduled",
+            "1 while the export is enabled and has a schedule, else 0 (disabled, or on demand).",
+        )
         self.reload_success = gauge(
             "omnisync_config_reload_success",
             "1 when the last config (re)load succeeded, 0 while the daemon runs an older config.",
@@ -173,6 +177,7 @@ class DaemonMetrics:
             self.running,
             self.held,
             self.last_success,
+            self.scheduled,
         )
 
     def lease_changed(self, brand: str, change: str) -> None:
@@ -225,7 +230,8 @@ class DaemonMetrics:
     ) -> None:
         """The daemon runs ``config``: each export and connection gets every series now,
         an export seen first its last success (from ``last_run``, its latest run in history;
-        0 if none); exports no longer configured lose theirs."""
+        0 if none), every export whether it is scheduled; exports no longer configured lose
+        theirs."""
         names = set(config.exports)
         with self._lock:
             for connection in config.connections:
@@ -245,6 +251,10 @@ class DaemonMetrics:
                     parse_time(last.get("ended_at")) if last.get("status") == "succeeded" else None
                 )
                 self.last_success.labels(export=name).set(ended.timestamp() if ended else 0)
+            for name, export in config.exports.items():
+                # What the scheduler runs by itself (a job per enabled export with a schedule).
+                runs_by_itself = export.enabled and export.schedule is not None
+                self.scheduled.labels(export=name).set(1 if runs_by_itself else 0)
             for name in sorted(self._exports - names):
                 # Every series of the export, whatever outcomes its runs had.
                 for metric in (*self._export_metrics, self.runs):

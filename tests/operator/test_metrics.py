@@ -104,6 +104,18 @@ def test_every_configured_export_has_its_series_from_the_start(daemon):
     assert "_created" not in exposition
 
 
+def test_only_the_enabled_export_with_a_schedule_is_scheduled(daemon):
+    """What OmnisyncExportNoRecentSuccess joins on: disabled and on-demand exports never page."""
+    values = samples(daemon.metrics())
+    assert {
+        series: value for series, value in values.items() if "omnisync_export_scheduled{" in series
+    } == {
+        'omnisync_export_scheduled{export="weekly"}': 1,
+        'omnisync_export_scheduled{export="adhoc"}': 0,
+        'omnisync_export_scheduled{export="paused"}': 0,
+    }
+
+
 @needs_promtool
 def test_promtool_finds_nothing_to_say_about_the_metrics(daemon):
     result = subprocess.run(
