@@ -46,8 +46,10 @@ def _fields(value: object, prefix: str, relocate: Relocate) -> Iterator[tuple[st
     elif isinstance(value, Schedule) and value.name is not None and prefix:
         yield prefix, value.name  # a named schedule: its own changes are reported there
     elif isinstance(value, Schedule):
-        # Its settings as written, whether inlined in an export or under ``schedules``.
-        written = {"cron": value.cron, "timezone": value.timezone, "every": value.every_written}
+        # Its settings as written, whether inlined in an export or under ``schedules``; a
+        # time zone only for a cron (an interval has none, whatever the model defaults to).
+        timezone = value.timezone if value.cron is not None else None
+        written = {"cron": value.cron, "timezone": timezone, "every": value.every_written}
         for key, text in written.items():
             if text is not None:
                 yield _join(prefix, key), text

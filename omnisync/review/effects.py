@@ -4,6 +4,8 @@ Per export (comparing the export and everything it depends on: its segment
 and that segment's source, its connection's brand, its schedule):
 
 - ``first_export`` (warning): an export is added, or enabled again;
+- ``export_renamed`` (danger): an export is added that delivers to the brand and tag of
+  a removed one: ledgers are kept by name, so every member is sent again, consent too;
 - ``resend_all_members`` (warning): what is sent for each member changes (the mapping,
   a custom property, consent: the fingerprint spec);
 - ``retag_all_members`` (warning): the export's tag changes;
@@ -32,15 +34,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from omnisync.config.cron import crontab_trigger
-from omnisync.config.model import Config, Connection, Export, Position, Schedule
+from omnisync.config.model import Config, Connection, Export, Position
 from omnisync.fingerprint import spec_digest
 from omnisync.omnisend.payloads import MAX_BATCH_ITEMS, MAX_TAG_EMAILS
 from omnisync.review.compare import Relocate, flatten
 from omnisync.review.model import Effect, MemberCounts, Risk
+from omnisync.review.rates import describe_runs, runs_per_day
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
     # A ledger in a store the head no longer uses is not resumed from.
     ledger = None if moved else members
     if before is None:
-        return () if after is None else _added(after, ledger)
+        return () if after is None else _added(name, after, sides, ledger, moved=bool(moved))
     if after is None:
         return (
             Effect(
@@ -220,8 +221,26 @@ def _resumed(ledger: int | None) -> str:
     return "every member will be upserted and tagged"
 
 
-def _added(export: Export, ledger: int | None) -> tuple[Effect, ...]:
-    if export.enabled:
+def _added(
+    name: str, export: Export, sides: Sides, ledger: int | None, *, moved: bool
+) -> tuple[Effect, ...]:
+    renamed = None if ledger or not export.enabled else _renamed_from(name, export, sides)
+    if renamed is not None:
+        consent = (
+            ", with a subscription status again (a second consent record)" if export.consent else ""
+        )
+        keep = "" if moved else f": keep the name '{renamed}' to resume from its ledger"
+        connection = sides.head.connections[export.connection]
+        first = Effect(
+            "export_renamed",
+            "danger",
+            f"renames export '{renamed}' (the same brand and tag '{export.tag}'): ledgers are"
+            " kept by export name, so this one starts from an empty ledger: every member is"
+            f" upserted and tagged again{consent}; omnisync cannot carry a ledger over to a"
+            f" new name{keep}",
+            **_cost(sides.members(renamed), connection, upserts=1, tag_changes=1),
+        )
+    elif export.enabled:
         first = Effect(
             "first_export",
             "warning",
@@ -233,6 +252,15 @@ def _added(export: Export, ledger: int | None) -> tuple[Effect, ...]:
             "first_export", "info", "a new export, disabled: nothing is sent until enabled"
         )
     return (first, _WELCOME) if export.send_welcome_message else (first,)
+
+
+def _renamed_from(name: str, export: Export, sides: Sides) -> str | None:
+    """The first removed export that delivered to ``export``'s brand with its tag (ignoring
+    case, as tags are), whose members this one sends again; ``None`` when there is none."""
+    brand, tag = sides.brand_of(name, head=True), export.tag.casefold()
+    removed = sorted(set(sides.base.exports) - set(sides.head.exports))
+    matches = (old for old in removed if sides.base.exports[old].tag.casefold() == tag)
+    return next((old for old in matches if sides.brand_of(old, head=False) == brand), None)
 
 
 def _consent(before: Export, after: Export) -> Effect:
@@ -274,54 +302,6 @@ _WELCOME = Effect(
 
 def _schedule_text(export: Export) -> str:
     return export.schedule.describe() if export.schedule is not None else "no schedule"
-
-
-#: Cron runs are counted from a Monday over whole weeks (weekdays count exactly) for four
-#: years, a leap day included (days of the month and months count too).
-_SPAN_START = datetime(2024, 1, 1)
-_SPAN_DAYS = 208 * 7
-_DAYS_A_MONTH = 365.25 / 12
-
-
-def runs_per_day(schedule: Schedule | None) -> float | None:
-    """Scheduled runs a day on average; ``None`` without a schedule (on demand only). A cron
-    is counted over :data:`_SPAN_DAYS` days (``0 9 * * 1-5``: 5/7; ``@monthly``: 12/365.25):
-    one look-up per day it runs, its first day's runs counted (hours and minutes do not
-    depend on the day). In UTC: a time zone moves runs, not their number, and APScheduler 3
-    misses a monthly run across a change to summer time."""
-    if schedule is None:
-        return None
-    if schedule.every_seconds is not None:
-        return 86400 / schedule.every_seconds
-    assert schedule.cron is not None  # a schedule is a cron or an interval
-    trigger = crontab_trigger(schedule.cron)
-    start = _SPAN_START.replace(tzinfo=UTC)
-    end = start + timedelta(days=_SPAN_DAYS)
-    days = runs_a_day = 0
-    fire = trigger.get_next_fire_time(None, start)
-    while fire is not None and fire < end:
-        days += 1
-        next_day = datetime.combine(fire.date() + timedelta(days=1), time(), start.tzinfo)
-        while days == 1 and fire is not None and fire < next_day:
-            runs_a_day += 1
-            fire = trigger.get_next_fire_time(fire, fire)  # the first tick after this one
-        fire = trigger.get_next_fire_time(None, next_day)
-    return days * runs_a_day / _SPAN_DAYS
-
-
-def describe_runs(per_day: float | None) -> str:
-    """``24/day``, ``0.71/day``; below 0.1 a day ``~1/month`` or ``~1/year``; ``never`` for a
-    cron no date matches; ``on demand`` without a schedule."""
-    if per_day is None:
-        return "on demand"
-    if per_day == 0:
-        return "never"
-    if per_day >= 0.1:
-        return f"{per_day:.2f}".rstrip("0").rstrip(".") + "/day"
-    # An average over years: two figures are all it means.
-    if per_day * _DAYS_A_MONTH >= 1:
-        return f"~{per_day * _DAYS_A_MONTH:.2g}/month"
-    return f"~{per_day * _DAYS_A_MONTH * 12:.2g}/year"
 
 
 def _membership(config: Config, relocate: Relocate, export: Export) -> object:

@@ -30,7 +30,7 @@ RETIRED = (
     "retired: {segment: everyone, connection: main, owner: olena, tag: old,"
     " mapping: {email: email}}"
 )
-ADDED = RETIRED.replace("retired", "added")
+ADDED = RETIRED.replace("retired", "added")  # the same brand and tag: a rename
 
 CASES = (
     Case("first_export", "warning", "paused", "enabled: false", "enabled: true"),
@@ -39,8 +39,9 @@ CASES = (
         "warning",
         "added",
         RETIRED,
-        ADDED,
+        ADDED.replace("tag: old", "tag: new"),
     ),
+    Case("export_renamed", "danger", "added", RETIRED, ADDED, says="'retired'"),
     Case("resend_all_members", "warning", "vip", "last_name: last_name", "last_name: surname"),
     Case("retag_all_members", "warning", "vip", "tag: vip", "tag: vip-gold", says="'vip-gold'"),
     Case("untag_on_leave_changed", "warning", "vip", "on_leave: keep", "on_leave: untag"),
@@ -242,6 +243,30 @@ def test_fields_are_reported_one_by_one_and_secrets_as_references(repository):
     vip = next(change for change in document["changes"] if change["name"] == "vip")
     assert [effect["code"] for effect in vip["effects"]] == ["moves_brand"]
     assert vip["fields"] == []
+
+
+def test_a_schedule_shows_only_the_keys_of_its_kind(repository):
+    # An interval has no time zone: none is shown, named or inline.
+    repository.edit('cron: "0 * * * *"', "every: 20s")
+    repository.edit("schedule: hourly", "schedule: {every: 30s}")
+    repository.edit("every: 15m", 'cron: "0 9 * * 1-5"')
+
+    fields = {
+        (change["name"], field["path"]): (field["before"], field["after"])
+        for change in repository.diff_json()["changes"]
+        for field in change["fields"]
+    }
+
+    assert fields == {
+        ("hourly", "cron"): ("0 * * * *", None),
+        ("hourly", "timezone"): ("UTC", None),
+        ("hourly", "every"): (None, "20s"),
+        ("paused", "schedule"): ("hourly", None),
+        ("paused", "schedule.every"): (None, "30s"),
+        ("vip", "schedule.every"): ("15m", None),
+        ("vip", "schedule.cron"): (None, "0 9 * * 1-5"),
+        ("vip", "schedule.timezone"): (None, "UTC"),
+    }
 
 
 def test_exit_codes(repository, tmp_path):

@@ -99,3 +99,34 @@ def test_an_export_added_back_resumes_from_its_ledger(repository):
     first = _effects(document, "first_export")["retired"]
     assert "resumes from the 40 members of its ledger" in first["message"], first
     assert "every member" not in first["message"]
+
+
+def test_a_renamed_export_sends_every_member_again_consent_included(repository):
+    # The ledger is kept by export name: `newsletter` starts from an empty one.
+    repository.path.write_text(
+        repository.path.read_text().replace("exports:\n  vip:\n", "exports:\n  newsletter:\n")
+    )
+
+    document = _diff(repository, "--base", "HEAD")
+
+    renamed = _effects(document, "export_renamed")
+    assert set(renamed) == {"newsletter"}, document
+    effect = renamed["newsletter"]
+    assert effect["risk"] == "danger"  # as moves_brand
+    assert effect["members"] == 300  # the ledger left under the old name
+    assert effect["requests"] == 3 + 2  # 300 upserted in 100s, tagged in 250s
+    assert "'vip'" in effect["message"]
+    assert "upserted and tagged again" in effect["message"]
+    assert "subscription status again" in effect["message"]  # it maps consent
+    assert "keep the name 'vip'" in effect["message"]
+    assert "first_export" not in _codes(document, "newsletter")
+    assert "export_removed" in _codes(document, "vip")
+    failed = run_cli(
+        "diff", "--config", str(repository.path), "--base", "HEAD", "--fail-on", "danger"
+    )
+    assert failed.returncode == 1 and "export_renamed" in failed.stderr
+
+
+def _codes(document: dict[str, Any], name: str) -> list[str]:
+    change = next(change for change in document["changes"] if change["name"] == name)
+    return [effect["code"] for effect in change["effects"]]

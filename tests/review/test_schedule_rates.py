@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omnisync.config.model import Schedule
-from omnisync.review.effects import describe_runs, runs_per_day
+from omnisync.review.rates import describe_runs, runs_per_day
 
 
 @pytest.mark.parametrize(
