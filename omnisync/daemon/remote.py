@@ -95,7 +95,11 @@ def run_through_daemon(
                 f" control token daemon.control.token cannot be read: {error}"
             ) from None
 
+    known: list[int] = []  # the run's history id, once the daemon said it
+
     def recorded(history_id: object) -> None:
+        if isinstance(history_id, int):
+            known.append(history_id)
         tell(f"{daemon} is running export {export}: run {history_id}")
 
     with client:
@@ -128,10 +132,35 @@ def run_through_daemon(
         except UntrustedStateFile as error:
             raise RemoteRunFailed(str(error)) from None
         except httpx.HTTPError as error:
-            raise RemoteRunFailed(f"lost {daemon} while waiting for the run: {error}") from None
+            lost = f"lost {daemon} while waiting for the run: {error}"
+            ended = _ended_in_history(config, known[0], pid=client.info.pid) if known else None
+            if ended is None:
+                raise RemoteRunFailed(lost) from None
+            tell(f"{lost}; run {known[0]} ended {ended['status']}, as history says")
+            return ended
     if record.get("status") == "refused":
         raise RemoteRunFailed(f"{daemon} did not run {export}: {record.get('error')}")
     return record
+
+
+def _ended_in_history(config: Config, run_id: int, *, pid: int) -> RemoteRun | None:
+    """Run ``run_id`` as history records it once it ended (a daemon that stops records it
+    before it exits); ``None`` when it cannot be read, or its daemon exited without ending
+    it (killed: the next run resumes it)."""
+    from omnisync.engine.history_render import run_as_dict
+    from omnisync.state.opening import open_configured_store
+
+    try:
+        with open_configured_store(config.daemon) as store:
+            while (run := store.run(run_id)) is not None and run.status == "running":
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 0)  # still draining
+                    time.sleep(POLL_SECONDS)
+                    continue
+                return None
+    except (StateError, PermissionError):
+        return None
+    return None if run is None else {**run_as_dict(run), "history_id": run.id}
 
 
 def run_through_replicas(

@@ -128,3 +128,44 @@ def test_a_run_whose_api_key_cannot_be_read_is_refused_by_the_daemon_and_never_r
     runs_logged = [e for e in events if e.get("event") in {"engine.run_started", "run_finished"}]
     assert len(runs_logged) == 2, runs_logged
     assert len([e for e in events if e.get("event") == "engine.run_finished"]) == 1
+
+
+def test_export_run_whose_daemon_stops_mid_run_ends_with_the_runs_own_outcome(setup):
+    """SIGTERM to the daemon while `export run` waits on its run: the daemon stops the run at
+    a batch boundary and records it partial; the command says so (exit 3, the summary from
+    history), not "failed"."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    make_source(setup.base.source_path, 500)
+    setup.emulator.configure(batch_delay=2.0)
+    config_dir = setup.root / "conf"
+    config_dir.mkdir()
+    (config_dir / "omnisync.yaml").write_text(setup.render(ExportYaml("vip", schedule=None)))
+    daemon = setup.daemon(config_dir).start()
+    command = subprocess.Popen(
+        [sys.executable, "-m", "omnisync", "export", "run", "vip", "--config", str(config_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, API_KEY_VARIABLE: API_KEY},
+    )
+    try:
+        wait_until(
+            lambda: any(status == "running" for _, _, status in recorded_runs(setup.state_dir)),
+            timeout=60,
+            message="the daemon's run to be recorded",
+        )
+        wait_until(setup.emulator.batches, timeout=60, message="a first batch to be created")
+        daemon.signal(signal.SIGTERM)
+        out, err = command.communicate(timeout=120)
+    finally:
+        command.kill()
+        daemon.stop()
+    [(history_id, _, status)] = recorded_runs(setup.state_dir)
+    assert status == "partial"
+    assert command.returncode == 3, out + err
+    assert f"export vip: partial (run {history_id}" in out, out
+    assert f"run {history_id} ended partial, as history says" in err, err
