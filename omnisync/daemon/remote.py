@@ -33,15 +33,8 @@ from omnisync.daemon.discovery import (
 )
 from omnisync.daemon.replicas import VALID_SHARE, move_objection
 from omnisync.daemon.runs import manual_trigger
-from omnisync.engine.results import (
-    FailureSample,
-    Phase,
-    ReasonCount,
-    RunCounts,
-    RunOutcome,
-    RunProgress,
-    RunResult,
-)
+from omnisync.engine.results import Phase, RunProgress, RunResult
+from omnisync.engine.run_render import result_from_document, run_counts
 from omnisync.errors import OmnisyncError
 from omnisync.state.opening import resolve_state_dsn
 from omnisync.state.store import Fence, LeaseLost, StateError
@@ -333,9 +326,9 @@ def _follower(
         if progress is None or phase not in get_args(Phase):
             return
         if phase != seen["phase"]:
-            progress.phase_started(cast(Phase, phase), _counts(counts))
+            progress.phase_started(cast(Phase, phase), run_counts(counts))
         elif counts != seen["counts"]:
-            progress.counts_updated(_counts(counts))
+            progress.counts_updated(run_counts(counts))
         seen.update(phase=phase, counts=counts)
 
     return follow
@@ -350,72 +343,7 @@ def as_run_result(run: RemoteRun, export: str) -> RunResult:
         # The record's own fields, under the names the summary document gives them.
         document = {
             **run,
-            "run_id": _number(run.get("history_id")),
+            "run_id": run.get("history_id"),
             "stopped": run.get("stop_reason") is not None,
         }
     return result_from_document(document, export)
-
-
-def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
-    """The :class:`RunResult` whose ``result_as_dict`` document this is; a missing or
-    malformed part reads as empty."""
-    return RunResult(
-        export=str(document.get("export") or export),
-        status=_outcome(document.get("status")),
-        counts=_counts(document.get("counts")),
-        run_id=_number(document.get("run_id")),
-        trigger=str(document.get("trigger") or ""),
-        config_revision=str(document.get("config_revision") or ""),
-        started_at=str(document.get("started_at") or ""),
-        ended_at=str(document.get("ended_at") or ""),
-        error=_text(document.get("error")),
-        stopped=document.get("stopped") is True,
-        invalid_reasons=tuple(
-            ReasonCount(
-                str(item["reason"]),
-                _count(item.get("count")),
-                tuple(str(example) for example in item.get("examples") or ()),
-            )
-            for item in _list(document.get("invalid_reasons"))
-            if "reason" in item
-        ),
-        warnings=tuple(
-            ReasonCount(str(item["warning"]), _count(item.get("count")))
-            for item in _list(document.get("warnings"))
-            if "warning" in item
-        ),
-        duplicates_sample=tuple(str(email) for email in document.get("duplicates_sample") or ()),
-        failure_samples=tuple(
-            FailureSample(subject=str(item.get("subject", "")), reason=str(item.get("reason", "")))
-            for item in _list(document.get("failure_samples"))
-        ),
-    )
-
-
-def _outcome(status: object) -> RunOutcome:
-    """The run's own outcome; anything else (``skipped``, ``interrupted``) reads as failed."""
-    return cast(RunOutcome, status) if status in get_args(RunOutcome) else "failed"
-
-
-def _counts(values: object) -> RunCounts:
-    if not isinstance(values, dict):
-        return RunCounts()
-    return RunCounts.from_mapping(
-        {name: value for name, value in values.items() if _number(value) is not None}
-    )
-
-
-def _list(value: object) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _number(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _count(value: object) -> int:
-    return _number(value) or 0
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast, get_args
 
 from omnisync.engine.plan_render import json_text
-from omnisync.engine.results import RunResult
+from omnisync.engine.results import FailureSample, ReasonCount, RunCounts, RunOutcome, RunResult
 
 
 def result_as_dict(result: RunResult) -> dict[str, Any]:
@@ -96,3 +97,69 @@ def _headline(result: RunResult) -> str:
         details.append(f"config {result.config_revision}")
     headline = f"export {result.export}: {result.status}"
     return f"{headline} ({', '.join(details)})" if details else headline
+
+
+def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
+    """The :class:`RunResult` whose ``result_as_dict`` document this is; a missing or
+    malformed part reads as empty."""
+    return RunResult(
+        export=str(document.get("export") or export),
+        status=_outcome(document.get("status")),
+        counts=run_counts(document.get("counts")),
+        run_id=_number(document.get("run_id")),
+        trigger=str(document.get("trigger") or ""),
+        config_revision=str(document.get("config_revision") or ""),
+        started_at=str(document.get("started_at") or ""),
+        ended_at=str(document.get("ended_at") or ""),
+        error=_text(document.get("error")),
+        stopped=document.get("stopped") is True,
+        invalid_reasons=tuple(
+            ReasonCount(
+                str(item["reason"]),
+                _count(item.get("count")),
+                tuple(str(example) for example in item.get("examples") or ()),
+            )
+            for item in _list(document.get("invalid_reasons"))
+            if "reason" in item
+        ),
+        warnings=tuple(
+            ReasonCount(str(item["warning"]), _count(item.get("count")))
+            for item in _list(document.get("warnings"))
+            if "warning" in item
+        ),
+        duplicates_sample=tuple(str(email) for email in document.get("duplicates_sample") or ()),
+        failure_samples=tuple(
+            FailureSample(subject=str(item.get("subject", "")), reason=str(item.get("reason", "")))
+            for item in _list(document.get("failure_samples"))
+        ),
+    )
+
+
+def _outcome(status: object) -> RunOutcome:
+    """The run's own outcome; anything else (``skipped``, ``interrupted``) reads as failed."""
+    return cast(RunOutcome, status) if status in get_args(RunOutcome) else "failed"
+
+
+def run_counts(values: object) -> RunCounts:
+    """A JSON object of counts as :class:`RunCounts`; what is not a count is left out."""
+    if not isinstance(values, dict):
+        return RunCounts()
+    return RunCounts.from_mapping(
+        {name: value for name, value in values.items() if _number(value) is not None}
+    )
+
+
+def _list(value: object) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _number(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _count(value: object) -> int:
+    return _number(value) or 0
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
