@@ -3,7 +3,9 @@
 An *intent* (a creation under way when the process died) has no id to ask
 about: its e-mails are *maybe sent*, and the runner looks those contacts up
 before sending a consent record again (:func:`without_repeated_consent`:
-Omnisend keeps every consent record it gets). Each contact stays in its intent
+Omnisend keeps every consent record it gets). A look-up proves nothing while
+Omnisend still queues a contacts batch created about when the intent was
+sent: its e-mails wait (pending) until none is left. Each contact stays in its intent
 until a run records it (Omnisend acknowledged its write): one that run did not
 reach (held, failed, stopped, out of the segment for now) stays *maybe sent*.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +35,11 @@ logger = logging.getLogger("omnisync.engine")
 
 #: Omnisend keeps batches for about 7 days; older in-flight records are unanswerable.
 BATCH_RETENTION = timedelta(days=6)
+#: How far Omnisend's clock (a batch's createdAt) may be from ours.
+CLOCK_SKEW = timedelta(minutes=5)
+#: How long after its intent a batch creation may reach Omnisend: its wait for a
+#: rate-limit slot is bounded by the 429 budget (900 s).
+SEND_WINDOW = timedelta(minutes=20)
 
 
 # No repr: it holds full e-mail addresses, which must never reach a log line.
@@ -100,6 +107,7 @@ def settle_inflight(
         released += store.release(export, batch.batch_id)
     intents = store.intents(export)
     maybe_sent = frozenset(email for intent in intents for email in intent.emails)
+    queued = _queued(client, intents)
     # Those delivered before (no consent can go to them again) are sent again, whatever
     # the diff says: nobody knows which version Omnisend holds, and a source gone back to
     # the ledger's values would otherwise leave it the other for good. Recording them
@@ -107,13 +115,14 @@ def settle_inflight(
     store.mark_for_resend(export, maybe_sent, now=clock.wall(), keep_tag=True)
     logger.info(
         "settled %d in-flight batch(es) of %s: %d acknowledged, %d released, %d unresolved,"
-        " %d maybe sent",
+        " %d maybe sent%s",
         len(batches),
         export,
         acknowledged,
         released,
         len(unresolved),
         len(maybe_sent),
+        f" (waiting: {queued} batch(es) of their time not finished by Omnisend)" if queued else "",
         extra={
             "event": "engine.settled",
             "export": export,
@@ -121,13 +130,27 @@ def settle_inflight(
             "released": released,
             "unresolved": len(unresolved),
             "maybe_sent": len(maybe_sent),
+            "queued": queued,
         },
     )
     return Settlement(
         acknowledged=acknowledged,
         maybe_sent=maybe_sent,
         intents=tuple(intents),
-        unresolved=frozenset(email for batch in unresolved for email in batch.emails),
+        unresolved=frozenset(email for batch in unresolved for email in batch.emails)
+        | (maybe_sent if queued else frozenset()),
+    )
+
+
+def _queued(client: OmnisendClient, intents: Sequence[InflightBatch]) -> int:
+    """How many contacts batches Omnisend has not finished were created about when
+    ``intents`` were sent: while one may be theirs, a look-up that finds no contact proves
+    nothing (the batch may yet be applied, consent and all), so they wait."""
+    if not intents:
+        return 0
+    created = [datetime.fromisoformat(intent.created_at) for intent in intents]
+    return client.unfinished_batches(
+        created_from=min(created) - CLOCK_SKEW, created_until=max(created) + SEND_WINDOW
     )
 
 
@@ -135,26 +158,17 @@ def without_repeated_consent(
     write: ContactWrite, contact: Mapping[str, Any] | None
 ) -> ContactWrite:
     """``write`` without its consent (and status, set with it) when ``contact``
-    (Omnisend's) already holds that consent record; else ``write`` unchanged."""
+    (Omnisend's) already holds an e-mail consent record from its source, whatever its time
+    (the source's may have changed since the write that may have been sent); else ``write``
+    unchanged. Consent goes only to contacts new to the export: one record is enough."""
     consent = write.consent
     records = None if contact is None else contact.get("consents")
     if consent is None or not isinstance(records, list):
         return write
-    wanted = _instant(consent.changed_at)
     repeated = any(
         isinstance(record, Mapping)
         and record.get("channel", "email") == "email"
-        and _instant(record.get("createdAt")) == wanted
         and record.get("source") == consent.source
         for record in records
     )
     return replace(write, consent=None) if repeated else write
-
-
-def _instant(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

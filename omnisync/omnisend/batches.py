@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -145,6 +146,49 @@ def find_batches(fetch: Fetch, wanted: set[str]) -> dict[str, Mapping[str, Any] 
             )
             found[batch_id] = None
     return found
+
+
+def unfinished_batches(fetch: Fetch, *, created_from: datetime, created_until: datetime) -> int:
+    """How many contacts batches created between the two instants Omnisend has not
+    finished (``pending``, ``inProgress``), from the listing (newest first); when its pages
+    end before ``created_from``, every batch not seen counts as one (not known: not done)."""
+    unfinished = offset = 0
+    for _ in range(MAX_LIST_PAGES):
+        listing = fetch(
+            "batches",
+            endpoint="GET /batches",
+            operation="list batches",
+            params={"endpoint": "contacts", "limit": str(LIST_PAGE_SIZE), "offset": str(offset)},
+        )
+        page = listing.get("batches")
+        page = (
+            [entry for entry in page if isinstance(entry, Mapping)]
+            if isinstance(page, list)
+            else []
+        )
+        for entry in page:
+            created = _instant(entry.get("createdAt"))
+            if created is not None and created < created_from:
+                return unfinished
+            if (created is None or created <= created_until) and entry.get("status") in (
+                "pending",
+                "inProgress",
+            ):
+                unfinished += 1
+        if len(page) < LIST_PAGE_SIZE:
+            return unfinished
+        offset += len(page)
+    return unfinished + 1
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def outcome_from_items(

@@ -14,6 +14,7 @@ import logging
 import random as random_module
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,7 +24,7 @@ from omnisync import __version__
 from omnisync.clock import Clock
 from omnisync.config.secrets import header_value_problem
 from omnisync.masking import mask_email
-from omnisync.omnisend.batches import BatchOutcome, poll_round
+from omnisync.omnisend.batches import BatchOutcome, poll_round, unfinished_batches
 from omnisync.omnisend.errors import (
     API_VERSION,
     ApiError,
@@ -164,6 +165,12 @@ class OmnisendClient:
         """One polling round (:func:`~omnisync.omnisend.batches.poll_round`): the outcomes of
         those ``pending`` batches (id -> e-mails sent) that are now done."""
         return poll_round(self._get_json, pending)
+
+    def unfinished_batches(self, *, created_from: datetime, created_until: datetime) -> int:
+        """:func:`~omnisync.omnisend.batches.unfinished_batches` of this brand."""
+        return unfinished_batches(
+            self._get_json, created_from=created_from, created_until=created_until
+        )
 
     def wait_for_batches(
         self,

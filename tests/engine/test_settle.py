@@ -364,3 +364,47 @@ def test_a_maybe_sent_update_is_sent_again_when_the_source_goes_back(setup: Setu
         assert store.intents("members") == []
         assert store.count_entries("members", tagged=True) == 3
     assert run(setup).counts.unchanged == 3
+
+
+def test_contacts_of_a_lost_answer_wait_while_omnisend_still_queues_batches_of_their_time(
+    setup: Setup,
+) -> None:
+    """The batch whose answer was lost is still queued when the next run starts: a look-up
+    finds none of its contacts, which proves nothing (it may yet be applied, consent and
+    all). They wait while a batch of their time is unfinished, then are looked up."""
+    write_segment(setup.database, people(50))
+    setup.emulator.configure(batch_delay=240.0)  # four seconds of test time
+    setup.emulator.set_faults(
+        Faults(drop_rate=1.0, drop_after_processing=True, only_endpoints=frozenset({UPSERTS}))
+    )
+    assert run(setup).status == "partial"
+    setup.emulator.set_faults(Faults())
+    before = last_sequence(setup.emulator)
+    waiting = run(setup)  # at once: the lost batch is still pending in Omnisend
+    assert emails_of(log_since(setup.emulator, before), UPSERTS) == {}
+    assert (waiting.status, waiting.counts.pending) == ("partial", 50), waiting.error
+    assert setup.emulator.drain()
+    finished = run(setup)
+    assert finished.status == "succeeded", finished.error
+    assert setup.emulator.drain()
+    consents = Counter(len(contact["consents"]) for contact in setup.emulator.contacts())
+    assert consents == {1: 50}
+
+
+def test_a_maybe_sent_contact_whose_consent_time_changed_since_gets_no_second_record(
+    setup: Setup,
+) -> None:
+    write_segment(setup.database, people(20))
+    setup.emulator.set_faults(
+        Faults(drop_rate=1.0, drop_after_processing=True, only_endpoints=frozenset({UPSERTS}))
+    )
+    assert run(setup).status == "partial"
+    setup.emulator.set_faults(Faults())
+    assert setup.emulator.drain()
+    # The source's consent time moves on before the next run looks the contacts up.
+    moved_on = [replace(one, status_at="2026-02-02T10:00:00Z") for one in people(20)]
+    write_segment(setup.database, moved_on)
+    assert run(setup).status == "succeeded"
+    assert setup.emulator.drain()
+    consents = Counter(len(contact["consents"]) for contact in setup.emulator.contacts())
+    assert consents == {1: 20}
