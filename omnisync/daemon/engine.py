@@ -38,8 +38,10 @@ class EngineUnavailable(OmnisyncError):
     """The state store cannot be opened; the message says which and why."""
 
 
-#: How long after a failed opening of the state store it is not tried again.
+#: How long after an opening of the state store that failed slowly (at least
+#: SLOW_OPEN_SECONDS: a connect timeout) it is not tried again.
 REOPEN_AFTER_SECONDS = 10.0
+SLOW_OPEN_SECONDS = 1.0
 
 
 class EngineRuns:
@@ -84,15 +86,18 @@ class EngineRuns:
         with self._opening:
             if self._opened is None:
                 # A server that accepts and never answers costs a whole connect timeout a
-                # try: after a failure, the calls of the next few seconds (a start's or a
-                # status's one per export) fail at once with its reason.
+                # try: after such a failure, the calls of the next few seconds (a start's or
+                # a status's one per export) fail at once with its reason. A quick failure
+                # (a server restarting refuses at once) is tried again at the next call.
                 failed = self._open_failed
                 if failed is not None and time.monotonic() - failed[0] < REOPEN_AFTER_SECONDS:
                     raise StateError(failed[1])
+                started = time.monotonic()
                 try:
                     self._opened = self._open()
                 except StateError as error:
-                    self._open_failed = (time.monotonic(), str(error))
+                    if time.monotonic() - started >= SLOW_OPEN_SECONDS:
+                        self._open_failed = (time.monotonic(), str(error))
                     raise
             return self._opened
 
