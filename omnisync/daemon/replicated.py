@@ -105,9 +105,10 @@ class Replication:
     def _claim(self, export: str, timing: Schedule, *, now: datetime) -> bool:
         """Claim ``export``'s latest fire in ``schedule_fires``: ``True`` for the one claimant."""
         board = self.member.board
-        if board is None:
+        latest = nominal_fire(timing, now=now)
+        if board is None or latest is None:
             return False
-        fire = format_timestamp(nominal_fire(timing, now=now))
+        fire = format_timestamp(latest)
         try:
             claimed = board.claim_fire(export, fire, self.replica_id)
         except StateError as error:

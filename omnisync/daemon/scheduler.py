@@ -54,13 +54,40 @@ class RetryPolicy:
         return None if attempt > self.max_attempts or too_late else moment
 
 
-def nominal_fire(timing: Schedule, *, now: datetime) -> datetime:
+def nominal_fire(timing: Schedule, *, now: datetime) -> datetime | None:
     """The latest fire time of ``timing`` at or before ``now``, as every replica computes it:
-    interval schedules on :data:`EPOCH`'s grid, cron ones on ``now``'s whole minute."""
+    interval schedules on :data:`EPOCH`'s grid, cron ones as their trigger fires (``None``:
+    no fire in the last :data:`CRON_LOOKBACK`)."""
     if timing.every_seconds is not None:
         ticks = (now - EPOCH).total_seconds() // timing.every_seconds
         return EPOCH + timedelta(seconds=ticks * timing.every_seconds)
-    return now.astimezone(UTC).replace(second=0, microsecond=0)
+    return latest_fire(build_trigger(timing), now=now)
+
+
+#: How far back :func:`latest_fire` looks: a valid cron expression fires within 8 years.
+CRON_LOOKBACK = timedelta(days=366 * 9)
+_TICK = timedelta(microseconds=1)
+
+
+def latest_fire(trigger: BaseTrigger, *, now: datetime) -> datetime | None:
+    """The latest fire time of ``trigger`` at or before ``now``; ``None``: none in the last
+    :data:`CRON_LOOKBACK`."""
+    # APScheduler's triggers only look forward: find a fire in spans back from now that
+    # double, then halve the span the latest one lies in, [low, high].
+    span = timedelta(minutes=1)
+    while (low := trigger.get_next_fire_time(None, now - span)) is None or low > now:
+        if span > CRON_LOOKBACK:
+            return None
+        span *= 2
+    high = now
+    while (after := trigger.get_next_fire_time(None, low + _TICK)) is not None and after <= high:
+        middle = after + (high - after) / 2
+        probe = trigger.get_next_fire_time(None, middle)
+        if probe is not None and probe <= high:
+            low = probe
+        else:
+            low, high = after, middle
+    return low  # type: ignore[no-any-return]
 
 
 def build_trigger(timing: Schedule, *, aligned: bool = False) -> BaseTrigger:

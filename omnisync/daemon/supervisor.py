@@ -28,7 +28,7 @@ from omnisync.daemon.reconcile import (
     reconcile,
 )
 from omnisync.daemon.runs import Engine, RunCoordinator, RunRecord
-from omnisync.daemon.scheduler import ExportScheduler, RetryPolicy, missed_since
+from omnisync.daemon.scheduler import ExportScheduler, RetryPolicy, missed_since, nominal_fire
 from omnisync.daemon.status import export_state, parse_time
 
 _log = logging.getLogger("omnisync.daemon")
@@ -151,39 +151,46 @@ class Supervisor:
 
     def catch_up(self, exports: Collection[str] | None = None) -> None:
         """Run once now what missed its schedule while the daemon was down, and resume runs
-        the previous daemon left unfinished (``running``, ``interrupted``, ``partial``); a
-        scheduled run that ``failed`` is retried by the retry policy, spaced from its end (its
-        own retry went with the process, or the brand, that planned it). On a shared store:
-        per brand as its lease is taken (``exports``: that brand's), a missed tick being the
-        latest fire, if this replica claims it, and on-demand runs that died resumed too."""
+        the previous daemon left unfinished (``running``, ``interrupted``, ``partial``; an
+        on-demand export's only if it died: ``running``, ``interrupted``); a scheduled run
+        that ``failed`` is retried by the retry policy, spaced from its end (its own retry
+        went with the process, or the brand, that planned it). On a shared store: per brand
+        as its lease is taken (``exports``: that brand's), a missed tick being the latest
+        fire, when it came after the export's last run started (or it never ran) and this
+        replica claims it."""
         if exports is None and self._shared is not None:
             return
         now = self._clock.wall()
         for name, spec in sorted(self._applied.items()):
             timing = spec.job_timing
-            if exports is not None and name not in exports:
-                continue
-            if timing is None and (self._shared is None or not spec.enabled):
+            if (exports is not None and name not in exports) or not spec.enabled:
                 continue
             last = self._engine.last_run(name) or {}
             unfinished = last.get("status") in (DIED if timing is None else UNFINISHED)
             failed = last.get("status") == "failed" and last.get("trigger") in RETRIED_TRIGGERS
+            started = parse_time(last.get("started_at"))
             if self._shared is not None:
                 if unfinished:
                     self.coordinator.request(name, trigger="catch-up")
                 elif timing is not None:
                     if failed:
                         self._retry_failed(name, last, now=now)
-                    self._fire(name, "schedule")  # the latest fire, if no replica claimed it
+                    fire = nominal_fire(timing, now=now)
+                    if fire is not None and (started is None or fire > started):
+                        self._fire(name, "schedule")  # missed: run it, if nobody claimed it
                 continue
-            started = parse_time(last.get("started_at"))
-            assert timing is not None
-            if unfinished or (
-                started is not None and missed_since(timing, last_started=started, now=now)
-            ):
+            missed = (
+                timing is not None
+                and started is not None
+                and missed_since(timing, last_started=started, now=now)
+            )
+            if unfinished or missed:
                 _log.info(
-                    "export %s missed its schedule while the daemon was down; running it now",
+                    "export %s %s",
                     name,
+                    "left unfinished by the previous daemon; resuming it"
+                    if unfinished
+                    else "missed its schedule while the daemon was down; running it now",
                     extra={"event": "run_catch_up", "export": name},
                 )
                 self.coordinator.request(name, trigger="catch-up")

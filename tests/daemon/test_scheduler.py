@@ -160,9 +160,17 @@ def test_aligned_interval_schedules_agree_on_fire_times_wherever_they_started() 
     assert (nominal_fire(timing, now=now) - EPOCH).total_seconds() % 3 == 0
 
 
-def test_a_cron_fire_is_its_minute() -> None:
+def test_a_cron_fire_is_its_latest_fire_time() -> None:
     from omnisync.daemon.scheduler import nominal_fire
 
     timing = cron("*/5 * * * *", "Europe/Vilnius")
     fired = datetime(2026, 12, 7, 12, 5, 0, 350_000, tzinfo=UTC)
     assert nominal_fire(timing, now=fired) == datetime(2026, 12, 7, 12, 5, tzinfo=UTC)
+    # Late, or asked for on taking a brand: still that fire, not the minute it is now.
+    late = fired + timedelta(minutes=3)
+    assert nominal_fire(timing, now=late) == datetime(2026, 12, 7, 12, 5, tzinfo=UTC)
+    kyiv = cron("0 */6 * * *", "Europe/Kyiv")  # 18:00 in Kyiv is 16:00 UTC
+    now = datetime(2026, 12, 7, 21, 59, tzinfo=UTC)
+    assert nominal_fire(kyiv, now=now) == datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
+    leap = cron("0 0 29 2 *")
+    assert nominal_fire(leap, now=now) == datetime(2024, 2, 29, tzinfo=UTC)
