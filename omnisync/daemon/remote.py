@@ -12,6 +12,7 @@ brand's lease (:class:`HeldBrand`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import threading
@@ -276,12 +277,15 @@ class HeldBrand:
         token = self._board.acquire(self.brand, self.holder, lease_seconds=self._lease)
         if token is None:
             holders = [
-                lease.holder for lease in self._board.board().leases if lease.brand == self.brand
+                f"{lease.holder} (its lease runs out in {math.ceil(lease.seconds_left)} s "
+                "unless renewed)"
+                for lease in self._board.board().leases
+                if lease.brand == self.brand
             ]
             self._board.close()
             raise LeaseLost(
                 f"brand {self.brand} is held by {', '.join(holders) or 'another process'}; "
-                "try again when its run ends"
+                "try again when its run ends, or its lease runs out (a holder that died)"
             )
         self._token = token
         self._valid_until = started + self._lease * VALID_SHARE

@@ -22,11 +22,13 @@ from omnisync.state.postgres import PostgresDatabase
 
 @dataclass(frozen=True)
 class LeaseRow:
-    """One brand's lease: ``live`` while it has not expired."""
+    """One brand's lease: ``live`` while it has not expired, in ``seconds_left`` (the
+    database's clock; ``0`` once expired)."""
 
     brand: str
     holder: str
     live: bool
+    seconds_left: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class LeaseBoard(PostgresDatabase):
                 'config_revision, running FROM replicas ORDER BY id COLLATE "C"'
             )
             leases = connection.cursor(row_factory=class_row(LeaseRow)).execute(
-                "SELECT brand, holder, expires_at > now() AS live "
+                "SELECT brand, holder, expires_at > now() AS live, greatest(0, "
+                "extract(epoch FROM expires_at - now()))::float8 AS seconds_left "
                 'FROM brand_leases ORDER BY brand COLLATE "C"'
             )
             return Board(replicas=tuple(replicas), leases=tuple(leases))

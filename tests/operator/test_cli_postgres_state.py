@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -272,6 +273,9 @@ def test_a_run_while_another_command_runs_the_brand_says_so_at_once(setup: Setup
         code, out, err = setup.run("export", "run", "weekly")
     assert code == 1, out + err
     assert f"is held by {held.holder}" in err and "no replica picked up" not in err, err
+    # A holder that died leaves its lease to run out: the message says when.
+    said = " ".join(err.split())
+    assert re.search(r"its lease runs out in \d+ s unless renewed", said), said
 
 
 def test_a_gone_replica_shows_no_runs_under_way(tmp_path: Path, state_dsn: str) -> None:

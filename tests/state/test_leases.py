@@ -39,6 +39,8 @@ def test_a_free_brand_is_taken_once_and_every_taking_gets_a_larger_token(board):
     assert [(lease.brand, lease.holder, lease.live) for lease in board.board().leases] == [
         ("brand-a", "r1", True)
     ]
+    [lease] = board.board().leases
+    assert 25 < lease.seconds_left <= 30
 
 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_renew_it(board):
