@@ -14,7 +14,7 @@ processing from one beyond the pages read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -113,22 +113,12 @@ def find_batches(fetch: Fetch, wanted: set[str]) -> dict[str, Mapping[str, Any] 
     """The ``wanted`` batches' documents (``None``: Omnisend answered 404): from the listing
     (paging only while one is unseen, at most :data:`MAX_LIST_PAGES`), else one by one."""
     found: dict[str, Mapping[str, Any] | None] = {}
-    offset = 0
-    for _ in range(MAX_LIST_PAGES):
-        listing = fetch(
-            "batches",
-            endpoint="GET /batches",
-            operation="list batches",
-            params={"endpoint": "contacts", "limit": str(LIST_PAGE_SIZE), "offset": str(offset)},
-        )
-        page = listing.get("batches")
-        page = page if isinstance(page, list) else []
+    for page in _listing(fetch):
         for entry in page:
-            if isinstance(entry, Mapping) and str(entry.get("batchID")) in wanted:
+            if str(entry.get("batchID")) in wanted:
                 found[str(entry["batchID"])] = entry
-        if len(found) == len(wanted) or len(page) < LIST_PAGE_SIZE:
+        if len(found) == len(wanted):
             break
-        offset += len(page)
     for batch_id in sorted(wanted - set(found)):
         try:
             found[batch_id] = fetch(
@@ -152,20 +142,8 @@ def unfinished_batches(fetch: Fetch, *, created_from: datetime, created_until: d
     """How many contacts batches created between the two instants Omnisend has not
     finished (``pending``, ``inProgress``), from the listing (newest first); when its pages
     end before ``created_from``, every batch not seen counts as one (not known: not done)."""
-    unfinished = offset = 0
-    for _ in range(MAX_LIST_PAGES):
-        listing = fetch(
-            "batches",
-            endpoint="GET /batches",
-            operation="list batches",
-            params={"endpoint": "contacts", "limit": str(LIST_PAGE_SIZE), "offset": str(offset)},
-        )
-        page = listing.get("batches")
-        page = (
-            [entry for entry in page if isinstance(entry, Mapping)]
-            if isinstance(page, list)
-            else []
-        )
+    unfinished = 0
+    for page in _listing(fetch):
         for entry in page:
             created = _instant(entry.get("createdAt"))
             if created is not None and created < created_from:
@@ -177,8 +155,29 @@ def unfinished_batches(fetch: Fetch, *, created_from: datetime, created_until: d
                 unfinished += 1
         if len(page) < LIST_PAGE_SIZE:
             return unfinished
-        offset += len(page)
     return unfinished + 1
+
+
+def _listing(fetch: Fetch) -> Iterator[list[Mapping[str, Any]]]:
+    """The contacts batches listing page by page, newest first, until a page is not full
+    or :data:`MAX_LIST_PAGES` were read."""
+    offset = 0
+    for _ in range(MAX_LIST_PAGES):
+        listing = fetch(
+            "batches",
+            endpoint="GET /batches",
+            operation="list batches",
+            params={"endpoint": "contacts", "limit": str(LIST_PAGE_SIZE), "offset": str(offset)},
+        )
+        page = listing.get("batches")
+        yield (
+            [entry for entry in page if isinstance(entry, Mapping)]
+            if isinstance(page, list)
+            else []
+        )
+        if not isinstance(page, list) or len(page) < LIST_PAGE_SIZE:
+            return
+        offset += len(page)
 
 
 def _instant(value: object) -> datetime | None:
