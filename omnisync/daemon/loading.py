@@ -19,15 +19,22 @@ from omnisync.errors import OmnisyncError
 
 class LoadFailed(OmnisyncError):
     """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines,
-    ``unreadable`` when its files could not be read at all, ``revision`` theirs (or ``""``)."""
+    ``unreadable`` when its files could not be read at all, ``revision`` theirs (or ``""``);
+    ``secrets`` when only its secrets could not be read (a file that may yet appear)."""
 
     def __init__(
-        self, problems: tuple[str, ...], *, unreadable: bool = False, revision: str = ""
+        self,
+        problems: tuple[str, ...],
+        *,
+        unreadable: bool = False,
+        revision: str = "",
+        secrets: bool = False,
     ) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
         self.unreadable = unreadable
         self.revision = revision
+        self.secrets = secrets
 
 
 class StartupFailed(OmnisyncError):
@@ -87,7 +94,9 @@ class DaemonConfigLoader:
                 problems.append(Diagnostic.at(config.position_or_start(dotted), dotted, str(error)))
         if problems:
             raise LoadFailed(
-                tuple(str(problem) for problem in sorted(problems)), revision=config.revision
+                tuple(str(problem) for problem in sorted(problems)),
+                revision=config.revision,
+                secrets=True,
             )
         return LoadedConfig(
             config=config,

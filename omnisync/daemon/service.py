@@ -53,6 +53,8 @@ _log = logging.getLogger("omnisync.daemon")
 _STALL_SECONDS = 60.0
 #: The main loop comes round at least this often (reconcile, STATUS=, watchdog).
 _TICK_SECONDS = 1.0
+#: A reload that failed only for want of a secret is tried again this often.
+SECRET_RETRY_SECONDS = 15.0
 
 
 class Daemon:
@@ -94,6 +96,7 @@ class Daemon:
         )
         #: The reload history /status shows, newest last.
         self._reloads = collections.deque([started], maxlen=RELOAD_HISTORY)
+        self._secrets_missing_since: float | None = None  # monotonic, of the last try
         self.supervisor = Supervisor(
             engine, config=self.config, clock=clock, metrics=self.metrics, shared=replication
         )
@@ -186,6 +189,12 @@ class Daemon:
             due = self._notes.reload_due(self.config().daemon.reload_debounce_seconds)
             if due is not None and due <= 0:
                 self.reload(source="watch")
+            elif self._secrets_missing_since is not None and (
+                time.monotonic() - self._secrets_missing_since >= SECRET_RETRY_SECONDS
+            ):
+                # Only secrets were missing: a file that appears or is mounted late
+                # (a Secret, a credential) makes no config event to wake a reload.
+                self.reload(source="secret retry")
             self.supervisor.tick()
             status_line = self._status_line()
             if status_line != shown_status:
@@ -248,6 +257,7 @@ class Daemon:
         try:
             loaded = self._loader(self._config_path)
         except LoadFailed as failure:
+            self._secrets_missing_since = time.monotonic() if failure.secrets else None
             running = self.config().revision
             for problem in failure.problems:
                 _log.error(
@@ -270,6 +280,7 @@ class Daemon:
                 problems=failure.problems,
             )
         else:
+            self._secrets_missing_since = None
             self._secrets_loaded(loaded)
             if self._control is not None:
                 follow_token(
