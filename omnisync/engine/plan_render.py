@@ -93,6 +93,8 @@ def render_text(reports: Sequence[PlanReport], failures: Sequence[ExportFailure]
         ]
         if not report.state_found:
             lines.append("  WARNING: " + _NO_STATE)
+        if report.in_flight:
+            lines.append("  NOTE: " + _in_flight(report))
         lines += [f"  HELD (a run would send nothing): {hold}" for hold in report.held]
         if report.changes_nothing:
             lines.append("  nothing to send")
@@ -136,6 +138,13 @@ def render_json(reports: Sequence[PlanReport], failures: Sequence[ExportFailure]
     return json_text(document)
 
 
+def _in_flight(report: PlanReport) -> str:
+    return (
+        f"{report.in_flight:,} contact(s) are in batches a stopped or killed run sent; a run "
+        "first asks Omnisend about them and counts those it accepted as unchanged"
+    )
+
+
 def _display_name(report: PlanReport) -> str:
     """`` (Main store)``: the connection's display name, when it says more than its key."""
     shown = " ".join(report.connection_display_name.split())  # one line, as the plan's
@@ -166,6 +175,8 @@ def render_markdown(reports: Sequence[PlanReport], failures: Sequence[ExportFail
         ]
         if not report.state_found:
             lines.extend([f"> [!WARNING]\n> {markdown_cell(_NO_STATE)}", ""])
+        if report.in_flight:
+            lines.extend([f"> [!NOTE]\n> {markdown_cell(_in_flight(report))}", ""])
         for hold in report.held:
             lines.extend(
                 [f"> [!CAUTION]\n> **Held** (a run would send nothing): {markdown_cell(hold)}", ""]

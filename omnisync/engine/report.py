@@ -7,9 +7,11 @@ e-mails only, and never a secret.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from contextlib import closing
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 
@@ -22,6 +24,7 @@ from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingP
 from omnisync.masking import mask_email
 from omnisync.omnisend.payloads import oversize_reason
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
+from omnisync.sources.sqlite import readonly_uri
 from omnisync.state import LedgerStore, state_path
 
 
@@ -52,6 +55,7 @@ class PlanReport(Tallied):
     max_profiles: int | None = None
     state_found: bool = True
     held: tuple[str, ...] = ()
+    in_flight: int = 0
 
     @property
     def exceeds_max_profiles(self) -> bool:
@@ -234,4 +238,28 @@ def plan_export(
         for item in staged.work():
             tally.add(item, plan.map_work(item, now=now))
         tally.add_leavers(staged.leavers())
-        return tally.report(state_found=state_found)
+        report = tally.report(state_found=state_found)
+    return replace(report, in_flight=in_flight(config, export_name, store=store))
+
+
+def in_flight(config: Config, export: str, *, store: LedgerStore | None) -> int:
+    """Contacts in batches that a stopped or killed run sent and no run has settled (in
+    flight, or intents): the next run asks Omnisend about them before it diffs, so those it
+    acknowledged then count as unchanged, not as the plan counts them. Read-only: from
+    ``store``, else from the state file as it is (``0`` without one, or unreadable)."""
+    if store is not None:
+        batches = (*store.inflight_batches(export), *store.intents(export))
+        return sum(len(batch.emails) for batch in batches)
+    path = state_path(config.daemon.state_dir)
+    try:
+        with closing(sqlite3.connect(readonly_uri(path), uri=True)) as ledger:
+            return sum(
+                ledger.execute(
+                    f"SELECT coalesce(sum(json_array_length(items)), 0) FROM {table} "
+                    "WHERE export = ?",
+                    (export,),
+                ).fetchone()[0]
+                for table in ("inflight_packed", "batch_intents")
+            )
+    except sqlite3.Error:
+        return 0  # no state file yet, or one from before these tables
