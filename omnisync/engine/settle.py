@@ -40,6 +40,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 #: How long after its intent a batch creation may reach Omnisend: its wait for a
 #: rate-limit slot is bounded by the 429 budget (900 s).
 SEND_WINDOW = timedelta(minutes=20)
+#: Any batch of an intent older than this was long applied, or never will be.
+QUEUE_LIMIT = timedelta(days=1)
 
 
 # No repr: it holds full e-mail addresses, which must never reach a log line.
@@ -107,7 +109,7 @@ def settle_inflight(
         released += store.release(export, batch.batch_id)
     intents = store.intents(export)
     maybe_sent = frozenset(email for intent in intents for email in intent.emails)
-    queued = _queued(client, intents)
+    queued = _queued(client, intents, now=clock.wall())
     # Those delivered before (no consent can go to them again) are sent again, whatever
     # the diff says: nobody knows which version Omnisend holds, and a source gone back to
     # the ledger's values would otherwise leave it the other for good. Recording them
@@ -142,13 +144,15 @@ def settle_inflight(
     )
 
 
-def _queued(client: OmnisendClient, intents: Sequence[InflightBatch]) -> int:
+def _queued(client: OmnisendClient, intents: Sequence[InflightBatch], *, now: datetime) -> int:
     """How many contacts batches Omnisend has not finished were created about when
     ``intents`` were sent: while one may be theirs, a look-up that finds no contact proves
-    nothing (the batch may yet be applied, consent and all), so they wait."""
-    if not intents:
-        return 0
+    nothing (the batch may yet be applied, consent and all), so they wait. Not asked once
+    the newest intent is older than :data:`QUEUE_LIMIT` (a busy brand's listing could
+    otherwise keep them waiting for good)."""
     created = [datetime.fromisoformat(intent.created_at) for intent in intents]
+    if not created or now - max(created) > QUEUE_LIMIT:
+        return 0
     return client.unfinished_batches(
         created_from=min(created) - CLOCK_SKEW, created_until=max(created) + SEND_WINDOW
     )

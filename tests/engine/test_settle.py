@@ -408,3 +408,25 @@ def test_a_maybe_sent_contact_whose_consent_time_changed_since_gets_no_second_re
     assert setup.emulator.drain()
     consents = Counter(len(contact["consents"]) for contact in setup.emulator.contacts())
     assert consents == {1: 20}
+
+
+def test_an_intent_older_than_a_day_does_not_wait_for_the_brands_queued_batches(
+    setup: Setup,
+) -> None:
+    """Any batch of an intent that old was applied long ago, or never will be: it does not
+    wait because the brand's listing is too long to see back to its time (a busy brand
+    would hold it for good)."""
+    from datetime import timedelta
+
+    from omnisync.omnisend.batches import LIST_PAGE_SIZE, MAX_LIST_PAGES
+
+    write_segment(setup.database, people(10))
+    prints = fingerprints(setup)
+    with setup.pool() as pool, setup.store() as store:
+        client = pool.client_for(setup.config().connections["shop"])
+        sent = [InflightItem(email, fingerprint, True) for email, fingerprint in prints.items()]
+        store.record_intent("members", "token-a", sent, now=setup.clock.wall() - timedelta(days=2))
+        for number in range(LIST_PAGE_SIZE * MAX_LIST_PAGES + 1):  # other exports' batches
+            client.create_batch(encoded(writes_for(setup, range(100 + number, 101 + number))))
+    finished = run(setup)
+    assert (finished.status, finished.counts.upserted) == ("succeeded", 10), finished.error
