@@ -231,19 +231,30 @@ class RunAttempt:
         if self.recorder is not None:
             for sample in self.recorder.failure_samples:
                 parts.append(f"{sample.subject}: {sample.reason}")
-        parts.append(f"{counts.pending:,} operation(s) left for the next run")
+        parts.append(f"{counts.pending:,} operation(s) {_left(full=self.full)}")
         return "; ".join(parts)
 
     def result(self, base: RunResult) -> RunResult:
         """``base`` completed with what this attempt learnt (samples, reasons)."""
         if self.tally is None or self.recorder is None:  # the apply phase never began
-            return replace(base, stopped=self.stopped)
+            return replace(base, stopped=self.stopped, full=self.full)
         report = self.tally.report()
         return replace(
             base,
             stopped=self.stopped,
+            full=self.full,
             invalid_reasons=report.invalid_reasons,
             warnings=report.warnings,
             duplicates_sample=report.duplicates_sample,
             failure_samples=tuple(self.recorder.failure_samples),
         )
+
+
+def _left(*, full: bool) -> str:
+    """What becomes of the operations a run did not do: a full resync's are no run's."""
+    if full:
+        return (
+            "of the full resync not sent: the next run sends only what changed; run it"
+            " again with --full to finish"
+        )
+    return "left for the next run"

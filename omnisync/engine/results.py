@@ -124,6 +124,7 @@ class RunResult:
     ended_at: str = ""
     error: str | None = None
     stopped: bool = False
+    full: bool = False
     invalid_reasons: tuple[ReasonCount, ...] = ()
     warnings: tuple[ReasonCount, ...] = ()
     duplicates_sample: tuple[str, ...] = ()

@@ -79,7 +79,8 @@ def render_text(result: RunResult) -> str:
         + ")"
     )
     if counts.pending:
-        lines.append(f"  left for the next run: {counts.pending:,} operation(s)")
+        left = "not sent (run the full resync again to finish)" if result.full else None
+        lines.append(f"  {left or 'left for the next run'}: {counts.pending:,} operation(s)")
     if result.error and result.status != "succeeded":
         label = {"failed": "error", "held": "held, nothing sent"}.get(result.status, "note")
         lines.append(f"  {label}: {result.error}")
@@ -113,6 +114,7 @@ def result_from_document(document: Mapping[str, Any], export: str) -> RunResult:
         ended_at=str(document.get("ended_at") or ""),
         error=_text(document.get("error")),
         stopped=document.get("stopped") is True,
+        full=document.get("full") is True,
         invalid_reasons=tuple(
             ReasonCount(
                 str(item["reason"]),

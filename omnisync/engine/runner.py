@@ -333,10 +333,6 @@ class ExportRunner:
                         "; ".join(reasons) + "; nothing was sent. If the change is wanted, "
                         f"release it once: omnisync export run {export.name} --allow-large-change"
                     )
-                if attempt.full:
-                    # In the ledger, not this run's memory alone: what a stop or a crash
-                    # leaves unsent is the next run's, whatever asks for it.
-                    self._store.mark_resync(export.name, now=self._clock.wall())
                 attempt.phase("applying")
                 attempt.apply(
                     store=self._store,

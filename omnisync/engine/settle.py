@@ -161,13 +161,14 @@ def _queued(client: OmnisendClient, intents: Sequence[InflightBatch], *, now: da
 def without_repeated_consent(
     write: ContactWrite, contact: Mapping[str, Any] | None
 ) -> ContactWrite:
-    """``write`` without its consent (and status, set with it) when ``contact``
-    (Omnisend's) already holds an e-mail consent record from its source, whatever its time
-    (the source's may have changed since the write that may have been sent); else ``write``
-    unchanged. Consent goes only to contacts new to the export: one record is enough."""
+    """``write`` without its consent (and status, set with it) when it would add a consent
+    record (a ``subscribed`` status) and ``contact`` (Omnisend's) already holds an e-mail
+    consent record from its source, whatever its time (the source's may have changed since
+    the write that may have been sent); else ``write`` unchanged: any other status adds no
+    record, and an unsubscribe newer than that record must still reach Omnisend."""
     consent = write.consent
     records = None if contact is None else contact.get("consents")
-    if consent is None or not isinstance(records, list):
+    if consent is None or consent.status != "subscribed" or not isinstance(records, list):
         return write
     repeated = any(
         isinstance(record, Mapping)

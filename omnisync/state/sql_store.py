@@ -305,17 +305,6 @@ class LedgerStore(ABC):
             emails,
         )
 
-    def mark_resync(self, export: str, *, now: datetime) -> int:
-        """Make every delivered contact of ``export`` due again (a full resync, kept here so
-        that a stop or a crash leaves its rest to the next run): its fields re-sent, its
-        recorded tag added again (in doubt). Entries stay: never a consent status again."""
-        return self._write(
-            "mark the export for a full resync",
-            "UPDATE ledger_entries SET fingerprint = ?, tag_in_doubt = (tag IS NOT NULL), "
-            "updated_at = ? WHERE export = ?",
-            (NEVER_A_FINGERPRINT, format_timestamp(now), export),
-        )
-
     def _update_entries(
         self, action: str, sql: str, parameters: tuple[object, ...], emails: Collection[str]
     ) -> int:

@@ -386,20 +386,6 @@ class LedgerStoreContract:
         assert (a.tag, a.tag_in_doubt) == (None, False)
         assert (b.tag, b.tag_in_doubt) == ("vip", True)
 
-    def test_a_full_resync_makes_every_entry_of_the_export_due_and_keeps_its_tag(
-        self, store: LedgerStore
-    ) -> None:
-        deliver(store, "vip", [("a@x.io", 1, "vip"), ("b@x.io", 2, None)], now=NOW)
-        deliver(store, "news", [("a@x.io", 1, "news")], now=NOW)
-        assert store.mark_resync("vip", now=LATER) == 2
-        a, b = store.entries("vip")
-        assert (a.fingerprint, a.tag, a.tag_in_doubt) == (NEVER_A_FINGERPRINT, "vip", True)
-        assert (b.fingerprint, b.tag, b.tag_in_doubt) == (NEVER_A_FINGERPRINT, None, False)
-        assert a.updated_at == "2026-03-01T12:05:00.000Z"
-        assert store.entry("news", "a@x.io") == LedgerEntry(
-            "news", "a@x.io", 1, "news", "2026-03-01T12:00:00.000Z"
-        )
-
     def test_tags_never_leak_across_exports(self, store: LedgerStore) -> None:
         deliver(store, "vip", [("a@x.io", 1, None)], now=NOW)
         deliver(store, "news", [("a@x.io", 1, None)], now=NOW)
