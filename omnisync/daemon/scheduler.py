@@ -67,27 +67,39 @@ def nominal_fire(timing: Schedule, *, now: datetime) -> datetime | None:
 #: How far back :func:`latest_fire` looks: a valid cron expression fires within 8 years.
 CRON_LOOKBACK = timedelta(days=366 * 9)
 _TICK = timedelta(microseconds=1)
+#: Each halving at least halves [low, high]: far more than a lookback in microseconds needs.
+_MAX_HALVINGS = 200
 
 
 def latest_fire(trigger: BaseTrigger, *, now: datetime) -> datetime | None:
-    """The latest fire time of ``trigger`` at or before ``now``; ``None``: none in the last
-    :data:`CRON_LOOKBACK`."""
+    """The latest fire time of ``trigger`` at or before ``now``, in UTC; ``None``: none in
+    the last :data:`CRON_LOOKBACK`."""
     # APScheduler's triggers only look forward: find a fire in spans back from now that
-    # double, then halve the span the latest one lies in, [low, high].
+    # double, then halve the span the latest one lies in, [low, high]. In UTC throughout:
+    # arithmetic on a zone's wall clock forgets which of a repeated hour it was in.
+    now = now.astimezone(UTC)
+
+    def next_fire(moment: datetime) -> datetime | None:
+        fire = trigger.get_next_fire_time(None, moment)
+        return None if fire is None else fire.astimezone(UTC)
+
     span = timedelta(minutes=1)
-    while (low := trigger.get_next_fire_time(None, now - span)) is None or low > now:
+    while (low := next_fire(now - span)) is None or low > now:
         if span > CRON_LOOKBACK:
             return None
         span *= 2
     high = now
-    while (after := trigger.get_next_fire_time(None, low + _TICK)) is not None and after <= high:
+    for _ in range(_MAX_HALVINGS):
+        after = next_fire(low + _TICK)
+        if after is None or after > high:
+            return low
         middle = after + (high - after) / 2
-        probe = trigger.get_next_fire_time(None, middle)
+        probe = next_fire(middle)
         if probe is not None and probe <= high:
             low = probe
         else:
             low, high = after, middle
-    return low  # type: ignore[no-any-return]
+    return low  # a fire at or before now, if not the latest: never one still to come
 
 
 def build_trigger(timing: Schedule, *, aligned: bool = False) -> BaseTrigger:

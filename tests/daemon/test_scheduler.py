@@ -4,6 +4,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from omnisync.clock import SystemClock
 from omnisync.daemon.metrics import DaemonMetrics
 from omnisync.daemon.scheduler import ExportScheduler, RetryPolicy, build_trigger, missed_since
@@ -174,3 +176,29 @@ def test_a_cron_fire_is_its_latest_fire_time() -> None:
     assert nominal_fire(kyiv, now=now) == datetime(2026, 12, 7, 16, 0, tzinfo=UTC)
     leap = cron("0 0 29 2 *")
     assert nominal_fire(leap, now=now) == datetime(2024, 2, 29, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "now", "fire"),
+    [
+        # Kyiv's repeated hour on 2026-10-25: 03:00-04:00 local is 00:00-01:00 and again
+        # 01:00-02:00 UTC. Wall-clock arithmetic forgot which one it was in: a search that
+        # never ended, or a fire still to come.
+        ("* * * * *", "2026-10-25T01:01:30", "2026-10-25T01:01:00"),
+        ("*/5 * * * *", "2026-10-25T01:01:30", "2026-10-25T01:00:00"),
+        ("30 * * * *", "2026-10-25T01:01:30", "2026-10-25T00:30:00"),
+        ("30 * * * *", "2026-10-25T02:06:00", "2026-10-25T01:30:00"),
+        ("0-59 0-23 * * *", "2026-10-25T01:07:08", "2026-10-25T00:59:00"),  # set times: once
+        ("*/20 2-4 * * *", "2026-10-25T01:07:08", "2026-10-25T01:00:00"),
+        # The hour skipped in spring (2026-03-29, 03:00 local is 01:00 UTC).
+        ("*/5 * * * *", "2026-03-29T01:02:00", "2026-03-29T01:00:00"),
+    ],
+)
+def test_a_cron_fire_across_a_clock_change_is_the_latest_at_or_before_now(
+    expression: str, now: str, fire: str
+) -> None:
+    from omnisync.daemon.scheduler import nominal_fire
+
+    moment = datetime.fromisoformat(now).replace(tzinfo=UTC)
+    found = nominal_fire(cron(expression, "Europe/Kyiv"), now=moment)
+    assert found == datetime.fromisoformat(fire).replace(tzinfo=UTC)
