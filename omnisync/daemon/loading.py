@@ -20,7 +20,7 @@ from omnisync.errors import OmnisyncError
 class LoadFailed(OmnisyncError):
     """A config that cannot be used; ``problems`` are ``file:line:col: path: message`` lines,
     ``unreadable`` when its files could not be read at all, ``revision`` theirs (or ``""``);
-    ``secrets`` when only its secrets could not be read (a file that may yet appear)."""
+    ``secrets`` when only secret files could not be read (they may yet appear)."""
 
     def __init__(
         self,
@@ -87,16 +87,20 @@ class DaemonConfigLoader:
         config = result.config
         resolved: dict[str, str] = {}  # by dotted path, each path once
         problems: list[Diagnostic] = []
+        unread_kinds: set[str] = set()
         for dotted, reference, header in secret_references(config):
             try:
                 resolved[dotted] = resolve_secret(reference, environ=self._environ, header=header)
             except SecretUnavailable as error:
+                unread_kinds.add(reference.kind)
                 problems.append(Diagnostic.at(config.position_or_start(dotted), dotted, str(error)))
         if problems:
             raise LoadFailed(
                 tuple(str(problem) for problem in sorted(problems)),
                 revision=config.revision,
-                secrets=True,
+                # Only a file may yet appear: the environment and the credentials a
+                # service started with do not change under a running process.
+                secrets=unread_kinds == {"file"},
             )
         return LoadedConfig(
             config=config,
