@@ -1,4 +1,5 @@
-"""Time as an injected dependency: real, scaled (an hour of traffic in seconds) or fake."""
+"""Time as an injected dependency: real, scaled (an hour of traffic in seconds) or fake;
+and parse_time(), the one reader of the timestamps the state store and Omnisend give."""
 
 from __future__ import annotations
 
@@ -81,3 +82,14 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += seconds
+
+
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 / RFC 3339 timestamp (``Z`` accepted, naive read as UTC), or ``None``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -30,6 +30,7 @@ import httpx
 from omnisync.cli.common import add_format, write_json
 from omnisync.cli.main import EXIT_OK
 from omnisync.cli.status_lookup import find_state_dir
+from omnisync.clock import parse_time
 from omnisync.config.location import add_config_argument
 from omnisync.config.model import Config
 from omnisync.daemon.discovery import (
@@ -38,7 +39,7 @@ from omnisync.daemon.discovery import (
     UntrustedStateFile,
     find_info,
 )
-from omnisync.daemon.status import one_line, parse_time
+from omnisync.daemon.status import one_line
 from omnisync.state.store import StateError
 
 if TYPE_CHECKING:

@@ -190,6 +190,11 @@ class Export:
     enabled: bool = True
     guards: Guards = field(default_factory=Guards)
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether the daemon runs it by itself: enabled, with a schedule."""
+        return self.enabled and self.schedule is not None
+
 
 @dataclass(frozen=True)
 class StateSettings:

@@ -29,8 +29,8 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from omnisync import __version__
+from omnisync.clock import parse_time
 from omnisync.config.model import Config
-from omnisync.daemon.status import parse_time
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -252,9 +252,7 @@ class DaemonMetrics:
                 )
                 self.last_success.labels(export=name).set(ended.timestamp() if ended else 0)
             for name, export in config.exports.items():
-                # What the scheduler runs by itself (a job per enabled export with a schedule).
-                runs_by_itself = export.enabled and export.schedule is not None
-                self.scheduled.labels(export=name).set(1 if runs_by_itself else 0)
+                self.scheduled.labels(export=name).set(1 if export.scheduled else 0)
             for name in sorted(self._exports - names):
                 # Every series of the export, whatever outcomes its runs had.
                 for metric in (*self._export_metrics, self.runs):

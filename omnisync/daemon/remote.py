@@ -147,11 +147,11 @@ def _ended_in_history(config: Config, run_id: int, *, pid: int) -> RemoteRun | N
     try:
         with open_configured_store(config.daemon) as store:
             while (run := store.run(run_id)) is not None and run.status == "running":
-                with contextlib.suppress(ProcessLookupError):
+                try:
                     os.kill(pid, 0)  # still draining
-                    time.sleep(POLL_SECONDS)
-                    continue
-                return None
+                except ProcessLookupError:
+                    return None  # gone without ending it: killed
+                time.sleep(POLL_SECONDS)
     except (StateError, PermissionError):
         return None
     return None if run is None else {**run_as_dict(run), "history_id": run.id}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from omnisync.config.model import Config
@@ -90,14 +90,3 @@ def one_line(text: str) -> str:
     """``text`` on one line: control characters escaped (``\\n``, ``\\u001b``), so text
     from a config (an export name) can neither start a line of its own nor drive a terminal."""
     return text.translate(_ESCAPES)
-
-
-def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 / RFC 3339 timestamp (``Z`` accepted, naive read as UTC), or ``None``."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from omnisync.clock import Clock
+from omnisync.clock import Clock, parse_time
 from omnisync.config.model import Config, Export, Schedule
 from omnisync.daemon.control import TriggerAnswer
 from omnisync.daemon.metrics import DaemonMetrics
@@ -29,7 +29,7 @@ from omnisync.daemon.reconcile import (
 )
 from omnisync.daemon.runs import Engine, RunCoordinator, RunRecord
 from omnisync.daemon.scheduler import ExportScheduler, RetryPolicy, missed_since, nominal_fire
-from omnisync.daemon.status import export_state, parse_time
+from omnisync.daemon.status import export_state
 
 _log = logging.getLogger("omnisync.daemon")
 
@@ -258,7 +258,7 @@ class Supervisor:
         return {
             "state": export_state(
                 enabled=export.enabled,
-                scheduled=export.enabled and export.schedule is not None,
+                scheduled=export.scheduled,
                 running=running is not None,
                 retrying=retry_at is not None,
                 held=held is not None,

@@ -7,10 +7,8 @@ e-mails only, and never a secret.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from itertools import islice
@@ -24,8 +22,8 @@ from omnisync.mapping import MISSING_EMAIL, InvalidRow, MappingOutcome, MappingP
 from omnisync.masking import mask_email
 from omnisync.omnisend.payloads import oversize_reason
 from omnisync.planning import ItemActions, Leaver, StageCounts, WorkItem, item_actions
-from omnisync.sources.sqlite import readonly_uri
 from omnisync.state import LedgerStore, state_path
+from omnisync.state.sqlite import count_in_flight
 
 
 @dataclass(frozen=True)
@@ -250,16 +248,4 @@ def in_flight(config: Config, export: str, *, store: LedgerStore | None) -> int:
     if store is not None:
         batches = (*store.inflight_batches(export), *store.intents(export))
         return sum(len(batch.emails) for batch in batches)
-    path = state_path(config.daemon.state_dir)
-    try:
-        with closing(sqlite3.connect(readonly_uri(path), uri=True)) as ledger:
-            return sum(
-                ledger.execute(
-                    f"SELECT coalesce(sum(json_array_length(items)), 0) FROM {table} "
-                    "WHERE export = ?",
-                    (export,),
-                ).fetchone()[0]
-                for table in ("inflight_packed", "batch_intents")
-            )
-    except sqlite3.Error:
-        return 0  # no state file yet, or one from before these tables
+    return count_in_flight(state_path(config.daemon.state_dir), export)

@@ -79,8 +79,12 @@ def render_text(result: RunResult) -> str:
         + ")"
     )
     if counts.pending:
-        left = "not sent (run the full resync again to finish)" if result.full else None
-        lines.append(f"  {left or 'left for the next run'}: {counts.pending:,} operation(s)")
+        left = (
+            "not sent (run the full resync again to finish)"
+            if result.full
+            else "left for the next run"
+        )
+        lines.append(f"  {left}: {counts.pending:,} operation(s)")
     if result.error and result.status != "succeeded":
         label = {"failed": "error", "held": "held, nothing sent"}.get(result.status, "note")
         lines.append(f"  {label}: {result.error}")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from omnisync.clock import parse_time
 from omnisync.omnisend.errors import ApiError, FieldProblem, field_problems
 
 logger = logging.getLogger("omnisync.omnisend")
@@ -145,7 +146,7 @@ def unfinished_batches(fetch: Fetch, *, created_from: datetime, created_until: d
     unfinished = 0
     for page in _listing(fetch):
         for entry in page:
-            created = _instant(entry.get("createdAt"))
+            created = parse_time(entry.get("createdAt"))
             if created is not None and created < created_from:
                 return unfinished
             if (created is None or created <= created_until) and entry.get("status") in (
@@ -178,16 +179,6 @@ def _listing(fetch: Fetch) -> Iterator[list[Mapping[str, Any]]]:
         if not isinstance(page, list) or len(page) < LIST_PAGE_SIZE:
             return
         offset += len(page)
-
-
-def _instant(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def outcome_from_items(

@@ -58,11 +58,33 @@ def check_state_database(path: str | os.PathLike[str]) -> None:
         return
     _refuse_if_not_a_file(database)
     try:
-        connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+        connection = _read_only(database)
     except sqlite3.Error as error:
         raise StateError(f"cannot open state database {database}: {error}") from None
     with closing(connection), _translated(database, "read"):
         _read_version(database, connection)
+
+
+def count_in_flight(path: str | os.PathLike[str], export: str) -> int:
+    """The contacts of ``export``'s in-flight batches and intents in the state database at
+    ``path``, read without opening (migrating) it, for readers that never write (``plan``);
+    ``0`` without a database, or one from before those tables."""
+    try:
+        with closing(_read_only(Path(path))) as connection:
+            return sum(
+                connection.execute(
+                    f"SELECT coalesce(sum(json_array_length(items)), 0) FROM {table} "
+                    "WHERE export = ?",
+                    (export,),
+                ).fetchone()[0]
+                for table in (SqliteLedgerStore._inflight_packed, "batch_intents")
+            )
+    except sqlite3.Error:
+        return 0
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
 
 
 class SqliteLedgerStore(LedgerStore):

@@ -125,13 +125,17 @@ class Cluster:
         )
         self.replicas[replica] = process.start(wait=wait)
         if wait and schema:
-            wait_until(
-                lambda: self.query("SELECT to_regclass('brand_leases') IS NOT NULL")[0][0],
-                timeout=30,
-                interval=0.1,
-                message="the replica to create the shared schema",
-            )
+            self.wait_for_schema()
         return process
+
+    def wait_for_schema(self) -> None:
+        """Until a replica has created the shared schema."""
+        wait_until(
+            lambda: self.query("SELECT to_regclass('brand_leases') IS NOT NULL")[0][0],
+            timeout=30,
+            interval=0.1,
+            message="the replica to create the shared schema",
+        )
 
     def stop_all(self) -> None:
         for process in self.replicas.values():

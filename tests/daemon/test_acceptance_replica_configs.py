@@ -87,12 +87,7 @@ class OneConfigCluster(Cluster):
             extra_env=self.environment(replica),
         )
         self.replicas[replica] = process.start()
-        wait_until(
-            lambda: self.query("SELECT to_regclass('brand_leases') IS NOT NULL")[0][0],
-            timeout=30,
-            interval=0.1,
-            message="the replica to create the shared schema",
-        )
+        self.wait_for_schema()
         return process
 
     def replica_id(self, replica: int) -> str:
