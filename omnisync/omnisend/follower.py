@@ -244,7 +244,7 @@ class BatchFollower:
         items = dict(zip(batch.emails, batch.writes.items, strict=True))
         # Any consent record of the stopped batch counts: sent once, as it was.
         writes = EncodedBatch(
-            leftovers, tuple(items[email] for email in leftovers), batch.writes.carries_consent
+            leftovers, b"\n".join(items[email] for email in leftovers), batch.writes.carries_consent
         )
 
         def uncertain(error: OmnisendError) -> bool:

@@ -92,11 +92,19 @@ def contact_body(write: ContactWrite) -> dict[str, Any]:
 @dataclass(frozen=True, repr=False)
 class EncodedBatch:
     """One packed batch: ``items[i]`` is the encoded ``POST /batches`` item for ``emails[i]``;
-    ``carries_consent`` when an item holds a consent record."""
+    ``carries_consent`` when an item holds a consent record.
+
+    The items are held as one ``packed`` bytes, joined by newlines (compact JSON holds
+    none): a batch is kept until Omnisend is done with it, and a hundred small objects per
+    batch kept that long fragment the heap (30 MB of peak RSS at 300,000 contacts)."""
 
     emails: tuple[str, ...]
-    items: tuple[bytes, ...]
+    packed: bytes
     carries_consent: bool = False
+
+    @property
+    def items(self) -> tuple[bytes, ...]:
+        return tuple(self.packed.split(b"\n"))
 
     def __len__(self) -> int:
         return len(self.emails)
@@ -106,7 +114,7 @@ class EncodedBatch:
 
     def body(self) -> bytes:
         """The ``POST /batches`` body: endpoint ``contacts``, method ``POST``, these items."""
-        return _ENVELOPE_HEAD + b",".join(self.items) + _ENVELOPE_TAIL
+        return _ENVELOPE_HEAD + self.packed.replace(b"\n", b",") + _ENVELOPE_TAIL
 
 
 #: Bytes a contact's JSON item holds beyond its texts (keys, quotes, consent), at most.
@@ -165,7 +173,7 @@ class BatchPacker:
         """Return the batch being packed (``None`` when empty) and start a new one."""
         if not self._emails:
             return None
-        batch = EncodedBatch(tuple(self._emails), tuple(self._items), self._consent)
+        batch = EncodedBatch(tuple(self._emails), b"\n".join(self._items), self._consent)
         self._emails, self._items, self._bytes = [], [], ENVELOPE_BYTES
         self._consent = False
         return batch
