@@ -89,10 +89,6 @@ class CsvReader(_FileReader):
         with opened as handle:
             records = self._records(handle, encoding)
             names = next(records, [])
-            if names:
-                # A spreadsheet's file often starts with a byte order mark (UTF-8, or the
-                # UTF-16LE of Excel's "Unicode text"): not part of the first column's name.
-                names[0] = names[0].removeprefix("\ufeff")
             header = tuple(name.strip() for name in names)
             if not header:
                 raise self._error(f"the file is empty: no header line in {self.path}")
@@ -111,7 +107,7 @@ class CsvReader(_FileReader):
         # (a long note in a column nobody maps); but a stray quote must not read the rest
         # of a large file into memory as one field.
         csv.field_size_limit(CSV_FIELD_LIMIT)
-        reader = csv.reader(handle, delimiter=self.delimiter, strict=True)
+        reader = csv.reader(_without_byte_order_mark(handle), delimiter=self.delimiter, strict=True)
         try:
             yield from filter(None, reader)  # blank lines are empty records
         except UnicodeError as error:
@@ -127,6 +123,17 @@ class CsvReader(_FileReader):
             ) from None
         except csv.Error as error:
             raise self._error(f"line {reader.line_num}: malformed CSV: {error}") from None
+
+
+def _without_byte_order_mark(lines: Iterable[str]) -> Iterator[str]:
+    # A spreadsheet's file often starts with a byte order mark (UTF-8, or the UTF-16LE of
+    # Excel's "Unicode text"). It goes before the csv module reads the header: a quoted
+    # first name after it is not a quoted field to the csv module ('\ufeff"email"').
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is not None:
+        yield first.removeprefix("\ufeff")
+        yield from lines
 
 
 def _line_of_decode_error(path: Path, encoding: str) -> int | None:

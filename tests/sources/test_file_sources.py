@@ -124,10 +124,14 @@ def test_csv_utf16_with_a_byte_order_mark_and_a_bad_unit_names_the_line(tmp_path
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be", "utf-32-le"])
-def test_csv_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path, encoding: str) -> None:
+@pytest.mark.parametrize("header", ["email,first_name", '"email","first_name"'])
+def test_csv_byte_order_mark_is_not_part_of_the_first_column(
+    tmp_path: Path, encoding: str, header: str
+) -> None:
     # Excel's "Unicode text" is UTF-16LE with a byte order mark; a user names the codec.
+    # Exporters that quote every field write the mark before the first quote.
     path = tmp_path / "excel.csv"
-    path.write_bytes("\ufeffemail,first_name\r\nolena@example.com,Олена\r\n".encode(encoding))
+    path.write_bytes(f"\ufeff{header}\r\nolena@example.com,Олена\r\n".encode(encoding))
     reader = csv_reader(path, encoding=encoding)
     assert list(reader.rows(["email"])) == [("olena@example.com",)]
 
