@@ -131,7 +131,7 @@ def run_through_daemon(
             if ended is None:
                 raise RemoteRunFailed(lost) from None
             tell(f"{lost}; run {known[0]} ended {ended['status']}, as history says")
-            return ended
+            return {**ended, "full": full}  # history does not keep it; the summary needs it
     if record.get("status") == "refused":
         raise RemoteRunFailed(f"{daemon} did not run {export}: {record.get('error')}")
     return record

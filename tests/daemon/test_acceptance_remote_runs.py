@@ -8,6 +8,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests import cli
 from tests.daemon.harness import API_KEY, make_source
 from tests.daemon.harness import run_keyed_cli as run_cli
@@ -130,10 +132,11 @@ def test_a_run_whose_api_key_cannot_be_read_is_refused_by_the_daemon_and_never_r
     assert len([e for e in events if e.get("event") == "engine.run_finished"]) == 1
 
 
-def test_export_run_whose_daemon_stops_mid_run_ends_with_the_runs_own_outcome(setup):
+@pytest.mark.parametrize("full", [False, True], ids=["", "full"])
+def test_export_run_whose_daemon_stops_mid_run_ends_with_the_runs_own_outcome(setup, full):
     """SIGTERM to the daemon while `export run` waits on its run: the daemon stops the run at
     a batch boundary and records it partial; the command says so (exit 3, the summary from
-    history), not "failed"."""
+    history), not "failed"; what a full resync did not send is not "left for the next run"."""
     import os
     import signal
     import subprocess
@@ -146,7 +149,8 @@ def test_export_run_whose_daemon_stops_mid_run_ends_with_the_runs_own_outcome(se
     (config_dir / "omnisync.yaml").write_text(setup.render(ExportYaml("vip", schedule=None)))
     daemon = setup.daemon(config_dir).start()
     command = subprocess.Popen(
-        [sys.executable, "-m", "omnisync", "export", "run", "vip", "--config", str(config_dir)],
+        [sys.executable, "-m", "omnisync", "export", "run", "vip", "--config", str(config_dir)]
+        + (["--full"] if full else []),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -169,3 +173,5 @@ def test_export_run_whose_daemon_stops_mid_run_ends_with_the_runs_own_outcome(se
     assert command.returncode == 3, out + err
     assert f"export vip: partial (run {history_id}" in out, out
     assert f"run {history_id} ended partial, as history says" in err, err
+    assert ("left for the next run:" in out) is not full, out
+    assert ("not sent (run the full resync again to finish):" in out) is full, out
