@@ -48,7 +48,8 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
     """The runs as a table, one line each; then each error's first line, cut to
     the console's width (a long error never stretches the table). Too wide for the
     console, it leaves out :data:`DROPPED_FIRST` in that order: the run, its export,
-    status and counts are never cut."""
+    status and counts are never cut (still too wide, the lines are wider: the terminal
+    wraps them)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -88,25 +89,24 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
             line.append(next((part.strip() for part in run.error.splitlines() if part.strip()), ""))
             errors.append(line)
     shown = list(columns)
-    for dropped in DROPPED_FIRST:
+
+    def needed() -> int:
         # Each column: its widest cell, a space either side, a rule between columns.
         widths = (max(len(column), *(len(row[column]) for row in rows)) for column in shown)
-        if sum(width + 3 for width in widths) - 1 <= console.width:
+        return sum(width + 3 for width in widths) - 1
+
+    for dropped in DROPPED_FIRST:
+        if needed() <= console.width:
             break
         if dropped in shown:
             shown.remove(dropped)
-    table = Table(show_edge=False, header_style="bold")
+    # Still too wide, the table keeps its width and the terminal wraps the lines: a cut
+    # cell ("3…" for 339, "p…") would mislead.
+    width = needed() if needed() > console.width else None
+    table = Table(show_edge=False, header_style="bold", width=width)
     for column in shown:
         left = column in LEFT_ALIGNED
-        # Still too wide: text is cut, never a number (a "3…" would read as 3); the
-        # numbers alone too wide, the lines are (the terminal wraps them).
-        whole = None if left else max(len(column), *(len(row[column]) for row in rows))
-        table.add_column(
-            column,
-            justify="left" if left else "right",
-            no_wrap=True,
-            min_width=whole,
-        )
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
     for row in rows:
         style = STATUS_STYLES.get(row["status"], "")
         table.add_row(
