@@ -79,14 +79,18 @@ def consent_status(value: object) -> ChannelStatus | None:
     return _STATUS_SPELLINGS.get(key)
 
 
+_EPOCH_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def consent_time(value: object) -> datetime | None:
     """The time a source recorded, as an aware UTC datetime, or ``None``.
 
     ISO 8601 / RFC 3339 text (``Z`` or an offset; a naive time is taken as
     UTC, as SQLite's ``CURRENT_TIMESTAMP`` writes it; a date alone is its
     midnight) or Unix epoch seconds as a real number (``int``, ``float``,
-    ``Decimal``...; never a ``bool``). ``None`` too for an instant outside
-    years 1 to 9999 in UTC.
+    ``Decimal``...; never a ``bool``) or as its decimal text (``1714555800.000000``:
+    PostgreSQL's numeric reaches the mapping as exact text). ``None`` too for an
+    instant outside years 1 to 9999 in UTC.
     """
     if value is None or isinstance(value, bool):
         return None
@@ -103,7 +107,8 @@ def consent_time(value: object) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        return None
+        # Not ISO 8601, which reads 20240501 as a date first: epoch seconds as text.
+        return consent_time(Decimal(text)) if _EPOCH_TEXT.fullmatch(text) else None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     try:

@@ -140,6 +140,12 @@ def test_status_spellings(spelling: object, status: str | None) -> None:
         (Decimal("1714555800.000000"), datetime(2024, 5, 1, 9, 30, tzinfo=UTC)),
         (Decimal("1714555800.5"), datetime(2024, 5, 1, 9, 30, 0, 500000, tzinfo=UTC)),
         (Fraction(3429111601, 2), datetime(2024, 5, 1, 9, 30, 0, 500000, tzinfo=UTC)),
+        # ... which a PostgreSQL source stages as its exact text; a CSV holds text too.
+        ("1714555800.000000", datetime(2024, 5, 1, 9, 30, tzinfo=UTC)),
+        (" 1714555800 ", datetime(2024, 5, 1, 9, 30, tzinfo=UTC)),
+        ("20240501", datetime(2024, 5, 1, tzinfo=UTC)),  # ISO 8601's basic date first
+        ("1714555800.5.1", None),
+        ("9" * 30 + ".5", None),  # past year 9999
         ("01/05/2024", None),
         (True, None),
         (float("nan"), None),
@@ -265,3 +271,10 @@ def test_a_consent_detail_that_cannot_be_sent_as_it_is_is_left_out_with_a_warnin
         "consent ip: control characters removed",
         "consent user agent is longer than 255 characters; not sent",
     )
+
+
+def test_a_postgresql_numeric_epoch_is_a_consent_time_as_the_source_stages_it() -> None:
+    from omnisync.sources.postgres import canonical
+
+    staged = canonical(Decimal("1714555800.000000"))  # extract(epoch from ...)
+    assert consent_time(staged) == datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
