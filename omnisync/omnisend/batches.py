@@ -14,6 +14,7 @@ processing from one beyond the pages read.
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,14 +142,23 @@ def find_batches(fetch: Fetch, wanted: set[str]) -> dict[str, Mapping[str, Any] 
 
 def unfinished_batches(fetch: Fetch, *, created_from: datetime, created_until: datetime) -> int:
     """How many contacts batches created between the two instants Omnisend has not
-    finished (``pending``, ``inProgress``), from the listing (newest first); when its pages
-    end before ``created_from``, every batch not seen counts as one (not known: not done)."""
+    finished (``pending``, ``inProgress``), from the listing; when its pages end before
+    it is read through, every batch not seen counts as one (not known: not done).
+
+    The listing's order is not documented: a page seen newest first (as Omnisend and the
+    emulator list) ends the look at its first batch older than ``created_from``; a page
+    in any other order is read whole, and so is the next.
+    """
     unfinished = 0
     for page in _listing(fetch):
-        for entry in page:
-            created = parse_time(entry.get("createdAt"))
+        times = [parse_time(entry.get("createdAt")) for entry in page]
+        known = [moment for moment in times if moment is not None]
+        newest_first = known[:1] > known[-1:] and all(map(operator.ge, known, known[1:]))
+        for entry, created in zip(page, times, strict=True):
             if created is not None and created < created_from:
-                return unfinished
+                if newest_first:
+                    return unfinished
+                continue
             if (created is None or created <= created_until) and entry.get("status") in (
                 "pending",
                 "inProgress",

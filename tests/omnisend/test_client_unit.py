@@ -7,6 +7,8 @@ import json
 import logging
 import random
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -490,3 +492,28 @@ def test_an_item_without_its_request_is_read_by_its_contact_response() -> None:
     }
     outcome = outcome_from_items("b1", "finished", items, ["a@x.io", "b@x.io", "c@x.io"])
     assert outcome.accepted == {"a@x.io", "b@x.io"}
+
+
+@pytest.mark.parametrize("newest_first", [True, False], ids=["newest first", "oldest first"])
+def test_unfinished_batches_does_not_rely_on_the_listings_order(newest_first: bool) -> None:
+    # Omnisend does not document the order of GET /batches: read oldest first, the first
+    # old batch must not end the look before the queued one is seen.
+    from omnisync.omnisend.batches import unfinished_batches
+
+    start = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    listing = [
+        {"batchID": str(minute), "createdAt": f"2026-05-01T11:{minute:02d}:00Z", "status": status}
+        for minute, status in ((10, "finished"), (30, "pending"), (50, "inProgress"))
+    ]
+    listing.append({"batchID": "late", "createdAt": "2026-05-01T12:30:00Z", "status": "pending"})
+    if newest_first:
+        listing.reverse()
+
+    def fetch(path: str, **request: Any) -> dict[str, Any]:
+        assert request["endpoint"] == "GET /batches"
+        return {"batches": listing}
+
+    found = unfinished_batches(
+        fetch, created_from=start - timedelta(minutes=40), created_until=start
+    )
+    assert found == 2  # 11:30 and 11:50; 11:10 is before the window, 12:30 after it
