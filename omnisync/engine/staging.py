@@ -357,4 +357,35 @@ def _fill_from_sqlite(
     except sqlite3.Error as error:
         if _is_scratch_failure(error):
             raise
+        if str(error) == "user-defined function raised exception":
+            # Python's sqlite3 cannot pass a TEXT value that is not UTF-8 to a function.
+            bad = _columns_not_utf8(connection, query, columns)
+            if bad:
+                cause = (
+                    f"column(s) {', '.join(bad)} hold text that is not UTF-8 (written in"
+                    " another encoding?); fix the data, or select CAST(column AS BLOB)"
+                    " to have such rows reported as invalid"
+                )
+                raise SourceError(cause, segment=segment, source=source) from error
         raise translate_error(error, segment=segment, source=source) from error
+
+
+def _columns_not_utf8(
+    connection: sqlite3.Connection, query: str, columns: tuple[str, ...]
+) -> list[str]:
+    def utf8(value: bytes) -> bool:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    connection.create_function("omnisync_utf8", 1, utf8, deterministic=True)
+    source = subquery(query, dialect="sqlite")
+    found = []
+    for column in columns:
+        quoted = quote_identifier(column)
+        test = f"typeof({quoted}) = 'text' AND NOT omnisync_utf8(CAST({quoted} AS BLOB))"
+        if connection.execute(f"SELECT 1 FROM ({source}) WHERE {test} LIMIT 1").fetchone():
+            found.append(column)
+    return found

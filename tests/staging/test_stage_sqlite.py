@@ -274,6 +274,18 @@ def test_source_errors_are_raised_before_anything_is_yielded(
     assert cause in caught.value.cause
 
 
+def test_text_that_is_not_utf8_names_its_column(source: Path, ledger: Path) -> None:
+    # Written by a client in Latin-1: Python's sqlite3 cannot read it, and the whole
+    # segment failed with "user-defined function raised exception".
+    with sqlite3.connect(source) as database:
+        database.execute("UPDATE customers SET first_name = CAST(X'4F6CE96E61' AS TEXT)")
+    database.close()
+    config = make_config(source_path=source, state_dir=ledger.parent, exports=[EXPORT])
+    with pytest.raises(SourceError) as caught, stage_export(config, "vip"):
+        pytest.fail("stage_export yielded despite a source error")
+    assert caught.value.cause.startswith("column(s) first_name hold text that is not UTF-8")
+
+
 def test_a_missing_source_file(tmp_path: Path) -> None:
     config = make_config(source_path=tmp_path / "gone.sqlite", state_dir=tmp_path)
     with pytest.raises(SourceError, match="database file not found"), stage_export(config, "vip"):
