@@ -61,6 +61,16 @@ class _FileReader:
             cause = f"cannot open {self.path}: {error.strerror}"
         raise self._error(cause) from None
 
+    def _require_unchanged(self, handle: IO[Any], opened: os.stat_result) -> None:
+        # A writer still at work (appending, or rewriting in place) leaves a last line
+        # half written that reads as a valid row: an address cut short is a real contact.
+        now = os.fstat(handle.fileno())
+        if (now.st_size, now.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+            raise self._error(
+                f"{self.path} changed while it was read: write it elsewhere and rename it"
+                " into place, so that a reader sees it whole"
+            )
+
 
 @dataclass(frozen=True)
 class CsvReader(_FileReader):
@@ -87,6 +97,7 @@ class CsvReader(_FileReader):
                 " set the source's csv.encoding"
             ) from None
         with opened as handle:
+            at_open = os.fstat(handle.fileno())
             records = self._records(handle, encoding)
             names = next(records, [])
             header = tuple(name.strip() for name in names)
@@ -101,6 +112,7 @@ class CsvReader(_FileReader):
                 yield tuple(
                     record[position] if position < width else None for position in positions
                 )
+            self._require_unchanged(handle, at_open)
 
     def _records(self, handle: Iterable[str], encoding: str) -> Iterator[list[str]]:
         # The csv module refuses fields over 128 KiB by default, a valid file's included
@@ -176,6 +188,7 @@ class JsonlReader(_FileReader):
     def rows(self, columns: Sequence[str]) -> Iterator[tuple[object, ...]]:
         """Yield, per object, the values of ``columns`` (``None`` when a key is absent)."""
         with self._open("rb") as handle:
+            at_open = os.fstat(handle.fileno())
             for number, raw in enumerate(handle, start=1):
                 line = raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw
                 if not line.strip():
@@ -207,6 +220,7 @@ class JsonlReader(_FileReader):
                 if "\\u" in text:
                     self._require_text(row, columns, number)
                 yield row
+            self._require_unchanged(handle, at_open)
 
     def _require_text(self, row: Sequence[object], columns: Sequence[str], number: int) -> None:
         """Raise :class:`SourceError` if a value of ``row`` cannot be encoded as UTF-8."""

@@ -279,3 +279,33 @@ def test_open_segment_for_files_passes_csv_options_and_refuses_a_query(tmp_path:
         open_segment(make_config(source_path=path, kind="jsonl", state_dir=tmp_path), "vip"),
         JsonlReader,
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "whole", "appended"),
+    [
+        ("csv", "email\na@example.com\nb@example.com\n", "late.customer@example.co"),
+        (
+            "jsonl",
+            '{"email": "a@example.com"}\n{"email": "b@example.com"}\n',
+            '{"email": "late.customer@example.co"}',
+        ),
+    ],
+)
+def test_a_file_written_while_it_is_read_is_refused(
+    tmp_path: Path, kind: str, whole: str, appended: str
+) -> None:
+    # The writer appends its row in two writes; the reader came between them and read
+    # "…@example.co", a valid address of somebody else.
+    path = tmp_path / f"people.{kind}"
+    path.write_text(whole)
+    rows = (csv_reader if kind == "csv" else jsonl_reader)(path).rows(["email"])
+    assert next(rows) == ("a@example.com",)
+    with path.open("a") as writer:
+        writer.write(appended)
+    with pytest.raises(SourceError) as caught:
+        list(rows)
+    assert caught.value.cause.endswith(
+        "changed while it was read: write it elsewhere and rename it into place,"
+        " so that a reader sees it whole"
+    )
