@@ -70,15 +70,15 @@ def _reason_lines(reasons: Sequence[ReasonCount]) -> list[str]:
 def _limit_line(report: PlanReport) -> str | None:
     if report.max_profiles is None:
         return None
-    # The guard counts profiles before they are mapped: distinct e-mails.
-    profiles = f"{report.counts.members:,}"
+    # The guard counts the profiles a run would deliver or keep: valid members.
+    profiles = f"{report.members:,}"
     limit = f"{report.max_profiles:,}"
     if report.exceeds_max_profiles:
         return (
-            f"max_profiles EXCEEDED: {profiles} profiles (distinct e-mails) > {limit}; "
+            f"max_profiles EXCEEDED: {profiles} profiles (valid members) > {limit}; "
             "the run would stop before sending anything"
         )
-    return f"max_profiles: {profiles} profiles (distinct e-mails) of at most {limit}"
+    return f"max_profiles: {profiles} profiles (valid members) of at most {limit}"
 
 
 def render_text(reports: Sequence[PlanReport], failures: Sequence[ExportFailure] = ()) -> str:

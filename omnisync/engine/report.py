@@ -57,8 +57,8 @@ class PlanReport(Tallied):
 
     @property
     def exceeds_max_profiles(self) -> bool:
-        """Whether the run would stop before sending: more members than ``max_profiles``."""
-        return self.max_profiles is not None and self.counts.members > self.max_profiles
+        """Whether the run would stop before sending: more valid members than ``max_profiles``."""
+        return self.max_profiles is not None and self.members > self.max_profiles
 
     @property
     def changes_nothing(self) -> bool:
@@ -151,6 +151,13 @@ class PlanTally:
             _keep(self._samples["tag"], item.email)
         return actions
 
+    def add_all(self, *, now: datetime | None) -> None:
+        """Map and add every work item, and sample the leavers: the whole plan."""
+        plan = MappingPlan(self.staged.export)
+        for item in self.staged.work():
+            self.add(item, plan.map_work(item, now=now))
+        self.add_leavers(self.staged.leavers())
+
     def tallied(self) -> Tallied:
         """The numbers so far (final once every work item was added)."""
         counts = self.staged.counts
@@ -200,11 +207,16 @@ class PlanTally:
 
 def valid_members(staged: StagedExport, *, now: datetime | None) -> int:
     """The members a run would deliver or keep, as :meth:`PlanTally.tallied` counts them,
-    but counted only until :func:`hold_reasons` has enough (``max(1, min_members)``):
-    unchanged members were valid when delivered; work items are mapped in segment order."""
-    wanted = max(1, staged.export.guards.min_members)
-    found = staged.counts.members - staged.counts.work
-    plan = MappingPlan(staged.export)
+    but counted only until :func:`hold_reasons` has enough (``max(1, min_members)``) and,
+    when the segment has more e-mails than ``max_profiles``, until it is known whether
+    they exceed it: unchanged members were valid when delivered; work items are mapped in
+    segment order."""
+    export, counts = staged.export, staged.counts
+    wanted = max(1, export.guards.min_members)
+    if export.max_profiles is not None and counts.members > export.max_profiles:
+        wanted = max(wanted, export.max_profiles + 1)
+    found = counts.members - counts.work
+    plan = MappingPlan(export)
     for item in staged.work() if found < wanted else ():
         outcome = plan.map_work(item, now=now)
         found += outcome is None or not isinstance(sendable(outcome.result), InvalidRow)
@@ -232,10 +244,7 @@ def plan_export(
     state_found = store is not None or state_path(config.daemon.state_dir).is_file()
     with stage_export(config, export_name, store=store, environ=environ) as staged:
         tally = PlanTally(staged)
-        plan = MappingPlan(staged.export)
-        for item in staged.work():
-            tally.add(item, plan.map_work(item, now=now))
-        tally.add_leavers(staged.leavers())
+        tally.add_all(now=now)
         report = tally.report(state_found=state_found)
     return replace(report, in_flight=in_flight(config, export_name, store=store))
 

@@ -315,22 +315,26 @@ class ExportRunner:
                 full=attempt.full,
             ) as staged:
                 attempt.tally = PlanTally(staged)
-                members = staged.counts.members
-                if export.max_profiles is not None and members > export.max_profiles:
+                members = valid_members(staged, now=self._clock.wall())
+                too_many = export.max_profiles is not None and members > export.max_profiles
+                held = (
+                    ()
+                    if attempt.allow_large_change
+                    else hold_reasons(export.guards, staged.counts, valid_members=members)
+                )
+                if too_many or held:
+                    # A run that stops here records the counts its plan shows.
+                    attempt.tally.add_all(now=self._clock.wall())
+                if too_many:
                     raise RunFailed(
-                        f"segment '{export.segment}' selects {members:,} contacts, more than "
+                        f"segment '{export.segment}' selects "
+                        f"{attempt.tally.tallied().members:,} contacts, more than "
                         f"the export's max_profiles ({export.max_profiles:,}); nothing was sent. "
                         "Check the segment's query, or raise max_profiles."
                     )
-                if not attempt.allow_large_change and (
-                    reasons := hold_reasons(
-                        export.guards,
-                        staged.counts,
-                        valid_members=valid_members(staged, now=self._clock.wall()),
-                    )
-                ):
+                if held:
                     raise RunHeld(
-                        "; ".join(reasons) + "; nothing was sent. If the change is wanted, "
+                        "; ".join(held) + "; nothing was sent. If the change is wanted, "
                         f"release it once: omnisync export run {export.name} --allow-large-change"
                     )
                 attempt.phase("applying")

@@ -9,11 +9,12 @@ import sqlite3
 import pytest
 
 from omnisync.config.model import Config
-from omnisync.engine.results import RunResult
+from omnisync.engine.report import plan_export
+from omnisync.engine.results import RunResult, Tallied
 from omnisync.engine.runner import ApiKeyUnavailable, ExportBusy, ExportRunner, UnknownExport
 from omnisync.state.locks import ExportLock
 from tests.engine.conftest import Setup
-from tests.engine.helpers import WRITES, omnisync, people, write_segment
+from tests.engine.helpers import WRITES, omnisync, people, person, write_segment
 
 
 def run(setup: Setup, *, config: Config | None = None, api_key: str = "test-key") -> RunResult:
@@ -126,6 +127,28 @@ def test_max_profiles_stops_the_run_before_anything_is_sent(setup: Setup) -> Non
     assert setup.emulator.request_log() == []
     assert result.counts.members == 50
     setup.rewrite(max_profiles=50)
+    assert run(setup).status == "succeeded"
+
+
+def test_max_profiles_counts_valid_members_as_plan_and_run_alike(setup: Setup) -> None:
+    # Invalid rows are never sent, so they are no profiles; a refused run records the
+    # counts its plan shows (invalid rows not counted as members to create or tag).
+    rows = [*people(3), person(90, email="no-at-sign"), person(91, email=None)]
+    write_segment(setup.database, rows)
+    setup.rewrite(max_profiles=2)
+    with setup.store() as store:
+        plan = plan_export(setup.config(), "members", store=store)
+    assert plan.exceeds_max_profiles and (plan.members, plan.invalid) == (3, 2)
+    result = run(setup)
+    assert_failed_and_recorded(setup, result, "3 contacts", "max_profiles (2)")
+    tallied = [field.name for field in dataclasses.fields(Tallied)]
+    with setup.store() as store:
+        [record] = store.runs("members")
+    for name in tallied:
+        assert getattr(result.counts, name) == getattr(plan, name) == record.counts[name], name
+    setup.rewrite(max_profiles=3)
+    with setup.store() as store:
+        assert not plan_export(setup.config(), "members", store=store).exceeds_max_profiles
     assert run(setup).status == "succeeded"
 
 

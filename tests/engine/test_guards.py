@@ -63,6 +63,24 @@ def test_an_emptied_source_is_held_then_released_once(setup: Setup) -> None:
     assert export_run(setup)[0] == 0
 
 
+def test_a_held_run_records_the_counts_its_plan_shows(setup: Setup) -> None:
+    from tests.engine.helpers import write_segment
+
+    write_segment(setup.database, people(3))
+    assert export_run(setup)[0] == 0
+    # A bad ETL load: every domain cut, so no row is valid (none may count as to create).
+    execute(setup.database, "UPDATE people SET email = replace(email, '.com', '')")
+    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    (plan,) = json.loads(planned.stdout)["plans"]
+    assert (plan["members"], plan["invalid"], plan["to_create"], plan["to_tag"]) == (0, 3, 0, 0)
+    code, held = export_run(setup)
+    assert (code, held["status"]) == (4, "held")
+    assert "no valid member (3 invalid)" in held["error"]
+    recorded = history(setup)[0]["counts"]
+    for name in ("rows", "members", "invalid", "to_create", "to_update", "to_tag", "leaving"):
+        assert plan[name] == held["counts"][name] == recorded[name], name
+
+
 def test_a_recovered_source_clears_the_hold_and_sends_only_real_changes(setup: Setup) -> None:
     from tests.engine.helpers import write_segment
 

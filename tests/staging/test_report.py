@@ -117,7 +117,7 @@ def test_max_profiles_exceeded_is_reported(config: Config) -> None:
     small = replace(config, exports={"vip": replace(EXPORT, max_profiles=5)})
     report = plan_export(small, "vip", now=NOW)
     assert report.exceeds_max_profiles
-    assert "max_profiles EXCEEDED: 8 profiles (distinct e-mails) > 5" in render_text([report])
+    assert "max_profiles EXCEEDED: 6 profiles (valid members) > 5" in render_text([report])
 
 
 def all_renderings(report: PlanReport) -> list[str]:
@@ -166,7 +166,7 @@ def test_text_rendering(config: Config) -> None:
     assert "not sent: 3 invalid rows" in text
     assert "1  missing e-mail  (e.g. row 4)" in text
     assert "consent: 1 new contact sent with the e-mail status recorded in the source" in text
-    assert "max_profiles: 8 profiles (distinct e-mails) of at most 100" in text
+    assert "max_profiles: 6 profiles (valid members) of at most 100" in text
     assert text.rstrip().endswith("export 'news': cannot plan: boom")
 
 
