@@ -20,11 +20,13 @@ from omnisync.config.diagnostics import render_text, summarize
 from omnisync.config.loader import try_load_config
 from omnisync.config.location import config_path_from
 from omnisync.config.model import Config
+from omnisync.masking import mask_emails_in
 
 
 def fail(message: str, status: int = EXIT_FAILED) -> int:
-    """Print ``message`` on stderr; returns ``status``, for the command to exit with."""
-    print(message, file=sys.stderr)
+    """Print ``message`` on stderr, e-mail addresses masked; returns ``status``, for the
+    command to exit with."""
+    print(mask_emails_in(message), file=sys.stderr)
     return status
 
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Literal, Protocol
 
+from omnisync.masking import mask_emails_in
+
 #: How many masked examples a plan or a run keeps per sample.
 SAMPLE_SIZE = 5
 
@@ -16,6 +18,10 @@ class ExportFailure:
 
     export: str
     message: str
+
+    def __post_init__(self) -> None:
+        # Printed in every format; an address that reached an error is masked, as in history.
+        object.__setattr__(self, "message", mask_emails_in(self.message))
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,14 @@ def require_columns(
     missing = [column for column in wanted if fold(column) not in present]
     if missing:
         names = ", ".join(f"'{column}'" for column in missing)
-        offered = ", ".join(available) if available else "none"
+        offered = f"the segment has: {', '.join(available) or 'none'}"
+        if any("@" in name for name in available):
+            # An e-mail address, not a column name: the first row of a file without its
+            # header line, taken for one; a customer's data, so never quoted.
+            offered = "its header looks like a row of data: does the file have a header line?"
         noun = "column" if len(missing) == 1 else "columns"
         raise SourceError(
-            f"missing {noun} {names} (the segment has: {offered})",
+            f"missing {noun} {names} ({offered})",
             segment=segment,
             source=source,
         )

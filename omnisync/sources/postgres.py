@@ -12,6 +12,7 @@ The DSN and any password in it never appear in an error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import KW_ONLY, dataclass, field
@@ -203,11 +204,14 @@ class PostgresReader:
 
         primary = error.diag.message_primary or str(error)
         if isinstance(error, errors.DataError | errors.IntegrityError):
-            # These give the row's value after a colon (`invalid input syntax for type
-            # bigint: "…"`, `date field value out of range: 1990-13-05`), which may be an
-            # e-mail address or any other personal data.
-            head, colon, _ = primary.partition(":")
-            primary = f"{head}: … (a value of a row, not shown)" if colon else primary
+            # These quote the row's value after a colon (`invalid input syntax for type
+            # bigint: "…"`, `date field value out of range: 1990-13-05`) or in double quotes
+            # (`invalid value "…" for "Mon"`), and it may be an e-mail address or any other
+            # personal data: only the words before either are shown, and the condition.
+            head, *cut = re.split(r'[:"]', primary, maxsplit=1)
+            condition = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(error).__name__).lower()
+            shown = f"{head.rstrip()} … (a value of a row, not shown; " if cut else f"{primary} ("
+            primary = f"{shown}{error.diag.sqlstate} {condition})".lstrip()
         quoted = f"'{primary}'{self._location(error, prefix)}"
         if error.diag.message_hint:
             quoted += f" (hint: {error.diag.message_hint})"

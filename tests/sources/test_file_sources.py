@@ -144,6 +144,17 @@ def test_csv_missing_column_lists_the_header(tmp_path: Path) -> None:
     assert caught.value.cause == "missing column 'email' (the segment has: Email, name)"
 
 
+def test_a_csv_without_its_header_line_never_quotes_the_first_row(tmp_path: Path) -> None:
+    # Its first row is taken as the header: listing those "column names" prints a customer.
+    path = tmp_path / "a.csv"
+    path.write_text("olena.kovalenko@example.com,Olena,Kyiv\nbob@example.com,Bob,Paris\n")
+    with pytest.raises(SourceError) as caught:
+        list(csv_reader(path).rows(["email", "first"]))
+    assert caught.value.cause.startswith("missing columns 'email', 'first' (")
+    assert "does the file have a header line?" in caught.value.cause
+    assert "olena" not in caught.value.cause.casefold() and "Kyiv" not in caught.value.cause
+
+
 def test_csv_malformed_quoting_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "a.csv"
     path.write_text('email,name\nx@example.com,"X\ny@example.com,"Y"Z\n')

@@ -220,3 +220,31 @@ def test_plan_without_a_state_store_says_so_in_every_format(config_path: Path) -
     assert required.returncode == 1
     assert "no state store at" in required.stderr and "--require-state" in required.stderr
     assert "to create" not in required.stdout
+
+
+def test_plan_explain_and_drift_mask_an_e_mail_in_any_error(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Whatever path an address takes into an error, the commands print it masked, in every
+    # format, as export run and history do.
+    from omnisync.errors import OmnisyncError
+    from omnisync.sources.errors import SourceError
+
+    def leaky(*args: object, **options: object) -> None:
+        raise SourceError("row olena.kovalenko@example.com", segment="gold", source="cdp")
+
+    def leaky_store(*args: object, **options: object) -> None:
+        raise OmnisyncError("row olena.kovalenko@example.com")
+
+    monkeypatch.setattr("omnisync.cli.plan.plan_export", leaky)
+    monkeypatch.setattr("omnisync.engine.explain.explain_email", leaky)
+    monkeypatch.setattr("omnisync.cli.drift.open_existing_store", leaky_store)
+    for command in (
+        *(["plan", "vip", "--format", form] for form in ("text", "json", "markdown")),
+        *(["explain", "jonas@example.lt", "--format", form] for form in ("text", "json")),
+        ["drift", "vip"],
+    ):
+        assert main([*command, "--config", str(config_path)]) == 1
+        captured = capsys.readouterr()
+        assert "o***o@e***e.com" in captured.err, command
+        assert "olena.kovalenko@example.com" not in captured.out + captured.err, command
