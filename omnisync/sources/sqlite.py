@@ -43,9 +43,14 @@ def open_readonly(path: Path, *, segment: str, source: str) -> sqlite3.Connectio
         # Reading the schema is what reveals a file that is not a database.
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as error:
-        raise SourceError(
-            f"cannot open {path} as a SQLite database: {error}", segment=segment, source=source
-        ) from error
+        # A writer holding the file past sqlite3's 5 s wait is no sign of a bad file.
+        busy = getattr(error, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+        cause = (
+            f"cannot read {path}: {error} by a writer"
+            if busy
+            else f"cannot open {path} as a SQLite database: {error}"
+        )
+        raise SourceError(cause, segment=segment, source=source) from error
     return connection
 
 

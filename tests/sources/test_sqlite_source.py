@@ -82,6 +82,17 @@ def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
         rows(bogus, "SELECT 1")
 
 
+def test_a_database_a_writer_keeps_locked_is_not_called_a_bad_file(database: Path) -> None:
+    writer = sqlite3.connect(database, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # past sqlite3's 5 s wait
+    try:
+        with pytest.raises(SourceError) as caught:
+            rows(database, "SELECT 1")
+    finally:
+        writer.close()
+    assert caught.value.cause == f"cannot read {database}: database is locked by a writer"
+
+
 def test_a_directory_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="is a directory"):
         rows(tmp_path, "SELECT 1")
