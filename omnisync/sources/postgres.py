@@ -203,15 +203,15 @@ class PostgresReader:
         from psycopg import errors
 
         primary = error.diag.message_primary or str(error)
-        if isinstance(error, errors.DataError | errors.IntegrityError):
-            # These quote the row's value after a colon (`invalid input syntax for type
-            # bigint: "…"`, `date field value out of range: 1990-13-05`) or in double quotes
-            # (`invalid value "…" for "Mon"`), and it may be an e-mail address or any other
-            # personal data: only the words before either are shown, and the condition.
-            head, *cut = re.split(r'[:"]', primary, maxsplit=1)
-            condition = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(error).__name__).lower()
-            shown = f"{head.rstrip()} … (a value of a row, not shown; " if cut else f"{primary} ("
-            primary = f"{shown}{error.diag.sqlstate} {condition})".lstrip()
+        if not error.diag.statement_position:
+            # Not placed in the query's text, so raised on the rows: what it quotes after a
+            # colon or in double quotes (`invalid input syntax for type bigint: "…"`,
+            # `invalid value "…" for "Mon"`, `unrecognized configuration parameter "…"`)
+            # may be a row's value, an e-mail address or any other personal data.
+            head, colon, _ = primary.partition(":")
+            shown = re.sub(r'"[^"]*"', '"…"', head) + (": …" if colon else "")
+            if shown != primary:
+                primary = f"{shown} (a value of a row, not shown)"
         quoted = f"'{primary}'{self._location(error, prefix)}"
         if error.diag.message_hint:
             quoted += f" (hint: {error.diag.message_hint})"
