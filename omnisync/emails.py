@@ -26,8 +26,7 @@ _PLAIN_EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 
 
 def normalise_email(value: object) -> str | None:
-    """The e-mail key of a raw value: trimmed, in Unicode NFC and lower-cased; ``None``
-    when empty.
+    """The e-mail key of a raw value: trimmed and lower-cased; ``None`` when empty.
 
     The staging SQL registers this very function, so the key a row is staged,
     diffed and recorded under is always the e-mail that is sent. Bytes that are
@@ -37,10 +36,6 @@ def normalise_email(value: object) -> str | None:
     if value is None:
         return None
     text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-    # One address typed or stored in two Unicode forms ("é" as one code point or as
-    # "e" and a combining accent) is one mailbox, and RFC 6532 asks for NFC.
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
     normalised = text.strip().lower()
     return normalised or None
 
