@@ -26,7 +26,8 @@ class ExportFailure:
 
 @dataclass(frozen=True)
 class FailureSample:
-    """One refused item or call, for the run summary: what (masked) and Omnisend's reason."""
+    """One failed item or call (refused, or never answered in time), for the run summary:
+    what (masked) and the reason."""
 
     subject: str
     reason: str

@@ -71,7 +71,7 @@ def render_text(result: RunResult) -> str:
     if result.duplicates_sample:
         lines.append(f"  duplicates, e.g.: {', '.join(result.duplicates_sample)}")
     for sample in result.failure_samples:
-        lines.append(f"  refused: {sample.subject}: {sample.reason}")
+        lines.append(f"  failed: {sample.subject}: {sample.reason}")
     lines.append(
         f"  Omnisend requests: {counts.requests:,} ({counts.batches:,} "
         f"batch{'' if counts.batches == 1 else 'es'}"

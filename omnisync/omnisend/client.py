@@ -352,6 +352,12 @@ class OmnisendClient:
                         rate_limit_waited,
                         extra={"event": "omnisend.rate_limit_budget_exhausted"},
                     )
+                    budget = self._policy.rate_limit_budget
+                    if retry_after is not None and retry_after > budget:
+                        # One wait asked for, longer than the budget: not a storm.
+                        wait = f"Omnisend asked for a wait of {retry_after:.0f} s, more than"
+                        advice = f"{wait} the {budget:.0f} s allowed; run again later"
+                        raise ApiError(operation, status=429, problem=problem, advice=advice)
                     raise error
                 # Pausing the limiter (not just sleeping here) keeps every other
                 # thread of the brand from sending before the pause ends too.

@@ -116,7 +116,8 @@ class ApiError(OmnisendError):
     404 by ``endpoint`` too, a template such as ``"GET /batches/{batchID}"``).
     ``after_unanswered``: an earlier attempt of the same request got no answer, so
     Omnisend may have processed the request although this answer refused it;
-    ``maybe_processed``: that, or this answer itself (408, 5xx) leaves it open."""
+    ``maybe_processed``: that, or this answer itself (408, 5xx) leaves it open.
+    ``advice`` replaces the advice by status."""
 
     def __init__(
         self,
@@ -126,6 +127,7 @@ class ApiError(OmnisendError):
         problem: Mapping[str, Any] | None = None,
         after_unanswered: bool = False,
         endpoint: str = "",
+        advice: str | None = None,
     ) -> None:
         problem = problem or {}
         title, detail, instance = (
@@ -149,7 +151,9 @@ class ApiError(OmnisendError):
                     f"{field.field}: {field.message} [{field.code}]" for field in self.problems
                 )
             )
-        if status == 404 and endpoint in _BATCH_ENDPOINTS:
+        if advice is not None:
+            parts.append(advice)
+        elif status == 404 and endpoint in _BATCH_ENDPOINTS:
             parts.append(_BATCH_GONE)
         else:
             parts.append(_ADVICE.get(500 if status >= 500 else status, _UNEXPECTED))

@@ -311,6 +311,19 @@ def test_a_429_storm_longer_than_the_budget_ends_in_rate_limited() -> None:
     assert len(requests) == 4  # three waits of 60 s fit the 180 s budget, the 4th does not
 
 
+def test_one_429_asking_for_a_wait_past_the_budget_says_so() -> None:
+    # Not a storm: "kept answering 'too many requests' … lower rate_limit" would mislead.
+    answers: list[httpx.Response | Exception] = [httpx.Response(429, json={"retryAfter": 3600})]
+    client, requests, _, _ = make_client(answers)
+    with pytest.raises(ApiError) as caught:
+        client.create_batch(encoded(WRITES))
+    assert caught.value.status == 429 and len(requests) == 1
+    assert "kept answering" not in str(caught.value)
+    assert str(caught.value).endswith(
+        "Omnisend asked for a wait of 3600 s, more than the 900 s allowed; run again later"
+    )
+
+
 @pytest.mark.parametrize(
     "answer",
     [
