@@ -1,4 +1,5 @@
-"""Masking of e-mail addresses and secrets for logs, errors and ``plan`` output. Pure."""
+"""Masking of e-mail addresses and secrets for logs, errors and ``plan`` output, and
+control characters made visible in text from a config. Pure."""
 
 from __future__ import annotations
 
@@ -75,3 +76,17 @@ def redact(message: str, dsn: str) -> str:
             text = text.replace(secret, "[redacted]")
     text = _PASSWORD_PAIR.sub(r"\1[redacted]", text)
     return _URI_PASSWORD.sub(r"\1[redacted]@", text)
+
+
+#: Control characters (C0, DEL, C1: ``\n``, ``\r``, NEL...) and the Unicode line and
+#: paragraph separators, each as a visible escape.
+_ESCAPES = {
+    code: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(chr(code), f"\\u{code:04x}")
+    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters escaped (``\\n``, ``\\u001b``), so text
+    from a config (an export name) can neither start a line of its own nor drive a terminal."""
+    return text.translate(_ESCAPES)

@@ -39,7 +39,7 @@ from omnisync.daemon.discovery import (
     UntrustedStateFile,
     find_info,
 )
-from omnisync.daemon.status import one_line
+from omnisync.masking import one_line
 from omnisync.state.store import StateError
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Mapping
 
-from omnisync.daemon.status import one_line
+from omnisync.masking import one_line
 
 _log = logging.getLogger("omnisync.daemon.notify")
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from omnisync.config.model import Config
+from omnisync.masking import one_line
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,3 @@ def status_line(
         rejected = f" OF {last_reload.revision}" if last_reload.revision else ""
         line += f"; LAST RELOAD{rejected} FAILED: {last_reload.error}"
     return one_line(line)  # the error quotes the config: an export name may hold a newline
-
-
-#: Control characters (C0, DEL, C1: ``\n``, ``\r``, NEL...) and the Unicode line and
-#: paragraph separators, each as a visible escape.
-_ESCAPES = {
-    code: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(chr(code), f"\\u{code:04x}")
-    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
-}
-
-
-def one_line(text: str) -> str:
-    """``text`` on one line: control characters escaped (``\\n``, ``\\u001b``), so text
-    from a config (an export name) can neither start a line of its own nor drive a terminal."""
-    return text.translate(_ESCAPES)

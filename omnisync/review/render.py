@@ -4,7 +4,9 @@ Secrets appear only as the references the config holds.
 
 - Text (rich): coloured by risk when ``color`` (a terminal asked for it).
 - A field's values are shown on one line; quoted, with escapes, when that line would
-  hide how they differ (whitespace only).
+  hide how they differ (whitespace only). Config text has its control characters
+  escaped (``\\u001b``) in every format (JSON escapes them itself), and in Markdown the
+  spaces HTML would collapse or strip shown as ``␠``.
 - Markdown, for a pull-request comment: a summary table (one row per change:
   effects, highest risk, cost, approvers), then each change's effects and a
   table of its fields, collapsed in ``<details>`` when longer than
@@ -25,14 +27,16 @@ import dataclasses
 import io
 import json
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 from omnisync.config.diagnostics import escape_data, escape_property
 from omnisync.config.model import Position
+from omnisync.masking import one_line
 from omnisync.review.model import CHANGE_TYPES, RISKS, Change, Effect, FieldChange, Review, cost
 
 #: Markdown details longer than this many lines are collapsed.
@@ -44,6 +48,14 @@ _RISK_STYLES = {"info": "cyan", "warning": "yellow", "danger": "bold red"}
 _RISK_MARKS = {"danger": "🔴 danger", "warning": "🟠 warning", "info": "🔵 info", None: "—"}
 _LEVELS = {"danger": "error", "warning": "warning", "info": "notice"}
 _EFFECT_KEYS = ("code", "risk", "message", "members", "requests", "minutes")
+
+#: Spaces that Markdown or HTML would strip or collapse: at either end, or in a run.
+_HIDDEN_SPACES = re.compile(r"^ +| +$| {2,}")
+
+
+def escape(text: str) -> str:
+    """``text`` for rich markup, shown as it is: control characters visible."""
+    return escape_markup(one_line(text))
 
 
 def _summary_line(review: Review) -> str:
@@ -96,7 +108,7 @@ def render_text(review: Review, *, color: bool = False) -> str:
     )
     console.print(f"omnisync diff: {escape(review.base)} → {escape(review.head)}")
     console.print(_summary_line(review))
-    console.print(_members_line(review))
+    console.print(escape(_members_line(review)))
     for change in review.changes:
         style = _CHANGE_STYLES[change.change]
         console.print(
@@ -133,12 +145,12 @@ def _quoted(text: str | None) -> str | None:
 def _one_line(text: str | None) -> str:
     if text is None:
         return "(none)"
-    return " ⏎ ".join(line.strip() for line in text.strip().splitlines()) or '""'
+    return one_line(" ⏎ ".join(line.strip() for line in text.strip().splitlines())) or '""'
 
 
 def render_markdown(review: Review) -> str:
     lines = [
-        f"### omnisync diff: `{_code(review.base)}` → `{_code(review.head)}`",
+        f"### omnisync diff: {_code(review.base)} → {_code(review.head)}",
         "",
         _summary_line(review) + ".",
         "",
@@ -155,7 +167,7 @@ def render_markdown(review: Review) -> str:
         codes = ", ".join(f"`{effect.code}`" for effect in change.effects) or "—"
         requests, minutes = cost(change.effects)
         lines.append(
-            f"| {_escape(change.kind)} `{_code(change.name or '-')}` | {change.change} | {codes}"
+            f"| {_escape(change.kind)} {_code(change.name or '-')} | {change.change} | {codes}"
             f" | {_RISK_MARKS[change.risk]} | {'—' if requests is None else requests}"
             f" | {'—' if minutes is None else f'{minutes:g}'}"
             f" | {_escape(', '.join(change.approvers)) or '—'} |"
@@ -171,7 +183,7 @@ def render_markdown(review: Review) -> str:
 
 
 def _details(change: Change) -> list[str]:
-    lines = [f"#### {_escape(change.kind)} `{_code(change.name or '-')}` ({change.change})", ""]
+    lines = [f"#### {_escape(change.kind)} {_code(change.name or '-')} ({change.change})", ""]
     effects = [
         # One escape for both: escaping the cost alone would drop its leading space.
         f"- **{effect.risk}** `{effect.code}`: {_escape(effect.message + _cost_text(effect))}"
@@ -182,25 +194,36 @@ def _details(change: Change) -> list[str]:
         lines += ["| field | before | after |", "|---|---|---|"]
         for field in change.fields:
             before, after = _distinct(field, _value)
-            lines.append(f"| `{_code(field.path)}` | {before} | {after} |")
+            lines.append(f"| {_code(field.path)} | {before} | {after} |")
         lines.append("")
     return lines
 
 
 def _value(text: str | None) -> str:
-    return "—" if text is None else f"`{_code(text)}`"
+    return "—" if text is None else _code(text)
 
 
 def _code(text: str) -> str:
-    """Text for inside a code span in a table: no backticks, no pipes, one line."""
-    return " ".join(text.replace("`", "'").replace("|", "¦").split())
+    """``text`` as a code span for a table cell, on one line and shown as written, so that
+    different texts look different: control characters and hidden spaces made visible,
+    ``|`` escaped (it would end the cell), delimited by a backtick run longer than any in it
+    (CommonMark), padded with a space (stripped again) when it starts or ends with one."""
+    shown = _spaces(one_line(text)).replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall("`+", shown)), default=0) + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
+def _spaces(text: str) -> str:
+    """The spaces in ``text`` that Markdown or HTML would strip or collapse as ``␠``."""
+    return _HIDDEN_SPACES.sub(lambda run: "␠" * len(run.group()), text)
 
 
 def _escape(text: str) -> str:
     """Text outside code spans: Markdown and HTML specials made literal."""
     for special in ("\\", "`", "*", "_", "[", "]", "<", ">", "|", "#"):
         text = text.replace(special, "\\" + special)
-    return " ".join(text.split())
+    return _spaces(one_line(text))
 
 
 def render_json(review: Review, *, root: str | None = None) -> str:
@@ -268,10 +291,10 @@ def render_github(review: Review, *, root: str | None = None) -> str:
 def _command(level: str, position: Position | None, title: str, text: str, root: str | None) -> str:
     properties = []
     if position is not None:
-        properties += [f"file={escape_property(_shown(position.file, root))}"]
+        properties += [f"file={escape_property(one_line(_shown(position.file, root)))}"]
         properties += [f"line={position.line}"]
-    properties.append(f"title={escape_property(title)}")
-    return f"::{level} {','.join(properties)}::{escape_data(text)}\n"
+    properties.append(f"title={escape_property(one_line(title))}")
+    return f"::{level} {','.join(properties)}::{escape_data(one_line(text))}\n"
 
 
 def _shown(file: str, root: str | None) -> str:

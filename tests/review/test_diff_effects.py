@@ -208,7 +208,7 @@ def test_a_change_that_cannot_change_members_has_no_membership_effect(repository
     text = repository.diff("--base", "HEAD").stdout
     assert 'query: "SELECT id, email' in text and '→ "  SELECT id, email' in text, text
     markdown = repository.diff_here("--base", "HEAD", "--format", "markdown")[1]
-    assert '| `"SELECT id, email' in markdown and '| `" SELECT id, email' in markdown, markdown
+    assert "| `SELECT id, email" in markdown and "| `␠␠SELECT id, email" in markdown, markdown
 
 
 def test_fields_are_reported_one_by_one_and_secrets_as_references(repository):
