@@ -4,8 +4,8 @@ Per export (comparing the export and everything it depends on: its segment
 and that segment's source, its connection's brand, its schedule):
 
 - ``first_export`` (warning): an export is added, or enabled again;
-- ``export_renamed`` (danger): an export is added that delivers to the brand and tag of
-  a removed one: ledgers are kept by name, so every member is sent again, consent too;
+- ``export_renamed`` (danger): an added export delivers to the brand and segment or tag
+  of a removed one: ledgers are kept by name, so every member is sent again, consent too;
 - ``resend_all_members`` (warning): what is sent for each member changes (the mapping,
   a custom property, consent: the fingerprint spec);
 - ``retag_all_members`` (warning): the export's tag changes;
@@ -18,6 +18,8 @@ and that segment's source, its connection's brand, its schedule):
 - ``state_store_moved`` (warning): the state store moves: every enabled export starts
   from an empty ledger there, every member upserted and tagged again;
 - ``export_removed``, ``export_disabled`` (warning): an export is removed, or disabled;
+- ``guards_loosened`` (warning): a change guard holds fewer runs (``allow_empty``, a
+  higher ``max_removed``...): an empty segment may untag every member;
 - ``schedule_changed`` (info): the schedule changes (how often it runs before/after).
 
 Per user and connection: ``permission_granted`` (warning) and
@@ -39,7 +41,7 @@ from typing import Any
 from omnisync.config.model import Config, Connection, Export, Position
 from omnisync.fingerprint import spec_digest
 from omnisync.omnisend.payloads import MAX_BATCH_ITEMS, MAX_TAG_EMAILS
-from omnisync.review.compare import Relocate, flatten
+from omnisync.review.compare import Relocate, flatten, loosened_guards
 from omnisync.review.model import Effect, MemberCounts, Risk
 from omnisync.review.rates import describe_runs, runs_per_day
 
@@ -197,6 +199,16 @@ def export_effects(name: str, sides: Sides) -> tuple[Effect, ...]:
                 path="segment",
             )
         )
+    if loosened := loosened_guards(before.guards, after.guards):
+        found.append(
+            Effect(
+                "guards_loosened",
+                "warning",
+                f"the change guards loosen ({loosened}): a run that looks like an accident"
+                " (an empty segment, most members leaving or re-sent) may no longer be held",
+                path="guards",
+            )
+        )
     if before.schedule != after.schedule:
         old, new = runs_per_day(before.schedule), runs_per_day(after.schedule)
         found.append(
@@ -231,10 +243,12 @@ def _added(
         )
         keep = "" if moved else f": keep the name '{renamed}' to resume from its ledger"
         connection = sides.head.connections[export.connection]
+        tagged = sides.base.exports[renamed].tag.casefold() == export.tag.casefold()
+        same = f"tag '{export.tag}'" if tagged else f"segment '{export.segment}'"
         first = Effect(
             "export_renamed",
             "danger",
-            f"renames export '{renamed}' (the same brand and tag '{export.tag}'): ledgers are"
+            f"renames export '{renamed}' (the same brand and {same}): ledgers are"
             " kept by export name, so this one starts from an empty ledger: every member is"
             f" upserted and tagged again{consent}; omnisync cannot carry a ledger over to a"
             f" new name{keep}",
@@ -255,11 +269,17 @@ def _added(
 
 
 def _renamed_from(name: str, export: Export, sides: Sides) -> str | None:
-    """The first removed export that delivered to ``export``'s brand with its tag (ignoring
-    case, as tags are), whose members this one sends again; ``None`` when there is none."""
+    """The first removed export that delivered to ``export``'s brand with its segment or
+    its tag (ignoring case, as tags are), whose members this one sends again (whatever its
+    tag: the ledger is what is lost); ``None`` when there is none."""
     brand, tag = sides.brand_of(name, head=True), export.tag.casefold()
     removed = sorted(set(sides.base.exports) - set(sides.head.exports))
-    matches = (old for old in removed if sides.base.exports[old].tag.casefold() == tag)
+    base = sides.base.exports
+    matches = (
+        old
+        for old in removed
+        if base[old].segment == export.segment or base[old].tag.casefold() == tag
+    )
     return next((old for old in matches if sides.brand_of(old, head=False) == brand), None)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.review.repository import ConfigRepository, make_repository
+from tests.review.repository import ConfigRepository, git, make_repository
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -39,9 +39,18 @@ CASES = (
         "warning",
         "added",
         RETIRED,
-        ADDED.replace("tag: old", "tag: new"),
+        ADDED.replace("tag: old", "tag: new").replace("segment: everyone", "segment: vip"),
     ),
     Case("export_renamed", "danger", "added", RETIRED, ADDED, says="'retired'"),
+    # The same segment to the same brand under a new tag: its members are sent again too.
+    Case(
+        "export_renamed",
+        "danger",
+        "added",
+        RETIRED,
+        ADDED.replace("tag: old", "tag: new"),
+        says="renames export 'retired'",
+    ),
     Case("resend_all_members", "warning", "vip", "last_name: last_name", "last_name: surname"),
     Case("retag_all_members", "warning", "vip", "tag: vip", "tag: vip-gold", says="'vip-gold'"),
     Case("untag_on_leave_changed", "warning", "vip", "on_leave: keep", "on_leave: untag"),
@@ -71,6 +80,14 @@ CASES = (
         says="keep tag 'old'",
     ),
     Case("export_disabled", "warning", "vip", "send_welcome_message: false", "enabled: false"),
+    Case(
+        "guards_loosened",
+        "warning",
+        "vip",
+        "send_welcome_message: false",
+        "guards: {max_removed: 100%, allow_empty: true}",
+        says="max_removed 20% → 100%, allow_empty false → true",
+    ),
     Case("schedule_changed", "info", "vip", "every: 15m", "every: 1h", says="96/day → 24/day"),
     Case(
         "schedule_changed",
@@ -209,6 +226,53 @@ def test_a_change_that_cannot_change_members_has_no_membership_effect(repository
     assert 'query: "SELECT id, email' in text and '→ "  SELECT id, email' in text, text
     markdown = repository.diff_here("--base", "HEAD", "--format", "markdown")[1]
     assert "| `SELECT id, email" in markdown and "| `␠␠SELECT id, email" in markdown, markdown
+
+
+def test_only_loosened_change_guards_are_rated_and_shares_read_as_written(repository):
+    repository.edit("send_welcome_message: false", "guards: {max_removed: 12.5%, min_members: 5}")
+    tighter = repository.diff_json("--fail-on", "warning")
+    assert [(c["name"], c["effects"], c["fields"]) for c in tighter["changes"]] == [
+        (
+            "vip",
+            [],
+            [
+                {"path": "guards.max_removed", "before": "20%", "after": "12.5%"},
+                {"path": "guards.min_members", "before": "0", "after": "5"},
+            ],
+        )
+    ]
+    # The daemon's guards are every export's defaults: each one that takes them loosens.
+    repository.edit("state_dir: ./state", "state_dir: ./state\n  guards: {max_changed: 50%}")
+    git(repository.root, "commit", "--quiet", "-am", "guards")
+    repository.edit("guards: {max_changed: 50%}", "guards: {max_changed: 100%}")
+    looser = repository.diff_json()
+    effects = {
+        change["name"]: [(e["code"], e["risk"], e["message"]) for e in change["effects"]]
+        for change in looser["changes"]
+        if change["kind"] == "export"
+    }
+    message = "the change guards loosen (max_changed 50% → 100%)"
+    assert {name: [code for code, _, _ in found] for name, found in effects.items()} == {
+        name: ["guards_loosened"] for name in ("vip", "paused", "retired")
+    }
+    assert effects["paused"][0][1] == "warning" and message in effects["paused"][0][2]
+
+
+def test_allowed_users_are_a_set_and_an_empty_list_is_none(tmp_path):
+    from tests.review.repository import CONFIG
+
+    base = CONFIG.replace("allowed_users: [marko]", "allowed_users: [marko, ivan]", 1)
+    spare = "data_transfer_accepted: false"  # only connection `spare` has it
+    base = base.replace(spare, f"allowed_users: [ivan]\n    {spare}")
+    repository = make_repository(tmp_path, base)
+    repository.edit("allowed_users: [marko, ivan]", "allowed_users: [ivan, marko]")
+    reordered = repository.diff("--base", "HEAD", "--exit-code")
+    assert reordered.returncode == 0 and "no changes" in reordered.stdout, reordered.stdout
+
+    repository.edit("allowed_users: [ivan]", "allowed_users: []")
+    (change,) = repository.diff_json()["changes"]
+    assert change["name"] == "spare"
+    assert change["fields"] == [{"path": "allowed_users", "before": "ivan", "after": None}]
 
 
 def test_fields_are_reported_one_by_one_and_secrets_as_references(repository):

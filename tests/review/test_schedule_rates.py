@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 
+from omnisync.config.cron import crontab_trigger
 from omnisync.config.model import Schedule
+from omnisync.review import rates
 from omnisync.review.rates import describe_runs, runs_per_day
 
 
@@ -40,3 +43,21 @@ def test_an_interval_runs_as_often_as_it_says(seconds, shown):
 
 def test_only_no_schedule_is_on_demand():
     assert describe_runs(runs_per_day(None)) == "on demand"
+
+
+def test_a_cron_is_counted_once_however_many_schedules_write_it(monkeypatch):
+    """Counting a cron's runs takes tens of milliseconds, and `diff` rates both sides of
+    every export: 3,000 exports written with one cron must not count it 6,000 times."""
+    built: list[str] = []
+
+    def counted(cron: str) -> CronTrigger:
+        built.append(cron)
+        return crontab_trigger(cron)
+
+    monkeypatch.setattr(rates, "crontab_trigger", counted)
+    schedules = [
+        Schedule(name, cron="17 4 * * 3", timezone=timezone)
+        for name, timezone in ((None, "UTC"), ("weekly", "Europe/Berlin"), (None, "UTC"))
+    ]
+    assert [describe_runs(runs_per_day(schedule)) for schedule in schedules] == ["0.14/day"] * 3
+    assert built == ["17 4 * * 3"]
