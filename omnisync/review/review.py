@@ -75,6 +75,17 @@ def no_config(revision: str) -> Config:
     )
 
 
+#: A base without the config names no approvers of its own: fine for a first config, but a
+#: config moved to another path (a renamed directory) would approve itself unseen.
+_NO_BASE_CONFIG = Effect(
+    "no_base_config",
+    "danger",
+    "the base revision holds no config at this path, so every object is new and the head's"
+    " own admins approve it: right for a first config; a config moved from another path"
+    " loses its review (its admins, ledgers and state_dir are the old path's)",
+)
+
+
 def _objects(config: Config, kind: Kind) -> Mapping[str, Any]:
     daemon = {"": config.daemon} if config.files else {}
     return daemon if kind == "daemon" else getattr(config, SECTIONS[kind])
@@ -89,6 +100,8 @@ def _compare(kind: Kind, name: str, before: object, after: object, sides: Sides)
         if old.get(path) != new.get(path)
     )
     effects = _EFFECTS[kind](name, sides) if kind in _EFFECTS else ()
+    if kind == "daemon" and not sides.base.files:
+        effects = (_NO_BASE_CONFIG,)
     if before is not None and after is not None and not (fields or effects):
         return None
     change: ChangeType = "added" if before is None else "removed" if after is None else "changed"

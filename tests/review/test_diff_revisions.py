@@ -174,3 +174,22 @@ def test_a_base_without_the_config_is_an_empty_config(tmp_path):
     approvers = {change["name"]: change["approvers"] for change in document["changes"]}
     assert approvers["marko"] == approvers[""] == ["ivan", "olena"]
     assert approvers["vip"] == ["marko"]
+    # Self-approved, as a moved config would be: a danger for CI to stop at.
+    assert ("", "no_base_config", "danger") in effects
+
+
+def test_a_moved_config_directory_cannot_approve_itself_unseen(tmp_path):
+    root = tmp_path / "repository"
+    (root / "config").mkdir(parents=True)
+    (root / "config" / "omnisync.yaml").write_text(CONFIG)
+    git(root, "init", "--quiet")
+    git(root, "add", ".")
+    git(root, "commit", "--quiet", "-m", "config")
+    git(root, "mv", "config", "conf")  # and, in the same pull request, a new admin
+    moved = root / "conf" / "omnisync.yaml"
+    moved.write_text(moved.read_text().replace("marko: {role: contributor", "marko: {role: admin"))
+
+    code, out, err = _diff(root / "conf", "--fail-on", "danger")
+
+    assert code == 1, out + err
+    assert "danger no_base_config: the base revision holds no config at this path" in out
