@@ -37,22 +37,11 @@ from omnisync.omnisend.observer import ClientObserver, NullObserver, mask_emails
 from omnisync.omnisend.pacing import BrandLimiter, Kind
 from omnisync.omnisend.payloads import MAX_TAG_EMAILS, EncodedBatch
 from omnisync.omnisend.retry import RetryPolicy, is_transient, retry_after_seconds
-from omnisync.omnisend.transport import open_http
+from omnisync.omnisend.transport import json_object, open_http
 
 logger = logging.getLogger("omnisync.omnisend")
 
 MAX_REASON_CHARS = 200
-
-
-def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
-    """The answer's body as a JSON object, or :class:`UnexpectedResponse`."""
-    try:
-        data = orjson.loads(response.content)
-    except ValueError:
-        raise UnexpectedResponse(operation, "the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise UnexpectedResponse(operation, "the body is not a JSON object")
-    return data
 
 
 #: Transport errors before any byte of the request left: it cannot have been processed.

@@ -1,12 +1,16 @@
 """The pooled ``httpx.Client`` of one Omnisend connection: the only place the client's
 HTTP settings (timeouts, proxies and CAs from the environment, no redirects) and its
-last-moment request gate are written."""
+last-moment request gate are written; and its answers read as JSON objects."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
+import orjson
+
+from omnisync.omnisend.errors import UnexpectedResponse
 
 
 def open_http(
@@ -57,3 +61,14 @@ def _gated(gate: Callable[[], None]) -> Callable[[httpx.Request], None]:
         request.extensions["trace"] = trace
 
     return hook
+
+
+def json_object(response: httpx.Response, operation: str) -> dict[str, Any]:
+    """The answer's body as a JSON object, or :class:`UnexpectedResponse`."""
+    try:
+        data = orjson.loads(response.content)
+    except ValueError:
+        raise UnexpectedResponse(operation, "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise UnexpectedResponse(operation, "the body is not a JSON object")
+    return data
