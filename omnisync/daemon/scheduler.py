@@ -102,12 +102,15 @@ def latest_fire(trigger: BaseTrigger, *, now: datetime) -> datetime | None:
     return low  # a fire at or before now, if not the latest: never one still to come
 
 
-def build_trigger(timing: Schedule, *, aligned: bool = False) -> BaseTrigger:
-    """The APScheduler trigger for ``timing``; ``aligned``: on :data:`EPOCH`'s grid."""
+def build_trigger(
+    timing: Schedule, *, aligned: bool = False, after: datetime | None = None
+) -> BaseTrigger:
+    """The APScheduler trigger for ``timing``; ``aligned``: on :data:`EPOCH`'s grid, else an
+    interval's ticks are whole intervals after ``after`` (the last run's start), or after now."""
     if timing.cron is not None:
         return crontab_trigger(timing.cron, timing.timezone)
     return IntervalTrigger(
-        seconds=timing.every_seconds, timezone=UTC, start_date=EPOCH if aligned else None
+        seconds=timing.every_seconds, timezone=UTC, start_date=EPOCH if aligned else after
     )
 
 
@@ -160,10 +163,12 @@ class ExportScheduler:
             jobs = self._scheduler.get_jobs()
             return {job.id: self._timings[job.id] for job in jobs if job.id in self._timings}
 
-    def schedule(self, export: str, timing: Schedule) -> None:
-        """Add ``export``'s job, or replace it with one on the new timing."""
+    def schedule(self, export: str, timing: Schedule, *, after: datetime | None = None) -> None:
+        """Add ``export``'s job, or replace it with one on the new timing (an interval's
+        ticks whole intervals after ``after``, see :func:`build_trigger`)."""
         with self._lock:
-            self._add(export, build_trigger(timing, aligned=self._aligned), "schedule")
+            trigger = build_trigger(timing, aligned=self._aligned, after=after)
+            self._add(export, trigger, "schedule")
             self._timings[export] = timing
 
     def unschedule(self, export: str) -> None:

@@ -127,7 +127,8 @@ class Supervisor:
             if isinstance(action, StopRun):
                 self.coordinator.stop(action.export, reason=action.reason, rerun=action.rerun)
             elif isinstance(action, ScheduleJob):
-                self.scheduler.schedule(action.export, action.timing)
+                after = self._last_started(action.export, action.timing)
+                self.scheduler.schedule(action.export, action.timing, after=after)
                 next_run = self.scheduler.next_regular(action.export)
                 _log.info(
                     "%s export %s: %s, next run %s",
@@ -148,6 +149,16 @@ class Supervisor:
                     action.export,
                     extra={"event": "export_unscheduled", "export": action.export},
                 )
+
+    def _last_started(self, export: str, timing: Schedule) -> datetime | None:
+        # An interval counts from the last run, not from a start or reload: a daily export
+        # restarted daily would otherwise wait up to two days. A tick missed meanwhile is
+        # the catch-up's, now; the next is an interval after it.
+        if self._shared is not None or timing.every_seconds is None:
+            return None
+        started = parse_time((self._engine.last_run(export) or {}).get("started_at"))
+        interval = timedelta(seconds=timing.every_seconds)
+        return started if started and started + interval > self._clock.wall() else None
 
     def catch_up(self, exports: Collection[str] | None = None) -> None:
         """Run once now what missed its schedule while the daemon was down, and resume runs

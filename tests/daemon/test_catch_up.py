@@ -91,3 +91,26 @@ def test_a_failed_run_a_person_asked_for_is_not_retried(shared):
         supervisor.catch_up(["a"] if shared else None)
         assert supervisor.scheduler.retry_pending("a") is None
         assert runs.started == []
+
+
+@pytest.mark.parametrize("ago", [12, 30], ids=["due later", "missed"])
+def test_an_interval_counts_from_the_last_run_not_from_the_daemons_start(ago):
+    # A daily export restarted daily waited up to two days: the ticks counted from start.
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=ago)
+    last = {"status": "succeeded", "trigger": "schedule", "started_at": started.isoformat()}
+    runs = WithHistory(last=last)
+    current = config(export("a", schedule=every(20)))
+    supervisor = Supervisor(
+        runs, config=lambda: current, clock=SystemClock(), metrics=DaemonMetrics()
+    )
+    supervisor.start()
+    try:
+        supervisor.apply(current)
+        following = supervisor.scheduler.next_regular("a")
+    finally:
+        supervisor.shutdown(timeout=5)
+    assert following is not None
+    if ago == 12:  # 20 s after the last run's start, not 20 s after now
+        assert following == started + timedelta(seconds=20)
+    else:  # missed: the catch-up runs now, and the next tick is an interval after it
+        assert following - datetime.now(UTC) > timedelta(seconds=15)
