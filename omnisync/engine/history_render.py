@@ -102,8 +102,10 @@ def render_runs(runs: list[RunRecord], console: Console) -> None:
             shown.remove(dropped)
     # Still too wide, the table keeps its width and the terminal wraps the lines: a cut
     # cell ("3…" for 339, "p…") would mislead.
-    width = needed() if needed() > console.width else None
-    table = Table(show_edge=False, header_style="bold", width=width)
+    width = needed()
+    table = Table(
+        show_edge=False, header_style="bold", width=width if width > console.width else None
+    )
     for column in shown:
         left = column in LEFT_ALIGNED
         table.add_column(column, justify="left" if left else "right", no_wrap=True)

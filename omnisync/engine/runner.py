@@ -315,7 +315,8 @@ class ExportRunner:
                 full=attempt.full,
             ) as staged:
                 attempt.tally = PlanTally(staged)
-                members = valid_members(staged, now=self._clock.wall())
+                now = self._clock.wall()
+                members = valid_members(staged, now=now)
                 too_many = export.max_profiles is not None and members > export.max_profiles
                 held = (
                     ()
@@ -324,7 +325,7 @@ class ExportRunner:
                 )
                 if too_many or held:
                     # A run that stops here records the counts its plan shows.
-                    attempt.tally.add_all(now=self._clock.wall())
+                    attempt.tally.add_all(now=now)
                 if too_many:
                     raise RunFailed(
                         f"segment '{export.segment}' selects "
