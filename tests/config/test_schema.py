@@ -255,24 +255,6 @@ def test_the_defaults_the_schema_documents_are_the_models() -> None:
         assert value == expected[name, key], (name, key)
 
 
-def check_jsonschema(config: Path) -> subprocess.CompletedProcess[str]:
-    """The real check-jsonschema CLI, as users run it in CI, on ``config``."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--schemafile",
-            str(REPOSITORY / "schemas" / "omnisync.schema.json"),
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 _OWNER = "    owner: marko\n"
 _EVERY = _OWNER + "    schedule:\n      every: {block}\n        2s\n"
 _EXPORT = _OWNER + "    {setting}\n"
@@ -283,68 +265,122 @@ _USER = "  marko:\n"
 _CONNECTION = "    data_transfer_accepted: true\n"
 _MAPPING = "      email: email\n"
 
+#: Changes to BASE (``("", "")``: none) and whether the config is valid.
+AGREED = [
+    (("", ""), True),
+    ((_OWNER, _EVERY.format(block="|")), False),  # "2s" and a final newline
+    ((_OWNER, _EVERY.format(block="|-")), True),  # "2s"
+    (("exports:\n", "daemon:\n  guards:\n    max_removed: |\n      50%\nexports:\n"), False),
+    (("sources:\n", _CSV.format(delimiter="';'")), True),
+    # Whitespace in one dialect only: ECMA's U+FEFF, Python's U+001C and U+0085.
+    (("exports:\n", _REPLICA.format(id="omnisync-0")), True),
+    (("exports:\n", _REPLICA.format(id='"omnisync\\ufeff0"')), False),
+    (("exports:\n", _REPLICA.format(id='"omnisync\\x1c0"')), False),
+    (("exports:\n", _REPLICA.format(id='"omnisync\\x850"')), False),
+    (("sources:\n", _CSV.format(delimiter="'\"'")), False),
+    (("sources:\n", _CSV.format(delimiter='"\\n"')), False),
+    # Plain scalars that YAML 1.1 reads otherwise: both read them as YAML 1.2 does.
+    ((_OWNER, _EXPORT.format(setting="schedule: {every: 1:30}")), False),  # not 90 seconds
+    ((_OWNER, _EXPORT.format(setting="schedule: {every: 90}")), True),
+    ((_OWNER, _EXPORT.format(setting="schedule: {every: 1e3}")), True),
+    ((_OWNER, _EXPORT.format(setting="schedule: {every: .5e3}")), False),  # text to both
+    ((_ACCEPTED, "    data_transfer_accepted: yes\n"), False),
+    ((_ACCEPTED, "    data_transfer_accepted: TRUE\n"), True),
+    ((_OWNER, _EXPORT.format(setting="enabled: off")), False),
+    ((_OWNER, _EXPORT.format(setting="send_welcome_message: No")), False),
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 010")), True),
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 0o10")), True),
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 1_000")), True),
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 0x10")), True),
+    # An integer written as a whole-number float: JSON Schema's integer admits it.
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 1e3")), True),
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 1000.0")), True),
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 1.5e3")), True),
+    ((_OWNER, _EXPORT.format(setting="max_profiles: 1.5")), False),
+    ((_CONNECTION, _CONNECTION + "    rate_limit: {requests_per_minute: 4e2}\n"), True),
+    # A plain key that YAML 1.2 reads as true/false/null or a float: check-jsonschema
+    # names it str() of that value ('True', 'None', '1000.0'), which no name pattern
+    # admits; omnisync refuses the key itself (test_yamlload.py).
+    ((_USER, "  true:\n"), False),
+    ((_USER, "  False:\n"), False),
+    ((_USER, "  null:\n"), False),
+    ((_USER, "  ~:\n"), False),
+    ((_USER, "  1e3:\n"), False),
+    ((_USER, "  1.5:\n"), False),
+    ((_USER, "  'true':\n"), True),
+    ((_USER, "  '010':\n"), True),
+    ((_MAPPING, _MAPPING + "      custom_properties: {1e3: tier}\n"), False),
+    # A plain `=` is YAML's !!value, which check-jsonschema cannot even parse.
+    ((_CONNECTION, _CONNECTION + "    display_name: =\n"), False),
+    ((_CONNECTION, _CONNECTION + "    display_name: '='\n"), True),
+]
 
-@pytest.mark.parametrize(
-    ("change", "valid"),
-    [
-        (("", ""), True),
-        ((_OWNER, _EVERY.format(block="|")), False),  # "2s" and a final newline
-        ((_OWNER, _EVERY.format(block="|-")), True),  # "2s"
-        (("exports:\n", "daemon:\n  guards:\n    max_removed: |\n      50%\nexports:\n"), False),
-        (("sources:\n", _CSV.format(delimiter="';'")), True),
-        # Whitespace in one dialect only: ECMA's U+FEFF, Python's U+001C and U+0085.
-        (("exports:\n", _REPLICA.format(id="omnisync-0")), True),
-        (("exports:\n", _REPLICA.format(id='"omnisync\\ufeff0"')), False),
-        (("exports:\n", _REPLICA.format(id='"omnisync\\x1c0"')), False),
-        (("exports:\n", _REPLICA.format(id='"omnisync\\x850"')), False),
-        (("sources:\n", _CSV.format(delimiter="'\"'")), False),
-        (("sources:\n", _CSV.format(delimiter='"\\n"')), False),
-        # Plain scalars that YAML 1.1 reads otherwise: both read them as YAML 1.2 does.
-        ((_OWNER, _EXPORT.format(setting="schedule: {every: 1:30}")), False),  # not 90 seconds
-        ((_OWNER, _EXPORT.format(setting="schedule: {every: 90}")), True),
-        ((_OWNER, _EXPORT.format(setting="schedule: {every: 1e3}")), True),
-        ((_OWNER, _EXPORT.format(setting="schedule: {every: .5e3}")), False),  # text to both
-        ((_ACCEPTED, "    data_transfer_accepted: yes\n"), False),
-        ((_ACCEPTED, "    data_transfer_accepted: TRUE\n"), True),
-        ((_OWNER, _EXPORT.format(setting="enabled: off")), False),
-        ((_OWNER, _EXPORT.format(setting="send_welcome_message: No")), False),
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 010")), True),
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 0o10")), True),
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 1_000")), True),
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 0x10")), True),
-        # An integer written as a whole-number float: JSON Schema's integer admits it.
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 1e3")), True),
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 1000.0")), True),
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 1.5e3")), True),
-        ((_OWNER, _EXPORT.format(setting="max_profiles: 1.5")), False),
-        ((_CONNECTION, _CONNECTION + "    rate_limit: {requests_per_minute: 4e2}\n"), True),
-        # A plain key that YAML 1.2 reads as true/false/null or a float: check-jsonschema
-        # names it str() of that value ('True', 'None', '1000.0'), which no name pattern
-        # admits; omnisync refuses the key itself (test_yamlload.py).
-        ((_USER, "  true:\n"), False),
-        ((_USER, "  False:\n"), False),
-        ((_USER, "  null:\n"), False),
-        ((_USER, "  ~:\n"), False),
-        ((_USER, "  1e3:\n"), False),
-        ((_USER, "  1.5:\n"), False),
-        ((_USER, "  'true':\n"), True),
-        ((_USER, "  '010':\n"), True),
-        ((_MAPPING, _MAPPING + "      custom_properties: {1e3: tier}\n"), False),
-        # A plain `=` is YAML's !!value, which check-jsonschema cannot even parse.
-        ((_CONNECTION, _CONNECTION + "    display_name: =\n"), False),
-        ((_CONNECTION, _CONNECTION + "    display_name: '='\n"), True),
-    ],
-)
+#: Changes to BASE that check-jsonschema passes and omnisync refuses, and the key refused.
+RENAMED = [
+    ((_USER, "  010:\n"), "010"),  # check-jsonschema reads the user '10'
+    ((_USER, "  0x1f:\n"), "0x1f"),  # '31'
+    ((_USER, "  .inf:\n"), ".inf"),  # 'inf'
+    ((_MAPPING, _MAPPING + "      custom_properties: {true: tier}\n"), "true"),  # 'True'
+    ((_MAPPING, _MAPPING + "      custom_properties: {null: tier}\n"), "null"),  # 'None'
+]
+
+
+def changed(change: tuple[str, str]) -> str:
+    return replaced(*change) if change[0] else BASE
+
+
+@pytest.fixture(scope="module")
+def check_jsonschema(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bool, str]]:
+    """The real check-jsonschema CLI, as users run it in CI, on the config of every case of
+    AGREED and RENAMED: each config text mapped to (whether check-jsonschema passed its
+    file, what it said of it). One process checks them all (each start costs a quarter of
+    a second of CPU); its JSON report names each file as passed or with its errors."""
+    directory = tmp_path_factory.mktemp("check-jsonschema")
+    texts = sorted({changed(change) for change, _ in [*AGREED, *RENAMED]})
+    files: dict[str, str] = {}
+    for number, text in enumerate(texts):
+        config = directory / f"case-{number:02}" / "omnisync.yaml"
+        config.parent.mkdir()
+        config.write_text(text, encoding="utf-8")
+        files[str(config)] = text
+    checked = subprocess.run(
+        [
+            *(sys.executable, "-m", "check_jsonschema", "--verbose", "--output-format", "json"),
+            *("--schemafile", str(REPOSITORY / "schemas" / "omnisync.schema.json"), *files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode in (0, 1), checked.stdout + checked.stderr
+    report = json.loads(checked.stdout)
+    # All passed: "checked_paths"; otherwise "successes" (--verbose lists them).
+    passed = set(report["checked_paths"] if report["status"] == "ok" else report["successes"])
+    said: dict[str, list[str]] = {name: [] for name in files}
+    for error in report["errors"]:
+        said[error["filename"]].append(f"{error['path']}: {error['message']}")
+    for error in report.get("parse_errors", []):
+        said[error["filename"]].append(error["message"])
+    assert passed <= set(files), report
+    verdicts = {}
+    for name, text in files.items():
+        # Every file is either passed or refused with a reason, never both or neither.
+        assert (name in passed) != bool(said[name]), (name, report)
+        verdicts[text] = (name in passed, "\n".join(said[name]))
+    return verdicts
+
+
+@pytest.mark.parametrize(("change", "valid"), AGREED)
 def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
-    tmp_path: Path, change: tuple[str, str], valid: bool
+    check_jsonschema: dict[str, tuple[bool, str]], change: tuple[str, str], valid: bool
 ) -> None:
     # Users validate their config in CI with check-jsonschema (ECMA-262 patterns) as well
     # as `omnisync validate`: one may not pass what the other refuses.
-    config = tmp_path / "omnisync.yaml"
-    config.write_text(replaced(*change) if change[0] else BASE, encoding="utf-8")
-    checked = check_jsonschema(config)
-    assert (checked.returncode == 0) is valid, checked.stdout + checked.stderr
-    document = parse_document(config.read_bytes(), file=str(config))
+    text = changed(change)
+    passed, said = check_jsonschema[text]
+    assert passed is valid, said
+    document = parse_document(text.encode(), file="omnisync.yaml")
     assert document.data is not None
     problems = [
         *document.diagnostics,
@@ -353,28 +389,18 @@ def test_omnisync_and_check_jsonschema_agree_on_what_the_schema_admits(
     assert (problems == []) is valid, problems
 
 
-@pytest.mark.parametrize(
-    ("change", "key"),
-    [
-        ((_USER, "  010:\n"), "010"),  # check-jsonschema reads the user '10'
-        ((_USER, "  0x1f:\n"), "0x1f"),  # '31'
-        ((_USER, "  .inf:\n"), ".inf"),  # 'inf'
-        ((_MAPPING, _MAPPING + "      custom_properties: {true: tier}\n"), "true"),  # 'True'
-        ((_MAPPING, _MAPPING + "      custom_properties: {null: tier}\n"), "null"),  # 'None'
-    ],
-)
+@pytest.mark.parametrize(("change", "key"), RENAMED)
 def test_where_they_differ_omnisync_refuses_a_key_check_jsonschema_renames(
-    tmp_path: Path, change: tuple[str, str], key: str
+    check_jsonschema: dict[str, tuple[bool, str]], change: tuple[str, str], key: str
 ) -> None:
     # The one known difference, and in the safe direction: check-jsonschema validates
     # str() of a plain key's YAML value, and where that text fits the pattern (digits fit a
     # name, 'True' and 'None' a custom property name) it passes a file whose names are
     # not the ones written; omnisync refuses the key and says to quote it.
-    config = tmp_path / "omnisync.yaml"
-    config.write_text(replaced(*change), encoding="utf-8")
-    checked = check_jsonschema(config)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    document = parse_document(config.read_bytes(), file="c.yaml")
+    text = changed(change)
+    passed, said = check_jsonschema[text]
+    assert passed, said
+    document = parse_document(text.encode(), file="c.yaml")
     assert [diagnostic.message for diagnostic in document.diagnostics] == [
         f"a name written as a number or true/false/null: quote it ('{key}')"
     ]

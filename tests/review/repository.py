@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omnisync.cli.main import main
 from tests.cli import run_cli
 
 #: A config where each effect of `omnisync diff` is one line away. Every export
@@ -129,23 +126,6 @@ class ConfigRepository:
             *arguments,
             extra_env={"NO_COLOR": "1", **environment},
         )
-
-    def diff_here(self, *arguments: str) -> tuple[int, str]:
-        """The same command through its entry point in this process (no interpreter to
-        start): ``(exit status, stdout)``. For the formats after a subprocess's first."""
-        output = io.StringIO()
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(io.StringIO()):
-            code = main(
-                [
-                    "diff",
-                    "--config",
-                    str(self.path),
-                    "--state-dir",
-                    str(self.root / "no-state"),
-                    *arguments,
-                ]
-            )
-        return code, output.getvalue()
 
     def diff_json(self, *arguments: str) -> dict[str, Any]:
         result = self.diff("--base", "HEAD", "--format", "json", *arguments)

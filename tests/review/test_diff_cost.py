@@ -1,17 +1,16 @@
 """`omnisync diff` costs a re-send and a re-tag within 1% of what the next run then sends.
 
 A 10,000-member export is delivered to the emulator by the real engine; the
-config is then changed, `omnisync diff` (the real command) reads the member
-count from the state store, and the run that follows is counted in the
-emulator's request log. Minutes are the time those requests take at least
-under the connection's limits (docs/design.md, "What sets the speed"):
-computed here from the requests the run really sent, by the design's own
-arithmetic, never from a measured duration.
+config is then changed, `omnisync diff --base-config` (its entry point in this
+process, tests.review.reviewing) reads the member count from the state store, and
+the run that follows is counted in the emulator's request log. Minutes are the
+time those requests take at least under the connection's limits (docs/design.md,
+"What sets the speed"): computed here from the requests the run really sent, by
+the design's own arithmetic, never from a measured duration.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -24,7 +23,6 @@ from omnisync.emulator import Emulator
 from omnisync.engine.clients import ClientPool
 from omnisync.engine.runner import ExportRunner
 from omnisync.state import open_state_store
-from tests.cli import run_cli
 from tests.engine.helpers import (
     API_KEY_VARIABLE,
     TAG_ADDS,
@@ -36,6 +34,7 @@ from tests.engine.helpers import (
     write_config,
     write_segment,
 )
+from tests.review.reviewing import Diff, as_json
 
 MEMBERS = 10_000
 
@@ -72,20 +71,8 @@ def _sent(emulator: Emulator, since: int) -> tuple[int, int]:
 
 
 def _effect(base: Path, head: Path, state_dir: Path, code: str) -> dict[str, object]:
-    result = run_cli(
-        "diff",
-        "--config",
-        str(head),
-        "--base-config",
-        str(base),
-        "--state-dir",
-        str(state_dir),
-        "--format",
-        "json",
-        extra_env={API_KEY_VARIABLE: "test-key"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    document = json.loads(result.stdout)
+    diff = Diff(("--config", str(head), "--base-config", str(base), "--state-dir", str(state_dir)))
+    document = as_json(diff)
     assert document["summary"]["counts"] == "known"
     found = [e for c in document["changes"] for e in c["effects"] if e["code"] == code]
     assert len(found) == 1, document
@@ -98,7 +85,8 @@ def _within_one_percent(reported: float, actual: float) -> bool:
 
 
 @pytest.mark.timeout(600)
-def test_resend_and_retag_cost_what_the_run_then_sends(tmp_path, emulator, clock):
+def test_resend_and_retag_cost_what_the_run_then_sends(tmp_path, emulator, clock, monkeypatch):
+    monkeypatch.setenv(API_KEY_VARIABLE, "test-key")  # the key the diff's config names
     database = tmp_path / "crm.sqlite"
     write_segment(database, people(MEMBERS))
     state_dir = tmp_path / "state"

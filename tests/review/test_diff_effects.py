@@ -1,4 +1,9 @@
-"""Each effect of `omnisync diff` from a one-line change, by the real command, in every format."""
+"""Each effect of `omnisync diff` from a one-line change, in every format, and the command.
+
+The command runs through its entry point in this process (:mod:`tests.review.reviewing`),
+but for the first run of each exit status, the colour on a terminal and the secrets (read
+from the real environment), which run it as a process of its own.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,15 @@ from pathlib import Path
 import pytest
 
 from tests.review.repository import ConfigRepository, git, make_repository
+from tests.review.reviewing import (
+    Diff,
+    Ran,
+    as_github,
+    as_json,
+    as_markdown,
+    as_text,
+    diff_here,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -131,6 +145,24 @@ def repository(tmp_path: Path) -> ConfigRepository:
     return make_repository(tmp_path / "configs")
 
 
+def _review(repository: ConfigRepository) -> Diff:
+    """``omnisync diff --base HEAD`` of the repository's working tree, in this process."""
+    state_dir = str(repository.root / "no-state")
+    return Diff(("--config", str(repository.path), "--state-dir", state_dir, "--base", "HEAD"))
+
+
+def _here(repository: ConfigRepository, *arguments: str) -> Ran:
+    """``omnisync diff`` on the repository's config in this process, as ``repository.diff``
+    runs it."""
+    return diff_here(
+        "--config",
+        str(repository.path),
+        "--state-dir",
+        str(repository.root / "no-state"),
+        *arguments,
+    )
+
+
 def _edit(repository: ConfigRepository, case: Case) -> int:
     if case.code == "permission_granted" and case.name == "main":
         lines = repository.path.read_text().splitlines()
@@ -144,17 +176,14 @@ def _edit(repository: ConfigRepository, case: Case) -> int:
 @pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case.code}-{case.name}")
 def test_a_one_line_change_has_its_effect_in_every_format(repository, case):
     line = _edit(repository, case)
+    review = _review(repository)
 
-    text = repository.diff("--base", "HEAD")
-    assert text.returncode == 0, text.stdout + text.stderr
-    effect_lines = [row for row in text.stdout.splitlines() if f"{case.risk} {case.code}:" in row]
-    assert effect_lines, text.stdout
+    text = as_text(review)
+    effect_lines = [row for row in text.splitlines() if f"{case.risk} {case.code}:" in row]
+    assert effect_lines, text
     assert case.says in "\n".join(effect_lines)
 
-    # The other formats through the same entry point, in this process.
-    code, as_json = repository.diff_here("--base", "HEAD", "--format", "json")
-    assert code == 0
-    document = json.loads(as_json)
+    document = as_json(review)
     found = [
         (change, effect)
         for change in document["changes"]
@@ -167,11 +196,11 @@ def test_a_one_line_change_has_its_effect_in_every_format(repository, case):
     assert change["approvers"], change
     assert set(effect) >= {"code", "risk", "message", "requests", "minutes"}
 
-    markdown = repository.diff_here("--base", "HEAD", "--format", "markdown")[1]
+    markdown = as_markdown(review)
     rows = [row for row in markdown.splitlines() if row.startswith("|") and f"`{case.name}`" in row]
     assert any(f"`{case.code}`" in row for row in rows), markdown
 
-    github = repository.diff_here("--base", "HEAD", "--format", "github")[1]
+    github = as_github(review)
     level = LEVELS[case.risk]
     annotations = re.findall(
         rf"^::{level} file=([^,]+),line=(\d+),title=omnisync diff%3A {case.code}::(.*)$",
@@ -187,7 +216,7 @@ def test_a_one_line_change_has_its_effect_in_every_format(repository, case):
 def test_approvers_are_the_owner_of_an_export_and_the_admins_for_permissions(repository):
     repository.edit("tag: vip", "tag: vip-gold")
     repository.edit("ivan: {role: admin}", "ivan: {role: contributor}")
-    document = repository.diff_json()
+    document = as_json(_review(repository))
     approvers = {change["name"]: change["approvers"] for change in document["changes"]}
     assert approvers["vip"] == ["marko"]
     assert approvers["ivan"] == ["ivan", "olena"]  # the admins before the change
@@ -197,7 +226,7 @@ def test_approvers_are_the_owner_of_an_export_and_the_admins_for_permissions(rep
 def test_a_contributor_who_makes_himself_admin_is_approved_by_the_admins_before(repository):
     repository.edit("marko: {role: contributor}", "marko: {role: admin}")
     repository.edit("ivan: {role: admin}", "ivan: {role: contributor}")
-    document = repository.diff_json()
+    document = as_json(_review(repository))
     approvers = {change["name"]: change["approvers"] for change in document["changes"]}
     assert approvers == {"marko": ["ivan", "olena"], "ivan": ["ivan", "olena"]}
     assert "marko" not in document["summary"]["approvers"]
@@ -211,7 +240,7 @@ def test_without_an_admin_in_the_base_no_one_the_change_promotes_approves(tmp_pa
         base = base.replace(f"{admin}: {{role: admin}}", f"{admin}: {{role: contributor}}")
     repository = make_repository(tmp_path, base)
     repository.edit("marko: {role: contributor}", "marko: {role: admin}")
-    approvers = {c["name"]: c["approvers"] for c in repository.diff_json()["changes"]}
+    approvers = {c["name"]: c["approvers"] for c in as_json(_review(repository))["changes"]}
     assert approvers == {"marko": []}
 
 
@@ -219,18 +248,22 @@ def test_a_change_that_cannot_change_members_has_no_membership_effect(repository
     repository.edit("key: id", "key: customer_id")  # for reports: members match by e-mail
     query = "query: SELECT id, email, first_name, last_name, status, status_at FROM people"
     repository.edit(query, f"query: '  {query.removeprefix('query: ')}  '")
-    document = repository.diff_json("--fail-on", "warning")
+    review = _review(repository)
+    assert review.passes("--fail-on", "warning")
+    document = as_json(review)
     assert [(c["name"], c["effects"]) for c in document["changes"]] == [("vip", [])]
     # The query's text did change: the one-line rendering shows how.
-    text = repository.diff("--base", "HEAD").stdout
+    text = as_text(review)
     assert 'query: "SELECT id, email' in text and '→ "  SELECT id, email' in text, text
-    markdown = repository.diff_here("--base", "HEAD", "--format", "markdown")[1]
+    markdown = as_markdown(review)
     assert "| `SELECT id, email" in markdown and "| `␠␠SELECT id, email" in markdown, markdown
 
 
 def test_only_loosened_change_guards_are_rated_and_shares_read_as_written(repository):
     repository.edit("send_welcome_message: false", "guards: {max_removed: 12.5%, min_members: 5}")
-    tighter = repository.diff_json("--fail-on", "warning")
+    tightened = _review(repository)
+    assert tightened.passes("--fail-on", "warning")
+    tighter = as_json(tightened)
     assert [(c["name"], c["effects"], c["fields"]) for c in tighter["changes"]] == [
         (
             "vip",
@@ -245,7 +278,7 @@ def test_only_loosened_change_guards_are_rated_and_shares_read_as_written(reposi
     repository.edit("state_dir: ./state", "state_dir: ./state\n  guards: {max_changed: 50%}")
     git(repository.root, "commit", "--quiet", "-am", "guards")
     repository.edit("guards: {max_changed: 50%}", "guards: {max_changed: 100%}")
-    looser = repository.diff_json()
+    looser = as_json(_review(repository))
     effects = {
         change["name"]: [(e["code"], e["risk"], e["message"]) for e in change["effects"]]
         for change in looser["changes"]
@@ -266,11 +299,12 @@ def test_allowed_users_are_a_set_and_an_empty_list_is_none(tmp_path):
     base = base.replace(spare, f"allowed_users: [ivan]\n    {spare}")
     repository = make_repository(tmp_path, base)
     repository.edit("allowed_users: [marko, ivan]", "allowed_users: [ivan, marko]")
-    reordered = repository.diff("--base", "HEAD", "--exit-code")
-    assert reordered.returncode == 0 and "no changes" in reordered.stdout, reordered.stdout
+    reordered = _review(repository)
+    assert reordered.passes("--exit-code")
+    assert "no changes" in as_text(reordered), as_text(reordered)
 
     repository.edit("allowed_users: [ivan]", "allowed_users: []")
-    (change,) = repository.diff_json()["changes"]
+    (change,) = as_json(_review(repository))["changes"]
     assert change["name"] == "spare"
     assert change["fields"] == [{"path": "allowed_users", "before": "ivan", "after": None}]
 
@@ -281,6 +315,7 @@ def test_fields_are_reported_one_by_one_and_secrets_as_references(repository):
     )
     repository.edit("display_name: Main store", "display_name: Main shop")
     secret = "sk-live-do-not-print-me"
+    # The real command, with both keys' values in its environment: none may reach a format.
     outputs = [
         repository.diff(
             "--base",
@@ -317,7 +352,7 @@ def test_a_schedule_shows_only_the_keys_of_its_kind(repository):
 
     fields = {
         (change["name"], field["path"]): (field["before"], field["after"])
-        for change in repository.diff_json()["changes"]
+        for change in as_json(_review(repository))["changes"]
         for field in change["fields"]
     }
 
@@ -340,18 +375,21 @@ def test_exit_codes(repository, tmp_path):
 
     repository.edit("every: 15m", "every: 1h")  # info only
     assert repository.diff("--base", "HEAD", "--exit-code").returncode == 3
-    assert repository.diff("--base", "HEAD").returncode == 0
-    assert repository.diff("--base", "HEAD", "--fail-on", "warning").returncode == 0
+    # The same entry point in this process, for the combinations after each status's first.
+    assert _here(repository, "--base", "HEAD").returncode == 0
+    assert _here(repository, "--base", "HEAD", "--fail-on", "warning").returncode == 0
 
     repository.edit("send_welcome_message: false", "send_welcome_message: true")
     failed = repository.diff("--base", "HEAD", "--fail-on", "danger")
     assert failed.returncode == 1
     assert "welcome_messages_enabled" in failed.stderr
-    assert repository.diff("--base", "HEAD", "--fail-on", "warning", "--exit-code").returncode == 1
+    assert (
+        _here(repository, "--base", "HEAD", "--fail-on", "warning", "--exit-code").returncode == 1
+    )
 
     assert repository.diff().returncode == 2  # no base
-    assert repository.diff("--base", "HEAD", "--base-config", "x").returncode == 2
-    assert repository.diff("--head", "HEAD", "--base-config", "x").returncode == 2
+    assert _here(repository, "--base", "HEAD", "--base-config", "x").returncode == 2
+    assert _here(repository, "--head", "HEAD", "--base-config", "x").returncode == 2
     unknown = repository.diff("--base", "no-such-branch")
     assert unknown.returncode == 2
     assert "no-such-branch" in unknown.stderr
@@ -364,7 +402,7 @@ def test_an_invalid_side_is_reported_with_file_and_line(repository):
     assert f"{repository.path}:{line}:" in result.stderr
     assert "head config is invalid" in result.stderr
 
-    github = repository.diff("--base", "HEAD", "--format", "github")
+    github = _here(repository, "--base", "HEAD", "--format", "github")
     assert github.returncode == 1
     assert f"::error file={repository.path},line={line}," in github.stdout
 
@@ -380,7 +418,7 @@ def test_an_invalid_base_revision_is_reported_at_the_working_tree_path(repositor
     assert f"{repository.path}:{line}:" in result.stderr
     assert "base config is invalid" in result.stderr
     # Labelled as the base's, never annotated on the head's lines (which are fixed).
-    github = repository.diff("--base", "HEAD", "--format", "github")
+    github = _here(repository, "--base", "HEAD", "--format", "github")
     assert github.returncode == 1
     assert "::" not in github.stdout, github.stdout
     assert re.search(
@@ -391,9 +429,9 @@ def test_an_invalid_base_revision_is_reported_at_the_working_tree_path(repositor
 def test_json_names_files_relative_to_the_working_directory(repository, monkeypatch):
     repository.edit("tag: vip", "tag: vip-gold")
     monkeypatch.chdir(repository.root)
-    code, output = repository.diff_here("--base", "HEAD", "--format", "json")
-    assert code == 0
-    (change,) = json.loads(output)["changes"]
+    result = _here(repository, "--base", "HEAD", "--format", "json")
+    assert result.returncode == 0
+    (change,) = json.loads(result.stdout)["changes"]
     assert change["file"] == "omnisync.yaml"
     assert {effect["file"] for effect in change["effects"]} == {"omnisync.yaml"}
 
@@ -410,12 +448,15 @@ def test_two_revisions_and_two_paths(repository, tmp_path):
     assert [(c["name"], [f["after"] for f in c["fields"]]) for c in document["changes"]] == [
         ("vip", ["vip-gold"])
     ]
+    # Each side is named by its revision and commit.
+    assert document["base"].startswith("HEAD~1 (git:"), document["base"]
+    assert document["head"].startswith("HEAD (git:"), document["head"]
     # No path is "changed" only because each side was read from its own directory: a copy
     # elsewhere stands for the config at --config, its relative paths resolved from there.
     other = tmp_path / "copy"
     other.mkdir()
     shutil.copy(repository.path, other / "omnisync.yaml")
-    same = repository.diff("--base-config", str(other / "omnisync.yaml"), "--fail-on", "danger")
+    same = _here(repository, "--base-config", str(other / "omnisync.yaml"), "--fail-on", "danger")
     assert same.returncode == 0, same.stdout + same.stderr
     assert "no changes" in same.stdout
 
@@ -432,7 +473,7 @@ def test_a_copy_elsewhere_with_paths_that_climb_out_of_its_directory_is_the_same
     copy = tmp_path / "elsewhere" / "deeper" / "omnisync.yaml"
     copy.parent.mkdir(parents=True)
     shutil.copy(repository.path, copy)
-    same = repository.diff("--base-config", str(copy), "--fail-on", "warning")
+    same = _here(repository, "--base-config", str(copy), "--fail-on", "warning")
     assert same.returncode == 0, same.stdout + same.stderr
     assert "no changes" in same.stdout
     broken = copy.parent / "broken.yaml"
@@ -445,9 +486,9 @@ def test_text_is_coloured_only_when_asked_or_on_a_terminal(repository):
     from tests.cli import run_cli_in_terminal
 
     repository.edit("send_welcome_message: false", "send_welcome_message: true")
-    plain = repository.diff("--base", "HEAD")
+    plain = _here(repository, "--base", "HEAD")  # not a terminal
     assert "\x1b[" not in plain.stdout
-    coloured = repository.diff("--base", "HEAD", "--color", "always")
+    coloured = _here(repository, "--base", "HEAD", "--color", "always")
     assert "\x1b[" in coloured.stdout
     status, output = run_cli_in_terminal("diff", "--config", str(repository.path), "--base", "HEAD")
     assert status == 0, output
@@ -456,7 +497,7 @@ def test_text_is_coloured_only_when_asked_or_on_a_terminal(repository):
 
 def test_long_markdown_details_are_collapsed(repository):
     repository.edit("send_welcome_message: false", "send_welcome_message: true")
-    short = repository.diff("--base", "HEAD", "--format", "markdown").stdout
+    short = as_markdown(_review(repository))
     assert "<details>" not in short
     for old, new in (
         ("tag: vip", "tag: vip-gold"),
@@ -468,7 +509,7 @@ def test_long_markdown_details_are_collapsed(repository):
         ("display_name: Main store", "display_name: Main shop"),
     ):
         repository.edit(old, new)
-    long = repository.diff("--base", "HEAD", "--format", "markdown").stdout
+    long = as_markdown(_review(repository))
     table = long.index("| object | change |")
     assert table < long.index("<details><summary>") < long.index("#### export `vip`")
     assert long.rstrip().endswith("</details>")

@@ -2,6 +2,9 @@
 
 A directory's own ``*.yaml``/``*.yml`` and nothing else of the repository; a committed
 symbolic link as its target in the revision; no config at all as an empty one.
+
+Each diff runs the command's entry point in this process (real repositories, real git);
+the one that watches which git calls the command makes runs it as a separate process.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 
 from tests.cli import run_cli
 from tests.review.repository import CONFIG, git
+from tests.review.reviewing import diff_here
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -37,10 +41,9 @@ def _repository(root: Path, *, link: str) -> Path:
     return root / "config"
 
 
-def _diff(config: Path, *arguments: str, **environment: str) -> tuple[int, str, str]:
-    result = run_cli(
-        "diff", "--config", str(config), "--base", "HEAD", *arguments, extra_env=environment
-    )
+def _diff(config: Path, *arguments: str) -> tuple[int, str, str]:
+    """``omnisync diff --config CONFIG --base HEAD ARGUMENTS``, in this process."""
+    result = diff_here("--config", str(config), "--base", "HEAD", *arguments)
     return result.returncode, result.stdout, result.stderr
 
 
@@ -135,7 +138,16 @@ def test_only_the_files_the_loader_reads_are_taken_from_the_revision(tmp_path):
     wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {shutil.which("git")} "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
 
-    code, out, err = _diff(root, PATH=f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    # The real command, a process of its own: its git is the one on its PATH.
+    result = run_cli(
+        "diff",
+        "--config",
+        str(root),
+        "--base",
+        "HEAD",
+        extra_env={"PATH": f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}"},
+    )
+    code, out, err = result.returncode, result.stdout, result.stderr
 
     assert code == 0, out + err
     assert "no changes" in out

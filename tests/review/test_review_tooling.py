@@ -1,8 +1,8 @@
 """The review tooling the repository ships, each checked by the real tool.
 
-- ``.pre-commit-hooks.yaml``: ``pre-commit try-repo`` runs ``omnisync-validate`` on a sample
-  config repository, good and broken (the broken one fails with file:line), and the manual
-  ``omnisync-diff`` hook;
+- ``.pre-commit-hooks.yaml``: ``pre-commit run``, in a sample config repository whose
+  ``.pre-commit-config.yaml`` names this checkout's hooks, runs ``omnisync-validate``, good
+  and broken (the broken one fails with file:line), and the manual ``omnisync-diff`` hook;
 - ``examples/ci/github-actions.yml`` and ``examples/ci/gitlab-ci.yml``: valid by
   ``check-jsonschema``'s built-in (vendored, offline) SchemaStore schemas.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.review.repository import git, make_repository
+from tests.review.repository import ConfigRepository, git, make_repository
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,18 +56,32 @@ def pre_commit_home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("pre-commit-home")
 
 
-def try_repo(
-    configs: Path, snapshot: tuple[Path, str], home: Path, hook: str, *extra: str
-) -> subprocess.CompletedProcess[str]:
+def use_hooks(repository: ConfigRepository, snapshot: tuple[Path, str]) -> None:
+    """Commit to ``repository`` the ``.pre-commit-config.yaml`` a user writes: this
+    checkout's hooks, from the snapshot at its commit, with the hooks' own arguments.
+
+    Unlike ``pre-commit try-repo`` (which builds the hook environment afresh in a store of
+    its own on every call), ``pre-commit run`` keeps it in ``PRE_COMMIT_HOME`` by
+    (repository, rev): every repository of the test shares the one built on first use."""
     project, commit = snapshot
+    hooks = [{"id": "omnisync-validate"}, {"id": "omnisync-diff"}]
+    config = {"repos": [{"repo": str(project), "rev": commit, "hooks": hooks}]}
+    (repository.root / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config))
+    git(repository.root, "add", ".pre-commit-config.yaml")
+    git(repository.root, "commit", "--quiet", "-m", "pre-commit")
+
+
+def run_hook(
+    repository: ConfigRepository, home: Path, hook: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PRE_COMMIT_HOME": str(home), "NO_COLOR": "1"}
     environment.pop("OMNISYNC_CONFIG", None)
     return subprocess.run(
         [
-            *(sys.executable, "-m", "pre_commit", "try-repo", str(project), hook),
-            *("--ref", commit, "--all-files", "--color", "never", *extra),
+            *(sys.executable, "-m", "pre_commit", "run", hook),
+            *("--all-files", "--color", "never", *extra),
         ],
-        cwd=configs,
+        cwd=repository.root,
         capture_output=True,
         text=True,
         env=environment,
@@ -76,7 +90,7 @@ def try_repo(
     )
 
 
-@pytest.mark.long(40)
+@pytest.mark.long(12)
 @pytest.mark.timeout(900)
 def test_pre_commit_hooks_pass_a_good_config_and_fail_a_broken_one_with_file_and_line(
     tmp_path, project_snapshot, pre_commit_home
@@ -86,14 +100,16 @@ def test_pre_commit_hooks_pass_a_good_config_and_fail_a_broken_one_with_file_and
     assert by_id["omnisync-diff"]["stages"] == ["manual"]
 
     good = make_repository(tmp_path / "good")
-    passed = try_repo(good.root, project_snapshot, pre_commit_home, "omnisync-validate")
+    use_hooks(good, project_snapshot)
+    passed = run_hook(good, pre_commit_home, "omnisync-validate")
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "omnisync validate" in passed.stdout and "Passed" in passed.stdout
 
     broken = make_repository(tmp_path / "broken")
+    use_hooks(broken, project_snapshot)
     line = broken.edit("owner: marko", "owner: nobody")
     git(broken.root, "add", "-A")
-    failed = try_repo(broken.root, project_snapshot, pre_commit_home, "omnisync-validate")
+    failed = run_hook(broken, pre_commit_home, "omnisync-validate")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "Failed" in failed.stdout
     assert f"omnisync.yaml:{line}:" in failed.stdout, failed.stdout
@@ -101,11 +117,9 @@ def test_pre_commit_hooks_pass_a_good_config_and_fail_a_broken_one_with_file_and
     # The diff hook runs only when asked for (the manual stage), against HEAD.
     good.edit("send_welcome_message: false", "send_welcome_message: true")
     git(good.root, "add", "-A")
-    skipped = try_repo(good.root, project_snapshot, pre_commit_home, "omnisync-diff")
+    skipped = run_hook(good, pre_commit_home, "omnisync-diff")
     assert "welcome_messages_enabled" not in skipped.stdout
-    shown = try_repo(
-        good.root, project_snapshot, pre_commit_home, "omnisync-diff", "--hook-stage", "manual"
-    )
+    shown = run_hook(good, pre_commit_home, "omnisync-diff", "--hook-stage", "manual")
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "danger welcome_messages_enabled" in shown.stdout
 
