@@ -9,35 +9,17 @@ here.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
+import subprocess
 from typing import Any
 
-from omnisync.cli.main import main
+from tests.cli import run_cli_here
 
 
-@dataclasses.dataclass(frozen=True)
-class Ran:
-    """The command's exit status and what it wrote."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def diff_here(*arguments: str) -> Ran:
-    """``omnisync diff ARGUMENTS`` through the command's entry point in this process: its
-    exit status (a usage error's too, which argparse raises as ``SystemExit``), stdout
-    and stderr. Stdout is not a terminal, as in a pipe."""
-    output, errors = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
-        try:
-            code = main(["diff", *arguments])
-        except SystemExit as ended:
-            code = ended.code if isinstance(ended.code, int) else 1
-    return Ran(code, output.getvalue(), errors.getvalue())
+def diff_here(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``omnisync diff ARGUMENTS`` in this process (:func:`tests.cli.run_cli_here`)."""
+    return run_cli_here("diff", *arguments)
 
 
 @dataclasses.dataclass(frozen=True)

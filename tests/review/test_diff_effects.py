@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,6 @@ import pytest
 from tests.review.repository import ConfigRepository, git, make_repository
 from tests.review.reviewing import (
     Diff,
-    Ran,
     as_github,
     as_json,
     as_markdown,
@@ -151,7 +151,7 @@ def _review(repository: ConfigRepository) -> Diff:
     return Diff(("--config", str(repository.path), "--state-dir", state_dir, "--base", "HEAD"))
 
 
-def _here(repository: ConfigRepository, *arguments: str) -> Ran:
+def _here(repository: ConfigRepository, *arguments: str) -> subprocess.CompletedProcess[str]:
     """``omnisync diff`` on the repository's config in this process, as ``repository.diff``
     runs it."""
     return diff_here(
