@@ -25,37 +25,37 @@ def history(setup: Setup) -> list[dict]:  # type: ignore[type-arg]
     return runs
 
 
-@pytest.mark.long(15)
+@pytest.mark.long(5)
 def test_an_emptied_source_is_held_then_released_once(setup: Setup) -> None:
     from tests.engine.helpers import write_segment
 
-    write_segment(setup.database, people(10_000))
+    write_segment(setup.database, people(1_000))
     code, first = export_run(setup)
-    assert (code, first["counts"]["upserted"], first["counts"]["tagged"]) == (0, 10_000, 10_000)
+    assert (code, first["counts"]["upserted"], first["counts"]["tagged"]) == (0, 1_000, 1_000)
 
     execute(setup.database, "DELETE FROM people")  # a failed ETL load
     planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
     (plan,) = json.loads(planned.stdout)["plans"]
     assert plan["held"] == [
-        "the segment is empty, but 10,000 contacts carry the export's tag (allow_empty is false)",
-        "would untag 10,000 of 10,000 members (100%), above max_removed 20%",
+        "the segment is empty, but 1,000 contacts carry the export's tag (allow_empty is false)",
+        "would untag 1,000 of 1,000 members (100%), above max_removed 20%",
     ]
     before = last_sequence(setup.emulator)
     code, held = export_run(setup)
     assert code == 4
     assert held["status"] == "held"
-    assert "would untag 10,000 of 10,000 members (100%), above max_removed 20%" in held["error"]
+    assert "would untag 1,000 of 1,000 members (100%), above max_removed 20%" in held["error"]
     assert log_since(setup.emulator, before) == []  # not one request
     latest = history(setup)[0]
     assert (latest["status"], latest["trigger"]) == ("held", "cli")
-    assert "would untag 10,000 of 10,000" in latest["error"]
+    assert "would untag 1,000 of 1,000" in latest["error"]
 
     released = omnisync(
         "export", "run", "members", "--allow-large-change", "--config", str(setup.config_path)
     )
     assert released.returncode == 0, released.stdout + released.stderr
     log = log_since(setup.emulator, before)
-    assert sum(len(record.emails) for record in log if record.endpoint in WRITES) == 10_000
+    assert sum(len(record.emails) for record in log if record.endpoint in WRITES) == 1_000
     latest = history(setup)[0]
     assert latest["status"] == "succeeded"
     assert latest["trigger"].startswith("cli, release by ")

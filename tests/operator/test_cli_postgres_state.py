@@ -231,12 +231,18 @@ def test_status_without_a_daemon_here_exits_0_only_while_a_replica_is_live(
         extra_env={DSN_VARIABLE: state_dsn},
     ).start()
     try:
-        wait_until(
-            lambda: here.run("status")[0] == 0,
-            timeout=30,
-            interval=0.3,
-            message="status to find the live replica",
-        )
+
+        def replica_live() -> bool:
+            # The heartbeat, read as status reads it (expires_at > now()): a query, not a
+            # status process per poll; status itself is asked once it is there.
+            with psycopg.connect(state_dsn, autocommit=True) as database:
+                return bool(
+                    database.execute(
+                        "SELECT 1 FROM replicas WHERE id = 'omnisync-1' AND expires_at > now()"
+                    ).fetchone()
+                )
+
+        wait_until(replica_live, timeout=30, interval=0.1, message="the replica's heartbeat")
         code, out, err = here.run("status")
         assert code == 0, err
         assert "omnisync-1" in out and "(gone)" not in out, out
