@@ -1,4 +1,9 @@
-"""``omnisync validate`` and ``omnisync schema``, in process and as real processes."""
+"""``omnisync validate`` and ``omnisync schema``, in process and as real processes.
+
+Real processes (:func:`run`, in a bare environment) for the first run of each exit code,
+the secrets read from the environment and the terminal's encoding; the other formats
+and paths run through the entry point in this process (no interpreter to start).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pytest
 
 from omnisync.cli.main import main
 from omnisync.config.schema import load_schema
+from tests.cli import run_cli_here
 from tests.config.helpers import BASE, EXAMPLE, REPOSITORY, SPLIT, replaced
 
 KEY = "sk-test-4d3c2b1a"
@@ -128,10 +134,10 @@ def test_exit_2_for_unreadable_paths_and_conflicting_arguments(
 
 
 def test_the_default_path_comes_from_omnisync_config() -> None:
-    completed = run("validate", environ={"OMNISYNC_CONFIG": str(SPLIT)})
+    completed = run_cli_here("validate", extra_env={"OMNISYNC_CONFIG": str(SPLIT)})
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
-    completed = run("validate", environ={"OMNISYNC_CONFIG": "/nonexistent/omnisync"})
+    completed = run_cli_here("validate", extra_env={"OMNISYNC_CONFIG": "/nonexistent/omnisync"})
     assert completed.returncode == 2
     assert completed.stdout == "/nonexistent/omnisync:1:1: cannot read: no such file or directory\n"
 
@@ -180,11 +186,14 @@ def test_a_plaintext_key_is_never_printed(tmp_path: Path) -> None:
         replaced("api_key: {env: OMNISEND_API_KEY}", f"api_key: {KEY}"), encoding="utf-8"
     )
 
-    for output_format in ("text", "json", "github"):
-        completed = run("validate", str(path), "--format", output_format)
-        assert completed.returncode == 1
-        assert KEY not in completed.stdout + completed.stderr
-        assert "OMNISEND_API_KEY" in completed.stdout
+    # A process of its own for the first format; the others in this process.
+    completed = [run("validate", str(path), "--format", "text")]
+    for output_format in ("json", "github"):
+        completed.append(run_cli_here("validate", str(path), "--format", output_format))
+    for each in completed:
+        assert each.returncode == 1
+        assert KEY not in each.stdout + each.stderr
+        assert "OMNISEND_API_KEY" in each.stdout
 
 
 def test_schema_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,7 +204,7 @@ def test_schema_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_base_config_is_valid_through_the_cli(tmp_path: Path) -> None:
     path = tmp_path / "omnisync.yaml"
     path.write_text(BASE, encoding="utf-8")
-    completed = run("validate", str(path))
+    completed = run_cli_here("validate", str(path))
     assert completed.returncode == 0
     assert "config OK: 1 export, revision sha256:" in completed.stdout
 

@@ -1,14 +1,21 @@
-"""``omnisync explain EMAIL``: one person, per export, as a real process."""
+"""``omnisync explain EMAIL``: one person, per export.
+
+The first explain of each exit code is a real process (:func:`omnisync`); the people and
+formats after them run through the command's entry point in this process
+(:func:`explain_here`): no interpreter to start. ``export run`` is always a process.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
 from omnisync.inflight import InflightItem
 from omnisync.state import open_state_store
+from tests.cli import run_cli_here
 from tests.engine.conftest import Setup
 from tests.engine.helpers import (
     API_KEY_VARIABLE,
@@ -22,10 +29,13 @@ from tests.engine.helpers import (
 EMAILS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
 
+def explain_here(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """``omnisync explain ARGUMENTS`` in this process, with the key :func:`omnisync` gives."""
+    return run_cli_here("explain", *arguments, extra_env={API_KEY_VARIABLE: "test-key"})
+
+
 def explain(setup: Setup, email: str, *options: str) -> dict[str, Any]:
-    done = omnisync(
-        "explain", email, "--config", str(setup.config_path), "--format", "json", *options
-    )
+    done = explain_here(email, "--config", str(setup.config_path), "--format", "json", *options)
     assert done.returncode == 0, done.stdout + done.stderr
     # The e-mail asked about is the only one shown.
     assert set(EMAILS.findall(done.stdout)) <= {email.strip().lower()}
@@ -117,7 +127,7 @@ def test_members_pending_invalid_leavers_and_strangers(setup: Setup) -> None:
     assert text.stdout.startswith("person2@example.com\n")
     assert "segment: not a member" in text.stdout
     assert "next run: untag members (left the segment: the tag is removed)" in text.stdout
-    text = omnisync("explain", "person8@example.com", "--config", str(setup.config_path))
+    text = explain_here("person8@example.com", "--config", str(setup.config_path))
     assert "mapping: invalid: " in text.stdout and "delivered: never" in text.stdout
 
 
@@ -126,7 +136,7 @@ def test_usage_errors(setup: Setup) -> None:
         "explain", "a@example.com", "--export", "nope", "--config", str(setup.config_path)
     )
     assert unknown.returncode == 2 and "no export 'nope'" in unknown.stderr
-    empty = omnisync("explain", "  ", "--config", str(setup.config_path))
+    empty = explain_here("  ", "--config", str(setup.config_path))
     assert empty.returncode == 2
 
 

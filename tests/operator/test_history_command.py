@@ -1,4 +1,8 @@
-"""`omnisync history` as an operator reads it: typos refused, revisions shown, errors kept short."""
+"""`omnisync history` as an operator reads it: typos refused, revisions shown, errors kept short.
+
+The first run of each exit code and the terminal's are processes of their own; the other
+formats and exports run through the entry point in this process (no interpreter to start).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from omnisync.state import SqliteLedgerStore, state_path
-from tests.cli import run_cli, run_cli_in_terminal
+from tests.cli import run_cli, run_cli_here, run_cli_in_terminal
 from tests.daemon.yamlconfig import ExportYaml
 from tests.operator.configs import write_config
 
@@ -70,13 +74,13 @@ def test_a_known_export_without_runs_and_a_removed_one_with_runs_are_not_errors(
     never = run_cli("history", "daily", "--config", str(config))
     assert never.returncode == 0, never.stderr
     assert "no runs recorded for export 'daily'" in never.stdout
-    removed = run_cli("history", "retired", "--config", str(config))
+    removed = run_cli_here("history", "retired", "--config", str(config))
     assert removed.returncode == 0, removed.stderr
     assert "retired" in removed.stdout and "git:0000000" in removed.stdout
 
 
 def test_the_text_history_has_a_revision_column_and_one_line_per_error(config):
-    result = run_cli("history", "weekly", "--config", str(config))
+    result = run_cli_here("history", "weekly", "--config", str(config))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     header = lines[0]
@@ -112,7 +116,7 @@ def test_piped_history_keeps_every_cell_whole(tmp_path):
             error="Omnisend answered 500 on POST /api/contacts/batch " * 6,
             now=STARTED + timedelta(hours=2),
         )
-    result = run_cli("history", "--config", str(config), extra_env={"COLUMNS": "80"})
+    result = run_cli_here("history", "--config", str(config), extra_env={"COLUMNS": "80"})
     assert result.returncode == 0, result.stderr
     (row,) = [line for line in result.stdout.splitlines() if line.split()[:1] == ["1"]]
     for cell in (name, "daemon-trigger, release by root", "succeeded", "sha256:0123456789abcdef"):
@@ -134,7 +138,7 @@ def test_a_terminal_keeps_its_width_and_cuts_the_error_there(config):
 
 
 def test_the_json_history_keeps_the_whole_error(config):
-    result = run_cli("history", "weekly", "--config", str(config), "--format", "json")
+    result = run_cli_here("history", "weekly", "--config", str(config), "--format", "json")
     assert result.returncode == 0, result.stderr
     runs = json.loads(result.stdout)["runs"]
     failed = next(run for run in runs if run["status"] == "failed")

@@ -1,4 +1,9 @@
-"""The config revision `omnisync validate` reports: a git commit only for files git holds."""
+"""The config revision `omnisync validate` reports: a git commit only for files git holds.
+
+git runs as a process of its own each time; `omnisync validate` does so once (outside any
+repository), and runs through its entry point in this process for every other revision
+(:func:`revision_of`): no interpreter to start.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import run_cli
+from tests.cli import run_cli, run_cli_here
 from tests.operator.configs import write_config
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -30,7 +35,8 @@ def git(repository: Path, *arguments: str) -> str:
 
 
 def revision_of(path: Path) -> str:
-    result = run_cli("validate", str(path))
+    """The revision ``omnisync validate PATH`` reports, run in this process."""
+    result = run_cli_here("validate", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     line = result.stdout.strip().splitlines()[-1]
     return line.rsplit(" revision ", 1)[1]

@@ -1,5 +1,10 @@
 """`omnisync status` against a real daemon: found from the config even while it is broken,
-honest when nothing runs, and readable in 80 columns."""
+honest when nothing runs, and readable in 80 columns.
+
+The daemon is always a process of its own. The first status of each exit code is one too
+(:func:`status`); the lookups after them run through the entry point in this process
+(:func:`status_here`), with no interpreter to start.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import run_cli
+from tests.cli import run_cli, run_cli_here
 from tests.daemon.harness import DaemonProcess, replace_file
 from tests.daemon.yamlconfig import ExportYaml
 from tests.operator.configs import write_config
@@ -32,6 +37,11 @@ def start_daemon(config: Path, state_dir: Path, **env: str) -> DaemonProcess:
 
 def status(*arguments: str, **env: str):
     return run_cli("status", *arguments, extra_env={"COLUMNS": "80", **env}, timeout=60)
+
+
+def status_here(*arguments: str, **env: str):
+    """:func:`status` through the entry point in this process."""
+    return run_cli_here("status", *arguments, extra_env={"COLUMNS": "80", **env})
 
 
 def assert_fits_80_columns(text: str, names: list[str]) -> None:
@@ -66,25 +76,25 @@ def test_status_finds_the_daemon_from_a_broken_config_and_keeps_long_names_whole
     state_dir = tmp_path / "conf" / "state"
     daemon = start_daemon(config, state_dir)
     try:
-        long_names = status("--config", str(config))
+        long_names = status_here("--config", str(config))
         assert long_names.returncode == 0, long_names.stderr
         assert_fits_80_columns(long_names.stdout, [LONG_NAME, "ukraine-newsletter"])
 
         # Broken YAML (the daemon keeps its last good config): found all the same.
         replace_file(config, good.replace("exports:", "exports: [", 1))
         daemon.wait_status(lambda s: not s["last_reload"]["ok"], message="the failed reload")
-        broken = status("--config", str(config), "--format", "json")
+        broken = status_here("--config", str(config), "--format", "json")
         assert broken.returncode == 0, broken.stderr
         assert json.loads(broken.stdout)["daemon"]["pid"] == daemon.process.pid
         assert "does not load" in broken.stderr and str(config) in broken.stderr
         # The same through $OMNISYNC_CONFIG, as text.
-        from_environment = status(OMNISYNC_CONFIG=str(config))
+        from_environment = status_here(OMNISYNC_CONFIG=str(config))
         assert from_environment.returncode == 0, from_environment.stderr
         assert "FAILED" in from_environment.stdout and LONG_NAME in from_environment.stdout
 
         # Valid YAML the schema refuses: found through daemon.state_dir as well.
         replace_file(config, good.replace("owner: olena", "owner: olena\n    colour: red", 1))
-        invalid = status("--config", str(config), "--format", "json")
+        invalid = status_here("--config", str(config), "--format", "json")
         assert invalid.returncode == 0, invalid.stderr
         assert json.loads(invalid.stdout)["daemon"]["state_dir"] == str(state_dir)
     finally:
@@ -104,12 +114,12 @@ def test_a_broken_config_without_state_dir_is_looked_for_in_the_default_one(tmp_
     daemon = start_daemon(config, xdg / "omnisync", XDG_STATE_HOME=str(xdg))
     try:
         replace_file(config, text.replace("version: 1", "version: 1\nbogus: [", 1))
-        found = status("--config", str(config), XDG_STATE_HOME=str(xdg))
+        found = status_here("--config", str(config), XDG_STATE_HOME=str(xdg))
         assert found.returncode == 0, found.stderr
         assert "ukraine-newsletter" in found.stdout
     finally:
         assert daemon.stop() == 0
-    gone = status("--config", str(config), XDG_STATE_HOME=str(xdg))
+    gone = status_here("--config", str(config), XDG_STATE_HOME=str(xdg))
     assert gone.returncode == 1
     assert str(config) in gone.stderr
     assert str(xdg / "omnisync") in gone.stderr and "default state directory" in gone.stderr

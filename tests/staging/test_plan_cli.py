@@ -1,4 +1,9 @@
-"""``omnisync plan``: the real command on real files, exit codes and outputs."""
+"""``omnisync plan``: the real command on real files, exit codes and outputs.
+
+The first run of each exit code is a process of its own (:func:`run_plan`); the formats
+and options after them run through the entry point in this process (:func:`plan_here`),
+as ``export run`` never does.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from omnisync.cli.main import main
 from omnisync.config.loader import load_config
 from omnisync.engine.report import plan_export
 from omnisync.engine.staging import stage_export
-from tests.cli import run_cli
+from tests.cli import run_cli, run_cli_here
 from tests.staging.configs import write_customers, write_ledger
 
 CONFIG = """\
@@ -76,6 +81,11 @@ def run_plan(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     return run_cli("plan", *args, extra_env=env, timeout=60)
 
 
+def plan_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """:func:`run_plan` through the command's entry point in this process."""
+    return run_cli_here("plan", *args)
+
+
 def test_plan_one_export_as_a_real_process(config_path: Path, tmp_path: Path) -> None:
     result = run_plan("vip", "--config", str(config_path))
     assert result.returncode == 0, result.stderr
@@ -93,7 +103,7 @@ def test_plan_one_export_as_a_real_process(config_path: Path, tmp_path: Path) ->
 
 
 def test_plan_json_counts_match_the_segment(config_path: Path) -> None:
-    result = run_plan("vip", "--config", str(config_path), "--format", "json")
+    result = plan_here("vip", "--config", str(config_path), "--format", "json")
     assert result.returncode == 0, result.stderr
     (plan,) = json.loads(result.stdout)["plans"]
     assert (plan["to_create"], plan["to_tag"], plan["invalid"]) == (2, 2, 2)
@@ -193,7 +203,7 @@ def test_plan_refuses_a_state_database_that_a_run_refuses_with_its_words(
     config_path: Path, tmp_path: Path, kind: str
 ) -> None:
     _unusable_state(tmp_path / "state", kind)
-    plan = run_plan("vip", "--config", str(config_path), "--format", "json")
+    plan = plan_here("vip", "--config", str(config_path), "--format", "json")
     run = run_cli("export", "run", "vip", "--config", str(config_path))
     assert plan.returncode == run.returncode == 1, (plan.stderr, run.stderr)
     refusal = run.stderr.strip().removeprefix("omnisync export run: ")
@@ -205,9 +215,9 @@ def test_plan_refuses_a_state_database_that_a_run_refuses_with_its_words(
 
 
 def test_plan_without_a_state_store_says_so_in_every_format(config_path: Path) -> None:
-    text = run_plan("vip", "--config", str(config_path))
-    markdown = run_plan("vip", "--config", str(config_path), "--format", "markdown")
-    as_json = run_plan("vip", "--config", str(config_path), "--format", "json")
+    text = plan_here("vip", "--config", str(config_path))
+    markdown = plan_here("vip", "--config", str(config_path), "--format", "markdown")
+    as_json = plan_here("vip", "--config", str(config_path), "--format", "json")
     assert text.returncode == markdown.returncode == as_json.returncode == 0
     assert "WARNING: no state store found" in text.stdout
     assert re.search(r"to create\s+2\s+\(no state: upper bound\)", text.stdout)
@@ -216,7 +226,7 @@ def test_plan_without_a_state_store_says_so_in_every_format(config_path: Path) -
     (plan,) = json.loads(as_json.stdout)["plans"]
     assert plan["state_found"] is False
 
-    required = run_plan("vip", "--config", str(config_path), "--require-state")
+    required = plan_here("vip", "--config", str(config_path), "--require-state")
     assert required.returncode == 1
     assert "no state store at" in required.stderr and "--require-state" in required.stderr
     assert "to create" not in required.stdout
