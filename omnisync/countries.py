@@ -4,6 +4,9 @@
 "Deutschland", "Côte d'Ivoire"): a name, official or common name, alpha-2 or
 alpha-3 code, or a name in one of :data:`NAME_LANGUAGES` (pycountry's
 iso-codes translations), case- and accent-insensitively; ``None`` when unknown.
+
+pycountry is imported by the first look-up, not with the module: every command that
+maps rows imports this one, and only an export that maps a country looks one up.
 """
 
 from __future__ import annotations
@@ -11,8 +14,6 @@ from __future__ import annotations
 import gettext
 import unicodedata
 from functools import cache, lru_cache
-
-import pycountry
 
 #: Languages whose country names are recognised besides English: the
 #: languages of omnisync's users' customer bases, kept short because a larger
@@ -64,6 +65,8 @@ def is_alpha_2(code: str) -> bool:
     stripped = code.strip().upper()
     if len(stripped) != 2 or not stripped.isascii():
         return False
+    import pycountry
+
     return pycountry.countries.get(alpha_2=stripped) is not None
 
 
@@ -80,6 +83,8 @@ def _key(text: str) -> str:
 def _country_index() -> dict[str, str]:
     """Every known name and code (as :func:`_key`) -> alpha-2 code. The first claim wins:
     codes, English names and aliases come first, so a translation never shadows them."""
+    import pycountry
+
     countries = list(pycountry.countries)
     english = {
         str(country.alpha_2): [

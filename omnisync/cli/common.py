@@ -1,7 +1,12 @@
 """What the commands share: loading the config and refusing unknown exports (both end
 the command with ``SystemExit``), the ``--format`` option, a bounded number option's
 type, stopping on signals, and writing output that a closed pipe or a narrow locale
-cannot break."""
+cannot break.
+
+Imports little at module level: every command's module imports this one, and
+``omnisync --help`` imports every command's module; loading a config (YAML,
+jsonschema, APScheduler) is imported by :func:`cli_config` when a command loads one.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +18,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE, reader_gone
-from omnisync.config.diagnostics import render_text, summarize
-from omnisync.config.loader import try_load_config
 from omnisync.config.location import config_path_from
-from omnisync.config.model import Config
 from omnisync.masking import mask_emails_in
+
+if TYPE_CHECKING:
+    from omnisync.config.model import Config
 
 
 def fail(message: str, status: int = EXIT_FAILED) -> int:
@@ -33,6 +38,9 @@ def fail(message: str, status: int = EXIT_FAILED) -> int:
 def cli_config(args: argparse.Namespace) -> Config:
     """Load the config ``args`` name (``--config``), or say why not and exit (1; 2 when
     it cannot be read)."""
+    from omnisync.config.diagnostics import render_text, summarize
+    from omnisync.config.loader import try_load_config
+
     result = try_load_config(config_path_from(args, os.environ), environ=os.environ)
     if result.config is None:
         sys.stderr.write(render_text(result.diagnostics))

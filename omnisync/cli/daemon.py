@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omnisync.cli.common import fail
 from omnisync.cli.main import EXIT_FAILED, EXIT_USAGE
 from omnisync.config.location import add_config_argument, config_path_from
 
@@ -237,6 +238,4 @@ def _serve(
 
 
 def _refuse(reason: str, status: int = EXIT_FAILED) -> int:
-    from omnisync.cli.common import fail  # not at import: it loads the config machinery
-
     return fail(f"omnisync daemon: not starting: {reason}", status)

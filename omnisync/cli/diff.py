@@ -23,20 +23,18 @@ import dataclasses
 import os
 import sys
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from omnisync.cli.common import fail, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from omnisync.config.diagnostics import render_github, render_text, summarize
-from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
-from omnisync.config.model import Config, DaemonSettings
-from omnisync.review import render
-from omnisync.review.compare import Relocate, same
-from omnisync.review.effects import store_move
-from omnisync.review.members import ledger_members
-from omnisync.review.model import Review
-from omnisync.review.review import no_config, review_configs
-from omnisync.review.revisions import RevisionUnavailable, checkout, copied
+
+# The review, the config loader and rich are imported by the functions that use them:
+# `omnisync --help` imports every command's module.
+if TYPE_CHECKING:
+    from omnisync.config.model import Config
+    from omnisync.review.compare import Relocate
+    from omnisync.review.model import Review
 
 EXIT_CHANGES = 3
 
@@ -78,6 +76,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace) -> int:
     if args.head is not None and args.base is None:
         return fail("omnisync diff: --head REV needs --base REV", EXIT_USAGE)
+    from omnisync.config.model import DaemonSettings
+    from omnisync.review.effects import store_move
+    from omnisync.review.members import ledger_members
+    from omnisync.review.review import review_configs
+    from omnisync.review.revisions import RevisionUnavailable, copied
+
     config_path = config_path_from(args, os.environ)
     try:
         with ExitStack() as stack:
@@ -128,6 +132,12 @@ def _side(
     when it holds none), and how to map the paths it names back to the working tree.
     Exits (``SystemExit``) after reporting why it does not load: the head's problems on
     its lines, the base's labelled with the base (they are not the head's lines)."""
+    from omnisync.config.diagnostics import render_github, render_text, summarize
+    from omnisync.config.loader import try_load_config
+    from omnisync.review.compare import same
+    from omnisync.review.review import no_config
+    from omnisync.review.revisions import checkout
+
     relocate, label = same, None
     if revision is not None:
         checked_out = stack.enter_context(checkout(path, revision))
@@ -155,6 +165,8 @@ def _side(
 
 
 def _render(args: argparse.Namespace, review: Review) -> str:
+    from omnisync.review import render
+
     if args.format == "json":
         return render.render_json(review, root=os.getcwd())
     if args.format == "markdown":

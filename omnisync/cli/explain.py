@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 from omnisync.cli.common import add_format, chosen_exports, cli_config, fail, write, write_json
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from omnisync.config.location import add_config_argument
-from omnisync.state.opening import open_existing_store
 
+# The engine and the state store are imported by handle(): `omnisync --help` imports
+# every command's module.
 if TYPE_CHECKING:
     from omnisync.engine.explain import ExportExplanation
 
@@ -47,6 +48,7 @@ def handle(args: argparse.Namespace) -> int:
     from omnisync.engine.explain import explain_email
     from omnisync.engine.results import ExportFailure
     from omnisync.errors import OmnisyncError
+    from omnisync.state.opening import open_existing_store
 
     loaded = cli_config(args)
     email = normalise_email(args.email)

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from omnisync.cli.common import add_format, chosen_exports, cli_config, fail, stop_on_signals, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
 from omnisync.config.location import add_config_argument
-from omnisync.config.model import Config
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from omnisync.config.model import Config
     from omnisync.engine.results import Phase, RunCounts, RunProgress, RunResult
 
 EXIT_CODES = {"succeeded": EXIT_OK, "partial": EXIT_PARTIAL, "held": 4, "failed": EXIT_FAILED}

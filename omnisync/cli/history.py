@@ -14,14 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from omnisync.cli.common import add_format, bounded, chosen_exports, cli_config, write, write_json
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK
 from omnisync.config.location import add_config_argument
-from omnisync.config.model import Config, DaemonSettings
-from omnisync.engine.history_render import render_runs, runs_as_dicts
-from omnisync.state import RunRecord, StateError, state_path
-from omnisync.state.opening import open_existing_store
+
+if TYPE_CHECKING:
+    from omnisync.config.model import Config
+    from omnisync.state import RunRecord
 
 #: Wider than any row, so a table that is not on a terminal is never cut.
 _UNBOUNDED_WIDTH = 1_000_000
@@ -42,6 +43,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Imported here, not with the module: `omnisync --help` imports every command's module.
+    from omnisync.config.model import DaemonSettings
+    from omnisync.engine.history_render import render_runs, runs_as_dicts
+    from omnisync.state import StateError, state_path
+    from omnisync.state.opening import open_existing_store
+
     config: Config | None = None
     if args.state_dir is not None:
         settings = DaemonSettings(state_dir=args.state_dir)

@@ -11,7 +11,6 @@ import argparse
 import sys
 
 from omnisync.cli.main import EXIT_OK, reader_gone
-from omnisync.config.schema import schema_text
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +18,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Imported here: `omnisync --help` imports every command's module.
+    from omnisync.config.schema import schema_text
+
     # Bytes, not text: the file's own, whatever the locale.
     try:
         sys.stdout.flush()

@@ -25,26 +25,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from omnisync.cli.common import add_format, write_json
 from omnisync.cli.main import EXIT_OK
-from omnisync.cli.status_lookup import find_state_dir
 from omnisync.clock import parse_time
 from omnisync.config.location import add_config_argument
-from omnisync.config.model import Config
-from omnisync.daemon.discovery import (
-    DaemonClient,
-    DaemonUnavailable,
-    UntrustedStateFile,
-    find_info,
-)
 from omnisync.masking import one_line
-from omnisync.state.store import StateError
 
+# httpx, the config loader, the state store and rich are imported by the functions that
+# use them: `omnisync --help` imports every command's module.
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
+
+    from omnisync.config.model import Config
 
 EXIT_NO_DAEMON = 1
 
@@ -72,6 +65,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from omnisync.cli.status_lookup import find_state_dir
+    from omnisync.daemon.discovery import DaemonUnavailable
+    from omnisync.state.store import StateError
+
     lookup = find_state_dir(args)
     document: dict[str, Any] | None = None
     try:
@@ -112,6 +109,15 @@ def ask_daemon(state_dir: Path) -> tuple[dict[str, Any], str | None]:
     while it is); :class:`DaemonUnavailable` when none answers. A daemon whose ``/healthz``
     fails (its main loop stalled, its shared store unreachable) is asked all the same: that
     is when its status is wanted most."""
+    import httpx
+
+    from omnisync.daemon.discovery import (
+        DaemonClient,
+        DaemonUnavailable,
+        UntrustedStateFile,
+        find_info,
+    )
+
     try:
         with DaemonClient.find(state_dir) as client:
             try:

@@ -16,16 +16,7 @@ import sys
 
 from omnisync.cli.common import add_format, write
 from omnisync.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from omnisync.config.diagnostics import (
-    render_github,
-    render_json,
-    render_text,
-    sort_diagnostics,
-    summarize,
-)
-from omnisync.config.loader import try_load_config
 from omnisync.config.location import add_config_argument, config_path_from
-from omnisync.config.secrets import check_references, check_secrets
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +55,17 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    # Imported here, not with the module: `omnisync --help` imports every command's module.
+    from omnisync.config.diagnostics import (
+        render_github,
+        render_json,
+        render_text,
+        sort_diagnostics,
+        summarize,
+    )
+    from omnisync.config.loader import try_load_config
+    from omnisync.config.secrets import check_references, check_secrets
+
     if args.path and args.config and args.path != args.config:
         write("omnisync validate: give the config path once, as PATH or as --config\n", sys.stderr)
         return EXIT_USAGE

@@ -10,20 +10,24 @@ day of week matches; APScheduler requires both. Rather than run on other days
 than the author meant, an expression restricting both is refused.
 
 Like crontab, a job at set times (no wildcard minute or hour) follows the zone's wall clock
-(:class:`WallClockTrigger`): APScheduler 3 steps across a daylight-saving change by fixed
-lengths of time and can miss a run (``@monthly`` in Europe/Berlin went from March 1 to
-May 1).
+(:class:`~omnisync.config.crontriggers.WallClockTrigger`): APScheduler 3 steps across a
+daylight-saving change by fixed lengths of time and can miss a run (``@monthly`` in
+Europe/Berlin went from March 1 to May 1).
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from apscheduler.triggers.cron import CronTrigger
-
 from omnisync.config.diagnostics import did_you_mean
+
+# APScheduler (about 40 ms of imports) is imported by the functions that build a trigger:
+# every command loads a config, and one without a cron schedule needs none of it.
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _SHORTHANDS = {
@@ -66,6 +70,10 @@ def crontab_trigger_fields(expression: str) -> dict[str, str]:
 def crontab_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     """APScheduler's trigger for ``expression`` in ``timezone`` (an IANA name), meaning what
     crontab means. Raises ``ValueError`` saying why, as :func:`crontab_trigger_fields` does."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    from omnisync.config.crontriggers import InstantTrigger, WallClockTrigger
+
     # Not CronTrigger.from_crontab: APScheduler 3 counts weekdays from Monday=0, so "1"
     # would mean Tuesday.
     fields = crontab_trigger_fields(expression)
@@ -75,59 +83,8 @@ def crontab_trigger(expression: str, timezone: str = "UTC") -> CronTrigger:
     if timezone == "UTC":
         return CronTrigger(**fields, timezone=zone)
     if fields["minute"].startswith("*") or fields["hour"].startswith("*"):
-        return _InstantTrigger(**fields, timezone=zone)
+        return InstantTrigger(**fields, timezone=zone)
     return WallClockTrigger(fields, zone=zone)
-
-
-class _InstantTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
-    """APScheduler's cron trigger, its fire times told as the zone's clocks show them:
-    it can return a wall time a spring change skipped (02:00-05:00 for 03:00-04:00),
-    the right instant under a name that /status and the logs would show."""
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        found = super().get_next_fire_time(previous_fire_time, now)
-        return None if found is None else found.astimezone(UTC).astimezone(self.timezone)
-
-
-#: How far back of the earliest moment wall times are looked at: more than any change of
-#: offset, so that a time the spring change skips still fires just after it.
-_LOOKBACK = timedelta(hours=3)
-_TICK = timedelta(microseconds=1)
-
-
-class WallClockTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
-    """A cron trigger at set times of the wall clock of ``zone``, as crontab's are.
-
-    The matching runs on wall-clock times written as UTC, where no day is 23 or 25 hours
-    long. A wall time the spring change skips fires just after it (02:30 becomes 03:30);
-    one the autumn change repeats fires once, at its first occurrence."""
-
-    def __init__(self, fields: dict[str, str], *, zone: ZoneInfo) -> None:
-        super().__init__(**fields, timezone=UTC)
-        self.zone = zone
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        # APScheduler's contract: the first fire time from just after the previous one
-        # (missed ones included), or from now.
-        earliest = now
-        if previous_fire_time is not None:
-            earliest = min(now, previous_fire_time + _TICK)
-            if earliest == previous_fire_time:
-                earliest += _TICK
-        start = (earliest - _LOOKBACK).astimezone(self.zone).replace(tzinfo=UTC, fold=0)
-        wall = super().get_next_fire_time(None, start)
-        while wall is not None:
-            # fold=0, the first of a repeated hour; through UTC, a skipped time comes out
-            # just after the change.
-            moment = wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC).astimezone(self.zone)
-            if moment >= earliest:
-                return moment  # type: ignore[no-any-return]
-            wall = super().get_next_fire_time(None, wall + timedelta(seconds=1))
-        return None
 
 
 #: An expression that fires at all fires between these two instants: the dates it matches
@@ -143,6 +100,8 @@ def cron_problem(expression: str) -> str | None:
     that matches no date (``0 0 30 2 *``) is not: its next run would be "never"."""
     # In UTC: a zone's clock changes move a run, never remove a date's. Ending the search
     # keeps APScheduler from looking through every year to 9999.
+    from apscheduler.triggers.cron import CronTrigger
+
     try:
         probe = CronTrigger(
             **crontab_trigger_fields(expression), timezone=UTC, end_date=_SEARCH_UNTIL

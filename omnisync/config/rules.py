@@ -8,6 +8,7 @@ run, so ``validate`` and the daemon agree on who may run what.
 from __future__ import annotations
 
 import codecs
+import functools
 import ipaddress
 import itertools
 import re
@@ -213,13 +214,13 @@ SqlDialect = Literal["sqlite", "postgres"]
 #: non-ASCII letter in it, else one character such as ``(`` or ``;``); ``nested`` opens a
 #: PostgreSQL comment, found by :func:`_nested_comment_end`.
 _SQL_PIECES = {
-    "sqlite": re.compile(
+    "sqlite": (
         r"""(?P<noise>\s+|--[^\n]*|/\*.*?(?:\*/|\Z))
         |(?P<quoted>'(?:[^']|'')*'?|"(?:[^"]|"")*"?|`(?:[^`]|``)*`?|\[[^\]]*\]?)
         |(?P<text>[\w$\x80-\U0010ffff]+|.)""",
         re.DOTALL | re.VERBOSE,
     ),
-    "postgres": re.compile(
+    "postgres": (
         r"""(?P<noise>\s+|--[^\n]*)|(?P<nested>/\*)
         |(?P<quoted>[eE]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?|"(?:[^"]|"")*"?
             |(?P<dollar>\$(?:[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$).*?(?:(?P=dollar)|\Z))
@@ -227,13 +228,23 @@ _SQL_PIECES = {
         re.DOTALL | re.VERBOSE,
     ),
 }
+
+
+@functools.cache
+def _sql_pattern(dialect: SqlDialect) -> re.Pattern[str]:
+    """:data:`_SQL_PIECES` compiled, once a query of ``dialect`` is read: their character
+    ranges take milliseconds to compile, and most configs read one dialect or none."""
+    source, flags = _SQL_PIECES[dialect]
+    return re.compile(source, flags)
+
+
 _COMMENT_MARKS = re.compile(r"/\*|\*/")
 
 
 def sql_pieces(query: str, *, dialect: SqlDialect) -> Iterator[tuple[str, int, int]]:
     """``(kind, start, end)`` of each piece of ``query`` in order, read as ``dialect`` reads
     it; the kinds are ``noise``, ``quoted`` and ``text`` (:data:`_SQL_PIECES`)."""
-    pattern = _SQL_PIECES[dialect]
+    pattern = _sql_pattern(dialect)
     position = 0
     while position < len(query):
         piece = pattern.match(query, position)

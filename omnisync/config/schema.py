@@ -19,15 +19,18 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-# jsonschema ships no type information (and types-jsonschema is not a dependency).
-from jsonschema import Draft202012Validator, validators  # type: ignore[import-untyped]
-from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from omnisync.config.diagnostics import Diagnostic, PathParts, did_you_mean, nearest_position
 from omnisync.config.model import Position
 from omnisync.config.yamlload import describe_type
+
+# jsonschema (about 50 ms of imports) is imported when a document is first validated:
+# `omnisync schema` prints the file and needs none of it. It ships no type information
+# (and types-jsonschema is not a dependency).
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+    from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
 SCHEMA_FILE = "omnisync.schema.json"
 
@@ -69,7 +72,10 @@ def load_schema() -> Mapping[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
-    return _EcmaValidator(load_schema())
+    """Draft 2020-12 with ``pattern`` read as ECMA-262 reads it (:func:`_ecma_regex`)."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(Draft202012Validator, {"pattern": _pattern})(load_schema())
 
 
 #: A pattern's escapes and character classes (kept as they are), or a ``$`` outside them.
@@ -88,11 +94,10 @@ def _ecma_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema.exceptions import ValidationError
+
     if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
         yield ValidationError(f"does not match {pattern!r}")
-
-
-_EcmaValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 def validate_document(

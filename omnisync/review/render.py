@@ -2,7 +2,8 @@
 
 Secrets appear only as the references the config holds.
 
-- Text (rich): coloured by risk when ``color`` (a terminal asked for it).
+- Text (rich): coloured by risk when ``color`` (a terminal asked for it). rich is
+  imported by the text rendering alone: the other formats need none of its imports.
 - A field's values are shown on one line; quoted, with escapes, when that line would
   hide how they differ (whitespace only). Config text has its control characters
   escaped (``\\u001b``) in every format (JSON escapes them itself), and in Markdown the
@@ -31,9 +32,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape as escape_markup
-
 from omnisync.config.diagnostics import escape_data, escape_property
 from omnisync.config.model import Position
 from omnisync.masking import one_line
@@ -55,6 +53,8 @@ _HIDDEN_SPACES = re.compile(r"^ +| +$| {2,}")
 
 def escape(text: str) -> str:
     """``text`` for rich markup, shown as it is: control characters visible."""
+    from rich.markup import escape as escape_markup
+
     return escape_markup(one_line(text))
 
 
@@ -96,6 +96,8 @@ def _approve(change: Change) -> str:
 
 
 def render_text(review: Review, *, color: bool = False) -> str:
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(
         file=buffer,

@@ -45,6 +45,35 @@ def test_a_command_imports_its_own_module_and_no_other_command():
     assert result.stdout.splitlines()[-1] == "['schema']"
 
 
+def _libraries_imported(arguments: list[str]) -> list[str]:
+    """The heavy libraries in ``sys.modules`` after ``omnisync ARGUMENTS`` ran in a fresh
+    interpreter (its output discarded)."""
+    probe = (
+        "import contextlib, io, sys\n"
+        "from omnisync.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        f"    status = main({arguments!r})\n"
+        "libraries = ('httpx', 'jsonschema', 'yaml', 'apscheduler', 'rich', 'prometheus_client')\n"
+        "print('imported:', *sorted(name for name in libraries if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()[-1].removeprefix("imported:").split()
+
+
+def test_a_command_imports_only_the_libraries_it_uses(tmp_path):
+    # Every test and every user pays each command's start-up: the help lists commands
+    # (no HTTP client, config loader or terminal library), history --state-dir reads the
+    # store without the config machinery, and a config without a cron schedule
+    # validates without APScheduler.
+    assert _libraries_imported(["--help"]) == []
+    assert _libraries_imported(["history", "--state-dir", str(tmp_path / "state")]) == []
+    config = write_config(tmp_path / "conf", ExportYaml("weekly"))
+    assert _libraries_imported(["validate", str(config)]) == ["jsonschema", "yaml"]
+
+
 def test_a_command_s_own_help_and_options_before_it_still_work():
     own = run_cli_here("validate", "--help")
     assert own.returncode == 0
