@@ -168,7 +168,7 @@ def test_a_foreign_host_header_is_refused(setup):
         assert daemon.stop() == 0
 
 
-@pytest.mark.long(17)
+@pytest.mark.long(13)
 def test_under_a_file_limit_of_256_a_crowd_never_starves_probes_or_runs(setup):
     """Acceptance: 200 idle + 200 slow connections at a file limit of 256."""
     daemon = limited(setup, ExportYaml("vip", schedule="every: 2s"), nofile=256).start()
@@ -188,7 +188,9 @@ def test_under_a_file_limit_of_256_a_crowd_never_starves_probes_or_runs(setup):
         latencies, statuses, threads, files = [], [], [], []
         with Swarm(daemon.address, idle=200, slow=200, duration=60) as swarm:
             wait_until(lambda: swarm.opened >= 400, timeout=20, message="the crowd to connect")
-            ends = time.monotonic() + 12
+            # Longer than a probe's 5 s timeout, and room for two runs every 2 s: the
+            # crowd reconnects as fast as the daemon closes it, a core's worth of CPU.
+            ends = time.monotonic() + 8
             while time.monotonic() < ends:
                 status, seconds = probe(daemon)
                 statuses.append(status)
