@@ -1,7 +1,8 @@
 """The daemon's files in the state directory: private whatever the umask, trusted only
 when nobody else could have written them; and the configured control token.
 
-Real daemon processes and the real CLI.
+Real daemon processes and the real CLI; ``status`` after a test's first real CLI process
+through the entry point in this process (:func:`status_here`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import stat
 
 import pytest
 
-from tests.cli import run_cli
+from tests.cli import run_cli, run_cli_here
 from tests.daemon.attackers import LimitedDaemon
 from tests.daemon.harness import API_KEY
 from tests.daemon.runfunctions import wait_until
@@ -51,6 +52,13 @@ def daemon_for(setup, config_dir, **options) -> LimitedDaemon:
 
 def cli(*arguments: str, **extra_env: str):
     return run_cli(*arguments, extra_env={API_KEY_VARIABLE: API_KEY, **extra_env}, timeout=120)
+
+
+def status_here(config_dir):
+    """``omnisync status`` (read-only) through its entry point in this process."""
+    return run_cli_here(
+        "status", "--config", str(config_dir), extra_env={API_KEY_VARIABLE: API_KEY}
+    )
 
 
 def test_state_files_are_private_under_umask_000_in_an_existing_0755_directory(setup):
@@ -106,7 +114,7 @@ def test_the_cli_refuses_a_state_file_others_can_write(setup, running, name):
     # Refused, not run directly behind the daemon's back.
     assert daemon.status()["exports"]["vip"]["last_run"] is None
     if name == "daemon.json":
-        status = cli("status", "--config", str(config_dir))
+        status = status_here(config_dir)
         assert status.returncode != 0
         assert str(path) in status.stderr and "writable by" in status.stderr
     os.chmod(path, 0o600)

@@ -1,4 +1,9 @@
-"""``omnisync export run`` and ``omnisync history`` as real processes, and plan == run."""
+"""``omnisync export run`` and ``omnisync history`` as real processes, and plan == run.
+
+A delivery that only sets up the run or listing under test runs with the real engine in
+this process (``Setup.run_here``); a read-only command repeated after a test's first real
+process runs through the entry point in this process (:func:`here`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import sys
 
 import pytest
 
+from tests.cli import run_cli_here
 from tests.engine.conftest import Setup
 from tests.engine.helpers import (
+    API_KEY_VARIABLE,
     TAG_ADDS,
     TAG_REMOVALS,
     UPSERTS,
@@ -44,6 +51,17 @@ def export_run(
     return done.returncode, json.loads(done.stdout), done.stderr
 
 
+def here(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """A read-only command (plan, history) through its entry point in this process."""
+    return run_cli_here(*arguments, extra_env={API_KEY_VARIABLE: "test-key"})
+
+
+def deliver(setup: Setup) -> None:
+    """A delivery before the run under test: the real engine, in this process."""
+    result = setup.run_here()
+    assert result.status == "succeeded", result.error
+
+
 @pytest.mark.parametrize("consent", [True, False], ids=["consent mapped", "no consent"])
 def test_plan_matches_what_the_following_run_does_count_for_count(
     setup: Setup, consent: bool
@@ -53,8 +71,7 @@ def test_plan_matches_what_the_following_run_does_count_for_count(
     setup.rewrite(consent=consent)
     rows = [*people(400), person(990, email="no-at-sign"), person(991, email=None)]
     write_segment(setup.database, rows)
-    code, _, _ = export_run(setup)
-    assert code == 0
+    deliver(setup)
     # A day of changes: some edited, some new, some gone, one now invalid.
     picker = random.Random(11)
     chosen = picker.sample(range(400), 16)
@@ -71,7 +88,7 @@ def test_plan_matches_what_the_following_run_does_count_for_count(
             (p.id, p.email, p.first_name, p.last_name, p.city, p.country),
         )
 
-    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    planned = here("plan", "members", "--config", str(setup.config_path), "--format", "json")
     assert planned.returncode == 0, planned.stderr
     [plan] = json.loads(planned.stdout)["plans"]
     before = last_sequence(setup.emulator)
@@ -145,7 +162,7 @@ def test_a_missing_api_key_is_refused_as_a_config_problem_and_nothing_is_recorde
             "omnisync export run: not running export members: connections.shop.api_key:"
             " environment variable OMNISYNC_TEST_API_KEY is not set\n"
         )
-    listed = omnisync("history", "--config", str(setup.config_path), "--format", "json")
+    listed = here("history", "--config", str(setup.config_path), "--format", "json")
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["runs"] == []
     assert setup.emulator.request_log() == []
@@ -187,7 +204,7 @@ def test_the_text_summary(setup: Setup) -> None:
 
 def test_history_lists_runs_newest_first(setup: Setup) -> None:
     write_segment(setup.database, people(10))
-    assert export_run(setup)[0] == 0
+    deliver(setup)
     setup.rewrite(max_profiles=5)
     assert export_run(setup)[0] == 1
     listed = omnisync("history", "--config", str(setup.config_path), "--format", "json")
@@ -198,23 +215,23 @@ def test_history_lists_runs_newest_first(setup: Setup) -> None:
         (1, "succeeded", "cli"),
     ]
     assert runs[1]["counts"]["upserted"] == 10 and "max_profiles" in runs[0]["error"]
-    table = omnisync("history", "members", "--config", str(setup.config_path), "--limit", "1")
+    table = here("history", "members", "--config", str(setup.config_path), "--limit", "1")
     assert table.returncode == 0
     assert "failed" in table.stdout and "succeeded" not in table.stdout
     assert "max_profiles" in table.stdout
     # Without a config at all, straight from the state directory.
-    direct = omnisync("history", "--state-dir", str(setup.state_dir), "--format", "json")
+    direct = here("history", "--state-dir", str(setup.state_dir), "--format", "json")
     assert json.loads(direct.stdout) == json.loads(listed.stdout)
 
 
 def test_history_before_any_run_and_for_bad_input(setup: Setup) -> None:
     empty = omnisync("history", "--config", str(setup.config_path))
     assert empty.returncode == 0 and "no runs recorded" in empty.stdout
-    bad_limit = omnisync("history", "--config", str(setup.config_path), "--limit", "0")
+    bad_limit = here("history", "--config", str(setup.config_path), "--limit", "0")
     assert bad_limit.returncode == 2 and "Traceback" not in bad_limit.stderr
     setup.state_dir.mkdir(parents=True, exist_ok=True)
     (setup.state_dir / "omnisync.sqlite3").write_bytes(b"garbage" * 100)
-    garbage = omnisync("history", "--config", str(setup.config_path))
+    garbage = here("history", "--config", str(setup.config_path))
     assert garbage.returncode == 1
     assert "not a database" in garbage.stderr and "Traceback" not in garbage.stderr
 

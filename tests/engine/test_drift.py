@@ -1,4 +1,8 @@
-"""``omnisync drift``: Omnisend read back and compared with the ledger, as a real process."""
+"""``omnisync drift``: Omnisend read back and compared with the ledger, as a real process.
+
+The exports that deliver before and after it run with the real engine in this process
+(``Setup.run_here``): drift is the command under test, and each of its runs is real.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +34,8 @@ MEMBERS = 40
 
 
 def run_export(setup: Setup) -> None:
-    done = omnisync("export", "run", "members", "--config", str(setup.config_path))
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = setup.run_here()
+    assert done.status == "succeeded", done.error
     assert setup.emulator.drain()  # tags calls are applied asynchronously
 
 

@@ -1,13 +1,28 @@
-"""Change guards through the real CLI: a run that looks like an accident is held, sends nothing."""
+"""Change guards through the real CLI: a run that looks like an accident is held, sends nothing.
+
+The runs under test are real ``omnisync export run`` processes; the deliveries before them
+run with the real engine in this process (``Setup.run_here``), and ``plan`` and ``history``
+through the command's entry point in this process (:func:`here`).
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
+from tests.cli import run_cli_here
 from tests.engine.conftest import Setup
-from tests.engine.helpers import WRITES, execute, last_sequence, log_since, omnisync, people
+from tests.engine.helpers import (
+    API_KEY_VARIABLE,
+    WRITES,
+    execute,
+    last_sequence,
+    log_since,
+    omnisync,
+    people,
+)
 
 
 def export_run(setup: Setup, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -18,8 +33,19 @@ def export_run(setup: Setup, *extra: str) -> tuple[int, dict]:  # type: ignore[t
     return done.returncode, json.loads(done.stdout)
 
 
+def here(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """A read-only command (plan, history) through its entry point in this process."""
+    return run_cli_here(*arguments, extra_env={API_KEY_VARIABLE: "test-key"})
+
+
+def deliver(setup: Setup) -> None:
+    """A first delivery, before the run under test: the real engine, in this process."""
+    result = setup.run_here()
+    assert result.status == "succeeded", result.error
+
+
 def history(setup: Setup) -> list[dict]:  # type: ignore[type-arg]
-    listed = omnisync("history", "--config", str(setup.config_path), "--format", "json")
+    listed = here("history", "--config", str(setup.config_path), "--format", "json")
     assert listed.returncode == 0, listed.stderr
     runs: list[dict] = json.loads(listed.stdout)["runs"]  # type: ignore[type-arg]
     return runs
@@ -30,11 +56,11 @@ def test_an_emptied_source_is_held_then_released_once(setup: Setup) -> None:
     from tests.engine.helpers import write_segment
 
     write_segment(setup.database, people(1_000))
-    code, first = export_run(setup)
-    assert (code, first["counts"]["upserted"], first["counts"]["tagged"]) == (0, 1_000, 1_000)
+    first = setup.run_here()
+    assert (first.status, first.counts.upserted, first.counts.tagged) == ("succeeded", 1_000, 1_000)
 
     execute(setup.database, "DELETE FROM people")  # a failed ETL load
-    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    planned = here("plan", "members", "--config", str(setup.config_path), "--format", "json")
     (plan,) = json.loads(planned.stdout)["plans"]
     assert plan["held"] == [
         "the segment is empty, but 1,000 contacts carry the export's tag (allow_empty is false)",
@@ -60,17 +86,17 @@ def test_an_emptied_source_is_held_then_released_once(setup: Setup) -> None:
     assert latest["status"] == "succeeded"
     assert latest["trigger"].startswith("cli, release by ")
     # Released once: the next run is guarded again (and has nothing to do).
-    assert export_run(setup)[0] == 0
+    assert setup.run_here().status == "succeeded"
 
 
 def test_a_held_run_records_the_counts_its_plan_shows(setup: Setup) -> None:
     from tests.engine.helpers import write_segment
 
     write_segment(setup.database, people(3))
-    assert export_run(setup)[0] == 0
+    deliver(setup)
     # A bad ETL load: every domain cut, so no row is valid (none may count as to create).
     execute(setup.database, "UPDATE people SET email = replace(email, '.com', '')")
-    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    planned = here("plan", "members", "--config", str(setup.config_path), "--format", "json")
     (plan,) = json.loads(planned.stdout)["plans"]
     assert (plan["members"], plan["invalid"], plan["to_create"], plan["to_tag"]) == (0, 3, 0, 0)
     code, held = export_run(setup)
@@ -85,9 +111,9 @@ def test_a_recovered_source_clears_the_hold_and_sends_only_real_changes(setup: S
     from tests.engine.helpers import write_segment
 
     write_segment(setup.database, people(1_000))
-    assert export_run(setup)[0] == 0
+    deliver(setup)
     execute(setup.database, "UPDATE people SET tier = 'tmp'")
-    assert export_run(setup)[0] == 4
+    assert setup.run_here().status == "held"
     # The source recovers, with one real change.
     execute(setup.database, "UPDATE people SET tier = 'gold'")
     execute(setup.database, "UPDATE people SET city = 'Odesa' WHERE id = 7")
@@ -104,7 +130,7 @@ def test_a_query_that_drops_thirty_percent_is_held_at_the_default_and_runs_at_fi
     from tests.engine.helpers import write_segment
 
     write_segment(setup.database, people(1_000))
-    assert export_run(setup)[0] == 0
+    deliver(setup)
     setup.rewrite(query="SELECT * FROM people WHERE tier = 'gold' AND id % 10 >= 3")
     code, held = export_run(setup)
     assert (code, held["status"]) == (4, "held")
@@ -123,11 +149,11 @@ def test_a_full_resync_re_sends_and_re_tags_every_member_as_a_first_run_would(
     from tests.engine.helpers import TAG_ADDS, UPSERTS, emails_of, write_segment
 
     write_segment(setup.database, people(300))
-    assert export_run(setup)[0] == 0
+    deliver(setup)
     with setup.store() as store:
         first = [(e.email, e.fingerprint, e.tag) for e in store.entries("members")]
     consents = len(setup.emulator.status_changes())
-    assert export_run(setup)[1]["counts"]["upserted"] == 0  # nothing changed
+    assert setup.run_here().counts.upserted == 0  # nothing changed
 
     before = last_sequence(setup.emulator)
     code, full = export_run(setup, "--full")
@@ -151,10 +177,10 @@ def test_a_segment_of_invalid_e_mails_counts_as_empty_for_the_guards(setup: Setu
     from tests.engine.helpers import write_segment
 
     write_segment(setup.database, people(5))
-    assert export_run(setup)[0] == 0
+    deliver(setup)
     execute(setup.database, "UPDATE people SET email = 'n/a-' || id")
     setup.rewrite(guards="{max_removed: 100%, min_members: 3}")
-    planned = omnisync("plan", "members", "--config", str(setup.config_path), "--format", "json")
+    planned = here("plan", "members", "--config", str(setup.config_path), "--format", "json")
     (plan,) = json.loads(planned.stdout)["plans"]
     assert plan["held"] == [
         "the segment has no valid member (5 invalid), but 5 contacts carry the export's tag "

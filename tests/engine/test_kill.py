@@ -5,6 +5,10 @@ and is SIGKILLed when the emulator's request log (or the ledger) shows the
 chosen point. The restart must finish the job: Omnisend ends up exactly as
 after a clean run, and nothing Omnisend acknowledged and the ledger recorded
 before the kill is sent again.
+
+The runs around the ones killed and restarted (the clean reference, the last run that
+finds nothing to do) run with the real engine in this process (:func:`run_here`), and
+``history`` through the command's entry point in this process.
 """
 
 from __future__ import annotations
@@ -20,8 +24,16 @@ from typing import Any
 
 import pytest
 
+from omnisync.clock import SystemClock
+from omnisync.config.loader import load_config
 from omnisync.emulator import Emulator
+from omnisync.engine.clients import ClientPool
+from omnisync.engine.results import RunResult
+from omnisync.engine.runner import ExportRunner
+from omnisync.state import open_state_store
+from tests.cli import run_cli_here
 from tests.engine.helpers import (
+    API_KEY_VARIABLE,
     TAG_ADDS,
     UPSERTS,
     comparable_contacts,
@@ -78,13 +90,26 @@ def scenario(workspace: Path, emulator: Emulator, brand: str) -> Scenario:
     return Scenario(brand, key, config, directory / "state")
 
 
+def run_here(where: Scenario) -> RunResult:
+    """Export ``members`` once with the real engine in this process, on the system clock
+    like the emulator and the processes killed: for a run that is not the one under test."""
+    environ = {API_KEY_VARIABLE: where.api_key}
+    config = load_config(where.config, environ=environ)
+    clock = SystemClock()
+    with (
+        open_state_store(where.state_dir) as store,
+        ClientPool(clock=clock, environ=environ) as pool,
+    ):
+        return ExportRunner(config, store=store, clients=pool, clock=clock).run(
+            "members", trigger="cli"
+        )
+
+
 @pytest.fixture(scope="module")
 def clean_state(workspace: Path, emulator: Emulator) -> dict[str, Any]:
     clean = scenario(workspace, emulator, "clean")
-    done = omnisync(
-        "export", "run", "members", "--config", str(clean.config), api_key=clean.api_key
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_here(clean)
+    assert done.status == "succeeded", done.error
     assert emulator.drain()
     state = comparable_contacts(emulator, brand="clean")
     assert len(state) == MEMBERS
@@ -191,13 +216,12 @@ def restart_and_check(
     assert final == clean_state, first_difference(final, clean_state)
     assert len(ledger(where.state_dir)) == MEMBERS
     assert inflight(where.state_dir) == set()
-    history = omnisync("history", "--state-dir", str(where.state_dir), "--format", "json")
+    history = run_cli_here("history", "--state-dir", str(where.state_dir), "--format", "json")
     statuses = [run["status"] for run in json.loads(history.stdout)["runs"]]
     assert statuses == ["succeeded", before_status]
     # A further run has nothing left to do.
-    again = omnisync("export", "run", "members", "--config", str(where.config), "--format", "json",
-                     api_key=where.api_key)  # fmt: skip
-    assert json.loads(again.stdout)["counts"]["unchanged"] == MEMBERS
+    again = run_here(where)
+    assert (again.status, again.counts.unchanged) == ("succeeded", MEMBERS)
     return result
 
 
