@@ -14,9 +14,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	@touch $@
 
 # The test tools too (pytest, ruff, mypy, psycopg…): only `make test` pays for them,
-# in one pip run (one resolution), which also installs what `make demo` needs.
+# in one pip run (one resolution), which also installs what `make demo` needs. Not
+# compiled at install (4 s of CPU for every module of every tool): the suite writes
+# the bytecode of the modules it imports (scripts/check).
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-compile -e '.[test]'
 	@touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
