@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -54,6 +55,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if short:
             ordered.append(short.pop(0))
     items[:] = [*ordered, *short]
+
+
+@pytest.fixture(autouse=True)
+def loggers_restored() -> Iterator[None]:
+    """The ``omnisync`` and ``apscheduler`` loggers as they were before the test.
+
+    A command run in this process (``main(["drift", ...])``) routes them to the
+    stderr of that moment at its own level (``logs.configure_logging``): left so,
+    a later test of the worker would log into a finished capture at WARNING.
+    """
+    loggers = [logging.getLogger(name) for name in ("omnisync", "apscheduler")]
+    saved = [(logger, list(logger.handlers), logger.level) for logger in loggers]
+    yield
+    for logger, handlers, level in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
 
 
 def postgres_installed() -> bool:
