@@ -38,7 +38,12 @@ def open_http(
         headers=dict(headers),
         timeout=httpx.Timeout(timeout),
         transport=transport,
-        verify=_tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")),
+        # An injected transport makes its own connections: no context to load for it.
+        verify=(
+            True
+            if transport is not None
+            else _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        ),
         trust_env=True,
         follow_redirects=False,
     )
