@@ -7,7 +7,8 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from unittest import mock
 
 
 def run_cli(
@@ -46,7 +47,7 @@ def run_cli_here(
 
     output, errors = io.StringIO(), io.StringIO()
     with (
-        _environment(extra_env or {}),
+        mock.patch.dict(os.environ, extra_env or {}),
         contextlib.redirect_stdout(output),
         contextlib.redirect_stderr(errors),
     ):
@@ -57,20 +58,6 @@ def run_cli_here(
     return subprocess.CompletedProcess(
         ["omnisync", *arguments], code, output.getvalue(), errors.getvalue()
     )
-
-
-@contextlib.contextmanager
-def _environment(extra: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def run_cli_in_terminal(
